@@ -1,0 +1,124 @@
+//! The Policy Enforcement Point and Policy Retrieval Point (TS-0003 6.2.2, 7.1.4): which
+//! rules govern a request (TS-0001 9.6.1.3; security-access-control.md §3), handing them
+//! to the pure decision point, and turning a deny into 4103.
+
+use crate::checks::Checked;
+use crate::resolve::Target;
+use crate::tree::{Node, Tree};
+use crate::{Cse, RequestContext};
+use bastion_policy::{decide, explain, AccessOperation, AccessRequest, Applicable, PolicySource};
+use bastion_proto::{RequestError, ResourceType};
+
+/// Which rule set of the linked ACPs applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RuleKind {
+    /// `pv`: operations on the resource.
+    Privileges,
+    /// `pvs`: changing the resource's `acpi` (TS-0001 9.6.1.3.2).
+    SelfPrivileges,
+}
+
+impl Cse {
+    /// Decides `op` on `target` for the request's originator; `Err(4103)` on deny.
+    pub(crate) fn authorize(
+        &self,
+        req: &Checked,
+        ctx: &RequestContext,
+        target: &Target,
+        op: AccessOperation,
+        create_type: Option<u16>,
+    ) -> Result<(), RequestError> {
+        let tree = self.tree.read();
+        let node = tree
+            .get(target.governing())
+            .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+        self.authorize_node(&tree, &req.fr, ctx, node, op, create_type, RuleKind::Privileges)
+    }
+
+    /// Decides `op` on `node` with the rules of kind `kind`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn authorize_node(
+        &self,
+        tree: &Tree,
+        originator: &str,
+        ctx: &RequestContext,
+        node: &Node,
+        op: AccessOperation,
+        create_type: Option<u16>,
+        kind: RuleKind,
+    ) -> Result<(), RequestError> {
+        if self.permits(tree, originator, ctx, node, op, create_type, kind) {
+            Ok(())
+        } else {
+            Err(RequestError::NoPrivilege(
+                "originator has no privilege".into(),
+            ))
+        }
+    }
+
+    /// The PDP call; on deny the full explanation goes to the debug log, never to the
+    /// client (it would reveal policy).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn permits(
+        &self,
+        tree: &Tree,
+        originator: &str,
+        ctx: &RequestContext,
+        node: &Node,
+        op: AccessOperation,
+        create_type: Option<u16>,
+        kind: RuleKind,
+    ) -> bool {
+        let request = AccessRequest {
+            originator,
+            operation: op,
+            authenticated: ctx.authenticated,
+            target_type: node.ty.number(),
+            create_type,
+        };
+        let sources = applicable_sources(tree, node, kind);
+        let applicable = match &sources {
+            Some(sources) => Applicable::Policies(sources),
+            None => Applicable::Default {
+                creator: node.creator.as_deref(),
+            },
+        };
+        let decision = decide(&self.local, &request, &applicable);
+        if !decision.granted() && tracing::enabled!(tracing::Level::DEBUG) {
+            let why = explain(&self.local, &request, &applicable);
+            tracing::debug!(target_ri = %node.ri, op = op.name(), originator, %why, "access denied");
+        }
+        decision.granted()
+    }
+}
+
+/// The rule sets governing `node`: its own `pvs` for an ACP, else the `pv` (or `pvs`) of
+/// every ACP its `acpi` names. `None` means the default policy applies (empty `acpi`).
+/// A named ACP that no longer exists contributes nothing, so it can only narrow access.
+fn applicable_sources<'t>(tree: &'t Tree, node: &'t Node, kind: RuleKind) -> Option<Vec<PolicySource<'t>>> {
+    if node.ty == ResourceType::AccessControlPolicy {
+        let acp = node.acp.as_ref()?;
+        return Some(vec![PolicySource {
+            acp_id: &node.ri,
+            rules: &acp.pvs,
+        }]);
+    }
+    if node.acpi.is_empty() {
+        return None;
+    }
+    Some(
+        node.acpi
+            .iter()
+            .filter_map(|ri| {
+                let acp = tree.get(ri)?.acp.as_ref()?;
+                Some(PolicySource {
+                    acp_id: ri,
+                    rules: match kind {
+                        RuleKind::Privileges => &acp.pv,
+                        RuleKind::SelfPrivileges => &acp.pvs,
+                    },
+                })
+            })
+            .collect(),
+    )
+}

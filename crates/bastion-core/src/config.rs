@@ -1,0 +1,68 @@
+//! The CSE's identity and behaviour settings, as resolved from the configuration file and
+//! command line by the binary.
+
+/// The role of this CSE in a deployment (TS-0001 §6.2; `cst`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CseType {
+    In,
+    Mn,
+    Asn,
+}
+
+impl CseType {
+    pub fn number(self) -> u64 {
+        match self {
+            CseType::In => 1,
+            CseType::Mn => 2,
+            CseType::Asn => 3,
+        }
+    }
+}
+
+/// Everything the pipeline needs to know about the CSE it is.
+#[derive(Clone, Debug)]
+pub struct CseConfig {
+    /// SP-relative CSE-ID, e.g. `/id-in`.
+    pub cse_id: String,
+    /// CSEBase resource name, e.g. `cse-in`.
+    pub cse_name: String,
+    /// M2M-SP-ID, e.g. `//bastion.example`.
+    pub sp_id: String,
+    pub cse_type: CseType,
+    /// The admin originator, granted everything.
+    pub admin: String,
+    /// pointOfAccess advertised in the CSEBase.
+    pub poa: Vec<String>,
+    /// Release versions accepted in `rvi` and listed in `srv`.
+    pub releases: Vec<String>,
+    /// Lifetime given to resources created without `et`, in seconds.
+    pub default_lifetime_secs: i64,
+    /// How often the expiry sweep runs, in milliseconds.
+    pub expiry_interval_ms: u64,
+    /// Upper bound on results of one discovery when the request gives no `lim`.
+    pub discovery_limit: usize,
+}
+
+impl Default for CseConfig {
+    fn default() -> Self {
+        CseConfig {
+            cse_id: "/id-in".into(),
+            cse_name: "cse-in".into(),
+            sp_id: "//bastion.example".into(),
+            cse_type: CseType::In,
+            admin: "CAdmin".into(),
+            poa: vec!["http://127.0.0.1:8080".into()],
+            releases: vec!["2a".into(), "3".into(), "4".into()],
+            default_lifetime_secs: 10 * 365 * 24 * 3600,
+            expiry_interval_ms: 1000,
+            discovery_limit: 10_000,
+        }
+    }
+}
+
+impl CseConfig {
+    /// The CSEBase resource ID: the CSE-ID without its leading slash (e.g. `id-in`).
+    pub fn cse_ri(&self) -> &str {
+        self.cse_id.trim_start_matches('/')
+    }
+}

@@ -1,0 +1,561 @@
+//! CREATE (TS-0004 §7.3.3.2): `<AE>` registration (TS-0001 §10.2.2.2), generic resource
+//! creation, and `<contentInstance>` creation with container semantics (TS-0004 §7.4.7.2:
+//! size limits, eviction of the oldest instances, counters, state tag).
+
+use crate::checks::Checked;
+use crate::render::{store_body, wrap};
+use crate::resolve::Target;
+use crate::tree::{AcpRules, ContainerState, Instance, Node, Ri, Tree};
+use crate::{Cse, CseConfig, RequestContext};
+use bastion_policy::{AccessOperation, RuleSet};
+use bastion_proto::attrs::{self, Phase};
+use bastion_proto::id::{self, Address};
+use bastion_proto::time::Timestamp;
+use bastion_proto::{RequestError, ResourceType, Response, ResultContent, Rsc};
+use bastion_store::{StoredResource, WriteOp};
+use rand::distr::{Alphanumeric, SampleString};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Names a container's virtual children use; no real child may take them.
+const RESERVED_UNDER_CONTAINER: [&str; 2] = ["la", "ol"];
+
+pub(crate) async fn create(
+    cse: &Cse,
+    req: Checked,
+    ctx: &RequestContext,
+    now: Timestamp,
+) -> Result<Response, RequestError> {
+    let ty = req.ty.expect("checked: CREATE has ty");
+    if ty == ResourceType::CseBase {
+        return Err(RequestError::not_allowed("a CSEBase cannot be created"));
+    }
+    let content = req.content(ty)?;
+    let target = cse.resolve(&req, now).await?;
+    let parent = match target {
+        Target::Node(ri) => ri,
+        Target::Virtual { .. } => {
+            return Err(RequestError::not_allowed("virtual resources cannot be created"))
+        }
+        Target::Instance { .. } => {
+            return Err(RequestError::InvalidChildType(
+                "a contentInstance has no children".into(),
+            ))
+        }
+    };
+    if ty == ResourceType::Ae {
+        return register_ae(cse, &req, content, &parent, now).await;
+    }
+    cse.authorize(
+        &req,
+        ctx,
+        &Target::Node(parent.clone()),
+        AccessOperation::Create,
+        Some(ty.number()),
+    )?;
+    {
+        let tree = cse.tree.read();
+        let parent_ty = tree.get(&parent).map(|n| n.ty);
+        if !parent_ty.is_some_and(|p| p.allows_child(ty)) {
+            if !ty.is_creatable() {
+                return Err(RequestError::NotImplemented(
+                    format!("resource type {} is not implemented", ty.number()).into(),
+                ));
+            }
+            return Err(RequestError::InvalidChildType(
+                "this parent cannot hold that resource type".into(),
+            ));
+        }
+    }
+    attrs::validate(ty, Phase::Create, &content)?;
+    if ty == ResourceType::ContentInstance {
+        create_instance(cse, &req, content, &parent, now).await
+    } else {
+        create_node(cse, &req, ty, content, &parent, now).await
+    }
+}
+
+/// Settings that CREATE of any type shares.
+struct Common {
+    rn: String,
+    et: Timestamp,
+    creator_attr: bool,
+}
+
+/// `rn`, `et` and `cr` handling shared by every type.
+fn common(
+    tree: &Tree,
+    parent: &Node,
+    content: &mut Map<String, Value>,
+    generated: impl FnOnce() -> String,
+    config: &CseConfig,
+    now: Timestamp,
+) -> Result<Common, RequestError> {
+    let rn = match content.remove("rn") {
+        Some(Value::String(rn)) => {
+            id::validate_resource_name(&rn)?;
+            if parent.container.is_some() && RESERVED_UNDER_CONTAINER.contains(&rn.as_str()) {
+                return Err(RequestError::bad_request("la and ol are reserved names"));
+            }
+            rn
+        }
+        _ => generated(),
+    };
+    if tree.name_taken(parent, &rn) {
+        return Err(RequestError::Conflict(
+            "a sibling already has this resource name".into(),
+        ));
+    }
+    let ceiling = parent.et.unwrap_or(bastion_proto::time::MAX);
+    let et = match content.remove("et") {
+        Some(Value::String(s)) => {
+            let et = Timestamp::parse(&s).ok_or_else(|| RequestError::bad_request("bad et"))?;
+            if et <= now {
+                return Err(RequestError::bad_request("expirationTime is in the past"));
+            }
+            et.min(ceiling)
+        }
+        _ => now.plus_seconds(config.default_lifetime_secs).min(ceiling),
+    };
+    let creator_attr = matches!(content.remove("cr"), Some(Value::Null));
+    if content.get("at").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
+        return Err(RequestError::NotImplemented(
+            "announcement is not supported yet".into(),
+        ));
+    }
+    // Null optional attributes in a CREATE mean "no value".
+    content.retain(|_, v| !v.is_null());
+    Ok(Common {
+        rn,
+        et,
+        creator_attr,
+    })
+}
+
+/// Builds the universal attributes in wire order.
+fn universal(ty: ResourceType, ri: &str, rn: &str, pi: &str, now: Timestamp, et: Timestamp) -> Map<String, Value> {
+    let ts = now.format();
+    let mut m = Map::new();
+    m.insert("ty".into(), Value::from(ty.number()));
+    m.insert("ri".into(), Value::String(ri.to_owned()));
+    m.insert("rn".into(), Value::String(rn.to_owned()));
+    m.insert("pi".into(), Value::String(pi.to_owned()));
+    m.insert("ct".into(), Value::String(ts.clone()));
+    m.insert("lt".into(), Value::String(ts));
+    m.insert("et".into(), Value::String(et.format()));
+    m
+}
+
+/// A fresh resource ID: the type's short name and 16 random alphanumerics (~95 bits), so
+/// IDs of deleted resources are never handed out again.
+pub(crate) fn new_ri(ty: ResourceType) -> String {
+    let mut ri = String::with_capacity(20);
+    ri.push_str(ty.short_name());
+    Alphanumeric.append_string(&mut rand::rng(), &mut ri, 16);
+    ri
+}
+
+/// Resolves one `acpi` entry to an existing `<accessControlPolicy>` of this CSE.
+pub(crate) fn resolve_acp_id(tree: &Tree, config: &CseConfig, id: &str) -> Option<Ri> {
+    let rest = match Address::parse(id).ok()? {
+        Address::CseRelative(rest) => rest,
+        Address::SpRelative { cse_id, rest } if cse_id == config.cse_id => rest,
+        Address::Absolute { sp_id, cse_id, rest } if sp_id == config.sp_id && cse_id == config.cse_id => rest,
+        _ => return None,
+    };
+    let mut segs = rest.split('/');
+    let first = segs.next()?;
+    let mut cur = if first == config.cse_name || first == "-" {
+        tree.get(&tree.base)?
+    } else {
+        tree.get(first)?
+    };
+    for seg in segs {
+        cur = tree.get(cur.child_names.get(seg)?)?;
+    }
+    (cur.ty == ResourceType::AccessControlPolicy).then(|| cur.ri.clone())
+}
+
+/// Checks an `acpi` value and resolves it; every entry must name an existing ACP.
+pub(crate) fn resolve_acpi(tree: &Tree, config: &CseConfig, value: Option<&Value>) -> Result<Vec<Ri>, RequestError> {
+    let Some(list) = value.and_then(Value::as_array) else {
+        return Ok(Vec::new());
+    };
+    list.iter()
+        .map(|v| {
+            v.as_str()
+                .and_then(|id| resolve_acp_id(tree, config, id))
+                .ok_or_else(|| {
+                    RequestError::bad_request("acpi names a resource that is not an accessControlPolicy")
+                })
+        })
+        .collect()
+}
+
+/// Compiles `pv`/`pvs` of an ACP's content (TS-0003 7.1.2; `pvs` needs at least one rule).
+pub(crate) fn compile_acp(
+    cse: &Cse,
+    pv: &Value,
+    pvs: &Value,
+) -> Result<AcpRules, RequestError> {
+    let parse = |name: &str, v: &Value| {
+        RuleSet::parse(v, &cse.local)
+            .map_err(|e| RequestError::bad_request(format!("{name}: {e}")))
+    };
+    let rules = AcpRules {
+        pv: parse("pv", pv)?,
+        pvs: parse("pvs", pvs)?,
+    };
+    if rules.pvs.is_empty() {
+        return Err(RequestError::bad_request("pvs must hold at least one rule"));
+    }
+    Ok(rules)
+}
+
+async fn create_node(
+    cse: &Cse,
+    req: &Checked,
+    ty: ResourceType,
+    mut content: Map<String, Value>,
+    parent_ri: &Ri,
+    now: Timestamp,
+) -> Result<Response, RequestError> {
+    if ty == ResourceType::AccessControlPolicy
+        && ["adri", "apri", "airi"].iter().any(|k| content.contains_key(*k))
+    {
+        return Err(RequestError::NotImplemented(
+            "distributed authorization is not supported yet".into(),
+        ));
+    }
+    let acp = if ty == ResourceType::AccessControlPolicy {
+        Some(Arc::new(compile_acp(
+            cse,
+            content.get("pv").unwrap_or(&Value::Null),
+            content.get("pvs").unwrap_or(&Value::Null),
+        )?))
+    } else {
+        None
+    };
+    cse.write_guard()?;
+    let (pending, attrs) = {
+        let mut tree = cse.tree.write();
+        let parent = tree
+            .get(parent_ri)
+            .ok_or_else(|| RequestError::not_found("parent no longer exists"))?;
+        let ri = new_ri(ty);
+        let c = common(&tree, parent, &mut content, || ri.clone(), &cse.config, now)?;
+        let acpi = resolve_acpi(&tree, &cse.config, content.get("acpi"))?;
+        let path = format!("{}/{}", parent.path, c.rn);
+        let mut attrs = universal(ty, &ri, &c.rn, parent_ri, now, c.et);
+        if c.creator_attr {
+            attrs.insert("cr".into(), Value::String(req.fr.clone()));
+        }
+        if ty == ResourceType::Container {
+            attrs.insert("st".into(), Value::from(0));
+            attrs.insert("cni".into(), Value::from(0));
+            attrs.insert("cbs".into(), Value::from(0));
+        }
+        attrs.extend(content);
+        let seq = tree.next_seq();
+        let row = StoredResource {
+            ri: ri.clone(),
+            pi: parent_ri.to_string(),
+            rn: c.rn.clone(),
+            ty: ty.number(),
+            seq,
+            size: 0,
+            et: Some(c.et.format()),
+            body: store_body(&attrs, Some(&req.fr)),
+        };
+        let node = Node {
+            ty,
+            ri: Arc::from(ri.as_str()),
+            pi: Some(parent_ri.clone()),
+            rn: c.rn,
+            path,
+            seq,
+            attrs: attrs.clone(),
+            creator: Some(req.fr.clone()),
+            et: Some(c.et),
+            children: Vec::new(),
+            child_names: HashMap::new(),
+            acp,
+            acpi,
+            container: (ty == ResourceType::Container).then(|| Box::new(ContainerState::default())),
+        };
+        tree.insert(node);
+        (cse.committer.enqueue(vec![WriteOp::Upsert(row)]), attrs)
+    };
+    pending.durable().await?;
+    created(cse, req, ty, attrs)
+}
+
+/// Shapes the CREATE response per `rcn` (default 1, attributes).
+fn created(cse: &Cse, req: &Checked, ty: ResourceType, attrs: Map<String, Value>) -> Result<Response, RequestError> {
+    let mut resp = Response::new(Rsc::Created, String::new());
+    let address = || {
+        let tree = cse.tree.read();
+        let pi = attrs.get("pi").and_then(Value::as_str).unwrap_or("");
+        let rn = attrs.get("rn").and_then(Value::as_str).unwrap_or("");
+        tree.get(pi)
+            .map(|p| format!("{}/{}", p.path, rn))
+            .unwrap_or_default()
+    };
+    match req.rcn.unwrap_or(ResultContent::Attributes) {
+        ResultContent::Nothing => {}
+        ResultContent::HierarchicalAddress => {
+            let uri = address();
+            resp.content_location = Some(uri.clone());
+            resp.pc = Some(serde_json::json!({ "m2m:uri": uri }));
+        }
+        ResultContent::HierarchicalAddressAndAttributes => {
+            let uri = address();
+            resp.content_location = Some(uri.clone());
+            let mut rce = Map::new();
+            rce.insert(ty.root().to_owned(), Value::Object(attrs));
+            rce.insert("uri".into(), Value::String(uri));
+            resp.pc = Some(serde_json::json!({ "m2m:rce": rce }));
+        }
+        ResultContent::ModifiedAttributes => {
+            let sent = req
+                .pc
+                .as_ref()
+                .and_then(|pc| pc.get(ty.root()))
+                .and_then(Value::as_object);
+            let modified: Map<String, Value> = attrs
+                .into_iter()
+                .filter(|(k, v)| sent.and_then(|s| s.get(k)) != Some(v))
+                .collect();
+            resp.pc = Some(wrap(ty, modified));
+        }
+        _ => resp.pc = Some(wrap(ty, attrs)),
+    }
+    Ok(resp)
+}
+
+/// AE registration (TS-0001 §10.2.2.2; core-primitives.md §8). Access control does not
+/// apply; the originator decides the AE-ID.
+async fn register_ae(
+    cse: &Cse,
+    req: &Checked,
+    mut content: Map<String, Value>,
+    parent_ri: &Ri,
+    now: Timestamp,
+) -> Result<Response, RequestError> {
+    {
+        let tree = cse.tree.read();
+        if *parent_ri != tree.base {
+            return Err(RequestError::InvalidChildType(
+                "an AE can only be created under the CSEBase".into(),
+            ));
+        }
+    }
+    attrs::validate(ResourceType::Ae, Phase::Create, &content)?;
+    let api = content.get("api").and_then(Value::as_str).unwrap_or("");
+    let lower_r_allowed = matches!(req.rvi.as_str(), "2a" | "3");
+    let api_ok = api.len() > 1
+        && (api.starts_with('R') || api.starts_with('N') || (lower_r_allowed && api.starts_with('r')));
+    if !api_ok {
+        return Err(RequestError::bad_request("api must start with R or N"));
+    }
+    let aei = match req.fr.as_str() {
+        "" | "C" => format!("C{}", Alphanumeric.sample_string(&mut rand::rng(), 16)),
+        "S" => format!("S{}", Alphanumeric.sample_string(&mut rand::rng(), 16)),
+        fr if (fr.starts_with('C') || fr.starts_with('S')) && !fr.contains('/') => {
+            id::validate_resource_name(fr)
+                .map_err(|_| RequestError::bad_request("originator is not a valid AE-ID-Stem"))?;
+            fr.to_owned()
+        }
+        _ => {
+            return Err(RequestError::bad_request(
+                "an AE registers with an empty, C, S or AE-ID-Stem originator",
+            ))
+        }
+    };
+    cse.write_guard()?;
+    let (pending, attrs) = {
+        let mut tree = cse.tree.write();
+        if tree.get(&aei).is_some() {
+            return Err(RequestError::AlreadyRegistered(
+                "an AE with this AE-ID is already registered".into(),
+            ));
+        }
+        let base = tree.get(parent_ri).ok_or_else(|| RequestError::not_found("CSEBase missing"))?;
+        let c = common(&tree, base, &mut content, || aei.clone(), &cse.config, now)?;
+        let acpi = resolve_acpi(&tree, &cse.config, content.get("acpi"))?;
+        let path = format!("{}/{}", base.path, c.rn);
+        let mut attrs = universal(ResourceType::Ae, &aei, &c.rn, parent_ri, now, c.et);
+        attrs.extend(content);
+        attrs.insert("aei".into(), Value::String(aei.clone()));
+        let seq = tree.next_seq();
+        let row = StoredResource {
+            ri: aei.clone(),
+            pi: parent_ri.to_string(),
+            rn: c.rn.clone(),
+            ty: 2,
+            seq,
+            size: 0,
+            et: Some(c.et.format()),
+            body: store_body(&attrs, Some(&aei)),
+        };
+        tree.insert(Node {
+            ty: ResourceType::Ae,
+            ri: Arc::from(aei.as_str()),
+            pi: Some(parent_ri.clone()),
+            rn: c.rn,
+            path,
+            seq,
+            attrs: attrs.clone(),
+            creator: Some(aei.clone()),
+            et: Some(c.et),
+            children: Vec::new(),
+            child_names: HashMap::new(),
+            acp: None,
+            acpi,
+            container: None,
+        });
+        (cse.committer.enqueue(vec![WriteOp::Upsert(row)]), attrs)
+    };
+    pending.durable().await?;
+    created(cse, req, ResourceType::Ae, attrs)
+}
+
+/// Byte size of `con`: the UTF-8 length of a string, else of its JSON text.
+pub(crate) fn content_size(con: &Value) -> u64 {
+    match con {
+        Value::String(s) => s.len() as u64,
+        other => serde_json::to_string(other).map_or(0, |s| s.len() as u64),
+    }
+}
+
+fn attr_u64(attrs: &Map<String, Value>, name: &str) -> Option<u64> {
+    attrs.get(name).and_then(Value::as_u64)
+}
+
+/// Evicts oldest instances until one more of `incoming` bytes fits (TS-0004 §7.4.7.2).
+/// Returns the write ops for the evicted instances.
+pub(crate) fn evict_for(node: &mut Node, incoming_count: u64, incoming_bytes: u64) -> Vec<WriteOp> {
+    let mni = attr_u64(&node.attrs, "mni");
+    let mbs = attr_u64(&node.attrs, "mbs");
+    let mut ops = Vec::new();
+    let Some(state) = node.container.as_mut() else {
+        return ops;
+    };
+    loop {
+        let over_count = mni.is_some_and(|m| state.cni() + incoming_count > m);
+        let over_bytes = mbs.is_some_and(|m| state.cbs + incoming_bytes > m);
+        if !(over_count || over_bytes) {
+            break;
+        }
+        let Some(old) = state.instances.pop_front() else {
+            break;
+        };
+        state.cbs -= old.cs;
+        state.names.remove(&old.name_hash);
+        if state.instances.is_empty() {
+            state.latest = None;
+        }
+        ops.push(WriteOp::Delete {
+            ri: old.ri.into_string(),
+        });
+    }
+    ops
+}
+
+/// Writes the container's counters into its attributes and returns its stored row.
+pub(crate) fn container_row(node: &mut Node) -> StoredResource {
+    if let Some(state) = node.container.as_ref() {
+        node.attrs.insert("cni".into(), Value::from(state.cni()));
+        node.attrs.insert("cbs".into(), Value::from(state.cbs));
+    }
+    node_row(node)
+}
+
+/// The stored row of an in-memory node.
+pub(crate) fn node_row(node: &Node) -> StoredResource {
+    StoredResource {
+        ri: node.ri.to_string(),
+        pi: node.pi.as_deref().unwrap_or("").to_owned(),
+        rn: node.rn.clone(),
+        ty: node.ty.number(),
+        seq: node.seq,
+        size: 0,
+        et: node.et.map(Timestamp::format),
+        body: store_body(&node.attrs, node.creator.as_deref()),
+    }
+}
+
+async fn create_instance(
+    cse: &Cse,
+    req: &Checked,
+    mut content: Map<String, Value>,
+    parent_ri: &Ri,
+    now: Timestamp,
+) -> Result<Response, RequestError> {
+    let cs = content_size(content.get("con").unwrap_or(&Value::Null));
+    cse.write_guard()?;
+    let (pending, attrs) = {
+        let mut guard = cse.tree.write();
+        let tree = &mut *guard;
+        let parent = tree
+            .get(parent_ri)
+            .ok_or_else(|| RequestError::not_found("container no longer exists"))?;
+        if attr_u64(&parent.attrs, "mbs").is_some_and(|mbs| cs > mbs) {
+            return Err(RequestError::NotAcceptable(
+                "content is larger than the container's maxByteSize".into(),
+            ));
+        }
+        if attr_u64(&parent.attrs, "mni") == Some(0) {
+            return Err(RequestError::NotAcceptable(
+                "the container's maxNrOfInstances is 0".into(),
+            ));
+        }
+        let ri = new_ri(ResourceType::ContentInstance);
+        let mut c = common(tree, parent, &mut content, || ri.clone(), &cse.config, now)?;
+        if let Some(mia) = attr_u64(&parent.attrs, "mia") {
+            c.et = c.et.min(now.plus_seconds(mia.min(i64::MAX as u64) as i64));
+        }
+        let name_hash = tree.name_hash(&c.rn);
+        let seq = tree.next_seq();
+        let parent = tree.get_mut(parent_ri).expect("looked up above");
+        let mut ops = evict_for(parent, 1, cs);
+        let st = attr_u64(&parent.attrs, "st").unwrap_or(0) + 1;
+        parent.attrs.insert("st".into(), Value::from(st));
+        let mut attrs = universal(ResourceType::ContentInstance, &ri, &c.rn, parent_ri, now, c.et);
+        attrs.insert("st".into(), Value::from(st));
+        attrs.insert("cs".into(), Value::from(cs));
+        if c.creator_attr {
+            attrs.insert("cr".into(), Value::String(req.fr.clone()));
+        }
+        attrs.extend(content);
+        let state = parent.container.as_mut().expect("parent is a container");
+        state.instances.push_back(Instance {
+            seq,
+            ri: ri.clone().into_boxed_str(),
+            name_hash,
+            cs,
+            et: Some(c.et.0),
+        });
+        state.names.insert(name_hash);
+        state.cbs += cs;
+        let shared = Arc::new(attrs);
+        state.latest = Some(shared.clone());
+        ops.push(WriteOp::Upsert(container_row(parent)));
+        ops.push(WriteOp::Upsert(StoredResource {
+            ri,
+            pi: parent_ri.to_string(),
+            rn: c.rn,
+            ty: 4,
+            seq,
+            size: cs as i64,
+            et: Some(c.et.format()),
+            body: store_body(&shared, None),
+        }));
+        (cse.committer.enqueue(ops), shared)
+    };
+    pending.durable().await?;
+    let attrs = Arc::try_unwrap(attrs).unwrap_or_else(|shared| (*shared).clone());
+    created(cse, req, ResourceType::ContentInstance, attrs)
+}
+

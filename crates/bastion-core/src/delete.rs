@@ -1,0 +1,101 @@
+//! DELETE (TS-0004 §7.3.3.5): a resource with its whole subtree, or one instance of a
+//! container (also through `la`/`ol`) with the container's counters kept exact. Expiry
+//! uses the same removal paths.
+
+use crate::checks::Checked;
+use crate::create::container_row;
+use crate::resolve::Target;
+use crate::retrieve::{instance_attrs, shape};
+use crate::tree::{Ri, Tree};
+use crate::{Cse, RequestContext};
+use bastion_policy::AccessOperation;
+use bastion_proto::time::Timestamp;
+use bastion_proto::{RequestError, ResourceType, Response, ResultContent, Rsc};
+use bastion_store::WriteOp;
+use serde_json::Value;
+use std::sync::Arc;
+
+pub(crate) async fn delete(
+    cse: &Cse,
+    req: Checked,
+    ctx: &RequestContext,
+    now: Timestamp,
+) -> Result<Response, RequestError> {
+    let target = cse.resolve(&req, now).await?;
+    if let Target::Node(ri) = &target {
+        if **ri == *cse.tree.read().base {
+            return Err(RequestError::not_allowed("the CSEBase cannot be deleted"));
+        }
+    }
+    cse.authorize(&req, ctx, &target, AccessOperation::Delete, None)?;
+    let rcn = req.rcn.unwrap_or(ResultContent::Nothing);
+    let (ty, attrs, node) = match &target {
+        Target::Node(ri) => {
+            let tree = cse.tree.read();
+            let n = tree.get(ri).ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+            (n.ty, Arc::new(n.attrs.clone()), Some(ri.clone()))
+        }
+        Target::Instance { parent, ri } => (
+            ResourceType::ContentInstance,
+            instance_attrs(cse, parent, Some(ri), None).await?,
+            None,
+        ),
+        Target::Virtual { parent, which } => (
+            ResourceType::ContentInstance,
+            instance_attrs(cse, parent, None, Some(*which)).await?,
+            None,
+        ),
+    };
+    let pc = if rcn == ResultContent::Nothing {
+        None
+    } else {
+        Some(shape(cse, &req, ty, attrs.clone(), node.as_ref(), now).await?)
+    };
+    cse.write_guard()?;
+    let pending = {
+        let mut tree = cse.tree.write();
+        let ops = match &target {
+            Target::Node(ri) => remove_node(&mut tree, ri),
+            Target::Instance { parent, .. } | Target::Virtual { parent, .. } => {
+                let ri = attrs.get("ri").and_then(Value::as_str).unwrap_or("");
+                remove_instance(&mut tree, parent, ri)
+                    .ok_or_else(|| RequestError::not_found("resource does not exist"))?
+            }
+        };
+        cse.committer.enqueue(ops)
+    };
+    pending.durable().await?;
+    let mut resp = Response::new(Rsc::Deleted, String::new());
+    resp.pc = pc;
+    Ok(resp)
+}
+
+/// Removes a node and its subtree from the tree; returns the store ops.
+pub(crate) fn remove_node(tree: &mut Tree, ri: &Ri) -> Vec<WriteOp> {
+    let mut ops = Vec::new();
+    for n in tree.remove_subtree(ri) {
+        if n.container.is_some() {
+            ops.push(WriteOp::DeleteChildren { pi: n.ri.to_string() });
+        }
+        ops.push(WriteOp::Delete { ri: n.ri.to_string() });
+    }
+    ops
+}
+
+/// Removes one instance from its container; `None` when it is no longer indexed.
+pub(crate) fn remove_instance(tree: &mut Tree, parent: &Ri, ri: &str) -> Option<Vec<WriteOp>> {
+    let node = tree.get_mut(parent)?;
+    let state = node.container.as_mut()?;
+    let pos = state.instances.iter().rposition(|i| &*i.ri == ri)?;
+    let removed = state.instances.remove(pos)?;
+    state.cbs -= removed.cs;
+    state.names.remove(&removed.name_hash);
+    if pos == state.instances.len() {
+        state.latest = None;
+    }
+    Some(vec![
+        WriteOp::Delete { ri: ri.to_owned() },
+        WriteOp::Upsert(container_row(node)),
+    ])
+}
+

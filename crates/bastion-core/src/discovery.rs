@@ -1,0 +1,300 @@
+//! Discovery (TS-0004 §7.3.3.14-17; core-resources.md §5): walking the subtree below the
+//! target, keeping what matches the filter criteria and what the originator may DISCOVER,
+//! and the same criteria used as a condition on a single resource (conditional
+//! operations).
+
+use crate::access::RuleKind;
+use crate::checks::Checked;
+use crate::render::{child_ref, parse_body};
+use crate::resolve::Target;
+use crate::tree::{Node, Ri, Tree};
+use crate::{Cse, RequestContext};
+use bastion_policy::AccessOperation;
+use bastion_proto::filter::FilterCriteria;
+use bastion_proto::time::Timestamp;
+use bastion_proto::{RequestError, Response, ResultContent, Rsc};
+use serde_json::{json, Map, Value};
+
+/// What a filter needs to know of a resource's neighbours.
+#[derive(Default)]
+pub(crate) struct Relations<'a> {
+    pub parent_ty: Option<u16>,
+    pub parent_labels: Option<&'a Value>,
+    pub child_types: Vec<u16>,
+    pub child_labels: Vec<&'a Value>,
+}
+
+fn ts_attr(attrs: &Map<String, Value>, name: &str) -> Option<Timestamp> {
+    attrs.get(name).and_then(Value::as_str).and_then(Timestamp::parse)
+}
+
+fn labels_contain(labels: Option<&Value>, wanted: &[String]) -> bool {
+    labels
+        .and_then(Value::as_array)
+        .is_some_and(|l| l.iter().filter_map(Value::as_str).any(|x| wanted.iter().any(|w| w == x)))
+}
+
+/// Glob match of an attribute condition value: `*` matches any run (discovery only).
+fn value_matches(pattern: &str, text: &str, wildcard: bool) -> bool {
+    if !wildcard || !pattern.contains('*') {
+        return pattern == text;
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let mut rest = text;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(part) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            match rest.find(part) {
+                Some(pos) => rest = &rest[pos + part.len()..],
+                None => return false,
+            }
+        }
+    }
+    rest.is_empty()
+}
+
+fn attr_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Whether a resource satisfies the conditions of `fc`. Different conditions combine per
+/// `fo` (AND by default); repeated values of one condition are OR-ed.
+pub(crate) fn matches(fc: &FilterCriteria, ty: u16, attrs: &Map<String, Value>, rel: &Relations<'_>) -> bool {
+    let mut results: Vec<bool> = Vec::new();
+    let mut push = |r: bool| results.push(r);
+    let ct = ts_attr(attrs, "ct");
+    let lt = ts_attr(attrs, "lt");
+    let et = ts_attr(attrs, "et");
+    let st = attrs.get("st").and_then(Value::as_u64);
+    let cs = attrs.get("cs").and_then(Value::as_u64);
+    if let Some(t) = fc.crb {
+        push(ct.is_some_and(|c| c < t));
+    }
+    if let Some(t) = fc.cra {
+        push(ct.is_some_and(|c| c >= t));
+    }
+    if let Some(t) = fc.ms {
+        push(lt.is_some_and(|l| l >= t));
+    }
+    if let Some(t) = fc.us {
+        push(lt.is_some_and(|l| l < t));
+    }
+    if let Some(t) = fc.exb {
+        push(et.is_some_and(|e| e < t));
+    }
+    if let Some(t) = fc.exa {
+        push(et.is_some_and(|e| e >= t));
+    }
+    if let Some(n) = fc.sts {
+        push(st.is_some_and(|s| s < n));
+    }
+    if let Some(n) = fc.stb {
+        push(st.is_some_and(|s| s >= n));
+    }
+    if let Some(n) = fc.sza {
+        push(cs.is_some_and(|s| s >= n));
+    }
+    if let Some(n) = fc.szb {
+        push(cs.is_some_and(|s| s < n));
+    }
+    if !fc.lbl.is_empty() {
+        push(labels_contain(attrs.get("lbl"), &fc.lbl));
+    }
+    if !fc.ty.is_empty() {
+        push(fc.ty.contains(&ty));
+    }
+    if !fc.cty.is_empty() {
+        let media = attrs
+            .get("cnf")
+            .and_then(Value::as_str)
+            .map(|c| c.split(':').next().unwrap_or(""));
+        push(media.is_some_and(|m| fc.cty.iter().any(|c| c == m)));
+    }
+    if !fc.pty.is_empty() {
+        push(rel.parent_ty.is_some_and(|p| fc.pty.contains(&p)));
+    }
+    if !fc.palb.is_empty() {
+        push(labels_contain(rel.parent_labels, &fc.palb));
+    }
+    if !fc.chty.is_empty() {
+        push(rel.child_types.iter().any(|t| fc.chty.contains(t)));
+    }
+    if !fc.clbl.is_empty() {
+        push(rel.child_labels.iter().any(|l| labels_contain(Some(l), &fc.clbl)));
+    }
+    if !fc.atr.is_empty() {
+        let wildcard = fc.is_discovery();
+        push(fc.atr.iter().any(|(name, want)| {
+            attrs
+                .get(name)
+                .and_then(attr_text)
+                .is_some_and(|have| value_matches(want, &have, wildcard))
+        }));
+    }
+    if results.is_empty() {
+        return true;
+    }
+    if fc.fo == Some(2) {
+        results.iter().any(|r| *r)
+    } else {
+        results.iter().all(|r| *r)
+    }
+}
+
+fn needs_relations(fc: &FilterCriteria) -> bool {
+    !fc.pty.is_empty() || !fc.palb.is_empty() || !fc.chty.is_empty() || !fc.clbl.is_empty()
+}
+
+/// Relations of an in-memory node, computed only when the filter uses them.
+pub(crate) fn node_relations<'t>(tree: &'t Tree, node: &'t Node, fc: &FilterCriteria) -> Relations<'t> {
+    if !needs_relations(fc) {
+        return Relations::default();
+    }
+    let parent = node.pi.as_ref().and_then(|pi| tree.get(pi));
+    let children: Vec<&Node> = node.children.iter().filter_map(|c| tree.get(c)).collect();
+    let mut child_types: Vec<u16> = children.iter().map(|c| c.ty.number()).collect();
+    if node.container.as_ref().is_some_and(|c| !c.instances.is_empty()) {
+        child_types.push(4);
+    }
+    Relations {
+        parent_ty: parent.map(|p| p.ty.number()),
+        parent_labels: parent.and_then(|p| p.attrs.get("lbl")),
+        child_types,
+        child_labels: children.iter().filter_map(|c| c.attrs.get("lbl")).collect(),
+    }
+}
+
+struct Hit {
+    rn: String,
+    ty: u16,
+    structured: String,
+    ri: String,
+}
+
+/// Runs a discovery request below `target`.
+pub(crate) async fn discover(
+    cse: &Cse,
+    req: &Checked,
+    ctx: &RequestContext,
+    target: &Target,
+    now: Timestamp,
+) -> Result<Response, RequestError> {
+    let Target::Node(root) = target else {
+        return Err(RequestError::bad_request("discovery needs a resource as root"));
+    };
+    let fc = &req.fc;
+    let max_level = fc.lvl.unwrap_or(u64::MAX);
+    let want_instances = fc.ty.is_empty() || fc.ty.contains(&4);
+    let mut hits: Vec<Hit> = Vec::new();
+    let mut containers: Vec<(Ri, String, u64)> = Vec::new();
+    {
+        let tree = cse.tree.read();
+        let mut stack: Vec<(Ri, u64)> = vec![(root.clone(), 0)];
+        while let Some((ri, depth)) = stack.pop() {
+            let Some(node) = tree.get(&ri) else { continue };
+            if node.is_expired(now) {
+                continue;
+            }
+            if depth > 0 {
+                let rel = node_relations(&tree, node, fc);
+                if matches(fc, node.ty.number(), &node.attrs, &rel)
+                    && cse.permits(&tree, &req.fr, ctx, node, AccessOperation::Discovery, None, RuleKind::Privileges)
+                {
+                    hits.push(Hit {
+                        rn: node.rn.clone(),
+                        ty: node.ty.number(),
+                        structured: node.path.clone(),
+                        ri: node.ri.to_string(),
+                    });
+                }
+            }
+            if depth >= max_level {
+                continue;
+            }
+            if want_instances
+                && node.container.as_ref().is_some_and(|c| !c.instances.is_empty())
+                && cse.permits(&tree, &req.fr, ctx, node, AccessOperation::Discovery, None, RuleKind::Privileges)
+            {
+                containers.push((node.ri.clone(), node.path.clone(), depth + 1));
+            }
+            // Reverse so the stack pops children oldest first: parents precede children.
+            for child in node.children.iter().rev() {
+                stack.push((child.clone(), depth + 1));
+            }
+        }
+    }
+    let limit = fc.lim.map_or(cse.config.discovery_limit, |l| l as usize);
+    let offset = fc.ofst.map_or(0, |o| o.saturating_sub(1) as usize);
+    for (ri, path, _) in containers {
+        if hits.len() >= offset + limit {
+            break;
+        }
+        let rows = cse
+            .store
+            .children(&ri, Some(4))
+            .await
+            .map_err(|_| RequestError::Internal("storage read failed".into()))?;
+        let parent_rel = {
+            let tree = cse.tree.read();
+            tree.get(&ri).map(|n| (n.attrs.get("lbl").cloned(), n.ty.number()))
+        };
+        for row in rows {
+            if row.et.as_deref().and_then(Timestamp::parse).is_some_and(|et| et <= now) {
+                continue;
+            }
+            let Ok((attrs, _)) = parse_body(&row.body) else { continue };
+            let rel = Relations {
+                parent_ty: parent_rel.as_ref().map(|p| p.1),
+                parent_labels: parent_rel.as_ref().and_then(|p| p.0.as_ref()),
+                ..Relations::default()
+            };
+            if matches(fc, 4, &attrs, &rel) {
+                hits.push(Hit {
+                    structured: format!("{path}/{}", row.rn),
+                    rn: row.rn,
+                    ty: 4,
+                    ri: row.ri,
+                });
+            }
+        }
+    }
+    let selected = hits.into_iter().skip(offset).take(limit);
+    let address = |h: &Hit| if req.drt == 2 { h.ri.clone() } else { h.structured.clone() };
+    let mut resp = Response::new(Rsc::Ok, String::new());
+    resp.pc = Some(match req.rcn {
+        Some(ResultContent::ChildReferences) => {
+            let rrf: Vec<Value> = selected.map(|h| child_ref(&h.rn, h.ty, &address(&h))).collect();
+            json!({ "m2m:rrl": { "rrf": rrf } })
+        }
+        _ => {
+            let uril: Vec<Value> = selected.map(|h| Value::String(address(&h))).collect();
+            json!({ "m2m:uril": uril })
+        }
+    });
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribute_wildcards_only_in_discovery() {
+        assert!(value_matches("Cab*", "Cabc", true));
+        assert!(!value_matches("Cab*", "Cabc", false));
+        assert!(value_matches("*b*", "abc", true));
+        assert!(!value_matches("a*d", "abc", true));
+        assert!(value_matches("abc", "abc", true));
+    }
+}

@@ -1,0 +1,65 @@
+//! Expiry (TS-0001 §9.6.1.3; core-resources.md §4): resources whose `et` has passed are
+//! removed with their subtrees by a periodic sweep. Until the sweep runs, resolution
+//! already treats them as absent.
+
+use crate::delete::{remove_instance, remove_node};
+use crate::tree::Ri;
+use crate::{now, Cse};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) fn spawn(cse: Arc<Cse>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(cse.config.expiry_interval_ms.max(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(err) = sweep(&cse).await {
+                tracing::warn!(error = %err, "expiry sweep failed");
+            }
+        }
+    })
+}
+
+/// Removes everything expired at this moment.
+pub(crate) async fn sweep(cse: &Cse) -> Result<(), bastion_proto::RequestError> {
+    let now = now();
+    if cse.write_guard().is_err() {
+        return Ok(());
+    }
+    let pending = {
+        let mut tree = cse.tree.write();
+        let expired_nodes: Vec<Ri> = tree
+            .nodes
+            .values()
+            .filter(|n| n.pi.is_some() && n.is_expired(now))
+            .map(|n| n.ri.clone())
+            .collect();
+        let expired_instances: Vec<(Ri, String)> = tree
+            .nodes
+            .values()
+            .filter_map(|n| Some((n, n.container.as_ref()?)))
+            .flat_map(|(n, c)| {
+                c.instances
+                    .iter()
+                    .filter(|i| i.et.is_some_and(|et| et <= now.0))
+                    .map(move |i| (n.ri.clone(), i.ri.to_string()))
+            })
+            .collect();
+        if expired_nodes.is_empty() && expired_instances.is_empty() {
+            return Ok(());
+        }
+        let mut ops = Vec::new();
+        for (parent, ri) in &expired_instances {
+            if let Some(more) = remove_instance(&mut tree, parent, ri) {
+                ops.extend(more);
+            }
+        }
+        for ri in &expired_nodes {
+            ops.extend(remove_node(&mut tree, ri));
+        }
+        tracing::debug!(nodes = expired_nodes.len(), instances = expired_instances.len(), "expired");
+        cse.committer.enqueue(ops)
+    };
+    pending.durable().await
+}

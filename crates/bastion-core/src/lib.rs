@@ -1,0 +1,159 @@
+//! The CSE: the request pipeline from a decoded primitive to a response primitive.
+//!
+//! Stages (docs/architecture.md): primitive checks → originator checks → target
+//! resolution → access decision (this crate is the PEP and PRP; `bastion-policy` is the
+//! PDP) → per-type handler → durable commit → response shaping. Bindings call
+//! [`Cse::handle`] and never see anything else.
+#![forbid(unsafe_code)]
+
+mod access;
+mod checks;
+mod commit;
+pub mod config;
+mod create;
+mod delete;
+mod discovery;
+mod expiry;
+mod load;
+mod render;
+mod resolve;
+mod retrieve;
+pub mod tree;
+mod update;
+
+pub use config::{CseConfig, CseType};
+
+use bastion_policy::LocalIdentity;
+use bastion_proto::time::Timestamp;
+use bastion_proto::{Request, RequestError, Response};
+use bastion_store::{Store, StoreError};
+use parking_lot::RwLock;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tree::Tree;
+
+/// What the binding knows about how a request arrived.
+#[derive(Clone, Debug, Default)]
+pub struct RequestContext {
+    /// Transport peer address.
+    pub peer: Option<SocketAddr>,
+    /// Whether the originator is authenticated by a security association (`rq_authn`).
+    pub authenticated: bool,
+}
+
+/// Why the CSE could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("data directory holds CSE {found}, not {configured}")]
+    WrongCse { found: String, configured: String },
+    #[error("stored resource {ri} is corrupt: {reason}")]
+    Corrupt { ri: String, reason: String },
+}
+
+/// A running CSE.
+pub struct Cse {
+    config: CseConfig,
+    local: LocalIdentity,
+    tree: RwLock<Tree>,
+    store: Arc<dyn Store>,
+    committer: commit::Committer,
+    poisoned: Arc<AtomicBool>,
+}
+
+/// Current time as a oneM2M timestamp.
+pub fn now() -> Timestamp {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Timestamp(secs)
+}
+
+impl Cse {
+    /// Opens the CSE on `store`: loads the resource tree (creating the CSEBase on first
+    /// start) and starts the commit task. Must run inside a Tokio runtime.
+    pub async fn open(config: CseConfig, store: Arc<dyn Store>) -> Result<Arc<Cse>, StartError> {
+        let poisoned = Arc::new(AtomicBool::new(false));
+        let local = LocalIdentity {
+            sp_id: config.sp_id.clone(),
+            cse_id: config.cse_id.clone(),
+            admin: config.admin.clone(),
+        };
+        let tree = load::load_tree(&config, &local, store.as_ref()).await?;
+        let committer = commit::Committer::start(store.clone(), poisoned.clone());
+        Ok(Arc::new(Cse {
+            config,
+            local,
+            tree: RwLock::new(tree),
+            store,
+            committer,
+            poisoned,
+        }))
+    }
+
+    pub fn config(&self) -> &CseConfig {
+        &self.config
+    }
+
+    /// Starts the background expiry sweep.
+    pub fn spawn_expiry(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        expiry::spawn(self.clone())
+    }
+
+    /// Processes one request primitive and always produces a response primitive.
+    pub async fn handle(&self, req: Request, ctx: &RequestContext) -> Response {
+        let rqi = req.rqi.clone().unwrap_or_default();
+        let rvi = req.rvi.clone();
+        let mut resp = match self.process(req, ctx).await {
+            Ok(resp) => resp,
+            Err(err) => Response::error(&err, rqi),
+        };
+        resp.rvi = Some(
+            rvi.filter(|v| self.config.releases.iter().any(|r| r == v))
+                .unwrap_or_else(|| "3".to_owned()),
+        );
+        resp.fr = Some(self.config.cse_id.clone());
+        resp.ot = Some(now().format());
+        resp
+    }
+
+    async fn process(&self, req: Request, ctx: &RequestContext) -> Result<Response, RequestError> {
+        let now = now();
+        let checked = checks::check(&self.config, req, now)?;
+        self.check_originator(&checked)?;
+        match checked.op {
+            bastion_proto::Operation::Create => create::create(self, checked, ctx, now).await,
+            bastion_proto::Operation::Retrieve => retrieve::retrieve(self, checked, ctx, now).await,
+            bastion_proto::Operation::Update => update::update(self, checked, ctx, now).await,
+            bastion_proto::Operation::Delete => delete::delete(self, checked, ctx, now).await,
+            bastion_proto::Operation::Notify => self.notify(checked, ctx, now).await,
+        }
+    }
+
+    /// NOTIFY to a resource of this CSE: the access decision is made (NOTIFY privilege),
+    /// then delivery onward is not implemented yet.
+    async fn notify(
+        &self,
+        req: checks::Checked,
+        ctx: &RequestContext,
+        now: Timestamp,
+    ) -> Result<Response, RequestError> {
+        let target = self.resolve(&req, now).await?;
+        self.authorize(&req, ctx, &target, bastion_policy::AccessOperation::Notify, None)?;
+        Err(RequestError::NotImplemented(
+            "NOTIFY delivery to hosted resources is not implemented".into(),
+        ))
+    }
+
+    fn write_guard(&self) -> Result<(), RequestError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(RequestError::Internal(
+                "storage failed; restart required".into(),
+            ));
+        }
+        Ok(())
+    }
+}

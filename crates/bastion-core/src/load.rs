@@ -1,0 +1,204 @@
+//! Start-up: rebuilding the in-memory tree from the store, or creating the CSEBase on a
+//! fresh data directory.
+
+use crate::render::{parse_body, store_body};
+use crate::tree::{AcpRules, ContainerState, Instance, Node, Ri, Tree};
+use crate::{now, CseConfig, StartError};
+use bastion_policy::{LocalIdentity, RuleSet};
+use bastion_proto::time::Timestamp;
+use bastion_proto::ResourceType;
+use bastion_store::{Store, StoredResource, WriteBatch, WriteOp};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub(crate) async fn load_tree(
+    config: &CseConfig,
+    local: &LocalIdentity,
+    store: &dyn Store,
+) -> Result<Tree, StartError> {
+    let rows = store.load_tree().await?;
+    let max_seq = store.max_seq().await?;
+    if rows.is_empty() {
+        let base = base_node(config, now(), 1);
+        let body = store_body(&base.attrs, None);
+        store
+            .apply(WriteBatch {
+                ops: vec![WriteOp::Upsert(StoredResource {
+                    ri: base.ri.to_string(),
+                    pi: String::new(),
+                    rn: base.rn.clone(),
+                    ty: 5,
+                    seq: 1,
+                    size: 0,
+                    et: None,
+                    body,
+                })],
+            })
+            .await?;
+        return Ok(Tree::new(base, max_seq.max(1)));
+    }
+    let mut rows = rows.into_iter();
+    let first = rows.next().expect("non-empty");
+    if first.ty != 5 || first.ri != config.cse_ri() {
+        return Err(StartError::WrongCse {
+            found: format!("/{}", first.ri),
+            configured: config.cse_id.clone(),
+        });
+    }
+    let (stored_attrs, _) = parse_body(&first.body).map_err(|reason| StartError::Corrupt {
+        ri: first.ri.clone(),
+        reason,
+    })?;
+    let ct = stored_attrs
+        .get("ct")
+        .and_then(Value::as_str)
+        .and_then(Timestamp::parse)
+        .unwrap_or_else(now);
+    let mut tree = Tree::new(base_node(config, ct, first.seq), max_seq);
+    let mut pending_acpi: Vec<(Ri, Vec<String>)> = Vec::new();
+    for row in rows {
+        let node = node_from_row(config, local, &tree, row)?;
+        if let Some(list) = node.attrs.get("acpi").and_then(Value::as_array) {
+            let ids = list.iter().filter_map(Value::as_str).map(str::to_owned).collect();
+            pending_acpi.push((node.ri.clone(), ids));
+        }
+        tree.insert(node);
+    }
+    // acpi may name ACPs created later than the resource, so resolve after all are in.
+    let resolved: Vec<(Ri, Vec<Ri>)> = pending_acpi
+        .into_iter()
+        .map(|(ri, ids)| {
+            let acps = ids
+                .iter()
+                .filter_map(|id| crate::create::resolve_acp_id(&tree, config, id))
+                .collect();
+            (ri, acps)
+        })
+        .collect();
+    for (ri, acps) in resolved {
+        if let Some(n) = tree.get_mut(&ri) {
+            n.acpi = acps;
+        }
+    }
+    let index = store.load_instance_index().await?;
+    let mut per_parent: HashMap<String, Vec<Instance>> = HashMap::new();
+    for e in index {
+        let name_hash = tree.name_hash(&e.rn);
+        let et = e.et.as_deref().and_then(Timestamp::parse).map(|t| t.0);
+        per_parent.entry(e.pi).or_default().push(Instance {
+            seq: e.seq,
+            ri: e.ri.into_boxed_str(),
+            name_hash,
+            cs: e.size.max(0) as u64,
+            et,
+        });
+    }
+    for (pi, list) in per_parent {
+        let Some(node) = tree.get_mut(&pi) else {
+            tracing::warn!(parent = %pi, "instances of a missing container ignored");
+            continue;
+        };
+        let Some(state) = node.container.as_mut() else {
+            continue;
+        };
+        for inst in list {
+            state.cbs += inst.cs;
+            state.names.insert(inst.name_hash);
+            state.instances.push_back(inst);
+        }
+        let (cni, cbs) = (state.cni(), state.cbs);
+        node.attrs.insert("cni".into(), Value::from(cni));
+        node.attrs.insert("cbs".into(), Value::from(cbs));
+    }
+    Ok(tree)
+}
+
+fn node_from_row(
+    config: &CseConfig,
+    local: &LocalIdentity,
+    tree: &Tree,
+    row: StoredResource,
+) -> Result<Node, StartError> {
+    let corrupt = |reason: String| StartError::Corrupt {
+        ri: row.ri.clone(),
+        reason,
+    };
+    let (attrs, creator) = parse_body(&row.body).map_err(corrupt)?;
+    let ty = ResourceType::from_number(row.ty as u64)
+        .filter(|t| t.is_creatable())
+        .ok_or_else(|| corrupt(format!("unsupported type {}", row.ty)))?;
+    let parent = tree
+        .get(&row.pi)
+        .ok_or_else(|| corrupt("parent missing".into()))?;
+    let path = format!("{}/{}", parent.path, row.rn);
+    let acp = if ty == ResourceType::AccessControlPolicy {
+        let parse = |name: &str| {
+            RuleSet::parse(attrs.get(name).unwrap_or(&Value::Null), local)
+                .map_err(|e| corrupt(format!("{name}: {e}")))
+        };
+        Some(Arc::new(AcpRules {
+            pv: parse("pv")?,
+            pvs: parse("pvs")?,
+        }))
+    } else {
+        None
+    };
+    let _ = config;
+    Ok(Node {
+        ty,
+        ri: Arc::from(row.ri.as_str()),
+        pi: Some(parent.ri.clone()),
+        rn: row.rn.clone(),
+        path,
+        seq: row.seq,
+        et: row.et.as_deref().and_then(Timestamp::parse),
+        attrs,
+        creator,
+        children: Vec::new(),
+        child_names: HashMap::new(),
+        acp,
+        acpi: Vec::new(),
+        container: (ty == ResourceType::Container).then(|| Box::new(ContainerState::default())),
+    })
+}
+
+/// The CSEBase as configured (its attributes are derived from configuration each start).
+pub(crate) fn base_node(config: &CseConfig, ct: Timestamp, seq: i64) -> Node {
+    let ri: Ri = Arc::from(config.cse_ri());
+    let ts = ct.format();
+    let srt: Vec<u16> = ResourceType::SUPPORTED.iter().map(|t| t.number()).collect();
+    let attrs: Map<String, Value> = json!({
+        "ty": 5,
+        "ri": &*ri,
+        "rn": config.cse_name,
+        "pi": "",
+        "ct": ts,
+        "lt": ts,
+        "cst": config.cse_type.number(),
+        "csi": config.cse_id,
+        "srt": srt,
+        "poa": config.poa,
+        "csz": ["application/json"],
+        "srv": config.releases,
+    })
+    .as_object()
+    .cloned()
+    .unwrap_or_default();
+    Node {
+        ty: ResourceType::CseBase,
+        ri,
+        pi: None,
+        rn: config.cse_name.clone(),
+        path: config.cse_name.clone(),
+        seq,
+        attrs,
+        creator: None,
+        et: None,
+        children: Vec::new(),
+        child_names: HashMap::new(),
+        acp: None,
+        acpi: Vec::new(),
+        container: None,
+    }
+}

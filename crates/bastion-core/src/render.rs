@@ -1,0 +1,114 @@
+//! Representation: how resources are serialized for clients (wrapped in `m2m:<type>`,
+//! TS-0004 §8.4) and for the store (attributes plus internal `@` members), and how
+//! partial RETRIEVE (`atrl`) trims them.
+
+use bastion_proto::attrs;
+use bastion_proto::{RequestError, ResourceType};
+use serde_json::{Map, Value};
+
+/// Internal members in a stored body start with this character, which no oneM2M short
+/// name contains; they never reach a client.
+const INTERNAL: char = '@';
+const CREATOR: &str = "@cr";
+
+/// `{"m2m:<type>": attrs}`.
+pub(crate) fn wrap(ty: ResourceType, attrs: Map<String, Value>) -> Value {
+    let mut root = Map::with_capacity(1);
+    root.insert(ty.root().to_owned(), Value::Object(attrs));
+    Value::Object(root)
+}
+
+/// The stored body: the attributes plus the internal creator.
+pub(crate) fn store_body(attrs: &Map<String, Value>, creator: Option<&str>) -> String {
+    let mut out = serde_json::to_string(attrs).unwrap_or_else(|_| "{}".to_owned());
+    if let Some(cr) = creator {
+        // Appending one member to the serialized object avoids cloning the map.
+        out.pop();
+        if !attrs.is_empty() {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(CREATOR).unwrap_or_default());
+        out.push(':');
+        out.push_str(&serde_json::to_string(cr).unwrap_or_default());
+        out.push('}');
+    }
+    out
+}
+
+/// Splits a stored body into client attributes and the internal creator.
+pub(crate) fn parse_body(body: &str) -> Result<(Map<String, Value>, Option<String>), String> {
+    let value: Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
+    let Value::Object(mut map) = value else {
+        return Err("body is not an object".into());
+    };
+    let creator = match map.remove(CREATOR) {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    };
+    map.retain(|k, _| !k.starts_with(INTERNAL));
+    Ok((map, creator))
+}
+
+/// Keeps only the attributes named in `atrl` (partial RETRIEVE). Naming something that
+/// is not an attribute of the type is a bad request.
+pub(crate) fn partial(ty: ResourceType, attrs: &Map<String, Value>, atrl: &[String]) -> Result<Map<String, Value>, RequestError> {
+    let mut out = Map::new();
+    for name in atrl {
+        if !attrs::is_attribute(ty, name) {
+            return Err(RequestError::bad_request(format!(
+                "{name} is not an attribute of {}",
+                ty.short_name()
+            )));
+        }
+        if let Some(v) = attrs.get(name) {
+            out.insert(name.clone(), v.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// The attribute list of a partial RETRIEVE given as content `{"m2m:atrl": [...]}`.
+pub(crate) fn atrl_from_content(pc: &Value) -> Result<Vec<String>, RequestError> {
+    let list = pc
+        .as_object()
+        .filter(|m| m.len() == 1)
+        .and_then(|m| m.get("m2m:atrl"))
+        .and_then(Value::as_array)
+        .ok_or_else(|| RequestError::bad_request("RETRIEVE content must be m2m:atrl"))?;
+    list.iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| RequestError::bad_request("m2m:atrl must list attribute names"))
+        })
+        .collect()
+}
+
+/// A child reference `{"nm","typ","val"}` (rcn 5/6).
+pub(crate) fn child_ref(rn: &str, ty: u16, address: &str) -> Value {
+    let mut m = Map::with_capacity(3);
+    m.insert("nm".into(), Value::String(rn.to_owned()));
+    m.insert("typ".into(), Value::from(ty));
+    m.insert("val".into(), Value::String(address.to_owned()));
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn stored_body_round_trip_hides_internal_members() {
+        let attrs = json!({"rn":"a","ri":"x"}).as_object().unwrap().clone();
+        let body = store_body(&attrs, Some("Cme"));
+        let (back, cr) = parse_body(&body).unwrap();
+        assert_eq!(back, attrs);
+        assert_eq!(cr.as_deref(), Some("Cme"));
+        let (_, none) = parse_body(&store_body(&Map::new(), None)).unwrap();
+        assert_eq!(none, None);
+        let (empty, cr) = parse_body(&store_body(&Map::new(), Some("C1"))).unwrap();
+        assert!(empty.is_empty());
+        assert_eq!(cr.as_deref(), Some("C1"));
+    }
+}

@@ -1,0 +1,257 @@
+//! Target resolution: from a `to` address to the addressed resource (TS-0004 §7.3.2.8 for
+//! hosting vs transit; core-primitives.md §7.1 for structured, unstructured and hybrid
+//! addresses), and the registered-originator checks (TS-0001 §10.2.2.2; TS-0003 7.2.1).
+
+use crate::checks::Checked;
+use crate::tree::{Ri, Tree};
+use crate::Cse;
+use bastion_proto::id::Address;
+use bastion_proto::time::Timestamp;
+use bastion_proto::{Operation, RequestError, ResourceType};
+
+/// A container's virtual children.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Virtual {
+    Latest,
+    Oldest,
+}
+
+/// What a `to` address designates.
+#[derive(Clone, Debug)]
+pub(crate) enum Target {
+    /// A resource held in the tree.
+    Node(Ri),
+    /// A `<contentInstance>` of the container `parent`.
+    Instance { parent: Ri, ri: String },
+    /// `la` or `ol` of the container `parent`.
+    Virtual { parent: Ri, which: Virtual },
+}
+
+impl Target {
+    /// The tree node whose access rules govern this target.
+    pub fn governing(&self) -> &Ri {
+        match self {
+            Target::Node(ri) => ri,
+            Target::Instance { parent, .. } | Target::Virtual { parent, .. } => parent,
+        }
+    }
+}
+
+enum Step {
+    Found(Target),
+    InstanceByName { parent: Ri, rn: String },
+    InstanceById(String),
+}
+
+fn not_found() -> RequestError {
+    RequestError::not_found("resource does not exist")
+}
+
+impl Cse {
+    /// Resolves the request's target, hiding expired resources.
+    pub(crate) async fn resolve(&self, req: &Checked, now: Timestamp) -> Result<Target, RequestError> {
+        let rest = self.hosted_part(&req.to)?;
+        let step = {
+            let tree = self.tree.read();
+            walk(&tree, &self.config.cse_name, rest, now)?
+        };
+        match step {
+            Step::Found(t) => Ok(t),
+            Step::InstanceByName { parent, rn } => {
+                let found = self
+                    .store
+                    .child_by_name(&parent, &rn)
+                    .await
+                    .map_err(store_read)?
+                    .filter(|r| r.ty == 4);
+                let res = found.ok_or_else(not_found)?;
+                self.live_instance(parent, res.ri, now)
+            }
+            Step::InstanceById(ri) => {
+                let res = self.store.get(&ri).await.map_err(store_read)?;
+                let res = res.filter(|r| r.ty == 4).ok_or_else(not_found)?;
+                let parent: Ri = {
+                    let tree = self.tree.read();
+                    let node = tree.get(&res.pi).ok_or_else(not_found)?;
+                    node.ri.clone()
+                };
+                self.live_instance(parent, res.ri, now)
+            }
+        }
+    }
+
+    /// An instance exists for the caller only while its container still indexes it and
+    /// neither it nor an ancestor has expired.
+    fn live_instance(&self, parent: Ri, ri: String, now: Timestamp) -> Result<Target, RequestError> {
+        let tree = self.tree.read();
+        let node = tree.get(&parent).ok_or_else(not_found)?;
+        if tree.expired_in_chain(&parent, now) {
+            return Err(not_found());
+        }
+        let state = node.container.as_ref().ok_or_else(not_found)?;
+        let entry = state
+            .instances
+            .iter()
+            .rev()
+            .find(|i| *i.ri == *ri)
+            .ok_or_else(not_found)?;
+        if entry.et.is_some_and(|et| et <= now.0) {
+            return Err(not_found());
+        }
+        Ok(Target::Instance { parent, ri })
+    }
+
+    /// The CSE-relative part of `to` when this CSE hosts it; other CSEs are not reachable
+    /// until forwarding exists, which TS-0004 §7.3.2.6 answers with 4004.
+    fn hosted_part<'a>(&self, to: &'a str) -> Result<&'a str, RequestError> {
+        let no_route = || RequestError::not_found("target CSE is not reachable from this CSE");
+        match Address::parse(to)? {
+            Address::CseRelative(rest) => Ok(rest),
+            Address::SpRelative { cse_id, rest } if cse_id == self.config.cse_id => Ok(rest),
+            Address::Absolute { sp_id, cse_id, rest }
+                if sp_id == self.config.sp_id && cse_id == self.config.cse_id =>
+            {
+                Ok(rest)
+            }
+            _ => Err(no_route()),
+        }
+    }
+
+    /// Registered-originator checks (TS-0003 7.2.1, outside any security association):
+    /// an AE-ID must belong to a registered AE (4106), a CSE-ID needs a security
+    /// association (4107). The admin and `<AE>` CREATE are exempt.
+    pub(crate) fn check_originator(&self, req: &Checked) -> Result<(), RequestError> {
+        if req.fr == self.config.admin
+            || (req.op == Operation::Create && req.ty == Some(ResourceType::Ae))
+        {
+            return Ok(());
+        }
+        let tree = self.tree.read();
+        match self.local_ae_stem(&req.fr)? {
+            OriginatorKind::LocalAe(stem) => {
+                let registered = tree
+                    .get(stem)
+                    .is_some_and(|n| n.ty == ResourceType::Ae);
+                if registered {
+                    Ok(())
+                } else {
+                    Err(RequestError::NotAuthenticated(
+                        "originator is not a registered AE".into(),
+                    ))
+                }
+            }
+            OriginatorKind::Cse => Err(security_association_required()),
+            OriginatorKind::ForeignAe => Err(RequestError::NotAuthenticated(
+                "originator is not registered with this CSE".into(),
+            )),
+        }
+    }
+
+    /// Classifies an originator by its form.
+    fn local_ae_stem<'a>(&self, fr: &'a str) -> Result<OriginatorKind<'a>, RequestError> {
+        let sp_relative = match fr.strip_prefix(self.config.sp_id.as_str()) {
+            Some(rest) if rest.starts_with('/') => rest,
+            _ if fr.starts_with("//") => return Ok(OriginatorKind::ForeignAe),
+            _ => fr,
+        };
+        if let Some(path) = sp_relative.strip_prefix('/') {
+            return Ok(match path.split_once('/') {
+                None if path.starts_with('S') => OriginatorKind::LocalAe(path),
+                None => OriginatorKind::Cse,
+                Some((cse, stem)) if format!("/{cse}") == self.config.cse_id && is_stem(stem) => {
+                    OriginatorKind::LocalAe(stem)
+                }
+                Some(_) => OriginatorKind::ForeignAe,
+            });
+        }
+        if is_stem(sp_relative) {
+            Ok(OriginatorKind::LocalAe(sp_relative))
+        } else {
+            Err(RequestError::bad_request(
+                "originator is neither an AE-ID nor a CSE-ID",
+            ))
+        }
+    }
+}
+
+enum OriginatorKind<'a> {
+    LocalAe(&'a str),
+    ForeignAe,
+    Cse,
+}
+
+fn security_association_required() -> RequestError {
+    RequestError::SecurityAssociationRequired(
+        "a CSE originator needs a security association".into(),
+    )
+}
+
+/// An AE-ID-Stem: `C` or `S` followed by at least one identifier character.
+fn is_stem(s: &str) -> bool {
+    (s.starts_with('C') || s.starts_with('S'))
+        && s.len() > 1
+        && !s.contains('/')
+}
+
+fn store_read(err: bastion_store::StoreError) -> RequestError {
+    tracing::error!(error = %err, "storage read failed");
+    RequestError::Internal("storage read failed".into())
+}
+
+/// Walks the tree segment by segment.
+fn walk(tree: &Tree, cse_name: &str, rest: &str, now: Timestamp) -> Result<Step, RequestError> {
+    if rest.is_empty() {
+        return Ok(Step::Found(Target::Node(tree.base.clone())));
+    }
+    let mut segments = rest.split('/');
+    let first = segments.next().unwrap_or("");
+    let mut cur = if first == cse_name || first == "-" {
+        tree.base.clone()
+    } else {
+        match tree.get(first) {
+            Some(n) => {
+                if tree.expired_in_chain(&n.ri, now) {
+                    return Err(not_found());
+                }
+                n.ri.clone()
+            }
+            None => {
+                return if segments.next().is_none() {
+                    Ok(Step::InstanceById(first.to_owned()))
+                } else {
+                    Err(not_found())
+                };
+            }
+        }
+    };
+    let mut segments = segments.peekable();
+    while let Some(seg) = segments.next() {
+        let node = tree.get(&cur).ok_or_else(not_found)?;
+        if let Some(child) = node.child_names.get(seg) {
+            let child_node = tree.get(child).ok_or_else(not_found)?;
+            if child_node.is_expired(now) {
+                return Err(not_found());
+            }
+            cur = child.clone();
+            continue;
+        }
+        if node.container.is_none() || segments.peek().is_some() {
+            return Err(not_found());
+        }
+        return Ok(match seg {
+            "la" => Step::Found(Target::Virtual {
+                parent: cur,
+                which: Virtual::Latest,
+            }),
+            "ol" => Step::Found(Target::Virtual {
+                parent: cur,
+                which: Virtual::Oldest,
+            }),
+            rn => Step::InstanceByName {
+                parent: cur,
+                rn: rn.to_owned(),
+            },
+        });
+    }
+    Ok(Step::Found(Target::Node(cur)))
+}

@@ -1,0 +1,175 @@
+//! The in-memory resource tree: every resource except `<contentInstance>` with its
+//! attributes, children and compiled policies, plus per-container instance indexes. It is
+//! the read path of the CSE and the place where writes are decided; the store only makes
+//! them durable (see docs/architecture.md).
+
+use bastion_policy::RuleSet;
+use bastion_proto::time::Timestamp;
+use bastion_proto::ResourceType;
+use serde_json::{Map, Value};
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+/// A resource ID, shared between the node map and child lists.
+pub type Ri = Arc<str>;
+
+/// A compiled `<accessControlPolicy>`.
+#[derive(Debug)]
+pub struct AcpRules {
+    pub pv: RuleSet,
+    pub pvs: RuleSet,
+}
+
+/// One `<contentInstance>` as its container remembers it: enough for counters, eviction,
+/// expiry and name uniqueness, without the content.
+#[derive(Clone, Debug)]
+pub struct Instance {
+    pub seq: i64,
+    pub ri: Box<str>,
+    pub name_hash: u64,
+    pub cs: u64,
+    pub et: Option<i64>,
+}
+
+/// The instance index of a `<container>`.
+#[derive(Debug, Default)]
+pub struct ContainerState {
+    /// Oldest first.
+    pub instances: VecDeque<Instance>,
+    /// Hashes of every instance's `rn`, for sibling-name uniqueness (a hash collision can
+    /// only cause a spurious 4105, never a duplicate name).
+    pub names: HashSet<u64>,
+    pub cbs: u64,
+    /// Full attributes of the newest instance, when known.
+    pub latest: Option<Arc<Map<String, Value>>>,
+}
+
+impl ContainerState {
+    pub fn cni(&self) -> u64 {
+        self.instances.len() as u64
+    }
+}
+
+/// A resource held in memory.
+#[derive(Debug)]
+pub struct Node {
+    pub ty: ResourceType,
+    pub ri: Ri,
+    /// Parent's resource ID; `None` for the CSEBase.
+    pub pi: Option<Ri>,
+    pub rn: String,
+    /// Structured CSE-relative address, e.g. `cse-in/ae1/cnt1`.
+    pub path: String,
+    pub seq: i64,
+    /// Every attribute as sent to clients (universal ones included).
+    pub attrs: Map<String, Value>,
+    /// Originator that created the resource (default access policy, TS-0003 7.1.4).
+    pub creator: Option<String>,
+    pub et: Option<Timestamp>,
+    /// Non-instance children, oldest first.
+    pub children: Vec<Ri>,
+    pub child_names: HashMap<String, Ri>,
+    /// Compiled rules when this node is an `<accessControlPolicy>`.
+    pub acp: Option<Arc<AcpRules>>,
+    /// Resource IDs the `acpi` attribute resolved to when it was written.
+    pub acpi: Vec<Ri>,
+    pub container: Option<Box<ContainerState>>,
+}
+
+impl Node {
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.et.is_some_and(|et| et <= now)
+    }
+}
+
+/// The tree itself. All access goes through the core's lock.
+#[derive(Debug)]
+pub struct Tree {
+    pub nodes: HashMap<Ri, Node>,
+    pub base: Ri,
+    hasher: RandomState,
+    next_seq: i64,
+}
+
+impl Tree {
+    pub fn new(base: Node, next_seq: i64) -> Tree {
+        let ri = base.ri.clone();
+        let mut nodes = HashMap::new();
+        nodes.insert(ri.clone(), base);
+        Tree {
+            nodes,
+            base: ri,
+            hasher: RandomState::new(),
+            next_seq,
+        }
+    }
+
+    pub fn next_seq(&mut self) -> i64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    pub fn name_hash(&self, rn: &str) -> u64 {
+        self.hasher.hash_one(rn)
+    }
+
+    pub fn get(&self, ri: &str) -> Option<&Node> {
+        self.nodes.get(ri)
+    }
+
+    pub fn get_mut(&mut self, ri: &str) -> Option<&mut Node> {
+        self.nodes.get_mut(ri)
+    }
+
+    /// Whether `rn` is taken among the children of `parent` (instances included).
+    pub fn name_taken(&self, parent: &Node, rn: &str) -> bool {
+        parent.child_names.contains_key(rn)
+            || parent
+                .container
+                .as_ref()
+                .is_some_and(|c| c.names.contains(&self.name_hash(rn)))
+    }
+
+    /// Inserts a node under its parent (which must exist).
+    pub fn insert(&mut self, node: Node) {
+        if let Some(parent) = node.pi.as_ref().and_then(|pi| self.nodes.get_mut(pi)) {
+            parent.children.push(node.ri.clone());
+            parent.child_names.insert(node.rn.clone(), node.ri.clone());
+        }
+        self.nodes.insert(node.ri.clone(), node);
+    }
+
+    /// Removes a node and its whole subtree; returns the removed nodes, parents first.
+    pub fn remove_subtree(&mut self, ri: &str) -> Vec<Node> {
+        let Some(node) = self.nodes.get(ri) else {
+            return Vec::new();
+        };
+        if let Some(parent) = node.pi.clone().and_then(|pi| self.nodes.get_mut(&pi)) {
+            parent.children.retain(|c| &**c != ri);
+            parent.child_names.retain(|_, c| &**c != ri);
+        }
+        let mut out = Vec::new();
+        let mut stack: Vec<Ri> = vec![Arc::from(ri)];
+        while let Some(next) = stack.pop() {
+            if let Some(n) = self.nodes.remove(&next) {
+                stack.extend(n.children.iter().cloned());
+                out.push(n);
+            }
+        }
+        out
+    }
+
+    /// Ancestors-first walk of whether any node from `ri` up to the root has expired.
+    pub fn expired_in_chain(&self, ri: &str, now: Timestamp) -> bool {
+        let mut cur = self.nodes.get(ri);
+        while let Some(n) = cur {
+            if n.is_expired(now) {
+                return true;
+            }
+            cur = n.pi.as_ref().and_then(|pi| self.nodes.get(pi));
+        }
+        false
+    }
+}

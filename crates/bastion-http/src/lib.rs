@@ -1,0 +1,85 @@
+//! The HTTP binding (TS-0009; core-bindings.md §4): decodes an HTTP request into a
+//! request primitive, hands it to the CSE, and encodes the response primitive back.
+//!
+//! Every failure to decode becomes a oneM2M error response with an exact `X-M2M-RSC`;
+//! nothing here answers with a bare HTTP error or panics on client input.
+#![forbid(unsafe_code)]
+
+mod decode;
+mod encode;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::Request as HttpRequest;
+use axum::response::Response as HttpResponse;
+use axum::serve::ListenerExt;
+use axum::Router;
+use bastion_core::{Cse, RequestContext};
+use bastion_proto::Response;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use decode::decode;
+pub use encode::encode;
+
+/// Limits applied before a request reaches the CSE.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpLimits {
+    /// Largest accepted request body in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    cse: Arc<Cse>,
+    limits: HttpLimits,
+}
+
+/// The router: one handler for every method and path.
+pub fn router(cse: Arc<Cse>, limits: HttpLimits) -> Router {
+    Router::new()
+        .fallback(handle)
+        .with_state(AppState { cse, limits })
+}
+
+/// Serves the CSE on `listener` until the future is dropped or fails.
+pub async fn serve(listener: tokio::net::TcpListener, cse: Arc<Cse>, limits: HttpLimits) -> std::io::Result<()> {
+    let listener = listener.tap_io(|tcp| {
+        // Small request/response exchanges: never wait for Nagle.
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(
+        listener,
+        router(cse, limits).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+}
+
+async fn handle(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: HttpRequest<Body>,
+) -> HttpResponse {
+    let ctx = RequestContext {
+        peer: Some(peer),
+        authenticated: false,
+    };
+    let response = match decode(request, state.limits.max_body_bytes).await {
+        Ok(primitive) => state.cse.handle(primitive, &ctx).await,
+        Err(failure) => {
+            let mut r = Response::error(&failure.error, failure.rqi);
+            r.rvi = Some(failure.rvi.unwrap_or_else(|| "3".to_owned()));
+            r.fr = Some(state.cse.config().cse_id.clone());
+            r
+        }
+    };
+    encode(&response)
+}

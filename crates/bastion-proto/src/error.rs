@@ -1,0 +1,86 @@
+//! The request error type: every way a request can fail, each mapped to exactly one
+//! response status code. The text is the short reason sent back in `m2m:dbg`; it never
+//! carries secrets or internal details.
+
+use crate::rsc::Rsc;
+use std::borrow::Cow;
+
+type Reason = Cow<'static, str>;
+
+/// A failed request. `rsc()` is the single mapping from failure to status code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("{0}")]
+    BadRequest(Reason),
+    #[error("{0}")]
+    ReleaseVersionNotSupported(Reason),
+    #[error("{0}")]
+    NotFound(Reason),
+    #[error("{0}")]
+    OperationNotAllowed(Reason),
+    #[error("{0}")]
+    RequestTimeout(Reason),
+    #[error("{0}")]
+    UnsupportedMediaType(Reason),
+    #[error("{0}")]
+    NoPrivilege(Reason),
+    #[error("{0}")]
+    Conflict(Reason),
+    #[error("{0}")]
+    NotAuthenticated(Reason),
+    #[error("{0}")]
+    SecurityAssociationRequired(Reason),
+    #[error("{0}")]
+    InvalidChildType(Reason),
+    #[error("{0}")]
+    AlreadyRegistered(Reason),
+    #[error("{0}")]
+    AppRuleValidationFailed(Reason),
+    #[error("{0}")]
+    NotImplemented(Reason),
+    #[error("{0}")]
+    NotAcceptable(Reason),
+    #[error("{0}")]
+    Internal(Reason),
+}
+
+impl RequestError {
+    /// The response status code this failure is reported with.
+    pub fn rsc(&self) -> Rsc {
+        match self {
+            RequestError::BadRequest(_) => Rsc::BadRequest,
+            RequestError::ReleaseVersionNotSupported(_) => Rsc::ReleaseVersionNotSupported,
+            RequestError::NotFound(_) => Rsc::NotFound,
+            RequestError::OperationNotAllowed(_) => Rsc::OperationNotAllowed,
+            RequestError::RequestTimeout(_) => Rsc::RequestTimeout,
+            RequestError::UnsupportedMediaType(_) => Rsc::UnsupportedMediaType,
+            RequestError::NoPrivilege(_) => Rsc::OriginatorHasNoPrivilege,
+            RequestError::Conflict(_) => Rsc::Conflict,
+            RequestError::NotAuthenticated(_) => Rsc::OriginatorNotAuthenticated,
+            RequestError::SecurityAssociationRequired(_) => Rsc::SecurityAssociationRequired,
+            RequestError::InvalidChildType(_) => Rsc::InvalidChildResourceType,
+            RequestError::AlreadyRegistered(_) => Rsc::OriginatorHasAlreadyRegistered,
+            RequestError::AppRuleValidationFailed(_) => Rsc::AppRuleValidationFailed,
+            RequestError::NotImplemented(_) => Rsc::NotImplemented,
+            RequestError::NotAcceptable(_) => Rsc::NotAcceptable,
+            RequestError::Internal(_) => Rsc::InternalServerError,
+        }
+    }
+
+    pub fn bad_request(reason: impl Into<Reason>) -> Self {
+        RequestError::BadRequest(reason.into())
+    }
+
+    pub fn not_found(reason: impl Into<Reason>) -> Self {
+        RequestError::NotFound(reason.into())
+    }
+
+    pub fn not_allowed(reason: impl Into<Reason>) -> Self {
+        RequestError::OperationNotAllowed(reason.into())
+    }
+
+    /// The short reason text.
+    pub fn reason(&self) -> String {
+        self.to_string()
+    }
+}

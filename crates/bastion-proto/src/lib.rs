@@ -1,0 +1,23 @@
+//! The oneM2M protocol model: primitives, status codes, resource types, identifiers,
+//! timestamps and the attribute policies of every implemented resource type.
+//!
+//! Pure and I/O-free: nothing here touches a socket, a file or a clock (callers pass the
+//! current time in). Bindings decode into [`Request`] and encode from [`Response`]; the CSE
+//! pipeline works only on these types.
+#![forbid(unsafe_code)]
+
+pub mod attrs;
+pub mod error;
+pub mod filter;
+pub mod id;
+pub mod json;
+pub mod primitive;
+pub mod rsc;
+pub mod time;
+pub mod types;
+
+pub use error::RequestError;
+pub use filter::FilterCriteria;
+pub use primitive::{Operation, Request, Response, ResultContent};
+pub use rsc::Rsc;
+pub use types::ResourceType;

@@ -1,0 +1,153 @@
+//! oneM2M time formats (TS-0004 §6.3.3): `m2m:timestamp` (ISO 8601 basic, UTC, optional
+//! comma fraction) and `m2m:absRelTimestamp` (a timestamp or milliseconds from now).
+//!
+//! Times are whole seconds since the Unix epoch: resource timestamps are emitted without a
+//! fraction, so comparing at second granularity keeps filters consistent with what clients see.
+
+use std::fmt::Write as _;
+
+/// Seconds since 1970-01-01T00:00:00Z.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+/// Latest instant Bastion accepts (9999-12-31T23:59:59Z), keeping formatting in four digits.
+pub const MAX: Timestamp = Timestamp(253_402_300_799);
+
+impl Timestamp {
+    /// Parses `YYYYMMDDThhmmss[,f…]` (fraction of up to 6 digits, truncated). Also accepts a
+    /// `.` fraction and a trailing `Z`, which peers in the field send.
+    pub fn parse(s: &str) -> Option<Timestamp> {
+        let b = s.as_bytes();
+        if b.len() < 15 || b[8] != b'T' {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<i64> {
+            let part = s.get(r)?;
+            if !part.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            part.parse().ok()
+        };
+        let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
+        let (h, mi, se) = (num(9..11)?, num(11..13)?, num(13..15)?);
+        let mut rest = &s[15..];
+        if let Some(frac) = rest.strip_prefix([',', '.']) {
+            let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 || digits > 9 {
+                return None;
+            }
+            rest = &frac[digits..];
+        }
+        if !(rest.is_empty() || rest == "Z") {
+            return None;
+        }
+        if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 59
+        {
+            return None;
+        }
+        Some(Timestamp(
+            days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se,
+        ))
+    }
+
+    /// Formats as `YYYYMMDDThhmmss`.
+    pub fn format(self) -> String {
+        let mut out = String::with_capacity(15);
+        self.write_to(&mut out);
+        out
+    }
+
+    fn write_to(self, out: &mut String) {
+        let days = self.0.div_euclid(86_400);
+        let secs = self.0.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        let _ = write!(
+            out,
+            "{:04}{:02}{:02}T{:02}{:02}{:02}",
+            y,
+            m,
+            d,
+            secs / 3600,
+            (secs / 60) % 60,
+            secs % 60
+        );
+    }
+
+    pub fn plus_seconds(self, s: i64) -> Timestamp {
+        Timestamp(self.0.saturating_add(s).min(MAX.0))
+    }
+}
+
+/// Parses an `m2m:absRelTimestamp`: an absolute timestamp, or an integer number of
+/// milliseconds relative to `now` (rounded down to whole seconds).
+pub fn parse_abs_rel(s: &str, now: Timestamp) -> Option<Timestamp> {
+    if !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit() || c == b'-') {
+        let ms: i64 = s.parse().ok()?;
+        return Some(now.plus_seconds(ms.div_euclid(1000)));
+    }
+    Timestamp::parse(s)
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if is_leap(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+// Proleptic Gregorian day count (days since 1970-01-01), era-based so it needs no tables.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ts0004_timestamp_round_trip() {
+        let t = Timestamp::parse("20240229T235959").unwrap();
+        assert_eq!(t.format(), "20240229T235959");
+        assert_eq!(Timestamp(0).format(), "19700101T000000");
+        assert_eq!(Timestamp::parse("20240101T120000,123456").unwrap().format(), "20240101T120000");
+        assert_eq!(MAX.format(), "99991231T235959");
+    }
+
+    #[test]
+    fn ts0004_timestamp_rejects_malformed() {
+        for bad in ["", "2024", "20240230T000000", "20241301T000000", "20240101 120000", "20240101T250000", "2024010aT000000", "20240101T120000,", "20240101T120000x"] {
+            assert_eq!(Timestamp::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn abs_rel_is_milliseconds_from_now() {
+        let now = Timestamp(1_000);
+        assert_eq!(parse_abs_rel("5000", now), Some(Timestamp(1_005)));
+        assert_eq!(parse_abs_rel("19700101T000010", now), Some(Timestamp(10)));
+    }
+}

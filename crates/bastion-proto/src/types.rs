@@ -1,0 +1,131 @@
+//! Resource types (TS-0004 §6.3.4.2.1): numbers, short names, JSON roots.
+
+/// The resource types Bastion knows by number. `Other` keeps any number the spec defines
+/// but Bastion does not implement, so the pipeline can tell "unknown" (4000) from
+/// "not implemented" (5001).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ResourceType {
+    AccessControlPolicy,
+    Ae,
+    Container,
+    ContentInstance,
+    CseBase,
+    /// A type number defined by oneM2M that Bastion does not implement yet.
+    Other(u16),
+}
+
+/// Type numbers defined by oneM2M up to Release 4 (core-resources.md §1), used to tell a
+/// defined-but-unimplemented type (5001) from a number that means nothing (4000).
+const DEFINED: &[u16] = &[
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+    25, 26, 27, 28, 29, 30, 31, 32, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+    48, 49, 50, 51, 58, 60, 62, 63, 64, 65, 66,
+];
+
+impl ResourceType {
+    /// Maps a `ty` number; `None` when oneM2M defines no such type.
+    pub fn from_number(n: u64) -> Option<Self> {
+        let n = u16::try_from(n).ok()?;
+        Some(match n {
+            1 => ResourceType::AccessControlPolicy,
+            2 => ResourceType::Ae,
+            3 => ResourceType::Container,
+            4 => ResourceType::ContentInstance,
+            5 => ResourceType::CseBase,
+            other if DEFINED.contains(&other) => ResourceType::Other(other),
+            _ => return None,
+        })
+    }
+
+    pub fn number(self) -> u16 {
+        match self {
+            ResourceType::AccessControlPolicy => 1,
+            ResourceType::Ae => 2,
+            ResourceType::Container => 3,
+            ResourceType::ContentInstance => 4,
+            ResourceType::CseBase => 5,
+            ResourceType::Other(n) => n,
+        }
+    }
+
+    /// Short name used in the JSON root (`m2m:<short>`).
+    pub fn short_name(self) -> &'static str {
+        match self {
+            ResourceType::AccessControlPolicy => "acp",
+            ResourceType::Ae => "ae",
+            ResourceType::Container => "cnt",
+            ResourceType::ContentInstance => "cin",
+            ResourceType::CseBase => "cb",
+            ResourceType::Other(_) => "",
+        }
+    }
+
+    /// The JSON root member name, e.g. `m2m:cnt`.
+    pub fn root(self) -> &'static str {
+        match self {
+            ResourceType::AccessControlPolicy => "m2m:acp",
+            ResourceType::Ae => "m2m:ae",
+            ResourceType::Container => "m2m:cnt",
+            ResourceType::ContentInstance => "m2m:cin",
+            ResourceType::CseBase => "m2m:cb",
+            ResourceType::Other(_) => "",
+        }
+    }
+
+    /// Whether the type carries an `acpi` attribute of its own (TS-0001 9.6.1.3).
+    pub fn has_acpi(self) -> bool {
+        matches!(
+            self,
+            ResourceType::Ae | ResourceType::Container | ResourceType::CseBase
+        )
+    }
+
+    /// Whether Bastion implements CREATE of this type through the API.
+    pub fn is_creatable(self) -> bool {
+        matches!(
+            self,
+            ResourceType::AccessControlPolicy
+                | ResourceType::Ae
+                | ResourceType::Container
+                | ResourceType::ContentInstance
+        )
+    }
+
+    /// Whether `child` may be created under a resource of this type (TS-0001 9.6).
+    pub fn allows_child(self, child: ResourceType) -> bool {
+        use ResourceType::*;
+        match self {
+            CseBase => matches!(child, Ae | Container | AccessControlPolicy),
+            Ae => matches!(child, Container | AccessControlPolicy),
+            Container => matches!(child, Container | ContentInstance),
+            _ => false,
+        }
+    }
+
+    /// Resource types whose instances are reported in the CSEBase `srt`.
+    pub const SUPPORTED: [ResourceType; 5] = [
+        ResourceType::AccessControlPolicy,
+        ResourceType::Ae,
+        ResourceType::Container,
+        ResourceType::ContentInstance,
+        ResourceType::CseBase,
+    ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_round_trip() {
+        for t in ResourceType::SUPPORTED {
+            assert_eq!(ResourceType::from_number(t.number() as u64), Some(t));
+        }
+        assert_eq!(
+            ResourceType::from_number(23),
+            Some(ResourceType::Other(23))
+        );
+        assert_eq!(ResourceType::from_number(33), None);
+        assert_eq!(ResourceType::from_number(70000), None);
+    }
+}
