@@ -32,7 +32,15 @@ impl Cse {
         let node = tree
             .get(target.governing())
             .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-        self.authorize_node(&tree, &req.fr, ctx, node, op, create_type, RuleKind::Privileges)
+        self.authorize_node(
+            &tree,
+            &req.fr,
+            ctx,
+            node,
+            op,
+            create_type,
+            RuleKind::Privileges,
+        )
     }
 
     /// Decides `op` on `node` with the rules of kind `kind`.
@@ -95,7 +103,11 @@ impl Cse {
 /// The rule sets governing `node`: its own `pvs` for an ACP, else the `pv` (or `pvs`) of
 /// every ACP its `acpi` names. `None` means the default policy applies (empty `acpi`).
 /// A named ACP that no longer exists contributes nothing, so it can only narrow access.
-fn applicable_sources<'t>(tree: &'t Tree, node: &'t Node, kind: RuleKind) -> Option<Vec<PolicySource<'t>>> {
+fn applicable_sources<'t>(
+    tree: &'t Tree,
+    node: &'t Node,
+    kind: RuleKind,
+) -> Option<Vec<PolicySource<'t>>> {
     if node.ty == ResourceType::AccessControlPolicy {
         let acp = node.acp.as_ref()?;
         return Some(vec![PolicySource {

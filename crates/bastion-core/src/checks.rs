@@ -53,7 +53,11 @@ impl Checked {
     }
 }
 
-pub(crate) fn check(config: &CseConfig, req: Request, now: Timestamp) -> Result<Checked, RequestError> {
+pub(crate) fn check(
+    config: &CseConfig,
+    req: Request,
+    now: Timestamp,
+) -> Result<Checked, RequestError> {
     if req.rqi.as_deref().is_none_or(str::is_empty) {
         return Err(RequestError::bad_request("rqi missing"));
     }
@@ -121,7 +125,9 @@ pub(crate) fn check(config: &CseConfig, req: Request, now: Timestamp) -> Result<
                 rcn.valid_for(op)
             };
             if !ok {
-                return Err(RequestError::bad_request("rcn not valid for this operation"));
+                return Err(RequestError::bad_request(
+                    "rcn not valid for this operation",
+                ));
             }
             Some(rcn)
         }
@@ -156,7 +162,9 @@ pub(crate) fn check(config: &CseConfig, req: Request, now: Timestamp) -> Result<
         ));
     }
     if !req.atrl.is_empty() && op != Operation::Retrieve {
-        return Err(RequestError::bad_request("atrl is only allowed in RETRIEVE"));
+        return Err(RequestError::bad_request(
+            "atrl is only allowed in RETRIEVE",
+        ));
     }
     for (name, value) in [("rqet", &req.rqet), ("rset", &req.rset)] {
         if let Some(v) = value {
@@ -170,8 +178,8 @@ pub(crate) fn check(config: &CseConfig, req: Request, now: Timestamp) -> Result<
         }
     }
     if let Some(oet) = &req.oet {
-        let at = parse_abs_rel(oet, now)
-            .ok_or_else(|| RequestError::bad_request("oet is malformed"))?;
+        let at =
+            parse_abs_rel(oet, now).ok_or_else(|| RequestError::bad_request("oet is malformed"))?;
         if at > now {
             return Err(RequestError::NotImplemented(
                 "delayed execution (oet) is not supported".into(),
@@ -179,8 +187,12 @@ pub(crate) fn check(config: &CseConfig, req: Request, now: Timestamp) -> Result<
         }
     }
     if let Some(ec) = &req.ec {
-        if ec.parse::<u16>().map_or(true, |n| !(n == 2 || n == 3 || n == 4 || (100..=999).contains(&n))) {
-            return Err(RequestError::bad_request("ec is not a valid event category"));
+        if ec.parse::<u16>().map_or(true, |n| {
+            !(n == 2 || n == 3 || n == 4 || (100..=999).contains(&n))
+        }) {
+            return Err(RequestError::bad_request(
+                "ec is not a valid event category",
+            ));
         }
     }
     Ok(Checked {

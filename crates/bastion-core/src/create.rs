@@ -36,7 +36,9 @@ pub(crate) async fn create(
     let parent = match target {
         Target::Node(ri) => ri,
         Target::Virtual { .. } => {
-            return Err(RequestError::not_allowed("virtual resources cannot be created"))
+            return Err(RequestError::not_allowed(
+                "virtual resources cannot be created",
+            ))
         }
         Target::Instance { .. } => {
             return Err(RequestError::InvalidChildType(
@@ -119,7 +121,11 @@ fn common(
         _ => now.plus_seconds(config.default_lifetime_secs).min(ceiling),
     };
     let creator_attr = matches!(content.remove("cr"), Some(Value::Null));
-    if content.get("at").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
+    if content
+        .get("at")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+    {
         return Err(RequestError::NotImplemented(
             "announcement is not supported yet".into(),
         ));
@@ -134,7 +140,14 @@ fn common(
 }
 
 /// Builds the universal attributes in wire order.
-fn universal(ty: ResourceType, ri: &str, rn: &str, pi: &str, now: Timestamp, et: Timestamp) -> Map<String, Value> {
+fn universal(
+    ty: ResourceType,
+    ri: &str,
+    rn: &str,
+    pi: &str,
+    now: Timestamp,
+    et: Timestamp,
+) -> Map<String, Value> {
     let ts = now.format();
     let mut m = Map::new();
     m.insert("ty".into(), Value::from(ty.number()));
@@ -161,7 +174,11 @@ pub(crate) fn resolve_acp_id(tree: &Tree, config: &CseConfig, id: &str) -> Optio
     let rest = match Address::parse(id).ok()? {
         Address::CseRelative(rest) => rest,
         Address::SpRelative { cse_id, rest } if cse_id == config.cse_id => rest,
-        Address::Absolute { sp_id, cse_id, rest } if sp_id == config.sp_id && cse_id == config.cse_id => rest,
+        Address::Absolute {
+            sp_id,
+            cse_id,
+            rest,
+        } if sp_id == config.sp_id && cse_id == config.cse_id => rest,
         _ => return None,
     };
     let mut segs = rest.split('/');
@@ -178,7 +195,11 @@ pub(crate) fn resolve_acp_id(tree: &Tree, config: &CseConfig, id: &str) -> Optio
 }
 
 /// Checks an `acpi` value and resolves it; every entry must name an existing ACP.
-pub(crate) fn resolve_acpi(tree: &Tree, config: &CseConfig, value: Option<&Value>) -> Result<Vec<Ri>, RequestError> {
+pub(crate) fn resolve_acpi(
+    tree: &Tree,
+    config: &CseConfig,
+    value: Option<&Value>,
+) -> Result<Vec<Ri>, RequestError> {
     let Some(list) = value.and_then(Value::as_array) else {
         return Ok(Vec::new());
     };
@@ -187,21 +208,18 @@ pub(crate) fn resolve_acpi(tree: &Tree, config: &CseConfig, value: Option<&Value
             v.as_str()
                 .and_then(|id| resolve_acp_id(tree, config, id))
                 .ok_or_else(|| {
-                    RequestError::bad_request("acpi names a resource that is not an accessControlPolicy")
+                    RequestError::bad_request(
+                        "acpi names a resource that is not an accessControlPolicy",
+                    )
                 })
         })
         .collect()
 }
 
 /// Compiles `pv`/`pvs` of an ACP's content (TS-0003 7.1.2; `pvs` needs at least one rule).
-pub(crate) fn compile_acp(
-    cse: &Cse,
-    pv: &Value,
-    pvs: &Value,
-) -> Result<AcpRules, RequestError> {
+pub(crate) fn compile_acp(cse: &Cse, pv: &Value, pvs: &Value) -> Result<AcpRules, RequestError> {
     let parse = |name: &str, v: &Value| {
-        RuleSet::parse(v, &cse.local)
-            .map_err(|e| RequestError::bad_request(format!("{name}: {e}")))
+        RuleSet::parse(v, &cse.local).map_err(|e| RequestError::bad_request(format!("{name}: {e}")))
     };
     let rules = AcpRules {
         pv: parse("pv", pv)?,
@@ -222,7 +240,9 @@ async fn create_node(
     now: Timestamp,
 ) -> Result<Response, RequestError> {
     if ty == ResourceType::AccessControlPolicy
-        && ["adri", "apri", "airi"].iter().any(|k| content.contains_key(*k))
+        && ["adri", "apri", "airi"]
+            .iter()
+            .any(|k| content.contains_key(*k))
     {
         return Err(RequestError::NotImplemented(
             "distributed authorization is not supported yet".into(),
@@ -292,7 +312,12 @@ async fn create_node(
 }
 
 /// Shapes the CREATE response per `rcn` (default 1, attributes).
-fn created(cse: &Cse, req: &Checked, ty: ResourceType, attrs: Map<String, Value>) -> Result<Response, RequestError> {
+fn created(
+    cse: &Cse,
+    req: &Checked,
+    ty: ResourceType,
+    attrs: Map<String, Value>,
+) -> Result<Response, RequestError> {
     let mut resp = Response::new(Rsc::Created, String::new());
     let address = || {
         let tree = cse.tree.read();
@@ -355,7 +380,9 @@ async fn register_ae(
     let api = content.get("api").and_then(Value::as_str).unwrap_or("");
     let lower_r_allowed = matches!(req.rvi.as_str(), "2a" | "3");
     let api_ok = api.len() > 1
-        && (api.starts_with('R') || api.starts_with('N') || (lower_r_allowed && api.starts_with('r')));
+        && (api.starts_with('R')
+            || api.starts_with('N')
+            || (lower_r_allowed && api.starts_with('r')));
     if !api_ok {
         return Err(RequestError::bad_request("api must start with R or N"));
     }
@@ -381,7 +408,9 @@ async fn register_ae(
                 "an AE with this AE-ID is already registered".into(),
             ));
         }
-        let base = tree.get(parent_ri).ok_or_else(|| RequestError::not_found("CSEBase missing"))?;
+        let base = tree
+            .get(parent_ri)
+            .ok_or_else(|| RequestError::not_found("CSEBase missing"))?;
         let c = common(&tree, base, &mut content, || aei.clone(), &cse.config, now)?;
         let acpi = resolve_acpi(&tree, &cse.config, content.get("acpi"))?;
         let path = format!("{}/{}", base.path, c.rn);
@@ -522,7 +551,14 @@ async fn create_instance(
         let mut ops = evict_for(parent, 1, cs);
         let st = attr_u64(&parent.attrs, "st").unwrap_or(0) + 1;
         parent.attrs.insert("st".into(), Value::from(st));
-        let mut attrs = universal(ResourceType::ContentInstance, &ri, &c.rn, parent_ri, now, c.et);
+        let mut attrs = universal(
+            ResourceType::ContentInstance,
+            &ri,
+            &c.rn,
+            parent_ri,
+            now,
+            c.et,
+        );
         attrs.insert("st".into(), Value::from(st));
         attrs.insert("cs".into(), Value::from(cs));
         if c.creator_attr {
@@ -558,4 +594,3 @@ async fn create_instance(
     let attrs = Arc::try_unwrap(attrs).unwrap_or_else(|shared| (*shared).clone());
     created(cse, req, ResourceType::ContentInstance, attrs)
 }
-

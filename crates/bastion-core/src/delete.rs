@@ -32,7 +32,9 @@ pub(crate) async fn delete(
     let (ty, attrs, node) = match &target {
         Target::Node(ri) => {
             let tree = cse.tree.read();
-            let n = tree.get(ri).ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+            let n = tree
+                .get(ri)
+                .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
             (n.ty, Arc::new(n.attrs.clone()), Some(ri.clone()))
         }
         Target::Instance { parent, ri } => (
@@ -75,9 +77,13 @@ pub(crate) fn remove_node(tree: &mut Tree, ri: &Ri) -> Vec<WriteOp> {
     let mut ops = Vec::new();
     for n in tree.remove_subtree(ri) {
         if n.container.is_some() {
-            ops.push(WriteOp::DeleteChildren { pi: n.ri.to_string() });
+            ops.push(WriteOp::DeleteChildren {
+                pi: n.ri.to_string(),
+            });
         }
-        ops.push(WriteOp::Delete { ri: n.ri.to_string() });
+        ops.push(WriteOp::Delete {
+            ri: n.ri.to_string(),
+        });
     }
     ops
 }
@@ -98,4 +104,3 @@ pub(crate) fn remove_instance(tree: &mut Tree, parent: &Ri, ri: &str) -> Option<
         WriteOp::Upsert(container_row(node)),
     ])
 }
-

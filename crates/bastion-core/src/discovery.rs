@@ -25,13 +25,18 @@ pub(crate) struct Relations<'a> {
 }
 
 fn ts_attr(attrs: &Map<String, Value>, name: &str) -> Option<Timestamp> {
-    attrs.get(name).and_then(Value::as_str).and_then(Timestamp::parse)
+    attrs
+        .get(name)
+        .and_then(Value::as_str)
+        .and_then(Timestamp::parse)
 }
 
 fn labels_contain(labels: Option<&Value>, wanted: &[String]) -> bool {
-    labels
-        .and_then(Value::as_array)
-        .is_some_and(|l| l.iter().filter_map(Value::as_str).any(|x| wanted.iter().any(|w| w == x)))
+    labels.and_then(Value::as_array).is_some_and(|l| {
+        l.iter()
+            .filter_map(Value::as_str)
+            .any(|x| wanted.iter().any(|w| w == x))
+    })
 }
 
 /// Glob match of an attribute condition value: `*` matches any run (discovery only).
@@ -70,7 +75,12 @@ fn attr_text(v: &Value) -> Option<String> {
 
 /// Whether a resource satisfies the conditions of `fc`. Different conditions combine per
 /// `fo` (AND by default); repeated values of one condition are OR-ed.
-pub(crate) fn matches(fc: &FilterCriteria, ty: u16, attrs: &Map<String, Value>, rel: &Relations<'_>) -> bool {
+pub(crate) fn matches(
+    fc: &FilterCriteria,
+    ty: u16,
+    attrs: &Map<String, Value>,
+    rel: &Relations<'_>,
+) -> bool {
     let mut results: Vec<bool> = Vec::new();
     let mut push = |r: bool| results.push(r);
     let ct = ts_attr(attrs, "ct");
@@ -131,7 +141,11 @@ pub(crate) fn matches(fc: &FilterCriteria, ty: u16, attrs: &Map<String, Value>, 
         push(rel.child_types.iter().any(|t| fc.chty.contains(t)));
     }
     if !fc.clbl.is_empty() {
-        push(rel.child_labels.iter().any(|l| labels_contain(Some(l), &fc.clbl)));
+        push(
+            rel.child_labels
+                .iter()
+                .any(|l| labels_contain(Some(l), &fc.clbl)),
+        );
     }
     if !fc.atr.is_empty() {
         let wildcard = fc.is_discovery();
@@ -157,14 +171,22 @@ fn needs_relations(fc: &FilterCriteria) -> bool {
 }
 
 /// Relations of an in-memory node, computed only when the filter uses them.
-pub(crate) fn node_relations<'t>(tree: &'t Tree, node: &'t Node, fc: &FilterCriteria) -> Relations<'t> {
+pub(crate) fn node_relations<'t>(
+    tree: &'t Tree,
+    node: &'t Node,
+    fc: &FilterCriteria,
+) -> Relations<'t> {
     if !needs_relations(fc) {
         return Relations::default();
     }
     let parent = node.pi.as_ref().and_then(|pi| tree.get(pi));
     let children: Vec<&Node> = node.children.iter().filter_map(|c| tree.get(c)).collect();
     let mut child_types: Vec<u16> = children.iter().map(|c| c.ty.number()).collect();
-    if node.container.as_ref().is_some_and(|c| !c.instances.is_empty()) {
+    if node
+        .container
+        .as_ref()
+        .is_some_and(|c| !c.instances.is_empty())
+    {
         child_types.push(4);
     }
     Relations {
@@ -191,7 +213,9 @@ pub(crate) async fn discover(
     now: Timestamp,
 ) -> Result<Response, RequestError> {
     let Target::Node(root) = target else {
-        return Err(RequestError::bad_request("discovery needs a resource as root"));
+        return Err(RequestError::bad_request(
+            "discovery needs a resource as root",
+        ));
     };
     let fc = &req.fc;
     let max_level = fc.lvl.unwrap_or(u64::MAX);
@@ -209,7 +233,15 @@ pub(crate) async fn discover(
             if depth > 0 {
                 let rel = node_relations(&tree, node, fc);
                 if matches(fc, node.ty.number(), &node.attrs, &rel)
-                    && cse.permits(&tree, &req.fr, ctx, node, AccessOperation::Discovery, None, RuleKind::Privileges)
+                    && cse.permits(
+                        &tree,
+                        &req.fr,
+                        ctx,
+                        node,
+                        AccessOperation::Discovery,
+                        None,
+                        RuleKind::Privileges,
+                    )
                 {
                     hits.push(Hit {
                         rn: node.rn.clone(),
@@ -223,8 +255,19 @@ pub(crate) async fn discover(
                 continue;
             }
             if want_instances
-                && node.container.as_ref().is_some_and(|c| !c.instances.is_empty())
-                && cse.permits(&tree, &req.fr, ctx, node, AccessOperation::Discovery, None, RuleKind::Privileges)
+                && node
+                    .container
+                    .as_ref()
+                    .is_some_and(|c| !c.instances.is_empty())
+                && cse.permits(
+                    &tree,
+                    &req.fr,
+                    ctx,
+                    node,
+                    AccessOperation::Discovery,
+                    None,
+                    RuleKind::Privileges,
+                )
             {
                 containers.push((node.ri.clone(), node.path.clone(), depth + 1));
             }
@@ -247,13 +290,21 @@ pub(crate) async fn discover(
             .map_err(|_| RequestError::Internal("storage read failed".into()))?;
         let parent_rel = {
             let tree = cse.tree.read();
-            tree.get(&ri).map(|n| (n.attrs.get("lbl").cloned(), n.ty.number()))
+            tree.get(&ri)
+                .map(|n| (n.attrs.get("lbl").cloned(), n.ty.number()))
         };
         for row in rows {
-            if row.et.as_deref().and_then(Timestamp::parse).is_some_and(|et| et <= now) {
+            if row
+                .et
+                .as_deref()
+                .and_then(Timestamp::parse)
+                .is_some_and(|et| et <= now)
+            {
                 continue;
             }
-            let Ok((attrs, _)) = parse_body(&row.body) else { continue };
+            let Ok((attrs, _)) = parse_body(&row.body) else {
+                continue;
+            };
             let rel = Relations {
                 parent_ty: parent_rel.as_ref().map(|p| p.1),
                 parent_labels: parent_rel.as_ref().and_then(|p| p.0.as_ref()),
@@ -270,11 +321,19 @@ pub(crate) async fn discover(
         }
     }
     let selected = hits.into_iter().skip(offset).take(limit);
-    let address = |h: &Hit| if req.drt == 2 { h.ri.clone() } else { h.structured.clone() };
+    let address = |h: &Hit| {
+        if req.drt == 2 {
+            h.ri.clone()
+        } else {
+            h.structured.clone()
+        }
+    };
     let mut resp = Response::new(Rsc::Ok, String::new());
     resp.pc = Some(match req.rcn {
         Some(ResultContent::ChildReferences) => {
-            let rrf: Vec<Value> = selected.map(|h| child_ref(&h.rn, h.ty, &address(&h))).collect();
+            let rrf: Vec<Value> = selected
+                .map(|h| child_ref(&h.rn, h.ty, &address(&h)))
+                .collect();
             json!({ "m2m:rrl": { "rrf": rrf } })
         }
         _ => {

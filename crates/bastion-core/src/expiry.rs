@@ -10,7 +10,8 @@ use std::time::Duration;
 
 pub(crate) fn spawn(cse: Arc<Cse>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(cse.config.expiry_interval_ms.max(10)));
+        let mut tick =
+            tokio::time::interval(Duration::from_millis(cse.config.expiry_interval_ms.max(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
@@ -27,15 +28,16 @@ pub(crate) async fn sweep(cse: &Cse) -> Result<(), bastion_proto::RequestError> 
     if cse.write_guard().is_err() {
         return Ok(());
     }
-    let pending = {
-        let mut tree = cse.tree.write();
-        let expired_nodes: Vec<Ri> = tree
+    // Scan under the read lock: most sweeps find nothing and must not stall requests.
+    let (expired_nodes, expired_instances) = {
+        let tree = cse.tree.read();
+        let nodes: Vec<Ri> = tree
             .nodes
             .values()
             .filter(|n| n.pi.is_some() && n.is_expired(now))
             .map(|n| n.ri.clone())
             .collect();
-        let expired_instances: Vec<(Ri, String)> = tree
+        let instances: Vec<(Ri, String)> = tree
             .nodes
             .values()
             .filter_map(|n| Some((n, n.container.as_ref()?)))
@@ -46,9 +48,13 @@ pub(crate) async fn sweep(cse: &Cse) -> Result<(), bastion_proto::RequestError> 
                     .map(move |i| (n.ri.clone(), i.ri.to_string()))
             })
             .collect();
-        if expired_nodes.is_empty() && expired_instances.is_empty() {
-            return Ok(());
-        }
+        (nodes, instances)
+    };
+    if expired_nodes.is_empty() && expired_instances.is_empty() {
+        return Ok(());
+    }
+    let pending = {
+        let mut tree = cse.tree.write();
         let mut ops = Vec::new();
         for (parent, ri) in &expired_instances {
             if let Some(more) = remove_instance(&mut tree, parent, ri) {
@@ -58,7 +64,11 @@ pub(crate) async fn sweep(cse: &Cse) -> Result<(), bastion_proto::RequestError> 
         for ri in &expired_nodes {
             ops.extend(remove_node(&mut tree, ri));
         }
-        tracing::debug!(nodes = expired_nodes.len(), instances = expired_instances.len(), "expired");
+        tracing::debug!(
+            nodes = expired_nodes.len(),
+            instances = expired_instances.len(),
+            "expired"
+        );
         cse.committer.enqueue(ops)
     };
     pending.durable().await

@@ -109,8 +109,9 @@ impl Cse {
         let rvi = req.rvi.clone();
         let mut resp = match self.process(req, ctx).await {
             Ok(resp) => resp,
-            Err(err) => Response::error(&err, rqi),
+            Err(err) => Response::error(&err, String::new()),
         };
+        resp.rqi = rqi;
         resp.rvi = Some(
             rvi.filter(|v| self.config.releases.iter().any(|r| r == v))
                 .unwrap_or_else(|| "3".to_owned()),
@@ -142,7 +143,13 @@ impl Cse {
         now: Timestamp,
     ) -> Result<Response, RequestError> {
         let target = self.resolve(&req, now).await?;
-        self.authorize(&req, ctx, &target, bastion_policy::AccessOperation::Notify, None)?;
+        self.authorize(
+            &req,
+            ctx,
+            &target,
+            bastion_policy::AccessOperation::Notify,
+            None,
+        )?;
         Err(RequestError::NotImplemented(
             "NOTIFY delivery to hosted resources is not implemented".into(),
         ))

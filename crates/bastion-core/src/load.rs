@@ -60,7 +60,11 @@ pub(crate) async fn load_tree(
     for row in rows {
         let node = node_from_row(config, local, &tree, row)?;
         if let Some(list) = node.attrs.get("acpi").and_then(Value::as_array) {
-            let ids = list.iter().filter_map(Value::as_str).map(str::to_owned).collect();
+            let ids = list
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect();
             pending_acpi.push((node.ri.clone(), ids));
         }
         tree.insert(node);

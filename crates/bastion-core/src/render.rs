@@ -51,7 +51,11 @@ pub(crate) fn parse_body(body: &str) -> Result<(Map<String, Value>, Option<Strin
 
 /// Keeps only the attributes named in `atrl` (partial RETRIEVE). Naming something that
 /// is not an attribute of the type is a bad request.
-pub(crate) fn partial(ty: ResourceType, attrs: &Map<String, Value>, atrl: &[String]) -> Result<Map<String, Value>, RequestError> {
+pub(crate) fn partial(
+    ty: ResourceType,
+    attrs: &Map<String, Value>,
+    atrl: &[String],
+) -> Result<Map<String, Value>, RequestError> {
     let mut out = Map::new();
     for name in atrl {
         if !attrs::is_attribute(ty, name) {

@@ -49,7 +49,11 @@ fn not_found() -> RequestError {
 
 impl Cse {
     /// Resolves the request's target, hiding expired resources.
-    pub(crate) async fn resolve(&self, req: &Checked, now: Timestamp) -> Result<Target, RequestError> {
+    pub(crate) async fn resolve(
+        &self,
+        req: &Checked,
+        now: Timestamp,
+    ) -> Result<Target, RequestError> {
         let rest = self.hosted_part(&req.to)?;
         let step = {
             let tree = self.tree.read();
@@ -82,7 +86,12 @@ impl Cse {
 
     /// An instance exists for the caller only while its container still indexes it and
     /// neither it nor an ancestor has expired.
-    fn live_instance(&self, parent: Ri, ri: String, now: Timestamp) -> Result<Target, RequestError> {
+    fn live_instance(
+        &self,
+        parent: Ri,
+        ri: String,
+        now: Timestamp,
+    ) -> Result<Target, RequestError> {
         let tree = self.tree.read();
         let node = tree.get(&parent).ok_or_else(not_found)?;
         if tree.expired_in_chain(&parent, now) {
@@ -108,11 +117,11 @@ impl Cse {
         match Address::parse(to)? {
             Address::CseRelative(rest) => Ok(rest),
             Address::SpRelative { cse_id, rest } if cse_id == self.config.cse_id => Ok(rest),
-            Address::Absolute { sp_id, cse_id, rest }
-                if sp_id == self.config.sp_id && cse_id == self.config.cse_id =>
-            {
-                Ok(rest)
-            }
+            Address::Absolute {
+                sp_id,
+                cse_id,
+                rest,
+            } if sp_id == self.config.sp_id && cse_id == self.config.cse_id => Ok(rest),
             _ => Err(no_route()),
         }
     }
@@ -129,9 +138,7 @@ impl Cse {
         let tree = self.tree.read();
         match self.local_ae_stem(&req.fr)? {
             OriginatorKind::LocalAe(stem) => {
-                let registered = tree
-                    .get(stem)
-                    .is_some_and(|n| n.ty == ResourceType::Ae);
+                let registered = tree.get(stem).is_some_and(|n| n.ty == ResourceType::Ae);
                 if registered {
                     Ok(())
                 } else {
@@ -188,9 +195,7 @@ fn security_association_required() -> RequestError {
 
 /// An AE-ID-Stem: `C` or `S` followed by at least one identifier character.
 fn is_stem(s: &str) -> bool {
-    (s.starts_with('C') || s.starts_with('S'))
-        && s.len() > 1
-        && !s.contains('/')
+    (s.starts_with('C') || s.starts_with('S')) && s.len() > 1 && !s.contains('/')
 }
 
 fn store_read(err: bastion_store::StoreError) -> RequestError {

@@ -31,9 +31,20 @@ pub(crate) async fn retrieve(
     let (ty, attrs, node_ri) = match &target {
         Target::Node(ri) => {
             let tree = cse.tree.read();
-            let node = tree.get(ri).ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-            if req.fc.has_conditions() && !matches(&req.fc, node.ty.number(), &node.attrs, &node_relations(&tree, node, &req.fc)) {
-                return Err(RequestError::not_found("resource does not match the filter criteria"));
+            let node = tree
+                .get(ri)
+                .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+            if req.fc.has_conditions()
+                && !matches(
+                    &req.fc,
+                    node.ty.number(),
+                    &node.attrs,
+                    &node_relations(&tree, node, &req.fc),
+                )
+            {
+                return Err(RequestError::not_found(
+                    "resource does not match the filter criteria",
+                ));
             }
             (node.ty, Arc::new(node.attrs.clone()), Some(ri.clone()))
         }
@@ -46,8 +57,13 @@ pub(crate) async fn retrieve(
             (ResourceType::ContentInstance, attrs, None)
         }
     };
-    if node_ri.is_none() && req.fc.has_conditions() && !matches(&req.fc, 4, &attrs, &Relations::default()) {
-        return Err(RequestError::not_found("resource does not match the filter criteria"));
+    if node_ri.is_none()
+        && req.fc.has_conditions()
+        && !matches(&req.fc, 4, &attrs, &Relations::default())
+    {
+        return Err(RequestError::not_found(
+            "resource does not match the filter criteria",
+        ));
     }
     let mut resp = Response::new(Rsc::Ok, String::new());
     resp.pc = Some(shape(cse, &req, ty, attrs, node_ri.as_ref(), now).await?);
@@ -63,18 +79,29 @@ pub(crate) async fn instance_attrs(
 ) -> Result<Arc<Map<String, Value>>, RequestError> {
     let wanted: String = {
         let tree = cse.tree.read();
-        let node = tree.get(parent).ok_or_else(|| RequestError::not_found("container does not exist"))?;
+        let node = tree
+            .get(parent)
+            .ok_or_else(|| RequestError::not_found("container does not exist"))?;
         if node.attrs.get("disr").and_then(Value::as_bool) == Some(true) {
-            return Err(RequestError::not_allowed("retrieval is disabled on this container"));
+            return Err(RequestError::not_allowed(
+                "retrieval is disabled on this container",
+            ));
         }
-        let state = node.container.as_ref().ok_or_else(|| RequestError::not_found("not a container"))?;
+        let state = node
+            .container
+            .as_ref()
+            .ok_or_else(|| RequestError::not_found("not a container"))?;
         match (ri, which) {
             (Some(ri), _) => ri.clone(),
             (None, Some(Virtual::Latest)) => {
                 if let Some(latest) = &state.latest {
                     return Ok(latest.clone());
                 }
-                state.instances.back().map(|i| i.ri.to_string()).ok_or_else(|| RequestError::not_found("container has no instances"))?
+                state
+                    .instances
+                    .back()
+                    .map(|i| i.ri.to_string())
+                    .ok_or_else(|| RequestError::not_found("container has no instances"))?
             }
             (None, _) => state
                 .instances
@@ -89,7 +116,8 @@ pub(crate) async fn instance_attrs(
         .await
         .map_err(|_| RequestError::Internal("storage read failed".into()))?
         .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-    let (attrs, _) = parse_body(&row.body).map_err(|_| RequestError::Internal("stored resource is corrupt".into()))?;
+    let (attrs, _) = parse_body(&row.body)
+        .map_err(|_| RequestError::Internal("stored resource is corrupt".into()))?;
     Ok(Arc::new(attrs))
 }
 
@@ -113,7 +141,11 @@ pub(crate) async fn shape(
     Ok(match rcn {
         ResultContent::Attributes => wrap(ty, own(&attrs)?),
         ResultContent::AttributesAndChildResources | ResultContent::ChildResources => {
-            let mut out = if rcn == ResultContent::ChildResources { Map::new() } else { own(&attrs)? };
+            let mut out = if rcn == ResultContent::ChildResources {
+                Map::new()
+            } else {
+                own(&attrs)?
+            };
             if let Some(ri) = node {
                 let levels = req.fc.lvl.unwrap_or(u64::MAX);
                 nest_children(cse, ri, &mut out, levels, now).await?;
@@ -131,7 +163,9 @@ pub(crate) async fn shape(
             json!({ "m2m:rrl": { "rrf": refs } })
         }
         ResultContent::OriginalResource => {
-            return Err(RequestError::bad_request("rcn 7 applies only to announced resources"))
+            return Err(RequestError::bad_request(
+                "rcn 7 applies only to announced resources",
+            ))
         }
         _ => {
             return Err(RequestError::NotImplemented(
@@ -142,11 +176,19 @@ pub(crate) async fn shape(
 }
 
 /// Direct children as `{nm, typ, val}` references.
-async fn child_refs(cse: &Cse, node: Option<&Ri>, now: Timestamp) -> Result<Vec<Value>, RequestError> {
-    let Some(ri) = node else { return Ok(Vec::new()) };
+async fn child_refs(
+    cse: &Cse,
+    node: Option<&Ri>,
+    now: Timestamp,
+) -> Result<Vec<Value>, RequestError> {
+    let Some(ri) = node else {
+        return Ok(Vec::new());
+    };
     let (mut refs, container_path) = {
         let tree = cse.tree.read();
-        let Some(n) = tree.get(ri) else { return Ok(Vec::new()) };
+        let Some(n) = tree.get(ri) else {
+            return Ok(Vec::new());
+        };
         let refs: Vec<Value> = n
             .children
             .iter()
@@ -154,7 +196,10 @@ async fn child_refs(cse: &Cse, node: Option<&Ri>, now: Timestamp) -> Result<Vec<
             .filter(|c| !c.is_expired(now))
             .map(|c| child_ref(&c.rn, c.ty.number(), &c.path))
             .collect();
-        let container = n.container.as_ref().is_some_and(|c| !c.instances.is_empty());
+        let container = n
+            .container
+            .as_ref()
+            .is_some_and(|c| !c.instances.is_empty());
         (refs, container.then(|| n.path.clone()))
     };
     if let Some(path) = container_path {
@@ -165,7 +210,11 @@ async fn child_refs(cse: &Cse, node: Option<&Ri>, now: Timestamp) -> Result<Vec<
     Ok(refs)
 }
 
-async fn live_instances(cse: &Cse, ri: &Ri, now: Timestamp) -> Result<Vec<bastion_store::StoredResource>, RequestError> {
+async fn live_instances(
+    cse: &Cse,
+    ri: &Ri,
+    now: Timestamp,
+) -> Result<Vec<bastion_store::StoredResource>, RequestError> {
     let rows = cse
         .store
         .children(ri, Some(4))
@@ -173,7 +222,11 @@ async fn live_instances(cse: &Cse, ri: &Ri, now: Timestamp) -> Result<Vec<bastio
         .map_err(|_| RequestError::Internal("storage read failed".into()))?;
     Ok(rows
         .into_iter()
-        .filter(|r| r.et.as_deref().and_then(Timestamp::parse).is_none_or(|et| et > now))
+        .filter(|r| {
+            r.et.as_deref()
+                .and_then(Timestamp::parse)
+                .is_none_or(|et| et > now)
+        })
         .collect())
 }
 
@@ -199,7 +252,12 @@ fn nest_children<'a>(
                 .filter(|c| !c.is_expired(now))
                 .map(|c| (c.ri.clone(), c.ty, c.attrs.clone()))
                 .collect();
-            (children, n.container.as_ref().is_some_and(|c| !c.instances.is_empty()))
+            (
+                children,
+                n.container
+                    .as_ref()
+                    .is_some_and(|c| !c.instances.is_empty()),
+            )
         };
         for (child_ri, ty, mut attrs) in children {
             nest_children(cse, &child_ri, &mut attrs, levels - 1, now).await?;

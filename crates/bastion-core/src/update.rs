@@ -25,7 +25,9 @@ pub(crate) async fn update(
 ) -> Result<Response, RequestError> {
     let target = cse.resolve(&req, now).await?;
     let Target::Node(ri) = target else {
-        return Err(RequestError::not_allowed("contentInstances cannot be updated"));
+        return Err(RequestError::not_allowed(
+            "contentInstances cannot be updated",
+        ));
     };
     let ty = cse
         .tree
@@ -46,46 +48,104 @@ pub(crate) async fn update(
     }
     {
         let tree = cse.tree.read();
-        let node = tree.get(&ri).ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-        let kind = if acpi_change { RuleKind::SelfPrivileges } else { RuleKind::Privileges };
-        cse.authorize_node(&tree, &req.fr, ctx, node, AccessOperation::Update, None, kind)?;
-        if req.fc.has_conditions() && !matches(&req.fc, ty.number(), &node.attrs, &node_relations(&tree, node, &req.fc)) {
-            return Err(RequestError::not_found("resource does not match the filter criteria"));
+        let node = tree
+            .get(&ri)
+            .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+        let kind = if acpi_change {
+            RuleKind::SelfPrivileges
+        } else {
+            RuleKind::Privileges
+        };
+        cse.authorize_node(
+            &tree,
+            &req.fr,
+            ctx,
+            node,
+            AccessOperation::Update,
+            None,
+            kind,
+        )?;
+        if req.fc.has_conditions()
+            && !matches(
+                &req.fc,
+                ty.number(),
+                &node.attrs,
+                &node_relations(&tree, node, &req.fc),
+            )
+        {
+            return Err(RequestError::not_found(
+                "resource does not match the filter criteria",
+            ));
         }
     }
-    if ty == ResourceType::AccessControlPolicy && ["adri", "apri", "airi"].iter().any(|k| content.contains_key(*k)) {
-        return Err(RequestError::NotImplemented("distributed authorization is not supported yet".into()));
+    if ty == ResourceType::AccessControlPolicy
+        && ["adri", "apri", "airi"]
+            .iter()
+            .any(|k| content.contains_key(*k))
+    {
+        return Err(RequestError::NotImplemented(
+            "distributed authorization is not supported yet".into(),
+        ));
     }
     cse.write_guard()?;
     let (pending, attrs) = {
         let mut guard = cse.tree.write();
         let tree = &mut *guard;
-        let node = tree.get(&ri).ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-        let parent_et = node.pi.as_ref().and_then(|p| tree.get(p)).and_then(|p| p.et);
+        let node = tree
+            .get(&ri)
+            .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+        let parent_et = node
+            .pi
+            .as_ref()
+            .and_then(|p| tree.get(p))
+            .and_then(|p| p.et);
         let mut new_et = node.et;
         if let Some(v) = content.get("et") {
             let et = match v {
                 Value::Null => now.plus_seconds(cse.config.default_lifetime_secs),
-                v => v.as_str().and_then(Timestamp::parse).ok_or_else(|| RequestError::bad_request("bad et"))?,
+                v => v
+                    .as_str()
+                    .and_then(Timestamp::parse)
+                    .ok_or_else(|| RequestError::bad_request("bad et"))?,
             };
             if et <= now {
                 return Err(RequestError::bad_request("expirationTime is in the past"));
             }
             let et = parent_et.map_or(et, |p| et.min(p));
-            let child_later = node.children.iter().filter_map(|c| tree.get(c)).any(|c| c.et.is_some_and(|c| c > et))
-                || node.container.as_ref().is_some_and(|s| s.instances.iter().any(|i| i.et.is_some_and(|e| e > et.0)));
+            let child_later =
+                node.children
+                    .iter()
+                    .filter_map(|c| tree.get(c))
+                    .any(|c| c.et.is_some_and(|c| c > et))
+                    || node.container.as_ref().is_some_and(|s| {
+                        s.instances.iter().any(|i| i.et.is_some_and(|e| e > et.0))
+                    });
             if child_later {
-                return Err(RequestError::bad_request("expirationTime earlier than a child's"));
+                return Err(RequestError::bad_request(
+                    "expirationTime earlier than a child's",
+                ));
             }
             new_et = Some(et);
         }
         let new_acpi = if acpi_change {
-            Some(resolve_acpi(tree, &cse.config, content.get("acpi").filter(|v| !v.is_null()))?)
+            Some(resolve_acpi(
+                tree,
+                &cse.config,
+                content.get("acpi").filter(|v| !v.is_null()),
+            )?)
         } else {
             None
         };
-        let new_acp = if ty == ResourceType::AccessControlPolicy && (content.contains_key("pv") || content.contains_key("pvs")) {
-            let pick = |k: &str| content.get(k).or_else(|| node.attrs.get(k)).cloned().unwrap_or(Value::Null);
+        let new_acp = if ty == ResourceType::AccessControlPolicy
+            && (content.contains_key("pv") || content.contains_key("pvs"))
+        {
+            let pick = |k: &str| {
+                content
+                    .get(k)
+                    .or_else(|| node.attrs.get(k))
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            };
             Some(Arc::new(compile_acp(cse, &pick("pv"), &pick("pvs"))?))
         } else {
             None
@@ -140,7 +200,9 @@ pub(crate) async fn update(
         ResultContent::ModifiedAttributes => {
             let modified: Map<String, Value> = attrs
                 .into_iter()
-                .filter(|(k, v)| content.get(k) != Some(v) && (content.contains_key(k) || k == "lt" || k == "st"))
+                .filter(|(k, v)| {
+                    content.get(k) != Some(v) && (content.contains_key(k) || k == "lt" || k == "st")
+                })
                 .collect();
             Some(wrap(ty, modified))
         }

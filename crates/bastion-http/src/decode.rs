@@ -29,7 +29,10 @@ const JSON_TYPES: [&str; 5] = [
 /// Decodes a whole HTTP request, reading at most `max_body` bytes of body.
 pub async fn decode(http: HttpRequest<Body>, max_body: usize) -> Result<Request, DecodeFailure> {
     let (parts, body) = http.into_parts();
-    let rqi = single_header(&parts.headers, "x-m2m-ri").ok().flatten().unwrap_or_default();
+    let rqi = single_header(&parts.headers, "x-m2m-ri")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     let rvi = single_header(&parts.headers, "x-m2m-rvi").ok().flatten();
     let fail = |error: RequestError| DecodeFailure {
         error,
@@ -53,7 +56,11 @@ pub async fn decode(http: HttpRequest<Body>, max_body: usize) -> Result<Request,
     if !bytes.is_empty() {
         let media = content_type(&parts.headers).map_err(fail)?.map(|(m, _)| m);
         match media {
-            None => return Err(fail(RequestError::UnsupportedMediaType("a body needs a Content-Type".into()))),
+            None => {
+                return Err(fail(RequestError::UnsupportedMediaType(
+                    "a body needs a Content-Type".into(),
+                )))
+            }
             Some(m) if !JSON_TYPES.contains(&m.as_str()) => {
                 return Err(fail(RequestError::UnsupportedMediaType(
                     "only JSON serializations are supported".into(),
@@ -71,7 +78,11 @@ fn too_large(max: usize) -> RequestError {
 }
 
 /// Everything but the body.
-fn decode_head(method: &Method, uri: &axum::http::Uri, headers: &HeaderMap) -> Result<Request, RequestError> {
+fn decode_head(
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+) -> Result<Request, RequestError> {
     let mut req = Request::default();
     let ct = content_type(headers)?;
     let ty = ct.as_ref().and_then(|(_, ty)| *ty);
@@ -81,7 +92,11 @@ fn decode_head(method: &Method, uri: &axum::http::Uri, headers: &HeaderMap) -> R
         Method::DELETE => Operation::Delete,
         Method::POST if ty.is_some() => Operation::Create,
         Method::POST => Operation::Notify,
-        _ => return Err(RequestError::not_allowed("HTTP method not supported by oneM2M")),
+        _ => {
+            return Err(RequestError::not_allowed(
+                "HTTP method not supported by oneM2M",
+            ))
+        }
     });
     req.ty = ty;
     req.to = target(uri.path())?;
@@ -96,18 +111,34 @@ fn decode_head(method: &Method, uri: &axum::http::Uri, headers: &HeaderMap) -> R
     req.ec = single_header(headers, "x-m2m-ec")?;
     req.vsi = single_header(headers, "x-m2m-vsi")?;
     if let Some(rtu) = single_header(headers, "x-m2m-rtu")? {
-        req.rt_nu = Some(rtu.split('&').filter(|s| !s.is_empty()).map(str::to_owned).collect());
+        req.rt_nu = Some(
+            rtu.split('&')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        );
     }
     if let Some(auth) = single_header(headers, "authorization")? {
-        req.tkns = auth.split('+').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        req.tkns = auth
+            .split('+')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
     }
     if let Some(accept) = single_header(headers, "accept")? {
         let acceptable = accept.split(',').any(|part| {
-            let media = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let media = part
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             media == "*/*" || media == "application/*" || JSON_TYPES.contains(&media.as_str())
         });
         if !acceptable {
-            return Err(RequestError::NotAcceptable("only JSON responses can be produced".into()));
+            return Err(RequestError::NotAcceptable(
+                "only JSON responses can be produced".into(),
+            ));
         }
     }
     if let Some(query) = uri.query() {
@@ -123,7 +154,9 @@ fn single_header(headers: &HeaderMap, name: &str) -> Result<Option<String>, Requ
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(RequestError::bad_request(format!("header {name} given twice")));
+        return Err(RequestError::bad_request(format!(
+            "header {name} given twice"
+        )));
     }
     let text = first
         .to_str()
@@ -145,11 +178,10 @@ fn content_type(headers: &HeaderMap) -> Result<Option<(String, Option<u64>)>, Re
             if ty.is_some() {
                 return Err(RequestError::bad_request("ty given twice in Content-Type"));
             }
-            ty = Some(
-                v.trim()
-                    .parse::<u64>()
-                    .map_err(|_| RequestError::bad_request("ty in Content-Type is not a number"))?,
-            );
+            ty =
+                Some(v.trim().parse::<u64>().map_err(|_| {
+                    RequestError::bad_request("ty in Content-Type is not a number")
+                })?);
         }
     }
     Ok(Some((media, ty)))
@@ -186,7 +218,9 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, RequestError> {
     match v {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        _ => Err(RequestError::bad_request(format!("{key} must be a boolean"))),
+        _ => Err(RequestError::bad_request(format!(
+            "{key} must be a boolean"
+        ))),
     }
 }
 
@@ -209,11 +243,23 @@ fn apply_query(req: &mut Request, query: &str) -> Result<(), RequestError> {
         let value = decode_component(v)?;
         let multi = matches!(
             key.as_str(),
-            "rids" | "tids" | "ltids" | "atrl" | "ty" | "lbl" | "cty" | "chty" | "pty" | "clbl" | "palb"
+            "rids"
+                | "tids"
+                | "ltids"
+                | "atrl"
+                | "ty"
+                | "lbl"
+                | "cty"
+                | "chty"
+                | "pty"
+                | "clbl"
+                | "palb"
         );
         if !multi {
             if seen.contains(&key) {
-                return Err(RequestError::bad_request(format!("query parameter {key} given twice")));
+                return Err(RequestError::bad_request(format!(
+                    "query parameter {key} given twice"
+                )));
             }
             seen.push(key.clone());
         }
@@ -237,12 +283,10 @@ fn apply_query(req: &mut Request, query: &str) -> Result<(), RequestError> {
             "tids" => req.tids.extend(words(&value)),
             "ltids" => req.ltids.extend(words(&value)),
             "atrl" => req.atrl.extend(words(&value)),
-            "asi" | "auri" | "sqi" => {
-                if parse_bool(&key, &value)? {
-                    return Err(RequestError::NotImplemented(
-                        format!("{key} is not supported yet").into(),
-                    ));
-                }
+            "asi" | "auri" | "sqi" if parse_bool(&key, &value)? => {
+                return Err(RequestError::NotImplemented(
+                    format!("{key} is not supported yet").into(),
+                ));
             }
             _ => {}
         }
@@ -258,7 +302,10 @@ mod tests {
     fn ts0009_6_2_2_1_path_forms() {
         assert_eq!(target("/cse-in/ae").unwrap(), "cse-in/ae");
         assert_eq!(target("/~/id-in/cse-in").unwrap(), "/id-in/cse-in");
-        assert_eq!(target("/_/sp.example/id-in/cin1").unwrap(), "//sp.example/id-in/cin1");
+        assert_eq!(
+            target("/_/sp.example/id-in/cin1").unwrap(),
+            "//sp.example/id-in/cin1"
+        );
         assert!(target("/~").is_err());
         assert!(target("/%ff").is_err());
     }

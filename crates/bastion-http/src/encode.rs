@@ -18,7 +18,8 @@ pub fn encode(resp: &Response) -> HttpResponse {
     };
     let has_body = !body.is_empty();
     let mut out = HttpResponse::new(Body::from(body));
-    *out.status_mut() = StatusCode::from_u16(resp.rsc.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *out.status_mut() =
+        StatusCode::from_u16(resp.rsc.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = out.headers_mut();
     h.insert("x-m2m-rsc", HeaderValue::from(resp.rsc.code()));
     if let Some(v) = header(&resp.rqi) {

@@ -51,7 +51,11 @@ pub fn router(cse: Arc<Cse>, limits: HttpLimits) -> Router {
 }
 
 /// Serves the CSE on `listener` until the future is dropped or fails.
-pub async fn serve(listener: tokio::net::TcpListener, cse: Arc<Cse>, limits: HttpLimits) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    cse: Arc<Cse>,
+    limits: HttpLimits,
+) -> std::io::Result<()> {
     let listener = listener.tap_io(|tcp| {
         // Small request/response exchanges: never wait for Nagle.
         let _ = tcp.set_nodelay(true);

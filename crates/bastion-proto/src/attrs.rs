@@ -185,7 +185,11 @@ pub enum Phase {
 /// Checks a CREATE or UPDATE content object against `ty`'s attribute policy: unknown
 /// attributes, not-permitted ones, wrong value types and missing mandatory ones are all
 /// 4000 BAD_REQUEST (TS-0004 7.3.3.2 / 7.3.3.4; core-primitives.md §5 items 13-14).
-pub fn validate(ty: ResourceType, phase: Phase, content: &Map<String, Value>) -> Result<(), RequestError> {
+pub fn validate(
+    ty: ResourceType,
+    phase: Phase,
+    content: &Map<String, Value>,
+) -> Result<(), RequestError> {
     for (name, value) in content {
         let def = find(ty, name).ok_or_else(|| {
             RequestError::bad_request(format!("unknown attribute {name} for {}", ty.short_name()))
@@ -195,7 +199,9 @@ pub fn validate(ty: ResourceType, phase: Phase, content: &Map<String, Value>) ->
             Phase::Update => def.update,
         };
         if presence == NP {
-            return Err(RequestError::bad_request(format!("attribute {name} is not permitted")));
+            return Err(RequestError::bad_request(format!(
+                "attribute {name} is not permitted"
+            )));
         }
         if value.is_null() {
             // null asks for the creator in CREATE and removes an attribute in UPDATE.
@@ -204,7 +210,9 @@ pub fn validate(ty: ResourceType, phase: Phase, content: &Map<String, Value>) ->
                 Phase::Update => presence != M,
             };
             if !ok {
-                return Err(RequestError::bad_request(format!("attribute {name} cannot be null")));
+                return Err(RequestError::bad_request(format!(
+                    "attribute {name} cannot be null"
+                )));
             }
             continue;
         }
@@ -249,7 +257,9 @@ fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestError>
             Kind::Any => "a value",
             Kind::CreatorNull => "null",
         };
-        Err(RequestError::bad_request(format!("attribute {name} must be {expected}")))
+        Err(RequestError::bad_request(format!(
+            "attribute {name} must be {expected}"
+        )))
     }
 }
 
@@ -275,7 +285,10 @@ mod tests {
             json!({"lbl": "a"}),
             json!({"et": "tomorrow"}),
         ] {
-            assert!(validate(ResourceType::Container, Phase::Create, &obj(bad.clone())).is_err(), "{bad}");
+            assert!(
+                validate(ResourceType::Container, Phase::Create, &obj(bad.clone())).is_err(),
+                "{bad}"
+            );
         }
     }
 
@@ -290,8 +303,18 @@ mod tests {
 
     #[test]
     fn ts0004_7_3_3_4_update_checks() {
-        assert!(validate(ResourceType::Container, Phase::Update, &obj(json!({"mni":null}))).is_ok());
-        assert!(validate(ResourceType::Container, Phase::Update, &obj(json!({"rn":"x"}))).is_err());
+        assert!(validate(
+            ResourceType::Container,
+            Phase::Update,
+            &obj(json!({"mni":null}))
+        )
+        .is_ok());
+        assert!(validate(
+            ResourceType::Container,
+            Phase::Update,
+            &obj(json!({"rn":"x"}))
+        )
+        .is_err());
         assert!(validate(ResourceType::Ae, Phase::Update, &obj(json!({"api":"Nx"}))).is_err());
     }
 }

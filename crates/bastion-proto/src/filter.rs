@@ -119,14 +119,22 @@ impl FilterCriteria {
             )
         };
         match key {
-            "fu" => self.fu = Some(uint(value)?).filter(|v| (1..=3).contains(v)).map_or_else(
-                || Err(RequestError::bad_request("fu must be 1, 2 or 3")),
-                |v| Ok(Some(v)),
-            )?,
-            "fo" => self.fo = Some(uint(value)?).filter(|v| (1..=2).contains(v)).map_or_else(
-                || Err(RequestError::bad_request("fo must be 1 or 2")),
-                |v| Ok(Some(v)),
-            )?,
+            "fu" => {
+                self.fu = Some(uint(value)?)
+                    .filter(|v| (1..=3).contains(v))
+                    .map_or_else(
+                        || Err(RequestError::bad_request("fu must be 1, 2 or 3")),
+                        |v| Ok(Some(v)),
+                    )?
+            }
+            "fo" => {
+                self.fo = Some(uint(value)?)
+                    .filter(|v| (1..=2).contains(v))
+                    .map_or_else(
+                        || Err(RequestError::bad_request("fo must be 1 or 2")),
+                        |v| Ok(Some(v)),
+                    )?
+            }
             "crb" => self.crb = Some(ts(value)?),
             "cra" => self.cra = Some(ts(value)?),
             "ms" => self.ms = Some(ts(value)?),

@@ -60,9 +60,11 @@ impl<'a> Address<'a> {
         let (sp, cse, rest) = match self {
             Address::CseRelative(rest) => (None, None, *rest),
             Address::SpRelative { cse_id, rest } => (None, Some(&cse_id[1..]), *rest),
-            Address::Absolute { sp_id, cse_id, rest } => {
-                (Some(&sp_id[2..]), Some(&cse_id[1..]), *rest)
-            }
+            Address::Absolute {
+                sp_id,
+                cse_id,
+                rest,
+            } => (Some(&sp_id[2..]), Some(&cse_id[1..]), *rest),
         };
         if let Some(sp) = sp {
             check_segment(sp)?;
@@ -178,8 +180,17 @@ mod tests {
     #[test]
     fn odd_addresses_are_bad_requests() {
         for bad in [
-            "", "cse-in//ae", "cse-in/../x", "cse-in/./x", "cse-in/a b", "cse-in/a\0b", "//sp",
-            "//sp/", "/", "cse-in/", "cse-in/%2e%2e",
+            "",
+            "cse-in//ae",
+            "cse-in/../x",
+            "cse-in/./x",
+            "cse-in/a b",
+            "cse-in/a\0b",
+            "//sp",
+            "//sp/",
+            "/",
+            "cse-in/",
+            "cse-in/%2e%2e",
         ] {
             assert!(Address::parse(bad).is_err(), "{bad:?}");
         }

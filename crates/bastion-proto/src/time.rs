@@ -41,7 +41,12 @@ impl Timestamp {
         if !(rest.is_empty() || rest == "Z") {
             return None;
         }
-        if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 59
+        if !(1..=12).contains(&mo)
+            || d < 1
+            || d > days_in_month(y, mo)
+            || h > 23
+            || mi > 59
+            || se > 59
         {
             return None;
         }
@@ -121,7 +126,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 #[cfg(test)]
@@ -133,13 +146,26 @@ mod tests {
         let t = Timestamp::parse("20240229T235959").unwrap();
         assert_eq!(t.format(), "20240229T235959");
         assert_eq!(Timestamp(0).format(), "19700101T000000");
-        assert_eq!(Timestamp::parse("20240101T120000,123456").unwrap().format(), "20240101T120000");
+        assert_eq!(
+            Timestamp::parse("20240101T120000,123456").unwrap().format(),
+            "20240101T120000"
+        );
         assert_eq!(MAX.format(), "99991231T235959");
     }
 
     #[test]
     fn ts0004_timestamp_rejects_malformed() {
-        for bad in ["", "2024", "20240230T000000", "20241301T000000", "20240101 120000", "20240101T250000", "2024010aT000000", "20240101T120000,", "20240101T120000x"] {
+        for bad in [
+            "",
+            "2024",
+            "20240230T000000",
+            "20241301T000000",
+            "20240101 120000",
+            "20240101T250000",
+            "2024010aT000000",
+            "20240101T120000,",
+            "20240101T120000x",
+        ] {
             assert_eq!(Timestamp::parse(bad), None, "{bad}");
         }
     }

@@ -17,9 +17,9 @@ pub enum ResourceType {
 /// Type numbers defined by oneM2M up to Release 4 (core-resources.md §1), used to tell a
 /// defined-but-unimplemented type (5001) from a number that means nothing (4000).
 const DEFINED: &[u16] = &[
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
-    25, 26, 27, 28, 29, 30, 31, 32, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
-    48, 49, 50, 51, 58, 60, 62, 63, 64, 65, 66,
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
+    27, 28, 29, 30, 31, 32, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51,
+    58, 60, 62, 63, 64, 65, 66,
 ];
 
 impl ResourceType {
@@ -121,10 +121,7 @@ mod tests {
         for t in ResourceType::SUPPORTED {
             assert_eq!(ResourceType::from_number(t.number() as u64), Some(t));
         }
-        assert_eq!(
-            ResourceType::from_number(23),
-            Some(ResourceType::Other(23))
-        );
+        assert_eq!(ResourceType::from_number(23), Some(ResourceType::Other(23)));
         assert_eq!(ResourceType::from_number(33), None);
         assert_eq!(ResourceType::from_number(70000), None);
     }

@@ -1,0 +1,98 @@
+//! The `bastion` binary: the command line ([`cli`]), configuration resolution
+//! ([`settings`]) and the server's life cycle ([`serve`]).
+//!
+//! Exit status: 0 on success (and after a signal-initiated stop), 1 when the server cannot
+//! start or fails while running, 2 for invalid configuration or command-line usage.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod serve;
+mod settings;
+
+use clap::Parser;
+use cli::{Cli, Command, ConfigCommand, SettingsArgs};
+use settings::{RawSettings, Settings, DEFAULT_CONFIG_TOML};
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Why the binary stops with a non-zero status.
+#[derive(Debug)]
+pub enum Failure {
+    /// The configuration (file, flags or `RUST_LOG`) is invalid: exit status 2.
+    Config(String),
+    /// Starting or running the server failed: exit status 1.
+    Runtime(String),
+}
+
+impl Failure {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            Failure::Config(_) => ExitCode::from(2),
+            Failure::Runtime(_) => ExitCode::from(1),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Config(message) | Failure::Runtime(message) => f.write_str(message),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    // clap prints help and version with status 0 and usage errors with status 2.
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("bastion: error: {failure}");
+            failure.exit_code()
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Serve(args) => serve::serve(resolve(&args)?),
+        Command::Config(ConfigCommand::Default) => print(DEFAULT_CONFIG_TOML),
+        Command::Config(ConfigCommand::Check(args)) => {
+            let settings = resolve(&args)?;
+            let body = settings.to_toml().map_err(Failure::Config)?;
+            let source = match &args.config {
+                Some(path) => format!("{} is valid", path.display()),
+                None => "no configuration file given".to_owned(),
+            };
+            print(&format!(
+                "# {source}; resolved settings (flags > file > defaults):\n\
+                 # database file: {}\n\n{body}",
+                settings.db_path().display()
+            ))
+        }
+    }
+}
+
+/// The settings layers merged (file < `RUST_LOG` < flags) and validated.
+fn resolve(args: &SettingsArgs) -> Result<Settings, Failure> {
+    let file = match &args.config {
+        Some(path) => RawSettings::from_file(path).map_err(|e| Failure::Config(e.to_string()))?,
+        None => RawSettings::default(),
+    };
+    let env = RawSettings::from_env_log(std::env::var("RUST_LOG").ok());
+    let raw = file.overlay(env).overlay(args.to_raw());
+    Settings::resolve(raw).map_err(|e| Failure::Config(e.to_string()))
+}
+
+/// Writes to standard output; a closed pipe (`bastion config default | head`) is not an
+/// error worth a panic.
+fn print(text: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::Runtime(format!(
+            "cannot write to standard output: {e}"
+        ))),
+    }
+}

@@ -1,0 +1,861 @@
+//! Configuration of the `bastion` binary: the configuration file format, the layering of
+//! its sources and the validated [`Settings`] a server runs with.
+//!
+//! Resolution happens in two steps so that every source is handled the same way:
+//!
+//! 1. Each source becomes a [`RawSettings`] (every field optional, nothing validated):
+//!    the configuration file ([`RawSettings::from_toml`]), the `RUST_LOG` environment
+//!    variable (log level only) and the command-line flags. They are merged with
+//!    [`RawSettings::overlay`], later sources winning: file < `RUST_LOG` < flags.
+//! 2. [`Settings::resolve`] fills what is still unset from the built-in defaults (the
+//!    `DEFAULT_*` constants) and validates everything, reporting every problem at once.
+//!
+//! The commented default configuration file, [`DEFAULT_CONFIG_TOML`], is kept in the crate
+//! as `bastion.default.toml`; a unit test checks that it sets every key to exactly the
+//! built-in default.
+
+use bastion_core::{CseConfig, CseType};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The commented default configuration file, printed by `bastion config default`.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../bastion.default.toml");
+
+/// Built-in default CSE-ID.
+pub const DEFAULT_CSE_ID: &str = "/id-in";
+/// Built-in default CSEBase resource name.
+pub const DEFAULT_CSE_NAME: &str = "cse-in";
+/// Built-in default M2M service-provider ID.
+pub const DEFAULT_SP_ID: &str = "//bastion.example";
+/// Built-in default CSE type.
+pub const DEFAULT_CSE_TYPE: CseKind = CseKind::In;
+/// Built-in default admin originator.
+pub const DEFAULT_ADMIN: &str = "CAdmin";
+/// Built-in default lifetime of resources created without `et`: ten years.
+pub const DEFAULT_LIFETIME_SECS: i64 = 10 * 365 * 24 * 3600;
+/// Built-in default period of the expiry sweep.
+pub const DEFAULT_EXPIRY_INTERVAL_MS: u64 = 1000;
+/// Built-in default upper bound on the results of one discovery without `lim`.
+pub const DEFAULT_DISCOVERY_LIMIT: usize = 10_000;
+/// Built-in default HTTP listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Built-in default largest accepted request body: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Built-in default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./bastion-data";
+/// Built-in default log filter.
+pub const DEFAULT_LOG: &str = "info";
+/// Name of the SQLite database file inside the data directory.
+pub const DB_FILE_NAME: &str = "bastion.db";
+
+/// Largest accepted `default-lifetime-secs`: one hundred years.
+const MAX_LIFETIME_SECS: i64 = 100 * 365 * 24 * 3600;
+/// Accepted range of `expiry-interval-ms`: 10 ms to one hour.
+const EXPIRY_INTERVAL_RANGE: (i64, i64) = (10, 3_600_000);
+/// Largest accepted `max-body-bytes`: 1 GiB (a body is held in memory while decoded).
+const MAX_MAX_BODY_BYTES: i64 = 1024 * 1024 * 1024;
+/// Largest accepted `discovery-limit`.
+const MAX_DISCOVERY_LIMIT: i64 = 10_000_000;
+/// Log levels accepted in a log filter.
+const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// The role of the CSE (`cst`), as written in the file and on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CseKind {
+    /// Infrastructure Node CSE.
+    #[default]
+    In,
+    /// Middle Node CSE.
+    Mn,
+    /// Application Service Node CSE.
+    Asn,
+}
+
+impl CseKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            CseKind::In => "in",
+            CseKind::Mn => "mn",
+            CseKind::Asn => "asn",
+        }
+    }
+}
+
+impl From<CseKind> for CseType {
+    fn from(kind: CseKind) -> CseType {
+        match kind {
+            CseKind::In => CseType::In,
+            CseKind::Mn => CseType::Mn,
+            CseKind::Asn => CseType::Asn,
+        }
+    }
+}
+
+/// One source's settings: every field optional and unvalidated (numbers are kept as the
+/// file's signed integers so that range errors can be reported with the key's name).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RawSettings {
+    pub cse_id: Option<String>,
+    pub cse_name: Option<String>,
+    pub sp_id: Option<String>,
+    pub cse_type: Option<CseKind>,
+    pub admin: Option<String>,
+    pub default_lifetime_secs: Option<i64>,
+    pub expiry_interval_ms: Option<i64>,
+    pub discovery_limit: Option<i64>,
+    pub listen: Option<String>,
+    pub max_body_bytes: Option<i64>,
+    pub data_dir: Option<PathBuf>,
+    pub log: Option<String>,
+}
+
+impl RawSettings {
+    /// `other` laid over `self`: every field `other` sets wins.
+    pub fn overlay(self, other: RawSettings) -> RawSettings {
+        RawSettings {
+            cse_id: other.cse_id.or(self.cse_id),
+            cse_name: other.cse_name.or(self.cse_name),
+            sp_id: other.sp_id.or(self.sp_id),
+            cse_type: other.cse_type.or(self.cse_type),
+            admin: other.admin.or(self.admin),
+            default_lifetime_secs: other.default_lifetime_secs.or(self.default_lifetime_secs),
+            expiry_interval_ms: other.expiry_interval_ms.or(self.expiry_interval_ms),
+            discovery_limit: other.discovery_limit.or(self.discovery_limit),
+            listen: other.listen.or(self.listen),
+            max_body_bytes: other.max_body_bytes.or(self.max_body_bytes),
+            data_dir: other.data_dir.or(self.data_dir),
+            log: other.log.or(self.log),
+        }
+    }
+
+    /// Parses configuration-file text. Unknown sections and keys are errors, so a typo
+    /// cannot silently leave a default in force.
+    pub fn from_toml(text: &str) -> Result<RawSettings, String> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        Ok(file.into_raw())
+    }
+
+    /// Reads and parses a configuration file.
+    pub fn from_file(path: &Path) -> Result<RawSettings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::single(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        RawSettings::from_toml(&text).map_err(|e| {
+            ConfigError::single(format!("config file {}: {}", path.display(), e.trim_end()))
+        })
+    }
+
+    /// The environment's contribution: `RUST_LOG`, when set and not blank, as the log filter.
+    pub fn from_env_log(rust_log: Option<String>) -> RawSettings {
+        RawSettings {
+            log: rust_log.filter(|v| !v.trim().is_empty()),
+            ..RawSettings::default()
+        }
+    }
+}
+
+/// The configuration file as written: sections of optional keys.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    #[serde(default)]
+    cse: CseSection,
+    #[serde(default)]
+    http: HttpSection,
+    #[serde(default)]
+    storage: StorageSection,
+    #[serde(default)]
+    log: LogSection,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct CseSection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cse_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cse_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sp_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cse_type: Option<CseKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    admin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    default_lifetime_secs: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expiry_interval_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    discovery_limit: Option<i64>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct HttpSection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    listen: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_body_bytes: Option<i64>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct StorageSection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data_dir: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct LogSection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    level: Option<String>,
+}
+
+impl FileConfig {
+    fn into_raw(self) -> RawSettings {
+        RawSettings {
+            cse_id: self.cse.cse_id,
+            cse_name: self.cse.cse_name,
+            sp_id: self.cse.sp_id,
+            cse_type: self.cse.cse_type,
+            admin: self.cse.admin,
+            default_lifetime_secs: self.cse.default_lifetime_secs,
+            expiry_interval_ms: self.cse.expiry_interval_ms,
+            discovery_limit: self.cse.discovery_limit,
+            listen: self.http.listen,
+            max_body_bytes: self.http.max_body_bytes,
+            data_dir: self.storage.data_dir.map(PathBuf::from),
+            log: self.log.level,
+        }
+    }
+}
+
+/// Invalid configuration: every problem found, one line each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub Vec<String>);
+
+impl ConfigError {
+    fn single(message: String) -> ConfigError {
+        ConfigError(vec![message])
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [one] => write!(f, "invalid configuration: {one}"),
+            many => {
+                write!(f, "invalid configuration:")?;
+                for problem in many {
+                    write!(f, "\n  - {problem}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Validated settings: what `bastion serve` runs with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub cse_id: String,
+    pub cse_name: String,
+    pub sp_id: String,
+    pub cse_type: CseKind,
+    pub admin: String,
+    pub default_lifetime_secs: i64,
+    pub expiry_interval_ms: u64,
+    pub discovery_limit: usize,
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub data_dir: PathBuf,
+    pub log: String,
+}
+
+impl Settings {
+    /// Fills unset fields from the built-in defaults and validates the result.
+    pub fn resolve(raw: RawSettings) -> Result<Settings, ConfigError> {
+        let mut problems = Vec::new();
+        let mut check = |result: Result<(), String>| {
+            if let Err(problem) = result {
+                problems.push(problem);
+            }
+        };
+
+        let cse_id = raw.cse_id.unwrap_or_else(|| DEFAULT_CSE_ID.to_owned());
+        check(validate_cse_id(&cse_id));
+        let cse_name = raw.cse_name.unwrap_or_else(|| DEFAULT_CSE_NAME.to_owned());
+        check(
+            bastion_proto::id::validate_resource_name(&cse_name)
+                .map_err(|e| format!("cse-name {cse_name:?}: {e}")),
+        );
+        let sp_id = raw.sp_id.unwrap_or_else(|| DEFAULT_SP_ID.to_owned());
+        check(validate_sp_id(&sp_id));
+        let cse_type = raw.cse_type.unwrap_or(DEFAULT_CSE_TYPE);
+        let admin = raw.admin.unwrap_or_else(|| DEFAULT_ADMIN.to_owned());
+        check(validate_admin(&admin));
+
+        let default_lifetime_secs = ranged(
+            "default-lifetime-secs",
+            raw.default_lifetime_secs,
+            DEFAULT_LIFETIME_SECS,
+            (1, MAX_LIFETIME_SECS),
+        )
+        .map_err(|p| problems.push(p))
+        .unwrap_or(DEFAULT_LIFETIME_SECS);
+        let expiry_interval_ms = ranged(
+            "expiry-interval-ms",
+            raw.expiry_interval_ms,
+            DEFAULT_EXPIRY_INTERVAL_MS as i64,
+            EXPIRY_INTERVAL_RANGE,
+        )
+        .map_err(|p| problems.push(p))
+        .map_or(DEFAULT_EXPIRY_INTERVAL_MS, |v| v as u64);
+        let discovery_limit = ranged(
+            "discovery-limit",
+            raw.discovery_limit,
+            DEFAULT_DISCOVERY_LIMIT as i64,
+            (1, MAX_DISCOVERY_LIMIT),
+        )
+        .map_err(|p| problems.push(p))
+        .map_or(DEFAULT_DISCOVERY_LIMIT, |v| v as usize);
+
+        let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = match parse_listen(&listen_text) {
+            Ok(addr) => Some(addr),
+            Err(problem) => {
+                problems.push(problem);
+                None
+            }
+        };
+        let max_body_bytes = ranged(
+            "max-body-bytes",
+            raw.max_body_bytes,
+            DEFAULT_MAX_BODY_BYTES as i64,
+            (1, MAX_MAX_BODY_BYTES),
+        )
+        .map_err(|p| problems.push(p))
+        .map_or(DEFAULT_MAX_BODY_BYTES, |v| v as usize);
+
+        let data_dir = raw
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        if data_dir.as_os_str().is_empty() {
+            problems.push("data-dir must not be empty".to_owned());
+        }
+        let log = raw.log.unwrap_or_else(|| DEFAULT_LOG.to_owned());
+        if let Err(problem) = validate_log_filter(&log) {
+            problems.push(problem);
+        }
+
+        match listen {
+            Some(listen) if problems.is_empty() => Ok(Settings {
+                cse_id,
+                cse_name,
+                sp_id,
+                cse_type,
+                admin,
+                default_lifetime_secs,
+                expiry_interval_ms,
+                discovery_limit,
+                listen,
+                max_body_bytes,
+                data_dir,
+                log,
+            }),
+            _ => Err(ConfigError(problems)),
+        }
+    }
+
+    /// The built-in defaults (what an empty configuration resolves to).
+    #[cfg(test)]
+    pub fn defaults() -> Settings {
+        Settings {
+            cse_id: DEFAULT_CSE_ID.to_owned(),
+            cse_name: DEFAULT_CSE_NAME.to_owned(),
+            sp_id: DEFAULT_SP_ID.to_owned(),
+            cse_type: DEFAULT_CSE_TYPE,
+            admin: DEFAULT_ADMIN.to_owned(),
+            default_lifetime_secs: DEFAULT_LIFETIME_SECS,
+            expiry_interval_ms: DEFAULT_EXPIRY_INTERVAL_MS,
+            discovery_limit: DEFAULT_DISCOVERY_LIMIT,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            log: DEFAULT_LOG.to_owned(),
+        }
+    }
+
+    /// The SQLite database file: `<data-dir>/bastion.db`.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join(DB_FILE_NAME)
+    }
+
+    /// The CSE's configuration. `bound` is the address the listener actually got (it
+    /// differs from `listen` when port 0 was asked for); the CSEBase `poa` advertises it.
+    pub fn cse_config(&self, bound: SocketAddr) -> CseConfig {
+        CseConfig {
+            cse_id: self.cse_id.clone(),
+            cse_name: self.cse_name.clone(),
+            sp_id: self.sp_id.clone(),
+            cse_type: self.cse_type.into(),
+            admin: self.admin.clone(),
+            poa: vec![format!("http://{bound}")],
+            default_lifetime_secs: self.default_lifetime_secs,
+            expiry_interval_ms: self.expiry_interval_ms,
+            discovery_limit: self.discovery_limit,
+            ..CseConfig::default()
+        }
+    }
+
+    /// The HTTP binding's limits.
+    pub fn http_limits(&self) -> bastion_http::HttpLimits {
+        bastion_http::HttpLimits {
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+
+    /// The settings as a configuration file (every key set), for `bastion config check`.
+    pub fn to_toml(&self) -> Result<String, String> {
+        let file = FileConfig {
+            cse: CseSection {
+                cse_id: Some(self.cse_id.clone()),
+                cse_name: Some(self.cse_name.clone()),
+                sp_id: Some(self.sp_id.clone()),
+                cse_type: Some(self.cse_type),
+                admin: Some(self.admin.clone()),
+                default_lifetime_secs: Some(self.default_lifetime_secs),
+                expiry_interval_ms: Some(self.expiry_interval_ms as i64),
+                discovery_limit: Some(self.discovery_limit as i64),
+            },
+            http: HttpSection {
+                listen: Some(self.listen.to_string()),
+                max_body_bytes: Some(self.max_body_bytes as i64),
+            },
+            storage: StorageSection {
+                data_dir: Some(
+                    self.data_dir
+                        .to_str()
+                        .ok_or_else(|| {
+                            format!(
+                                "data-dir {} is not valid UTF-8 and cannot be shown as TOML",
+                                self.data_dir.display()
+                            )
+                        })?
+                        .to_owned(),
+                ),
+            },
+            log: LogSection {
+                level: Some(self.log.clone()),
+            },
+        };
+        toml::to_string(&file).map_err(|e| e.to_string())
+    }
+}
+
+impl fmt::Display for CseKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `value` (or `default` when unset) if it lies in `range` (inclusive).
+fn ranged(key: &str, value: Option<i64>, default: i64, range: (i64, i64)) -> Result<i64, String> {
+    let v = value.unwrap_or(default);
+    if v < range.0 || v > range.1 {
+        return Err(format!(
+            "{key} {v}: must be between {} and {}",
+            range.0, range.1
+        ));
+    }
+    Ok(v)
+}
+
+/// Characters allowed in a CSE-ID after its slash (RFC 3986 unreserved).
+fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~')
+}
+
+/// A CSE-ID is SP-relative: exactly one leading `/` then a non-empty identifier with no
+/// further `/` (TS-0001 §7.2), e.g. `/id-in`.
+fn validate_cse_id(cse_id: &str) -> Result<(), String> {
+    let problem = |why: &str| Err(format!("cse-id {cse_id:?}: {why} (example: \"/id-in\")"));
+    let Some(rest) = cse_id.strip_prefix('/') else {
+        return problem("must start with \"/\"");
+    };
+    if rest.starts_with('/') {
+        return problem("must start with a single \"/\", not \"//\"");
+    }
+    if rest.is_empty() {
+        return problem("must have an identifier after the \"/\"");
+    }
+    if rest.contains('/') {
+        return problem("must not contain a \"/\" after the first character");
+    }
+    if rest.len() > bastion_proto::id::MAX_SEGMENT_LEN {
+        return problem("is too long");
+    }
+    if !rest.chars().all(is_id_char) {
+        return problem("may contain only letters, digits and - . _ ~ after the \"/\"");
+    }
+    Ok(())
+}
+
+/// An M2M-SP-ID is `//` followed by a domain name, e.g. `//bastion.example`.
+fn validate_sp_id(sp_id: &str) -> Result<(), String> {
+    let problem = |why: &str| {
+        Err(format!(
+            "sp-id {sp_id:?}: {why} (example: \"//bastion.example\")"
+        ))
+    };
+    let Some(fqdn) = sp_id.strip_prefix("//") else {
+        return problem("must start with \"//\"");
+    };
+    if fqdn.is_empty() {
+        return problem("must have a domain name after the \"//\"");
+    }
+    if fqdn.contains('/') {
+        return problem("must not contain a \"/\" after the leading \"//\"");
+    }
+    if fqdn.len() > 253 {
+        return problem("is too long");
+    }
+    if !fqdn
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+        || fqdn.starts_with('.')
+        || fqdn.ends_with('.')
+        || fqdn.contains("..")
+    {
+        return problem("must be a domain name (letters, digits, - and .)");
+    }
+    Ok(())
+}
+
+fn validate_admin(admin: &str) -> Result<(), String> {
+    if admin.is_empty() {
+        return Err("admin must not be empty".to_owned());
+    }
+    bastion_proto::id::validate_originator(admin).map_err(|e| format!("admin {admin:?}: {e}"))
+}
+
+/// A listen address is an IP address and a port (no host names, so the bound address and
+/// the advertised `poa` are unambiguous).
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    text.parse::<SocketAddr>().map_err(|_| {
+        format!(
+            "listen {text:?}: must be an IP address and port such as \"127.0.0.1:8080\", \
+             \"0.0.0.0:8080\" or \"[::1]:8080\""
+        )
+    })
+}
+
+/// A log filter is a comma-separated list of directives, each a level (`info`) or
+/// `target=level` (`bastion_core=debug`), in `tracing_subscriber::EnvFilter` syntax. A bare
+/// word that is not a level is refused: `EnvFilter` would read it as a target name and
+/// silently log nothing else.
+fn validate_log_filter(filter: &str) -> Result<(), String> {
+    let problem = |why: String| {
+        Err(format!(
+            "log {filter:?}: {why} (use one of {} or target=level directives separated by commas)",
+            LOG_LEVELS.join("|")
+        ))
+    };
+    if filter.trim().is_empty() {
+        return problem("must not be empty".to_owned());
+    }
+    for directive in filter.split(',').map(str::trim) {
+        if directive.is_empty() {
+            continue;
+        }
+        let level = match directive.rsplit_once('=') {
+            Some((_, level)) => level,
+            None if directive.contains('[') => continue,
+            None => directive,
+        };
+        if !LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return problem(format!("{level:?} is not a log level"));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(filter)
+        .map(|_| ())
+        .or_else(|e| problem(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(raw: RawSettings) -> Settings {
+        match Settings::resolve(raw) {
+            Ok(s) => s,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+
+    fn problems(raw: RawSettings) -> Vec<String> {
+        match Settings::resolve(raw) {
+            Ok(s) => panic!("expected an error, got {s:?}"),
+            Err(ConfigError(p)) => p,
+        }
+    }
+
+    #[test]
+    fn default_file_sets_every_key_to_the_built_in_default() {
+        let raw = match RawSettings::from_toml(DEFAULT_CONFIG_TOML) {
+            Ok(raw) => raw,
+            Err(e) => panic!("bastion.default.toml does not parse: {e}"),
+        };
+        // No `..`: a new field must be added here, and so to the default file.
+        let RawSettings {
+            cse_id,
+            cse_name,
+            sp_id,
+            cse_type,
+            admin,
+            default_lifetime_secs,
+            expiry_interval_ms,
+            discovery_limit,
+            listen,
+            max_body_bytes,
+            data_dir,
+            log,
+        } = &raw;
+        let set = [
+            ("cse-id", cse_id.is_some()),
+            ("cse-name", cse_name.is_some()),
+            ("sp-id", sp_id.is_some()),
+            ("cse-type", cse_type.is_some()),
+            ("admin", admin.is_some()),
+            ("default-lifetime-secs", default_lifetime_secs.is_some()),
+            ("expiry-interval-ms", expiry_interval_ms.is_some()),
+            ("discovery-limit", discovery_limit.is_some()),
+            ("listen", listen.is_some()),
+            ("max-body-bytes", max_body_bytes.is_some()),
+            ("data-dir", data_dir.is_some()),
+            ("level", log.is_some()),
+        ];
+        for (key, is_set) in set {
+            assert!(is_set, "bastion.default.toml does not set {key}");
+        }
+        assert_eq!(resolve(raw), Settings::defaults());
+        assert_eq!(resolve(RawSettings::default()), Settings::defaults());
+    }
+
+    #[test]
+    fn documented_default_file_matches() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
+        let doc = match std::fs::read_to_string(path) {
+            Ok(doc) => doc,
+            Err(e) => panic!("cannot read {path}: {e}"),
+        };
+        let block = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .unwrap_or_default();
+        let significant = |text: &str| -> Vec<String> {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(
+            significant(block),
+            significant(DEFAULT_CONFIG_TOML),
+            "docs/configuration.md shows another default file than bastion.default.toml"
+        );
+    }
+
+    #[test]
+    fn built_in_defaults_match_the_cse_defaults() {
+        let ours = Settings::defaults().cse_config(Settings::defaults().listen);
+        let core = CseConfig::default();
+        assert_eq!(ours.cse_id, core.cse_id);
+        assert_eq!(ours.cse_name, core.cse_name);
+        assert_eq!(ours.sp_id, core.sp_id);
+        assert_eq!(ours.cse_type, core.cse_type);
+        assert_eq!(ours.admin, core.admin);
+        assert_eq!(ours.poa, core.poa);
+        assert_eq!(ours.default_lifetime_secs, core.default_lifetime_secs);
+        assert_eq!(ours.expiry_interval_ms, core.expiry_interval_ms);
+        assert_eq!(ours.discovery_limit, core.discovery_limit);
+        assert_eq!(
+            bastion_http::HttpLimits::default().max_body_bytes,
+            DEFAULT_MAX_BODY_BYTES
+        );
+    }
+
+    #[test]
+    fn resolved_settings_round_trip_through_toml() {
+        let settings = resolve(RawSettings {
+            cse_id: Some("/mn-1".into()),
+            cse_type: Some(CseKind::Mn),
+            listen: Some("[::1]:9000".into()),
+            data_dir: Some("/var/lib/bastion".into()),
+            ..RawSettings::default()
+        });
+        let text = match settings.to_toml() {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        };
+        let back = match RawSettings::from_toml(&text) {
+            Ok(raw) => resolve(raw),
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(back, settings);
+    }
+
+    #[test]
+    fn precedence_flags_over_env_over_file_over_defaults() {
+        let file = match RawSettings::from_toml(
+            "[cse]\ncse-id = \"/file\"\ncse-name = \"from-file\"\n\
+             [http]\nlisten = \"0.0.0.0:1000\"\n[log]\nlevel = \"warn\"\n",
+        ) {
+            Ok(raw) => raw,
+            Err(e) => panic!("{e}"),
+        };
+        let env = RawSettings::from_env_log(Some("debug".into()));
+        let flags = RawSettings {
+            cse_id: Some("/flag".into()),
+            ..RawSettings::default()
+        };
+        let s = resolve(file.clone().overlay(env.clone()).overlay(flags.clone()));
+        assert_eq!(s.cse_id, "/flag");
+        assert_eq!(s.cse_name, "from-file");
+        assert_eq!(s.listen.to_string(), "0.0.0.0:1000");
+        assert_eq!(s.log, "debug");
+        assert_eq!(s.sp_id, DEFAULT_SP_ID);
+
+        let flags_log = RawSettings {
+            log: Some("trace".into()),
+            ..flags
+        };
+        assert_eq!(
+            resolve(file.clone().overlay(env).overlay(flags_log)).log,
+            "trace"
+        );
+        let blank_env = RawSettings::from_env_log(Some("  ".into()));
+        assert_eq!(resolve(file.overlay(blank_env)).log, "warn");
+    }
+
+    #[test]
+    fn cse_id_forms() {
+        for good in ["/id-in", "/a", "/mn.cse_1~x"] {
+            let s = resolve(RawSettings {
+                cse_id: Some(good.into()),
+                ..RawSettings::default()
+            });
+            assert_eq!(s.cse_id, good);
+        }
+        for bad in ["id-in", "//id-in", "/", "/id/in", "", "/id in", "/id*"] {
+            let p = problems(RawSettings {
+                cse_id: Some(bad.into()),
+                ..RawSettings::default()
+            });
+            assert_eq!(p.len(), 1, "{bad}: {p:?}");
+            assert!(p[0].starts_with("cse-id"), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn sp_id_forms() {
+        assert!(validate_sp_id("//bastion.example").is_ok());
+        assert!(validate_sp_id("//x").is_ok());
+        for bad in [
+            "/bastion.example",
+            "bastion.example",
+            "//",
+            "//a/b",
+            "//a b",
+            "//.a",
+            "//a..b",
+        ] {
+            assert!(validate_sp_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn other_values_are_checked() {
+        let p = problems(RawSettings {
+            cse_name: Some("bad name".into()),
+            admin: Some(String::new()),
+            listen: Some("localhost:8080".into()),
+            max_body_bytes: Some(0),
+            expiry_interval_ms: Some(1),
+            default_lifetime_secs: Some(-5),
+            discovery_limit: Some(0),
+            data_dir: Some(PathBuf::new()),
+            log: Some("verbose".into()),
+            ..RawSettings::default()
+        });
+        let keys = [
+            "cse-name",
+            "admin",
+            "default-lifetime-secs",
+            "expiry-interval-ms",
+            "discovery-limit",
+            "listen",
+            "max-body-bytes",
+            "data-dir",
+            "log",
+        ];
+        assert_eq!(p.len(), keys.len(), "{p:?}");
+        for (problem, key) in p.iter().zip(keys) {
+            assert!(problem.starts_with(key), "{problem} should name {key}");
+        }
+    }
+
+    #[test]
+    fn log_filters() {
+        for good in [
+            "info",
+            "WARN",
+            "bastion_core=debug,info",
+            "off",
+            "info,hyper=warn",
+        ] {
+            assert!(validate_log_filter(good).is_ok(), "{good}");
+        }
+        for bad in ["", "verbose", "bastion=loud", "info,chatty"] {
+            assert!(validate_log_filter(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn file_errors_are_reported() {
+        for bad in [
+            "[cse]\ncse-idd = \"/x\"\n",
+            "[server]\nlisten = \"127.0.0.1:1\"\n",
+            "[cse]\ncse-type = \"xx\"\n",
+            "[http]\nmax-body-bytes = \"big\"\n",
+            "not toml",
+        ] {
+            assert!(RawSettings::from_toml(bad).is_err(), "{bad}");
+        }
+        let raw = RawSettings::from_toml("[cse]\ncse-type = \"asn\"\n");
+        assert_eq!(raw.map(|r| r.cse_type), Ok(Some(CseKind::Asn)));
+    }
+
+    #[test]
+    fn missing_file_is_a_config_error() {
+        let err = RawSettings::from_file(Path::new("/nonexistent/bastion.toml"));
+        assert!(matches!(err, Err(ConfigError(p)) if p[0].contains("cannot read config file")));
+    }
+
+    #[test]
+    fn cse_config_advertises_the_bound_address() {
+        let s = Settings::defaults();
+        let bound: SocketAddr = ([127, 0, 0, 1], 40123).into();
+        let c = s.cse_config(bound);
+        assert_eq!(c.poa, vec!["http://127.0.0.1:40123".to_owned()]);
+        assert_eq!(s.db_path(), Path::new("./bastion-data").join("bastion.db"));
+    }
+}
