@@ -1,0 +1,97 @@
+-- bench/onem2m.lua: wrk script for the oneM2M load workloads of bench/load.sh.
+--
+-- Usage (the URL's path is the request target):
+--   wrk -t1 -c32 -d10s --latency -s bench/onem2m.lua URL -- ORIGIN KIND [CON_BYTES]
+--     ORIGIN     X-M2M-Origin of every request (e.g. Creader, CAdmin)
+--     KIND       get  -> GET URL                                     (W1, W3)
+--                cin  -> POST URL, Content-Type application/json;ty=4,
+--                        body {"m2m:cin":{"con":"<CON_BYTES x>"}}     (W2)
+--     CON_BYTES  size of the cin's con for KIND=cin (default 100)
+--
+-- Every request carries X-M2M-Origin, a unique X-M2M-RI ("b<thread>-<n>"), X-M2M-RVI: 3
+-- and Accept: application/json. A response counts as an error when its HTTP status is
+-- not 2xx or its X-M2M-RSC (if present) is not 2xxx. done() prints one machine-readable
+-- line that bench/load.sh parses:
+--   BENCH requests=N duration_us=N rps=F p50_us=N p99_us=N errors=N non2xx=N
+--         sock_connect=N sock_read=N sock_write=N sock_timeout=N first_error=S
+-- errors = non2xx + all socket errors; first_error (the rest of the line, may contain
+-- spaces) is the first failing response: "STATUS rsc=RSC BODY[:160]", or "-"; its whole
+-- body (up to 4000 bytes) is printed before, on a line "BENCH_FIRST_ERROR_BODY ...".
+
+local threads = {}
+
+function setup(thread)
+   thread:set("tid", #threads + 1)
+   table.insert(threads, thread)
+end
+
+-- Per-thread state (globals so that done() can read them via thread:get).
+non2xx = 0
+first_error = "-"
+first_error_body = ""
+local origin = "CAdmin"
+local kind = "get"
+local body = nil
+local n = 0
+
+function init(args)
+   origin = args[1] or origin
+   kind = args[2] or kind
+   if kind == "cin" then
+      local con_bytes = tonumber(args[3] or "100")
+      body = '{"m2m:cin":{"con":"' .. string.rep("x", con_bytes) .. '"}}'
+   elseif kind ~= "get" then
+      error("onem2m.lua: KIND must be get or cin, got " .. tostring(kind))
+   end
+end
+
+function request()
+   n = n + 1
+   local h = {
+      ["X-M2M-Origin"] = origin,
+      ["X-M2M-RI"] = "b" .. tostring(tid) .. "-" .. tostring(n),
+      ["X-M2M-RVI"] = "3",
+      ["Accept"] = "application/json",
+   }
+   if kind == "cin" then
+      h["Content-Type"] = "application/json;ty=4"
+      return wrk.format("POST", nil, h, body)
+   end
+   return wrk.format("GET", nil, h)
+end
+
+function response(status, headers, resp_body)
+   local rsc = headers["X-M2M-RSC"] or headers["x-m2m-rsc"] or headers["X-M2M-Rsc"]
+   if status < 200 or status > 299 or (rsc ~= nil and string.sub(rsc, 1, 1) ~= "2") then
+      non2xx = non2xx + 1
+      if first_error == "-" then
+         local snippet = string.gsub(string.sub(resp_body or "", 1, 160), "[\r\n]", " ")
+         first_error = tostring(status) .. " rsc=" .. tostring(rsc) .. " " .. snippet
+         first_error_body = string.sub(resp_body or "", 1, 4000)
+      end
+   end
+end
+
+function done(summary, latency, requests)
+   local bad, first, first_body = 0, "-", ""
+   for _, t in ipairs(threads) do
+      bad = bad + (t:get("non2xx") or 0)
+      local f = t:get("first_error")
+      if first == "-" and f ~= nil and f ~= "-" then
+         first, first_body = f, t:get("first_error_body") or ""
+      end
+   end
+   if first ~= "-" then
+      -- the whole body of the first failing response (up to 4000 bytes), for diagnosis
+      io.write("BENCH_FIRST_ERROR_BODY " .. first_body .. "\n")
+   end
+   local e = summary.errors
+   local sock = e.connect + e.read + e.write + e.timeout
+   local secs = summary.duration / 1e6
+   io.write(string.format(
+      "BENCH requests=%d duration_us=%d rps=%.2f p50_us=%d p99_us=%d errors=%d non2xx=%d " ..
+      "sock_connect=%d sock_read=%d sock_write=%d sock_timeout=%d first_error=%s\n",
+      summary.requests, summary.duration, summary.requests / secs,
+      latency:percentile(50), latency:percentile(99), bad + sock, bad,
+      e.connect, e.read, e.write, e.timeout, first))
+end
