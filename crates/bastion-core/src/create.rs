@@ -31,7 +31,6 @@ pub(crate) async fn create(
     if ty == ResourceType::CseBase {
         return Err(RequestError::not_allowed("a CSEBase cannot be created"));
     }
-    let content = req.content(ty)?;
     let target = cse.resolve(&req, now).await?;
     let parent = match target {
         Target::Node(ri) => ri,
@@ -47,6 +46,7 @@ pub(crate) async fn create(
         }
     };
     if ty == ResourceType::Ae {
+        let content = req.content(ty)?;
         return register_ae(cse, &req, content, &parent, now).await;
     }
     cse.authorize(
@@ -70,6 +70,9 @@ pub(crate) async fn create(
             ));
         }
     }
+    // The content is read only now: an unimplemented type has no attribute policy, and
+    // must be answered 5001 whatever its content (TS-0004 7.3.3.2).
+    let content = req.content(ty)?;
     attrs::validate(ty, Phase::Create, &content)?;
     if ty == ResourceType::ContentInstance {
         create_instance(cse, &req, content, &parent, now).await

@@ -4,6 +4,7 @@
 
 use crate::checks::Checked;
 use crate::create::container_row;
+use crate::discovery::{matches, node_relations, Relations};
 use crate::resolve::Target;
 use crate::retrieve::{instance_attrs, shape};
 use crate::tree::{Ri, Tree};
@@ -37,7 +38,7 @@ pub(crate) async fn delete(
                 .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
             (n.ty, Arc::new(n.attrs.clone()), Some(ri.clone()))
         }
-        Target::Instance { parent, ri } => (
+        Target::Instance { parent, ri, .. } => (
             ResourceType::ContentInstance,
             instance_attrs(cse, parent, Some(ri), None).await?,
             None,
@@ -48,6 +49,28 @@ pub(crate) async fn delete(
             None,
         ),
     };
+    // Conditional DELETE (TS-0004 7.3.3.17): the target must satisfy the filter criteria.
+    if req.fc.has_conditions() {
+        let matched = match &node {
+            Some(ri) => {
+                let tree = cse.tree.read();
+                tree.get(ri).is_some_and(|n| {
+                    matches(
+                        &req.fc,
+                        n.ty.number(),
+                        &n.attrs,
+                        &node_relations(&tree, n, &req.fc),
+                    )
+                })
+            }
+            None => matches(&req.fc, 4, &attrs, &Relations::default()),
+        };
+        if !matched {
+            return Err(RequestError::not_found(
+                "resource does not match the filter criteria",
+            ));
+        }
+    }
     let pc = if rcn == ResultContent::Nothing {
         None
     } else {
@@ -58,9 +81,13 @@ pub(crate) async fn delete(
         let mut tree = cse.tree.write();
         let ops = match &target {
             Target::Node(ri) => remove_node(&mut tree, ri),
-            Target::Instance { parent, .. } | Target::Virtual { parent, .. } => {
+            Target::Instance { parent, ri, seq } => {
+                remove_instance(&mut tree, parent, ri, Some(*seq))
+                    .ok_or_else(|| RequestError::not_found("resource does not exist"))?
+            }
+            Target::Virtual { parent, .. } => {
                 let ri = attrs.get("ri").and_then(Value::as_str).unwrap_or("");
-                remove_instance(&mut tree, parent, ri)
+                remove_instance(&mut tree, parent, ri, None)
                     .ok_or_else(|| RequestError::not_found("resource does not exist"))?
             }
         };
@@ -89,10 +116,15 @@ pub(crate) fn remove_node(tree: &mut Tree, ri: &Ri) -> Vec<WriteOp> {
 }
 
 /// Removes one instance from its container; `None` when it is no longer indexed.
-pub(crate) fn remove_instance(tree: &mut Tree, parent: &Ri, ri: &str) -> Option<Vec<WriteOp>> {
+pub(crate) fn remove_instance(
+    tree: &mut Tree,
+    parent: &Ri,
+    ri: &str,
+    seq: Option<i64>,
+) -> Option<Vec<WriteOp>> {
     let node = tree.get_mut(parent)?;
     let state = node.container.as_mut()?;
-    let pos = state.instances.iter().rposition(|i| &*i.ri == ri)?;
+    let pos = state.position(ri, seq)?;
     let removed = state.instances.remove(pos)?;
     state.cbs -= removed.cs;
     state.names.remove(&removed.name_hash);

@@ -37,7 +37,7 @@ pub(crate) async fn sweep(cse: &Cse) -> Result<(), bastion_proto::RequestError> 
             .filter(|n| n.pi.is_some() && n.is_expired(now))
             .map(|n| n.ri.clone())
             .collect();
-        let instances: Vec<(Ri, String)> = tree
+        let instances: Vec<(Ri, String, i64)> = tree
             .nodes
             .values()
             .filter_map(|n| Some((n, n.container.as_ref()?)))
@@ -45,7 +45,7 @@ pub(crate) async fn sweep(cse: &Cse) -> Result<(), bastion_proto::RequestError> 
                 c.instances
                     .iter()
                     .filter(|i| i.et.is_some_and(|et| et <= now.0))
-                    .map(move |i| (n.ri.clone(), i.ri.to_string()))
+                    .map(move |i| (n.ri.clone(), i.ri.to_string(), i.seq))
             })
             .collect();
         (nodes, instances)
@@ -56,8 +56,8 @@ pub(crate) async fn sweep(cse: &Cse) -> Result<(), bastion_proto::RequestError> 
     let pending = {
         let mut tree = cse.tree.write();
         let mut ops = Vec::new();
-        for (parent, ri) in &expired_instances {
-            if let Some(more) = remove_instance(&mut tree, parent, ri) {
+        for (parent, ri, seq) in &expired_instances {
+            if let Some(more) = remove_instance(&mut tree, parent, ri, Some(*seq)) {
                 ops.extend(more);
             }
         }

@@ -22,7 +22,7 @@ pub(crate) enum Target {
     /// A resource held in the tree.
     Node(Ri),
     /// A `<contentInstance>` of the container `parent`.
-    Instance { parent: Ri, ri: String },
+    Instance { parent: Ri, ri: String, seq: i64 },
     /// `la` or `ol` of the container `parent`.
     Virtual { parent: Ri, which: Virtual },
 }
@@ -69,7 +69,7 @@ impl Cse {
                     .map_err(store_read)?
                     .filter(|r| r.ty == 4);
                 let res = found.ok_or_else(not_found)?;
-                self.live_instance(parent, res.ri, now)
+                self.live_instance(parent, res.ri, res.seq, now)
             }
             Step::InstanceById(ri) => {
                 let res = self.store.get(&ri).await.map_err(store_read)?;
@@ -79,7 +79,7 @@ impl Cse {
                     let node = tree.get(&res.pi).ok_or_else(not_found)?;
                     node.ri.clone()
                 };
-                self.live_instance(parent, res.ri, now)
+                self.live_instance(parent, res.ri, res.seq, now)
             }
         }
     }
@@ -90,6 +90,7 @@ impl Cse {
         &self,
         parent: Ri,
         ri: String,
+        seq: i64,
         now: Timestamp,
     ) -> Result<Target, RequestError> {
         let tree = self.tree.read();
@@ -98,16 +99,11 @@ impl Cse {
             return Err(not_found());
         }
         let state = node.container.as_ref().ok_or_else(not_found)?;
-        let entry = state
-            .instances
-            .iter()
-            .rev()
-            .find(|i| *i.ri == *ri)
-            .ok_or_else(not_found)?;
-        if entry.et.is_some_and(|et| et <= now.0) {
+        let pos = state.position(&ri, Some(seq)).ok_or_else(not_found)?;
+        if state.instances[pos].et.is_some_and(|et| et <= now.0) {
             return Err(not_found());
         }
-        Ok(Target::Instance { parent, ri })
+        Ok(Target::Instance { parent, ri, seq })
     }
 
     /// The CSE-relative part of `to` when this CSE hosts it; other CSEs are not reachable

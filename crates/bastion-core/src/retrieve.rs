@@ -48,7 +48,7 @@ pub(crate) async fn retrieve(
             }
             (node.ty, Arc::new(node.attrs.clone()), Some(ri.clone()))
         }
-        Target::Instance { parent, ri } => {
+        Target::Instance { parent, ri, .. } => {
             let attrs = instance_attrs(cse, parent, Some(ri), None).await?;
             (ResourceType::ContentInstance, attrs, None)
         }

@@ -50,6 +50,20 @@ impl ContainerState {
     pub fn cni(&self) -> u64 {
         self.instances.len() as u64
     }
+
+    /// Position of the instance with this resource ID. `seq`, when known, finds it by
+    /// binary search (instances are in `seq` order); otherwise the newest end is tried
+    /// first, where most addressed instances are.
+    pub fn position(&self, ri: &str, seq: Option<i64>) -> Option<usize> {
+        match seq {
+            Some(seq) => self
+                .instances
+                .binary_search_by_key(&seq, |i| i.seq)
+                .ok()
+                .filter(|&pos| &*self.instances[pos].ri == ri),
+            None => self.instances.iter().rposition(|i| &*i.ri == ri),
+        }
+    }
 }
 
 /// A resource held in memory.

@@ -1,0 +1,278 @@
+//! Receiver checks on the request primitive (TS-0004 §7.3.2.1; core-primitives.md §5):
+//! mandatory parameters, release versions, resource types, expiration and unsupported
+//! response types, each answered with its exact status code.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn ts0004_7_3_2_1_missing_request_identifier_is_bad_request() {
+    let s = Server::start();
+    let r = s.request("GET", "/cse-in").from(ADMIN).no_ri().send().await;
+    r.expect(4000);
+    let r = s
+        .request("GET", "/cse-in")
+        .from(ADMIN)
+        .header("X-M2M-RI", "")
+        .no_ri()
+        .send()
+        .await;
+    r.expect(4000);
+}
+
+#[tokio::test]
+async fn ts0004_7_3_2_1_missing_release_version_is_not_supported() {
+    let s = Server::start();
+    let r = s
+        .request("GET", "/cse-in")
+        .from(ADMIN)
+        .no_rvi()
+        .send()
+        .await;
+    r.expect(4001);
+    assert_eq!(r.status, 501);
+    // Nor may a registration without rvi succeed.
+    let r = s
+        .request("POST", "/cse-in")
+        .from("Cnorvi")
+        .ty(2)
+        .no_rvi()
+        .json(&json!({"m2m:ae": {"api": "Nx", "rr": true, "srv": ["3"]}}))
+        .send()
+        .await;
+    r.expect(4001);
+    s.get("/cse-in/Cnorvi", ADMIN).await.expect(4004);
+}
+
+#[tokio::test]
+async fn ts0004_7_3_2_1_unsupported_release_versions() {
+    let s = Server::start();
+    for rvi in ["1", "9", "5x", "three"] {
+        let r = s
+            .request("GET", "/cse-in")
+            .from(ADMIN)
+            .rvi(rvi)
+            .send()
+            .await;
+        r.expect(4001);
+    }
+    for rvi in ["2a", "3", "4"] {
+        let r = s
+            .request("GET", "/cse-in")
+            .from(ADMIN)
+            .rvi(rvi)
+            .send()
+            .await;
+        r.expect(2000);
+    }
+}
+
+#[tokio::test]
+async fn ts0004_7_3_2_1_missing_originator_is_bad_request() {
+    let s = Server::start();
+    let ae = s.ae("Cowner").await;
+    // CREATE of anything but <AE> needs an originator.
+    s.req(
+        "POST",
+        &ae,
+        None,
+        Some(3),
+        Some(json!({"m2m:cnt": {"rn": "orphan"}})),
+    )
+    .await
+    .expect(4000);
+    s.get(&format!("{ae}/orphan"), "Cowner").await.expect(4004);
+    // So do RETRIEVE, UPDATE and DELETE.
+    s.req("GET", &ae, None, None, None).await.expect(4000);
+    s.req(
+        "PUT",
+        &ae,
+        None,
+        None,
+        Some(json!({"m2m:ae": {"lbl": ["x"]}})),
+    )
+    .await
+    .expect(4000);
+    s.req("DELETE", &ae, None, None, None).await.expect(4000);
+    s.get(&ae, "Cowner").await.expect(2000);
+}
+
+#[tokio::test]
+async fn ts0004_7_3_2_1_unknown_resource_type_is_bad_request() {
+    let s = Server::start();
+    let ae = s.ae("Cowner").await;
+    for ty in [0, 33, 999, 70000] {
+        let r = s
+            .create(&ae, "Cowner", ty, json!({"m2m:cnt": {"rn": "x"}}))
+            .await;
+        r.expect(4000);
+    }
+    let r = s
+        .request("POST", &ae)
+        .from("Cowner")
+        .content_type("application/json;ty=abc")
+        .json(&json!({"m2m:cnt": {}}))
+        .send()
+        .await;
+    r.expect(4000);
+    s.get(&format!("{ae}/x"), "Cowner").await.expect(4004);
+}
+
+#[tokio::test]
+async fn ts0004_7_3_3_2_unimplemented_resource_type_is_not_implemented() {
+    let s = Server::start();
+    let ae = s.ae("Cowner").await;
+    let r = s
+        .create(
+            &ae,
+            "Cowner",
+            23,
+            json!({"m2m:sub": {"rn": "sub", "nu": ["Cowner"]}}),
+        )
+        .await;
+    r.expect(5001);
+    let r = s
+        .create(
+            &ae,
+            "Cowner",
+            9,
+            json!({"m2m:grp": {"rn": "grp", "mnm": 2, "mid": []}}),
+        )
+        .await;
+    r.expect(5001);
+}
+
+#[tokio::test]
+async fn ts0004_7_3_2_1_expired_request_expiration_timestamp() {
+    let s = Server::start();
+    let ae = s.ae("Cowner").await;
+    let r = s
+        .request("GET", "/cse-in")
+        .from(ADMIN)
+        .header("X-M2M-RET", &ts(-60))
+        .send()
+        .await;
+    r.expect(4008);
+    assert_eq!(r.status, 504);
+    let r = s
+        .request("POST", &ae)
+        .from("Cowner")
+        .ty(3)
+        .header("X-M2M-RET", "20200101T000000")
+        .json(&json!({"m2m:cnt": {"rn": "late"}}))
+        .send()
+        .await;
+    r.expect(4008);
+    s.get(&format!("{ae}/late"), "Cowner").await.expect(4004);
+    // A future expiration, absolute or relative (milliseconds), is fine.
+    let r = s
+        .request("GET", "/cse-in")
+        .from(ADMIN)
+        .header("X-M2M-RET", &ts(3600))
+        .send()
+        .await;
+    r.expect(2000);
+    let r = s
+        .request("GET", "/cse-in")
+        .from(ADMIN)
+        .header("X-M2M-RET", "60000")
+        .send()
+        .await;
+    r.expect(2000);
+}
+
+#[tokio::test]
+async fn ts0004_7_3_2_non_blocking_requests_are_not_implemented() {
+    let s = Server::start();
+    let ae = s.ae("Cowner").await;
+    for rt in [1, 2] {
+        let r = s
+            .request("POST", &format!("{ae}?rt={rt}"))
+            .from("Cowner")
+            .ty(3)
+            .json(&json!({"m2m:cnt": {"rn": format!("nb{rt}")}}))
+            .send()
+            .await;
+        r.expect(5001);
+        s.get(&format!("{ae}/nb{rt}"), "Cowner").await.expect(4004);
+        s.request("GET", &format!("{ae}?rt={rt}"))
+            .from("Cowner")
+            .send()
+            .await
+            .expect(5001);
+    }
+    // Blocking (3) is the default and always fine.
+    s.request("GET", &format!("{ae}?rt=3"))
+        .from("Cowner")
+        .send()
+        .await
+        .expect(2000);
+}
+
+#[tokio::test]
+async fn ts0004_7_3_2_1_filter_criteria_in_create_is_bad_request() {
+    let s = Server::start();
+    let ae = s.ae("Cowner").await;
+    for query in ["fu=1", "lbl=a", "ty=3", "lim=1", "fu=2&cra=20200101T000000"] {
+        let r = s
+            .request("POST", &format!("{ae}?{query}"))
+            .from("Cowner")
+            .ty(3)
+            .json(&json!({"m2m:cnt": {"rn": "filtered"}}))
+            .send()
+            .await;
+        r.expect(4000);
+    }
+    s.get(&format!("{ae}/filtered"), "Cowner")
+        .await
+        .expect(4004);
+}
+
+#[tokio::test]
+async fn ts0004_7_3_2_1_delete_with_content_is_bad_request() {
+    let s = Server::start();
+    let ae = s.ae("Cowner").await;
+    s.create_cnt(&ae, "Cowner", json!({"rn": "keep"})).await;
+    let r = s
+        .req(
+            "DELETE",
+            &format!("{ae}/keep"),
+            Some("Cowner"),
+            None,
+            Some(json!({"m2m:cnt": {}})),
+        )
+        .await;
+    r.expect(4000);
+    s.get(&format!("{ae}/keep"), "Cowner").await.expect(2000);
+    // UPDATE needs content.
+    s.req("PUT", &format!("{ae}/keep"), Some("Cowner"), None, None)
+        .await
+        .expect(4000);
+}
+
+#[tokio::test]
+async fn ts0004_7_3_2_1_ty_outside_create_is_bad_request() {
+    let s = Server::start();
+    let ae = s.ae("Cowner").await;
+    s.create_cnt(&ae, "Cowner", json!({"rn": "c"})).await;
+    let r = s
+        .request("PUT", &format!("{ae}/c"))
+        .from("Cowner")
+        .ty(3)
+        .json(&json!({"m2m:cnt": {"lbl": ["x"]}}))
+        .send()
+        .await;
+    r.expect(4000);
+    let r = s
+        .request("DELETE", &format!("{ae}/c"))
+        .from("Cowner")
+        .content_type("application/json;ty=3")
+        .send()
+        .await;
+    r.expect(4000);
+    let r = s.get(&format!("{ae}/c"), "Cowner").await;
+    r.expect(2000);
+    assert!(r.inner("m2m:cnt").get("lbl").is_none());
+}
