@@ -85,12 +85,20 @@ pub(crate) async fn load_tree(
             n.acpi = acps;
         }
     }
+    // Entries are consumed one by one straight into their containers, so each entry's
+    // strings are freed as the index is built (no second copy of a million rows).
     let index = store.load_instance_index().await?;
-    let mut per_parent: HashMap<String, Vec<Instance>> = HashMap::new();
+    let mut orphans = 0usize;
     for e in index {
         let name_hash = tree.name_hash(&e.rn);
         let et = e.et.as_deref().and_then(Timestamp::parse).map(|t| t.0);
-        per_parent.entry(e.pi).or_default().push(Instance {
+        let Some(state) = tree.get_mut(&e.pi).and_then(|n| n.container.as_mut()) else {
+            orphans += 1;
+            continue;
+        };
+        state.cbs += e.size.max(0) as u64;
+        state.names.insert(name_hash);
+        state.instances.push_back(Instance {
             seq: e.seq,
             ri: e.ri.into_boxed_str(),
             name_hash,
@@ -98,22 +106,16 @@ pub(crate) async fn load_tree(
             et,
         });
     }
-    for (pi, list) in per_parent {
-        let Some(node) = tree.get_mut(&pi) else {
-            tracing::warn!(parent = %pi, "instances of a missing container ignored");
-            continue;
-        };
-        let Some(state) = node.container.as_mut() else {
-            continue;
-        };
-        for inst in list {
-            state.cbs += inst.cs;
-            state.names.insert(inst.name_hash);
-            state.instances.push_back(inst);
+    if orphans > 0 {
+        tracing::warn!(orphans, "instances whose container is missing were ignored");
+    }
+    for node in tree.nodes.values_mut() {
+        if let Some(state) = node.container.as_mut() {
+            state.instances.shrink_to_fit();
+            let (cni, cbs) = (state.cni(), state.cbs);
+            node.attrs.insert("cni".into(), Value::from(cni));
+            node.attrs.insert("cbs".into(), Value::from(cbs));
         }
-        let (cni, cbs) = (state.cni(), state.cbs);
-        node.attrs.insert("cni".into(), Value::from(cni));
-        node.attrs.insert("cbs".into(), Value::from(cbs));
     }
     Ok(tree)
 }
