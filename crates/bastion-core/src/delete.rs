@@ -3,7 +3,7 @@
 //! uses the same removal paths.
 
 use crate::checks::Checked;
-use crate::create::container_row;
+use crate::create::refresh_counters;
 use crate::discovery::{matches, node_relations, Relations};
 use crate::resolve::Target;
 use crate::retrieve::{instance_attrs, shape};
@@ -131,8 +131,6 @@ pub(crate) fn remove_instance(
     if pos == state.instances.len() {
         state.latest = None;
     }
-    Some(vec![
-        WriteOp::Delete { ri: ri.to_owned() },
-        WriteOp::Upsert(container_row(node)),
-    ])
+    refresh_counters(node);
+    Some(vec![WriteOp::Delete { ri: ri.to_owned() }])
 }

@@ -109,6 +109,41 @@ pub(crate) async fn load_tree(
     if orphans > 0 {
         tracing::warn!(orphans, "instances whose container is missing were ignored");
     }
+    // A container's row is not rewritten when instances come and go, so its counters are
+    // rebuilt here, and its st is at least that of its newest instance (which took the
+    // container's st when it was created). The newest instance also seeds the `la` cache.
+    let newest: Vec<(Ri, String)> = tree
+        .nodes
+        .values()
+        .filter_map(|n| {
+            Some((
+                n.ri.clone(),
+                n.container.as_ref()?.instances.back()?.ri.to_string(),
+            ))
+        })
+        .collect();
+    for (container, ri) in newest {
+        let Some(row) = store.get(&ri).await? else {
+            continue;
+        };
+        let (attrs, _) = parse_body(&row.body).map_err(|reason| StartError::Corrupt {
+            ri: ri.clone(),
+            reason,
+        })?;
+        let instance_st = attrs.get("st").and_then(Value::as_u64).unwrap_or(0);
+        if let Some(node) = tree.get_mut(&container) {
+            let st = node
+                .attrs
+                .get("st")
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+                .max(instance_st);
+            node.attrs.insert("st".into(), Value::from(st));
+            if let Some(state) = node.container.as_mut() {
+                state.latest = Some(Arc::new(attrs));
+            }
+        }
+    }
     for node in tree.nodes.values_mut() {
         if let Some(state) = node.container.as_mut() {
             state.instances.shrink_to_fit();

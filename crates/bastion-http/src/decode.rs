@@ -15,6 +15,8 @@ pub struct DecodeFailure {
     pub error: RequestError,
     pub rqi: String,
     pub rvi: Option<String>,
+    /// The body was not read to its end, so the connection cannot carry another request.
+    pub close_connection: bool,
 }
 
 /// Media types whose payload is JSON (TS-0004 §6.7).
@@ -38,20 +40,25 @@ pub async fn decode(http: HttpRequest<Body>, max_body: usize) -> Result<Request,
         error,
         rqi: rqi.clone(),
         rvi: rvi.clone(),
+        close_connection: false,
     };
-    let mut req = decode_head(&parts.method, &parts.uri, &parts.headers).map_err(fail)?;
+    let fail_unread = |error: RequestError| DecodeFailure {
+        close_connection: true,
+        ..fail(error)
+    };
+    let mut req = decode_head(&parts.method, &parts.uri, &parts.headers).map_err(fail_unread)?;
     let declared = parts
         .headers
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > max_body) {
-        return Err(fail(too_large(max_body)));
+        return Err(fail_unread(too_large(max_body)));
     }
     let bytes = Limited::new(body, max_body)
         .collect()
         .await
-        .map_err(|_| fail(too_large(max_body)))?
+        .map_err(|_| fail_unread(too_large(max_body)))?
         .to_bytes();
     if !bytes.is_empty() {
         let media = content_type(&parts.headers).map_err(fail)?.map(|(m, _)| m);

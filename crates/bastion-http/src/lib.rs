@@ -76,14 +76,22 @@ async fn handle(
         peer: Some(peer),
         authenticated: false,
     };
-    let response = match decode(request, state.limits.max_body_bytes).await {
-        Ok(primitive) => state.cse.handle(primitive, &ctx).await,
+    match decode(request, state.limits.max_body_bytes).await {
+        Ok(primitive) => encode(&state.cse.handle(primitive, &ctx).await),
         Err(failure) => {
             let mut r = Response::error(&failure.error, failure.rqi);
             r.rvi = Some(failure.rvi.unwrap_or_else(|| "3".to_owned()));
             r.fr = Some(state.cse.config().cse_id.clone());
-            r
+            let mut http = encode(&r);
+            if failure.close_connection {
+                // Unread body bytes would be taken for the next request: tell the client
+                // this connection ends here so it does not reuse it.
+                http.headers_mut().insert(
+                    axum::http::header::CONNECTION,
+                    axum::http::HeaderValue::from_static("close"),
+                );
+            }
+            http
         }
-    };
-    encode(&response)
+    }
 }
