@@ -479,9 +479,27 @@ fn attr_u64(attrs: &Map<String, Value>, name: &str) -> Option<u64> {
     attrs.get(name).and_then(Value::as_u64)
 }
 
-/// Evicts oldest instances until one more of `incoming` bytes fits (TS-0004 §7.4.7.2).
-/// Returns the write ops for the evicted instances.
-pub(crate) fn evict_for(node: &mut Node, incoming_count: u64, incoming_bytes: u64) -> Vec<WriteOp> {
+/// Evicted instances whose rows may stay on disk before one range delete removes them.
+const EVICTION_FLUSH: u32 = 64;
+
+/// Whether evicted rows must reach the disk now or may wait for the next flush.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flush {
+    WhenDue,
+    Now,
+}
+
+/// Evicts oldest instances until `incoming_count` more instances of `incoming_bytes` fit
+/// (TS-0004 §7.4.7.2). Evicted instances leave the index at once; their rows are removed
+/// by one `DeleteInstancesBefore` per [`EVICTION_FLUSH`] evictions. A crash in between
+/// cannot resurrect them: start-up enforces `mni`/`mbs` again (load.rs), and reads of
+/// stored rows keep only those the index still holds.
+pub(crate) fn evict_for(
+    node: &mut Node,
+    incoming_count: u64,
+    incoming_bytes: u64,
+    flush: Flush,
+) -> Vec<WriteOp> {
     let mni = attr_u64(&node.attrs, "mni");
     let mbs = attr_u64(&node.attrs, "mbs");
     let mut ops = Vec::new();
@@ -502,9 +520,16 @@ pub(crate) fn evict_for(node: &mut Node, incoming_count: u64, incoming_bytes: u6
         if state.instances.is_empty() {
             state.latest = None;
         }
-        ops.push(WriteOp::Delete {
-            ri: old.ri.into_string(),
+        state.evicted_through = state.evicted_through.max(old.seq);
+        state.unflushed_evictions += 1;
+    }
+    let due = state.unflushed_evictions >= EVICTION_FLUSH;
+    if state.unflushed_evictions > 0 && (due || flush == Flush::Now) {
+        ops.push(WriteOp::DeleteInstancesBefore {
+            pi: node.ri.to_string(),
+            seq: state.evicted_through + 1,
         });
+        state.unflushed_evictions = 0;
     }
     ops
 }
@@ -570,7 +595,7 @@ async fn create_instance(
         }
         let name_hash = tree.name_hash(&c.rn);
         let parent = tree.get_mut(parent_ri).expect("looked up above");
-        let mut ops = evict_for(parent, 1, cs);
+        let mut ops = evict_for(parent, 1, cs, Flush::WhenDue);
         let st = attr_u64(&parent.attrs, "st").unwrap_or(0) + 1;
         parent.attrs.insert("st".into(), Value::from(st));
         let mut attrs = universal(

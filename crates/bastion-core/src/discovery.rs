@@ -7,6 +7,7 @@ use crate::access::RuleKind;
 use crate::checks::Checked;
 use crate::render::{child_ref, parse_body};
 use crate::resolve::Target;
+use crate::retrieve::live_instances;
 use crate::tree::{Node, Ri, Tree};
 use crate::{Cse, RequestContext};
 use bastion_policy::AccessOperation;
@@ -283,25 +284,13 @@ pub(crate) async fn discover(
         if hits.len() >= offset + limit {
             break;
         }
-        let rows = cse
-            .store
-            .children(&ri, Some(4))
-            .await
-            .map_err(|_| RequestError::Internal("storage read failed".into()))?;
+        let rows = live_instances(cse, &ri, now).await?;
         let parent_rel = {
             let tree = cse.tree.read();
             tree.get(&ri)
                 .map(|n| (n.attrs.get("lbl").cloned(), n.ty.number()))
         };
         for row in rows {
-            if row
-                .et
-                .as_deref()
-                .and_then(Timestamp::parse)
-                .is_some_and(|et| et <= now)
-            {
-                continue;
-            }
             let Ok((attrs, _)) = parse_body(&row.body) else {
                 continue;
             };

@@ -109,6 +109,26 @@ pub(crate) async fn load_tree(
     if orphans > 0 {
         tracing::warn!(orphans, "instances whose container is missing were ignored");
     }
+    // Evictions reach the disk lazily (create.rs, evict_for): rows of instances evicted
+    // shortly before a crash are still there, so apply every container's limits again.
+    let mut ops = Vec::new();
+    for node in tree.nodes.values_mut() {
+        if node.container.is_some() {
+            ops.extend(crate::create::evict_for(
+                node,
+                0,
+                0,
+                crate::create::Flush::Now,
+            ));
+        }
+    }
+    if !ops.is_empty() {
+        tracing::info!(
+            containers = ops.len(),
+            "removing instances evicted before the last stop"
+        );
+        store.apply(WriteBatch { ops }).await?;
+    }
     // A container's row is not rewritten when instances come and go, so its counters are
     // rebuilt here, and its st is at least that of its newest instance (which took the
     // container's st when it was created). The newest instance also seeds the `la` cache.

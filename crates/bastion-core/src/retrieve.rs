@@ -210,7 +210,9 @@ async fn child_refs(
     Ok(refs)
 }
 
-async fn live_instances(
+/// The stored instances of a container that are still live: not expired, and still in
+/// the container's index (rows of evicted instances may linger until a range delete).
+pub(crate) async fn live_instances(
     cse: &Cse,
     ri: &Ri,
     now: Timestamp,
@@ -220,12 +222,18 @@ async fn live_instances(
         .children(ri, Some(4))
         .await
         .map_err(|_| RequestError::Internal("storage read failed".into()))?;
+    let tree = cse.tree.read();
+    let Some(state) = tree.get(ri).and_then(|n| n.container.as_ref()) else {
+        return Ok(Vec::new());
+    };
     Ok(rows
         .into_iter()
         .filter(|r| {
-            r.et.as_deref()
-                .and_then(Timestamp::parse)
-                .is_none_or(|et| et > now)
+            state.holds_row(r.seq)
+                && r.et
+                    .as_deref()
+                    .and_then(Timestamp::parse)
+                    .is_none_or(|et| et > now)
         })
         .collect())
 }

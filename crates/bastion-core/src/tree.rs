@@ -44,11 +44,23 @@ pub struct ContainerState {
     pub cbs: u64,
     /// Full attributes of the newest instance, when known.
     pub latest: Option<Arc<Map<String, Value>>>,
+    /// Highest `seq` ever evicted; every stored instance at or below it is gone.
+    pub evicted_through: i64,
+    /// Evictions whose rows are still on disk.
+    pub unflushed_evictions: u32,
 }
 
 impl ContainerState {
     pub fn cni(&self) -> u64 {
         self.instances.len() as u64
+    }
+
+    /// Whether a stored instance row is still live: rows of evicted instances may linger
+    /// on disk until the next range delete.
+    pub fn holds_row(&self, seq: i64) -> bool {
+        self.instances
+            .front()
+            .is_some_and(|oldest| seq >= oldest.seq)
     }
 
     /// Position of the instance with this resource ID. `seq`, when known, finds it by

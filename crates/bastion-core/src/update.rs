@@ -4,7 +4,7 @@
 
 use crate::access::RuleKind;
 use crate::checks::Checked;
-use crate::create::{compile_acp, container_row, evict_for, node_row, resolve_acpi};
+use crate::create::{compile_acp, container_row, evict_for, node_row, resolve_acpi, Flush};
 use crate::discovery::{matches, node_relations};
 use crate::render::wrap;
 use crate::resolve::Target;
@@ -186,7 +186,7 @@ pub(crate) async fn update(
                 }
                 ops.push(WriteOp::DeleteChildren { pi: ri.to_string() });
             }
-            ops.extend(evict_for(node, 0, 0));
+            ops.extend(evict_for(node, 0, 0, Flush::Now));
             ops.push(WriteOp::Upsert(container_row(node)));
         } else {
             ops.push(WriteOp::Upsert(node_row(node)));

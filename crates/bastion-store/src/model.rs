@@ -60,6 +60,14 @@ pub enum WriteOp {
         /// The parent whose children are removed.
         pi: String,
     },
+    /// Remove the contentInstances (`ty` 4) of `pi` whose `seq` is below `seq`: one range
+    /// delete for instances a container evicted.
+    DeleteInstancesBefore {
+        /// The container.
+        pi: String,
+        /// The oldest sequence number that stays.
+        seq: i64,
+    },
 }
 
 /// Operations applied atomically, in order.

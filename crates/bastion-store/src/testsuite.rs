@@ -78,6 +78,7 @@ where
     child_by_name(new_factory()).await;
     delete(new_factory()).await;
     delete_children(new_factory()).await;
+    delete_instances_before(new_factory()).await;
     load_tree_excludes_instances(new_factory()).await;
     load_instance_index_only_instances(new_factory()).await;
     max_seq(new_factory()).await;
@@ -236,6 +237,38 @@ pub async fn delete<F: Fn() -> S, S: Store>(open: F) {
         .expect("delete missing");
     // The name is free again.
     put(&store, &[resource("a2", "cb", "a", 2, 3)]).await;
+}
+
+/// `DeleteInstancesBefore` removes only that container's instances older than `seq`.
+pub async fn delete_instances_before<F: Fn() -> S, S: Store>(open: F) {
+    let store = open();
+    put(
+        &store,
+        &[
+            resource("cnt", "ae", "cnt", 3, 1),
+            instance("i1", "cnt", 2, 10, None),
+            resource("sub", "cnt", "sub", 3, 3),
+            instance("i2", "cnt", 4, 10, None),
+            instance("i3", "cnt", 5, 10, None),
+            instance("j1", "other", 1, 10, None),
+        ],
+    )
+    .await;
+    store
+        .apply(WriteBatch {
+            ops: vec![WriteOp::DeleteInstancesBefore {
+                pi: "cnt".into(),
+                seq: 5,
+            }],
+        })
+        .await
+        .expect("delete instances before");
+    for gone in ["i1", "i2"] {
+        assert_eq!(store.get(gone).await.expect("get"), None, "{gone}");
+    }
+    for kept in ["cnt", "sub", "i3", "j1"] {
+        assert!(store.get(kept).await.expect("get").is_some(), "{kept}");
+    }
 }
 
 /// `DeleteChildren` removes every row of that parent, and only those.

@@ -38,6 +38,7 @@ suite!(
     child_by_name,
     delete,
     delete_children,
+    delete_instances_before,
     load_tree_excludes_instances,
     load_instance_index_only_instances,
     max_seq,

@@ -330,3 +330,45 @@ async fn crash_every_acknowledged_write_survives_sigkill() {
     assert_eq!(r.inner("m2m:cnt")["cni"].as_u64(), Some(cni + 1));
     assert_eq!(r.inner("m2m:cnt")["cbs"].as_u64(), Some(cbs + 5));
 }
+
+/// Evicted instances leave the container at once, but their rows are removed from disk in
+/// batches. Neither a read before that nor a SIGKILL and restart may bring them back.
+#[tokio::test]
+async fn ts0004_7_4_7_2_evicted_instances_stay_gone_across_a_crash() {
+    let mut s = Server::start();
+    s.ae("Cowner").await;
+    s.create_cnt(AE, "Cowner", json!({"rn": "ring", "mni": 5}))
+        .await;
+    let ring = format!("{AE}/ring");
+    let mut names = Vec::new();
+    for i in 0..20 {
+        let cin = s.create_cin(&ring, "Cowner", &format!("v{i}")).await;
+        names.push(cin["rn"].as_str().unwrap().to_owned());
+    }
+    only_the_newest_five(&s, &ring, &names).await;
+    s.kill9();
+    s.respawn();
+    only_the_newest_five(&s, &ring, &names).await;
+}
+
+async fn only_the_newest_five(s: &Server, ring: &str, names: &[String]) {
+    let cnt = s.get(ring, "Cowner").await;
+    cnt.expect(2000);
+    assert_eq!(cnt.inner("m2m:cnt")["cni"], 5);
+    for old in &names[..15] {
+        s.get(&format!("{ring}/{old}"), "Cowner").await.expect(4004);
+    }
+    for kept in &names[15..] {
+        s.get(&format!("{ring}/{kept}"), "Cowner")
+            .await
+            .expect(2000);
+    }
+    let found = s.get(&format!("{ring}?fu=1&ty=4"), "Cowner").await;
+    found.expect(2000);
+    assert_eq!(found.body["m2m:uril"].as_array().unwrap().len(), 5);
+    let all = s.get(&format!("{ring}?rcn=4"), "Cowner").await;
+    all.expect(2000);
+    assert_eq!(all.inner("m2m:cnt")["m2m:cin"].as_array().unwrap().len(), 5);
+    let oldest = s.get(&format!("{ring}/ol"), "Cowner").await;
+    assert_eq!(oldest.inner("m2m:cin")["con"], "v15");
+}

@@ -20,9 +20,12 @@ pub(crate) const APPLICATION_ID: i64 = 0x4253_544E;
 const MIGRATIONS: &[&str] = &[
     // 0 -> 1: the resource table.
     //
+    //
+    // Every write touches three B-trees: the table itself (clustered on ri, WITHOUT ROWID,
+    // so no separate ri index), (pi, rn) and (pi, seq). Start-up reads (the instance index,
+    // max(seq)) scan instead of keeping a (ty, seq) index current on every write.
     // * (pi, rn) UNIQUE: rn is unique among siblings; also serves child_by_name.
     // * (pi, seq): children in creation order, DeleteChildren.
-    // * (ty, seq): the contentInstance index in seq order, per-type max(seq).
     // * partial (seq) WHERE ty <> 4: load_tree in seq order without walking the instances.
     "CREATE TABLE resources (
         ri   TEXT    NOT NULL PRIMARY KEY,
@@ -33,10 +36,9 @@ const MIGRATIONS: &[&str] = &[
         size INTEGER NOT NULL DEFAULT 0,
         et   TEXT,
         body TEXT    NOT NULL
-    );
+    ) WITHOUT ROWID;
     CREATE UNIQUE INDEX resources_pi_rn ON resources (pi, rn);
     CREATE INDEX resources_pi_seq ON resources (pi, seq);
-    CREATE INDEX resources_ty_seq ON resources (ty, seq);
     CREATE INDEX resources_tree_seq ON resources (seq) WHERE ty <> 4;",
 ];
 

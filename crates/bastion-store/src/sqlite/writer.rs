@@ -42,6 +42,7 @@ const UPSERT: &str = "INSERT INTO resources (ri, pi, rn, ty, seq, size, et, body
      seq = excluded.seq, size = excluded.size, et = excluded.et, body = excluded.body";
 const DELETE: &str = "DELETE FROM resources WHERE ri = ?1";
 const DELETE_CHILDREN: &str = "DELETE FROM resources WHERE pi = ?1";
+const DELETE_INSTANCES_BEFORE: &str = "DELETE FROM resources WHERE pi = ?1 AND seq < ?2 AND ty = 4";
 
 /// Counters of the write path, as returned by `SqliteStore::stats`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -261,6 +262,9 @@ fn apply_ops(conn: &Connection, ops: &[WriteOp]) -> Result<(), StoreError> {
             WriteOp::DeleteChildren { pi } => conn
                 .prepare_cached(DELETE_CHILDREN)
                 .and_then(|mut stmt| stmt.execute([pi])),
+            WriteOp::DeleteInstancesBefore { pi, seq } => conn
+                .prepare_cached(DELETE_INSTANCES_BEFORE)
+                .and_then(|mut stmt| stmt.execute(rusqlite::params![pi, seq])),
         };
         done.map_err(map_err)?;
     }
