@@ -5,7 +5,7 @@
 use crate::checks::Checked;
 use crate::render::{store_body, wrap};
 use crate::resolve::Target;
-use crate::tree::{AcpRules, ContainerState, Instance, Node, Ri, Tree};
+use crate::tree::{AcpRules, Instance, Node, Ri, Tree};
 use crate::{Cse, CseConfig, RequestContext};
 use bastion_policy::{AccessOperation, RuleSet};
 use bastion_proto::attrs::{self, Phase};
@@ -15,7 +15,6 @@ use bastion_proto::{RequestError, ResourceType, Response, ResultContent, Rsc};
 use bastion_store::{StoredResource, WriteOp};
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Names a container's virtual children use; no real child may take them.
@@ -233,6 +232,24 @@ pub(crate) fn resolve_acpi(
         .collect()
 }
 
+/// Distributed authorization (`adri`/`apri`/`airi`, TS-0003 7.5) is not implemented:
+/// accepting the attributes would promise decisions that never happen.
+pub(crate) fn reject_distributed_authorization(
+    ty: ResourceType,
+    content: &Map<String, Value>,
+) -> Result<(), RequestError> {
+    if ty == ResourceType::AccessControlPolicy
+        && ["adri", "apri", "airi"]
+            .iter()
+            .any(|k| content.contains_key(*k))
+    {
+        return Err(RequestError::NotImplemented(
+            "distributed authorization is not supported yet".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Compiles `pv`/`pvs` of an ACP's content (TS-0003 7.1.2; `pvs` needs at least one rule).
 pub(crate) fn compile_acp(cse: &Cse, pv: &Value, pvs: &Value) -> Result<AcpRules, RequestError> {
     let parse = |name: &str, v: &Value| {
@@ -256,15 +273,7 @@ async fn create_node(
     parent_ri: &Ri,
     now: Timestamp,
 ) -> Result<Response, RequestError> {
-    if ty == ResourceType::AccessControlPolicy
-        && ["adri", "apri", "airi"]
-            .iter()
-            .any(|k| content.contains_key(*k))
-    {
-        return Err(RequestError::NotImplemented(
-            "distributed authorization is not supported yet".into(),
-        ));
-    }
+    reject_distributed_authorization(ty, &content)?;
     let acp = if ty == ResourceType::AccessControlPolicy {
         Some(Arc::new(compile_acp(
             cse,
@@ -295,32 +304,21 @@ async fn create_node(
             attrs.insert("cbs".into(), Value::from(0));
         }
         attrs.extend(content);
-        let row = StoredResource {
-            ri: ri.clone(),
-            pi: parent_ri.to_string(),
-            rn: c.rn.clone(),
-            ty: ty.number(),
-            seq,
-            size: 0,
-            et: Some(c.et.format()),
-            body: store_body(&attrs, Some(&req.fr)),
-        };
-        let node = Node {
+        let mut node = Node::new(
             ty,
-            ri: Arc::from(ri.as_str()),
-            pi: Some(parent_ri.clone()),
-            rn: c.rn,
+            &ri,
+            Some(parent_ri.clone()),
+            c.rn,
             path,
             seq,
-            attrs: attrs.clone(),
-            creator: Some(req.fr.clone()),
-            et: Some(c.et),
-            children: Vec::new(),
-            child_names: HashMap::new(),
-            acp,
-            acpi,
-            container: (ty == ResourceType::Container).then(|| Box::new(ContainerState::default())),
-        };
+            attrs,
+            Some(req.fr.clone()),
+            Some(c.et),
+        );
+        node.acp = acp;
+        node.acpi = acpi;
+        let row = node_row(&node);
+        let attrs = node.attrs.clone();
         tree.insert(node);
         (cse.committer.enqueue(vec![WriteOp::Upsert(row)]), attrs)
     };
@@ -435,32 +433,21 @@ async fn register_ae(
         attrs.extend(content);
         attrs.insert("aei".into(), Value::String(aei.clone()));
         let seq = tree.next_seq();
-        let row = StoredResource {
-            ri: aei.clone(),
-            pi: parent_ri.to_string(),
-            rn: c.rn.clone(),
-            ty: 2,
-            seq,
-            size: 0,
-            et: Some(c.et.format()),
-            body: store_body(&attrs, Some(&aei)),
-        };
-        tree.insert(Node {
-            ty: ResourceType::Ae,
-            ri: Arc::from(aei.as_str()),
-            pi: Some(parent_ri.clone()),
-            rn: c.rn,
+        let mut node = Node::new(
+            ResourceType::Ae,
+            &aei,
+            Some(parent_ri.clone()),
+            c.rn,
             path,
             seq,
-            attrs: attrs.clone(),
-            creator: Some(aei.clone()),
-            et: Some(c.et),
-            children: Vec::new(),
-            child_names: HashMap::new(),
-            acp: None,
-            acpi,
-            container: None,
-        });
+            attrs,
+            Some(aei.clone()),
+            Some(c.et),
+        );
+        node.acpi = acpi;
+        let row = node_row(&node);
+        let attrs = node.attrs.clone();
+        tree.insert(node);
         (cse.committer.enqueue(vec![WriteOp::Upsert(row)]), attrs)
     };
     pending.durable().await?;

@@ -4,7 +4,7 @@
 
 use crate::checks::Checked;
 use crate::create::refresh_counters;
-use crate::discovery::{matches, node_relations, Relations};
+use crate::discovery::{require_match, Subject};
 use crate::resolve::Target;
 use crate::retrieve::{instance_attrs, shape};
 use crate::tree::{Ri, Tree};
@@ -49,27 +49,15 @@ pub(crate) async fn delete(
             None,
         ),
     };
-    // Conditional DELETE (TS-0004 7.3.3.17): the target must satisfy the filter criteria.
-    if req.fc.has_conditions() {
-        let matched = match &node {
-            Some(ri) => {
-                let tree = cse.tree.read();
-                tree.get(ri).is_some_and(|n| {
-                    matches(
-                        &req.fc,
-                        n.ty.number(),
-                        &n.attrs,
-                        &node_relations(&tree, n, &req.fc),
-                    )
-                })
-            }
-            None => matches(&req.fc, 4, &attrs, &Relations::default()),
-        };
-        if !matched {
-            return Err(RequestError::not_found(
-                "resource does not match the filter criteria",
-            ));
+    match &node {
+        Some(ri) => {
+            let tree = cse.tree.read();
+            let n = tree
+                .get(ri)
+                .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+            require_match(&req.fc, Subject::Node(&tree, n))?;
         }
+        None => require_match(&req.fc, Subject::Instance(&attrs))?,
     }
     let pc = if rcn == ResultContent::Nothing {
         None

@@ -198,6 +198,36 @@ pub(crate) fn node_relations<'t>(
     }
 }
 
+/// What a conditional operation is checked against.
+pub(crate) enum Subject<'a> {
+    Node(&'a Tree, &'a Node),
+    Instance(&'a Map<String, Value>),
+}
+
+/// Conditional RETRIEVE/UPDATE/DELETE (TS-0004 7.3.3.17): a target that does not satisfy
+/// the request's filter criteria is 4004.
+pub(crate) fn require_match(fc: &FilterCriteria, subject: Subject<'_>) -> Result<(), RequestError> {
+    if !fc.has_conditions() {
+        return Ok(());
+    }
+    let matched = match subject {
+        Subject::Node(tree, node) => matches(
+            fc,
+            node.ty.number(),
+            &node.attrs,
+            &node_relations(tree, node, fc),
+        ),
+        Subject::Instance(attrs) => matches(fc, 4, attrs, &Relations::default()),
+    };
+    if matched {
+        Ok(())
+    } else {
+        Err(RequestError::not_found(
+            "resource does not match the filter criteria",
+        ))
+    }
+}
+
 struct Hit {
     rn: String,
     ty: u16,

@@ -2,7 +2,7 @@
 //! fresh data directory.
 
 use crate::render::{parse_body, store_body};
-use crate::tree::{AcpRules, ContainerState, Instance, Node, Ri, Tree};
+use crate::tree::{AcpRules, Instance, Node, Ri, Tree};
 use crate::{now, CseConfig, StartError};
 use bastion_policy::{LocalIdentity, RuleSet};
 use bastion_proto::time::Timestamp;
@@ -58,7 +58,7 @@ pub(crate) async fn load_tree(
     let mut tree = Tree::new(base_node(config, ct, first.seq), max_seq);
     let mut pending_acpi: Vec<(Ri, Vec<String>)> = Vec::new();
     for row in rows {
-        let node = node_from_row(config, local, &tree, row)?;
+        let node = node_from_row(local, &tree, row)?;
         if let Some(list) = node.attrs.get("acpi").and_then(Value::as_array) {
             let ids = list
                 .iter()
@@ -176,7 +176,6 @@ pub(crate) async fn load_tree(
 }
 
 fn node_from_row(
-    config: &CseConfig,
     local: &LocalIdentity,
     tree: &Tree,
     row: StoredResource,
@@ -205,23 +204,19 @@ fn node_from_row(
     } else {
         None
     };
-    let _ = config;
-    Ok(Node {
+    let mut node = Node::new(
         ty,
-        ri: Arc::from(row.ri.as_str()),
-        pi: Some(parent.ri.clone()),
-        rn: row.rn.clone(),
+        &row.ri,
+        Some(parent.ri.clone()),
+        row.rn.clone(),
         path,
-        seq: row.seq,
-        et: row.et.as_deref().and_then(Timestamp::parse),
+        row.seq,
         attrs,
         creator,
-        children: Vec::new(),
-        child_names: HashMap::new(),
-        acp,
-        acpi: Vec::new(),
-        container: (ty == ResourceType::Container).then(|| Box::new(ContainerState::default())),
-    })
+        row.et.as_deref().and_then(Timestamp::parse),
+    );
+    node.acp = acp;
+    Ok(node)
 }
 
 /// The CSEBase as configured (its attributes are derived from configuration each start).

@@ -3,7 +3,7 @@
 //! handed to [`crate::discovery`].
 
 use crate::checks::Checked;
-use crate::discovery::{self, matches, node_relations, Relations};
+use crate::discovery::{self, require_match, Subject};
 use crate::render::{atrl_from_content, child_ref, parse_body, partial, wrap};
 use crate::resolve::{Target, Virtual};
 use crate::tree::Ri;
@@ -34,18 +34,7 @@ pub(crate) async fn retrieve(
             let node = tree
                 .get(ri)
                 .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-            if req.fc.has_conditions()
-                && !matches(
-                    &req.fc,
-                    node.ty.number(),
-                    &node.attrs,
-                    &node_relations(&tree, node, &req.fc),
-                )
-            {
-                return Err(RequestError::not_found(
-                    "resource does not match the filter criteria",
-                ));
-            }
+            require_match(&req.fc, Subject::Node(&tree, node))?;
             (node.ty, Arc::new(node.attrs.clone()), Some(ri.clone()))
         }
         Target::Instance { parent, ri, .. } => {
@@ -57,13 +46,8 @@ pub(crate) async fn retrieve(
             (ResourceType::ContentInstance, attrs, None)
         }
     };
-    if node_ri.is_none()
-        && req.fc.has_conditions()
-        && !matches(&req.fc, 4, &attrs, &Relations::default())
-    {
-        return Err(RequestError::not_found(
-            "resource does not match the filter criteria",
-        ));
+    if node_ri.is_none() {
+        require_match(&req.fc, Subject::Instance(&attrs))?;
     }
     let mut resp = Response::new(Rsc::Ok, String::new());
     resp.pc = Some(shape(cse, &req, ty, attrs, node_ri.as_ref(), now).await?);
@@ -130,21 +114,23 @@ pub(crate) async fn shape(
     node: Option<&Ri>,
     now: Timestamp,
 ) -> Result<Value, RequestError> {
-    let own = |attrs: &Arc<Map<String, Value>>| -> Result<Map<String, Value>, RequestError> {
+    // Takes the Arc by value: a representation built for this request alone is moved,
+    // not cloned; a shared one (the cached latest instance) is cloned once.
+    let own = |attrs: Arc<Map<String, Value>>| -> Result<Map<String, Value>, RequestError> {
         if req.atrl.is_empty() {
-            Ok((**attrs).clone())
+            Ok(Arc::unwrap_or_clone(attrs))
         } else {
-            partial(ty, attrs, &req.atrl)
+            partial(ty, &attrs, &req.atrl)
         }
     };
     let rcn = req.rcn.unwrap_or(ResultContent::Attributes);
     Ok(match rcn {
-        ResultContent::Attributes => wrap(ty, own(&attrs)?),
+        ResultContent::Attributes => wrap(ty, own(attrs)?),
         ResultContent::AttributesAndChildResources | ResultContent::ChildResources => {
             let mut out = if rcn == ResultContent::ChildResources {
                 Map::new()
             } else {
-                own(&attrs)?
+                own(attrs)?
             };
             if let Some(ri) = node {
                 let levels = req.fc.lvl.unwrap_or(u64::MAX);
@@ -153,7 +139,7 @@ pub(crate) async fn shape(
             wrap(ty, out)
         }
         ResultContent::AttributesAndChildReferences => {
-            let mut out = own(&attrs)?;
+            let mut out = own(attrs)?;
             let refs = child_refs(cse, node, now).await?;
             out.insert("ch".into(), Value::Array(refs));
             wrap(ty, out)

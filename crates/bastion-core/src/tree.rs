@@ -105,6 +105,37 @@ pub struct Node {
 }
 
 impl Node {
+    /// A resource with no children yet; a container gets an empty instance index.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        ty: ResourceType,
+        ri: &str,
+        pi: Option<Ri>,
+        rn: String,
+        path: String,
+        seq: i64,
+        attrs: Map<String, Value>,
+        creator: Option<String>,
+        et: Option<Timestamp>,
+    ) -> Node {
+        Node {
+            ty,
+            ri: Arc::from(ri),
+            pi,
+            rn,
+            path,
+            seq,
+            attrs,
+            creator,
+            et,
+            children: Vec::new(),
+            child_names: HashMap::new(),
+            acp: None,
+            acpi: Vec::new(),
+            container: (ty == ResourceType::Container).then(|| Box::new(ContainerState::default())),
+        }
+    }
+
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.et.is_some_and(|et| et <= now)
     }

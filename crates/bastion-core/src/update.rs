@@ -4,8 +4,11 @@
 
 use crate::access::RuleKind;
 use crate::checks::Checked;
-use crate::create::{compile_acp, container_row, evict_for, node_row, resolve_acpi, Flush};
-use crate::discovery::{matches, node_relations};
+use crate::create::{
+    compile_acp, container_row, evict_for, node_row, reject_distributed_authorization,
+    resolve_acpi, Flush,
+};
+use crate::discovery::{require_match, Subject};
 use crate::render::wrap;
 use crate::resolve::Target;
 use crate::{Cse, RequestContext};
@@ -65,28 +68,9 @@ pub(crate) async fn update(
             None,
             kind,
         )?;
-        if req.fc.has_conditions()
-            && !matches(
-                &req.fc,
-                ty.number(),
-                &node.attrs,
-                &node_relations(&tree, node, &req.fc),
-            )
-        {
-            return Err(RequestError::not_found(
-                "resource does not match the filter criteria",
-            ));
-        }
+        require_match(&req.fc, Subject::Node(&tree, node))?;
     }
-    if ty == ResourceType::AccessControlPolicy
-        && ["adri", "apri", "airi"]
-            .iter()
-            .any(|k| content.contains_key(*k))
-    {
-        return Err(RequestError::NotImplemented(
-            "distributed authorization is not supported yet".into(),
-        ));
-    }
+    reject_distributed_authorization(ty, &content)?;
     cse.write_guard()?;
     let (pending, attrs) = {
         let mut guard = cse.tree.write();
