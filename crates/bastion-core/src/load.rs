@@ -85,26 +85,27 @@ pub(crate) async fn load_tree(
             n.acpi = acps;
         }
     }
-    // Entries are consumed one by one straight into their containers, so each entry's
-    // strings are freed as the index is built (no second copy of a million rows).
-    let index = store.load_instance_index().await?;
+    // The index arrives in chunks, each distributed into its containers before the next
+    // is read, so a million instances are never held twice; containers sort their own
+    // index afterwards (the store sends them in no particular order).
+    let (sink, mut chunks) = tokio::sync::mpsc::channel(2);
     let mut orphans = 0usize;
-    for e in index {
-        let name_hash = tree.name_hash(&e.rn);
-        let et = e.et.as_deref().and_then(Timestamp::parse).map(|t| t.0);
-        let Some(state) = tree.get_mut(&e.pi).and_then(|n| n.container.as_mut()) else {
-            orphans += 1;
-            continue;
-        };
-        state.cbs += e.size.max(0) as u64;
-        state.names.insert(name_hash);
-        state.instances.push_back(Instance {
-            seq: e.seq,
-            ri: e.ri.into_boxed_str(),
-            name_hash,
-            cs: e.size.max(0) as u64,
-            et,
-        });
+    let distribute = async {
+        while let Some(chunk) = chunks.recv().await {
+            for e in chunk {
+                orphans += usize::from(!add_instance(&mut tree, e));
+            }
+        }
+    };
+    let (streamed, ()) = tokio::join!(store.stream_instance_index(INDEX_CHUNK, sink), distribute);
+    streamed?;
+    for node in tree.nodes.values_mut() {
+        if let Some(state) = node.container.as_mut() {
+            state
+                .instances
+                .make_contiguous()
+                .sort_unstable_by_key(|i| i.seq);
+        }
     }
     if orphans > 0 {
         tracing::warn!(orphans, "instances whose container is missing were ignored");
@@ -173,6 +174,29 @@ pub(crate) async fn load_tree(
         }
     }
     Ok(tree)
+}
+
+/// Instance index entries handed over per chunk at start-up.
+const INDEX_CHUNK: usize = 8192;
+
+/// Adds one stored instance to its container's index; false when the container is missing.
+fn add_instance(tree: &mut Tree, e: bastion_store::InstanceEntry) -> bool {
+    let name_hash = tree.name_hash(&e.rn);
+    let et = e.et.as_deref().and_then(Timestamp::parse).map(|t| t.0);
+    let Some(state) = tree.get_mut(&e.pi).and_then(|n| n.container.as_mut()) else {
+        return false;
+    };
+    let cs = e.size.max(0) as u64;
+    state.cbs += cs;
+    state.names.insert(name_hash);
+    state.instances.push_back(Instance {
+        seq: e.seq,
+        ri: e.ri.into_boxed_str(),
+        name_hash,
+        cs,
+        et,
+    });
+    true
 }
 
 fn node_from_row(

@@ -28,6 +28,27 @@ pub trait Store: Send + Sync + 'static {
     /// Every contentInstance (ty 4) without its body, ordered by `seq`.
     async fn load_instance_index(&self) -> Result<Vec<InstanceEntry>, StoreError>;
 
+    /// Every contentInstance (ty 4) without its body, in no particular order, handed to
+    /// `sink` in chunks of at most `chunk` entries, so that a large index is never held
+    /// whole. Returns when all chunks were sent (or the receiver went away).
+    ///
+    /// The default collects [`load_instance_index`](Store::load_instance_index); backends
+    /// override it to stream.
+    async fn stream_instance_index(
+        &self,
+        chunk: usize,
+        sink: tokio::sync::mpsc::Sender<Vec<InstanceEntry>>,
+    ) -> Result<(), StoreError> {
+        let mut all = self.load_instance_index().await?;
+        while !all.is_empty() {
+            let rest = all.split_off(all.len().min(chunk.max(1)));
+            if sink.send(std::mem::replace(&mut all, rest)).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// The resource with this `ri`.
     async fn get(&self, ri: &str) -> Result<Option<StoredResource>, StoreError>;
 

@@ -81,6 +81,7 @@ where
     delete_instances_before(new_factory()).await;
     load_tree_excludes_instances(new_factory()).await;
     load_instance_index_only_instances(new_factory()).await;
+    stream_instance_index_delivers_every_instance(new_factory()).await;
     max_seq(new_factory()).await;
     empty_batch(new_factory()).await;
     batch_is_atomic(new_factory()).await;
@@ -237,6 +238,34 @@ pub async fn delete<F: Fn() -> S, S: Store>(open: F) {
         .expect("delete missing");
     // The name is free again.
     put(&store, &[resource("a2", "cb", "a", 2, 3)]).await;
+}
+
+/// `stream_instance_index` hands over every instance, and only instances, in chunks no
+/// larger than asked for.
+pub async fn stream_instance_index_delivers_every_instance<F: Fn() -> S, S: Store>(open: F) {
+    let store = open();
+    let mut rows = vec![resource("cnt", "ae", "cnt", 3, 1)];
+    for i in 0..25 {
+        rows.push(instance(&format!("i{i:02}"), "cnt", 2 + i, 10, None));
+    }
+    put(&store, &rows).await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<InstanceEntry>>(1);
+    let consume = async {
+        let mut seen = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            assert!(
+                !chunk.is_empty() && chunk.len() <= 7,
+                "chunk of {}",
+                chunk.len()
+            );
+            seen.extend(chunk.into_iter().map(|e| e.seq));
+        }
+        seen
+    };
+    let (done, mut seen) = tokio::join!(store.stream_instance_index(7, tx), consume);
+    done.expect("stream");
+    seen.sort_unstable();
+    assert_eq!(seen, (2..27).collect::<Vec<i64>>());
 }
 
 /// `DeleteInstancesBefore` removes only that container's instances older than `seq`.

@@ -41,6 +41,7 @@ suite!(
     delete_instances_before,
     load_tree_excludes_instances,
     load_instance_index_only_instances,
+    stream_instance_index_delivers_every_instance,
     max_seq,
     empty_batch,
     batch_is_atomic,

@@ -53,6 +53,8 @@ const SELECT_INSTANCES: &str =
     "SELECT ri, pi, rn, seq, size, et FROM resources WHERE ty = 4 ORDER BY seq";
 // Two index look-ups (one per index) instead of a full scan.
 /// Start-up only: a scan, so that no write has to keep a (ty, seq) index current.
+/// Start-up only: the instance index in table order, streamed (see `stream_instance_index`).
+const SCAN_INSTANCES: &str = "SELECT ri, pi, rn, seq, size, et FROM resources WHERE ty = 4";
 const SELECT_MAX_SEQ: &str = "SELECT COALESCE(MAX(seq), 0) FROM resources";
 
 /// Maps a SQLite error onto the backend-neutral [`StoreError`].
@@ -248,6 +250,36 @@ impl Store for SqliteStore {
                 let mut stmt = conn.prepare_cached(SELECT_INSTANCES).map_err(map_err)?;
                 let rows = stmt.query_map([], instance_from_row).map_err(map_err)?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+            })
+            .await
+    }
+
+    async fn stream_instance_index(
+        &self,
+        chunk: usize,
+        sink: tokio::sync::mpsc::Sender<Vec<InstanceEntry>>,
+    ) -> Result<(), StoreError> {
+        let chunk = chunk.max(1);
+        self.readers
+            .run(move |conn| {
+                let mut stmt = conn.prepare_cached(SCAN_INSTANCES).map_err(map_err)?;
+                let rows = stmt.query_map([], instance_from_row).map_err(map_err)?;
+                let mut batch = Vec::with_capacity(chunk);
+                for row in rows {
+                    batch.push(row.map_err(map_err)?);
+                    if batch.len() == chunk {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(chunk));
+                        // Reader threads are plain threads, so blocking here is allowed;
+                        // a closed receiver ends the scan early.
+                        if sink.blocking_send(full).is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                if !batch.is_empty() {
+                    let _ = sink.blocking_send(batch);
+                }
+                Ok(())
             })
             .await
     }
