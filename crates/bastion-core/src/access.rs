@@ -1,6 +1,7 @@
 //! The Policy Enforcement Point and Policy Retrieval Point (TS-0003 6.2.2, 7.1.4): which
 //! rules govern a request (TS-0001 9.6.1.3; security-access-control.md §3), handing them
-//! to the pure decision point, and turning a deny into 4103.
+//! to the pure decision point together with the request's context (time from the CSE
+//! clock, transport peer address), and turning a deny into 4103.
 
 use crate::checks::Checked;
 use crate::resolve::Target;
@@ -83,6 +84,12 @@ impl Cse {
             authenticated: ctx.authenticated,
             target_type: node.ty.number(),
             create_type,
+            // `rq_time` from this CSE's clock; `rq_ip` from the transport peer only
+            // (forwarded-for headers are never trusted); no location PIP exists yet, so
+            // `aclr` fails closed (TS-0003 7.1.2 table 7.1.2-2, annex F).
+            time: Some(crate::now().0),
+            peer_ip: ctx.peer.map(|a| a.ip()),
+            location: None,
         };
         let sources = applicable_sources(tree, node, kind);
         let applicable = match &sources {

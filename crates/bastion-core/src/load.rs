@@ -217,9 +217,15 @@ fn node_from_row(
         .ok_or_else(|| corrupt("parent missing".into()))?;
     let path = format!("{}/{}", parent.path, row.rn);
     let acp = if ty == ResourceType::AccessControlPolicy {
+        // A stored rule set that this version no longer accepts (parsing got stricter)
+        // is loaded as one that grants nothing: the CSE still starts, the ACP fails
+        // closed, and the admin can rewrite it.
         let parse = |name: &str| {
-            RuleSet::parse(attrs.get(name).unwrap_or(&Value::Null), local)
-                .map_err(|e| corrupt(format!("{name}: {e}")))
+            RuleSet::parse(attrs.get(name).unwrap_or(&Value::Null), local).or_else(|e| {
+                tracing::error!(acp = %row.ri, attribute = name, reason = %e, "stored rules rejected; they grant nothing");
+                RuleSet::parse(&serde_json::json!({"acr": []}), local)
+                    .map_err(|e| corrupt(format!("{name}: {e}")))
+            })
         };
         Some(Arc::new(AcpRules {
             pv: parse("pv")?,

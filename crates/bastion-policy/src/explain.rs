@@ -13,6 +13,7 @@ use crate::rules::{ObjectDetails, Rule};
 use crate::{AccessOperation, AccessRequest, Applicable, Decision, Grant, LocalIdentity};
 use serde::Serialize;
 use std::fmt;
+use std::net::IpAddr;
 
 /// Longest originator/ACP-ID shown in the one-line reason before it is cut.
 const SHOWN_MAX: usize = 64;
@@ -28,6 +29,12 @@ pub struct Explanation {
     pub authenticated: bool,
     pub target_type: u16,
     pub create_type: Option<u16>,
+    /// `rq_time`, Unix seconds (UTC), when known.
+    pub time: Option<i64>,
+    /// `rq_ip`, when known.
+    pub peer_ip: Option<IpAddr>,
+    /// `rq_loc` as `latitude,longitude`, when known.
+    pub location: Option<String>,
     /// The originator is the configured administrator.
     pub admin: bool,
     /// The verdict; identical to [`crate::decide`]'s.
@@ -67,6 +74,41 @@ pub struct RuleExplanation {
     /// In evaluation order: operation, authentication, context, object details, originator.
     pub checks: Vec<Check>,
     pub originators: Vec<EntryExplanation>,
+    /// Every `acco` element against the request context (empty when there is no `acco`).
+    pub contexts: Vec<ContextExplanation>,
+}
+
+/// One `acco` element: whether it held, and each of its sub-parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContextExplanation {
+    /// Index of the element in `acco`.
+    pub element: usize,
+    /// Every sub-parameter held (and there was at least one).
+    pub holds: bool,
+    /// One line: all parts when the element holds, else the parts that failed.
+    pub reason: String,
+    /// The sub-parameters present, in the order time, IP, location.
+    pub parts: Vec<ContextPart>,
+}
+
+/// One sub-parameter of an `acco` element against the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContextPart {
+    pub parameter: ContextParameter,
+    pub holds: bool,
+    pub reason: String,
+}
+
+/// The context sub-parameters of TS-0003 7.1.2 table 7.1.2-2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextParameter {
+    /// `actw` vs `rq_time`
+    Time,
+    /// `acip` vs `rq_ip`
+    Ip,
+    /// `aclr` vs `rq_loc`
+    Location,
 }
 
 /// One condition of TS-0003 7.1.5 `rule_ok(k)`.
@@ -177,6 +219,11 @@ pub fn explain(
         authenticated: req.authenticated,
         target_type: req.target_type,
         create_type: req.create_type,
+        time: req.time,
+        peer_ip: req.peer_ip,
+        location: req
+            .location
+            .map(|l| format!("{},{}", l.latitude, l.longitude)),
         admin,
         grant,
         basis,
@@ -223,19 +270,18 @@ fn explain_rule(
         },
     });
 
-    // TS-0003 7.1.2/7.1.5 ctx_ok: not evaluated yet, fail closed.
-    let holds = rule.ctx_ok();
+    // TS-0003 7.1.2/7.1.5 ctx_ok: OR over elements, AND inside one.
+    let contexts: Vec<ContextExplanation> = rule
+        .contexts()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| c.explain(i, req))
+        .collect();
+    let holds = rule.ctx_ok(req);
     checks.push(Check {
         condition: Condition::Context,
         holds,
-        reason: if holds {
-            "no acco: no context constraint".to_owned()
-        } else {
-            format!(
-                "context not evaluated: acco has {} element(s), so this rule cannot grant yet",
-                rule.contexts().len()
-            )
-        },
+        reason: context_reason(&contexts),
     });
 
     // TS-0003 7.1.5 objd_ok.
@@ -269,7 +315,22 @@ fn explain_rule(
         permits: checks.iter().all(|c| c.holds),
         checks,
         originators,
+        contexts,
     }
+}
+
+fn context_reason(contexts: &[ContextExplanation]) -> String {
+    if contexts.is_empty() {
+        return "no acco: no context constraint".to_owned();
+    }
+    if let Some(c) = contexts.iter().find(|c| c.holds) {
+        return format!("acco[{}] holds: {}", c.element, c.reason);
+    }
+    let why: Vec<String> = contexts
+        .iter()
+        .map(|c| format!("[{}] {}", c.element, c.reason))
+        .collect();
+    format!("no acco element holds: {}", why.join("; "))
 }
 
 fn object_details_reason(rule: &Rule, req: &AccessRequest<'_>) -> String {

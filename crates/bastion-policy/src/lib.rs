@@ -7,23 +7,30 @@
 //!
 //! * [`rules`]: strict parsing of an `m2m:setOfAcrs` into a compiled [`RuleSet`];
 //! * [`originator`]: absolute-form normalisation and the `acor` wildcard matcher;
+//! * [`context`]: the `acco` context elements (time windows, IP prefixes, location);
+//! * [`schedule`]: the extended-crontab `scheduleEntry` of `actw`;
 //! * `decide` (private): the allocation-free hot-path decision, [`decide`];
 //! * [`explain`](mod@explain): the full, allocating explanation, [`explain()`].
 //!
-//! The crate is pure: no I/O, no clock, no async, no global state. The Policy Enforcement
+//! The crate is pure: no I/O, no clock, no async, no global state: the request time, peer
+//! address and location come in the [`AccessRequest`]. The Policy Enforcement
 //! Point (`bastion-core`) gathers the applicable rules and calls [`decide`]; on a deny it
 //! may call [`explain()`] to build the debug message of a 4103 response.
 #![forbid(unsafe_code)]
 
+pub mod context;
 mod decide;
 pub mod error;
 pub mod explain;
 pub mod originator;
 pub mod rules;
+pub mod schedule;
 
 use serde::Serialize;
 use std::fmt;
+use std::net::IpAddr;
 
+pub use context::Context;
 pub use decide::decide;
 pub use error::PolicyError;
 pub use explain::{explain, Explanation};
@@ -137,8 +144,27 @@ impl Serialize for AccessOperation {
     }
 }
 
-/// The access-control view of one request (TS-0003 7.1.2 table 7.1.2-1, minus the
-/// context parameters, which are not evaluated yet).
+/// A point on Earth, WGS 84 degrees (`rq_loc`, TS-0003 7.1.2 table 7.1.2-2).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Location {
+    pub latitude: f64,
+    pub longitude: f64,
+}
+
+impl Location {
+    /// Finite, latitude within ±90 and longitude within ±180. An invalid location is
+    /// treated like an unknown one: it never lies in a region.
+    pub fn is_valid(&self) -> bool {
+        self.latitude.is_finite()
+            && self.longitude.is_finite()
+            && (-90.0..=90.0).contains(&self.latitude)
+            && (-180.0..=180.0).contains(&self.longitude)
+    }
+}
+
+/// The access-control view of one request (TS-0003 7.1.2 tables 7.1.2-1 and 7.1.2-2).
+/// Context values the PEP does not know are `None`; a context sub-parameter that needs an
+/// unknown value does not hold.
 #[derive(Clone, Copy, Debug)]
 pub struct AccessRequest<'a> {
     /// The `From` parameter exactly as received (may be empty).
@@ -150,6 +176,13 @@ pub struct AccessRequest<'a> {
     pub target_type: u16,
     /// CREATE only: `ty` of the resource to be created.
     pub create_type: Option<u16>,
+    /// `rq_time`: when the hosting CSE received the request, Unix seconds (UTC), from its
+    /// own clock.
+    pub time: Option<i64>,
+    /// `rq_ip`: the transport source address (never a forwarded-for header).
+    pub peer_ip: Option<IpAddr>,
+    /// `rq_loc`: the originator's location from a Policy Information Point (annex F).
+    pub location: Option<Location>,
 }
 
 /// One ACP's rule set together with its identifier (used only in explanations).

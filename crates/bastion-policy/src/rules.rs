@@ -5,6 +5,7 @@
 //! Parsing is done once, when an ACP is created, updated or loaded; originator patterns are
 //! normalised and compiled here so that the decision does no string work beyond matching.
 
+use crate::context::Context;
 use crate::originator::{OriginatorEntry, Subject};
 use crate::{AccessOperation, AccessRequest, LocalIdentity, PolicyError};
 use serde_json::{Map, Value};
@@ -23,8 +24,8 @@ pub struct RuleSet {
 pub struct Rule {
     acor: Box<[OriginatorEntry]>,
     acop: u8,
-    /// `acco` elements kept verbatim; contexts are not evaluated yet.
-    acco: Box<[Value]>,
+    /// `acco` elements, compiled; empty = no constraint.
+    acco: Box<[Context]>,
     acaf: bool,
     /// `acod` elements; empty = no constraint.
     acod: Box<[ObjectDetails]>,
@@ -70,7 +71,7 @@ impl RuleSet {
     /// exactly the documented shape is rejected with a short reason.
     ///
     /// Each rule needs `acor` (array of strings) and `acop` (integer 1..=63); it may carry
-    /// `acco` (array of objects with only `actw`/`acip`/`aclr`), `acaf` (bool) and `acod`
+    /// `acco` (array of context elements, see [`crate::context`]), `acaf` (bool) and `acod`
     /// (array of objects with `ty`, `spty`, required `chty`). `null` is never accepted.
     pub fn parse(value: &Value, local: &LocalIdentity) -> Result<RuleSet, PolicyError> {
         let top = as_object(value, "setOfAcrs")?;
@@ -143,11 +144,11 @@ impl Rule {
             None => Vec::new(),
             Some(v) => {
                 let acco_path = format!("{path}.acco");
-                let list = as_array(v, &acco_path)?;
-                for (i, ctx) in list.iter().enumerate() {
-                    check_context(ctx, &format!("{acco_path}[{i}]"))?;
-                }
-                list.clone()
+                as_array(v, &acco_path)?
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| Context::parse(c, &format!("{acco_path}[{i}]")))
+                    .collect::<Result<Vec<_>, _>>()?
             }
         };
 
@@ -187,8 +188,8 @@ impl Rule {
         self.acaf
     }
 
-    /// The raw `acco` elements (empty when absent).
-    pub fn contexts(&self) -> &[Value] {
+    /// The compiled `acco` elements (empty when absent).
+    pub fn contexts(&self) -> &[Context] {
         &self.acco
     }
 
@@ -210,9 +211,10 @@ impl Rule {
         !self.acaf || authenticated
     }
 
-    /// `ctx_ok`: contexts are not evaluated yet, so any non-empty `acco` fails closed.
-    pub(crate) fn ctx_ok(&self) -> bool {
-        self.acco.is_empty()
+    /// `ctx_ok` (TS-0003 7.1.2, 7.1.5): no `acco` (or an empty one) imposes nothing;
+    /// otherwise some element must hold.
+    pub(crate) fn ctx_ok(&self, req: &AccessRequest<'_>) -> bool {
+        self.acco.is_empty() || self.acco.iter().any(|c| c.holds(req))
     }
 
     /// `objd_ok` (TS-0003 7.1.5): `acod` constrains CREATE only; OR over its elements.
@@ -230,13 +232,13 @@ impl Rule {
         self.acor.iter().any(|e| e.matches(subject))
     }
 
-    /// All five conditions, cheapest first.
+    /// All five conditions, cheapest first (contexts last: calendar and distance maths).
     pub(crate) fn permits(&self, req: &AccessRequest<'_>, subject: &Subject<'_>) -> bool {
         self.op_ok(req.operation)
             && self.authn_ok(req.authenticated)
-            && self.ctx_ok()
             && self.objd_ok(req)
             && self.orig_ok(subject)
+            && self.ctx_ok(req)
     }
 }
 
@@ -272,23 +274,6 @@ impl ObjectDetails {
     }
 }
 
-/// `acco` element shape (TS-0004 `accessControlContexts`): an object with only
-/// `actw` (array), `acip` (object) and `aclr` (object). Values are kept verbatim for the
-/// later context evaluation.
-fn check_context(value: &Value, path: &str) -> Result<(), PolicyError> {
-    let obj = as_object(value, path)?;
-    only_members(obj, path, &["actw", "acip", "aclr"])?;
-    if let Some(v) = obj.get("actw") {
-        as_array(v, &format!("{path}.actw"))?;
-    }
-    for member in ["acip", "aclr"] {
-        if let Some(v) = obj.get(member) {
-            as_object(v, &format!("{path}.{member}"))?;
-        }
-    }
-    Ok(())
-}
-
 fn resource_type(value: &Value, path: &str) -> Result<u16, PolicyError> {
     value
         .as_u64()
@@ -296,13 +281,16 @@ fn resource_type(value: &Value, path: &str) -> Result<u16, PolicyError> {
         .ok_or_else(|| PolicyError::new(path, "must be a resource type (integer 0..=65535)"))
 }
 
-fn as_object<'v>(value: &'v Value, path: &str) -> Result<&'v Map<String, Value>, PolicyError> {
+pub(crate) fn as_object<'v>(
+    value: &'v Value,
+    path: &str,
+) -> Result<&'v Map<String, Value>, PolicyError> {
     value
         .as_object()
         .ok_or_else(|| PolicyError::new(path, "must be an object"))
 }
 
-fn as_array<'v>(value: &'v Value, path: &str) -> Result<&'v Vec<Value>, PolicyError> {
+pub(crate) fn as_array<'v>(value: &'v Value, path: &str) -> Result<&'v Vec<Value>, PolicyError> {
     value
         .as_array()
         .ok_or_else(|| PolicyError::new(path, "must be an array"))
@@ -317,7 +305,11 @@ fn required<'v>(
         .ok_or_else(|| PolicyError::new(format!("{path}.{member}"), "is required"))
 }
 
-fn only_members(obj: &Map<String, Value>, path: &str, allowed: &[&str]) -> Result<(), PolicyError> {
+pub(crate) fn only_members(
+    obj: &Map<String, Value>,
+    path: &str,
+    allowed: &[&str],
+) -> Result<(), PolicyError> {
     match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => {
             let shown: String = k.chars().take(40).collect();

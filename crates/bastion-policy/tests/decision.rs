@@ -27,6 +27,9 @@ fn req(originator: &str, operation: AccessOperation) -> AccessRequest<'_> {
         authenticated: false,
         target_type: 2,
         create_type: None,
+        time: None,
+        peer_ip: None,
+        location: None,
     }
 }
 
@@ -37,6 +40,9 @@ fn create<'a>(originator: &'a str, parent: u16, child: u16) -> AccessRequest<'a>
         authenticated: false,
         target_type: parent,
         create_type: Some(child),
+        time: None,
+        peer_ip: None,
+        location: None,
     }
 }
 
@@ -359,26 +365,30 @@ fn ts0003_7_1_5_acaf_requires_authenticated_originator() {
     assert!(granted(rules, &r));
 }
 
-// ---------- acco (TS-0003 7.1.2, not evaluated yet) ----------
+// ---------- acco (TS-0003 7.1.2; the full matrix is in tests/contexts.rs) ----------
 
 #[test]
-fn ts0003_7_1_5_acco_present_fails_closed_until_contexts_are_evaluated() {
+fn ts0003_7_1_5_acco_is_evaluated_and_fails_closed_on_unknown_context() {
     let l = local();
     let rules = set(json!({"acr": [{"acor": ["Cabc"], "acop": 2,
         "acco": [{"actw": ["* * * * * * *"]}]}]}));
-    let r = req("Cabc", AccessOperation::Retrieve);
+    let mut r = req("Cabc", AccessOperation::Retrieve);
+    // No request time: the window cannot hold.
     assert!(!decide_one(&rules, &r).granted());
     let sources = [PolicySource {
         acp_id: "acp1",
         rules: &rules,
     }];
     let e = explain(&l, &r, &Applicable::Policies(&sources));
-    assert!(e.to_string().contains("context not evaluated"), "{e}");
+    assert!(e.to_string().contains("time unknown"), "{e}");
+    // 2026-01-01T00:00:00Z is inside every-second-of-every-year.
+    r.time = Some(1_767_225_600);
+    assert!(decide_one(&rules, &r).granted());
 
     // An empty list is the same as absent.
     assert!(granted(
         json!({"acr": [{"acor": ["Cabc"], "acop": 2, "acco": []}]}),
-        &r
+        &req("Cabc", AccessOperation::Retrieve)
     ));
 }
 

@@ -176,6 +176,163 @@ fn rejects_malformed_acco() {
     );
 }
 
+/// A rule whose only `acco` element is `ctx`.
+fn with_context(ctx: Value) -> Value {
+    json!({"acr": [{"acor": ["all"], "acop": 2, "acco": [{"actw": ["* * * * * * *"]}, ctx]}]})
+}
+
+#[test]
+fn rejects_malformed_time_windows() {
+    for (window, reason) in [
+        (json!("* * * * * *"), "must have 7 fields"),
+        (json!("* * 8-17 * * *"), "found 6"),
+        (
+            json!("* * 24 * * * *"),
+            "hour field '24': value 24 outside 0-23",
+        ),
+        (json!("60 * * * * * *"), "second field"),
+        (json!("* * * 0 * * *"), "day-of-month field '0'"),
+        (json!("* * * * 13 * *"), "month field '13'"),
+        (
+            json!("* * * * * 7 *"),
+            "day-of-week field '7': value 7 outside 0-6",
+        ),
+        (json!("* * * * * * 1999"), "year field '1999'"),
+        (json!("* * 17-8 * * * *"), "runs backwards"),
+        (json!("*/0 * * * * * *"), "step must be at least 1"),
+        (json!("* * * * * MON-FRI *"), "not a number"),
+        (json!("* * * ? * * *"), "not a number"),
+        (json!(""), "found 0"),
+        (json!(7), "must be a string"),
+        (Value::Null, "must be a string"),
+    ] {
+        rejects(
+            with_context(json!({"actw": ["* * * * * * *", window]})),
+            "acr[0].acco[1].actw[1]",
+        );
+        rejects(with_context(json!({"actw": [window]})), reason);
+    }
+}
+
+#[test]
+fn rejects_malformed_ip_ranges() {
+    for (acip, reason) in [
+        (
+            json!({"ipv4": ["10.0.0.0/33"]}),
+            "prefix length '33' must be an integer 0..=32",
+        ),
+        (
+            json!({"ipv4": ["300.1.1.1"]}),
+            "'300.1.1.1' is not a dotted-decimal IPv4 address",
+        ),
+        (json!({"ipv4": ["10.0.0"]}), "not a dotted-decimal"),
+        (json!({"ipv4": ["010.0.0.1"]}), "not a dotted-decimal"),
+        (json!({"ipv4": [" 10.0.0.1"]}), "not a dotted-decimal"),
+        (json!({"ipv4": ["10.0.0.1/"]}), "prefix length ''"),
+        (json!({"ipv4": ["10.0.0.0/08"]}), "prefix length '08'"),
+        (json!({"ipv4": ["10.0.0.0/-1"]}), "prefix length '-1'"),
+        (json!({"ipv4": ["10.0.0.0/8/8"]}), "prefix length '8/8'"),
+        (
+            json!({"ipv4": ["10.1.2.3/8"]}),
+            "host bits set: the network is 10.0.0.0/8",
+        ),
+        (
+            json!({"ipv4": ["2001:db8::/32"]}),
+            "is an IPv6 address: list it under ipv6",
+        ),
+        (
+            json!({"ipv6": ["10.0.0.0/8"]}),
+            "is an IPv4 address: list it under ipv4",
+        ),
+        (json!({"ipv6": ["2001:db8::/129"]}), "0..=128"),
+        (
+            json!({"ipv6": ["2001:db8::1/32"]}),
+            "host bits set: the network is 2001:db8::/32",
+        ),
+        (json!({"ipv6": ["fe80::1%eth0"]}), "not an IPv6 address"),
+        (json!({"ipv6": ["::ffff:10.0.0.0/104"]}), "IPv4-mapped"),
+        (json!({"ipv6": ["::ffff:10.0.0.1"]}), "IPv4-mapped"),
+        (json!({"ipv4": "10.0.0.0/8"}), "acip.ipv4: must be an array"),
+        (json!({"ipv4": [10]}), "acip.ipv4[0]: must be a string"),
+        (json!({"ipv4": null}), "acip.ipv4: must be an array"),
+        (json!({"ipv5": []}), "acip: unknown member 'ipv5'"),
+    ] {
+        rejects(with_context(json!({"acip": acip})), reason);
+    }
+}
+
+#[test]
+fn rejects_malformed_location_regions() {
+    for (aclr, reason) in [
+        (
+            json!({"accr": [91.0, 0.0, 10.0]}),
+            "latitude must be a number in -90..=90",
+        ),
+        (json!({"accr": [-90.5, 0.0, 10.0]}), "latitude"),
+        (
+            json!({"accr": [0.0, 180.5, 10.0]}),
+            "longitude must be a number in -180..=180",
+        ),
+        (json!({"accr": [0.0, -181, 10.0]}), "longitude"),
+        (json!({"accr": [0.0, 0.0, -1.0]}), "radius must be a number"),
+        (json!({"accr": [0.0, 0.0, "10"]}), "radius"),
+        (
+            json!({"accr": [0.0, 0.0]}),
+            "must be [latitude, longitude, radius in metres]",
+        ),
+        (json!({"accr": [0.0, 0.0, 1.0, 2.0]}), "must be [latitude"),
+        (json!({"accr": {"lat": 0}}), "accr: must be an array"),
+        (
+            json!({"accr": [0.0, 0.0, 1.0], "accc": ["KR"]}),
+            "accr and accc are exclusive",
+        ),
+        (json!({}), "needs accr or accc"),
+        (
+            json!({"accc": ["kr"]}),
+            "accc[0]: must be an ISO 3166-1 alpha-2 code",
+        ),
+        (json!({"accc": ["KOR"]}), "alpha-2"),
+        (json!({"accc": [410]}), "alpha-2"),
+        (json!({"accc": "KR"}), "accc: must be an array"),
+        (
+            json!({"circle": [0, 0, 1]}),
+            "aclr: unknown member 'circle'",
+        ),
+    ] {
+        rejects(with_context(json!({"aclr": aclr})), reason);
+    }
+}
+
+#[test]
+fn accepts_well_formed_contexts() {
+    let set = parse(json!({"acr": [{"acor": ["all"], "acop": 2, "acco": [
+        {"actw": ["* * 8-17 * * 1-5 *", "0,30 */5 0-23/2 1-31 1-12 0-6 2000-9999/1"]},
+        {"acip": {"ipv4": ["0.0.0.0/0", "10.0.0.0/8", "192.0.2.7", "192.0.2.7/32"],
+                  "ipv6": ["::/0", "2001:db8::/32", "::1", "fe80::/10"]}},
+        {"aclr": {"accr": [-90, 180, 0]}},
+        {"aclr": {"accr": [37.5665, 126.978, 1500.5]}},
+        {"aclr": {"accc": ["KR", "FR"]}},
+        {"actw": [], "acip": {}},
+        {}
+    ]}]}))
+    .unwrap();
+    let contexts = set.rules()[0].contexts();
+    assert_eq!(contexts.len(), 7);
+    assert_eq!(
+        contexts[0].time_windows().map(|w| w[0].raw()),
+        Some("* * 8-17 * * 1-5 *")
+    );
+    let ip = contexts[1].ip_ranges().unwrap();
+    assert_eq!(ip.ipv4().count(), 4);
+    assert_eq!(ip.ipv6().nth(1), Some("2001:db8::/32"));
+    assert_eq!(
+        contexts[3].raw(),
+        &json!({"aclr": {"accr": [37.5665, 126.978, 1500.5]}})
+    );
+    assert!(contexts[6].is_empty());
+    assert!(!contexts[5].is_empty());
+}
+
 #[test]
 fn rejects_malformed_acod() {
     rejects(

@@ -7,17 +7,22 @@
 //!    reference matcher on every entry/originator pair;
 //! 4. `decide` and `explain` always agree.
 //!
+//! Rules carry generated `acco` contexts (time windows, IP prefixes, circles, country
+//! codes, empty elements) and requests carry generated, sometimes unknown, time, peer
+//! address and location, so every property covers context evaluation too.
+//!
 //! The identity uses a one-letter SP and CSE so that random strings collide often. The case
 //! count is proptest's default (256), overridable with `PROPTEST_CASES`.
 
 use bastion_policy::originator::EntryKind;
 use bastion_policy::{
     decide, explain, normalize_originator, AccessOperation, AccessRequest, Applicable,
-    LocalIdentity, PolicySource, RuleSet,
+    LocalIdentity, Location, PolicySource, RuleSet,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{json, Map, Value};
+use std::net::IpAddr;
 
 fn local() -> LocalIdentity {
     LocalIdentity {
@@ -93,6 +98,63 @@ fn acod_element() -> impl Strategy<Value = Value> {
         })
 }
 
+fn pick(items: &[&'static str]) -> impl Strategy<Value = &'static str> {
+    prop::sample::select(items.to_vec())
+}
+
+/// One `acco` element: any subset of `actw`, `acip`, `aclr` (possibly none).
+fn context_element() -> impl Strategy<Value = Value> {
+    let window = pick(&[
+        "* * * * * * *",
+        "* * 8-17 * * * *",
+        "* * * * * 0 *",
+        "* * * 13 * 5 *",
+        "* * * * * * 2001",
+        "0-29 * * * * 1-5 2020-2030",
+    ]);
+    let v4 = pick(&[
+        "10.0.0.0/8",
+        "10.1.0.0/16",
+        "192.0.2.7",
+        "0.0.0.0/0",
+        "127.0.0.0/8",
+    ]);
+    let v6 = pick(&["2001:db8::/32", "::/0", "::1"]);
+    let aclr = prop_oneof![
+        Just(json!({"accr": [0.0, 0.0, 1000.0]})),
+        Just(json!({"accr": [37.5, 127.0, 500000.0]})),
+        Just(json!({"accc": ["KR"]})),
+    ];
+    (
+        prop::option::of(prop::collection::vec(window, 0..3)),
+        prop::option::of((
+            prop::option::of(prop::collection::vec(v4, 0..3)),
+            prop::option::of(prop::collection::vec(v6, 0..2)),
+        )),
+        prop::option::of(aclr),
+    )
+        .prop_map(|(actw, acip, aclr)| {
+            let mut m = Map::new();
+            if let Some(w) = actw {
+                m.insert("actw".into(), json!(w));
+            }
+            if let Some((v4, v6)) = acip {
+                let mut ip = Map::new();
+                if let Some(v4) = v4 {
+                    ip.insert("ipv4".into(), json!(v4));
+                }
+                if let Some(v6) = v6 {
+                    ip.insert("ipv6".into(), json!(v6));
+                }
+                m.insert("acip".into(), Value::Object(ip));
+            }
+            if let Some(r) = aclr {
+                m.insert("aclr".into(), r);
+            }
+            Value::Object(m)
+        })
+}
+
 fn rule() -> impl Strategy<Value = Value> {
     (
         prop::collection::vec(entry(), 0..4),
@@ -101,7 +163,7 @@ fn rule() -> impl Strategy<Value = Value> {
         prop_oneof![
             3 => Just(None),
             1 => Just(Some(json!([]))),
-            1 => Just(Some(json!([{"actw": ["* * * * * * *"]}]))),
+            3 => prop::collection::vec(context_element(), 1..3).prop_map(|c| Some(json!(c))),
         ],
         prop::option::of(prop::collection::vec(acod_element(), 0..3)),
     )
@@ -133,6 +195,9 @@ struct Req {
     authenticated: bool,
     target_type: u16,
     create_type: Option<u16>,
+    time: Option<i64>,
+    peer_ip: Option<IpAddr>,
+    location: Option<Location>,
 }
 
 impl Req {
@@ -143,25 +208,80 @@ impl Req {
             authenticated: self.authenticated,
             target_type: self.target_type,
             create_type: self.create_type,
+            time: self.time,
+            peer_ip: self.peer_ip,
+            location: self.location,
         }
     }
 }
 
+/// Request times: 1999-2031 at random, plus a few instants that sit on window edges.
+fn time() -> impl Strategy<Value = Option<i64>> {
+    prop::option::of(prop_oneof![
+        915_148_800i64..1_924_992_000,
+        Just(1_772_611_200), // 2026-03-04T08:00:00Z, a Wednesday
+        Just(1_772_647_199), // 2026-03-04T17:59:59Z
+        Just(1_779_580_800), // 2026-05-24T00:00:00Z, a Sunday
+        Just(1_770_984_000), // 2026-02-13T12:00:00Z, Friday the 13th
+        Just(993_945_600),   // 2001-07-01T00:00:00Z
+    ])
+}
+
+fn peer() -> impl Strategy<Value = Option<IpAddr>> {
+    let addr = pick(&[
+        "10.0.0.0",
+        "10.1.2.3",
+        "10.255.255.255",
+        "11.0.0.0",
+        "127.0.0.1",
+        "192.0.2.7",
+        "192.0.2.8",
+        "::ffff:10.1.2.3",
+        "2001:db8::1",
+        "::1",
+    ]);
+    prop::option::of(addr.prop_map(|a| a.parse().expect("valid test address")))
+}
+
+fn location() -> impl Strategy<Value = Option<Location>> {
+    let point = prop_oneof![
+        Just((0.0, 0.0)),
+        Just((0.005, 0.0)),
+        Just((0.01, 0.0)),
+        Just((37.5665, 126.978)),
+        Just((91.0, 0.0)),
+        (-90.0f64..=90.0, -180.0f64..=180.0),
+    ];
+    prop::option::of(point.prop_map(|(latitude, longitude)| Location {
+        latitude,
+        longitude,
+    }))
+}
+
 fn request() -> impl Strategy<Value = Req> {
     (
-        originator(),
-        operation(),
-        any::<bool>(),
-        1u16..4,
-        prop::option::of(1u16..5),
+        (
+            originator(),
+            operation(),
+            any::<bool>(),
+            1u16..4,
+            prop::option::of(1u16..5),
+        ),
+        (time(), peer(), location()),
     )
         .prop_map(
-            |(originator, operation, authenticated, target_type, create_type)| Req {
+            |(
+                (originator, operation, authenticated, target_type, create_type),
+                (time, peer_ip, location),
+            )| Req {
                 originator,
                 operation,
                 authenticated,
                 target_type,
                 create_type,
+                time,
+                peer_ip,
+                location,
             },
         )
 }
@@ -190,6 +310,9 @@ fn entry_matches(entry: &str, originator: &str) -> bool {
         authenticated: false,
         target_type: 1,
         create_type: None,
+        time: None,
+        peer_ip: None,
+        location: None,
     };
     granted(&rules, &r)
 }

@@ -353,12 +353,14 @@ async fn ts0003_7_1_3_exact_originator_entries() {
 
 #[tokio::test]
 async fn ts0003_7_1_5_contexts_fail_closed() {
+    // Contexts that cannot hold here: country codes (no resolver), a circle (no location
+    // PIP), an element with no sub-parameter. Matching contexts: conformance_contexts.rs.
     let s = Server::start();
     s.ae("Cuser").await;
     let contexts = [
-        json!([{"actw": ["* * * * * * *"]}]),
-        json!([{"acip": {"ipv4": ["127.0.0.0/8"]}}]),
         json!([{"aclr": {"accc": ["DE"]}}]),
+        json!([{"aclr": {"accr": [52.52, 13.405, 1.0e7]}}]),
+        json!([{}]),
     ];
     for (i, acco) in contexts.into_iter().enumerate() {
         let (cnt, _) = linked_cnt(

@@ -372,3 +372,45 @@ async fn only_the_newest_five(s: &Server, ring: &str, names: &[String]) {
     let oldest = s.get(&format!("{ring}/ol"), "Cowner").await;
     assert_eq!(oldest.inner("m2m:cin")["con"], "v15");
 }
+
+/// Rules stored by an older, looser version that this version's parser rejects must not
+/// keep the CSE from starting, and must not grant anything (fail closed).
+#[tokio::test]
+async fn stored_rules_that_no_longer_parse_grant_nothing() {
+    use bastion_store::{SqliteStore, Store, WriteBatch, WriteOp};
+    let mut s = Server::start();
+    s.ae("Cowner").await;
+    s.ae("Creader").await;
+    let acp = s
+        .create_acp(
+            AE,
+            "Cowner",
+            "acp",
+            json!({"acr": [{"acor": ["Cowner", "Creader"], "acop": 63}]}),
+            rules(&["Cowner"], 63),
+        )
+        .await;
+    let acp_ri = acp["ri"].as_str().unwrap().to_owned();
+    s.create_cnt(AE, "Cowner", json!({"rn": "box", "acpi": [acp_ri.clone()]}))
+        .await;
+    let path = format!("{AE}/box");
+    s.get(&path, "Creader").await.expect(2000);
+    s.stop();
+    {
+        let store = SqliteStore::open(&s.data_dir().join("bastion.db")).expect("open store");
+        let mut row = store.get(&acp_ri).await.expect("read").expect("acp row");
+        let mut body: Value = serde_json::from_str(&row.body).unwrap();
+        body["pv"]["acr"][0]["acco"] = json!([{"actw": ["not a schedule"]}]);
+        row.body = body.to_string();
+        store
+            .apply(WriteBatch {
+                ops: vec![WriteOp::Upsert(row)],
+            })
+            .await
+            .expect("write");
+    }
+    s.respawn();
+    s.get(&path, "Creader").await.expect(4103);
+    s.get(&path, "Cowner").await.expect(4103);
+    s.get(&path, "CAdmin").await.expect(2000);
+}
