@@ -3,11 +3,14 @@
 //! to the pure decision point together with the request's context (time from the CSE
 //! clock, transport peer address), and turning a deny into 4103.
 
+use crate::audit::AuditRule;
 use crate::checks::Checked;
 use crate::resolve::Target;
 use crate::tree::{Node, Tree};
 use crate::{Cse, RequestContext};
-use bastion_policy::{decide, explain, AccessOperation, AccessRequest, Applicable, PolicySource};
+use bastion_policy::{
+    decide, explain, AccessOperation, AccessRequest, Applicable, Explanation, Grant, PolicySource,
+};
 use bastion_proto::{RequestError, ResourceType};
 
 /// Which rule set of the linked ACPs applies.
@@ -20,7 +23,8 @@ pub(crate) enum RuleKind {
 }
 
 impl Cse {
-    /// Decides `op` on `target` for the request's originator; `Err(4103)` on deny.
+    /// Decides `op` on `target` for the request's originator; `Err(4103)` on deny. On a
+    /// grant, returns the deciding rule (for the audit log).
     pub(crate) fn authorize(
         &self,
         req: &Checked,
@@ -28,7 +32,7 @@ impl Cse {
         target: &Target,
         op: AccessOperation,
         create_type: Option<u16>,
-    ) -> Result<(), RequestError> {
+    ) -> Result<AuditRule, RequestError> {
         let tree = self.tree.read();
         let node = tree
             .get(target.governing())
@@ -44,7 +48,7 @@ impl Cse {
         )
     }
 
-    /// Decides `op` on `node` with the rules of kind `kind`.
+    /// Decides `op` on `node` with the rules of kind `kind`. A deny is audited.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn authorize_node(
         &self,
@@ -55,18 +59,31 @@ impl Cse {
         op: AccessOperation,
         create_type: Option<u16>,
         kind: RuleKind,
-    ) -> Result<(), RequestError> {
-        if self.permits(tree, originator, ctx, node, op, create_type, kind) {
-            Ok(())
-        } else {
-            Err(RequestError::NoPrivilege(
-                "originator has no privilege".into(),
-            ))
+    ) -> Result<AuditRule, RequestError> {
+        let explain_to_client = self.config.explain_denials_to_client;
+        match self.evaluate(
+            tree,
+            originator,
+            ctx,
+            node,
+            op,
+            create_type,
+            kind,
+            explain_to_client,
+        ) {
+            Ok(rule) => Ok(rule),
+            Err(why) => {
+                self.audit_deny(originator, ctx, &node.path, op);
+                let message = match why {
+                    Some(why) if explain_to_client => why.to_string(),
+                    _ => "originator has no privilege".to_owned(),
+                };
+                Err(RequestError::NoPrivilege(message.into()))
+            }
         }
     }
 
-    /// The PDP call; on deny the full explanation goes to the debug log, never to the
-    /// client (it would reveal policy).
+    /// Whether the PDP grants (no audit: used where a deny only hides a resource).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn permits(
         &self,
@@ -78,6 +95,24 @@ impl Cse {
         create_type: Option<u16>,
         kind: RuleKind,
     ) -> bool {
+        self.evaluate(tree, originator, ctx, node, op, create_type, kind, false)
+            .is_ok()
+    }
+
+    /// The PDP call. On deny the full explanation goes to the debug log, never to the
+    /// client (it would reveal policy), and is returned when `explained` asks for it.
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate(
+        &self,
+        tree: &Tree,
+        originator: &str,
+        ctx: &RequestContext,
+        node: &Node,
+        op: AccessOperation,
+        create_type: Option<u16>,
+        kind: RuleKind,
+        explained: bool,
+    ) -> Result<AuditRule, Option<Box<Explanation>>> {
         let request = AccessRequest {
             originator,
             operation: op,
@@ -91,19 +126,56 @@ impl Cse {
             peer_ip: ctx.peer.map(|a| a.ip()),
             location: None,
         };
-        let sources = applicable_sources(tree, node, kind);
-        let applicable = match &sources {
-            Some(sources) => Applicable::Policies(sources),
-            None => Applicable::Default {
-                creator: node.creator.as_deref(),
+        with_applicable(tree, node, kind, |applicable| {
+            let decision = decide(&self.local, &request, applicable);
+            if let Some(grant) = decision.grant {
+                return Ok(deciding_rule(grant, applicable));
+            }
+            let debug = tracing::enabled!(tracing::Level::DEBUG);
+            if !debug && !explained {
+                return Err(None);
+            }
+            let why = explain(&self.local, &request, applicable);
+            if debug {
+                tracing::debug!(target_ri = %node.ri, op = op.name(), originator, %why, "access denied");
+            }
+            Err(Some(Box::new(why)))
+        })
+    }
+}
+
+/// Runs `f` on the rules that govern `node` (see [`applicable_sources`]): the PRP step
+/// shared by the PEP and by [`Cse::explain`](crate::Cse::explain).
+pub(crate) fn with_applicable<R>(
+    tree: &Tree,
+    node: &Node,
+    kind: RuleKind,
+    f: impl FnOnce(&Applicable<'_>) -> R,
+) -> R {
+    let sources = applicable_sources(tree, node, kind);
+    let applicable = match &sources {
+        Some(sources) => Applicable::Policies(sources),
+        None => Applicable::Default {
+            creator: node.creator.as_deref(),
+        },
+    };
+    f(&applicable)
+}
+
+/// A grant as the audit log names it: rule indexes resolved to the ACP's resource ID.
+fn deciding_rule(grant: Grant, applicable: &Applicable<'_>) -> AuditRule {
+    match grant {
+        Grant::Admin => AuditRule::Admin,
+        Grant::Creator => AuditRule::Creator,
+        Grant::Rule { source, rule } => AuditRule::Rule {
+            acp: match applicable {
+                Applicable::Policies(sources) => sources
+                    .get(source)
+                    .map_or_else(String::new, |s| s.acp_id.to_owned()),
+                Applicable::Default { .. } => String::new(),
             },
-        };
-        let decision = decide(&self.local, &request, &applicable);
-        if !decision.granted() && tracing::enabled!(tracing::Level::DEBUG) {
-            let why = explain(&self.local, &request, &applicable);
-            tracing::debug!(target_ri = %node.ri, op = op.name(), originator, %why, "access denied");
-        }
-        decision.granted()
+            rule,
+        },
     }
 }
 

@@ -41,6 +41,9 @@ pub struct CseConfig {
     pub expiry_interval_ms: u64,
     /// Upper bound on results of one discovery when the request gives no `lim`.
     pub discovery_limit: usize,
+    /// Put the one-line explanation of a denial into the `m2m:dbg` of the 4103 instead of
+    /// "originator has no privilege". Off by default: it reveals policy to the requester.
+    pub explain_denials_to_client: bool,
 }
 
 impl Default for CseConfig {
@@ -56,6 +59,7 @@ impl Default for CseConfig {
             default_lifetime_secs: 10 * 365 * 24 * 3600,
             expiry_interval_ms: 1000,
             discovery_limit: 10_000,
+            explain_denials_to_client: false,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! creation, and `<contentInstance>` creation with container semantics (TS-0004 §7.4.7.2:
 //! size limits, eviction of the oldest instances, counters, state tag).
 
+use crate::audit::{AuditKind, AuditRule};
 use crate::checks::Checked;
 use crate::render::{store_body, wrap};
 use crate::resolve::Target;
@@ -48,7 +49,7 @@ pub(crate) async fn create(
         let content = req.content(ty)?;
         return register_ae(cse, &req, content, &parent, now).await;
     }
-    cse.authorize(
+    let rule = cse.authorize(
         &req,
         ctx,
         &Target::Node(parent.clone()),
@@ -76,7 +77,7 @@ pub(crate) async fn create(
     if ty == ResourceType::ContentInstance {
         create_instance(cse, &req, content, &parent, now).await
     } else {
-        create_node(cse, &req, ty, content, &parent, now).await
+        create_node(cse, &req, ty, content, &parent, now, (ctx, rule)).await
     }
 }
 
@@ -272,6 +273,7 @@ async fn create_node(
     mut content: Map<String, Value>,
     parent_ri: &Ri,
     now: Timestamp,
+    (ctx, rule): (&RequestContext, AuditRule),
 ) -> Result<Response, RequestError> {
     reject_distributed_authorization(ty, &content)?;
     let acp = if ty == ResourceType::AccessControlPolicy {
@@ -284,7 +286,7 @@ async fn create_node(
         None
     };
     cse.write_guard()?;
-    let (pending, attrs) = {
+    let (pending, attrs, path, sets_acpi) = {
         let mut tree = cse.tree.write();
         let seq = tree.next_seq();
         let parent = tree
@@ -316,13 +318,38 @@ async fn create_node(
             Some(c.et),
         );
         node.acp = acp;
+        let sets_acpi = !acpi.is_empty();
         node.acpi = acpi;
         let row = node_row(&node);
         let attrs = node.attrs.clone();
+        let path = node.path.clone();
         tree.insert(node);
-        (cse.committer.enqueue(vec![WriteOp::Upsert(row)]), attrs)
+        (
+            cse.committer.enqueue(vec![WriteOp::Upsert(row)]),
+            attrs,
+            path,
+            sets_acpi,
+        )
     };
     pending.durable().await?;
+    let audited = [
+        (
+            ty == ResourceType::AccessControlPolicy,
+            AuditKind::AcpCreate,
+        ),
+        (sets_acpi, AuditKind::AcpiChange),
+    ];
+    for (_, kind) in audited.into_iter().filter(|(happened, _)| *happened) {
+        cse.audit_event(
+            kind,
+            &req.fr,
+            ctx,
+            &path,
+            AccessOperation::Create,
+            Rsc::Created,
+            rule.clone(),
+        );
+    }
     created(cse, req, ty, attrs)
 }
 

@@ -2,6 +2,7 @@
 //! container (also through `la`/`ol`) with the container's counters kept exact. Expiry
 //! uses the same removal paths.
 
+use crate::audit::AuditKind;
 use crate::checks::Checked;
 use crate::create::refresh_counters;
 use crate::discovery::{require_match, Subject};
@@ -28,7 +29,7 @@ pub(crate) async fn delete(
             return Err(RequestError::not_allowed("the CSEBase cannot be deleted"));
         }
     }
-    cse.authorize(&req, ctx, &target, AccessOperation::Delete, None)?;
+    let rule = cse.authorize(&req, ctx, &target, AccessOperation::Delete, None)?;
     let rcn = req.rcn.unwrap_or(ResultContent::Nothing);
     let (ty, attrs, node) = match &target {
         Target::Node(ri) => {
@@ -65,10 +66,14 @@ pub(crate) async fn delete(
         Some(shape(cse, &req, ty, attrs.clone(), node.as_ref(), now).await?)
     };
     cse.write_guard()?;
+    let mut deleted_acps = Vec::new();
     let pending = {
         let mut tree = cse.tree.write();
         let ops = match &target {
-            Target::Node(ri) => remove_node(&mut tree, ri),
+            Target::Node(ri) => {
+                deleted_acps = acp_paths_under(&tree, ri);
+                remove_node(&mut tree, ri)
+            }
             Target::Instance { parent, ri, seq } => {
                 remove_instance(&mut tree, parent, ri, Some(*seq))
                     .ok_or_else(|| RequestError::not_found("resource does not exist"))?
@@ -82,9 +87,36 @@ pub(crate) async fn delete(
         cse.committer.enqueue(ops)
     };
     pending.durable().await?;
+    for path in deleted_acps {
+        cse.audit_event(
+            AuditKind::AcpDelete,
+            &req.fr,
+            ctx,
+            &path,
+            AccessOperation::Delete,
+            Rsc::Deleted,
+            rule.clone(),
+        );
+    }
     let mut resp = Response::new(Rsc::Deleted, String::new());
     resp.pc = pc;
     Ok(resp)
+}
+
+/// Paths of the `<accessControlPolicy>` resources in the subtree rooted at `ri` (the
+/// audit log records each ACP a DELETE removes, also when it goes with an ancestor).
+fn acp_paths_under(tree: &Tree, ri: &Ri) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![ri.clone()];
+    while let Some(next) = stack.pop() {
+        if let Some(n) = tree.get(&next) {
+            if n.ty == ResourceType::AccessControlPolicy {
+                out.push(n.path.clone());
+            }
+            stack.extend(n.children.iter().cloned());
+        }
+    }
+    out
 }
 
 /// Removes a node and its subtree from the tree; returns the store ops.

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+pub mod audit;
 mod checks;
 mod commit;
 pub mod config;
@@ -14,6 +15,7 @@ mod create;
 mod delete;
 mod discovery;
 mod expiry;
+mod explain;
 mod load;
 mod render;
 mod resolve;
@@ -21,7 +23,9 @@ mod retrieve;
 pub mod tree;
 mod update;
 
+pub use audit::{AuditEvent, AuditKind, AuditRule, AuditSink};
 pub use config::{CseConfig, CseType};
+pub use explain::{explanation_json, ExplainQuery};
 
 use bastion_policy::LocalIdentity;
 use bastion_proto::time::Timestamp;
@@ -61,6 +65,7 @@ pub struct Cse {
     store: Arc<dyn Store>,
     committer: commit::Committer,
     poisoned: Arc<AtomicBool>,
+    audit: Arc<dyn AuditSink>,
 }
 
 /// Current time as a oneM2M timestamp.
@@ -76,6 +81,16 @@ impl Cse {
     /// Opens the CSE on `store`: loads the resource tree (creating the CSEBase on first
     /// start) and starts the commit task. Must run inside a Tokio runtime.
     pub async fn open(config: CseConfig, store: Arc<dyn Store>) -> Result<Arc<Cse>, StartError> {
+        Cse::open_with_audit(config, store, Arc::new(audit::NullSink)).await
+    }
+
+    /// Like [`Cse::open`], sending security audit events (denials, ACP and `acpi`
+    /// changes) to `audit`.
+    pub async fn open_with_audit(
+        config: CseConfig,
+        store: Arc<dyn Store>,
+        audit: Arc<dyn AuditSink>,
+    ) -> Result<Arc<Cse>, StartError> {
         let poisoned = Arc::new(AtomicBool::new(false));
         let local = LocalIdentity {
             sp_id: config.sp_id.clone(),
@@ -91,6 +106,7 @@ impl Cse {
             store,
             committer,
             poisoned,
+            audit,
         }))
     }
 

@@ -3,6 +3,7 @@
 //! instances immediately (TS-0004 §7.4.7.2).
 
 use crate::access::RuleKind;
+use crate::audit::AuditKind;
 use crate::checks::Checked;
 use crate::create::{
     compile_acp, container_row, evict_for, node_row, reject_distributed_authorization,
@@ -49,6 +50,7 @@ pub(crate) async fn update(
             "an update of acpi must not change anything else",
         ));
     }
+    let rule;
     {
         let tree = cse.tree.read();
         let node = tree
@@ -59,7 +61,7 @@ pub(crate) async fn update(
         } else {
             RuleKind::Privileges
         };
-        cse.authorize_node(
+        rule = cse.authorize_node(
             &tree,
             &req.fr,
             ctx,
@@ -72,7 +74,7 @@ pub(crate) async fn update(
     }
     reject_distributed_authorization(ty, &content)?;
     cse.write_guard()?;
-    let (pending, attrs) = {
+    let (pending, attrs, path) = {
         let mut guard = cse.tree.write();
         let tree = &mut *guard;
         let node = tree
@@ -175,9 +177,31 @@ pub(crate) async fn update(
         } else {
             ops.push(WriteOp::Upsert(node_row(node)));
         }
-        (cse.committer.enqueue(ops), node.attrs.clone())
+        (
+            cse.committer.enqueue(ops),
+            node.attrs.clone(),
+            node.path.clone(),
+        )
     };
     pending.durable().await?;
+    let audited = [
+        (
+            ty == ResourceType::AccessControlPolicy,
+            AuditKind::AcpUpdate,
+        ),
+        (acpi_change, AuditKind::AcpiChange),
+    ];
+    for (_, kind) in audited.into_iter().filter(|(happened, _)| *happened) {
+        cse.audit_event(
+            kind,
+            &req.fr,
+            ctx,
+            &path,
+            AccessOperation::Update,
+            Rsc::Updated,
+            rule.clone(),
+        );
+    }
     let mut resp = Response::new(Rsc::Updated, String::new());
     resp.pc = match req.rcn.unwrap_or(ResultContent::Attributes) {
         ResultContent::Nothing => None,

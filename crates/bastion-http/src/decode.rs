@@ -200,7 +200,12 @@ fn target(path: &str) -> Result<String, RequestError> {
     let decoded = percent_decode_str(path)
         .decode_utf8()
         .map_err(|_| RequestError::bad_request("path is not UTF-8"))?;
-    let rest = decoded.strip_prefix('/').unwrap_or(&decoded);
+    target_decoded(&decoded)
+}
+
+/// [`target`] of a path that is already percent-decoded.
+pub(crate) fn target_decoded(decoded: &str) -> Result<String, RequestError> {
+    let rest = decoded.strip_prefix('/').unwrap_or(decoded);
     let to = if let Some(sp) = rest.strip_prefix("~/") {
         format!("/{sp}")
     } else if let Some(abs) = rest.strip_prefix("_/") {

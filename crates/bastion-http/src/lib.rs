@@ -2,9 +2,12 @@
 //! request primitive, hands it to the CSE, and encodes the response primitive back.
 //!
 //! Every failure to decode becomes a oneM2M error response with an exact `X-M2M-RSC`;
-//! nothing here answers with a bare HTTP error or panics on client input.
+//! nothing here answers with a bare HTTP error or panics on client input. The one path
+//! outside oneM2M addressing, `/__bastion/explain`, is the admin's explanation API
+//! ([`admin`]); it answers with `X-M2M-RSC` too.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 mod decode;
 mod encode;
 
@@ -72,6 +75,9 @@ async fn handle(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: HttpRequest<Body>,
 ) -> HttpResponse {
+    if request.uri().path() == admin::EXPLAIN_PATH {
+        return admin::explain(&state.cse, request).await;
+    }
     let ctx = RequestContext {
         peer: Some(peer),
         authenticated: false,

@@ -20,7 +20,7 @@
 //!   cannot be obtained);
 //! * an unknown request time, peer or location makes the sub-parameter that needs it fail.
 //!
-//! Parsing allocates (once, when an ACP is written); [`Context::holds`] does not.
+//! Parsing allocates (once, when an ACP is written); `Context::holds` does not.
 
 use crate::explain::{ContextExplanation, ContextParameter, ContextPart};
 use crate::rules::{as_array, as_object, only_members};

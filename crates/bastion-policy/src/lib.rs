@@ -10,12 +10,15 @@
 //! * [`context`]: the `acco` context elements (time windows, IP prefixes, location);
 //! * [`schedule`]: the extended-crontab `scheduleEntry` of `actw`;
 //! * `decide` (private): the allocation-free hot-path decision, [`decide`];
-//! * [`explain`](mod@explain): the full, allocating explanation, [`explain()`].
+//! * [`explain`](mod@explain): the full, allocating explanation, [`explain()`];
+//! * [`token`]: strict validation of oneM2M dynamic-authorization JWTs (TS-0003 7.3.2.4),
+//!   [`TokenVerifier::verify`], giving a [`ValidatedToken`] (not yet fed into [`decide`]).
 //!
 //! The crate is pure: no I/O, no clock, no async, no global state: the request time, peer
-//! address and location come in the [`AccessRequest`]. The Policy Enforcement
-//! Point (`bastion-core`) gathers the applicable rules and calls [`decide`]; on a deny it
-//! may call [`explain()`] to build the debug message of a 4103 response.
+//! address and location come in the [`AccessRequest`] (and the time and `From` of a token
+//! check in the [`TokenContext`]). The Policy Enforcement Point (`bastion-core`) gathers
+//! the applicable rules and calls [`decide`]; on a deny it may call [`explain()`] to build
+//! the debug message of a 4103 response.
 #![forbid(unsafe_code)]
 
 pub mod context;
@@ -25,6 +28,7 @@ pub mod explain;
 pub mod originator;
 pub mod rules;
 pub mod schedule;
+pub mod token;
 
 use serde::Serialize;
 use std::fmt;
@@ -36,6 +40,10 @@ pub use error::PolicyError;
 pub use explain::{explain, Explanation};
 pub use originator::normalize_originator;
 pub use rules::{Rule, RuleSet};
+pub use token::{
+    Algorithm, IssuerKey, KeyError, TokenContext, TokenError, TokenPermission, TokenVerifier,
+    ValidatedToken,
+};
 
 /// Who "we" are: needed to turn relative identifiers into the absolute form before any
 /// comparison (TS-0001 7.2 identifier formats; digest §5 "normalise `From` and every

@@ -1,16 +1,17 @@
 //! The `bastion` binary: the command line ([`cli`]), configuration resolution
-//! ([`settings`]) and the server's life cycle ([`serve`]).
+//! ([`settings`]), the server's life cycle ([`serve`]) and operator tools ([`acp`]).
 //!
 //! Exit status: 0 on success (and after a signal-initiated stop), 1 when the server cannot
 //! start or fails while running, 2 for invalid configuration or command-line usage.
 #![forbid(unsafe_code)]
 
+mod acp;
 mod cli;
 mod serve;
 mod settings;
 
 use clap::Parser;
-use cli::{Cli, Command, ConfigCommand, SettingsArgs};
+use cli::{AcpCommand, Cli, Command, ConfigCommand, SettingsArgs};
 use settings::{RawSettings, Settings, DEFAULT_CONFIG_TOML};
 use std::io::Write;
 use std::process::ExitCode;
@@ -57,6 +58,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Serve(args) => serve::serve(resolve(&args)?),
         Command::Config(ConfigCommand::Default) => print(DEFAULT_CONFIG_TOML),
+        Command::Acp(AcpCommand::Explain(args)) => {
+            let settings = resolve(&args.settings)?;
+            print(&acp::explain(&args, &settings)?)
+        }
         Command::Config(ConfigCommand::Check(args)) => {
             let settings = resolve(&args)?;
             let body = settings.to_toml().map_err(Failure::Config)?;

@@ -1,6 +1,6 @@
 //! `bastion serve`: logging set-up, the server's life cycle and its orderly stop.
 //!
-//! Start: open the store (`<data-dir>/bastion.db`), bind the HTTP listener, open the CSE
+//! Start: open the store (`<data-dir>/bastion.db`) and the audit log, bind the HTTP listener, open the CSE
 //! (its CSEBase `poa` advertises the bound address), start the expiry sweep, and only then
 //! log `listening on ADDR:PORT`, so whoever waits for that line can send requests at once.
 //!
@@ -12,7 +12,8 @@
 
 use crate::settings::Settings;
 use crate::Failure;
-use bastion_core::Cse;
+use bastion_core::audit::{FileSink, NullSink, Rotation, DEFAULT_QUEUE};
+use bastion_core::{AuditSink, Cse};
 use bastion_store::{SqliteStore, Store};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -38,7 +39,8 @@ pub fn serve(settings: Settings) -> Result<(), Failure> {
         Failure::Runtime(format!("cannot open the store {}: {e}", db_path.display()))
     })?);
 
-    let result = runtime.block_on(run(&settings, store.clone()));
+    let audit = open_audit(&settings)?;
+    let result = runtime.block_on(run(&settings, store.clone(), audit));
 
     // Dropping the runtime drops every remaining task, and with them the last references
     // to the CSE; dropping the store then lets its writer finish the queue and exit.
@@ -48,6 +50,22 @@ pub fn serve(settings: Settings) -> Result<(), Failure> {
         tracing::info!("stopped");
     }
     result
+}
+
+/// The security audit sink: the rotating file of `[audit]`, or nothing when disabled.
+fn open_audit(settings: &Settings) -> Result<Arc<dyn AuditSink>, Failure> {
+    if !settings.audit_enabled {
+        return Ok(Arc::new(NullSink));
+    }
+    let path = settings.audit_file();
+    let rotation = Rotation {
+        max_bytes: settings.audit_max_bytes,
+        keep: settings.audit_keep,
+    };
+    let sink = FileSink::open(&path, rotation, DEFAULT_QUEUE).map_err(|e| {
+        Failure::Runtime(format!("cannot open the audit log {}: {e}", path.display()))
+    })?;
+    Ok(Arc::new(sink))
 }
 
 /// Takes an exclusive lock on `<data-dir>/bastion.lock` for the life of the process: two
@@ -83,7 +101,11 @@ fn init_logging(filter: &str) -> Result<(), Failure> {
         .map_err(|e| Failure::Runtime(format!("cannot set up logging: {e}")))
 }
 
-async fn run(settings: &Settings, store: Arc<SqliteStore>) -> Result<(), Failure> {
+async fn run(
+    settings: &Settings,
+    store: Arc<SqliteStore>,
+    audit: Arc<dyn AuditSink>,
+) -> Result<(), Failure> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", settings.listen)))?;
@@ -92,7 +114,7 @@ async fn run(settings: &Settings, store: Arc<SqliteStore>) -> Result<(), Failure
         .map_err(|e| Failure::Runtime(format!("cannot read the bound address: {e}")))?;
 
     let store: Arc<dyn Store> = store;
-    let cse = Cse::open(settings.cse_config(bound), store)
+    let cse = Cse::open_with_audit(settings.cse_config(bound), store, audit)
         .await
         .map_err(|e| Failure::Runtime(format!("cannot start the CSE: {e}")))?;
     let expiry = cse.spawn_expiry();

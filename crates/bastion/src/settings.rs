@@ -45,6 +45,16 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Built-in default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./bastion-data";
+/// Built-in default: denials are not explained to clients.
+pub const DEFAULT_EXPLAIN_DENIALS_TO_CLIENT: bool = false;
+/// Built-in default: the audit log is written.
+pub const DEFAULT_AUDIT_ENABLED: bool = true;
+/// Built-in default audit log file, relative to the data directory.
+pub const DEFAULT_AUDIT_PATH: &str = "audit.log";
+/// Built-in default size at which the audit log is rotated: 10 MiB.
+pub const DEFAULT_AUDIT_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// Built-in default number of audit log files kept (the current one included).
+pub const DEFAULT_AUDIT_KEEP: u32 = 5;
 /// Built-in default log filter.
 pub const DEFAULT_LOG: &str = "info";
 /// Name of the SQLite database file inside the data directory.
@@ -58,6 +68,10 @@ const EXPIRY_INTERVAL_RANGE: (i64, i64) = (10, 3_600_000);
 const MAX_MAX_BODY_BYTES: i64 = 1024 * 1024 * 1024;
 /// Largest accepted `discovery-limit`.
 const MAX_DISCOVERY_LIMIT: i64 = 10_000_000;
+/// Accepted range of `[audit] max-bytes`: 1 KiB to 1 TiB.
+const AUDIT_MAX_BYTES_RANGE: (i64, i64) = (1024, 1 << 40);
+/// Accepted range of `[audit] keep`.
+const AUDIT_KEEP_RANGE: (i64, i64) = (1, 1000);
 /// Log levels accepted in a log filter.
 const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 
@@ -109,6 +123,11 @@ pub struct RawSettings {
     pub listen: Option<String>,
     pub max_body_bytes: Option<i64>,
     pub data_dir: Option<PathBuf>,
+    pub explain_denials_to_client: Option<bool>,
+    pub audit_enabled: Option<bool>,
+    pub audit_path: Option<PathBuf>,
+    pub audit_max_bytes: Option<i64>,
+    pub audit_keep: Option<i64>,
     pub log: Option<String>,
 }
 
@@ -127,6 +146,13 @@ impl RawSettings {
             listen: other.listen.or(self.listen),
             max_body_bytes: other.max_body_bytes.or(self.max_body_bytes),
             data_dir: other.data_dir.or(self.data_dir),
+            explain_denials_to_client: other
+                .explain_denials_to_client
+                .or(self.explain_denials_to_client),
+            audit_enabled: other.audit_enabled.or(self.audit_enabled),
+            audit_path: other.audit_path.or(self.audit_path),
+            audit_max_bytes: other.audit_max_bytes.or(self.audit_max_bytes),
+            audit_keep: other.audit_keep.or(self.audit_keep),
             log: other.log.or(self.log),
         }
     }
@@ -168,7 +194,31 @@ struct FileConfig {
     #[serde(default)]
     storage: StorageSection,
     #[serde(default)]
+    access: AccessSection,
+    #[serde(default)]
+    audit: AuditSection,
+    #[serde(default)]
     log: LogSection,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct AccessSection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    explain_denials_to_client: Option<bool>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct AuditSection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    keep: Option<i64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -229,6 +279,11 @@ impl FileConfig {
             listen: self.http.listen,
             max_body_bytes: self.http.max_body_bytes,
             data_dir: self.storage.data_dir.map(PathBuf::from),
+            explain_denials_to_client: self.access.explain_denials_to_client,
+            audit_enabled: self.audit.enabled,
+            audit_path: self.audit.path.map(PathBuf::from),
+            audit_max_bytes: self.audit.max_bytes,
+            audit_keep: self.audit.keep,
             log: self.log.level,
         }
     }
@@ -275,6 +330,13 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
     pub data_dir: PathBuf,
+    pub explain_denials_to_client: bool,
+    pub audit_enabled: bool,
+    /// As configured; relative paths are taken from the data directory
+    /// ([`Settings::audit_file`]).
+    pub audit_path: PathBuf,
+    pub audit_max_bytes: u64,
+    pub audit_keep: u32,
     pub log: String,
 }
 
@@ -349,6 +411,32 @@ impl Settings {
         if data_dir.as_os_str().is_empty() {
             problems.push("data-dir must not be empty".to_owned());
         }
+        let explain_denials_to_client = raw
+            .explain_denials_to_client
+            .unwrap_or(DEFAULT_EXPLAIN_DENIALS_TO_CLIENT);
+        let audit_enabled = raw.audit_enabled.unwrap_or(DEFAULT_AUDIT_ENABLED);
+        let audit_path = raw
+            .audit_path
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_AUDIT_PATH));
+        if audit_path.as_os_str().is_empty() {
+            problems.push("audit path must not be empty".to_owned());
+        }
+        let audit_max_bytes = ranged(
+            "audit max-bytes",
+            raw.audit_max_bytes,
+            DEFAULT_AUDIT_MAX_BYTES as i64,
+            AUDIT_MAX_BYTES_RANGE,
+        )
+        .map_err(|p| problems.push(p))
+        .map_or(DEFAULT_AUDIT_MAX_BYTES, |v| v as u64);
+        let audit_keep = ranged(
+            "audit keep",
+            raw.audit_keep,
+            DEFAULT_AUDIT_KEEP as i64,
+            AUDIT_KEEP_RANGE,
+        )
+        .map_err(|p| problems.push(p))
+        .map_or(DEFAULT_AUDIT_KEEP, |v| v as u32);
         let log = raw.log.unwrap_or_else(|| DEFAULT_LOG.to_owned());
         if let Err(problem) = validate_log_filter(&log) {
             problems.push(problem);
@@ -367,6 +455,11 @@ impl Settings {
                 listen,
                 max_body_bytes,
                 data_dir,
+                explain_denials_to_client,
+                audit_enabled,
+                audit_path,
+                audit_max_bytes,
+                audit_keep,
                 log,
             }),
             _ => Err(ConfigError(problems)),
@@ -388,6 +481,11 @@ impl Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            explain_denials_to_client: DEFAULT_EXPLAIN_DENIALS_TO_CLIENT,
+            audit_enabled: DEFAULT_AUDIT_ENABLED,
+            audit_path: PathBuf::from(DEFAULT_AUDIT_PATH),
+            audit_max_bytes: DEFAULT_AUDIT_MAX_BYTES,
+            audit_keep: DEFAULT_AUDIT_KEEP,
             log: DEFAULT_LOG.to_owned(),
         }
     }
@@ -395,6 +493,11 @@ impl Settings {
     /// The SQLite database file: `<data-dir>/bastion.db`.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join(DB_FILE_NAME)
+    }
+
+    /// The audit log file: `[audit] path`, taken from the data directory when relative.
+    pub fn audit_file(&self) -> PathBuf {
+        self.data_dir.join(&self.audit_path)
     }
 
     /// The CSE's configuration. `bound` is the address the listener actually got (it
@@ -410,6 +513,7 @@ impl Settings {
             default_lifetime_secs: self.default_lifetime_secs,
             expiry_interval_ms: self.expiry_interval_ms,
             discovery_limit: self.discovery_limit,
+            explain_denials_to_client: self.explain_denials_to_client,
             ..CseConfig::default()
         }
     }
@@ -450,6 +554,25 @@ impl Settings {
                         })?
                         .to_owned(),
                 ),
+            },
+            access: AccessSection {
+                explain_denials_to_client: Some(self.explain_denials_to_client),
+            },
+            audit: AuditSection {
+                enabled: Some(self.audit_enabled),
+                path: Some(
+                    self.audit_path
+                        .to_str()
+                        .ok_or_else(|| {
+                            format!(
+                                "audit path {} is not valid UTF-8 and cannot be shown as TOML",
+                                self.audit_path.display()
+                            )
+                        })?
+                        .to_owned(),
+                ),
+                max_bytes: Some(self.audit_max_bytes as i64),
+                keep: Some(self.audit_keep as i64),
             },
             log: LogSection {
                 level: Some(self.log.clone()),
@@ -625,6 +748,11 @@ mod tests {
             listen,
             max_body_bytes,
             data_dir,
+            explain_denials_to_client,
+            audit_enabled,
+            audit_path,
+            audit_max_bytes,
+            audit_keep,
             log,
         } = &raw;
         let set = [
@@ -639,6 +767,14 @@ mod tests {
             ("listen", listen.is_some()),
             ("max-body-bytes", max_body_bytes.is_some()),
             ("data-dir", data_dir.is_some()),
+            (
+                "explain-denials-to-client",
+                explain_denials_to_client.is_some(),
+            ),
+            ("audit enabled", audit_enabled.is_some()),
+            ("audit path", audit_path.is_some()),
+            ("audit max-bytes", audit_max_bytes.is_some()),
+            ("audit keep", audit_keep.is_some()),
             ("level", log.is_some()),
         ];
         for (key, is_set) in set {
@@ -687,6 +823,10 @@ mod tests {
         assert_eq!(ours.default_lifetime_secs, core.default_lifetime_secs);
         assert_eq!(ours.expiry_interval_ms, core.expiry_interval_ms);
         assert_eq!(ours.discovery_limit, core.discovery_limit);
+        assert_eq!(
+            ours.explain_denials_to_client,
+            core.explain_denials_to_client
+        );
         assert_eq!(
             bastion_http::HttpLimits::default().max_body_bytes,
             DEFAULT_MAX_BODY_BYTES
@@ -848,6 +988,34 @@ mod tests {
     fn missing_file_is_a_config_error() {
         let err = RawSettings::from_file(Path::new("/nonexistent/bastion.toml"));
         assert!(matches!(err, Err(ConfigError(p)) if p[0].contains("cannot read config file")));
+    }
+
+    #[test]
+    fn audit_and_access_keys() {
+        let raw = match RawSettings::from_toml(
+            "[access]\nexplain-denials-to-client = true\n\
+             [audit]\npath = \"/var/log/bastion-audit.log\"\nmax-bytes = 2048\nkeep = 2\n",
+        ) {
+            Ok(raw) => raw,
+            Err(e) => panic!("{e}"),
+        };
+        let s = resolve(raw);
+        assert!(s.explain_denials_to_client);
+        assert!(s.cse_config(s.listen).explain_denials_to_client);
+        assert_eq!(s.audit_file(), Path::new("/var/log/bastion-audit.log"));
+        assert_eq!((s.audit_max_bytes, s.audit_keep), (2048, 2));
+        let d = Settings::defaults();
+        assert_eq!(
+            d.audit_file(),
+            Path::new("./bastion-data").join("audit.log")
+        );
+        let p = problems(RawSettings {
+            audit_max_bytes: Some(10),
+            audit_keep: Some(0),
+            audit_path: Some(PathBuf::new()),
+            ..RawSettings::default()
+        });
+        assert_eq!(p.len(), 3, "{p:?}");
     }
 
     #[test]

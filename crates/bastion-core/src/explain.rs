@@ -1,0 +1,118 @@
+//! Operator explanations: how the access decision for a hypothetical request would go,
+//! rule by rule, for `bastion acp explain` and the admin API of the HTTP binding.
+//!
+//! [`Cse::explain`] resolves the target exactly as a request would (`resolve.rs`), picks
+//! the node whose rules govern it as the PEP does (the parent for CREATE; the container
+//! for an instance, `la` and `ol`), gathers the rules with the PEP's own PRP step
+//! (`access::with_applicable`) and hands them to [`bastion_policy::explain()`], which uses
+//! the very conditions of the decision. Only the request context differs: the caller
+//! chooses the time, peer address and location.
+//!
+//! Not part of the explanation: the registered-originator checks made before access
+//! control (4106/4107), and `<AE>` registration, which no ACP governs.
+
+use crate::access::{with_applicable, RuleKind};
+use crate::checks::Checked;
+use crate::resolve::Target;
+use crate::Cse;
+use bastion_policy::{explain, AccessOperation, AccessRequest, Explanation, Location};
+use bastion_proto::filter::FilterCriteria;
+use bastion_proto::time::Timestamp;
+use bastion_proto::{Operation, RequestError};
+use serde_json::{Map, Value};
+use std::net::IpAddr;
+
+/// A request to explain.
+#[derive(Clone, Debug)]
+pub struct ExplainQuery {
+    /// `From`, as a request would carry it.
+    pub originator: String,
+    pub operation: AccessOperation,
+    /// The `to` address (structured or unstructured, CSE-relative or longer).
+    pub to: String,
+    /// CREATE only: the type to be created (`acod`).
+    pub create_type: Option<u16>,
+    /// `rq_time`; `None` means now.
+    pub time: Option<Timestamp>,
+    /// `rq_ip`; `None` means unknown, so every `acip` fails.
+    pub peer_ip: Option<IpAddr>,
+    /// `rq_loc`; `None` means unknown, so every `aclr` fails.
+    pub location: Option<Location>,
+}
+
+impl Cse {
+    /// Explains how the PEP would decide `query` now. Errors are those the request itself
+    /// would meet before the decision (4000 bad address, 4004 no such resource, 4005
+    /// CREATE under a virtual resource, 4108 CREATE under an instance).
+    pub async fn explain(&self, query: &ExplainQuery) -> Result<Explanation, RequestError> {
+        let now = crate::now();
+        let checked = Checked {
+            op: match query.operation {
+                AccessOperation::Create => Operation::Create,
+                AccessOperation::Retrieve | AccessOperation::Discovery => Operation::Retrieve,
+                AccessOperation::Update => Operation::Update,
+                AccessOperation::Delete => Operation::Delete,
+                AccessOperation::Notify => Operation::Notify,
+            },
+            to: query.to.clone(),
+            fr: query.originator.clone(),
+            rvi: "3".to_owned(),
+            ty: None,
+            pc: None,
+            rcn: None,
+            drt: 1,
+            fc: FilterCriteria::default(),
+            atrl: Vec::new(),
+        };
+        let target = self.resolve(&checked, now).await?;
+        if query.operation == AccessOperation::Create {
+            match target {
+                Target::Node(_) => {}
+                Target::Virtual { .. } => {
+                    return Err(RequestError::not_allowed(
+                        "virtual resources cannot be created",
+                    ))
+                }
+                Target::Instance { .. } => {
+                    return Err(RequestError::InvalidChildType(
+                        "a contentInstance has no children".into(),
+                    ))
+                }
+            }
+        }
+        let tree = self.tree.read();
+        let node = tree
+            .get(target.governing())
+            .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+        let request = AccessRequest {
+            originator: &query.originator,
+            operation: query.operation,
+            authenticated: false,
+            target_type: node.ty.number(),
+            create_type: query
+                .create_type
+                .filter(|_| query.operation == AccessOperation::Create),
+            time: Some(query.time.unwrap_or(now).0),
+            peer_ip: query.peer_ip,
+            location: query.location,
+        };
+        Ok(with_applicable(
+            &tree,
+            node,
+            RuleKind::Privileges,
+            |applicable| explain(&self.local, &request, applicable),
+        ))
+    }
+}
+
+/// The JSON both operator interfaces show: the explanation's own members, preceded by
+/// `summary` (its one-line form) and `target` (the address explained).
+pub fn explanation_json(explanation: &Explanation, target: &str) -> Value {
+    let mut out = Map::new();
+    out.insert("summary".into(), Value::String(explanation.to_string()));
+    out.insert("target".into(), Value::String(target.to_owned()));
+    if let Ok(Value::Object(members)) = serde_json::to_value(explanation) {
+        out.extend(members);
+    }
+    Value::Object(out)
+}
