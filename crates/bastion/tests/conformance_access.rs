@@ -786,3 +786,29 @@ async fn ts0001_9_6_2_acp_update_with_malformed_rules_changes_nothing() {
         .await
         .expect(4103);
 }
+
+/// By default a 4103 says only "originator has no privilege": the reason would reveal the
+/// policy. With `explain-denials-to-client` the operator opts into the one-line reason.
+#[tokio::test]
+async fn ts0003_7_1_deny_reason_reaches_the_client_only_when_configured() {
+    for (config, explained) in [
+        ("", false),
+        ("[access]\nexplain-denials-to-client = true\n", true),
+    ] {
+        let s = Server::start_with_config(config);
+        s.ae(OWNER).await;
+        s.ae("Cstranger").await;
+        s.create_cnt(AE, OWNER, json!({"rn": "private"})).await;
+        let r = s.get(&format!("{AE}/private"), "Cstranger").await;
+        r.expect(4103);
+        let dbg = r.body["m2m:dbg"].as_str().unwrap_or_default().to_owned();
+        if explained {
+            assert!(
+                dbg.contains("RETRIEVE") && dbg.contains("Cstranger"),
+                "{dbg}"
+            );
+        } else {
+            assert_eq!(dbg, "originator has no privilege");
+        }
+    }
+}

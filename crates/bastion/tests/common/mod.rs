@@ -31,14 +31,32 @@ pub struct Server {
     log: Arc<Mutex<String>>,
     client: reqwest::Client,
     next_ri: AtomicU64,
+    /// Extra `serve` arguments, kept for restarts.
+    extra: Vec<String>,
+    /// Holds a configuration file for as long as the server may restart.
+    _config_dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
     /// Starts the binary on a fresh data directory.
     pub fn start() -> Server {
+        Server::start_with(Vec::new(), None)
+    }
+
+    /// Starts the binary with a configuration file holding `toml`; flags still set the
+    /// listener and the data directory.
+    pub fn start_with_config(toml: &str) -> Server {
+        let config_dir = tempfile::tempdir().expect("temporary configuration directory");
+        let file = config_dir.path().join("bastion.toml");
+        std::fs::write(&file, toml).expect("write the configuration file");
+        let extra = vec!["--config".into(), file.to_string_lossy().into_owned()];
+        Server::start_with(extra, Some(config_dir))
+    }
+
+    fn start_with(extra: Vec<String>, config_dir: Option<tempfile::TempDir>) -> Server {
         let dir = tempfile::tempdir().expect("temporary data directory");
         let log = Arc::new(Mutex::new(String::new()));
-        let (child, port) = spawn(dir.path(), &log);
+        let (child, port) = spawn(dir.path(), &log, &extra);
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(32)
             .timeout(Duration::from_secs(30))
@@ -51,6 +69,8 @@ impl Server {
             log,
             client,
             next_ri: AtomicU64::new(1),
+            extra,
+            _config_dir: config_dir,
         }
     }
 
@@ -64,7 +84,7 @@ impl Server {
     /// Starts the binary again on the same data directory after [`Server::kill9`].
     pub fn respawn(&mut self) {
         assert!(self.child.is_none(), "server still running");
-        let (child, port) = spawn(self.dir.path(), &self.log);
+        let (child, port) = spawn(self.dir.path(), &self.log, &self.extra);
         self.child = Some(child);
         self.port = port;
         // Connections to the old process are useless now.
@@ -316,9 +336,10 @@ impl Drop for Server {
 }
 
 /// Spawns the binary and waits for its `listening on 127.0.0.1:PORT` line.
-fn spawn(dir: &Path, log: &Arc<Mutex<String>>) -> (Child, u16) {
+fn spawn(dir: &Path, log: &Arc<Mutex<String>>, extra: &[String]) -> (Child, u16) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bastion"))
         .arg("serve")
+        .args(extra)
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--data-dir")
