@@ -42,8 +42,24 @@ use tree::Tree;
 pub struct RequestContext {
     /// Transport peer address.
     pub peer: Option<SocketAddr>,
-    /// Whether the originator is authenticated by a security association (`rq_authn`).
-    pub authenticated: bool,
+    /// The AE-ID or CSE-ID bound to the security association the request arrived on
+    /// (TS-0003 7.2.1); `None` outside any association.
+    pub identity: Option<String>,
+    /// `rq_authn` (TS-0003 7.1.2): `From` was verified against `identity`. Only the
+    /// pipeline sets it; whatever a binding puts here is recomputed.
+    pub(crate) authenticated: bool,
+}
+
+impl RequestContext {
+    /// What a binding knows: the peer address and, inside a security association, the
+    /// identity bound to it.
+    pub fn new(peer: Option<SocketAddr>, identity: Option<String>) -> RequestContext {
+        RequestContext {
+            peer,
+            identity,
+            authenticated: false,
+        }
+    }
 }
 
 /// Why the CSE could not start.
@@ -140,6 +156,8 @@ impl Cse {
     async fn process(&self, req: Request, ctx: &RequestContext) -> Result<Response, RequestError> {
         let now = now();
         let checked = checks::check(&self.config, req, now)?;
+        let verified = self.verify_identity(&checked, ctx)?;
+        let ctx = &verified;
         self.check_originator(&checked)?;
         match checked.op {
             bastion_proto::Operation::Create => create::create(self, checked, ctx, now).await,
@@ -148,6 +166,37 @@ impl Cse {
             bastion_proto::Operation::Delete => delete::delete(self, checked, ctx, now).await,
             bastion_proto::Operation::Notify => self.notify(checked, ctx, now).await,
         }
+    }
+
+    /// Impersonation prevention (TS-0003 7.2.1): inside a security association the
+    /// originator must be the identity bound to it (4106 otherwise, the admin's name
+    /// included); a match makes the request authenticated for `acaf` rules. An `<AE>`
+    /// CREATE asking for an assigned AE-ID (empty, `C` or `S` originator) is left to the
+    /// registration rules.
+    fn verify_identity(
+        &self,
+        req: &checks::Checked,
+        ctx: &RequestContext,
+    ) -> Result<RequestContext, RequestError> {
+        let mut verified = RequestContext::new(ctx.peer, ctx.identity.clone());
+        let Some(identity) = ctx.identity.as_deref() else {
+            return Ok(verified);
+        };
+        let asks_for_id = req.op == bastion_proto::Operation::Create
+            && req.ty == Some(bastion_proto::ResourceType::Ae)
+            && matches!(req.fr.as_str(), "" | "C" | "S");
+        if asks_for_id {
+            return Ok(verified);
+        }
+        let claimed = bastion_policy::normalize_originator(&self.local, &req.fr);
+        let bound = bastion_policy::normalize_originator(&self.local, identity);
+        if claimed != bound {
+            return Err(RequestError::NotAuthenticated(
+                "originator does not match the authenticated identity".into(),
+            ));
+        }
+        verified.authenticated = true;
+        Ok(verified)
     }
 
     /// NOTIFY to a resource of this CSE: the access decision is made (NOTIFY privilege),

@@ -78,10 +78,8 @@ async fn handle(
     if request.uri().path() == admin::EXPLAIN_PATH {
         return admin::explain(&state.cse, request).await;
     }
-    let ctx = RequestContext {
-        peer: Some(peer),
-        authenticated: false,
-    };
+    // Plain HTTP carries no security association, hence no identity.
+    let ctx = RequestContext::new(Some(peer), None);
     match decode(request, state.limits.max_body_bytes).await {
         Ok(primitive) => encode(&state.cse.handle(primitive, &ctx).await),
         Err(failure) => {

@@ -1,0 +1,114 @@
+//! Impersonation prevention (TS-0003 7.2.1) and `rq_authn` (7.1.2), with the identity of
+//! the security association injected as a binding will supply it (the TLS listeners of
+//! the security-association work fill it from the credential).
+
+use bastion_core::{Cse, CseConfig, RequestContext};
+use bastion_proto::{Operation, Request, Response};
+use bastion_store::SqliteStore;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+async fn open() -> (Arc<Cse>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("bastion.db")).expect("store");
+    let cse = Cse::open(CseConfig::default(), Arc::new(store))
+        .await
+        .expect("cse");
+    (cse, dir)
+}
+
+fn request(op: Operation, to: &str, fr: &str, ty: Option<u64>, pc: Option<Value>) -> Request {
+    Request {
+        op: Some(op),
+        to: to.to_owned(),
+        fr: Some(fr.to_owned()),
+        rqi: Some("r1".to_owned()),
+        rvi: Some("3".to_owned()),
+        ty,
+        pc,
+        ..Request::default()
+    }
+}
+
+async fn send(cse: &Cse, req: Request, identity: Option<&str>) -> Response {
+    let ctx = RequestContext::new(None, identity.map(str::to_owned));
+    cse.handle(req, &ctx).await
+}
+
+async fn register(cse: &Cse, aei: &str) {
+    let body = json!({"m2m:ae": {"api": "Ntest", "rr": false, "srv": ["3"]}});
+    let r = send(
+        cse,
+        request(Operation::Create, "cse-in", aei, Some(2), Some(body)),
+        None,
+    )
+    .await;
+    assert_eq!(r.rsc.code(), 2001, "{:?}", r.pc);
+}
+
+#[tokio::test]
+async fn ts0003_7_2_1_originator_must_be_the_authenticated_identity() {
+    let (cse, _dir) = open().await;
+    register(&cse, "Cabc").await;
+    register(&cse, "Cxyz").await;
+    let get = |fr: &str| request(Operation::Retrieve, "cse-in/Cabc", fr, None, None);
+    assert_eq!(send(&cse, get("Cabc"), Some("Cabc")).await.rsc.code(), 2000);
+    // The same identity in another addressing form is the same originator.
+    assert_eq!(
+        send(&cse, get("Cabc"), Some("/id-in/Cabc"))
+            .await
+            .rsc
+            .code(),
+        2000
+    );
+    // Another registered AE's name, or the admin's, over Cabc's association: 4106.
+    let r = send(&cse, get("Cxyz"), Some("Cabc")).await;
+    assert_eq!(r.rsc.code(), 4106);
+    assert_eq!(
+        r.pc,
+        Some(json!({"m2m:dbg": "originator does not match the authenticated identity"}))
+    );
+    assert_eq!(
+        send(&cse, get("CAdmin"), Some("Cabc")).await.rsc.code(),
+        4106
+    );
+    // An AE asking for an assigned AE-ID is left to the registration rules.
+    let body = json!({"m2m:ae": {"api": "Nnew", "rr": false, "srv": ["3"]}});
+    let r = send(
+        &cse,
+        request(Operation::Create, "cse-in", "C", Some(2), Some(body)),
+        Some("Cnew"),
+    )
+    .await;
+    assert_eq!(r.rsc.code(), 2001);
+}
+
+#[tokio::test]
+async fn ts0003_7_1_2_acaf_rules_grant_only_verified_originators() {
+    let (cse, _dir) = open().await;
+    register(&cse, "Cabc").await;
+    register(&cse, "Cxyz").await;
+    let acp = json!({"m2m:acp": {"rn": "acp",
+        "pv": {"acr": [{"acor": ["Cabc"], "acop": 63}, {"acor": ["Cxyz"], "acop": 2, "acaf": true}]},
+        "pvs": {"acr": [{"acor": ["Cabc"], "acop": 63}]}}});
+    let r = send(
+        &cse,
+        request(Operation::Create, "cse-in/Cabc", "Cabc", Some(1), Some(acp)),
+        None,
+    )
+    .await;
+    assert_eq!(r.rsc.code(), 2001);
+    let cnt = json!({"m2m:cnt": {"rn": "c", "acpi": ["cse-in/Cabc/acp"]}});
+    let r = send(
+        &cse,
+        request(Operation::Create, "cse-in/Cabc", "Cabc", Some(3), Some(cnt)),
+        None,
+    )
+    .await;
+    assert_eq!(r.rsc.code(), 2001);
+    let get = || request(Operation::Retrieve, "cse-in/Cabc/c", "Cxyz", None, None);
+    // Outside an association the acaf rule cannot hold.
+    assert_eq!(send(&cse, get(), None).await.rsc.code(), 4103);
+    // Inside Cxyz's association it does.
+    assert_eq!(send(&cse, get(), Some("Cxyz")).await.rsc.code(), 2000);
+}
