@@ -18,7 +18,6 @@ use serde_json::Value;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,7 +69,11 @@ fn from_data_dir(settings: &Settings, query: &ExplainQuery) -> Result<Value, Fai
             db.display()
         )));
     }
-    let _lock = lock(dir)?;
+    // The lock `serve` holds, taken so that no server starts while the tree is read.
+    let _lock = crate::serve::lock_data_dir(
+        dir,
+        "by a running bastion server; ask that server instead with --url http://ADDR:PORT",
+    )?;
     let store =
         Arc::new(SqliteStore::open(&db).map_err(|e| {
             Failure::Runtime(format!("cannot open the store {}: {e}", db.display()))
@@ -92,25 +95,6 @@ fn from_data_dir(settings: &Settings, query: &ExplainQuery) -> Result<Value, Fai
     drop(runtime);
     drop(store);
     result
-}
-
-/// The lock `serve` holds; taken here so no server starts while the tree is read.
-fn lock(dir: &Path) -> Result<std::fs::File, Failure> {
-    let path = dir.join("bastion.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Failure::Runtime(format!("cannot open {}: {e}", path.display())))?;
-    file.try_lock().map_err(|_| {
-        Failure::Runtime(format!(
-            "data directory {} is in use by a running bastion server; \
-             ask that server instead with --url http://ADDR:PORT",
-            dir.display()
-        ))
-    })?;
-    Ok(file)
 }
 
 /// `GET /__bastion/explain` on a running server, as the configured admin.

@@ -33,7 +33,13 @@ pub fn serve(settings: Settings) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
 
-    let _lock = lock_data_dir(&settings.data_dir)?;
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        Failure::Runtime(format!(
+            "cannot create {}: {e}",
+            settings.data_dir.display()
+        ))
+    })?;
+    let _lock = lock_data_dir(&settings.data_dir, "by another bastion process")?;
     let db_path = settings.db_path();
     let store = Arc::new(SqliteStore::open(&db_path).map_err(|e| {
         Failure::Runtime(format!("cannot open the store {}: {e}", db_path.display()))
@@ -68,11 +74,10 @@ fn open_audit(settings: &Settings) -> Result<Arc<dyn AuditSink>, Failure> {
     Ok(Arc::new(sink))
 }
 
-/// Takes an exclusive lock on `<data-dir>/bastion.lock` for the life of the process: two
-/// servers on one data directory would each trust their own in-memory tree.
-fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, Failure> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Failure::Runtime(format!("cannot create {}: {e}", dir.display())))?;
+/// Takes an exclusive lock on `<data-dir>/bastion.lock` for as long as the returned file
+/// lives: two processes working on one data directory would each trust their own
+/// in-memory tree. `held` completes the message when another process has the lock.
+pub(crate) fn lock_data_dir(dir: &std::path::Path, held: &str) -> Result<std::fs::File, Failure> {
     let path = dir.join("bastion.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -81,10 +86,7 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, Failure> {
         .open(&path)
         .map_err(|e| Failure::Runtime(format!("cannot open {}: {e}", path.display())))?;
     file.try_lock().map_err(|_| {
-        Failure::Runtime(format!(
-            "data directory {} is in use by another bastion process",
-            dir.display()
-        ))
+        Failure::Runtime(format!("data directory {} is in use {held}", dir.display()))
     })?;
     Ok(file)
 }
