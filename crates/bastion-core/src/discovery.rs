@@ -261,19 +261,27 @@ pub(crate) async fn discover(
             if node.is_expired(now) {
                 continue;
             }
-            if depth > 0 {
+            let has_instances = want_instances
+                && depth < max_level
+                && node
+                    .container
+                    .as_ref()
+                    .is_some_and(|c| !c.instances.is_empty());
+            // One decision per node serves the node itself and its instances (which
+            // inherit the container's rules).
+            let may_discover = (depth > 0 || has_instances)
+                && cse.permits(
+                    &tree,
+                    &req.fr,
+                    ctx,
+                    node,
+                    AccessOperation::Discovery,
+                    None,
+                    RuleKind::Privileges,
+                );
+            if depth > 0 && may_discover {
                 let rel = node_relations(&tree, node, fc);
-                if matches(fc, node.ty.number(), &node.attrs, &rel)
-                    && cse.permits(
-                        &tree,
-                        &req.fr,
-                        ctx,
-                        node,
-                        AccessOperation::Discovery,
-                        None,
-                        RuleKind::Privileges,
-                    )
-                {
+                if matches(fc, node.ty.number(), &node.attrs, &rel) {
                     hits.push(Hit {
                         rn: node.rn.clone(),
                         ty: node.ty.number(),
@@ -285,21 +293,7 @@ pub(crate) async fn discover(
             if depth >= max_level {
                 continue;
             }
-            if want_instances
-                && node
-                    .container
-                    .as_ref()
-                    .is_some_and(|c| !c.instances.is_empty())
-                && cse.permits(
-                    &tree,
-                    &req.fr,
-                    ctx,
-                    node,
-                    AccessOperation::Discovery,
-                    None,
-                    RuleKind::Privileges,
-                )
-            {
+            if has_instances && may_discover {
                 containers.push((node.ri.clone(), node.path.clone(), depth + 1));
             }
             // Reverse so the stack pops children oldest first: parents precede children.
