@@ -5,7 +5,6 @@
 use crate::audit::{AuditKind, AuditRule};
 use crate::checks::Checked;
 use crate::render::{store_body, wrap};
-use crate::resolve::Target;
 use crate::tree::{AcpRules, Instance, Node, Ri, Tree};
 use crate::{Cse, CseConfig, RequestContext};
 use bastion_policy::{AccessOperation, RuleSet};
@@ -32,19 +31,7 @@ pub(crate) async fn create(
         return Err(RequestError::not_allowed("a CSEBase cannot be created"));
     }
     let target = cse.resolve(&req, now).await?;
-    let parent = match target {
-        Target::Node(ri) => ri,
-        Target::Virtual { .. } => {
-            return Err(RequestError::not_allowed(
-                "virtual resources cannot be created",
-            ))
-        }
-        Target::Instance { .. } => {
-            return Err(RequestError::InvalidChildType(
-                "a contentInstance has no children".into(),
-            ))
-        }
-    };
+    let parent = target.create_parent()?.clone();
     if ty == ResourceType::Ae {
         let content = req.content(ty)?;
         return register_ae(cse, &req, content, &parent, now).await;
@@ -52,7 +39,7 @@ pub(crate) async fn create(
     let rule = cse.authorize(
         &req,
         ctx,
-        &Target::Node(parent.clone()),
+        &target,
         AccessOperation::Create,
         Some(ty.number()),
     )?;

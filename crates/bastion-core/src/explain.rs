@@ -13,7 +13,6 @@
 
 use crate::access::{with_applicable, RuleKind};
 use crate::checks::Checked;
-use crate::resolve::Target;
 use crate::Cse;
 use bastion_policy::{explain, AccessOperation, AccessRequest, Explanation, Location};
 use bastion_proto::filter::FilterCriteria;
@@ -66,19 +65,7 @@ impl Cse {
         };
         let target = self.resolve(&checked, now).await?;
         if query.operation == AccessOperation::Create {
-            match target {
-                Target::Node(_) => {}
-                Target::Virtual { .. } => {
-                    return Err(RequestError::not_allowed(
-                        "virtual resources cannot be created",
-                    ))
-                }
-                Target::Instance { .. } => {
-                    return Err(RequestError::InvalidChildType(
-                        "a contentInstance has no children".into(),
-                    ))
-                }
-            }
+            target.create_parent()?;
         }
         let tree = self.tree.read();
         let node = tree

@@ -35,6 +35,20 @@ impl Target {
             Target::Instance { parent, .. } | Target::Virtual { parent, .. } => parent,
         }
     }
+
+    /// The parent a CREATE addressed to this target would create under: only a resource
+    /// held in the tree can have children (TS-0004 7.3.3.2).
+    pub fn create_parent(&self) -> Result<&Ri, RequestError> {
+        match self {
+            Target::Node(ri) => Ok(ri),
+            Target::Virtual { .. } => Err(RequestError::not_allowed(
+                "virtual resources cannot be created",
+            )),
+            Target::Instance { .. } => Err(RequestError::InvalidChildType(
+                "a contentInstance has no children".into(),
+            )),
+        }
+    }
 }
 
 enum Step {
