@@ -278,6 +278,21 @@ impl crate::Cse {
         );
     }
 
+    /// The access-control changes one successful write made, each as `(kind, path)`.
+    pub(crate) fn audit_changes<'p>(
+        &self,
+        originator: &str,
+        ctx: &crate::RequestContext,
+        op: bastion_policy::AccessOperation,
+        rsc: bastion_proto::Rsc,
+        rule: &AuditRule,
+        changes: impl IntoIterator<Item = (AuditKind, &'p str)>,
+    ) {
+        for (kind, path) in changes {
+            self.audit_event(kind, originator, ctx, path, op, rsc, rule.clone());
+        }
+    }
+
     /// A successful write that changed access control.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn audit_event(

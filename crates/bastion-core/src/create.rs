@@ -319,24 +319,21 @@ async fn create_node(
         )
     };
     pending.durable().await?;
-    let audited = [
-        (
-            ty == ResourceType::AccessControlPolicy,
-            AuditKind::AcpCreate,
-        ),
-        (sets_acpi, AuditKind::AcpiChange),
+    let changes = [
+        (ty == ResourceType::AccessControlPolicy).then_some(AuditKind::AcpCreate),
+        sets_acpi.then_some(AuditKind::AcpiChange),
     ];
-    for (_, kind) in audited.into_iter().filter(|(happened, _)| *happened) {
-        cse.audit_event(
-            kind,
-            &req.fr,
-            ctx,
-            &path,
-            AccessOperation::Create,
-            Rsc::Created,
-            rule.clone(),
-        );
-    }
+    cse.audit_changes(
+        &req.fr,
+        ctx,
+        AccessOperation::Create,
+        Rsc::Created,
+        &rule,
+        changes
+            .into_iter()
+            .flatten()
+            .map(|kind| (kind, path.as_str())),
+    );
     created(cse, req, ty, attrs)
 }
 

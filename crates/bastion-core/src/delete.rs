@@ -87,17 +87,16 @@ pub(crate) async fn delete(
         cse.committer.enqueue(ops)
     };
     pending.durable().await?;
-    for path in deleted_acps {
-        cse.audit_event(
-            AuditKind::AcpDelete,
-            &req.fr,
-            ctx,
-            &path,
-            AccessOperation::Delete,
-            Rsc::Deleted,
-            rule.clone(),
-        );
-    }
+    cse.audit_changes(
+        &req.fr,
+        ctx,
+        AccessOperation::Delete,
+        Rsc::Deleted,
+        &rule,
+        deleted_acps
+            .iter()
+            .map(|path| (AuditKind::AcpDelete, path.as_str())),
+    );
     let mut resp = Response::new(Rsc::Deleted, String::new());
     resp.pc = pc;
     Ok(resp)

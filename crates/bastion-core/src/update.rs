@@ -184,24 +184,21 @@ pub(crate) async fn update(
         )
     };
     pending.durable().await?;
-    let audited = [
-        (
-            ty == ResourceType::AccessControlPolicy,
-            AuditKind::AcpUpdate,
-        ),
-        (acpi_change, AuditKind::AcpiChange),
+    let changes = [
+        (ty == ResourceType::AccessControlPolicy).then_some(AuditKind::AcpUpdate),
+        acpi_change.then_some(AuditKind::AcpiChange),
     ];
-    for (_, kind) in audited.into_iter().filter(|(happened, _)| *happened) {
-        cse.audit_event(
-            kind,
-            &req.fr,
-            ctx,
-            &path,
-            AccessOperation::Update,
-            Rsc::Updated,
-            rule.clone(),
-        );
-    }
+    cse.audit_changes(
+        &req.fr,
+        ctx,
+        AccessOperation::Update,
+        Rsc::Updated,
+        &rule,
+        changes
+            .into_iter()
+            .flatten()
+            .map(|kind| (kind, path.as_str())),
+    );
     let mut resp = Response::new(Rsc::Updated, String::new());
     resp.pc = match req.rcn.unwrap_or(ResultContent::Attributes) {
         ResultContent::Nothing => None,
