@@ -57,11 +57,11 @@ use crate::originator::{classify, normalize_originator, EntryKind, OriginatorEnt
 use crate::rules::{as_array, as_object, only_members};
 use crate::{LocalIdentity, PolicyError, RuleSet};
 use base64ct::{Base64UrlUnpadded, Encoding};
+use bastion_proto::json::JsonError;
 use hmac::{Hmac, KeyInit, Mac};
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -744,87 +744,11 @@ fn check_header(header: &Map<String, Value>) -> Result<Algorithm, TokenError> {
 /// base64url-decodes `part` and parses it as a JSON object without duplicate members.
 fn decode_object(b64: &str, part: Part) -> Result<Map<String, Value>, TokenError> {
     let bytes = Base64UrlUnpadded::decode_vec(b64).map_err(|_| TokenError::Base64(part))?;
-    match serde_json::from_slice::<Strict>(&bytes) {
-        Ok(Strict(Value::Object(map))) => Ok(map),
+    match bastion_proto::json::parse_value(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(TokenError::Json(part)),
-        Err(e) if e.to_string().starts_with(DUPLICATE) => Err(TokenError::DuplicateMember(part)),
+        Err(JsonError::DuplicateMember(_)) => Err(TokenError::DuplicateMember(part)),
         Err(_) => Err(TokenError::Json(part)),
-    }
-}
-
-/// Marker at the start of the custom error raised on a duplicate member.
-const DUPLICATE: &str = "duplicate member";
-
-/// A `serde_json::Value` built by a visitor that refuses duplicate object members at any
-/// depth (serde_json's own `Value` silently keeps the last one). Recursion stays bounded
-/// by serde_json's nesting limit.
-struct Strict(Value);
-
-impl<'de> Deserialize<'de> for Strict {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(StrictVisitor).map(Strict)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(Strict(v)) = seq.next_element()? {
-            items.push(v);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut obj = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if obj.contains_key(&key) {
-                return Err(de::Error::custom(DUPLICATE));
-            }
-            let Strict(v) = map.next_value()?;
-            obj.insert(key, v);
-        }
-        Ok(Value::Object(obj))
     }
 }
 
@@ -832,29 +756,42 @@ impl<'de> Visitor<'de> for StrictVisitor {
 mod tests {
     use super::*;
 
+    fn b64(json: &str) -> String {
+        Base64UrlUnpadded::encode_string(json.as_bytes())
+    }
+
     #[test]
-    fn strict_json_rejects_duplicates_at_any_depth() {
-        assert!(serde_json::from_str::<Strict>(r#"{"a":1,"b":{"c":1}}"#).is_ok());
+    fn token_parts_reject_duplicate_members_at_any_depth() {
         for dup in [
             r#"{"alg":"HS256","alg":"none"}"#,
             r#"{"a":{"c":1,"c":2}}"#,
             r#"{"a":[{"x":1,"x":1}]}"#,
         ] {
-            let err = serde_json::from_str::<Strict>(dup)
-                .err()
-                .expect("duplicate");
-            assert!(err.to_string().starts_with(DUPLICATE), "{err}");
+            assert_eq!(
+                decode_object(&b64(dup), Part::Header),
+                Err(TokenError::DuplicateMember(Part::Header)),
+                "{dup}"
+            );
         }
+        assert_eq!(
+            decode_object(&b64("[1]"), Part::Payload),
+            Err(TokenError::Json(Part::Payload))
+        );
+        assert_eq!(
+            decode_object(&b64("{"), Part::Payload),
+            Err(TokenError::Json(Part::Payload))
+        );
     }
 
     #[test]
-    fn strict_json_keeps_values() {
-        let Strict(v) = serde_json::from_str(
-            r#"{"n":-1,"u":18446744073709551615,"f":1.5,"s":"x","z":null,"b":[true]}"#,
+    fn token_parts_keep_values() {
+        let map = decode_object(
+            &b64(r#"{"n":-1,"u":18446744073709551615,"f":1.5,"s":"x","z":null,"b":[true]}"#),
+            Part::Payload,
         )
         .expect("valid");
         assert_eq!(
-            v,
+            Value::Object(map),
             serde_json::json!({"n":-1,"u":18446744073709551615u64,"f":1.5,"s":"x","z":null,"b":[true]})
         );
     }

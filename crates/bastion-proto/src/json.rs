@@ -5,21 +5,57 @@
 use crate::error::RequestError;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use std::cell::Cell;
 use std::fmt;
 
 /// Deepest nesting accepted in a body.
 pub const MAX_DEPTH: usize = 32;
 
+/// Why a body is not acceptable JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JsonError {
+    /// Not JSON, or trailing data after the value; the text is serde_json's, shortened.
+    Malformed(String),
+    /// An object names this member twice.
+    DuplicateMember(String),
+    /// Nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+}
+
+impl std::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JsonError::Malformed(why) => write!(f, "malformed JSON: {why}"),
+            JsonError::DuplicateMember(name) => {
+                write!(f, "malformed JSON: duplicate member {name}")
+            }
+            JsonError::TooDeep => write!(f, "malformed JSON: nesting too deep"),
+        }
+    }
+}
+
 /// Parses `bytes` as one JSON value, rejecting duplicate keys, excessive depth and
-/// trailing data.
-pub fn parse_strict(bytes: &[u8]) -> Result<Value, RequestError> {
+/// trailing data, and says which.
+pub fn parse_value(bytes: &[u8]) -> Result<Value, JsonError> {
+    let why = Cell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = StrictSeed { depth: 0 }
-        .deserialize(&mut de)
-        .map_err(|e| RequestError::bad_request(format!("malformed JSON: {}", short(&e))))?;
+    let value = StrictSeed {
+        depth: 0,
+        why: &why,
+    }
+    .deserialize(&mut de)
+    .map_err(|e| {
+        why.take()
+            .unwrap_or_else(|| JsonError::Malformed(short(&e)))
+    })?;
     de.end()
-        .map_err(|_| RequestError::bad_request("malformed JSON: trailing data"))?;
+        .map_err(|_| JsonError::Malformed("trailing data".into()))?;
     Ok(value)
+}
+
+/// [`parse_value`] for request bodies: any failure is 4000 with a short reason.
+pub fn parse_strict(bytes: &[u8]) -> Result<Value, RequestError> {
+    parse_value(bytes).map_err(|e| RequestError::bad_request(e.to_string()))
 }
 
 fn short(e: &serde_json::Error) -> String {
@@ -27,22 +63,38 @@ fn short(e: &serde_json::Error) -> String {
     text.chars().take(120).collect()
 }
 
-struct StrictSeed {
+/// Carries the nesting depth and where to record a failure of our own (duplicate
+/// member, depth), so callers need not parse serde_json's error text.
+struct StrictSeed<'w> {
     depth: usize,
+    why: &'w Cell<Option<JsonError>>,
 }
 
-impl<'de> DeserializeSeed<'de> for StrictSeed {
+impl<'de> DeserializeSeed<'de> for StrictSeed<'_> {
     type Value = Value;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(StrictVisitor { depth: self.depth })
+        d.deserialize_any(StrictVisitor {
+            depth: self.depth,
+            why: self.why,
+        })
     }
 }
 
-struct StrictVisitor {
+struct StrictVisitor<'w> {
     depth: usize,
+    why: &'w Cell<Option<JsonError>>,
 }
 
-impl<'de> Visitor<'de> for StrictVisitor {
+impl StrictVisitor<'_> {
+    /// Records `why` and returns the error that stops serde_json.
+    fn fail<E: de::Error>(&self, why: JsonError) -> E {
+        let err = E::custom(&why);
+        self.why.set(Some(why));
+        err
+    }
+}
+
+impl<'de> Visitor<'de> for StrictVisitor<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -77,10 +129,13 @@ impl<'de> Visitor<'de> for StrictVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let depth = self.depth + 1;
         if depth > MAX_DEPTH {
-            return Err(de::Error::custom("nesting too deep"));
+            return Err(self.fail(JsonError::TooDeep));
         }
         let mut out = Vec::new();
-        while let Some(v) = seq.next_element_seed(StrictSeed { depth })? {
+        while let Some(v) = seq.next_element_seed(StrictSeed {
+            depth,
+            why: self.why,
+        })? {
             out.push(v);
         }
         Ok(Value::Array(out))
@@ -88,14 +143,17 @@ impl<'de> Visitor<'de> for StrictVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let depth = self.depth + 1;
         if depth > MAX_DEPTH {
-            return Err(de::Error::custom("nesting too deep"));
+            return Err(self.fail(JsonError::TooDeep));
         }
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if out.contains_key(&key) {
-                return Err(de::Error::custom(format!("duplicate member {key}")));
+                return Err(self.fail(JsonError::DuplicateMember(key)));
             }
-            let v = map.next_value_seed(StrictSeed { depth })?;
+            let v = map.next_value_seed(StrictSeed {
+                depth,
+                why: self.why,
+            })?;
             out.insert(key, v);
         }
         Ok(Value::Object(out))
@@ -111,6 +169,18 @@ mod tests {
         assert!(parse_strict(br#"{"a":1,"a":2}"#).is_err());
         assert!(parse_strict(br#"{"m2m:cnt":{"rn":"x","rn":"y"}}"#).is_err());
         assert!(parse_strict(br#"{"m2m:cnt":{"rn":"x"}}"#).is_ok());
+    }
+
+    #[test]
+    fn failures_say_what_they_are() {
+        assert_eq!(
+            parse_value(br#"{"a":{"b":1,"b":2}}"#),
+            Err(JsonError::DuplicateMember("b".into()))
+        );
+        let deep = "[".repeat(40) + &"]".repeat(40);
+        assert_eq!(parse_value(deep.as_bytes()), Err(JsonError::TooDeep));
+        assert!(matches!(parse_value(b"{"), Err(JsonError::Malformed(_))));
+        assert!(matches!(parse_value(b"1 2"), Err(JsonError::Malformed(_))));
     }
 
     #[test]
