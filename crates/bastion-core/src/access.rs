@@ -6,7 +6,7 @@
 use crate::audit::AuditRule;
 use crate::checks::Checked;
 use crate::resolve::Target;
-use crate::tree::{Node, Tree};
+use crate::tree::{Node, Ri, Tree};
 use crate::{Cse, RequestContext};
 use bastion_policy::{
     decide, explain, AccessOperation, AccessRequest, Applicable, Explanation, Grant, PolicySource,
@@ -129,7 +129,7 @@ impl Cse {
         with_applicable(tree, node, kind, |applicable| {
             let decision = decide(&self.local, &request, applicable);
             if let Some(grant) = decision.grant {
-                return Ok(deciding_rule(grant, applicable));
+                return Ok(deciding_rule(grant, applicable, node));
             }
             let debug = tracing::enabled!(tracing::Level::DEBUG);
             if !debug && !explained {
@@ -162,20 +162,29 @@ pub(crate) fn with_applicable<R>(
     f(&applicable)
 }
 
-/// A grant as the audit log names it: rule indexes resolved to the ACP's resource ID.
-fn deciding_rule(grant: Grant, applicable: &Applicable<'_>) -> AuditRule {
+/// A grant as the audit log names it: the rule's ACP by resource ID. It runs on every
+/// granted request, so the ID is the tree's shared `Ri`, not a new string.
+fn deciding_rule(grant: Grant, applicable: &Applicable<'_>, node: &Node) -> AuditRule {
     match grant {
         Grant::Admin => AuditRule::Admin,
         Grant::Creator => AuditRule::Creator,
-        Grant::Rule { source, rule } => AuditRule::Rule {
-            acp: match applicable {
-                Applicable::Policies(sources) => sources
-                    .get(source)
-                    .map_or_else(String::new, |s| s.acp_id.to_owned()),
-                Applicable::Default { .. } => String::new(),
-            },
-            rule,
-        },
+        Grant::Rule { source, rule } => {
+            let acp_id = match applicable {
+                Applicable::Policies(sources) => sources.get(source).map_or("", |s| s.acp_id),
+                Applicable::Default { .. } => "",
+            };
+            let acp = if node.ty == ResourceType::AccessControlPolicy {
+                node.ri.clone()
+            } else {
+                // Sources are built from these same IDs (applicable_sources).
+                node.acpi
+                    .iter()
+                    .find(|ri| &***ri == acp_id)
+                    .cloned()
+                    .unwrap_or_else(|| Ri::from(acp_id))
+            };
+            AuditRule::Rule { acp, rule }
+        }
     }
 }
 

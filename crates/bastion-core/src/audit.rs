@@ -50,7 +50,7 @@ pub enum AuditRule {
     Creator,
     /// Rule `rule` (index in its `acr` list) of the ACP `acp`:
     /// `{"by":"rule","acp":"…","rule":n}`.
-    Rule { acp: String, rule: usize },
+    Rule { acp: crate::tree::Ri, rule: usize },
 }
 
 impl Serialize for AuditRule {
@@ -65,7 +65,7 @@ impl Serialize for AuditRule {
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("by", by)?;
         if let AuditRule::Rule { acp, rule } = self {
-            map.serialize_entry("acp", acp)?;
+            map.serialize_entry("acp", &**acp)?;
             map.serialize_entry("rule", rule)?;
         }
         map.end()
