@@ -1,6 +1,12 @@
 //! Durable commits: write batches are queued in tree order while the tree lock is held,
 //! merged into one store transaction by a single task (group commit), and each waiting
 //! request is released only when its batch is on disk.
+//!
+//! The store groups concurrent `apply` calls too, so this looks like a second layer of the
+//! same mechanism; it is kept because merging here hands the store one batch per group
+//! (one message, one wake-up, one savepoint) instead of one per request. Calling
+//! `Store::apply` directly per request measured W2 at a median of 5,511 req/s against
+//! 7,743 with this committer, back to back on 2026-11-22 ~13:40 UTC (docs/benchmarks.md).
 
 use bastion_proto::RequestError;
 use bastion_store::{Store, WriteBatch, WriteOp};
