@@ -11,6 +11,7 @@
 //! * [`schedule`]: the extended-crontab `scheduleEntry` of `actw`;
 //! * `decide` (private): the allocation-free hot-path decision, [`decide`];
 //! * [`explain`](mod@explain): the full, allocating explanation, [`explain()`];
+//! * [`pip`]: the Policy Information Point traits (location, country, groups, roles);
 //! * [`token`]: strict validation of oneM2M dynamic-authorization JWTs (TS-0003 7.3.2.4),
 //!   [`TokenVerifier::verify`], giving a [`ValidatedToken`] (not yet fed into [`decide`]).
 //!
@@ -26,6 +27,7 @@ mod decide;
 pub mod error;
 pub mod explain;
 pub mod originator;
+pub mod pip;
 pub mod rules;
 pub mod schedule;
 pub mod token;
@@ -39,6 +41,7 @@ pub use decide::decide;
 pub use error::PolicyError;
 pub use explain::{explain, Explanation};
 pub use originator::normalize_originator;
+pub use pip::{CountryCode, FixedInformation, LocationService, NoInformation, Pip};
 pub use rules::{Rule, RuleSet};
 pub use token::{
     Algorithm, IssuerKey, KeyError, TokenContext, TokenError, TokenPermission, TokenVerifier,
