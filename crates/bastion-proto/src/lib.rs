@@ -13,6 +13,7 @@ pub mod id;
 pub mod json;
 pub mod primitive;
 pub mod rsc;
+pub mod security_info;
 pub mod time;
 pub mod types;
 
