@@ -1,1 +1,331 @@
-//! (being written)
+//! A small oneM2M client over the HTTP binding (TS-0009; core-bindings.md §4).
+//!
+//! [`Client::send`] maps a [`bastion_proto::Request`] onto one HTTP/1.1 request, sends it on
+//! a fresh connection and maps the HTTP response back onto a [`bastion_proto::Response`]:
+//!
+//! ```text
+//!  Request ──encode──▶ method, path, query, X-M2M-*, Authorization, body
+//!                         │  Connector::connect(endpoint) → stream (TCP now, TLS later)
+//!                         ▼  hyper::client::conn::http1 (one exchange per connection)
+//!  Response ◀─decode── X-M2M-RSC, X-M2M-RI, X-M2M-RVI, Content-Location, JSON body
+//! ```
+//!
+//! The byte stream comes from a [`Connector`]; [`TcpConnector`] handles `http://` and
+//! [`TlsConnector`] `https://` (TLS-PSK or certificates, [`tls`]), passed to
+//! [`Client::with_connector`]; nothing else changes.
+//!
+//! Limits: one deadline covers connect, send and the whole response
+//! ([`ClientConfig::timeout`]); response bodies over [`ClientConfig::max_body_bytes`] fail.
+#![forbid(unsafe_code)]
+
+mod encode;
+pub mod tls;
+
+use async_trait::async_trait;
+use bastion_proto::{Request, Response, Rsc};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use encode::{http_path, query_string};
+pub use tls::TlsConnector;
+
+/// Why a request got no oneM2M response. Variant docs say whose fault it is.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// Caller: the target is not an absolute `scheme://host[:port][/path]` URI.
+    #[error("invalid target URI: {0}")]
+    InvalidTarget(String),
+    /// Caller: no connector handles this URI scheme.
+    #[error("unsupported URI scheme {0:?}")]
+    UnsupportedScheme(String),
+    /// Caller: the request primitive cannot be expressed in HTTP (e.g. `op` missing).
+    #[error("request cannot be encoded: {0}")]
+    InvalidRequest(String),
+    /// Network: connecting failed.
+    #[error("connect failed: {0}")]
+    Connect(std::io::Error),
+    /// Peer or configuration: no security association could be established.
+    #[error("{0}")]
+    Handshake(bastion_tls::HandshakeError),
+    /// Network or peer: the HTTP exchange failed.
+    #[error("HTTP exchange failed: {0}")]
+    Http(String),
+    /// The deadline passed before the response was complete.
+    #[error("no complete response within {0:?}")]
+    Timeout(Duration),
+    /// Peer: the response body exceeds the configured limit.
+    #[error("response body exceeds {0} bytes")]
+    BodyTooLarge(usize),
+    /// Peer: the response is not a oneM2M HTTP response (no/invalid `X-M2M-RSC`, bad JSON).
+    #[error("malformed response: {0}")]
+    MalformedResponse(String),
+    /// Peer: `X-M2M-RSC` carries a code this crate does not know.
+    #[error("unknown response status code {0}")]
+    UnknownRsc(u16),
+}
+
+/// A byte stream a [`Connector`] hands out: TCP, TLS over TCP, ...
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// Where to connect, taken from the target URI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Lower-case URI scheme, e.g. `http`.
+    pub scheme: String,
+    /// Host name or IP literal (IPv6 without brackets).
+    pub host: String,
+    pub port: u16,
+}
+
+/// Opens byte streams to endpoints. Implementations decide which schemes they serve.
+#[async_trait]
+pub trait Connector: Send + Sync + 'static {
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Box<dyn Io>, ClientError>;
+}
+
+/// Plain TCP for `http://` (no TLS).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TcpConnector;
+
+#[async_trait]
+impl Connector for TcpConnector {
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Box<dyn Io>, ClientError> {
+        if endpoint.scheme != "http" {
+            return Err(ClientError::UnsupportedScheme(endpoint.scheme.clone()));
+        }
+        let stream = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port))
+            .await
+            .map_err(ClientError::Connect)?;
+        let _ = stream.set_nodelay(true);
+        Ok(Box::new(stream))
+    }
+}
+
+/// Client limits.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientConfig {
+    /// Deadline for the whole exchange (connect, send, receive the full body).
+    pub timeout: Duration,
+    /// Largest accepted response body in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            timeout: Duration::from_secs(10),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// A oneM2M HTTP client. Cheap to clone; every request uses its own connection.
+#[derive(Clone)]
+pub struct Client {
+    connector: Arc<dyn Connector>,
+    config: ClientConfig,
+    next_rqi: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client::new(ClientConfig::default())
+    }
+}
+
+impl Client {
+    /// A client for `http://` targets.
+    pub fn new(config: ClientConfig) -> Client {
+        Client::with_connector(Arc::new(TcpConnector), config)
+    }
+
+    /// A client whose streams come from `connector` (e.g. TLS).
+    pub fn with_connector(connector: Arc<dyn Connector>, config: ClientConfig) -> Client {
+        Client {
+            connector,
+            config,
+            next_rqi: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Sends `req` to `target` and returns the response primitive.
+    ///
+    /// `target` is an absolute URI. When it has a path (other than `/`), that path is the
+    /// HTTP path: the form of a `poa` of a notification target (TS-0009 §6.2.2.1 with a
+    /// proxy-free next hop) and `req.to` is not used for addressing. Otherwise the path
+    /// comes from `req.to` (TS-0009 Table 6.2.2.1-1: `/` + CSE-relative, `/~` +
+    /// SP-relative, `/_` + absolute without its first `/`). A request without `rqi` gets
+    /// a generated one; without `rvi`, `3` is sent.
+    pub async fn send(&self, target: &str, req: &Request) -> Result<Response, ClientError> {
+        let timeout = self.config.timeout;
+        match tokio::time::timeout(timeout, self.exchange(target, req)).await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Timeout(timeout)),
+        }
+    }
+
+    async fn exchange(&self, target: &str, req: &Request) -> Result<Response, ClientError> {
+        let (endpoint, base_path) = parse_target(target)?;
+        let rqi = match &req.rqi {
+            Some(r) => r.clone(),
+            None => format!("bc-{}", self.next_rqi.fetch_add(1, Ordering::Relaxed)),
+        };
+        let http_req = encode::request(&endpoint, base_path.as_deref(), req, &rqi)?;
+        let stream = self.connector.connect(&endpoint).await?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let driver = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "client connection ended with an error");
+            }
+        });
+        let result = async {
+            let resp = sender
+                .send_request(http_req)
+                .await
+                .map_err(|e| ClientError::Http(e.to_string()))?;
+            let (parts, body) = resp.into_parts();
+            let max = self.config.max_body_bytes;
+            let declared = parts
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok());
+            if declared.is_some_and(|n| n > max) {
+                return Err(ClientError::BodyTooLarge(max));
+            }
+            let bytes = Limited::new(body, max)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        ClientError::BodyTooLarge(max)
+                    } else {
+                        ClientError::Http(e.to_string())
+                    }
+                })?
+                .to_bytes();
+            encode::response(&parts, &bytes)
+        }
+        .await;
+        drop(sender);
+        driver.abort();
+        result
+    }
+}
+
+/// Splits an absolute URI into the endpoint and its path (`None` when empty or `/`).
+fn parse_target(target: &str) -> Result<(Endpoint, Option<String>), ClientError> {
+    let uri: http::Uri = target
+        .parse()
+        .map_err(|_| ClientError::InvalidTarget(target.to_owned()))?;
+    let scheme = uri
+        .scheme_str()
+        .ok_or_else(|| ClientError::InvalidTarget(target.to_owned()))?
+        .to_ascii_lowercase();
+    let host = uri
+        .host()
+        .ok_or_else(|| ClientError::InvalidTarget(target.to_owned()))?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+        .to_owned();
+    let port = match (uri.port_u16(), scheme.as_str()) {
+        (Some(p), _) => p,
+        (None, "http") => 80,
+        (None, "https") => 443,
+        (None, _) => return Err(ClientError::InvalidTarget(target.to_owned())),
+    };
+    if uri.query().is_some() {
+        return Err(ClientError::InvalidTarget(target.to_owned()));
+    }
+    let path = match uri.path() {
+        "" | "/" => None,
+        p => Some(p.to_owned()),
+    };
+    Ok((Endpoint { scheme, host, port }, path))
+}
+
+/// The [`Rsc`] for a numeric code, if it is one Bastion knows.
+pub fn rsc_from_code(code: u16) -> Option<Rsc> {
+    const ALL: [Rsc; 21] = [
+        Rsc::Accepted,
+        Rsc::Ok,
+        Rsc::Created,
+        Rsc::Deleted,
+        Rsc::Updated,
+        Rsc::BadRequest,
+        Rsc::ReleaseVersionNotSupported,
+        Rsc::NotFound,
+        Rsc::OperationNotAllowed,
+        Rsc::RequestTimeout,
+        Rsc::UnsupportedMediaType,
+        Rsc::OriginatorHasNoPrivilege,
+        Rsc::Conflict,
+        Rsc::OriginatorNotAuthenticated,
+        Rsc::SecurityAssociationRequired,
+        Rsc::InvalidChildResourceType,
+        Rsc::OriginatorHasAlreadyRegistered,
+        Rsc::AppRuleValidationFailed,
+        Rsc::InternalServerError,
+        Rsc::NotImplemented,
+        Rsc::NotAcceptable,
+    ];
+    ALL.into_iter().find(|r| r.code() == code)
+}
+
+/// Request body type used on the wire.
+pub(crate) type Body = Full<Bytes>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_split_into_endpoint_and_path() {
+        let (e, p) = parse_target("http://127.0.0.1:8080").unwrap();
+        assert_eq!(
+            e,
+            Endpoint {
+                scheme: "http".into(),
+                host: "127.0.0.1".into(),
+                port: 8080
+            }
+        );
+        assert_eq!(p, None);
+        let (e, p) = parse_target("HTTP://[::1]/das/notify").unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("::1", 80));
+        assert_eq!(p.as_deref(), Some("/das/notify"));
+        assert!(parse_target("cse-in/ae").is_err());
+        assert!(parse_target("http://h:1/x?y=1").is_err());
+        assert!(parse_target("coap://h/x").is_err());
+    }
+
+    #[test]
+    fn every_known_code_maps_back() {
+        assert_eq!(rsc_from_code(4103), Some(Rsc::OriginatorHasNoPrivilege));
+        assert_eq!(rsc_from_code(2001), Some(Rsc::Created));
+        assert_eq!(rsc_from_code(4102), None);
+    }
+}

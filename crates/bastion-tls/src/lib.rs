@@ -1,1 +1,43 @@
-//! (being written)
+//! Bastion's security associations (TS-0003 clause 8.2, 10.1, 10.2): TLS over TCP with the
+//! Provisioned Symmetric Key and Certificate-based Security Association Establishment
+//! Frameworks (SAEF), built on the system OpenSSL through the `openssl` crate.
+//!
+//! ```text
+//!   CredentialRegistry (credentials.rs)          certs.rs: CA, AE/CSE certificates,
+//!   encrypted file: KpsaID -> Kpsa + binding     CSR, CRL (PEM in, PEM out)
+//!   pinned raw public keys -> binding                    │
+//!        │ Arc, live: add / revoke / is_revoked           │ PEM / files
+//!        ▼                                               ▼
+//!   TlsServer (server.rs) ── accept(tcp) ──► (SslStream, PeerIdentity)  (identity.rs)
+//!        ▲ PSK / certificate handshake                    │ originator(): AE-ID / CSE-ID
+//!   TlsClient (client.rs) ── connect(tcp) ──► SslStream  │ the association is bound to
+//!                                                         ▼
+//!                                exporter.rs: RFC 5705 keys (TS-0003 10.3.1)
+//! ```
+//!
+//! Entity A (the registree) is always the TLS client and Entity B (the registrar CSE) the
+//! server (TS-0003 8.2.1). The server hands back, with every accepted stream, the
+//! [`PeerIdentity`] the association is bound to; the binding layer compares it with the
+//! request originator. Revocation is live: a server checks
+//! [`CredentialRegistry::is_revoked`] on every request, which also cuts kept-alive
+//! connections.
+//!
+//! No DTLS yet (tokio-openssl has no datagram support); see docs/security.md.
+
+pub mod certs;
+pub mod client;
+pub mod credentials;
+pub mod exporter;
+pub mod identity;
+pub mod server;
+
+mod hexutil;
+
+pub use certs::CertError;
+pub use client::{ClientConfigError, ClientOptions, TlsClient, TlsVersion};
+pub use credentials::{
+    CredentialError, CredentialInfo, CredentialKind, CredentialRegistry, PskKey, StoreKey,
+};
+pub use exporter::{ExportError, ExportedKey};
+pub use identity::{Binding, Framework, IdentityError, NiDigest, PeerIdentity};
+pub use server::{HandshakeError, ServerCertificate, ServerSettings, TlsConfigError, TlsServer};

@@ -1,0 +1,179 @@
+//! The DAS Server AE's HTTP binding (TS-0009 §6; core-bindings.md §4): it accepts only a
+//! NOTIFY (POST without `ty` in Content-Type) carrying `m2m:seci` `sit` = 1, on any path.
+//!
+//! Every failure is a oneM2M error with `X-M2M-RSC` and `{"m2m:dbg": reason}`:
+//!
+//! | input | rsc |
+//! |---|---|
+//! | method other than POST, or POST with `ty` (CREATE) | 4005 |
+//! | `X-M2M-Origin` or `X-M2M-RI` missing / repeated / not ASCII | 4000 |
+//! | body without a JSON Content-Type | 4015 |
+//! | body empty, too large, not strict JSON, not a securityInfo `sit` 1 | 4000 |
+//! | requester neither a trusted CSE nor the originator | 4103 |
+
+use crate::Das;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, Request as HttpRequest, StatusCode};
+use axum::response::Response as HttpResponse;
+use axum::Router;
+use bastion_proto::security_info::SecurityInfo;
+use bastion_proto::{json, RequestError, Response, Rsc};
+use http_body_util::{BodyExt, Limited};
+use std::sync::Arc;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+const JSON_TYPES: [&str; 3] = [
+    "application/json",
+    "application/vnd.onem2m-ntfy+json",
+    "application/vnd.onem2m-preq+json",
+];
+
+/// The router: one handler for every method and path.
+pub fn router(das: Arc<Das>) -> Router {
+    Router::new().fallback(handle).with_state(das)
+}
+
+/// Serves the DAS on `listener` until the future is dropped or fails.
+pub async fn serve(listener: tokio::net::TcpListener, das: Arc<Das>) -> std::io::Result<()> {
+    axum::serve(listener, router(das)).await
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn single(headers: &HeaderMap, name: &str) -> Result<Option<String>, RequestError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(RequestError::bad_request(format!(
+            "header {name} given twice"
+        )));
+    }
+    first
+        .to_str()
+        .map(|s| Some(s.trim().to_owned()))
+        .map_err(|_| RequestError::bad_request(format!("header {name} is not visible ASCII")))
+}
+
+async fn handle(State(das): State<Arc<Das>>, request: HttpRequest<Body>) -> HttpResponse {
+    let rqi = single(request.headers(), "x-m2m-ri")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let rvi = single(request.headers(), "x-m2m-rvi")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "3".to_owned());
+    let mut resp = match answer(&das, request).await {
+        Ok(pc) => {
+            let mut r = Response::new(Rsc::Ok, rqi);
+            r.pc = Some(pc);
+            r
+        }
+        Err(e) => {
+            tracing::info!(rsc = e.rsc().code(), reason = %e, "request refused");
+            Response::error(&e, rqi)
+        }
+    };
+    resp.rvi = Some(rvi);
+    encode(&resp)
+}
+
+async fn answer(das: &Das, request: HttpRequest<Body>) -> Result<serde_json::Value, RequestError> {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let content_type = single(headers, "content-type")?;
+    let (media, has_ty) = match &content_type {
+        Some(ct) => {
+            let mut it = ct.split(';');
+            let media = it.next().unwrap_or("").trim().to_ascii_lowercase();
+            let has_ty = it.any(|p| {
+                p.split('=')
+                    .next()
+                    .is_some_and(|k| k.trim().eq_ignore_ascii_case("ty"))
+            });
+            (Some(media), has_ty)
+        }
+        None => (None, false),
+    };
+    if parts.method != Method::POST || has_ty {
+        return Err(RequestError::not_allowed(
+            "a DAS Server accepts only NOTIFY (POST without ty)",
+        ));
+    }
+    let requester = single(headers, "x-m2m-origin")?
+        .filter(|o| !o.is_empty())
+        .ok_or_else(|| RequestError::bad_request("X-M2M-Origin missing"))?;
+    bastion_proto::id::validate_originator(&requester)?;
+    if single(headers, "x-m2m-ri")?.is_none_or(|r| r.is_empty()) {
+        return Err(RequestError::bad_request("X-M2M-RI missing"));
+    }
+    let bytes = Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|_| {
+            RequestError::bad_request(format!("request body exceeds {MAX_BODY_BYTES} bytes"))
+        })?
+        .to_bytes();
+    if bytes.is_empty() {
+        return Err(RequestError::bad_request("a securityInfo body is required"));
+    }
+    match media {
+        Some(m) if JSON_TYPES.contains(&m.as_str()) => {}
+        _ => {
+            return Err(RequestError::UnsupportedMediaType(
+                "only JSON serializations are supported".into(),
+            ))
+        }
+    }
+    let pc = json::parse_strict(&bytes)?;
+    let dreq = match SecurityInfo::from_pc(&pc) {
+        Ok(SecurityInfo::DasRequest(dreq)) => dreq,
+        Ok(SecurityInfo::DasResponse(_)) => {
+            return Err(RequestError::bad_request(
+                "securityInfo sit 2 is a response, not a request",
+            ))
+        }
+        Err(e) => return Err(RequestError::bad_request(e.to_string())),
+    };
+    let dres = das.decide(&requester, &dreq, unix_now())?;
+    Ok(SecurityInfo::DasResponse(dres).to_pc())
+}
+
+/// Response primitive → HTTP response (TS-0009 §6.3-§6.4).
+fn encode(resp: &Response) -> HttpResponse {
+    let body = resp
+        .pc
+        .as_ref()
+        .and_then(|pc| serde_json::to_vec(pc).ok())
+        .unwrap_or_default();
+    let has_body = !body.is_empty();
+    let mut out = HttpResponse::new(Body::from(body));
+    *out.status_mut() =
+        StatusCode::from_u16(resp.rsc.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let h = out.headers_mut();
+    h.insert("x-m2m-rsc", HeaderValue::from(resp.rsc.code()));
+    if let Ok(v) = HeaderValue::from_str(&resp.rqi) {
+        h.insert("x-m2m-ri", v);
+    }
+    if let Some(v) = resp
+        .rvi
+        .as_deref()
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
+        h.insert("x-m2m-rvi", v);
+    }
+    if has_body {
+        h.insert("content-type", HeaderValue::from_static("application/json"));
+    }
+    out
+}

@@ -1,0 +1,520 @@
+//! Certificate tooling behind the planned `bastion cert ca|issue|csr|sign|crl` commands:
+//! a P-256 test CA, AE-ID and CSE-ID certificates carrying the identity in a
+//! subjectAltName URI (TS-0003 10.1.1, 10.1.4), CSRs, CSR signing, CRLs, and self-signed
+//! certificates used as raw public keys (10.1.2). PEM in, PEM out; private keys are
+//! returned in buffers wiped on drop.
+
+use openssl::asn1::{Asn1Integer, Asn1Time};
+use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::stack::Stack;
+use openssl::x509::extension::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    SubjectKeyIdentifier,
+};
+use openssl::x509::{
+    CrlNumber, X509Crl, X509CrlBuilder, X509Extension, X509Name, X509Req, X509ReqBuilder,
+    X509RevokedBuilder, X509,
+};
+use zeroize::Zeroizing;
+
+use crate::identity::{self, Binding, NiDigest};
+
+/// Failures of certificate operations.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    /// OpenSSL rejected an input or an operation.
+    #[error("openssl: {0}")]
+    Openssl(#[from] openssl::error::ErrorStack),
+    /// A PEM input could not be parsed.
+    #[error("cannot parse the {0} PEM")]
+    Pem(&'static str),
+    /// The identity to put in the certificate is malformed.
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    /// A key is not an EC P-256 key (10.1.1).
+    #[error("the {0} key is not an EC P-256 key")]
+    NotP256(&'static str),
+    /// The CSR's signature does not verify.
+    #[error("the CSR signature does not verify")]
+    BadCsrSignature,
+    /// The certificate to revoke was not issued by this CA.
+    #[error("the certificate was not issued by this CA")]
+    NotIssuedByCa,
+}
+
+/// A certificate and its private key, both PEM.
+#[derive(Clone)]
+pub struct CertAndKey {
+    /// The certificate, PEM.
+    pub cert_pem: String,
+    /// The PKCS#8 private key, PEM; wiped on drop.
+    pub key_pem: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for CertAndKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertAndKey")
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A CSR and its private key.
+#[derive(Clone)]
+pub struct CsrAndKey {
+    /// The PKCS#10 request, PEM.
+    pub csr_pem: String,
+    /// The PKCS#8 private key, PEM; wiped on drop.
+    pub key_pem: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for CsrAndKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CsrAndKey")
+            .field("csr_pem", &self.csr_pem)
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Validity window, as Unix timestamps (seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    /// notBefore.
+    pub not_before: i64,
+    /// notAfter.
+    pub not_after: i64,
+}
+
+impl Validity {
+    /// From one hour ago (clock skew) to `days` days from now.
+    pub fn days(days: u32) -> Self {
+        let now = now();
+        Self {
+            not_before: now - 3600,
+            not_after: now + i64::from(days) * 86_400,
+        }
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// What a leaf certificate names in its subjectAltName.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    /// The identity: an absolute AE-ID (`//sp/cse/Cabc`) or CSE-ID (`//sp/id-in`),
+    /// written as a SAN URI; `None` for a certificate without oneM2M identity.
+    pub id: Option<String>,
+    /// Extra dNSName entries (e.g. the host a server answers on, for SNI).
+    pub dns_names: Vec<String>,
+    /// The subject CN (informative only; never used as identity).
+    pub common_name: String,
+}
+
+impl Subject {
+    /// A subject with a SAN URI `id`, checked to be an absolute AE-ID or CSE-ID, and
+    /// common name `id`.
+    pub fn onem2m(id: &str) -> Result<Self, CertError> {
+        identity::binding_from_san_uri(id)
+            .ok_or_else(|| identity::IdentityError::InvalidAeId(id.to_owned()))?;
+        Ok(Self {
+            id: Some(id.to_owned()),
+            dns_names: Vec::new(),
+            common_name: id.to_owned(),
+        })
+    }
+
+    /// Adds a dNSName.
+    pub fn with_dns(mut self, name: &str) -> Self {
+        self.dns_names.push(name.to_owned());
+        self
+    }
+}
+
+fn new_p256_key() -> Result<PKey<Private>, CertError> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+    Ok(PKey::from_ec_key(EcKey::generate(&group)?)?)
+}
+
+fn key_pem(key: &PKey<Private>) -> Result<Zeroizing<String>, CertError> {
+    let pem = Zeroizing::new(key.private_key_to_pem_pkcs8()?);
+    Ok(Zeroizing::new(
+        String::from_utf8(pem.to_vec()).map_err(|_| CertError::Pem("private key"))?,
+    ))
+}
+
+fn pem_string(bytes: Vec<u8>, what: &'static str) -> Result<String, CertError> {
+    String::from_utf8(bytes).map_err(|_| CertError::Pem(what))
+}
+
+/// Parses a PEM private key and checks it is EC P-256.
+pub fn parse_p256_key(pem: &str, what: &'static str) -> Result<PKey<Private>, CertError> {
+    let key = PKey::private_key_from_pem(pem.as_bytes()).map_err(|_| CertError::Pem(what))?;
+    ensure_p256(&key, what)?;
+    Ok(key)
+}
+
+fn ensure_p256<T: openssl::pkey::HasPublic>(
+    key: &openssl::pkey::PKeyRef<T>,
+    what: &'static str,
+) -> Result<(), CertError> {
+    let curve = key.ec_key().ok().and_then(|k| k.group().curve_name());
+    if curve == Some(Nid::X9_62_PRIME256V1) {
+        Ok(())
+    } else {
+        Err(CertError::NotP256(what))
+    }
+}
+
+fn random_serial() -> Result<Asn1Integer, CertError> {
+    let mut bn = BigNum::new()?;
+    bn.rand(127, MsbOption::MAYBE_ZERO, false)?;
+    Ok(bn.to_asn1_integer()?)
+}
+
+fn name(cn: &str) -> Result<X509Name, CertError> {
+    let mut b = X509Name::builder()?;
+    b.append_entry_by_nid(Nid::COMMONNAME, cn)?;
+    Ok(b.build())
+}
+
+/// Creates a self-signed P-256 CA certificate (ECDSA with SHA-256, 10.1.1).
+pub fn create_ca(common_name: &str, validity: Validity) -> Result<CertAndKey, CertError> {
+    let key = new_p256_key()?;
+    let name = name(common_name)?;
+    let mut b = X509::builder()?;
+    b.set_version(2)?;
+    b.set_serial_number(&*random_serial()?)?;
+    b.set_subject_name(&name)?;
+    b.set_issuer_name(&name)?;
+    b.set_pubkey(&key)?;
+    b.set_not_before(&*Asn1Time::from_unix(validity.not_before)?)?;
+    b.set_not_after(&*Asn1Time::from_unix(validity.not_after)?)?;
+    b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .key_cert_sign()
+            .crl_sign()
+            .build()?,
+    )?;
+    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
+    b.append_extension(ski)?;
+    b.sign(&key, MessageDigest::sha256())?;
+    Ok(CertAndKey {
+        cert_pem: pem_string(b.build().to_pem()?, "certificate")?,
+        key_pem: key_pem(&key)?,
+    })
+}
+
+fn parse_ca(ca: &CertAndKey) -> Result<(X509, PKey<Private>), CertError> {
+    let cert =
+        X509::from_pem(ca.cert_pem.as_bytes()).map_err(|_| CertError::Pem("CA certificate"))?;
+    let key = parse_p256_key(&ca.key_pem, "CA")?;
+    Ok((cert, key))
+}
+
+fn san_extension(
+    subject: &Subject,
+    ctx: &openssl::x509::X509v3Context<'_>,
+) -> Result<Option<X509Extension>, CertError> {
+    if subject.id.is_none() && subject.dns_names.is_empty() {
+        return Ok(None);
+    }
+    let mut san = SubjectAlternativeName::new();
+    if let Some(id) = &subject.id {
+        san.uri(id);
+    }
+    for dns in &subject.dns_names {
+        san.dns(dns);
+    }
+    Ok(Some(san.build(ctx)?))
+}
+
+fn build_leaf(
+    ca: Option<(&X509, &PKey<Private>)>,
+    public: &openssl::pkey::PKeyRef<impl openssl::pkey::HasPublic>,
+    self_key: Option<&PKey<Private>>,
+    subject: &Subject,
+    validity: Validity,
+) -> Result<X509, CertError> {
+    let subject_name = name(&subject.common_name)?;
+    let mut b = X509::builder()?;
+    b.set_version(2)?;
+    b.set_serial_number(&*random_serial()?)?;
+    b.set_subject_name(&subject_name)?;
+    match ca {
+        Some((ca_cert, _)) => b.set_issuer_name(ca_cert.subject_name())?,
+        None => b.set_issuer_name(&subject_name)?,
+    }
+    b.set_pubkey(public)?;
+    b.set_not_before(&*Asn1Time::from_unix(validity.not_before)?)?;
+    b.set_not_after(&*Asn1Time::from_unix(validity.not_after)?)?;
+    b.append_extension(BasicConstraints::new().critical().build()?)?;
+    // 10.1.1: keyUsage present with at least digitalSignature.
+    b.append_extension(KeyUsage::new().critical().digital_signature().build()?)?;
+    b.append_extension(
+        ExtendedKeyUsage::new()
+            .server_auth()
+            .client_auth()
+            .build()?,
+    )?;
+    let ca_cert = ca.map(|(c, _)| c);
+    let (ski, aki, san) = {
+        let ctx = b.x509v3_context(ca_cert.map(|c| c.as_ref()), None);
+        let ski = SubjectKeyIdentifier::new().build(&ctx)?;
+        let aki = match ca_cert {
+            Some(_) => Some(AuthorityKeyIdentifier::new().keyid(false).build(&ctx)?),
+            None => None,
+        };
+        (ski, aki, san_extension(subject, &ctx)?)
+    };
+    b.append_extension(ski)?;
+    if let Some(aki) = aki {
+        b.append_extension(aki)?;
+    }
+    if let Some(san) = san {
+        b.append_extension(san)?;
+    }
+    let signer = match (ca, self_key) {
+        (Some((_, k)), _) => k,
+        (None, Some(k)) => k,
+        (None, None) => return Err(CertError::NotP256("signing")),
+    };
+    b.sign(signer, MessageDigest::sha256())?;
+    Ok(b.build())
+}
+
+/// Issues a P-256 leaf certificate signed by `ca`, with a fresh key.
+pub fn issue(
+    ca: &CertAndKey,
+    subject: &Subject,
+    validity: Validity,
+) -> Result<CertAndKey, CertError> {
+    let (ca_cert, ca_key) = parse_ca(ca)?;
+    let key = new_p256_key()?;
+    let cert = build_leaf(Some((&ca_cert, &ca_key)), &key, None, subject, validity)?;
+    Ok(CertAndKey {
+        cert_pem: pem_string(cert.to_pem()?, "certificate")?,
+        key_pem: key_pem(&key)?,
+    })
+}
+
+/// Creates a CSR (10.1.4: subjectPublicKeyInfo + subjectAltName with the identity) and
+/// its fresh P-256 key.
+pub fn create_csr(subject: &Subject) -> Result<CsrAndKey, CertError> {
+    let key = new_p256_key()?;
+    let mut b = X509ReqBuilder::new()?;
+    b.set_version(0)?;
+    b.set_subject_name(&*name(&subject.common_name)?)?;
+    b.set_pubkey(&key)?;
+    let mut exts = Stack::new()?;
+    if let Some(san) = san_extension(subject, &b.x509v3_context(None))? {
+        exts.push(san)?;
+    }
+    b.add_extensions(&exts)?;
+    b.sign(&key, MessageDigest::sha256())?;
+    Ok(CsrAndKey {
+        csr_pem: pem_string(b.build().to_pem()?, "CSR")?,
+        key_pem: key_pem(&key)?,
+    })
+}
+
+/// Signs a CSR: checks its signature and P-256 key, and takes the identity from its
+/// subjectAltName URI (a CSR naming no absolute AE-ID / CSE-ID, or a wildcard, is
+/// refused). `dns_names` adds dNSNames chosen by the CA operator; the CSR's other
+/// extensions are not copied.
+pub fn sign_csr(
+    ca: &CertAndKey,
+    csr_pem: &str,
+    dns_names: &[String],
+    validity: Validity,
+) -> Result<String, CertError> {
+    let (ca_cert, ca_key) = parse_ca(ca)?;
+    let req = X509Req::from_pem(csr_pem.as_bytes()).map_err(|_| CertError::Pem("CSR"))?;
+    let public = req.public_key()?;
+    if !req.verify(&public)? {
+        return Err(CertError::BadCsrSignature);
+    }
+    ensure_p256(&public, "CSR")?;
+    let id = csr_identity(&req)?;
+    let subject = Subject {
+        id: Some(id.originator().to_owned()),
+        dns_names: dns_names.to_vec(),
+        common_name: id.originator().to_owned(),
+    };
+    let cert = build_leaf(Some((&ca_cert, &ca_key)), &public, None, &subject, validity)?;
+    pem_string(cert.to_pem()?, "certificate")
+}
+
+/// The identity in a CSR's subjectAltName, by the same rules as for certificates.
+fn csr_identity(req: &X509Req) -> Result<Binding, CertError> {
+    // A throwaway certificate carrying only the CSR's extensions lets the certificate
+    // rules (identity::binding_from_certificate) apply unchanged.
+    let mut b = X509::builder()?;
+    for ext in req.extensions().into_iter().flatten() {
+        b.append_extension2(&ext)?;
+    }
+    Ok(identity::binding_from_certificate(&b.build())?)
+}
+
+/// A CRL from `ca` revoking the certificates `revoked_pems` (each must be issued by it),
+/// valid for `next_update_days`; `crl_number` must grow with each CRL issued.
+pub fn create_crl(
+    ca: &CertAndKey,
+    revoked_pems: &[&str],
+    crl_number: u32,
+    next_update_days: u32,
+) -> Result<String, CertError> {
+    let (ca_cert, ca_key) = parse_ca(ca)?;
+    let mut b = X509CrlBuilder::new()?;
+    b.set_issuer_name(ca_cert.subject_name())?;
+    let now = now();
+    b.set_last_update(&*Asn1Time::from_unix(now - 60)?)?;
+    b.set_next_update(&*Asn1Time::from_unix(
+        now + i64::from(next_update_days) * 86_400,
+    )?)?;
+    let aki = {
+        let ctx = X509::builder()?;
+        let ctx = ctx.x509v3_context(Some(&ca_cert), None);
+        AuthorityKeyIdentifier::new().keyid(true).build(&ctx)?
+    };
+    b.append_extension(aki)?;
+    b.append_extension(CrlNumber::new(BigNum::from_u32(crl_number)?)?.build()?)?;
+    let revocation_time = Asn1Time::from_unix(now - 60)?;
+    for pem in revoked_pems {
+        let cert = X509::from_pem(pem.as_bytes()).map_err(|_| CertError::Pem("certificate"))?;
+        if !cert.verify(&ca_key)? {
+            return Err(CertError::NotIssuedByCa);
+        }
+        let mut r = X509RevokedBuilder::new()?;
+        r.set_serial_number(cert.serial_number())?;
+        r.set_revocation_date(&revocation_time)?;
+        b.add_revoked(r.build())?;
+    }
+    b.sort()?;
+    b.sign(&ca_key, MessageDigest::sha256())?;
+    let crl: X509Crl = b.build()?;
+    pem_string(crl.to_pem()?, "CRL")
+}
+
+/// A self-signed P-256 certificate standing in for an RFC 7250 raw public key, and its
+/// `ni:///sha-256;...` identifier (digest of the SubjectPublicKeyInfo, 10.1.2).
+pub fn create_raw_key(validity: Validity) -> Result<(CertAndKey, String), CertError> {
+    let key = new_p256_key()?;
+    let subject = Subject {
+        id: None,
+        dns_names: Vec::new(),
+        common_name: "raw public key".to_owned(),
+    };
+    let cert = build_leaf(None, &key, Some(&key), &subject, validity)?;
+    let ni = NiDigest::of_spki(&key.public_key_to_der()?)?.to_string();
+    Ok((
+        CertAndKey {
+            cert_pem: pem_string(cert.to_pem()?, "certificate")?,
+            key_pem: key_pem(&key)?,
+        },
+        ni,
+    ))
+}
+
+/// The `ni:///sha-256;...` identifier of a certificate's public key.
+pub fn public_key_ni(cert_pem: &str) -> Result<String, CertError> {
+    let cert = X509::from_pem(cert_pem.as_bytes()).map_err(|_| CertError::Pem("certificate"))?;
+    Ok(NiDigest::of_spki(&identity::spki_der(&cert)?)?.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_certificate_carries_identity_and_verifies() {
+        let ca = create_ca("Test CA", Validity::days(1)).unwrap();
+        let leaf = issue(
+            &ca,
+            &Subject::onem2m("//acme.example.com/id-mn/Cabc").unwrap(),
+            Validity::days(1),
+        )
+        .unwrap();
+        let cert = X509::from_pem(leaf.cert_pem.as_bytes()).unwrap();
+        let ca_cert = X509::from_pem(ca.cert_pem.as_bytes()).unwrap();
+        assert!(cert.verify(&ca_cert.public_key().unwrap()).unwrap());
+        assert_eq!(
+            identity::binding_from_certificate(&cert).unwrap(),
+            Binding::Ae("//acme.example.com/id-mn/Cabc".into())
+        );
+        assert!(!format!("{leaf:?}").contains("PRIVATE"));
+    }
+
+    #[test]
+    fn csr_round_trip_keeps_identity_and_refuses_wildcards() {
+        let ca = create_ca("Test CA", Validity::days(1)).unwrap();
+        let csr = create_csr(&Subject::onem2m("//acme.example.com/id-mn").unwrap()).unwrap();
+        let pem = sign_csr(
+            &ca,
+            &csr.csr_pem,
+            &["mn.example.com".into()],
+            Validity::days(1),
+        )
+        .unwrap();
+        let cert = X509::from_pem(pem.as_bytes()).unwrap();
+        assert_eq!(
+            identity::binding_from_certificate(&cert).unwrap(),
+            Binding::Cse("//acme.example.com/id-mn".into())
+        );
+        let wildcard = Subject {
+            id: Some("//*.example.com/id-mn".into()),
+            dns_names: vec![],
+            common_name: "x".into(),
+        };
+        let csr = create_csr(&wildcard).unwrap();
+        assert!(matches!(
+            sign_csr(&ca, &csr.csr_pem, &[], Validity::days(1)),
+            Err(CertError::Identity(identity::IdentityError::NoOriginator))
+        ));
+    }
+
+    #[test]
+    fn crl_lists_the_revoked_serial() {
+        let ca = create_ca("Test CA", Validity::days(1)).unwrap();
+        let leaf = issue(
+            &ca,
+            &Subject::onem2m("//a.example/S1").unwrap(),
+            Validity::days(1),
+        )
+        .unwrap();
+        let crl = create_crl(&ca, &[&leaf.cert_pem], 1, 7).unwrap();
+        let crl = X509Crl::from_pem(crl.as_bytes()).unwrap();
+        let cert = X509::from_pem(leaf.cert_pem.as_bytes()).unwrap();
+        let ca_cert = X509::from_pem(ca.cert_pem.as_bytes()).unwrap();
+        assert!(crl.verify(&ca_cert.public_key().unwrap()).unwrap());
+        let revoked = crl.get_revoked().unwrap();
+        assert_eq!(revoked.len(), 1);
+        assert_eq!(
+            revoked.get(0).unwrap().serial_number().to_bn().unwrap(),
+            cert.serial_number().to_bn().unwrap()
+        );
+        let other_ca = create_ca("Other", Validity::days(1)).unwrap();
+        assert!(matches!(
+            create_crl(&other_ca, &[&leaf.cert_pem], 1, 7),
+            Err(CertError::NotIssuedByCa)
+        ));
+    }
+
+    #[test]
+    fn raw_key_identifier_matches_its_certificate() {
+        let (raw, ni) = create_raw_key(Validity::days(1)).unwrap();
+        assert!(ni.starts_with("ni:///sha-256;"));
+        assert_eq!(public_key_ni(&raw.cert_pem).unwrap(), ni);
+    }
+}

@@ -1,0 +1,189 @@
+//! The TLS client side of a security association (Entity A, TS-0003 8.2.1): a PSK client
+//! (KpsaID + Kpsa, 8.2.2.1) or a certificate client (own chain and key, trust anchors for
+//! the server, optional expected server CSE-ID, 8.1.2.2). Used by `bastion req` and tests.
+
+use std::pin::Pin;
+
+use openssl::pkey::PKey;
+use openssl::ssl::{Ssl, SslConnector, SslMethod, SslVerifyMode, SslVersion};
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::X509;
+use tokio::net::TcpStream;
+use tokio_openssl::SslStream;
+
+use crate::credentials::{validate_kpsa_id, CredentialError, PskKey};
+use crate::identity;
+use crate::server::{HandshakeError, TlsConfigError, ECDSA_CIPHERS, PSK_CIPHERS, TLS13_SUITES};
+
+/// A TLS protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+impl TlsVersion {
+    fn ssl(self) -> SslVersion {
+        match self {
+            Self::Tls12 => SslVersion::TLS1_2,
+            Self::Tls13 => SslVersion::TLS1_3,
+        }
+    }
+}
+
+/// Client knobs; the defaults offer everything the profile allows.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// Lowest version offered (default TLS 1.2).
+    pub min_version: Option<TlsVersion>,
+    /// Highest version offered (default TLS 1.3).
+    pub max_version: Option<TlsVersion>,
+    /// TLS 1.2 cipher list (OpenSSL syntax) replacing the profile's.
+    pub tls12_ciphers: Option<String>,
+    /// TLS 1.3 suites (OpenSSL syntax) replacing the profile's.
+    pub tls13_suites: Option<String>,
+}
+
+/// A configured client.
+pub struct TlsClient {
+    connector: SslConnector,
+    expected_server: Option<String>,
+}
+
+impl std::fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsClient")
+            .field("expected_server", &self.expected_server)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Client configuration failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientConfigError {
+    /// The KpsaID is malformed.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    /// Anything else about the TLS configuration.
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+}
+
+impl From<openssl::error::ErrorStack> for ClientConfigError {
+    fn from(e: openssl::error::ErrorStack) -> Self {
+        Self::Tls(TlsConfigError::Openssl(e))
+    }
+}
+
+fn base(
+    options: &ClientOptions,
+    default_ciphers: &str,
+) -> Result<openssl::ssl::SslConnectorBuilder, ClientConfigError> {
+    let mut b = SslConnector::builder(SslMethod::tls_client())?;
+    b.set_min_proto_version(Some(options.min_version.unwrap_or(TlsVersion::Tls12).ssl()))?;
+    b.set_max_proto_version(Some(options.max_version.unwrap_or(TlsVersion::Tls13).ssl()))?;
+    b.set_cipher_list(options.tls12_ciphers.as_deref().unwrap_or(default_ciphers))?;
+    b.set_ciphersuites(options.tls13_suites.as_deref().unwrap_or(TLS13_SUITES))?;
+    b.set_groups_list("P-256:X25519:P-384")?;
+    Ok(b)
+}
+
+impl TlsClient {
+    /// A PSK client presenting `kpsa_id` with key `key`.
+    pub fn psk(
+        kpsa_id: &str,
+        key: PskKey,
+        options: &ClientOptions,
+    ) -> Result<Self, ClientConfigError> {
+        validate_kpsa_id(kpsa_id)?;
+        let mut b = base(options, PSK_CIPHERS)?;
+        // No certificate is involved in a PSK handshake; TLS 1.3 falls back to
+        // certificates only if the server ignores the PSK, which must then fail.
+        b.set_verify(SslVerifyMode::PEER);
+        let identity = kpsa_id.as_bytes().to_vec();
+        b.set_psk_client_callback(move |_ssl, _hint, id_out, psk_out| {
+            // OpenSSL reads the identity as a C string: NUL-terminate it.
+            let key = key.expose();
+            if identity.len() + 1 > id_out.len() || key.len() > psk_out.len() {
+                return Ok(0);
+            }
+            id_out[..identity.len()].copy_from_slice(&identity);
+            id_out[identity.len()] = 0;
+            psk_out[..key.len()].copy_from_slice(key);
+            Ok(key.len())
+        });
+        Ok(Self {
+            connector: b.build(),
+            expected_server: None,
+        })
+    }
+
+    /// A certificate client: `chain_pem` (leaf first) and `key_pem` are its own,
+    /// `trust_anchors_pem` validates the server. When `expected_server_id` is given the
+    /// server certificate must name it in a SAN URI (8.1.2.2 step 2); the host name given
+    /// to [`connect`](Self::connect) is always checked against the dNSNames.
+    pub fn certificate(
+        chain_pem: &str,
+        key_pem: &str,
+        trust_anchors_pem: &str,
+        expected_server_id: Option<&str>,
+        options: &ClientOptions,
+    ) -> Result<Self, ClientConfigError> {
+        let mut b = base(options, ECDSA_CIPHERS)?;
+        let mut chain = X509::stack_from_pem(chain_pem.as_bytes())
+            .map_err(|_| TlsConfigError::Pem("client certificate chain"))?
+            .into_iter();
+        let leaf = chain
+            .next()
+            .ok_or(TlsConfigError::Pem("client certificate chain"))?;
+        let key = PKey::private_key_from_pem(key_pem.as_bytes())
+            .map_err(|_| TlsConfigError::Pem("client private key"))?;
+        b.set_certificate(&leaf)?;
+        b.set_private_key(&key)?;
+        for extra in chain {
+            b.add_extra_chain_cert(extra)?;
+        }
+        b.check_private_key()?;
+        let mut store = X509StoreBuilder::new()?;
+        for anchor in X509::stack_from_pem(trust_anchors_pem.as_bytes())
+            .map_err(|_| TlsConfigError::Pem("trust anchor"))?
+        {
+            store.add_cert(anchor)?;
+        }
+        b.set_cert_store(store.build());
+        b.set_verify(SslVerifyMode::PEER);
+        Ok(Self {
+            connector: b.build(),
+            expected_server: expected_server_id.map(str::to_owned),
+        })
+    }
+
+    /// Runs the client handshake; `server_name` goes into SNI (RFC 6066 §3, 10.2) and,
+    /// for certificates, is verified against the server's dNSNames.
+    pub async fn connect(
+        &self,
+        server_name: &str,
+        tcp: TcpStream,
+    ) -> Result<SslStream<TcpStream>, HandshakeError> {
+        let ssl: Ssl = self.connector.configure()?.into_ssl(server_name)?;
+        let mut stream = SslStream::new(ssl, tcp)?;
+        Pin::new(&mut stream)
+            .connect()
+            .await
+            .map_err(|e| HandshakeError::from_ssl(&e))?;
+        if let Some(expected) = &self.expected_server {
+            let named = stream
+                .ssl()
+                .peer_certificate()
+                .and_then(|c| identity::binding_from_certificate(&c).ok());
+            if named.as_ref().map(|b| b.originator()) != Some(expected.as_str()) {
+                return Err(HandshakeError::ServerIdentityMismatch {
+                    expected: expected.clone(),
+                });
+            }
+        }
+        Ok(stream)
+    }
+}

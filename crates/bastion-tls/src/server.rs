@@ -1,0 +1,466 @@
+//! The TLS server side of a security association (Entity B, TS-0003 8.2.1): builds the
+//! OpenSSL acceptor for a listener from [`ServerSettings`] and runs handshakes, returning
+//! each stream with the [`PeerIdentity`] it is bound to.
+//!
+//! Profile (10.2): TLS 1.2 with the PSK suites (TLS_PSK_WITH_AES_128_CBC_SHA256 mandatory,
+//! GCM, CCM_8) and the ECDHE-ECDSA suites (TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256
+//! mandatory, GCM, CCM_8); TLS 1.3 beside it (default suites plus
+//! TLS_AES_128_CCM_8_SHA256); TLS 1.1 and older refused; SNI selects the server
+//! certificate. Session resumption is off so every association is authenticated afresh
+//! by the callbacks below.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use openssl::error::ErrorStack;
+use openssl::ex_data::Index;
+use openssl::nid::Nid;
+use openssl::pkey::PKey;
+use openssl::ssl::{
+    NameType, SniError, Ssl, SslAcceptor, SslContext, SslContextBuilder, SslFiletype, SslMethod,
+    SslOptions, SslSessionCacheMode, SslVerifyMode, SslVersion,
+};
+use openssl::x509::store::{X509Lookup, X509StoreBuilder};
+use openssl::x509::verify::X509VerifyFlags;
+use openssl::x509::{X509StoreContextRef, X509VerifyResult, X509};
+use tokio::net::TcpStream;
+use tokio_openssl::SslStream;
+use zeroize::Zeroizing;
+
+use crate::credentials::CredentialRegistry;
+use crate::identity::{self, Binding, Framework, IdentityError, PeerIdentity};
+
+/// TLS 1.2 PSK suites (10.2; the first is mandatory).
+pub const PSK_CIPHERS: &str = "PSK-AES128-CBC-SHA256:PSK-AES128-GCM-SHA256:PSK-AES128-CCM8";
+/// TLS 1.2 certificate suites (10.2; the first is mandatory).
+pub const ECDSA_CIPHERS: &str =
+    "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-CCM8";
+/// TLS 1.3 suites: OpenSSL's defaults plus CCM_8, which OpenSSL leaves out.
+pub const TLS13_SUITES: &str = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_CCM_8_SHA256";
+
+// X509_V_ERR_* codes a pinned raw public key may raise at depth 0 (self-signed, no
+// issuer in the store, or outside its dates, which do not apply to a raw key).
+const RAW_KEY_TOLERATED: [i32; 5] = [
+    18, // DEPTH_ZERO_SELF_SIGNED_CERT
+    20, // UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+    21, // UNABLE_TO_VERIFY_LEAF_SIGNATURE
+    9,  // CERT_NOT_YET_VALID
+    10, // CERT_HAS_EXPIRED
+];
+
+/// A server certificate chain and key, selected by SNI.
+#[derive(Clone)]
+pub struct ServerCertificate {
+    /// Host names (SNI, RFC 6066 §3) this certificate answers; the first configured
+    /// certificate also answers any other name and clients sending none.
+    pub server_names: Vec<String>,
+    /// The leaf certificate followed by intermediates, PEM.
+    pub chain_pem: String,
+    /// The private key (EC P-256), PEM; wiped on drop.
+    pub key_pem: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for ServerCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerCertificate")
+            .field("server_names", &self.server_names)
+            .field("key_pem", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one listener accepts.
+#[derive(Debug, Clone, Default)]
+pub struct ServerSettings {
+    /// Provisioned Symmetric Key SAEF (PSK suites, keys from the registry).
+    pub psk: bool,
+    /// Certificate-based SAEF: client certificates validated against `trust_anchors`
+    /// (or pinned raw keys from the registry) and ECDHE-ECDSA suites.
+    pub certificate: bool,
+    /// Fail a certificate handshake when the client sends no certificate.
+    pub require_client_certificate: bool,
+    /// Server certificates; required when `certificate` is set.
+    pub server_certificates: Vec<ServerCertificate>,
+    /// Trust anchors for client certificates, PEM (one or more certificates each).
+    pub trust_anchors: Vec<String>,
+    /// CRL files (PEM); when any is given every client chain is checked against them.
+    pub crl_files: Vec<PathBuf>,
+    /// Refuse TLS 1.3 (TLS 1.2 only). Default: TLS 1.3 enabled.
+    pub disable_tls13: bool,
+}
+
+/// Failures building a server configuration (operator errors).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsConfigError {
+    /// Neither PSK nor certificates are enabled.
+    #[error("a TLS listener must accept PSK, certificates, or both")]
+    NoFramework,
+    /// The certificate framework is enabled without a server certificate.
+    #[error("the certificate framework needs a server certificate")]
+    NoServerCertificate,
+    /// A PEM input could not be read.
+    #[error("cannot parse the {0}")]
+    Pem(&'static str),
+    /// A key is not an EC P-256 key (10.1.1).
+    #[error("the server key is not an EC P-256 key")]
+    NotP256,
+    /// A CRL file could not be loaded.
+    #[error("cannot load CRL file {path}: {reason}")]
+    Crl {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// OpenSSL refused the configuration.
+    #[error("openssl: {0}")]
+    Openssl(#[from] ErrorStack),
+}
+
+/// Why a handshake produced no security association. Peer-caused unless stated.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// The TLS handshake failed; `reason` is OpenSSL's reason for the first error (for
+    /// example "tlsv1 alert unknown ca" when the peer sent that alert, or
+    /// "certificate verify failed" when we rejected its certificate).
+    #[error("TLS handshake failed: {reason}")]
+    Tls {
+        /// OpenSSL's reason string, or the I/O error.
+        reason: String,
+    },
+    /// The handshake succeeded but named no identity (for instance a certificate
+    /// presented to a listener that does not accept certificates).
+    #[error("no authenticated peer identity")]
+    NoPeerIdentity,
+    /// The peer certificate names no usable AE-ID / CSE-ID.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The credential was revoked.
+    #[error("credential {0:?} is revoked")]
+    Revoked(String),
+    /// The client's certificate did not name the expected server identity.
+    #[error("the server certificate does not name {expected:?}")]
+    ServerIdentityMismatch {
+        /// What the client expected.
+        expected: String,
+    },
+    /// Local setup failed (our side).
+    #[error("TLS setup failed: {0}")]
+    Setup(#[from] ErrorStack),
+}
+
+impl HandshakeError {
+    pub(crate) fn from_ssl(err: &openssl::ssl::Error) -> Self {
+        let reason = err
+            .ssl_error()
+            .and_then(|stack| stack.errors().first())
+            .and_then(|e| e.reason().map(str::to_owned))
+            .or_else(|| err.io_error().map(|e| e.to_string()))
+            .unwrap_or_else(|| err.to_string());
+        Self::Tls { reason }
+    }
+}
+
+/// The PSK credential matched by the server callback for one connection (TLS 1.3 does
+/// not report the identity afterwards, so it is recorded here).
+#[derive(Debug, Clone)]
+struct PskMatch {
+    kpsa_id: String,
+    binding: Binding,
+}
+
+/// A configured TLS listener.
+pub struct TlsServer {
+    acceptor: SslAcceptor,
+    psk_index: Index<Ssl, PskMatch>,
+    registry: Arc<CredentialRegistry>,
+    settings_psk: bool,
+    settings_certificate: bool,
+}
+
+impl std::fmt::Debug for TlsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsServer")
+            .field("psk", &self.settings_psk)
+            .field("certificate", &self.settings_certificate)
+            .finish_non_exhaustive()
+    }
+}
+
+fn apply_profile(
+    b: &mut SslContextBuilder,
+    settings: &ServerSettings,
+    cert: Option<&ServerCertificate>,
+) -> Result<(), TlsConfigError> {
+    b.set_min_proto_version(Some(SslVersion::TLS1_2))?;
+    let max = if settings.disable_tls13 {
+        SslVersion::TLS1_2
+    } else {
+        SslVersion::TLS1_3
+    };
+    b.set_max_proto_version(Some(max))?;
+    let mut ciphers = Vec::new();
+    if settings.psk {
+        ciphers.push(PSK_CIPHERS);
+    }
+    if settings.certificate {
+        ciphers.push(ECDSA_CIPHERS);
+    }
+    b.set_cipher_list(&ciphers.join(":"))?;
+    b.set_ciphersuites(TLS13_SUITES)?;
+    b.set_groups_list("P-256:X25519:P-384")?;
+    b.set_options(SslOptions::NO_TICKET | SslOptions::CIPHER_SERVER_PREFERENCE);
+    b.set_session_cache_mode(SslSessionCacheMode::OFF);
+    b.set_num_tickets(0)?;
+    // OpenSSL insists on a session ID context when client certificates are verified,
+    // even with caching off (a TLS 1.3 PSK handshake fails with "session id context
+    // uninitialized" otherwise).
+    b.set_session_id_context(b"bastion-tls")?;
+    if let Some(cert) = cert {
+        let mut chain = X509::stack_from_pem(cert.chain_pem.as_bytes())
+            .map_err(|_| TlsConfigError::Pem("server certificate chain"))?
+            .into_iter();
+        let leaf = chain
+            .next()
+            .ok_or(TlsConfigError::Pem("server certificate chain"))?;
+        let key = PKey::private_key_from_pem(cert.key_pem.as_bytes())
+            .map_err(|_| TlsConfigError::Pem("server private key"))?;
+        let p256 =
+            key.ec_key().ok().and_then(|k| k.group().curve_name()) == Some(Nid::X9_62_PRIME256V1);
+        if !p256 {
+            return Err(TlsConfigError::NotP256);
+        }
+        b.set_certificate(&leaf)?;
+        b.set_private_key(&key)?;
+        for extra in chain {
+            b.add_extra_chain_cert(extra)?;
+        }
+        b.check_private_key()?;
+    }
+    if settings.certificate {
+        let mut store = X509StoreBuilder::new()?;
+        for pem in &settings.trust_anchors {
+            for anchor in X509::stack_from_pem(pem.as_bytes())
+                .map_err(|_| TlsConfigError::Pem("trust anchor"))?
+            {
+                store.add_cert(anchor)?;
+            }
+        }
+        if !settings.crl_files.is_empty() {
+            let lookup = store.add_lookup(X509Lookup::file())?;
+            for path in &settings.crl_files {
+                let crl_err = |reason: &str| TlsConfigError::Crl {
+                    path: path.clone(),
+                    reason: reason.to_owned(),
+                };
+                // load_crl_file needs a UTF-8 path without NUL.
+                let text = path.to_str().ok_or_else(|| crl_err("path is not UTF-8"))?;
+                if text.contains('\0') {
+                    return Err(crl_err("path contains NUL"));
+                }
+                let loaded = lookup
+                    .load_crl_file(text, SslFiletype::PEM)
+                    .map_err(|e| crl_err(&e.to_string()))?;
+                if loaded < 1 {
+                    return Err(crl_err("no CRL in file"));
+                }
+            }
+            // 8.1.2.5: revocation checked for every certificate of the chain.
+            store.set_flags(X509VerifyFlags::CRL_CHECK | X509VerifyFlags::CRL_CHECK_ALL)?;
+        }
+        b.set_cert_store(store.build());
+    }
+    Ok(())
+}
+
+impl TlsServer {
+    /// Builds the acceptor. PSK identities and pinned raw public keys are looked up in
+    /// `registry` at every handshake, so adds and revocations apply without restart.
+    pub fn new(
+        settings: &ServerSettings,
+        registry: Arc<CredentialRegistry>,
+    ) -> Result<Self, TlsConfigError> {
+        if !settings.psk && !settings.certificate {
+            return Err(TlsConfigError::NoFramework);
+        }
+        if settings.certificate && settings.server_certificates.is_empty() {
+            return Err(TlsConfigError::NoServerCertificate);
+        }
+        let psk_index = Ssl::new_ex_index::<PskMatch>()?;
+        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
+        apply_profile(&mut b, settings, settings.server_certificates.first())?;
+
+        // SNI: one context per further certificate; every context carries the same
+        // profile and trust store because OpenSSL verifies with the switched context.
+        let mut by_name: HashMap<String, SslContext> = HashMap::new();
+        for (i, cert) in settings.server_certificates.iter().enumerate() {
+            let ctx = if i == 0 {
+                None
+            } else {
+                let mut cb = SslContext::builder(SslMethod::tls_server())?;
+                apply_profile(&mut cb, settings, Some(cert))?;
+                Some(cb.build())
+            };
+            for name in &cert.server_names {
+                let name = name.to_ascii_lowercase();
+                if let Some(ctx) = &ctx {
+                    by_name.entry(name).or_insert_with(|| ctx.clone());
+                }
+            }
+        }
+        if !by_name.is_empty() {
+            b.set_servername_callback(move |ssl, _alert| {
+                if let Some(ctx) = ssl
+                    .servername(NameType::HOST_NAME)
+                    .and_then(|n| by_name.get(&n.to_ascii_lowercase()))
+                {
+                    ssl.set_ssl_context(ctx)
+                        .map_err(|_| SniError::ALERT_FATAL)?;
+                }
+                Ok(())
+            });
+        }
+
+        if settings.psk {
+            let registry = registry.clone();
+            b.set_psk_server_callback(move |ssl, identity, psk| {
+                // 8.2.2.1: psk_identity = KpsaID; the client adds a trailing NUL.
+                let Some(raw) = identity else { return Ok(0) };
+                let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
+                let Ok(kpsa_id) = std::str::from_utf8(raw) else {
+                    return Ok(0);
+                };
+                match registry.lookup_psk(kpsa_id) {
+                    Some((key, binding)) if key.expose().len() <= psk.len() => {
+                        let len = key.expose().len();
+                        psk[..len].copy_from_slice(key.expose());
+                        ssl.set_ex_data(
+                            psk_index,
+                            PskMatch {
+                                kpsa_id: kpsa_id.to_owned(),
+                                binding,
+                            },
+                        );
+                        Ok(len)
+                    }
+                    _ => {
+                        tracing::debug!(kpsa_id, "unknown or revoked PSK identity");
+                        Ok(0)
+                    }
+                }
+            });
+        }
+
+        if settings.certificate {
+            let mut mode = SslVerifyMode::PEER;
+            if settings.require_client_certificate {
+                mode |= SslVerifyMode::FAIL_IF_NO_PEER_CERT;
+            }
+            let registry = registry.clone();
+            b.set_verify_callback(mode, move |preverify_ok, ctx| {
+                verify_client(&registry, preverify_ok, ctx)
+            });
+        } else {
+            b.set_verify(SslVerifyMode::NONE);
+        }
+
+        Ok(Self {
+            acceptor: b.build(),
+            psk_index,
+            registry,
+            settings_psk: settings.psk,
+            settings_certificate: settings.certificate,
+        })
+    }
+
+    /// The OpenSSL acceptor (for bindings that drive the handshake themselves).
+    pub fn acceptor(&self) -> &SslAcceptor {
+        &self.acceptor
+    }
+
+    /// Runs the server handshake on `tcp` and returns the stream with the identity the
+    /// association is bound to. The caller applies its own timeout.
+    pub async fn accept(
+        &self,
+        tcp: TcpStream,
+    ) -> Result<(SslStream<TcpStream>, PeerIdentity), HandshakeError> {
+        let ssl = Ssl::new(self.acceptor.context())?;
+        let mut stream = SslStream::new(ssl, tcp)?;
+        Pin::new(&mut stream)
+            .accept()
+            .await
+            .map_err(|e| HandshakeError::from_ssl(&e))?;
+        let identity = self.identity_of(stream.ssl())?;
+        if self.registry.is_revoked(identity.credential()) {
+            return Err(HandshakeError::Revoked(identity.credential().to_owned()));
+        }
+        Ok((stream, identity))
+    }
+
+    fn identity_of(&self, ssl: &openssl::ssl::SslRef) -> Result<PeerIdentity, HandshakeError> {
+        if let Some(m) = ssl.ex_data(self.psk_index) {
+            return Ok(PeerIdentity::new(
+                Framework::Psk,
+                m.kpsa_id.clone(),
+                m.binding.clone(),
+            ));
+        }
+        if !self.settings_certificate {
+            return Err(HandshakeError::NoPeerIdentity);
+        }
+        let cert = ssl
+            .peer_certificate()
+            .ok_or(HandshakeError::NoPeerIdentity)?;
+        if ssl.verify_result() != X509VerifyResult::OK {
+            return Err(HandshakeError::NoPeerIdentity);
+        }
+        let spki = identity::spki_der(&cert)?;
+        if let Some((ni, binding)) = self.registry.lookup_raw_public_key(&spki) {
+            return Ok(PeerIdentity::new(Framework::RawPublicKey, ni, binding));
+        }
+        let binding = identity::binding_from_certificate(&cert)?;
+        let fingerprint = identity::certificate_fingerprint(&cert)?;
+        Ok(PeerIdentity::new(
+            Framework::Certificate,
+            fingerprint,
+            binding,
+        ))
+    }
+}
+
+/// Client certificate check (8.1.2.2, 8.1.2.5): a pinned raw key is accepted by its
+/// digest alone; otherwise the chain must validate (OpenSSL, with CRLs when configured)
+/// and the leaf must name exactly one AE-ID / CSE-ID, or the handshake is aborted.
+fn verify_client(
+    registry: &CredentialRegistry,
+    preverify_ok: bool,
+    ctx: &mut X509StoreContextRef,
+) -> bool {
+    if ctx.error_depth() != 0 {
+        return preverify_ok;
+    }
+    let Some(cert) = ctx.current_cert() else {
+        return false;
+    };
+    let pinned = identity::spki_der(cert)
+        .ok()
+        .and_then(|spki| registry.lookup_raw_public_key(&spki))
+        .is_some();
+    if pinned {
+        if preverify_ok || RAW_KEY_TOLERATED.contains(&ctx.error().as_raw()) {
+            ctx.set_error(X509VerifyResult::OK);
+            return true;
+        }
+        return false;
+    }
+    if !preverify_ok {
+        return false;
+    }
+    if identity::binding_from_certificate(cert).is_err() {
+        ctx.set_error(X509VerifyResult::APPLICATION_VERIFICATION);
+        return false;
+    }
+    true
+}
