@@ -5,6 +5,8 @@
 
 use crate::audit::AuditRule;
 use crate::checks::Checked;
+use crate::dynamic::{self, Denied};
+use crate::pip::RequestPip;
 use crate::resolve::Target;
 use crate::tree::{Node, Ri, Tree};
 use crate::{Cse, RequestContext};
@@ -24,8 +26,10 @@ pub(crate) enum RuleKind {
 
 impl Cse {
     /// Decides `op` on `target` for the request's originator; `Err(4103)` on deny. On a
-    /// grant, returns the deciding rule (for the audit log).
-    pub(crate) fn authorize(
+    /// grant, returns the deciding rule (for the audit log). When the local decision
+    /// denies and the target is linked to a Dynamic Authorization Server, the dynamic
+    /// procedures of TS-0003 7.3 run first (`dynamic.rs`).
+    pub(crate) async fn authorize(
         &self,
         req: &Checked,
         ctx: &RequestContext,
@@ -33,19 +37,64 @@ impl Cse {
         op: AccessOperation,
         create_type: Option<u16>,
     ) -> Result<AuditRule, RequestError> {
-        let tree = self.tree.read();
-        let node = tree
-            .get(target.governing())
-            .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-        self.authorize_node(
-            &tree,
-            &req.fr,
-            ctx,
-            node,
-            op,
-            create_type,
-            RuleKind::Privileges,
-        )
+        let explain_to_client = self.config.explain_denials_to_client;
+        let (why, denied, path) = {
+            let tree = self.tree.read();
+            let node = tree
+                .get(target.governing())
+                .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+            let kind = RuleKind::Privileges;
+            match self.evaluate(
+                &tree,
+                &req.fr,
+                ctx,
+                node,
+                op,
+                create_type,
+                kind,
+                explain_to_client,
+            ) {
+                Ok(rule) => return Ok(rule),
+                Err(why) => {
+                    let servers = dynamic::das_servers(self, &tree, node);
+                    let denied = (!servers.is_empty()).then(|| Denied {
+                        originator: bastion_policy::normalize_originator(&self.local, &req.fr),
+                        op,
+                        target_ri: node.ri.clone(),
+                        target_type: node.ty.number(),
+                        peer: ctx.peer.map(|p| p.ip()),
+                        roles: ctx.roles.iter().map(|r| r.to_string()).collect(),
+                        servers,
+                        proposed_lifetime: None,
+                    });
+                    (why, denied, node.path.clone())
+                }
+            }
+        };
+        if let Some(denied) = denied {
+            let now = crate::now();
+            if req.tqi {
+                // Indirect procedure (TS-0003 7.3.2.3 step 2): no debug text, only `tqf`.
+                self.audit_deny(&req.fr, ctx, &path, op);
+                let tqf = denied.token_request_info(now).to_value();
+                return Err(RequestError::TokenRequestInfo(Box::new(
+                    serde_json::json!({ "m2m:dynAuthTokenReqInfo": tqf }),
+                )));
+            }
+            if self.consult_das(&denied, now).await {
+                let tree = self.tree.read();
+                if let Some(node) = tree.get(target.governing()) {
+                    let kind = RuleKind::Privileges;
+                    if let Ok(rule) =
+                        self.evaluate(&tree, &req.fr, ctx, node, op, create_type, kind, false)
+                    {
+                        return Ok(rule);
+                    }
+                }
+            }
+        }
+        self.audit_deny(&req.fr, ctx, &path, op);
+        Err(denial(why, explain_to_client))
     }
 
     /// Decides `op` on `node` with the rules of kind `kind`. A deny is audited.
@@ -74,11 +123,7 @@ impl Cse {
             Ok(rule) => Ok(rule),
             Err(why) => {
                 self.audit_deny(originator, ctx, &node.path, op);
-                let message = match why {
-                    Some(why) if explain_to_client => why.to_string(),
-                    _ => "originator has no privilege".to_owned(),
-                };
-                Err(RequestError::NoPrivilege(message.into()))
+                Err(denial(why, explain_to_client))
             }
         }
     }
@@ -113,6 +158,7 @@ impl Cse {
         kind: RuleKind,
         explained: bool,
     ) -> Result<AuditRule, Option<Box<Explanation>>> {
+        let pip = RequestPip::new(self, tree, originator, ctx);
         let request = AccessRequest {
             originator,
             operation: op,
@@ -120,16 +166,27 @@ impl Cse {
             target_type: node.ty.number(),
             create_type,
             // `rq_time` from this CSE's clock; `rq_ip` from the transport peer only
-            // (forwarded-for headers are never trusted); no location PIP exists yet, so
-            // `aclr` fails closed (TS-0003 7.1.2 table 7.1.2-2, annex F).
+            // (forwarded-for headers are never trusted); location, country, groups and
+            // roles from the PIP (TS-0003 7.1.2 table 7.1.2-2, 7.4.3, annex F).
             time: Some(crate::now().0),
             peer_ip: ctx.peer.map(|a| a.ip()),
-            location: None,
+            pip: &pip,
         };
         with_applicable(tree, node, kind, |applicable| {
             let decision = decide(&self.local, &request, applicable);
             if let Some(grant) = decision.grant {
                 return Ok(deciding_rule(grant, applicable, node));
+            }
+            // Tokens (TS-0003 7.3.2.3 step 5, 7.3.2.4): the `pv` a token carries for this
+            // resource is one more applicable policy; so is what a DAS granted (7.3.2.2
+            // step 5). Never for `acpi` changes.
+            if kind == RuleKind::Privileges {
+                if let Some(rule) = self.token_grant(&ctx.tokens, node, &request) {
+                    return Ok(rule);
+                }
+                if let Some(rule) = self.dynamic_grant(originator, node, &request) {
+                    return Ok(rule);
+                }
             }
             let debug = tracing::enabled!(tracing::Level::DEBUG);
             if !debug && !explained {
@@ -142,6 +199,96 @@ impl Cse {
             Err(Some(Box::new(why)))
         })
     }
+}
+
+impl Cse {
+    /// A live grant from a DAS for this originator on `node` that permits.
+    fn dynamic_grant(
+        &self,
+        originator: &str,
+        node: &Node,
+        request: &AccessRequest<'_>,
+    ) -> Option<AuditRule> {
+        if self.dynamic.is_empty() {
+            return None;
+        }
+        let now = request.time.unwrap_or(0);
+        let who = bastion_policy::normalize_originator(&self.local, originator);
+        let grant = self.dynamic.get(&who, &node.ri, now)?;
+        if let Some(rules) = &grant.rules {
+            let source = [PolicySource {
+                acp_id: &grant.das,
+                rules,
+            }];
+            if let Some(Grant::Rule { rule, .. }) =
+                decide(&self.local, request, &Applicable::Policies(&source)).grant
+            {
+                return Some(AuditRule::Dynamic {
+                    das: grant.das.clone(),
+                    rule,
+                });
+            }
+        }
+        self.token_grant(&grant.tokens, node, request)
+    }
+
+    /// The first rule of `tokens` that names `node` in `ris` and permits.
+    fn token_grant(
+        &self,
+        tokens: &[std::sync::Arc<bastion_policy::ValidatedToken>],
+        node: &Node,
+        request: &AccessRequest<'_>,
+    ) -> Option<AuditRule> {
+        for token in tokens {
+            for permission in &token.permissions {
+                let Some(rules) = &permission.rules else {
+                    continue;
+                };
+                if !permission.resources.iter().any(|r| self.names(r, node)) {
+                    continue;
+                }
+                let source = [PolicySource {
+                    acp_id: &token.token_id,
+                    rules,
+                }];
+                if let Some(Grant::Rule { rule, .. }) =
+                    decide(&self.local, request, &Applicable::Policies(&source)).grant
+                {
+                    return Some(AuditRule::Token {
+                        token: token.token_id.as_str().into(),
+                        rule,
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether the resource ID `id` (a token's `ris` entry, in any ID form) is `node`:
+    /// unstructured or structured, CSE-relative, SP-relative or absolute.
+    fn names(&self, id: &str, node: &Node) -> bool {
+        if id == &*node.ri || id == node.path {
+            return true;
+        }
+        let cse = self.config.cse_id.as_str();
+        let sp = self.config.sp_id.as_str();
+        let rest = id
+            .strip_prefix(sp)
+            .unwrap_or(id)
+            .strip_prefix(cse)
+            .and_then(|r| r.strip_prefix('/'));
+        rest.is_some_and(|r| r == &*node.ri || r == node.path)
+    }
+}
+
+/// The 4103 of a deny: the one-line explanation when the operator allows it, otherwise a
+/// fixed text that reveals nothing of the policy.
+fn denial(why: Option<Box<Explanation>>, explain_to_client: bool) -> RequestError {
+    let message = match why {
+        Some(why) if explain_to_client => why.to_string(),
+        _ => "originator has no privilege".to_owned(),
+    };
+    RequestError::NoPrivilege(message.into())
 }
 
 /// Runs `f` on the rules that govern `node` (see [`applicable_sources`]): the PRP step

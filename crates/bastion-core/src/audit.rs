@@ -37,6 +37,10 @@ pub enum AuditKind {
     AcpDelete,
     /// A resource's `acpi` was set (UPDATE of `acpi`, or CREATE carrying a non-empty one).
     AcpiChange,
+    /// A `<role>` was created, updated or deleted.
+    RoleChange,
+    /// A `<token>` was created, updated or deleted.
+    TokenChange,
 }
 
 /// Which rule let a write through, or `None` for a deny.
@@ -51,6 +55,12 @@ pub enum AuditRule {
     /// Rule `rule` (index in its `acr` list) of the ACP `acp`:
     /// `{"by":"rule","acp":"…","rule":n}`.
     Rule { acp: crate::tree::Ri, rule: usize },
+    /// Rule `rule` of the permissions a token carries for the target (TS-0003 7.3.2.3):
+    /// `{"by":"token","token":"<tkid>","rule":n}`.
+    Token { token: Box<str>, rule: usize },
+    /// Rule `rule` of dynamic ACP information a DAS granted (TS-0003 7.3.2.2):
+    /// `{"by":"das","das":"<dap URI>","rule":n}`.
+    Dynamic { das: Box<str>, rule: usize },
 }
 
 impl Serialize for AuditRule {
@@ -61,12 +71,25 @@ impl Serialize for AuditRule {
             AuditRule::Admin => "admin",
             AuditRule::Creator => "creator",
             AuditRule::Rule { .. } => "rule",
+            AuditRule::Token { .. } => "token",
+            AuditRule::Dynamic { .. } => "das",
         };
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("by", by)?;
-        if let AuditRule::Rule { acp, rule } = self {
-            map.serialize_entry("acp", &**acp)?;
-            map.serialize_entry("rule", rule)?;
+        match self {
+            AuditRule::Rule { acp, rule } => {
+                map.serialize_entry("acp", &**acp)?;
+                map.serialize_entry("rule", rule)?;
+            }
+            AuditRule::Token { token, rule } => {
+                map.serialize_entry("token", &**token)?;
+                map.serialize_entry("rule", rule)?;
+            }
+            AuditRule::Dynamic { das, rule } => {
+                map.serialize_entry("das", &**das)?;
+                map.serialize_entry("rule", rule)?;
+            }
+            _ => {}
         }
         map.end()
     }

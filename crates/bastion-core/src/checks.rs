@@ -24,6 +24,13 @@ pub(crate) struct Checked {
     pub drt: u64,
     pub fc: FilterCriteria,
     pub atrl: Vec<String>,
+    /// `rids`, `tkns`, `tids`, `ltids` (TS-0003 7.3, 7.4; checked in `credentials.rs`).
+    pub rids: Vec<String>,
+    pub tkns: Vec<String>,
+    pub tids: Vec<String>,
+    pub ltids: Vec<String>,
+    /// `tqi`: the originator asks for token-request information in a 4103.
+    pub tqi: bool,
 }
 
 impl Checked {
@@ -206,5 +213,10 @@ pub(crate) fn check(
         drt,
         fc: req.fc,
         atrl: req.atrl,
+        rids: req.rids,
+        tkns: req.tkns,
+        tids: req.tids,
+        ltids: req.ltids,
+        tqi: req.tqi.unwrap_or(false),
     })
 }

@@ -44,6 +44,26 @@ pub struct CseConfig {
     /// Put the one-line explanation of a denial into the `m2m:dbg` of the 4103 instead of
     /// "originator has no privilege". Off by default: it reveals policy to the requester.
     pub explain_denials_to_client: bool,
+    /// Roles, tokens and dynamic authorization (TS-0003 7.3, 7.4).
+    pub authorization: AuthorizationConfig,
+}
+
+/// Who is trusted to vouch for originators beyond the ACPs.
+#[derive(Clone, Debug, Default)]
+pub struct AuthorizationConfig {
+    /// Token issuers (`iss`, any ID form) with the key that fixes their one accepted
+    /// algorithm (TS-0003 7.3.2.4). A token from anyone else is refused.
+    pub token_issuers: Vec<(String, bastion_policy::IssuerKey)>,
+    /// Clock leeway for token `nbf`/`exp`, seconds.
+    pub token_leeway_secs: u32,
+    /// Authorities (`tkis` of a `<role>`, any ID form) whose roles count (TS-0003 7.4.3:
+    /// only roles from a valid authority). Empty: no `<role>` resource grants anything.
+    pub role_authorities: Vec<String>,
+    /// How long a consultation of a Dynamic Authorization Server may take, milliseconds.
+    pub das_timeout_ms: u64,
+    /// Longest time dynamic ACP information granted by a DAS is kept, seconds (the DAS's
+    /// own `pl` may shorten it).
+    pub das_max_lifetime_secs: i64,
 }
 
 impl Default for CseConfig {
@@ -60,6 +80,11 @@ impl Default for CseConfig {
             expiry_interval_ms: 1000,
             discovery_limit: 10_000,
             explain_denials_to_client: false,
+            authorization: AuthorizationConfig {
+                das_timeout_ms: 2000,
+                das_max_lifetime_secs: 3600,
+                ..AuthorizationConfig::default()
+            },
         }
     }
 }

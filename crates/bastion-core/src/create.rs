@@ -3,9 +3,10 @@
 //! size limits, eviction of the oldest instances, counters, state tag).
 
 use crate::audit::{AuditKind, AuditRule};
+use crate::authz_state::{self, Mode};
 use crate::checks::Checked;
 use crate::render::{store_body, wrap};
-use crate::tree::{AcpRules, Instance, Node, Ri, Tree};
+use crate::tree::{AcpRules, AuthzState, Instance, Node, Ri, Tree};
 use crate::{Cse, CseConfig, RequestContext};
 use bastion_policy::{AccessOperation, RuleSet};
 use bastion_proto::attrs::{self, Phase};
@@ -36,13 +37,15 @@ pub(crate) async fn create(
         let content = req.content(ty)?;
         return register_ae(cse, &req, content, &parent, now).await;
     }
-    let rule = cse.authorize(
-        &req,
-        ctx,
-        &target,
-        AccessOperation::Create,
-        Some(ty.number()),
-    )?;
+    let rule = cse
+        .authorize(
+            &req,
+            ctx,
+            &target,
+            AccessOperation::Create,
+            Some(ty.number()),
+        )
+        .await?;
     {
         let tree = cse.tree.read();
         let parent_ty = tree.get(&parent).map(|n| n.ty);
@@ -293,6 +296,22 @@ async fn create_node(
             attrs.insert("cbs".into(), Value::from(0));
         }
         attrs.extend(content);
+        let authz = authz_state::derive(
+            &tree,
+            &cse.config,
+            cse.tokens.verifier(),
+            ty,
+            &mut attrs,
+            now,
+            Mode::Write,
+        )?;
+        if let Some(AuthzState::Token(token)) = authz.as_deref() {
+            if tree.token_named(&token.token.token_id).is_some() {
+                return Err(RequestError::Conflict(
+                    "a token with this tkid is already stored".into(),
+                ));
+            }
+        }
         let mut node = Node::new(
             ty,
             &ri,
@@ -305,6 +324,7 @@ async fn create_node(
             Some(c.et),
         );
         node.acp = acp;
+        node.authz = authz;
         let sets_acpi = !acpi.is_empty();
         node.acpi = acpi;
         let row = node_row(&node);
@@ -322,6 +342,8 @@ async fn create_node(
     let changes = [
         (ty == ResourceType::AccessControlPolicy).then_some(AuditKind::AcpCreate),
         sets_acpi.then_some(AuditKind::AcpiChange),
+        (ty == ResourceType::Role).then_some(AuditKind::RoleChange),
+        (ty == ResourceType::Token).then_some(AuditKind::TokenChange),
     ];
     cse.audit_changes(
         &req.fr,

@@ -29,7 +29,9 @@ pub(crate) async fn delete(
             return Err(RequestError::not_allowed("the CSEBase cannot be deleted"));
         }
     }
-    let rule = cse.authorize(&req, ctx, &target, AccessOperation::Delete, None)?;
+    let rule = cse
+        .authorize(&req, ctx, &target, AccessOperation::Delete, None)
+        .await?;
     let rcn = req.rcn.unwrap_or(ResultContent::Nothing);
     let (ty, attrs, node) = match &target {
         Target::Node(ri) => {
@@ -71,7 +73,7 @@ pub(crate) async fn delete(
         let mut tree = cse.tree.write();
         let ops = match &target {
             Target::Node(ri) => {
-                deleted_acps = acp_paths_under(&tree, ri);
+                deleted_acps = audited_under(&tree, ri);
                 remove_node(&mut tree, ri)
             }
             Target::Instance { parent, ri, seq } => {
@@ -95,22 +97,29 @@ pub(crate) async fn delete(
         &rule,
         deleted_acps
             .iter()
-            .map(|path| (AuditKind::AcpDelete, path.as_str())),
+            .map(|(kind, path)| (*kind, path.as_str())),
     );
     let mut resp = Response::new(Rsc::Deleted, String::new());
     resp.pc = pc;
     Ok(resp)
 }
 
-/// Paths of the `<accessControlPolicy>` resources in the subtree rooted at `ri` (the
-/// audit log records each ACP a DELETE removes, also when it goes with an ancestor).
-fn acp_paths_under(tree: &Tree, ri: &Ri) -> Vec<String> {
+/// The audited resources (`<accessControlPolicy>`, `<role>`, `<token>`) in the subtree
+/// rooted at `ri`, with their paths: the audit log records each one a DELETE removes,
+/// also when it goes with an ancestor.
+fn audited_under(tree: &Tree, ri: &Ri) -> Vec<(AuditKind, String)> {
     let mut out = Vec::new();
     let mut stack = vec![ri.clone()];
     while let Some(next) = stack.pop() {
         if let Some(n) = tree.get(&next) {
-            if n.ty == ResourceType::AccessControlPolicy {
-                out.push(n.path.clone());
+            let kind = match n.ty {
+                ResourceType::AccessControlPolicy => Some(AuditKind::AcpDelete),
+                ResourceType::Role => Some(AuditKind::RoleChange),
+                ResourceType::Token => Some(AuditKind::TokenChange),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                out.push((kind, n.path.clone()));
             }
             stack.extend(n.children.iter().cloned());
         }

@@ -13,6 +13,7 @@
 
 use crate::access::{with_applicable, RuleKind};
 use crate::checks::Checked;
+use crate::pip::RequestPip;
 use crate::Cse;
 use bastion_policy::{explain, AccessOperation, AccessRequest, Explanation, Location};
 use bastion_proto::filter::FilterCriteria;
@@ -35,7 +36,7 @@ pub struct ExplainQuery {
     pub time: Option<Timestamp>,
     /// `rq_ip`; `None` means unknown, so every `acip` fails.
     pub peer_ip: Option<IpAddr>,
-    /// `rq_loc`; `None` means unknown, so every `aclr` fails.
+    /// `rq_loc`; `None` asks the configured location service, as a request would.
     pub location: Option<Location>,
 }
 
@@ -62,6 +63,11 @@ impl Cse {
             drt: 1,
             fc: FilterCriteria::default(),
             atrl: Vec::new(),
+            rids: Vec::new(),
+            tkns: Vec::new(),
+            tids: Vec::new(),
+            ltids: Vec::new(),
+            tqi: false,
         };
         let target = self.resolve(&checked, now).await?;
         if query.operation == AccessOperation::Create {
@@ -71,6 +77,17 @@ impl Cse {
         let node = tree
             .get(target.governing())
             .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+        let ctx = crate::RequestContext::new(
+            query.peer_ip.map(|ip| std::net::SocketAddr::new(ip, 0)),
+            None,
+        );
+        let pip = RequestPip::new(self, &tree, &query.originator, &ctx);
+        // An explicit location replaces the location service; without one the service
+        // is asked, as for a real request.
+        let pip = match query.location {
+            Some(l) => pip.with_location(Some(l)),
+            None => pip,
+        };
         let request = AccessRequest {
             originator: &query.originator,
             operation: query.operation,
@@ -81,7 +98,7 @@ impl Cse {
                 .filter(|_| query.operation == AccessOperation::Create),
             time: Some(query.time.unwrap_or(now).0),
             peer_ip: query.peer_ip,
-            location: query.location,
+            pip: &pip,
         };
         Ok(with_applicable(
             &tree,

@@ -8,15 +8,19 @@
 
 mod access;
 pub mod audit;
+pub mod authz_state;
 mod checks;
 mod commit;
 pub mod config;
 mod create;
+mod credentials;
 mod delete;
 mod discovery;
+pub mod dynamic;
 mod expiry;
 mod explain;
 mod load;
+mod pip;
 mod render;
 mod resolve;
 mod retrieve;
@@ -24,10 +28,10 @@ pub mod tree;
 mod update;
 
 pub use audit::{AuditEvent, AuditKind, AuditRule, AuditSink};
-pub use config::{CseConfig, CseType};
+pub use config::{AuthorizationConfig, CseConfig, CseType};
 pub use explain::{explanation_json, ExplainQuery};
 
-use bastion_policy::LocalIdentity;
+use bastion_policy::{LocalIdentity, LocationService, TokenVerifier, ValidatedToken};
 use bastion_proto::time::Timestamp;
 use bastion_proto::{Request, RequestError, Response};
 use bastion_store::{Store, StoreError};
@@ -48,6 +52,10 @@ pub struct RequestContext {
     /// `rq_authn` (TS-0003 7.1.2): `From` was verified against `identity`. Only the
     /// pipeline sets it; whatever a binding puts here is recomputed.
     pub(crate) authenticated: bool,
+    /// Role-IDs validated for this request (`credentials.rs`), sorted.
+    pub(crate) roles: Vec<Box<str>>,
+    /// Tokens verified for this request.
+    pub(crate) tokens: Vec<Arc<ValidatedToken>>,
 }
 
 impl RequestContext {
@@ -58,6 +66,8 @@ impl RequestContext {
             peer,
             identity,
             authenticated: false,
+            roles: Vec::new(),
+            tokens: Vec::new(),
         }
     }
 }
@@ -82,6 +92,47 @@ pub struct Cse {
     committer: commit::Committer,
     poisoned: Arc<AtomicBool>,
     audit: Arc<dyn AuditSink>,
+    /// Token verification with its cache (TS-0003 7.3.2.4).
+    tokens: credentials::TokenCache,
+    /// `role_authorities` of the configuration, absolute form.
+    role_authorities: Vec<String>,
+    /// Where originators' locations and countries come from (annex F), if configured.
+    location: Option<Arc<dyn LocationService>>,
+    /// How Dynamic Authorization Servers are reached (TS-0003 7.3), if at all.
+    das: Option<Arc<dyn dynamic::DasConsultant>>,
+    /// What DAS Servers granted, until it expires.
+    dynamic: dynamic::DynamicGrants,
+}
+
+/// The CSE's connections to the outside world, beside its storage.
+#[derive(Clone)]
+pub struct Services {
+    /// Security audit events (denials, ACP and `acpi` changes).
+    pub audit: Arc<dyn AuditSink>,
+    /// The location part of the PIP; without it every `aclr` fails closed.
+    pub location: Option<Arc<dyn LocationService>>,
+    /// How to reach Dynamic Authorization Servers; without it only the indirect
+    /// procedure (`tqi`) is offered.
+    pub das: Option<Arc<dyn dynamic::DasConsultant>>,
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Services {
+            audit: Arc::new(audit::NullSink),
+            location: None,
+            das: None,
+        }
+    }
+}
+
+/// The token verifier the configuration describes: its trusted issuers, our own CSE-ID
+/// as audience, its leeway.
+fn token_verifier(config: &CseConfig, local: &LocalIdentity) -> TokenVerifier {
+    config.authorization.token_issuers.iter().fold(
+        TokenVerifier::new(local.clone()).leeway(config.authorization.token_leeway_secs),
+        |v, (issuer, key)| v.trust(issuer, key.clone()),
+    )
 }
 
 /// Current time as a oneM2M timestamp.
@@ -97,7 +148,7 @@ impl Cse {
     /// Opens the CSE on `store`: loads the resource tree (creating the CSEBase on first
     /// start) and starts the commit task. Must run inside a Tokio runtime.
     pub async fn open(config: CseConfig, store: Arc<dyn Store>) -> Result<Arc<Cse>, StartError> {
-        Cse::open_with_audit(config, store, Arc::new(audit::NullSink)).await
+        Cse::open_with(config, store, Services::default()).await
     }
 
     /// Like [`Cse::open`], sending security audit events (denials, ACP and `acpi`
@@ -107,14 +158,35 @@ impl Cse {
         store: Arc<dyn Store>,
         audit: Arc<dyn AuditSink>,
     ) -> Result<Arc<Cse>, StartError> {
+        let services = Services {
+            audit,
+            ..Services::default()
+        };
+        Cse::open_with(config, store, services).await
+    }
+
+    /// Like [`Cse::open`], with the given outside services.
+    pub async fn open_with(
+        config: CseConfig,
+        store: Arc<dyn Store>,
+        services: Services,
+    ) -> Result<Arc<Cse>, StartError> {
         let poisoned = Arc::new(AtomicBool::new(false));
         let local = LocalIdentity {
             sp_id: config.sp_id.clone(),
             cse_id: config.cse_id.clone(),
             admin: config.admin.clone(),
         };
-        let tree = load::load_tree(&config, &local, store.as_ref()).await?;
+        let verifier = token_verifier(&config, &local);
+        let tree = load::load_tree(&config, &local, &verifier, store.as_ref()).await?;
         let committer = commit::Committer::start(store.clone(), poisoned.clone());
+        let role_authorities = config
+            .authorization
+            .role_authorities
+            .iter()
+            .map(|a| bastion_policy::normalize_originator(&local, a))
+            .collect();
+        let leeway = config.authorization.token_leeway_secs;
         Ok(Arc::new(Cse {
             config,
             local,
@@ -122,12 +194,39 @@ impl Cse {
             store,
             committer,
             poisoned,
-            audit,
+            audit: services.audit,
+            tokens: credentials::TokenCache::new(verifier, leeway),
+            role_authorities,
+            location: services.location,
+            das: services.das,
+            dynamic: dynamic::DynamicGrants::default(),
         }))
     }
 
     pub fn config(&self) -> &CseConfig {
         &self.config
+    }
+
+    /// Every `aclr` region of every ACP (`pv` and `pvs`), deduplicated: what a network
+    /// location source must watch (TS-0003 annex F: area notifications per circle).
+    pub fn location_regions(&self) -> Vec<bastion_policy::context::Region> {
+        let tree = self.tree.read();
+        let mut out: Vec<bastion_policy::context::Region> = Vec::new();
+        let sets = tree
+            .nodes
+            .values()
+            .filter_map(|n| n.acp.as_deref())
+            .flat_map(|acp| [&acp.pv, &acp.pvs]);
+        for set in sets {
+            for rule in set.rules() {
+                for region in rule.contexts().iter().filter_map(|c| c.region()) {
+                    if !out.contains(region) {
+                        out.push(region.clone());
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Starts the background expiry sweep.
@@ -156,7 +255,8 @@ impl Cse {
     async fn process(&self, req: Request, ctx: &RequestContext) -> Result<Response, RequestError> {
         let now = now();
         let checked = checks::check(&self.config, req, now)?;
-        let verified = self.verify_identity(&checked, ctx)?;
+        let mut verified = self.verify_identity(&checked, ctx)?;
+        self.gather_credentials(&checked, &mut verified, now)?;
         let ctx = &verified;
         self.check_originator(&checked)?;
         match checked.op {
@@ -214,7 +314,8 @@ impl Cse {
             &target,
             bastion_policy::AccessOperation::Notify,
             None,
-        )?;
+        )
+        .await?;
         Err(RequestError::NotImplemented(
             "NOTIFY delivery to hosted resources is not implemented".into(),
         ))

@@ -1,10 +1,11 @@
 //! Start-up: rebuilding the in-memory tree from the store, or creating the CSEBase on a
 //! fresh data directory.
 
+use crate::authz_state::{self, Mode};
 use crate::render::{parse_body, store_body};
 use crate::tree::{AcpRules, Instance, Node, Ri, Tree};
 use crate::{now, CseConfig, StartError};
-use bastion_policy::{LocalIdentity, RuleSet};
+use bastion_policy::{LocalIdentity, RuleSet, TokenVerifier};
 use bastion_proto::time::Timestamp;
 use bastion_proto::ResourceType;
 use bastion_store::{Store, StoredResource, WriteBatch, WriteOp};
@@ -15,6 +16,7 @@ use std::sync::Arc;
 pub(crate) async fn load_tree(
     config: &CseConfig,
     local: &LocalIdentity,
+    verifier: &TokenVerifier,
     store: &dyn Store,
 ) -> Result<Tree, StartError> {
     let rows = store.load_tree().await?;
@@ -57,8 +59,15 @@ pub(crate) async fn load_tree(
         .unwrap_or_else(now);
     let mut tree = Tree::new(base_node(config, ct, first.seq), max_seq);
     let mut pending_acpi: Vec<(Ri, Vec<String>)> = Vec::new();
+    let mut groups: Vec<Ri> = Vec::new();
+    let started = now();
     for row in rows {
-        let node = node_from_row(local, &tree, row)?;
+        let mut node = node_from_row(local, &tree, row)?;
+        if node.ty == ResourceType::Group {
+            groups.push(node.ri.clone());
+        } else {
+            node.authz = reload_state(&tree, config, verifier, &mut node, started);
+        }
         if let Some(list) = node.attrs.get("acpi").and_then(Value::as_array) {
             let ids = list
                 .iter()
@@ -83,6 +92,25 @@ pub(crate) async fn load_tree(
     for (ri, acps) in resolved {
         if let Some(n) = tree.get_mut(&ri) {
             n.acpi = acps;
+        }
+    }
+    // Group members may have been created after their group: resolve once all are in.
+    for ri in groups {
+        let Some(mut attrs) = tree.get(&ri).map(|n| n.attrs.clone()) else {
+            continue;
+        };
+        let state = authz_state::derive(
+            &tree,
+            config,
+            verifier,
+            ResourceType::Group,
+            &mut attrs,
+            started,
+            Mode::Load,
+        );
+        if let Some(n) = tree.get_mut(&ri) {
+            n.attrs = attrs;
+            n.authz = state.ok().flatten();
         }
     }
     // The index arrives in chunks, each distributed into its containers before the next
@@ -249,6 +277,33 @@ fn node_from_row(
     Ok(node)
 }
 
+/// The typed state of a reloaded `<role>`, `<token>` or `<dac>`. One that no longer
+/// validates (an expired or no longer trusted token) is kept as a plain resource that
+/// grants nothing.
+fn reload_state(
+    tree: &Tree,
+    config: &CseConfig,
+    verifier: &TokenVerifier,
+    node: &mut Node,
+    now: Timestamp,
+) -> Option<Box<crate::tree::AuthzState>> {
+    match authz_state::derive(
+        tree,
+        config,
+        verifier,
+        node.ty,
+        &mut node.attrs,
+        now,
+        Mode::Load,
+    ) {
+        Ok(state) => state,
+        Err(e) => {
+            tracing::warn!(ri = %node.ri, reason = %e, "stored resource no longer validates; it grants nothing");
+            None
+        }
+    }
+}
+
 /// The CSEBase as configured (its attributes are derived from configuration each start).
 pub(crate) fn base_node(config: &CseConfig, ct: Timestamp, seq: i64) -> Node {
     let ri: Ri = Arc::from(config.cse_ri());
@@ -286,5 +341,6 @@ pub(crate) fn base_node(config: &CseConfig, ct: Timestamp, seq: i64) -> Node {
         acp: None,
         acpi: Vec::new(),
         container: None,
+        authz: None,
     }
 }

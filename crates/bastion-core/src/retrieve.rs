@@ -27,7 +27,8 @@ pub(crate) async fn retrieve(
     if req.fc.is_discovery() {
         return discovery::discover(cse, &req, ctx, &target, now).await;
     }
-    cse.authorize(&req, ctx, &target, AccessOperation::Retrieve, None)?;
+    cse.authorize(&req, ctx, &target, AccessOperation::Retrieve, None)
+        .await?;
     let (ty, attrs, node_ri) = match &target {
         Target::Node(ri) => {
             let tree = cse.tree.read();

@@ -102,6 +102,19 @@ pub struct Node {
     /// Resource IDs the `acpi` attribute resolved to when it was written.
     pub acpi: Vec<Ri>,
     pub container: Option<Box<ContainerState>>,
+    /// Typed state of `<group>`, `<role>`, `<token>` and
+    /// `<dynamicAuthorizationConsultation>` resources, derived from their attributes
+    /// whenever they are written or loaded (`authz_state.rs`).
+    pub authz: Option<Box<AuthzState>>,
+}
+
+/// What access control needs of a `<group>`, `<role>`, `<token>` or `<dac>` resource.
+#[derive(Debug)]
+pub enum AuthzState {
+    Group(crate::authz_state::GroupState),
+    Role(crate::authz_state::RoleState),
+    Token(crate::authz_state::TokenState),
+    Dac(crate::authz_state::DacState),
 }
 
 impl Node {
@@ -133,6 +146,7 @@ impl Node {
             acp: None,
             acpi: Vec::new(),
             container: (ty == ResourceType::Container).then(|| Box::new(ContainerState::default())),
+            authz: None,
         }
     }
 
@@ -148,6 +162,10 @@ pub struct Tree {
     pub base: Ri,
     hasher: RandomState,
     next_seq: i64,
+    /// `rlid` → `<role>` resources.
+    role_index: HashMap<Box<str>, Vec<Ri>>,
+    /// `tkid` → `<token>` resource.
+    token_index: HashMap<Box<str>, Ri>,
 }
 
 impl Tree {
@@ -160,6 +178,8 @@ impl Tree {
             base: ri,
             hasher: RandomState::new(),
             next_seq,
+            role_index: HashMap::new(),
+            token_index: HashMap::new(),
         }
     }
 
@@ -174,6 +194,60 @@ impl Tree {
 
     pub fn get(&self, ri: &str) -> Option<&Node> {
         self.nodes.get(ri)
+    }
+
+    /// `<role>` resources of this CSE whose `rlid` is `role_id` (TS-0003 7.4 Role
+    /// Repository).
+    pub fn roles_named(&self, role_id: &str) -> impl Iterator<Item = &Node> {
+        self.role_index
+            .get(role_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|ri| self.nodes.get(ri))
+    }
+
+    /// The `<token>` resource of this CSE whose `tkid` is `token_id` (Token Repository).
+    pub fn token_named(&self, token_id: &str) -> Option<&Node> {
+        self.token_index
+            .get(token_id)
+            .and_then(|ri| self.nodes.get(ri))
+    }
+
+    /// Keeps the role and token indexes in step with a node entering the tree.
+    fn index(&mut self, node: &Node) {
+        match node.authz.as_deref() {
+            Some(AuthzState::Role(role)) => self
+                .role_index
+                .entry(role.role_id.clone())
+                .or_default()
+                .push(node.ri.clone()),
+            Some(AuthzState::Token(token)) => {
+                self.token_index
+                    .insert(token.token.token_id.as_str().into(), node.ri.clone());
+            }
+            _ => {}
+        }
+    }
+
+    /// ... and leaving it.
+    fn unindex(&mut self, node: &Node) {
+        match node.authz.as_deref() {
+            Some(AuthzState::Role(role)) => {
+                if let Some(list) = self.role_index.get_mut(&*role.role_id) {
+                    list.retain(|ri| *ri != node.ri);
+                    if list.is_empty() {
+                        self.role_index.remove(&*role.role_id);
+                    }
+                }
+            }
+            Some(AuthzState::Token(token)) => {
+                let id = token.token.token_id.as_str();
+                if self.token_index.get(id) == Some(&node.ri) {
+                    self.token_index.remove(id);
+                }
+            }
+            _ => {}
+        }
     }
 
     pub fn get_mut(&mut self, ri: &str) -> Option<&mut Node> {
@@ -195,6 +269,7 @@ impl Tree {
             parent.children.push(node.ri.clone());
             parent.child_names.insert(node.rn.clone(), node.ri.clone());
         }
+        self.index(&node);
         self.nodes.insert(node.ri.clone(), node);
     }
 
@@ -212,6 +287,7 @@ impl Tree {
         while let Some(next) = stack.pop() {
             if let Some(n) = self.nodes.remove(&next) {
                 stack.extend(n.children.iter().cloned());
+                self.unindex(&n);
                 out.push(n);
             }
         }

@@ -4,6 +4,7 @@
 
 use crate::access::RuleKind;
 use crate::audit::AuditKind;
+use crate::authz_state::{self, Mode};
 use crate::checks::Checked;
 use crate::create::{
     compile_acp, container_row, evict_for, node_row, reject_distributed_authorization,
@@ -50,26 +51,37 @@ pub(crate) async fn update(
             "an update of acpi must not change anything else",
         ));
     }
-    let rule;
-    {
+    // An `acpi` change is decided by `pvs` alone; any other UPDATE like every operation,
+    // dynamic authorization included.
+    let rule = if acpi_change {
         let tree = cse.tree.read();
         let node = tree
             .get(&ri)
             .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-        let kind = if acpi_change {
-            RuleKind::SelfPrivileges
-        } else {
-            RuleKind::Privileges
-        };
-        rule = cse.authorize_node(
+        cse.authorize_node(
             &tree,
             &req.fr,
             ctx,
             node,
             AccessOperation::Update,
             None,
-            kind,
-        )?;
+            RuleKind::SelfPrivileges,
+        )?
+    } else {
+        cse.authorize(
+            &req,
+            ctx,
+            &Target::Node(ri.clone()),
+            AccessOperation::Update,
+            None,
+        )
+        .await?
+    };
+    {
+        let tree = cse.tree.read();
+        let node = tree
+            .get(&ri)
+            .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
         require_match(&req.fc, Subject::Node(&tree, node))?;
     }
     reject_distributed_authorization(ty, &content)?;
@@ -136,6 +148,36 @@ pub(crate) async fn update(
         } else {
             None
         };
+        // Group members and consultation targets are re-validated on the merged
+        // attributes before anything changes, so a refused update leaves no trace.
+        let new_authz = if matches!(
+            ty,
+            ResourceType::Group | ResourceType::DynamicAuthorizationConsultation
+        ) {
+            let mut merged = node.attrs.clone();
+            for (k, v) in &content {
+                match v {
+                    Value::Null => {
+                        merged.remove(k);
+                    }
+                    v => {
+                        merged.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            let state = authz_state::derive(
+                tree,
+                &cse.config,
+                cse.tokens.verifier(),
+                ty,
+                &mut merged,
+                now,
+                Mode::Write,
+            )?;
+            Some((merged, state))
+        } else {
+            None
+        };
         let was_disr = node.attrs.get("disr").and_then(Value::as_bool) == Some(true);
         let node = tree.get_mut(&ri).expect("looked up above");
         for (k, v) in &content {
@@ -148,6 +190,10 @@ pub(crate) async fn update(
                     node.attrs.insert(k.clone(), v.clone());
                 }
             }
+        }
+        if let Some((merged, state)) = new_authz {
+            node.attrs = merged;
+            node.authz = state;
         }
         if let Some(et) = new_et {
             node.et = Some(et);
@@ -187,6 +233,8 @@ pub(crate) async fn update(
     let changes = [
         (ty == ResourceType::AccessControlPolicy).then_some(AuditKind::AcpUpdate),
         acpi_change.then_some(AuditKind::AcpiChange),
+        (ty == ResourceType::Role).then_some(AuditKind::RoleChange),
+        (ty == ResourceType::Token).then_some(AuditKind::TokenChange),
     ];
     cse.audit_changes(
         &req.fr,

@@ -8,7 +8,8 @@
 //! (every rule names the originator, so every rule's context is evaluated and fails).
 
 use bastion_policy::{
-    decide, AccessOperation, AccessRequest, Applicable, LocalIdentity, PolicySource, RuleSet,
+    decide, AccessOperation, AccessRequest, Applicable, LocalIdentity, NoInformation, PolicySource,
+    RuleSet,
 };
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use serde_json::json;
@@ -56,7 +57,7 @@ fn bench_decide(c: &mut Criterion) {
                 create_type: None,
                 time: None,
                 peer_ip: None,
-                location: None,
+                pip: &NoInformation,
             };
             let expected = case == "hit";
             assert_eq!(decide(&local, &req, &applicable).granted(), expected);
@@ -122,7 +123,7 @@ fn bench_contexts(c: &mut Criterion) {
             create_type: None,
             time: Some(time),
             peer_ip: Some(peer),
-            location: None,
+            pip: &NoInformation,
         };
         assert_eq!(decide(&local, &req, &applicable).granted(), expected);
         group.bench_with_input(BenchmarkId::new(case, 10), &req, |b, req| {

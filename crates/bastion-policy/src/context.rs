@@ -15,14 +15,17 @@
 //!   host); an IPv4-mapped IPv6 peer (`::ffff:a.b.c.d`) is compared as IPv4; no listed
 //!   prefix holds never;
 //! * `aclr` holds for a circle (`accr`: latitude, longitude, radius in metres) when the
-//!   haversine distance from the centre is at most the radius; country codes (`accc`)
-//!   never hold, since no country resolver exists yet (annex F: deny when the location
-//!   cannot be obtained);
-//! * an unknown request time, peer or location makes the sub-parameter that needs it fail.
+//!   haversine distance from the centre is at most the radius; for country codes (`accc`)
+//!   when the originator's country, as the PIP resolves it, is listed (annex F: deny when
+//!   the location cannot be obtained);
+//! * an unknown request time, peer, location or country makes the sub-parameter that
+//!   needs it fail. Location and country come from the request's [`crate::Pip`], asked
+//!   only when an element has an `aclr`.
 //!
 //! Parsing allocates (once, when an ACP is written); `Context::holds` does not.
 
 use crate::explain::{ContextExplanation, ContextParameter, ContextPart};
+use crate::pip::CountryCode;
 use crate::rules::{as_array, as_object, only_members};
 use crate::schedule::{Civil, Schedule};
 use crate::{AccessRequest, Location, PolicyError};
@@ -64,8 +67,8 @@ pub enum Region {
         longitude: f64,
         radius_m: f64,
     },
-    /// `accc`: ISO 3166-1 alpha-2 codes; not evaluated (no country resolver), never holds.
-    Countries(Box<[String]>),
+    /// `accc`: ISO 3166-1 alpha-2 codes, matched against the PIP's country.
+    Countries(Box<[CountryCode]>),
 }
 
 impl Context {
@@ -149,10 +152,14 @@ impl Context {
         Some(peer.is_some_and(|ip| ranges.matching(ip).is_some()))
     }
 
-    /// `aclr` against the originator's location; `None` when the element has no `aclr`.
-    pub(crate) fn location_ok(&self, location: Option<Location>) -> Option<bool> {
+    /// `aclr` against the originator's location or country, asked of the PIP only here;
+    /// `None` when the element has no `aclr`.
+    pub(crate) fn location_ok(&self, req: &AccessRequest<'_>) -> Option<bool> {
         let region = self.aclr.as_ref()?;
-        Some(location.is_some_and(|l| region.contains(l)))
+        Some(match region {
+            Region::Countries(codes) => req.pip.country().is_some_and(|c| codes.contains(&c)),
+            Region::Circle { .. } => req.pip.location().is_some_and(|l| region.contains(l)),
+        })
     }
 
     /// The element holds: it has a sub-parameter, and every one it has holds.
@@ -160,7 +167,7 @@ impl Context {
         !self.is_empty()
             && self.time_ok(req.time) != Some(false)
             && self.ip_ok(req.peer_ip) != Some(false)
-            && self.location_ok(req.location) != Some(false)
+            && self.location_ok(req) != Some(false)
     }
 
     /// Every sub-parameter with its verdict and reason. Each verdict comes from the very
@@ -181,11 +188,11 @@ impl Context {
                 reason: self.ip_reason(req.peer_ip),
             });
         }
-        if let Some(holds) = self.location_ok(req.location) {
+        if let Some(holds) = self.location_ok(req) {
             parts.push(ContextPart {
                 parameter: ContextParameter::Location,
                 holds,
-                reason: self.location_reason(req.location),
+                reason: self.location_reason(req),
             });
         }
         let holds = self.holds(req);
@@ -240,22 +247,27 @@ impl Context {
         }
     }
 
-    fn location_reason(&self, location: Option<Location>) -> String {
+    fn location_reason(&self, req: &AccessRequest<'_>) -> String {
         let Some(region) = self.aclr.as_ref() else {
             return String::new();
         };
         match region {
-            Region::Countries(codes) => format!(
-                "country codes {} not evaluated: no country resolver yet, fails closed",
-                codes.join(",")
-            ),
+            Region::Countries(codes) => {
+                let listed: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
+                let listed = listed.join(",");
+                match req.pip.country() {
+                    None => format!("country unknown (needed for accc {listed})"),
+                    Some(c) if codes.contains(&c) => format!("country {c} in accc {listed}"),
+                    Some(c) => format!("country {c} not in accc {listed}"),
+                }
+            }
             Region::Circle {
                 latitude,
                 longitude,
                 radius_m,
             } => {
                 let circle = format!("circle ({latitude}, {longitude}) r {radius_m} m");
-                let Some(l) = location else {
+                let Some(l) = req.pip.location() else {
                     return format!("location unknown (needed for {circle})");
                 };
                 if !l.is_valid() {
@@ -471,7 +483,7 @@ impl Region {
                     .enumerate()
                     .map(|(i, c)| match c.as_str() {
                         Some(s) if s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()) => {
-                            Ok(s.to_owned())
+                            CountryCode::parse(s).ok_or_else(|| PolicyError::new(&p, "bad code"))
                         }
                         _ => Err(PolicyError::new(
                             format!("{p}[{i}]"),
@@ -484,8 +496,9 @@ impl Region {
         }
     }
 
-    /// True when `l` is known to lie in the region. Countries never (no resolver); an
-    /// invalid location (not finite, or outside ±90/±180) never.
+    /// True when `l` is known to lie in the circle. Countries never (they are matched
+    /// on the resolved country, not on coordinates); an invalid location (not finite, or
+    /// outside ±90/±180) never.
     pub fn contains(&self, l: Location) -> bool {
         match self {
             Region::Countries(_) => false,

@@ -35,6 +35,8 @@ pub struct Explanation {
     pub peer_ip: Option<IpAddr>,
     /// `rq_loc` as `latitude,longitude`, when known.
     pub location: Option<String>,
+    /// The originator's country (for `accc`), when known.
+    pub country: Option<String>,
     /// The originator is the configured administrator.
     pub admin: bool,
     /// The verdict; identical to [`crate::decide`]'s.
@@ -142,7 +144,7 @@ pub struct EntryExplanation {
     pub normalized: String,
     pub kind: EntryKind,
     pub matches: bool,
-    /// Why an entry of an unsupported kind can never match.
+    /// For group, role and malformed entries: what was looked up and found.
     pub note: Option<String>,
 }
 
@@ -222,8 +224,10 @@ pub fn explain(
         time: req.time,
         peer_ip: req.peer_ip,
         location: req
-            .location
+            .pip
+            .location()
             .map(|l| format!("{},{}", l.latitude, l.longitude)),
+        country: req.pip.country().map(|c| c.to_string()),
         admin,
         grant,
         basis,
@@ -299,11 +303,11 @@ fn explain_rule(
             entry: e.raw().to_owned(),
             normalized: e.normalized().to_owned(),
             kind: e.kind(),
-            matches: e.matches(subject),
-            note: (!e.kind().evaluated()).then(|| e.kind().unsupported_reason().to_owned()),
+            matches: e.matches(subject, req.pip),
+            note: e.note(subject, req.pip),
         })
         .collect();
-    let holds = rule.orig_ok(subject);
+    let holds = rule.orig_ok(subject, req.pip);
     checks.push(Check {
         condition: Condition::Originator,
         holds,
@@ -386,16 +390,19 @@ fn originator_reason(holds: bool, subject: &Subject<'_>, entries: &[EntryExplana
         return format!("entry '{}' matches", e.entry);
     }
     debug_assert!(!holds);
-    let unsupported = entries.iter().filter(|e| !e.kind.evaluated()).count();
+    let malformed = entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::Malformed)
+        .count();
     let mut reason = if entries.is_empty() {
         "acor is empty".to_owned()
     } else {
         "no entry matches".to_owned()
     };
-    if unsupported > 0 {
+    if malformed > 0 {
         reason.push_str(&format!(
-            " ({unsupported} entr{} skipped: group/role entries not supported yet)",
-            if unsupported == 1 { "y" } else { "ies" }
+            " ({malformed} malformed entr{} never match)",
+            if malformed == 1 { "y" } else { "ies" }
         ));
     }
     reason

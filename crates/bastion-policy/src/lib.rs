@@ -176,7 +176,7 @@ impl Location {
 /// The access-control view of one request (TS-0003 7.1.2 tables 7.1.2-1 and 7.1.2-2).
 /// Context values the PEP does not know are `None`; a context sub-parameter that needs an
 /// unknown value does not hold.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct AccessRequest<'a> {
     /// The `From` parameter exactly as received (may be empty).
     pub originator: &'a str,
@@ -192,8 +192,24 @@ pub struct AccessRequest<'a> {
     pub time: Option<i64>,
     /// `rq_ip`: the transport source address (never a forwarded-for header).
     pub peer_ip: Option<IpAddr>,
-    /// `rq_loc`: the originator's location from a Policy Information Point (annex F).
-    pub location: Option<Location>,
+    /// Everything else the decision may need, asked only when a rule needs it: `rq_loc`
+    /// and country (annex F), group membership for group `acor` entries, validated
+    /// Role-IDs for role entries (TS-0003 7.4).
+    pub pip: &'a dyn Pip,
+}
+
+impl fmt::Debug for AccessRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessRequest")
+            .field("originator", &self.originator)
+            .field("operation", &self.operation)
+            .field("authenticated", &self.authenticated)
+            .field("target_type", &self.target_type)
+            .field("create_type", &self.create_type)
+            .field("time", &self.time)
+            .field("peer_ip", &self.peer_ip)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One ACP's rule set together with its identifier (used only in explanations).

@@ -25,7 +25,7 @@
 //! view over up to four borrowed pieces (`sp_id`, `cse_id`, `/`, the id), which keeps
 //! [`crate::decide`] allocation-free.
 
-use crate::LocalIdentity;
+use crate::{LocalIdentity, Pip};
 use serde::Serialize;
 
 /// Most segments (after the leading `//`) an identifier pattern can have:
@@ -332,34 +332,19 @@ pub enum EntryKind {
     SpDomain,
     /// A CSE-ID or AE-ID in any of its forms, possibly with `*`.
     Identifier,
-    /// A Role-ID (`name@issuer`); role-based access control is not supported yet.
+    /// A Role-ID (`name@issuer-fqdn`): matches an originator holding that role (TS-0003 7.4).
     Role,
-    /// Something that is not an AE-ID/CSE-ID form, typically a `<group>` resource ID;
-    /// group membership is not evaluated yet.
+    /// Something that is not an AE-ID/CSE-ID form: the resource ID of a `<group>`, matching
+    /// its members (TS-0001 9.6.2.1); anything that is not a group matches nobody.
     ResourceId,
     /// Not a usable identifier at all (empty, empty segment, ...).
     Malformed,
 }
 
 impl EntryKind {
-    /// Whether entries of this kind can ever match today.
+    /// Whether entries of this kind can ever match.
     pub fn evaluated(self) -> bool {
-        matches!(
-            self,
-            EntryKind::All | EntryKind::SpDomain | EntryKind::Identifier
-        )
-    }
-
-    /// Why an entry of this kind never matches (for explanations).
-    pub(crate) fn unsupported_reason(self) -> &'static str {
-        match self {
-            EntryKind::Role => "role entries not supported yet (TS-0003 7.4), never matches",
-            EntryKind::ResourceId => {
-                "group/resource-ID entries not supported yet (group membership not evaluated), never matches"
-            }
-            EntryKind::Malformed => "malformed entry, never matches",
-            EntryKind::All | EntryKind::SpDomain | EntryKind::Identifier => "",
-        }
+        self != EntryKind::Malformed
     }
 }
 
@@ -408,6 +393,14 @@ pub(crate) fn classify(entry: &str) -> EntryKind {
         Form::CStem | Form::SStem if !entry.contains('/') => EntryKind::Identifier,
         _ => EntryKind::ResourceId,
     }
+}
+
+/// A Role-ID entry with its FQDN lower-cased (TS-0003 7.4: the FQDN part is
+/// case-insensitive, stored lower-case), or `None` when it is not a well-formed Role-ID.
+fn role_entry(raw: &str) -> Option<String> {
+    let (relative, fqdn) = raw.split_once('@')?;
+    let role = format!("{relative}@{}", fqdn.to_ascii_lowercase());
+    crate::token::is_role_id(&role).then_some(role)
 }
 
 /// One literal piece between two `*` of a segment pattern, with its KMP failure table.
@@ -539,7 +532,11 @@ enum Matcher {
     Exact(Box<[u8]>),
     /// Absolute identifier pattern, one glob per segment after `//`.
     Segments(Box<[SegGlob]>),
-    /// Never matches (role, group/resource ID, malformed).
+    /// A Role-ID, FQDN lower-cased: asks the PIP whether the originator holds it.
+    Role(Box<str>),
+    /// A group resource ID as written: asks the PIP whether the originator is a member.
+    Group(Box<str>),
+    /// Never matches (malformed).
     Never,
 }
 
@@ -571,7 +568,26 @@ impl OriginatorEntry {
                     matcher: Matcher::All,
                 }
             }
-            EntryKind::Role | EntryKind::ResourceId | EntryKind::Malformed => return never(kind),
+            EntryKind::Role => {
+                return match role_entry(raw) {
+                    Some(role) => OriginatorEntry {
+                        raw: raw.into(),
+                        normalized: role.clone().into(),
+                        kind,
+                        matcher: Matcher::Role(role.into()),
+                    },
+                    None => never(EntryKind::Malformed),
+                }
+            }
+            EntryKind::ResourceId => {
+                return OriginatorEntry {
+                    raw: raw.into(),
+                    normalized: raw.into(),
+                    kind,
+                    matcher: Matcher::Group(raw.into()),
+                }
+            }
+            EntryKind::Malformed => return never(kind),
             EntryKind::SpDomain | EntryKind::Identifier => {}
         }
 
@@ -615,6 +631,25 @@ impl OriginatorEntry {
         }
     }
 
+    /// For explanations: what a group or role entry found, or why an entry never matches.
+    pub(crate) fn note(&self, subject: &Subject<'_>, pip: &dyn Pip) -> Option<String> {
+        match &self.matcher {
+            Matcher::Never => Some("malformed entry, never matches".to_owned()),
+            Matcher::Role(role) if subject.is_empty() => Some(format!("role {role}")),
+            Matcher::Role(role) => Some(if pip.holds_role(role) {
+                format!("originator holds role {role}")
+            } else {
+                format!("originator holds no valid role {role}")
+            }),
+            Matcher::Group(group) => Some(match pip.member_of(group) {
+                Some(true) => format!("originator is a member of group {group}"),
+                Some(false) => format!("originator is not a member of group {group}"),
+                None => format!("{group} is not a resolvable group, never matches"),
+            }),
+            _ => None,
+        }
+    }
+
     /// The entry as written in the rule.
     pub fn raw(&self) -> &str {
         &self.raw
@@ -630,13 +665,16 @@ impl OriginatorEntry {
     }
 
     /// Does the (normalised) originator match this entry? Empty originators never do.
-    pub(crate) fn matches(&self, subject: &Subject<'_>) -> bool {
+    /// Group and role entries ask `pip`; an unresolvable group does not match.
+    pub(crate) fn matches(&self, subject: &Subject<'_>, pip: &dyn Pip) -> bool {
         if subject.is_empty() {
             return false;
         }
         match &self.matcher {
             Matcher::All => true,
             Matcher::Never => false,
+            Matcher::Role(role) => pip.holds_role(role),
+            Matcher::Group(group) => pip.member_of(group) == Some(true),
             Matcher::Exact(lit) => subject.eq_bytes(lit),
             Matcher::SpDomain(host) => {
                 // `//host/rest` with a non-empty `rest`.
@@ -670,7 +708,8 @@ mod tests {
 
     fn hit(entry: &str, originator: &str) -> bool {
         let l = local();
-        OriginatorEntry::compile(&l, entry).matches(&Subject::new(&l, originator))
+        OriginatorEntry::compile(&l, entry)
+            .matches(&Subject::new(&l, originator), &crate::NoInformation)
     }
 
     #[test]
@@ -821,8 +860,8 @@ mod tests {
             admin: "CAdmin".into(),
         };
         let e = OriginatorEntry::compile(&l, "Cx");
-        assert!(e.matches(&Subject::new(&l, "Cx")));
-        assert!(!e.matches(&Subject::new(&l, "//spA/c/Cx")));
+        assert!(e.matches(&Subject::new(&l, "Cx"), &crate::NoInformation));
+        assert!(!e.matches(&Subject::new(&l, "//spA/c/Cx"), &crate::NoInformation));
     }
 
     #[test]
@@ -834,7 +873,7 @@ mod tests {
         };
         let e = OriginatorEntry::compile(&l, "Cabc");
         assert_eq!(e.kind(), EntryKind::Malformed);
-        assert!(!e.matches(&Subject::new(&l, "Cabc")));
+        assert!(!e.matches(&Subject::new(&l, "Cabc"), &crate::NoInformation));
         assert!(l.validate().is_err());
         assert!(local().validate().is_ok());
     }
@@ -851,7 +890,8 @@ mod tests {
         assert!(matches!(s.segs[0], Seg::Spread(2, 5)));
         assert_eq!(s.nsegs, 2);
         let hit = |entry: &str, who: &str| {
-            OriginatorEntry::compile(&l, entry).matches(&Subject::new(&l, who))
+            OriginatorEntry::compile(&l, entry)
+                .matches(&Subject::new(&l, who), &crate::NoInformation)
         };
         assert!(hit("//spx/Cabc", "Cabc"));
         assert!(hit("//s*x/C*", "Cabc"));

@@ -21,9 +21,10 @@ impl CountryCode {
     /// Accepts exactly two ASCII letters, in either case; stores them upper-case.
     pub fn parse(code: &str) -> Option<CountryCode> {
         match code.as_bytes() {
-            [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
-                Some(CountryCode([a.to_ascii_uppercase(), b.to_ascii_uppercase()]))
-            }
+            [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => Some(CountryCode([
+                a.to_ascii_uppercase(),
+                b.to_ascii_uppercase(),
+            ])),
             _ => None,
         }
     }

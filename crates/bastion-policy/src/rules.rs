@@ -7,7 +7,7 @@
 
 use crate::context::Context;
 use crate::originator::{OriginatorEntry, Subject};
-use crate::{AccessOperation, AccessRequest, LocalIdentity, PolicyError};
+use crate::{AccessOperation, AccessRequest, LocalIdentity, Pip, PolicyError};
 use serde_json::{Map, Value};
 
 /// Highest valid `acop`: all six operation bits (TS-0004 6.3.4.2.29).
@@ -227,9 +227,10 @@ impl Rule {
                 .any(|d| d.allows(req.target_type, req.create_type))
     }
 
-    /// `orig_ok` (TS-0003 7.1.3): some `acor` entry matches the originator.
-    pub(crate) fn orig_ok(&self, subject: &Subject<'_>) -> bool {
-        self.acor.iter().any(|e| e.matches(subject))
+    /// `orig_ok` (TS-0003 7.1.3): some `acor` entry matches the originator (group and
+    /// role entries through the PIP).
+    pub(crate) fn orig_ok(&self, subject: &Subject<'_>, pip: &dyn Pip) -> bool {
+        self.acor.iter().any(|e| e.matches(subject, pip))
     }
 
     /// All five conditions, cheapest first (contexts last: calendar and distance maths).
@@ -237,7 +238,7 @@ impl Rule {
         self.op_ok(req.operation)
             && self.authn_ok(req.authenticated)
             && self.objd_ok(req)
-            && self.orig_ok(subject)
+            && self.orig_ok(subject, req.pip)
             && self.ctx_ok(req)
     }
 }

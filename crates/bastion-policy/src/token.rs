@@ -581,7 +581,7 @@ impl TokenVerifier {
         let pattern = OriginatorEntry::compile(&self.local, entry);
         self.audiences
             .iter()
-            .any(|ours| pattern.matches(&Subject::new(&self.local, ours)))
+            .any(|ours| pattern.matches(&Subject::new(&self.local, ours), &crate::NoInformation))
     }
 
     fn parse_permissions(&self, value: &Value) -> Result<Vec<TokenPermission>, TokenError> {
@@ -649,6 +649,22 @@ fn string_list(value: &Value, path: &str) -> Result<Vec<String>, PolicyError> {
             )),
         })
         .collect()
+}
+
+/// The `azp` (holder) claim of a JWS compact token, read without any verification. Only
+/// for storing a token in a Token Repository, where the holder is not the requester:
+/// the result must be handed to [`TokenVerifier::verify`], which checks everything else,
+/// and the holder is compared with the originator again whenever the token is used.
+pub fn unverified_holder(token: &str) -> Option<String> {
+    if token.len() > MAX_TOKEN_LEN {
+        return None;
+    }
+    let payload = token.split('.').nth(1)?;
+    let claims = decode_object(payload, Part::Payload).ok()?;
+    match claims.get("azp") {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
 }
 
 /// `issuerRelativeID@issuer-fqdn` (digest §11): relative part `[A-Za-z0-9._-]+`; FQDN of

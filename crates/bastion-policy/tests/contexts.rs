@@ -6,8 +6,8 @@
 use bastion_policy::context::EARTH_RADIUS_M;
 use bastion_policy::explain::{ContextParameter, Explanation};
 use bastion_policy::{
-    decide, explain, AccessOperation, AccessRequest, Applicable, LocalIdentity, Location,
-    PolicySource, RuleSet,
+    decide, explain, AccessOperation, AccessRequest, Applicable, CountryCode, FixedInformation,
+    LocalIdentity, Location, NoInformation, PolicySource, RuleSet,
 };
 use serde_json::{json, Value};
 use std::net::IpAddr;
@@ -41,6 +41,7 @@ struct Ctx {
     time: Option<i64>,
     peer: Option<IpAddr>,
     location: Option<Location>,
+    country: Option<CountryCode>,
 }
 
 fn at(t: i64) -> Ctx {
@@ -81,6 +82,11 @@ fn run(acco: Value, c: Ctx) -> (bool, Explanation) {
         rules: &rules,
     }];
     let applicable = Applicable::Policies(&sources);
+    let pip = FixedInformation {
+        location: c.location,
+        country: c.country,
+        ..FixedInformation::default()
+    };
     let req = AccessRequest {
         originator: "Cabc",
         operation: AccessOperation::Retrieve,
@@ -89,7 +95,7 @@ fn run(acco: Value, c: Ctx) -> (bool, Explanation) {
         create_type: None,
         time: c.time,
         peer_ip: c.peer,
-        location: c.location,
+        pip: &pip,
     };
     let d = decide(&l, &req, &applicable);
     let e = explain(&l, &req, &applicable);
@@ -328,16 +334,31 @@ fn unknown_or_invalid_location_denies() {
 }
 
 #[test]
-fn country_codes_are_not_evaluated_and_fail_closed() {
-    let (ok, e) = run(
-        json!([{"aclr": {"accc": ["KR"]}}]),
-        located(SEOUL.0, SEOUL.1),
+fn country_codes_match_the_pips_country_and_fail_closed_when_unknown() {
+    let acco = json!([{"aclr": {"accc": ["KR", "JP"]}}]);
+    let in_country = |code: &str| Ctx {
+        country: CountryCode::parse(code),
+        ..Ctx::default()
+    };
+    let (ok, e) = run(acco.clone(), in_country("KR"));
+    assert!(ok, "{}", context_reason(&e));
+    assert_eq!(
+        context_reason(&e),
+        "acco[0] holds: country KR in accc KR,JP"
     );
+    assert!(granted(acco.clone(), in_country("jp")));
+    let (ok, e) = run(acco.clone(), in_country("FR"));
     assert!(!ok);
-    assert!(
-        context_reason(&e).contains("no country resolver"),
-        "{}",
-        context_reason(&e)
+    assert_eq!(
+        context_reason(&e),
+        "no acco element holds: [0] country FR not in accc KR,JP"
+    );
+    // Coordinates alone do not give a country: only the PIP resolves one (annex F).
+    let (ok, e) = run(acco, located(SEOUL.0, SEOUL.1));
+    assert!(!ok);
+    assert_eq!(
+        context_reason(&e),
+        "no acco element holds: [0] country unknown (needed for accc KR,JP)"
     );
 }
 
@@ -350,6 +371,7 @@ fn sub_parameters_of_one_element_are_anded() {
         time: Some(noon()),
         peer: from("10.1.2.3").peer,
         location: None,
+        country: None,
     };
     assert!(granted(acco.clone(), both));
     let wrong_peer = Ctx {
@@ -394,6 +416,7 @@ fn elements_are_ored() {
         time: Some(noon()),
         peer: from("192.0.2.1").peer,
         location: None,
+        country: None,
     };
     let (ok, e) = run(acco.clone(), outside_net_in_hours);
     assert!(ok);
@@ -417,6 +440,7 @@ fn an_element_without_sub_parameters_never_holds() {
         time: Some(noon()),
         peer: from("10.0.0.1").peer,
         location: located(0.0, 0.0).location,
+        country: None,
     };
     let (ok, e) = run(json!([{}]), everything);
     assert!(!ok);
@@ -445,7 +469,7 @@ fn no_acco_needs_no_context() {
         create_type: None,
         time: None,
         peer_ip: None,
-        location: None,
+        pip: &NoInformation,
     };
     assert!(decide(&l, &req, &Applicable::Policies(&sources)).granted());
     assert!(granted(json!([]), Ctx::default()));

@@ -1,10 +1,10 @@
 //! Decision tests, one per rule of TS-0003 7.1 the PDP implements, through the public API
 //! only. Every case also checks that `explain` agrees with `decide`.
 
-use bastion_policy::explain::{Basis, Condition};
+use bastion_policy::explain::Basis;
 use bastion_policy::{
-    decide, explain, AccessOperation, AccessRequest, Applicable, Decision, Grant, LocalIdentity,
-    PolicySource, RuleSet,
+    decide, explain, AccessOperation, AccessRequest, Applicable, Decision, FixedInformation, Grant,
+    LocalIdentity, NoInformation, PolicySource, RuleSet,
 };
 use serde_json::{json, Value};
 
@@ -29,7 +29,7 @@ fn req(originator: &str, operation: AccessOperation) -> AccessRequest<'_> {
         create_type: None,
         time: None,
         peer_ip: None,
-        location: None,
+        pip: &NoInformation,
     }
 }
 
@@ -42,7 +42,7 @@ fn create<'a>(originator: &'a str, parent: u16, child: u16) -> AccessRequest<'a>
         create_type: Some(child),
         time: None,
         peer_ip: None,
-        location: None,
+        pip: &NoInformation,
     }
 }
 
@@ -313,34 +313,62 @@ fn ts0003_7_1_3_originator_is_data_not_a_pattern() {
     assert!(r("C*", "C.*"));
 }
 
+/// Group and role entries are answered by the PIP: a member / holder matches, anyone else
+/// and any unresolvable group does not (TS-0001 9.6.2.1, TS-0003 7.4).
 #[test]
-fn ts0003_7_1_3_group_and_role_entries_fail_closed() {
+fn ts0003_7_1_3_group_and_role_entries_ask_the_pip() {
     let l = local();
-    for entry in [
-        "grp-42",
-        "/id-in/grp-42",
-        "//bastion.example/id-in/grp1",
-        "op@roles.example",
+    let pip = FixedInformation {
+        groups: vec!["grp-42".into(), "//bastion.example/id-in/grp1".into()],
+        roles: vec!["op@roles.example".into()],
+        ..FixedInformation::default()
+    };
+    for (entry, member) in [
+        ("grp-42", true),
+        ("/id-in/grp-42", false),
+        ("//bastion.example/id-in/grp1", true),
+        ("op@roles.example", true),
+        // The FQDN of a Role-ID is case-insensitive: compiled lower-case.
+        ("op@Roles.Example", true),
+        ("other@roles.example", false),
     ] {
         let rules = set(one_rule(&[entry], 63));
-        let r = req(entry, AccessOperation::Retrieve);
-        assert!(!decide_one(&rules, &r).granted(), "{entry}");
+        let mut r = req("Cabc", AccessOperation::Retrieve);
+        r.pip = &pip;
+        assert_eq!(decide_one(&rules, &r).granted(), member, "{entry}");
+        // Without information nobody matches.
+        let r0 = req("Cabc", AccessOperation::Retrieve);
+        assert!(!decide_one(&rules, &r0).granted(), "{entry}");
         let sources = [PolicySource {
             acp_id: "acp1",
             rules: &rules,
         }];
-        let e = explain(&l, &r, &Applicable::Policies(&sources));
-        let json = serde_json::to_string(&e).unwrap();
-        assert!(json.contains("not supported yet"), "{json}");
+        let e = explain(&l, &r0, &Applicable::Policies(&sources));
         let Basis::Policies { sources } = &e.basis else {
             panic!()
         };
-        let check = &sources[0].rules[0].checks[4];
-        assert_eq!(check.condition, Condition::Originator);
-        assert!(check
-            .reason
-            .contains("group/role entries not supported yet"));
+        let note = sources[0].rules[0].originators[0]
+            .note
+            .clone()
+            .unwrap_or_default();
+        if entry.contains('@') {
+            assert!(note.starts_with("originator holds no valid role"), "{note}");
+        } else {
+            assert!(
+                note.ends_with("is not a resolvable group, never matches"),
+                "{note}"
+            );
+        }
     }
+    // A Role-ID that is not well formed is malformed, not a group.
+    let rules = set(one_rule(&["a b@roles.example"], 63));
+    let mut r = req("Cabc", AccessOperation::Retrieve);
+    r.pip = &pip;
+    assert!(!decide_one(&rules, &r).granted());
+    assert_eq!(
+        rules.rules()[0].originators()[0].kind(),
+        bastion_policy::originator::EntryKind::Malformed
+    );
 }
 
 #[test]

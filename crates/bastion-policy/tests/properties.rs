@@ -17,7 +17,7 @@
 use bastion_policy::originator::EntryKind;
 use bastion_policy::{
     decide, explain, normalize_originator, AccessOperation, AccessRequest, Applicable,
-    LocalIdentity, Location, PolicySource, RuleSet,
+    FixedInformation, LocalIdentity, Location, PolicySource, RuleSet,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -197,7 +197,7 @@ struct Req {
     create_type: Option<u16>,
     time: Option<i64>,
     peer_ip: Option<IpAddr>,
-    location: Option<Location>,
+    pip: FixedInformation,
 }
 
 impl Req {
@@ -210,7 +210,7 @@ impl Req {
             create_type: self.create_type,
             time: self.time,
             peer_ip: self.peer_ip,
-            location: self.location,
+            pip: &self.pip,
         }
     }
 }
@@ -281,7 +281,10 @@ fn request() -> impl Strategy<Value = Req> {
                 create_type,
                 time,
                 peer_ip,
-                location,
+                pip: FixedInformation {
+                    location,
+                    ..FixedInformation::default()
+                },
             },
         )
 }
@@ -312,7 +315,7 @@ fn entry_matches(entry: &str, originator: &str) -> bool {
         create_type: None,
         time: None,
         peer_ip: None,
-        location: None,
+        pip: FixedInformation::default(),
     };
     granted(&rules, &r)
 }
@@ -354,6 +357,7 @@ fn reference_match(entry: &str, originator: &str) -> bool {
             None => false,
         },
         EntryKind::Identifier => reference_glob(form.as_bytes(), orig.as_bytes()),
+        // The generated requests carry no PIP information: groups and roles never match.
         EntryKind::Role | EntryKind::ResourceId | EntryKind::Malformed => false,
     }
 }

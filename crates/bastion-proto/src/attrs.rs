@@ -138,6 +138,80 @@ const ACP: &[AttrDef] = &[
     a("airi", Kind::StrList, O, O),
 ];
 
+/// `<group>` (TS-0001 9.6.13; core-resources.md §3.8). Fan-out is not offered yet, so
+/// `nar` is not accepted.
+const GRP: &[AttrDef] = &[
+    a("rn", Kind::Str, O, NP),
+    a("et", Kind::Timestamp, O, O),
+    a("lbl", Kind::StrList, O, O),
+    a("acpi", Kind::StrList, O, O),
+    a("at", Kind::StrList, O, O),
+    a("aa", Kind::StrList, O, O),
+    a("daci", Kind::StrList, O, O),
+    a("cr", Kind::CreatorNull, O, NP),
+    a("mt", Kind::NonNegInt, O, NP),
+    a("spty", Kind::Str, O, NP),
+    a("cnm", Kind::NonNegInt, NP, NP),
+    a("mnm", Kind::NonNegInt, M, O),
+    a("mid", Kind::StrList, M, O),
+    a("macp", Kind::StrList, O, O),
+    a("mtv", Kind::Bool, NP, NP),
+    a("csy", Kind::NonNegInt, O, NP),
+    a("gn", Kind::Str, O, O),
+];
+
+/// `<role>` (TS-0001 9.6.38; TS-0003 7.4): the role attributes are write-once.
+const ROL: &[AttrDef] = &[
+    a("rn", Kind::Str, O, NP),
+    a("et", Kind::Timestamp, O, O),
+    a("lbl", Kind::StrList, O, O),
+    a("acpi", Kind::StrList, O, O),
+    a("cr", Kind::CreatorNull, O, NP),
+    a("rlid", Kind::Str, M, NP),
+    a("tkis", Kind::Str, M, NP),
+    a("tkhd", Kind::Str, M, NP),
+    a("tknb", Kind::Timestamp, M, NP),
+    a("tkna", Kind::Timestamp, M, NP),
+    a("rlnm", Kind::Str, O, O),
+    a("rltl", Kind::Str, O, O),
+];
+
+/// `<token>` (TS-0001 9.6.39; TS-0003 7.4): the JWT in `tkob`; the plain-text claim
+/// copies are filled in by the CSE from the validated token, never taken from the client.
+const TK: &[AttrDef] = &[
+    a("rn", Kind::Str, O, NP),
+    a("et", Kind::Timestamp, O, O),
+    a("lbl", Kind::StrList, O, O),
+    a("acpi", Kind::StrList, O, O),
+    a("cr", Kind::CreatorNull, O, NP),
+    a("tkid", Kind::Str, O, NP),
+    a("tkob", Kind::Str, M, NP),
+    a("vr", Kind::Str, NP, NP),
+    a("tkis", Kind::Str, NP, NP),
+    a("tkau", Kind::StrList, NP, NP),
+    a("tkhd", Kind::Str, NP, NP),
+    a("tknb", Kind::Timestamp, NP, NP),
+    a("tkna", Kind::Timestamp, NP, NP),
+    a("tknm", Kind::Str, NP, NP),
+    a("tkps", Kind::Object, NP, NP),
+    a("tkex", Kind::Any, NP, NP),
+];
+
+/// `<dynamicAuthorizationConsultation>` (TS-0001 9.6.40; TS-0003 7.3.2.2).
+const DAC: &[AttrDef] = &[
+    a("rn", Kind::Str, O, NP),
+    a("et", Kind::Timestamp, O, O),
+    a("lbl", Kind::StrList, O, O),
+    a("acpi", Kind::StrList, O, O),
+    a("at", Kind::StrList, O, O),
+    a("aa", Kind::StrList, O, O),
+    a("daci", Kind::StrList, O, O),
+    a("cr", Kind::CreatorNull, O, NP),
+    a("dae", Kind::Bool, M, O),
+    a("dap", Kind::StrList, M, O),
+    a("dal", Kind::Timestamp, O, O),
+];
+
 const CB: &[AttrDef] = &[
     a("rn", Kind::Str, NP, NP),
     a("lbl", Kind::StrList, NP, NP),
@@ -158,6 +232,10 @@ pub fn table(ty: ResourceType) -> &'static [AttrDef] {
         ResourceType::ContentInstance => CIN,
         ResourceType::AccessControlPolicy => ACP,
         ResourceType::CseBase => CB,
+        ResourceType::Group => GRP,
+        ResourceType::Role => ROL,
+        ResourceType::Token => TK,
+        ResourceType::DynamicAuthorizationConsultation => DAC,
         ResourceType::Other(_) => &[],
     }
 }

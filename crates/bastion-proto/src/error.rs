@@ -42,6 +42,16 @@ pub enum RequestError {
     NotAcceptable(Reason),
     #[error("{0}")]
     Internal(Reason),
+    /// A `<group>` member has the wrong type and `csy` is ABANDON_GROUP (TS-0001 9.6.13).
+    #[error("{0}")]
+    GroupMemberTypeInconsistent(Reason),
+    /// `mid` longer than `mnm`, or `mnm` below the member count.
+    #[error("{0}")]
+    MaxMembersExceeded(Reason),
+    /// 4103 of the indirect dynamic authorization procedure (TS-0003 7.3.2.3 step 2): the
+    /// response carries this Token Request Information (`tqf`) and no debug text.
+    #[error("originator has no privilege; token request information attached")]
+    TokenRequestInfo(Box<serde_json::Value>),
 }
 
 impl RequestError {
@@ -64,6 +74,9 @@ impl RequestError {
             RequestError::NotImplemented(_) => Rsc::NotImplemented,
             RequestError::NotAcceptable(_) => Rsc::NotAcceptable,
             RequestError::Internal(_) => Rsc::InternalServerError,
+            RequestError::GroupMemberTypeInconsistent(_) => Rsc::GroupMemberTypeInconsistent,
+            RequestError::MaxMembersExceeded(_) => Rsc::MaxNumberOfMemberExceeded,
+            RequestError::TokenRequestInfo(_) => Rsc::OriginatorHasNoPrivilege,
         }
     }
 

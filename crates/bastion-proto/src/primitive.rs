@@ -214,10 +214,14 @@ impl Response {
         }
     }
 
-    /// An error response carrying `{"m2m:dbg": reason}`.
+    /// An error response carrying `{"m2m:dbg": reason}`, or the Token Request
+    /// Information of a 4103 that carries one (TS-0003 7.3.2.3).
     pub fn error(err: &crate::RequestError, rqi: impl Into<String>) -> Response {
         let mut r = Response::new(err.rsc(), rqi);
-        r.pc = Some(serde_json::json!({ "m2m:dbg": err.reason() }));
+        r.pc = Some(match err {
+            crate::RequestError::TokenRequestInfo(tqf) => (**tqf).clone(),
+            _ => serde_json::json!({ "m2m:dbg": err.reason() }),
+        });
         r
     }
 }

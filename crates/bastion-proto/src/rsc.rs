@@ -20,11 +20,13 @@ pub enum Rsc {
     OriginatorNotAuthenticated = 4106,
     SecurityAssociationRequired = 4107,
     InvalidChildResourceType = 4108,
+    GroupMemberTypeInconsistent = 4110,
     OriginatorHasAlreadyRegistered = 4117,
     AppRuleValidationFailed = 4126,
     InternalServerError = 5000,
     NotImplemented = 5001,
     NotAcceptable = 5207,
+    MaxNumberOfMemberExceeded = 6010,
 }
 
 impl Rsc {
@@ -39,7 +41,9 @@ impl Rsc {
             Rsc::Accepted => 202,
             Rsc::Ok | Rsc::Deleted | Rsc::Updated => 200,
             Rsc::Created => 201,
-            Rsc::BadRequest => 400,
+            Rsc::BadRequest | Rsc::GroupMemberTypeInconsistent | Rsc::MaxNumberOfMemberExceeded => {
+                400
+            }
             Rsc::ReleaseVersionNotSupported | Rsc::NotImplemented => 501,
             Rsc::NotFound => 404,
             Rsc::OperationNotAllowed => 405,

@@ -10,6 +10,10 @@ pub enum ResourceType {
     Container,
     ContentInstance,
     CseBase,
+    Group,
+    Role,
+    Token,
+    DynamicAuthorizationConsultation,
     /// A type number defined by oneM2M that Bastion does not implement yet.
     Other(u16),
 }
@@ -32,6 +36,10 @@ impl ResourceType {
             3 => ResourceType::Container,
             4 => ResourceType::ContentInstance,
             5 => ResourceType::CseBase,
+            9 => ResourceType::Group,
+            31 => ResourceType::Role,
+            32 => ResourceType::Token,
+            34 => ResourceType::DynamicAuthorizationConsultation,
             other if DEFINED.contains(&other) => ResourceType::Other(other),
             _ => return None,
         })
@@ -44,6 +52,10 @@ impl ResourceType {
             ResourceType::Container => 3,
             ResourceType::ContentInstance => 4,
             ResourceType::CseBase => 5,
+            ResourceType::Group => 9,
+            ResourceType::Role => 31,
+            ResourceType::Token => 32,
+            ResourceType::DynamicAuthorizationConsultation => 34,
             ResourceType::Other(n) => n,
         }
     }
@@ -56,6 +68,10 @@ impl ResourceType {
             ResourceType::Container => "cnt",
             ResourceType::ContentInstance => "cin",
             ResourceType::CseBase => "cb",
+            ResourceType::Group => "grp",
+            ResourceType::Role => "rol",
+            ResourceType::Token => "tk",
+            ResourceType::DynamicAuthorizationConsultation => "dac",
             ResourceType::Other(_) => "",
         }
     }
@@ -68,15 +84,21 @@ impl ResourceType {
             ResourceType::Container => "m2m:cnt",
             ResourceType::ContentInstance => "m2m:cin",
             ResourceType::CseBase => "m2m:cb",
+            ResourceType::Group => "m2m:grp",
+            ResourceType::Role => "m2m:rol",
+            ResourceType::Token => "m2m:tk",
+            ResourceType::DynamicAuthorizationConsultation => "m2m:dac",
             ResourceType::Other(_) => "",
         }
     }
 
     /// Whether the type carries an `acpi` attribute of its own (TS-0001 9.6.1.3).
     pub fn has_acpi(self) -> bool {
-        matches!(
+        !matches!(
             self,
-            ResourceType::Ae | ResourceType::Container | ResourceType::CseBase
+            ResourceType::AccessControlPolicy
+                | ResourceType::ContentInstance
+                | ResourceType::Other(_)
         )
     }
 
@@ -88,6 +110,10 @@ impl ResourceType {
                 | ResourceType::Ae
                 | ResourceType::Container
                 | ResourceType::ContentInstance
+                | ResourceType::Group
+                | ResourceType::Role
+                | ResourceType::Token
+                | ResourceType::DynamicAuthorizationConsultation
         )
     }
 
@@ -95,20 +121,37 @@ impl ResourceType {
     pub fn allows_child(self, child: ResourceType) -> bool {
         use ResourceType::*;
         match self {
-            CseBase => matches!(child, Ae | Container | AccessControlPolicy),
-            Ae => matches!(child, Container | AccessControlPolicy),
+            // `<role>` and `<token>` live in the CSE's Role/Token Repository, directly under
+            // the CSEBase (TS-0003 7.4; docs/decisions.md).
+            CseBase => matches!(
+                child,
+                Ae | Container
+                    | AccessControlPolicy
+                    | Group
+                    | Role
+                    | Token
+                    | DynamicAuthorizationConsultation
+            ),
+            Ae => matches!(
+                child,
+                Container | AccessControlPolicy | Group | DynamicAuthorizationConsultation
+            ),
             Container => matches!(child, Container | ContentInstance),
             _ => false,
         }
     }
 
     /// Resource types whose instances are reported in the CSEBase `srt`.
-    pub const SUPPORTED: [ResourceType; 5] = [
+    pub const SUPPORTED: [ResourceType; 9] = [
         ResourceType::AccessControlPolicy,
         ResourceType::Ae,
         ResourceType::Container,
         ResourceType::ContentInstance,
         ResourceType::CseBase,
+        ResourceType::Group,
+        ResourceType::Role,
+        ResourceType::Token,
+        ResourceType::DynamicAuthorizationConsultation,
     ];
 }
 

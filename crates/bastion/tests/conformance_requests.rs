@@ -137,8 +137,8 @@ async fn ts0004_7_3_3_2_unimplemented_resource_type_is_not_implemented() {
         .create(
             &ae,
             "Cowner",
-            9,
-            json!({"m2m:grp": {"rn": "grp", "mnm": 2, "mid": []}}),
+            15,
+            json!({"m2m:pch": {"rn": "pch"}}),
         )
         .await;
     r.expect(5001);
