@@ -5,11 +5,15 @@
 //! nothing here answers with a bare HTTP error or panics on client input. The one path
 //! outside oneM2M addressing, `/__bastion/explain`, is the admin's explanation API
 //! ([`admin`]); it answers with `X-M2M-RSC` too.
+//!
+//! [`serve`] is the plain listener (no security association); [`tls::serve_tls`] serves
+//! the same router over TLS and hands the core the identity bound to the association.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 mod decode;
 mod encode;
+pub mod tls;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -59,13 +63,26 @@ pub async fn serve(
     cse: Arc<Cse>,
     limits: HttpLimits,
 ) -> std::io::Result<()> {
+    serve_with(listener, cse, limits, Router::new()).await
+}
+
+/// Like [`serve`], with `extra` routes (e.g. the location PIP's notification receiver)
+/// answered before the oneM2M fallback. `extra` must not have a fallback of its own.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    cse: Arc<Cse>,
+    limits: HttpLimits,
+    extra: Router,
+) -> std::io::Result<()> {
     let listener = listener.tap_io(|tcp| {
         // Small request/response exchanges: never wait for Nagle.
         let _ = tcp.set_nodelay(true);
     });
     axum::serve(
         listener,
-        router(cse, limits).into_make_service_with_connect_info::<SocketAddr>(),
+        extra
+            .merge(router(cse, limits))
+            .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .await
 }
@@ -73,13 +90,14 @@ pub async fn serve(
 async fn handle(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    sa: Option<axum::Extension<tls::SaIdentity>>,
     request: HttpRequest<Body>,
 ) -> HttpResponse {
     if request.uri().path() == admin::EXPLAIN_PATH {
         return admin::explain(&state.cse, request).await;
     }
-    // Plain HTTP carries no security association, hence no identity.
-    let ctx = RequestContext::new(Some(peer), None);
+    // Only the TLS listener inserts an identity; plain HTTP carries no association.
+    let ctx = RequestContext::new(Some(peer), sa.map(|axum::Extension(id)| id.0));
     match decode(request, state.limits.max_body_bytes).await {
         Ok(primitive) => encode(&state.cse.handle(primitive, &ctx).await),
         Err(failure) => {

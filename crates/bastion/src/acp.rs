@@ -84,7 +84,11 @@ fn from_data_dir(settings: &Settings, query: &ExplainQuery) -> Result<Value, Fai
         .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
     let result = runtime.block_on(async {
         let store: Arc<dyn Store> = store.clone();
-        let cse = Cse::open(settings.cse_config(settings.listen), store)
+        let mut config = settings.cse_config(settings.listen);
+        config.authorization = settings
+            .authorization_config()
+            .map_err(|e| Failure::Runtime(e.to_string()))?;
+        let cse = Cse::open(config, store)
             .await
             .map_err(|e| Failure::Runtime(format!("cannot load the CSE: {e}")))?;
         let explanation = cse.explain(query).await.map_err(|e| {

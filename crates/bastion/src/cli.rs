@@ -35,6 +35,312 @@ pub enum Command {
     /// Access-control tools for operators.
     #[command(subcommand)]
     Acp(AcpCommand),
+    /// Run a Dynamic Authorization Server (TS-0003 7.3): answer securityInfo NOTIFYs
+    /// from hosting CSEs and originator AEs with dynamic ACP info or tokens, as the
+    /// policy file says (docs/das.md).
+    ///
+    /// Logs "listening on ADDR:PORT" to standard error once ready. Exit status: 0 after a
+    /// signal-initiated stop, 1 when the server cannot start, 2 for an invalid policy.
+    Das(DasArgs),
+    /// Manage the encrypted credential store of the TLS listener (PSK credentials):
+    /// add, list, revoke. Key bytes are never printed. The store key comes from
+    /// BASTION_CREDENTIALS_KEY (64 hex characters) or --key-file.
+    ///
+    /// A running server notices changes within a second; a revoked credential's kept-alive
+    /// connections are answered 4107 and closed. Exit status: 0 on success, 1 on failure,
+    /// 2 for usage errors.
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
+    /// Certificates for the certificate-based framework (P-256, PEM files): a CA, issued
+    /// AE/CSE certificates, CSRs and their signing, CRLs. Private keys are written mode
+    /// 0600 and never printed.
+    #[command(subcommand)]
+    Cert(CertCommand),
+    /// Send one oneM2M request over HTTP or TLS (PSK or certificate) and print the
+    /// response: its rsc on the first line, then the JSON body, if any.
+    ///
+    /// Exit status: 0 when the rsc is 2xxx, 1 otherwise (or when no response came),
+    /// 2 for usage errors.
+    Req(ReqArgs),
+}
+
+/// Where the credential store is.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Data directory of the server; the store is DIR/credentials.store
+    #[arg(long, value_name = "DIR", required_unless_present = "store")]
+    pub data_dir: Option<PathBuf>,
+
+    /// The credential store file itself (instead of --data-dir)
+    #[arg(long, value_name = "FILE", conflicts_with = "data_dir")]
+    pub store: Option<PathBuf>,
+
+    /// File holding the store key (64 hex characters, mode 0600), when
+    /// BASTION_CREDENTIALS_KEY is unset
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialsCommand {
+    /// Add a PSK credential (KpsaID + Kpsa) bound to an AE-ID, a CSE-ID, or, with
+    /// neither, to the Credential-ID 12-<KpsaID>.
+    Add(CredentialsAddArgs),
+    /// List credentials: identifier, kind, binding, state. Never key bytes.
+    List(StoreArgs),
+    /// Revoke a credential: new handshakes fail and live associations are cut.
+    Revoke(CredentialsRevokeArgs),
+}
+
+/// Arguments of `credentials add`.
+#[derive(Debug, Args)]
+pub struct CredentialsAddArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// KpsaID: <relative-id>@<fqdn>
+    #[arg(long, value_name = "KPSAID")]
+    pub id: String,
+
+    /// Kpsa in hex, 16 to 64 bytes (prefer BASTION_PSK_HEX: command lines are visible
+    /// to other local users)
+    #[arg(
+        long,
+        value_name = "HEX",
+        env = "BASTION_PSK_HEX",
+        hide_env_values = true
+    )]
+    pub key_hex: String,
+
+    /// Bind the association to this AE-ID
+    #[arg(long, value_name = "AE-ID", conflicts_with = "cse_id")]
+    pub originator: Option<String>,
+
+    /// Bind the association to this CSE-ID
+    #[arg(long, value_name = "CSE-ID")]
+    pub cse_id: Option<String>,
+}
+
+/// Arguments of `credentials revoke`.
+#[derive(Debug, Args)]
+pub struct CredentialsRevokeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// The credential: a KpsaID or an ni:/// identifier
+    #[arg(long, value_name = "ID")]
+    pub id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Create a self-signed CA (certificate and key).
+    Ca(CertCaArgs),
+    /// Issue a certificate naming an AE-ID or CSE-ID (subjectAltName URI) with a new key.
+    Issue(CertIssueArgs),
+    /// Create a key and a certificate signing request naming an AE-ID or CSE-ID.
+    Csr(CertCsrArgs),
+    /// Sign a CSR with the CA; the identity is the CSR's subjectAltName URI.
+    Sign(CertSignArgs),
+    /// Create a CRL revoking the given certificates.
+    Crl(CertCrlArgs),
+}
+
+/// The CA used by `issue`, `sign` and `crl`.
+#[derive(Debug, Args)]
+pub struct CaFiles {
+    /// CA certificate (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: PathBuf,
+    /// CA private key (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub ca_key: PathBuf,
+}
+
+/// Arguments of `cert ca`.
+#[derive(Debug, Args)]
+pub struct CertCaArgs {
+    /// Common name of the CA
+    #[arg(long, value_name = "NAME")]
+    pub cn: String,
+    /// Validity in days
+    #[arg(long, value_name = "N", default_value_t = 3650)]
+    pub days: u32,
+    /// Where to write the certificate
+    #[arg(long, value_name = "FILE")]
+    pub out_cert: PathBuf,
+    /// Where to write the private key (mode 0600)
+    #[arg(long, value_name = "FILE")]
+    pub out_key: PathBuf,
+}
+
+/// Arguments of `cert issue`.
+#[derive(Debug, Args)]
+pub struct CertIssueArgs {
+    #[command(flatten)]
+    pub ca: CaFiles,
+    /// Absolute AE-ID (//sp/cse/Cxxx) or CSE-ID (//sp/stem) to name
+    #[arg(long, value_name = "ID")]
+    pub id: String,
+    /// DNS names (repeatable), e.g. the server's host name
+    #[arg(long, value_name = "NAME")]
+    pub dns: Vec<String>,
+    /// Validity in days
+    #[arg(long, value_name = "N", default_value_t = 365)]
+    pub days: u32,
+    /// Where to write the certificate
+    #[arg(long, value_name = "FILE")]
+    pub out_cert: PathBuf,
+    /// Where to write the private key (mode 0600)
+    #[arg(long, value_name = "FILE")]
+    pub out_key: PathBuf,
+}
+
+/// Arguments of `cert csr`.
+#[derive(Debug, Args)]
+pub struct CertCsrArgs {
+    /// Absolute AE-ID or CSE-ID to name
+    #[arg(long, value_name = "ID")]
+    pub id: String,
+    /// DNS names (repeatable)
+    #[arg(long, value_name = "NAME")]
+    pub dns: Vec<String>,
+    /// Where to write the CSR
+    #[arg(long, value_name = "FILE")]
+    pub out_csr: PathBuf,
+    /// Where to write the private key (mode 0600)
+    #[arg(long, value_name = "FILE")]
+    pub out_key: PathBuf,
+}
+
+/// Arguments of `cert sign`.
+#[derive(Debug, Args)]
+pub struct CertSignArgs {
+    #[command(flatten)]
+    pub ca: CaFiles,
+    /// The CSR (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub csr: PathBuf,
+    /// DNS names (repeatable)
+    #[arg(long, value_name = "NAME")]
+    pub dns: Vec<String>,
+    /// Validity in days
+    #[arg(long, value_name = "N", default_value_t = 365)]
+    pub days: u32,
+    /// Where to write the certificate
+    #[arg(long, value_name = "FILE")]
+    pub out_cert: PathBuf,
+}
+
+/// Arguments of `cert crl`.
+#[derive(Debug, Args)]
+pub struct CertCrlArgs {
+    #[command(flatten)]
+    pub ca: CaFiles,
+    /// Certificates to revoke (PEM; repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub revoke: Vec<PathBuf>,
+    /// CRL number
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub number: u32,
+    /// Days until the next update
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub next_update_days: u32,
+    /// Where to write the CRL
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// The request operation of `req`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReqOp {
+    Create,
+    Retrieve,
+    Update,
+    Delete,
+    Notify,
+}
+
+/// Arguments of `req`.
+#[derive(Debug, Args)]
+pub struct ReqArgs {
+    /// The CSE: http://HOST:PORT or https://HOST:PORT
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// Target address as an HTTP path: /cse-in/myae (CSE-relative), /~/id-in/myae
+    /// (SP-relative), /_/sp.example/id-in/myae (absolute)
+    #[arg(long, value_name = "ADDRESS")]
+    pub to: String,
+    /// Originator (X-M2M-Origin)
+    #[arg(long, value_name = "ORIGINATOR")]
+    pub from: Option<String>,
+    /// Operation
+    #[arg(
+        long,
+        value_name = "OP",
+        ignore_case = true,
+        default_value = "retrieve"
+    )]
+    pub op: ReqOp,
+    /// Resource type to create
+    #[arg(long, value_name = "N")]
+    pub ty: Option<u64>,
+    /// Primitive content, JSON (e.g. '{"m2m:ae": {...}}')
+    #[arg(long, value_name = "JSON")]
+    pub body: Option<String>,
+    /// Result content
+    #[arg(long, value_name = "N")]
+    pub rcn: Option<u64>,
+    /// Request identifier [default: generated]
+    #[arg(long, value_name = "RI")]
+    pub rqi: Option<String>,
+    /// TLS-PSK: the KpsaID
+    #[arg(
+        long,
+        value_name = "KPSAID",
+        requires = "psk_hex",
+        conflicts_with = "cert"
+    )]
+    pub psk_id: Option<String>,
+    /// TLS-PSK: the Kpsa in hex (prefer BASTION_PSK_HEX)
+    #[arg(
+        long,
+        value_name = "HEX",
+        env = "BASTION_PSK_HEX",
+        hide_env_values = true
+    )]
+    pub psk_hex: Option<String>,
+    /// TLS certificate: own certificate chain (PEM)
+    #[arg(long, value_name = "FILE", requires_all = ["key", "ca"])]
+    pub cert: Option<PathBuf>,
+    /// TLS certificate: own private key (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// TLS certificate: trust anchors for the server certificate (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Name sent in SNI and checked against the server certificate [default: URL host]
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+    /// Seconds to wait for the whole exchange
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub timeout: u64,
+}
+
+/// Arguments of `das`.
+#[derive(Debug, Args)]
+pub struct DasArgs {
+    /// Address and port for HTTP: an IP address; port 0 picks a free port
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8090")]
+    pub listen: std::net::SocketAddr,
+
+    /// The policy file (TOML)
+    #[arg(long, value_name = "FILE")]
+    pub policy: PathBuf,
+
+    /// Log filter: a level or target=level directives; overrides RUST_LOG [default: info]
+    #[arg(long, value_name = "LEVEL")]
+    pub log: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,6 +424,8 @@ pub struct ExplainArgs {
     pub settings: SettingsArgs,
 }
 
+// Parsed once per run: the size of `Check` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the default configuration file, every key set to its default and explained.
@@ -141,6 +449,15 @@ pub struct SettingsArgs {
     /// [default: 127.0.0.1:8080]
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<String>,
+
+    /// Address and port of the TLS listener (security associations, docs/security.md);
+    /// none by default
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub tls_listen: Option<String>,
+
+    /// Accept plain HTTP on a non-loopback --listen address (no security association)
+    #[arg(long)]
+    pub insecure: bool,
 
     /// Directory for durable state; the database is DIR/bastion.db [default: ./bastion-data]
     #[arg(long, value_name = "DIR")]
@@ -185,6 +502,8 @@ impl SettingsArgs {
             listen: self.listen.clone(),
             data_dir: self.data_dir.clone(),
             log: self.log.clone(),
+            tls_listen: self.tls_listen.clone(),
+            insecure: self.insecure.then_some(true),
             ..RawSettings::default()
         }
     }

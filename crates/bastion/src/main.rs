@@ -1,17 +1,22 @@
 //! The `bastion` binary: the command line ([`cli`]), configuration resolution
-//! ([`settings`]), the server's life cycle ([`serve`]) and operator tools ([`acp`]).
+//! ([`settings`]), the server's life cycle ([`serve`]) and operator tools ([`acp`],
+//! [`credentials`], [`cert`], [`req`]).
 //!
 //! Exit status: 0 on success (and after a signal-initiated stop), 1 when the server cannot
 //! start or fails while running, 2 for invalid configuration or command-line usage.
 #![forbid(unsafe_code)]
 
 mod acp;
+mod cert;
 mod cli;
+mod credentials;
+mod das;
+mod req;
 mod serve;
 mod settings;
 
 use clap::Parser;
-use cli::{AcpCommand, Cli, Command, ConfigCommand, SettingsArgs};
+use cli::{AcpCommand, Cli, Command, ConfigCommand, CredentialsCommand, SettingsArgs};
 use settings::{RawSettings, Settings, DEFAULT_CONFIG_TOML};
 use std::io::Write;
 use std::process::ExitCode;
@@ -57,6 +62,24 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Serve(args) => serve::serve(resolve(&args)?),
+        Command::Das(args) => das::run(&args),
+        Command::Credentials(CredentialsCommand::Add(args)) => print(&credentials::add(&args)?),
+        Command::Credentials(CredentialsCommand::List(args)) => print(&credentials::list(&args)?),
+        Command::Credentials(CredentialsCommand::Revoke(args)) => {
+            print(&credentials::revoke(&args)?)
+        }
+        Command::Cert(command) => print(&cert::run(&command)?),
+        Command::Req(args) => {
+            let outcome = req::run(&args)?;
+            print(&outcome.text)?;
+            match outcome.success {
+                true => Ok(()),
+                false => Err(Failure::Runtime(format!(
+                    "request answered with rsc {}",
+                    outcome.text.lines().next().unwrap_or_default()
+                ))),
+            }
+        }
         Command::Config(ConfigCommand::Default) => print(DEFAULT_CONFIG_TOML),
         Command::Acp(AcpCommand::Explain(args)) => {
             let settings = resolve(&args.settings)?;

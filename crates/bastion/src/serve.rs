@@ -1,8 +1,18 @@
 //! `bastion serve`: logging set-up, the server's life cycle and its orderly stop.
 //!
-//! Start: open the store (`<data-dir>/bastion.db`) and the audit log, bind the HTTP listener, open the CSE
-//! (its CSEBase `poa` advertises the bound address), start the expiry sweep, and only then
-//! log `listening on ADDR:PORT`, so whoever waits for that line can send requests at once.
+//! Start: open the store (`<data-dir>/bastion.db`) and the audit log, bind the HTTP listener
+//! (and, with `[tls]`, open the credential store, build the TLS acceptor and bind the TLS
+//! listener), build the location PIP when `[location]` is set, open the CSE (its CSEBase
+//! `poa` advertises the bound address), start the background tasks, and only then log
+//! `listening on ADDR:PORT` (then `accepting TLS on ADDR:PORT`), so whoever waits for that
+//! line can send requests at once.
+//!
+//! Background tasks: the expiry sweep; with TLS, [`CREDENTIALS_RELOAD`]: the credential
+//! store is re-read when another process (`bastion credentials`) changed it, so adds and
+//! revocations reach new handshakes and live connections; with a network location source,
+//! its polling and the reconciliation of its area subscriptions with every `aclr` circle
+//! of the ACPs, every [`CIRCLES_RECONCILE`]. The location notification receiver is
+//! mounted on the plain HTTP listener (docs/security.md).
 //!
 //! Stop, on SIGINT or SIGTERM: the accept loop is dropped (no new connections), the expiry
 //! sweep is stopped, requests in flight get [`DRAIN_GRACE`] to finish, then the runtime is
@@ -13,8 +23,10 @@
 use crate::settings::Settings;
 use crate::Failure;
 use bastion_core::audit::{FileSink, NullSink, Rotation, DEFAULT_QUEUE};
-use bastion_core::{AuditSink, Cse};
+use bastion_core::{AuditSink, Cse, Services};
+use bastion_location::{Circle, LocationPip};
 use bastion_store::{SqliteStore, Store};
+use bastion_tls::{CredentialRegistry, ServerCertificate, ServerSettings, StoreKey, TlsServer};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +35,10 @@ use tracing_subscriber::EnvFilter;
 
 /// How long requests in flight may take to finish once a stop was asked for.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// How often the credential store file is checked for changes by another process.
+pub const CREDENTIALS_RELOAD: Duration = Duration::from_secs(1);
+/// How often the location subscriptions are matched with the ACPs' `aclr` circles.
+pub const CIRCLES_RECONCILE: Duration = Duration::from_secs(10);
 
 /// Runs the server until a stop signal; returns once everything is closed.
 pub fn serve(settings: Settings) -> Result<(), Failure> {
@@ -114,12 +130,55 @@ async fn run(
     let bound: SocketAddr = listener
         .local_addr()
         .map_err(|e| Failure::Runtime(format!("cannot read the bound address: {e}")))?;
+    if !bound.ip().is_loopback() {
+        tracing::warn!(
+            "plain HTTP on {bound} (insecure = true): requests there carry no security \
+             association and anyone who can reach it may claim any originator"
+        );
+    }
+    let tls = match &settings.tls {
+        Some(_) => Some(open_tls(settings).await?),
+        None => None,
+    };
+    let location = open_location(settings)?;
 
     let store: Arc<dyn Store> = store;
-    let cse = Cse::open_with_audit(settings.cse_config(bound), store, audit)
+    let mut config = settings.cse_config(bound);
+    config.authorization = settings
+        .authorization_config()
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    // Fields this binary does not set keep their defaults (the core adds services).
+    #[allow(clippy::needless_update)]
+    let services = Services {
+        audit,
+        location: location
+            .clone()
+            .map(|pip| pip as Arc<dyn bastion_policy::LocationService>),
+        // Dynamic authorization (TS-0003 7.3.2.2): DAS Servers are asked over HTTP, as
+        // this CSE.
+        das: Some(Arc::new(bastion_das::CseConsultant::new(
+            bastion_client::Client::default(),
+            settings.cse_id.clone(),
+        ))),
+        ..Services::default()
+    };
+    let cse = Cse::open_with(config, store, services)
         .await
         .map_err(|e| Failure::Runtime(format!("cannot start the CSE: {e}")))?;
-    let expiry = cse.spawn_expiry();
+    let mut tasks = vec![cse.spawn_expiry()];
+    if let Some(tls) = &tls {
+        tasks.push(spawn_credentials_reload(tls.registry.clone()));
+    }
+    let extra_routes = match &location {
+        Some(pip) => {
+            tasks.extend(pip.spawn_polling());
+            if pip.has_network() {
+                tasks.push(spawn_circles(pip.clone(), cse.clone()));
+            }
+            pip.router()
+        }
+        None => axum::Router::new(),
+    };
     let mut stop = StopSignal::register()
         .map_err(|e| Failure::Runtime(format!("cannot install signal handlers: {e}")))?;
 
@@ -128,24 +187,56 @@ async fn run(
         cse_name = %settings.cse_name,
         cse_type = %settings.cse_type,
         data_dir = %settings.data_dir.display(),
+        protection = %settings.plain_protection(),
+        location = location.is_some(),
         "listening on {bound}"
     );
+    if let Some(tls) = &tls {
+        tracing::info!(
+            psk = tls.psk,
+            certificate = tls.certificate,
+            protection = %tls.protection,
+            "accepting TLS on {}",
+            tls.bound
+        );
+    }
 
     let served = {
-        let server = bastion_http::serve(listener, cse.clone(), settings.http_limits());
+        let server =
+            bastion_http::serve_with(listener, cse.clone(), settings.http_limits(), extra_routes);
+        let tls_server = async {
+            match tls {
+                Some(t) => {
+                    bastion_http::tls::serve_tls(
+                        t.listener,
+                        t.server,
+                        t.registry,
+                        cse.clone(),
+                        settings.http_limits(),
+                    )
+                    .await
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             result = server => Some(result),
+            result = tls_server => Some(result.map_err(|e| std::io::Error::other(format!("TLS listener: {e}")))),
             signal = stop.wait() => {
                 tracing::info!(signal, "stop requested; no longer accepting connections");
                 None
             }
         }
-        // The accept loop (and the listener) are dropped here.
+        // The accept loops (and the listeners) are dropped here.
     };
 
-    expiry.abort();
+    for task in &tasks {
+        task.abort();
+    }
     // A sweep cut short loses nothing: what it did not commit is swept again next start.
-    let _ = expiry.await;
+    for task in tasks {
+        let _ = task.await;
+    }
 
     match served {
         Some(Ok(())) => {
@@ -158,6 +249,144 @@ async fn run(
             Ok(())
         }
     }
+}
+
+/// The TLS listener, ready to serve.
+struct Tls {
+    listener: tokio::net::TcpListener,
+    bound: SocketAddr,
+    server: Arc<TlsServer>,
+    registry: Arc<CredentialRegistry>,
+    psk: bool,
+    certificate: bool,
+    protection: crate::settings::Protection,
+}
+
+/// Opens the credential store, reads the certificate files, builds the acceptor and binds
+/// the TLS listener.
+async fn open_tls(settings: &Settings) -> Result<Tls, Failure> {
+    let Some(t) = &settings.tls else {
+        return Err(Failure::Config("no [tls] listener configured".to_owned()));
+    };
+    let read = |p: &std::path::Path| {
+        let path = settings.data_path(p);
+        std::fs::read_to_string(&path)
+            .map_err(|e| Failure::Runtime(format!("tls: cannot read {}: {e}", path.display())))
+    };
+    let key_file = t
+        .credentials_key_file
+        .as_deref()
+        .map(|p| settings.data_path(p));
+    let key = StoreKey::from_env_or_file(key_file.as_deref())
+        .map_err(|e| Failure::Runtime(format!("tls: credential store key: {e}")))?;
+    let store = settings.data_path(&t.credentials_store);
+    let registry = CredentialRegistry::open(&store, key)
+        .map_err(|e| Failure::Runtime(format!("tls: credential store: {e}")))?;
+    let mut server_certificates = Vec::new();
+    if let (Some(chain), Some(key)) = (&t.certificate_file, &t.key_file) {
+        server_certificates.push(ServerCertificate {
+            server_names: Vec::new(),
+            chain_pem: read(chain)?,
+            key_pem: zeroize::Zeroizing::new(read(key)?),
+        });
+    }
+    let server_settings = ServerSettings {
+        psk: t.psk,
+        certificate: t.certificate,
+        require_client_certificate: t.require_client_certificate,
+        server_certificates,
+        trust_anchors: t
+            .trust_anchor_files
+            .iter()
+            .map(|p| read(p))
+            .collect::<Result<_, _>>()?,
+        crl_files: t.crl_files.iter().map(|p| settings.data_path(p)).collect(),
+        disable_tls13: t.disable_tls13,
+    };
+    let server = TlsServer::new(&server_settings, registry.clone())
+        .map_err(|e| Failure::Runtime(format!("tls: {e}")))?;
+    let listener = tokio::net::TcpListener::bind(t.listen)
+        .await
+        .map_err(|e| Failure::Runtime(format!("cannot listen on {} (TLS): {e}", t.listen)))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Failure::Runtime(format!("cannot read the bound TLS address: {e}")))?;
+    Ok(Tls {
+        listener,
+        bound,
+        server: Arc::new(server),
+        registry,
+        psk: t.psk,
+        certificate: t.certificate,
+        protection: t.protection(),
+    })
+}
+
+/// Re-reads the credential store when its file changed; a failed read keeps the
+/// credentials in force and is logged (the file may be half-way through a replacement
+/// on filesystems without atomic rename).
+fn spawn_credentials_reload(registry: Arc<CredentialRegistry>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CREDENTIALS_RELOAD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match registry.reload_if_changed() {
+                Ok(true) => tracing::info!("credential store reloaded"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "credential store not reloaded"),
+            }
+        }
+    })
+}
+
+/// The location PIP of `[location]`, checked in full.
+fn open_location(settings: &Settings) -> Result<Option<Arc<LocationPip>>, Failure> {
+    let Some(config) = settings.location_config() else {
+        return Ok(None);
+    };
+    let config = config.map_err(Failure::Config)?;
+    let pip = LocationPip::new(&config, &settings.local_identity())
+        .map_err(|e| Failure::Config(format!("[location]: {e}")))?;
+    Ok(Some(Arc::new(pip)))
+}
+
+/// Keeps the network location server's area subscriptions equal to the circles of the
+/// ACPs' `aclr` rules: at once, then whenever they changed, checked every
+/// [`CIRCLES_RECONCILE`]. A failed reconciliation is tried again next time.
+fn spawn_circles(pip: Arc<LocationPip>, cse: Arc<Cse>) -> tokio::task::JoinHandle<()> {
+    let cse = Arc::downgrade(&cse);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CIRCLES_RECONCILE);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut applied: Option<Vec<Circle>> = None;
+        loop {
+            tick.tick().await;
+            let Some(cse) = cse.upgrade() else { break };
+            let circles: Vec<Circle> = cse
+                .location_regions()
+                .iter()
+                .filter_map(Circle::from_region)
+                .collect();
+            drop(cse);
+            if applied.as_ref() == Some(&circles) {
+                continue;
+            }
+            match pip.set_circles(&circles).await {
+                Ok(report) if report.errors.is_empty() => {
+                    tracing::info!(
+                        created = report.created,
+                        deleted = report.deleted,
+                        unchanged = report.unchanged,
+                        "location subscriptions reconciled"
+                    );
+                    applied = Some(circles);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "location subscriptions not reconciled"),
+            }
+        }
+    })
 }
 
 /// Waits until no connection holds the CSE any more, or [`DRAIN_GRACE`] has passed.

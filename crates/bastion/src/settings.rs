@@ -14,7 +14,8 @@
 //! as `bastion.default.toml`; a unit test checks that it sets every key to exactly the
 //! built-in default.
 
-use bastion_core::{CseConfig, CseType};
+use bastion_core::{AuthorizationConfig, CseConfig, CseType};
+use bastion_policy::IssuerKey;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
@@ -57,6 +58,10 @@ pub const DEFAULT_AUDIT_MAX_BYTES: u64 = 10 * 1024 * 1024;
 pub const DEFAULT_AUDIT_KEEP: u32 = 5;
 /// Built-in default log filter.
 pub const DEFAULT_LOG: &str = "info";
+/// Built-in default: a plain listener on a non-loopback address is refused.
+pub const DEFAULT_INSECURE: bool = false;
+/// Built-in default credential store, relative to the data directory.
+pub const DEFAULT_CREDENTIALS_STORE: &str = "credentials.store";
 /// Name of the SQLite database file inside the data directory.
 pub const DB_FILE_NAME: &str = "bastion.db";
 
@@ -110,7 +115,7 @@ impl From<CseKind> for CseType {
 
 /// One source's settings: every field optional and unvalidated (numbers are kept as the
 /// file's signed integers so that range errors can be reported with the key's name).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RawSettings {
     pub cse_id: Option<String>,
     pub cse_name: Option<String>,
@@ -129,6 +134,16 @@ pub struct RawSettings {
     pub audit_max_bytes: Option<i64>,
     pub audit_keep: Option<i64>,
     pub log: Option<String>,
+    /// `[authorization]`: from the configuration file only.
+    pub authorization: Option<AuthorizationSection>,
+    /// `[http] insecure`, flag `--insecure`.
+    pub insecure: Option<bool>,
+    /// `[tls] listen`, flag `--tls-listen`.
+    pub tls_listen: Option<String>,
+    /// The rest of `[tls]`: from the configuration file only.
+    pub tls: Option<TlsSection>,
+    /// `[location]` as written (`bastion_location::LocationConfig`): file only.
+    pub location: Option<toml::Table>,
 }
 
 impl RawSettings {
@@ -154,6 +169,11 @@ impl RawSettings {
             audit_max_bytes: other.audit_max_bytes.or(self.audit_max_bytes),
             audit_keep: other.audit_keep.or(self.audit_keep),
             log: other.log.or(self.log),
+            authorization: other.authorization.or(self.authorization),
+            insecure: other.insecure.or(self.insecure),
+            tls_listen: other.tls_listen.or(self.tls_listen),
+            tls: other.tls.or(self.tls),
+            location: other.location.or(self.location),
         }
     }
 
@@ -199,6 +219,130 @@ struct FileConfig {
     audit: AuditSection,
     #[serde(default)]
     log: LogSection,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    authorization: Option<AuthorizationSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tls: Option<TlsSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    location: Option<toml::Table>,
+}
+
+/// `[tls]`: the TLS listener and its security-association frameworks (docs/security.md).
+/// Files are read relative to the data directory when not absolute.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TlsSection {
+    /// Address and port of the TLS listener; without it (and `--tls-listen`) there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// `"psk"` and/or `"certificate"`. Default: `["psk"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frameworks: Option<Vec<TlsFramework>>,
+    /// Server certificate chain (PEM, leaf first); required by `"certificate"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_file: Option<String>,
+    /// The server certificate's P-256 private key (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    /// Trust anchors for client certificates (PEM files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trust_anchor_files: Vec<String>,
+    /// CRLs (PEM files) every client chain is checked against.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crl_files: Vec<String>,
+    /// Fail a certificate handshake without a client certificate. Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_client_certificate: Option<bool>,
+    /// TLS 1.2 only. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_tls13: Option<bool>,
+    /// The encrypted credential store. Default: `credentials.store`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_store: Option<String>,
+    /// File holding the store key when `BASTION_CREDENTIALS_KEY` is unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_key_file: Option<String>,
+}
+
+/// A security-association establishment framework a TLS listener accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsFramework {
+    /// Provisioned Symmetric Key (TS-0003 8.2.2.1).
+    Psk,
+    /// Certificates, X.509 or pinned raw keys (TS-0003 8.2.2.2).
+    Certificate,
+}
+
+/// What a listener demands of its clients (docs/security.md, "Protection levels").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protection {
+    /// Every request must arrive inside a security association.
+    SaRequired,
+    /// Requests without a security association are served.
+    SaOptional,
+}
+
+impl fmt::Display for Protection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protection::SaRequired => "sa-required",
+            Protection::SaOptional => "sa-optional",
+        })
+    }
+}
+
+/// The resolved `[tls]`: paths as configured (relative ones are taken from the data
+/// directory when used).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub listen: SocketAddr,
+    pub psk: bool,
+    pub certificate: bool,
+    pub certificate_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub trust_anchor_files: Vec<PathBuf>,
+    pub crl_files: Vec<PathBuf>,
+    pub require_client_certificate: bool,
+    pub disable_tls13: bool,
+    pub credentials_store: PathBuf,
+    pub credentials_key_file: Option<PathBuf>,
+}
+
+/// `[authorization]`: who may vouch for originators beyond the ACPs (TS-0003 7.3, 7.4).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AuthorizationSection {
+    /// Trusted token issuers, each with exactly one key file.
+    #[serde(
+        default,
+        rename = "token-issuer",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub token_issuers: Vec<TokenIssuerSection>,
+    /// `tkis` values whose `<role>` resources count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub role_authorities: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_leeway_secs: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub das_timeout_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub das_max_lifetime_secs: Option<i64>,
+}
+
+/// One `[[authorization.token-issuer]]`: the issuer and the key that pins its algorithm.
+/// Key files are read relative to the data directory when not absolute.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TokenIssuerSection {
+    pub issuer: String,
+    /// HS256: a file holding the shared secret (at least 32 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hs256_secret_file: Option<String>,
+    /// ES256: a file holding the issuer's P-256 public key (SPKI PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub es256_public_key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -248,6 +392,8 @@ struct HttpSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     listen: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    insecure: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     max_body_bytes: Option<i64>,
 }
 
@@ -285,6 +431,11 @@ impl FileConfig {
             audit_max_bytes: self.audit.max_bytes,
             audit_keep: self.audit.keep,
             log: self.log.level,
+            authorization: self.authorization,
+            insecure: self.http.insecure,
+            tls_listen: self.tls.as_ref().and_then(|t| t.listen.clone()),
+            tls: self.tls.map(|t| TlsSection { listen: None, ..t }),
+            location: self.location,
         }
     }
 }
@@ -317,7 +468,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Validated settings: what `bastion serve` runs with.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
     pub cse_id: String,
     pub cse_name: String,
@@ -338,6 +489,13 @@ pub struct Settings {
     pub audit_max_bytes: u64,
     pub audit_keep: u32,
     pub log: String,
+    pub authorization: AuthorizationSection,
+    /// `[http] insecure`: the plain listener may be on a non-loopback address.
+    pub insecure: bool,
+    /// The TLS listener, when configured.
+    pub tls: Option<TlsSettings>,
+    /// `[location]`, checked to parse as `bastion_location::LocationConfig`.
+    pub location: Option<toml::Table>,
 }
 
 impl Settings {
@@ -441,6 +599,26 @@ impl Settings {
         if let Err(problem) = validate_log_filter(&log) {
             problems.push(problem);
         }
+        let authorization = raw.authorization.unwrap_or_default();
+        problems.extend(validate_authorization(&authorization));
+        let insecure = raw.insecure.unwrap_or(DEFAULT_INSECURE);
+        if let Some(addr) = listen {
+            if let Err(problem) = plain_protection(addr, insecure) {
+                problems.push(problem);
+            }
+        }
+        let tls = match resolve_tls(raw.tls_listen, raw.tls.unwrap_or_default()) {
+            Ok(tls) => tls,
+            Err(mut found) => {
+                problems.append(&mut found);
+                None
+            }
+        };
+        if let Some(table) = &raw.location {
+            if let Err(problem) = parse_location(table) {
+                problems.push(problem);
+            }
+        }
 
         match listen {
             Some(listen) if problems.is_empty() => Ok(Settings {
@@ -461,6 +639,10 @@ impl Settings {
                 audit_max_bytes,
                 audit_keep,
                 log,
+                authorization,
+                insecure,
+                tls,
+                location: raw.location,
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -487,6 +669,10 @@ impl Settings {
             audit_max_bytes: DEFAULT_AUDIT_MAX_BYTES,
             audit_keep: DEFAULT_AUDIT_KEEP,
             log: DEFAULT_LOG.to_owned(),
+            authorization: AuthorizationSection::default(),
+            insecure: DEFAULT_INSECURE,
+            tls: None,
+            location: None,
         }
     }
 
@@ -518,6 +704,84 @@ impl Settings {
         }
     }
 
+    /// The `[authorization]` settings with their key files read. Fails when a key file
+    /// cannot be read or holds no usable key.
+    pub fn authorization_config(&self) -> Result<AuthorizationConfig, ConfigError> {
+        let a = &self.authorization;
+        let mut problems = Vec::new();
+        let mut token_issuers = Vec::new();
+        for issuer in &a.token_issuers {
+            let read = |file: &str| {
+                let path = self.data_dir.join(file);
+                std::fs::read(&path).map_err(|e| {
+                    format!(
+                        "token issuer {}: cannot read {}: {e}",
+                        issuer.issuer,
+                        path.display()
+                    )
+                })
+            };
+            let key = match (&issuer.hs256_secret_file, &issuer.es256_public_key_file) {
+                (Some(file), None) => read(file).and_then(|secret| {
+                    IssuerKey::hs256(secret)
+                        .map_err(|e| format!("token issuer {}: {e}", issuer.issuer))
+                }),
+                (None, Some(file)) => read(file).and_then(|pem| {
+                    let pem = String::from_utf8_lossy(&pem).into_owned();
+                    IssuerKey::es256_spki_pem(&pem)
+                        .map_err(|e| format!("token issuer {}: {e}", issuer.issuer))
+                }),
+                _ => Err(format!(
+                    "token issuer {}: give exactly one key file",
+                    issuer.issuer
+                )),
+            };
+            match key {
+                Ok(key) => token_issuers.push((issuer.issuer.clone(), key)),
+                Err(problem) => problems.push(problem),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError(problems));
+        }
+        let defaults = CseConfig::default().authorization;
+        Ok(AuthorizationConfig {
+            token_issuers,
+            token_leeway_secs: a.token_leeway_secs.map_or(0, |v| v as u32),
+            role_authorities: a.role_authorities.clone(),
+            das_timeout_ms: a
+                .das_timeout_ms
+                .map_or(defaults.das_timeout_ms, |v| v as u64),
+            das_max_lifetime_secs: a
+                .das_max_lifetime_secs
+                .unwrap_or(defaults.das_max_lifetime_secs),
+        })
+    }
+
+    /// The protection level of the plain listener (validated at resolution).
+    pub fn plain_protection(&self) -> Protection {
+        Protection::SaOptional
+    }
+
+    /// `[location]` as the location PIP's configuration.
+    pub fn location_config(&self) -> Option<Result<bastion_location::LocationConfig, String>> {
+        self.location.as_ref().map(parse_location)
+    }
+
+    /// The local identity originators are normalised against.
+    pub fn local_identity(&self) -> bastion_policy::LocalIdentity {
+        bastion_policy::LocalIdentity {
+            sp_id: self.sp_id.clone(),
+            cse_id: self.cse_id.clone(),
+            admin: self.admin.clone(),
+        }
+    }
+
+    /// A configured path: taken from the data directory when relative.
+    pub fn data_path(&self, path: &Path) -> PathBuf {
+        self.data_dir.join(path)
+    }
+
     /// The HTTP binding's limits.
     pub fn http_limits(&self) -> bastion_http::HttpLimits {
         bastion_http::HttpLimits {
@@ -540,6 +804,7 @@ impl Settings {
             },
             http: HttpSection {
                 listen: Some(self.listen.to_string()),
+                insecure: Some(self.insecure),
                 max_body_bytes: Some(self.max_body_bytes as i64),
             },
             storage: StorageSection {
@@ -577,6 +842,10 @@ impl Settings {
             log: LogSection {
                 level: Some(self.log.clone()),
             },
+            authorization: (self.authorization != AuthorizationSection::default())
+                .then(|| self.authorization.clone()),
+            tls: self.tls.as_ref().map(TlsSettings::to_section).transpose()?,
+            location: self.location.clone(),
         };
         toml::to_string(&file).map_err(|e| e.to_string())
     }
@@ -586,6 +855,164 @@ impl fmt::Display for CseKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+impl TlsSettings {
+    /// Every request on a TLS listener arrives inside a security association: a handshake
+    /// that binds no identity is refused.
+    pub fn protection(&self) -> Protection {
+        Protection::SaRequired
+    }
+
+    fn to_section(&self) -> Result<TlsSection, String> {
+        let text = |p: &Path| {
+            p.to_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("tls path {} is not valid UTF-8", p.display()))
+        };
+        let texts = |ps: &[PathBuf]| ps.iter().map(|p| text(p)).collect::<Result<Vec<_>, _>>();
+        let mut frameworks = Vec::new();
+        if self.psk {
+            frameworks.push(TlsFramework::Psk);
+        }
+        if self.certificate {
+            frameworks.push(TlsFramework::Certificate);
+        }
+        Ok(TlsSection {
+            listen: Some(self.listen.to_string()),
+            frameworks: Some(frameworks),
+            certificate_file: self.certificate_file.as_deref().map(text).transpose()?,
+            key_file: self.key_file.as_deref().map(text).transpose()?,
+            trust_anchor_files: texts(&self.trust_anchor_files)?,
+            crl_files: texts(&self.crl_files)?,
+            require_client_certificate: Some(self.require_client_certificate),
+            disable_tls13: Some(self.disable_tls13),
+            credentials_store: Some(text(&self.credentials_store)?),
+            credentials_key_file: self.credentials_key_file.as_deref().map(text).transpose()?,
+        })
+    }
+}
+
+/// The plain listener carries no security association, so it can only be `sa-optional`.
+/// That is the default on loopback; elsewhere the default is `sa-required`, which a plain
+/// listener cannot meet: refused unless the operator opts in with `insecure`.
+fn plain_protection(addr: SocketAddr, insecure: bool) -> Result<Protection, String> {
+    if addr.ip().is_loopback() || insecure {
+        return Ok(Protection::SaOptional);
+    }
+    Err(format!(
+        "http listen {addr} is not a loopback address: plain HTTP carries no security \
+         association and the protection level there is sa-required; serve it with [tls] \
+         (--tls-listen), or set [http] insecure = true (--insecure) to accept \
+         unauthenticated requests on it"
+    ))
+}
+
+/// `[tls]` resolved: `None` without a listen address (then the other keys are ignored
+/// only if none is set, so a forgotten `listen` is noticed).
+fn resolve_tls(listen: Option<String>, t: TlsSection) -> Result<Option<TlsSettings>, Vec<String>> {
+    let mut problems = Vec::new();
+    let Some(listen) = listen else {
+        if t != TlsSection::default() {
+            problems.push(
+                "[tls] has settings but no listen address (tls listen or --tls-listen)".to_owned(),
+            );
+            return Err(problems);
+        }
+        return Ok(None);
+    };
+    let listen = parse_listen(&listen)
+        .map_err(|p| format!("tls {p}"))
+        .map_err(|p| problems.push(p))
+        .ok();
+    let frameworks = t
+        .frameworks
+        .clone()
+        .unwrap_or_else(|| vec![TlsFramework::Psk]);
+    let psk = frameworks.contains(&TlsFramework::Psk);
+    let certificate = frameworks.contains(&TlsFramework::Certificate);
+    if !psk && !certificate {
+        problems.push("tls frameworks: give \"psk\", \"certificate\" or both".to_owned());
+    }
+    if certificate && (t.certificate_file.is_none() || t.key_file.is_none()) {
+        problems
+            .push("tls: the certificate framework needs certificate-file and key-file".to_owned());
+    }
+    if certificate && t.trust_anchor_files.is_empty() {
+        problems.push("tls: the certificate framework needs trust-anchor-files".to_owned());
+    }
+    if !certificate && (t.require_client_certificate == Some(true) || !t.crl_files.is_empty()) {
+        problems.push(
+            "tls: require-client-certificate and crl-files need the certificate framework"
+                .to_owned(),
+        );
+    }
+    let empty = |f: &Option<String>| f.as_deref() == Some("");
+    if empty(&t.credentials_store) || empty(&t.credentials_key_file) {
+        problems.push("tls: file names must not be empty".to_owned());
+    }
+    match listen {
+        Some(listen) if problems.is_empty() => Ok(Some(TlsSettings {
+            listen,
+            psk,
+            certificate,
+            certificate_file: t.certificate_file.map(PathBuf::from),
+            key_file: t.key_file.map(PathBuf::from),
+            trust_anchor_files: t.trust_anchor_files.iter().map(PathBuf::from).collect(),
+            crl_files: t.crl_files.iter().map(PathBuf::from).collect(),
+            require_client_certificate: t.require_client_certificate.unwrap_or(certificate),
+            disable_tls13: t.disable_tls13.unwrap_or(false),
+            credentials_store: PathBuf::from(
+                t.credentials_store
+                    .unwrap_or_else(|| DEFAULT_CREDENTIALS_STORE.to_owned()),
+            ),
+            credentials_key_file: t.credentials_key_file.map(PathBuf::from),
+        })),
+        _ => Err(problems),
+    }
+}
+
+/// `[location]` parsed strictly; semantic checks happen when the PIP is built at start.
+fn parse_location(table: &toml::Table) -> Result<bastion_location::LocationConfig, String> {
+    toml::Value::Table(table.clone())
+        .try_into()
+        .map_err(|e: toml::de::Error| format!("[location]: {}", e.message()))
+}
+
+/// Shape checks of `[authorization]` (key files are read later, at start).
+fn validate_authorization(a: &AuthorizationSection) -> Vec<String> {
+    let mut problems = Vec::new();
+    for issuer in &a.token_issuers {
+        if issuer.issuer.is_empty() {
+            problems.push("authorization token-issuer: issuer must not be empty".to_owned());
+        }
+        let files = [&issuer.hs256_secret_file, &issuer.es256_public_key_file];
+        if files.iter().filter(|f| f.is_some()).count() != 1 {
+            problems.push(format!(
+                "authorization token-issuer {}: give exactly one of hs256-secret-file and es256-public-key-file",
+                issuer.issuer
+            ));
+        }
+    }
+    if a.role_authorities.iter().any(String::is_empty) {
+        problems.push("authorization role-authorities: entries must not be empty".to_owned());
+    }
+    for (key, value, range) in [
+        ("token-leeway-secs", a.token_leeway_secs, (0, 3600)),
+        ("das-timeout-ms", a.das_timeout_ms, (1, 60_000)),
+        (
+            "das-max-lifetime-secs",
+            a.das_max_lifetime_secs,
+            (1, 86_400 * 365),
+        ),
+    ] {
+        if let Some(v) = value {
+            if let Err(problem) = ranged(&format!("authorization {key}"), Some(v), v, range) {
+                problems.push(problem);
+            }
+        }
+    }
+    problems
 }
 
 /// `value` (or `default` when unset) if it lies in `range` (inclusive).
@@ -754,6 +1181,13 @@ mod tests {
             audit_max_bytes,
             audit_keep,
             log,
+            insecure,
+            // [authorization], [tls] and [location] have no defaults to set: the file
+            // documents them commented out.
+            authorization: _,
+            tls_listen: _,
+            tls: _,
+            location: _,
         } = &raw;
         let set = [
             ("cse-id", cse_id.is_some()),
@@ -776,6 +1210,7 @@ mod tests {
             ("audit max-bytes", audit_max_bytes.is_some()),
             ("audit keep", audit_keep.is_some()),
             ("level", log.is_some()),
+            ("insecure", insecure.is_some()),
         ];
         for (key, is_set) in set {
             assert!(is_set, "bastion.default.toml does not set {key}");
@@ -857,7 +1292,7 @@ mod tests {
     fn precedence_flags_over_env_over_file_over_defaults() {
         let file = match RawSettings::from_toml(
             "[cse]\ncse-id = \"/file\"\ncse-name = \"from-file\"\n\
-             [http]\nlisten = \"0.0.0.0:1000\"\n[log]\nlevel = \"warn\"\n",
+             [http]\nlisten = \"0.0.0.0:1000\"\ninsecure = true\n[log]\nlevel = \"warn\"\n",
         ) {
             Ok(raw) => raw,
             Err(e) => panic!("{e}"),
@@ -1025,5 +1460,119 @@ mod tests {
         let c = s.cse_config(bound);
         assert_eq!(c.poa, vec!["http://127.0.0.1:40123".to_owned()]);
         assert_eq!(s.db_path(), Path::new("./bastion-data").join("bastion.db"));
+    }
+
+    #[test]
+    fn plain_listener_protection_levels() {
+        let on = |listen: &str, insecure: Option<bool>| {
+            Settings::resolve(RawSettings {
+                listen: Some(listen.into()),
+                insecure,
+                ..RawSettings::default()
+            })
+        };
+        assert_eq!(
+            resolve(RawSettings::default()).plain_protection(),
+            Protection::SaOptional
+        );
+        assert!(on("[::1]:80", None).is_ok());
+        let refused = match on("0.0.0.0:8080", None) {
+            Err(ConfigError(p)) => p,
+            Ok(s) => panic!("accepted: {s:?}"),
+        };
+        assert_eq!(refused.len(), 1);
+        assert!(
+            refused[0].starts_with("http listen 0.0.0.0:8080 is not a loopback address"),
+            "{refused:?}"
+        );
+        assert!(on("0.0.0.0:8080", Some(false)).is_err());
+        assert!(on("192.0.2.1:8080", Some(true)).is_ok());
+    }
+
+    #[test]
+    fn tls_section_resolves_and_round_trips() {
+        let raw = match RawSettings::from_toml(
+            "[tls]\nlisten = \"127.0.0.1:8443\"\nframeworks = [\"psk\", \"certificate\"]\n\
+             certificate-file = \"srv.pem\"\nkey-file = \"srv.key\"\n\
+             trust-anchor-files = [\"ca.pem\"]\ncredentials-key-file = \"/etc/k\"\n",
+        ) {
+            Ok(raw) => raw,
+            Err(e) => panic!("{e}"),
+        };
+        let s = resolve(raw);
+        let tls = s.tls.clone().expect("tls configured");
+        assert_eq!(tls.listen.to_string(), "127.0.0.1:8443");
+        assert!(tls.psk && tls.certificate && tls.require_client_certificate);
+        assert_eq!(tls.credentials_store, Path::new(DEFAULT_CREDENTIALS_STORE));
+        assert_eq!(
+            tls.credentials_key_file.as_deref(),
+            Some(Path::new("/etc/k"))
+        );
+        let text = s.to_toml().expect("toml");
+        let back = resolve(RawSettings::from_toml(&text).expect("parse back"));
+        assert_eq!(back, s);
+        // The flag wins over the file.
+        let flags = RawSettings {
+            tls_listen: Some("127.0.0.1:9443".into()),
+            ..RawSettings::default()
+        };
+        let s = resolve(RawSettings::from_toml(&text).expect("parse").overlay(flags));
+        assert_eq!(s.tls.map(|t| t.listen.port()), Some(9443));
+        // Only the flag: PSK by default.
+        let s = resolve(RawSettings {
+            tls_listen: Some("127.0.0.1:0".into()),
+            ..RawSettings::default()
+        });
+        let tls = s.tls.expect("tls");
+        assert!(tls.psk && !tls.certificate);
+    }
+
+    #[test]
+    fn tls_section_problems() {
+        let p = |text: &str| match RawSettings::from_toml(text) {
+            Ok(raw) => problems(raw),
+            Err(e) => vec![e],
+        };
+        assert_eq!(
+            p("[tls]\nframeworks = [\"psk\"]\n"),
+            ["[tls] has settings but no listen address (tls listen or --tls-listen)"]
+        );
+        assert_eq!(
+            p("[tls]\nlisten = \"127.0.0.1:1\"\nframeworks = []\n"),
+            ["tls frameworks: give \"psk\", \"certificate\" or both"]
+        );
+        assert_eq!(
+            p("[tls]\nlisten = \"127.0.0.1:1\"\nframeworks = [\"certificate\"]\n"),
+            [
+                "tls: the certificate framework needs certificate-file and key-file",
+                "tls: the certificate framework needs trust-anchor-files"
+            ]
+        );
+        assert_eq!(
+            p("[tls]\nlisten = \"127.0.0.1:1\"\ncrl-files = [\"x.crl\"]\n"),
+            ["tls: require-client-certificate and crl-files need the certificate framework"]
+        );
+        assert!(
+            p("[tls]\nlisten = \"127.0.0.1:1\"\nframeworks = [\"raw\"]\n")[0]
+                .contains("unknown variant")
+        );
+    }
+
+    #[test]
+    fn location_section_is_checked_and_kept() {
+        let text = "[location]\n[[location.static_nodes]]\noriginator = \"Cx\"\n\
+                    latitude = 1.5\nlongitude = 2.5\n";
+        let s = resolve(RawSettings::from_toml(text).expect("parse"));
+        let config = s.location_config().expect("configured").expect("valid");
+        assert_eq!(config.static_nodes.len(), 1);
+        assert_eq!(config.static_nodes[0].latitude, 1.5);
+        let back = resolve(RawSettings::from_toml(&s.to_toml().expect("toml")).expect("parse"));
+        assert_eq!(back, s);
+        let bad = problems(RawSettings::from_toml("[location]\nbogus = 1\n").expect("parse"));
+        assert_eq!(bad.len(), 1);
+        assert!(
+            bad[0].starts_with("[location]: unknown field `bogus`"),
+            "{bad:?}"
+        );
     }
 }

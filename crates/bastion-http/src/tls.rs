@@ -1,0 +1,159 @@
+//! The HTTP binding over TLS (TS-0003 8.2, 10.2; TS-0009 over `https`): accepts TCP
+//! connections, runs the security-association handshake with [`bastion_tls::TlsServer`],
+//! and serves the same router as the plain listener on the resulting stream.
+//!
+//! ```text
+//!  TcpListener ─accept─► TlsServer::accept (≤ HANDSHAKE_TIMEOUT) ─► (SslStream, PeerIdentity)
+//!                                                                        │
+//!   per request:  registry.is_revoked(credential)? ── yes ─► 4107 + Connection: close
+//!                        │ no
+//!                        ▼
+//!   extensions: ConnectInfo(peer), SaIdentity(originator) ─► router() ─► Cse::handle
+//! ```
+//!
+//! The identity the association is bound to reaches the core as
+//! `RequestContext::new(peer, Some(originator))`; the core enforces `From` against it
+//! (4106) and sets `rq_authn`. Only this module inserts [`SaIdentity`], so nothing a
+//! plain-HTTP client sends can claim one. Revocation is checked before every request, so
+//! a credential revoked while a connection is kept alive stops working on its next
+//! request: the answer is 4107 and the connection is closed.
+
+use crate::{router, HttpLimits};
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderValue, Request, Response};
+use bastion_core::Cse;
+use bastion_proto::{RequestError, Response as Primitive};
+use bastion_tls::{CredentialRegistry, TlsServer};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+
+/// How long a client may take to complete the TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The originator (AE-ID, CSE-ID or Credential-ID) bound to the security association a
+/// request arrived on. Inserted by [`serve_tls`] only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaIdentity(pub String);
+
+/// Serves the CSE over TLS on `listener` until the future is dropped or accepting fails.
+/// Handshake failures are logged (never with key material) and end that connection only.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: Arc<TlsServer>,
+    registry: Arc<CredentialRegistry>,
+    cse: Arc<Cse>,
+    limits: HttpLimits,
+) -> std::io::Result<()> {
+    let app = router(cse.clone(), limits);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) if is_per_connection(&e) => {
+                tracing::debug!(error = %e, "accept failed for one connection");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let _ = tcp.set_nodelay(true);
+        let tls = tls.clone();
+        let registry = registry.clone();
+        let app = app.clone();
+        let cse_id = cse.config().cse_id.clone();
+        tokio::spawn(async move {
+            let (stream, identity) =
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
+                    Ok(Ok(accepted)) => accepted,
+                    Ok(Err(e)) => {
+                        tracing::info!(%peer, error = %e, "TLS handshake refused");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            tracing::debug!(
+                %peer,
+                framework = ?identity.framework(),
+                originator = identity.originator(),
+                "security association established"
+            );
+            let credential = identity.credential().to_owned();
+            let originator = identity.originator().to_owned();
+            let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+                let app = app.clone();
+                let refused = registry.is_revoked(&credential);
+                let originator = originator.clone();
+                let cse_id = cse_id.clone();
+                async move {
+                    if refused {
+                        tracing::info!(%peer, "request on a revoked security association refused");
+                        return Ok::<_, Infallible>(revoked(&cse_id));
+                    }
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request.extensions_mut().insert(SaIdentity(originator));
+                    app.oneshot(request.map(axum::body::Body::new)).await
+                }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "TLS connection ended with an error");
+            }
+        });
+    }
+}
+
+/// The answer on an association whose credential was revoked: 4107 (security
+/// association required: establish a new one), and the connection ends after it.
+fn revoked(cse_id: &str) -> Response<axum::body::Body> {
+    let mut r = Primitive::error(
+        &RequestError::SecurityAssociationRequired(
+            "the security association's credential was revoked".into(),
+        ),
+        String::new(),
+    );
+    r.rvi = Some("3".to_owned());
+    r.fr = Some(cse_id.to_owned());
+    let mut http = crate::encode(&r);
+    http.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        HeaderValue::from_static("close"),
+    );
+    http
+}
+
+/// Accept errors that concern one connection, not the listener.
+fn is_per_connection(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted | WouldBlock
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revoked_answer_is_4107_and_closes() {
+        let http = revoked("/id-in");
+        assert_eq!(http.status(), 403);
+        assert_eq!(http.headers()["x-m2m-rsc"], "4107");
+        assert_eq!(http.headers()["connection"], "close");
+    }
+
+    #[test]
+    fn per_connection_accept_errors_do_not_stop_the_listener() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(is_per_connection(&reset));
+        let other = std::io::Error::other("too many open files");
+        assert!(!is_per_connection(&other));
+    }
+}

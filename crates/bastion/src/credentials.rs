@@ -1,0 +1,79 @@
+//! `bastion credentials add|list|revoke`: the operator's view of the encrypted credential
+//! store of the TLS listener (`bastion_tls::CredentialRegistry`, docs/security.md).
+//!
+//! The store is `<data-dir>/credentials.store` unless `--store` names it; its key comes
+//! from `BASTION_CREDENTIALS_KEY` or `--key-file`. These commands do not take the data
+//! directory lock: the store is replaced atomically and a running server picks changes
+//! up with `reload_if_changed`. Output names credentials, bindings and states, never keys.
+
+use crate::cli::{CredentialsAddArgs, CredentialsRevokeArgs, StoreArgs};
+use crate::settings::DEFAULT_CREDENTIALS_STORE;
+use crate::Failure;
+use bastion_tls::{Binding, CredentialInfo, CredentialKind, CredentialRegistry, PskKey, StoreKey};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The store file named by the arguments.
+fn store_path(args: &StoreArgs) -> Result<PathBuf, Failure> {
+    match (&args.store, &args.data_dir) {
+        (Some(file), _) => Ok(file.clone()),
+        (None, Some(dir)) => Ok(dir.join(DEFAULT_CREDENTIALS_STORE)),
+        (None, None) => Err(Failure::Config("give --data-dir or --store".to_owned())),
+    }
+}
+
+fn open(args: &StoreArgs) -> Result<Arc<CredentialRegistry>, Failure> {
+    let path = store_path(args)?;
+    let key = StoreKey::from_env_or_file(args.key_file.as_deref())
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::Runtime(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    CredentialRegistry::open(&path, key).map_err(|e| Failure::Runtime(e.to_string()))
+}
+
+/// One line per credential: `ID  KIND  BINDING  STATE`.
+fn line(info: &CredentialInfo) -> String {
+    let kind = match info.kind {
+        CredentialKind::Psk => "psk",
+        CredentialKind::RawPublicKey => "raw-public-key",
+    };
+    let binding = match &info.binding {
+        Binding::Ae(id) => format!("ae {id}"),
+        Binding::Cse(id) => format!("cse {id}"),
+        Binding::CredentialId(id) => format!("credential-id {id}"),
+    };
+    let state = if info.revoked { "revoked" } else { "active" };
+    format!("{}\t{kind}\t{binding}\t{state}\n", info.credential)
+}
+
+/// `credentials add`: prints the added credential's line.
+pub fn add(args: &CredentialsAddArgs) -> Result<String, Failure> {
+    let key = PskKey::from_hex(args.key_hex.trim()).map_err(|e| Failure::Config(e.to_string()))?;
+    let binding = match (&args.originator, &args.cse_id) {
+        (Some(ae), _) => Some(Binding::ae(ae).map_err(|e| Failure::Config(e.to_string()))?),
+        (None, Some(cse)) => Some(Binding::cse(cse).map_err(|e| Failure::Config(e.to_string()))?),
+        (None, None) => None,
+    };
+    let registry = open(&args.store)?;
+    let info = registry
+        .add_psk(&args.id, key, binding)
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    Ok(format!("added {}", line(&info)))
+}
+
+/// `credentials list`.
+pub fn list(args: &StoreArgs) -> Result<String, Failure> {
+    let registry = open(args)?;
+    Ok(registry.list().iter().map(line).collect())
+}
+
+/// `credentials revoke`.
+pub fn revoke(args: &CredentialsRevokeArgs) -> Result<String, Failure> {
+    let registry = open(&args.store)?;
+    let info = registry
+        .revoke(&args.id)
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    Ok(format!("revoked {}", line(&info)))
+}

@@ -1,0 +1,146 @@
+//! `bastion req`: one oneM2M request from the command line, over `http://` or over TLS
+//! (`https://`, PSK with `--psk-id`/`--psk-hex` or certificates with
+//! `--cert`/`--key`/`--ca`), through `bastion_client`. Prints the response's rsc on the
+//! first line and its JSON body after it; never prints key material.
+
+use crate::cli::{ReqArgs, ReqOp};
+use crate::Failure;
+use bastion_client::{Client, ClientConfig, TlsConnector};
+use bastion_proto::{Operation, Request, Response};
+use bastion_tls::{ClientOptions, PskKey, TlsClient};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What `req` prints and whether the rsc was a success.
+pub struct Outcome {
+    pub text: String,
+    pub success: bool,
+}
+
+/// Builds the request and client from the flags, sends, and formats the response.
+pub fn run(args: &ReqArgs) -> Result<Outcome, Failure> {
+    let request = primitive(args)?;
+    let client = client(args)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
+    let response = runtime
+        .block_on(client.send(&args.url, &request))
+        .map_err(|e| Failure::Runtime(format!("no response: {e}")))?;
+    Ok(outcome(&response))
+}
+
+fn primitive(args: &ReqArgs) -> Result<Request, Failure> {
+    let pc = match &args.body {
+        Some(text) => Some(
+            serde_json::from_str(text)
+                .map_err(|e| Failure::Config(format!("--body is not JSON: {e}")))?,
+        ),
+        None => None,
+    };
+    if args.op == ReqOp::Create && args.ty.is_none() {
+        return Err(Failure::Config("--op create needs --ty".to_owned()));
+    }
+    Ok(Request {
+        op: Some(match args.op {
+            ReqOp::Create => Operation::Create,
+            ReqOp::Retrieve => Operation::Retrieve,
+            ReqOp::Update => Operation::Update,
+            ReqOp::Delete => Operation::Delete,
+            ReqOp::Notify => Operation::Notify,
+        }),
+        to: to_address(&args.to),
+        fr: args.from.clone(),
+        rqi: args.rqi.clone(),
+        ty: args.ty,
+        pc,
+        rcn: args.rcn,
+        ..Request::default()
+    })
+}
+
+/// `--to` as written in an HTTP path (TS-0009 6.2.2.1): `/cse-in/x` is CSE-relative,
+/// `/~/id-in/x` SP-relative, `/_/sp.example/id-in/x` absolute; without a leading `/` the
+/// address is taken as it is.
+fn to_address(to: &str) -> String {
+    if let Some(rest) = to.strip_prefix("/~/") {
+        format!("/{rest}")
+    } else if let Some(rest) = to.strip_prefix("/_/") {
+        format!("//{rest}")
+    } else {
+        to.strip_prefix('/').unwrap_or(to).to_owned()
+    }
+}
+
+fn client(args: &ReqArgs) -> Result<Client, Failure> {
+    let config = ClientConfig {
+        timeout: Duration::from_secs(args.timeout.max(1)),
+        ..ClientConfig::default()
+    };
+    let options = ClientOptions::default();
+    let tls = match (&args.psk_id, &args.cert) {
+        (Some(id), _) => {
+            let hex = args
+                .psk_hex
+                .as_deref()
+                .ok_or_else(|| Failure::Config("--psk-id needs --psk-hex".to_owned()))?;
+            let key = PskKey::from_hex(hex.trim()).map_err(|e| Failure::Config(e.to_string()))?;
+            Some(TlsClient::psk(id, key, &options).map_err(|e| Failure::Config(e.to_string()))?)
+        }
+        (None, Some(cert)) => {
+            let read = |p: &std::path::Path| {
+                std::fs::read_to_string(p)
+                    .map_err(|e| Failure::Runtime(format!("cannot read {}: {e}", p.display())))
+            };
+            let (Some(key), Some(ca)) = (&args.key, &args.ca) else {
+                return Err(Failure::Config("--cert needs --key and --ca".to_owned()));
+            };
+            let key_pem = zeroize::Zeroizing::new(read(key)?);
+            Some(
+                TlsClient::certificate(&read(cert)?, &key_pem, &read(ca)?, None, &options)
+                    .map_err(|e| Failure::Config(e.to_string()))?,
+            )
+        }
+        (None, None) => None,
+    };
+    Ok(match tls {
+        Some(tls) => {
+            let mut connector = TlsConnector::new(tls);
+            if let Some(name) = &args.server_name {
+                connector = connector.with_server_name(name);
+            }
+            Client::with_connector(Arc::new(connector), config)
+        }
+        None => Client::new(config),
+    })
+}
+
+fn outcome(response: &Response) -> Outcome {
+    let code = response.rsc.code();
+    let mut text = format!("{code}\n");
+    if let Some(pc) = &response.pc {
+        text.push_str(&serde_json::to_string_pretty(pc).unwrap_or_default());
+        text.push('\n');
+    }
+    Outcome {
+        text,
+        success: (2000..3000).contains(&code),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn to_follows_the_http_path_forms() {
+        assert_eq!(to_address("/cse-in/ae"), "cse-in/ae");
+        assert_eq!(to_address("cse-in/ae"), "cse-in/ae");
+        assert_eq!(to_address("/~/id-in/ae"), "/id-in/ae");
+        assert_eq!(
+            to_address("/_/sp.example/id-in/ae"),
+            "//sp.example/id-in/ae"
+        );
+    }
+}

@@ -1,0 +1,360 @@
+//! Security associations end to end (TS-0003 7.2.1, 8.2.2.1, 8.2.2.2; docs/security.md):
+//! the real binary with a TLS listener beside the plain one, credentials managed with
+//! `bastion credentials`, certificates made with `bastion cert`, requests sent with
+//! `bastion req` or, for kept-alive connections, with hyper over `bastion_tls::TlsClient`.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const KPSA_ID: &str = "sensor1@bastion.example";
+const KPSA: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const WRONG_KPSA: &str = "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const STORE_KEY: &str = "8f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+const AE_BODY: &str =
+    r#"{"m2m:ae": {"rn": "sensor1", "api": "Nsensor", "rr": false, "srv": ["3"]}}"#;
+
+/// A server with a TLS listener (PSK and certificates) and its files.
+struct TlsServer {
+    srv: Server,
+    files: tempfile::TempDir,
+    tls_port: u16,
+}
+
+fn bastion(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bastion"))
+        .args(args)
+        .env_remove("BASTION_CREDENTIALS_KEY")
+        .env_remove("BASTION_PSK_HEX")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run bastion")
+}
+
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).to_string_lossy().into_owned()
+}
+
+impl TlsServer {
+    fn start() -> TlsServer {
+        let files = tempfile::tempdir().expect("files");
+        let f = files.path();
+        write_key_file(&f.join("store.key"), STORE_KEY);
+        ok(&bastion(&[
+            "cert",
+            "ca",
+            "--cn",
+            "Test CA",
+            "--out-cert",
+            &path(f, "ca.pem"),
+            "--out-key",
+            &path(f, "ca.key"),
+        ]));
+        for (id, name) in [
+            ("//bastion.example/id-in", "srv"),
+            ("//bastion.example/id-in/Ccert1", "client"),
+        ] {
+            ok(&bastion(&[
+                "cert",
+                "issue",
+                "--ca-cert",
+                &path(f, "ca.pem"),
+                "--ca-key",
+                &path(f, "ca.key"),
+                "--id",
+                id,
+                "--dns",
+                "localhost",
+                "--out-cert",
+                &path(f, &format!("{name}.pem")),
+                "--out-key",
+                &path(f, &format!("{name}.key")),
+            ]));
+        }
+        let config = format!(
+            "[tls]\nlisten = \"127.0.0.1:0\"\nframeworks = [\"psk\", \"certificate\"]\n\
+             certificate-file = \"{}\"\nkey-file = \"{}\"\ntrust-anchor-files = [\"{}\"]\n\
+             require-client-certificate = false\ncredentials-key-file = \"{}\"\n",
+            path(f, "srv.pem"),
+            path(f, "srv.key"),
+            path(f, "ca.pem"),
+            path(f, "store.key")
+        );
+        let srv = Server::start_with_config(&config);
+        let tls_port = tls_port(&srv);
+        TlsServer {
+            srv,
+            files,
+            tls_port,
+        }
+    }
+
+    fn file(&self, name: &str) -> String {
+        path(self.files.path(), name)
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.tls_port)
+    }
+
+    fn credentials(&self, args: &[&str]) -> Output {
+        let dir = self.srv.data_dir().to_string_lossy().into_owned();
+        let key = self.file("store.key");
+        let mut all = vec!["credentials"];
+        all.extend_from_slice(&args[..1]);
+        all.extend_from_slice(&["--data-dir", &dir, "--key-file", &key]);
+        all.extend_from_slice(&args[1..]);
+        bastion(&all)
+    }
+
+    /// `bastion req` over TLS-PSK with `key`.
+    fn psk_req(&self, key: &str, args: &[&str]) -> Output {
+        let url = self.url();
+        let mut all = vec!["req", "--url", &url, "--psk-id", KPSA_ID, "--psk-hex", key];
+        all.extend_from_slice(args);
+        bastion(&all)
+    }
+
+    /// Adds the PSK bound to Csensor1 and waits until the server's reload lets it in.
+    fn provision_psk(&self) {
+        let added = ok(&self.credentials(&[
+            "add",
+            "--id",
+            KPSA_ID,
+            "--key-hex",
+            KPSA,
+            "--originator",
+            "Csensor1",
+        ]));
+        assert_eq!(
+            added,
+            format!("added {KPSA_ID}\tpsk\tae Csensor1\tactive\n")
+        );
+        assert!(!added.contains(KPSA), "a key was printed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = self.psk_req(KPSA, &["--to", "/cse-in", "--from", "Csensor1"]);
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            if stdout.lines().next().is_some() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "PSK never accepted: {out:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn write_key_file(file: &Path, hex: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(file, hex).expect("key file");
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// The port of the `accepting TLS on 127.0.0.1:PORT` line, logged right after the
+/// `listening on` line the harness waits for.
+fn tls_port(srv: &Server) -> u16 {
+    const MARK: &str = "accepting TLS on 127.0.0.1:";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = srv.log();
+        if let Some(at) = log.find(MARK) {
+            let digits: String = log[at + MARK.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            return digits.parse().expect("port");
+        }
+        assert!(Instant::now() < deadline, "no TLS listener: {log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn rsc(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn ts0003_8_2_2_1_psk_association_binds_the_originator() {
+    let s = TlsServer::start();
+    s.provision_psk();
+    // Registration over the association, From = the bound AE-ID.
+    let created = s.psk_req(
+        KPSA,
+        &[
+            "--op", "create", "--ty", "2", "--to", "/cse-in", "--from", "Csensor1", "--body",
+            AE_BODY,
+        ],
+    );
+    assert_eq!(rsc(&created), "2001", "{created:?}");
+    assert!(created.status.success());
+    assert!(String::from_utf8_lossy(&created.stdout).contains("\"aei\": \"Csensor1\""));
+    let got = s.psk_req(KPSA, &["--to", "/cse-in/sensor1", "--from", "Csensor1"]);
+    assert_eq!(rsc(&got), "2000");
+    assert!(got.status.success());
+    // 7.2.1: another originator on that association is not authenticated.
+    let other = s.psk_req(KPSA, &["--to", "/cse-in/sensor1", "--from", "Cother"]);
+    assert_eq!(rsc(&other), "4106");
+    assert_eq!(other.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&other.stderr).contains("request answered with rsc 4106"));
+    // Not even the admin's name.
+    let admin = s.psk_req(KPSA, &["--to", "/cse-in", "--from", ADMIN]);
+    assert_eq!(rsc(&admin), "4106");
+    // The list names the credential and its binding, never the key.
+    let listed = ok(&s.credentials(&["list"]));
+    assert_eq!(listed, format!("{KPSA_ID}\tpsk\tae Csensor1\tactive\n"));
+}
+
+#[test]
+fn ts0003_8_2_2_1_wrong_key_fails_the_handshake() {
+    let s = TlsServer::start();
+    s.provision_psk();
+    let out = s.psk_req(WRONG_KPSA, &["--to", "/cse-in", "--from", "Csensor1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // TLS 1.3: the server cannot verify the PSK binder and sends illegal_parameter.
+    assert_eq!(
+        stderr,
+        "bastion: error: no response: TLS handshake failed: sslv3 alert illegal parameter\n"
+    );
+    assert!(!stderr.contains(&WRONG_KPSA[2..]), "the key was printed");
+    assert!(s.srv.log().contains("TLS handshake refused"));
+}
+
+#[test]
+fn ts0003_8_2_2_2_certificate_client_bound_to_its_san_ae_id() {
+    let s = TlsServer::start();
+    let url = s.url();
+    let (cert, key, ca) = (s.file("client.pem"), s.file("client.key"), s.file("ca.pem"));
+    let req = |args: &[&str]| {
+        let mut all = vec![
+            "req",
+            "--url",
+            &url,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--ca",
+            &ca,
+            "--server-name",
+            "localhost",
+        ];
+        all.extend_from_slice(args);
+        bastion(&all)
+    };
+    let body = r#"{"m2m:ae": {"rn": "cert1", "api": "Ncert", "rr": false, "srv": ["3"]}}"#;
+    let created = req(&[
+        "--op", "create", "--ty", "2", "--to", "/cse-in", "--from", "Ccert1", "--body", body,
+    ]);
+    assert_eq!(rsc(&created), "2001", "{created:?}\n{}", s.srv.log());
+    assert_eq!(
+        rsc(&req(&["--to", "/cse-in/cert1", "--from", "Ccert1"])),
+        "2000"
+    );
+    assert_eq!(
+        rsc(&req(&["--to", "/cse-in/cert1", "--from", "Csensor1"])),
+        "4106"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_cuts_a_kept_alive_association() {
+    use http_body_util::{BodyExt, Empty};
+    let s = TlsServer::start();
+    s.provision_psk();
+    let created = s.psk_req(
+        KPSA,
+        &[
+            "--op", "create", "--ty", "2", "--to", "/cse-in", "--from", "Csensor1", "--body",
+            AE_BODY,
+        ],
+    );
+    assert_eq!(rsc(&created), "2001");
+
+    let client = bastion_tls::TlsClient::psk(
+        KPSA_ID,
+        bastion_tls::PskKey::from_hex(KPSA).expect("key"),
+        &bastion_tls::ClientOptions::default(),
+    )
+    .expect("client");
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", s.tls_port))
+        .await
+        .expect("connect");
+    let stream = client.connect("localhost", tcp).await.expect("handshake");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("http handshake");
+    let driver = tokio::spawn(conn);
+    let get = |n: u32| {
+        hyper::Request::get("/cse-in/sensor1")
+            .header("X-M2M-Origin", "Csensor1")
+            .header("X-M2M-RI", format!("keep-{n}"))
+            .header("X-M2M-RVI", "3")
+            .header("Accept", "application/json")
+            .header("Host", "localhost")
+            .body(Empty::<bytes::Bytes>::new())
+            .expect("request")
+    };
+    let first = sender.send_request(get(1)).await.expect("first");
+    assert_eq!(first.headers()["x-m2m-rsc"], "2000");
+    let _ = first.into_body().collect().await;
+
+    let revoked = ok(&s.credentials(&["revoke", "--id", KPSA_ID]));
+    assert_eq!(
+        revoked,
+        format!("revoked {KPSA_ID}\tpsk\tae Csensor1\trevoked\n")
+    );
+    // The server re-reads the store within a second.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    sender.ready().await.expect("connection still open");
+    let second = sender.send_request(get(2)).await.expect("second");
+    assert_eq!(second.headers()["x-m2m-rsc"], "4107");
+    assert_eq!(second.headers()["connection"], "close");
+    let _ = second.into_body().collect().await;
+    // The server closed the connection after that answer.
+    let closed = tokio::time::timeout(Duration::from_secs(5), driver)
+        .await
+        .expect("connection closed");
+    assert!(closed.is_ok());
+    // And a new association with the revoked credential is refused.
+    let again = s.psk_req(KPSA, &["--to", "/cse-in/sensor1", "--from", "Csensor1"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("TLS handshake failed"));
+}
+
+#[test]
+fn sec_2014_0363_plain_listener_off_loopback_needs_insecure() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path().to_string_lossy().into_owned();
+    let out = bastion(&["serve", "--listen", "0.0.0.0:0", "--data-dir", &d]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "invalid configuration: http listen 0.0.0.0:0 is not a loopback address: plain \
+             HTTP carries no security association"
+        ),
+        "{stderr}"
+    );
+    assert!(!PathBuf::from(&d).join("bastion.db").exists());
+}
