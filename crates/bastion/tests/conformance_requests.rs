@@ -134,12 +134,7 @@ async fn ts0004_7_3_3_2_unimplemented_resource_type_is_not_implemented() {
         .await;
     r.expect(5001);
     let r = s
-        .create(
-            &ae,
-            "Cowner",
-            15,
-            json!({"m2m:pch": {"rn": "pch"}}),
-        )
+        .create(&ae, "Cowner", 15, json!({"m2m:pch": {"rn": "pch"}}))
         .await;
     r.expect(5001);
 }
