@@ -36,7 +36,7 @@ fn attrs(v: Value) -> Map<String, Value> {
 
 /// A tree with 1,000 AEs, group `big` holding all of them, and group `outer` holding
 /// only `big`.
-fn build(config: &CseConfig, verifier: &TokenVerifier) -> Tree {
+fn build(config: &CseConfig, local: &LocalIdentity, verifier: &TokenVerifier) -> Tree {
     let base = Node::new(
         ResourceType::CseBase,
         config.cse_ri(),
@@ -73,6 +73,7 @@ fn build(config: &CseConfig, verifier: &TokenVerifier) -> Tree {
         let state = authz_state::derive(
             &tree,
             config,
+            local,
             verifier,
             ResourceType::Group,
             &mut a,
@@ -106,7 +107,7 @@ fn bench(c: &mut Criterion) {
         admin: config.admin.clone(),
     };
     let verifier = TokenVerifier::new(local.clone());
-    let tree = build(&config, &verifier);
+    let tree = build(&config, &local, &verifier);
     let mut group = c.benchmark_group("decide_group_1000");
     for (label, entry, who) in [
         ("member", "big", "Cmember0500"),

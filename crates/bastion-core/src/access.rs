@@ -4,6 +4,7 @@
 //! clock, transport peer address), and turning a deny into 4103.
 
 use crate::audit::AuditRule;
+use crate::authz_state::resolve_local;
 use crate::checks::Checked;
 use crate::dynamic::{self, Denied};
 use crate::pip::RequestPip;
@@ -181,10 +182,10 @@ impl Cse {
             // resource is one more applicable policy; so is what a DAS granted (7.3.2.2
             // step 5). Never for `acpi` changes.
             if kind == RuleKind::Privileges {
-                if let Some(rule) = self.token_grant(&ctx.tokens, node, &request) {
+                if let Some(rule) = self.token_grant(tree, &ctx.tokens, node, &request) {
                     return Ok(rule);
                 }
-                if let Some(rule) = self.dynamic_grant(originator, node, &request) {
+                if let Some(rule) = self.dynamic_grant(tree, originator, node, &request) {
                     return Ok(rule);
                 }
             }
@@ -205,6 +206,7 @@ impl Cse {
     /// A live grant from a DAS for this originator on `node` that permits.
     fn dynamic_grant(
         &self,
+        tree: &Tree,
         originator: &str,
         node: &Node,
         request: &AccessRequest<'_>,
@@ -229,12 +231,13 @@ impl Cse {
                 });
             }
         }
-        self.token_grant(&grant.tokens, node, request)
+        self.token_grant(tree, &grant.tokens, node, request)
     }
 
     /// The first rule of `tokens` that names `node` in `ris` and permits.
     fn token_grant(
         &self,
+        tree: &Tree,
         tokens: &[std::sync::Arc<bastion_policy::ValidatedToken>],
         node: &Node,
         request: &AccessRequest<'_>,
@@ -244,7 +247,11 @@ impl Cse {
                 let Some(rules) = &permission.rules else {
                     continue;
                 };
-                if !permission.resources.iter().any(|r| self.names(r, node)) {
+                // `ris` entries name resources in any ID form (TS-0003 7.3.2.6).
+                let names_node = |id: &String| {
+                    resolve_local(tree, &self.config, id).is_some_and(|n| n.ri == node.ri)
+                };
+                if !permission.resources.iter().any(names_node) {
                     continue;
                 }
                 let source = [PolicySource {
@@ -262,22 +269,6 @@ impl Cse {
             }
         }
         None
-    }
-
-    /// Whether the resource ID `id` (a token's `ris` entry, in any ID form) is `node`:
-    /// unstructured or structured, CSE-relative, SP-relative or absolute.
-    fn names(&self, id: &str, node: &Node) -> bool {
-        if id == &*node.ri || id == node.path {
-            return true;
-        }
-        let cse = self.config.cse_id.as_str();
-        let sp = self.config.sp_id.as_str();
-        let rest = id
-            .strip_prefix(sp)
-            .unwrap_or(id)
-            .strip_prefix(cse)
-            .and_then(|r| r.strip_prefix('/'));
-        rest.is_some_and(|r| r == &*node.ri || r == node.path)
     }
 }
 

@@ -121,32 +121,25 @@ fn is_remote(config: &CseConfig, id: &str) -> bool {
 /// Derives the state of a resource of type `ty` from its attributes, fixing up the
 /// attributes the CSE owns (`cnm`, `mtv`, the token's claim copies). `None` for types
 /// without such state.
+#[allow(clippy::too_many_arguments)]
 pub fn derive(
     tree: &Tree,
     config: &CseConfig,
+    local: &LocalIdentity,
     verifier: &TokenVerifier,
     ty: ResourceType,
     attrs: &mut Map<String, Value>,
     now: Timestamp,
     mode: Mode,
 ) -> Result<Option<Box<AuthzState>>, RequestError> {
-    let local = local_identity(config);
     let state = match ty {
-        ResourceType::Group => AuthzState::Group(group_state(tree, config, attrs, mode)?),
-        ResourceType::Role => AuthzState::Role(role_state(&local, attrs)?),
+        ResourceType::Group => AuthzState::Group(group_state(tree, config, local, attrs, mode)?),
+        ResourceType::Role => AuthzState::Role(role_state(local, attrs)?),
         ResourceType::Token => AuthzState::Token(token_state(verifier, attrs, now)?),
         ResourceType::DynamicAuthorizationConsultation => AuthzState::Dac(dac_state(attrs)?),
         _ => return Ok(None),
     };
     Ok(Some(Box::new(state)))
-}
-
-fn local_identity(config: &CseConfig) -> LocalIdentity {
-    LocalIdentity {
-        sp_id: config.sp_id.clone(),
-        cse_id: config.cse_id.clone(),
-        admin: config.admin.clone(),
-    }
 }
 
 /// `<group>` member validation (TS-0001 9.6.13, 10.2.7.1; core-resources.md §3.8):
@@ -156,6 +149,7 @@ fn local_identity(config: &CseConfig) -> LocalIdentity {
 fn group_state(
     tree: &Tree,
     config: &CseConfig,
+    local: &LocalIdentity,
     attrs: &mut Map<String, Value>,
     mode: Mode,
 ) -> Result<GroupState, RequestError> {
@@ -193,10 +187,9 @@ fn group_state(
         // `.../fopt` names a sub-group's fan-out point; membership follows the group.
         let base = id.strip_suffix("/fopt").unwrap_or(&id);
         if is_remote(config, base) {
-            let local = local_identity(config);
             state
                 .remote
-                .insert(normalize_originator(&local, base).into());
+                .insert(normalize_originator(local, base).into());
             kept.push(id);
             continue;
         }
@@ -221,10 +214,9 @@ fn group_state(
                     .get("aei")
                     .and_then(Value::as_str)
                     .unwrap_or(&member.ri);
-                let local = local_identity(config);
                 state
                     .aes
-                    .insert(normalize_originator(&local, aei).into(), member.seq);
+                    .insert(normalize_originator(local, aei).into(), member.seq);
             }
             ResourceType::Group => state.subgroups.push((member.ri.clone(), member.seq)),
             _ => {}

@@ -10,7 +10,7 @@ use crate::tree::{AcpRules, AuthzState, Instance, Node, Ri, Tree};
 use crate::{Cse, CseConfig, RequestContext};
 use bastion_policy::{AccessOperation, RuleSet};
 use bastion_proto::attrs::{self, Phase};
-use bastion_proto::id::{self, Address};
+use bastion_proto::id;
 use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, ResourceType, Response, ResultContent, Rsc};
 use bastion_store::{StoredResource, WriteOp};
@@ -178,27 +178,9 @@ pub(crate) fn new_ri(ty: ResourceType, seq: i64) -> String {
 
 /// Resolves one `acpi` entry to an existing `<accessControlPolicy>` of this CSE.
 pub(crate) fn resolve_acp_id(tree: &Tree, config: &CseConfig, id: &str) -> Option<Ri> {
-    let rest = match Address::parse(id).ok()? {
-        Address::CseRelative(rest) => rest,
-        Address::SpRelative { cse_id, rest } if cse_id == config.cse_id => rest,
-        Address::Absolute {
-            sp_id,
-            cse_id,
-            rest,
-        } if sp_id == config.sp_id && cse_id == config.cse_id => rest,
-        _ => return None,
-    };
-    let mut segs = rest.split('/');
-    let first = segs.next()?;
-    let mut cur = if first == config.cse_name || first == "-" {
-        tree.get(&tree.base)?
-    } else {
-        tree.get(first)?
-    };
-    for seg in segs {
-        cur = tree.get(cur.child_names.get(seg)?)?;
-    }
-    (cur.ty == ResourceType::AccessControlPolicy).then(|| cur.ri.clone())
+    authz_state::resolve_local(tree, config, id)
+        .filter(|n| n.ty == ResourceType::AccessControlPolicy)
+        .map(|n| n.ri.clone())
 }
 
 /// Checks an `acpi` value and resolves it; every entry must name an existing ACP.
@@ -299,6 +281,7 @@ async fn create_node(
         let authz = authz_state::derive(
             &tree,
             &cse.config,
+            &cse.local,
             cse.tokens.verifier(),
             ty,
             &mut attrs,

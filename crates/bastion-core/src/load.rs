@@ -66,7 +66,7 @@ pub(crate) async fn load_tree(
         if node.ty == ResourceType::Group {
             groups.push(node.ri.clone());
         } else {
-            node.authz = reload_state(&tree, config, verifier, &mut node, started);
+            node.authz = reload_state(&tree, config, local, verifier, &mut node, started);
         }
         if let Some(list) = node.attrs.get("acpi").and_then(Value::as_array) {
             let ids = list
@@ -102,6 +102,7 @@ pub(crate) async fn load_tree(
         let state = authz_state::derive(
             &tree,
             config,
+            local,
             verifier,
             ResourceType::Group,
             &mut attrs,
@@ -283,6 +284,7 @@ fn node_from_row(
 fn reload_state(
     tree: &Tree,
     config: &CseConfig,
+    local: &LocalIdentity,
     verifier: &TokenVerifier,
     node: &mut Node,
     now: Timestamp,
@@ -290,6 +292,7 @@ fn reload_state(
     match authz_state::derive(
         tree,
         config,
+        local,
         verifier,
         node.ty,
         &mut node.attrs,

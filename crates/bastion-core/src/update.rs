@@ -168,6 +168,7 @@ pub(crate) async fn update(
             let state = authz_state::derive(
                 tree,
                 &cse.config,
+                &cse.local,
                 cse.tokens.verifier(),
                 ty,
                 &mut merged,

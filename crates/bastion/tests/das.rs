@@ -2,16 +2,18 @@
 //! port with a temporary policy, asked over HTTP with `bastion-client`; tokens are checked
 //! with the CSE's own `TokenVerifier`.
 
+mod common;
+
 use bastion_client::Client;
 use bastion_das::{consult, DasError};
 use bastion_policy::{IssuerKey, LocalIdentity, TokenContext, TokenVerifier};
 use bastion_proto::security_info::{DynAuthDasRequest, SecurityInfo};
 use bastion_proto::time::Timestamp;
 use bastion_proto::{Operation, Request, Rsc};
+use common::{start_das, DasProcess};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::io::{Read, Write};
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bastion");
@@ -51,18 +53,12 @@ ris = ["/id-in/farm"]
 pv = { acr = [{ acor = ["all"], acop = 3 }] }
 "#;
 
-/// A running `bastion das`; killed when dropped.
+/// A running `bastion das` with its policy and secret files.
 struct Das {
-    child: Child,
+    /// Killed when the test drops it.
+    _process: DasProcess,
     url: String,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Das {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start(policy: &str) -> Das {
@@ -70,31 +66,10 @@ fn start(policy: &str) -> Das {
     std::fs::write(dir.path().join("das.secret"), format!("{SECRET}\n")).expect("secret");
     let file = dir.path().join("das.toml");
     std::fs::write(&file, policy).expect("policy");
-    let mut child = Command::new(BIN)
-        .args(["das", "--listen", "127.0.0.1:0", "--policy"])
-        .arg(&file)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start bastion das");
-    let (tx, rx) = mpsc::channel();
-    if let Some(stderr) = child.stderr.take() {
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(addr.trim().to_owned());
-                }
-            }
-        });
-    }
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("bastion das reports its address");
+    let process = start_das(&file);
     Das {
-        child,
-        url: format!("http://{addr}"),
+        url: process.url.clone(),
+        _process: process,
         _dir: dir,
     }
 }

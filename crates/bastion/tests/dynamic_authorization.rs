@@ -8,28 +8,9 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_bastion");
 const SECRET: &str = "dynamic-authorization-test-secret-0123456789";
 const ISSUER: &str = "//bastion.example/id-das/Cdas";
 const OWNER: &str = "Cowner";
-
-/// A running `bastion das`; killed when dropped.
-struct Das {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Das {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn policy() -> String {
     format!(
@@ -67,43 +48,18 @@ pv = {{ acr = [{{ acor = ["all"], acop = 2 }}] }}
     )
 }
 
-fn start_das(dir: &std::path::Path) -> Das {
+fn start_policy_das(dir: &std::path::Path) -> DasProcess {
     let file = dir.join("das.toml");
     std::fs::write(&file, policy()).expect("policy");
-    let mut child = Command::new(BIN)
-        .args(["das", "--listen", "127.0.0.1:0", "--policy"])
-        .arg(&file)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start bastion das");
-    let (tx, rx) = mpsc::channel();
-    if let Some(stderr) = child.stderr.take() {
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(addr.trim().to_owned());
-                }
-            }
-        });
-    }
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("bastion das reports its address");
-    Das {
-        child,
-        url: format!("http://{addr}"),
-    }
+    start_das(&file)
 }
 
 /// The DAS, and a CSE trusting its tokens, with `Cowner/data` guarded by an owner-only
 /// ACP and linked by `daci` to a consultation naming the DAS.
-async fn setup() -> (Das, Server, tempfile::TempDir) {
+async fn setup() -> (DasProcess, Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("directory");
     std::fs::write(dir.path().join("das.secret"), SECRET).expect("secret");
-    let das = start_das(dir.path());
+    let das = start_policy_das(dir.path());
     let config = format!(
         "[authorization]\ndas-timeout-ms = 1500\n\n[[authorization.token-issuer]]\n\
          issuer = \"{ISSUER}\"\nhs256-secret-file = \"{}\"\n",
