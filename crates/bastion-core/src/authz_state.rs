@@ -35,8 +35,10 @@ pub struct GroupState {
     /// deleted and registered again under the same AE-ID gets a new `seq` and is no longer
     /// a member: membership was granted to the registration, not to the name.
     pub aes: HashMap<Box<str>, i64>,
-    /// Members on other CSEs, in absolute form (not resolvable here; compared as IDs).
-    pub remote: HashSet<Box<str>>,
+    /// Whether `mid` names resources on other CSEs. They cannot be evaluated here (no
+    /// forwarding yet), so they never make anyone a member: membership of a group that
+    /// has them and no local match is unknown, which denies.
+    pub has_remote: bool,
     /// Local `<group>` members, with their creation `seq` (same reason as for AEs).
     pub subgroups: Vec<(Ri, i64)>,
 }
@@ -187,9 +189,7 @@ fn group_state(
         // `.../fopt` names a sub-group's fan-out point; membership follows the group.
         let base = id.strip_suffix("/fopt").unwrap_or(&id);
         if is_remote(config, base) {
-            state
-                .remote
-                .insert(normalize_originator(local, base).into());
+            state.has_remote = true;
             kept.push(id);
             continue;
         }
@@ -404,10 +404,7 @@ fn member_at<'t>(
             return Some(true);
         }
     }
-    if state.remote.contains(originator) {
-        return Some(true);
-    }
-    let mut unresolved = false;
+    let mut unresolved = state.has_remote;
     for (ri, seq) in &state.subgroups {
         if visited.contains(&&**ri) {
             continue; // a cycle: this group is already being searched
@@ -425,5 +422,111 @@ fn member_at<'t>(
         None
     } else {
         Some(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn local(config: &CseConfig) -> LocalIdentity {
+        LocalIdentity {
+            sp_id: config.sp_id.clone(),
+            cse_id: config.cse_id.clone(),
+            admin: config.admin.clone(),
+        }
+    }
+
+    /// A tree with the AE `Cm1` and a group `g` whose `mid` is `mid`.
+    fn tree_with_group(config: &CseConfig, mid: Value) -> Tree {
+        let base_ri: Ri = Arc::from(config.cse_ri());
+        let base = Node::new(
+            ResourceType::CseBase,
+            config.cse_ri(),
+            None,
+            config.cse_name.clone(),
+            config.cse_name.clone(),
+            1,
+            Map::new(),
+            None,
+            None,
+        );
+        let mut tree = Tree::new(base, 1);
+        let ae_attrs = json!({"aei": "Cm1"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let seq = tree.next_seq();
+        tree.insert(Node::new(
+            ResourceType::Ae,
+            "Cm1",
+            Some(base_ri.clone()),
+            "Cm1".into(),
+            "cse-in/Cm1".into(),
+            seq,
+            ae_attrs,
+            None,
+            None,
+        ));
+        let mut attrs = json!({"mnm": 10, "mid": mid})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let verifier = TokenVerifier::new(local(config));
+        let state = derive(
+            &tree,
+            config,
+            &local(config),
+            &verifier,
+            ResourceType::Group,
+            &mut attrs,
+            Timestamp(0),
+            Mode::Write,
+        )
+        .expect("valid group");
+        let seq = tree.next_seq();
+        let mut g = Node::new(
+            ResourceType::Group,
+            "g",
+            Some(base_ri),
+            "g".into(),
+            "cse-in/g".into(),
+            seq,
+            attrs,
+            None,
+            None,
+        );
+        g.authz = state;
+        tree.insert(g);
+        tree
+    }
+
+    #[test]
+    fn ts0001_9_6_13_members_on_other_cses_never_grant() {
+        let config = CseConfig::default();
+        let tree = tree_with_group(
+            &config,
+            json!(["Cm1", "/id-other/Cx", "//sp2.example/c/Cy"]),
+        );
+        let group = tree.get("g").expect("group");
+        // Kept in mid, but they cannot be evaluated here: unknown, which denies.
+        assert_eq!(group.attrs["cnm"], 3);
+        assert_eq!(
+            is_member(&tree, group, "//bastion.example/id-other/Cx"),
+            None
+        );
+        assert_eq!(is_member(&tree, group, "//sp2.example/c/Cy"), None);
+        // A local member still is one.
+        assert_eq!(
+            is_member(&tree, group, "//bastion.example/id-in/Cm1"),
+            Some(true)
+        );
+        let local_only = tree_with_group(&config, json!(["Cm1"]));
+        let group = local_only.get("g").expect("group");
+        assert_eq!(
+            is_member(&local_only, group, "//bastion.example/id-in/Cz"),
+            Some(false)
+        );
     }
 }
