@@ -269,30 +269,7 @@ fn parse_target(target: &str) -> Result<(Endpoint, Option<String>), ClientError>
 
 /// The [`Rsc`] for a numeric code, if it is one Bastion knows.
 pub fn rsc_from_code(code: u16) -> Option<Rsc> {
-    const ALL: [Rsc; 21] = [
-        Rsc::Accepted,
-        Rsc::Ok,
-        Rsc::Created,
-        Rsc::Deleted,
-        Rsc::Updated,
-        Rsc::BadRequest,
-        Rsc::ReleaseVersionNotSupported,
-        Rsc::NotFound,
-        Rsc::OperationNotAllowed,
-        Rsc::RequestTimeout,
-        Rsc::UnsupportedMediaType,
-        Rsc::OriginatorHasNoPrivilege,
-        Rsc::Conflict,
-        Rsc::OriginatorNotAuthenticated,
-        Rsc::SecurityAssociationRequired,
-        Rsc::InvalidChildResourceType,
-        Rsc::OriginatorHasAlreadyRegistered,
-        Rsc::AppRuleValidationFailed,
-        Rsc::InternalServerError,
-        Rsc::NotImplemented,
-        Rsc::NotAcceptable,
-    ];
-    ALL.into_iter().find(|r| r.code() == code)
+    Rsc::from_code(code)
 }
 
 /// Request body type used on the wire.

@@ -44,6 +44,9 @@ impl Cse {
             let node = tree
                 .get(target.governing())
                 .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+            if node.ty == bastion_proto::ResourceType::PollingChannel {
+                return self.polling_channel_owner(&tree, req, ctx, node);
+            }
             let kind = RuleKind::Privileges;
             match self.evaluate(
                 &tree,
@@ -99,6 +102,24 @@ impl Cse {
     }
 
     /// Decides `op` on `node` with the rules of kind `kind`. A deny is audited.
+    /// A `<pollingChannel>` has no ACPs: only its owner may touch it (TS-0001 9.6.21).
+    fn polling_channel_owner(
+        &self,
+        tree: &Tree,
+        req: &Checked,
+        ctx: &RequestContext,
+        node: &Node,
+    ) -> Result<AuditRule, RequestError> {
+        let association_ok = ctx.identity.is_none() || ctx.authenticated;
+        if association_ok && crate::pch::owns(self, tree, node, &req.fr) {
+            return Ok(AuditRule::Creator);
+        }
+        self.audit_deny(&req.fr, ctx, &node.path, AccessOperation::Retrieve);
+        Err(RequestError::NoPrivilege(
+            "only the polling channel's owner may use it".into(),
+        ))
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn authorize_node(
         &self,
@@ -148,7 +169,7 @@ impl Cse {
     /// The PDP call. On deny the full explanation goes to the debug log, never to the
     /// client (it would reveal policy), and is returned when `explained` asks for it.
     #[allow(clippy::too_many_arguments)]
-    fn evaluate(
+    pub(crate) fn evaluate(
         &self,
         tree: &Tree,
         originator: &str,

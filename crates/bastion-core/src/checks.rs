@@ -31,6 +31,8 @@ pub(crate) struct Checked {
     pub ltids: Vec<String>,
     /// `tqi`: the originator asks for token-request information in a 4103.
     pub tqi: bool,
+    /// Request expiration time (`rqet`), as sent; already checked to be in the future.
+    pub rqet: Option<String>,
 }
 
 impl Checked {
@@ -146,10 +148,14 @@ pub(crate) fn check(
         Some(_) => return Err(RequestError::bad_request("drt must be 1 or 2")),
     };
     match req.rt {
-        None | Some(ResponseType::Blocking) | Some(ResponseType::FlexBlocking) => {}
-        Some(ResponseType::NonBlockingSynch) | Some(ResponseType::NonBlockingAsynch) => {
+        // nonBlockingRequestSynch is accepted by `nonblocking.rs` (TS-0004 7.3.2).
+        None
+        | Some(ResponseType::Blocking)
+        | Some(ResponseType::FlexBlocking)
+        | Some(ResponseType::NonBlockingSynch) => {}
+        Some(ResponseType::NonBlockingAsynch) => {
             return Err(RequestError::NotImplemented(
-                "non-blocking requests are not supported yet".into(),
+                "non-blocking asynchronous requests are not supported yet".into(),
             ))
         }
         Some(ResponseType::NoResponse) => {
@@ -218,5 +224,6 @@ pub(crate) fn check(
         tids: req.tids,
         ltids: req.ltids,
         tqi: req.tqi.unwrap_or(false),
+        rqet: req.rqet,
     })
 }

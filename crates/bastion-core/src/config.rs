@@ -46,6 +46,9 @@ pub struct CseConfig {
     pub explain_denials_to_client: bool,
     /// Roles, tokens and dynamic authorization (TS-0003 7.3, 7.4).
     pub authorization: AuthorizationConfig,
+    /// SP-relative CSE-ID of the registrar CSE, when this CSE registers with one: the
+    /// default next hop of forwarding (TS-0001 7.3.2.6; `forward.rs`).
+    pub registrar: Option<String>,
 }
 
 /// Who is trusted to vouch for originators beyond the ACPs.
@@ -85,6 +88,7 @@ impl Default for CseConfig {
                 das_max_lifetime_secs: 3600,
                 ..AuthorizationConfig::default()
             },
+            registrar: None,
         }
     }
 }

@@ -32,24 +32,43 @@ pub(crate) async fn create(
         return Err(RequestError::not_allowed("a CSEBase cannot be created"));
     }
     let target = cse.resolve(&req, now).await?;
-    let parent = target.create_parent()?.clone();
+    let parent = match target.create_parent() {
+        Ok(parent) => parent.clone(),
+        Err(_) if ty == ResourceType::Subscription => {
+            return Err(RequestError::TargetNotSubscribable(
+                "this resource cannot be subscribed to".into(),
+            ))
+        }
+        Err(e) => return Err(e),
+    };
     if ty == ResourceType::Ae {
         let content = req.content(ty)?;
         return register_ae(cse, &req, content, &parent, now).await;
     }
-    let rule = cse
-        .authorize(
-            &req,
-            ctx,
-            &target,
-            AccessOperation::Create,
-            Some(ty.number()),
-        )
-        .await?;
+    if ty == ResourceType::RemoteCse {
+        let content = req.content(ty)?;
+        return crate::remote_cse::register(cse, &req, content, &parent, now).await;
+    }
+    // Subscribing needs RETRIEVE privilege on the subscribed-to resource, not CREATE
+    // (TS-0001 10.2.11.2; docs/decisions.md).
+    let (op, create_type) = match ty {
+        ResourceType::Subscription => (AccessOperation::Retrieve, None),
+        _ => (AccessOperation::Create, Some(ty.number())),
+    };
+    let rule = if ty == ResourceType::PollingChannel {
+        polling_channel_parent(cse, &req, ctx, &parent)?
+    } else {
+        cse.authorize(&req, ctx, &target, op, create_type).await?
+    };
     {
         let tree = cse.tree.read();
         let parent_ty = tree.get(&parent).map(|n| n.ty);
         if !parent_ty.is_some_and(|p| p.allows_child(ty)) {
+            if ty == ResourceType::Subscription {
+                return Err(RequestError::TargetNotSubscribable(
+                    "this resource cannot be subscribed to".into(),
+                ));
+            }
             if !ty.is_creatable() {
                 return Err(RequestError::NotImplemented(
                     format!("resource type {} is not implemented", ty.number()).into(),
@@ -72,14 +91,14 @@ pub(crate) async fn create(
 }
 
 /// Settings that CREATE of any type shares.
-struct Common {
-    rn: String,
-    et: Timestamp,
-    creator_attr: bool,
+pub(crate) struct Common {
+    pub rn: String,
+    pub et: Timestamp,
+    pub creator_attr: bool,
 }
 
 /// `rn`, `et` and `cr` handling shared by every type.
-fn common(
+pub(crate) fn common(
     tree: &Tree,
     parent: &Node,
     content: &mut Map<String, Value>,
@@ -92,6 +111,10 @@ fn common(
             id::validate_resource_name(&rn)?;
             if parent.container.is_some() && RESERVED_UNDER_CONTAINER.contains(&rn.as_str()) {
                 return Err(RequestError::bad_request("la and ol are reserved names"));
+            }
+            // `fopt` is a group's fan-out point (TS-0001 9.6.14), never a child.
+            if parent.ty == ResourceType::Group && rn == crate::fanout::FOPT {
+                return Err(RequestError::bad_request("fopt is a reserved name"));
             }
             rn
         }
@@ -133,7 +156,7 @@ fn common(
 }
 
 /// Builds the universal attributes in wire order.
-fn universal(
+pub(crate) fn universal(
     ty: ResourceType,
     ri: &str,
     rn: &str,
@@ -248,6 +271,12 @@ async fn create_node(
     (ctx, rule): (&RequestContext, AuditRule),
 ) -> Result<Response, RequestError> {
     reject_distributed_authorization(ty, &content)?;
+    let prepared = match ty {
+        ResourceType::Subscription => {
+            Some(prepare_subscription(cse, req, ctx, &content, parent_ri).await?)
+        }
+        _ => None,
+    };
     let acp = if ty == ResourceType::AccessControlPolicy {
         Some(Arc::new(compile_acp(
             cse,
@@ -258,13 +287,18 @@ async fn create_node(
         None
     };
     cse.write_guard()?;
-    let (pending, attrs, path, sets_acpi) = {
+    let (pending, attrs, path, sets_acpi, notices) = {
         let mut tree = cse.tree.write();
-        let seq = tree.next_seq();
+        let (seq, ri) = match &prepared {
+            Some(p) => (p.seq, p.ri.clone()),
+            None => {
+                let seq = tree.next_seq();
+                (seq, new_ri(ty, seq))
+            }
+        };
         let parent = tree
             .get(parent_ri)
             .ok_or_else(|| RequestError::not_found("parent no longer exists"))?;
-        let ri = new_ri(ty, seq);
         let c = common(&tree, parent, &mut content, || ri.clone(), &cse.config, now)?;
         let acpi = resolve_acpi(&tree, &cse.config, content.get("acpi"))?;
         let path = format!("{}/{}", parent.path, c.rn);
@@ -308,20 +342,19 @@ async fn create_node(
         );
         node.acp = acp;
         node.authz = authz;
+        node.sub = prepared.map(|p| p.state);
         let sets_acpi = !acpi.is_empty();
         node.acpi = acpi;
         let row = node_row(&node);
         let attrs = node.attrs.clone();
         let path = node.path.clone();
         tree.insert(node);
-        (
-            cse.committer.enqueue(vec![WriteOp::Upsert(row)]),
-            attrs,
-            path,
-            sets_acpi,
-        )
+        let (notices, mut ops) = cse.child_created(&mut tree, parent_ri, ty, &attrs, &req.fr);
+        ops.insert(0, WriteOp::Upsert(row));
+        (cse.committer.enqueue(ops), attrs, path, sets_acpi, notices)
     };
     pending.durable().await?;
+    cse.dispatch(notices).await;
     let changes = [
         (ty == ResourceType::AccessControlPolicy).then_some(AuditKind::AcpCreate),
         sets_acpi.then_some(AuditKind::AcpiChange),
@@ -343,7 +376,7 @@ async fn create_node(
 }
 
 /// Shapes the CREATE response per `rcn` (default 1, attributes).
-fn created(
+pub(crate) fn created(
     cse: &Cse,
     req: &Checked,
     ty: ResourceType,
@@ -432,7 +465,7 @@ async fn register_ae(
         }
     };
     cse.write_guard()?;
-    let (pending, attrs) = {
+    let (pending, attrs, notices) = {
         let mut tree = cse.tree.write();
         if tree.get(&aei).is_some() {
             return Err(RequestError::AlreadyRegistered(
@@ -464,9 +497,13 @@ async fn register_ae(
         let row = node_row(&node);
         let attrs = node.attrs.clone();
         tree.insert(node);
-        (cse.committer.enqueue(vec![WriteOp::Upsert(row)]), attrs)
+        let (notices, mut ops) =
+            cse.child_created(&mut tree, parent_ri, ResourceType::Ae, &attrs, &aei);
+        ops.insert(0, WriteOp::Upsert(row));
+        (cse.committer.enqueue(ops), attrs, notices)
     };
     pending.durable().await?;
+    cse.dispatch(notices).await;
     created(cse, req, ResourceType::Ae, attrs)
 }
 
@@ -561,7 +598,13 @@ pub(crate) fn node_row(node: &Node) -> StoredResource {
         seq: node.seq,
         size: 0,
         et: node.et.map(Timestamp::format),
-        body: store_body(&node.attrs, node.creator.as_deref()),
+        body: {
+            let mut body = store_body(&node.attrs, node.creator.as_deref());
+            if node.sub.as_ref().is_some_and(|s| s.authenticated) {
+                crate::render::mark_subscriber_authenticated(&mut body);
+            }
+            body
+        },
     }
 }
 
@@ -574,7 +617,7 @@ async fn create_instance(
 ) -> Result<Response, RequestError> {
     let cs = content_size(content.get("con").unwrap_or(&Value::Null));
     cse.write_guard()?;
-    let (pending, attrs) = {
+    let (pending, attrs, notices) = {
         let mut guard = cse.tree.write();
         let tree = &mut *guard;
         let seq = tree.next_seq();
@@ -641,9 +684,90 @@ async fn create_instance(
             et: Some(c.et.format()),
             body: store_body(&shared, None),
         }));
-        (cse.committer.enqueue(ops), shared)
+        let (notices, more) = cse.child_created(
+            tree,
+            parent_ri,
+            ResourceType::ContentInstance,
+            &shared,
+            &req.fr,
+        );
+        ops.extend(more);
+        (cse.committer.enqueue(ops), shared, notices)
     };
     pending.durable().await?;
+    cse.dispatch(notices).await;
     let attrs = Arc::try_unwrap(attrs).unwrap_or_else(|shared| (*shared).clone());
     created(cse, req, ResourceType::ContentInstance, attrs)
+}
+
+/// A `<subscription>` compiled and verified before it is created.
+struct PreparedSubscription {
+    seq: i64,
+    ri: String,
+    state: Arc<crate::subscription::SubscriptionState>,
+}
+
+/// Compiles the subscription and verifies its targets (TS-0004 7.3.3.2) before anything
+/// is written; the resource ID is taken first because the verification request names
+/// the subscription.
+async fn prepare_subscription(
+    cse: &Cse,
+    req: &Checked,
+    ctx: &RequestContext,
+    content: &Map<String, Value>,
+    parent_ri: &Ri,
+) -> Result<PreparedSubscription, RequestError> {
+    let parent_ty = cse
+        .tree
+        .read()
+        .get(parent_ri)
+        .map(|n| n.ty)
+        .ok_or_else(|| RequestError::not_found("parent no longer exists"))?;
+    let state = crate::subscription::SubscriptionState::compile(
+        content,
+        parent_ty,
+        &req.fr,
+        ctx.authenticated,
+    )?;
+    let seq = cse.tree.write().next_seq();
+    let ri = new_ri(ResourceType::Subscription, seq);
+    let sur = format!("{}/{}", cse.config.cse_id, ri);
+    cse.verify_targets(&sur, &req.fr, &state.nu).await?;
+    Ok(PreparedSubscription {
+        seq,
+        ri,
+        state: Arc::new(state),
+    })
+}
+
+/// Only the AE (or remote CSE) itself may give itself a `<pollingChannel>`, and only one
+/// (TS-0001 9.6.21, 10.2.5.x; docs/decisions.md).
+fn polling_channel_parent(
+    cse: &Cse,
+    req: &Checked,
+    ctx: &RequestContext,
+    parent: &Ri,
+) -> Result<AuditRule, RequestError> {
+    let tree = cse.tree.read();
+    let node = tree
+        .get(parent)
+        .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+    let owner = match node.ty {
+        ResourceType::Ae => node.attrs.get("aei").and_then(Value::as_str),
+        ResourceType::RemoteCse => node.attrs.get("csi").and_then(Value::as_str),
+        _ => None,
+    };
+    let fr = bastion_policy::normalize_originator(&cse.local, &req.fr);
+    let is_owner = owner.is_some_and(|o| bastion_policy::normalize_originator(&cse.local, o) == fr);
+    if !is_owner || (ctx.identity.is_some() && !ctx.authenticated) {
+        return Err(RequestError::NoPrivilege(
+            "only the entity itself may create its polling channel".into(),
+        ));
+    }
+    if node.ty == ResourceType::Ae && crate::pch::channel_of(&tree, node).is_some() {
+        return Err(RequestError::Conflict(
+            "this AE already has a polling channel".into(),
+        ));
+    }
+    Ok(AuditRule::Creator)
 }

@@ -6,6 +6,7 @@ use crate::audit::AuditKind;
 use crate::checks::Checked;
 use crate::create::refresh_counters;
 use crate::discovery::{require_match, Subject};
+use crate::notify::counted_rows;
 use crate::resolve::Target;
 use crate::retrieve::{instance_attrs, shape};
 use crate::tree::{Ri, Tree};
@@ -29,6 +30,7 @@ pub(crate) async fn delete(
             return Err(RequestError::not_allowed("the CSEBase cannot be deleted"));
         }
     }
+    crate::remote_cse::check_delete(cse, &req, &target)?;
     let rule = cse
         .authorize(&req, ctx, &target, AccessOperation::Delete, None)
         .await?;
@@ -69,26 +71,44 @@ pub(crate) async fn delete(
     };
     cse.write_guard()?;
     let mut deleted_acps = Vec::new();
-    let pending = {
+    let mut ended = Vec::new();
+    let (pending, notices) = {
         let mut tree = cse.tree.write();
-        let ops = match &target {
+        let (ops, notices) = match &target {
             Target::Node(ri) => {
                 deleted_acps = audited_under(&tree, ri);
-                remove_node(&mut tree, ri)
+                let (notices, gone, counted) = cse.on_remove(&mut tree, ri, &req.fr);
+                ended = gone;
+                let mut ops = remove_node(&mut tree, ri);
+                ops.extend(counted_rows(&tree, &counted));
+                (ops, notices)
             }
             Target::Instance { parent, ri, seq } => {
-                remove_instance(&mut tree, parent, ri, Some(*seq))
-                    .ok_or_else(|| RequestError::not_found("resource does not exist"))?
+                let mut ops = remove_instance(&mut tree, parent, ri, Some(*seq))
+                    .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+                let (notices, more) = cse.child_deleted(&mut tree, parent, &attrs, &req.fr);
+                ops.extend(more);
+                (ops, notices)
             }
             Target::Virtual { parent, .. } => {
                 let ri = attrs.get("ri").and_then(Value::as_str).unwrap_or("");
-                remove_instance(&mut tree, parent, ri, None)
-                    .ok_or_else(|| RequestError::not_found("resource does not exist"))?
+                let mut ops = remove_instance(&mut tree, parent, ri, None)
+                    .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+                let (notices, more) = cse.child_deleted(&mut tree, parent, &attrs, &req.fr);
+                ops.extend(more);
+                (ops, notices)
             }
         };
-        cse.committer.enqueue(ops)
+        (cse.committer.enqueue(ops), notices)
     };
     pending.durable().await?;
+    if let Target::Node(ri) = &target {
+        cse.polling.remove(ri);
+    }
+    cse.dispatch(notices).await;
+    for (ri, state) in ended {
+        cse.subscription_ended(&ri, &state);
+    }
     cse.audit_changes(
         &req.fr,
         ctx,

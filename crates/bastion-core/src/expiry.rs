@@ -53,6 +53,8 @@ pub(crate) async fn sweep(cse: &Cse) -> Result<(), bastion_proto::RequestError> 
     if expired_nodes.is_empty() && expired_instances.is_empty() {
         return Ok(());
     }
+    let mut notices = crate::notify::Notices::default();
+    let mut ended = Vec::new();
     let pending = {
         let mut tree = cse.tree.write();
         let mut ops = Vec::new();
@@ -61,8 +63,15 @@ pub(crate) async fn sweep(cse: &Cse) -> Result<(), bastion_proto::RequestError> 
                 ops.extend(more);
             }
         }
+        // An expired resource is deleted by the CSE itself (TS-0001 9.6.1.3: `net` 2
+        // and 4 still apply, with this CSE as the originator).
+        let originator = cse.config.cse_id.clone();
         for ri in &expired_nodes {
+            let (more, gone, counted) = cse.on_remove(&mut tree, ri, &originator);
+            notices.extend(more);
+            ended.extend(gone);
             ops.extend(remove_node(&mut tree, ri));
+            ops.extend(crate::notify::counted_rows(&tree, &counted));
         }
         tracing::debug!(
             nodes = expired_nodes.len(),
@@ -71,5 +80,13 @@ pub(crate) async fn sweep(cse: &Cse) -> Result<(), bastion_proto::RequestError> 
         );
         cse.committer.enqueue(ops)
     };
-    pending.durable().await
+    pending.durable().await?;
+    for ri in &expired_nodes {
+        cse.polling.remove(ri);
+    }
+    cse.dispatch(notices).await;
+    for (ri, state) in ended {
+        cse.subscription_ended(&ri, &state);
+    }
+    Ok(())
 }

@@ -68,6 +68,7 @@ impl Cse {
             tids: Vec::new(),
             ltids: Vec::new(),
             tqi: false,
+            rqet: None,
         };
         let target = self.resolve(&checked, now).await?;
         if query.operation == AccessOperation::Create {

@@ -19,11 +19,19 @@ mod discovery;
 pub mod dynamic;
 mod expiry;
 mod explain;
+mod fanout;
+mod forward;
 mod load;
+mod nonblocking;
+pub mod notify;
+pub mod outbound;
+mod pch;
 mod pip;
+mod remote_cse;
 mod render;
 mod resolve;
 mod retrieve;
+mod subscription;
 pub mod tree;
 mod update;
 
@@ -102,6 +110,14 @@ pub struct Cse {
     das: Option<Arc<dyn dynamic::DasConsultant>>,
     /// What DAS Servers granted, until it expires.
     dynamic: dynamic::DynamicGrants,
+    /// Requests to other entities, if the binary provides a way.
+    outbound: Option<Arc<dyn outbound::Outbound>>,
+    /// The notification delivery engine, if the binary provides one.
+    notifications: Option<Arc<dyn notify::NotificationSink>>,
+    /// Polling channel queues and relayed requests awaiting answers.
+    polling: pch::PollingChannels,
+    /// This CSE, for tasks that outlive a request (non-blocking requests).
+    me: std::sync::Weak<Cse>,
 }
 
 /// The CSE's connections to the outside world, beside its storage.
@@ -114,6 +130,12 @@ pub struct Services {
     /// How to reach Dynamic Authorization Servers; without it only the indirect
     /// procedure (`tqi`) is offered.
     pub das: Option<Arc<dyn dynamic::DasConsultant>>,
+    /// How to send requests to other entities (forwarding, subscription verification,
+    /// remote group members); without it those requests fail with 5103.
+    pub outbound: Option<Arc<dyn outbound::Outbound>>,
+    /// Delivers notifications; without it notifications to URLs and `poa`s are dropped
+    /// with a warning (polling channels still work).
+    pub notifications: Option<Arc<dyn notify::NotificationSink>>,
 }
 
 impl Default for Services {
@@ -122,6 +144,8 @@ impl Default for Services {
             audit: Arc::new(audit::NullSink),
             location: None,
             das: None,
+            outbound: None,
+            notifications: None,
         }
     }
 }
@@ -187,7 +211,8 @@ impl Cse {
             .map(|a| bastion_policy::normalize_originator(&local, a))
             .collect();
         let leeway = config.authorization.token_leeway_secs;
-        Ok(Arc::new(Cse {
+        Ok(Arc::new_cyclic(|me| Cse {
+            me: me.clone(),
             config,
             local,
             tree: RwLock::new(tree),
@@ -200,6 +225,9 @@ impl Cse {
             location: services.location,
             das: services.das,
             dynamic: dynamic::DynamicGrants::default(),
+            outbound: services.outbound,
+            notifications: services.notifications,
+            polling: pch::PollingChannels::default(),
         }))
     }
 
@@ -238,7 +266,15 @@ impl Cse {
     pub async fn handle(&self, req: Request, ctx: &RequestContext) -> Response {
         let rqi = req.rqi.clone().unwrap_or_default();
         let rvi = req.rvi.clone();
-        let mut resp = match self.process(req, ctx).await {
+        let result = match forward::transit(&self.config.sp_id, &self.config.cse_id, &req.to) {
+            // Transit (TS-0004 7.3.2.6): the hosting CSE's response is relayed as it came.
+            Some(dest) => match self.forward(req, ctx, dest).await {
+                Ok(relayed) => return relayed,
+                Err(err) => Err(err),
+            },
+            None => self.process(req, ctx).await,
+        };
+        let mut resp = match result {
             Ok(resp) => resp,
             Err(err) => Response::error(&err, String::new()),
         };
@@ -254,11 +290,26 @@ impl Cse {
 
     async fn process(&self, req: Request, ctx: &RequestContext) -> Result<Response, RequestError> {
         let now = now();
+        // Kept to be re-issued to each member when `to` names a group's `fopt`, or to
+        // run later when the request is non-blocking.
+        let non_blocking = req.rt == Some(bastion_proto::primitive::ResponseType::NonBlockingSynch);
+        let kept = (non_blocking || fanout::may_address_fopt(&req.to)).then(|| req.clone());
         let checked = checks::check(&self.config, req, now)?;
         let mut verified = self.verify_identity(&checked, ctx)?;
         self.gather_credentials(&checked, &mut verified, now)?;
         let ctx = &verified;
-        self.check_originator(&checked)?;
+        self.check_originator(&checked, ctx)?;
+        if let Some(result) = self.polling_uri(&checked, ctx).await {
+            return result;
+        }
+        if let Some(original) = kept {
+            if non_blocking {
+                return self.accept_non_blocking(original, &checked, ctx).await;
+            }
+            if let Some(result) = self.fan_out(original, &checked, ctx).await {
+                return result;
+            }
+        }
         match checked.op {
             bastion_proto::Operation::Create => create::create(self, checked, ctx, now).await,
             bastion_proto::Operation::Retrieve => retrieve::retrieve(self, checked, ctx, now).await,
@@ -290,35 +341,31 @@ impl Cse {
         }
         let claimed = bastion_policy::normalize_originator(&self.local, &req.fr);
         let bound = bastion_policy::normalize_originator(&self.local, identity);
-        if claimed != bound {
-            return Err(RequestError::NotAuthenticated(
-                "originator does not match the authenticated identity".into(),
-            ));
+        if claimed == bound {
+            verified.authenticated = true;
+            return Ok(verified);
         }
-        verified.authenticated = true;
-        Ok(verified)
+        // A registered CSE's association also carries what that CSE relays
+        // (TS-0001 7.3.2.6; `remote_cse.rs`, docs/decisions.md).
+        match self.relayed_by(identity, &req.fr) {
+            Some(authenticated) => {
+                verified.authenticated = authenticated;
+                Ok(verified)
+            }
+            None => Err(RequestError::NotAuthenticated(
+                "originator does not match the authenticated identity".into(),
+            )),
+        }
     }
 
-    /// NOTIFY to a resource of this CSE: the access decision is made (NOTIFY privilege),
-    /// then delivery onward is not implemented yet.
+    /// NOTIFY to a resource of this CSE (`notify.rs`: delivered onward to an `<AE>`).
     async fn notify(
         &self,
         req: checks::Checked,
         ctx: &RequestContext,
         now: Timestamp,
     ) -> Result<Response, RequestError> {
-        let target = self.resolve(&req, now).await?;
-        self.authorize(
-            &req,
-            ctx,
-            &target,
-            bastion_policy::AccessOperation::Notify,
-            None,
-        )
-        .await?;
-        Err(RequestError::NotImplemented(
-            "NOTIFY delivery to hosted resources is not implemented".into(),
-        ))
+        self.notify_hosted(req, ctx, now).await
     }
 
     fn write_guard(&self) -> Result<(), RequestError> {

@@ -62,7 +62,12 @@ pub(crate) async fn load_tree(
     let mut groups: Vec<Ri> = Vec::new();
     let started = now();
     for row in rows {
+        let authenticated_subscriber = row.ty == ResourceType::Subscription.number()
+            && crate::render::subscriber_authenticated(&row.body);
         let mut node = node_from_row(local, &tree, row)?;
+        if node.ty == ResourceType::Subscription {
+            node.sub = reload_subscription(&tree, &node, authenticated_subscriber);
+        }
         if node.ty == ResourceType::Group {
             groups.push(node.ri.clone());
         } else {
@@ -239,7 +244,7 @@ fn node_from_row(
     };
     let (attrs, creator) = parse_body(&row.body).map_err(corrupt)?;
     let ty = ResourceType::from_number(row.ty as u64)
-        .filter(|t| t.is_creatable())
+        .filter(|t| t.is_creatable() || *t == ResourceType::Request)
         .ok_or_else(|| corrupt(format!("unsupported type {}", row.ty)))?;
     let parent = tree
         .get(&row.pi)
@@ -276,6 +281,29 @@ fn node_from_row(
     );
     node.acp = acp;
     Ok(node)
+}
+
+/// The compiled state of a reloaded `<subscription>`. One that no longer compiles
+/// (this version became stricter) is kept as a resource that notifies nothing.
+fn reload_subscription(
+    tree: &Tree,
+    node: &Node,
+    authenticated: bool,
+) -> Option<Arc<crate::subscription::SubscriptionState>> {
+    let parent_ty = node.pi.as_ref().and_then(|p| tree.get(p))?.ty;
+    let creator = node.creator.as_deref().unwrap_or("");
+    match crate::subscription::SubscriptionState::compile(
+        &node.attrs,
+        parent_ty,
+        creator,
+        authenticated,
+    ) {
+        Ok(state) => Some(Arc::new(state)),
+        Err(e) => {
+            tracing::error!(subscription = %node.ri, reason = %e, "stored subscription rejected; it notifies nothing");
+            None
+        }
+    }
 }
 
 /// The typed state of a reloaded `<role>`, `<token>` or `<dac>`. One that no longer
@@ -345,5 +373,6 @@ pub(crate) fn base_node(config: &CseConfig, ct: Timestamp, seq: i64) -> Node {
         acpi: Vec::new(),
         container: None,
         authz: None,
+        sub: None,
     }
 }

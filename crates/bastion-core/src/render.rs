@@ -10,6 +10,25 @@ use serde_json::{Map, Value};
 /// name contains; they never reach a client.
 const INTERNAL: char = '@';
 const CREATOR: &str = "@cr";
+/// A `<subscription>` whose subscriber was authenticated when it subscribed.
+const SUBSCRIBER_AUTHENTICATED: &str = "@sa";
+
+/// Marks a stored body: its subscriber was authenticated (`acaf` rules keep applying to
+/// its notifications after a restart).
+pub(crate) fn mark_subscriber_authenticated(body: &mut String) {
+    if body.ends_with('}') && body.len() > 2 {
+        body.pop();
+        body.push_str(",\"@sa\":true}");
+    }
+}
+
+/// Whether a stored body carries that mark.
+pub(crate) fn subscriber_authenticated(body: &str) -> bool {
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.get(SUBSCRIBER_AUTHENTICATED).and_then(Value::as_bool))
+        .unwrap_or(false)
+}
 
 /// `{"m2m:<type>": attrs}`.
 pub(crate) fn wrap(ty: ResourceType, attrs: Map<String, Value>) -> Value {

@@ -136,17 +136,35 @@ impl Cse {
         }
     }
 
-    /// Registered-originator checks (TS-0003 7.2.1, outside any security association):
-    /// an AE-ID must belong to a registered AE (4106), a CSE-ID needs a security
-    /// association (4107). The admin and `<AE>` CREATE are exempt.
-    pub(crate) fn check_originator(&self, req: &Checked) -> Result<(), RequestError> {
+    /// Registered-originator checks (TS-0003 7.2.1): an AE-ID of this CSE must belong to
+    /// a registered AE (4106). An originator of another CSE is accepted inside an
+    /// association (`verify_identity` bound it to the association, directly or as relayed
+    /// by a registered CSE); outside one, an AE-ID must belong to a CSE this CSE knows
+    /// (`Cse::vouched_in`; 4106 otherwise) and a CSE-ID likewise, or be registering
+    /// itself (4107 otherwise). The admin and `<AE>` CREATE are exempt.
+    pub(crate) fn check_originator(
+        &self,
+        req: &Checked,
+        ctx: &crate::RequestContext,
+    ) -> Result<(), RequestError> {
         if req.fr == self.config.admin
             || (req.op == Operation::Create && req.ty == Some(ResourceType::Ae))
         {
             return Ok(());
         }
         let tree = self.tree.read();
-        match self.local_ae_stem(&req.fr)? {
+        let kind = self.local_ae_stem(&req.fr)?;
+        if ctx.identity.is_some() && matches!(kind, OriginatorKind::Cse | OriginatorKind::ForeignAe)
+        {
+            return Ok(());
+        }
+        let vouched = || match crate::forward::owner(&self.config.sp_id, &req.fr) {
+            crate::forward::Owner::Cse(c) | crate::forward::Owner::AeOf(c) => {
+                self.vouched_in(&tree, c)
+            }
+            _ => false,
+        };
+        match kind {
             OriginatorKind::LocalAe(stem) => {
                 let registered = tree.get(stem).is_some_and(|n| n.ty == ResourceType::Ae);
                 if registered {
@@ -157,7 +175,16 @@ impl Cse {
                     ))
                 }
             }
-            OriginatorKind::Cse => Err(security_association_required()),
+            OriginatorKind::Cse => {
+                let registering =
+                    req.op == Operation::Create && req.ty == Some(ResourceType::RemoteCse);
+                if registering || vouched() {
+                    Ok(())
+                } else {
+                    Err(security_association_required())
+                }
+            }
+            OriginatorKind::ForeignAe if vouched() => Ok(()),
             OriginatorKind::ForeignAe => Err(RequestError::NotAuthenticated(
                 "originator is not registered with this CSE".into(),
             )),

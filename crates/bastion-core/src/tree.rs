@@ -106,6 +106,8 @@ pub struct Node {
     /// `<dynamicAuthorizationConsultation>` resources, derived from their attributes
     /// whenever they are written or loaded (`authz_state.rs`).
     pub authz: Option<Box<AuthzState>>,
+    /// Compiled state of a `<subscription>` (`subscription.rs`).
+    pub(crate) sub: Option<Arc<crate::subscription::SubscriptionState>>,
 }
 
 /// What access control needs of a `<group>`, `<role>`, `<token>` or `<dac>` resource.
@@ -147,6 +149,7 @@ impl Node {
             acpi: Vec::new(),
             container: (ty == ResourceType::Container).then(|| Box::new(ContainerState::default())),
             authz: None,
+            sub: None,
         }
     }
 

@@ -45,6 +45,7 @@ pub(crate) async fn update(
     }
     let content = req.content(ty)?;
     attrs::validate(ty, Phase::Update, &content)?;
+    crate::remote_cse::check_update(cse, &req, &ri, ty, &content)?;
     let acpi_change = content.contains_key("acpi");
     if acpi_change && content.len() != 1 {
         return Err(RequestError::bad_request(
@@ -85,8 +86,12 @@ pub(crate) async fn update(
         require_match(&req.fc, Subject::Node(&tree, node))?;
     }
     reject_distributed_authorization(ty, &content)?;
+    let new_sub = match ty {
+        ResourceType::Subscription => Some(resubscribe(cse, &ri, &content).await?),
+        _ => None,
+    };
     cse.write_guard()?;
-    let (pending, attrs, path) = {
+    let (pending, attrs, path, notices) = {
         let mut guard = cse.tree.write();
         let tree = &mut *guard;
         let node = tree
@@ -206,6 +211,9 @@ pub(crate) async fn update(
         if let Some(acp) = new_acp {
             node.acp = Some(acp);
         }
+        if let Some(sub) = new_sub {
+            node.sub = Some(sub);
+        }
         node.attrs.insert("lt".into(), Value::String(now.format()));
         let mut ops = Vec::new();
         if ty == ResourceType::Container {
@@ -224,13 +232,18 @@ pub(crate) async fn update(
         } else {
             ops.push(WriteOp::Upsert(node_row(node)));
         }
-        (
-            cse.committer.enqueue(ops),
-            node.attrs.clone(),
-            node.path.clone(),
-        )
+        let (attrs, path) = (node.attrs.clone(), node.path.clone());
+        let mut modified: Vec<String> = content.keys().cloned().collect();
+        modified.push("lt".into());
+        if ty == ResourceType::Container {
+            modified.push("st".into());
+        }
+        let (notices, more) = cse.updated(tree, &ri, &modified, &req.fr);
+        ops.extend(more);
+        (cse.committer.enqueue(ops), attrs, path, notices)
     };
     pending.durable().await?;
+    cse.dispatch(notices).await;
     let changes = [
         (ty == ResourceType::AccessControlPolicy).then_some(AuditKind::AcpUpdate),
         acpi_change.then_some(AuditKind::AcpiChange),
@@ -263,4 +276,52 @@ pub(crate) async fn update(
         _ => Some(wrap(ty, attrs)),
     };
     Ok(resp)
+}
+
+/// A `<subscription>` UPDATE: the merged attributes compiled again, and any target not
+/// verified before asked now, for the original subscriber (TS-0004 7.3.3.4).
+async fn resubscribe(
+    cse: &Cse,
+    ri: &crate::tree::Ri,
+    content: &Map<String, Value>,
+) -> Result<Arc<crate::subscription::SubscriptionState>, RequestError> {
+    let (merged, parent_ty, old) = {
+        let tree = cse.tree.read();
+        let node = tree
+            .get(ri)
+            .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+        let old = node
+            .sub
+            .clone()
+            .ok_or_else(|| RequestError::Internal("subscription state missing".into()))?;
+        let parent_ty = node
+            .pi
+            .as_ref()
+            .and_then(|p| tree.get(p))
+            .map(|p| p.ty)
+            .ok_or_else(|| RequestError::not_found("parent no longer exists"))?;
+        let mut merged = node.attrs.clone();
+        for (k, v) in content {
+            match v {
+                Value::Null => merged.remove(k),
+                v => merged.insert(k.clone(), v.clone()),
+            };
+        }
+        (merged, parent_ty, old)
+    };
+    let state = crate::subscription::SubscriptionState::compile(
+        &merged,
+        parent_ty,
+        &old.creator,
+        old.authenticated,
+    )?;
+    let added: Vec<String> = state
+        .nu
+        .iter()
+        .filter(|n| !old.nu.contains(n))
+        .cloned()
+        .collect();
+    let sur = format!("{}/{}", cse.config.cse_id, ri);
+    cse.verify_targets(&sur, &old.creator, &added).await?;
+    Ok(Arc::new(state))
 }

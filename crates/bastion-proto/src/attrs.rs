@@ -212,6 +212,82 @@ const DAC: &[AttrDef] = &[
     a("dal", Kind::Timestamp, O, O),
 ];
 
+/// `<subscription>` (TS-0001 9.6.8; core-resources.md §3.7). Complex members (`enc`,
+/// `bn`, `rl`) are checked by the core.
+const SUB: &[AttrDef] = &[
+    a("rn", Kind::Str, O, NP),
+    a("et", Kind::Timestamp, O, O),
+    a("lbl", Kind::StrList, O, O),
+    a("acpi", Kind::StrList, O, O),
+    a("daci", Kind::StrList, O, O),
+    a("cr", Kind::CreatorNull, O, NP),
+    a("enc", Kind::Object, O, O),
+    a("exc", Kind::NonNegInt, O, O),
+    a("nu", Kind::StrList, M, O),
+    a("gpi", Kind::Str, O, O),
+    a("nfu", Kind::Str, O, O),
+    a("bn", Kind::Object, O, O),
+    a("rl", Kind::Object, O, O),
+    a("psn", Kind::NonNegInt, O, NP),
+    a("pn", Kind::NonNegInt, O, O),
+    a("nsp", Kind::NonNegInt, O, O),
+    a("ln", Kind::Bool, O, O),
+    a("nct", Kind::NonNegInt, O, O),
+    a("nec", Kind::Any, O, O),
+    a("su", Kind::Str, O, NP),
+];
+
+/// `<pollingChannel>` (TS-0001 9.6.21; core-resources.md §3.10).
+const PCH: &[AttrDef] = &[
+    a("rn", Kind::Str, O, NP),
+    a("et", Kind::Timestamp, O, O),
+    a("lbl", Kind::StrList, O, O),
+];
+
+/// `<remoteCSE>` (TS-0001 9.6.4; core-resources.md §3.9).
+const CSR: &[AttrDef] = &[
+    a("rn", Kind::Str, O, NP),
+    a("et", Kind::Timestamp, O, O),
+    a("lbl", Kind::StrList, O, O),
+    a("acpi", Kind::StrList, O, O),
+    a("at", Kind::StrList, O, O),
+    a("aa", Kind::StrList, O, O),
+    a("daci", Kind::StrList, O, O),
+    a("cst", Kind::NonNegInt, O, NP),
+    a("poa", Kind::StrList, O, O),
+    a("cb", Kind::Str, M, NP),
+    a("csi", Kind::Str, O, NP),
+    a("mei", Kind::Str, O, O),
+    a("tri", Kind::Str, O, O),
+    a("trn", Kind::NonNegInt, O, O),
+    a("rr", Kind::Bool, M, O),
+    a("nl", Kind::Str, O, O),
+    a("csz", Kind::StrList, O, O),
+    a("esi", Kind::Object, O, O),
+    a("mtcc", Kind::NonNegInt, O, O),
+    a("egid", Kind::Str, O, O),
+    a("tren", Kind::Bool, O, O),
+    a("ape", Kind::Object, O, O),
+    a("dcse", Kind::StrList, O, O),
+    a("srv", Kind::StrList, M, O),
+];
+
+/// `<request>` (TS-0001 9.6.12): written only by the CSE, never through the API.
+const REQ: &[AttrDef] = &[
+    a("rn", Kind::Str, NP, NP),
+    a("et", Kind::Timestamp, NP, NP),
+    a("lbl", Kind::StrList, NP, NP),
+    a("acpi", Kind::StrList, NP, NP),
+    a("op", Kind::NonNegInt, NP, NP),
+    a("tg", Kind::Str, NP, NP),
+    a("org", Kind::Str, NP, NP),
+    a("rid", Kind::Str, NP, NP),
+    a("mi", Kind::Object, NP, NP),
+    a("pc", Kind::Any, NP, NP),
+    a("rs", Kind::NonNegInt, NP, NP),
+    a("ors", Kind::Object, NP, NP),
+];
+
 const CB: &[AttrDef] = &[
     a("rn", Kind::Str, NP, NP),
     a("lbl", Kind::StrList, NP, NP),
@@ -236,6 +312,10 @@ pub fn table(ty: ResourceType) -> &'static [AttrDef] {
         ResourceType::Role => ROL,
         ResourceType::Token => TK,
         ResourceType::DynamicAuthorizationConsultation => DAC,
+        ResourceType::Subscription => SUB,
+        ResourceType::PollingChannel => PCH,
+        ResourceType::RemoteCse => CSR,
+        ResourceType::Request => REQ,
         ResourceType::Other(_) => &[],
     }
 }

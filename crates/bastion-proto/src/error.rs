@@ -40,6 +40,9 @@ pub enum RequestError {
     NotImplemented(Reason),
     #[error("{0}")]
     NotAcceptable(Reason),
+    /// Forwarding found a next hop but could not reach it (TS-0004 7.3.2.6).
+    #[error("{0}")]
+    TargetNotReachable(Reason),
     #[error("{0}")]
     Internal(Reason),
     /// A `<group>` member has the wrong type and `csy` is ABANDON_GROUP (TS-0001 9.6.13).
@@ -48,6 +51,24 @@ pub enum RequestError {
     /// `mid` longer than `mnm`, or `mnm` below the member count.
     #[error("{0}")]
     MaxMembersExceeded(Reason),
+    /// 4101: subscription verification found the creator without NOTIFY privilege.
+    #[error("{0}")]
+    SubscriptionCreatorNoPrivilege(Reason),
+    /// 5205: subscription verification found the hosting CSE without NOTIFY privilege.
+    #[error("{0}")]
+    SubscriptionHostNoPrivilege(Reason),
+    /// 5203: the parent cannot hold subscriptions.
+    #[error("{0}")]
+    TargetNotSubscribable(Reason),
+    /// 5204: a notification target did not confirm a new subscription.
+    #[error("{0}")]
+    SubscriptionVerificationFailed(Reason),
+    /// 4109: a fan-out request to a group without members.
+    #[error("{0}")]
+    NoMembers(Reason),
+    /// 5209: no group member answered in time.
+    #[error("{0}")]
+    GroupMembersNotResponded(Reason),
     /// 4103 of the indirect dynamic authorization procedure (TS-0003 7.3.2.3 step 2): the
     /// response carries this Token Request Information (`tqf`) and no debug text.
     #[error("originator has no privilege; token request information attached")]
@@ -73,10 +94,21 @@ impl RequestError {
             RequestError::AppRuleValidationFailed(_) => Rsc::AppRuleValidationFailed,
             RequestError::NotImplemented(_) => Rsc::NotImplemented,
             RequestError::NotAcceptable(_) => Rsc::NotAcceptable,
+            RequestError::TargetNotReachable(_) => Rsc::TargetNotReachable,
             RequestError::Internal(_) => Rsc::InternalServerError,
             RequestError::GroupMemberTypeInconsistent(_) => Rsc::GroupMemberTypeInconsistent,
             RequestError::MaxMembersExceeded(_) => Rsc::MaxNumberOfMemberExceeded,
             RequestError::TokenRequestInfo(_) => Rsc::OriginatorHasNoPrivilege,
+            RequestError::SubscriptionCreatorNoPrivilege(_) => {
+                Rsc::SubscriptionCreatorHasNoPrivilege
+            }
+            RequestError::SubscriptionHostNoPrivilege(_) => Rsc::SubscriptionHostHasNoPrivilege,
+            RequestError::TargetNotSubscribable(_) => Rsc::TargetNotSubscribable,
+            RequestError::SubscriptionVerificationFailed(_) => {
+                Rsc::SubscriptionVerificationInitiationFailed
+            }
+            RequestError::NoMembers(_) => Rsc::NoMembers,
+            RequestError::GroupMembersNotResponded(_) => Rsc::GroupMembersNotResponded,
         }
     }
 

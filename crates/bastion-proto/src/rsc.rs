@@ -5,6 +5,10 @@
 #[repr(u16)]
 pub enum Rsc {
     Accepted = 1000,
+    /// A non-blocking synchronous request was accepted; `pc` names its `<request>`.
+    AcceptedNonBlockingSynch = 1001,
+    /// A non-blocking asynchronous request was accepted; the result is notified.
+    AcceptedNonBlockingAsynch = 1002,
     Ok = 2000,
     Created = 2001,
     Deleted = 2002,
@@ -15,19 +19,71 @@ pub enum Rsc {
     OperationNotAllowed = 4005,
     RequestTimeout = 4008,
     UnsupportedMediaType = 4015,
+    /// Subscription verification: the creator lacks NOTIFY on the target (TS-0004 7.5.1.2).
+    SubscriptionCreatorHasNoPrivilege = 4101,
     OriginatorHasNoPrivilege = 4103,
     Conflict = 4105,
     OriginatorNotAuthenticated = 4106,
     SecurityAssociationRequired = 4107,
     InvalidChildResourceType = 4108,
+    /// A fan-out request to a `<group>` without members.
+    NoMembers = 4109,
     GroupMemberTypeInconsistent = 4110,
     OriginatorHasAlreadyRegistered = 4117,
     AppRuleValidationFailed = 4126,
     InternalServerError = 5000,
     NotImplemented = 5001,
+    /// The next hop towards the target CSE could not be reached (TS-0004 7.3.2.6).
+    TargetNotReachable = 5103,
+    /// A group member's type could not be read (TS-0001 9.6.13).
+    ReceiverHasNoPrivilege = 5105,
+    TargetNotSubscribable = 5203,
+    /// A notification target did not confirm a new subscription (TS-0004 7.3.3.2).
+    SubscriptionVerificationInitiationFailed = 5204,
+    /// Subscription verification: the hosting CSE lacks NOTIFY on the target.
+    SubscriptionHostHasNoPrivilege = 5205,
     NotAcceptable = 5207,
+    /// No group member answered before the result expiration time.
+    GroupMembersNotResponded = 5209,
     MaxNumberOfMemberExceeded = 6010,
 }
+
+/// Every code of [`Rsc`], for decoding.
+const ALL: [Rsc; 33] = [
+    Rsc::Accepted,
+    Rsc::AcceptedNonBlockingSynch,
+    Rsc::AcceptedNonBlockingAsynch,
+    Rsc::Ok,
+    Rsc::Created,
+    Rsc::Deleted,
+    Rsc::Updated,
+    Rsc::BadRequest,
+    Rsc::ReleaseVersionNotSupported,
+    Rsc::NotFound,
+    Rsc::OperationNotAllowed,
+    Rsc::RequestTimeout,
+    Rsc::UnsupportedMediaType,
+    Rsc::SubscriptionCreatorHasNoPrivilege,
+    Rsc::OriginatorHasNoPrivilege,
+    Rsc::Conflict,
+    Rsc::OriginatorNotAuthenticated,
+    Rsc::SecurityAssociationRequired,
+    Rsc::InvalidChildResourceType,
+    Rsc::NoMembers,
+    Rsc::GroupMemberTypeInconsistent,
+    Rsc::OriginatorHasAlreadyRegistered,
+    Rsc::AppRuleValidationFailed,
+    Rsc::InternalServerError,
+    Rsc::NotImplemented,
+    Rsc::TargetNotReachable,
+    Rsc::ReceiverHasNoPrivilege,
+    Rsc::TargetNotSubscribable,
+    Rsc::SubscriptionVerificationInitiationFailed,
+    Rsc::SubscriptionHostHasNoPrivilege,
+    Rsc::NotAcceptable,
+    Rsc::GroupMembersNotResponded,
+    Rsc::MaxNumberOfMemberExceeded,
+];
 
 impl Rsc {
     /// The numeric code carried in `rsc` / `X-M2M-RSC`.
@@ -35,17 +91,22 @@ impl Rsc {
         self as u16
     }
 
+    /// The code for a number, if Bastion knows it.
+    pub fn from_code(code: u16) -> Option<Rsc> {
+        ALL.into_iter().find(|r| r.code() == code)
+    }
+
     /// HTTP status for this code (TS-0009 Table 6.3.2-1).
     pub fn http_status(self) -> u16 {
         match self {
-            Rsc::Accepted => 202,
+            Rsc::Accepted | Rsc::AcceptedNonBlockingSynch | Rsc::AcceptedNonBlockingAsynch => 202,
             Rsc::Ok | Rsc::Deleted | Rsc::Updated => 200,
             Rsc::Created => 201,
             Rsc::BadRequest | Rsc::GroupMemberTypeInconsistent | Rsc::MaxNumberOfMemberExceeded => {
                 400
             }
             Rsc::ReleaseVersionNotSupported | Rsc::NotImplemented => 501,
-            Rsc::NotFound => 404,
+            Rsc::NotFound | Rsc::TargetNotReachable => 404,
             Rsc::OperationNotAllowed => 405,
             Rsc::RequestTimeout => 504,
             Rsc::UnsupportedMediaType => 415,
@@ -54,9 +115,16 @@ impl Rsc {
             | Rsc::SecurityAssociationRequired
             | Rsc::InvalidChildResourceType
             | Rsc::OriginatorHasAlreadyRegistered
-            | Rsc::AppRuleValidationFailed => 403,
+            | Rsc::AppRuleValidationFailed
+            | Rsc::SubscriptionCreatorHasNoPrivilege
+            | Rsc::NoMembers
+            | Rsc::ReceiverHasNoPrivilege
+            | Rsc::TargetNotSubscribable
+            | Rsc::SubscriptionHostHasNoPrivilege => 403,
             Rsc::Conflict => 409,
-            Rsc::InternalServerError => 500,
+            Rsc::InternalServerError
+            | Rsc::SubscriptionVerificationInitiationFailed
+            | Rsc::GroupMembersNotResponded => 500,
             Rsc::NotAcceptable => 406,
         }
     }
@@ -80,5 +148,19 @@ mod tests {
         assert_eq!(Rsc::NotAcceptable.http_status(), 406);
         assert_eq!(Rsc::ReleaseVersionNotSupported.http_status(), 501);
         assert_eq!(Rsc::RequestTimeout.http_status(), 504);
+        assert_eq!(
+            Rsc::SubscriptionVerificationInitiationFailed.http_status(),
+            500
+        );
+        assert_eq!(Rsc::AcceptedNonBlockingSynch.http_status(), 202);
+        assert_eq!(Rsc::TargetNotSubscribable.http_status(), 403);
+    }
+
+    #[test]
+    fn every_code_decodes_to_itself() {
+        for r in ALL {
+            assert_eq!(Rsc::from_code(r.code()), Some(r));
+        }
+        assert_eq!(Rsc::from_code(4999), None);
     }
 }

@@ -93,6 +93,49 @@ pub fn parse_abs_rel(s: &str, now: Timestamp) -> Option<Timestamp> {
     Timestamp::parse(s)
 }
 
+/// Parses an `xs:duration` without years or months (their length varies): `PnDTnHnMnS`,
+/// seconds possibly fractional, e.g. `PT5S`, `PT0.5S`, `P1DT2H`. Also accepts a plain
+/// number of milliseconds, as some peers send. `None` for anything else or for a
+/// duration over ten years.
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    if !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()) {
+        return Some(std::time::Duration::from_millis(s.parse().ok()?));
+    }
+    let rest = s.strip_prefix('P')?;
+    let (date, time) = match rest.split_once('T') {
+        Some((d, t)) if !t.is_empty() => (d, Some(t)),
+        Some(_) => return None,
+        None => (rest, None),
+    };
+    let mut secs = 0f64;
+    let mut any = false;
+    let mut take = |part: &str, units: &[(char, f64)]| -> Option<()> {
+        let mut number = String::new();
+        let mut next_unit = 0;
+        for c in part.chars() {
+            if c.is_ascii_digit() || c == '.' {
+                number.push(c);
+                continue;
+            }
+            let at = units[next_unit..].iter().position(|(u, _)| *u == c)? + next_unit;
+            let value: f64 = number.parse().ok()?;
+            if !value.is_finite() || (units[at].0 != 'S' && number.contains('.')) {
+                return None;
+            }
+            secs += value * units[at].1;
+            any = true;
+            number.clear();
+            next_unit = at + 1;
+        }
+        number.is_empty().then_some(())
+    };
+    take(date, &[('D', 86_400.0)])?;
+    if let Some(t) = time {
+        take(t, &[('H', 3_600.0), ('M', 60.0), ('S', 1.0)])?;
+    }
+    (any && secs <= 315_576_000.0).then(|| std::time::Duration::from_secs_f64(secs))
+}
+
 fn is_leap(y: i64) -> bool {
     (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
 }
@@ -175,5 +218,22 @@ mod tests {
         let now = Timestamp(1_000);
         assert_eq!(parse_abs_rel("5000", now), Some(Timestamp(1_005)));
         assert_eq!(parse_abs_rel("19700101T000010", now), Some(Timestamp(10)));
+    }
+
+    #[test]
+    fn xs_duration_subset() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("PT5S"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("PT0.25S"), Some(Duration::from_millis(250)));
+        assert_eq!(
+            parse_duration("P1DT2H3M4S"),
+            Some(Duration::from_secs(93_784))
+        );
+        assert_eq!(parse_duration("1500"), Some(Duration::from_millis(1500)));
+        for bad in [
+            "", "P", "PT", "T5S", "PT5", "PT5X", "P1M", "PT1.5M", "PT5S5S", "PTSS", "P99999D",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
     }
 }

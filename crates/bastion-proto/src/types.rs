@@ -14,6 +14,11 @@ pub enum ResourceType {
     Role,
     Token,
     DynamicAuthorizationConsultation,
+    PollingChannel,
+    RemoteCse,
+    /// `<request>`: created only by the CSE for non-blocking requests.
+    Request,
+    Subscription,
     /// A type number defined by oneM2M that Bastion does not implement yet.
     Other(u16),
 }
@@ -37,6 +42,10 @@ impl ResourceType {
             4 => ResourceType::ContentInstance,
             5 => ResourceType::CseBase,
             9 => ResourceType::Group,
+            15 => ResourceType::PollingChannel,
+            16 => ResourceType::RemoteCse,
+            17 => ResourceType::Request,
+            23 => ResourceType::Subscription,
             31 => ResourceType::Role,
             32 => ResourceType::Token,
             34 => ResourceType::DynamicAuthorizationConsultation,
@@ -53,6 +62,10 @@ impl ResourceType {
             ResourceType::ContentInstance => 4,
             ResourceType::CseBase => 5,
             ResourceType::Group => 9,
+            ResourceType::PollingChannel => 15,
+            ResourceType::RemoteCse => 16,
+            ResourceType::Request => 17,
+            ResourceType::Subscription => 23,
             ResourceType::Role => 31,
             ResourceType::Token => 32,
             ResourceType::DynamicAuthorizationConsultation => 34,
@@ -69,6 +82,10 @@ impl ResourceType {
             ResourceType::ContentInstance => "cin",
             ResourceType::CseBase => "cb",
             ResourceType::Group => "grp",
+            ResourceType::PollingChannel => "pch",
+            ResourceType::RemoteCse => "csr",
+            ResourceType::Request => "req",
+            ResourceType::Subscription => "sub",
             ResourceType::Role => "rol",
             ResourceType::Token => "tk",
             ResourceType::DynamicAuthorizationConsultation => "dac",
@@ -85,6 +102,10 @@ impl ResourceType {
             ResourceType::ContentInstance => "m2m:cin",
             ResourceType::CseBase => "m2m:cb",
             ResourceType::Group => "m2m:grp",
+            ResourceType::PollingChannel => "m2m:pch",
+            ResourceType::RemoteCse => "m2m:csr",
+            ResourceType::Request => "m2m:req",
+            ResourceType::Subscription => "m2m:sub",
             ResourceType::Role => "m2m:rol",
             ResourceType::Token => "m2m:tk",
             ResourceType::DynamicAuthorizationConsultation => "m2m:dac",
@@ -92,12 +113,14 @@ impl ResourceType {
         }
     }
 
-    /// Whether the type carries an `acpi` attribute of its own (TS-0001 9.6.1.3).
+    /// Whether the type carries an `acpi` attribute of its own (TS-0001 9.6.1.3). A
+    /// `<pollingChannel>` has none: only its parent's owner may use it (TS-0001 9.6.21).
     pub fn has_acpi(self) -> bool {
         !matches!(
             self,
             ResourceType::AccessControlPolicy
                 | ResourceType::ContentInstance
+                | ResourceType::PollingChannel
                 | ResourceType::Other(_)
         )
     }
@@ -114,6 +137,9 @@ impl ResourceType {
                 | ResourceType::Role
                 | ResourceType::Token
                 | ResourceType::DynamicAuthorizationConsultation
+                | ResourceType::PollingChannel
+                | ResourceType::RemoteCse
+                | ResourceType::Subscription
         )
     }
 
@@ -131,18 +157,31 @@ impl ResourceType {
                     | Role
                     | Token
                     | DynamicAuthorizationConsultation
+                    | RemoteCse
+                    | Subscription
             ),
             Ae => matches!(
                 child,
-                Container | AccessControlPolicy | Group | DynamicAuthorizationConsultation
+                Container
+                    | AccessControlPolicy
+                    | Group
+                    | DynamicAuthorizationConsultation
+                    | Subscription
+                    | PollingChannel
             ),
-            Container => matches!(child, Container | ContentInstance),
+            // A registered CSE's resources on its registrar (TS-0001 9.6.4).
+            RemoteCse => matches!(
+                child,
+                Container | AccessControlPolicy | Group | Subscription | PollingChannel
+            ),
+            Container => matches!(child, Container | ContentInstance | Subscription),
+            AccessControlPolicy | Group => child == Subscription,
             _ => false,
         }
     }
 
     /// Resource types whose instances are reported in the CSEBase `srt`.
-    pub const SUPPORTED: [ResourceType; 9] = [
+    pub const SUPPORTED: [ResourceType; 13] = [
         ResourceType::AccessControlPolicy,
         ResourceType::Ae,
         ResourceType::Container,
@@ -152,6 +191,10 @@ impl ResourceType {
         ResourceType::Role,
         ResourceType::Token,
         ResourceType::DynamicAuthorizationConsultation,
+        ResourceType::PollingChannel,
+        ResourceType::RemoteCse,
+        ResourceType::Request,
+        ResourceType::Subscription,
     ];
 }
 
@@ -164,7 +207,7 @@ mod tests {
         for t in ResourceType::SUPPORTED {
             assert_eq!(ResourceType::from_number(t.number() as u64), Some(t));
         }
-        assert_eq!(ResourceType::from_number(23), Some(ResourceType::Other(23)));
+        assert_eq!(ResourceType::from_number(28), Some(ResourceType::Other(28)));
         assert_eq!(ResourceType::from_number(33), None);
         assert_eq!(ResourceType::from_number(70000), None);
     }

@@ -147,6 +147,26 @@ async fn run(
     config.authorization = settings
         .authorization_config()
         .map_err(|e| Failure::Runtime(e.to_string()))?;
+    if let Some(tls) = &tls {
+        // The secure point of access first: peers try `poa` in order (TS-0001 9.6.3).
+        config.poa.insert(0, format!("https://{}", tls.bound));
+    }
+    // Forwarding and registration (docs/federation.md): the registrar's client carries
+    // the configured credential; other points of access are reached over plain HTTP.
+    let registrar_client = match &settings.registrar {
+        Some(r) => Some(
+            r.client(|p| settings.data_path(p))
+                .map_err(Failure::Runtime)?,
+        ),
+        None => None,
+    };
+    let outbound = crate::outbound::HttpOutbound::new(
+        settings
+            .registrar
+            .as_ref()
+            .zip(registrar_client.clone())
+            .map(|(r, c)| (r.url.clone(), c)),
+    );
     // Fields this binary does not set keep their defaults (the core adds services).
     #[allow(clippy::needless_update)]
     let services = Services {
@@ -160,12 +180,20 @@ async fn run(
             bastion_client::Client::default(),
             settings.cse_id.clone(),
         ))),
+        outbound: Some(Arc::new(outbound)),
+        // Subscriptions' notifications, delivered as this CSE (docs/notifications.md).
+        notifications: Some(Arc::new(crate::notifications::EngineSink::new(
+            &settings.cse_id,
+        ))),
         ..Services::default()
     };
     let cse = Cse::open_with(config, store, services)
         .await
         .map_err(|e| Failure::Runtime(format!("cannot start the CSE: {e}")))?;
     let mut tasks = vec![cse.spawn_expiry()];
+    if let (Some(r), Some(client)) = (&settings.registrar, registrar_client) {
+        tasks.push(crate::registrar::spawn(cse.clone(), r.clone(), client));
+    }
     if let Some(tls) = &tls {
         tasks.push(spawn_credentials_reload(tls.registry.clone()));
     }

@@ -144,6 +144,8 @@ pub struct RawSettings {
     pub tls: Option<TlsSection>,
     /// `[location]` as written (`bastion_location::LocationConfig`): file only.
     pub location: Option<toml::Table>,
+    /// `[registrar]` as written: file only.
+    pub registrar: Option<crate::registrar::RegistrarSection>,
 }
 
 impl RawSettings {
@@ -174,6 +176,7 @@ impl RawSettings {
             tls_listen: other.tls_listen.or(self.tls_listen),
             tls: other.tls.or(self.tls),
             location: other.location.or(self.location),
+            registrar: other.registrar.or(self.registrar),
         }
     }
 
@@ -225,6 +228,8 @@ struct FileConfig {
     tls: Option<TlsSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     location: Option<toml::Table>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    registrar: Option<crate::registrar::RegistrarSection>,
 }
 
 /// `[tls]`: the TLS listener and its security-association frameworks (docs/security.md).
@@ -436,6 +441,7 @@ impl FileConfig {
             tls_listen: self.tls.as_ref().and_then(|t| t.listen.clone()),
             tls: self.tls.map(|t| TlsSection { listen: None, ..t }),
             location: self.location,
+            registrar: self.registrar,
         }
     }
 }
@@ -496,6 +502,8 @@ pub struct Settings {
     pub tls: Option<TlsSettings>,
     /// `[location]`, checked to parse as `bastion_location::LocationConfig`.
     pub location: Option<toml::Table>,
+    /// `[registrar]`: the CSE this one registers with (docs/federation.md).
+    pub registrar: Option<crate::registrar::RegistrarSettings>,
 }
 
 impl Settings {
@@ -619,6 +627,19 @@ impl Settings {
                 problems.push(problem);
             }
         }
+        let registrar = match &raw.registrar {
+            Some(section) => {
+                let is_in = matches!(cse_type, CseKind::In);
+                match crate::registrar::resolve(section, &cse_id, is_in, validate_cse_id) {
+                    Ok(r) => Some(r),
+                    Err(mut found) => {
+                        problems.append(&mut found);
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
 
         match listen {
             Some(listen) if problems.is_empty() => Ok(Settings {
@@ -643,6 +664,7 @@ impl Settings {
                 insecure,
                 tls,
                 location: raw.location,
+                registrar,
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -673,6 +695,7 @@ impl Settings {
             insecure: DEFAULT_INSECURE,
             tls: None,
             location: None,
+            registrar: None,
         }
     }
 
@@ -700,6 +723,7 @@ impl Settings {
             expiry_interval_ms: self.expiry_interval_ms,
             discovery_limit: self.discovery_limit,
             explain_denials_to_client: self.explain_denials_to_client,
+            registrar: self.registrar.as_ref().map(|r| r.cse_id.clone()),
             ..CseConfig::default()
         }
     }
@@ -846,6 +870,10 @@ impl Settings {
                 .then(|| self.authorization.clone()),
             tls: self.tls.as_ref().map(TlsSettings::to_section).transpose()?,
             location: self.location.clone(),
+            registrar: self
+                .registrar
+                .as_ref()
+                .map(crate::registrar::RegistrarSettings::to_section),
         };
         toml::to_string(&file).map_err(|e| e.to_string())
     }
@@ -1188,6 +1216,7 @@ mod tests {
             tls_listen: _,
             tls: _,
             location: _,
+            registrar: _,
         } = &raw;
         let set = [
             ("cse-id", cse_id.is_some()),

@@ -50,6 +50,12 @@ fn path(dir: &Path, name: &str) -> String {
 
 impl TlsServer {
     fn start() -> TlsServer {
+        TlsServer::start_checking_crl(false)
+    }
+
+    /// With `crl`, a third client certificate (`Crevoked`) is issued and revoked by a CRL
+    /// the listener checks.
+    fn start_checking_crl(crl: bool) -> TlsServer {
         let files = tempfile::tempdir().expect("files");
         let f = files.path();
         write_key_file(&f.join("store.key"), STORE_KEY);
@@ -66,6 +72,7 @@ impl TlsServer {
         for (id, name) in [
             ("//bastion.example/id-in", "srv"),
             ("//bastion.example/id-in/Ccert1", "client"),
+            ("//bastion.example/id-in/Crevoked", "revoked"),
         ] {
             ok(&bastion(&[
                 "cert",
@@ -84,7 +91,7 @@ impl TlsServer {
                 &path(f, &format!("{name}.key")),
             ]));
         }
-        let config = format!(
+        let mut config = format!(
             "[tls]\nlisten = \"127.0.0.1:0\"\nframeworks = [\"psk\", \"certificate\"]\n\
              certificate-file = \"{}\"\nkey-file = \"{}\"\ntrust-anchor-files = [\"{}\"]\n\
              require-client-certificate = false\ncredentials-key-file = \"{}\"\n",
@@ -93,6 +100,21 @@ impl TlsServer {
             path(f, "ca.pem"),
             path(f, "store.key")
         );
+        if crl {
+            ok(&bastion(&[
+                "cert",
+                "crl",
+                "--ca-cert",
+                &path(f, "ca.pem"),
+                "--ca-key",
+                &path(f, "ca.key"),
+                "--revoke",
+                &path(f, "revoked.pem"),
+                "--out",
+                &path(f, "ca.crl"),
+            ]));
+            config.push_str(&format!("crl-files = [\"{}\"]\n", path(f, "ca.crl")));
+        }
         let srv = Server::start_with_config(&config);
         let tls_port = tls_port(&srv);
         TlsServer {
@@ -272,6 +294,83 @@ fn ts0003_8_2_2_2_certificate_client_bound_to_its_san_ae_id() {
     assert_eq!(
         rsc(&req(&["--to", "/cse-in/cert1", "--from", "Csensor1"])),
         "4106"
+    );
+}
+
+/// `bastion req` over certificate TLS with the client certificate `name`.pem.
+fn cert_req(s: &TlsServer, name: &str, args: &[&str]) -> Output {
+    let (url, ca) = (s.url(), s.file("ca.pem"));
+    let (cert, key) = (
+        s.file(&format!("{name}.pem")),
+        s.file(&format!("{name}.key")),
+    );
+    let mut all = vec![
+        "req",
+        "--url",
+        &url,
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "--ca",
+        &ca,
+        "--server-name",
+        "localhost",
+    ];
+    all.extend_from_slice(args);
+    bastion(&all)
+}
+
+#[test]
+fn ts0003_10_1_crl_revoked_certificate_is_refused_by_serve() {
+    let s = TlsServer::start_checking_crl(true);
+    // The certificate the CRL names never gets an association.
+    let out = cert_req(&s, "revoked", &["--to", "/cse-in", "--from", "Crevoked"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty());
+    // Under TLS 1.3 the client has finished its side when the server rejects its
+    // certificate, so it sees the refusal as a closed connection.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("bastion: error: no response: HTTP exchange failed: "),
+        "{stderr}"
+    );
+    assert!(s.srv.log().contains("TLS handshake refused"));
+    // The CA's other certificates still work: the CRL was read, not the CA distrusted.
+    let body = r#"{"m2m:ae": {"rn": "cert1", "api": "Ncert", "rr": false, "srv": ["3"]}}"#;
+    let created = cert_req(
+        &s,
+        "client",
+        &[
+            "--op", "create", "--ty", "2", "--to", "/cse-in", "--from", "Ccert1", "--body", body,
+        ],
+    );
+    assert_eq!(rsc(&created), "2001", "{created:?}\n{}", s.srv.log());
+    // Without the CRL the same certificate registers: the CRL is what refused it.
+    let plain = TlsServer::start();
+    let body = r#"{"m2m:ae": {"rn": "rev", "api": "Nrev", "rr": false, "srv": ["3"]}}"#;
+    let created = cert_req(
+        &plain,
+        "revoked",
+        &[
+            "--op", "create", "--ty", "2", "--to", "/cse-in", "--from", "Crevoked", "--body", body,
+        ],
+    );
+    assert_eq!(rsc(&created), "2001", "{created:?}");
+}
+
+#[tokio::test]
+async fn ts0001_9_6_3_csebase_poa_advertises_the_tls_listener_first() {
+    let s = TlsServer::start();
+    let cb = s.srv.get("/cse-in", ADMIN).await;
+    assert_eq!(cb.status, 200);
+    let poa = cb.body["m2m:cb"]["poa"].clone();
+    assert_eq!(
+        poa,
+        serde_json::json!([
+            format!("https://127.0.0.1:{}", s.tls_port),
+            format!("http://127.0.0.1:{}", s.srv.port()),
+        ])
     );
 }
 

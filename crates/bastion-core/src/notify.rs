@@ -1,0 +1,810 @@
+//! Event notification (TS-0001 10.2.11.6, TS-0004 7.4.8; core-resources.md §3.7): which
+//! `<subscription>`s an event concerns, what each notification says, and where it goes.
+//!
+//! The pipeline detects events while it holds the tree's write lock (so a notification
+//! describes exactly the state it committed) but hands notifications to the delivery
+//! engine only after the write is durable: nothing is announced that a crash could undo.
+//! Delivery itself (queues, retries, batching, rate limits) belongs to the
+//! [`NotificationSink`] the binary provides (`bastion-notify`); the core never waits
+//! for a notification target.
+//!
+//! Every notification re-checks that the subscriber still has RETRIEVE privilege on the
+//! subscribed-to resource: revoking it in the ACP stops the flow at once (TS-0003 7.1;
+//! docs/decisions.md).
+
+use crate::access::RuleKind;
+use crate::pch::PollingMessage;
+use crate::subscription::{
+    EventFacts, SubscriptionState, NCT_MODIFIED, NCT_RI, NET_CREATE_CHILD, NET_DELETE,
+    NET_DELETE_CHILD, NET_UPDATE,
+};
+use crate::tree::{Node, Ri, Tree};
+use crate::{Cse, RequestContext};
+use bastion_policy::AccessOperation;
+use bastion_proto::id::Address;
+use bastion_proto::{ResourceType, Rsc};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One notification for the delivery engine.
+#[derive(Debug, Clone)]
+pub struct OutgoingNotification {
+    /// SP-relative ID of the subscription (`sur`); batches and rate limits are per
+    /// subscription and destination.
+    pub subscription: String,
+    /// Absolute `http(s)` URIs tried in order.
+    pub targets: Vec<String>,
+    /// `to` of the NOTIFY primitive.
+    pub to: String,
+    /// One `m2m:sgn` object's members (without the `m2m:sgn` wrapper).
+    pub event: Value,
+    /// `bn`: (num, dur).
+    pub batch: Option<(u32, Duration)>,
+    /// `rl`: (mnn, tww).
+    pub rate: Option<(u32, Duration)>,
+    /// `ln`.
+    pub latest_only: bool,
+    /// `pn` = sendLatest.
+    pub pending_latest: bool,
+}
+
+/// The delivery engine, as the core sees it. `submit` must never block.
+pub trait NotificationSink: Send + Sync {
+    /// Queues one notification; an error says why it was dropped.
+    fn submit(&self, notification: OutgoingNotification) -> Result<(), String>;
+    /// Sends what is buffered for this subscription now (it is being deleted).
+    fn flush(&self, subscription: &str);
+}
+
+/// A notification decided under the write lock, to be routed once the write is durable.
+pub(crate) struct Notice {
+    pub sur: String,
+    pub state: Arc<SubscriptionState>,
+    pub nu: Vec<String>,
+    pub event: Value,
+}
+
+/// The subscriptions an event concerns, decided under the write lock.
+#[derive(Default)]
+pub(crate) struct Notices {
+    pub items: Vec<Notice>,
+    /// Subscriptions whose `exc` ran out: deleted after dispatch.
+    pub exhausted: Vec<Ri>,
+}
+
+impl Notices {
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty() && self.exhausted.is_empty()
+    }
+
+    pub fn extend(&mut self, other: Notices) {
+        self.items.extend(other.items);
+        self.exhausted.extend(other.exhausted);
+    }
+}
+
+/// What happened, to which resource, by whom.
+pub(crate) struct Event<'a> {
+    pub net: u8,
+    /// The resource whose `<subscription>` children are notified.
+    pub subject: &'a Ri,
+    /// The resource the notification represents: the subject itself (net 1, 2) or the
+    /// child (net 3, 4).
+    pub ty: ResourceType,
+    pub resource: &'a Map<String, Value>,
+    /// Attributes an UPDATE changed (net 1).
+    pub modified: &'a [String],
+    /// The request's operation (1 C … 5 N) and originator, for `om`.
+    pub operation: u8,
+    pub originator: &'a str,
+}
+
+/// Whether `node` has any `<subscription>` child: the cheap test the hot paths make.
+pub(crate) fn has_subscriptions(tree: &Tree, node: &Node) -> bool {
+    node.children.iter().any(|c| {
+        tree.get(c)
+            .is_some_and(|c| c.ty == ResourceType::Subscription)
+    })
+}
+
+impl Cse {
+    /// The notifications `event` causes, with each concerned subscription's `exc`
+    /// counted down (the caller persists the returned rows with its own write).
+    pub(crate) fn detect(&self, tree: &mut Tree, event: Event) -> (Notices, Vec<Ri>) {
+        let mut notices = Notices::default();
+        let mut counted = Vec::new();
+        let Some(subject) = tree.get(event.subject) else {
+            return (notices, counted);
+        };
+        let subs: Vec<(Ri, Arc<SubscriptionState>)> = subject
+            .children
+            .iter()
+            .filter_map(|c| tree.get(c))
+            .filter_map(|c| Some((c.ri.clone(), c.sub.clone()?)))
+            .filter(|(_, s)| s.net.contains(&event.net))
+            // A new subscription is not told about its own creation.
+            .filter(|(ri, _)| event.resource.get("ri").and_then(Value::as_str) != Some(&**ri))
+            .collect();
+        if subs.is_empty() {
+            return (notices, counted);
+        }
+        let facts = EventFacts {
+            net: event.net,
+            resource: event.resource,
+            child_type: matches!(event.net, NET_CREATE_CHILD | NET_DELETE_CHILD)
+                .then(|| event.ty.number()),
+            modified: event.modified,
+            operation: event.operation,
+            originator: event.originator,
+        };
+        for (ri, state) in subs {
+            if !state.criteria.admits(&facts) || !self.may_still_retrieve(tree, &state, subject) {
+                continue;
+            }
+            notices.items.push(Notice {
+                sur: format!("{}/{}", self.config.cse_id, ri),
+                nu: state.nu.clone(),
+                event: self.event_content(&event, &state),
+                state: state.clone(),
+            });
+            if state.exc.is_some() {
+                counted.push(ri);
+            }
+        }
+        for ri in &counted {
+            if let Some(left) = count_down(tree, ri) {
+                if left == 0 {
+                    notices.exhausted.push(ri.clone());
+                }
+            }
+        }
+        (notices, counted)
+    }
+
+    /// The subscriber's RETRIEVE privilege on the subscribed-to resource, now, as it was
+    /// authenticated when it subscribed. A rule that needs the request's transport (IP,
+    /// location) cannot be evaluated without one and so does not grant.
+    fn may_still_retrieve(&self, tree: &Tree, state: &SubscriptionState, subject: &Node) -> bool {
+        let mut ctx = RequestContext::new(None, None);
+        ctx.authenticated = state.authenticated;
+        self.evaluate(
+            tree,
+            &state.creator,
+            &ctx,
+            subject,
+            AccessOperation::Retrieve,
+            None,
+            RuleKind::Privileges,
+            false,
+        )
+        .is_ok()
+    }
+
+    /// `{"nev": {"rep": …, "net": n[, "om": …]}, "sur": …}` without `sur` (added later).
+    fn event_content(&self, event: &Event, state: &SubscriptionState) -> Value {
+        let rep = match state.nct {
+            NCT_RI => {
+                json!({ "m2m:uri": event.resource.get("ri").cloned().unwrap_or(Value::Null) })
+            }
+            NCT_MODIFIED => {
+                let modified: Map<String, Value> = event
+                    .modified
+                    .iter()
+                    .filter_map(|k| Some((k.clone(), event.resource.get(k)?.clone())))
+                    .collect();
+                crate::render::wrap(event.ty, modified)
+            }
+            _ => crate::render::wrap(event.ty, event.resource.clone()),
+        };
+        let mut nev = json!({ "rep": rep, "net": event.net });
+        if state.criteria_has_monitor() {
+            nev["om"] = json!({ "op": event.operation, "org": event.originator });
+        }
+        nev
+    }
+
+    /// Hands notices to the delivery engine (or a polling channel) once the write that
+    /// caused them is durable, then ends subscriptions whose `exc` ran out.
+    pub(crate) async fn dispatch(&self, notices: Notices) {
+        if notices.is_empty() {
+            return;
+        }
+        for notice in notices.items {
+            let event = json!({
+                "nev": notice.event,
+                "sur": notice.sur,
+            });
+            for nu in &notice.nu {
+                self.deliver(&notice.sur, nu, event.clone(), &notice.state);
+            }
+        }
+        for ri in notices.exhausted {
+            if let Err(err) = self.end_subscription(&ri).await {
+                tracing::warn!(subscription = %ri, error = %err, "could not end an exhausted subscription");
+            }
+        }
+    }
+
+    /// Routes one notification to one `nu` entry.
+    fn deliver(&self, sur: &str, nu: &str, event: Value, state: &SubscriptionState) {
+        let destination = {
+            let tree = self.tree.read();
+            self.destination(&tree, nu)
+        };
+        match destination {
+            Destination::Http(targets) => {
+                let Some(sink) = &self.notifications else {
+                    tracing::warn!(subscription = %sur, "no notification delivery configured");
+                    return;
+                };
+                let outgoing = OutgoingNotification {
+                    subscription: sur.to_owned(),
+                    targets,
+                    to: nu.to_owned(),
+                    event,
+                    batch: state.policy.batch,
+                    rate: state.policy.rate,
+                    latest_only: state.policy.latest_only,
+                    pending_latest: state.policy.pending_latest,
+                };
+                if let Err(why) = sink.submit(outgoing) {
+                    tracing::warn!(subscription = %sur, reason = %why, "notification dropped");
+                }
+            }
+            Destination::Polling(pch) => {
+                let message = PollingMessage::notify(&self.config.cse_id, nu, event);
+                self.polling.push(&pch, message);
+            }
+            Destination::Unreachable(why) => {
+                tracing::warn!(subscription = %sur, reason = why, "notification target unreachable");
+            }
+        }
+    }
+
+    /// Where a notification target is: a URL as given, a local AE's `poa` (or its
+    /// polling channel when it has none), or the `poa` of the remote CSE leading to it
+    /// (TS-0001 10.2.11.6; core-resources.md §3.7).
+    pub(crate) fn destination(&self, tree: &Tree, nu: &str) -> Destination {
+        if is_url(nu) {
+            return Destination::Http(vec![nu.to_owned()]);
+        }
+        if let Some(node) = crate::authz_state::resolve_local(tree, &self.config, nu) {
+            let poa = string_list(node.attrs.get("poa"));
+            let usable: Vec<String> = poa.into_iter().filter(|p| is_url(p)).collect();
+            if !usable.is_empty() {
+                return Destination::Http(usable);
+            }
+            if node.ty == ResourceType::Ae {
+                if let Some(pch) = crate::pch::channel_of(tree, node) {
+                    return Destination::Polling(pch);
+                }
+            }
+            return Destination::Unreachable("the target has no point of access");
+        }
+        match self.remote_hop(tree, nu) {
+            Some(poa) if !poa.is_empty() => Destination::Http(poa),
+            _ => Destination::Unreachable("no route to the target's CSE"),
+        }
+    }
+
+    /// The `poa` of the registered remote CSE that `id` (an SP-relative or absolute ID
+    /// on another CSE) lives on or below (`csi` or `dcse`; TS-0001 7.3.2.6).
+    pub(crate) fn remote_hop(&self, tree: &Tree, id: &str) -> Option<Vec<String>> {
+        let cse_id = match Address::parse(id).ok()? {
+            Address::SpRelative { cse_id, .. } => cse_id,
+            Address::Absolute { sp_id, cse_id, .. } if sp_id == self.config.sp_id => cse_id,
+            _ => return None,
+        };
+        let base = tree.get(&tree.base)?;
+        base.children
+            .iter()
+            .filter_map(|c| tree.get(c))
+            .filter(|n| n.ty == ResourceType::RemoteCse)
+            .find(|n| {
+                n.attrs.get("csi").and_then(Value::as_str) == Some(cse_id)
+                    || string_list(n.attrs.get("dcse")).iter().any(|d| d == cse_id)
+            })
+            .map(|n| {
+                string_list(n.attrs.get("poa"))
+                    .into_iter()
+                    .filter(|p| is_url(p))
+                    .collect()
+            })
+    }
+
+    /// The deletion notice (`su`, TS-0001 10.2.11.5) and a flush of anything batched.
+    pub(crate) fn subscription_ended(&self, ri: &str, state: &SubscriptionState) {
+        let sur = format!("{}/{}", self.config.cse_id, ri);
+        if let Some(sink) = &self.notifications {
+            sink.flush(&sur);
+        }
+        let Some(su) = &state.su else {
+            return;
+        };
+        let event = json!({ "sud": true, "sur": sur });
+        let plain = SubscriptionState {
+            policy: Default::default(),
+            ..state.clone()
+        };
+        self.deliver(&sur, su, event, &plain);
+    }
+
+    /// Deletes a subscription whose `exc` reached 0, with its deletion notice.
+    async fn end_subscription(&self, ri: &Ri) -> Result<(), bastion_proto::RequestError> {
+        self.write_guard()?;
+        let (pending, ended) = {
+            let mut tree = self.tree.write();
+            let ended = ended_subscriptions(&tree, ri);
+            let ops = crate::delete::remove_node(&mut tree, ri);
+            (self.committer.enqueue(ops), ended)
+        };
+        pending.durable().await?;
+        for (ri, state) in ended {
+            self.subscription_ended(&ri, &state);
+        }
+        Ok(())
+    }
+
+    /// Events and deletion notices for removing the subtree at `ri` (DELETE or expiry):
+    /// `net` 2 on the resource itself, `net` 4 on its parent, and the end of every
+    /// subscription in the subtree. Call before removing it.
+    pub(crate) fn on_remove(
+        &self,
+        tree: &mut Tree,
+        ri: &Ri,
+        originator: &str,
+    ) -> (Notices, Vec<Ended>, Vec<Ri>) {
+        let Some(node) = tree.get(ri) else {
+            return (Notices::default(), Vec::new(), Vec::new());
+        };
+        let (ty, attrs, parent) = (node.ty, node.attrs.clone(), node.pi.clone());
+        let ended = ended_subscriptions(tree, ri);
+        let (mut notices, mut counted) = self.detect(
+            tree,
+            Event {
+                net: NET_DELETE,
+                subject: ri,
+                ty,
+                resource: &attrs,
+                modified: &[],
+                operation: 4,
+                originator,
+            },
+        );
+        // The subscriptions going with the subtree are not counted down or re-written.
+        counted.retain(|c| !ended.iter().any(|(e, _)| e == c));
+        notices
+            .exhausted
+            .retain(|c| !ended.iter().any(|(e, _)| e == c));
+        if let Some(parent) = parent {
+            let (more, more_counted) = self.detect(
+                tree,
+                Event {
+                    net: NET_DELETE_CHILD,
+                    subject: &parent,
+                    ty,
+                    resource: &attrs,
+                    modified: &[],
+                    operation: 4,
+                    originator,
+                },
+            );
+            notices.extend(more);
+            counted.extend(more_counted);
+        }
+        (notices, ended, counted)
+    }
+}
+
+impl SubscriptionState {
+    fn criteria_has_monitor(&self) -> bool {
+        self.criteria.has_monitor()
+    }
+}
+
+/// A subscription that ends with the resource removed, and its state.
+pub(crate) type Ended = (Ri, Arc<SubscriptionState>);
+
+/// Where one notification goes.
+pub(crate) enum Destination {
+    Http(Vec<String>),
+    /// The polling channel (its resource ID) of an AE that cannot be reached.
+    Polling(Ri),
+    Unreachable(&'static str),
+}
+
+/// Every `<subscription>` in the subtree rooted at `ri`, with its state.
+pub(crate) fn ended_subscriptions(tree: &Tree, ri: &Ri) -> Vec<Ended> {
+    let mut out = Vec::new();
+    let mut stack = vec![ri.clone()];
+    while let Some(next) = stack.pop() {
+        if let Some(n) = tree.get(&next) {
+            if let Some(state) = &n.sub {
+                out.push((n.ri.clone(), state.clone()));
+            }
+            stack.extend(n.children.iter().cloned());
+        }
+    }
+    out
+}
+
+/// Counts one notification off a subscription's `exc`; returns what is left.
+fn count_down(tree: &mut Tree, ri: &Ri) -> Option<u64> {
+    let node = tree.get_mut(ri)?;
+    let state = node.sub.as_mut()?;
+    let left = state.exc?.saturating_sub(1);
+    Arc::make_mut(state).exc = Some(left);
+    node.attrs.insert("exc".into(), Value::from(left));
+    Some(left)
+}
+
+fn is_url(s: &str) -> bool {
+    let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+fn string_list(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The status a verification answer means for the new subscription.
+pub(crate) fn verification_accepted(rsc: Rsc) -> bool {
+    rsc == Rsc::Ok
+}
+
+impl Cse {
+    /// A NOTIFY addressed to a resource of this CSE. For an `<AE>` it is checked, then
+    /// passed on to the AE (its `poa`, else its polling channel) and the AE's answer
+    /// returned. A subscription verification request (`vrq`) is checked as TS-0004
+    /// 7.5.1.2 asks: the subscription's creator (`cr`) needs NOTIFY privilege on the AE
+    /// (else 4101), and so does the hosting CSE that sends it (else 5205). Other targets
+    /// take no notifications (5001).
+    pub(crate) async fn notify_hosted(
+        &self,
+        req: crate::checks::Checked,
+        ctx: &RequestContext,
+        now: bastion_proto::time::Timestamp,
+    ) -> Result<bastion_proto::Response, bastion_proto::RequestError> {
+        use bastion_proto::RequestError;
+        let target = self.resolve(&req, now).await?;
+        let sgn = req.pc.as_ref().and_then(|pc| pc.get("m2m:sgn"));
+        let verification = sgn
+            .and_then(|s| s.get("vrq"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let creator = sgn
+            .and_then(|s| s.get("cr"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let ae = {
+            let tree = self.tree.read();
+            let node = tree
+                .get(target.governing())
+                .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+            if verification {
+                let creator = creator.as_deref().ok_or_else(|| {
+                    RequestError::bad_request("a verification request names its creator (cr)")
+                })?;
+                let anonymous = RequestContext::new(None, None);
+                let creator_may = self
+                    .evaluate(
+                        &tree,
+                        creator,
+                        &anonymous,
+                        node,
+                        AccessOperation::Notify,
+                        None,
+                        RuleKind::Privileges,
+                        false,
+                    )
+                    .is_ok();
+                if !creator_may {
+                    return Err(RequestError::SubscriptionCreatorNoPrivilege(
+                        "the subscription's creator may not notify this target".into(),
+                    ));
+                }
+                let host_may = self
+                    .evaluate(
+                        &tree,
+                        &req.fr,
+                        ctx,
+                        node,
+                        AccessOperation::Notify,
+                        None,
+                        RuleKind::Privileges,
+                        false,
+                    )
+                    .is_ok();
+                if !host_may {
+                    self.audit_deny(&req.fr, ctx, &node.path, AccessOperation::Notify);
+                    return Err(RequestError::SubscriptionHostNoPrivilege(
+                        "the subscription's host may not notify this target".into(),
+                    ));
+                }
+            }
+            (node.ty == ResourceType::Ae).then(|| node.ri.clone())
+        };
+        if !verification {
+            self.authorize(&req, ctx, &target, AccessOperation::Notify, None)
+                .await?;
+        }
+        let Some(ae) = ae else {
+            return Err(RequestError::NotImplemented(
+                "only AEs take notifications here".into(),
+            ));
+        };
+        self.pass_to_ae(&ae, &req).await
+    }
+
+    /// Sends a NOTIFY on to a hosted AE and returns its answer.
+    async fn pass_to_ae(
+        &self,
+        ae: &Ri,
+        req: &crate::checks::Checked,
+    ) -> Result<bastion_proto::Response, bastion_proto::RequestError> {
+        use bastion_proto::RequestError;
+        let (destination, to) = {
+            let tree = self.tree.read();
+            let node = tree
+                .get(ae)
+                .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+            let to = node
+                .attrs
+                .get("aei")
+                .and_then(Value::as_str)
+                .unwrap_or(&node.ri)
+                .to_owned();
+            (self.destination(&tree, &node.ri), to)
+        };
+        match destination {
+            Destination::Http(poa) => {
+                let outbound = self.outbound.as_ref().ok_or_else(|| {
+                    RequestError::TargetNotReachable("this CSE sends no requests".into())
+                })?;
+                let request = bastion_proto::Request {
+                    op: Some(bastion_proto::Operation::Notify),
+                    to,
+                    fr: Some(req.fr.clone()),
+                    rqi: Some(format!("n-{}", fresh_id())),
+                    rvi: Some(req.rvi.clone()),
+                    pc: req.pc.clone(),
+                    ..Default::default()
+                };
+                let mut resp = outbound
+                    .send(&poa, request)
+                    .await
+                    .map_err(|e| RequestError::TargetNotReachable(e.to_string().into()))?;
+                resp.fr = None;
+                Ok(resp)
+            }
+            Destination::Polling(pch) => {
+                self.relay_through_channel(&pch, &to, &req.fr, req.pc.clone())
+                    .await
+            }
+            Destination::Unreachable(why) => Err(RequestError::TargetNotReachable(why.into())),
+        }
+    }
+
+    /// Verification of a new subscription's targets (TS-0004 7.3.3.2, 7.5.1.2; R3 leaves
+    /// URL targets optional, Bastion verifies every target that is not the subscriber
+    /// itself, so a CSE cannot be made to send unsolicited traffic to a bystander; docs/
+    /// decisions.md). Any target that cannot be asked or does not answer 2000 fails the
+    /// CREATE with 5204; a target on this CSE is checked here directly (4101/5205 are
+    /// reported inside the 5204 reason).
+    pub(crate) async fn verify_targets(
+        &self,
+        sur: &str,
+        creator: &str,
+        nu: &[String],
+    ) -> Result<(), bastion_proto::RequestError> {
+        use bastion_proto::RequestError;
+        let normalized = bastion_policy::normalize_originator(&self.local, creator);
+        for target in nu {
+            if !is_url(target)
+                && bastion_policy::normalize_originator(&self.local, target) == normalized
+            {
+                continue;
+            }
+            let content = json!({ "m2m:sgn": { "vrq": true, "sur": sur, "cr": creator } });
+            let answer = self.verification_answer(target, content).await;
+            match answer {
+                Ok(rsc) if verification_accepted(rsc) => {}
+                Ok(rsc) => {
+                    return Err(RequestError::SubscriptionVerificationFailed(
+                        format!(
+                            "notification target refused the subscription ({})",
+                            rsc.code()
+                        )
+                        .into(),
+                    ))
+                }
+                Err(why) => {
+                    return Err(RequestError::SubscriptionVerificationFailed(
+                        format!("notification target not verified: {why}").into(),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one verification request and returns the answer's status. A target AE on
+    /// this CSE is checked here (its ACPs must let the creator notify it, else 4101) and
+    /// asked through its `poa`; one reachable only through its polling channel is
+    /// verified by that check alone, since it may poll rarely (docs/decisions.md).
+    async fn verification_answer(&self, target: &str, content: Value) -> Result<Rsc, String> {
+        let creator = content["m2m:sgn"]["cr"].as_str().unwrap_or("").to_owned();
+        let local_ae = {
+            let tree = self.tree.read();
+            match crate::authz_state::resolve_local(&tree, &self.config, target) {
+                Some(node) if node.ty == ResourceType::Ae => {
+                    let anonymous = RequestContext::new(None, None);
+                    let creator_may = self
+                        .evaluate(
+                            &tree,
+                            &creator,
+                            &anonymous,
+                            node,
+                            AccessOperation::Notify,
+                            None,
+                            RuleKind::Privileges,
+                            false,
+                        )
+                        .is_ok();
+                    if !creator_may {
+                        return Ok(Rsc::SubscriptionCreatorHasNoPrivilege);
+                    }
+                    if let Destination::Polling(_) = self.destination(&tree, &node.ri) {
+                        return Ok(Rsc::Ok);
+                    }
+                    Some(node.ri.clone())
+                }
+                Some(_) => return Err("the target is not an AE".into()),
+                None => None,
+            }
+        };
+        let req = bastion_proto::Request {
+            op: Some(bastion_proto::Operation::Notify),
+            to: target.to_owned(),
+            fr: Some(self.config.cse_id.clone()),
+            rqi: Some(format!("v-{}", fresh_id())),
+            rvi: Some("3".to_owned()),
+            pc: Some(content),
+            ..Default::default()
+        };
+        if let Some(ae) = local_ae {
+            let checked =
+                crate::checks::check(&self.config, req, crate::now()).map_err(|e| e.to_string())?;
+            return match self.pass_to_ae(&ae, &checked).await {
+                Ok(resp) => Ok(resp.rsc),
+                Err(e) => Err(e.to_string()),
+            };
+        }
+        let destination = {
+            let tree = self.tree.read();
+            self.destination(&tree, target)
+        };
+        let poa = match destination {
+            Destination::Http(poa) => poa,
+            Destination::Polling(_) => return Err("the target can only be polled".into()),
+            Destination::Unreachable(why) => return Err(why.into()),
+        };
+        let outbound = self
+            .outbound
+            .as_ref()
+            .ok_or_else(|| "this CSE sends no requests".to_owned())?;
+        let resp = outbound.send(&poa, req).await.map_err(|e| e.to_string())?;
+        Ok(resp.rsc)
+    }
+}
+
+fn fresh_id() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 12)
+}
+
+impl Cse {
+    /// `net` 3 for a child just inserted under `parent`: the notices, and the rows of
+    /// subscriptions whose `exc` changed, to be written with the child.
+    pub(crate) fn child_created(
+        &self,
+        tree: &mut Tree,
+        parent: &Ri,
+        ty: ResourceType,
+        attrs: &Map<String, Value>,
+        originator: &str,
+    ) -> (Notices, Vec<bastion_store::WriteOp>) {
+        if !tree.get(parent).is_some_and(|p| has_subscriptions(tree, p)) {
+            return (Notices::default(), Vec::new());
+        }
+        let (notices, counted) = self.detect(
+            tree,
+            Event {
+                net: NET_CREATE_CHILD,
+                subject: parent,
+                ty,
+                resource: attrs,
+                modified: &[],
+                operation: 1,
+                originator,
+            },
+        );
+        (notices, counted_rows(tree, &counted))
+    }
+
+    /// `net` 1 for an updated resource.
+    pub(crate) fn updated(
+        &self,
+        tree: &mut Tree,
+        ri: &Ri,
+        modified: &[String],
+        originator: &str,
+    ) -> (Notices, Vec<bastion_store::WriteOp>) {
+        let Some(node) = tree.get(ri) else {
+            return (Notices::default(), Vec::new());
+        };
+        if !has_subscriptions(tree, node) {
+            return (Notices::default(), Vec::new());
+        }
+        let (ty, attrs) = (node.ty, node.attrs.clone());
+        let (notices, counted) = self.detect(
+            tree,
+            Event {
+                net: NET_UPDATE,
+                subject: ri,
+                ty,
+                resource: &attrs,
+                modified,
+                operation: 3,
+                originator,
+            },
+        );
+        (notices, counted_rows(tree, &counted))
+    }
+}
+
+/// Rows of subscriptions whose `exc` was counted down.
+pub(crate) fn counted_rows(tree: &Tree, counted: &[Ri]) -> Vec<bastion_store::WriteOp> {
+    counted
+        .iter()
+        .filter_map(|ri| tree.get(ri))
+        .map(|n| bastion_store::WriteOp::Upsert(crate::create::node_row(n)))
+        .collect()
+}
+
+impl Cse {
+    /// `net` 4 for a `<contentInstance>` removed from the container `parent` by a
+    /// DELETE (evictions and expiry of instances notify nothing; docs/decisions.md).
+    pub(crate) fn child_deleted(
+        &self,
+        tree: &mut Tree,
+        parent: &Ri,
+        attrs: &Map<String, Value>,
+        originator: &str,
+    ) -> (Notices, Vec<bastion_store::WriteOp>) {
+        if !tree.get(parent).is_some_and(|p| has_subscriptions(tree, p)) {
+            return (Notices::default(), Vec::new());
+        }
+        let (notices, counted) = self.detect(
+            tree,
+            Event {
+                net: NET_DELETE_CHILD,
+                subject: parent,
+                ty: ResourceType::ContentInstance,
+                resource: attrs,
+                modified: &[],
+                operation: 4,
+                originator,
+            },
+        );
+        (notices, counted_rows(tree, &counted))
+    }
+}

@@ -1,0 +1,25 @@
+//! The CSE's outbound port: how it sends a request primitive to another oneM2M entity
+//! (a remote CSE when forwarding, a notification target when verifying a subscription,
+//! a group member on another CSE). The binary implements it over the HTTP binding with
+//! `bastion-client`; the core only decides what to send and to which points of access.
+
+use bastion_proto::{Request, Response};
+
+/// Why an outbound request got no oneM2M response.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    /// No point of access could be reached (connect failed, handshake failed, timeout).
+    #[error("target not reachable: {0}")]
+    Unreachable(String),
+    /// The peer answered, but not with a oneM2M response.
+    #[error("invalid response: {0}")]
+    InvalidResponse(String),
+}
+
+/// Sends request primitives to other entities.
+#[async_trait::async_trait]
+pub trait Outbound: Send + Sync {
+    /// Sends `req` to the first of `poa` (absolute `http(s)://` URIs, tried in order)
+    /// that answers, and returns its response primitive.
+    async fn send(&self, poa: &[String], req: Request) -> Result<Response, OutboundError>;
+}

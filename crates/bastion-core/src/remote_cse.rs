@@ -1,0 +1,352 @@
+//! `<remoteCSE>` (ty 16, `m2m:csr`; TS-0001 9.6.4, core-resources.md §3.9): CSE
+//! registration (TS-0001 10.2.2.2 / 10.1.1.2; core-primitives.md §8), the rules for who
+//! may change or remove a registration, and what the rest of the core needs to know about
+//! the registered CSEs: their points of access and descendants for forwarding
+//! (`forward.rs`), and which originators of other CSEs a request may carry
+//! (TS-0003 7.2.1 across hops; docs/decisions.md, "Remote CSEs and forwarding").
+//!
+//! RETRIEVE, UPDATE and DELETE of a `<remoteCSE>` use the generic handlers; this module
+//! adds the checks they call ([`check_update`], [`check_delete`]).
+
+use crate::checks::Checked;
+use crate::create::{common, created, new_ri, node_row, resolve_acpi, universal};
+use crate::forward::{owner, Owner};
+use crate::tree::{Node, Ri, Tree};
+use crate::{Cse, CseType};
+use bastion_proto::attrs::{self, Phase};
+use bastion_proto::time::Timestamp;
+use bastion_proto::{RequestError, ResourceType, Response};
+use bastion_store::WriteOp;
+use serde_json::{Map, Value};
+
+/// One registered remote CSE, as forwarding and the originator checks see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Peer {
+    /// SP-relative CSE-ID (`csi`).
+    pub csi: String,
+    /// `dcse`: CSEs reachable through it.
+    pub dcse: Vec<String>,
+    /// `poa`, in the order to try.
+    pub poa: Vec<String>,
+}
+
+fn strings(attrs: &Map<String, Value>, key: &str) -> Vec<String> {
+    attrs
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The live `<remoteCSE>` children of the CSEBase.
+pub(crate) fn peers_in(tree: &Tree, now: Timestamp) -> Vec<Peer> {
+    let Some(base) = tree.get(&tree.base) else {
+        return Vec::new();
+    };
+    base.children
+        .iter()
+        .filter_map(|ri| tree.get(ri))
+        .filter(|n| n.ty == ResourceType::RemoteCse && !n.is_expired(now))
+        .filter_map(|n| {
+            Some(Peer {
+                csi: n.attrs.get("csi")?.as_str()?.to_owned(),
+                dcse: strings(&n.attrs, "dcse"),
+                poa: strings(&n.attrs, "poa"),
+            })
+        })
+        .collect()
+}
+
+/// The `<remoteCSE>` node registered for `csi`, if any (expired ones included: the
+/// CSE-ID stays taken until the sweep removes it).
+fn csr_of<'t>(tree: &'t Tree, csi: &str) -> Option<&'t Node> {
+    let base = tree.get(&tree.base)?;
+    base.children
+        .iter()
+        .filter_map(|ri| tree.get(ri))
+        .find(|n| {
+            n.ty == ResourceType::RemoteCse
+                && n.attrs.get("csi").and_then(Value::as_str) == Some(csi)
+        })
+}
+
+/// Whether `cse` is below this CSE: a registree's CSE-ID or one of its descendants
+/// (every `<remoteCSE>` but the registrar's).
+fn is_descendant(peers: &[Peer], registrar: Option<&str>, cse: &str) -> bool {
+    peers
+        .iter()
+        .filter(|p| Some(p.csi.as_str()) != registrar)
+        .any(|p| p.csi == cse || p.dcse.iter().any(|d| d == cse))
+}
+
+impl Cse {
+    /// The registered remote CSEs.
+    pub(crate) fn peers(&self, now: Timestamp) -> Vec<Peer> {
+        peers_in(&self.tree.read(), now)
+    }
+
+    /// Whether a request of an originator belonging to the CSE `cse` (another CSE of
+    /// this SP) may be served outside a security association: `cse` is registered here
+    /// (`csi`, or in the `dcse` of a registree), or it is not below this CSE and this CSE
+    /// has a registrar, from which requests of the whole SP come down
+    /// (TS-0001 7.3.2.6).
+    pub(crate) fn vouched_in(&self, tree: &Tree, cse: &str) -> bool {
+        if cse == self.config.cse_id {
+            return false;
+        }
+        let peers = peers_in(tree, crate::now());
+        let registrar = self.config.registrar.as_deref();
+        if peers
+            .iter()
+            .any(|p| p.csi == cse || p.dcse.iter().any(|d| d == cse))
+        {
+            return true;
+        }
+        registrar.is_some_and(|r| peers.iter().any(|p| p.csi == r))
+    }
+
+    /// Which originators an association bound to a CSE may carry besides that CSE
+    /// itself (TS-0003 7.2.1 across hops; docs/decisions.md): `Some(authenticated)` when
+    /// `fr` may arrive on an association bound to `identity`, `None` when it is an
+    /// impersonation (4106).
+    ///
+    /// * a registered CSE relays its own AEs (`/id-mn/Cabc`, authenticated for `acaf`)
+    ///   and the CSEs of its `dcse` with their AEs (accepted, not authenticated);
+    /// * the registrar relays any originator of the SP that is neither this CSE's nor
+    ///   below it (accepted; authenticated only for the registrar's own AEs).
+    pub(crate) fn relayed_by(&self, identity: &str, fr: &str) -> Option<bool> {
+        let sp = self.config.sp_id.as_str();
+        let Owner::Cse(relay) = owner(sp, identity) else {
+            return None;
+        };
+        let (cse, is_ae) = match owner(sp, fr) {
+            Owner::AeOf(c) => (c, true),
+            Owner::Cse(c) => (c, false),
+            Owner::Local | Owner::Unanchored => return None,
+        };
+        if cse == self.config.cse_id {
+            return None;
+        }
+        let peers = self.peers(crate::now());
+        let registrar = self.config.registrar.as_deref();
+        let relay_csr = peers.iter().find(|p| p.csi == relay)?;
+        if cse == relay {
+            return Some(is_ae);
+        }
+        if Some(relay) == registrar {
+            return (!is_descendant(&peers, registrar, cse)).then_some(false);
+        }
+        let registered_itself = peers.iter().any(|p| p.csi == cse);
+        (relay_csr.dcse.iter().any(|d| d == cse) && !registered_itself).then_some(false)
+    }
+
+    /// Creates or refreshes this CSE's own `<remoteCSE>` for another CSE (the registrar,
+    /// once this CSE registered with it; core-resources.md §3.9). `attrs` holds the
+    /// `<remoteCSE>` attributes (`cb`, `poa`, `cst`, `srv`, `rr`); `csi` is `csi`.
+    pub async fn upsert_remote_cse(
+        &self,
+        csi: &str,
+        mut attrs: Map<String, Value>,
+    ) -> Result<(), RequestError> {
+        let now = crate::now();
+        attrs.insert("csi".into(), Value::String(csi.to_owned()));
+        self.write_guard()?;
+        let pending = {
+            let mut tree = self.tree.write();
+            let existing = csr_of(&tree, csi).map(|n| n.ri.clone());
+            match existing {
+                Some(ri) => {
+                    let node = tree
+                        .get_mut(&ri)
+                        .ok_or_else(|| RequestError::not_found("remoteCSE vanished"))?;
+                    for key in ["poa", "srv", "rr", "cb", "cst"] {
+                        if let Some(v) = attrs.get(key) {
+                            node.attrs.insert(key.into(), v.clone());
+                        }
+                    }
+                    node.attrs.insert("lt".into(), Value::String(now.format()));
+                    self.committer
+                        .enqueue(vec![WriteOp::Upsert(node_row(node))])
+                }
+                None => {
+                    let base = tree.base.clone();
+                    let (node, _) = self.new_csr(&mut tree, &base, csi, attrs, now)?;
+                    let row = node_row(&node);
+                    tree.insert(node);
+                    self.committer.enqueue(vec![WriteOp::Upsert(row)])
+                }
+            }
+        };
+        pending.durable().await
+    }
+
+    /// Builds a `<remoteCSE>` node for `csi` under `parent` from validated content.
+    fn new_csr(
+        &self,
+        tree: &mut Tree,
+        parent_ri: &Ri,
+        csi: &str,
+        mut content: Map<String, Value>,
+        now: Timestamp,
+    ) -> Result<(Node, Map<String, Value>), RequestError> {
+        let seq = tree.next_seq();
+        let parent = tree
+            .get(parent_ri)
+            .ok_or_else(|| RequestError::not_found("CSEBase missing"))?;
+        let ri = new_ri(ResourceType::RemoteCse, seq);
+        let stem = csi.trim_start_matches('/').to_owned();
+        let c = common(tree, parent, &mut content, || stem, &self.config, now)?;
+        let acpi = resolve_acpi(tree, &self.config, content.get("acpi"))?;
+        let path = format!("{}/{}", parent.path, c.rn);
+        let mut attrs = universal(ResourceType::RemoteCse, &ri, &c.rn, parent_ri, now, c.et);
+        if c.creator_attr {
+            attrs.insert("cr".into(), Value::String(csi.to_owned()));
+        }
+        attrs.extend(content);
+        let mut node = Node::new(
+            ResourceType::RemoteCse,
+            &ri,
+            Some(parent_ri.clone()),
+            c.rn,
+            path,
+            seq,
+            attrs.clone(),
+            Some(csi.to_owned()),
+            Some(c.et),
+        );
+        node.acpi = acpi;
+        Ok((node, attrs))
+    }
+
+    /// `dcse` entries: SP-relative CSE-IDs, neither this CSE, nor the registree itself,
+    /// nor a CSE registered here directly (which would let one registree claim another's
+    /// originators and traffic; docs/decisions.md).
+    fn check_dcse(&self, tree: &Tree, csi: &str, dcse: Option<&Value>) -> Result<(), RequestError> {
+        let Some(list) = dcse.and_then(Value::as_array) else {
+            return Ok(());
+        };
+        for entry in list {
+            let d = entry.as_str().unwrap_or("");
+            let is_cse_id = matches!(owner(&self.config.sp_id, d), Owner::Cse(c) if c == d);
+            if !is_cse_id || d == self.config.cse_id || d == csi || csr_of(tree, d).is_some() {
+                return Err(RequestError::bad_request(
+                    "dcse must list SP-relative CSE-IDs of CSEs below the registree",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `fr` is an AE-ID (and not the administrator, who may manage registrations).
+fn is_ae_originator(cse: &Cse, fr: &str) -> bool {
+    let admin = bastion_policy::normalize_originator(&cse.local, &cse.config.admin);
+    if bastion_policy::normalize_originator(&cse.local, fr) == admin {
+        return false;
+    }
+    !matches!(owner(&cse.config.sp_id, fr), Owner::Cse(_))
+}
+
+/// CSE registration: CREATE `<remoteCSE>` under the CSEBase by the registree CSE
+/// (TS-0001 10.1.1.2; core-primitives.md §8). Like `<AE>` registration it is not governed
+/// by ACPs: the originator checks (and, inside an association, the identity bound to it)
+/// decided who the registree is.
+pub(crate) async fn register(
+    cse: &Cse,
+    req: &Checked,
+    mut content: Map<String, Value>,
+    parent_ri: &Ri,
+    now: Timestamp,
+) -> Result<Response, RequestError> {
+    if cse.config.cse_type == CseType::Asn {
+        return Err(RequestError::not_allowed(
+            "an ASN-CSE accepts no CSE registrations",
+        ));
+    }
+    // An AE must not create a <remoteCSE> (TS-0001 10.2.2.2).
+    let csi = match owner(&cse.config.sp_id, &req.fr) {
+        Owner::Cse(c) if c == cse.config.cse_id => {
+            return Err(RequestError::bad_request(
+                "a CSE cannot register with itself",
+            ))
+        }
+        Owner::Cse(c) => c.to_owned(),
+        _ => {
+            return Err(RequestError::not_allowed(
+                "only a CSE can register a remoteCSE",
+            ))
+        }
+    };
+    if *parent_ri != cse.tree.read().base {
+        return Err(RequestError::InvalidChildType(
+            "a remoteCSE registration is created under the CSEBase".into(),
+        ));
+    }
+    attrs::validate(ResourceType::RemoteCse, Phase::Create, &content)?;
+    // The CSE-ID is the registree's own, whatever it sent (core-resources.md §3.9).
+    content.insert("csi".into(), Value::String(csi.clone()));
+    cse.write_guard()?;
+    let (pending, attrs) = {
+        let mut tree = cse.tree.write();
+        if csr_of(&tree, &csi).is_some() {
+            return Err(RequestError::AlreadyRegistered(
+                "a CSE with this CSE-ID is already registered".into(),
+            ));
+        }
+        cse.check_dcse(&tree, &csi, content.get("dcse"))?;
+        let (node, attrs) = cse.new_csr(&mut tree, parent_ri, &csi, content, now)?;
+        let row = node_row(&node);
+        tree.insert(node);
+        (cse.committer.enqueue(vec![WriteOp::Upsert(row)]), attrs)
+    };
+    pending.durable().await?;
+    tracing::info!(csi = %csi, "remote CSE registered");
+    created(cse, req, ResourceType::RemoteCse, attrs)
+}
+
+/// UPDATE of a `<remoteCSE>`: never by an AE (4005, TS-0001 10.2.2.2); a new `dcse` is
+/// checked like at registration.
+pub(crate) fn check_update(
+    cse: &Cse,
+    req: &Checked,
+    ri: &Ri,
+    ty: ResourceType,
+    content: &Map<String, Value>,
+) -> Result<(), RequestError> {
+    if ty != ResourceType::RemoteCse {
+        return Ok(());
+    }
+    if is_ae_originator(cse, &req.fr) {
+        return Err(RequestError::not_allowed("an AE cannot update a remoteCSE"));
+    }
+    let tree = cse.tree.read();
+    let csi = tree
+        .get(ri)
+        .and_then(|n| n.attrs.get("csi"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    cse.check_dcse(&tree, &csi, content.get("dcse"))
+}
+
+/// DELETE of a `<remoteCSE>` (deregistration): never by an AE (4005, TS-0001 10.2.2.2),
+/// checked before access control like the other registration rules.
+pub(crate) fn check_delete(
+    cse: &Cse,
+    req: &Checked,
+    target: &crate::resolve::Target,
+) -> Result<(), RequestError> {
+    let crate::resolve::Target::Node(ri) = target else {
+        return Ok(());
+    };
+    let ty = cse.tree.read().get(ri).map(|n| n.ty);
+    if ty == Some(ResourceType::RemoteCse) && is_ae_originator(cse, &req.fr) {
+        return Err(RequestError::not_allowed("an AE cannot delete a remoteCSE"));
+    }
+    Ok(())
+}

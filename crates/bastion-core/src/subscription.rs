@@ -1,0 +1,565 @@
+//! `<subscription>` (ty 23; TS-0001 9.6.8 and 10.2.11; core-resources.md §3.7): what a
+//! subscriber may ask for, compiled into the [`SubscriptionState`] the event detector
+//! (`notify.rs`) evaluates, and the verification of notification targets on CREATE.
+//!
+//! Supported: `net` 1-4 (update, delete, create and delete of a direct child), `nct` 1-3
+//! with the defaults of TS-0001 table 9.6.8-4, the `enc` conditions `crb` `cra` `ms` `us`
+//! `sts` `stb` `exb` `exa` `sza` `szb` `atr` `chty` `om` with `fo`, `exc`, `bn`, `rl`,
+//! `ln`, `pn`, `su`. What is not supported is refused with 5001 instead of being accepted
+//! and silently ignored: `net` 5-8, `psn`, `nfu`, `md`.
+
+use bastion_proto::time::{parse_duration, Timestamp};
+use bastion_proto::{RequestError, ResourceType};
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// `notificationEventType` values this CSE detects.
+pub(crate) const NET_UPDATE: u8 = 1;
+pub(crate) const NET_DELETE: u8 = 2;
+pub(crate) const NET_CREATE_CHILD: u8 = 3;
+pub(crate) const NET_DELETE_CHILD: u8 = 4;
+
+/// `notificationContentType` values.
+pub(crate) const NCT_ALL: u8 = 1;
+pub(crate) const NCT_MODIFIED: u8 = 2;
+pub(crate) const NCT_RI: u8 = 3;
+
+/// A compiled `<subscription>`.
+#[derive(Debug, Clone)]
+pub(crate) struct SubscriptionState {
+    pub nu: Vec<String>,
+    pub net: Vec<u8>,
+    pub nct: u8,
+    pub criteria: Criteria,
+    /// Notifications left before the subscription ends (`exc`).
+    pub exc: Option<u64>,
+    pub policy: Policy,
+    /// Where the deletion notice goes (`su`).
+    pub su: Option<String>,
+    /// The subscriber, whose RETRIEVE privilege every notification re-checks.
+    pub creator: String,
+    /// Whether the subscriber was authenticated (TS-0003 7.1.2 `acaf`) when it subscribed.
+    pub authenticated: bool,
+}
+
+/// Delivery policies handed to the delivery engine.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Policy {
+    /// `bn`: at most `num` events or `dur` after the first, then one NOTIFY.
+    pub batch: Option<(u32, Duration)>,
+    /// `rl`: at most `mnn` NOTIFYs per `tww`.
+    pub rate: Option<(u32, Duration)>,
+    /// `ln`: only the newest of a batch or backlog.
+    pub latest_only: bool,
+    /// `pn` = 1 (sendLatest) while a target is unreachable.
+    pub pending_latest: bool,
+}
+
+/// `eventNotificationCriteria` conditions (TS-0004 6.3.5.x `m2m:eventNotificationCriteria`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Criteria {
+    created_before: Option<Timestamp>,
+    created_after: Option<Timestamp>,
+    modified_since: Option<Timestamp>,
+    unmodified_since: Option<Timestamp>,
+    state_tag_smaller: Option<u64>,
+    state_tag_bigger: Option<u64>,
+    expire_before: Option<Timestamp>,
+    expire_after: Option<Timestamp>,
+    size_above: Option<u64>,
+    size_below: Option<u64>,
+    /// `atr`: an update notifies only when one of these attributes changed.
+    pub attributes: Vec<String>,
+    /// `chty`: child events only for these types.
+    child_types: Vec<u16>,
+    /// `om`: operations (1 C, 2 R, 3 U, 4 D, 5 N) and originators that notify.
+    monitor: Option<(Vec<u8>, Vec<String>)>,
+    /// `fo` = 2: any condition suffices.
+    any: bool,
+}
+
+/// One detected event, as the criteria see it.
+pub(crate) struct EventFacts<'a> {
+    pub net: u8,
+    /// The resource the conditions look at: the subscribed-to one (net 1, 2) or the
+    /// child (net 3, 4).
+    pub resource: &'a Map<String, Value>,
+    pub child_type: Option<u16>,
+    /// Attribute names an UPDATE changed.
+    pub modified: &'a [String],
+    /// The operation (1-5) and originator of the request that caused the event.
+    pub operation: u8,
+    pub originator: &'a str,
+}
+
+impl Criteria {
+    /// Whether `om` is set: its notifications then name the operation and originator.
+    pub fn has_monitor(&self) -> bool {
+        self.monitor.is_some()
+    }
+
+    /// Whether an event passes `enc` (TS-0001 table 9.6.8-2; `fo` combines the
+    /// attribute conditions, `chty`, `atr` and `om` always apply).
+    pub fn admits(&self, e: &EventFacts) -> bool {
+        if !self.child_types.is_empty()
+            && e.child_type.is_some_and(|t| !self.child_types.contains(&t))
+        {
+            return false;
+        }
+        if e.net == NET_UPDATE
+            && !self.attributes.is_empty()
+            && !self.attributes.iter().any(|a| e.modified.contains(a))
+        {
+            return false;
+        }
+        if let Some((ops, orgs)) = &self.monitor {
+            if (!ops.is_empty() && !ops.contains(&e.operation))
+                || (!orgs.is_empty() && !orgs.iter().any(|o| o == e.originator))
+            {
+                return false;
+            }
+        }
+        let time = |name: &str| {
+            e.resource
+                .get(name)
+                .and_then(Value::as_str)
+                .and_then(Timestamp::parse)
+        };
+        let number = |name: &str| e.resource.get(name).and_then(Value::as_u64);
+        let checks: [Option<bool>; 10] = [
+            self.created_before
+                .map(|t| time("ct").is_some_and(|v| v < t)),
+            self.created_after
+                .map(|t| time("ct").is_some_and(|v| v > t)),
+            self.modified_since
+                .map(|t| time("lt").is_some_and(|v| v > t)),
+            self.unmodified_since
+                .map(|t| time("lt").is_some_and(|v| v < t)),
+            self.state_tag_smaller
+                .map(|n| number("st").is_some_and(|v| v < n)),
+            self.state_tag_bigger
+                .map(|n| number("st").is_some_and(|v| v > n)),
+            self.expire_before
+                .map(|t| time("et").is_some_and(|v| v < t)),
+            self.expire_after.map(|t| time("et").is_some_and(|v| v > t)),
+            self.size_above
+                .map(|n| number("cs").is_some_and(|v| v >= n)),
+            self.size_below.map(|n| number("cs").is_some_and(|v| v < n)),
+        ];
+        let mut set = checks.iter().flatten().peekable();
+        if set.peek().is_none() {
+            return true;
+        }
+        if self.any {
+            set.any(|ok| *ok)
+        } else {
+            set.all(|ok| *ok)
+        }
+    }
+}
+
+impl SubscriptionState {
+    /// Compiles a subscription's attributes (already checked against the attribute
+    /// policy). `target` is the type of the subscribed-to resource, for `chty`.
+    pub fn compile(
+        attrs: &Map<String, Value>,
+        target: ResourceType,
+        creator: &str,
+        authenticated: bool,
+    ) -> Result<SubscriptionState, RequestError> {
+        for unsupported in ["psn", "nfu"] {
+            if attrs.contains_key(unsupported) {
+                return Err(RequestError::NotImplemented(
+                    format!("subscription attribute {unsupported} is not supported").into(),
+                ));
+            }
+        }
+        let nu = notification_uris(attrs.get("nu"))?;
+        let (net, criteria) = match attrs.get("enc") {
+            Some(Value::Object(enc)) => event_criteria(enc, target)?,
+            _ => (vec![NET_UPDATE], Criteria::default()),
+        };
+        let nct = content_type(&net, attrs.get("nct").and_then(Value::as_u64))?;
+        let exc = match attrs.get("exc").and_then(Value::as_u64) {
+            Some(0) => return Err(bad("exc must be at least 1")),
+            other => other,
+        };
+        let policy = Policy {
+            batch: attrs
+                .get("bn")
+                .map(|v| pair(v, "num", "dur", "bn"))
+                .transpose()?,
+            rate: attrs
+                .get("rl")
+                .map(|v| pair(v, "mnn", "tww", "rl"))
+                .transpose()?,
+            latest_only: attrs.get("ln").and_then(Value::as_bool).unwrap_or(false),
+            pending_latest: match attrs.get("pn").and_then(Value::as_u64) {
+                None | Some(2) => false,
+                Some(1) => true,
+                Some(_) => return Err(bad("pn must be 1 or 2")),
+            },
+        };
+        let su = attrs.get("su").and_then(Value::as_str).map(str::to_owned);
+        if su.as_deref().is_some_and(|s| !valid_target(s)) {
+            return Err(bad("su is not a URI or an entity ID"));
+        }
+        Ok(SubscriptionState {
+            nu,
+            net,
+            nct,
+            criteria,
+            exc,
+            policy,
+            su,
+            creator: creator.to_owned(),
+            authenticated,
+        })
+    }
+}
+
+fn bad(reason: &str) -> RequestError {
+    RequestError::bad_request(reason.to_owned())
+}
+
+/// A notification target: an `http(s)` URL or an AE-ID / CSE-ID / resource ID.
+fn valid_target(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 1024 && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+fn notification_uris(value: Option<&Value>) -> Result<Vec<String>, RequestError> {
+    let list: Vec<String> = value
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if list.is_empty() {
+        return Err(bad("nu must name at least one target"));
+    }
+    if list.len() > 16 {
+        return Err(bad("nu names more than 16 targets"));
+    }
+    if let Some(badly) = list.iter().find(|t| !valid_target(t)) {
+        let shown: String = badly.chars().take(40).collect();
+        return Err(RequestError::bad_request(format!(
+            "nu entry {shown:?} is not a URI or an entity ID"
+        )));
+    }
+    Ok(list)
+}
+
+/// `nct` against the `net` list (TS-0001 table 9.6.8-4): every event type must allow it;
+/// when absent, all event types here default to 1.
+fn content_type(net: &[u8], nct: Option<u64>) -> Result<u8, RequestError> {
+    let Some(nct) = nct else {
+        return Ok(NCT_ALL);
+    };
+    let allowed = |n: u8| match nct {
+        1 | 3 => (1..=4).contains(&n),
+        2 => n == NET_UPDATE,
+        4 | 5 => false,
+        _ => false,
+    };
+    if !(1..=5).contains(&nct) {
+        return Err(bad("nct must be 1 to 5"));
+    }
+    if let Some(n) = net.iter().find(|n| !allowed(**n)) {
+        return Err(RequestError::bad_request(format!(
+            "nct {nct} is not allowed with notificationEventType {n}"
+        )));
+    }
+    Ok(nct as u8)
+}
+
+/// `{"num": n, "dur": "PT…"}` of `bn`, `{"mnn": n, "tww": "PT…"}` of `rl`.
+fn pair(v: &Value, count: &str, span: &str, what: &str) -> Result<(u32, Duration), RequestError> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| RequestError::bad_request(format!("{what} must be an object")))?;
+    if let Some(k) = obj.keys().find(|k| *k != count && *k != span) {
+        return Err(RequestError::bad_request(format!(
+            "unknown member {k} in {what}"
+        )));
+    }
+    let n = obj
+        .get(count)
+        .and_then(Value::as_u64)
+        .filter(|n| (1..=10_000).contains(n))
+        .ok_or_else(|| RequestError::bad_request(format!("{what}.{count} must be 1 to 10000")))?;
+    // A missing batch duration takes the service provider's default (TS-0001 9.6.8).
+    let default = (what == "bn").then_some(Duration::from_secs(60));
+    let d = match obj.get(span) {
+        Some(Value::String(s)) => parse_duration(s),
+        None => default,
+        _ => None,
+    }
+    .filter(|d| !d.is_zero())
+    .ok_or_else(|| RequestError::bad_request(format!("{what}.{span} must be a duration")))?;
+    Ok((n as u32, d))
+}
+
+const ENC_MEMBERS: [&str; 16] = [
+    "crb", "cra", "ms", "us", "sts", "stb", "exb", "exa", "sza", "szb", "atr", "net", "om", "chty",
+    "fo", "md",
+];
+
+fn event_criteria(
+    enc: &Map<String, Value>,
+    target: ResourceType,
+) -> Result<(Vec<u8>, Criteria), RequestError> {
+    if let Some(k) = enc.keys().find(|k| !ENC_MEMBERS.contains(&k.as_str())) {
+        return Err(RequestError::bad_request(format!(
+            "unknown member {k} in enc"
+        )));
+    }
+    if enc.contains_key("md") {
+        return Err(bad("md applies to timeSeries only"));
+    }
+    if enc.contains_key("net") && enc.contains_key("om") {
+        return Err(bad("enc cannot hold both net and om"));
+    }
+    let time = |name: &str| -> Result<Option<Timestamp>, RequestError> {
+        enc.get(name)
+            .map(|v| {
+                v.as_str().and_then(Timestamp::parse).ok_or_else(|| {
+                    RequestError::bad_request(format!("enc.{name} must be a timestamp"))
+                })
+            })
+            .transpose()
+    };
+    let number = |name: &str| -> Result<Option<u64>, RequestError> {
+        enc.get(name)
+            .map(|v| {
+                v.as_u64().ok_or_else(|| {
+                    RequestError::bad_request(format!("enc.{name} must be a non-negative integer"))
+                })
+            })
+            .transpose()
+    };
+    // An operation monitor watches every kind of event; `om` then picks the operations.
+    let net = match enc.get("om") {
+        Some(_) => vec![NET_UPDATE, NET_DELETE, NET_CREATE_CHILD, NET_DELETE_CHILD],
+        None => event_types(enc.get("net"))?,
+    };
+    let criteria = Criteria {
+        created_before: time("crb")?,
+        created_after: time("cra")?,
+        modified_since: time("ms")?,
+        unmodified_since: time("us")?,
+        state_tag_smaller: number("sts")?,
+        state_tag_bigger: number("stb")?,
+        expire_before: time("exb")?,
+        expire_after: time("exa")?,
+        size_above: number("sza")?,
+        size_below: number("szb")?,
+        attributes: strings(enc.get("atr"), "atr")?,
+        child_types: child_types(enc.get("chty"), target)?,
+        monitor: enc.get("om").map(operation_monitor).transpose()?,
+        any: match number("fo")? {
+            None | Some(1) => false,
+            Some(2) => true,
+            Some(_) => return Err(bad("enc.fo must be 1 or 2")),
+        },
+    };
+    Ok((net, criteria))
+}
+
+fn event_types(value: Option<&Value>) -> Result<Vec<u8>, RequestError> {
+    let Some(value) = value else {
+        return Ok(vec![NET_UPDATE]);
+    };
+    let list = value
+        .as_array()
+        .filter(|l| !l.is_empty() && l.len() <= 8)
+        .ok_or_else(|| bad("enc.net must be a non-empty list"))?;
+    let mut out = Vec::with_capacity(list.len());
+    for v in list {
+        match v.as_u64() {
+            Some(n @ 1..=4) => {
+                if !out.contains(&(n as u8)) {
+                    out.push(n as u8);
+                }
+            }
+            Some(n @ 5..=8) => {
+                return Err(RequestError::NotImplemented(
+                    format!("notificationEventType {n} is not supported").into(),
+                ))
+            }
+            _ => return Err(bad("enc.net values must be 1 to 8")),
+        }
+    }
+    Ok(out)
+}
+
+fn strings(value: Option<&Value>, what: &str) -> Result<Vec<String>, RequestError> {
+    match value {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str().map(str::to_owned).ok_or_else(|| {
+                    RequestError::bad_request(format!("enc.{what} must list strings"))
+                })
+            })
+            .collect(),
+        Some(_) => Err(RequestError::bad_request(format!(
+            "enc.{what} must be a list"
+        ))),
+    }
+}
+
+fn child_types(value: Option<&Value>, target: ResourceType) -> Result<Vec<u16>, RequestError> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let list = value
+        .as_array()
+        .ok_or_else(|| bad("enc.chty must be a list"))?;
+    list.iter()
+        .map(|v| {
+            v.as_u64()
+                .and_then(ResourceType::from_number)
+                .filter(|t| target.allows_child(*t))
+                .map(|t| t.number())
+                .ok_or_else(|| bad("enc.chty names a type the resource cannot hold"))
+        })
+        .collect()
+}
+
+fn operation_monitor(value: &Value) -> Result<(Vec<u8>, Vec<String>), RequestError> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| bad("enc.om must be an object"))?;
+    if let Some(k) = obj.keys().find(|k| *k != "ops" && *k != "org") {
+        return Err(RequestError::bad_request(format!(
+            "unknown member {k} in enc.om"
+        )));
+    }
+    let ops = match obj.get("ops") {
+        None => Vec::new(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|v| {
+                v.as_u64()
+                    .filter(|n| (1..=5).contains(n))
+                    .map(|n| n as u8)
+                    .ok_or_else(|| bad("enc.om.ops values must be 1 to 5"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(Value::Number(n)) => vec![n
+            .as_u64()
+            .filter(|n| (1..=5).contains(n))
+            .map(|n| n as u8)
+            .ok_or_else(|| bad("enc.om.ops values must be 1 to 5"))?],
+        Some(_) => return Err(bad("enc.om.ops must be a list")),
+    };
+    let org = match obj.get("org") {
+        None => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(other) => strings(Some(other), "om.org")?,
+    };
+    Ok((ops, org))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn compile(v: Value) -> Result<SubscriptionState, RequestError> {
+        let Value::Object(m) = v else { panic!() };
+        SubscriptionState::compile(&m, ResourceType::Container, "Csub", false)
+    }
+
+    fn rsc(r: Result<SubscriptionState, RequestError>) -> u16 {
+        r.err().map(|e| e.rsc().code()).unwrap_or(0)
+    }
+
+    #[test]
+    fn ts0001_9_6_8_defaults() {
+        let s = compile(json!({"nu": ["http://127.0.0.1:9/n"]})).unwrap();
+        assert_eq!((s.net.clone(), s.nct, s.exc), (vec![1], 1, None));
+        assert_eq!(s.policy, Policy::default());
+    }
+
+    #[test]
+    fn ts0001_table_9_6_8_4_content_type_per_event_type() {
+        let with =
+            |net: Value, nct: u64| compile(json!({"nu": ["Cx"], "enc": {"net": net}, "nct": nct}));
+        assert!(with(json!([1]), 2).is_ok());
+        assert_eq!(rsc(with(json!([1, 3]), 2)), 4000);
+        assert!(with(json!([2, 3, 4]), 3).is_ok());
+        assert_eq!(rsc(with(json!([1]), 4)), 4000);
+        assert_eq!(rsc(with(json!([1]), 9)), 4000);
+        assert_eq!(rsc(with(json!([5]), 1)), 5001);
+        assert_eq!(rsc(with(json!([9]), 1)), 4000);
+        assert_eq!(rsc(with(json!([]), 1)), 4000);
+    }
+
+    #[test]
+    fn enc_rejects_what_it_cannot_honour() {
+        let enc = |e: Value| compile(json!({"nu": ["Cx"], "enc": e}));
+        assert_eq!(rsc(enc(json!({"zz": 1}))), 4000);
+        assert_eq!(rsc(enc(json!({"md": {"num": 1}}))), 4000);
+        assert_eq!(rsc(enc(json!({"net": [1], "om": {"ops": [1]}}))), 4000);
+        assert_eq!(
+            rsc(enc(json!({"chty": [2]}))),
+            4000,
+            "a container holds no AE"
+        );
+        assert!(enc(json!({"chty": [4, 3]})).is_ok());
+        assert_eq!(rsc(enc(json!({"crb": "yesterday"}))), 4000);
+        assert_eq!(rsc(enc(json!({"fo": 3}))), 4000);
+        assert_eq!(rsc(compile(json!({"nu": ["Cx"], "psn": 1}))), 5001);
+        assert_eq!(rsc(compile(json!({"nu": ["Cx"], "exc": 0}))), 4000);
+        assert_eq!(rsc(compile(json!({"nu": []}))), 4000);
+        assert_eq!(rsc(compile(json!({"nu": ["a b"]}))), 4000);
+    }
+
+    #[test]
+    fn batch_and_rate_policies() {
+        let s = compile(json!({"nu": ["Cx"], "bn": {"num": 3, "dur": "PT2S"},
+            "rl": {"mnn": 5, "tww": "PT1M"}, "ln": true, "pn": 1}))
+        .unwrap();
+        assert_eq!(s.policy.batch, Some((3, Duration::from_secs(2))));
+        assert_eq!(s.policy.rate, Some((5, Duration::from_secs(60))));
+        assert!(s.policy.latest_only && s.policy.pending_latest);
+        let s = compile(json!({"nu": ["Cx"], "bn": {"num": 2}})).unwrap();
+        assert_eq!(s.policy.batch, Some((2, Duration::from_secs(60))));
+        assert_eq!(rsc(compile(json!({"nu": ["Cx"], "rl": {"mnn": 2}}))), 4000);
+        assert_eq!(rsc(compile(json!({"nu": ["Cx"], "bn": {"num": 0}}))), 4000);
+        assert_eq!(
+            rsc(compile(json!({"nu": ["Cx"], "bn": {"num": 1, "x": 1}}))),
+            4000
+        );
+    }
+
+    #[test]
+    fn criteria_all_or_any() {
+        let resource = json!({"ct": "20260101T000000", "st": 5, "cs": 10});
+        let Value::Object(resource) = resource else {
+            panic!()
+        };
+        let facts = |net| EventFacts {
+            net,
+            resource: &resource,
+            child_type: Some(4),
+            modified: &[],
+            operation: 1,
+            originator: "Cx",
+        };
+        let enc = |e: Value| compile(json!({"nu": ["Cx"], "enc": e})).unwrap().criteria;
+        assert!(enc(json!({"stb": 4, "sza": 10})).admits(&facts(3)));
+        assert!(!enc(json!({"stb": 5, "sza": 10})).admits(&facts(3)));
+        assert!(enc(json!({"stb": 5, "sza": 10, "fo": 2})).admits(&facts(3)));
+        assert!(!enc(json!({"chty": [3]})).admits(&facts(3)));
+        assert!(!enc(json!({"atr": ["lbl"]})).admits(&facts(1)));
+        assert!(enc(json!({"cra": "20251231T000000"})).admits(&facts(3)));
+        assert!(!enc(json!({"om": {"org": ["Cother"]}})).admits(&facts(3)));
+        assert!(enc(json!({"om": {"ops": [1], "org": "Cx"}})).admits(&facts(3)));
+    }
+}

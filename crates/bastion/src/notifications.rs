@@ -1,0 +1,56 @@
+//! The core's notification port ([`bastion_core::notify::NotificationSink`]) on the
+//! delivery engine of `bastion-notify`: queues per destination, retries with backoff,
+//! batching and rate limits (docs/notifications.md).
+
+use bastion_core::notify::{NotificationSink, OutgoingNotification};
+use bastion_notify::{
+    Batch, Delivery, DeliveryPolicy, Notifier, NotifierConfig, PendingPolicy, RateLimit,
+};
+
+/// Notifications sent as this CSE over plain HTTP.
+pub struct EngineSink {
+    notifier: Notifier,
+}
+
+impl EngineSink {
+    /// Must run inside the Tokio runtime that will carry the deliveries.
+    pub fn new(cse_id: &str) -> EngineSink {
+        let config = NotifierConfig {
+            originator: cse_id.to_owned(),
+            ..NotifierConfig::default()
+        };
+        EngineSink {
+            notifier: Notifier::new(config, bastion_client::Client::default()),
+        }
+    }
+}
+
+impl NotificationSink for EngineSink {
+    fn submit(&self, n: OutgoingNotification) -> Result<(), String> {
+        let policy = DeliveryPolicy {
+            batch: n.batch.map(|(num, dur)| Batch { num, dur }),
+            latest_only: n.latest_only,
+            rate: n.rate.map(|(max, window)| RateLimit { max, window }),
+            pending: if n.pending_latest {
+                PendingPolicy::SendLatest
+            } else {
+                PendingPolicy::SendAllPending
+            },
+        };
+        self.notifier
+            .submit(Delivery {
+                subscription: n.subscription,
+                targets: n.targets,
+                to: n.to,
+                event: n.event,
+                policy,
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    fn flush(&self, subscription: &str) {
+        let notifier = self.notifier.clone();
+        let subscription = subscription.to_owned();
+        tokio::spawn(async move { notifier.flush(&subscription).await });
+    }
+}

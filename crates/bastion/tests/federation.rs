@@ -1,0 +1,504 @@
+//! Remote CSEs and forwarding (issue 5; TS-0001 7.3.2.6, 10.1.1.2; TS-0003 7.2.1) with two
+//! real `bastion serve` processes: an IN-CSE (`/id-in`, plain and TLS listeners) and an
+//! MN-CSE (`/id-mn`) registered with it over a TLS-PSK association bound to `/id-mn`.
+//! The IN reaches the MN over plain HTTP on loopback (docs/federation.md, "Limits").
+
+mod common;
+
+use common::{Resp, Server};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const KPSA_ID: &str = "mn@bastion.example";
+const KPSA: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const STORE_KEY: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+
+fn bastion(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bastion"))
+        .args(args)
+        .env_remove("BASTION_CREDENTIALS_KEY")
+        .env_remove("BASTION_PSK_HEX")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run bastion")
+}
+
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).to_string_lossy().into_owned()
+}
+
+fn write_key_file(file: &Path, hex: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(file, hex).expect("key file");
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// The port of the `accepting TLS on 127.0.0.1:PORT` line.
+fn tls_port(srv: &Server) -> u16 {
+    const MARK: &str = "accepting TLS on 127.0.0.1:";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = srv.log();
+        if let Some(at) = log.find(MARK) {
+            let digits: String = log[at + MARK.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            return digits.parse().expect("TLS port");
+        }
+        assert!(Instant::now() < deadline, "no TLS listener: {log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An IN and an MN registered with it.
+struct Federation {
+    files: tempfile::TempDir,
+    inc: Server,
+    in_tls: u16,
+    mn: Server,
+}
+
+impl Federation {
+    fn start() -> Federation {
+        let files = tempfile::tempdir().expect("files");
+        let f = files.path();
+        write_key_file(&f.join("store.key"), STORE_KEY);
+        let inc = Server::start_with_config(&format!(
+            "[tls]\nlisten = \"127.0.0.1:0\"\nframeworks = [\"psk\"]\ncredentials-key-file = \"{}\"\n",
+            path(f, "store.key")
+        ));
+        let in_tls = tls_port(&inc);
+        let in_dir = inc.data_dir().to_string_lossy().into_owned();
+        // The IN binds the PSK to the MN's CSE-ID; the MN holds the same key.
+        for (dir, bound) in [
+            (in_dir.as_str(), "/id-mn"),
+            (&path(f, "mn-creds"), "/id-in"),
+        ] {
+            std::fs::create_dir_all(dir).expect("credential dir");
+            ok(&bastion(&[
+                "credentials",
+                "add",
+                "--data-dir",
+                dir,
+                "--key-file",
+                &path(f, "store.key"),
+                "--id",
+                KPSA_ID,
+                "--key-hex",
+                KPSA,
+                "--cse-id",
+                bound,
+            ]));
+        }
+        let mn = Server::start_with_config(&format!(
+            "[cse]\ncse-id = \"/id-mn\"\ncse-name = \"cse-mn\"\ncse-type = \"mn\"\n\
+             [registrar]\ncse-id = \"/id-in\"\ncse-base = \"cse-in\"\n\
+             url = \"https://127.0.0.1:{in_tls}\"\npsk-id = \"{KPSA_ID}\"\n\
+             credentials-store = \"{}\"\ncredentials-key-file = \"{}\"\n",
+            path(&f.join("mn-creds"), "credentials.store"),
+            path(f, "store.key"),
+        ));
+        let fed = Federation {
+            files,
+            inc,
+            in_tls,
+            mn,
+        };
+        fed.wait_registered(None);
+        fed
+    }
+
+    /// Waits until both sides hold their `<remoteCSE>` and, with `port`, until the IN's
+    /// one advertises the MN's plain listener on that port.
+    fn wait_registered(&self, port: Option<u16>) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // Called inside `block_in_place`.
+        let rt = tokio::runtime::Handle::current();
+        loop {
+            let (on_in, on_mn) = rt.block_on(async {
+                (
+                    self.inc.get("/cse-in/id-mn", "CAdmin").await,
+                    self.mn.get("/cse-mn/id-in", "CAdmin").await,
+                )
+            });
+            let poa_ok = port.is_none_or(|p| {
+                on_in.body["m2m:csr"]["poa"]
+                    .as_array()
+                    .is_some_and(|a| a.contains(&json!(format!("http://127.0.0.1:{p}"))))
+            });
+            if on_in.rsc == 2000 && on_mn.rsc == 2000 && poa_ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "MN never registered:\nIN: {}\nMN: {}\nMN log:\n{}",
+                on_in.text,
+                on_mn.text,
+                self.mn.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `bastion req` on the MN's association with the IN (its PSK) as `from`.
+    fn on_mn_association(&self, from: &str, to: &str) -> String {
+        let out = bastion(&[
+            "req",
+            "--url",
+            &format!("https://127.0.0.1:{}", self.in_tls),
+            "--psk-id",
+            KPSA_ID,
+            "--psk-hex",
+            KPSA,
+            "--from",
+            from,
+            "--to",
+            to,
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Registers the AE `aei` on the CSE whose CSEBase is `base`; returns its path.
+async fn ae(s: &Server, base: &str, aei: &str) -> String {
+    let r = s
+        .create(
+            &format!("/{base}"),
+            aei,
+            2,
+            json!({"m2m:ae": {"rn": aei.trim_start_matches('C'), "api": "Nfed", "rr": false, "srv": ["3"]}}),
+        )
+        .await;
+    r.expect(2001);
+    format!("/{base}/{}", aei.trim_start_matches('C'))
+}
+
+/// A container `data` under `ae` with one instance, readable (RETRIEVE only) by `reader`.
+async fn shared_container(s: &Server, ae: &str, owner: &str, reader: &str) -> String {
+    s.create(
+        ae,
+        owner,
+        1,
+        json!({"m2m:acp": {"rn": "share",
+            "pv": {"acr": [{"acor": [owner], "acop": 63}, {"acor": [reader], "acop": 2}]},
+            "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}}),
+    )
+    .await
+    .expect(2001);
+    let acp = format!("{}/share", ae.trim_start_matches('/'));
+    s.create(
+        ae,
+        owner,
+        3,
+        json!({"m2m:cnt": {"rn": "data", "acpi": [acp]}}),
+    )
+    .await
+    .expect(2001);
+    let cnt = format!("{ae}/data");
+    s.create(&cnt, owner, 4, json!({"m2m:cin": {"con": "21.5"}}))
+        .await
+        .expect(2001);
+    cnt
+}
+
+fn csr(r: &Resp) -> &Value {
+    r.inner("m2m:csr")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_10_1_1_2_mn_registers_and_both_sides_hold_a_remote_cse() {
+    let fed = tokio::task::block_in_place(Federation::start);
+    let on_in = fed.inc.get("/cse-in/id-mn", "CAdmin").await;
+    on_in.expect(2000);
+    let c = csr(&on_in);
+    assert_eq!(c["ty"], 16);
+    assert_eq!(c["csi"], "/id-mn");
+    assert_eq!(c["cb"], "/id-mn/cse-mn");
+    assert_eq!(c["cst"], 2);
+    assert_eq!(c["rr"], true);
+    assert_eq!(
+        c["poa"],
+        json!([format!("http://127.0.0.1:{}", fed.mn.port())])
+    );
+    let on_mn = fed.mn.get("/cse-mn/id-in", "CAdmin").await;
+    on_mn.expect(2000);
+    let c = csr(&on_mn);
+    assert_eq!(c["csi"], "/id-in");
+    assert_eq!(c["cb"], "/id-in/cse-in");
+    assert_eq!(
+        c["poa"],
+        json!([format!("https://127.0.0.1:{}", fed.in_tls)])
+    );
+    // An AE may not register a CSE.
+    let again = json!({"m2m:csr": {"cb": "/id-mn/cse-mn", "rr": true, "srv": ["3"]}});
+    fed.inc.ae("Cinapp").await;
+    fed.inc
+        .create("/cse-in", "Cinapp", 16, again.clone())
+        .await
+        .expect(4005);
+    // An AE may not update or delete a remoteCSE either.
+    fed.inc
+        .update("/cse-in/id-mn", "Cinapp", json!({"m2m:csr": {"rr": false}}))
+        .await
+        .expect(4005);
+    fed.inc.delete("/cse-in/id-mn", "Cinapp").await.expect(4005);
+    let _ = &fed.files;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_7_3_2_6_mn_ae_reaches_the_in_and_the_in_acp_decides() {
+    let fed = tokio::task::block_in_place(Federation::start);
+    let owner = fed.inc.ae("Cinowner").await;
+    let cnt = shared_container(&fed.inc, &owner, "Cinowner", "/id-mn/Cmnapp").await;
+    ae(&fed.mn, "cse-mn", "Cmnapp").await;
+    ae(&fed.mn, "cse-mn", "Cmnother").await;
+    let via = format!("/~/id-in{cnt}/la");
+    let allowed = fed.mn.get(&via, "Cmnapp").await;
+    allowed.expect(2000);
+    assert_eq!(allowed.inner("m2m:cin")["con"], "21.5");
+    // The ACP grants RETRIEVE only: a CREATE is refused by the IN.
+    fed.mn
+        .create(
+            &format!("/~/id-in{cnt}"),
+            "Cmnapp",
+            4,
+            json!({"m2m:cin": {"con": "x"}}),
+        )
+        .await
+        .expect(4103);
+    let denied = fed.mn.get(&via, "Cmnother").await;
+    denied.expect(4103);
+    // The denial is the IN's: its audit log names the relayed originator.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let audit =
+            std::fs::read_to_string(fed.inc.data_dir().join("audit.log")).unwrap_or_default();
+        if audit.contains("/id-mn/Cmnother") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "IN audit: {audit}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // An AE that is not registered on the MN is stopped there (4106), never forwarded.
+    fed.mn.get(&via, "Cnobody").await.expect(4106);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_7_3_2_6_in_side_reaches_the_mn_and_unknown_cses_are_4004() {
+    let fed = tokio::task::block_in_place(Federation::start);
+    let owner = ae(&fed.mn, "cse-mn", "Cmnowner").await;
+    let cnt = shared_container(&fed.mn, &owner, "Cmnowner", "/id-in/Cinapp").await;
+    fed.inc.ae("Cinapp").await;
+    fed.inc.ae("Cinother").await;
+    let via = format!("/~/id-mn{cnt}");
+    let r = fed.inc.get(&via, "Cinapp").await;
+    r.expect(2000);
+    assert_eq!(r.inner("m2m:cnt")["rn"], "data");
+    assert_eq!(r.inner("m2m:cnt")["cni"], 1);
+    fed.inc.get(&via, "Cinother").await.expect(4103);
+    // Absolute form too.
+    fed.inc
+        .get(&format!("/_/bastion.example/id-mn{cnt}"), "Cinapp")
+        .await
+        .expect(2000);
+    // Unknown CSE-ID: the IN has no route (4004); from the MN it goes up and the IN's
+    // 4004 is relayed.
+    let none = fed.inc.get("/~/id-nowhere/cse-x", "Cinapp").await;
+    none.expect(4004);
+    ae(&fed.mn, "cse-mn", "Cmnapp").await;
+    fed.mn
+        .get("/~/id-nowhere/cse-x", "Cmnapp")
+        .await
+        .expect(4004);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_7_3_2_6_registrations_are_never_forwarded() {
+    let fed = tokio::task::block_in_place(Federation::start);
+    fed.mn
+        .create(
+            "/~/id-in/cse-in",
+            "Cnew",
+            2,
+            json!({"m2m:ae": {"api": "Nx", "rr": false, "srv": ["3"]}}),
+        )
+        .await
+        .expect(4000);
+    fed.mn
+        .create(
+            "/~/id-in/cse-in",
+            "/id-asn",
+            16,
+            json!({"m2m:csr": {"cb": "/id-asn/cse-asn", "rr": true, "srv": ["3"]}}),
+        )
+        .await
+        .expect(4000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0003_7_2_1_spoofed_originator_on_the_mn_association_is_4106() {
+    let fed = tokio::task::block_in_place(Federation::start);
+    fed.inc.ae("Cinapp").await;
+    // Neither an originator of another CSE, nor an IN AE, nor the IN's admin.
+    for spoof in [
+        "/id-other/Cx",
+        "/id-other",
+        "Cinapp",
+        "CAdmin",
+        "/id-in/Cinapp",
+    ] {
+        let out = tokio::task::block_in_place(|| fed.on_mn_association(spoof, "/cse-in"));
+        assert!(out.starts_with("4106"), "{spoof}: {out}");
+    }
+    // The MN itself and its own AEs pass the association check (then the IN's ACPs
+    // decide: the CSEBase admits only the admin).
+    for relayed in ["/id-mn", "/id-mn/Cmnapp"] {
+        let out = tokio::task::block_in_place(|| fed.on_mn_association(relayed, "/cse-in"));
+        assert!(out.starts_with("4103"), "{relayed}: {out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_10_1_1_2_restarted_mn_refreshes_its_registration() {
+    let mut fed = tokio::task::block_in_place(Federation::start);
+    let before = fed.mn.port();
+    tokio::task::block_in_place(|| {
+        fed.mn.restart();
+        fed.wait_registered(Some(fed.mn.port()));
+    });
+    assert_ne!(before, fed.mn.port());
+    assert!(
+        fed.mn
+            .log()
+            .contains("registration with the registrar refreshed"),
+        "{}",
+        fed.mn.log()
+    );
+    // Forwarding uses the new point of access.
+    let owner = ae(&fed.mn, "cse-mn", "Cmnowner").await;
+    let cnt = shared_container(&fed.mn, &owner, "Cmnowner", "/id-in/Cinapp").await;
+    fed.inc.ae("Cinapp").await;
+    fed.inc
+        .get(&format!("/~/id-mn{cnt}/la"), "Cinapp")
+        .await
+        .expect(2000);
+}
+
+/// A notification target recording what it receives.
+async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind receiver");
+    let url = format!("http://{}/n", listener.local_addr().expect("addr"));
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let sink = got.clone();
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let sink = sink.clone();
+        async move {
+            let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            sink.lock().expect("lock").push(value);
+            axum::http::Response::builder()
+                .status(200)
+                .header("X-M2M-RSC", "2000")
+                .body(axum::body::Body::empty())
+                .expect("response")
+        }
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, got)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_10_2_11_notifications_reach_an_ae_behind_the_mn() {
+    let fed = tokio::task::block_in_place(Federation::start);
+    let owner = fed.inc.ae("Cinowner").await;
+    let cnt = shared_container(&fed.inc, &owner, "Cinowner", "/id-mn/Cmnapp").await;
+    // The MN's AE can receive at `url`, and lets the IN notify it.
+    let (url, got) = receiver().await;
+    fed.mn
+        .create(
+            "/cse-mn",
+            "Cmnapp",
+            2,
+            json!({"m2m:ae": {"rn": "mnapp", "api": "Nfed", "rr": true, "poa": [url], "srv": ["3"]}}),
+        )
+        .await
+        .expect(2001);
+    fed.mn
+        .create(
+            "/cse-mn/mnapp",
+            "Cmnapp",
+            1,
+            json!({"m2m:acp": {"rn": "inbox",
+                "pv": {"acr": [{"acor": ["Cmnapp"], "acop": 63}, {"acor": ["/id-in"], "acop": 16}]},
+                "pvs": {"acr": [{"acor": ["Cmnapp"], "acop": 63}]}}}),
+        )
+        .await
+        .expect(2001);
+    fed.mn
+        .update(
+            "/cse-mn/mnapp",
+            "Cmnapp",
+            json!({"m2m:ae": {"acpi": ["cse-mn/mnapp/inbox"]}}),
+        )
+        .await
+        .expect(2004);
+    // It subscribes, through the MN, to the IN's container, naming itself as target.
+    let sub = fed
+        .mn
+        .create(
+            &format!("/~/id-in{cnt}"),
+            "Cmnapp",
+            23,
+            json!({"m2m:sub": {"rn": "watch", "nu": ["/id-mn/Cmnapp"], "enc": {"net": [3]}}}),
+        )
+        .await;
+    sub.expect(2001);
+    let created = fed
+        .inc
+        .create(&cnt, "Cinowner", 4, json!({"m2m:cin": {"con": "22.0"}}))
+        .await;
+    created.expect(2001);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let events = got.lock().expect("lock").clone();
+        if let Some(ev) = events.first() {
+            assert_eq!(ev["m2m:sgn"]["nev"]["net"], 3);
+            assert_eq!(ev["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"], "22.0");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing reached the AE behind the MN\nIN log:\n{}\nMN log:\n{}",
+            fed.inc.log(),
+            fed.mn.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Another AE, which the ACP does not let notify, gets nothing passed on.
+    ae(&fed.mn, "cse-mn", "Cmnother").await;
+    fed.mn
+        .request("POST", "/cse-mn/mnapp")
+        .from("Cmnother")
+        .json(&json!({"m2m:sgn": {"sur": "/id-in/x"}}))
+        .send()
+        .await
+        .expect(4103);
+    assert_eq!(got.lock().expect("lock").len(), 1);
+}

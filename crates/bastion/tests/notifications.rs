@@ -1,0 +1,526 @@
+//! Subscriptions and notifications end to end (TS-0001 9.6.8, 10.2.11; TS-0004 7.3.3.2,
+//! 7.4.8, 7.5.1.2; core-resources.md §3.7, §3.10): the real binary, with notification
+//! targets that are real HTTP servers inside the test, and polling channels.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// One request a receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    method: String,
+    origin: String,
+    ri: String,
+    body: Value,
+}
+
+/// A notification target: records every request and answers with `rsc`; with `hold`,
+/// it never answers until released (a stuck target).
+#[derive(Clone)]
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Received>>>,
+    arrived: Arc<Notify>,
+    rsc: Arc<AtomicU16>,
+    hold: Arc<tokio::sync::Semaphore>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        Receiver::start_holding(false).await
+    }
+
+    async fn start_holding(hold: bool) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
+        let url = format!("http://{}/notify", listener.local_addr().expect("addr"));
+        let receiver = Receiver {
+            url,
+            got: Arc::default(),
+            arrived: Arc::default(),
+            rsc: Arc::new(AtomicU16::new(2000)),
+            hold: Arc::new(tokio::sync::Semaphore::new(if hold { 0 } else { 1 << 20 })),
+        };
+        let state = receiver.clone();
+        let app = axum::Router::new().fallback(
+            move |method: axum::http::Method,
+                  headers: axum::http::HeaderMap,
+                  body: axum::body::Bytes| {
+                let state = state.clone();
+                async move {
+                    let header = |n: &str| {
+                        headers
+                            .get(n)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned()
+                    };
+                    state.got.lock().expect("lock").push(Received {
+                        method: method.to_string(),
+                        origin: header("x-m2m-origin"),
+                        ri: header("x-m2m-ri"),
+                        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                    });
+                    state.arrived.notify_waiters();
+                    // A held receiver consumes one permit per request for good.
+                    if let Ok(permit) = state.hold.acquire().await {
+                        permit.forget();
+                    }
+                    let rsc = state.rsc.load(Ordering::SeqCst);
+                    let status = if rsc == 2000 { 200 } else { 403 };
+                    axum::http::Response::builder()
+                        .status(status)
+                        .header("X-M2M-RSC", rsc.to_string())
+                        .header("X-M2M-RI", header("x-m2m-ri"))
+                        .body(axum::body::Body::empty())
+                        .expect("response")
+                }
+            },
+        );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        receiver
+    }
+
+    fn all(&self) -> Vec<Received> {
+        self.got.lock().expect("lock").clone()
+    }
+
+    /// The notifications (not verification requests) received so far.
+    fn events(&self) -> Vec<Value> {
+        self.all()
+            .into_iter()
+            .map(|r| r.body)
+            .filter(|b| b["m2m:sgn"]["vrq"].is_null())
+            .collect()
+    }
+
+    /// Waits until `count` requests satisfy `pick`; fails after 15 s (a hang detector,
+    /// not a timing assertion).
+    async fn wait_for(&self, count: usize, pick: impl Fn(&Received) -> bool) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let notified = self.arrived.notified();
+            let matching: Vec<Received> = self.all().into_iter().filter(|r| pick(r)).collect();
+            if matching.len() >= count {
+                return matching;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {count} expected requests arrived: {:?}",
+                matching.len(),
+                self.all()
+            );
+            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
+        }
+    }
+
+    async fn wait_events(&self, count: usize) -> Vec<Value> {
+        self.wait_for(count, |r| r.body["m2m:sgn"]["vrq"].is_null())
+            .await
+            .into_iter()
+            .map(|r| r.body)
+            .collect()
+    }
+}
+
+/// `Cowner` with a container `cnt`; returns the container's path.
+async fn owner_container(s: &Server) -> String {
+    let ae = s.ae("Cowner").await;
+    s.create_cnt(&ae, "Cowner", json!({"rn": "cnt"})).await;
+    format!("{ae}/cnt")
+}
+
+async fn subscribe(s: &Server, parent: &str, orig: &str, sub: Value) -> Resp {
+    s.create(parent, orig, 23, json!({ "m2m:sub": sub })).await
+}
+
+#[tokio::test]
+async fn ts0004_7_3_3_2_verification_then_child_created_notification() {
+    let s = Server::start();
+    let cnt = owner_container(&s).await;
+    let rx = Receiver::start().await;
+    let r = subscribe(
+        &s,
+        &cnt,
+        "Cowner",
+        json!({"rn": "sub", "nu": [rx.url], "enc": {"net": [3]}}),
+    )
+    .await;
+    r.expect(2001);
+    let sub = r.inner("m2m:sub").clone();
+    let sur = format!("{CSE_ID}/{}", sub["ri"].as_str().expect("ri"));
+    // The verification request came first, from this CSE, naming the subscriber.
+    let first = &rx.all()[0];
+    assert_eq!(
+        (first.method.as_str(), first.origin.as_str()),
+        ("POST", CSE_ID)
+    );
+    assert_eq!(
+        first.body,
+        json!({"m2m:sgn": {"vrq": true, "sur": sur, "cr": "Cowner"}})
+    );
+    assert!(!first.ri.is_empty());
+    let cin = s.create_cin(&cnt, "Cowner", "21.5").await;
+    let events = rx.wait_events(1).await;
+    assert_eq!(
+        events[0],
+        json!({"m2m:sgn": {"nev": {"rep": {"m2m:cin": cin}, "net": 3}, "sur": sur}})
+    );
+    // Reading the subscription back shows what was stored.
+    let got = s.get(&format!("{cnt}/sub"), "Cowner").await;
+    got.expect(2000);
+    assert_eq!(got.inner("m2m:sub")["nu"], json!([rx.url]));
+    assert_eq!(got.inner("m2m:sub")["enc"], json!({"net": [3]}));
+}
+
+#[tokio::test]
+async fn ts0004_7_3_3_2_unconfirmed_target_fails_with_5204_and_creates_nothing() {
+    let s = Server::start();
+    let cnt = owner_container(&s).await;
+    let rx = Receiver::start().await;
+    rx.rsc.store(4103, Ordering::SeqCst);
+    let r = subscribe(&s, &cnt, "Cowner", json!({"rn": "sub", "nu": [rx.url]})).await;
+    r.expect(5204);
+    assert_eq!(r.status, 500);
+    s.get(&format!("{cnt}/sub"), "Cowner").await.expect(4004);
+    // A target nobody listens on cannot confirm either.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}/n", l.local_addr().expect("addr"))
+    };
+    let r = subscribe(&s, &cnt, "Cowner", json!({"rn": "sub", "nu": [dead]})).await;
+    r.expect(5204);
+    s.get(&format!("{cnt}/sub"), "Cowner").await.expect(4004);
+}
+
+#[tokio::test]
+async fn ts0001_10_2_11_subscribing_needs_retrieve_privilege_and_a_subscribable_target() {
+    let s = Server::start();
+    let cnt = owner_container(&s).await;
+    let rx = Receiver::start().await;
+    s.ae("Cother").await;
+    let r = subscribe(&s, &cnt, "Cother", json!({"nu": [rx.url]})).await;
+    r.expect(4103);
+    assert!(
+        rx.all().is_empty(),
+        "no verification for a refused subscriber"
+    );
+    let cin = s.create_cin(&cnt, "Cowner", "x").await;
+    let cin_path = format!("{cnt}/{}", cin["rn"].as_str().expect("rn"));
+    subscribe(&s, &cin_path, "Cowner", json!({"nu": [rx.url]}))
+        .await
+        .expect(5203);
+    // Bad criteria are refused before any target is asked.
+    let r = subscribe(
+        &s,
+        &cnt,
+        "Cowner",
+        json!({"nu": [rx.url], "enc": {"net": [1, 3]}, "nct": 2}),
+    )
+    .await;
+    r.expect(4000);
+    subscribe(
+        &s,
+        &cnt,
+        "Cowner",
+        json!({"nu": [rx.url], "enc": {"net": [7]}}),
+    )
+    .await
+    .expect(5001);
+    assert!(rx.all().is_empty());
+}
+
+#[tokio::test]
+async fn ts0001_9_6_8_update_with_atr_and_modified_attributes() {
+    let s = Server::start();
+    let cnt = owner_container(&s).await;
+    let rx = Receiver::start().await;
+    let r = subscribe(
+        &s,
+        &cnt,
+        "Cowner",
+        json!({"nu": [rx.url], "enc": {"net": [1], "atr": ["lbl"]}, "nct": 2}),
+    )
+    .await;
+    r.expect(2001);
+    // mni is not watched: nothing.
+    s.update(&cnt, "Cowner", json!({"m2m:cnt": {"mni": 5}}))
+        .await
+        .expect(2004);
+    let updated = s
+        .update(&cnt, "Cowner", json!({"m2m:cnt": {"lbl": ["hot"]}}))
+        .await;
+    updated.expect(2004);
+    let events = rx.wait_events(1).await;
+    let rep = &events[0]["m2m:sgn"]["nev"]["rep"]["m2m:cnt"];
+    assert_eq!(rep["lbl"], json!(["hot"]));
+    assert_eq!(rep["lt"], updated.inner("m2m:cnt")["lt"]);
+    assert!(rep.get("mni").is_none() && rep.get("ri").is_none(), "{rep}");
+    assert_eq!(rx.events().len(), 1);
+}
+
+#[tokio::test]
+async fn ts0001_9_6_8_exc_ends_the_subscription_with_a_deletion_notice() {
+    let s = Server::start();
+    let cnt = owner_container(&s).await;
+    let rx = Receiver::start().await;
+    let su = Receiver::start().await;
+    let r = subscribe(
+        &s,
+        &cnt,
+        "Cowner",
+        json!({"rn": "sub", "nu": [rx.url], "enc": {"net": [3]}, "exc": 2, "su": su.url, "nct": 3}),
+    )
+    .await;
+    r.expect(2001);
+    let sur = format!(
+        "{CSE_ID}/{}",
+        r.inner("m2m:sub")["ri"].as_str().expect("ri")
+    );
+    let first = s.create_cin(&cnt, "Cowner", "1").await;
+    let second = s.create_cin(&cnt, "Cowner", "2").await;
+    let events = rx.wait_events(2).await;
+    assert_eq!(
+        events[0]["m2m:sgn"]["nev"]["rep"],
+        json!({"m2m:uri": first["ri"]})
+    );
+    assert_eq!(
+        events[1]["m2m:sgn"]["nev"]["rep"],
+        json!({"m2m:uri": second["ri"]})
+    );
+    let notices = su.wait_for(1, |r| r.body["m2m:sgn"]["sud"] == true).await;
+    assert_eq!(
+        notices[0].body,
+        json!({"m2m:sgn": {"sud": true, "sur": sur}})
+    );
+    s.get(&format!("{cnt}/sub"), "Cowner").await.expect(4004);
+    s.create_cin(&cnt, "Cowner", "3").await;
+    // A later event to a live subscription proves the ended one stayed silent.
+    let rx2 = Receiver::start().await;
+    subscribe(
+        &s,
+        &cnt,
+        "Cowner",
+        json!({"nu": [rx2.url], "enc": {"net": [3]}}),
+    )
+    .await
+    .expect(2001);
+    s.create_cin(&cnt, "Cowner", "4").await;
+    rx2.wait_events(1).await;
+    assert_eq!(rx.events().len(), 2);
+}
+
+#[tokio::test]
+async fn ts0001_10_2_11_deleting_the_resource_notifies_and_ends_its_subscriptions() {
+    let s = Server::start();
+    let cnt = owner_container(&s).await;
+    let rx = Receiver::start().await;
+    let r = subscribe(
+        &s,
+        &cnt,
+        "Cowner",
+        json!({"nu": [rx.url], "enc": {"net": [2]}, "su": rx.url}),
+    )
+    .await;
+    r.expect(2001);
+    s.delete(&cnt, "Cowner").await.expect(2002);
+    let got = rx.wait_for(2, |r| r.body["m2m:sgn"]["vrq"].is_null()).await;
+    let bodies: Vec<&Value> = got.iter().map(|r| &r.body["m2m:sgn"]).collect();
+    assert_eq!(bodies[0]["nev"]["net"], 2);
+    assert_eq!(bodies[0]["nev"]["rep"]["m2m:cnt"]["rn"], "cnt");
+    assert_eq!(bodies[1]["sud"], true);
+}
+
+#[tokio::test]
+async fn ts0003_7_1_revoking_retrieve_stops_notifications() {
+    let s = Server::start();
+    let ae = s.ae("Cowner").await;
+    s.ae("Creader").await;
+    let acp = s
+        .create_acp(
+            &ae,
+            "Cowner",
+            "acp",
+            rules(&["Cowner", "Creader"], 63),
+            rules(&["Cowner"], 63),
+        )
+        .await;
+    let acp_ri = acp["ri"].as_str().expect("ri").to_owned();
+    s.create_cnt(&ae, "Cowner", json!({"rn": "cnt", "acpi": [acp_ri]}))
+        .await;
+    let cnt = format!("{ae}/cnt");
+    let reader = Receiver::start().await;
+    let control = Receiver::start().await;
+    let instances = json!({"net": [3], "chty": [4]});
+    subscribe(
+        &s,
+        &cnt,
+        "Creader",
+        json!({"nu": [reader.url], "enc": instances}),
+    )
+    .await
+    .expect(2001);
+    subscribe(
+        &s,
+        &cnt,
+        "Cowner",
+        json!({"nu": [control.url], "enc": instances}),
+    )
+    .await
+    .expect(2001);
+    s.create_cin(&cnt, "Cowner", "before").await;
+    reader.wait_events(1).await;
+    // The reader loses RETRIEVE; its subscription stays but is silent.
+    let acp_path = format!("{ae}/acp");
+    s.update(
+        &acp_path,
+        "Cowner",
+        json!({"m2m:acp": {"pv": rules(&["Cowner"], 63)}}),
+    )
+    .await
+    .expect(2004);
+    s.create_cin(&cnt, "Cowner", "after").await;
+    control.wait_events(2).await;
+    assert_eq!(reader.events().len(), 1);
+}
+
+#[tokio::test]
+async fn ts0001_9_6_8_batch_notify_aggregates() {
+    let s = Server::start();
+    let cnt = owner_container(&s).await;
+    let rx = Receiver::start().await;
+    subscribe(
+        &s,
+        &cnt,
+        "Cowner",
+        json!({"nu": [rx.url], "enc": {"net": [3]}, "bn": {"num": 3, "dur": "PT60S"}}),
+    )
+    .await
+    .expect(2001);
+    for v in ["a", "b", "c"] {
+        s.create_cin(&cnt, "Cowner", v).await;
+    }
+    let got = rx.wait_for(1, |r| !r.body["m2m:agn"].is_null()).await;
+    let batch = got[0].body["m2m:agn"]["m2m:sgn"].as_array().expect("list");
+    let cons: Vec<&Value> = batch
+        .iter()
+        .map(|sgn| &sgn["nev"]["rep"]["m2m:cin"]["con"])
+        .collect();
+    assert_eq!(cons, [&json!("a"), &json!("b"), &json!("c")]);
+}
+
+#[tokio::test]
+async fn stuck_target_does_not_hold_up_requests_or_other_targets() {
+    let s = Server::start();
+    let cnt = owner_container(&s).await;
+    let healthy = Receiver::start().await;
+    let stuck = Receiver::start_holding(true).await;
+    // The stuck target confirms the subscription, then stops answering.
+    stuck.hold.add_permits(1);
+    // `chty`: instances only, not the other subscription.
+    let instances = json!({"net": [3], "chty": [4]});
+    subscribe(
+        &s,
+        &cnt,
+        "Cowner",
+        json!({"nu": [stuck.url], "enc": instances}),
+    )
+    .await
+    .expect(2001);
+    subscribe(
+        &s,
+        &cnt,
+        "Cowner",
+        json!({"nu": [healthy.url], "enc": instances}),
+    )
+    .await
+    .expect(2001);
+    for i in 0..40 {
+        s.create_cin(&cnt, "Cowner", &i.to_string()).await;
+    }
+    let events = healthy.wait_events(40).await;
+    let cons: Vec<String> = events
+        .iter()
+        .map(|e| {
+            e["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    let expected: Vec<String> = (0..40).map(|i| i.to_string()).collect();
+    assert_eq!(cons, expected, "in order, none lost");
+    // The stuck target holds its first notification and gets nothing else meanwhile.
+    assert_eq!(stuck.events().len(), 1);
+}
+
+#[tokio::test]
+async fn ts0001_10_2_5_polling_channel_long_poll() {
+    let s = Server::start();
+    // An AE that cannot receive: rr = false, no poa.
+    let r = s
+        .create(
+            &format!("/{CSE_NAME}"),
+            "Cpoll",
+            2,
+            json!({"m2m:ae": {"rn": "poller", "api": "Npoll", "rr": false, "srv": ["3"]}}),
+        )
+        .await;
+    r.expect(2001);
+    let ae = format!("/{CSE_NAME}/poller");
+    s.create_cnt(&ae, "Cpoll", json!({"rn": "cnt"})).await;
+    let cnt = format!("{ae}/cnt");
+    // Only the AE itself may create its channel, and only one.
+    s.ae("Cother").await;
+    s.create(&ae, "Cother", 15, json!({"m2m:pch": {"rn": "pch"}}))
+        .await
+        .expect(4103);
+    s.create(&ae, "Cpoll", 15, json!({"m2m:pch": {"rn": "pch"}}))
+        .await
+        .expect(2001);
+    s.create(&ae, "Cpoll", 15, json!({"m2m:pch": {"rn": "pch2"}}))
+        .await
+        .expect(4105);
+    let pcu = format!("{ae}/pch/pcu");
+    // Nothing waiting: the poll ends at its rqet with 4008.
+    let empty = s
+        .request("GET", &pcu)
+        .from("Cpoll")
+        .header("X-M2M-RET", "1000")
+        .send()
+        .await;
+    empty.expect(4008);
+    // The AE subscribes with its own AE-ID as target (no verification: it is the
+    // subscriber), then a new instance is queued for it.
+    subscribe(
+        &s,
+        &cnt,
+        "Cpoll",
+        json!({"nu": ["Cpoll"], "enc": {"net": [3]}}),
+    )
+    .await
+    .expect(2001);
+    let cin = s.create_cin(&cnt, "Cpoll", "queued").await;
+    s.get(&pcu, "Cother").await.expect(4103);
+    let polled = s.get(&pcu, "Cpoll").await;
+    polled.expect(2000);
+    let rqp = &polled.body["m2m:rqp"];
+    assert_eq!(rqp["op"], 5);
+    assert_eq!(rqp["fr"], CSE_ID);
+    assert_eq!(rqp["to"], "Cpoll");
+    assert_eq!(rqp["pc"]["m2m:sgn"]["nev"]["rep"]["m2m:cin"], cin);
+    // pcu takes only RETRIEVE and NOTIFY.
+    s.update(&pcu, "Cpoll", json!({"m2m:pch": {}}))
+        .await
+        .expect(4005);
+    s.delete(&pcu, "Cpoll").await.expect(4005);
+}
