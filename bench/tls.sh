@@ -83,8 +83,10 @@ DATA="$WORK/data"
 mkdir -p "$DATA"
 BASTION_PID=
 SSL_PID=
+FEED_PID=
 cleanup() {
   [[ -n $SSL_PID ]] && kill "$SSL_PID" 2>/dev/null || true
+  [[ -n $FEED_PID ]] && kill "$FEED_PID" 2>/dev/null || true
   [[ -n $BASTION_PID ]] && kill "$BASTION_PID" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$WORK"
@@ -157,12 +159,19 @@ start_s_server() {
                   -groups P-256 -Verify 2 -CAfile "$WORK/ca.pem" -verify_return_error -verify_quiet) ;;
   esac
   # stdin: a pipe that stays open and silent (s_server stops when its stdin ends).
+  exec 7< <(sleep 100000)
+  FEED_PID=$!
   "${prefix[@]}" openssl s_server -accept "127.0.0.1:$SSL_PORT" -no_ticket -quiet "${args[@]}" \
-    < <(sleep 100000) >>"$OUT/s_server.log" 2>&1 &
+    <&7 >>"$OUT/s_server.log" 2>&1 &
   SSL_PID=$!
+  exec 7<&-
   wait_port "$SSL_PORT"
 }
-stop_s_server() { kill "$SSL_PID"; wait "$SSL_PID" 2>/dev/null || true; SSL_PID=; }
+stop_s_server() {
+  kill "$SSL_PID" "$FEED_PID" 2>/dev/null || true
+  wait "$SSL_PID" 2>/dev/null || true
+  SSL_PID= FEED_PID=
+}
 
 # Plain-HTTP setup for the request scenario: AE Cbench, container cnt, one instance.
 setup_resources() {
