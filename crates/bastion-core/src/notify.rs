@@ -13,6 +13,7 @@
 //! docs/decisions.md).
 
 use crate::access::RuleKind;
+use crate::forward;
 use crate::pch::PollingMessage;
 use crate::subscription::{
     EventFacts, SubscriptionState, NCT_MODIFIED, NCT_RI, NET_CREATE_CHILD, NET_DELETE,
@@ -21,7 +22,6 @@ use crate::subscription::{
 use crate::tree::{Node, Ri, Tree};
 use crate::{Cse, RequestContext};
 use bastion_policy::AccessOperation;
-use bastion_proto::id::Address;
 use bastion_proto::{ResourceType, Rsc};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -198,7 +198,7 @@ impl Cse {
             _ => crate::render::wrap(event.ty, event.resource.clone()),
         };
         let mut nev = json!({ "rep": rep, "net": event.net });
-        if state.criteria_has_monitor() {
+        if state.criteria.has_monitor() {
             nev["om"] = json!({ "op": event.operation, "org": event.originator });
         }
         nev
@@ -288,29 +288,19 @@ impl Cse {
         }
     }
 
-    /// The `poa` of the registered remote CSE that `id` (an SP-relative or absolute ID
-    /// on another CSE) lives on or below (`csi` or `dcse`; TS-0001 7.3.2.6).
+    /// The `poa` of the next hop towards `id` (an ID on another CSE), chosen as for a
+    /// forwarded request that originates here (`forward::next_hop`: the remote CSE whose
+    /// `csi` or `dcse` names it, else the registrar).
     pub(crate) fn remote_hop(&self, tree: &Tree, id: &str) -> Option<Vec<String>> {
-        let cse_id = match Address::parse(id).ok()? {
-            Address::SpRelative { cse_id, .. } => cse_id,
-            Address::Absolute { sp_id, cse_id, .. } if sp_id == self.config.sp_id => cse_id,
-            _ => return None,
+        let dest = forward::transit(&self.config.sp_id, &self.config.cse_id, id)?;
+        let peers = crate::remote_cse::peers_in(tree, crate::now());
+        let here = forward::Here {
+            cse_id: &self.config.cse_id,
+            cse_type: self.config.cse_type,
+            registrar: self.config.registrar.as_deref(),
         };
-        let base = tree.get(&tree.base)?;
-        base.children
-            .iter()
-            .filter_map(|c| tree.get(c))
-            .filter(|n| n.ty == ResourceType::RemoteCse)
-            .find(|n| {
-                n.attrs.get("csi").and_then(Value::as_str) == Some(cse_id)
-                    || string_list(n.attrs.get("dcse")).iter().any(|d| d == cse_id)
-            })
-            .map(|n| {
-                string_list(n.attrs.get("poa"))
-                    .into_iter()
-                    .filter(|p| is_url(p))
-                    .collect()
-            })
+        let hop = forward::next_hop(&here, &peers, &dest, forward::Owner::Local, None).ok()?;
+        Some(hop.poa.iter().filter(|p| is_url(p)).cloned().collect())
     }
 
     /// The deletion notice (`su`, TS-0001 10.2.11.5) and a flush of anything batched.
@@ -397,12 +387,6 @@ impl Cse {
     }
 }
 
-impl SubscriptionState {
-    fn criteria_has_monitor(&self) -> bool {
-        self.criteria.has_monitor()
-    }
-}
-
 /// A subscription that ends with the resource removed, and its state.
 pub(crate) type Ended = (Ri, Arc<SubscriptionState>);
 
@@ -453,11 +437,6 @@ fn string_list(v: Option<&Value>) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// The status a verification answer means for the new subscription.
-pub(crate) fn verification_accepted(rsc: Rsc) -> bool {
-    rsc == Rsc::Ok
 }
 
 impl Cse {
@@ -616,7 +595,7 @@ impl Cse {
             let content = json!({ "m2m:sgn": { "vrq": true, "sur": sur, "cr": creator } });
             let answer = self.verification_answer(target, content).await;
             match answer {
-                Ok(rsc) if verification_accepted(rsc) => {}
+                Ok(Rsc::Ok) => {}
                 Ok(rsc) => {
                     return Err(RequestError::SubscriptionVerificationFailed(
                         format!(

@@ -5,64 +5,14 @@
 
 mod common;
 
-use common::{Resp, Server};
+use common::{bastion, ok, path, tls_port, write_key_file, Resp, Server};
 use serde_json::{json, Value};
-use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const KPSA_ID: &str = "mn@bastion.example";
 const KPSA: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const STORE_KEY: &str = "1111111111111111111111111111111111111111111111111111111111111111";
-
-fn bastion(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bastion"))
-        .args(args)
-        .env_remove("BASTION_CREDENTIALS_KEY")
-        .env_remove("BASTION_PSK_HEX")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run bastion")
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn path(dir: &Path, name: &str) -> String {
-    dir.join(name).to_string_lossy().into_owned()
-}
-
-fn write_key_file(file: &Path, hex: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(file, hex).expect("key file");
-    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-}
-
-/// The port of the `accepting TLS on 127.0.0.1:PORT` line.
-fn tls_port(srv: &Server) -> u16 {
-    const MARK: &str = "accepting TLS on 127.0.0.1:";
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = srv.log();
-        if let Some(at) = log.find(MARK) {
-            let digits: String = log[at + MARK.len()..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            return digits.parse().expect("TLS port");
-        }
-        assert!(Instant::now() < deadline, "no TLS listener: {log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// An IN and an MN registered with it.
 struct Federation {

@@ -6,8 +6,8 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 const KPSA_ID: &str = "sensor1@bastion.example";
@@ -22,30 +22,6 @@ struct TlsServer {
     srv: Server,
     files: tempfile::TempDir,
     tls_port: u16,
-}
-
-fn bastion(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bastion"))
-        .args(args)
-        .env_remove("BASTION_CREDENTIALS_KEY")
-        .env_remove("BASTION_PSK_HEX")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run bastion")
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn path(dir: &Path, name: &str) -> String {
-    dir.join(name).to_string_lossy().into_owned()
 }
 
 impl TlsServer {
@@ -176,31 +152,6 @@ impl TlsServer {
             assert!(Instant::now() < deadline, "PSK never accepted: {out:?}");
             std::thread::sleep(Duration::from_millis(200));
         }
-    }
-}
-
-fn write_key_file(file: &Path, hex: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(file, hex).expect("key file");
-    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-}
-
-/// The port of the `accepting TLS on 127.0.0.1:PORT` line, logged right after the
-/// `listening on` line the harness waits for.
-fn tls_port(srv: &Server) -> u16 {
-    const MARK: &str = "accepting TLS on 127.0.0.1:";
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = srv.log();
-        if let Some(at) = log.find(MARK) {
-            let digits: String = log[at + MARK.len()..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            return digits.parse().expect("port");
-        }
-        assert!(Instant::now() < deadline, "no TLS listener: {log}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

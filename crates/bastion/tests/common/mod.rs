@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -833,5 +833,57 @@ pub async fn next_second() {
     let start = unix_now();
     while unix_now() == start {
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// Helpers of the tests that drive the binary's subcommands and TLS listener.
+
+/// Runs `bastion ARGS` to completion, without credential keys from the environment.
+pub fn bastion(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bastion"))
+        .args(args)
+        .env_remove("BASTION_CREDENTIALS_KEY")
+        .env_remove("BASTION_PSK_HEX")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run bastion")
+}
+
+pub fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).to_string_lossy().into_owned()
+}
+
+pub fn write_key_file(file: &Path, hex: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(file, hex).expect("key file");
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// The port of the `accepting TLS on 127.0.0.1:PORT` line, logged right after the
+/// `listening on` line the harness waits for.
+pub fn tls_port(srv: &Server) -> u16 {
+    const MARK: &str = "accepting TLS on 127.0.0.1:";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = srv.log();
+        if let Some(at) = log.find(MARK) {
+            let digits: String = log[at + MARK.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            return digits.parse().expect("port");
+        }
+        assert!(Instant::now() < deadline, "no TLS listener: {log}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
