@@ -1,14 +1,23 @@
 //! A small oneM2M client over the HTTP binding (TS-0009; core-bindings.md §4).
 //!
 //! [`Client::send`] maps a [`bastion_proto::Request`] onto one HTTP/1.1 request, sends it on
-//! a fresh connection and maps the HTTP response back onto a [`bastion_proto::Response`]:
+//! a kept-alive connection to the endpoint when one is idle, else on a new one, and maps
+//! the HTTP response back onto a [`bastion_proto::Response`]:
 //!
 //! ```text
 //!  Request ──encode──▶ method, path, query, X-M2M-*, Authorization, body
-//!                         │  Connector::connect(endpoint) → stream (TCP now, TLS later)
-//!                         ▼  hyper::client::conn::http1 (one exchange per connection)
+//!                         │  idle connection to the endpoint (pool.rs), or
+//!                         │  Connector::connect(endpoint) → stream (TCP or TLS)
+//!                         ▼  hyper::client::conn::http1
 //!  Response ◀─decode── X-M2M-RSC, X-M2M-RI, X-M2M-RVI, Content-Location, JSON body
 //! ```
+//!
+//! Connections are reused because forwarding and notification delivery send many small
+//! requests to the same few peers, and a new TCP connection (and, over TLS, a full
+//! handshake) per request cost most of their time (docs/benchmarks.md). A request goes on
+//! a reused connection only if that connection can take it; when the peer closed it
+//! before the request was written, the request is sent again on a new connection, so no
+//! request is ever sent twice.
 //!
 //! The byte stream comes from a [`Connector`]; [`TcpConnector`] handles `http://` and
 //! [`TlsConnector`] `https://` (TLS-PSK or certificates, [`tls`]), passed to
@@ -19,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 mod encode;
+mod pool;
 pub mod tls;
 
 use async_trait::async_trait;
@@ -75,7 +85,7 @@ pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
 /// Where to connect, taken from the target URI.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     /// Lower-case URI scheme, e.g. `http`.
     pub scheme: String,
@@ -126,12 +136,13 @@ impl Default for ClientConfig {
     }
 }
 
-/// A oneM2M HTTP client. Cheap to clone; every request uses its own connection.
+/// A oneM2M HTTP client. Cheap to clone; clones share their idle connections.
 #[derive(Clone)]
 pub struct Client {
     connector: Arc<dyn Connector>,
     config: ClientConfig,
     next_rqi: Arc<AtomicU64>,
+    idle: Arc<pool::Pool>,
 }
 
 impl std::fmt::Debug for Client {
@@ -160,6 +171,7 @@ impl Client {
             connector,
             config,
             next_rqi: Arc::new(AtomicU64::new(1)),
+            idle: Arc::new(pool::Pool::default()),
         }
     }
 
@@ -190,8 +202,34 @@ impl Client {
             None => format!("bc-{}", self.next_rqi.fetch_add(1, Ordering::Relaxed)),
         };
         let http_req = encode::request(&endpoint, base_path.as_deref(), req, &rqi)?;
-        let stream = self.connector.connect(&endpoint).await?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let reused = match self.idle.take(&endpoint) {
+            // Waits for the connection to take a request; an error means it closed.
+            Some(mut conn) => conn.sender.ready().await.is_ok().then_some(conn),
+            None => None,
+        };
+        let (mut conn, http_req) = match reused {
+            Some(mut conn) => match conn.sender.try_send_request(http_req).await {
+                Ok(resp) => return self.finish(&endpoint, conn, resp).await,
+                // Not written: the peer closed the idle connection. A new one follows.
+                Err(mut e) => match e.take_message() {
+                    Some(http_req) => (self.open(&endpoint).await?, http_req),
+                    None => return Err(ClientError::Http(e.into_error().to_string())),
+                },
+            },
+            None => (self.open(&endpoint).await?, http_req),
+        };
+        let resp = conn
+            .sender
+            .send_request(http_req)
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        self.finish(&endpoint, conn, resp).await
+    }
+
+    /// A new connection to `endpoint`, its driver running in a task of its own.
+    async fn open(&self, endpoint: &Endpoint) -> Result<pool::Connection, ClientError> {
+        let stream = self.connector.connect(endpoint).await?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ClientError::Http(e.to_string()))?;
         let driver = tokio::spawn(async move {
@@ -199,38 +237,49 @@ impl Client {
                 tracing::debug!(error = %e, "client connection ended with an error");
             }
         });
-        let result = async {
-            let resp = sender
-                .send_request(http_req)
-                .await
-                .map_err(|e| ClientError::Http(e.to_string()))?;
-            let (parts, body) = resp.into_parts();
-            let max = self.config.max_body_bytes;
-            let declared = parts
-                .headers
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<usize>().ok());
-            if declared.is_some_and(|n| n > max) {
-                return Err(ClientError::BodyTooLarge(max));
-            }
-            let bytes = Limited::new(body, max)
-                .collect()
-                .await
-                .map_err(|e| {
-                    if e.is::<http_body_util::LengthLimitError>() {
-                        ClientError::BodyTooLarge(max)
-                    } else {
-                        ClientError::Http(e.to_string())
-                    }
-                })?
-                .to_bytes();
-            encode::response(&parts, &bytes)
+        Ok(pool::Connection::new(sender, driver))
+    }
+
+    /// Reads the whole response, then offers the connection back for reuse.
+    async fn finish(
+        &self,
+        endpoint: &Endpoint,
+        conn: pool::Connection,
+        resp: http::Response<hyper::body::Incoming>,
+    ) -> Result<Response, ClientError> {
+        let (parts, body) = resp.into_parts();
+        let max = self.config.max_body_bytes;
+        let declared = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > max) {
+            return Err(ClientError::BodyTooLarge(max));
         }
-        .await;
-        drop(sender);
-        driver.abort();
-        result
+        let bytes = Limited::new(body, max)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    ClientError::BodyTooLarge(max)
+                } else {
+                    ClientError::Http(e.to_string())
+                }
+            })?
+            .to_bytes();
+        let closing = parts
+            .headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .any(|v| {
+                v.to_str()
+                    .is_ok_and(|v| v.to_ascii_lowercase().contains("close"))
+            });
+        if !closing {
+            self.idle.put(endpoint, conn);
+        }
+        encode::response(&parts, &bytes)
     }
 }
 
