@@ -29,7 +29,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
 (cd "$ROOT" && cargo build --release -p bastion)
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/bastion
 OUT=$ROOT/bench/out/forward-$(date +%Y%m%d-%H%M%S)

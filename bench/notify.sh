@@ -5,7 +5,7 @@
 # Usage: bench/notify.sh [--runs 3] [--duration 10] [--connections 32]
 #
 # Starts target/release/bastion (CPU 0) and the counting target notify-sink (CPU 1, beside
-# wrk), runs bench/setup.sh, subscribes Cbench to bench/cnt (net 3, chty 4) with the sink
+# wrk), runs bench/setup.sh, subscribes Creader (which acpBench lets CREATE and RETRIEVE) to bench/cnt (net 3, chty 4) with the sink
 # as `nu`, then per run: reads the sink's count, runs W2 with wrk for --duration seconds,
 # waits until the count stops growing (at most 30 s), and reports
 #   created/s   contentInstances created per second (wrk)
@@ -22,6 +22,10 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
 cargo build --release -q -p bastion -p bastion-bench
 DATA=$(mktemp -d)
 PIDS=()
@@ -33,7 +37,7 @@ taskset -c 0 target/release/bastion serve --listen 127.0.0.1:18091 --data-dir "$
 for _ in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:18091/ && break; sleep 0.2; done
 bench/setup.sh http://127.0.0.1:18091 cse-in 1000 >/dev/null
 rsc=$(curl -s -D - -o /dev/null -X POST http://127.0.0.1:18091/cse-in/bench/cnt \
-  -H 'X-M2M-Origin: Cbench' -H 'X-M2M-RI: sub' -H 'X-M2M-RVI: 3' \
+  -H 'X-M2M-Origin: Creader' -H 'X-M2M-RI: sub' -H 'X-M2M-RVI: 3' \
   -H 'Content-Type: application/json;ty=23' \
   --data-binary '{"m2m:sub":{"rn":"watch","nu":["http://127.0.0.1:18095/n"],"enc":{"net":[3],"chty":[4]}}}' \
   | tr -d '\r' | awk -F': *' 'tolower($1)=="x-m2m-rsc"{print $2}')

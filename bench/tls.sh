@@ -3,7 +3,7 @@
 #
 # Usage:
 #   bench/tls.sh [--bastion BIN] [--tls-bench BIN] [--runs 5] [--seconds 10] [--warmup 1]
-#                [--pin pinned,unpinned] [--scenarios psk12,psk13,cert12,requests]
+#                [--pin pinned,unpinned] [--scenarios psk12,psk13,cert12,requests,requests-gcm12,requests-tls13]
 #                [--concurrency 8] [--connections 32]
 #
 # Measures, in one run, with the same client (crates/bastion-bench `tls-bench`) against
@@ -16,6 +16,9 @@
 #   requests  GET /cse-in/bench/cnt/la as Cbench (W1 of bench/load.sh) over --connections
 #             kept-alive connections: TLS 1.2 PSK (PSK-AES128-CBC-SHA256) against plain
 #             HTTP, both on the same `bastion serve`
+#   requests-gcm12  the same with TLS 1.2 PSK-AES128-GCM-SHA256
+#   requests-tls13  the same with TLS 1.3 external PSK, TLS_AES_128_GCM_SHA256 (what a
+#             default client, `bastion req` included, negotiates)
 # Every handshake is a full one: the client never offers a session; Bastion has session
 # caching and tickets off; s_server runs with -no_ticket and is never offered a session.
 # Each handshake opens a fresh TCP connection, sends close_notify and waits for the
@@ -266,12 +269,18 @@ for pin in "${PIN_LIST[@]}"; do
   setup_resources
   for scen in "${SCEN_LIST[@]}"; do
     echo "--- $pin $scen"
-    if [[ $scen == requests ]]; then
+    if [[ $scen == requests* ]]; then
+      case $scen in
+        requests) suite=(--tls12 --cipher PSK-AES128-CBC-SHA256) ;;
+        requests-gcm12) suite=(--tls12 --cipher PSK-AES128-GCM-SHA256) ;;
+        requests-tls13) suite=(--tls13 --ciphersuites TLS_AES_128_GCM_SHA256 --groups P-256) ;;
+        *) echo "unknown scenario $scen" >&2; exit 2 ;;
+      esac
       for run in $(seq 1 "$RUNS"); do
-        measure "$pin" requests bastion-tls "$run" "$BASTION_PID" requests \
+        measure "$pin" "$scen" bastion-tls "$run" "$BASTION_PID" requests \
           --url "https://127.0.0.1:$TLS_PORT/cse-in/bench/cnt/la" --origin "$ORIGIN" \
-          --connections "$CONNS" "${PSK[@]}" --tls12 --cipher PSK-AES128-CBC-SHA256
-        measure "$pin" requests bastion-plain "$run" "$BASTION_PID" requests \
+          --connections "$CONNS" "${PSK[@]}" "${suite[@]}"
+        measure "$pin" "$scen" bastion-plain "$run" "$BASTION_PID" requests \
           --url "http://127.0.0.1:$PLAIN_PORT/cse-in/bench/cnt/la" --origin "$ORIGIN" \
           --connections "$CONNS"
       done
@@ -311,7 +320,9 @@ for (pin, scen, tgt), rs in groups.items():
 print()
 for pin in dict.fromkeys(k[0] for k in groups):
     for scen, a, b, target in [("psk12", "bastion", "s_server", 0.80), ("psk13", "bastion", "s_server", 0.80),
-                               ("cert12", "bastion", "s_server", 0.80), ("requests", "bastion-tls", "bastion-plain", 0.85)]:
+                               ("cert12", "bastion", "s_server", 0.80), ("requests", "bastion-tls", "bastion-plain", 0.85),
+                               ("requests-gcm12", "bastion-tls", "bastion-plain", 0.85),
+                               ("requests-tls13", "bastion-tls", "bastion-plain", 0.85)]:
         if (pin, scen, a) in groups and (pin, scen, b) in groups:
             ga, gb = groups[(pin, scen, a)], groups[(pin, scen, b)]
             ratio = med(ga, "rate") / med(gb, "rate")

@@ -148,23 +148,21 @@ pub(crate) fn check(
         Some(_) => return Err(RequestError::bad_request("drt must be 1 or 2")),
     };
     match req.rt {
-        // nonBlockingRequestSynch is accepted by `nonblocking.rs` (TS-0004 7.3.2).
+        // Both non-blocking forms are accepted by `nonblocking.rs` (TS-0004 7.3.2); the
+        // asynchronous one's `nu` is checked there, against the originator's registration.
         None
         | Some(ResponseType::Blocking)
         | Some(ResponseType::FlexBlocking)
-        | Some(ResponseType::NonBlockingSynch) => {}
-        Some(ResponseType::NonBlockingAsynch) => {
-            return Err(RequestError::NotImplemented(
-                "non-blocking asynchronous requests are not supported yet".into(),
-            ))
-        }
+        | Some(ResponseType::NonBlockingSynch)
+        | Some(ResponseType::NonBlockingAsynch) => {}
         Some(ResponseType::NoResponse) => {
             return Err(RequestError::NotImplemented(
                 "response type noResponse is not supported".into(),
             ))
         }
     }
-    if req.rt_nu.is_some() {
+    // `nu` only means something to an asynchronous request (core-primitives.md §2).
+    if req.rt_nu.is_some() && req.rt != Some(ResponseType::NonBlockingAsynch) {
         return Err(RequestError::bad_request(
             "notification targets need a non-blocking asynchronous request",
         ));

@@ -292,7 +292,13 @@ impl Cse {
         let now = now();
         // Kept to be re-issued to each member when `to` names a group's `fopt`, or to
         // run later when the request is non-blocking.
-        let non_blocking = req.rt == Some(bastion_proto::primitive::ResponseType::NonBlockingSynch);
+        let non_blocking = matches!(
+            req.rt,
+            Some(
+                bastion_proto::primitive::ResponseType::NonBlockingSynch
+                    | bastion_proto::primitive::ResponseType::NonBlockingAsynch
+            )
+        );
         let kept = (non_blocking || fanout::may_address_fopt(&req.to)).then(|| req.clone());
         let checked = checks::check(&self.config, req, now)?;
         let mut verified = self.verify_identity(&checked, ctx)?;

@@ -30,14 +30,17 @@ use std::time::Duration;
 /// One notification for the delivery engine.
 #[derive(Debug, Clone)]
 pub struct OutgoingNotification {
-    /// SP-relative ID of the subscription (`sur`); batches and rate limits are per
-    /// subscription and destination.
+    /// SP-relative ID of the subscription (`sur`), or of the `<request>` whose result a
+    /// [`NotificationKind::Response`] carries; batches and rate limits are per source and
+    /// destination.
     pub subscription: String,
     /// Absolute `http(s)` URIs tried in order.
     pub targets: Vec<String>,
     /// `to` of the NOTIFY primitive.
     pub to: String,
-    /// One `m2m:sgn` object's members (without the `m2m:sgn` wrapper).
+    /// What `event` is, and so which root wraps it.
+    pub kind: NotificationKind,
+    /// One `m2m:sgn` (or, by `kind`, `m2m:rsp`) object's members, without the wrapper.
     pub event: Value,
     /// `bn`: (num, dur).
     pub batch: Option<(u32, Duration)>,
@@ -47,6 +50,28 @@ pub struct OutgoingNotification {
     pub latest_only: bool,
     /// `pn` = sendLatest.
     pub pending_latest: bool,
+}
+
+/// What one notification carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NotificationKind {
+    /// A subscription's notification: `event` is sent as `{"m2m:sgn": event}`.
+    #[default]
+    Event,
+    /// The result of a non-blocking asynchronous request (TS-0001 8.2.2; TS-0004 7.3.2):
+    /// `event` is a response primitive, sent as `{"m2m:rsp": event}`. It has no
+    /// subscription policy, so it is never batched or aggregated.
+    Response,
+}
+
+impl NotificationKind {
+    /// The root member of the NOTIFY's `pc`.
+    pub fn root(self) -> &'static str {
+        match self {
+            NotificationKind::Event => "m2m:sgn",
+            NotificationKind::Response => "m2m:rsp",
+        }
+    }
 }
 
 /// The delivery engine, as the core sees it. `submit` must never block.
@@ -228,6 +253,21 @@ impl Cse {
 
     /// Routes one notification to one `nu` entry.
     fn deliver(&self, sur: &str, nu: &str, event: Value, state: &SubscriptionState) {
+        self.route(sur, nu, NotificationKind::Event, event, &state.policy);
+    }
+
+    /// Routes one notification of `kind` to one target `nu` (resolved by
+    /// [`Cse::destination`]), under `policy`, without waiting: to the delivery engine, a polling channel, or nowhere (logged).
+    /// `key` names the notification's source (a subscription, a `<request>`) for the
+    /// engine's queues and the logs.
+    pub(crate) fn route(
+        &self,
+        key: &str,
+        nu: &str,
+        kind: NotificationKind,
+        event: Value,
+        policy: &crate::subscription::Policy,
+    ) {
         let destination = {
             let tree = self.tree.read();
             self.destination(&tree, nu)
@@ -235,29 +275,30 @@ impl Cse {
         match destination {
             Destination::Http(targets) => {
                 let Some(sink) = &self.notifications else {
-                    tracing::warn!(subscription = %sur, "no notification delivery configured");
+                    tracing::warn!(subscription = %key, "no notification delivery configured");
                     return;
                 };
                 let outgoing = OutgoingNotification {
-                    subscription: sur.to_owned(),
+                    subscription: key.to_owned(),
                     targets,
                     to: nu.to_owned(),
+                    kind,
                     event,
-                    batch: state.policy.batch,
-                    rate: state.policy.rate,
-                    latest_only: state.policy.latest_only,
-                    pending_latest: state.policy.pending_latest,
+                    batch: policy.batch,
+                    rate: policy.rate,
+                    latest_only: policy.latest_only,
+                    pending_latest: policy.pending_latest,
                 };
                 if let Err(why) = sink.submit(outgoing) {
-                    tracing::warn!(subscription = %sur, reason = %why, "notification dropped");
+                    tracing::warn!(subscription = %key, reason = %why, "notification dropped");
                 }
             }
             Destination::Polling(pch) => {
-                let message = PollingMessage::notify(&self.config.cse_id, nu, event);
+                let message = PollingMessage::notify(&self.config.cse_id, nu, kind, event);
                 self.polling.push(&pch, message);
             }
             Destination::Unreachable(why) => {
-                tracing::warn!(subscription = %sur, reason = why, "notification target unreachable");
+                tracing::warn!(subscription = %key, reason = why, "notification target unreachable");
             }
         }
     }
@@ -423,7 +464,7 @@ fn count_down(tree: &mut Tree, ri: &Ri) -> Option<u64> {
     Some(left)
 }
 
-fn is_url(s: &str) -> bool {
+pub(crate) fn is_url(s: &str) -> bool {
     let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
     lower.starts_with("http://") || lower.starts_with("https://")
 }
@@ -558,7 +599,7 @@ impl Cse {
                     ..Default::default()
                 };
                 let mut resp = outbound
-                    .send(&poa, request)
+                    .send(None, &poa, request)
                     .await
                     .map_err(|e| RequestError::TargetNotReachable(e.to_string().into()))?;
                 resp.fr = None;
@@ -680,7 +721,12 @@ impl Cse {
             .outbound
             .as_ref()
             .ok_or_else(|| "this CSE sends no requests".to_owned())?;
-        let resp = outbound.send(&poa, req).await.map_err(|e| e.to_string())?;
+        // Through another CSE: over the association with the next hop (TS-0003 8.2.1).
+        let peer = self.next_hop_csi(target);
+        let resp = outbound
+            .send(peer.as_deref(), &poa, req)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(resp.rsc)
     }
 }

@@ -37,16 +37,24 @@ pub(crate) struct PollingMessage {
 }
 
 impl PollingMessage {
-    /// A NOTIFY from this CSE carrying `m2m:sgn` content.
-    pub fn notify(cse_id: &str, to: &str, sgn: Value) -> PollingMessage {
+    /// A NOTIFY from this CSE carrying `content` under the root of `kind` (`m2m:sgn`,
+    /// or `m2m:rsp` for an asynchronous request's result).
+    pub fn notify(
+        cse_id: &str,
+        to: &str,
+        kind: crate::notify::NotificationKind,
+        content: Value,
+    ) -> PollingMessage {
         let rqi = fresh_rqi();
+        let mut pc = serde_json::Map::new();
+        pc.insert(kind.root().to_owned(), content);
         let primitive = json!({
             "op": 5,
             "to": to,
             "fr": cse_id,
             "rqi": rqi,
             "rvi": "3",
-            "pc": { "m2m:sgn": sgn },
+            "pc": pc,
         });
         PollingMessage { primitive }
     }

@@ -11,7 +11,7 @@
 //! memory however many iterations criterion asks for.
 
 use bastion_client::Client;
-use bastion_notify::{Batch, Delivery, DeliveryPolicy, Notifier, NotifierConfig};
+use bastion_notify::{Batch, Content, Delivery, DeliveryPolicy, Notifier, NotifierConfig};
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::json;
 use std::hint::black_box;
@@ -62,6 +62,7 @@ fn run(
                 targets: vec![urls[i as usize % urls.len()].clone()],
                 to: "Cae1".into(),
                 event: event.clone(),
+                content: Content::Notification,
                 policy: policy.clone(),
             })
             .collect();

@@ -60,10 +60,26 @@ pub struct Delivery {
     /// `to` of the NOTIFY primitive: the `nu` value as given.
     pub to: String,
     /// The content of ONE `m2m:sgn` object (`{"nev":{..},"sur":"..",..}`), without the
-    /// `m2m:sgn` wrapper, which the engine adds (or aggregates into `m2m:agn`).
+    /// `m2m:sgn` wrapper, which the engine adds (or aggregates into `m2m:agn`); or, by
+    /// [`content`](Self::content), one response primitive without its `m2m:rsp` wrapper.
     pub event: serde_json::Value,
+    /// What `event` is.
+    pub content: Content,
     /// How this subscription's events are grouped, limited and kept while unreachable.
     pub policy: DeliveryPolicy,
+}
+
+/// What a [`Delivery`]'s `event` is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Content {
+    /// A subscription's event: sent as `{"m2m:sgn": event}`, aggregated into `m2m:agn`
+    /// under `bn`.
+    #[default]
+    Notification,
+    /// The response primitive of a non-blocking asynchronous request (TS-0001 8.2.2):
+    /// sent alone as `{"m2m:rsp": event}`, never batched. The rest of the policy (`rl`,
+    /// `pn`, `ln` backlogs) applies as to any notification; the core sends none.
+    Response,
 }
 
 impl fmt::Debug for Delivery {
@@ -73,6 +89,7 @@ impl fmt::Debug for Delivery {
             .field("targets", &self.targets)
             .field("to", &self.to)
             .field("event", &"<redacted>")
+            .field("content", &self.content)
             .field("policy", &self.policy)
             .finish()
     }

@@ -28,7 +28,8 @@
 //! Each notification is one request primitive: `op` NOTIFY, `to` as given in the
 //! [`Delivery`], `fr` = [`NotifierConfig::originator`] (the hosting CSE-ID), `rvi` =
 //! [`NotifierConfig::release`], a fresh `rqi` and `pc` = `{"m2m:sgn": event}`, or for a
-//! batch `{"m2m:agn": {"m2m:sgn": [event, …]}}`. A notification sent under `ln` carries
+//! batch `{"m2m:agn": {"m2m:sgn": [event, …]}}`; the result of a non-blocking
+//! asynchronous request ([`Content::Response`]) is sent alone as `{"m2m:rsp": event}`. A notification sent under `ln` carries
 //! `ec` 4 ("latest"). The `rqi` is kept across the retries of one notification, so a
 //! receiver whose answer was lost can recognise the retransmission.
 //!
@@ -125,7 +126,9 @@ mod send;
 mod stats;
 mod worker;
 
-pub use config::{Batch, Delivery, DeliveryPolicy, NotifierConfig, PendingPolicy, RateLimit};
+pub use config::{
+    Batch, Content, Delivery, DeliveryPolicy, NotifierConfig, PendingPolicy, RateLimit,
+};
 pub use error::{DeliveryError, SubmitError, TargetFailure};
 pub use stats::Stats;
 
@@ -215,6 +218,7 @@ impl Notifier {
             targets,
             to,
             event,
+            content,
             policy,
         } = delivery;
         let key = targets.join("\n");
@@ -230,10 +234,18 @@ impl Notifier {
             }
         };
         let capacity = shared.config.queue_capacity;
-        let accepted =
-            dest.state
-                .lock()
-                .accept(&subscription, &to, event, &policy, capacity, Instant::now());
+        let now = Instant::now();
+        let accepted = {
+            let mut state = dest.state.lock();
+            match content {
+                Content::Notification => {
+                    state.accept(&subscription, &to, event, &policy, capacity, now)
+                }
+                Content::Response => {
+                    state.accept_response(&subscription, &to, event, &policy, capacity)
+                }
+            }
+        };
         drop(map);
         match accepted {
             Ok(superseded) => {

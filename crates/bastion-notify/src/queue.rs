@@ -174,6 +174,35 @@ impl DestQueue {
         Ok(superseded)
     }
 
+    /// Accepts one response primitive (`m2m:rsp`): like an event without a batch
+    /// policy, but never aggregated, whatever `policy.batch` says; returns how many older
+    /// notifications it superseded.
+    pub fn accept_response(
+        &mut self,
+        sub: &str,
+        to: &str,
+        rsp: Value,
+        policy: &DeliveryPolicy,
+        capacity: usize,
+    ) -> Result<u64, Full> {
+        if self.pending >= capacity as u64 {
+            return Err(Full);
+        }
+        self.pending += 1;
+        let mut superseded = self.apply_policy(sub, policy);
+        let out = Outgoing {
+            sub: sub.to_owned(),
+            to: to.to_owned(),
+            pc: json!({ "m2m:rsp": rsp }),
+            events: 1,
+            latest: false,
+            seq: 0,
+        };
+        superseded += self.push_ready(sub, out);
+        self.pending = self.pending.saturating_sub(superseded);
+        Ok(superseded)
+    }
+
     /// Installs the newest policy of `sub`; a batch left without a batch policy is sent.
     fn apply_policy(&mut self, sub: &str, policy: &DeliveryPolicy) -> u64 {
         let sq = self
@@ -420,6 +449,31 @@ mod tests {
             "in-flight events stay counted until finished"
         );
         assert!(matches!(q.next_step(now).0, Step::Idle));
+    }
+
+    #[test]
+    fn a_response_goes_alone_as_m2m_rsp_even_under_a_batch_policy() {
+        let mut q = DestQueue::default();
+        let now = Instant::now();
+        let p = DeliveryPolicy {
+            batch: Some(Batch {
+                num: 5,
+                dur: Duration::from_secs(60),
+            }),
+            ..DeliveryPolicy::default()
+        };
+        let rsp = json!({"rsc": 2001, "rqi": "r1"});
+        q.accept_response("req", "Cae", rsp.clone(), &p, CAP)
+            .unwrap();
+        let out = send(&mut q, now);
+        assert_eq!(out.pc, json!({ "m2m:rsp": rsp }));
+        assert_eq!((out.to.as_str(), out.events, out.latest), ("Cae", 1, false));
+        assert_eq!(q.pending(), 1);
+        assert_eq!(
+            q.accept_response("req", "Cae", json!({}), &p, 1),
+            Err(Full),
+            "capacity counts responses like events"
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@
 
 use bastion_client::{Client, ClientConfig};
 use bastion_notify::{
-    Batch, Delivery, DeliveryError, DeliveryPolicy, Notifier, NotifierConfig, PendingPolicy,
-    RateLimit, SubmitError,
+    Batch, Content, Delivery, DeliveryError, DeliveryPolicy, Notifier, NotifierConfig,
+    PendingPolicy, RateLimit, SubmitError,
 };
 use bastion_proto::Rsc;
 use bytes::Bytes;
@@ -235,6 +235,7 @@ fn delivery(targets: &[&String], n: u64, policy: DeliveryPolicy) -> Delivery {
         targets: targets.iter().map(|t| (*t).clone()).collect(),
         to: "Cae1".into(),
         event: event(n),
+        content: Content::Notification,
         policy,
     }
 }

@@ -1,6 +1,7 @@
 //! The TLS client side of a security association (Entity A, TS-0003 8.2.1): a PSK client
 //! (KpsaID + Kpsa, 8.2.2.1) or a certificate client (own chain and key, trust anchors for
-//! the server, optional expected server CSE-ID, 8.1.2.2). Used by `bastion req` and tests.
+//! the server, optional expected server CSE-ID, 8.1.2.2). Used by `bastion req`, the CSE's
+//! registrar and peer-CSE clients, and tests.
 
 use std::pin::Pin;
 
@@ -87,6 +88,8 @@ fn base(
     b.set_cipher_list(options.tls12_ciphers.as_deref().unwrap_or(default_ciphers))?;
     b.set_ciphersuites(options.tls13_suites.as_deref().unwrap_or(TLS13_SUITES))?;
     b.set_groups_list("P-256:X25519:P-384")?;
+    // One `recv` per record instead of two, as on the server (`server.rs`).
+    b.set_read_ahead(true);
     Ok(b)
 }
 

@@ -267,6 +267,24 @@ pub struct CredentialInfo {
     pub revoked: bool,
 }
 
+/// What the store holds to reach a peer CSE as TLS-PSK client
+/// ([`CredentialRegistry::psk_for_cse`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerPsk {
+    /// An active credential: present this KpsaID with this key.
+    Active {
+        /// The KpsaID.
+        kpsa_id: String,
+        /// Its Kpsa (wiped on drop, Debug redacted).
+        key: PskKey,
+    },
+    /// Only revoked credentials are bound to the peer: it was reached securely, and must
+    /// not be reached any other way now.
+    Revoked,
+    /// No PSK credential is bound to the peer.
+    None,
+}
+
 #[derive(Clone, Serialize, Deserialize)]
 struct StoredEntry {
     kind: CredentialKind,
@@ -471,6 +489,41 @@ impl CredentialRegistry {
             return None;
         }
         Some((entry.key.clone()?, entry.binding.clone()))
+    }
+
+    /// The PSK credential this CSE presents as TLS client to the CSE known by any of
+    /// `cse_ids` (its SP-relative and absolute CSE-ID): the same KpsaID/Kpsa that peer
+    /// presents here, since one pre-shared key serves both directions of the pair
+    /// (TS-0003 8.2.1). Several active ones: the most recently added (a rotation adds the
+    /// new key before revoking the old one).
+    pub fn psk_for_cse(&self, cse_ids: &[&str]) -> PeerPsk {
+        let entries = self.entries.read();
+        let mut revoked = false;
+        let mut best: Option<(&String, &Entry)> = None;
+        for (id, e) in entries.iter() {
+            let bound = matches!(&e.binding, Binding::Cse(c) if cse_ids.contains(&c.as_str()));
+            if !bound || e.kind != CredentialKind::Psk {
+                continue;
+            }
+            if e.revoked || e.key.is_none() {
+                revoked = true;
+                continue;
+            }
+            if best.is_none_or(|(_, b)| e.created >= b.created) {
+                best = Some((id, e));
+            }
+        }
+        match best {
+            Some((id, e)) => match &e.key {
+                Some(key) => PeerPsk::Active {
+                    kpsa_id: id.clone(),
+                    key: key.clone(),
+                },
+                None => PeerPsk::Revoked,
+            },
+            None if revoked => PeerPsk::Revoked,
+            None => PeerPsk::None,
+        }
     }
 
     /// The identifier and binding of the active pinned key matching a DER

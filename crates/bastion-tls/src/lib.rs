@@ -15,8 +15,10 @@
 //!                                exporter.rs: RFC 5705 keys (TS-0003 10.3.1)
 //! ```
 //!
-//! Entity A (the registree) is always the TLS client and Entity B (the registrar CSE) the
-//! server (TS-0003 8.2.1). The server hands back, with every accepted stream, the
+//! Entity A (the registree) is the TLS client and Entity B (the registrar CSE) the server
+//! (TS-0003 8.2.1); a registrar CSE reaching a registree CSE is the client of that CSE's
+//! listener, with the PSK the pair shares ([`CredentialRegistry::psk_for_cse`]). The
+//! server hands back, with every accepted stream, the
 //! [`PeerIdentity`] the association is bound to; the binding layer compares it with the
 //! request originator. Revocation is live: a server checks
 //! [`CredentialRegistry::is_revoked`] on every request, which also cuts kept-alive
@@ -36,7 +38,7 @@ mod hexutil;
 pub use certs::CertError;
 pub use client::{ClientConfigError, ClientOptions, TlsClient, TlsVersion};
 pub use credentials::{
-    CredentialError, CredentialInfo, CredentialKind, CredentialRegistry, PskKey, StoreKey,
+    CredentialError, CredentialInfo, CredentialKind, CredentialRegistry, PeerPsk, PskKey, StoreKey,
 };
 pub use exporter::{ExportError, ExportedKey};
 pub use identity::{Binding, Framework, IdentityError, NiDigest, PeerIdentity};

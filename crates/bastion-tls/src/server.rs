@@ -218,6 +218,11 @@ fn apply_profile(
     // even with caching off (a TLS 1.3 PSK handshake fails with "session id context
     // uninitialized" otherwise).
     b.set_session_id_context(b"bastion-tls")?;
+    // Read-ahead lets OpenSSL take a whole record (header and body) in one `recv`
+    // instead of two; with tokio's readiness tracking a kept-alive request then costs one
+    // `recv` instead of three (strace; docs/benchmarks.md, "TLS: handshakes and
+    // kept-alive throughput").
+    b.set_read_ahead(true);
     if let Some(cert) = cert {
         let mut chain = X509::stack_from_pem(cert.chain_pem.as_bytes())
             .map_err(|_| TlsConfigError::Pem("server certificate chain"))?

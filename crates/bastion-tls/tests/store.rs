@@ -204,3 +204,54 @@ fn invalid_inputs_are_refused() {
     ));
     assert!(reg.list().is_empty());
 }
+
+/// TS-0003 8.2.1: the key a peer CSE presents here is the one used to reach it; an AE's
+/// key or a key bound to another CSE never is, and a revoked one is reported as such.
+#[test]
+fn ts0003_8_2_1_psk_for_a_peer_cse() {
+    use bastion_tls::PeerPsk;
+    let (_dir, path, key) = setup();
+    let reg = CredentialRegistry::open(&path, key).unwrap();
+    let forms = ["/id-mn", "//sp.example.com/id-mn"];
+    assert_eq!(reg.psk_for_cse(&forms), PeerPsk::None);
+    for (id, binding) in [
+        ("ae@sp.example.com", Binding::ae("Cid-mn").unwrap()),
+        ("other@sp.example.com", Binding::cse("/id-asn").unwrap()),
+    ] {
+        reg.add_psk(id, PskKey::from_hex(KEY_HEX).unwrap(), Some(binding))
+            .unwrap();
+    }
+    reg.add_psk(
+        "unbound@sp.example.com",
+        PskKey::from_hex(KEY_HEX).unwrap(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(reg.psk_for_cse(&forms), PeerPsk::None);
+    reg.add_psk(
+        "mn@sp.example.com",
+        PskKey::from_hex(KEY_HEX).unwrap(),
+        Some(Binding::cse("//sp.example.com/id-mn").unwrap()),
+    )
+    .unwrap();
+    match reg.psk_for_cse(&forms) {
+        PeerPsk::Active { kpsa_id, key } => {
+            assert_eq!(kpsa_id, "mn@sp.example.com");
+            assert_eq!(key.to_hex().as_str(), KEY_HEX);
+        }
+        other => panic!("{other:?}"),
+    }
+    reg.revoke("mn@sp.example.com").unwrap();
+    assert_eq!(reg.psk_for_cse(&forms), PeerPsk::Revoked);
+    // A fresh key after the revocation is used again.
+    reg.add_psk(
+        "mn2@sp.example.com",
+        PskKey::from_hex(KEY_HEX).unwrap(),
+        Some(Binding::cse("/id-mn").unwrap()),
+    )
+    .unwrap();
+    assert!(matches!(
+        reg.psk_for_cse(&forms),
+        PeerPsk::Active { kpsa_id, .. } if kpsa_id == "mn2@sp.example.com"
+    ));
+}

@@ -2,9 +2,9 @@
 //! delivery engine of `bastion-notify`: queues per destination, retries with backoff,
 //! batching and rate limits (docs/notifications.md).
 
-use bastion_core::notify::{NotificationSink, OutgoingNotification};
+use bastion_core::notify::{NotificationKind, NotificationSink, OutgoingNotification};
 use bastion_notify::{
-    Batch, Delivery, DeliveryPolicy, Notifier, NotifierConfig, PendingPolicy, RateLimit,
+    Batch, Content, Delivery, DeliveryPolicy, Notifier, NotifierConfig, PendingPolicy, RateLimit,
 };
 
 /// Notifications sent as this CSE over plain HTTP.
@@ -43,6 +43,10 @@ impl NotificationSink for EngineSink {
                 targets: n.targets,
                 to: n.to,
                 event: n.event,
+                content: match n.kind {
+                    NotificationKind::Event => Content::Notification,
+                    NotificationKind::Response => Content::Response,
+                },
                 policy,
             })
             .map_err(|e| e.to_string())

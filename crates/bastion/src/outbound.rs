@@ -1,39 +1,176 @@
 //! The CSE's outbound port ([`bastion_core::outbound::Outbound`]) over the HTTP binding
-//! with `bastion-client`: forwarding to remote CSEs (TS-0001 7.3.2.6).
+//! with `bastion-client`: forwarding to remote CSEs (TS-0001 7.3.2.6) and requests to
+//! notification targets.
 //!
-//! Owns which client carries a request to a point of access: the registrar's `url` (and
-//! any `poa` with the same scheme, host and port) goes through the registrar client, over
-//! the configured TLS security association when it is `https://`; any other `http://`
-//! point of access through a plain client. An `https://` point of access other than the
-//! registrar's is skipped: this CSE holds no client credential for it. Responses are
-//! returned as the peer sent them.
+//! Owns which client carries a request to a point of access ([`Route`]):
+//!
+//! * the registrar's `url` (and any `poa` with the same scheme, host and port): the
+//!   registrar client, over the configured TLS security association when `https://`;
+//! * an `https://` point of access of a peer CSE with which this CSE shares a PSK (the
+//!   credential registry of its TLS listener holds a KpsaID bound to the peer's CSE-ID):
+//!   a TLS-PSK client presenting that KpsaID, the same key serving both directions of the
+//!   pair (TS-0003 8.2.1). The registry is the listener's own, so a revocation reaches
+//!   outbound connections as it reaches inbound ones; clients are cached per credential
+//!   and dropped whenever the registry changes;
+//! * a plain `http://` point of access: a plain client, except towards a peer CSE this
+//!   CSE shares a credential with (active or revoked) that advertises an `https://` one:
+//!   a failed or revoked association never falls back to plain HTTP;
+//! * anything else (an `https://` point of access without a credential): skipped.
+//!
+//! Responses are returned as the peer sent them. Keys are never logged.
 
-use bastion_client::{Client, ClientError};
+use bastion_client::{Client, ClientError, TlsConnector};
 use bastion_core::outbound::{Outbound, OutboundError};
 use bastion_proto::{Request, Response};
+use bastion_tls::{ClientOptions, CredentialRegistry, PeerPsk, TlsClient};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// Outbound requests over HTTP(S).
 pub struct HttpOutbound {
     plain: Client,
     /// The registrar's URL and the client holding its credential.
     registrar: Option<(String, Client)>,
+    /// The PSKs shared with peer CSEs (the TLS listener's registry).
+    peers: Option<PeerCredentials>,
+}
+
+/// Peer CSEs' PSK credentials and the TLS clients built from them.
+struct PeerCredentials {
+    registry: Arc<CredentialRegistry>,
+    /// This CSE's SP-ID (`//sp`): a binding may name the peer in absolute form.
+    sp_id: String,
+    cache: Mutex<ClientCache>,
+}
+
+/// TLS-PSK clients by KpsaID, valid for one generation of the registry.
+#[derive(Default)]
+struct ClientCache {
+    generation: u64,
+    clients: HashMap<String, Client>,
+}
+
+/// How a request reaches one point of access.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Route {
+    Registrar,
+    Plain,
+    /// TLS-PSK with this KpsaID.
+    Psk(String),
+    /// Not tried, for this reason.
+    Skip(String),
+}
+
+/// What this CSE holds for the peer of one request.
+enum PeerState {
+    /// No peer (an AE or URL target), or no credential shared with it.
+    Unknown,
+    /// An active PSK and the client presenting it.
+    Active { kpsa_id: String, client: Client },
+    /// Only revoked credentials: the peer may no longer be reached.
+    Revoked,
 }
 
 impl HttpOutbound {
-    pub fn new(registrar: Option<(String, Client)>) -> HttpOutbound {
+    /// `registrar`: the registrar's URL and client; `peers`: the credential registry of
+    /// the TLS listener and this CSE's SP-ID, to reach other CSEs over TLS-PSK.
+    pub fn new(
+        registrar: Option<(String, Client)>,
+        peers: Option<(Arc<CredentialRegistry>, String)>,
+    ) -> HttpOutbound {
         HttpOutbound {
             plain: Client::default(),
             registrar,
+            peers: peers.map(|(registry, sp_id)| PeerCredentials {
+                registry,
+                sp_id,
+                cache: Mutex::new(ClientCache::default()),
+            }),
         }
     }
 
-    fn client_for(&self, target: &str) -> Option<&Client> {
-        if let Some((url, client)) = &self.registrar {
-            if origin(target) == origin(url) {
-                return Some(client);
+    /// The credential state for `peer`, looked up anew for every request so that a
+    /// revocation applies to the very next one.
+    fn peer_state(&self, peer: Option<&str>) -> Result<PeerState, String> {
+        let (Some(peer), Some(creds)) = (peer, &self.peers) else {
+            return Ok(PeerState::Unknown);
+        };
+        let absolute = format!("{}{peer}", creds.sp_id);
+        let mut cache = creds
+            .cache
+            .lock()
+            .map_err(|_| "client cache poisoned".to_owned())?;
+        // The generation is read before the lookup: a change after it is seen by the
+        // next request, which then drops every cached client.
+        let generation = creds.registry.generation();
+        if cache.generation != generation {
+            cache.clients.clear();
+            cache.generation = generation;
+        }
+        match creds.registry.psk_for_cse(&[peer, &absolute]) {
+            PeerPsk::None => Ok(PeerState::Unknown),
+            PeerPsk::Revoked => Ok(PeerState::Revoked),
+            PeerPsk::Active { kpsa_id, key } => {
+                let client = match cache.clients.get(&kpsa_id) {
+                    Some(c) => c.clone(),
+                    None => {
+                        let tls = TlsClient::psk(&kpsa_id, key, &ClientOptions::default())
+                            .map_err(|e| format!("TLS-PSK client for {peer}: {e}"))?;
+                        let c = Client::with_connector(
+                            Arc::new(TlsConnector::new(tls)),
+                            Default::default(),
+                        );
+                        cache.clients.insert(kpsa_id.clone(), c.clone());
+                        c
+                    }
+                };
+                Ok(PeerState::Active { kpsa_id, client })
             }
         }
-        target.starts_with("http://").then_some(&self.plain)
+    }
+
+    /// The route to `target`, a point of access of `peer` (when known) whose `poa`
+    /// lists an `https://` one when `secure_offered`.
+    fn route(
+        &self,
+        peer: Option<&str>,
+        state: &PeerState,
+        secure_offered: bool,
+        target: &str,
+    ) -> Route {
+        if let Some((url, _)) = &self.registrar {
+            if origin(target) == origin(url) {
+                return Route::Registrar;
+            }
+        }
+        let peer = peer.unwrap_or("the target");
+        match (scheme(target).as_str(), state) {
+            ("https", PeerState::Active { kpsa_id, .. }) => Route::Psk(kpsa_id.clone()),
+            ("https", PeerState::Revoked) => Route::Skip(format!(
+                "{target}: the credential shared with {peer} is revoked"
+            )),
+            ("https", PeerState::Unknown) => Route::Skip(format!(
+                "{target}: no client credential for this point of access"
+            )),
+            // TS-0003 8.2.1: once a security association with the peer exists (or was
+            // revoked), plain HTTP to it would bypass it.
+            ("http", PeerState::Active { .. } | PeerState::Revoked) if secure_offered => {
+                Route::Skip(format!(
+                    "{target}: {peer} is reached only over its security association"
+                ))
+            }
+            ("http", _) => Route::Plain,
+            _ => Route::Skip(format!("{target}: unsupported scheme")),
+        }
+    }
+
+    fn client<'a>(&'a self, route: &Route, state: &'a PeerState) -> Option<&'a Client> {
+        match (route, state) {
+            (Route::Registrar, _) => self.registrar.as_ref().map(|(_, c)| c),
+            (Route::Plain, _) => Some(&self.plain),
+            (Route::Psk(_), PeerState::Active { client, .. }) => Some(client),
+            _ => None,
+        }
     }
 }
 
@@ -48,15 +185,34 @@ fn origin(uri: &str) -> String {
     )
 }
 
+fn scheme(uri: &str) -> String {
+    uri.split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
 #[async_trait::async_trait]
 impl Outbound for HttpOutbound {
-    async fn send(&self, poa: &[String], req: Request) -> Result<Response, OutboundError> {
+    async fn send(
+        &self,
+        peer: Option<&str>,
+        poa: &[String],
+        req: Request,
+    ) -> Result<Response, OutboundError> {
+        let state = self.peer_state(peer).map_err(OutboundError::Unreachable)?;
+        let secure_offered = poa.iter().any(|p| scheme(p) == "https");
         let mut last = String::from("no usable point of access");
         for target in poa {
-            let Some(client) = self.client_for(target) else {
-                last = format!("{target}: no client credential for this point of access");
+            let route = self.route(peer, &state, secure_offered, target);
+            let Some(client) = self.client(&route, &state) else {
+                if let Route::Skip(why) = route {
+                    last = why;
+                }
                 continue;
             };
+            if let Route::Psk(_) = route {
+                tracing::debug!(peer = ?peer, %target, "sending over TLS-PSK");
+            }
             match client.send(target, &req).await {
                 Ok(resp) => return Ok(resp),
                 // Nothing reached the peer: the next point of access may be tried.
@@ -76,14 +232,174 @@ impl Outbound for HttpOutbound {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bastion_tls::{Binding, PskKey, StoreKey};
+
+    const SP: &str = "//bastion.example";
+    const KEY: &str = "000102030405060708090a0b0c0d0e0f";
+
+    fn registry() -> (tempfile::TempDir, Arc<CredentialRegistry>) {
+        let dir = tempfile::tempdir().expect("dir");
+        let reg = CredentialRegistry::open(
+            dir.path().join("credentials.store"),
+            StoreKey::generate().expect("key"),
+        )
+        .expect("registry");
+        (dir, reg)
+    }
+
+    fn add(reg: &CredentialRegistry, id: &str, cse: &str) {
+        reg.add_psk(
+            id,
+            PskKey::from_hex(KEY).expect("psk"),
+            Some(Binding::cse(cse).expect("binding")),
+        )
+        .expect("add");
+    }
+
+    /// The routes `out` takes to each of `poa` for `peer`.
+    fn routes(out: &HttpOutbound, peer: Option<&str>, poa: &[&str]) -> Vec<Route> {
+        let state = out.peer_state(peer).expect("state");
+        let secure = poa.iter().any(|p| scheme(p) == "https");
+        poa.iter()
+            .map(|t| {
+                let r = out.route(peer, &state, secure, t);
+                // Every route but a skip has a client.
+                assert_eq!(
+                    out.client(&r, &state).is_some(),
+                    !matches!(r, Route::Skip(_))
+                );
+                r
+            })
+            .collect()
+    }
+
+    fn skipped(r: &Route) -> bool {
+        matches!(r, Route::Skip(_))
+    }
 
     #[test]
     fn registrar_url_selects_the_registrar_client() {
-        let out = HttpOutbound::new(Some(("https://127.0.0.1:8443".into(), Client::default())));
-        assert!(out.client_for("https://127.0.0.1:8443").is_some());
-        assert!(out.client_for("HTTPS://127.0.0.1:8443/").is_some());
-        assert!(out.client_for("https://127.0.0.1:9443").is_none());
-        assert!(out.client_for("http://127.0.0.1:8080").is_some());
-        assert!(out.client_for("mqtt://broker").is_none());
+        let out = HttpOutbound::new(
+            Some(("https://127.0.0.1:8443".into(), Client::default())),
+            None,
+        );
+        let r = routes(
+            &out,
+            None,
+            &[
+                "https://127.0.0.1:8443",
+                "HTTPS://127.0.0.1:8443/",
+                "https://127.0.0.1:9443",
+                "http://127.0.0.1:8080",
+                "mqtt://broker",
+            ],
+        );
+        assert_eq!(r[0], Route::Registrar);
+        assert_eq!(r[1], Route::Registrar);
+        assert!(skipped(&r[2]));
+        assert_eq!(r[3], Route::Plain);
+        assert!(skipped(&r[4]));
+        // The registrar's URL wins even when the peer is known.
+        let r = routes(&out, Some("/id-in"), &["https://127.0.0.1:8443"]);
+        assert_eq!(r, [Route::Registrar]);
+    }
+
+    #[test]
+    fn ts0003_8_2_1_https_poa_of_a_peer_with_a_shared_psk_uses_it() {
+        let (_dir, reg) = registry();
+        add(&reg, "mn@bastion.example", "/id-mn");
+        add(&reg, "asn@bastion.example", "//bastion.example/id-asn");
+        let out = HttpOutbound::new(None, Some((reg.clone(), SP.into())));
+        let poa = ["https://127.0.0.1:9443", "http://127.0.0.1:9080"];
+        let r = routes(&out, Some("/id-mn"), &poa);
+        assert_eq!(r[0], Route::Psk("mn@bastion.example".into()));
+        // A peer that offers TLS is never reached over plain HTTP.
+        assert!(skipped(&r[1]), "{r:?}");
+        // A binding in absolute form names the same CSE.
+        let r = routes(&out, Some("/id-asn"), &poa);
+        assert_eq!(r[0], Route::Psk("asn@bastion.example".into()));
+        // The client is built once per credential.
+        out.peer_state(Some("/id-mn")).expect("state");
+        let cache = out
+            .peers
+            .as_ref()
+            .expect("peers")
+            .cache
+            .lock()
+            .expect("lock");
+        assert_eq!(cache.clients.len(), 2);
+    }
+
+    #[test]
+    fn ts0003_8_2_1_no_credential_for_the_peer_or_no_peer_is_skipped() {
+        let (_dir, reg) = registry();
+        add(&reg, "mn@bastion.example", "/id-mn");
+        let out = HttpOutbound::new(None, Some((reg, SP.into())));
+        let poa = ["https://127.0.0.1:9443", "http://127.0.0.1:9080"];
+        // Another CSE's key is not used; as before, plain HTTP remains (no association
+        // with that CSE exists to be bypassed).
+        let r = routes(&out, Some("/id-other"), &poa);
+        assert!(skipped(&r[0]));
+        assert_eq!(r[1], Route::Plain);
+        // An AE's or URL target: no peer, no credential.
+        let r = routes(&out, None, &poa);
+        assert!(skipped(&r[0]));
+        assert_eq!(r[1], Route::Plain);
+        // Without a TLS listener there is no registry at all.
+        let bare = HttpOutbound::new(None, None);
+        let r = routes(&bare, Some("/id-mn"), &poa);
+        assert!(skipped(&r[0]));
+        assert_eq!(r[1], Route::Plain);
+    }
+
+    #[test]
+    fn ts0003_8_2_1_peer_offering_only_plain_http_is_reached_plainly() {
+        let (_dir, reg) = registry();
+        add(&reg, "mn@bastion.example", "/id-mn");
+        let out = HttpOutbound::new(None, Some((reg, SP.into())));
+        let r = routes(&out, Some("/id-mn"), &["http://127.0.0.1:9080"]);
+        assert_eq!(r, [Route::Plain]);
+    }
+
+    #[test]
+    fn revocation_applies_to_the_next_request_and_never_falls_back_to_plain() {
+        let (_dir, reg) = registry();
+        add(&reg, "mn@bastion.example", "/id-mn");
+        let out = HttpOutbound::new(None, Some((reg.clone(), SP.into())));
+        let poa = ["https://127.0.0.1:9443", "http://127.0.0.1:9080"];
+        let r = routes(&out, Some("/id-mn"), &poa);
+        assert_eq!(r[0], Route::Psk("mn@bastion.example".into()));
+        reg.revoke("mn@bastion.example").expect("revoke");
+        let r = routes(&out, Some("/id-mn"), &poa);
+        assert!(r.iter().all(skipped), "{r:?}");
+        // The revoked credential's client is gone from the cache.
+        let cache = out
+            .peers
+            .as_ref()
+            .expect("peers")
+            .cache
+            .lock()
+            .expect("lock");
+        assert!(cache.clients.is_empty());
+    }
+
+    #[tokio::test]
+    async fn everything_skipped_is_unreachable_without_a_connection() {
+        let (_dir, reg) = registry();
+        add(&reg, "mn@bastion.example", "/id-mn");
+        reg.revoke("mn@bastion.example").expect("revoke");
+        let out = HttpOutbound::new(None, Some((reg, SP.into())));
+        let poa = [
+            "https://127.0.0.1:1".to_owned(),
+            "http://127.0.0.1:1".to_owned(),
+        ];
+        let err = out
+            .send(Some("/id-mn"), &poa, Request::default())
+            .await
+            .expect_err("unreachable");
+        assert!(
+            matches!(err, OutboundError::Unreachable(ref why) if why.contains("revoked") || why.contains("security association")),
+            "{err}"
+        );
     }
 }

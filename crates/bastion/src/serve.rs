@@ -152,7 +152,9 @@ async fn run(
         config.poa.insert(0, format!("https://{}", tls.bound));
     }
     // Forwarding and registration (docs/federation.md): the registrar's client carries
-    // the configured credential; other points of access are reached over plain HTTP.
+    // the configured credential; another CSE's `https://` point of access is reached
+    // over TLS-PSK with the key shared with it, looked up in the TLS listener's own
+    // registry so that a revocation cuts both directions at once (TS-0003 8.2.1).
     let registrar_client = match &settings.registrar {
         Some(r) => Some(
             r.client(|p| settings.data_path(p))
@@ -166,6 +168,8 @@ async fn run(
             .as_ref()
             .zip(registrar_client.clone())
             .map(|(r, c)| (r.url.clone(), c)),
+        tls.as_ref()
+            .map(|t| (t.registry.clone(), settings.sp_id.clone())),
     );
     // Fields this binary does not set keep their defaults (the core adds services).
     #[allow(clippy::needless_update)]

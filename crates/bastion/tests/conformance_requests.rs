@@ -180,27 +180,25 @@ async fn ts0004_7_3_2_1_expired_request_expiration_timestamp() {
 }
 
 #[tokio::test]
-async fn ts0004_7_3_2_non_blocking_asynch_requests_are_not_implemented() {
+async fn ts0004_7_3_2_response_types() {
     let s = Server::start();
     let ae = s.ae("Cowner").await;
-    // rt=1 (synch) is accepted: tests/nonblocking.rs.
-    {
-        let rt = 2;
-        let r = s
-            .request("POST", &format!("{ae}?rt={rt}"))
-            .from("Cowner")
-            .ty(3)
-            .json(&json!({"m2m:cnt": {"rn": format!("nb{rt}")}}))
-            .send()
-            .await;
-        r.expect(5001);
-        s.get(&format!("{ae}/nb{rt}"), "Cowner").await.expect(4004);
-        s.request("GET", &format!("{ae}?rt={rt}"))
-            .from("Cowner")
-            .send()
-            .await
-            .expect(5001);
-    }
+    // rt=1 (synch, 1001) and rt=2 (asynch, 1002): tests/nonblocking.rs. noResponse (5)
+    // belongs to 3GPP interworking and is refused, with nothing written.
+    let r = s
+        .request("POST", &format!("{ae}?rt=5"))
+        .from("Cowner")
+        .ty(3)
+        .json(&json!({"m2m:cnt": {"rn": "nb5"}}))
+        .send()
+        .await;
+    r.expect(5001);
+    s.get(&format!("{ae}/nb5"), "Cowner").await.expect(4004);
+    s.request("GET", &format!("{ae}?rt=2"))
+        .from("Cowner")
+        .send()
+        .await
+        .expect(1002);
     // Blocking (3) is the default and always fine.
     s.request("GET", &format!("{ae}?rt=3"))
         .from("Cowner")

@@ -4,6 +4,10 @@
 //! Every test file includes this module with `mod common;` and uses a subset of it.
 #![allow(dead_code)]
 
+mod receiver;
+#[allow(unused_imports)]
+pub use receiver::{Received, Receiver};
+
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -135,6 +139,22 @@ impl Server {
     /// Everything the server wrote to stderr/stdout so far.
     pub fn log(&self) -> String {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Whether the server's log shows `needle` within `within`. The log reaches the test
+    /// through a pipe and a reader thread, so a line the server wrote before answering
+    /// may arrive after the answer does.
+    pub fn log_shows(&self, needle: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.log().contains(needle) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
