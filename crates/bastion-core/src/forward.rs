@@ -192,22 +192,6 @@ fn sender<'a>(own: &str, sp_id: &str, identity: Option<&'a str>, fr: &'a str) ->
 }
 
 impl Cse {
-    /// The CSE-ID of the next hop towards `id` (an identifier on another CSE), chosen as
-    /// `Cse::remote_hop` chooses its points of access: a request sent there as this
-    /// CSE's own goes over the association with that CSE (TS-0003 8.2.1). `None` for a
-    /// URL or an identifier hosted here.
-    pub(crate) fn next_hop_csi(&self, id: &str) -> Option<String> {
-        let dest = transit(&self.config.sp_id, &self.config.cse_id, id)?;
-        let peers = self.peers(crate::now());
-        let here = Here {
-            cse_id: &self.config.cse_id,
-            cse_type: self.config.cse_type,
-            registrar: self.config.registrar.as_deref(),
-        };
-        let hop = next_hop(&here, &peers, &dest, Owner::Local, None).ok()?;
-        Some(hop.csi.clone())
-    }
-
     /// Forwards a transit request and relays the response (TS-0004 7.3.2.6). The
     /// primitive checks and the originator checks (4106/4107, association binding) run
     /// first, as for a hosted request; registration requests are refused (4000), a passed

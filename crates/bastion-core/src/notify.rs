@@ -38,6 +38,10 @@ pub struct OutgoingNotification {
     pub targets: Vec<String>,
     /// `to` of the NOTIFY primitive.
     pub to: String,
+    /// The CSE-ID of the next hop when the receiver is behind another CSE and `targets`
+    /// are that CSE's points of access: the notification must travel over the security
+    /// association with it (TS-0003 8.2.1). `None` for a URL or a receiver hosted here.
+    pub peer: Option<String>,
     /// What `event` is, and so which root wraps it.
     pub kind: NotificationKind,
     /// One `m2m:sgn` (or, by `kind`, `m2m:rsp`) object's members, without the wrapper.
@@ -273,7 +277,7 @@ impl Cse {
             self.destination(&tree, nu)
         };
         match destination {
-            Destination::Http(targets) => {
+            Destination::Http { poa: targets, peer } => {
                 let Some(sink) = &self.notifications else {
                     tracing::warn!(subscription = %key, "no notification delivery configured");
                     return;
@@ -282,6 +286,7 @@ impl Cse {
                     subscription: key.to_owned(),
                     targets,
                     to: nu.to_owned(),
+                    peer,
                     kind,
                     event,
                     batch: policy.batch,
@@ -308,13 +313,19 @@ impl Cse {
     /// (TS-0001 10.2.11.6; core-resources.md §3.7).
     pub(crate) fn destination(&self, tree: &Tree, nu: &str) -> Destination {
         if is_url(nu) {
-            return Destination::Http(vec![nu.to_owned()]);
+            return Destination::Http {
+                poa: vec![nu.to_owned()],
+                peer: None,
+            };
         }
         if let Some(node) = crate::authz_state::resolve_local(tree, &self.config, nu) {
             let poa = string_list(node.attrs.get("poa"));
             let usable: Vec<String> = poa.into_iter().filter(|p| is_url(p)).collect();
             if !usable.is_empty() {
-                return Destination::Http(usable);
+                return Destination::Http {
+                    poa: usable,
+                    peer: None,
+                };
             }
             if node.ty == ResourceType::Ae {
                 if let Some(pch) = crate::pch::channel_of(tree, node) {
@@ -324,15 +335,18 @@ impl Cse {
             return Destination::Unreachable("the target has no point of access");
         }
         match self.remote_hop(tree, nu) {
-            Some(poa) if !poa.is_empty() => Destination::Http(poa),
+            Some((csi, poa)) if !poa.is_empty() => Destination::Http {
+                poa,
+                peer: Some(csi),
+            },
             _ => Destination::Unreachable("no route to the target's CSE"),
         }
     }
 
-    /// The `poa` of the next hop towards `id` (an ID on another CSE), chosen as for a
-    /// forwarded request that originates here (`forward::next_hop`: the remote CSE whose
-    /// `csi` or `dcse` names it, else the registrar).
-    pub(crate) fn remote_hop(&self, tree: &Tree, id: &str) -> Option<Vec<String>> {
+    /// The CSE-ID and `poa` of the next hop towards `id` (an ID on another CSE), chosen
+    /// as for a forwarded request that originates here (`forward::next_hop`: the remote
+    /// CSE whose `csi` or `dcse` names it, else the registrar).
+    pub(crate) fn remote_hop(&self, tree: &Tree, id: &str) -> Option<(String, Vec<String>)> {
         let dest = forward::transit(&self.config.sp_id, &self.config.cse_id, id)?;
         let peers = crate::remote_cse::peers_in(tree, crate::now());
         let here = forward::Here {
@@ -341,7 +355,8 @@ impl Cse {
             registrar: self.config.registrar.as_deref(),
         };
         let hop = forward::next_hop(&here, &peers, &dest, forward::Owner::Local, None).ok()?;
-        Some(hop.poa.iter().filter(|p| is_url(p)).cloned().collect())
+        let poa = hop.poa.iter().filter(|p| is_url(p)).cloned().collect();
+        Some((hop.csi.clone(), poa))
     }
 
     /// The deletion notice (`su`, TS-0001 10.2.11.5) and a flush of anything batched.
@@ -433,7 +448,11 @@ pub(crate) type Ended = (Ri, Arc<SubscriptionState>);
 
 /// Where one notification goes.
 pub(crate) enum Destination {
-    Http(Vec<String>),
+    /// Points of access, and the CSE-ID of the next hop when they are another CSE's.
+    Http {
+        poa: Vec<String>,
+        peer: Option<String>,
+    },
     /// The polling channel (its resource ID) of an AE that cannot be reached.
     Polling(Ri),
     Unreachable(&'static str),
@@ -585,7 +604,8 @@ impl Cse {
             (self.destination(&tree, &node.ri), to)
         };
         match destination {
-            Destination::Http(poa) => {
+            // A hosted AE: its own points of access.
+            Destination::Http { poa, peer: _ } => {
                 let outbound = self.outbound.as_ref().ok_or_else(|| {
                     RequestError::TargetNotReachable("this CSE sends no requests".into())
                 })?;
@@ -712,8 +732,8 @@ impl Cse {
             let tree = self.tree.read();
             self.destination(&tree, target)
         };
-        let poa = match destination {
-            Destination::Http(poa) => poa,
+        let (poa, peer) = match destination {
+            Destination::Http { poa, peer } => (poa, peer),
             Destination::Polling(_) => return Err("the target can only be polled".into()),
             Destination::Unreachable(why) => return Err(why.into()),
         };
@@ -722,7 +742,6 @@ impl Cse {
             .as_ref()
             .ok_or_else(|| "this CSE sends no requests".to_owned())?;
         // Through another CSE: over the association with the next hop (TS-0003 8.2.1).
-        let peer = self.next_hop_csi(target);
         let resp = outbound
             .send(peer.as_deref(), &poa, req)
             .await

@@ -61,6 +61,7 @@ fn run(
                 subscription: subs[i as usize % subs.len()].clone(),
                 targets: vec![urls[i as usize % urls.len()].clone()],
                 to: "Cae1".into(),
+                peer: None,
                 event: event.clone(),
                 content: Content::Notification,
                 policy: policy.clone(),

@@ -59,6 +59,10 @@ pub struct Delivery {
     pub targets: Vec<String>,
     /// `to` of the NOTIFY primitive: the `nu` value as given.
     pub to: String,
+    /// The CSE-ID of the CSE that `targets` belong to when the receiver is reached
+    /// through it (an AE behind another CSE); `None` when they are the receiver's own.
+    /// The [`Transport`](crate::Transport) uses it to pick that CSE's association.
+    pub peer: Option<String>,
     /// The content of ONE `m2m:sgn` object (`{"nev":{..},"sur":"..",..}`), without the
     /// `m2m:sgn` wrapper, which the engine adds (or aggregates into `m2m:agn`); or, by
     /// [`content`](Self::content), one response primitive without its `m2m:rsp` wrapper.
@@ -88,6 +92,7 @@ impl fmt::Debug for Delivery {
             .field("subscription", &self.subscription)
             .field("targets", &self.targets)
             .field("to", &self.to)
+            .field("peer", &self.peer)
             .field("event", &"<redacted>")
             .field("content", &self.content)
             .field("policy", &self.policy)

@@ -5,10 +5,12 @@
 //! target to URLs (an AE's `poa` list, or the `nu` URL itself). This crate owns the rest:
 //! getting that content to the receiver reliably, without one receiver's trouble reaching
 //! another, under the subscription's policies (`bn`, `ln`, `rl`, `pn`). It sends through
-//! `bastion-client` and does not depend on `bastion-core`.
+//! `bastion-client` clients that a [`Transport`] chooses per target (the CSE's transport
+//! reaches a receiver behind another CSE over the association with that CSE), and does
+//! not depend on `bastion-core`.
 //!
 //! ```text
-//!  core ──submit(Delivery)──▶ destination map (key: the target list)
+//!  core ──submit(Delivery)──▶ destination map (key: peer + target list)
 //!   (never awaits)                │ one per destination
 //!                                 ▼
 //!                      ┌─ DestQueue ──────────────────────────────┐
@@ -45,8 +47,9 @@
 //!   is retried until it is delivered or [`NotifierConfig::max_attempts`] attempts have
 //!   failed; then it is dropped with a `warn` log naming the subscription and the
 //!   destination (never the content, which may be sensitive) and counted in
-//!   [`Stats::dropped_exhausted`]. A target list with no usable URL (not absolute
-//!   `http(s)`) is dropped at once, counted the same way. A retried NOTIFY may reach a
+//!   [`Stats::dropped_exhausted`]. A target list with no usable target (no absolute
+//!   `http(s)` URL, or every target refused by the [`Transport`], e.g. for a revoked
+//!   association) is dropped at once, counted the same way. A retried NOTIFY may reach a
 //!   receiver twice when an answer was lost; the unchanged `rqi` lets it tell.
 //! * **Order.** Per destination and subscription, notifications leave in the order their
 //!   events were submitted, and a notification is not sent before the one ahead of it is
@@ -124,6 +127,7 @@ mod error;
 mod queue;
 mod send;
 mod stats;
+mod transport;
 mod worker;
 
 pub use config::{
@@ -131,8 +135,8 @@ pub use config::{
 };
 pub use error::{DeliveryError, SubmitError, TargetFailure};
 pub use stats::Stats;
+pub use transport::Transport;
 
-use bastion_client::Client;
 use bastion_proto::Response;
 use parking_lot::Mutex;
 use send::{attempt, notify_request, AnswerKind, Entropy, Outcome};
@@ -155,7 +159,7 @@ pub struct Notifier {
 /// State shared by the handle and every worker.
 pub(crate) struct Shared {
     pub config: NotifierConfig,
-    pub client: Client,
+    pub transport: Arc<dyn Transport>,
     /// The runtime workers are spawned on (captured at construction).
     runtime: Option<Handle>,
     /// Destinations with a worker, by target list. Lock order: this map, then a
@@ -179,16 +183,17 @@ impl fmt::Debug for Notifier {
 }
 
 impl Notifier {
-    /// A notifier sending through `client`. Call it inside a tokio runtime: workers are
+    /// A notifier sending through `transport` (a [`Client`](bastion_client::Client) sends every NOTIFY itself).
+    /// Call it inside a tokio runtime: workers are
     /// spawned on the runtime current here, lazily, when a destination first gets an
     /// event (without one, [`submit`](Self::submit) fails with
     /// [`SubmitError::NoRuntime`] unless it is itself called inside a runtime).
-    pub fn new(config: NotifierConfig, client: Client) -> Notifier {
+    pub fn new(config: NotifierConfig, transport: impl Transport + 'static) -> Notifier {
         let (stop, _) = watch::channel(false);
         Notifier {
             shared: Arc::new(Shared {
                 config,
-                client,
+                transport: Arc::new(transport),
                 runtime: Handle::try_current().ok(),
                 destinations: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
@@ -217,18 +222,20 @@ impl Notifier {
             subscription,
             targets,
             to,
+            peer,
             event,
             content,
             policy,
         } = delivery;
-        let key = targets.join("\n");
+        // `\n` occurs in no URL or CSE-ID.
+        let key = format!("{}\n{}", peer.as_deref().unwrap_or(""), targets.join("\n"));
         // The map lock is held until the event is in the queue so that an idle worker
         // cannot retire the destination in between (worker::retire takes it too).
         let mut map = shared.destinations.lock();
         let dest = match map.get(&key) {
             Some(dest) => Arc::clone(dest),
             None => {
-                let dest = self.start_destination(key.clone(), targets)?;
+                let dest = self.start_destination(key.clone(), peer, targets)?;
                 map.insert(key, Arc::clone(&dest));
                 dest
             }
@@ -267,6 +274,7 @@ impl Notifier {
     fn start_destination(
         &self,
         key: String,
+        peer: Option<String>,
         targets: Vec<String>,
     ) -> Result<Arc<Destination>, SubmitError> {
         let handle = self
@@ -275,19 +283,20 @@ impl Notifier {
             .clone()
             .or_else(|| Handle::try_current().ok())
             .ok_or(SubmitError::NoRuntime)?;
-        let dest = Arc::new(Destination::new(key, targets));
+        let dest = Arc::new(Destination::new(key, peer, targets));
         handle.spawn(worker::run(Arc::clone(&self.shared), Arc::clone(&dest)));
         Ok(dest)
     }
 
     /// Sends one NOTIFY now, outside the queues, and returns the target's response.
     ///
-    /// `content` is the whole `pc` (e.g. `{"m2m:sgn":{"vrq":true,..}}`). Targets are tried
+    /// `peer` is as in [`Delivery::peer`]; `content` is the whole `pc` (e.g. `{"m2m:sgn":{"vrq":true,..}}`). Targets are tried
     /// in order, one attempt each with `request_timeout`; there is no retry, batching or
     /// rate limit, because the caller (subscription verification, deletion notice) needs
     /// the answer now. Any oneM2M response is returned as `Ok`, whatever its status code.
     pub async fn send_now(
         &self,
+        peer: Option<&str>,
         targets: &[String],
         to: &str,
         content: serde_json::Value,
@@ -298,7 +307,7 @@ impl Notifier {
         let shared = &self.shared;
         let req = notify_request(&shared.config, shared.entropy.rqi(), to, content, false);
         let timeout = shared.config.request_timeout;
-        match attempt(&shared.client, targets, &req, timeout).await {
+        match attempt(shared.transport.as_ref(), peer, targets, &req, timeout).await {
             Outcome::Answered(answer) => match *answer {
                 AnswerKind::OneM2m(resp) => Ok(resp),
                 AnswerKind::Other {

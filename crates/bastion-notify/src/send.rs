@@ -3,7 +3,8 @@
 
 use crate::config::NotifierConfig;
 use crate::error::TargetFailure;
-use bastion_client::{Client, ClientError};
+use crate::transport::Transport;
+use bastion_client::ClientError;
 use bastion_proto::{Operation, Request, Response};
 use serde_json::Value;
 use std::collections::hash_map::RandomState;
@@ -64,16 +65,28 @@ fn verdict(err: &ClientError) -> Verdict {
 }
 
 /// Sends `req` to each target in turn, one exchange each bounded by `timeout`, until one
-/// answers.
+/// answers. The transport is asked anew on every attempt, so a revoked association stops
+/// the next one.
 pub(crate) async fn attempt(
-    client: &Client,
+    transport: &dyn Transport,
+    peer: Option<&str>,
     targets: &[String],
     req: &Request,
     timeout: Duration,
 ) -> Outcome {
     let mut failures = Vec::new();
     let mut transient = false;
-    for target in targets {
+    for (target, route) in targets.iter().zip(transport.routes(peer, targets)) {
+        let client = match route {
+            Ok(client) => client,
+            Err(reason) => {
+                failures.push(TargetFailure {
+                    target: target.clone(),
+                    reason,
+                });
+                continue;
+            }
+        };
         let err = match tokio::time::timeout(timeout, client.send(target, req)).await {
             Ok(Ok(resp)) => return Outcome::Answered(Box::new(AnswerKind::OneM2m(resp))),
             Ok(Err(err)) => err,

@@ -17,8 +17,10 @@ use tokio::sync::{watch, Notify};
 /// One destination: the ordered target list and its queue state.
 #[derive(Debug)]
 pub(crate) struct Destination {
-    /// The map key: the targets joined by `\n` (which no URL contains).
+    /// The map key: the peer and the targets, joined by `\n`.
     pub key: String,
+    /// The CSE the targets belong to, when the receiver is behind it.
+    pub peer: Option<String>,
     /// The targets, for logs: joined by `, `.
     pub label: String,
     /// Tried in order on each attempt.
@@ -31,10 +33,11 @@ pub(crate) struct Destination {
 }
 
 impl Destination {
-    pub fn new(key: String, targets: Vec<String>) -> Destination {
+    pub fn new(key: String, peer: Option<String>, targets: Vec<String>) -> Destination {
         Destination {
             label: targets.join(", "),
             key,
+            peer,
             targets,
             state: Mutex::new(DestQueue::default()),
             wake: Notify::new(),
@@ -117,7 +120,13 @@ async fn deliver(
     let mut failures = 0u32;
     loop {
         let outcome = tokio::select! {
-            o = attempt(&shared.client, &dest.targets, &req, config.request_timeout) => o,
+            o = attempt(
+                shared.transport.as_ref(),
+                dest.peer.as_deref(),
+                &dest.targets,
+                &req,
+                config.request_timeout,
+            ) => o,
             _ = stopped(stop) => return settle(dest, events, &counters.dropped_shutdown),
         };
         match outcome {
@@ -125,9 +134,10 @@ async fn deliver(
                 dest.state.lock().reached();
                 return settle(dest, events, &counters.delivered);
             }
-            Outcome::Unusable(_) => {
+            Outcome::Unusable(failed) => {
+                let reasons: Vec<&str> = failed.iter().map(|f| f.reason.as_str()).collect();
                 tracing::warn!(subscription = %sub, destination = %dest.label,
-                    "notification dropped: no usable target URL");
+                    reasons = ?reasons, "notification dropped: no usable target");
                 return settle(dest, events, &counters.dropped_exhausted);
             }
             Outcome::Transient(failed) => {

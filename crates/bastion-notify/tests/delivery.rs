@@ -10,7 +10,7 @@
 use bastion_client::{Client, ClientConfig};
 use bastion_notify::{
     Batch, Content, Delivery, DeliveryError, DeliveryPolicy, Notifier, NotifierConfig,
-    PendingPolicy, RateLimit, SubmitError,
+    PendingPolicy, RateLimit, SubmitError, Transport,
 };
 use bastion_proto::Rsc;
 use bytes::Bytes;
@@ -234,6 +234,7 @@ fn delivery(targets: &[&String], n: u64, policy: DeliveryPolicy) -> Delivery {
         subscription: "/id-in/sub1".into(),
         targets: targets.iter().map(|t| (*t).clone()).collect(),
         to: "Cae1".into(),
+        peer: None,
         event: event(n),
         content: Content::Notification,
         policy,
@@ -582,7 +583,12 @@ async fn send_now_returns_the_answer_or_why_there_is_none() {
 
     let ok = Receiver::answering().await;
     let resp = n
-        .send_now(std::slice::from_ref(&ok.url), "Cae1", verification.clone())
+        .send_now(
+            None,
+            std::slice::from_ref(&ok.url),
+            "Cae1",
+            verification.clone(),
+        )
         .await
         .expect("answered");
     assert_eq!(resp.rsc, Rsc::Ok);
@@ -593,6 +599,7 @@ async fn send_now_returns_the_answer_or_why_there_is_none() {
     let refusing = Receiver::start(Mode::Answer(4103), &[]).await;
     let resp = n
         .send_now(
+            None,
             &[dead_url(), refusing.url.clone()],
             "Cae1",
             verification.clone(),
@@ -605,6 +612,7 @@ async fn send_now_returns_the_answer_or_why_there_is_none() {
     let refusing_creator = Receiver::start(Mode::Answer(4101), &[]).await;
     let resp = n
         .send_now(
+            None,
             std::slice::from_ref(&refusing_creator.url),
             "Cae1",
             verification.clone(),
@@ -617,6 +625,7 @@ async fn send_now_returns_the_answer_or_why_there_is_none() {
     let unknown = Receiver::start(Mode::Answer(4999), &[]).await;
     match n
         .send_now(
+            None,
             std::slice::from_ref(&unknown.url),
             "Cae1",
             verification.clone(),
@@ -631,7 +640,12 @@ async fn send_now_returns_the_answer_or_why_there_is_none() {
 
     let dead = dead_url();
     match n
-        .send_now(std::slice::from_ref(&dead), "Cae1", verification.clone())
+        .send_now(
+            None,
+            std::slice::from_ref(&dead),
+            "Cae1",
+            verification.clone(),
+        )
         .await
     {
         Err(DeliveryError::Unreachable(failures)) => {
@@ -641,7 +655,7 @@ async fn send_now_returns_the_answer_or_why_there_is_none() {
         other => panic!("expected unreachable, got {other:?}"),
     }
     assert!(matches!(
-        n.send_now(&[], "Cae1", verification).await,
+        n.send_now(None, &[], "Cae1", verification).await,
         Err(DeliveryError::NoTargets)
     ));
 }
@@ -653,7 +667,9 @@ async fn send_now_to_a_silent_target_times_out() {
         request_timeout: Duration::from_millis(200),
         ..config()
     });
-    let result = n.send_now(&[hole], "Cae1", json!({"m2m:sgn": {}})).await;
+    let result = n
+        .send_now(None, &[hole], "Cae1", json!({"m2m:sgn": {}}))
+        .await;
     assert!(matches!(result, Err(DeliveryError::Unreachable(_))));
 }
 
@@ -713,4 +729,78 @@ async fn shutdown_sends_buffered_batches_within_grace() {
     );
     let stats = n.stats();
     assert_eq!((stats.delivered, stats.dropped_shutdown), (2, 0));
+}
+
+/// A transport that refuses every target of one peer CSE and records what it was asked.
+struct RefusingPeer {
+    refused: &'static str,
+    client: Client,
+    asked: Mutex<Vec<Option<String>>>,
+}
+
+impl Transport for RefusingPeer {
+    fn routes(&self, peer: Option<&str>, targets: &[String]) -> Vec<Result<Client, String>> {
+        self.asked
+            .lock()
+            .expect("lock")
+            .push(peer.map(str::to_owned));
+        targets
+            .iter()
+            .map(|_| match peer {
+                Some(p) if p == self.refused => Err(format!("{p}: association revoked")),
+                _ => Ok(self.client.clone()),
+            })
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transport_decides_per_peer_and_a_refused_peer_is_never_sent_to() {
+    let rx = Receiver::answering().await;
+    let transport = Arc::new(RefusingPeer {
+        refused: "/id-mn",
+        client: Client::default(),
+        asked: Mutex::new(Vec::new()),
+    });
+    let n = Notifier::new(config(), Arc::clone(&transport));
+    // The same URL behind two peers: two destinations, decided separately.
+    let behind = |peer: &str, k: u64| Delivery {
+        peer: Some(peer.to_owned()),
+        ..delivery(&[&rx.url], k, DeliveryPolicy::default())
+    };
+    n.submit(behind("/id-mn", 1)).expect("submit");
+    n.submit(behind("/id-other", 2)).expect("submit");
+    let seen = rx.wait_answered(1).await;
+    assert_eq!(seen[0].body, json!({"m2m:sgn": event(2)}));
+    wait_for(|| n.stats().dropped_exhausted == 1).await;
+    let stats = n.stats();
+    assert_eq!((stats.delivered, stats.retried), (1, 0));
+    assert_eq!(rx.seen().len(), 1, "the refused peer's NOTIFY left");
+    let mut asked = transport.asked.lock().expect("lock").clone();
+    asked.sort();
+    assert_eq!(
+        asked,
+        vec![Some("/id-mn".to_owned()), Some("/id-other".to_owned())]
+    );
+    // send_now asks the transport too.
+    let err = n
+        .send_now(
+            Some("/id-mn"),
+            std::slice::from_ref(&rx.url),
+            "Cae1",
+            json!({}),
+        )
+        .await;
+    let Err(DeliveryError::Unreachable(failures)) = err else {
+        panic!("sent despite the refusal: {err:?}");
+    };
+    let failures: Vec<(&str, &str)> = failures
+        .iter()
+        .map(|f| (f.target.as_str(), f.reason.as_str()))
+        .collect();
+    assert_eq!(
+        failures,
+        vec![(rx.url.as_str(), "/id-mn: association revoked")]
+    );
+    assert_eq!(rx.seen().len(), 1);
 }

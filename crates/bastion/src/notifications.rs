@@ -2,25 +2,28 @@
 //! delivery engine of `bastion-notify`: queues per destination, retries with backoff,
 //! batching and rate limits (docs/notifications.md).
 
+use crate::outbound::HttpOutbound;
 use bastion_core::notify::{NotificationKind, NotificationSink, OutgoingNotification};
 use bastion_notify::{
     Batch, Content, Delivery, DeliveryPolicy, Notifier, NotifierConfig, PendingPolicy, RateLimit,
 };
+use std::sync::Arc;
 
-/// Notifications sent as this CSE over plain HTTP.
+/// Notifications sent as this CSE, over the routes of [`HttpOutbound`]: a receiver behind
+/// another CSE is reached over the security association with that CSE.
 pub struct EngineSink {
     notifier: Notifier,
 }
 
 impl EngineSink {
     /// Must run inside the Tokio runtime that will carry the deliveries.
-    pub fn new(cse_id: &str) -> EngineSink {
+    pub fn new(cse_id: &str, routes: Arc<HttpOutbound>) -> EngineSink {
         let config = NotifierConfig {
             originator: cse_id.to_owned(),
             ..NotifierConfig::default()
         };
         EngineSink {
-            notifier: Notifier::new(config, bastion_client::Client::default()),
+            notifier: Notifier::new(config, routes),
         }
     }
 }
@@ -42,6 +45,7 @@ impl NotificationSink for EngineSink {
                 subscription: n.subscription,
                 targets: n.targets,
                 to: n.to,
+                peer: n.peer,
                 event: n.event,
                 content: match n.kind {
                     NotificationKind::Event => Content::Notification,

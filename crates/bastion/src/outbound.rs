@@ -1,6 +1,7 @@
 //! The CSE's outbound port ([`bastion_core::outbound::Outbound`]) over the HTTP binding
 //! with `bastion-client`: forwarding to remote CSEs (TS-0001 7.3.2.6) and requests to
-//! notification targets.
+//! notification targets; also the notification engine's [`bastion_notify::Transport`], so
+//! that subscription notifications take the same routes.
 //!
 //! Owns which client carries a request to a point of access ([`Route`]):
 //!
@@ -172,6 +173,43 @@ impl HttpOutbound {
             _ => None,
         }
     }
+
+    /// For each of `poa` (the points of access of `peer`, when the request goes to
+    /// another CSE), the client that reaches it, or why it must not be tried. Decided
+    /// anew on every call, so a revocation applies to the next request.
+    pub fn routes(
+        &self,
+        peer: Option<&str>,
+        poa: &[String],
+    ) -> Result<Vec<Result<Client, String>>, String> {
+        let state = self.peer_state(peer)?;
+        let secure_offered = poa.iter().any(|p| scheme(p) == "https");
+        Ok(poa
+            .iter()
+            .map(|target| {
+                let route = self.route(peer, &state, secure_offered, target);
+                match self.client(&route, &state) {
+                    Some(client) => Ok(client.clone()),
+                    None => Err(match route {
+                        Route::Skip(why) => why,
+                        _ => format!("{target}: no client"),
+                    }),
+                }
+            })
+            .collect())
+    }
+}
+
+/// Subscription notifications (bastion-notify) take the routes of forwarded requests: a
+/// receiver behind another CSE is reached over the association with that CSE, never
+/// around it (TS-0003 8.2.1).
+impl bastion_notify::Transport for HttpOutbound {
+    fn routes(&self, peer: Option<&str>, targets: &[String]) -> Vec<Result<Client, String>> {
+        match HttpOutbound::routes(self, peer, targets) {
+            Ok(routes) => routes,
+            Err(why) => targets.iter().map(|_| Err(why.clone())).collect(),
+        }
+    }
 }
 
 /// `scheme://authority` of a URI, lower-cased.
@@ -199,20 +237,16 @@ impl Outbound for HttpOutbound {
         poa: &[String],
         req: Request,
     ) -> Result<Response, OutboundError> {
-        let state = self.peer_state(peer).map_err(OutboundError::Unreachable)?;
-        let secure_offered = poa.iter().any(|p| scheme(p) == "https");
+        let routes = self.routes(peer, poa).map_err(OutboundError::Unreachable)?;
         let mut last = String::from("no usable point of access");
-        for target in poa {
-            let route = self.route(peer, &state, secure_offered, target);
-            let Some(client) = self.client(&route, &state) else {
-                if let Route::Skip(why) = route {
+        for (target, route) in poa.iter().zip(routes) {
+            let client = match route {
+                Ok(client) => client,
+                Err(why) => {
                     last = why;
+                    continue;
                 }
-                continue;
             };
-            if let Route::Psk(_) = route {
-                tracing::debug!(peer = ?peer, %target, "sending over TLS-PSK");
-            }
             match client.send(target, &req).await {
                 Ok(resp) => return Ok(resp),
                 // Nothing reached the peer: the next point of access may be tried.

@@ -162,7 +162,7 @@ async fn run(
         ),
         None => None,
     };
-    let outbound = crate::outbound::HttpOutbound::new(
+    let outbound = Arc::new(crate::outbound::HttpOutbound::new(
         settings
             .registrar
             .as_ref()
@@ -170,7 +170,7 @@ async fn run(
             .map(|(r, c)| (r.url.clone(), c)),
         tls.as_ref()
             .map(|t| (t.registry.clone(), settings.sp_id.clone())),
-    );
+    ));
     // Fields this binary does not set keep their defaults (the core adds services).
     #[allow(clippy::needless_update)]
     let services = Services {
@@ -184,10 +184,12 @@ async fn run(
             bastion_client::Client::default(),
             settings.cse_id.clone(),
         ))),
-        outbound: Some(Arc::new(outbound)),
-        // Subscriptions' notifications, delivered as this CSE (docs/notifications.md).
+        outbound: Some(outbound.clone()),
+        // Subscriptions' notifications, delivered as this CSE over the same routes
+        // (docs/notifications.md).
         notifications: Some(Arc::new(crate::notifications::EngineSink::new(
             &settings.cse_id,
+            outbound,
         ))),
         ..Services::default()
     };

@@ -404,18 +404,72 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn ts0001_10_2_11_notifications_reach_an_ae_behind_the_mn() {
     let fed = tokio::task::block_in_place(Federation::start);
-    notifications_reach_an_ae_behind_the_mn(&fed).await;
+    let (got, _) = notifications_reach_an_ae_behind_the_mn(&fed, false).await;
+    assert_eq!(got.lock().expect("lock").len(), 1);
 }
 
-/// With the MN's TLS listener the IN verifies the target over TLS-PSK (TS-0003 8.2.1);
-/// the notification itself is delivered as before (docs/federation.md, "Limits").
+/// With the MN's TLS listener the IN verifies the target and delivers the notification
+/// over the TLS-PSK association with the MN (TS-0003 8.2.1): the AE's ACP admits the IN
+/// only when authenticated (`acaf`), and a revoked association stops delivery rather
+/// than falling back to the MN's plain point of access.
 #[tokio::test(flavor = "multi_thread")]
 async fn ts0003_8_2_1_notifications_reach_an_ae_behind_a_secure_mn() {
     let fed = tokio::task::block_in_place(Federation::start_secure);
-    notifications_reach_an_ae_behind_the_mn(&fed).await;
+    let (got, cnt) = notifications_reach_an_ae_behind_the_mn(&fed, true).await;
+    // The same NOTIFY as the IN over plain HTTP is refused by the AE's ACP.
+    fed.mn
+        .request("POST", "/cse-mn/mnapp")
+        .from("/id-in")
+        .json(&json!({"m2m:sgn": {"sur": "/id-in/x"}}))
+        .send()
+        .await
+        .expect(4103);
+    assert_eq!(got.lock().expect("lock").len(), 1);
+
+    let in_dir = fed.inc.data_dir().to_string_lossy().into_owned();
+    ok(&bastion(&[
+        "credentials",
+        "revoke",
+        "--data-dir",
+        &in_dir,
+        "--key-file",
+        &path(fed.files.path(), "store.key"),
+        "--id",
+        KPSA_ID,
+    ]));
+    // The IN's store reload is asynchronous: forwarding shows when it took effect.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fed.inc.get("/~/id-mn/cse-mn", "Cinowner").await.rsc != 5103 {
+        assert!(Instant::now() < deadline, "revocation not applied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    fed.inc
+        .create(&cnt, "Cinowner", 4, json!({"m2m:cin": {"con": "23.0"}}))
+        .await
+        .expect(2001);
+    assert!(
+        tokio::task::block_in_place(|| fed.inc.log_shows(
+            "notification dropped: no usable target",
+            Duration::from_secs(10)
+        )),
+        "{}",
+        fed.inc.log()
+    );
+    assert!(fed.inc.log().contains("is revoked"), "{}", fed.inc.log());
+    assert_eq!(
+        got.lock().expect("lock").len(),
+        1,
+        "sent around the association"
+    );
 }
 
-async fn notifications_reach_an_ae_behind_the_mn(fed: &Federation) {
+/// An AE on the MN subscribes, through the MN, to a container on the IN; returns what
+/// its receiver got and the container. With `authenticated`, the AE's ACP lets `/id-in` notify it only
+/// over a security association (`acaf`, TS-0003 7.1.5).
+async fn notifications_reach_an_ae_behind_the_mn(
+    fed: &Federation,
+    authenticated: bool,
+) -> (Arc<Mutex<Vec<Value>>>, String) {
     let owner = fed.inc.ae("Cinowner").await;
     let cnt = shared_container(&fed.inc, &owner, "Cinowner", "/id-mn/Cmnapp").await;
     // The MN's AE can receive at `url`, and lets the IN notify it.
@@ -435,7 +489,8 @@ async fn notifications_reach_an_ae_behind_the_mn(fed: &Federation) {
             "Cmnapp",
             1,
             json!({"m2m:acp": {"rn": "inbox",
-                "pv": {"acr": [{"acor": ["Cmnapp"], "acop": 63}, {"acor": ["/id-in"], "acop": 16}]},
+                "pv": {"acr": [{"acor": ["Cmnapp"], "acop": 63},
+                               {"acor": ["/id-in"], "acop": 16, "acaf": authenticated}]},
                 "pvs": {"acr": [{"acor": ["Cmnapp"], "acop": 63}]}}}),
         )
         .await
@@ -490,6 +545,7 @@ async fn notifications_reach_an_ae_behind_the_mn(fed: &Federation) {
         .await
         .expect(4103);
     assert_eq!(got.lock().expect("lock").len(), 1);
+    (got, cnt)
 }
 
 /// A container `data` under `ae` on the MN with one instance, readable by `reader` only
