@@ -88,6 +88,9 @@ fn base(
     b.set_cipher_list(options.tls12_ciphers.as_deref().unwrap_or(default_ciphers))?;
     b.set_ciphersuites(options.tls13_suites.as_deref().unwrap_or(TLS13_SUITES))?;
     b.set_groups_list("P-256:X25519:P-384")?;
+    // As on the server: level 0 for CCM_8, everything else pinned (strength.rs).
+    b.set_security_level(0);
+    b.set_sigalgs_list(crate::strength::SIGALGS)?;
     // One `recv` per record instead of two, as on the server (`server.rs`).
     b.set_read_ahead(true);
     Ok(b)
@@ -156,7 +159,9 @@ impl TlsClient {
             store.add_cert(anchor)?;
         }
         b.set_cert_store(store.build());
-        b.set_verify(SslVerifyMode::PEER);
+        b.set_verify_callback(SslVerifyMode::PEER, |preverify_ok, ctx| {
+            preverify_ok && ctx.current_cert().is_some_and(crate::strength::acceptable)
+        });
         Ok(Self {
             connector: b.build(),
             expected_server: expected_server_id.map(str::to_owned),

@@ -1,6 +1,7 @@
 //! Bastion's security associations (TS-0003 clause 8.2, 10.1, 10.2): TLS over TCP with the
 //! Provisioned Symmetric Key and Certificate-based Security Association Establishment
-//! Frameworks (SAEF), built on the system OpenSSL through the `openssl` crate.
+//! Frameworks (SAEF), built on OpenSSL 3.6 (vendored, statically linked) through the
+//! `openssl` crate.
 //!
 //! ```text
 //!   CredentialRegistry (credentials.rs)          certs.rs: CA, AE/CSE certificates,
@@ -32,6 +33,7 @@ pub mod credentials;
 pub mod exporter;
 pub mod identity;
 pub mod server;
+pub mod strength;
 
 mod hexutil;
 

@@ -31,6 +31,7 @@ use zeroize::Zeroizing;
 
 use crate::credentials::CredentialRegistry;
 use crate::identity::{self, Binding, Framework, IdentityError, PeerIdentity};
+use crate::strength;
 
 /// TLS 1.2 PSK suites (10.2; the first is mandatory).
 pub const PSK_CIPHERS: &str = "PSK-AES128-CBC-SHA256:PSK-AES128-GCM-SHA256:PSK-AES128-CCM8";
@@ -211,6 +212,10 @@ fn apply_profile(
     b.set_cipher_list(&ciphers.join(":"))?;
     b.set_ciphersuites(TLS13_SUITES)?;
     b.set_groups_list("P-256:X25519:P-384")?;
+    // Level 0 for the CCM_8 suites; every other parameter is pinned here, and
+    // certificate strength is checked in `verify_client` (strength.rs).
+    b.set_security_level(0);
+    b.set_sigalgs_list(strength::SIGALGS)?;
     b.set_options(SslOptions::NO_TICKET | SslOptions::CIPHER_SERVER_PREFERENCE);
     b.set_session_cache_mode(SslSessionCacheMode::OFF);
     b.set_num_tickets(0)?;
@@ -435,20 +440,24 @@ impl TlsServer {
     }
 }
 
-/// Client certificate check (8.1.2.2, 8.1.2.5): a pinned raw key is accepted by its
-/// digest alone; otherwise the chain must validate (OpenSSL, with CRLs when configured)
+/// Client certificate check (8.1.2.2, 8.1.2.5): every certificate of the chain must be
+/// strong enough (`strength.rs`); a pinned raw key is then accepted by its digest alone; otherwise the chain must validate (OpenSSL, with CRLs when configured)
 /// and the leaf must name exactly one AE-ID / CSE-ID, or the handshake is aborted.
 fn verify_client(
     registry: &CredentialRegistry,
     preverify_ok: bool,
     ctx: &mut X509StoreContextRef,
 ) -> bool {
-    if ctx.error_depth() != 0 {
-        return preverify_ok;
-    }
     let Some(cert) = ctx.current_cert() else {
         return false;
     };
+    if !strength::acceptable(cert) {
+        ctx.set_error(X509VerifyResult::APPLICATION_VERIFICATION);
+        return false;
+    }
+    if ctx.error_depth() != 0 {
+        return preverify_ok;
+    }
     let pinned = identity::spki_der(cert)
         .ok()
         .and_then(|spki| registry.lookup_raw_public_key(&spki))

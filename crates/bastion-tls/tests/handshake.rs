@@ -315,7 +315,7 @@ async fn wrong_psk_key_fails_on_both_ends() {
     let server_reason = tls_reason(task.await.unwrap());
     // The server cannot decrypt the client's Finished and says so.
     assert_eq!(server_reason, "decryption failed or bad record mac");
-    assert_eq!(client_reason, "sslv3 alert bad record mac");
+    assert_eq!(client_reason, "ssl/tls alert bad record mac");
 }
 
 #[tokio::test]
@@ -363,7 +363,7 @@ async fn expired_certificate_is_refused() {
     .unwrap();
     let (server, client) = cert_failure(&f, &f.settings(), &expired).await;
     assert_eq!(server, "certificate verify failed");
-    assert_eq!(client, "sslv3 alert certificate expired");
+    assert_eq!(client, "ssl/tls alert certificate expired");
 }
 
 #[tokio::test]
@@ -376,7 +376,7 @@ async fn revoked_certificate_is_refused_by_crl() {
     settings.crl_files = vec![crl_path];
     let (server, client) = cert_failure(&f, &settings, &f.pki.client).await;
     assert_eq!(server, "certificate verify failed");
-    assert_eq!(client, "sslv3 alert certificate revoked");
+    assert_eq!(client, "ssl/tls alert certificate revoked");
 
     // A certificate not on the CRL still passes with CRL checking on.
     let other = certs::issue(
@@ -425,7 +425,7 @@ async fn certificate_without_onem2m_san_yields_no_originator() {
         let (server, client) = cert_failure(&f, &f.settings(), &misnamed).await;
         assert_eq!(server, "certificate verify failed");
         // Our verify callback rejects the leaf (8.1.2.2: no match aborts the handshake).
-        assert_eq!(client, "sslv3 alert handshake failure", "{subject:?}");
+        assert_eq!(client, "ssl/tls alert handshake failure", "{subject:?}");
     }
 }
 
@@ -682,4 +682,71 @@ async fn openssl_s_client_certificate_interop() {
     let accepted = task.await.unwrap().unwrap();
     assert_eq!(accepted.cipher, "ECDHE-ECDSA-AES128-SHA256");
     assert_eq!(accepted.identity.originator(), AE_ID);
+}
+
+/// A client leaf from the trusted CA, naming `AE_ID`, with `key` and signed with `digest`.
+fn leaf_with(
+    f: &Fixture,
+    key: &openssl::pkey::PKey<openssl::pkey::Private>,
+    digest: openssl::hash::MessageDigest,
+) -> CertAndKey {
+    use openssl::x509::extension::SubjectAlternativeName;
+    let ca_cert = openssl::x509::X509::from_pem(f.pki.ca.cert_pem.as_bytes()).unwrap();
+    let ca_key = openssl::pkey::PKey::private_key_from_pem(f.pki.ca.key_pem.as_bytes()).unwrap();
+    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", AE_ID).unwrap();
+    let name = name.build();
+    let mut b = openssl::x509::X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    let serial = openssl::bn::BigNum::from_u32(4242).unwrap();
+    b.set_serial_number(&serial.to_asn1_integer().unwrap())
+        .unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(ca_cert.subject_name()).unwrap();
+    b.set_pubkey(key).unwrap();
+    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
+        .unwrap();
+    let san = SubjectAlternativeName::new()
+        .uri(AE_ID)
+        .build(&b.x509v3_context(Some(&ca_cert), None))
+        .unwrap();
+    b.append_extension(san).unwrap();
+    b.sign(&ca_key, digest).unwrap();
+    CertAndKey {
+        cert_pem: String::from_utf8(b.build().to_pem().unwrap()).unwrap(),
+        key_pem: String::from_utf8(key.private_key_to_pem_pkcs8().unwrap())
+            .unwrap()
+            .into(),
+    }
+}
+
+/// OpenSSL runs at security level 0 (for CCM_8), so Bastion checks chain strength itself:
+/// a SHA-1 signature or a small key from an otherwise trusted CA aborts the handshake.
+#[tokio::test]
+async fn weak_certificates_from_a_trusted_ca_are_refused() {
+    let f = fixture();
+    let p256 = openssl::ec::EcKey::generate(
+        &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
+    )
+    .unwrap();
+    let p256 = openssl::pkey::PKey::from_ec_key(p256).unwrap();
+    // The same construction with SHA-256 is accepted: only the weakness differs.
+    let sound = leaf_with(&f, &p256, openssl::hash::MessageDigest::sha256());
+    let server = f.server(&f.settings());
+    let (addr, task) = listen(server).await;
+    let client = f.cert_client(&sound, &tls12("ECDHE-ECDSA-AES128-SHA256"));
+    client_run(&client, addr).await.unwrap();
+    assert_eq!(task.await.unwrap().unwrap().identity.originator(), AE_ID);
+
+    let sha1 = leaf_with(&f, &p256, openssl::hash::MessageDigest::sha1());
+    let rsa1024 =
+        openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(1024).unwrap()).unwrap();
+    let small = leaf_with(&f, &rsa1024, openssl::hash::MessageDigest::sha256());
+    for weak in [sha1, small] {
+        let (server, client) = cert_failure(&f, &f.settings(), &weak).await;
+        assert_eq!(server, "certificate verify failed");
+        assert_eq!(client, "ssl/tls alert handshake failure");
+    }
 }

@@ -202,10 +202,11 @@ fn ts0003_8_2_2_1_wrong_key_fails_the_handshake() {
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // TLS 1.3: the server cannot verify the PSK binder and sends illegal_parameter.
+    // TLS 1.3: the server cannot validate the PSK binder and sends decrypt_error
+    // (RFC 8446 6.2).
     assert_eq!(
         stderr,
-        "bastion: error: no response: TLS handshake failed: sslv3 alert illegal parameter\n"
+        "bastion: error: no response: TLS handshake failed: tlsv1 alert decrypt error\n"
     );
     assert!(!stderr.contains(&WRONG_KPSA[2..]), "the key was printed");
     assert!(s
