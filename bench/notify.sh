@@ -2,9 +2,9 @@
 # bench/notify.sh: notifications delivered per second for one subscription on the W2
 # container, while W2 (bench/load.sh: POST contentInstances as Creader) runs.
 #
-# Usage: bench/notify.sh [--runs 3] [--duration 10] [--connections 32]
+# Usage: bench/notify.sh [--runs 3] [--duration 10] [--connections 32] [--bastion BIN]
 #
-# Starts target/release/bastion (CPU 0) and the counting target notify-sink (CPU 1, beside
+# Starts target/release/bastion (or --bastion BIN, to compare builds; CPU 0) and the counting target notify-sink (CPU 1, beside
 # wrk), runs bench/setup.sh, subscribes Creader (which acpBench lets CREATE and RETRIEVE) to bench/cnt (net 3, chty 4) with the sink
 # as `nu`, then per run: reads the sink's count, runs W2 with wrk for --duration seconds,
 # waits until the count stops growing (at most 30 s), and reports
@@ -13,12 +13,13 @@
 #   ratio       notified / created (1.0: every event delivered)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=3 DURATION=10 CONNECTIONS=32
+RUNS=3 DURATION=10 CONNECTIONS=32 BASTION=target/release/bastion
 while [[ $# -gt 0 ]]; do
   case $1 in
     --runs) RUNS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --connections) CONNECTIONS=$2; shift 2 ;;
+    --bastion) BASTION=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -32,7 +33,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$DATA"; }
 trap cleanup EXIT
 taskset -c 1 target/release/notify-sink --listen 127.0.0.1:18095 & PIDS+=($!)
-taskset -c 0 target/release/bastion serve --listen 127.0.0.1:18091 --data-dir "$DATA" \
+taskset -c 0 "$BASTION" serve --listen 127.0.0.1:18091 --data-dir "$DATA" \
   --log warn >"$DATA.log" 2>&1 & PIDS+=($!)
 for _ in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:18091/ && break; sleep 0.2; done
 bench/setup.sh http://127.0.0.1:18091 cse-in 1000 >/dev/null
