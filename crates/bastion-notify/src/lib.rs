@@ -183,11 +183,11 @@ impl fmt::Debug for Notifier {
 }
 
 impl Notifier {
-    /// A notifier sending through `transport` (a [`Client`](bastion_client::Client) sends every NOTIFY itself).
-    /// Call it inside a tokio runtime: workers are
-    /// spawned on the runtime current here, lazily, when a destination first gets an
-    /// event (without one, [`submit`](Self::submit) fails with
-    /// [`SubmitError::NoRuntime`] unless it is itself called inside a runtime).
+    /// A notifier sending through `transport` (a [`Client`](bastion_client::Client) sends
+    /// every NOTIFY itself). Call it inside a tokio runtime: workers are spawned on the
+    /// runtime current here, lazily, when a destination first gets an event (without
+    /// one, [`submit`](Self::submit) fails with [`SubmitError::NoRuntime`] unless it is
+    /// itself called inside a runtime).
     pub fn new(config: NotifierConfig, transport: impl Transport + 'static) -> Notifier {
         let (stop, _) = watch::channel(false);
         Notifier {
@@ -290,10 +290,10 @@ impl Notifier {
 
     /// Sends one NOTIFY now, outside the queues, and returns the target's response.
     ///
-    /// `peer` is as in [`Delivery::peer`]; `content` is the whole `pc` (e.g. `{"m2m:sgn":{"vrq":true,..}}`). Targets are tried
-    /// in order, one attempt each with `request_timeout`; there is no retry, batching or
-    /// rate limit, because the caller (subscription verification, deletion notice) needs
-    /// the answer now. Any oneM2M response is returned as `Ok`, whatever its status code.
+    /// `peer` is as in [`Delivery::peer`]; `content` is the whole `pc` (e.g.
+    /// `{"m2m:sgn":{"vrq":true,..}}`). Targets are tried in order, one attempt each with
+    /// `request_timeout`; there is no retry, batching or rate limit, because the caller
+    /// (subscription verification, deletion notice) needs the answer now. Any oneM2M response is returned as `Ok`, whatever its status code.
     pub async fn send_now(
         &self,
         peer: Option<&str>,

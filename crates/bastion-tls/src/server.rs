@@ -441,8 +441,9 @@ impl TlsServer {
 }
 
 /// Client certificate check (8.1.2.2, 8.1.2.5): every certificate of the chain must be
-/// strong enough (`strength.rs`); a pinned raw key is then accepted by its digest alone; otherwise the chain must validate (OpenSSL, with CRLs when configured)
-/// and the leaf must name exactly one AE-ID / CSE-ID, or the handshake is aborted.
+/// strong enough (`strength.rs`); a pinned raw key is then accepted by its digest alone;
+/// otherwise the chain must validate (OpenSSL, with CRLs when configured) and the leaf
+/// must name exactly one AE-ID / CSE-ID, or the handshake is aborted.
 fn verify_client(
     registry: &CredentialRegistry,
     preverify_ok: bool,
