@@ -766,18 +766,33 @@ impl Cse {
         attrs: &Map<String, Value>,
         originator: &str,
     ) -> (Notices, Vec<bastion_store::WriteOp>) {
+        self.child_event(tree, parent, NET_CREATE_CHILD, ty, attrs, originator)
+    }
+
+    /// `net` (3 or 4) on `parent` for its child of type `ty` with `attrs`: the notices,
+    /// and the rows of subscriptions whose `exc` changed.
+    fn child_event(
+        &self,
+        tree: &mut Tree,
+        parent: &Ri,
+        net: u8,
+        ty: ResourceType,
+        attrs: &Map<String, Value>,
+        originator: &str,
+    ) -> (Notices, Vec<bastion_store::WriteOp>) {
         if !tree.get(parent).is_some_and(|p| has_subscriptions(tree, p)) {
             return (Notices::default(), Vec::new());
         }
+        let operation = if net == NET_CREATE_CHILD { 1 } else { 4 };
         let (notices, counted) = self.detect(
             tree,
             Event {
-                net: NET_CREATE_CHILD,
+                net,
                 subject: parent,
                 ty,
                 resource: attrs,
                 modified: &[],
-                operation: 1,
+                operation,
                 originator,
             },
         );
@@ -834,21 +849,7 @@ impl Cse {
         attrs: &Map<String, Value>,
         originator: &str,
     ) -> (Notices, Vec<bastion_store::WriteOp>) {
-        if !tree.get(parent).is_some_and(|p| has_subscriptions(tree, p)) {
-            return (Notices::default(), Vec::new());
-        }
-        let (notices, counted) = self.detect(
-            tree,
-            Event {
-                net: NET_DELETE_CHILD,
-                subject: parent,
-                ty: ResourceType::ContentInstance,
-                resource: attrs,
-                modified: &[],
-                operation: 4,
-                originator,
-            },
-        );
-        (notices, counted_rows(tree, &counted))
+        let ty = ResourceType::ContentInstance;
+        self.child_event(tree, parent, NET_DELETE_CHILD, ty, attrs, originator)
     }
 }

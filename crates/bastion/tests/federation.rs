@@ -165,17 +165,36 @@ async fn ae(s: &Server, base: &str, aei: &str) -> String {
 
 /// A container `data` under `ae` with one instance, readable (RETRIEVE only) by `reader`.
 async fn shared_container(s: &Server, ae: &str, owner: &str, reader: &str) -> String {
+    readable_container(s, ae, owner, reader, false).await
+}
+
+/// A container `data` under `ae` with one instance; `reader` may RETRIEVE it, and with
+/// `authenticated` only over a security association (`acaf`, TS-0003 7.1.5): over plain
+/// HTTP the same originator is then refused.
+async fn readable_container(
+    s: &Server,
+    ae: &str,
+    owner: &str,
+    reader: &str,
+    authenticated: bool,
+) -> String {
+    let (acp_name, con) = if authenticated {
+        ("authn", "7")
+    } else {
+        ("share", "21.5")
+    };
     s.create(
         ae,
         owner,
         1,
-        json!({"m2m:acp": {"rn": "share",
-            "pv": {"acr": [{"acor": [owner], "acop": 63}, {"acor": [reader], "acop": 2}]},
+        json!({"m2m:acp": {"rn": acp_name,
+            "pv": {"acr": [{"acor": [owner], "acop": 63},
+                           {"acor": [reader], "acop": 2, "acaf": authenticated}]},
             "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}}),
     )
     .await
     .expect(2001);
-    let acp = format!("{}/share", ae.trim_start_matches('/'));
+    let acp = format!("{}/{acp_name}", ae.trim_start_matches('/'));
     s.create(
         ae,
         owner,
@@ -185,10 +204,25 @@ async fn shared_container(s: &Server, ae: &str, owner: &str, reader: &str) -> St
     .await
     .expect(2001);
     let cnt = format!("{ae}/data");
-    s.create(&cnt, owner, 4, json!({"m2m:cin": {"con": "21.5"}}))
+    s.create(&cnt, owner, 4, json!({"m2m:cin": {"con": con}}))
         .await
         .expect(2001);
     cnt
+}
+
+/// Revokes, in the IN's credential store, the PSK it shares with the MN.
+fn revoke_mn_credential_on_the_in(fed: &Federation) {
+    let in_dir = fed.inc.data_dir().to_string_lossy().into_owned();
+    ok(&bastion(&[
+        "credentials",
+        "revoke",
+        "--data-dir",
+        &in_dir,
+        "--key-file",
+        &path(fed.files.path(), "store.key"),
+        "--id",
+        KPSA_ID,
+    ]));
 }
 
 fn csr(r: &Resp) -> &Value {
@@ -426,17 +460,7 @@ async fn ts0003_8_2_1_notifications_reach_an_ae_behind_a_secure_mn() {
         .expect(4103);
     assert_eq!(got.lock().expect("lock").len(), 1);
 
-    let in_dir = fed.inc.data_dir().to_string_lossy().into_owned();
-    ok(&bastion(&[
-        "credentials",
-        "revoke",
-        "--data-dir",
-        &in_dir,
-        "--key-file",
-        &path(fed.files.path(), "store.key"),
-        "--id",
-        KPSA_ID,
-    ]));
+    revoke_mn_credential_on_the_in(&fed);
     // The IN's store reload is asynchronous: forwarding shows when it took effect.
     let deadline = Instant::now() + Duration::from_secs(10);
     while fed.inc.get("/~/id-mn/cse-mn", "Cinowner").await.rsc != 5103 {
@@ -548,37 +572,6 @@ async fn notifications_reach_an_ae_behind_the_mn(
     (got, cnt)
 }
 
-/// A container `data` under `ae` on the MN with one instance, readable by `reader` only
-/// when the request is authenticated (`acaf`, TS-0003 7.1.5): over plain HTTP the same
-/// originator is refused.
-async fn authenticated_container(s: &Server, ae: &str, owner: &str, reader: &str) -> String {
-    s.create(
-        ae,
-        owner,
-        1,
-        json!({"m2m:acp": {"rn": "authn",
-            "pv": {"acr": [{"acor": [owner], "acop": 63},
-                           {"acor": [reader], "acop": 2, "acaf": true}]},
-            "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}}),
-    )
-    .await
-    .expect(2001);
-    let acp = format!("{}/authn", ae.trim_start_matches('/'));
-    s.create(
-        ae,
-        owner,
-        3,
-        json!({"m2m:cnt": {"rn": "data", "acpi": [acp]}}),
-    )
-    .await
-    .expect(2001);
-    let cnt = format!("{ae}/data");
-    s.create(&cnt, owner, 4, json!({"m2m:cin": {"con": "7"}}))
-        .await
-        .expect(2001);
-    cnt
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn ts0003_8_2_1_in_forwards_to_the_mn_over_tls_psk_until_revoked() {
     let fed = tokio::task::block_in_place(Federation::start_secure);
@@ -594,7 +587,7 @@ async fn ts0003_8_2_1_in_forwards_to_the_mn_over_tls_psk_until_revoked() {
         ])
     );
     let owner = ae(&fed.mn, "cse-mn", "Cmnowner").await;
-    let cnt = authenticated_container(&fed.mn, &owner, "Cmnowner", "/id-in/Cinapp").await;
+    let cnt = readable_container(&fed.mn, &owner, "Cmnowner", "/id-in/Cinapp", true).await;
     fed.inc.ae("Cinapp").await;
     // Plain HTTP carries no authentication: the MN's ACP refuses the same originator
     // there, so a success through the IN proves the hop was the TLS-PSK association
@@ -612,17 +605,7 @@ async fn ts0003_8_2_1_in_forwards_to_the_mn_over_tls_psk_until_revoked() {
 
     // Revoked on the IN: the next forward finds no credential for the MN and does not
     // fall back to the MN's plain listener.
-    let in_dir = fed.inc.data_dir().to_string_lossy().into_owned();
-    ok(&bastion(&[
-        "credentials",
-        "revoke",
-        "--data-dir",
-        &in_dir,
-        "--key-file",
-        &path(fed.files.path(), "store.key"),
-        "--id",
-        KPSA_ID,
-    ]));
+    revoke_mn_credential_on_the_in(&fed);
     let deadline = Instant::now() + Duration::from_secs(10);
     let after = loop {
         let r = fed.inc.get(&via, "Cinapp").await;

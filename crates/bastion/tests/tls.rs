@@ -217,25 +217,7 @@ fn ts0003_8_2_2_1_wrong_key_fails_the_handshake() {
 #[test]
 fn ts0003_8_2_2_2_certificate_client_bound_to_its_san_ae_id() {
     let s = TlsServer::start();
-    let url = s.url();
-    let (cert, key, ca) = (s.file("client.pem"), s.file("client.key"), s.file("ca.pem"));
-    let req = |args: &[&str]| {
-        let mut all = vec![
-            "req",
-            "--url",
-            &url,
-            "--cert",
-            &cert,
-            "--key",
-            &key,
-            "--ca",
-            &ca,
-            "--server-name",
-            "localhost",
-        ];
-        all.extend_from_slice(args);
-        bastion(&all)
-    };
+    let req = |args: &[&str]| cert_req(&s, "client", args);
     let body = r#"{"m2m:ae": {"rn": "cert1", "api": "Ncert", "rr": false, "srv": ["3"]}}"#;
     let created = req(&[
         "--op", "create", "--ty", "2", "--to", "/cse-in", "--from", "Ccert1", "--body", body,
