@@ -91,7 +91,10 @@ cleanup() {
   [[ -n $SSL_PID ]] && kill "$SSL_PID" 2>/dev/null || true
   [[ -n $FEED_PID ]] && kill "$FEED_PID" 2>/dev/null || true
   [[ -n $BASTION_PID ]] && kill "$BASTION_PID" 2>/dev/null || true
-  wait 2>/dev/null || true
+  # Only the servers: a bare `wait` would also wait for the `tee` above, which
+  # waits for this shell's own output to close, and never returns.
+  local pid
+  for pid in $SSL_PID $FEED_PID $BASTION_PID; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
