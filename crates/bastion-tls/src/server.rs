@@ -33,11 +33,16 @@ use crate::credentials::CredentialRegistry;
 use crate::identity::{self, Binding, Framework, IdentityError, PeerIdentity};
 use crate::strength;
 
-/// TLS 1.2 PSK suites (10.2; the first is mandatory).
-pub const PSK_CIPHERS: &str = "PSK-AES128-CBC-SHA256:PSK-AES128-GCM-SHA256:PSK-AES128-CCM8";
-/// TLS 1.2 certificate suites (10.2; the first is mandatory).
+/// TLS 1.2 PSK suites (10.2; `PSK-AES128-CBC-SHA256` is the mandatory one), in the
+/// server's order of preference: AES-GCM (an AEAD with a 128-bit tag, and the cheapest
+/// per record), then the mandatory CBC-SHA256 for clients that have only it, then CCM_8
+/// (64-bit tag; OpenSSL ranks it lowest too). The server's order decides
+/// (`CIPHER_SERVER_PREFERENCE`), so a client offering several gets GCM.
+pub const PSK_CIPHERS: &str = "PSK-AES128-GCM-SHA256:PSK-AES128-CBC-SHA256:PSK-AES128-CCM8";
+/// TLS 1.2 certificate suites (10.2; `ECDHE-ECDSA-AES128-SHA256` is the mandatory one),
+/// in the same order of preference as [`PSK_CIPHERS`].
 pub const ECDSA_CIPHERS: &str =
-    "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-CCM8";
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-CCM8";
 /// TLS 1.3 suites: OpenSSL's defaults plus CCM_8, which OpenSSL leaves out.
 pub const TLS13_SUITES: &str = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_CCM_8_SHA256";
 

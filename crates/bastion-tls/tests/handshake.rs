@@ -234,6 +234,52 @@ async fn every_ecdsa_suite_over_tls12_binds_the_san_uri() {
 }
 
 #[tokio::test]
+async fn the_server_prefers_gcm_then_the_mandatory_cbc_suite_then_ccm8() {
+    let f = fixture();
+    let server = f.server(&f.settings());
+    // Each client lists its suites worst first, so only the server's order can pick.
+    let cases = [
+        (
+            psk_client(
+                KPSA_ID,
+                KPSA_HEX,
+                &tls12("PSK-AES128-CCM8:PSK-AES128-CBC-SHA256:PSK-AES128-GCM-SHA256"),
+            ),
+            "PSK-AES128-GCM-SHA256",
+        ),
+        (
+            psk_client(
+                KPSA_ID,
+                KPSA_HEX,
+                &tls12("PSK-AES128-CCM8:PSK-AES128-CBC-SHA256"),
+            ),
+            "PSK-AES128-CBC-SHA256",
+        ),
+        (
+            f.cert_client(
+                &f.pki.client,
+                &tls12("ECDHE-ECDSA-AES128-CCM8:ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256"),
+            ),
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+        ),
+        (
+            f.cert_client(
+                &f.pki.client,
+                &tls12("ECDHE-ECDSA-AES128-CCM8:ECDHE-ECDSA-AES128-SHA256"),
+            ),
+            "ECDHE-ECDSA-AES128-SHA256",
+        ),
+    ];
+    for (client, expected) in cases {
+        let (addr, task) = listen(server.clone()).await;
+        client_run(&client, addr).await.unwrap();
+        let accepted = task.await.unwrap().unwrap();
+        assert_eq!(accepted.version, "TLSv1.2");
+        assert_eq!(accepted.cipher, expected);
+    }
+}
+
+#[tokio::test]
 async fn tls13_psk_and_certificate_including_ccm8() {
     let f = fixture();
     let server = f.server(&f.settings());
