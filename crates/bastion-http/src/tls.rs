@@ -85,14 +85,15 @@ pub async fn serve_tls(
             let credential = identity.credential().to_owned();
             let originator = identity.originator().to_owned();
             let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+                // Checked once the request head is parsed, before the router runs; the
+                // refusal is built here, so a served request clones nothing for it.
+                let refusal = registry.is_revoked(&credential).then(|| revoked(&cse_id));
                 let app = app.clone();
-                let refused = registry.is_revoked(&credential);
                 let originator = originator.clone();
-                let cse_id = cse_id.clone();
                 async move {
-                    if refused {
+                    if let Some(refusal) = refusal {
                         tracing::info!(%peer, "request on a revoked security association refused");
-                        return Ok::<_, Infallible>(revoked(&cse_id));
+                        return Ok::<_, Infallible>(refusal);
                     }
                     request.extensions_mut().insert(ConnectInfo(peer));
                     request.extensions_mut().insert(SaIdentity(originator));
