@@ -290,6 +290,21 @@ mod tests {
         .expect("add");
     }
 
+    /// An outbound side whose registry holds `mn@bastion.example`, bound to `/id-mn`.
+    fn outbound_with_mn_key() -> (tempfile::TempDir, Arc<CredentialRegistry>, HttpOutbound) {
+        let (dir, reg) = registry();
+        add(&reg, "mn@bastion.example", "/id-mn");
+        let out = HttpOutbound::new(None, Some((reg.clone(), SP.into())));
+        (dir, reg, out)
+    }
+
+    /// How many TLS-PSK clients `out` has built and kept.
+    fn cached_clients(out: &HttpOutbound) -> usize {
+        let peers = out.peers.as_ref().expect("peers");
+        let cache = peers.cache.lock().expect("lock");
+        cache.clients.len()
+    }
+
     /// The routes `out` takes to each of `poa` for `peer`.
     fn routes(out: &HttpOutbound, peer: Option<&str>, poa: &[&str]) -> Vec<Route> {
         let state = out.peer_state(peer).expect("state");
@@ -340,10 +355,8 @@ mod tests {
 
     #[test]
     fn ts0003_8_2_1_https_poa_of_a_peer_with_a_shared_psk_uses_it() {
-        let (_dir, reg) = registry();
-        add(&reg, "mn@bastion.example", "/id-mn");
+        let (_dir, reg, out) = outbound_with_mn_key();
         add(&reg, "asn@bastion.example", "//bastion.example/id-asn");
-        let out = HttpOutbound::new(None, Some((reg.clone(), SP.into())));
         let poa = ["https://127.0.0.1:9443", "http://127.0.0.1:9080"];
         let r = routes(&out, Some("/id-mn"), &poa);
         assert_eq!(r[0], Route::Psk("mn@bastion.example".into()));
@@ -354,21 +367,12 @@ mod tests {
         assert_eq!(r[0], Route::Psk("asn@bastion.example".into()));
         // The client is built once per credential.
         out.peer_state(Some("/id-mn")).expect("state");
-        let cache = out
-            .peers
-            .as_ref()
-            .expect("peers")
-            .cache
-            .lock()
-            .expect("lock");
-        assert_eq!(cache.clients.len(), 2);
+        assert_eq!(cached_clients(&out), 2);
     }
 
     #[test]
     fn ts0003_8_2_1_no_credential_for_the_peer_or_no_peer_is_skipped() {
-        let (_dir, reg) = registry();
-        add(&reg, "mn@bastion.example", "/id-mn");
-        let out = HttpOutbound::new(None, Some((reg, SP.into())));
+        let (_dir, _reg, out) = outbound_with_mn_key();
         let poa = ["https://127.0.0.1:9443", "http://127.0.0.1:9080"];
         // Another CSE's key is not used; as before, plain HTTP remains (no association
         // with that CSE exists to be bypassed).
@@ -388,18 +392,14 @@ mod tests {
 
     #[test]
     fn ts0003_8_2_1_peer_offering_only_plain_http_is_reached_plainly() {
-        let (_dir, reg) = registry();
-        add(&reg, "mn@bastion.example", "/id-mn");
-        let out = HttpOutbound::new(None, Some((reg, SP.into())));
+        let (_dir, _reg, out) = outbound_with_mn_key();
         let r = routes(&out, Some("/id-mn"), &["http://127.0.0.1:9080"]);
         assert_eq!(r, [Route::Plain]);
     }
 
     #[test]
     fn revocation_applies_to_the_next_request_and_never_falls_back_to_plain() {
-        let (_dir, reg) = registry();
-        add(&reg, "mn@bastion.example", "/id-mn");
-        let out = HttpOutbound::new(None, Some((reg.clone(), SP.into())));
+        let (_dir, reg, out) = outbound_with_mn_key();
         let poa = ["https://127.0.0.1:9443", "http://127.0.0.1:9080"];
         let r = routes(&out, Some("/id-mn"), &poa);
         assert_eq!(r[0], Route::Psk("mn@bastion.example".into()));
@@ -407,14 +407,7 @@ mod tests {
         let r = routes(&out, Some("/id-mn"), &poa);
         assert!(r.iter().all(skipped), "{r:?}");
         // The revoked credential's client is gone from the cache.
-        let cache = out
-            .peers
-            .as_ref()
-            .expect("peers")
-            .cache
-            .lock()
-            .expect("lock");
-        assert!(cache.clients.is_empty());
+        assert_eq!(cached_clients(&out), 0);
     }
 
     #[tokio::test]

@@ -126,6 +126,14 @@ async fn ae_with_poa(s: &Server, aei: &str, poa: &[&str]) -> String {
     )
 }
 
+/// Registers `OWNER` with `rx` as its point of access and creates its container `c`;
+/// returns the AE's path.
+async fn owner_with_container(s: &Server, rx: &Receiver) -> String {
+    let ae = ae_with_poa(s, OWNER, &[&rx.url]).await;
+    s.create_cnt(&ae, OWNER, json!({"rn": "c"})).await;
+    ae
+}
+
 /// Sends `method path?rt=2` as `orig` with request ID `rqi`, `X-M2M-RTU` = `nu` joined
 /// with `&` when given, and a `<contentInstance>` body when given.
 async fn asynch(
@@ -171,8 +179,7 @@ async fn request_resources(s: &Server) -> Vec<String> {
 async fn ts0004_7_3_2_asynch_create_answers_1002_then_notifies_the_result_to_nu() {
     let s = Server::start();
     let rx = Receiver::start().await;
-    let ae = ae_with_poa(&s, OWNER, &[&rx.url]).await;
-    s.create_cnt(&ae, OWNER, json!({"rn": "c"})).await;
+    let ae = owner_with_container(&s, &rx).await;
     let body = json!({"m2m:cin": {"con": "later"}});
     let r = asynch(
         &s,
@@ -224,8 +231,7 @@ async fn ts0004_7_3_2_asynch_create_answers_1002_then_notifies_the_result_to_nu(
 async fn ts0004_7_3_2_asynch_without_nu_notifies_the_originator_at_its_poa() {
     let s = Server::start();
     let rx = Receiver::start().await;
-    let ae = ae_with_poa(&s, OWNER, &[&rx.url]).await;
-    s.create_cnt(&ae, OWNER, json!({"rn": "c"})).await;
+    let ae = owner_with_container(&s, &rx).await;
     let r = asynch(
         &s,
         "GET",
@@ -250,8 +256,7 @@ async fn ts0004_7_3_2_asynch_without_nu_notifies_the_originator_at_its_poa() {
 async fn ts0004_7_3_2_asynch_with_empty_nu_notifies_nobody() {
     let s = Server::start();
     let rx = Receiver::start().await;
-    let ae = ae_with_poa(&s, OWNER, &[&rx.url]).await;
-    s.create_cnt(&ae, OWNER, json!({"rn": "c"})).await;
+    let ae = owner_with_container(&s, &rx).await;
     let r = asynch(
         &s,
         "GET",
@@ -374,17 +379,8 @@ async fn ts0004_7_3_2_a_failed_asynch_request_notifies_its_rsc() {
 #[tokio::test]
 async fn ts0004_7_3_2_asynch_result_reaches_a_polling_originator() {
     let s = Server::start();
-    // An AE that cannot receive: rr = false, no poa, a polling channel.
-    let r = s
-        .create(
-            &format!("/{CSE_NAME}"),
-            "Cpoll",
-            2,
-            json!({"m2m:ae": {"rn": "poller", "api": "Npoll", "rr": false, "srv": ["3"]}}),
-        )
-        .await;
-    r.expect(2001);
-    let ae = format!("/{CSE_NAME}/poller");
+    // An AE that cannot receive, with a polling channel.
+    let ae = s.polling_ae("Cpoll", "poller").await;
     s.create(&ae, "Cpoll", 15, json!({"m2m:pch": {"rn": "pch"}}))
         .await
         .expect(2001);

@@ -342,17 +342,7 @@ async fn stuck_target_does_not_hold_up_requests_or_other_targets() {
 #[tokio::test]
 async fn ts0001_10_2_5_polling_channel_long_poll() {
     let s = Server::start();
-    // An AE that cannot receive: rr = false, no poa.
-    let r = s
-        .create(
-            &format!("/{CSE_NAME}"),
-            "Cpoll",
-            2,
-            json!({"m2m:ae": {"rn": "poller", "api": "Npoll", "rr": false, "srv": ["3"]}}),
-        )
-        .await;
-    r.expect(2001);
-    let ae = format!("/{CSE_NAME}/poller");
+    let ae = s.polling_ae("Cpoll", "poller").await;
     s.create_cnt(&ae, "Cpoll", json!({"rn": "cnt"})).await;
     let cnt = format!("{ae}/cnt");
     // Only the AE itself may create its channel, and only one.

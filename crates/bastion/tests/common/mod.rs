@@ -248,6 +248,21 @@ impl Server {
         format!("/{CSE_NAME}/{}", ae["rn"].as_str().expect("rn"))
     }
 
+    /// Registers `aei` as an AE that cannot receive (`rr` false, no `poa`), named `rn`;
+    /// returns its path. Such an AE gets its notifications through a polling channel.
+    pub async fn polling_ae(&self, aei: &str, rn: &str) -> String {
+        let r = self
+            .create(
+                &format!("/{CSE_NAME}"),
+                aei,
+                2,
+                json!({"m2m:ae": {"rn": rn, "api": "Npoll", "rr": false, "srv": ["3"]}}),
+            )
+            .await;
+        r.expect(2001);
+        format!("/{CSE_NAME}/{rn}")
+    }
+
     /// Creates a container with the given attributes under `parent`; returns its attributes.
     pub async fn create_cnt(&self, parent: &str, orig: &str, attrs: Value) -> Value {
         let resp = self
