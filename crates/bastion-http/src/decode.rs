@@ -84,8 +84,9 @@ fn too_large(max: usize) -> RequestError {
     RequestError::bad_request(format!("request body exceeds {max} bytes"))
 }
 
-/// Everything but the body.
-fn decode_head(
+/// Everything but the body: method, path, `X-M2M-*` and other headers, query. Public so
+/// that the fuzz target `http_head` reaches it without an async body.
+pub fn decode_head(
     method: &Method,
     uri: &axum::http::Uri,
     headers: &HeaderMap,

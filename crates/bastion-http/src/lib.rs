@@ -26,7 +26,7 @@ use bastion_proto::Response;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use decode::decode;
+pub use decode::{decode, decode_head};
 pub use encode::encode;
 
 /// Limits applied before a request reaches the CSE.
