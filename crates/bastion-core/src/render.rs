@@ -13,6 +13,30 @@ const CREATOR: &str = "@cr";
 /// A `<subscription>` whose subscriber was authenticated when it subscribed.
 const SUBSCRIBER_AUTHENTICATED: &str = "@sa";
 
+/// The identity of the security association an `<AE>` or `<remoteCSE>` registered over.
+const BOUND: &str = "@ba";
+
+/// Adds to a stored body the association its registration was bound to.
+pub(crate) fn mark_bound(body: &mut String, identity: &str) {
+    if body.ends_with('}') && body.len() > 2 {
+        body.pop();
+        body.push(',');
+        body.push_str(&serde_json::to_string(BOUND).unwrap_or_default());
+        body.push(':');
+        body.push_str(&serde_json::to_string(identity).unwrap_or_default());
+        body.push('}');
+    }
+}
+
+/// The association a stored `<AE>` or `<remoteCSE>` was registered over, if any.
+pub(crate) fn bound_identity(body: &str) -> Option<String> {
+    serde_json::from_str::<Value>(body)
+        .ok()?
+        .get(BOUND)?
+        .as_str()
+        .map(str::to_owned)
+}
+
 /// Marks a stored body: its subscriber was authenticated (`acaf` rules keep applying to
 /// its notifications after a restart).
 pub(crate) fn mark_subscriber_authenticated(body: &mut String) {
