@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod federation;
+pub mod identity;
 mod receiver;
 #[allow(unused_imports)]
 pub use receiver::{Received, Receiver};
