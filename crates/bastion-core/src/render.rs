@@ -158,4 +158,19 @@ mod tests {
         assert!(empty.is_empty());
         assert_eq!(cr.as_deref(), Some("C1"));
     }
+
+    #[test]
+    fn association_binding_is_kept_but_never_shown() {
+        let attrs = json!({"rn":"a","aei":"Cabc"}).as_object().unwrap().clone();
+        let mut body = store_body(&attrs, Some("Cabc"));
+        assert_eq!(bound_identity(&body), None);
+        mark_bound(&mut body, "12-dev@bastion.example");
+        assert_eq!(
+            bound_identity(&body).as_deref(),
+            Some("12-dev@bastion.example")
+        );
+        let (back, cr) = parse_body(&body).unwrap();
+        assert_eq!(back, attrs);
+        assert_eq!(cr.as_deref(), Some("Cabc"));
+    }
 }
