@@ -136,7 +136,10 @@ impl Cse {
     fn registered_over(&self, absolute: &str, association: &str) -> bool {
         let tree = self.tree.read();
         self.registration_of(&tree, absolute).is_some_and(|n| {
-            n.ty == ResourceType::Ae && n.bound.as_deref().is_some_and(|b| same_identity(b, association))
+            n.ty == ResourceType::Ae
+                && n.bound
+                    .as_deref()
+                    .is_some_and(|b| same_identity(b, association))
         })
     }
 
@@ -175,8 +178,7 @@ impl Cse {
             };
         };
         let association = self.absolute(identity);
-        if same_identity(&claimed, &association) || self.registered_over(&claimed, &association)
-        {
+        if same_identity(&claimed, &association) || self.registered_over(&claimed, &association) {
             return Ok(true);
         }
         if self.is_bound(&claimed, false) {
@@ -206,7 +208,9 @@ impl Cse {
         if self.is_admin(fr) {
             Ok(())
         } else {
-            Err(RequestError::NoPrivilege("originator has no privilege".into()))
+            Err(RequestError::NoPrivilege(
+                "originator has no privilege".into(),
+            ))
         }
     }
 }

@@ -148,7 +148,8 @@ impl Cse {
         req: &Checked,
         ctx: &crate::RequestContext,
     ) -> Result<(), RequestError> {
-        if self.is_admin(&req.fr) || (req.op == Operation::Create && req.ty == Some(ResourceType::Ae))
+        if self.is_admin(&req.fr)
+            || (req.op == Operation::Create && req.ty == Some(ResourceType::Ae))
         {
             return Ok(());
         }
@@ -159,8 +160,8 @@ impl Cse {
             return Ok(());
         }
         // Development only: other CSEs on the plain listener of this host.
-        let loopback_trusted = self.config.trust_loopback_cses
-            && ctx.peer.is_some_and(|p| p.ip().is_loopback());
+        let loopback_trusted =
+            self.config.trust_loopback_cses && ctx.peer.is_some_and(|p| p.ip().is_loopback());
         let vouched = || match crate::forward::owner(&self.config.sp_id, &req.fr) {
             crate::forward::Owner::Cse(c) | crate::forward::Owner::AeOf(c) => {
                 self.vouched_in(&tree, c)

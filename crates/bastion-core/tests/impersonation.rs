@@ -140,7 +140,9 @@ async fn ts0003_7_2_1_an_identity_holding_a_credential_is_bound_to_it() {
         assert_eq!(r.rsc.code(), 4106, "{fr}");
         assert_eq!(
             r.pc,
-            Some(json!({"m2m:dbg": "originator is bound to a security association and must use it"}))
+            Some(
+                json!({"m2m:dbg": "originator is bound to a security association and must use it"})
+            )
         );
         // Inside the admin's association: the admin.
         assert_eq!(
@@ -177,7 +179,13 @@ async fn ts0003_7_1_2_a_registree_cse_relays_its_aes_unauthenticated() {
         "pvs": {"acr": [{"acor": ["Cowner"], "acop": 63}]}}});
     let r = send(
         &cse,
-        request(Operation::Create, "cse-in/Cowner", "Cowner", Some(1), Some(acp)),
+        request(
+            Operation::Create,
+            "cse-in/Cowner",
+            "Cowner",
+            Some(1),
+            Some(acp),
+        ),
         None,
     )
     .await;
@@ -185,14 +193,23 @@ async fn ts0003_7_1_2_a_registree_cse_relays_its_aes_unauthenticated() {
     let cnt = json!({"m2m:cnt": {"rn": "c", "acpi": ["cse-in/Cowner/acp"]}});
     let r = send(
         &cse,
-        request(Operation::Create, "cse-in/Cowner", "Cowner", Some(3), Some(cnt)),
+        request(
+            Operation::Create,
+            "cse-in/Cowner",
+            "Cowner",
+            Some(3),
+            Some(cnt),
+        ),
         None,
     )
     .await;
     assert_eq!(r.rsc.code(), 2001);
     let get = |fr: &str| request(Operation::Retrieve, "cse-in/Cowner/c", fr, None, None);
     // The MN itself, on its association, is authenticated.
-    assert_eq!(send(&cse, get("/id-mn"), Some("/id-mn")).await.rsc.code(), 2000);
+    assert_eq!(
+        send(&cse, get("/id-mn"), Some("/id-mn")).await.rsc.code(),
+        2000
+    );
     // Its AE, relayed on that association, is accepted but not authenticated.
     let relayed = send(&cse, get("/id-mn/Cabc"), Some("/id-mn")).await;
     assert_eq!(relayed.rsc.code(), 4103);

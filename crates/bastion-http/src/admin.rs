@@ -32,11 +32,7 @@ use std::net::IpAddr;
 pub const EXPLAIN_PATH: &str = "/__bastion/explain";
 
 /// Answers `GET /__bastion/explain`.
-pub async fn explain(
-    cse: &Cse,
-    request: HttpRequest<Body>,
-    ctx: &RequestContext,
-) -> HttpResponse {
+pub async fn explain(cse: &Cse, request: HttpRequest<Body>, ctx: &RequestContext) -> HttpResponse {
     // The body is ignored; only the (Sync) head is kept across the await.
     let (request, _) = request.into_parts();
     let rqi = header(&request, "x-m2m-ri").unwrap_or_default();

@@ -95,7 +95,11 @@ async fn ts0003_7_2_1_a_registered_cse_id_is_refused_outside_its_association() {
     for fr in ["/id-mn", "//bastion.example/id-mn"] {
         let update = fed
             .inc
-            .update("/cse-in/id-mn", fr, json!({"m2m:csr": {"poa": ["http://127.0.0.1:9"]}}))
+            .update(
+                "/cse-in/id-mn",
+                fr,
+                json!({"m2m:csr": {"poa": ["http://127.0.0.1:9"]}}),
+            )
             .await;
         update.expect(4106);
         assert_eq!(update.dbg(), BOUND_ELSEWHERE);
@@ -111,7 +115,10 @@ async fn ts0003_7_2_1_a_registered_cse_id_is_refused_outside_its_association() {
     // No association at all: 4107 (TS-0003 7.2.1), for a registration too.
     let unknown = fed.inc.get("/cse-in", "/id-other").await;
     unknown.expect(4107);
-    assert_eq!(unknown.dbg(), "a CSE originator needs a security association");
+    assert_eq!(
+        unknown.dbg(),
+        "a CSE originator needs a security association"
+    );
     fed.inc
         .create(
             "/cse-in",
@@ -130,9 +137,8 @@ async fn ts0003_7_2_1_a_registered_cse_id_is_refused_outside_its_association() {
 /// credential stays refused even with it.
 #[tokio::test(flavor = "multi_thread")]
 async fn trust_loopback_cses_relaxes_only_unbound_cse_ids() {
-    let s = tokio::task::block_in_place(|| {
-        PskServer::start("[http]\ntrust-loopback-cses = true\n")
-    });
+    let s =
+        tokio::task::block_in_place(|| PskServer::start("[http]\ntrust-loopback-cses = true\n"));
     tokio::task::block_in_place(|| s.add_psk(SENSOR_ID, SENSOR_KEY, Bound::CredentialId));
     let registered = s
         .srv
@@ -171,7 +177,11 @@ async fn ts0003_7_2_1_the_admin_with_a_credential_is_bound_to_it() {
         assert_eq!(dbg(&on_sensor.body), MISMATCH);
     }
     let as_admin = tokio::task::block_in_place(|| {
-        s.req(ADMIN_ID, ADMIN_KEY, &["--to", "/cse-in", "--from", "CAdmin"])
+        s.req(
+            ADMIN_ID,
+            ADMIN_KEY,
+            &["--to", "/cse-in", "--from", "CAdmin"],
+        )
     });
     assert_eq!(as_admin.rsc, 2000, "{}", as_admin.body);
 
@@ -181,7 +191,9 @@ async fn ts0003_7_2_1_the_admin_with_a_credential_is_bound_to_it() {
     assert_eq!(plain.dbg(), BOUND_ELSEWHERE);
     let on_admin = s.get_over_psk(ADMIN_ID, ADMIN_KEY, explain, "CAdmin").await;
     assert_eq!(on_admin.rsc, 2000, "{}", on_admin.body);
-    let on_sensor = s.get_over_psk(SENSOR_ID, SENSOR_KEY, explain, "CAdmin").await;
+    let on_sensor = s
+        .get_over_psk(SENSOR_ID, SENSOR_KEY, explain, "CAdmin")
+        .await;
     assert_eq!(on_sensor.rsc, 4106, "{}", on_sensor.body);
     assert_eq!(dbg(&on_sensor.body), MISMATCH);
 }
@@ -195,10 +207,14 @@ async fn operator_endpoint_binds_the_originator_like_any_request() {
     let s = tokio::task::block_in_place(|| PskServer::start(""));
     tokio::task::block_in_place(|| s.add_psk(SENSOR_ID, SENSOR_KEY, Bound::Ae("Csensor")));
     let explain = "/__bastion/explain?originator=Csensor&op=retrieve&to=%2Fcse-in";
-    let claimed = s.get_over_psk(SENSOR_ID, SENSOR_KEY, explain, "CAdmin").await;
+    let claimed = s
+        .get_over_psk(SENSOR_ID, SENSOR_KEY, explain, "CAdmin")
+        .await;
     assert_eq!(claimed.rsc, 4106, "{}", claimed.body);
     assert_eq!(dbg(&claimed.body), MISMATCH);
-    let own = s.get_over_psk(SENSOR_ID, SENSOR_KEY, explain, "Csensor").await;
+    let own = s
+        .get_over_psk(SENSOR_ID, SENSOR_KEY, explain, "Csensor")
+        .await;
     assert_eq!(own.rsc, 4103, "{}", own.body);
     assert_eq!(dbg(&own.body), "originator has no privilege");
     for fr in ["CAdmin", "/id-in/CAdmin", "//bastion.example/id-in/CAdmin"] {
@@ -277,7 +293,9 @@ async fn admin_id_never_in_the_audit_log_nor_an_ae_id() {
     assert!(!audit.contains("Admin"), "{audit}");
     let originators: Vec<String> = audit
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")["originator"].to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("json")["originator"].to_string()
+        })
         .collect();
     assert_eq!(originators, vec!["\"(admin)\""; forms.len()], "{audit}");
 

@@ -82,7 +82,15 @@ impl PskServer {
     /// `bastion req` over TLS-PSK; `rsc` 0 when no response came (handshake refused).
     pub fn req(&self, kpsa_id: &str, key_hex: &str, args: &[&str]) -> Answer {
         let url = format!("https://127.0.0.1:{}", self.tls_port);
-        let mut all = vec!["req", "--url", &url, "--psk-id", kpsa_id, "--psk-hex", key_hex];
+        let mut all = vec![
+            "req",
+            "--url",
+            &url,
+            "--psk-id",
+            kpsa_id,
+            "--psk-hex",
+            key_hex,
+        ];
         all.extend_from_slice(args);
         let out = bastion(&all);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
