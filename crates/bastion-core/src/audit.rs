@@ -8,9 +8,10 @@
 //! channel is full the event is dropped and counted, and the writer reports the count in
 //! a warning. [`MemorySink`] keeps events in memory for tests.
 //!
-//! Events carry no secrets: no request content, no ACP rules, and the admin originator is
-//! written as [`ADMIN_PLACEHOLDER`] (it acts like a password until originators are
-//! authenticated).
+//! Events carry no secrets: no request content, no ACP rules, and the admin originator, in
+//! whatever form it was written (stem, SP-relative, absolute), is written as
+//! [`ADMIN_PLACEHOLDER`] (on the plain listener, where the admin holds no credential, its
+//! name acts like a password).
 
 use serde::{Serialize, Serializer};
 use std::fs::{File, OpenOptions};
@@ -328,7 +329,8 @@ impl crate::Cse {
         rsc: bastion_proto::Rsc,
         rule: AuditRule,
     ) {
-        let originator = if originator == self.config.admin {
+        // Every written form of the admin's ID (stem, SP-relative, absolute) is redacted.
+        let originator = if self.is_admin(originator) {
             ADMIN_PLACEHOLDER.to_owned()
         } else {
             originator.to_owned()

@@ -49,6 +49,11 @@ pub struct CseConfig {
     /// SP-relative CSE-ID of the registrar CSE, when this CSE registers with one: the
     /// default next hop of forwarding (TS-0001 7.3.2.6; `forward.rs`).
     pub registrar: Option<String>,
+    /// Development only: outside any security association, accept from a loopback peer
+    /// the originators of other CSEs (CSE-IDs and their AE-IDs) that no association
+    /// binds, as long as they belong to a CSE this CSE knows. Off: such a CSE-ID is 4107
+    /// and such an AE-ID 4106 (TS-0003 7.2.1).
+    pub trust_loopback_cses: bool,
 }
 
 /// Who is trusted to vouch for originators beyond the ACPs.
@@ -89,6 +94,7 @@ impl Default for CseConfig {
                 ..AuthorizationConfig::default()
             },
             registrar: None,
+            trust_loopback_cses: false,
         }
     }
 }

@@ -43,11 +43,11 @@ pub(crate) async fn create(
     };
     if ty == ResourceType::Ae {
         let content = req.content(ty)?;
-        return register_ae(cse, &req, content, &parent, now).await;
+        return register_ae(cse, &req, ctx, content, &parent, now).await;
     }
     if ty == ResourceType::RemoteCse {
         let content = req.content(ty)?;
-        return crate::remote_cse::register(cse, &req, content, &parent, now).await;
+        return crate::remote_cse::register(cse, &req, ctx, content, &parent, now).await;
     }
     // Subscribing needs RETRIEVE privilege on the subscribed-to resource, not CREATE
     // (TS-0001 10.2.11.2; docs/decisions.md).
@@ -428,6 +428,7 @@ pub(crate) fn created(
 async fn register_ae(
     cse: &Cse,
     req: &Checked,
+    ctx: &RequestContext,
     mut content: Map<String, Value>,
     parent_ri: &Ri,
     now: Timestamp,
@@ -464,6 +465,13 @@ async fn register_ae(
             ))
         }
     };
+    // The administrator's ID, in any form, is never an AE-ID: an AE holding it would be
+    // granted everything and named like the admin in every log.
+    if cse.is_admin(&aei) {
+        return Err(RequestError::not_allowed(
+            "the administrator's ID cannot be registered as an AE-ID",
+        ));
+    }
     cse.write_guard()?;
     let (pending, attrs, notices) = {
         let mut tree = cse.tree.write();
@@ -494,6 +502,8 @@ async fn register_ae(
             Some(c.et),
         );
         node.acpi = acpi;
+        // Registered over an association: the AE-ID is bound to it from now on.
+        node.bound = ctx.identity.as_deref().map(|i| cse.absolute(i).into());
         let row = node_row(&node);
         let attrs = node.attrs.clone();
         tree.insert(node);
@@ -602,6 +612,9 @@ pub(crate) fn node_row(node: &Node) -> StoredResource {
             let mut body = store_body(&node.attrs, node.creator.as_deref());
             if node.sub.as_ref().is_some_and(|s| s.authenticated) {
                 crate::render::mark_subscriber_authenticated(&mut body);
+            }
+            if let Some(identity) = &node.bound {
+                crate::render::mark_bound(&mut body, identity);
             }
             body
         },

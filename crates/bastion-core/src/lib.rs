@@ -21,6 +21,7 @@ mod expiry;
 mod explain;
 mod fanout;
 mod forward;
+pub mod identity;
 mod load;
 mod nonblocking;
 pub mod notify;
@@ -38,6 +39,7 @@ mod update;
 pub use audit::{AuditEvent, AuditKind, AuditRule, AuditSink};
 pub use config::{AuthorizationConfig, CseConfig, CseType};
 pub use explain::{explanation_json, ExplainQuery};
+pub use identity::CredentialBindings;
 
 use bastion_policy::{LocalIdentity, LocationService, TokenVerifier, ValidatedToken};
 use bastion_proto::time::Timestamp;
@@ -114,6 +116,10 @@ pub struct Cse {
     outbound: Option<Arc<dyn outbound::Outbound>>,
     /// The notification delivery engine, if the binary provides one.
     notifications: Option<Arc<dyn notify::NotificationSink>>,
+    /// Which identities hold a credential of the binary's store (`identity.rs`).
+    credentials: Option<Arc<dyn CredentialBindings>>,
+    /// The configured administrator, absolute form.
+    admin_absolute: String,
     /// Polling channel queues and relayed requests awaiting answers.
     polling: pch::PollingChannels,
     /// This CSE, for tasks that outlive a request (non-blocking requests).
@@ -136,6 +142,10 @@ pub struct Services {
     /// Delivers notifications; without it notifications to URLs and `poa`s are dropped
     /// with a warning (polling channels still work).
     pub notifications: Option<Arc<dyn notify::NotificationSink>>,
+    /// The credential store's bindings: an identity holding a credential may be claimed
+    /// only inside its security association (TS-0003 7.2.1). Without it only
+    /// registrations made over an association bind identities.
+    pub credentials: Option<Arc<dyn CredentialBindings>>,
 }
 
 impl Default for Services {
@@ -146,6 +156,7 @@ impl Default for Services {
             das: None,
             outbound: None,
             notifications: None,
+            credentials: None,
         }
     }
 }
@@ -211,6 +222,7 @@ impl Cse {
             .map(|a| bastion_policy::normalize_originator(&local, a))
             .collect();
         let leeway = config.authorization.token_leeway_secs;
+        let admin_absolute = bastion_policy::normalize_originator(&local, &config.admin);
         Ok(Arc::new_cyclic(|me| Cse {
             me: me.clone(),
             config,
@@ -227,6 +239,8 @@ impl Cse {
             dynamic: dynamic::DynamicGrants::default(),
             outbound: services.outbound,
             notifications: services.notifications,
+            credentials: services.credentials,
+            admin_absolute,
             polling: pch::PollingChannels::default(),
         }))
     }
@@ -322,45 +336,6 @@ impl Cse {
             bastion_proto::Operation::Update => update::update(self, checked, ctx, now).await,
             bastion_proto::Operation::Delete => delete::delete(self, checked, ctx, now).await,
             bastion_proto::Operation::Notify => self.notify(checked, ctx, now).await,
-        }
-    }
-
-    /// Impersonation prevention (TS-0003 7.2.1): inside a security association the
-    /// originator must be the identity bound to it (4106 otherwise, the admin's name
-    /// included); a match makes the request authenticated for `acaf` rules. An `<AE>`
-    /// CREATE asking for an assigned AE-ID (empty, `C` or `S` originator) is left to the
-    /// registration rules.
-    fn verify_identity(
-        &self,
-        req: &checks::Checked,
-        ctx: &RequestContext,
-    ) -> Result<RequestContext, RequestError> {
-        let mut verified = RequestContext::new(ctx.peer, ctx.identity.clone());
-        let Some(identity) = ctx.identity.as_deref() else {
-            return Ok(verified);
-        };
-        let asks_for_id = req.op == bastion_proto::Operation::Create
-            && req.ty == Some(bastion_proto::ResourceType::Ae)
-            && matches!(req.fr.as_str(), "" | "C" | "S");
-        if asks_for_id {
-            return Ok(verified);
-        }
-        let claimed = bastion_policy::normalize_originator(&self.local, &req.fr);
-        let bound = bastion_policy::normalize_originator(&self.local, identity);
-        if claimed == bound {
-            verified.authenticated = true;
-            return Ok(verified);
-        }
-        // A registered CSE's association also carries what that CSE relays
-        // (TS-0001 7.3.2.6; `remote_cse.rs`, docs/decisions.md).
-        match self.relayed_by(identity, &req.fr) {
-            Some(authenticated) => {
-                verified.authenticated = authenticated;
-                Ok(verified)
-            }
-            None => Err(RequestError::NotAuthenticated(
-                "originator does not match the authenticated identity".into(),
-            )),
         }
     }
 

@@ -64,7 +64,11 @@ pub(crate) async fn load_tree(
     for row in rows {
         let authenticated_subscriber = row.ty == ResourceType::Subscription.number()
             && crate::render::subscriber_authenticated(&row.body);
+        let bound = matches!(row.ty, 2 | 16)
+            .then(|| crate::render::bound_identity(&row.body))
+            .flatten();
         let mut node = node_from_row(local, &tree, row)?;
+        node.bound = bound.map(String::into_boxed_str);
         if node.ty == ResourceType::Subscription {
             node.sub = reload_subscription(&tree, &node, authenticated_subscriber);
         }
@@ -374,5 +378,6 @@ pub(crate) fn base_node(config: &CseConfig, ct: Timestamp, seq: i64) -> Node {
         container: None,
         authz: None,
         sub: None,
+        bound: None,
     }
 }

@@ -64,7 +64,7 @@ pub(crate) fn peers_in(tree: &Tree, now: Timestamp) -> Vec<Peer> {
 
 /// The `<remoteCSE>` node registered for `csi`, if any (expired ones included: the
 /// CSE-ID stays taken until the sweep removes it).
-fn csr_of<'t>(tree: &'t Tree, csi: &str) -> Option<&'t Node> {
+pub(crate) fn csr_of<'t>(tree: &'t Tree, csi: &str) -> Option<&'t Node> {
     let base = tree.get(&tree.base)?;
     base.children
         .iter()
@@ -111,38 +111,40 @@ impl Cse {
     }
 
     /// Which originators an association bound to a CSE may carry besides that CSE
-    /// itself (TS-0003 7.2.1 across hops; docs/decisions.md): `Some(authenticated)` when
-    /// `fr` may arrive on an association bound to `identity`, `None` when it is an
-    /// impersonation (4106).
+    /// itself (TS-0003 7.2.1 across hops; docs/decisions.md): `true` when `fr` may arrive
+    /// on an association bound to `identity`, `false` when it is an impersonation (4106).
+    /// A relayed originator is never authenticated here (`identity.rs`).
     ///
-    /// * a registered CSE relays its own AEs (`/id-mn/Cabc`, authenticated for `acaf`)
-    ///   and the CSEs of its `dcse` with their AEs (accepted, not authenticated);
+    /// * a registered CSE relays its own AEs (`/id-mn/Cabc`) and the CSEs of its `dcse`
+    ///   with their AEs;
     /// * the registrar relays any originator of the SP that is neither this CSE's nor
-    ///   below it (accepted; authenticated only for the registrar's own AEs).
-    pub(crate) fn relayed_by(&self, identity: &str, fr: &str) -> Option<bool> {
+    ///   below it.
+    pub(crate) fn relays(&self, identity: &str, fr: &str) -> bool {
         let sp = self.config.sp_id.as_str();
         let Owner::Cse(relay) = owner(sp, identity) else {
-            return None;
+            return false;
         };
-        let (cse, is_ae) = match owner(sp, fr) {
-            Owner::AeOf(c) => (c, true),
-            Owner::Cse(c) => (c, false),
-            Owner::Local | Owner::Unanchored => return None,
+        let cse = match owner(sp, fr) {
+            Owner::AeOf(c) => c,
+            Owner::Cse(c) => c,
+            Owner::Local | Owner::Unanchored => return false,
         };
         if cse == self.config.cse_id {
-            return None;
+            return false;
         }
         let peers = self.peers(crate::now());
         let registrar = self.config.registrar.as_deref();
-        let relay_csr = peers.iter().find(|p| p.csi == relay)?;
+        let Some(relay_csr) = peers.iter().find(|p| p.csi == relay) else {
+            return false;
+        };
         if cse == relay {
-            return Some(is_ae);
+            return true;
         }
         if Some(relay) == registrar {
-            return (!is_descendant(&peers, registrar, cse)).then_some(false);
+            return !is_descendant(&peers, registrar, cse);
         }
         let registered_itself = peers.iter().any(|p| p.csi == cse);
-        (relay_csr.dcse.iter().any(|d| d == cse) && !registered_itself).then_some(false)
+        relay_csr.dcse.iter().any(|d| d == cse) && !registered_itself
     }
 
     /// Creates or refreshes this CSE's own `<remoteCSE>` for another CSE (the registrar,
@@ -245,8 +247,7 @@ impl Cse {
 
 /// Whether `fr` is an AE-ID (and not the administrator, who may manage registrations).
 fn is_ae_originator(cse: &Cse, fr: &str) -> bool {
-    let admin = bastion_policy::normalize_originator(&cse.local, &cse.config.admin);
-    if bastion_policy::normalize_originator(&cse.local, fr) == admin {
+    if cse.is_admin(fr) {
         return false;
     }
     !matches!(owner(&cse.config.sp_id, fr), Owner::Cse(_))
@@ -259,6 +260,7 @@ fn is_ae_originator(cse: &Cse, fr: &str) -> bool {
 pub(crate) async fn register(
     cse: &Cse,
     req: &Checked,
+    ctx: &crate::RequestContext,
     mut content: Map<String, Value>,
     parent_ri: &Ri,
     now: Timestamp,
@@ -288,6 +290,16 @@ pub(crate) async fn register(
         ));
     }
     attrs::validate(ResourceType::RemoteCse, Phase::Create, &content)?;
+    // Over an association only the CSE it is bound to registers (never one it relays),
+    // and its CSE-ID is bound to that association from now on.
+    let bound = match ctx.identity.as_deref().map(|i| cse.absolute(i)) {
+        Some(identity) if !crate::identity::same_identity(&identity, &cse.absolute(&csi)) => {
+            return Err(RequestError::NotAuthenticated(
+                "a CSE registers over its own security association".into(),
+            ))
+        }
+        identity => identity.map(String::into_boxed_str),
+    };
     // The CSE-ID is the registree's own, whatever it sent (core-resources.md §3.9).
     content.insert("csi".into(), Value::String(csi.clone()));
     cse.write_guard()?;
@@ -299,7 +311,9 @@ pub(crate) async fn register(
             ));
         }
         cse.check_dcse(&tree, &csi, content.get("dcse"))?;
-        let (node, attrs) = cse.new_csr(&mut tree, parent_ri, &csi, content, now)?;
+        let (mut node, attrs) = cse.new_csr(&mut tree, parent_ri, &csi, content, now)?;
+        // Registered over an association: the CSE-ID is bound to it from now on.
+        node.bound = bound;
         let row = node_row(&node);
         tree.insert(node);
         (cse.committer.enqueue(vec![WriteOp::Upsert(row)]), attrs)

@@ -13,6 +13,30 @@ const CREATOR: &str = "@cr";
 /// A `<subscription>` whose subscriber was authenticated when it subscribed.
 const SUBSCRIBER_AUTHENTICATED: &str = "@sa";
 
+/// The identity of the security association an `<AE>` or `<remoteCSE>` registered over.
+const BOUND: &str = "@ba";
+
+/// Adds to a stored body the association its registration was bound to.
+pub(crate) fn mark_bound(body: &mut String, identity: &str) {
+    if body.ends_with('}') && body.len() > 2 {
+        body.pop();
+        body.push(',');
+        body.push_str(&serde_json::to_string(BOUND).unwrap_or_default());
+        body.push(':');
+        body.push_str(&serde_json::to_string(identity).unwrap_or_default());
+        body.push('}');
+    }
+}
+
+/// The association a stored `<AE>` or `<remoteCSE>` was registered over, if any.
+pub(crate) fn bound_identity(body: &str) -> Option<String> {
+    serde_json::from_str::<Value>(body)
+        .ok()?
+        .get(BOUND)?
+        .as_str()
+        .map(str::to_owned)
+}
+
 /// Marks a stored body: its subscriber was authenticated (`acaf` rules keep applying to
 /// its notifications after a restart).
 pub(crate) fn mark_subscriber_authenticated(body: &mut String) {
@@ -133,5 +157,20 @@ mod tests {
         let (empty, cr) = parse_body(&store_body(&Map::new(), Some("C1"))).unwrap();
         assert!(empty.is_empty());
         assert_eq!(cr.as_deref(), Some("C1"));
+    }
+
+    #[test]
+    fn association_binding_is_kept_but_never_shown() {
+        let attrs = json!({"rn":"a","aei":"Cabc"}).as_object().unwrap().clone();
+        let mut body = store_body(&attrs, Some("Cabc"));
+        assert_eq!(bound_identity(&body), None);
+        mark_bound(&mut body, "12-dev@bastion.example");
+        assert_eq!(
+            bound_identity(&body).as_deref(),
+            Some("12-dev@bastion.example")
+        );
+        let (back, cr) = parse_body(&body).unwrap();
+        assert_eq!(back, attrs);
+        assert_eq!(cr.as_deref(), Some("Cabc"));
     }
 }

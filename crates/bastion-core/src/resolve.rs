@@ -139,15 +139,16 @@ impl Cse {
     /// Registered-originator checks (TS-0003 7.2.1): an AE-ID of this CSE must belong to
     /// a registered AE (4106). An originator of another CSE is accepted inside an
     /// association (`verify_identity` bound it to the association, directly or as relayed
-    /// by a registered CSE); outside one, an AE-ID must belong to a CSE this CSE knows
-    /// (`Cse::vouched_in`; 4106 otherwise) and a CSE-ID likewise, or be registering
-    /// itself (4107 otherwise). The admin and `<AE>` CREATE are exempt.
+    /// by a registered CSE). Outside one, a CSE-ID is 4107 and an AE-ID of another CSE
+    /// 4106, unless `trust_loopback_cses` is on and the peer is on loopback: then they are
+    /// accepted when they belong to a CSE this CSE knows (`Cse::vouched_in`), or a CSE-ID
+    /// registers itself. The admin and `<AE>` CREATE are exempt.
     pub(crate) fn check_originator(
         &self,
         req: &Checked,
         ctx: &crate::RequestContext,
     ) -> Result<(), RequestError> {
-        if req.fr == self.config.admin
+        if self.is_admin(&req.fr)
             || (req.op == Operation::Create && req.ty == Some(ResourceType::Ae))
         {
             return Ok(());
@@ -158,6 +159,9 @@ impl Cse {
         {
             return Ok(());
         }
+        // Development only: other CSEs on the plain listener of this host.
+        let loopback_trusted =
+            self.config.trust_loopback_cses && ctx.peer.is_some_and(|p| p.ip().is_loopback());
         let vouched = || match crate::forward::owner(&self.config.sp_id, &req.fr) {
             crate::forward::Owner::Cse(c) | crate::forward::Owner::AeOf(c) => {
                 self.vouched_in(&tree, c)
@@ -175,6 +179,7 @@ impl Cse {
                     ))
                 }
             }
+            OriginatorKind::Cse if !loopback_trusted => Err(security_association_required()),
             OriginatorKind::Cse => {
                 let registering =
                     req.op == Operation::Create && req.ty == Some(ResourceType::RemoteCse);
@@ -184,7 +189,7 @@ impl Cse {
                     Err(security_association_required())
                 }
             }
-            OriginatorKind::ForeignAe if vouched() => Ok(()),
+            OriginatorKind::ForeignAe if loopback_trusted && vouched() => Ok(()),
             OriginatorKind::ForeignAe => Err(RequestError::NotAuthenticated(
                 "originator is not registered with this CSE".into(),
             )),

@@ -108,6 +108,9 @@ pub struct Node {
     pub authz: Option<Box<AuthzState>>,
     /// Compiled state of a `<subscription>` (`subscription.rs`).
     pub(crate) sub: Option<Arc<crate::subscription::SubscriptionState>>,
+    /// For an `<AE>` or `<remoteCSE>` registered over a security association: that
+    /// association's identity, absolute form (`identity.rs`). Stored with the resource.
+    pub(crate) bound: Option<Box<str>>,
 }
 
 /// What access control needs of a `<group>`, `<role>`, `<token>` or `<dac>` resource.
@@ -150,6 +153,7 @@ impl Node {
             container: (ty == ResourceType::Container).then(|| Box::new(ContainerState::default())),
             authz: None,
             sub: None,
+            bound: None,
         }
     }
 

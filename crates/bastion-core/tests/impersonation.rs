@@ -112,3 +112,111 @@ async fn ts0003_7_1_2_acaf_rules_grant_only_verified_originators() {
     // Inside Cxyz's association it does.
     assert_eq!(send(&cse, get(), Some("Cxyz")).await.rsc.code(), 2000);
 }
+
+/// A credential store holding only the admin's ID, in the form written there.
+struct AdminHasCredential;
+
+impl bastion_core::CredentialBindings for AdminHasCredential {
+    fn is_bound(&self, forms: &[&str]) -> bool {
+        forms.contains(&"CAdmin")
+    }
+}
+
+#[tokio::test]
+async fn ts0003_7_2_1_an_identity_holding_a_credential_is_bound_to_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("bastion.db")).expect("store");
+    let services = bastion_core::Services {
+        credentials: Some(Arc::new(AdminHasCredential)),
+        ..bastion_core::Services::default()
+    };
+    let cse = Cse::open_with(CseConfig::default(), Arc::new(store), services)
+        .await
+        .expect("cse");
+    let get = |fr: &str| request(Operation::Retrieve, "cse-in", fr, None, None);
+    for fr in ["CAdmin", "/id-in/CAdmin", "//bastion.example/id-in/CAdmin"] {
+        // Outside any association: 4106, whatever the form.
+        let r = send(&cse, get(fr), None).await;
+        assert_eq!(r.rsc.code(), 4106, "{fr}");
+        assert_eq!(
+            r.pc,
+            Some(
+                json!({"m2m:dbg": "originator is bound to a security association and must use it"})
+            )
+        );
+        // Inside the admin's association: the admin.
+        assert_eq!(
+            send(&cse, get(fr), Some("CAdmin")).await.rsc.code(),
+            2000,
+            "{fr}"
+        );
+    }
+    // An AE with no credential is not affected.
+    register(&cse, "Cfree").await;
+    let r = send(
+        &cse,
+        request(Operation::Retrieve, "cse-in/Cfree", "Cfree", None, None),
+        None,
+    )
+    .await;
+    assert_eq!(r.rsc.code(), 2000);
+}
+
+#[tokio::test]
+async fn ts0003_7_1_2_a_registree_cse_relays_its_aes_unauthenticated() {
+    let (cse, _dir) = open().await;
+    let csr = json!({"m2m:csr": {"cb": "/id-mn/cse-mn", "rr": true, "srv": ["3"]}});
+    let r = send(
+        &cse,
+        request(Operation::Create, "cse-in", "/id-mn", Some(16), Some(csr)),
+        Some("/id-mn"),
+    )
+    .await;
+    assert_eq!(r.rsc.code(), 2001, "{:?}", r.pc);
+    register(&cse, "Cowner").await;
+    let acp = json!({"m2m:acp": {"rn": "acp",
+        "pv": {"acr": [{"acor": ["/id-mn", "/id-mn/Cabc"], "acop": 2, "acaf": true}]},
+        "pvs": {"acr": [{"acor": ["Cowner"], "acop": 63}]}}});
+    let r = send(
+        &cse,
+        request(
+            Operation::Create,
+            "cse-in/Cowner",
+            "Cowner",
+            Some(1),
+            Some(acp),
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(r.rsc.code(), 2001);
+    let cnt = json!({"m2m:cnt": {"rn": "c", "acpi": ["cse-in/Cowner/acp"]}});
+    let r = send(
+        &cse,
+        request(
+            Operation::Create,
+            "cse-in/Cowner",
+            "Cowner",
+            Some(3),
+            Some(cnt),
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(r.rsc.code(), 2001);
+    let get = |fr: &str| request(Operation::Retrieve, "cse-in/Cowner/c", fr, None, None);
+    // The MN itself, on its association, is authenticated.
+    assert_eq!(
+        send(&cse, get("/id-mn"), Some("/id-mn")).await.rsc.code(),
+        2000
+    );
+    // Its AE, relayed on that association, is accepted but not authenticated.
+    let relayed = send(&cse, get("/id-mn/Cabc"), Some("/id-mn")).await;
+    assert_eq!(relayed.rsc.code(), 4103);
+    // The MN's CSE-ID, and its AEs, outside that association: 4106.
+    for fr in ["/id-mn", "//bastion.example/id-mn", "/id-mn/Cabc"] {
+        assert_eq!(send(&cse, get(fr), None).await.rsc.code(), 4106, "{fr}");
+    }
+    // A CSE-ID nobody registered, outside any association: 4107.
+    assert_eq!(send(&cse, get("/id-x"), None).await.rsc.code(), 4107);
+}

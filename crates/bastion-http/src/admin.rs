@@ -6,19 +6,21 @@
 //! `notify`, `discovery`) and `to` (written like a request path: `/cse-in/ae/cnt`,
 //! `/~/id-in/…`, `/_/…`) are required; `ty` (the type to create), `at` (a oneM2M
 //! timestamp, default now), `ip` (the peer address to assume) and `loc` (`lat,lon`) are
-//! optional. Every answer carries `X-M2M-RSC`: 2000 with the explanation, 4103 when
-//! `X-M2M-Origin` is not the admin, 4000 for a bad parameter, 4005 for a method other
-//! than GET, and the target's own error (4004, …) when it cannot be resolved.
+//! optional. Every answer carries `X-M2M-RSC`: 2000 with the explanation, 4106 when
+//! `X-M2M-Origin` names an identity the request's security association does not hold
+//! (the admin's included, when the admin has a credential), 4103 when it is not the
+//! admin, 4000 for a bad parameter, 4005 for a method other than GET, and the target's
+//! own error (4004, …) when it cannot be resolved.
 //!
-//! The admin is recognised by name, like everywhere else in the CSE, until security
-//! associations authenticate originators (docs/authorization.md).
+//! The caller passes the same identity binding as every oneM2M request
+//! ([`Cse::authorize_operator`]; docs/security.md, "Identity binding").
 
 use crate::encode;
 use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{Method, Request as HttpRequest};
 use axum::response::Response as HttpResponse;
-use bastion_core::{explanation_json, Cse, ExplainQuery};
+use bastion_core::{explanation_json, Cse, ExplainQuery, RequestContext};
 use bastion_policy::{AccessOperation, Location};
 use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, Response, Rsc};
@@ -30,11 +32,11 @@ use std::net::IpAddr;
 pub const EXPLAIN_PATH: &str = "/__bastion/explain";
 
 /// Answers `GET /__bastion/explain`.
-pub async fn explain(cse: &Cse, request: HttpRequest<Body>) -> HttpResponse {
+pub async fn explain(cse: &Cse, request: HttpRequest<Body>, ctx: &RequestContext) -> HttpResponse {
     // The body is ignored; only the (Sync) head is kept across the await.
     let (request, _) = request.into_parts();
     let rqi = header(&request, "x-m2m-ri").unwrap_or_default();
-    let mut resp = match answer(cse, &request).await {
+    let mut resp = match answer(cse, &request, ctx).await {
         Ok(resp) => resp,
         Err(err) => Response::error(&err, String::new()),
     };
@@ -44,17 +46,17 @@ pub async fn explain(cse: &Cse, request: HttpRequest<Body>) -> HttpResponse {
     encode(&resp)
 }
 
-async fn answer(cse: &Cse, request: &Parts) -> Result<Response, RequestError> {
+async fn answer(
+    cse: &Cse,
+    request: &Parts,
+    ctx: &RequestContext,
+) -> Result<Response, RequestError> {
     if request.method != Method::GET {
         return Err(RequestError::not_allowed(
             "the explain API answers GET only",
         ));
     }
-    if header(request, "x-m2m-origin").as_deref() != Some(cse.config().admin.as_str()) {
-        return Err(RequestError::NoPrivilege(
-            "originator has no privilege".into(),
-        ));
-    }
+    cse.authorize_operator(header(request, "x-m2m-origin").as_deref(), ctx)?;
     let query = parse_query(request.uri.query().unwrap_or(""))?;
     let explanation = cse.explain(&query).await?;
     let mut resp = Response::new(Rsc::Ok, String::new());

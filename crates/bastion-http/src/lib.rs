@@ -93,11 +93,11 @@ async fn handle(
     sa: Option<axum::Extension<tls::SaIdentity>>,
     request: HttpRequest<Body>,
 ) -> HttpResponse {
-    if request.uri().path() == admin::EXPLAIN_PATH {
-        return admin::explain(&state.cse, request).await;
-    }
     // Only the TLS listener inserts an identity; plain HTTP carries no association.
     let ctx = RequestContext::new(Some(peer), sa.map(|axum::Extension(id)| id.0));
+    if request.uri().path() == admin::EXPLAIN_PATH {
+        return admin::explain(&state.cse, request, &ctx).await;
+    }
     match decode(request, state.limits.max_body_bytes).await {
         Ok(primitive) => encode(&state.cse.handle(primitive, &ctx).await),
         Err(failure) => {

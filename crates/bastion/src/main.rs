@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod acp;
+mod bindings;
 mod cert;
 mod cli;
 mod credentials;

@@ -136,6 +136,12 @@ async fn run(
              association and anyone who can reach it may claim any originator"
         );
     }
+    if settings.trust_loopback_cses {
+        tracing::warn!(
+            "trust-loopback-cses = true: any local process may claim the CSE-ID of a CSE \
+             that registered without a security association (development only)"
+        );
+    }
     let tls = match &settings.tls {
         Some(_) => Some(open_tls(settings).await?),
         None => None,
@@ -185,6 +191,12 @@ async fn run(
             settings.cse_id.clone(),
         ))),
         outbound: Some(outbound.clone()),
+        // An identity holding a credential of the TLS listener's store may be claimed
+        // only inside its association (docs/security.md, "Identity binding").
+        credentials: tls.as_ref().map(|t| {
+            Arc::new(crate::bindings::RegistryBindings::new(t.registry.clone()))
+                as Arc<dyn bastion_core::CredentialBindings>
+        }),
         // Subscriptions' notifications, delivered as this CSE over the same routes
         // (docs/notifications.md).
         notifications: Some(Arc::new(crate::notifications::EngineSink::new(

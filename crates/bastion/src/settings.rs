@@ -60,6 +60,9 @@ pub const DEFAULT_AUDIT_KEEP: u32 = 5;
 pub const DEFAULT_LOG: &str = "info";
 /// Built-in default: a plain listener on a non-loopback address is refused.
 pub const DEFAULT_INSECURE: bool = false;
+/// Built-in default: other CSEs' originators need a security association, also on
+/// loopback.
+pub const DEFAULT_TRUST_LOOPBACK_CSES: bool = false;
 /// Built-in default credential store, relative to the data directory.
 pub const DEFAULT_CREDENTIALS_STORE: &str = "credentials.store";
 /// Name of the SQLite database file inside the data directory.
@@ -138,6 +141,8 @@ pub struct RawSettings {
     pub authorization: Option<AuthorizationSection>,
     /// `[http] insecure`, flag `--insecure`.
     pub insecure: Option<bool>,
+    /// `[http] trust-loopback-cses`: from the configuration file only.
+    pub trust_loopback_cses: Option<bool>,
     /// `[tls] listen`, flag `--tls-listen`.
     pub tls_listen: Option<String>,
     /// The rest of `[tls]`: from the configuration file only.
@@ -173,6 +178,7 @@ impl RawSettings {
             log: other.log.or(self.log),
             authorization: other.authorization.or(self.authorization),
             insecure: other.insecure.or(self.insecure),
+            trust_loopback_cses: other.trust_loopback_cses.or(self.trust_loopback_cses),
             tls_listen: other.tls_listen.or(self.tls_listen),
             tls: other.tls.or(self.tls),
             location: other.location.or(self.location),
@@ -399,6 +405,8 @@ struct HttpSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     insecure: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    trust_loopback_cses: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     max_body_bytes: Option<i64>,
 }
 
@@ -438,6 +446,7 @@ impl FileConfig {
             log: self.log.level,
             authorization: self.authorization,
             insecure: self.http.insecure,
+            trust_loopback_cses: self.http.trust_loopback_cses,
             tls_listen: self.tls.as_ref().and_then(|t| t.listen.clone()),
             tls: self.tls.map(|t| TlsSection { listen: None, ..t }),
             location: self.location,
@@ -498,6 +507,9 @@ pub struct Settings {
     pub authorization: AuthorizationSection,
     /// `[http] insecure`: the plain listener may be on a non-loopback address.
     pub insecure: bool,
+    /// `[http] trust-loopback-cses` (development only): see
+    /// [`CseConfig::trust_loopback_cses`].
+    pub trust_loopback_cses: bool,
     /// The TLS listener, when configured.
     pub tls: Option<TlsSettings>,
     /// `[location]`, checked to parse as `bastion_location::LocationConfig`.
@@ -610,6 +622,9 @@ impl Settings {
         let authorization = raw.authorization.unwrap_or_default();
         problems.extend(validate_authorization(&authorization));
         let insecure = raw.insecure.unwrap_or(DEFAULT_INSECURE);
+        let trust_loopback_cses = raw
+            .trust_loopback_cses
+            .unwrap_or(DEFAULT_TRUST_LOOPBACK_CSES);
         if let Some(addr) = listen {
             if let Err(problem) = plain_protection(addr, insecure) {
                 problems.push(problem);
@@ -662,6 +677,7 @@ impl Settings {
                 log,
                 authorization,
                 insecure,
+                trust_loopback_cses,
                 tls,
                 location: raw.location,
                 registrar,
@@ -693,6 +709,7 @@ impl Settings {
             log: DEFAULT_LOG.to_owned(),
             authorization: AuthorizationSection::default(),
             insecure: DEFAULT_INSECURE,
+            trust_loopback_cses: DEFAULT_TRUST_LOOPBACK_CSES,
             tls: None,
             location: None,
             registrar: None,
@@ -724,6 +741,7 @@ impl Settings {
             discovery_limit: self.discovery_limit,
             explain_denials_to_client: self.explain_denials_to_client,
             registrar: self.registrar.as_ref().map(|r| r.cse_id.clone()),
+            trust_loopback_cses: self.trust_loopback_cses,
             ..CseConfig::default()
         }
     }
@@ -829,6 +847,7 @@ impl Settings {
             http: HttpSection {
                 listen: Some(self.listen.to_string()),
                 insecure: Some(self.insecure),
+                trust_loopback_cses: Some(self.trust_loopback_cses),
                 max_body_bytes: Some(self.max_body_bytes as i64),
             },
             storage: StorageSection {
@@ -1210,6 +1229,7 @@ mod tests {
             audit_keep,
             log,
             insecure,
+            trust_loopback_cses,
             // [authorization], [tls] and [location] have no defaults to set: the file
             // documents them commented out.
             authorization: _,
@@ -1240,6 +1260,7 @@ mod tests {
             ("audit keep", audit_keep.is_some()),
             ("level", log.is_some()),
             ("insecure", insecure.is_some()),
+            ("trust-loopback-cses", trust_loopback_cses.is_some()),
         ];
         for (key, is_set) in set {
             assert!(is_set, "bastion.default.toml does not set {key}");

@@ -4,6 +4,8 @@
 //! Every test file includes this module with `mod common;` and uses a subset of it.
 #![allow(dead_code)]
 
+pub mod federation;
+pub mod identity;
 mod receiver;
 #[allow(unused_imports)]
 pub use receiver::{Received, Receiver};

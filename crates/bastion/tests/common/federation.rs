@@ -1,0 +1,207 @@
+//! Two real `bastion serve` processes: an IN-CSE (`/id-in`, plain and TLS listeners) and
+//! an MN-CSE (`/id-mn`) registered with it over a TLS-PSK association bound to `/id-mn`.
+//! With [`Federation::start`] the MN has only its plain listener, which the IN then uses
+//! (a development set-up: the MN trusts other CSEs' originators from loopback peers,
+//! `[http] trust-loopback-cses`); with [`Federation::start_secure`] it has a TLS listener
+//! too, and the IN reaches it over TLS-PSK with the same key, bound there to `/id-in`
+//! (TS-0003 8.2.1). Used by tests/federation.rs and tests/security_identity.rs.
+
+use super::{bastion, ok, path, tls_port, write_key_file, Server};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+pub const KPSA_ID: &str = "mn@bastion.example";
+pub const KPSA: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+pub const STORE_KEY: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+
+/// An IN and an MN registered with it.
+pub struct Federation {
+    /// Key file and the MN's credential store.
+    pub files: tempfile::TempDir,
+    pub inc: Server,
+    pub in_tls: u16,
+    pub mn: Server,
+    /// The MN's TLS listener, when it has one.
+    pub mn_tls: Option<u16>,
+}
+
+impl Federation {
+    /// The MN listens on plain HTTP only.
+    pub fn start() -> Federation {
+        Federation::start_with(false)
+    }
+
+    /// The MN has a TLS-PSK listener too, whose credential store holds the shared key
+    /// bound to `/id-in`.
+    pub fn start_secure() -> Federation {
+        Federation::start_with(true)
+    }
+
+    fn start_with(mn_tls: bool) -> Federation {
+        let files = tempfile::tempdir().expect("files");
+        let f = files.path();
+        write_key_file(&f.join("store.key"), STORE_KEY);
+        let inc = Server::start_with_config(&format!(
+            "[tls]\nlisten = \"127.0.0.1:0\"\nframeworks = [\"psk\"]\ncredentials-key-file = \"{}\"\n",
+            path(f, "store.key")
+        ));
+        let in_tls = tls_port(&inc);
+        let in_dir = inc.data_dir().to_string_lossy().into_owned();
+        // The IN binds the PSK to the MN's CSE-ID; the MN holds the same key.
+        for (dir, bound) in [
+            (in_dir.as_str(), "/id-mn"),
+            (&path(f, "mn-creds"), "/id-in"),
+        ] {
+            std::fs::create_dir_all(dir).expect("credential dir");
+            ok(&bastion(&[
+                "credentials",
+                "add",
+                "--data-dir",
+                dir,
+                "--key-file",
+                &path(f, "store.key"),
+                "--id",
+                KPSA_ID,
+                "--key-hex",
+                KPSA,
+                "--cse-id",
+                bound,
+            ]));
+        }
+        let mn_store = path(&f.join("mn-creds"), "credentials.store");
+        let key_file = path(f, "store.key");
+        let tls_section = if mn_tls {
+            format!(
+                "[tls]\nlisten = \"127.0.0.1:0\"\nframeworks = [\"psk\"]\n\
+                 credentials-store = \"{mn_store}\"\ncredentials-key-file = \"{key_file}\"\n"
+            )
+        } else {
+            // Without a TLS listener the IN reaches the MN over plain HTTP, which the MN
+            // accepts from loopback only in this development mode.
+            "[http]\ntrust-loopback-cses = true\n".to_owned()
+        };
+        let mn = Server::start_with_config(&format!(
+            "[cse]\ncse-id = \"/id-mn\"\ncse-name = \"cse-mn\"\ncse-type = \"mn\"\n\
+             [registrar]\ncse-id = \"/id-in\"\ncse-base = \"cse-in\"\n\
+             url = \"https://127.0.0.1:{in_tls}\"\npsk-id = \"{KPSA_ID}\"\n\
+             credentials-store = \"{mn_store}\"\ncredentials-key-file = \"{key_file}\"\n\
+             {tls_section}",
+        ));
+        let mn_tls = mn_tls.then(|| tls_port(&mn));
+        let fed = Federation {
+            files,
+            inc,
+            in_tls,
+            mn,
+            mn_tls,
+        };
+        fed.wait_registered(None);
+        fed
+    }
+
+    /// Waits until both sides hold their `<remoteCSE>` and, with `port`, until the IN's
+    /// one advertises the MN's plain listener on that port.
+    pub fn wait_registered(&self, port: Option<u16>) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // Called inside `block_in_place`.
+        let rt = tokio::runtime::Handle::current();
+        loop {
+            let (on_in, on_mn) = rt.block_on(async {
+                (
+                    self.inc.get("/cse-in/id-mn", "CAdmin").await,
+                    self.mn.get("/cse-mn/id-in", "CAdmin").await,
+                )
+            });
+            let poa_ok = port.is_none_or(|p| {
+                on_in.body["m2m:csr"]["poa"]
+                    .as_array()
+                    .is_some_and(|a| a.contains(&json!(format!("http://127.0.0.1:{p}"))))
+            });
+            if on_in.rsc == 2000 && on_mn.rsc == 2000 && poa_ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "MN never registered:\nIN: {}\nMN: {}\nMN log:\n{}",
+                on_in.text,
+                on_mn.text,
+                self.mn.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `bastion req` on the MN's association with the IN (its PSK) as `from`.
+    pub fn on_mn_association(&self, from: &str, to: &str) -> String {
+        let out = bastion(&[
+            "req",
+            "--url",
+            &format!("https://127.0.0.1:{}", self.in_tls),
+            "--psk-id",
+            KPSA_ID,
+            "--psk-hex",
+            KPSA,
+            "--from",
+            from,
+            "--to",
+            to,
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Registers the AE `aei` on the CSE whose CSEBase is `base`; returns its path.
+pub async fn ae(s: &Server, base: &str, aei: &str) -> String {
+    let r = s
+        .create(
+            &format!("/{base}"),
+            aei,
+            2,
+            json!({"m2m:ae": {"rn": aei.trim_start_matches('C'), "api": "Nfed", "rr": false, "srv": ["3"]}}),
+        )
+        .await;
+    r.expect(2001);
+    format!("/{base}/{}", aei.trim_start_matches('C'))
+}
+
+/// A container `data` under `ae` with one instance; `reader` may RETRIEVE it, and with
+/// `authenticated` only over a security association (`acaf`, TS-0003 7.1.5): over plain
+/// HTTP the same originator is then refused.
+pub async fn readable_container(
+    s: &Server,
+    ae: &str,
+    owner: &str,
+    reader: &str,
+    authenticated: bool,
+) -> String {
+    let (acp_name, con) = if authenticated {
+        ("authn", "7")
+    } else {
+        ("share", "21.5")
+    };
+    s.create(
+        ae,
+        owner,
+        1,
+        json!({"m2m:acp": {"rn": acp_name,
+            "pv": {"acr": [{"acor": [owner], "acop": 63},
+                           {"acor": [reader], "acop": 2, "acaf": authenticated}]},
+            "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}}),
+    )
+    .await
+    .expect(2001);
+    let acp = format!("{}/{acp_name}", ae.trim_start_matches('/'));
+    s.create(
+        ae,
+        owner,
+        3,
+        json!({"m2m:cnt": {"rn": "data", "acpi": [acp]}}),
+    )
+    .await
+    .expect(2001);
+    let cnt = format!("{ae}/data");
+    s.create(&cnt, owner, 4, json!({"m2m:cin": {"con": con}}))
+        .await
+        .expect(2001);
+    cnt
+}

@@ -1,0 +1,148 @@
+//! A server with a TLS-PSK listener beside its plain one, PSK credentials added with
+//! `bastion credentials add`, and requests sent inside an association: oneM2M requests
+//! with `bastion req`, any HTTP request (the operator endpoints) with hyper over
+//! `bastion_tls::TlsClient`. Used by tests/security_identity.rs.
+
+use super::{bastion, ok, path, tls_port, write_key_file, Server};
+use std::time::{Duration, Instant};
+
+const STORE_KEY: &str = "5a1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
+/// What a PSK credential is bound to.
+pub enum Bound<'a> {
+    /// `--originator AE-ID`.
+    Ae(&'a str),
+    /// Nothing: the Credential-ID `12-<KpsaID>`.
+    CredentialId,
+}
+
+/// A server with a TLS-PSK listener and its files.
+pub struct PskServer {
+    pub srv: Server,
+    files: tempfile::TempDir,
+    pub tls_port: u16,
+}
+
+/// The answer to a request sent inside an association: `X-M2M-RSC` and the body.
+pub struct Answer {
+    pub rsc: u32,
+    pub body: String,
+}
+
+impl PskServer {
+    /// Starts a server whose configuration file holds `extra` besides the `[tls]` section.
+    pub fn start(extra: &str) -> PskServer {
+        let files = tempfile::tempdir().expect("files");
+        write_key_file(&files.path().join("store.key"), STORE_KEY);
+        let srv = Server::start_with_config(&format!(
+            "{extra}\n[tls]\nlisten = \"127.0.0.1:0\"\nframeworks = [\"psk\"]\n\
+             credentials-key-file = \"{}\"\n",
+            path(files.path(), "store.key")
+        ));
+        let tls_port = tls_port(&srv);
+        PskServer {
+            srv,
+            files,
+            tls_port,
+        }
+    }
+
+    /// Adds a PSK credential and waits until the running server accepts it.
+    pub fn add_psk(&self, kpsa_id: &str, key_hex: &str, bound: Bound<'_>) {
+        let dir = self.srv.data_dir().to_string_lossy().into_owned();
+        let key_file = path(self.files.path(), "store.key");
+        let mut args = vec![
+            "credentials",
+            "add",
+            "--data-dir",
+            &dir,
+            "--key-file",
+            &key_file,
+            "--id",
+            kpsa_id,
+            "--key-hex",
+            key_hex,
+        ];
+        if let Bound::Ae(id) = bound {
+            args.extend_from_slice(&["--originator", id]);
+        }
+        ok(&bastion(&args));
+        // The server re-reads its store within about a second.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = self.req(kpsa_id, key_hex, &["--to", "/cse-in", "--from", "Cprobe"]);
+            if out.rsc != 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "PSK {kpsa_id} never accepted");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// `bastion req` over TLS-PSK; `rsc` 0 when no response came (handshake refused).
+    pub fn req(&self, kpsa_id: &str, key_hex: &str, args: &[&str]) -> Answer {
+        let url = format!("https://127.0.0.1:{}", self.tls_port);
+        let mut all = vec![
+            "req",
+            "--url",
+            &url,
+            "--psk-id",
+            kpsa_id,
+            "--psk-hex",
+            key_hex,
+        ];
+        all.extend_from_slice(args);
+        let out = bastion(&all);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (first, body) = stdout.split_once('\n').unwrap_or((&stdout, ""));
+        Answer {
+            rsc: first.trim().parse().unwrap_or(0),
+            body: body.to_owned(),
+        }
+    }
+
+    /// `GET path_and_query` with `X-M2M-Origin: origin` inside a TLS-PSK association.
+    pub async fn get_over_psk(
+        &self,
+        kpsa_id: &str,
+        key_hex: &str,
+        path_and_query: &str,
+        origin: &str,
+    ) -> Answer {
+        use http_body_util::{BodyExt, Empty};
+        let client = bastion_tls::TlsClient::psk(
+            kpsa_id,
+            bastion_tls::PskKey::from_hex(key_hex).expect("key"),
+            &bastion_tls::ClientOptions::default(),
+        )
+        .expect("client");
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.tls_port))
+            .await
+            .expect("connect");
+        let stream = client.connect("localhost", tcp).await.expect("handshake");
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("http handshake");
+        tokio::spawn(conn);
+        let request = hyper::Request::get(path_and_query)
+            .header("X-M2M-Origin", origin)
+            .header("X-M2M-RI", "identity-1")
+            .header("X-M2M-RVI", "3")
+            .header("Accept", "application/json")
+            .header("Host", "localhost")
+            .body(Empty::<bytes::Bytes>::new())
+            .expect("request");
+        let response = sender.send_request(request).await.expect("response");
+        let rsc = response.headers()["x-m2m-rsc"]
+            .to_str()
+            .expect("rsc")
+            .parse()
+            .expect("numeric rsc");
+        let body = response.into_body().collect().await.expect("body");
+        Answer {
+            rsc,
+            body: String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+        }
+    }
+}
