@@ -64,10 +64,10 @@ pub(crate) async fn delete(
         }
         None => require_match(&req.fc, Subject::Instance(&attrs))?,
     }
-    let pc = if rcn == ResultContent::Nothing {
+    let shaped = if rcn == ResultContent::Nothing {
         None
     } else {
-        Some(shape(cse, &req, ty, attrs.clone(), node.as_ref(), now).await?)
+        Some(shape(cse, &req, ctx, ty, attrs.clone(), node.as_ref(), now).await?)
     };
     cse.write_guard()?;
     let mut deleted_acps = Vec::new();
@@ -119,9 +119,10 @@ pub(crate) async fn delete(
             .iter()
             .map(|(kind, path)| (*kind, path.as_str())),
     );
-    let mut resp = Response::new(Rsc::Deleted, String::new());
-    resp.pc = pc;
-    Ok(resp)
+    Ok(match shaped {
+        Some(shaped) => shaped.into_response(Rsc::Deleted),
+        None => Response::new(Rsc::Deleted, String::new()),
+    })
 }
 
 /// The audited resources (`<accessControlPolicy>`, `<role>`, `<token>`) in the subtree

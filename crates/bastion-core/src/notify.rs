@@ -129,6 +129,15 @@ pub(crate) struct Event<'a> {
     pub originator: &'a str,
 }
 
+/// How much of the resource a notification shows its subscriber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum View {
+    /// As the subscription's `nct` asks.
+    Full,
+    /// Only the resource ID (as `nct` 3), whatever `nct` asks.
+    Reference,
+}
+
 /// Whether `node` has any `<subscription>` child: the cheap test the hot paths make.
 pub(crate) fn has_subscriptions(tree: &Tree, node: &Node) -> bool {
     node.children.iter().any(|c| {
@@ -171,10 +180,13 @@ impl Cse {
             if !state.criteria.admits(&facts) || !self.may_still_retrieve(tree, &state, subject) {
                 continue;
             }
+            let Some(view) = self.child_view(tree, &state, subject, &event) else {
+                continue;
+            };
             notices.items.push(Notice {
                 sur: format!("{}/{}", self.config.cse_id, ri),
                 nu: state.nu.clone(),
-                event: self.event_content(&event, &state),
+                event: self.event_content(&event, &state, view),
                 state: state.clone(),
             });
             if state.exc.is_some() {
@@ -210,9 +222,56 @@ impl Cse {
         .is_ok()
     }
 
+    /// How much of the resource a child event (net 3, 4) may show this subscriber: what
+    /// it could see of that child itself (docs/decisions.md). Its representation when it
+    /// may RETRIEVE the child, only its resource ID when it may merely DISCOVER it (as a
+    /// child reference in `rcn` 6), nothing (no notification) otherwise. A
+    /// `<contentInstance>` follows its container, the subscribed-to resource, except that
+    /// a container with retrieval disabled (`disr`) shows only references. Events on the
+    /// subscribed-to resource itself (net 1, 2) show it in full: its RETRIEVE privilege is
+    /// re-checked by [`Cse::may_still_retrieve`].
+    fn child_view(
+        &self,
+        tree: &Tree,
+        state: &SubscriptionState,
+        subject: &Node,
+        event: &Event,
+    ) -> Option<View> {
+        if !matches!(event.net, NET_CREATE_CHILD | NET_DELETE_CHILD) {
+            return Some(View::Full);
+        }
+        if event.ty == ResourceType::ContentInstance {
+            let disabled = subject.attrs.get("disr").and_then(Value::as_bool) == Some(true);
+            return Some(if disabled {
+                View::Reference
+            } else {
+                View::Full
+            });
+        }
+        let child = event
+            .resource
+            .get("ri")
+            .and_then(Value::as_str)
+            .and_then(|ri| tree.get(ri))?;
+        let mut ctx = RequestContext::new(None, None);
+        ctx.authenticated = state.authenticated;
+        let may = |op| self.may_include(tree, &state.creator, &ctx, child, op);
+        if may(AccessOperation::Retrieve) {
+            Some(View::Full)
+        } else if may(AccessOperation::Discovery) {
+            Some(View::Reference)
+        } else {
+            None
+        }
+    }
+
     /// `{"nev": {"rep": …, "net": n[, "om": …]}, "sur": …}` without `sur` (added later).
-    fn event_content(&self, event: &Event, state: &SubscriptionState) -> Value {
-        let rep = match state.nct {
+    fn event_content(&self, event: &Event, state: &SubscriptionState, view: View) -> Value {
+        let nct = match view {
+            View::Full => state.nct,
+            View::Reference => NCT_RI,
+        };
+        let rep = match nct {
             NCT_RI => {
                 json!({ "m2m:uri": event.resource.get("ri").cloned().unwrap_or(Value::Null) })
             }
@@ -637,15 +696,19 @@ impl Cse {
     /// URL targets optional, Bastion verifies every target that is not the subscriber
     /// itself, so a CSE cannot be made to send unsolicited traffic to a bystander; docs/
     /// decisions.md). Any target that cannot be asked or does not answer 2000 fails the
-    /// CREATE with 5204; a target on this CSE is checked here directly (4101/5205 are
-    /// reported inside the 5204 reason).
+    /// CREATE with 5204; a target on this CSE is checked here directly.
+    ///
+    /// Every failure answers the same [`VERIFICATION_FAILED`] text: what went wrong
+    /// (refused connection, not a oneM2M server, timeout, the target's answer) would
+    /// otherwise make subscription creation a probe of hosts and ports the subscriber
+    /// cannot reach itself. The detail goes to the log, with any credentials in the URL
+    /// removed.
     pub(crate) async fn verify_targets(
         &self,
         sur: &str,
         creator: &str,
         nu: &[String],
     ) -> Result<(), bastion_proto::RequestError> {
-        use bastion_proto::RequestError;
         let normalized = bastion_policy::normalize_originator(&self.local, creator);
         for target in nu {
             if !is_url(target)
@@ -653,27 +716,33 @@ impl Cse {
             {
                 continue;
             }
-            let content = json!({ "m2m:sgn": { "vrq": true, "sur": sur, "cr": creator } });
-            let answer = self.verification_answer(target, content).await;
-            match answer {
-                Ok(Rsc::Ok) => {}
-                Ok(rsc) => {
-                    return Err(RequestError::SubscriptionVerificationFailed(
-                        format!(
-                            "notification target refused the subscription ({})",
-                            rsc.code()
-                        )
-                        .into(),
-                    ))
-                }
-                Err(why) => {
-                    return Err(RequestError::SubscriptionVerificationFailed(
-                        format!("notification target not verified: {why}").into(),
-                    ))
-                }
-            }
+            self.verify_target(sur, creator, target).await?;
         }
         Ok(())
+    }
+
+    /// Asks one target to confirm `sur` (see [`Cse::verify_targets`]).
+    pub(crate) async fn verify_target(
+        &self,
+        sur: &str,
+        creator: &str,
+        target: &str,
+    ) -> Result<(), bastion_proto::RequestError> {
+        let content = json!({ "m2m:sgn": { "vrq": true, "sur": sur, "cr": creator } });
+        let detail = match self.verification_answer(target, content).await {
+            Ok(Rsc::Ok) => return Ok(()),
+            Ok(rsc) => format!("the target answered {}", rsc.code()),
+            Err(why) => why,
+        };
+        tracing::info!(
+            subscription = sur,
+            target = %without_credentials(target),
+            reason = %without_credentials(&detail),
+            "notification target not verified"
+        );
+        Err(bastion_proto::RequestError::SubscriptionVerificationFailed(
+            VERIFICATION_FAILED.into(),
+        ))
     }
 
     /// Sends one verification request and returns the answer's status. A target AE on
@@ -748,6 +817,34 @@ impl Cse {
             .map_err(|e| e.to_string())?;
         Ok(resp.rsc)
     }
+}
+
+/// The one text of every failed verification of a notification target (5204).
+pub(crate) const VERIFICATION_FAILED: &str = "the notification target could not be verified";
+
+/// `text` with the user information of every `scheme://user:pass@host` in it removed, for
+/// logs: a target URL may carry credentials, and so may an error quoting it.
+pub(crate) fn without_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let authority_end = tail
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '"')
+            .unwrap_or(tail.len());
+        let authority = &tail[..authority_end];
+        match authority.rfind('@') {
+            Some(i) => {
+                out.push_str("***@");
+                out.push_str(&authority[i + 1..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[authority_end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn fresh_id() -> String {
@@ -851,5 +948,24 @@ impl Cse {
     ) -> (Notices, Vec<bastion_store::WriteOp>) {
         let ty = ResourceType::ContentInstance;
         self.child_event(tree, parent, NET_DELETE_CHILD, ty, attrs, originator)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_credentials;
+
+    #[test]
+    fn credentials_in_urls_never_reach_the_log() {
+        assert_eq!(
+            without_credentials("http://user:pw@10.0.0.1:8080/n?x=1"),
+            "http://***@10.0.0.1:8080/n?x=1"
+        );
+        assert_eq!(
+            without_credentials("error sending to https://a@h/x: refused (http://h2/)"),
+            "error sending to https://***@h/x: refused (http://h2/)"
+        );
+        assert_eq!(without_credentials("Cae01"), "Cae01");
+        assert_eq!(without_credentials("http://h:1"), "http://h:1");
     }
 }

@@ -1,0 +1,366 @@
+//! Confidentiality of results and notifications (docs/security.md, "Confidentiality of
+//! results"): a result, a group fan-out answer, a discovery or a notification never
+//! carries a resource the originator could not read (or, for a reference, discover) by
+//! asking for it directly; notification targets are verified without telling the
+//! subscriber why one failed; results and fan-outs are bounded. Against the real binary.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+const OWNER: &str = "Cowner";
+const PARTNER: &str = "Cpartner";
+
+/// RETRIEVE (2) and DISCOVER (32).
+const READ: u32 = 2 | 32;
+const DISCOVER: u32 = 32;
+
+/// The shared scene: `OWNER`'s AE (readable by `PARTNER` through `acpShared`) holding
+/// * `public`: a container linked to `acpShared`, with one instance `p1`;
+/// * `private`: a container without `acpi` (creator only), with one instance `secret`;
+/// * `listed`: a container `PARTNER` may DISCOVER but not RETRIEVE;
+/// * `acpVisible`: an ACP whose `pvs` lets `PARTNER` read it;
+/// * `acpOwn`: an ACP whose `pvs` is the owner's only (though its `pv` names `PARTNER`).
+struct Scene {
+    ae: String,
+    shared_acp: String,
+    discover_acp: String,
+}
+
+async fn scene(s: &Server) -> Scene {
+    s.ae(PARTNER).await;
+    let ae = s.ae(OWNER).await;
+    let base = format!("/{CSE_NAME}");
+    let pv = json!({"acr": [{"acor": [OWNER], "acop": 63}, {"acor": [PARTNER], "acop": READ}]});
+    let shared = s
+        .create_acp(&base, ADMIN, "acpShared", pv, rules(&[ADMIN], 63))
+        .await;
+    let shared_acp = shared["ri"].as_str().expect("ri").to_owned();
+    let pv = json!({"acr": [{"acor": [OWNER], "acop": 63}, {"acor": [PARTNER], "acop": DISCOVER}]});
+    let discover = s
+        .create_acp(&base, ADMIN, "acpDiscover", pv, rules(&[ADMIN], 63))
+        .await;
+    let discover_acp = discover["ri"].as_str().expect("ri").to_owned();
+    s.update(&ae, OWNER, json!({"m2m:ae": {"acpi": [shared_acp]}}))
+        .await
+        .expect(2004);
+    s.create_cnt(&ae, OWNER, json!({"rn": "public", "acpi": [shared_acp]}))
+        .await;
+    s.create(
+        &format!("{ae}/public"),
+        OWNER,
+        4,
+        json!({"m2m:cin": {"rn": "p1", "con": "open"}}),
+    )
+    .await
+    .expect(2001);
+    s.create_cnt(&ae, OWNER, json!({"rn": "private"})).await;
+    s.create(
+        &format!("{ae}/private"),
+        OWNER,
+        4,
+        json!({"m2m:cin": {"rn": "secret", "con": "hidden"}}),
+    )
+    .await
+    .expect(2001);
+    s.create_cnt(&ae, OWNER, json!({"rn": "listed", "acpi": [discover_acp]}))
+        .await;
+    let owner_rule = rules(&[OWNER], 63);
+    s.create_acp(
+        &ae,
+        OWNER,
+        "acpVisible",
+        owner_rule.clone(),
+        json!({"acr": [
+        {"acor": [OWNER], "acop": 63}, {"acor": [PARTNER], "acop": READ}]}),
+    )
+    .await;
+    s.create_acp(
+        &ae,
+        OWNER,
+        "acpOwn",
+        json!({"acr": [{"acor": [PARTNER], "acop": 63}]}),
+        owner_rule,
+    )
+    .await;
+    Scene {
+        ae,
+        shared_acp,
+        discover_acp,
+    }
+}
+
+/// The `rn`s of the nested children of type root `root` in `parent` (sorted).
+fn nested(parent: &Value, root: &str) -> Vec<String> {
+    let mut names: Vec<String> = parent
+        .get(root)
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .map(|c| c["rn"].as_str().expect("rn").to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The `nm`s of a list of child references (sorted).
+fn ref_names(refs: &Value) -> Vec<String> {
+    let mut names: Vec<String> = refs
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list of references: {refs}"))
+        .iter()
+        .map(|r| r["nm"].as_str().expect("nm").to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn rcn_4_and_8_nest_only_children_the_originator_may_retrieve() {
+    let s = Server::start();
+    let sc = scene(&s).await;
+    for rcn in [4, 8] {
+        let r = s
+            .request("GET", &format!("{}?rcn={rcn}", sc.ae))
+            .from(PARTNER)
+            .send()
+            .await;
+        r.expect(2000);
+        let ae = r.inner("m2m:ae");
+        assert_eq!(
+            nested(ae, "m2m:cnt"),
+            vec!["public"],
+            "rcn {rcn}: {}",
+            r.text
+        );
+        assert_eq!(
+            nested(ae, "m2m:acp"),
+            vec!["acpVisible"],
+            "rcn {rcn}: {}",
+            r.text
+        );
+        let public = &ae["m2m:cnt"][0];
+        assert_eq!(nested(public, "m2m:cin"), vec!["p1"]);
+        assert_eq!(public["m2m:cin"][0]["con"], "open");
+        assert!(!r.text.contains("hidden") && !r.text.contains("secret"));
+        assert_eq!(r.header("x-m2m-cts"), None, "a complete result");
+        assert_eq!(ae.get("rn").is_some(), rcn == 4, "rcn {rcn}: {}", r.text);
+    }
+    // The owner still sees everything.
+    let r = s
+        .request("GET", &format!("{}?rcn=4", sc.ae))
+        .from(OWNER)
+        .send()
+        .await;
+    r.expect(2000);
+    let ae = r.inner("m2m:ae");
+    assert_eq!(
+        nested(ae, "m2m:cnt"),
+        vec!["listed", "private", "public"],
+        "{}",
+        r.text
+    );
+    assert_eq!(nested(ae, "m2m:acp"), vec!["acpOwn", "acpVisible"]);
+    let private = ae["m2m:cnt"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|c| c["rn"] == "private")
+        .expect("private");
+    assert_eq!(private["m2m:cin"][0]["con"], "hidden");
+    // The direct requests agree with what was left out.
+    s.get(&format!("{}/private", sc.ae), PARTNER)
+        .await
+        .expect(4103);
+    s.get(&format!("{}/private/secret", sc.ae), PARTNER)
+        .await
+        .expect(4103);
+    s.get(&format!("{}/listed", sc.ae), PARTNER)
+        .await
+        .expect(4103);
+    s.get(&format!("{}/acpOwn", sc.ae), PARTNER)
+        .await
+        .expect(4103);
+    s.get(&format!("{}/acpVisible", sc.ae), PARTNER)
+        .await
+        .expect(2000);
+}
+
+#[tokio::test]
+async fn rcn_5_and_6_list_only_references_the_originator_may_discover() {
+    let s = Server::start();
+    let sc = scene(&s).await;
+    let r = s
+        .request("GET", &format!("{}?rcn=5", sc.ae))
+        .from(PARTNER)
+        .send()
+        .await;
+    r.expect(2000);
+    assert_eq!(
+        ref_names(&r.inner("m2m:ae")["ch"]),
+        vec!["acpVisible", "listed", "public"],
+        "{}",
+        r.text
+    );
+    let r = s
+        .request("GET", &format!("{}?rcn=6", sc.ae))
+        .from(PARTNER)
+        .send()
+        .await;
+    r.expect(2000);
+    assert_eq!(
+        ref_names(&r.inner("m2m:rrl")["rrf"]),
+        vec!["acpVisible", "listed", "public"],
+        "{}",
+        r.text
+    );
+    // Instance references follow their container.
+    let r = s
+        .request("GET", &format!("{}/public?rcn=6", sc.ae))
+        .from(PARTNER)
+        .send()
+        .await;
+    r.expect(2000);
+    assert_eq!(ref_names(&r.inner("m2m:rrl")["rrf"]), vec!["p1"]);
+    let r = s
+        .request("GET", &format!("{}?rcn=6", sc.ae))
+        .from(OWNER)
+        .send()
+        .await;
+    r.expect(2000);
+    assert_eq!(
+        ref_names(&r.inner("m2m:rrl")["rrf"]),
+        vec!["acpOwn", "acpVisible", "listed", "private", "public"]
+    );
+}
+
+#[tokio::test]
+async fn discovery_lists_only_what_the_originator_may_discover() {
+    let s = Server::start();
+    let sc = scene(&s).await;
+    let r = s
+        .request("GET", &format!("{}?fu=1", sc.ae))
+        .from(PARTNER)
+        .send()
+        .await;
+    r.expect(2000);
+    let mut found = r.uril();
+    found.sort();
+    let under = |rel: &str| format!("{CSE_NAME}/{}/{rel}", sc.ae.rsplit('/').next().unwrap());
+    let mut want = vec![
+        under("acpVisible"),
+        under("listed"),
+        under("public"),
+        under("public/p1"),
+    ];
+    want.sort();
+    assert_eq!(found, want, "{}", r.text);
+}
+
+#[tokio::test]
+async fn group_fan_out_aggregates_only_what_each_member_request_returned() {
+    let s = Server::start();
+    let sc = scene(&s).await;
+    let ids = |r: Resp| r.inner("m2m:cnt")["ri"].as_str().expect("ri").to_owned();
+    let private = ids(s.get(&format!("{}/private", sc.ae), OWNER).await);
+    let ae_ri = s.get(&sc.ae, OWNER).await.inner("m2m:ae")["ri"]
+        .as_str()
+        .expect("ri")
+        .to_owned();
+    let r = s
+        .create(
+            &sc.ae,
+            OWNER,
+            9,
+            json!({"m2m:grp": {"rn": "g", "mnm": 10, "mid": [ae_ri, private],
+                "acpi": [sc.shared_acp]}}),
+        )
+        .await;
+    r.expect(2001);
+    let r = s
+        .request("GET", &format!("{}/g/fopt?rcn=4", sc.ae))
+        .from(PARTNER)
+        .send()
+        .await;
+    r.expect(2000);
+    let list = r.inner("m2m:agr")["m2m:rsp"]
+        .as_array()
+        .expect("m2m:rsp list")
+        .clone();
+    assert_eq!(list.len(), 2, "{}", r.text);
+    assert_eq!(list[0]["rsc"], 2000);
+    let ae = &list[0]["pc"]["m2m:ae"];
+    assert_eq!(nested(ae, "m2m:cnt"), vec!["public"], "{}", r.text);
+    assert_eq!(list[1]["rsc"], 4103);
+    assert!(list[1]["pc"].get("m2m:cnt").is_none());
+    assert!(!r.text.contains("hidden") && !r.text.contains("secret"));
+    let _ = &sc.discover_acp;
+}
+
+#[tokio::test]
+async fn child_created_notification_shows_only_what_the_subscriber_may_see() {
+    let s = Server::start();
+    let sc = scene(&s).await;
+    let rx = Receiver::start().await;
+    let r = s
+        .create(
+            &sc.ae,
+            PARTNER,
+            23,
+            json!({"m2m:sub": {"rn": "watch", "nu": [rx.url], "enc": {"net": [3]}}}),
+        )
+        .await;
+    r.expect(2001);
+    // Created in this order: one the partner may not see at all, one it may only
+    // discover, one it may read.
+    s.create_cnt(&sc.ae, OWNER, json!({"rn": "hiddenChild"}))
+        .await;
+    let listed = s
+        .create_cnt(
+            &sc.ae,
+            OWNER,
+            json!({"rn": "listedChild", "acpi": [sc.discover_acp]}),
+        )
+        .await;
+    let seen = s
+        .create_cnt(
+            &sc.ae,
+            OWNER,
+            json!({"rn": "seenChild", "acpi": [sc.shared_acp]}),
+        )
+        .await;
+    let events = rx.wait_events(2).await;
+    let sur = format!(
+        "{CSE_ID}/{}",
+        r.inner("m2m:sub")["ri"].as_str().expect("ri")
+    );
+    assert_eq!(
+        events[0],
+        json!({"m2m:sgn": {"nev": {"rep": {"m2m:uri": listed["ri"]}, "net": 3}, "sur": sur}})
+    );
+    assert_eq!(
+        events[1],
+        json!({"m2m:sgn": {"nev": {"rep": {"m2m:cnt": seen}, "net": 3}, "sur": sur}})
+    );
+    // Nothing about the hidden child arrives later either: one more visible event is the
+    // next thing the receiver gets.
+    s.create_cnt(
+        &sc.ae,
+        OWNER,
+        json!({"rn": "lastChild", "acpi": [sc.shared_acp]}),
+    )
+    .await;
+    let events = rx.wait_events(3).await;
+    assert_eq!(events.len(), 3);
+    assert_eq!(
+        events[2]["m2m:sgn"]["nev"]["rep"]["m2m:cnt"]["rn"],
+        "lastChild"
+    );
+    assert!(!rx
+        .all()
+        .iter()
+        .any(|m| m.body.to_string().contains("hiddenChild")));
+}
