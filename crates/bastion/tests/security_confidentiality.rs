@@ -364,3 +364,73 @@ async fn child_created_notification_shows_only_what_the_subscriber_may_see() {
         .iter()
         .any(|m| m.body.to_string().contains("hiddenChild")));
 }
+
+/// A TCP server that answers every connection with a line that is not HTTP, then
+/// closes it; returns its `http://` URL.
+fn not_http_server() -> String {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/n", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let _ = conn.write_all(b"SSH-2.0-OpenSSH_9.6\r\n");
+        }
+    });
+    url
+}
+
+/// An address nothing listens on.
+fn dead_address() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").to_string()
+}
+
+#[tokio::test]
+async fn failed_verification_is_one_fixed_5204_whatever_the_target_did() {
+    let s = Server::start();
+    let ae = s.ae(OWNER).await;
+    s.create_cnt(&ae, OWNER, json!({"rn": "c"})).await;
+    let refusing = Receiver::start().await;
+    refusing
+        .rsc
+        .store(4103, std::sync::atomic::Ordering::SeqCst);
+    let targets = [
+        format!("http://{}/n", dead_address()),
+        not_http_server(),
+        refusing.url.clone(),
+        format!("http://probe:s3cr3tpw@{}/n", dead_address()),
+    ];
+    let mut texts = Vec::new();
+    for target in &targets {
+        let r = s
+            .create(
+                &format!("{ae}/c"),
+                OWNER,
+                23,
+                json!({"m2m:sub": {"nu": [target]}}),
+            )
+            .await;
+        r.expect(5204);
+        texts.push(r.dbg().to_owned());
+    }
+    assert_eq!(
+        texts,
+        vec!["the notification target could not be verified"; targets.len()],
+        "the answer must not tell one failure from another"
+    );
+    // The detail is in the log, without the credentials of the URL.
+    assert!(s.log_shows(
+        "notification target not verified",
+        std::time::Duration::from_secs(5)
+    ));
+    assert!(s.log_shows("http://***@127.0.0.1", std::time::Duration::from_secs(5)));
+    assert!(!s.log().contains("s3cr3tpw"), "{}", s.log());
+    // Nothing was created.
+    let r = s
+        .request("GET", &format!("{ae}/c?rcn=6"))
+        .from(OWNER)
+        .send()
+        .await;
+    r.expect(2000);
+    assert_eq!(r.inner("m2m:rrl")["rrf"], json!([]));
+}
