@@ -27,6 +27,7 @@ pub mod notify;
 pub mod outbound;
 mod pch;
 mod pip;
+mod poa;
 mod remote_cse;
 mod render;
 mod resolve;
@@ -116,6 +117,8 @@ pub struct Cse {
     notifications: Option<Arc<dyn notify::NotificationSink>>,
     /// Polling channel queues and relayed requests awaiting answers.
     polling: pch::PollingChannels,
+    /// Which AEs' points of access confirmed they take notifications (`poa.rs`).
+    poa_checks: poa::PoaChecks,
     /// This CSE, for tasks that outlive a request (non-blocking requests).
     me: std::sync::Weak<Cse>,
 }
@@ -228,6 +231,7 @@ impl Cse {
             outbound: services.outbound,
             notifications: services.notifications,
             polling: pch::PollingChannels::default(),
+            poa_checks: poa::PoaChecks::default(),
         }))
     }
 

@@ -314,15 +314,18 @@ impl Cse {
         }
     }
 
-    /// Routes one notification to one `nu` entry.
+    /// Routes one subscription notification to one `nu` (or `su`) entry. Sent on the
+    /// subscription's behalf, not the receiving AE's: an AE's `poa` must be verified
+    /// first (`poa.rs`).
     fn deliver(&self, sur: &str, nu: &str, event: Value, state: &SubscriptionState) {
-        self.route(sur, nu, NotificationKind::Event, event, &state.policy);
+        let kind = NotificationKind::Event;
+        self.route_to(sur, nu, kind, event, &state.policy, Some(&state.creator));
     }
 
     /// Routes one notification of `kind` to one target `nu` (resolved by
-    /// [`Cse::destination`]), under `policy`, without waiting: to the delivery engine, a polling channel, or nowhere (logged).
-    /// `key` names the notification's source (a subscription, a `<request>`) for the
-    /// engine's queues and the logs.
+    /// [`Cse::destination`]), under `policy`, without waiting: to the delivery engine, a
+    /// polling channel, or nowhere (logged). `key` names the notification's source (a
+    /// subscription, a `<request>`) for the engine's queues and the logs.
     pub(crate) fn route(
         &self,
         key: &str,
@@ -331,16 +334,34 @@ impl Cse {
         event: Value,
         policy: &crate::subscription::Policy,
     ) {
+        self.route_to(key, nu, kind, event, policy, None);
+    }
+
+    /// [`Cse::route`]; with `unsolicited` (the subscriber), an AE's `poa` gets the
+    /// notification only once verified.
+    fn route_to(
+        &self,
+        key: &str,
+        nu: &str,
+        kind: NotificationKind,
+        event: Value,
+        policy: &crate::subscription::Policy,
+        unsolicited: Option<&str>,
+    ) {
         let destination = {
             let tree = self.tree.read();
             self.destination(&tree, nu)
         };
         match destination {
-            Destination::Http { poa: targets, peer } => {
-                let Some(sink) = &self.notifications else {
+            Destination::Http {
+                poa: targets,
+                peer,
+                ae,
+            } => {
+                if self.notifications.is_none() {
                     tracing::warn!(subscription = %key, "no notification delivery configured");
                     return;
-                };
+                }
                 let outgoing = OutgoingNotification {
                     subscription: key.to_owned(),
                     targets,
@@ -353,8 +374,11 @@ impl Cse {
                     latest_only: policy.latest_only,
                     pending_latest: policy.pending_latest,
                 };
-                if let Err(why) = sink.submit(outgoing) {
-                    tracing::warn!(subscription = %key, reason = %why, "notification dropped");
+                match (ae, unsolicited) {
+                    (Some(ae), Some(subscriber)) => {
+                        self.to_unverified_poa(ae, subscriber, outgoing)
+                    }
+                    _ => self.submit(outgoing),
                 }
             }
             Destination::Polling(pch) => {
@@ -367,6 +391,85 @@ impl Cse {
         }
     }
 
+    /// Hands one notification to the delivery engine.
+    fn submit(&self, outgoing: OutgoingNotification) {
+        let Some(sink) = &self.notifications else {
+            return;
+        };
+        let key = outgoing.subscription.clone();
+        if let Err(why) = sink.submit(outgoing) {
+            tracing::warn!(subscription = %key, reason = %why, "notification dropped");
+        }
+    }
+
+    /// A notification for the `poa` of the AE `ae`: sent when that `poa` is verified,
+    /// else held while a verification request (started here when none is in flight)
+    /// asks it, or dropped when it failed verification recently (`poa.rs`).
+    fn to_unverified_poa(&self, ae: Ri, subscriber: &str, outgoing: OutgoingNotification) {
+        let poa = outgoing.targets.clone();
+        let sur = outgoing.subscription.clone();
+        let to = outgoing.to.clone();
+        match self.poa_checks.admit(&ae, &poa, outgoing) {
+            crate::poa::Admission::Send(outgoing) => self.submit(outgoing),
+            crate::poa::Admission::Held => {}
+            crate::poa::Admission::Dropped(why) => {
+                tracing::warn!(subscription = %sur, target = %to, reason = why, "notification dropped");
+            }
+            crate::poa::Admission::Verify => {
+                let Some(cse) = self.me.upgrade() else {
+                    return;
+                };
+                let subscriber = subscriber.to_owned();
+                tokio::spawn(async move {
+                    let verified = cse.ask_poa(&to, &poa, &sur, &subscriber).await;
+                    let released = cse.poa_checks.settle(&ae, &poa, verified);
+                    if verified {
+                        for outgoing in released {
+                            cse.submit(outgoing);
+                        }
+                    } else {
+                        tracing::warn!(
+                            subscription = %sur,
+                            target = %to,
+                            dropped = released.len(),
+                            "the target's point of access did not confirm; notifications to it are dropped"
+                        );
+                    }
+                });
+            }
+        }
+    }
+
+    /// One verification request (`vrq`, as for a new subscription's targets) to the
+    /// `poa` of the AE `to`; whether it answered 2000. Failures are logged without
+    /// credentials in the URL.
+    async fn ask_poa(&self, to: &str, poa: &[String], sur: &str, subscriber: &str) -> bool {
+        let Some(outbound) = &self.outbound else {
+            return false;
+        };
+        let content = json!({ "m2m:sgn": { "vrq": true, "sur": sur, "cr": subscriber } });
+        let request = bastion_proto::Request {
+            op: Some(bastion_proto::Operation::Notify),
+            to: to.to_owned(),
+            fr: Some(self.config.cse_id.clone()),
+            rqi: Some(format!("v-{}", fresh_id())),
+            rvi: Some("3".to_owned()),
+            pc: Some(content),
+            ..Default::default()
+        };
+        match outbound.send(None, poa, request).await {
+            Ok(resp) if resp.rsc == Rsc::Ok => true,
+            Ok(resp) => {
+                tracing::info!(target = %to, answer = resp.rsc.code(), "point of access not verified");
+                false
+            }
+            Err(e) => {
+                tracing::info!(target = %to, reason = %without_credentials(&e.to_string()), "point of access not verified");
+                false
+            }
+        }
+    }
+
     /// Where a notification target is: a URL as given, a local AE's `poa` (or its
     /// polling channel when it has none), or the `poa` of the remote CSE leading to it
     /// (TS-0001 10.2.11.6; core-resources.md §3.7).
@@ -375,6 +478,7 @@ impl Cse {
             return Destination::Http {
                 poa: vec![nu.to_owned()],
                 peer: None,
+                ae: None,
             };
         }
         if let Some(node) = crate::authz_state::resolve_local(tree, &self.config, nu) {
@@ -384,6 +488,7 @@ impl Cse {
                 return Destination::Http {
                     poa: usable,
                     peer: None,
+                    ae: (node.ty == ResourceType::Ae).then(|| node.ri.clone()),
                 };
             }
             if node.ty == ResourceType::Ae {
@@ -397,6 +502,7 @@ impl Cse {
             Some((csi, poa)) if !poa.is_empty() => Destination::Http {
                 poa,
                 peer: Some(csi),
+                ae: None,
             },
             _ => Destination::Unreachable("no route to the target's CSE"),
         }
@@ -511,6 +617,9 @@ pub(crate) enum Destination {
     Http {
         poa: Vec<String>,
         peer: Option<String>,
+        /// The AE on this CSE whose own `poa` these are (verified before unsolicited
+        /// traffic, `poa.rs`).
+        ae: Option<Ri>,
     },
     /// The polling channel (its resource ID) of an AE that cannot be reached.
     Polling(Ri),
@@ -664,7 +773,7 @@ impl Cse {
         };
         match destination {
             // A hosted AE: its own points of access.
-            Destination::Http { poa, peer: _ } => {
+            Destination::Http { poa, .. } => {
                 let outbound = self.outbound.as_ref().ok_or_else(|| {
                     RequestError::TargetNotReachable("this CSE sends no requests".into())
                 })?;
@@ -771,10 +880,12 @@ impl Cse {
                     if !creator_may {
                         return Ok(Rsc::SubscriptionCreatorHasNoPrivilege);
                     }
-                    if let Destination::Polling(_) = self.destination(&tree, &node.ri) {
-                        return Ok(Rsc::Ok);
-                    }
-                    Some(node.ri.clone())
+                    let poa = match self.destination(&tree, &node.ri) {
+                        Destination::Polling(_) => return Ok(Rsc::Ok),
+                        Destination::Http { poa, .. } => poa,
+                        Destination::Unreachable(_) => Vec::new(),
+                    };
+                    Some((node.ri.clone(), poa))
                 }
                 Some(_) => return Err("the target is not an AE".into()),
                 None => None,
@@ -789,11 +900,17 @@ impl Cse {
             pc: Some(content),
             ..Default::default()
         };
-        if let Some(ae) = local_ae {
+        if let Some((ae, poa)) = local_ae {
             let checked =
                 crate::checks::check(&self.config, req, crate::now()).map_err(|e| e.to_string())?;
             return match self.pass_to_ae(&ae, &checked).await {
-                Ok(resp) => Ok(resp.rsc),
+                Ok(resp) => {
+                    if resp.rsc == Rsc::Ok {
+                        // The same question the first notification would ask (`poa.rs`).
+                        self.poa_checks.verified(&ae, &poa);
+                    }
+                    Ok(resp.rsc)
+                }
                 Err(e) => Err(e.to_string()),
             };
         }
@@ -802,7 +919,7 @@ impl Cse {
             self.destination(&tree, target)
         };
         let (poa, peer) = match destination {
-            Destination::Http { poa, peer } => (poa, peer),
+            Destination::Http { poa, peer, .. } => (poa, peer),
             Destination::Polling(_) => return Err("the target can only be polled".into()),
             Destination::Unreachable(why) => return Err(why.into()),
         };

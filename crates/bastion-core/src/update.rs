@@ -315,11 +315,11 @@ async fn resubscribe(
         &old.creator,
         old.authenticated,
     )?;
+    let before = old.targets();
     let added: Vec<String> = state
-        .nu
-        .iter()
-        .filter(|n| !old.nu.contains(n))
-        .cloned()
+        .targets()
+        .into_iter()
+        .filter(|n| !before.contains(n))
         .collect();
     let sur = format!("{}/{}", cse.config.cse_id, ri);
     cse.verify_targets(&sur, &old.creator, &added).await?;

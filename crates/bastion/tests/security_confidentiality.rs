@@ -434,3 +434,146 @@ async fn failed_verification_is_one_fixed_5204_whatever_the_target_did() {
     r.expect(2000);
     assert_eq!(r.inner("m2m:rrl")["rrf"], json!([]));
 }
+
+/// Registers `aei` with `poa`; returns its path.
+async fn ae_with_poa(s: &Server, aei: &str, poa: &[&str]) -> String {
+    let r = s
+        .create(
+            &format!("/{CSE_NAME}"),
+            aei,
+            2,
+            json!({"m2m:ae": {"api": "Ntest", "rr": true, "srv": ["3"], "poa": poa}}),
+        )
+        .await;
+    r.expect(2001);
+    format!(
+        "/{CSE_NAME}/{}",
+        r.inner("m2m:ae")["rn"].as_str().expect("rn")
+    )
+}
+
+fn is_vrq(m: &Received) -> bool {
+    m.body["m2m:sgn"]["vrq"] == json!(true)
+}
+
+#[tokio::test]
+async fn su_is_verified_like_nu() {
+    let s = Server::start();
+    let ae = s.ae(OWNER).await;
+    s.create_cnt(&ae, OWNER, json!({"rn": "c"})).await;
+    let cnt = format!("{ae}/c");
+    let nu = Receiver::start().await;
+    let su = Receiver::start().await;
+    su.rsc.store(4103, std::sync::atomic::Ordering::SeqCst);
+    // A refusing su fails the subscription, like a refusing nu.
+    let r = s
+        .create(
+            &cnt,
+            OWNER,
+            23,
+            json!({"m2m:sub": {"rn": "s1", "nu": [nu.url], "su": su.url}}),
+        )
+        .await;
+    r.expect(5204);
+    assert_eq!(r.dbg(), "the notification target could not be verified");
+    assert!(su.all().iter().any(is_vrq), "su was asked");
+    s.get(&format!("{cnt}/s1"), OWNER).await.expect(4004);
+    // An su on this CSE needs the subscriber's NOTIFY privilege there (a polling-only
+    // AE whose default policy admits nobody else).
+    let victim = s.polling_ae("Cvictim", "victim").await;
+    let victim_id = s.get(&victim, "Cvictim").await.inner("m2m:ae")["aei"]
+        .as_str()
+        .expect("aei")
+        .to_owned();
+    let r = s
+        .create(
+            &cnt,
+            OWNER,
+            23,
+            json!({"m2m:sub": {"rn": "s2", "nu": [nu.url], "su": victim_id}}),
+        )
+        .await;
+    r.expect(5204);
+    // A confirming su is accepted, and its deletion notice arrives there.
+    su.rsc.store(2000, std::sync::atomic::Ordering::SeqCst);
+    let r = s
+        .create(
+            &cnt,
+            OWNER,
+            23,
+            json!({"m2m:sub": {"rn": "s3", "nu": [nu.url], "su": su.url}}),
+        )
+        .await;
+    r.expect(2001);
+    assert!(su.all().iter().filter(|m| is_vrq(m)).count() >= 2);
+    s.delete(&format!("{cnt}/s3"), OWNER).await.expect(2002);
+    let notice = su
+        .wait_for(1, |m| m.body["m2m:sgn"]["sud"] == json!(true))
+        .await;
+    assert_eq!(notice.len(), 1);
+}
+
+#[tokio::test]
+async fn an_aes_own_poa_is_verified_before_notifications_go_there() {
+    let s = Server::start();
+    // A bystander that is not oneM2M: it refuses whatever it gets.
+    let bystander = Receiver::start().await;
+    bystander
+        .rsc
+        .store(4000, std::sync::atomic::Ordering::SeqCst);
+    let ae = ae_with_poa(&s, "Cmallory", &[&bystander.url]).await;
+    s.create_cnt(&ae, "Cmallory", json!({"rn": "c"})).await;
+    let cnt = format!("{ae}/c");
+    // Subscribing with its own AE-ID as target asks nothing at creation...
+    s.create(
+        &cnt,
+        "Cmallory",
+        23,
+        json!({"m2m:sub": {"nu": ["Cmallory"], "enc": {"net": [3]}}}),
+    )
+    .await
+    .expect(2001);
+    assert!(bystander.all().is_empty());
+    // ...but the first notification for its poa is preceded by a verification, and the
+    // refusal stops every notification to it.
+    s.create_cin(&cnt, "Cmallory", "one").await;
+    let got = bystander.wait_for(1, |_| true).await;
+    assert!(is_vrq(&got[0]), "{:?}", got[0]);
+    assert_eq!(got[0].origin, CSE_ID);
+    s.create_cin(&cnt, "Cmallory", "two").await;
+    s.create_cin(&cnt, "Cmallory", "three").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let all = bystander.all();
+    assert_eq!(all.len(), 1, "only the verification reached it: {all:?}");
+
+    // An AE whose poa confirms gets its notifications, after one verification; a new
+    // poa is verified again.
+    let rx = Receiver::start().await;
+    let ae = ae_with_poa(&s, "Chonest", &[&rx.url]).await;
+    s.create_cnt(&ae, "Chonest", json!({"rn": "c"})).await;
+    let cnt = format!("{ae}/c");
+    s.create(
+        &cnt,
+        "Chonest",
+        23,
+        json!({"m2m:sub": {"nu": ["Chonest"], "enc": {"net": [3]}}}),
+    )
+    .await
+    .expect(2001);
+    s.create_cin(&cnt, "Chonest", "a").await;
+    s.create_cin(&cnt, "Chonest", "b").await;
+    let events = rx.wait_events(2).await;
+    assert_eq!(events[0]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"], "a");
+    assert_eq!(events[1]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"], "b");
+    let all = rx.all();
+    assert!(is_vrq(&all[0]), "verified first: {all:?}");
+    assert_eq!(all.iter().filter(|m| is_vrq(m)).count(), 1, "{all:?}");
+    let rx2 = Receiver::start().await;
+    s.update(&ae, "Chonest", json!({"m2m:ae": {"poa": [rx2.url]}}))
+        .await
+        .expect(2004);
+    s.create_cin(&cnt, "Chonest", "c").await;
+    let events = rx2.wait_events(1).await;
+    assert_eq!(events[0]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"], "c");
+    assert!(is_vrq(&rx2.all()[0]));
+}
