@@ -577,3 +577,121 @@ async fn an_aes_own_poa_is_verified_before_notifications_go_there() {
     assert_eq!(events[0]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"], "c");
     assert!(is_vrq(&rx2.all()[0]));
 }
+
+#[tokio::test]
+async fn a_result_beyond_result_limit_is_partial() {
+    let s = Server::start_with_config("[cse]\nresult-limit = 3\n");
+    let ae = s.ae(OWNER).await;
+    s.create_cnt(&ae, OWNER, json!({"rn": "big"})).await;
+    let big = format!("{ae}/big");
+    for i in 0..5 {
+        s.create_cin(&big, OWNER, &format!("v{i}")).await;
+    }
+    let r = s
+        .request("GET", &format!("{big}?rcn=4"))
+        .from(OWNER)
+        .send()
+        .await;
+    r.expect(2000);
+    assert_eq!(r.header("x-m2m-cts"), Some("1"), "partial: {}", r.text);
+    let cins: Vec<&str> = r.inner("m2m:cnt")["m2m:cin"]
+        .as_array()
+        .expect("m2m:cin list")
+        .iter()
+        .map(|c| c["con"].as_str().expect("con"))
+        .collect();
+    assert_eq!(
+        cins,
+        vec!["v0", "v1", "v2"],
+        "the oldest first, up to the limit"
+    );
+    let r = s
+        .request("GET", &format!("{big}?rcn=6"))
+        .from(OWNER)
+        .send()
+        .await;
+    r.expect(2000);
+    assert_eq!(r.header("x-m2m-cts"), Some("1"));
+    assert_eq!(r.inner("m2m:rrl")["rrf"].as_array().map(Vec::len), Some(3));
+    // Nested levels share the one limit.
+    let r = s
+        .request("GET", &format!("{ae}?rcn=4"))
+        .from(OWNER)
+        .send()
+        .await;
+    r.expect(2000);
+    assert_eq!(r.header("x-m2m-cts"), Some("1"));
+    let nested = &r.inner("m2m:ae")["m2m:cnt"][0]["m2m:cin"];
+    assert_eq!(nested.as_array().map(Vec::len), Some(2), "{}", r.text);
+    // What fits is complete, and says nothing.
+    s.create_cnt(&ae, OWNER, json!({"rn": "small"})).await;
+    s.create_cin(&format!("{ae}/small"), OWNER, "x").await;
+    let r = s
+        .request("GET", &format!("{ae}/small?rcn=4"))
+        .from(OWNER)
+        .send()
+        .await;
+    r.expect(2000);
+    assert_eq!(r.header("x-m2m-cts"), None);
+}
+
+#[tokio::test]
+async fn fan_out_member_requests_are_capped_across_nested_groups() {
+    let s = Server::start_with_config("[cse]\nfanout-limit = 4\n");
+    let ae = s.ae(OWNER).await;
+    let mut cnts = Vec::new();
+    for i in 0..5 {
+        let c = s
+            .create_cnt(&ae, OWNER, json!({ "rn": format!("c{i}") }))
+            .await;
+        s.create_cin(&format!("{ae}/c{i}"), OWNER, &format!("v{i}"))
+            .await;
+        cnts.push(c["ri"].as_str().expect("ri").to_owned());
+    }
+    let group = |rn: &str, mid: Value| {
+        s.create(
+            &ae,
+            OWNER,
+            9,
+            json!({"m2m:grp": {"rn": rn, "mnm": 10, "mid": mid}}),
+        )
+    };
+    group("wide", json!(cnts)).await.expect(2001);
+    let r = s.get(&format!("{ae}/wide/fopt/la"), OWNER).await;
+    r.expect(2000);
+    assert_eq!(r.header("x-m2m-cts"), Some("1"), "{}", r.text);
+    let list = r.inner("m2m:agr")["m2m:rsp"]
+        .as_array()
+        .expect("list")
+        .clone();
+    let asked: Vec<&str> = list.iter().map(|e| e["fr"].as_str().expect("fr")).collect();
+    assert_eq!(
+        asked,
+        cnts[..4].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    // Outer asks 3 (inner's fopt, c2, c3), so inner may ask only 1 of its 2 members.
+    group("inner", json!([cnts[0], cnts[1]])).await.expect(2001);
+    let inner = format!("{}/inner/fopt", &ae[1..]);
+    group("outer", json!([inner, cnts[2], cnts[3]]))
+        .await
+        .expect(2001);
+    let r = s.get(&format!("{ae}/outer/fopt/la"), OWNER).await;
+    r.expect(2000);
+    assert_eq!(r.header("x-m2m-cts"), Some("1"), "{}", r.text);
+    let list = r.inner("m2m:agr")["m2m:rsp"]
+        .as_array()
+        .expect("list")
+        .clone();
+    assert_eq!(list.len(), 3, "{}", r.text);
+    let nested = list[0]["pc"]["m2m:agr"]["m2m:rsp"]
+        .as_array()
+        .expect("nested list")
+        .clone();
+    assert_eq!(nested.len(), 1, "{}", r.text);
+    assert_eq!(nested[0]["pc"]["m2m:cin"]["con"], "v0");
+    // A fan-out within the limit is complete.
+    group("two", json!([cnts[0], cnts[1]])).await.expect(2001);
+    let r = s.get(&format!("{ae}/two/fopt/la"), OWNER).await;
+    r.expect(2000);
+    assert_eq!(r.header("x-m2m-cts"), None);
+}
