@@ -91,7 +91,7 @@ impl Default for CseConfig {
             default_lifetime_secs: 10 * 365 * 24 * 3600,
             expiry_interval_ms: 1000,
             discovery_limit: 10_000,
-            result_limit: 10_000,
+            result_limit: 100_000,
             result_max_bytes: 16 * 1024 * 1024,
             fanout_limit: 1_000,
             explain_denials_to_client: false,

@@ -5,7 +5,7 @@
 use crate::audit::AuditKind;
 use crate::checks::Checked;
 use crate::create::refresh_counters;
-use crate::discovery::{require_match, Subject};
+use crate::discovery::{require_match, Subject, Viewer};
 use crate::notify::counted_rows;
 use crate::resolve::Target;
 use crate::retrieve::{instance_attrs, shape};
@@ -60,7 +60,12 @@ pub(crate) async fn delete(
             let n = tree
                 .get(ri)
                 .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-            require_match(&req.fc, Subject::Node(&tree, n))?;
+            let viewer = Viewer {
+                cse,
+                fr: &req.fr,
+                ctx,
+            };
+            require_match(&req.fc, Subject::Node(&tree, n, viewer))?;
         }
         None => require_match(&req.fc, Subject::Instance(&attrs))?,
     }

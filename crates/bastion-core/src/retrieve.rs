@@ -35,7 +35,12 @@ pub(crate) async fn retrieve(
             let node = tree
                 .get(ri)
                 .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-            require_match(&req.fc, Subject::Node(&tree, node))?;
+            let viewer = discovery::Viewer {
+                cse,
+                fr: &req.fr,
+                ctx,
+            };
+            require_match(&req.fc, Subject::Node(&tree, node, viewer))?;
             (node.ty, Arc::new(node.attrs.clone()), Some(ri.clone()))
         }
         Target::Instance { parent, ri, .. } => {

@@ -41,7 +41,7 @@ pub const DEFAULT_EXPIRY_INTERVAL_MS: u64 = 1000;
 /// Built-in default upper bound on the results of one discovery without `lim`.
 pub const DEFAULT_DISCOVERY_LIMIT: usize = 10_000;
 /// Built-in default: most child resources in one result (`rcn` 4, 5, 6, 8).
-pub const DEFAULT_RESULT_LIMIT: usize = 10_000;
+pub const DEFAULT_RESULT_LIMIT: usize = 100_000;
 /// Built-in default: most bytes of child resources in one result or fan-out answer.
 pub const DEFAULT_RESULT_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// Built-in default: most member requests one request causes through group fan-out.

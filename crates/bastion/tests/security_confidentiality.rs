@@ -695,3 +695,83 @@ async fn fan_out_member_requests_are_capped_across_nested_groups() {
     r.expect(2000);
     assert_eq!(r.header("x-m2m-cts"), None);
 }
+
+#[tokio::test]
+async fn filters_on_children_and_parents_see_only_what_the_originator_may_discover() {
+    let s = Server::start();
+    let sc = scene(&s).await;
+    s.create_cnt(
+        &sc.ae,
+        OWNER,
+        json!({"rn": "labelled", "lbl": ["topsecret"]}),
+    )
+    .await;
+    // A conditional RETRIEVE cannot probe a hidden child's label or type...
+    s.request("GET", &format!("{}?clbl=topsecret", sc.ae))
+        .from(PARTNER)
+        .send()
+        .await
+        .expect(4004);
+    s.request("GET", &format!("{}?clbl=topsecret", sc.ae))
+        .from(OWNER)
+        .send()
+        .await
+        .expect(2000);
+    s.create(
+        &sc.ae,
+        OWNER,
+        23,
+        json!({"m2m:sub": {"rn": "mine", "nu": [OWNER]}}),
+    )
+    .await
+    .expect(2001);
+    for (who, rsc) in [(PARTNER, 4004), (OWNER, 2000)] {
+        s.request("GET", &format!("{}?chty=23", sc.ae))
+            .from(who)
+            .send()
+            .await
+            .expect(rsc);
+    }
+    // ...nor can discovery.
+    let r = s
+        .request("GET", &format!("/{CSE_NAME}?fu=1&clbl=topsecret"))
+        .from(PARTNER)
+        .send()
+        .await;
+    r.expect(2000);
+    assert_eq!(r.uril(), Vec::<String>::new(), "{}", r.text);
+    let r = s
+        .request("GET", &format!("/{CSE_NAME}?fu=1&clbl=topsecret"))
+        .from(OWNER)
+        .send()
+        .await;
+    r.expect(2000);
+    assert_eq!(r.uril().len(), 1, "{}", r.text);
+}
+
+#[tokio::test]
+async fn discovery_cut_by_the_cse_limit_is_partial() {
+    let s = Server::start_with_config("[cse]\ndiscovery-limit = 2\n");
+    let ae = s.ae(OWNER).await;
+    for i in 0..3 {
+        s.create_cnt(&ae, OWNER, json!({ "rn": format!("c{i}") }))
+            .await;
+    }
+    let r = s
+        .request("GET", &format!("{ae}?fu=1&ty=3"))
+        .from(OWNER)
+        .send()
+        .await;
+    r.expect(2000);
+    assert_eq!(r.uril().len(), 2);
+    assert_eq!(r.header("x-m2m-cts"), Some("1"));
+    // The originator's own lim is no cut by the CSE.
+    let r = s
+        .request("GET", &format!("{ae}?fu=1&ty=3&lim=2"))
+        .from(OWNER)
+        .send()
+        .await;
+    r.expect(2000);
+    assert_eq!(r.uril().len(), 2);
+    assert_eq!(r.header("x-m2m-cts"), None);
+}
