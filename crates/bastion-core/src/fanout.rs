@@ -3,7 +3,10 @@
 //! `<group>/fopt/<relative path>`), the group-level access decision for them (`macp`, else
 //! `acpi`), re-issuing the request to every member through the whole pipeline (so each
 //! member's own access control decides; remote members go through forwarding), the
-//! aggregated response, and removing members deleted through `fopt` from `mid`.
+//! aggregated response, and removing members deleted through `fopt` from `mid`. The
+//! member requests one original request causes are capped across nesting
+//! (`CseConfig::fanout_limit`) and the aggregate by `result_max_bytes`; beyond either the
+//! answer is partial (Content Status 1).
 
 use crate::authz_state::{self, resolve_local, Mode};
 use crate::checks::Checked;

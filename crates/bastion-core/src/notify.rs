@@ -10,7 +10,10 @@
 //!
 //! Every notification re-checks that the subscriber still has RETRIEVE privilege on the
 //! subscribed-to resource: revoking it in the ACP stops the flow at once (TS-0003 7.1;
-//! docs/decisions.md).
+//! docs/decisions.md). A notification about a child shows that child only as far as the
+//! subscriber may see it itself (`Cse::child_view`). Targets are verified before a
+//! subscription takes effect, and an AE's own `poa` before it gets unsolicited
+//! notifications (`poa.rs`).
 
 use crate::access::RuleKind;
 use crate::forward;
