@@ -775,3 +775,44 @@ async fn discovery_cut_by_the_cse_limit_is_partial() {
     assert_eq!(r.uril().len(), 2);
     assert_eq!(r.header("x-m2m-cts"), None);
 }
+
+#[tokio::test]
+async fn a_container_with_retrieval_disabled_shows_no_instances_in_results_or_notifications() {
+    let s = Server::start();
+    let sc = scene(&s).await;
+    s.create_cnt(
+        &sc.ae,
+        OWNER,
+        json!({"rn": "locked", "acpi": [sc.shared_acp]}),
+    )
+    .await;
+    let locked = format!("{}/locked", sc.ae);
+    let rx = Receiver::start().await;
+    let r = s
+        .create(
+            &locked,
+            PARTNER,
+            23,
+            json!({"m2m:sub": {"nu": [rx.url], "enc": {"net": [3]}}}),
+        )
+        .await;
+    r.expect(2001);
+    s.update(&locked, OWNER, json!({"m2m:cnt": {"disr": true}}))
+        .await
+        .expect(2004);
+    let cin = s.create_cin(&locked, OWNER, "sealed").await;
+    s.get(&format!("{locked}/la"), PARTNER).await.expect(4005);
+    let r = s
+        .request("GET", &format!("{locked}?rcn=4"))
+        .from(PARTNER)
+        .send()
+        .await;
+    r.expect(2000);
+    assert!(r.inner("m2m:cnt").get("m2m:cin").is_none(), "{}", r.text);
+    assert!(!r.text.contains("sealed"));
+    let events = rx.wait_events(1).await;
+    assert_eq!(
+        events[0]["m2m:sgn"]["nev"]["rep"],
+        json!({"m2m:uri": cin["ri"]})
+    );
+}
