@@ -413,7 +413,7 @@ impl Cse {
         let sur = outgoing.subscription.clone();
         let to = outgoing.to.clone();
         match self.poa_checks.admit(&ae, &poa, outgoing) {
-            crate::poa::Admission::Send(outgoing) => self.submit(outgoing),
+            crate::poa::Admission::Send(outgoing) => self.submit(*outgoing),
             crate::poa::Admission::Held => {}
             crate::poa::Admission::Dropped(why) => {
                 tracing::warn!(subscription = %sur, target = %to, reason = why, "notification dropped");

@@ -43,7 +43,7 @@ enum Check {
 /// What to do with a notification for an AE's `poa`.
 pub(crate) enum Admission {
     /// Verified: send it.
-    Send(OutgoingNotification),
+    Send(Box<OutgoingNotification>),
     /// Held until the verification in flight ends.
     Held,
     /// Nobody has verified this `poa` yet: the caller starts the verification; the
@@ -69,7 +69,9 @@ impl PoaChecks {
     ) -> Admission {
         let mut map = self.by_ae.lock();
         match map.get_mut(ae) {
-            Some(Check::Verified(done)) if done == poa => return Admission::Send(notification),
+            Some(Check::Verified(done)) if done == poa => {
+                return Admission::Send(Box::new(notification))
+            }
             Some(Check::Pending { poa: asked, held }) if asked == poa => {
                 if held.len() >= MAX_HELD {
                     return Admission::Dropped("too many notifications wait for verification");
