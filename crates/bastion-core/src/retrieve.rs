@@ -165,6 +165,11 @@ impl Budget {
     pub(crate) fn resources_left(&self) -> usize {
         self.resources
     }
+
+    /// Bytes that may still be taken.
+    pub(crate) fn bytes_left(&self) -> usize {
+        self.bytes
+    }
 }
 
 /// Serialized size of a representation, for the [`Budget`].
@@ -285,7 +290,8 @@ async fn child_refs(
         (refs, container.then(|| n.path.clone()))
     };
     if let Some(path) = container_path {
-        for row in instances_within(cse, ri, reader.now, budget).await? {
+        let read_limit = cse.config.result_max_bytes;
+        for row in instances_within(cse, ri, reader.now, budget, read_limit).await? {
             let reference = child_ref(&row.rn, 4, &format!("{path}/{}", row.rn));
             if !budget.take(reference.to_string().len()) {
                 break;
@@ -296,14 +302,17 @@ async fn child_refs(
     Ok(refs)
 }
 
-/// The live instances of container `ri`, oldest first, at most as many as `budget` may
-/// still take: a container holding more is read instance by instance up to that number,
-/// never whole (and `budget` is then marked exhausted).
+/// The live instances of container `ri`, oldest first: at most as many as `budget` may
+/// still take, and whose contents (`cs`, from the in-memory index) add up to at most
+/// `read_limit` bytes, so what is read from storage is bounded before it is read. A
+/// container holding more is read instance by instance up to that point, never whole,
+/// and `budget` is then marked exhausted.
 async fn instances_within(
     cse: &Cse,
     ri: &Ri,
     now: Timestamp,
     budget: &mut Budget,
+    read_limit: usize,
 ) -> Result<Vec<bastion_store::StoredResource>, RequestError> {
     let room = budget.resources_left();
     let (wanted, all) = {
@@ -314,8 +323,19 @@ async fn instances_within(
         let mut live = state
             .instances
             .iter()
-            .filter(|i| i.et.is_none_or(|et| et > now.0));
-        let wanted: Vec<String> = live.by_ref().take(room).map(|i| i.ri.to_string()).collect();
+            .filter(|i| i.et.is_none_or(|et| et > now.0))
+            .peekable();
+        let mut bytes = read_limit;
+        let mut wanted: Vec<String> = Vec::new();
+        while let Some(next) = live.peek() {
+            let cs = usize::try_from(next.cs).unwrap_or(usize::MAX);
+            if wanted.len() >= room || cs > bytes {
+                break;
+            }
+            bytes -= cs;
+            wanted.push(next.ri.to_string());
+            live.next();
+        }
         (wanted, live.next().is_none())
     };
     if all {
@@ -408,7 +428,8 @@ fn nest_children<'a>(
             push_child(out, ty, attrs);
         }
         if with_instances {
-            for row in instances_within(cse, ri, reader.now, budget).await? {
+            let read_limit = budget.bytes_left();
+            for row in instances_within(cse, ri, reader.now, budget, read_limit).await? {
                 if !budget.take(row.body.len()) {
                     break;
                 }

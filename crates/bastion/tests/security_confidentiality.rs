@@ -725,6 +725,14 @@ async fn filters_on_children_and_parents_see_only_what_the_originator_may_discov
     )
     .await
     .expect(2001);
+    // Another's subscription (its targets included) is not part of a partner's result.
+    let r = s
+        .request("GET", &format!("{}?rcn=4", sc.ae))
+        .from(PARTNER)
+        .send()
+        .await;
+    r.expect(2000);
+    assert!(r.inner("m2m:ae").get("m2m:sub").is_none(), "{}", r.text);
     for (who, rsc) in [(PARTNER, 4004), (OWNER, 2000)] {
         s.request("GET", &format!("{}?chty=23", sc.ae))
             .from(who)
@@ -815,4 +823,40 @@ async fn a_container_with_retrieval_disabled_shows_no_instances_in_results_or_no
         events[0]["m2m:sgn"]["nev"]["rep"],
         json!({"m2m:uri": cin["ri"]})
     );
+}
+
+#[tokio::test]
+async fn a_result_beyond_result_max_bytes_is_partial() {
+    let s = Server::start_with_config("[cse]\nresult-max-bytes = 1024\n");
+    let ae = s.ae(OWNER).await;
+    s.create_cnt(&ae, OWNER, json!({"rn": "big"})).await;
+    let big = format!("{ae}/big");
+    for i in 0..5 {
+        s.create_cin(&big, OWNER, &format!("{i}{}", "x".repeat(299)))
+            .await;
+    }
+    let r = s
+        .request("GET", &format!("{big}?rcn=4"))
+        .from(OWNER)
+        .send()
+        .await;
+    r.expect(2000);
+    assert_eq!(r.header("x-m2m-cts"), Some("1"), "partial: {}", r.text);
+    let firsts: Vec<char> = r.inner("m2m:cnt")["m2m:cin"]
+        .as_array()
+        .expect("m2m:cin list")
+        .iter()
+        .map(|c| {
+            c["con"]
+                .as_str()
+                .expect("con")
+                .chars()
+                .next()
+                .expect("char")
+        })
+        .collect();
+    assert!(!firsts.is_empty() && firsts.len() < 5, "{firsts:?}");
+    let oldest: Vec<char> = "01234".chars().take(firsts.len()).collect();
+    assert_eq!(firsts, oldest, "the oldest first");
+    assert!(r.text.len() < 1024 + 1024, "{}", r.text.len());
 }
