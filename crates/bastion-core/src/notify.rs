@@ -424,7 +424,20 @@ impl Cse {
                 };
                 let subscriber = subscriber.to_owned();
                 tokio::spawn(async move {
-                    let verified = cse.ask_poa(&to, &poa, &sur, &subscriber).await;
+                    // A `poa` that cannot be reached is asked again a few times (an AE
+                    // may be down for a moment); one that answers anything but 2000 is
+                    // not.
+                    let mut verified = false;
+                    for pause in crate::poa::RETRY_UNREACHABLE {
+                        tokio::time::sleep(pause).await;
+                        match cse.ask_poa(&to, &poa, &sur, &subscriber).await {
+                            Some(answer) => {
+                                verified = answer;
+                                break;
+                            }
+                            None => continue,
+                        }
+                    }
                     let released = cse.poa_checks.settle(&ae, &poa, verified);
                     if verified {
                         for outgoing in released {
@@ -444,11 +457,11 @@ impl Cse {
     }
 
     /// One verification request (`vrq`, as for a new subscription's targets) to the
-    /// `poa` of the AE `to`; whether it answered 2000. Failures are logged without
-    /// credentials in the URL.
-    async fn ask_poa(&self, to: &str, poa: &[String], sur: &str, subscriber: &str) -> bool {
+    /// `poa` of the AE `to`: whether it answered 2000, `None` when it could not be
+    /// reached. Failures are logged without credentials in the URL.
+    async fn ask_poa(&self, to: &str, poa: &[String], sur: &str, subscriber: &str) -> Option<bool> {
         let Some(outbound) = &self.outbound else {
-            return false;
+            return Some(false);
         };
         let content = json!({ "m2m:sgn": { "vrq": true, "sur": sur, "cr": subscriber } });
         let request = bastion_proto::Request {
@@ -461,14 +474,14 @@ impl Cse {
             ..Default::default()
         };
         match outbound.send(None, poa, request).await {
-            Ok(resp) if resp.rsc == Rsc::Ok => true,
+            Ok(resp) if resp.rsc == Rsc::Ok => Some(true),
             Ok(resp) => {
                 tracing::info!(target = %to, answer = resp.rsc.code(), "point of access not verified");
-                false
+                Some(false)
             }
             Err(e) => {
-                tracing::info!(target = %to, reason = %without_credentials(&e.to_string()), "point of access not verified");
-                false
+                tracing::info!(target = %to, reason = %without_credentials(&e.to_string()), "point of access not reached for verification");
+                None
             }
         }
     }

@@ -6,10 +6,10 @@
 //! until its `poa` changes.
 //!
 //! This module owns that state: per AE, the `poa` list verified, or a verification in
-//! flight with the notifications held for it (a bounded number), or a failed one that is
-//! not retried before [`RETRY_AFTER`]. Results of non-blocking requests, which the AE
-//! asked for in that very request, and NOTIFYs relayed to it under its own ACPs are not
-//! gated.
+//! flight with the notifications held for it (a bounded number; an unreachable `poa` is
+//! tried again after [`RETRY_UNREACHABLE`]), or a failed one that is not retried before
+//! [`RETRY_AFTER`]. Results of non-blocking requests, which the AE asked for in that
+//! very request, and NOTIFYs relayed to it under its own ACPs are not gated.
 
 use crate::notify::OutgoingNotification;
 use crate::tree::Ri;
@@ -23,6 +23,15 @@ pub(crate) const MAX_HELD: usize = 64;
 /// AEs whose state is kept; beyond it, verified and failed entries are forgotten (they
 /// are verified again when next needed).
 const MAX_ENTRIES: usize = 100_000;
+
+/// Pauses before each attempt to reach a `poa` for verification: an unreachable one is
+/// tried again after them (notifications stay held meanwhile), then counts as failed.
+pub(crate) const RETRY_UNREACHABLE: [Duration; 4] = [
+    Duration::ZERO,
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(30),
+];
 
 /// A failed verification is not repeated for this long: notifications to that `poa`
 /// are dropped meanwhile, so the bystander gets at most one request per period.
