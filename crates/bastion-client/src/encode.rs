@@ -267,6 +267,7 @@ pub(crate) fn response(
     resp.ot = header_text(parts, "x-m2m-ot")?;
     resp.vsi = header_text(parts, "x-m2m-vsi")?;
     resp.content_location = header_text(parts, "content-location")?;
+    resp.cnst = header_text(parts, "x-m2m-cts")?.and_then(|v| v.parse().ok());
     if !body.is_empty() {
         let value = json::parse_value(body)
             .map_err(|e| ClientError::MalformedResponse(format!("body: {e}")))?;

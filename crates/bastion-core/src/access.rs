@@ -166,6 +166,29 @@ impl Cse {
             .is_ok()
     }
 
+    /// Whether `node` may appear in something built for `originator` beside the resource
+    /// it addressed: a nested child (`op` RETRIEVE), a child reference (`op` DISCOVER, as
+    /// in discovery, TS-0001 10.2.6.2), or the representation a notification carries. It
+    /// is the decision a direct request for `node` would get, except that no Dynamic
+    /// Authorization Server is consulted for it (it cannot be, once per child): what the
+    /// local rules, tokens and earlier grants do not permit stays out. No audit: a child
+    /// left out is not a denied request. A `<pollingChannel>` is its owner's only, as for
+    /// a direct request.
+    pub(crate) fn may_include(
+        &self,
+        tree: &Tree,
+        originator: &str,
+        ctx: &RequestContext,
+        node: &Node,
+        op: AccessOperation,
+    ) -> bool {
+        if node.ty == ResourceType::PollingChannel {
+            let association_ok = ctx.identity.is_none() || ctx.authenticated;
+            return association_ok && crate::pch::owns(self, tree, node, originator);
+        }
+        self.permits(tree, originator, ctx, node, op, None, RuleKind::Privileges)
+    }
+
     /// The PDP call. On deny the full explanation goes to the debug log, never to the
     /// client (it would reveal policy), and is returned when `explained` asks for it.
     #[allow(clippy::too_many_arguments)]

@@ -41,6 +41,15 @@ pub struct CseConfig {
     pub expiry_interval_ms: u64,
     /// Upper bound on results of one discovery when the request gives no `lim`.
     pub discovery_limit: usize,
+    /// Most child resources (representations or references) one result holds beside
+    /// the addressed resource (`rcn` 4, 5, 6, 8); beyond it the result is partial.
+    pub result_limit: usize,
+    /// Most bytes (estimated, serialized) of child resources in one result, and of the
+    /// members' answers aggregated by one group fan-out; beyond it the result is partial.
+    pub result_max_bytes: usize,
+    /// Most member requests one original request may cause through group fan-out,
+    /// counted across nested groups; members beyond it are not asked (partial result).
+    pub fanout_limit: usize,
     /// Put the one-line explanation of a denial into the `m2m:dbg` of the 4103 instead of
     /// "originator has no privilege". Off by default: it reveals policy to the requester.
     pub explain_denials_to_client: bool,
@@ -87,6 +96,9 @@ impl Default for CseConfig {
             default_lifetime_secs: 10 * 365 * 24 * 3600,
             expiry_interval_ms: 1000,
             discovery_limit: 10_000,
+            result_limit: 100_000,
+            result_max_bytes: 16 * 1024 * 1024,
+            fanout_limit: 1_000,
             explain_denials_to_client: false,
             authorization: AuthorizationConfig {
                 das_timeout_ms: 2000,

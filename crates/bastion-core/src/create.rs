@@ -745,7 +745,7 @@ async fn prepare_subscription(
     let seq = cse.tree.write().next_seq();
     let ri = new_ri(ResourceType::Subscription, seq);
     let sur = format!("{}/{}", cse.config.cse_id, ri);
-    cse.verify_targets(&sur, &req.fr, &state.nu).await?;
+    cse.verify_targets(&sur, &req.fr, &state.targets()).await?;
     Ok(PreparedSubscription {
         seq,
         ri,

@@ -5,7 +5,7 @@
 use crate::audit::AuditKind;
 use crate::checks::Checked;
 use crate::create::refresh_counters;
-use crate::discovery::{require_match, Subject};
+use crate::discovery::{require_match, Subject, Viewer};
 use crate::notify::counted_rows;
 use crate::resolve::Target;
 use crate::retrieve::{instance_attrs, shape};
@@ -60,14 +60,19 @@ pub(crate) async fn delete(
             let n = tree
                 .get(ri)
                 .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-            require_match(&req.fc, Subject::Node(&tree, n))?;
+            let viewer = Viewer {
+                cse,
+                fr: &req.fr,
+                ctx,
+            };
+            require_match(&req.fc, Subject::Node(&tree, n, viewer))?;
         }
         None => require_match(&req.fc, Subject::Instance(&attrs))?,
     }
-    let pc = if rcn == ResultContent::Nothing {
+    let shaped = if rcn == ResultContent::Nothing {
         None
     } else {
-        Some(shape(cse, &req, ty, attrs.clone(), node.as_ref(), now).await?)
+        Some(shape(cse, &req, ctx, ty, attrs.clone(), node.as_ref(), now).await?)
     };
     cse.write_guard()?;
     let mut deleted_acps = Vec::new();
@@ -119,9 +124,10 @@ pub(crate) async fn delete(
             .iter()
             .map(|(kind, path)| (*kind, path.as_str())),
     );
-    let mut resp = Response::new(Rsc::Deleted, String::new());
-    resp.pc = pc;
-    Ok(resp)
+    Ok(match shaped {
+        Some(shaped) => shaped.into_response(Rsc::Deleted),
+        None => Response::new(Rsc::Deleted, String::new()),
+    })
 }
 
 /// The audited resources (`<accessControlPolicy>`, `<role>`, `<token>`) in the subtree

@@ -171,17 +171,41 @@ fn needs_relations(fc: &FilterCriteria) -> bool {
     !fc.pty.is_empty() || !fc.palb.is_empty() || !fc.chty.is_empty() || !fc.clbl.is_empty()
 }
 
-/// Relations of an in-memory node, computed only when the filter uses them.
+/// Whom a filter is evaluated for: conditions on a resource's neighbours (`chty`,
+/// `clbl`, `palb`) see only the neighbours this originator may DISCOVER, so a filter
+/// cannot probe the types or labels of resources hidden from it.
+#[derive(Clone, Copy)]
+pub(crate) struct Viewer<'a> {
+    pub cse: &'a Cse,
+    pub fr: &'a str,
+    pub ctx: &'a RequestContext,
+}
+
+impl Viewer<'_> {
+    fn sees(&self, tree: &Tree, node: &Node) -> bool {
+        self.cse
+            .may_include(tree, self.fr, self.ctx, node, AccessOperation::Discovery)
+    }
+}
+
+/// Relations of an in-memory node as `viewer` may know them, computed only when the
+/// filter uses them.
 pub(crate) fn node_relations<'t>(
     tree: &'t Tree,
     node: &'t Node,
     fc: &FilterCriteria,
+    viewer: Viewer<'_>,
 ) -> Relations<'t> {
     if !needs_relations(fc) {
         return Relations::default();
     }
-    let parent = node.pi.as_ref().and_then(|pi| tree.get(pi));
-    let children: Vec<&Node> = node.children.iter().filter_map(|c| tree.get(c)).collect();
+    let parent = node.pi.as_ref().and_then(|p| tree.get(p));
+    let children: Vec<&Node> = node
+        .children
+        .iter()
+        .filter_map(|c| tree.get(c))
+        .filter(|c| viewer.sees(tree, c))
+        .collect();
     let mut child_types: Vec<u16> = children.iter().map(|c| c.ty.number()).collect();
     if node
         .container
@@ -192,7 +216,9 @@ pub(crate) fn node_relations<'t>(
     }
     Relations {
         parent_ty: parent.map(|p| p.ty.number()),
-        parent_labels: parent.and_then(|p| p.attrs.get("lbl")),
+        parent_labels: parent
+            .filter(|p| viewer.sees(tree, p))
+            .and_then(|p| p.attrs.get("lbl")),
         child_types,
         child_labels: children.iter().filter_map(|c| c.attrs.get("lbl")).collect(),
     }
@@ -200,7 +226,7 @@ pub(crate) fn node_relations<'t>(
 
 /// What a conditional operation is checked against.
 pub(crate) enum Subject<'a> {
-    Node(&'a Tree, &'a Node),
+    Node(&'a Tree, &'a Node, Viewer<'a>),
     Instance(&'a Map<String, Value>),
 }
 
@@ -211,11 +237,11 @@ pub(crate) fn require_match(fc: &FilterCriteria, subject: Subject<'_>) -> Result
         return Ok(());
     }
     let matched = match subject {
-        Subject::Node(tree, node) => matches(
+        Subject::Node(tree, node, viewer) => matches(
             fc,
             node.ty.number(),
             &node.attrs,
-            &node_relations(tree, node, fc),
+            &node_relations(tree, node, fc, viewer),
         ),
         Subject::Instance(attrs) => matches(fc, 4, attrs, &Relations::default()),
     };
@@ -280,7 +306,12 @@ pub(crate) async fn discover(
                     RuleKind::Privileges,
                 );
             if depth > 0 && may_discover {
-                let rel = node_relations(&tree, node, fc);
+                let viewer = Viewer {
+                    cse,
+                    fr: &req.fr,
+                    ctx,
+                };
+                let rel = node_relations(&tree, node, fc, viewer);
                 if matches(fc, node.ty.number(), &node.attrs, &rel) {
                     hits.push(Hit {
                         rn: node.rn.clone(),
@@ -304,8 +335,9 @@ pub(crate) async fn discover(
     }
     let limit = fc.lim.map_or(cse.config.discovery_limit, |l| l as usize);
     let offset = fc.ofst.map_or(0, |o| o.saturating_sub(1) as usize);
+    // One hit beyond the page is looked for, to know whether the page is all there is.
     for (ri, path, _) in containers {
-        if hits.len() >= offset + limit {
+        if hits.len() > offset + limit {
             break;
         }
         let rows = live_instances(cse, &ri, now).await?;
@@ -333,6 +365,8 @@ pub(crate) async fn discover(
             }
         }
     }
+    // Cut by this CSE's limit, not by the originator's own `lim`: partial (TS-0001 8.1.2).
+    let partial = fc.lim.is_none() && hits.len() > offset + limit;
     let selected = hits.into_iter().skip(offset).take(limit);
     let address = |h: &Hit| {
         if req.drt == 2 {
@@ -354,6 +388,9 @@ pub(crate) async fn discover(
             json!({ "m2m:uril": uril })
         }
     });
+    if partial {
+        resp.cnst = Some(bastion_proto::primitive::CONTENT_STATUS_PARTIAL);
+    }
     Ok(resp)
 }
 

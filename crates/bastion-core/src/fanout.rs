@@ -3,7 +3,10 @@
 //! `<group>/fopt/<relative path>`), the group-level access decision for them (`macp`, else
 //! `acpi`), re-issuing the request to every member through the whole pipeline (so each
 //! member's own access control decides; remote members go through forwarding), the
-//! aggregated response, and removing members deleted through `fopt` from `mid`.
+//! aggregated response, and removing members deleted through `fopt` from `mid`. The
+//! member requests one original request causes are capped across nesting
+//! (`CseConfig::fanout_limit`) and the aggregate by `result_max_bytes`; beyond either the
+//! answer is partial (Content Status 1).
 
 use crate::authz_state::{self, resolve_local, Mode};
 use crate::checks::Checked;
@@ -18,6 +21,8 @@ use bastion_store::WriteOp;
 use serde_json::{json, Map, Value};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::Poll;
 
 /// Member requests in flight at once for one fan-out.
@@ -31,6 +36,12 @@ tokio::task_local! {
     /// How many fan-outs enclose the current one in this task: a member that is itself a
     /// `.../fopt` fans out again, and a cycle of groups must end ([`MAX_NESTING`]).
     static DEPTH: usize;
+}
+
+tokio::task_local! {
+    /// Member requests the original request may still cause, shared by every fan-out
+    /// nested in it (`CseConfig::fanout_limit`).
+    static MEMBER_BUDGET: Arc<AtomicUsize>;
 }
 
 /// Deepest nesting of fan-outs (a group whose member is a sub-group's `fopt`). Nested
@@ -235,19 +246,39 @@ impl Cse {
                 let secs = at.0.saturating_sub(crate::now().0).max(0) as u64;
                 tokio::time::Instant::now() + std::time::Duration::from_secs(secs)
             });
+        // The members asked: as many as the original request's budget still allows,
+        // counted across nested fan-outs; the others make the answer partial.
+        let budget = MEMBER_BUDGET
+            .try_with(Arc::clone)
+            .unwrap_or_else(|_| Arc::new(AtomicUsize::new(self.config.fanout_limit)));
+        let room = budget
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                Some(left.saturating_sub(fan.members.len()))
+            })
+            .unwrap_or(0);
+        let asked = &fan.members[..fan.members.len().min(room)];
+        let mut partial = asked.len() < fan.members.len();
+        if asked.is_empty() {
+            tracing::info!(group = %fan.path, "fan-out member limit reached; no member asked");
+            let mut resp = Response::new(Rsc::Ok, String::new());
+            resp.pc = Some(json!({ "m2m:agr": { "m2m:rsp": [] } }));
+            resp.cnst = Some(bastion_proto::primitive::CONTENT_STATUS_PARTIAL);
+            return Ok(resp);
+        }
         // Each member request starts from what the binding knew: the pipeline verifies
         // the originator and decides access for it again, per member.
         let binding = RequestContext::new(ctx.peer, ctx.identity.clone());
         let binding = &binding;
-        let calls: Vec<_> = fan
-            .members
+        let calls: Vec<_> = asked
             .iter()
             .map(|member| {
                 let mut r = original.clone();
                 r.to = format!("{member}{}", fan.rel);
                 r.gid = Some(fan.group.to_string());
+                let budget = budget.clone();
                 async move {
-                    let call = DEPTH.scope(depth + 1, self.handle(r, binding));
+                    let call = MEMBER_BUDGET
+                        .scope(budget, DEPTH.scope(depth + 1, self.handle(r, binding)));
                     match deadline {
                         Some(at) => tokio::time::timeout_at(at, call).await.ok(),
                         None => Some(call.await),
@@ -261,13 +292,17 @@ impl Cse {
                 "no member answered in time".into(),
             ));
         }
+        // The aggregated answer is bounded like any result: entries beyond
+        // `result_max_bytes` are left out.
+        let mut room_bytes = self.config.result_max_bytes;
         let mut entries = Vec::with_capacity(answers.len());
         let mut deleted = Vec::new();
-        for (member, answer) in fan.members.iter().zip(answers) {
+        for (member, answer) in asked.iter().zip(answers) {
             let Some(resp) = answer else { continue };
             if req.op == Operation::Delete && fan.rel.is_empty() && resp.rsc == Rsc::Deleted {
                 deleted.push(member.clone());
             }
+            partial |= resp.cnst == Some(bastion_proto::primitive::CONTENT_STATUS_PARTIAL);
             let mut entry = Map::new();
             entry.insert("rsc".into(), json!(resp.rsc.code()));
             entry.insert("rqi".into(), json!(resp.rqi));
@@ -276,13 +311,27 @@ impl Cse {
             }
             entry.insert("fr".into(), json!(member));
             entry.insert("to".into(), json!(req.fr));
-            entries.push(Value::Object(entry));
+            let entry = Value::Object(entry);
+            let size = serde_json::to_vec(&entry).map_or(usize::MAX, |v| v.len());
+            if size > room_bytes {
+                partial = true;
+                room_bytes = 0;
+                continue;
+            }
+            room_bytes -= size;
+            entries.push(entry);
         }
         if !deleted.is_empty() {
             self.remove_members(&fan.group, &deleted, &req.fr).await?;
         }
+        if partial {
+            tracing::info!(group = %fan.path, "fan-out answer is partial: a member or size limit was reached");
+        }
         let mut resp = Response::new(Rsc::Ok, String::new());
         resp.pc = Some(json!({ "m2m:agr": { "m2m:rsp": entries } }));
+        if partial {
+            resp.cnst = Some(bastion_proto::primitive::CONTENT_STATUS_PARTIAL);
+        }
         Ok(resp)
     }
 

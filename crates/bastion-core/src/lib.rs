@@ -28,6 +28,7 @@ pub mod notify;
 pub mod outbound;
 mod pch;
 mod pip;
+mod poa;
 mod remote_cse;
 mod render;
 mod resolve;
@@ -122,6 +123,8 @@ pub struct Cse {
     admin_absolute: String,
     /// Polling channel queues and relayed requests awaiting answers.
     polling: pch::PollingChannels,
+    /// Which AEs' points of access confirmed they take notifications (`poa.rs`).
+    poa_checks: poa::PoaChecks,
     /// This CSE, for tasks that outlive a request (non-blocking requests).
     me: std::sync::Weak<Cse>,
 }
@@ -242,6 +245,7 @@ impl Cse {
             credentials: services.credentials,
             admin_absolute,
             polling: pch::PollingChannels::default(),
+            poa_checks: poa::PoaChecks::default(),
         }))
     }
 

@@ -10,7 +10,10 @@
 //!
 //! Every notification re-checks that the subscriber still has RETRIEVE privilege on the
 //! subscribed-to resource: revoking it in the ACP stops the flow at once (TS-0003 7.1;
-//! docs/decisions.md).
+//! docs/decisions.md). A notification about a child shows that child only as far as the
+//! subscriber may see it itself (`Cse::child_view`). Targets are verified before a
+//! subscription takes effect, and an AE's own `poa` before it gets unsolicited
+//! notifications (`poa.rs`).
 
 use crate::access::RuleKind;
 use crate::forward;
@@ -129,6 +132,15 @@ pub(crate) struct Event<'a> {
     pub originator: &'a str,
 }
 
+/// How much of the resource a notification shows its subscriber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum View {
+    /// As the subscription's `nct` asks.
+    Full,
+    /// Only the resource ID (as `nct` 3), whatever `nct` asks.
+    Reference,
+}
+
 /// Whether `node` has any `<subscription>` child: the cheap test the hot paths make.
 pub(crate) fn has_subscriptions(tree: &Tree, node: &Node) -> bool {
     node.children.iter().any(|c| {
@@ -171,10 +183,13 @@ impl Cse {
             if !state.criteria.admits(&facts) || !self.may_still_retrieve(tree, &state, subject) {
                 continue;
             }
+            let Some(view) = self.child_view(tree, &state, subject, &event) else {
+                continue;
+            };
             notices.items.push(Notice {
                 sur: format!("{}/{}", self.config.cse_id, ri),
                 nu: state.nu.clone(),
-                event: self.event_content(&event, &state),
+                event: self.event_content(&event, &state, view),
                 state: state.clone(),
             });
             if state.exc.is_some() {
@@ -210,9 +225,56 @@ impl Cse {
         .is_ok()
     }
 
+    /// How much of the resource a child event (net 3, 4) may show this subscriber: what
+    /// it could see of that child itself (docs/decisions.md). Its representation when it
+    /// may RETRIEVE the child, only its resource ID when it may merely DISCOVER it (as a
+    /// child reference in `rcn` 6), nothing (no notification) otherwise. A
+    /// `<contentInstance>` follows its container, the subscribed-to resource, except that
+    /// a container with retrieval disabled (`disr`) shows only references. Events on the
+    /// subscribed-to resource itself (net 1, 2) show it in full: its RETRIEVE privilege is
+    /// re-checked by [`Cse::may_still_retrieve`].
+    fn child_view(
+        &self,
+        tree: &Tree,
+        state: &SubscriptionState,
+        subject: &Node,
+        event: &Event,
+    ) -> Option<View> {
+        if !matches!(event.net, NET_CREATE_CHILD | NET_DELETE_CHILD) {
+            return Some(View::Full);
+        }
+        if event.ty == ResourceType::ContentInstance {
+            let disabled = subject.attrs.get("disr").and_then(Value::as_bool) == Some(true);
+            return Some(if disabled {
+                View::Reference
+            } else {
+                View::Full
+            });
+        }
+        let child = event
+            .resource
+            .get("ri")
+            .and_then(Value::as_str)
+            .and_then(|ri| tree.get(ri))?;
+        let mut ctx = RequestContext::new(None, None);
+        ctx.authenticated = state.authenticated;
+        let may = |op| self.may_include(tree, &state.creator, &ctx, child, op);
+        if may(AccessOperation::Retrieve) {
+            Some(View::Full)
+        } else if may(AccessOperation::Discovery) {
+            Some(View::Reference)
+        } else {
+            None
+        }
+    }
+
     /// `{"nev": {"rep": …, "net": n[, "om": …]}, "sur": …}` without `sur` (added later).
-    fn event_content(&self, event: &Event, state: &SubscriptionState) -> Value {
-        let rep = match state.nct {
+    fn event_content(&self, event: &Event, state: &SubscriptionState, view: View) -> Value {
+        let nct = match view {
+            View::Full => state.nct,
+            View::Reference => NCT_RI,
+        };
+        let rep = match nct {
             NCT_RI => {
                 json!({ "m2m:uri": event.resource.get("ri").cloned().unwrap_or(Value::Null) })
             }
@@ -255,15 +317,18 @@ impl Cse {
         }
     }
 
-    /// Routes one notification to one `nu` entry.
+    /// Routes one subscription notification to one `nu` (or `su`) entry. Sent on the
+    /// subscription's behalf, not the receiving AE's: an AE's `poa` must be verified
+    /// first (`poa.rs`).
     fn deliver(&self, sur: &str, nu: &str, event: Value, state: &SubscriptionState) {
-        self.route(sur, nu, NotificationKind::Event, event, &state.policy);
+        let kind = NotificationKind::Event;
+        self.route_to(sur, nu, kind, event, &state.policy, Some(&state.creator));
     }
 
     /// Routes one notification of `kind` to one target `nu` (resolved by
-    /// [`Cse::destination`]), under `policy`, without waiting: to the delivery engine, a polling channel, or nowhere (logged).
-    /// `key` names the notification's source (a subscription, a `<request>`) for the
-    /// engine's queues and the logs.
+    /// [`Cse::destination`]), under `policy`, without waiting: to the delivery engine, a
+    /// polling channel, or nowhere (logged). `key` names the notification's source (a
+    /// subscription, a `<request>`) for the engine's queues and the logs.
     pub(crate) fn route(
         &self,
         key: &str,
@@ -272,16 +337,34 @@ impl Cse {
         event: Value,
         policy: &crate::subscription::Policy,
     ) {
+        self.route_to(key, nu, kind, event, policy, None);
+    }
+
+    /// [`Cse::route`]; with `unsolicited` (the subscriber), an AE's `poa` gets the
+    /// notification only once verified.
+    fn route_to(
+        &self,
+        key: &str,
+        nu: &str,
+        kind: NotificationKind,
+        event: Value,
+        policy: &crate::subscription::Policy,
+        unsolicited: Option<&str>,
+    ) {
         let destination = {
             let tree = self.tree.read();
             self.destination(&tree, nu)
         };
         match destination {
-            Destination::Http { poa: targets, peer } => {
-                let Some(sink) = &self.notifications else {
+            Destination::Http {
+                poa: targets,
+                peer,
+                ae,
+            } => {
+                if self.notifications.is_none() {
                     tracing::warn!(subscription = %key, "no notification delivery configured");
                     return;
-                };
+                }
                 let outgoing = OutgoingNotification {
                     subscription: key.to_owned(),
                     targets,
@@ -294,8 +377,11 @@ impl Cse {
                     latest_only: policy.latest_only,
                     pending_latest: policy.pending_latest,
                 };
-                if let Err(why) = sink.submit(outgoing) {
-                    tracing::warn!(subscription = %key, reason = %why, "notification dropped");
+                match (ae, unsolicited) {
+                    (Some(ae), Some(subscriber)) => {
+                        self.to_unverified_poa(ae, subscriber, outgoing)
+                    }
+                    _ => self.submit(outgoing),
                 }
             }
             Destination::Polling(pch) => {
@@ -308,6 +394,98 @@ impl Cse {
         }
     }
 
+    /// Hands one notification to the delivery engine.
+    fn submit(&self, outgoing: OutgoingNotification) {
+        let Some(sink) = &self.notifications else {
+            return;
+        };
+        let key = outgoing.subscription.clone();
+        if let Err(why) = sink.submit(outgoing) {
+            tracing::warn!(subscription = %key, reason = %why, "notification dropped");
+        }
+    }
+
+    /// A notification for the `poa` of the AE `ae`: sent when that `poa` is verified,
+    /// else held while a verification request (started here when none is in flight)
+    /// asks it, or dropped when it failed verification recently (`poa.rs`).
+    fn to_unverified_poa(&self, ae: Ri, subscriber: &str, outgoing: OutgoingNotification) {
+        let poa = outgoing.targets.clone();
+        let sur = outgoing.subscription.clone();
+        let to = outgoing.to.clone();
+        match self.poa_checks.admit(&ae, &poa, outgoing) {
+            crate::poa::Admission::Send(outgoing) => self.submit(*outgoing),
+            crate::poa::Admission::Held => {}
+            crate::poa::Admission::Dropped(why) => {
+                tracing::warn!(subscription = %sur, target = %to, reason = why, "notification dropped");
+            }
+            crate::poa::Admission::Verify => {
+                let Some(cse) = self.me.upgrade() else {
+                    return;
+                };
+                let subscriber = subscriber.to_owned();
+                tokio::spawn(async move {
+                    // A `poa` that cannot be reached is asked again a few times (an AE
+                    // may be down for a moment); one that answers anything but 2000 is
+                    // not.
+                    let mut verified = false;
+                    for pause in crate::poa::RETRY_UNREACHABLE {
+                        tokio::time::sleep(pause).await;
+                        match cse.ask_poa(&to, &poa, &sur, &subscriber).await {
+                            Some(answer) => {
+                                verified = answer;
+                                break;
+                            }
+                            None => continue,
+                        }
+                    }
+                    let released = cse.poa_checks.settle(&ae, &poa, verified);
+                    if verified {
+                        for outgoing in released {
+                            cse.submit(outgoing);
+                        }
+                    } else {
+                        tracing::warn!(
+                            subscription = %sur,
+                            target = %to,
+                            dropped = released.len(),
+                            "the target's point of access did not confirm; notifications to it are dropped"
+                        );
+                    }
+                });
+            }
+        }
+    }
+
+    /// One verification request (`vrq`, as for a new subscription's targets) to the
+    /// `poa` of the AE `to`: whether it answered 2000, `None` when it could not be
+    /// reached. Failures are logged without credentials in the URL.
+    async fn ask_poa(&self, to: &str, poa: &[String], sur: &str, subscriber: &str) -> Option<bool> {
+        let Some(outbound) = &self.outbound else {
+            return Some(false);
+        };
+        let content = json!({ "m2m:sgn": { "vrq": true, "sur": sur, "cr": subscriber } });
+        let request = bastion_proto::Request {
+            op: Some(bastion_proto::Operation::Notify),
+            to: to.to_owned(),
+            fr: Some(self.config.cse_id.clone()),
+            rqi: Some(format!("v-{}", fresh_id())),
+            rvi: Some("3".to_owned()),
+            pc: Some(content),
+            ..Default::default()
+        };
+        match outbound.send(None, poa, request).await {
+            Ok(resp) if resp.rsc == Rsc::Ok => Some(true),
+            Ok(resp) => {
+                tracing::info!(target = %to, answer = resp.rsc.code(), "point of access not verified");
+                Some(false)
+            }
+            Err(e) => {
+                tracing::info!(target = %to, reason = %without_credentials(&e.to_string()), "point of access not reached for verification");
+                None
+            }
+        }
+    }
+
     /// Where a notification target is: a URL as given, a local AE's `poa` (or its
     /// polling channel when it has none), or the `poa` of the remote CSE leading to it
     /// (TS-0001 10.2.11.6; core-resources.md §3.7).
@@ -316,6 +494,7 @@ impl Cse {
             return Destination::Http {
                 poa: vec![nu.to_owned()],
                 peer: None,
+                ae: None,
             };
         }
         if let Some(node) = crate::authz_state::resolve_local(tree, &self.config, nu) {
@@ -325,6 +504,7 @@ impl Cse {
                 return Destination::Http {
                     poa: usable,
                     peer: None,
+                    ae: (node.ty == ResourceType::Ae).then(|| node.ri.clone()),
                 };
             }
             if node.ty == ResourceType::Ae {
@@ -338,6 +518,7 @@ impl Cse {
             Some((csi, poa)) if !poa.is_empty() => Destination::Http {
                 poa,
                 peer: Some(csi),
+                ae: None,
             },
             _ => Destination::Unreachable("no route to the target's CSE"),
         }
@@ -452,6 +633,9 @@ pub(crate) enum Destination {
     Http {
         poa: Vec<String>,
         peer: Option<String>,
+        /// The AE on this CSE whose own `poa` these are (verified before unsolicited
+        /// traffic, `poa.rs`).
+        ae: Option<Ri>,
     },
     /// The polling channel (its resource ID) of an AE that cannot be reached.
     Polling(Ri),
@@ -605,7 +789,7 @@ impl Cse {
         };
         match destination {
             // A hosted AE: its own points of access.
-            Destination::Http { poa, peer: _ } => {
+            Destination::Http { poa, .. } => {
                 let outbound = self.outbound.as_ref().ok_or_else(|| {
                     RequestError::TargetNotReachable("this CSE sends no requests".into())
                 })?;
@@ -637,15 +821,19 @@ impl Cse {
     /// URL targets optional, Bastion verifies every target that is not the subscriber
     /// itself, so a CSE cannot be made to send unsolicited traffic to a bystander; docs/
     /// decisions.md). Any target that cannot be asked or does not answer 2000 fails the
-    /// CREATE with 5204; a target on this CSE is checked here directly (4101/5205 are
-    /// reported inside the 5204 reason).
+    /// CREATE with 5204; a target on this CSE is checked here directly.
+    ///
+    /// Every failure answers the same [`VERIFICATION_FAILED`] text: what went wrong
+    /// (refused connection, not a oneM2M server, timeout, the target's answer) would
+    /// otherwise make subscription creation a probe of hosts and ports the subscriber
+    /// cannot reach itself. The detail goes to the log, with any credentials in the URL
+    /// removed.
     pub(crate) async fn verify_targets(
         &self,
         sur: &str,
         creator: &str,
         nu: &[String],
     ) -> Result<(), bastion_proto::RequestError> {
-        use bastion_proto::RequestError;
         let normalized = bastion_policy::normalize_originator(&self.local, creator);
         for target in nu {
             if !is_url(target)
@@ -653,27 +841,33 @@ impl Cse {
             {
                 continue;
             }
-            let content = json!({ "m2m:sgn": { "vrq": true, "sur": sur, "cr": creator } });
-            let answer = self.verification_answer(target, content).await;
-            match answer {
-                Ok(Rsc::Ok) => {}
-                Ok(rsc) => {
-                    return Err(RequestError::SubscriptionVerificationFailed(
-                        format!(
-                            "notification target refused the subscription ({})",
-                            rsc.code()
-                        )
-                        .into(),
-                    ))
-                }
-                Err(why) => {
-                    return Err(RequestError::SubscriptionVerificationFailed(
-                        format!("notification target not verified: {why}").into(),
-                    ))
-                }
-            }
+            self.verify_target(sur, creator, target).await?;
         }
         Ok(())
+    }
+
+    /// Asks one target to confirm `sur` (see [`Cse::verify_targets`]).
+    pub(crate) async fn verify_target(
+        &self,
+        sur: &str,
+        creator: &str,
+        target: &str,
+    ) -> Result<(), bastion_proto::RequestError> {
+        let content = json!({ "m2m:sgn": { "vrq": true, "sur": sur, "cr": creator } });
+        let detail = match self.verification_answer(target, content).await {
+            Ok(Rsc::Ok) => return Ok(()),
+            Ok(rsc) => format!("the target answered {}", rsc.code()),
+            Err(why) => why,
+        };
+        tracing::info!(
+            subscription = sur,
+            target = %without_credentials(target),
+            reason = %without_credentials(&detail),
+            "notification target not verified"
+        );
+        Err(bastion_proto::RequestError::SubscriptionVerificationFailed(
+            VERIFICATION_FAILED.into(),
+        ))
     }
 
     /// Sends one verification request and returns the answer's status. A target AE on
@@ -702,10 +896,12 @@ impl Cse {
                     if !creator_may {
                         return Ok(Rsc::SubscriptionCreatorHasNoPrivilege);
                     }
-                    if let Destination::Polling(_) = self.destination(&tree, &node.ri) {
-                        return Ok(Rsc::Ok);
-                    }
-                    Some(node.ri.clone())
+                    let poa = match self.destination(&tree, &node.ri) {
+                        Destination::Polling(_) => return Ok(Rsc::Ok),
+                        Destination::Http { poa, .. } => poa,
+                        Destination::Unreachable(_) => Vec::new(),
+                    };
+                    Some((node.ri.clone(), poa))
                 }
                 Some(_) => return Err("the target is not an AE".into()),
                 None => None,
@@ -720,11 +916,17 @@ impl Cse {
             pc: Some(content),
             ..Default::default()
         };
-        if let Some(ae) = local_ae {
+        if let Some((ae, poa)) = local_ae {
             let checked =
                 crate::checks::check(&self.config, req, crate::now()).map_err(|e| e.to_string())?;
             return match self.pass_to_ae(&ae, &checked).await {
-                Ok(resp) => Ok(resp.rsc),
+                Ok(resp) => {
+                    if resp.rsc == Rsc::Ok {
+                        // The same question the first notification would ask (`poa.rs`).
+                        self.poa_checks.verified(&ae, &poa);
+                    }
+                    Ok(resp.rsc)
+                }
                 Err(e) => Err(e.to_string()),
             };
         }
@@ -733,7 +935,7 @@ impl Cse {
             self.destination(&tree, target)
         };
         let (poa, peer) = match destination {
-            Destination::Http { poa, peer } => (poa, peer),
+            Destination::Http { poa, peer, .. } => (poa, peer),
             Destination::Polling(_) => return Err("the target can only be polled".into()),
             Destination::Unreachable(why) => return Err(why.into()),
         };
@@ -748,6 +950,34 @@ impl Cse {
             .map_err(|e| e.to_string())?;
         Ok(resp.rsc)
     }
+}
+
+/// The one text of every failed verification of a notification target (5204).
+pub(crate) const VERIFICATION_FAILED: &str = "the notification target could not be verified";
+
+/// `text` with the user information of every `scheme://user:pass@host` in it removed, for
+/// logs: a target URL may carry credentials, and so may an error quoting it.
+pub(crate) fn without_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let authority_end = tail
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '"')
+            .unwrap_or(tail.len());
+        let authority = &tail[..authority_end];
+        match authority.rfind('@') {
+            Some(i) => {
+                out.push_str("***@");
+                out.push_str(&authority[i + 1..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[authority_end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn fresh_id() -> String {
@@ -851,5 +1081,24 @@ impl Cse {
     ) -> (Notices, Vec<bastion_store::WriteOp>) {
         let ty = ResourceType::ContentInstance;
         self.child_event(tree, parent, NET_DELETE_CHILD, ty, attrs, originator)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_credentials;
+
+    #[test]
+    fn credentials_in_urls_never_reach_the_log() {
+        assert_eq!(
+            without_credentials("http://user:pw@10.0.0.1:8080/n?x=1"),
+            "http://***@10.0.0.1:8080/n?x=1"
+        );
+        assert_eq!(
+            without_credentials("error sending to https://a@h/x: refused (http://h2/)"),
+            "error sending to https://***@h/x: refused (http://h2/)"
+        );
+        assert_eq!(without_credentials("Cae01"), "Cae01");
+        assert_eq!(without_credentials("http://h:1"), "http://h:1");
     }
 }

@@ -35,7 +35,12 @@ pub(crate) async fn retrieve(
             let node = tree
                 .get(ri)
                 .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-            require_match(&req.fc, Subject::Node(&tree, node))?;
+            let viewer = discovery::Viewer {
+                cse,
+                fr: &req.fr,
+                ctx,
+            };
+            require_match(&req.fc, Subject::Node(&tree, node, viewer))?;
             (node.ty, Arc::new(node.attrs.clone()), Some(ri.clone()))
         }
         Target::Instance { parent, ri, .. } => {
@@ -50,9 +55,8 @@ pub(crate) async fn retrieve(
     if node_ri.is_none() {
         require_match(&req.fc, Subject::Instance(&attrs))?;
     }
-    let mut resp = Response::new(Rsc::Ok, String::new());
-    resp.pc = Some(shape(cse, &req, ty, attrs, node_ri.as_ref(), now).await?);
-    Ok(resp)
+    let shaped = shape(cse, &req, ctx, ty, attrs, node_ri.as_ref(), now).await?;
+    Ok(shaped.into_response(Rsc::Ok))
 }
 
 /// The attributes of one instance of `parent`: by resource ID, or the newest/oldest.
@@ -106,15 +110,85 @@ pub(crate) async fn instance_attrs(
     Ok(Arc::new(attrs))
 }
 
-/// Builds the response content for `rcn` (default: attributes).
+/// What a shaped result holds, and whether a limit cut it short.
+pub(crate) struct Shaped {
+    pub pc: Value,
+    /// Children were left out because the result reached [`Budget`]'s limits (signalled
+    /// to the client as Content Status 1, partial; TS-0001 8.1.2).
+    pub partial: bool,
+}
+
+impl Shaped {
+    /// The 2000 (or other `rsc`) response carrying this result.
+    pub(crate) fn into_response(self, rsc: Rsc) -> Response {
+        let mut resp = Response::new(rsc, String::new());
+        resp.pc = Some(self.pc);
+        if self.partial {
+            resp.cnst = Some(bastion_proto::primitive::CONTENT_STATUS_PARTIAL);
+        }
+        resp
+    }
+}
+
+/// How much one result may still hold beside the addressed resource: a number of child
+/// resources (representations or references) and an estimate of their serialized size.
+/// Whatever does not fit is left out and the result is marked partial, so one request
+/// cannot make the CSE materialise an unbounded tree (`rcn` 4 over a large container).
+pub(crate) struct Budget {
+    resources: usize,
+    bytes: usize,
+    pub exhausted: bool,
+}
+
+impl Budget {
+    pub(crate) fn new(config: &crate::CseConfig) -> Budget {
+        Budget {
+            resources: config.result_limit,
+            bytes: config.result_max_bytes,
+            exhausted: false,
+        }
+    }
+
+    /// Takes room for one more resource of about `size` bytes; `false` (and the budget
+    /// marked exhausted) when it does not fit.
+    pub(crate) fn take(&mut self, size: usize) -> bool {
+        if self.resources == 0 || size > self.bytes {
+            self.exhausted = true;
+            return false;
+        }
+        self.resources -= 1;
+        self.bytes -= size;
+        true
+    }
+
+    /// Resources that may still be taken.
+    pub(crate) fn resources_left(&self) -> usize {
+        self.resources
+    }
+
+    /// Bytes that may still be taken.
+    pub(crate) fn bytes_left(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// Serialized size of a representation, for the [`Budget`].
+fn size_of(attrs: &Map<String, Value>) -> usize {
+    serde_json::to_vec(attrs).map_or(usize::MAX, |v| v.len())
+}
+
+/// Builds the response content for `rcn` (default: attributes). Children and child
+/// references are those the originator (`req.fr` with `ctx`) may RETRIEVE, respectively
+/// DISCOVER, itself ([`Cse::may_include`]); instances follow their container.
 pub(crate) async fn shape(
     cse: &Cse,
     req: &Checked,
+    ctx: &RequestContext,
     ty: ResourceType,
     attrs: Arc<Map<String, Value>>,
     node: Option<&Ri>,
     now: Timestamp,
-) -> Result<Value, RequestError> {
+) -> Result<Shaped, RequestError> {
     // Takes the Arc by value: a representation built for this request alone is moved,
     // not cloned; a shared one (the cached latest instance) is cloned once.
     let own = |attrs: Arc<Map<String, Value>>| -> Result<Map<String, Value>, RequestError> {
@@ -124,8 +198,14 @@ pub(crate) async fn shape(
             partial(ty, &attrs, &req.atrl)
         }
     };
+    let reader = Reader {
+        fr: &req.fr,
+        ctx,
+        now,
+    };
+    let mut budget = Budget::new(&cse.config);
     let rcn = req.rcn.unwrap_or(ResultContent::Attributes);
-    Ok(match rcn {
+    let pc = match rcn {
         ResultContent::Attributes => wrap(ty, own(attrs)?),
         ResultContent::AttributesAndChildResources | ResultContent::ChildResources => {
             let mut out = if rcn == ResultContent::ChildResources {
@@ -135,18 +215,18 @@ pub(crate) async fn shape(
             };
             if let Some(ri) = node {
                 let levels = req.fc.lvl.unwrap_or(u64::MAX);
-                nest_children(cse, ri, &mut out, levels, now).await?;
+                nest_children(cse, &reader, ri, &mut out, levels, &mut budget).await?;
             }
             wrap(ty, out)
         }
         ResultContent::AttributesAndChildReferences => {
             let mut out = own(attrs)?;
-            let refs = child_refs(cse, node, now).await?;
+            let refs = child_refs(cse, &reader, node, &mut budget).await?;
             out.insert("ch".into(), Value::Array(refs));
             wrap(ty, out)
         }
         ResultContent::ChildReferences => {
-            let refs = child_refs(cse, node, now).await?;
+            let refs = child_refs(cse, &reader, node, &mut budget).await?;
             json!({ "m2m:rrl": { "rrf": refs } })
         }
         ResultContent::OriginalResource => {
@@ -159,14 +239,27 @@ pub(crate) async fn shape(
                 "this result content is not supported".into(),
             ))
         }
+    };
+    Ok(Shaped {
+        pc,
+        partial: budget.exhausted,
     })
 }
 
-/// Direct children as `{nm, typ, val}` references.
+/// Who a result is built for.
+struct Reader<'a> {
+    fr: &'a str,
+    ctx: &'a RequestContext,
+    now: Timestamp,
+}
+
+/// Direct children as `{nm, typ, val}` references: those the originator may DISCOVER,
+/// and the instances of a container it may DISCOVER.
 async fn child_refs(
     cse: &Cse,
+    reader: &Reader<'_>,
     node: Option<&Ri>,
-    now: Timestamp,
+    budget: &mut Budget,
 ) -> Result<Vec<Value>, RequestError> {
     let Some(ri) = node else {
         return Ok(Vec::new());
@@ -176,25 +269,90 @@ async fn child_refs(
         let Some(n) = tree.get(ri) else {
             return Ok(Vec::new());
         };
-        let refs: Vec<Value> = n
-            .children
-            .iter()
-            .filter_map(|c| tree.get(c))
-            .filter(|c| !c.is_expired(now))
-            .map(|c| child_ref(&c.rn, c.ty.number(), &c.path))
-            .collect();
+        let mut refs = Vec::new();
+        for c in n.children.iter().filter_map(|c| tree.get(c)) {
+            if c.is_expired(reader.now)
+                || !cse.may_include(&tree, reader.fr, reader.ctx, c, AccessOperation::Discovery)
+            {
+                continue;
+            }
+            let reference = child_ref(&c.rn, c.ty.number(), &c.path);
+            if !budget.take(reference.to_string().len()) {
+                break;
+            }
+            refs.push(reference);
+        }
         let container = n
             .container
             .as_ref()
-            .is_some_and(|c| !c.instances.is_empty());
+            .is_some_and(|c| !c.instances.is_empty())
+            && cse.may_include(&tree, reader.fr, reader.ctx, n, AccessOperation::Discovery);
         (refs, container.then(|| n.path.clone()))
     };
     if let Some(path) = container_path {
-        for row in live_instances(cse, ri, now).await? {
-            refs.push(child_ref(&row.rn, 4, &format!("{path}/{}", row.rn)));
+        let read_limit = cse.config.result_max_bytes;
+        for row in instances_within(cse, ri, reader.now, budget, read_limit).await? {
+            let reference = child_ref(&row.rn, 4, &format!("{path}/{}", row.rn));
+            if !budget.take(reference.to_string().len()) {
+                break;
+            }
+            refs.push(reference);
         }
     }
     Ok(refs)
+}
+
+/// The live instances of container `ri`, oldest first: at most as many as `budget` may
+/// still take, and whose contents (`cs`, from the in-memory index) add up to at most
+/// `read_limit` bytes, so what is read from storage is bounded before it is read. A
+/// container holding more is read instance by instance up to that point, never whole,
+/// and `budget` is then marked exhausted.
+async fn instances_within(
+    cse: &Cse,
+    ri: &Ri,
+    now: Timestamp,
+    budget: &mut Budget,
+    read_limit: usize,
+) -> Result<Vec<bastion_store::StoredResource>, RequestError> {
+    let room = budget.resources_left();
+    let (wanted, all) = {
+        let tree = cse.tree.read();
+        let Some(state) = tree.get(ri).and_then(|n| n.container.as_ref()) else {
+            return Ok(Vec::new());
+        };
+        let mut live = state
+            .instances
+            .iter()
+            .filter(|i| i.et.is_none_or(|et| et > now.0))
+            .peekable();
+        let mut bytes = read_limit;
+        let mut wanted: Vec<String> = Vec::new();
+        while let Some(next) = live.peek() {
+            let cs = usize::try_from(next.cs).unwrap_or(usize::MAX);
+            if wanted.len() >= room || cs > bytes {
+                break;
+            }
+            bytes -= cs;
+            wanted.push(next.ri.to_string());
+            live.next();
+        }
+        (wanted, live.next().is_none())
+    };
+    if all {
+        return live_instances(cse, ri, now).await;
+    }
+    budget.exhausted = true;
+    let mut rows = Vec::with_capacity(wanted.len());
+    for id in wanted {
+        let row = cse
+            .store
+            .get(&id)
+            .await
+            .map_err(|_| RequestError::Internal("storage read failed".into()))?;
+        // An instance evicted or deleted meanwhile is simply not part of the result.
+        rows.extend(row);
+    }
+    Ok(rows)
 }
 
 /// The stored instances of a container that are still live: not expired, and still in
@@ -225,41 +383,56 @@ pub(crate) async fn live_instances(
         .collect())
 }
 
-/// Nests children (recursively, up to `levels`) as arrays under their `m2m:<type>` names.
+/// Nests children (recursively, up to `levels`) as arrays under their `m2m:<type>`
+/// names: each child the originator may RETRIEVE, with its own children below it (a
+/// child left out takes its subtree with it), and the instances of a container the
+/// originator could read (`ri` itself was decided by the caller) unless its retrieval
+/// is disabled (`disr`).
 fn nest_children<'a>(
     cse: &'a Cse,
+    reader: &'a Reader<'a>,
     ri: &'a Ri,
     out: &'a mut Map<String, Value>,
     levels: u64,
-    now: Timestamp,
+    budget: &'a mut Budget,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), RequestError>> + Send + 'a>> {
     Box::pin(async move {
         if levels == 0 {
             return Ok(());
         }
-        let (children, is_container) = {
+        let (children, with_instances) = {
             let tree = cse.tree.read();
             let Some(n) = tree.get(ri) else { return Ok(()) };
             let children: Vec<(Ri, ResourceType, Map<String, Value>)> = n
                 .children
                 .iter()
                 .filter_map(|c| tree.get(c))
-                .filter(|c| !c.is_expired(now))
+                .filter(|c| !c.is_expired(reader.now))
+                .filter(|c| {
+                    cse.may_include(&tree, reader.fr, reader.ctx, c, AccessOperation::Retrieve)
+                })
                 .map(|c| (c.ri.clone(), c.ty, c.attrs.clone()))
                 .collect();
-            (
-                children,
-                n.container
-                    .as_ref()
-                    .is_some_and(|c| !c.instances.is_empty()),
-            )
+            let with_instances = n
+                .container
+                .as_ref()
+                .is_some_and(|c| !c.instances.is_empty())
+                && n.attrs.get("disr").and_then(Value::as_bool) != Some(true);
+            (children, with_instances)
         };
         for (child_ri, ty, mut attrs) in children {
-            nest_children(cse, &child_ri, &mut attrs, levels - 1, now).await?;
+            if !budget.take(size_of(&attrs)) {
+                return Ok(());
+            }
+            nest_children(cse, reader, &child_ri, &mut attrs, levels - 1, budget).await?;
             push_child(out, ty, attrs);
         }
-        if is_container {
-            for row in live_instances(cse, ri, now).await? {
+        if with_instances {
+            let read_limit = budget.bytes_left();
+            for row in instances_within(cse, ri, reader.now, budget, read_limit).await? {
+                if !budget.take(row.body.len()) {
+                    break;
+                }
                 if let Ok((attrs, _)) = parse_body(&row.body) {
                     push_child(out, ResourceType::ContentInstance, attrs);
                 }

@@ -218,6 +218,22 @@ impl SubscriptionState {
     }
 }
 
+impl SubscriptionState {
+    /// Every entity this subscription will send to: the `nu` entries and the `su` of the
+    /// deletion notice. Each is verified the same way before the subscription takes
+    /// effect (`Cse::verify_targets`): NOTIFY privilege for a target on this CSE, a
+    /// verification request for any other.
+    pub fn targets(&self) -> Vec<String> {
+        let mut all = self.nu.clone();
+        if let Some(su) = &self.su {
+            if !all.contains(su) {
+                all.push(su.clone());
+            }
+        }
+        all
+    }
+}
+
 fn bad(reason: &str) -> RequestError {
     RequestError::bad_request(reason.to_owned())
 }

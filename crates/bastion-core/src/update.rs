@@ -10,7 +10,7 @@ use crate::create::{
     compile_acp, container_row, evict_for, node_row, reject_distributed_authorization,
     resolve_acpi, Flush,
 };
-use crate::discovery::{require_match, Subject};
+use crate::discovery::{require_match, Subject, Viewer};
 use crate::render::wrap;
 use crate::resolve::Target;
 use crate::{Cse, RequestContext};
@@ -83,7 +83,12 @@ pub(crate) async fn update(
         let node = tree
             .get(&ri)
             .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-        require_match(&req.fc, Subject::Node(&tree, node))?;
+        let viewer = Viewer {
+            cse,
+            fr: &req.fr,
+            ctx,
+        };
+        require_match(&req.fc, Subject::Node(&tree, node, viewer))?;
     }
     reject_distributed_authorization(ty, &content)?;
     let new_sub = match ty {
@@ -315,11 +320,11 @@ async fn resubscribe(
         &old.creator,
         old.authenticated,
     )?;
+    let before = old.targets();
     let added: Vec<String> = state
-        .nu
-        .iter()
-        .filter(|n| !old.nu.contains(n))
-        .cloned()
+        .targets()
+        .into_iter()
+        .filter(|n| !before.contains(n))
         .collect();
     let sur = format!("{}/{}", cse.config.cse_id, ri);
     cse.verify_targets(&sur, &old.creator, &added).await?;

@@ -34,6 +34,9 @@ pub fn encode(resp: &Response) -> HttpResponse {
     if let Some(v) = resp.vsi.as_deref().and_then(header) {
         h.insert("x-m2m-vsi", v);
     }
+    if let Some(status) = resp.cnst {
+        h.insert("x-m2m-cts", HeaderValue::from(u16::from(status)));
+    }
     if let Some(v) = resp.content_location.as_deref().and_then(header) {
         h.insert("content-location", v);
     }

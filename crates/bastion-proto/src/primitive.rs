@@ -197,7 +197,13 @@ pub struct Response {
     pub vsi: Option<String>,
     /// Address of a created resource, sent as `Content-Location` (rcn 2/3).
     pub content_location: Option<String>,
+    /// Content Status (`cnst`, TS-0001 8.1.2): [`CONTENT_STATUS_PARTIAL`] when the CSE
+    /// cut the result short at one of its limits; `None` for a complete result.
+    pub cnst: Option<u8>,
 }
+
+/// `cnst` of a partial result.
+pub const CONTENT_STATUS_PARTIAL: u8 = 1;
 
 impl Response {
     pub fn new(rsc: Rsc, rqi: impl Into<String>) -> Response {
@@ -211,6 +217,7 @@ impl Response {
             ot: None,
             vsi: None,
             content_location: None,
+            cnst: None,
         }
     }
 

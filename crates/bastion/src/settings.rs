@@ -40,6 +40,12 @@ pub const DEFAULT_LIFETIME_SECS: i64 = 10 * 365 * 24 * 3600;
 pub const DEFAULT_EXPIRY_INTERVAL_MS: u64 = 1000;
 /// Built-in default upper bound on the results of one discovery without `lim`.
 pub const DEFAULT_DISCOVERY_LIMIT: usize = 10_000;
+/// Built-in default: most child resources in one result (`rcn` 4, 5, 6, 8).
+pub const DEFAULT_RESULT_LIMIT: usize = 100_000;
+/// Built-in default: most bytes of child resources in one result or fan-out answer.
+pub const DEFAULT_RESULT_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// Built-in default: most member requests one request causes through group fan-out.
+pub const DEFAULT_FANOUT_LIMIT: usize = 1_000;
 /// Built-in default HTTP listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Built-in default largest accepted request body: 1 MiB.
@@ -76,6 +82,10 @@ const EXPIRY_INTERVAL_RANGE: (i64, i64) = (10, 3_600_000);
 const MAX_MAX_BODY_BYTES: i64 = 1024 * 1024 * 1024;
 /// Largest accepted `discovery-limit`.
 const MAX_DISCOVERY_LIMIT: i64 = 10_000_000;
+/// Largest accepted `result-limit` and `fanout-limit`.
+const MAX_RESULT_LIMIT: i64 = 10_000_000;
+/// Accepted range of `result-max-bytes`: 1 KiB to 1 GiB.
+const RESULT_MAX_BYTES_RANGE: (i64, i64) = (1024, 1 << 30);
 /// Accepted range of `[audit] max-bytes`: 1 KiB to 1 TiB.
 const AUDIT_MAX_BYTES_RANGE: (i64, i64) = (1024, 1 << 40);
 /// Accepted range of `[audit] keep`.
@@ -128,6 +138,9 @@ pub struct RawSettings {
     pub default_lifetime_secs: Option<i64>,
     pub expiry_interval_ms: Option<i64>,
     pub discovery_limit: Option<i64>,
+    pub result_limit: Option<i64>,
+    pub result_max_bytes: Option<i64>,
+    pub fanout_limit: Option<i64>,
     pub listen: Option<String>,
     pub max_body_bytes: Option<i64>,
     pub data_dir: Option<PathBuf>,
@@ -165,6 +178,9 @@ impl RawSettings {
             default_lifetime_secs: other.default_lifetime_secs.or(self.default_lifetime_secs),
             expiry_interval_ms: other.expiry_interval_ms.or(self.expiry_interval_ms),
             discovery_limit: other.discovery_limit.or(self.discovery_limit),
+            result_limit: other.result_limit.or(self.result_limit),
+            result_max_bytes: other.result_max_bytes.or(self.result_max_bytes),
+            fanout_limit: other.fanout_limit.or(self.fanout_limit),
             listen: other.listen.or(self.listen),
             max_body_bytes: other.max_body_bytes.or(self.max_body_bytes),
             data_dir: other.data_dir.or(self.data_dir),
@@ -395,6 +411,12 @@ struct CseSection {
     expiry_interval_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     discovery_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    result_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    result_max_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fanout_limit: Option<i64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -435,6 +457,9 @@ impl FileConfig {
             default_lifetime_secs: self.cse.default_lifetime_secs,
             expiry_interval_ms: self.cse.expiry_interval_ms,
             discovery_limit: self.cse.discovery_limit,
+            result_limit: self.cse.result_limit,
+            result_max_bytes: self.cse.result_max_bytes,
+            fanout_limit: self.cse.fanout_limit,
             listen: self.http.listen,
             max_body_bytes: self.http.max_body_bytes,
             data_dir: self.storage.data_dir.map(PathBuf::from),
@@ -493,6 +518,9 @@ pub struct Settings {
     pub default_lifetime_secs: i64,
     pub expiry_interval_ms: u64,
     pub discovery_limit: usize,
+    pub result_limit: usize,
+    pub result_max_bytes: usize,
+    pub fanout_limit: usize,
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
     pub data_dir: PathBuf,
@@ -565,6 +593,30 @@ impl Settings {
         )
         .map_err(|p| problems.push(p))
         .map_or(DEFAULT_DISCOVERY_LIMIT, |v| v as usize);
+        let result_limit = ranged(
+            "result-limit",
+            raw.result_limit,
+            DEFAULT_RESULT_LIMIT as i64,
+            (1, MAX_RESULT_LIMIT),
+        )
+        .map_err(|p| problems.push(p))
+        .map_or(DEFAULT_RESULT_LIMIT, |v| v as usize);
+        let result_max_bytes = ranged(
+            "result-max-bytes",
+            raw.result_max_bytes,
+            DEFAULT_RESULT_MAX_BYTES as i64,
+            RESULT_MAX_BYTES_RANGE,
+        )
+        .map_err(|p| problems.push(p))
+        .map_or(DEFAULT_RESULT_MAX_BYTES, |v| v as usize);
+        let fanout_limit = ranged(
+            "fanout-limit",
+            raw.fanout_limit,
+            DEFAULT_FANOUT_LIMIT as i64,
+            (1, MAX_RESULT_LIMIT),
+        )
+        .map_err(|p| problems.push(p))
+        .map_or(DEFAULT_FANOUT_LIMIT, |v| v as usize);
 
         let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
         let listen = match parse_listen(&listen_text) {
@@ -666,6 +718,9 @@ impl Settings {
                 default_lifetime_secs,
                 expiry_interval_ms,
                 discovery_limit,
+                result_limit,
+                result_max_bytes,
+                fanout_limit,
                 listen,
                 max_body_bytes,
                 data_dir,
@@ -698,6 +753,9 @@ impl Settings {
             default_lifetime_secs: DEFAULT_LIFETIME_SECS,
             expiry_interval_ms: DEFAULT_EXPIRY_INTERVAL_MS,
             discovery_limit: DEFAULT_DISCOVERY_LIMIT,
+            result_limit: DEFAULT_RESULT_LIMIT,
+            result_max_bytes: DEFAULT_RESULT_MAX_BYTES,
+            fanout_limit: DEFAULT_FANOUT_LIMIT,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
@@ -739,6 +797,9 @@ impl Settings {
             default_lifetime_secs: self.default_lifetime_secs,
             expiry_interval_ms: self.expiry_interval_ms,
             discovery_limit: self.discovery_limit,
+            result_limit: self.result_limit,
+            result_max_bytes: self.result_max_bytes,
+            fanout_limit: self.fanout_limit,
             explain_denials_to_client: self.explain_denials_to_client,
             registrar: self.registrar.as_ref().map(|r| r.cse_id.clone()),
             trust_loopback_cses: self.trust_loopback_cses,
@@ -843,6 +904,9 @@ impl Settings {
                 default_lifetime_secs: Some(self.default_lifetime_secs),
                 expiry_interval_ms: Some(self.expiry_interval_ms as i64),
                 discovery_limit: Some(self.discovery_limit as i64),
+                result_limit: Some(self.result_limit as i64),
+                result_max_bytes: Some(self.result_max_bytes as i64),
+                fanout_limit: Some(self.fanout_limit as i64),
             },
             http: HttpSection {
                 listen: Some(self.listen.to_string()),
@@ -1219,6 +1283,9 @@ mod tests {
             default_lifetime_secs,
             expiry_interval_ms,
             discovery_limit,
+            result_limit,
+            result_max_bytes,
+            fanout_limit,
             listen,
             max_body_bytes,
             data_dir,
@@ -1247,6 +1314,9 @@ mod tests {
             ("default-lifetime-secs", default_lifetime_secs.is_some()),
             ("expiry-interval-ms", expiry_interval_ms.is_some()),
             ("discovery-limit", discovery_limit.is_some()),
+            ("result-limit", result_limit.is_some()),
+            ("result-max-bytes", result_max_bytes.is_some()),
+            ("fanout-limit", fanout_limit.is_some()),
             ("listen", listen.is_some()),
             ("max-body-bytes", max_body_bytes.is_some()),
             ("data-dir", data_dir.is_some()),
@@ -1308,6 +1378,9 @@ mod tests {
         assert_eq!(ours.default_lifetime_secs, core.default_lifetime_secs);
         assert_eq!(ours.expiry_interval_ms, core.expiry_interval_ms);
         assert_eq!(ours.discovery_limit, core.discovery_limit);
+        assert_eq!(ours.result_limit, core.result_limit);
+        assert_eq!(ours.result_max_bytes, core.result_max_bytes);
+        assert_eq!(ours.fanout_limit, core.fanout_limit);
         assert_eq!(
             ours.explain_denials_to_client,
             core.explain_denials_to_client
@@ -1417,6 +1490,9 @@ mod tests {
             expiry_interval_ms: Some(1),
             default_lifetime_secs: Some(-5),
             discovery_limit: Some(0),
+            result_limit: Some(0),
+            result_max_bytes: Some(10),
+            fanout_limit: Some(0),
             data_dir: Some(PathBuf::new()),
             log: Some("verbose".into()),
             ..RawSettings::default()
@@ -1427,6 +1503,9 @@ mod tests {
             "default-lifetime-secs",
             "expiry-interval-ms",
             "discovery-limit",
+            "result-limit",
+            "result-max-bytes",
+            "fanout-limit",
             "listen",
             "max-body-bytes",
             "data-dir",
