@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -92,6 +92,20 @@ pub enum CredentialError {
     /// OpenSSL failed (random numbers, cipher).
     #[error("crypto failure: {0}")]
     Crypto(#[from] openssl::error::ErrorStack),
+    /// A secret file is not a regular owner-only file of bounded size, or not text.
+    #[error(transparent)]
+    SecretFile(crate::secret::SecretFileError),
+}
+
+impl From<crate::secret::SecretFileError> for CredentialError {
+    fn from(e: crate::secret::SecretFileError) -> Self {
+        use crate::secret::SecretFileError;
+        match e {
+            SecretFileError::Io { path, source } => CredentialError::Io { path, source },
+            SecretFileError::Permissions(path) => CredentialError::KeyFilePermissions(path),
+            other => CredentialError::SecretFile(other),
+        }
+    }
 }
 
 /// The 32-byte AES-256-GCM key of the store. Wiped on drop; never printed.
@@ -107,7 +121,8 @@ impl std::fmt::Debug for StoreKey {
 impl StoreKey {
     /// From 64 hex characters (surrounding whitespace ignored).
     pub fn from_hex(text: &str) -> Result<Self, CredentialError> {
-        let bytes = hexutil::decode(text.trim()).ok_or(CredentialError::BadStoreKey)?;
+        let bytes =
+            Zeroizing::new(hexutil::decode(text.trim()).ok_or(CredentialError::BadStoreKey)?);
         Self::from_bytes(&bytes)
     }
 
@@ -146,15 +161,7 @@ impl StoreKey {
     /// From a key file holding 64 hex characters or 32 raw bytes. Refused when the file
     /// is accessible by group or others.
     pub fn from_key_file(path: &Path) -> Result<Self, CredentialError> {
-        let io = |source| CredentialError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let meta = fs::metadata(path).map_err(io)?;
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(CredentialError::KeyFilePermissions(path.to_owned()));
-        }
-        let content = Zeroizing::new(fs::read(path).map_err(io)?);
+        let content = crate::secret::read_secret(path)?;
         if content.len() == 32 {
             return Self::from_bytes(&content);
         }
@@ -195,8 +202,25 @@ impl PskKey {
 
     /// From hex, length-checked.
     pub fn from_hex(text: &str) -> Result<Self, CredentialError> {
-        let bytes = hexutil::decode(text.trim()).ok_or(CredentialError::InvalidKeyLength)?;
+        let bytes = Zeroizing::new(
+            hexutil::decode(text.trim()).ok_or(CredentialError::InvalidKeyLength)?,
+        );
         Self::new(&bytes)
+    }
+
+    /// From a secret file holding the key in hex, read with
+    /// [`crate::secret::read_secret_text`] (owner-only permissions required).
+    pub fn from_file(path: &Path) -> Result<Self, CredentialError> {
+        let text = crate::secret::read_secret_text(path)?;
+        Self::from_hex(&text)
+    }
+
+    /// From the environment variable `name` (hex); `Ok(None)` when it is unset.
+    pub fn from_env(name: &str) -> Result<Option<Self>, CredentialError> {
+        match std::env::var(name) {
+            Ok(text) => Self::from_hex(&Zeroizing::new(text)).map(Some),
+            Err(_) => Ok(None),
+        }
     }
 
     /// A random key of `len` bytes.

@@ -33,6 +33,7 @@ pub mod credentials;
 pub mod exporter;
 pub mod identity;
 pub mod server;
+pub mod secret;
 pub mod strength;
 
 mod hexutil;

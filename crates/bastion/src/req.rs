@@ -7,7 +7,7 @@ use crate::cli::{ReqArgs, ReqOp};
 use crate::Failure;
 use bastion_client::{Client, ClientConfig, TlsConnector};
 use bastion_proto::{Operation, Request, Response};
-use bastion_tls::{ClientOptions, PskKey, TlsClient};
+use bastion_tls::{ClientOptions, TlsClient};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,11 +81,7 @@ fn client(args: &ReqArgs) -> Result<Client, Failure> {
     let options = ClientOptions::default();
     let tls = match (&args.psk_id, &args.cert) {
         (Some(id), _) => {
-            let hex = args
-                .psk_hex
-                .as_deref()
-                .ok_or_else(|| Failure::Config("--psk-id needs --psk-hex".to_owned()))?;
-            let key = PskKey::from_hex(hex.trim()).map_err(|e| Failure::Config(e.to_string()))?;
+            let key = crate::credentials::psk_key(args.psk_file.as_deref())?;
             Some(TlsClient::psk(id, key, &options).map_err(|e| Failure::Config(e.to_string()))?)
         }
         (None, Some(cert)) => {

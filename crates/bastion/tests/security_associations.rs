@@ -1,0 +1,218 @@
+//! Security associations beyond the CSE's own listener (issue 12; TS-0003 7.3, 8.1.2,
+//! 8.2; docs/security.md, docs/das.md): the DAS consulted over TLS, the registrar's
+//! certificate checked against its CSE-ID, revocation kept fresh, key material read from
+//! owner-only files, and certificates following the 10.1.1 profile. Every test runs the
+//! real binaries over real sockets and real TLS handshakes.
+
+mod common;
+
+use bastion_client::{Client, ClientConfig, TlsConnector};
+use bastion_das::{consult, DasError};
+use bastion_proto::security_info::DynAuthDasRequest;
+use bastion_proto::Rsc;
+use bastion_tls::{ClientOptions, PskKey, TlsClient};
+use common::das_tls::*;
+use common::*;
+use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+const SECRET: &str = "security-associations-test-secret-0123456789";
+const ISSUER: &str = "//bastion.example/id-das/Cdas";
+const OWNER: &str = "Cowner";
+/// A PSK an AE holds with the DAS (bound there to Cm9).
+const AE_KPSA_ID: &str = "cm9@bastion.example";
+const AE_KPSA: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf";
+
+fn das_policy() -> String {
+    format!(
+        r#"
+[das]
+issuer = "{ISSUER}"
+token_domain = "das.example"
+sp_id = "//bastion.example"
+cse_id = "/id-in"
+trusted_cses = ["/id-in"]
+
+[signing]
+algorithm = "HS256"
+secret_file = "das.secret"
+
+[[rule]]
+name = "cm1-acp"
+originators = ["Cm1"]
+operations = ["retrieve"]
+[rule.acp]
+lifetime = 600
+privileges = {{ acr = [{{ acor = ["Cm1"], acop = 2 }}] }}
+
+[[rule]]
+name = "cm2-token"
+originators = ["Cm2"]
+operations = ["retrieve"]
+[rule.token]
+audience = ["//bastion.example/id-in"]
+lifetime = 300
+[[rule.token.permissions]]
+ris = ["{CSE_NAME}/{OWNER}/viaplain"]
+pv = {{ acr = [{{ acor = ["all"], acop = 2 }}] }}
+"#
+    )
+}
+
+/// Writes the DAS policy and its signing secret (owner-only) into `dir`.
+fn write_das_files(dir: &Path) -> std::path::PathBuf {
+    write_key_file(&dir.join("das.secret"), SECRET);
+    let file = dir.join("das.toml");
+    std::fs::write(&file, das_policy()).expect("policy");
+    file
+}
+
+fn dreq(or: &str) -> DynAuthDasRequest {
+    DynAuthDasRequest {
+        or: or.into(),
+        op: 2,
+        trid: Some(format!("/{CSE_NAME}/{OWNER}/data")),
+        ..DynAuthDasRequest::default()
+    }
+}
+
+fn psk_client(kpsa_id: &str, hex: &str) -> Client {
+    let tls = TlsClient::psk(
+        kpsa_id,
+        PskKey::from_hex(hex).expect("key"),
+        &ClientOptions::default(),
+    )
+    .expect("client");
+    Client::with_connector(
+        Arc::new(TlsConnector::new(tls)),
+        ClientConfig {
+            timeout: Duration::from_secs(10),
+            ..ClientConfig::default()
+        },
+    )
+}
+
+fn status(result: Result<impl std::fmt::Debug, DasError>) -> Rsc {
+    match result {
+        Err(DasError::Status(rsc)) => rsc,
+        other => panic!("expected a oneM2M error status, got {other:?}"),
+    }
+}
+
+/// Item 8: the CSE keeps dynamic ACP information only from a DAS it reached over an
+/// authenticated association; a plain-HTTP DAS's `dai` grants nothing, its signed tokens
+/// still verify on their own.
+#[tokio::test]
+async fn ts0003_7_3_2_2_dynamic_acp_info_only_from_an_authenticated_das() {
+    let p = Provisioned::new();
+    let policy = write_das_files(p.dir.path());
+    let mut args = p.das_tls_args();
+    args.extend(["--listen".into(), "127.0.0.1:0".into(), "--insecure".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let das = start_das_with(&policy, &args);
+    let tls_url = das.tls_url.clone().expect("TLS listener");
+    let plain_url = das.plain_url.clone().expect("plain listener");
+    let s = p.start_cse(&format!(
+        "das-timeout-ms = 3000\n\n[[authorization.token-issuer]]\nissuer = \"{ISSUER}\"\n\
+         hs256-secret-file = \"{}\"\n",
+        p.file("das.secret").display()
+    ));
+    for ae in [OWNER, "Cm1", "Cm2"] {
+        s.ae(ae).await;
+    }
+    let ae = format!("/{CSE_NAME}/{OWNER}");
+    let acp = s
+        .create_acp(&ae, OWNER, "own", rules(&[OWNER], 63), rules(&[OWNER], 63))
+        .await;
+    for (name, dap) in [("viaplain", &plain_url), ("viatls", &tls_url)] {
+        let dac = s
+            .create(
+                &ae,
+                OWNER,
+                34,
+                json!({"m2m:dac": {"rn": format!("dac-{name}"), "dae": true, "dap": [dap]}}),
+            )
+            .await;
+        dac.expect(2001);
+        let dac_ri = dac.inner("m2m:dac")["ri"].clone();
+        s.create_cnt(
+            &ae,
+            OWNER,
+            json!({"rn": name, "acpi": [acp["ri"]], "daci": [dac_ri]}),
+        )
+        .await;
+    }
+    // The plain DAS answers with dai for Cm1, but nothing vouches for who answered.
+    let r = s.get(&format!("{ae}/viaplain"), "Cm1").await;
+    r.expect(4103);
+    assert_eq!(r.dbg(), "originator has no privilege");
+    assert!(s.log_shows("dynamic ACP info ignored", Duration::from_secs(5)));
+    // The same answer over TLS-PSK, from the DAS bound to das-id, grants.
+    s.get(&format!("{ae}/viatls"), "Cm1").await.expect(2000);
+    s.delete(&format!("{ae}/viatls"), "Cm1").await.expect(4103);
+    // A token is signed by its issuer: it verifies whichever way it came.
+    s.get(&format!("{ae}/viaplain"), "Cm2").await.expect(2000);
+}
+
+/// Item 8: `bastion das` judges who asks by the security association, not by
+/// `X-M2M-Origin`; a plain listener not started insecure answers nothing but 4107.
+#[tokio::test]
+async fn das_authenticates_requesters_by_their_association() {
+    let p = Provisioned::new();
+    add_psk(
+        &p.file("das.store"),
+        &p.file("store.key"),
+        AE_KPSA_ID,
+        AE_KPSA,
+        &["--originator", "Cm9"],
+    );
+    let policy = write_das_files(p.dir.path());
+    let mut args = p.das_tls_args();
+    args.extend(["--listen".into(), "127.0.0.1:0".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let das = start_das_with(&policy, &args);
+    let tls_url = das.tls_url.clone().expect("TLS listener");
+    let plain_url = das.plain_url.clone().expect("plain listener");
+
+    // Plain HTTP, even naming the trusted CSE: a security association is required.
+    let plain = consult(&Client::default(), &plain_url, CSE_ID, dreq("Cm1")).await;
+    assert_eq!(status(plain), Rsc::SecurityAssociationRequired);
+    let raw = reqwest::Client::new()
+        .post(&plain_url)
+        .header("X-M2M-Origin", CSE_ID)
+        .header("X-M2M-RI", "r1")
+        .header("Content-Type", "application/json")
+        .body(r#"{"m2m:seci":{"sit":1,"dreq":{"or":"Cm1","op":2}}}"#)
+        .send()
+        .await
+        .expect("plain request");
+    assert_eq!(raw.headers()["x-m2m-rsc"], "4107");
+    let body: serde_json::Value = raw.json().await.expect("json");
+    assert_eq!(
+        body["m2m:dbg"],
+        "a DAS Server answers only inside a security association"
+    );
+
+    // An AE's association claiming the trusted CSE's ID in X-M2M-Origin: refused.
+    let ae = psk_client(AE_KPSA_ID, AE_KPSA);
+    let spoofed = consult(&ae, &tls_url, CSE_ID, dreq("Cm1")).await;
+    assert_eq!(status(spoofed), Rsc::OriginatorHasNoPrivilege);
+    // Honestly named, it may ask only for itself.
+    let other = consult(&ae, &tls_url, "Cm9", dreq("Cm1")).await;
+    assert_eq!(status(other), Rsc::OriginatorHasNoPrivilege);
+    let own = consult(&ae, &tls_url, "Cm9", dreq("Cm9")).await.expect("own");
+    assert!(own.dai.is_none() && own.tkns.is_empty(), "{own:?}");
+
+    // The CSE's association: the direct flow, dynamic ACP info for Cm1.
+    let cse = psk_client(CSE_DAS_KPSA_ID, CSE_DAS_KPSA);
+    let granted = consult(&cse, &tls_url, CSE_ID, dreq("Cm1"))
+        .await
+        .expect("granted");
+    let dai = granted.dai.expect("dai");
+    assert_eq!(
+        serde_json::to_value(&dai.gp).expect("gp"),
+        json!({"acr": [{"acor": ["Cm1"], "acop": 2}]})
+    );
+}
