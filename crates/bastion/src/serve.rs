@@ -157,7 +157,7 @@ async fn run(
     // registry so that a revocation cuts both directions at once (TS-0003 8.2.1).
     let registrar_client = match &settings.registrar {
         Some(r) => Some(
-            r.client(|p| settings.data_path(p))
+            r.client(&settings.sp_id, |p| settings.data_path(p))
                 .map_err(Failure::Runtime)?,
         ),
         None => None,

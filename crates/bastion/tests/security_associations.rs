@@ -216,3 +216,105 @@ async fn das_authenticates_requesters_by_their_association() {
         json!({"acr": [{"acor": ["Cm1"], "acop": 2}]})
     );
 }
+
+/// A CA and certificates issued by `bastion cert` in `dir`: `(name, id)` pairs, each
+/// with `--dns localhost`.
+fn issue_certificates(dir: &Path, certs: &[(&str, &str)]) {
+    ok(&bastion(&[
+        "cert",
+        "ca",
+        "--cn",
+        "Test CA",
+        "--out-cert",
+        &path(dir, "ca.pem"),
+        "--out-key",
+        &path(dir, "ca.key"),
+    ]));
+    for (name, id) in certs {
+        ok(&bastion(&[
+            "cert",
+            "issue",
+            "--ca-cert",
+            &path(dir, "ca.pem"),
+            "--ca-key",
+            &path(dir, "ca.key"),
+            "--id",
+            id,
+            "--dns",
+            "localhost",
+            "--out-cert",
+            &path(dir, &format!("{name}.pem")),
+            "--out-key",
+            &path(dir, &format!("{name}.key")),
+        ]));
+    }
+}
+
+/// An IN-CSE `/id-in` whose TLS listener presents a certificate naming `registrar_id`,
+/// and an MN-CSE registering with it by certificate, expecting the registrar `/id-in`.
+fn registrar_and_registree(files: &Path, registrar_id: &str) -> (Server, Server) {
+    write_key_file(&files.join("store.key"), STORE_KEY);
+    issue_certificates(
+        files,
+        &[("in", registrar_id), ("mn", "//bastion.example/id-mn")],
+    );
+    let inc = Server::start_with_config(&format!(
+        "[tls]\nlisten = \"127.0.0.1:0\"\nframeworks = [\"certificate\"]\n\
+         certificate-file = \"{}\"\nkey-file = \"{}\"\ntrust-anchor-files = [\"{}\"]\n\
+         credentials-key-file = \"{}\"\n",
+        path(files, "in.pem"),
+        path(files, "in.key"),
+        path(files, "ca.pem"),
+        path(files, "store.key"),
+    ));
+    let in_tls = tls_port(&inc);
+    let mn = Server::start_with_config(&format!(
+        "[cse]\ncse-id = \"/id-mn\"\ncse-name = \"cse-mn\"\ncse-type = \"mn\"\n\
+         [registrar]\ncse-id = \"/id-in\"\ncse-base = \"cse-in\"\n\
+         url = \"https://127.0.0.1:{in_tls}\"\nserver-name = \"localhost\"\n\
+         certificate-file = \"{}\"\nkey-file = \"{}\"\nca-file = \"{}\"\n",
+        path(files, "mn.pem"),
+        path(files, "mn.key"),
+        path(files, "ca.pem"),
+    ));
+    (inc, mn)
+}
+
+/// Item 9: a registree checks that the registrar's certificate names the configured
+/// registrar CSE-ID (TS-0003 8.1.2.5, 8.2.2.2), not only the host name: a certificate
+/// from the same CA, valid for `localhost`, naming another CSE, is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0003_8_1_2_5_registree_checks_the_registrar_cse_id() {
+    let files = tempfile::tempdir().expect("files");
+    let (inc, mn) = registrar_and_registree(files.path(), "//bastion.example/id-other");
+    assert!(
+        mn.log_shows(
+            r#"the server certificate does not name "//bastion.example/id-in""#,
+            Duration::from_secs(20)
+        ),
+        "{}",
+        mn.log()
+    );
+    let r = inc.get("/cse-in/id-mn", ADMIN).await;
+    r.expect(4004);
+    mn.get("/cse-mn/id-in", ADMIN).await.expect(4004);
+
+    // The registrar whose certificate names /id-in is accepted.
+    let files = tempfile::tempdir().expect("files");
+    let (inc, mn) = registrar_and_registree(files.path(), "//bastion.example/id-in");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = inc.get("/cse-in/id-mn", ADMIN).await;
+        if r.rsc == 2000 {
+            assert_eq!(r.inner("m2m:csr")["csi"], "/id-mn");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never registered: {}\n{}",
+            r.text,
+            mn.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
