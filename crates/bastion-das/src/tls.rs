@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  TcpListener ─accept─► TlsServer::accept (≤ HANDSHAKE_TIMEOUT) ─► (SslStream, PeerIdentity)
-//!    per request: registry.is_revoked(credential)? ── yes ─► 4107 + Connection: close
+//!    per request: tls.is_revoked(identity)? ── yes ─► 4107 + Connection: close
 //!                 no ─► extension Requester::Association(originator) ─► server::router
 //! ```
 //!
@@ -15,7 +15,7 @@ use crate::server::{router, Requester};
 use crate::Das;
 use axum::http::{HeaderValue, Request};
 use bastion_proto::{RequestError, Response as Primitive};
-use bastion_tls::{CredentialRegistry, TlsServer};
+use bastion_tls::TlsServer;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
@@ -31,7 +31,6 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn serve_tls(
     listener: tokio::net::TcpListener,
     tls: Arc<TlsServer>,
-    registry: Arc<CredentialRegistry>,
     das: Arc<Das>,
 ) -> std::io::Result<()> {
     let app = router(das);
@@ -43,7 +42,6 @@ pub async fn serve_tls(
         };
         let _ = tcp.set_nodelay(true);
         let tls = tls.clone();
-        let registry = registry.clone();
         let app = app.clone();
         tokio::spawn(async move {
             let (stream, identity) =
@@ -58,10 +56,9 @@ pub async fn serve_tls(
                         return;
                     }
                 };
-            let credential = identity.credential().to_owned();
             let requester = Requester::Association(identity.originator().to_owned());
             let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-                let revoked = registry.is_revoked(&credential);
+                let revoked = tls.is_revoked(&identity);
                 let app = app.clone();
                 let requester = requester.clone();
                 async move {

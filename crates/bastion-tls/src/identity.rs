@@ -80,6 +80,21 @@ pub struct PeerIdentity {
     framework: Framework,
     credential: String,
     binding: Binding,
+    /// For a certificate chain: what a CRL would name each of its certificates by.
+    revocation_keys: Vec<RevocationKey>,
+}
+
+/// How a CRL names a certificate: its issuer (DER-encoded name) and serial number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RevocationKey {
+    issuer_der: Vec<u8>,
+    serial: Vec<u8>,
+}
+
+impl RevocationKey {
+    pub(crate) fn new(issuer_der: Vec<u8>, serial: Vec<u8>) -> Self {
+        Self { issuer_der, serial }
+    }
 }
 
 impl PeerIdentity {
@@ -88,7 +103,19 @@ impl PeerIdentity {
             framework,
             credential,
             binding,
+            revocation_keys: Vec::new(),
         }
+    }
+
+    pub(crate) fn with_revocation_keys(mut self, keys: Vec<RevocationKey>) -> Self {
+        self.revocation_keys = keys;
+        self
+    }
+
+    /// The (issuer, serial) of every certificate of the peer's chain; empty for PSK and
+    /// pinned raw keys (which are revoked in the credential registry).
+    pub fn revocation_keys(&self) -> &[RevocationKey] {
+        &self.revocation_keys
     }
 
     /// The framework that authenticated the peer.

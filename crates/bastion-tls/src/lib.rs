@@ -45,4 +45,6 @@ pub use credentials::{
 };
 pub use exporter::{ExportError, ExportedKey};
 pub use identity::{Binding, Framework, IdentityError, NiDigest, PeerIdentity};
-pub use server::{HandshakeError, ServerCertificate, ServerSettings, TlsConfigError, TlsServer};
+pub use server::{
+    CrlFreshness, HandshakeError, ServerCertificate, ServerSettings, TlsConfigError, TlsServer,
+};

@@ -6,7 +6,8 @@
 //! server when `--tls-listen` is given, bind the listeners, then log `accepting TLS on
 //! ADDR:PORT` and `listening on ADDR:PORT` (the plain one, or the TLS one when there is
 //! no plain listener) last, so whoever waits for that line can send requests at once.
-//! The credential store is re-read when its file changes, as `bastion serve` does.
+//! The credential store and the CRLs are re-read when their files change, as `bastion
+//! serve` does (`TlsServer::refresh_revocation`).
 
 use crate::cli::DasArgs;
 use crate::Failure;
@@ -49,11 +50,11 @@ pub fn run(args: &DasArgs) -> Result<(), Failure> {
     runtime.block_on(serve(args, Arc::new(das)))
 }
 
-/// How often the credential store's file is checked for changes.
+/// How often the credential store and the CRL files are checked for changes.
 const CREDENTIALS_RELOAD: Duration = Duration::from_secs(1);
 
-/// The TLS side: the server and the registry it looks credentials up in.
-fn open_tls(args: &DasArgs) -> Result<(Arc<TlsServer>, Arc<CredentialRegistry>), Failure> {
+/// The TLS server, over the credential store of `--credentials-store`.
+fn open_tls(args: &DasArgs) -> Result<Arc<TlsServer>, Failure> {
     let Some(store) = &args.credentials_store else {
         return Err(Failure::Config("--tls-listen needs --credentials-store".into()));
     };
@@ -85,16 +86,16 @@ fn open_tls(args: &DasArgs) -> Result<(Arc<TlsServer>, Arc<CredentialRegistry>),
         disable_tls13: false,
     };
     let server =
-        TlsServer::new(&settings, registry.clone()).map_err(|e| Failure::Config(format!("tls: {e}")))?;
-    Ok((Arc::new(server), registry))
+        TlsServer::new(&settings, registry).map_err(|e| Failure::Config(format!("tls: {e}")))?;
+    Ok(Arc::new(server))
 }
 
 async fn serve(args: &DasArgs, das: Arc<Das>) -> Result<(), Failure> {
     let tls = match args.tls_listen {
         Some(addr) => {
-            let (server, registry) = open_tls(args)?;
+            let server = open_tls(args)?;
             let listener = bind(addr).await?;
-            Some((listener, server, registry))
+            Some((listener, server))
         }
         None => None,
     };
@@ -112,24 +113,20 @@ async fn serve(args: &DasArgs, das: Arc<Das>) -> Result<(), Failure> {
 
     let mut tasks = tokio::task::JoinSet::new();
     let mut ready = None;
-    if let Some((listener, server, registry)) = tls {
+    if let Some((listener, server)) = tls {
         let bound = local(&listener)?;
         tracing::info!("accepting TLS on {bound}");
         ready = Some(bound);
-        let reload = registry.clone();
+        let refresh = server.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(CREDENTIALS_RELOAD);
             loop {
                 tick.tick().await;
-                match reload.reload_if_changed() {
-                    Ok(true) => tracing::info!("credential store reloaded"),
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, "credential store not reloaded"),
-                }
+                refresh.refresh_revocation();
             }
         });
         let das = das.clone();
-        tasks.spawn(bastion_das::serve_tls(listener, server, registry, das));
+        tasks.spawn(bastion_das::serve_tls(listener, server, das));
     }
     if let Some(listener) = plain {
         let bound = local(&listener)?;

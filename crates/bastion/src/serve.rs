@@ -201,7 +201,7 @@ async fn run(
         tasks.push(crate::registrar::spawn(cse.clone(), r.clone(), client));
     }
     if let Some(tls) = &tls {
-        tasks.push(spawn_credentials_reload(tls.registry.clone()));
+        tasks.push(spawn_revocation_refresh(tls.server.clone()));
     }
     let extra_routes = match &location {
         Some(pip) => {
@@ -244,7 +244,6 @@ async fn run(
                     bastion_http::tls::serve_tls(
                         t.listener,
                         t.server,
-                        t.registry,
                         cse.clone(),
                         settings.http_limits(),
                     )
@@ -356,20 +355,17 @@ async fn open_tls(settings: &Settings) -> Result<Tls, Failure> {
     })
 }
 
-/// Re-reads the credential store when its file changed; a failed read keeps the
-/// credentials in force and is logged (the file may be half-way through a replacement
-/// on filesystems without atomic rename).
-fn spawn_credentials_reload(registry: Arc<CredentialRegistry>) -> tokio::task::JoinHandle<()> {
+/// Keeps revocation fresh (`TlsServer::refresh_revocation`): the credential store and
+/// the CRL files are re-read when they changed; a failed read keeps what was in force
+/// and is logged (the file may be half-way through a replacement on filesystems without
+/// atomic rename); a CRL about to expire is reported.
+fn spawn_revocation_refresh(server: Arc<TlsServer>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(CREDENTIALS_RELOAD);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match registry.reload_if_changed() {
-                Ok(true) => tracing::info!("credential store reloaded"),
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "credential store not reloaded"),
-            }
+            server.refresh_revocation();
         }
     })
 }

@@ -318,3 +318,183 @@ async fn ts0003_8_1_2_5_registree_checks_the_registrar_cse_id() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// `bastion cert crl` of `ca` in `dir` revoking `revoked` (certificate names), written
+/// to `out` through a temporary file and a rename, as an operator replaces a CRL.
+fn write_crl(dir: &Path, revoked: &[&str], number: u32, next_update_days: u32, out: &str) {
+    let tmp = format!("{out}.new");
+    let _ = std::fs::remove_file(dir.join(&tmp));
+    let revoke: Vec<String> = revoked.iter().map(|r| path(dir, &format!("{r}.pem"))).collect();
+    let number = number.to_string();
+    let days = next_update_days.to_string();
+    let (ca_pem, ca_key, tmp_path) = (path(dir, "ca.pem"), path(dir, "ca.key"), path(dir, &tmp));
+    let mut args = vec![
+        "cert", "crl", "--ca-cert", &ca_pem, "--ca-key", &ca_key, "--number", &number,
+        "--next-update-days", &days, "--out", &tmp_path,
+    ];
+    for r in &revoke {
+        args.extend(["--revoke", r.as_str()]);
+    }
+    ok(&bastion(&args));
+    std::fs::rename(dir.join(&tmp), dir.join(out)).expect("replace the CRL");
+}
+
+/// A CSE whose TLS listener takes certificates only, checked against `ca.crl`.
+fn certificate_server(dir: &Path) -> (Server, u16) {
+    write_key_file(&dir.join("store.key"), STORE_KEY);
+    let srv = Server::start_with_config(&format!(
+        "[tls]\nlisten = \"127.0.0.1:0\"\nframeworks = [\"certificate\"]\n\
+         certificate-file = \"{}\"\nkey-file = \"{}\"\ntrust-anchor-files = [\"{}\"]\n\
+         crl-files = [\"{}\"]\ncredentials-key-file = \"{}\"\n",
+        path(dir, "srv.pem"),
+        path(dir, "srv.key"),
+        path(dir, "ca.pem"),
+        path(dir, "ca.crl"),
+        path(dir, "store.key"),
+    ));
+    let port = tls_port(&srv);
+    (srv, port)
+}
+
+/// Item 11: a CRL replaced while the server runs is reloaded, and an association already
+/// open with a certificate the new CRL revokes ends on its next request, as one with a
+/// revoked PSK does: 4107 and `Connection: close`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ts0003_8_1_2_2_a_reloaded_crl_ends_open_certificate_associations() {
+    use http_body_util::{BodyExt, Full};
+    let files = tempfile::tempdir().expect("files");
+    let f = files.path();
+    issue_certificates(
+        f,
+        &[
+            ("srv", "//bastion.example/id-in"),
+            ("client", "//bastion.example/id-in/Ccert1"),
+            ("other", "//bastion.example/id-in/Cother"),
+        ],
+    );
+    write_crl(f, &["other"], 1, 30, "ca.crl");
+    let (srv, port) = certificate_server(f);
+
+    let read = |name: &str| std::fs::read_to_string(f.join(name)).expect("pem");
+    let client = TlsClient::certificate(
+        &read("client.pem"),
+        &read("client.key"),
+        &read("ca.pem"),
+        Some("//bastion.example/id-in"),
+        &ClientOptions::default(),
+    )
+    .expect("client");
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let stream = client.connect("localhost", tcp).await.expect("handshake");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("http handshake");
+    let driver = tokio::spawn(conn);
+    let request = |n: u32, create: bool| {
+        let b = hyper::Request::builder()
+            .header("X-M2M-Origin", "Ccert1")
+            .header("X-M2M-RI", format!("crl-{n}"))
+            .header("X-M2M-RVI", "3")
+            .header("Accept", "application/json")
+            .header("Host", "localhost");
+        let (b, body) = if create {
+            (
+                b.method("POST")
+                    .uri("/cse-in")
+                    .header("Content-Type", "application/json;ty=2"),
+                r#"{"m2m:ae": {"rn": "cert1", "api": "Ncert", "rr": false, "srv": ["3"]}}"#,
+            )
+        } else {
+            (b.method("GET").uri("/cse-in/cert1"), "")
+        };
+        b.body(Full::new(bytes::Bytes::from(body))).expect("request")
+    };
+    let created = sender.send_request(request(1, true)).await.expect("create");
+    assert_eq!(created.headers()["x-m2m-rsc"], "2001");
+    let _ = created.into_body().collect().await;
+    sender.ready().await.expect("ready");
+    let got = sender.send_request(request(2, false)).await.expect("get");
+    assert_eq!(got.headers()["x-m2m-rsc"], "2000");
+    let _ = got.into_body().collect().await;
+
+    // The CA revokes the client's certificate; the operator replaces the CRL file.
+    write_crl(f, &["other", "client"], 2, 30, "ca.crl");
+    assert!(
+        srv.log_shows("CRLs reloaded", Duration::from_secs(10)),
+        "{}",
+        srv.log()
+    );
+    sender.ready().await.expect("connection still open");
+    let refused = sender.send_request(request(3, false)).await.expect("refused");
+    assert_eq!(refused.headers()["x-m2m-rsc"], "4107");
+    assert_eq!(refused.headers()["connection"], "close");
+    let body = refused.into_body().collect().await.expect("body").to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(
+        body["m2m:dbg"],
+        "the security association's credential was revoked"
+    );
+    let closed = tokio::time::timeout(Duration::from_secs(5), driver)
+        .await
+        .expect("connection closed");
+    assert!(closed.is_ok());
+    // A new association with that certificate is refused at the handshake.
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let again = match client.connect("localhost", tcp).await {
+        Err(_) => true,
+        // Under TLS 1.3 the client may finish before the server refuses its certificate.
+        Ok(stream) => {
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .expect("http handshake");
+            tokio::spawn(conn);
+            sender.send_request(request(4, false)).await.is_err()
+        }
+    };
+    assert!(again, "a revoked certificate got a new association");
+}
+
+/// Item 11: a CRL past its nextUpdate makes OpenSSL refuse every certificate handshake;
+/// the server says so at start, as an error naming the file, instead of only refusing.
+#[tokio::test]
+async fn ts0003_8_1_2_2_an_expired_crl_is_reported_at_start() {
+    let files = tempfile::tempdir().expect("files");
+    let f = files.path();
+    issue_certificates(
+        f,
+        &[
+            ("srv", "//bastion.example/id-in"),
+            ("other", "//bastion.example/id-in/Cother"),
+        ],
+    );
+    // nextUpdate = now: expired once the clock moves on.
+    write_crl(f, &["other"], 1, 0, "ca.crl");
+    next_second().await;
+    next_second().await;
+    let (srv, _port) = certificate_server(f);
+    assert!(
+        srv.log_shows(
+            "CRL has expired: every certificate handshake fails until it is replaced",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        srv.log()
+    );
+    let log = srv.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("CRL has expired"))
+        .expect("line");
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(line.contains(&path(f, "ca.crl")), "{line}");
+    // A fresh CRL written over it is taken, and the error is not repeated.
+    write_crl(f, &["other"], 2, 30, "ca.crl");
+    assert!(srv.log_shows("CRLs reloaded", Duration::from_secs(10)));
+    assert_eq!(srv.log().matches("CRL has expired").count(), 1);
+}
