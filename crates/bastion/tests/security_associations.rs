@@ -498,3 +498,30 @@ async fn ts0003_8_1_2_2_an_expired_crl_is_reported_at_start() {
     assert!(srv.log_shows("CRLs reloaded", Duration::from_secs(10)));
     assert_eq!(srv.log().matches("CRL has expired").count(), 1);
 }
+
+/// Item 12: a resource whose `acpi` names an ACP that no longer exists denies, also after
+/// a restart; the entry is not dropped on reload (which left `acpi` empty and handed the
+/// resource to the default policy, granting its creator everything).
+#[tokio::test]
+async fn ts0003_7_1_acpi_naming_a_deleted_acp_still_denies_after_restart() {
+    let mut s = Server::start();
+    s.ae(OWNER).await;
+    let ae = format!("/{CSE_NAME}/{OWNER}");
+    let acp = s
+        .create_acp(&ae, OWNER, "others", rules(&["Cother"], 63), rules(&[OWNER], 63))
+        .await;
+    s.create_cnt(&ae, OWNER, json!({"rn": "data", "acpi": [acp["ri"]]}))
+        .await;
+    let data = format!("{ae}/data");
+    s.get(&data, OWNER).await.expect(4103);
+    s.delete(&format!("{ae}/others"), OWNER).await.expect(2002);
+    let r = s.get(&data, OWNER).await;
+    r.expect(4103);
+    assert_eq!(r.dbg(), "originator has no privilege");
+    s.restart();
+    let r = s.get(&data, OWNER).await;
+    r.expect(4103);
+    assert_eq!(r.dbg(), "originator has no privilege");
+    // The administrator still reaches it, to repair acpi.
+    s.get(&data, ADMIN).await.expect(2000);
+}
