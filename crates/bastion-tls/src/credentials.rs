@@ -57,8 +57,9 @@ pub enum CredentialError {
     /// Neither `BASTION_CREDENTIALS_KEY` nor a key file was given.
     #[error("no credentials key: set BASTION_CREDENTIALS_KEY or give a key file")]
     NoStoreKey,
-    /// The key file may be read by group or others.
-    #[error("{0}: the key file must not be accessible by group or others (chmod 600)")]
+    /// A key file may be read by group or others (the same words as
+    /// [`crate::secret::SecretFileError::Permissions`]).
+    #[error("{} is accessible by group or others; make it mode 0600 (chmod 600)", .0.display())]
     KeyFilePermissions(PathBuf),
     /// Authentication of the store failed: wrong key, or the file was altered.
     #[error("{0}: cannot decrypt the credential store (wrong key or tampered file)")]
@@ -121,8 +122,7 @@ impl std::fmt::Debug for StoreKey {
 impl StoreKey {
     /// From 64 hex characters (surrounding whitespace ignored).
     pub fn from_hex(text: &str) -> Result<Self, CredentialError> {
-        let bytes =
-            Zeroizing::new(hexutil::decode(text.trim()).ok_or(CredentialError::BadStoreKey)?);
+        let bytes = hexutil::decode(text.trim()).ok_or(CredentialError::BadStoreKey)?;
         Self::from_bytes(&bytes)
     }
 
@@ -202,9 +202,7 @@ impl PskKey {
 
     /// From hex, length-checked.
     pub fn from_hex(text: &str) -> Result<Self, CredentialError> {
-        let bytes = Zeroizing::new(
-            hexutil::decode(text.trim()).ok_or(CredentialError::InvalidKeyLength)?,
-        );
+        let bytes = hexutil::decode(text.trim()).ok_or(CredentialError::InvalidKeyLength)?;
         Self::new(&bytes)
     }
 
@@ -674,13 +672,12 @@ impl CredentialRegistry {
                 })
                 .collect(),
         };
-        let plain =
-            Zeroizing::new(
-                serde_json::to_vec(&file).map_err(|e| CredentialError::Corrupt {
-                    path: self.path.clone(),
-                    reason: e.to_string(),
-                })?,
-            );
+        // Serialised into a buffer that wipes every copy it outgrows: the plaintext
+        // holds every key of the store.
+        let plain = crate::secret::to_json(&file).map_err(|e| CredentialError::Corrupt {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
         let mut nonce = [0u8; NONCE_LEN];
         rand_bytes(&mut nonce)?;
         let mut tag = [0u8; TAG_LEN];

@@ -18,19 +18,19 @@ pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum SecretFileError {
     /// The file cannot be opened or read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {}: {source}", .path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
     /// Group or others may access the file.
-    #[error("{0} is accessible by group or others; make it mode 0600 (chmod 600)")]
+    #[error("{} is accessible by group or others; make it mode 0600 (chmod 600)", .0.display())]
     Permissions(PathBuf),
     /// Not a regular file, or larger than [`MAX_SECRET_FILE_BYTES`].
-    #[error("{0} is not a regular file of at most {MAX_SECRET_FILE_BYTES} bytes")]
+    #[error("{} is not a regular file of at most {MAX_SECRET_FILE_BYTES} bytes", .0.display())]
     NotASecretFile(PathBuf),
     /// [`read_secret_text`]: the content is not UTF-8.
-    #[error("{0} is not UTF-8 text")]
+    #[error("{} is not UTF-8 text", .0.display())]
     NotText(PathBuf),
 }
 
@@ -67,6 +67,36 @@ pub fn read_secret_text(path: &Path) -> Result<Zeroizing<String>, SecretFileErro
     Ok(Zeroizing::new(text.to_owned()))
 }
 
+/// `value` as JSON in a buffer that is wiped on drop, and that wipes each smaller buffer
+/// it outgrows on the way (a growing `Vec` would leave copies of the secret behind in
+/// freed memory).
+pub fn to_json<T: serde::Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>, serde_json::Error> {
+    let mut out = WipingBuffer(Zeroizing::new(Vec::with_capacity(1024)));
+    serde_json::to_writer(&mut out, value)?;
+    Ok(out.0)
+}
+
+/// An `io::Write` into a wiped buffer that grows by copying into a new wiped buffer.
+struct WipingBuffer(Zeroizing<Vec<u8>>);
+
+impl std::io::Write for WipingBuffer {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let needed = self.0.len() + data.len();
+        if needed > self.0.capacity() {
+            let mut bigger = Zeroizing::new(Vec::with_capacity(needed.max(self.0.capacity() * 2)));
+            bigger.extend_from_slice(&self.0);
+            // The old buffer is wiped when it is replaced here.
+            self.0 = bigger;
+        }
+        self.0.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +127,13 @@ mod tests {
             assert!(matches!(err, SecretFileError::Permissions(_)), "{mode:o}");
             assert!(!err.to_string().contains("top-secret"));
         }
+    }
+
+    #[test]
+    fn json_grows_without_reallocating_in_place() {
+        let big: Vec<String> = (0..500).map(|i| format!("secret-{i:04}")).collect();
+        let json = to_json(&big).unwrap();
+        assert_eq!(serde_json::from_slice::<Vec<String>>(&json).unwrap(), big);
     }
 
     #[test]

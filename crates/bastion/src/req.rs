@@ -92,7 +92,8 @@ fn client(args: &ReqArgs) -> Result<Client, Failure> {
             let (Some(key), Some(ca)) = (&args.key, &args.ca) else {
                 return Err(Failure::Config("--cert needs --key and --ca".to_owned()));
             };
-            let key_pem = zeroize::Zeroizing::new(read(key)?);
+            let key_pem = bastion_tls::secret::read_secret_text(key)
+                .map_err(|e| Failure::Runtime(e.to_string()))?;
             Some(
                 TlsClient::certificate(&read(cert)?, &key_pem, &read(ca)?, None, &options)
                     .map_err(|e| Failure::Config(e.to_string()))?,

@@ -320,7 +320,8 @@ async fn open_tls(settings: &Settings) -> Result<Tls, Failure> {
         server_certificates.push(ServerCertificate {
             server_names: Vec::new(),
             chain_pem: read(chain)?,
-            key_pem: zeroize::Zeroizing::new(read(key)?),
+            key_pem: bastion_tls::secret::read_secret_text(&settings.data_path(key))
+                .map_err(|e| Failure::Runtime(format!("tls: {e}")))?,
         });
     }
     let server_settings = ServerSettings {

@@ -763,8 +763,11 @@ impl Settings {
                 })
             };
             let key = match (&issuer.hs256_secret_file, &issuer.es256_public_key_file) {
-                (Some(file), None) => read(file).and_then(|secret| {
-                    IssuerKey::hs256(secret)
+                // A shared secret is read like every secret file (owner-only, wiped).
+                (Some(file), None) => bastion_tls::secret::read_secret(&self.data_dir.join(file))
+                    .map_err(|e| format!("token issuer {}: {e}", issuer.issuer))
+                    .and_then(|secret| {
+                    IssuerKey::hs256(secret.to_vec())
                         .map_err(|e| format!("token issuer {}: {e}", issuer.issuer))
                 }),
                 (None, Some(file)) => read(file).and_then(|pem| {

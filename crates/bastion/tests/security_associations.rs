@@ -525,3 +525,80 @@ async fn ts0003_7_1_acpi_naming_a_deleted_acp_still_denies_after_restart() {
     // The administrator still reaches it, to repair acpi.
     s.get(&data, ADMIN).await.expect(2000);
 }
+
+/// Item 12: every component reads secret files the same way and refuses one that group
+/// or others may read, without printing its content: a PSK file for `bastion
+/// credentials add`, a DAS signing secret for `bastion das`, a token issuer's secret for
+/// `bastion serve`.
+#[test]
+fn secret_files_readable_by_others_are_refused_everywhere() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Provisioned::new();
+    let loose = |name: &str, content: &str| {
+        let file = p.file(name);
+        std::fs::write(&file, content).expect("write");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        file
+    };
+    let refused = |out: std::process::Output, file: &Path, secret: &str| {
+        assert!(!out.status.success(), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "{} is accessible by group or others",
+                file.display()
+            )),
+            "{stderr}"
+        );
+        assert!(!stderr.contains(secret), "the secret was printed: {stderr}");
+    };
+
+    let psk = loose("loose.psk", AE_KPSA);
+    let out = bastion(&[
+        "credentials",
+        "add",
+        "--store",
+        &p.file("das.store").to_string_lossy(),
+        "--key-file",
+        &p.file("store.key").to_string_lossy(),
+        "--id",
+        AE_KPSA_ID,
+        "--psk-file",
+        &psk.to_string_lossy(),
+    ]);
+    refused(out, &psk, AE_KPSA);
+
+    let secret = loose("das.secret", SECRET);
+    let policy = p.file("das.toml");
+    std::fs::write(&policy, das_policy()).expect("policy");
+    let out = bastion(&[
+        "das",
+        "--listen",
+        "127.0.0.1:0",
+        "--policy",
+        &policy.to_string_lossy(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    refused(out, &secret, SECRET);
+
+    let data = tempfile::tempdir().expect("data");
+    let config = p.file("bastion.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[authorization.token-issuer]]\nissuer = \"{ISSUER}\"\nhs256-secret-file = \"{}\"\n",
+            secret.display()
+        ),
+    )
+    .expect("config");
+    let out = bastion(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data.path().to_string_lossy(),
+        "--config",
+        &config.to_string_lossy(),
+    ]);
+    refused(out, &secret, SECRET);
+}
