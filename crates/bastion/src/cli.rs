@@ -159,6 +159,10 @@ pub struct CertCaArgs {
     /// Common name of the CA
     #[arg(long, value_name = "NAME")]
     pub cn: String,
+    /// Constrain the CA to identities of this M2M SP (nameConstraints on the host of the
+    /// identity URI, TS-0003 8.1.2.2); repeatable. Without it the CA is unconstrained
+    #[arg(long, value_name = "FQDN")]
+    pub sp_fqdn: Vec<String>,
     /// Validity in days
     #[arg(long, value_name = "N", default_value_t = 3650)]
     pub days: u32,

@@ -602,3 +602,56 @@ fn secret_files_readable_by_others_are_refused_everywhere() {
     ]);
     refused(out, &secret, SECRET);
 }
+
+/// Item 10: `bastion cert` issues identities as absolute URIs (`onem2m://sp/...`, RFC 5280
+/// 4.2.1.6) and can constrain a CA to its SP (TS-0003 8.1.2.2, 10.1.1.5): `bastion serve`
+/// accepts a certificate of that CA naming an AE-ID of the SP and refuses one naming
+/// another SP's AE-ID at the handshake.
+#[test]
+fn ts0003_10_1_1_5_a_constrained_ca_issues_only_for_its_sp() {
+    let files = tempfile::tempdir().expect("files");
+    let f = files.path();
+    ok(&bastion(&[
+        "cert",
+        "ca",
+        "--cn",
+        "SP CA",
+        "--sp-fqdn",
+        SP_FQDN,
+        "--out-cert",
+        &path(f, "ca.pem"),
+        "--out-key",
+        &path(f, "ca.key"),
+    ]));
+    for (name, id) in [
+        ("srv", "//bastion.example/id-in"),
+        ("inside", "//bastion.example/id-in/Cinside"),
+        ("outside", "//elsewhere.example/id-in/Coutside"),
+    ] {
+        ok(&bastion(&[
+            "cert", "issue", "--ca-cert", &path(f, "ca.pem"), "--ca-key", &path(f, "ca.key"),
+            "--id", id, "--dns", "localhost", "--out-cert", &path(f, &format!("{name}.pem")),
+            "--out-key", &path(f, &format!("{name}.key")),
+        ]));
+    }
+    write_crl(f, &[], 1, 30, "ca.crl");
+    let (_srv, port) = certificate_server(f);
+    let url = format!("https://127.0.0.1:{port}");
+    let req = |name: &str, from: &str| {
+        let body = format!(
+            r#"{{"m2m:ae": {{"rn": "{name}", "api": "N{name}", "rr": false, "srv": ["3"]}}}}"#
+        );
+        bastion(&[
+            "req", "--url", &url, "--cert", &path(f, &format!("{name}.pem")), "--key",
+            &path(f, &format!("{name}.key")), "--ca", &path(f, "ca.pem"), "--server-name",
+            "localhost", "--op", "create", "--ty", "2", "--to", "/cse-in", "--from", from,
+            "--body", &body,
+        ])
+    };
+    let inside = req("inside", "Cinside");
+    let stdout = String::from_utf8_lossy(&inside.stdout);
+    assert_eq!(stdout.lines().next(), Some("2001"), "{inside:?}");
+    let outside = req("outside", "Coutside");
+    assert_eq!(outside.status.code(), Some(1), "{outside:?}");
+    assert!(outside.stdout.is_empty(), "{outside:?}");
+}
