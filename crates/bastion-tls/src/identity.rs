@@ -274,9 +274,7 @@ pub fn san_uri(id: &str) -> String {
 /// wildcard, a query, extra segments) is not an identity.
 pub fn binding_from_san_uri(uri: &str) -> Option<Binding> {
     let absolute = match uri.split_once("://") {
-        Some((scheme, _)) if scheme.eq_ignore_ascii_case(ID_URI_SCHEME) => {
-            &uri[scheme.len() + 1..]
-        }
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case(ID_URI_SCHEME) => &uri[scheme.len() + 1..],
         Some(_) => return None,
         None => uri,
     };
@@ -475,7 +473,10 @@ mod tests {
 
     #[test]
     fn san_uri_forms() {
-        assert_eq!(san_uri("//acme.example.com/id-mn/Cabc"), "onem2m://acme.example.com/id-mn/Cabc");
+        assert_eq!(
+            san_uri("//acme.example.com/id-mn/Cabc"),
+            "onem2m://acme.example.com/id-mn/Cabc"
+        );
         for written in [
             "onem2m://acme.example.com/id-mn/Cabc",
             "ONEM2M://acme.example.com/id-mn/Cabc",

@@ -32,8 +32,8 @@ pub mod client;
 pub mod credentials;
 pub mod exporter;
 pub mod identity;
-pub mod server;
 pub mod secret;
+pub mod server;
 pub mod strength;
 
 mod hexutil;

@@ -63,7 +63,8 @@ pub fn read_secret(path: &Path) -> Result<Zeroizing<Vec<u8>>, SecretFileError> {
 /// [`read_secret`] for text (PEM, hex).
 pub fn read_secret_text(path: &Path) -> Result<Zeroizing<String>, SecretFileError> {
     let bytes = read_secret(path)?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| SecretFileError::NotText(path.to_owned()))?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| SecretFileError::NotText(path.to_owned()))?;
     Ok(Zeroizing::new(text.to_owned()))
 }
 

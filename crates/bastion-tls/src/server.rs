@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
 
+use openssl::asn1::Asn1Time;
 use openssl::error::ErrorStack;
 use openssl::ex_data::Index;
 use openssl::nid::Nid;
@@ -24,7 +25,6 @@ use openssl::ssl::{
 };
 use openssl::x509::store::{X509Lookup, X509StoreBuilder};
 use openssl::x509::verify::X509VerifyFlags;
-use openssl::asn1::Asn1Time;
 use openssl::x509::{X509Crl, X509Ref, X509StoreContextRef, X509VerifyResult, X509};
 use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
@@ -734,7 +734,10 @@ mod tests {
         let day = 86_400;
         assert_eq!(freshness(None, 1_000), CrlFreshness::Fresh);
         assert_eq!(freshness(Some(1_000 + day + 1), 1_000), CrlFreshness::Fresh);
-        assert_eq!(freshness(Some(1_000 + day), 1_000), CrlFreshness::ExpiresSoon);
+        assert_eq!(
+            freshness(Some(1_000 + day), 1_000),
+            CrlFreshness::ExpiresSoon
+        );
         assert_eq!(freshness(Some(1_001), 1_000), CrlFreshness::ExpiresSoon);
         assert_eq!(freshness(Some(1_000), 1_000), CrlFreshness::Expired);
         assert_eq!(freshness(Some(10), 1_000), CrlFreshness::Expired);
@@ -753,7 +756,10 @@ mod tests {
         let (revoked, next) = load_crls(std::slice::from_ref(&file)).unwrap();
         assert!(revoked.is_empty());
         let now = unix_now();
-        let days: Vec<i64> = next.iter().map(|(_, t)| (t.unwrap() - now + 60) / 86_400).collect();
+        let days: Vec<i64> = next
+            .iter()
+            .map(|(_, t)| (t.unwrap() - now + 60) / 86_400)
+            .collect();
         assert_eq!(days, vec![2, 3]);
     }
 }

@@ -70,8 +70,7 @@ fn write_pair(pair: &CertAndKey, cert: &Path, key: &Path) -> Result<String, Fail
 
 fn ca(a: &CertCaArgs) -> Result<String, Failure> {
     let sps: Vec<&str> = a.sp_fqdn.iter().map(String::as_str).collect();
-    let pair =
-        certs::create_constrained_ca(&a.cn, &sps, Validity::days(a.days)).map_err(failed)?;
+    let pair = certs::create_constrained_ca(&a.cn, &sps, Validity::days(a.days)).map_err(failed)?;
     write_pair(&pair, &a.out_cert, &a.out_key)
 }
 

@@ -295,11 +295,7 @@ pub struct ReqArgs {
     #[arg(long, value_name = "RI")]
     pub rqi: Option<String>,
     /// TLS-PSK: the KpsaID
-    #[arg(
-        long,
-        value_name = "KPSAID",
-        conflicts_with = "cert"
-    )]
+    #[arg(long, value_name = "KPSAID", conflicts_with = "cert")]
     pub psk_id: Option<String>,
     /// TLS-PSK: file holding the Kpsa in hex (mode 0600); without it, BASTION_PSK_HEX
     #[arg(long, value_name = "FILE", requires = "psk_id")]

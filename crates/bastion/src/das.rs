@@ -56,7 +56,9 @@ const CREDENTIALS_RELOAD: Duration = Duration::from_secs(1);
 /// The TLS server, over the credential store of `--credentials-store`.
 fn open_tls(args: &DasArgs) -> Result<Arc<TlsServer>, Failure> {
     let Some(store) = &args.credentials_store else {
-        return Err(Failure::Config("--tls-listen needs --credentials-store".into()));
+        return Err(Failure::Config(
+            "--tls-listen needs --credentials-store".into(),
+        ));
     };
     let key = StoreKey::from_env_or_file(args.credentials_key_file.as_deref())
         .map_err(|e| Failure::Config(format!("credential store key: {e}")))?;

@@ -244,8 +244,7 @@ impl RegistrarSettings {
                     format!("registrar: no PSK {kpsa_id} in the credential store")
                 })?;
                 let bound_to_registrar = binding.is_cse()
-                    && [self.cse_id.as_str(), absolute_id.as_str()]
-                        .contains(&binding.originator());
+                    && [self.cse_id.as_str(), absolute_id.as_str()].contains(&binding.originator());
                 if !bound_to_registrar {
                     return Err(format!(
                         "registrar: PSK {kpsa_id} is bound to {:?}, not to the registrar {}",

@@ -767,9 +767,9 @@ impl Settings {
                 (Some(file), None) => bastion_tls::secret::read_secret(&self.data_dir.join(file))
                     .map_err(|e| format!("token issuer {}: {e}", issuer.issuer))
                     .and_then(|secret| {
-                    IssuerKey::hs256(secret.to_vec())
-                        .map_err(|e| format!("token issuer {}: {e}", issuer.issuer))
-                }),
+                        IssuerKey::hs256(secret.to_vec())
+                            .map_err(|e| format!("token issuer {}: {e}", issuer.issuer))
+                    }),
                 (None, Some(file)) => read(file).and_then(|pem| {
                     let pem = String::from_utf8_lossy(&pem).into_owned();
                     IssuerKey::es256_spki_pem(&pem)
@@ -1054,18 +1054,16 @@ fn validate_authorization(a: &AuthorizationSection) -> Vec<String> {
         );
     }
     if a.das_psk_id.is_some() && cert_given != 0 {
-        problems.push(
-            "authorization: give das-psk-id or das-certificate-file, not both".to_owned(),
-        );
+        problems
+            .push("authorization: give das-psk-id or das-certificate-file, not both".to_owned());
     }
     match (&a.das_id, a.das_psk_id.is_some() || cert_given != 0) {
         (None, true) => problems.push(
             "authorization: das-id (the DAS Server's AE-ID) is required with a DAS credential"
                 .to_owned(),
         ),
-        (Some(_), false) => problems.push(
-            "authorization: das-id needs das-psk-id or das-certificate-file".to_owned(),
-        ),
+        (Some(_), false) => problems
+            .push("authorization: das-id needs das-psk-id or das-certificate-file".to_owned()),
         (Some(id), true) => {
             if bastion_tls::identity::validate_ae_id(id).is_err() {
                 problems.push(format!("authorization das-id: {id:?} is not an AE-ID"));

@@ -202,7 +202,9 @@ async fn das_authenticates_requesters_by_their_association() {
     // Honestly named, it may ask only for itself.
     let other = consult(&ae, &tls_url, "Cm9", dreq("Cm1")).await;
     assert_eq!(status(other), Rsc::OriginatorHasNoPrivilege);
-    let own = consult(&ae, &tls_url, "Cm9", dreq("Cm9")).await.expect("own");
+    let own = consult(&ae, &tls_url, "Cm9", dreq("Cm9"))
+        .await
+        .expect("own");
     assert!(own.dai.is_none() && own.tkns.is_empty(), "{own:?}");
 
     // The CSE's association: the direct flow, dynamic ACP info for Cm1.
@@ -324,13 +326,26 @@ async fn ts0003_8_1_2_5_registree_checks_the_registrar_cse_id() {
 fn write_crl(dir: &Path, revoked: &[&str], number: u32, next_update_days: u32, out: &str) {
     let tmp = format!("{out}.new");
     let _ = std::fs::remove_file(dir.join(&tmp));
-    let revoke: Vec<String> = revoked.iter().map(|r| path(dir, &format!("{r}.pem"))).collect();
+    let revoke: Vec<String> = revoked
+        .iter()
+        .map(|r| path(dir, &format!("{r}.pem")))
+        .collect();
     let number = number.to_string();
     let days = next_update_days.to_string();
     let (ca_pem, ca_key, tmp_path) = (path(dir, "ca.pem"), path(dir, "ca.key"), path(dir, &tmp));
     let mut args = vec![
-        "cert", "crl", "--ca-cert", &ca_pem, "--ca-key", &ca_key, "--number", &number,
-        "--next-update-days", &days, "--out", &tmp_path,
+        "cert",
+        "crl",
+        "--ca-cert",
+        &ca_pem,
+        "--ca-key",
+        &ca_key,
+        "--number",
+        &number,
+        "--next-update-days",
+        &days,
+        "--out",
+        &tmp_path,
     ];
     for r in &revoke {
         args.extend(["--revoke", r.as_str()]);
@@ -410,7 +425,8 @@ async fn ts0003_8_1_2_2_a_reloaded_crl_ends_open_certificate_associations() {
         } else {
             (b.method("GET").uri("/cse-in/cert1"), "")
         };
-        b.body(Full::new(bytes::Bytes::from(body))).expect("request")
+        b.body(Full::new(bytes::Bytes::from(body)))
+            .expect("request")
     };
     let created = sender.send_request(request(1, true)).await.expect("create");
     assert_eq!(created.headers()["x-m2m-rsc"], "2001");
@@ -428,10 +444,18 @@ async fn ts0003_8_1_2_2_a_reloaded_crl_ends_open_certificate_associations() {
         srv.log()
     );
     sender.ready().await.expect("connection still open");
-    let refused = sender.send_request(request(3, false)).await.expect("refused");
+    let refused = sender
+        .send_request(request(3, false))
+        .await
+        .expect("refused");
     assert_eq!(refused.headers()["x-m2m-rsc"], "4107");
     assert_eq!(refused.headers()["connection"], "close");
-    let body = refused.into_body().collect().await.expect("body").to_bytes();
+    let body = refused
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(
         body["m2m:dbg"],
@@ -508,7 +532,13 @@ async fn ts0003_7_1_acpi_naming_a_deleted_acp_still_denies_after_restart() {
     s.ae(OWNER).await;
     let ae = format!("/{CSE_NAME}/{OWNER}");
     let acp = s
-        .create_acp(&ae, OWNER, "others", rules(&["Cother"], 63), rules(&[OWNER], 63))
+        .create_acp(
+            &ae,
+            OWNER,
+            "others",
+            rules(&["Cother"], 63),
+            rules(&[OWNER], 63),
+        )
         .await;
     s.create_cnt(&ae, OWNER, json!({"rn": "data", "acpi": [acp["ri"]]}))
         .await;
@@ -629,9 +659,20 @@ fn ts0003_10_1_1_5_a_constrained_ca_issues_only_for_its_sp() {
         ("outside", "//elsewhere.example/id-in/Coutside"),
     ] {
         ok(&bastion(&[
-            "cert", "issue", "--ca-cert", &path(f, "ca.pem"), "--ca-key", &path(f, "ca.key"),
-            "--id", id, "--dns", "localhost", "--out-cert", &path(f, &format!("{name}.pem")),
-            "--out-key", &path(f, &format!("{name}.key")),
+            "cert",
+            "issue",
+            "--ca-cert",
+            &path(f, "ca.pem"),
+            "--ca-key",
+            &path(f, "ca.key"),
+            "--id",
+            id,
+            "--dns",
+            "localhost",
+            "--out-cert",
+            &path(f, &format!("{name}.pem")),
+            "--out-key",
+            &path(f, &format!("{name}.key")),
         ]));
     }
     write_crl(f, &[], 1, 30, "ca.crl");
@@ -642,10 +683,27 @@ fn ts0003_10_1_1_5_a_constrained_ca_issues_only_for_its_sp() {
             r#"{{"m2m:ae": {{"rn": "{name}", "api": "N{name}", "rr": false, "srv": ["3"]}}}}"#
         );
         bastion(&[
-            "req", "--url", &url, "--cert", &path(f, &format!("{name}.pem")), "--key",
-            &path(f, &format!("{name}.key")), "--ca", &path(f, "ca.pem"), "--server-name",
-            "localhost", "--op", "create", "--ty", "2", "--to", "/cse-in", "--from", from,
-            "--body", &body,
+            "req",
+            "--url",
+            &url,
+            "--cert",
+            &path(f, &format!("{name}.pem")),
+            "--key",
+            &path(f, &format!("{name}.key")),
+            "--ca",
+            &path(f, "ca.pem"),
+            "--server-name",
+            "localhost",
+            "--op",
+            "create",
+            "--ty",
+            "2",
+            "--to",
+            "/cse-in",
+            "--from",
+            from,
+            "--body",
+            &body,
         ])
     };
     let inside = req("inside", "Cinside");

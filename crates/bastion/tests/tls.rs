@@ -123,7 +123,15 @@ impl TlsServer {
         let url = self.url();
         let key_file = self.file(&format!("{}.hex", &key[..8]));
         write_key_file(std::path::Path::new(&key_file), key);
-        let mut all = vec!["req", "--url", &url, "--psk-id", KPSA_ID, "--psk-file", &key_file];
+        let mut all = vec![
+            "req",
+            "--url",
+            &url,
+            "--psk-id",
+            KPSA_ID,
+            "--psk-file",
+            &key_file,
+        ];
         all.extend_from_slice(args);
         bastion(&all)
     }
