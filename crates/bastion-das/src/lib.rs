@@ -5,7 +5,10 @@
 //!
 //! ```text
 //!  NOTIFY {"m2m:seci":{"sit":1,"dreq":{..}}}
-//!     │  server: HTTP → checks (method, headers, JSON, securityInfo) → 4000/4005/4015
+//!     │  tls.rs: TLS association → requester = its bound identity (plain HTTP: 4107,
+//!     │          unless started insecure)
+//!     │  server: HTTP → checks (origin = requester, method, headers, JSON,
+//!     │          securityInfo) → 4103/4000/4005/4015
 //!     ▼
 //!  Das::decide(requester, dreq, now)
 //!     │  requester check (trusted CSE, or the originator itself) → 4103
@@ -18,7 +21,8 @@
 //!  2000 {"m2m:seci":{"sit":2,"dres":{..}}}
 //! ```
 //!
-//! [`consult`] is the CSE side of the direct flow.
+//! [`consult`] is the CSE side of the direct flow; [`CseConsultant`] the hosting CSE's
+//! transport, which marks answers that came over an authenticated association.
 #![forbid(unsafe_code)]
 
 pub mod jwt;
