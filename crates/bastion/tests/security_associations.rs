@@ -713,3 +713,81 @@ fn ts0003_10_1_1_5_a_constrained_ca_issues_only_for_its_sp() {
     assert_eq!(outside.status.code(), Some(1), "{outside:?}");
     assert!(outside.stdout.is_empty(), "{outside:?}");
 }
+
+/// Item 8 with certificates: the CSE checks that the DAS's certificate names `das-id`
+/// (a DAS from the same CA under another AE-ID grants nothing), and the DAS binds the
+/// CSE's association to the CSE-ID its certificate names.
+#[tokio::test]
+async fn ts0003_7_3_2_2_das_over_certificates_checks_the_das_identity() {
+    let p = Provisioned::new();
+    let f = p.dir.path();
+    issue_certificates(
+        f,
+        &[
+            ("das", DAS_ID),
+            ("fake", "//bastion.example/id-das/Cfake"),
+            ("cse", "//bastion.example/id-in"),
+        ],
+    );
+    let policy = write_das_files(f);
+    let start = |cert: &str| {
+        let mut args = p.das_tls_args();
+        args.extend(
+            [
+                "--cert",
+                &path(f, &format!("{cert}.pem")),
+                "--key",
+                &path(f, &format!("{cert}.key")),
+                "--ca",
+                &path(f, "ca.pem"),
+            ]
+            .map(str::to_owned),
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        start_das_with(&policy, &args)
+    };
+    let das = start("das");
+    let fake = start("fake");
+    let s = Server::start_with_config(&format!(
+        "[authorization]\ndas-timeout-ms = 3000\ndas-id = \"{DAS_ID}\"\n\
+         das-certificate-file = \"{}\"\ndas-key-file = \"{}\"\ndas-ca-file = \"{}\"\n\
+         das-server-name = \"localhost\"\n",
+        path(f, "cse.pem"),
+        path(f, "cse.key"),
+        path(f, "ca.pem"),
+    ));
+    for ae in [OWNER, "Cm1"] {
+        s.ae(ae).await;
+    }
+    let ae = format!("/{CSE_NAME}/{OWNER}");
+    let acp = s
+        .create_acp(&ae, OWNER, "own", rules(&[OWNER], 63), rules(&[OWNER], 63))
+        .await;
+    for (name, server) in [("genuine", &das), ("impostor", &fake)] {
+        let dap = server.tls_url.clone().expect("TLS listener");
+        let dac = s
+            .create(
+                &ae,
+                OWNER,
+                34,
+                json!({"m2m:dac": {"rn": format!("dac-{name}"), "dae": true, "dap": [dap]}}),
+            )
+            .await;
+        dac.expect(2001);
+        let dac_ri = dac.inner("m2m:dac")["ri"].clone();
+        s.create_cnt(
+            &ae,
+            OWNER,
+            json!({"rn": name, "acpi": [acp["ri"]], "daci": [dac_ri]}),
+        )
+        .await;
+    }
+    s.get(&format!("{ae}/genuine"), "Cm1").await.expect(2000);
+    let r = s.get(&format!("{ae}/impostor"), "Cm1").await;
+    r.expect(4103);
+    assert_eq!(r.dbg(), "originator has no privilege");
+    assert!(s.log_shows(
+        &format!("the server certificate does not name \"{DAS_ID}\""),
+        Duration::from_secs(5)
+    ));
+}
