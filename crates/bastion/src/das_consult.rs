@@ -5,7 +5,10 @@
 //! to be the configured DAS Server AE (`das-id`):
 //!
 //! * `das-psk-id`: TLS-PSK with a KpsaID from the `[tls]` credential store, which must
-//!   be bound there to `das-id` (only a holder of that key can complete the handshake);
+//!   be bound there to `das-id` (only a holder of that key can complete the handshake).
+//!   The store is the listener's own and is re-read when it changes: once the PSK is
+//!   revoked there, every `https://` consultation fails (and grants nothing) before any
+//!   byte is sent, kept-alive connections included;
 //! * `das-certificate-file`/`das-key-file`/`das-ca-file`: the certificate framework; the
 //!   DAS's certificate must chain to the trust anchors and name `das-id` in its SAN.
 //!
@@ -15,12 +18,56 @@
 use crate::settings::Settings;
 use crate::Failure;
 use bastion_client::{Client, ClientConfig, TlsConnector};
+use bastion_core::dynamic::{DasAnswer, DasConsultant};
 use bastion_das::{CseConsultant, DasAssociation};
+use bastion_proto::security_info::DynAuthDasRequest;
 use bastion_tls::{Binding, ClientOptions, CredentialRegistry, TlsClient};
 use std::sync::Arc;
 
 /// The consultant for this CSE; `registry` is the `[tls]` listener's credential store.
 pub fn consultant(
+    settings: &Settings,
+    registry: Option<&Arc<CredentialRegistry>>,
+) -> Result<Arc<dyn DasConsultant>, Failure> {
+    let consultant = build(settings, registry)?;
+    Ok(match (&settings.authorization.das_psk_id, registry) {
+        (Some(kpsa_id), Some(registry)) => Arc::new(UnlessRevoked {
+            inner: consultant,
+            registry: registry.clone(),
+            kpsa_id: kpsa_id.clone(),
+        }),
+        _ => Arc::new(consultant),
+    })
+}
+
+/// Refuses `https://` consultations once the PSK is revoked in the credential store.
+struct UnlessRevoked {
+    inner: CseConsultant,
+    registry: Arc<CredentialRegistry>,
+    kpsa_id: String,
+}
+
+#[async_trait::async_trait]
+impl DasConsultant for UnlessRevoked {
+    async fn consult(
+        &self,
+        das_uri: &str,
+        request: DynAuthDasRequest,
+    ) -> Result<DasAnswer, String> {
+        let secure = das_uri
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+        if secure && self.registry.lookup_psk(&self.kpsa_id).is_none() {
+            return Err(format!(
+                "the PSK {} shared with the DAS was revoked",
+                self.kpsa_id
+            ));
+        }
+        self.inner.consult(das_uri, request).await
+    }
+}
+
+fn build(
     settings: &Settings,
     registry: Option<&Arc<CredentialRegistry>>,
 ) -> Result<CseConsultant, Failure> {

@@ -180,10 +180,10 @@ async fn run(
             .map(|pip| pip as Arc<dyn bastion_policy::LocationService>),
         // Dynamic authorization (TS-0003 7.3.2.2): DAS Servers are asked as this CSE,
         // over a security association for `https://` (das_consult.rs).
-        das: Some(Arc::new(crate::das_consult::consultant(
+        das: Some(crate::das_consult::consultant(
             settings,
             tls.as_ref().map(|t| &t.registry),
-        )?)),
+        )?),
         outbound: Some(outbound.clone()),
         // Subscriptions' notifications, delivered as this CSE over the same routes
         // (docs/notifications.md).

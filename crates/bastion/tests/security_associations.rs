@@ -791,3 +791,61 @@ async fn ts0003_7_3_2_2_das_over_certificates_checks_the_das_identity() {
         Duration::from_secs(5)
     ));
 }
+
+/// Item 8: the PSK the CSE shares with the DAS is looked up in the CSE's credential store
+/// at every consultation; once revoked there (by another process), no consultation goes
+/// out, kept-alive connection or not, and nothing more is granted.
+#[tokio::test]
+async fn das_consultations_stop_when_the_shared_psk_is_revoked() {
+    let p = Provisioned::new();
+    let policy = write_das_files(p.dir.path());
+    let args = p.das_tls_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let das = start_das_with(&policy, &args);
+    let dap = das.tls_url.clone().expect("TLS listener");
+    let s = p.start_cse("das-timeout-ms = 3000\n");
+    for ae in [OWNER, "Cm1"] {
+        s.ae(ae).await;
+    }
+    let ae = format!("/{CSE_NAME}/{OWNER}");
+    let acp = s
+        .create_acp(&ae, OWNER, "own", rules(&[OWNER], 63), rules(&[OWNER], 63))
+        .await;
+    let dac = s
+        .create(
+            &ae,
+            OWNER,
+            34,
+            json!({"m2m:dac": {"rn": "dac", "dae": true, "dap": [dap]}}),
+        )
+        .await;
+    dac.expect(2001);
+    let dac_ri = dac.inner("m2m:dac")["ri"].clone();
+    for name in ["before", "after"] {
+        s.create_cnt(
+            &ae,
+            OWNER,
+            json!({"rn": name, "acpi": [acp["ri"]], "daci": [dac_ri]}),
+        )
+        .await;
+    }
+    s.get(&format!("{ae}/before"), "Cm1").await.expect(2000);
+    ok(&bastion(&[
+        "credentials",
+        "revoke",
+        "--store",
+        &p.file("cse.store").to_string_lossy(),
+        "--key-file",
+        &p.file("store.key").to_string_lossy(),
+        "--id",
+        CSE_DAS_KPSA_ID,
+    ]));
+    assert!(s.log_shows("credential store reloaded", Duration::from_secs(10)));
+    let r = s.get(&format!("{ae}/after"), "Cm1").await;
+    r.expect(4103);
+    assert_eq!(r.dbg(), "originator has no privilege");
+    assert!(s.log_shows(
+        &format!("the PSK {CSE_DAS_KPSA_ID} shared with the DAS was revoked"),
+        Duration::from_secs(5)
+    ));
+}
