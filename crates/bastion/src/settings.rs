@@ -1231,6 +1231,40 @@ mod tests {
     }
 
     #[test]
+    fn das_credentials_need_the_das_identity_and_one_framework() {
+        let with = |toml: &str| RawSettings::from_toml(toml).expect("toml");
+        assert_eq!(
+            problems(with("[authorization]\ndas-psk-id = \"c@sp.example\"\n")),
+            vec![
+                "authorization: das-id (the DAS Server's AE-ID) is required with a DAS credential"
+                    .to_owned()
+            ]
+        );
+        assert_eq!(
+            problems(with(
+                "[authorization]\ndas-id = \"//sp.example/id-das/Cdas\"\n\
+                 das-psk-id = \"c@sp.example\"\ndas-certificate-file = \"c.pem\"\n"
+            )),
+            vec![
+                "authorization: das-certificate-file, das-key-file and das-ca-file go together"
+                    .to_owned(),
+                "authorization: give das-psk-id or das-certificate-file, not both".to_owned(),
+            ]
+        );
+        assert_eq!(
+            problems(with(
+                "[authorization]\ndas-id = \"/id-in\"\ndas-psk-id = \"c@sp.example\"\n"
+            )),
+            vec!["authorization das-id: \"/id-in\" is not an AE-ID".to_owned()]
+        );
+        let ok = resolve(with(
+            "[authorization]\ndas-id = \"//sp.example/id-das/Cdas\"\n\
+             das-psk-id = \"c@sp.example\"\n",
+        ));
+        assert_eq!(ok.authorization.das_psk_id.as_deref(), Some("c@sp.example"));
+    }
+
+    #[test]
     fn default_file_sets_every_key_to_the_built_in_default() {
         let raw = match RawSettings::from_toml(DEFAULT_CONFIG_TOML) {
             Ok(raw) => raw,
