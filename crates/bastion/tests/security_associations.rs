@@ -849,3 +849,32 @@ async fn das_consultations_stop_when_the_shared_psk_is_revoked() {
         Duration::from_secs(5)
     ));
 }
+
+/// Item 11: a CRL within a day of its nextUpdate is reported as a warning at start, while
+/// certificates still work, so the operator can replace it before it blocks them.
+#[tokio::test]
+async fn ts0003_8_1_2_2_a_crl_about_to_expire_is_a_warning() {
+    let files = tempfile::tempdir().expect("files");
+    let f = files.path();
+    issue_certificates(
+        f,
+        &[
+            ("srv", "//bastion.example/id-in"),
+            ("other", "//bastion.example/id-in/Cother"),
+        ],
+    );
+    write_crl(f, &["other"], 1, 1, "ca.crl");
+    let (srv, _port) = certificate_server(f);
+    assert!(
+        srv.log_shows("CRL expires soon", Duration::from_secs(10)),
+        "{}",
+        srv.log()
+    );
+    let log = srv.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("CRL expires soon"))
+        .expect("line");
+    assert!(line.contains("WARN"), "{line}");
+    assert!(!log.contains("CRL has expired"));
+}
