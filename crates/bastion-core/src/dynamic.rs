@@ -13,7 +13,9 @@
 //!   kept until their lifetime `pl` (bounded by the configured maximum); returned tokens
 //!   are verified like request tokens (the DAS must be a trusted issuer) and kept with it.
 //!   The decision then runs again. A server that fails, times out or answers garbage
-//!   grants nothing.
+//!   grants nothing. Dynamic ACP information counts only when it came over a security
+//!   association whose peer was checked to be the DAS ([`DasAnswer::authenticated_das`]):
+//!   over plain HTTP anyone on the path could write it.
 //!
 //! The dynamic grants live in memory only: a restart forgets them, and the next request
 //! consults again.
@@ -39,11 +41,19 @@ const MAX_GRANTS: usize = 10_000;
 pub trait DasConsultant: Send + Sync {
     /// Sends the dynamic authorization request to the DAS Server at `das_uri` and
     /// returns its answer, or why there is none.
-    async fn consult(
-        &self,
-        das_uri: &str,
-        request: DynAuthDasRequest,
-    ) -> Result<DynAuthDasResponse, String>;
+    async fn consult(&self, das_uri: &str, request: DynAuthDasRequest)
+        -> Result<DasAnswer, String>;
+}
+
+/// A DAS Server's answer and who gave it, as far as the transport can tell.
+#[derive(Debug, Clone)]
+pub struct DasAnswer {
+    pub response: DynAuthDasResponse,
+    /// The identity the security association to the DAS Server was bound to and checked
+    /// against (its AE-ID), or `None` when the answer came without one (plain HTTP).
+    /// Dynamic ACP information is accepted only with `Some`; tokens carry their own
+    /// signature and are verified either way.
+    pub authenticated_das: Option<String>,
 }
 
 /// Privileges a DAS granted one originator on one resource.
@@ -212,14 +222,26 @@ impl Cse {
         &self,
         uri: &str,
         denied: &Denied,
-        answer: DynAuthDasResponse,
+        answer: DasAnswer,
         now: Timestamp,
     ) -> Option<DynamicGrant> {
+        let DasAnswer {
+            response: answer,
+            authenticated_das,
+        } = answer;
+        if answer.dai.is_some() && authenticated_das.is_none() {
+            tracing::warn!(
+                das = %uri,
+                "dynamic ACP info ignored: the DAS was not reached over an authenticated \
+                 security association"
+            );
+        }
         let max = now
             .0
             .saturating_add(self.config.authorization.das_max_lifetime_secs);
         let mut expires = max;
-        let rules = answer.dai.as_ref().and_then(|dai| {
+        let trusted_dai = answer.dai.as_ref().filter(|_| authenticated_das.is_some());
+        let rules = trusted_dai.and_then(|dai| {
             if let Some(pl) = dai.pl.as_deref().and_then(Timestamp::parse) {
                 expires = expires.min(pl.0);
             }

@@ -88,12 +88,21 @@ pub(crate) async fn load_tree(
         tree.insert(node);
     }
     // acpi may name ACPs created later than the resource, so resolve after all are in.
+    // An entry that names no ACP any more is kept as it is written: it contributes no
+    // rule (access.rs), so the resource stays governed by its acpi and denies what those
+    // ACPs granted, exactly as before the restart. Dropping it could leave acpi empty
+    // and hand the resource to the default policy.
     let resolved: Vec<(Ri, Vec<Ri>)> = pending_acpi
         .into_iter()
         .map(|(ri, ids)| {
             let acps = ids
                 .iter()
-                .filter_map(|id| crate::create::resolve_acp_id(&tree, config, id))
+                .map(|id| {
+                    crate::create::resolve_acp_id(&tree, config, id).unwrap_or_else(|| {
+                        tracing::warn!(resource = %ri, acpi = %id, "acpi names no ACP; it grants nothing");
+                        Ri::from(id.as_str())
+                    })
+                })
                 .collect();
             (ri, acps)
         })

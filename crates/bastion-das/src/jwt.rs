@@ -57,20 +57,20 @@ impl Signer {
     /// Loads the key a policy names.
     pub fn load(config: &SigningConfig) -> Result<Signer, DasError> {
         match config {
+            // Secret files are read as every component reads them: owner-only, bounded,
+            // wiped after use (bastion_tls::secret).
             SigningConfig::Hs256 { secret_file } => {
-                let mut bytes = std::fs::read(secret_file).map_err(|e| {
-                    DasError::Key(format!("cannot read {}: {e}", secret_file.display()))
-                })?;
-                while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                    bytes.pop();
+                let bytes = bastion_tls::secret::read_secret(secret_file)
+                    .map_err(|e| DasError::Key(e.to_string()))?;
+                let mut end = bytes.len();
+                while end > 0 && matches!(bytes[end - 1], b'\n' | b'\r') {
+                    end -= 1;
                 }
-                Signer::hs256(bytes)
+                Signer::hs256(bytes[..end].to_vec())
             }
             SigningConfig::Es256 { private_key_file } => {
-                let pem =
-                    Zeroizing::new(std::fs::read_to_string(private_key_file).map_err(|e| {
-                        DasError::Key(format!("cannot read {}: {e}", private_key_file.display()))
-                    })?);
+                let pem = bastion_tls::secret::read_secret_text(private_key_file)
+                    .map_err(|e| DasError::Key(e.to_string()))?;
                 Signer::es256_pem(&pem)
             }
         }

@@ -5,7 +5,10 @@
 //!
 //! ```text
 //!  NOTIFY {"m2m:seci":{"sit":1,"dreq":{..}}}
-//!     │  server: HTTP → checks (method, headers, JSON, securityInfo) → 4000/4005/4015
+//!     │  tls.rs: TLS association → requester = its bound identity (plain HTTP: 4107,
+//!     │          unless started insecure)
+//!     │  server: HTTP → checks (origin = requester, method, headers, JSON,
+//!     │          securityInfo) → 4103/4000/4005/4015
 //!     ▼
 //!  Das::decide(requester, dreq, now)
 //!     │  requester check (trusted CSE, or the originator itself) → 4103
@@ -18,12 +21,14 @@
 //!  2000 {"m2m:seci":{"sit":2,"dres":{..}}}
 //! ```
 //!
-//! [`consult`] is the CSE side of the direct flow.
+//! [`consult`] is the CSE side of the direct flow; [`CseConsultant`] the hosting CSE's
+//! transport, which marks answers that came over an authenticated association.
 #![forbid(unsafe_code)]
 
 pub mod jwt;
 pub mod policy;
 pub mod server;
+pub mod tls;
 
 use bastion_client::{Client, ClientError};
 use bastion_proto::security_info::{
@@ -37,7 +42,8 @@ use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Mutex;
 
-pub use server::{router, serve};
+pub use server::{router, serve, Requester};
+pub use tls::serve_tls;
 
 /// Failures of configuration and of consulting a DAS.
 #[derive(Debug, thiserror::Error)]
@@ -305,16 +311,37 @@ pub async fn consult(
 
 /// The hosting CSE's side of the direct procedure (TS-0003 7.3.2.2 step 3): how
 /// `bastion serve` reaches a DAS Server, over the oneM2M HTTP binding.
+///
+/// An `https://` point of access is reached over a security association with the
+/// configured credential ([`DasAssociation`]); its answers are marked as coming from
+/// the DAS identity that association was checked against. A plain `http://` one is
+/// reached without, and its answers carry no identity, so the core keeps only their
+/// tokens (which are signed) and ignores their dynamic ACP information.
 pub struct CseConsultant {
-    client: Client,
+    plain: Client,
+    association: Option<DasAssociation>,
     /// The CSE's own ID, the `From` of the NOTIFY.
     cse_originator: String,
 }
 
+/// A client whose TLS handshake authenticates the DAS Server, and the identity it checks.
+pub struct DasAssociation {
+    /// Over TLS (PSK or certificate), refusing any other peer.
+    pub client: Client,
+    /// The DAS Server AE's AE-ID the association is bound to: the binding of the PSK,
+    /// or the SAN the server certificate must carry.
+    pub das_id: String,
+}
+
 impl CseConsultant {
-    pub fn new(client: Client, cse_originator: impl Into<String>) -> Self {
+    pub fn new(
+        plain: Client,
+        association: Option<DasAssociation>,
+        cse_originator: impl Into<String>,
+    ) -> Self {
         CseConsultant {
-            client,
+            plain,
+            association,
             cse_originator: cse_originator.into(),
         }
     }
@@ -326,9 +353,24 @@ impl bastion_core::dynamic::DasConsultant for CseConsultant {
         &self,
         das_uri: &str,
         request: DynAuthDasRequest,
-    ) -> Result<DynAuthDasResponse, String> {
-        consult(&self.client, das_uri, &self.cse_originator, request)
+    ) -> Result<bastion_core::dynamic::DasAnswer, String> {
+        let secure = das_uri
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+        let (client, authenticated_das) = if secure {
+            let Some(a) = &self.association else {
+                return Err("no credential configured for an https:// DAS Server".into());
+            };
+            (&a.client, Some(a.das_id.clone()))
+        } else {
+            (&self.plain, None)
+        };
+        let response = consult(client, das_uri, &self.cse_originator, request)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok(bastion_core::dynamic::DasAnswer {
+            response,
+            authenticated_das,
+        })
     }
 }

@@ -10,6 +10,15 @@
 //! | body without a JSON Content-Type | 4015 |
 //! | body empty, too large, not strict JSON, not a securityInfo `sit` 1 | 4000 |
 //! | requester neither a trusted CSE nor the originator | 4103 |
+//! | over TLS: `X-M2M-Origin` other than the association's identity | 4103 |
+//! | over plain HTTP without `--insecure` | 4107 |
+//!
+//! Who asks (the requester the policy's `trusted_cses` and the indirect flow are judged
+//! by) is the AE-ID / CSE-ID the request's security association is bound to
+//! ([`Requester::Association`], set by [`crate::tls`]); `X-M2M-Origin` must name it. A
+//! plain listener cannot authenticate anyone: its requests are refused with 4107 unless
+//! it was started insecure, when `X-M2M-Origin` is taken at its word
+//! ([`Requester::Unauthenticated`]).
 
 use crate::Das;
 use axum::body::Body;
@@ -31,14 +40,39 @@ const JSON_TYPES: [&str; 3] = [
     "application/vnd.onem2m-preq+json",
 ];
 
+/// Who sent a request, as the transport established it; a request extension. Without
+/// one, the request is refused with 4107.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Requester {
+    /// The AE-ID / CSE-ID (or Credential-ID) the security association is bound to.
+    Association(String),
+    /// Plain HTTP on a listener started insecure: `X-M2M-Origin` is trusted.
+    Unauthenticated,
+}
+
 /// The router: one handler for every method and path.
 pub fn router(das: Arc<Das>) -> Router {
     Router::new().fallback(handle).with_state(das)
 }
 
-/// Serves the DAS on `listener` until the future is dropped or fails.
-pub async fn serve(listener: tokio::net::TcpListener, das: Arc<Das>) -> std::io::Result<()> {
-    axum::serve(listener, router(das)).await
+/// Serves the DAS over plain HTTP on `listener` until the future is dropped or fails.
+/// With `insecure`, requests are answered on the strength of their `X-M2M-Origin`;
+/// otherwise every request gets 4107 (a security association is required).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    das: Arc<Das>,
+    insecure: bool,
+) -> std::io::Result<()> {
+    let app = router(das);
+    if insecure {
+        axum::serve(
+            listener,
+            app.layer(axum::Extension(Requester::Unauthenticated)),
+        )
+        .await
+    } else {
+        axum::serve(listener, app).await
+    }
 }
 
 fn unix_now() -> i64 {
@@ -91,6 +125,11 @@ async fn handle(State(das): State<Arc<Das>>, request: HttpRequest<Body>) -> Http
 async fn answer(das: &Das, request: HttpRequest<Body>) -> Result<serde_json::Value, RequestError> {
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
+    let Some(transport) = parts.extensions.get::<Requester>().cloned() else {
+        return Err(RequestError::SecurityAssociationRequired(
+            "a DAS Server answers only inside a security association".into(),
+        ));
+    };
     let content_type = single(headers, "content-type")?;
     let (media, has_ty) = match &content_type {
         Some(ct) => {
@@ -114,6 +153,18 @@ async fn answer(das: &Das, request: HttpRequest<Body>) -> Result<serde_json::Val
         .filter(|o| !o.is_empty())
         .ok_or_else(|| RequestError::bad_request("X-M2M-Origin missing"))?;
     bastion_proto::id::validate_originator(&requester)?;
+    let requester = match transport {
+        Requester::Unauthenticated => requester,
+        Requester::Association(bound) => {
+            let policy = das.policy();
+            if policy.normalize(&requester) != policy.normalize(&bound) {
+                return Err(RequestError::NoPrivilege(
+                    "X-M2M-Origin does not name the security association's identity".into(),
+                ));
+            }
+            bound
+        }
+    };
     if single(headers, "x-m2m-ri")?.is_none_or(|r| r.is_empty()) {
         return Err(RequestError::bad_request("X-M2M-RI missing"));
     }
@@ -150,7 +201,7 @@ async fn answer(das: &Das, request: HttpRequest<Body>) -> Result<serde_json::Val
 }
 
 /// Response primitive → HTTP response (TS-0009 §6.3-§6.4).
-fn encode(resp: &Response) -> HttpResponse {
+pub(crate) fn encode(resp: &Response) -> HttpResponse {
     let body = resp
         .pc
         .as_ref()

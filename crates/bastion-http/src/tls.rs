@@ -5,7 +5,8 @@
 //! ```text
 //!  TcpListener ─accept─► TlsServer::accept (≤ HANDSHAKE_TIMEOUT) ─► (SslStream, PeerIdentity)
 //!                                                                        │
-//!   per request:  registry.is_revoked(credential)? ── yes ─► 4107 + Connection: close
+//!   per request:  tls.is_revoked(identity)? ── yes ─► 4107 + Connection: close
+//!                 (credential revoked in the registry, or certificate on a reloaded CRL)
 //!                        │ no
 //!                        ▼
 //!   extensions: ConnectInfo(peer), SaIdentity(originator) ─► router() ─► Cse::handle
@@ -15,7 +16,8 @@
 //! `RequestContext::new(peer, Some(originator))`; the core enforces `From` against it
 //! (4106) and sets `rq_authn`. Only this module inserts [`SaIdentity`], so nothing a
 //! plain-HTTP client sends can claim one. Revocation is checked before every request, so
-//! a credential revoked while a connection is kept alive stops working on its next
+//! a credential revoked while a connection is kept alive (in the credential registry, or
+//! a certificate on a CRL reloaded since the handshake) stops working on its next
 //! request: the answer is 4107 and the connection is closed.
 
 use crate::{router, HttpLimits};
@@ -23,7 +25,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, Response};
 use bastion_core::Cse;
 use bastion_proto::{RequestError, Response as Primitive};
-use bastion_tls::{CredentialRegistry, TlsServer};
+use bastion_tls::TlsServer;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
@@ -44,7 +46,6 @@ pub struct SaIdentity(pub String);
 pub async fn serve_tls(
     listener: tokio::net::TcpListener,
     tls: Arc<TlsServer>,
-    registry: Arc<CredentialRegistry>,
     cse: Arc<Cse>,
     limits: HttpLimits,
 ) -> std::io::Result<()> {
@@ -60,7 +61,6 @@ pub async fn serve_tls(
         };
         let _ = tcp.set_nodelay(true);
         let tls = tls.clone();
-        let registry = registry.clone();
         let app = app.clone();
         let cse_id = cse.config().cse_id.clone();
         tokio::spawn(async move {
@@ -82,12 +82,11 @@ pub async fn serve_tls(
                 originator = identity.originator(),
                 "security association established"
             );
-            let credential = identity.credential().to_owned();
             let originator = identity.originator().to_owned();
             let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
                 // Checked once the request head is parsed, before the router runs; the
                 // refusal is built here, so a served request clones nothing for it.
-                let refusal = registry.is_revoked(&credential).then(|| revoked(&cse_id));
+                let refusal = tls.is_revoked(&identity).then(|| revoked(&cse_id));
                 let app = app.clone();
                 let originator = originator.clone();
                 async move {

@@ -112,7 +112,8 @@ fn now() -> i64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
     /// The identity: an absolute AE-ID (`//sp/cse/Cabc`) or CSE-ID (`//sp/id-in`),
-    /// written as a SAN URI; `None` for a certificate without oneM2M identity.
+    /// written as the SAN URI `onem2m://sp/...` ([`identity::san_uri`]); `None` for a
+    /// certificate without oneM2M identity.
     pub id: Option<String>,
     /// Extra dNSName entries (e.g. the host a server answers on, for SNI).
     pub dns_names: Vec<String>,
@@ -124,12 +125,13 @@ impl Subject {
     /// A subject with a SAN URI `id`, checked to be an absolute AE-ID or CSE-ID, and
     /// common name `id`.
     pub fn onem2m(id: &str) -> Result<Self, CertError> {
-        identity::binding_from_san_uri(id)
+        let binding = identity::binding_from_san_uri(id)
             .ok_or_else(|| identity::IdentityError::InvalidAeId(id.to_owned()))?;
+        let id = binding.originator().to_owned();
         Ok(Self {
-            id: Some(id.to_owned()),
+            id: Some(id.clone()),
             dns_names: Vec::new(),
-            common_name: id.to_owned(),
+            common_name: id,
         })
     }
 
@@ -187,8 +189,27 @@ fn name(cn: &str) -> Result<X509Name, CertError> {
     Ok(b.build())
 }
 
-/// Creates a self-signed P-256 CA certificate (ECDSA with SHA-256, 10.1.1).
+/// Creates a self-signed P-256 CA certificate (ECDSA with SHA-256, 10.1.1) without name
+/// constraints (see [`create_constrained_ca`]).
 pub fn create_ca(common_name: &str, validity: Validity) -> Result<CertAndKey, CertError> {
+    create_constrained_ca(common_name, &[], validity)
+}
+
+/// Creates a CA whose certificates may name identities of the given M2M SPs only
+/// (TS-0003 8.1.2.2, 10.1.1.5): a critical nameConstraints extension permitting SAN URIs
+/// whose host is one of `sp_fqdns` (RFC 5280 4.2.1.10). The identity URIs Bastion
+/// issues (`onem2m://sp/...`) satisfy it; dNSNames (for SNI) are not constrained. With no
+/// FQDN the CA is unconstrained.
+pub fn create_constrained_ca(
+    common_name: &str,
+    sp_fqdns: &[&str],
+    validity: Validity,
+) -> Result<CertAndKey, CertError> {
+    for fqdn in sp_fqdns {
+        if identity::binding_from_san_uri(&format!("//{fqdn}/x")).is_none() {
+            return Err(identity::IdentityError::InvalidCseId(format!("//{fqdn}")).into());
+        }
+    }
     let key = new_p256_key()?;
     let name = name(common_name)?;
     let mut b = X509::builder()?;
@@ -209,11 +230,44 @@ pub fn create_ca(common_name: &str, validity: Validity) -> Result<CertAndKey, Ce
     )?;
     let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
     b.append_extension(ski)?;
+    if !sp_fqdns.is_empty() {
+        b.append_extension(uri_name_constraints(sp_fqdns)?)?;
+    }
     b.sign(&key, MessageDigest::sha256())?;
     Ok(CertAndKey {
         cert_pem: pem_string(b.build().to_pem()?, "certificate")?,
         key_pem: key_pem(&key)?,
     })
+}
+
+/// A critical nameConstraints extension permitting URIs with these hosts:
+/// `SEQUENCE { [0] { SEQUENCE { [6] host } ... } }` in DER.
+fn uri_name_constraints(hosts: &[&str]) -> Result<X509Extension, CertError> {
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = content.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+    let subtrees: Vec<u8> = hosts
+        .iter()
+        .flat_map(|h| tlv(0x30, &tlv(0x86, h.as_bytes())))
+        .collect();
+    let der = tlv(0x30, &tlv(0xa0, &subtrees));
+    let oid = openssl::asn1::Asn1Object::from_str("2.5.29.30")?;
+    let value = openssl::asn1::Asn1OctetString::new_from_bytes(&der)?;
+    Ok(X509Extension::new_from_der(&oid, true, &value)?)
 }
 
 fn parse_ca(ca: &CertAndKey) -> Result<(X509, PKey<Private>), CertError> {
@@ -232,7 +286,8 @@ fn san_extension(
     }
     let mut san = SubjectAlternativeName::new();
     if let Some(id) = &subject.id {
-        san.uri(id);
+        // An absolute URI, as RFC 5280 4.2.1.6 requires of a SAN URI.
+        san.uri(&identity::san_uri(id));
     }
     for dns in &subject.dns_names {
         san.dns(dns);

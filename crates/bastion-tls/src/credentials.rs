@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -57,8 +57,9 @@ pub enum CredentialError {
     /// Neither `BASTION_CREDENTIALS_KEY` nor a key file was given.
     #[error("no credentials key: set BASTION_CREDENTIALS_KEY or give a key file")]
     NoStoreKey,
-    /// The key file may be read by group or others.
-    #[error("{0}: the key file must not be accessible by group or others (chmod 600)")]
+    /// A key file may be read by group or others (the same words as
+    /// [`crate::secret::SecretFileError::Permissions`]).
+    #[error("{} is accessible by group or others; make it mode 0600 (chmod 600)", .0.display())]
     KeyFilePermissions(PathBuf),
     /// Authentication of the store failed: wrong key, or the file was altered.
     #[error("{0}: cannot decrypt the credential store (wrong key or tampered file)")]
@@ -92,6 +93,20 @@ pub enum CredentialError {
     /// OpenSSL failed (random numbers, cipher).
     #[error("crypto failure: {0}")]
     Crypto(#[from] openssl::error::ErrorStack),
+    /// A secret file is not a regular owner-only file of bounded size, or not text.
+    #[error(transparent)]
+    SecretFile(crate::secret::SecretFileError),
+}
+
+impl From<crate::secret::SecretFileError> for CredentialError {
+    fn from(e: crate::secret::SecretFileError) -> Self {
+        use crate::secret::SecretFileError;
+        match e {
+            SecretFileError::Io { path, source } => CredentialError::Io { path, source },
+            SecretFileError::Permissions(path) => CredentialError::KeyFilePermissions(path),
+            other => CredentialError::SecretFile(other),
+        }
+    }
 }
 
 /// The 32-byte AES-256-GCM key of the store. Wiped on drop; never printed.
@@ -146,15 +161,7 @@ impl StoreKey {
     /// From a key file holding 64 hex characters or 32 raw bytes. Refused when the file
     /// is accessible by group or others.
     pub fn from_key_file(path: &Path) -> Result<Self, CredentialError> {
-        let io = |source| CredentialError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let meta = fs::metadata(path).map_err(io)?;
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(CredentialError::KeyFilePermissions(path.to_owned()));
-        }
-        let content = Zeroizing::new(fs::read(path).map_err(io)?);
+        let content = crate::secret::read_secret(path)?;
         if content.len() == 32 {
             return Self::from_bytes(&content);
         }
@@ -197,6 +204,21 @@ impl PskKey {
     pub fn from_hex(text: &str) -> Result<Self, CredentialError> {
         let bytes = hexutil::decode(text.trim()).ok_or(CredentialError::InvalidKeyLength)?;
         Self::new(&bytes)
+    }
+
+    /// From a secret file holding the key in hex, read with
+    /// [`crate::secret::read_secret_text`] (owner-only permissions required).
+    pub fn from_file(path: &Path) -> Result<Self, CredentialError> {
+        let text = crate::secret::read_secret_text(path)?;
+        Self::from_hex(&text)
+    }
+
+    /// From the environment variable `name` (hex); `Ok(None)` when it is unset.
+    pub fn from_env(name: &str) -> Result<Option<Self>, CredentialError> {
+        match std::env::var(name) {
+            Ok(text) => Self::from_hex(&Zeroizing::new(text)).map(Some),
+            Err(_) => Ok(None),
+        }
     }
 
     /// A random key of `len` bytes.
@@ -650,13 +672,12 @@ impl CredentialRegistry {
                 })
                 .collect(),
         };
-        let plain =
-            Zeroizing::new(
-                serde_json::to_vec(&file).map_err(|e| CredentialError::Corrupt {
-                    path: self.path.clone(),
-                    reason: e.to_string(),
-                })?,
-            );
+        // Serialised into a buffer that wipes every copy it outgrows: the plaintext
+        // holds every key of the store.
+        let plain = crate::secret::to_json(&file).map_err(|e| CredentialError::Corrupt {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
         let mut nonce = [0u8; NONCE_LEN];
         rand_bytes(&mut nonce)?;
         let mut tag = [0u8; TAG_LEN];

@@ -80,6 +80,21 @@ pub struct PeerIdentity {
     framework: Framework,
     credential: String,
     binding: Binding,
+    /// For a certificate chain: what a CRL would name each of its certificates by.
+    revocation_keys: Vec<RevocationKey>,
+}
+
+/// How a CRL names a certificate: its issuer (DER-encoded name) and serial number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RevocationKey {
+    issuer_der: Vec<u8>,
+    serial: Vec<u8>,
+}
+
+impl RevocationKey {
+    pub(crate) fn new(issuer_der: Vec<u8>, serial: Vec<u8>) -> Self {
+        Self { issuer_der, serial }
+    }
 }
 
 impl PeerIdentity {
@@ -88,7 +103,19 @@ impl PeerIdentity {
             framework,
             credential,
             binding,
+            revocation_keys: Vec::new(),
         }
+    }
+
+    pub(crate) fn with_revocation_keys(mut self, keys: Vec<RevocationKey>) -> Self {
+        self.revocation_keys = keys;
+        self
+    }
+
+    /// The (issuer, serial) of every certificate of the peer's chain; empty for PSK and
+    /// pinned raw keys (which are revoked in the credential registry).
+    pub fn revocation_keys(&self) -> &[RevocationKey] {
+        &self.revocation_keys
     }
 
     /// The framework that authenticated the peer.
@@ -228,15 +255,34 @@ pub fn validate_credential_id(id: &str) -> Result<(), IdentityError> {
         .ok_or_else(|| IdentityError::InvalidCredentialId(id.to_owned()))
 }
 
-/// Reads one subjectAltName URI as an identity (8.1.2.2, table 10.1.3): the absolute
-/// AE-ID (`//fqdn/cse/C...`, `//fqdn/S...`) or the absolute CSE-ID (`//fqdn/stem`).
-/// Anything else (a scheme, a wildcard, a query, extra segments) is not an identity.
+/// The URI scheme of the identities Bastion writes in certificates: an AE-ID or CSE-ID
+/// `//fqdn/...` is written `onem2m://fqdn/...` (docs/decisions.md, "Identities in
+/// certificates"). RFC 5280 4.2.1.6 requires a SAN URI to be absolute, with a scheme, and
+/// 10.1.1.5 constrains AE-ID certificates by the host part of that URI.
+pub const ID_URI_SCHEME: &str = "onem2m";
+
+/// The subjectAltName URI naming the absolute AE-ID or CSE-ID `id` (`//fqdn/...`).
+pub fn san_uri(id: &str) -> String {
+    format!("{ID_URI_SCHEME}:{id}")
+}
+
+/// Reads one subjectAltName URI as an identity (8.1.2.5, 10.1.1.5): the absolute AE-ID
+/// (`fqdn/cse/C...`, `fqdn/S...`) or CSE-ID (`fqdn/stem`) written
+/// `onem2m://fqdn/...` (scheme case-insensitive), or, as certificates issued before that
+/// form was adopted wrote it, without the scheme (`//fqdn/...`). The binding carries the
+/// oneM2M absolute form `//fqdn/...` either way. Anything else (another scheme, a
+/// wildcard, a query, extra segments) is not an identity.
 pub fn binding_from_san_uri(uri: &str) -> Option<Binding> {
-    let (_, segments) = split_absolute(uri)?;
+    let absolute = match uri.split_once("://") {
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case(ID_URI_SCHEME) => &uri[scheme.len() + 1..],
+        Some(_) => return None,
+        None => uri,
+    };
+    let (_, segments) = split_absolute(absolute)?;
     if ae_segments(&segments) {
-        Some(Binding::Ae(uri.to_owned()))
+        Some(Binding::Ae(absolute.to_owned()))
     } else if segments.len() == 1 {
-        Some(Binding::Cse(uri.to_owned()))
+        Some(Binding::Cse(absolute.to_owned()))
     } else {
         None
     }
@@ -428,6 +474,24 @@ mod tests {
     #[test]
     fn san_uri_forms() {
         assert_eq!(
+            san_uri("//acme.example.com/id-mn/Cabc"),
+            "onem2m://acme.example.com/id-mn/Cabc"
+        );
+        for written in [
+            "onem2m://acme.example.com/id-mn/Cabc",
+            "ONEM2M://acme.example.com/id-mn/Cabc",
+        ] {
+            assert_eq!(
+                binding_from_san_uri(written),
+                Some(Binding::Ae("//acme.example.com/id-mn/Cabc".into())),
+                "{written}"
+            );
+        }
+        assert_eq!(
+            binding_from_san_uri("onem2m://acme.example.com/id-mn"),
+            Some(Binding::Cse("//acme.example.com/id-mn".into()))
+        );
+        assert_eq!(
             binding_from_san_uri("//acme.example.com/id-mn/Cabc"),
             Some(Binding::Ae("//acme.example.com/id-mn/Cabc".into()))
         );
@@ -441,6 +505,10 @@ mod tests {
         );
         for not in [
             "https://acme.example.com/id-mn/Cabc",
+            "onem2m:/acme.example.com/id-mn/Cabc",
+            "onem2m:acme.example.com/id-mn/Cabc",
+            "onem2m:///id-mn/Cabc",
+            "x-onem2m://acme.example.com/id-mn/Cabc",
             "//*.example.com/id-mn/Cabc",
             "//acme.example.com/id-mn/*",
             "//acme.example.com/id-mn/abc",

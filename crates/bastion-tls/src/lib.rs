@@ -21,9 +21,11 @@
 //! listener, with the PSK the pair shares ([`CredentialRegistry::psk_for_cse`]). The
 //! server hands back, with every accepted stream, the
 //! [`PeerIdentity`] the association is bound to; the binding layer compares it with the
-//! request originator. Revocation is live: a server checks
-//! [`CredentialRegistry::is_revoked`] on every request, which also cuts kept-alive
-//! connections.
+//! request originator. Revocation is live: a server checks [`TlsServer::is_revoked`]
+//! (credential revoked in the registry, or certificate on a CRL) on every request, which
+//! also cuts kept-alive connections, and calls [`TlsServer::refresh_revocation`]
+//! periodically to re-read the store and the CRLs. Secret files are read by
+//! [`secret::read_secret`] only.
 //!
 //! No DTLS yet (tokio-openssl has no datagram support); see docs/security.md.
 
@@ -32,6 +34,7 @@ pub mod client;
 pub mod credentials;
 pub mod exporter;
 pub mod identity;
+pub mod secret;
 pub mod server;
 pub mod strength;
 
@@ -44,4 +47,6 @@ pub use credentials::{
 };
 pub use exporter::{ExportError, ExportedKey};
 pub use identity::{Binding, Framework, IdentityError, NiDigest, PeerIdentity};
-pub use server::{HandshakeError, ServerCertificate, ServerSettings, TlsConfigError, TlsServer};
+pub use server::{
+    CrlFreshness, HandshakeError, ServerCertificate, ServerSettings, TlsConfigError, TlsServer,
+};

@@ -9,11 +9,12 @@
 //! certificate. Session resumption is off so every association is authenticated afresh
 //! by the callbacks below.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 
+use openssl::asn1::Asn1Time;
 use openssl::error::ErrorStack;
 use openssl::ex_data::Index;
 use openssl::nid::Nid;
@@ -24,13 +25,13 @@ use openssl::ssl::{
 };
 use openssl::x509::store::{X509Lookup, X509StoreBuilder};
 use openssl::x509::verify::X509VerifyFlags;
-use openssl::x509::{X509StoreContextRef, X509VerifyResult, X509};
+use openssl::x509::{X509Crl, X509Ref, X509StoreContextRef, X509VerifyResult, X509};
 use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
 use zeroize::Zeroizing;
 
 use crate::credentials::CredentialRegistry;
-use crate::identity::{self, Binding, Framework, IdentityError, PeerIdentity};
+use crate::identity::{self, Binding, Framework, IdentityError, PeerIdentity, RevocationKey};
 use crate::strength;
 
 /// TLS 1.2 PSK suites (10.2; `PSK-AES128-CBC-SHA256` is the mandatory one), in the
@@ -179,12 +180,42 @@ struct PskMatch {
 
 /// A configured TLS listener.
 pub struct TlsServer {
-    acceptor: SslAcceptor,
+    /// Rebuilt, and swapped, when a CRL file changes ([`TlsServer::reload_crls_if_changed`]).
+    acceptor: RwLock<SslAcceptor>,
     psk_index: Index<Ssl, PskMatch>,
     registry: Arc<CredentialRegistry>,
+    settings: ServerSettings,
+    crls: Mutex<CrlWatch>,
+    /// (issuer DER, serial) of every certificate the loaded CRLs revoke.
+    revoked: RwLock<HashSet<RevocationKey>>,
     settings_psk: bool,
     settings_certificate: bool,
 }
+
+/// What was loaded from the CRL files, and what was last reported about their expiry.
+#[derive(Default)]
+struct CrlWatch {
+    /// Modification time and length of each file when it was loaded.
+    stamps: Vec<Option<(std::time::SystemTime, u64)>>,
+    /// nextUpdate (Unix seconds) of each CRL loaded, by file.
+    next_updates: Vec<(PathBuf, Option<i64>)>,
+    /// Expiry state last logged, by file, so each state is reported once.
+    reported: HashMap<PathBuf, CrlFreshness>,
+}
+
+/// How close a CRL is to its nextUpdate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrlFreshness {
+    /// More than [`CRL_EXPIRY_WARNING`] left (or no nextUpdate).
+    Fresh,
+    /// Expires within [`CRL_EXPIRY_WARNING`].
+    ExpiresSoon,
+    /// Past its nextUpdate: OpenSSL fails every certificate handshake checked against it.
+    Expired,
+}
+
+/// How long before a CRL's nextUpdate the server starts warning that it must be renewed.
+pub const CRL_EXPIRY_WARNING: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 impl std::fmt::Debug for TlsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -304,95 +335,116 @@ impl TlsServer {
             return Err(TlsConfigError::NoServerCertificate);
         }
         let psk_index = Ssl::new_ex_index::<PskMatch>()?;
-        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
-        apply_profile(&mut b, settings, settings.server_certificates.first())?;
-
-        // SNI: one context per further certificate; every context carries the same
-        // profile and trust store because OpenSSL verifies with the switched context.
-        let mut by_name: HashMap<String, SslContext> = HashMap::new();
-        for (i, cert) in settings.server_certificates.iter().enumerate() {
-            let ctx = if i == 0 {
-                None
-            } else {
-                let mut cb = SslContext::builder(SslMethod::tls_server())?;
-                apply_profile(&mut cb, settings, Some(cert))?;
-                Some(cb.build())
-            };
-            for name in &cert.server_names {
-                let name = name.to_ascii_lowercase();
-                if let Some(ctx) = &ctx {
-                    by_name.entry(name).or_insert_with(|| ctx.clone());
-                }
-            }
-        }
-        if !by_name.is_empty() {
-            b.set_servername_callback(move |ssl, _alert| {
-                if let Some(ctx) = ssl
-                    .servername(NameType::HOST_NAME)
-                    .and_then(|n| by_name.get(&n.to_ascii_lowercase()))
-                {
-                    ssl.set_ssl_context(ctx)
-                        .map_err(|_| SniError::ALERT_FATAL)?;
-                }
-                Ok(())
-            });
-        }
-
-        if settings.psk {
-            let registry = registry.clone();
-            b.set_psk_server_callback(move |ssl, identity, psk| {
-                // 8.2.2.1: psk_identity = KpsaID; the client adds a trailing NUL.
-                let Some(raw) = identity else { return Ok(0) };
-                let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
-                let Ok(kpsa_id) = std::str::from_utf8(raw) else {
-                    return Ok(0);
-                };
-                match registry.lookup_psk(kpsa_id) {
-                    Some((key, binding)) if key.expose().len() <= psk.len() => {
-                        let len = key.expose().len();
-                        psk[..len].copy_from_slice(key.expose());
-                        ssl.set_ex_data(
-                            psk_index,
-                            PskMatch {
-                                kpsa_id: kpsa_id.to_owned(),
-                                binding,
-                            },
-                        );
-                        Ok(len)
-                    }
-                    _ => {
-                        tracing::debug!(kpsa_id, "unknown or revoked PSK identity");
-                        Ok(0)
-                    }
-                }
-            });
-        }
-
-        if settings.certificate {
-            let mut mode = SslVerifyMode::PEER;
-            if settings.require_client_certificate {
-                mode |= SslVerifyMode::FAIL_IF_NO_PEER_CERT;
-            }
-            let registry = registry.clone();
-            b.set_verify_callback(mode, move |preverify_ok, ctx| {
-                verify_client(&registry, preverify_ok, ctx)
-            });
-        } else {
-            b.set_verify(SslVerifyMode::NONE);
-        }
-
-        Ok(Self {
-            acceptor: b.build(),
+        let acceptor = build_acceptor(settings, &registry, psk_index)?;
+        let (revoked, next_updates) = load_crls(&settings.crl_files)?;
+        let server = Self {
+            acceptor: RwLock::new(acceptor),
             psk_index,
             registry,
+            settings: settings.clone(),
+            crls: Mutex::new(CrlWatch {
+                stamps: crl_stamps(&settings.crl_files),
+                next_updates,
+                reported: HashMap::new(),
+            }),
+            revoked: RwLock::new(revoked),
             settings_psk: settings.psk,
             settings_certificate: settings.certificate,
-        })
+        };
+        server.report_crl_freshness(unix_now());
+        Ok(server)
     }
 
-    /// The OpenSSL acceptor (for bindings that drive the handshake themselves).
-    pub fn acceptor(&self) -> &SslAcceptor {
-        &self.acceptor
+    /// Reloads the CRL files when one of them changed (modification time or length):
+    /// the next handshakes are checked against the new lists, and associations already
+    /// open with a certificate they revoke fail [`TlsServer::is_revoked`] from now on.
+    /// A file that cannot be read keeps the previous lists in force (the error is
+    /// returned for the caller to log). Then reports, once per change of state, a CRL
+    /// about to expire (warning) or expired (error). Returns whether anything was
+    /// reloaded.
+    pub fn reload_crls_if_changed(&self) -> Result<bool, TlsConfigError> {
+        let stamps = crl_stamps(&self.settings.crl_files);
+        let changed = lock(&self.crls).stamps != stamps;
+        if changed {
+            let acceptor = build_acceptor(&self.settings, &self.registry, self.psk_index)?;
+            let (revoked, next_updates) = load_crls(&self.settings.crl_files)?;
+            *self.acceptor.write().unwrap_or_else(|e| e.into_inner()) = acceptor;
+            *self.revoked.write().unwrap_or_else(|e| e.into_inner()) = revoked;
+            let mut watch = lock(&self.crls);
+            watch.stamps = stamps;
+            watch.next_updates = next_updates;
+            tracing::info!(files = self.settings.crl_files.len(), "CRLs reloaded");
+        }
+        self.report_crl_freshness(unix_now());
+        Ok(changed)
+    }
+
+    /// Brings revocation up to date, for a listener to call periodically (every second
+    /// in `bastion serve` and `bastion das`): re-reads the credential store and the CRL
+    /// files when they changed and reports CRLs about to expire. Failures are logged and
+    /// keep what was in force.
+    pub fn refresh_revocation(&self) {
+        match self.registry.reload_if_changed() {
+            Ok(true) => tracing::info!("credential store reloaded"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "credential store not reloaded"),
+        }
+        if let Err(e) = self.reload_crls_if_changed() {
+            tracing::warn!(error = %e, "CRLs not reloaded; the previous ones stay in force");
+        }
+    }
+
+    /// The freshness of each CRL file at `now` (Unix seconds).
+    pub fn crl_freshness(&self, now: i64) -> Vec<(PathBuf, CrlFreshness)> {
+        lock(&self.crls)
+            .next_updates
+            .iter()
+            .map(|(path, next)| (path.clone(), freshness(*next, now)))
+            .collect()
+    }
+
+    fn report_crl_freshness(&self, now: i64) {
+        let states = self.crl_freshness(now);
+        let mut watch = lock(&self.crls);
+        for (path, state) in states {
+            if watch.reported.get(&path) == Some(&state) {
+                continue;
+            }
+            let next_update = watch
+                .next_updates
+                .iter()
+                .find(|(p, _)| *p == path)
+                .and_then(|(_, n)| *n)
+                .unwrap_or(0);
+            match state {
+                CrlFreshness::Fresh => {}
+                CrlFreshness::ExpiresSoon => tracing::warn!(
+                    crl = %path.display(), next_update,
+                    "CRL expires soon: issue a new one, or every certificate handshake will \
+                     fail once it has expired"
+                ),
+                CrlFreshness::Expired => tracing::error!(
+                    crl = %path.display(), next_update,
+                    "CRL has expired: every certificate handshake fails until it is replaced"
+                ),
+            }
+            watch.reported.insert(path, state);
+        }
+    }
+
+    /// Whether the association of `identity` may no longer be used: its credential was
+    /// revoked in the registry, or its certificate (or one of its chain) is on a CRL
+    /// loaded since the handshake. A server checks this before every request.
+    pub fn is_revoked(&self, identity: &PeerIdentity) -> bool {
+        if self.registry.is_revoked(identity.credential()) {
+            return true;
+        }
+        let keys = identity.revocation_keys();
+        if keys.is_empty() {
+            return false;
+        }
+        let revoked = self.revoked.read().unwrap_or_else(|e| e.into_inner());
+        keys.iter().any(|k| revoked.contains(k))
     }
 
     /// Runs the server handshake on `tcp` and returns the stream with the identity the
@@ -401,7 +453,13 @@ impl TlsServer {
         &self,
         tcp: TcpStream,
     ) -> Result<(SslStream<TcpStream>, PeerIdentity), HandshakeError> {
-        let ssl = Ssl::new(self.acceptor.context())?;
+        let context = self
+            .acceptor
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .context()
+            .to_owned();
+        let ssl = Ssl::new(&context)?;
         let mut stream = SslStream::new(ssl, tcp)?;
         Pin::new(&mut stream)
             .accept()
@@ -437,11 +495,193 @@ impl TlsServer {
         }
         let binding = identity::binding_from_certificate(&cert)?;
         let fingerprint = identity::certificate_fingerprint(&cert)?;
-        Ok(PeerIdentity::new(
-            Framework::Certificate,
-            fingerprint,
-            binding,
+        Ok(
+            PeerIdentity::new(Framework::Certificate, fingerprint, binding)
+                .with_revocation_keys(revocation_keys(ssl, &cert)),
+        )
+    }
+}
+
+/// The OpenSSL acceptor for `settings`; CRL files are read now.
+fn build_acceptor(
+    settings: &ServerSettings,
+    registry: &Arc<CredentialRegistry>,
+    psk_index: Index<Ssl, PskMatch>,
+) -> Result<SslAcceptor, TlsConfigError> {
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
+    apply_profile(&mut b, settings, settings.server_certificates.first())?;
+
+    // SNI: one context per further certificate; every context carries the same
+    // profile and trust store because OpenSSL verifies with the switched context.
+    let mut by_name: HashMap<String, SslContext> = HashMap::new();
+    for (i, cert) in settings.server_certificates.iter().enumerate() {
+        let ctx = if i == 0 {
+            None
+        } else {
+            let mut cb = SslContext::builder(SslMethod::tls_server())?;
+            apply_profile(&mut cb, settings, Some(cert))?;
+            Some(cb.build())
+        };
+        for name in &cert.server_names {
+            let name = name.to_ascii_lowercase();
+            if let Some(ctx) = &ctx {
+                by_name.entry(name).or_insert_with(|| ctx.clone());
+            }
+        }
+    }
+    if !by_name.is_empty() {
+        b.set_servername_callback(move |ssl, _alert| {
+            if let Some(ctx) = ssl
+                .servername(NameType::HOST_NAME)
+                .and_then(|n| by_name.get(&n.to_ascii_lowercase()))
+            {
+                ssl.set_ssl_context(ctx)
+                    .map_err(|_| SniError::ALERT_FATAL)?;
+            }
+            Ok(())
+        });
+    }
+
+    if settings.psk {
+        let registry = registry.clone();
+        b.set_psk_server_callback(move |ssl, identity, psk| {
+            // 8.2.2.1: psk_identity = KpsaID; the client adds a trailing NUL.
+            let Some(raw) = identity else { return Ok(0) };
+            let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
+            let Ok(kpsa_id) = std::str::from_utf8(raw) else {
+                return Ok(0);
+            };
+            match registry.lookup_psk(kpsa_id) {
+                Some((key, binding)) if key.expose().len() <= psk.len() => {
+                    let len = key.expose().len();
+                    psk[..len].copy_from_slice(key.expose());
+                    ssl.set_ex_data(
+                        psk_index,
+                        PskMatch {
+                            kpsa_id: kpsa_id.to_owned(),
+                            binding,
+                        },
+                    );
+                    Ok(len)
+                }
+                _ => {
+                    tracing::debug!(kpsa_id, "unknown or revoked PSK identity");
+                    Ok(0)
+                }
+            }
+        });
+    }
+
+    if settings.certificate {
+        let mut mode = SslVerifyMode::PEER;
+        if settings.require_client_certificate {
+            mode |= SslVerifyMode::FAIL_IF_NO_PEER_CERT;
+        }
+        let registry = registry.clone();
+        b.set_verify_callback(mode, move |preverify_ok, ctx| {
+            verify_client(&registry, preverify_ok, ctx)
+        });
+    } else {
+        b.set_verify(SslVerifyMode::NONE);
+    }
+
+    Ok(b.build())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn freshness(next_update: Option<i64>, now: i64) -> CrlFreshness {
+    let warn = i64::try_from(CRL_EXPIRY_WARNING.as_secs()).unwrap_or(i64::MAX);
+    match next_update {
+        Some(t) if t <= now => CrlFreshness::Expired,
+        Some(t) if t - now <= warn => CrlFreshness::ExpiresSoon,
+        _ => CrlFreshness::Fresh,
+    }
+}
+
+/// Modification time and length of each file (`None` when unreadable).
+fn crl_stamps(paths: &[PathBuf]) -> Vec<Option<(std::time::SystemTime, u64)>> {
+    paths
+        .iter()
+        .map(|p| {
+            std::fs::metadata(p)
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len())))
+        })
+        .collect()
+}
+
+/// The certificates the CRL files revoke, and the nextUpdate of each CRL.
+#[allow(clippy::type_complexity)]
+fn load_crls(
+    paths: &[PathBuf],
+) -> Result<(HashSet<RevocationKey>, Vec<(PathBuf, Option<i64>)>), TlsConfigError> {
+    let mut revoked = HashSet::new();
+    let mut next_updates = Vec::new();
+    for path in paths {
+        let crl_err = |reason: &str| TlsConfigError::Crl {
+            path: path.clone(),
+            reason: reason.to_owned(),
+        };
+        let pem = std::fs::read(path).map_err(|e| crl_err(&e.to_string()))?;
+        for crl in crls_in(&pem).map_err(|_| crl_err("not a PEM CRL"))? {
+            let issuer = crl
+                .issuer_name()
+                .to_der()
+                .map_err(|e| crl_err(&e.to_string()))?;
+            for entry in crl.get_revoked().into_iter().flatten() {
+                let serial = entry
+                    .serial_number()
+                    .to_bn()
+                    .map_err(|e| crl_err(&e.to_string()))?
+                    .to_vec();
+                revoked.insert(RevocationKey::new(issuer.clone(), serial));
+            }
+            next_updates.push((path.clone(), crl.next_update().and_then(unix_of)));
+        }
+    }
+    Ok((revoked, next_updates))
+}
+
+/// Every `X509 CRL` PEM block of a file.
+fn crls_in(pem: &[u8]) -> Result<Vec<X509Crl>, ErrorStack> {
+    const BEGIN: &[u8] = b"-----BEGIN X509 CRL-----";
+    let mut out = Vec::new();
+    let mut rest = pem;
+    while let Some(at) = rest.windows(BEGIN.len()).position(|w| w == BEGIN) {
+        let block = &rest[at..];
+        out.push(X509Crl::from_pem(block)?);
+        rest = &block[BEGIN.len()..];
+    }
+    Ok(out)
+}
+
+fn unix_of(t: &openssl::asn1::Asn1TimeRef) -> Option<i64> {
+    let epoch = Asn1Time::from_unix(0).ok()?;
+    let diff = epoch.diff(t).ok()?;
+    Some(i64::from(diff.days) * 86_400 + i64::from(diff.secs))
+}
+
+/// The (issuer, serial) of every certificate of the peer's verified chain.
+fn revocation_keys(ssl: &openssl::ssl::SslRef, leaf: &X509Ref) -> Vec<RevocationKey> {
+    let key = |c: &X509Ref| {
+        Some(RevocationKey::new(
+            c.issuer_name().to_der().ok()?,
+            c.serial_number().to_bn().ok()?.to_vec(),
         ))
+    };
+    match ssl.verified_chain() {
+        Some(chain) => chain.iter().filter_map(key).collect(),
+        None => key(leaf).into_iter().collect(),
     }
 }
 
@@ -483,4 +723,43 @@ fn verify_client(
         return false;
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crl_freshness_warns_a_day_ahead_and_errs_when_past() {
+        let day = 86_400;
+        assert_eq!(freshness(None, 1_000), CrlFreshness::Fresh);
+        assert_eq!(freshness(Some(1_000 + day + 1), 1_000), CrlFreshness::Fresh);
+        assert_eq!(
+            freshness(Some(1_000 + day), 1_000),
+            CrlFreshness::ExpiresSoon
+        );
+        assert_eq!(freshness(Some(1_001), 1_000), CrlFreshness::ExpiresSoon);
+        assert_eq!(freshness(Some(1_000), 1_000), CrlFreshness::Expired);
+        assert_eq!(freshness(Some(10), 1_000), CrlFreshness::Expired);
+    }
+
+    #[test]
+    fn every_crl_of_a_file_is_read() {
+        let ca = crate::certs::create_ca("CA", crate::certs::Validity::days(1)).unwrap();
+        let one = crate::certs::create_crl(&ca, &[], 1, 2).unwrap();
+        let two = crate::certs::create_crl(&ca, &[], 2, 3).unwrap();
+        let both = format!("{one}{two}");
+        assert_eq!(crls_in(both.as_bytes()).unwrap().len(), 2);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ca.crl");
+        std::fs::write(&file, both).unwrap();
+        let (revoked, next) = load_crls(std::slice::from_ref(&file)).unwrap();
+        assert!(revoked.is_empty());
+        let now = unix_now();
+        let days: Vec<i64> = next
+            .iter()
+            .map(|(_, t)| (t.unwrap() - now + 60) / 86_400)
+            .collect();
+        assert_eq!(days, vec![2, 3]);
+    }
 }

@@ -796,3 +796,64 @@ async fn weak_certificates_from_a_trusted_ca_are_refused() {
         assert_eq!(client, "ssl/tls alert handshake failure");
     }
 }
+
+/// TS-0003 10.1.1 / RFC 5280 4.2.1.6: the identity is issued as an absolute URI
+/// (`onem2m://sp/...`), so a CA's nameConstraints on the SP's host apply to it (8.1.2.2,
+/// 10.1.1.5): a certificate of a constrained CA naming another SP's AE-ID fails the
+/// handshake, one naming its own SP is bound to the AE-ID.
+#[tokio::test]
+async fn ts0003_10_1_1_5_identity_uris_are_absolute_and_name_constrained() {
+    let f = fixture();
+    let ca =
+        certs::create_constrained_ca("SP CA", &["acme.example.com"], Validity::days(2)).unwrap();
+    let issue = |id: &str| {
+        certs::issue(
+            &ca,
+            &Subject::onem2m(id).unwrap().with_dns("localhost"),
+            Validity::days(2),
+        )
+        .unwrap()
+    };
+    let server_cert = issue(SERVER_ID);
+    let inside = issue(AE_ID);
+    let outside = issue("//other.example.com/id-mn/Cabc");
+    let san: Vec<String> = openssl::x509::X509::from_pem(inside.cert_pem.as_bytes())
+        .unwrap()
+        .subject_alt_names()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.uri().map(str::to_owned))
+        .collect();
+    assert_eq!(san, vec!["onem2m://acme.example.com/id-mn/Cabc".to_owned()]);
+
+    let mut settings = f.settings();
+    settings.server_certificates = vec![ServerCertificate {
+        server_names: vec!["localhost".into()],
+        chain_pem: server_cert.cert_pem.clone(),
+        key_pem: server_cert.key_pem.clone(),
+    }];
+    settings.trust_anchors = vec![ca.cert_pem.clone()];
+    let client_for = |leaf: &CertAndKey| {
+        TlsClient::certificate(
+            &leaf.cert_pem,
+            &leaf.key_pem,
+            &ca.cert_pem,
+            Some(SERVER_ID),
+            &tls12("ECDHE-ECDSA-AES128-SHA256"),
+        )
+        .unwrap()
+    };
+
+    let (addr, task) = listen(f.server(&settings)).await;
+    client_run(&client_for(&inside), addr).await.unwrap();
+    let accepted = task.await.unwrap().unwrap();
+    assert_eq!(accepted.identity.framework(), Framework::Certificate);
+    assert_eq!(accepted.identity.binding(), &Binding::Ae(AE_ID.into()));
+
+    let (addr, task) = listen(f.server(&settings)).await;
+    let client = tls_reason(client_run(&client_for(&outside), addr).await);
+    assert_eq!(tls_reason(task.await.unwrap()), "certificate verify failed");
+    // OpenSSL's name-constraint failure (X509_V_ERR_PERMITTED_VIOLATION) alerts as
+    // certificate_unknown, unlike the identity check of the verify callback.
+    assert_eq!(client, "ssl/tls alert certificate unknown");
+}

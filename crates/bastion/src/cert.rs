@@ -9,7 +9,6 @@ use crate::Failure;
 use bastion_tls::certs::{self, CertAndKey, Subject, Validity};
 use std::io::Write;
 use std::path::Path;
-use zeroize::Zeroizing;
 
 /// Runs one `cert` subcommand; returns what to print (the files written).
 pub fn run(command: &CertCommand) -> Result<String, Failure> {
@@ -39,7 +38,8 @@ fn read(path: &Path) -> Result<String, Failure> {
 fn load_ca(files: &CaFiles) -> Result<CertAndKey, Failure> {
     Ok(CertAndKey {
         cert_pem: read(&files.ca_cert)?,
-        key_pem: Zeroizing::new(read(&files.ca_key)?),
+        key_pem: bastion_tls::secret::read_secret_text(&files.ca_key)
+            .map_err(|e| Failure::Runtime(e.to_string()))?,
     })
 }
 
@@ -69,7 +69,8 @@ fn write_pair(pair: &CertAndKey, cert: &Path, key: &Path) -> Result<String, Fail
 }
 
 fn ca(a: &CertCaArgs) -> Result<String, Failure> {
-    let pair = certs::create_ca(&a.cn, Validity::days(a.days)).map_err(failed)?;
+    let sps: Vec<&str> = a.sp_fqdn.iter().map(String::as_str).collect();
+    let pair = certs::create_constrained_ca(&a.cn, &sps, Validity::days(a.days)).map_err(failed)?;
     write_pair(&pair, &a.out_cert, &a.out_key)
 }
 

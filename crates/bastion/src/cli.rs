@@ -102,15 +102,11 @@ pub struct CredentialsAddArgs {
     #[arg(long, value_name = "KPSAID")]
     pub id: String,
 
-    /// Kpsa in hex, 16 to 64 bytes (prefer BASTION_PSK_HEX: command lines are visible
-    /// to other local users)
-    #[arg(
-        long,
-        value_name = "HEX",
-        env = "BASTION_PSK_HEX",
-        hide_env_values = true
-    )]
-    pub key_hex: String,
+    /// File holding the Kpsa in hex, 16 to 64 bytes; mode 0600 or stricter. Without it
+    /// the key is taken from BASTION_PSK_HEX (never from the command line, which other
+    /// local users can read)
+    #[arg(long, value_name = "FILE")]
+    pub psk_file: Option<PathBuf>,
 
     /// Bind the association to this AE-ID
     #[arg(long, value_name = "AE-ID", conflicts_with = "cse_id")]
@@ -163,6 +159,10 @@ pub struct CertCaArgs {
     /// Common name of the CA
     #[arg(long, value_name = "NAME")]
     pub cn: String,
+    /// Constrain the CA to identities of this M2M SP (nameConstraints on the host of the
+    /// identity URI, TS-0003 8.1.2.2); repeatable. Without it the CA is unconstrained
+    #[arg(long, value_name = "FQDN")]
+    pub sp_fqdn: Vec<String>,
     /// Validity in days
     #[arg(long, value_name = "N", default_value_t = 3650)]
     pub days: u32,
@@ -295,21 +295,11 @@ pub struct ReqArgs {
     #[arg(long, value_name = "RI")]
     pub rqi: Option<String>,
     /// TLS-PSK: the KpsaID
-    #[arg(
-        long,
-        value_name = "KPSAID",
-        requires = "psk_hex",
-        conflicts_with = "cert"
-    )]
+    #[arg(long, value_name = "KPSAID", conflicts_with = "cert")]
     pub psk_id: Option<String>,
-    /// TLS-PSK: the Kpsa in hex (prefer BASTION_PSK_HEX)
-    #[arg(
-        long,
-        value_name = "HEX",
-        env = "BASTION_PSK_HEX",
-        hide_env_values = true
-    )]
-    pub psk_hex: Option<String>,
+    /// TLS-PSK: file holding the Kpsa in hex (mode 0600); without it, BASTION_PSK_HEX
+    #[arg(long, value_name = "FILE", requires = "psk_id")]
+    pub psk_file: Option<PathBuf>,
     /// TLS certificate: own certificate chain (PEM)
     #[arg(long, value_name = "FILE", requires_all = ["key", "ca"])]
     pub cert: Option<PathBuf>,
@@ -330,9 +320,43 @@ pub struct ReqArgs {
 /// Arguments of `das`.
 #[derive(Debug, Args)]
 pub struct DasArgs {
-    /// Address and port for HTTP: an IP address; port 0 picks a free port
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8090")]
-    pub listen: std::net::SocketAddr,
+    /// Plain HTTP listener, ADDR:PORT (port 0 picks a free port). Without --insecure every
+    /// request there gets 4107 [default: 127.0.0.1:8090 when --tls-listen is not given]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+
+    /// Answer plain-HTTP requests, trusting their X-M2M-Origin (no authentication)
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// TLS listener, ADDR:PORT: requesters are authenticated by their security
+    /// association (PSK from --credentials-store, or a certificate with --ca)
+    #[arg(long, value_name = "ADDR:PORT", requires = "credentials_store")]
+    pub tls_listen: Option<std::net::SocketAddr>,
+
+    /// Credential store of the PSKs (and pinned raw keys) of the CSEs and AEs that ask
+    #[arg(long, value_name = "FILE")]
+    pub credentials_store: Option<PathBuf>,
+
+    /// Key file of the credential store when BASTION_CREDENTIALS_KEY is unset
+    #[arg(long, value_name = "FILE")]
+    pub credentials_key_file: Option<PathBuf>,
+
+    /// Server certificate chain (PEM) naming the DAS Server AE's AE-ID
+    #[arg(long, value_name = "FILE", requires_all = ["key", "ca"])]
+    pub cert: Option<PathBuf>,
+
+    /// Private key of --cert (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    /// Trust anchors for client certificates (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+
+    /// CRL files checked against client certificates (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub crl: Vec<PathBuf>,
 
     /// The policy file (TOML)
     #[arg(long, value_name = "FILE")]

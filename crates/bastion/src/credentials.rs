@@ -50,7 +50,7 @@ fn line(info: &CredentialInfo) -> String {
 
 /// `credentials add`: prints the added credential's line.
 pub fn add(args: &CredentialsAddArgs) -> Result<String, Failure> {
-    let key = PskKey::from_hex(args.key_hex.trim()).map_err(|e| Failure::Config(e.to_string()))?;
+    let key = psk_key(args.psk_file.as_deref())?;
     let binding = match (&args.originator, &args.cse_id) {
         (Some(ae), _) => Some(Binding::ae(ae).map_err(|e| Failure::Config(e.to_string()))?),
         (None, Some(cse)) => Some(Binding::cse(cse).map_err(|e| Failure::Config(e.to_string()))?),
@@ -77,3 +77,22 @@ pub fn revoke(args: &CredentialsRevokeArgs) -> Result<String, Failure> {
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     Ok(format!("revoked {}", line(&info)))
 }
+
+/// Where a command takes a Kpsa from: the secret file given, else `BASTION_PSK_HEX`.
+/// Never from a command-line value (other local users can read command lines).
+pub fn psk_key(file: Option<&std::path::Path>) -> Result<PskKey, Failure> {
+    let key = match file {
+        Some(path) => PskKey::from_file(path).map(Some),
+        None => PskKey::from_env(PSK_ENV),
+    };
+    match key {
+        Ok(Some(key)) => Ok(key),
+        Ok(None) => Err(Failure::Config(format!(
+            "no pre-shared key: give --psk-file FILE or set {PSK_ENV}"
+        ))),
+        Err(e) => Err(Failure::Config(e.to_string())),
+    }
+}
+
+/// The environment variable a Kpsa may be given in (hex).
+pub const PSK_ENV: &str = "BASTION_PSK_HEX";

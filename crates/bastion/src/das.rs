@@ -2,14 +2,20 @@
 //! until SIGINT or SIGTERM.
 //!
 //! Start: set up logging, load the policy file and its signing key (a bad policy or key
-//! is a configuration error, exit status 2), bind the listener, then log
-//! `listening on ADDR:PORT`, so whoever waits for that line can send requests at once.
+//! is a configuration error, exit status 2), open the credential store and build the TLS
+//! server when `--tls-listen` is given, bind the listeners, then log `accepting TLS on
+//! ADDR:PORT` and `listening on ADDR:PORT` (the plain one, or the TLS one when there is
+//! no plain listener) last, so whoever waits for that line can send requests at once.
+//! The credential store and the CRLs are re-read when their files change, as `bastion
+//! serve` does (`TlsServer::refresh_revocation`).
 
 use crate::cli::DasArgs;
 use crate::Failure;
 use bastion_das::Das;
+use bastion_tls::{CredentialRegistry, ServerCertificate, ServerSettings, StoreKey, TlsServer};
 use std::io::IsTerminal;
 use std::sync::Arc;
+use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
 /// Runs the DAS until a stop signal.
@@ -44,25 +50,123 @@ pub fn run(args: &DasArgs) -> Result<(), Failure> {
     runtime.block_on(serve(args, Arc::new(das)))
 }
 
+/// How often the credential store and the CRL files are checked for changes.
+const CREDENTIALS_RELOAD: Duration = Duration::from_secs(1);
+
+/// The TLS server, over the credential store of `--credentials-store`.
+fn open_tls(args: &DasArgs) -> Result<Arc<TlsServer>, Failure> {
+    let Some(store) = &args.credentials_store else {
+        return Err(Failure::Config(
+            "--tls-listen needs --credentials-store".into(),
+        ));
+    };
+    let key = StoreKey::from_env_or_file(args.credentials_key_file.as_deref())
+        .map_err(|e| Failure::Config(format!("credential store key: {e}")))?;
+    let registry = CredentialRegistry::open(store, key)
+        .map_err(|e| Failure::Config(format!("credential store: {e}")))?;
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .map_err(|e| Failure::Config(format!("cannot read {}: {e}", p.display())))
+    };
+    let mut server_certificates = Vec::new();
+    if let (Some(chain), Some(key)) = (&args.cert, &args.key) {
+        server_certificates.push(ServerCertificate {
+            server_names: Vec::new(),
+            chain_pem: read(chain)?,
+            key_pem: bastion_tls::secret::read_secret_text(key)
+                .map_err(|e| Failure::Config(e.to_string()))?,
+        });
+    }
+    let certificate = !server_certificates.is_empty();
+    let settings = ServerSettings {
+        psk: true,
+        certificate,
+        require_client_certificate: false,
+        server_certificates,
+        trust_anchors: args.ca.iter().map(|p| read(p)).collect::<Result<_, _>>()?,
+        crl_files: args.crl.clone(),
+        disable_tls13: false,
+    };
+    let server =
+        TlsServer::new(&settings, registry).map_err(|e| Failure::Config(format!("tls: {e}")))?;
+    Ok(Arc::new(server))
+}
+
 async fn serve(args: &DasArgs, das: Arc<Das>) -> Result<(), Failure> {
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", args.listen)))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| Failure::Runtime(format!("cannot read the bound address: {e}")))?;
+    let tls = match args.tls_listen {
+        Some(addr) => {
+            let server = open_tls(args)?;
+            let listener = bind(addr).await?;
+            Some((listener, server))
+        }
+        None => None,
+    };
+    let plain_addr = match (args.listen, &tls) {
+        (Some(addr), _) => Some(addr),
+        (None, None) => Some(std::net::SocketAddr::from(([127, 0, 0, 1], 8090))),
+        (None, Some(_)) => None,
+    };
+    let plain = match plain_addr {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let stop = stop_signal()
         .map_err(|e| Failure::Runtime(format!("cannot install signal handlers: {e}")))?;
-    tracing::info!("listening on {bound}");
-    tokio::select! {
-        result = bastion_das::serve(listener, das) => {
-            result.map_err(|e| Failure::Runtime(format!("HTTP server failed: {e}")))
+
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut ready = None;
+    if let Some((listener, server)) = tls {
+        let bound = local(&listener)?;
+        tracing::info!("accepting TLS on {bound}");
+        ready = Some(bound);
+        let refresh = server.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CREDENTIALS_RELOAD);
+            loop {
+                tick.tick().await;
+                refresh.refresh_revocation();
+            }
+        });
+        let das = das.clone();
+        tasks.spawn(bastion_das::serve_tls(listener, server, das));
+    }
+    if let Some(listener) = plain {
+        let bound = local(&listener)?;
+        if args.insecure {
+            tracing::warn!(
+                "plain HTTP listener is insecure: requesters are not authenticated, \
+                 X-M2M-Origin is trusted"
+            );
         }
+        ready = Some(bound);
+        tasks.spawn(bastion_das::serve(listener, das, args.insecure));
+    }
+    if let Some(bound) = ready {
+        // Nothing after the address: scripts read it from the end of this line.
+        tracing::info!("listening on {bound}");
+    }
+    tokio::select! {
+        Some(result) = tasks.join_next() => match result {
+            Ok(Err(e)) => Err(Failure::Runtime(format!("HTTP server failed: {e}"))),
+            _ => Err(Failure::Runtime("a listener stopped".into())),
+        },
         signal = stop => {
             tracing::info!(signal, "stopped");
             Ok(())
         }
     }
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Failure> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Failure::Runtime(format!("cannot listen on {addr}: {e}")))
+}
+
+fn local(listener: &tokio::net::TcpListener) -> Result<std::net::SocketAddr, Failure> {
+    listener
+        .local_addr()
+        .map_err(|e| Failure::Runtime(format!("cannot read the bound address: {e}")))
 }
 
 /// Resolves with the signal's name on SIGINT or SIGTERM (registered before returning).

@@ -12,6 +12,7 @@ mod cert;
 mod cli;
 mod credentials;
 mod das;
+mod das_consult;
 mod notifications;
 mod outbound;
 mod registrar;

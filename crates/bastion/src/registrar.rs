@@ -177,6 +177,15 @@ mod http_uri {
 }
 
 impl RegistrarSettings {
+    /// The registrar's CSE-ID in absolute form (`//sp/stem`), as a certificate names it.
+    pub fn absolute_cse_id(&self, sp_id: &str) -> String {
+        if self.cse_id.starts_with("//") {
+            self.cse_id.clone()
+        } else {
+            format!("{sp_id}{}", self.cse_id)
+        }
+    }
+
     /// Back to the section, for `bastion config check`.
     pub fn to_section(&self) -> RegistrarSection {
         let text = |p: &Path| p.to_string_lossy().into_owned();
@@ -211,7 +220,16 @@ impl RegistrarSettings {
     /// The client that reaches the registrar: plain, or with the configured credential
     /// (the PSK's key is looked up in the credential store now). `data_path` resolves
     /// relative file names against the data directory.
-    pub fn client(&self, data_path: impl Fn(&Path) -> PathBuf) -> Result<Client, String> {
+    ///
+    /// The registrar is authenticated as the configured CSE-ID, not only as a host
+    /// (TS-0003 8.1.2.5, 8.2.2.2): its certificate must name `sp_id` + `cse-id` in its
+    /// SAN, and a PSK must be bound to that CSE-ID in the credential store.
+    pub fn client(
+        &self,
+        sp_id: &str,
+        data_path: impl Fn(&Path) -> PathBuf,
+    ) -> Result<Client, String> {
+        let absolute_id = self.absolute_cse_id(sp_id);
         let config = ClientConfig::default();
         let options = ClientOptions::default();
         let tls = match &self.credential {
@@ -222,9 +240,18 @@ impl RegistrarSettings {
                     .map_err(|e| format!("registrar: credential store key: {e}"))?;
                 let registry = CredentialRegistry::open(data_path(&self.credentials_store), key)
                     .map_err(|e| format!("registrar: credential store: {e}"))?;
-                let (psk, _) = registry.lookup_psk(kpsa_id).ok_or_else(|| {
+                let (psk, binding) = registry.lookup_psk(kpsa_id).ok_or_else(|| {
                     format!("registrar: no PSK {kpsa_id} in the credential store")
                 })?;
+                let bound_to_registrar = binding.is_cse()
+                    && [self.cse_id.as_str(), absolute_id.as_str()].contains(&binding.originator());
+                if !bound_to_registrar {
+                    return Err(format!(
+                        "registrar: PSK {kpsa_id} is bound to {:?}, not to the registrar {}",
+                        binding.originator(),
+                        self.cse_id
+                    ));
+                }
                 TlsClient::psk(kpsa_id, psk, &options).map_err(|e| format!("registrar: {e}"))?
             }
             RegistrarCredential::Certificate {
@@ -237,12 +264,13 @@ impl RegistrarSettings {
                     std::fs::read_to_string(&path)
                         .map_err(|e| format!("registrar: cannot read {}: {e}", path.display()))
                 };
-                let key_pem = zeroize::Zeroizing::new(read(key_file)?);
+                let key_pem = bastion_tls::secret::read_secret_text(&data_path(key_file))
+                    .map_err(|e| format!("registrar: {e}"))?;
                 TlsClient::certificate(
                     &read(certificate_file)?,
                     &key_pem,
                     &read(ca_file)?,
-                    None,
+                    Some(&absolute_id),
                     &options,
                 )
                 .map_err(|e| format!("registrar: {e}"))?

@@ -1,5 +1,5 @@
 //! `bastion req`: one oneM2M request from the command line, over `http://` or over TLS
-//! (`https://`, PSK with `--psk-id`/`--psk-hex` or certificates with
+//! (`https://`, PSK with `--psk-id` and `--psk-file` or `BASTION_PSK_HEX` or certificates with
 //! `--cert`/`--key`/`--ca`), through `bastion_client`. Prints the response's rsc on the
 //! first line and its JSON body after it; never prints key material.
 
@@ -7,7 +7,7 @@ use crate::cli::{ReqArgs, ReqOp};
 use crate::Failure;
 use bastion_client::{Client, ClientConfig, TlsConnector};
 use bastion_proto::{Operation, Request, Response};
-use bastion_tls::{ClientOptions, PskKey, TlsClient};
+use bastion_tls::{ClientOptions, TlsClient};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,11 +81,7 @@ fn client(args: &ReqArgs) -> Result<Client, Failure> {
     let options = ClientOptions::default();
     let tls = match (&args.psk_id, &args.cert) {
         (Some(id), _) => {
-            let hex = args
-                .psk_hex
-                .as_deref()
-                .ok_or_else(|| Failure::Config("--psk-id needs --psk-hex".to_owned()))?;
-            let key = PskKey::from_hex(hex.trim()).map_err(|e| Failure::Config(e.to_string()))?;
+            let key = crate::credentials::psk_key(args.psk_file.as_deref())?;
             Some(TlsClient::psk(id, key, &options).map_err(|e| Failure::Config(e.to_string()))?)
         }
         (None, Some(cert)) => {
@@ -96,7 +92,8 @@ fn client(args: &ReqArgs) -> Result<Client, Failure> {
             let (Some(key), Some(ca)) = (&args.key, &args.ca) else {
                 return Err(Failure::Config("--cert needs --key and --ca".to_owned()));
             };
-            let key_pem = zeroize::Zeroizing::new(read(key)?);
+            let key_pem = bastion_tls::secret::read_secret_text(key)
+                .map_err(|e| Failure::Runtime(e.to_string()))?;
             Some(
                 TlsClient::certificate(&read(cert)?, &key_pem, &read(ca)?, None, &options)
                     .map_err(|e| Failure::Config(e.to_string()))?,

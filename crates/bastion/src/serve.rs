@@ -163,7 +163,7 @@ async fn run(
     // registry so that a revocation cuts both directions at once (TS-0003 8.2.1).
     let registrar_client = match &settings.registrar {
         Some(r) => Some(
-            r.client(|p| settings.data_path(p))
+            r.client(&settings.sp_id, |p| settings.data_path(p))
                 .map_err(Failure::Runtime)?,
         ),
         None => None,
@@ -184,12 +184,12 @@ async fn run(
         location: location
             .clone()
             .map(|pip| pip as Arc<dyn bastion_policy::LocationService>),
-        // Dynamic authorization (TS-0003 7.3.2.2): DAS Servers are asked over HTTP, as
-        // this CSE.
-        das: Some(Arc::new(bastion_das::CseConsultant::new(
-            bastion_client::Client::default(),
-            settings.cse_id.clone(),
-        ))),
+        // Dynamic authorization (TS-0003 7.3.2.2): DAS Servers are asked as this CSE,
+        // over a security association for `https://` (das_consult.rs).
+        das: Some(crate::das_consult::consultant(
+            settings,
+            tls.as_ref().map(|t| &t.registry),
+        )?),
         outbound: Some(outbound.clone()),
         // An identity holding a credential of the TLS listener's store may be claimed
         // only inside its association (docs/security.md, "Identity binding").
@@ -213,7 +213,7 @@ async fn run(
         tasks.push(crate::registrar::spawn(cse.clone(), r.clone(), client));
     }
     if let Some(tls) = &tls {
-        tasks.push(spawn_credentials_reload(tls.registry.clone()));
+        tasks.push(spawn_revocation_refresh(tls.server.clone()));
     }
     let extra_routes = match &location {
         Some(pip) => {
@@ -256,7 +256,6 @@ async fn run(
                     bastion_http::tls::serve_tls(
                         t.listener,
                         t.server,
-                        t.registry,
                         cse.clone(),
                         settings.http_limits(),
                     )
@@ -333,7 +332,8 @@ async fn open_tls(settings: &Settings) -> Result<Tls, Failure> {
         server_certificates.push(ServerCertificate {
             server_names: Vec::new(),
             chain_pem: read(chain)?,
-            key_pem: zeroize::Zeroizing::new(read(key)?),
+            key_pem: bastion_tls::secret::read_secret_text(&settings.data_path(key))
+                .map_err(|e| Failure::Runtime(format!("tls: {e}")))?,
         });
     }
     let server_settings = ServerSettings {
@@ -368,20 +368,17 @@ async fn open_tls(settings: &Settings) -> Result<Tls, Failure> {
     })
 }
 
-/// Re-reads the credential store when its file changed; a failed read keeps the
-/// credentials in force and is logged (the file may be half-way through a replacement
-/// on filesystems without atomic rename).
-fn spawn_credentials_reload(registry: Arc<CredentialRegistry>) -> tokio::task::JoinHandle<()> {
+/// Keeps revocation fresh (`TlsServer::refresh_revocation`): the credential store and
+/// the CRL files are re-read when they changed; a failed read keeps what was in force
+/// and is logged (the file may be half-way through a replacement on filesystems without
+/// atomic rename); a CRL about to expire is reported.
+fn spawn_revocation_refresh(server: Arc<TlsServer>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(CREDENTIALS_RELOAD);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match registry.reload_if_changed() {
-                Ok(true) => tracing::info!("credential store reloaded"),
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "credential store not reloaded"),
-            }
+            server.refresh_revocation();
         }
     })
 }

@@ -356,6 +356,23 @@ pub struct AuthorizationSection {
     pub das_timeout_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub das_max_lifetime_secs: Option<i64>,
+    /// The AE-ID of the DAS Server AE reached at `https://` points of access: the binding
+    /// of `das-psk-id` in the credential store, or the SAN URI its certificate must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub das_id: Option<String>,
+    /// KpsaID of the PSK shared with the DAS Server, from the `[tls]` credential store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub das_psk_id: Option<String>,
+    /// Certificate framework towards the DAS Server: own chain, key, trust anchors (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub das_certificate_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub das_key_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub das_ca_file: Option<String>,
+    /// Name for SNI and the certificate's dNSName check when `dap` holds an IP literal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub das_server_name: Option<String>,
 }
 
 /// One `[[authorization.token-issuer]]`: the issuer and the key that pins its algorithm.
@@ -825,10 +842,13 @@ impl Settings {
                 })
             };
             let key = match (&issuer.hs256_secret_file, &issuer.es256_public_key_file) {
-                (Some(file), None) => read(file).and_then(|secret| {
-                    IssuerKey::hs256(secret)
-                        .map_err(|e| format!("token issuer {}: {e}", issuer.issuer))
-                }),
+                // A shared secret is read like every secret file (owner-only, wiped).
+                (Some(file), None) => bastion_tls::secret::read_secret(&self.data_dir.join(file))
+                    .map_err(|e| format!("token issuer {}: {e}", issuer.issuer))
+                    .and_then(|secret| {
+                        IssuerKey::hs256(secret.to_vec())
+                            .map_err(|e| format!("token issuer {}: {e}", issuer.issuer))
+                    }),
                 (None, Some(file)) => read(file).and_then(|pem| {
                     let pem = String::from_utf8_lossy(&pem).into_owned();
                     IssuerKey::es256_spki_pem(&pem)
@@ -1108,6 +1128,32 @@ fn validate_authorization(a: &AuthorizationSection) -> Vec<String> {
     if a.role_authorities.iter().any(String::is_empty) {
         problems.push("authorization role-authorities: entries must not be empty".to_owned());
     }
+    let certificate = [&a.das_certificate_file, &a.das_key_file, &a.das_ca_file];
+    let cert_given = certificate.iter().filter(|f| f.is_some()).count();
+    if cert_given != 0 && cert_given != 3 {
+        problems.push(
+            "authorization: das-certificate-file, das-key-file and das-ca-file go together"
+                .to_owned(),
+        );
+    }
+    if a.das_psk_id.is_some() && cert_given != 0 {
+        problems
+            .push("authorization: give das-psk-id or das-certificate-file, not both".to_owned());
+    }
+    match (&a.das_id, a.das_psk_id.is_some() || cert_given != 0) {
+        (None, true) => problems.push(
+            "authorization: das-id (the DAS Server's AE-ID) is required with a DAS credential"
+                .to_owned(),
+        ),
+        (Some(_), false) => problems
+            .push("authorization: das-id needs das-psk-id or das-certificate-file".to_owned()),
+        (Some(id), true) => {
+            if bastion_tls::identity::validate_ae_id(id).is_err() {
+                problems.push(format!("authorization das-id: {id:?} is not an AE-ID"));
+            }
+        }
+        (None, false) => {}
+    }
     for (key, value, range) in [
         ("token-leeway-secs", a.token_leeway_secs, (0, 3600)),
         ("das-timeout-ms", a.das_timeout_ms, (1, 60_000)),
@@ -1265,6 +1311,40 @@ mod tests {
             Ok(s) => panic!("expected an error, got {s:?}"),
             Err(ConfigError(p)) => p,
         }
+    }
+
+    #[test]
+    fn das_credentials_need_the_das_identity_and_one_framework() {
+        let with = |toml: &str| RawSettings::from_toml(toml).expect("toml");
+        assert_eq!(
+            problems(with("[authorization]\ndas-psk-id = \"c@sp.example\"\n")),
+            vec![
+                "authorization: das-id (the DAS Server's AE-ID) is required with a DAS credential"
+                    .to_owned()
+            ]
+        );
+        assert_eq!(
+            problems(with(
+                "[authorization]\ndas-id = \"//sp.example/id-das/Cdas\"\n\
+                 das-psk-id = \"c@sp.example\"\ndas-certificate-file = \"c.pem\"\n"
+            )),
+            vec![
+                "authorization: das-certificate-file, das-key-file and das-ca-file go together"
+                    .to_owned(),
+                "authorization: give das-psk-id or das-certificate-file, not both".to_owned(),
+            ]
+        );
+        assert_eq!(
+            problems(with(
+                "[authorization]\ndas-id = \"/id-in\"\ndas-psk-id = \"c@sp.example\"\n"
+            )),
+            vec!["authorization das-id: \"/id-in\" is not an AE-ID".to_owned()]
+        );
+        let ok = resolve(with(
+            "[authorization]\ndas-id = \"//sp.example/id-das/Cdas\"\n\
+             das-psk-id = \"c@sp.example\"\n",
+        ));
+        assert_eq!(ok.authorization.das_psk_id.as_deref(), Some("c@sp.example"));
     }
 
     #[test]

@@ -24,6 +24,9 @@ fn start() -> (Server, tempfile::TempDir) {
     let keys = tempfile::tempdir().expect("key directory");
     let secret = keys.path().join("das.secret");
     std::fs::write(&secret, SECRET).expect("write the secret");
+    // Secret files must be owner-only (bastion_tls::secret).
+    let owner_only = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600);
+    std::fs::set_permissions(&secret, owner_only).expect("chmod the secret");
     let config = format!(
         "[authorization]\nrole-authorities = [\"{AUTHORITY}\"]\n\n\
          [[authorization.token-issuer]]\nissuer = \"{ISSUER}\"\nhs256-secret-file = \"{}\"\n",

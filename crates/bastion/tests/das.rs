@@ -63,7 +63,8 @@ struct Das {
 
 fn start(policy: &str) -> Das {
     let dir = tempfile::tempdir().expect("temporary directory");
-    std::fs::write(dir.path().join("das.secret"), format!("{SECRET}\n")).expect("secret");
+    // Secret files must be owner-only (bastion_tls::secret); the newline is dropped.
+    common::write_key_file(&dir.path().join("das.secret"), &format!("{SECRET}\n"));
     let file = dir.path().join("das.toml");
     std::fs::write(&file, policy).expect("policy");
     let process = start_das(&file);

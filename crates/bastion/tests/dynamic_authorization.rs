@@ -2,10 +2,12 @@
 //! §10): a real `bastion das` and a real `bastion serve`, a
 //! `<dynamicAuthorizationConsultation>` linked by `daci`, the direct procedure granting
 //! by dynamic ACP information and by tokens, the indirect procedure's `tqf`, and a DAS
-//! that is down.
+//! that is down. The CSE reaches the DAS over TLS-PSK (`common::das_tls`): dynamic ACP
+//! information counts only from an authenticated DAS.
 
 mod common;
 
+use common::das_tls::{start_das_with, DasServer, Provisioned};
 use common::*;
 use serde_json::json;
 const SECRET: &str = "dynamic-authorization-test-secret-0123456789";
@@ -48,24 +50,23 @@ pv = {{ acr = [{{ acor = ["all"], acop = 2 }}] }}
     )
 }
 
-fn start_policy_das(dir: &std::path::Path) -> DasProcess {
-    let file = dir.join("das.toml");
+/// The DAS, and a CSE trusting its tokens and reaching it over TLS-PSK, with
+/// `Cowner/data` guarded by an owner-only ACP and linked by `daci` to a consultation
+/// naming the DAS.
+async fn setup() -> (DasServer, Server, Provisioned) {
+    let p = Provisioned::new();
+    write_key_file(&p.file("das.secret"), SECRET);
+    let file = p.file("das.toml");
     std::fs::write(&file, policy()).expect("policy");
-    start_das(&file)
-}
-
-/// The DAS, and a CSE trusting its tokens, with `Cowner/data` guarded by an owner-only
-/// ACP and linked by `daci` to a consultation naming the DAS.
-async fn setup() -> (DasProcess, Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("directory");
-    std::fs::write(dir.path().join("das.secret"), SECRET).expect("secret");
-    let das = start_policy_das(dir.path());
-    let config = format!(
-        "[authorization]\ndas-timeout-ms = 1500\n\n[[authorization.token-issuer]]\n\
+    let args = p.das_tls_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let das = start_das_with(&file, &args);
+    let das_url = das.tls_url.clone().expect("TLS listener");
+    let s = p.start_cse(&format!(
+        "das-timeout-ms = 1500\n\n[[authorization.token-issuer]]\n\
          issuer = \"{ISSUER}\"\nhs256-secret-file = \"{}\"\n",
-        dir.path().join("das.secret").display()
-    );
-    let s = Server::start_with_config(&config);
+        p.file("das.secret").display()
+    ));
     for ae in [OWNER, "Cm1", "Cm2", "Cm3"] {
         s.ae(ae).await;
     }
@@ -75,7 +76,7 @@ async fn setup() -> (DasProcess, Server, tempfile::TempDir) {
             &ae,
             OWNER,
             34,
-            json!({"m2m:dac": {"rn": "dac1", "dae": true, "dap": [das.url]}}),
+            json!({"m2m:dac": {"rn": "dac1", "dae": true, "dap": [das_url]}}),
         )
         .await;
     dac.expect(2001);
@@ -90,7 +91,7 @@ async fn setup() -> (DasProcess, Server, tempfile::TempDir) {
         json!({"rn": "data", "acpi": [acp["ri"]], "daci": [dac_ri]}),
     )
     .await;
-    (das, s, dir)
+    (das, s, p)
 }
 
 #[tokio::test]
@@ -131,7 +132,7 @@ async fn ts0003_7_3_2_3_indirect_procedure_returns_token_request_information() {
     assert!(r.body.get("m2m:dbg").is_none(), "{}", r.text);
     let dasi = &r.inner("m2m:dynAuthTokenReqInfo")["dasi"];
     assert_eq!(dasi.as_array().map(Vec::len), Some(1), "{}", r.text);
-    assert_eq!(dasi[0]["uri"], das.url);
+    assert_eq!(dasi[0]["uri"], das.tls_url.clone().expect("TLS listener"));
     assert_eq!(dasi[0]["dreq"]["or"], format!("//{SP_FQDN}{CSE_ID}/Cm3"));
     assert_eq!(dasi[0]["dreq"]["op"], 2);
     assert_eq!(dasi[0]["dreq"]["trt"], 3);

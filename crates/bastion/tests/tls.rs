@@ -121,19 +121,31 @@ impl TlsServer {
     /// `bastion req` over TLS-PSK with `key`.
     fn psk_req(&self, key: &str, args: &[&str]) -> Output {
         let url = self.url();
-        let mut all = vec!["req", "--url", &url, "--psk-id", KPSA_ID, "--psk-hex", key];
+        let key_file = self.file(&format!("{}.hex", &key[..8]));
+        write_key_file(std::path::Path::new(&key_file), key);
+        let mut all = vec![
+            "req",
+            "--url",
+            &url,
+            "--psk-id",
+            KPSA_ID,
+            "--psk-file",
+            &key_file,
+        ];
         all.extend_from_slice(args);
         bastion(&all)
     }
 
     /// Adds the PSK bound to Csensor1 and waits until the server's reload lets it in.
     fn provision_psk(&self) {
+        let key_file = self.file("kpsa.hex");
+        write_key_file(std::path::Path::new(&key_file), KPSA);
         let added = ok(&self.credentials(&[
             "add",
             "--id",
             KPSA_ID,
-            "--key-hex",
-            KPSA,
+            "--psk-file",
+            &key_file,
             "--originator",
             "Csensor1",
         ]));

@@ -53,6 +53,7 @@ impl Federation {
             (&path(f, "mn-creds"), "/id-in"),
         ] {
             std::fs::create_dir_all(dir).expect("credential dir");
+            write_key_file(&f.join("kpsa.hex"), KPSA);
             ok(&bastion(&[
                 "credentials",
                 "add",
@@ -62,8 +63,8 @@ impl Federation {
                 &path(f, "store.key"),
                 "--id",
                 KPSA_ID,
-                "--key-hex",
-                KPSA,
+                "--psk-file",
+                &path(f, "kpsa.hex"),
                 "--cse-id",
                 bound,
             ]));
@@ -139,8 +140,8 @@ impl Federation {
             &format!("https://127.0.0.1:{}", self.in_tls),
             "--psk-id",
             KPSA_ID,
-            "--psk-hex",
-            KPSA,
+            "--psk-file",
+            &path(self.files.path(), "kpsa.hex"),
             "--from",
             from,
             "--to",

@@ -51,6 +51,7 @@ impl PskServer {
     pub fn add_psk(&self, kpsa_id: &str, key_hex: &str, bound: Bound<'_>) {
         let dir = self.srv.data_dir().to_string_lossy().into_owned();
         let key_file = path(self.files.path(), "store.key");
+        let psk_file = self.psk_file(kpsa_id, key_hex);
         let mut args = vec![
             "credentials",
             "add",
@@ -60,8 +61,8 @@ impl PskServer {
             &key_file,
             "--id",
             kpsa_id,
-            "--key-hex",
-            key_hex,
+            "--psk-file",
+            &psk_file,
         ];
         if let Bound::Ae(id) = bound {
             args.extend_from_slice(&["--originator", id]);
@@ -79,17 +80,26 @@ impl PskServer {
         }
     }
 
+    /// Writes `key_hex` to an owner-only file named after the credential (keys never go
+    /// on a command line); returns its path.
+    fn psk_file(&self, kpsa_id: &str, key_hex: &str) -> String {
+        let file = self.files.path().join(format!("{kpsa_id}.psk"));
+        write_key_file(&file, key_hex);
+        file.to_string_lossy().into_owned()
+    }
+
     /// `bastion req` over TLS-PSK; `rsc` 0 when no response came (handshake refused).
     pub fn req(&self, kpsa_id: &str, key_hex: &str, args: &[&str]) -> Answer {
         let url = format!("https://127.0.0.1:{}", self.tls_port);
+        let psk_file = self.psk_file(kpsa_id, key_hex);
         let mut all = vec![
             "req",
             "--url",
             &url,
             "--psk-id",
             kpsa_id,
-            "--psk-hex",
-            key_hex,
+            "--psk-file",
+            &psk_file,
         ];
         all.extend_from_slice(args);
         let out = bastion(&all);

@@ -4,6 +4,7 @@
 //! Every test file includes this module with `mod common;` and uses a subset of it.
 #![allow(dead_code)]
 
+pub mod das_tls;
 pub mod federation;
 pub mod identity;
 mod receiver;
@@ -699,7 +700,7 @@ impl Drop for DasProcess {
 /// for it to report its address.
 pub fn start_das(policy: &Path) -> DasProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bastion"))
-        .args(["das", "--listen", "127.0.0.1:0", "--policy"])
+        .args(["das", "--listen", "127.0.0.1:0", "--insecure", "--policy"])
         .arg(policy)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())

@@ -1,0 +1,166 @@
+//! A `bastion das` with a TLS listener, and a CSE that reaches it over TLS-PSK: the DAS
+//! side and the CSE side of a security association provisioned with `bastion
+//! credentials` (docs/das.md, "Security associations").
+
+use super::{bastion, ok, write_key_file, Server};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Key of both credential stores in these tests.
+pub const STORE_KEY: &str = "6a1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+/// The PSK the CSE and the DAS share.
+pub const CSE_DAS_KPSA_ID: &str = "cse-das@bastion.example";
+pub const CSE_DAS_KPSA: &str = "101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f";
+/// The DAS Server AE's AE-ID.
+pub const DAS_ID: &str = "//bastion.example/id-das/Cdas";
+
+/// A running `bastion das`; killed when dropped.
+pub struct DasServer {
+    child: Child,
+    /// `https://ADDR:PORT` of the TLS listener, if any.
+    pub tls_url: Option<String>,
+    /// `http://ADDR:PORT` of the plain listener, if any.
+    pub plain_url: Option<String>,
+}
+
+impl Drop for DasServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `bastion das --policy POLICY ARGS` and waits for its `listening on` line.
+pub fn start_das_with(policy: &Path, args: &[&str]) -> DasServer {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bastion"))
+        .arg("das")
+        .args(args)
+        .arg("--policy")
+        .arg(policy)
+        .env_remove("RUST_LOG")
+        .env_remove("BASTION_CREDENTIALS_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start bastion das");
+    let (tx, rx) = mpsc::channel();
+    if let Some(stderr) = child.stderr.take() {
+        std::thread::spawn(move || {
+            let mut tls = None;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("accepting TLS on ").nth(1) {
+                    tls = Some(addr.trim().to_owned());
+                }
+                if let Some(addr) = line.split("listening on ").nth(1) {
+                    let addr = addr.split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = tx.send((tls.clone(), addr));
+                }
+            }
+        });
+    }
+    let (tls, plain) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("bastion das reports its address");
+    let tls_url = tls.map(|a| format!("https://{a}"));
+    let plain_url = (tls_url.as_deref() != Some(&format!("https://{plain}")))
+        .then(|| format!("http://{plain}"));
+    DasServer {
+        child,
+        tls_url,
+        plain_url,
+    }
+}
+
+/// Adds a PSK to the store `store` (key file `key_file`), bound with `binding` (e.g.
+/// `["--cse-id", "/id-in"]` or `["--originator", "Cm1"]`).
+pub fn add_psk(store: &Path, key_file: &Path, id: &str, hex: &str, binding: &[&str]) {
+    let psk_file = store.with_extension(format!("{}.psk", id.replace('@', "_")));
+    write_key_file(&psk_file, hex);
+    let mut args = vec![
+        "credentials".to_owned(),
+        "add".to_owned(),
+        "--store".to_owned(),
+        store.to_string_lossy().into_owned(),
+        "--key-file".to_owned(),
+        key_file.to_string_lossy().into_owned(),
+        "--id".to_owned(),
+        id.to_owned(),
+        "--psk-file".to_owned(),
+        psk_file.to_string_lossy().into_owned(),
+    ];
+    args.extend(binding.iter().map(|s| (*s).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&bastion(&args));
+}
+
+/// The files of one DAS/CSE pair: a DAS store holding the CSE's PSK (bound to the CSE's
+/// CSE-ID), a CSE store holding the same PSK (bound to the DAS's AE-ID).
+pub struct Provisioned {
+    pub dir: tempfile::TempDir,
+}
+
+impl Provisioned {
+    pub fn new() -> Provisioned {
+        let dir = tempfile::tempdir().expect("directory");
+        let p = Provisioned { dir };
+        write_key_file(&p.file("store.key"), STORE_KEY);
+        add_psk(
+            &p.file("das.store"),
+            &p.file("store.key"),
+            CSE_DAS_KPSA_ID,
+            CSE_DAS_KPSA,
+            &["--cse-id", super::CSE_ID],
+        );
+        add_psk(
+            &p.file("cse.store"),
+            &p.file("store.key"),
+            CSE_DAS_KPSA_ID,
+            CSE_DAS_KPSA,
+            &["--originator", DAS_ID],
+        );
+        p
+    }
+
+    pub fn file(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `bastion das` arguments for a TLS listener over the DAS store.
+    pub fn das_tls_args(&self) -> Vec<String> {
+        vec![
+            "--tls-listen".into(),
+            "127.0.0.1:0".into(),
+            "--credentials-store".into(),
+            self.file("das.store").to_string_lossy().into_owned(),
+            "--credentials-key-file".into(),
+            self.file("store.key").to_string_lossy().into_owned(),
+        ]
+    }
+
+    /// The `[tls]` and `[authorization]` configuration of a CSE reaching the DAS over
+    /// TLS-PSK; `extra_authorization` is appended to `[authorization]`.
+    pub fn cse_config(&self, extra_authorization: &str) -> String {
+        format!(
+            "[tls]\nlisten = \"127.0.0.1:0\"\nframeworks = [\"psk\"]\n\
+             credentials-store = \"{}\"\ncredentials-key-file = \"{}\"\n\n\
+             [authorization]\ndas-id = \"{DAS_ID}\"\ndas-psk-id = \"{CSE_DAS_KPSA_ID}\"\n{extra_authorization}",
+            self.file("cse.store").display(),
+            self.file("store.key").display(),
+        )
+    }
+
+    /// A CSE with [`Self::cse_config`].
+    pub fn start_cse(&self, extra_authorization: &str) -> Server {
+        Server::start_with_config(&self.cse_config(extra_authorization))
+    }
+}
+
+impl Default for Provisioned {
+    fn default() -> Self {
+        Provisioned::new()
+    }
+}
