@@ -28,8 +28,13 @@ const JSON_TYPES: [&str; 5] = [
     "application/vnd.onem2m-prsp+json",
 ];
 
-/// Decodes a whole HTTP request, reading at most `max_body` bytes of body.
-pub async fn decode(http: HttpRequest<Body>, max_body: usize) -> Result<Request, DecodeFailure> {
+/// Decodes a whole HTTP request, reading at most `max_body` bytes of body, for at most
+/// `body_timeout` (a stalled body is 4008 and ends the connection).
+pub async fn decode(
+    http: HttpRequest<Body>,
+    max_body: usize,
+    body_timeout: std::time::Duration,
+) -> Result<Request, DecodeFailure> {
     let (parts, body) = http.into_parts();
     let rqi = single_header(&parts.headers, "x-m2m-ri")
         .ok()
@@ -55,9 +60,17 @@ pub async fn decode(http: HttpRequest<Body>, max_body: usize) -> Result<Request,
     if declared.is_some_and(|n| n > max_body) {
         return Err(fail_unread(too_large(max_body)));
     }
-    let bytes = Limited::new(body, max_body)
-        .collect()
+    let bytes = tokio::time::timeout(body_timeout, Limited::new(body, max_body).collect())
         .await
+        .map_err(|_| {
+            fail_unread(RequestError::RequestTimeout(
+                format!(
+                    "request body not received within {} ms",
+                    body_timeout.as_millis()
+                )
+                .into(),
+            ))
+        })?
         .map_err(|_| fail_unread(too_large(max_body)))?
         .to_bytes();
     if !bytes.is_empty() {

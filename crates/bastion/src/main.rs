@@ -11,6 +11,7 @@ mod cert;
 mod cli;
 mod credentials;
 mod das;
+mod limits;
 mod notifications;
 mod outbound;
 mod registrar;

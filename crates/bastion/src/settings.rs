@@ -146,6 +146,8 @@ pub struct RawSettings {
     pub location: Option<toml::Table>,
     /// `[registrar]` as written: file only.
     pub registrar: Option<crate::registrar::RegistrarSection>,
+    /// `[limits]` as written: file only.
+    pub limits: Option<crate::limits::LimitsSection>,
 }
 
 impl RawSettings {
@@ -177,6 +179,7 @@ impl RawSettings {
             tls: other.tls.or(self.tls),
             location: other.location.or(self.location),
             registrar: other.registrar.or(self.registrar),
+            limits: other.limits.or(self.limits),
         }
     }
 
@@ -230,6 +233,8 @@ struct FileConfig {
     location: Option<toml::Table>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     registrar: Option<crate::registrar::RegistrarSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    limits: Option<crate::limits::LimitsSection>,
 }
 
 /// `[tls]`: the TLS listener and its security-association frameworks (docs/security.md).
@@ -442,6 +447,7 @@ impl FileConfig {
             tls: self.tls.map(|t| TlsSection { listen: None, ..t }),
             location: self.location,
             registrar: self.registrar,
+            limits: self.limits,
         }
     }
 }
@@ -504,6 +510,8 @@ pub struct Settings {
     pub location: Option<toml::Table>,
     /// `[registrar]`: the CSE this one registers with (docs/federation.md).
     pub registrar: Option<crate::registrar::RegistrarSettings>,
+    /// `[limits]`: connection caps and timeouts.
+    pub limits: crate::limits::Limits,
 }
 
 impl Settings {
@@ -640,6 +648,9 @@ impl Settings {
             }
             None => None,
         };
+        let limits = crate::limits::Limits::resolve(&raw.limits.unwrap_or_default())
+            .map_err(|mut found| problems.append(&mut found))
+            .unwrap_or_default();
 
         match listen {
             Some(listen) if problems.is_empty() => Ok(Settings {
@@ -665,6 +676,7 @@ impl Settings {
                 tls,
                 location: raw.location,
                 registrar,
+                limits,
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -696,6 +708,7 @@ impl Settings {
             tls: None,
             location: None,
             registrar: None,
+            limits: crate::limits::Limits::default(),
         }
     }
 
@@ -810,6 +823,7 @@ impl Settings {
     pub fn http_limits(&self) -> bastion_http::HttpLimits {
         bastion_http::HttpLimits {
             max_body_bytes: self.max_body_bytes,
+            timeouts: self.limits.timeouts,
         }
     }
 
@@ -874,6 +888,8 @@ impl Settings {
                 .registrar
                 .as_ref()
                 .map(crate::registrar::RegistrarSettings::to_section),
+            limits: (self.limits != crate::limits::Limits::default())
+                .then(|| self.limits.to_section()),
         };
         toml::to_string(&file).map_err(|e| e.to_string())
     }
@@ -1044,7 +1060,7 @@ fn validate_authorization(a: &AuthorizationSection) -> Vec<String> {
 }
 
 /// `value` (or `default` when unset) if it lies in `range` (inclusive).
-fn ranged(key: &str, value: Option<i64>, default: i64, range: (i64, i64)) -> Result<i64, String> {
+pub(crate) fn ranged(key: &str, value: Option<i64>, default: i64, range: (i64, i64)) -> Result<i64, String> {
     let v = value.unwrap_or(default);
     if v < range.0 || v > range.1 {
         return Err(format!(
@@ -1217,6 +1233,7 @@ mod tests {
             tls: _,
             location: _,
             registrar: _,
+            limits,
         } = &raw;
         let set = [
             ("cse-id", cse_id.is_some()),
@@ -1240,6 +1257,7 @@ mod tests {
             ("audit keep", audit_keep.is_some()),
             ("level", log.is_some()),
             ("insecure", insecure.is_some()),
+            ("[limits]", limits.is_some()),
         ];
         for (key, is_set) in set {
             assert!(is_set, "bastion.default.toml does not set {key}");
