@@ -14,8 +14,8 @@
 //! * **Caps.** [`Gate::connections`] bounds the connections of both listeners together
 //!   (they share the process's descriptors); [`Gate::handshakes`] bounds TLS handshakes in
 //!   progress. A full cap makes the listener wait before accepting, so a waiting client
-//!   costs no descriptor; the first time a cap fills, and each time it fills again after
-//!   having drained to half, one warning is logged.
+//!   costs no descriptor. A full cap is logged as one warning, then at most once per
+//!   [`CAP_WARNING_EVERY`] however often it fills.
 //! * **Timeouts** ([`TimedIo`], per connection): a request head must arrive within
 //!   `header_timeout` of the connection's start or of its first byte; a kept-alive
 //!   connection may stay idle for `idle_timeout` between requests; a request body must
@@ -27,9 +27,9 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -46,6 +46,9 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Built-in default time a kept-alive connection may stay idle between requests.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The least time between two warnings of one cap.
+pub const CAP_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 /// Shortest and longest pause after an accept error that is not about one connection.
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
@@ -98,15 +101,15 @@ impl Default for Gate {
     }
 }
 
-/// A bounded count of things in progress, with its once-per-episode warning.
+/// A bounded count of things in progress, with its rate-limited warning.
 #[derive(Debug)]
 struct Cap {
     what: &'static str,
     limit: usize,
     slots: Arc<Semaphore>,
-    /// Set when the cap filled; cleared once it has drained to half, so a cap that stays
-    /// at its limit logs once, not once per connection.
-    full: AtomicBool,
+    /// When the last warning was logged: a cap that stays at its limit logs once per
+    /// [`CAP_WARNING_EVERY`], not once per connection.
+    warned: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Cap {
@@ -116,31 +119,35 @@ impl Cap {
             what,
             limit,
             slots: Arc::new(Semaphore::new(limit)),
-            full: AtomicBool::new(false),
+            warned: std::sync::Mutex::new(None),
         }
     }
 
     /// `None` only if the semaphore was closed, which nothing does.
     async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
-        match self.slots.clone().try_acquire_owned() {
-            Ok(permit) => {
-                if self.slots.available_permits() >= self.limit / 2
-                    && self.full.swap(false, Ordering::Relaxed)
-                {
-                    tracing::info!(limit = self.limit, "{} cap no longer reached", self.what);
-                }
-                Some(permit)
-            }
-            Err(_) => {
-                if !self.full.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        limit = self.limit,
-                        "{} cap reached ({}): new ones wait until others end",
-                        self.what,
-                        self.limit
-                    );
-                }
-                self.slots.clone().acquire_owned().await.ok()
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Some(permit);
+        }
+        if self.should_warn(Instant::now()) {
+            tracing::warn!(
+                limit = self.limit,
+                "{} cap reached ({}): new ones wait until others end",
+                self.what,
+                self.limit
+            );
+        }
+        self.slots.clone().acquire_owned().await.ok()
+    }
+
+    /// Whether a warning is due at `now`; records it when so.
+    fn should_warn(&self, now: Instant) -> bool {
+        // A poisoned lock only means a panic elsewhere while holding it: keep warning.
+        let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        match *warned {
+            Some(at) if now.duration_since(at) < CAP_WARNING_EVERY => false,
+            _ => {
+                *warned = Some(now);
+                true
             }
         }
     }
@@ -225,25 +232,50 @@ pub(crate) fn http1() -> hyper::server::conn::http1::Builder {
 /// [`BusyGuard`] for the time it runs, its [`TimedIo`] reads the state. A counter, odd
 /// while busy, so that a request handled entirely between two reads is still seen.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Busy(Arc<AtomicU64>);
+pub(crate) struct Busy(Arc<BusyState>);
+
+#[derive(Debug, Default)]
+struct BusyState {
+    seq: AtomicU64,
+    /// The reader waiting while the request was handled. hyper reads again after a
+    /// response only when woken, so the end of a request wakes it: the idle timer starts.
+    reader: std::sync::Mutex<Option<Waker>>,
+}
 
 impl Busy {
     /// Marks the connection busy until the returned guard is dropped.
     pub(crate) fn enter(&self) -> BusyGuard {
-        self.0.fetch_add(1, Ordering::AcqRel);
+        self.0.seq.fetch_add(1, Ordering::AcqRel);
         BusyGuard(self.0.clone())
     }
 
     fn state(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
+        self.0.seq.load(Ordering::Acquire)
+    }
+
+    fn park(&self, waker: &Waker) {
+        let mut reader = self.0.reader.lock().unwrap_or_else(|e| e.into_inner());
+        match reader.as_ref() {
+            Some(w) if w.will_wake(waker) => {}
+            _ => *reader = Some(waker.clone()),
+        }
     }
 }
 
-pub(crate) struct BusyGuard(Arc<AtomicU64>);
+pub(crate) struct BusyGuard(Arc<BusyState>);
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::AcqRel);
+        self.0.seq.fetch_add(1, Ordering::AcqRel);
+        let reader = self
+            .0
+            .reader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(waker) = reader {
+            waker.wake();
+        }
     }
 }
 
@@ -326,6 +358,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for TimedIo<S> {
             Poll::Pending => {
                 this.track(false);
                 if this.phase == Phase::Busy {
+                    this.busy.park(cx.waker());
                     return Poll::Pending;
                 }
                 if this.timer.deadline() != this.deadline {
@@ -426,10 +459,53 @@ mod tests {
         let first = cap.acquire().await.unwrap();
         let second = tokio::time::timeout(Duration::from_millis(50), cap.acquire()).await;
         assert!(second.is_err(), "the second slot must wait");
-        assert!(cap.full.load(Ordering::Relaxed));
         drop(first);
         let again = cap.acquire().await;
         assert!(again.is_some());
+    }
+
+    #[test]
+    fn a_cap_warns_once_per_period() {
+        let cap = Cap::new("test", 1);
+        let start = Instant::now();
+        assert!(cap.should_warn(start));
+        assert!(!cap.should_warn(start + Duration::from_secs(1)));
+        assert!(cap.should_warn(start + CAP_WARNING_EVERY));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_handled_between_two_reads_starts_the_idle_timer() {
+        let (_client, server) = tokio::io::duplex(64);
+        let busy = Busy::default();
+        let mut io = TimedIo::new(server, short(), busy.clone());
+        drop(busy.enter());
+        let err = io.read(&mut [0u8; 8]).await.unwrap_err();
+        assert_eq!(err.to_string(), "idle connection timed out");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_end_of_a_request_wakes_the_reader_parked_while_busy() {
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let (_client, server) = tokio::io::duplex(64);
+        let busy = Busy::default();
+        let mut io = TimedIo::new(server, short(), busy.clone());
+        let handling = busy.enter();
+        let count = Arc::new(Count(Default::default()));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut storage = [0u8; 8];
+        let mut buf = ReadBuf::new(&mut storage);
+        assert!(Pin::new(&mut io).poll_read(&mut cx, &mut buf).is_pending());
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        drop(handling);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "the reader was not woken");
+        let err = io.read(&mut storage).await.unwrap_err();
+        assert_eq!(err.to_string(), "idle connection timed out");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 mod receiver;
+pub mod limits;
 #[allow(unused_imports)]
 pub use receiver::{Received, Receiver};
 
