@@ -32,6 +32,7 @@ mod render;
 mod resolve;
 mod retrieve;
 mod subscription;
+pub mod throttle;
 pub mod tree;
 mod update;
 
@@ -112,6 +113,8 @@ pub struct Cse {
     dynamic: dynamic::DynamicGrants,
     /// Requests to other entities, if the binary provides a way.
     outbound: Option<Arc<dyn outbound::Outbound>>,
+    /// Requests being forwarded now, to recognise one that comes back (loop protection).
+    forwarding: forward::InFlight,
     /// The notification delivery engine, if the binary provides one.
     notifications: Option<Arc<dyn notify::NotificationSink>>,
     /// Polling channel queues and relayed requests awaiting answers.
@@ -226,6 +229,7 @@ impl Cse {
             das: services.das,
             dynamic: dynamic::DynamicGrants::default(),
             outbound: services.outbound,
+            forwarding: forward::InFlight::default(),
             notifications: services.notifications,
             polling: pch::PollingChannels::default(),
         }))

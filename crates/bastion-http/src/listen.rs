@@ -14,8 +14,8 @@
 //! * **Caps.** [`Gate::connections`] bounds the connections of both listeners together
 //!   (they share the process's descriptors); [`Gate::handshakes`] bounds TLS handshakes in
 //!   progress. A full cap makes the listener wait before accepting, so a waiting client
-//!   costs no descriptor. A full cap is logged as one warning, then at most once per
-//!   [`CAP_WARNING_EVERY`] however often it fills.
+//!   costs no descriptor. A full cap is logged as one warning, then at most once a
+//!   minute however often it fills ([`Throttle`]).
 //! * **Timeouts** ([`TimedIo`], per connection): a request head must arrive within
 //!   `header_timeout` of the connection's start or of its first byte; a kept-alive
 //!   connection may stay idle for `idle_timeout` between requests; a request body must
@@ -34,6 +34,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use bastion_core::throttle::Throttle;
 use tokio::time::{Instant, Sleep};
 
 /// Built-in default cap on open connections (both listeners together).
@@ -46,9 +47,6 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Built-in default time a kept-alive connection may stay idle between requests.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The least time between two warnings of one cap.
-pub const CAP_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 /// Shortest and longest pause after an accept error that is not about one connection.
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
@@ -107,9 +105,8 @@ struct Cap {
     what: &'static str,
     limit: usize,
     slots: Arc<Semaphore>,
-    /// When the last warning was logged: a cap that stays at its limit logs once per
-    /// [`CAP_WARNING_EVERY`], not once per connection.
-    warned: std::sync::Mutex<Option<Instant>>,
+    /// A cap that stays at its limit logs once a minute, not once per connection.
+    warned: Throttle,
 }
 
 impl Cap {
@@ -119,7 +116,7 @@ impl Cap {
             what,
             limit,
             slots: Arc::new(Semaphore::new(limit)),
-            warned: std::sync::Mutex::new(None),
+            warned: Throttle::per_minute(),
         }
     }
 
@@ -128,7 +125,7 @@ impl Cap {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
             return Some(permit);
         }
-        if self.should_warn(Instant::now()) {
+        if self.warned.ready() {
             tracing::warn!(
                 limit = self.limit,
                 "{} cap reached ({}): new ones wait until others end",
@@ -137,19 +134,6 @@ impl Cap {
             );
         }
         self.slots.clone().acquire_owned().await.ok()
-    }
-
-    /// Whether a warning is due at `now`; records it when so.
-    fn should_warn(&self, now: Instant) -> bool {
-        // A poisoned lock only means a panic elsewhere while holding it: keep warning.
-        let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
-        match *warned {
-            Some(at) if now.duration_since(at) < CAP_WARNING_EVERY => false,
-            _ => {
-                *warned = Some(now);
-                true
-            }
-        }
     }
 }
 
@@ -462,15 +446,6 @@ mod tests {
         drop(first);
         let again = cap.acquire().await;
         assert!(again.is_some());
-    }
-
-    #[test]
-    fn a_cap_warns_once_per_period() {
-        let cap = Cap::new("test", 1);
-        let start = Instant::now();
-        assert!(cap.should_warn(start));
-        assert!(!cap.should_warn(start + Duration::from_secs(1)));
-        assert!(cap.should_warn(start + CAP_WARNING_EVERY));
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,6 +1,6 @@
 //! `[limits]`: the bounds that keep the server available under load or attack
 //! (docs/security.md, "Availability"): connection and handshake caps, connection
-//! timeouts. The file section ([`LimitsSection`], every key optional) and its resolved,
+//! timeouts, outbound requests in flight. The file section ([`LimitsSection`], every key optional) and its resolved,
 //! validated form ([`Limits`]); defaults are the `DEFAULT_*` constants of the crates that
 //! enforce them.
 
@@ -30,6 +30,8 @@ pub struct LimitsSection {
     pub body_timeout_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_outbound_requests: Option<i64>,
 }
 
 /// The resolved `[limits]`.
@@ -41,6 +43,9 @@ pub struct Limits {
     /// TLS handshakes in progress.
     pub max_tls_handshakes: usize,
     pub timeouts: listen::Timeouts,
+    /// Requests to other CSEs in flight (forwarding, subscription verification, group
+    /// members elsewhere).
+    pub max_outbound_requests: usize,
 }
 
 impl Default for Limits {
@@ -49,6 +54,7 @@ impl Default for Limits {
             max_connections: listen::DEFAULT_MAX_CONNECTIONS,
             max_tls_handshakes: listen::DEFAULT_MAX_HANDSHAKES,
             timeouts: listen::Timeouts::default(),
+            max_outbound_requests: crate::outbound::DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }
@@ -74,6 +80,11 @@ impl Limits {
             section.max_tls_handshakes,
             d.max_tls_handshakes,
         );
+        let max_outbound_requests = count(
+            "max-outbound-requests",
+            section.max_outbound_requests,
+            d.max_outbound_requests,
+        );
         let mut ms = |key: &str, value: Option<i64>, default: Duration| {
             super::settings::ranged(key, value, default.as_millis() as i64, TIMEOUT_RANGE_MS)
                 .map_err(|p| problems.push(format!("[limits] {p}")))
@@ -95,6 +106,7 @@ impl Limits {
             max_connections,
             max_tls_handshakes,
             timeouts,
+            max_outbound_requests,
         })
     }
 
@@ -106,6 +118,7 @@ impl Limits {
             header_timeout_ms: Some(self.timeouts.header.as_millis() as i64),
             body_timeout_ms: Some(self.timeouts.body.as_millis() as i64),
             idle_timeout_ms: Some(self.timeouts.idle.as_millis() as i64),
+            max_outbound_requests: Some(self.max_outbound_requests as i64),
         }
     }
 

@@ -170,7 +170,9 @@ async fn run(
             .map(|(r, c)| (r.url.clone(), c)),
         tls.as_ref()
             .map(|t| (t.registry.clone(), settings.sp_id.clone())),
-    ));
+        )
+        .with_max_in_flight(settings.limits.max_outbound_requests),
+    );
     // Fields this binary does not set keep their defaults (the core adds services).
     #[allow(clippy::needless_update)]
     let services = Services {
