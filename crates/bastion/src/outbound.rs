@@ -262,7 +262,7 @@ impl Outbound for HttpOutbound {
     ) -> Result<Response, OutboundError> {
         let Ok(_slot) = self.in_flight.try_acquire() else {
             let why = format!(
-                "{} outbound requests are in flight already (max-outbound-requests)",
+                "the limit of {} outbound requests in flight is reached (max-outbound-requests)",
                 self.max_in_flight
             );
             if self.saturated.ready() {

@@ -262,3 +262,202 @@ async fn issue12_14_stalled_body_is_answered_4008_and_closed() {
     .await
     .expect(2001);
 }
+
+const MN_KPSA_ID: &str = "mn@bastion.example";
+const MN_KPSA: &str = "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f";
+
+/// Binds a PSK to the CSE-ID `/id-mn`, so that a test can act as that CSE.
+fn provision_mn_psk(srv: &Server, files: &Path) {
+    let dir = srv.data_dir().to_string_lossy().into_owned();
+    ok(&bastion(&[
+        "credentials",
+        "add",
+        "--data-dir",
+        &dir,
+        "--key-file",
+        &path(files, "store.key"),
+        "--id",
+        MN_KPSA_ID,
+        "--key-hex",
+        MN_KPSA,
+        "--cse-id",
+        "/id-mn",
+    ]));
+}
+
+/// A request as the CSE `/id-mn` over its association: rsc and body.
+fn as_mn(srv: &Server, op: &str, to: &str, body: &serde_json::Value) -> (String, serde_json::Value) {
+    let url = format!("https://127.0.0.1:{}", tls_port(srv));
+    let body = body.to_string();
+    let mut args = vec![
+        "req", "--url", &url, "--psk-id", MN_KPSA_ID, "--psk-hex", MN_KPSA, "--op", op, "--to",
+        to, "--from", "/id-mn", "--body", &body,
+    ];
+    if op == "create" {
+        args.extend_from_slice(&["--ty", "16"]);
+    }
+    let out = bastion(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (rsc, json) = stdout.split_once('\n').unwrap_or((stdout.as_str(), ""));
+    (
+        rsc.trim().to_owned(),
+        serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Registers `/id-mn` with `poa`, retrying until the server has loaded its PSK: the rsc.
+fn register_mn(srv: &Server, poa: &[String]) -> (String, serde_json::Value) {
+    let body = serde_json::json!({"m2m:csr": {
+        "rn": "id-mn", "cb": "/id-mn/cse-mn", "csi": "/id-mn", "cst": 2, "rr": true,
+        "poa": poa, "srv": ["3"],
+    }});
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = as_mn(srv, "create", "/cse-in", &body);
+        if !answer.0.is_empty() {
+            return answer;
+        }
+        assert!(Instant::now() < deadline, "the MN's PSK is never accepted");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A TCP relay on an ephemeral loopback port to `port`: a point of access that leads to
+/// the server without naming it. Counts the connections it relayed.
+async fn relay_to(port: u16) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind relay");
+    let relay_port = listener.local_addr().expect("addr").port();
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (relay_port, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue12_15_remote_cse_whose_poa_is_this_cse_is_4000() {
+    let files = tempfile::tempdir().expect("files");
+    let srv = Server::start_with_config(&tls_config(files.path(), ""));
+    provision_mn_psk(&srv, files.path());
+    const WHY: &str = "poa names a point of access of this CSE itself (a forwarding loop)";
+    for poa in [
+        format!("http://127.0.0.1:{}", srv.port()),
+        format!("https://localhost:{}/cse-in", tls_port(&srv)),
+        format!("http://[::1]:{}", srv.port()),
+    ] {
+        let (rsc, body) = register_mn(&srv, std::slice::from_ref(&poa));
+        assert_eq!(rsc, "4000", "{poa}: {body}");
+        assert_eq!(body["m2m:dbg"], WHY, "{poa}");
+    }
+    // Registered with a point of access elsewhere, it cannot be moved onto this CSE.
+    let (rsc, _) = register_mn(&srv, &["http://127.0.0.1:9".to_owned()]);
+    assert_eq!(rsc, "2001");
+    let own = serde_json::json!({"m2m:csr": {"poa": [format!("http://localhost:{}", srv.port())]}});
+    let (rsc, body) = as_mn(&srv, "update", "/cse-in/id-mn", &own);
+    assert_eq!(rsc, "4000", "{body}");
+    assert_eq!(body["m2m:dbg"], WHY);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue12_15_a_forwarded_request_that_comes_back_is_5103() {
+    use std::sync::atomic::Ordering;
+    let files = tempfile::tempdir().expect("files");
+    let srv = Server::start_with_config(&tls_config(files.path(), ""));
+    provision_mn_psk(&srv, files.path());
+    // The MN's point of access is a relay back to this very CSE.
+    let (relay, relayed) = relay_to(srv.port()).await;
+    let (rsc, body) = register_mn(&srv, &[format!("http://127.0.0.1:{relay}")]);
+    assert_eq!(rsc, "2001", "{body}");
+    let resp = srv
+        .request("GET", "/~/id-mn/cse-mn")
+        .from(ADMIN)
+        .ri("round-trip")
+        .send()
+        .await;
+    resp.expect(5103);
+    assert_eq!(
+        resp.inner("m2m:dbg"),
+        "forwarding loop: this request came back to a CSE that forwarded it"
+    );
+    assert_eq!(resp.header("x-m2m-ri"), Some("round-trip"));
+    // It went round once and stopped there.
+    assert_eq!(relayed.load(Ordering::SeqCst), 1);
+    assert!(srv.log_shows("forwarding loop", Duration::from_secs(5)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue12_15_outbound_requests_in_flight_are_capped() {
+    let files = tempfile::tempdir().expect("files");
+    let srv = Server::start_with_config(&tls_config(
+        files.path(),
+        "[limits]\nmax-outbound-requests = 1\n",
+    ));
+    provision_mn_psk(&srv, files.path());
+    // The MN accepts and reads, but never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    let (got_request, mut request_arrived) = tokio::sync::mpsc::channel::<()>(1);
+    let holder = tokio::spawn(async move {
+        let (mut conn, _) = silent.accept().await.expect("accept");
+        let mut buf = [0u8; 4096];
+        let _ = conn.read(&mut buf).await;
+        let _ = got_request.send(()).await;
+        // Held until the test aborts this task.
+        std::future::pending::<()>().await;
+        drop(conn);
+    });
+    let (rsc, body) = register_mn(&srv, &[format!("http://127.0.0.1:{silent_port}")]);
+    assert_eq!(rsc, "2001", "{body}");
+
+    let first = {
+        let client = srv.client().clone();
+        let url = srv.url("/~/id-mn/cse-mn");
+        tokio::spawn(async move {
+            client
+                .get(url)
+                .header("X-M2M-Origin", ADMIN)
+                .header("X-M2M-RI", "first")
+                .header("X-M2M-RVI", "3")
+                .header("Accept", "application/json")
+                .send()
+                .await
+                .map(|r| r.headers()["x-m2m-rsc"].to_str().unwrap_or("").to_owned())
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(10), request_arrived.recv())
+        .await
+        .expect("the first request reached the MN");
+    // The one slot is taken: the second is refused at once, unsent.
+    let second = srv.request("GET", "/~/id-mn/cse-mn").from(ADMIN).send().await;
+    second.expect(5103);
+    assert_eq!(
+        second.inner("m2m:dbg"),
+        "not forwarded: the limit of 1 outbound requests in flight is reached \
+         (max-outbound-requests)"
+    );
+    assert!(srv.log_shows("outbound requests refused", Duration::from_secs(5)));
+    // The MN goes away: the first ends, and its slot is free again.
+    holder.abort();
+    let first = first.await.expect("task").expect("first answered");
+    assert_eq!(first, "5103");
+    let third = srv.request("GET", "/~/id-mn/cse-mn").from(ADMIN).send().await;
+    third.expect(5103);
+    assert_eq!(
+        third.inner("m2m:dbg"),
+        "the next hop towards the target is not reachable"
+    );
+}
