@@ -49,7 +49,13 @@ pub struct CseConfig {
     /// SP-relative CSE-ID of the registrar CSE, when this CSE registers with one: the
     /// default next hop of forwarding (TS-0001 7.3.2.6; `forward.rs`).
     pub registrar: Option<String>,
+    /// Most `<subscription>` resources one originator (normalized) may hold here; one
+    /// more is 5207 (docs/decisions.md).
+    pub max_subscriptions_per_originator: usize,
 }
+
+/// Built-in default of [`CseConfig::max_subscriptions_per_originator`].
+pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_ORIGINATOR: usize = 1000;
 
 /// Who is trusted to vouch for originators beyond the ACPs.
 #[derive(Clone, Debug, Default)]
@@ -89,6 +95,7 @@ impl Default for CseConfig {
                 ..AuthorizationConfig::default()
             },
             registrar: None,
+            max_subscriptions_per_originator: DEFAULT_MAX_SUBSCRIPTIONS_PER_ORIGINATOR,
         }
     }
 }

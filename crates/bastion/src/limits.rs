@@ -1,6 +1,6 @@
 //! `[limits]`: the bounds that keep the server available under load or attack
 //! (docs/security.md, "Availability"): connection and handshake caps, connection
-//! timeouts, outbound requests in flight. The file section ([`LimitsSection`], every key optional) and its resolved,
+//! timeouts, outbound requests in flight, subscriptions per originator. The file section ([`LimitsSection`], every key optional) and its resolved,
 //! validated form ([`Limits`]); defaults are the `DEFAULT_*` constants of the crates that
 //! enforce them.
 
@@ -32,6 +32,8 @@ pub struct LimitsSection {
     pub idle_timeout_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_outbound_requests: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_subscriptions_per_originator: Option<i64>,
 }
 
 /// The resolved `[limits]`.
@@ -46,6 +48,8 @@ pub struct Limits {
     /// Requests to other CSEs in flight (forwarding, subscription verification, group
     /// members elsewhere).
     pub max_outbound_requests: usize,
+    /// `<subscription>` resources one originator may hold.
+    pub max_subscriptions_per_originator: usize,
 }
 
 impl Default for Limits {
@@ -55,6 +59,8 @@ impl Default for Limits {
             max_tls_handshakes: listen::DEFAULT_MAX_HANDSHAKES,
             timeouts: listen::Timeouts::default(),
             max_outbound_requests: crate::outbound::DEFAULT_MAX_IN_FLIGHT,
+            max_subscriptions_per_originator:
+                bastion_core::config::DEFAULT_MAX_SUBSCRIPTIONS_PER_ORIGINATOR,
         }
     }
 }
@@ -85,6 +91,11 @@ impl Limits {
             section.max_outbound_requests,
             d.max_outbound_requests,
         );
+        let max_subscriptions_per_originator = count(
+            "max-subscriptions-per-originator",
+            section.max_subscriptions_per_originator,
+            d.max_subscriptions_per_originator,
+        );
         let mut ms = |key: &str, value: Option<i64>, default: Duration| {
             super::settings::ranged(key, value, default.as_millis() as i64, TIMEOUT_RANGE_MS)
                 .map_err(|p| problems.push(format!("[limits] {p}")))
@@ -107,6 +118,7 @@ impl Limits {
             max_tls_handshakes,
             timeouts,
             max_outbound_requests,
+            max_subscriptions_per_originator,
         })
     }
 
@@ -119,6 +131,7 @@ impl Limits {
             body_timeout_ms: Some(self.timeouts.body.as_millis() as i64),
             idle_timeout_ms: Some(self.timeouts.idle.as_millis() as i64),
             max_outbound_requests: Some(self.max_outbound_requests as i64),
+            max_subscriptions_per_originator: Some(self.max_subscriptions_per_originator as i64),
         }
     }
 

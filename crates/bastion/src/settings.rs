@@ -737,6 +737,7 @@ impl Settings {
             discovery_limit: self.discovery_limit,
             explain_denials_to_client: self.explain_denials_to_client,
             registrar: self.registrar.as_ref().map(|r| r.cse_id.clone()),
+            max_subscriptions_per_originator: self.limits.max_subscriptions_per_originator,
             ..CseConfig::default()
         }
     }

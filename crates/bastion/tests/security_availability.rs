@@ -461,3 +461,43 @@ async fn issue12_15_outbound_requests_in_flight_are_capped() {
         "the next hop towards the target is not reachable"
     );
 }
+
+#[tokio::test]
+async fn issue12_16_subscriptions_per_originator_are_capped() {
+    use serde_json::json;
+    let srv = Server::start_with_config("[limits]\nmax-subscriptions-per-originator = 2\n");
+    let ae = srv.ae("Cowner").await;
+    srv.create_cnt(&ae, "Cowner", json!({"rn": "cnt"})).await;
+    let cnt = format!("{ae}/cnt");
+    let rx = Receiver::start().await;
+    let subscribe = |orig: &'static str, rn: &'static str| {
+        let cnt = cnt.clone();
+        let nu = rx.url.clone();
+        let srv = &srv;
+        async move {
+            srv.create(&cnt, orig, 23, json!({"m2m:sub": {"rn": rn, "nu": [nu]}}))
+                .await
+        }
+    };
+    subscribe("Cowner", "s1").await.expect(2001);
+    // The same originator in its SP-relative form is the same originator.
+    subscribe("/id-in/Cowner", "s2").await.expect(2001);
+    let verifications = rx.all().len();
+    let third = subscribe("Cowner", "s3").await;
+    third.expect(5207);
+    assert_eq!(
+        third.inner("m2m:dbg"),
+        "the originator already holds the maximum of 2 subscriptions"
+    );
+    // Refused before its verification request was sent.
+    assert_eq!(rx.all().len(), verifications);
+    // Deleting one frees its place.
+    srv.delete(&format!("{cnt}/s1"), "Cowner").await.expect(2002);
+    subscribe("Cowner", "s3").await.expect(2001);
+    // The count survives a restart (it is rebuilt from the stored subscriptions).
+    let mut srv = srv;
+    srv.restart();
+    srv.create(&cnt, "Cowner", 23, json!({"m2m:sub": {"rn": "s4", "nu": [rx.url.clone()]}}))
+        .await
+        .expect(5207);
+}
