@@ -45,7 +45,8 @@ pub struct OutgoingNotification {
     /// What `event` is, and so which root wraps it.
     pub kind: NotificationKind,
     /// One `m2m:sgn` (or, by `kind`, `m2m:rsp`) object's members, without the wrapper.
-    pub event: Value,
+    /// Shared by the notifications of one event to several targets: held once.
+    pub event: Arc<Value>,
     /// `bn`: (num, dur).
     pub batch: Option<(u32, Duration)>,
     /// `rl`: (mnn, tww).
@@ -240,10 +241,10 @@ impl Cse {
             return;
         }
         for notice in notices.items {
-            let event = json!({
+            let event = Arc::new(json!({
                 "nev": notice.event,
                 "sur": notice.sur,
-            });
+            }));
             for nu in &notice.nu {
                 self.deliver(&notice.sur, nu, event.clone(), &notice.state);
             }
@@ -256,7 +257,7 @@ impl Cse {
     }
 
     /// Routes one notification to one `nu` entry.
-    fn deliver(&self, sur: &str, nu: &str, event: Value, state: &SubscriptionState) {
+    fn deliver(&self, sur: &str, nu: &str, event: Arc<Value>, state: &SubscriptionState) {
         self.route(sur, nu, NotificationKind::Event, event, &state.policy);
     }
 
@@ -269,7 +270,7 @@ impl Cse {
         key: &str,
         nu: &str,
         kind: NotificationKind,
-        event: Value,
+        event: Arc<Value>,
         policy: &crate::subscription::Policy,
     ) {
         let destination = {
@@ -299,6 +300,7 @@ impl Cse {
                 }
             }
             Destination::Polling(pch) => {
+                let event = Arc::unwrap_or_clone(event);
                 let message = PollingMessage::notify(&self.config.cse_id, nu, kind, event);
                 self.polling.push(&pch, message);
             }
@@ -373,7 +375,7 @@ impl Cse {
             policy: Default::default(),
             ..state.clone()
         };
-        self.deliver(&sur, su, event, &plain);
+        self.deliver(&sur, su, Arc::new(event), &plain);
     }
 
     /// Deletes a subscription whose `exc` reached 0, with its deletion notice.

@@ -1,6 +1,7 @@
 //! `[limits]`: the bounds that keep the server available under load or attack
 //! (docs/security.md, "Availability"): connection and handshake caps, connection
-//! timeouts, outbound requests in flight, subscriptions per originator. The file section ([`LimitsSection`], every key optional) and its resolved,
+//! timeouts, outbound requests in flight, subscriptions per originator, the byte budgets
+//! of the notification queues. The file section ([`LimitsSection`], every key optional) and its resolved,
 //! validated form ([`Limits`]); defaults are the `DEFAULT_*` constants of the crates that
 //! enforce them.
 
@@ -10,6 +11,8 @@ use std::time::Duration;
 
 /// Accepted range of `max-connections` and `max-tls-handshakes`.
 const CAP_RANGE: (i64, i64) = (1, 1_000_000);
+/// Accepted range of the notification byte budgets: 4 KiB to 64 GiB.
+const BYTES_RANGE: (i64, i64) = (4096, 1 << 36);
 /// Accepted range of the timeouts, ms: 10 ms to one hour.
 const TIMEOUT_RANGE_MS: (i64, i64) = (10, 3_600_000);
 /// Descriptors kept for everything but inbound connections (store, logs, outbound
@@ -34,6 +37,10 @@ pub struct LimitsSection {
     pub max_outbound_requests: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_subscriptions_per_originator: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_destination_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_total_bytes: Option<i64>,
 }
 
 /// The resolved `[limits]`.
@@ -50,6 +57,10 @@ pub struct Limits {
     pub max_outbound_requests: usize,
     /// `<subscription>` resources one originator may hold.
     pub max_subscriptions_per_originator: usize,
+    /// Estimated bytes of the notifications one destination's queue may hold.
+    pub notification_destination_bytes: usize,
+    /// Estimated bytes of the notifications all queues may hold together.
+    pub notification_total_bytes: usize,
 }
 
 impl Default for Limits {
@@ -61,6 +72,8 @@ impl Default for Limits {
             max_outbound_requests: crate::outbound::DEFAULT_MAX_IN_FLIGHT,
             max_subscriptions_per_originator:
                 bastion_core::config::DEFAULT_MAX_SUBSCRIPTIONS_PER_ORIGINATOR,
+            notification_destination_bytes: bastion_notify::DEFAULT_MAX_DESTINATION_BYTES,
+            notification_total_bytes: bastion_notify::DEFAULT_MAX_TOTAL_BYTES,
         }
     }
 }
@@ -96,6 +109,21 @@ impl Limits {
             section.max_subscriptions_per_originator,
             d.max_subscriptions_per_originator,
         );
+        let mut bytes = |key: &str, value: Option<i64>, default: usize| {
+            super::settings::ranged(key, value, default as i64, BYTES_RANGE)
+                .map_err(|p| problems.push(format!("[limits] {p}")))
+                .map_or(default, |v| v as usize)
+        };
+        let notification_destination_bytes = bytes(
+            "notification-destination-bytes",
+            section.notification_destination_bytes,
+            d.notification_destination_bytes,
+        );
+        let notification_total_bytes = bytes(
+            "notification-total-bytes",
+            section.notification_total_bytes,
+            d.notification_total_bytes,
+        );
         let mut ms = |key: &str, value: Option<i64>, default: Duration| {
             super::settings::ranged(key, value, default.as_millis() as i64, TIMEOUT_RANGE_MS)
                 .map_err(|p| problems.push(format!("[limits] {p}")))
@@ -119,6 +147,8 @@ impl Limits {
             timeouts,
             max_outbound_requests,
             max_subscriptions_per_originator,
+            notification_destination_bytes,
+            notification_total_bytes,
         })
     }
 
@@ -132,6 +162,8 @@ impl Limits {
             idle_timeout_ms: Some(self.timeouts.idle.as_millis() as i64),
             max_outbound_requests: Some(self.max_outbound_requests as i64),
             max_subscriptions_per_originator: Some(self.max_subscriptions_per_originator as i64),
+            notification_destination_bytes: Some(self.notification_destination_bytes as i64),
+            notification_total_bytes: Some(self.notification_total_bytes as i64),
         }
     }
 

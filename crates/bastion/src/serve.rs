@@ -192,6 +192,7 @@ async fn run(
         notifications: Some(Arc::new(crate::notifications::EngineSink::new(
             &settings.cse_id,
             outbound,
+            &settings.limits,
         ))),
         ..Services::default()
     };
