@@ -433,10 +433,22 @@ mod poa_tests {
         assert!(refused(&own, &["http://localhost:8080/cse-in"]));
         assert!(refused(&own, &["https://[::1]:8443"]));
         assert!(refused(&own, &["http://127.0.0.2:8443"]));
-        assert!(refused(&own, &["http://elsewhere.example", "http://0.0.0.0:8080"]));
-        assert!(refused(&["http://mn.example:80"], &["http://MN.example./x"]));
-        assert!(refused(&["http://[::ffff:127.0.0.1]:80"], &["http://127.0.0.1"]));
-        let err = check_poa_not_own(&["http://127.0.0.1:8080".into()], Some(&json!(["http://127.0.0.1:8080"])));
+        assert!(refused(
+            &own,
+            &["http://elsewhere.example", "http://0.0.0.0:8080"]
+        ));
+        assert!(refused(
+            &["http://mn.example:80"],
+            &["http://MN.example./x"]
+        ));
+        assert!(refused(
+            &["http://[::ffff:127.0.0.1]:80"],
+            &["http://127.0.0.1"]
+        ));
+        let err = check_poa_not_own(
+            &["http://127.0.0.1:8080".into()],
+            Some(&json!(["http://127.0.0.1:8080"])),
+        );
         assert_eq!(err.unwrap_err().rsc().code(), 4000);
     }
 
@@ -446,7 +458,10 @@ mod poa_tests {
         assert!(!refused(&own, &["http://127.0.0.1:8081"]));
         assert!(!refused(&own, &["http://mn.example:8080"]));
         assert!(!refused(&own, &["mqtt://127.0.0.1:8080"]));
-        assert!(!refused(&["http://10.0.0.1:8080"], &["http://127.0.0.1:8080"]));
+        assert!(!refused(
+            &["http://10.0.0.1:8080"],
+            &["http://127.0.0.1:8080"]
+        ));
         assert!(check_poa_not_own(&["http://127.0.0.1:8080".into()], None).is_ok());
     }
 }

@@ -389,8 +389,18 @@ mod tests {
         let mut tree = Tree::new(base, 1).count_subscriptions_as(local);
         tree.insert(node(ResourceType::Ae, "ae", Some("id-in"), "Cabc"));
         tree.insert(node(ResourceType::Subscription, "s1", Some("ae"), "Cabc"));
-        tree.insert(node(ResourceType::Subscription, "s2", Some("ae"), "/id-in/Cabc"));
-        tree.insert(node(ResourceType::Subscription, "s3", Some("id-in"), "Cother"));
+        tree.insert(node(
+            ResourceType::Subscription,
+            "s2",
+            Some("ae"),
+            "/id-in/Cabc",
+        ));
+        tree.insert(node(
+            ResourceType::Subscription,
+            "s3",
+            Some("id-in"),
+            "Cother",
+        ));
         assert_eq!(tree.subscriptions_of("//bastion.example/id-in/Cabc"), 2);
         assert_eq!(tree.subscriptions_of("Cabc"), 2);
         assert_eq!(tree.subscriptions_of("Cother"), 1);

@@ -122,7 +122,13 @@ async fn handle(
     }
     // Only the TLS listener inserts an identity; plain HTTP carries no association.
     let ctx = RequestContext::new(Some(peer), sa.map(|axum::Extension(id)| id.0));
-    match decode(request, state.limits.max_body_bytes, state.limits.timeouts.body).await {
+    match decode(
+        request,
+        state.limits.max_body_bytes,
+        state.limits.timeouts.body,
+    )
+    .await
+    {
         Ok(primitive) => encode(&state.cse.handle(primitive, &ctx).await),
         Err(failure) => {
             let mut r = Response::error(&failure.error, failure.rqi);

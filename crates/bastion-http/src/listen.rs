@@ -23,6 +23,7 @@
 //!   While a request is being handled no timer runs on the connection: the handler owns
 //!   its time.
 
+use bastion_core::throttle::Throttle;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -34,7 +35,6 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use bastion_core::throttle::Throttle;
 use tokio::time::{Instant, Sleep};
 
 /// Built-in default cap on open connections (both listeners together).
@@ -318,7 +318,11 @@ impl<S> TimedIo<S> {
         if state != self.seen {
             self.seen = state;
             // Odd: a request is being handled; even: one ended since the last read.
-            self.enter(if state % 2 == 1 { Phase::Busy } else { Phase::Idle });
+            self.enter(if state % 2 == 1 {
+                Phase::Busy
+            } else {
+                Phase::Idle
+            });
         }
         if got_bytes && self.phase == Phase::Idle {
             self.enter(Phase::Head);
@@ -478,7 +482,11 @@ mod tests {
         assert!(Pin::new(&mut io).poll_read(&mut cx, &mut buf).is_pending());
         assert_eq!(count.0.load(Ordering::SeqCst), 0);
         drop(handling);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1, "the reader was not woken");
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "the reader was not woken"
+        );
         let err = io.read(&mut storage).await.unwrap_err();
         assert_eq!(err.to_string(), "idle connection timed out");
     }

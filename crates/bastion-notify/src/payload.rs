@@ -170,7 +170,11 @@ mod tests {
             charge: Charge::none(),
         };
         assert_eq!(first.into_value(), json!({"n": 1}));
-        assert_eq!(Arc::strong_count(&second.event), 1, "the other holder keeps it");
+        assert_eq!(
+            Arc::strong_count(&second.event),
+            1,
+            "the other holder keeps it"
+        );
         assert_eq!(second.into_value(), json!({"n": 1}));
     }
 }

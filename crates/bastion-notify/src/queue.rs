@@ -568,7 +568,10 @@ mod tests {
             q.accept("s", "to", ev(n), &p, CAP, t0).unwrap();
         }
         let first = send(&mut q, t0);
-        assert_eq!(first.pc(), json!({"m2m:agn": {"m2m:sgn": [val(1), val(2)]}}));
+        assert_eq!(
+            first.pc(),
+            json!({"m2m:agn": {"m2m:sgn": [val(1), val(2)]}})
+        );
         assert_eq!(first.events, 2);
         match q.next_step(t0).0 {
             Step::Wait(at) => assert_eq!(at, t0 + dur),

@@ -459,7 +459,8 @@ async fn queues_are_bounded_in_bytes_per_destination_and_in_total() {
         n.submit(with(&[&hole_a], 3)),
         Err(SubmitError::DestinationBytesFull)
     );
-    n.submit(with(&[&hole_b], 4)).expect("another destination has its own budget");
+    n.submit(with(&[&hole_b], 4))
+        .expect("another destination has its own budget");
     assert_eq!(
         n.submit(with(&[&hole_b], 5)),
         Err(SubmitError::TotalBytesFull)

@@ -173,7 +173,8 @@ impl Limits {
         match descriptors {
             Some(limit) => {
                 let room = limit.saturating_sub(RESERVED_DESCRIPTORS).max(1);
-                self.max_connections.min(usize::try_from(room).unwrap_or(usize::MAX))
+                self.max_connections
+                    .min(usize::try_from(room).unwrap_or(usize::MAX))
             }
             None => self.max_connections,
         }

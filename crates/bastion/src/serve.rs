@@ -162,14 +162,15 @@ async fn run(
         ),
         None => None,
     };
-    let outbound = Arc::new(crate::outbound::HttpOutbound::new(
-        settings
-            .registrar
-            .as_ref()
-            .zip(registrar_client.clone())
-            .map(|(r, c)| (r.url.clone(), c)),
-        tls.as_ref()
-            .map(|t| (t.registry.clone(), settings.sp_id.clone())),
+    let outbound = Arc::new(
+        crate::outbound::HttpOutbound::new(
+            settings
+                .registrar
+                .as_ref()
+                .zip(registrar_client.clone())
+                .map(|(r, c)| (r.url.clone(), c)),
+            tls.as_ref()
+                .map(|t| (t.registry.clone(), settings.sp_id.clone())),
         )
         .with_max_in_flight(settings.limits.max_outbound_requests),
     );

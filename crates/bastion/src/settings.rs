@@ -1061,7 +1061,12 @@ fn validate_authorization(a: &AuthorizationSection) -> Vec<String> {
 }
 
 /// `value` (or `default` when unset) if it lies in `range` (inclusive).
-pub(crate) fn ranged(key: &str, value: Option<i64>, default: i64, range: (i64, i64)) -> Result<i64, String> {
+pub(crate) fn ranged(
+    key: &str,
+    value: Option<i64>,
+    default: i64,
+    range: (i64, i64),
+) -> Result<i64, String> {
     let v = value.unwrap_or(default);
     if v < range.0 || v > range.1 {
         return Err(format!(

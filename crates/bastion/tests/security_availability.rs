@@ -58,8 +58,17 @@ fn provision_admin_psk(srv: &Server, files: &Path) {
 fn tls_retrieve_base(srv: &Server) -> String {
     let url = format!("https://127.0.0.1:{}", tls_port(srv));
     let out = bastion(&[
-        "req", "--url", &url, "--psk-id", KPSA_ID, "--psk-hex", KPSA, "--to", "/cse-in",
-        "--from", ADMIN,
+        "req",
+        "--url",
+        &url,
+        "--psk-id",
+        KPSA_ID,
+        "--psk-hex",
+        KPSA,
+        "--to",
+        "/cse-in",
+        "--from",
+        ADMIN,
     ]);
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -123,11 +132,7 @@ async fn issue12_13_connection_cap_below_the_descriptor_limit_warns_once() {
     let plain = bare_connections(srv.port(), 100);
     let tls = bare_connections(tls_port(&srv), 100);
     const CAP: &str = "connection cap reached (64): new ones wait until others end";
-    assert!(
-        srv.log_shows(CAP, Duration::from_secs(10)),
-        "{}",
-        srv.log()
-    );
+    assert!(srv.log_shows(CAP, Duration::from_secs(10)), "{}", srv.log());
     assert!(srv.is_alive(), "the server ended: {}", srv.log());
     drop(plain);
     drop(tls);
@@ -286,12 +291,30 @@ fn provision_mn_psk(srv: &Server, files: &Path) {
 }
 
 /// A request as the CSE `/id-mn` over its association: rsc and body.
-fn as_mn(srv: &Server, op: &str, to: &str, body: &serde_json::Value) -> (String, serde_json::Value) {
+fn as_mn(
+    srv: &Server,
+    op: &str,
+    to: &str,
+    body: &serde_json::Value,
+) -> (String, serde_json::Value) {
     let url = format!("https://127.0.0.1:{}", tls_port(srv));
     let body = body.to_string();
     let mut args = vec![
-        "req", "--url", &url, "--psk-id", MN_KPSA_ID, "--psk-hex", MN_KPSA, "--op", op, "--to",
-        to, "--from", "/id-mn", "--body", &body,
+        "req",
+        "--url",
+        &url,
+        "--psk-id",
+        MN_KPSA_ID,
+        "--psk-hex",
+        MN_KPSA,
+        "--op",
+        op,
+        "--to",
+        to,
+        "--from",
+        "/id-mn",
+        "--body",
+        &body,
     ];
     if op == "create" {
         args.extend_from_slice(&["--ty", "16"]);
@@ -442,7 +465,11 @@ async fn issue12_15_outbound_requests_in_flight_are_capped() {
         .await
         .expect("the first request reached the MN");
     // The one slot is taken: the second is refused at once, unsent.
-    let second = srv.request("GET", "/~/id-mn/cse-mn").from(ADMIN).send().await;
+    let second = srv
+        .request("GET", "/~/id-mn/cse-mn")
+        .from(ADMIN)
+        .send()
+        .await;
     second.expect(5103);
     assert_eq!(
         second.inner("m2m:dbg"),
@@ -454,7 +481,11 @@ async fn issue12_15_outbound_requests_in_flight_are_capped() {
     holder.abort();
     let first = first.await.expect("task").expect("first answered");
     assert_eq!(first, "5103");
-    let third = srv.request("GET", "/~/id-mn/cse-mn").from(ADMIN).send().await;
+    let third = srv
+        .request("GET", "/~/id-mn/cse-mn")
+        .from(ADMIN)
+        .send()
+        .await;
     third.expect(5103);
     assert_eq!(
         third.inner("m2m:dbg"),
@@ -492,12 +523,19 @@ async fn issue12_16_subscriptions_per_originator_are_capped() {
     // Refused before its verification request was sent.
     assert_eq!(rx.all().len(), verifications);
     // Deleting one frees its place.
-    srv.delete(&format!("{cnt}/s1"), "Cowner").await.expect(2002);
+    srv.delete(&format!("{cnt}/s1"), "Cowner")
+        .await
+        .expect(2002);
     subscribe("Cowner", "s3").await.expect(2001);
     // The count survives a restart (it is rebuilt from the stored subscriptions).
     let mut srv = srv;
     srv.restart();
-    srv.create(&cnt, "Cowner", 23, json!({"m2m:sub": {"rn": "s4", "nu": [rx.url.clone()]}}))
-        .await
-        .expect(5207);
+    srv.create(
+        &cnt,
+        "Cowner",
+        23,
+        json!({"m2m:sub": {"rn": "s4", "nu": [rx.url.clone()]}}),
+    )
+    .await
+    .expect(5207);
 }

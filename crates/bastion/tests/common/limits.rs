@@ -39,7 +39,11 @@ impl Server {
             .spawn()
             .expect("spawn bastion under prlimit");
         let (tx, rx) = mpsc::channel::<u16>();
-        drain(child.stderr.take().expect("stderr"), log.clone(), tx.clone());
+        drain(
+            child.stderr.take().expect("stderr"),
+            log.clone(),
+            tx.clone(),
+        );
         drain(child.stdout.take().expect("stdout"), log.clone(), tx);
         let port = match rx.recv_timeout(START_TIMEOUT) {
             Ok(port) => port,

@@ -4,8 +4,8 @@
 //! Every test file includes this module with `mod common;` and uses a subset of it.
 #![allow(dead_code)]
 
-mod receiver;
 pub mod limits;
+mod receiver;
 #[allow(unused_imports)]
 pub use receiver::{Received, Receiver};
 
