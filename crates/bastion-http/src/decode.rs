@@ -60,19 +60,14 @@ pub async fn decode(
     if declared.is_some_and(|n| n > max_body) {
         return Err(fail_unread(too_large(max_body)));
     }
-    let bytes = tokio::time::timeout(body_timeout, Limited::new(body, max_body).collect())
-        .await
-        .map_err(|_| {
-            fail_unread(RequestError::RequestTimeout(
-                format!(
-                    "request body not received within {} ms",
-                    body_timeout.as_millis()
-                )
-                .into(),
-            ))
-        })?
-        .map_err(|_| fail_unread(too_large(max_body)))?
-        .to_bytes();
+    // No body (most reads): no timer to set up.
+    let bytes = if hyper::body::Body::is_end_stream(&body) {
+        bytes::Bytes::new()
+    } else {
+        read_body(body, max_body, body_timeout)
+            .await
+            .map_err(fail_unread)?
+    };
     if !bytes.is_empty() {
         let media = content_type(&parts.headers).map_err(fail)?.map(|(m, _)| m);
         match media {
@@ -91,6 +86,26 @@ pub async fn decode(
         req.pc = Some(json::parse_strict(&bytes).map_err(fail)?);
     }
     Ok(req)
+}
+
+/// The whole body, at most `max_body` bytes, within `body_timeout`.
+async fn read_body(
+    body: Body,
+    max_body: usize,
+    body_timeout: std::time::Duration,
+) -> Result<bytes::Bytes, RequestError> {
+    let collected = tokio::time::timeout(body_timeout, Limited::new(body, max_body).collect())
+        .await
+        .map_err(|_| {
+            RequestError::RequestTimeout(
+                format!(
+                    "request body not received within {} ms",
+                    body_timeout.as_millis()
+                )
+                .into(),
+            )
+        })?;
+    Ok(collected.map_err(|_| too_large(max_body))?.to_bytes())
 }
 
 fn too_large(max: usize) -> RequestError {
