@@ -63,7 +63,13 @@ pub struct CseConfig {
     /// binds, as long as they belong to a CSE this CSE knows. Off: such a CSE-ID is 4107
     /// and such an AE-ID 4106 (TS-0003 7.2.1).
     pub trust_loopback_cses: bool,
+    /// Most `<subscription>` resources one originator (normalized) may hold here; one
+    /// more is 5207 (docs/decisions.md).
+    pub max_subscriptions_per_originator: usize,
 }
+
+/// Built-in default of [`CseConfig::max_subscriptions_per_originator`].
+pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_ORIGINATOR: usize = 1000;
 
 /// Who is trusted to vouch for originators beyond the ACPs.
 #[derive(Clone, Debug, Default)]
@@ -107,6 +113,7 @@ impl Default for CseConfig {
             },
             registrar: None,
             trust_loopback_cses: false,
+            max_subscriptions_per_originator: DEFAULT_MAX_SUBSCRIPTIONS_PER_ORIGINATOR,
         }
     }
 }

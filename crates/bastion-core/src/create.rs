@@ -273,6 +273,9 @@ async fn create_node(
     reject_distributed_authorization(ty, &content)?;
     let prepared = match ty {
         ResourceType::Subscription => {
+            // Also before the verification request, which a refused one must not cost.
+            let max = cse.config.max_subscriptions_per_originator;
+            check_subscription_cap(&cse.tree.read(), &req.fr, max)?;
             Some(prepare_subscription(cse, req, ctx, &content, parent_ri).await?)
         }
         _ => None,
@@ -296,6 +299,9 @@ async fn create_node(
                 (seq, new_ri(ty, seq))
             }
         };
+        if ty == ResourceType::Subscription {
+            check_subscription_cap(&tree, &req.fr, cse.config.max_subscriptions_per_originator)?;
+        }
         let parent = tree
             .get(parent_ri)
             .ok_or_else(|| RequestError::not_found("parent no longer exists"))?;
@@ -711,6 +717,19 @@ async fn create_instance(
     cse.dispatch(notices).await;
     let attrs = Arc::try_unwrap(attrs).unwrap_or_else(|shared| (*shared).clone());
     created(cse, req, ResourceType::ContentInstance, attrs)
+}
+
+/// One originator may hold at most `max` subscriptions on this CSE, whatever form it
+/// writes its ID in: each costs memory, event matching on every write below its parent
+/// and notification queues (5207; docs/decisions.md). Checked under the tree's write lock,
+/// so concurrent creations cannot overshoot.
+fn check_subscription_cap(tree: &Tree, fr: &str, max: usize) -> Result<(), RequestError> {
+    if tree.subscriptions_of(fr) >= max {
+        return Err(RequestError::NotAcceptable(
+            format!("the originator already holds the maximum of {max} subscriptions").into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A `<subscription>` compiled and verified before it is created.

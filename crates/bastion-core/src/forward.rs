@@ -8,13 +8,70 @@
 //! Owns: the transit test on `to`, the classification of originators by the CSE they
 //! belong to, the choice of the next hop (with loop protection) and the `fr` rewrite.
 //! The pure parts are free functions, tested below.
+//!
+//! Loop protection, besides never choosing the sender as next hop: every request being
+//! forwarded is held in [`InFlight`] by its onward `fr` and its `rqi` (both travel
+//! unchanged from hop to hop); one that arrives while this CSE is still forwarding it
+//! has come back round, and is answered 5103 instead of being sent on again
+//! (docs/decisions.md). TS-0004 carries no hop count.
 
 use crate::checks;
 use crate::config::CseType;
+use crate::outbound::OutboundError;
 use crate::remote_cse::Peer;
 use crate::{Cse, RequestContext};
 use bastion_proto::time::parse_abs_rel;
 use bastion_proto::{Operation, Request, RequestError, ResourceType, Response};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The requests this CSE is forwarding now, by onward `fr` and `rqi`, with how many
+/// times each is held (a key may be held again only by a loop, which is refused, or by
+/// an originator reusing a `rqi` concurrently).
+#[derive(Debug, Default)]
+pub(crate) struct InFlight(Arc<Mutex<HashMap<(String, String), usize>>>);
+
+impl InFlight {
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), usize>> {
+        // A poisoned map only means a panic while it was held; its content is still a
+        // set of counters.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a request from `fr` with `rqi` is being forwarded by this CSE now.
+    fn contains(&self, fr: &str, rqi: &str) -> bool {
+        self.held().contains_key(&(fr.to_owned(), rqi.to_owned()))
+    }
+
+    /// Holds `(fr, rqi)` until the returned guard is dropped.
+    fn enter(&self, fr: &str, rqi: &str) -> Forwarding {
+        let key = (fr.to_owned(), rqi.to_owned());
+        *self.held().entry(key.clone()).or_insert(0) += 1;
+        Forwarding {
+            set: self.0.clone(),
+            key,
+        }
+    }
+}
+
+/// One request held in [`InFlight`]; released when dropped, also when the forwarding
+/// future is cancelled.
+struct Forwarding {
+    set: Arc<Mutex<HashMap<(String, String), usize>>>,
+    key: (String, String),
+}
+
+impl Drop for Forwarding {
+    fn drop(&mut self) {
+        let mut held = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = held.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.key);
+            }
+        }
+    }
+}
 
 /// Where a transit request is headed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -202,6 +259,16 @@ impl Cse {
         ctx: &RequestContext,
         dest: Destination,
     ) -> Result<Response, RequestError> {
+        // Before anything else: a request that came back round is not checked, resolved
+        // or sent again.
+        if let (Some(fr), Some(rqi)) = (&req.fr, &req.rqi) {
+            if self.forwarding.contains(fr, rqi) {
+                tracing::warn!(to = %req.to, rqi = %rqi, "forwarding loop: a request this CSE forwarded came back");
+                return Err(RequestError::TargetNotReachable(
+                    "forwarding loop: this request came back to a CSE that forwarded it".into(),
+                ));
+            }
+        }
         let now = crate::now();
         let checked = checks::check(&self.config, req.clone(), now)?;
         let verified = self.verify_identity(&checked, ctx)?;
@@ -247,16 +314,25 @@ impl Cse {
         let outbound = self.outbound.as_ref().ok_or_else(|| {
             RequestError::TargetNotReachable("this CSE cannot send requests".into())
         })?;
-        req.fr = Some(onward_originator(&self.config.cse_id, &checked.fr));
+        let onward = onward_originator(&self.config.cse_id, &checked.fr);
+        // The primitive checks required a `rqi`.
+        let rqi = req.rqi.clone().unwrap_or_default();
+        let _held = self.forwarding.enter(&onward, &rqi);
+        req.fr = Some(onward);
         tracing::debug!(to = %req.to, next_hop = %hop.csi, "forwarding");
         outbound
             .send(Some(&hop.csi), &hop.poa, req)
             .await
-            .map_err(|e| {
-                tracing::info!(next_hop = %hop.csi, error = %e, "forwarding failed");
-                RequestError::TargetNotReachable(
-                    "the next hop towards the target is not reachable".into(),
-                )
+            .map_err(|e| match e {
+                OutboundError::Saturated(why) => {
+                    RequestError::TargetNotReachable(format!("not forwarded: {why}").into())
+                }
+                e => {
+                    tracing::info!(next_hop = %hop.csi, error = %e, "forwarding failed");
+                    RequestError::TargetNotReachable(
+                        "the next hop towards the target is not reachable".into(),
+                    )
+                }
             })
     }
 }
@@ -410,6 +486,21 @@ mod tests {
         let peers = [peer("/id-asn", &[])];
         let err = next_hop(&mn(), &peers, &dest("/id-x"), Owner::Local, None);
         assert_eq!(err.unwrap_err().rsc().code(), 5103);
+    }
+
+    #[test]
+    fn in_flight_requests_are_held_until_released() {
+        let set = InFlight::default();
+        assert!(!set.contains("/id-in/CAdmin", "r1"));
+        let first = set.enter("/id-in/CAdmin", "r1");
+        let second = set.enter("/id-in/CAdmin", "r1");
+        assert!(set.contains("/id-in/CAdmin", "r1"));
+        assert!(!set.contains("/id-in/CAdmin", "r2"));
+        assert!(!set.contains("/id-in/Cother", "r1"));
+        drop(first);
+        assert!(set.contains("/id-in/CAdmin", "r1"), "still held once");
+        drop(second);
+        assert!(!set.contains("/id-in/CAdmin", "r1"));
     }
 
     #[test]

@@ -34,6 +34,7 @@ mod render;
 mod resolve;
 mod retrieve;
 mod subscription;
+pub mod throttle;
 pub mod tree;
 mod update;
 
@@ -115,6 +116,8 @@ pub struct Cse {
     dynamic: dynamic::DynamicGrants,
     /// Requests to other entities, if the binary provides a way.
     outbound: Option<Arc<dyn outbound::Outbound>>,
+    /// Requests being forwarded now, to recognise one that comes back (loop protection).
+    forwarding: forward::InFlight,
     /// The notification delivery engine, if the binary provides one.
     notifications: Option<Arc<dyn notify::NotificationSink>>,
     /// Which identities hold a credential of the binary's store (`identity.rs`).
@@ -241,6 +244,7 @@ impl Cse {
             das: services.das,
             dynamic: dynamic::DynamicGrants::default(),
             outbound: services.outbound,
+            forwarding: forward::InFlight::default(),
             notifications: services.notifications,
             credentials: services.credentials,
             admin_absolute,

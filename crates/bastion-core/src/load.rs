@@ -38,7 +38,7 @@ pub(crate) async fn load_tree(
                 })],
             })
             .await?;
-        return Ok(Tree::new(base, max_seq.max(1)));
+        return Ok(Tree::new(base, max_seq.max(1)).count_subscriptions_as(local.clone()));
     }
     let mut rows = rows.into_iter();
     let first = rows.next().expect("non-empty");
@@ -57,7 +57,8 @@ pub(crate) async fn load_tree(
         .and_then(Value::as_str)
         .and_then(Timestamp::parse)
         .unwrap_or_else(now);
-    let mut tree = Tree::new(base_node(config, ct, first.seq), max_seq);
+    let mut tree =
+        Tree::new(base_node(config, ct, first.seq), max_seq).count_subscriptions_as(local.clone());
     let mut pending_acpi: Vec<(Ri, Vec<String>)> = Vec::new();
     let mut groups: Vec<Ri> = Vec::new();
     let started = now();

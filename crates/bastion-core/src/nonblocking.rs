@@ -164,6 +164,7 @@ impl Cse {
     fn send_result(&self, ri: &Ri, targets: &[String], rsp: Value) {
         let key = format!("{}/{}", self.config.cse_id, ri);
         let policy = crate::subscription::Policy::default();
+        let rsp = std::sync::Arc::new(rsp);
         for target in targets {
             self.route(
                 &key,

@@ -48,7 +48,8 @@ pub struct OutgoingNotification {
     /// What `event` is, and so which root wraps it.
     pub kind: NotificationKind,
     /// One `m2m:sgn` (or, by `kind`, `m2m:rsp`) object's members, without the wrapper.
-    pub event: Value,
+    /// Shared by the notifications of one event to several targets: held once.
+    pub event: Arc<Value>,
     /// `bn`: (num, dur).
     pub batch: Option<(u32, Duration)>,
     /// `rl`: (mnn, tww).
@@ -302,10 +303,10 @@ impl Cse {
             return;
         }
         for notice in notices.items {
-            let event = json!({
+            let event = Arc::new(json!({
                 "nev": notice.event,
                 "sur": notice.sur,
-            });
+            }));
             for nu in &notice.nu {
                 self.deliver(&notice.sur, nu, event.clone(), &notice.state);
             }
@@ -320,7 +321,7 @@ impl Cse {
     /// Routes one subscription notification to one `nu` (or `su`) entry. Sent on the
     /// subscription's behalf, not the receiving AE's: an AE's `poa` must be verified
     /// first (`poa.rs`).
-    fn deliver(&self, sur: &str, nu: &str, event: Value, state: &SubscriptionState) {
+    fn deliver(&self, sur: &str, nu: &str, event: Arc<Value>, state: &SubscriptionState) {
         let kind = NotificationKind::Event;
         self.route_to(sur, nu, kind, event, &state.policy, Some(&state.creator));
     }
@@ -334,7 +335,7 @@ impl Cse {
         key: &str,
         nu: &str,
         kind: NotificationKind,
-        event: Value,
+        event: Arc<Value>,
         policy: &crate::subscription::Policy,
     ) {
         self.route_to(key, nu, kind, event, policy, None);
@@ -347,7 +348,7 @@ impl Cse {
         key: &str,
         nu: &str,
         kind: NotificationKind,
-        event: Value,
+        event: Arc<Value>,
         policy: &crate::subscription::Policy,
         unsolicited: Option<&str>,
     ) {
@@ -385,6 +386,7 @@ impl Cse {
                 }
             }
             Destination::Polling(pch) => {
+                let event = Arc::unwrap_or_clone(event);
                 let message = PollingMessage::notify(&self.config.cse_id, nu, kind, event);
                 self.polling.push(&pch, message);
             }
@@ -554,7 +556,7 @@ impl Cse {
             policy: Default::default(),
             ..state.clone()
         };
-        self.deliver(&sur, su, event, &plain);
+        self.deliver(&sur, su, Arc::new(event), &plain);
     }
 
     /// Deletes a subscription whose `exc` reached 0, with its deletion notice.

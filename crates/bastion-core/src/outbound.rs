@@ -14,6 +14,9 @@ pub enum OutboundError {
     /// The peer answered, but not with a oneM2M response.
     #[error("invalid response: {0}")]
     InvalidResponse(String),
+    /// Nothing was sent: as many outbound requests as allowed are in flight already.
+    #[error("{0}")]
+    Saturated(String),
 }
 
 /// Sends request primitives to other entities.

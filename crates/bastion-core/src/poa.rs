@@ -159,7 +159,7 @@ mod tests {
             to: "Cae".into(),
             peer: None,
             kind: Default::default(),
-            event: serde_json::json!({ "n": n }),
+            event: std::sync::Arc::new(serde_json::json!({ "n": n })),
             batch: None,
             rate: None,
             latest_only: false,

@@ -156,6 +156,7 @@ impl Cse {
         mut attrs: Map<String, Value>,
     ) -> Result<(), RequestError> {
         let now = crate::now();
+        check_poa_not_own(&self.config.poa, attrs.get("poa"))?;
         attrs.insert("csi".into(), Value::String(csi.to_owned()));
         self.write_guard()?;
         let pending = {
@@ -245,6 +246,68 @@ impl Cse {
     }
 }
 
+/// A `<remoteCSE>` whose `poa` leads back to this CSE would make every request forwarded
+/// to it come back here (a forwarding loop): 4000 when one of `poa` names the port of one
+/// of this CSE's own points of access (`own`) on the same host, or on a loopback or
+/// unspecified address when this CSE's is one too. Host names other than `localhost` are
+/// not resolved; a loop through them is caught when it happens (forward.rs).
+fn check_poa_not_own(own: &[String], poa: Option<&Value>) -> Result<(), RequestError> {
+    let Some(list) = poa.and_then(Value::as_array) else {
+        return Ok(());
+    };
+    let own: Vec<(String, u16)> = own.iter().filter_map(|p| host_port(p)).collect();
+    for candidate in list.iter().filter_map(Value::as_str) {
+        let Some((host, port)) = host_port(candidate) else {
+            continue;
+        };
+        let same = own.iter().any(|(own_host, own_port)| {
+            *own_port == port && (*own_host == host || (is_local(own_host) && is_local(&host)))
+        });
+        if same {
+            return Err(RequestError::bad_request(
+                "poa names a point of access of this CSE itself (a forwarding loop)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Host (lower case, without brackets or trailing dot) and port of an `http(s)://` URI;
+/// the scheme's default port when none is written.
+fn host_port(uri: &str) -> Option<(String, u16)> {
+    let (scheme, rest) = uri.split_once("://")?;
+    let default = match scheme.to_ascii_lowercase().as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']')?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        },
+    };
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => default,
+    };
+    Some((host.trim_end_matches('.').to_ascii_lowercase(), port))
+}
+
+/// `localhost`, a loopback or an unspecified address: this machine, whichever it is.
+fn is_local(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback() || ip.is_unspecified())
+}
+
 /// Whether `fr` is an AE-ID (and not the administrator, who may manage registrations).
 fn is_ae_originator(cse: &Cse, fr: &str) -> bool {
     if cse.is_admin(fr) {
@@ -300,6 +363,7 @@ pub(crate) async fn register(
         }
         identity => identity.map(String::into_boxed_str),
     };
+    check_poa_not_own(&cse.config.poa, content.get("poa"))?;
     // The CSE-ID is the registree's own, whatever it sent (core-resources.md §3.9).
     content.insert("csi".into(), Value::String(csi.clone()));
     cse.write_guard()?;
@@ -338,6 +402,7 @@ pub(crate) fn check_update(
     if is_ae_originator(cse, &req.fr) {
         return Err(RequestError::not_allowed("an AE cannot update a remoteCSE"));
     }
+    check_poa_not_own(&cse.config.poa, content.get("poa"))?;
     let tree = cse.tree.read();
     let csi = tree
         .get(ri)
@@ -363,4 +428,54 @@ pub(crate) fn check_delete(
         return Err(RequestError::not_allowed("an AE cannot delete a remoteCSE"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod poa_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn refused(own: &[&str], poa: &[&str]) -> bool {
+        let own: Vec<String> = own.iter().map(|s| s.to_string()).collect();
+        check_poa_not_own(&own, Some(&json!(poa))).is_err()
+    }
+
+    #[test]
+    fn a_poa_leading_back_to_this_cse_is_refused() {
+        let own = ["https://127.0.0.1:8443", "http://127.0.0.1:8080"];
+        assert!(refused(&own, &["http://127.0.0.1:8080"]));
+        assert!(refused(&own, &["http://localhost:8080/cse-in"]));
+        assert!(refused(&own, &["https://[::1]:8443"]));
+        assert!(refused(&own, &["http://127.0.0.2:8443"]));
+        assert!(refused(
+            &own,
+            &["http://elsewhere.example", "http://0.0.0.0:8080"]
+        ));
+        assert!(refused(
+            &["http://mn.example:80"],
+            &["http://MN.example./x"]
+        ));
+        assert!(refused(
+            &["http://[::ffff:127.0.0.1]:80"],
+            &["http://127.0.0.1"]
+        ));
+        let err = check_poa_not_own(
+            &["http://127.0.0.1:8080".into()],
+            Some(&json!(["http://127.0.0.1:8080"])),
+        );
+        assert_eq!(err.unwrap_err().rsc().code(), 4000);
+    }
+
+    #[test]
+    fn other_points_of_access_pass() {
+        let own = ["http://127.0.0.1:8080"];
+        assert!(!refused(&own, &["http://127.0.0.1:8081"]));
+        assert!(!refused(&own, &["http://mn.example:8080"]));
+        assert!(!refused(&own, &["mqtt://127.0.0.1:8080"]));
+        assert!(!refused(
+            &["http://10.0.0.1:8080"],
+            &["http://127.0.0.1:8080"]
+        ));
+        assert!(check_poa_not_own(&["http://127.0.0.1:8080".into()], None).is_ok());
+    }
 }

@@ -173,6 +173,10 @@ pub struct Tree {
     role_index: HashMap<Box<str>, Vec<Ri>>,
     /// `tkid` → `<token>` resource.
     token_index: HashMap<Box<str>, Ri>,
+    /// Normalized creator → how many `<subscription>` resources it holds, for the
+    /// per-originator cap. Normalized with `local` (set before any node is inserted).
+    subscriptions_by_creator: HashMap<Box<str>, usize>,
+    local: Option<bastion_policy::LocalIdentity>,
 }
 
 impl Tree {
@@ -187,7 +191,38 @@ impl Tree {
             next_seq,
             role_index: HashMap::new(),
             token_index: HashMap::new(),
+            subscriptions_by_creator: HashMap::new(),
+            local: None,
         }
+    }
+
+    /// Sets the identity originators are normalized with for the subscription count;
+    /// nodes inserted before are not counted.
+    pub fn count_subscriptions_as(mut self, local: bastion_policy::LocalIdentity) -> Tree {
+        self.local = Some(local);
+        self
+    }
+
+    /// How many `<subscription>` resources `originator` (any written form) created.
+    pub fn subscriptions_of(&self, originator: &str) -> usize {
+        let Some(local) = &self.local else {
+            return 0;
+        };
+        let key = bastion_policy::normalize_originator(local, originator);
+        self.subscriptions_by_creator
+            .get(key.as_str())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The subscription-count key of `node`, when it is a subscription with a creator.
+    fn subscriber_key(&self, node: &Node) -> Option<String> {
+        if node.ty != ResourceType::Subscription {
+            return None;
+        }
+        let local = self.local.as_ref()?;
+        let creator = node.creator.as_deref()?;
+        Some(bastion_policy::normalize_originator(local, creator))
     }
 
     pub fn next_seq(&mut self) -> i64 {
@@ -220,8 +255,15 @@ impl Tree {
             .and_then(|ri| self.nodes.get(ri))
     }
 
-    /// Keeps the role and token indexes in step with a node entering the tree.
+    /// Keeps the role, token and subscription indexes in step with a node entering the
+    /// tree.
     fn index(&mut self, node: &Node) {
+        if let Some(key) = self.subscriber_key(node) {
+            *self
+                .subscriptions_by_creator
+                .entry(key.into_boxed_str())
+                .or_insert(0) += 1;
+        }
         match node.authz.as_deref() {
             Some(AuthzState::Role(role)) => self
                 .role_index
@@ -238,6 +280,14 @@ impl Tree {
 
     /// ... and leaving it.
     fn unindex(&mut self, node: &Node) {
+        if let Some(key) = self.subscriber_key(node) {
+            if let Some(n) = self.subscriptions_by_creator.get_mut(key.as_str()) {
+                *n -= 1;
+                if *n == 0 {
+                    self.subscriptions_by_creator.remove(key.as_str());
+                }
+            }
+        }
         match node.authz.as_deref() {
             Some(AuthzState::Role(role)) => {
                 if let Some(list) = self.role_index.get_mut(&*role.role_id) {
@@ -311,5 +361,59 @@ impl Tree {
             cur = n.pi.as_ref().and_then(|pi| self.nodes.get(pi));
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(ty: ResourceType, ri: &str, pi: Option<&str>, creator: &str) -> Node {
+        Node::new(
+            ty,
+            ri,
+            pi.map(Arc::from),
+            ri.to_owned(),
+            ri.to_owned(),
+            1,
+            Map::new(),
+            Some(creator.to_owned()),
+            None,
+        )
+    }
+
+    #[test]
+    fn subscriptions_are_counted_per_normalized_creator() {
+        let local = bastion_policy::LocalIdentity {
+            sp_id: "//bastion.example".into(),
+            cse_id: "/id-in".into(),
+            admin: "CAdmin".into(),
+        };
+        let base = node(ResourceType::CseBase, "id-in", None, "");
+        let mut tree = Tree::new(base, 1).count_subscriptions_as(local);
+        tree.insert(node(ResourceType::Ae, "ae", Some("id-in"), "Cabc"));
+        tree.insert(node(ResourceType::Subscription, "s1", Some("ae"), "Cabc"));
+        tree.insert(node(
+            ResourceType::Subscription,
+            "s2",
+            Some("ae"),
+            "/id-in/Cabc",
+        ));
+        tree.insert(node(
+            ResourceType::Subscription,
+            "s3",
+            Some("id-in"),
+            "Cother",
+        ));
+        assert_eq!(tree.subscriptions_of("//bastion.example/id-in/Cabc"), 2);
+        assert_eq!(tree.subscriptions_of("Cabc"), 2);
+        assert_eq!(tree.subscriptions_of("Cother"), 1);
+        assert_eq!(tree.subscriptions_of("Cnone"), 0);
+        tree.remove_subtree("s1");
+        assert_eq!(tree.subscriptions_of("Cabc"), 1);
+        // Removing the parent removes its subscriptions from the count too.
+        tree.remove_subtree("ae");
+        assert_eq!(tree.subscriptions_of("Cabc"), 0);
+        assert_eq!(tree.subscriptions_of("Cother"), 1);
     }
 }

@@ -28,8 +28,13 @@ const JSON_TYPES: [&str; 5] = [
     "application/vnd.onem2m-prsp+json",
 ];
 
-/// Decodes a whole HTTP request, reading at most `max_body` bytes of body.
-pub async fn decode(http: HttpRequest<Body>, max_body: usize) -> Result<Request, DecodeFailure> {
+/// Decodes a whole HTTP request, reading at most `max_body` bytes of body, for at most
+/// `body_timeout` (a stalled body is 4008 and ends the connection).
+pub async fn decode(
+    http: HttpRequest<Body>,
+    max_body: usize,
+    body_timeout: std::time::Duration,
+) -> Result<Request, DecodeFailure> {
     let (parts, body) = http.into_parts();
     let rqi = single_header(&parts.headers, "x-m2m-ri")
         .ok()
@@ -55,11 +60,14 @@ pub async fn decode(http: HttpRequest<Body>, max_body: usize) -> Result<Request,
     if declared.is_some_and(|n| n > max_body) {
         return Err(fail_unread(too_large(max_body)));
     }
-    let bytes = Limited::new(body, max_body)
-        .collect()
-        .await
-        .map_err(|_| fail_unread(too_large(max_body)))?
-        .to_bytes();
+    // No body (most reads): no timer to set up.
+    let bytes = if hyper::body::Body::is_end_stream(&body) {
+        bytes::Bytes::new()
+    } else {
+        read_body(body, max_body, body_timeout)
+            .await
+            .map_err(fail_unread)?
+    };
     if !bytes.is_empty() {
         let media = content_type(&parts.headers).map_err(fail)?.map(|(m, _)| m);
         match media {
@@ -78,6 +86,26 @@ pub async fn decode(http: HttpRequest<Body>, max_body: usize) -> Result<Request,
         req.pc = Some(json::parse_strict(&bytes).map_err(fail)?);
     }
     Ok(req)
+}
+
+/// The whole body, at most `max_body` bytes, within `body_timeout`.
+async fn read_body(
+    body: Body,
+    max_body: usize,
+    body_timeout: std::time::Duration,
+) -> Result<bytes::Bytes, RequestError> {
+    let collected = tokio::time::timeout(body_timeout, Limited::new(body, max_body).collect())
+        .await
+        .map_err(|_| {
+            RequestError::RequestTimeout(
+                format!(
+                    "request body not received within {} ms",
+                    body_timeout.as_millis()
+                )
+                .into(),
+            )
+        })?;
+    Ok(collected.map_err(|_| too_large(max_body))?.to_bytes())
 }
 
 fn too_large(max: usize) -> RequestError {

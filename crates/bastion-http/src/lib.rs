@@ -8,23 +8,28 @@
 //!
 //! [`serve`] is the plain listener (no security association); [`tls::serve_tls`] serves
 //! the same router over TLS and hands the core the identity bound to the association.
+//! Both take connections through [`listen`]: one accept loop, shared caps, timeouts.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 mod decode;
 mod encode;
+pub mod listen;
 pub mod tls;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::Request as HttpRequest;
 use axum::response::Response as HttpResponse;
-use axum::serve::ListenerExt;
 use axum::Router;
 use bastion_core::{Cse, RequestContext};
 use bastion_proto::Response;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use listen::{Busy, Gate, TimedIo, Timeouts};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tower::ServiceExt;
 
 pub use decode::{decode, decode_head};
 pub use encode::encode;
@@ -34,12 +39,15 @@ pub use encode::encode;
 pub struct HttpLimits {
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
+    /// Header, body and idle timeouts of every connection ([`listen`]).
+    pub timeouts: Timeouts,
 }
 
 impl Default for HttpLimits {
     fn default() -> Self {
         HttpLimits {
             max_body_bytes: 1024 * 1024,
+            timeouts: Timeouts::default(),
         }
     }
 }
@@ -57,33 +65,49 @@ pub fn router(cse: Arc<Cse>, limits: HttpLimits) -> Router {
         .with_state(AppState { cse, limits })
 }
 
-/// Serves the CSE on `listener` until the future is dropped or fails.
+/// Serves the CSE on `listener` until the future is dropped, under the default caps.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     cse: Arc<Cse>,
     limits: HttpLimits,
 ) -> std::io::Result<()> {
-    serve_with(listener, cse, limits, Router::new()).await
+    serve_with(listener, cse, limits, Router::new(), Gate::default()).await
 }
 
 /// Like [`serve`], with `extra` routes (e.g. the location PIP's notification receiver)
-/// answered before the oneM2M fallback. `extra` must not have a fallback of its own.
+/// answered before the oneM2M fallback, and connections counted against `gate` (shared
+/// with the TLS listener). `extra` must not have a fallback of its own.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     cse: Arc<Cse>,
     limits: HttpLimits,
     extra: Router,
+    gate: Gate,
 ) -> std::io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
-        // Small request/response exchanges: never wait for Nagle.
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        extra
-            .merge(router(cse, limits))
-            .into_make_service_with_connect_info::<SocketAddr>(),
-    )
+    let app = extra.merge(router(cse, limits));
+    listen::accept_loop(listener, gate, "http", move |tcp, peer| {
+        let app = app.clone();
+        async move {
+            let busy = Busy::default();
+            let io = TimedIo::new(tcp, limits.timeouts, busy.clone());
+            let service = hyper::service::service_fn(move |mut request: HttpRequest<Incoming>| {
+                let app = app.clone();
+                let handling = busy.enter();
+                async move {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    let response = app.oneshot(request.map(Body::new)).await;
+                    drop(handling);
+                    response
+                }
+            });
+            if let Err(e) = listen::http1()
+                .serve_connection(TokioIo::new(io), service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+            }
+        }
+    })
     .await
 }
 
@@ -98,7 +122,13 @@ async fn handle(
     if request.uri().path() == admin::EXPLAIN_PATH {
         return admin::explain(&state.cse, request, &ctx).await;
     }
-    match decode(request, state.limits.max_body_bytes).await {
+    match decode(
+        request,
+        state.limits.max_body_bytes,
+        state.limits.timeouts.body,
+    )
+    .await
+    {
         Ok(primitive) => encode(&state.cse.handle(primitive, &ctx).await),
         Err(failure) => {
             let mut r = Response::error(&failure.error, failure.rqi);

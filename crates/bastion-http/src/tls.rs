@@ -3,7 +3,8 @@
 //! and serves the same router as the plain listener on the resulting stream.
 //!
 //! ```text
-//!  TcpListener ─accept─► TlsServer::accept (≤ HANDSHAKE_TIMEOUT) ─► (SslStream, PeerIdentity)
+//!  listen::accept_loop ─► handshake slot + TlsServer::accept (≤ HANDSHAKE_TIMEOUT together)
+//!                                                        ─► (SslStream, PeerIdentity)
 //!                                                                        │
 //!   per request:  tls.is_revoked(identity)? ── yes ─► 4107 + Connection: close
 //!                 (credential revoked in the registry, or certificate on a reloaded CRL)
@@ -20,6 +21,7 @@
 //! a certificate on a CRL reloaded since the handshake) stops working on its next
 //! request: the answer is 4107 and the connection is closed.
 
+use crate::listen::{self, Busy, Gate, TimedIo};
 use crate::{router, HttpLimits};
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, Response};
@@ -33,7 +35,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
 
-/// How long a client may take to complete the TLS handshake.
+/// How long a client may take to complete the TLS handshake, waiting for a handshake slot
+/// ([`Gate`]) included.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The originator (AE-ID, CSE-ID or Credential-ID) bound to the security association a
@@ -41,41 +44,42 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SaIdentity(pub String);
 
-/// Serves the CSE over TLS on `listener` until the future is dropped or accepting fails.
-/// Handshake failures are logged (never with key material) and end that connection only.
+/// Serves the CSE over TLS on `listener` until the future is dropped, counting connections
+/// and handshakes against `gate` (shared with the plain listener). Handshake failures are
+/// logged (never with key material) and end that connection only.
 pub async fn serve_tls(
     listener: tokio::net::TcpListener,
     tls: Arc<TlsServer>,
     cse: Arc<Cse>,
     limits: HttpLimits,
+    gate: Gate,
 ) -> std::io::Result<()> {
     let app = router(cse.clone(), limits);
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) if is_per_connection(&e) => {
-                tracing::debug!(error = %e, "accept failed for one connection");
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let _ = tcp.set_nodelay(true);
+    let handshakes = gate.clone();
+    listen::accept_loop(listener, gate, "tls", move |tcp, peer| {
         let tls = tls.clone();
         let app = app.clone();
+        let handshakes = handshakes.clone();
         let cse_id = cse.config().cse_id.clone();
-        tokio::spawn(async move {
-            let (stream, identity) =
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
-                    Ok(Ok(accepted)) => accepted,
-                    Ok(Err(e)) => {
-                        tracing::info!(%peer, error = %e, "TLS handshake refused");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::info!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
+        async move {
+            let handshake = async {
+                let slot = handshakes.handshake().await;
+                let accepted = tls.accept(tcp).await;
+                drop(slot);
+                accepted
+            };
+            let (stream, identity) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await
+            {
+                Ok(Ok(accepted)) => accepted,
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, error = %e, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
             tracing::debug!(
                 %peer,
                 framework = ?identity.framework(),
@@ -83,12 +87,15 @@ pub async fn serve_tls(
                 "security association established"
             );
             let originator = identity.originator().to_owned();
+            let busy = Busy::default();
+            let io = TimedIo::new(stream, limits.timeouts, busy.clone());
             let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
                 // Checked once the request head is parsed, before the router runs; the
                 // refusal is built here, so a served request clones nothing for it.
                 let refusal = tls.is_revoked(&identity).then(|| revoked(&cse_id));
                 let app = app.clone();
                 let originator = originator.clone();
+                let handling = busy.enter();
                 async move {
                     if let Some(refusal) = refusal {
                         tracing::info!(%peer, "request on a revoked security association refused");
@@ -96,17 +103,20 @@ pub async fn serve_tls(
                     }
                     request.extensions_mut().insert(ConnectInfo(peer));
                     request.extensions_mut().insert(SaIdentity(originator));
-                    app.oneshot(request.map(axum::body::Body::new)).await
+                    let response = app.oneshot(request.map(axum::body::Body::new)).await;
+                    drop(handling);
+                    response
                 }
             });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
+            if let Err(e) = listen::http1()
+                .serve_connection(TokioIo::new(io), service)
                 .await
             {
                 tracing::debug!(%peer, error = %e, "TLS connection ended with an error");
             }
-        });
-    }
+        }
+    })
+    .await
 }
 
 /// The answer on an association whose credential was revoked: 4107 (security
@@ -128,15 +138,6 @@ fn revoked(cse_id: &str) -> Response<axum::body::Body> {
     http
 }
 
-/// Accept errors that concern one connection, not the listener.
-fn is_per_connection(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted | WouldBlock
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,13 +148,5 @@ mod tests {
         assert_eq!(http.status(), 403);
         assert_eq!(http.headers()["x-m2m-rsc"], "4107");
         assert_eq!(http.headers()["connection"], "close");
-    }
-
-    #[test]
-    fn per_connection_accept_errors_do_not_stop_the_listener() {
-        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
-        assert!(is_per_connection(&reset));
-        let other = std::io::Error::other("too many open files");
-        assert!(!is_per_connection(&other));
     }
 }

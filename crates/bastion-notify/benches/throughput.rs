@@ -62,7 +62,8 @@ fn run(
                 targets: vec![urls[i as usize % urls.len()].clone()],
                 to: "Cae1".into(),
                 peer: None,
-                event: event.clone(),
+                // One event per delivery, as the core submits them.
+                event: std::sync::Arc::new(event.clone()),
                 content: Content::Notification,
                 policy: policy.clone(),
             })

@@ -3,6 +3,11 @@
 use std::fmt;
 use std::time::Duration;
 
+/// Built-in default of [`NotifierConfig::max_destination_bytes`]: 4 MiB.
+pub const DEFAULT_MAX_DESTINATION_BYTES: usize = 4 << 20;
+/// Built-in default of [`NotifierConfig::max_total_bytes`]: 64 MiB.
+pub const DEFAULT_MAX_TOTAL_BYTES: usize = 64 << 20;
+
 /// Settings of a [`Notifier`](crate::Notifier). Every limit is per destination or per
 /// notification so that one bad receiver cannot consume the budget of the others.
 #[derive(Clone, Debug)]
@@ -15,6 +20,12 @@ pub struct NotifierConfig {
     /// Events one destination may hold (queued, buffered in batches or in flight) before
     /// [`submit`](crate::Notifier::submit) rejects new ones. Default 1024.
     pub queue_capacity: usize,
+    /// Estimated bytes of the events one destination may hold (queued, batched or in
+    /// flight) before `submit` rejects new ones. Default 4 MiB.
+    pub max_destination_bytes: usize,
+    /// Estimated bytes of the events all destinations together may hold; an event held
+    /// by several destinations counts once per destination. Default 64 MiB.
+    pub max_total_bytes: usize,
     /// Attempts per notification before it is dropped (each attempt tries every target of
     /// the destination once). Default 6; 0 is treated as 1.
     pub max_attempts: u32,
@@ -36,6 +47,8 @@ impl Default for NotifierConfig {
             originator: "/id-in".into(),
             release: "3".into(),
             queue_capacity: 1024,
+            max_destination_bytes: DEFAULT_MAX_DESTINATION_BYTES,
+            max_total_bytes: DEFAULT_MAX_TOTAL_BYTES,
             max_attempts: 6,
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
@@ -66,7 +79,8 @@ pub struct Delivery {
     /// The content of ONE `m2m:sgn` object (`{"nev":{..},"sur":"..",..}`), without the
     /// `m2m:sgn` wrapper, which the engine adds (or aggregates into `m2m:agn`); or, by
     /// [`content`](Self::content), one response primitive without its `m2m:rsp` wrapper.
-    pub event: serde_json::Value,
+    /// Shared: the same event submitted to several destinations is held once.
+    pub event: std::sync::Arc<serde_json::Value>,
     /// What `event` is.
     pub content: Content,
     /// How this subscription's events are grouped, limited and kept while unreachable.

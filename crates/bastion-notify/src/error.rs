@@ -11,6 +11,14 @@ pub enum SubmitError {
     /// (the queued ones keep their order and place).
     #[error("the destination's notification queue is full")]
     QueueFull,
+    /// The event does not fit in the bytes the destination's queue may hold
+    /// ([`NotifierConfig::max_destination_bytes`](crate::NotifierConfig::max_destination_bytes)).
+    #[error("the destination's notification queue holds its maximum of bytes")]
+    DestinationBytesFull,
+    /// The event does not fit in the bytes all queues together may hold
+    /// ([`NotifierConfig::max_total_bytes`](crate::NotifierConfig::max_total_bytes)).
+    #[error("the notification queues hold their maximum of bytes")]
+    TotalBytesFull,
     /// [`Notifier::shutdown`](crate::Notifier::shutdown) was called.
     #[error("the notifier is shutting down")]
     ShuttingDown,

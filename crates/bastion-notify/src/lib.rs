@@ -124,6 +124,7 @@
 
 mod config;
 mod error;
+mod payload;
 mod queue;
 mod send;
 mod stats;
@@ -132,6 +133,7 @@ mod worker;
 
 pub use config::{
     Batch, Content, Delivery, DeliveryPolicy, NotifierConfig, PendingPolicy, RateLimit,
+    DEFAULT_MAX_DESTINATION_BYTES, DEFAULT_MAX_TOTAL_BYTES,
 };
 pub use error::{DeliveryError, SubmitError, TargetFailure};
 pub use stats::Stats;
@@ -166,6 +168,8 @@ pub(crate) struct Shared {
     /// destination's state.
     pub destinations: Mutex<HashMap<String, Arc<Destination>>>,
     pub counters: Counters,
+    /// The bytes of the events all destinations hold (`max_total_bytes`).
+    total: Arc<payload::Budget>,
     /// Set by `shutdown`: `submit` refuses.
     closing: AtomicBool,
     /// Set when `shutdown`'s grace ends: workers cancel what they do.
@@ -190,6 +194,7 @@ impl Notifier {
     /// itself called inside a runtime).
     pub fn new(config: NotifierConfig, transport: impl Transport + 'static) -> Notifier {
         let (stop, _) = watch::channel(false);
+        let total = payload::Budget::new(config.max_total_bytes);
         Notifier {
             shared: Arc::new(Shared {
                 config,
@@ -197,6 +202,7 @@ impl Notifier {
                 runtime: Handle::try_current().ok(),
                 destinations: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
+                total,
                 closing: AtomicBool::new(false),
                 stop,
                 entropy: Entropy::new(),
@@ -242,6 +248,21 @@ impl Notifier {
         };
         let capacity = shared.config.queue_capacity;
         let now = Instant::now();
+        let bytes = payload::estimated_bytes(&event);
+        let charge = match payload::Charge::take(bytes, &dest.budget, &shared.total) {
+            Ok(charge) => charge,
+            Err(over) => {
+                drop(map);
+                Counters::add(&shared.counters.dropped_queue_full, 1);
+                tracing::debug!(subscription = %subscription, destination = %dest.label,
+                    bytes, ?over, "notification rejected: byte budget exhausted");
+                return Err(match over {
+                    payload::OverBudget::Destination => SubmitError::DestinationBytesFull,
+                    payload::OverBudget::Total => SubmitError::TotalBytesFull,
+                });
+            }
+        };
+        let event = payload::Payload { event, charge };
         let accepted = {
             let mut state = dest.state.lock();
             match content {
@@ -283,7 +304,8 @@ impl Notifier {
             .clone()
             .or_else(|| Handle::try_current().ok())
             .ok_or(SubmitError::NoRuntime)?;
-        let dest = Arc::new(Destination::new(key, peer, targets));
+        let max_bytes = self.shared.config.max_destination_bytes;
+        let dest = Arc::new(Destination::new(key, peer, targets, max_bytes));
         handle.spawn(worker::run(Arc::clone(&self.shared), Arc::clone(&dest)));
         Ok(dest)
     }
@@ -343,6 +365,7 @@ impl Notifier {
         let map = self.shared.destinations.lock();
         stats.active_destinations = map.len() as u64;
         stats.queued_now = map.values().map(|d| d.state.lock().pending()).sum();
+        stats.queued_bytes = self.shared.total.used() as u64;
         stats
     }
 

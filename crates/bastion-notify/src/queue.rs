@@ -3,6 +3,7 @@
 //! batching and rate semantics are unit-tested with a synthetic clock.
 
 use crate::config::{DeliveryPolicy, PendingPolicy};
+use crate::payload::{Charge, Payload};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
@@ -15,14 +16,51 @@ pub(crate) struct Outgoing {
     pub sub: String,
     /// `to` of the NOTIFY.
     pub to: String,
-    /// The whole `pc`: `{"m2m:sgn":..}` or `{"m2m:agn":{"m2m:sgn":[..]}}`.
-    pub pc: Value,
+    /// What the `pc` is made of, built only when the NOTIFY is sent.
+    pub body: Body,
     /// Events this NOTIFY accounts for.
     pub events: u64,
     /// Sent under `ln`: the request carries `ec` 4 (latest).
     pub latest: bool,
     /// Order of arrival in the destination, across subscriptions.
     seq: u64,
+}
+
+/// The events of one NOTIFY, each still charged to the byte budgets.
+#[derive(Debug)]
+pub(crate) enum Body {
+    /// `{"m2m:sgn": event}`.
+    Sgn(Payload),
+    /// `{"m2m:agn": {"m2m:sgn": [events]}}`.
+    Agn(Vec<Payload>),
+    /// `{"m2m:rsp": response}`.
+    Rsp(Payload),
+}
+
+impl Body {
+    /// The `pc` of the NOTIFY, and the charges, which stay taken until the notification
+    /// is finished (the request holds the events meanwhile).
+    pub fn into_pc(self) -> (Value, Vec<Charge>) {
+        let mut charges = Vec::new();
+        let mut take = |p: Payload| {
+            let Payload { event, charge } = p;
+            charges.push(charge);
+            Payload {
+                event,
+                charge: Charge::none(),
+            }
+            .into_value()
+        };
+        let pc = match self {
+            Body::Sgn(p) => json!({ "m2m:sgn": take(p) }),
+            Body::Rsp(p) => json!({ "m2m:rsp": take(p) }),
+            Body::Agn(events) => {
+                let events: Vec<Value> = events.into_iter().map(take).collect();
+                json!({ "m2m:agn": { "m2m:sgn": events } })
+            }
+        };
+        (pc, charges)
+    }
 }
 
 /// What the worker should do next.
@@ -45,7 +83,7 @@ pub(crate) struct Full;
 struct SubQueue {
     policy: DeliveryPolicy,
     /// Buffered events of the current batch (only the newest under `ln`).
-    batch: Vec<Value>,
+    batch: Vec<Payload>,
     /// Events received since the current batch started (counts superseded ones, so `num`
     /// is reached by arrivals, as the specification counts them).
     batch_received: u32,
@@ -135,7 +173,7 @@ impl DestQueue {
         &mut self,
         sub: &str,
         to: &str,
-        event: Value,
+        event: Payload,
         policy: &DeliveryPolicy,
         capacity: usize,
         now: Instant,
@@ -181,7 +219,7 @@ impl DestQueue {
         &mut self,
         sub: &str,
         to: &str,
-        rsp: Value,
+        rsp: Payload,
         policy: &DeliveryPolicy,
         capacity: usize,
     ) -> Result<u64, Full> {
@@ -193,7 +231,7 @@ impl DestQueue {
         let out = Outgoing {
             sub: sub.to_owned(),
             to: to.to_owned(),
-            pc: json!({ "m2m:rsp": rsp }),
+            body: Body::Rsp(rsp),
             events: 1,
             latest: false,
             seq: 0,
@@ -242,7 +280,7 @@ impl DestQueue {
                 sub: sub.to_owned(),
                 to,
                 events: events.len() as u64,
-                pc: json!({ "m2m:agn": { "m2m:sgn": events } }),
+                body: Body::Agn(events),
                 latest: false,
                 seq: 0,
             }
@@ -388,11 +426,11 @@ impl DestQueue {
 }
 
 /// A NOTIFY carrying one event.
-fn single(sub: &str, to: &str, event: Value, latest: bool) -> Outgoing {
+fn single(sub: &str, to: &str, event: Payload, latest: bool) -> Outgoing {
     Outgoing {
         sub: sub.to_owned(),
         to: to.to_owned(),
-        pc: json!({ "m2m:sgn": event }),
+        body: Body::Sgn(event),
         events: 1,
         latest,
         seq: 0,
@@ -415,8 +453,35 @@ mod tests {
 
     const CAP: usize = 100;
 
-    fn ev(n: u32) -> Value {
+    fn ev(n: u32) -> Payload {
+        event(json!({ "n": n }))
+    }
+
+    fn event(value: Value) -> Payload {
+        Payload {
+            event: std::sync::Arc::new(value),
+            charge: Charge::none(),
+        }
+    }
+
+    /// The value [`ev`] holds, for comparing `pc`s.
+    fn val(n: u32) -> Value {
         json!({ "n": n })
+    }
+
+    impl Outgoing {
+        /// The `pc` it would be sent with.
+        fn pc(&self) -> Value {
+            let value = |p: &Payload| (*p.event).clone();
+            match &self.body {
+                Body::Sgn(p) => json!({ "m2m:sgn": value(p) }),
+                Body::Rsp(p) => json!({ "m2m:rsp": value(p) }),
+                Body::Agn(events) => {
+                    let events: Vec<Value> = events.iter().map(value).collect();
+                    json!({ "m2m:agn": { "m2m:sgn": events } })
+                }
+            }
+        }
     }
 
     fn send(q: &mut DestQueue, now: Instant) -> Outgoing {
@@ -434,13 +499,13 @@ mod tests {
         q.accept("a", "to", ev(1), &p, CAP, now).unwrap();
         q.accept("b", "to", ev(2), &p, CAP, now).unwrap();
         q.accept("a", "to", ev(3), &p, CAP, now).unwrap();
-        let order: Vec<Value> = (0..3).map(|_| send(&mut q, now).pc).collect();
+        let order: Vec<Value> = (0..3).map(|_| send(&mut q, now).pc()).collect();
         assert_eq!(
             order,
             vec![
-                json!({"m2m:sgn": ev(1)}),
-                json!({"m2m:sgn": ev(2)}),
-                json!({"m2m:sgn": ev(3)})
+                json!({"m2m:sgn": val(1)}),
+                json!({"m2m:sgn": val(2)}),
+                json!({"m2m:sgn": val(3)})
             ]
         );
         assert_eq!(
@@ -463,14 +528,14 @@ mod tests {
             ..DeliveryPolicy::default()
         };
         let rsp = json!({"rsc": 2001, "rqi": "r1"});
-        q.accept_response("req", "Cae", rsp.clone(), &p, CAP)
+        q.accept_response("req", "Cae", event(rsp.clone()), &p, CAP)
             .unwrap();
         let out = send(&mut q, now);
-        assert_eq!(out.pc, json!({ "m2m:rsp": rsp }));
         assert_eq!((out.to.as_str(), out.events, out.latest), ("Cae", 1, false));
+        assert_eq!(out.pc(), json!({ "m2m:rsp": rsp }));
         assert_eq!(q.pending(), 1);
         assert_eq!(
-            q.accept_response("req", "Cae", json!({}), &p, 1),
+            q.accept_response("req", "Cae", event(json!({})), &p, 1),
             Err(Full),
             "capacity counts responses like events"
         );
@@ -503,14 +568,17 @@ mod tests {
             q.accept("s", "to", ev(n), &p, CAP, t0).unwrap();
         }
         let first = send(&mut q, t0);
-        assert_eq!(first.pc, json!({"m2m:agn": {"m2m:sgn": [ev(1), ev(2)]}}));
+        assert_eq!(
+            first.pc(),
+            json!({"m2m:agn": {"m2m:sgn": [val(1), val(2)]}})
+        );
         assert_eq!(first.events, 2);
         match q.next_step(t0).0 {
             Step::Wait(at) => assert_eq!(at, t0 + dur),
             other => panic!("expected the batch timer, got {other:?}"),
         }
         let second = send(&mut q, t0 + dur);
-        assert_eq!(second.pc, json!({"m2m:agn": {"m2m:sgn": [ev(3)]}}));
+        assert_eq!(second.pc(), json!({"m2m:agn": {"m2m:sgn": [val(3)]}}));
     }
 
     #[test]
@@ -531,7 +599,7 @@ mod tests {
         }
         assert_eq!(superseded, 2);
         let out = send(&mut q, now);
-        assert_eq!(out.pc, json!({"m2m:sgn": ev(3)}));
+        assert_eq!(out.pc(), json!({"m2m:sgn": val(3)}));
         assert!(out.latest);
         assert_eq!(q.pending(), 1);
     }
@@ -551,8 +619,8 @@ mod tests {
         assert!(matches!(q.next_step(now).0, Step::Wait(_)));
         q.flush("s");
         assert_eq!(
-            send(&mut q, now).pc,
-            json!({"m2m:agn": {"m2m:sgn": [ev(1)]}})
+            send(&mut q, now).pc(),
+            json!({"m2m:agn": {"m2m:sgn": [val(1)]}})
         );
     }
 
@@ -568,17 +636,17 @@ mod tests {
         for n in 1..=5 {
             q.accept("s", "to", ev(n), &p, CAP, t0).unwrap();
         }
-        assert_eq!(send(&mut q, t0).pc, json!({"m2m:sgn": ev(1)}));
+        assert_eq!(send(&mut q, t0).pc(), json!({"m2m:sgn": val(1)}));
         let t1 = t0 + Duration::from_millis(400);
-        assert_eq!(send(&mut q, t1).pc, json!({"m2m:sgn": ev(2)}));
+        assert_eq!(send(&mut q, t1).pc(), json!({"m2m:sgn": val(2)}));
         match q.next_step(t1).0 {
             Step::Wait(at) => assert_eq!(at, t0 + window),
             other => panic!("expected to wait for the window, got {other:?}"),
         }
         // Sliding: at t0+1s the first attempt leaves the window, the second does not.
-        assert_eq!(send(&mut q, t0 + window).pc, json!({"m2m:sgn": ev(3)}));
+        assert_eq!(send(&mut q, t0 + window).pc(), json!({"m2m:sgn": val(3)}));
         assert!(matches!(q.next_step(t0 + window).0, Step::Wait(at) if at == t1 + window));
-        assert_eq!(send(&mut q, t1 + window).pc, json!({"m2m:sgn": ev(4)}));
+        assert_eq!(send(&mut q, t1 + window).pc(), json!({"m2m:sgn": val(4)}));
     }
 
     #[test]
@@ -617,7 +685,7 @@ mod tests {
         q.finish(1);
         assert_eq!(q.accept("s", "to", ev(3), &p, CAP, now), Ok(1));
         assert_eq!(q.accept("s", "to", ev(4), &p, CAP, now), Ok(1));
-        assert_eq!(send(&mut q, now).pc, json!({"m2m:sgn": ev(4)}));
+        assert_eq!(send(&mut q, now).pc(), json!({"m2m:sgn": val(4)}));
         q.reached();
         q.accept("s", "to", ev(5), &p, CAP, now).unwrap();
         assert_eq!(q.accept("s", "to", ev(6), &p, CAP, now), Ok(0));

@@ -15,7 +15,8 @@ pub struct Stats {
     pub retried: u64,
     /// Attempts in which no target answered.
     pub failed_attempts: u64,
-    /// Deliveries rejected by `submit` because their destination's queue was full.
+    /// Deliveries rejected by `submit` because their destination's queue was full, in
+    /// events or in bytes, or all queues together were full in bytes.
     pub dropped_queue_full: u64,
     /// Events given up: after `max_attempts` failed attempts, or at once when no target
     /// can be used at all (not an absolute `http(s)` URL).
@@ -29,6 +30,9 @@ pub struct Stats {
     pub queued_now: u64,
     /// Destinations that currently have a worker.
     pub active_destinations: u64,
+    /// Bytes charged for the events held now, summed over destinations
+    /// ([`NotifierConfig::max_total_bytes`](crate::NotifierConfig::max_total_bytes)).
+    pub queued_bytes: u64,
 }
 
 /// The monotonic counters behind [`Stats`]; `queued_now` and `active_destinations` are
@@ -68,6 +72,7 @@ impl Counters {
             superseded: get(&self.superseded),
             queued_now: 0,
             active_destinations: 0,
+            queued_bytes: 0,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! One worker per destination is what isolates destinations: a worker awaiting a dead or
 //! slow receiver holds up only its own queue.
 
+use crate::payload::Budget;
 use crate::queue::{DestQueue, Outgoing, Step};
 use crate::send::{attempt, backoff, notify_request, Outcome};
 use crate::stats::Counters;
@@ -30,10 +31,17 @@ pub(crate) struct Destination {
     pub state: Mutex<DestQueue>,
     /// Wakes the worker when an event arrives or a batch is flushed.
     pub wake: Notify,
+    /// The bytes of the events this destination holds (`max_destination_bytes`).
+    pub budget: Arc<Budget>,
 }
 
 impl Destination {
-    pub fn new(key: String, peer: Option<String>, targets: Vec<String>) -> Destination {
+    pub fn new(
+        key: String,
+        peer: Option<String>,
+        targets: Vec<String>,
+        max_bytes: usize,
+    ) -> Destination {
         Destination {
             label: targets.join(", "),
             key,
@@ -41,6 +49,7 @@ impl Destination {
             targets,
             state: Mutex::new(DestQueue::default()),
             wake: Notify::new(),
+            budget: Budget::new(max_bytes),
         }
     }
 }
@@ -109,11 +118,13 @@ async fn deliver(
     let Outgoing {
         sub,
         to,
-        pc,
+        body,
         events,
         latest,
         ..
     } = out;
+    // The charges stay taken while the request holds the events, until this returns.
+    let (pc, _charges) = body.into_pc();
     let config = &shared.config;
     let counters = &shared.counters;
     let req = notify_request(config, shared.entropy.rqi(), &to, pc, latest);

@@ -209,6 +209,8 @@ fn config() -> NotifierConfig {
         originator: "/id-in".into(),
         release: "3".into(),
         queue_capacity: 64,
+        max_destination_bytes: bastion_notify::DEFAULT_MAX_DESTINATION_BYTES,
+        max_total_bytes: bastion_notify::DEFAULT_MAX_TOTAL_BYTES,
         max_attempts: 6,
         backoff_initial: Duration::from_millis(50),
         backoff_max: Duration::from_millis(200),
@@ -235,7 +237,7 @@ fn delivery(targets: &[&String], n: u64, policy: DeliveryPolicy) -> Delivery {
         targets: targets.iter().map(|t| (*t).clone()).collect(),
         to: "Cae1".into(),
         peer: None,
-        event: event(n),
+        event: Arc::new(event(n)),
         content: Content::Notification,
         policy,
     }
@@ -429,6 +431,66 @@ async fn a_full_queue_rejects_the_new_delivery() {
         Err(SubmitError::ShuttingDown)
     );
     wait_for(|| n.stats().dropped_shutdown == 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queues_are_bounded_in_bytes_per_destination_and_in_total() {
+    let big = |n: u64| Arc::new(json!({"sur": "/id-in/sub1", "n": n, "pad": "x".repeat(1000)}));
+    let with = |targets: &[&String], n: u64| Delivery {
+        event: big(n),
+        ..delivery(targets, n, DeliveryPolicy::default())
+    };
+    let (hole_a, hole_b) = (blackhole().await, blackhole().await);
+    // What one such event is charged, as the engine reports it.
+    let probe = notifier(config());
+    probe.submit(with(&[&hole_a], 0)).expect("probe");
+    let size = probe.stats().queued_bytes as usize;
+    assert!(size > 1000, "{size}");
+    probe.shutdown(Duration::from_millis(10)).await;
+    // A stalled destination may hold two such events, all queues together three.
+    let n = notifier(NotifierConfig {
+        max_destination_bytes: size * 5 / 2,
+        max_total_bytes: size * 7 / 2,
+        ..config()
+    });
+    n.submit(with(&[&hole_a], 1)).expect("first");
+    n.submit(with(&[&hole_a], 2)).expect("second");
+    assert_eq!(
+        n.submit(with(&[&hole_a], 3)),
+        Err(SubmitError::DestinationBytesFull)
+    );
+    n.submit(with(&[&hole_b], 4))
+        .expect("another destination has its own budget");
+    assert_eq!(
+        n.submit(with(&[&hole_b], 5)),
+        Err(SubmitError::TotalBytesFull)
+    );
+    let stats = n.stats();
+    assert_eq!((stats.submitted, stats.dropped_queue_full), (3, 2));
+    assert_eq!(stats.queued_bytes as usize, 3 * size);
+    // What leaves the queues gives its bytes back: small events flow again elsewhere.
+    n.shutdown(Duration::from_millis(50)).await;
+    wait_for(|| n.stats().queued_bytes == 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivered_events_give_their_bytes_back() {
+    let n = notifier(NotifierConfig {
+        max_destination_bytes: 4000,
+        ..config()
+    });
+    let rx = Receiver::answering().await;
+    // Several times the destination's budget goes through, one event at a time.
+    for i in 0..10 {
+        let event = Arc::new(json!({"sur": "/id-in/sub1", "n": i, "pad": "x".repeat(1000)}));
+        n.submit(Delivery {
+            event,
+            ..delivery(&[&rx.url], i, DeliveryPolicy::default())
+        })
+        .expect("accepted");
+        rx.wait_answered(i as usize + 1).await;
+        wait_for(|| n.stats().queued_bytes == 0).await;
+    }
 }
 
 fn batch(num: u32, dur: Duration) -> DeliveryPolicy {

@@ -13,6 +13,7 @@ mod cli;
 mod credentials;
 mod das;
 mod das_consult;
+mod limits;
 mod notifications;
 mod outbound;
 mod registrar;

@@ -16,10 +16,17 @@ pub struct EngineSink {
 }
 
 impl EngineSink {
-    /// Must run inside the Tokio runtime that will carry the deliveries.
-    pub fn new(cse_id: &str, routes: Arc<HttpOutbound>) -> EngineSink {
+    /// Must run inside the Tokio runtime that will carry the deliveries. `limits` gives
+    /// the queues' byte budgets (`[limits]`).
+    pub fn new(
+        cse_id: &str,
+        routes: Arc<HttpOutbound>,
+        limits: &crate::limits::Limits,
+    ) -> EngineSink {
         let config = NotifierConfig {
             originator: cse_id.to_owned(),
+            max_destination_bytes: limits.notification_destination_bytes,
+            max_total_bytes: limits.notification_total_bytes,
             ..NotifierConfig::default()
         };
         EngineSink {

@@ -19,6 +19,11 @@
 //! * anything else (an `https://` point of access without a credential): skipped.
 //!
 //! Responses are returned as the peer sent them. Keys are never logged.
+//!
+//! At most `max_in_flight` requests are outstanding at once ([`HttpOutbound::with_max_in_flight`],
+//! `[limits] max-outbound-requests`); one more is refused at once, unsent
+//! ([`OutboundError::Saturated`]), so a forwarding loop or a slow peer cannot pile up
+//! connections and tasks without bound.
 
 use bastion_client::{Client, ClientError, TlsConnector};
 use bastion_core::outbound::{Outbound, OutboundError};
@@ -27,8 +32,16 @@ use bastion_tls::{ClientOptions, CredentialRegistry, PeerPsk, TlsClient};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// Built-in default of `[limits] max-outbound-requests`.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+
 /// Outbound requests over HTTP(S).
 pub struct HttpOutbound {
+    /// Slots for requests in flight; one is held for the whole of [`Outbound::send`].
+    in_flight: Arc<tokio::sync::Semaphore>,
+    max_in_flight: usize,
+    /// Saturation is logged once a minute, however many requests it refuses.
+    saturated: bastion_core::throttle::Throttle,
     plain: Client,
     /// The registrar's URL and the client holding its credential.
     registrar: Option<(String, Client)>,
@@ -80,6 +93,9 @@ impl HttpOutbound {
         peers: Option<(Arc<CredentialRegistry>, String)>,
     ) -> HttpOutbound {
         HttpOutbound {
+            in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            saturated: bastion_core::throttle::Throttle::per_minute(),
             plain: Client::default(),
             registrar,
             peers: peers.map(|(registry, sp_id)| PeerCredentials {
@@ -88,6 +104,13 @@ impl HttpOutbound {
                 cache: Mutex::new(ClientCache::default()),
             }),
         }
+    }
+
+    /// At most `max` (at least 1) requests in flight at once.
+    pub fn with_max_in_flight(mut self, max: usize) -> HttpOutbound {
+        self.max_in_flight = max.max(1);
+        self.in_flight = Arc::new(tokio::sync::Semaphore::new(self.max_in_flight));
+        self
     }
 
     /// The credential state for `peer`, looked up anew for every request so that a
@@ -237,6 +260,16 @@ impl Outbound for HttpOutbound {
         poa: &[String],
         req: Request,
     ) -> Result<Response, OutboundError> {
+        let Ok(_slot) = self.in_flight.try_acquire() else {
+            let why = format!(
+                "the limit of {} outbound requests in flight is reached (max-outbound-requests)",
+                self.max_in_flight
+            );
+            if self.saturated.ready() {
+                tracing::warn!("outbound requests refused: {why}");
+            }
+            return Err(OutboundError::Saturated(why));
+        };
         let routes = self.routes(peer, poa).map_err(OutboundError::Unreachable)?;
         let mut last = String::from("no usable point of access");
         for (target, route) in poa.iter().zip(routes) {

@@ -168,15 +168,18 @@ async fn run(
         ),
         None => None,
     };
-    let outbound = Arc::new(crate::outbound::HttpOutbound::new(
-        settings
-            .registrar
-            .as_ref()
-            .zip(registrar_client.clone())
-            .map(|(r, c)| (r.url.clone(), c)),
-        tls.as_ref()
-            .map(|t| (t.registry.clone(), settings.sp_id.clone())),
-    ));
+    let outbound = Arc::new(
+        crate::outbound::HttpOutbound::new(
+            settings
+                .registrar
+                .as_ref()
+                .zip(registrar_client.clone())
+                .map(|(r, c)| (r.url.clone(), c)),
+            tls.as_ref()
+                .map(|t| (t.registry.clone(), settings.sp_id.clone())),
+        )
+        .with_max_in_flight(settings.limits.max_outbound_requests),
+    );
     // Fields this binary does not set keep their defaults (the core adds services).
     #[allow(clippy::needless_update)]
     let services = Services {
@@ -202,6 +205,7 @@ async fn run(
         notifications: Some(Arc::new(crate::notifications::EngineSink::new(
             &settings.cse_id,
             outbound,
+            &settings.limits,
         ))),
         ..Services::default()
     };
@@ -248,8 +252,14 @@ async fn run(
     }
 
     let served = {
-        let server =
-            bastion_http::serve_with(listener, cse.clone(), settings.http_limits(), extra_routes);
+        let gate = connection_gate(settings);
+        let server = bastion_http::serve_with(
+            listener,
+            cse.clone(),
+            settings.http_limits(),
+            extra_routes,
+            gate.clone(),
+        );
         let tls_server = async {
             match tls {
                 Some(t) => {
@@ -258,6 +268,7 @@ async fn run(
                         t.server,
                         cse.clone(),
                         settings.http_limits(),
+                        gate,
                     )
                     .await
                 }
@@ -294,6 +305,22 @@ async fn run(
             Ok(())
         }
     }
+}
+
+/// The connection and handshake caps both listeners share, the connection cap fitted
+/// under the process's descriptor limit (docs/security.md, "Availability").
+fn connection_gate(settings: &Settings) -> bastion_http::listen::Gate {
+    let limits = &settings.limits;
+    let descriptors = crate::limits::descriptor_limit();
+    let max_connections = limits.connections_under(descriptors);
+    if max_connections < limits.max_connections {
+        tracing::info!(
+            configured = limits.max_connections,
+            descriptors = descriptors.unwrap_or_default(),
+            "max-connections lowered to {max_connections} to stay under the descriptor limit"
+        );
+    }
+    bastion_http::listen::Gate::new(max_connections, limits.max_tls_handshakes)
 }
 
 /// The TLS listener, ready to serve.

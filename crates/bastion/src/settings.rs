@@ -164,6 +164,8 @@ pub struct RawSettings {
     pub location: Option<toml::Table>,
     /// `[registrar]` as written: file only.
     pub registrar: Option<crate::registrar::RegistrarSection>,
+    /// `[limits]` as written: file only.
+    pub limits: Option<crate::limits::LimitsSection>,
 }
 
 impl RawSettings {
@@ -199,6 +201,7 @@ impl RawSettings {
             tls: other.tls.or(self.tls),
             location: other.location.or(self.location),
             registrar: other.registrar.or(self.registrar),
+            limits: other.limits.or(self.limits),
         }
     }
 
@@ -252,6 +255,8 @@ struct FileConfig {
     location: Option<toml::Table>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     registrar: Option<crate::registrar::RegistrarSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    limits: Option<crate::limits::LimitsSection>,
 }
 
 /// `[tls]`: the TLS listener and its security-association frameworks (docs/security.md).
@@ -493,6 +498,7 @@ impl FileConfig {
             tls: self.tls.map(|t| TlsSection { listen: None, ..t }),
             location: self.location,
             registrar: self.registrar,
+            limits: self.limits,
         }
     }
 }
@@ -561,6 +567,8 @@ pub struct Settings {
     pub location: Option<toml::Table>,
     /// `[registrar]`: the CSE this one registers with (docs/federation.md).
     pub registrar: Option<crate::registrar::RegistrarSettings>,
+    /// `[limits]`: connection caps and timeouts.
+    pub limits: crate::limits::Limits,
 }
 
 impl Settings {
@@ -724,6 +732,9 @@ impl Settings {
             }
             None => None,
         };
+        let limits = crate::limits::Limits::resolve(&raw.limits.unwrap_or_default())
+            .map_err(|mut found| problems.append(&mut found))
+            .unwrap_or_default();
 
         match listen {
             Some(listen) if problems.is_empty() => Ok(Settings {
@@ -753,6 +764,7 @@ impl Settings {
                 tls,
                 location: raw.location,
                 registrar,
+                limits,
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -788,6 +800,7 @@ impl Settings {
             tls: None,
             location: None,
             registrar: None,
+            limits: crate::limits::Limits::default(),
         }
     }
 
@@ -820,6 +833,7 @@ impl Settings {
             explain_denials_to_client: self.explain_denials_to_client,
             registrar: self.registrar.as_ref().map(|r| r.cse_id.clone()),
             trust_loopback_cses: self.trust_loopback_cses,
+            max_subscriptions_per_originator: self.limits.max_subscriptions_per_originator,
             ..CseConfig::default()
         }
     }
@@ -909,6 +923,7 @@ impl Settings {
     pub fn http_limits(&self) -> bastion_http::HttpLimits {
         bastion_http::HttpLimits {
             max_body_bytes: self.max_body_bytes,
+            timeouts: self.limits.timeouts,
         }
     }
 
@@ -977,6 +992,8 @@ impl Settings {
                 .registrar
                 .as_ref()
                 .map(crate::registrar::RegistrarSettings::to_section),
+            limits: (self.limits != crate::limits::Limits::default())
+                .then(|| self.limits.to_section()),
         };
         toml::to_string(&file).map_err(|e| e.to_string())
     }
@@ -1173,7 +1190,12 @@ fn validate_authorization(a: &AuthorizationSection) -> Vec<String> {
 }
 
 /// `value` (or `default` when unset) if it lies in `range` (inclusive).
-fn ranged(key: &str, value: Option<i64>, default: i64, range: (i64, i64)) -> Result<i64, String> {
+pub(crate) fn ranged(
+    key: &str,
+    value: Option<i64>,
+    default: i64,
+    range: (i64, i64),
+) -> Result<i64, String> {
     let v = value.unwrap_or(default);
     if v < range.0 || v > range.1 {
         return Err(format!(
@@ -1384,6 +1406,7 @@ mod tests {
             tls: _,
             location: _,
             registrar: _,
+            limits,
         } = &raw;
         let set = [
             ("cse-id", cse_id.is_some()),
@@ -1411,6 +1434,7 @@ mod tests {
             ("level", log.is_some()),
             ("insecure", insecure.is_some()),
             ("trust-loopback-cses", trust_loopback_cses.is_some()),
+            ("[limits]", limits.is_some()),
         ];
         for (key, is_set) in set {
             assert!(is_set, "bastion.default.toml does not set {key}");

@@ -7,6 +7,7 @@
 pub mod das_tls;
 pub mod federation;
 pub mod identity;
+pub mod limits;
 mod receiver;
 #[allow(unused_imports)]
 pub use receiver::{Received, Receiver};
