@@ -124,18 +124,10 @@ async fn run(
     store: Arc<SqliteStore>,
     audit: Arc<dyn AuditSink>,
 ) -> Result<(), Failure> {
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", settings.listen)))?;
-    let bound: SocketAddr = listener
-        .local_addr()
-        .map_err(|e| Failure::Runtime(format!("cannot read the bound address: {e}")))?;
-    if !bound.ip().is_loopback() {
-        tracing::warn!(
-            "plain HTTP on {bound} (insecure = true): requests there carry no security \
-             association and anyone who can reach it may claim any originator"
-        );
-    }
+    let plain = match settings.http_enabled {
+        true => Some(bind_plain(settings.listen).await?),
+        false => None,
+    };
     if settings.trust_loopback_cses {
         tracing::warn!(
             "trust-loopback-cses = true: any local process may claim the CSE-ID of a CSE \
@@ -147,9 +139,19 @@ async fn run(
         None => None,
     };
     let location = open_location(settings)?;
+    // Settings refuse `[http] enabled = false` without a TLS listener.
+    let bound = match (&plain, &tls) {
+        (Some((_, bound)), _) => *bound,
+        (None, Some(tls)) => tls.bound,
+        (None, None) => return Err(Failure::Config("no listener configured".to_owned())),
+    };
 
     let store: Arc<dyn Store> = store;
     let mut config = settings.cse_config(bound);
+    if plain.is_none() {
+        // A TLS-only CSE advertises no plain point of access.
+        config.poa.clear();
+    }
     config.authorization = settings
         .authorization_config()
         .map_err(|e| Failure::Runtime(e.to_string()))?;
@@ -232,15 +234,24 @@ async fn run(
     let mut stop = StopSignal::register()
         .map_err(|e| Failure::Runtime(format!("cannot install signal handlers: {e}")))?;
 
-    tracing::info!(
-        cse_id = %settings.cse_id,
-        cse_name = %settings.cse_name,
-        cse_type = %settings.cse_type,
-        data_dir = %settings.data_dir.display(),
-        protection = %settings.plain_protection(),
-        location = location.is_some(),
-        "listening on {bound}"
-    );
+    match &plain {
+        Some(_) => tracing::info!(
+            cse_id = %settings.cse_id,
+            cse_name = %settings.cse_name,
+            cse_type = %settings.cse_type,
+            data_dir = %settings.data_dir.display(),
+            protection = %settings.plain_protection(),
+            location = location.is_some(),
+            "listening on {bound}"
+        ),
+        None => tracing::info!(
+            cse_id = %settings.cse_id,
+            cse_name = %settings.cse_name,
+            cse_type = %settings.cse_type,
+            data_dir = %settings.data_dir.display(),
+            "listening on {bound} (TLS only: the plain HTTP listener is off)"
+        ),
+    }
     if let Some(tls) = &tls {
         tracing::info!(
             psk = tls.psk,
@@ -253,13 +264,22 @@ async fn run(
 
     let served = {
         let gate = connection_gate(settings);
-        let server = bastion_http::serve_with(
-            listener,
-            cse.clone(),
-            settings.http_limits(),
-            extra_routes,
-            gate.clone(),
-        );
+        let plain_gate = gate.clone();
+        let server = async {
+            match plain {
+                Some((listener, _)) => {
+                    bastion_http::serve_with(
+                        listener,
+                        cse.clone(),
+                        settings.http_limits(),
+                        extra_routes,
+                        plain_gate,
+                    )
+                    .await
+                }
+                None => std::future::pending().await,
+            }
+        };
         let tls_server = async {
             match tls {
                 Some(t) => {
@@ -305,6 +325,23 @@ async fn run(
             Ok(())
         }
     }
+}
+
+/// Binds the plain HTTP listener; warns when it is off loopback (`insecure = true`).
+async fn bind_plain(listen: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), Failure> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| Failure::Runtime(format!("cannot listen on {listen}: {e}")))?;
+    let bound: SocketAddr = listener
+        .local_addr()
+        .map_err(|e| Failure::Runtime(format!("cannot read the bound address: {e}")))?;
+    if !bound.ip().is_loopback() {
+        tracing::warn!(
+            "plain HTTP on {bound} (insecure = true): requests there carry no security \
+             association and anyone who can reach it may claim any originator"
+        );
+    }
+    Ok((listener, bound))
 }
 
 /// The connection and handshake caps both listeners share, the connection cap fitted

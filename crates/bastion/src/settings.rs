@@ -69,6 +69,8 @@ pub const DEFAULT_INSECURE: bool = false;
 /// Built-in default: other CSEs' originators need a security association, also on
 /// loopback.
 pub const DEFAULT_TRUST_LOOPBACK_CSES: bool = false;
+/// Built-in default: the plain HTTP listener runs.
+pub const DEFAULT_HTTP_ENABLED: bool = true;
 /// Built-in default credential store, relative to the data directory.
 pub const DEFAULT_CREDENTIALS_STORE: &str = "credentials.store";
 /// Name of the SQLite database file inside the data directory.
@@ -156,6 +158,8 @@ pub struct RawSettings {
     pub insecure: Option<bool>,
     /// `[http] trust-loopback-cses`: from the configuration file only.
     pub trust_loopback_cses: Option<bool>,
+    /// `[http] enabled`: from the configuration file only.
+    pub http_enabled: Option<bool>,
     /// `[tls] listen`, flag `--tls-listen`.
     pub tls_listen: Option<String>,
     /// The rest of `[tls]`: from the configuration file only.
@@ -197,6 +201,7 @@ impl RawSettings {
             authorization: other.authorization.or(self.authorization),
             insecure: other.insecure.or(self.insecure),
             trust_loopback_cses: other.trust_loopback_cses.or(self.trust_loopback_cses),
+            http_enabled: other.http_enabled.or(self.http_enabled),
             tls_listen: other.tls_listen.or(self.tls_listen),
             tls: other.tls.or(self.tls),
             location: other.location.or(self.location),
@@ -445,6 +450,8 @@ struct CseSection {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct HttpSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     listen: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     insecure: Option<bool>,
@@ -494,6 +501,7 @@ impl FileConfig {
             authorization: self.authorization,
             insecure: self.http.insecure,
             trust_loopback_cses: self.http.trust_loopback_cses,
+            http_enabled: self.http.enabled,
             tls_listen: self.tls.as_ref().and_then(|t| t.listen.clone()),
             tls: self.tls.map(|t| TlsSection { listen: None, ..t }),
             location: self.location,
@@ -556,6 +564,8 @@ pub struct Settings {
     pub audit_keep: u32,
     pub log: String,
     pub authorization: AuthorizationSection,
+    /// `[http] enabled`: whether the plain listener runs at all (a TLS-only CSE).
+    pub http_enabled: bool,
     /// `[http] insecure`: the plain listener may be on a non-loopback address.
     pub insecure: bool,
     /// `[http] trust-loopback-cses` (development only): see
@@ -702,7 +712,8 @@ impl Settings {
         let trust_loopback_cses = raw
             .trust_loopback_cses
             .unwrap_or(DEFAULT_TRUST_LOOPBACK_CSES);
-        if let Some(addr) = listen {
+        let http_enabled = raw.http_enabled.unwrap_or(DEFAULT_HTTP_ENABLED);
+        if let Some(addr) = listen.filter(|_| http_enabled) {
             if let Err(problem) = plain_protection(addr, insecure) {
                 problems.push(problem);
             }
@@ -714,6 +725,9 @@ impl Settings {
                 None
             }
         };
+        if !http_enabled {
+            problems.extend(plain_listener_off(tls.is_some(), raw.location.is_some()));
+        }
         if let Some(table) = &raw.location {
             if let Err(problem) = parse_location(table) {
                 problems.push(problem);
@@ -759,6 +773,7 @@ impl Settings {
                 audit_keep,
                 log,
                 authorization,
+                http_enabled,
                 insecure,
                 trust_loopback_cses,
                 tls,
@@ -795,6 +810,7 @@ impl Settings {
             audit_keep: DEFAULT_AUDIT_KEEP,
             log: DEFAULT_LOG.to_owned(),
             authorization: AuthorizationSection::default(),
+            http_enabled: DEFAULT_HTTP_ENABLED,
             insecure: DEFAULT_INSECURE,
             trust_loopback_cses: DEFAULT_TRUST_LOOPBACK_CSES,
             tls: None,
@@ -944,6 +960,7 @@ impl Settings {
                 fanout_limit: Some(self.fanout_limit as i64),
             },
             http: HttpSection {
+                enabled: Some(self.http_enabled),
                 listen: Some(self.listen.to_string()),
                 insecure: Some(self.insecure),
                 trust_loopback_cses: Some(self.trust_loopback_cses),
@@ -1039,6 +1056,28 @@ impl TlsSettings {
             credentials_key_file: self.credentials_key_file.as_deref().map(text).transpose()?,
         })
     }
+}
+
+/// What a CSE without its plain listener (`[http] enabled = false`) still needs: a TLS
+/// listener to serve at all, and no `[location]`, whose notification receiver is mounted
+/// on the plain listener (docs/security.md, "Location").
+fn plain_listener_off(has_tls: bool, has_location: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !has_tls {
+        problems.push(
+            "[http] enabled = false needs a TLS listener ([tls] listen or --tls-listen): \
+             otherwise nothing is served"
+                .to_owned(),
+        );
+    }
+    if has_location {
+        problems.push(
+            "[http] enabled = false cannot be combined with [location]: its notification \
+             receiver is served on the plain listener"
+                .to_owned(),
+        );
+    }
+    problems
 }
 
 /// The plain listener carries no security association, so it can only be `sa-optional`.
@@ -1399,6 +1438,7 @@ mod tests {
             log,
             insecure,
             trust_loopback_cses,
+            http_enabled,
             // [authorization], [tls] and [location] have no defaults to set: the file
             // documents them commented out.
             authorization: _,
@@ -1434,6 +1474,7 @@ mod tests {
             ("level", log.is_some()),
             ("insecure", insecure.is_some()),
             ("trust-loopback-cses", trust_loopback_cses.is_some()),
+            ("enabled", http_enabled.is_some()),
             ("[limits]", limits.is_some()),
         ];
         for (key, is_set) in set {

@@ -331,3 +331,66 @@ async fn admin_configured_in_absolute_form_is_not_an_ae_id_either() {
     register.expect(4005);
     s.get("/cse-in", "Croot").await.expect(2000);
 }
+
+/// A TLS-only CSE (`[http] enabled = false`): nothing listens on the plain address, so
+/// nothing on the host can claim an originator without a credential; the CSEBase
+/// advertises only its `https://` point of access, and the admin works over its own
+/// association.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_plain_listener_can_be_turned_off() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let plain_port = free.local_addr().expect("address").port();
+    drop(free);
+    let s = tokio::task::block_in_place(|| {
+        PskServer::start(&format!(
+            "[http]\nenabled = false\nlisten = \"127.0.0.1:{plain_port}\"\n"
+        ))
+    });
+    assert!(
+        s.srv
+            .log()
+            .contains("TLS only: the plain HTTP listener is off"),
+        "{}",
+        s.srv.log()
+    );
+    let refused = std::net::TcpStream::connect(("127.0.0.1", plain_port));
+    assert!(refused.is_err(), "something listens on the plain address");
+    tokio::task::block_in_place(|| s.add_psk(ADMIN_ID, ADMIN_KEY, Bound::Ae("CAdmin")));
+    let base = tokio::task::block_in_place(|| {
+        s.req(
+            ADMIN_ID,
+            ADMIN_KEY,
+            &["--to", "/cse-in", "--from", "CAdmin"],
+        )
+    });
+    assert_eq!(base.rsc, 2000, "{}", base.body);
+    let body: serde_json::Value = serde_json::from_str(&base.body).expect("JSON body");
+    assert_eq!(
+        body["m2m:cb"]["poa"],
+        json!([format!("https://127.0.0.1:{}", s.tls_port)])
+    );
+}
+
+/// Turning the plain listener off without a TLS listener would serve nothing: a
+/// configuration error (exit status 2) before the data directory is touched.
+#[test]
+fn turning_the_plain_listener_off_needs_a_tls_listener() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("bastion.toml");
+    std::fs::write(&file, "[http]\nenabled = false\n").expect("config");
+    let data = dir.path().join("data");
+    let out = common::bastion(&[
+        "serve",
+        "--config",
+        &file.to_string_lossy(),
+        "--data-dir",
+        &data.to_string_lossy(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("[http] enabled = false needs a TLS listener"),
+        "{stderr}"
+    );
+    assert!(!data.join("bastion.db").exists());
+}
