@@ -9,16 +9,21 @@
 //! | `X-M2M-Origin` or `X-M2M-RI` missing / repeated / not ASCII | 4000 |
 //! | body without a JSON Content-Type | 4015 |
 //! | body empty, too large, not strict JSON, not a securityInfo `sit` 1 | 4000 |
+//! | body not complete within the body timeout (the connection then ends) | 4008 |
 //! | requester neither a trusted CSE nor the originator | 4103 |
 //! | over TLS: `X-M2M-Origin` other than the association's identity | 4103 |
 //! | over plain HTTP without `--insecure` | 4107 |
 //!
 //! Who asks (the requester the policy's `trusted_cses` and the indirect flow are judged
 //! by) is the AE-ID / CSE-ID the request's security association is bound to
-//! ([`Requester::Association`], set by [`crate::tls`]); `X-M2M-Origin` must name it. A
-//! plain listener cannot authenticate anyone: its requests are refused with 4107 unless
-//! it was started insecure, when `X-M2M-Origin` is taken at its word
-//! ([`Requester::Unauthenticated`]).
+//! ([`Requester::Association`], from the `bastion_http::tls::SaIdentity` that only the
+//! TLS listener inserts); `X-M2M-Origin` must name it. A plain listener cannot
+//! authenticate anyone: its requests are refused with 4107 unless it was started
+//! insecure, when `X-M2M-Origin` is taken at its word ([`Requester::Unauthenticated`]).
+//!
+//! Taking and keeping connections (accept loop, caps, header and idle timeouts) is
+//! bastion-http's ([`serve`] here, [`crate::tls`]); the body timeout is applied where the
+//! body is read, with `bastion_http::read_body`.
 
 use crate::Das;
 use axum::body::Body;
@@ -261,4 +266,22 @@ async fn answer(
     };
     let dres = das.decide(&requester, &dreq, unix_now())?;
     Ok(SecurityInfo::DasResponse(dres).to_pc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_requester_comes_from_the_association_first() {
+        let mut extensions = axum::http::Extensions::new();
+        assert_eq!(Requester::of(&extensions), None);
+        extensions.insert(PlainInsecure);
+        assert_eq!(Requester::of(&extensions), Some(Requester::Unauthenticated));
+        extensions.insert(SaIdentity("/id-in".into()));
+        assert_eq!(
+            Requester::of(&extensions),
+            Some(Requester::Association("/id-in".into()))
+        );
+    }
 }
