@@ -144,3 +144,27 @@ async fn issue12_13_das_survives_descriptor_exhaustion_on_accept() {
     );
     assert!(das.is_alive(), "the DAS ended: {}", das.log());
 }
+
+/// The caps and timeouts are validated as `bastion serve`'s `[limits]` are: every value
+/// out of range is named, and the DAS does not start (exit status 2).
+#[test]
+fn das_limit_flags_out_of_range_are_refused() {
+    let p = Provisioned::new();
+    let policy = write_policy(&p);
+    let out = bastion(&[
+        "das",
+        "--listen",
+        "127.0.0.1:0",
+        "--insecure",
+        "--policy",
+        &policy.to_string_lossy(),
+        "--header-timeout-ms",
+        "5",
+        "--max-connections",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--max-connections 0"), "{stderr}");
+    assert!(stderr.contains("--header-timeout-ms 5"), "{stderr}");
+}
