@@ -5,8 +5,9 @@
 //!
 //! ```text
 //!  NOTIFY {"m2m:seci":{"sit":1,"dreq":{..}}}
-//!     │  tls.rs: TLS association → requester = its bound identity (plain HTTP: 4107,
-//!     │          unless started insecure)
+//!     │  bastion-http listeners (tls.rs, server::serve): accept loop, caps, timeouts;
+//!     │  TLS association → requester = its bound identity (plain HTTP: 4107, unless
+//!     │  started insecure)
 //!     │  server: HTTP → checks (origin = requester, method, headers, JSON,
 //!     │          securityInfo) → 4103/4000/4005/4015
 //!     ▼

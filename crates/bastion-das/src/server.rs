@@ -9,27 +9,34 @@
 //! | `X-M2M-Origin` or `X-M2M-RI` missing / repeated / not ASCII | 4000 |
 //! | body without a JSON Content-Type | 4015 |
 //! | body empty, too large, not strict JSON, not a securityInfo `sit` 1 | 4000 |
+//! | body not complete within the body timeout (the connection then ends) | 4008 |
 //! | requester neither a trusted CSE nor the originator | 4103 |
 //! | over TLS: `X-M2M-Origin` other than the association's identity | 4103 |
 //! | over plain HTTP without `--insecure` | 4107 |
 //!
 //! Who asks (the requester the policy's `trusted_cses` and the indirect flow are judged
 //! by) is the AE-ID / CSE-ID the request's security association is bound to
-//! ([`Requester::Association`], set by [`crate::tls`]); `X-M2M-Origin` must name it. A
-//! plain listener cannot authenticate anyone: its requests are refused with 4107 unless
-//! it was started insecure, when `X-M2M-Origin` is taken at its word
-//! ([`Requester::Unauthenticated`]).
+//! ([`Requester::Association`], from the `bastion_http::tls::SaIdentity` that only the
+//! TLS listener inserts); `X-M2M-Origin` must name it. A plain listener cannot
+//! authenticate anyone: its requests are refused with 4107 unless it was started
+//! insecure, when `X-M2M-Origin` is taken at its word ([`Requester::Unauthenticated`]).
+//!
+//! Taking and keeping connections (accept loop, caps, header and idle timeouts) is
+//! bastion-http's ([`serve`] here, [`crate::tls`]); the body timeout is applied where the
+//! body is read, with `bastion_http::read_body`.
 
 use crate::Das;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, Request as HttpRequest, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, Request as HttpRequest};
 use axum::response::Response as HttpResponse;
 use axum::Router;
+use bastion_http::listen::{self, Gate, Timeouts};
+use bastion_http::tls::SaIdentity;
 use bastion_proto::security_info::SecurityInfo;
 use bastion_proto::{json, RequestError, Response, Rsc};
-use http_body_util::{BodyExt, Limited};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -40,38 +47,80 @@ const JSON_TYPES: [&str; 3] = [
     "application/vnd.onem2m-preq+json",
 ];
 
-/// Who sent a request, as the transport established it; a request extension. Without
-/// one, the request is refused with 4107.
+/// Who sent a request, as the transport established it. Without either, the request is
+/// refused with 4107.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Requester {
-    /// The AE-ID / CSE-ID (or Credential-ID) the security association is bound to.
+    /// The AE-ID / CSE-ID (or Credential-ID) the security association is bound to: the
+    /// request carries [`SaIdentity`], which only the TLS listener inserts.
     Association(String),
     /// Plain HTTP on a listener started insecure: `X-M2M-Origin` is trusted.
     Unauthenticated,
 }
 
-/// The router: one handler for every method and path.
-pub fn router(das: Arc<Das>) -> Router {
-    Router::new().fallback(handle).with_state(das)
+impl Requester {
+    /// The requester of a request with these extensions: the association's identity
+    /// first, then a plain listener's insecure mark.
+    fn of(extensions: &axum::http::Extensions) -> Option<Requester> {
+        match extensions.get::<SaIdentity>() {
+            Some(SaIdentity(bound)) => Some(Requester::Association(bound.clone())),
+            None => extensions
+                .get::<PlainInsecure>()
+                .map(|_| Requester::Unauthenticated),
+        }
+    }
 }
 
-/// Serves the DAS over plain HTTP on `listener` until the future is dropped or fails.
+/// Request extension of the plain listener started insecure ([`serve`] only).
+#[derive(Clone, Copy, Debug)]
+struct PlainInsecure;
+
+#[derive(Clone)]
+struct AppState {
+    das: Arc<Das>,
+    /// How long a request body may take to arrive (`Timeouts::body`).
+    body_timeout: Duration,
+}
+
+/// The router: one handler for every method and path; request bodies are read within
+/// `timeouts.body`.
+pub fn router(das: Arc<Das>, timeouts: Timeouts) -> Router {
+    Router::new().fallback(handle).with_state(AppState {
+        das,
+        body_timeout: timeouts.body,
+    })
+}
+
+/// Serves the DAS over plain HTTP on `listener` until the future is dropped, on
+/// bastion-http's listener machinery (accept loop, `gate`'s connection cap, `timeouts`).
 /// With `insecure`, requests are answered on the strength of their `X-M2M-Origin`;
 /// otherwise every request gets 4107 (a security association is required).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     das: Arc<Das>,
     insecure: bool,
+    timeouts: Timeouts,
+    gate: Gate,
 ) -> std::io::Result<()> {
-    let app = router(das);
+    let mut app = router(das, timeouts);
     if insecure {
-        axum::serve(
-            listener,
-            app.layer(axum::Extension(Requester::Unauthenticated)),
-        )
-        .await
-    } else {
-        axum::serve(listener, app).await
+        app = app.layer(axum::Extension(PlainInsecure));
+    }
+    listen::serve_router(listener, app, timeouts, gate).await
+}
+
+/// A refusal, and whether the connection must end after it (body bytes left unread).
+struct Refusal {
+    error: RequestError,
+    close_connection: bool,
+}
+
+impl From<RequestError> for Refusal {
+    fn from(error: RequestError) -> Refusal {
+        Refusal {
+            error,
+            close_connection: false,
+        }
     }
 }
 
@@ -98,7 +147,7 @@ fn single(headers: &HeaderMap, name: &str) -> Result<Option<String>, RequestErro
         .map_err(|_| RequestError::bad_request(format!("header {name} is not visible ASCII")))
 }
 
-async fn handle(State(das): State<Arc<Das>>, request: HttpRequest<Body>) -> HttpResponse {
+async fn handle(State(state): State<AppState>, request: HttpRequest<Body>) -> HttpResponse {
     let rqi = single(request.headers(), "x-m2m-ri")
         .ok()
         .flatten()
@@ -107,28 +156,44 @@ async fn handle(State(das): State<Arc<Das>>, request: HttpRequest<Body>) -> Http
         .ok()
         .flatten()
         .unwrap_or_else(|| "3".to_owned());
-    let mut resp = match answer(&das, request).await {
+    let mut close_connection = false;
+    let mut resp = match answer(&state, request).await {
         Ok(pc) => {
             let mut r = Response::new(Rsc::Ok, rqi);
             r.pc = Some(pc);
             r
         }
-        Err(e) => {
+        Err(refusal) => {
+            let e = refusal.error;
             tracing::info!(rsc = e.rsc().code(), reason = %e, "request refused");
+            close_connection = refusal.close_connection;
             Response::error(&e, rqi)
         }
     };
     resp.rvi = Some(rvi);
-    encode(&resp)
+    let mut http = bastion_http::encode(&resp);
+    if close_connection {
+        // Unread body bytes would be taken for the next request.
+        http.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            HeaderValue::from_static("close"),
+        );
+    }
+    http
 }
 
-async fn answer(das: &Das, request: HttpRequest<Body>) -> Result<serde_json::Value, RequestError> {
+async fn answer(
+    state: &AppState,
+    request: HttpRequest<Body>,
+) -> Result<serde_json::Value, Refusal> {
+    let das = &state.das;
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
-    let Some(transport) = parts.extensions.get::<Requester>().cloned() else {
+    let Some(transport) = Requester::of(&parts.extensions) else {
         return Err(RequestError::SecurityAssociationRequired(
             "a DAS Server answers only inside a security association".into(),
-        ));
+        )
+        .into());
     };
     let content_type = single(headers, "content-type")?;
     let (media, has_ty) = match &content_type {
@@ -147,7 +212,8 @@ async fn answer(das: &Das, request: HttpRequest<Body>) -> Result<serde_json::Val
     if parts.method != Method::POST || has_ty {
         return Err(RequestError::not_allowed(
             "a DAS Server accepts only NOTIFY (POST without ty)",
-        ));
+        )
+        .into());
     }
     let requester = single(headers, "x-m2m-origin")?
         .filter(|o| !o.is_empty())
@@ -160,30 +226,31 @@ async fn answer(das: &Das, request: HttpRequest<Body>) -> Result<serde_json::Val
             if policy.normalize(&requester) != policy.normalize(&bound) {
                 return Err(RequestError::NoPrivilege(
                     "X-M2M-Origin does not name the security association's identity".into(),
-                ));
+                )
+                .into());
             }
             bound
         }
     };
     if single(headers, "x-m2m-ri")?.is_none_or(|r| r.is_empty()) {
-        return Err(RequestError::bad_request("X-M2M-RI missing"));
+        return Err(RequestError::bad_request("X-M2M-RI missing").into());
     }
-    let bytes = Limited::new(body, MAX_BODY_BYTES)
-        .collect()
+    let bytes = bastion_http::read_body(body, MAX_BODY_BYTES, state.body_timeout)
         .await
-        .map_err(|_| {
-            RequestError::bad_request(format!("request body exceeds {MAX_BODY_BYTES} bytes"))
-        })?
-        .to_bytes();
+        .map_err(|error| Refusal {
+            error,
+            close_connection: true,
+        })?;
     if bytes.is_empty() {
-        return Err(RequestError::bad_request("a securityInfo body is required"));
+        return Err(RequestError::bad_request("a securityInfo body is required").into());
     }
     match media {
         Some(m) if JSON_TYPES.contains(&m.as_str()) => {}
         _ => {
             return Err(RequestError::UnsupportedMediaType(
                 "only JSON serializations are supported".into(),
-            ))
+            )
+            .into())
         }
     }
     let pc = json::parse_strict(&bytes)?;
@@ -192,39 +259,29 @@ async fn answer(das: &Das, request: HttpRequest<Body>) -> Result<serde_json::Val
         Ok(SecurityInfo::DasResponse(_)) => {
             return Err(RequestError::bad_request(
                 "securityInfo sit 2 is a response, not a request",
-            ))
+            )
+            .into())
         }
-        Err(e) => return Err(RequestError::bad_request(e.to_string())),
+        Err(e) => return Err(RequestError::bad_request(e.to_string()).into()),
     };
     let dres = das.decide(&requester, &dreq, unix_now())?;
     Ok(SecurityInfo::DasResponse(dres).to_pc())
 }
 
-/// Response primitive → HTTP response (TS-0009 §6.3-§6.4).
-pub(crate) fn encode(resp: &Response) -> HttpResponse {
-    let body = resp
-        .pc
-        .as_ref()
-        .and_then(|pc| serde_json::to_vec(pc).ok())
-        .unwrap_or_default();
-    let has_body = !body.is_empty();
-    let mut out = HttpResponse::new(Body::from(body));
-    *out.status_mut() =
-        StatusCode::from_u16(resp.rsc.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let h = out.headers_mut();
-    h.insert("x-m2m-rsc", HeaderValue::from(resp.rsc.code()));
-    if let Ok(v) = HeaderValue::from_str(&resp.rqi) {
-        h.insert("x-m2m-ri", v);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_requester_comes_from_the_association_first() {
+        let mut extensions = axum::http::Extensions::new();
+        assert_eq!(Requester::of(&extensions), None);
+        extensions.insert(PlainInsecure);
+        assert_eq!(Requester::of(&extensions), Some(Requester::Unauthenticated));
+        extensions.insert(SaIdentity("/id-in".into()));
+        assert_eq!(
+            Requester::of(&extensions),
+            Some(Requester::Association("/id-in".into()))
+        );
     }
-    if let Some(v) = resp
-        .rvi
-        .as_deref()
-        .and_then(|v| HeaderValue::from_str(v).ok())
-    {
-        h.insert("x-m2m-rvi", v);
-    }
-    if has_body {
-        h.insert("content-type", HeaderValue::from_static("application/json"));
-    }
-    out
 }

@@ -88,8 +88,10 @@ pub async fn decode(
     Ok(req)
 }
 
-/// The whole body, at most `max_body` bytes, within `body_timeout`.
-async fn read_body(
+/// The whole body, at most `max_body` bytes (more is 4000), within `body_timeout` (later
+/// is 4008). Either failure leaves body bytes unread: the connection should end after the
+/// answer. Public for the other routers served on [`crate::listen`] (the DAS).
+pub async fn read_body(
     body: Body,
     max_body: usize,
     body_timeout: std::time::Duration,

@@ -9,6 +9,8 @@
 //! [`serve`] is the plain listener (no security association); [`tls::serve_tls`] serves
 //! the same router over TLS and hands the core the identity bound to the association.
 //! Both take connections through [`listen`]: one accept loop, shared caps, timeouts.
+//! Other servers of the workspace (the DAS of `bastion-das`) serve their own routers on
+//! the same machinery: [`listen::serve_router`] and [`tls::serve_router_tls`].
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -24,14 +26,11 @@ use axum::response::Response as HttpResponse;
 use axum::Router;
 use bastion_core::{Cse, RequestContext};
 use bastion_proto::Response;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use listen::{Busy, Gate, TimedIo, Timeouts};
+use listen::{Gate, Timeouts};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tower::ServiceExt;
 
-pub use decode::{decode, decode_head};
+pub use decode::{decode, decode_head, read_body};
 pub use encode::encode;
 
 /// Limits applied before a request reaches the CSE.
@@ -85,30 +84,7 @@ pub async fn serve_with(
     gate: Gate,
 ) -> std::io::Result<()> {
     let app = extra.merge(router(cse, limits));
-    listen::accept_loop(listener, gate, "http", move |tcp, peer| {
-        let app = app.clone();
-        async move {
-            let busy = Busy::default();
-            let io = TimedIo::new(tcp, limits.timeouts, busy.clone());
-            let service = hyper::service::service_fn(move |mut request: HttpRequest<Incoming>| {
-                let app = app.clone();
-                let handling = busy.enter();
-                async move {
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    let response = app.oneshot(request.map(Body::new)).await;
-                    drop(handling);
-                    response
-                }
-            });
-            if let Err(e) = listen::http1()
-                .serve_connection(TokioIo::new(io), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
-            }
-        }
-    })
-    .await
+    listen::serve_router(listener, app, limits.timeouts, gate).await
 }
 
 async fn handle(

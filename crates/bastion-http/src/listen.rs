@@ -1,5 +1,7 @@
-//! How both listeners, plain and TLS, take and keep connections: the one accept loop, the
-//! connection and handshake caps they share, and the timeouts every connection runs under.
+//! How every listener, plain and TLS, the CSE's and the DAS's, takes and keeps
+//! connections: the one accept loop, the connection and handshake caps they share, and
+//! the timeouts every connection runs under. [`serve_router`] (plain) and
+//! [`crate::tls::serve_router_tls`] serve any axum router on it.
 //!
 //! ```text
 //!  connection cap (shared) ─► accept ─┬─ ok ─► spawn: [handshake cap ─► TLS handshake] ─► hyper
@@ -23,7 +25,10 @@
 //!   While a request is being handled no timer runs on the connection: the handler owns
 //!   its time.
 
+use axum::extract::ConnectInfo;
 use bastion_core::throttle::Throttle;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -36,6 +41,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
+use tower::ServiceExt;
 
 /// Built-in default cap on open connections (both listeners together).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
@@ -192,6 +198,40 @@ where
             drop(slot);
         });
     }
+}
+
+/// Serves `app` over plain HTTP on `listener` until the future is dropped: connections
+/// through [`accept_loop`] under `gate`, each with [`TimedIo`]'s `timeouts`, every
+/// request carrying `ConnectInfo(peer)`. The body timeout is the router's to apply where
+/// it reads bodies ([`crate::read_body`]). Used by the CSE's plain listener and the DAS's.
+pub async fn serve_router(
+    listener: TcpListener,
+    app: axum::Router,
+    timeouts: Timeouts,
+    gate: Gate,
+) -> io::Result<()> {
+    accept_loop(listener, gate, "http", move |tcp, peer| {
+        let app = app.clone();
+        async move {
+            let busy = Busy::default();
+            let io = TimedIo::new(tcp, timeouts, busy.clone());
+            let service =
+                hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+                    let app = app.clone();
+                    let handling = busy.enter();
+                    async move {
+                        request.extensions_mut().insert(ConnectInfo(peer));
+                        let response = app.oneshot(request.map(axum::body::Body::new)).await;
+                        drop(handling);
+                        response
+                    }
+                });
+            if let Err(e) = http1().serve_connection(TokioIo::new(io), service).await {
+                tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+            }
+        }
+    })
+    .await
 }
 
 /// Accept errors that concern one connection, not the listener.

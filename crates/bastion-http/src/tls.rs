@@ -1,6 +1,7 @@
 //! The HTTP binding over TLS (TS-0003 8.2, 10.2; TS-0009 over `https`): accepts TCP
 //! connections, runs the security-association handshake with [`bastion_tls::TlsServer`],
 //! and serves the same router as the plain listener on the resulting stream.
+//! [`serve_router_tls`] is that machinery for any router; the DAS serves its own on it.
 //!
 //! ```text
 //!  listen::accept_loop ─► handshake slot + TlsServer::accept (≤ HANDSHAKE_TIMEOUT together)
@@ -21,10 +22,11 @@
 //! a certificate on a CRL reloaded since the handshake) stops working on its next
 //! request: the answer is 4107 and the connection is closed.
 
-use crate::listen::{self, Busy, Gate, TimedIo};
+use crate::listen::{self, Busy, Gate, TimedIo, Timeouts};
 use crate::{router, HttpLimits};
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, Response};
+use axum::Router;
 use bastion_core::Cse;
 use bastion_proto::{RequestError, Response as Primitive};
 use bastion_tls::TlsServer;
@@ -40,7 +42,8 @@ use tower::ServiceExt;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The originator (AE-ID, CSE-ID or Credential-ID) bound to the security association a
-/// request arrived on. Inserted by [`serve_tls`] only.
+/// request arrived on. Inserted by [`serve_router_tls`] only, so a router that reads it
+/// (the CSE's, the DAS's) knows the identity was authenticated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SaIdentity(pub String);
 
@@ -54,13 +57,31 @@ pub async fn serve_tls(
     limits: HttpLimits,
     gate: Gate,
 ) -> std::io::Result<()> {
-    let app = router(cse.clone(), limits);
+    let from = cse.config().cse_id.clone();
+    let app = router(cse, limits);
+    serve_router_tls(listener, tls, app, limits.timeouts, gate, Some(from)).await
+}
+
+/// Serves `app` over TLS on `listener` until the future is dropped: connections through
+/// the one accept loop under `gate`, the handshake under a handshake slot and
+/// [`HANDSHAKE_TIMEOUT`], [`TimedIo`]'s `timeouts`, the revocation check before every
+/// request (4107 and `Connection: close`, answered `From` = `from` when given), and the
+/// extensions `ConnectInfo(peer)` and [`SaIdentity`] on every request that passes. Used
+/// by the CSE's TLS listener ([`serve_tls`]) and the DAS's.
+pub async fn serve_router_tls(
+    listener: tokio::net::TcpListener,
+    tls: Arc<TlsServer>,
+    app: Router,
+    timeouts: Timeouts,
+    gate: Gate,
+    from: Option<String>,
+) -> std::io::Result<()> {
     let handshakes = gate.clone();
     listen::accept_loop(listener, gate, "tls", move |tcp, peer| {
         let tls = tls.clone();
         let app = app.clone();
         let handshakes = handshakes.clone();
-        let cse_id = cse.config().cse_id.clone();
+        let from = from.clone();
         async move {
             let handshake = async {
                 let slot = handshakes.handshake().await;
@@ -88,11 +109,11 @@ pub async fn serve_tls(
             );
             let originator = identity.originator().to_owned();
             let busy = Busy::default();
-            let io = TimedIo::new(stream, limits.timeouts, busy.clone());
+            let io = TimedIo::new(stream, timeouts, busy.clone());
             let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
                 // Checked once the request head is parsed, before the router runs; the
                 // refusal is built here, so a served request clones nothing for it.
-                let refusal = tls.is_revoked(&identity).then(|| revoked(&cse_id));
+                let refusal = tls.is_revoked(&identity).then(|| revoked(from.as_deref()));
                 let app = app.clone();
                 let originator = originator.clone();
                 let handling = busy.enter();
@@ -121,7 +142,7 @@ pub async fn serve_tls(
 
 /// The answer on an association whose credential was revoked: 4107 (security
 /// association required: establish a new one), and the connection ends after it.
-fn revoked(cse_id: &str) -> Response<axum::body::Body> {
+fn revoked(from: Option<&str>) -> Response<axum::body::Body> {
     let mut r = Primitive::error(
         &RequestError::SecurityAssociationRequired(
             "the security association's credential was revoked".into(),
@@ -129,7 +150,7 @@ fn revoked(cse_id: &str) -> Response<axum::body::Body> {
         String::new(),
     );
     r.rvi = Some("3".to_owned());
-    r.fr = Some(cse_id.to_owned());
+    r.fr = from.map(str::to_owned);
     let mut http = crate::encode(&r);
     http.headers_mut().insert(
         axum::http::header::CONNECTION,
@@ -144,7 +165,7 @@ mod tests {
 
     #[test]
     fn revoked_answer_is_4107_and_closes() {
-        let http = revoked("/id-in");
+        let http = revoked(Some("/id-in"));
         assert_eq!(http.status(), 403);
         assert_eq!(http.headers()["x-m2m-rsc"], "4107");
         assert_eq!(http.headers()["connection"], "close");

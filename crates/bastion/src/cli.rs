@@ -362,6 +362,27 @@ pub struct DasArgs {
     #[arg(long, value_name = "FILE")]
     pub policy: PathBuf,
 
+    /// Cap on open connections, both listeners together; lowered to fit under the
+    /// descriptor limit [default: 4096, as `bastion serve`'s [limits] max-connections]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<i64>,
+
+    /// Cap on TLS handshakes in progress [default: 256]
+    #[arg(long, value_name = "N")]
+    pub max_tls_handshakes: Option<i64>,
+
+    /// Time a client has to send a complete request head, ms [default: 10000]
+    #[arg(long, value_name = "MS")]
+    pub header_timeout_ms: Option<i64>,
+
+    /// Time a client has to send a request body, ms (later: 4008) [default: 30000]
+    #[arg(long, value_name = "MS")]
+    pub body_timeout_ms: Option<i64>,
+
+    /// Time a kept-alive connection may stay idle between requests, ms [default: 60000]
+    #[arg(long, value_name = "MS")]
+    pub idle_timeout_ms: Option<i64>,
+
     /// Log filter: a level or target=level directives; overrides RUST_LOG [default: info]
     #[arg(long, value_name = "LEVEL")]
     pub log: Option<String>,

@@ -7,9 +7,13 @@
 //! ADDR:PORT` and `listening on ADDR:PORT` (the plain one, or the TLS one when there is
 //! no plain listener) last, so whoever waits for that line can send requests at once.
 //! The credential store and the CRLs are re-read when their files change, as `bastion
-//! serve` does (`TlsServer::refresh_revocation`).
+//! serve` does (`TlsServer::refresh_revocation`). Both listeners run on bastion-http's
+//! listener machinery under the caps and timeouts `bastion serve` has (`--max-connections`
+//! … `--idle-timeout-ms`, the defaults and ranges of `[limits]`; the connection cap
+//! fitted under the descriptor limit).
 
 use crate::cli::DasArgs;
+use crate::limits::{connection_gate, Limits, LimitsSection};
 use crate::Failure;
 use bastion_das::Das;
 use bastion_tls::{CredentialRegistry, ServerCertificate, ServerSettings, StoreKey, TlsServer};
@@ -92,7 +96,29 @@ fn open_tls(args: &DasArgs) -> Result<Arc<TlsServer>, Failure> {
     Ok(Arc::new(server))
 }
 
+/// The caps and timeouts of `--max-connections` … `--idle-timeout-ms`, validated as
+/// `bastion serve`'s `[limits]` are (same ranges, same defaults).
+fn listener_limits(args: &DasArgs) -> Result<Limits, Failure> {
+    let section = LimitsSection {
+        max_connections: args.max_connections,
+        max_tls_handshakes: args.max_tls_handshakes,
+        header_timeout_ms: args.header_timeout_ms,
+        body_timeout_ms: args.body_timeout_ms,
+        idle_timeout_ms: args.idle_timeout_ms,
+        ..LimitsSection::default()
+    };
+    Limits::resolve(&section).map_err(|problems| {
+        // The problems name the keys of [limits]; here they are flags.
+        let problems: Vec<String> = problems
+            .iter()
+            .map(|p| p.replacen("[limits] ", "--", 1))
+            .collect();
+        Failure::Config(problems.join("; "))
+    })
+}
+
 async fn serve(args: &DasArgs, das: Arc<Das>) -> Result<(), Failure> {
+    let limits = listener_limits(args)?;
     let tls = match args.tls_listen {
         Some(addr) => {
             let server = open_tls(args)?;
@@ -112,6 +138,9 @@ async fn serve(args: &DasArgs, das: Arc<Das>) -> Result<(), Failure> {
     };
     let stop = stop_signal()
         .map_err(|e| Failure::Runtime(format!("cannot install signal handlers: {e}")))?;
+    // One gate for both listeners: they share the process's descriptors.
+    let gate = connection_gate(&limits);
+    let timeouts = limits.timeouts;
 
     let mut tasks = tokio::task::JoinSet::new();
     let mut ready = None;
@@ -128,7 +157,13 @@ async fn serve(args: &DasArgs, das: Arc<Das>) -> Result<(), Failure> {
             }
         });
         let das = das.clone();
-        tasks.spawn(bastion_das::serve_tls(listener, server, das));
+        tasks.spawn(bastion_das::serve_tls(
+            listener,
+            server,
+            das,
+            timeouts,
+            gate.clone(),
+        ));
     }
     if let Some(listener) = plain {
         let bound = local(&listener)?;
@@ -139,7 +174,13 @@ async fn serve(args: &DasArgs, das: Arc<Das>) -> Result<(), Failure> {
             );
         }
         ready = Some(bound);
-        tasks.spawn(bastion_das::serve(listener, das, args.insecure));
+        tasks.spawn(bastion_das::serve(
+            listener,
+            das,
+            args.insecure,
+            timeouts,
+            gate,
+        ));
     }
     if let Some(bound) = ready {
         // Nothing after the address: scripts read it from the end of this line.

@@ -181,6 +181,22 @@ impl Limits {
     }
 }
 
+/// The connection and handshake caps a process's listeners share (`bastion serve`'s,
+/// `bastion das`'s), the connection cap fitted under the process's descriptor limit
+/// (docs/security.md, "Availability"); a lowered cap is logged.
+pub fn connection_gate(limits: &Limits) -> listen::Gate {
+    let descriptors = descriptor_limit();
+    let max_connections = limits.connections_under(descriptors);
+    if max_connections < limits.max_connections {
+        tracing::info!(
+            configured = limits.max_connections,
+            descriptors = descriptors.unwrap_or_default(),
+            "max-connections lowered to {max_connections} to stay under the descriptor limit"
+        );
+    }
+    listen::Gate::new(max_connections, limits.max_tls_handshakes)
+}
+
 /// The process's soft limit on open descriptors, when it has one.
 #[cfg(unix)]
 pub fn descriptor_limit() -> Option<u64> {

@@ -263,7 +263,7 @@ async fn run(
     }
 
     let served = {
-        let gate = connection_gate(settings);
+        let gate = crate::limits::connection_gate(&settings.limits);
         let plain_gate = gate.clone();
         let server = async {
             match plain {
@@ -342,22 +342,6 @@ async fn bind_plain(listen: SocketAddr) -> Result<(tokio::net::TcpListener, Sock
         );
     }
     Ok((listener, bound))
-}
-
-/// The connection and handshake caps both listeners share, the connection cap fitted
-/// under the process's descriptor limit (docs/security.md, "Availability").
-fn connection_gate(settings: &Settings) -> bastion_http::listen::Gate {
-    let limits = &settings.limits;
-    let descriptors = crate::limits::descriptor_limit();
-    let max_connections = limits.connections_under(descriptors);
-    if max_connections < limits.max_connections {
-        tracing::info!(
-            configured = limits.max_connections,
-            descriptors = descriptors.unwrap_or_default(),
-            "max-connections lowered to {max_connections} to stay under the descriptor limit"
-        );
-    }
-    bastion_http::listen::Gate::new(max_connections, limits.max_tls_handshakes)
 }
 
 /// The TLS listener, ready to serve.
