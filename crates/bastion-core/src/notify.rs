@@ -403,7 +403,7 @@ impl Cse {
         };
         let key = outgoing.subscription.clone();
         if let Err(why) = sink.submit(outgoing) {
-            tracing::warn!(subscription = %key, reason = %why, "notification dropped");
+            report_refused(&key, &why);
         }
     }
 
@@ -1083,6 +1083,25 @@ impl Cse {
     ) -> (Notices, Vec<bastion_store::WriteOp>) {
         let ty = ResourceType::ContentInstance;
         self.child_event(tree, parent, NET_DELETE_CHILD, ty, attrs, originator)
+    }
+}
+
+/// Notifications the delivery engine refused (its queues full in events or bytes) since the
+/// last warning.
+static REFUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// A destination that stays full would otherwise log one warning per event.
+static REFUSED_WARNING: crate::throttle::Throttle = crate::throttle::Throttle::per_minute();
+
+/// Logs a notification the engine refused: the first at once, then at most one warning a
+/// minute with the number refused meanwhile (each one at debug level).
+fn report_refused(subscription: &str, why: &dyn std::fmt::Display) {
+    use std::sync::atomic::Ordering;
+    let refused = REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
+    if REFUSED_WARNING.ready() {
+        REFUSED.store(0, Ordering::Relaxed);
+        tracing::warn!(subscription, reason = %why, refused, "notification dropped: delivery queues full (logged at most once a minute)");
+    } else {
+        tracing::debug!(subscription, reason = %why, "notification dropped");
     }
 }
 

@@ -566,3 +566,51 @@ async fn issue12_16_subscriptions_per_originator_are_capped() {
     .await
     .expect(5207);
 }
+
+/// Issue 12 item 16: what is queued for a target that stopped answering stays within the
+/// notification byte budget. 600 events of 48 KiB (about 28 MiB) for one stuck target
+/// leave the server's resident memory (`VmRSS`) within 16 MiB of where it was, where an
+/// unbounded queue would hold them all; the refusals are one warning, not 600.
+#[tokio::test]
+async fn issue12_16_notifications_for_a_stuck_target_stay_within_the_byte_budget() {
+    let srv = Server::start_with_config(
+        "[limits]\nnotification-destination-bytes = 1048576\n\
+         notification-total-bytes = 2097152\n",
+    );
+    let ae = srv.ae("Cowner").await;
+    let cnt = srv
+        .create_cnt(&ae, "Cowner", serde_json::json!({"rn": "big", "mni": 5}))
+        .await;
+    let cnt = format!("{ae}/{}", cnt["rn"].as_str().expect("rn"));
+    let stuck = Receiver::start_holding(true).await;
+    // The target confirms the subscription, then stops answering.
+    stuck.hold.add_permits(1);
+    srv.create(
+        &cnt,
+        "Cowner",
+        23,
+        serde_json::json!({"m2m:sub": {"nu": [stuck.url], "enc": {"net": [3]}}}),
+    )
+    .await
+    .expect(2001);
+    let content = "x".repeat(48 * 1024);
+    // Warm-up: allocator arenas and the store's cache reach their working size.
+    for _ in 0..20 {
+        srv.create_cin(&cnt, "Cowner", &content).await;
+    }
+    let before = srv.resident_kib();
+    for _ in 0..600 {
+        srv.create_cin(&cnt, "Cowner", &content).await;
+    }
+    let after = srv.resident_kib();
+    assert!(
+        after < before + 16 * 1024,
+        "resident memory grew from {before} KiB to {after} KiB"
+    );
+    assert_eq!(
+        srv.log_count("notification dropped: delivery queues full"),
+        1,
+        "{}",
+        srv.log()
+    );
+}

@@ -76,6 +76,17 @@ impl Server {
         self.child.as_ref().expect("server running").id()
     }
 
+    /// The server's resident memory (`VmRSS` of `/proc/<pid>/status`), in KiB.
+    pub fn resident_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/<pid>/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+
     /// Whether the process is still running.
     pub fn is_alive(&mut self) -> bool {
         match self.child.as_mut() {
