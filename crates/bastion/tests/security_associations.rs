@@ -12,6 +12,7 @@ use bastion_proto::security_info::DynAuthDasRequest;
 use bastion_proto::Rsc;
 use bastion_tls::{ClientOptions, PskKey, TlsClient};
 use common::das_tls::*;
+use common::provision::*;
 use common::*;
 use serde_json::json;
 use std::path::Path;
@@ -219,43 +220,11 @@ async fn das_authenticates_requesters_by_their_association() {
     );
 }
 
-/// A CA and certificates issued by `bastion cert` in `dir`: `(name, id)` pairs, each
-/// with `--dns localhost`.
-fn issue_certificates(dir: &Path, certs: &[(&str, &str)]) {
-    ok(&bastion(&[
-        "cert",
-        "ca",
-        "--cn",
-        "Test CA",
-        "--out-cert",
-        &path(dir, "ca.pem"),
-        "--out-key",
-        &path(dir, "ca.key"),
-    ]));
-    for (name, id) in certs {
-        ok(&bastion(&[
-            "cert",
-            "issue",
-            "--ca-cert",
-            &path(dir, "ca.pem"),
-            "--ca-key",
-            &path(dir, "ca.key"),
-            "--id",
-            id,
-            "--dns",
-            "localhost",
-            "--out-cert",
-            &path(dir, &format!("{name}.pem")),
-            "--out-key",
-            &path(dir, &format!("{name}.key")),
-        ]));
-    }
-}
-
 /// An IN-CSE `/id-in` whose TLS listener presents a certificate naming `registrar_id`,
 /// and an MN-CSE registering with it by certificate, expecting the registrar `/id-in`.
 fn registrar_and_registree(files: &Path, registrar_id: &str) -> (Server, Server) {
     write_key_file(&files.join("store.key"), STORE_KEY);
+    make_ca(files, "Test CA", &[]);
     issue_certificates(
         files,
         &[("in", registrar_id), ("mn", "//bastion.example/id-mn")],
@@ -379,6 +348,7 @@ async fn ts0003_8_1_2_2_a_reloaded_crl_ends_open_certificate_associations() {
     use http_body_util::{BodyExt, Full};
     let files = tempfile::tempdir().expect("files");
     let f = files.path();
+    make_ca(f, "Test CA", &[]);
     issue_certificates(
         f,
         &[
@@ -490,6 +460,7 @@ async fn ts0003_8_1_2_2_a_reloaded_crl_ends_open_certificate_associations() {
 async fn ts0003_8_1_2_2_an_expired_crl_is_reported_at_start() {
     let files = tempfile::tempdir().expect("files");
     let f = files.path();
+    make_ca(f, "Test CA", &[]);
     issue_certificates(
         f,
         &[
@@ -641,40 +612,15 @@ fn secret_files_readable_by_others_are_refused_everywhere() {
 fn ts0003_10_1_1_5_a_constrained_ca_issues_only_for_its_sp() {
     let files = tempfile::tempdir().expect("files");
     let f = files.path();
-    ok(&bastion(&[
-        "cert",
-        "ca",
-        "--cn",
-        "SP CA",
-        "--sp-fqdn",
-        SP_FQDN,
-        "--out-cert",
-        &path(f, "ca.pem"),
-        "--out-key",
-        &path(f, "ca.key"),
-    ]));
-    for (name, id) in [
-        ("srv", "//bastion.example/id-in"),
-        ("inside", "//bastion.example/id-in/Cinside"),
-        ("outside", "//elsewhere.example/id-in/Coutside"),
-    ] {
-        ok(&bastion(&[
-            "cert",
-            "issue",
-            "--ca-cert",
-            &path(f, "ca.pem"),
-            "--ca-key",
-            &path(f, "ca.key"),
-            "--id",
-            id,
-            "--dns",
-            "localhost",
-            "--out-cert",
-            &path(f, &format!("{name}.pem")),
-            "--out-key",
-            &path(f, &format!("{name}.key")),
-        ]));
-    }
+    make_ca(f, "SP CA", &["--sp-fqdn", SP_FQDN]);
+    issue_certificates(
+        f,
+        &[
+            ("srv", "//bastion.example/id-in"),
+            ("inside", "//bastion.example/id-in/Cinside"),
+            ("outside", "//elsewhere.example/id-in/Coutside"),
+        ],
+    );
     write_crl(f, &[], 1, 30, "ca.crl");
     let (_srv, port) = certificate_server(f);
     let url = format!("https://127.0.0.1:{port}");
@@ -721,6 +667,7 @@ fn ts0003_10_1_1_5_a_constrained_ca_issues_only_for_its_sp() {
 async fn ts0003_7_3_2_2_das_over_certificates_checks_the_das_identity() {
     let p = Provisioned::new();
     let f = p.dir.path();
+    make_ca(f, "Test CA", &[]);
     issue_certificates(
         f,
         &[
@@ -856,6 +803,7 @@ async fn das_consultations_stop_when_the_shared_psk_is_revoked() {
 async fn ts0003_8_1_2_2_a_crl_about_to_expire_is_a_warning() {
     let files = tempfile::tempdir().expect("files");
     let f = files.path();
+    make_ca(f, "Test CA", &[]);
     issue_certificates(
         f,
         &[

@@ -9,6 +9,7 @@
 mod common;
 
 use common::limits::{bare_connections, read_until_closed};
+use common::provision::{add_psk_credential, printed_rsc, psk_req, psk_stream};
 use common::*;
 use http_body_util::{BodyExt, Empty};
 use std::io::Write;
@@ -49,20 +50,13 @@ fn psk_file(srv: &Server, name: &str, hex: &str) -> String {
 /// Binds a PSK to the admin and waits until the running server accepts it.
 fn provision_admin_psk(srv: &Server, files: &Path) {
     let dir = srv.data_dir().to_string_lossy().into_owned();
-    ok(&bastion(&[
-        "credentials",
-        "add",
-        "--data-dir",
+    add_psk_credential(
         &dir,
-        "--key-file",
         &path(files, "store.key"),
-        "--id",
         KPSA_ID,
-        "--psk-file",
         &psk_file(srv, "admin.psk", KPSA),
-        "--originator",
-        ADMIN,
-    ]));
+        &["--originator", ADMIN],
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while tls_retrieve_base(srv) != "2000" {
         assert!(Instant::now() < deadline, "the PSK is never accepted");
@@ -73,38 +67,18 @@ fn provision_admin_psk(srv: &Server, files: &Path) {
 /// RETRIEVE of the CSEBase by the admin over TLS-PSK with `bastion req`: its rsc.
 fn tls_retrieve_base(srv: &Server) -> String {
     let url = format!("https://127.0.0.1:{}", tls_port(srv));
-    let out = bastion(&[
-        "req",
-        "--url",
+    let out = psk_req(
         &url,
-        "--psk-id",
         KPSA_ID,
-        "--psk-file",
         &psk_file(srv, "admin.psk", KPSA),
-        "--to",
-        "/cse-in",
-        "--from",
-        ADMIN,
-    ]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
+        &["--to", "/cse-in", "--from", ADMIN],
+    );
+    printed_rsc(&out)
 }
 
 /// A TLS-PSK connection to the server's TLS listener, bound to the admin.
 async fn tls_stream(srv: &Server) -> impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin {
-    let client = bastion_tls::TlsClient::psk(
-        KPSA_ID,
-        bastion_tls::PskKey::from_hex(KPSA).expect("key"),
-        &bastion_tls::ClientOptions::default(),
-    )
-    .expect("client");
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", tls_port(srv)))
-        .await
-        .expect("connect");
-    client.connect("localhost", tcp).await.expect("handshake")
+    psk_stream(tls_port(srv), KPSA_ID, KPSA).await
 }
 
 #[tokio::test]
@@ -300,20 +274,13 @@ const MN_KPSA: &str = "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3
 /// Binds a PSK to the CSE-ID `/id-mn`, so that a test can act as that CSE.
 fn provision_mn_psk(srv: &Server, files: &Path) {
     let dir = srv.data_dir().to_string_lossy().into_owned();
-    ok(&bastion(&[
-        "credentials",
-        "add",
-        "--data-dir",
+    add_psk_credential(
         &dir,
-        "--key-file",
         &path(files, "store.key"),
-        "--id",
         MN_KPSA_ID,
-        "--psk-file",
         &psk_file(srv, "mn.psk", MN_KPSA),
-        "--cse-id",
-        "/id-mn",
-    ]));
+        &["--cse-id", "/id-mn"],
+    );
 }
 
 /// A request as the CSE `/id-mn` over its association: rsc and body.
@@ -326,27 +293,11 @@ fn as_mn(
     let url = format!("https://127.0.0.1:{}", tls_port(srv));
     let body = body.to_string();
     let mn_psk = psk_file(srv, "mn.psk", MN_KPSA);
-    let mut args = vec![
-        "req",
-        "--url",
-        &url,
-        "--psk-id",
-        MN_KPSA_ID,
-        "--psk-file",
-        &mn_psk,
-        "--op",
-        op,
-        "--to",
-        to,
-        "--from",
-        "/id-mn",
-        "--body",
-        &body,
-    ];
+    let mut args = vec!["--op", op, "--to", to, "--from", "/id-mn", "--body", &body];
     if op == "create" {
         args.extend_from_slice(&["--ty", "16"]);
     }
-    let out = bastion(&args);
+    let out = psk_req(&url, MN_KPSA_ID, &mn_psk, &args);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let (rsc, json) = stdout.split_once('\n').unwrap_or((stdout.as_str(), ""));
     (

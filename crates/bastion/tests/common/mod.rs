@@ -8,6 +8,7 @@ pub mod das_tls;
 pub mod federation;
 pub mod identity;
 pub mod limits;
+pub mod provision;
 mod receiver;
 #[allow(unused_imports)]
 pub use receiver::{Received, Receiver};
