@@ -102,6 +102,51 @@ fn status(result: Result<impl std::fmt::Debug, DasError>) -> Rsc {
     }
 }
 
+/// Registers `OWNER` and `others`, and under `OWNER` an ACP granting `OWNER` everything:
+/// the owner's path and the ACP.
+async fn owner_and_acp(s: &Server, others: &[&str]) -> (String, serde_json::Value) {
+    s.ae(OWNER).await;
+    for ae in others {
+        s.ae(ae).await;
+    }
+    let ae = format!("/{CSE_NAME}/{OWNER}");
+    let acp = s
+        .create_acp(&ae, OWNER, "own", rules(&[OWNER], 63), rules(&[OWNER], 63))
+        .await;
+    (ae, acp)
+}
+
+/// Creates under `ae` an enabled `<dynamicAuthorizationConsultation>` `dac_rn` pointing at
+/// `dap`, and the containers `names` governed by `acp` and by that consultation: whoever
+/// `acp` does not name is granted only what the DAS says.
+async fn das_guarded_containers(
+    s: &Server,
+    ae: &str,
+    acp: &serde_json::Value,
+    dac_rn: &str,
+    dap: &str,
+    names: &[&str],
+) {
+    let dac = s
+        .create(
+            ae,
+            OWNER,
+            34,
+            json!({"m2m:dac": {"rn": dac_rn, "dae": true, "dap": [dap]}}),
+        )
+        .await;
+    dac.expect(2001);
+    let dac_ri = dac.inner("m2m:dac")["ri"].clone();
+    for name in names {
+        s.create_cnt(
+            ae,
+            OWNER,
+            json!({"rn": name, "acpi": [acp["ri"]], "daci": [dac_ri]}),
+        )
+        .await;
+    }
+}
+
 /// Item 8: the CSE keeps dynamic ACP information only from a DAS it reached over an
 /// authenticated association; a plain-HTTP DAS's `dai` grants nothing, its signed tokens
 /// still verify on their own.
@@ -120,30 +165,9 @@ async fn ts0003_7_3_2_2_dynamic_acp_info_only_from_an_authenticated_das() {
          hs256-secret-file = \"{}\"\n",
         p.file("das.secret").display()
     ));
-    for ae in [OWNER, "Cm1", "Cm2"] {
-        s.ae(ae).await;
-    }
-    let ae = format!("/{CSE_NAME}/{OWNER}");
-    let acp = s
-        .create_acp(&ae, OWNER, "own", rules(&[OWNER], 63), rules(&[OWNER], 63))
-        .await;
+    let (ae, acp) = owner_and_acp(&s, &["Cm1", "Cm2"]).await;
     for (name, dap) in [("viaplain", &plain_url), ("viatls", &tls_url)] {
-        let dac = s
-            .create(
-                &ae,
-                OWNER,
-                34,
-                json!({"m2m:dac": {"rn": format!("dac-{name}"), "dae": true, "dap": [dap]}}),
-            )
-            .await;
-        dac.expect(2001);
-        let dac_ri = dac.inner("m2m:dac")["ri"].clone();
-        s.create_cnt(
-            &ae,
-            OWNER,
-            json!({"rn": name, "acpi": [acp["ri"]], "daci": [dac_ri]}),
-        )
-        .await;
+        das_guarded_containers(&s, &ae, &acp, &format!("dac-{name}"), &dap, &[name]).await;
     }
     // The plain DAS answers with dai for Cm1, but nothing vouches for who answered.
     let r = s.get(&format!("{ae}/viaplain"), "Cm1").await;
@@ -703,31 +727,10 @@ async fn ts0003_7_3_2_2_das_over_certificates_checks_the_das_identity() {
         path(f, "cse.key"),
         path(f, "ca.pem"),
     ));
-    for ae in [OWNER, "Cm1"] {
-        s.ae(ae).await;
-    }
-    let ae = format!("/{CSE_NAME}/{OWNER}");
-    let acp = s
-        .create_acp(&ae, OWNER, "own", rules(&[OWNER], 63), rules(&[OWNER], 63))
-        .await;
+    let (ae, acp) = owner_and_acp(&s, &["Cm1"]).await;
     for (name, server) in [("genuine", &das), ("impostor", &fake)] {
         let dap = server.tls_url.clone().expect("TLS listener");
-        let dac = s
-            .create(
-                &ae,
-                OWNER,
-                34,
-                json!({"m2m:dac": {"rn": format!("dac-{name}"), "dae": true, "dap": [dap]}}),
-            )
-            .await;
-        dac.expect(2001);
-        let dac_ri = dac.inner("m2m:dac")["ri"].clone();
-        s.create_cnt(
-            &ae,
-            OWNER,
-            json!({"rn": name, "acpi": [acp["ri"]], "daci": [dac_ri]}),
-        )
-        .await;
+        das_guarded_containers(&s, &ae, &acp, &format!("dac-{name}"), &dap, &[name]).await;
     }
     s.get(&format!("{ae}/genuine"), "Cm1").await.expect(2000);
     let r = s.get(&format!("{ae}/impostor"), "Cm1").await;
@@ -751,31 +754,8 @@ async fn das_consultations_stop_when_the_shared_psk_is_revoked() {
     let das = start_das_with(&policy, &args);
     let dap = das.tls_url.clone().expect("TLS listener");
     let s = p.start_cse("das-timeout-ms = 3000\n");
-    for ae in [OWNER, "Cm1"] {
-        s.ae(ae).await;
-    }
-    let ae = format!("/{CSE_NAME}/{OWNER}");
-    let acp = s
-        .create_acp(&ae, OWNER, "own", rules(&[OWNER], 63), rules(&[OWNER], 63))
-        .await;
-    let dac = s
-        .create(
-            &ae,
-            OWNER,
-            34,
-            json!({"m2m:dac": {"rn": "dac", "dae": true, "dap": [dap]}}),
-        )
-        .await;
-    dac.expect(2001);
-    let dac_ri = dac.inner("m2m:dac")["ri"].clone();
-    for name in ["before", "after"] {
-        s.create_cnt(
-            &ae,
-            OWNER,
-            json!({"rn": name, "acpi": [acp["ri"]], "daci": [dac_ri]}),
-        )
-        .await;
-    }
+    let (ae, acp) = owner_and_acp(&s, &["Cm1"]).await;
+    das_guarded_containers(&s, &ae, &acp, "dac", &dap, &["before", "after"]).await;
     s.get(&format!("{ae}/before"), "Cm1").await.expect(2000);
     ok(&bastion(&[
         "credentials",

@@ -123,11 +123,7 @@ async fn rcn_4_and_8_nest_only_children_the_originator_may_retrieve() {
     let s = Server::start();
     let sc = scene(&s).await;
     for rcn in [4, 8] {
-        let r = s
-            .request("GET", &format!("{}?rcn={rcn}", sc.ae))
-            .from(PARTNER)
-            .send()
-            .await;
+        let r = s.get(&format!("{}?rcn={rcn}", sc.ae), PARTNER).await;
         r.expect(2000);
         let ae = r.inner("m2m:ae");
         assert_eq!(
@@ -150,11 +146,7 @@ async fn rcn_4_and_8_nest_only_children_the_originator_may_retrieve() {
         assert_eq!(ae.get("rn").is_some(), rcn == 4, "rcn {rcn}: {}", r.text);
     }
     // The owner still sees everything.
-    let r = s
-        .request("GET", &format!("{}?rcn=4", sc.ae))
-        .from(OWNER)
-        .send()
-        .await;
+    let r = s.get(&format!("{}?rcn=4", sc.ae), OWNER).await;
     r.expect(2000);
     let ae = r.inner("m2m:ae");
     assert_eq!(
@@ -193,11 +185,7 @@ async fn rcn_4_and_8_nest_only_children_the_originator_may_retrieve() {
 async fn rcn_5_and_6_list_only_references_the_originator_may_discover() {
     let s = Server::start();
     let sc = scene(&s).await;
-    let r = s
-        .request("GET", &format!("{}?rcn=5", sc.ae))
-        .from(PARTNER)
-        .send()
-        .await;
+    let r = s.get(&format!("{}?rcn=5", sc.ae), PARTNER).await;
     r.expect(2000);
     assert_eq!(
         ref_names(&r.inner("m2m:ae")["ch"]),
@@ -205,11 +193,7 @@ async fn rcn_5_and_6_list_only_references_the_originator_may_discover() {
         "{}",
         r.text
     );
-    let r = s
-        .request("GET", &format!("{}?rcn=6", sc.ae))
-        .from(PARTNER)
-        .send()
-        .await;
+    let r = s.get(&format!("{}?rcn=6", sc.ae), PARTNER).await;
     r.expect(2000);
     assert_eq!(
         ref_names(&r.inner("m2m:rrl")["rrf"]),
@@ -218,18 +202,10 @@ async fn rcn_5_and_6_list_only_references_the_originator_may_discover() {
         r.text
     );
     // Instance references follow their container.
-    let r = s
-        .request("GET", &format!("{}/public?rcn=6", sc.ae))
-        .from(PARTNER)
-        .send()
-        .await;
+    let r = s.get(&format!("{}/public?rcn=6", sc.ae), PARTNER).await;
     r.expect(2000);
     assert_eq!(ref_names(&r.inner("m2m:rrl")["rrf"]), vec!["p1"]);
-    let r = s
-        .request("GET", &format!("{}?rcn=6", sc.ae))
-        .from(OWNER)
-        .send()
-        .await;
+    let r = s.get(&format!("{}?rcn=6", sc.ae), OWNER).await;
     r.expect(2000);
     assert_eq!(
         ref_names(&r.inner("m2m:rrl")["rrf"]),
@@ -241,11 +217,7 @@ async fn rcn_5_and_6_list_only_references_the_originator_may_discover() {
 async fn discovery_lists_only_what_the_originator_may_discover() {
     let s = Server::start();
     let sc = scene(&s).await;
-    let r = s
-        .request("GET", &format!("{}?fu=1", sc.ae))
-        .from(PARTNER)
-        .send()
-        .await;
+    let r = s.get(&format!("{}?fu=1", sc.ae), PARTNER).await;
     r.expect(2000);
     let mut found = r.uril();
     found.sort();
@@ -280,11 +252,7 @@ async fn group_fan_out_aggregates_only_what_each_member_request_returned() {
         )
         .await;
     r.expect(2001);
-    let r = s
-        .request("GET", &format!("{}/g/fopt?rcn=4", sc.ae))
-        .from(PARTNER)
-        .send()
-        .await;
+    let r = s.get(&format!("{}/g/fopt?rcn=4", sc.ae), PARTNER).await;
     r.expect(2000);
     let list = r.inner("m2m:agr")["m2m:rsp"]
         .as_array()
@@ -426,11 +394,7 @@ async fn failed_verification_is_one_fixed_5204_whatever_the_target_did() {
     assert!(s.log_shows("http://***@127.0.0.1", std::time::Duration::from_secs(5)));
     assert!(!s.log().contains("s3cr3tpw"), "{}", s.log());
     // Nothing was created.
-    let r = s
-        .request("GET", &format!("{ae}/c?rcn=6"))
-        .from(OWNER)
-        .send()
-        .await;
+    let r = s.get(&format!("{ae}/c?rcn=6"), OWNER).await;
     r.expect(2000);
     assert_eq!(r.inner("m2m:rrl")["rrf"], json!([]));
 }
@@ -587,11 +551,7 @@ async fn a_result_beyond_result_limit_is_partial() {
     for i in 0..5 {
         s.create_cin(&big, OWNER, &format!("v{i}")).await;
     }
-    let r = s
-        .request("GET", &format!("{big}?rcn=4"))
-        .from(OWNER)
-        .send()
-        .await;
+    let r = s.get(&format!("{big}?rcn=4"), OWNER).await;
     r.expect(2000);
     assert_eq!(r.header("x-m2m-cts"), Some("1"), "partial: {}", r.text);
     let cins: Vec<&str> = r.inner("m2m:cnt")["m2m:cin"]
@@ -605,20 +565,12 @@ async fn a_result_beyond_result_limit_is_partial() {
         vec!["v0", "v1", "v2"],
         "the oldest first, up to the limit"
     );
-    let r = s
-        .request("GET", &format!("{big}?rcn=6"))
-        .from(OWNER)
-        .send()
-        .await;
+    let r = s.get(&format!("{big}?rcn=6"), OWNER).await;
     r.expect(2000);
     assert_eq!(r.header("x-m2m-cts"), Some("1"));
     assert_eq!(r.inner("m2m:rrl")["rrf"].as_array().map(Vec::len), Some(3));
     // Nested levels share the one limit.
-    let r = s
-        .request("GET", &format!("{ae}?rcn=4"))
-        .from(OWNER)
-        .send()
-        .await;
+    let r = s.get(&format!("{ae}?rcn=4"), OWNER).await;
     r.expect(2000);
     assert_eq!(r.header("x-m2m-cts"), Some("1"));
     let nested = &r.inner("m2m:ae")["m2m:cnt"][0]["m2m:cin"];
@@ -626,11 +578,7 @@ async fn a_result_beyond_result_limit_is_partial() {
     // What fits is complete, and says nothing.
     s.create_cnt(&ae, OWNER, json!({"rn": "small"})).await;
     s.create_cin(&format!("{ae}/small"), OWNER, "x").await;
-    let r = s
-        .request("GET", &format!("{ae}/small?rcn=4"))
-        .from(OWNER)
-        .send()
-        .await;
+    let r = s.get(&format!("{ae}/small?rcn=4"), OWNER).await;
     r.expect(2000);
     assert_eq!(r.header("x-m2m-cts"), None);
 }
@@ -707,14 +655,10 @@ async fn filters_on_children_and_parents_see_only_what_the_originator_may_discov
     )
     .await;
     // A conditional RETRIEVE cannot probe a hidden child's label or type...
-    s.request("GET", &format!("{}?clbl=topsecret", sc.ae))
-        .from(PARTNER)
-        .send()
+    s.get(&format!("{}?clbl=topsecret", sc.ae), PARTNER)
         .await
         .expect(4004);
-    s.request("GET", &format!("{}?clbl=topsecret", sc.ae))
-        .from(OWNER)
-        .send()
+    s.get(&format!("{}?clbl=topsecret", sc.ae), OWNER)
         .await
         .expect(2000);
     s.create(
@@ -726,32 +670,20 @@ async fn filters_on_children_and_parents_see_only_what_the_originator_may_discov
     .await
     .expect(2001);
     // Another's subscription (its targets included) is not part of a partner's result.
-    let r = s
-        .request("GET", &format!("{}?rcn=4", sc.ae))
-        .from(PARTNER)
-        .send()
-        .await;
+    let r = s.get(&format!("{}?rcn=4", sc.ae), PARTNER).await;
     r.expect(2000);
     assert!(r.inner("m2m:ae").get("m2m:sub").is_none(), "{}", r.text);
     for (who, rsc) in [(PARTNER, 4004), (OWNER, 2000)] {
-        s.request("GET", &format!("{}?chty=23", sc.ae))
-            .from(who)
-            .send()
-            .await
-            .expect(rsc);
+        s.get(&format!("{}?chty=23", sc.ae), who).await.expect(rsc);
     }
     // ...nor can discovery.
     let r = s
-        .request("GET", &format!("/{CSE_NAME}?fu=1&clbl=topsecret"))
-        .from(PARTNER)
-        .send()
+        .get(&format!("/{CSE_NAME}?fu=1&clbl=topsecret"), PARTNER)
         .await;
     r.expect(2000);
     assert_eq!(r.uril(), Vec::<String>::new(), "{}", r.text);
     let r = s
-        .request("GET", &format!("/{CSE_NAME}?fu=1&clbl=topsecret"))
-        .from(OWNER)
-        .send()
+        .get(&format!("/{CSE_NAME}?fu=1&clbl=topsecret"), OWNER)
         .await;
     r.expect(2000);
     assert_eq!(r.uril().len(), 1, "{}", r.text);
@@ -765,20 +697,12 @@ async fn discovery_cut_by_the_cse_limit_is_partial() {
         s.create_cnt(&ae, OWNER, json!({ "rn": format!("c{i}") }))
             .await;
     }
-    let r = s
-        .request("GET", &format!("{ae}?fu=1&ty=3"))
-        .from(OWNER)
-        .send()
-        .await;
+    let r = s.get(&format!("{ae}?fu=1&ty=3"), OWNER).await;
     r.expect(2000);
     assert_eq!(r.uril().len(), 2);
     assert_eq!(r.header("x-m2m-cts"), Some("1"));
     // The originator's own lim is no cut by the CSE.
-    let r = s
-        .request("GET", &format!("{ae}?fu=1&ty=3&lim=2"))
-        .from(OWNER)
-        .send()
-        .await;
+    let r = s.get(&format!("{ae}?fu=1&ty=3&lim=2"), OWNER).await;
     r.expect(2000);
     assert_eq!(r.uril().len(), 2);
     assert_eq!(r.header("x-m2m-cts"), None);
@@ -810,11 +734,7 @@ async fn a_container_with_retrieval_disabled_shows_no_instances_in_results_or_no
         .expect(2004);
     let cin = s.create_cin(&locked, OWNER, "sealed").await;
     s.get(&format!("{locked}/la"), PARTNER).await.expect(4005);
-    let r = s
-        .request("GET", &format!("{locked}?rcn=4"))
-        .from(PARTNER)
-        .send()
-        .await;
+    let r = s.get(&format!("{locked}?rcn=4"), PARTNER).await;
     r.expect(2000);
     assert!(r.inner("m2m:cnt").get("m2m:cin").is_none(), "{}", r.text);
     assert!(!r.text.contains("sealed"));
@@ -835,11 +755,7 @@ async fn a_result_beyond_result_max_bytes_is_partial() {
         s.create_cin(&big, OWNER, &format!("{i}{}", "x".repeat(299)))
             .await;
     }
-    let r = s
-        .request("GET", &format!("{big}?rcn=4"))
-        .from(OWNER)
-        .send()
-        .await;
+    let r = s.get(&format!("{big}?rcn=4"), OWNER).await;
     r.expect(2000);
     assert_eq!(r.header("x-m2m-cts"), Some("1"), "partial: {}", r.text);
     let firsts: Vec<char> = r.inner("m2m:cnt")["m2m:cin"]
