@@ -399,21 +399,22 @@ async fn failed_verification_is_one_fixed_5204_whatever_the_target_did() {
     assert_eq!(r.inner("m2m:rrl")["rrf"], json!([]));
 }
 
-/// Registers `aei` with `poa`; returns its path.
-async fn ae_with_poa(s: &Server, aei: &str, poa: &[&str]) -> String {
-    let r = s
-        .create(
-            &format!("/{CSE_NAME}"),
-            aei,
-            2,
-            json!({"m2m:ae": {"api": "Ntest", "rr": true, "srv": ["3"], "poa": poa}}),
-        )
-        .await;
-    r.expect(2001);
-    format!(
-        "/{CSE_NAME}/{}",
-        r.inner("m2m:ae")["rn"].as_str().expect("rn")
+/// Registers `aei` with `poa_url` as its point of access, creates its container `c` and a
+/// subscription to it whose target is the AE-ID itself (notifications go to its poa);
+/// returns the AE's and the container's paths.
+async fn notified_through_own_poa(s: &Server, aei: &str, poa_url: &str) -> (String, String) {
+    let ae = s.ae_with_poa(aei, &[poa_url]).await;
+    s.create_cnt(&ae, aei, json!({"rn": "c"})).await;
+    let cnt = format!("{ae}/c");
+    s.create(
+        &cnt,
+        aei,
+        23,
+        json!({"m2m:sub": {"nu": [aei], "enc": {"net": [3]}}}),
     )
+    .await
+    .expect(2001);
+    (ae, cnt)
 }
 
 fn is_vrq(m: &Received) -> bool {
@@ -485,18 +486,8 @@ async fn an_aes_own_poa_is_verified_before_notifications_go_there() {
     bystander
         .rsc
         .store(4000, std::sync::atomic::Ordering::SeqCst);
-    let ae = ae_with_poa(&s, "Cmallory", &[&bystander.url]).await;
-    s.create_cnt(&ae, "Cmallory", json!({"rn": "c"})).await;
-    let cnt = format!("{ae}/c");
     // Subscribing with its own AE-ID as target asks nothing at creation...
-    s.create(
-        &cnt,
-        "Cmallory",
-        23,
-        json!({"m2m:sub": {"nu": ["Cmallory"], "enc": {"net": [3]}}}),
-    )
-    .await
-    .expect(2001);
+    let (_, cnt) = notified_through_own_poa(&s, "Cmallory", &bystander.url).await;
     assert!(bystander.all().is_empty());
     // ...but the first notification for its poa is preceded by a verification, and the
     // refusal stops every notification to it.
@@ -513,17 +504,7 @@ async fn an_aes_own_poa_is_verified_before_notifications_go_there() {
     // An AE whose poa confirms gets its notifications, after one verification; a new
     // poa is verified again.
     let rx = Receiver::start().await;
-    let ae = ae_with_poa(&s, "Chonest", &[&rx.url]).await;
-    s.create_cnt(&ae, "Chonest", json!({"rn": "c"})).await;
-    let cnt = format!("{ae}/c");
-    s.create(
-        &cnt,
-        "Chonest",
-        23,
-        json!({"m2m:sub": {"nu": ["Chonest"], "enc": {"net": [3]}}}),
-    )
-    .await
-    .expect(2001);
+    let (ae, cnt) = notified_through_own_poa(&s, "Chonest", &rx.url).await;
     s.create_cin(&cnt, "Chonest", "a").await;
     s.create_cin(&cnt, "Chonest", "b").await;
     let events = rx.wait_events(2).await;

@@ -10,6 +10,7 @@ pub mod identity;
 pub mod limits;
 pub mod provision;
 mod receiver;
+pub mod registration;
 #[allow(unused_imports)]
 pub use receiver::{Received, Receiver};
 
