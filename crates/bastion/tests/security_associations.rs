@@ -248,8 +248,7 @@ async fn das_authenticates_requesters_by_their_association() {
 /// and an MN-CSE registering with it by certificate, expecting the registrar `/id-in`.
 fn registrar_and_registree(files: &Path, registrar_id: &str) -> (Server, Server) {
     write_key_file(&files.join("store.key"), STORE_KEY);
-    make_ca(files, "Test CA", &[]);
-    issue_certificates(
+    ca_and_certificates(
         files,
         &[("in", registrar_id), ("mn", "//bastion.example/id-mn")],
     );
@@ -314,39 +313,6 @@ async fn ts0003_8_1_2_5_registree_checks_the_registrar_cse_id() {
     }
 }
 
-/// `bastion cert crl` of `ca` in `dir` revoking `revoked` (certificate names), written
-/// to `out` through a temporary file and a rename, as an operator replaces a CRL.
-fn write_crl(dir: &Path, revoked: &[&str], number: u32, next_update_days: u32, out: &str) {
-    let tmp = format!("{out}.new");
-    let _ = std::fs::remove_file(dir.join(&tmp));
-    let revoke: Vec<String> = revoked
-        .iter()
-        .map(|r| path(dir, &format!("{r}.pem")))
-        .collect();
-    let number = number.to_string();
-    let days = next_update_days.to_string();
-    let (ca_pem, ca_key, tmp_path) = (path(dir, "ca.pem"), path(dir, "ca.key"), path(dir, &tmp));
-    let mut args = vec![
-        "cert",
-        "crl",
-        "--ca-cert",
-        &ca_pem,
-        "--ca-key",
-        &ca_key,
-        "--number",
-        &number,
-        "--next-update-days",
-        &days,
-        "--out",
-        &tmp_path,
-    ];
-    for r in &revoke {
-        args.extend(["--revoke", r.as_str()]);
-    }
-    ok(&bastion(&args));
-    std::fs::rename(dir.join(&tmp), dir.join(out)).expect("replace the CRL");
-}
-
 /// A CSE whose TLS listener takes certificates only, checked against `ca.crl`.
 fn certificate_server(dir: &Path) -> (Server, u16) {
     write_key_file(&dir.join("store.key"), STORE_KEY);
@@ -372,8 +338,7 @@ async fn ts0003_8_1_2_2_a_reloaded_crl_ends_open_certificate_associations() {
     use http_body_util::{BodyExt, Full};
     let files = tempfile::tempdir().expect("files");
     let f = files.path();
-    make_ca(f, "Test CA", &[]);
-    issue_certificates(
+    ca_and_certificates(
         f,
         &[
             ("srv", "//bastion.example/id-in"),
@@ -484,8 +449,7 @@ async fn ts0003_8_1_2_2_a_reloaded_crl_ends_open_certificate_associations() {
 async fn ts0003_8_1_2_2_an_expired_crl_is_reported_at_start() {
     let files = tempfile::tempdir().expect("files");
     let f = files.path();
-    make_ca(f, "Test CA", &[]);
-    issue_certificates(
+    ca_and_certificates(
         f,
         &[
             ("srv", "//bastion.example/id-in"),
@@ -691,8 +655,7 @@ fn ts0003_10_1_1_5_a_constrained_ca_issues_only_for_its_sp() {
 async fn ts0003_7_3_2_2_das_over_certificates_checks_the_das_identity() {
     let p = Provisioned::new();
     let f = p.dir.path();
-    make_ca(f, "Test CA", &[]);
-    issue_certificates(
+    ca_and_certificates(
         f,
         &[
             ("das", DAS_ID),
@@ -783,8 +746,7 @@ async fn das_consultations_stop_when_the_shared_psk_is_revoked() {
 async fn ts0003_8_1_2_2_a_crl_about_to_expire_is_a_warning() {
     let files = tempfile::tempdir().expect("files");
     let f = files.path();
-    make_ca(f, "Test CA", &[]);
-    issue_certificates(
+    ca_and_certificates(
         f,
         &[
             ("srv", "//bastion.example/id-in"),

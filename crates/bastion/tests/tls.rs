@@ -36,8 +36,7 @@ impl TlsServer {
         let files = tempfile::tempdir().expect("files");
         let f = files.path();
         write_key_file(&f.join("store.key"), STORE_KEY);
-        make_ca(f, "Test CA", &[]);
-        issue_certificates(
+        ca_and_certificates(
             f,
             &[
                 ("srv", "//bastion.example/id-in"),
@@ -55,18 +54,7 @@ impl TlsServer {
             path(f, "store.key")
         );
         if crl {
-            ok(&bastion(&[
-                "cert",
-                "crl",
-                "--ca-cert",
-                &path(f, "ca.pem"),
-                "--ca-key",
-                &path(f, "ca.key"),
-                "--revoke",
-                &path(f, "revoked.pem"),
-                "--out",
-                &path(f, "ca.crl"),
-            ]));
+            write_crl(f, &["revoked"], 1, 30, "ca.crl");
             config.push_str(&format!("crl-files = [\"{}\"]\n", path(f, "ca.crl")));
         }
         let srv = Server::start_with_config(&config);

@@ -16,6 +16,13 @@ pub fn make_ca(dir: &Path, cn: &str, extra: &[&str]) {
     ok(&bastion(&args));
 }
 
+/// A CA `Test CA` and certificates it issues for each `(name, id)`, as
+/// [`issue_certificates`].
+pub fn ca_and_certificates(dir: &Path, certs: &[(&str, &str)]) {
+    make_ca(dir, "Test CA", &[]);
+    issue_certificates(dir, certs);
+}
+
 /// `bastion cert issue` by the CA in `dir` for each `(name, id)`: `NAME.pem` and
 /// `NAME.key` naming the identity `id`, with the DNS name `localhost`.
 pub fn issue_certificates(dir: &Path, certs: &[(&str, &str)]) {
@@ -37,6 +44,39 @@ pub fn issue_certificates(dir: &Path, certs: &[(&str, &str)]) {
             &path(dir, &format!("{name}.key")),
         ]));
     }
+}
+
+/// `bastion cert crl` by the CA in `dir` revoking `revoked` (certificate names), written
+/// to `out` through a temporary file and a rename, as an operator replaces a CRL.
+pub fn write_crl(dir: &Path, revoked: &[&str], number: u32, next_update_days: u32, out: &str) {
+    let tmp = format!("{out}.new");
+    let _ = std::fs::remove_file(dir.join(&tmp));
+    let revoke: Vec<String> = revoked
+        .iter()
+        .map(|r| path(dir, &format!("{r}.pem")))
+        .collect();
+    let number = number.to_string();
+    let days = next_update_days.to_string();
+    let (ca_pem, ca_key, tmp_path) = (path(dir, "ca.pem"), path(dir, "ca.key"), path(dir, &tmp));
+    let mut args = vec![
+        "cert",
+        "crl",
+        "--ca-cert",
+        &ca_pem,
+        "--ca-key",
+        &ca_key,
+        "--number",
+        &number,
+        "--next-update-days",
+        &days,
+        "--out",
+        &tmp_path,
+    ];
+    for r in &revoke {
+        args.extend(["--revoke", r.as_str()]);
+    }
+    ok(&bastion(&args));
+    std::fs::rename(dir.join(&tmp), dir.join(out)).expect("replace the CRL");
 }
 
 /// `bastion credentials add` of the PSK in `psk_file` under `kpsa_id` to the store of
