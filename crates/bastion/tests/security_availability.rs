@@ -31,6 +31,14 @@ fn tls_config(files: &Path, extra: &str) -> String {
     )
 }
 
+/// The directory of the store key, and a server with the TLS listener of [`tls_config`]
+/// and `extra` (bound in this order, the server ends before its files go).
+fn tls_server(extra: &str) -> (tempfile::TempDir, Server) {
+    let files = tempfile::tempdir().expect("files");
+    let srv = Server::start_with_config(&tls_config(files.path(), extra));
+    (files, srv)
+}
+
 /// A whole request on the plain listener gets its exact answer: an AE registers (2001)
 /// and reads itself (2000). Not as the admin, who holds a credential in these tests and is
 /// therefore refused outside its association (4106).
@@ -83,8 +91,7 @@ async fn tls_stream(srv: &Server) -> impl tokio::io::AsyncRead + tokio::io::Asyn
 
 #[tokio::test]
 async fn issue12_13_descriptor_exhaustion_on_accept_never_ends_the_server() {
-    let files = tempfile::tempdir().expect("files");
-    let mut srv = Server::start_with_config(&tls_config(files.path(), ""));
+    let (files, mut srv) = tls_server("");
     provision_admin_psk(&srv, files.path());
     // The cap was fitted under the limit the server started with; lowering the limit
     // now makes accept itself fail with EMFILE, as it did before the cap existed.
@@ -149,11 +156,7 @@ fn one_short_timeout(key: &str) -> String {
 
 #[tokio::test]
 async fn issue12_14_slowloris_head_is_cut_after_the_header_timeout() {
-    let files = tempfile::tempdir().expect("files");
-    let srv = Server::start_with_config(&tls_config(
-        files.path(),
-        &one_short_timeout("header-timeout-ms"),
-    ));
+    let (files, srv) = tls_server(&one_short_timeout("header-timeout-ms"));
     provision_admin_psk(&srv, files.path());
     let partial = format!(
         "GET /cse-in HTTP/1.1\r\nHost: 127.0.0.1\r\nX-M2M-Origin: {ADMIN}\r\nX-M2M-RI: slow\r\n"
@@ -178,11 +181,7 @@ async fn issue12_14_slowloris_head_is_cut_after_the_header_timeout() {
 
 #[tokio::test]
 async fn issue12_14_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
-    let files = tempfile::tempdir().expect("files");
-    let srv = Server::start_with_config(&tls_config(
-        files.path(),
-        &one_short_timeout("idle-timeout-ms"),
-    ));
+    let (files, srv) = tls_server(&one_short_timeout("idle-timeout-ms"));
     provision_admin_psk(&srv, files.path());
     // On the plain listener an AE registered there asks for itself; the admin, who holds
     // a credential, may ask only over its association.
@@ -236,11 +235,7 @@ async fn issue12_14_idle_keep_alive_connection_is_closed_after_the_idle_timeout(
 
 #[tokio::test]
 async fn issue12_14_stalled_body_is_answered_4008_and_closed() {
-    let files = tempfile::tempdir().expect("files");
-    let srv = Server::start_with_config(&tls_config(
-        files.path(),
-        &one_short_timeout("body-timeout-ms"),
-    ));
+    let (_files, srv) = tls_server(&one_short_timeout("body-timeout-ms"));
     let head = format!(
         "POST /cse-in HTTP/1.1\r\nHost: 127.0.0.1\r\nX-M2M-Origin: {ADMIN}\r\nX-M2M-RI: stall\r\n\
          X-M2M-RVI: 3\r\nContent-Type: application/json;ty=3\r\nContent-Length: 100\r\n\r\n\
@@ -349,8 +344,7 @@ async fn relay_to(port: u16) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUs
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue12_15_remote_cse_whose_poa_is_this_cse_is_4000() {
-    let files = tempfile::tempdir().expect("files");
-    let srv = Server::start_with_config(&tls_config(files.path(), ""));
+    let (files, srv) = tls_server("");
     provision_mn_psk(&srv, files.path());
     const WHY: &str = "poa names a point of access of this CSE itself (a forwarding loop)";
     for poa in [
@@ -374,8 +368,7 @@ async fn issue12_15_remote_cse_whose_poa_is_this_cse_is_4000() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue12_15_a_forwarded_request_that_comes_back_is_5103() {
     use std::sync::atomic::Ordering;
-    let files = tempfile::tempdir().expect("files");
-    let srv = Server::start_with_config(&tls_config(files.path(), ""));
+    let (files, srv) = tls_server("");
     provision_mn_psk(&srv, files.path());
     // The MN's point of access is a relay back to this very CSE.
     let (relay, relayed) = relay_to(srv.port()).await;
@@ -400,11 +393,7 @@ async fn issue12_15_a_forwarded_request_that_comes_back_is_5103() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue12_15_outbound_requests_in_flight_are_capped() {
-    let files = tempfile::tempdir().expect("files");
-    let srv = Server::start_with_config(&tls_config(
-        files.path(),
-        "[limits]\nmax-outbound-requests = 1\n",
-    ));
+    let (files, srv) = tls_server("[limits]\nmax-outbound-requests = 1\n");
     provision_mn_psk(&srv, files.path());
     // The MN accepts and reads, but never answers.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
