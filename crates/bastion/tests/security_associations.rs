@@ -616,29 +616,14 @@ fn ts0003_10_1_1_5_a_constrained_ca_issues_only_for_its_sp() {
         let body = format!(
             r#"{{"m2m:ae": {{"rn": "{name}", "api": "N{name}", "rr": false, "srv": ["3"]}}}}"#
         );
-        bastion(&[
-            "req",
-            "--url",
+        cert_req(
             &url,
-            "--cert",
-            &path(f, &format!("{name}.pem")),
-            "--key",
-            &path(f, &format!("{name}.key")),
-            "--ca",
-            &path(f, "ca.pem"),
-            "--server-name",
-            "localhost",
-            "--op",
-            "create",
-            "--ty",
-            "2",
-            "--to",
-            "/cse-in",
-            "--from",
-            from,
-            "--body",
-            &body,
-        ])
+            f,
+            name,
+            &[
+                "--op", "create", "--ty", "2", "--to", "/cse-in", "--from", from, "--body", &body,
+            ],
+        )
     };
     let inside = req("inside", "Cinside");
     let stdout = String::from_utf8_lossy(&inside.stdout);

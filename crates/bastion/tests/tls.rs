@@ -92,6 +92,11 @@ impl TlsServer {
         psk_req(&url, KPSA_ID, &key_file, args)
     }
 
+    /// `bastion req` over certificate TLS with the client certificate `name`.pem.
+    fn cert_req(&self, name: &str, args: &[&str]) -> Output {
+        cert_req(&self.url(), self.files.path(), name, args)
+    }
+
     /// Adds the PSK bound to Csensor1 and waits until the server's reload lets it in.
     fn provision_psk(&self) {
         let key_file = self.file("kpsa.hex");
@@ -177,7 +182,7 @@ fn ts0003_8_2_2_1_wrong_key_fails_the_handshake() {
 #[test]
 fn ts0003_8_2_2_2_certificate_client_bound_to_its_san_ae_id() {
     let s = TlsServer::start();
-    let req = |args: &[&str]| cert_req(&s, "client", args);
+    let req = |args: &[&str]| s.cert_req("client", args);
     let body = r#"{"m2m:ae": {"rn": "cert1", "api": "Ncert", "rr": false, "srv": ["3"]}}"#;
     let created = req(&[
         "--op", "create", "--ty", "2", "--to", "/cse-in", "--from", "Ccert1", "--body", body,
@@ -198,35 +203,11 @@ fn ts0003_8_2_2_2_certificate_client_bound_to_its_san_ae_id() {
     );
 }
 
-/// `bastion req` over certificate TLS with the client certificate `name`.pem.
-fn cert_req(s: &TlsServer, name: &str, args: &[&str]) -> Output {
-    let (url, ca) = (s.url(), s.file("ca.pem"));
-    let (cert, key) = (
-        s.file(&format!("{name}.pem")),
-        s.file(&format!("{name}.key")),
-    );
-    let mut all = vec![
-        "req",
-        "--url",
-        &url,
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-        "--ca",
-        &ca,
-        "--server-name",
-        "localhost",
-    ];
-    all.extend_from_slice(args);
-    bastion(&all)
-}
-
 #[test]
 fn ts0003_10_1_crl_revoked_certificate_is_refused_by_serve() {
     let s = TlsServer::start_checking_crl(true);
     // The certificate the CRL names never gets an association.
-    let out = cert_req(&s, "revoked", &["--to", "/cse-in", "--from", "Crevoked"]);
+    let out = s.cert_req("revoked", &["--to", "/cse-in", "--from", "Crevoked"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(out.stdout.is_empty());
     // Under TLS 1.3 the client has finished its side when the server rejects its
@@ -241,8 +222,7 @@ fn ts0003_10_1_crl_revoked_certificate_is_refused_by_serve() {
         .log_shows("TLS handshake refused", Duration::from_secs(5)));
     // The CA's other certificates still work: the CRL was read, not the CA distrusted.
     let body = r#"{"m2m:ae": {"rn": "cert1", "api": "Ncert", "rr": false, "srv": ["3"]}}"#;
-    let created = cert_req(
-        &s,
+    let created = s.cert_req(
         "client",
         &[
             "--op", "create", "--ty", "2", "--to", "/cse-in", "--from", "Ccert1", "--body", body,
@@ -257,8 +237,7 @@ fn ts0003_10_1_crl_revoked_certificate_is_refused_by_serve() {
     // Without the CRL the same certificate registers: the CRL is what refused it.
     let plain = TlsServer::start();
     let body = r#"{"m2m:ae": {"rn": "rev", "api": "Nrev", "rr": false, "srv": ["3"]}}"#;
-    let created = cert_req(
-        &plain,
+    let created = plain.cert_req(
         "revoked",
         &[
             "--op", "create", "--ty", "2", "--to", "/cse-in", "--from", "Crevoked", "--body", body,

@@ -121,6 +121,31 @@ pub fn psk_req(url: &str, kpsa_id: &str, psk_file: &str, args: &[&str]) -> Outpu
     bastion(&all)
 }
 
+/// `bastion req --url URL` with the certificate `NAME.pem` (key `NAME.key`) of `dir`,
+/// trusting `ca.pem` there and expecting the server name `localhost`, then `args`.
+pub fn cert_req(url: &str, dir: &Path, name: &str, args: &[&str]) -> Output {
+    let (ca, cert, key) = (
+        path(dir, "ca.pem"),
+        path(dir, &format!("{name}.pem")),
+        path(dir, &format!("{name}.key")),
+    );
+    let mut all = vec![
+        "req",
+        "--url",
+        url,
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "--ca",
+        &ca,
+        "--server-name",
+        "localhost",
+    ];
+    all.extend_from_slice(args);
+    bastion(&all)
+}
+
 /// The first line `bastion req` prints: the response's `X-M2M-RSC`, empty when no
 /// response came.
 pub fn printed_rsc(output: &Output) -> String {
