@@ -421,6 +421,18 @@ fn is_vrq(m: &Received) -> bool {
     m.body["m2m:sgn"]["vrq"] == json!(true)
 }
 
+/// CREATE by `OWNER` of the subscription `rn` to `cnt`, notifying `nu` and, once it is
+/// deleted, `su`.
+async fn subscribe_with_su(s: &Server, cnt: &str, rn: &str, nu: &str, su: &str) -> Resp {
+    s.create(
+        cnt,
+        OWNER,
+        23,
+        json!({"m2m:sub": {"rn": rn, "nu": [nu], "su": su}}),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn su_is_verified_like_nu() {
     let s = Server::start();
@@ -431,14 +443,7 @@ async fn su_is_verified_like_nu() {
     let su = Receiver::start().await;
     su.rsc.store(4103, std::sync::atomic::Ordering::SeqCst);
     // A refusing su fails the subscription, like a refusing nu.
-    let r = s
-        .create(
-            &cnt,
-            OWNER,
-            23,
-            json!({"m2m:sub": {"rn": "s1", "nu": [nu.url], "su": su.url}}),
-        )
-        .await;
+    let r = subscribe_with_su(&s, &cnt, "s1", &nu.url, &su.url).await;
     r.expect(5204);
     assert_eq!(r.dbg(), "the notification target could not be verified");
     assert!(su.all().iter().any(is_vrq), "su was asked");
@@ -450,25 +455,11 @@ async fn su_is_verified_like_nu() {
         .as_str()
         .expect("aei")
         .to_owned();
-    let r = s
-        .create(
-            &cnt,
-            OWNER,
-            23,
-            json!({"m2m:sub": {"rn": "s2", "nu": [nu.url], "su": victim_id}}),
-        )
-        .await;
+    let r = subscribe_with_su(&s, &cnt, "s2", &nu.url, &victim_id).await;
     r.expect(5204);
     // A confirming su is accepted, and its deletion notice arrives there.
     su.rsc.store(2000, std::sync::atomic::Ordering::SeqCst);
-    let r = s
-        .create(
-            &cnt,
-            OWNER,
-            23,
-            json!({"m2m:sub": {"rn": "s3", "nu": [nu.url], "su": su.url}}),
-        )
-        .await;
+    let r = subscribe_with_su(&s, &cnt, "s3", &nu.url, &su.url).await;
     r.expect(2001);
     assert!(su.all().iter().filter(|m| is_vrq(m)).count() >= 2);
     s.delete(&format!("{cnt}/s3"), OWNER).await.expect(2002);
