@@ -106,6 +106,13 @@ fn nested(parent: &Value, root: &str) -> Vec<String> {
     names
 }
 
+/// RETRIEVE of `path` by `from`, which must succeed (2000).
+async fn retrieved(s: &Server, path: &str, from: &str) -> Resp {
+    let r = s.get(path, from).await;
+    r.expect(2000);
+    r
+}
+
 /// The `nm`s of a list of child references (sorted).
 fn ref_names(refs: &Value) -> Vec<String> {
     let mut names: Vec<String> = refs
@@ -123,8 +130,7 @@ async fn rcn_4_and_8_nest_only_children_the_originator_may_retrieve() {
     let s = Server::start();
     let sc = scene(&s).await;
     for rcn in [4, 8] {
-        let r = s.get(&format!("{}?rcn={rcn}", sc.ae), PARTNER).await;
-        r.expect(2000);
+        let r = retrieved(&s, &format!("{}?rcn={rcn}", sc.ae), PARTNER).await;
         let ae = r.inner("m2m:ae");
         assert_eq!(
             nested(ae, "m2m:cnt"),
@@ -146,8 +152,7 @@ async fn rcn_4_and_8_nest_only_children_the_originator_may_retrieve() {
         assert_eq!(ae.get("rn").is_some(), rcn == 4, "rcn {rcn}: {}", r.text);
     }
     // The owner still sees everything.
-    let r = s.get(&format!("{}?rcn=4", sc.ae), OWNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{}?rcn=4", sc.ae), OWNER).await;
     let ae = r.inner("m2m:ae");
     assert_eq!(
         nested(ae, "m2m:cnt"),
@@ -164,37 +169,31 @@ async fn rcn_4_and_8_nest_only_children_the_originator_may_retrieve() {
         .expect("private");
     assert_eq!(private["m2m:cin"][0]["con"], "hidden");
     // The direct requests agree with what was left out.
-    s.get(&format!("{}/private", sc.ae), PARTNER)
-        .await
-        .expect(4103);
-    s.get(&format!("{}/private/secret", sc.ae), PARTNER)
-        .await
-        .expect(4103);
-    s.get(&format!("{}/listed", sc.ae), PARTNER)
-        .await
-        .expect(4103);
-    s.get(&format!("{}/acpOwn", sc.ae), PARTNER)
-        .await
-        .expect(4103);
-    s.get(&format!("{}/acpVisible", sc.ae), PARTNER)
-        .await
-        .expect(2000);
+    for (child, rsc) in [
+        ("private", 4103),
+        ("private/secret", 4103),
+        ("listed", 4103),
+        ("acpOwn", 4103),
+        ("acpVisible", 2000),
+    ] {
+        s.get(&format!("{}/{child}", sc.ae), PARTNER)
+            .await
+            .expect(rsc);
+    }
 }
 
 #[tokio::test]
 async fn rcn_5_and_6_list_only_references_the_originator_may_discover() {
     let s = Server::start();
     let sc = scene(&s).await;
-    let r = s.get(&format!("{}?rcn=5", sc.ae), PARTNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{}?rcn=5", sc.ae), PARTNER).await;
     assert_eq!(
         ref_names(&r.inner("m2m:ae")["ch"]),
         vec!["acpVisible", "listed", "public"],
         "{}",
         r.text
     );
-    let r = s.get(&format!("{}?rcn=6", sc.ae), PARTNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{}?rcn=6", sc.ae), PARTNER).await;
     assert_eq!(
         ref_names(&r.inner("m2m:rrl")["rrf"]),
         vec!["acpVisible", "listed", "public"],
@@ -202,11 +201,9 @@ async fn rcn_5_and_6_list_only_references_the_originator_may_discover() {
         r.text
     );
     // Instance references follow their container.
-    let r = s.get(&format!("{}/public?rcn=6", sc.ae), PARTNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{}/public?rcn=6", sc.ae), PARTNER).await;
     assert_eq!(ref_names(&r.inner("m2m:rrl")["rrf"]), vec!["p1"]);
-    let r = s.get(&format!("{}?rcn=6", sc.ae), OWNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{}?rcn=6", sc.ae), OWNER).await;
     assert_eq!(
         ref_names(&r.inner("m2m:rrl")["rrf"]),
         vec!["acpOwn", "acpVisible", "listed", "private", "public"]
@@ -217,8 +214,7 @@ async fn rcn_5_and_6_list_only_references_the_originator_may_discover() {
 async fn discovery_lists_only_what_the_originator_may_discover() {
     let s = Server::start();
     let sc = scene(&s).await;
-    let r = s.get(&format!("{}?fu=1", sc.ae), PARTNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{}?fu=1", sc.ae), PARTNER).await;
     let mut found = r.uril();
     found.sort();
     let under = |rel: &str| format!("{CSE_NAME}/{}/{rel}", sc.ae.rsplit('/').next().unwrap());
@@ -252,8 +248,7 @@ async fn group_fan_out_aggregates_only_what_each_member_request_returned() {
         )
         .await;
     r.expect(2001);
-    let r = s.get(&format!("{}/g/fopt?rcn=4", sc.ae), PARTNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{}/g/fopt?rcn=4", sc.ae), PARTNER).await;
     let list = r.inner("m2m:agr")["m2m:rsp"]
         .as_array()
         .expect("m2m:rsp list")
@@ -394,8 +389,7 @@ async fn failed_verification_is_one_fixed_5204_whatever_the_target_did() {
     assert!(s.log_shows("http://***@127.0.0.1", std::time::Duration::from_secs(5)));
     assert!(!s.log().contains("s3cr3tpw"), "{}", s.log());
     // Nothing was created.
-    let r = s.get(&format!("{ae}/c?rcn=6"), OWNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{ae}/c?rcn=6"), OWNER).await;
     assert_eq!(r.inner("m2m:rrl")["rrf"], json!([]));
 }
 
@@ -523,8 +517,7 @@ async fn a_result_beyond_result_limit_is_partial() {
     for i in 0..5 {
         s.create_cin(&big, OWNER, &format!("v{i}")).await;
     }
-    let r = s.get(&format!("{big}?rcn=4"), OWNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{big}?rcn=4"), OWNER).await;
     assert_eq!(r.header("x-m2m-cts"), Some("1"), "partial: {}", r.text);
     let cins: Vec<&str> = r.inner("m2m:cnt")["m2m:cin"]
         .as_array()
@@ -537,21 +530,18 @@ async fn a_result_beyond_result_limit_is_partial() {
         vec!["v0", "v1", "v2"],
         "the oldest first, up to the limit"
     );
-    let r = s.get(&format!("{big}?rcn=6"), OWNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{big}?rcn=6"), OWNER).await;
     assert_eq!(r.header("x-m2m-cts"), Some("1"));
     assert_eq!(r.inner("m2m:rrl")["rrf"].as_array().map(Vec::len), Some(3));
     // Nested levels share the one limit.
-    let r = s.get(&format!("{ae}?rcn=4"), OWNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{ae}?rcn=4"), OWNER).await;
     assert_eq!(r.header("x-m2m-cts"), Some("1"));
     let nested = &r.inner("m2m:ae")["m2m:cnt"][0]["m2m:cin"];
     assert_eq!(nested.as_array().map(Vec::len), Some(2), "{}", r.text);
     // What fits is complete, and says nothing.
     s.create_cnt(&ae, OWNER, json!({"rn": "small"})).await;
     s.create_cin(&format!("{ae}/small"), OWNER, "x").await;
-    let r = s.get(&format!("{ae}/small?rcn=4"), OWNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{ae}/small?rcn=4"), OWNER).await;
     assert_eq!(r.header("x-m2m-cts"), None);
 }
 
@@ -577,8 +567,7 @@ async fn fan_out_member_requests_are_capped_across_nested_groups() {
         )
     };
     group("wide", json!(cnts)).await.expect(2001);
-    let r = s.get(&format!("{ae}/wide/fopt/la"), OWNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{ae}/wide/fopt/la"), OWNER).await;
     assert_eq!(r.header("x-m2m-cts"), Some("1"), "{}", r.text);
     let list = r.inner("m2m:agr")["m2m:rsp"]
         .as_array()
@@ -595,8 +584,7 @@ async fn fan_out_member_requests_are_capped_across_nested_groups() {
     group("outer", json!([inner, cnts[2], cnts[3]]))
         .await
         .expect(2001);
-    let r = s.get(&format!("{ae}/outer/fopt/la"), OWNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{ae}/outer/fopt/la"), OWNER).await;
     assert_eq!(r.header("x-m2m-cts"), Some("1"), "{}", r.text);
     let list = r.inner("m2m:agr")["m2m:rsp"]
         .as_array()
@@ -611,8 +599,7 @@ async fn fan_out_member_requests_are_capped_across_nested_groups() {
     assert_eq!(nested[0]["pc"]["m2m:cin"]["con"], "v0");
     // A fan-out within the limit is complete.
     group("two", json!([cnts[0], cnts[1]])).await.expect(2001);
-    let r = s.get(&format!("{ae}/two/fopt/la"), OWNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{ae}/two/fopt/la"), OWNER).await;
     assert_eq!(r.header("x-m2m-cts"), None);
 }
 
@@ -642,8 +629,7 @@ async fn filters_on_children_and_parents_see_only_what_the_originator_may_discov
     .await
     .expect(2001);
     // Another's subscription (its targets included) is not part of a partner's result.
-    let r = s.get(&format!("{}?rcn=4", sc.ae), PARTNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{}?rcn=4", sc.ae), PARTNER).await;
     assert!(r.inner("m2m:ae").get("m2m:sub").is_none(), "{}", r.text);
     for (who, rsc) in [(PARTNER, 4004), (OWNER, 2000)] {
         s.get(&format!("{}?chty=23", sc.ae), who).await.expect(rsc);
@@ -669,13 +655,11 @@ async fn discovery_cut_by_the_cse_limit_is_partial() {
         s.create_cnt(&ae, OWNER, json!({ "rn": format!("c{i}") }))
             .await;
     }
-    let r = s.get(&format!("{ae}?fu=1&ty=3"), OWNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{ae}?fu=1&ty=3"), OWNER).await;
     assert_eq!(r.uril().len(), 2);
     assert_eq!(r.header("x-m2m-cts"), Some("1"));
     // The originator's own lim is no cut by the CSE.
-    let r = s.get(&format!("{ae}?fu=1&ty=3&lim=2"), OWNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{ae}?fu=1&ty=3&lim=2"), OWNER).await;
     assert_eq!(r.uril().len(), 2);
     assert_eq!(r.header("x-m2m-cts"), None);
 }
@@ -706,8 +690,7 @@ async fn a_container_with_retrieval_disabled_shows_no_instances_in_results_or_no
         .expect(2004);
     let cin = s.create_cin(&locked, OWNER, "sealed").await;
     s.get(&format!("{locked}/la"), PARTNER).await.expect(4005);
-    let r = s.get(&format!("{locked}?rcn=4"), PARTNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{locked}?rcn=4"), PARTNER).await;
     assert!(r.inner("m2m:cnt").get("m2m:cin").is_none(), "{}", r.text);
     assert!(!r.text.contains("sealed"));
     let events = rx.wait_events(1).await;
@@ -727,8 +710,7 @@ async fn a_result_beyond_result_max_bytes_is_partial() {
         s.create_cin(&big, OWNER, &format!("{i}{}", "x".repeat(299)))
             .await;
     }
-    let r = s.get(&format!("{big}?rcn=4"), OWNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{big}?rcn=4"), OWNER).await;
     assert_eq!(r.header("x-m2m-cts"), Some("1"), "partial: {}", r.text);
     let firsts: Vec<char> = r.inner("m2m:cnt")["m2m:cin"]
         .as_array()
