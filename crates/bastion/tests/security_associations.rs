@@ -167,7 +167,7 @@ async fn ts0003_7_3_2_2_dynamic_acp_info_only_from_an_authenticated_das() {
     ));
     let (ae, acp) = owner_and_acp(&s, &["Cm1", "Cm2"]).await;
     for (name, dap) in [("viaplain", &plain_url), ("viatls", &tls_url)] {
-        das_guarded_containers(&s, &ae, &acp, &format!("dac-{name}"), &dap, &[name]).await;
+        das_guarded_containers(&s, &ae, &acp, &format!("dac-{name}"), dap, &[name]).await;
     }
     // The plain DAS answers with dai for Cm1, but nothing vouches for who answered.
     let r = s.get(&format!("{ae}/viaplain"), "Cm1").await;
