@@ -110,14 +110,26 @@ impl Cse {
         ctx: &RequestContext,
         node: &Node,
     ) -> Result<AuditRule, RequestError> {
-        let association_ok = ctx.identity.is_none() || ctx.authenticated;
-        if association_ok && crate::pch::owns(self, tree, node, &req.fr) {
+        if self.owns_polling_channel(tree, &req.fr, ctx, node) {
             return Ok(AuditRule::Creator);
         }
         self.audit_deny(&req.fr, ctx, &node.path, AccessOperation::Retrieve);
         Err(RequestError::NoPrivilege(
             "only the polling channel's owner may use it".into(),
         ))
+    }
+
+    /// Whether `originator` owns the `<pollingChannel>` `node`, on an association that
+    /// authenticated it when there is one: the whole access rule of a polling channel.
+    fn owns_polling_channel(
+        &self,
+        tree: &Tree,
+        originator: &str,
+        ctx: &RequestContext,
+        node: &Node,
+    ) -> bool {
+        let association_ok = ctx.identity.is_none() || ctx.authenticated;
+        association_ok && crate::pch::owns(self, tree, node, originator)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -183,8 +195,7 @@ impl Cse {
         op: AccessOperation,
     ) -> bool {
         if node.ty == ResourceType::PollingChannel {
-            let association_ok = ctx.identity.is_none() || ctx.authenticated;
-            return association_ok && crate::pch::owns(self, tree, node, originator);
+            return self.owns_polling_channel(tree, originator, ctx, node);
         }
         self.permits(tree, originator, ctx, node, op, None, RuleKind::Privileges)
     }

@@ -35,14 +35,19 @@ async fn send(cse: &Cse, req: Request, identity: Option<&str>) -> Response {
     cse.handle(req, &ctx).await
 }
 
-async fn register(cse: &Cse, aei: &str) {
-    let body = json!({"m2m:ae": {"api": "Ntest", "rr": false, "srv": ["3"]}});
-    let r = send(
+/// CREATE of a resource of type `ty` under `parent` by `fr`, outside any association.
+async fn create(cse: &Cse, parent: &str, fr: &str, ty: u64, body: Value) -> Response {
+    send(
         cse,
-        request(Operation::Create, "cse-in", aei, Some(2), Some(body)),
+        request(Operation::Create, parent, fr, Some(ty), Some(body)),
         None,
     )
-    .await;
+    .await
+}
+
+async fn register(cse: &Cse, aei: &str) {
+    let body = json!({"m2m:ae": {"api": "Ntest", "rr": false, "srv": ["3"]}});
+    let r = create(cse, "cse-in", aei, 2, body).await;
     assert_eq!(r.rsc.code(), 2001, "{:?}", r.pc);
 }
 
@@ -91,20 +96,10 @@ async fn ts0003_7_1_2_acaf_rules_grant_only_verified_originators() {
     let acp = json!({"m2m:acp": {"rn": "acp",
         "pv": {"acr": [{"acor": ["Cabc"], "acop": 63}, {"acor": ["Cxyz"], "acop": 2, "acaf": true}]},
         "pvs": {"acr": [{"acor": ["Cabc"], "acop": 63}]}}});
-    let r = send(
-        &cse,
-        request(Operation::Create, "cse-in/Cabc", "Cabc", Some(1), Some(acp)),
-        None,
-    )
-    .await;
+    let r = create(&cse, "cse-in/Cabc", "Cabc", 1, acp).await;
     assert_eq!(r.rsc.code(), 2001);
     let cnt = json!({"m2m:cnt": {"rn": "c", "acpi": ["cse-in/Cabc/acp"]}});
-    let r = send(
-        &cse,
-        request(Operation::Create, "cse-in/Cabc", "Cabc", Some(3), Some(cnt)),
-        None,
-    )
-    .await;
+    let r = create(&cse, "cse-in/Cabc", "Cabc", 3, cnt).await;
     assert_eq!(r.rsc.code(), 2001);
     let get = || request(Operation::Retrieve, "cse-in/Cabc/c", "Cxyz", None, None);
     // Outside an association the acaf rule cannot hold.
@@ -177,32 +172,10 @@ async fn ts0003_7_1_2_a_registree_cse_relays_its_aes_unauthenticated() {
     let acp = json!({"m2m:acp": {"rn": "acp",
         "pv": {"acr": [{"acor": ["/id-mn", "/id-mn/Cabc"], "acop": 2, "acaf": true}]},
         "pvs": {"acr": [{"acor": ["Cowner"], "acop": 63}]}}});
-    let r = send(
-        &cse,
-        request(
-            Operation::Create,
-            "cse-in/Cowner",
-            "Cowner",
-            Some(1),
-            Some(acp),
-        ),
-        None,
-    )
-    .await;
+    let r = create(&cse, "cse-in/Cowner", "Cowner", 1, acp).await;
     assert_eq!(r.rsc.code(), 2001);
     let cnt = json!({"m2m:cnt": {"rn": "c", "acpi": ["cse-in/Cowner/acp"]}});
-    let r = send(
-        &cse,
-        request(
-            Operation::Create,
-            "cse-in/Cowner",
-            "Cowner",
-            Some(3),
-            Some(cnt),
-        ),
-        None,
-    )
-    .await;
+    let r = create(&cse, "cse-in/Cowner", "Cowner", 3, cnt).await;
     assert_eq!(r.rsc.code(), 2001);
     let get = |fr: &str| request(Operation::Retrieve, "cse-in/Cowner/c", fr, None, None);
     // The MN itself, on its association, is authenticated.

@@ -84,10 +84,13 @@ impl Limits {
     pub fn resolve(section: &LimitsSection) -> Result<Limits, Vec<String>> {
         let d = Limits::default();
         let mut problems = Vec::new();
+        // Every key is checked against its range; a problem names the section.
+        let mut setting = |key: &str, value: Option<i64>, default: i64, range: (i64, i64)| {
+            let key = format!("[limits] {key}");
+            super::settings::ranged_or_default(&mut problems, &key, value, default, range)
+        };
         let mut count = |key: &str, value: Option<i64>, default: usize| {
-            super::settings::ranged(key, value, default as i64, CAP_RANGE)
-                .map_err(|p| problems.push(format!("[limits] {p}")))
-                .map_or(default, |v| v as usize)
+            setting(key, value, default as i64, CAP_RANGE) as usize
         };
         let max_connections = count(
             "max-connections",
@@ -110,9 +113,7 @@ impl Limits {
             d.max_subscriptions_per_originator,
         );
         let mut bytes = |key: &str, value: Option<i64>, default: usize| {
-            super::settings::ranged(key, value, default as i64, BYTES_RANGE)
-                .map_err(|p| problems.push(format!("[limits] {p}")))
-                .map_or(default, |v| v as usize)
+            setting(key, value, default as i64, BYTES_RANGE) as usize
         };
         let notification_destination_bytes = bytes(
             "notification-destination-bytes",
@@ -125,9 +126,8 @@ impl Limits {
             d.notification_total_bytes,
         );
         let mut ms = |key: &str, value: Option<i64>, default: Duration| {
-            super::settings::ranged(key, value, default.as_millis() as i64, TIMEOUT_RANGE_MS)
-                .map_err(|p| problems.push(format!("[limits] {p}")))
-                .map_or(default, |v| Duration::from_millis(v as u64))
+            let ms = setting(key, value, default.as_millis() as i64, TIMEOUT_RANGE_MS);
+            Duration::from_millis(ms as u64)
         };
         let timeouts = listen::Timeouts {
             header: ms(

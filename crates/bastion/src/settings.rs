@@ -604,54 +604,48 @@ impl Settings {
         let admin = raw.admin.unwrap_or_else(|| DEFAULT_ADMIN.to_owned());
         check(validate_admin(&admin));
 
-        let default_lifetime_secs = ranged(
+        let default_lifetime_secs = ranged_or_default(
+            &mut problems,
             "default-lifetime-secs",
             raw.default_lifetime_secs,
             DEFAULT_LIFETIME_SECS,
             (1, MAX_LIFETIME_SECS),
-        )
-        .map_err(|p| problems.push(p))
-        .unwrap_or(DEFAULT_LIFETIME_SECS);
-        let expiry_interval_ms = ranged(
+        );
+        let expiry_interval_ms = ranged_or_default(
+            &mut problems,
             "expiry-interval-ms",
             raw.expiry_interval_ms,
             DEFAULT_EXPIRY_INTERVAL_MS as i64,
             EXPIRY_INTERVAL_RANGE,
-        )
-        .map_err(|p| problems.push(p))
-        .map_or(DEFAULT_EXPIRY_INTERVAL_MS, |v| v as u64);
-        let discovery_limit = ranged(
+        ) as u64;
+        let discovery_limit = ranged_or_default(
+            &mut problems,
             "discovery-limit",
             raw.discovery_limit,
             DEFAULT_DISCOVERY_LIMIT as i64,
             (1, MAX_DISCOVERY_LIMIT),
-        )
-        .map_err(|p| problems.push(p))
-        .map_or(DEFAULT_DISCOVERY_LIMIT, |v| v as usize);
-        let result_limit = ranged(
+        ) as usize;
+        let result_limit = ranged_or_default(
+            &mut problems,
             "result-limit",
             raw.result_limit,
             DEFAULT_RESULT_LIMIT as i64,
             (1, MAX_RESULT_LIMIT),
-        )
-        .map_err(|p| problems.push(p))
-        .map_or(DEFAULT_RESULT_LIMIT, |v| v as usize);
-        let result_max_bytes = ranged(
+        ) as usize;
+        let result_max_bytes = ranged_or_default(
+            &mut problems,
             "result-max-bytes",
             raw.result_max_bytes,
             DEFAULT_RESULT_MAX_BYTES as i64,
             RESULT_MAX_BYTES_RANGE,
-        )
-        .map_err(|p| problems.push(p))
-        .map_or(DEFAULT_RESULT_MAX_BYTES, |v| v as usize);
-        let fanout_limit = ranged(
+        ) as usize;
+        let fanout_limit = ranged_or_default(
+            &mut problems,
             "fanout-limit",
             raw.fanout_limit,
             DEFAULT_FANOUT_LIMIT as i64,
             (1, MAX_RESULT_LIMIT),
-        )
-        .map_err(|p| problems.push(p))
-        .map_or(DEFAULT_FANOUT_LIMIT, |v| v as usize);
+        ) as usize;
 
         let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
         let listen = match parse_listen(&listen_text) {
@@ -661,14 +655,13 @@ impl Settings {
                 None
             }
         };
-        let max_body_bytes = ranged(
+        let max_body_bytes = ranged_or_default(
+            &mut problems,
             "max-body-bytes",
             raw.max_body_bytes,
             DEFAULT_MAX_BODY_BYTES as i64,
             (1, MAX_MAX_BODY_BYTES),
-        )
-        .map_err(|p| problems.push(p))
-        .map_or(DEFAULT_MAX_BODY_BYTES, |v| v as usize);
+        ) as usize;
 
         let data_dir = raw
             .data_dir
@@ -686,22 +679,20 @@ impl Settings {
         if audit_path.as_os_str().is_empty() {
             problems.push("audit path must not be empty".to_owned());
         }
-        let audit_max_bytes = ranged(
+        let audit_max_bytes = ranged_or_default(
+            &mut problems,
             "audit max-bytes",
             raw.audit_max_bytes,
             DEFAULT_AUDIT_MAX_BYTES as i64,
             AUDIT_MAX_BYTES_RANGE,
-        )
-        .map_err(|p| problems.push(p))
-        .map_or(DEFAULT_AUDIT_MAX_BYTES, |v| v as u64);
-        let audit_keep = ranged(
+        ) as u64;
+        let audit_keep = ranged_or_default(
+            &mut problems,
             "audit keep",
             raw.audit_keep,
             DEFAULT_AUDIT_KEEP as i64,
             AUDIT_KEEP_RANGE,
-        )
-        .map_err(|p| problems.push(p))
-        .map_or(DEFAULT_AUDIT_KEEP, |v| v as u32);
+        ) as u32;
         let log = raw.log.unwrap_or_else(|| DEFAULT_LOG.to_owned());
         if let Err(problem) = validate_log_filter(&log) {
             problems.push(problem);
@@ -1243,6 +1234,21 @@ pub(crate) fn ranged(
         ));
     }
     Ok(v)
+}
+
+/// [`ranged`] for one setting among many: a problem is recorded in `problems` and the
+/// default stands in, so that resolving goes on and every problem is reported at once.
+pub(crate) fn ranged_or_default(
+    problems: &mut Vec<String>,
+    key: &str,
+    value: Option<i64>,
+    default: i64,
+    range: (i64, i64),
+) -> i64 {
+    ranged(key, value, default, range).unwrap_or_else(|problem| {
+        problems.push(problem);
+        default
+    })
 }
 
 /// Characters allowed in a CSE-ID after its slash (RFC 3986 unreserved).

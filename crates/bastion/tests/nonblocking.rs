@@ -109,27 +109,10 @@ async fn the_outcome_survives_a_restart() {
     s.get(&format!("/{uri}"), OTHER).await.expect(4103);
 }
 
-/// Registers `aei` with `poa`; returns the AE's path.
-async fn ae_with_poa(s: &Server, aei: &str, poa: &[&str]) -> String {
-    let r = s
-        .create(
-            &format!("/{CSE_NAME}"),
-            aei,
-            2,
-            json!({"m2m:ae": {"api": "Ntest", "rr": true, "srv": ["3"], "poa": poa}}),
-        )
-        .await;
-    r.expect(2001);
-    format!(
-        "/{CSE_NAME}/{}",
-        r.inner("m2m:ae")["rn"].as_str().expect("rn")
-    )
-}
-
 /// Registers `OWNER` with `rx` as its point of access and creates its container `c`;
 /// returns the AE's path.
 async fn owner_with_container(s: &Server, rx: &Receiver) -> String {
-    let ae = ae_with_poa(s, OWNER, &[&rx.url]).await;
+    let ae = s.ae_with_poa(OWNER, &[&rx.url]).await;
     s.create_cnt(&ae, OWNER, json!({"rn": "c"})).await;
     ae
 }
@@ -287,8 +270,8 @@ async fn ts0004_7_3_2_asynch_result_targets_must_be_the_originator_or_its_poa() 
     let s = Server::start();
     let mine = Receiver::start().await;
     let theirs = Receiver::start().await;
-    let ae = ae_with_poa(&s, OWNER, &[&mine.url]).await;
-    ae_with_poa(&s, OTHER, &[&theirs.url]).await;
+    let ae = s.ae_with_poa(OWNER, &[&mine.url]).await;
+    s.ae_with_poa(OTHER, &[&theirs.url]).await;
     s.create_cnt(&ae, OWNER, json!({"rn": "c"})).await;
     let body = json!({"m2m:cin": {"con": "never"}});
     let refused: [&[&str]; 4] = [
@@ -343,7 +326,7 @@ async fn ts0004_7_3_2_a_failed_asynch_request_notifies_its_rsc() {
     let s = Server::start();
     let rx = Receiver::start().await;
     let ae = s.ae(OWNER).await;
-    ae_with_poa(&s, OTHER, &[&rx.url]).await;
+    s.ae_with_poa(OTHER, &[&rx.url]).await;
     s.create_cnt(&ae, OWNER, json!({"rn": "c"})).await;
     // Access denied: the decision runs when the request runs.
     let r = asynch(&s, "GET", &format!("{ae}/c"), OTHER, "denied", None, None).await;
@@ -407,7 +390,7 @@ async fn ts0004_7_3_2_asynch_result_reaches_a_polling_originator() {
 async fn ts0004_7_3_2_notification_targets_need_rtv_2() {
     let s = Server::start();
     let rx = Receiver::start().await;
-    let ae = ae_with_poa(&s, OWNER, &[&rx.url]).await;
+    let ae = s.ae_with_poa(OWNER, &[&rx.url]).await;
     for query in ["?rt=1", "?rt=3", ""] {
         let r = s
             .request("GET", &format!("{ae}{query}"))

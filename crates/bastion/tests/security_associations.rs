@@ -12,6 +12,7 @@ use bastion_proto::security_info::DynAuthDasRequest;
 use bastion_proto::Rsc;
 use bastion_tls::{ClientOptions, PskKey, TlsClient};
 use common::das_tls::*;
+use common::provision::*;
 use common::*;
 use serde_json::json;
 use std::path::Path;
@@ -101,6 +102,51 @@ fn status(result: Result<impl std::fmt::Debug, DasError>) -> Rsc {
     }
 }
 
+/// Registers `OWNER` and `others`, and under `OWNER` an ACP granting `OWNER` everything:
+/// the owner's path and the ACP.
+async fn owner_and_acp(s: &Server, others: &[&str]) -> (String, serde_json::Value) {
+    s.ae(OWNER).await;
+    for ae in others {
+        s.ae(ae).await;
+    }
+    let ae = format!("/{CSE_NAME}/{OWNER}");
+    let acp = s
+        .create_acp(&ae, OWNER, "own", rules(&[OWNER], 63), rules(&[OWNER], 63))
+        .await;
+    (ae, acp)
+}
+
+/// Creates under `ae` an enabled `<dynamicAuthorizationConsultation>` `dac_rn` pointing at
+/// `dap`, and the containers `names` governed by `acp` and by that consultation: whoever
+/// `acp` does not name is granted only what the DAS says.
+async fn das_guarded_containers(
+    s: &Server,
+    ae: &str,
+    acp: &serde_json::Value,
+    dac_rn: &str,
+    dap: &str,
+    names: &[&str],
+) {
+    let dac = s
+        .create(
+            ae,
+            OWNER,
+            34,
+            json!({"m2m:dac": {"rn": dac_rn, "dae": true, "dap": [dap]}}),
+        )
+        .await;
+    dac.expect(2001);
+    let dac_ri = dac.inner("m2m:dac")["ri"].clone();
+    for name in names {
+        s.create_cnt(
+            ae,
+            OWNER,
+            json!({"rn": name, "acpi": [acp["ri"]], "daci": [dac_ri]}),
+        )
+        .await;
+    }
+}
+
 /// Item 8: the CSE keeps dynamic ACP information only from a DAS it reached over an
 /// authenticated association; a plain-HTTP DAS's `dai` grants nothing, its signed tokens
 /// still verify on their own.
@@ -119,30 +165,9 @@ async fn ts0003_7_3_2_2_dynamic_acp_info_only_from_an_authenticated_das() {
          hs256-secret-file = \"{}\"\n",
         p.file("das.secret").display()
     ));
-    for ae in [OWNER, "Cm1", "Cm2"] {
-        s.ae(ae).await;
-    }
-    let ae = format!("/{CSE_NAME}/{OWNER}");
-    let acp = s
-        .create_acp(&ae, OWNER, "own", rules(&[OWNER], 63), rules(&[OWNER], 63))
-        .await;
+    let (ae, acp) = owner_and_acp(&s, &["Cm1", "Cm2"]).await;
     for (name, dap) in [("viaplain", &plain_url), ("viatls", &tls_url)] {
-        let dac = s
-            .create(
-                &ae,
-                OWNER,
-                34,
-                json!({"m2m:dac": {"rn": format!("dac-{name}"), "dae": true, "dap": [dap]}}),
-            )
-            .await;
-        dac.expect(2001);
-        let dac_ri = dac.inner("m2m:dac")["ri"].clone();
-        s.create_cnt(
-            &ae,
-            OWNER,
-            json!({"rn": name, "acpi": [acp["ri"]], "daci": [dac_ri]}),
-        )
-        .await;
+        das_guarded_containers(&s, &ae, &acp, &format!("dac-{name}"), dap, &[name]).await;
     }
     // The plain DAS answers with dai for Cm1, but nothing vouches for who answered.
     let r = s.get(&format!("{ae}/viaplain"), "Cm1").await;
@@ -219,44 +244,11 @@ async fn das_authenticates_requesters_by_their_association() {
     );
 }
 
-/// A CA and certificates issued by `bastion cert` in `dir`: `(name, id)` pairs, each
-/// with `--dns localhost`.
-fn issue_certificates(dir: &Path, certs: &[(&str, &str)]) {
-    ok(&bastion(&[
-        "cert",
-        "ca",
-        "--cn",
-        "Test CA",
-        "--out-cert",
-        &path(dir, "ca.pem"),
-        "--out-key",
-        &path(dir, "ca.key"),
-    ]));
-    for (name, id) in certs {
-        ok(&bastion(&[
-            "cert",
-            "issue",
-            "--ca-cert",
-            &path(dir, "ca.pem"),
-            "--ca-key",
-            &path(dir, "ca.key"),
-            "--id",
-            id,
-            "--dns",
-            "localhost",
-            "--out-cert",
-            &path(dir, &format!("{name}.pem")),
-            "--out-key",
-            &path(dir, &format!("{name}.key")),
-        ]));
-    }
-}
-
 /// An IN-CSE `/id-in` whose TLS listener presents a certificate naming `registrar_id`,
 /// and an MN-CSE registering with it by certificate, expecting the registrar `/id-in`.
 fn registrar_and_registree(files: &Path, registrar_id: &str) -> (Server, Server) {
     write_key_file(&files.join("store.key"), STORE_KEY);
-    issue_certificates(
+    ca_and_certificates(
         files,
         &[("in", registrar_id), ("mn", "//bastion.example/id-mn")],
     );
@@ -321,39 +313,6 @@ async fn ts0003_8_1_2_5_registree_checks_the_registrar_cse_id() {
     }
 }
 
-/// `bastion cert crl` of `ca` in `dir` revoking `revoked` (certificate names), written
-/// to `out` through a temporary file and a rename, as an operator replaces a CRL.
-fn write_crl(dir: &Path, revoked: &[&str], number: u32, next_update_days: u32, out: &str) {
-    let tmp = format!("{out}.new");
-    let _ = std::fs::remove_file(dir.join(&tmp));
-    let revoke: Vec<String> = revoked
-        .iter()
-        .map(|r| path(dir, &format!("{r}.pem")))
-        .collect();
-    let number = number.to_string();
-    let days = next_update_days.to_string();
-    let (ca_pem, ca_key, tmp_path) = (path(dir, "ca.pem"), path(dir, "ca.key"), path(dir, &tmp));
-    let mut args = vec![
-        "cert",
-        "crl",
-        "--ca-cert",
-        &ca_pem,
-        "--ca-key",
-        &ca_key,
-        "--number",
-        &number,
-        "--next-update-days",
-        &days,
-        "--out",
-        &tmp_path,
-    ];
-    for r in &revoke {
-        args.extend(["--revoke", r.as_str()]);
-    }
-    ok(&bastion(&args));
-    std::fs::rename(dir.join(&tmp), dir.join(out)).expect("replace the CRL");
-}
-
 /// A CSE whose TLS listener takes certificates only, checked against `ca.crl`.
 fn certificate_server(dir: &Path) -> (Server, u16) {
     write_key_file(&dir.join("store.key"), STORE_KEY);
@@ -379,7 +338,7 @@ async fn ts0003_8_1_2_2_a_reloaded_crl_ends_open_certificate_associations() {
     use http_body_util::{BodyExt, Full};
     let files = tempfile::tempdir().expect("files");
     let f = files.path();
-    issue_certificates(
+    ca_and_certificates(
         f,
         &[
             ("srv", "//bastion.example/id-in"),
@@ -490,7 +449,7 @@ async fn ts0003_8_1_2_2_a_reloaded_crl_ends_open_certificate_associations() {
 async fn ts0003_8_1_2_2_an_expired_crl_is_reported_at_start() {
     let files = tempfile::tempdir().expect("files");
     let f = files.path();
-    issue_certificates(
+    ca_and_certificates(
         f,
         &[
             ("srv", "//bastion.example/id-in"),
@@ -641,40 +600,15 @@ fn secret_files_readable_by_others_are_refused_everywhere() {
 fn ts0003_10_1_1_5_a_constrained_ca_issues_only_for_its_sp() {
     let files = tempfile::tempdir().expect("files");
     let f = files.path();
-    ok(&bastion(&[
-        "cert",
-        "ca",
-        "--cn",
-        "SP CA",
-        "--sp-fqdn",
-        SP_FQDN,
-        "--out-cert",
-        &path(f, "ca.pem"),
-        "--out-key",
-        &path(f, "ca.key"),
-    ]));
-    for (name, id) in [
-        ("srv", "//bastion.example/id-in"),
-        ("inside", "//bastion.example/id-in/Cinside"),
-        ("outside", "//elsewhere.example/id-in/Coutside"),
-    ] {
-        ok(&bastion(&[
-            "cert",
-            "issue",
-            "--ca-cert",
-            &path(f, "ca.pem"),
-            "--ca-key",
-            &path(f, "ca.key"),
-            "--id",
-            id,
-            "--dns",
-            "localhost",
-            "--out-cert",
-            &path(f, &format!("{name}.pem")),
-            "--out-key",
-            &path(f, &format!("{name}.key")),
-        ]));
-    }
+    make_ca(f, "SP CA", &["--sp-fqdn", SP_FQDN]);
+    issue_certificates(
+        f,
+        &[
+            ("srv", "//bastion.example/id-in"),
+            ("inside", "//bastion.example/id-in/Cinside"),
+            ("outside", "//elsewhere.example/id-in/Coutside"),
+        ],
+    );
     write_crl(f, &[], 1, 30, "ca.crl");
     let (_srv, port) = certificate_server(f);
     let url = format!("https://127.0.0.1:{port}");
@@ -682,29 +616,14 @@ fn ts0003_10_1_1_5_a_constrained_ca_issues_only_for_its_sp() {
         let body = format!(
             r#"{{"m2m:ae": {{"rn": "{name}", "api": "N{name}", "rr": false, "srv": ["3"]}}}}"#
         );
-        bastion(&[
-            "req",
-            "--url",
+        cert_req(
             &url,
-            "--cert",
-            &path(f, &format!("{name}.pem")),
-            "--key",
-            &path(f, &format!("{name}.key")),
-            "--ca",
-            &path(f, "ca.pem"),
-            "--server-name",
-            "localhost",
-            "--op",
-            "create",
-            "--ty",
-            "2",
-            "--to",
-            "/cse-in",
-            "--from",
-            from,
-            "--body",
-            &body,
-        ])
+            f,
+            name,
+            &[
+                "--op", "create", "--ty", "2", "--to", "/cse-in", "--from", from, "--body", &body,
+            ],
+        )
     };
     let inside = req("inside", "Cinside");
     let stdout = String::from_utf8_lossy(&inside.stdout);
@@ -721,7 +640,7 @@ fn ts0003_10_1_1_5_a_constrained_ca_issues_only_for_its_sp() {
 async fn ts0003_7_3_2_2_das_over_certificates_checks_the_das_identity() {
     let p = Provisioned::new();
     let f = p.dir.path();
-    issue_certificates(
+    ca_and_certificates(
         f,
         &[
             ("das", DAS_ID),
@@ -756,31 +675,10 @@ async fn ts0003_7_3_2_2_das_over_certificates_checks_the_das_identity() {
         path(f, "cse.key"),
         path(f, "ca.pem"),
     ));
-    for ae in [OWNER, "Cm1"] {
-        s.ae(ae).await;
-    }
-    let ae = format!("/{CSE_NAME}/{OWNER}");
-    let acp = s
-        .create_acp(&ae, OWNER, "own", rules(&[OWNER], 63), rules(&[OWNER], 63))
-        .await;
+    let (ae, acp) = owner_and_acp(&s, &["Cm1"]).await;
     for (name, server) in [("genuine", &das), ("impostor", &fake)] {
         let dap = server.tls_url.clone().expect("TLS listener");
-        let dac = s
-            .create(
-                &ae,
-                OWNER,
-                34,
-                json!({"m2m:dac": {"rn": format!("dac-{name}"), "dae": true, "dap": [dap]}}),
-            )
-            .await;
-        dac.expect(2001);
-        let dac_ri = dac.inner("m2m:dac")["ri"].clone();
-        s.create_cnt(
-            &ae,
-            OWNER,
-            json!({"rn": name, "acpi": [acp["ri"]], "daci": [dac_ri]}),
-        )
-        .await;
+        das_guarded_containers(&s, &ae, &acp, &format!("dac-{name}"), &dap, &[name]).await;
     }
     s.get(&format!("{ae}/genuine"), "Cm1").await.expect(2000);
     let r = s.get(&format!("{ae}/impostor"), "Cm1").await;
@@ -804,31 +702,8 @@ async fn das_consultations_stop_when_the_shared_psk_is_revoked() {
     let das = start_das_with(&policy, &args);
     let dap = das.tls_url.clone().expect("TLS listener");
     let s = p.start_cse("das-timeout-ms = 3000\n");
-    for ae in [OWNER, "Cm1"] {
-        s.ae(ae).await;
-    }
-    let ae = format!("/{CSE_NAME}/{OWNER}");
-    let acp = s
-        .create_acp(&ae, OWNER, "own", rules(&[OWNER], 63), rules(&[OWNER], 63))
-        .await;
-    let dac = s
-        .create(
-            &ae,
-            OWNER,
-            34,
-            json!({"m2m:dac": {"rn": "dac", "dae": true, "dap": [dap]}}),
-        )
-        .await;
-    dac.expect(2001);
-    let dac_ri = dac.inner("m2m:dac")["ri"].clone();
-    for name in ["before", "after"] {
-        s.create_cnt(
-            &ae,
-            OWNER,
-            json!({"rn": name, "acpi": [acp["ri"]], "daci": [dac_ri]}),
-        )
-        .await;
-    }
+    let (ae, acp) = owner_and_acp(&s, &["Cm1"]).await;
+    das_guarded_containers(&s, &ae, &acp, "dac", &dap, &["before", "after"]).await;
     s.get(&format!("{ae}/before"), "Cm1").await.expect(2000);
     ok(&bastion(&[
         "credentials",
@@ -856,7 +731,7 @@ async fn das_consultations_stop_when_the_shared_psk_is_revoked() {
 async fn ts0003_8_1_2_2_a_crl_about_to_expire_is_a_warning() {
     let files = tempfile::tempdir().expect("files");
     let f = files.path();
-    issue_certificates(
+    ca_and_certificates(
         f,
         &[
             ("srv", "//bastion.example/id-in"),

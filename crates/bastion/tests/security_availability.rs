@@ -9,6 +9,7 @@
 mod common;
 
 use common::limits::{bare_connections, read_until_closed};
+use common::provision::{add_psk_credential, printed_rsc, psk_req, psk_stream};
 use common::*;
 use http_body_util::{BodyExt, Empty};
 use std::io::Write;
@@ -30,6 +31,14 @@ fn tls_config(files: &Path, extra: &str) -> String {
     )
 }
 
+/// The directory of the store key, and a server with the TLS listener of [`tls_config`]
+/// and `extra` (bound in this order, the server ends before its files go).
+fn tls_server(extra: &str) -> (tempfile::TempDir, Server) {
+    let files = tempfile::tempdir().expect("files");
+    let srv = Server::start_with_config(&tls_config(files.path(), extra));
+    (files, srv)
+}
+
 /// A whole request on the plain listener gets its exact answer: an AE registers (2001)
 /// and reads itself (2000). Not as the admin, who holds a credential in these tests and is
 /// therefore refused outside its association (4106).
@@ -49,20 +58,13 @@ fn psk_file(srv: &Server, name: &str, hex: &str) -> String {
 /// Binds a PSK to the admin and waits until the running server accepts it.
 fn provision_admin_psk(srv: &Server, files: &Path) {
     let dir = srv.data_dir().to_string_lossy().into_owned();
-    ok(&bastion(&[
-        "credentials",
-        "add",
-        "--data-dir",
+    add_psk_credential(
         &dir,
-        "--key-file",
         &path(files, "store.key"),
-        "--id",
         KPSA_ID,
-        "--psk-file",
         &psk_file(srv, "admin.psk", KPSA),
-        "--originator",
-        ADMIN,
-    ]));
+        &["--originator", ADMIN],
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while tls_retrieve_base(srv) != "2000" {
         assert!(Instant::now() < deadline, "the PSK is never accepted");
@@ -73,44 +75,23 @@ fn provision_admin_psk(srv: &Server, files: &Path) {
 /// RETRIEVE of the CSEBase by the admin over TLS-PSK with `bastion req`: its rsc.
 fn tls_retrieve_base(srv: &Server) -> String {
     let url = format!("https://127.0.0.1:{}", tls_port(srv));
-    let out = bastion(&[
-        "req",
-        "--url",
+    let out = psk_req(
         &url,
-        "--psk-id",
         KPSA_ID,
-        "--psk-file",
         &psk_file(srv, "admin.psk", KPSA),
-        "--to",
-        "/cse-in",
-        "--from",
-        ADMIN,
-    ]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
+        &["--to", "/cse-in", "--from", ADMIN],
+    );
+    printed_rsc(&out)
 }
 
 /// A TLS-PSK connection to the server's TLS listener, bound to the admin.
 async fn tls_stream(srv: &Server) -> impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin {
-    let client = bastion_tls::TlsClient::psk(
-        KPSA_ID,
-        bastion_tls::PskKey::from_hex(KPSA).expect("key"),
-        &bastion_tls::ClientOptions::default(),
-    )
-    .expect("client");
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", tls_port(srv)))
-        .await
-        .expect("connect");
-    client.connect("localhost", tcp).await.expect("handshake")
+    psk_stream(tls_port(srv), KPSA_ID, KPSA).await
 }
 
 #[tokio::test]
 async fn issue12_13_descriptor_exhaustion_on_accept_never_ends_the_server() {
-    let files = tempfile::tempdir().expect("files");
-    let mut srv = Server::start_with_config(&tls_config(files.path(), ""));
+    let (files, mut srv) = tls_server("");
     provision_admin_psk(&srv, files.path());
     // The cap was fitted under the limit the server started with; lowering the limit
     // now makes accept itself fail with EMFILE, as it did before the cap existed.
@@ -175,11 +156,7 @@ fn one_short_timeout(key: &str) -> String {
 
 #[tokio::test]
 async fn issue12_14_slowloris_head_is_cut_after_the_header_timeout() {
-    let files = tempfile::tempdir().expect("files");
-    let srv = Server::start_with_config(&tls_config(
-        files.path(),
-        &one_short_timeout("header-timeout-ms"),
-    ));
+    let (files, srv) = tls_server(&one_short_timeout("header-timeout-ms"));
     provision_admin_psk(&srv, files.path());
     let partial = format!(
         "GET /cse-in HTTP/1.1\r\nHost: 127.0.0.1\r\nX-M2M-Origin: {ADMIN}\r\nX-M2M-RI: slow\r\n"
@@ -204,11 +181,7 @@ async fn issue12_14_slowloris_head_is_cut_after_the_header_timeout() {
 
 #[tokio::test]
 async fn issue12_14_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
-    let files = tempfile::tempdir().expect("files");
-    let srv = Server::start_with_config(&tls_config(
-        files.path(),
-        &one_short_timeout("idle-timeout-ms"),
-    ));
+    let (files, srv) = tls_server(&one_short_timeout("idle-timeout-ms"));
     provision_admin_psk(&srv, files.path());
     // On the plain listener an AE registered there asks for itself; the admin, who holds
     // a credential, may ask only over its association.
@@ -262,11 +235,7 @@ async fn issue12_14_idle_keep_alive_connection_is_closed_after_the_idle_timeout(
 
 #[tokio::test]
 async fn issue12_14_stalled_body_is_answered_4008_and_closed() {
-    let files = tempfile::tempdir().expect("files");
-    let srv = Server::start_with_config(&tls_config(
-        files.path(),
-        &one_short_timeout("body-timeout-ms"),
-    ));
+    let (_files, srv) = tls_server(&one_short_timeout("body-timeout-ms"));
     let head = format!(
         "POST /cse-in HTTP/1.1\r\nHost: 127.0.0.1\r\nX-M2M-Origin: {ADMIN}\r\nX-M2M-RI: stall\r\n\
          X-M2M-RVI: 3\r\nContent-Type: application/json;ty=3\r\nContent-Length: 100\r\n\r\n\
@@ -300,20 +269,13 @@ const MN_KPSA: &str = "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3
 /// Binds a PSK to the CSE-ID `/id-mn`, so that a test can act as that CSE.
 fn provision_mn_psk(srv: &Server, files: &Path) {
     let dir = srv.data_dir().to_string_lossy().into_owned();
-    ok(&bastion(&[
-        "credentials",
-        "add",
-        "--data-dir",
+    add_psk_credential(
         &dir,
-        "--key-file",
         &path(files, "store.key"),
-        "--id",
         MN_KPSA_ID,
-        "--psk-file",
         &psk_file(srv, "mn.psk", MN_KPSA),
-        "--cse-id",
-        "/id-mn",
-    ]));
+        &["--cse-id", "/id-mn"],
+    );
 }
 
 /// A request as the CSE `/id-mn` over its association: rsc and body.
@@ -326,27 +288,11 @@ fn as_mn(
     let url = format!("https://127.0.0.1:{}", tls_port(srv));
     let body = body.to_string();
     let mn_psk = psk_file(srv, "mn.psk", MN_KPSA);
-    let mut args = vec![
-        "req",
-        "--url",
-        &url,
-        "--psk-id",
-        MN_KPSA_ID,
-        "--psk-file",
-        &mn_psk,
-        "--op",
-        op,
-        "--to",
-        to,
-        "--from",
-        "/id-mn",
-        "--body",
-        &body,
-    ];
+    let mut args = vec!["--op", op, "--to", to, "--from", "/id-mn", "--body", &body];
     if op == "create" {
         args.extend_from_slice(&["--ty", "16"]);
     }
-    let out = bastion(&args);
+    let out = psk_req(&url, MN_KPSA_ID, &mn_psk, &args);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let (rsc, json) = stdout.split_once('\n').unwrap_or((stdout.as_str(), ""));
     (
@@ -398,8 +344,7 @@ async fn relay_to(port: u16) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUs
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue12_15_remote_cse_whose_poa_is_this_cse_is_4000() {
-    let files = tempfile::tempdir().expect("files");
-    let srv = Server::start_with_config(&tls_config(files.path(), ""));
+    let (files, srv) = tls_server("");
     provision_mn_psk(&srv, files.path());
     const WHY: &str = "poa names a point of access of this CSE itself (a forwarding loop)";
     for poa in [
@@ -423,8 +368,7 @@ async fn issue12_15_remote_cse_whose_poa_is_this_cse_is_4000() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue12_15_a_forwarded_request_that_comes_back_is_5103() {
     use std::sync::atomic::Ordering;
-    let files = tempfile::tempdir().expect("files");
-    let srv = Server::start_with_config(&tls_config(files.path(), ""));
+    let (files, srv) = tls_server("");
     provision_mn_psk(&srv, files.path());
     // The MN's point of access is a relay back to this very CSE.
     let (relay, relayed) = relay_to(srv.port()).await;
@@ -449,11 +393,7 @@ async fn issue12_15_a_forwarded_request_that_comes_back_is_5103() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue12_15_outbound_requests_in_flight_are_capped() {
-    let files = tempfile::tempdir().expect("files");
-    let srv = Server::start_with_config(&tls_config(
-        files.path(),
-        "[limits]\nmax-outbound-requests = 1\n",
-    ));
+    let (files, srv) = tls_server("[limits]\nmax-outbound-requests = 1\n");
     provision_mn_psk(&srv, files.path());
     // The MN accepts and reads, but never answers.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -106,6 +106,13 @@ fn nested(parent: &Value, root: &str) -> Vec<String> {
     names
 }
 
+/// RETRIEVE of `path` by `from`, which must succeed (2000).
+async fn retrieved(s: &Server, path: &str, from: &str) -> Resp {
+    let r = s.get(path, from).await;
+    r.expect(2000);
+    r
+}
+
 /// The `nm`s of a list of child references (sorted).
 fn ref_names(refs: &Value) -> Vec<String> {
     let mut names: Vec<String> = refs
@@ -123,12 +130,7 @@ async fn rcn_4_and_8_nest_only_children_the_originator_may_retrieve() {
     let s = Server::start();
     let sc = scene(&s).await;
     for rcn in [4, 8] {
-        let r = s
-            .request("GET", &format!("{}?rcn={rcn}", sc.ae))
-            .from(PARTNER)
-            .send()
-            .await;
-        r.expect(2000);
+        let r = retrieved(&s, &format!("{}?rcn={rcn}", sc.ae), PARTNER).await;
         let ae = r.inner("m2m:ae");
         assert_eq!(
             nested(ae, "m2m:cnt"),
@@ -150,12 +152,7 @@ async fn rcn_4_and_8_nest_only_children_the_originator_may_retrieve() {
         assert_eq!(ae.get("rn").is_some(), rcn == 4, "rcn {rcn}: {}", r.text);
     }
     // The owner still sees everything.
-    let r = s
-        .request("GET", &format!("{}?rcn=4", sc.ae))
-        .from(OWNER)
-        .send()
-        .await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{}?rcn=4", sc.ae), OWNER).await;
     let ae = r.inner("m2m:ae");
     assert_eq!(
         nested(ae, "m2m:cnt"),
@@ -172,45 +169,31 @@ async fn rcn_4_and_8_nest_only_children_the_originator_may_retrieve() {
         .expect("private");
     assert_eq!(private["m2m:cin"][0]["con"], "hidden");
     // The direct requests agree with what was left out.
-    s.get(&format!("{}/private", sc.ae), PARTNER)
-        .await
-        .expect(4103);
-    s.get(&format!("{}/private/secret", sc.ae), PARTNER)
-        .await
-        .expect(4103);
-    s.get(&format!("{}/listed", sc.ae), PARTNER)
-        .await
-        .expect(4103);
-    s.get(&format!("{}/acpOwn", sc.ae), PARTNER)
-        .await
-        .expect(4103);
-    s.get(&format!("{}/acpVisible", sc.ae), PARTNER)
-        .await
-        .expect(2000);
+    for (child, rsc) in [
+        ("private", 4103),
+        ("private/secret", 4103),
+        ("listed", 4103),
+        ("acpOwn", 4103),
+        ("acpVisible", 2000),
+    ] {
+        s.get(&format!("{}/{child}", sc.ae), PARTNER)
+            .await
+            .expect(rsc);
+    }
 }
 
 #[tokio::test]
 async fn rcn_5_and_6_list_only_references_the_originator_may_discover() {
     let s = Server::start();
     let sc = scene(&s).await;
-    let r = s
-        .request("GET", &format!("{}?rcn=5", sc.ae))
-        .from(PARTNER)
-        .send()
-        .await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{}?rcn=5", sc.ae), PARTNER).await;
     assert_eq!(
         ref_names(&r.inner("m2m:ae")["ch"]),
         vec!["acpVisible", "listed", "public"],
         "{}",
         r.text
     );
-    let r = s
-        .request("GET", &format!("{}?rcn=6", sc.ae))
-        .from(PARTNER)
-        .send()
-        .await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{}?rcn=6", sc.ae), PARTNER).await;
     assert_eq!(
         ref_names(&r.inner("m2m:rrl")["rrf"]),
         vec!["acpVisible", "listed", "public"],
@@ -218,19 +201,9 @@ async fn rcn_5_and_6_list_only_references_the_originator_may_discover() {
         r.text
     );
     // Instance references follow their container.
-    let r = s
-        .request("GET", &format!("{}/public?rcn=6", sc.ae))
-        .from(PARTNER)
-        .send()
-        .await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{}/public?rcn=6", sc.ae), PARTNER).await;
     assert_eq!(ref_names(&r.inner("m2m:rrl")["rrf"]), vec!["p1"]);
-    let r = s
-        .request("GET", &format!("{}?rcn=6", sc.ae))
-        .from(OWNER)
-        .send()
-        .await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{}?rcn=6", sc.ae), OWNER).await;
     assert_eq!(
         ref_names(&r.inner("m2m:rrl")["rrf"]),
         vec!["acpOwn", "acpVisible", "listed", "private", "public"]
@@ -241,12 +214,7 @@ async fn rcn_5_and_6_list_only_references_the_originator_may_discover() {
 async fn discovery_lists_only_what_the_originator_may_discover() {
     let s = Server::start();
     let sc = scene(&s).await;
-    let r = s
-        .request("GET", &format!("{}?fu=1", sc.ae))
-        .from(PARTNER)
-        .send()
-        .await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{}?fu=1", sc.ae), PARTNER).await;
     let mut found = r.uril();
     found.sort();
     let under = |rel: &str| format!("{CSE_NAME}/{}/{rel}", sc.ae.rsplit('/').next().unwrap());
@@ -280,12 +248,7 @@ async fn group_fan_out_aggregates_only_what_each_member_request_returned() {
         )
         .await;
     r.expect(2001);
-    let r = s
-        .request("GET", &format!("{}/g/fopt?rcn=4", sc.ae))
-        .from(PARTNER)
-        .send()
-        .await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{}/g/fopt?rcn=4", sc.ae), PARTNER).await;
     let list = r.inner("m2m:agr")["m2m:rsp"]
         .as_array()
         .expect("m2m:rsp list")
@@ -426,34 +389,42 @@ async fn failed_verification_is_one_fixed_5204_whatever_the_target_did() {
     assert!(s.log_shows("http://***@127.0.0.1", std::time::Duration::from_secs(5)));
     assert!(!s.log().contains("s3cr3tpw"), "{}", s.log());
     // Nothing was created.
-    let r = s
-        .request("GET", &format!("{ae}/c?rcn=6"))
-        .from(OWNER)
-        .send()
-        .await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{ae}/c?rcn=6"), OWNER).await;
     assert_eq!(r.inner("m2m:rrl")["rrf"], json!([]));
 }
 
-/// Registers `aei` with `poa`; returns its path.
-async fn ae_with_poa(s: &Server, aei: &str, poa: &[&str]) -> String {
-    let r = s
-        .create(
-            &format!("/{CSE_NAME}"),
-            aei,
-            2,
-            json!({"m2m:ae": {"api": "Ntest", "rr": true, "srv": ["3"], "poa": poa}}),
-        )
-        .await;
-    r.expect(2001);
-    format!(
-        "/{CSE_NAME}/{}",
-        r.inner("m2m:ae")["rn"].as_str().expect("rn")
+/// Registers `aei` with `poa_url` as its point of access, creates its container `c` and a
+/// subscription to it whose target is the AE-ID itself (notifications go to its poa);
+/// returns the AE's and the container's paths.
+async fn notified_through_own_poa(s: &Server, aei: &str, poa_url: &str) -> (String, String) {
+    let ae = s.ae_with_poa(aei, &[poa_url]).await;
+    s.create_cnt(&ae, aei, json!({"rn": "c"})).await;
+    let cnt = format!("{ae}/c");
+    s.create(
+        &cnt,
+        aei,
+        23,
+        json!({"m2m:sub": {"nu": [aei], "enc": {"net": [3]}}}),
     )
+    .await
+    .expect(2001);
+    (ae, cnt)
 }
 
 fn is_vrq(m: &Received) -> bool {
     m.body["m2m:sgn"]["vrq"] == json!(true)
+}
+
+/// CREATE by `OWNER` of the subscription `rn` to `cnt`, notifying `nu` and, once it is
+/// deleted, `su`.
+async fn subscribe_with_su(s: &Server, cnt: &str, rn: &str, nu: &str, su: &str) -> Resp {
+    s.create(
+        cnt,
+        OWNER,
+        23,
+        json!({"m2m:sub": {"rn": rn, "nu": [nu], "su": su}}),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -466,14 +437,7 @@ async fn su_is_verified_like_nu() {
     let su = Receiver::start().await;
     su.rsc.store(4103, std::sync::atomic::Ordering::SeqCst);
     // A refusing su fails the subscription, like a refusing nu.
-    let r = s
-        .create(
-            &cnt,
-            OWNER,
-            23,
-            json!({"m2m:sub": {"rn": "s1", "nu": [nu.url], "su": su.url}}),
-        )
-        .await;
+    let r = subscribe_with_su(&s, &cnt, "s1", &nu.url, &su.url).await;
     r.expect(5204);
     assert_eq!(r.dbg(), "the notification target could not be verified");
     assert!(su.all().iter().any(is_vrq), "su was asked");
@@ -485,25 +449,11 @@ async fn su_is_verified_like_nu() {
         .as_str()
         .expect("aei")
         .to_owned();
-    let r = s
-        .create(
-            &cnt,
-            OWNER,
-            23,
-            json!({"m2m:sub": {"rn": "s2", "nu": [nu.url], "su": victim_id}}),
-        )
-        .await;
+    let r = subscribe_with_su(&s, &cnt, "s2", &nu.url, &victim_id).await;
     r.expect(5204);
     // A confirming su is accepted, and its deletion notice arrives there.
     su.rsc.store(2000, std::sync::atomic::Ordering::SeqCst);
-    let r = s
-        .create(
-            &cnt,
-            OWNER,
-            23,
-            json!({"m2m:sub": {"rn": "s3", "nu": [nu.url], "su": su.url}}),
-        )
-        .await;
+    let r = subscribe_with_su(&s, &cnt, "s3", &nu.url, &su.url).await;
     r.expect(2001);
     assert!(su.all().iter().filter(|m| is_vrq(m)).count() >= 2);
     s.delete(&format!("{cnt}/s3"), OWNER).await.expect(2002);
@@ -521,18 +471,8 @@ async fn an_aes_own_poa_is_verified_before_notifications_go_there() {
     bystander
         .rsc
         .store(4000, std::sync::atomic::Ordering::SeqCst);
-    let ae = ae_with_poa(&s, "Cmallory", &[&bystander.url]).await;
-    s.create_cnt(&ae, "Cmallory", json!({"rn": "c"})).await;
-    let cnt = format!("{ae}/c");
     // Subscribing with its own AE-ID as target asks nothing at creation...
-    s.create(
-        &cnt,
-        "Cmallory",
-        23,
-        json!({"m2m:sub": {"nu": ["Cmallory"], "enc": {"net": [3]}}}),
-    )
-    .await
-    .expect(2001);
+    let (_, cnt) = notified_through_own_poa(&s, "Cmallory", &bystander.url).await;
     assert!(bystander.all().is_empty());
     // ...but the first notification for its poa is preceded by a verification, and the
     // refusal stops every notification to it.
@@ -549,17 +489,7 @@ async fn an_aes_own_poa_is_verified_before_notifications_go_there() {
     // An AE whose poa confirms gets its notifications, after one verification; a new
     // poa is verified again.
     let rx = Receiver::start().await;
-    let ae = ae_with_poa(&s, "Chonest", &[&rx.url]).await;
-    s.create_cnt(&ae, "Chonest", json!({"rn": "c"})).await;
-    let cnt = format!("{ae}/c");
-    s.create(
-        &cnt,
-        "Chonest",
-        23,
-        json!({"m2m:sub": {"nu": ["Chonest"], "enc": {"net": [3]}}}),
-    )
-    .await
-    .expect(2001);
+    let (ae, cnt) = notified_through_own_poa(&s, "Chonest", &rx.url).await;
     s.create_cin(&cnt, "Chonest", "a").await;
     s.create_cin(&cnt, "Chonest", "b").await;
     let events = rx.wait_events(2).await;
@@ -587,12 +517,7 @@ async fn a_result_beyond_result_limit_is_partial() {
     for i in 0..5 {
         s.create_cin(&big, OWNER, &format!("v{i}")).await;
     }
-    let r = s
-        .request("GET", &format!("{big}?rcn=4"))
-        .from(OWNER)
-        .send()
-        .await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{big}?rcn=4"), OWNER).await;
     assert_eq!(r.header("x-m2m-cts"), Some("1"), "partial: {}", r.text);
     let cins: Vec<&str> = r.inner("m2m:cnt")["m2m:cin"]
         .as_array()
@@ -605,33 +530,18 @@ async fn a_result_beyond_result_limit_is_partial() {
         vec!["v0", "v1", "v2"],
         "the oldest first, up to the limit"
     );
-    let r = s
-        .request("GET", &format!("{big}?rcn=6"))
-        .from(OWNER)
-        .send()
-        .await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{big}?rcn=6"), OWNER).await;
     assert_eq!(r.header("x-m2m-cts"), Some("1"));
     assert_eq!(r.inner("m2m:rrl")["rrf"].as_array().map(Vec::len), Some(3));
     // Nested levels share the one limit.
-    let r = s
-        .request("GET", &format!("{ae}?rcn=4"))
-        .from(OWNER)
-        .send()
-        .await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{ae}?rcn=4"), OWNER).await;
     assert_eq!(r.header("x-m2m-cts"), Some("1"));
     let nested = &r.inner("m2m:ae")["m2m:cnt"][0]["m2m:cin"];
     assert_eq!(nested.as_array().map(Vec::len), Some(2), "{}", r.text);
     // What fits is complete, and says nothing.
     s.create_cnt(&ae, OWNER, json!({"rn": "small"})).await;
     s.create_cin(&format!("{ae}/small"), OWNER, "x").await;
-    let r = s
-        .request("GET", &format!("{ae}/small?rcn=4"))
-        .from(OWNER)
-        .send()
-        .await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{ae}/small?rcn=4"), OWNER).await;
     assert_eq!(r.header("x-m2m-cts"), None);
 }
 
@@ -657,8 +567,7 @@ async fn fan_out_member_requests_are_capped_across_nested_groups() {
         )
     };
     group("wide", json!(cnts)).await.expect(2001);
-    let r = s.get(&format!("{ae}/wide/fopt/la"), OWNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{ae}/wide/fopt/la"), OWNER).await;
     assert_eq!(r.header("x-m2m-cts"), Some("1"), "{}", r.text);
     let list = r.inner("m2m:agr")["m2m:rsp"]
         .as_array()
@@ -675,8 +584,7 @@ async fn fan_out_member_requests_are_capped_across_nested_groups() {
     group("outer", json!([inner, cnts[2], cnts[3]]))
         .await
         .expect(2001);
-    let r = s.get(&format!("{ae}/outer/fopt/la"), OWNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{ae}/outer/fopt/la"), OWNER).await;
     assert_eq!(r.header("x-m2m-cts"), Some("1"), "{}", r.text);
     let list = r.inner("m2m:agr")["m2m:rsp"]
         .as_array()
@@ -691,8 +599,7 @@ async fn fan_out_member_requests_are_capped_across_nested_groups() {
     assert_eq!(nested[0]["pc"]["m2m:cin"]["con"], "v0");
     // A fan-out within the limit is complete.
     group("two", json!([cnts[0], cnts[1]])).await.expect(2001);
-    let r = s.get(&format!("{ae}/two/fopt/la"), OWNER).await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{ae}/two/fopt/la"), OWNER).await;
     assert_eq!(r.header("x-m2m-cts"), None);
 }
 
@@ -707,14 +614,10 @@ async fn filters_on_children_and_parents_see_only_what_the_originator_may_discov
     )
     .await;
     // A conditional RETRIEVE cannot probe a hidden child's label or type...
-    s.request("GET", &format!("{}?clbl=topsecret", sc.ae))
-        .from(PARTNER)
-        .send()
+    s.get(&format!("{}?clbl=topsecret", sc.ae), PARTNER)
         .await
         .expect(4004);
-    s.request("GET", &format!("{}?clbl=topsecret", sc.ae))
-        .from(OWNER)
-        .send()
+    s.get(&format!("{}?clbl=topsecret", sc.ae), OWNER)
         .await
         .expect(2000);
     s.create(
@@ -726,32 +629,19 @@ async fn filters_on_children_and_parents_see_only_what_the_originator_may_discov
     .await
     .expect(2001);
     // Another's subscription (its targets included) is not part of a partner's result.
-    let r = s
-        .request("GET", &format!("{}?rcn=4", sc.ae))
-        .from(PARTNER)
-        .send()
-        .await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{}?rcn=4", sc.ae), PARTNER).await;
     assert!(r.inner("m2m:ae").get("m2m:sub").is_none(), "{}", r.text);
     for (who, rsc) in [(PARTNER, 4004), (OWNER, 2000)] {
-        s.request("GET", &format!("{}?chty=23", sc.ae))
-            .from(who)
-            .send()
-            .await
-            .expect(rsc);
+        s.get(&format!("{}?chty=23", sc.ae), who).await.expect(rsc);
     }
     // ...nor can discovery.
     let r = s
-        .request("GET", &format!("/{CSE_NAME}?fu=1&clbl=topsecret"))
-        .from(PARTNER)
-        .send()
+        .get(&format!("/{CSE_NAME}?fu=1&clbl=topsecret"), PARTNER)
         .await;
     r.expect(2000);
     assert_eq!(r.uril(), Vec::<String>::new(), "{}", r.text);
     let r = s
-        .request("GET", &format!("/{CSE_NAME}?fu=1&clbl=topsecret"))
-        .from(OWNER)
-        .send()
+        .get(&format!("/{CSE_NAME}?fu=1&clbl=topsecret"), OWNER)
         .await;
     r.expect(2000);
     assert_eq!(r.uril().len(), 1, "{}", r.text);
@@ -765,21 +655,11 @@ async fn discovery_cut_by_the_cse_limit_is_partial() {
         s.create_cnt(&ae, OWNER, json!({ "rn": format!("c{i}") }))
             .await;
     }
-    let r = s
-        .request("GET", &format!("{ae}?fu=1&ty=3"))
-        .from(OWNER)
-        .send()
-        .await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{ae}?fu=1&ty=3"), OWNER).await;
     assert_eq!(r.uril().len(), 2);
     assert_eq!(r.header("x-m2m-cts"), Some("1"));
     // The originator's own lim is no cut by the CSE.
-    let r = s
-        .request("GET", &format!("{ae}?fu=1&ty=3&lim=2"))
-        .from(OWNER)
-        .send()
-        .await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{ae}?fu=1&ty=3&lim=2"), OWNER).await;
     assert_eq!(r.uril().len(), 2);
     assert_eq!(r.header("x-m2m-cts"), None);
 }
@@ -810,12 +690,7 @@ async fn a_container_with_retrieval_disabled_shows_no_instances_in_results_or_no
         .expect(2004);
     let cin = s.create_cin(&locked, OWNER, "sealed").await;
     s.get(&format!("{locked}/la"), PARTNER).await.expect(4005);
-    let r = s
-        .request("GET", &format!("{locked}?rcn=4"))
-        .from(PARTNER)
-        .send()
-        .await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{locked}?rcn=4"), PARTNER).await;
     assert!(r.inner("m2m:cnt").get("m2m:cin").is_none(), "{}", r.text);
     assert!(!r.text.contains("sealed"));
     let events = rx.wait_events(1).await;
@@ -835,12 +710,7 @@ async fn a_result_beyond_result_max_bytes_is_partial() {
         s.create_cin(&big, OWNER, &format!("{i}{}", "x".repeat(299)))
             .await;
     }
-    let r = s
-        .request("GET", &format!("{big}?rcn=4"))
-        .from(OWNER)
-        .send()
-        .await;
-    r.expect(2000);
+    let r = retrieved(&s, &format!("{big}?rcn=4"), OWNER).await;
     assert_eq!(r.header("x-m2m-cts"), Some("1"), "partial: {}", r.text);
     let firsts: Vec<char> = r.inner("m2m:cnt")["m2m:cin"]
         .as_array()

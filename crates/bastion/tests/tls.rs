@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::provision::*;
 use common::*;
 use std::path::PathBuf;
 use std::process::Output;
@@ -35,38 +36,14 @@ impl TlsServer {
         let files = tempfile::tempdir().expect("files");
         let f = files.path();
         write_key_file(&f.join("store.key"), STORE_KEY);
-        ok(&bastion(&[
-            "cert",
-            "ca",
-            "--cn",
-            "Test CA",
-            "--out-cert",
-            &path(f, "ca.pem"),
-            "--out-key",
-            &path(f, "ca.key"),
-        ]));
-        for (id, name) in [
-            ("//bastion.example/id-in", "srv"),
-            ("//bastion.example/id-in/Ccert1", "client"),
-            ("//bastion.example/id-in/Crevoked", "revoked"),
-        ] {
-            ok(&bastion(&[
-                "cert",
-                "issue",
-                "--ca-cert",
-                &path(f, "ca.pem"),
-                "--ca-key",
-                &path(f, "ca.key"),
-                "--id",
-                id,
-                "--dns",
-                "localhost",
-                "--out-cert",
-                &path(f, &format!("{name}.pem")),
-                "--out-key",
-                &path(f, &format!("{name}.key")),
-            ]));
-        }
+        ca_and_certificates(
+            f,
+            &[
+                ("srv", "//bastion.example/id-in"),
+                ("client", "//bastion.example/id-in/Ccert1"),
+                ("revoked", "//bastion.example/id-in/Crevoked"),
+            ],
+        );
         let mut config = format!(
             "[tls]\nlisten = \"127.0.0.1:0\"\nframeworks = [\"psk\", \"certificate\"]\n\
              certificate-file = \"{}\"\nkey-file = \"{}\"\ntrust-anchor-files = [\"{}\"]\n\
@@ -77,18 +54,7 @@ impl TlsServer {
             path(f, "store.key")
         );
         if crl {
-            ok(&bastion(&[
-                "cert",
-                "crl",
-                "--ca-cert",
-                &path(f, "ca.pem"),
-                "--ca-key",
-                &path(f, "ca.key"),
-                "--revoke",
-                &path(f, "revoked.pem"),
-                "--out",
-                &path(f, "ca.crl"),
-            ]));
+            write_crl(f, &["revoked"], 1, 30, "ca.crl");
             config.push_str(&format!("crl-files = [\"{}\"]\n", path(f, "ca.crl")));
         }
         let srv = Server::start_with_config(&config);
@@ -123,17 +89,12 @@ impl TlsServer {
         let url = self.url();
         let key_file = self.file(&format!("{}.hex", &key[..8]));
         write_key_file(std::path::Path::new(&key_file), key);
-        let mut all = vec![
-            "req",
-            "--url",
-            &url,
-            "--psk-id",
-            KPSA_ID,
-            "--psk-file",
-            &key_file,
-        ];
-        all.extend_from_slice(args);
-        bastion(&all)
+        psk_req(&url, KPSA_ID, &key_file, args)
+    }
+
+    /// `bastion req` over certificate TLS with the client certificate `name`.pem.
+    fn cert_req(&self, name: &str, args: &[&str]) -> Output {
+        cert_req(&self.url(), self.files.path(), name, args)
     }
 
     /// Adds the PSK bound to Csensor1 and waits until the server's reload lets it in.
@@ -167,14 +128,6 @@ impl TlsServer {
     }
 }
 
-fn rsc(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 #[test]
 fn ts0003_8_2_2_1_psk_association_binds_the_originator() {
     let s = TlsServer::start();
@@ -187,20 +140,20 @@ fn ts0003_8_2_2_1_psk_association_binds_the_originator() {
             AE_BODY,
         ],
     );
-    assert_eq!(rsc(&created), "2001", "{created:?}");
+    assert_eq!(printed_rsc(&created), "2001", "{created:?}");
     assert!(created.status.success());
     assert!(String::from_utf8_lossy(&created.stdout).contains("\"aei\": \"Csensor1\""));
     let got = s.psk_req(KPSA, &["--to", "/cse-in/sensor1", "--from", "Csensor1"]);
-    assert_eq!(rsc(&got), "2000");
+    assert_eq!(printed_rsc(&got), "2000");
     assert!(got.status.success());
     // 7.2.1: another originator on that association is not authenticated.
     let other = s.psk_req(KPSA, &["--to", "/cse-in/sensor1", "--from", "Cother"]);
-    assert_eq!(rsc(&other), "4106");
+    assert_eq!(printed_rsc(&other), "4106");
     assert_eq!(other.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&other.stderr).contains("request answered with rsc 4106"));
     // Not even the admin's name.
     let admin = s.psk_req(KPSA, &["--to", "/cse-in", "--from", ADMIN]);
-    assert_eq!(rsc(&admin), "4106");
+    assert_eq!(printed_rsc(&admin), "4106");
     // The list names the credential and its binding, never the key.
     let listed = ok(&s.credentials(&["list"]));
     assert_eq!(listed, format!("{KPSA_ID}\tpsk\tae Csensor1\tactive\n"));
@@ -229,51 +182,32 @@ fn ts0003_8_2_2_1_wrong_key_fails_the_handshake() {
 #[test]
 fn ts0003_8_2_2_2_certificate_client_bound_to_its_san_ae_id() {
     let s = TlsServer::start();
-    let req = |args: &[&str]| cert_req(&s, "client", args);
+    let req = |args: &[&str]| s.cert_req("client", args);
     let body = r#"{"m2m:ae": {"rn": "cert1", "api": "Ncert", "rr": false, "srv": ["3"]}}"#;
     let created = req(&[
         "--op", "create", "--ty", "2", "--to", "/cse-in", "--from", "Ccert1", "--body", body,
     ]);
-    assert_eq!(rsc(&created), "2001", "{created:?}\n{}", s.srv.log());
     assert_eq!(
-        rsc(&req(&["--to", "/cse-in/cert1", "--from", "Ccert1"])),
+        printed_rsc(&created),
+        "2001",
+        "{created:?}\n{}",
+        s.srv.log()
+    );
+    assert_eq!(
+        printed_rsc(&req(&["--to", "/cse-in/cert1", "--from", "Ccert1"])),
         "2000"
     );
     assert_eq!(
-        rsc(&req(&["--to", "/cse-in/cert1", "--from", "Csensor1"])),
+        printed_rsc(&req(&["--to", "/cse-in/cert1", "--from", "Csensor1"])),
         "4106"
     );
-}
-
-/// `bastion req` over certificate TLS with the client certificate `name`.pem.
-fn cert_req(s: &TlsServer, name: &str, args: &[&str]) -> Output {
-    let (url, ca) = (s.url(), s.file("ca.pem"));
-    let (cert, key) = (
-        s.file(&format!("{name}.pem")),
-        s.file(&format!("{name}.key")),
-    );
-    let mut all = vec![
-        "req",
-        "--url",
-        &url,
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-        "--ca",
-        &ca,
-        "--server-name",
-        "localhost",
-    ];
-    all.extend_from_slice(args);
-    bastion(&all)
 }
 
 #[test]
 fn ts0003_10_1_crl_revoked_certificate_is_refused_by_serve() {
     let s = TlsServer::start_checking_crl(true);
     // The certificate the CRL names never gets an association.
-    let out = cert_req(&s, "revoked", &["--to", "/cse-in", "--from", "Crevoked"]);
+    let out = s.cert_req("revoked", &["--to", "/cse-in", "--from", "Crevoked"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(out.stdout.is_empty());
     // Under TLS 1.3 the client has finished its side when the server rejects its
@@ -288,25 +222,28 @@ fn ts0003_10_1_crl_revoked_certificate_is_refused_by_serve() {
         .log_shows("TLS handshake refused", Duration::from_secs(5)));
     // The CA's other certificates still work: the CRL was read, not the CA distrusted.
     let body = r#"{"m2m:ae": {"rn": "cert1", "api": "Ncert", "rr": false, "srv": ["3"]}}"#;
-    let created = cert_req(
-        &s,
+    let created = s.cert_req(
         "client",
         &[
             "--op", "create", "--ty", "2", "--to", "/cse-in", "--from", "Ccert1", "--body", body,
         ],
     );
-    assert_eq!(rsc(&created), "2001", "{created:?}\n{}", s.srv.log());
+    assert_eq!(
+        printed_rsc(&created),
+        "2001",
+        "{created:?}\n{}",
+        s.srv.log()
+    );
     // Without the CRL the same certificate registers: the CRL is what refused it.
     let plain = TlsServer::start();
     let body = r#"{"m2m:ae": {"rn": "rev", "api": "Nrev", "rr": false, "srv": ["3"]}}"#;
-    let created = cert_req(
-        &plain,
+    let created = plain.cert_req(
         "revoked",
         &[
             "--op", "create", "--ty", "2", "--to", "/cse-in", "--from", "Crevoked", "--body", body,
         ],
     );
-    assert_eq!(rsc(&created), "2001", "{created:?}");
+    assert_eq!(printed_rsc(&created), "2001", "{created:?}");
 }
 
 #[tokio::test]
@@ -336,18 +273,9 @@ async fn revocation_cuts_a_kept_alive_association() {
             AE_BODY,
         ],
     );
-    assert_eq!(rsc(&created), "2001");
+    assert_eq!(printed_rsc(&created), "2001");
 
-    let client = bastion_tls::TlsClient::psk(
-        KPSA_ID,
-        bastion_tls::PskKey::from_hex(KPSA).expect("key"),
-        &bastion_tls::ClientOptions::default(),
-    )
-    .expect("client");
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", s.tls_port))
-        .await
-        .expect("connect");
-    let stream = client.connect("localhost", tcp).await.expect("handshake");
+    let stream = psk_stream(s.tls_port, KPSA_ID, KPSA).await;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await

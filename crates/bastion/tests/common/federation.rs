@@ -6,7 +6,8 @@
 //! too, and the IN reaches it over TLS-PSK with the same key, bound there to `/id-in`
 //! (TS-0003 8.2.1). Used by tests/federation.rs and tests/security_identity.rs.
 
-use super::{bastion, ok, path, tls_port, write_key_file, Server};
+use super::provision::{add_psk_credential, psk_req};
+use super::{path, tls_port, write_key_file, Server};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -54,20 +55,13 @@ impl Federation {
         ] {
             std::fs::create_dir_all(dir).expect("credential dir");
             write_key_file(&f.join("kpsa.hex"), KPSA);
-            ok(&bastion(&[
-                "credentials",
-                "add",
-                "--data-dir",
+            add_psk_credential(
                 dir,
-                "--key-file",
                 &path(f, "store.key"),
-                "--id",
                 KPSA_ID,
-                "--psk-file",
                 &path(f, "kpsa.hex"),
-                "--cse-id",
-                bound,
-            ]));
+                &["--cse-id", bound],
+            );
         }
         let mn_store = path(&f.join("mn-creds"), "credentials.store");
         let key_file = path(f, "store.key");
@@ -134,19 +128,12 @@ impl Federation {
 
     /// `bastion req` on the MN's association with the IN (its PSK) as `from`.
     pub fn on_mn_association(&self, from: &str, to: &str) -> String {
-        let out = bastion(&[
-            "req",
-            "--url",
+        let out = psk_req(
             &format!("https://127.0.0.1:{}", self.in_tls),
-            "--psk-id",
             KPSA_ID,
-            "--psk-file",
             &path(self.files.path(), "kpsa.hex"),
-            "--from",
-            from,
-            "--to",
-            to,
-        ]);
+            &["--from", from, "--to", to],
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }

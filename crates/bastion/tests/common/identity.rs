@@ -3,7 +3,8 @@
 //! with `bastion req`, any HTTP request (the operator endpoints) with hyper over
 //! `bastion_tls::TlsClient`. Used by tests/security_identity.rs.
 
-use super::{bastion, ok, path, tls_port, write_key_file, Server};
+use super::provision::{add_psk_credential, psk_req, psk_stream};
+use super::{path, tls_port, write_key_file, Server};
 use std::time::{Duration, Instant};
 
 const STORE_KEY: &str = "5a1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
@@ -52,22 +53,11 @@ impl PskServer {
         let dir = self.srv.data_dir().to_string_lossy().into_owned();
         let key_file = path(self.files.path(), "store.key");
         let psk_file = self.psk_file(kpsa_id, key_hex);
-        let mut args = vec![
-            "credentials",
-            "add",
-            "--data-dir",
-            &dir,
-            "--key-file",
-            &key_file,
-            "--id",
-            kpsa_id,
-            "--psk-file",
-            &psk_file,
-        ];
-        if let Bound::Ae(id) = bound {
-            args.extend_from_slice(&["--originator", id]);
-        }
-        ok(&bastion(&args));
+        let binding = match bound {
+            Bound::Ae(id) => vec!["--originator", id],
+            Bound::CredentialId => Vec::new(),
+        };
+        add_psk_credential(&dir, &key_file, kpsa_id, &psk_file, &binding);
         // The server re-reads its store within about a second.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -92,17 +82,7 @@ impl PskServer {
     pub fn req(&self, kpsa_id: &str, key_hex: &str, args: &[&str]) -> Answer {
         let url = format!("https://127.0.0.1:{}", self.tls_port);
         let psk_file = self.psk_file(kpsa_id, key_hex);
-        let mut all = vec![
-            "req",
-            "--url",
-            &url,
-            "--psk-id",
-            kpsa_id,
-            "--psk-file",
-            &psk_file,
-        ];
-        all.extend_from_slice(args);
-        let out = bastion(&all);
+        let out = psk_req(&url, kpsa_id, &psk_file, args);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let (first, body) = stdout.split_once('\n').unwrap_or((&stdout, ""));
         Answer {
@@ -120,16 +100,7 @@ impl PskServer {
         origin: &str,
     ) -> Answer {
         use http_body_util::{BodyExt, Empty};
-        let client = bastion_tls::TlsClient::psk(
-            kpsa_id,
-            bastion_tls::PskKey::from_hex(key_hex).expect("key"),
-            &bastion_tls::ClientOptions::default(),
-        )
-        .expect("client");
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.tls_port))
-            .await
-            .expect("connect");
-        let stream = client.connect("localhost", tcp).await.expect("handshake");
+        let stream = psk_stream(self.tls_port, kpsa_id, key_hex).await;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
                 .await

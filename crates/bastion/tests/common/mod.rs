@@ -9,7 +9,9 @@ pub mod das_tls;
 pub mod federation;
 pub mod identity;
 pub mod limits;
+pub mod provision;
 mod receiver;
+pub mod registration;
 #[allow(unused_imports)]
 pub use receiver::{Received, Receiver};
 
