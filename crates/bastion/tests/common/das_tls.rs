@@ -141,6 +141,15 @@ impl Provisioned {
         ]
     }
 
+    /// `bastion das` over the DAS store on a TLS listener ([`Self::das_tls_args`]), with
+    /// `extra` arguments after those.
+    pub fn start_das(&self, policy: &Path, extra: &[&str]) -> DasServer {
+        let mut args = self.das_tls_args();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        start_das_with(policy, &args)
+    }
+
     /// The `[tls]` and `[authorization]` configuration of a CSE reaching the DAS over
     /// TLS-PSK; `extra_authorization` is appended to `[authorization]`.
     pub fn cse_config(&self, extra_authorization: &str) -> String {

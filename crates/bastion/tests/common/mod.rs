@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod das_limits;
+pub mod das_policy;
 pub mod das_tls;
 pub mod federation;
 pub mod identity;
@@ -686,49 +687,10 @@ impl Resp {
     }
 }
 
-/// A running `bastion das`; killed when dropped.
-pub struct DasProcess {
-    child: Child,
-    /// `http://ADDR:PORT` of its listener.
-    pub url: String,
-}
-
-impl Drop for DasProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `bastion das` with the policy file `policy` on a free loopback port and waits
-/// for it to report its address.
-pub fn start_das(policy: &Path) -> DasProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bastion"))
-        .args(["das", "--listen", "127.0.0.1:0", "--insecure", "--policy"])
-        .arg(policy)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start bastion das");
-    let (tx, rx) = mpsc::channel();
-    if let Some(stderr) = child.stderr.take() {
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(addr.trim().to_owned());
-                }
-            }
-        });
-    }
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("bastion das reports its address");
-    DasProcess {
-        child,
-        url: format!("http://{addr}"),
-    }
+/// Starts `bastion das --listen 127.0.0.1:0 --insecure --policy POLICY` (a plain listener
+/// only) and waits for it to report its address.
+pub fn start_das(policy: &Path) -> das_tls::DasServer {
+    das_tls::start_das_with(policy, &["--listen", "127.0.0.1:0", "--insecure"])
 }
 
 /// TS-0009 Table 6.3.2-1 for the codes this suite expects.
