@@ -380,31 +380,45 @@ impl Drop for Server {
 
 /// Spawns the binary and waits for its `listening on 127.0.0.1:PORT` line.
 fn spawn(dir: &Path, log: &Arc<Mutex<String>>, extra: &[String]) -> (Child, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bastion"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bastion"));
+    command
         .arg("serve")
         .args(extra)
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--data-dir")
         .arg(dir)
-        .env("NO_COLOR", "1")
+        .env("NO_COLOR", "1");
+    spawn_watched(&mut command, "bastion", log, START_TIMEOUT)
+}
+
+/// Spawns `command` (`what` in messages) with its standard output and error kept in `log`,
+/// and waits `within` for its first `listening on 127.0.0.1:PORT` line; a process that
+/// does not report one is killed and the test fails with its output.
+pub fn spawn_watched(
+    command: &mut Command,
+    what: &str,
+    log: &Arc<Mutex<String>>,
+    within: Duration,
+) -> (Child, u16) {
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn the bastion binary");
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
     let (tx, rx) = mpsc::channel::<u16>();
     let stderr = child.stderr.take().expect("stderr");
     let stdout = child.stdout.take().expect("stdout");
     drain(stderr, log.clone(), tx.clone());
     drain(stdout, log.clone(), tx);
-    match rx.recv_timeout(START_TIMEOUT) {
+    match rx.recv_timeout(within) {
         Ok(port) => (child, port),
         Err(_) => {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "bastion did not report `listening on` within {START_TIMEOUT:?}; output:\n{}",
+                "{what} did not report `listening on` within {within:?}; output:\n{}",
                 log.lock().map(|l| l.clone()).unwrap_or_default()
             );
         }
