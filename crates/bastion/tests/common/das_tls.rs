@@ -2,11 +2,10 @@
 //! side and the CSE side of a security association provisioned with `bastion
 //! credentials` (docs/das.md, "Security associations").
 
-use super::{bastion, ok, write_key_file, Server};
-use std::io::{BufRead, BufReader};
+use super::{bastion, ok, spawn_watched, write_key_file, Server};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Key of both credential stores in these tests.
@@ -33,39 +32,28 @@ impl Drop for DasServer {
     }
 }
 
-/// Starts `bastion das --policy POLICY ARGS` and waits for its `listening on` line.
+/// Starts `bastion das ARGS --policy POLICY` and waits for its `listening on` line.
 pub fn start_das_with(policy: &Path, args: &[&str]) -> DasServer {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bastion"))
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bastion"));
+    command
         .arg("das")
         .args(args)
         .arg("--policy")
         .arg(policy)
         .env_remove("RUST_LOG")
-        .env_remove("BASTION_CREDENTIALS_KEY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start bastion das");
-    let (tx, rx) = mpsc::channel();
-    if let Some(stderr) = child.stderr.take() {
-        std::thread::spawn(move || {
-            let mut tls = None;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("accepting TLS on ").nth(1) {
-                    tls = Some(addr.trim().to_owned());
-                }
-                if let Some(addr) = line.split("listening on ").nth(1) {
-                    let addr = addr.split_whitespace().next().unwrap_or("").to_owned();
-                    let _ = tx.send((tls.clone(), addr));
-                }
-            }
-        });
-    }
-    let (tls, plain) = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("bastion das reports its address");
+        .env_remove("BASTION_CREDENTIALS_KEY");
+    let (child, port) = spawn_watched(&mut command, "bastion das", &log, Duration::from_secs(30));
+    // `accepting TLS on` is logged before `listening on`, on the same stream, so it is in
+    // the log by now if there is a TLS listener.
+    let tls = log.lock().ok().and_then(|log| {
+        log.lines()
+            .find_map(|line| line.split("accepting TLS on ").nth(1))
+            .map(|addr| addr.trim().to_owned())
+    });
     let tls_url = tls.map(|a| format!("https://{a}"));
+    // `listening on` names the TLS listener when there is no plain one.
+    let plain = format!("127.0.0.1:{port}");
     let plain_url = (tls_url.as_deref() != Some(&format!("https://{plain}")))
         .then(|| format!("http://{plain}"));
     DasServer {
