@@ -2,7 +2,8 @@
 //! side and the CSE side of a security association provisioned with `bastion
 //! credentials` (docs/das.md, "Security associations").
 
-use super::{bastion, ok, spawn_watched, write_key_file, Server};
+use super::provision::{add_psk_credential, Store};
+use super::{spawn_watched, write_key_file, Server};
 use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
@@ -63,26 +64,19 @@ pub fn start_das_with(policy: &Path, args: &[&str]) -> DasServer {
     }
 }
 
-/// Adds a PSK to the store `store` (key file `key_file`), bound with `binding` (e.g.
+/// Writes the PSK `hex` to an owner-only file beside the store `store` and adds it there
+/// under `id` ([`add_psk_credential`]; key file `key_file`), bound with `binding` (e.g.
 /// `["--cse-id", "/id-in"]` or `["--originator", "Cm1"]`).
 pub fn add_psk(store: &Path, key_file: &Path, id: &str, hex: &str, binding: &[&str]) {
     let psk_file = store.with_extension(format!("{}.psk", id.replace('@', "_")));
     write_key_file(&psk_file, hex);
-    let mut args = vec![
-        "credentials".to_owned(),
-        "add".to_owned(),
-        "--store".to_owned(),
-        store.to_string_lossy().into_owned(),
-        "--key-file".to_owned(),
-        key_file.to_string_lossy().into_owned(),
-        "--id".to_owned(),
-        id.to_owned(),
-        "--psk-file".to_owned(),
-        psk_file.to_string_lossy().into_owned(),
-    ];
-    args.extend(binding.iter().map(|s| (*s).to_owned()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    ok(&bastion(&args));
+    add_psk_credential(
+        Store::File(&store.to_string_lossy()),
+        &key_file.to_string_lossy(),
+        id,
+        &psk_file.to_string_lossy(),
+        binding,
+    );
 }
 
 /// The files of one DAS/CSE pair: a DAS store holding the CSE's PSK (bound to the CSE's
