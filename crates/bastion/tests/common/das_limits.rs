@@ -2,7 +2,7 @@
 //! kept, its process known, its descriptor limit lowered while it runs, and raw exchanges
 //! over TLS-PSK with the association a hosting CSE holds with it ([`super::das_tls`]).
 
-use super::das_tls::{CSE_DAS_KPSA, CSE_DAS_KPSA_ID};
+use super::das_tls::{das_command, CSE_DAS_KPSA, CSE_DAS_KPSA_ID, DAS_START_TIMEOUT};
 use super::{spawn_watched, RawResp};
 use std::path::Path;
 use std::process::{Child, Command};
@@ -29,17 +29,8 @@ impl Drop for WatchedDas {
 /// no plain listener) and waits for its `listening on` line.
 pub fn start_watched_das(policy: &Path, args: &[String]) -> WatchedDas {
     let log = Arc::new(Mutex::new(String::new()));
-    let mut command = Command::new(env!("CARGO_BIN_EXE_bastion"));
-    command
-        .arg("das")
-        .args(args)
-        .arg("--policy")
-        .arg(policy)
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .env_remove("BASTION_CREDENTIALS_KEY");
-    let (child, tls_port) =
-        spawn_watched(&mut command, "bastion das", &log, Duration::from_secs(30));
+    let mut command = das_command(policy, args);
+    let (child, tls_port) = spawn_watched(&mut command, "bastion das", &log, DAS_START_TIMEOUT);
     WatchedDas {
         child,
         tls_port,

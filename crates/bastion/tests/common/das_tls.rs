@@ -4,6 +4,7 @@
 
 use super::provision::{add_psk_credential, Store};
 use super::{spawn_watched, write_key_file, Server};
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
@@ -33,18 +34,29 @@ impl Drop for DasServer {
     }
 }
 
-/// Starts `bastion das ARGS --policy POLICY` and waits for its `listening on` line.
-pub fn start_das_with(policy: &Path, args: &[&str]) -> DasServer {
-    let log = Arc::new(Mutex::new(String::new()));
+/// `bastion das ARGS --policy POLICY`, its log uncoloured and at its default level, the
+/// credentials key taken from no environment.
+pub fn das_command<S: AsRef<OsStr>>(policy: &Path, args: &[S]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bastion"));
     command
         .arg("das")
         .args(args)
         .arg("--policy")
         .arg(policy)
+        .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")
         .env_remove("BASTION_CREDENTIALS_KEY");
-    let (child, port) = spawn_watched(&mut command, "bastion das", &log, Duration::from_secs(30));
+    command
+}
+
+/// How long `bastion das` may take to report its address.
+pub const DAS_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Starts `bastion das ARGS --policy POLICY` and waits for its `listening on` line.
+pub fn start_das_with(policy: &Path, args: &[&str]) -> DasServer {
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut command = das_command(policy, args);
+    let (child, port) = spawn_watched(&mut command, "bastion das", &log, DAS_START_TIMEOUT);
     // `accepting TLS on` is logged before `listening on`, on the same stream, so it is in
     // the log by now if there is a TLS listener.
     let tls = log.lock().ok().and_then(|log| {
