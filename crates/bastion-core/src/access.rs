@@ -101,8 +101,8 @@ impl Cse {
         Err(denial(why, explain_to_client))
     }
 
-    /// Decides `op` on `node` with the rules of kind `kind`. A deny is audited.
-    /// A `<pollingChannel>` has no ACPs: only its owner may touch it (TS-0001 9.6.21).
+    /// A `<pollingChannel>` has no ACPs: only its owner may touch it (TS-0001 9.6.21). A
+    /// deny is audited.
     fn polling_channel_owner(
         &self,
         tree: &Tree,
@@ -132,6 +132,7 @@ impl Cse {
         association_ok && crate::pch::owns(self, tree, node, originator)
     }
 
+    /// Decides `op` on `node` with the rules of kind `kind`. A deny is audited.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn authorize_node(
         &self,

@@ -10,7 +10,9 @@ use bastion_policy::{IssuerKey, LocalIdentity, TokenContext, TokenVerifier};
 use bastion_proto::security_info::{DynAuthDasRequest, SecurityInfo};
 use bastion_proto::time::Timestamp;
 use bastion_proto::{Operation, Request, Rsc};
-use common::{start_das, DasProcess};
+use common::das_policy::{das_policy, write_das_files};
+use common::das_tls::DasServer;
+use common::start_das;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::process::Command;
@@ -20,18 +22,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_bastion");
 const SECRET: &str = "das-integration-test-secret-0123456789";
 const ISSUER: &str = "//bastion.example/id-das/Cdas";
 
-const POLICY: &str = r#"
-[das]
-issuer = "//bastion.example/id-das/Cdas"
-token_domain = "das.example"
-sp_id = "//bastion.example"
-cse_id = "/id-in"
-trusted_cses = ["/id-in"]
-
-[signing]
-algorithm = "HS256"
-secret_file = "das.secret"
-
+/// Csensor1 granted by dynamic ACP info, `Cfleet-` originators by tokens.
+const RULES: &str = r#"
 [[rule]]
 name = "sensor-acp"
 originators = ["Csensor1"]
@@ -56,20 +48,18 @@ pv = { acr = [{ acor = ["all"], acop = 3 }] }
 /// A running `bastion das` with its policy and secret files.
 struct Das {
     /// Killed when the test drops it.
-    _process: DasProcess,
+    _process: DasServer,
     url: String,
     _dir: tempfile::TempDir,
 }
 
-fn start(policy: &str) -> Das {
+fn start() -> Das {
     let dir = tempfile::tempdir().expect("temporary directory");
-    // Secret files must be owner-only (bastion_tls::secret); the newline is dropped.
-    common::write_key_file(&dir.path().join("das.secret"), &format!("{SECRET}\n"));
-    let file = dir.path().join("das.toml");
-    std::fs::write(&file, policy).expect("policy");
+    // The newline ending the secret file is dropped.
+    let file = write_das_files(dir.path(), &format!("{SECRET}\n"), &das_policy(RULES));
     let process = start_das(&file);
     Das {
-        url: process.url.clone(),
+        url: process.plain_url.clone().expect("plain listener"),
         _process: process,
         _dir: dir,
     }
@@ -117,7 +107,7 @@ fn notify(from: &str, pc: Value) -> Request {
 
 #[tokio::test]
 async fn ts0003_7_3_2_2_direct_flow_grants_dynamic_acp_info() {
-    let das = start(POLICY);
+    let das = start();
     let client = Client::default();
     let before = now();
     let dres = consult(
@@ -152,7 +142,7 @@ async fn ts0003_7_3_2_2_direct_flow_grants_dynamic_acp_info() {
 
 #[tokio::test]
 async fn ts0003_7_3_2_4_issued_tokens_verify_and_are_found_by_id() {
-    let das = start(POLICY);
+    let das = start();
     let client = Client::default();
     let dres = consult(
         &client,
@@ -207,7 +197,7 @@ async fn ts0003_7_3_2_4_issued_tokens_verify_and_are_found_by_id() {
 
 #[tokio::test]
 async fn ts0003_7_3_2_3_indirect_flow_the_originator_asks_itself() {
-    let das = start(POLICY);
+    let das = start();
     let client = Client::default();
     // An AE asking for itself gets tokens.
     let dres = consult(&client, &das.url, "Cfleet-9", dreq("Cfleet-9", 2, None))
@@ -253,7 +243,7 @@ async fn ts0003_7_3_2_3_indirect_flow_the_originator_asks_itself() {
 
 #[tokio::test]
 async fn no_matching_rule_is_an_empty_response() {
-    let das = start(POLICY);
+    let das = start();
     let client = Client::default();
     let req = notify(
         "/id-in",
@@ -268,7 +258,7 @@ async fn no_matching_rule_is_an_empty_response() {
 
 #[tokio::test]
 async fn malformed_requests_get_exact_onem2m_errors() {
-    let das = start(POLICY);
+    let das = start();
     let client = Client::default();
     let cases: Vec<(Request, Rsc, &str)> = vec![
         (
@@ -397,7 +387,7 @@ fn raw(addr: &str, content_type: &str, body: &str, with_ri: bool) -> (u16, Strin
 fn an_invalid_policy_is_a_configuration_error() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let file = dir.path().join("das.toml");
-    std::fs::write(&file, POLICY.replace("Cfleet-", "Cfleet-*")).expect("policy");
+    std::fs::write(&file, das_policy(&RULES.replace("Cfleet-", "Cfleet-*"))).expect("policy");
     let out = Command::new(BIN)
         .args(["das", "--listen", "127.0.0.1:0", "--policy"])
         .arg(&file)

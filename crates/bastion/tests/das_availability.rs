@@ -6,6 +6,7 @@
 mod common;
 
 use common::das_limits::{exchange_until_closed, start_watched_das, WatchedDas};
+use common::das_policy::{das_policy, write_das_files, CM1_ACP_RULE};
 use common::das_tls::Provisioned;
 use common::limits::bare_connections;
 use common::*;
@@ -16,33 +17,7 @@ const SECRET: &str = "das-availability-test-secret-0123456789abcdef";
 
 /// A policy granting Cm1 RETRIEVE by dynamic ACP info when the trusted CSE asks.
 fn write_policy(p: &Provisioned) -> std::path::PathBuf {
-    write_key_file(&p.file("das.secret"), SECRET);
-    let policy = p.file("das.toml");
-    std::fs::write(
-        &policy,
-        r#"
-[das]
-issuer = "//bastion.example/id-das/Cdas"
-token_domain = "das.example"
-sp_id = "//bastion.example"
-cse_id = "/id-in"
-trusted_cses = ["/id-in"]
-
-[signing]
-algorithm = "HS256"
-secret_file = "das.secret"
-
-[[rule]]
-name = "cm1-acp"
-originators = ["Cm1"]
-operations = ["retrieve"]
-[rule.acp]
-lifetime = 600
-privileges = { acr = [{ acor = ["Cm1"], acop = 2 }] }
-"#,
-    )
-    .expect("policy");
-    policy
+    write_das_files(p.dir.path(), SECRET, &das_policy(CM1_ACP_RULE))
 }
 
 /// `bastion das` on a TLS listener only, with `extra` arguments.

@@ -7,60 +7,22 @@
 
 mod common;
 
-use common::das_tls::{start_das_with, DasServer, Provisioned};
+use common::das_policy::{cm2_token_rule, das_policy, write_das_files, CM1_ACP_RULE};
+use common::das_tls::{DasServer, Provisioned};
 use common::*;
 use serde_json::json;
 const SECRET: &str = "dynamic-authorization-test-secret-0123456789";
 const ISSUER: &str = "//bastion.example/id-das/Cdas";
 const OWNER: &str = "Cowner";
 
-fn policy() -> String {
-    format!(
-        r#"
-[das]
-issuer = "{ISSUER}"
-token_domain = "das.example"
-sp_id = "//bastion.example"
-cse_id = "/id-in"
-trusted_cses = ["/id-in"]
-
-[signing]
-algorithm = "HS256"
-secret_file = "das.secret"
-
-[[rule]]
-name = "cm1-acp"
-originators = ["Cm1"]
-operations = ["retrieve"]
-[rule.acp]
-lifetime = 600
-privileges = {{ acr = [{{ acor = ["Cm1"], acop = 2 }}] }}
-
-[[rule]]
-name = "cm2-token"
-originators = ["Cm2"]
-operations = ["retrieve"]
-[rule.token]
-audience = ["//bastion.example/id-in"]
-lifetime = 300
-[[rule.token.permissions]]
-ris = ["{CSE_NAME}/{OWNER}/data"]
-pv = {{ acr = [{{ acor = ["all"], acop = 2 }}] }}
-"#
-    )
-}
-
 /// The DAS, and a CSE trusting its tokens and reaching it over TLS-PSK, with
 /// `Cowner/data` guarded by an owner-only ACP and linked by `daci` to a consultation
 /// naming the DAS.
 async fn setup() -> (DasServer, Server, Provisioned) {
     let p = Provisioned::new();
-    write_key_file(&p.file("das.secret"), SECRET);
-    let file = p.file("das.toml");
-    std::fs::write(&file, policy()).expect("policy");
-    let args = p.das_tls_args();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let das = start_das_with(&file, &args);
+    let das_rules = format!("{CM1_ACP_RULE}{}", cm2_token_rule(&format!("{OWNER}/data")));
+    let file = write_das_files(p.dir.path(), SECRET, &das_policy(&das_rules));
+    let das = p.start_das(&file, &[]);
     let das_url = das.tls_url.clone().expect("TLS listener");
     let s = p.start_cse(&format!(
         "das-timeout-ms = 1500\n\n[[authorization.token-issuer]]\n\

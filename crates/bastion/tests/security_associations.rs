@@ -11,6 +11,7 @@ use bastion_das::{consult, DasError};
 use bastion_proto::security_info::DynAuthDasRequest;
 use bastion_proto::Rsc;
 use bastion_tls::{ClientOptions, PskKey, TlsClient};
+use common::das_policy::{cm2_token_rule, CM1_ACP_RULE};
 use common::das_tls::*;
 use common::provision::*;
 use common::*;
@@ -26,48 +27,18 @@ const OWNER: &str = "Cowner";
 const AE_KPSA_ID: &str = "cm9@bastion.example";
 const AE_KPSA: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf";
 
+/// Cm1 granted by dynamic ACP info, Cm2 by a token for `Cowner/viaplain`.
 fn das_policy() -> String {
-    format!(
-        r#"
-[das]
-issuer = "{ISSUER}"
-token_domain = "das.example"
-sp_id = "//bastion.example"
-cse_id = "/id-in"
-trusted_cses = ["/id-in"]
-
-[signing]
-algorithm = "HS256"
-secret_file = "das.secret"
-
-[[rule]]
-name = "cm1-acp"
-originators = ["Cm1"]
-operations = ["retrieve"]
-[rule.acp]
-lifetime = 600
-privileges = {{ acr = [{{ acor = ["Cm1"], acop = 2 }}] }}
-
-[[rule]]
-name = "cm2-token"
-originators = ["Cm2"]
-operations = ["retrieve"]
-[rule.token]
-audience = ["//bastion.example/id-in"]
-lifetime = 300
-[[rule.token.permissions]]
-ris = ["{CSE_NAME}/{OWNER}/viaplain"]
-pv = {{ acr = [{{ acor = ["all"], acop = 2 }}] }}
-"#
-    )
+    let rules = format!(
+        "{CM1_ACP_RULE}{}",
+        cm2_token_rule(&format!("{OWNER}/viaplain"))
+    );
+    common::das_policy::das_policy(&rules)
 }
 
 /// Writes the DAS policy and its signing secret (owner-only) into `dir`.
 fn write_das_files(dir: &Path) -> std::path::PathBuf {
-    write_key_file(&dir.join("das.secret"), SECRET);
-    let file = dir.join("das.toml");
-    std::fs::write(&file, das_policy()).expect("policy");
-    file
+    common::das_policy::write_das_files(dir, SECRET, &das_policy())
 }
 
 fn dreq(or: &str) -> DynAuthDasRequest {
@@ -154,10 +125,7 @@ async fn das_guarded_containers(
 async fn ts0003_7_3_2_2_dynamic_acp_info_only_from_an_authenticated_das() {
     let p = Provisioned::new();
     let policy = write_das_files(p.dir.path());
-    let mut args = p.das_tls_args();
-    args.extend(["--listen".into(), "127.0.0.1:0".into(), "--insecure".into()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let das = start_das_with(&policy, &args);
+    let das = p.start_das(&policy, &["--listen", "127.0.0.1:0", "--insecure"]);
     let tls_url = das.tls_url.clone().expect("TLS listener");
     let plain_url = das.plain_url.clone().expect("plain listener");
     let s = p.start_cse(&format!(
@@ -194,10 +162,7 @@ async fn das_authenticates_requesters_by_their_association() {
         &["--originator", "Cm9"],
     );
     let policy = write_das_files(p.dir.path());
-    let mut args = p.das_tls_args();
-    args.extend(["--listen".into(), "127.0.0.1:0".into()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let das = start_das_with(&policy, &args);
+    let das = p.start_das(&policy, &["--listen", "127.0.0.1:0"]);
     let tls_url = das.tls_url.clone().expect("TLS listener");
     let plain_url = das.plain_url.clone().expect("plain listener");
 
@@ -650,20 +615,17 @@ async fn ts0003_7_3_2_2_das_over_certificates_checks_the_das_identity() {
     );
     let policy = write_das_files(f);
     let start = |cert: &str| {
-        let mut args = p.das_tls_args();
-        args.extend(
-            [
+        p.start_das(
+            &policy,
+            &[
                 "--cert",
                 &path(f, &format!("{cert}.pem")),
                 "--key",
                 &path(f, &format!("{cert}.key")),
                 "--ca",
                 &path(f, "ca.pem"),
-            ]
-            .map(str::to_owned),
-        );
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        start_das_with(&policy, &args)
+            ],
+        )
     };
     let das = start("das");
     let fake = start("fake");
@@ -697,9 +659,7 @@ async fn ts0003_7_3_2_2_das_over_certificates_checks_the_das_identity() {
 async fn das_consultations_stop_when_the_shared_psk_is_revoked() {
     let p = Provisioned::new();
     let policy = write_das_files(p.dir.path());
-    let args = p.das_tls_args();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let das = start_das_with(&policy, &args);
+    let das = p.start_das(&policy, &[]);
     let dap = das.tls_url.clone().expect("TLS listener");
     let s = p.start_cse("das-timeout-ms = 3000\n");
     let (ae, acp) = owner_and_acp(&s, &["Cm1"]).await;

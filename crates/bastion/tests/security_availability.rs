@@ -9,7 +9,7 @@
 mod common;
 
 use common::limits::{bare_connections, read_until_closed};
-use common::provision::{add_psk_credential, printed_rsc, psk_req, psk_stream};
+use common::provision::{add_psk_credential, printed_rsc, psk_req, psk_stream, Store};
 use common::*;
 use http_body_util::{BodyExt, Empty};
 use std::io::Write;
@@ -59,7 +59,7 @@ fn psk_file(srv: &Server, name: &str, hex: &str) -> String {
 fn provision_admin_psk(srv: &Server, files: &Path) {
     let dir = srv.data_dir().to_string_lossy().into_owned();
     add_psk_credential(
-        &dir,
+        Store::DataDir(&dir),
         &path(files, "store.key"),
         KPSA_ID,
         &psk_file(srv, "admin.psk", KPSA),
@@ -270,7 +270,7 @@ const MN_KPSA: &str = "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3
 fn provision_mn_psk(srv: &Server, files: &Path) {
     let dir = srv.data_dir().to_string_lossy().into_owned();
     add_psk_credential(
-        &dir,
+        Store::DataDir(&dir),
         &path(files, "store.key"),
         MN_KPSA_ID,
         &psk_file(srv, "mn.psk", MN_KPSA),

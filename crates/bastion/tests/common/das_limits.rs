@@ -2,11 +2,11 @@
 //! kept, its process known, its descriptor limit lowered while it runs, and raw exchanges
 //! over TLS-PSK with the association a hosting CSE holds with it ([`super::das_tls`]).
 
-use super::das_tls::{CSE_DAS_KPSA, CSE_DAS_KPSA_ID};
-use super::{drain, RawResp};
+use super::das_tls::{das_command, CSE_DAS_KPSA, CSE_DAS_KPSA_ID, DAS_START_TIMEOUT};
+use super::{spawn_watched, RawResp};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -29,34 +29,8 @@ impl Drop for WatchedDas {
 /// no plain listener) and waits for its `listening on` line.
 pub fn start_watched_das(policy: &Path, args: &[String]) -> WatchedDas {
     let log = Arc::new(Mutex::new(String::new()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bastion"))
-        .arg("das")
-        .args(args)
-        .arg("--policy")
-        .arg(policy)
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .env_remove("BASTION_CREDENTIALS_KEY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start bastion das");
-    let (tx, rx) = mpsc::channel::<u16>();
-    drain(
-        child.stderr.take().expect("stderr"),
-        log.clone(),
-        tx.clone(),
-    );
-    drain(child.stdout.take().expect("stdout"), log.clone(), tx);
-    let Ok(tls_port) = rx.recv_timeout(Duration::from_secs(30)) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!(
-            "bastion das did not start: {}",
-            log.lock().map(|l| l.clone()).unwrap_or_default()
-        );
-    };
+    let mut command = das_command(policy, args);
+    let (child, tls_port) = spawn_watched(&mut command, "bastion das", &log, DAS_START_TIMEOUT);
     WatchedDas {
         child,
         tls_port,

@@ -2,11 +2,12 @@
 //! side and the CSE side of a security association provisioned with `bastion
 //! credentials` (docs/das.md, "Security associations").
 
-use super::{bastion, ok, write_key_file, Server};
-use std::io::{BufRead, BufReader};
+use super::provision::{add_psk_credential, Store};
+use super::{spawn_watched, write_key_file, Server};
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Key of both credential stores in these tests.
@@ -33,39 +34,39 @@ impl Drop for DasServer {
     }
 }
 
-/// Starts `bastion das --policy POLICY ARGS` and waits for its `listening on` line.
-pub fn start_das_with(policy: &Path, args: &[&str]) -> DasServer {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bastion"))
+/// `bastion das ARGS --policy POLICY`, its log uncoloured and at its default level, the
+/// credentials key taken from no environment.
+pub fn das_command<S: AsRef<OsStr>>(policy: &Path, args: &[S]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bastion"));
+    command
         .arg("das")
         .args(args)
         .arg("--policy")
         .arg(policy)
+        .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")
-        .env_remove("BASTION_CREDENTIALS_KEY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start bastion das");
-    let (tx, rx) = mpsc::channel();
-    if let Some(stderr) = child.stderr.take() {
-        std::thread::spawn(move || {
-            let mut tls = None;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("accepting TLS on ").nth(1) {
-                    tls = Some(addr.trim().to_owned());
-                }
-                if let Some(addr) = line.split("listening on ").nth(1) {
-                    let addr = addr.split_whitespace().next().unwrap_or("").to_owned();
-                    let _ = tx.send((tls.clone(), addr));
-                }
-            }
-        });
-    }
-    let (tls, plain) = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("bastion das reports its address");
+        .env_remove("BASTION_CREDENTIALS_KEY");
+    command
+}
+
+/// How long `bastion das` may take to report its address.
+pub const DAS_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Starts `bastion das ARGS --policy POLICY` and waits for its `listening on` line.
+pub fn start_das_with(policy: &Path, args: &[&str]) -> DasServer {
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut command = das_command(policy, args);
+    let (child, port) = spawn_watched(&mut command, "bastion das", &log, DAS_START_TIMEOUT);
+    // `accepting TLS on` is logged before `listening on`, on the same stream, so it is in
+    // the log by now if there is a TLS listener.
+    let tls = log.lock().ok().and_then(|log| {
+        log.lines()
+            .find_map(|line| line.split("accepting TLS on ").nth(1))
+            .map(|addr| addr.trim().to_owned())
+    });
     let tls_url = tls.map(|a| format!("https://{a}"));
+    // `listening on` names the TLS listener when there is no plain one.
+    let plain = format!("127.0.0.1:{port}");
     let plain_url = (tls_url.as_deref() != Some(&format!("https://{plain}")))
         .then(|| format!("http://{plain}"));
     DasServer {
@@ -75,26 +76,19 @@ pub fn start_das_with(policy: &Path, args: &[&str]) -> DasServer {
     }
 }
 
-/// Adds a PSK to the store `store` (key file `key_file`), bound with `binding` (e.g.
+/// Writes the PSK `hex` to an owner-only file beside the store `store` and adds it there
+/// under `id` ([`add_psk_credential`]; key file `key_file`), bound with `binding` (e.g.
 /// `["--cse-id", "/id-in"]` or `["--originator", "Cm1"]`).
 pub fn add_psk(store: &Path, key_file: &Path, id: &str, hex: &str, binding: &[&str]) {
     let psk_file = store.with_extension(format!("{}.psk", id.replace('@', "_")));
     write_key_file(&psk_file, hex);
-    let mut args = vec![
-        "credentials".to_owned(),
-        "add".to_owned(),
-        "--store".to_owned(),
-        store.to_string_lossy().into_owned(),
-        "--key-file".to_owned(),
-        key_file.to_string_lossy().into_owned(),
-        "--id".to_owned(),
-        id.to_owned(),
-        "--psk-file".to_owned(),
-        psk_file.to_string_lossy().into_owned(),
-    ];
-    args.extend(binding.iter().map(|s| (*s).to_owned()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    ok(&bastion(&args));
+    add_psk_credential(
+        Store::File(&store.to_string_lossy()),
+        &key_file.to_string_lossy(),
+        id,
+        &psk_file.to_string_lossy(),
+        binding,
+    );
 }
 
 /// The files of one DAS/CSE pair: a DAS store holding the CSE's PSK (bound to the CSE's
@@ -139,6 +133,15 @@ impl Provisioned {
             "--credentials-key-file".into(),
             self.file("store.key").to_string_lossy().into_owned(),
         ]
+    }
+
+    /// `bastion das` over the DAS store on a TLS listener ([`Self::das_tls_args`]), with
+    /// `extra` arguments after those.
+    pub fn start_das(&self, policy: &Path, extra: &[&str]) -> DasServer {
+        let mut args = self.das_tls_args();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        start_das_with(policy, &args)
     }
 
     /// The `[tls]` and `[authorization]` configuration of a CSE reaching the DAS over

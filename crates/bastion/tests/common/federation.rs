@@ -6,7 +6,7 @@
 //! too, and the IN reaches it over TLS-PSK with the same key, bound there to `/id-in`
 //! (TS-0003 8.2.1). Used by tests/federation.rs and tests/security_identity.rs.
 
-use super::provision::{add_psk_credential, psk_req};
+use super::provision::{add_psk_credential, psk_req, Store};
 use super::{path, tls_port, write_key_file, Server};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -56,7 +56,7 @@ impl Federation {
             std::fs::create_dir_all(dir).expect("credential dir");
             write_key_file(&f.join("kpsa.hex"), KPSA);
             add_psk_credential(
-                dir,
+                Store::DataDir(dir),
                 &path(f, "store.key"),
                 KPSA_ID,
                 &path(f, "kpsa.hex"),

@@ -3,7 +3,7 @@
 //! with `bastion req`, any HTTP request (the operator endpoints) with hyper over
 //! `bastion_tls::TlsClient`. Used by tests/security_identity.rs.
 
-use super::provision::{add_psk_credential, psk_req, psk_stream};
+use super::provision::{add_psk_credential, psk_req, psk_stream, Store};
 use super::{path, tls_port, write_key_file, Server};
 use std::time::{Duration, Instant};
 
@@ -57,7 +57,13 @@ impl PskServer {
             Bound::Ae(id) => vec!["--originator", id],
             Bound::CredentialId => Vec::new(),
         };
-        add_psk_credential(&dir, &key_file, kpsa_id, &psk_file, &binding);
+        add_psk_credential(
+            Store::DataDir(&dir),
+            &key_file,
+            kpsa_id,
+            &psk_file,
+            &binding,
+        );
         // The server re-reads its store within about a second.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {

@@ -2,11 +2,11 @@
 //! descriptor limit, the limit lowered on a running server, and bare TCP connections
 //! held open against a listener.
 
-use super::{drain, Server};
+use super::{spawn_watched, Server};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::AtomicU64;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How long the binary may take to report its port.
@@ -21,7 +21,8 @@ impl Server {
         std::fs::write(&file, toml).expect("write the configuration file");
         let dir = tempfile::tempdir().expect("temporary data directory");
         let log = Arc::new(Mutex::new(String::new()));
-        let mut child = Command::new("prlimit")
+        let mut command = Command::new("prlimit");
+        command
             .arg(format!("--nofile={nofile}:{nofile}"))
             .arg("--")
             .arg(env!("CARGO_BIN_EXE_bastion"))
@@ -32,30 +33,9 @@ impl Server {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(dir.path())
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn bastion under prlimit");
-        let (tx, rx) = mpsc::channel::<u16>();
-        drain(
-            child.stderr.take().expect("stderr"),
-            log.clone(),
-            tx.clone(),
-        );
-        drain(child.stdout.take().expect("stdout"), log.clone(), tx);
-        let port = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(port) => port,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "bastion did not start under prlimit: {}",
-                    log.lock().map(|l| l.clone()).unwrap_or_default()
-                );
-            }
-        };
+            .env("NO_COLOR", "1");
+        let (child, port) =
+            spawn_watched(&mut command, "bastion under prlimit", &log, START_TIMEOUT);
         Server {
             child: Some(child),
             dir,

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod das_limits;
+pub mod das_policy;
 pub mod das_tls;
 pub mod federation;
 pub mod identity;
@@ -379,31 +380,45 @@ impl Drop for Server {
 
 /// Spawns the binary and waits for its `listening on 127.0.0.1:PORT` line.
 fn spawn(dir: &Path, log: &Arc<Mutex<String>>, extra: &[String]) -> (Child, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bastion"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bastion"));
+    command
         .arg("serve")
         .args(extra)
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--data-dir")
         .arg(dir)
-        .env("NO_COLOR", "1")
+        .env("NO_COLOR", "1");
+    spawn_watched(&mut command, "bastion", log, START_TIMEOUT)
+}
+
+/// Spawns `command` (`what` in messages) with its standard output and error kept in `log`,
+/// and waits `within` for its first `listening on 127.0.0.1:PORT` line; a process that
+/// does not report one is killed and the test fails with its output.
+pub fn spawn_watched(
+    command: &mut Command,
+    what: &str,
+    log: &Arc<Mutex<String>>,
+    within: Duration,
+) -> (Child, u16) {
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn the bastion binary");
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
     let (tx, rx) = mpsc::channel::<u16>();
     let stderr = child.stderr.take().expect("stderr");
     let stdout = child.stdout.take().expect("stdout");
     drain(stderr, log.clone(), tx.clone());
     drain(stdout, log.clone(), tx);
-    match rx.recv_timeout(START_TIMEOUT) {
+    match rx.recv_timeout(within) {
         Ok(port) => (child, port),
         Err(_) => {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "bastion did not report `listening on` within {START_TIMEOUT:?}; output:\n{}",
+                "{what} did not report `listening on` within {within:?}; output:\n{}",
                 log.lock().map(|l| l.clone()).unwrap_or_default()
             );
         }
@@ -686,49 +701,10 @@ impl Resp {
     }
 }
 
-/// A running `bastion das`; killed when dropped.
-pub struct DasProcess {
-    child: Child,
-    /// `http://ADDR:PORT` of its listener.
-    pub url: String,
-}
-
-impl Drop for DasProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `bastion das` with the policy file `policy` on a free loopback port and waits
-/// for it to report its address.
-pub fn start_das(policy: &Path) -> DasProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bastion"))
-        .args(["das", "--listen", "127.0.0.1:0", "--insecure", "--policy"])
-        .arg(policy)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start bastion das");
-    let (tx, rx) = mpsc::channel();
-    if let Some(stderr) = child.stderr.take() {
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(addr.trim().to_owned());
-                }
-            }
-        });
-    }
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("bastion das reports its address");
-    DasProcess {
-        child,
-        url: format!("http://{addr}"),
-    }
+/// Starts `bastion das --listen 127.0.0.1:0 --insecure --policy POLICY` (a plain listener
+/// only) and waits for it to report its address.
+pub fn start_das(policy: &Path) -> das_tls::DasServer {
+    das_tls::start_das_with(policy, &["--listen", "127.0.0.1:0", "--insecure"])
 }
 
 /// TS-0009 Table 6.3.2-1 for the codes this suite expects.

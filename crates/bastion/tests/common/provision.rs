@@ -79,21 +79,34 @@ pub fn write_crl(dir: &Path, revoked: &[&str], number: u32, next_update_days: u3
     std::fs::rename(dir.join(&tmp), dir.join(out)).expect("replace the CRL");
 }
 
-/// `bastion credentials add` of the PSK in `psk_file` under `kpsa_id` to the store of
-/// the data directory `data_dir` (encrypted with `key_file`), bound with `binding`
-/// (e.g. `["--originator", "Cae"]`, `["--cse-id", "/id-mn"]`, or nothing); its output.
+/// The credential store `bastion credentials add` writes to.
+#[derive(Clone, Copy)]
+pub enum Store<'a> {
+    /// The store of a data directory (`--data-dir`).
+    DataDir(&'a str),
+    /// A store file of its own (`--store`), e.g. `bastion das`'s.
+    File(&'a str),
+}
+
+/// `bastion credentials add` of the PSK in `psk_file` under `kpsa_id` to `store`
+/// (encrypted with `key_file`), bound with `binding` (e.g. `["--originator", "Cae"]`,
+/// `["--cse-id", "/id-mn"]`, or nothing); its output.
 pub fn add_psk_credential(
-    data_dir: &str,
+    store: Store<'_>,
     key_file: &str,
     kpsa_id: &str,
     psk_file: &str,
     binding: &[&str],
 ) -> String {
+    let (store_flag, store_path) = match store {
+        Store::DataDir(dir) => ("--data-dir", dir),
+        Store::File(file) => ("--store", file),
+    };
     let mut args = vec![
         "credentials",
         "add",
-        "--data-dir",
-        data_dir,
+        store_flag,
+        store_path,
         "--key-file",
         key_file,
         "--id",
