@@ -13,7 +13,7 @@ use bastion_proto::attrs::{self, Phase};
 use bastion_proto::id;
 use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, ResourceType, Response, ResultContent, Rsc};
-use bastion_store::{StoredResource, WriteOp};
+use bastion_store::{RowKind, StoredResource, WriteOp};
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -611,6 +611,7 @@ pub(crate) fn node_row(node: &Node) -> StoredResource {
         pi: node.pi.as_deref().unwrap_or("").to_owned(),
         rn: node.rn.clone(),
         ty: node.ty.number(),
+        kind: RowKind::Tree,
         seq: node.seq,
         size: 0,
         et: node.et.map(Timestamp::format),
@@ -698,6 +699,8 @@ async fn create_instance(
             pi: parent_ri.to_string(),
             rn: c.rn,
             ty: 4,
+            // Kept on disk and indexed at start-up without its body (see load.rs).
+            kind: RowKind::Instance,
             seq,
             size: cs as i64,
             et: Some(c.et.format()),

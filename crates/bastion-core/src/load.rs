@@ -8,7 +8,7 @@ use crate::{now, CseConfig, StartError};
 use bastion_policy::{LocalIdentity, RuleSet, TokenVerifier};
 use bastion_proto::time::Timestamp;
 use bastion_proto::ResourceType;
-use bastion_store::{Store, StoredResource, WriteBatch, WriteOp};
+use bastion_store::{RowKind, Store, StoredResource, WriteBatch, WriteOp};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,6 +31,7 @@ pub(crate) async fn load_tree(
                     pi: String::new(),
                     rn: base.rn.clone(),
                     ty: 5,
+                    kind: RowKind::Tree,
                     seq: 1,
                     size: 0,
                     et: None,
