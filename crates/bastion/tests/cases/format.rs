@@ -6,6 +6,22 @@
 //! as `${name}`: a step's `save` binds a name to a value of its response (a JSON pointer),
 //! for identifiers the CSE generates. `${now+N}` and `${now-N}` are the timestamp N seconds
 //! from when the step is sent.
+//!
+//! ```json
+//! {"name": "ts0004_7_4_7_2_latest_of_empty_container_is_not_found",
+//!  "setup": [{"op": "create", "to": "cse-in", "fr": "Cowner", "ty": 2,
+//!             "pc": {"m2m:ae": {"api": "Ntest", "rr": true, "srv": ["3"]}}, "rsc": 2001},
+//!            {"op": "create", "to": "cse-in/Cowner", "fr": "Cowner", "ty": 3,
+//!             "pc": {"m2m:cnt": {"rn": "cnt"}}, "rsc": 2001, "save": {"cnt": "/m2m:cnt/ri"}}],
+//!  "request": {"op": "retrieve", "to": "${cnt}/la", "fr": "Cowner"},
+//!  "expect": {"rsc": 4004, "body": [{"path": "/m2m:dbg", "present": true}]}}
+//! ```
+//!
+//! `to` is the primitive's address (CSE-relative, `/`SP-relative or `//`absolute); the
+//! HTTP runner maps it to a path as TS-0009 asks. `rcn`, `drt`, `atrl` and `fc` (filter
+//! members and attribute conditions by short name, a list for a multi-valued member) are
+//! primitive parameters; `omit` sends `rqi` or `rvi` absent. A check has a JSON pointer
+//! `path` and exactly one of `equals`, `present`, `absent`, `count`, `contains`, `lacks`.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
