@@ -76,7 +76,7 @@ impl Cse {
             }
         };
         if let Some(denied) = denied {
-            let now = crate::now();
+            let now = self.now();
             if req.tqi {
                 // Indirect procedure (TS-0003 7.3.2.3 step 2): no debug text, only `tqf`.
                 self.audit_deny(&req.fr, ctx, &path, op);
@@ -225,7 +225,7 @@ impl Cse {
             // `rq_time` from this CSE's clock; `rq_ip` from the transport peer only
             // (forwarded-for headers are never trusted); location, country, groups and
             // roles from the PIP (TS-0003 7.1.2 table 7.1.2-2, 7.4.3, annex F).
-            time: Some(crate::now().0),
+            time: Some(self.now().0),
             peer_ip: ctx.peer.map(|a| a.ip()),
             pip: &pip,
         };

@@ -45,7 +45,7 @@ impl Cse {
     /// would meet before the decision (4000 bad address, 4004 no such resource, 4005
     /// CREATE under a virtual resource, 4108 CREATE under an instance).
     pub async fn explain(&self, query: &ExplainQuery) -> Result<Explanation, RequestError> {
-        let now = crate::now();
+        let now = self.now();
         let checked = Checked {
             op: match query.operation {
                 AccessOperation::Create => Operation::Create,

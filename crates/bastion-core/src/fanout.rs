@@ -102,7 +102,7 @@ impl Cse {
         ctx: &'a RequestContext,
     ) -> Pin<Box<dyn Future<Output = Option<Handled>> + Send + 'a>> {
         Box::pin(async move {
-            let now = crate::now();
+            let now = self.now();
             let fan = match self.locate_fopt(&req.to, now) {
                 Ok(Some(fan)) => fan,
                 Ok(None) => return None,
@@ -204,7 +204,7 @@ impl Cse {
                 authenticated: ctx.authenticated,
                 target_type: group.ty.number(),
                 create_type,
-                time: Some(crate::now().0),
+                time: Some(self.now().0),
                 peer_ip: ctx.peer.map(|a| a.ip()),
                 pip: &pip,
             };
@@ -243,7 +243,7 @@ impl Cse {
             .as_deref()
             .and_then(|s| parse_abs_rel(s, now))
             .map(|at| {
-                let secs = at.0.saturating_sub(crate::now().0).max(0) as u64;
+                let secs = at.0.saturating_sub(self.now().0).max(0) as u64;
                 tokio::time::Instant::now() + std::time::Duration::from_secs(secs)
             });
         // The members asked: as many as the original request's budget still allows,
@@ -344,7 +344,7 @@ impl Cse {
         originator: &str,
     ) -> Result<(), RequestError> {
         self.write_guard()?;
-        let now = crate::now();
+        let now = self.now();
         let (pending, notices) = {
             let mut tree = self.tree.write();
             let Some(node) = tree.get(group) else {

@@ -44,6 +44,7 @@ pub use explain::{explanation_json, ExplainQuery};
 pub use identity::CredentialBindings;
 
 use bastion_policy::{LocalIdentity, LocationService, TokenVerifier, ValidatedToken};
+use bastion_proto::clock::{Clock, SystemClock};
 use bastion_proto::time::Timestamp;
 use bastion_proto::{Request, RequestError, Response};
 use bastion_store::{Store, StoreError};
@@ -130,6 +131,8 @@ pub struct Cse {
     poa_checks: poa::PoaChecks,
     /// This CSE, for tasks that outlive a request (non-blocking requests).
     me: std::sync::Weak<Cse>,
+    /// The one source of "now" (expiry, tokens, schedules, `rqet`, timestamps written).
+    clock: Arc<dyn Clock>,
 }
 
 /// The CSE's connections to the outside world, beside its storage.
@@ -152,6 +155,8 @@ pub struct Services {
     /// only inside its security association (TS-0003 7.2.1). Without it only
     /// registrations made over an association bind identities.
     pub credentials: Option<Arc<dyn CredentialBindings>>,
+    /// Where "now" comes from: the system clock unless a test or tool sets one.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for Services {
@@ -163,6 +168,7 @@ impl Default for Services {
             outbound: None,
             notifications: None,
             credentials: None,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -174,15 +180,6 @@ fn token_verifier(config: &CseConfig, local: &LocalIdentity) -> TokenVerifier {
         TokenVerifier::new(local.clone()).leeway(config.authorization.token_leeway_secs),
         |v, (issuer, key)| v.trust(issuer, key.clone()),
     )
-}
-
-/// Current time as a oneM2M timestamp.
-pub fn now() -> Timestamp {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    Timestamp(secs)
 }
 
 impl Cse {
@@ -219,7 +216,8 @@ impl Cse {
             admin: config.admin.clone(),
         };
         let verifier = token_verifier(&config, &local);
-        let tree = load::load_tree(&config, &local, &verifier, store.as_ref()).await?;
+        let started = services.clock.timestamp();
+        let tree = load::load_tree(&config, &local, &verifier, store.as_ref(), started).await?;
         let committer = commit::Committer::start(store.clone(), poisoned.clone());
         let role_authorities = config
             .authorization
@@ -250,11 +248,17 @@ impl Cse {
             admin_absolute,
             polling: pch::PollingChannels::default(),
             poa_checks: poa::PoaChecks::default(),
+            clock: services.clock,
         }))
     }
 
     pub fn config(&self) -> &CseConfig {
         &self.config
+    }
+
+    /// Now, by this CSE's clock, in whole seconds.
+    pub fn now(&self) -> Timestamp {
+        self.clock.timestamp()
     }
 
     /// Every `aclr` region of every ACP (`pv` and `pvs`), deduplicated: what a network
@@ -306,12 +310,12 @@ impl Cse {
                 .unwrap_or_else(|| "3".to_owned()),
         );
         resp.fr = Some(self.config.cse_id.clone());
-        resp.ot = Some(now().format());
+        resp.ot = Some(self.now().format());
         resp
     }
 
     async fn process(&self, req: Request, ctx: &RequestContext) -> Result<Response, RequestError> {
-        let now = now();
+        let now = self.now();
         // Kept to be re-issued to each member when `to` names a group's `fopt`, or to
         // run later when the request is non-blocking.
         let non_blocking = matches!(

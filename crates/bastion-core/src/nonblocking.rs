@@ -75,7 +75,7 @@ impl Cse {
                 }
                 _ => None,
             };
-            let now = crate::now();
+            let now = self.now();
             let (ri, path) = self.store_request(&original, req, now).await?;
             let mut inner = original;
             inner.rt = None;
@@ -134,7 +134,7 @@ impl Cse {
     /// `<remoteCSE>`'s; nothing for anyone else (an AE of another CSE, the admin).
     fn registered_poa(&self, tree: &Tree, originator: &str, normalized: &str) -> Vec<String> {
         let poa = match crate::forward::owner(&self.config.sp_id, originator) {
-            crate::forward::Owner::Cse(csi) => crate::remote_cse::peers_in(tree, crate::now())
+            crate::forward::Owner::Cse(csi) => crate::remote_cse::peers_in(tree, self.now())
                 .into_iter()
                 .find(|p| p.csi == csi)
                 .map(|p| p.poa),
@@ -255,7 +255,7 @@ impl Cse {
             node.attrs.insert("rs".into(), json!(status));
             node.attrs.insert("ors".into(), Value::Object(rsp.clone()));
             node.attrs
-                .insert("lt".into(), Value::String(crate::now().format()));
+                .insert("lt".into(), Value::String(self.now().format()));
             self.committer
                 .enqueue(vec![WriteOp::Upsert(node_row(node))])
         };

@@ -531,7 +531,7 @@ impl Cse {
     /// CSE whose `csi` or `dcse` names it, else the registrar).
     pub(crate) fn remote_hop(&self, tree: &Tree, id: &str) -> Option<(String, Vec<String>)> {
         let dest = forward::transit(&self.config.sp_id, &self.config.cse_id, id)?;
-        let peers = crate::remote_cse::peers_in(tree, crate::now());
+        let peers = crate::remote_cse::peers_in(tree, self.now());
         let here = forward::Here {
             cse_id: &self.config.cse_id,
             cse_type: self.config.cse_type,
@@ -920,7 +920,7 @@ impl Cse {
         };
         if let Some((ae, poa)) = local_ae {
             let checked =
-                crate::checks::check(&self.config, req, crate::now()).map_err(|e| e.to_string())?;
+                crate::checks::check(&self.config, req, self.now()).map_err(|e| e.to_string())?;
             return match self.pass_to_ae(&ae, &checked).await {
                 Ok(resp) => {
                     if resp.rsc == Rsc::Ok {

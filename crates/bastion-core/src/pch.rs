@@ -167,8 +167,8 @@ impl Cse {
         let wait = req
             .rqet
             .as_deref()
-            .and_then(|s| parse_abs_rel(s, crate::now()))
-            .map(|t| Duration::from_secs(t.0.saturating_sub(crate::now().0).max(0) as u64))
+            .and_then(|s| parse_abs_rel(s, self.now()))
+            .map(|t| Duration::from_secs(t.0.saturating_sub(self.now().0).max(0) as u64))
             .unwrap_or(DEFAULT_POLL)
             .min(MAX_POLL);
         let deadline = tokio::time::Instant::now() + wait;

@@ -99,7 +99,7 @@ impl Cse {
         if cse == self.config.cse_id {
             return false;
         }
-        let peers = peers_in(tree, crate::now());
+        let peers = peers_in(tree, self.now());
         let registrar = self.config.registrar.as_deref();
         if peers
             .iter()
@@ -132,7 +132,7 @@ impl Cse {
         if cse == self.config.cse_id {
             return false;
         }
-        let peers = self.peers(crate::now());
+        let peers = self.peers(self.now());
         let registrar = self.config.registrar.as_deref();
         let Some(relay_csr) = peers.iter().find(|p| p.csi == relay) else {
             return false;
@@ -155,7 +155,7 @@ impl Cse {
         csi: &str,
         mut attrs: Map<String, Value>,
     ) -> Result<(), RequestError> {
-        let now = crate::now();
+        let now = self.now();
         check_poa_not_own(&self.config.poa, attrs.get("poa"))?;
         attrs.insert("csi".into(), Value::String(csi.to_owned()));
         self.write_guard()?;
