@@ -149,7 +149,7 @@ impl Cse {
     /// an assigned AE-ID (empty, `C` or `S` originator) is left to the registration rules.
     pub(crate) fn verify_identity(
         &self,
-        req: &checks::Checked,
+        req: &checks::Envelope,
         ctx: &RequestContext,
     ) -> Result<RequestContext, RequestError> {
         let asks_for_id = req.op == Operation::Create

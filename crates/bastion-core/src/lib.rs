@@ -43,11 +43,13 @@ pub use config::{AuthorizationConfig, CseConfig, CseType};
 pub use explain::{explanation_json, ExplainQuery};
 pub use identity::CredentialBindings;
 
+use access::Enforcer;
 use bastion_policy::{LocalIdentity, LocationService, TokenVerifier, ValidatedToken};
 use bastion_proto::clock::{Clock, SystemClock};
 use bastion_proto::time::Timestamp;
 use bastion_proto::{Request, RequestError, Response};
 use bastion_store::{Store, StoreError};
+use checks::Checked;
 use parking_lot::RwLock;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -331,34 +333,25 @@ impl Cse {
         self.gather_credentials(&checked, &mut verified, now)?;
         let ctx = &verified;
         self.check_originator(&checked, ctx)?;
-        if let Some(result) = self.polling_uri(&checked, ctx).await {
+        let access = Enforcer::for_request(self, &checked, ctx, now);
+        if let Some(result) = self.polling_uri(&checked, &access).await {
             return result;
         }
         if let Some(original) = kept {
             if non_blocking {
                 return self.accept_non_blocking(original, &checked, ctx).await;
             }
-            if let Some(result) = self.fan_out(original, &checked, ctx).await {
+            if let Some(result) = self.fan_out(original, &checked, &access).await {
                 return result;
             }
         }
-        match checked.op {
-            bastion_proto::Operation::Create => create::create(self, checked, ctx, now).await,
-            bastion_proto::Operation::Retrieve => retrieve::retrieve(self, checked, ctx, now).await,
-            bastion_proto::Operation::Update => update::update(self, checked, ctx, now).await,
-            bastion_proto::Operation::Delete => delete::delete(self, checked, ctx, now).await,
-            bastion_proto::Operation::Notify => self.notify(checked, ctx, now).await,
+        match checked {
+            Checked::Create(req) => create::create(self, req, &access).await,
+            Checked::Retrieve(req) => retrieve::retrieve(self, req, &access).await,
+            Checked::Update(req) => update::update(self, req, &access).await,
+            Checked::Delete(req) => delete::delete(self, req, &access).await,
+            Checked::Notify(req) => self.notify_hosted(req, &access).await,
         }
-    }
-
-    /// NOTIFY to a resource of this CSE (`notify.rs`: delivered onward to an `<AE>`).
-    async fn notify(
-        &self,
-        req: checks::Checked,
-        ctx: &RequestContext,
-        now: Timestamp,
-    ) -> Result<Response, RequestError> {
-        self.notify_hosted(req, ctx, now).await
     }
 
     fn write_guard(&self) -> Result<(), RequestError> {

@@ -22,7 +22,7 @@
 //! originator of the original request) and the administrator may RETRIEVE or DELETE it;
 //! every attribute is NP for UPDATE.
 
-use crate::checks::Checked;
+use crate::checks::Envelope;
 use crate::create::{new_ri, node_row, universal};
 use crate::notify::{is_url, NotificationKind};
 use crate::tree::{Node, Ri, Tree};
@@ -59,7 +59,7 @@ impl Cse {
     pub(crate) fn accept_non_blocking<'a>(
         &'a self,
         original: Request,
-        req: &'a Checked,
+        req: &'a Envelope,
         ctx: &'a RequestContext,
     ) -> Pin<Box<dyn Future<Output = Handled> + Send + 'a>> {
         Box::pin(async move {
@@ -180,7 +180,7 @@ impl Cse {
     async fn store_request(
         &self,
         original: &Request,
-        req: &Checked,
+        req: &Envelope,
         now: Timestamp,
     ) -> Result<(Ri, String), RequestError> {
         let keep = original
@@ -210,7 +210,7 @@ impl Cse {
             attrs.insert("org".into(), json!(req.fr));
             attrs.insert("rid".into(), json!(original.rqi()));
             attrs.insert("mi".into(), meta_information(original));
-            if let Some(pc) = &req.pc {
+            if let Some(pc) = &original.pc {
                 attrs.insert("pc".into(), pc.clone());
             }
             attrs.insert("rs".into(), json!(PENDING));
