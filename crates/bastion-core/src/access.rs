@@ -243,6 +243,18 @@ impl<'a> Enforcer<'a> {
         }
     }
 
+    /// The operator endpoints (`/__bastion/explain`) admit only the administrator: no
+    /// ACP governs them. 4103 otherwise.
+    pub(crate) fn operator(&self) -> Result<(), RequestError> {
+        if self.cse.is_admin(&self.originator) {
+            Ok(())
+        } else {
+            Err(RequestError::NoPrivilege(
+                "originator has no privilege".into(),
+            ))
+        }
+    }
+
     /// Whether the PDP grants (no audit: used where a deny only hides a resource).
     pub(crate) fn permits(
         &self,

@@ -205,13 +205,7 @@ impl Cse {
         if !fr.is_empty() {
             self.bind_originator(fr, ctx.identity.as_deref())?;
         }
-        if self.is_admin(fr) {
-            Ok(())
-        } else {
-            Err(RequestError::NoPrivilege(
-                "originator has no privilege".into(),
-            ))
-        }
+        crate::access::Enforcer::new(self, fr, ctx, self.now()).operator()
     }
 }
 

@@ -177,7 +177,7 @@ fn size_of(attrs: &Map<String, Value>) -> usize {
 
 /// Builds the response content for `rcn` (default: attributes). Children and child
 /// references are those the request's originator may RETRIEVE, respectively
-/// DISCOVER, itself ([`Cse::may_include`]); instances follow their container.
+/// DISCOVER, itself ([`Enforcer::may_include`]); instances follow their container.
 pub(crate) async fn shape(
     cse: &Cse,
     result: ResultShape<'_>,

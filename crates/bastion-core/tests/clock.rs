@@ -3,6 +3,7 @@
 
 use bastion_core::{Cse, CseConfig, RequestContext, Services};
 use bastion_proto::clock::{Clock, ManualClock};
+use bastion_proto::filter::FilterCriteria;
 use bastion_proto::time::Timestamp;
 use bastion_proto::{Operation, Request, Response};
 use bastion_store::SqliteStore;
@@ -21,7 +22,12 @@ async fn open(clock: Arc<ManualClock>) -> (Arc<Cse>, tempfile::TempDir) {
         clock,
         ..Services::default()
     };
-    let cse = Cse::open_with(CseConfig::default(), Arc::new(store), services)
+    // The sweep, where a test starts it, runs often: it waits for no wall-clock time.
+    let config = CseConfig {
+        expiry_interval_ms: 10,
+        ..CseConfig::default()
+    };
+    let cse = Cse::open_with(config, Arc::new(store), services)
         .await
         .expect("cse");
     (cse, dir)
@@ -118,4 +124,133 @@ async fn request_expiration_is_judged_by_the_clock() {
     assert_eq!(r.rsc.code(), 4008, "{:?}", r.pc);
     assert_eq!(r.pc, Some(json!({"m2m:dbg": "rqet has already passed"})));
     assert_eq!(clock.timestamp(), Timestamp(START.0 + 5));
+}
+
+fn discovery(to: &str, fc: FilterCriteria) -> Request {
+    Request {
+        fc: FilterCriteria { fu: Some(1), ..fc },
+        ..request(Operation::Retrieve, to, None, None)
+    }
+}
+
+fn uril(r: &Response) -> Vec<String> {
+    assert_eq!(r.rsc.code(), 2000, "{:?}", r.pc);
+    let list = &r.pc.as_ref().expect("content")["m2m:uril"];
+    list.as_array()
+        .unwrap_or_else(|| panic!("m2m:uril is not a list: {list}"))
+        .iter()
+        .map(|v| v.as_str().expect("uril entry").to_owned())
+        .collect()
+}
+
+/// Moved from the binary's discovery suite, where it slept to the next second.
+#[tokio::test]
+async fn ts0004_7_3_3_17_created_before_and_after() {
+    let clock = Arc::new(ManualClock::at(START));
+    let (cse, _dir) = open(clock.clone()).await;
+    for rn in ["e1", "e2"] {
+        let body = json!({"m2m:cnt": {"rn": rn}});
+        let r = send(
+            &cse,
+            request(Operation::Create, "cse-in", Some(3), Some(body)),
+        )
+        .await;
+        assert_eq!(r.rsc.code(), 2001, "{:?}", r.pc);
+        clock.advance(Duration::from_secs(1));
+    }
+    let (ct1, ct2) = (START, Timestamp(START.0 + 1));
+    let find = |crb: Option<Timestamp>, cra: Option<Timestamp>| {
+        let fc = FilterCriteria {
+            crb,
+            cra,
+            ty: vec![3],
+            ..FilterCriteria::default()
+        };
+        discovery("cse-in", fc)
+    };
+    assert_eq!(
+        uril(&send(&cse, find(Some(ct2), None)).await),
+        ["cse-in/e1"]
+    );
+    assert_eq!(
+        uril(&send(&cse, find(None, Some(ct2))).await),
+        ["cse-in/e2"]
+    );
+    assert_eq!(uril(&send(&cse, find(None, Some(ct1))).await).len(), 2);
+    assert!(uril(&send(&cse, find(Some(ct1), None)).await).is_empty());
+    assert_eq!(
+        uril(&send(&cse, find(Some(ct2), Some(ct1))).await),
+        ["cse-in/e1"]
+    );
+}
+
+/// Moved from the binary's resource suite, where it waited for `et` on the wall clock.
+/// Resolution treats an expired resource and its subtree as absent before the sweep.
+#[tokio::test]
+async fn ts0001_9_6_1_3_expired_resource_disappears_with_its_subtree() {
+    let clock = Arc::new(ManualClock::at(START));
+    let (cse, _dir) = open(clock.clone()).await;
+    let create = |parent: &str, ty: u64, body: Value| {
+        request(Operation::Create, parent, Some(ty), Some(body))
+    };
+    let et = Timestamp(START.0 + 3).format();
+    let mut ris = Vec::new();
+    for (parent, ty, body) in [
+        ("cse-in", 3, json!({"m2m:cnt": {"rn": "brief", "et": et}})),
+        ("cse-in/brief", 3, json!({"m2m:cnt": {"rn": "sub"}})),
+        (
+            "cse-in/brief/sub",
+            4,
+            json!({"m2m:cin": {"rn": "i", "con": "x"}}),
+        ),
+        ("cse-in", 3, json!({"m2m:cnt": {"rn": "keep"}})),
+    ] {
+        let r = send(&cse, create(parent, ty, body)).await;
+        assert_eq!(r.rsc.code(), 2001, "{:?}", r.pc);
+        let pc = r.pc.expect("content");
+        let (_, resource) = pc.as_object().and_then(|m| m.iter().next()).expect("one");
+        ris.push(resource["ri"].as_str().expect("ri").to_owned());
+    }
+    let get = |to: &str| request(Operation::Retrieve, to, None, None);
+    let r = send(&cse, get("cse-in/brief/sub/i")).await;
+    assert_eq!(r.rsc.code(), 2000, "{:?}", r.pc);
+
+    clock.advance(Duration::from_secs(3));
+    let gone = ["cse-in/brief", "cse-in/brief/sub", "cse-in/brief/sub/i"]
+        .map(str::to_owned)
+        .into_iter()
+        .chain(ris[..3].iter().map(|ri| format!("/id-in/{ri}")));
+    for to in gone {
+        let r = send(&cse, get(&to)).await;
+        assert_eq!(r.rsc.code(), 4004, "{to}: {:?}", r.pc);
+    }
+    let r = send(&cse, discovery("cse-in", FilterCriteria::default())).await;
+    assert!(
+        !uril(&r).iter().any(|p| p.starts_with("cse-in/brief")),
+        "{r:?}"
+    );
+    assert!(uril(&r).contains(&"cse-in/keep".to_owned()), "{r:?}");
+    let r = send(&cse, get(&format!("/id-in/{}", ris[3]))).await;
+    assert_eq!(r.rsc.code(), 2000, "{:?}", r.pc);
+    // Once the sweep has removed it, the name is free again. The sweep runs on its own
+    // task; the clock has already moved, so only that task is awaited.
+    let sweep = cse.spawn_expiry();
+    let mut r = send(
+        &cse,
+        create("cse-in", 3, json!({"m2m:cnt": {"rn": "brief"}})),
+    )
+    .await;
+    for _ in 0..500 {
+        if r.rsc.code() != 4105 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        r = send(
+            &cse,
+            create("cse-in", 3, json!({"m2m:cnt": {"rn": "brief"}})),
+        )
+        .await;
+    }
+    sweep.abort();
+    assert_eq!(r.rsc.code(), 2001, "{:?}", r.pc);
 }

@@ -223,3 +223,33 @@ async fn explain_decides_at_the_clock_time_unless_told_otherwise() {
     let missing = f.cse.explain(&query("cse-in/nothing", None)).await;
     assert_eq!(missing.expect_err("no such resource").rsc().code(), 4004);
 }
+
+/// The admission of `/__bastion/explain` (bastion-http's admin.rs): only the
+/// administrator, in any addressing form, and only where it may claim that identity.
+#[tokio::test]
+async fn operator_endpoints_admit_only_the_administrator() {
+    let f = open().await;
+    register_reader(&f.cse).await;
+    let outside = RequestContext::new(None, None);
+    for admin in ["CAdmin", "/id-in/CAdmin"] {
+        assert!(
+            f.cse.authorize_operator(Some(admin), &outside).is_ok(),
+            "{admin}"
+        );
+    }
+    for who in [Some(READER), None] {
+        let err = f
+            .cse
+            .authorize_operator(who, &outside)
+            .expect_err("not the administrator");
+        assert_eq!(err.rsc().code(), 4103, "{who:?}");
+        assert_eq!(err.to_string(), "originator has no privilege");
+    }
+    // Inside the reader's association the administrator's name is impersonation: 4106.
+    let readers = RequestContext::new(None, Some(READER.to_owned()));
+    let err = f
+        .cse
+        .authorize_operator(Some("CAdmin"), &readers)
+        .expect_err("impersonation");
+    assert_eq!(err.rsc().code(), 4106);
+}
