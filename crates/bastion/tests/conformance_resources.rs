@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::time::Duration;
 
 fn ae_body(api: &str) -> Value {
     json!({"m2m:ae": {"api": api, "rr": true, "srv": ["3"]}})
