@@ -1,9 +1,11 @@
 //! The CSE: the request pipeline from a decoded primitive to a response primitive.
 //!
-//! Stages (docs/architecture.md): primitive checks → originator checks → target
-//! resolution → access decision (this crate is the PEP and PRP; `bastion-policy` is the
-//! PDP) → per-type handler → durable commit → response shaping. Bindings call
-//! [`Cse::handle`] and never see anything else.
+//! Stages (docs/architecture.md): primitive checks (one typed request per operation,
+//! `checks.rs`) → originator checks → target resolution → access decision (this crate is
+//! the PEP and PRP, through one `access::Enforcer` per request; `bastion-policy` is the
+//! PDP) → per-type handler → durable commit → response shaping. Time comes from the
+//! clock the CSE was opened with ([`Services::clock`]). Bindings call [`Cse::handle`] and
+//! never see anything else.
 #![forbid(unsafe_code)]
 
 mod access;
