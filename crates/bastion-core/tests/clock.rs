@@ -254,3 +254,70 @@ async fn ts0001_9_6_1_3_expired_resource_disappears_with_its_subtree() {
     sweep.abort();
     assert_eq!(r.rsc.code(), 2001, "{:?}", r.pc);
 }
+
+/// `(cni, cbs)` of `cse-in/cnt`.
+async fn sizes(cse: &Cse) -> (u64, u64) {
+    let r = send(cse, request(Operation::Retrieve, "cse-in/cnt", None, None)).await;
+    assert_eq!(r.rsc.code(), 2000, "{:?}", r.pc);
+    let count = |name| attr(&r, name).as_u64().expect("counter");
+    (count("cni"), count("cbs"))
+}
+
+async fn cin(cse: &Cse, rn: &str, con: &str) -> Response {
+    let body = json!({"m2m:cin": {"rn": rn, "con": con}});
+    let r = send(
+        cse,
+        request(Operation::Create, "cse-in/cnt", Some(4), Some(body)),
+    )
+    .await;
+    assert_eq!(r.rsc.code(), 2001, "{:?}", r.pc);
+    r
+}
+
+/// Moved from the binary's container suite, where it waited for `mia` on the wall clock.
+#[tokio::test]
+async fn ts0004_7_4_7_2_expired_instances_leave_the_counters() {
+    let clock = Arc::new(ManualClock::at(START));
+    let (cse, _dir) = open(clock.clone()).await;
+    // mia = 2 s: every instance expires two seconds after its creation.
+    let body = json!({"m2m:cnt": {"rn": "cnt", "mia": 2}});
+    let r = send(
+        &cse,
+        request(Operation::Create, "cse-in", Some(3), Some(body)),
+    )
+    .await;
+    assert_eq!(r.rsc.code(), 2001, "{:?}", r.pc);
+    let a = cin(&cse, "a", "aaaa").await;
+    let a_ri = a.pc.as_ref().expect("content")["m2m:cin"]["ri"]
+        .as_str()
+        .expect("ri")
+        .to_owned();
+    cin(&cse, "b", "bb").await;
+    assert_eq!(sizes(&cse).await, (2, 6));
+
+    clock.advance(Duration::from_secs(2));
+    // The sweep removes the instances on its own task; only that task is awaited.
+    let sweep = cse.spawn_expiry();
+    for _ in 0..500 {
+        if sizes(&cse).await == (0, 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sweep.abort();
+    assert_eq!(sizes(&cse).await, (0, 0));
+    for to in [
+        "cse-in/cnt/a".to_owned(),
+        "cse-in/cnt/la".to_owned(),
+        "cse-in/cnt/ol".to_owned(),
+        format!("/id-in/{a_ri}"),
+    ] {
+        let r = send(&cse, request(Operation::Retrieve, &to, None, None)).await;
+        assert_eq!(r.rsc.code(), 4004, "{to}: {:?}", r.pc);
+    }
+    let r = send(&cse, discovery("cse-in/cnt", FilterCriteria::default())).await;
+    assert!(uril(&r).is_empty(), "{r:?}");
+    // The container itself lives on, and its names are free again.
+    cin(&cse, "a", "new").await;
+    assert_eq!(sizes(&cse).await, (1, 3));
+}
