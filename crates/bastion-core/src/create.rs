@@ -2,9 +2,10 @@
 //! creation, and `<contentInstance>` creation with container semantics (TS-0004 §7.4.7.2:
 //! size limits, eviction of the oldest instances, counters, state tag).
 
+use crate::access::Enforcer;
 use crate::audit::{AuditKind, AuditRule};
 use crate::authz_state::{self, Mode};
-use crate::checks::Checked;
+use crate::checks::CreateRequest;
 use crate::render::{store_body, wrap};
 use crate::tree::{AcpRules, AuthzState, Instance, Node, Ri, Tree};
 use crate::{Cse, CseConfig, RequestContext};
@@ -23,11 +24,11 @@ const RESERVED_UNDER_CONTAINER: [&str; 2] = ["la", "ol"];
 
 pub(crate) async fn create(
     cse: &Cse,
-    req: Checked,
-    ctx: &RequestContext,
-    now: Timestamp,
+    req: CreateRequest,
+    access: &Enforcer<'_>,
 ) -> Result<Response, RequestError> {
-    let ty = req.ty.expect("checked: CREATE has ty");
+    let (ctx, now) = (access.ctx(), access.now());
+    let ty = req.ty;
     if ty == ResourceType::CseBase {
         return Err(RequestError::not_allowed("a CSEBase cannot be created"));
     }
@@ -56,9 +57,9 @@ pub(crate) async fn create(
         _ => (AccessOperation::Create, Some(ty.number())),
     };
     let rule = if ty == ResourceType::PollingChannel {
-        polling_channel_parent(cse, &req, ctx, &parent)?
+        polling_channel_parent(cse, access, &parent)?
     } else {
-        cse.authorize(&req, ctx, &target, op, create_type).await?
+        access.authorize(&target, op, create_type).await?
     };
     {
         let tree = cse.tree.read();
@@ -263,7 +264,7 @@ pub(crate) fn compile_acp(cse: &Cse, pv: &Value, pvs: &Value) -> Result<AcpRules
 
 async fn create_node(
     cse: &Cse,
-    req: &Checked,
+    req: &CreateRequest,
     ty: ResourceType,
     mut content: Map<String, Value>,
     parent_ri: &Ri,
@@ -384,7 +385,7 @@ async fn create_node(
 /// Shapes the CREATE response per `rcn` (default 1, attributes).
 pub(crate) fn created(
     cse: &Cse,
-    req: &Checked,
+    req: &CreateRequest,
     ty: ResourceType,
     attrs: Map<String, Value>,
 ) -> Result<Response, RequestError> {
@@ -413,11 +414,7 @@ pub(crate) fn created(
             resp.pc = Some(serde_json::json!({ "m2m:rce": rce }));
         }
         ResultContent::ModifiedAttributes => {
-            let sent = req
-                .pc
-                .as_ref()
-                .and_then(|pc| pc.get(ty.root()))
-                .and_then(Value::as_object);
+            let sent = req.pc.get(ty.root()).and_then(Value::as_object);
             let modified: Map<String, Value> = attrs
                 .into_iter()
                 .filter(|(k, v)| sent.and_then(|s| s.get(k)) != Some(v))
@@ -433,7 +430,7 @@ pub(crate) fn created(
 /// apply; the originator decides the AE-ID.
 async fn register_ae(
     cse: &Cse,
-    req: &Checked,
+    req: &CreateRequest,
     ctx: &RequestContext,
     mut content: Map<String, Value>,
     parent_ri: &Ri,
@@ -630,7 +627,7 @@ pub(crate) fn node_row(node: &Node) -> StoredResource {
 
 async fn create_instance(
     cse: &Cse,
-    req: &Checked,
+    req: &CreateRequest,
     mut content: Map<String, Value>,
     parent_ri: &Ri,
     now: Timestamp,
@@ -747,7 +744,7 @@ struct PreparedSubscription {
 /// the subscription.
 async fn prepare_subscription(
     cse: &Cse,
-    req: &Checked,
+    req: &CreateRequest,
     ctx: &RequestContext,
     content: &Map<String, Value>,
     parent_ri: &Ri,
@@ -779,22 +776,14 @@ async fn prepare_subscription(
 /// (TS-0001 9.6.21, 10.2.5.x; docs/decisions.md).
 fn polling_channel_parent(
     cse: &Cse,
-    req: &Checked,
-    ctx: &RequestContext,
+    access: &Enforcer<'_>,
     parent: &Ri,
 ) -> Result<AuditRule, RequestError> {
     let tree = cse.tree.read();
     let node = tree
         .get(parent)
         .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-    let owner = match node.ty {
-        ResourceType::Ae => node.attrs.get("aei").and_then(Value::as_str),
-        ResourceType::RemoteCse => node.attrs.get("csi").and_then(Value::as_str),
-        _ => None,
-    };
-    let fr = bastion_policy::normalize_originator(&cse.local, &req.fr);
-    let is_owner = owner.is_some_and(|o| bastion_policy::normalize_originator(&cse.local, o) == fr);
-    if !is_owner || (ctx.identity.is_some() && !ctx.authenticated) {
+    if !access.is_entity_itself(node) {
         return Err(RequestError::NoPrivilege(
             "only the entity itself may create its polling channel".into(),
         ));

@@ -149,7 +149,7 @@ impl Cse {
     /// an assigned AE-ID (empty, `C` or `S` originator) is left to the registration rules.
     pub(crate) fn verify_identity(
         &self,
-        req: &checks::Checked,
+        req: &checks::Envelope,
         ctx: &RequestContext,
     ) -> Result<RequestContext, RequestError> {
         let asks_for_id = req.op == Operation::Create
@@ -205,13 +205,7 @@ impl Cse {
         if !fr.is_empty() {
             self.bind_originator(fr, ctx.identity.as_deref())?;
         }
-        if self.is_admin(fr) {
-            Ok(())
-        } else {
-            Err(RequestError::NoPrivilege(
-                "originator has no privilege".into(),
-            ))
-        }
+        crate::access::Enforcer::new(self, fr, ctx, self.now()).operator()
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::authz_state::{self, Mode};
 use crate::render::{parse_body, store_body};
 use crate::tree::{AcpRules, Instance, Node, Ri, Tree};
-use crate::{now, CseConfig, StartError};
+use crate::{CseConfig, StartError};
 use bastion_policy::{LocalIdentity, RuleSet, TokenVerifier};
 use bastion_proto::time::Timestamp;
 use bastion_proto::ResourceType;
@@ -18,11 +18,12 @@ pub(crate) async fn load_tree(
     local: &LocalIdentity,
     verifier: &TokenVerifier,
     store: &dyn Store,
+    now: Timestamp,
 ) -> Result<Tree, StartError> {
     let rows = store.load_tree().await?;
     let max_seq = store.max_seq().await?;
     if rows.is_empty() {
-        let base = base_node(config, now(), 1);
+        let base = base_node(config, now, 1);
         let body = store_body(&base.attrs, None);
         store
             .apply(WriteBatch {
@@ -57,12 +58,12 @@ pub(crate) async fn load_tree(
         .get("ct")
         .and_then(Value::as_str)
         .and_then(Timestamp::parse)
-        .unwrap_or_else(now);
+        .unwrap_or(now);
     let mut tree =
         Tree::new(base_node(config, ct, first.seq), max_seq).count_subscriptions_as(local.clone());
     let mut pending_acpi: Vec<(Ri, Vec<String>)> = Vec::new();
     let mut groups: Vec<Ri> = Vec::new();
-    let started = now();
+    let started = now;
     for row in rows {
         let authenticated_subscriber = row.ty == ResourceType::Subscription.number()
             && crate::render::subscriber_authenticated(&row.body);

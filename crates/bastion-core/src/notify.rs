@@ -15,7 +15,7 @@
 //! subscription takes effect, and an AE's own `poa` before it gets unsolicited
 //! notifications (`poa.rs`).
 
-use crate::access::RuleKind;
+use crate::access::{Enforcer, RuleKind};
 use crate::forward;
 use crate::pch::PollingMessage;
 use crate::subscription::{
@@ -213,17 +213,13 @@ impl Cse {
     fn may_still_retrieve(&self, tree: &Tree, state: &SubscriptionState, subject: &Node) -> bool {
         let mut ctx = RequestContext::new(None, None);
         ctx.authenticated = state.authenticated;
-        self.evaluate(
+        Enforcer::new(self, &state.creator, &ctx, self.now()).permits(
             tree,
-            &state.creator,
-            &ctx,
             subject,
             AccessOperation::Retrieve,
             None,
             RuleKind::Privileges,
-            false,
         )
-        .is_ok()
     }
 
     /// How much of the resource a child event (net 3, 4) may show this subscriber: what
@@ -259,7 +255,8 @@ impl Cse {
             .and_then(|ri| tree.get(ri))?;
         let mut ctx = RequestContext::new(None, None);
         ctx.authenticated = state.authenticated;
-        let may = |op| self.may_include(tree, &state.creator, &ctx, child, op);
+        let creator = Enforcer::new(self, &state.creator, &ctx, self.now());
+        let may = |op| creator.may_include(tree, child, op);
         if may(AccessOperation::Retrieve) {
             Some(View::Full)
         } else if may(AccessOperation::Discovery) {
@@ -531,7 +528,7 @@ impl Cse {
     /// CSE whose `csi` or `dcse` names it, else the registrar).
     pub(crate) fn remote_hop(&self, tree: &Tree, id: &str) -> Option<(String, Vec<String>)> {
         let dest = forward::transit(&self.config.sp_id, &self.config.cse_id, id)?;
-        let peers = crate::remote_cse::peers_in(tree, crate::now());
+        let peers = crate::remote_cse::peers_in(tree, self.now());
         let here = forward::Here {
             cse_id: &self.config.cse_id,
             cse_type: self.config.cse_type,
@@ -694,13 +691,13 @@ impl Cse {
     /// take no notifications (5001).
     pub(crate) async fn notify_hosted(
         &self,
-        req: crate::checks::Checked,
-        ctx: &RequestContext,
-        now: bastion_proto::time::Timestamp,
+        req: crate::checks::NotifyRequest,
+        access: &Enforcer<'_>,
     ) -> Result<bastion_proto::Response, bastion_proto::RequestError> {
+        let (ctx, now) = (access.ctx(), access.now());
         use bastion_proto::RequestError;
         let target = self.resolve(&req, now).await?;
-        let sgn = req.pc.as_ref().and_then(|pc| pc.get("m2m:sgn"));
+        let sgn = req.pc.get("m2m:sgn");
         let verification = sgn
             .and_then(|s| s.get("vrq"))
             .and_then(Value::as_bool)
@@ -719,35 +716,25 @@ impl Cse {
                     RequestError::bad_request("a verification request names its creator (cr)")
                 })?;
                 let anonymous = RequestContext::new(None, None);
-                let creator_may = self
-                    .evaluate(
-                        &tree,
-                        creator,
-                        &anonymous,
-                        node,
-                        AccessOperation::Notify,
-                        None,
-                        RuleKind::Privileges,
-                        false,
-                    )
-                    .is_ok();
+                let creator_may = Enforcer::new(self, creator, &anonymous, now).permits(
+                    &tree,
+                    node,
+                    AccessOperation::Notify,
+                    None,
+                    RuleKind::Privileges,
+                );
                 if !creator_may {
                     return Err(RequestError::SubscriptionCreatorNoPrivilege(
                         "the subscription's creator may not notify this target".into(),
                     ));
                 }
-                let host_may = self
-                    .evaluate(
-                        &tree,
-                        &req.fr,
-                        ctx,
-                        node,
-                        AccessOperation::Notify,
-                        None,
-                        RuleKind::Privileges,
-                        false,
-                    )
-                    .is_ok();
+                let host_may = access.permits(
+                    &tree,
+                    node,
+                    AccessOperation::Notify,
+                    None,
+                    RuleKind::Privileges,
+                );
                 if !host_may {
                     self.audit_deny(&req.fr, ctx, &node.path, AccessOperation::Notify);
                     return Err(RequestError::SubscriptionHostNoPrivilege(
@@ -758,7 +745,8 @@ impl Cse {
             (node.ty == ResourceType::Ae).then(|| node.ri.clone())
         };
         if !verification {
-            self.authorize(&req, ctx, &target, AccessOperation::Notify, None)
+            access
+                .authorize(&target, AccessOperation::Notify, None)
                 .await?;
         }
         let Some(ae) = ae else {
@@ -773,7 +761,7 @@ impl Cse {
     async fn pass_to_ae(
         &self,
         ae: &Ri,
-        req: &crate::checks::Checked,
+        req: &crate::checks::NotifyRequest,
     ) -> Result<bastion_proto::Response, bastion_proto::RequestError> {
         use bastion_proto::RequestError;
         let (destination, to) = {
@@ -801,7 +789,7 @@ impl Cse {
                     fr: Some(req.fr.clone()),
                     rqi: Some(format!("n-{}", fresh_id())),
                     rvi: Some(req.rvi.clone()),
-                    pc: req.pc.clone(),
+                    pc: Some(req.pc.clone()),
                     ..Default::default()
                 };
                 let mut resp = outbound
@@ -812,7 +800,7 @@ impl Cse {
                 Ok(resp)
             }
             Destination::Polling(pch) => {
-                self.relay_through_channel(&pch, &to, &req.fr, req.pc.clone())
+                self.relay_through_channel(&pch, &to, &req.fr, Some(req.pc.clone()))
                     .await
             }
             Destination::Unreachable(why) => Err(RequestError::TargetNotReachable(why.into())),
@@ -883,18 +871,14 @@ impl Cse {
             match crate::authz_state::resolve_local(&tree, &self.config, target) {
                 Some(node) if node.ty == ResourceType::Ae => {
                     let anonymous = RequestContext::new(None, None);
-                    let creator_may = self
-                        .evaluate(
+                    let creator_may = Enforcer::new(self, &creator, &anonymous, self.now())
+                        .permits(
                             &tree,
-                            &creator,
-                            &anonymous,
                             node,
                             AccessOperation::Notify,
                             None,
                             RuleKind::Privileges,
-                            false,
-                        )
-                        .is_ok();
+                        );
                     if !creator_may {
                         return Ok(Rsc::SubscriptionCreatorHasNoPrivilege);
                     }
@@ -920,7 +904,10 @@ impl Cse {
         };
         if let Some((ae, poa)) = local_ae {
             let checked =
-                crate::checks::check(&self.config, req, crate::now()).map_err(|e| e.to_string())?;
+                crate::checks::check(&self.config, req, self.now()).map_err(|e| e.to_string())?;
+            let crate::checks::Checked::Notify(checked) = checked else {
+                return Err("a verification request is a NOTIFY".into());
+            };
             return match self.pass_to_ae(&ae, &checked).await {
                 Ok(resp) => {
                     if resp.rsc == Rsc::Ok {

@@ -9,11 +9,12 @@
 //! Queues live in memory and are bounded ([`QUEUE_LIMIT`]): a restart loses what was
 //! waiting, and a full queue drops the oldest message (docs/notifications.md).
 
-use crate::checks::Checked;
+use crate::access::Enforcer;
+use crate::checks::{Checked, Envelope, NotifyRequest};
 use crate::tree::{Node, Ri, Tree};
-use crate::{Cse, RequestContext};
+use crate::Cse;
 use bastion_proto::time::parse_abs_rel;
-use bastion_proto::{Operation, RequestError, ResourceType, Response, Rsc};
+use bastion_proto::{RequestError, ResourceType, Response, Rsc};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
@@ -118,15 +119,20 @@ pub(crate) fn channel_of(tree: &Tree, ae: &Node) -> Option<Ri> {
 
 /// Whether `originator` owns the channel `pch` (its parent AE or remote CSE).
 pub(crate) fn owns(cse: &Cse, tree: &Tree, pch: &Node, originator: &str) -> bool {
-    let Some(parent) = pch.pi.as_ref().and_then(|p| tree.get(p)) else {
-        return false;
-    };
-    let owner = match parent.ty {
-        ResourceType::Ae => parent.attrs.get("aei").and_then(Value::as_str),
-        ResourceType::RemoteCse => parent.attrs.get("csi").and_then(Value::as_str),
+    pch.pi
+        .as_ref()
+        .and_then(|p| tree.get(p))
+        .is_some_and(|parent| is_entity(cse, parent, originator))
+}
+
+/// Whether `entity`, an `<AE>` or `<remoteCSE>`, is `originator` itself.
+pub(crate) fn is_entity(cse: &Cse, entity: &Node, originator: &str) -> bool {
+    let id = match entity.ty {
+        ResourceType::Ae => entity.attrs.get("aei").and_then(Value::as_str),
+        ResourceType::RemoteCse => entity.attrs.get("csi").and_then(Value::as_str),
         _ => None,
     };
-    owner.is_some_and(|owner| {
+    id.is_some_and(|owner| {
         bastion_policy::normalize_originator(&cse.local, owner)
             == bastion_policy::normalize_originator(&cse.local, originator)
     })
@@ -138,23 +144,23 @@ impl Cse {
     pub(crate) async fn polling_uri(
         &self,
         req: &Checked,
-        ctx: &RequestContext,
+        access: &Enforcer<'_>,
     ) -> Option<Result<Response, RequestError>> {
         let channel = req.to.strip_suffix("/pcu")?;
         let pch = {
             let tree = self.tree.read();
             let node = crate::authz_state::resolve_local(&tree, &self.config, channel)
                 .filter(|n| n.ty == ResourceType::PollingChannel)?;
-            if !owns(self, &tree, node, &req.fr) || (ctx.identity.is_some() && !ctx.authenticated) {
+            if !access.owns_polling_channel(&tree, node) {
                 return Some(Err(RequestError::NoPrivilege(
                     "only the channel's owner may use it".into(),
                 )));
             }
             node.ri.clone()
         };
-        Some(match req.op {
-            Operation::Retrieve => self.poll(&pch, req).await,
-            Operation::Notify => self.answer(req),
+        Some(match req {
+            Checked::Retrieve(req) => self.poll(&pch, req).await,
+            Checked::Notify(req) => self.answer(req),
             _ => Err(RequestError::not_allowed(
                 "pollingChannelURI accepts only RETRIEVE and NOTIFY",
             )),
@@ -163,12 +169,12 @@ impl Cse {
 
     /// Long polling: the oldest waiting request now, or the first to arrive before the
     /// poll's deadline (`rqet`), else 4008.
-    async fn poll(&self, pch: &Ri, req: &Checked) -> Result<Response, RequestError> {
+    async fn poll(&self, pch: &Ri, req: &Envelope) -> Result<Response, RequestError> {
         let wait = req
             .rqet
             .as_deref()
-            .and_then(|s| parse_abs_rel(s, crate::now()))
-            .map(|t| Duration::from_secs(t.0.saturating_sub(crate::now().0).max(0) as u64))
+            .and_then(|s| parse_abs_rel(s, self.now()))
+            .map(|t| Duration::from_secs(t.0.saturating_sub(self.now().0).max(0) as u64))
             .unwrap_or(DEFAULT_POLL)
             .min(MAX_POLL);
         let deadline = tokio::time::Instant::now() + wait;
@@ -192,11 +198,10 @@ impl Cse {
     }
 
     /// The AE's answer to a relayed request (`m2m:rsp` in a NOTIFY to `pcu`).
-    fn answer(&self, req: &Checked) -> Result<Response, RequestError> {
+    fn answer(&self, req: &NotifyRequest) -> Result<Response, RequestError> {
         let rsp = req
             .pc
-            .as_ref()
-            .and_then(|pc| pc.get("m2m:rsp"))
+            .get("m2m:rsp")
             .and_then(Value::as_object)
             .ok_or_else(|| RequestError::bad_request("a pcu NOTIFY carries m2m:rsp"))?;
         let rqi = rsp

@@ -8,7 +8,7 @@
 //! RETRIEVE, UPDATE and DELETE of a `<remoteCSE>` use the generic handlers; this module
 //! adds the checks they call ([`check_update`], [`check_delete`]).
 
-use crate::checks::Checked;
+use crate::checks::{CreateRequest, Envelope};
 use crate::create::{common, created, new_ri, node_row, resolve_acpi, universal};
 use crate::forward::{owner, Owner};
 use crate::tree::{Node, Ri, Tree};
@@ -99,7 +99,7 @@ impl Cse {
         if cse == self.config.cse_id {
             return false;
         }
-        let peers = peers_in(tree, crate::now());
+        let peers = peers_in(tree, self.now());
         let registrar = self.config.registrar.as_deref();
         if peers
             .iter()
@@ -132,7 +132,7 @@ impl Cse {
         if cse == self.config.cse_id {
             return false;
         }
-        let peers = self.peers(crate::now());
+        let peers = self.peers(self.now());
         let registrar = self.config.registrar.as_deref();
         let Some(relay_csr) = peers.iter().find(|p| p.csi == relay) else {
             return false;
@@ -155,7 +155,7 @@ impl Cse {
         csi: &str,
         mut attrs: Map<String, Value>,
     ) -> Result<(), RequestError> {
-        let now = crate::now();
+        let now = self.now();
         check_poa_not_own(&self.config.poa, attrs.get("poa"))?;
         attrs.insert("csi".into(), Value::String(csi.to_owned()));
         self.write_guard()?;
@@ -322,7 +322,7 @@ fn is_ae_originator(cse: &Cse, fr: &str) -> bool {
 /// decided who the registree is.
 pub(crate) async fn register(
     cse: &Cse,
-    req: &Checked,
+    req: &CreateRequest,
     ctx: &crate::RequestContext,
     mut content: Map<String, Value>,
     parent_ri: &Ri,
@@ -391,7 +391,7 @@ pub(crate) async fn register(
 /// checked like at registration.
 pub(crate) fn check_update(
     cse: &Cse,
-    req: &Checked,
+    req: &Envelope,
     ri: &Ri,
     ty: ResourceType,
     content: &Map<String, Value>,
@@ -417,7 +417,7 @@ pub(crate) fn check_update(
 /// checked before access control like the other registration rules.
 pub(crate) fn check_delete(
     cse: &Cse,
-    req: &Checked,
+    req: &Envelope,
     target: &crate::resolve::Target,
 ) -> Result<(), RequestError> {
     let crate::resolve::Target::Node(ri) = target else {

@@ -2,18 +2,19 @@
 //! (TS-0001 9.6.1.3.2), expiration rules, and container limit changes that evict
 //! instances immediately (TS-0004 §7.4.7.2).
 
+use crate::access::Enforcer;
 use crate::access::RuleKind;
 use crate::audit::AuditKind;
 use crate::authz_state::{self, Mode};
-use crate::checks::Checked;
+use crate::checks::UpdateRequest;
 use crate::create::{
     compile_acp, container_row, evict_for, node_row, reject_distributed_authorization,
     resolve_acpi, Flush,
 };
-use crate::discovery::{require_match, Subject, Viewer};
+use crate::discovery::{require_match, Subject};
 use crate::render::wrap;
 use crate::resolve::Target;
-use crate::{Cse, RequestContext};
+use crate::Cse;
 use bastion_policy::AccessOperation;
 use bastion_proto::attrs::{self, Phase};
 use bastion_proto::time::Timestamp;
@@ -24,10 +25,10 @@ use std::sync::Arc;
 
 pub(crate) async fn update(
     cse: &Cse,
-    req: Checked,
-    ctx: &RequestContext,
-    now: Timestamp,
+    req: UpdateRequest,
+    access: &Enforcer<'_>,
 ) -> Result<Response, RequestError> {
+    let (ctx, now) = (access.ctx(), access.now());
     let target = cse.resolve(&req, now).await?;
     let Target::Node(ri) = target else {
         return Err(RequestError::not_allowed(
@@ -59,35 +60,24 @@ pub(crate) async fn update(
         let node = tree
             .get(&ri)
             .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-        cse.authorize_node(
+        access.authorize_node(
             &tree,
-            &req.fr,
-            ctx,
             node,
             AccessOperation::Update,
             None,
             RuleKind::SelfPrivileges,
         )?
     } else {
-        cse.authorize(
-            &req,
-            ctx,
-            &Target::Node(ri.clone()),
-            AccessOperation::Update,
-            None,
-        )
-        .await?
+        access
+            .authorize(&Target::Node(ri.clone()), AccessOperation::Update, None)
+            .await?
     };
     {
         let tree = cse.tree.read();
         let node = tree
             .get(&ri)
             .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-        let viewer = Viewer {
-            cse,
-            fr: &req.fr,
-            ctx,
-        };
+        let viewer = access;
         require_match(&req.fc, Subject::Node(&tree, node, viewer))?;
     }
     reject_distributed_authorization(ty, &content)?;
