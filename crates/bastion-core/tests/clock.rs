@@ -6,7 +6,7 @@ use bastion_proto::clock::{Clock, ManualClock};
 use bastion_proto::filter::FilterCriteria;
 use bastion_proto::time::Timestamp;
 use bastion_proto::{Operation, Request, Response};
-use bastion_store::SqliteStore;
+use bastion_store::MemoryStore;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,7 @@ const START: Timestamp = Timestamp(1_577_836_800);
 
 async fn open(clock: Arc<ManualClock>) -> (Arc<Cse>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqliteStore::open(&dir.path().join("bastion.db")).expect("store");
+    let store = MemoryStore::new();
     let services = Services {
         clock,
         ..Services::default()

@@ -9,7 +9,7 @@ use bastion_policy::{AccessOperation, Grant};
 use bastion_proto::clock::ManualClock;
 use bastion_proto::time::Timestamp;
 use bastion_proto::{Operation, Request, Response};
-use bastion_store::SqliteStore;
+use bastion_store::MemoryStore;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ struct Fixture {
 
 async fn open() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqliteStore::open(&dir.path().join("bastion.db")).expect("store");
+    let store = MemoryStore::new();
     let clock = Arc::new(ManualClock::at(IN_2020));
     let audit = Arc::new(MemorySink::default());
     let services = Services {

@@ -5,7 +5,8 @@ use super::format::{Omit, Op, Step};
 use super::{member_values, Outcome, Target};
 use bastion_core::{Cse, CseConfig, RequestContext};
 use bastion_proto::{Operation, Request, RequestError, Response};
-use bastion_store::{SqliteStore, Store};
+use bastion_store::Store;
+use bastion_store_sqlite::SqliteStore;
 use std::sync::Arc;
 
 /// A fresh CSE with the configuration the binary uses by default.

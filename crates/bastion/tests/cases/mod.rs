@@ -6,6 +6,7 @@ pub mod format;
 pub mod in_process;
 pub mod over_http;
 
+use bastion_proto::clock::{Clock, SystemClock};
 use format::{Case, Check, RunnerKind, Step};
 use serde_json::{Map, Value};
 use std::future::Future;
@@ -280,7 +281,7 @@ fn relative_time(name: &str) -> Option<String> {
         Some(n) => n.parse().ok()?,
         None => -offset.strip_prefix('-')?.parse::<i64>().ok()?,
     };
-    Some(bastion_core::now().plus_seconds(seconds).format())
+    Some(SystemClock.timestamp().plus_seconds(seconds).format())
 }
 
 /// The text of one filter member or query value: a string as it is, anything else as JSON.
