@@ -267,7 +267,7 @@ impl Cse {
         }
         // Each member request starts from what the binding knew: the pipeline verifies
         // the originator and decides access for it again, per member.
-        let binding = RequestContext::new(ctx.peer, ctx.identity.clone());
+        let binding = ctx.as_received();
         let binding = &binding;
         let calls: Vec<_> = asked
             .iter()
