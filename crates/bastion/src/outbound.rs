@@ -16,7 +16,7 @@
 //!   and dropped whenever the registry changes;
 //! * a point of access of any other scheme a transport is registered for
 //!   ([`bastion_client::Schemes`]: `http` by default; `mqtt`, `coap`, `ws` when their
-//!   crates register one, [`OutboundRoutes::with_transport`]): that transport, except
+//!   crates register one, `bastion serve`): that transport, except
 //!   towards a peer CSE this CSE shares a credential with (active or revoked) that
 //!   advertises an `https://` one: a failed or revoked association never falls back to
 //!   a transport outside it;
@@ -95,9 +95,12 @@ enum PeerState {
 }
 
 impl OutboundRoutes {
-    /// `registrar`: the registrar's URL and client; `peers`: the credential registry of
-    /// the TLS listener and this CSE's SP-ID, to reach other CSEs over TLS-PSK.
+    /// `schemes`: the transports of the points of access reached without this CSE's
+    /// security associations (`http`, and each further binding's); `registrar`: the
+    /// registrar's URL and client; `peers`: the credential registry of the TLS listener
+    /// and this CSE's SP-ID, to reach other CSEs over TLS-PSK.
     pub fn new(
+        schemes: Schemes,
         registrar: Option<(String, Client)>,
         peers: Option<(Arc<CredentialRegistry>, String)>,
     ) -> OutboundRoutes {
@@ -105,7 +108,7 @@ impl OutboundRoutes {
             in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             saturated: bastion_core::throttle::Throttle::per_minute(),
-            schemes: Schemes::http(),
+            schemes,
             registrar,
             peers: peers.map(|(registry, sp_id)| PeerCredentials {
                 registry,
@@ -119,13 +122,6 @@ impl OutboundRoutes {
     pub fn with_max_in_flight(mut self, max: usize) -> OutboundRoutes {
         self.max_in_flight = max.max(1);
         self.in_flight = Arc::new(tokio::sync::Semaphore::new(self.max_in_flight));
-        self
-    }
-
-    /// Reaches points of access of `scheme` with `transport` (replacing any before it);
-    /// the one line that lets requests and notifications out over a new binding.
-    pub fn with_transport(mut self, scheme: &str, transport: Arc<dyn Transport>) -> OutboundRoutes {
-        self.schemes.register(scheme, transport);
         self
     }
 
@@ -343,7 +339,7 @@ mod tests {
     fn outbound_with_mn_key() -> (tempfile::TempDir, Arc<CredentialRegistry>, OutboundRoutes) {
         let (dir, reg) = registry();
         add(&reg, "mn@bastion.example", "/id-mn");
-        let out = OutboundRoutes::new(None, Some((reg.clone(), SP.into())));
+        let out = OutboundRoutes::new(Schemes::http(), None, Some((reg.clone(), SP.into())));
         (dir, reg, out)
     }
 
@@ -378,6 +374,7 @@ mod tests {
     #[test]
     fn registrar_url_selects_the_registrar_client() {
         let out = OutboundRoutes::new(
+            Schemes::http(),
             Some(("https://127.0.0.1:8443".into(), Client::default())),
             None,
         );
@@ -433,7 +430,7 @@ mod tests {
         assert!(skipped(&r[0]));
         assert_eq!(r[1], Route::Scheme("http".into()));
         // Without a TLS listener there is no registry at all.
-        let bare = OutboundRoutes::new(None, None);
+        let bare = OutboundRoutes::new(Schemes::http(), None, None);
         let r = routes(&bare, Some("/id-mn"), &poa);
         assert!(skipped(&r[0]));
         assert_eq!(r[1], Route::Scheme("http".into()));
@@ -478,7 +475,7 @@ mod tests {
     #[tokio::test]
     async fn a_registered_scheme_carries_requests_and_notifications() {
         let mqtt = Arc::new(FakeBinding::default());
-        let out = OutboundRoutes::new(None, None).with_transport("mqtt", mqtt.clone());
+        let out = OutboundRoutes::new(Schemes::http().with("mqtt", mqtt.clone()), None, None);
         let r = routes(&out, None, &["MQTT://broker:1883/ae", "coap://h:5683"]);
         assert_eq!(r[0], Route::Scheme("mqtt".into()));
         assert!(skipped(&r[1]), "{r:?}");
@@ -516,7 +513,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unsupported_scheme_is_unreachable_without_a_connection() {
-        let out = OutboundRoutes::new(None, None);
+        let out = OutboundRoutes::new(Schemes::http(), None, None);
         let poa = [
             "coap://127.0.0.1:1/cse".to_owned(),
             "ws://127.0.0.1:1".to_owned(),
@@ -533,8 +530,9 @@ mod tests {
 
     #[test]
     fn ts0003_8_2_1_a_peer_with_an_association_is_not_reached_over_another_scheme() {
-        let (_dir, _reg, out) = outbound_with_mn_key();
-        let out = out.with_transport("mqtt", Arc::new(FakeBinding::default()));
+        let (_dir, _reg, mut out) = outbound_with_mn_key();
+        let mqtt: Arc<dyn Transport> = Arc::new(FakeBinding::default());
+        out.schemes.register("mqtt", mqtt);
         let poa = ["https://127.0.0.1:9443", "mqtt://127.0.0.1:1883"];
         let r = routes(&out, Some("/id-mn"), &poa);
         assert_eq!(r[0], Route::Psk("mn@bastion.example".into()));
@@ -549,7 +547,7 @@ mod tests {
         let (_dir, reg) = registry();
         add(&reg, "mn@bastion.example", "/id-mn");
         reg.revoke("mn@bastion.example").expect("revoke");
-        let out = OutboundRoutes::new(None, Some((reg, SP.into())));
+        let out = OutboundRoutes::new(Schemes::http(), None, Some((reg, SP.into())));
         let poa = [
             "https://127.0.0.1:1".to_owned(),
             "http://127.0.0.1:1".to_owned(),

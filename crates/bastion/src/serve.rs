@@ -22,6 +22,7 @@
 
 use crate::settings::Settings;
 use crate::Failure;
+use bastion_client::Schemes;
 use bastion_core::audit::{FileSink, NullSink, Rotation, DEFAULT_QUEUE};
 use bastion_core::{AuditSink, Binding, Cse, Listener, Services};
 use bastion_http::{HttpBinding, HttpsBinding};
@@ -176,6 +177,9 @@ async fn run(
     };
     let outbound = Arc::new(
         crate::outbound::OutboundRoutes::new(
+            // One transport per URI scheme reached without this CSE's associations; a
+            // further binding's crate adds its scheme here.
+            Schemes::http(),
             settings
                 .registrar
                 .as_ref()
