@@ -270,25 +270,33 @@ async fn run(
         );
     }
 
-    let served = {
-        let serving = bindings(settings, plain, tls, extra_routes)?
-            .into_iter()
-            .map(|binding| {
-                let listener = binding.listener();
-                let cse = cse.clone();
-                Box::pin(async move { (listener, binding.serve(cse).await) }) as Serving
-            })
-            .collect();
-        tokio::select! {
-            (listener, result) = first_to_end(serving) => Some(result.map_err(|e| {
-                std::io::Error::other(format!("{} listener on {}: {e}", listener.scheme, listener.local))
-            })),
-            signal = stop.wait() => {
-                tracing::info!(signal, "stop requested; no longer accepting connections");
-                None
+    // Building a binding fails only if its listener cannot tell its address; the
+    // background tasks are stopped below either way.
+    let served = match bindings(settings, plain, tls, extra_routes) {
+        Err(failure) => Some(Err(failure)),
+        Ok(bindings) => {
+            let serving = bindings
+                .into_iter()
+                .map(|binding| {
+                    let listener = binding.listener();
+                    let cse = cse.clone();
+                    Box::pin(async move { (listener, binding.serve(cse).await) }) as Serving
+                })
+                .collect();
+            tokio::select! {
+                (listener, result) = first_to_end(serving) => Some(result.map_err(|e| {
+                    Failure::Runtime(format!(
+                        "{} listener on {} failed: {e}",
+                        listener.scheme, listener.local
+                    ))
+                })),
+                signal = stop.wait() => {
+                    tracing::info!(signal, "stop requested; no longer accepting connections");
+                    None
+                }
             }
+            // The accept loops (and the listeners) are dropped here.
         }
-        // The accept loops (and the listeners) are dropped here.
     };
 
     for task in &tasks {
@@ -304,7 +312,7 @@ async fn run(
             tracing::warn!("a listener stopped by itself");
             Ok(())
         }
-        Some(Err(e)) => Err(Failure::Runtime(format!("listener failed: {e}"))),
+        Some(Err(failure)) => Err(failure),
         None => {
             drain(&cse).await;
             Ok(())
