@@ -21,7 +21,8 @@
 //!
 //! The byte stream comes from a [`Connector`]; [`TcpConnector`] handles `http://` and
 //! [`TlsConnector`] `https://` (TLS-PSK or certificates, [`tls`]), passed to
-//! [`Client::with_connector`]; nothing else changes.
+//! [`Client::with_connector`]; nothing else changes. A [`Client`] is the `http(s)`
+//! [`Transport`]; [`Schemes`] picks the transport by a target's URI scheme ([`transport`]).
 //!
 //! Limits: one deadline covers connect, send and the whole response
 //! ([`ClientConfig::timeout`]); response bodies over [`ClientConfig::max_body_bytes`] fail.
@@ -30,6 +31,7 @@
 mod encode;
 mod pool;
 pub mod tls;
+pub mod transport;
 
 use async_trait::async_trait;
 use bastion_proto::{Request, Response, Rsc};
@@ -43,6 +45,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use encode::{http_path, query_string};
 pub use tls::TlsConnector;
+pub use transport::{Schemes, Transport};
 
 /// Why a request got no oneM2M response. Variant docs say whose fault it is.
 #[derive(Debug, thiserror::Error)]

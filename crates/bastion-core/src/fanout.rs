@@ -13,7 +13,7 @@ use crate::authz_state::{self, resolve_local, Mode};
 use crate::checks::Envelope;
 use crate::resolve::Target;
 use crate::tree::Ri;
-use crate::{Cse, RequestContext};
+use crate::Cse;
 use bastion_policy::AccessOperation;
 use bastion_proto::time::{parse_abs_rel, Timestamp};
 use bastion_proto::{Operation, Request, RequestError, ResourceType, Response, Rsc};
@@ -232,8 +232,7 @@ impl Cse {
         }
         // Each member request starts from what the binding knew: the pipeline verifies
         // the originator and decides access for it again, per member.
-        let ctx = access.ctx();
-        let binding = RequestContext::new(ctx.peer, ctx.identity.clone());
+        let binding = access.ctx().as_received();
         let binding = &binding;
         let calls: Vec<_> = asked
             .iter()

@@ -160,7 +160,7 @@ impl Cse {
         } else {
             self.bind_originator(&req.fr, ctx.identity.as_deref())?
         };
-        let mut verified = RequestContext::new(ctx.peer, ctx.identity.clone());
+        let mut verified = ctx.as_received();
         verified.authenticated = authenticated;
         Ok(verified)
     }

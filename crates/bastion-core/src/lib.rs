@@ -11,6 +11,7 @@
 mod access;
 pub mod audit;
 pub mod authz_state;
+pub mod binding;
 mod checks;
 mod commit;
 pub mod config;
@@ -41,6 +42,7 @@ pub mod tree;
 mod update;
 
 pub use audit::{AuditEvent, AuditKind, AuditRule, AuditSink};
+pub use binding::{Binding, Listener};
 pub use config::{AuthorizationConfig, CseConfig, CseType};
 pub use explain::{explanation_json, ExplainQuery};
 pub use identity::CredentialBindings;
@@ -66,6 +68,9 @@ pub struct RequestContext {
     /// The AE-ID or CSE-ID bound to the security association the request arrived on
     /// (TS-0003 7.2.1); `None` outside any association.
     pub identity: Option<String>,
+    /// The listener (binding and local address) the request arrived on; `None` for what
+    /// the CSE issues itself (notifications' access checks, tests).
+    pub listener: Option<Listener>,
     /// `rq_authn` (TS-0003 7.1.2): `From` was verified against `identity`. Only the
     /// pipeline sets it; whatever a binding puts here is recomputed.
     pub(crate) authenticated: bool,
@@ -82,6 +87,7 @@ impl RequestContext {
         RequestContext {
             peer,
             identity,
+            listener: None,
             authenticated: false,
             roles: Vec::new(),
             tokens: Vec::new(),

@@ -81,7 +81,7 @@ impl Cse {
             inner.rt = None;
             inner.rt_nu = None;
             // The task starts from what the binding knew, like any request.
-            let binding = RequestContext::new(ctx.peer, ctx.identity.clone());
+            let binding = ctx.as_received();
             let originator = req.fr.clone();
             let task_ri = ri.clone();
             let accepted = if targets.is_some() {
