@@ -688,7 +688,12 @@ fn in_csz_serialization(poa: String, csz: &[String]) -> String {
         return poa;
     }
     let first = csz.iter().find_map(|media| {
-        let media = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = media
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         bastion_proto::wire::media::lookup(&media).map(|(_, ser)| ser)
     });
     match first {

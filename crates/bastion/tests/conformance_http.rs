@@ -348,7 +348,10 @@ async fn ts0004_6_7_vnd_onem2m_res_json_is_accepted() {
 async fn ts0009_6_4_unsupported_body_media_type_is_4015() {
     let s = Server::start();
     let ae = s.ae("Cowner").await;
-    for media in ["application/yaml;ty=3", "application/vnd.onem2m-res+yaml;ty=3"] {
+    for media in [
+        "application/yaml;ty=3",
+        "application/vnd.onem2m-res+yaml;ty=3",
+    ] {
         let r = s
             .request("POST", &ae)
             .from("Cowner")
@@ -412,7 +415,10 @@ async fn ts0009_6_4_accept_without_a_supported_type_is_not_acceptable() {
         ("*/*", "application/json"),
         ("application/vnd.onem2m-res+json", "application/json"),
         ("application/xml, application/json;q=0.5", "application/xml"),
-        ("application/xml;q=0.1, application/vnd.onem2m-res+cbor", "application/cbor"),
+        (
+            "application/xml;q=0.1, application/vnd.onem2m-res+cbor",
+            "application/cbor",
+        ),
     ] {
         let r = s
             .request("GET", "/cse-in")

@@ -102,7 +102,12 @@ async fn crud_in(ser: Serialization, accept: Serialization) {
     )
     .await;
     r.expect(2001);
-    assert_eq!(r.inner("m2m:sub")["enc"], json!({"net": [3, 4]}), "{}", r.text);
+    assert_eq!(
+        r.inner("m2m:sub")["enc"],
+        json!({"net": [3, 4]}),
+        "{}",
+        r.text
+    );
     let r = create(
         &s,
         &boxed,
@@ -369,7 +374,10 @@ fn python() -> Option<PathBuf> {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("scripts/python-env failed under CI: {why}");
     }
-    eprintln!("SKIPPED: no Python with cbor2 ({}): {why}", script.display());
+    eprintln!(
+        "SKIPPED: no Python with cbor2 ({}): {why}",
+        script.display()
+    );
     None
 }
 
@@ -414,7 +422,8 @@ ns, _, local = root.tag[1:].partition('}')
 print(json.dumps({"ns": ns, "local": local, "rn": root.get("rn"),
     "members": {c.tag: (c.text or "") for c in root}}))
 "#;
-/// xml.etree writes an m2m:cnt with rn and mni.
+/// xml.etree writes an m2m:cnt with rn, mni, a two-entry lbl and an empty cr (asking
+/// for the creator).
 const PY_XML_WRITE: &str = r#"
 import sys, xml.etree.ElementTree as ET
 NS = "http://www.onem2m.org/xml/protocols"
@@ -422,6 +431,7 @@ ET.register_namespace("m2m", NS)
 cnt = ET.Element("{%s}cnt" % NS, {"rn": "pybox"})
 ET.SubElement(cnt, "mni").text = "7"
 ET.SubElement(cnt, "lbl").text = "from python"
+ET.SubElement(cnt, "cr")
 sys.stdout.buffer.write(ET.tostring(cnt, encoding="utf-8", xml_declaration=True))
 "#;
 
@@ -451,6 +461,7 @@ async fn interop_python_cbor2_and_xml_etree_read_and_write() {
         .get(s.url(&format!("/{CSE_NAME}/py")))
         .header("X-M2M-Origin", "Cpy")
         .header("X-M2M-RI", "py-1")
+        .header("X-M2M-RVI", "3")
         .header("Accept", "application/cbor")
         .send()
         .await
