@@ -498,7 +498,12 @@ impl Cse {
         }
         if let Some(node) = crate::authz_state::resolve_local(tree, &self.config, nu) {
             let poa = string_list(node.attrs.get("poa"));
-            let usable: Vec<String> = poa.into_iter().filter(|p| is_url(p)).collect();
+            let csz = string_list(node.attrs.get("csz"));
+            let usable: Vec<String> = poa
+                .into_iter()
+                .filter(|p| is_url(p))
+                .map(|p| in_csz_serialization(p, &csz))
+                .collect();
             if !usable.is_empty() {
                 return Destination::Http {
                     poa: usable,
@@ -669,6 +674,31 @@ fn count_down(tree: &mut Tree, ri: &Ri) -> Option<u64> {
 pub(crate) fn is_url(s: &str) -> bool {
     let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
     lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+/// A `poa` of a target whose `csz` (TS-0001 9.6.5: the serializations it reads,
+/// preferred first) names one Bastion writes other than JSON gets that one as a `ct`
+/// query (TS-0004 7.4.8), which the outbound client honours and strips. A `poa` that
+/// already has a query keeps its own choice.
+fn in_csz_serialization(poa: String, csz: &[String]) -> String {
+    if poa.contains('?') {
+        return poa;
+    }
+    let first = csz.iter().find_map(|media| {
+        let media = media
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        bastion_proto::wire::media::lookup(&media).map(|(_, ser)| ser)
+    });
+    match first {
+        Some(ser) if ser != bastion_proto::Serialization::Json => {
+            format!("{poa}?ct={}", ser.name())
+        }
+        _ => poa,
+    }
 }
 
 fn string_list(v: Option<&Value>) -> Vec<String> {
@@ -1094,7 +1124,26 @@ fn report_refused(subscription: &str, why: &dyn std::fmt::Display) {
 
 #[cfg(test)]
 mod tests {
-    use super::without_credentials;
+    use super::{in_csz_serialization, without_credentials};
+
+    #[test]
+    fn ts0004_7_4_8_csz_chooses_the_notification_serialization() {
+        let csz = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let poa = || "http://h:1/n".to_owned();
+        assert_eq!(
+            in_csz_serialization(poa(), &csz(&["application/yaml", "application/CBOR"])),
+            "http://h:1/n?ct=cbor"
+        );
+        assert_eq!(
+            in_csz_serialization(poa(), &csz(&["application/json", "application/xml"])),
+            "http://h:1/n"
+        );
+        assert_eq!(in_csz_serialization(poa(), &[]), "http://h:1/n");
+        assert_eq!(
+            in_csz_serialization("http://h:1/n?ct=json".into(), &csz(&["application/xml"])),
+            "http://h:1/n?ct=json"
+        );
+    }
 
     #[test]
     fn credentials_in_urls_never_reach_the_log() {

@@ -33,8 +33,8 @@ use listen::{Gate, Timeouts};
 use std::sync::Arc;
 
 pub use binding::{request_context, HttpBinding, HttpsBinding};
-pub use decode::{decode, decode_head, read_body};
-pub use encode::encode;
+pub use decode::{decode, decode_head, read_body, DecodeFailure, Decoded};
+pub use encode::{encode, encode_as};
 
 /// Limits applied before a request reaches the CSE.
 #[derive(Clone, Copy, Debug)]
@@ -102,12 +102,14 @@ async fn handle(State(state): State<AppState>, request: HttpRequest<Body>) -> Ht
     )
     .await
     {
-        Ok(primitive) => encode(&state.cse.handle(primitive, &ctx).await),
+        Ok(Decoded { request, answer }) => {
+            encode_as(&state.cse.handle(request, &ctx).await, answer)
+        }
         Err(failure) => {
             let mut r = Response::error(&failure.error, failure.rqi);
             r.rvi = Some(failure.rvi.unwrap_or_else(|| "3".to_owned()));
             r.fr = Some(state.cse.config().cse_id.clone());
-            let mut http = encode(&r);
+            let mut http = encode_as(&r, failure.answer);
             if failure.close_connection {
                 // Unread body bytes would be taken for the next request: tell the client
                 // this connection ends here so it does not reuse it.

@@ -18,9 +18,11 @@ pub mod rsc;
 pub mod security_info;
 pub mod time;
 pub mod types;
+pub mod wire;
 
 pub use error::RequestError;
 pub use filter::FilterCriteria;
 pub use primitive::{Operation, Request, Response, ResultContent};
 pub use rsc::Rsc;
 pub use types::ResourceType;
+pub use wire::Serialization;
