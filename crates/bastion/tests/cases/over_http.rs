@@ -4,53 +4,13 @@
 use super::format::{Omit, Op, Step};
 use super::{member_values, query_text, Outcome, Target};
 use crate::common::Server;
+use bastion_proto::wire::Serialization;
 use bastion_proto::Rsc;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::Value;
 
-/// A serialization of primitive content (TS-0004 8.3; TS-0009 6.4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Serialization {
-    Json,
-    Cbor,
-    Xml,
-}
-
-/// The serializations every case runs in. CBOR and XML join the list once
-/// `bastion-proto` has their codec (see [`Serialization::encode`]).
-pub const SERIALIZATIONS: &[Serialization] = &[Serialization::Json];
-
-impl Serialization {
-    /// The media type of `Content-Type` and `Accept`.
-    pub fn media_type(self) -> &'static str {
-        match self {
-            Serialization::Json => "application/json",
-            Serialization::Cbor => "application/cbor",
-            Serialization::Xml => "application/xml",
-        }
-    }
-
-    /// Content → body. The one place a serialization is written; CBOR and XML call the
-    /// `bastion-proto` codec here once it exists.
-    pub fn encode(self, pc: &Value) -> Result<Vec<u8>, String> {
-        match self {
-            Serialization::Json => serde_json::to_vec(pc).map_err(|e| e.to_string()),
-            Serialization::Cbor | Serialization::Xml => Err(self.no_codec()),
-        }
-    }
-
-    /// Body → content. The one place a serialization is read.
-    pub fn decode(self, body: &[u8]) -> Result<Value, String> {
-        match self {
-            Serialization::Json => serde_json::from_slice(body).map_err(|e| e.to_string()),
-            Serialization::Cbor | Serialization::Xml => Err(self.no_codec()),
-        }
-    }
-
-    fn no_codec(self) -> String {
-        format!("no {self:?} codec in bastion-proto yet")
-    }
-}
+/// The serializations every case runs in: all that `bastion-proto`'s wire layer has.
+pub const SERIALIZATIONS: &[Serialization] = &Serialization::ALL;
 
 /// A fresh binary spoken to in one serialization.
 pub struct OverHttp {
@@ -93,7 +53,7 @@ impl Target for OverHttp {
             _ => {}
         }
         if let Some(pc) = &step.pc {
-            match self.serialization.encode(pc) {
+            match self.serialization.encode_pc(pc) {
                 Ok(body) => rb = rb.body(body),
                 Err(e) => problems.push(format!("cannot encode the content: {e}")),
             }
@@ -141,7 +101,7 @@ impl Target for OverHttp {
             if content_type.as_deref() != Some(media) {
                 problems.push(format!("content type {content_type:?}, asked for {media}"));
             }
-            self.serialization.decode(&body).unwrap_or_else(|e| {
+            self.serialization.decode_pc(&body).unwrap_or_else(|e| {
                 problems.push(format!("cannot decode the content: {e}"));
                 Value::Null
             })
