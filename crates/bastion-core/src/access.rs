@@ -391,7 +391,7 @@ fn applicable_sources<'t>(
     kind: RuleKind,
 ) -> Option<Vec<PolicySource<'t>>> {
     if node.ty == ResourceType::AccessControlPolicy {
-        let acp = node.acp.as_ref()?;
+        let acp = node.acp()?;
         return Some(vec![PolicySource {
             acp_id: &node.ri,
             rules: &acp.pvs,
@@ -404,7 +404,7 @@ fn applicable_sources<'t>(
         node.acpi
             .iter()
             .filter_map(|ri| {
-                let acp = tree.get(ri)?.acp.as_ref()?;
+                let acp = tree.get(ri)?.acp()?;
                 Some(PolicySource {
                     acp_id: ri,
                     rules: match kind {

@@ -4,12 +4,12 @@
 
 use crate::audit::AuditKind;
 use crate::checks::Checked;
-use crate::create::refresh_counters;
 use crate::discovery::{require_match, Subject, Viewer};
 use crate::notify::counted_rows;
 use crate::resolve::Target;
 use crate::retrieve::{instance_attrs, shape};
 use crate::tree::{Ri, Tree};
+use crate::types::{self, refresh_counters};
 use crate::{Cse, RequestContext};
 use bastion_policy::AccessOperation;
 use bastion_proto::time::Timestamp;
@@ -30,7 +30,12 @@ pub(crate) async fn delete(
             return Err(RequestError::not_allowed("the CSEBase cannot be deleted"));
         }
     }
-    crate::remote_cse::check_delete(cse, &req, &target)?;
+    if let Target::Node(ri) = &target {
+        let ty = cse.tree.read().get(ri).map(|n| n.ty);
+        if let Some(ty) = ty {
+            types::kind(ty).check_delete(cse, &req)?;
+        }
+    }
     let rule = cse
         .authorize(&req, ctx, &target, AccessOperation::Delete, None)
         .await?;
@@ -130,7 +135,7 @@ pub(crate) async fn delete(
     })
 }
 
-/// The audited resources (`<accessControlPolicy>`, `<role>`, `<token>`) in the subtree
+/// The audited resources (`<accessControlPolicy>`, `<role>`, `<token>`: `types/`) in the subtree
 /// rooted at `ri`, with their paths: the audit log records each one a DELETE removes,
 /// also when it goes with an ancestor.
 fn audited_under(tree: &Tree, ri: &Ri) -> Vec<(AuditKind, String)> {
@@ -138,14 +143,8 @@ fn audited_under(tree: &Tree, ri: &Ri) -> Vec<(AuditKind, String)> {
     let mut stack = vec![ri.clone()];
     while let Some(next) = stack.pop() {
         if let Some(n) = tree.get(&next) {
-            let kind = match n.ty {
-                ResourceType::AccessControlPolicy => Some(AuditKind::AcpDelete),
-                ResourceType::Role => Some(AuditKind::RoleChange),
-                ResourceType::Token => Some(AuditKind::TokenChange),
-                _ => None,
-            };
-            if let Some(kind) = kind {
-                out.push((kind, n.path.clone()));
+            if let Some(audited) = types::kind(n.ty).audited() {
+                out.push((audited.delete, n.path.clone()));
             }
             stack.extend(n.children.iter().cloned());
         }
@@ -157,7 +156,7 @@ fn audited_under(tree: &Tree, ri: &Ri) -> Vec<(AuditKind, String)> {
 pub(crate) fn remove_node(tree: &mut Tree, ri: &Ri) -> Vec<WriteOp> {
     let mut ops = Vec::new();
     for n in tree.remove_subtree(ri) {
-        if n.container.is_some() {
+        if n.container().is_some() {
             ops.push(WriteOp::DeleteChildren {
                 pi: n.ri.to_string(),
             });
@@ -177,7 +176,7 @@ pub(crate) fn remove_instance(
     seq: Option<i64>,
 ) -> Option<Vec<WriteOp>> {
     let node = tree.get_mut(parent)?;
-    let state = node.container.as_mut()?;
+    let state = node.container_mut()?;
     let pos = state.position(ri, seq)?;
     let removed = state.instances.remove(pos)?;
     state.cbs -= removed.cs;

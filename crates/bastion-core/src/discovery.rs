@@ -207,11 +207,7 @@ pub(crate) fn node_relations<'t>(
         .filter(|c| viewer.sees(tree, c))
         .collect();
     let mut child_types: Vec<u16> = children.iter().map(|c| c.ty.number()).collect();
-    if node
-        .container
-        .as_ref()
-        .is_some_and(|c| !c.instances.is_empty())
-    {
+    if node.container().is_some_and(|c| !c.instances.is_empty()) {
         child_types.push(4);
     }
     Relations {
@@ -289,10 +285,7 @@ pub(crate) async fn discover(
             }
             let has_instances = want_instances
                 && depth < max_level
-                && node
-                    .container
-                    .as_ref()
-                    .is_some_and(|c| !c.instances.is_empty());
+                && node.container().is_some_and(|c| !c.instances.is_empty());
             // One decision per node serves the node itself and its instances (which
             // inherit the container's rules).
             let may_discover = (depth > 0 || has_instances)

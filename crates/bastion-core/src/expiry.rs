@@ -40,7 +40,7 @@ pub(crate) async fn sweep(cse: &Cse) -> Result<(), bastion_proto::RequestError> 
         let instances: Vec<(Ri, String, i64)> = tree
             .nodes
             .values()
-            .filter_map(|n| Some((n, n.container.as_ref()?)))
+            .filter_map(|n| Some((n, n.container()?)))
             .flat_map(|(n, c)| {
                 c.instances
                     .iter()

@@ -163,7 +163,7 @@ impl Cse {
             .children
             .iter()
             .filter_map(|c| tree.get(c))
-            .filter_map(|c| Some((c.ri.clone(), c.sub.clone()?)))
+            .filter_map(|c| Some((c.ri.clone(), c.subscription()?.clone())))
             .filter(|(_, s)| s.net.contains(&event.net))
             // A new subscription is not told about its own creation.
             .filter(|(ri, _)| event.resource.get("ri").and_then(Value::as_str) != Some(&**ri))
@@ -650,7 +650,7 @@ pub(crate) fn ended_subscriptions(tree: &Tree, ri: &Ri) -> Vec<Ended> {
     let mut stack = vec![ri.clone()];
     while let Some(next) = stack.pop() {
         if let Some(n) = tree.get(&next) {
-            if let Some(state) = &n.sub {
+            if let Some(state) = n.subscription() {
                 out.push((n.ri.clone(), state.clone()));
             }
             stack.extend(n.children.iter().cloned());
@@ -662,7 +662,7 @@ pub(crate) fn ended_subscriptions(tree: &Tree, ri: &Ri) -> Vec<Ended> {
 /// Counts one notification off a subscription's `exc`; returns what is left.
 fn count_down(tree: &mut Tree, ri: &Ri) -> Option<u64> {
     let node = tree.get_mut(ri)?;
-    let state = node.sub.as_mut()?;
+    let state = node.subscription_mut()?;
     let left = state.exc?.saturating_sub(1);
     Arc::make_mut(state).exc = Some(left);
     node.attrs.insert("exc".into(), Value::from(left));
@@ -1067,7 +1067,7 @@ pub(crate) fn counted_rows(tree: &Tree, counted: &[Ri]) -> Vec<bastion_store::Wr
     counted
         .iter()
         .filter_map(|ri| tree.get(ri))
-        .map(|n| bastion_store::WriteOp::Upsert(crate::create::node_row(n)))
+        .map(|n| bastion_store::WriteOp::Upsert(crate::types::node_row(n)))
         .collect()
 }
 

@@ -112,7 +112,7 @@ impl Cse {
         if tree.expired_in_chain(&parent, now) {
             return Err(not_found());
         }
-        let state = node.container.as_ref().ok_or_else(not_found)?;
+        let state = node.container().ok_or_else(not_found)?;
         let pos = state.position(&ri, Some(seq)).ok_or_else(not_found)?;
         if state.instances[pos].et.is_some_and(|et| et <= now.0) {
             return Err(not_found());
@@ -282,7 +282,7 @@ fn walk(tree: &Tree, cse_name: &str, rest: &str, now: Timestamp) -> Result<Step,
             cur = child.clone();
             continue;
         }
-        if node.container.is_none() || segments.peek().is_some() {
+        if node.container().is_none() || segments.peek().is_some() {
             return Err(not_found());
         }
         return Ok(match seg {

@@ -77,8 +77,7 @@ pub(crate) async fn instance_attrs(
             ));
         }
         let state = node
-            .container
-            .as_ref()
+            .container()
             .ok_or_else(|| RequestError::not_found("not a container"))?;
         match (ri, which) {
             (Some(ri), _) => ri.clone(),
@@ -282,10 +281,7 @@ async fn child_refs(
             }
             refs.push(reference);
         }
-        let container = n
-            .container
-            .as_ref()
-            .is_some_and(|c| !c.instances.is_empty())
+        let container = n.container().is_some_and(|c| !c.instances.is_empty())
             && cse.may_include(&tree, reader.fr, reader.ctx, n, AccessOperation::Discovery);
         (refs, container.then(|| n.path.clone()))
     };
@@ -317,7 +313,7 @@ async fn instances_within(
     let room = budget.resources_left();
     let (wanted, all) = {
         let tree = cse.tree.read();
-        let Some(state) = tree.get(ri).and_then(|n| n.container.as_ref()) else {
+        let Some(state) = tree.get(ri).and_then(|n| n.container()) else {
             return Ok(Vec::new());
         };
         let mut live = state
@@ -368,7 +364,7 @@ pub(crate) async fn live_instances(
         .await
         .map_err(|_| RequestError::Internal("storage read failed".into()))?;
     let tree = cse.tree.read();
-    let Some(state) = tree.get(ri).and_then(|n| n.container.as_ref()) else {
+    let Some(state) = tree.get(ri).and_then(|n| n.container()) else {
         return Ok(Vec::new());
     };
     Ok(rows
@@ -413,10 +409,7 @@ fn nest_children<'a>(
                 })
                 .map(|c| (c.ri.clone(), c.ty, c.attrs.clone()))
                 .collect();
-            let with_instances = n
-                .container
-                .as_ref()
-                .is_some_and(|c| !c.instances.is_empty())
+            let with_instances = n.container().is_some_and(|c| !c.instances.is_empty())
                 && n.attrs.get("disr").and_then(Value::as_bool) != Some(true);
             (children, with_instances)
         };
