@@ -129,7 +129,7 @@ impl Cse {
         node: &Node,
     ) -> bool {
         let association_ok = ctx.identity.is_none() || ctx.authenticated;
-        association_ok && crate::pch::owns(self, tree, node, originator)
+        association_ok && crate::types::owns(self, tree, node, originator)
     }
 
     /// Decides `op` on `node` with the rules of kind `kind`. A deny is audited.

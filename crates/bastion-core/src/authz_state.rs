@@ -349,9 +349,7 @@ fn member_at<'t>(
     depth: usize,
     visited: &mut Vec<&'t str>,
 ) -> Option<bool> {
-    let Some(state) = group.group() else {
-        return None;
-    };
+    let state = group.group()?;
     if depth > MAX_GROUP_DEPTH {
         return None;
     }

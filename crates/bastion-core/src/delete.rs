@@ -9,12 +9,11 @@ use crate::notify::counted_rows;
 use crate::resolve::Target;
 use crate::retrieve::{instance_attrs, shape};
 use crate::tree::{Ri, Tree};
-use crate::types::{self, refresh_counters};
+use crate::types::{self, remove_instance, remove_node};
 use crate::{Cse, RequestContext};
 use bastion_policy::AccessOperation;
 use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, ResourceType, Response, ResultContent, Rsc};
-use bastion_store::WriteOp;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -150,40 +149,4 @@ fn audited_under(tree: &Tree, ri: &Ri) -> Vec<(AuditKind, String)> {
         }
     }
     out
-}
-
-/// Removes a node and its subtree from the tree; returns the store ops.
-pub(crate) fn remove_node(tree: &mut Tree, ri: &Ri) -> Vec<WriteOp> {
-    let mut ops = Vec::new();
-    for n in tree.remove_subtree(ri) {
-        if n.container().is_some() {
-            ops.push(WriteOp::DeleteChildren {
-                pi: n.ri.to_string(),
-            });
-        }
-        ops.push(WriteOp::Delete {
-            ri: n.ri.to_string(),
-        });
-    }
-    ops
-}
-
-/// Removes one instance from its container; `None` when it is no longer indexed.
-pub(crate) fn remove_instance(
-    tree: &mut Tree,
-    parent: &Ri,
-    ri: &str,
-    seq: Option<i64>,
-) -> Option<Vec<WriteOp>> {
-    let node = tree.get_mut(parent)?;
-    let state = node.container_mut()?;
-    let pos = state.position(ri, seq)?;
-    let removed = state.instances.remove(pos)?;
-    state.cbs -= removed.cs;
-    state.names.remove(&removed.name_hash);
-    if pos == state.instances.len() {
-        state.latest = None;
-    }
-    refresh_counters(node);
-    Some(vec![WriteOp::Delete { ri: ri.to_owned() }])
 }

@@ -2,8 +2,8 @@
 //! removed with their subtrees by a periodic sweep. Until the sweep runs, resolution
 //! already treats them as absent.
 
-use crate::delete::{remove_instance, remove_node};
 use crate::tree::Ri;
+use crate::types::{remove_instance, remove_node};
 use crate::{now, Cse};
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,7 +10,7 @@
 //! waiting, and a full queue drops the oldest message (docs/notifications.md).
 
 use crate::checks::Checked;
-use crate::tree::{Node, Ri, Tree};
+use crate::tree::Ri;
 use crate::{Cse, RequestContext};
 use bastion_proto::time::parse_abs_rel;
 use bastion_proto::{Operation, RequestError, ResourceType, Response, Rsc};
@@ -42,7 +42,7 @@ impl PollingMessage {
     pub fn notify(
         cse_id: &str,
         to: &str,
-        kind: crate::notify::NotificationKind,
+        kind: crate::outgoing::NotificationKind,
         content: Value,
     ) -> PollingMessage {
         let rqi = fresh_rqi();
@@ -107,30 +107,7 @@ impl PollingChannels {
     }
 }
 
-/// The `<pollingChannel>` child of an AE, if it has one.
-pub(crate) fn channel_of(tree: &Tree, ae: &Node) -> Option<Ri> {
-    ae.children
-        .iter()
-        .filter_map(|c| tree.get(c))
-        .find(|c| c.ty == ResourceType::PollingChannel)
-        .map(|c| c.ri.clone())
-}
-
-/// Whether `originator` owns the channel `pch` (its parent AE or remote CSE).
-pub(crate) fn owns(cse: &Cse, tree: &Tree, pch: &Node, originator: &str) -> bool {
-    let Some(parent) = pch.pi.as_ref().and_then(|p| tree.get(p)) else {
-        return false;
-    };
-    let owner = match parent.ty {
-        ResourceType::Ae => parent.attrs.get("aei").and_then(Value::as_str),
-        ResourceType::RemoteCse => parent.attrs.get("csi").and_then(Value::as_str),
-        _ => None,
-    };
-    owner.is_some_and(|owner| {
-        bastion_policy::normalize_originator(&cse.local, owner)
-            == bastion_policy::normalize_originator(&cse.local, originator)
-    })
-}
+use crate::types::owns;
 
 impl Cse {
     /// Requests to `<pollingChannel>/pcu`; `None` when `to` does not end in a `pcu` of

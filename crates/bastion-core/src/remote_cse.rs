@@ -9,7 +9,7 @@
 //! adds the checks they call ([`check_update`], [`check_delete`]).
 
 use crate::checks::Checked;
-use crate::forward::{owner, Owner};
+use crate::originator::{owner, Owner};
 use crate::tree::{Node, Ri, Tree};
 use crate::types::{common, created, new_ri, node_row, resolve_acpi, universal};
 use crate::{Cse, CseType};
@@ -399,7 +399,7 @@ async fn register(
     // Over an association only the CSE it is bound to registers (never one it relays),
     // and its CSE-ID is bound to that association from now on.
     let bound = match ctx.identity.as_deref().map(|i| cse.absolute(i)) {
-        Some(identity) if !crate::identity::same_identity(&identity, &cse.absolute(&csi)) => {
+        Some(identity) if !crate::originator::same_identity(&identity, &cse.absolute(&csi)) => {
             return Err(RequestError::NotAuthenticated(
                 "a CSE registers over its own security association".into(),
             ))

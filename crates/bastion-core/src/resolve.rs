@@ -162,8 +162,8 @@ impl Cse {
         // Development only: other CSEs on the plain listener of this host.
         let loopback_trusted =
             self.config.trust_loopback_cses && ctx.peer.is_some_and(|p| p.ip().is_loopback());
-        let vouched = || match crate::forward::owner(&self.config.sp_id, &req.fr) {
-            crate::forward::Owner::Cse(c) | crate::forward::Owner::AeOf(c) => {
+        let vouched = || match crate::originator::owner(&self.config.sp_id, &req.fr) {
+            crate::originator::Owner::Cse(c) | crate::originator::Owner::AeOf(c) => {
                 self.vouched_in(&tree, c)
             }
             _ => false,

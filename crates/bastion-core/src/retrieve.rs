@@ -7,6 +7,7 @@ use crate::discovery::{self, require_match, Subject};
 use crate::render::{atrl_from_content, child_ref, parse_body, partial, wrap};
 use crate::resolve::{Target, Virtual};
 use crate::tree::Ri;
+use crate::types::live_instances;
 use crate::{Cse, RequestContext};
 use bastion_policy::AccessOperation;
 use bastion_proto::time::Timestamp;
@@ -349,34 +350,6 @@ async fn instances_within(
         rows.extend(row);
     }
     Ok(rows)
-}
-
-/// The stored instances of a container that are still live: not expired, and still in
-/// the container's index (rows of evicted instances may linger until a range delete).
-pub(crate) async fn live_instances(
-    cse: &Cse,
-    ri: &Ri,
-    now: Timestamp,
-) -> Result<Vec<bastion_store::StoredResource>, RequestError> {
-    let rows = cse
-        .store
-        .children(ri, Some(4))
-        .await
-        .map_err(|_| RequestError::Internal("storage read failed".into()))?;
-    let tree = cse.tree.read();
-    let Some(state) = tree.get(ri).and_then(|n| n.container()) else {
-        return Ok(Vec::new());
-    };
-    Ok(rows
-        .into_iter()
-        .filter(|r| {
-            state.holds_row(r.seq)
-                && r.et
-                    .as_deref()
-                    .and_then(Timestamp::parse)
-                    .is_none_or(|et| et > now)
-        })
-        .collect())
 }
 
 /// Nests children (recursively, up to `levels`) as arrays under their `m2m:<type>`

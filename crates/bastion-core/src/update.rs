@@ -137,7 +137,7 @@ pub(crate) async fn update(
         // A type's new state is derived before anything changes, so a refused update
         // leaves no trace.
         let rederived = match prepared {
-            Some(state) => Some((None, state)),
+            Some(state) => Some(types::Rederived { attrs: None, state }),
             None => kind.rederive(&cse.derive_in(tree, now), node, &content)?,
         };
         let previous: Map<String, Value> = content
@@ -156,11 +156,11 @@ pub(crate) async fn update(
                 }
             }
         }
-        if let Some((merged, state)) = rederived {
-            if let Some(merged) = merged {
-                node.attrs = merged;
+        if let Some(rederived) = rederived {
+            if let Some(attrs) = rederived.attrs {
+                node.attrs = attrs;
             }
-            node.state = state;
+            node.state = rederived.state;
         }
         if let Some(et) = new_et {
             node.et = Some(et);

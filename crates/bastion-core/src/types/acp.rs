@@ -1,7 +1,7 @@
 //! `<accessControlPolicy>` (TS-0001 9.6.2; TS-0003 7.1.2): its rules compiled when
 //! written, and on start-up compiled to grant nothing when this version rejects them.
 
-use super::{Audited, Derive, Prepared, ResourceKind};
+use super::{Audited, Derive, Prepared, Rederived, ResourceKind};
 use crate::audit::AuditKind;
 use crate::checks::Checked;
 use crate::tree::{AcpRules, Node, Ri, TypeState};
@@ -62,7 +62,7 @@ impl ResourceKind for Acp {
         cx: &Derive,
         node: &Node,
         content: &Map<String, Value>,
-    ) -> Result<Option<(Option<Map<String, Value>>, TypeState)>, RequestError> {
+    ) -> Result<Option<Rederived>, RequestError> {
         if !(content.contains_key("pv") || content.contains_key("pvs")) {
             return Ok(None);
         }
@@ -74,7 +74,10 @@ impl ResourceKind for Acp {
                 .unwrap_or(Value::Null)
         };
         let rules = compile(cx.local, &pick("pv"), &pick("pvs"))?;
-        Ok(Some((None, TypeState::Acp(Arc::new(rules)))))
+        Ok(Some(Rederived {
+            attrs: None,
+            state: TypeState::Acp(Arc::new(rules)),
+        }))
     }
 
     /// A stored rule set that this version no longer accepts (parsing got stricter) is

@@ -11,7 +11,7 @@ use crate::{Cse, CseConfig};
 use bastion_proto::id;
 use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, ResourceType, Response, ResultContent, Rsc};
-use bastion_store::StoredResource;
+use bastion_store::{StoredResource, WriteOp};
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::{Map, Value};
 
@@ -224,4 +224,20 @@ pub(crate) fn node_row(node: &Node) -> StoredResource {
             body
         },
     }
+}
+
+/// Removes a node and its subtree from the tree; returns the store ops.
+pub(crate) fn remove_node(tree: &mut Tree, ri: &Ri) -> Vec<WriteOp> {
+    let mut ops = Vec::new();
+    for n in tree.remove_subtree(ri) {
+        if n.container().is_some() {
+            ops.push(WriteOp::DeleteChildren {
+                pi: n.ri.to_string(),
+            });
+        }
+        ops.push(WriteOp::Delete {
+            ri: n.ri.to_string(),
+        });
+    }
+    ops
 }

@@ -4,7 +4,9 @@
 
 use super::{node_row, Derive, ResourceKind, Written};
 use crate::authz_state::Mode;
-use crate::tree::{ContainerState, Node, TypeState};
+use crate::tree::{ContainerState, Node, Ri, Tree, TypeState};
+use crate::Cse;
+use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, ResourceType};
 use bastion_store::{StoredResource, WriteOp};
 use serde_json::{Map, Value};
@@ -138,4 +140,52 @@ pub(crate) fn refresh_counters(node: &mut Node) {
 pub(crate) fn container_row(node: &mut Node) -> StoredResource {
     refresh_counters(node);
     node_row(node)
+}
+
+/// Removes one instance from its container; `None` when it is no longer indexed.
+pub(crate) fn remove_instance(
+    tree: &mut Tree,
+    parent: &Ri,
+    ri: &str,
+    seq: Option<i64>,
+) -> Option<Vec<WriteOp>> {
+    let node = tree.get_mut(parent)?;
+    let state = node.container_mut()?;
+    let pos = state.position(ri, seq)?;
+    let removed = state.instances.remove(pos)?;
+    state.cbs -= removed.cs;
+    state.names.remove(&removed.name_hash);
+    if pos == state.instances.len() {
+        state.latest = None;
+    }
+    refresh_counters(node);
+    Some(vec![WriteOp::Delete { ri: ri.to_owned() }])
+}
+
+/// The stored instances of a container that are still live: not expired, and still in
+/// the container's index (rows of evicted instances may linger until a range delete).
+pub(crate) async fn live_instances(
+    cse: &Cse,
+    ri: &Ri,
+    now: Timestamp,
+) -> Result<Vec<bastion_store::StoredResource>, RequestError> {
+    let rows = cse
+        .store
+        .children(ri, Some(4))
+        .await
+        .map_err(|_| RequestError::Internal("storage read failed".into()))?;
+    let tree = cse.tree.read();
+    let Some(state) = tree.get(ri).and_then(|n| n.container()) else {
+        return Ok(Vec::new());
+    };
+    Ok(rows
+        .into_iter()
+        .filter(|r| {
+            state.holds_row(r.seq)
+                && r.et
+                    .as_deref()
+                    .and_then(Timestamp::parse)
+                    .is_none_or(|et| et > now)
+        })
+        .collect())
 }

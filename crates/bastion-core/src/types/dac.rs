@@ -37,9 +37,12 @@ impl ResourceKind for Dac {
         cx: &Derive,
         node: &Node,
         content: &Map<String, Value>,
-    ) -> Result<Option<(Option<Map<String, Value>>, TypeState)>, RequestError> {
+    ) -> Result<Option<super::Rederived>, RequestError> {
         let mut merged = super::merged(&node.attrs, content);
         let state = self.derive(cx, node.ty, &mut merged, Mode::Write)?;
-        Ok(Some((Some(merged), state)))
+        Ok(Some(super::Rederived {
+            attrs: Some(merged),
+            state,
+        }))
     }
 }

@@ -40,10 +40,13 @@ impl ResourceKind for Group {
         cx: &Derive,
         node: &Node,
         content: &Map<String, Value>,
-    ) -> Result<Option<(Option<Map<String, Value>>, TypeState)>, RequestError> {
+    ) -> Result<Option<super::Rederived>, RequestError> {
         let mut merged = super::merged(&node.attrs, content);
         let state = self.derive(cx, node.ty, &mut merged, Mode::Write)?;
-        Ok(Some((Some(merged), state)))
+        Ok(Some(super::Rederived {
+            attrs: Some(merged),
+            state,
+        }))
     }
 
     /// `fopt` is a group's fan-out point (TS-0001 9.6.14), never a child.

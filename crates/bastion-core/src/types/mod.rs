@@ -28,9 +28,11 @@ mod subscription;
 mod token;
 
 pub(crate) use common::{
-    common, content_size, created, new_ri, node_row, resolve_acp_id, resolve_acpi, universal,
+    common, content_size, created, new_ri, node_row, remove_node, resolve_acp_id, resolve_acpi,
+    universal,
 };
-pub(crate) use container::{evict_for, refresh_counters, Flush};
+pub(crate) use container::{evict_for, live_instances, remove_instance, Flush};
+pub(crate) use polling_channel::{channel_of, owns};
 
 use crate::audit::{AuditKind, AuditRule};
 use crate::authz_state::Mode;
@@ -112,6 +114,13 @@ pub(crate) struct Audited {
     pub create: AuditKind,
     pub update: AuditKind,
     pub delete: AuditKind,
+}
+
+/// A node's new state for an UPDATE, with its attributes when the derivation fixed
+/// them up.
+pub(crate) struct Rederived {
+    pub attrs: Option<Map<String, Value>>,
+    pub state: TypeState,
 }
 
 /// What an UPDATE stores for a node, with the attributes the CSE changed beside those
@@ -277,14 +286,13 @@ pub(crate) trait ResourceKind: Sync {
     }
 
     /// The new state for an UPDATE of `node` with `content`, checked before anything
-    /// changes, with the merged attributes when the derivation fixed them up. `None`
-    /// keeps the state.
+    /// changes. `None` keeps the state.
     fn rederive(
         &self,
         _cx: &Derive,
         _node: &Node,
         _content: &Map<String, Value>,
-    ) -> Result<Option<(Option<Map<String, Value>>, TypeState)>, RequestError> {
+    ) -> Result<Option<Rederived>, RequestError> {
         Ok(None)
     }
 

@@ -1,11 +1,11 @@
 //! `<pollingChannel>` (TS-0001 9.6.21): only the entity itself creates its own, and an
-//! AE has at most one.
+//! AE has at most one. The channel's queues and its `pcu` live in `pch.rs`.
 
 use super::ResourceKind;
 use crate::audit::AuditRule;
 use crate::checks::Checked;
 use crate::resolve::Target;
-use crate::tree::Ri;
+use crate::tree::{Node, Ri, Tree};
 use crate::{Cse, RequestContext};
 use async_trait::async_trait;
 use bastion_proto::{RequestError, ResourceType};
@@ -52,10 +52,35 @@ fn polling_channel_parent(
             "only the entity itself may create its polling channel".into(),
         ));
     }
-    if node.ty == ResourceType::Ae && crate::pch::channel_of(&tree, node).is_some() {
+    if node.ty == ResourceType::Ae && channel_of(&tree, node).is_some() {
         return Err(RequestError::Conflict(
             "this AE already has a polling channel".into(),
         ));
     }
     Ok(AuditRule::Creator)
+}
+
+/// The `<pollingChannel>` child of an AE, if it has one.
+pub(crate) fn channel_of(tree: &Tree, ae: &Node) -> Option<Ri> {
+    ae.children
+        .iter()
+        .filter_map(|c| tree.get(c))
+        .find(|c| c.ty == ResourceType::PollingChannel)
+        .map(|c| c.ri.clone())
+}
+
+/// Whether `originator` owns the channel `pch` (its parent AE or remote CSE).
+pub(crate) fn owns(cse: &Cse, tree: &Tree, pch: &Node, originator: &str) -> bool {
+    let Some(parent) = pch.pi.as_ref().and_then(|p| tree.get(p)) else {
+        return false;
+    };
+    let owner = match parent.ty {
+        ResourceType::Ae => parent.attrs.get("aei").and_then(Value::as_str),
+        ResourceType::RemoteCse => parent.attrs.get("csi").and_then(Value::as_str),
+        _ => None,
+    };
+    owner.is_some_and(|owner| {
+        bastion_policy::normalize_originator(&cse.local, owner)
+            == bastion_policy::normalize_originator(&cse.local, originator)
+    })
 }
