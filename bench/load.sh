@@ -18,6 +18,9 @@
 #                   Flask/werkzeug server, which answers "Connection: close" to every request
 #   bare            crates/bastion-bench bare-axum: 200 + fixed ~300-byte JSON to anything
 #
+# --bastion-bin PATH measures that bastion binary instead of building target/release/bastion
+# (e.g. a release build of an earlier commit, to compare two builds in one run).
+#
 # Per target: start, wait until it answers, run bench/setup.sh (AE Cbench, container cnt
 # with mni=--mni, ACP granting Creader RETRIEVE+CREATE linked via the container's acpi, one
 # contentInstance; every step's RSC checked; if the CSE answers 4106 to the unregistered
@@ -30,6 +33,7 @@
 #   w2  POST /<cse>/bench/cnt      as Creader, application/json;ty=4, {"m2m:cin":{"con":<100 B>}}
 #       (the container holds at most --mni instances: once full, every CREATE evicts the oldest)
 #   w3  GET  /<cse>                as CAdmin
+#   w1c, w2c  W1 and W2 in CBOR (Accept and Content-Type application/cbor); bastion only
 # `bare` gets the same requests (it answers anything) and needs no setup.
 #
 # Output: bench/out/<timestamp>/ holds machine.txt, console.log, per target the server log
@@ -85,6 +89,7 @@ while [[ $# -gt 0 ]]; do
     --mni) MNI=$2; shift 2 ;;
     --cse-name) BASTION_CSE_NAME=$2; shift 2 ;;
     --no-install) INSTALL=0; shift ;;
+    --bastion-bin) BASTION_BIN_GIVEN=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -96,7 +101,7 @@ for t in "${TARGET_LIST[@]}"; do
     *) echo "unknown target: $t" >&2; exit 2 ;; esac
 done
 for w in "${WORKLOAD_LIST[@]}"; do
-  case $w in w1|w2|w3) ;; *) echo "unknown workload: $w" >&2; exit 2 ;; esac
+  case $w in w1|w2|w3|w1c|w2c) ;; *) echo "unknown workload: $w" >&2; exit 2 ;; esac
 done
 
 OUT="$BENCH/out/$(date +%Y%m%d-%H%M%S)"
@@ -146,7 +151,7 @@ fi
 # ---------------------------------------------------------------------------- builds
 # Built up front so that no compilation competes with a measurement.
 BARE_BIN="$ROOT/target/release/bare-axum"
-BASTION_BIN="$ROOT/target/release/bastion"
+BASTION_BIN=${BASTION_BIN_GIVEN:-"$ROOT/target/release/bastion"}
 BASTION_BUILD_OK=0
 BARE_BUILD_OK=0
 if [[ ",$TARGETS," == *",bare,"* ]]; then
@@ -157,7 +162,9 @@ if [[ ",$TARGETS," == *",bare,"* ]]; then
     echo "!! bare-axum build failed, see $OUT/build-bare.log"
   fi
 fi
-if [[ ",$TARGETS," == *",bastion,"* ]]; then
+if [[ ",$TARGETS," == *",bastion,"* && -n ${BASTION_BIN_GIVEN:-} ]]; then
+  [[ -x $BASTION_BIN ]] && BASTION_BUILD_OK=1 || echo "!! $BASTION_BIN is not an executable"
+elif [[ ",$TARGETS," == *",bastion,"* ]]; then
   echo "building bastion (release)"
   if (cd "$ROOT" && cargo build --release -q -p bastion) >"$OUT/build-bastion.log" 2>&1 && [[ -x $BASTION_BIN ]]; then
     BASTION_BUILD_OK=1
@@ -275,6 +282,8 @@ run_wrk() {
     w1) path="/$CSE/bench/cnt/la"; origin=$READER; kind="get" ;;
     w2) path="/$CSE/bench/cnt"; origin=$READER; kind="cin" ;;
     w3) path="/$CSE"; origin=$ADMIN; kind="get" ;;
+    w1c) path="/$CSE/bench/cnt/la"; origin=$READER; kind="getcbor" ;;
+    w2c) path="/$CSE/bench/cnt"; origin=$READER; kind="cincbor" ;;
   esac
   local raw="$dir/$w-run$r.txt" secs=${5:-$DURATION}
   [[ $r == warmup ]] && raw="$dir/$w-warmup.txt"

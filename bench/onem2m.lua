@@ -6,10 +6,13 @@
 --     KIND       get  -> GET URL                                     (W1, W3)
 --                cin  -> POST URL, Content-Type application/json;ty=4,
 --                        body {"m2m:cin":{"con":"<CON_BYTES x>"}}     (W2)
+--                getcbor -> as get, with Accept: application/cbor      (W1 in CBOR)
+--                cincbor -> as cin, the same content in CBOR,
+--                        Content-Type application/cbor;ty=4           (W2 in CBOR)
 --     CON_BYTES  size of the cin's con for KIND=cin (default 100)
 --
 -- Every request carries X-M2M-Origin, a unique X-M2M-RI ("b<thread>-<n>"), X-M2M-RVI: 3
--- and Accept: application/json. A response counts as an error when its HTTP status is
+-- and Accept: application/json (application/cbor for the *cbor kinds). A response counts as an error when its HTTP status is
 -- not 2xx or its X-M2M-RSC (if present) is not 2xxx. done() prints one machine-readable
 -- line that bench/load.sh parses:
 --   BENCH requests=N duration_us=N rps=F p50_us=N p99_us=N errors=N non2xx=N
@@ -33,15 +36,37 @@ local origin = "CAdmin"
 local kind = "get"
 local body = nil
 local n = 0
+local accept = "application/json"
+local content_type = "application/json;ty=4"
+
+-- CBOR head of a major type with a length (RFC 8949 3.1), for lengths below 65536.
+local function cbor_head(major, len)
+   local m = major * 32
+   if len < 24 then return string.char(m + len) end
+   if len < 256 then return string.char(m + 24, len) end
+   return string.char(m + 25, math.floor(len / 256), len % 256)
+end
+
+local function cbor_text(s)
+   return cbor_head(3, #s) .. s
+end
 
 function init(args)
    origin = args[1] or origin
    kind = args[2] or kind
+   local con_bytes = tonumber(args[3] or "100")
    if kind == "cin" then
-      local con_bytes = tonumber(args[3] or "100")
       body = '{"m2m:cin":{"con":"' .. string.rep("x", con_bytes) .. '"}}'
+   elseif kind == "cincbor" then
+      -- {"m2m:cin": {"con": "xxx…"}} as two one-entry CBOR maps
+      body = cbor_head(5, 1) .. cbor_text("m2m:cin") .. cbor_head(5, 1) .. cbor_text("con")
+         .. cbor_text(string.rep("x", con_bytes))
+      content_type = "application/cbor;ty=4"
+      accept = "application/cbor"
+   elseif kind == "getcbor" then
+      accept = "application/cbor"
    elseif kind ~= "get" then
-      error("onem2m.lua: KIND must be get or cin, got " .. tostring(kind))
+      error("onem2m.lua: KIND must be get, cin, getcbor or cincbor, got " .. tostring(kind))
    end
 end
 
@@ -51,10 +76,10 @@ function request()
       ["X-M2M-Origin"] = origin,
       ["X-M2M-RI"] = "b" .. tostring(tid) .. "-" .. tostring(n),
       ["X-M2M-RVI"] = "3",
-      ["Accept"] = "application/json",
+      ["Accept"] = accept,
    }
-   if kind == "cin" then
-      h["Content-Type"] = "application/json;ty=4"
+   if body ~= nil then
+      h["Content-Type"] = content_type
       return wrk.format("POST", nil, h, body)
    end
    return wrk.format("GET", nil, h)

@@ -3,7 +3,8 @@
 
 use crate::{rsc_from_code, Body, ClientError, Endpoint};
 use bastion_proto::primitive::ResponseType;
-use bastion_proto::{json, Operation, Request, Response};
+use bastion_proto::wire::{self, Serialization};
+use bastion_proto::{Operation, Request, Response};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
@@ -147,6 +148,7 @@ pub(crate) fn request(
     base_path: Option<&str>,
     req: &Request,
     rqi: &str,
+    ser: Serialization,
 ) -> Result<http::Request<Body>, ClientError> {
     let op = req
         .op
@@ -187,7 +189,8 @@ pub(crate) fn request(
 
     let body = match &req.pc {
         Some(pc) => Bytes::from(
-            serde_json::to_vec(pc).map_err(|e| ClientError::InvalidRequest(e.to_string()))?,
+            ser.encode_pc(pc)
+                .map_err(|e| ClientError::InvalidRequest(e.to_string()))?,
         ),
         None => Bytes::new(),
     };
@@ -198,7 +201,7 @@ pub(crate) fn request(
     h.insert(http::header::HOST, header_value("Host", &host)?);
     h.insert(
         http::header::ACCEPT,
-        HeaderValue::from_static("application/json"),
+        HeaderValue::from_static(ser.media_type()),
     );
     let mut set = |name: &'static str, value: Option<&str>| -> Result<(), ClientError> {
         if let Some(v) = value {
@@ -227,9 +230,9 @@ pub(crate) fn request(
         set("authorization", Some(&req.tkns.join("+")))?;
     }
     let content_type = match ty {
-        Some(ty) => Some(format!("application/json;ty={ty}")),
+        Some(ty) => Some(format!("{};ty={ty}", ser.media_type())),
         // A NOTIFY must carry no `ty`; the receiver tells it from CREATE by that alone.
-        None if !body.is_empty() || op == Operation::Notify => Some("application/json".into()),
+        None if !body.is_empty() || op == Operation::Notify => Some(ser.media_type().into()),
         None => None,
     };
     set("content-type", content_type.as_deref())?;
@@ -269,7 +272,14 @@ pub(crate) fn response(
     resp.content_location = header_text(parts, "content-location")?;
     resp.cnst = header_text(parts, "x-m2m-cts")?.and_then(|v| v.parse().ok());
     if !body.is_empty() {
-        let value = json::parse_value(body)
+        // The body is read in the serialization its Content-Type names; a peer that
+        // names none Bastion knows is taken to answer in JSON, as before negotiation.
+        let ser = header_text(parts, "content-type")?
+            .and_then(|raw| wire::parse_content_type(&raw).ok())
+            .and_then(|ct| ct.serialization)
+            .unwrap_or(Serialization::Json);
+        let value = ser
+            .decode_pc(body)
             .map_err(|e| ClientError::MalformedResponse(format!("body: {e}")))?;
         resp.pc = Some(value);
     }
@@ -325,7 +335,7 @@ mod tests {
             rt_nu: Some(vec!["http://a".into(), "http://b".into()]),
             ..Request::default()
         };
-        let http = request(&endpoint, None, &req, "r1").unwrap();
+        let http = request(&endpoint, None, &req, "r1", Serialization::Json).unwrap();
         assert_eq!(http.method(), http::Method::POST);
         assert_eq!(http.uri().path(), "/cse-in");
         let h = http.headers();
@@ -340,7 +350,7 @@ mod tests {
             to: "Cdas".into(),
             ..Request::default()
         };
-        let http = request(&endpoint, Some("/das"), &notify, "r2").unwrap();
+        let http = request(&endpoint, Some("/das"), &notify, "r2", Serialization::Json).unwrap();
         assert_eq!(http.method(), http::Method::POST);
         assert_eq!(http.uri().path(), "/das");
         assert_eq!(http.headers()["content-type"], "application/json");
@@ -349,8 +359,41 @@ mod tests {
             ..Request::default()
         };
         assert!(matches!(
-            request(&endpoint, None, &no_ty, "r3"),
+            request(&endpoint, None, &no_ty, "r3", Serialization::Json),
             Err(ClientError::InvalidRequest(_))
         ));
+    }
+
+    #[test]
+    fn ts0004_7_4_8_notification_in_the_asked_serialization() {
+        let endpoint = Endpoint {
+            scheme: "http".into(),
+            host: "127.0.0.1".into(),
+            port: 1,
+        };
+        let pc = serde_json::json!({"m2m:sgn": {"sur": "cse-in/s", "vrq": true}});
+        let notify = Request {
+            op: Some(Operation::Notify),
+            to: "Cae".into(),
+            pc: Some(pc.clone()),
+            ..Request::default()
+        };
+        let http = request(&endpoint, Some("/n"), &notify, "r", Serialization::Cbor).unwrap();
+        assert_eq!(http.headers()["content-type"], "application/cbor");
+        assert_eq!(http.headers()["accept"], "application/cbor");
+        let body = Serialization::Cbor.encode_pc(&pc).unwrap();
+        assert_eq!(Serialization::Cbor.decode_pc(&body).unwrap(), pc);
+        // A response is read in the serialization its Content-Type names.
+        let xml = Serialization::Xml
+            .encode_pc(&serde_json::json!({"m2m:dbg": "x"}))
+            .unwrap();
+        let (parts, ()) = http::Response::builder()
+            .header("x-m2m-rsc", "4000")
+            .header("content-type", "application/vnd.onem2m-res+xml")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let resp = response(&parts, &xml).unwrap();
+        assert_eq!(resp.pc, Some(serde_json::json!({"m2m:dbg": "x"})));
     }
 }

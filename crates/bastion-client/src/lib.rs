@@ -21,7 +21,8 @@
 //!
 //! The byte stream comes from a [`Connector`]; [`TcpConnector`] handles `http://` and
 //! [`TlsConnector`] `https://` (TLS-PSK or certificates, [`tls`]), passed to
-//! [`Client::with_connector`]; nothing else changes.
+//! [`Client::with_connector`]; nothing else changes. A [`Client`] is the `http(s)`
+//! [`Transport`]; [`Schemes`] picks the transport by a target's URI scheme ([`transport`]).
 //!
 //! Limits: one deadline covers connect, send and the whole response
 //! ([`ClientConfig::timeout`]); response bodies over [`ClientConfig::max_body_bytes`] fail.
@@ -30,9 +31,10 @@
 mod encode;
 mod pool;
 pub mod tls;
+pub mod transport;
 
 use async_trait::async_trait;
-use bastion_proto::{Request, Response, Rsc};
+use bastion_proto::{Request, Response, Rsc, Serialization};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
@@ -43,6 +45,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use encode::{http_path, query_string};
 pub use tls::TlsConnector;
+pub use transport::{Schemes, Transport};
 
 /// Why a request got no oneM2M response. Variant docs say whose fault it is.
 #[derive(Debug, thiserror::Error)]
@@ -186,7 +189,8 @@ impl Client {
     /// proxy-free next hop) and `req.to` is not used for addressing. Otherwise the path
     /// comes from `req.to` (TS-0009 Table 6.2.2.1-1: `/` + CSE-relative, `/~` +
     /// SP-relative, `/_` + absolute without its first `/`). A request without `rqi` gets
-    /// a generated one; without `rvi`, `3` is sent.
+    /// a generated one; without `rvi`, `3` is sent. A `?ct=json|cbor|xml` query on
+    /// `target` is not sent: it selects the serialization of the body (JSON otherwise).
     pub async fn send(&self, target: &str, req: &Request) -> Result<Response, ClientError> {
         let timeout = self.config.timeout;
         match tokio::time::timeout(timeout, self.exchange(target, req)).await {
@@ -196,12 +200,14 @@ impl Client {
     }
 
     async fn exchange(&self, target: &str, req: &Request) -> Result<Response, ClientError> {
+        let (target, asked) = target_serialization(target)?;
         let (endpoint, base_path) = parse_target(target)?;
         let rqi = match &req.rqi {
             Some(r) => r.clone(),
             None => format!("bc-{}", self.next_rqi.fetch_add(1, Ordering::Relaxed)),
         };
-        let http_req = encode::request(&endpoint, base_path.as_deref(), req, &rqi)?;
+        let ser = asked.unwrap_or(Serialization::Json);
+        let http_req = encode::request(&endpoint, base_path.as_deref(), req, &rqi, ser)?;
         let reused = match self.idle.take(&endpoint) {
             // Waits for the connection to take a request; an error means it closed.
             Some(mut conn) => conn.sender.ready().await.is_ok().then_some(conn),
@@ -316,6 +322,20 @@ fn parse_target(target: &str) -> Result<(Endpoint, Option<String>), ClientError>
     Ok((Endpoint { scheme, host, port }, path))
 }
 
+/// The serialization a target asks for with a `ct` query (TS-0004 7.4.8: `?ct=json`,
+/// `cbor` or `xml` on a notification URI), and the target without it. Any other query
+/// is not a target Bastion can address.
+fn target_serialization(target: &str) -> Result<(&str, Option<Serialization>), ClientError> {
+    let Some((base, query)) = target.split_once('?') else {
+        return Ok((target, None));
+    };
+    let ser = query
+        .strip_prefix("ct=")
+        .and_then(Serialization::from_name)
+        .ok_or_else(|| ClientError::InvalidTarget(target.to_owned()))?;
+    Ok((base, Some(ser)))
+}
+
 /// The [`Rsc`] for a numeric code, if it is one Bastion knows.
 pub fn rsc_from_code(code: u16) -> Option<Rsc> {
     Rsc::from_code(code)
@@ -345,6 +365,21 @@ mod tests {
         assert_eq!(p.as_deref(), Some("/das/notify"));
         assert!(parse_target("cse-in/ae").is_err());
         assert!(parse_target("http://h:1/x?y=1").is_err());
+        assert_eq!(
+            target_serialization("http://h:1/n?ct=cbor").unwrap(),
+            ("http://h:1/n", Some(Serialization::Cbor))
+        );
+        assert_eq!(
+            target_serialization("http://h:1/n").unwrap(),
+            ("http://h:1/n", None)
+        );
+        for bad in [
+            "http://h:1/n?ct=yaml",
+            "http://h:1/n?x=1",
+            "http://h:1/n?ct=xml&x=1",
+        ] {
+            assert!(target_serialization(bad).is_err(), "{bad}");
+        }
         assert!(parse_target("coap://h/x").is_err());
     }
 

@@ -1,20 +1,25 @@
 //! The Policy Enforcement Point and Policy Retrieval Point (TS-0003 6.2.2, 7.1.4): which
 //! rules govern a request (TS-0001 9.6.1.3; security-access-control.md §3), handing them
 //! to the pure decision point together with the request's context (time from the CSE
-//! clock, transport peer address), and turning a deny into 4103.
+//! clock, transport peer address), and turning a deny into 4103. Every access decision
+//! of the core goes through one [`Enforcer`], built once per request.
 
 use crate::audit::AuditRule;
 use crate::authz_state::resolve_local;
-use crate::checks::Checked;
+use crate::checks::Envelope;
 use crate::dynamic::{self, Denied};
 use crate::pip::RequestPip;
 use crate::resolve::Target;
 use crate::tree::{Node, Ri, Tree};
 use crate::{Cse, RequestContext};
 use bastion_policy::{
-    decide, explain, AccessOperation, AccessRequest, Applicable, Explanation, Grant, PolicySource,
+    decide, explain, AccessOperation, AccessRequest, Applicable, Explanation, Grant, Location,
+    PolicySource,
 };
+use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, ResourceType};
+use serde_json::Value;
+use std::borrow::Cow;
 
 /// Which rule set of the linked ACPs applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,49 +30,104 @@ pub(crate) enum RuleKind {
     SelfPrivileges,
 }
 
-impl Cse {
+/// The access decision of one request: who asks (the originator, and what the pipeline
+/// verified about it: the association's identity, `rq_authn`, roles, tokens, the
+/// transport peer) and when (`rq_time`, fixed once from the CSE's clock). Built once per
+/// request after the originator checks, it is the only way anything in the core decides
+/// access: the addressed resource, group fan-out (`macp`), result shaping (nested
+/// children, references, discovery, filters on neighbours), the re-checks of
+/// notifications (for the subscription's creator, as it was authenticated) and the
+/// operator explanations.
+pub(crate) struct Enforcer<'a> {
+    cse: &'a Cse,
+    /// Owned for a request, whose typed parts move on to the operation.
+    originator: Cow<'a, str>,
+    ctx: &'a RequestContext,
+    now: Timestamp,
+    /// `tqi`: a deny that a DAS could lift answers with token-request information
+    /// (TS-0003 7.3.2.3) instead of consulting it.
+    token_request: bool,
+}
+
+impl<'a> Enforcer<'a> {
+    /// Decisions for `originator` in `ctx` at `now`, outside a request of its own (a
+    /// notification's re-check, an explanation).
+    pub(crate) fn new(
+        cse: &'a Cse,
+        originator: &'a str,
+        ctx: &'a RequestContext,
+        now: Timestamp,
+    ) -> Enforcer<'a> {
+        Enforcer {
+            cse,
+            originator: Cow::Borrowed(originator),
+            ctx,
+            now,
+            token_request: false,
+        }
+    }
+
+    /// The decisions of the request `req`, which arrived in the verified `ctx`.
+    pub(crate) fn for_request(
+        cse: &'a Cse,
+        req: &Envelope,
+        ctx: &'a RequestContext,
+        now: Timestamp,
+    ) -> Enforcer<'a> {
+        Enforcer {
+            cse,
+            originator: Cow::Owned(req.fr.clone()),
+            ctx,
+            now,
+            token_request: req.tqi,
+        }
+    }
+
+    /// The verified context of the request.
+    pub(crate) fn ctx(&self) -> &'a RequestContext {
+        self.ctx
+    }
+
+    /// `rq_time`: the request's "now".
+    pub(crate) fn now(&self) -> Timestamp {
+        self.now
+    }
+
     /// Decides `op` on `target` for the request's originator; `Err(4103)` on deny. On a
     /// grant, returns the deciding rule (for the audit log). When the local decision
     /// denies and the target is linked to a Dynamic Authorization Server, the dynamic
     /// procedures of TS-0003 7.3 run first (`dynamic.rs`).
     pub(crate) async fn authorize(
         &self,
-        req: &Checked,
-        ctx: &RequestContext,
         target: &Target,
         op: AccessOperation,
         create_type: Option<u16>,
     ) -> Result<AuditRule, RequestError> {
-        let explain_to_client = self.config.explain_denials_to_client;
+        let cse = self.cse;
+        let explain_to_client = cse.config.explain_denials_to_client;
         let (why, denied, path) = {
-            let tree = self.tree.read();
+            let tree = cse.tree.read();
             let node = tree
                 .get(target.governing())
                 .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-            if node.ty == bastion_proto::ResourceType::PollingChannel {
-                return self.polling_channel_owner(&tree, req, ctx, node);
+            if node.ty == ResourceType::PollingChannel {
+                return self.polling_channel_owner(&tree, node);
             }
             let kind = RuleKind::Privileges;
-            match self.evaluate(
-                &tree,
-                &req.fr,
-                ctx,
-                node,
-                op,
-                create_type,
-                kind,
-                explain_to_client,
-            ) {
+            match self.evaluate(&tree, node, op, create_type, kind, explain_to_client) {
                 Ok(rule) => return Ok(rule),
                 Err(why) => {
-                    let servers = dynamic::das_servers(self, &tree, node);
+                    let servers = dynamic::das_servers(cse, &tree, node);
                     let denied = (!servers.is_empty()).then(|| Denied {
-                        originator: bastion_policy::normalize_originator(&self.local, &req.fr),
+                        originator: bastion_policy::normalize_originator(
+                            &cse.local,
+                            &self.originator,
+                        ),
                         op,
                         target_ri: node.ri.clone(),
                         target_type: node.ty.number(),
-                        peer: ctx.peer.map(|p| p.ip()),
-                        roles: ctx.roles.iter().map(|r| r.to_string()).collect(),
+                        peer: self.ctx.peer.map(|p| p.ip()),
+                        roles: self.ctx.roles.iter().map(|r| r.to_string()).collect(),
                         servers,
                         proposed_lifetime: None,
                     });
@@ -76,161 +136,212 @@ impl Cse {
             }
         };
         if let Some(denied) = denied {
-            let now = crate::now();
-            if req.tqi {
+            if self.token_request {
                 // Indirect procedure (TS-0003 7.3.2.3 step 2): no debug text, only `tqf`.
-                self.audit_deny(&req.fr, ctx, &path, op);
-                let tqf = denied.token_request_info(now).to_value();
+                self.audit_deny(&path, op);
+                let tqf = denied.token_request_info(self.now).to_value();
                 return Err(RequestError::TokenRequestInfo(Box::new(
                     serde_json::json!({ "m2m:dynAuthTokenReqInfo": tqf }),
                 )));
             }
-            if self.consult_das(&denied, now).await {
-                let tree = self.tree.read();
+            if cse.consult_das(&denied, self.now).await {
+                let tree = cse.tree.read();
                 if let Some(node) = tree.get(target.governing()) {
                     let kind = RuleKind::Privileges;
-                    if let Ok(rule) =
-                        self.evaluate(&tree, &req.fr, ctx, node, op, create_type, kind, false)
-                    {
+                    if let Ok(rule) = self.evaluate(&tree, node, op, create_type, kind, false) {
                         return Ok(rule);
                     }
                 }
             }
         }
-        self.audit_deny(&req.fr, ctx, &path, op);
+        self.audit_deny(&path, op);
         Err(denial(why, explain_to_client))
+    }
+
+    /// The group-level decision of a fan-out whose `<group>` sets `macp` (TS-0001 9.6.13):
+    /// only the `pv` of the ACPs in `acps` (those `macp` names that exist) apply; no
+    /// token, dynamic grant or default policy. Fails closed: no ACP grants nobody but
+    /// the administrator. A deny is audited and reveals nothing of the policy.
+    pub(crate) fn authorize_members(
+        &self,
+        tree: &Tree,
+        group: &Node,
+        acps: &[Ri],
+        op: AccessOperation,
+        create_type: Option<u16>,
+    ) -> Result<(), RequestError> {
+        let sources: Vec<PolicySource<'_>> = acps
+            .iter()
+            .filter_map(|ri| {
+                let acp = tree.get(ri)?.acp()?;
+                Some(PolicySource {
+                    acp_id: ri,
+                    rules: &acp.pv,
+                })
+            })
+            .collect();
+        let pip = RequestPip::new(self.cse, tree, &self.originator, self.ctx);
+        let request = self.access_request(&pip, group, op, create_type);
+        if decide(&self.cse.local, &request, &Applicable::Policies(&sources))
+            .grant
+            .is_some()
+        {
+            return Ok(());
+        }
+        self.audit_deny(&group.path, op);
+        Err(RequestError::NoPrivilege(
+            "originator has no privilege".into(),
+        ))
     }
 
     /// A `<pollingChannel>` has no ACPs: only its owner may touch it (TS-0001 9.6.21). A
     /// deny is audited.
-    fn polling_channel_owner(
-        &self,
-        tree: &Tree,
-        req: &Checked,
-        ctx: &RequestContext,
-        node: &Node,
-    ) -> Result<AuditRule, RequestError> {
-        if self.owns_polling_channel(tree, &req.fr, ctx, node) {
+    fn polling_channel_owner(&self, tree: &Tree, node: &Node) -> Result<AuditRule, RequestError> {
+        if self.owns_polling_channel(tree, node) {
             return Ok(AuditRule::Creator);
         }
-        self.audit_deny(&req.fr, ctx, &node.path, AccessOperation::Retrieve);
+        self.audit_deny(&node.path, AccessOperation::Retrieve);
         Err(RequestError::NoPrivilege(
             "only the polling channel's owner may use it".into(),
         ))
     }
 
-    /// Whether `originator` owns the `<pollingChannel>` `node`, on an association that
+    /// Whether the originator owns the `<pollingChannel>` `node`, on an association that
     /// authenticated it when there is one: the whole access rule of a polling channel.
-    fn owns_polling_channel(
-        &self,
-        tree: &Tree,
-        originator: &str,
-        ctx: &RequestContext,
-        node: &Node,
-    ) -> bool {
-        let association_ok = ctx.identity.is_none() || ctx.authenticated;
-        association_ok && crate::types::owns(self, tree, node, originator)
+    pub(crate) fn owns_polling_channel(&self, tree: &Tree, node: &Node) -> bool {
+        self.association_ok()
+            && node
+                .pi
+                .as_ref()
+                .and_then(|p| tree.get(p))
+                .is_some_and(|parent| self.is_entity(parent))
+    }
+
+    /// Whether the originator is the `<AE>` or `<remoteCSE>` `entity` itself, on an
+    /// association that authenticated it when there is one: who may give it a
+    /// `<pollingChannel>` (TS-0001 9.6.21).
+    pub(crate) fn is_entity_itself(&self, entity: &Node) -> bool {
+        self.association_ok() && self.is_entity(entity)
+    }
+
+    /// Whether `entity`, an `<AE>` or `<remoteCSE>`, is the originator itself.
+    fn is_entity(&self, entity: &Node) -> bool {
+        let id = match entity.ty {
+            ResourceType::Ae => entity.attrs.get("aei").and_then(Value::as_str),
+            ResourceType::RemoteCse => entity.attrs.get("csi").and_then(Value::as_str),
+            _ => None,
+        };
+        id.is_some_and(|id| {
+            bastion_policy::normalize_originator(&self.cse.local, id)
+                == bastion_policy::normalize_originator(&self.cse.local, &self.originator)
+        })
+    }
+
+    /// Inside a security association, only an originator it authenticated passes the
+    /// ownership rules.
+    fn association_ok(&self) -> bool {
+        self.ctx.identity.is_none() || self.ctx.authenticated
     }
 
     /// Decides `op` on `node` with the rules of kind `kind`. A deny is audited.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn authorize_node(
         &self,
         tree: &Tree,
-        originator: &str,
-        ctx: &RequestContext,
         node: &Node,
         op: AccessOperation,
         create_type: Option<u16>,
         kind: RuleKind,
     ) -> Result<AuditRule, RequestError> {
-        let explain_to_client = self.config.explain_denials_to_client;
-        match self.evaluate(
-            tree,
-            originator,
-            ctx,
-            node,
-            op,
-            create_type,
-            kind,
-            explain_to_client,
-        ) {
+        let explain_to_client = self.cse.config.explain_denials_to_client;
+        match self.evaluate(tree, node, op, create_type, kind, explain_to_client) {
             Ok(rule) => Ok(rule),
             Err(why) => {
-                self.audit_deny(originator, ctx, &node.path, op);
+                self.audit_deny(&node.path, op);
                 Err(denial(why, explain_to_client))
             }
         }
     }
 
+    /// The operator endpoints (`/__bastion/explain`) admit only the administrator: no
+    /// ACP governs them. 4103 otherwise.
+    pub(crate) fn operator(&self) -> Result<(), RequestError> {
+        if self.cse.is_admin(&self.originator) {
+            Ok(())
+        } else {
+            Err(RequestError::NoPrivilege(
+                "originator has no privilege".into(),
+            ))
+        }
+    }
+
     /// Whether the PDP grants (no audit: used where a deny only hides a resource).
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn permits(
         &self,
         tree: &Tree,
-        originator: &str,
-        ctx: &RequestContext,
         node: &Node,
         op: AccessOperation,
         create_type: Option<u16>,
         kind: RuleKind,
     ) -> bool {
-        self.evaluate(tree, originator, ctx, node, op, create_type, kind, false)
+        self.evaluate(tree, node, op, create_type, kind, false)
             .is_ok()
     }
 
-    /// Whether `node` may appear in something built for `originator` beside the resource
-    /// it addressed: a nested child (`op` RETRIEVE), a child reference (`op` DISCOVER, as
-    /// in discovery, TS-0001 10.2.6.2), or the representation a notification carries. It
-    /// is the decision a direct request for `node` would get, except that no Dynamic
-    /// Authorization Server is consulted for it (it cannot be, once per child): what the
-    /// local rules, tokens and earlier grants do not permit stays out. No audit: a child
-    /// left out is not a denied request. A `<pollingChannel>` is its owner's only, as for
-    /// a direct request.
-    pub(crate) fn may_include(
+    /// Whether `node` may appear in something built for the originator beside the
+    /// resource it addressed: a nested child (`op` RETRIEVE), a child reference (`op`
+    /// DISCOVER, as in discovery, TS-0001 10.2.6.2), or the representation a notification
+    /// carries. It is the decision a direct request for `node` would get, except that no
+    /// Dynamic Authorization Server is consulted for it (it cannot be, once per child):
+    /// what the local rules, tokens and earlier grants do not permit stays out. No audit:
+    /// a child left out is not a denied request. A `<pollingChannel>` is its owner's
+    /// only, as for a direct request.
+    pub(crate) fn may_include(&self, tree: &Tree, node: &Node, op: AccessOperation) -> bool {
+        if node.ty == ResourceType::PollingChannel {
+            return self.owns_polling_channel(tree, node);
+        }
+        self.permits(tree, node, op, None, RuleKind::Privileges)
+    }
+
+    /// How the decision of `op` on `node` goes, rule by rule, for an operator
+    /// (`explain.rs`); `location` replaces the location service when given.
+    pub(crate) fn explain(
         &self,
         tree: &Tree,
-        originator: &str,
-        ctx: &RequestContext,
         node: &Node,
         op: AccessOperation,
-    ) -> bool {
-        if node.ty == ResourceType::PollingChannel {
-            return self.owns_polling_channel(tree, originator, ctx, node);
-        }
-        self.permits(tree, originator, ctx, node, op, None, RuleKind::Privileges)
+        create_type: Option<u16>,
+        location: Option<Location>,
+    ) -> Explanation {
+        let pip = RequestPip::new(self.cse, tree, &self.originator, self.ctx);
+        // An explicit location replaces the location service; without one the service
+        // is asked, as for a real request.
+        let pip = match location {
+            Some(l) => pip.with_location(Some(l)),
+            None => pip,
+        };
+        let request = self.access_request(&pip, node, op, create_type);
+        with_applicable(tree, node, RuleKind::Privileges, |applicable| {
+            explain(&self.cse.local, &request, applicable)
+        })
     }
 
     /// The PDP call. On deny the full explanation goes to the debug log, never to the
     /// client (it would reveal policy), and is returned when `explained` asks for it.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn evaluate(
         &self,
         tree: &Tree,
-        originator: &str,
-        ctx: &RequestContext,
         node: &Node,
         op: AccessOperation,
         create_type: Option<u16>,
         kind: RuleKind,
         explained: bool,
     ) -> Result<AuditRule, Option<Box<Explanation>>> {
-        let pip = RequestPip::new(self, tree, originator, ctx);
-        let request = AccessRequest {
-            originator,
-            operation: op,
-            authenticated: ctx.authenticated,
-            target_type: node.ty.number(),
-            create_type,
-            // `rq_time` from this CSE's clock; `rq_ip` from the transport peer only
-            // (forwarded-for headers are never trusted); location, country, groups and
-            // roles from the PIP (TS-0003 7.1.2 table 7.1.2-2, 7.4.3, annex F).
-            time: Some(crate::now().0),
-            peer_ip: ctx.peer.map(|a| a.ip()),
-            pip: &pip,
-        };
+        let cse = self.cse;
+        let originator: &str = &self.originator;
+        let pip = RequestPip::new(cse, tree, originator, self.ctx);
+        let request = self.access_request(&pip, node, op, create_type);
         with_applicable(tree, node, kind, |applicable| {
-            let decision = decide(&self.local, &request, applicable);
+            let decision = decide(&cse.local, &request, applicable);
             if let Some(grant) = decision.grant {
                 return Ok(deciding_rule(grant, applicable, node));
             }
@@ -238,10 +349,10 @@ impl Cse {
             // resource is one more applicable policy; so is what a DAS granted (7.3.2.2
             // step 5). Never for `acpi` changes.
             if kind == RuleKind::Privileges {
-                if let Some(rule) = self.token_grant(tree, &ctx.tokens, node, &request) {
+                if let Some(rule) = cse.token_grant(tree, &self.ctx.tokens, node, &request) {
                     return Ok(rule);
                 }
-                if let Some(rule) = self.dynamic_grant(tree, originator, node, &request) {
+                if let Some(rule) = cse.dynamic_grant(tree, originator, node, &request) {
                     return Ok(rule);
                 }
             }
@@ -249,12 +360,39 @@ impl Cse {
             if !debug && !explained {
                 return Err(None);
             }
-            let why = explain(&self.local, &request, applicable);
+            let why = explain(&cse.local, &request, applicable);
             if debug {
                 tracing::debug!(target_ri = %node.ri, op = op.name(), originator, %why, "access denied");
             }
             Err(Some(Box::new(why)))
         })
+    }
+
+    /// The PDP's view of this request on `node`: `rq_time` from the CSE's clock as the
+    /// enforcer was built; `rq_ip` from the transport peer only (forwarded-for headers
+    /// are never trusted); location, country, groups and roles from the PIP (TS-0003
+    /// 7.1.2 table 7.1.2-2, 7.4.3, annex F).
+    fn access_request<'p>(
+        &'p self,
+        pip: &'p RequestPip<'_>,
+        node: &Node,
+        op: AccessOperation,
+        create_type: Option<u16>,
+    ) -> AccessRequest<'p> {
+        AccessRequest {
+            originator: &self.originator,
+            operation: op,
+            authenticated: self.ctx.authenticated,
+            target_type: node.ty.number(),
+            create_type,
+            time: Some(self.now.0),
+            peer_ip: self.ctx.peer.map(|a| a.ip()),
+            pip,
+        }
+    }
+
+    fn audit_deny(&self, path: &str, op: AccessOperation) {
+        self.cse.audit_deny(&self.originator, self.ctx, path, op);
     }
 }
 
@@ -339,8 +477,8 @@ fn denial(why: Option<Box<Explanation>>, explain_to_client: bool) -> RequestErro
 }
 
 /// Runs `f` on the rules that govern `node` (see [`applicable_sources`]): the PRP step
-/// shared by the PEP and by [`Cse::explain`](crate::Cse::explain).
-pub(crate) fn with_applicable<R>(
+/// shared by decisions and explanations.
+fn with_applicable<R>(
     tree: &Tree,
     node: &Node,
     kind: RuleKind,

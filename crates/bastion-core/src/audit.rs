@@ -336,7 +336,7 @@ impl crate::Cse {
             originator.to_owned()
         };
         self.audit.record(AuditEvent {
-            time: crate::now().format(),
+            time: self.now().format(),
             event,
             originator,
             target: path.to_owned(),

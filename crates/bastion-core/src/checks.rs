@@ -1,6 +1,12 @@
 //! Primitive checks made before the target is even looked up (TS-0004 §7.3.2.1;
 //! core-primitives.md §5 items 1-8), in the order the spec gives, stopping at the first
-//! failure. The result is a [`Checked`] request whose parameters are known to be valid.
+//! failure. The result is a [`Checked`] request: one typed request per operation, so a
+//! later stage sees only the parameters its operation takes, already validated (a
+//! [`ResultContent`], never a raw `rcn` number; a [`ResourceType`] only in a CREATE).
+//!
+//! The parameters every operation carries (`to`, `fr`, credentials, `rqet`, …) form the
+//! [`Envelope`]; each typed request dereferences to it, so stages before the operation
+//! (originator checks, resolution, access control) take `&Envelope` and serve all five.
 
 use crate::CseConfig;
 use bastion_proto::filter::FilterCriteria;
@@ -8,22 +14,19 @@ use bastion_proto::primitive::ResponseType;
 use bastion_proto::time::{parse_abs_rel, Timestamp};
 use bastion_proto::{id, Operation, Request, RequestError, ResourceType, ResultContent};
 use serde_json::{Map, Value};
+use std::ops::Deref;
 
-/// A request that passed the primitive checks.
+/// The checked parameters every operation carries.
 #[derive(Debug)]
-pub(crate) struct Checked {
+pub(crate) struct Envelope {
     pub op: Operation,
     pub to: String,
     /// The originator; empty only for an `<AE>` CREATE that sent none.
     pub fr: String,
     pub rvi: String,
+    /// The type a CREATE creates, for the stages before the operation (registration is
+    /// resolved and authorized differently); `None` for every other operation.
     pub ty: Option<ResourceType>,
-    pub pc: Option<Value>,
-    pub rcn: Option<ResultContent>,
-    /// 1 structured (default), 2 unstructured.
-    pub drt: u64,
-    pub fc: FilterCriteria,
-    pub atrl: Vec<String>,
     /// `rids`, `tkns`, `tids`, `ltids` (TS-0003 7.3, 7.4; checked in `credentials.rs`).
     pub rids: Vec<String>,
     pub tkns: Vec<String>,
@@ -35,30 +38,170 @@ pub(crate) struct Checked {
     pub rqet: Option<String>,
 }
 
-impl Checked {
-    /// The resource representation inside `pc` for CREATE/UPDATE: `pc` must hold exactly
-    /// one member, `m2m:<type>`, whose value is an object.
+/// A checked CREATE.
+#[derive(Debug)]
+pub(crate) struct CreateRequest {
+    pub envelope: Envelope,
+    pub ty: ResourceType,
+    /// The primitive content, present.
+    pub pc: Value,
+    pub rcn: Option<ResultContent>,
+}
+
+/// A checked RETRIEVE (discovery included: `fc.fu` = 1).
+#[derive(Debug)]
+pub(crate) struct RetrieveRequest {
+    pub envelope: Envelope,
+    /// Content of a RETRIEVE may name the attributes wanted (`atrl_from_content`).
+    pub pc: Option<Value>,
+    pub rcn: Option<ResultContent>,
+    pub drt: DiscoveryResultType,
+    pub fc: FilterCriteria,
+    pub atrl: Vec<String>,
+}
+
+/// A checked UPDATE.
+#[derive(Debug)]
+pub(crate) struct UpdateRequest {
+    pub envelope: Envelope,
+    /// The primitive content, present.
+    pub pc: Value,
+    pub rcn: Option<ResultContent>,
+    pub fc: FilterCriteria,
+}
+
+/// A checked DELETE.
+#[derive(Debug)]
+pub(crate) struct DeleteRequest {
+    pub envelope: Envelope,
+    pub rcn: Option<ResultContent>,
+    pub fc: FilterCriteria,
+}
+
+/// A checked NOTIFY.
+#[derive(Debug)]
+pub(crate) struct NotifyRequest {
+    pub envelope: Envelope,
+    /// The primitive content (the notification), present.
+    pub pc: Value,
+}
+
+/// `drt` of a discovery (TS-0004 6.3.4.2.22).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum DiscoveryResultType {
+    #[default]
+    Structured,
+    Unstructured,
+}
+
+/// A request that passed the primitive checks, typed by its operation.
+#[derive(Debug)]
+pub(crate) enum Checked {
+    Create(CreateRequest),
+    Retrieve(RetrieveRequest),
+    Update(UpdateRequest),
+    Delete(DeleteRequest),
+    Notify(NotifyRequest),
+}
+
+impl Deref for Checked {
+    type Target = Envelope;
+
+    fn deref(&self) -> &Envelope {
+        match self {
+            Checked::Create(r) => &r.envelope,
+            Checked::Retrieve(r) => &r.envelope,
+            Checked::Update(r) => &r.envelope,
+            Checked::Delete(r) => &r.envelope,
+            Checked::Notify(r) => &r.envelope,
+        }
+    }
+}
+
+/// Each typed request reads as its envelope too (`req.fr`, `cse.resolve(&req, …)`):
+/// the operation's own parameters stay fields of its type alone.
+macro_rules! envelope_deref {
+    ($($request:ty),*) => {$(
+        impl Deref for $request {
+            type Target = Envelope;
+
+            fn deref(&self) -> &Envelope {
+                &self.envelope
+            }
+        }
+    )*};
+}
+envelope_deref!(
+    CreateRequest,
+    RetrieveRequest,
+    UpdateRequest,
+    DeleteRequest,
+    NotifyRequest
+);
+
+impl CreateRequest {
+    /// The representation of the resource to create (see [`resource_content`]).
     pub fn content(&self, ty: ResourceType) -> Result<Map<String, Value>, RequestError> {
-        let pc = self
-            .pc
-            .as_ref()
-            .and_then(Value::as_object)
-            .ok_or_else(|| RequestError::bad_request("content missing"))?;
-        if pc.len() != 1 {
-            return Err(RequestError::bad_request(
-                "content must hold exactly one resource",
-            ));
+        resource_content(&self.pc, ty)
+    }
+}
+
+impl UpdateRequest {
+    /// The attributes to change (see [`resource_content`]).
+    pub fn content(&self, ty: ResourceType) -> Result<Map<String, Value>, RequestError> {
+        resource_content(&self.pc, ty)
+    }
+}
+
+/// The resource representation inside `pc` of a CREATE or UPDATE: `pc` must hold exactly
+/// one member, `m2m:<type>`, whose value is an object.
+fn resource_content(pc: &Value, ty: ResourceType) -> Result<Map<String, Value>, RequestError> {
+    let pc = pc
+        .as_object()
+        .ok_or_else(|| RequestError::bad_request("content missing"))?;
+    if pc.len() != 1 {
+        return Err(RequestError::bad_request(
+            "content must hold exactly one resource",
+        ));
+    }
+    let (root, body) = pc.iter().next().expect("len checked");
+    if root != ty.root() {
+        return Err(RequestError::bad_request(format!(
+            "content root must be {}",
+            ty.root()
+        )));
+    }
+    body.as_object()
+        .cloned()
+        .ok_or_else(|| RequestError::bad_request("resource content must be an object"))
+}
+
+/// What the result of a RETRIEVE or DELETE shows: `rcn` (default attributes), `atrl`
+/// (RETRIEVE only) and the nesting depth `lvl` of child resources.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ResultShape<'r> {
+    pub rcn: Option<ResultContent>,
+    pub atrl: &'r [String],
+    pub lvl: Option<u64>,
+}
+
+impl RetrieveRequest {
+    pub fn result_shape(&self) -> ResultShape<'_> {
+        ResultShape {
+            rcn: self.rcn,
+            atrl: &self.atrl,
+            lvl: self.fc.lvl,
         }
-        let (root, body) = pc.iter().next().expect("len checked");
-        if root != ty.root() {
-            return Err(RequestError::bad_request(format!(
-                "content root must be {}",
-                ty.root()
-            )));
+    }
+}
+
+impl DeleteRequest {
+    pub fn result_shape(&self) -> ResultShape<'_> {
+        ResultShape {
+            rcn: self.rcn,
+            atrl: &[],
+            lvl: self.fc.lvl,
         }
-        body.as_object()
-            .cloned()
-            .ok_or_else(|| RequestError::bad_request("resource content must be an object"))
     }
 }
 
@@ -142,8 +285,9 @@ pub(crate) fn check(
         }
     };
     let drt = match req.drt {
-        None => 1,
-        Some(d @ (1 | 2)) if op == Operation::Retrieve => d,
+        None | Some(1) if op == Operation::Retrieve => DiscoveryResultType::Structured,
+        Some(2) if op == Operation::Retrieve => DiscoveryResultType::Unstructured,
+        None => DiscoveryResultType::Structured,
         Some(1 | 2) => return Err(RequestError::bad_request("drt is only allowed in RETRIEVE")),
         Some(_) => return Err(RequestError::bad_request("drt must be 1 or 2")),
     };
@@ -206,22 +350,51 @@ pub(crate) fn check(
             ));
         }
     }
-    Ok(Checked {
+    let envelope = Envelope {
         op,
         to: req.to,
         fr,
         rvi,
         ty,
-        pc: req.pc,
-        rcn,
-        drt,
-        fc: req.fc,
-        atrl: req.atrl,
         rids: req.rids,
         tkns: req.tkns,
         tids: req.tids,
         ltids: req.ltids,
         tqi: req.tqi.unwrap_or(false),
         rqet: req.rqet,
+    };
+    // Presence of `pc` was checked above for the operations that need it.
+    let present =
+        |pc: Option<Value>| pc.ok_or_else(|| RequestError::bad_request("content missing"));
+    Ok(match op {
+        Operation::Create => Checked::Create(CreateRequest {
+            envelope,
+            ty: ty.ok_or_else(|| RequestError::bad_request("ty missing"))?,
+            pc: present(req.pc)?,
+            rcn,
+        }),
+        Operation::Retrieve => Checked::Retrieve(RetrieveRequest {
+            envelope,
+            pc: req.pc,
+            rcn,
+            drt,
+            fc: req.fc,
+            atrl: req.atrl,
+        }),
+        Operation::Update => Checked::Update(UpdateRequest {
+            envelope,
+            pc: present(req.pc)?,
+            rcn,
+            fc: req.fc,
+        }),
+        Operation::Delete => Checked::Delete(DeleteRequest {
+            envelope,
+            rcn,
+            fc: req.fc,
+        }),
+        Operation::Notify => Checked::Notify(NotifyRequest {
+            envelope,
+            pc: present(req.pc)?,
+        }),
     })
 }

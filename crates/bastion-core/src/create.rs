@@ -3,9 +3,10 @@
 //! access decision, the attribute policy, preparation, derived state, the durable write,
 //! notifications and audit.
 
+use crate::access::Enforcer;
 use crate::audit::{AuditKind, AuditRule};
 use crate::authz_state::Mode;
-use crate::checks::Checked;
+use crate::checks::CreateRequest;
 use crate::tree::{Node, Ri};
 use crate::types::{
     self, common, created, new_ri, node_row, resolve_acpi, universal, ResourceKind,
@@ -20,11 +21,11 @@ use serde_json::{Map, Value};
 
 pub(crate) async fn create(
     cse: &Cse,
-    req: Checked,
-    ctx: &RequestContext,
-    now: Timestamp,
+    req: CreateRequest,
+    access: &Enforcer<'_>,
 ) -> Result<Response, RequestError> {
-    let ty = req.ty.expect("checked: CREATE has ty");
+    let (ctx, now) = (access.ctx(), access.now());
+    let ty = req.ty;
     let kind = types::kind(ty);
     kind.check_creatable()?;
     let target = cse.resolve(&req, now).await?;
@@ -36,7 +37,7 @@ pub(crate) async fn create(
         return registered;
     }
     let rule = kind
-        .authorize_create(cse, &req, ctx, &target, ty, &parent)
+        .authorize_create(cse, access, &target, ty, &parent)
         .await?;
     {
         let tree = cse.tree.read();
@@ -60,7 +61,7 @@ pub(crate) async fn create(
 
 async fn create_node(
     cse: &Cse,
-    req: &Checked,
+    req: &CreateRequest,
     (ty, kind): (ResourceType, &dyn ResourceKind),
     mut content: Map<String, Value>,
     parent_ri: &Ri,

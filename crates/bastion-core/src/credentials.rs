@@ -14,7 +14,7 @@
 //!   originator, lies inside its window and comes from a configured role authority;
 //!   Role-IDs that do not are dropped (the request goes on without them).
 
-use crate::checks::Checked;
+use crate::checks::Envelope;
 use crate::{Cse, RequestContext};
 use bastion_policy::{
     normalize_originator, TokenContext, TokenError, TokenVerifier, ValidatedToken,
@@ -108,7 +108,7 @@ impl Cse {
     /// `ctx` (module docs).
     pub(crate) fn gather_credentials(
         &self,
-        req: &Checked,
+        req: &Envelope,
         ctx: &mut RequestContext,
         now: Timestamp,
     ) -> Result<(), RequestError> {

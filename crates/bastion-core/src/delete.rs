@@ -2,27 +2,27 @@
 //! container (also through `la`/`ol`) with the container's counters kept exact. Expiry
 //! uses the same removal paths.
 
+use crate::access::Enforcer;
 use crate::audit::AuditKind;
-use crate::checks::Checked;
-use crate::discovery::{require_match, Subject, Viewer};
+use crate::checks::DeleteRequest;
+use crate::discovery::{require_match, Subject};
 use crate::notify::counted_rows;
 use crate::resolve::Target;
 use crate::retrieve::{instance_attrs, shape};
 use crate::tree::{Ri, Tree};
 use crate::types::{self, remove_instance, remove_node};
-use crate::{Cse, RequestContext};
+use crate::Cse;
 use bastion_policy::AccessOperation;
-use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, ResourceType, Response, ResultContent, Rsc};
 use serde_json::Value;
 use std::sync::Arc;
 
 pub(crate) async fn delete(
     cse: &Cse,
-    req: Checked,
-    ctx: &RequestContext,
-    now: Timestamp,
+    req: DeleteRequest,
+    access: &Enforcer<'_>,
 ) -> Result<Response, RequestError> {
+    let (ctx, now) = (access.ctx(), access.now());
     let target = cse.resolve(&req, now).await?;
     if let Target::Node(ri) = &target {
         if **ri == *cse.tree.read().base {
@@ -35,8 +35,8 @@ pub(crate) async fn delete(
             types::kind(ty).check_delete(cse, &req)?;
         }
     }
-    let rule = cse
-        .authorize(&req, ctx, &target, AccessOperation::Delete, None)
+    let rule = access
+        .authorize(&target, AccessOperation::Delete, None)
         .await?;
     let rcn = req.rcn.unwrap_or(ResultContent::Nothing);
     let (ty, attrs, node) = match &target {
@@ -64,11 +64,7 @@ pub(crate) async fn delete(
             let n = tree
                 .get(ri)
                 .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-            let viewer = Viewer {
-                cse,
-                fr: &req.fr,
-                ctx,
-            };
+            let viewer = access;
             require_match(&req.fc, Subject::Node(&tree, n, viewer))?;
         }
         None => require_match(&req.fc, Subject::Instance(&attrs))?,
@@ -76,7 +72,17 @@ pub(crate) async fn delete(
     let shaped = if rcn == ResultContent::Nothing {
         None
     } else {
-        Some(shape(cse, &req, ctx, ty, attrs.clone(), node.as_ref(), now).await?)
+        Some(
+            shape(
+                cse,
+                req.result_shape(),
+                access,
+                ty,
+                attrs.clone(),
+                node.as_ref(),
+            )
+            .await?,
+        )
     };
     cse.write_guard()?;
     let mut deleted_acps = Vec::new();

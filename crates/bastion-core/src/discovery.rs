@@ -3,13 +3,14 @@
 //! and the same criteria used as a condition on a single resource (conditional
 //! operations).
 
+use crate::access::Enforcer;
 use crate::access::RuleKind;
-use crate::checks::Checked;
+use crate::checks::{DiscoveryResultType, RetrieveRequest};
 use crate::render::{child_ref, parse_body};
 use crate::resolve::Target;
 use crate::tree::{Node, Ri, Tree};
 use crate::types::live_instances;
-use crate::{Cse, RequestContext};
+use crate::Cse;
 use bastion_policy::AccessOperation;
 use bastion_proto::filter::FilterCriteria;
 use bastion_proto::time::Timestamp;
@@ -174,19 +175,7 @@ fn needs_relations(fc: &FilterCriteria) -> bool {
 /// Whom a filter is evaluated for: conditions on a resource's neighbours (`chty`,
 /// `clbl`, `palb`) see only the neighbours this originator may DISCOVER, so a filter
 /// cannot probe the types or labels of resources hidden from it.
-#[derive(Clone, Copy)]
-pub(crate) struct Viewer<'a> {
-    pub cse: &'a Cse,
-    pub fr: &'a str,
-    pub ctx: &'a RequestContext,
-}
-
-impl Viewer<'_> {
-    fn sees(&self, tree: &Tree, node: &Node) -> bool {
-        self.cse
-            .may_include(tree, self.fr, self.ctx, node, AccessOperation::Discovery)
-    }
-}
+pub(crate) type Viewer<'a> = &'a Enforcer<'a>;
 
 /// Relations of an in-memory node as `viewer` may know them, computed only when the
 /// filter uses them.
@@ -204,7 +193,7 @@ pub(crate) fn node_relations<'t>(
         .children
         .iter()
         .filter_map(|c| tree.get(c))
-        .filter(|c| viewer.sees(tree, c))
+        .filter(|c| viewer.may_include(tree, c, AccessOperation::Discovery))
         .collect();
     let mut child_types: Vec<u16> = children.iter().map(|c| c.ty.number()).collect();
     if node.container().is_some_and(|c| !c.instances.is_empty()) {
@@ -213,7 +202,7 @@ pub(crate) fn node_relations<'t>(
     Relations {
         parent_ty: parent.map(|p| p.ty.number()),
         parent_labels: parent
-            .filter(|p| viewer.sees(tree, p))
+            .filter(|p| viewer.may_include(tree, p, AccessOperation::Discovery))
             .and_then(|p| p.attrs.get("lbl")),
         child_types,
         child_labels: children.iter().filter_map(|c| c.attrs.get("lbl")).collect(),
@@ -260,11 +249,11 @@ struct Hit {
 /// Runs a discovery request below `target`.
 pub(crate) async fn discover(
     cse: &Cse,
-    req: &Checked,
-    ctx: &RequestContext,
+    req: &RetrieveRequest,
+    access: &Enforcer<'_>,
     target: &Target,
-    now: Timestamp,
 ) -> Result<Response, RequestError> {
+    let now = access.now();
     let Target::Node(root) = target else {
         return Err(RequestError::bad_request(
             "discovery needs a resource as root",
@@ -289,21 +278,15 @@ pub(crate) async fn discover(
             // One decision per node serves the node itself and its instances (which
             // inherit the container's rules).
             let may_discover = (depth > 0 || has_instances)
-                && cse.permits(
+                && access.permits(
                     &tree,
-                    &req.fr,
-                    ctx,
                     node,
                     AccessOperation::Discovery,
                     None,
                     RuleKind::Privileges,
                 );
             if depth > 0 && may_discover {
-                let viewer = Viewer {
-                    cse,
-                    fr: &req.fr,
-                    ctx,
-                };
+                let viewer = access;
                 let rel = node_relations(&tree, node, fc, viewer);
                 if matches(fc, node.ty.number(), &node.attrs, &rel) {
                     hits.push(Hit {
@@ -362,7 +345,7 @@ pub(crate) async fn discover(
     let partial = fc.lim.is_none() && hits.len() > offset + limit;
     let selected = hits.into_iter().skip(offset).take(limit);
     let address = |h: &Hit| {
-        if req.drt == 2 {
+        if req.drt == DiscoveryResultType::Unstructured {
             h.ri.clone()
         } else {
             h.structured.clone()

@@ -4,7 +4,7 @@
 
 use crate::tree::Ri;
 use crate::types::{remove_instance, remove_node};
-use crate::{now, Cse};
+use crate::Cse;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ pub(crate) fn spawn(cse: Arc<Cse>) -> tokio::task::JoinHandle<()> {
 
 /// Removes everything expired at this moment.
 pub(crate) async fn sweep(cse: &Cse) -> Result<(), bastion_proto::RequestError> {
-    let now = now();
+    let now = cse.now();
     if cse.write_guard().is_err() {
         return Ok(());
     }

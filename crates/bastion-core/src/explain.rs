@@ -3,20 +3,18 @@
 //!
 //! [`Cse::explain`] resolves the target exactly as a request would (`resolve.rs`), picks
 //! the node whose rules govern it as the PEP does (the parent for CREATE; the container
-//! for an instance, `la` and `ol`), gathers the rules with the PEP's own PRP step
-//! (`access::with_applicable`) and hands them to [`bastion_policy::explain()`], which uses
-//! the very conditions of the decision. Only the request context differs: the caller
-//! chooses the time, peer address and location.
+//! for an instance, `la` and `ol`) and asks the request's own [`Enforcer`] to explain:
+//! the same rules, the same PIP and [`bastion_policy::explain()`], which uses the very
+//! conditions of the decision. Only the request context differs: the caller chooses the
+//! time, peer address and location.
 //!
 //! Not part of the explanation: the registered-originator checks made before access
 //! control (4106/4107), and `<AE>` registration, which no ACP governs.
 
-use crate::access::{with_applicable, RuleKind};
-use crate::checks::Checked;
-use crate::pip::RequestPip;
+use crate::access::Enforcer;
+use crate::checks::Envelope;
 use crate::Cse;
-use bastion_policy::{explain, AccessOperation, AccessRequest, Explanation, Location};
-use bastion_proto::filter::FilterCriteria;
+use bastion_policy::{AccessOperation, Explanation, Location};
 use bastion_proto::time::Timestamp;
 use bastion_proto::{Operation, RequestError};
 use serde_json::{Map, Value};
@@ -45,8 +43,8 @@ impl Cse {
     /// would meet before the decision (4000 bad address, 4004 no such resource, 4005
     /// CREATE under a virtual resource, 4108 CREATE under an instance).
     pub async fn explain(&self, query: &ExplainQuery) -> Result<Explanation, RequestError> {
-        let now = crate::now();
-        let checked = Checked {
+        let now = self.now();
+        let envelope = Envelope {
             op: match query.operation {
                 AccessOperation::Create => Operation::Create,
                 AccessOperation::Retrieve | AccessOperation::Discovery => Operation::Retrieve,
@@ -58,11 +56,6 @@ impl Cse {
             fr: query.originator.clone(),
             rvi: "3".to_owned(),
             ty: None,
-            pc: None,
-            rcn: None,
-            drt: 1,
-            fc: FilterCriteria::default(),
-            atrl: Vec::new(),
             rids: Vec::new(),
             tkns: Vec::new(),
             tids: Vec::new(),
@@ -70,7 +63,7 @@ impl Cse {
             tqi: false,
             rqet: None,
         };
-        let target = self.resolve(&checked, now).await?;
+        let target = self.resolve(&envelope, now).await?;
         if query.operation == AccessOperation::Create {
             target.create_parent()?;
         }
@@ -82,31 +75,12 @@ impl Cse {
             query.peer_ip.map(|ip| std::net::SocketAddr::new(ip, 0)),
             None,
         );
-        let pip = RequestPip::new(self, &tree, &query.originator, &ctx);
-        // An explicit location replaces the location service; without one the service
-        // is asked, as for a real request.
-        let pip = match query.location {
-            Some(l) => pip.with_location(Some(l)),
-            None => pip,
-        };
-        let request = AccessRequest {
-            originator: &query.originator,
-            operation: query.operation,
-            authenticated: false,
-            target_type: node.ty.number(),
-            create_type: query
-                .create_type
-                .filter(|_| query.operation == AccessOperation::Create),
-            time: Some(query.time.unwrap_or(now).0),
-            peer_ip: query.peer_ip,
-            pip: &pip,
-        };
-        Ok(with_applicable(
-            &tree,
-            node,
-            RuleKind::Privileges,
-            |applicable| explain(&self.local, &request, applicable),
-        ))
+        // The request's own enforcer, but at the time the operator asks about.
+        let access = Enforcer::new(self, &query.originator, &ctx, query.time.unwrap_or(now));
+        let create_type = query
+            .create_type
+            .filter(|_| query.operation == AccessOperation::Create);
+        Ok(access.explain(&tree, node, query.operation, create_type, query.location))
     }
 }
 

@@ -8,13 +8,13 @@
 //! (`CseConfig::fanout_limit`) and the aggregate by `result_max_bytes`; beyond either the
 //! answer is partial (Content Status 1).
 
+use crate::access::Enforcer;
 use crate::authz_state::{self, resolve_local, Mode};
-use crate::checks::Checked;
-use crate::pip::RequestPip;
+use crate::checks::Envelope;
 use crate::resolve::Target;
 use crate::tree::Ri;
-use crate::{Cse, RequestContext};
-use bastion_policy::{decide, AccessOperation, AccessRequest, Applicable, PolicySource};
+use crate::Cse;
+use bastion_policy::AccessOperation;
 use bastion_proto::time::{parse_abs_rel, Timestamp};
 use bastion_proto::{Operation, Request, RequestError, ResourceType, Response, Rsc};
 use bastion_store::WriteOp;
@@ -91,24 +91,24 @@ fn access_operation(op: Operation) -> AccessOperation {
 impl Cse {
     /// Handles the request when `req.to` addresses a group's fan-out point; `None` when
     /// it does not (normal resolution then applies). `original` is the request as
-    /// received, re-issued to the members; `ctx` the verified context.
+    /// received, re-issued to the members; `access` the request's access decisions.
     ///
     /// The future is boxed: member requests run [`Cse::handle`] again, which may reach
     /// this function (nested groups), and an opaque recursive future cannot be `Send`.
     pub(crate) fn fan_out<'a>(
         &'a self,
         original: Request,
-        req: &'a Checked,
-        ctx: &'a RequestContext,
+        req: &'a Envelope,
+        access: &'a Enforcer<'a>,
     ) -> Pin<Box<dyn Future<Output = Option<Handled>> + Send + 'a>> {
         Box::pin(async move {
-            let now = crate::now();
+            let now = access.now();
             let fan = match self.locate_fopt(&req.to, now) {
                 Ok(Some(fan)) => fan,
                 Ok(None) => return None,
                 Err(err) => return Some(Err(err)),
             };
-            Some(self.run_fan_out(original, req, ctx, fan, now).await)
+            Some(self.run_fan_out(original, req, access, fan, now).await)
         })
     }
 
@@ -166,8 +166,8 @@ impl Cse {
     /// `macp` naming no existing ACP grants nobody but the administrator.
     async fn authorize_fan_out(
         &self,
-        req: &Checked,
-        ctx: &RequestContext,
+        req: &Envelope,
+        access: &Enforcer<'_>,
         fan: &FanOut,
     ) -> Result<(), RequestError> {
         let op = access_operation(req.op);
@@ -177,55 +177,20 @@ impl Cse {
         };
         let Some(acps) = &fan.macp else {
             let target = Target::Node(fan.group.clone());
-            return self
-                .authorize(req, ctx, &target, op, create_type)
-                .await
-                .map(|_| ());
+            return access.authorize(&target, op, create_type).await.map(|_| ());
         };
-        let granted = {
-            let tree = self.tree.read();
-            let group = tree
-                .get(&fan.group)
-                .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-            let sources: Vec<PolicySource<'_>> = acps
-                .iter()
-                .filter_map(|ri| {
-                    let acp = tree.get(ri)?.acp()?;
-                    Some(PolicySource {
-                        acp_id: ri,
-                        rules: &acp.pv,
-                    })
-                })
-                .collect();
-            let pip = RequestPip::new(self, &tree, &req.fr, ctx);
-            let request = AccessRequest {
-                originator: &req.fr,
-                operation: op,
-                authenticated: ctx.authenticated,
-                target_type: group.ty.number(),
-                create_type,
-                time: Some(crate::now().0),
-                peer_ip: ctx.peer.map(|a| a.ip()),
-                pip: &pip,
-            };
-            decide(&self.local, &request, &Applicable::Policies(&sources))
-                .grant
-                .is_some()
-        };
-        if granted {
-            return Ok(());
-        }
-        self.audit_deny(&req.fr, ctx, &fan.path, op);
-        Err(RequestError::NoPrivilege(
-            "originator has no privilege".into(),
-        ))
+        let tree = self.tree.read();
+        let group = tree
+            .get(&fan.group)
+            .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+        access.authorize_members(&tree, group, acps, op, create_type)
     }
 
     async fn run_fan_out(
         &self,
         original: Request,
-        req: &Checked,
-        ctx: &RequestContext,
+        req: &Envelope,
+        access: &Enforcer<'_>,
         fan: FanOut,
         now: Timestamp,
     ) -> Result<Response, RequestError> {
@@ -233,7 +198,7 @@ impl Cse {
         if depth >= MAX_NESTING {
             return Err(RequestError::bad_request("group fan-out nested too deeply"));
         }
-        self.authorize_fan_out(req, ctx, &fan).await?;
+        self.authorize_fan_out(req, access, &fan).await?;
         if fan.members.is_empty() {
             return Err(RequestError::NoMembers("the group has no members".into()));
         }
@@ -243,7 +208,7 @@ impl Cse {
             .as_deref()
             .and_then(|s| parse_abs_rel(s, now))
             .map(|at| {
-                let secs = at.0.saturating_sub(crate::now().0).max(0) as u64;
+                let secs = at.0.saturating_sub(self.now().0).max(0) as u64;
                 tokio::time::Instant::now() + std::time::Duration::from_secs(secs)
             });
         // The members asked: as many as the original request's budget still allows,
@@ -267,7 +232,7 @@ impl Cse {
         }
         // Each member request starts from what the binding knew: the pipeline verifies
         // the originator and decides access for it again, per member.
-        let binding = RequestContext::new(ctx.peer, ctx.identity.clone());
+        let binding = access.ctx().as_received();
         let binding = &binding;
         let calls: Vec<_> = asked
             .iter()
@@ -344,7 +309,7 @@ impl Cse {
         originator: &str,
     ) -> Result<(), RequestError> {
         self.write_guard()?;
-        let now = crate::now();
+        let now = self.now();
         let (pending, notices) = {
             let mut tree = self.tree.write();
             let Some(node) = tree.get(group) else {

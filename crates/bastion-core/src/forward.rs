@@ -231,7 +231,7 @@ impl Cse {
                 ));
             }
         }
-        let now = crate::now();
+        let now = self.now();
         let checked = checks::check(&self.config, req.clone(), now)?;
         let verified = self.verify_identity(&checked, ctx)?;
         self.check_originator(&checked, &verified)?;

@@ -144,7 +144,7 @@ impl Cse {
     /// an assigned AE-ID (empty, `C` or `S` originator) is left to the registration rules.
     pub(crate) fn verify_identity(
         &self,
-        req: &checks::Checked,
+        req: &checks::Envelope,
         ctx: &RequestContext,
     ) -> Result<RequestContext, RequestError> {
         let asks_for_id = req.op == Operation::Create
@@ -155,7 +155,7 @@ impl Cse {
         } else {
             self.bind_originator(&req.fr, ctx.identity.as_deref())?
         };
-        let mut verified = RequestContext::new(ctx.peer, ctx.identity.clone());
+        let mut verified = ctx.as_received();
         verified.authenticated = authenticated;
         Ok(verified)
     }
@@ -200,13 +200,7 @@ impl Cse {
         if !fr.is_empty() {
             self.bind_originator(fr, ctx.identity.as_deref())?;
         }
-        if self.is_admin(fr) {
-            Ok(())
-        } else {
-            Err(RequestError::NoPrivilege(
-                "originator has no privilege".into(),
-            ))
-        }
+        crate::access::Enforcer::new(self, fr, ctx, self.now()).operator()
     }
 }
 

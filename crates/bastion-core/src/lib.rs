@@ -1,14 +1,17 @@
 //! The CSE: the request pipeline from a decoded primitive to a response primitive.
 //!
-//! Stages (docs/architecture.md): primitive checks → originator checks → target
-//! resolution → access decision (this crate is the PEP and PRP; `bastion-policy` is the
-//! PDP) → per-type handler → durable commit → response shaping. Bindings call
-//! [`Cse::handle`] and never see anything else.
+//! Stages (docs/architecture.md): primitive checks (one typed request per operation,
+//! `checks.rs`) → originator checks → target resolution → access decision (this crate is
+//! the PEP and PRP, through one `access::Enforcer` per request; `bastion-policy` is the
+//! PDP) → per-type handler → durable commit → response shaping. Time comes from the
+//! clock the CSE was opened with ([`Services::clock`]). Bindings call [`Cse::handle`] and
+//! never see anything else.
 #![forbid(unsafe_code)]
 
 mod access;
 pub mod audit;
 pub mod authz_state;
+pub mod binding;
 mod checks;
 mod commit;
 pub mod config;
@@ -43,14 +46,18 @@ mod types;
 mod update;
 
 pub use audit::{AuditEvent, AuditKind, AuditRule, AuditSink};
+pub use binding::{Binding, Listener};
 pub use config::{AuthorizationConfig, CseConfig, CseType};
 pub use explain::{explanation_json, ExplainQuery};
 pub use identity::CredentialBindings;
 
+use access::Enforcer;
 use bastion_policy::{LocalIdentity, LocationService, TokenVerifier, ValidatedToken};
+use bastion_proto::clock::{Clock, SystemClock};
 use bastion_proto::time::Timestamp;
 use bastion_proto::{Request, RequestError, Response};
 use bastion_store::{Store, StoreError};
+use checks::Checked;
 use parking_lot::RwLock;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,6 +72,9 @@ pub struct RequestContext {
     /// The AE-ID or CSE-ID bound to the security association the request arrived on
     /// (TS-0003 7.2.1); `None` outside any association.
     pub identity: Option<String>,
+    /// The listener (binding and local address) the request arrived on; `None` for what
+    /// the CSE issues itself (notifications' access checks, tests).
+    pub listener: Option<Listener>,
     /// `rq_authn` (TS-0003 7.1.2): `From` was verified against `identity`. Only the
     /// pipeline sets it; whatever a binding puts here is recomputed.
     pub(crate) authenticated: bool,
@@ -81,6 +91,7 @@ impl RequestContext {
         RequestContext {
             peer,
             identity,
+            listener: None,
             authenticated: false,
             roles: Vec::new(),
             tokens: Vec::new(),
@@ -134,6 +145,8 @@ pub struct Cse {
     poa_checks: poa::PoaChecks,
     /// This CSE, for tasks that outlive a request (non-blocking requests).
     me: std::sync::Weak<Cse>,
+    /// The one source of "now" (expiry, tokens, schedules, `rqet`, timestamps written).
+    clock: Arc<dyn Clock>,
 }
 
 /// The CSE's connections to the outside world, beside its storage.
@@ -156,6 +169,8 @@ pub struct Services {
     /// only inside its security association (TS-0003 7.2.1). Without it only
     /// registrations made over an association bind identities.
     pub credentials: Option<Arc<dyn CredentialBindings>>,
+    /// Where "now" comes from: the system clock unless a test or tool sets one.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for Services {
@@ -167,6 +182,7 @@ impl Default for Services {
             outbound: None,
             notifications: None,
             credentials: None,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -178,15 +194,6 @@ fn token_verifier(config: &CseConfig, local: &LocalIdentity) -> TokenVerifier {
         TokenVerifier::new(local.clone()).leeway(config.authorization.token_leeway_secs),
         |v, (issuer, key)| v.trust(issuer, key.clone()),
     )
-}
-
-/// Current time as a oneM2M timestamp.
-pub fn now() -> Timestamp {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    Timestamp(secs)
 }
 
 impl Cse {
@@ -223,7 +230,8 @@ impl Cse {
             admin: config.admin.clone(),
         };
         let verifier = token_verifier(&config, &local);
-        let tree = load::load_tree(&config, &local, &verifier, store.as_ref()).await?;
+        let started = services.clock.timestamp();
+        let tree = load::load_tree(&config, &local, &verifier, store.as_ref(), started).await?;
         let committer = commit::Committer::start(store.clone(), poisoned.clone());
         let role_authorities = config
             .authorization
@@ -254,11 +262,17 @@ impl Cse {
             admin_absolute,
             polling: pch::PollingChannels::default(),
             poa_checks: poa::PoaChecks::default(),
+            clock: services.clock,
         }))
     }
 
     pub fn config(&self) -> &CseConfig {
         &self.config
+    }
+
+    /// Now, by this CSE's clock, in whole seconds.
+    pub fn now(&self) -> Timestamp {
+        self.clock.timestamp()
     }
 
     /// Every `aclr` region of every ACP (`pv` and `pvs`), deduplicated: what a network
@@ -310,12 +324,12 @@ impl Cse {
                 .unwrap_or_else(|| "3".to_owned()),
         );
         resp.fr = Some(self.config.cse_id.clone());
-        resp.ot = Some(now().format());
+        resp.ot = Some(self.now().format());
         resp
     }
 
     async fn process(&self, req: Request, ctx: &RequestContext) -> Result<Response, RequestError> {
-        let now = now();
+        let now = self.now();
         // Kept to be re-issued to each member when `to` names a group's `fopt`, or to
         // run later when the request is non-blocking.
         let non_blocking = matches!(
@@ -331,34 +345,25 @@ impl Cse {
         self.gather_credentials(&checked, &mut verified, now)?;
         let ctx = &verified;
         self.check_originator(&checked, ctx)?;
-        if let Some(result) = self.polling_uri(&checked, ctx).await {
+        let access = Enforcer::for_request(self, &checked, ctx, now);
+        if let Some(result) = self.polling_uri(&checked, &access).await {
             return result;
         }
         if let Some(original) = kept {
             if non_blocking {
                 return self.accept_non_blocking(original, &checked, ctx).await;
             }
-            if let Some(result) = self.fan_out(original, &checked, ctx).await {
+            if let Some(result) = self.fan_out(original, &checked, &access).await {
                 return result;
             }
         }
-        match checked.op {
-            bastion_proto::Operation::Create => create::create(self, checked, ctx, now).await,
-            bastion_proto::Operation::Retrieve => retrieve::retrieve(self, checked, ctx, now).await,
-            bastion_proto::Operation::Update => update::update(self, checked, ctx, now).await,
-            bastion_proto::Operation::Delete => delete::delete(self, checked, ctx, now).await,
-            bastion_proto::Operation::Notify => self.notify(checked, ctx, now).await,
+        match checked {
+            Checked::Create(req) => create::create(self, req, &access).await,
+            Checked::Retrieve(req) => retrieve::retrieve(self, req, &access).await,
+            Checked::Update(req) => update::update(self, req, &access).await,
+            Checked::Delete(req) => delete::delete(self, req, &access).await,
+            Checked::Notify(req) => self.notify_hosted(req, &access).await,
         }
-    }
-
-    /// NOTIFY to a resource of this CSE (`notify.rs`: delivered onward to an `<AE>`).
-    async fn notify(
-        &self,
-        req: checks::Checked,
-        ctx: &RequestContext,
-        now: Timestamp,
-    ) -> Result<Response, RequestError> {
-        self.notify_hosted(req, ctx, now).await
     }
 
     fn write_guard(&self) -> Result<(), RequestError> {

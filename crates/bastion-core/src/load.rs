@@ -4,11 +4,11 @@
 use crate::render::{parse_body, store_body};
 use crate::tree::{Instance, Node, Ri, Tree, TypeState};
 use crate::types::{self, Derive, Flush};
-use crate::{now, CseConfig, StartError};
+use crate::{CseConfig, StartError};
 use bastion_policy::{LocalIdentity, TokenVerifier};
 use bastion_proto::time::Timestamp;
 use bastion_proto::ResourceType;
-use bastion_store::{Store, StoredResource, WriteBatch, WriteOp};
+use bastion_store::{RowKind, Store, StoredResource, WriteBatch, WriteOp};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,11 +18,12 @@ pub(crate) async fn load_tree(
     local: &LocalIdentity,
     verifier: &TokenVerifier,
     store: &dyn Store,
+    now: Timestamp,
 ) -> Result<Tree, StartError> {
     let rows = store.load_tree().await?;
     let max_seq = store.max_seq().await?;
     if rows.is_empty() {
-        let base = base_node(config, now(), 1);
+        let base = base_node(config, now, 1);
         let body = store_body(&base.attrs, None);
         store
             .apply(WriteBatch {
@@ -31,6 +32,7 @@ pub(crate) async fn load_tree(
                     pi: String::new(),
                     rn: base.rn.clone(),
                     ty: 5,
+                    kind: RowKind::Tree,
                     seq: 1,
                     size: 0,
                     et: None,
@@ -56,12 +58,12 @@ pub(crate) async fn load_tree(
         .get("ct")
         .and_then(Value::as_str)
         .and_then(Timestamp::parse)
-        .unwrap_or_else(now);
+        .unwrap_or(now);
     let mut tree =
         Tree::new(base_node(config, ct, first.seq), max_seq).count_subscriptions_as(local.clone());
     let mut pending_acpi: Vec<(Ri, Vec<String>)> = Vec::new();
     let mut last: Vec<Ri> = Vec::new();
-    let started = now();
+    let started = now;
     for row in rows {
         let (mut node, body) = node_from_row(&tree, row)?;
         let kind = types::kind(node.ty);

@@ -22,7 +22,7 @@
 //! originator of the original request) and the administrator may RETRIEVE or DELETE it;
 //! every attribute is NP for UPDATE.
 
-use crate::checks::Checked;
+use crate::checks::Envelope;
 use crate::notify::{is_url, NotificationKind};
 use crate::tree::{Node, Ri, Tree};
 use crate::types::{new_ri, node_row, universal};
@@ -59,7 +59,7 @@ impl Cse {
     pub(crate) fn accept_non_blocking<'a>(
         &'a self,
         original: Request,
-        req: &'a Checked,
+        req: &'a Envelope,
         ctx: &'a RequestContext,
     ) -> Pin<Box<dyn Future<Output = Handled> + Send + 'a>> {
         Box::pin(async move {
@@ -75,13 +75,13 @@ impl Cse {
                 }
                 _ => None,
             };
-            let now = crate::now();
+            let now = self.now();
             let (ri, path) = self.store_request(&original, req, now).await?;
             let mut inner = original;
             inner.rt = None;
             inner.rt_nu = None;
             // The task starts from what the binding knew, like any request.
-            let binding = RequestContext::new(ctx.peer, ctx.identity.clone());
+            let binding = ctx.as_received();
             let originator = req.fr.clone();
             let task_ri = ri.clone();
             let accepted = if targets.is_some() {
@@ -134,7 +134,7 @@ impl Cse {
     /// `<remoteCSE>`'s; nothing for anyone else (an AE of another CSE, the admin).
     fn registered_poa(&self, tree: &Tree, originator: &str, normalized: &str) -> Vec<String> {
         let poa = match crate::forward::owner(&self.config.sp_id, originator) {
-            crate::forward::Owner::Cse(csi) => crate::remote_cse::peers_in(tree, crate::now())
+            crate::forward::Owner::Cse(csi) => crate::remote_cse::peers_in(tree, self.now())
                 .into_iter()
                 .find(|p| p.csi == csi)
                 .map(|p| p.poa),
@@ -180,7 +180,7 @@ impl Cse {
     async fn store_request(
         &self,
         original: &Request,
-        req: &Checked,
+        req: &Envelope,
         now: Timestamp,
     ) -> Result<(Ri, String), RequestError> {
         let keep = original
@@ -210,7 +210,7 @@ impl Cse {
             attrs.insert("org".into(), json!(req.fr));
             attrs.insert("rid".into(), json!(original.rqi()));
             attrs.insert("mi".into(), meta_information(original));
-            if let Some(pc) = &req.pc {
+            if let Some(pc) = &original.pc {
                 attrs.insert("pc".into(), pc.clone());
             }
             attrs.insert("rs".into(), json!(PENDING));
@@ -255,7 +255,7 @@ impl Cse {
             node.attrs.insert("rs".into(), json!(status));
             node.attrs.insert("ors".into(), Value::Object(rsp.clone()));
             node.attrs
-                .insert("lt".into(), Value::String(crate::now().format()));
+                .insert("lt".into(), Value::String(self.now().format()));
             self.committer
                 .enqueue(vec![WriteOp::Upsert(node_row(node))])
         };

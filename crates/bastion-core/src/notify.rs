@@ -15,7 +15,7 @@
 //! subscription takes effect, and an AE's own `poa` before it gets unsolicited
 //! notifications (`poa.rs`).
 
-use crate::access::RuleKind;
+use crate::access::{Enforcer, RuleKind};
 use crate::forward;
 pub use crate::outgoing::{NotificationKind, OutgoingNotification};
 use crate::pch::PollingMessage;
@@ -161,17 +161,13 @@ impl Cse {
     fn may_still_retrieve(&self, tree: &Tree, state: &SubscriptionState, subject: &Node) -> bool {
         let mut ctx = RequestContext::new(None, None);
         ctx.authenticated = state.authenticated;
-        self.evaluate(
+        Enforcer::new(self, &state.creator, &ctx, self.now()).permits(
             tree,
-            &state.creator,
-            &ctx,
             subject,
             AccessOperation::Retrieve,
             None,
             RuleKind::Privileges,
-            false,
         )
-        .is_ok()
     }
 
     /// How much of the resource a child event (net 3, 4) may show this subscriber: what
@@ -207,7 +203,8 @@ impl Cse {
             .and_then(|ri| tree.get(ri))?;
         let mut ctx = RequestContext::new(None, None);
         ctx.authenticated = state.authenticated;
-        let may = |op| self.may_include(tree, &state.creator, &ctx, child, op);
+        let creator = Enforcer::new(self, &state.creator, &ctx, self.now());
+        let may = |op| creator.may_include(tree, child, op);
         if may(AccessOperation::Retrieve) {
             Some(View::Full)
         } else if may(AccessOperation::Discovery) {
@@ -449,7 +446,12 @@ impl Cse {
         }
         if let Some(node) = crate::authz_state::resolve_local(tree, &self.config, nu) {
             let poa = string_list(node.attrs.get("poa"));
-            let usable: Vec<String> = poa.into_iter().filter(|p| is_url(p)).collect();
+            let csz = string_list(node.attrs.get("csz"));
+            let usable: Vec<String> = poa
+                .into_iter()
+                .filter(|p| is_url(p))
+                .map(|p| in_csz_serialization(p, &csz))
+                .collect();
             if !usable.is_empty() {
                 return Destination::Http {
                     poa: usable,
@@ -479,7 +481,7 @@ impl Cse {
     /// CSE whose `csi` or `dcse` names it, else the registrar).
     pub(crate) fn remote_hop(&self, tree: &Tree, id: &str) -> Option<(String, Vec<String>)> {
         let dest = forward::transit(&self.config.sp_id, &self.config.cse_id, id)?;
-        let peers = crate::remote_cse::peers_in(tree, crate::now());
+        let peers = crate::remote_cse::peers_in(tree, self.now());
         let here = forward::Here {
             cse_id: &self.config.cse_id,
             cse_type: self.config.cse_type,
@@ -622,6 +624,31 @@ pub(crate) fn is_url(s: &str) -> bool {
     lower.starts_with("http://") || lower.starts_with("https://")
 }
 
+/// A `poa` of a target whose `csz` (TS-0001 9.6.5: the serializations it reads,
+/// preferred first) names one Bastion writes other than JSON gets that one as a `ct`
+/// query (TS-0004 7.4.8), which the outbound client honours and strips. A `poa` that
+/// already has a query keeps its own choice.
+fn in_csz_serialization(poa: String, csz: &[String]) -> String {
+    if poa.contains('?') {
+        return poa;
+    }
+    let first = csz.iter().find_map(|media| {
+        let media = media
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        bastion_proto::wire::media::lookup(&media).map(|(_, ser)| ser)
+    });
+    match first {
+        Some(ser) if ser != bastion_proto::Serialization::Json => {
+            format!("{poa}?ct={}", ser.name())
+        }
+        _ => poa,
+    }
+}
+
 fn string_list(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .map(|a| {
@@ -642,13 +669,13 @@ impl Cse {
     /// take no notifications (5001).
     pub(crate) async fn notify_hosted(
         &self,
-        req: crate::checks::Checked,
-        ctx: &RequestContext,
-        now: bastion_proto::time::Timestamp,
+        req: crate::checks::NotifyRequest,
+        access: &Enforcer<'_>,
     ) -> Result<bastion_proto::Response, bastion_proto::RequestError> {
+        let (ctx, now) = (access.ctx(), access.now());
         use bastion_proto::RequestError;
         let target = self.resolve(&req, now).await?;
-        let sgn = req.pc.as_ref().and_then(|pc| pc.get("m2m:sgn"));
+        let sgn = req.pc.get("m2m:sgn");
         let verification = sgn
             .and_then(|s| s.get("vrq"))
             .and_then(Value::as_bool)
@@ -667,35 +694,25 @@ impl Cse {
                     RequestError::bad_request("a verification request names its creator (cr)")
                 })?;
                 let anonymous = RequestContext::new(None, None);
-                let creator_may = self
-                    .evaluate(
-                        &tree,
-                        creator,
-                        &anonymous,
-                        node,
-                        AccessOperation::Notify,
-                        None,
-                        RuleKind::Privileges,
-                        false,
-                    )
-                    .is_ok();
+                let creator_may = Enforcer::new(self, creator, &anonymous, now).permits(
+                    &tree,
+                    node,
+                    AccessOperation::Notify,
+                    None,
+                    RuleKind::Privileges,
+                );
                 if !creator_may {
                     return Err(RequestError::SubscriptionCreatorNoPrivilege(
                         "the subscription's creator may not notify this target".into(),
                     ));
                 }
-                let host_may = self
-                    .evaluate(
-                        &tree,
-                        &req.fr,
-                        ctx,
-                        node,
-                        AccessOperation::Notify,
-                        None,
-                        RuleKind::Privileges,
-                        false,
-                    )
-                    .is_ok();
+                let host_may = access.permits(
+                    &tree,
+                    node,
+                    AccessOperation::Notify,
+                    None,
+                    RuleKind::Privileges,
+                );
                 if !host_may {
                     self.audit_deny(&req.fr, ctx, &node.path, AccessOperation::Notify);
                     return Err(RequestError::SubscriptionHostNoPrivilege(
@@ -706,7 +723,8 @@ impl Cse {
             (node.ty == ResourceType::Ae).then(|| node.ri.clone())
         };
         if !verification {
-            self.authorize(&req, ctx, &target, AccessOperation::Notify, None)
+            access
+                .authorize(&target, AccessOperation::Notify, None)
                 .await?;
         }
         let Some(ae) = ae else {
@@ -721,7 +739,7 @@ impl Cse {
     async fn pass_to_ae(
         &self,
         ae: &Ri,
-        req: &crate::checks::Checked,
+        req: &crate::checks::NotifyRequest,
     ) -> Result<bastion_proto::Response, bastion_proto::RequestError> {
         use bastion_proto::RequestError;
         let (destination, to) = {
@@ -749,7 +767,7 @@ impl Cse {
                     fr: Some(req.fr.clone()),
                     rqi: Some(format!("n-{}", fresh_id())),
                     rvi: Some(req.rvi.clone()),
-                    pc: req.pc.clone(),
+                    pc: Some(req.pc.clone()),
                     ..Default::default()
                 };
                 let mut resp = outbound
@@ -760,7 +778,7 @@ impl Cse {
                 Ok(resp)
             }
             Destination::Polling(pch) => {
-                self.relay_through_channel(&pch, &to, &req.fr, req.pc.clone())
+                self.relay_through_channel(&pch, &to, &req.fr, Some(req.pc.clone()))
                     .await
             }
             Destination::Unreachable(why) => Err(RequestError::TargetNotReachable(why.into())),
@@ -831,18 +849,14 @@ impl Cse {
             match crate::authz_state::resolve_local(&tree, &self.config, target) {
                 Some(node) if node.ty == ResourceType::Ae => {
                     let anonymous = RequestContext::new(None, None);
-                    let creator_may = self
-                        .evaluate(
+                    let creator_may = Enforcer::new(self, &creator, &anonymous, self.now())
+                        .permits(
                             &tree,
-                            &creator,
-                            &anonymous,
                             node,
                             AccessOperation::Notify,
                             None,
                             RuleKind::Privileges,
-                            false,
-                        )
-                        .is_ok();
+                        );
                     if !creator_may {
                         return Ok(Rsc::SubscriptionCreatorHasNoPrivilege);
                     }
@@ -868,7 +882,10 @@ impl Cse {
         };
         if let Some((ae, poa)) = local_ae {
             let checked =
-                crate::checks::check(&self.config, req, crate::now()).map_err(|e| e.to_string())?;
+                crate::checks::check(&self.config, req, self.now()).map_err(|e| e.to_string())?;
+            let crate::checks::Checked::Notify(checked) = checked else {
+                return Err("a verification request is a NOTIFY".into());
+            };
             return match self.pass_to_ae(&ae, &checked).await {
                 Ok(resp) => {
                     if resp.rsc == Rsc::Ok {
@@ -1055,7 +1072,26 @@ fn report_refused(subscription: &str, why: &dyn std::fmt::Display) {
 
 #[cfg(test)]
 mod tests {
-    use super::without_credentials;
+    use super::{in_csz_serialization, without_credentials};
+
+    #[test]
+    fn ts0004_7_4_8_csz_chooses_the_notification_serialization() {
+        let csz = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let poa = || "http://h:1/n".to_owned();
+        assert_eq!(
+            in_csz_serialization(poa(), &csz(&["application/yaml", "application/CBOR"])),
+            "http://h:1/n?ct=cbor"
+        );
+        assert_eq!(
+            in_csz_serialization(poa(), &csz(&["application/json", "application/xml"])),
+            "http://h:1/n"
+        );
+        assert_eq!(in_csz_serialization(poa(), &[]), "http://h:1/n");
+        assert_eq!(
+            in_csz_serialization("http://h:1/n?ct=json".into(), &csz(&["application/xml"])),
+            "http://h:1/n?ct=json"
+        );
+    }
 
     #[test]
     fn credentials_in_urls_never_reach_the_log() {

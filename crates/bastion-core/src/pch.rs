@@ -9,11 +9,12 @@
 //! Queues live in memory and are bounded ([`QUEUE_LIMIT`]): a restart loses what was
 //! waiting, and a full queue drops the oldest message (docs/notifications.md).
 
-use crate::checks::Checked;
+use crate::access::Enforcer;
+use crate::checks::{Checked, Envelope, NotifyRequest};
 use crate::tree::Ri;
-use crate::{Cse, RequestContext};
+use crate::Cse;
 use bastion_proto::time::parse_abs_rel;
-use bastion_proto::{Operation, RequestError, ResourceType, Response, Rsc};
+use bastion_proto::{RequestError, ResourceType, Response, Rsc};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
@@ -107,31 +108,29 @@ impl PollingChannels {
     }
 }
 
-use crate::types::owns;
-
 impl Cse {
     /// Requests to `<pollingChannel>/pcu`; `None` when `to` does not end in a `pcu` of
     /// an existing channel.
     pub(crate) async fn polling_uri(
         &self,
         req: &Checked,
-        ctx: &RequestContext,
+        access: &Enforcer<'_>,
     ) -> Option<Result<Response, RequestError>> {
         let channel = req.to.strip_suffix("/pcu")?;
         let pch = {
             let tree = self.tree.read();
             let node = crate::authz_state::resolve_local(&tree, &self.config, channel)
                 .filter(|n| n.ty == ResourceType::PollingChannel)?;
-            if !owns(self, &tree, node, &req.fr) || (ctx.identity.is_some() && !ctx.authenticated) {
+            if !access.owns_polling_channel(&tree, node) {
                 return Some(Err(RequestError::NoPrivilege(
                     "only the channel's owner may use it".into(),
                 )));
             }
             node.ri.clone()
         };
-        Some(match req.op {
-            Operation::Retrieve => self.poll(&pch, req).await,
-            Operation::Notify => self.answer(req),
+        Some(match req {
+            Checked::Retrieve(req) => self.poll(&pch, req).await,
+            Checked::Notify(req) => self.answer(req),
             _ => Err(RequestError::not_allowed(
                 "pollingChannelURI accepts only RETRIEVE and NOTIFY",
             )),
@@ -140,12 +139,12 @@ impl Cse {
 
     /// Long polling: the oldest waiting request now, or the first to arrive before the
     /// poll's deadline (`rqet`), else 4008.
-    async fn poll(&self, pch: &Ri, req: &Checked) -> Result<Response, RequestError> {
+    async fn poll(&self, pch: &Ri, req: &Envelope) -> Result<Response, RequestError> {
         let wait = req
             .rqet
             .as_deref()
-            .and_then(|s| parse_abs_rel(s, crate::now()))
-            .map(|t| Duration::from_secs(t.0.saturating_sub(crate::now().0).max(0) as u64))
+            .and_then(|s| parse_abs_rel(s, self.now()))
+            .map(|t| Duration::from_secs(t.0.saturating_sub(self.now().0).max(0) as u64))
             .unwrap_or(DEFAULT_POLL)
             .min(MAX_POLL);
         let deadline = tokio::time::Instant::now() + wait;
@@ -169,11 +168,10 @@ impl Cse {
     }
 
     /// The AE's answer to a relayed request (`m2m:rsp` in a NOTIFY to `pcu`).
-    fn answer(&self, req: &Checked) -> Result<Response, RequestError> {
+    fn answer(&self, req: &NotifyRequest) -> Result<Response, RequestError> {
         let rsp = req
             .pc
-            .as_ref()
-            .and_then(|pc| pc.get("m2m:rsp"))
+            .get("m2m:rsp")
             .and_then(Value::as_object)
             .ok_or_else(|| RequestError::bad_request("a pcu NOTIFY carries m2m:rsp"))?;
         let rqi = rsp

@@ -8,7 +8,7 @@
 //! RETRIEVE, UPDATE and DELETE of a `<remoteCSE>` use the generic handlers; this module
 //! adds the checks they call ([`check_update`], [`check_delete`]).
 
-use crate::checks::Checked;
+use crate::checks::{CreateRequest, Envelope};
 use crate::originator::{owner, Owner};
 use crate::tree::{Node, Ri, Tree};
 use crate::types::{common, created, new_ri, node_row, resolve_acpi, universal};
@@ -99,7 +99,7 @@ impl Cse {
         if cse == self.config.cse_id {
             return false;
         }
-        let peers = peers_in(tree, crate::now());
+        let peers = peers_in(tree, self.now());
         let registrar = self.config.registrar.as_deref();
         if peers
             .iter()
@@ -132,7 +132,7 @@ impl Cse {
         if cse == self.config.cse_id {
             return false;
         }
-        let peers = self.peers(crate::now());
+        let peers = self.peers(self.now());
         let registrar = self.config.registrar.as_deref();
         let Some(relay_csr) = peers.iter().find(|p| p.csi == relay) else {
             return false;
@@ -155,7 +155,7 @@ impl Cse {
         csi: &str,
         mut attrs: Map<String, Value>,
     ) -> Result<(), RequestError> {
-        let now = crate::now();
+        let now = self.now();
         check_poa_not_own(&self.config.poa, attrs.get("poa"))?;
         attrs.insert("csi".into(), Value::String(csi.to_owned()));
         self.write_guard()?;
@@ -323,7 +323,7 @@ fn is_ae_originator(cse: &Cse, fr: &str) -> bool {
 impl Cse {
     pub(crate) async fn register_remote_cse(
         &self,
-        req: &Checked,
+        req: &CreateRequest,
         ctx: &crate::RequestContext,
         parent_ri: &Ri,
         now: Timestamp,
@@ -335,7 +335,7 @@ impl Cse {
     /// is checked like at registration.
     pub(crate) fn check_remote_cse_update(
         &self,
-        req: &Checked,
+        req: &Envelope,
         ri: &Ri,
         content: &Map<String, Value>,
     ) -> Result<(), RequestError> {
@@ -355,7 +355,7 @@ impl Cse {
 
     /// DELETE of a `<remoteCSE>` (deregistration): never by an AE (4005, TS-0001
     /// 10.2.2.2), checked before access control like the other registration rules.
-    pub(crate) fn check_remote_cse_delete(&self, req: &Checked) -> Result<(), RequestError> {
+    pub(crate) fn check_remote_cse_delete(&self, req: &Envelope) -> Result<(), RequestError> {
         if is_ae_originator(self, &req.fr) {
             return Err(RequestError::not_allowed("an AE cannot delete a remoteCSE"));
         }
@@ -365,7 +365,7 @@ impl Cse {
 
 async fn register(
     cse: &Cse,
-    req: &Checked,
+    req: &CreateRequest,
     ctx: &crate::RequestContext,
     parent_ri: &Ri,
     now: Timestamp,

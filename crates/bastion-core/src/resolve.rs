@@ -2,7 +2,7 @@
 //! hosting vs transit; core-primitives.md §7.1 for structured, unstructured and hybrid
 //! addresses), and the registered-originator checks (TS-0001 §10.2.2.2; TS-0003 7.2.1).
 
-use crate::checks::Checked;
+use crate::checks::Envelope;
 use crate::tree::{Ri, Tree};
 use crate::Cse;
 use bastion_proto::id::Address;
@@ -65,7 +65,7 @@ impl Cse {
     /// Resolves the request's target, hiding expired resources.
     pub(crate) async fn resolve(
         &self,
-        req: &Checked,
+        req: &Envelope,
         now: Timestamp,
     ) -> Result<Target, RequestError> {
         let rest = self.hosted_part(&req.to)?;
@@ -145,7 +145,7 @@ impl Cse {
     /// registers itself. The admin and `<AE>` CREATE are exempt.
     pub(crate) fn check_originator(
         &self,
-        req: &Checked,
+        req: &Envelope,
         ctx: &crate::RequestContext,
     ) -> Result<(), RequestError> {
         if self.is_admin(&req.fr)

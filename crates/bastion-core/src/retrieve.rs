@@ -2,13 +2,14 @@
 //! without `fu`=1) and with every `rcn` shape; `la`/`ol` of containers; discovery is
 //! handed to [`crate::discovery`].
 
-use crate::checks::Checked;
+use crate::access::Enforcer;
+use crate::checks::{ResultShape, RetrieveRequest};
 use crate::discovery::{self, require_match, Subject};
 use crate::render::{atrl_from_content, child_ref, parse_body, partial, wrap};
 use crate::resolve::{Target, Virtual};
 use crate::tree::Ri;
 use crate::types::live_instances;
-use crate::{Cse, RequestContext};
+use crate::Cse;
 use bastion_policy::AccessOperation;
 use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, ResourceType, Response, ResultContent, Rsc};
@@ -17,18 +18,19 @@ use std::sync::Arc;
 
 pub(crate) async fn retrieve(
     cse: &Cse,
-    mut req: Checked,
-    ctx: &RequestContext,
-    now: Timestamp,
+    mut req: RetrieveRequest,
+    access: &Enforcer<'_>,
 ) -> Result<Response, RequestError> {
+    let now = access.now();
     if let Some(pc) = req.pc.take() {
         req.atrl.extend(atrl_from_content(&pc)?);
     }
     let target = cse.resolve(&req, now).await?;
     if req.fc.is_discovery() {
-        return discovery::discover(cse, &req, ctx, &target, now).await;
+        return discovery::discover(cse, &req, access, &target).await;
     }
-    cse.authorize(&req, ctx, &target, AccessOperation::Retrieve, None)
+    access
+        .authorize(&target, AccessOperation::Retrieve, None)
         .await?;
     let (ty, attrs, node_ri) = match &target {
         Target::Node(ri) => {
@@ -36,11 +38,7 @@ pub(crate) async fn retrieve(
             let node = tree
                 .get(ri)
                 .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-            let viewer = discovery::Viewer {
-                cse,
-                fr: &req.fr,
-                ctx,
-            };
+            let viewer = access;
             require_match(&req.fc, Subject::Node(&tree, node, viewer))?;
             (node.ty, Arc::new(node.attrs.clone()), Some(ri.clone()))
         }
@@ -56,7 +54,7 @@ pub(crate) async fn retrieve(
     if node_ri.is_none() {
         require_match(&req.fc, Subject::Instance(&attrs))?;
     }
-    let shaped = shape(cse, &req, ctx, ty, attrs, node_ri.as_ref(), now).await?;
+    let shaped = shape(cse, req.result_shape(), access, ty, attrs, node_ri.as_ref()).await?;
     Ok(shaped.into_response(Rsc::Ok))
 }
 
@@ -178,33 +176,27 @@ fn size_of(attrs: &Map<String, Value>) -> usize {
 }
 
 /// Builds the response content for `rcn` (default: attributes). Children and child
-/// references are those the originator (`req.fr` with `ctx`) may RETRIEVE, respectively
-/// DISCOVER, itself ([`Cse::may_include`]); instances follow their container.
+/// references are those the request's originator may RETRIEVE, respectively
+/// DISCOVER, itself ([`Enforcer::may_include`]); instances follow their container.
 pub(crate) async fn shape(
     cse: &Cse,
-    req: &Checked,
-    ctx: &RequestContext,
+    result: ResultShape<'_>,
+    access: &Enforcer<'_>,
     ty: ResourceType,
     attrs: Arc<Map<String, Value>>,
     node: Option<&Ri>,
-    now: Timestamp,
 ) -> Result<Shaped, RequestError> {
     // Takes the Arc by value: a representation built for this request alone is moved,
     // not cloned; a shared one (the cached latest instance) is cloned once.
     let own = |attrs: Arc<Map<String, Value>>| -> Result<Map<String, Value>, RequestError> {
-        if req.atrl.is_empty() {
+        if result.atrl.is_empty() {
             Ok(Arc::unwrap_or_clone(attrs))
         } else {
-            partial(ty, &attrs, &req.atrl)
+            partial(ty, &attrs, result.atrl)
         }
     };
-    let reader = Reader {
-        fr: &req.fr,
-        ctx,
-        now,
-    };
     let mut budget = Budget::new(&cse.config);
-    let rcn = req.rcn.unwrap_or(ResultContent::Attributes);
+    let rcn = result.rcn.unwrap_or(ResultContent::Attributes);
     let pc = match rcn {
         ResultContent::Attributes => wrap(ty, own(attrs)?),
         ResultContent::AttributesAndChildResources | ResultContent::ChildResources => {
@@ -214,19 +206,19 @@ pub(crate) async fn shape(
                 own(attrs)?
             };
             if let Some(ri) = node {
-                let levels = req.fc.lvl.unwrap_or(u64::MAX);
-                nest_children(cse, &reader, ri, &mut out, levels, &mut budget).await?;
+                let levels = result.lvl.unwrap_or(u64::MAX);
+                nest_children(cse, access, ri, &mut out, levels, &mut budget).await?;
             }
             wrap(ty, out)
         }
         ResultContent::AttributesAndChildReferences => {
             let mut out = own(attrs)?;
-            let refs = child_refs(cse, &reader, node, &mut budget).await?;
+            let refs = child_refs(cse, access, node, &mut budget).await?;
             out.insert("ch".into(), Value::Array(refs));
             wrap(ty, out)
         }
         ResultContent::ChildReferences => {
-            let refs = child_refs(cse, &reader, node, &mut budget).await?;
+            let refs = child_refs(cse, access, node, &mut budget).await?;
             json!({ "m2m:rrl": { "rrf": refs } })
         }
         ResultContent::OriginalResource => {
@@ -246,18 +238,11 @@ pub(crate) async fn shape(
     })
 }
 
-/// Who a result is built for.
-struct Reader<'a> {
-    fr: &'a str,
-    ctx: &'a RequestContext,
-    now: Timestamp,
-}
-
 /// Direct children as `{nm, typ, val}` references: those the originator may DISCOVER,
 /// and the instances of a container it may DISCOVER.
 async fn child_refs(
     cse: &Cse,
-    reader: &Reader<'_>,
+    reader: &Enforcer<'_>,
     node: Option<&Ri>,
     budget: &mut Budget,
 ) -> Result<Vec<Value>, RequestError> {
@@ -271,8 +256,8 @@ async fn child_refs(
         };
         let mut refs = Vec::new();
         for c in n.children.iter().filter_map(|c| tree.get(c)) {
-            if c.is_expired(reader.now)
-                || !cse.may_include(&tree, reader.fr, reader.ctx, c, AccessOperation::Discovery)
+            if c.is_expired(reader.now())
+                || !reader.may_include(&tree, c, AccessOperation::Discovery)
             {
                 continue;
             }
@@ -283,12 +268,12 @@ async fn child_refs(
             refs.push(reference);
         }
         let container = n.container().is_some_and(|c| !c.instances.is_empty())
-            && cse.may_include(&tree, reader.fr, reader.ctx, n, AccessOperation::Discovery);
+            && reader.may_include(&tree, n, AccessOperation::Discovery);
         (refs, container.then(|| n.path.clone()))
     };
     if let Some(path) = container_path {
         let read_limit = cse.config.result_max_bytes;
-        for row in instances_within(cse, ri, reader.now, budget, read_limit).await? {
+        for row in instances_within(cse, ri, reader.now(), budget, read_limit).await? {
             let reference = child_ref(&row.rn, 4, &format!("{path}/{}", row.rn));
             if !budget.take(reference.to_string().len()) {
                 break;
@@ -359,7 +344,7 @@ async fn instances_within(
 /// is disabled (`disr`).
 fn nest_children<'a>(
     cse: &'a Cse,
-    reader: &'a Reader<'a>,
+    reader: &'a Enforcer<'a>,
     ri: &'a Ri,
     out: &'a mut Map<String, Value>,
     levels: u64,
@@ -376,10 +361,8 @@ fn nest_children<'a>(
                 .children
                 .iter()
                 .filter_map(|c| tree.get(c))
-                .filter(|c| !c.is_expired(reader.now))
-                .filter(|c| {
-                    cse.may_include(&tree, reader.fr, reader.ctx, c, AccessOperation::Retrieve)
-                })
+                .filter(|c| !c.is_expired(reader.now()))
+                .filter(|c| reader.may_include(&tree, c, AccessOperation::Retrieve))
                 .map(|c| (c.ri.clone(), c.ty, c.attrs.clone()))
                 .collect();
             let with_instances = n.container().is_some_and(|c| !c.instances.is_empty())
@@ -395,7 +378,7 @@ fn nest_children<'a>(
         }
         if with_instances {
             let read_limit = budget.bytes_left();
-            for row in instances_within(cse, ri, reader.now, budget, read_limit).await? {
+            for row in instances_within(cse, ri, reader.now(), budget, read_limit).await? {
                 if !budget.take(row.body.len()) {
                     break;
                 }

@@ -2,14 +2,15 @@
 //! (TS-0001 9.6.1.3.2) and expiration rules for every type; what a type derives from
 //! the new attributes and what it stores is its kind's (`types/`).
 
+use crate::access::Enforcer;
 use crate::access::RuleKind;
 use crate::audit::AuditKind;
-use crate::checks::Checked;
-use crate::discovery::{require_match, Subject, Viewer};
+use crate::checks::UpdateRequest;
+use crate::discovery::{require_match, Subject};
 use crate::render::wrap;
 use crate::resolve::Target;
 use crate::types::{self, resolve_acpi};
-use crate::{Cse, RequestContext};
+use crate::Cse;
 use bastion_policy::AccessOperation;
 use bastion_proto::attrs::Phase;
 use bastion_proto::time::Timestamp;
@@ -18,10 +19,10 @@ use serde_json::{Map, Value};
 
 pub(crate) async fn update(
     cse: &Cse,
-    req: Checked,
-    ctx: &RequestContext,
-    now: Timestamp,
+    req: UpdateRequest,
+    access: &Enforcer<'_>,
 ) -> Result<Response, RequestError> {
+    let (ctx, now) = (access.ctx(), access.now());
     let target = cse.resolve(&req, now).await?;
     let Target::Node(ri) = target else {
         return Err(RequestError::not_allowed(
@@ -52,35 +53,24 @@ pub(crate) async fn update(
         let node = tree
             .get(&ri)
             .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-        cse.authorize_node(
+        access.authorize_node(
             &tree,
-            &req.fr,
-            ctx,
             node,
             AccessOperation::Update,
             None,
             RuleKind::SelfPrivileges,
         )?
     } else {
-        cse.authorize(
-            &req,
-            ctx,
-            &Target::Node(ri.clone()),
-            AccessOperation::Update,
-            None,
-        )
-        .await?
+        access
+            .authorize(&Target::Node(ri.clone()), AccessOperation::Update, None)
+            .await?
     };
     {
         let tree = cse.tree.read();
         let node = tree
             .get(&ri)
             .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-        let viewer = Viewer {
-            cse,
-            fr: &req.fr,
-            ctx,
-        };
+        let viewer = access;
         require_match(&req.fc, Subject::Node(&tree, node, viewer))?;
     }
     kind.check_content(&content)?;

@@ -4,17 +4,14 @@
 
 use bastion_core::{Cse, CseConfig, RequestContext};
 use bastion_proto::{Operation, Request, Response};
-use bastion_store::SqliteStore;
+use bastion_store::MemoryStore;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-async fn open() -> (Arc<Cse>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqliteStore::open(&dir.path().join("bastion.db")).expect("store");
-    let cse = Cse::open(CseConfig::default(), Arc::new(store))
+async fn open() -> Arc<Cse> {
+    Cse::open(CseConfig::default(), Arc::new(MemoryStore::new()))
         .await
-        .expect("cse");
-    (cse, dir)
+        .expect("cse")
 }
 
 fn request(op: Operation, to: &str, fr: &str, ty: Option<u64>, pc: Option<Value>) -> Request {
@@ -53,7 +50,7 @@ async fn register(cse: &Cse, aei: &str) {
 
 #[tokio::test]
 async fn ts0003_7_2_1_originator_must_be_the_authenticated_identity() {
-    let (cse, _dir) = open().await;
+    let cse = open().await;
     register(&cse, "Cabc").await;
     register(&cse, "Cxyz").await;
     let get = |fr: &str| request(Operation::Retrieve, "cse-in/Cabc", fr, None, None);
@@ -90,7 +87,7 @@ async fn ts0003_7_2_1_originator_must_be_the_authenticated_identity() {
 
 #[tokio::test]
 async fn ts0003_7_1_2_acaf_rules_grant_only_verified_originators() {
-    let (cse, _dir) = open().await;
+    let cse = open().await;
     register(&cse, "Cabc").await;
     register(&cse, "Cxyz").await;
     let acp = json!({"m2m:acp": {"rn": "acp",
@@ -119,8 +116,7 @@ impl bastion_core::CredentialBindings for AdminHasCredential {
 
 #[tokio::test]
 async fn ts0003_7_2_1_an_identity_holding_a_credential_is_bound_to_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqliteStore::open(&dir.path().join("bastion.db")).expect("store");
+    let store = MemoryStore::new();
     let services = bastion_core::Services {
         credentials: Some(Arc::new(AdminHasCredential)),
         ..bastion_core::Services::default()
@@ -159,7 +155,7 @@ async fn ts0003_7_2_1_an_identity_holding_a_credential_is_bound_to_it() {
 
 #[tokio::test]
 async fn ts0003_7_1_2_a_registree_cse_relays_its_aes_unauthenticated() {
-    let (cse, _dir) = open().await;
+    let cse = open().await;
     let csr = json!({"m2m:csr": {"cb": "/id-mn/cse-mn", "rr": true, "srv": ["3"]}});
     let r = send(
         &cse,

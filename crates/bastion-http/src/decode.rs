@@ -1,11 +1,14 @@
 //! HTTP request → request primitive (TS-0009 §6.2; core-bindings.md §4.1-§4.4): method and
-//! `ty` to operation, path to `to`, X-M2M-* headers and query to parameters, body to `pc`.
+//! `ty` to operation, path to `to`, X-M2M-* headers and query to parameters, body to `pc`
+//! in the serialization its `Content-Type` names, and `Accept` to the serialization of the
+//! answer (both negotiated by [`bastion_proto::wire::media`]).
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request as HttpRequest};
 use bastion_proto::filter::REQUEST_QUERY_KEYS;
 use bastion_proto::primitive::ResponseType;
-use bastion_proto::{json, Operation, Request, RequestError};
+use bastion_proto::wire::{self, ContentType, Serialization};
+use bastion_proto::{Operation, Request, RequestError};
 use http_body_util::{BodyExt, Limited};
 use percent_encoding::percent_decode_str;
 
@@ -17,16 +20,17 @@ pub struct DecodeFailure {
     pub rvi: Option<String>,
     /// The body was not read to its end, so the connection cannot carry another request.
     pub close_connection: bool,
+    /// The serialization to answer in: the negotiated one when `Accept` was understood,
+    /// else JSON.
+    pub answer: Serialization,
 }
 
-/// Media types whose payload is JSON (TS-0004 §6.7).
-const JSON_TYPES: [&str; 5] = [
-    "application/json",
-    "application/vnd.onem2m-res+json",
-    "application/vnd.onem2m-ntfy+json",
-    "application/vnd.onem2m-preq+json",
-    "application/vnd.onem2m-prsp+json",
-];
+/// A decoded request and the serialization its response is to use.
+#[derive(Debug)]
+pub struct Decoded {
+    pub request: Request,
+    pub answer: Serialization,
+}
 
 /// Decodes a whole HTTP request, reading at most `max_body` bytes of body, for at most
 /// `body_timeout` (a stalled body is 4008 and ends the connection).
@@ -34,24 +38,29 @@ pub async fn decode(
     http: HttpRequest<Body>,
     max_body: usize,
     body_timeout: std::time::Duration,
-) -> Result<Request, DecodeFailure> {
+) -> Result<Decoded, DecodeFailure> {
     let (parts, body) = http.into_parts();
     let rqi = single_header(&parts.headers, "x-m2m-ri")
         .ok()
         .flatten()
         .unwrap_or_default();
     let rvi = single_header(&parts.headers, "x-m2m-rvi").ok().flatten();
+    // The answer's serialization is settled first so that even a failure below is
+    // reported in the one the client asked for.
+    let answer = negotiate(&parts.headers).unwrap_or(Serialization::Json);
     let fail = |error: RequestError| DecodeFailure {
         error,
         rqi: rqi.clone(),
         rvi: rvi.clone(),
         close_connection: false,
+        answer,
     };
     let fail_unread = |error: RequestError| DecodeFailure {
         close_connection: true,
         ..fail(error)
     };
-    let mut req = decode_head(&parts.method, &parts.uri, &parts.headers).map_err(fail_unread)?;
+    let (mut req, ct) =
+        decode_head_typed(&parts.method, &parts.uri, &parts.headers).map_err(fail_unread)?;
     let declared = parts
         .headers
         .get("content-length")
@@ -69,23 +78,32 @@ pub async fn decode(
             .map_err(fail_unread)?
     };
     if !bytes.is_empty() {
-        let media = content_type(&parts.headers).map_err(fail)?.map(|(m, _)| m);
-        match media {
-            None => {
-                return Err(fail(RequestError::UnsupportedMediaType(
-                    "a body needs a Content-Type".into(),
-                )))
-            }
-            Some(m) if !JSON_TYPES.contains(&m.as_str()) => {
-                return Err(fail(RequestError::UnsupportedMediaType(
-                    "only JSON serializations are supported".into(),
-                )))
-            }
-            Some(_) => {}
-        }
-        req.pc = Some(json::parse_strict(&bytes).map_err(fail)?);
+        let Some(ct) = ct else {
+            return Err(fail(RequestError::UnsupportedMediaType(
+                "a body needs a Content-Type".into(),
+            )));
+        };
+        let ser = ct.body_serialization().map_err(fail)?;
+        req.pc = Some(
+            ser.decode_pc(&bytes)
+                .map_err(|e| fail(RequestError::from(e)))?,
+        );
     }
-    Ok(req)
+    Ok(Decoded {
+        request: req,
+        answer,
+    })
+}
+
+/// The answer's serialization: `Accept` (TS-0009 §6.4.3), where `*/*` or no `Accept`
+/// means the serialization of the request's body, else JSON. 5207 when nothing the
+/// client accepts can be produced.
+fn negotiate(headers: &HeaderMap) -> Result<Serialization, RequestError> {
+    let preferred = content_type(headers)?
+        .and_then(|ct| ct.serialization)
+        .unwrap_or(Serialization::Json);
+    let accept = single_header(headers, "accept")?;
+    wire::negotiate_accept(accept.as_deref(), preferred)
 }
 
 /// The whole body, at most `max_body` bytes (more is 4000), within `body_timeout` (later
@@ -121,9 +139,18 @@ pub fn decode_head(
     uri: &axum::http::Uri,
     headers: &HeaderMap,
 ) -> Result<Request, RequestError> {
+    decode_head_typed(method, uri, headers).map(|(req, _)| req)
+}
+
+/// [`decode_head`], also returning the parsed `Content-Type` for the body.
+fn decode_head_typed(
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+) -> Result<(Request, Option<ContentType>), RequestError> {
     let mut req = Request::default();
     let ct = content_type(headers)?;
-    let ty = ct.as_ref().and_then(|(_, ty)| *ty);
+    let ty = ct.as_ref().and_then(|ct| ct.ty);
     req.op = Some(match *method {
         Method::GET => Operation::Retrieve,
         Method::PUT => Operation::Update,
@@ -163,26 +190,11 @@ pub fn decode_head(
             .map(str::to_owned)
             .collect();
     }
-    if let Some(accept) = single_header(headers, "accept")? {
-        let acceptable = accept.split(',').any(|part| {
-            let media = part
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            media == "*/*" || media == "application/*" || JSON_TYPES.contains(&media.as_str())
-        });
-        if !acceptable {
-            return Err(RequestError::NotAcceptable(
-                "only JSON responses can be produced".into(),
-            ));
-        }
-    }
+    negotiate(headers)?;
     if let Some(query) = uri.query() {
         apply_query(&mut req, query)?;
     }
-    Ok(req)
+    Ok((req, ct))
 }
 
 /// One X-M2M-* (or other) header: absent, or exactly one visible-ASCII value.
@@ -202,27 +214,11 @@ fn single_header(headers: &HeaderMap, name: &str) -> Result<Option<String>, Requ
     Ok(Some(text.trim().to_owned()))
 }
 
-/// The media type (lowercase) and the `ty` parameter of Content-Type.
-fn content_type(headers: &HeaderMap) -> Result<Option<(String, Option<u64>)>, RequestError> {
-    let Some(raw) = single_header(headers, "content-type")? else {
-        return Ok(None);
-    };
-    let mut parts = raw.split(';');
-    let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-    let mut ty = None;
-    for param in parts {
-        let (k, v) = param.split_once('=').unwrap_or((param, ""));
-        if k.trim().eq_ignore_ascii_case("ty") {
-            if ty.is_some() {
-                return Err(RequestError::bad_request("ty given twice in Content-Type"));
-            }
-            ty =
-                Some(v.trim().parse::<u64>().map_err(|_| {
-                    RequestError::bad_request("ty in Content-Type is not a number")
-                })?);
-        }
-    }
-    Ok(Some((media, ty)))
+/// The parsed `Content-Type`, when there is one.
+fn content_type(headers: &HeaderMap) -> Result<Option<ContentType>, RequestError> {
+    single_header(headers, "content-type")?
+        .map(|raw| wire::parse_content_type(&raw))
+        .transpose()
 }
 
 /// Path → `to` (TS-0009 Table 6.2.2.1-1): `/~/x` is SP-relative `/x`, `/_/x` absolute

@@ -1,20 +1,37 @@
-//! Response primitive → HTTP response (TS-0009 §6.3, §6.4).
+//! Response primitive → HTTP response (TS-0009 §6.3, §6.4), its content in the
+//! negotiated serialization.
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response as HttpResponse;
-use bastion_proto::Response;
+use bastion_proto::wire::Serialization;
+use bastion_proto::{RequestError, Response};
 
 fn header(value: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(value).ok()
 }
 
-/// Encodes a response primitive: status from the RSC table, X-M2M-RSC always, `rqi`/`rvi`
-/// echoed, the content as JSON.
+/// [`encode_as`] in JSON, for answers given before any negotiation.
 pub fn encode(resp: &Response) -> HttpResponse {
-    let body = match &resp.pc {
-        Some(pc) => serde_json::to_vec(pc).unwrap_or_default(),
+    encode_as(resp, Serialization::Json)
+}
+
+/// Encodes a response primitive: status from the RSC table, X-M2M-RSC always, `rqi`/`rvi`
+/// echoed, the content in `ser`. Content that `ser` cannot represent (a `con` object
+/// whose member names are no XML names) is answered 5207 NOT_ACCEPTABLE instead.
+pub fn encode_as(resp: &Response, ser: Serialization) -> HttpResponse {
+    let body = match resp.pc.as_ref().map(|pc| ser.encode_pc(pc)) {
+        Some(Ok(body)) => body,
         None => Vec::new(),
+        Some(Err(why)) => {
+            let mut refused = Response::error(
+                &RequestError::NotAcceptable(why.to_string().into()),
+                resp.rqi.clone(),
+            );
+            refused.rvi.clone_from(&resp.rvi);
+            refused.fr.clone_from(&resp.fr);
+            return encode_as(&refused, ser);
+        }
     };
     let has_body = !body.is_empty();
     let mut out = HttpResponse::new(Body::from(body));
@@ -41,7 +58,7 @@ pub fn encode(resp: &Response) -> HttpResponse {
         h.insert("content-location", v);
     }
     if has_body {
-        h.insert("content-type", HeaderValue::from_static("application/json"));
+        h.insert("content-type", HeaderValue::from_static(ser.media_type()));
     }
     out
 }

@@ -9,29 +9,32 @@
 //! [`serve`] is the plain listener (no security association); [`tls::serve_tls`] serves
 //! the same router over TLS and hands the core the identity bound to the association.
 //! Both take connections through [`listen`]: one accept loop, shared caps, timeouts.
+//! [`HttpBinding`] and [`HttpsBinding`] are the two as the core's `Binding` port, which
+//! `bastion serve` starts; [`request_context`] builds what the core learns of a request.
 //! Other servers of the workspace (the DAS of `bastion-das`) serve their own routers on
 //! the same machinery: [`listen::serve_router`] and [`tls::serve_router_tls`].
 #![forbid(unsafe_code)]
 
 pub mod admin;
+mod binding;
 mod decode;
 mod encode;
 pub mod listen;
 pub mod tls;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::Request as HttpRequest;
 use axum::response::Response as HttpResponse;
 use axum::Router;
-use bastion_core::{Cse, RequestContext};
+use bastion_core::Cse;
 use bastion_proto::Response;
 use listen::{Gate, Timeouts};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use decode::{decode, decode_head, read_body};
-pub use encode::encode;
+pub use binding::{request_context, HttpBinding, HttpsBinding};
+pub use decode::{decode, decode_head, read_body, DecodeFailure, Decoded};
+pub use encode::{encode, encode_as};
 
 /// Limits applied before a request reaches the CSE.
 #[derive(Clone, Copy, Debug)]
@@ -87,14 +90,8 @@ pub async fn serve_with(
     listen::serve_router(listener, app, limits.timeouts, gate).await
 }
 
-async fn handle(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    sa: Option<axum::Extension<tls::SaIdentity>>,
-    request: HttpRequest<Body>,
-) -> HttpResponse {
-    // Only the TLS listener inserts an identity; plain HTTP carries no association.
-    let ctx = RequestContext::new(Some(peer), sa.map(|axum::Extension(id)| id.0));
+async fn handle(State(state): State<AppState>, request: HttpRequest<Body>) -> HttpResponse {
+    let ctx = request_context(request.extensions());
     if request.uri().path() == admin::EXPLAIN_PATH {
         return admin::explain(&state.cse, request, &ctx).await;
     }
@@ -105,12 +102,14 @@ async fn handle(
     )
     .await
     {
-        Ok(primitive) => encode(&state.cse.handle(primitive, &ctx).await),
+        Ok(Decoded { request, answer }) => {
+            encode_as(&state.cse.handle(request, &ctx).await, answer)
+        }
         Err(failure) => {
             let mut r = Response::error(&failure.error, failure.rqi);
             r.rvi = Some(failure.rvi.unwrap_or_else(|| "3".to_owned()));
             r.fr = Some(state.cse.config().cse_id.clone());
-            let mut http = encode(&r);
+            let mut http = encode_as(&r, failure.answer);
             if failure.close_connection {
                 // Unread body bytes would be taken for the next request: tell the client
                 // this connection ends here so it does not reuse it.

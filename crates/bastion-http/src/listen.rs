@@ -27,6 +27,7 @@
 
 use axum::extract::ConnectInfo;
 use bastion_core::throttle::Throttle;
+use bastion_core::Listener;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::future::Future;
@@ -202,14 +203,19 @@ where
 
 /// Serves `app` over plain HTTP on `listener` until the future is dropped: connections
 /// through [`accept_loop`] under `gate`, each with [`TimedIo`]'s `timeouts`, every
-/// request carrying `ConnectInfo(peer)`. The body timeout is the router's to apply where
-/// it reads bodies ([`crate::read_body`]). Used by the CSE's plain listener and the DAS's.
+/// request carrying `ConnectInfo(peer)` and the [`Listener`] (`http`). The body timeout
+/// is the router's to apply where it reads bodies ([`crate::read_body`]). Used by the
+/// CSE's plain listener and the DAS's.
 pub async fn serve_router(
     listener: TcpListener,
     app: axum::Router,
     timeouts: Timeouts,
     gate: Gate,
 ) -> io::Result<()> {
+    let local = Listener {
+        scheme: "http",
+        local: listener.local_addr()?,
+    };
     accept_loop(listener, gate, "http", move |tcp, peer| {
         let app = app.clone();
         async move {
@@ -221,6 +227,7 @@ pub async fn serve_router(
                     let handling = busy.enter();
                     async move {
                         request.extensions_mut().insert(ConnectInfo(peer));
+                        request.extensions_mut().insert(local);
                         let response = app.oneshot(request.map(axum::body::Body::new)).await;
                         drop(handling);
                         response

@@ -4,17 +4,20 @@
 //! [`serve_router_tls`] is that machinery for any router; the DAS serves its own on it.
 //!
 //! ```text
-//!  listen::accept_loop ─► handshake slot + TlsServer::accept (≤ HANDSHAKE_TIMEOUT together)
-//!                                                        ─► (SslStream, PeerIdentity)
+//!  listen::accept_loop ─► handshake slot + TlsServer::associate (≤ HANDSHAKE_TIMEOUT
+//!                                              together) ─► (SslStream, Association)
 //!                                                                        │
-//!   per request:  tls.is_revoked(identity)? ── yes ─► 4107 + Connection: close
+//!   per request:  Association::originator() ── Revoked ─► 4107 + Connection: close
 //!                 (credential revoked in the registry, or certificate on a reloaded CRL)
-//!                        │ no
+//!                        │ Ok(originator)
 //!                        ▼
-//!   extensions: ConnectInfo(peer), SaIdentity(originator) ─► router() ─► Cse::handle
+//!   extensions: ConnectInfo(peer), Listener(https), SaIdentity(originator)
+//!                                        ─► router() ─► request_context ─► Cse::handle
 //! ```
 //!
-//! The identity the association is bound to reaches the core as
+//! How an association's credential becomes that identity, and whether it is still
+//! valid, is [`bastion_tls::Association`]'s, shared with every binding over TLS. The
+//! identity reaches the core through [`crate::request_context`] as
 //! `RequestContext::new(peer, Some(originator))`; the core enforces `From` against it
 //! (4106) and sets `rq_authn`. Only this module inserts [`SaIdentity`], so nothing a
 //! plain-HTTP client sends can claim one. Revocation is checked before every request, so
@@ -27,9 +30,9 @@ use crate::{router, HttpLimits};
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, Response};
 use axum::Router;
-use bastion_core::Cse;
+use bastion_core::{Cse, Listener};
 use bastion_proto::{RequestError, Response as Primitive};
-use bastion_tls::TlsServer;
+use bastion_tls::{Revoked, TlsServer};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
@@ -66,7 +69,8 @@ pub async fn serve_tls(
 /// the one accept loop under `gate`, the handshake under a handshake slot and
 /// [`HANDSHAKE_TIMEOUT`], [`TimedIo`]'s `timeouts`, the revocation check before every
 /// request (4107 and `Connection: close`, answered `From` = `from` when given), and the
-/// extensions `ConnectInfo(peer)` and [`SaIdentity`] on every request that passes. Used
+/// extensions `ConnectInfo(peer)`, [`Listener`] (`https`) and [`SaIdentity`] on every
+/// request that passes. Used
 /// by the CSE's TLS listener ([`serve_tls`]) and the DAS's.
 pub async fn serve_router_tls(
     listener: tokio::net::TcpListener,
@@ -77,6 +81,10 @@ pub async fn serve_router_tls(
     from: Option<String>,
 ) -> std::io::Result<()> {
     let handshakes = gate.clone();
+    let local = Listener {
+        scheme: "https",
+        local: listener.local_addr()?,
+    };
     listen::accept_loop(listener, gate, "tls", move |tcp, peer| {
         let tls = tls.clone();
         let app = app.clone();
@@ -85,11 +93,11 @@ pub async fn serve_router_tls(
         async move {
             let handshake = async {
                 let slot = handshakes.handshake().await;
-                let accepted = tls.accept(tcp).await;
+                let accepted = tls.associate(tcp).await;
                 drop(slot);
                 accepted
             };
-            let (stream, identity) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await
+            let (stream, association) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await
             {
                 Ok(Ok(accepted)) => accepted,
                 Ok(Err(e)) => {
@@ -103,27 +111,32 @@ pub async fn serve_router_tls(
             };
             tracing::debug!(
                 %peer,
-                framework = ?identity.framework(),
-                originator = identity.originator(),
+                framework = ?association.identity().framework(),
+                originator = association.identity().originator(),
                 "security association established"
             );
-            let originator = identity.originator().to_owned();
             let busy = Busy::default();
             let io = TimedIo::new(stream, timeouts, busy.clone());
             let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
                 // Checked once the request head is parsed, before the router runs; the
                 // refusal is built here, so a served request clones nothing for it.
-                let refusal = tls.is_revoked(&identity).then(|| revoked(from.as_deref()));
+                let admitted = association
+                    .originator()
+                    .map(|originator| SaIdentity(originator.to_owned()))
+                    .map_err(|why| revoked(why, from.as_deref()));
                 let app = app.clone();
-                let originator = originator.clone();
                 let handling = busy.enter();
                 async move {
-                    if let Some(refusal) = refusal {
-                        tracing::info!(%peer, "request on a revoked security association refused");
-                        return Ok::<_, Infallible>(refusal);
-                    }
+                    let identity = match admitted {
+                        Ok(identity) => identity,
+                        Err(refusal) => {
+                            tracing::info!(%peer, "request on a revoked security association refused");
+                            return Ok::<_, Infallible>(refusal);
+                        }
+                    };
                     request.extensions_mut().insert(ConnectInfo(peer));
-                    request.extensions_mut().insert(SaIdentity(originator));
+                    request.extensions_mut().insert(local);
+                    request.extensions_mut().insert(identity);
                     let response = app.oneshot(request.map(axum::body::Body::new)).await;
                     drop(handling);
                     response
@@ -142,11 +155,9 @@ pub async fn serve_router_tls(
 
 /// The answer on an association whose credential was revoked: 4107 (security
 /// association required: establish a new one), and the connection ends after it.
-fn revoked(from: Option<&str>) -> Response<axum::body::Body> {
+fn revoked(why: Revoked, from: Option<&str>) -> Response<axum::body::Body> {
     let mut r = Primitive::error(
-        &RequestError::SecurityAssociationRequired(
-            "the security association's credential was revoked".into(),
-        ),
+        &RequestError::SecurityAssociationRequired(why.to_string().into()),
         String::new(),
     );
     r.rvi = Some("3".to_owned());
@@ -165,7 +176,7 @@ mod tests {
 
     #[test]
     fn revoked_answer_is_4107_and_closes() {
-        let http = revoked(Some("/id-in"));
+        let http = revoked(Revoked, Some("/id-in"));
         assert_eq!(http.status(), 403);
         assert_eq!(http.headers()["x-m2m-rsc"], "4107");
         assert_eq!(http.headers()["connection"], "close");

@@ -74,7 +74,7 @@ pub struct Delivery {
     pub to: String,
     /// The CSE-ID of the CSE that `targets` belong to when the receiver is reached
     /// through it (an AE behind another CSE); `None` when they are the receiver's own.
-    /// The [`Transport`](crate::Transport) uses it to pick that CSE's association.
+    /// The [`Routes`](crate::Routes) uses it to pick that CSE's association.
     pub peer: Option<String>,
     /// The content of ONE `m2m:sgn` object (`{"nev":{..},"sur":"..",..}`), without the
     /// `m2m:sgn` wrapper, which the engine adds (or aggregates into `m2m:agn`); or, by

@@ -5,9 +5,9 @@
 //! target to URLs (an AE's `poa` list, or the `nu` URL itself). This crate owns the rest:
 //! getting that content to the receiver reliably, without one receiver's trouble reaching
 //! another, under the subscription's policies (`bn`, `ln`, `rl`, `pn`). It sends through
-//! `bastion-client` clients that a [`Transport`] chooses per target (the CSE's transport
-//! reaches a receiver behind another CSE over the association with that CSE), and does
-//! not depend on `bastion-core`.
+//! `bastion-client` transports that the [`Routes`] choose per target (the CSE's routes
+//! reach a receiver behind another CSE over the association with that CSE, and pick a
+//! transport by the target's URI scheme), and does not depend on `bastion-core`.
 //!
 //! ```text
 //!  core ──submit(Delivery)──▶ destination map (key: peer + target list)
@@ -48,7 +48,7 @@
 //!   failed; then it is dropped with a `warn` log naming the subscription and the
 //!   destination (never the content, which may be sensitive) and counted in
 //!   [`Stats::dropped_exhausted`]. A target list with no usable target (no absolute
-//!   `http(s)` URL, or every target refused by the [`Transport`], e.g. for a revoked
+//!   `http(s)` URL, or every target refused by the [`Routes`], e.g. for a revoked
 //!   association) is dropped at once, counted the same way. A retried NOTIFY may reach a
 //!   receiver twice when an answer was lost; the unchanged `rqi` lets it tell.
 //! * **Order.** Per destination and subscription, notifications leave in the order their
@@ -137,7 +137,7 @@ pub use config::{
 };
 pub use error::{DeliveryError, SubmitError, TargetFailure};
 pub use stats::Stats;
-pub use transport::Transport;
+pub use transport::{Route, Routes};
 
 use bastion_proto::Response;
 use parking_lot::Mutex;
@@ -161,7 +161,7 @@ pub struct Notifier {
 /// State shared by the handle and every worker.
 pub(crate) struct Shared {
     pub config: NotifierConfig,
-    pub transport: Arc<dyn Transport>,
+    pub transport: Arc<dyn Routes>,
     /// The runtime workers are spawned on (captured at construction).
     runtime: Option<Handle>,
     /// Destinations with a worker, by target list. Lock order: this map, then a
@@ -187,12 +187,12 @@ impl fmt::Debug for Notifier {
 }
 
 impl Notifier {
-    /// A notifier sending through `transport` (a [`Client`](bastion_client::Client) sends
+    /// A notifier sending along `transport` (a [`Client`](bastion_client::Client) sends
     /// every NOTIFY itself). Call it inside a tokio runtime: workers are spawned on the
     /// runtime current here, lazily, when a destination first gets an event (without
     /// one, [`submit`](Self::submit) fails with [`SubmitError::NoRuntime`] unless it is
     /// itself called inside a runtime).
-    pub fn new(config: NotifierConfig, transport: impl Transport + 'static) -> Notifier {
+    pub fn new(config: NotifierConfig, transport: impl Routes + 'static) -> Notifier {
         let (stop, _) = watch::channel(false);
         let total = payload::Budget::new(config.max_total_bytes);
         Notifier {

@@ -3,7 +3,7 @@
 
 use crate::config::NotifierConfig;
 use crate::error::TargetFailure;
-use crate::transport::Transport;
+use crate::transport::Routes;
 use bastion_client::ClientError;
 use bastion_proto::{Operation, Request, Response};
 use serde_json::Value;
@@ -68,7 +68,7 @@ fn verdict(err: &ClientError) -> Verdict {
 /// answers. The transport is asked anew on every attempt, so a revoked association stops
 /// the next one.
 pub(crate) async fn attempt(
-    transport: &dyn Transport,
+    transport: &dyn Routes,
     peer: Option<&str>,
     targets: &[String],
     req: &Request,
@@ -77,8 +77,8 @@ pub(crate) async fn attempt(
     let mut failures = Vec::new();
     let mut transient = false;
     for (target, route) in targets.iter().zip(transport.routes(peer, targets)) {
-        let client = match route {
-            Ok(client) => client,
+        let transport = match route {
+            Ok(transport) => transport,
             Err(reason) => {
                 failures.push(TargetFailure {
                     target: target.clone(),
@@ -87,7 +87,7 @@ pub(crate) async fn attempt(
                 continue;
             }
         };
-        let err = match tokio::time::timeout(timeout, client.send(target, req)).await {
+        let err = match tokio::time::timeout(timeout, transport.send(target, req)).await {
             Ok(Ok(resp)) => return Outcome::Answered(Box::new(AnswerKind::OneM2m(resp))),
             Ok(Err(err)) => err,
             Err(_) => ClientError::Timeout(timeout),

@@ -1,28 +1,48 @@
-//! Which client carries a NOTIFY to each target: the engine queues and retries, the
-//! [`Transport`] decides how each point of access is reached. The CSE's transport knows
-//! its security associations with other CSEs (TS-0003 8.2.1); a bare [`Client`] reaches
-//! every target the same way.
+//! Which transport carries a NOTIFY to each target: the engine queues and retries, the
+//! [`Routes`] decide how each point of access is reached. The CSE's routes know its
+//! security associations with other CSEs (TS-0003 8.2.1) and choose a
+//! [`Transport`] by the target's URI scheme; a bare [`Client`] or a [`Schemes`] registry
+//! reaches every target the same way.
 
-use bastion_client::Client;
+use bastion_client::{Client, Schemes, Transport};
+use std::sync::Arc;
 
-/// Chooses, on every attempt, the client for each target of a destination.
-pub trait Transport: Send + Sync {
-    /// For each of `targets`, in order, the client to send with, or why the target must
-    /// not be tried (it is then counted as unusable for this attempt). `peer` is the
+/// The transport to send one target's NOTIFY with, or why the target must not be tried.
+pub type Route = Result<Arc<dyn Transport>, String>;
+
+/// Chooses, on every attempt, the transport for each target of a destination.
+pub trait Routes: Send + Sync {
+    /// For each of `targets`, in order, the transport to send with, or why the target
+    /// must not be tried (it is then counted as unusable for this attempt). `peer` is the
     /// CSE-ID of the CSE the notification is handed to when the receiver sits behind
     /// another CSE, `None` when the targets are the receiver's own.
-    fn routes(&self, peer: Option<&str>, targets: &[String]) -> Vec<Result<Client, String>>;
+    fn routes(&self, peer: Option<&str>, targets: &[String]) -> Vec<Route>;
 }
 
 /// Every target through this one client.
-impl Transport for Client {
-    fn routes(&self, _peer: Option<&str>, targets: &[String]) -> Vec<Result<Client, String>> {
-        targets.iter().map(|_| Ok(self.clone())).collect()
+impl Routes for Client {
+    fn routes(&self, _peer: Option<&str>, targets: &[String]) -> Vec<Route> {
+        let client: Arc<dyn Transport> = Arc::new(self.clone());
+        targets.iter().map(|_| Ok(client.clone())).collect()
     }
 }
 
-impl<T: Transport + ?Sized> Transport for std::sync::Arc<T> {
-    fn routes(&self, peer: Option<&str>, targets: &[String]) -> Vec<Result<Client, String>> {
+/// Every target through the transport of its scheme; a scheme none serves is refused.
+impl Routes for Schemes {
+    fn routes(&self, _peer: Option<&str>, targets: &[String]) -> Vec<Route> {
+        targets
+            .iter()
+            .map(|target| {
+                self.transport_for(target)
+                    .cloned()
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+}
+
+impl<T: Routes + ?Sized> Routes for Arc<T> {
+    fn routes(&self, peer: Option<&str>, targets: &[String]) -> Vec<Route> {
         (**self).routes(peer, targets)
     }
 }

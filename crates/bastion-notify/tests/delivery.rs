@@ -10,7 +10,7 @@
 use bastion_client::{Client, ClientConfig};
 use bastion_notify::{
     Batch, Content, Delivery, DeliveryError, DeliveryPolicy, Notifier, NotifierConfig,
-    PendingPolicy, RateLimit, SubmitError, Transport,
+    PendingPolicy, RateLimit, Route, Routes, SubmitError,
 };
 use bastion_proto::Rsc;
 use bytes::Bytes;
@@ -800,8 +800,8 @@ struct RefusingPeer {
     asked: Mutex<Vec<Option<String>>>,
 }
 
-impl Transport for RefusingPeer {
-    fn routes(&self, peer: Option<&str>, targets: &[String]) -> Vec<Result<Client, String>> {
+impl Routes for RefusingPeer {
+    fn routes(&self, peer: Option<&str>, targets: &[String]) -> Vec<Route> {
         self.asked
             .lock()
             .expect("lock")
@@ -810,7 +810,7 @@ impl Transport for RefusingPeer {
             .iter()
             .map(|_| match peer {
                 Some(p) if p == self.refused => Err(format!("{p}: association revoked")),
-                _ => Ok(self.client.clone()),
+                _ => Ok(Arc::new(self.client.clone()) as _),
             })
             .collect()
     }

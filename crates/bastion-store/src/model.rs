@@ -2,9 +2,19 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The oneM2M resource type of `<contentInstance>`: these rows live on disk only and are
-/// loaded at start-up as an [`InstanceEntry`] index, without their bodies.
-pub const TY_CONTENT_INSTANCE: u16 = 4;
+/// How the core holds a row while the CSE runs, chosen by the core for each resource type
+/// and stored with the row, so that no backend needs to know what a resource type means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RowKind {
+    /// Held whole in the core's resource tree: returned, body included, by
+    /// [`Store::load_tree`](crate::Store::load_tree).
+    Tree,
+    /// One of the instances a parent accumulates (`<contentInstance>`, and in the same way
+    /// `<timeSeriesInstance>` and `<flexContainerInstance>`): stays on disk, is indexed at
+    /// start-up as an [`InstanceEntry`] without its body, and is the only kind
+    /// [`WriteOp::DeleteInstancesBefore`] removes.
+    Instance,
+}
 
 /// One stored resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,9 +27,11 @@ pub struct StoredResource {
     pub rn: String,
     /// oneM2M resource type.
     pub ty: u16,
+    /// Whether the row is part of the tree or an instance (see [`RowKind`]).
+    pub kind: RowKind,
     /// Creation order, assigned by the core, strictly increasing.
     pub seq: i64,
-    /// `contentSize` for a `<contentInstance>`, else 0.
+    /// The content size of an instance (`cs`), else 0.
     pub size: i64,
     /// `expirationTime`, a oneM2M timestamp.
     pub et: Option<String>,
@@ -27,18 +39,21 @@ pub struct StoredResource {
     pub body: String,
 }
 
-/// A `<contentInstance>` as kept in its container's in-memory index: everything but the body.
+/// An instance row ([`RowKind::Instance`]) as kept in its parent's in-memory index:
+/// everything but the body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceEntry {
     /// Resource ID.
     pub ri: String,
-    /// The container's `ri`.
+    /// The parent's `ri` (the container, time series, …).
     pub pi: String,
     /// Resource name.
     pub rn: String,
+    /// oneM2M resource type of the instance.
+    pub ty: u16,
     /// Creation order.
     pub seq: i64,
-    /// `contentSize`.
+    /// Content size.
     pub size: i64,
     /// `expirationTime`.
     pub et: Option<String>,
@@ -54,14 +69,14 @@ pub enum WriteOp {
         /// The resource to remove.
         ri: String,
     },
-    /// Remove every row whose `pi` is this value (a container's contentInstances). Not
+    /// Remove every row whose `pi` is this value (a container's instances). Not
     /// recursive: grandchildren are not touched.
     DeleteChildren {
         /// The parent whose children are removed.
         pi: String,
     },
-    /// Remove the contentInstances (`ty` 4) of `pi` whose `seq` is below `seq`: one range
-    /// delete for instances a container evicted.
+    /// Remove the [`RowKind::Instance`] rows of `pi` whose `seq` is below `seq`: one range
+    /// delete for the instances a parent evicted. Tree rows of `pi` stay.
     DeleteInstancesBefore {
         /// The container.
         pi: String,

@@ -22,13 +22,14 @@ use crate::{InstanceEntry, StoreError, StoredResource, WriteBatch};
 /// ```
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Every resource whose `ty` is not 4 (contentInstance), ordered by `seq`.
+    /// Every [`RowKind::Tree`](crate::RowKind::Tree) row, ordered by `seq`.
     async fn load_tree(&self) -> Result<Vec<StoredResource>, StoreError>;
 
-    /// Every contentInstance (ty 4) without its body, ordered by `seq`.
+    /// Every [`RowKind::Instance`](crate::RowKind::Instance) row without its body, ordered
+    /// by `seq`.
     async fn load_instance_index(&self) -> Result<Vec<InstanceEntry>, StoreError>;
 
-    /// Every contentInstance (ty 4) without its body, in no particular order, handed to
+    /// Every instance row without its body, in no particular order, handed to
     /// `sink` in chunks of at most `chunk` entries, so that a large index is never held
     /// whole. Returns when all chunks were sent (or the receiver went away).
     ///

@@ -12,15 +12,19 @@
 
 use std::sync::Arc;
 
-use crate::{InstanceEntry, Store, StoreError, StoredResource, WriteBatch, WriteOp};
+use crate::{InstanceEntry, RowKind, Store, StoreError, StoredResource, WriteBatch, WriteOp};
 
-/// A resource with a small JSON body derived from its fields.
+/// The oneM2M resource type of `<contentInstance>`, the instances [`instance`] builds.
+pub const TY_CONTENT_INSTANCE: u16 = 4;
+
+/// A tree resource ([`RowKind::Tree`]) with a small JSON body derived from its fields.
 pub fn resource(ri: &str, pi: &str, rn: &str, ty: u16, seq: i64) -> StoredResource {
     StoredResource {
         ri: ri.to_owned(),
         pi: pi.to_owned(),
         rn: rn.to_owned(),
         ty,
+        kind: RowKind::Tree,
         seq,
         size: 0,
         et: None,
@@ -28,18 +32,14 @@ pub fn resource(ri: &str, pi: &str, rn: &str, ty: u16, seq: i64) -> StoredResour
     }
 }
 
-/// A contentInstance of `pi` with the given content size and expiration.
+/// A contentInstance ([`RowKind::Instance`]) of `pi` with the given content size and
+/// expiration.
 pub fn instance(ri: &str, pi: &str, seq: i64, size: i64, et: Option<&str>) -> StoredResource {
     StoredResource {
+        kind: RowKind::Instance,
         size,
         et: et.map(str::to_owned),
-        ..resource(
-            ri,
-            pi,
-            &format!("cin_{seq}"),
-            crate::TY_CONTENT_INSTANCE,
-            seq,
-        )
+        ..resource(ri, pi, &format!("cin_{seq}"), TY_CONTENT_INSTANCE, seq)
     }
 }
 
@@ -48,6 +48,7 @@ fn entry(r: &StoredResource) -> InstanceEntry {
         ri: r.ri.clone(),
         pi: r.pi.clone(),
         rn: r.rn.clone(),
+        ty: r.ty,
         seq: r.seq,
         size: r.size,
         et: r.et.clone(),
@@ -81,6 +82,7 @@ where
     delete_instances_before(new_factory()).await;
     load_tree_excludes_instances(new_factory()).await;
     load_instance_index_only_instances(new_factory()).await;
+    instance_kind_is_data_not_type(new_factory()).await;
     stream_instance_index_delivers_every_instance(new_factory()).await;
     max_seq(new_factory()).await;
     empty_batch(new_factory()).await;
@@ -126,6 +128,7 @@ pub async fn upsert_replaces<F: Fn() -> S, S: Store>(open: F) {
         pi: "p2".into(),
         rn: "new".into(),
         ty: 4,
+        kind: RowKind::Instance,
         seq: 9,
         size: 42,
         et: None,
@@ -337,7 +340,7 @@ pub async fn delete_children<F: Fn() -> S, S: Store>(open: F) {
         .expect("delete no children");
 }
 
-/// `load_tree` returns every resource but contentInstances, ordered by `seq`.
+/// `load_tree` returns every tree row and no instance, ordered by `seq`.
 pub async fn load_tree_excludes_instances<F: Fn() -> S, S: Store>(open: F) {
     let store = open();
     assert!(store.load_tree().await.expect("load").is_empty());
@@ -358,7 +361,7 @@ pub async fn load_tree_excludes_instances<F: Fn() -> S, S: Store>(open: F) {
     assert_eq!(store.load_tree().await.expect("load"), [cb, ae, cnt, acp]);
 }
 
-/// `load_instance_index` returns only contentInstances, without bodies, ordered by `seq`.
+/// `load_instance_index` returns only instances, without bodies, ordered by `seq`.
 pub async fn load_instance_index_only_instances<F: Fn() -> S, S: Store>(open: F) {
     let store = open();
     assert!(store.load_instance_index().await.expect("load").is_empty());
@@ -379,6 +382,81 @@ pub async fn load_instance_index_only_instances<F: Fn() -> S, S: Store>(open: F)
     .await;
     let index = store.load_instance_index().await.expect("load");
     assert_eq!(index, [entry(&i1), entry(&i2), entry(&i3)]);
+}
+
+/// A row's [`RowKind`], not its resource type, decides where it loads and what
+/// `DeleteInstancesBefore` removes: `<timeSeriesInstance>` (30) and
+/// `<flexContainerInstance>` (58) rows are instances like `<contentInstance>`, and the kind
+/// of a row changes with an upsert.
+pub async fn instance_kind_is_data_not_type<F: Fn() -> S, S: Store>(open: F) {
+    let store = open();
+    let as_kind = |mut r: StoredResource, ty: u16, kind: RowKind| {
+        r.ty = ty;
+        r.kind = kind;
+        r
+    };
+    let ts = resource("ts", "ae", "ts", 29, 1);
+    let tsi1 = as_kind(instance("tsi1", "ts", 2, 5, None), 30, RowKind::Instance);
+    let sub = resource("sub", "ts", "sub", 23, 3);
+    let tsi2 = as_kind(
+        instance("tsi2", "ts", 4, 6, Some("20991231T000000")),
+        30,
+        RowKind::Instance,
+    );
+    let fcn = resource("fcn", "ae", "fcn", 28, 5);
+    let fcci = as_kind(instance("fcci", "fcn", 6, 7, None), 58, RowKind::Instance);
+    // A type the store has never heard of, kept in the tree.
+    let odd = as_kind(resource("odd", "ae", "odd", 4, 7), 4, RowKind::Tree);
+    put(
+        &store,
+        &[
+            ts.clone(),
+            tsi1.clone(),
+            sub.clone(),
+            tsi2.clone(),
+            fcn.clone(),
+            fcci.clone(),
+            odd.clone(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        store.load_tree().await.expect("tree"),
+        [ts.clone(), sub.clone(), fcn.clone(), odd.clone()]
+    );
+    assert_eq!(
+        store.load_instance_index().await.expect("index"),
+        [entry(&tsi1), entry(&tsi2), entry(&fcci)]
+    );
+    assert_eq!(store.get("tsi2").await.expect("get"), Some(tsi2.clone()));
+    assert_eq!(
+        ris(&store.children("ts", Some(30)).await.expect("children")),
+        ["tsi1", "tsi2"]
+    );
+
+    // Eviction removes the instances below `seq`, never a tree row among them.
+    store
+        .apply(WriteBatch {
+            ops: vec![WriteOp::DeleteInstancesBefore {
+                pi: "ts".into(),
+                seq: 5,
+            }],
+        })
+        .await
+        .expect("delete instances before");
+    assert_eq!(
+        ris(&store.children("ts", None).await.expect("children")),
+        ["sub"]
+    );
+
+    // An upsert moves a row between kinds.
+    let fcci_in_tree = as_kind(fcci.clone(), 58, RowKind::Tree);
+    put(&store, std::slice::from_ref(&fcci_in_tree)).await;
+    assert!(store.load_instance_index().await.expect("index").is_empty());
+    assert_eq!(
+        store.load_tree().await.expect("tree"),
+        [ts, sub, fcn, fcci_in_tree, odd]
+    );
 }
 
 /// `max_seq` is 0 when empty, else the largest stored `seq`, whatever its type.

@@ -20,8 +20,10 @@
 //! (TS-0003 8.2.1); a registrar CSE reaching a registree CSE is the client of that CSE's
 //! listener, with the PSK the pair shares ([`CredentialRegistry::psk_for_cse`]). The
 //! server hands back, with every accepted stream, the
-//! [`PeerIdentity`] the association is bound to; the binding layer compares it with the
-//! request originator. Revocation is live: a server checks [`TlsServer::is_revoked`]
+//! [`PeerIdentity`] the association is bound to, kept with the server as an
+//! [`Association`] ([`TlsServer::associate`]); every binding over TLS asks it for the
+//! originator before each request and the core compares that with the request's `From`.
+//! Revocation is live: [`Association::originator`] checks [`TlsServer::is_revoked`]
 //! (credential revoked in the registry, or certificate on a CRL) on every request, which
 //! also cuts kept-alive connections, and calls [`TlsServer::refresh_revocation`]
 //! periodically to re-read the store and the CRLs. Secret files are read by
@@ -29,6 +31,7 @@
 //!
 //! No DTLS yet (tokio-openssl has no datagram support); see docs/security.md.
 
+pub mod association;
 pub mod certs;
 pub mod client;
 pub mod credentials;
@@ -40,6 +43,7 @@ pub mod strength;
 
 mod hexutil;
 
+pub use association::{Association, Revoked};
 pub use certs::CertError;
 pub use client::{ClientConfigError, ClientOptions, TlsClient, TlsVersion};
 pub use credentials::{

@@ -30,6 +30,7 @@ use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
 use zeroize::Zeroizing;
 
+use crate::association::Association;
 use crate::credentials::CredentialRegistry;
 use crate::identity::{self, Binding, Framework, IdentityError, PeerIdentity, RevocationKey};
 use crate::strength;
@@ -470,6 +471,16 @@ impl TlsServer {
             return Err(HandshakeError::Revoked(identity.credential().to_owned()));
         }
         Ok((stream, identity))
+    }
+
+    /// [`TlsServer::accept`], keeping the identity with this server as an
+    /// [`Association`] that every request on the stream asks for its originator.
+    pub async fn associate(
+        self: &Arc<Self>,
+        tcp: TcpStream,
+    ) -> Result<(SslStream<TcpStream>, Association), HandshakeError> {
+        let (stream, identity) = self.accept(tcp).await?;
+        Ok((stream, Association::new(self.clone(), identity)))
     }
 
     fn identity_of(&self, ssl: &openssl::ssl::SslRef) -> Result<PeerIdentity, HandshakeError> {

@@ -11,8 +11,10 @@ use crate::settings::Settings;
 use crate::Failure;
 use bastion_core::{explanation_json, Cse, ExplainQuery};
 use bastion_policy::{AccessOperation, Location};
+use bastion_proto::clock::{Clock, SystemClock};
 use bastion_proto::time::Timestamp;
-use bastion_store::{SqliteStore, Store};
+use bastion_store::Store;
+use bastion_store_sqlite::SqliteStore;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -36,7 +38,7 @@ pub fn explain(args: &ExplainArgs, settings: &Settings) -> Result<String, Failur
         operation: args.op.operation(),
         to: args.to.clone(),
         create_type: args.ty,
-        time: Some(args.at.unwrap_or_else(bastion_core::now)),
+        time: Some(args.at.unwrap_or_else(|| SystemClock.timestamp())),
         peer_ip: args.ip,
         location: args.location,
     };

@@ -2,14 +2,14 @@
 //! delivery engine of `bastion-notify`: queues per destination, retries with backoff,
 //! batching and rate limits (docs/notifications.md).
 
-use crate::outbound::HttpOutbound;
+use crate::outbound::OutboundRoutes;
 use bastion_core::notify::{NotificationKind, NotificationSink, OutgoingNotification};
 use bastion_notify::{
     Batch, Content, Delivery, DeliveryPolicy, Notifier, NotifierConfig, PendingPolicy, RateLimit,
 };
 use std::sync::Arc;
 
-/// Notifications sent as this CSE, over the routes of [`HttpOutbound`]: a receiver behind
+/// Notifications sent as this CSE, over the routes of [`OutboundRoutes`]: a receiver behind
 /// another CSE is reached over the security association with that CSE.
 pub struct EngineSink {
     notifier: Notifier,
@@ -20,7 +20,7 @@ impl EngineSink {
     /// the queues' byte budgets (`[limits]`).
     pub fn new(
         cse_id: &str,
-        routes: Arc<HttpOutbound>,
+        routes: Arc<OutboundRoutes>,
         limits: &crate::limits::Limits,
     ) -> EngineSink {
         let config = NotifierConfig {

@@ -1,9 +1,10 @@
-//! The CSE's outbound port ([`bastion_core::outbound::Outbound`]) over the HTTP binding
-//! with `bastion-client`: forwarding to remote CSEs (TS-0001 7.3.2.6) and requests to
-//! notification targets; also the notification engine's [`bastion_notify::Transport`], so
-//! that subscription notifications take the same routes.
+//! The CSE's outbound port ([`bastion_core::outbound::Outbound`]) over the transports of
+//! `bastion-client`, chosen by each point of access's URI scheme: forwarding to remote
+//! CSEs (TS-0001 7.3.2.6) and requests to notification targets; also the notification
+//! engine's [`bastion_notify::Routes`], so that subscription notifications take the same
+//! routes.
 //!
-//! Owns which client carries a request to a point of access ([`Route`]):
+//! Owns which transport carries a request to a point of access ([`Route`]):
 //!
 //! * the registrar's `url` (and any `poa` with the same scheme, host and port): the
 //!   registrar client, over the configured TLS security association when `https://`;
@@ -13,19 +14,24 @@
 //!   pair (TS-0003 8.2.1). The registry is the listener's own, so a revocation reaches
 //!   outbound connections as it reaches inbound ones; clients are cached per credential
 //!   and dropped whenever the registry changes;
-//! * a plain `http://` point of access: a plain client, except towards a peer CSE this
-//!   CSE shares a credential with (active or revoked) that advertises an `https://` one:
-//!   a failed or revoked association never falls back to plain HTTP;
-//! * anything else (an `https://` point of access without a credential): skipped.
+//! * a point of access of any other scheme a transport is registered for
+//!   ([`bastion_client::Schemes`]: `http` by default; `mqtt`, `coap`, `ws` when their
+//!   crates register one, `bastion serve`): that transport, except
+//!   towards a peer CSE this CSE shares a credential with (active or revoked) that
+//!   advertises an `https://` one: a failed or revoked association never falls back to
+//!   a transport outside it;
+//! * anything else (an `https://` point of access without a credential, a scheme no
+//!   transport serves): skipped, as unreachable.
 //!
 //! Responses are returned as the peer sent them. Keys are never logged.
 //!
-//! At most `max_in_flight` requests are outstanding at once ([`HttpOutbound::with_max_in_flight`],
+//! At most `max_in_flight` requests are outstanding at once ([`OutboundRoutes::with_max_in_flight`],
 //! `[limits] max-outbound-requests`); one more is refused at once, unsent
 //! ([`OutboundError::Saturated`]), so a forwarding loop or a slow peer cannot pile up
 //! connections and tasks without bound.
 
-use bastion_client::{Client, ClientError, TlsConnector};
+use bastion_client::transport::scheme_of;
+use bastion_client::{Client, ClientError, Schemes, TlsConnector, Transport};
 use bastion_core::outbound::{Outbound, OutboundError};
 use bastion_proto::{Request, Response};
 use bastion_tls::{ClientOptions, CredentialRegistry, PeerPsk, TlsClient};
@@ -35,14 +41,16 @@ use std::sync::{Arc, Mutex};
 /// Built-in default of `[limits] max-outbound-requests`.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 
-/// Outbound requests over HTTP(S).
-pub struct HttpOutbound {
+/// Outbound requests, routed by association and URI scheme.
+pub struct OutboundRoutes {
     /// Slots for requests in flight; one is held for the whole of [`Outbound::send`].
     in_flight: Arc<tokio::sync::Semaphore>,
     max_in_flight: usize,
     /// Saturation is logged once a minute, however many requests it refuses.
     saturated: bastion_core::throttle::Throttle,
-    plain: Client,
+    /// The transports of the schemes reached without a security association of this
+    /// CSE's (`http` by default).
+    schemes: Schemes,
     /// The registrar's URL and the client holding its credential.
     registrar: Option<(String, Client)>,
     /// The PSKs shared with peer CSEs (the TLS listener's registry).
@@ -68,7 +76,8 @@ struct ClientCache {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Route {
     Registrar,
-    Plain,
+    /// The transport registered for this scheme.
+    Scheme(String),
     /// TLS-PSK with this KpsaID.
     Psk(String),
     /// Not tried, for this reason.
@@ -85,18 +94,21 @@ enum PeerState {
     Revoked,
 }
 
-impl HttpOutbound {
-    /// `registrar`: the registrar's URL and client; `peers`: the credential registry of
-    /// the TLS listener and this CSE's SP-ID, to reach other CSEs over TLS-PSK.
+impl OutboundRoutes {
+    /// `schemes`: the transports of the points of access reached without this CSE's
+    /// security associations (`http`, and each further binding's); `registrar`: the
+    /// registrar's URL and client; `peers`: the credential registry of the TLS listener
+    /// and this CSE's SP-ID, to reach other CSEs over TLS-PSK.
     pub fn new(
+        schemes: Schemes,
         registrar: Option<(String, Client)>,
         peers: Option<(Arc<CredentialRegistry>, String)>,
-    ) -> HttpOutbound {
-        HttpOutbound {
+    ) -> OutboundRoutes {
+        OutboundRoutes {
             in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             saturated: bastion_core::throttle::Throttle::per_minute(),
-            plain: Client::default(),
+            schemes,
             registrar,
             peers: peers.map(|(registry, sp_id)| PeerCredentials {
                 registry,
@@ -107,7 +119,7 @@ impl HttpOutbound {
     }
 
     /// At most `max` (at least 1) requests in flight at once.
-    pub fn with_max_in_flight(mut self, max: usize) -> HttpOutbound {
+    pub fn with_max_in_flight(mut self, max: usize) -> OutboundRoutes {
         self.max_in_flight = max.max(1);
         self.in_flight = Arc::new(tokio::sync::Semaphore::new(self.max_in_flight));
         self
@@ -168,7 +180,8 @@ impl HttpOutbound {
             }
         }
         let peer = peer.unwrap_or("the target");
-        match (scheme(target).as_str(), state) {
+        let scheme = scheme(target);
+        match (scheme.as_str(), state) {
             ("https", PeerState::Active { kpsa_id, .. }) => Route::Psk(kpsa_id.clone()),
             ("https", PeerState::Revoked) => Route::Skip(format!(
                 "{target}: the credential shared with {peer} is revoked"
@@ -176,43 +189,44 @@ impl HttpOutbound {
             ("https", PeerState::Unknown) => Route::Skip(format!(
                 "{target}: no client credential for this point of access"
             )),
-            // TS-0003 8.2.1: once a security association with the peer exists (or was
-            // revoked), plain HTTP to it would bypass it.
-            ("http", PeerState::Active { .. } | PeerState::Revoked) if secure_offered => {
-                Route::Skip(format!(
-                    "{target}: {peer} is reached only over its security association"
-                ))
+            (_, _) if self.schemes.get(&scheme).is_none() => {
+                Route::Skip(format!("{target}: unsupported scheme"))
             }
-            ("http", _) => Route::Plain,
-            _ => Route::Skip(format!("{target}: unsupported scheme")),
+            // TS-0003 8.2.1: once a security association with the peer exists (or was
+            // revoked), any other way to it would bypass it.
+            (_, PeerState::Active { .. } | PeerState::Revoked) if secure_offered => Route::Skip(
+                format!("{target}: {peer} is reached only over its security association"),
+            ),
+            (_, _) => Route::Scheme(scheme),
         }
     }
 
-    fn client<'a>(&'a self, route: &Route, state: &'a PeerState) -> Option<&'a Client> {
+    fn transport(&self, route: &Route, state: &PeerState) -> Option<Arc<dyn Transport>> {
+        let client = |c: &Client| Arc::new(c.clone()) as Arc<dyn Transport>;
         match (route, state) {
-            (Route::Registrar, _) => self.registrar.as_ref().map(|(_, c)| c),
-            (Route::Plain, _) => Some(&self.plain),
-            (Route::Psk(_), PeerState::Active { client, .. }) => Some(client),
+            (Route::Registrar, _) => self.registrar.as_ref().map(|(_, c)| client(c)),
+            (Route::Scheme(scheme), _) => self.schemes.get(scheme).cloned(),
+            (Route::Psk(_), PeerState::Active { client: c, .. }) => Some(client(c)),
             _ => None,
         }
     }
 
     /// For each of `poa` (the points of access of `peer`, when the request goes to
-    /// another CSE), the client that reaches it, or why it must not be tried. Decided
+    /// another CSE), the transport that reaches it, or why it must not be tried. Decided
     /// anew on every call, so a revocation applies to the next request.
     pub fn routes(
         &self,
         peer: Option<&str>,
         poa: &[String],
-    ) -> Result<Vec<Result<Client, String>>, String> {
+    ) -> Result<Vec<bastion_notify::Route>, String> {
         let state = self.peer_state(peer)?;
         let secure_offered = poa.iter().any(|p| scheme(p) == "https");
         Ok(poa
             .iter()
             .map(|target| {
                 let route = self.route(peer, &state, secure_offered, target);
-                match self.client(&route, &state) {
-                    Some(client) => Ok(client.clone()),
+                match self.transport(&route, &state) {
+                    Some(transport) => Ok(transport),
                     None => Err(match route {
                         Route::Skip(why) => why,
                         _ => format!("{target}: no client"),
@@ -226,9 +240,9 @@ impl HttpOutbound {
 /// Subscription notifications (bastion-notify) take the routes of forwarded requests: a
 /// receiver behind another CSE is reached over the association with that CSE, never
 /// around it (TS-0003 8.2.1).
-impl bastion_notify::Transport for HttpOutbound {
-    fn routes(&self, peer: Option<&str>, targets: &[String]) -> Vec<Result<Client, String>> {
-        match HttpOutbound::routes(self, peer, targets) {
+impl bastion_notify::Routes for OutboundRoutes {
+    fn routes(&self, peer: Option<&str>, targets: &[String]) -> Vec<bastion_notify::Route> {
+        match OutboundRoutes::routes(self, peer, targets) {
             Ok(routes) => routes,
             Err(why) => targets.iter().map(|_| Err(why.clone())).collect(),
         }
@@ -247,13 +261,11 @@ fn origin(uri: &str) -> String {
 }
 
 fn scheme(uri: &str) -> String {
-    uri.split_once("://")
-        .map(|(s, _)| s.to_ascii_lowercase())
-        .unwrap_or_default()
+    scheme_of(uri).unwrap_or_default()
 }
 
 #[async_trait::async_trait]
-impl Outbound for HttpOutbound {
+impl Outbound for OutboundRoutes {
     async fn send(
         &self,
         peer: Option<&str>,
@@ -273,14 +285,14 @@ impl Outbound for HttpOutbound {
         let routes = self.routes(peer, poa).map_err(OutboundError::Unreachable)?;
         let mut last = String::from("no usable point of access");
         for (target, route) in poa.iter().zip(routes) {
-            let client = match route {
-                Ok(client) => client,
+            let transport = match route {
+                Ok(transport) => transport,
                 Err(why) => {
                     last = why;
                     continue;
                 }
             };
-            match client.send(target, &req).await {
+            match transport.send(target, &req).await {
                 Ok(resp) => return Ok(resp),
                 // Nothing reached the peer: the next point of access may be tried.
                 Err(e @ (ClientError::Connect(_) | ClientError::Handshake(_))) => {
@@ -324,22 +336,22 @@ mod tests {
     }
 
     /// An outbound side whose registry holds `mn@bastion.example`, bound to `/id-mn`.
-    fn outbound_with_mn_key() -> (tempfile::TempDir, Arc<CredentialRegistry>, HttpOutbound) {
+    fn outbound_with_mn_key() -> (tempfile::TempDir, Arc<CredentialRegistry>, OutboundRoutes) {
         let (dir, reg) = registry();
         add(&reg, "mn@bastion.example", "/id-mn");
-        let out = HttpOutbound::new(None, Some((reg.clone(), SP.into())));
+        let out = OutboundRoutes::new(Schemes::http(), None, Some((reg.clone(), SP.into())));
         (dir, reg, out)
     }
 
     /// How many TLS-PSK clients `out` has built and kept.
-    fn cached_clients(out: &HttpOutbound) -> usize {
+    fn cached_clients(out: &OutboundRoutes) -> usize {
         let peers = out.peers.as_ref().expect("peers");
         let cache = peers.cache.lock().expect("lock");
         cache.clients.len()
     }
 
     /// The routes `out` takes to each of `poa` for `peer`.
-    fn routes(out: &HttpOutbound, peer: Option<&str>, poa: &[&str]) -> Vec<Route> {
+    fn routes(out: &OutboundRoutes, peer: Option<&str>, poa: &[&str]) -> Vec<Route> {
         let state = out.peer_state(peer).expect("state");
         let secure = poa.iter().any(|p| scheme(p) == "https");
         poa.iter()
@@ -347,7 +359,7 @@ mod tests {
                 let r = out.route(peer, &state, secure, t);
                 // Every route but a skip has a client.
                 assert_eq!(
-                    out.client(&r, &state).is_some(),
+                    out.transport(&r, &state).is_some(),
                     !matches!(r, Route::Skip(_))
                 );
                 r
@@ -361,7 +373,8 @@ mod tests {
 
     #[test]
     fn registrar_url_selects_the_registrar_client() {
-        let out = HttpOutbound::new(
+        let out = OutboundRoutes::new(
+            Schemes::http(),
             Some(("https://127.0.0.1:8443".into(), Client::default())),
             None,
         );
@@ -379,7 +392,7 @@ mod tests {
         assert_eq!(r[0], Route::Registrar);
         assert_eq!(r[1], Route::Registrar);
         assert!(skipped(&r[2]));
-        assert_eq!(r[3], Route::Plain);
+        assert_eq!(r[3], Route::Scheme("http".into()));
         assert!(skipped(&r[4]));
         // The registrar's URL wins even when the peer is known.
         let r = routes(&out, Some("/id-in"), &["https://127.0.0.1:8443"]);
@@ -411,23 +424,23 @@ mod tests {
         // with that CSE exists to be bypassed).
         let r = routes(&out, Some("/id-other"), &poa);
         assert!(skipped(&r[0]));
-        assert_eq!(r[1], Route::Plain);
+        assert_eq!(r[1], Route::Scheme("http".into()));
         // An AE's or URL target: no peer, no credential.
         let r = routes(&out, None, &poa);
         assert!(skipped(&r[0]));
-        assert_eq!(r[1], Route::Plain);
+        assert_eq!(r[1], Route::Scheme("http".into()));
         // Without a TLS listener there is no registry at all.
-        let bare = HttpOutbound::new(None, None);
+        let bare = OutboundRoutes::new(Schemes::http(), None, None);
         let r = routes(&bare, Some("/id-mn"), &poa);
         assert!(skipped(&r[0]));
-        assert_eq!(r[1], Route::Plain);
+        assert_eq!(r[1], Route::Scheme("http".into()));
     }
 
     #[test]
     fn ts0003_8_2_1_peer_offering_only_plain_http_is_reached_plainly() {
         let (_dir, _reg, out) = outbound_with_mn_key();
         let r = routes(&out, Some("/id-mn"), &["http://127.0.0.1:9080"]);
-        assert_eq!(r, [Route::Plain]);
+        assert_eq!(r, [Route::Scheme("http".into())]);
     }
 
     #[test]
@@ -443,12 +456,98 @@ mod tests {
         assert_eq!(cached_clients(&out), 0);
     }
 
+    /// A transport for a scheme outside `bastion-client`: answers 2000 and records the
+    /// targets it carried.
+    #[derive(Default)]
+    struct FakeBinding(Mutex<Vec<String>>);
+
+    #[async_trait::async_trait]
+    impl Transport for FakeBinding {
+        async fn send(&self, target: &str, req: &Request) -> Result<Response, ClientError> {
+            self.0.lock().expect("lock").push(target.to_owned());
+            Ok(Response::new(
+                bastion_proto::Rsc::Ok,
+                req.rqi.clone().unwrap_or_default(),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_registered_scheme_carries_requests_and_notifications() {
+        let mqtt = Arc::new(FakeBinding::default());
+        let out = OutboundRoutes::new(Schemes::http().with("mqtt", mqtt.clone()), None, None);
+        let r = routes(&out, None, &["MQTT://broker:1883/ae", "coap://h:5683"]);
+        assert_eq!(r[0], Route::Scheme("mqtt".into()));
+        assert!(skipped(&r[1]), "{r:?}");
+        // The outbound port: the unsupported scheme is passed over, the registered one
+        // answers.
+        let poa = [
+            "coap://h:5683".to_owned(),
+            "mqtt://broker:1883/ae".to_owned(),
+        ];
+        let req = Request {
+            rqi: Some("q1".into()),
+            ..Request::default()
+        };
+        let resp = out.send(None, &poa, req).await.expect("answered");
+        assert_eq!(
+            (resp.rsc, resp.rqi.as_str()),
+            (bastion_proto::Rsc::Ok, "q1")
+        );
+        // The notification engine's routes: the same transport.
+        let routes = bastion_notify::Routes::routes(&out, None, &poa);
+        assert_eq!(
+            routes[0].as_ref().err().map(String::as_str),
+            Some("coap://h:5683: unsupported scheme")
+        );
+        let transport = routes[1].as_ref().expect("mqtt route");
+        transport
+            .send(&poa[1], &Request::default())
+            .await
+            .expect("answered");
+        assert_eq!(
+            *mqtt.0.lock().expect("lock"),
+            [poa[1].clone(), poa[1].clone()]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unsupported_scheme_is_unreachable_without_a_connection() {
+        let out = OutboundRoutes::new(Schemes::http(), None, None);
+        let poa = [
+            "coap://127.0.0.1:1/cse".to_owned(),
+            "ws://127.0.0.1:1".to_owned(),
+        ];
+        let err = out
+            .send(None, &poa, Request::default())
+            .await
+            .expect_err("unreachable");
+        assert!(
+            matches!(err, OutboundError::Unreachable(ref why) if why == "ws://127.0.0.1:1: unsupported scheme"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ts0003_8_2_1_a_peer_with_an_association_is_not_reached_over_another_scheme() {
+        let (_dir, _reg, mut out) = outbound_with_mn_key();
+        let mqtt: Arc<dyn Transport> = Arc::new(FakeBinding::default());
+        out.schemes.register("mqtt", mqtt);
+        let poa = ["https://127.0.0.1:9443", "mqtt://127.0.0.1:1883"];
+        let r = routes(&out, Some("/id-mn"), &poa);
+        assert_eq!(r[0], Route::Psk("mn@bastion.example".into()));
+        assert!(skipped(&r[1]), "{r:?}");
+        // Without a secure point of access on offer, the registered scheme is used.
+        let r = routes(&out, Some("/id-mn"), &poa[1..]);
+        assert_eq!(r, [Route::Scheme("mqtt".into())]);
+    }
+
     #[tokio::test]
     async fn everything_skipped_is_unreachable_without_a_connection() {
         let (_dir, reg) = registry();
         add(&reg, "mn@bastion.example", "/id-mn");
         reg.revoke("mn@bastion.example").expect("revoke");
-        let out = HttpOutbound::new(None, Some((reg, SP.into())));
+        let out = OutboundRoutes::new(Schemes::http(), None, Some((reg, SP.into())));
         let poa = [
             "https://127.0.0.1:1".to_owned(),
             "http://127.0.0.1:1".to_owned(),

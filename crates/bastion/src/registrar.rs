@@ -9,6 +9,7 @@
 
 use bastion_client::{Client, ClientConfig, TlsConnector};
 use bastion_core::Cse;
+use bastion_proto::clock::{Clock, SystemClock};
 use bastion_proto::{Operation, Request, Response, Rsc};
 use bastion_tls::{ClientOptions, CredentialRegistry, StoreKey, TlsClient};
 use serde::{Deserialize, Serialize};
@@ -318,7 +319,7 @@ fn request(op: Operation, to: String, fr: &str, ty: Option<u64>, pc: Option<Valu
         op: Some(op),
         to,
         fr: Some(fr.to_owned()),
-        rqi: Some(format!("reg-{}", bastion_core::now().0)),
+        rqi: Some(format!("reg-{}", SystemClock.timestamp().0)),
         rvi: Some("3".into()),
         ty,
         pc,

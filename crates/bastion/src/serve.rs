@@ -22,14 +22,20 @@
 
 use crate::settings::Settings;
 use crate::Failure;
+use bastion_client::Schemes;
 use bastion_core::audit::{FileSink, NullSink, Rotation, DEFAULT_QUEUE};
-use bastion_core::{AuditSink, Cse, Services};
+use bastion_core::{AuditSink, Binding, Cse, Listener, Services};
+use bastion_http::{HttpBinding, HttpsBinding};
 use bastion_location::{Circle, LocationPip};
-use bastion_store::{SqliteStore, Store};
+use bastion_store::Store;
+use bastion_store_sqlite::SqliteStore;
 use bastion_tls::{CredentialRegistry, ServerCertificate, ServerSettings, StoreKey, TlsServer};
+use std::future::Future;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tracing_subscriber::EnvFilter;
 
@@ -171,7 +177,10 @@ async fn run(
         None => None,
     };
     let outbound = Arc::new(
-        crate::outbound::HttpOutbound::new(
+        crate::outbound::OutboundRoutes::new(
+            // One transport per URI scheme reached without this CSE's associations; a
+            // further binding's crate adds its scheme here.
+            Schemes::http(),
             settings
                 .registrar
                 .as_ref()
@@ -262,48 +271,33 @@ async fn run(
         );
     }
 
-    let served = {
-        let gate = crate::limits::connection_gate(&settings.limits);
-        let plain_gate = gate.clone();
-        let server = async {
-            match plain {
-                Some((listener, _)) => {
-                    bastion_http::serve_with(
-                        listener,
-                        cse.clone(),
-                        settings.http_limits(),
-                        extra_routes,
-                        plain_gate,
-                    )
-                    .await
+    // Building a binding fails only if its listener cannot tell its address; the
+    // background tasks are stopped below either way.
+    let served = match bindings(settings, plain, tls, extra_routes) {
+        Err(failure) => Some(Err(failure)),
+        Ok(bindings) => {
+            let serving = bindings
+                .into_iter()
+                .map(|binding| {
+                    let listener = binding.listener();
+                    let cse = cse.clone();
+                    Box::pin(async move { (listener, binding.serve(cse).await) }) as Serving
+                })
+                .collect();
+            tokio::select! {
+                (listener, result) = first_to_end(serving) => Some(result.map_err(|e| {
+                    Failure::Runtime(format!(
+                        "{} listener on {} failed: {e}",
+                        listener.scheme, listener.local
+                    ))
+                })),
+                signal = stop.wait() => {
+                    tracing::info!(signal, "stop requested; no longer accepting connections");
+                    None
                 }
-                None => std::future::pending().await,
             }
-        };
-        let tls_server = async {
-            match tls {
-                Some(t) => {
-                    bastion_http::tls::serve_tls(
-                        t.listener,
-                        t.server,
-                        cse.clone(),
-                        settings.http_limits(),
-                        gate,
-                    )
-                    .await
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            result = server => Some(result),
-            result = tls_server => Some(result.map_err(|e| std::io::Error::other(format!("TLS listener: {e}")))),
-            signal = stop.wait() => {
-                tracing::info!(signal, "stop requested; no longer accepting connections");
-                None
-            }
+            // The accept loops (and the listeners) are dropped here.
         }
-        // The accept loops (and the listeners) are dropped here.
     };
 
     for task in &tasks {
@@ -316,15 +310,56 @@ async fn run(
 
     match served {
         Some(Ok(())) => {
-            tracing::warn!("the HTTP server stopped by itself");
+            tracing::warn!("a listener stopped by itself");
             Ok(())
         }
-        Some(Err(e)) => Err(Failure::Runtime(format!("HTTP server failed: {e}"))),
+        Some(Err(failure)) => Err(failure),
         None => {
             drain(&cse).await;
             Ok(())
         }
     }
+}
+
+/// One binding per configured listener, all through the core's [`Binding`] port: plain
+/// HTTP (with the location PIP's receiver on it) and HTTP over TLS. A further binding
+/// (MQTT, CoAP, WebSocket) is one more `push` of its crate's `Binding`.
+fn bindings(
+    settings: &Settings,
+    plain: Option<(tokio::net::TcpListener, SocketAddr)>,
+    tls: Option<Tls>,
+    extra_routes: axum::Router,
+) -> Result<Vec<Box<dyn Binding>>, Failure> {
+    let gate = crate::limits::connection_gate(&settings.limits);
+    let limits = settings.http_limits();
+    let unready = |e: std::io::Error| Failure::Runtime(format!("listener not ready: {e}"));
+    let mut bindings: Vec<Box<dyn Binding>> = Vec::new();
+    if let Some((listener, _)) = plain {
+        let http = HttpBinding::new(listener, limits, gate.clone()).map_err(unready)?;
+        bindings.push(Box::new(http.with_routes(extra_routes)));
+    }
+    if let Some(t) = tls {
+        let https = HttpsBinding::new(t.listener, t.server, limits, gate.clone());
+        bindings.push(Box::new(https.map_err(unready)?));
+    }
+    Ok(bindings)
+}
+
+/// A binding serving, resolving with its listener and how it ended.
+type Serving = Pin<Box<dyn Future<Output = (Listener, std::io::Result<()>)> + Send>>;
+
+/// Runs every binding until the first one ends; never resolves when there are none.
+async fn first_to_end(mut serving: Vec<Serving>) -> (Listener, std::io::Result<()>) {
+    std::future::poll_fn(|cx| {
+        serving
+            .iter_mut()
+            .find_map(|binding| match binding.as_mut().poll(cx) {
+                Poll::Ready(ended) => Some(ended),
+                Poll::Pending => None,
+            })
+            .map_or(Poll::Pending, Poll::Ready)
+    })
+    .await
 }
 
 /// Binds the plain HTTP listener; warns when it is off loopback (`insecure = true`).

@@ -161,8 +161,8 @@ async fn ts0009_6_4_rsc_ri_and_rvi_are_echoed_on_errors() {
         .request("POST", "/cse-in")
         .from(ADMIN)
         .ri("bind-ri")
-        .content_type("application/xml;ty=3")
-        .raw_body("<m2m:cnt/>")
+        .content_type("application/yaml;ty=3")
+        .raw_body("m2m:cnt: {}")
         .send()
         .await;
     r.expect(4015);
@@ -345,17 +345,31 @@ async fn ts0004_6_7_vnd_onem2m_res_json_is_accepted() {
 }
 
 #[tokio::test]
-async fn ts0009_6_4_xml_body_is_unsupported_media_type() {
+async fn ts0009_6_4_unsupported_body_media_type_is_4015() {
     let s = Server::start();
     let ae = s.ae("Cowner").await;
-    let r = s
-        .request("POST", &ae)
-        .from("Cowner")
-        .content_type("application/xml;ty=3")
-        .raw_body(r#"<m2m:cnt xmlns:m2m="http://www.onem2m.org/xml/protocols" rn="x"/>"#)
-        .send()
-        .await;
-    r.expect(4015);
+    for media in [
+        "application/yaml;ty=3",
+        "application/vnd.onem2m-res+yaml;ty=3",
+    ] {
+        let r = s
+            .request("POST", &ae)
+            .from("Cowner")
+            .content_type(media)
+            .raw_body("m2m:cnt: {rn: x}")
+            .send()
+            .await;
+        r.expect(4015);
+        assert_eq!(
+            r.dbg(),
+            format!(
+                "media type {} is not supported",
+                media.split(';').next().unwrap()
+            ),
+            "{}",
+            r.text
+        );
+    }
     // Nothing was created.
     let r = s
         .request("GET", &format!("{ae}?rcn=6"))
@@ -383,21 +397,28 @@ async fn ts0009_6_4_body_without_content_type_is_unsupported_media_type() {
 }
 
 #[tokio::test]
-async fn ts0009_6_4_accept_xml_is_not_acceptable() {
+async fn ts0009_6_4_accept_without_a_supported_type_is_not_acceptable() {
     let s = Server::start();
-    let r = s
-        .request("GET", "/cse-in")
-        .from(ADMIN)
-        .header("Accept", "application/xml")
-        .send()
-        .await;
-    r.expect(5207);
-    assert_eq!(r.status, 406);
-    for ok in [
-        "application/json",
-        "*/*",
-        "application/vnd.onem2m-res+json",
-        "application/xml, application/json;q=0.5",
+    for refused in ["text/html", "application/yaml", "application/json;q=0"] {
+        let r = s
+            .request("GET", "/cse-in")
+            .from(ADMIN)
+            .header("Accept", refused)
+            .send()
+            .await;
+        r.expect(5207);
+        assert_eq!(r.status, 406);
+        assert_eq!(r.header("content-type"), Some("application/json"));
+    }
+    for (ok, media) in [
+        ("application/json", "application/json"),
+        ("*/*", "application/json"),
+        ("application/vnd.onem2m-res+json", "application/json"),
+        ("application/xml, application/json;q=0.5", "application/xml"),
+        (
+            "application/xml;q=0.1, application/vnd.onem2m-res+cbor",
+            "application/cbor",
+        ),
     ] {
         let r = s
             .request("GET", "/cse-in")
@@ -406,6 +427,8 @@ async fn ts0009_6_4_accept_xml_is_not_acceptable() {
             .send()
             .await;
         r.expect(2000);
+        assert_eq!(r.header("content-type"), Some(media), "{ok}");
+        assert_eq!(r.inner("m2m:cb")["csi"], "/id-in", "{ok}: {}", r.text);
     }
 }
 

@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::time::Duration;
 
 fn ae_body(api: &str) -> Value {
     json!({"m2m:ae": {"api": api, "rr": true, "srv": ["3"]}})
@@ -402,7 +401,6 @@ async fn ts0004_7_3_3_container_create_retrieve_update_delete() {
     r.expect(2000);
     assert_eq!(r.inner("m2m:cnt"), &c);
 
-    next_second().await;
     let r = s
         .update(
             &path,
@@ -415,9 +413,11 @@ async fn ts0004_7_3_3_container_create_retrieve_update_delete() {
     assert_eq!(u["mni"], 20);
     assert_eq!(u["lbl"], json!(["b"]));
     assert_eq!(u["ct"], c["ct"]);
+    // `lt` is at least `ct` here (the same second is likely); that it moves with the
+    // clock is tested in-process (bastion-core/tests/clock.rs).
     assert!(
-        parse_ts(u["lt"].as_str().unwrap()) > ct,
-        "lt bumped: {}",
+        parse_ts(u["lt"].as_str().unwrap()) >= ct,
+        "lt not before ct: {}",
         r.text
     );
     assert_eq!(u["st"], 1, "stateTag counts modifications");
@@ -893,55 +893,8 @@ async fn ts0004_7_4_8_content_instance_attributes() {
 // ---------------------------------------------------------------------------------------
 // Expiration (TS-0001 §9.6.1.3)
 
-#[tokio::test]
-async fn ts0001_9_6_1_3_expired_resource_disappears_with_its_subtree() {
-    let s = Server::start();
-    let ae = s.ae("Cowner").await;
-    let et_secs = unix_now() + 3;
-    let et = format_ts(et_secs);
-    let c = s
-        .create_cnt(&ae, "Cowner", json!({"rn": "brief", "et": et}))
-        .await;
-    assert_eq!(c["et"], et.as_str());
-    let sub = s
-        .create_cnt(&format!("{ae}/brief"), "Cowner", json!({"rn": "sub"}))
-        .await;
-    let cin = s
-        .create_cin(&format!("{ae}/brief/sub"), "Cowner", "x")
-        .await;
-    let keep = s.create_cnt(&ae, "Cowner", json!({"rn": "keep"})).await;
-    s.get(
-        &format!("{ae}/brief/sub/{}", cin["rn"].as_str().unwrap()),
-        "Cowner",
-    )
-    .await
-    .expect(2000);
-    while unix_now() <= et_secs + 1 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    for path in [
-        format!("{ae}/brief"),
-        format!("{ae}/brief/sub"),
-        format!("{ae}/brief/sub/{}", cin["rn"].as_str().unwrap()),
-        format!("/{}", c["ri"].as_str().unwrap()),
-        format!("/{}", sub["ri"].as_str().unwrap()),
-        format!("/{}", cin["ri"].as_str().unwrap()),
-    ] {
-        s.get(&path, "Cowner").await.expect(4004);
-    }
-    let r = s
-        .request("GET", &format!("{ae}?fu=1"))
-        .from("Cowner")
-        .send()
-        .await;
-    r.expect(2000);
-    assert_eq!(r.uril(), vec!["cse-in/Cowner/keep".to_owned()]);
-    s.get(&format!("/{}", keep["ri"].as_str().unwrap()), "Cowner")
-        .await
-        .expect(2000);
-    // The name is free again.
-    s.create_cnt(&ae, "Cowner", json!({"rn": "brief"})).await;
-}
+// Expiry at `et` is tested in-process with a set clock (bastion-core/tests/clock.rs:
+// `ts0001_9_6_1_3_expired_resource_disappears_with_its_subtree`).
 
 // ---------------------------------------------------------------------------------------
 // Uniqueness under concurrency

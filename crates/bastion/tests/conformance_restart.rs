@@ -377,7 +377,8 @@ async fn only_the_newest_five(s: &Server, ring: &str, names: &[String]) {
 /// keep the CSE from starting, and must not grant anything (fail closed).
 #[tokio::test]
 async fn stored_rules_that_no_longer_parse_grant_nothing() {
-    use bastion_store::{SqliteStore, Store, WriteBatch, WriteOp};
+    use bastion_store::{Store, WriteBatch, WriteOp};
+    use bastion_store_sqlite::SqliteStore;
     let mut s = Server::start();
     s.ae("Cowner").await;
     s.ae("Creader").await;

@@ -3,7 +3,7 @@
 
 use super::{Audited, Derive, Prepared, Rederived, ResourceKind};
 use crate::audit::AuditKind;
-use crate::checks::Checked;
+use crate::checks::CreateRequest;
 use crate::tree::{AcpRules, Node, Ri, TypeState};
 use crate::{Cse, RequestContext};
 use async_trait::async_trait;
@@ -33,7 +33,7 @@ impl ResourceKind for Acp {
     async fn prepare(
         &self,
         cse: &Cse,
-        _req: &Checked,
+        _req: &CreateRequest,
         _ctx: &RequestContext,
         content: &Map<String, Value>,
         _parent: &Ri,

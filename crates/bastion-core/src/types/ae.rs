@@ -2,7 +2,7 @@
 //! access control does not apply (TS-0001 10.2.2.2).
 
 use super::{common, created, node_row, resolve_acpi, universal, ResourceKind};
-use crate::checks::Checked;
+use crate::checks::CreateRequest;
 use crate::tree::{Node, Ri};
 use crate::{Cse, RequestContext};
 use async_trait::async_trait;
@@ -21,7 +21,7 @@ impl ResourceKind for Ae {
     async fn register(
         &self,
         cse: &Cse,
-        req: &Checked,
+        req: &CreateRequest,
         ctx: &RequestContext,
         parent: &Ri,
         now: Timestamp,
@@ -38,7 +38,7 @@ impl ResourceKind for Ae {
 /// apply; the originator decides the AE-ID.
 async fn register_ae(
     cse: &Cse,
-    req: &Checked,
+    req: &CreateRequest,
     ctx: &RequestContext,
     parent_ri: &Ri,
     now: Timestamp,

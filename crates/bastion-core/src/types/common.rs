@@ -4,14 +4,14 @@
 
 use super::kind;
 use crate::authz_state;
-use crate::checks::Checked;
+use crate::checks::CreateRequest;
 use crate::render::{store_body, wrap};
 use crate::tree::{Node, Ri, Tree};
 use crate::{Cse, CseConfig};
 use bastion_proto::id;
 use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, ResourceType, Response, ResultContent, Rsc};
-use bastion_store::{StoredResource, WriteOp};
+use bastion_store::{RowKind, StoredResource, WriteOp};
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::{Map, Value};
 
@@ -150,7 +150,7 @@ pub(crate) fn resolve_acpi(
 /// Shapes the CREATE response per `rcn` (default 1, attributes).
 pub(crate) fn created(
     cse: &Cse,
-    req: &Checked,
+    req: &CreateRequest,
     ty: ResourceType,
     attrs: Map<String, Value>,
 ) -> Result<Response, RequestError> {
@@ -179,11 +179,7 @@ pub(crate) fn created(
             resp.pc = Some(serde_json::json!({ "m2m:rce": rce }));
         }
         ResultContent::ModifiedAttributes => {
-            let sent = req
-                .pc
-                .as_ref()
-                .and_then(|pc| pc.get(ty.root()))
-                .and_then(Value::as_object);
+            let sent = req.pc.get(ty.root()).and_then(Value::as_object);
             let modified: Map<String, Value> = attrs
                 .into_iter()
                 .filter(|(k, v)| sent.and_then(|s| s.get(k)) != Some(v))
@@ -210,6 +206,7 @@ pub(crate) fn node_row(node: &Node) -> StoredResource {
         pi: node.pi.as_deref().unwrap_or("").to_owned(),
         rn: node.rn.clone(),
         ty: node.ty.number(),
+        kind: RowKind::Tree,
         seq: node.seq,
         size: 0,
         et: node.et.map(Timestamp::format),

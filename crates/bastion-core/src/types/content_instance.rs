@@ -4,14 +4,14 @@
 
 use super::container::{attr_u64, evict_for, refresh_counters, Flush};
 use super::{common, content_size, created, new_ri, universal, ResourceKind};
-use crate::checks::Checked;
+use crate::checks::CreateRequest;
 use crate::render::store_body;
 use crate::tree::{Instance, Ri};
 use crate::Cse;
 use async_trait::async_trait;
 use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, ResourceType, Response};
-use bastion_store::{StoredResource, WriteOp};
+use bastion_store::{RowKind, StoredResource, WriteOp};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ impl ResourceKind for ContentInstance {
     async fn create_entry(
         &self,
         cse: &Cse,
-        req: &Checked,
+        req: &CreateRequest,
         content: &mut Map<String, Value>,
         parent: &Ri,
         now: Timestamp,
@@ -34,7 +34,7 @@ impl ResourceKind for ContentInstance {
 
 async fn create_instance(
     cse: &Cse,
-    req: &Checked,
+    req: &CreateRequest,
     mut content: Map<String, Value>,
     parent_ri: &Ri,
     now: Timestamp,
@@ -102,7 +102,9 @@ async fn create_instance(
             ri,
             pi: parent_ri.to_string(),
             rn: c.rn,
-            ty: 4,
+            ty: ResourceType::ContentInstance.number(),
+            // Kept on disk and indexed at start-up without its body (see load.rs).
+            kind: RowKind::Instance,
             seq,
             size: cs as i64,
             et: Some(c.et.format()),

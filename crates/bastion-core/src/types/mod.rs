@@ -9,7 +9,8 @@
 //! kind at each; they hold no per-type branches. Adding a type is one module here and
 //! one arm in [`kind`].
 //!
-//! Layering: this module sits above `tree`, `state` and `authz_state` and below the
+//! Layering: this module sits above `tree`, `state`, `authz_state` and `access` (a
+//! kind's CREATE decision goes through the request's [`Enforcer`]) and below the
 //! operations; it reaches the rest of the CSE only through methods of [`Cse`].
 
 mod acp;
@@ -32,11 +33,12 @@ pub(crate) use common::{
     universal,
 };
 pub(crate) use container::{evict_for, live_instances, remove_instance, Flush};
-pub(crate) use polling_channel::{channel_of, owns};
+pub(crate) use polling_channel::channel_of;
 
+use crate::access::Enforcer;
 use crate::audit::{AuditKind, AuditRule};
 use crate::authz_state::Mode;
-use crate::checks::Checked;
+use crate::checks::{CreateRequest, Envelope};
 use crate::resolve::Target;
 use crate::tree::{Node, Ri, Tree, TypeState};
 use crate::{Cse, CseConfig, RequestContext};
@@ -160,7 +162,7 @@ pub(crate) trait ResourceKind: Sync {
     async fn register(
         &self,
         _cse: &Cse,
-        _req: &Checked,
+        _req: &CreateRequest,
         _ctx: &RequestContext,
         _parent: &Ri,
         _now: Timestamp,
@@ -171,14 +173,14 @@ pub(crate) trait ResourceKind: Sync {
     /// The access decision for creating a resource of type `ty` under `target`.
     async fn authorize_create(
         &self,
-        cse: &Cse,
-        req: &Checked,
-        ctx: &RequestContext,
+        _cse: &Cse,
+        access: &Enforcer<'_>,
         target: &Target,
         ty: ResourceType,
         _parent: &Ri,
     ) -> Result<AuditRule, RequestError> {
-        cse.authorize(req, ctx, target, AccessOperation::Create, Some(ty.number()))
+        access
+            .authorize(target, AccessOperation::Create, Some(ty.number()))
             .await
     }
 
@@ -213,7 +215,7 @@ pub(crate) trait ResourceKind: Sync {
     async fn create_entry(
         &self,
         _cse: &Cse,
-        _req: &Checked,
+        _req: &CreateRequest,
         _content: &mut Map<String, Value>,
         _parent: &Ri,
         _now: Timestamp,
@@ -225,7 +227,7 @@ pub(crate) trait ResourceKind: Sync {
     async fn prepare(
         &self,
         _cse: &Cse,
-        _req: &Checked,
+        _req: &CreateRequest,
         _ctx: &RequestContext,
         _content: &Map<String, Value>,
         _parent: &Ri,
@@ -234,7 +236,12 @@ pub(crate) trait ResourceKind: Sync {
     }
 
     /// Checks under the tree's write lock, before a CREATE writes anything.
-    fn check_locked(&self, _cse: &Cse, _tree: &Tree, _req: &Checked) -> Result<(), RequestError> {
+    fn check_locked(
+        &self,
+        _cse: &Cse,
+        _tree: &Tree,
+        _req: &CreateRequest,
+    ) -> Result<(), RequestError> {
         Ok(())
     }
 
@@ -268,7 +275,7 @@ pub(crate) trait ResourceKind: Sync {
     fn check_update(
         &self,
         _cse: &Cse,
-        _req: &Checked,
+        _req: &Envelope,
         _ri: &Ri,
         _content: &Map<String, Value>,
     ) -> Result<(), RequestError> {
@@ -306,7 +313,7 @@ pub(crate) trait ResourceKind: Sync {
     }
 
     /// Rules of DELETE beyond access control, checked before it.
-    fn check_delete(&self, _cse: &Cse, _req: &Checked) -> Result<(), RequestError> {
+    fn check_delete(&self, _cse: &Cse, _req: &Envelope) -> Result<(), RequestError> {
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 //! CSE's methods in `remote_cse.rs`.
 
 use super::ResourceKind;
-use crate::checks::Checked;
+use crate::checks::{CreateRequest, Envelope};
 use crate::tree::Ri;
 use crate::{Cse, RequestContext};
 use async_trait::async_trait;
@@ -18,7 +18,7 @@ impl ResourceKind for RemoteCse {
     async fn register(
         &self,
         cse: &Cse,
-        req: &Checked,
+        req: &CreateRequest,
         ctx: &RequestContext,
         parent: &Ri,
         now: Timestamp,
@@ -29,14 +29,14 @@ impl ResourceKind for RemoteCse {
     fn check_update(
         &self,
         cse: &Cse,
-        req: &Checked,
+        req: &Envelope,
         ri: &Ri,
         content: &Map<String, Value>,
     ) -> Result<(), RequestError> {
         cse.check_remote_cse_update(req, ri, content)
     }
 
-    fn check_delete(&self, cse: &Cse, req: &Checked) -> Result<(), RequestError> {
+    fn check_delete(&self, cse: &Cse, req: &Envelope) -> Result<(), RequestError> {
         cse.check_remote_cse_delete(req)
     }
 

@@ -3,8 +3,9 @@
 //! is created or changed, and each originator holds a bounded number.
 
 use super::{merged, new_ri, Prepared, ResourceKind};
+use crate::access::Enforcer;
 use crate::audit::AuditRule;
-use crate::checks::Checked;
+use crate::checks::CreateRequest;
 use crate::resolve::Target;
 use crate::subscription::SubscriptionState;
 use crate::tree::{Node, Ri, Tree, TypeState};
@@ -31,21 +32,21 @@ impl ResourceKind for Subscription {
     /// docs/decisions.md).
     async fn authorize_create(
         &self,
-        cse: &Cse,
-        req: &Checked,
-        ctx: &RequestContext,
+        _cse: &Cse,
+        access: &Enforcer<'_>,
         target: &Target,
         _ty: ResourceType,
         _parent: &Ri,
     ) -> Result<AuditRule, RequestError> {
-        cse.authorize(req, ctx, target, AccessOperation::Retrieve, None)
+        access
+            .authorize(target, AccessOperation::Retrieve, None)
             .await
     }
 
     async fn prepare(
         &self,
         cse: &Cse,
-        req: &Checked,
+        req: &CreateRequest,
         ctx: &RequestContext,
         content: &Map<String, Value>,
         parent: &Ri,
@@ -60,7 +61,12 @@ impl ResourceKind for Subscription {
         })
     }
 
-    fn check_locked(&self, cse: &Cse, tree: &Tree, req: &Checked) -> Result<(), RequestError> {
+    fn check_locked(
+        &self,
+        cse: &Cse,
+        tree: &Tree,
+        req: &CreateRequest,
+    ) -> Result<(), RequestError> {
         check_subscription_cap(tree, &req.fr, cse.config.max_subscriptions_per_originator)
     }
 
@@ -119,7 +125,7 @@ fn check_subscription_cap(tree: &Tree, fr: &str, max: usize) -> Result<(), Reque
 /// the subscription.
 async fn prepare_subscription(
     cse: &Cse,
-    req: &Checked,
+    req: &CreateRequest,
     ctx: &RequestContext,
     content: &Map<String, Value>,
     parent_ri: &Ri,

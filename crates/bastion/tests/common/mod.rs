@@ -16,6 +16,7 @@ pub mod registration;
 #[allow(unused_imports)]
 pub use receiver::{Received, Receiver};
 
+use bastion_proto::wire::{self, Serialization};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -191,6 +192,7 @@ impl Server {
             ri: Some(self.fresh_ri()),
             rvi: Some("3".to_owned()),
             headers: Vec::new(),
+            ser: Serialization::Json,
         }
     }
 
@@ -498,6 +500,8 @@ pub struct Req<'a> {
     ri: Option<String>,
     rvi: Option<String>,
     headers: Vec<(String, String)>,
+    /// Serialization of the body (and of the default Content-Type).
+    ser: Serialization,
 }
 
 impl<'a> Req<'a> {
@@ -516,6 +520,13 @@ impl<'a> Req<'a> {
     /// A JSON body.
     pub fn json(mut self, body: &Value) -> Self {
         self.body = Some(serde_json::to_vec(body).expect("serialize body"));
+        self
+    }
+
+    /// A body in `ser` (CBOR or XML through the wire layer), with its Content-Type.
+    pub fn body_as(mut self, ser: Serialization, body: &Value) -> Self {
+        self.body = Some(ser.encode_pc(body).expect("encode body"));
+        self.ser = ser;
         self
     }
 
@@ -586,8 +597,8 @@ impl<'a> Req<'a> {
         }
         let ct = match (&self.content_type, self.ty) {
             (Some(ct), _) => Some(ct.clone()),
-            (None, Some(ty)) => Some(format!("application/json;ty={ty}")),
-            (None, None) if self.body.is_some() => Some("application/json".to_owned()),
+            (None, Some(ty)) => Some(format!("{};ty={ty}", self.ser.media_type())),
+            (None, None) if self.body.is_some() => Some(self.ser.media_type().to_owned()),
             (None, None) => None,
         };
         if let Some(ct) = ct.filter(|c| !c.is_empty()) {
@@ -620,7 +631,8 @@ pub struct Resp {
     /// `X-M2M-RSC`, 0 when the header is missing or not a number.
     pub rsc: u32,
     pub headers: reqwest::header::HeaderMap,
-    /// The body as JSON; `Null` when empty, a JSON string when not JSON.
+    /// The body as JSON (CBOR and XML bodies decoded by the wire layer, as their
+    /// Content-Type says); `Null` when empty, a JSON string when not decodable.
     pub body: Value,
     pub text: String,
 }
@@ -633,10 +645,17 @@ impl Resp {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         let text = String::from_utf8_lossy(bytes).into_owned();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(text.clone()))
+        let ser = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| wire::parse_content_type(v).ok())
+            .and_then(|ct| ct.serialization);
+        let body = match ser {
+            _ if bytes.is_empty() => Value::Null,
+            Some(ser) if ser != Serialization::Json => ser
+                .decode_pc(bytes)
+                .unwrap_or_else(|_| Value::String(text.clone())),
+            _ => serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(text.clone())),
         };
         Resp {
             what,

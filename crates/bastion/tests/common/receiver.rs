@@ -12,7 +12,10 @@ pub struct Received {
     pub method: String,
     pub origin: String,
     pub ri: String,
+    /// The body, decoded by the wire layer in the serialization its Content-Type names.
     pub body: Value,
+    pub content_type: String,
+    pub raw: Vec<u8>,
 }
 
 /// A notification target: records every request and answers with `rsc`; with `hold`,
@@ -24,6 +27,16 @@ pub struct Receiver {
     arrived: Arc<Notify>,
     pub rsc: Arc<AtomicU16>,
     pub hold: Arc<tokio::sync::Semaphore>,
+}
+
+/// A body in the serialization `content_type` names (JSON when it names none known);
+/// `Null` when it does not decode.
+fn decode(content_type: &str, body: &[u8]) -> Value {
+    let ser = bastion_proto::wire::parse_content_type(content_type)
+        .ok()
+        .and_then(|ct| ct.serialization)
+        .unwrap_or(bastion_proto::Serialization::Json);
+    ser.decode_pc(body).unwrap_or(Value::Null)
 }
 
 impl Receiver {
@@ -61,7 +74,9 @@ impl Receiver {
                         method: method.to_string(),
                         origin: header("x-m2m-origin"),
                         ri: header("x-m2m-ri"),
-                        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                        body: decode(&header("content-type"), &body),
+                        content_type: header("content-type"),
+                        raw: body.to_vec(),
                     });
                     state.arrived.notify_waiters();
                     // A held receiver consumes one permit per request for good.

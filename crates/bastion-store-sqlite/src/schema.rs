@@ -10,8 +10,8 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::map_err;
-use crate::StoreError;
+use crate::map_err;
+use bastion_store::StoreError;
 
 /// `PRAGMA application_id` of a Bastion store ("BSTN").
 pub(crate) const APPLICATION_ID: i64 = 0x4253_544E;
@@ -40,6 +40,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX resources_pi_rn ON resources (pi, rn);
     CREATE INDEX resources_pi_seq ON resources (pi, seq);
     CREATE INDEX resources_tree_seq ON resources (seq) WHERE ty <> 4;",
+    // 1 -> 2: instance-ness is data, not `ty = 4`. The core says per row whether it is part
+    // of the tree (0) or an instance kept on disk (1), so `<timeSeriesInstance>` and
+    // `<flexContainerInstance>` rows are instances without a change here. Every row of
+    // version 1 with ty 4 was a `<contentInstance>` and becomes an instance; the partial
+    // index follows the new column.
+    "ALTER TABLE resources
+        ADD COLUMN instance INTEGER NOT NULL DEFAULT 0 CHECK (instance IN (0, 1));
+    UPDATE resources SET instance = 1 WHERE ty = 4;
+    DROP INDEX resources_tree_seq;
+    CREATE INDEX resources_tree_seq ON resources (seq) WHERE instance = 0;",
 ];
 
 /// The schema version this code writes and reads.

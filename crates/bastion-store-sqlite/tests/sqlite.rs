@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bastion_store::testsuite::{self, instance, resource};
-use bastion_store::{SqliteStore, Store, StoreError, WriteBatch, SQLITE_SCHEMA_VERSION};
+use bastion_store::{RowKind, Store, StoreError, WriteBatch, WriteOp};
+use bastion_store_sqlite::{SqliteStore, SQLITE_SCHEMA_VERSION};
 use tempfile::TempDir;
 
 /// A factory whose first call opens a fresh store and later calls reopen the same file.
@@ -41,6 +42,7 @@ suite!(
     delete_instances_before,
     load_tree_excludes_instances,
     load_instance_index_only_instances,
+    instance_kind_is_data_not_type,
     stream_instance_index_delivers_every_instance,
     max_seq,
     empty_batch,
@@ -111,6 +113,138 @@ async fn v0_database_migrates_and_reopen_is_idempotent() {
     assert_eq!(user_version(&path), SQLITE_SCHEMA_VERSION);
     let store = SqliteStore::open(&path).expect("reopen current version");
     assert_eq!(store.max_seq().await.expect("max"), 1);
+}
+
+/// The schema of version 1 exactly as released (migration step 0 -> 1), where instance-ness
+/// was `ty = 4`; kept here so the test builds a data directory as that release left it.
+const SCHEMA_V1: &str = "CREATE TABLE resources (
+        ri   TEXT    NOT NULL PRIMARY KEY,
+        pi   TEXT    NOT NULL,
+        rn   TEXT    NOT NULL,
+        ty   INTEGER NOT NULL,
+        seq  INTEGER NOT NULL,
+        size INTEGER NOT NULL DEFAULT 0,
+        et   TEXT,
+        body TEXT    NOT NULL
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX resources_pi_rn ON resources (pi, rn);
+    CREATE INDEX resources_pi_seq ON resources (pi, seq);
+    CREATE INDEX resources_tree_seq ON resources (seq) WHERE ty <> 4;
+    PRAGMA application_id = 1112757326;
+    PRAGMA user_version = 1;";
+
+#[tokio::test]
+async fn v1_database_migrates_contentinstances_to_instance_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.db");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch(SCHEMA_V1).expect("old schema");
+        let mut ae = resource("ae", "cb", "app", 2, 2);
+        ae.et = Some("20991231T000000".into());
+        let mut cin4 = instance("cin4", "cnt", 4, 11, Some("20991231T000000"));
+        cin4.body = r#"{"ri":"cin4"}"#.into();
+        let rows = [
+            resource("cb", "", "cse", 5, 1),
+            ae,
+            resource("cnt", "ae", "cnt", 3, 3),
+            cin4,
+            resource("sub", "cnt", "sub", 23, 5),
+            instance("cin6", "cnt", 6, 22, None),
+        ];
+        for r in rows {
+            conn.execute(
+                "INSERT INTO resources (ri, pi, rn, ty, seq, size, et, body) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                rusqlite::params![r.ri, r.pi, r.rn, r.ty, r.seq, r.size, r.et, r.body],
+            )
+            .expect("insert v1 row");
+        }
+    }
+    assert_eq!(user_version(&path), 1);
+
+    let store = SqliteStore::open(&path).expect("migrate v1");
+    assert_eq!(user_version(&path), SQLITE_SCHEMA_VERSION);
+    let tree = store.load_tree().await.expect("tree");
+    assert_eq!(
+        tree.iter()
+            .map(|r| (r.ri.as_str(), r.kind))
+            .collect::<Vec<_>>(),
+        [
+            ("cb", RowKind::Tree),
+            ("ae", RowKind::Tree),
+            ("cnt", RowKind::Tree),
+            ("sub", RowKind::Tree),
+        ]
+    );
+    assert_eq!(tree[1].et.as_deref(), Some("20991231T000000"));
+    let index = store.load_instance_index().await.expect("index");
+    assert_eq!(
+        index
+            .iter()
+            .map(|e| (
+                e.ri.as_str(),
+                e.pi.as_str(),
+                e.rn.as_str(),
+                e.ty,
+                e.seq,
+                e.size
+            ))
+            .collect::<Vec<_>>(),
+        [
+            ("cin4", "cnt", "cin_4", 4, 4, 11),
+            ("cin6", "cnt", "cin_6", 4, 6, 22)
+        ]
+    );
+    assert_eq!(index[0].et.as_deref(), Some("20991231T000000"));
+    let cin4 = store.get("cin4").await.expect("get").expect("cin4 kept");
+    assert_eq!(cin4.kind, RowKind::Instance);
+    assert_eq!(cin4.body, r#"{"ri":"cin4"}"#);
+    assert_eq!(store.max_seq().await.expect("max"), 6);
+
+    // Eviction after the migration removes migrated instances and never the tree row.
+    store
+        .apply(WriteBatch::from(vec![WriteOp::DeleteInstancesBefore {
+            pi: "cnt".into(),
+            seq: 6,
+        }]))
+        .await
+        .expect("evict");
+    let left: Vec<String> = store
+        .children("cnt", None)
+        .await
+        .expect("children")
+        .into_iter()
+        .map(|r| r.ri)
+        .collect();
+    assert_eq!(left, ["sub", "cin6"]);
+    drop(store);
+
+    // Reopening the migrated file runs no step again.
+    let store = SqliteStore::open(&path).expect("reopen");
+    assert_eq!(user_version(&path), SQLITE_SCHEMA_VERSION);
+    assert_eq!(store.load_instance_index().await.expect("index").len(), 1);
+    assert_eq!(store.load_tree().await.expect("tree").len(), 4);
+}
+
+#[test]
+fn instance_column_accepts_only_the_two_kinds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.db");
+    drop(SqliteStore::open(&path).expect("create"));
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let err = conn
+        .execute(
+            "INSERT INTO resources (ri, pi, rn, ty, instance, seq, body) \
+             VALUES ('x', 'cb', 'x', 30, 2, 1, '{}')",
+            [],
+        )
+        .expect_err("instance = 2 must be refused");
+    assert_eq!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::ConstraintViolation),
+        "{err}"
+    );
 }
 
 #[test]

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bastion_store::testsuite::{instance, resource};
-use bastion_store::{SqliteStore, Store, WriteBatch};
+use bastion_store::{Store, WriteBatch};
+use bastion_store_sqlite::SqliteStore;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const APPLIERS: u64 = 32;

@@ -1,12 +1,15 @@
-//! The SQLite backend: [`SqliteStore`].
+//! `bastion-store-sqlite`: the durable backend of Bastion's [`Store`] trait, [`SqliteStore`].
 //!
-//! This module owns opening the database file (directory creation, pragmas, migration), the
-//! SQL text, row decoding, error mapping and the [`Store`] implementation. The write path
+//! This crate owns opening the database file (directory creation, pragmas, migration), the
+//! SQL text, row decoding, error mapping and the [`Store`] implementation; the trait, the
+//! model and the backend suite it passes live in `bastion-store`. The write path
 //! (one writer thread, group commit) lives in [`writer`], the read path (a small pool of
 //! read-only connections on their own threads) in [`reader`], the schema in [`schema`].
 //!
 //! The database runs in WAL mode with `synchronous=FULL`: a commit returns only after the WAL
 //! is fsynced, and readers never wait for the writer.
+
+#![forbid(unsafe_code)]
 
 mod reader;
 mod schema;
@@ -20,7 +23,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
 
-use crate::{InstanceEntry, Store, StoreError, StoredResource, WriteBatch};
+use bastion_store::{InstanceEntry, RowKind, Store, StoreError, StoredResource, WriteBatch};
 use reader::Readers;
 use writer::Writer;
 
@@ -37,25 +40,46 @@ const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 /// How long a connection waits for a lock held by another connection or process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-const SELECT_GET: &str = "SELECT ri, pi, rn, ty, seq, size, et, body FROM resources WHERE ri = ?1";
-const SELECT_CHILD_BY_NAME: &str =
-    "SELECT ri, pi, rn, ty, seq, size, et, body FROM resources WHERE pi = ?1 AND rn = ?2";
-const SELECT_CHILDREN: &str =
-    "SELECT ri, pi, rn, ty, seq, size, et, body FROM resources WHERE pi = ?1 ORDER BY seq";
+const SELECT_GET: &str =
+    "SELECT ri, pi, rn, ty, instance, seq, size, et, body FROM resources WHERE ri = ?1";
+const SELECT_CHILD_BY_NAME: &str = "SELECT ri, pi, rn, ty, instance, seq, size, et, body \
+     FROM resources WHERE pi = ?1 AND rn = ?2";
+const SELECT_CHILDREN: &str = "SELECT ri, pi, rn, ty, instance, seq, size, et, body \
+     FROM resources WHERE pi = ?1 ORDER BY seq";
 // `+ty` keeps the planner on (pi, seq): a type filter must not turn into a scan of every
 // instance of every container through (ty, seq).
-const SELECT_CHILDREN_TY: &str = "SELECT ri, pi, rn, ty, seq, size, et, body FROM resources \
-     WHERE pi = ?1 AND +ty = ?2 ORDER BY seq";
-// The literal `4` matters: it lets the planner use the partial index resources_tree_seq.
-const SELECT_TREE: &str =
-    "SELECT ri, pi, rn, ty, seq, size, et, body FROM resources WHERE ty <> 4 ORDER BY seq";
+const SELECT_CHILDREN_TY: &str = "SELECT ri, pi, rn, ty, instance, seq, size, et, body \
+     FROM resources WHERE pi = ?1 AND +ty = ?2 ORDER BY seq";
+// The literal `0` matters: it lets the planner use the partial index resources_tree_seq.
+const SELECT_TREE: &str = "SELECT ri, pi, rn, ty, instance, seq, size, et, body \
+     FROM resources WHERE instance = 0 ORDER BY seq";
+/// Start-up only: a scan, so that no write has to keep an (instance, seq) index current.
 const SELECT_INSTANCES: &str =
-    "SELECT ri, pi, rn, seq, size, et FROM resources WHERE ty = 4 ORDER BY seq";
-// Two index look-ups (one per index) instead of a full scan.
-/// Start-up only: a scan, so that no write has to keep a (ty, seq) index current.
+    "SELECT ri, pi, rn, ty, seq, size, et FROM resources WHERE instance = 1 ORDER BY seq";
 /// Start-up only: the instance index in table order, streamed (see `stream_instance_index`).
-const SCAN_INSTANCES: &str = "SELECT ri, pi, rn, seq, size, et FROM resources WHERE ty = 4";
+const SCAN_INSTANCES: &str =
+    "SELECT ri, pi, rn, ty, seq, size, et FROM resources WHERE instance = 1";
 const SELECT_MAX_SEQ: &str = "SELECT COALESCE(MAX(seq), 0) FROM resources";
+
+/// The `instance` column's value for a [`RowKind`].
+pub(crate) fn kind_column(kind: RowKind) -> i64 {
+    match kind {
+        RowKind::Tree => 0,
+        RowKind::Instance => 1,
+    }
+}
+
+fn kind_from_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<RowKind> {
+    match row.get::<_, i64>(idx)? {
+        0 => Ok(RowKind::Tree),
+        1 => Ok(RowKind::Instance),
+        other => Err(rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Integer,
+            format!("instance column holds {other}, not 0 or 1").into(),
+        )),
+    }
+}
 
 /// Maps a SQLite error onto the backend-neutral [`StoreError`].
 pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
@@ -86,10 +110,11 @@ fn resource_from_row(row: &Row<'_>) -> rusqlite::Result<StoredResource> {
         pi: row.get(1)?,
         rn: row.get(2)?,
         ty: row.get(3)?,
-        seq: row.get(4)?,
-        size: row.get(5)?,
-        et: row.get(6)?,
-        body: row.get(7)?,
+        kind: kind_from_column(row, 4)?,
+        seq: row.get(5)?,
+        size: row.get(6)?,
+        et: row.get(7)?,
+        body: row.get(8)?,
     })
 }
 
@@ -98,9 +123,10 @@ fn instance_from_row(row: &Row<'_>) -> rusqlite::Result<InstanceEntry> {
         ri: row.get(0)?,
         pi: row.get(1)?,
         rn: row.get(2)?,
-        seq: row.get(3)?,
-        size: row.get(4)?,
-        et: row.get(5)?,
+        ty: row.get(3)?,
+        seq: row.get(4)?,
+        size: row.get(5)?,
+        et: row.get(6)?,
     })
 }
 
@@ -376,7 +402,7 @@ mod tests {
             (SELECT_TREE, "resources_tree_seq"),
             ("DELETE FROM resources WHERE pi = ?1", "resources_pi_seq"),
             (
-                "DELETE FROM resources WHERE pi = ?1 AND seq < ?2 AND ty = 4",
+                "DELETE FROM resources WHERE pi = ?1 AND seq < ?2 AND instance = 1",
                 "resources_pi_seq",
             ),
         ];

@@ -14,8 +14,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
-use super::map_err;
-use crate::StoreError;
+use crate::map_err;
+use bastion_store::StoreError;
 
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 

@@ -23,8 +23,8 @@ use std::thread::JoinHandle;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::map_err;
-use crate::{StoreError, WriteBatch, WriteOp};
+use crate::{kind_column, map_err};
+use bastion_store::{StoreError, WriteBatch, WriteOp};
 
 type Reply = oneshot::Sender<Result<(), StoreError>>;
 
@@ -36,13 +36,15 @@ struct Job {
     reply: Reply,
 }
 
-const UPSERT: &str = "INSERT INTO resources (ri, pi, rn, ty, seq, size, et, body) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+const UPSERT: &str = "INSERT INTO resources (ri, pi, rn, ty, instance, seq, size, et, body) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
      ON CONFLICT (ri) DO UPDATE SET pi = excluded.pi, rn = excluded.rn, ty = excluded.ty, \
-     seq = excluded.seq, size = excluded.size, et = excluded.et, body = excluded.body";
+     instance = excluded.instance, seq = excluded.seq, size = excluded.size, et = excluded.et, \
+     body = excluded.body";
 const DELETE: &str = "DELETE FROM resources WHERE ri = ?1";
 const DELETE_CHILDREN: &str = "DELETE FROM resources WHERE pi = ?1";
-const DELETE_INSTANCES_BEFORE: &str = "DELETE FROM resources WHERE pi = ?1 AND seq < ?2 AND ty = 4";
+const DELETE_INSTANCES_BEFORE: &str =
+    "DELETE FROM resources WHERE pi = ?1 AND seq < ?2 AND instance = 1";
 
 /// Counters of the write path, as returned by `SqliteStore::stats`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -253,7 +255,15 @@ fn apply_ops(conn: &Connection, ops: &[WriteOp]) -> Result<(), StoreError> {
         let done = match op {
             WriteOp::Upsert(r) => conn.prepare_cached(UPSERT).and_then(|mut stmt| {
                 stmt.execute(rusqlite::params![
-                    r.ri, r.pi, r.rn, r.ty, r.seq, r.size, r.et, r.body
+                    r.ri,
+                    r.pi,
+                    r.rn,
+                    r.ty,
+                    kind_column(r.kind),
+                    r.seq,
+                    r.size,
+                    r.et,
+                    r.body
                 ])
             }),
             WriteOp::Delete { ri } => conn

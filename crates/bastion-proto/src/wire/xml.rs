@@ -1,0 +1,603 @@
+//! XML (TS-0004 §8.3 and its XSD files): the root element is the content's one root
+//! member, in the `m2m` namespace (`<m2m:cin xmlns:m2m="…">`); members are unqualified
+//! child elements named by their short names; child resources and other `m2m:` members
+//! keep their prefix. As in the schemas, a resource's `rn` is an XML attribute, a list of
+//! simple values is one element holding them space-separated (`<lbl>a b</lbl>`), a list
+//! of complex values is the element repeated, and null is `xsi:nil="true"`.
+//!
+//! XML text carries no types, so reading needs a table: the attribute policies of
+//! [`crate::attrs`] for resource attributes, [`MEMBERS`] for the members of complex
+//! types and [`ROOTS`] for non-resource roots. A number or boolean that does not parse
+//! stays text, so the attribute checks report it like a mistyped JSON value. `con` and
+//! other values of any type read back as text. DOCTYPEs are refused (no entity
+//! expansion), nesting is bounded by [`MAX_DEPTH`], and so is the element count by the
+//! body size the binding accepts.
+
+use super::{short, Serialization, WireError, MAX_DEPTH};
+use crate::attrs::{self, Kind};
+use crate::types::ResourceType;
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+use quick_xml::NsReader;
+use serde_json::{Map, Value};
+
+const XML: Serialization = Serialization::Xml;
+
+/// The oneM2M protocol namespace (TS-0004 §8.3).
+pub const M2M_NS: &str = "http://www.onem2m.org/xml/protocols";
+const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
+
+/// How an element's content is typed when read back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum XKind {
+    Str,
+    Int,
+    Bool,
+    StrList,
+    IntList,
+    /// One element with child elements.
+    Obj,
+    /// Repeated elements, each with child elements: always a JSON array.
+    ObjList,
+    /// Repeated elements, each holding one text value that may contain spaces (a
+    /// schedule): always a JSON array of strings.
+    TextList,
+    /// Text, or child elements when it has some.
+    Any,
+    /// `cr`: empty is null (a CREATE asking for the creator), else text.
+    CreatorNull,
+}
+
+/// Members of complex data types (TS-0004 §6.3.5), by short name: short names are unique
+/// across the complex types Bastion reads, so one table serves them all.
+const MEMBERS: &[(&str, XKind)] = &[
+    // accessControlRule (pv, pvs)
+    ("acr", XKind::ObjList),
+    ("acor", XKind::StrList),
+    ("acop", XKind::Int),
+    ("acco", XKind::ObjList),
+    ("actw", XKind::TextList),
+    ("acip", XKind::Obj),
+    ("ipv4", XKind::StrList),
+    ("ipv6", XKind::StrList),
+    ("aclr", XKind::Obj),
+    ("accc", XKind::StrList),
+    ("acaf", XKind::Bool),
+    // eventNotificationCriteria (enc)
+    ("net", XKind::IntList),
+    ("om", XKind::ObjList),
+    ("ops", XKind::Int),
+    ("org", XKind::Str),
+    ("atr", XKind::StrList),
+    ("chty", XKind::IntList),
+    ("crb", XKind::Str),
+    ("cra", XKind::Str),
+    ("ms", XKind::Str),
+    ("us", XKind::Str),
+    ("sts", XKind::Int),
+    ("stb", XKind::Int),
+    ("exb", XKind::Str),
+    ("exa", XKind::Str),
+    ("sza", XKind::Int),
+    ("szb", XKind::Int),
+    // batchNotify (bn), rateLimit (rl)
+    ("num", XKind::Int),
+    ("dur", XKind::Str),
+    ("mnn", XKind::Int),
+    ("tww", XKind::Str),
+    // notification (m2m:sgn) and aggregatedNotification (m2m:agn)
+    ("nev", XKind::Obj),
+    ("rep", XKind::Any),
+    ("sur", XKind::Str),
+    ("vrq", XKind::Bool),
+    ("sud", XKind::Bool),
+    ("cr", XKind::Str),
+    ("m2m:sgn", XKind::ObjList),
+    // childResourceRef (ch, rrf), resource creation (m2m:rce)
+    ("ch", XKind::ObjList),
+    ("rrf", XKind::ObjList),
+    ("nm", XKind::Str),
+    ("typ", XKind::Int),
+    ("val", XKind::Str),
+    ("uri", XKind::Str),
+    // <CSEBase> supported resource types
+    ("srt", XKind::IntList),
+    // response primitives of m2m:agr
+    ("m2m:rsp", XKind::ObjList),
+    ("rsc", XKind::Int),
+    ("rqi", XKind::Str),
+    ("rvi", XKind::Str),
+    ("pc", XKind::Any),
+    ("to", XKind::Str),
+    ("fr", XKind::Str),
+    ("ot", XKind::Str),
+];
+
+/// Roots that are not resources (TS-0004 §6.3.5, §7.2.1).
+const ROOTS: &[(&str, XKind)] = &[
+    ("m2m:dbg", XKind::Str),
+    ("m2m:uri", XKind::Str),
+    ("m2m:uril", XKind::StrList),
+    ("m2m:atrl", XKind::StrList),
+];
+
+/// Members whose type depends on the element holding them: (parent, member, kind).
+const MEMBERS_IN: &[(&str, &str, XKind)] = &[
+    // eventNotificationCriteria's `net` is a list; a notification event's is one value.
+    ("nev", "net", XKind::Int),
+];
+
+fn member_kind(name: &str) -> Option<XKind> {
+    MEMBERS.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
+}
+
+fn member_kind_in(parent: &str, name: &str) -> Option<XKind> {
+    MEMBERS_IN
+        .iter()
+        .find(|(p, n, _)| *p == parent && *n == name)
+        .map(|(_, _, k)| *k)
+        .or_else(|| member_kind(name))
+}
+
+fn from_attr_kind(kind: Kind) -> Option<XKind> {
+    Some(match kind {
+        Kind::Str | Kind::Timestamp => XKind::Str,
+        Kind::NonNegInt => XKind::Int,
+        Kind::Bool => XKind::Bool,
+        Kind::StrList => XKind::StrList,
+        Kind::CreatorNull => XKind::CreatorNull,
+        // Complex and free values: the member table knows more where it can.
+        Kind::Object | Kind::Any => return None,
+    })
+}
+
+/// The resource type whose root element is `name` (`m2m:cnt`).
+fn type_by_root(name: &str) -> Option<ResourceType> {
+    if !name.starts_with("m2m:") {
+        return None;
+    }
+    (1u64..=66)
+        .filter_map(ResourceType::from_number)
+        .find(|t| t.root() == name)
+}
+
+// ---------------------------------------------------------------------------------
+// Encoding
+
+pub(super) fn encode(pc: &Value) -> Result<Vec<u8>, WireError> {
+    let not = |why: &str| Err(WireError::NotRepresentable(XML, why.to_owned()));
+    let Some((name, value)) = pc
+        .as_object()
+        .filter(|o| o.len() == 1)
+        .and_then(|o| o.iter().next())
+    else {
+        return not("XML content needs exactly one root member");
+    };
+    if !name.starts_with("m2m:") {
+        return not("the XML root must be an m2m: name");
+    }
+    if value.is_array() && !is_simple_list(value) {
+        return not("the XML root cannot be a list of complex values");
+    }
+    let mut decl = format!(" xmlns:m2m=\"{M2M_NS}\"");
+    if has_null(value) {
+        decl.push_str(&format!(" xmlns:xsi=\"{XSI_NS}\""));
+    }
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+    write_element(&mut out, name, value, &decl, 0)?;
+    Ok(out.into_bytes())
+}
+
+fn has_null(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Array(items) => items.iter().any(has_null),
+        Value::Object(m) => m.values().any(has_null),
+        _ => false,
+    }
+}
+
+fn is_simple_list(v: &Value) -> bool {
+    v.as_array().is_some_and(|items| {
+        items
+            .iter()
+            .all(|i| matches!(i, Value::String(_) | Value::Number(_) | Value::Bool(_)))
+    })
+}
+
+/// An element name Bastion writes: a short name, or `m2m:` and one.
+fn check_name(name: &str) -> Result<(), WireError> {
+    let local = name.strip_prefix("m2m:").unwrap_or(name);
+    let mut chars = local.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(WireError::NotRepresentable(
+            XML,
+            format!("member name {} is not an XML name", short(name)),
+        ))
+    }
+}
+
+fn write_element(
+    out: &mut String,
+    name: &str,
+    value: &Value,
+    attrs: &str,
+    depth: usize,
+) -> Result<(), WireError> {
+    check_name(name)?;
+    if depth > MAX_DEPTH {
+        return Err(WireError::TooDeep(XML));
+    }
+    match value {
+        Value::Null => {
+            out.push_str(&format!("<{name}{attrs} xsi:nil=\"true\"/>"));
+        }
+        Value::Object(members) => {
+            let rn = members
+                .get("rn")
+                .and_then(Value::as_str)
+                .filter(|_| type_by_root(name).is_some());
+            out.push('<');
+            out.push_str(name);
+            out.push_str(attrs);
+            if let Some(rn) = rn {
+                out.push_str(" rn=\"");
+                out.push_str(&quick_xml::escape::escape(rn));
+                out.push('"');
+            }
+            out.push('>');
+            for (key, member) in members {
+                if key == "rn" && rn.is_some() {
+                    continue;
+                }
+                let repeated = member_kind(key) == Some(XKind::TextList);
+                match member {
+                    Value::Array(_) if repeated || !is_simple_list(member) => {
+                        for item in member.as_array().into_iter().flatten() {
+                            if item.is_array() {
+                                return Err(WireError::NotRepresentable(
+                                    XML,
+                                    format!("{} is a list of lists", short(key)),
+                                ));
+                            }
+                            write_element(out, key, item, "", depth + 1)?;
+                        }
+                    }
+                    _ => write_element(out, key, member, "", depth + 1)?,
+                }
+            }
+            out.push_str(&format!("</{name}>"));
+        }
+        Value::Array(items) => {
+            let mut words = Vec::with_capacity(items.len());
+            for item in items {
+                let word = scalar_text(item);
+                if word.is_empty() || word.contains(char::is_whitespace) {
+                    return Err(WireError::NotRepresentable(
+                        XML,
+                        format!("an entry of {} is empty or has spaces", short(name)),
+                    ));
+                }
+                words.push(word);
+            }
+            out.push_str(&format!(
+                "<{name}{attrs}>{}</{name}>",
+                quick_xml::escape::escape(words.join(" "))
+            ));
+        }
+        scalar => {
+            out.push_str(&format!(
+                "<{name}{attrs}>{}</{name}>",
+                quick_xml::escape::escape(scalar_text(scalar))
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn scalar_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Decoding
+
+/// One element as read: its member name (`m2m:` kept for the oneM2M namespace), `rn`,
+/// nil, children and text.
+#[derive(Debug, Default)]
+struct Node {
+    key: String,
+    rn: Option<String>,
+    nil: bool,
+    children: Vec<Node>,
+    text: String,
+}
+
+pub(super) fn decode(bytes: &[u8]) -> Result<Value, WireError> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| WireError::Malformed(XML, "not UTF-8".into()))?;
+    let root = parse_tree(text)?;
+    let key = root.key.clone();
+    let value = match type_by_root(&key) {
+        Some(ty) => resource_value(root, ty)?,
+        None => {
+            let kind = ROOTS
+                .iter()
+                .find(|(n, _)| *n == key)
+                .map_or(XKind::Any, |(_, k)| *k);
+            typed(root, kind)?
+        }
+    };
+    let mut out = Map::new();
+    out.insert(key, value);
+    Ok(Value::Object(out))
+}
+
+fn malformed(why: impl Into<String>) -> WireError {
+    WireError::Malformed(XML, why.into())
+}
+
+fn parse_tree(text: &str) -> Result<Node, WireError> {
+    let mut reader = NsReader::from_str(text);
+    let mut stack: Vec<Node> = Vec::new();
+    let mut root: Option<Node> = None;
+    loop {
+        let (ns, event) = reader
+            .read_resolved_event()
+            .map_err(|e| malformed(short(&e.to_string())))?;
+        let ns_m2m = matches!(&ns, ResolveResult::Bound(n) if n.as_ref() == M2M_NS);
+        let ns_unbound = matches!(ns, ResolveResult::Unbound);
+        match event {
+            Event::Start(ref start) | Event::Empty(ref start) => {
+                if root.is_some() {
+                    return Err(malformed("more than one root element"));
+                }
+                if stack.len() >= MAX_DEPTH {
+                    return Err(WireError::TooDeep(XML));
+                }
+                let local = start.local_name().into_inner().to_owned();
+                let key = if ns_m2m {
+                    format!("m2m:{local}")
+                } else if ns_unbound && !stack.is_empty() {
+                    local
+                } else if stack.is_empty() {
+                    return Err(WireError::Unsupported(
+                        XML,
+                        format!("root element {} is not in the m2m namespace", short(&local)),
+                    ));
+                } else {
+                    return Err(WireError::Unsupported(
+                        XML,
+                        format!("element {} is in a foreign namespace", short(&local)),
+                    ));
+                };
+                let mut node = Node {
+                    key,
+                    ..Node::default()
+                };
+                for attr in start.attributes() {
+                    let attr = attr.map_err(|e| malformed(short(&e.to_string())))?;
+                    if attr.key.as_namespace_binding().is_some() {
+                        continue;
+                    }
+                    let (ans, alocal) = reader.resolver().resolve_attribute(attr.key);
+                    let value = attr
+                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .map_err(|e| malformed(short(&e.to_string())))?
+                        .into_owned();
+                    let alocal = alocal.into_inner();
+                    match ans {
+                        ResolveResult::Bound(n) if n.as_ref() == XSI_NS => {
+                            if alocal == "nil" {
+                                node.nil = matches!(value.trim(), "true" | "1");
+                            }
+                        }
+                        ResolveResult::Unbound if alocal == "rn" => node.rn = Some(value),
+                        _ => {
+                            return Err(WireError::Unsupported(
+                                XML,
+                                format!("attribute {} on {}", short(alocal), node.key),
+                            ))
+                        }
+                    }
+                }
+                if matches!(event, Event::Empty(_)) {
+                    close(node, &mut stack, &mut root);
+                } else {
+                    stack.push(node);
+                }
+            }
+            Event::End(_) => {
+                let node = stack.pop().ok_or_else(|| malformed("unbalanced end tag"))?;
+                close(node, &mut stack, &mut root);
+            }
+            Event::Text(t) => append_text(&mut stack, &t.xml10_content())?,
+            Event::CData(c) => append_text(&mut stack, &c.xml10_content())?,
+            Event::GeneralRef(r) => {
+                let resolved = match r.resolve_char_ref() {
+                    Ok(Some(c)) => c.to_string(),
+                    Ok(None) => {
+                        let name = r.xml10_content();
+                        quick_xml::escape::resolve_predefined_entity(&name)
+                            .ok_or_else(|| {
+                                WireError::Unsupported(XML, format!("entity &{};", short(&name)))
+                            })?
+                            .to_owned()
+                    }
+                    Err(e) => return Err(malformed(short(&e.to_string()))),
+                };
+                append_text(&mut stack, &resolved)?;
+            }
+            Event::DocType(_) => {
+                return Err(WireError::Unsupported(XML, "DOCTYPE".into()));
+            }
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+            Event::Eof => break,
+        }
+    }
+    if !stack.is_empty() {
+        return Err(malformed("unclosed element"));
+    }
+    root.ok_or_else(|| malformed("no root element"))
+}
+
+fn close(node: Node, stack: &mut [Node], root: &mut Option<Node>) {
+    match stack.last_mut() {
+        Some(parent) => parent.children.push(node),
+        None => *root = Some(node),
+    }
+}
+
+fn append_text(stack: &mut [Node], text: &str) -> Result<(), WireError> {
+    match stack.last_mut() {
+        Some(node) => {
+            node.text.push_str(text);
+            Ok(())
+        }
+        None if text.trim().is_empty() => Ok(()),
+        None => Err(malformed("text outside the root element")),
+    }
+}
+
+/// A resource element: `rn` from the attribute, members typed by the resource type's
+/// attribute policy, child resources as arrays under their root names.
+fn resource_value(node: Node, ty: ResourceType) -> Result<Value, WireError> {
+    object_value(node, Some(ty))
+}
+
+fn object_value(node: Node, ty: Option<ResourceType>) -> Result<Value, WireError> {
+    if node.nil {
+        return Ok(Value::Null);
+    }
+    if !node.text.trim().is_empty() {
+        return Err(malformed(format!(
+            "{} holds text where members were expected",
+            short(&node.key)
+        )));
+    }
+    let mut out = Map::new();
+    if let Some(rn) = node.rn {
+        out.insert("rn".into(), Value::String(rn));
+    }
+    for child in node.children {
+        let key = child.key.clone();
+        if let Some(child_ty) = type_by_root(&key) {
+            // Child resources of a resource (rcn 4, 8) are a list; a resource wrapped
+            // in other content (`rep`, `pc`, `m2m:rce`) is the one value.
+            let value = resource_value(child, child_ty)?;
+            if ty.is_some() {
+                push_item(&mut out, key, value);
+            } else if out.insert(key.clone(), value).is_some() {
+                return Err(WireError::DuplicateMember(XML, key));
+            }
+            continue;
+        }
+        let kind = ty
+            .and_then(|t| attrs::find(t, &key))
+            .and_then(|d| from_attr_kind(d.kind))
+            .or_else(|| member_kind_in(&node.key, &key))
+            .unwrap_or(XKind::Any);
+        if kind == XKind::ObjList || kind == XKind::TextList {
+            let value = if kind == XKind::ObjList {
+                object_value(child, None)?
+            } else {
+                typed(child, XKind::Str)?
+            };
+            push_item(&mut out, key, value);
+            continue;
+        }
+        if out.contains_key(&key) {
+            return Err(WireError::DuplicateMember(XML, key));
+        }
+        let value = typed(child, kind)?;
+        out.insert(key, value);
+    }
+    Ok(Value::Object(out))
+}
+
+/// Appends to the array under `key`. A key's kind is fixed by its name, so every value
+/// stored under it came through here and is an array.
+fn push_item(out: &mut Map<String, Value>, key: String, value: Value) {
+    if let Value::Array(items) = out.entry(key).or_insert_with(|| Value::Array(Vec::new())) {
+        items.push(value);
+    }
+}
+
+fn typed(node: Node, kind: XKind) -> Result<Value, WireError> {
+    if node.nil {
+        return Ok(Value::Null);
+    }
+    let leaf = |node: &Node| -> Result<(), WireError> {
+        if node.children.is_empty() {
+            Ok(())
+        } else {
+            Err(malformed(format!(
+                "{} has child elements where a value was expected",
+                short(&node.key)
+            )))
+        }
+    };
+    Ok(match kind {
+        XKind::Obj | XKind::ObjList => object_value(node, None)?,
+        XKind::TextList => Value::Array(vec![typed(node, XKind::Str)?]),
+        XKind::Any if !node.children.is_empty() => object_value(node, None)?,
+        XKind::Any | XKind::Str => {
+            leaf(&node)?;
+            Value::String(node.text)
+        }
+        XKind::CreatorNull => {
+            leaf(&node)?;
+            if node.text.trim().is_empty() {
+                Value::Null
+            } else {
+                Value::String(node.text)
+            }
+        }
+        XKind::Int => {
+            leaf(&node)?;
+            number(node.text.trim()).unwrap_or(Value::String(node.text))
+        }
+        XKind::Bool => {
+            leaf(&node)?;
+            match node.text.trim() {
+                "true" | "1" => Value::Bool(true),
+                "false" | "0" => Value::Bool(false),
+                _ => Value::String(node.text),
+            }
+        }
+        XKind::StrList => {
+            leaf(&node)?;
+            Value::Array(
+                node.text
+                    .split_whitespace()
+                    .map(|w| Value::String(w.to_owned()))
+                    .collect(),
+            )
+        }
+        XKind::IntList => {
+            leaf(&node)?;
+            Value::Array(
+                node.text
+                    .split_whitespace()
+                    .map(|w| number(w).unwrap_or_else(|| Value::String(w.to_owned())))
+                    .collect(),
+            )
+        }
+    })
+}
+
+fn number(text: &str) -> Option<Value> {
+    text.parse::<u64>()
+        .map(Value::from)
+        .or_else(|_| text.parse::<i64>().map(Value::from))
+        .ok()
+}
