@@ -8,8 +8,8 @@ use crate::access::RuleKind;
 use crate::checks::{DiscoveryResultType, RetrieveRequest};
 use crate::render::{child_ref, parse_body};
 use crate::resolve::Target;
-use crate::retrieve::live_instances;
 use crate::tree::{Node, Ri, Tree};
+use crate::types::live_instances;
 use crate::Cse;
 use bastion_policy::AccessOperation;
 use bastion_proto::filter::FilterCriteria;
@@ -196,11 +196,7 @@ pub(crate) fn node_relations<'t>(
         .filter(|c| viewer.may_include(tree, c, AccessOperation::Discovery))
         .collect();
     let mut child_types: Vec<u16> = children.iter().map(|c| c.ty.number()).collect();
-    if node
-        .container
-        .as_ref()
-        .is_some_and(|c| !c.instances.is_empty())
-    {
+    if node.container().is_some_and(|c| !c.instances.is_empty()) {
         child_types.push(4);
     }
     Relations {
@@ -278,10 +274,7 @@ pub(crate) async fn discover(
             }
             let has_instances = want_instances
                 && depth < max_level
-                && node
-                    .container
-                    .as_ref()
-                    .is_some_and(|c| !c.instances.is_empty());
+                && node.container().is_some_and(|c| !c.instances.is_empty());
             // One decision per node serves the node itself and its instances (which
             // inherit the container's rules).
             let may_discover = (depth > 0 || has_instances)

@@ -17,6 +17,7 @@
 
 use crate::access::{Enforcer, RuleKind};
 use crate::forward;
+pub use crate::outgoing::{NotificationKind, OutgoingNotification};
 use crate::pch::PollingMessage;
 use crate::subscription::{
     EventFacts, SubscriptionState, NCT_MODIFIED, NCT_RI, NET_CREATE_CHILD, NET_DELETE,
@@ -28,59 +29,6 @@ use bastion_policy::AccessOperation;
 use bastion_proto::{ResourceType, Rsc};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-use std::time::Duration;
-
-/// One notification for the delivery engine.
-#[derive(Debug, Clone)]
-pub struct OutgoingNotification {
-    /// SP-relative ID of the subscription (`sur`), or of the `<request>` whose result a
-    /// [`NotificationKind::Response`] carries; batches and rate limits are per source and
-    /// destination.
-    pub subscription: String,
-    /// Absolute `http(s)` URIs tried in order.
-    pub targets: Vec<String>,
-    /// `to` of the NOTIFY primitive.
-    pub to: String,
-    /// The CSE-ID of the next hop when the receiver is behind another CSE and `targets`
-    /// are that CSE's points of access: the notification must travel over the security
-    /// association with it (TS-0003 8.2.1). `None` for a URL or a receiver hosted here.
-    pub peer: Option<String>,
-    /// What `event` is, and so which root wraps it.
-    pub kind: NotificationKind,
-    /// One `m2m:sgn` (or, by `kind`, `m2m:rsp`) object's members, without the wrapper.
-    /// Shared by the notifications of one event to several targets: held once.
-    pub event: Arc<Value>,
-    /// `bn`: (num, dur).
-    pub batch: Option<(u32, Duration)>,
-    /// `rl`: (mnn, tww).
-    pub rate: Option<(u32, Duration)>,
-    /// `ln`.
-    pub latest_only: bool,
-    /// `pn` = sendLatest.
-    pub pending_latest: bool,
-}
-
-/// What one notification carries.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum NotificationKind {
-    /// A subscription's notification: `event` is sent as `{"m2m:sgn": event}`.
-    #[default]
-    Event,
-    /// The result of a non-blocking asynchronous request (TS-0001 8.2.2; TS-0004 7.3.2):
-    /// `event` is a response primitive, sent as `{"m2m:rsp": event}`. It has no
-    /// subscription policy, so it is never batched or aggregated.
-    Response,
-}
-
-impl NotificationKind {
-    /// The root member of the NOTIFY's `pc`.
-    pub fn root(self) -> &'static str {
-        match self {
-            NotificationKind::Event => "m2m:sgn",
-            NotificationKind::Response => "m2m:rsp",
-        }
-    }
-}
 
 /// The delivery engine, as the core sees it. `submit` must never block.
 pub trait NotificationSink: Send + Sync {
@@ -163,7 +111,7 @@ impl Cse {
             .children
             .iter()
             .filter_map(|c| tree.get(c))
-            .filter_map(|c| Some((c.ri.clone(), c.sub.clone()?)))
+            .filter_map(|c| Some((c.ri.clone(), c.subscription()?.clone())))
             .filter(|(_, s)| s.net.contains(&event.net))
             // A new subscription is not told about its own creation.
             .filter(|(ri, _)| event.resource.get("ri").and_then(Value::as_str) != Some(&**ri))
@@ -512,7 +460,7 @@ impl Cse {
                 };
             }
             if node.ty == ResourceType::Ae {
-                if let Some(pch) = crate::pch::channel_of(tree, node) {
+                if let Some(pch) = crate::types::channel_of(tree, node) {
                     return Destination::Polling(pch);
                 }
             }
@@ -567,7 +515,7 @@ impl Cse {
         let (pending, ended) = {
             let mut tree = self.tree.write();
             let ended = ended_subscriptions(&tree, ri);
-            let ops = crate::delete::remove_node(&mut tree, ri);
+            let ops = crate::types::remove_node(&mut tree, ri);
             (self.committer.enqueue(ops), ended)
         };
         pending.durable().await?;
@@ -652,7 +600,7 @@ pub(crate) fn ended_subscriptions(tree: &Tree, ri: &Ri) -> Vec<Ended> {
     let mut stack = vec![ri.clone()];
     while let Some(next) = stack.pop() {
         if let Some(n) = tree.get(&next) {
-            if let Some(state) = &n.sub {
+            if let Some(state) = n.subscription() {
                 out.push((n.ri.clone(), state.clone()));
             }
             stack.extend(n.children.iter().cloned());
@@ -664,7 +612,7 @@ pub(crate) fn ended_subscriptions(tree: &Tree, ri: &Ri) -> Vec<Ended> {
 /// Counts one notification off a subscription's `exc`; returns what is left.
 fn count_down(tree: &mut Tree, ri: &Ri) -> Option<u64> {
     let node = tree.get_mut(ri)?;
-    let state = node.sub.as_mut()?;
+    let state = node.subscription_mut()?;
     let left = state.exc?.saturating_sub(1);
     Arc::make_mut(state).exc = Some(left);
     node.attrs.insert("exc".into(), Value::from(left));
@@ -1084,7 +1032,7 @@ pub(crate) fn counted_rows(tree: &Tree, counted: &[Ri]) -> Vec<bastion_store::Wr
     counted
         .iter()
         .filter_map(|ri| tree.get(ri))
-        .map(|n| bastion_store::WriteOp::Upsert(crate::create::node_row(n)))
+        .map(|n| bastion_store::WriteOp::Upsert(crate::types::node_row(n)))
         .collect()
 }
 

@@ -3,80 +3,16 @@
 //! the read path of the CSE and the place where writes are decided; the store only makes
 //! them durable (see docs/architecture.md).
 
-use bastion_policy::RuleSet;
+pub use crate::state::{
+    AcpRules, ContainerState, DacState, GroupState, Instance, Ri, RoleState, TokenState, TypeState,
+};
 use bastion_proto::time::Timestamp;
 use bastion_proto::ResourceType;
 use serde_json::{Map, Value};
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
-
-/// A resource ID, shared between the node map and child lists.
-pub type Ri = Arc<str>;
-
-/// A compiled `<accessControlPolicy>`.
-#[derive(Debug)]
-pub struct AcpRules {
-    pub pv: RuleSet,
-    pub pvs: RuleSet,
-}
-
-/// One `<contentInstance>` as its container remembers it: enough for counters, eviction,
-/// expiry and name uniqueness, without the content.
-#[derive(Clone, Debug)]
-pub struct Instance {
-    pub seq: i64,
-    pub ri: Box<str>,
-    pub name_hash: u64,
-    pub cs: u64,
-    pub et: Option<i64>,
-}
-
-/// The instance index of a `<container>`.
-#[derive(Debug, Default)]
-pub struct ContainerState {
-    /// Oldest first.
-    pub instances: VecDeque<Instance>,
-    /// Hashes of every instance's `rn`, for sibling-name uniqueness (a hash collision can
-    /// only cause a spurious 4105, never a duplicate name).
-    pub names: HashSet<u64>,
-    pub cbs: u64,
-    /// Full attributes of the newest instance, when known.
-    pub latest: Option<Arc<Map<String, Value>>>,
-    /// Highest `seq` ever evicted; every stored instance at or below it is gone.
-    pub evicted_through: i64,
-    /// Evictions whose rows are still on disk.
-    pub unflushed_evictions: u32,
-}
-
-impl ContainerState {
-    pub fn cni(&self) -> u64 {
-        self.instances.len() as u64
-    }
-
-    /// Whether a stored instance row is still live: rows of evicted instances may linger
-    /// on disk until the next range delete.
-    pub fn holds_row(&self, seq: i64) -> bool {
-        self.instances
-            .front()
-            .is_some_and(|oldest| seq >= oldest.seq)
-    }
-
-    /// Position of the instance with this resource ID. `seq`, when known, finds it by
-    /// binary search (instances are in `seq` order); otherwise the newest end is tried
-    /// first, where most addressed instances are.
-    pub fn position(&self, ri: &str, seq: Option<i64>) -> Option<usize> {
-        match seq {
-            Some(seq) => self
-                .instances
-                .binary_search_by_key(&seq, |i| i.seq)
-                .ok()
-                .filter(|&pos| &*self.instances[pos].ri == ri),
-            None => self.instances.iter().rposition(|i| &*i.ri == ri),
-        }
-    }
-}
 
 /// A resource held in memory.
 #[derive(Debug)]
@@ -97,33 +33,18 @@ pub struct Node {
     /// Non-instance children, oldest first.
     pub children: Vec<Ri>,
     pub child_names: HashMap<String, Ri>,
-    /// Compiled rules when this node is an `<accessControlPolicy>`.
-    pub acp: Option<Arc<AcpRules>>,
     /// Resource IDs the `acpi` attribute resolved to when it was written.
     pub acpi: Vec<Ri>,
-    pub container: Option<Box<ContainerState>>,
-    /// Typed state of `<group>`, `<role>`, `<token>` and
-    /// `<dynamicAuthorizationConsultation>` resources, derived from their attributes
-    /// whenever they are written or loaded (`authz_state.rs`).
-    pub authz: Option<Box<AuthzState>>,
-    /// Compiled state of a `<subscription>` (`subscription.rs`).
-    pub(crate) sub: Option<Arc<crate::subscription::SubscriptionState>>,
+    /// What the node's type derives from its attributes (`types/`).
+    pub state: TypeState,
     /// For an `<AE>` or `<remoteCSE>` registered over a security association: that
     /// association's identity, absolute form (`identity.rs`). Stored with the resource.
     pub(crate) bound: Option<Box<str>>,
 }
 
-/// What access control needs of a `<group>`, `<role>`, `<token>` or `<dac>` resource.
-#[derive(Debug)]
-pub enum AuthzState {
-    Group(crate::authz_state::GroupState),
-    Role(crate::authz_state::RoleState),
-    Token(crate::authz_state::TokenState),
-    Dac(crate::authz_state::DacState),
-}
-
 impl Node {
-    /// A resource with no children yet; a container gets an empty instance index.
+    /// A resource with no children yet and no state: its type module derives that
+    /// (`types/`).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         ty: ResourceType,
@@ -148,12 +69,81 @@ impl Node {
             et,
             children: Vec::new(),
             child_names: HashMap::new(),
-            acp: None,
             acpi: Vec::new(),
-            container: (ty == ResourceType::Container).then(|| Box::new(ContainerState::default())),
-            authz: None,
-            sub: None,
+            state: TypeState::Plain,
             bound: None,
+        }
+    }
+
+    /// The compiled rules of an `<accessControlPolicy>`.
+    pub fn acp(&self) -> Option<&Arc<AcpRules>> {
+        match &self.state {
+            TypeState::Acp(rules) => Some(rules),
+            _ => None,
+        }
+    }
+
+    /// The instance index of a `<container>`.
+    pub fn container(&self) -> Option<&ContainerState> {
+        match &self.state {
+            TypeState::Container(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    pub fn container_mut(&mut self) -> Option<&mut ContainerState> {
+        match &mut self.state {
+            TypeState::Container(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    /// The resolved members of a `<group>`.
+    pub fn group(&self) -> Option<&GroupState> {
+        match &self.state {
+            TypeState::Group(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    /// A valid `<role>`.
+    pub fn role(&self) -> Option<&RoleState> {
+        match &self.state {
+            TypeState::Role(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    /// A `<token>` whose object verified.
+    pub fn token(&self) -> Option<&TokenState> {
+        match &self.state {
+            TypeState::Token(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    /// A `<dynamicAuthorizationConsultation>`.
+    pub fn dac(&self) -> Option<&DacState> {
+        match &self.state {
+            TypeState::Dac(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    /// The compiled criteria of a `<subscription>`.
+    pub(crate) fn subscription(&self) -> Option<&Arc<crate::subscription::SubscriptionState>> {
+        match &self.state {
+            TypeState::Subscription(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn subscription_mut(
+        &mut self,
+    ) -> Option<&mut Arc<crate::subscription::SubscriptionState>> {
+        match &mut self.state {
+            TypeState::Subscription(state) => Some(state),
+            _ => None,
         }
     }
 
@@ -264,13 +254,13 @@ impl Tree {
                 .entry(key.into_boxed_str())
                 .or_insert(0) += 1;
         }
-        match node.authz.as_deref() {
-            Some(AuthzState::Role(role)) => self
+        match &node.state {
+            TypeState::Role(role) => self
                 .role_index
                 .entry(role.role_id.clone())
                 .or_default()
                 .push(node.ri.clone()),
-            Some(AuthzState::Token(token)) => {
+            TypeState::Token(token) => {
                 self.token_index
                     .insert(token.token.token_id.as_str().into(), node.ri.clone());
             }
@@ -288,8 +278,8 @@ impl Tree {
                 }
             }
         }
-        match node.authz.as_deref() {
-            Some(AuthzState::Role(role)) => {
+        match &node.state {
+            TypeState::Role(role) => {
                 if let Some(list) = self.role_index.get_mut(&*role.role_id) {
                     list.retain(|ri| *ri != node.ri);
                     if list.is_empty() {
@@ -297,7 +287,7 @@ impl Tree {
                     }
                 }
             }
-            Some(AuthzState::Token(token)) => {
+            TypeState::Token(token) => {
                 let id = token.token.token_id.as_str();
                 if self.token_index.get(id) == Some(&node.ri) {
                     self.token_index.remove(id);
@@ -315,8 +305,7 @@ impl Tree {
     pub fn name_taken(&self, parent: &Node, rn: &str) -> bool {
         parent.child_names.contains_key(rn)
             || parent
-                .container
-                .as_ref()
+                .container()
                 .is_some_and(|c| c.names.contains(&self.name_hash(rn)))
     }
 
