@@ -90,12 +90,10 @@ enum View {
     Reference,
 }
 
-/// Whether `node` has any `<subscription>` child: the cheap test the hot paths make.
+/// Whether `node` has any `<subscription>` child: the cheap test the hot paths make, in
+/// constant time whatever the number of its other children.
 pub(crate) fn has_subscriptions(tree: &Tree, node: &Node) -> bool {
-    node.children.iter().any(|c| {
-        tree.get(c)
-            .is_some_and(|c| c.ty == ResourceType::Subscription)
-    })
+    !tree.subscriptions_under(&node.ri).is_empty()
 }
 
 impl Cse {
@@ -107,8 +105,8 @@ impl Cse {
         let Some(subject) = tree.get(event.subject) else {
             return (notices, counted);
         };
-        let subs: Vec<(Ri, Arc<SubscriptionState>)> = subject
-            .children
+        let subs: Vec<(Ri, Arc<SubscriptionState>)> = tree
+            .subscriptions_under(event.subject)
             .iter()
             .filter_map(|c| tree.get(c))
             .filter_map(|c| Some((c.ri.clone(), c.subscription()?.clone())))
@@ -1073,6 +1071,12 @@ fn report_refused(subscription: &str, why: &dyn std::fmt::Display) {
 #[cfg(test)]
 mod tests {
     use super::{in_csz_serialization, without_credentials};
+    use crate::subscription::SubscriptionState;
+    use crate::tree::{Node, Tree, LOOKUPS};
+    use crate::{Cse, CseConfig};
+    use bastion_proto::ResourceType;
+    use serde_json::{json, Map, Value};
+    use std::sync::Arc;
 
     #[test]
     fn ts0004_7_4_8_csz_chooses_the_notification_serialization() {
@@ -1091,6 +1095,85 @@ mod tests {
             in_csz_serialization("http://h:1/n?ct=json".into(), &csz(&["application/xml"])),
             "http://h:1/n?ct=json"
         );
+    }
+
+    fn node(ty: ResourceType, ri: &str, parent: &Node, attrs: Value) -> Node {
+        let mut attrs: Map<String, Value> = attrs.as_object().cloned().unwrap_or_default();
+        attrs.insert("ri".into(), Value::from(ri));
+        Node::new(
+            ty,
+            ri,
+            Some(parent.ri.clone()),
+            ri.to_owned(),
+            format!("{}/{ri}", parent.path),
+            1,
+            attrs,
+            Some("Cae".to_owned()),
+            None,
+        )
+    }
+
+    fn insert(tree: &mut Tree, ty: ResourceType, ri: &str, parent: &str, attrs: Value) {
+        let node = node(ty, ri, tree.get(parent).expect("parent"), attrs);
+        tree.insert(node);
+    }
+
+    /// Notices for one `<container>` created under an AE that has `siblings` other
+    /// containers and one subscription to child creation, and the node look-ups that took.
+    async fn child_created_under(siblings: usize) -> (usize, u64) {
+        let store = bastion_store::MemoryStore::new();
+        let cse = Cse::open(CseConfig::default(), Arc::new(store))
+            .await
+            .expect("cse");
+        let mut tree = cse.tree.write();
+        insert(&mut tree, ResourceType::Ae, "Cae", "id-in", json!({}));
+        for i in 0..siblings / 2 {
+            insert(
+                &mut tree,
+                ResourceType::Container,
+                &format!("c{i}"),
+                "Cae",
+                json!({}),
+            );
+        }
+        let sub_attrs = json!({"nu": ["Cae"], "enc": {"net": [3]}});
+        let mut sub = node(
+            ResourceType::Subscription,
+            "sub",
+            tree.get("Cae").expect("ae"),
+            sub_attrs,
+        );
+        let state = SubscriptionState::compile(&sub.attrs, ResourceType::Ae, "Cae", false);
+        sub.state =
+            crate::state::TypeState::Subscription(Arc::new(state.expect("subscription compiles")));
+        tree.insert(sub);
+        for i in siblings / 2..siblings {
+            insert(
+                &mut tree,
+                ResourceType::Container,
+                &format!("c{i}"),
+                "Cae",
+                json!({}),
+            );
+        }
+        insert(&mut tree, ResourceType::Container, "new", "Cae", json!({}));
+        let attrs = tree.get("new").expect("new").attrs.clone();
+        let parent = tree.get("Cae").expect("ae").ri.clone();
+        LOOKUPS.with(|n| n.set(0));
+        let (notices, _) =
+            cse.child_created(&mut tree, &parent, ResourceType::Container, &attrs, "Cae");
+        (notices.items.len(), LOOKUPS.with(|n| n.get()))
+    }
+
+    /// Issue 13: a child event finds its parent's subscriptions without walking the
+    /// parent's other children, so its work is the same with 10 siblings or 5,000.
+    #[tokio::test]
+    async fn child_event_work_does_not_grow_with_siblings() {
+        let (few_notices, few) = child_created_under(10).await;
+        let (many_notices, many) = child_created_under(5_000).await;
+        assert_eq!(few_notices, 1);
+        assert_eq!(many_notices, 1);
+        assert_eq!(few, many);
     }
 
     #[test]

@@ -152,6 +152,13 @@ impl Node {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Node look-ups ([`Tree::get`]) made on this thread: what the tests count to show
+    /// that an operation's work does not grow with the number of siblings.
+    pub(crate) static LOOKUPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// The tree itself. All access goes through the core's lock.
 #[derive(Debug)]
 pub struct Tree {
@@ -166,6 +173,10 @@ pub struct Tree {
     /// Normalized creator → how many `<subscription>` resources it holds, for the
     /// per-originator cap. Normalized with `local` (set before any node is inserted).
     subscriptions_by_creator: HashMap<Box<str>, usize>,
+    /// Parent → its `<subscription>` children, oldest first (their order among the
+    /// parent's `children`), so an event finds the subscriptions it concerns without
+    /// walking the subject's other children.
+    subscriptions_by_parent: HashMap<Ri, Vec<Ri>>,
     local: Option<bastion_policy::LocalIdentity>,
 }
 
@@ -182,6 +193,7 @@ impl Tree {
             role_index: HashMap::new(),
             token_index: HashMap::new(),
             subscriptions_by_creator: HashMap::new(),
+            subscriptions_by_parent: HashMap::new(),
             local: None,
         }
     }
@@ -225,7 +237,16 @@ impl Tree {
     }
 
     pub fn get(&self, ri: &str) -> Option<&Node> {
+        #[cfg(test)]
+        LOOKUPS.with(|n| n.set(n.get() + 1));
         self.nodes.get(ri)
+    }
+
+    /// The resource IDs of the `<subscription>` children of `parent`, oldest first.
+    pub fn subscriptions_under(&self, parent: &str) -> &[Ri] {
+        self.subscriptions_by_parent
+            .get(parent)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// `<role>` resources of this CSE whose `rlid` is `role_id` (TS-0003 7.4 Role
@@ -248,6 +269,12 @@ impl Tree {
     /// Keeps the role, token and subscription indexes in step with a node entering the
     /// tree.
     fn index(&mut self, node: &Node) {
+        if let (ResourceType::Subscription, Some(parent)) = (node.ty, &node.pi) {
+            self.subscriptions_by_parent
+                .entry(parent.clone())
+                .or_default()
+                .push(node.ri.clone());
+        }
         if let Some(key) = self.subscriber_key(node) {
             *self
                 .subscriptions_by_creator
@@ -270,6 +297,14 @@ impl Tree {
 
     /// ... and leaving it.
     fn unindex(&mut self, node: &Node) {
+        if let (ResourceType::Subscription, Some(parent)) = (node.ty, &node.pi) {
+            if let Some(list) = self.subscriptions_by_parent.get_mut(parent) {
+                list.retain(|ri| *ri != node.ri);
+                if list.is_empty() {
+                    self.subscriptions_by_parent.remove(parent);
+                }
+            }
+        }
         if let Some(key) = self.subscriber_key(node) {
             if let Some(n) = self.subscriptions_by_creator.get_mut(key.as_str()) {
                 *n -= 1;
@@ -404,5 +439,34 @@ mod tests {
         tree.remove_subtree("ae");
         assert_eq!(tree.subscriptions_of("Cabc"), 0);
         assert_eq!(tree.subscriptions_of("Cother"), 1);
+    }
+
+    #[test]
+    fn subscriptions_are_indexed_by_parent_in_child_order() {
+        let base = node(ResourceType::CseBase, "id-in", None, "");
+        let mut tree = Tree::new(base, 1);
+        tree.insert(node(ResourceType::Ae, "ae", Some("id-in"), "Cabc"));
+        tree.insert(node(ResourceType::Subscription, "s1", Some("ae"), "Cabc"));
+        tree.insert(node(ResourceType::Container, "c1", Some("ae"), "Cabc"));
+        tree.insert(node(ResourceType::Subscription, "s2", Some("ae"), "Cabc"));
+        tree.insert(node(ResourceType::Subscription, "s3", Some("c1"), "Cabc"));
+        tree.insert(node(ResourceType::Subscription, "s4", Some("ae"), "Cabc"));
+        let under = |tree: &Tree, ri: &str| -> Vec<String> {
+            tree.subscriptions_under(ri)
+                .iter()
+                .map(|r| r.to_string())
+                .collect()
+        };
+        assert_eq!(under(&tree, "ae"), ["s1", "s2", "s4"]);
+        assert_eq!(under(&tree, "c1"), ["s3"]);
+        assert!(under(&tree, "id-in").is_empty());
+        tree.remove_subtree("s2");
+        assert_eq!(under(&tree, "ae"), ["s1", "s4"]);
+        // A removed subtree takes its subscriptions' entries with it.
+        tree.remove_subtree("c1");
+        assert!(under(&tree, "c1").is_empty());
+        tree.remove_subtree("ae");
+        assert!(under(&tree, "ae").is_empty());
+        assert!(tree.subscriptions_by_parent.is_empty());
     }
 }
