@@ -93,7 +93,7 @@ fn build(config: &CseConfig, local: &LocalIdentity, verifier: &TokenVerifier) ->
             None,
             None,
         );
-        node.authz = state;
+        node.state = state;
         tree.insert(node);
     }
     tree

@@ -18,6 +18,7 @@ use bastion_policy::{
 };
 use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, ResourceType};
+use serde_json::Value;
 use std::borrow::Cow;
 
 /// Which rule set of the linked ACPs applies.
@@ -172,7 +173,7 @@ impl<'a> Enforcer<'a> {
         let sources: Vec<PolicySource<'_>> = acps
             .iter()
             .filter_map(|ri| {
-                let acp = tree.get(ri)?.acp.as_ref()?;
+                let acp = tree.get(ri)?.acp()?;
                 Some(PolicySource {
                     acp_id: ri,
                     rules: &acp.pv,
@@ -208,14 +209,32 @@ impl<'a> Enforcer<'a> {
     /// Whether the originator owns the `<pollingChannel>` `node`, on an association that
     /// authenticated it when there is one: the whole access rule of a polling channel.
     pub(crate) fn owns_polling_channel(&self, tree: &Tree, node: &Node) -> bool {
-        self.association_ok() && crate::pch::owns(self.cse, tree, node, &self.originator)
+        self.association_ok()
+            && node
+                .pi
+                .as_ref()
+                .and_then(|p| tree.get(p))
+                .is_some_and(|parent| self.is_entity(parent))
     }
 
     /// Whether the originator is the `<AE>` or `<remoteCSE>` `entity` itself, on an
     /// association that authenticated it when there is one: who may give it a
     /// `<pollingChannel>` (TS-0001 9.6.21).
     pub(crate) fn is_entity_itself(&self, entity: &Node) -> bool {
-        self.association_ok() && crate::pch::is_entity(self.cse, entity, &self.originator)
+        self.association_ok() && self.is_entity(entity)
+    }
+
+    /// Whether `entity`, an `<AE>` or `<remoteCSE>`, is the originator itself.
+    fn is_entity(&self, entity: &Node) -> bool {
+        let id = match entity.ty {
+            ResourceType::Ae => entity.attrs.get("aei").and_then(Value::as_str),
+            ResourceType::RemoteCse => entity.attrs.get("csi").and_then(Value::as_str),
+            _ => None,
+        };
+        id.is_some_and(|id| {
+            bastion_policy::normalize_originator(&self.cse.local, id)
+                == bastion_policy::normalize_originator(&self.cse.local, &self.originator)
+        })
     }
 
     /// Inside a security association, only an originator it authenticated passes the
@@ -510,7 +529,7 @@ fn applicable_sources<'t>(
     kind: RuleKind,
 ) -> Option<Vec<PolicySource<'t>>> {
     if node.ty == ResourceType::AccessControlPolicy {
-        let acp = node.acp.as_ref()?;
+        let acp = node.acp()?;
         return Some(vec![PolicySource {
             acp_id: &node.ri,
             rules: &acp.pvs,
@@ -523,7 +542,7 @@ fn applicable_sources<'t>(
         node.acpi
             .iter()
             .filter_map(|ri| {
-                let acp = tree.get(ri)?.acp.as_ref()?;
+                let acp = tree.get(ri)?.acp()?;
                 Some(PolicySource {
                     acp_id: ri,
                     rules: match kind {

@@ -8,15 +8,16 @@
 //! stored value that no longer validates (an expired token, a deleted member) simply
 //! grants nothing.
 
-use crate::tree::{AuthzState, Node, Ri, Tree};
+pub use crate::state::{DacState, GroupState, RoleState, TokenState};
+use crate::tree::{Node, Tree, TypeState};
 use crate::CseConfig;
+use bastion_policy::token::is_role_id;
 use bastion_policy::{normalize_originator, LocalIdentity, TokenContext, TokenVerifier};
-use bastion_policy::{token::is_role_id, ValidatedToken};
 use bastion_proto::id::Address;
 use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, ResourceType};
 use serde_json::{Map, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Deepest nesting of groups followed when checking membership; deeper groups are not
@@ -27,52 +28,6 @@ pub const MAX_GROUP_DEPTH: usize = 8;
 const ABANDON_MEMBER: u64 = 1;
 const ABANDON_GROUP: u64 = 2;
 const SET_MIXED: u64 = 3;
-
-/// What membership checks need of a `<group>`.
-#[derive(Debug, Default)]
-pub struct GroupState {
-    /// Local `<AE>` members: absolute AE-ID → the member's creation `seq`. An AE that was
-    /// deleted and registered again under the same AE-ID gets a new `seq` and is no longer
-    /// a member: membership was granted to the registration, not to the name.
-    pub aes: HashMap<Box<str>, i64>,
-    /// Whether `mid` names resources on other CSEs. They cannot be evaluated here (no
-    /// forwarding yet), so they never make anyone a member: membership of a group that
-    /// has them and no local match is unknown, which denies.
-    pub has_remote: bool,
-    /// Local `<group>` members, with their creation `seq` (same reason as for AEs).
-    pub subgroups: Vec<(Ri, i64)>,
-}
-
-/// A `<role>` (TS-0003 7.4): valid only between `tknb` and `tkna`, for its holder, when
-/// its issuer is a configured role authority.
-#[derive(Debug)]
-pub struct RoleState {
-    /// `rlid`, FQDN lower-case.
-    pub role_id: Box<str>,
-    /// `tkis`, absolute form.
-    pub issuer: String,
-    /// `tkhd`, absolute form.
-    pub holder: String,
-    pub not_before: i64,
-    pub not_after: i64,
-}
-
-/// A `<token>` whose `tkob` passed verification against the configured issuers.
-#[derive(Debug)]
-pub struct TokenState {
-    pub token: Arc<ValidatedToken>,
-}
-
-/// A `<dynamicAuthorizationConsultation>`.
-#[derive(Debug)]
-pub struct DacState {
-    /// `dae`
-    pub enabled: bool,
-    /// `dap`: where the DAS Server AE is reached.
-    pub poa: Vec<String>,
-    /// `dal`: proposed lifetime of granted privileges.
-    pub lifetime: Option<Timestamp>,
-}
 
 /// Whether a write is being checked (errors refuse it) or a stored resource is being
 /// reloaded (problems make the state grant nothing instead).
@@ -121,7 +76,7 @@ fn is_remote(config: &CseConfig, id: &str) -> bool {
 }
 
 /// Derives the state of a resource of type `ty` from its attributes, fixing up the
-/// attributes the CSE owns (`cnm`, `mtv`, the token's claim copies). `None` for types
+/// attributes the CSE owns (`cnm`, `mtv`, the token's claim copies). `Plain` for types
 /// without such state.
 #[allow(clippy::too_many_arguments)]
 pub fn derive(
@@ -133,15 +88,18 @@ pub fn derive(
     attrs: &mut Map<String, Value>,
     now: Timestamp,
     mode: Mode,
-) -> Result<Option<Box<AuthzState>>, RequestError> {
-    let state = match ty {
-        ResourceType::Group => AuthzState::Group(group_state(tree, config, local, attrs, mode)?),
-        ResourceType::Role => AuthzState::Role(role_state(local, attrs)?),
-        ResourceType::Token => AuthzState::Token(token_state(verifier, attrs, now)?),
-        ResourceType::DynamicAuthorizationConsultation => AuthzState::Dac(dac_state(attrs)?),
-        _ => return Ok(None),
-    };
-    Ok(Some(Box::new(state)))
+) -> Result<TypeState, RequestError> {
+    Ok(match ty {
+        ResourceType::Group => {
+            TypeState::Group(Box::new(group_state(tree, config, local, attrs, mode)?))
+        }
+        ResourceType::Role => TypeState::Role(Box::new(role_state(local, attrs)?)),
+        ResourceType::Token => TypeState::Token(Box::new(token_state(verifier, attrs, now)?)),
+        ResourceType::DynamicAuthorizationConsultation => {
+            TypeState::Dac(Box::new(dac_state(attrs)?))
+        }
+        _ => TypeState::Plain,
+    })
 }
 
 /// `<group>` member validation (TS-0001 9.6.13, 10.2.7.1; core-resources.md §3.8):
@@ -391,9 +349,7 @@ fn member_at<'t>(
     depth: usize,
     visited: &mut Vec<&'t str>,
 ) -> Option<bool> {
-    let Some(AuthzState::Group(state)) = group.authz.as_deref() else {
-        return None;
-    };
+    let state = group.group()?;
     if depth > MAX_GROUP_DEPTH {
         return None;
     }
@@ -428,6 +384,7 @@ fn member_at<'t>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tree::Ri;
     use serde_json::json;
 
     fn local(config: &CseConfig) -> LocalIdentity {
@@ -497,7 +454,7 @@ mod tests {
             None,
             None,
         );
-        g.authz = state;
+        g.state = state;
         tree.insert(g);
         tree
     }

@@ -15,7 +15,6 @@
 //!   Role-IDs that do not are dropped (the request goes on without them).
 
 use crate::checks::Envelope;
-use crate::tree::AuthzState;
 use crate::{Cse, RequestContext};
 use bastion_policy::{
     normalize_originator, TokenContext, TokenError, TokenVerifier, ValidatedToken,
@@ -130,10 +129,8 @@ impl Cse {
         let leeway = i64::from(self.config.authorization.token_leeway_secs);
         let tree = self.tree.read();
         for tid in &req.tids {
-            let token = match tree.token_named(tid).and_then(|n| n.authz.as_deref()) {
-                Some(AuthzState::Token(state))
-                    if in_window(&state.token, &originator, now.0, leeway) =>
-                {
+            let token = match tree.token_named(tid).and_then(|n| n.token()) {
+                Some(state) if in_window(&state.token, &originator, now.0, leeway) => {
                     state.token.clone()
                 }
                 _ => {
@@ -154,10 +151,8 @@ impl Cse {
                 continue;
             };
             let rid = format!("{relative}@{}", fqdn.to_ascii_lowercase());
-            let backed = tree.roles_named(&rid).any(|n| match n.authz.as_deref() {
-                Some(AuthzState::Role(role)) => {
-                    role.valid_for(&originator, now.0, &self.role_authorities)
-                }
+            let backed = tree.roles_named(&rid).any(|n| match n.role() {
+                Some(role) => role.valid_for(&originator, now.0, &self.role_authorities),
                 _ => false,
             });
             if backed {

@@ -5,16 +5,15 @@
 use crate::access::Enforcer;
 use crate::audit::AuditKind;
 use crate::checks::DeleteRequest;
-use crate::create::refresh_counters;
 use crate::discovery::{require_match, Subject};
 use crate::notify::counted_rows;
 use crate::resolve::Target;
 use crate::retrieve::{instance_attrs, shape};
 use crate::tree::{Ri, Tree};
+use crate::types::{self, remove_instance, remove_node};
 use crate::Cse;
 use bastion_policy::AccessOperation;
 use bastion_proto::{RequestError, ResourceType, Response, ResultContent, Rsc};
-use bastion_store::WriteOp;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -30,7 +29,12 @@ pub(crate) async fn delete(
             return Err(RequestError::not_allowed("the CSEBase cannot be deleted"));
         }
     }
-    crate::remote_cse::check_delete(cse, &req, &target)?;
+    if let Target::Node(ri) = &target {
+        let ty = cse.tree.read().get(ri).map(|n| n.ty);
+        if let Some(ty) = ty {
+            types::kind(ty).check_delete(cse, &req)?;
+        }
+    }
     let rule = access
         .authorize(&target, AccessOperation::Delete, None)
         .await?;
@@ -136,7 +140,7 @@ pub(crate) async fn delete(
     })
 }
 
-/// The audited resources (`<accessControlPolicy>`, `<role>`, `<token>`) in the subtree
+/// The audited resources (`<accessControlPolicy>`, `<role>`, `<token>`: `types/`) in the subtree
 /// rooted at `ri`, with their paths: the audit log records each one a DELETE removes,
 /// also when it goes with an ancestor.
 fn audited_under(tree: &Tree, ri: &Ri) -> Vec<(AuditKind, String)> {
@@ -144,53 +148,11 @@ fn audited_under(tree: &Tree, ri: &Ri) -> Vec<(AuditKind, String)> {
     let mut stack = vec![ri.clone()];
     while let Some(next) = stack.pop() {
         if let Some(n) = tree.get(&next) {
-            let kind = match n.ty {
-                ResourceType::AccessControlPolicy => Some(AuditKind::AcpDelete),
-                ResourceType::Role => Some(AuditKind::RoleChange),
-                ResourceType::Token => Some(AuditKind::TokenChange),
-                _ => None,
-            };
-            if let Some(kind) = kind {
-                out.push((kind, n.path.clone()));
+            if let Some(audited) = types::kind(n.ty).audited() {
+                out.push((audited.delete, n.path.clone()));
             }
             stack.extend(n.children.iter().cloned());
         }
     }
     out
-}
-
-/// Removes a node and its subtree from the tree; returns the store ops.
-pub(crate) fn remove_node(tree: &mut Tree, ri: &Ri) -> Vec<WriteOp> {
-    let mut ops = Vec::new();
-    for n in tree.remove_subtree(ri) {
-        if n.container.is_some() {
-            ops.push(WriteOp::DeleteChildren {
-                pi: n.ri.to_string(),
-            });
-        }
-        ops.push(WriteOp::Delete {
-            ri: n.ri.to_string(),
-        });
-    }
-    ops
-}
-
-/// Removes one instance from its container; `None` when it is no longer indexed.
-pub(crate) fn remove_instance(
-    tree: &mut Tree,
-    parent: &Ri,
-    ri: &str,
-    seq: Option<i64>,
-) -> Option<Vec<WriteOp>> {
-    let node = tree.get_mut(parent)?;
-    let state = node.container.as_mut()?;
-    let pos = state.position(ri, seq)?;
-    let removed = state.instances.remove(pos)?;
-    state.cbs -= removed.cs;
-    state.names.remove(&removed.name_hash);
-    if pos == state.instances.len() {
-        state.latest = None;
-    }
-    refresh_counters(node);
-    Some(vec![WriteOp::Delete { ri: ri.to_owned() }])
 }

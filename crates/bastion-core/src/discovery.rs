@@ -8,8 +8,8 @@ use crate::access::RuleKind;
 use crate::checks::{DiscoveryResultType, RetrieveRequest};
 use crate::render::{child_ref, parse_body};
 use crate::resolve::Target;
-use crate::retrieve::live_instances;
 use crate::tree::{Node, Ri, Tree};
+use crate::types::live_instances;
 use crate::Cse;
 use bastion_policy::AccessOperation;
 use bastion_proto::filter::FilterCriteria;
@@ -196,11 +196,7 @@ pub(crate) fn node_relations<'t>(
         .filter(|c| viewer.may_include(tree, c, AccessOperation::Discovery))
         .collect();
     let mut child_types: Vec<u16> = children.iter().map(|c| c.ty.number()).collect();
-    if node
-        .container
-        .as_ref()
-        .is_some_and(|c| !c.instances.is_empty())
-    {
+    if node.container().is_some_and(|c| !c.instances.is_empty()) {
         child_types.push(4);
     }
     Relations {
@@ -266,61 +262,72 @@ pub(crate) async fn discover(
     let fc = &req.fc;
     let max_level = fc.lvl.unwrap_or(u64::MAX);
     let want_instances = fc.ty.is_empty() || fc.ty.contains(&4);
+    let limit = fc.lim.map_or(cse.config.discovery_limit, |l| l as usize);
+    let offset = fc.ofst.map_or(0, |o| o.saturating_sub(1) as usize);
+    // One hit beyond the page is looked for, to know whether the page is all there is.
+    let enough = offset.saturating_add(limit).saturating_add(1);
     let mut hits: Vec<Hit> = Vec::new();
     let mut containers: Vec<(Ri, String, u64)> = Vec::new();
     {
         let tree = cse.tree.read();
-        let mut stack: Vec<(Ri, u64)> = vec![(root.clone(), 0)];
-        while let Some((ri, depth)) = stack.pop() {
-            let Some(node) = tree.get(&ri) else { continue };
-            if node.is_expired(now) {
-                continue;
-            }
-            let has_instances = want_instances
-                && depth < max_level
-                && node
-                    .container
-                    .as_ref()
-                    .is_some_and(|c| !c.instances.is_empty());
-            // One decision per node serves the node itself and its instances (which
-            // inherit the container's rules).
-            let may_discover = (depth > 0 || has_instances)
-                && access.permits(
-                    &tree,
-                    node,
-                    AccessOperation::Discovery,
-                    None,
-                    RuleKind::Privileges,
-                );
-            if depth > 0 && may_discover {
-                let viewer = access;
-                let rel = node_relations(&tree, node, fc, viewer);
-                if matches(fc, node.ty.number(), &node.attrs, &rel) {
-                    hits.push(Hit {
-                        rn: node.rn.clone(),
-                        ty: node.ty.number(),
-                        structured: node.path.clone(),
-                        ri: node.ri.to_string(),
-                    });
+        let viewer = access;
+        // Pre-order, children oldest first: parents precede children. Each level is a
+        // cursor into its parent's child list, so the walk costs what it visits, and it
+        // stops once `enough` resources matched: every instance hit comes after every
+        // resource hit, so nothing later could enter the page.
+        let mut levels: Vec<(std::slice::Iter<'_, Ri>, u64)> = Vec::new();
+        let mut next = Some((root.clone(), 0));
+        while let Some((ri, depth)) = next.take() {
+            if let Some(node) = tree.get(&ri).filter(|n| !n.is_expired(now)) {
+                let has_instances = want_instances
+                    && depth < max_level
+                    && node.container().is_some_and(|c| !c.instances.is_empty());
+                // One decision per node serves the node itself and its instances (which
+                // inherit the container's rules).
+                let may_discover = (depth > 0 || has_instances)
+                    && access.permits(
+                        &tree,
+                        node,
+                        AccessOperation::Discovery,
+                        None,
+                        RuleKind::Privileges,
+                    );
+                if depth > 0 && may_discover {
+                    let rel = node_relations(&tree, node, fc, viewer);
+                    if matches(fc, node.ty.number(), &node.attrs, &rel) {
+                        hits.push(Hit {
+                            rn: node.rn.clone(),
+                            ty: node.ty.number(),
+                            structured: node.path.clone(),
+                            ri: node.ri.to_string(),
+                        });
+                    }
+                }
+                if hits.len() >= enough {
+                    break;
+                }
+                if depth < max_level {
+                    if has_instances && may_discover {
+                        containers.push((node.ri.clone(), node.path.clone(), depth + 1));
+                    }
+                    levels.push((node.children.iter(), depth + 1));
                 }
             }
-            if depth >= max_level {
-                continue;
-            }
-            if has_instances && may_discover {
-                containers.push((node.ri.clone(), node.path.clone(), depth + 1));
-            }
-            // Reverse so the stack pops children oldest first: parents precede children.
-            for child in node.children.iter().rev() {
-                stack.push((child.clone(), depth + 1));
+            while let Some((children, depth)) = levels.last_mut() {
+                match children.next() {
+                    Some(child) => {
+                        next = Some((child.clone(), *depth));
+                        break;
+                    }
+                    None => {
+                        levels.pop();
+                    }
+                }
             }
         }
     }
-    let limit = fc.lim.map_or(cse.config.discovery_limit, |l| l as usize);
-    let offset = fc.ofst.map_or(0, |o| o.saturating_sub(1) as usize);
-    // One hit beyond the page is looked for, to know whether the page is all there is.
     for (ri, path, _) in containers {
-        if hits.len() > offset + limit {
+        if hits.len() >= enough {
             break;
         }
         let rows = live_instances(cse, &ri, now).await?;
@@ -349,7 +356,7 @@ pub(crate) async fn discover(
         }
     }
     // Cut by this CSE's limit, not by the originator's own `lim`: partial (TS-0001 8.1.2).
-    let partial = fc.lim.is_none() && hits.len() > offset + limit;
+    let partial = fc.lim.is_none() && hits.len() >= enough;
     let selected = hits.into_iter().skip(offset).take(limit);
     let address = |h: &Hit| {
         if req.drt == DiscoveryResultType::Unstructured {
@@ -380,6 +387,130 @@ pub(crate) async fn discover(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tree::LOOKUPS;
+    use crate::{CseConfig, RequestContext};
+    use bastion_proto::{Operation, Request, ResourceType};
+    use std::sync::Arc;
+
+    /// A CSE whose AE `Cae` holds `containers` containers `c0`, `c1`, … (oldest first),
+    /// each holding one container `cN-in`, inserted straight into the tree.
+    async fn cse_with(containers: usize, discovery_limit: usize) -> Arc<Cse> {
+        let store = bastion_store::MemoryStore::new();
+        let config = CseConfig {
+            discovery_limit,
+            ..CseConfig::default()
+        };
+        let cse = Cse::open(config, Arc::new(store)).await.expect("cse");
+        {
+            let mut tree = cse.tree.write();
+            let mut add = |ty: ResourceType, ri: &str, parent: &str| {
+                let parent = tree.get(parent).expect("parent");
+                let node = Node::new(
+                    ty,
+                    ri,
+                    Some(parent.ri.clone()),
+                    ri.to_owned(),
+                    format!("{}/{ri}", parent.path),
+                    1,
+                    Map::new(),
+                    Some("Cae".to_owned()),
+                    None,
+                );
+                tree.insert(node);
+            };
+            add(ResourceType::Ae, "Cae", "id-in");
+            for i in 0..containers {
+                add(ResourceType::Container, &format!("c{i}"), "Cae");
+                add(
+                    ResourceType::Container,
+                    &format!("c{i}-in"),
+                    &format!("c{i}"),
+                );
+            }
+        }
+        cse
+    }
+
+    /// Discovery below `Cae` as the admin: the addresses found, whether the result is
+    /// marked partial, and the node look-ups it took.
+    async fn discover_below(cse: &Cse, fc: FilterCriteria) -> (Value, bool, u64) {
+        let req = Request {
+            op: Some(Operation::Retrieve),
+            to: "cse-in/Cae".into(),
+            fr: Some(cse.config().admin.clone()),
+            rqi: Some("d".into()),
+            rvi: Some("3".into()),
+            fc: FilterCriteria { fu: Some(1), ..fc },
+            ..Request::default()
+        };
+        LOOKUPS.with(|n| n.set(0));
+        let resp = cse.handle(req, &RequestContext::new(None, None)).await;
+        let lookups = LOOKUPS.with(|n| n.get());
+        assert_eq!(resp.rsc, Rsc::Ok, "{:?}", resp.pc);
+        let partial = resp.cnst == Some(bastion_proto::primitive::CONTENT_STATUS_PARTIAL);
+        (
+            resp.pc.expect("content")["m2m:uril"].clone(),
+            partial,
+            lookups,
+        )
+    }
+
+    /// Issue 13: `lim` and `ofst` end the walk once the page and one more hit are found, so
+    /// the work does not grow with the resources after them; the page is the same.
+    #[tokio::test]
+    async fn lim_stops_the_walk() {
+        let few = cse_with(10, 1000).await;
+        let many = cse_with(3_000, 1000).await;
+        let fc = || FilterCriteria {
+            lim: Some(3),
+            ofst: Some(3),
+            ..FilterCriteria::default()
+        };
+        let (found, partial, few_lookups) = discover_below(&few, fc()).await;
+        assert_eq!(
+            found,
+            json!(["cse-in/Cae/c1", "cse-in/Cae/c1/c1-in", "cse-in/Cae/c2"])
+        );
+        assert!(!partial);
+        let (found_many, partial, many_lookups) = discover_below(&many, fc()).await;
+        assert_eq!(found_many, found);
+        assert!(!partial);
+        assert_eq!(few_lookups, many_lookups);
+        // A type filter skips what it rejects, and still stops at the page.
+        let fc = || FilterCriteria {
+            lim: Some(2),
+            ty: vec![3],
+            lvl: Some(1),
+            ..FilterCriteria::default()
+        };
+        let (found, _, few_lookups) = discover_below(&few, fc()).await;
+        assert_eq!(found, json!(["cse-in/Cae/c0", "cse-in/Cae/c1"]));
+        let (found_many, _, many_lookups) = discover_below(&many, fc()).await;
+        assert_eq!(found_many, found);
+        assert_eq!(few_lookups, many_lookups);
+    }
+
+    /// Without `lim`, the CSE's own limit cuts the result, which is then marked partial;
+    /// a result that fits is complete.
+    #[tokio::test]
+    async fn cse_limit_marks_partial_content() {
+        let cse = cse_with(3, 4).await;
+        let (found, partial, _) = discover_below(&cse, FilterCriteria::default()).await;
+        assert_eq!(
+            found,
+            json!([
+                "cse-in/Cae/c0",
+                "cse-in/Cae/c0/c0-in",
+                "cse-in/Cae/c1",
+                "cse-in/Cae/c1/c1-in"
+            ])
+        );
+        assert!(partial);
+        let cse = cse_with(2, 4).await;
+        let (found, partial, _) = discover_below(&cse, FilterCriteria::default()).await;
+        assert_eq!(found.as_array().map(Vec::len), Some(4));
+        assert!(!partial);
+    }
 
     #[test]
     fn attribute_wildcards_only_in_discovery() {

@@ -20,7 +20,7 @@
 //! The dynamic grants live in memory only: a restart forgets them, and the next request
 //! consults again.
 
-use crate::tree::{AuthzState, Node, Ri, Tree};
+use crate::tree::{Node, Ri, Tree};
 use crate::Cse;
 use bastion_policy::{AccessOperation, RuleSet, ValidatedToken};
 use bastion_proto::security_info::{
@@ -109,7 +109,7 @@ pub(crate) fn das_servers(cse: &Cse, tree: &Tree, node: &Node) -> Vec<String> {
             let mut out = Vec::new();
             for id in list.iter().filter_map(|v| v.as_str()) {
                 let dac = crate::authz_state::resolve_local(tree, &cse.config, id);
-                if let Some(AuthzState::Dac(state)) = dac.and_then(|d| d.authz.as_deref()) {
+                if let Some(state) = dac.and_then(|d| d.dac()) {
                     if state.enabled {
                         out.extend(state.poa.iter().cloned());
                     }

@@ -2,8 +2,8 @@
 //! removed with their subtrees by a periodic sweep. Until the sweep runs, resolution
 //! already treats them as absent.
 
-use crate::delete::{remove_instance, remove_node};
 use crate::tree::Ri;
+use crate::types::{remove_instance, remove_node};
 use crate::Cse;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +40,7 @@ pub(crate) async fn sweep(cse: &Cse) -> Result<(), bastion_proto::RequestError> 
         let instances: Vec<(Ri, String, i64)> = tree
             .nodes
             .values()
-            .filter_map(|n| Some((n, n.container.as_ref()?)))
+            .filter_map(|n| Some((n, n.container()?)))
             .flat_map(|(n, c)| {
                 c.instances
                     .iter()

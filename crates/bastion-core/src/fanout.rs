@@ -30,7 +30,7 @@ pub(crate) const MAX_IN_FLIGHT: usize = 16;
 
 /// The virtual child name of a group's fan-out point (TS-0001 9.6.14); reserved under
 /// `<group>`.
-pub(crate) const FOPT: &str = "fopt";
+pub(crate) use crate::types::group::FOPT;
 
 tokio::task_local! {
     /// How many fan-outs enclose the current one in this task: a member that is itself a
@@ -145,7 +145,7 @@ impl Cse {
                     l.iter()
                         .filter_map(Value::as_str)
                         .filter_map(|id| resolve_local(&tree, &self.config, id))
-                        .filter(|n| n.acp.is_some())
+                        .filter(|n| n.acp().is_some())
                         .map(|n| n.ri.clone())
                         .collect()
                 });
@@ -343,8 +343,8 @@ impl Cse {
                 return Ok(());
             };
             node.attrs = attrs;
-            node.authz = state;
-            let mut ops = vec![WriteOp::Upsert(crate::create::node_row(node))];
+            node.state = state;
+            let mut ops = vec![WriteOp::Upsert(crate::types::node_row(node))];
             let modified = ["mid".to_owned(), "cnm".to_owned(), "lt".to_owned()];
             let (notices, more) = self.updated(&mut tree, group, &modified, originator);
             ops.extend(more);

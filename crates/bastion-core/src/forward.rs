@@ -17,6 +17,7 @@
 
 use crate::checks;
 use crate::config::CseType;
+pub(crate) use crate::originator::{owner, Owner};
 use crate::outbound::OutboundError;
 use crate::remote_cse::Peer;
 use crate::{Cse, RequestContext};
@@ -107,45 +108,6 @@ pub(crate) fn transit(sp_id: &str, cse_id: &str, to: &str) -> Option<Destination
     let cse = rest.split('/').next().unwrap_or("");
     (cse != cse_id.trim_start_matches('/') && !cse.is_empty())
         .then(|| Destination::Cse(format!("/{cse}")))
-}
-
-/// Whose an originator is, by its form (core-primitives.md §7).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Owner<'a> {
-    /// A CSE-relative form (AE-ID-Stem, the admin's name): an originator of this CSE.
-    Local,
-    /// The CSE-ID `/x` itself (SP-relative, also when written in absolute form).
-    Cse(&'a str),
-    /// A C-type AE-ID under the CSE `/x` (`/x/Cabc`).
-    AeOf(&'a str),
-    /// An S-type AE-ID (`/Sabc`), another SP's identifier, or anything else: no CSE of
-    /// this SP is its registrar.
-    Unanchored,
-}
-
-/// Classifies `fr` by the CSE it belongs to; `sp_id` is this CSE's SP-ID (`//sp`).
-pub(crate) fn owner<'a>(sp_id: &str, fr: &'a str) -> Owner<'a> {
-    let sp_relative = match fr.strip_prefix(sp_id) {
-        Some(rest) if rest.starts_with('/') && !rest.starts_with("//") => rest,
-        _ if fr.starts_with("//") => return Owner::Unanchored,
-        _ => fr,
-    };
-    let Some(path) = sp_relative.strip_prefix('/') else {
-        return Owner::Local;
-    };
-    match path.split_once('/') {
-        None if path.is_empty() || path.starts_with('S') => Owner::Unanchored,
-        None => Owner::Cse(sp_relative),
-        Some((cse, stem))
-            if !cse.is_empty()
-                && (stem.starts_with('C') || stem.starts_with('S'))
-                && stem.len() > 1
-                && !stem.contains('/') =>
-        {
-            Owner::AeOf(&sp_relative[..cse.len() + 1])
-        }
-        Some(_) => Owner::Unanchored,
-    }
 }
 
 /// `fr` as sent onward: a CSE-relative AE-ID-Stem gets this CSE's CSE-ID in front

@@ -18,11 +18,11 @@
 //! registrees as authenticated). Identity strings are compared in their absolute form
 //! and in constant time.
 
-use crate::forward::{owner, Owner};
+pub(crate) use crate::originator::same_identity;
+use crate::originator::{owner, Owner};
 use crate::tree::{Node, Tree};
 use crate::{checks, Cse, RequestContext};
 use bastion_proto::{Operation, RequestError, ResourceType};
-use subtle::ConstantTimeEq;
 
 /// The binary's credential store, as the core needs it: whether an identity has a
 /// credential, so that it may only be claimed inside an association.
@@ -31,11 +31,6 @@ pub trait CredentialBindings: Send + Sync {
     /// the plain listener) is bound to the identity written in any of `forms` (its
     /// absolute, SP-relative and, for an AE of this CSE, CSE-relative forms).
     fn is_bound(&self, forms: &[&str]) -> bool;
-}
-
-/// Constant-time equality of two identity strings (their lengths are not secret).
-pub(crate) fn same_identity(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 fn impersonation() -> RequestError {

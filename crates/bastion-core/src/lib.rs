@@ -28,7 +28,9 @@ pub mod identity;
 mod load;
 mod nonblocking;
 pub mod notify;
+mod originator;
 pub mod outbound;
+mod outgoing;
 mod pch;
 mod pip;
 mod poa;
@@ -36,9 +38,11 @@ mod remote_cse;
 mod render;
 mod resolve;
 mod retrieve;
+mod state;
 mod subscription;
 pub mod throttle;
 pub mod tree;
+mod types;
 mod update;
 
 pub use audit::{AuditEvent, AuditKind, AuditRule, AuditSink};
@@ -279,7 +283,7 @@ impl Cse {
         let sets = tree
             .nodes
             .values()
-            .filter_map(|n| n.acp.as_deref())
+            .filter_map(|n| n.acp().map(|rules| &**rules))
             .flat_map(|acp| [&acp.pv, &acp.pvs]);
         for set in sets {
             for rule in set.rules() {

@@ -1,11 +1,11 @@
 //! Start-up: rebuilding the in-memory tree from the store, or creating the CSEBase on a
 //! fresh data directory.
 
-use crate::authz_state::{self, Mode};
 use crate::render::{parse_body, store_body};
-use crate::tree::{AcpRules, Instance, Node, Ri, Tree};
+use crate::tree::{Instance, Node, Ri, Tree, TypeState};
+use crate::types::{self, Derive, Flush};
 use crate::{CseConfig, StartError};
-use bastion_policy::{LocalIdentity, RuleSet, TokenVerifier};
+use bastion_policy::{LocalIdentity, TokenVerifier};
 use bastion_proto::time::Timestamp;
 use bastion_proto::ResourceType;
 use bastion_store::{RowKind, Store, StoredResource, WriteBatch, WriteOp};
@@ -62,23 +62,24 @@ pub(crate) async fn load_tree(
     let mut tree =
         Tree::new(base_node(config, ct, first.seq), max_seq).count_subscriptions_as(local.clone());
     let mut pending_acpi: Vec<(Ri, Vec<String>)> = Vec::new();
-    let mut groups: Vec<Ri> = Vec::new();
+    let mut last: Vec<Ri> = Vec::new();
     let started = now;
     for row in rows {
-        let authenticated_subscriber = row.ty == ResourceType::Subscription.number()
-            && crate::render::subscriber_authenticated(&row.body);
-        let bound = matches!(row.ty, 2 | 16)
-            .then(|| crate::render::bound_identity(&row.body))
-            .flatten();
-        let mut node = node_from_row(local, &tree, row)?;
-        node.bound = bound.map(String::into_boxed_str);
-        if node.ty == ResourceType::Subscription {
-            node.sub = reload_subscription(&tree, &node, authenticated_subscriber);
+        let (mut node, body) = node_from_row(&tree, row)?;
+        let kind = types::kind(node.ty);
+        if kind.binds_identity() {
+            node.bound = crate::render::bound_identity(&body).map(String::into_boxed_str);
         }
-        if node.ty == ResourceType::Group {
-            groups.push(node.ri.clone());
+        if kind.reload_last() {
+            last.push(node.ri.clone());
         } else {
-            node.authz = reload_state(&tree, config, local, verifier, &mut node, started);
+            let cx = derive_in(&tree, config, local, verifier, started);
+            node.state =
+                kind.reload(&cx, &mut node, &body)
+                    .map_err(|reason| StartError::Corrupt {
+                        ri: node.ri.to_string(),
+                        reason,
+                    })?;
         }
         if let Some(list) = node.attrs.get("acpi").and_then(Value::as_array) {
             let ids = list
@@ -101,7 +102,7 @@ pub(crate) async fn load_tree(
             let acps = ids
                 .iter()
                 .map(|id| {
-                    crate::create::resolve_acp_id(&tree, config, id).unwrap_or_else(|| {
+                    types::resolve_acp_id(&tree, config, id).unwrap_or_else(|| {
                         tracing::warn!(resource = %ri, acpi = %id, "acpi names no ACP; it grants nothing");
                         Ri::from(id.as_str())
                     })
@@ -115,24 +116,22 @@ pub(crate) async fn load_tree(
             n.acpi = acps;
         }
     }
-    // Group members may have been created after their group: resolve once all are in.
-    for ri in groups {
-        let Some(mut attrs) = tree.get(&ri).map(|n| n.attrs.clone()) else {
+    // What refers to resources created after it (group members) is derived once all
+    // are in; on a copy, as the derivation reads the tree.
+    for ri in last {
+        let Some(mut copy) = tree.get(&ri).map(detached) else {
             continue;
         };
-        let state = authz_state::derive(
-            &tree,
-            config,
-            local,
-            verifier,
-            ResourceType::Group,
-            &mut attrs,
-            started,
-            Mode::Load,
-        );
+        let cx = derive_in(&tree, config, local, verifier, started);
+        let state = types::kind(copy.ty)
+            .reload(&cx, &mut copy, "")
+            .map_err(|reason| StartError::Corrupt {
+                ri: ri.to_string(),
+                reason,
+            })?;
         if let Some(n) = tree.get_mut(&ri) {
-            n.attrs = attrs;
-            n.authz = state.ok().flatten();
+            n.attrs = copy.attrs;
+            n.state = state;
         }
     }
     // The index arrives in chunks, each distributed into its containers before the next
@@ -150,7 +149,7 @@ pub(crate) async fn load_tree(
     let (streamed, ()) = tokio::join!(store.stream_instance_index(INDEX_CHUNK, sink), distribute);
     streamed?;
     for node in tree.nodes.values_mut() {
-        if let Some(state) = node.container.as_mut() {
+        if let Some(state) = node.container_mut() {
             state
                 .instances
                 .make_contiguous()
@@ -164,13 +163,8 @@ pub(crate) async fn load_tree(
     // shortly before a crash are still there, so apply every container's limits again.
     let mut ops = Vec::new();
     for node in tree.nodes.values_mut() {
-        if node.container.is_some() {
-            ops.extend(crate::create::evict_for(
-                node,
-                0,
-                0,
-                crate::create::Flush::Now,
-            ));
+        if node.container().is_some() {
+            ops.extend(types::evict_for(node, 0, 0, Flush::Now));
         }
     }
     if !ops.is_empty() {
@@ -189,7 +183,7 @@ pub(crate) async fn load_tree(
         .filter_map(|n| {
             Some((
                 n.ri.clone(),
-                n.container.as_ref()?.instances.back()?.ri.to_string(),
+                n.container()?.instances.back()?.ri.to_string(),
             ))
         })
         .collect();
@@ -210,13 +204,13 @@ pub(crate) async fn load_tree(
                 .unwrap_or(0)
                 .max(instance_st);
             node.attrs.insert("st".into(), Value::from(st));
-            if let Some(state) = node.container.as_mut() {
+            if let Some(state) = node.container_mut() {
                 state.latest = Some(Arc::new(attrs));
             }
         }
     }
     for node in tree.nodes.values_mut() {
-        if let Some(state) = node.container.as_mut() {
+        if let Some(state) = node.container_mut() {
             state.instances.shrink_to_fit();
             let (cni, cbs) = (state.cni(), state.cbs);
             node.attrs.insert("cni".into(), Value::from(cni));
@@ -233,7 +227,7 @@ const INDEX_CHUNK: usize = 8192;
 fn add_instance(tree: &mut Tree, e: bastion_store::InstanceEntry) -> bool {
     let name_hash = tree.name_hash(&e.rn);
     let et = e.et.as_deref().and_then(Timestamp::parse).map(|t| t.0);
-    let Some(state) = tree.get_mut(&e.pi).and_then(|n| n.container.as_mut()) else {
+    let Some(state) = tree.get_mut(&e.pi).and_then(|n| n.container_mut()) else {
         return false;
     };
     let cs = e.size.max(0) as u64;
@@ -249,11 +243,9 @@ fn add_instance(tree: &mut Tree, e: bastion_store::InstanceEntry) -> bool {
     true
 }
 
-fn node_from_row(
-    local: &LocalIdentity,
-    tree: &Tree,
-    row: StoredResource,
-) -> Result<Node, StartError> {
+/// A stored row as a node without state, with its stored body (the kind reads its
+/// marks when it derives the state).
+fn node_from_row(tree: &Tree, row: StoredResource) -> Result<(Node, String), StartError> {
     let corrupt = |reason: String| StartError::Corrupt {
         ri: row.ri.clone(),
         reason,
@@ -266,88 +258,48 @@ fn node_from_row(
         .get(&row.pi)
         .ok_or_else(|| corrupt("parent missing".into()))?;
     let path = format!("{}/{}", parent.path, row.rn);
-    let acp = if ty == ResourceType::AccessControlPolicy {
-        // A stored rule set that this version no longer accepts (parsing got stricter)
-        // is loaded as one that grants nothing: the CSE still starts, the ACP fails
-        // closed, and the admin can rewrite it.
-        let parse = |name: &str| {
-            RuleSet::parse(attrs.get(name).unwrap_or(&Value::Null), local).or_else(|e| {
-                tracing::error!(acp = %row.ri, attribute = name, reason = %e, "stored rules rejected; they grant nothing");
-                RuleSet::parse(&serde_json::json!({"acr": []}), local)
-                    .map_err(|e| corrupt(format!("{name}: {e}")))
-            })
-        };
-        Some(Arc::new(AcpRules {
-            pv: parse("pv")?,
-            pvs: parse("pvs")?,
-        }))
-    } else {
-        None
-    };
-    let mut node = Node::new(
+    let node = Node::new(
         ty,
         &row.ri,
         Some(parent.ri.clone()),
-        row.rn.clone(),
+        row.rn,
         path,
         row.seq,
         attrs,
         creator,
         row.et.as_deref().and_then(Timestamp::parse),
     );
-    node.acp = acp;
-    Ok(node)
+    Ok((node, row.body))
 }
 
-/// The compiled state of a reloaded `<subscription>`. One that no longer compiles
-/// (this version became stricter) is kept as a resource that notifies nothing.
-fn reload_subscription(
-    tree: &Tree,
-    node: &Node,
-    authenticated: bool,
-) -> Option<Arc<crate::subscription::SubscriptionState>> {
-    let parent_ty = node.pi.as_ref().and_then(|p| tree.get(p))?.ty;
-    let creator = node.creator.as_deref().unwrap_or("");
-    match crate::subscription::SubscriptionState::compile(
-        &node.attrs,
-        parent_ty,
-        creator,
-        authenticated,
-    ) {
-        Ok(state) => Some(Arc::new(state)),
-        Err(e) => {
-            tracing::error!(subscription = %node.ri, reason = %e, "stored subscription rejected; it notifies nothing");
-            None
-        }
-    }
+/// A stateless copy of `node` for a derivation that reads the tree it is in.
+fn detached(node: &Node) -> Node {
+    Node::new(
+        node.ty,
+        &node.ri,
+        node.pi.clone(),
+        node.rn.clone(),
+        node.path.clone(),
+        node.seq,
+        node.attrs.clone(),
+        node.creator.clone(),
+        node.et,
+    )
 }
 
-/// The typed state of a reloaded `<role>`, `<token>` or `<dac>`. One that no longer
-/// validates (an expired or no longer trusted token) is kept as a plain resource that
-/// grants nothing.
-fn reload_state(
-    tree: &Tree,
-    config: &CseConfig,
-    local: &LocalIdentity,
-    verifier: &TokenVerifier,
-    node: &mut Node,
+fn derive_in<'a>(
+    tree: &'a Tree,
+    config: &'a CseConfig,
+    local: &'a LocalIdentity,
+    verifier: &'a TokenVerifier,
     now: Timestamp,
-) -> Option<Box<crate::tree::AuthzState>> {
-    match authz_state::derive(
+) -> Derive<'a> {
+    Derive {
         tree,
         config,
         local,
         verifier,
-        node.ty,
-        &mut node.attrs,
         now,
-        Mode::Load,
-    ) {
-        Ok(state) => state,
-        Err(e) => {
-            tracing::warn!(ri = %node.ri, reason = %e, "stored resource no longer validates; it grants nothing");
-            None
-        }
     }
 }
 
@@ -385,11 +337,8 @@ pub(crate) fn base_node(config: &CseConfig, ct: Timestamp, seq: i64) -> Node {
         et: None,
         children: Vec::new(),
         child_names: HashMap::new(),
-        acp: None,
         acpi: Vec::new(),
-        container: None,
-        authz: None,
-        sub: None,
+        state: TypeState::Plain,
         bound: None,
     }
 }

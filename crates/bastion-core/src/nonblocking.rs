@@ -23,9 +23,9 @@
 //! every attribute is NP for UPDATE.
 
 use crate::checks::Envelope;
-use crate::create::{new_ri, node_row, universal};
 use crate::notify::{is_url, NotificationKind};
 use crate::tree::{Node, Ri, Tree};
+use crate::types::{new_ri, node_row, universal};
 use crate::{Cse, RequestContext};
 use bastion_proto::primitive::ResponseType;
 use bastion_proto::time::{parse_abs_rel, Timestamp};

@@ -17,6 +17,7 @@
 
 use crate::access::{Enforcer, RuleKind};
 use crate::forward;
+pub use crate::outgoing::{NotificationKind, OutgoingNotification};
 use crate::pch::PollingMessage;
 use crate::subscription::{
     EventFacts, SubscriptionState, NCT_MODIFIED, NCT_RI, NET_CREATE_CHILD, NET_DELETE,
@@ -28,59 +29,6 @@ use bastion_policy::AccessOperation;
 use bastion_proto::{ResourceType, Rsc};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-use std::time::Duration;
-
-/// One notification for the delivery engine.
-#[derive(Debug, Clone)]
-pub struct OutgoingNotification {
-    /// SP-relative ID of the subscription (`sur`), or of the `<request>` whose result a
-    /// [`NotificationKind::Response`] carries; batches and rate limits are per source and
-    /// destination.
-    pub subscription: String,
-    /// Absolute `http(s)` URIs tried in order.
-    pub targets: Vec<String>,
-    /// `to` of the NOTIFY primitive.
-    pub to: String,
-    /// The CSE-ID of the next hop when the receiver is behind another CSE and `targets`
-    /// are that CSE's points of access: the notification must travel over the security
-    /// association with it (TS-0003 8.2.1). `None` for a URL or a receiver hosted here.
-    pub peer: Option<String>,
-    /// What `event` is, and so which root wraps it.
-    pub kind: NotificationKind,
-    /// One `m2m:sgn` (or, by `kind`, `m2m:rsp`) object's members, without the wrapper.
-    /// Shared by the notifications of one event to several targets: held once.
-    pub event: Arc<Value>,
-    /// `bn`: (num, dur).
-    pub batch: Option<(u32, Duration)>,
-    /// `rl`: (mnn, tww).
-    pub rate: Option<(u32, Duration)>,
-    /// `ln`.
-    pub latest_only: bool,
-    /// `pn` = sendLatest.
-    pub pending_latest: bool,
-}
-
-/// What one notification carries.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum NotificationKind {
-    /// A subscription's notification: `event` is sent as `{"m2m:sgn": event}`.
-    #[default]
-    Event,
-    /// The result of a non-blocking asynchronous request (TS-0001 8.2.2; TS-0004 7.3.2):
-    /// `event` is a response primitive, sent as `{"m2m:rsp": event}`. It has no
-    /// subscription policy, so it is never batched or aggregated.
-    Response,
-}
-
-impl NotificationKind {
-    /// The root member of the NOTIFY's `pc`.
-    pub fn root(self) -> &'static str {
-        match self {
-            NotificationKind::Event => "m2m:sgn",
-            NotificationKind::Response => "m2m:rsp",
-        }
-    }
-}
 
 /// The delivery engine, as the core sees it. `submit` must never block.
 pub trait NotificationSink: Send + Sync {
@@ -142,12 +90,10 @@ enum View {
     Reference,
 }
 
-/// Whether `node` has any `<subscription>` child: the cheap test the hot paths make.
+/// Whether `node` has any `<subscription>` child: the cheap test the hot paths make, in
+/// constant time whatever the number of its other children.
 pub(crate) fn has_subscriptions(tree: &Tree, node: &Node) -> bool {
-    node.children.iter().any(|c| {
-        tree.get(c)
-            .is_some_and(|c| c.ty == ResourceType::Subscription)
-    })
+    !tree.subscriptions_under(&node.ri).is_empty()
 }
 
 impl Cse {
@@ -159,11 +105,11 @@ impl Cse {
         let Some(subject) = tree.get(event.subject) else {
             return (notices, counted);
         };
-        let subs: Vec<(Ri, Arc<SubscriptionState>)> = subject
-            .children
+        let subs: Vec<(Ri, Arc<SubscriptionState>)> = tree
+            .subscriptions_under(event.subject)
             .iter()
             .filter_map(|c| tree.get(c))
-            .filter_map(|c| Some((c.ri.clone(), c.sub.clone()?)))
+            .filter_map(|c| Some((c.ri.clone(), c.subscription()?.clone())))
             .filter(|(_, s)| s.net.contains(&event.net))
             // A new subscription is not told about its own creation.
             .filter(|(ri, _)| event.resource.get("ri").and_then(Value::as_str) != Some(&**ri))
@@ -512,7 +458,7 @@ impl Cse {
                 };
             }
             if node.ty == ResourceType::Ae {
-                if let Some(pch) = crate::pch::channel_of(tree, node) {
+                if let Some(pch) = crate::types::channel_of(tree, node) {
                     return Destination::Polling(pch);
                 }
             }
@@ -567,7 +513,7 @@ impl Cse {
         let (pending, ended) = {
             let mut tree = self.tree.write();
             let ended = ended_subscriptions(&tree, ri);
-            let ops = crate::delete::remove_node(&mut tree, ri);
+            let ops = crate::types::remove_node(&mut tree, ri);
             (self.committer.enqueue(ops), ended)
         };
         pending.durable().await?;
@@ -652,7 +598,7 @@ pub(crate) fn ended_subscriptions(tree: &Tree, ri: &Ri) -> Vec<Ended> {
     let mut stack = vec![ri.clone()];
     while let Some(next) = stack.pop() {
         if let Some(n) = tree.get(&next) {
-            if let Some(state) = &n.sub {
+            if let Some(state) = n.subscription() {
                 out.push((n.ri.clone(), state.clone()));
             }
             stack.extend(n.children.iter().cloned());
@@ -664,7 +610,7 @@ pub(crate) fn ended_subscriptions(tree: &Tree, ri: &Ri) -> Vec<Ended> {
 /// Counts one notification off a subscription's `exc`; returns what is left.
 fn count_down(tree: &mut Tree, ri: &Ri) -> Option<u64> {
     let node = tree.get_mut(ri)?;
-    let state = node.sub.as_mut()?;
+    let state = node.subscription_mut()?;
     let left = state.exc?.saturating_sub(1);
     Arc::make_mut(state).exc = Some(left);
     node.attrs.insert("exc".into(), Value::from(left));
@@ -1084,7 +1030,7 @@ pub(crate) fn counted_rows(tree: &Tree, counted: &[Ri]) -> Vec<bastion_store::Wr
     counted
         .iter()
         .filter_map(|ri| tree.get(ri))
-        .map(|n| bastion_store::WriteOp::Upsert(crate::create::node_row(n)))
+        .map(|n| bastion_store::WriteOp::Upsert(crate::types::node_row(n)))
         .collect()
 }
 
@@ -1125,6 +1071,12 @@ fn report_refused(subscription: &str, why: &dyn std::fmt::Display) {
 #[cfg(test)]
 mod tests {
     use super::{in_csz_serialization, without_credentials};
+    use crate::subscription::SubscriptionState;
+    use crate::tree::{Node, Tree, LOOKUPS};
+    use crate::{Cse, CseConfig};
+    use bastion_proto::ResourceType;
+    use serde_json::{json, Map, Value};
+    use std::sync::Arc;
 
     #[test]
     fn ts0004_7_4_8_csz_chooses_the_notification_serialization() {
@@ -1143,6 +1095,85 @@ mod tests {
             in_csz_serialization("http://h:1/n?ct=json".into(), &csz(&["application/xml"])),
             "http://h:1/n?ct=json"
         );
+    }
+
+    fn node(ty: ResourceType, ri: &str, parent: &Node, attrs: Value) -> Node {
+        let mut attrs: Map<String, Value> = attrs.as_object().cloned().unwrap_or_default();
+        attrs.insert("ri".into(), Value::from(ri));
+        Node::new(
+            ty,
+            ri,
+            Some(parent.ri.clone()),
+            ri.to_owned(),
+            format!("{}/{ri}", parent.path),
+            1,
+            attrs,
+            Some("Cae".to_owned()),
+            None,
+        )
+    }
+
+    fn insert(tree: &mut Tree, ty: ResourceType, ri: &str, parent: &str, attrs: Value) {
+        let node = node(ty, ri, tree.get(parent).expect("parent"), attrs);
+        tree.insert(node);
+    }
+
+    /// Notices for one `<container>` created under an AE that has `siblings` other
+    /// containers and one subscription to child creation, and the node look-ups that took.
+    async fn child_created_under(siblings: usize) -> (usize, u64) {
+        let store = bastion_store::MemoryStore::new();
+        let cse = Cse::open(CseConfig::default(), Arc::new(store))
+            .await
+            .expect("cse");
+        let mut tree = cse.tree.write();
+        insert(&mut tree, ResourceType::Ae, "Cae", "id-in", json!({}));
+        for i in 0..siblings / 2 {
+            insert(
+                &mut tree,
+                ResourceType::Container,
+                &format!("c{i}"),
+                "Cae",
+                json!({}),
+            );
+        }
+        let sub_attrs = json!({"nu": ["Cae"], "enc": {"net": [3]}});
+        let mut sub = node(
+            ResourceType::Subscription,
+            "sub",
+            tree.get("Cae").expect("ae"),
+            sub_attrs,
+        );
+        let state = SubscriptionState::compile(&sub.attrs, ResourceType::Ae, "Cae", false);
+        sub.state =
+            crate::state::TypeState::Subscription(Arc::new(state.expect("subscription compiles")));
+        tree.insert(sub);
+        for i in siblings / 2..siblings {
+            insert(
+                &mut tree,
+                ResourceType::Container,
+                &format!("c{i}"),
+                "Cae",
+                json!({}),
+            );
+        }
+        insert(&mut tree, ResourceType::Container, "new", "Cae", json!({}));
+        let attrs = tree.get("new").expect("new").attrs.clone();
+        let parent = tree.get("Cae").expect("ae").ri.clone();
+        LOOKUPS.with(|n| n.set(0));
+        let (notices, _) =
+            cse.child_created(&mut tree, &parent, ResourceType::Container, &attrs, "Cae");
+        (notices.items.len(), LOOKUPS.with(|n| n.get()))
+    }
+
+    /// Issue 13: a child event finds its parent's subscriptions without walking the
+    /// parent's other children, so its work is the same with 10 siblings or 5,000.
+    #[tokio::test]
+    async fn child_event_work_does_not_grow_with_siblings() {
+        let (few_notices, few) = child_created_under(10).await;
+        let (many_notices, many) = child_created_under(5_000).await;
+        assert_eq!(few_notices, 1);
+        assert_eq!(many_notices, 1);
+        assert_eq!(few, many);
     }
 
     #[test]

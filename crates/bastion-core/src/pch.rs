@@ -11,7 +11,7 @@
 
 use crate::access::Enforcer;
 use crate::checks::{Checked, Envelope, NotifyRequest};
-use crate::tree::{Node, Ri, Tree};
+use crate::tree::Ri;
 use crate::Cse;
 use bastion_proto::time::parse_abs_rel;
 use bastion_proto::{RequestError, ResourceType, Response, Rsc};
@@ -43,7 +43,7 @@ impl PollingMessage {
     pub fn notify(
         cse_id: &str,
         to: &str,
-        kind: crate::notify::NotificationKind,
+        kind: crate::outgoing::NotificationKind,
         content: Value,
     ) -> PollingMessage {
         let rqi = fresh_rqi();
@@ -106,36 +106,6 @@ impl PollingChannels {
     pub fn remove(&self, pch: &str) {
         self.channels.lock().remove(pch);
     }
-}
-
-/// The `<pollingChannel>` child of an AE, if it has one.
-pub(crate) fn channel_of(tree: &Tree, ae: &Node) -> Option<Ri> {
-    ae.children
-        .iter()
-        .filter_map(|c| tree.get(c))
-        .find(|c| c.ty == ResourceType::PollingChannel)
-        .map(|c| c.ri.clone())
-}
-
-/// Whether `originator` owns the channel `pch` (its parent AE or remote CSE).
-pub(crate) fn owns(cse: &Cse, tree: &Tree, pch: &Node, originator: &str) -> bool {
-    pch.pi
-        .as_ref()
-        .and_then(|p| tree.get(p))
-        .is_some_and(|parent| is_entity(cse, parent, originator))
-}
-
-/// Whether `entity`, an `<AE>` or `<remoteCSE>`, is `originator` itself.
-pub(crate) fn is_entity(cse: &Cse, entity: &Node, originator: &str) -> bool {
-    let id = match entity.ty {
-        ResourceType::Ae => entity.attrs.get("aei").and_then(Value::as_str),
-        ResourceType::RemoteCse => entity.attrs.get("csi").and_then(Value::as_str),
-        _ => None,
-    };
-    id.is_some_and(|owner| {
-        bastion_policy::normalize_originator(&cse.local, owner)
-            == bastion_policy::normalize_originator(&cse.local, originator)
-    })
 }
 
 impl Cse {

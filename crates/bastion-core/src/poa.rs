@@ -11,7 +11,7 @@
 //! [`RETRY_AFTER`]. Results of non-blocking requests, which the AE asked for in that
 //! very request, and NOTIFYs relayed to it under its own ACPs are not gated.
 
-use crate::notify::OutgoingNotification;
+use crate::outgoing::OutgoingNotification;
 use crate::tree::Ri;
 use parking_lot::Mutex;
 use std::collections::HashMap;

@@ -9,9 +9,9 @@
 //! adds the checks they call ([`check_update`], [`check_delete`]).
 
 use crate::checks::{CreateRequest, Envelope};
-use crate::create::{common, created, new_ri, node_row, resolve_acpi, universal};
-use crate::forward::{owner, Owner};
+use crate::originator::{owner, Owner};
 use crate::tree::{Node, Ri, Tree};
+use crate::types::{common, created, new_ri, node_row, resolve_acpi, universal};
 use crate::{Cse, CseType};
 use bastion_proto::attrs::{self, Phase};
 use bastion_proto::time::Timestamp;
@@ -320,14 +320,57 @@ fn is_ae_originator(cse: &Cse, fr: &str) -> bool {
 /// (TS-0001 10.1.1.2; core-primitives.md §8). Like `<AE>` registration it is not governed
 /// by ACPs: the originator checks (and, inside an association, the identity bound to it)
 /// decided who the registree is.
-pub(crate) async fn register(
+impl Cse {
+    pub(crate) async fn register_remote_cse(
+        &self,
+        req: &CreateRequest,
+        ctx: &crate::RequestContext,
+        parent_ri: &Ri,
+        now: Timestamp,
+    ) -> Result<Response, RequestError> {
+        register(self, req, ctx, parent_ri, now).await
+    }
+
+    /// UPDATE of a `<remoteCSE>`: never by an AE (4005, TS-0001 10.2.2.2); a new `dcse`
+    /// is checked like at registration.
+    pub(crate) fn check_remote_cse_update(
+        &self,
+        req: &Envelope,
+        ri: &Ri,
+        content: &Map<String, Value>,
+    ) -> Result<(), RequestError> {
+        if is_ae_originator(self, &req.fr) {
+            return Err(RequestError::not_allowed("an AE cannot update a remoteCSE"));
+        }
+        check_poa_not_own(&self.config.poa, content.get("poa"))?;
+        let tree = self.tree.read();
+        let csi = tree
+            .get(ri)
+            .and_then(|n| n.attrs.get("csi"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        self.check_dcse(&tree, &csi, content.get("dcse"))
+    }
+
+    /// DELETE of a `<remoteCSE>` (deregistration): never by an AE (4005, TS-0001
+    /// 10.2.2.2), checked before access control like the other registration rules.
+    pub(crate) fn check_remote_cse_delete(&self, req: &Envelope) -> Result<(), RequestError> {
+        if is_ae_originator(self, &req.fr) {
+            return Err(RequestError::not_allowed("an AE cannot delete a remoteCSE"));
+        }
+        Ok(())
+    }
+}
+
+async fn register(
     cse: &Cse,
     req: &CreateRequest,
     ctx: &crate::RequestContext,
-    mut content: Map<String, Value>,
     parent_ri: &Ri,
     now: Timestamp,
 ) -> Result<Response, RequestError> {
+    let mut content = req.content(ResourceType::RemoteCse)?;
     if cse.config.cse_type == CseType::Asn {
         return Err(RequestError::not_allowed(
             "an ASN-CSE accepts no CSE registrations",
@@ -356,7 +399,7 @@ pub(crate) async fn register(
     // Over an association only the CSE it is bound to registers (never one it relays),
     // and its CSE-ID is bound to that association from now on.
     let bound = match ctx.identity.as_deref().map(|i| cse.absolute(i)) {
-        Some(identity) if !crate::identity::same_identity(&identity, &cse.absolute(&csi)) => {
+        Some(identity) if !crate::originator::same_identity(&identity, &cse.absolute(&csi)) => {
             return Err(RequestError::NotAuthenticated(
                 "a CSE registers over its own security association".into(),
             ))
@@ -385,49 +428,6 @@ pub(crate) async fn register(
     pending.durable().await?;
     tracing::info!(csi = %csi, "remote CSE registered");
     created(cse, req, ResourceType::RemoteCse, attrs)
-}
-
-/// UPDATE of a `<remoteCSE>`: never by an AE (4005, TS-0001 10.2.2.2); a new `dcse` is
-/// checked like at registration.
-pub(crate) fn check_update(
-    cse: &Cse,
-    req: &Envelope,
-    ri: &Ri,
-    ty: ResourceType,
-    content: &Map<String, Value>,
-) -> Result<(), RequestError> {
-    if ty != ResourceType::RemoteCse {
-        return Ok(());
-    }
-    if is_ae_originator(cse, &req.fr) {
-        return Err(RequestError::not_allowed("an AE cannot update a remoteCSE"));
-    }
-    check_poa_not_own(&cse.config.poa, content.get("poa"))?;
-    let tree = cse.tree.read();
-    let csi = tree
-        .get(ri)
-        .and_then(|n| n.attrs.get("csi"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    cse.check_dcse(&tree, &csi, content.get("dcse"))
-}
-
-/// DELETE of a `<remoteCSE>` (deregistration): never by an AE (4005, TS-0001 10.2.2.2),
-/// checked before access control like the other registration rules.
-pub(crate) fn check_delete(
-    cse: &Cse,
-    req: &Envelope,
-    target: &crate::resolve::Target,
-) -> Result<(), RequestError> {
-    let crate::resolve::Target::Node(ri) = target else {
-        return Ok(());
-    };
-    let ty = cse.tree.read().get(ri).map(|n| n.ty);
-    if ty == Some(ResourceType::RemoteCse) && is_ae_originator(cse, &req.fr) {
-        return Err(RequestError::not_allowed("an AE cannot delete a remoteCSE"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

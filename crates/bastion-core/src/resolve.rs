@@ -112,7 +112,7 @@ impl Cse {
         if tree.expired_in_chain(&parent, now) {
             return Err(not_found());
         }
-        let state = node.container.as_ref().ok_or_else(not_found)?;
+        let state = node.container().ok_or_else(not_found)?;
         let pos = state.position(&ri, Some(seq)).ok_or_else(not_found)?;
         if state.instances[pos].et.is_some_and(|et| et <= now.0) {
             return Err(not_found());
@@ -162,8 +162,8 @@ impl Cse {
         // Development only: other CSEs on the plain listener of this host.
         let loopback_trusted =
             self.config.trust_loopback_cses && ctx.peer.is_some_and(|p| p.ip().is_loopback());
-        let vouched = || match crate::forward::owner(&self.config.sp_id, &req.fr) {
-            crate::forward::Owner::Cse(c) | crate::forward::Owner::AeOf(c) => {
+        let vouched = || match crate::originator::owner(&self.config.sp_id, &req.fr) {
+            crate::originator::Owner::Cse(c) | crate::originator::Owner::AeOf(c) => {
                 self.vouched_in(&tree, c)
             }
             _ => false,
@@ -282,7 +282,7 @@ fn walk(tree: &Tree, cse_name: &str, rest: &str, now: Timestamp) -> Result<Step,
             cur = child.clone();
             continue;
         }
-        if node.container.is_none() || segments.peek().is_some() {
+        if node.container().is_none() || segments.peek().is_some() {
             return Err(not_found());
         }
         return Ok(match seg {

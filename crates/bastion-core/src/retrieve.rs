@@ -8,6 +8,7 @@ use crate::discovery::{self, require_match, Subject};
 use crate::render::{atrl_from_content, child_ref, parse_body, partial, wrap};
 use crate::resolve::{Target, Virtual};
 use crate::tree::Ri;
+use crate::types::live_instances;
 use crate::Cse;
 use bastion_policy::AccessOperation;
 use bastion_proto::time::Timestamp;
@@ -75,8 +76,7 @@ pub(crate) async fn instance_attrs(
             ));
         }
         let state = node
-            .container
-            .as_ref()
+            .container()
             .ok_or_else(|| RequestError::not_found("not a container"))?;
         match (ri, which) {
             (Some(ri), _) => ri.clone(),
@@ -267,10 +267,7 @@ async fn child_refs(
             }
             refs.push(reference);
         }
-        let container = n
-            .container
-            .as_ref()
-            .is_some_and(|c| !c.instances.is_empty())
+        let container = n.container().is_some_and(|c| !c.instances.is_empty())
             && reader.may_include(&tree, n, AccessOperation::Discovery);
         (refs, container.then(|| n.path.clone()))
     };
@@ -302,7 +299,7 @@ async fn instances_within(
     let room = budget.resources_left();
     let (wanted, all) = {
         let tree = cse.tree.read();
-        let Some(state) = tree.get(ri).and_then(|n| n.container.as_ref()) else {
+        let Some(state) = tree.get(ri).and_then(|n| n.container()) else {
             return Ok(Vec::new());
         };
         let mut live = state
@@ -340,34 +337,6 @@ async fn instances_within(
     Ok(rows)
 }
 
-/// The stored instances of a container that are still live: not expired, and still in
-/// the container's index (rows of evicted instances may linger until a range delete).
-pub(crate) async fn live_instances(
-    cse: &Cse,
-    ri: &Ri,
-    now: Timestamp,
-) -> Result<Vec<bastion_store::StoredResource>, RequestError> {
-    let rows = cse
-        .store
-        .children(ri, Some(4))
-        .await
-        .map_err(|_| RequestError::Internal("storage read failed".into()))?;
-    let tree = cse.tree.read();
-    let Some(state) = tree.get(ri).and_then(|n| n.container.as_ref()) else {
-        return Ok(Vec::new());
-    };
-    Ok(rows
-        .into_iter()
-        .filter(|r| {
-            state.holds_row(r.seq)
-                && r.et
-                    .as_deref()
-                    .and_then(Timestamp::parse)
-                    .is_none_or(|et| et > now)
-        })
-        .collect())
-}
-
 /// Nests children (recursively, up to `levels`) as arrays under their `m2m:<type>`
 /// names: each child the originator may RETRIEVE, with its own children below it (a
 /// child left out takes its subtree with it), and the instances of a container the
@@ -396,10 +365,7 @@ fn nest_children<'a>(
                 .filter(|c| reader.may_include(&tree, c, AccessOperation::Retrieve))
                 .map(|c| (c.ri.clone(), c.ty, c.attrs.clone()))
                 .collect();
-            let with_instances = n
-                .container
-                .as_ref()
-                .is_some_and(|c| !c.instances.is_empty())
+            let with_instances = n.container().is_some_and(|c| !c.instances.is_empty())
                 && n.attrs.get("disr").and_then(Value::as_bool) != Some(true);
             (children, with_instances)
         };

@@ -26,14 +26,14 @@ pub(crate) const NCT_RI: u8 = 3;
 
 /// A compiled `<subscription>`.
 #[derive(Debug, Clone)]
-pub(crate) struct SubscriptionState {
+pub struct SubscriptionState {
     pub nu: Vec<String>,
     pub net: Vec<u8>,
     pub nct: u8,
-    pub criteria: Criteria,
+    pub(crate) criteria: Criteria,
     /// Notifications left before the subscription ends (`exc`).
     pub exc: Option<u64>,
-    pub policy: Policy,
+    pub(crate) policy: Policy,
     /// Where the deletion notice goes (`su`).
     pub su: Option<String>,
     /// The subscriber, whose RETRIEVE privilege every notification re-checks.

@@ -3,80 +3,16 @@
 //! the read path of the CSE and the place where writes are decided; the store only makes
 //! them durable (see docs/architecture.md).
 
-use bastion_policy::RuleSet;
+pub use crate::state::{
+    AcpRules, ContainerState, DacState, GroupState, Instance, Ri, RoleState, TokenState, TypeState,
+};
 use bastion_proto::time::Timestamp;
 use bastion_proto::ResourceType;
 use serde_json::{Map, Value};
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
-
-/// A resource ID, shared between the node map and child lists.
-pub type Ri = Arc<str>;
-
-/// A compiled `<accessControlPolicy>`.
-#[derive(Debug)]
-pub struct AcpRules {
-    pub pv: RuleSet,
-    pub pvs: RuleSet,
-}
-
-/// One `<contentInstance>` as its container remembers it: enough for counters, eviction,
-/// expiry and name uniqueness, without the content.
-#[derive(Clone, Debug)]
-pub struct Instance {
-    pub seq: i64,
-    pub ri: Box<str>,
-    pub name_hash: u64,
-    pub cs: u64,
-    pub et: Option<i64>,
-}
-
-/// The instance index of a `<container>`.
-#[derive(Debug, Default)]
-pub struct ContainerState {
-    /// Oldest first.
-    pub instances: VecDeque<Instance>,
-    /// Hashes of every instance's `rn`, for sibling-name uniqueness (a hash collision can
-    /// only cause a spurious 4105, never a duplicate name).
-    pub names: HashSet<u64>,
-    pub cbs: u64,
-    /// Full attributes of the newest instance, when known.
-    pub latest: Option<Arc<Map<String, Value>>>,
-    /// Highest `seq` ever evicted; every stored instance at or below it is gone.
-    pub evicted_through: i64,
-    /// Evictions whose rows are still on disk.
-    pub unflushed_evictions: u32,
-}
-
-impl ContainerState {
-    pub fn cni(&self) -> u64 {
-        self.instances.len() as u64
-    }
-
-    /// Whether a stored instance row is still live: rows of evicted instances may linger
-    /// on disk until the next range delete.
-    pub fn holds_row(&self, seq: i64) -> bool {
-        self.instances
-            .front()
-            .is_some_and(|oldest| seq >= oldest.seq)
-    }
-
-    /// Position of the instance with this resource ID. `seq`, when known, finds it by
-    /// binary search (instances are in `seq` order); otherwise the newest end is tried
-    /// first, where most addressed instances are.
-    pub fn position(&self, ri: &str, seq: Option<i64>) -> Option<usize> {
-        match seq {
-            Some(seq) => self
-                .instances
-                .binary_search_by_key(&seq, |i| i.seq)
-                .ok()
-                .filter(|&pos| &*self.instances[pos].ri == ri),
-            None => self.instances.iter().rposition(|i| &*i.ri == ri),
-        }
-    }
-}
 
 /// A resource held in memory.
 #[derive(Debug)]
@@ -97,33 +33,18 @@ pub struct Node {
     /// Non-instance children, oldest first.
     pub children: Vec<Ri>,
     pub child_names: HashMap<String, Ri>,
-    /// Compiled rules when this node is an `<accessControlPolicy>`.
-    pub acp: Option<Arc<AcpRules>>,
     /// Resource IDs the `acpi` attribute resolved to when it was written.
     pub acpi: Vec<Ri>,
-    pub container: Option<Box<ContainerState>>,
-    /// Typed state of `<group>`, `<role>`, `<token>` and
-    /// `<dynamicAuthorizationConsultation>` resources, derived from their attributes
-    /// whenever they are written or loaded (`authz_state.rs`).
-    pub authz: Option<Box<AuthzState>>,
-    /// Compiled state of a `<subscription>` (`subscription.rs`).
-    pub(crate) sub: Option<Arc<crate::subscription::SubscriptionState>>,
+    /// What the node's type derives from its attributes (`types/`).
+    pub state: TypeState,
     /// For an `<AE>` or `<remoteCSE>` registered over a security association: that
     /// association's identity, absolute form (`identity.rs`). Stored with the resource.
     pub(crate) bound: Option<Box<str>>,
 }
 
-/// What access control needs of a `<group>`, `<role>`, `<token>` or `<dac>` resource.
-#[derive(Debug)]
-pub enum AuthzState {
-    Group(crate::authz_state::GroupState),
-    Role(crate::authz_state::RoleState),
-    Token(crate::authz_state::TokenState),
-    Dac(crate::authz_state::DacState),
-}
-
 impl Node {
-    /// A resource with no children yet; a container gets an empty instance index.
+    /// A resource with no children yet and no state: its type module derives that
+    /// (`types/`).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         ty: ResourceType,
@@ -148,18 +69,94 @@ impl Node {
             et,
             children: Vec::new(),
             child_names: HashMap::new(),
-            acp: None,
             acpi: Vec::new(),
-            container: (ty == ResourceType::Container).then(|| Box::new(ContainerState::default())),
-            authz: None,
-            sub: None,
+            state: TypeState::Plain,
             bound: None,
+        }
+    }
+
+    /// The compiled rules of an `<accessControlPolicy>`.
+    pub fn acp(&self) -> Option<&Arc<AcpRules>> {
+        match &self.state {
+            TypeState::Acp(rules) => Some(rules),
+            _ => None,
+        }
+    }
+
+    /// The instance index of a `<container>`.
+    pub fn container(&self) -> Option<&ContainerState> {
+        match &self.state {
+            TypeState::Container(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    pub fn container_mut(&mut self) -> Option<&mut ContainerState> {
+        match &mut self.state {
+            TypeState::Container(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    /// The resolved members of a `<group>`.
+    pub fn group(&self) -> Option<&GroupState> {
+        match &self.state {
+            TypeState::Group(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    /// A valid `<role>`.
+    pub fn role(&self) -> Option<&RoleState> {
+        match &self.state {
+            TypeState::Role(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    /// A `<token>` whose object verified.
+    pub fn token(&self) -> Option<&TokenState> {
+        match &self.state {
+            TypeState::Token(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    /// A `<dynamicAuthorizationConsultation>`.
+    pub fn dac(&self) -> Option<&DacState> {
+        match &self.state {
+            TypeState::Dac(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    /// The compiled criteria of a `<subscription>`.
+    pub(crate) fn subscription(&self) -> Option<&Arc<crate::subscription::SubscriptionState>> {
+        match &self.state {
+            TypeState::Subscription(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn subscription_mut(
+        &mut self,
+    ) -> Option<&mut Arc<crate::subscription::SubscriptionState>> {
+        match &mut self.state {
+            TypeState::Subscription(state) => Some(state),
+            _ => None,
         }
     }
 
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.et.is_some_and(|et| et <= now)
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Node look-ups ([`Tree::get`]) made on this thread: what the tests count to show
+    /// that an operation's work does not grow with the number of siblings.
+    pub(crate) static LOOKUPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// The tree itself. All access goes through the core's lock.
@@ -176,6 +173,10 @@ pub struct Tree {
     /// Normalized creator → how many `<subscription>` resources it holds, for the
     /// per-originator cap. Normalized with `local` (set before any node is inserted).
     subscriptions_by_creator: HashMap<Box<str>, usize>,
+    /// Parent → its `<subscription>` children, oldest first (their order among the
+    /// parent's `children`), so an event finds the subscriptions it concerns without
+    /// walking the subject's other children.
+    subscriptions_by_parent: HashMap<Ri, Vec<Ri>>,
     local: Option<bastion_policy::LocalIdentity>,
 }
 
@@ -192,6 +193,7 @@ impl Tree {
             role_index: HashMap::new(),
             token_index: HashMap::new(),
             subscriptions_by_creator: HashMap::new(),
+            subscriptions_by_parent: HashMap::new(),
             local: None,
         }
     }
@@ -235,7 +237,16 @@ impl Tree {
     }
 
     pub fn get(&self, ri: &str) -> Option<&Node> {
+        #[cfg(test)]
+        LOOKUPS.with(|n| n.set(n.get() + 1));
         self.nodes.get(ri)
+    }
+
+    /// The resource IDs of the `<subscription>` children of `parent`, oldest first.
+    pub fn subscriptions_under(&self, parent: &str) -> &[Ri] {
+        self.subscriptions_by_parent
+            .get(parent)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// `<role>` resources of this CSE whose `rlid` is `role_id` (TS-0003 7.4 Role
@@ -258,19 +269,25 @@ impl Tree {
     /// Keeps the role, token and subscription indexes in step with a node entering the
     /// tree.
     fn index(&mut self, node: &Node) {
+        if let (ResourceType::Subscription, Some(parent)) = (node.ty, &node.pi) {
+            self.subscriptions_by_parent
+                .entry(parent.clone())
+                .or_default()
+                .push(node.ri.clone());
+        }
         if let Some(key) = self.subscriber_key(node) {
             *self
                 .subscriptions_by_creator
                 .entry(key.into_boxed_str())
                 .or_insert(0) += 1;
         }
-        match node.authz.as_deref() {
-            Some(AuthzState::Role(role)) => self
+        match &node.state {
+            TypeState::Role(role) => self
                 .role_index
                 .entry(role.role_id.clone())
                 .or_default()
                 .push(node.ri.clone()),
-            Some(AuthzState::Token(token)) => {
+            TypeState::Token(token) => {
                 self.token_index
                     .insert(token.token.token_id.as_str().into(), node.ri.clone());
             }
@@ -280,6 +297,14 @@ impl Tree {
 
     /// ... and leaving it.
     fn unindex(&mut self, node: &Node) {
+        if let (ResourceType::Subscription, Some(parent)) = (node.ty, &node.pi) {
+            if let Some(list) = self.subscriptions_by_parent.get_mut(parent) {
+                list.retain(|ri| *ri != node.ri);
+                if list.is_empty() {
+                    self.subscriptions_by_parent.remove(parent);
+                }
+            }
+        }
         if let Some(key) = self.subscriber_key(node) {
             if let Some(n) = self.subscriptions_by_creator.get_mut(key.as_str()) {
                 *n -= 1;
@@ -288,8 +313,8 @@ impl Tree {
                 }
             }
         }
-        match node.authz.as_deref() {
-            Some(AuthzState::Role(role)) => {
+        match &node.state {
+            TypeState::Role(role) => {
                 if let Some(list) = self.role_index.get_mut(&*role.role_id) {
                     list.retain(|ri| *ri != node.ri);
                     if list.is_empty() {
@@ -297,7 +322,7 @@ impl Tree {
                     }
                 }
             }
-            Some(AuthzState::Token(token)) => {
+            TypeState::Token(token) => {
                 let id = token.token.token_id.as_str();
                 if self.token_index.get(id) == Some(&node.ri) {
                     self.token_index.remove(id);
@@ -315,8 +340,7 @@ impl Tree {
     pub fn name_taken(&self, parent: &Node, rn: &str) -> bool {
         parent.child_names.contains_key(rn)
             || parent
-                .container
-                .as_ref()
+                .container()
                 .is_some_and(|c| c.names.contains(&self.name_hash(rn)))
     }
 
@@ -415,5 +439,34 @@ mod tests {
         tree.remove_subtree("ae");
         assert_eq!(tree.subscriptions_of("Cabc"), 0);
         assert_eq!(tree.subscriptions_of("Cother"), 1);
+    }
+
+    #[test]
+    fn subscriptions_are_indexed_by_parent_in_child_order() {
+        let base = node(ResourceType::CseBase, "id-in", None, "");
+        let mut tree = Tree::new(base, 1);
+        tree.insert(node(ResourceType::Ae, "ae", Some("id-in"), "Cabc"));
+        tree.insert(node(ResourceType::Subscription, "s1", Some("ae"), "Cabc"));
+        tree.insert(node(ResourceType::Container, "c1", Some("ae"), "Cabc"));
+        tree.insert(node(ResourceType::Subscription, "s2", Some("ae"), "Cabc"));
+        tree.insert(node(ResourceType::Subscription, "s3", Some("c1"), "Cabc"));
+        tree.insert(node(ResourceType::Subscription, "s4", Some("ae"), "Cabc"));
+        let under = |tree: &Tree, ri: &str| -> Vec<String> {
+            tree.subscriptions_under(ri)
+                .iter()
+                .map(|r| r.to_string())
+                .collect()
+        };
+        assert_eq!(under(&tree, "ae"), ["s1", "s2", "s4"]);
+        assert_eq!(under(&tree, "c1"), ["s3"]);
+        assert!(under(&tree, "id-in").is_empty());
+        tree.remove_subtree("s2");
+        assert_eq!(under(&tree, "ae"), ["s1", "s4"]);
+        // A removed subtree takes its subscriptions' entries with it.
+        tree.remove_subtree("c1");
+        assert!(under(&tree, "c1").is_empty());
+        tree.remove_subtree("ae");
+        assert!(under(&tree, "ae").is_empty());
+        assert!(tree.subscriptions_by_parent.is_empty());
     }
 }

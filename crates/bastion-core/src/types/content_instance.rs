@@ -1,0 +1,127 @@
+//! `<contentInstance>` (TS-0001 9.6.7; TS-0004 7.4.7.2): not a node of the tree but an
+//! entry of its container's index, created with the container's limits, counters and
+//! state tag.
+
+use super::container::{attr_u64, evict_for, refresh_counters, Flush};
+use super::{common, content_size, created, new_ri, universal, ResourceKind};
+use crate::checks::CreateRequest;
+use crate::render::store_body;
+use crate::tree::{Instance, Ri};
+use crate::Cse;
+use async_trait::async_trait;
+use bastion_proto::time::Timestamp;
+use bastion_proto::{RequestError, ResourceType, Response};
+use bastion_store::{RowKind, StoredResource, WriteOp};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+pub(super) struct ContentInstance;
+
+#[async_trait]
+impl ResourceKind for ContentInstance {
+    async fn create_entry(
+        &self,
+        cse: &Cse,
+        req: &CreateRequest,
+        content: &mut Map<String, Value>,
+        parent: &Ri,
+        now: Timestamp,
+    ) -> Option<Result<Response, RequestError>> {
+        let content = std::mem::take(content);
+        Some(create_instance(cse, req, content, parent, now).await)
+    }
+}
+
+async fn create_instance(
+    cse: &Cse,
+    req: &CreateRequest,
+    mut content: Map<String, Value>,
+    parent_ri: &Ri,
+    now: Timestamp,
+) -> Result<Response, RequestError> {
+    let cs = content_size(content.get("con").unwrap_or(&Value::Null));
+    cse.write_guard()?;
+    let (pending, attrs, notices) = {
+        let mut guard = cse.tree.write();
+        let tree = &mut *guard;
+        let seq = tree.next_seq();
+        let parent = tree
+            .get(parent_ri)
+            .ok_or_else(|| RequestError::not_found("container no longer exists"))?;
+        if attr_u64(&parent.attrs, "mbs").is_some_and(|mbs| cs > mbs) {
+            return Err(RequestError::NotAcceptable(
+                "content is larger than the container's maxByteSize".into(),
+            ));
+        }
+        if attr_u64(&parent.attrs, "mni") == Some(0) {
+            return Err(RequestError::NotAcceptable(
+                "the container's maxNrOfInstances is 0".into(),
+            ));
+        }
+        let ri = new_ri(ResourceType::ContentInstance, seq);
+        let mut c = common(tree, parent, &mut content, || ri.clone(), &cse.config, now)?;
+        if let Some(mia) = attr_u64(&parent.attrs, "mia") {
+            c.et = c.et.min(now.plus_seconds(mia.min(i64::MAX as u64) as i64));
+        }
+        let name_hash = tree.name_hash(&c.rn);
+        let parent = tree.get_mut(parent_ri).expect("looked up above");
+        let mut ops = evict_for(parent, 1, cs, Flush::WhenDue);
+        let st = attr_u64(&parent.attrs, "st").unwrap_or(0) + 1;
+        parent.attrs.insert("st".into(), Value::from(st));
+        let mut attrs = universal(
+            ResourceType::ContentInstance,
+            &ri,
+            &c.rn,
+            parent_ri,
+            now,
+            c.et,
+        );
+        attrs.insert("st".into(), Value::from(st));
+        attrs.insert("cs".into(), Value::from(cs));
+        if c.creator_attr {
+            attrs.insert("cr".into(), Value::String(req.fr.clone()));
+        }
+        attrs.extend(content);
+        let state = parent.container_mut().expect("parent is a container");
+        state.instances.push_back(Instance {
+            seq,
+            ri: ri.clone().into_boxed_str(),
+            name_hash,
+            cs,
+            et: Some(c.et.0),
+        });
+        state.names.insert(name_hash);
+        state.cbs += cs;
+        let shared = Arc::new(attrs);
+        state.latest = Some(shared.clone());
+        // The container's row is not rewritten: cni/cbs are rebuilt from the instance index
+        // at start-up and st from the newest instance (see load.rs), which saves a row
+        // write and a serialization per instance.
+        refresh_counters(parent);
+        ops.push(WriteOp::Upsert(StoredResource {
+            ri,
+            pi: parent_ri.to_string(),
+            rn: c.rn,
+            ty: ResourceType::ContentInstance.number(),
+            // Kept on disk and indexed at start-up without its body (see load.rs).
+            kind: RowKind::Instance,
+            seq,
+            size: cs as i64,
+            et: Some(c.et.format()),
+            body: store_body(&shared, None),
+        }));
+        let (notices, more) = cse.child_created(
+            tree,
+            parent_ri,
+            ResourceType::ContentInstance,
+            &shared,
+            &req.fr,
+        );
+        ops.extend(more);
+        (cse.committer.enqueue(ops), shared, notices)
+    };
+    pending.durable().await?;
+    cse.dispatch(notices).await;
+    let attrs = Arc::try_unwrap(attrs).unwrap_or_else(|shared| (*shared).clone());
+    created(cse, req, ResourceType::ContentInstance, attrs)
+}

@@ -1,0 +1,358 @@
+//! The resource-type registry: one module per resource type this CSE serves, each giving
+//! one [`ResourceKind`], and [`kind`] mapping a [`ResourceType`] to it.
+//!
+//! A kind says what is particular to its type: its attribute policy and allowed children
+//! (from `bastion_proto`), how CREATE of it is authorized and prepared, the state it
+//! derives from its attributes ([`TypeState`]) on CREATE, UPDATE and start-up, what its
+//! writes store, and which audit events it raises. The operations (`create.rs`,
+//! `update.rs`, `delete.rs`, `load.rs`) run the same steps for every type and ask the
+//! kind at each; they hold no per-type branches. Adding a type is one module here and
+//! one arm in [`kind`].
+//!
+//! Layering: this module sits above `tree`, `state`, `authz_state` and `access` (a
+//! kind's CREATE decision goes through the request's [`Enforcer`]) and below the
+//! operations; it reaches the rest of the CSE only through methods of [`Cse`].
+
+mod acp;
+mod ae;
+mod common;
+mod container;
+mod content_instance;
+mod cse_base;
+mod dac;
+pub(crate) mod group;
+mod polling_channel;
+mod remote_cse;
+mod request;
+mod role;
+mod subscription;
+mod token;
+
+pub(crate) use common::{
+    common, content_size, created, new_ri, node_row, remove_node, resolve_acp_id, resolve_acpi,
+    universal,
+};
+pub(crate) use container::{evict_for, live_instances, remove_instance, Flush};
+pub(crate) use polling_channel::channel_of;
+
+use crate::access::Enforcer;
+use crate::audit::{AuditKind, AuditRule};
+use crate::authz_state::Mode;
+use crate::checks::{CreateRequest, Envelope};
+use crate::resolve::Target;
+use crate::tree::{Node, Ri, Tree, TypeState};
+use crate::{Cse, CseConfig, RequestContext};
+use async_trait::async_trait;
+use bastion_policy::{AccessOperation, LocalIdentity, TokenVerifier};
+use bastion_proto::attrs::{self, Phase};
+use bastion_proto::time::Timestamp;
+use bastion_proto::{RequestError, ResourceType, Response};
+use bastion_store::WriteOp;
+use serde_json::{Map, Value};
+
+/// The registry: the kind of every resource type. Types this CSE does not implement get
+/// [`Unimplemented`], which the generic steps answer with 5001.
+pub(crate) fn kind(ty: ResourceType) -> &'static dyn ResourceKind {
+    match ty {
+        ResourceType::AccessControlPolicy => &acp::Acp,
+        ResourceType::Ae => &ae::Ae,
+        ResourceType::Container => &container::Container,
+        ResourceType::ContentInstance => &content_instance::ContentInstance,
+        ResourceType::CseBase => &cse_base::CseBase,
+        ResourceType::Group => &group::Group,
+        ResourceType::Role => &role::Role,
+        ResourceType::Token => &token::Token,
+        ResourceType::DynamicAuthorizationConsultation => &dac::Dac,
+        ResourceType::PollingChannel => &polling_channel::PollingChannel,
+        ResourceType::RemoteCse => &remote_cse::RemoteCse,
+        ResourceType::Request => &request::Request,
+        ResourceType::Subscription => &subscription::Subscription,
+        ResourceType::Other(_) => &Unimplemented,
+    }
+}
+
+/// A type oneM2M defines and this CSE does not implement: every hook keeps its default,
+/// and no parent allows it as a child, so CREATE ends in 5001.
+struct Unimplemented;
+
+impl ResourceKind for Unimplemented {}
+
+/// What a derivation needs besides the attributes: the tree (for members and references)
+/// and the CSE's identity, configuration and trusted token issuers.
+pub(crate) struct Derive<'a> {
+    pub tree: &'a Tree,
+    pub config: &'a CseConfig,
+    pub local: &'a LocalIdentity,
+    pub verifier: &'a TokenVerifier,
+    pub now: Timestamp,
+}
+
+impl Cse {
+    /// The derivation context over `tree` at `now`.
+    pub(crate) fn derive_in<'a>(&'a self, tree: &'a Tree, now: Timestamp) -> Derive<'a> {
+        Derive {
+            tree,
+            config: &self.config,
+            local: &self.local,
+            verifier: self.tokens.verifier(),
+            now,
+        }
+    }
+}
+
+/// What a kind prepared for CREATE before the tree is locked.
+#[derive(Default)]
+pub(crate) struct Prepared {
+    /// The sequence number and resource ID, when they had to be taken early (a
+    /// verification request names the resource).
+    pub id: Option<(i64, String)>,
+    /// The state, when it was derived here rather than under the lock.
+    pub state: Option<TypeState>,
+}
+
+/// The audit events a type raises when it is created, updated or deleted.
+#[derive(Clone, Copy)]
+pub(crate) struct Audited {
+    pub create: AuditKind,
+    pub update: AuditKind,
+    pub delete: AuditKind,
+}
+
+/// A node's new state for an UPDATE, with its attributes when the derivation fixed
+/// them up.
+pub(crate) struct Rederived {
+    pub attrs: Option<Map<String, Value>>,
+    pub state: TypeState,
+}
+
+/// What an UPDATE stores for a node, with the attributes the CSE changed beside those
+/// in the request and `lt`.
+pub(crate) struct Written {
+    pub ops: Vec<WriteOp>,
+    pub also_modified: &'static [&'static str],
+}
+
+/// A resource type's behaviour. Every hook has the default most types want, so a type
+/// module implements only what differs.
+#[async_trait]
+pub(crate) trait ResourceKind: Sync {
+    /// Refuses every CREATE of this type, before the target is resolved.
+    fn check_creatable(&self) -> Result<(), RequestError> {
+        Ok(())
+    }
+
+    /// The answer when the addressed resource cannot be a parent of this type.
+    fn refuse_parent(&self, ty: ResourceType, refused: RequestError) -> RequestError {
+        let _ = ty;
+        refused
+    }
+
+    /// The answer when the parent's type does not hold this type.
+    fn not_a_child(&self, ty: ResourceType) -> RequestError {
+        if !ty.is_creatable() {
+            return RequestError::NotImplemented(
+                format!("resource type {} is not implemented", ty.number()).into(),
+            );
+        }
+        RequestError::InvalidChildType("this parent cannot hold that resource type".into())
+    }
+
+    /// A registration: CREATE that follows its own rules of access, content and storage
+    /// (`<AE>`, `<remoteCSE>`). `None` for types created by the generic steps.
+    async fn register(
+        &self,
+        _cse: &Cse,
+        _req: &CreateRequest,
+        _ctx: &RequestContext,
+        _parent: &Ri,
+        _now: Timestamp,
+    ) -> Option<Result<Response, RequestError>> {
+        None
+    }
+
+    /// The access decision for creating a resource of type `ty` under `target`.
+    async fn authorize_create(
+        &self,
+        _cse: &Cse,
+        access: &Enforcer<'_>,
+        target: &Target,
+        ty: ResourceType,
+        _parent: &Ri,
+    ) -> Result<AuditRule, RequestError> {
+        access
+            .authorize(target, AccessOperation::Create, Some(ty.number()))
+            .await
+    }
+
+    /// Whether a resource of this type holds children of type `child`.
+    fn allows_child(&self, parent: ResourceType, child: ResourceType) -> bool {
+        parent.allows_child(child)
+    }
+
+    /// Checks content against the type's attribute policy.
+    fn validate(
+        &self,
+        ty: ResourceType,
+        phase: Phase,
+        content: &Map<String, Value>,
+    ) -> Result<(), RequestError> {
+        attrs::validate(ty, phase, content)
+    }
+
+    /// Refuses a child resource name this type reserves.
+    fn check_child_name(&self, _rn: &str) -> Result<(), RequestError> {
+        Ok(())
+    }
+
+    /// Content checks beyond the attribute policy, before anything else of a CREATE or
+    /// UPDATE.
+    fn check_content(&self, _content: &Map<String, Value>) -> Result<(), RequestError> {
+        Ok(())
+    }
+
+    /// CREATE of a child that is not a node of the tree (`<contentInstance>`): the whole
+    /// creation, content taken from `content`. `None` for types held as nodes.
+    async fn create_entry(
+        &self,
+        _cse: &Cse,
+        _req: &CreateRequest,
+        _content: &mut Map<String, Value>,
+        _parent: &Ri,
+        _now: Timestamp,
+    ) -> Option<Result<Response, RequestError>> {
+        None
+    }
+
+    /// Work done before the tree is locked for a CREATE: compiling, verifying.
+    async fn prepare(
+        &self,
+        _cse: &Cse,
+        _req: &CreateRequest,
+        _ctx: &RequestContext,
+        _content: &Map<String, Value>,
+        _parent: &Ri,
+    ) -> Result<Prepared, RequestError> {
+        Ok(Prepared::default())
+    }
+
+    /// Checks under the tree's write lock, before a CREATE writes anything.
+    fn check_locked(
+        &self,
+        _cse: &Cse,
+        _tree: &Tree,
+        _req: &CreateRequest,
+    ) -> Result<(), RequestError> {
+        Ok(())
+    }
+
+    /// Attributes the CSE gives a new resource before the content's.
+    fn initial_attrs(&self, _attrs: &mut Map<String, Value>) {}
+
+    /// The state derived from the attributes, fixing up those the CSE owns. In
+    /// [`Mode::Write`] a bad value is refused; in [`Mode::Load`] the caller makes the
+    /// resource grant nothing instead.
+    fn derive(
+        &self,
+        _cx: &Derive,
+        _ty: ResourceType,
+        _attrs: &mut Map<String, Value>,
+        _mode: Mode,
+    ) -> Result<TypeState, RequestError> {
+        Ok(TypeState::Plain)
+    }
+
+    /// The audit events of this type, if it is audited.
+    fn audited(&self) -> Option<Audited> {
+        None
+    }
+
+    /// Refuses every UPDATE of this type.
+    fn check_updatable(&self) -> Result<(), RequestError> {
+        Ok(())
+    }
+
+    /// Rules of UPDATE beyond the attribute policy, checked before access control.
+    fn check_update(
+        &self,
+        _cse: &Cse,
+        _req: &Envelope,
+        _ri: &Ri,
+        _content: &Map<String, Value>,
+    ) -> Result<(), RequestError> {
+        Ok(())
+    }
+
+    /// Work done before the tree is locked for an UPDATE; a new state when it yields one.
+    async fn prepare_update(
+        &self,
+        _cse: &Cse,
+        _ri: &Ri,
+        _content: &Map<String, Value>,
+    ) -> Result<Option<TypeState>, RequestError> {
+        Ok(None)
+    }
+
+    /// The new state for an UPDATE of `node` with `content`, checked before anything
+    /// changes. `None` keeps the state.
+    fn rederive(
+        &self,
+        _cx: &Derive,
+        _node: &Node,
+        _content: &Map<String, Value>,
+    ) -> Result<Option<Rederived>, RequestError> {
+        Ok(None)
+    }
+
+    /// What an UPDATE of `node` stores, after the content was applied; `previous` holds
+    /// the values the content replaced.
+    fn write_update(&self, node: &mut Node, _previous: &Map<String, Value>) -> Written {
+        Written {
+            ops: vec![WriteOp::Upsert(node_row(node))],
+            also_modified: &[],
+        }
+    }
+
+    /// Rules of DELETE beyond access control, checked before it.
+    fn check_delete(&self, _cse: &Cse, _req: &Envelope) -> Result<(), RequestError> {
+        Ok(())
+    }
+
+    /// Whether a resource of this type is bound to the security association it was
+    /// registered over (`identity.rs`).
+    fn binds_identity(&self) -> bool {
+        false
+    }
+
+    /// Whether the state is derived only once every stored resource is loaded (it
+    /// refers to resources created later than itself).
+    fn reload_last(&self) -> bool {
+        false
+    }
+
+    /// The state of a stored resource at start-up. A value that no longer validates
+    /// makes it `Plain`; `Err` only for a row that cannot be read at all.
+    fn reload(&self, cx: &Derive, node: &mut Node, _row_body: &str) -> Result<TypeState, String> {
+        match self.derive(cx, node.ty, &mut node.attrs, Mode::Load) {
+            Ok(state) => Ok(state),
+            Err(e) => {
+                tracing::warn!(ri = %node.ri, reason = %e, "stored resource no longer validates; it grants nothing");
+                Ok(TypeState::Plain)
+            }
+        }
+    }
+}
+
+/// The attributes of `attrs` after `content` is applied (a null removes).
+pub(crate) fn merged(
+    attrs: &Map<String, Value>,
+    content: &Map<String, Value>,
+) -> Map<String, Value> {
+    let mut merged = attrs.clone();
+    for (k, v) in content {
+        match v {
+            Value::Null => merged.remove(k),
+            v => merged.insert(k.clone(), v.clone()),
+        };
+    }
+    merged
+}

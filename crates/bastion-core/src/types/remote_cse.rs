@@ -1,0 +1,46 @@
+//! `<remoteCSE>` (TS-0001 9.6.4): registration and its rules for UPDATE and DELETE.
+//! The registration itself, and what routing needs of registered CSEs, live with the
+//! CSE's methods in `remote_cse.rs`.
+
+use super::ResourceKind;
+use crate::checks::{CreateRequest, Envelope};
+use crate::tree::Ri;
+use crate::{Cse, RequestContext};
+use async_trait::async_trait;
+use bastion_proto::time::Timestamp;
+use bastion_proto::{RequestError, Response};
+use serde_json::{Map, Value};
+
+pub(super) struct RemoteCse;
+
+#[async_trait]
+impl ResourceKind for RemoteCse {
+    async fn register(
+        &self,
+        cse: &Cse,
+        req: &CreateRequest,
+        ctx: &RequestContext,
+        parent: &Ri,
+        now: Timestamp,
+    ) -> Option<Result<Response, RequestError>> {
+        Some(cse.register_remote_cse(req, ctx, parent, now).await)
+    }
+
+    fn check_update(
+        &self,
+        cse: &Cse,
+        req: &Envelope,
+        ri: &Ri,
+        content: &Map<String, Value>,
+    ) -> Result<(), RequestError> {
+        cse.check_remote_cse_update(req, ri, content)
+    }
+
+    fn check_delete(&self, cse: &Cse, req: &Envelope) -> Result<(), RequestError> {
+        cse.check_remote_cse_delete(req)
+    }
+
+    fn binds_identity(&self) -> bool {
+        true
+    }
+}
