@@ -43,7 +43,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use encode::{http_path, query_string};
 pub use tls::TlsConnector;
 pub use transport::{Schemes, Transport};
 

@@ -28,12 +28,13 @@
 use crate::Das;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, Request as HttpRequest};
+use axum::http::{HeaderValue, Method, Request as HttpRequest};
 use axum::response::Response as HttpResponse;
 use axum::Router;
 use bastion_http::listen::{self, Gate, Timeouts};
 use bastion_http::tls::SaIdentity;
 use bastion_proto::security_info::SecurityInfo;
+use bastion_proto::wire::http as mapping;
 use bastion_proto::{json, RequestError, Response, Rsc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,31 +132,9 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-fn single(headers: &HeaderMap, name: &str) -> Result<Option<String>, RequestError> {
-    let mut values = headers.get_all(name).iter();
-    let Some(first) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(RequestError::bad_request(format!(
-            "header {name} given twice"
-        )));
-    }
-    first
-        .to_str()
-        .map(|s| Some(s.trim().to_owned()))
-        .map_err(|_| RequestError::bad_request(format!("header {name} is not visible ASCII")))
-}
-
 async fn handle(State(state): State<AppState>, request: HttpRequest<Body>) -> HttpResponse {
-    let rqi = single(request.headers(), "x-m2m-ri")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let rvi = single(request.headers(), "x-m2m-rvi")
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| "3".to_owned());
+    let (rqi, rvi) = mapping::echo_ids(request.headers());
+    let rvi = rvi.unwrap_or_else(|| "3".to_owned());
     let mut close_connection = false;
     let mut resp = match answer(&state, request).await {
         Ok(pc) => {
@@ -195,27 +174,15 @@ async fn answer(
         )
         .into());
     };
-    let content_type = single(headers, "content-type")?;
-    let (media, has_ty) = match &content_type {
-        Some(ct) => {
-            let mut it = ct.split(';');
-            let media = it.next().unwrap_or("").trim().to_ascii_lowercase();
-            let has_ty = it.any(|p| {
-                p.split('=')
-                    .next()
-                    .is_some_and(|k| k.trim().eq_ignore_ascii_case("ty"))
-            });
-            (Some(media), has_ty)
-        }
-        None => (None, false),
-    };
+    let content_type = mapping::content_type(headers)?;
+    let has_ty = content_type.as_ref().is_some_and(|ct| ct.ty.is_some());
     if parts.method != Method::POST || has_ty {
         return Err(RequestError::not_allowed(
             "a DAS Server accepts only NOTIFY (POST without ty)",
         )
         .into());
     }
-    let requester = single(headers, "x-m2m-origin")?
+    let requester = mapping::single_header(headers, mapping::header::ORIGIN)?
         .filter(|o| !o.is_empty())
         .ok_or_else(|| RequestError::bad_request("X-M2M-Origin missing"))?;
     bastion_proto::id::validate_originator(&requester)?;
@@ -232,7 +199,7 @@ async fn answer(
             bound
         }
     };
-    if single(headers, "x-m2m-ri")?.is_none_or(|r| r.is_empty()) {
+    if mapping::single_header(headers, mapping::header::RI)?.is_none_or(|r| r.is_empty()) {
         return Err(RequestError::bad_request("X-M2M-RI missing").into());
     }
     let bytes = bastion_http::read_body(body, MAX_BODY_BYTES, state.body_timeout)
@@ -244,7 +211,7 @@ async fn answer(
     if bytes.is_empty() {
         return Err(RequestError::bad_request("a securityInfo body is required").into());
     }
-    match media {
+    match content_type.map(|ct| ct.media) {
         Some(m) if JSON_TYPES.contains(&m.as_str()) => {}
         _ => {
             return Err(RequestError::UnsupportedMediaType(

@@ -23,6 +23,7 @@ use axum::response::Response as HttpResponse;
 use bastion_core::{explanation_json, Cse, ExplainQuery, RequestContext};
 use bastion_policy::{AccessOperation, Location};
 use bastion_proto::time::Timestamp;
+use bastion_proto::wire::http as mapping;
 use bastion_proto::{RequestError, Response, Rsc};
 use percent_encoding::percent_decode_str;
 use std::net::IpAddr;
@@ -35,13 +36,13 @@ pub const EXPLAIN_PATH: &str = "/__bastion/explain";
 pub async fn explain(cse: &Cse, request: HttpRequest<Body>, ctx: &RequestContext) -> HttpResponse {
     // The body is ignored; only the (Sync) head is kept across the await.
     let (request, _) = request.into_parts();
-    let rqi = header(&request, "x-m2m-ri").unwrap_or_default();
+    let rqi = header(&request, mapping::header::RI).unwrap_or_default();
     let mut resp = match answer(cse, &request, ctx).await {
         Ok(resp) => resp,
         Err(err) => Response::error(&err, String::new()),
     };
     resp.rqi = rqi;
-    resp.rvi = Some(header(&request, "x-m2m-rvi").unwrap_or_else(|| "3".to_owned()));
+    resp.rvi = Some(header(&request, mapping::header::RVI).unwrap_or_else(|| "3".to_owned()));
     resp.fr = Some(cse.config().cse_id.clone());
     encode(&resp)
 }
@@ -56,7 +57,7 @@ async fn answer(
             "the explain API answers GET only",
         ));
     }
-    cse.authorize_operator(header(request, "x-m2m-origin").as_deref(), ctx)?;
+    cse.authorize_operator(header(request, mapping::header::ORIGIN).as_deref(), ctx)?;
     let query = parse_query(request.uri.query().unwrap_or(""))?;
     let explanation = cse.explain(&query).await?;
     let mut resp = Response::new(Rsc::Ok, String::new());
@@ -142,7 +143,7 @@ pub fn parse_query(query: &str) -> Result<ExplainQuery, RequestError> {
 /// `/cse-in/ae` is CSE-relative, `/~/id-in/cse-in/ae` SP-relative, `/_/sp/id-in/…`
 /// absolute.
 pub fn target_from_path(path: &str) -> Result<String, RequestError> {
-    crate::decode::target_decoded(path)
+    bastion_proto::wire::http::target_decoded(path)
 }
 
 /// `retrieve`, `create`, … (case-insensitive) as an access-control operation.

@@ -137,6 +137,17 @@ impl ResponseType {
             _ => return None,
         })
     }
+
+    /// The number [`ResponseType::from_number`] reads.
+    pub fn number(self) -> u64 {
+        match self {
+            ResponseType::NonBlockingSynch => 1,
+            ResponseType::NonBlockingAsynch => 2,
+            ResponseType::Blocking => 3,
+            ResponseType::FlexBlocking => 4,
+            ResponseType::NoResponse => 5,
+        }
+    }
 }
 
 /// A request primitive. Optional parameters a binding did not receive are `None`/empty;

@@ -9,17 +9,16 @@
 use crate::cli::ExplainArgs;
 use crate::settings::Settings;
 use crate::Failure;
+use bastion_client::{Client, ClientConfig};
 use bastion_core::{explanation_json, Cse, ExplainQuery};
 use bastion_policy::{AccessOperation, Location};
 use bastion_proto::clock::{Clock, SystemClock};
 use bastion_proto::time::Timestamp;
+use bastion_proto::{Operation, Request};
 use bastion_store::Store;
 use bastion_store_sqlite::SqliteStore;
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::Value;
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -103,58 +102,58 @@ fn from_data_dir(settings: &Settings, query: &ExplainQuery) -> Result<Value, Fai
     result
 }
 
-/// `GET /__bastion/explain` on a running server, as the configured admin.
+/// `GET /__bastion/explain` on a running server, as the configured admin, through
+/// `bastion_client`.
 fn ask_server(url: &str, admin: &str, query: &ExplainQuery) -> Result<Value, Failure> {
-    let authority = url
+    let base = url
         .strip_prefix("http://")
         .map(|rest| rest.trim_end_matches('/'))
         .filter(|a| !a.is_empty() && !a.contains('/'))
+        .map(|authority| format!("http://{authority}{}", bastion_http::admin::EXPLAIN_PATH))
         .ok_or_else(|| {
             Failure::Config(format!(
                 "--url {url:?}: expected http://HOST:PORT (https is not supported)"
             ))
         })?;
-    let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
-    let mut target = format!(
-        "{}?originator={}&op={}&to={}",
-        bastion_http::admin::EXPLAIN_PATH,
-        enc(&query.originator),
-        query.operation.name().to_ascii_lowercase(),
-        enc(&query.to)
-    );
+    // The explain endpoint's parameters are plain `name=value` query pairs, which a
+    // request primitive carries as attribute conditions.
+    let mut pairs = vec![
+        ("originator".to_owned(), query.originator.clone()),
+        ("op".to_owned(), query.operation.name().to_ascii_lowercase()),
+        ("to".to_owned(), query.to.clone()),
+    ];
     if let Some(ty) = query.create_type {
-        let _ = write!(target, "&ty={ty}");
+        pairs.push(("ty".to_owned(), ty.to_string()));
     }
     if let Some(at) = query.time {
-        let _ = write!(target, "&at={}", at.format());
+        pairs.push(("at".to_owned(), at.format()));
     }
     if let Some(ip) = query.peer_ip {
-        let _ = write!(target, "&ip={}", enc(&ip.to_string()));
+        pairs.push(("ip".to_owned(), ip.to_string()));
     }
     if let Some(l) = query.location {
-        let _ = write!(target, "&loc={},{}", l.latitude, l.longitude);
+        pairs.push(("loc".to_owned(), format!("{},{}", l.latitude, l.longitude)));
     }
-    let unreachable = |e: std::io::Error| Failure::Runtime(format!("cannot reach {url}: {e}"));
-    let addr = authority
-        .to_socket_addrs()
-        .map_err(unreachable)?
-        .next()
-        .ok_or_else(|| Failure::Runtime(format!("{url}: no address")))?;
-    let mut stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT).map_err(unreachable)?;
-    stream
-        .set_read_timeout(Some(HTTP_TIMEOUT))
-        .map_err(unreachable)?;
-    let request = format!(
-        "GET {target} HTTP/1.1\r\nHost: {authority}\r\nX-M2M-Origin: {admin}\r\n\
-         X-M2M-RI: bastion-acp-explain\r\nX-M2M-RVI: 3\r\nAccept: application/json\r\n\
-         Connection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).map_err(unreachable)?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(unreachable)?;
-    let (rsc, body) = parse_http(&raw)
-        .ok_or_else(|| Failure::Runtime(format!("{url} did not answer with HTTP")))?;
-    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut request = Request {
+        op: Some(Operation::Retrieve),
+        fr: Some(admin.to_owned()),
+        rqi: Some("bastion-acp-explain".to_owned()),
+        ..Request::default()
+    };
+    request.fc.atr = pairs;
+    let client = Client::new(ClientConfig {
+        timeout: HTTP_TIMEOUT,
+        ..ClientConfig::default()
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
+    let response = runtime
+        .block_on(client.send(&base, &request))
+        .map_err(|e| Failure::Runtime(format!("cannot reach {url}: {e}")))?;
+    let rsc = response.rsc.code();
+    let json = response.pc.unwrap_or(Value::Null);
     if rsc != 2000 {
         let dbg = json.get("m2m:dbg").and_then(Value::as_str).unwrap_or("");
         let hint = if rsc == 4103 {
@@ -167,47 +166,6 @@ fn ask_server(url: &str, admin: &str, query: &ExplainQuery) -> Result<Value, Fai
         )));
     }
     Ok(json)
-}
-
-/// `X-M2M-RSC` and the (de-chunked) body of a raw HTTP/1.1 response.
-fn parse_http(raw: &[u8]) -> Option<(u32, Vec<u8>)> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..split]).ok()?;
-    let body = &raw[split + 4..];
-    let mut rsc = None;
-    let mut chunked = false;
-    for line in head.lines().skip(1) {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
-        if name == "x-m2m-rsc" {
-            rsc = value.parse().ok();
-        } else if name == "transfer-encoding" && value.eq_ignore_ascii_case("chunked") {
-            chunked = true;
-        }
-    }
-    let body = if chunked {
-        dechunk(body)?
-    } else {
-        body.to_vec()
-    };
-    Some((rsc?, body))
-}
-
-fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = data.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&data[..eol]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        data = &data[eol + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(data.get(..size)?);
-        data = data.get(size + 2..)?;
-    }
 }
 
 /// The readable form of an explanation's JSON.
@@ -362,15 +320,6 @@ pub fn parse_at(text: &str) -> Result<Timestamp, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn http_parsing() {
-        let plain = b"HTTP/1.1 200 OK\r\nX-M2M-RSC: 2000\r\ncontent-length: 2\r\n\r\n{}";
-        assert_eq!(parse_http(plain), Some((2000, b"{}".to_vec())));
-        let chunked = b"HTTP/1.1 403 Forbidden\r\nx-m2m-rsc: 4103\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
-        assert_eq!(parse_http(chunked), Some((4103, b"abcde".to_vec())));
-        assert_eq!(parse_http(b"garbage"), None);
-    }
 
     #[test]
     fn timestamps_and_locations() {

@@ -50,7 +50,7 @@ fn primitive(args: &ReqArgs) -> Result<Request, Failure> {
             ReqOp::Delete => Operation::Delete,
             ReqOp::Notify => Operation::Notify,
         }),
-        to: to_address(&args.to),
+        to: to_address(&args.to)?,
         fr: args.from.clone(),
         rqi: args.rqi.clone(),
         ty: args.ty,
@@ -62,15 +62,10 @@ fn primitive(args: &ReqArgs) -> Result<Request, Failure> {
 
 /// `--to` as written in an HTTP path (TS-0009 6.2.2.1): `/cse-in/x` is CSE-relative,
 /// `/~/id-in/x` SP-relative, `/_/sp.example/id-in/x` absolute; without a leading `/` the
-/// address is taken as it is.
-fn to_address(to: &str) -> String {
-    if let Some(rest) = to.strip_prefix("/~/") {
-        format!("/{rest}")
-    } else if let Some(rest) = to.strip_prefix("/_/") {
-        format!("//{rest}")
-    } else {
-        to.strip_prefix('/').unwrap_or(to).to_owned()
-    }
+/// address is taken as it is. The binding's own path mapping reads it.
+fn to_address(to: &str) -> Result<String, Failure> {
+    bastion_proto::wire::http::target_decoded(to)
+        .map_err(|e| Failure::Config(format!("--to {to}: {e}")))
 }
 
 fn client(args: &ReqArgs) -> Result<Client, Failure> {
@@ -132,12 +127,13 @@ mod tests {
 
     #[test]
     fn to_follows_the_http_path_forms() {
-        assert_eq!(to_address("/cse-in/ae"), "cse-in/ae");
-        assert_eq!(to_address("cse-in/ae"), "cse-in/ae");
-        assert_eq!(to_address("/~/id-in/ae"), "/id-in/ae");
+        assert_eq!(to_address("/cse-in/ae").unwrap(), "cse-in/ae");
+        assert_eq!(to_address("cse-in/ae").unwrap(), "cse-in/ae");
+        assert_eq!(to_address("/~/id-in/ae").unwrap(), "/id-in/ae");
         assert_eq!(
-            to_address("/_/sp.example/id-in/ae"),
+            to_address("/_/sp.example/id-in/ae").unwrap(),
             "//sp.example/id-in/ae"
         );
+        assert!(matches!(to_address("/~"), Err(Failure::Config(_))));
     }
 }

@@ -350,6 +350,12 @@ async fn malformed_requests_get_exact_onem2m_errors() {
     assert_eq!((status, rsc.as_str()), (415, "4015"));
     let (status, rsc) = raw(&addr, "application/json", "{}", false);
     assert_eq!((status, rsc.as_str()), (400, "4000"));
+    // `ty` in Content-Type: a CREATE is 4005; a `ty` that is no number is 4000, as at the
+    // CSE (the shared Content-Type parser).
+    let (status, rsc) = raw(&addr, "application/json;ty=3", "{}", true);
+    assert_eq!((status, rsc.as_str()), (405, "4005"));
+    let (status, rsc) = raw(&addr, "application/json;ty=x", "{}", true);
+    assert_eq!((status, rsc.as_str()), (400, "4000"));
 }
 
 /// One raw HTTP/1.1 POST; returns the status and X-M2M-RSC.

@@ -11,6 +11,7 @@
 //! bare-axum --listen 127.0.0.1:18090 --body-bytes 300
 //! ```
 
+use bastion_proto::wire::http::header as m2m;
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
@@ -33,9 +34,9 @@ struct Args {
     body_bytes: usize,
 }
 
-static X_M2M_RI: HeaderName = HeaderName::from_static("x-m2m-ri");
-static X_M2M_RSC: HeaderName = HeaderName::from_static("x-m2m-rsc");
-static X_M2M_RVI: HeaderName = HeaderName::from_static("x-m2m-rvi");
+static X_M2M_RI: HeaderName = HeaderName::from_static(m2m::RI);
+static X_M2M_RSC: HeaderName = HeaderName::from_static(m2m::RSC);
+static X_M2M_RVI: HeaderName = HeaderName::from_static(m2m::RVI);
 
 /// A `m2m:cin`-shaped JSON document of exactly `n` bytes (the `con` is padded to fit).
 /// Below the size of the empty template the body is `{}` padded with spaces (still JSON);

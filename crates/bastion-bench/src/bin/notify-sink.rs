@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::Router;
+use bastion_proto::wire::http::header;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +34,7 @@ async fn handle(
     if method == Method::GET {
         return (
             StatusCode::OK,
-            [("x-m2m-rsc", "2000")],
+            [(header::RSC, "2000")],
             count.load(Ordering::Relaxed).to_string(),
         );
     }
@@ -44,7 +45,7 @@ async fn handle(
         count.fetch_add(events, Ordering::Relaxed);
     }
     let _ = headers;
-    (StatusCode::OK, [("x-m2m-rsc", "2000")], String::new())
+    (StatusCode::OK, [(header::RSC, "2000")], String::new())
 }
 
 #[tokio::main(flavor = "current_thread")]

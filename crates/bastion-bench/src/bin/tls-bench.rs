@@ -44,6 +44,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bastion_proto::wire::http::header;
 use clap::{Args, Parser, Subcommand};
 use openssl::ssl::{Ssl, SslContext, SslFiletype, SslMethod, SslVerifyMode, SslVersion};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -506,11 +507,13 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         req.push_str(&target.path);
         req.push_str(" HTTP/1.1\r\nHost: ");
         req.push_str(&target.host);
-        req.push_str("\r\nX-M2M-Origin: ");
-        req.push_str(origin);
         let _ = write!(
             req,
-            "\r\nX-M2M-RI: b{task}-{n}\r\nX-M2M-RVI: 3\r\nAccept: application/json\r\n\r\n"
+            "\r\n{}: {origin}\r\n{}: b{task}-{n}\r\n{}: 3\r\n{}: application/json\r\n\r\n",
+            header::ORIGIN,
+            header::RI,
+            header::RVI,
+            header::ACCEPT
         );
         let t = Instant::now();
         let answer = tokio::time::timeout(IO_TIMEOUT, async {
@@ -565,7 +568,7 @@ async fn read_response<S: AsyncRead + Unpin>(
         let value = value.trim();
         if name.eq_ignore_ascii_case("content-length") {
             length = value.parse::<usize>().ok();
-        } else if name.eq_ignore_ascii_case("x-m2m-rsc") {
+        } else if name.eq_ignore_ascii_case(header::RSC) {
             rsc = Some(value.to_owned());
         } else if name.eq_ignore_ascii_case("connection") {
             close = value.eq_ignore_ascii_case("close");

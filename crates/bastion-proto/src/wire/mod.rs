@@ -9,6 +9,7 @@
 //! request reports as 4000 BAD_REQUEST with a short reason.
 
 mod cbor;
+pub mod http;
 pub mod media;
 mod xml;
 

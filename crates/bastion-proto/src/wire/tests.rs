@@ -76,6 +76,12 @@ fn samples() -> Vec<Value> {
         json!({"m2m:rce": {"m2m:cnt": {"rn": "c", "ty": 3}, "uri": "cse-in/c"}}),
         json!({"m2m:agr": {"m2m:rsp": [{"rsc": 2000, "rqi": "r", "pc": {"m2m:cnt": {"rn": "c"}},
             "to": "Cae", "fr": "/id-in"}]}}),
+        // An empty set of rules, and a request primitive queued on a polling channel.
+        json!({"m2m:acp": {"rn": "open", "ty": 1, "pv": {"acr": []},
+            "pvs": {"acr": [{"acor": ["Cae"], "acop": 63}]}}}),
+        json!({"m2m:rqp": {"op": 5, "to": "Cpoll", "fr": "/id-in", "rqi": "pch-1", "rvi": "3",
+            "pc": {"m2m:sgn": {"nev": {"rep": {"m2m:cin": {"rn": "i", "ty": 4, "con": "q"}},
+            "net": 3}, "sur": "/id-in/sub1"}}}}),
     ]
 }
 

@@ -51,7 +51,9 @@ enum XKind {
 /// Members of complex data types (TS-0004 §6.3.5), by short name: short names are unique
 /// across the complex types Bastion reads, so one table serves them all.
 const MEMBERS: &[(&str, XKind)] = &[
-    // accessControlRule (pv, pvs)
+    // setOfAcrs (pv, pvs) and accessControlRule
+    ("pv", XKind::Obj),
+    ("pvs", XKind::Obj),
     ("acr", XKind::ObjList),
     ("acor", XKind::StrList),
     ("acop", XKind::Int),
@@ -111,6 +113,7 @@ const MEMBERS: &[(&str, XKind)] = &[
     ("to", XKind::Str),
     ("fr", XKind::Str),
     ("ot", XKind::Str),
+    ("op", XKind::Int),
 ];
 
 /// Roots that are not resources (TS-0004 §6.3.5, §7.2.1).
@@ -119,13 +122,21 @@ const ROOTS: &[(&str, XKind)] = &[
     ("m2m:uri", XKind::Str),
     ("m2m:uril", XKind::StrList),
     ("m2m:atrl", XKind::StrList),
+    // a request primitive delivered through <pollingChannelURI>
+    ("m2m:rqp", XKind::Obj),
 ];
 
 /// Members whose type depends on the element holding them: (parent, member, kind).
 const MEMBERS_IN: &[(&str, &str, XKind)] = &[
     // eventNotificationCriteria's `net` is a list; a notification event's is one value.
     ("nev", "net", XKind::Int),
+    // A request's content holds one notification; only m2m:agn repeats them.
+    ("pc", "m2m:sgn", XKind::Obj),
 ];
+
+/// Lists of complex values that may be empty: XML writes an empty one as no elements,
+/// so reading the parent without any puts the empty list back: (parent, member).
+const EMPTY_LISTS: &[(&str, &str)] = &[("pv", "acr"), ("pvs", "acr")];
 
 fn member_kind(name: &str) -> Option<XKind> {
     MEMBERS.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
@@ -256,7 +267,7 @@ fn write_element(
                 if key == "rn" && rn.is_some() {
                     continue;
                 }
-                let repeated = member_kind(key) == Some(XKind::TextList);
+                let repeated = matches!(member_kind(key), Some(XKind::TextList | XKind::ObjList));
                 match member {
                     Value::Array(_) if repeated || !is_simple_list(member) => {
                         for item in member.as_array().into_iter().flatten() {
@@ -520,6 +531,10 @@ fn object_value(node: Node, ty: Option<ResourceType>) -> Result<Value, WireError
         }
         let value = typed(child, kind)?;
         out.insert(key, value);
+    }
+    for (_, member) in EMPTY_LISTS.iter().filter(|(p, _)| *p == node.key) {
+        out.entry(*member)
+            .or_insert_with(|| Value::Array(Vec::new()));
     }
     Ok(Value::Object(out))
 }

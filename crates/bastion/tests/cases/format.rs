@@ -48,6 +48,18 @@ pub struct Case {
     /// Runs under one runner only; `why` says what the other cannot express.
     #[serde(default)]
     pub only: Option<Only>,
+    /// Over HTTP, runs in these serializations only (`json`, `cbor`, `xml`); `why` says
+    /// what the others cannot carry.
+    #[serde(default)]
+    pub only_in: Option<OnlyIn>,
+}
+
+/// A case that some serializations cannot carry (XML text has no JSON types).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnlyIn {
+    pub serializations: Vec<String>,
+    pub why: String,
 }
 
 /// A case that only one runner can carry.

@@ -46,6 +46,27 @@ pub fn runs_under(case: &Case, runner: RunnerKind) -> bool {
     }
 }
 
+/// Whether `case` runs over HTTP in `serialization`; says why when it does not.
+pub fn runs_in(case: &Case, serialization: bastion_proto::wire::Serialization) -> bool {
+    match &case.only_in {
+        Some(only)
+            if !only
+                .serializations
+                .iter()
+                .any(|s| s == serialization.name()) =>
+        {
+            eprintln!(
+                "{}: not in {}: {}",
+                case.name,
+                serialization.label(),
+                only.why
+            );
+            false
+        }
+        _ => true,
+    }
+}
+
 static NEXT_RQI: AtomicU64 = AtomicU64::new(1);
 
 /// Runs one case against `target`; `Err` holds every way it failed, one per line.
