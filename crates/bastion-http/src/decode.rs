@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, Method, Request as HttpRequest};
 use bastion_proto::wire::http as mapping;
 use bastion_proto::wire::Serialization;
 use bastion_proto::{Request, RequestError};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 
 /// A request that could not be decoded, with what is known for echoing.
 #[derive(Debug)]
@@ -78,14 +78,14 @@ pub async fn decode(
 }
 
 /// The whole body, at most `max_body` bytes (more is 4000), within `body_timeout` (later
-/// is 4008). Either failure leaves body bytes unread: the connection should end after the
-/// answer. Public for the other routers served on [`crate::listen`] (the DAS).
+/// is 4008). After a failure the connection should end with the answer: a slow body is
+/// left unread, an oversized one is read only up to a bounded tail. Public for the other routers served on [`crate::listen`] (the DAS).
 pub async fn read_body(
     body: Body,
     max_body: usize,
     body_timeout: std::time::Duration,
 ) -> Result<bytes::Bytes, RequestError> {
-    let collected = tokio::time::timeout(body_timeout, Limited::new(body, max_body).collect())
+    tokio::time::timeout(body_timeout, collect_within(body, max_body))
         .await
         .map_err(|_| {
             RequestError::RequestTimeout(
@@ -95,8 +95,42 @@ pub async fn read_body(
                 )
                 .into(),
             )
-        })?;
-    Ok(collected.map_err(|_| too_large(max_body))?.to_bytes())
+        })?
+}
+
+/// How much of an oversized body is still read (and dropped), as a multiple of the bound.
+/// A server that answers and closes while the client is still sending leaves unread bytes
+/// in the socket; the kernel then resets the connection and the client may lose the 4000
+/// it was sent. Reading a bounded tail lets the answer arrive; a body larger than this is
+/// cut off as before.
+const DRAIN_FACTOR: usize = 4;
+
+/// Collects the body up to `max_body` bytes. Past the bound nothing more is kept: the rest
+/// is read and dropped up to [`DRAIN_FACTOR`] times the bound, then the body is refused.
+async fn collect_within(mut body: Body, max_body: usize) -> Result<bytes::Bytes, RequestError> {
+    let drain_limit = max_body.saturating_mul(DRAIN_FACTOR);
+    let mut kept = bytes::BytesMut::new();
+    let mut received: usize = 0;
+    while let Some(frame) = body.frame().await {
+        // A body that fails mid-way (the client went away) is refused like one too large,
+        // as the size-limited collector did before.
+        let frame = frame.map_err(|_| too_large(max_body))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers carry no content
+        };
+        received = received.saturating_add(data.len());
+        if received <= max_body {
+            kept.extend_from_slice(&data);
+        } else if received > drain_limit {
+            break;
+        } else if !kept.is_empty() {
+            kept = bytes::BytesMut::new();
+        }
+    }
+    if received > max_body {
+        return Err(too_large(max_body));
+    }
+    Ok(kept.freeze())
 }
 
 fn too_large(max: usize) -> RequestError {
