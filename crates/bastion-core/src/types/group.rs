@@ -3,7 +3,7 @@
 
 use super::{Derive, ResourceKind};
 
-use crate::authz_state::{self, Mode};
+use crate::authz_state::Mode;
 use crate::tree::{Node, TypeState};
 use bastion_proto::{RequestError, ResourceType};
 use serde_json::{Map, Value};
@@ -21,32 +21,16 @@ impl ResourceKind for Group {
         attrs: &mut Map<String, Value>,
         mode: Mode,
     ) -> Result<TypeState, RequestError> {
-        authz_state::derive(
-            cx.tree,
-            cx.config,
-            cx.local,
-            cx.verifier,
-            ty,
-            attrs,
-            cx.now,
-            mode,
-        )
+        cx.authz_state(ty, attrs, mode)
     }
 
-    /// Re-validated on the merged attributes before anything changes, so a refused
-    /// update leaves no trace.
     fn rederive(
         &self,
         cx: &Derive,
         node: &Node,
         content: &Map<String, Value>,
     ) -> Result<Option<super::Rederived>, RequestError> {
-        let mut merged = super::merged(&node.attrs, content);
-        let state = self.derive(cx, node.ty, &mut merged, Mode::Write)?;
-        Ok(Some(super::Rederived {
-            attrs: Some(merged),
-            state,
-        }))
+        super::rederive_merged(self, cx, node, content)
     }
 
     /// `fopt` is a group's fan-out point (TS-0001 9.6.14), never a child.

@@ -87,6 +87,45 @@ pub(crate) struct Derive<'a> {
     pub now: Timestamp,
 }
 
+impl Derive<'_> {
+    /// The access-control state of a `<group>`, `<role>`, `<token>` or
+    /// `<dynamicAuthorizationConsultation>` (`authz_state.rs`), derived in this context.
+    pub(crate) fn authz_state(
+        &self,
+        ty: ResourceType,
+        attrs: &mut Map<String, Value>,
+        mode: Mode,
+    ) -> Result<TypeState, RequestError> {
+        crate::authz_state::derive(
+            self.tree,
+            self.config,
+            self.local,
+            self.verifier,
+            ty,
+            attrs,
+            self.now,
+            mode,
+        )
+    }
+}
+
+/// [`ResourceKind::rederive`] for a type whose whole state follows from its attributes:
+/// derived again on the merged attributes before anything changes, so a refused update
+/// leaves no trace.
+pub(crate) fn rederive_merged(
+    kind: &dyn ResourceKind,
+    cx: &Derive,
+    node: &Node,
+    content: &Map<String, Value>,
+) -> Result<Option<Rederived>, RequestError> {
+    let mut attrs = merged(&node.attrs, content);
+    let state = kind.derive(cx, node.ty, &mut attrs, Mode::Write)?;
+    Ok(Some(Rederived {
+        attrs: Some(attrs),
+        state,
+    }))
+}
+
 impl Cse {
     /// The derivation context over `tree` at `now`.
     pub(crate) fn derive_in<'a>(&'a self, tree: &'a Tree, now: Timestamp) -> Derive<'a> {

@@ -2,7 +2,7 @@
 
 use super::{Audited, Derive, ResourceKind};
 use crate::audit::AuditKind;
-use crate::authz_state::{self, Mode};
+use crate::authz_state::Mode;
 use crate::tree::TypeState;
 use bastion_proto::{RequestError, ResourceType};
 use serde_json::{Map, Value};
@@ -17,16 +17,7 @@ impl ResourceKind for Role {
         attrs: &mut Map<String, Value>,
         mode: Mode,
     ) -> Result<TypeState, RequestError> {
-        authz_state::derive(
-            cx.tree,
-            cx.config,
-            cx.local,
-            cx.verifier,
-            ty,
-            attrs,
-            cx.now,
-            mode,
-        )
+        cx.authz_state(ty, attrs, mode)
     }
 
     fn audited(&self) -> Option<Audited> {

@@ -3,7 +3,7 @@
 
 use super::{Audited, Derive, ResourceKind};
 use crate::audit::AuditKind;
-use crate::authz_state::{self, Mode};
+use crate::authz_state::Mode;
 use crate::tree::TypeState;
 use bastion_proto::{RequestError, ResourceType};
 use serde_json::{Map, Value};
@@ -18,16 +18,7 @@ impl ResourceKind for Token {
         attrs: &mut Map<String, Value>,
         mode: Mode,
     ) -> Result<TypeState, RequestError> {
-        let state = authz_state::derive(
-            cx.tree,
-            cx.config,
-            cx.local,
-            cx.verifier,
-            ty,
-            attrs,
-            cx.now,
-            mode,
-        )?;
+        let state = cx.authz_state(ty, attrs, mode)?;
         if let (Mode::Write, TypeState::Token(token)) = (mode, &state) {
             if cx.tree.token_named(&token.token.token_id).is_some() {
                 return Err(RequestError::Conflict(
