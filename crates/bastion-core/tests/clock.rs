@@ -1,7 +1,15 @@
 //! Time comes from the clock the CSE was opened with: a test reaches an expiry by
 //! setting the clock, never by sleeping (docs/decisions.md, Issue 13).
 
-use bastion_core::{Cse, CseConfig, RequestContext, Services};
+mod common;
+
+use bastion_core::{Cse, CseConfig, Services};
+use common::send;
+
+/// A request from the administrator.
+fn request(op: Operation, to: &str, ty: Option<u64>, pc: Option<Value>) -> Request {
+    common::request(op, to, "CAdmin", ty, pc)
+}
 use bastion_proto::clock::{Clock, ManualClock};
 use bastion_proto::filter::FilterCriteria;
 use bastion_proto::time::Timestamp;
@@ -15,8 +23,7 @@ use std::time::Duration;
 /// would reject every `et` and `rqet` written here as already passed.
 const START: Timestamp = Timestamp(1_577_836_800);
 
-async fn open(clock: Arc<ManualClock>) -> (Arc<Cse>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
+async fn open(clock: Arc<ManualClock>) -> Arc<Cse> {
     let store = MemoryStore::new();
     let services = Services {
         clock,
@@ -27,27 +34,9 @@ async fn open(clock: Arc<ManualClock>) -> (Arc<Cse>, tempfile::TempDir) {
         expiry_interval_ms: 10,
         ..CseConfig::default()
     };
-    let cse = Cse::open_with(config, Arc::new(store), services)
+    Cse::open_with(config, Arc::new(store), services)
         .await
-        .expect("cse");
-    (cse, dir)
-}
-
-fn request(op: Operation, to: &str, ty: Option<u64>, pc: Option<Value>) -> Request {
-    Request {
-        op: Some(op),
-        to: to.to_owned(),
-        fr: Some("CAdmin".to_owned()),
-        rqi: Some("r1".to_owned()),
-        rvi: Some("3".to_owned()),
-        ty,
-        pc,
-        ..Request::default()
-    }
-}
-
-async fn send(cse: &Cse, req: Request) -> Response {
-    cse.handle(req, &RequestContext::new(None, None)).await
+        .expect("cse")
 }
 
 fn attr<'r>(r: &'r Response, name: &str) -> &'r Value {
@@ -57,7 +46,7 @@ fn attr<'r>(r: &'r Response, name: &str) -> &'r Value {
 #[tokio::test]
 async fn a_resource_expires_when_the_clock_reaches_its_et() {
     let clock = Arc::new(ManualClock::at(START));
-    let (cse, _dir) = open(clock.clone()).await;
+    let cse = open(clock.clone()).await;
     let et = Timestamp(START.0 + 10).format();
     let body = json!({"m2m:cnt": {"rn": "c", "et": et}});
     let r = send(
@@ -86,7 +75,7 @@ async fn a_resource_expires_when_the_clock_reaches_its_et() {
 #[tokio::test]
 async fn lt_moves_with_the_clock_on_update() {
     let clock = Arc::new(ManualClock::at(START));
-    let (cse, _dir) = open(clock.clone()).await;
+    let cse = open(clock.clone()).await;
     let body = json!({"m2m:cnt": {"rn": "c"}});
     let r = send(
         &cse,
@@ -111,7 +100,7 @@ async fn lt_moves_with_the_clock_on_update() {
 #[tokio::test]
 async fn request_expiration_is_judged_by_the_clock() {
     let clock = Arc::new(ManualClock::at(START));
-    let (cse, _dir) = open(clock.clone()).await;
+    let cse = open(clock.clone()).await;
     let get = |rqet: Timestamp| Request {
         rqet: Some(rqet.format()),
         ..request(Operation::Retrieve, "cse-in", None, None)
@@ -147,7 +136,7 @@ fn uril(r: &Response) -> Vec<String> {
 #[tokio::test]
 async fn ts0004_7_3_3_17_created_before_and_after() {
     let clock = Arc::new(ManualClock::at(START));
-    let (cse, _dir) = open(clock.clone()).await;
+    let cse = open(clock.clone()).await;
     for rn in ["e1", "e2"] {
         let body = json!({"m2m:cnt": {"rn": rn}});
         let r = send(
@@ -189,7 +178,7 @@ async fn ts0004_7_3_3_17_created_before_and_after() {
 #[tokio::test]
 async fn ts0001_9_6_1_3_expired_resource_disappears_with_its_subtree() {
     let clock = Arc::new(ManualClock::at(START));
-    let (cse, _dir) = open(clock.clone()).await;
+    let cse = open(clock.clone()).await;
     let create = |parent: &str, ty: u64, body: Value| {
         request(Operation::Create, parent, Some(ty), Some(body))
     };
@@ -278,7 +267,7 @@ async fn cin(cse: &Cse, rn: &str, con: &str) -> Response {
 #[tokio::test]
 async fn ts0004_7_4_7_2_expired_instances_leave_the_counters() {
     let clock = Arc::new(ManualClock::at(START));
-    let (cse, _dir) = open(clock.clone()).await;
+    let cse = open(clock.clone()).await;
     // mia = 2 s: every instance expires two seconds after its creation.
     let body = json!({"m2m:cnt": {"rn": "cnt", "mia": 2}});
     let r = send(

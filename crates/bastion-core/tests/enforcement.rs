@@ -4,12 +4,15 @@
 //! fan-out denial is audited like any other.
 
 use bastion_core::audit::MemorySink;
+mod common;
+
 use bastion_core::{AuditKind, Cse, CseConfig, ExplainQuery, RequestContext, Services};
 use bastion_policy::{AccessOperation, Grant};
 use bastion_proto::clock::ManualClock;
 use bastion_proto::time::Timestamp;
-use bastion_proto::{Operation, Request, Response};
+use bastion_proto::Operation;
 use bastion_store::MemoryStore;
+use common::{request, send};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -23,11 +26,9 @@ struct Fixture {
     cse: Arc<Cse>,
     clock: Arc<ManualClock>,
     audit: Arc<MemorySink>,
-    _dir: tempfile::TempDir,
 }
 
 async fn open() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
     let store = MemoryStore::new();
     let clock = Arc::new(ManualClock::at(IN_2020));
     let audit = Arc::new(MemorySink::default());
@@ -39,29 +40,7 @@ async fn open() -> Fixture {
     let cse = Cse::open_with(CseConfig::default(), Arc::new(store), services)
         .await
         .expect("cse");
-    Fixture {
-        cse,
-        clock,
-        audit,
-        _dir: dir,
-    }
-}
-
-fn request(op: Operation, to: &str, fr: &str, ty: Option<u64>, pc: Option<Value>) -> Request {
-    Request {
-        op: Some(op),
-        to: to.to_owned(),
-        fr: Some(fr.to_owned()),
-        rqi: Some("r1".to_owned()),
-        rvi: Some("3".to_owned()),
-        ty,
-        pc,
-        ..Request::default()
-    }
-}
-
-async fn send(cse: &Cse, req: Request) -> Response {
-    cse.handle(req, &RequestContext::new(None, None)).await
+    Fixture { cse, clock, audit }
 }
 
 /// CREATE by the administrator; returns the new resource's `ri`.

@@ -2,28 +2,19 @@
 //! for contentInstances, and a restart over the same rows finds both again. Runs on the
 //! volatile `MemoryStore`; the SQLite round trip is covered by the binary's restart tests.
 
-use bastion_core::{Cse, CseConfig, RequestContext};
-use bastion_proto::{Operation, Request, Response};
+mod common;
+
+use bastion_core::{Cse, CseConfig};
+use common::send;
+
+/// A request from the AE `Cabc`.
+fn request(op: Operation, to: &str, ty: Option<u64>, pc: Option<Value>) -> Request {
+    common::request(op, to, "Cabc", ty, pc)
+}
+use bastion_proto::{Operation, Request};
 use bastion_store::{MemoryStore, RowKind, Store};
 use serde_json::{json, Value};
 use std::sync::Arc;
-
-fn request(op: Operation, to: &str, ty: Option<u64>, pc: Option<Value>) -> Request {
-    Request {
-        op: Some(op),
-        to: to.to_owned(),
-        fr: Some("Cabc".to_owned()),
-        rqi: Some("r1".to_owned()),
-        rvi: Some("3".to_owned()),
-        ty,
-        pc,
-        ..Request::default()
-    }
-}
-
-async fn send(cse: &Cse, req: Request) -> Response {
-    cse.handle(req, &RequestContext::new(None, None)).await
-}
 
 async fn create(cse: &Cse, parent: &str, ty: u64, body: Value) -> Value {
     let r = send(
