@@ -109,7 +109,8 @@ const DRAIN_FACTOR: usize = 4;
 /// is read and dropped up to [`DRAIN_FACTOR`] times the bound, then the body is refused.
 async fn collect_within(mut body: Body, max_body: usize) -> Result<bytes::Bytes, RequestError> {
     let drain_limit = max_body.saturating_mul(DRAIN_FACTOR);
-    let mut kept = bytes::BytesMut::new();
+    // Chunks are kept as they came: a body in one chunk (the usual case) is not copied.
+    let mut kept: Vec<bytes::Bytes> = Vec::new();
     let mut received: usize = 0;
     while let Some(frame) = body.frame().await {
         // A body that fails mid-way (the client went away) is refused like one too large,
@@ -120,17 +121,20 @@ async fn collect_within(mut body: Body, max_body: usize) -> Result<bytes::Bytes,
         };
         received = received.saturating_add(data.len());
         if received <= max_body {
-            kept.extend_from_slice(&data);
+            kept.push(data);
         } else if received > drain_limit {
             break;
-        } else if !kept.is_empty() {
-            kept = bytes::BytesMut::new();
+        } else {
+            kept = Vec::new();
         }
     }
     if received > max_body {
         return Err(too_large(max_body));
     }
-    Ok(kept.freeze())
+    Ok(match kept.as_slice() {
+        [only] => only.clone(),
+        chunks => chunks.concat().into(),
+    })
 }
 
 fn too_large(max: usize) -> RequestError {
