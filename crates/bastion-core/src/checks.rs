@@ -9,6 +9,7 @@
 //! (originator checks, resolution, access control) take `&Envelope` and serve all five.
 
 use crate::CseConfig;
+use bastion_proto::attrs::release;
 use bastion_proto::filter::FilterCriteria;
 use bastion_proto::primitive::ResponseType;
 use bastion_proto::time::{parse_abs_rel, Timestamp};
@@ -219,18 +220,20 @@ pub(crate) fn check(
     let op = req
         .op
         .ok_or_else(|| RequestError::bad_request("op missing or invalid"))?;
-    let rvi = match req.rvi.as_deref() {
+    let (rvi, release) = match req.rvi.as_deref() {
         None | Some("") => {
             return Err(RequestError::ReleaseVersionNotSupported(
                 "rvi missing: release 1 is not supported".into(),
             ))
         }
-        Some(v) if config.releases.iter().any(|r| r == v) => v.to_owned(),
-        Some(_) => {
-            return Err(RequestError::ReleaseVersionNotSupported(
-                "release version not supported".into(),
-            ))
-        }
+        Some(v) => match config.release(v) {
+            Some(release) => (v.to_owned(), release),
+            None => {
+                return Err(RequestError::ReleaseVersionNotSupported(
+                    "release version not supported".into(),
+                ))
+            }
+        },
     };
     let ty = match (op, req.ty) {
         (Operation::Create, None) => return Err(RequestError::bad_request("ty missing")),
@@ -257,6 +260,9 @@ pub(crate) fn check(
             return Err(RequestError::bad_request("DELETE carries no content"))
         }
         _ => {}
+    }
+    if let (Some(pc), Operation::Create | Operation::Update) = (&req.pc, op) {
+        release::check_content(release, pc)?;
     }
     if req.fc.is_present() && matches!(op, Operation::Create | Operation::Notify) {
         return Err(RequestError::bad_request(

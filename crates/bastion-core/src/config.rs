@@ -1,6 +1,8 @@
 //! The CSE's identity and behaviour settings, as resolved from the configuration file and
 //! command line by the binary.
 
+use bastion_proto::attrs::release::Release;
+
 /// The role of this CSE in a deployment (TS-0001 §6.2; `cst`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CseType {
@@ -33,7 +35,9 @@ pub struct CseConfig {
     pub admin: String,
     /// pointOfAccess advertised in the CSEBase.
     pub poa: Vec<String>,
-    /// Release versions accepted in `rvi` and listed in `srv`.
+    /// Release versions accepted in `rvi` and listed in `srv`; each must be one
+    /// `bastion_proto::attrs::release::Release` names (a value it does not name is never
+    /// accepted). Default: 2a, 3, 4 and 5.
     pub releases: Vec<String>,
     /// Lifetime given to resources created without `et`, in seconds.
     pub default_lifetime_secs: i64,
@@ -89,6 +93,17 @@ pub struct AuthorizationConfig {
     pub das_max_lifetime_secs: i64,
 }
 
+impl CseConfig {
+    /// The release an `rvi` names when this CSE accepts it (listed in `releases`).
+    pub fn release(&self, rvi: &str) -> Option<Release> {
+        self.releases
+            .iter()
+            .any(|r| r == rvi)
+            .then(|| Release::from_rvi(rvi))
+            .flatten()
+    }
+}
+
 impl Default for CseConfig {
     fn default() -> Self {
         CseConfig {
@@ -98,7 +113,7 @@ impl Default for CseConfig {
             cse_type: CseType::In,
             admin: "CAdmin".into(),
             poa: vec!["http://127.0.0.1:8080".into()],
-            releases: vec!["2a".into(), "3".into(), "4".into()],
+            releases: vec!["2a".into(), "3".into(), "4".into(), "5".into()],
             default_lifetime_secs: 10 * 365 * 24 * 3600,
             expiry_interval_ms: 1000,
             discovery_limit: 10_000,

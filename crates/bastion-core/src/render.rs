@@ -1,8 +1,9 @@
 //! Representation: how resources are serialized for clients (wrapped in `m2m:<type>`,
 //! TS-0004 §8.4) and for the store (attributes plus internal `@` members), and how
-//! partial RETRIEVE (`atrl`) trims them.
+//! partial RETRIEVE (`atrl`) trims them, and what a client of an older release is shown.
 
 use bastion_proto::attrs;
+use bastion_proto::attrs::release::{self, Release};
 use bastion_proto::{RequestError, ResourceType};
 use serde_json::{Map, Value};
 
@@ -52,6 +53,12 @@ pub(crate) fn subscriber_authenticated(body: &str) -> bool {
         .ok()
         .and_then(|v| v.get(SUBSCRIBER_AUTHENTICATED).and_then(Value::as_bool))
         .unwrap_or(false)
+}
+
+/// Response content as a client of `release` sees it: without the attributes its
+/// release does not define (the table is `bastion_proto::attrs::release`).
+pub(crate) fn for_release(release: Release, content: &mut Value) {
+    release::shape_for(release, content);
 }
 
 /// `{"m2m:<type>": attrs}`.
