@@ -3,6 +3,10 @@
 
 use bastion_proto::attrs::release::Release;
 
+/// The release every notification this CSE sends speaks: its `rvi`, and the attributes
+/// the representations in it show (TS-0001 8.1.2). Release 3, which every peer accepts.
+pub const NOTIFICATION_RELEASE: Release = Release::R3;
+
 /// The role of this CSE in a deployment (TS-0001 §6.2; `cst`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CseType {
