@@ -9,7 +9,7 @@
 //! (originator checks, resolution, access control) take `&Envelope` and serve all five.
 
 use crate::CseConfig;
-use bastion_proto::attrs::release;
+use bastion_proto::attrs::release::{self, Release};
 use bastion_proto::filter::FilterCriteria;
 use bastion_proto::primitive::ResponseType;
 use bastion_proto::time::{parse_abs_rel, Timestamp};
@@ -184,6 +184,8 @@ pub(crate) struct ResultShape<'r> {
     pub rcn: Option<ResultContent>,
     pub atrl: &'r [String],
     pub lvl: Option<u64>,
+    /// The request's release: `atrl` may name only what it defines.
+    pub release: Option<Release>,
 }
 
 impl RetrieveRequest {
@@ -192,6 +194,7 @@ impl RetrieveRequest {
             rcn: self.rcn,
             atrl: &self.atrl,
             lvl: self.fc.lvl,
+            release: Release::from_rvi(&self.rvi),
         }
     }
 }
@@ -202,6 +205,7 @@ impl DeleteRequest {
             rcn: self.rcn,
             atrl: &[],
             lvl: self.fc.lvl,
+            release: Release::from_rvi(&self.rvi),
         }
     }
 }

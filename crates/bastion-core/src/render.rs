@@ -100,11 +100,13 @@ pub(crate) fn parse_body(body: &str) -> Result<(Map<String, Value>, Option<Strin
 }
 
 /// Keeps only the attributes named in `atrl` (partial RETRIEVE). Naming something that
-/// is not an attribute of the type is a bad request.
+/// is not an attribute of the type, or not one in the request's `release`, is a bad
+/// request.
 pub(crate) fn partial(
     ty: ResourceType,
     attrs: &Map<String, Value>,
     atrl: &[String],
+    release: Option<Release>,
 ) -> Result<Map<String, Value>, RequestError> {
     let mut out = Map::new();
     for name in atrl {
@@ -112,6 +114,12 @@ pub(crate) fn partial(
             return Err(RequestError::bad_request(format!(
                 "{name} is not an attribute of {}",
                 ty.short_name()
+            )));
+        }
+        if let Some(release) = release.filter(|r| !release::defines(*r, ty, name)) {
+            return Err(RequestError::bad_request(format!(
+                "{name} is not defined in release {}",
+                release.rvi()
             )));
         }
         if let Some(v) = attrs.get(name) {
