@@ -100,11 +100,7 @@ pub struct AuthorizationConfig {
 impl CseConfig {
     /// The release an `rvi` names when this CSE accepts it (listed in `releases`).
     pub fn release(&self, rvi: &str) -> Option<Release> {
-        self.releases
-            .iter()
-            .any(|r| r == rvi)
-            .then(|| Release::from_rvi(rvi))
-            .flatten()
+        Release::from_rvi(rvi).filter(|_| self.releases.iter().any(|r| r == rvi))
     }
 }
 

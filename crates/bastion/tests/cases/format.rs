@@ -21,8 +21,9 @@
 //! HTTP runner maps it to a path as TS-0009 asks. `rcn`, `drt`, `atrl` and `fc` (filter
 //! members and attribute conditions by short name, a list for a multi-valued member) are
 //! primitive parameters; `omit` sends `rqi` or `rvi` absent. `rvi` (default "3") is the
-//! release the step speaks; every runner checks that a response echoes it (but a 4001). A check has a JSON pointer
-//! `path` and exactly one of `equals`, `present`, `absent`, `count`, `contains`, `lacks`.
+//! release the step speaks; every runner checks that the response echoes it (a 4001
+//! excepted). A check has a JSON pointer `path` and exactly one of `equals`, `present`,
+//! `absent`, `count`, `contains`, `lacks`.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
