@@ -139,3 +139,27 @@ impl CseConfig {
         self.cse_id.trim_start_matches('/')
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ts0004_7_3_2_1_a_release_is_accepted_only_when_listed_and_known() {
+        let default = CseConfig::default();
+        for r in Release::ALL {
+            assert_eq!(default.release(r.rvi()), Some(r));
+        }
+        for refused in ["", "1", "2", "6", "5x"] {
+            assert_eq!(default.release(refused), None, "{refused:?}");
+        }
+        let only_three = CseConfig {
+            releases: vec!["3".into(), "7".into()],
+            ..CseConfig::default()
+        };
+        assert_eq!(only_three.release("3"), Some(Release::R3));
+        assert_eq!(only_three.release("5"), None);
+        // Listed but not a release Bastion can speak: still refused.
+        assert_eq!(only_three.release("7"), None);
+    }
+}
