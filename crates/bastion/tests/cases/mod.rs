@@ -75,7 +75,7 @@ pub fn sent_rvi(step: &Step) -> Option<String> {
     }
 }
 
-/// A response speaks the release of its request (TS-0009 6.4: `X-M2M-RVI` is echoed):
+/// A response speaks the release of its request (TS-0009 6.4.22: `X-M2M-RVI` both ways):
 /// the problem when it does not. A refused release (4001) cannot be echoed.
 pub fn rvi_echo_problem(sent: Option<&str>, rsc: u16, got: Option<&str>) -> Option<String> {
     let sent = sent.filter(|_| rsc != 4001)?;
