@@ -9,6 +9,7 @@
 //! (originator checks, resolution, access control) take `&Envelope` and serve all five.
 
 use crate::CseConfig;
+use bastion_proto::attrs::release::{self, Release};
 use bastion_proto::filter::FilterCriteria;
 use bastion_proto::primitive::ResponseType;
 use bastion_proto::time::{parse_abs_rel, Timestamp};
@@ -183,6 +184,8 @@ pub(crate) struct ResultShape<'r> {
     pub rcn: Option<ResultContent>,
     pub atrl: &'r [String],
     pub lvl: Option<u64>,
+    /// The request's release: `atrl` may name only what it defines.
+    pub release: Option<Release>,
 }
 
 impl RetrieveRequest {
@@ -191,6 +194,7 @@ impl RetrieveRequest {
             rcn: self.rcn,
             atrl: &self.atrl,
             lvl: self.fc.lvl,
+            release: Release::from_rvi(&self.rvi),
         }
     }
 }
@@ -201,6 +205,7 @@ impl DeleteRequest {
             rcn: self.rcn,
             atrl: &[],
             lvl: self.fc.lvl,
+            release: Release::from_rvi(&self.rvi),
         }
     }
 }
@@ -219,18 +224,20 @@ pub(crate) fn check(
     let op = req
         .op
         .ok_or_else(|| RequestError::bad_request("op missing or invalid"))?;
-    let rvi = match req.rvi.as_deref() {
+    let (rvi, release) = match req.rvi.as_deref() {
         None | Some("") => {
             return Err(RequestError::ReleaseVersionNotSupported(
                 "rvi missing: release 1 is not supported".into(),
             ))
         }
-        Some(v) if config.releases.iter().any(|r| r == v) => v.to_owned(),
-        Some(_) => {
-            return Err(RequestError::ReleaseVersionNotSupported(
-                "release version not supported".into(),
-            ))
-        }
+        Some(v) => match config.release(v) {
+            Some(release) => (v.to_owned(), release),
+            None => {
+                return Err(RequestError::ReleaseVersionNotSupported(
+                    "release version not supported".into(),
+                ))
+            }
+        },
     };
     let ty = match (op, req.ty) {
         (Operation::Create, None) => return Err(RequestError::bad_request("ty missing")),
@@ -257,6 +264,9 @@ pub(crate) fn check(
             return Err(RequestError::bad_request("DELETE carries no content"))
         }
         _ => {}
+    }
+    if let (Some(pc), Operation::Create | Operation::Update) = (&req.pc, op) {
+        release::check_content(release, pc)?;
     }
     if req.fc.is_present() && matches!(op, Operation::Create | Operation::Notify) {
         return Err(RequestError::bad_request(

@@ -1,6 +1,12 @@
 //! The CSE's identity and behaviour settings, as resolved from the configuration file and
 //! command line by the binary.
 
+use bastion_proto::attrs::release::Release;
+
+/// The release every notification this CSE sends speaks: its `rvi`, and the attributes
+/// the representations in it show (TS-0001 8.1.2). Release 3, which every peer accepts.
+pub const NOTIFICATION_RELEASE: Release = Release::R3;
+
 /// The role of this CSE in a deployment (TS-0001 §6.2; `cst`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CseType {
@@ -33,7 +39,9 @@ pub struct CseConfig {
     pub admin: String,
     /// pointOfAccess advertised in the CSEBase.
     pub poa: Vec<String>,
-    /// Release versions accepted in `rvi` and listed in `srv`.
+    /// Release versions accepted in `rvi` and listed in `srv`; each must be one
+    /// `bastion_proto::attrs::release::Release` names (a value it does not name is never
+    /// accepted). Default: 2a, 3, 4 and 5.
     pub releases: Vec<String>,
     /// Lifetime given to resources created without `et`, in seconds.
     pub default_lifetime_secs: i64,
@@ -89,6 +97,13 @@ pub struct AuthorizationConfig {
     pub das_max_lifetime_secs: i64,
 }
 
+impl CseConfig {
+    /// The release an `rvi` names when this CSE accepts it (listed in `releases`).
+    pub fn release(&self, rvi: &str) -> Option<Release> {
+        Release::from_rvi(rvi).filter(|_| self.releases.iter().any(|r| r == rvi))
+    }
+}
+
 impl Default for CseConfig {
     fn default() -> Self {
         CseConfig {
@@ -98,7 +113,7 @@ impl Default for CseConfig {
             cse_type: CseType::In,
             admin: "CAdmin".into(),
             poa: vec!["http://127.0.0.1:8080".into()],
-            releases: vec!["2a".into(), "3".into(), "4".into()],
+            releases: vec!["2a".into(), "3".into(), "4".into(), "5".into()],
             default_lifetime_secs: 10 * 365 * 24 * 3600,
             expiry_interval_ms: 1000,
             discovery_limit: 10_000,
@@ -122,5 +137,29 @@ impl CseConfig {
     /// The CSEBase resource ID: the CSE-ID without its leading slash (e.g. `id-in`).
     pub fn cse_ri(&self) -> &str {
         self.cse_id.trim_start_matches('/')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ts0004_7_3_2_1_a_release_is_accepted_only_when_listed_and_known() {
+        let default = CseConfig::default();
+        for r in Release::ALL {
+            assert_eq!(default.release(r.rvi()), Some(r));
+        }
+        for refused in ["", "1", "2", "6", "5x"] {
+            assert_eq!(default.release(refused), None, "{refused:?}");
+        }
+        let only_three = CseConfig {
+            releases: vec!["3".into(), "7".into()],
+            ..CseConfig::default()
+        };
+        assert_eq!(only_three.release("3"), Some(Release::R3));
+        assert_eq!(only_three.release("5"), None);
+        // Listed but not a release Bastion can speak: still refused.
+        assert_eq!(only_three.release("7"), None);
     }
 }

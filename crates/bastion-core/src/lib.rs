@@ -319,10 +319,13 @@ impl Cse {
             Err(err) => Response::error(&err, String::new()),
         };
         resp.rqi = rqi;
-        resp.rvi = Some(
-            rvi.filter(|v| self.config.releases.iter().any(|r| r == v))
-                .unwrap_or_else(|| "3".to_owned()),
-        );
+        // The response speaks the request's release (TS-0001 8.1.3): its rvi, and only
+        // the attributes that release defines. A refused rvi is answered in Release 3.
+        let release = rvi.as_deref().and_then(|v| self.config.release(v));
+        if let (Some(release), Some(pc)) = (release, resp.pc.as_mut()) {
+            render::for_release(release, pc);
+        }
+        resp.rvi = Some(release.map_or("3", |r| r.rvi()).to_owned());
         resp.fr = Some(self.config.cse_id.clone());
         resp.ot = Some(self.now().format());
         resp

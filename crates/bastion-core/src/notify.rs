@@ -16,6 +16,7 @@
 //! notifications (`poa.rs`).
 
 use crate::access::{Enforcer, RuleKind};
+use crate::config::NOTIFICATION_RELEASE;
 use crate::forward;
 pub use crate::outgoing::{NotificationKind, OutgoingNotification};
 use crate::pch::PollingMessage;
@@ -218,7 +219,7 @@ impl Cse {
             View::Full => state.nct,
             View::Reference => NCT_RI,
         };
-        let rep = match nct {
+        let mut rep = match nct {
             NCT_RI => {
                 json!({ "m2m:uri": event.resource.get("ri").cloned().unwrap_or(Value::Null) })
             }
@@ -232,6 +233,7 @@ impl Cse {
             }
             _ => crate::render::wrap(event.ty, event.resource.clone()),
         };
+        crate::render::for_release(NOTIFICATION_RELEASE, &mut rep);
         let mut nev = json!({ "rep": rep, "net": event.net });
         if state.criteria.has_monitor() {
             nev["om"] = json!({ "op": event.operation, "org": event.originator });
@@ -414,7 +416,7 @@ impl Cse {
             to: to.to_owned(),
             fr: Some(self.config.cse_id.clone()),
             rqi: Some(format!("v-{}", fresh_id())),
-            rvi: Some("3".to_owned()),
+            rvi: Some(NOTIFICATION_RELEASE.rvi().to_owned()),
             pc: Some(content),
             ..Default::default()
         };
@@ -874,7 +876,7 @@ impl Cse {
             to: target.to_owned(),
             fr: Some(self.config.cse_id.clone()),
             rqi: Some(format!("v-{}", fresh_id())),
-            rvi: Some("3".to_owned()),
+            rvi: Some(NOTIFICATION_RELEASE.rvi().to_owned()),
             pc: Some(content),
             ..Default::default()
         };

@@ -54,7 +54,7 @@ impl PollingMessage {
             "to": to,
             "fr": cse_id,
             "rqi": rqi,
-            "rvi": "3",
+            "rvi": crate::config::NOTIFICATION_RELEASE.rvi(),
             "pc": pc,
         });
         PollingMessage { primitive }

@@ -1,8 +1,9 @@
 //! Representation: how resources are serialized for clients (wrapped in `m2m:<type>`,
 //! TS-0004 §8.4) and for the store (attributes plus internal `@` members), and how
-//! partial RETRIEVE (`atrl`) trims them.
+//! partial RETRIEVE (`atrl`) trims them, and what a client of an older release is shown.
 
 use bastion_proto::attrs;
+use bastion_proto::attrs::release::{self, Release};
 use bastion_proto::{RequestError, ResourceType};
 use serde_json::{Map, Value};
 
@@ -54,6 +55,12 @@ pub(crate) fn subscriber_authenticated(body: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Response content as a client of `release` sees it: without the attributes its
+/// release does not define (the table is `bastion_proto::attrs::release`).
+pub(crate) fn for_release(release: Release, content: &mut Value) {
+    release::shape_for(release, content);
+}
+
 /// `{"m2m:<type>": attrs}`.
 pub(crate) fn wrap(ty: ResourceType, attrs: Map<String, Value>) -> Value {
     let mut root = Map::with_capacity(1);
@@ -93,11 +100,13 @@ pub(crate) fn parse_body(body: &str) -> Result<(Map<String, Value>, Option<Strin
 }
 
 /// Keeps only the attributes named in `atrl` (partial RETRIEVE). Naming something that
-/// is not an attribute of the type is a bad request.
+/// is not an attribute of the type, or not one in the request's `release`, is a bad
+/// request.
 pub(crate) fn partial(
     ty: ResourceType,
     attrs: &Map<String, Value>,
     atrl: &[String],
+    release: Option<Release>,
 ) -> Result<Map<String, Value>, RequestError> {
     let mut out = Map::new();
     for name in atrl {
@@ -105,6 +114,12 @@ pub(crate) fn partial(
             return Err(RequestError::bad_request(format!(
                 "{name} is not an attribute of {}",
                 ty.short_name()
+            )));
+        }
+        if let Some(release) = release.filter(|r| !release::defines(*r, ty, name)) {
+            return Err(RequestError::bad_request(format!(
+                "{name} is not defined in release {}",
+                release.rvi()
             )));
         }
         if let Some(v) = attrs.get(name) {

@@ -192,7 +192,7 @@ pub(crate) async fn shape(
         if result.atrl.is_empty() {
             Ok(Arc::unwrap_or_clone(attrs))
         } else {
-            partial(ty, &attrs, result.atrl)
+            partial(ty, &attrs, result.atrl, result.release)
         }
     };
     let mut budget = Budget::new(&cse.config);

@@ -3,6 +3,8 @@
 //! request must, may or must not carry them. Validation here is purely syntactic; rules
 //! that need the resource tree (limits against the parent, uniqueness) live in the core.
 
+pub mod release;
+
 use crate::error::RequestError;
 use crate::time::Timestamp;
 use crate::types::ResourceType;

@@ -294,6 +294,9 @@ pub struct ReqArgs {
     /// Request identifier [default: generated]
     #[arg(long, value_name = "RI")]
     pub rqi: Option<String>,
+    /// Release the request speaks (X-M2M-RVI): 2a, 3, 4 or 5 [default: 3]
+    #[arg(long, value_name = "RELEASE")]
+    pub rvi: Option<String>,
     /// TLS-PSK: the KpsaID
     #[arg(long, value_name = "KPSAID", conflicts_with = "cert")]
     pub psk_id: Option<String>,

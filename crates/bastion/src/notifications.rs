@@ -25,6 +25,7 @@ impl EngineSink {
     ) -> EngineSink {
         let config = NotifierConfig {
             originator: cse_id.to_owned(),
+            release: bastion_core::config::NOTIFICATION_RELEASE.rvi().to_owned(),
             max_destination_bytes: limits.notification_destination_bytes,
             max_total_bytes: limits.notification_total_bytes,
             ..NotifierConfig::default()

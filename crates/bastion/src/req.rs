@@ -53,6 +53,7 @@ fn primitive(args: &ReqArgs) -> Result<Request, Failure> {
         to: to_address(&args.to)?,
         fr: args.from.clone(),
         rqi: args.rqi.clone(),
+        rvi: args.rvi.clone(),
         ty: args.ty,
         pc,
         rcn: args.rcn,
@@ -124,6 +125,32 @@ fn outcome(response: &Response) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parsed(extra: &[&str]) -> ReqArgs {
+        let mut argv = vec![
+            "bastion",
+            "req",
+            "--url",
+            "http://127.0.0.1:1",
+            "--to",
+            "/cse-in",
+        ];
+        argv.extend_from_slice(extra);
+        match <crate::cli::Cli as clap::Parser>::try_parse_from(argv) {
+            Ok(crate::cli::Cli {
+                command: crate::cli::Command::Req(args),
+            }) => args,
+            other => panic!("req did not parse: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rvi_is_sent_as_given_else_left_to_the_client_default() {
+        let five = primitive(&parsed(&["--rvi", "5"])).unwrap();
+        assert_eq!(five.rvi.as_deref(), Some("5"));
+        let unset = primitive(&parsed(&[])).unwrap();
+        assert_eq!(unset.rvi, None);
+    }
 
     #[test]
     fn to_follows_the_http_path_forms() {

@@ -85,7 +85,7 @@ async fn ts0009_6_2_other_http_method_is_operation_not_allowed() {
 #[tokio::test]
 async fn ts0009_6_4_rsc_and_rvi_are_echoed_on_success() {
     let s = Server::start();
-    for rvi in ["2a", "3", "4"] {
+    for rvi in ["2a", "3", "4", "5"] {
         let r = s
             .request("GET", "/cse-in")
             .from(ADMIN)

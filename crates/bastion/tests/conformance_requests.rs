@@ -49,7 +49,7 @@ async fn ts0004_7_3_2_1_missing_release_version_is_not_supported() {
 #[tokio::test]
 async fn ts0004_7_3_2_1_unsupported_release_versions() {
     let s = Server::start();
-    for rvi in ["1", "9", "5x", "three"] {
+    for rvi in ["1", "2", "6", "9", "5x", "three"] {
         let r = s
             .request("GET", "/cse-in")
             .from(ADMIN)
@@ -58,7 +58,7 @@ async fn ts0004_7_3_2_1_unsupported_release_versions() {
             .await;
         r.expect(4001);
     }
-    for rvi in ["2a", "3", "4"] {
+    for rvi in ["2a", "3", "4", "5"] {
         let r = s
             .request("GET", "/cse-in")
             .from(ADMIN)

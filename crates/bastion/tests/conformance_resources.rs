@@ -32,7 +32,7 @@ async fn ts0004_7_4_3_cse_base_retrieve_attributes() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    for rel in ["2a", "3", "4"] {
+    for rel in ["2a", "3", "4", "5"] {
         assert!(srv.contains(&rel), "srv lacks {rel}: {srv:?}");
     }
     let srt: Vec<u64> = cb["srt"]

@@ -20,8 +20,10 @@
 //! `to` is the primitive's address (CSE-relative, `/`SP-relative or `//`absolute); the
 //! HTTP runner maps it to a path as TS-0009 asks. `rcn`, `drt`, `atrl` and `fc` (filter
 //! members and attribute conditions by short name, a list for a multi-valued member) are
-//! primitive parameters; `omit` sends `rqi` or `rvi` absent. A check has a JSON pointer
-//! `path` and exactly one of `equals`, `present`, `absent`, `count`, `contains`, `lacks`.
+//! primitive parameters; `omit` sends `rqi` or `rvi` absent. `rvi` (default "3") is the
+//! release the step speaks; every runner checks that the response echoes it (a 4001
+//! excepted). A check has a JSON pointer `path` and exactly one of `equals`, `present`,
+//! `absent`, `count`, `contains`, `lacks`.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -37,7 +39,7 @@ pub struct CaseFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Case {
-    /// `ts0001_…`/`ts0004_…`: the clause it checks, then what it checks.
+    /// `ts0001_…`/`ts0004_…`/`ts0009_…`: the clause it checks, then what it checks.
     pub name: String,
     #[serde(default)]
     pub setup: Vec<Step>,

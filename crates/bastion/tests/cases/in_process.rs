@@ -1,8 +1,8 @@
 //! The in-process runner: each case gets a fresh [`Cse`] on a temporary SQLite store, and
 //! each step is handed to [`Cse::handle`] as a request primitive, with no binding between.
 
-use super::format::{Omit, Op, Step};
-use super::{member_values, Outcome, Target};
+use super::format::{Op, Step};
+use super::{member_values, rvi_echo_problem, sent_rvi, Outcome, Target};
 use bastion_core::{Cse, CseConfig, RequestContext};
 use bastion_proto::{Operation, Request, RequestError, Response};
 use bastion_store::Store;
@@ -39,13 +39,24 @@ impl Target for InProcess {
         let sent_rqi = rqi.clone();
         let resp = match primitive(step, rqi) {
             Ok(req) => self.cse.handle(req, &self.ctx).await,
-            // A filter member whose text does not parse is answered like a binding does.
-            Err(e) => Response::error(&e, sent_rqi.clone().unwrap_or_default()),
+            // A filter member whose text does not parse is answered like a binding does,
+            // in the request's release.
+            Err(e) => {
+                let mut refused = Response::error(&e, sent_rqi.clone().unwrap_or_default());
+                refused.rvi = sent_rvi(step);
+                refused
+            }
         };
         let mut problems = Vec::new();
         if let Some(rqi) = sent_rqi.filter(|r| *r != resp.rqi) {
             problems.push(format!("rqi {rqi} not echoed: got {:?}", resp.rqi));
         }
+        let sent = sent_rvi(step);
+        problems.extend(rvi_echo_problem(
+            sent.as_deref(),
+            resp.rsc.code(),
+            resp.rvi.as_deref(),
+        ));
         Outcome {
             rsc: resp.rsc.code(),
             pc: resp.pc.unwrap_or(serde_json::Value::Null),
@@ -68,10 +79,7 @@ fn primitive(step: &Step, rqi: Option<String>) -> Result<Request, RequestError> 
         to: step.to.clone(),
         fr: step.fr.clone(),
         rqi,
-        rvi: match step.omit.contains(&Omit::Rvi) {
-            true => None,
-            false => Some(step.rvi.clone().unwrap_or_else(|| "3".to_owned())),
-        },
+        rvi: sent_rvi(step),
         ty: step.ty,
         pc: step.pc.clone(),
         rcn: step.rcn,

@@ -67,6 +67,21 @@ pub fn runs_in(case: &Case, serialization: bastion_proto::wire::Serialization) -
     }
 }
 
+/// The `rvi` a step sends: its own, "3" by default, `None` when it omits it.
+pub fn sent_rvi(step: &Step) -> Option<String> {
+    match step.omit.contains(&format::Omit::Rvi) {
+        true => None,
+        false => Some(step.rvi.clone().unwrap_or_else(|| "3".to_owned())),
+    }
+}
+
+/// A response speaks the release of its request (TS-0009 6.4.22: `X-M2M-RVI` both ways):
+/// the problem when it does not. A refused release (4001) cannot be echoed.
+pub fn rvi_echo_problem(sent: Option<&str>, rsc: u16, got: Option<&str>) -> Option<String> {
+    let sent = sent.filter(|_| rsc != 4001)?;
+    (got != Some(sent)).then(|| format!("rvi {sent} not echoed: got {got:?}"))
+}
+
 static NEXT_RQI: AtomicU64 = AtomicU64::new(1);
 
 /// Runs one case against `target`; `Err` holds every way it failed, one per line.

@@ -2,7 +2,7 @@
 //! `tests/common`), and each step travels as TS-0009 HTTP in one serialization.
 
 use super::format::{Omit, Op, Step};
-use super::{member_values, query_text, Outcome, Target};
+use super::{member_values, query_text, rvi_echo_problem, sent_rvi, Outcome, Target};
 use crate::common::Server;
 use bastion_proto::wire::http as mapping;
 use bastion_proto::wire::Serialization;
@@ -120,6 +120,11 @@ impl Target for OverHttp {
         if let Some(rqi) = rqi.filter(|r| *r != answer.rqi) {
             problems.push(format!("X-M2M-RI {rqi} not echoed: got {:?}", answer.rqi));
         }
+        problems.extend(rvi_echo_problem(
+            sent_rvi(step).as_deref(),
+            rsc.code(),
+            answer.rvi.as_deref(),
+        ));
         Outcome {
             rsc: rsc.code(),
             pc: answer.pc.unwrap_or(Value::Null),

@@ -12,6 +12,8 @@ pub struct Received {
     pub method: String,
     pub origin: String,
     pub ri: String,
+    /// `X-M2M-RVI`: the release the request speaks.
+    pub rvi: String,
     /// The body, decoded by the wire layer in the serialization its Content-Type names.
     pub body: Value,
     pub content_type: String,
@@ -74,6 +76,7 @@ impl Receiver {
                         method: method.to_string(),
                         origin: header("x-m2m-origin"),
                         ri: header("x-m2m-ri"),
+                        rvi: header("x-m2m-rvi"),
                         body: decode(&header("content-type"), &body),
                         content_type: header("content-type"),
                         raw: body.to_vec(),
