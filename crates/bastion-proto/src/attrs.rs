@@ -167,6 +167,8 @@ const GRP: &[AttrDef] = &[
     a("mtv", Kind::Bool, NP, NP),
     a("csy", Kind::NonNegInt, O, NP),
     a("gn", Kind::Str, O, O),
+    // Semantic support is not offered: the indicator is defined (TS-0004 7.4.13), never set.
+    a("ssi", Kind::Bool, NP, NP),
 ];
 
 /// `<role>` (TS-0001 9.6.38; TS-0003 7.4): the role attributes are write-once.
@@ -307,6 +309,10 @@ const CB: &[AttrDef] = &[
     a("poa", Kind::StrList, NP, NP),
     a("csz", Kind::StrList, NP, NP),
     a("srv", Kind::StrList, NP, NP),
+    // Defined by TS-0004 7.4.3, not held by Bastion's CSEBase: named in `atrl`, never shown.
+    a("nl", Kind::Str, NP, NP),
+    a("esi", Kind::Object, NP, NP),
+    a("ncp", Kind::Object, NP, NP),
 ];
 
 /// The type-specific attribute table (without the universal read-only ones).
