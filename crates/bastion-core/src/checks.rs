@@ -184,7 +184,8 @@ pub(crate) struct ResultShape<'r> {
     pub rcn: Option<ResultContent>,
     pub atrl: &'r [String],
     pub lvl: Option<u64>,
-    /// Conditions a child must meet to be part of the result; `None`: every child.
+    /// Conditions a child must meet to be part of the result, with `lim` and `ofst`
+    /// paging the children; `None`: every child.
     pub children: Option<&'r FilterCriteria>,
 }
 
@@ -196,7 +197,7 @@ impl RetrieveRequest {
             rcn: self.rcn,
             atrl: &self.atrl,
             lvl: self.fc.lvl,
-            children: self.fc.has_conditions().then_some(&self.fc),
+            children: self.fc.is_present().then_some(&self.fc),
         }
     }
 }

@@ -207,8 +207,11 @@ pub(crate) async fn shape(
                 let within = Within {
                     levels,
                     wanted: result.children,
+                    direct: true,
                 };
-                nest_children(cse, access, ri, &mut out, within, &mut budget).await?;
+                let mut page = Page::of(result.children);
+                let room = (&mut budget, &mut page);
+                nest_children(cse, access, ri, &mut out, within, room).await?;
             }
             wrap(ty, out)
         }
@@ -239,6 +242,40 @@ pub(crate) async fn shape(
     })
 }
 
+/// The originator's paging of a RETRIEVE's children (TS-0004 7.3.3.17.10, 7.3.3.17.15):
+/// the first `ofst` − 1 selected direct children are skipped with their descendants,
+/// then at most `lim` resources are included. Reaching `lim` is no partial result.
+struct Page {
+    skip: u64,
+    left: u64,
+}
+
+impl Page {
+    fn of(wanted: Option<&FilterCriteria>) -> Page {
+        Page {
+            skip: wanted
+                .and_then(|fc| fc.ofst)
+                .map_or(0, |o| o.saturating_sub(1)),
+            left: wanted.and_then(|fc| fc.lim).unwrap_or(u64::MAX),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.left == 0
+    }
+
+    /// Whether the next selected direct child is skipped (and counts as skipped).
+    fn skips(&mut self) -> bool {
+        let skipped = self.skip > 0;
+        self.skip = self.skip.saturating_sub(1);
+        skipped
+    }
+
+    fn count_one(&mut self) {
+        self.left = self.left.saturating_sub(1);
+    }
+}
+
 /// Whether a child resource in memory meets the request's filter criteria (`None`:
 /// every child does); its neighbours count only as far as `viewer` may discover them.
 fn node_selected(
@@ -253,16 +290,38 @@ fn node_selected(
     })
 }
 
-/// Whether a stored `<contentInstance>` meets the request's filter criteria.
-fn instance_selected(wanted: Option<&FilterCriteria>, attrs: &Map<String, Value>) -> bool {
-    wanted.is_none_or(|fc| discovery::matches(fc, 4, attrs, &Relations::default()))
+/// Whether a stored `<contentInstance>` meets the request's filter criteria; its parent
+/// is the container whose labels are `parent_labels`.
+fn instance_selected(
+    wanted: Option<&FilterCriteria>,
+    attrs: &Map<String, Value>,
+    parent_labels: Option<&Value>,
+) -> bool {
+    wanted.is_none_or(|fc| {
+        let relations = Relations {
+            parent_ty: Some(ResourceType::Container.number()),
+            parent_labels,
+            ..Relations::default()
+        };
+        discovery::matches(
+            fc,
+            ResourceType::ContentInstance.number(),
+            attrs,
+            &relations,
+        )
+    })
 }
 
 /// Whether a stored instance row meets the request's filter criteria; a row that does
 /// not parse is never selected.
-fn row_selected(wanted: Option<&FilterCriteria>, row: &bastion_store::StoredResource) -> bool {
+fn row_selected(
+    wanted: Option<&FilterCriteria>,
+    row: &bastion_store::StoredResource,
+    parent_labels: Option<&Value>,
+) -> bool {
     wanted.is_none()
-        || parse_body(&row.body).is_ok_and(|(attrs, _)| instance_selected(wanted, &attrs))
+        || parse_body(&row.body)
+            .is_ok_and(|(attrs, _)| instance_selected(wanted, &attrs, parent_labels))
 }
 
 /// Direct children as `{nm, typ, val}` references: those the originator may DISCOVER,
@@ -277,6 +336,7 @@ async fn child_refs(
     let Some(ri) = node else {
         return Ok(Vec::new());
     };
+    let mut page = Page::of(wanted);
     let (mut refs, container_path) = {
         let tree = cse.tree.read();
         let Some(n) = tree.get(ri) else {
@@ -290,24 +350,42 @@ async fn child_refs(
             {
                 continue;
             }
+            if page.is_full() {
+                break;
+            }
+            if page.skips() {
+                continue;
+            }
             let reference = child_ref(&c.rn, c.ty.number(), &c.path);
             if !budget.take(reference.to_string().len()) {
                 break;
             }
+            page.count_one();
             refs.push(reference);
         }
         let container = n.container().is_some_and(|c| !c.instances.is_empty())
             && reader.may_include(&tree, n, AccessOperation::Discovery);
-        (refs, container.then(|| n.path.clone()))
+        let labels = n.attrs.get("lbl").cloned();
+        (refs, container.then(|| (n.path.clone(), labels)))
     };
-    if let Some(path) = container_path {
+    if let Some((path, labels)) = container_path {
         let read_limit = cse.config.result_max_bytes;
         let rows = instances_within(cse, ri, reader.now(), budget, read_limit).await?;
-        for row in rows.iter().filter(|r| row_selected(wanted, r)) {
+        for row in rows
+            .iter()
+            .filter(|r| row_selected(wanted, r, labels.as_ref()))
+        {
+            if page.is_full() {
+                break;
+            }
+            if page.skips() {
+                continue;
+            }
             let reference = child_ref(&row.rn, 4, &format!("{path}/{}", row.rn));
             if !budget.take(reference.to_string().len()) {
                 break;
             }
+            page.count_one();
             refs.push(reference);
         }
     }
@@ -367,12 +445,14 @@ async fn instances_within(
     Ok(rows)
 }
 
-/// How far [`nest_children`] goes: the levels left, and the filter criteria a child
-/// must meet (`None`: every child).
+/// How far [`nest_children`] goes: the levels left, the filter criteria a child must
+/// meet (`None`: every child), and whether the children are the target's own (the
+/// ones `ofst` skips).
 #[derive(Clone, Copy)]
 struct Within<'a> {
     levels: u64,
     wanted: Option<&'a FilterCriteria>,
+    direct: bool,
 }
 
 /// Nests children (recursively, up to `within.levels`) as arrays under their
@@ -386,7 +466,7 @@ fn nest_children<'a>(
     ri: &'a Ri,
     out: &'a mut Map<String, Value>,
     within: Within<'a>,
-    budget: &'a mut Budget,
+    (budget, page): (&'a mut Budget, &'a mut Page),
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), RequestError>> + Send + 'a>> {
     Box::pin(async move {
         if within.levels == 0 {
@@ -405,33 +485,50 @@ fn nest_children<'a>(
                 .filter(|c| node_selected(wanted, &tree, c, reader))
                 .map(|c| (c.ri.clone(), c.ty, c.attrs.clone()))
                 .collect();
-            let with_instances = n.container().is_some_and(|c| !c.instances.is_empty())
-                && n.attrs.get("disr").and_then(Value::as_bool) != Some(true);
+            let with_instances = (n.container().is_some_and(|c| !c.instances.is_empty())
+                && n.attrs.get("disr").and_then(Value::as_bool) != Some(true))
+            .then(|| n.attrs.get("lbl").cloned());
             (children, with_instances)
         };
         for (child_ri, ty, mut attrs) in children {
+            if page.is_full() {
+                return Ok(());
+            }
+            if within.direct && page.skips() {
+                continue;
+            }
             if !budget.take(size_of(&attrs)) {
                 return Ok(());
             }
+            page.count_one();
             let below = Within {
                 levels: within.levels - 1,
                 wanted,
+                direct: false,
             };
-            nest_children(cse, reader, &child_ri, &mut attrs, below, budget).await?;
+            let room = (&mut *budget, &mut *page);
+            nest_children(cse, reader, &child_ri, &mut attrs, below, room).await?;
             push_child(out, ty, attrs);
         }
-        if with_instances {
+        if let Some(labels) = with_instances {
             let read_limit = budget.bytes_left();
             for row in instances_within(cse, ri, reader.now(), budget, read_limit).await? {
                 let Ok((attrs, _)) = parse_body(&row.body) else {
                     continue;
                 };
-                if !instance_selected(wanted, &attrs) {
+                if !instance_selected(wanted, &attrs, labels.as_ref()) {
+                    continue;
+                }
+                if page.is_full() {
+                    break;
+                }
+                if within.direct && page.skips() {
                     continue;
                 }
                 if !budget.take(row.body.len()) {
                     break;
                 }
+                page.count_one();
                 push_child(out, ResourceType::ContentInstance, attrs);
             }
         }
