@@ -178,7 +178,8 @@ fn resource_content(pc: &Value, ty: ResourceType) -> Result<Map<String, Value>, 
 }
 
 /// What the result of a RETRIEVE or DELETE shows: `rcn` (default attributes), `atrl`
-/// (RETRIEVE only) and the nesting depth `lvl` of child resources.
+/// (RETRIEVE only), the nesting depth `lvl` of child resources and, for a RETRIEVE, the
+/// filter criteria that select which children it holds.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ResultShape<'r> {
     pub rcn: Option<ResultContent>,
@@ -186,28 +187,66 @@ pub(crate) struct ResultShape<'r> {
     pub lvl: Option<u64>,
     /// The request's release: `atrl` may name only what it defines.
     pub release: Option<Release>,
+    /// Conditions a child must meet to be part of the result, with `lim` and `ofst`
+    /// paging the children; `None`: every child.
+    pub children: Option<&'r FilterCriteria>,
 }
 
 impl RetrieveRequest {
+    /// Filter criteria of a RETRIEVE that is no discovery select the children of the
+    /// result and never decide whether the target itself is returned (TS-0001 8.1.2).
     pub fn result_shape(&self) -> ResultShape<'_> {
         ResultShape {
             rcn: self.rcn,
             atrl: &self.atrl,
             lvl: self.fc.lvl,
             release: Release::from_rvi(&self.rvi),
+            children: self.fc.is_present().then_some(&self.fc),
         }
     }
 }
 
 impl DeleteRequest {
+    /// A DELETE's filter criteria are a condition on its target (`delete.rs`), not a
+    /// selection of the children its result shows.
     pub fn result_shape(&self) -> ResultShape<'_> {
         ResultShape {
             rcn: self.rcn,
             atrl: &[],
             lvl: self.fc.lvl,
             release: Release::from_rvi(&self.rvi),
+            children: None,
         }
     }
+}
+
+/// `rqet` and `rset`: each well formed and still ahead (else 4008), and the result not
+/// due to expire before the request itself may (TS-0001 8.1.2; TS-0004 7.3.2.1): a
+/// result expiring first could never be delivered, so the request is refused with 4000.
+fn check_expirations(req: &Request, now: Timestamp) -> Result<(), RequestError> {
+    let mut at = [None, None];
+    for (slot, (name, value)) in at
+        .iter_mut()
+        .zip([("rqet", &req.rqet), ("rset", &req.rset)])
+    {
+        let Some(v) = value else { continue };
+        let when = parse_abs_rel(v, now)
+            .ok_or_else(|| RequestError::bad_request(format!("{name} is malformed")))?;
+        if when <= now {
+            return Err(RequestError::RequestTimeout(
+                format!("{name} has already passed").into(),
+            ));
+        }
+        *slot = Some(when);
+    }
+    if let [Some(rqet), Some(rset)] = at {
+        if rset < rqet {
+            return Err(RequestError::bad_request(
+                "rset precedes rqet: the result would expire before the request",
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn check(
@@ -331,17 +370,7 @@ pub(crate) fn check(
             "atrl is only allowed in RETRIEVE",
         ));
     }
-    for (name, value) in [("rqet", &req.rqet), ("rset", &req.rset)] {
-        if let Some(v) = value {
-            let at = parse_abs_rel(v, now)
-                .ok_or_else(|| RequestError::bad_request(format!("{name} is malformed")))?;
-            if at <= now {
-                return Err(RequestError::RequestTimeout(
-                    format!("{name} has already passed").into(),
-                ));
-            }
-        }
-    }
+    check_expirations(&req, now)?;
     if let Some(oet) = &req.oet {
         let at =
             parse_abs_rel(oet, now).ok_or_else(|| RequestError::bad_request("oet is malformed"))?;

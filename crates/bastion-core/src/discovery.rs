@@ -1,7 +1,7 @@
 //! Discovery (TS-0004 §7.3.3.14-17; core-resources.md §5): walking the subtree below the
 //! target, keeping what matches the filter criteria and what the originator may DISCOVER,
-//! and the same criteria used as a condition on a single resource (conditional
-//! operations).
+//! and the same criteria used as a condition on a single resource (conditional UPDATE
+//! and DELETE) or on the children of a RETRIEVE's result.
 
 use crate::access::Enforcer;
 use crate::access::RuleKind;
@@ -215,8 +215,9 @@ pub(crate) enum Subject<'a> {
     Instance(&'a Map<String, Value>),
 }
 
-/// Conditional RETRIEVE/UPDATE/DELETE (TS-0004 7.3.3.17): a target that does not satisfy
-/// the request's filter criteria is 4004.
+/// Conditional UPDATE/DELETE (TS-0004 7.3.3.17): a target that does not satisfy the
+/// request's filter criteria is 4004. (A RETRIEVE's criteria select the children of its
+/// result instead: `retrieve.rs`.)
 pub(crate) fn require_match(fc: &FilterCriteria, subject: Subject<'_>) -> Result<(), RequestError> {
     if !fc.has_conditions() {
         return Ok(());

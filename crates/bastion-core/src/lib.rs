@@ -306,6 +306,7 @@ impl Cse {
     pub async fn handle(&self, req: Request, ctx: &RequestContext) -> Response {
         let rqi = req.rqi.clone().unwrap_or_default();
         let rvi = req.rvi.clone();
+        let rset = req.rset.clone();
         let result = match forward::transit(&self.config.sp_id, &self.config.cse_id, &req.to) {
             // Transit (TS-0004 7.3.2.6): the hosting CSE's response is relayed as it came.
             Some(dest) => match self.forward(req, ctx, dest).await {
@@ -328,6 +329,8 @@ impl Cse {
         resp.rvi = Some(release.map_or("3", |r| r.rvi()).to_owned());
         resp.fr = Some(self.config.cse_id.clone());
         resp.ot = Some(self.now().format());
+        // The Receiver echoes the Result Expiration Timestamp it was given (TS-0001 8.1.3).
+        resp.rset = rset;
         resp
     }
 

@@ -319,7 +319,11 @@ pub(crate) fn base_node(config: &CseConfig, ct: Timestamp, seq: i64) -> Node {
         "csi": config.cse_id,
         "srt": srt,
         "poa": config.poa,
-        "csz": ["application/json"],
+        // Every serialization the bindings read and write (TS-0004 7.4.3).
+        "csz": bastion_proto::wire::Serialization::ALL
+            .iter()
+            .map(|s| s.media_type())
+            .collect::<Vec<_>>(),
         "srv": config.releases,
     })
     .as_object()

@@ -1,16 +1,17 @@
-//! RETRIEVE (TS-0004 §7.3.3.3): plain, partial (`atrl`), conditional (filter criteria
-//! without `fu`=1) and with every `rcn` shape; `la`/`ol` of containers; discovery is
-//! handed to [`crate::discovery`].
+//! RETRIEVE (TS-0004 §7.3.3.3): plain, partial (`atrl`), with filter criteria without
+//! `fu`=1 (they select the children of the result, TS-0001 8.1.2) and with every `rcn`
+//! shape; `la`/`ol` of containers; discovery is handed to [`crate::discovery`].
 
 use crate::access::Enforcer;
 use crate::checks::{ResultShape, RetrieveRequest};
-use crate::discovery::{self, require_match, Subject};
+use crate::discovery::{self, Relations};
 use crate::render::{atrl_from_content, child_ref, parse_body, partial, wrap};
 use crate::resolve::{Target, Virtual};
-use crate::tree::Ri;
+use crate::tree::{Node, Ri, Tree};
 use crate::types::live_instances;
 use crate::Cse;
 use bastion_policy::AccessOperation;
+use bastion_proto::filter::FilterCriteria;
 use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, ResourceType, Response, ResultContent, Rsc};
 use serde_json::{json, Map, Value};
@@ -32,14 +33,13 @@ pub(crate) async fn retrieve(
     access
         .authorize(&target, AccessOperation::Retrieve, None)
         .await?;
+    // The target is returned whatever the filter criteria say; they select its children.
     let (ty, attrs, node_ri) = match &target {
         Target::Node(ri) => {
             let tree = cse.tree.read();
             let node = tree
                 .get(ri)
                 .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-            let viewer = access;
-            require_match(&req.fc, Subject::Node(&tree, node, viewer))?;
             (node.ty, Arc::new(node.attrs.clone()), Some(ri.clone()))
         }
         Target::Instance { parent, ri, .. } => {
@@ -51,9 +51,6 @@ pub(crate) async fn retrieve(
             (ResourceType::ContentInstance, attrs, None)
         }
     };
-    if node_ri.is_none() {
-        require_match(&req.fc, Subject::Instance(&attrs))?;
-    }
     let shaped = shape(cse, req.result_shape(), access, ty, attrs, node_ri.as_ref()).await?;
     Ok(shaped.into_response(Rsc::Ok))
 }
@@ -207,18 +204,25 @@ pub(crate) async fn shape(
             };
             if let Some(ri) = node {
                 let levels = result.lvl.unwrap_or(u64::MAX);
-                nest_children(cse, access, ri, &mut out, levels, &mut budget).await?;
+                let within = Within {
+                    levels,
+                    wanted: result.children,
+                    direct: true,
+                };
+                let mut page = Page::of(result.children);
+                let room = (&mut budget, &mut page);
+                nest_children(cse, access, ri, &mut out, within, room).await?;
             }
             wrap(ty, out)
         }
         ResultContent::AttributesAndChildReferences => {
             let mut out = own(attrs)?;
-            let refs = child_refs(cse, access, node, &mut budget).await?;
+            let refs = child_refs(cse, access, node, result.children, &mut budget).await?;
             out.insert("ch".into(), Value::Array(refs));
             wrap(ty, out)
         }
         ResultContent::ChildReferences => {
-            let refs = child_refs(cse, access, node, &mut budget).await?;
+            let refs = child_refs(cse, access, node, result.children, &mut budget).await?;
             json!({ "m2m:rrl": { "rrf": refs } })
         }
         ResultContent::OriginalResource => {
@@ -238,17 +242,101 @@ pub(crate) async fn shape(
     })
 }
 
+/// The originator's paging of a RETRIEVE's children (TS-0004 7.3.3.17.10, 7.3.3.17.15):
+/// the first `ofst` − 1 selected direct children are skipped with their descendants,
+/// then at most `lim` resources are included. Reaching `lim` is no partial result.
+struct Page {
+    skip: u64,
+    left: u64,
+}
+
+impl Page {
+    fn of(wanted: Option<&FilterCriteria>) -> Page {
+        Page {
+            skip: wanted
+                .and_then(|fc| fc.ofst)
+                .map_or(0, |o| o.saturating_sub(1)),
+            left: wanted.and_then(|fc| fc.lim).unwrap_or(u64::MAX),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.left == 0
+    }
+
+    /// Whether the next selected direct child is skipped (and counts as skipped).
+    fn skips(&mut self) -> bool {
+        let skipped = self.skip > 0;
+        self.skip = self.skip.saturating_sub(1);
+        skipped
+    }
+
+    fn count_one(&mut self) {
+        self.left = self.left.saturating_sub(1);
+    }
+}
+
+/// Whether a child resource in memory meets the request's filter criteria (`None`:
+/// every child does); its neighbours count only as far as `viewer` may discover them.
+fn node_selected(
+    wanted: Option<&FilterCriteria>,
+    tree: &Tree,
+    node: &Node,
+    viewer: &Enforcer<'_>,
+) -> bool {
+    wanted.is_none_or(|fc| {
+        let relations = discovery::node_relations(tree, node, fc, viewer);
+        discovery::matches(fc, node.ty.number(), &node.attrs, &relations)
+    })
+}
+
+/// Whether a stored `<contentInstance>` meets the request's filter criteria; its parent
+/// is the container whose labels are `parent_labels`.
+fn instance_selected(
+    wanted: Option<&FilterCriteria>,
+    attrs: &Map<String, Value>,
+    parent_labels: Option<&Value>,
+) -> bool {
+    wanted.is_none_or(|fc| {
+        let relations = Relations {
+            parent_ty: Some(ResourceType::Container.number()),
+            parent_labels,
+            ..Relations::default()
+        };
+        discovery::matches(
+            fc,
+            ResourceType::ContentInstance.number(),
+            attrs,
+            &relations,
+        )
+    })
+}
+
+/// Whether a stored instance row meets the request's filter criteria; a row that does
+/// not parse is never selected.
+fn row_selected(
+    wanted: Option<&FilterCriteria>,
+    row: &bastion_store::StoredResource,
+    parent_labels: Option<&Value>,
+) -> bool {
+    wanted.is_none()
+        || parse_body(&row.body)
+            .is_ok_and(|(attrs, _)| instance_selected(wanted, &attrs, parent_labels))
+}
+
 /// Direct children as `{nm, typ, val}` references: those the originator may DISCOVER,
-/// and the instances of a container it may DISCOVER.
+/// and the instances of a container it may DISCOVER, each meeting `wanted`.
 async fn child_refs(
     cse: &Cse,
     reader: &Enforcer<'_>,
     node: Option<&Ri>,
+    wanted: Option<&FilterCriteria>,
     budget: &mut Budget,
 ) -> Result<Vec<Value>, RequestError> {
     let Some(ri) = node else {
         return Ok(Vec::new());
     };
+    let mut page = Page::of(wanted);
     let (mut refs, container_path) = {
         let tree = cse.tree.read();
         let Some(n) = tree.get(ri) else {
@@ -258,26 +346,46 @@ async fn child_refs(
         for c in n.children.iter().filter_map(|c| tree.get(c)) {
             if c.is_expired(reader.now())
                 || !reader.may_include(&tree, c, AccessOperation::Discovery)
+                || !node_selected(wanted, &tree, c, reader)
             {
+                continue;
+            }
+            if page.is_full() {
+                break;
+            }
+            if page.skips() {
                 continue;
             }
             let reference = child_ref(&c.rn, c.ty.number(), &c.path);
             if !budget.take(reference.to_string().len()) {
                 break;
             }
+            page.count_one();
             refs.push(reference);
         }
         let container = n.container().is_some_and(|c| !c.instances.is_empty())
             && reader.may_include(&tree, n, AccessOperation::Discovery);
-        (refs, container.then(|| n.path.clone()))
+        let labels = n.attrs.get("lbl").cloned();
+        (refs, container.then(|| (n.path.clone(), labels)))
     };
-    if let Some(path) = container_path {
+    if let Some((path, labels)) = container_path {
         let read_limit = cse.config.result_max_bytes;
-        for row in instances_within(cse, ri, reader.now(), budget, read_limit).await? {
+        let rows = instances_within(cse, ri, reader.now(), budget, read_limit).await?;
+        for row in rows
+            .iter()
+            .filter(|r| row_selected(wanted, r, labels.as_ref()))
+        {
+            if page.is_full() {
+                break;
+            }
+            if page.skips() {
+                continue;
+            }
             let reference = child_ref(&row.rn, 4, &format!("{path}/{}", row.rn));
             if !budget.take(reference.to_string().len()) {
                 break;
             }
+            page.count_one();
             refs.push(reference);
         }
     }
@@ -337,23 +445,34 @@ async fn instances_within(
     Ok(rows)
 }
 
-/// Nests children (recursively, up to `levels`) as arrays under their `m2m:<type>`
-/// names: each child the originator may RETRIEVE, with its own children below it (a
-/// child left out takes its subtree with it), and the instances of a container the
-/// originator could read (`ri` itself was decided by the caller) unless its retrieval
-/// is disabled (`disr`).
+/// How far [`nest_children`] goes: the levels left, the filter criteria a child must
+/// meet (`None`: every child), and whether the children are the target's own (the
+/// ones `ofst` skips).
+#[derive(Clone, Copy)]
+struct Within<'a> {
+    levels: u64,
+    wanted: Option<&'a FilterCriteria>,
+    direct: bool,
+}
+
+/// Nests children (recursively, up to `within.levels`) as arrays under their
+/// `m2m:<type>` names: each child the originator may RETRIEVE and that meets the filter
+/// criteria, with its own children below it (a child left out takes its subtree with
+/// it), and the instances of a container the originator could read (`ri` itself was
+/// decided by the caller) unless its retrieval is disabled (`disr`).
 fn nest_children<'a>(
     cse: &'a Cse,
     reader: &'a Enforcer<'a>,
     ri: &'a Ri,
     out: &'a mut Map<String, Value>,
-    levels: u64,
-    budget: &'a mut Budget,
+    within: Within<'a>,
+    (budget, page): (&'a mut Budget, &'a mut Page),
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), RequestError>> + Send + 'a>> {
     Box::pin(async move {
-        if levels == 0 {
+        if within.levels == 0 {
             return Ok(());
         }
+        let wanted = within.wanted;
         let (children, with_instances) = {
             let tree = cse.tree.read();
             let Some(n) = tree.get(ri) else { return Ok(()) };
@@ -363,28 +482,54 @@ fn nest_children<'a>(
                 .filter_map(|c| tree.get(c))
                 .filter(|c| !c.is_expired(reader.now()))
                 .filter(|c| reader.may_include(&tree, c, AccessOperation::Retrieve))
+                .filter(|c| node_selected(wanted, &tree, c, reader))
                 .map(|c| (c.ri.clone(), c.ty, c.attrs.clone()))
                 .collect();
-            let with_instances = n.container().is_some_and(|c| !c.instances.is_empty())
-                && n.attrs.get("disr").and_then(Value::as_bool) != Some(true);
+            let with_instances = (n.container().is_some_and(|c| !c.instances.is_empty())
+                && n.attrs.get("disr").and_then(Value::as_bool) != Some(true))
+            .then(|| n.attrs.get("lbl").cloned());
             (children, with_instances)
         };
         for (child_ri, ty, mut attrs) in children {
+            if page.is_full() {
+                return Ok(());
+            }
+            if within.direct && page.skips() {
+                continue;
+            }
             if !budget.take(size_of(&attrs)) {
                 return Ok(());
             }
-            nest_children(cse, reader, &child_ri, &mut attrs, levels - 1, budget).await?;
+            page.count_one();
+            let below = Within {
+                levels: within.levels - 1,
+                wanted,
+                direct: false,
+            };
+            let room = (&mut *budget, &mut *page);
+            nest_children(cse, reader, &child_ri, &mut attrs, below, room).await?;
             push_child(out, ty, attrs);
         }
-        if with_instances {
+        if let Some(labels) = with_instances {
             let read_limit = budget.bytes_left();
             for row in instances_within(cse, ri, reader.now(), budget, read_limit).await? {
+                let Ok((attrs, _)) = parse_body(&row.body) else {
+                    continue;
+                };
+                if !instance_selected(wanted, &attrs, labels.as_ref()) {
+                    continue;
+                }
+                if page.is_full() {
+                    break;
+                }
+                if within.direct && page.skips() {
+                    continue;
+                }
                 if !budget.take(row.body.len()) {
                     break;
                 }
-                if let Ok((attrs, _)) = parse_body(&row.body) {
-                    push_child(out, ResourceType::ContentInstance, attrs);
-                }
+                page.count_one();
+                push_child(out, ResourceType::ContentInstance, attrs);
             }
         }
         Ok(())

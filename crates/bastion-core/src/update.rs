@@ -39,6 +39,7 @@ pub(crate) async fn update(
     kind.check_updatable()?;
     let content = req.content(ty)?;
     kind.validate(ty, Phase::Update, &content)?;
+    types::refuse_announcement(&content)?;
     kind.check_update(cse, &req, &ri, &content)?;
     let acpi_change = content.contains_key("acpi");
     if acpi_change && content.len() != 1 {

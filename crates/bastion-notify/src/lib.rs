@@ -331,7 +331,7 @@ impl Notifier {
         let timeout = shared.config.request_timeout;
         match attempt(shared.transport.as_ref(), peer, targets, &req, timeout).await {
             Outcome::Answered(answer) => match *answer {
-                AnswerKind::OneM2m(resp) => Ok(resp),
+                AnswerKind::OneM2m(resp) => Ok(*resp),
                 AnswerKind::Other {
                     target,
                     code,

@@ -29,8 +29,8 @@ pub(crate) enum Outcome {
 /// How a target answered.
 #[derive(Debug)]
 pub(crate) enum AnswerKind {
-    /// A oneM2M response, whatever its status code.
-    OneM2m(Response),
+    /// A oneM2M response, whatever its status code (boxed: a response is large).
+    OneM2m(Box<Response>),
     /// An HTTP answer that is not a oneM2M response this CSE understands.
     Other {
         target: String,
@@ -88,7 +88,7 @@ pub(crate) async fn attempt(
             }
         };
         let err = match tokio::time::timeout(timeout, transport.send(target, req)).await {
-            Ok(Ok(resp)) => return Outcome::Answered(Box::new(AnswerKind::OneM2m(resp))),
+            Ok(Ok(resp)) => return Outcome::Answered(Box::new(AnswerKind::OneM2m(Box::new(resp)))),
             Ok(Err(err)) => err,
             Err(_) => ClientError::Timeout(timeout),
         };

@@ -18,6 +18,15 @@ pub enum Kind {
     Bool,
     Timestamp,
     StrList,
+    /// `lbl`: a list of tokens, none empty and none holding white space or a control
+    /// character (TS-0004 6.3.3: labels are `m2m:labels`, a list of tokens).
+    Labels,
+    /// `csz`: a list of the serializations oneM2M defines, by media type (TS-0004
+    /// 6.3.3, `m2m:serializations`).
+    Serializations,
+    /// `cnf`: `<type>/<subtype>[:<encoding>[:<content security>]]` (TS-0004 6.3.3,
+    /// `m2m:contentInfo`; encodings 0 to 2 of `m2m:encodingType`).
+    ContentInfo,
     /// A JSON object (complex type) validated elsewhere or opaque.
     Object,
     /// Any JSON value (`con`).
@@ -66,7 +75,7 @@ const UNIVERSAL_RO: [AttrDef; 5] = [
 const AE: &[AttrDef] = &[
     a("rn", Kind::Str, O, NP),
     a("et", Kind::Timestamp, O, O),
-    a("lbl", Kind::StrList, O, O),
+    a("lbl", Kind::Labels, O, O),
     a("acpi", Kind::StrList, O, O),
     a("at", Kind::StrList, O, O),
     a("aa", Kind::StrList, O, O),
@@ -78,7 +87,7 @@ const AE: &[AttrDef] = &[
     a("or", Kind::Str, O, O),
     a("nl", Kind::Str, O, O),
     a("rr", Kind::Bool, M, O),
-    a("csz", Kind::StrList, O, O),
+    a("csz", Kind::Serializations, O, O),
     a("esi", Kind::Object, O, O),
     a("mei", Kind::Str, O, O),
     a("srv", Kind::StrList, M, O),
@@ -94,7 +103,7 @@ const AE: &[AttrDef] = &[
 const CNT: &[AttrDef] = &[
     a("rn", Kind::Str, O, NP),
     a("et", Kind::Timestamp, O, O),
-    a("lbl", Kind::StrList, O, O),
+    a("lbl", Kind::Labels, O, O),
     a("acpi", Kind::StrList, O, O),
     a("at", Kind::StrList, O, O),
     a("aa", Kind::StrList, O, O),
@@ -114,12 +123,12 @@ const CNT: &[AttrDef] = &[
 const CIN: &[AttrDef] = &[
     a("rn", Kind::Str, O, NP),
     a("et", Kind::Timestamp, O, NP),
-    a("lbl", Kind::StrList, O, NP),
+    a("lbl", Kind::Labels, O, NP),
     a("at", Kind::StrList, O, NP),
     a("aa", Kind::StrList, O, NP),
     a("cr", Kind::CreatorNull, O, NP),
     a("st", Kind::NonNegInt, NP, NP),
-    a("cnf", Kind::Str, O, NP),
+    a("cnf", Kind::ContentInfo, O, NP),
     a("cs", Kind::NonNegInt, NP, NP),
     a("conr", Kind::Str, O, NP),
     a("or", Kind::Str, O, NP),
@@ -130,7 +139,7 @@ const CIN: &[AttrDef] = &[
 const ACP: &[AttrDef] = &[
     a("rn", Kind::Str, O, NP),
     a("et", Kind::Timestamp, O, O),
-    a("lbl", Kind::StrList, O, O),
+    a("lbl", Kind::Labels, O, O),
     a("at", Kind::StrList, O, O),
     a("aa", Kind::StrList, O, O),
     a("pv", Kind::Object, M, O),
@@ -145,7 +154,7 @@ const ACP: &[AttrDef] = &[
 const GRP: &[AttrDef] = &[
     a("rn", Kind::Str, O, NP),
     a("et", Kind::Timestamp, O, O),
-    a("lbl", Kind::StrList, O, O),
+    a("lbl", Kind::Labels, O, O),
     a("acpi", Kind::StrList, O, O),
     a("at", Kind::StrList, O, O),
     a("aa", Kind::StrList, O, O),
@@ -160,13 +169,15 @@ const GRP: &[AttrDef] = &[
     a("mtv", Kind::Bool, NP, NP),
     a("csy", Kind::NonNegInt, O, NP),
     a("gn", Kind::Str, O, O),
+    // Semantic support is not offered: the indicator is defined (TS-0004 7.4.13), never set.
+    a("ssi", Kind::Bool, NP, NP),
 ];
 
 /// `<role>` (TS-0001 9.6.38; TS-0003 7.4): the role attributes are write-once.
 const ROL: &[AttrDef] = &[
     a("rn", Kind::Str, O, NP),
     a("et", Kind::Timestamp, O, O),
-    a("lbl", Kind::StrList, O, O),
+    a("lbl", Kind::Labels, O, O),
     a("acpi", Kind::StrList, O, O),
     a("cr", Kind::CreatorNull, O, NP),
     a("rlid", Kind::Str, M, NP),
@@ -183,7 +194,7 @@ const ROL: &[AttrDef] = &[
 const TK: &[AttrDef] = &[
     a("rn", Kind::Str, O, NP),
     a("et", Kind::Timestamp, O, O),
-    a("lbl", Kind::StrList, O, O),
+    a("lbl", Kind::Labels, O, O),
     a("acpi", Kind::StrList, O, O),
     a("cr", Kind::CreatorNull, O, NP),
     a("tkid", Kind::Str, O, NP),
@@ -203,7 +214,7 @@ const TK: &[AttrDef] = &[
 const DAC: &[AttrDef] = &[
     a("rn", Kind::Str, O, NP),
     a("et", Kind::Timestamp, O, O),
-    a("lbl", Kind::StrList, O, O),
+    a("lbl", Kind::Labels, O, O),
     a("acpi", Kind::StrList, O, O),
     a("at", Kind::StrList, O, O),
     a("aa", Kind::StrList, O, O),
@@ -219,7 +230,7 @@ const DAC: &[AttrDef] = &[
 const SUB: &[AttrDef] = &[
     a("rn", Kind::Str, O, NP),
     a("et", Kind::Timestamp, O, O),
-    a("lbl", Kind::StrList, O, O),
+    a("lbl", Kind::Labels, O, O),
     a("acpi", Kind::StrList, O, O),
     a("daci", Kind::StrList, O, O),
     a("cr", Kind::CreatorNull, O, NP),
@@ -243,14 +254,14 @@ const SUB: &[AttrDef] = &[
 const PCH: &[AttrDef] = &[
     a("rn", Kind::Str, O, NP),
     a("et", Kind::Timestamp, O, O),
-    a("lbl", Kind::StrList, O, O),
+    a("lbl", Kind::Labels, O, O),
 ];
 
 /// `<remoteCSE>` (TS-0001 9.6.4; core-resources.md §3.9).
 const CSR: &[AttrDef] = &[
     a("rn", Kind::Str, O, NP),
     a("et", Kind::Timestamp, O, O),
-    a("lbl", Kind::StrList, O, O),
+    a("lbl", Kind::Labels, O, O),
     a("acpi", Kind::StrList, O, O),
     a("at", Kind::StrList, O, O),
     a("aa", Kind::StrList, O, O),
@@ -264,7 +275,7 @@ const CSR: &[AttrDef] = &[
     a("trn", Kind::NonNegInt, O, O),
     a("rr", Kind::Bool, M, O),
     a("nl", Kind::Str, O, O),
-    a("csz", Kind::StrList, O, O),
+    a("csz", Kind::Serializations, O, O),
     a("esi", Kind::Object, O, O),
     a("mtcc", Kind::NonNegInt, O, O),
     a("egid", Kind::Str, O, O),
@@ -278,7 +289,7 @@ const CSR: &[AttrDef] = &[
 const REQ: &[AttrDef] = &[
     a("rn", Kind::Str, NP, NP),
     a("et", Kind::Timestamp, NP, NP),
-    a("lbl", Kind::StrList, NP, NP),
+    a("lbl", Kind::Labels, NP, NP),
     a("acpi", Kind::StrList, NP, NP),
     a("op", Kind::NonNegInt, NP, NP),
     a("tg", Kind::Str, NP, NP),
@@ -292,7 +303,7 @@ const REQ: &[AttrDef] = &[
 
 const CB: &[AttrDef] = &[
     a("rn", Kind::Str, NP, NP),
-    a("lbl", Kind::StrList, NP, NP),
+    a("lbl", Kind::Labels, NP, NP),
     a("acpi", Kind::StrList, NP, NP),
     a("cst", Kind::NonNegInt, NP, NP),
     a("csi", Kind::Str, NP, NP),
@@ -300,6 +311,10 @@ const CB: &[AttrDef] = &[
     a("poa", Kind::StrList, NP, NP),
     a("csz", Kind::StrList, NP, NP),
     a("srv", Kind::StrList, NP, NP),
+    // Defined by TS-0004 7.4.3, not held by Bastion's CSEBase: named in `atrl`, never shown.
+    a("nl", Kind::Str, NP, NP),
+    a("esi", Kind::Object, NP, NP),
+    a("ncp", Kind::Object, NP, NP),
 ];
 
 /// The type-specific attribute table (without the universal read-only ones).
@@ -365,9 +380,10 @@ pub fn validate(
         }
         if value.is_null() {
             // null asks for the creator in CREATE and removes an attribute in UPDATE.
+            // An attribute a resource must have cannot be removed (TS-0004 7.3.3.4).
             let ok = match phase {
                 Phase::Create => def.kind == Kind::CreatorNull,
-                Phase::Update => presence != M,
+                Phase::Update => presence != M && def.create != M,
             };
             if !ok {
                 return Err(RequestError::bad_request(format!(
@@ -391,15 +407,59 @@ pub fn validate(
     Ok(())
 }
 
+/// Each element of a list of strings satisfies `ok`; `false` for anything else.
+fn all_strings(value: &Value, ok: impl Fn(&str) -> bool) -> bool {
+    value
+        .as_array()
+        .is_some_and(|items| items.iter().all(|i| i.as_str().is_some_and(&ok)))
+}
+
+/// A label: a token, so not empty and free of white space and control characters.
+fn is_label(label: &str) -> bool {
+    !label.is_empty() && !label.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// A serialization oneM2M defines, named by its media type.
+fn is_serialization(media: &str) -> bool {
+    crate::wire::Serialization::ALL
+        .iter()
+        .any(|s| s.media_type() == media)
+}
+
+/// A media type's `type` or `subtype`: an RFC 6838 restricted name.
+fn is_media_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() <= 127
+        && chars.all(|c| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c))
+}
+
+/// `m2m:contentInfo`: a media type, then optionally `:` and an encoding type (0 plain,
+/// 1 base64 of a string, 2 base64 of binary data), then optionally `:` and a content
+/// security number.
+fn is_content_info(cnf: &str) -> bool {
+    let mut parts = cnf.split(':');
+    let media_ok = parts
+        .next()
+        .and_then(|m| m.split_once('/'))
+        .is_some_and(|(kind, subtype)| is_media_name(kind) && is_media_name(subtype));
+    let encoding_ok = parts.next().is_none_or(|e| matches!(e, "0" | "1" | "2"));
+    let security_ok = parts
+        .next()
+        .is_none_or(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()));
+    media_ok && encoding_ok && security_ok && parts.next().is_none()
+}
+
 fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestError> {
     let ok = match kind {
         Kind::Str => value.is_string(),
         Kind::NonNegInt => value.is_u64(),
         Kind::Bool => value.is_boolean(),
         Kind::Timestamp => value.as_str().and_then(Timestamp::parse).is_some(),
-        Kind::StrList => value
-            .as_array()
-            .is_some_and(|items| items.iter().all(Value::is_string)),
+        Kind::StrList => all_strings(value, |_| true),
+        Kind::Labels => all_strings(value, is_label),
+        Kind::Serializations => all_strings(value, is_serialization),
+        Kind::ContentInfo => value.as_str().is_some_and(is_content_info),
         Kind::Object => value.is_object(),
         Kind::Any => true,
         Kind::CreatorNull => false,
@@ -413,6 +473,11 @@ fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestError>
             Kind::Bool => "a boolean",
             Kind::Timestamp => "a timestamp",
             Kind::StrList => "a list of strings",
+            Kind::Labels => "a list of tokens without white space or control characters",
+            Kind::Serializations => {
+                "a list of application/json, application/cbor or application/xml"
+            }
+            Kind::ContentInfo => "a media type, then optionally :0, :1 or :2",
             Kind::Object => "an object",
             Kind::Any => "a value",
             Kind::CreatorNull => "null",
@@ -476,5 +541,114 @@ mod tests {
         )
         .is_err());
         assert!(validate(ResourceType::Ae, Phase::Update, &obj(json!({"api":"Nx"}))).is_err());
+    }
+
+    #[test]
+    fn ts0004_6_3_3_labels_are_tokens() {
+        let ok = obj(json!({"lbl": ["a", "key/value", "k:v", "ünï"]}));
+        assert!(validate(ResourceType::Container, Phase::Create, &ok).is_ok());
+        for bad in [
+            json!({"lbl": ["two words"]}),
+            json!({"lbl": [""]}),
+            json!({"lbl": ["tab\there"]}),
+            json!({"lbl": ["bell\u{7}"]}),
+            json!({"lbl": ["ok", "new\nline"]}),
+        ] {
+            let e = validate(ResourceType::Container, Phase::Update, &obj(bad.clone()));
+            assert!(e.unwrap_err().reason().contains("lbl"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ts0004_6_3_3_serializations_are_the_defined_media_types() {
+        let ok = obj(json!({"csz": ["application/cbor", "application/json", "application/xml"]}));
+        assert!(validate(ResourceType::Ae, Phase::Update, &ok).is_ok());
+        for bad in [
+            json!({"csz": ["application/yaml"]}),
+            json!({"csz": ["json"]}),
+            json!({"csz": ["application/json", "text/plain"]}),
+            json!({"csz": "application/json"}),
+        ] {
+            assert!(
+                validate(ResourceType::Ae, Phase::Update, &obj(bad.clone())).is_err(),
+                "{bad}"
+            );
+            assert!(
+                validate(ResourceType::RemoteCse, Phase::Update, &obj(bad.clone())).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn ts0004_6_3_3_content_info_format() {
+        for good in [
+            "text/plain:0",
+            "application/json:1",
+            "image/png:2",
+            "application/json",
+            "application/vnd.onem2m-res+json:0",
+            "application/jose:0:1",
+        ] {
+            let c = obj(json!({"con": "x", "cnf": good}));
+            assert!(
+                validate(ResourceType::ContentInstance, Phase::Create, &c).is_ok(),
+                "{good}"
+            );
+        }
+        for bad in [
+            "text",
+            "text/",
+            "/plain",
+            "text/plain:3",
+            "text/plain:",
+            "text/plain:0:",
+            "text/plain:0:x",
+            "text/plain:0:1:2",
+            "text plain/x:0",
+            "",
+        ] {
+            let c = obj(json!({"con": "x", "cnf": bad}));
+            assert!(
+                validate(ResourceType::ContentInstance, Phase::Create, &c).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn ts0004_7_3_3_4_a_mandatory_attribute_cannot_be_removed() {
+        for (ty, name) in [
+            (ResourceType::DynamicAuthorizationConsultation, "dae"),
+            (ResourceType::DynamicAuthorizationConsultation, "dap"),
+            (ResourceType::Ae, "rr"),
+            (ResourceType::Subscription, "nu"),
+        ] {
+            let e = validate(ty, Phase::Update, &obj(json!({ name: null }))).unwrap_err();
+            assert!(e.reason().contains(name), "{name}");
+        }
+        // An optional one can.
+        let dal = obj(json!({"dal": null}));
+        assert!(validate(
+            ResourceType::DynamicAuthorizationConsultation,
+            Phase::Update,
+            &dal
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn ts0004_7_4_dac_mandatory_attributes() {
+        let dac = |v: Value| {
+            validate(
+                ResourceType::DynamicAuthorizationConsultation,
+                Phase::Create,
+                &obj(v),
+            )
+        };
+        assert!(dac(json!({"dae": true, "dap": ["http://das.example"]})).is_ok());
+        assert!(dac(json!({"dap": ["http://das.example"]})).is_err());
+        assert!(dac(json!({"dae": true})).is_err());
+        assert!(dac(json!({"dae": "yes", "dap": ["http://das.example"]})).is_err());
     }
 }

@@ -205,6 +205,8 @@ pub struct Response {
     pub fr: Option<String>,
     pub to: Option<String>,
     pub ot: Option<String>,
+    /// Result Expiration Timestamp: the request's `rset`, echoed (TS-0001 8.1.3).
+    pub rset: Option<String>,
     pub vsi: Option<String>,
     /// Address of a created resource, sent as `Content-Location` (rcn 2/3).
     pub content_location: Option<String>,
@@ -226,6 +228,7 @@ impl Response {
             fr: None,
             to: None,
             ot: None,
+            rset: None,
             vsi: None,
             content_location: None,
             cnst: None,

@@ -31,6 +31,24 @@ const DEFINED: &[u16] = &[
     58, 60, 62, 63, 64, 65, 66,
 ];
 
+/// The announceable types (TS-0004 Table 6.3.4.2.1-1): each has an announced variant
+/// numbered 10000 more (`<AEAnnc>` is 10002). Bastion serves none of the variants, so
+/// each is defined-but-unimplemented (5001), never an unknown number (4000).
+const ANNOUNCEABLE: &[u16] = &[
+    1, 2, 3, 4, 5, 9, 10, 13, 14, 16, 18, 24, 28, 29, 30, 38, 39, 40, 41, 42, 46, 58, 60, 62, 63,
+    64, 65, 66,
+];
+
+/// What an announced variant's number adds to its original's.
+const ANNOUNCED_OFFSET: u16 = 10_000;
+
+/// Whether oneM2M defines type number `n`, announced variants included.
+fn is_defined(n: u16) -> bool {
+    DEFINED.contains(&n)
+        || n.checked_sub(ANNOUNCED_OFFSET)
+            .is_some_and(|original| ANNOUNCEABLE.contains(&original))
+}
+
 impl ResourceType {
     /// Maps a `ty` number; `None` when oneM2M defines no such type.
     pub fn from_number(n: u64) -> Option<Self> {
@@ -49,7 +67,7 @@ impl ResourceType {
             31 => ResourceType::Role,
             32 => ResourceType::Token,
             34 => ResourceType::DynamicAuthorizationConsultation,
-            other if DEFINED.contains(&other) => ResourceType::Other(other),
+            other if is_defined(other) => ResourceType::Other(other),
             _ => return None,
         })
     }
@@ -210,5 +228,19 @@ mod tests {
         assert_eq!(ResourceType::from_number(28), Some(ResourceType::Other(28)));
         assert_eq!(ResourceType::from_number(33), None);
         assert_eq!(ResourceType::from_number(70000), None);
+    }
+
+    #[test]
+    fn ts0004_6_3_4_2_1_announced_variants_are_defined() {
+        for n in [10001, 10002, 10003, 10004, 10009, 10016, 10028, 10066] {
+            assert_eq!(
+                ResourceType::from_number(n),
+                Some(ResourceType::Other(n as u16))
+            );
+        }
+        // Not announceable, or no type at all: unknown numbers.
+        for n in [10015, 10017, 10023, 10033, 10000, 20002] {
+            assert_eq!(ResourceType::from_number(n), None, "{n}");
+        }
     }
 }

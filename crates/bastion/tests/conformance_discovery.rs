@@ -1,6 +1,6 @@
 //! Discovery and filter criteria (TS-0004 §7.3.3.14-17; core-resources.md §5): `m2m:uril`
 //! results, `drt`, the `ty`/`lbl`/`crb`/`cra` conditions, `lim`/`ofst`/`lvl`, `rcn` 6, and
-//! filter criteria as a condition on a plain RETRIEVE.
+//! filter criteria selecting the children of a plain RETRIEVE.
 
 mod common;
 
@@ -283,7 +283,7 @@ async fn ts0004_7_3_3_14_content_instances_are_discovered() {
 }
 
 #[tokio::test]
-async fn ts0004_7_3_3_17_conditional_retrieve() {
+async fn ts0001_8_1_2_retrieve_filter_criteria_select_children() {
     let s = Server::start();
     tree(&s).await;
     let get = |q: &str| {
@@ -291,14 +291,33 @@ async fn ts0004_7_3_3_17_conditional_retrieve() {
             .from("Cowner")
             .send()
     };
-    get("lbl=zzz").await.expect(4004);
-    let r = get("lbl=a").await;
-    r.expect(2000);
-    assert_eq!(r.inner("m2m:cnt")["rn"], "c1");
-    get("fu=2&lbl=a").await.expect(2000);
-    get("fu=2&lbl=b").await.expect(4004);
-    get("ty=4").await.expect(4004);
-    get("ty=3").await.expect(2000);
+    // The target is returned whatever the criteria say.
+    for q in ["lbl=zzz", "lbl=a", "fu=2&lbl=b", "ty=4", "ty=3"] {
+        let r = get(q).await;
+        r.expect(2000);
+        assert_eq!(r.inner("m2m:cnt")["rn"], "c1", "{q}");
+    }
+    // They choose the children: c1 holds the container `sub` (b) and the instance i1 (a).
+    let refs = |r: &Resp| -> BTreeSet<String> {
+        r.body["m2m:rrl"]["rrf"]
+            .as_array()
+            .expect("child references")
+            .iter()
+            .map(|c| c["nm"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    let both = BTreeSet::from(["i1".to_owned(), "sub".to_owned()]);
+    for (q, want) in [
+        ("rcn=6", both.clone()),
+        ("rcn=6&lbl=a", BTreeSet::from(["i1".to_owned()])),
+        ("rcn=6&ty=3", BTreeSet::from(["sub".to_owned()])),
+        ("rcn=6&lbl=a&lbl=b", both),
+        ("rcn=6&lbl=zzz", BTreeSet::new()),
+    ] {
+        let r = get(q).await;
+        r.expect(2000);
+        assert_eq!(refs(&r), want, "{q}");
+    }
 }
 
 #[tokio::test]

@@ -272,3 +272,65 @@ async fn ts0004_7_3_2_1_ty_outside_create_is_bad_request() {
     r.expect(2000);
     assert!(r.inner("m2m:cnt").get("lbl").is_none());
 }
+
+#[tokio::test]
+async fn ts0009_6_4_result_expiration_timestamp_is_echoed() {
+    let s = Server::start();
+    s.ae("Cowner").await;
+    let rset = ts(3600);
+    // Echoed on success, on an error and on a create.
+    let r = s
+        .request("GET", "/cse-in/Cowner")
+        .from("Cowner")
+        .header("X-M2M-RST", &rset)
+        .send()
+        .await;
+    r.expect(2000);
+    assert_eq!(r.header("x-m2m-rst"), Some(rset.as_str()));
+    let r = s
+        .request("GET", "/cse-in/Cowner/nothing")
+        .from("Cowner")
+        .header("X-M2M-RST", &rset)
+        .send()
+        .await;
+    r.expect(4004);
+    assert_eq!(r.header("x-m2m-rst"), Some(rset.as_str()));
+    let r = s
+        .request("POST", "/cse-in/Cowner")
+        .from("Cowner")
+        .ty(3)
+        .json(&json!({"m2m:cnt": {"rn": "c"}}))
+        .header("X-M2M-RST", "600000")
+        .send()
+        .await;
+    r.expect(2001);
+    assert_eq!(r.header("x-m2m-rst"), Some("600000"));
+    // Not invented when the request carried none.
+    let r = s.get("/cse-in/Cowner", "Cowner").await;
+    r.expect(2000);
+    assert_eq!(r.header("x-m2m-rst"), None);
+}
+
+#[tokio::test]
+async fn ts0001_8_1_2_result_expiration_before_request_expiration_is_bad_request() {
+    let s = Server::start();
+    s.ae("Cowner").await;
+    let r = s
+        .request("GET", "/cse-in/Cowner")
+        .from("Cowner")
+        .header("X-M2M-RET", &ts(120))
+        .header("X-M2M-RST", &ts(60))
+        .send()
+        .await;
+    r.expect(4000);
+    assert!(r.dbg().contains("rset"), "{}", r.text);
+    // The same instant for both is allowed.
+    let at = ts(120);
+    s.request("GET", "/cse-in/Cowner")
+        .from("Cowner")
+        .header("X-M2M-RET", &at)
+        .header("X-M2M-RST", &at)
+        .send()
+        .await
+        .expect(2000);
+}

@@ -326,7 +326,7 @@ async fn ts0001_9_6_5_notification_in_the_first_csz_entry_bastion_writes() {
             "Ccsz",
             2,
             json!({"m2m:ae": {"rn": "csz", "api": "Ncsz", "rr": true, "srv": ["3"],
-                "poa": [rx.url], "csz": ["application/yaml", "application/xml", "application/json"]}}),
+                "poa": [rx.url], "csz": ["application/xml", "application/json"]}}),
         )
         .await;
     r.expect(2001);

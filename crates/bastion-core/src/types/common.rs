@@ -56,15 +56,7 @@ pub(crate) fn common(
         _ => now.plus_seconds(config.default_lifetime_secs).min(ceiling),
     };
     let creator_attr = matches!(content.remove("cr"), Some(Value::Null));
-    if content
-        .get("at")
-        .and_then(Value::as_array)
-        .is_some_and(|a| !a.is_empty())
-    {
-        return Err(RequestError::NotImplemented(
-            "announcement is not supported yet".into(),
-        ));
-    }
+    refuse_announcement(content)?;
     // Null optional attributes in a CREATE mean "no value".
     content.retain(|_, v| !v.is_null());
     Ok(Common {
@@ -237,4 +229,19 @@ pub(crate) fn remove_node(tree: &mut Tree, ri: &Ri) -> Vec<WriteOp> {
         });
     }
     ops
+}
+
+/// Announcement (TS-0001 9.6.1.3, `at`) is not offered: a CREATE or UPDATE asking for
+/// one is 5001 rather than stored and silently not done.
+pub(crate) fn refuse_announcement(content: &Map<String, Value>) -> Result<(), RequestError> {
+    if content
+        .get("at")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+    {
+        return Err(RequestError::NotImplemented(
+            "announcement is not supported yet".into(),
+        ));
+    }
+    Ok(())
 }

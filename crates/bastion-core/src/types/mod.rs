@@ -29,8 +29,8 @@ mod subscription;
 mod token;
 
 pub(crate) use common::{
-    common, content_size, created, new_ri, node_row, remove_node, resolve_acp_id, resolve_acpi,
-    universal,
+    common, content_size, created, new_ri, node_row, refuse_announcement, remove_node,
+    resolve_acp_id, resolve_acpi, universal,
 };
 pub(crate) use container::{evict_for, live_instances, remove_instance, Flush};
 pub(crate) use polling_channel::channel_of;

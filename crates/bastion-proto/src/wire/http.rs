@@ -544,7 +544,7 @@ pub fn apply_query(req: &mut Request, query: &str) -> Result<(), RequestError> {
 // Response primitive ↔ HTTP response
 
 /// A response primitive as an HTTP response (TS-0009 §6.3, §6.4): status from the RSC
-/// table, `X-M2M-RSC` always, `rqi`/`rvi`/`ot`/`vsi`/`cnst` and `Content-Location` when
+/// table, `X-M2M-RSC` always, `rqi`/`rvi`/`ot`/`rset`/`vsi`/`cnst` and `Content-Location` when
 /// set, the content in `ser`. Content that `ser` cannot represent (a `con` object whose
 /// member names are no XML names) is answered 5207 NOT_ACCEPTABLE instead.
 pub fn encode_response(resp: &Response, ser: Serialization) -> http::Response<Vec<u8>> {
@@ -575,6 +575,7 @@ pub fn encode_response(resp: &Response, ser: Serialization) -> http::Response<Ve
     set(header::RI, Some(&resp.rqi));
     set(header::RVI, resp.rvi.as_deref());
     set(header::OT, resp.ot.as_deref());
+    set(header::RST, resp.rset.as_deref());
     set(header::VSI, resp.vsi.as_deref());
     set(
         header::CTS,
@@ -619,6 +620,7 @@ pub fn decode_response(
     resp.rvi = response_header(headers, header::RVI)?;
     resp.fr = response_header(headers, header::ORIGIN)?;
     resp.ot = response_header(headers, header::OT)?;
+    resp.rset = response_header(headers, header::RST)?;
     resp.vsi = response_header(headers, header::VSI)?;
     resp.content_location = response_header(headers, header::CONTENT_LOCATION)?;
     resp.cnst = response_header(headers, header::CTS)?.and_then(|v| v.parse().ok());

@@ -152,10 +152,10 @@ fn member_kind_in(parent: &str, name: &str) -> Option<XKind> {
 
 fn from_attr_kind(kind: Kind) -> Option<XKind> {
     Some(match kind {
-        Kind::Str | Kind::Timestamp => XKind::Str,
+        Kind::Str | Kind::Timestamp | Kind::ContentInfo => XKind::Str,
         Kind::NonNegInt => XKind::Int,
         Kind::Bool => XKind::Bool,
-        Kind::StrList => XKind::StrList,
+        Kind::StrList | Kind::Labels | Kind::Serializations => XKind::StrList,
         Kind::CreatorNull => XKind::CreatorNull,
         // Complex and free values: the member table knows more where it can.
         Kind::Object | Kind::Any => return None,

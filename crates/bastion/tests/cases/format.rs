@@ -18,12 +18,12 @@
 //! ```
 //!
 //! `to` is the primitive's address (CSE-relative, `/`SP-relative or `//`absolute); the
-//! HTTP runner maps it to a path as TS-0009 asks. `rcn`, `drt`, `atrl` and `fc` (filter
-//! members and attribute conditions by short name, a list for a multi-valued member) are
-//! primitive parameters; `omit` sends `rqi` or `rvi` absent. `rvi` (default "3") is the
-//! release the step speaks; every runner checks that the response echoes it (a 4001
-//! excepted). A check has a JSON pointer `path` and exactly one of `equals`, `present`,
-//! `absent`, `count`, `contains`, `lacks`.
+//! HTTP runner maps it to a path as TS-0009 asks. `rcn`, `drt`, `atrl`, `rqet`, `rset`
+//! and `fc` (filter members and attribute conditions by short name, a list for a
+//! multi-valued member) are primitive parameters; `omit` sends `rqi` or `rvi` absent.
+//! `rvi` (default "3") is the release the step speaks; every runner checks that the
+//! response echoes it (a 4001 excepted). A check has a JSON pointer `path` and exactly one
+//! of `equals`, `present`, `absent`, `count`, `contains`, `lacks`.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -124,6 +124,11 @@ pub struct Step {
     pub drt: Option<u64>,
     #[serde(default)]
     pub atrl: Vec<String>,
+    /// Request and result expiration timestamps (`rqet`, `rset`), e.g. `${now+60}`.
+    #[serde(default)]
+    pub rqet: Option<String>,
+    #[serde(default)]
+    pub rset: Option<String>,
     /// Filter criteria members and attribute conditions by their short names; a list is
     /// a multi-valued member.
     #[serde(default)]

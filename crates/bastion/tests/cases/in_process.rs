@@ -85,6 +85,8 @@ fn primitive(step: &Step, rqi: Option<String>) -> Result<Request, RequestError> 
         rcn: step.rcn,
         drt: step.drt,
         atrl: step.atrl.clone(),
+        rqet: step.rqet.clone(),
+        rset: step.rset.clone(),
         ..Request::default()
     };
     for (key, v) in &step.fc {

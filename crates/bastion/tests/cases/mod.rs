@@ -234,6 +234,8 @@ fn resolve_step(step: &Step, vars: &Map<String, Value>) -> Result<Step, String> 
     out.fr = step.fr.as_deref().map(|f| text(f, vars)).transpose()?;
     out.rqi = step.rqi.as_deref().map(|r| text(r, vars)).transpose()?;
     out.pc = step.pc.as_ref().map(|pc| value(pc, vars)).transpose()?;
+    out.rqet = step.rqet.as_deref().map(|t| text(t, vars)).transpose()?;
+    out.rset = step.rset.as_deref().map(|t| text(t, vars)).transpose()?;
     out.atrl = step
         .atrl
         .iter()

@@ -40,6 +40,8 @@ impl Target for OverHttp {
             rcn: step.rcn,
             drt: step.drt,
             atrl: step.atrl.clone(),
+            rqet: step.rqet.clone(),
+            rset: step.rset.clone(),
             ..Request::default()
         };
         // The binding's own mapping writes the request; the filter criteria are added as

@@ -277,6 +277,7 @@ fn ts0009_6_3_every_response_parameter_round_trips() {
         let mut resp = Response::new(Rsc::Created, "rq-9");
         resp.rvi = Some("3".into());
         resp.ot = Some("20261202T051500".into());
+        resp.rset = Some("20261202T061500".into());
         resp.vsi = Some("vendor/2".into());
         resp.cnst = Some(2);
         resp.content_location = Some("cse-in/box".into());
@@ -289,6 +290,7 @@ fn ts0009_6_3_every_response_parameter_round_trips() {
             ("x-m2m-ri", "rq-9"),
             ("x-m2m-rvi", "3"),
             ("x-m2m-ot", "20261202T051500"),
+            ("x-m2m-rst", "20261202T061500"),
             ("x-m2m-vsi", "vendor/2"),
             ("x-m2m-cts", "2"),
             ("content-location", "cse-in/box"),
@@ -301,6 +303,7 @@ fn ts0009_6_3_every_response_parameter_round_trips() {
         assert_eq!(back.rqi, "rq-9");
         assert_eq!(back.rvi, resp.rvi);
         assert_eq!(back.ot, resp.ot);
+        assert_eq!(back.rset, resp.rset);
         assert_eq!(back.vsi, resp.vsi);
         assert_eq!(back.cnst, Some(2));
         assert_eq!(back.content_location, resp.content_location);

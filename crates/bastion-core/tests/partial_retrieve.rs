@@ -1,0 +1,165 @@
+//! Partial RETRIEVE (`atrl`, TS-0004 7.3.3.6 / 7.4.x) of every served type: each
+//! attribute a resource shows can be asked for alone and comes back unchanged, and each
+//! attribute its type defines (optional ones not set, read-only ones the CSE keeps) is a
+//! valid name for `atrl` even when the resource does not hold it.
+
+mod common;
+
+use bastion_core::{Cse, CseConfig, RequestContext};
+use bastion_proto::attrs;
+use bastion_proto::{Operation, Request, ResourceType, Response};
+use bastion_store::MemoryStore;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+const OWNER: &str = "Cowner";
+const ADMIN: &str = "CAdmin";
+
+/// Requests arrive from loopback, as a CSE registering over the trusted loopback would.
+async fn send(cse: &Cse, req: Request) -> Response {
+    cse.handle(
+        req,
+        &RequestContext::new(Some(([127, 0, 0, 1], 40000).into()), None),
+    )
+    .await
+}
+
+async fn create(cse: &Cse, fr: &str, parent: &str, ty: u64, body: Value) -> Map<String, Value> {
+    let req = common::request(Operation::Create, parent, fr, Some(ty), Some(body));
+    let r = send(cse, req).await;
+    assert_eq!(r.rsc.code(), 2001, "create ty {ty}: {:?}", r.pc);
+    single(r.pc.expect("created resource"))
+}
+
+/// The one resource representation `{"m2m:<type>": {...}}` of a response.
+fn single(pc: Value) -> Map<String, Value> {
+    let Value::Object(outer) = pc else {
+        panic!("not a representation: {pc}")
+    };
+    let (_, inner) = outer.into_iter().next().expect("a root member");
+    match inner {
+        Value::Object(attrs) => attrs,
+        other => panic!("not a resource: {other}"),
+    }
+}
+
+async fn retrieve(cse: &Cse, fr: &str, to: &str, atrl: &[&str]) -> Response {
+    let mut req = common::request(Operation::Retrieve, to, fr, None, None);
+    req.atrl = atrl.iter().map(|a| (*a).to_owned()).collect();
+    send(cse, req).await
+}
+
+/// Every attribute `full` shows, and every attribute `ty` defines, asked for alone.
+async fn check_type(cse: &Cse, fr: &str, to: &str, ty: ResourceType) {
+    let full = retrieve(cse, fr, to, &[]).await;
+    assert_eq!(full.rsc.code(), 2000, "{to}: {:?}", full.pc);
+    let full = single(full.pc.expect("representation"));
+    let defined = ["ty", "ri", "pi", "ct", "lt"]
+        .into_iter()
+        .chain(attrs::table(ty).iter().map(|d| d.name));
+    let names: Vec<&str> = full.keys().map(String::as_str).chain(defined).collect();
+    for name in names {
+        let r = retrieve(cse, fr, to, &[name]).await;
+        assert_eq!(r.rsc.code(), 2000, "{to} atrl={name}: {:?}", r.pc);
+        let part = single(r.pc.expect("partial representation"));
+        match full.get(name) {
+            Some(value) => assert_eq!(part.get(name), Some(value), "{to} atrl={name}"),
+            None => assert!(part.is_empty(), "{to} atrl={name}: {part:?}"),
+        }
+        assert!(part.len() <= 1, "{to} atrl={name}: {part:?}");
+    }
+    // Several at once, and a name the type does not define.
+    let r = retrieve(cse, fr, to, &["ri", "ct"]).await;
+    assert_eq!(r.rsc.code(), 2000);
+    assert_eq!(single(r.pc.expect("partial")).len(), 2, "{to}");
+    let r = retrieve(cse, fr, to, &["notAnAttribute"]).await;
+    assert_eq!(r.rsc.code(), 4000, "{to}");
+}
+
+async fn cse() -> Arc<Cse> {
+    let mut config = CseConfig {
+        trust_loopback_cses: true,
+        ..CseConfig::default()
+    };
+    config.authorization.role_authorities = vec!["authority.example".into()];
+    Cse::open(config, Arc::new(MemoryStore::new()))
+        .await
+        .expect("open the CSE")
+}
+
+#[tokio::test]
+async fn ts0004_7_4_every_attribute_of_every_served_type_can_be_retrieved_alone() {
+    let cse = cse().await;
+    let ae = json!({"m2m:ae": {"api": "Ntest", "rr": true, "srv": ["3"], "lbl": ["x"]}});
+    create(&cse, OWNER, "cse-in", 2, ae).await;
+    let cnt = json!({"m2m:cnt": {"rn": "c", "mni": 5, "lbl": ["y"]}});
+    create(&cse, OWNER, "cse-in/Cowner", 3, cnt).await;
+    let cin = json!({"m2m:cin": {"rn": "i", "con": "v", "cnf": "text/plain:0"}});
+    create(&cse, OWNER, "cse-in/Cowner/c", 4, cin).await;
+    let acp = json!({"m2m:acp": {"rn": "p",
+        "pv": {"acr": [{"acor": [OWNER], "acop": 63}]},
+        "pvs": {"acr": [{"acor": [OWNER], "acop": 63}]}}});
+    create(&cse, OWNER, "cse-in/Cowner", 1, acp).await;
+    let grp = json!({"m2m:grp": {"rn": "g", "mnm": 3, "mid": ["cse-in/Cowner/c"]}});
+    create(&cse, OWNER, "cse-in/Cowner", 9, grp).await;
+    let dac = json!({"m2m:dac": {"rn": "d", "dae": false, "dap": ["http://127.0.0.1:9/das"]}});
+    create(&cse, OWNER, "cse-in/Cowner", 34, dac).await;
+    let sub = json!({"m2m:sub": {"rn": "s", "nu": [OWNER], "enc": {"net": [3]}}});
+    create(&cse, OWNER, "cse-in/Cowner/c", 23, sub).await;
+    create(
+        &cse,
+        OWNER,
+        "cse-in/Cowner",
+        15,
+        json!({"m2m:pch": {"rn": "pc"}}),
+    )
+    .await;
+    let role = json!({"m2m:rol": {"rn": "r", "rlid": "operator@authority.example",
+        "tkis": "authority.example", "tkhd": OWNER,
+        "tknb": "20200101T000000", "tkna": "20991231T000000"}});
+    create(&cse, ADMIN, "cse-in", 31, role).await;
+    let csr = json!({"m2m:csr": {"cb": "/id-mn/cse-mn", "csi": "/id-mn", "cst": 2,
+        "rr": true, "srv": ["3"]}});
+    create(&cse, "/id-mn", "cse-in", 16, csr).await;
+
+    for (fr, to, ty) in [
+        (ADMIN, "cse-in", ResourceType::CseBase),
+        (OWNER, "cse-in/Cowner", ResourceType::Ae),
+        (OWNER, "cse-in/Cowner/c", ResourceType::Container),
+        (OWNER, "cse-in/Cowner/c/i", ResourceType::ContentInstance),
+        (OWNER, "cse-in/Cowner/c/la", ResourceType::ContentInstance),
+        (OWNER, "cse-in/Cowner/p", ResourceType::AccessControlPolicy),
+        (OWNER, "cse-in/Cowner/g", ResourceType::Group),
+        (
+            OWNER,
+            "cse-in/Cowner/d",
+            ResourceType::DynamicAuthorizationConsultation,
+        ),
+        (OWNER, "cse-in/Cowner/c/s", ResourceType::Subscription),
+        (OWNER, "cse-in/Cowner/pc", ResourceType::PollingChannel),
+        (ADMIN, "cse-in/r", ResourceType::Role),
+        (ADMIN, "cse-in/id-mn", ResourceType::RemoteCse),
+    ] {
+        check_type(&cse, fr, to, ty).await;
+    }
+}
+
+#[tokio::test]
+async fn ts0004_7_4_the_request_resource_can_be_retrieved_in_part() {
+    let cse = cse().await;
+    let ae = json!({"m2m:ae": {"api": "Ntest", "rr": true, "srv": ["3"]}});
+    create(&cse, OWNER, "cse-in", 2, ae).await;
+    let mut req = common::request(
+        Operation::Create,
+        "cse-in/Cowner",
+        OWNER,
+        Some(3),
+        Some(json!({"m2m:cnt": {"rn": "later"}})),
+    );
+    req.rt = Some(bastion_proto::primitive::ResponseType::NonBlockingSynch);
+    let ack = send(&cse, req).await;
+    assert_eq!(ack.rsc.code(), 1001, "{:?}", ack.pc);
+    let reference = ack.pc.expect("the <request> reference");
+    let at = reference["m2m:uri"].as_str().expect("m2m:uri").to_owned();
+    check_type(&cse, OWNER, &at, ResourceType::Request).await;
+}
