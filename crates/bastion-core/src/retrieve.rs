@@ -10,7 +10,7 @@ use crate::resolve::{Target, Virtual};
 use crate::tree::Ri;
 use crate::types::live_instances;
 use crate::Cse;
-use bastion_policy::AccessOperation;
+use bastion_policy::{AccessOperation, Attributes};
 use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, ResourceType, Response, ResultContent, Rsc};
 use serde_json::{json, Map, Value};
@@ -29,9 +29,7 @@ pub(crate) async fn retrieve(
     if req.fc.is_discovery() {
         return discovery::discover(cse, &req, access, &target).await;
     }
-    access
-        .authorize(&target, AccessOperation::Retrieve, None)
-        .await?;
+    let readable = authorize_read(&req, access, &target).await?;
     let (ty, attrs, node_ri) = match &target {
         Target::Node(ri) => {
             let tree = cse.tree.read();
@@ -54,8 +52,47 @@ pub(crate) async fn retrieve(
     if node_ri.is_none() {
         require_match(&req.fc, Subject::Instance(&attrs))?;
     }
+    let attrs = match readable {
+        Some(names) => Arc::new(only_attributes(&attrs, &names)),
+        None => attrs,
+    };
     let shaped = shape(cse, req.result_shape(), access, ty, attrs, node_ri.as_ref()).await?;
     Ok(shaped.into_response(Rsc::Ok))
+}
+
+/// The access decision of a RETRIEVE on `target` (attribute-level access control,
+/// docs/decisions.md): a partial RETRIEVE needs a grant covering every attribute it
+/// names; a full one needs a grant of the whole resource, or else is answered with the
+/// attributes some `aca`-limited rule lets the originator read (`Some(names)`).
+async fn authorize_read(
+    req: &RetrieveRequest,
+    access: &Enforcer<'_>,
+    target: &Target,
+) -> Result<Option<Vec<String>>, RequestError> {
+    let op = AccessOperation::Retrieve;
+    if !req.atrl.is_empty() {
+        let names: Vec<&str> = req.atrl.iter().map(String::as_str).collect();
+        access
+            .authorize_attributes(target, op, None, Attributes::Named(&names))
+            .await?;
+        return Ok(None);
+    }
+    match access.authorize(target, op, None).await {
+        Ok(_) => Ok(None),
+        Err(denied @ RequestError::NoPrivilege(_)) => {
+            access.readable_attributes(target).map(Some).ok_or(denied)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `attrs` reduced to the attributes named in `names`.
+fn only_attributes(attrs: &Map<String, Value>, names: &[String]) -> Map<String, Value> {
+    attrs
+        .iter()
+        .filter(|(k, _)| names.iter().any(|n| n == *k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// The attributes of one instance of `parent`: by resource ID, or the newest/oldest.

@@ -22,6 +22,9 @@ pub enum Kind {
     Any,
     /// `cr`: only `null` is allowed in a CREATE.
     CreatorNull,
+    /// An originator's identifier (AE-ID or CSE-ID, `cstn`): a non-empty string without
+    /// wildcard or whitespace.
+    Originator,
 }
 
 /// Presence in a request's content.
@@ -69,6 +72,7 @@ const AE: &[AttrDef] = &[
     a("at", Kind::StrList, O, O),
     a("aa", Kind::StrList, O, O),
     a("daci", Kind::StrList, O, O),
+    a("cstn", Kind::Originator, O, O),
     a("apn", Kind::Str, O, O),
     a("api", Kind::Str, M, NP),
     a("aei", Kind::Str, NP, NP),
@@ -97,6 +101,7 @@ const CNT: &[AttrDef] = &[
     a("at", Kind::StrList, O, O),
     a("aa", Kind::StrList, O, O),
     a("daci", Kind::StrList, O, O),
+    a("cstn", Kind::Originator, O, O),
     a("cr", Kind::CreatorNull, O, NP),
     a("st", Kind::NonNegInt, NP, NP),
     a("mni", Kind::NonNegInt, O, O),
@@ -148,6 +153,7 @@ const GRP: &[AttrDef] = &[
     a("at", Kind::StrList, O, O),
     a("aa", Kind::StrList, O, O),
     a("daci", Kind::StrList, O, O),
+    a("cstn", Kind::Originator, O, O),
     a("cr", Kind::CreatorNull, O, NP),
     a("mt", Kind::NonNegInt, O, NP),
     a("spty", Kind::Str, O, NP),
@@ -206,6 +212,7 @@ const DAC: &[AttrDef] = &[
     a("at", Kind::StrList, O, O),
     a("aa", Kind::StrList, O, O),
     a("daci", Kind::StrList, O, O),
+    a("cstn", Kind::Originator, O, O),
     a("cr", Kind::CreatorNull, O, NP),
     a("dae", Kind::Bool, M, O),
     a("dap", Kind::StrList, M, O),
@@ -220,6 +227,7 @@ const SUB: &[AttrDef] = &[
     a("lbl", Kind::StrList, O, O),
     a("acpi", Kind::StrList, O, O),
     a("daci", Kind::StrList, O, O),
+    a("cstn", Kind::Originator, O, O),
     a("cr", Kind::CreatorNull, O, NP),
     a("enc", Kind::Object, O, O),
     a("exc", Kind::NonNegInt, O, O),
@@ -401,6 +409,9 @@ fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestError>
         Kind::Object => value.is_object(),
         Kind::Any => true,
         Kind::CreatorNull => false,
+        Kind::Originator => value
+            .as_str()
+            .is_some_and(|s| !s.is_empty() && !s.contains(['*', ' ', '\t', '\n'])),
     };
     if ok {
         Ok(())
@@ -414,6 +425,7 @@ fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestError>
             Kind::Object => "an object",
             Kind::Any => "a value",
             Kind::CreatorNull => "null",
+            Kind::Originator => "an AE-ID or CSE-ID",
         };
         Err(RequestError::bad_request(format!(
             "attribute {name} must be {expected}"

@@ -65,6 +65,7 @@ const MEMBERS: &[(&str, XKind)] = &[
     ("aclr", XKind::Obj),
     ("accc", XKind::StrList),
     ("acaf", XKind::Bool),
+    ("aca", XKind::StrList),
     // eventNotificationCriteria (enc)
     ("net", XKind::IntList),
     ("om", XKind::ObjList),
@@ -152,7 +153,7 @@ fn member_kind_in(parent: &str, name: &str) -> Option<XKind> {
 
 fn from_attr_kind(kind: Kind) -> Option<XKind> {
     Some(match kind {
-        Kind::Str | Kind::Timestamp => XKind::Str,
+        Kind::Str | Kind::Timestamp | Kind::Originator => XKind::Str,
         Kind::NonNegInt => XKind::Int,
         Kind::Bool => XKind::Bool,
         Kind::StrList => XKind::StrList,
