@@ -406,3 +406,32 @@ async fn ts0004_7_3_2_notification_targets_need_rtv_2() {
     }
     assert!(request_resources(&s).await.is_empty());
 }
+
+#[tokio::test]
+async fn ts0004_7_3_2_non_blocking_request_waits_for_its_execution_time_in_its_task() {
+    let s = Server::start();
+    let ae = s.ae(OWNER).await;
+    let started = std::time::Instant::now();
+    let r = s
+        .request("POST", &format!("{ae}?rt=1"))
+        .from(OWNER)
+        .ty(3)
+        .header("X-M2M-OET", "2000")
+        .json(&json!({"m2m:cnt": {"rn": "later"}}))
+        .send()
+        .await;
+    r.expect(1001);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "accepted at once"
+    );
+    let uri = r.inner("m2m:uri").as_str().expect("uri").to_owned();
+    let pending = s.get(&format!("/{uri}"), OWNER).await;
+    pending.expect(2000);
+    assert_eq!(pending.inner("m2m:req")["rs"], 1, "{}", pending.text);
+    s.get(&format!("{ae}/later"), OWNER).await.expect(4004);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let req = outcome(&s, &uri, OWNER).await;
+    assert_eq!(req["ors"]["rsc"], 2001, "{req}");
+    s.get(&format!("{ae}/later"), OWNER).await.expect(2000);
+}
