@@ -38,7 +38,9 @@ pub(crate) async fn retrieve(
                 .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
             let viewer = access;
             require_match(&req.fc, Subject::Node(&tree, node, viewer))?;
-            (node.ty, Arc::new(node.attrs.clone()), Some(ri.clone()))
+            let mut attrs = node.attrs.clone();
+            crate::types::kind(node.ty).add_sampled(&mut attrs, now, &req.envelope.rvi);
+            (node.ty, Arc::new(attrs), Some(ri.clone()))
         }
         Target::Instance { parent, ri, .. } => {
             let attrs = instance_attrs(cse, parent, Some(ri), None).await?;

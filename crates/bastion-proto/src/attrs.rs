@@ -306,6 +306,7 @@ const CB: &[AttrDef] = &[
     a("poa", Kind::StrList, NP, NP),
     a("csz", Kind::StrList, NP, NP),
     a("srv", Kind::StrList, NP, NP),
+    a("ctm", Kind::Timestamp, NP, NP),
 ];
 
 /// The type-specific attribute table (without the universal read-only ones).
