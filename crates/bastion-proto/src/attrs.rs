@@ -250,6 +250,7 @@ const PCH: &[AttrDef] = &[
     a("rn", Kind::Str, O, NP),
     a("et", Kind::Timestamp, O, O),
     a("lbl", Kind::StrList, O, O),
+    a("rqag", Kind::Bool, O, O),
 ];
 
 /// `<remoteCSE>` (TS-0001 9.6.4; core-resources.md §3.9).

@@ -123,8 +123,9 @@ const ROOTS: &[(&str, XKind)] = &[
     ("m2m:uri", XKind::Str),
     ("m2m:uril", XKind::StrList),
     ("m2m:atrl", XKind::StrList),
-    // a request primitive delivered through <pollingChannelURI>
+    // a request primitive delivered through <pollingChannelURI>, or all of them
     ("m2m:rqp", XKind::Obj),
+    ("m2m:agrq", XKind::Obj),
 ];
 
 /// Members whose type depends on the element holding them: (parent, member, kind).
@@ -133,6 +134,8 @@ const MEMBERS_IN: &[(&str, &str, XKind)] = &[
     ("nev", "net", XKind::Int),
     // A request's content holds one notification; only m2m:agn repeats them.
     ("pc", "m2m:sgn", XKind::Obj),
+    // An aggregated request repeats request primitives.
+    ("m2m:agrq", "m2m:rqp", XKind::ObjList),
 ];
 
 /// Lists of complex values that may be empty: XML writes an empty one as no elements,
