@@ -136,6 +136,7 @@ fn bench(c: &mut Criterion) {
                     create_type: None,
                     time: Some(0),
                     peer_ip: None,
+                    attributes: bastion_policy::Attributes::Whole,
                     pip: &pip,
                 };
                 black_box(decide(&local, &req, &Applicable::Policies(&sources)))

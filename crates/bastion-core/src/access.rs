@@ -13,8 +13,8 @@ use crate::resolve::Target;
 use crate::tree::{Node, Ri, Tree};
 use crate::{Cse, RequestContext};
 use bastion_policy::{
-    decide, explain, AccessOperation, AccessRequest, Applicable, Explanation, Grant, Location,
-    PolicySource,
+    decide, explain, is_owner, readable_attributes, AccessOperation, AccessRequest, Applicable,
+    Attributes, Explanation, Grant, Location, PolicySource, ReadableAttributes,
 };
 use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, ResourceType};
@@ -28,6 +28,25 @@ pub(crate) enum RuleKind {
     Privileges,
     /// `pvs`: changing the resource's `acpi` (TS-0001 9.6.1.3.2).
     SelfPrivileges,
+}
+
+/// What one decision asks: the operation, the type to create, the attributes touched.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Asked<'a> {
+    pub op: AccessOperation,
+    pub create_type: Option<u16>,
+    pub attributes: Attributes<'a>,
+}
+
+impl Asked<'_> {
+    /// `op` on the whole resource.
+    pub(crate) fn whole(op: AccessOperation, create_type: Option<u16>) -> Asked<'static> {
+        Asked {
+            op,
+            create_type,
+            attributes: Attributes::Whole,
+        }
+    }
 }
 
 /// The access decision of one request: who asks (the originator, and what the pipeline
@@ -103,6 +122,20 @@ impl<'a> Enforcer<'a> {
         op: AccessOperation,
         create_type: Option<u16>,
     ) -> Result<AuditRule, RequestError> {
+        self.authorize_attributes(target, op, create_type, Attributes::Whole)
+            .await
+    }
+
+    /// [`Self::authorize`] for a request that reads or writes only `attributes` (a
+    /// partial RETRIEVE, a CREATE or UPDATE): a rule limited by `aca` grants it when its
+    /// list covers them (attribute-level access control, TS-0004 R4 `aca`).
+    pub(crate) async fn authorize_attributes(
+        &self,
+        target: &Target,
+        op: AccessOperation,
+        create_type: Option<u16>,
+        attributes: Attributes<'_>,
+    ) -> Result<AuditRule, RequestError> {
         let cse = self.cse;
         let explain_to_client = cse.config.explain_denials_to_client;
         let (why, denied, path) = {
@@ -114,7 +147,12 @@ impl<'a> Enforcer<'a> {
                 return self.polling_channel_owner(&tree, node);
             }
             let kind = RuleKind::Privileges;
-            match self.evaluate(&tree, node, op, create_type, kind, explain_to_client) {
+            let asked = Asked {
+                op,
+                create_type,
+                attributes,
+            };
+            match self.evaluate(&tree, node, asked, kind, explain_to_client) {
                 Ok(rule) => return Ok(rule),
                 Err(why) => {
                     let servers = dynamic::das_servers(cse, &tree, node);
@@ -148,7 +186,12 @@ impl<'a> Enforcer<'a> {
                 let tree = cse.tree.read();
                 if let Some(node) = tree.get(target.governing()) {
                     let kind = RuleKind::Privileges;
-                    if let Ok(rule) = self.evaluate(&tree, node, op, create_type, kind, false) {
+                    let asked = Asked {
+                        op,
+                        create_type,
+                        attributes,
+                    };
+                    if let Ok(rule) = self.evaluate(&tree, node, asked, kind, false) {
                         return Ok(rule);
                     }
                 }
@@ -181,7 +224,7 @@ impl<'a> Enforcer<'a> {
             })
             .collect();
         let pip = RequestPip::new(self.cse, tree, &self.originator, self.ctx);
-        let request = self.access_request(&pip, group, op, create_type);
+        let request = self.access_request(&pip, group, Asked::whole(op, create_type));
         if decide(&self.cse.local, &request, &Applicable::Policies(&sources))
             .grant
             .is_some()
@@ -253,7 +296,8 @@ impl<'a> Enforcer<'a> {
         kind: RuleKind,
     ) -> Result<AuditRule, RequestError> {
         let explain_to_client = self.cse.config.explain_denials_to_client;
-        match self.evaluate(tree, node, op, create_type, kind, explain_to_client) {
+        let asked = Asked::whole(op, create_type);
+        match self.evaluate(tree, node, asked, kind, explain_to_client) {
             Ok(rule) => Ok(rule),
             Err(why) => {
                 self.audit_deny(&node.path, op);
@@ -283,7 +327,7 @@ impl<'a> Enforcer<'a> {
         create_type: Option<u16>,
         kind: RuleKind,
     ) -> bool {
-        self.evaluate(tree, node, op, create_type, kind, false)
+        self.evaluate(tree, node, Asked::whole(op, create_type), kind, false)
             .is_ok()
     }
 
@@ -319,10 +363,47 @@ impl<'a> Enforcer<'a> {
             Some(l) => pip.with_location(Some(l)),
             None => pip,
         };
-        let request = self.access_request(&pip, node, op, create_type);
+        let request = self.access_request(&pip, node, Asked::whole(op, create_type));
         with_applicable(tree, node, RuleKind::Privileges, |applicable| {
             explain(&self.cse.local, &request, applicable)
         })
+    }
+
+    /// The attributes of the resource `target` governs that the originator may read in a
+    /// full RETRIEVE when no rule grants it the whole resource: the union of the `aca`
+    /// lists of the `pv` rules that grant RETRIEVE in every other respect; `None` when
+    /// there is none (tokens and dynamic grants then decided the request alone).
+    pub(crate) fn readable_attributes(&self, target: &Target) -> Option<Vec<String>> {
+        let tree = self.cse.tree.read();
+        let node = tree.get(target.governing())?;
+        let pip = RequestPip::new(self.cse, &tree, &self.originator, self.ctx);
+        let asked = Asked::whole(AccessOperation::Retrieve, None);
+        let request = self.access_request(&pip, node, asked);
+        with_applicable(
+            &tree,
+            node,
+            RuleKind::Privileges,
+            |applicable| match readable_attributes(&self.cse.local, &request, applicable)? {
+                ReadableAttributes::Whole => None,
+                ReadableAttributes::Only(names) => {
+                    Some(names.into_iter().map(str::to_owned).collect())
+                }
+            },
+        )
+    }
+
+    /// Whether the originator may appoint or change the custodian (`cstn`) of `node`:
+    /// its creator, its current custodian or the administrator (docs/decisions.md). A
+    /// refusal is audited.
+    pub(crate) fn authorize_custodian_change(&self, node: &Node) -> Result<(), RequestError> {
+        let creator = node.creator.as_deref();
+        if is_owner(&self.cse.local, &self.originator, creator, custodian(node)) {
+            return Ok(());
+        }
+        self.audit_deny(&node.path, AccessOperation::Update);
+        Err(RequestError::NoPrivilege(
+            "only the creator or the custodian may change the custodian".into(),
+        ))
     }
 
     /// The PDP call. On deny the full explanation goes to the debug log, never to the
@@ -331,15 +412,15 @@ impl<'a> Enforcer<'a> {
         &self,
         tree: &Tree,
         node: &Node,
-        op: AccessOperation,
-        create_type: Option<u16>,
+        asked: Asked<'_>,
         kind: RuleKind,
         explained: bool,
     ) -> Result<AuditRule, Option<Box<Explanation>>> {
         let cse = self.cse;
+        let op = asked.op;
         let originator: &str = &self.originator;
         let pip = RequestPip::new(cse, tree, originator, self.ctx);
-        let request = self.access_request(&pip, node, op, create_type);
+        let request = self.access_request(&pip, node, asked);
         with_applicable(tree, node, kind, |applicable| {
             let decision = decide(&cse.local, &request, applicable);
             if let Some(grant) = decision.grant {
@@ -376,17 +457,17 @@ impl<'a> Enforcer<'a> {
         &'p self,
         pip: &'p RequestPip<'_>,
         node: &Node,
-        op: AccessOperation,
-        create_type: Option<u16>,
+        asked: Asked<'p>,
     ) -> AccessRequest<'p> {
         AccessRequest {
             originator: &self.originator,
-            operation: op,
+            operation: asked.op,
             authenticated: self.ctx.authenticated,
             target_type: node.ty.number(),
-            create_type,
+            create_type: asked.create_type,
             time: Some(self.now.0),
             peer_ip: self.ctx.peer.map(|a| a.ip()),
+            attributes: asked.attributes,
             pip,
         }
     }
@@ -489,9 +570,15 @@ fn with_applicable<R>(
         Some(sources) => Applicable::Policies(sources),
         None => Applicable::Default {
             creator: node.creator.as_deref(),
+            custodian: custodian(node),
         },
     };
     f(&applicable)
+}
+
+/// The resource's custodian (`cstn`, TS-0001 R4), when it has one.
+fn custodian(node: &Node) -> Option<&str> {
+    node.attrs.get("cstn").and_then(Value::as_str)
 }
 
 /// A grant as the audit log names it: the rule's ACP by resource ID. It runs on every
@@ -500,6 +587,7 @@ fn deciding_rule(grant: Grant, applicable: &Applicable<'_>, node: &Node) -> Audi
     match grant {
         Grant::Admin => AuditRule::Admin,
         Grant::Creator => AuditRule::Creator,
+        Grant::Custodian => AuditRule::Custodian,
         Grant::Rule { source, rule } => {
             let acp_id = match applicable {
                 Applicable::Policies(sources) => sources.get(source).map_or("", |s| s.acp_id),

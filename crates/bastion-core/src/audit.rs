@@ -53,6 +53,8 @@ pub enum AuditRule {
     Admin,
     /// The default policy (the creator): `{"by":"creator"}`.
     Creator,
+    /// The default policy (the custodian, `cstn`): `{"by":"custodian"}`.
+    Custodian,
     /// Rule `rule` (index in its `acr` list) of the ACP `acp`:
     /// `{"by":"rule","acp":"…","rule":n}`.
     Rule { acp: crate::tree::Ri, rule: usize },
@@ -71,6 +73,7 @@ impl Serialize for AuditRule {
             AuditRule::None => return s.serialize_str("none"),
             AuditRule::Admin => "admin",
             AuditRule::Creator => "creator",
+            AuditRule::Custodian => "custodian",
             AuditRule::Rule { .. } => "rule",
             AuditRule::Token { .. } => "token",
             AuditRule::Dynamic { .. } => "das",

@@ -249,6 +249,40 @@ fn check_expirations(req: &Request, now: Timestamp) -> Result<(), RequestError> 
     Ok(())
 }
 
+/// The longest a request may ask its execution to be delayed (`oet`), in seconds: the
+/// request (or its non-blocking task) is held that long.
+pub(crate) const MAX_EXECUTION_DELAY_SECS: i64 = 300;
+
+/// The `oet` of `req` (TS-0001 8.1.2 Operation Execution Time), checked: when the
+/// operation may run, `None` for at once (absent or already passed). Malformed is 4000,
+/// further away than [`MAX_EXECUTION_DELAY_SECS`] 4000, not before the request's own
+/// expiration (`rqet`) 4008: it would expire before it runs.
+pub(crate) fn execution_time(
+    req: &Request,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, RequestError> {
+    let Some(oet) = &req.oet else {
+        return Ok(None);
+    };
+    let at =
+        parse_abs_rel(oet, now).ok_or_else(|| RequestError::bad_request("oet is malformed"))?;
+    if at <= now {
+        return Ok(None);
+    }
+    if at > now.plus_seconds(MAX_EXECUTION_DELAY_SECS) {
+        return Err(RequestError::bad_request(format!(
+            "oet is more than {MAX_EXECUTION_DELAY_SECS} seconds away"
+        )));
+    }
+    let expires = req.rqet.as_deref().and_then(|v| parse_abs_rel(v, now));
+    if expires.is_some_and(|rqet| rqet <= at) {
+        return Err(RequestError::RequestTimeout(
+            "the request expires (rqet) before its execution time (oet)".into(),
+        ));
+    }
+    Ok(Some(at))
+}
+
 pub(crate) fn check(
     config: &CseConfig,
     req: Request,
@@ -347,12 +381,10 @@ pub(crate) fn check(
         | Some(ResponseType::Blocking)
         | Some(ResponseType::FlexBlocking)
         | Some(ResponseType::NonBlockingSynch)
-        | Some(ResponseType::NonBlockingAsynch) => {}
-        Some(ResponseType::NoResponse) => {
-            return Err(RequestError::NotImplemented(
-                "response type noResponse is not supported".into(),
-            ))
-        }
+        | Some(ResponseType::NonBlockingAsynch)
+        // Performed like a blocking request; the pipeline then drops the response's
+        // content (`Cse::handle`, docs/decisions.md).
+        | Some(ResponseType::NoResponse) => {}
     }
     // `nu` only means something to an asynchronous request (core-primitives.md §2).
     if req.rt_nu.is_some() && req.rt != Some(ResponseType::NonBlockingAsynch) {
@@ -371,15 +403,7 @@ pub(crate) fn check(
         ));
     }
     check_expirations(&req, now)?;
-    if let Some(oet) = &req.oet {
-        let at =
-            parse_abs_rel(oet, now).ok_or_else(|| RequestError::bad_request("oet is malformed"))?;
-        if at > now {
-            return Err(RequestError::NotImplemented(
-                "delayed execution (oet) is not supported".into(),
-            ));
-        }
-    }
+    execution_time(&req, now)?;
     if let Some(ec) = &req.ec {
         if ec.parse::<u16>().map_or(true, |n| {
             !(n == 2 || n == 3 || n == 4 || (100..=999).contains(&n))

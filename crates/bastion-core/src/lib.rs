@@ -307,6 +307,7 @@ impl Cse {
         let rqi = req.rqi.clone().unwrap_or_default();
         let rvi = req.rvi.clone();
         let rset = req.rset.clone();
+        let no_response = req.rt == Some(bastion_proto::primitive::ResponseType::NoResponse);
         let result = match forward::transit(&self.config.sp_id, &self.config.cse_id, &req.to) {
             // Transit (TS-0004 7.3.2.6): the hosting CSE's response is relayed as it came.
             Some(dest) => match self.forward(req, ctx, dest).await {
@@ -331,6 +332,12 @@ impl Cse {
         resp.ot = Some(self.now().format());
         // The Receiver echoes the Result Expiration Timestamp it was given (TS-0001 8.1.3).
         resp.rset = rset;
+        if no_response {
+            // rt = noResponse: the operation was performed (and is durable); the
+            // originator asked for no result, so none is carried (docs/decisions.md).
+            resp.pc = None;
+            resp.cnst = None;
+        }
         resp
     }
 
@@ -346,11 +353,17 @@ impl Cse {
             )
         );
         let kept = (non_blocking || fanout::may_address_fopt(&req.to)).then(|| req.clone());
+        let execute_at = checks::execution_time(&req, now)?;
         let checked = checks::check(&self.config, req, now)?;
         let mut verified = self.verify_identity(&checked, ctx)?;
         self.gather_credentials(&checked, &mut verified, now)?;
         let ctx = &verified;
         self.check_originator(&checked, ctx)?;
+        // Delayed execution (oet): a non-blocking request waits in its own task.
+        let now = match execute_at {
+            Some(at) if !non_blocking => self.wait_until(at).await,
+            _ => now,
+        };
         let access = Enforcer::for_request(self, &checked, ctx, now);
         if let Some(result) = self.polling_uri(&checked, &access).await {
             return result;
@@ -370,6 +383,15 @@ impl Cse {
             Checked::Delete(req) => delete::delete(self, req, &access).await,
             Checked::Notify(req) => self.notify_hosted(req, &access).await,
         }
+    }
+
+    /// Holds the request until its Operation Execution Time `at` and returns the time
+    /// it runs at. The clock reads whole seconds, never ahead of the real time, so
+    /// sleeping the difference never ends before `at`.
+    async fn wait_until(&self, at: Timestamp) -> Timestamp {
+        let left = u64::try_from(at.0 - self.now().0).unwrap_or(0);
+        tokio::time::sleep(std::time::Duration::from_secs(left)).await;
+        at.max(self.now())
     }
 
     fn write_guard(&self) -> Result<(), RequestError> {

@@ -28,7 +28,7 @@ use crate::tree::{Node, Ri, Tree};
 use crate::types::{new_ri, node_row, universal};
 use crate::{Cse, RequestContext};
 use bastion_proto::primitive::ResponseType;
-use bastion_proto::time::{parse_abs_rel, Timestamp};
+use bastion_proto::time::{parse_abs_rel, parse_duration, Timestamp};
 use bastion_proto::{Request, RequestError, ResourceType, Response, Rsc};
 use bastion_store::WriteOp;
 use serde_json::{json, Map, Value};
@@ -40,9 +40,10 @@ const PENDING: u64 = 1;
 const COMPLETED: u64 = 2;
 const FAILED: u64 = 3;
 
-/// How long a `<request>` is kept when the request sends no `rp`.
+/// How long a `<request>` is kept after its completion when the request sends no `rp`.
 const DEFAULT_KEEP_SECS: i64 = 3600;
-/// The longest a `<request>` is kept, whatever `rp` asks.
+/// The longest a `<request>` is kept after its completion, whatever `rp` asks; also how
+/// long a PENDING one is kept at most.
 const MAX_KEEP_SECS: i64 = 24 * 3600;
 
 /// What the pipeline answers for a request.
@@ -76,6 +77,7 @@ impl Cse {
                 _ => None,
             };
             let now = self.now();
+            let persistence = result_persistence(original.rp.as_deref(), now)?;
             let (ri, path) = self.store_request(&original, req, now).await?;
             let mut inner = original;
             inner.rt = None;
@@ -92,7 +94,7 @@ impl Cse {
             tokio::spawn(async move {
                 let resp = cse.handle(inner, &binding).await;
                 let rsp = result_primitive(resp, &originator);
-                if let Err(err) = cse.complete_request(&task_ri, &rsp).await {
+                if let Err(err) = cse.complete_request(&task_ri, &rsp, persistence).await {
                     tracing::warn!(ri = %task_ri, error = %err, "non-blocking result not stored");
                 }
                 // The result exists whether or not the `<request>` could record it (it
@@ -183,13 +185,8 @@ impl Cse {
         req: &Envelope,
         now: Timestamp,
     ) -> Result<(Ri, String), RequestError> {
-        let keep = original
-            .rp
-            .as_deref()
-            .and_then(|rp| parse_abs_rel(rp, now))
-            .filter(|at| *at > now)
-            .unwrap_or_else(|| now.plus_seconds(DEFAULT_KEEP_SECS))
-            .min(now.plus_seconds(MAX_KEEP_SECS));
+        // Kept while it runs; `rp` counts from its completion (`complete_request`).
+        let keep = now.plus_seconds(MAX_KEEP_SECS);
         let (pending, ri, path) = {
             let mut tree = self.tree.write();
             let base = tree.base.clone();
@@ -235,15 +232,22 @@ impl Cse {
     }
 
     /// Records the outcome: `rs` COMPLETED for a response below 4000 (FAILED otherwise)
-    /// and `ors` = the response primitive. Nothing when the `<request>` is already gone.
+    /// and `ors` = the response primitive, and sets the `<request>`'s expiration to what
+    /// `persistence` asks, counted from now (never past the CSEBase's). Nothing when the
+    /// `<request>` is already gone.
     async fn complete_request(
         &self,
         ri: &Ri,
         rsp: &Map<String, Value>,
+        persistence: Persistence,
     ) -> Result<(), RequestError> {
         self.write_guard()?;
+        let now = self.now();
         let pending = {
             let mut tree = self.tree.write();
+            let base_et = tree.get(&tree.base).and_then(|b| b.et);
+            let et = persistence.until(now);
+            let et = base_et.map_or(et, |b| et.min(b));
             let Some(node) = tree.get_mut(ri) else {
                 return Ok(());
             };
@@ -254,13 +258,64 @@ impl Cse {
             let status = if failed { FAILED } else { COMPLETED };
             node.attrs.insert("rs".into(), json!(status));
             node.attrs.insert("ors".into(), Value::Object(rsp.clone()));
-            node.attrs
-                .insert("lt".into(), Value::String(self.now().format()));
+            node.attrs.insert("lt".into(), Value::String(now.format()));
+            node.et = Some(et);
+            node.attrs.insert("et".into(), Value::String(et.format()));
             self.committer
                 .enqueue(vec![WriteOp::Upsert(node_row(node))])
         };
         pending.durable().await
     }
+}
+
+/// How long a finished `<request>` stays (Result Persistence, `rp`, TS-0001 8.1.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Persistence {
+    /// No `rp`: [`DEFAULT_KEEP_SECS`] after completion.
+    Default,
+    /// A relative `rp`: this many seconds after completion.
+    For(i64),
+    /// An absolute `rp`: until then, or at once when it is reached before completion.
+    Until(Timestamp),
+}
+
+impl Persistence {
+    /// The expiration of a `<request>` completed at `done`, at most [`MAX_KEEP_SECS`]
+    /// later.
+    fn until(self, done: Timestamp) -> Timestamp {
+        let at = match self {
+            Persistence::Default => done.plus_seconds(DEFAULT_KEEP_SECS),
+            Persistence::For(secs) => done.plus_seconds(secs),
+            Persistence::Until(at) => at.max(done),
+        };
+        at.min(done.plus_seconds(MAX_KEEP_SECS))
+    }
+}
+
+/// Reads `rp` at `now`: an absolute time, a relative one in milliseconds, or an
+/// `xs:duration` (`PT1H`, as some peers send); malformed, or an absolute time already
+/// passed, is 4000.
+fn result_persistence(rp: Option<&str>, now: Timestamp) -> Result<Persistence, RequestError> {
+    let Some(rp) = rp else {
+        return Ok(Persistence::Default);
+    };
+    if rp.starts_with('P') {
+        let secs = parse_duration(rp)
+            .and_then(|d| i64::try_from(d.as_secs()).ok())
+            .ok_or_else(|| RequestError::bad_request("rp is malformed"))?;
+        return Ok(Persistence::For(secs));
+    }
+    let at = parse_abs_rel(rp, now).ok_or_else(|| RequestError::bad_request("rp is malformed"))?;
+    if at <= now {
+        return Err(RequestError::bad_request("rp has already passed"));
+    }
+    // A relative value is a duration; an absolute one names an instant.
+    let relative = rp.bytes().all(|b| b.is_ascii_digit());
+    Ok(if relative {
+        Persistence::For(at.0 - now.0)
+    } else {
+        Persistence::Until(at)
+    })
 }
 
 /// The final response primitive as `ors` keeps it and `m2m:rsp` carries it: `rsc`, the
@@ -354,6 +409,27 @@ fn meta_information(req: &Request) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ts0001_8_1_2_result_persistence_counts_from_completion() {
+        let accepted = Timestamp(1_800_000_000);
+        let done = Timestamp(1_800_000_100);
+        let keep = |rp: Option<&str>| result_persistence(rp, accepted).map(|p| p.until(done));
+        assert_eq!(keep(None), Ok(done.plus_seconds(DEFAULT_KEEP_SECS)));
+        assert_eq!(keep(Some("60000")), Ok(done.plus_seconds(60)));
+        assert_eq!(keep(Some("PT2M")), Ok(done.plus_seconds(120)));
+        assert_eq!(keep(Some("P30D")), Ok(done.plus_seconds(MAX_KEEP_SECS)));
+        let later = accepted.plus_seconds(500);
+        let later_text = later.format();
+        assert_eq!(keep(Some(&later_text)), Ok(later));
+        // An instant reached before completion: kept no longer than the completion.
+        let soon = accepted.plus_seconds(50).format();
+        assert_eq!(keep(Some(&soon)), Ok(done));
+        for bad in ["soon", "PT", "20200101T000000", "-5000"] {
+            let err = result_persistence(Some(bad), accepted).expect_err(bad);
+            assert_eq!(err.rsc().code(), 4000, "{bad}");
+        }
+    }
 
     fn list(items: &[&str]) -> Vec<String> {
         items.iter().map(|s| (*s).to_owned()).collect()

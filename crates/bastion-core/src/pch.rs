@@ -61,6 +61,17 @@ impl PollingMessage {
     }
 }
 
+/// What a poll returns: one request primitive (`m2m:rqp`), or with request aggregation
+/// all of them in an aggregatedRequest (`m2m:agrq`, TS-0004 R4), oldest first.
+fn polled_content(messages: Vec<PollingMessage>, aggregate: bool) -> Value {
+    let mut primitives = messages.into_iter().map(|m| m.primitive);
+    if aggregate {
+        json!({ "m2m:agrq": { "m2m:rqp": primitives.collect::<Vec<_>>() } })
+    } else {
+        json!({ "m2m:rqp": primitives.next().unwrap_or(Value::Null) })
+    }
+}
+
 fn fresh_rqi() -> String {
     use rand::distr::{Alphanumeric, SampleString};
     format!("pch-{}", Alphanumeric.sample_string(&mut rand::rng(), 16))
@@ -92,14 +103,16 @@ impl PollingChannels {
         channel.arrived.notify_one();
     }
 
-    /// Takes the oldest waiting message, or the handle to wait on.
-    fn take(&self, pch: &Ri) -> Result<PollingMessage, Arc<Notify>> {
+    /// Takes the oldest waiting message, or every waiting one when `all`, oldest first;
+    /// or the handle to wait on when none waits.
+    fn take(&self, pch: &Ri, all: bool) -> Result<Vec<PollingMessage>, Arc<Notify>> {
         let mut channels = self.channels.lock();
         let channel = channels.entry(pch.clone()).or_default();
-        channel
-            .queue
-            .pop_front()
-            .ok_or_else(|| channel.arrived.clone())
+        if channel.queue.is_empty() {
+            return Err(channel.arrived.clone());
+        }
+        let count = if all { channel.queue.len() } else { 1 };
+        Ok(channel.queue.drain(..count).collect())
     }
 
     /// Forgets a deleted channel; its waiting messages are lost with it.
@@ -117,7 +130,7 @@ impl Cse {
         access: &Enforcer<'_>,
     ) -> Option<Result<Response, RequestError>> {
         let channel = req.to.strip_suffix("/pcu")?;
-        let pch = {
+        let (pch, aggregate) = {
             let tree = self.tree.read();
             let node = crate::authz_state::resolve_local(&tree, &self.config, channel)
                 .filter(|n| n.ty == ResourceType::PollingChannel)?;
@@ -126,10 +139,11 @@ impl Cse {
                     "only the channel's owner may use it".into(),
                 )));
             }
-            node.ri.clone()
+            let aggregate = node.attrs.get("rqag").and_then(Value::as_bool) == Some(true);
+            (node.ri.clone(), aggregate)
         };
         Some(match req {
-            Checked::Retrieve(req) => self.poll(&pch, req).await,
+            Checked::Retrieve(req) => self.poll(&pch, req, aggregate).await,
             Checked::Notify(req) => self.answer(req),
             _ => Err(RequestError::not_allowed(
                 "pollingChannelURI accepts only RETRIEVE and NOTIFY",
@@ -138,8 +152,14 @@ impl Cse {
     }
 
     /// Long polling: the oldest waiting request now, or the first to arrive before the
-    /// poll's deadline (`rqet`), else 4008.
-    async fn poll(&self, pch: &Ri, req: &Envelope) -> Result<Response, RequestError> {
+    /// poll's deadline (`rqet`), else 4008. A channel with `rqag` (requestAggregation)
+    /// true answers with every waiting request at once, in one `m2m:agrq`.
+    async fn poll(
+        &self,
+        pch: &Ri,
+        req: &Envelope,
+        aggregate: bool,
+    ) -> Result<Response, RequestError> {
         let wait = req
             .rqet
             .as_deref()
@@ -149,10 +169,10 @@ impl Cse {
             .min(MAX_POLL);
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            match self.polling.take(pch) {
-                Ok(message) => {
+            match self.polling.take(pch, aggregate) {
+                Ok(messages) => {
                     let mut resp = Response::new(Rsc::Ok, String::new());
-                    resp.pc = Some(json!({ "m2m:rqp": message.primitive }));
+                    resp.pc = Some(polled_content(messages, aggregate));
                     return Ok(resp);
                 }
                 Err(arrived) => {

@@ -10,7 +10,7 @@ use crate::resolve::{Target, Virtual};
 use crate::tree::{Node, Ri, Tree};
 use crate::types::live_instances;
 use crate::Cse;
-use bastion_policy::AccessOperation;
+use bastion_policy::{AccessOperation, Attributes};
 use bastion_proto::filter::FilterCriteria;
 use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, ResourceType, Response, ResultContent, Rsc};
@@ -30,9 +30,7 @@ pub(crate) async fn retrieve(
     if req.fc.is_discovery() {
         return discovery::discover(cse, &req, access, &target).await;
     }
-    access
-        .authorize(&target, AccessOperation::Retrieve, None)
-        .await?;
+    let readable = authorize_read(&req, access, &target).await?;
     // The target is returned whatever the filter criteria say; they select its children.
     let (ty, attrs, node_ri) = match &target {
         Target::Node(ri) => {
@@ -40,7 +38,9 @@ pub(crate) async fn retrieve(
             let node = tree
                 .get(ri)
                 .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-            (node.ty, Arc::new(node.attrs.clone()), Some(ri.clone()))
+            let mut attrs = node.attrs.clone();
+            crate::types::kind(node.ty).add_sampled(&mut attrs, now, &req.envelope.rvi);
+            (node.ty, Arc::new(attrs), Some(ri.clone()))
         }
         Target::Instance { parent, ri, .. } => {
             let attrs = instance_attrs(cse, parent, Some(ri), None).await?;
@@ -51,8 +51,47 @@ pub(crate) async fn retrieve(
             (ResourceType::ContentInstance, attrs, None)
         }
     };
+    let attrs = match readable {
+        Some(names) => Arc::new(only_attributes(&attrs, &names)),
+        None => attrs,
+    };
     let shaped = shape(cse, req.result_shape(), access, ty, attrs, node_ri.as_ref()).await?;
     Ok(shaped.into_response(Rsc::Ok))
+}
+
+/// The access decision of a RETRIEVE on `target` (attribute-level access control,
+/// docs/decisions.md): a partial RETRIEVE needs a grant covering every attribute it
+/// names; a full one needs a grant of the whole resource, or else is answered with the
+/// attributes some `aca`-limited rule lets the originator read (`Some(names)`).
+async fn authorize_read(
+    req: &RetrieveRequest,
+    access: &Enforcer<'_>,
+    target: &Target,
+) -> Result<Option<Vec<String>>, RequestError> {
+    let op = AccessOperation::Retrieve;
+    if !req.atrl.is_empty() {
+        let names: Vec<&str> = req.atrl.iter().map(String::as_str).collect();
+        access
+            .authorize_attributes(target, op, None, Attributes::Named(&names))
+            .await?;
+        return Ok(None);
+    }
+    match access.authorize(target, op, None).await {
+        Ok(_) => Ok(None),
+        Err(denied @ RequestError::NoPrivilege(_)) => {
+            access.readable_attributes(target).map(Some).ok_or(denied)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `attrs` reduced to the attributes named in `names`.
+fn only_attributes(attrs: &Map<String, Value>, names: &[String]) -> Map<String, Value> {
+    attrs
+        .iter()
+        .filter(|(k, _)| names.iter().any(|n| n == *k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// The attributes of one instance of `parent`: by resource ID, or the newest/oldest.

@@ -11,7 +11,7 @@ use crate::render::wrap;
 use crate::resolve::Target;
 use crate::types::{self, resolve_acpi};
 use crate::Cse;
-use bastion_policy::AccessOperation;
+use bastion_policy::{AccessOperation, Attributes};
 use bastion_proto::attrs::Phase;
 use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, Response, ResultContent, Rsc};
@@ -62,10 +62,26 @@ pub(crate) async fn update(
             RuleKind::SelfPrivileges,
         )?
     } else {
+        // Attribute-level access control: a rule limited by `aca` grants the UPDATE when
+        // it covers every attribute the content changes.
+        let names: Vec<&str> = content.keys().map(String::as_str).collect();
+        let target = Target::Node(ri.clone());
         access
-            .authorize(&Target::Node(ri.clone()), AccessOperation::Update, None)
+            .authorize_attributes(
+                &target,
+                AccessOperation::Update,
+                None,
+                Attributes::Named(&names),
+            )
             .await?
     };
+    if content.contains_key("cstn") {
+        let tree = cse.tree.read();
+        let node = tree
+            .get(&ri)
+            .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+        access.authorize_custodian_change(node)?;
+    }
     {
         let tree = cse.tree.read();
         let node = tree

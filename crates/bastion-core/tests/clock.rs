@@ -310,3 +310,23 @@ async fn ts0004_7_4_7_2_expired_instances_leave_the_counters() {
     cin(&cse, "a", "new").await;
     assert_eq!(sizes(&cse).await, (1, 3));
 }
+
+#[tokio::test]
+async fn ts0004_cse_base_current_time_reads_the_cse_clock() {
+    let clock = Arc::new(ManualClock::at(START));
+    let cse = open(clock.clone()).await;
+    let get = || Request {
+        rvi: Some("4".to_owned()),
+        ..request(Operation::Retrieve, "cse-in", None, None)
+    };
+    let r = send(&cse, get()).await;
+    assert_eq!(r.rsc.code(), 2000, "{:?}", r.pc);
+    let ctm = |r: &Response| r.pc.as_ref().expect("content")["m2m:cb"]["ctm"].clone();
+    assert_eq!(ctm(&r), json!(START.format()));
+    clock.advance(Duration::from_secs(3600));
+    let r = send(&cse, get()).await;
+    assert_eq!(ctm(&r), json!(Timestamp(START.0 + 3600).format()));
+    // Release 3 has no currentTime.
+    let r = send(&cse, request(Operation::Retrieve, "cse-in", None, None)).await;
+    assert_eq!(ctm(&r), Value::Null);
+}

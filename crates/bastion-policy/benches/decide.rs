@@ -57,6 +57,7 @@ fn bench_decide(c: &mut Criterion) {
                 create_type: None,
                 time: None,
                 peer_ip: None,
+                attributes: bastion_policy::Attributes::Whole,
                 pip: &NoInformation,
             };
             let expected = case == "hit";
@@ -123,6 +124,7 @@ fn bench_contexts(c: &mut Criterion) {
             create_type: None,
             time: Some(time),
             peer_ip: Some(peer),
+            attributes: bastion_policy::Attributes::Whole,
             pip: &NoInformation,
         };
         assert_eq!(decide(&local, &req, &applicable).granted(), expected);

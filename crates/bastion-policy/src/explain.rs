@@ -7,10 +7,12 @@
 //! is always the verdict `decide` returns. `Display` gives a one-line reason; `Serialize`
 //! gives the full structure.
 
-use crate::decide::{is_admin, is_creator};
+use crate::decide::{default_grant, is_admin, is_creator};
 use crate::originator::{normalize_originator, EntryKind, Subject};
 use crate::rules::{ObjectDetails, Rule};
-use crate::{AccessOperation, AccessRequest, Applicable, Decision, Grant, LocalIdentity};
+use crate::{
+    AccessOperation, AccessRequest, Applicable, Attributes, Decision, Grant, LocalIdentity,
+};
 use serde::Serialize;
 use std::fmt;
 use std::net::IpAddr;
@@ -54,6 +56,8 @@ pub enum Basis {
         creator: Option<String>,
         normalized_creator: Option<String>,
         is_creator: bool,
+        /// The custodian (`cstn`): when set, it alone has access (the creator none).
+        custodian: Option<String>,
     },
     /// Permit-overrides over these sources.
     Policies { sources: Vec<SourceExplanation> },
@@ -73,7 +77,7 @@ pub struct RuleExplanation {
     pub rule: usize,
     /// All conditions held.
     pub permits: bool,
-    /// In evaluation order: operation, authentication, context, object details, originator.
+    /// In order: operation, authentication, context, object details, originator, attributes.
     pub checks: Vec<Check>,
     pub originators: Vec<EntryExplanation>,
     /// Every `acco` element against the request context (empty when there is no `acco`).
@@ -135,6 +139,8 @@ pub enum Condition {
     ObjectDetails,
     /// `acor`
     Originator,
+    /// `aca` vs the attributes the request reads or writes
+    Attributes,
 }
 
 /// One `acor` entry against the originator.
@@ -182,15 +188,16 @@ pub fn explain(
     let mut grant = admin.then_some(Grant::Admin);
 
     let basis = match applicable {
-        Applicable::Default { creator } => {
-            let is_creator = is_creator(local, &subject, *creator);
-            if grant.is_none() && is_creator {
-                grant = Some(Grant::Creator);
+        Applicable::Default { creator, custodian } => {
+            let owner = default_grant(local, &subject, *creator, *custodian);
+            if grant.is_none() {
+                grant = owner;
             }
             Basis::Default {
                 creator: creator.map(str::to_owned),
                 normalized_creator: creator.map(|c| normalize_originator(local, c)),
-                is_creator,
+                is_creator: is_creator(local, &subject, *creator),
+                custodian: custodian.map(str::to_owned),
             }
         }
         Applicable::Policies(sources) => {
@@ -241,7 +248,7 @@ fn explain_rule(
     subject: &Subject<'_>,
 ) -> RuleExplanation {
     let op = req.operation;
-    let mut checks = Vec::with_capacity(5);
+    let mut checks = Vec::with_capacity(6);
 
     // TS-0004 6.3.4.2.29: acop bit of the requested operation.
     let holds = rule.op_ok(op);
@@ -314,6 +321,13 @@ fn explain_rule(
         reason: originator_reason(holds, subject, &originators),
     });
 
+    // R4 attribute-level access control: aca vs the request's attributes.
+    checks.push(Check {
+        condition: Condition::Attributes,
+        holds: rule.attr_ok(req.attributes),
+        reason: attributes_reason(rule, req.attributes),
+    });
+
     RuleExplanation {
         rule: index,
         permits: checks.iter().all(|c| c.holds),
@@ -382,6 +396,19 @@ fn element_failure(d: &ObjectDetails, req: &AccessRequest<'_>) -> String {
     }
 }
 
+fn attributes_reason(rule: &Rule, attributes: Attributes<'_>) -> String {
+    let Some(aca) = rule.attributes() else {
+        return "no aca: the rule covers every attribute".to_owned();
+    };
+    match attributes {
+        Attributes::Whole => format!("aca {aca:?} does not cover the whole resource"),
+        Attributes::Named(names) => match names.iter().find(|n| !aca.iter().any(|a| &**a == **n)) {
+            None => format!("aca {aca:?} covers {names:?}"),
+            Some(n) => format!("aca {aca:?} does not cover '{n}'"),
+        },
+    }
+}
+
 fn originator_reason(holds: bool, subject: &Subject<'_>, entries: &[EntryExplanation]) -> String {
     if subject.is_empty() {
         return "empty originator matches no entry".to_owned();
@@ -434,6 +461,10 @@ impl fmt::Display for Explanation {
                 f,
                 "{op} granted: {who} created the resource (default access policy)"
             ),
+            Some(Grant::Custodian) => write!(
+                f,
+                "{op} granted: {who} is the resource's custodian (default access policy)"
+            ),
             Some(Grant::Rule { source, rule }) => {
                 let acp = match &self.basis {
                     Basis::Policies { sources } => sources
@@ -444,9 +475,19 @@ impl fmt::Display for Explanation {
                 write!(f, "{op} granted by rule {rule} of {acp}")
             }
             None => match &self.basis {
-                Basis::Default { creator: None, .. } => write!(
+                Basis::Default {
+                    creator: None,
+                    custodian: None,
+                    ..
+                } => write!(
                     f,
                     "no access control policy and no known creator: {op} denied to {who}"
+                ),
+                Basis::Default {
+                    custodian: Some(_), ..
+                } => write!(
+                    f,
+                    "default access policy: only the custodian has access, {op} denied to {who}"
                 ),
                 Basis::Default { .. } => write!(
                     f,

@@ -37,7 +37,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 pub use context::Context;
-pub use decide::decide;
+pub use decide::{decide, is_owner, readable_attributes, ReadableAttributes};
 pub use error::PolicyError;
 pub use explain::{explain, Explanation};
 pub use originator::normalize_originator;
@@ -192,6 +192,9 @@ pub struct AccessRequest<'a> {
     pub time: Option<i64>,
     /// `rq_ip`: the transport source address (never a forwarded-for header).
     pub peer_ip: Option<IpAddr>,
+    /// The attributes the request reads or writes (TS-0003 7.1.5 `rq_attrs`, R4): what a
+    /// rule limited by `aca` must cover for it to grant.
+    pub attributes: Attributes<'a>,
     /// Everything else the decision may need, asked only when a rule needs it: `rq_loc`
     /// and country (annex F), group membership for group `acor` entries, validated
     /// Role-IDs for role entries (TS-0003 7.4).
@@ -208,8 +211,21 @@ impl fmt::Debug for AccessRequest<'_> {
             .field("create_type", &self.create_type)
             .field("time", &self.time)
             .field("peer_ip", &self.peer_ip)
+            .field("attributes", &self.attributes)
             .finish_non_exhaustive()
     }
+}
+
+/// The attributes a request touches, as attribute-level access control sees them
+/// (`accessControlAttributes`, `aca`, of an `accessControlRule`, TS-0004 R4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attributes<'a> {
+    /// The whole resource: a full RETRIEVE, DELETE, NOTIFY, DISCOVERY; only a rule
+    /// without `aca` covers it.
+    Whole,
+    /// Exactly these attributes (short names): the `atrl` of a partial RETRIEVE, the
+    /// members of the content of a CREATE or UPDATE.
+    Named(&'a [&'a str]),
 }
 
 /// One ACP's rule set together with its identifier (used only in explanations).
@@ -224,10 +240,14 @@ pub struct PolicySource<'a> {
 pub enum Applicable<'a> {
     /// Permit-overrides over every rule of every source (TS-0003 7.1.4).
     Policies(&'a [PolicySource<'a>]),
-    /// The target has no `acpi`: only the creator gets (full) access; `None` means no
-    /// creator is known and nobody but the administrator is let in (default access
-    /// policy of the TS-0001 `acpi` attribute, digest §3).
-    Default { creator: Option<&'a str> },
+    /// The target has no `acpi`: only its custodian (`cstn`, TS-0001 R4) when it has
+    /// one, else its creator gets (full) access; neither known means nobody but the
+    /// administrator is let in (default access policy of the TS-0001 `acpi` attribute,
+    /// digest §3).
+    Default {
+        creator: Option<&'a str>,
+        custodian: Option<&'a str>,
+    },
 }
 
 /// Why access was granted.
@@ -236,8 +256,10 @@ pub enum Applicable<'a> {
 pub enum Grant {
     /// The originator is the configured CSE administrator.
     Admin,
-    /// Default policy: the originator created the resource.
+    /// Default policy: the originator created the resource (which has no custodian).
     Creator,
+    /// Default policy: the originator is the resource's custodian.
+    Custodian,
     /// `rule` of the `RuleSet` at `source` in the [`Applicable::Policies`] slice.
     Rule { source: usize, rule: usize },
 }

@@ -7,7 +7,7 @@
 
 use crate::context::Context;
 use crate::originator::{OriginatorEntry, Subject};
-use crate::{AccessOperation, AccessRequest, LocalIdentity, Pip, PolicyError};
+use crate::{AccessOperation, AccessRequest, Attributes, LocalIdentity, Pip, PolicyError};
 use serde_json::{Map, Value};
 
 /// Highest valid `acop`: all six operation bits (TS-0004 6.3.4.2.29).
@@ -29,6 +29,9 @@ pub struct Rule {
     acaf: bool,
     /// `acod` elements; empty = no constraint.
     acod: Box<[ObjectDetails]>,
+    /// `aca` (accessControlAttributes, TS-0004 R4): the attributes this rule covers;
+    /// `None` = every attribute, the whole resource.
+    aca: Option<Box<[Box<str>]>>,
 }
 
 /// One `accessControlObjectDetails` element (TS-0003 7.1.5, TS-0004 6.3.5.28 area).
@@ -107,7 +110,7 @@ impl RuleSet {
 impl Rule {
     fn parse(value: &Value, path: &str, local: &LocalIdentity) -> Result<Rule, PolicyError> {
         let obj = as_object(value, path)?;
-        only_members(obj, path, &["acor", "acop", "acco", "acaf", "acod"])?;
+        only_members(obj, path, &["acor", "acop", "acco", "acaf", "acod", "aca"])?;
 
         let acor_path = format!("{path}.acor");
         let acor = as_array(required(obj, "acor", path)?, &acor_path)?
@@ -164,12 +167,18 @@ impl Rule {
             }
         };
 
+        let aca = match obj.get("aca") {
+            None => None,
+            Some(v) => Some(attribute_names(v, &format!("{path}.aca"))?),
+        };
+
         Ok(Rule {
             acor: acor.into(),
             acop,
             acco: acco.into(),
             acaf,
             acod: acod.into(),
+            aca,
         })
     }
 
@@ -196,6 +205,11 @@ impl Rule {
     /// The `acod` elements (empty when absent).
     pub fn object_details(&self) -> &[ObjectDetails] {
         &self.acod
+    }
+
+    /// The `aca` list; `None` when the rule covers every attribute.
+    pub fn attributes(&self) -> Option<&[Box<str>]> {
+        self.aca.as_deref()
     }
 
     // ---- the five conditions of TS-0003 7.1.5 `rule_ok(k)` ----
@@ -233,8 +247,30 @@ impl Rule {
         self.acor.iter().any(|e| e.matches(subject, pip))
     }
 
-    /// All five conditions, cheapest first (contexts last: calendar and distance maths).
+    /// `attr_ok` (TS-0003 R4 attribute-level access control): a rule without `aca` covers
+    /// everything; one with `aca` covers only requests naming nothing outside its list,
+    /// never the whole resource.
+    pub(crate) fn attr_ok(&self, attributes: Attributes<'_>) -> bool {
+        match (&self.aca, attributes) {
+            (None, _) => true,
+            (Some(_), Attributes::Whole) => false,
+            (Some(aca), Attributes::Named(names)) => {
+                names.iter().all(|n| aca.iter().any(|a| &**a == *n))
+            }
+        }
+    }
+
+    /// All six conditions, cheapest first (contexts last: calendar and distance maths).
     pub(crate) fn permits(&self, req: &AccessRequest<'_>, subject: &Subject<'_>) -> bool {
+        self.attr_ok(req.attributes) && self.permits_apart_from_attributes(req, subject)
+    }
+
+    /// The five conditions of TS-0003 7.1.5 without `attr_ok`.
+    pub(crate) fn permits_apart_from_attributes(
+        &self,
+        req: &AccessRequest<'_>,
+        subject: &Subject<'_>,
+    ) -> bool {
         self.op_ok(req.operation)
             && self.authn_ok(req.authenticated)
             && self.objd_ok(req)
@@ -273,6 +309,23 @@ impl ObjectDetails {
             chty: chty.into(),
         })
     }
+}
+
+/// `aca`: a list of attribute short names (strings of 1..=32 characters, no duplicates
+/// needed); an empty list covers no attribute.
+fn attribute_names(value: &Value, path: &str) -> Result<Box<[Box<str>]>, PolicyError> {
+    as_array(value, path)?
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Value::String(s) if (1..=32).contains(&s.len()) => Ok(Box::from(s.as_str())),
+            _ => Err(PolicyError::new(
+                format!("{path}[{i}]"),
+                "must be an attribute name (a string of 1 to 32 characters)",
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Vec::into_boxed_slice)
 }
 
 fn resource_type(value: &Value, path: &str) -> Result<u16, PolicyError> {

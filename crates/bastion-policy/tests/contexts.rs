@@ -95,6 +95,7 @@ fn run(acco: Value, c: Ctx) -> (bool, Explanation) {
         create_type: None,
         time: c.time,
         peer_ip: c.peer,
+        attributes: bastion_policy::Attributes::Whole,
         pip: &pip,
     };
     let d = decide(&l, &req, &applicable);
@@ -469,6 +470,7 @@ fn no_acco_needs_no_context() {
         create_type: None,
         time: None,
         peer_ip: None,
+        attributes: bastion_policy::Attributes::Whole,
         pip: &NoInformation,
     };
     assert!(decide(&l, &req, &Applicable::Policies(&sources)).granted());

@@ -29,6 +29,7 @@ fn req(originator: &str, operation: AccessOperation) -> AccessRequest<'_> {
         create_type: None,
         time: None,
         peer_ip: None,
+        attributes: bastion_policy::Attributes::Whole,
         pip: &NoInformation,
     }
 }
@@ -42,6 +43,7 @@ fn create<'a>(originator: &'a str, parent: u16, child: u16) -> AccessRequest<'a>
         create_type: Some(child),
         time: None,
         peer_ip: None,
+        attributes: bastion_policy::Attributes::Whole,
         pip: &NoInformation,
     }
 }
@@ -88,9 +90,13 @@ fn admin_is_granted_everything_in_any_form() {
             for applicable in [
                 Applicable::Policies(&sources),
                 Applicable::Policies(&[]),
-                Applicable::Default { creator: None },
+                Applicable::Default {
+                    creator: None,
+                    custodian: None,
+                },
                 Applicable::Default {
                     creator: Some("Cother"),
+                    custodian: None,
                 },
             ] {
                 let d = decide_with(&applicable, &req(who, op));
@@ -102,7 +108,10 @@ fn admin_is_granted_everything_in_any_form() {
 
 #[test]
 fn admin_comparison_is_exact() {
-    let none = Applicable::Default { creator: None };
+    let none = Applicable::Default {
+        creator: None,
+        custodian: None,
+    };
     for who in [
         "CAdmin2",
         "Cadmin",
@@ -129,7 +138,10 @@ fn empty_configured_admin_admits_nobody() {
     let d = decide(
         &l,
         &req("", AccessOperation::Retrieve),
-        &Applicable::Default { creator: None },
+        &Applicable::Default {
+            creator: None,
+            custodian: None,
+        },
     );
     assert!(!d.granted());
 }
@@ -475,6 +487,7 @@ fn ts0003_7_1_5_empty_acod_is_no_constraint() {
 fn default_policy_grants_only_the_creator() {
     let creator = Applicable::Default {
         creator: Some("//bastion.example/id-in/Cmaker"),
+        custodian: None,
     };
     for op in AccessOperation::ALL {
         assert_eq!(
@@ -484,9 +497,15 @@ fn default_policy_grants_only_the_creator() {
         assert!(!decide_with(&creator, &req("Cother", op)).granted());
         assert!(!decide_with(&creator, &req("Cmake*", op)).granted());
     }
-    let nobody = Applicable::Default { creator: None };
+    let nobody = Applicable::Default {
+        creator: None,
+        custodian: None,
+    };
     assert!(!decide_with(&nobody, &req("Cmaker", AccessOperation::Retrieve)).granted());
-    let empty = Applicable::Default { creator: Some("") };
+    let empty = Applicable::Default {
+        creator: Some(""),
+        custodian: None,
+    };
     assert!(!decide_with(&empty, &req("", AccessOperation::Retrieve)).granted());
 }
 
@@ -583,7 +602,8 @@ fn explanation_serialises_every_condition() {
             "authentication",
             "context",
             "object_details",
-            "originator"
+            "originator",
+            "attributes"
         ]
     );
     assert_eq!(rule["checks"][1]["holds"], false);

@@ -95,8 +95,8 @@ fn rejects_wrong_top_level() {
 #[test]
 fn rejects_unknown_rule_member() {
     rejects(
-        json!({"acr": [{"acor": ["all"], "acop": 2, "aca": []}]}),
-        "acr[0]: unknown member 'aca'",
+        json!({"acr": [{"acor": ["all"], "acop": 2, "acx": []}]}),
+        "acr[0]: unknown member 'acx'",
     );
 }
 

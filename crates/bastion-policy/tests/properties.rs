@@ -210,6 +210,7 @@ impl Req {
             create_type: self.create_type,
             time: self.time,
             peer_ip: self.peer_ip,
+            attributes: bastion_policy::Attributes::Whole,
             pip: &self.pip,
         }
     }
@@ -456,7 +457,7 @@ proptest! {
             PolicySource { acp_id: "acpB", rules: &sb },
         ];
         let applicable = if use_default {
-            Applicable::Default { creator: creator.as_deref() }
+            Applicable::Default { creator: creator.as_deref(), custodian: None }
         } else {
             Applicable::Policies(&sources)
         };

@@ -33,6 +33,9 @@ pub enum Kind {
     Any,
     /// `cr`: only `null` is allowed in a CREATE.
     CreatorNull,
+    /// An originator's identifier (AE-ID or CSE-ID, `cstn`): a non-empty string without
+    /// wildcard or whitespace.
+    Originator,
 }
 
 /// Presence in a request's content.
@@ -80,6 +83,7 @@ const AE: &[AttrDef] = &[
     a("at", Kind::StrList, O, O),
     a("aa", Kind::StrList, O, O),
     a("daci", Kind::StrList, O, O),
+    a("cstn", Kind::Originator, O, O),
     a("apn", Kind::Str, O, O),
     a("api", Kind::Str, M, NP),
     a("aei", Kind::Str, NP, NP),
@@ -108,6 +112,7 @@ const CNT: &[AttrDef] = &[
     a("at", Kind::StrList, O, O),
     a("aa", Kind::StrList, O, O),
     a("daci", Kind::StrList, O, O),
+    a("cstn", Kind::Originator, O, O),
     a("cr", Kind::CreatorNull, O, NP),
     a("st", Kind::NonNegInt, NP, NP),
     a("mni", Kind::NonNegInt, O, O),
@@ -159,6 +164,7 @@ const GRP: &[AttrDef] = &[
     a("at", Kind::StrList, O, O),
     a("aa", Kind::StrList, O, O),
     a("daci", Kind::StrList, O, O),
+    a("cstn", Kind::Originator, O, O),
     a("cr", Kind::CreatorNull, O, NP),
     a("mt", Kind::NonNegInt, O, NP),
     a("spty", Kind::Str, O, NP),
@@ -219,6 +225,7 @@ const DAC: &[AttrDef] = &[
     a("at", Kind::StrList, O, O),
     a("aa", Kind::StrList, O, O),
     a("daci", Kind::StrList, O, O),
+    a("cstn", Kind::Originator, O, O),
     a("cr", Kind::CreatorNull, O, NP),
     a("dae", Kind::Bool, M, O),
     a("dap", Kind::StrList, M, O),
@@ -233,6 +240,7 @@ const SUB: &[AttrDef] = &[
     a("lbl", Kind::Labels, O, O),
     a("acpi", Kind::StrList, O, O),
     a("daci", Kind::StrList, O, O),
+    a("cstn", Kind::Originator, O, O),
     a("cr", Kind::CreatorNull, O, NP),
     a("enc", Kind::Object, O, O),
     a("exc", Kind::NonNegInt, O, O),
@@ -255,6 +263,7 @@ const PCH: &[AttrDef] = &[
     a("rn", Kind::Str, O, NP),
     a("et", Kind::Timestamp, O, O),
     a("lbl", Kind::Labels, O, O),
+    a("rqag", Kind::Bool, O, O),
 ];
 
 /// `<remoteCSE>` (TS-0001 9.6.4; core-resources.md §3.9).
@@ -315,6 +324,7 @@ const CB: &[AttrDef] = &[
     a("nl", Kind::Str, NP, NP),
     a("esi", Kind::Object, NP, NP),
     a("ncp", Kind::Object, NP, NP),
+    a("ctm", Kind::Timestamp, NP, NP),
 ];
 
 /// The type-specific attribute table (without the universal read-only ones).
@@ -463,6 +473,9 @@ fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestError>
         Kind::Object => value.is_object(),
         Kind::Any => true,
         Kind::CreatorNull => false,
+        Kind::Originator => value
+            .as_str()
+            .is_some_and(|s| !s.is_empty() && !s.contains(['*', ' ', '\t', '\n'])),
     };
     if ok {
         Ok(())
@@ -481,6 +494,7 @@ fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestError>
             Kind::Object => "an object",
             Kind::Any => "a value",
             Kind::CreatorNull => "null",
+            Kind::Originator => "an AE-ID or CSE-ID",
         };
         Err(RequestError::bad_request(format!(
             "attribute {name} must be {expected}"

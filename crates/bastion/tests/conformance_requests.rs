@@ -184,7 +184,7 @@ async fn ts0004_7_3_2_response_types() {
     let s = Server::start();
     let ae = s.ae("Cowner").await;
     // rt=1 (synch, 1001) and rt=2 (asynch, 1002): tests/nonblocking.rs. noResponse (5)
-    // belongs to 3GPP interworking and is refused, with nothing written.
+    // is performed like a blocking request and answered without content.
     let r = s
         .request("POST", &format!("{ae}?rt=5"))
         .from("Cowner")
@@ -192,8 +192,28 @@ async fn ts0004_7_3_2_response_types() {
         .json(&json!({"m2m:cnt": {"rn": "nb5"}}))
         .send()
         .await;
-    r.expect(5001);
-    s.get(&format!("{ae}/nb5"), "Cowner").await.expect(4004);
+    r.expect(2001);
+    assert_eq!(r.status, 201);
+    assert!(
+        r.text.is_empty(),
+        "noResponse carries no content: {}",
+        r.text
+    );
+    s.get(&format!("{ae}/nb5"), "Cowner").await.expect(2000);
+    // A failure is still answered with its status code, without the debug content.
+    let r = s
+        .request("POST", &format!("{ae}?rt=5"))
+        .from("Cowner")
+        .ty(3)
+        .json(&json!({"m2m:cnt": {"rn": "nb5"}}))
+        .send()
+        .await;
+    r.expect(4105);
+    assert!(
+        r.text.is_empty(),
+        "noResponse carries no content: {}",
+        r.text
+    );
     s.request("GET", &format!("{ae}?rt=2"))
         .from("Cowner")
         .send()
@@ -333,4 +353,74 @@ async fn ts0001_8_1_2_result_expiration_before_request_expiration_is_bad_request
         .send()
         .await
         .expect(2000);
+}
+
+#[tokio::test]
+async fn ts0004_7_3_2_operation_execution_time_delays_the_operation() {
+    let s = Server::start();
+    let ae = s.ae("Cowner").await;
+    // Relative, in milliseconds: the container is created no sooner than 2 s later.
+    let started = std::time::Instant::now();
+    let r = s
+        .request("POST", &ae)
+        .from("Cowner")
+        .ty(3)
+        .header("X-M2M-OET", "2000")
+        .json(&json!({"m2m:cnt": {"rn": "later"}}))
+        .send()
+        .await;
+    r.expect(2001);
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_secs(1),
+        "ran after {waited:?}"
+    );
+    let ct = r.inner("m2m:cnt")["ct"].as_str().expect("ct").to_owned();
+    let lt_of_ae = s.get(&ae, "Cowner").await.inner("m2m:ae")["ct"]
+        .as_str()
+        .expect("ct")
+        .to_owned();
+    assert!(ct > lt_of_ae, "created at {ct}, AE at {lt_of_ae}");
+    // An execution time already passed runs at once.
+    s.request("GET", &ae)
+        .from("Cowner")
+        .header("X-M2M-OET", "20200101T000000")
+        .send()
+        .await
+        .expect(2000);
+}
+
+#[tokio::test]
+async fn ts0004_7_3_2_operation_execution_time_out_of_reach_is_refused() {
+    let s = Server::start();
+    let ae = s.ae("Cowner").await;
+    // Further than the CSE holds a request: 4000, nothing created.
+    let r = s
+        .request("POST", &ae)
+        .from("Cowner")
+        .ty(3)
+        .header("X-M2M-OET", &ts(3600))
+        .json(&json!({"m2m:cnt": {"rn": "far"}}))
+        .send()
+        .await;
+    r.expect(4000);
+    // After the request's own expiration: it would expire first, 4008.
+    let r = s
+        .request("POST", &ae)
+        .from("Cowner")
+        .ty(3)
+        .header("X-M2M-OET", "20000")
+        .header("X-M2M-RET", "10000")
+        .json(&json!({"m2m:cnt": {"rn": "far"}}))
+        .send()
+        .await;
+    r.expect(4008);
+    let r = s
+        .request("GET", &ae)
+        .from("Cowner")
+        .header("X-M2M-OET", "soon")
+        .send()
+        .await;
+    r.expect(4000);
+    s.get(&format!("{ae}/far"), "Cowner").await.expect(4004);
 }

@@ -406,3 +406,83 @@ async fn ts0004_7_3_2_notification_targets_need_rtv_2() {
     }
     assert!(request_resources(&s).await.is_empty());
 }
+
+#[tokio::test]
+async fn ts0004_7_3_2_non_blocking_request_waits_for_its_execution_time_in_its_task() {
+    let s = Server::start();
+    let ae = s.ae(OWNER).await;
+    let started = std::time::Instant::now();
+    let r = s
+        .request("POST", &format!("{ae}?rt=1"))
+        .from(OWNER)
+        .ty(3)
+        .header("X-M2M-OET", "2000")
+        .json(&json!({"m2m:cnt": {"rn": "later"}}))
+        .send()
+        .await;
+    r.expect(1001);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "accepted at once"
+    );
+    let uri = r.inner("m2m:uri").as_str().expect("uri").to_owned();
+    let pending = s.get(&format!("/{uri}"), OWNER).await;
+    pending.expect(2000);
+    assert_eq!(pending.inner("m2m:req")["rs"], 1, "{}", pending.text);
+    s.get(&format!("{ae}/later"), OWNER).await.expect(4004);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let req = outcome(&s, &uri, OWNER).await;
+    assert_eq!(req["ors"]["rsc"], 2001, "{req}");
+    s.get(&format!("{ae}/later"), OWNER).await.expect(2000);
+}
+
+/// The `et` and `lt` of a finished `<request>`, in seconds since the epoch.
+fn et_and_lt(req: &Value) -> (i64, i64) {
+    let secs = |name: &str| {
+        let text = req[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: {req}"));
+        bastion_proto::time::Timestamp::parse(text)
+            .unwrap_or_else(|| panic!("{name} {text}"))
+            .0
+    };
+    (secs("et"), secs("lt"))
+}
+
+#[tokio::test]
+async fn ts0001_8_1_2_result_persistence_counts_from_the_completion() {
+    let s = Server::start();
+    let ae = s.ae(OWNER).await;
+    s.create_cnt(&ae, OWNER, json!({"rn": "c"})).await;
+    // Relative rp (ms), and a delayed execution so that completion is well after acceptance.
+    let r = s
+        .request("GET", &format!("{ae}/c?rt=1&rp=600000"))
+        .from(OWNER)
+        .header("X-M2M-OET", "2000")
+        .send()
+        .await;
+    r.expect(1001);
+    let uri = r.inner("m2m:uri").as_str().expect("uri").to_owned();
+    let pending = s.get(&format!("/{uri}"), OWNER).await;
+    let pending_et = et_and_lt(pending.inner("m2m:req")).0;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let req = outcome(&s, &uri, OWNER).await;
+    let (et, lt) = et_and_lt(&req);
+    assert_eq!(et - lt, 600, "kept 600 s after completion: {req}");
+    assert!(
+        pending_et > et,
+        "a pending request is kept longer: {pending_et} vs {et}"
+    );
+    // Without rp: one hour after completion.
+    let uri = non_blocking(&s, "GET", &format!("{ae}/c"), OWNER, None).await;
+    let (et, lt) = et_and_lt(&outcome(&s, &uri, OWNER).await);
+    assert_eq!(et - lt, 3600);
+    // A malformed rp, or one already passed, is refused before anything is stored.
+    for rp in ["soon", "20200101T000000"] {
+        s.request("GET", &format!("{ae}/c?rt=1&rp={rp}"))
+            .from(OWNER)
+            .send()
+            .await
+            .expect(4000);
+    }
+}

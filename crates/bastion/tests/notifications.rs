@@ -390,3 +390,84 @@ async fn ts0001_10_2_5_polling_channel_long_poll() {
         .expect(4005);
     s.delete(&pcu, "Cpoll").await.expect(4005);
 }
+
+#[tokio::test]
+async fn ts0001_10_2_5_polling_channel_request_aggregation() {
+    let s = Server::start();
+    let ae = s.polling_ae("Cpoll", "poller").await;
+    s.create_cnt(&ae, "Cpoll", json!({"rn": "cnt"})).await;
+    let cnt = format!("{ae}/cnt");
+    s.create(
+        &ae,
+        "Cpoll",
+        15,
+        json!({"m2m:pch": {"rn": "pch", "rqag": "yes"}}),
+    )
+    .await
+    .expect(4000);
+    let created = s
+        .create(
+            &ae,
+            "Cpoll",
+            15,
+            json!({"m2m:pch": {"rn": "pch", "rqag": true}}),
+        )
+        .await;
+    created.expect(2001);
+    assert_eq!(created.inner("m2m:pch")["rqag"], true);
+    let pcu = format!("{ae}/pch/pcu");
+    subscribe(
+        &s,
+        &cnt,
+        "Cpoll",
+        json!({"nu": ["Cpoll"], "enc": {"net": [3]}}),
+    )
+    .await
+    .expect(2001);
+    for con in ["one", "two", "three"] {
+        s.create_cin(&cnt, "Cpoll", con).await;
+    }
+    // Every waiting request in one answer, oldest first.
+    let polled = s.get(&pcu, "Cpoll").await;
+    polled.expect(2000);
+    let list = polled.body["m2m:agrq"]["m2m:rqp"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no aggregated request: {}", polled.text))
+        .clone();
+    let cons: Vec<&str> = list
+        .iter()
+        .map(|rqp| {
+            rqp["pc"]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"]
+                .as_str()
+                .unwrap_or("")
+        })
+        .collect();
+    assert_eq!(cons, ["one", "two", "three"]);
+    assert!(list
+        .iter()
+        .all(|rqp| rqp["op"] == 5 && rqp["to"] == "Cpoll"));
+    // Nothing left: the next poll ends at its rqet.
+    s.request("GET", &pcu)
+        .from("Cpoll")
+        .header("X-M2M-RET", "1000")
+        .send()
+        .await
+        .expect(4008);
+    // Without aggregation, one request per poll again.
+    s.update(
+        &format!("{ae}/pch"),
+        "Cpoll",
+        json!({"m2m:pch": {"rqag": false}}),
+    )
+    .await
+    .expect(2004);
+    s.create_cin(&cnt, "Cpoll", "four").await;
+    s.create_cin(&cnt, "Cpoll", "five").await;
+    let polled = s.get(&pcu, "Cpoll").await;
+    polled.expect(2000);
+    assert!(polled.body.get("m2m:agrq").is_none(), "{}", polled.text);
+    assert_eq!(
+        polled.body["m2m:rqp"]["pc"]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"],
+        "four"
+    );
+}

@@ -305,6 +305,11 @@ pub(crate) trait ResourceKind: Sync {
         None
     }
 
+    /// Attributes sampled when the resource is retrieved rather than stored (the
+    /// CSEBase's `currentTime`), added to `attrs` for a request of release `rvi` at
+    /// `now`.
+    fn add_sampled(&self, _attrs: &mut Map<String, Value>, _now: Timestamp, _rvi: &str) {}
+
     /// Refuses every UPDATE of this type.
     fn check_updatable(&self) -> Result<(), RequestError> {
         Ok(())

@@ -82,6 +82,15 @@ fn samples() -> Vec<Value> {
         json!({"m2m:rqp": {"op": 5, "to": "Cpoll", "fr": "/id-in", "rqi": "pch-1", "rvi": "3",
             "pc": {"m2m:sgn": {"nev": {"rep": {"m2m:cin": {"rn": "i", "ty": 4, "con": "q"}},
             "net": 3}, "sur": "/id-in/sub1"}}}}),
+        // Every request waiting on a channel with requestAggregation, one or several;
+        // an access control rule limited to attributes (aca).
+        json!({"m2m:agrq": {"m2m:rqp": [{"op": 5, "to": "Cpoll", "fr": "/id-in", "rqi": "a"}]}}),
+        json!({"m2m:agrq": {"m2m:rqp": [{"op": 5, "to": "Cpoll", "fr": "/id-in", "rqi": "a"},
+            {"op": 5, "to": "Cpoll", "fr": "/id-in", "rqi": "b"}]}}),
+        json!({"m2m:acp": {"rn": "a", "ty": 1, "pv": {"acr": [{"acor": ["Cr"], "acop": 2,
+            "aca": ["lbl"]}]}, "pvs": {"acr": [{"acor": ["Cae"], "acop": 63}]}}}),
+        json!({"m2m:pch": {"rn": "pch", "ty": 15, "rqag": true}}),
+        json!({"m2m:cb": {"rn": "cse-in", "ty": 5, "ctm": T}}),
     ]
 }
 

@@ -65,6 +65,7 @@ const MEMBERS: &[(&str, XKind)] = &[
     ("aclr", XKind::Obj),
     ("accc", XKind::StrList),
     ("acaf", XKind::Bool),
+    ("aca", XKind::StrList),
     // eventNotificationCriteria (enc)
     ("net", XKind::IntList),
     ("om", XKind::ObjList),
@@ -122,8 +123,9 @@ const ROOTS: &[(&str, XKind)] = &[
     ("m2m:uri", XKind::Str),
     ("m2m:uril", XKind::StrList),
     ("m2m:atrl", XKind::StrList),
-    // a request primitive delivered through <pollingChannelURI>
+    // a request primitive delivered through <pollingChannelURI>, or all of them
     ("m2m:rqp", XKind::Obj),
+    ("m2m:agrq", XKind::Obj),
 ];
 
 /// Members whose type depends on the element holding them: (parent, member, kind).
@@ -132,6 +134,8 @@ const MEMBERS_IN: &[(&str, &str, XKind)] = &[
     ("nev", "net", XKind::Int),
     // A request's content holds one notification; only m2m:agn repeats them.
     ("pc", "m2m:sgn", XKind::Obj),
+    // An aggregated request repeats request primitives.
+    ("m2m:agrq", "m2m:rqp", XKind::ObjList),
 ];
 
 /// Lists of complex values that may be empty: XML writes an empty one as no elements,
@@ -152,7 +156,7 @@ fn member_kind_in(parent: &str, name: &str) -> Option<XKind> {
 
 fn from_attr_kind(kind: Kind) -> Option<XKind> {
     Some(match kind {
-        Kind::Str | Kind::Timestamp | Kind::ContentInfo => XKind::Str,
+        Kind::Str | Kind::Timestamp | Kind::ContentInfo | Kind::Originator => XKind::Str,
         Kind::NonNegInt => XKind::Int,
         Kind::Bool => XKind::Bool,
         Kind::StrList | Kind::Labels | Kind::Serializations => XKind::StrList,
