@@ -93,6 +93,7 @@ async fn create_node(
         }
         kind.initial_attrs(&mut attrs);
         attrs.extend(content);
+        attrs.extend(prepared.defaults);
         let state = match prepared.state {
             Some(state) => state,
             None => kind.derive(&cse.derive_in(&tree, now), ty, &mut attrs, Mode::Write)?,

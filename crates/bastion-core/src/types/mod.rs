@@ -147,6 +147,8 @@ pub(crate) struct Prepared {
     pub id: Option<(i64, String)>,
     /// The state, when it was derived here rather than under the lock.
     pub state: Option<TypeState>,
+    /// Attributes the CSE fills in where the content leaves them out (defaults).
+    pub defaults: Map<String, Value>,
 }
 
 /// The audit events a type raises when it is created, updated or deleted.

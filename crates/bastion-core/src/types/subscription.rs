@@ -7,7 +7,7 @@ use crate::access::Enforcer;
 use crate::audit::AuditRule;
 use crate::checks::CreateRequest;
 use crate::resolve::Target;
-use crate::subscription::SubscriptionState;
+use crate::subscription::{filled_defaults, statistics_after_write, SubscriptionState};
 use crate::tree::{Node, Ri, Tree, TypeState};
 use crate::{Cse, RequestContext};
 use async_trait::async_trait;
@@ -57,6 +57,7 @@ impl ResourceKind for Subscription {
         let (seq, ri, state) = prepare_subscription(cse, req, ctx, content, parent).await?;
         Ok(Prepared {
             id: Some((seq, ri)),
+            defaults: filled_defaults(content, &state),
             state: Some(TypeState::Subscription(state)),
         })
     }
@@ -78,6 +79,21 @@ impl ResourceKind for Subscription {
     ) -> Result<Option<TypeState>, RequestError> {
         let state = resubscribe(cse, ri, content).await?;
         Ok(Some(TypeState::Subscription(state)))
+    }
+
+    /// The defaults an UPDATE left out are filled in again (a new `bn` without `dur`), and
+    /// `nsi` follows `nse` and `nu` (reset when this UPDATE enables statistics).
+    fn write_update(&self, node: &mut Node, previous: &Map<String, Value>) -> super::Written {
+        if let Some(state) = node.subscription().cloned() {
+            let mut defaults = filled_defaults(&node.attrs, &state);
+            defaults.remove("nsi");
+            node.attrs.extend(defaults);
+        }
+        statistics_after_write(&mut node.attrs, previous.contains_key("nse"));
+        super::Written {
+            ops: vec![bastion_store::WriteOp::Upsert(super::node_row(node))],
+            also_modified: &[],
+        }
     }
 
     /// One that no longer compiles (this version became stricter) is kept as a resource
