@@ -390,3 +390,142 @@ async fn ts0001_10_2_5_polling_channel_long_poll() {
         .expect(4005);
     s.delete(&pcu, "Cpoll").await.expect(4005);
 }
+
+/// Polls the subscription at `path` until its `nsi` record for `tg` shows `rqs` and
+/// `rsr` at least `sent` (the delivery engine reports after the target answered).
+async fn statistics_of(s: &Server, path: &str, tg: &str, sent: u64) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let got = s.get(path, "Cowner").await;
+        got.expect(2000);
+        let nsi = got.inner("m2m:sub")["nsi"].clone();
+        let record = nsi
+            .as_array()
+            .and_then(|l| l.iter().find(|r| r["tg"] == tg))
+            .cloned()
+            .unwrap_or(Value::Null);
+        if record["rqs"].as_u64().unwrap_or(0) >= sent
+            && record["rsr"].as_u64().unwrap_or(0) >= sent
+        {
+            return record;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "statistics not counted: {nsi}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn ts0004_7_4_8_nse_counts_requests_responses_and_events_per_target() {
+    let s = Server::start();
+    let cnt = owner_container(&s).await;
+    let rx = Receiver::start().await;
+    let sub = format!("{cnt}/stats");
+    subscribe(
+        &s,
+        &cnt,
+        "Cowner",
+        json!({"rn": "stats", "nu": [rx.url], "enc": {"net": [3]}, "nse": true}),
+    )
+    .await
+    .expect(2001);
+    s.create_cin(&cnt, "Cowner", "1").await;
+    rx.wait_events(1).await;
+    let record = statistics_of(&s, &sub, &rx.url, 1).await;
+    // The verification request is not a notification: it is not counted.
+    assert_eq!(record, json!({"tg": rx.url, "rqs": 1, "rsr": 1, "noec": 1}));
+    // A target that refuses still answered: a response received.
+    rx.rsc.store(4103, Ordering::SeqCst);
+    s.create_cin(&cnt, "Cowner", "2").await;
+    rx.wait_events(2).await;
+    let record = statistics_of(&s, &sub, &rx.url, 2).await;
+    assert_eq!(record["noec"], 2);
+    // Enabling again starts from zero.
+    let r = s
+        .update(&sub, "Cowner", json!({"m2m:sub": {"nse": true}}))
+        .await;
+    r.expect(2004);
+    assert_eq!(
+        r.inner("m2m:sub")["nsi"],
+        json!([{"tg": rx.url, "rqs": 0, "rsr": 0, "noec": 0}])
+    );
+    // And counts on.
+    s.create_cin(&cnt, "Cowner", "3").await;
+    rx.wait_events(3).await;
+    let record = statistics_of(&s, &sub, &rx.url, 1).await;
+    assert_eq!(record["noec"], 1);
+}
+
+#[tokio::test]
+async fn ts0004_7_4_8_eeno_names_the_events_originator() {
+    let s = Server::start();
+    let cnt = owner_container(&s).await;
+    let with = Receiver::start().await;
+    let without = Receiver::start().await;
+    subscribe(
+        &s,
+        &cnt,
+        "Cowner",
+        json!({"nu": [with.url], "enc": {"net": [3]}, "eeno": true}),
+    )
+    .await
+    .expect(2001);
+    subscribe(
+        &s,
+        &cnt,
+        "Cowner",
+        json!({"nu": [without.url], "enc": {"net": [3]}, "eeno": false}),
+    )
+    .await
+    .expect(2001);
+    s.create_cin(&cnt, "Cowner", "x").await;
+    let events = with.wait_events(1).await;
+    assert_eq!(events[0]["m2m:sgn"]["cr"], "Cowner");
+    assert_eq!(events[0]["m2m:sgn"]["nev"]["net"], 3);
+    let events = without.wait_events(1).await;
+    assert!(events[0]["m2m:sgn"].get("cr").is_none(), "{}", events[0]);
+}
+
+#[tokio::test]
+async fn ts0004_7_4_8_ct_after_an_application_query_and_on_update() {
+    let s = Server::start();
+    let cnt = owner_container(&s).await;
+    let rx = Receiver::start().await;
+    let nu = format!("{}?app=1&ct=cbor", rx.url);
+    let r = subscribe(
+        &s,
+        &cnt,
+        "Cowner",
+        json!({"rn": "sub", "nu": [nu], "enc": {"net": [3]}}),
+    )
+    .await;
+    r.expect(2001);
+    assert_eq!(r.inner("m2m:sub")["nu"], json!([nu]));
+    s.create_cin(&cnt, "Cowner", "on").await;
+    rx.wait_events(1).await;
+    for got in rx.all() {
+        // The application's query member is sent on; ct is not.
+        assert_eq!(got.uri, "/notify?app=1");
+        assert_eq!(got.content_type, "application/cbor");
+    }
+    // A target added by UPDATE is verified, and notified, in the serialization it asks.
+    let other = Receiver::start().await;
+    let added = format!("{}?ct=xml", other.url);
+    let r = s
+        .update(
+            &format!("{cnt}/sub"),
+            "Cowner",
+            json!({"m2m:sub": {"nu": [nu, added]}}),
+        )
+        .await;
+    r.expect(2004);
+    s.create_cin(&cnt, "Cowner", "off").await;
+    let events = other.wait_events(1).await;
+    assert_eq!(events[0]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"], "off");
+    let all = other.all();
+    assert_eq!(all[0].body["m2m:sgn"]["vrq"], json!(true));
+    assert!(all.iter().all(|r| r.content_type == "application/xml"));
+    assert!(all.iter().all(|r| r.uri == "/notify"));
+}
