@@ -55,9 +55,15 @@ impl ResourceKind for Subscription {
         let max = cse.config.max_subscriptions_per_originator;
         check_subscription_cap(&cse.tree.read(), &req.fr, max)?;
         let (seq, ri, state) = prepare_subscription(cse, req, ctx, content, parent).await?;
+        let mut defaults = filled_defaults(content, &state);
+        // The subscriber is its creator when it is not its only target (TS-0004
+        // 7.4.8.2.1 Recv-6.5).
+        if state.nu.iter().any(|nu| !cse.is_subscriber(&req.fr, nu)) {
+            defaults.insert("cr".into(), Value::String(req.fr.clone()));
+        }
         Ok(Prepared {
             id: Some((seq, ri)),
-            defaults: filled_defaults(content, &state),
+            defaults,
             state: Some(TypeState::Subscription(state)),
         })
     }
