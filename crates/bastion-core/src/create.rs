@@ -80,7 +80,7 @@ async fn create_node(
                 (seq, new_ri(ty, seq))
             }
         };
-        kind.check_locked(cse, &tree, req)?;
+        kind.check_locked(cse, &tree, req, parent_ri)?;
         let parent = tree
             .get(parent_ri)
             .ok_or_else(|| RequestError::not_found("parent no longer exists"))?;

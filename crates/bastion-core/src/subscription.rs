@@ -5,9 +5,10 @@
 //! Supported: `net` 1-4 (update, delete, create and delete of a direct child), `nct` 1-3
 //! with the defaults of TS-0001 table 9.6.8-4, the `enc` conditions `crb` `cra` `ms` `us`
 //! `sts` `stb` `exb` `exa` `sza` `szb` `atr` `chty` `om` with `fo`, `exc`, `bn`, `rl`,
-//! `ln`, `pn`, `su`, and the Release 4 `nse` (statistics per target, `nsi`) and `eeno`
+//! `ln`, `pn`, `su`, `net` 7 (blocking update, with its own rules: [`blocking_rules`]),
+//! and the Release 4 `nse` (statistics per target, `nsi`) and `eeno`
 //! (the event's originator in each notification). What is not supported is refused with 5001 instead of being accepted
-//! and silently ignored: `net` 5-8, `psn`, `nfu`, `md`.
+//! and silently ignored: `net` 5, 6 and 8, `psn`, `nfu`, `md`.
 
 use bastion_proto::time::{parse_duration, Timestamp};
 use bastion_proto::{RequestError, ResourceType};
@@ -19,6 +20,8 @@ pub(crate) const NET_UPDATE: u8 = 1;
 pub(crate) const NET_DELETE: u8 = 2;
 pub(crate) const NET_CREATE_CHILD: u8 = 3;
 pub(crate) const NET_DELETE_CHILD: u8 = 4;
+/// `blockingUpdate`: the UPDATE waits for the target's consent (`notify::blocking`).
+pub(crate) const NET_BLOCKING_UPDATE: u8 = 7;
 
 /// `notificationContentType` values.
 pub(crate) const NCT_ALL: u8 = 1;
@@ -189,6 +192,9 @@ impl SubscriptionState {
             _ => (vec![NET_UPDATE], Criteria::default()),
         };
         let nct = content_type(&net, attrs.get("nct").and_then(Value::as_u64))?;
+        if net.contains(&NET_BLOCKING_UPDATE) {
+            blocking_rules(attrs, &net, &nu)?;
+        }
         let exc = match attrs.get("exc").and_then(Value::as_u64) {
             Some(0) => return Err(bad("exc must be at least 1")),
             other => other,
@@ -230,6 +236,11 @@ impl SubscriptionState {
 }
 
 impl SubscriptionState {
+    /// Whether this is a blocking-update subscription (`net` 7).
+    pub fn is_blocking_update(&self) -> bool {
+        self.net == [NET_BLOCKING_UPDATE]
+    }
+
     /// Every entity this subscription will send to: the `nu` entries and the `su` of the
     /// deletion notice. Each is verified the same way before the subscription takes
     /// effect (`Cse::verify_targets`): NOTIFY privilege for a target on this CSE, a
@@ -392,15 +403,61 @@ fn notification_uris(value: Option<&Value>) -> Result<Vec<String>, RequestError>
     Ok(list)
 }
 
+/// The attributes besides `enc` and `nu` that a blocking-update subscription may hold:
+/// the universal and common ones, and `nct`, which the CSE fills in (2).
+const BLOCKING_MAY_HOLD: [&str; 13] = [
+    "rn", "ty", "ri", "pi", "ct", "lt", "et", "acpi", "lbl", "daci", "cr", "nct", "nu",
+];
+
+/// A blocking-update subscription (TS-0004 7.4.8.2.1, `net` 7): `net` 7 alone, exactly one
+/// target that is a oneM2M resource ID, no subscription attribute but `enc` and `nu`, and
+/// no condition in `enc` but `atr`; else 4000. At most one per resource (4124) is checked
+/// against the tree by the caller.
+pub(crate) fn blocking_rules(
+    attrs: &Map<String, Value>,
+    net: &[u8],
+    nu: &[String],
+) -> Result<(), RequestError> {
+    if net != [NET_BLOCKING_UPDATE] {
+        return Err(bad(
+            "blocking update (net 7) cannot be combined with other event types",
+        ));
+    }
+    if nu.len() != 1 || is_url(&nu[0]) {
+        return Err(bad(
+            "a blocking update names exactly one target, by its resource ID",
+        ));
+    }
+    if let Some(k) = attrs
+        .keys()
+        .find(|k| *k != "enc" && !BLOCKING_MAY_HOLD.contains(&k.as_str()))
+    {
+        return Err(RequestError::bad_request(format!(
+            "a blocking-update subscription cannot hold {k}"
+        )));
+    }
+    let enc = attrs.get("enc").and_then(Value::as_object);
+    if let Some(k) = enc.and_then(|e| e.keys().find(|k| *k != "net" && *k != "atr")) {
+        return Err(RequestError::bad_request(format!(
+            "a blocking-update subscription takes no condition {k}"
+        )));
+    }
+    Ok(())
+}
+
 /// `nct` against the `net` list (TS-0001 table 9.6.8-4): every event type must allow it;
-/// when absent, all event types here default to 1.
+/// when absent, all event types here default to 1, a blocking update to 2.
 fn content_type(net: &[u8], nct: Option<u64>) -> Result<u8, RequestError> {
     let Some(nct) = nct else {
-        return Ok(NCT_ALL);
+        return Ok(if net.contains(&NET_BLOCKING_UPDATE) {
+            NCT_MODIFIED
+        } else {
+            NCT_ALL
+        });
     };
     let allowed = |n: u8| match nct {
         1 | 3 => (1..=4).contains(&n),
-        2 => n == NET_UPDATE,
+        2 => n == NET_UPDATE || n == NET_BLOCKING_UPDATE,
         4 | 5 => false,
         _ => false,
     };
@@ -521,12 +578,12 @@ fn event_types(value: Option<&Value>) -> Result<Vec<u8>, RequestError> {
     let mut out = Vec::with_capacity(list.len());
     for v in list {
         match v.as_u64() {
-            Some(n @ 1..=4) => {
+            Some(n @ (1..=4 | 7)) => {
                 if !out.contains(&(n as u8)) {
                     out.push(n as u8);
                 }
             }
-            Some(n @ 5..=8) => {
+            Some(n @ (5 | 6 | 8)) => {
                 return Err(RequestError::NotImplemented(
                     format!("notificationEventType {n} is not supported").into(),
                 ))

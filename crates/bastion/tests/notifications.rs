@@ -108,7 +108,7 @@ async fn ts0001_10_2_11_subscribing_needs_retrieve_privilege_and_a_subscribable_
         &s,
         &cnt,
         "Cowner",
-        json!({"nu": [rx.url], "enc": {"net": [7]}}),
+        json!({"nu": [rx.url], "enc": {"net": [6]}}),
     )
     .await
     .expect(5001);
@@ -528,4 +528,89 @@ async fn ts0004_7_4_8_ct_after_an_application_query_and_on_update() {
     assert_eq!(all[0].body["m2m:sgn"]["vrq"], json!(true));
     assert!(all.iter().all(|r| r.content_type == "application/xml"));
     assert!(all.iter().all(|r| r.uri == "/notify"));
+}
+
+/// `Cblk` registered with its point of access at `rx`, and its container; returns the
+/// container's path.
+async fn blocking_owner(s: &Server, poa: &str) -> String {
+    s.create(
+        "/cse-in",
+        "Cblk",
+        2,
+        json!({"m2m:ae": {"rn": "blk", "api": "Nblk", "rr": true, "srv": ["3"], "poa": [poa]}}),
+    )
+    .await
+    .expect(2001);
+    let ae = "/cse-in/blk".to_owned();
+    s.create_cnt(&ae, "Cblk", json!({"rn": "cnt"})).await;
+    format!("{ae}/cnt")
+}
+
+#[tokio::test]
+async fn ts0004_7_3_2_9_blocking_update_waits_for_the_targets_consent() {
+    let s = Server::start();
+    let rx = Receiver::start().await;
+    let cnt = blocking_owner(&s, &rx.url).await;
+    let r = subscribe(
+        &s,
+        &cnt,
+        "Cblk",
+        json!({"rn": "blk", "nu": ["Cblk"], "enc": {"net": [7], "atr": ["lbl"]}}),
+    )
+    .await;
+    r.expect(2001);
+    let sur = format!(
+        "{CSE_ID}/{}",
+        r.inner("m2m:sub")["ri"].as_str().expect("ri")
+    );
+    // Consent: the update is performed, after the target was told what it changes.
+    s.update(&cnt, "Cblk", json!({"m2m:cnt": {"lbl": ["a"]}}))
+        .await
+        .expect(2004);
+    let asked = rx.wait_events(1).await;
+    assert_eq!(
+        asked[0],
+        json!({"m2m:sgn": {"nev": {"rep": {"m2m:cnt": {"lbl": ["a"]}}, "net": 7},
+            "sur": sur, "cr": "Cblk"}})
+    );
+    // An attribute atr does not name: not asked.
+    s.update(&cnt, "Cblk", json!({"m2m:cnt": {"mni": 3}}))
+        .await
+        .expect(2004);
+    // Refusal (OPERATION_NOT_ALLOWED): 4127, nothing changed.
+    rx.rsc.store(4005, Ordering::SeqCst);
+    let r = s
+        .update(&cnt, "Cblk", json!({"m2m:cnt": {"lbl": ["b"]}}))
+        .await;
+    r.expect(4127);
+    assert_eq!(r.status, 403);
+    assert_eq!(rx.events().len(), 2, "asked once more, for lbl only");
+    let got = s.get(&cnt, "Cblk").await;
+    assert_eq!(got.inner("m2m:cnt")["lbl"], json!(["a"]));
+    assert_eq!(got.inner("m2m:cnt")["mni"], json!(3));
+}
+
+#[tokio::test]
+async fn ts0004_7_3_2_9_blocking_update_target_unreachable_is_5107() {
+    let s = Server::start();
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}/n", l.local_addr().expect("addr"))
+    };
+    let cnt = blocking_owner(&s, &dead).await;
+    subscribe(
+        &s,
+        &cnt,
+        "Cblk",
+        json!({"nu": ["Cblk"], "enc": {"net": [7]}}),
+    )
+    .await
+    .expect(2001);
+    let r = s
+        .update(&cnt, "Cblk", json!({"m2m:cnt": {"lbl": ["x"]}}))
+        .await;
+    r.expect(5107);
+    assert_eq!(r.status, 404);
+    let got = s.get(&cnt, "Cblk").await;
+    assert!(got.inner("m2m:cnt").get("lbl").is_none());
 }

@@ -282,6 +282,7 @@ pub(crate) trait ResourceKind: Sync {
         _cse: &Cse,
         _tree: &Tree,
         _req: &CreateRequest,
+        _parent: &Ri,
     ) -> Result<(), RequestError> {
         Ok(())
     }

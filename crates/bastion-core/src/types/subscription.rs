@@ -73,8 +73,30 @@ impl ResourceKind for Subscription {
         cse: &Cse,
         tree: &Tree,
         req: &CreateRequest,
+        parent: &Ri,
     ) -> Result<(), RequestError> {
-        check_subscription_cap(tree, &req.fr, cse.config.max_subscriptions_per_originator)
+        check_subscription_cap(tree, &req.fr, cse.config.max_subscriptions_per_originator)?;
+        let content = req.pc.get("m2m:sub").and_then(Value::as_object);
+        if asks_blocking_update(content) {
+            check_one_blocking(tree, parent)?;
+        }
+        Ok(())
+    }
+
+    /// A subscription cannot become a blocking-update one by UPDATE (TS-0004 7.4.8.2.3).
+    fn check_update(
+        &self,
+        _cse: &Cse,
+        _req: &crate::checks::Envelope,
+        _ri: &Ri,
+        content: &Map<String, Value>,
+    ) -> Result<(), RequestError> {
+        if asks_blocking_update(Some(content)) {
+            return Err(RequestError::bad_request(
+                "notificationEventType blocking update cannot be set by UPDATE",
+            ));
+        }
+        Ok(())
     }
 
     async fn prepare_update(
@@ -125,6 +147,31 @@ impl ResourceKind for Subscription {
     }
 }
 
+/// Whether subscription content asks for a blocking update (`enc.net` holds 7).
+fn asks_blocking_update(content: Option<&Map<String, Value>>) -> bool {
+    content
+        .and_then(|c| c.get("enc"))
+        .and_then(|e| e.get("net"))
+        .and_then(Value::as_array)
+        .is_some_and(|net| net.iter().any(|n| n.as_u64() == Some(7)))
+}
+
+/// At most one blocking-update subscription per resource (TS-0004 7.4.8.2.1: 4124).
+fn check_one_blocking(tree: &Tree, parent: &Ri) -> Result<(), RequestError> {
+    let taken = tree
+        .subscriptions_under(parent)
+        .iter()
+        .filter_map(|c| tree.get(c))
+        .filter_map(Node::subscription)
+        .any(|s| s.is_blocking_update());
+    if taken {
+        return Err(RequestError::BlockingSubscriptionExists(
+            "the resource already has a blocking-update subscription".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn not_subscribable() -> RequestError {
     RequestError::TargetNotSubscribable("this resource cannot be subscribed to".into())
 }
@@ -159,6 +206,15 @@ async fn prepare_subscription(
         .map(|n| n.ty)
         .ok_or_else(|| RequestError::not_found("parent no longer exists"))?;
     let state = SubscriptionState::compile(content, parent_ty, &req.fr, ctx.authenticated)?;
+    if state.is_blocking_update() {
+        // `nct` is the CSE's to fill in here (TS-0004 7.4.8.2.1).
+        if content.contains_key("nct") {
+            return Err(RequestError::bad_request(
+                "a blocking-update subscription cannot hold nct",
+            ));
+        }
+        check_one_blocking(&cse.tree.read(), parent_ri)?;
+    }
     let seq = cse.tree.write().next_seq();
     let ri = new_ri(ResourceType::Subscription, seq);
     let sur = format!("{}/{}", cse.config.cse_id, ri);
