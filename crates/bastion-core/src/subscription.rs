@@ -64,6 +64,10 @@ pub(crate) struct Policy {
     pub pending_latest: bool,
 }
 
+/// One operation monitor of `om`: the operations (1 C … 5 N) and the originators it
+/// watches (empty: all).
+type Monitor = (Vec<u8>, Vec<String>);
+
 /// `eventNotificationCriteria` conditions (TS-0004 6.3.5.x `m2m:eventNotificationCriteria`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Criteria {
@@ -83,7 +87,7 @@ pub(crate) struct Criteria {
     child_types: Vec<u16>,
     /// `om`: a list of monitors, each operations (1 C, 2 R, 3 U, 4 D, 5 N) and
     /// originators; an event one of them matches notifies.
-    monitor: Option<Vec<(Vec<u8>, Vec<String>)>>,
+    monitor: Option<Vec<Monitor>>,
     /// `fo` = 2: any condition suffices.
     any: bool,
 }
@@ -123,7 +127,7 @@ impl Criteria {
             return false;
         }
         if let Some(monitors) = &self.monitor {
-            let matches = |(ops, orgs): &(Vec<u8>, Vec<String>)| {
+            let matches = |(ops, orgs): &Monitor| {
                 (ops.is_empty() || ops.contains(&e.operation))
                     && (orgs.is_empty() || orgs.iter().any(|o| o == e.originator))
             };
@@ -631,7 +635,7 @@ fn child_types(value: Option<&Value>, target: ResourceType) -> Result<Vec<u16>, 
 
 /// `om`: a list of `m2m:operationMonitor` (TS-0004 6.3.5.x). One object alone is taken
 /// as a list of one, the form an XML list of one element decodes to.
-fn operation_monitors(value: &Value) -> Result<Vec<(Vec<u8>, Vec<String>)>, RequestError> {
+fn operation_monitors(value: &Value) -> Result<Vec<Monitor>, RequestError> {
     match value {
         Value::Array(list) if !list.is_empty() => list.iter().map(operation_monitor).collect(),
         Value::Object(_) => Ok(vec![operation_monitor(value)?]),
@@ -639,7 +643,7 @@ fn operation_monitors(value: &Value) -> Result<Vec<(Vec<u8>, Vec<String>)>, Requ
     }
 }
 
-fn operation_monitor(value: &Value) -> Result<(Vec<u8>, Vec<String>), RequestError> {
+fn operation_monitor(value: &Value) -> Result<Monitor, RequestError> {
     let obj = value
         .as_object()
         .ok_or_else(|| bad("enc.om must be an object"))?;
