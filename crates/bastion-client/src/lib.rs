@@ -38,6 +38,7 @@ use bastion_proto::{Request, Response, Rsc, Serialization};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -200,7 +201,7 @@ impl Client {
 
     async fn exchange(&self, target: &str, req: &Request) -> Result<Response, ClientError> {
         let (target, asked) = target_serialization(target)?;
-        let (endpoint, base_path) = parse_target(target)?;
+        let (endpoint, base_path) = parse_target(&target)?;
         let rqi = match &req.rqi {
             Some(r) => r.clone(),
             None => format!("bc-{}", self.next_rqi.fetch_add(1, Ordering::Relaxed)),
@@ -311,28 +312,22 @@ fn parse_target(target: &str) -> Result<(Endpoint, Option<String>), ClientError>
         (None, "https") => 443,
         (None, _) => return Err(ClientError::InvalidTarget(target.to_owned())),
     };
-    if uri.query().is_some() {
-        return Err(ClientError::InvalidTarget(target.to_owned()));
-    }
-    let path = match uri.path() {
-        "" | "/" => None,
-        p => Some(p.to_owned()),
+    // The target's own query (an application's, TS-0004 7.4.8) is sent with its path.
+    let path = match (uri.path(), uri.query()) {
+        ("" | "/", None) => None,
+        ("", Some(query)) => Some(format!("/?{query}")),
+        (p, Some(query)) => Some(format!("{p}?{query}")),
+        (p, None) => Some(p.to_owned()),
     };
     Ok((Endpoint { scheme, host, port }, path))
 }
 
-/// The serialization a target asks for with a `ct` query (TS-0004 7.4.8: `?ct=json`,
-/// `cbor` or `xml` on a notification URI), and the target without it. Any other query
-/// is not a target Bastion can address.
-fn target_serialization(target: &str) -> Result<(&str, Option<Serialization>), ClientError> {
-    let Some((base, query)) = target.split_once('?') else {
-        return Ok((target, None));
-    };
-    let ser = query
-        .strip_prefix("ct=")
-        .and_then(Serialization::from_name)
-        .ok_or_else(|| ClientError::InvalidTarget(target.to_owned()))?;
-    Ok((base, Some(ser)))
+/// [`bastion_proto::wire::target_serialization`], its refusal as this client's error.
+fn target_serialization(
+    target: &str,
+) -> Result<(Cow<'_, str>, Option<Serialization>), ClientError> {
+    bastion_proto::wire::target_serialization(target)
+        .ok_or_else(|| ClientError::InvalidTarget(target.to_owned()))
 }
 
 /// The [`Rsc`] for a numeric code, if it is one Bastion knows.
@@ -363,22 +358,15 @@ mod tests {
         assert_eq!((e.host.as_str(), e.port), ("::1", 80));
         assert_eq!(p.as_deref(), Some("/das/notify"));
         assert!(parse_target("cse-in/ae").is_err());
-        assert!(parse_target("http://h:1/x?y=1").is_err());
+        let (_, p) = parse_target("http://h:1/x?y=1").unwrap();
         assert_eq!(
-            target_serialization("http://h:1/n?ct=cbor").unwrap(),
-            ("http://h:1/n", Some(Serialization::Cbor))
+            p.as_deref(),
+            Some("/x?y=1"),
+            "an application's query is kept"
         );
-        assert_eq!(
-            target_serialization("http://h:1/n").unwrap(),
-            ("http://h:1/n", None)
-        );
-        for bad in [
-            "http://h:1/n?ct=yaml",
-            "http://h:1/n?x=1",
-            "http://h:1/n?ct=xml&x=1",
-        ] {
-            assert!(target_serialization(bad).is_err(), "{bad}");
-        }
+        let (_, p) = parse_target("http://h:1?y=1").unwrap();
+        assert_eq!(p.as_deref(), Some("/?y=1"));
+        assert!(target_serialization("http://h:1/n?ct=yaml").is_err());
         assert!(parse_target("coap://h/x").is_err());
     }
 

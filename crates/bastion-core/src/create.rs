@@ -80,7 +80,7 @@ async fn create_node(
                 (seq, new_ri(ty, seq))
             }
         };
-        kind.check_locked(cse, &tree, req)?;
+        kind.check_locked(cse, &tree, req, parent_ri)?;
         let parent = tree
             .get(parent_ri)
             .ok_or_else(|| RequestError::not_found("parent no longer exists"))?;
@@ -93,6 +93,7 @@ async fn create_node(
         }
         kind.initial_attrs(&mut attrs);
         attrs.extend(content);
+        attrs.extend(prepared.defaults);
         let state = match prepared.state {
             Some(state) => state,
             None => kind.derive(&cse.derive_in(&tree, now), ty, &mut attrs, Mode::Write)?,

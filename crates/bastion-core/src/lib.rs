@@ -12,6 +12,7 @@ mod access;
 pub mod audit;
 pub mod authz_state;
 pub mod binding;
+mod blocking;
 mod checks;
 mod commit;
 pub mod config;

@@ -45,6 +45,9 @@ pub(crate) struct Notice {
     pub state: Arc<SubscriptionState>,
     pub nu: Vec<String>,
     pub event: Value,
+    /// The originator of the request that caused the event, when the subscription asks
+    /// for it (`eeno`).
+    pub originator: Option<String>,
 }
 
 /// The subscriptions an event concerns, decided under the write lock.
@@ -138,13 +141,15 @@ impl Cse {
                 sur: format!("{}/{}", self.config.cse_id, ri),
                 nu: state.nu.clone(),
                 event: self.event_content(&event, &state, view),
+                originator: state.event_originator.then(|| event.originator.to_owned()),
                 state: state.clone(),
             });
-            if state.exc.is_some() {
+            if state.exc.is_some() || state.stats {
                 counted.push(ri);
             }
         }
         for ri in &counted {
+            count_event(tree, ri);
             if let Some(left) = count_down(tree, ri) {
                 if left == 0 {
                     notices.exhausted.push(ri.clone());
@@ -157,7 +162,12 @@ impl Cse {
     /// The subscriber's RETRIEVE privilege on the subscribed-to resource, now, as it was
     /// authenticated when it subscribed. A rule that needs the request's transport (IP,
     /// location) cannot be evaluated without one and so does not grant.
-    fn may_still_retrieve(&self, tree: &Tree, state: &SubscriptionState, subject: &Node) -> bool {
+    pub(crate) fn may_still_retrieve(
+        &self,
+        tree: &Tree,
+        state: &SubscriptionState,
+        subject: &Node,
+    ) -> bool {
         let mut ctx = RequestContext::new(None, None);
         ctx.authenticated = state.authenticated;
         Enforcer::new(self, &state.creator, &ctx, self.now()).permits(
@@ -248,10 +258,15 @@ impl Cse {
             return;
         }
         for notice in notices.items {
-            let event = Arc::new(json!({
+            let mut event = json!({
                 "nev": notice.event,
                 "sur": notice.sur,
-            }));
+            });
+            // `eeno`: who caused the event (docs/decisions.md).
+            if let Some(originator) = notice.originator {
+                event["cr"] = Value::String(originator);
+            }
+            let event = Arc::new(event);
             for nu in &notice.nu {
                 self.deliver(&notice.sur, nu, event.clone(), &notice.state);
             }
@@ -406,7 +421,13 @@ impl Cse {
     /// One verification request (`vrq`, as for a new subscription's targets) to the
     /// `poa` of the AE `to`: whether it answered 2000, `None` when it could not be
     /// reached. Failures are logged without credentials in the URL.
-    async fn ask_poa(&self, to: &str, poa: &[String], sur: &str, subscriber: &str) -> Option<bool> {
+    pub(crate) async fn ask_poa(
+        &self,
+        to: &str,
+        poa: &[String],
+        sur: &str,
+        subscriber: &str,
+    ) -> Option<bool> {
         let Some(outbound) = &self.outbound else {
             return Some(false);
         };
@@ -609,6 +630,48 @@ pub(crate) fn ended_subscriptions(tree: &Tree, ri: &Ri) -> Vec<Ended> {
     out
 }
 
+/// Counts one event in every target's statistics record (`nsi` `noec`) of a subscription
+/// that keeps statistics (`nse`).
+fn count_event(tree: &mut Tree, ri: &Ri) {
+    if let Some(node) = tree.get_mut(ri) {
+        if node.subscription().is_some_and(|s| s.stats) {
+            crate::subscription::count_statistic(&mut node.attrs, "noec", |_| true);
+        }
+    }
+}
+
+impl Cse {
+    /// A NOTIFY of the subscription `sur` to its target `to` was sent (`answered` when a
+    /// response came back): counted in that target's `nsi` record (`rqs`, `rsr`) while
+    /// the subscription keeps statistics (`nse`). The counts are held in memory and
+    /// stored with the subscription's next write (docs/decisions.md).
+    pub fn delivery_attempted(&self, sur: &str, to: &str, answered: bool) {
+        let Some(ri) = sur
+            .strip_prefix(self.config.cse_id.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+        else {
+            return;
+        };
+        let ri = Ri::from(ri);
+        let keeps_statistics = |tree: &Tree| {
+            tree.get(&ri)
+                .and_then(Node::subscription)
+                .is_some_and(|s| s.stats)
+        };
+        if !keeps_statistics(&self.tree.read()) {
+            return;
+        }
+        let mut tree = self.tree.write();
+        if let Some(node) = tree.get_mut(&ri) {
+            let attrs = &mut node.attrs;
+            crate::subscription::count_statistic(attrs, "rqs", |tg| tg == to);
+            if answered {
+                crate::subscription::count_statistic(attrs, "rsr", |tg| tg == to);
+            }
+        }
+    }
+}
+
 /// Counts one notification off a subscription's `exc`; returns what is left.
 fn count_down(tree: &mut Tree, ri: &Ri) -> Option<u64> {
     let node = tree.get_mut(ri)?;
@@ -619,10 +682,7 @@ fn count_down(tree: &mut Tree, ri: &Ri) -> Option<u64> {
     Some(left)
 }
 
-pub(crate) fn is_url(s: &str) -> bool {
-    let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
-    lower.starts_with("http://") || lower.starts_with("https://")
-}
+pub(crate) use crate::subscription::is_url;
 
 /// A `poa` of a target whose `csz` (TS-0001 9.6.5: the serializations it reads,
 /// preferred first) names one Bastion writes other than JSON gets that one as a `ct`
@@ -802,16 +862,32 @@ impl Cse {
         creator: &str,
         nu: &[String],
     ) -> Result<(), bastion_proto::RequestError> {
-        let normalized = bastion_policy::normalize_originator(&self.local, creator);
         for target in nu {
-            if !is_url(target)
-                && bastion_policy::normalize_originator(&self.local, target) == normalized
-            {
+            if self.is_subscriber(creator, target) {
                 continue;
             }
             self.verify_target(sur, creator, target).await?;
         }
         Ok(())
+    }
+
+    /// Whether the notification target `target` is the subscriber `creator` itself, in
+    /// whichever form either is written (TS-0004 7.4.8.2.1: no verification request to
+    /// the originator): its AE-ID or CSE-ID CSE-relative, SP-relative or absolute, or the
+    /// resource ID or path of its `<AE>` on this CSE.
+    pub(crate) fn is_subscriber(&self, creator: &str, target: &str) -> bool {
+        if is_url(target) {
+            return false;
+        }
+        let normalized = bastion_policy::normalize_originator(&self.local, creator);
+        if bastion_policy::normalize_originator(&self.local, target) == normalized {
+            return true;
+        }
+        let tree = self.tree.read();
+        crate::authz_state::resolve_local(&tree, &self.config, target)
+            .filter(|node| node.ty == ResourceType::Ae)
+            .and_then(|node| node.attrs.get("aei").and_then(Value::as_str))
+            .is_some_and(|aei| bastion_policy::normalize_originator(&self.local, aei) == normalized)
     }
 
     /// Asks one target to confirm `sur` (see [`Cse::verify_targets`]).
@@ -947,7 +1023,7 @@ pub(crate) fn without_credentials(text: &str) -> String {
     out
 }
 
-fn fresh_id() -> String {
+pub(crate) fn fresh_id() -> String {
     use rand::distr::{Alphanumeric, SampleString};
     Alphanumeric.sample_string(&mut rand::rng(), 12)
 }

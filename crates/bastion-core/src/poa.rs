@@ -134,6 +134,11 @@ impl PoaChecks {
         held
     }
 
+    /// Whether `poa` of `ae` answered a verification and still is its point of access.
+    pub(crate) fn is_verified(&self, ae: &Ri, poa: &[String]) -> bool {
+        matches!(self.by_ae.lock().get(ae), Some(Check::Verified(done)) if done == poa)
+    }
+
     /// Records that `poa` of `ae` answered a verification made elsewhere (a subscription
     /// naming the AE as its target).
     pub(crate) fn verified(&self, ae: &Ri, poa: &[String]) {

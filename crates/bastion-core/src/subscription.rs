@@ -5,8 +5,10 @@
 //! Supported: `net` 1-4 (update, delete, create and delete of a direct child), `nct` 1-3
 //! with the defaults of TS-0001 table 9.6.8-4, the `enc` conditions `crb` `cra` `ms` `us`
 //! `sts` `stb` `exb` `exa` `sza` `szb` `atr` `chty` `om` with `fo`, `exc`, `bn`, `rl`,
-//! `ln`, `pn`, `su`. What is not supported is refused with 5001 instead of being accepted
-//! and silently ignored: `net` 5-8, `psn`, `nfu`, `md`.
+//! `ln`, `pn`, `su`, `net` 7 (blocking update, with its own rules: [`blocking_rules`]),
+//! and the Release 4 `nse` (statistics per target, `nsi`) and `eeno`
+//! (the event's originator in each notification). What is not supported is refused with 5001 instead of being accepted
+//! and silently ignored: `net` 5, 6 and 8, `psn`, `nfu`, `md`.
 
 use bastion_proto::time::{parse_duration, Timestamp};
 use bastion_proto::{RequestError, ResourceType};
@@ -18,6 +20,8 @@ pub(crate) const NET_UPDATE: u8 = 1;
 pub(crate) const NET_DELETE: u8 = 2;
 pub(crate) const NET_CREATE_CHILD: u8 = 3;
 pub(crate) const NET_DELETE_CHILD: u8 = 4;
+/// `blockingUpdate`: the UPDATE waits for the target's consent (`notify::blocking`).
+pub(crate) const NET_BLOCKING_UPDATE: u8 = 7;
 
 /// `notificationContentType` values.
 pub(crate) const NCT_ALL: u8 = 1;
@@ -40,6 +44,11 @@ pub struct SubscriptionState {
     pub creator: String,
     /// Whether the subscriber was authenticated (TS-0003 7.1.2 `acaf`) when it subscribed.
     pub authenticated: bool,
+    /// `eeno` (enableEventNotificationOriginator): each event notification names the
+    /// originator of the request that caused it.
+    pub event_originator: bool,
+    /// `nse` (notificationStatsEnable): `nsi` counts events, requests and responses.
+    pub stats: bool,
 }
 
 /// Delivery policies handed to the delivery engine.
@@ -54,6 +63,10 @@ pub(crate) struct Policy {
     /// `pn` = 1 (sendLatest) while a target is unreachable.
     pub pending_latest: bool,
 }
+
+/// One operation monitor of `om`: the operations (1 C … 5 N) and the originators it
+/// watches (empty: all).
+type Monitor = (Vec<u8>, Vec<String>);
 
 /// `eventNotificationCriteria` conditions (TS-0004 6.3.5.x `m2m:eventNotificationCriteria`).
 #[derive(Debug, Clone, Default)]
@@ -72,8 +85,9 @@ pub(crate) struct Criteria {
     pub attributes: Vec<String>,
     /// `chty`: child events only for these types.
     child_types: Vec<u16>,
-    /// `om`: operations (1 C, 2 R, 3 U, 4 D, 5 N) and originators that notify.
-    monitor: Option<(Vec<u8>, Vec<String>)>,
+    /// `om`: a list of monitors, each operations (1 C, 2 R, 3 U, 4 D, 5 N) and
+    /// originators; an event one of them matches notifies.
+    monitor: Option<Vec<Monitor>>,
     /// `fo` = 2: any condition suffices.
     any: bool,
 }
@@ -112,10 +126,12 @@ impl Criteria {
         {
             return false;
         }
-        if let Some((ops, orgs)) = &self.monitor {
-            if (!ops.is_empty() && !ops.contains(&e.operation))
-                || (!orgs.is_empty() && !orgs.iter().any(|o| o == e.originator))
-            {
+        if let Some(monitors) = &self.monitor {
+            let matches = |(ops, orgs): &Monitor| {
+                (ops.is_empty() || ops.contains(&e.operation))
+                    && (orgs.is_empty() || orgs.iter().any(|o| o == e.originator))
+            };
+            if !monitors.iter().any(matches) {
                 return false;
             }
         }
@@ -180,6 +196,9 @@ impl SubscriptionState {
             _ => (vec![NET_UPDATE], Criteria::default()),
         };
         let nct = content_type(&net, attrs.get("nct").and_then(Value::as_u64))?;
+        if net.contains(&NET_BLOCKING_UPDATE) {
+            blocking_rules(attrs, &net, &nu)?;
+        }
         let exc = match attrs.get("exc").and_then(Value::as_u64) {
             Some(0) => return Err(bad("exc must be at least 1")),
             other => other,
@@ -201,8 +220,8 @@ impl SubscriptionState {
             },
         };
         let su = attrs.get("su").and_then(Value::as_str).map(str::to_owned);
-        if su.as_deref().is_some_and(|s| !valid_target(s)) {
-            return Err(bad("su is not a URI or an entity ID"));
+        if let Some(su) = &su {
+            check_target(su, "su")?;
         }
         Ok(SubscriptionState {
             nu,
@@ -214,11 +233,18 @@ impl SubscriptionState {
             su,
             creator: creator.to_owned(),
             authenticated,
+            event_originator: attrs.get("eeno").and_then(Value::as_bool).unwrap_or(false),
+            stats: attrs.get("nse").and_then(Value::as_bool).unwrap_or(false),
         })
     }
 }
 
 impl SubscriptionState {
+    /// Whether this is a blocking-update subscription (`net` 7).
+    pub fn is_blocking_update(&self) -> bool {
+        self.net == [NET_BLOCKING_UPDATE]
+    }
+
     /// Every entity this subscription will send to: the `nu` entries and the `su` of the
     /// deletion notice. Each is verified the same way before the subscription takes
     /// effect (`Cse::verify_targets`): NOTIFY privilege for a target on this CSE, a
@@ -234,6 +260,98 @@ impl SubscriptionState {
     }
 }
 
+/// The batch duration when `bn` gives only a number: the service provider's default
+/// (TS-0004 7.4.8.2.1), 60 s here.
+pub(crate) const DEFAULT_BATCH_DURATION: &str = "PT60S";
+/// The batch size when `bn` gives only a duration: a destination queue's capacity, so
+/// the duration decides (docs/decisions.md).
+pub(crate) const DEFAULT_BATCH_NUMBER: u64 = 1024;
+
+/// The attributes the hosting CSE fills in when the subscriber leaves them out
+/// (TS-0004 7.4.8.2.1 Recv-6.5): `nct` by TS-0001 table 9.6.8-4 and the missing half of
+/// `bn`, for a representation `state` compiled from. They are stored and returned as
+/// if given.
+pub(crate) fn filled_defaults(
+    attrs: &Map<String, Value>,
+    state: &SubscriptionState,
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    if !attrs.contains_key("nct") {
+        out.insert("nct".into(), Value::from(state.nct));
+    }
+    if let Some(Value::Object(bn)) = attrs.get("bn") {
+        let mut bn = bn.clone();
+        if !bn.contains_key("dur") {
+            bn.insert("dur".into(), Value::from(DEFAULT_BATCH_DURATION));
+        }
+        if !bn.contains_key("num") {
+            bn.insert("num".into(), Value::from(DEFAULT_BATCH_NUMBER));
+        }
+        if Some(&Value::Object(bn.clone())) != attrs.get("bn") {
+            out.insert("bn".into(), Value::Object(bn));
+        }
+    }
+    if state.stats {
+        out.insert("nsi".into(), statistics_for(&state.nu, None));
+    }
+    out
+}
+
+/// `nsi` (notificationStatsInfo, TS-0004 7.4.8) after a write of a subscription's
+/// attributes `attrs`: one record per `nu` target while `nse` is true, all zero when
+/// statistics were (re-)enabled by this write (`enabled`), else the records kept for the
+/// targets still there; kept as they are while `nse` is false; gone with `nse`.
+pub(crate) fn statistics_after_write(attrs: &mut Map<String, Value>, enabled: bool) {
+    match attrs.get("nse").and_then(Value::as_bool) {
+        None => {
+            attrs.remove("nsi");
+        }
+        Some(false) => {}
+        Some(true) => {
+            let nu = strings(attrs.get("nu"), "nu").unwrap_or_default();
+            let kept = (!enabled).then(|| attrs.get("nsi")).flatten();
+            let nsi = statistics_for(&nu, kept);
+            attrs.insert("nsi".into(), nsi);
+        }
+    }
+}
+
+/// One `m2m:notificationStatsInfo` record per target: `tg` the target, `rqs` requests
+/// sent, `rsr` responses received, `noec` events; counts taken from `kept` where it has
+/// the target.
+fn statistics_for(nu: &[String], kept: Option<&Value>) -> Value {
+    let old = |tg: &str| {
+        kept.and_then(Value::as_array)
+            .and_then(|l| l.iter().find(|r| r["tg"] == tg))
+            .cloned()
+    };
+    let records: Vec<Value> = nu
+        .iter()
+        .map(|tg| {
+            old(tg).unwrap_or_else(|| serde_json::json!({"tg": tg, "rqs": 0, "rsr": 0, "noec": 0}))
+        })
+        .collect();
+    Value::Array(records)
+}
+
+/// Adds `n` to the member `field` of the `nsi` records of `attrs` whose target passes
+/// `which`.
+pub(crate) fn count_statistic(
+    attrs: &mut Map<String, Value>,
+    field: &str,
+    which: impl Fn(&str) -> bool,
+) {
+    let Some(Value::Array(records)) = attrs.get_mut("nsi") else {
+        return;
+    };
+    for record in records {
+        if record["tg"].as_str().is_some_and(&which) {
+            let now = record[field].as_u64().unwrap_or(0);
+            record[field] = Value::from(now + 1);
+        }
+    }
+}
+
 fn bad(reason: &str) -> RequestError {
     RequestError::bad_request(reason.to_owned())
 }
@@ -241,6 +359,30 @@ fn bad(reason: &str) -> RequestError {
 /// A notification target: an `http(s)` URL or an AE-ID / CSE-ID / resource ID.
 fn valid_target(s: &str) -> bool {
     !s.is_empty() && s.len() <= 1024 && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// Whether a notification target is a URL (else an entity or resource ID).
+pub(crate) fn is_url(s: &str) -> bool {
+    let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+/// Refuses a target `what` (`nu` entry, `su`) that is no URI or entity ID, or a URL whose
+/// `ct` query member names no serialization Bastion writes (TS-0004 7.4.8): it could
+/// never be sent to.
+fn check_target(target: &str, what: &str) -> Result<(), RequestError> {
+    let shown: String = target.chars().take(40).collect();
+    if !valid_target(target) {
+        return Err(RequestError::bad_request(format!(
+            "{what} entry {shown:?} is not a URI or an entity ID"
+        )));
+    }
+    if is_url(target) && bastion_proto::wire::target_serialization(target).is_none() {
+        return Err(RequestError::bad_request(format!(
+            "{what} entry {shown:?}: ct must be one of json, cbor, xml, given once"
+        )));
+    }
+    Ok(())
 }
 
 fn notification_uris(value: Option<&Value>) -> Result<Vec<String>, RequestError> {
@@ -259,24 +401,67 @@ fn notification_uris(value: Option<&Value>) -> Result<Vec<String>, RequestError>
     if list.len() > 16 {
         return Err(bad("nu names more than 16 targets"));
     }
-    if let Some(badly) = list.iter().find(|t| !valid_target(t)) {
-        let shown: String = badly.chars().take(40).collect();
-        return Err(RequestError::bad_request(format!(
-            "nu entry {shown:?} is not a URI or an entity ID"
-        )));
+    for target in &list {
+        check_target(target, "nu")?;
     }
     Ok(list)
 }
 
+/// The attributes besides `enc` and `nu` that a blocking-update subscription may hold:
+/// the universal and common ones, and `nct`, which the CSE fills in (2).
+const BLOCKING_MAY_HOLD: [&str; 13] = [
+    "rn", "ty", "ri", "pi", "ct", "lt", "et", "acpi", "lbl", "daci", "cr", "nct", "nu",
+];
+
+/// A blocking-update subscription (TS-0004 7.4.8.2.1, `net` 7): `net` 7 alone, exactly one
+/// target that is a oneM2M resource ID, no subscription attribute but `enc` and `nu`, and
+/// no condition in `enc` but `atr`; else 4000. At most one per resource (4124) is checked
+/// against the tree by the caller.
+pub(crate) fn blocking_rules(
+    attrs: &Map<String, Value>,
+    net: &[u8],
+    nu: &[String],
+) -> Result<(), RequestError> {
+    if net != [NET_BLOCKING_UPDATE] {
+        return Err(bad(
+            "blocking update (net 7) cannot be combined with other event types",
+        ));
+    }
+    if nu.len() != 1 || is_url(&nu[0]) {
+        return Err(bad(
+            "a blocking update names exactly one target, by its resource ID",
+        ));
+    }
+    if let Some(k) = attrs
+        .keys()
+        .find(|k| *k != "enc" && !BLOCKING_MAY_HOLD.contains(&k.as_str()))
+    {
+        return Err(RequestError::bad_request(format!(
+            "a blocking-update subscription cannot hold {k}"
+        )));
+    }
+    let enc = attrs.get("enc").and_then(Value::as_object);
+    if let Some(k) = enc.and_then(|e| e.keys().find(|k| *k != "net" && *k != "atr")) {
+        return Err(RequestError::bad_request(format!(
+            "a blocking-update subscription takes no condition {k}"
+        )));
+    }
+    Ok(())
+}
+
 /// `nct` against the `net` list (TS-0001 table 9.6.8-4): every event type must allow it;
-/// when absent, all event types here default to 1.
+/// when absent, all event types here default to 1, a blocking update to 2.
 fn content_type(net: &[u8], nct: Option<u64>) -> Result<u8, RequestError> {
     let Some(nct) = nct else {
-        return Ok(NCT_ALL);
+        return Ok(if net.contains(&NET_BLOCKING_UPDATE) {
+            NCT_MODIFIED
+        } else {
+            NCT_ALL
+        });
     };
     let allowed = |n: u8| match nct {
         1 | 3 => (1..=4).contains(&n),
-        2 => n == NET_UPDATE,
+        2 => n == NET_UPDATE || n == NET_BLOCKING_UPDATE,
         4 | 5 => false,
         _ => false,
     };
@@ -301,11 +486,13 @@ fn pair(v: &Value, count: &str, span: &str, what: &str) -> Result<(u32, Duration
             "unknown member {k} in {what}"
         )));
     }
-    let n = obj
-        .get(count)
-        .and_then(Value::as_u64)
-        .filter(|n| (1..=10_000).contains(n))
-        .ok_or_else(|| RequestError::bad_request(format!("{what}.{count} must be 1 to 10000")))?;
+    // A missing batch size: the duration alone ends a batch (`filled_defaults`).
+    let n = match obj.get(count) {
+        None if what == "bn" => Some(DEFAULT_BATCH_NUMBER),
+        v => v.and_then(Value::as_u64),
+    }
+    .filter(|n| (1..=10_000).contains(n))
+    .ok_or_else(|| RequestError::bad_request(format!("{what}.{count} must be 1 to 10000")))?;
     // A missing batch duration takes the service provider's default (TS-0001 9.6.8).
     let default = (what == "bn").then_some(Duration::from_secs(60));
     let d = match obj.get(span) {
@@ -374,7 +561,7 @@ fn event_criteria(
         size_below: number("szb")?,
         attributes: strings(enc.get("atr"), "atr")?,
         child_types: child_types(enc.get("chty"), target)?,
-        monitor: enc.get("om").map(operation_monitor).transpose()?,
+        monitor: enc.get("om").map(operation_monitors).transpose()?,
         any: match number("fo")? {
             None | Some(1) => false,
             Some(2) => true,
@@ -395,12 +582,12 @@ fn event_types(value: Option<&Value>) -> Result<Vec<u8>, RequestError> {
     let mut out = Vec::with_capacity(list.len());
     for v in list {
         match v.as_u64() {
-            Some(n @ 1..=4) => {
+            Some(n @ (1..=4 | 7)) => {
                 if !out.contains(&(n as u8)) {
                     out.push(n as u8);
                 }
             }
-            Some(n @ 5..=8) => {
+            Some(n @ (5 | 6 | 8)) => {
                 return Err(RequestError::NotImplemented(
                     format!("notificationEventType {n} is not supported").into(),
                 ))
@@ -446,7 +633,17 @@ fn child_types(value: Option<&Value>, target: ResourceType) -> Result<Vec<u16>, 
         .collect()
 }
 
-fn operation_monitor(value: &Value) -> Result<(Vec<u8>, Vec<String>), RequestError> {
+/// `om`: a list of `m2m:operationMonitor` (TS-0004 6.3.5.x). One object alone is taken
+/// as a list of one, the form an XML list of one element decodes to.
+fn operation_monitors(value: &Value) -> Result<Vec<Monitor>, RequestError> {
+    match value {
+        Value::Array(list) if !list.is_empty() => list.iter().map(operation_monitor).collect(),
+        Value::Object(_) => Ok(vec![operation_monitor(value)?]),
+        _ => Err(bad("enc.om must be a non-empty list of operation monitors")),
+    }
+}
+
+fn operation_monitor(value: &Value) -> Result<Monitor, RequestError> {
     let obj = value
         .as_object()
         .ok_or_else(|| bad("enc.om must be an object"))?;

@@ -92,6 +92,8 @@ pub(crate) async fn update(
     }
     kind.check_content(&content)?;
     let prepared = kind.prepare_update(cse, &ri, &content).await?;
+    // A blocking-update subscription is asked before anything changes.
+    cse.blocking_update(&ri, &content, &req.fr).await?;
     cse.write_guard()?;
     let (pending, attrs, path, notices) = {
         let mut guard = cse.tree.write();

@@ -137,7 +137,7 @@ pub use config::{
 };
 pub use error::{DeliveryError, SubmitError, TargetFailure};
 pub use stats::Stats;
-pub use transport::{Route, Routes};
+pub use transport::{DeliveryObserver, Route, Routes};
 
 use bastion_proto::Response;
 use parking_lot::Mutex;
@@ -175,6 +175,8 @@ pub(crate) struct Shared {
     /// Set when `shutdown`'s grace ends: workers cancel what they do.
     pub stop: watch::Sender<bool>,
     pub entropy: Entropy,
+    /// Told of each attempt of a subscription's notification ([`Notifier::observe`]).
+    pub observer: std::sync::OnceLock<Arc<dyn DeliveryObserver>>,
 }
 
 impl fmt::Debug for Notifier {
@@ -206,8 +208,15 @@ impl Notifier {
                 closing: AtomicBool::new(false),
                 stop,
                 entropy: Entropy::new(),
+                observer: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Sets the observer told of every attempt of a subscription's notification (not of
+    /// results of asynchronous requests); the first one set stays.
+    pub fn observe(&self, observer: Arc<dyn DeliveryObserver>) {
+        let _ = self.shared.observer.set(observer);
     }
 
     /// Queues one event for delivery and returns at once: O(1), no await, no I/O.

@@ -46,3 +46,12 @@ impl<T: Routes + ?Sized> Routes for Arc<T> {
         (**self).routes(peer, targets)
     }
 }
+
+/// Told of every attempt to send a subscription's notification, for the statistics a
+/// subscription may keep per target (`nse`/`nsi`, TS-0004 7.4.8). Called from the
+/// destination's worker: it must not block.
+pub trait DeliveryObserver: Send + Sync {
+    /// One NOTIFY for `subscription` to `to` (the target as submitted) was sent;
+    /// `answered` when a target answered it.
+    fn attempted(&self, subscription: &str, to: &str, answered: bool);
+}

@@ -123,6 +123,15 @@ async fn deliver(
         latest,
         ..
     } = out;
+    let observer = match body {
+        crate::queue::Body::Rsp(_) => None,
+        _ => shared.observer.get(),
+    };
+    let observe = |answered: bool| {
+        if let Some(observer) = observer {
+            observer.attempted(&sub, &to, answered);
+        }
+    };
     // The charges stay taken while the request holds the events, until this returns.
     let (pc, _charges) = body.into_pc();
     let config = &shared.config;
@@ -142,6 +151,7 @@ async fn deliver(
         };
         match outcome {
             Outcome::Answered(_) => {
+                observe(true);
                 dest.state.lock().reached();
                 return settle(dest, events, &counters.delivered);
             }
@@ -152,6 +162,7 @@ async fn deliver(
                 return settle(dest, events, &counters.dropped_exhausted);
             }
             Outcome::Transient(failed) => {
+                observe(false);
                 Counters::add(&counters.failed_attempts, 1);
                 failures += 1;
                 for f in &failed {

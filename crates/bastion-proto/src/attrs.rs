@@ -256,6 +256,9 @@ const SUB: &[AttrDef] = &[
     a("nct", Kind::NonNegInt, O, O),
     a("nec", Kind::Any, O, O),
     a("su", Kind::Str, O, NP),
+    a("nse", Kind::Bool, O, O),
+    a("nsi", Kind::Any, NP, NP),
+    a("eeno", Kind::Bool, O, O),
 ];
 
 /// `<pollingChannel>` (TS-0001 9.6.21; core-resources.md §3.10).

@@ -69,6 +69,15 @@ pub enum RequestError {
     /// 5209: no group member answered in time.
     #[error("{0}")]
     GroupMembersNotResponded(Reason),
+    /// 4124: the resource already has a blocking-update subscription.
+    #[error("{0}")]
+    BlockingSubscriptionExists(Reason),
+    /// 4127: the target of a blocking update refused it.
+    #[error("{0}")]
+    DeniedByRemoteEntity(Reason),
+    /// 5107: the target of a blocking update could not be reached.
+    #[error("{0}")]
+    RemoteEntityNotReachable(Reason),
     /// 4103 of the indirect dynamic authorization procedure (TS-0003 7.3.2.3 step 2): the
     /// response carries this Token Request Information (`tqf`) and no debug text.
     #[error("originator has no privilege; token request information attached")]
@@ -109,6 +118,9 @@ impl RequestError {
             }
             RequestError::NoMembers(_) => Rsc::NoMembers,
             RequestError::GroupMembersNotResponded(_) => Rsc::GroupMembersNotResponded,
+            RequestError::BlockingSubscriptionExists(_) => Rsc::BlockingSubscriptionAlreadyExists,
+            RequestError::DeniedByRemoteEntity(_) => Rsc::OperationDeniedByRemoteEntity,
+            RequestError::RemoteEntityNotReachable(_) => Rsc::RemoteEntityNotReachable,
         }
     }
 

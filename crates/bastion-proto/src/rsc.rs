@@ -31,10 +31,16 @@ pub enum Rsc {
     GroupMemberTypeInconsistent = 4110,
     OriginatorHasAlreadyRegistered = 4117,
     AppRuleValidationFailed = 4126,
+    /// A blocking-update subscription already exists on the resource (TS-0004 7.4.8.2.1).
+    BlockingSubscriptionAlreadyExists = 4124,
+    /// The target of a blocking update refused it (TS-0004 7.3.2.9).
+    OperationDeniedByRemoteEntity = 4127,
     InternalServerError = 5000,
     NotImplemented = 5001,
     /// The next hop towards the target CSE could not be reached (TS-0004 7.3.2.6).
     TargetNotReachable = 5103,
+    /// The target of a blocking update could not be reached (TS-0004 7.3.2.9).
+    RemoteEntityNotReachable = 5107,
     /// A group member's type could not be read (TS-0001 9.6.13).
     ReceiverHasNoPrivilege = 5105,
     TargetNotSubscribable = 5203,
@@ -49,7 +55,7 @@ pub enum Rsc {
 }
 
 /// Every code of [`Rsc`], for decoding.
-const ALL: [Rsc; 33] = [
+const ALL: [Rsc; 36] = [
     Rsc::Accepted,
     Rsc::AcceptedNonBlockingSynch,
     Rsc::AcceptedNonBlockingAsynch,
@@ -73,9 +79,12 @@ const ALL: [Rsc; 33] = [
     Rsc::GroupMemberTypeInconsistent,
     Rsc::OriginatorHasAlreadyRegistered,
     Rsc::AppRuleValidationFailed,
+    Rsc::BlockingSubscriptionAlreadyExists,
+    Rsc::OperationDeniedByRemoteEntity,
     Rsc::InternalServerError,
     Rsc::NotImplemented,
     Rsc::TargetNotReachable,
+    Rsc::RemoteEntityNotReachable,
     Rsc::ReceiverHasNoPrivilege,
     Rsc::TargetNotSubscribable,
     Rsc::SubscriptionVerificationInitiationFailed,
@@ -106,7 +115,7 @@ impl Rsc {
                 400
             }
             Rsc::ReleaseVersionNotSupported | Rsc::NotImplemented => 501,
-            Rsc::NotFound | Rsc::TargetNotReachable => 404,
+            Rsc::NotFound | Rsc::TargetNotReachable | Rsc::RemoteEntityNotReachable => 404,
             Rsc::OperationNotAllowed => 405,
             Rsc::RequestTimeout => 504,
             Rsc::UnsupportedMediaType => 415,
@@ -120,8 +129,9 @@ impl Rsc {
             | Rsc::NoMembers
             | Rsc::ReceiverHasNoPrivilege
             | Rsc::TargetNotSubscribable
-            | Rsc::SubscriptionHostHasNoPrivilege => 403,
-            Rsc::Conflict => 409,
+            | Rsc::SubscriptionHostHasNoPrivilege
+            | Rsc::OperationDeniedByRemoteEntity => 403,
+            Rsc::Conflict | Rsc::BlockingSubscriptionAlreadyExists => 409,
             Rsc::InternalServerError
             | Rsc::SubscriptionVerificationInitiationFailed
             | Rsc::GroupMembersNotResponded => 500,
@@ -154,6 +164,9 @@ mod tests {
         );
         assert_eq!(Rsc::AcceptedNonBlockingSynch.http_status(), 202);
         assert_eq!(Rsc::TargetNotSubscribable.http_status(), 403);
+        assert_eq!(Rsc::BlockingSubscriptionAlreadyExists.http_status(), 409);
+        assert_eq!(Rsc::OperationDeniedByRemoteEntity.http_status(), 403);
+        assert_eq!(Rsc::RemoteEntityNotReachable.http_status(), 404);
     }
 
     #[test]

@@ -36,6 +36,26 @@ impl EngineSink {
     }
 }
 
+impl EngineSink {
+    /// Tells `cse` of every delivery attempt, for the subscriptions' statistics
+    /// (`nse`, `nsi`). The CSE is held weakly: the sink belongs to it.
+    pub fn observe(&self, cse: &Arc<bastion_core::Cse>) {
+        self.notifier
+            .observe(Arc::new(StatisticsObserver(Arc::downgrade(cse))));
+    }
+}
+
+/// Delivery attempts, passed on to the CSE that keeps the statistics.
+struct StatisticsObserver(std::sync::Weak<bastion_core::Cse>);
+
+impl bastion_notify::DeliveryObserver for StatisticsObserver {
+    fn attempted(&self, subscription: &str, to: &str, answered: bool) {
+        if let Some(cse) = self.0.upgrade() {
+            cse.delivery_attempted(subscription, to, answered);
+        }
+    }
+}
+
 impl NotificationSink for EngineSink {
     fn submit(&self, n: OutgoingNotification) -> Result<(), String> {
         let policy = DeliveryPolicy {

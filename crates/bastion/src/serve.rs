@@ -192,6 +192,11 @@ async fn run(
         .with_max_in_flight(settings.limits.max_outbound_requests),
     );
     // Fields this binary does not set keep their defaults (the core adds services).
+    let sink = Arc::new(crate::notifications::EngineSink::new(
+        &settings.cse_id,
+        outbound.clone(),
+        &settings.limits,
+    ));
     #[allow(clippy::needless_update)]
     let services = Services {
         audit,
@@ -213,16 +218,14 @@ async fn run(
         }),
         // Subscriptions' notifications, delivered as this CSE over the same routes
         // (docs/notifications.md).
-        notifications: Some(Arc::new(crate::notifications::EngineSink::new(
-            &settings.cse_id,
-            outbound,
-            &settings.limits,
-        ))),
+        notifications: Some(sink.clone()),
         ..Services::default()
     };
     let cse = Cse::open_with(config, store, services)
         .await
         .map_err(|e| Failure::Runtime(format!("cannot start the CSE: {e}")))?;
+    // Delivery attempts feed the subscriptions' statistics (`nse`, `nsi`).
+    sink.observe(&cse);
     let mut tasks = vec![cse.spawn_expiry()];
     if let (Some(r), Some(client)) = (&settings.registrar, registrar_client) {
         tasks.push(crate::registrar::spawn(cse.clone(), r.clone(), client));

@@ -5,7 +5,7 @@
 mod common;
 
 use common::federation::{ae, readable_container, Federation, KPSA_ID};
-use common::{bastion, ok, path, Resp, Server};
+use common::{bastion, ok, path, Receiver, Resp, Server};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -482,4 +482,129 @@ async fn ts0001_10_2_7_group_members_on_the_mn_are_reached_and_the_mn_decides() 
     // The MN's ACP names only /id-in/Cinother for this one: the MN refuses Cinapp.
     assert_eq!(by_member(&members[1])["rsc"], 4103, "{}", r.text);
     assert_eq!(list.len(), 2);
+}
+
+/// An AE `aei` on the MN whose points of access are `poa`, letting the IN and `notifier`
+/// NOTIFY it.
+async fn mn_receiving_ae(fed: &Federation, aei: &str, poa: &str, notifier: &str) -> String {
+    let rn = aei.trim_start_matches('C');
+    fed.mn
+        .create(
+            "/cse-mn",
+            aei,
+            2,
+            json!({"m2m:ae": {"rn": rn, "api": "Nfed", "rr": true, "poa": [poa], "srv": ["3"]}}),
+        )
+        .await
+        .expect(2001);
+    let ae = format!("/cse-mn/{rn}");
+    fed.mn
+        .create(
+            &ae,
+            aei,
+            1,
+            json!({"m2m:acp": {"rn": "inbox",
+                "pv": {"acr": [{"acor": [aei], "acop": 63},
+                               {"acor": ["/id-in", notifier], "acop": 16}]},
+                "pvs": {"acr": [{"acor": [aei], "acop": 63}]}}}),
+        )
+        .await
+        .expect(2001);
+    fed.mn
+        .update(
+            &ae,
+            aei,
+            json!({"m2m:ae": {"acpi": [format!("cse-mn/{rn}/inbox")]}}),
+        )
+        .await
+        .expect(2004);
+    ae
+}
+
+/// Interoperability: a subscription an AE on the MN creates through the MN has, on the
+/// IN, the creator `/id-mn/Cmnapp` (SP-relative, as the MN relays it). That creator is
+/// recognised as the subscriber in its absolute form too (no verification request), is
+/// named in the verification request to any other target, and is resolved by the MN
+/// when such a request reaches one of its AEs (TS-0004 7.4.8.2.1, 7.5.1.2.3).
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0004_7_4_8_2_1_relayed_subscriber_is_resolved_in_sp_relative_and_absolute_form() {
+    let fed = tokio::task::block_in_place(Federation::start);
+    let owner = fed.inc.ae("Cinowner").await;
+    let cnt = shared_container(&fed.inc, &owner, "Cinowner", "/id-mn/Cmnapp").await;
+    let own = Receiver::start().await;
+    mn_receiving_ae(&fed, "Cmnapp", &own.url, "Cmnapp").await;
+    let on_in = format!("/~/id-in{cnt}");
+    // Itself, absolute: no verification request.
+    let r = fed
+        .mn
+        .create(
+            &on_in,
+            "Cmnapp",
+            23,
+            json!({"m2m:sub": {"rn": "self", "nu": ["//bastion.example/id-mn/Cmnapp"],
+                "enc": {"net": [3], "chty": [4]}}}),
+        )
+        .await;
+    r.expect(2001);
+    // Its only target is itself: no creator (TS-0004 7.4.8.2.1 Recv-6.5).
+    assert!(r.inner("m2m:sub").get("cr").is_none(), "{}", r.text);
+    assert!(own.all().is_empty(), "{:?}", own.all());
+    // A URL: asked, naming the subscriber as the IN knows it.
+    let url = Receiver::start().await;
+    let r = fed
+        .mn
+        .create(
+            &on_in,
+            "Cmnapp",
+            23,
+            json!({"m2m:sub": {"rn": "url", "nu": [url.url], "enc": {"net": [3], "chty": [4]}}}),
+        )
+        .await;
+    r.expect(2001);
+    assert_eq!(r.inner("m2m:sub")["cr"], "/id-mn/Cmnapp");
+    let sur = format!("/id-in/{}", r.inner("m2m:sub")["ri"].as_str().expect("ri"));
+    assert_eq!(
+        url.all()[0].body,
+        json!({"m2m:sgn": {"vrq": true, "sur": sur, "cr": "/id-mn/Cmnapp"}})
+    );
+    // Another AE on the MN: the MN checks the relayed creator against that AE's ACP.
+    let other = Receiver::start().await;
+    mn_receiving_ae(&fed, "Cmnother", &other.url, "Cmnapp").await;
+    fed.mn
+        .create(
+            &on_in,
+            "Cmnapp",
+            23,
+            json!({"m2m:sub": {"rn": "other", "nu": ["/id-mn/Cmnother"], "enc": {"net": [3], "chty": [4]}}}),
+        )
+        .await
+        .expect(2001);
+    assert_eq!(other.all()[0].body["m2m:sgn"]["cr"], "/id-mn/Cmnapp");
+    // One whose ACP does not name the subscriber refuses.
+    let third = Receiver::start().await;
+    mn_receiving_ae(&fed, "Cmnthird", &third.url, "Cnobody").await;
+    fed.mn
+        .create(
+            &on_in,
+            "Cmnapp",
+            23,
+            json!({"m2m:sub": {"nu": ["/id-mn/Cmnthird"], "enc": {"net": [3], "chty": [4]}}}),
+        )
+        .await
+        .expect(5204);
+    assert!(third.all().is_empty(), "refused on the MN, before its AE");
+    // An event reaches all three targets.
+    fed.inc
+        .create(&cnt, "Cinowner", 4, json!({"m2m:cin": {"con": "9"}}))
+        .await
+        .expect(2001);
+    for rx in [&own, &url, &other] {
+        let events = rx.wait_events(1).await;
+        assert_eq!(
+            events[0]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"],
+            "9",
+            "{:?}",
+            rx.all()
+        );
+    }
 }

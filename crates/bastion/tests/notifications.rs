@@ -108,7 +108,7 @@ async fn ts0001_10_2_11_subscribing_needs_retrieve_privilege_and_a_subscribable_
         &s,
         &cnt,
         "Cowner",
-        json!({"nu": [rx.url], "enc": {"net": [7]}}),
+        json!({"nu": [rx.url], "enc": {"net": [6]}}),
     )
     .await
     .expect(5001);
@@ -470,4 +470,228 @@ async fn ts0001_10_2_5_polling_channel_request_aggregation() {
         polled.body["m2m:rqp"]["pc"]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"],
         "four"
     );
+}
+
+/// Polls the subscription at `path` until its `nsi` record for `tg` shows `rqs` and
+/// `rsr` at least `sent` (the delivery engine reports after the target answered).
+async fn statistics_of(s: &Server, path: &str, tg: &str, sent: u64) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let got = s.get(path, "Cowner").await;
+        got.expect(2000);
+        let nsi = got.inner("m2m:sub")["nsi"].clone();
+        let record = nsi
+            .as_array()
+            .and_then(|l| l.iter().find(|r| r["tg"] == tg))
+            .cloned()
+            .unwrap_or(Value::Null);
+        if record["rqs"].as_u64().unwrap_or(0) >= sent
+            && record["rsr"].as_u64().unwrap_or(0) >= sent
+        {
+            return record;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "statistics not counted: {nsi}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn ts0004_7_4_8_nse_counts_requests_responses_and_events_per_target() {
+    let s = Server::start();
+    let cnt = owner_container(&s).await;
+    let rx = Receiver::start().await;
+    let sub = format!("{cnt}/stats");
+    subscribe(
+        &s,
+        &cnt,
+        "Cowner",
+        json!({"rn": "stats", "nu": [rx.url], "enc": {"net": [3]}, "nse": true}),
+    )
+    .await
+    .expect(2001);
+    s.create_cin(&cnt, "Cowner", "1").await;
+    rx.wait_events(1).await;
+    let record = statistics_of(&s, &sub, &rx.url, 1).await;
+    // The verification request is not a notification: it is not counted.
+    assert_eq!(record, json!({"tg": rx.url, "rqs": 1, "rsr": 1, "noec": 1}));
+    // A target that refuses still answered: a response received.
+    rx.rsc.store(4103, Ordering::SeqCst);
+    s.create_cin(&cnt, "Cowner", "2").await;
+    rx.wait_events(2).await;
+    let record = statistics_of(&s, &sub, &rx.url, 2).await;
+    assert_eq!(record["noec"], 2);
+    // Enabling again starts from zero.
+    let r = s
+        .update(&sub, "Cowner", json!({"m2m:sub": {"nse": true}}))
+        .await;
+    r.expect(2004);
+    assert_eq!(
+        r.inner("m2m:sub")["nsi"],
+        json!([{"tg": rx.url, "rqs": 0, "rsr": 0, "noec": 0}])
+    );
+    // And counts on.
+    s.create_cin(&cnt, "Cowner", "3").await;
+    rx.wait_events(3).await;
+    let record = statistics_of(&s, &sub, &rx.url, 1).await;
+    assert_eq!(record["noec"], 1);
+}
+
+#[tokio::test]
+async fn ts0004_7_4_8_eeno_names_the_events_originator() {
+    let s = Server::start();
+    let cnt = owner_container(&s).await;
+    let with = Receiver::start().await;
+    let without = Receiver::start().await;
+    subscribe(
+        &s,
+        &cnt,
+        "Cowner",
+        json!({"nu": [with.url], "enc": {"net": [3]}, "eeno": true}),
+    )
+    .await
+    .expect(2001);
+    subscribe(
+        &s,
+        &cnt,
+        "Cowner",
+        json!({"nu": [without.url], "enc": {"net": [3]}, "eeno": false}),
+    )
+    .await
+    .expect(2001);
+    s.create_cin(&cnt, "Cowner", "x").await;
+    let events = with.wait_events(1).await;
+    assert_eq!(events[0]["m2m:sgn"]["cr"], "Cowner");
+    assert_eq!(events[0]["m2m:sgn"]["nev"]["net"], 3);
+    let events = without.wait_events(1).await;
+    assert!(events[0]["m2m:sgn"].get("cr").is_none(), "{}", events[0]);
+}
+
+#[tokio::test]
+async fn ts0004_7_4_8_ct_after_an_application_query_and_on_update() {
+    let s = Server::start();
+    let cnt = owner_container(&s).await;
+    let rx = Receiver::start().await;
+    let nu = format!("{}?app=1&ct=cbor", rx.url);
+    let r = subscribe(
+        &s,
+        &cnt,
+        "Cowner",
+        json!({"rn": "sub", "nu": [nu], "enc": {"net": [3]}}),
+    )
+    .await;
+    r.expect(2001);
+    assert_eq!(r.inner("m2m:sub")["nu"], json!([nu]));
+    s.create_cin(&cnt, "Cowner", "on").await;
+    rx.wait_events(1).await;
+    for got in rx.all() {
+        // The application's query member is sent on; ct is not.
+        assert_eq!(got.uri, "/notify?app=1");
+        assert_eq!(got.content_type, "application/cbor");
+    }
+    // A target added by UPDATE is verified, and notified, in the serialization it asks.
+    let other = Receiver::start().await;
+    let added = format!("{}?ct=xml", other.url);
+    let r = s
+        .update(
+            &format!("{cnt}/sub"),
+            "Cowner",
+            json!({"m2m:sub": {"nu": [nu, added]}}),
+        )
+        .await;
+    r.expect(2004);
+    s.create_cin(&cnt, "Cowner", "off").await;
+    let events = other.wait_events(1).await;
+    assert_eq!(events[0]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"], "off");
+    let all = other.all();
+    assert_eq!(all[0].body["m2m:sgn"]["vrq"], json!(true));
+    assert!(all.iter().all(|r| r.content_type == "application/xml"));
+    assert!(all.iter().all(|r| r.uri == "/notify"));
+}
+
+/// `Cblk` registered with its point of access at `rx`, and its container; returns the
+/// container's path.
+async fn blocking_owner(s: &Server, poa: &str) -> String {
+    s.create(
+        "/cse-in",
+        "Cblk",
+        2,
+        json!({"m2m:ae": {"rn": "blk", "api": "Nblk", "rr": true, "srv": ["3"], "poa": [poa]}}),
+    )
+    .await
+    .expect(2001);
+    let ae = "/cse-in/blk".to_owned();
+    s.create_cnt(&ae, "Cblk", json!({"rn": "cnt"})).await;
+    format!("{ae}/cnt")
+}
+
+#[tokio::test]
+async fn ts0004_7_3_2_9_blocking_update_waits_for_the_targets_consent() {
+    let s = Server::start();
+    let rx = Receiver::start().await;
+    let cnt = blocking_owner(&s, &rx.url).await;
+    let r = subscribe(
+        &s,
+        &cnt,
+        "Cblk",
+        json!({"rn": "blk", "nu": ["Cblk"], "enc": {"net": [7], "atr": ["lbl"]}}),
+    )
+    .await;
+    r.expect(2001);
+    let sur = format!(
+        "{CSE_ID}/{}",
+        r.inner("m2m:sub")["ri"].as_str().expect("ri")
+    );
+    // Consent: the update is performed, after the target was told what it changes.
+    s.update(&cnt, "Cblk", json!({"m2m:cnt": {"lbl": ["a"]}}))
+        .await
+        .expect(2004);
+    let asked = rx.wait_events(1).await;
+    assert_eq!(
+        asked[0],
+        json!({"m2m:sgn": {"nev": {"rep": {"m2m:cnt": {"lbl": ["a"]}}, "net": 7},
+            "sur": sur, "cr": "Cblk"}})
+    );
+    // An attribute atr does not name: not asked.
+    s.update(&cnt, "Cblk", json!({"m2m:cnt": {"mni": 3}}))
+        .await
+        .expect(2004);
+    // Refusal (OPERATION_NOT_ALLOWED): 4127, nothing changed.
+    rx.rsc.store(4005, Ordering::SeqCst);
+    let r = s
+        .update(&cnt, "Cblk", json!({"m2m:cnt": {"lbl": ["b"]}}))
+        .await;
+    r.expect(4127);
+    assert_eq!(r.status, 403);
+    assert_eq!(rx.events().len(), 2, "asked once more, for lbl only");
+    let got = s.get(&cnt, "Cblk").await;
+    assert_eq!(got.inner("m2m:cnt")["lbl"], json!(["a"]));
+    assert_eq!(got.inner("m2m:cnt")["mni"], json!(3));
+}
+
+#[tokio::test]
+async fn ts0004_7_3_2_9_blocking_update_target_unreachable_is_5107() {
+    let s = Server::start();
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}/n", l.local_addr().expect("addr"))
+    };
+    let cnt = blocking_owner(&s, &dead).await;
+    subscribe(
+        &s,
+        &cnt,
+        "Cblk",
+        json!({"nu": ["Cblk"], "enc": {"net": [7]}}),
+    )
+    .await
+    .expect(2001);
+    let r = s
+        .update(&cnt, "Cblk", json!({"m2m:cnt": {"lbl": ["x"]}}))
+        .await;
+    r.expect(5107);
+    assert_eq!(r.status, 404);
+    let got = s.get(&cnt, "Cblk").await;
+    assert!(got.inner("m2m:cnt").get("lbl").is_none());
 }

@@ -46,6 +46,7 @@ impl ResourceKind for Acp {
         Ok(Prepared {
             id: None,
             state: Some(TypeState::Acp(Arc::new(rules))),
+            ..Prepared::default()
         })
     }
 

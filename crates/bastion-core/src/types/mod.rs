@@ -147,6 +147,8 @@ pub(crate) struct Prepared {
     pub id: Option<(i64, String)>,
     /// The state, when it was derived here rather than under the lock.
     pub state: Option<TypeState>,
+    /// Attributes the CSE fills in where the content leaves them out (defaults).
+    pub defaults: Map<String, Value>,
 }
 
 /// The audit events a type raises when it is created, updated or deleted.
@@ -280,6 +282,7 @@ pub(crate) trait ResourceKind: Sync {
         _cse: &Cse,
         _tree: &Tree,
         _req: &CreateRequest,
+        _parent: &Ri,
     ) -> Result<(), RequestError> {
         Ok(())
     }

@@ -7,7 +7,7 @@ use crate::access::Enforcer;
 use crate::audit::AuditRule;
 use crate::checks::CreateRequest;
 use crate::resolve::Target;
-use crate::subscription::SubscriptionState;
+use crate::subscription::{filled_defaults, statistics_after_write, SubscriptionState};
 use crate::tree::{Node, Ri, Tree, TypeState};
 use crate::{Cse, RequestContext};
 use async_trait::async_trait;
@@ -55,8 +55,15 @@ impl ResourceKind for Subscription {
         let max = cse.config.max_subscriptions_per_originator;
         check_subscription_cap(&cse.tree.read(), &req.fr, max)?;
         let (seq, ri, state) = prepare_subscription(cse, req, ctx, content, parent).await?;
+        let mut defaults = filled_defaults(content, &state);
+        // The subscriber is its creator when it is not its only target (TS-0004
+        // 7.4.8.2.1 Recv-6.5).
+        if state.nu.iter().any(|nu| !cse.is_subscriber(&req.fr, nu)) {
+            defaults.insert("cr".into(), Value::String(req.fr.clone()));
+        }
         Ok(Prepared {
             id: Some((seq, ri)),
+            defaults,
             state: Some(TypeState::Subscription(state)),
         })
     }
@@ -66,8 +73,30 @@ impl ResourceKind for Subscription {
         cse: &Cse,
         tree: &Tree,
         req: &CreateRequest,
+        parent: &Ri,
     ) -> Result<(), RequestError> {
-        check_subscription_cap(tree, &req.fr, cse.config.max_subscriptions_per_originator)
+        check_subscription_cap(tree, &req.fr, cse.config.max_subscriptions_per_originator)?;
+        let content = req.pc.get("m2m:sub").and_then(Value::as_object);
+        if asks_blocking_update(content) {
+            check_one_blocking(tree, parent)?;
+        }
+        Ok(())
+    }
+
+    /// A subscription cannot become a blocking-update one by UPDATE (TS-0004 7.4.8.2.3).
+    fn check_update(
+        &self,
+        _cse: &Cse,
+        _req: &crate::checks::Envelope,
+        _ri: &Ri,
+        content: &Map<String, Value>,
+    ) -> Result<(), RequestError> {
+        if asks_blocking_update(Some(content)) {
+            return Err(RequestError::bad_request(
+                "notificationEventType blocking update cannot be set by UPDATE",
+            ));
+        }
+        Ok(())
     }
 
     async fn prepare_update(
@@ -78,6 +107,21 @@ impl ResourceKind for Subscription {
     ) -> Result<Option<TypeState>, RequestError> {
         let state = resubscribe(cse, ri, content).await?;
         Ok(Some(TypeState::Subscription(state)))
+    }
+
+    /// The defaults an UPDATE left out are filled in again (a new `bn` without `dur`), and
+    /// `nsi` follows `nse` and `nu` (reset when this UPDATE enables statistics).
+    fn write_update(&self, node: &mut Node, previous: &Map<String, Value>) -> super::Written {
+        if let Some(state) = node.subscription().cloned() {
+            let mut defaults = filled_defaults(&node.attrs, &state);
+            defaults.remove("nsi");
+            node.attrs.extend(defaults);
+        }
+        statistics_after_write(&mut node.attrs, previous.contains_key("nse"));
+        super::Written {
+            ops: vec![bastion_store::WriteOp::Upsert(super::node_row(node))],
+            also_modified: &[],
+        }
     }
 
     /// One that no longer compiles (this version became stricter) is kept as a resource
@@ -101,6 +145,31 @@ impl ResourceKind for Subscription {
             }
         }
     }
+}
+
+/// Whether subscription content asks for a blocking update (`enc.net` holds 7).
+fn asks_blocking_update(content: Option<&Map<String, Value>>) -> bool {
+    content
+        .and_then(|c| c.get("enc"))
+        .and_then(|e| e.get("net"))
+        .and_then(Value::as_array)
+        .is_some_and(|net| net.iter().any(|n| n.as_u64() == Some(7)))
+}
+
+/// At most one blocking-update subscription per resource (TS-0004 7.4.8.2.1: 4124).
+fn check_one_blocking(tree: &Tree, parent: &Ri) -> Result<(), RequestError> {
+    let taken = tree
+        .subscriptions_under(parent)
+        .iter()
+        .filter_map(|c| tree.get(c))
+        .filter_map(Node::subscription)
+        .any(|s| s.is_blocking_update());
+    if taken {
+        return Err(RequestError::BlockingSubscriptionExists(
+            "the resource already has a blocking-update subscription".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn not_subscribable() -> RequestError {
@@ -137,6 +206,15 @@ async fn prepare_subscription(
         .map(|n| n.ty)
         .ok_or_else(|| RequestError::not_found("parent no longer exists"))?;
     let state = SubscriptionState::compile(content, parent_ty, &req.fr, ctx.authenticated)?;
+    if state.is_blocking_update() {
+        // `nct` is the CSE's to fill in here (TS-0004 7.4.8.2.1).
+        if content.contains_key("nct") {
+            return Err(RequestError::bad_request(
+                "a blocking-update subscription cannot hold nct",
+            ));
+        }
+        check_one_blocking(&cse.tree.read(), parent_ri)?;
+    }
     let seq = cse.tree.write().next_seq();
     let ri = new_ri(ResourceType::Subscription, seq);
     let sur = format!("{}/{}", cse.config.cse_id, ri);

@@ -71,6 +71,37 @@ impl From<WireError> for RequestError {
     }
 }
 
+/// The serialization a notification URI asks for with a `ct` query member (TS-0004
+/// 7.4.8: `?ct=json`, `cbor` or `xml`, appended with `&` after the application's own
+/// query members: `?q=1&ct=json`), and the URI without that member, as it is sent.
+/// `None` when `ct` names no serialization Bastion writes or is given twice.
+pub fn target_serialization(
+    target: &str,
+) -> Option<(std::borrow::Cow<'_, str>, Option<Serialization>)> {
+    use std::borrow::Cow;
+    let Some((base, query)) = target.split_once('?') else {
+        return Some((Cow::Borrowed(target), None));
+    };
+    let mut asked = None;
+    let mut kept = Vec::new();
+    for member in query.split('&') {
+        match member.strip_prefix("ct=") {
+            Some(name) if asked.is_none() => asked = Some(Serialization::from_name(name)?),
+            Some(_) => return None,
+            None => kept.push(member),
+        }
+    }
+    if asked.is_none() {
+        return Some((Cow::Borrowed(target), None));
+    }
+    let sent = if kept.is_empty() {
+        Cow::Borrowed(base)
+    } else {
+        Cow::Owned(format!("{base}?{}", kept.join("&")))
+    };
+    Some((sent, asked))
+}
+
 impl Serialization {
     /// All serializations, JSON first (the default where nothing else is asked for).
     pub const ALL: [Serialization; 3] =

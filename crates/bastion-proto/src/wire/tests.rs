@@ -280,3 +280,30 @@ fn names_and_media_types() {
     assert_eq!(Serialization::from_name("CBOR"), Some(Cbor));
     assert_eq!(Serialization::from_name("yaml"), None);
 }
+
+#[test]
+fn ts0004_7_4_8_ct_query_member_of_a_notification_uri() {
+    let split =
+        |t| target_serialization(t).map(|(sent, ser)| (sent.into_owned(), ser.map(|s| s.name())));
+    assert_eq!(
+        split("http://h:1/n?ct=cbor"),
+        Some(("http://h:1/n".into(), Some("cbor")))
+    );
+    assert_eq!(split("http://h:1/n"), Some(("http://h:1/n".into(), None)));
+    // After the application's own members, which are sent on.
+    assert_eq!(
+        split("http://h:1/n?q=true&ct=xml"),
+        Some(("http://h:1/n?q=true".into(), Some("xml")))
+    );
+    assert_eq!(
+        split("http://h:1/n?q=1"),
+        Some(("http://h:1/n?q=1".into(), None))
+    );
+    for bad in [
+        "http://h:1/n?ct=yaml",
+        "http://h:1/n?ct=",
+        "http://h:1/n?ct=json&ct=xml",
+    ] {
+        assert_eq!(split(bad), None, "{bad}");
+    }
+}

@@ -18,6 +18,8 @@ pub struct Received {
     pub body: Value,
     pub content_type: String,
     pub raw: Vec<u8>,
+    /// The request's path and query.
+    pub uri: String,
 }
 
 /// A notification target: records every request and answers with `rsc`; with `hold`,
@@ -61,6 +63,7 @@ impl Receiver {
         let state = receiver.clone();
         let app = axum::Router::new().fallback(
             move |method: axum::http::Method,
+                  uri: axum::http::Uri,
                   headers: axum::http::HeaderMap,
                   body: axum::body::Bytes| {
                 let state = state.clone();
@@ -80,6 +83,7 @@ impl Receiver {
                         body: decode(&header("content-type"), &body),
                         content_type: header("content-type"),
                         raw: body.to_vec(),
+                        uri: uri.to_string(),
                     });
                     state.arrived.notify_waiters();
                     // A held receiver consumes one permit per request for good.
