@@ -15,6 +15,7 @@ use bastion_tls::{ClientOptions, CredentialRegistry, StoreKey, TlsClient};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -314,12 +315,22 @@ pub fn spawn(
     })
 }
 
+/// Numbers the registrar client's requests: with the start time, each request gets its
+/// own request identifier (TS-0001 8.1.2), even several within one second.
+static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
+
+/// A request identifier of this process that no other request of it carries.
+fn request_id() -> String {
+    let n = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed);
+    format!("reg-{}-{n}", SystemClock.timestamp().0)
+}
+
 fn request(op: Operation, to: String, fr: &str, ty: Option<u64>, pc: Option<Value>) -> Request {
     Request {
         op: Some(op),
         to,
         fr: Some(fr.to_owned()),
-        rqi: Some(format!("reg-{}", SystemClock.timestamp().0)),
+        rqi: Some(request_id()),
         rvi: Some("3".into()),
         ty,
         pc,
@@ -443,4 +454,21 @@ async fn register(cse: &Cse, registrar: &RegistrarSettings, client: &Client) -> 
         .map_err(|e| format!("local remoteCSE of the registrar: {e}"))?;
     tracing::info!(registrar = %registrar.cse_id, "registrar's remoteCSE is in place");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registrar_request_carries_its_own_request_id() {
+        let ids: std::collections::HashSet<String> = (0..100)
+            .map(|_| {
+                request(Operation::Retrieve, "cse-in".into(), "/id-mn", None, None)
+                    .rqi
+                    .expect("rqi")
+            })
+            .collect();
+        assert_eq!(ids.len(), 100);
+    }
 }
