@@ -53,6 +53,9 @@ pub enum AuditRule {
     Admin,
     /// The default policy (the creator): `{"by":"creator"}`.
     Creator,
+    /// The default policy of the `<CSEBase>` letting a registered AE or remote CSE
+    /// read it (`[access] registered-retrieve-cse-base`): `{"by":"registration"}`.
+    Registration,
     /// Rule `rule` (index in its `acr` list) of the ACP `acp`:
     /// `{"by":"rule","acp":"…","rule":n}`.
     Rule { acp: crate::tree::Ri, rule: usize },
@@ -71,6 +74,7 @@ impl Serialize for AuditRule {
             AuditRule::None => return s.serialize_str("none"),
             AuditRule::Admin => "admin",
             AuditRule::Creator => "creator",
+            AuditRule::Registration => "registration",
             AuditRule::Rule { .. } => "rule",
             AuditRule::Token { .. } => "token",
             AuditRule::Dynamic { .. } => "das",

@@ -54,6 +54,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_DATA_DIR: &str = "./bastion-data";
 /// Built-in default: denials are not explained to clients.
 pub const DEFAULT_EXPLAIN_DENIALS_TO_CLIENT: bool = false;
+/// `[access] registered-retrieve-cse-base`: registered AEs and CSEs may read the CSEBase.
+pub const DEFAULT_REGISTERED_RETRIEVE_CSE_BASE: bool = true;
 /// Built-in default: the audit log is written.
 pub const DEFAULT_AUDIT_ENABLED: bool = true;
 /// Built-in default audit log file, relative to the data directory.
@@ -147,6 +149,7 @@ pub struct RawSettings {
     pub max_body_bytes: Option<i64>,
     pub data_dir: Option<PathBuf>,
     pub explain_denials_to_client: Option<bool>,
+    pub registered_retrieve_cse_base: Option<bool>,
     pub audit_enabled: Option<bool>,
     pub audit_path: Option<PathBuf>,
     pub audit_max_bytes: Option<i64>,
@@ -193,6 +196,9 @@ impl RawSettings {
             explain_denials_to_client: other
                 .explain_denials_to_client
                 .or(self.explain_denials_to_client),
+            registered_retrieve_cse_base: other
+                .registered_retrieve_cse_base
+                .or(self.registered_retrieve_cse_base),
             audit_enabled: other.audit_enabled.or(self.audit_enabled),
             audit_path: other.audit_path.or(self.audit_path),
             audit_max_bytes: other.audit_max_bytes.or(self.audit_max_bytes),
@@ -404,6 +410,8 @@ pub struct TokenIssuerSection {
 struct AccessSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     explain_denials_to_client: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    registered_retrieve_cse_base: Option<bool>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -493,6 +501,7 @@ impl FileConfig {
             max_body_bytes: self.http.max_body_bytes,
             data_dir: self.storage.data_dir.map(PathBuf::from),
             explain_denials_to_client: self.access.explain_denials_to_client,
+            registered_retrieve_cse_base: self.access.registered_retrieve_cse_base,
             audit_enabled: self.audit.enabled,
             audit_path: self.audit.path.map(PathBuf::from),
             audit_max_bytes: self.audit.max_bytes,
@@ -556,6 +565,9 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub data_dir: PathBuf,
     pub explain_denials_to_client: bool,
+    /// `[access] registered-retrieve-cse-base`: see
+    /// [`CseConfig::registered_retrieve_cse_base`].
+    pub registered_retrieve_cse_base: bool,
     pub audit_enabled: bool,
     /// As configured; relative paths are taken from the data directory
     /// ([`Settings::audit_file`]).
@@ -672,6 +684,9 @@ impl Settings {
         let explain_denials_to_client = raw
             .explain_denials_to_client
             .unwrap_or(DEFAULT_EXPLAIN_DENIALS_TO_CLIENT);
+        let registered_retrieve_cse_base = raw
+            .registered_retrieve_cse_base
+            .unwrap_or(DEFAULT_REGISTERED_RETRIEVE_CSE_BASE);
         let audit_enabled = raw.audit_enabled.unwrap_or(DEFAULT_AUDIT_ENABLED);
         let audit_path = raw
             .audit_path
@@ -758,6 +773,7 @@ impl Settings {
                 max_body_bytes,
                 data_dir,
                 explain_denials_to_client,
+                registered_retrieve_cse_base,
                 audit_enabled,
                 audit_path,
                 audit_max_bytes,
@@ -795,6 +811,7 @@ impl Settings {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             explain_denials_to_client: DEFAULT_EXPLAIN_DENIALS_TO_CLIENT,
+            registered_retrieve_cse_base: DEFAULT_REGISTERED_RETRIEVE_CSE_BASE,
             audit_enabled: DEFAULT_AUDIT_ENABLED,
             audit_path: PathBuf::from(DEFAULT_AUDIT_PATH),
             audit_max_bytes: DEFAULT_AUDIT_MAX_BYTES,
@@ -838,6 +855,7 @@ impl Settings {
             result_max_bytes: self.result_max_bytes,
             fanout_limit: self.fanout_limit,
             explain_denials_to_client: self.explain_denials_to_client,
+            registered_retrieve_cse_base: self.registered_retrieve_cse_base,
             registrar: self.registrar.as_ref().map(|r| r.cse_id.clone()),
             trust_loopback_cses: self.trust_loopback_cses,
             max_subscriptions_per_originator: self.limits.max_subscriptions_per_originator,
@@ -972,6 +990,7 @@ impl Settings {
             },
             access: AccessSection {
                 explain_denials_to_client: Some(self.explain_denials_to_client),
+                registered_retrieve_cse_base: Some(self.registered_retrieve_cse_base),
             },
             audit: AuditSection {
                 enabled: Some(self.audit_enabled),
@@ -1437,6 +1456,7 @@ mod tests {
             max_body_bytes,
             data_dir,
             explain_denials_to_client,
+            registered_retrieve_cse_base,
             audit_enabled,
             audit_path,
             audit_max_bytes,
@@ -1472,6 +1492,10 @@ mod tests {
             (
                 "explain-denials-to-client",
                 explain_denials_to_client.is_some(),
+            ),
+            (
+                "registered-retrieve-cse-base",
+                registered_retrieve_cse_base.is_some(),
             ),
             ("audit enabled", audit_enabled.is_some()),
             ("audit path", audit_path.is_some()),
@@ -1535,6 +1559,10 @@ mod tests {
         assert_eq!(
             ours.explain_denials_to_client,
             core.explain_denials_to_client
+        );
+        assert_eq!(
+            ours.registered_retrieve_cse_base,
+            core.registered_retrieve_cse_base
         );
         assert_eq!(
             bastion_http::HttpLimits::default().max_body_bytes,
@@ -1708,7 +1736,7 @@ mod tests {
     #[test]
     fn audit_and_access_keys() {
         let raw = match RawSettings::from_toml(
-            "[access]\nexplain-denials-to-client = true\n\
+            "[access]\nexplain-denials-to-client = true\nregistered-retrieve-cse-base = false\n\
              [audit]\npath = \"/var/log/bastion-audit.log\"\nmax-bytes = 2048\nkeep = 2\n",
         ) {
             Ok(raw) => raw,
@@ -1717,6 +1745,8 @@ mod tests {
         let s = resolve(raw);
         assert!(s.explain_denials_to_client);
         assert!(s.cse_config(s.listen).explain_denials_to_client);
+        assert!(!s.cse_config(s.listen).registered_retrieve_cse_base);
+        assert!(Settings::defaults().registered_retrieve_cse_base);
         assert_eq!(s.audit_file(), Path::new("/var/log/bastion-audit.log"));
         assert_eq!((s.audit_max_bytes, s.audit_keep), (2048, 2));
         let d = Settings::defaults();
