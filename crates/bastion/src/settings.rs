@@ -46,6 +46,8 @@ pub const DEFAULT_RESULT_LIMIT: usize = 100_000;
 pub const DEFAULT_RESULT_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// Built-in default: most member requests one request causes through group fan-out.
 pub const DEFAULT_FANOUT_LIMIT: usize = 1_000;
+/// `[cse] liveness-check-secs`: how often registrations are checked (0: never).
+pub const DEFAULT_LIVENESS_CHECK_SECS: u64 = 60;
 /// Built-in default HTTP listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Built-in default largest accepted request body: 1 MiB.
@@ -145,6 +147,7 @@ pub struct RawSettings {
     pub result_limit: Option<i64>,
     pub result_max_bytes: Option<i64>,
     pub fanout_limit: Option<i64>,
+    pub liveness_check_secs: Option<i64>,
     pub listen: Option<String>,
     pub max_body_bytes: Option<i64>,
     pub data_dir: Option<PathBuf>,
@@ -190,6 +193,7 @@ impl RawSettings {
             result_limit: other.result_limit.or(self.result_limit),
             result_max_bytes: other.result_max_bytes.or(self.result_max_bytes),
             fanout_limit: other.fanout_limit.or(self.fanout_limit),
+            liveness_check_secs: other.liveness_check_secs.or(self.liveness_check_secs),
             listen: other.listen.or(self.listen),
             max_body_bytes: other.max_body_bytes.or(self.max_body_bytes),
             data_dir: other.data_dir.or(self.data_dir),
@@ -452,6 +456,8 @@ struct CseSection {
     result_max_bytes: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     fanout_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    liveness_check_secs: Option<i64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -497,6 +503,7 @@ impl FileConfig {
             result_limit: self.cse.result_limit,
             result_max_bytes: self.cse.result_max_bytes,
             fanout_limit: self.cse.fanout_limit,
+            liveness_check_secs: self.cse.liveness_check_secs,
             listen: self.http.listen,
             max_body_bytes: self.http.max_body_bytes,
             data_dir: self.storage.data_dir.map(PathBuf::from),
@@ -561,6 +568,9 @@ pub struct Settings {
     pub result_limit: usize,
     pub result_max_bytes: usize,
     pub fanout_limit: usize,
+    /// `[cse] liveness-check-secs`: the period of the registration checks (registrar.rs,
+    /// liveness.rs); 0 turns them off.
+    pub liveness_check_secs: u64,
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
     pub data_dir: PathBuf,
@@ -658,6 +668,13 @@ impl Settings {
             DEFAULT_FANOUT_LIMIT as i64,
             (1, MAX_RESULT_LIMIT),
         ) as usize;
+        let liveness_check_secs = ranged_or_default(
+            &mut problems,
+            "liveness-check-secs",
+            raw.liveness_check_secs,
+            DEFAULT_LIVENESS_CHECK_SECS as i64,
+            (0, 86_400),
+        ) as u64;
 
         let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
         let listen = match parse_listen(&listen_text) {
@@ -769,6 +786,7 @@ impl Settings {
                 result_limit,
                 result_max_bytes,
                 fanout_limit,
+                liveness_check_secs,
                 listen,
                 max_body_bytes,
                 data_dir,
@@ -807,6 +825,7 @@ impl Settings {
             result_limit: DEFAULT_RESULT_LIMIT,
             result_max_bytes: DEFAULT_RESULT_MAX_BYTES,
             fanout_limit: DEFAULT_FANOUT_LIMIT,
+            liveness_check_secs: DEFAULT_LIVENESS_CHECK_SECS,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
@@ -967,6 +986,7 @@ impl Settings {
                 result_limit: Some(self.result_limit as i64),
                 result_max_bytes: Some(self.result_max_bytes as i64),
                 fanout_limit: Some(self.fanout_limit as i64),
+                liveness_check_secs: Some(self.liveness_check_secs as i64),
             },
             http: HttpSection {
                 enabled: Some(self.http_enabled),
@@ -1452,6 +1472,7 @@ mod tests {
             result_limit,
             result_max_bytes,
             fanout_limit,
+            liveness_check_secs,
             listen,
             max_body_bytes,
             data_dir,
@@ -1486,6 +1507,7 @@ mod tests {
             ("result-limit", result_limit.is_some()),
             ("result-max-bytes", result_max_bytes.is_some()),
             ("fanout-limit", fanout_limit.is_some()),
+            ("liveness-check-secs", liveness_check_secs.is_some()),
             ("listen", listen.is_some()),
             ("max-body-bytes", max_body_bytes.is_some()),
             ("data-dir", data_dir.is_some()),

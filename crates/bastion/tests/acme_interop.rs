@@ -25,13 +25,14 @@ async fn eventually(within: Duration, mut probe: impl AsyncFnMut() -> bool) -> b
     }
 }
 
-/// Bastion as an MN-CSE (`/id-mn`, `cse-mn`) whose registrar is the ACME at `port`.
+/// Bastion as an MN-CSE (`/id-mn`, `cse-mn`) whose registrar is the ACME at `port`;
+/// `extra` goes into its `[cse]` section.
 fn bastion_mn(port: u16, extra: &str) -> Server {
     Server::start_with_config(&format!(
         "[cse]\ncse-id = \"/id-mn\"\ncse-name = \"cse-mn\"\ncse-type = \"mn\"\n\
-         [registrar]\ncse-id = \"/id-acme\"\ncse-base = \"cse-acme\"\n\
+         {extra}[registrar]\ncse-id = \"/id-acme\"\ncse-base = \"cse-acme\"\n\
          url = \"http://127.0.0.1:{port}\"\n\
-         [http]\ntrust-loopback-cses = true\n{extra}"
+         [http]\ntrust-loopback-cses = true\n[log]\nlevel = \"info,bastion=debug\"\n"
     ))
 }
 
@@ -57,9 +58,10 @@ fn first_rn(v: &Value, root: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn ts0001_10_1_1_2_bastion_mn_registers_with_acme_in_and_requests_cross_both_ways() {
     let Some(launcher) = acmecse() else { return };
+    // Both sides check registrations every second.
     let acme =
-        tokio::task::block_in_place(|| Acme::start(&launcher, Role::In, "id-acme", "cse-acme", 60));
-    let mn = bastion_mn(acme.port, "");
+        tokio::task::block_in_place(|| Acme::start(&launcher, Role::In, "id-acme", "cse-acme", 1));
+    let mn = bastion_mn(acme.port, "liveness-check-secs = 1\n");
 
     // Registration: ACME holds Bastion's <remoteCSE>, Bastion holds ACME's.
     let registered = eventually(Duration::from_secs(20), async || {
@@ -225,4 +227,46 @@ async fn ts0001_10_1_1_2_bastion_mn_registers_with_acme_in_and_requests_cross_bo
         events[0].body["m2m:sgn"]["sur"],
         format!("/id-acme/{sub_ri}")
     );
+
+    // Liveness, registrar side: ACME checks its registree by reading Bastion's CSEBase,
+    // which Bastion's default policy lets a registered CSE do, so the registration stays.
+    assert!(
+        acme.log_shows("Requesting remote CSEBase: /id-mn", Duration::from_secs(10)),
+        "ACME never checked its registree; log:\n{}",
+        acme.log()
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (rsc, body) = acme
+        .req("GET", "/cse-acme/id-mn", "CAdmin", None, None)
+        .await;
+    assert_eq!(rsc, 2000, "{body}");
+    assert!(
+        !acme.log().contains("Registree CSE unreachable"),
+        "{}",
+        acme.log()
+    );
+
+    // Liveness, registree side: when the registrar loses Bastion's registration, Bastion
+    // finds out at its next check and registers again.
+    let (rsc, body) = acme
+        .req("DELETE", "/cse-acme/id-mn", "CAdmin", None, None)
+        .await;
+    assert_eq!(rsc, 2002, "{body}");
+    assert!(
+        mn.log_shows(
+            "the registrar lost this CSE's registration; registering again",
+            Duration::from_secs(10)
+        ),
+        "MN log:\n{}\nACME log:\n{}",
+        mn.log(),
+        acme.log()
+    );
+    let back = eventually(Duration::from_secs(10), async || {
+        acme.req("GET", "/cse-acme/id-mn", "CAdmin", None, None)
+            .await
+            .0
+            == 2000
+    })
+    .await;
+    assert!(back, "MN log:\n{}\nACME log:\n{}", mn.log(), acme.log());
 }

@@ -180,13 +180,26 @@ impl Acme {
 
     /// ACME's log file (all of it).
     pub fn log(&self) -> String {
-        let mut all = String::new();
-        if let Ok(entries) = std::fs::read_dir(self.dir.path().join("logs")) {
-            for e in entries.flatten() {
-                all.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
-            }
-        }
-        all
+        // Rotated files are `NAME.log.1` (newer) … `NAME.log.N` (older): oldest first.
+        let mut files: Vec<(usize, PathBuf)> = std::fs::read_dir(self.dir.path().join("logs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| {
+                let path = e.path();
+                let age = path
+                    .extension()
+                    .and_then(|x| x.to_str())
+                    .and_then(|x| x.parse().ok())
+                    .unwrap_or(0);
+                (age, path)
+            })
+            .collect();
+        files.sort_by(|a, b| b.0.cmp(&a.0));
+        files
+            .iter()
+            .map(|(_, p)| std::fs::read_to_string(p).unwrap_or_default())
+            .collect()
     }
 
     /// Whether ACME's log shows `needle` within `within`.
