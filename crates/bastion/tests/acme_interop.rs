@@ -270,3 +270,219 @@ async fn ts0001_10_1_1_2_bastion_mn_registers_with_acme_in_and_requests_cross_bo
     .await;
     assert!(back, "MN log:\n{}\nACME log:\n{}", mn.log(), acme.log());
 }
+
+/// Bastion as the IN-CSE (`/id-in`, `cse-in`), taking other CSEs' plain HTTP from
+/// loopback (ACME cannot hold a TLS-PSK association) and checking its registrees every
+/// second.
+fn bastion_in() -> Server {
+    Server::start_with_config(
+        "[cse]\nliveness-check-secs = 1\n[http]\ntrust-loopback-cses = true\n\
+         [log]\nlevel = \"info,bastion=debug\"\n",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_10_1_1_2_acme_mn_registers_with_bastion_in_and_requests_cross_both_ways() {
+    let Some(launcher) = acmecse() else { return };
+    let inc = tokio::task::block_in_place(bastion_in);
+    let role = Role::Mn {
+        registrar_port: inc.port(),
+        registrar_id: "id-in",
+        registrar_name: "cse-in",
+    };
+    let mut acme =
+        tokio::task::block_in_place(|| Acme::start(&launcher, role, "id-amn", "cse-amn", 1));
+
+    // Registration: ACME creates its <remoteCSE> on Bastion (reading Bastion's CSEBase on
+    // the way, which the default policy lets a registered CSE do) and keeps Bastion's.
+    let registered = eventually(Duration::from_secs(20), async || {
+        inc.get("/cse-in/id-amn", "CAdmin").await.rsc == 2000
+    })
+    .await;
+    assert!(
+        registered,
+        "IN log:\n{}\nACME log:\n{}",
+        inc.log(),
+        acme.log()
+    );
+    let csr = inc.get("/cse-in/id-amn", "CAdmin").await;
+    csr.expect(2000);
+    assert_eq!(csr.inner("m2m:csr")["csi"], "/id-amn");
+    assert_eq!(csr.inner("m2m:csr")["cb"], "/id-amn/cse-amn");
+    assert_eq!(csr.inner("m2m:csr")["cst"], 2);
+    let registrar_known = eventually(Duration::from_secs(10), async || {
+        acme.req("GET", "/cse-amn/id-in", "CAdmin", None, None)
+            .await
+            .0
+            == 2000
+    })
+    .await;
+    assert!(registrar_known, "ACME log:\n{}", acme.log());
+    let (_, on_acme) = acme
+        .req("GET", "/cse-amn/id-in", "CAdmin", None, None)
+        .await;
+    assert_eq!(on_acme["m2m:csr"]["csi"], "/id-in");
+    assert_eq!(on_acme["m2m:csr"]["cb"], "/id-in/cse-in");
+
+    // Bastion → ACME: an AE on Bastion reads a container on ACME that ACME's ACP shares
+    // with it.
+    let rx = Receiver::start().await;
+    inc.ae("Cinapp").await;
+    let (rsc, body) = acme
+        .req(
+            "POST",
+            "/cse-amn",
+            "CAdmin",
+            Some(1),
+            Some(json!({"m2m:acp": {"rn": "share",
+                "pv": {"acr": [{"acor": ["/id-in/Cinapp"], "acop": 3}]},
+                "pvs": {"acr": [{"acor": ["CAdmin"], "acop": 63}]}}})),
+        )
+        .await;
+    assert_eq!(rsc, 2001, "{body}");
+    let (rsc, body) = acme
+        .req(
+            "POST",
+            "/cse-amn",
+            "CAdmin",
+            Some(3),
+            Some(json!({"m2m:cnt": {"rn": "box", "acpi": ["/id-amn/cse-amn/share"]}})),
+        )
+        .await;
+    assert_eq!(rsc, 2001, "{body}");
+    let boxed = inc.get("/~/id-amn/cse-amn/box", "Cinapp").await;
+    boxed.expect(2000);
+    assert_eq!(boxed.inner("m2m:cnt")["rn"], "box");
+    inc.create(
+        "/~/id-amn/cse-amn/box",
+        "Cinapp",
+        4,
+        json!({"m2m:cin": {"con": "from-bastion"}}),
+    )
+    .await
+    .expect(2001);
+
+    // ACME → Bastion: an AE registered on ACME reads and subscribes to a container on
+    // Bastion that Bastion's ACP shares with it, through ACME.
+    // ACME lets only an AE's creator notify it unless an ACP says otherwise: the AE's
+    // policy lets Bastion, the subscription's host, NOTIFY it.
+    let (rsc, body) = acme
+        .req(
+            "POST",
+            "/cse-amn",
+            "CAdmin",
+            Some(1),
+            Some(json!({"m2m:acp": {"rn": "inbox",
+                "pv": {"acr": [{"acor": ["Cacme"], "acop": 63},
+                               {"acor": ["/id-in"], "acop": 16}]},
+                "pvs": {"acr": [{"acor": ["CAdmin", "Cacme"], "acop": 63}]}}})),
+        )
+        .await;
+    assert_eq!(rsc, 2001, "{body}");
+    let (rsc, body) = acme
+        .req(
+            "POST",
+            "/cse-amn",
+            "Cacme",
+            Some(2),
+            Some(
+                json!({"m2m:ae": {"rn": "acmeapp", "api": "Nacme", "rr": true,
+                                   "poa": [rx.url], "srv": ["3", "4"],
+                                   "acpi": ["/id-amn/cse-amn/inbox"]}}),
+            ),
+        )
+        .await;
+    assert_eq!(rsc, 2001, "{body}");
+    inc.create(
+        "/cse-in/Cinapp",
+        "Cinapp",
+        1,
+        json!({"m2m:acp": {"rn": "share",
+            "pv": {"acr": [{"acor": ["Cinapp"], "acop": 63},
+                           {"acor": ["/id-amn/Cacme"], "acop": 2}]},
+            "pvs": {"acr": [{"acor": ["Cinapp"], "acop": 63}]}}}),
+    )
+    .await
+    .expect(2001);
+    inc.create(
+        "/cse-in/Cinapp",
+        "Cinapp",
+        3,
+        json!({"m2m:cnt": {"rn": "data", "acpi": ["cse-in/Cinapp/share"]}}),
+    )
+    .await
+    .expect(2001);
+    let (rsc, body) = acme
+        .req("GET", "/~/id-in/cse-in/Cinapp/data", "Cacme", None, None)
+        .await;
+    assert_eq!(rsc, 2000, "{body}\nIN log:\n{}", inc.log());
+    assert_eq!(body["m2m:cnt"]["rn"], "data");
+
+    // Notifications Bastion → ACME: the subscription of ACME's AE on Bastion's container
+    // notifies it by its AE-ID, through ACME. Its target is its creator: no verification.
+    let (rsc, body) = acme
+        .req(
+            "POST",
+            "/~/id-in/cse-in/Cinapp/data",
+            "Cacme",
+            Some(23),
+            Some(json!({"m2m:sub": {"rn": "watch", "nu": ["/id-amn/Cacme"],
+                                    "enc": {"net": [3]}, "nct": 1}})),
+        )
+        .await;
+    assert_eq!(
+        rsc,
+        2001,
+        "{body}\nIN log:\n{}\nACME log:\n{}",
+        inc.log(),
+        acme.log()
+    );
+    let sub_ri = body["m2m:sub"]["ri"].as_str().expect("ri").to_owned();
+    inc.create(
+        "/cse-in/Cinapp/data",
+        "Cinapp",
+        4,
+        json!({"m2m:cin": {"con": "to-acme"}}),
+    )
+    .await
+    .expect(2001);
+    let delivered = eventually(Duration::from_secs(10), async || {
+        rx.all()
+            .iter()
+            .any(|r| r.body["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"] == "to-acme")
+    })
+    .await;
+    assert!(
+        delivered,
+        "received: {:?}\nIN log:\n{}\nACME log:\n{}",
+        rx.all(),
+        inc.log(),
+        acme.log()
+    );
+    let event = rx
+        .wait_for(1, |r| {
+            r.body["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"] == "to-acme"
+        })
+        .await;
+    assert_eq!(event[0].body["m2m:sgn"]["sur"], format!("/id-in/{sub_ri}"));
+
+    // Liveness, registrar side: Bastion checks its registree each second; once ACME is
+    // gone, it logs that it no longer answers.
+    assert!(
+        inc.log_shows(
+            "registree answered the liveness check registree=/id-amn rsc=2000",
+            Duration::from_secs(5)
+        ),
+        "IN log:\n{}",
+        inc.log()
+    );
+    acme.kill();
+    assert!(
+        inc.log_shows(
+            "registree did not answer the liveness check",
+            Duration::from_secs(5)
+        ),
+        "IN log:\n{}",
+        inc.log()
+    );
+}
