@@ -848,3 +848,39 @@ async fn ts0004_7_4_4_registered_entities_reading_the_cse_base_can_be_turned_off
     off.get("/cse-in", OWNER).await.expect(4103);
     off.get("/cse-in", "/id-dev").await.expect(4103);
 }
+
+/// An `Authorization` header with an HTTP scheme (what ACME sends its registrar when it
+/// is configured with a user name or a bearer token) is not a oneM2M token: the request
+/// is decided without it. A value without a scheme is still a token and checked.
+#[tokio::test]
+async fn ts0009_6_4_an_http_basic_or_bearer_authorization_is_not_a_token() {
+    let s = Server::start();
+    s.ae(OWNER).await;
+    for auth in ["Basic aWQtYW1uOnNlY3JldA==", "Bearer opaque-peer-token"] {
+        let r = s
+            .request("GET", "/cse-in")
+            .from(ADMIN)
+            .header("Authorization", auth)
+            .send()
+            .await;
+        r.expect(2000);
+        assert_eq!(r.inner("m2m:cb")["csi"], "/id-in");
+        // It grants nothing either: the AE still cannot create under the CSEBase.
+        s.request("POST", "/cse-in")
+            .from(OWNER)
+            .ty(3)
+            .json(&json!({"m2m:cnt": {"rn": "top"}}))
+            .header("Authorization", auth)
+            .send()
+            .await
+            .expect(4103);
+    }
+    let token = s
+        .request("GET", "/cse-in")
+        .from(ADMIN)
+        .header("Authorization", "not-a-jwt")
+        .send()
+        .await;
+    token.expect(4103);
+    assert!(token.dbg().starts_with("token rejected"), "{}", token.text);
+}
