@@ -195,7 +195,7 @@ impl Acme {
                 (age, path)
             })
             .collect();
-        files.sort_by(|a, b| b.0.cmp(&a.0));
+        files.sort_by_key(|f| std::cmp::Reverse(f.0));
         files
             .iter()
             .map(|(_, p)| std::fs::read_to_string(p).unwrap_or_default())
