@@ -429,6 +429,9 @@ impl<'a> Enforcer<'a> {
             // Tokens (TS-0003 7.3.2.3 step 5, 7.3.2.4): the `pv` a token carries for this
             // resource is one more applicable policy; so is what a DAS granted (7.3.2.2
             // step 5). Never for `acpi` changes.
+            if self.registration_reads_base(tree, node, op, kind, applicable) {
+                return Ok(AuditRule::Registration);
+            }
             if kind == RuleKind::Privileges {
                 if let Some(rule) = cse.token_grant(tree, &self.ctx.tokens, node, &request) {
                     return Ok(rule);
@@ -447,6 +450,31 @@ impl<'a> Enforcer<'a> {
             }
             Err(Some(Box::new(why)))
         })
+    }
+
+    /// The `<CSEBase>`'s default policy beyond the administrator: a registered AE or
+    /// remote CSE may RETRIEVE it (TS-0004 7.4.4 and 7.4.7 read it while registering;
+    /// peers check their registration with it), unless `[access]
+    /// registered-retrieve-cse-base` is off. Inside a security association only the
+    /// originator it authenticated qualifies; a relayed originator never does.
+    fn registration_reads_base(
+        &self,
+        tree: &Tree,
+        node: &Node,
+        op: AccessOperation,
+        kind: RuleKind,
+        applicable: &Applicable<'_>,
+    ) -> bool {
+        self.cse.config.registered_retrieve_cse_base
+            && node.ty == ResourceType::CseBase
+            && op == AccessOperation::Retrieve
+            && kind == RuleKind::Privileges
+            && matches!(applicable, Applicable::Default { .. })
+            && self.association_ok()
+            && self
+                .cse
+                .registration_of(tree, &self.cse.absolute(&self.originator))
+                .is_some()
     }
 
     /// The PDP's view of this request on `node`: `rq_time` from the CSE's clock as the

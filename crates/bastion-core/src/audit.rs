@@ -55,6 +55,9 @@ pub enum AuditRule {
     Creator,
     /// The default policy (the custodian, `cstn`): `{"by":"custodian"}`.
     Custodian,
+    /// The default policy of the `<CSEBase>` letting a registered AE or remote CSE
+    /// read it (`[access] registered-retrieve-cse-base`): `{"by":"registration"}`.
+    Registration,
     /// Rule `rule` (index in its `acr` list) of the ACP `acp`:
     /// `{"by":"rule","acp":"…","rule":n}`.
     Rule { acp: crate::tree::Ri, rule: usize },
@@ -74,6 +77,7 @@ impl Serialize for AuditRule {
             AuditRule::Admin => "admin",
             AuditRule::Creator => "creator",
             AuditRule::Custodian => "custodian",
+            AuditRule::Registration => "registration",
             AuditRule::Rule { .. } => "rule",
             AuditRule::Token { .. } => "token",
             AuditRule::Dynamic { .. } => "das",

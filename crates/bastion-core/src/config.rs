@@ -61,6 +61,11 @@ pub struct CseConfig {
     /// Put the one-line explanation of a denial into the `m2m:dbg` of the 4103 instead of
     /// "originator has no privilege". Off by default: it reveals policy to the requester.
     pub explain_denials_to_client: bool,
+    /// Under the default policy of the `<CSEBase>` (no `acpi`), registered AEs and
+    /// registered remote CSEs may RETRIEVE it: the registration flow reads it (TS-0004
+    /// 7.4.4, 7.4.7) and a registrar or registree checks liveness with it. Off: only the
+    /// administrator may.
+    pub registered_retrieve_cse_base: bool,
     /// Roles, tokens and dynamic authorization (TS-0003 7.3, 7.4).
     pub authorization: AuthorizationConfig,
     /// SP-relative CSE-ID of the registrar CSE, when this CSE registers with one: the
@@ -121,6 +126,7 @@ impl Default for CseConfig {
             result_max_bytes: 16 * 1024 * 1024,
             fanout_limit: 1_000,
             explain_denials_to_client: false,
+            registered_retrieve_cse_base: true,
             authorization: AuthorizationConfig {
                 das_timeout_ms: 2000,
                 das_max_lifetime_secs: 3600,

@@ -77,7 +77,7 @@ impl Cse {
     }
 
     /// The `<AE>` or `<remoteCSE>` registered for the originator `absolute`, if any.
-    fn registration_of<'t>(&self, tree: &'t Tree, absolute: &str) -> Option<&'t Node> {
+    pub(crate) fn registration_of<'t>(&self, tree: &'t Tree, absolute: &str) -> Option<&'t Node> {
         let sp_relative = absolute.strip_prefix(self.config.sp_id.as_str())?;
         let ae_stem = sp_relative
             .strip_prefix(self.config.cse_id.as_str())

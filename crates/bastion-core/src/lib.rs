@@ -51,6 +51,7 @@ pub use binding::{Binding, Listener};
 pub use config::{AuthorizationConfig, CseConfig, CseType};
 pub use explain::{explanation_json, ExplainQuery};
 pub use identity::CredentialBindings;
+pub use remote_cse::Liveness;
 
 use access::Enforcer;
 use bastion_policy::{LocalIdentity, LocationService, TokenVerifier, ValidatedToken};

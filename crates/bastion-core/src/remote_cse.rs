@@ -479,3 +479,60 @@ mod poa_tests {
         assert!(check_poa_not_own(&["http://127.0.0.1:8080".into()], None).is_ok());
     }
 }
+
+/// Numbers the liveness checks' requests, so that each carries its own request ID.
+static NEXT_CHECK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// How a registree answered one liveness check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    /// It answered RETRIEVE of its CSEBase with this status (2000 when alive and
+    /// letting this CSE read it; anything else still proves it is up).
+    Answered(bastion_proto::Rsc),
+    /// Nothing answered at its points of access.
+    Unreachable(String),
+}
+
+impl Cse {
+    /// Checks the liveness of every CSE registered here (not the registrar): RETRIEVE of
+    /// its CSEBase (`cb`) as this CSE, through its points of access. Returns each
+    /// registree's CSE-ID with its answer; the caller logs them. Nothing is deleted: a
+    /// registree that is down for a while keeps its registration (docs/decisions.md).
+    pub async fn check_registrees(&self) -> Vec<(String, Liveness)> {
+        let Some(outbound) = self.outbound.clone() else {
+            return Vec::new();
+        };
+        let registrees: Vec<(String, String, Vec<String>)> = {
+            let tree = self.tree.read();
+            let now = self.now();
+            let registrar = self.config.registrar.as_deref();
+            peers_in(&tree, now)
+                .into_iter()
+                .filter(|p| Some(p.csi.as_str()) != registrar)
+                .filter_map(|p| {
+                    let node = csr_of(&tree, &p.csi)?;
+                    let cb = node.attrs.get("cb")?.as_str()?.to_owned();
+                    Some((p.csi, cb, p.poa))
+                })
+                .collect()
+        };
+        let mut answers = Vec::with_capacity(registrees.len());
+        for (csi, cb, poa) in registrees {
+            let n = NEXT_CHECK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let req = bastion_proto::Request {
+                op: Some(bastion_proto::Operation::Retrieve),
+                to: cb,
+                fr: Some(self.config.cse_id.clone()),
+                rqi: Some(format!("live-{}-{n}", self.now().0)),
+                rvi: Some("3".into()),
+                ..bastion_proto::Request::default()
+            };
+            let outcome = match outbound.send(Some(&csi), &poa, req).await {
+                Ok(resp) => Liveness::Answered(resp.rsc),
+                Err(e) => Liveness::Unreachable(e.to_string()),
+            };
+            answers.push((csi, outcome));
+        }
+        answers
+    }
+}

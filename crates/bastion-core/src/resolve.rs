@@ -183,7 +183,7 @@ impl Cse {
             OriginatorKind::Cse => {
                 let registering =
                     req.op == Operation::Create && req.ty == Some(ResourceType::RemoteCse);
-                if registering || vouched() {
+                if registering || vouched() || self.deregistering(req) {
                     Ok(())
                 } else {
                     Err(security_association_required())
@@ -194,6 +194,23 @@ impl Cse {
                 "originator is not registered with this CSE".into(),
             )),
         }
+    }
+
+    /// Whether `req` is a CSE's DELETE of its own `<remoteCSE>` here (by structured or
+    /// unstructured address). Peers such as ACME clean up a registration this way before
+    /// registering; without one it is an honest 4004, not 4107, and it reaches nothing
+    /// else (TS-0001 10.1.1.2.2; docs/decisions.md).
+    fn deregistering(&self, req: &Envelope) -> bool {
+        let crate::originator::Owner::Cse(csi) =
+            crate::originator::owner(&self.config.sp_id, &req.fr)
+        else {
+            return false;
+        };
+        let stem = csi.trim_start_matches('/');
+        req.op == Operation::Delete
+            && self.hosted_part(&req.to).is_ok_and(|rest| {
+                rest == stem || rest == format!("{}/{stem}", self.config.cse_name)
+            })
     }
 
     /// Classifies an originator by its form.

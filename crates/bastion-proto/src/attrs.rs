@@ -295,6 +295,8 @@ const CSR: &[AttrDef] = &[
     a("ape", Kind::Object, O, O),
     a("dcse", Kind::StrList, O, O),
     a("srv", Kind::StrList, M, O),
+    // serviceProviderID of the registree (Release 4 and later; ACME sends it).
+    a("spi", Kind::Str, O, O),
 ];
 
 /// `<request>` (TS-0001 9.6.12): written only by the CSE, never through the API.

@@ -14,6 +14,7 @@ mod credentials;
 mod das;
 mod das_consult;
 mod limits;
+mod liveness;
 mod notifications;
 mod outbound;
 mod registrar;

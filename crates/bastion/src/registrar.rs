@@ -15,6 +15,7 @@ use bastion_tls::{ClientOptions, CredentialRegistry, StoreKey, TlsClient};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -287,31 +288,97 @@ impl RegistrarSettings {
 
 /// Registers with the registrar in the background until it succeeds (backoff from
 /// [`RETRY_FIRST`] to [`RETRY_MAX`]), then keeps the local `<remoteCSE>` of the registrar.
+/// With `check_every`, it then checks its registration at that period and registers
+/// again when the registrar has lost it (TS-0001 10.1.1.2; docs/federation.md).
 pub fn spawn(
     cse: Arc<Cse>,
     registrar: RegistrarSettings,
     client: Client,
+    check_every: Option<Duration>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut wait = RETRY_FIRST;
-        let mut attempt = 1u32;
+        register_until_done(&cse, &registrar, &client).await;
+        let Some(every) = check_every else { return };
         loop {
-            match register(&cse, &registrar, &client).await {
-                Ok(()) => return,
-                Err(why) => {
+            tokio::time::sleep(every).await;
+            match check_registration(&cse, &registrar, &client).await {
+                Registration::Held => {
+                    tracing::debug!(registrar = %registrar.cse_id, "registration checked: held")
+                }
+                Registration::Lost => {
                     tracing::warn!(
                         registrar = %registrar.cse_id,
-                        attempt,
-                        retry_in_ms = wait.as_millis() as u64,
-                        "registration failed: {why}"
+                        "the registrar lost this CSE's registration; registering again"
                     );
+                    register_until_done(&cse, &registrar, &client).await;
+                }
+                Registration::Unknown(why) => {
+                    tracing::warn!(registrar = %registrar.cse_id, "registration check failed: {why}")
                 }
             }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(RETRY_MAX);
-            attempt += 1;
         }
     })
+}
+
+/// One registration attempt after another, with backoff, until one succeeds.
+async fn register_until_done(cse: &Cse, registrar: &RegistrarSettings, client: &Client) {
+    let mut wait = RETRY_FIRST;
+    let mut attempt = 1u32;
+    loop {
+        match register(cse, registrar, client).await {
+            Ok(()) => return,
+            Err(why) => {
+                tracing::warn!(
+                    registrar = %registrar.cse_id,
+                    attempt,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "registration failed: {why}"
+                );
+            }
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(RETRY_MAX);
+        attempt += 1;
+    }
+}
+
+/// What the registrar says of this CSE's registration.
+#[derive(Debug, PartialEq, Eq)]
+enum Registration {
+    /// Its `<remoteCSE>` of this CSE is there.
+    Held,
+    /// It answered 4004: the registration is gone (deleted, expired, or the registrar
+    /// lost its data).
+    Lost,
+    /// Unreachable, or another answer: nothing to conclude; checked again later.
+    Unknown(String),
+}
+
+/// RETRIEVE of this CSE's `<remoteCSE>` at the registrar, as this CSE.
+async fn check_registration(
+    cse: &Cse,
+    registrar: &RegistrarSettings,
+    client: &Client,
+) -> Registration {
+    let own = cse.config().cse_id.clone();
+    let to = format!("{}/{}", registrar.cse_base, own.trim_start_matches('/'));
+    let req = request(Operation::Retrieve, to, &own, None, None);
+    match send(client, &registrar.url, req).await {
+        Ok(resp) if resp.rsc == Rsc::Ok => Registration::Held,
+        Ok(resp) if resp.rsc == Rsc::NotFound => Registration::Lost,
+        Ok(resp) => Registration::Unknown(format!("the registrar answered {}", resp.rsc.code())),
+        Err(why) => Registration::Unknown(why),
+    }
+}
+
+/// Numbers the registrar client's requests: with the start time, each request gets its
+/// own request identifier (TS-0001 8.1.2), even several within one second.
+static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
+
+/// A request identifier of this process that no other request of it carries.
+fn request_id() -> String {
+    let n = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed);
+    format!("reg-{}-{n}", SystemClock.timestamp().0)
 }
 
 fn request(op: Operation, to: String, fr: &str, ty: Option<u64>, pc: Option<Value>) -> Request {
@@ -319,7 +386,7 @@ fn request(op: Operation, to: String, fr: &str, ty: Option<u64>, pc: Option<Valu
         op: Some(op),
         to,
         fr: Some(fr.to_owned()),
-        rqi: Some(format!("reg-{}", SystemClock.timestamp().0)),
+        rqi: Some(request_id()),
         rvi: Some("3".into()),
         ty,
         pc,
@@ -443,4 +510,21 @@ async fn register(cse: &Cse, registrar: &RegistrarSettings, client: &Client) -> 
         .map_err(|e| format!("local remoteCSE of the registrar: {e}"))?;
     tracing::info!(registrar = %registrar.cse_id, "registrar's remoteCSE is in place");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registrar_request_carries_its_own_request_id() {
+        let ids: std::collections::HashSet<String> = (0..100)
+            .map(|_| {
+                request(Operation::Retrieve, "cse-in".into(), "/id-mn", None, None)
+                    .rqi
+                    .expect("rqi")
+            })
+            .collect();
+        assert_eq!(ids.len(), 100);
+    }
 }

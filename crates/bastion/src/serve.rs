@@ -227,8 +227,19 @@ async fn run(
     // Delivery attempts feed the subscriptions' statistics (`nse`, `nsi`).
     sink.observe(&cse);
     let mut tasks = vec![cse.spawn_expiry()];
+    // Registration checks in both directions (docs/federation.md, "Liveness").
+    let check_every = (settings.liveness_check_secs > 0)
+        .then(|| Duration::from_secs(settings.liveness_check_secs));
     if let (Some(r), Some(client)) = (&settings.registrar, registrar_client) {
-        tasks.push(crate::registrar::spawn(cse.clone(), r.clone(), client));
+        tasks.push(crate::registrar::spawn(
+            cse.clone(),
+            r.clone(),
+            client,
+            check_every,
+        ));
+    }
+    if let Some(every) = check_every {
+        tasks.push(crate::liveness::spawn(cse.clone(), every));
     }
     if let Some(tls) = &tls {
         tasks.push(spawn_revocation_refresh(tls.server.clone()));

@@ -46,6 +46,8 @@ pub const DEFAULT_RESULT_LIMIT: usize = 100_000;
 pub const DEFAULT_RESULT_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// Built-in default: most member requests one request causes through group fan-out.
 pub const DEFAULT_FANOUT_LIMIT: usize = 1_000;
+/// `[cse] liveness-check-secs`: how often registrations are checked (0: never).
+pub const DEFAULT_LIVENESS_CHECK_SECS: u64 = 60;
 /// Built-in default HTTP listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Built-in default largest accepted request body: 1 MiB.
@@ -54,6 +56,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_DATA_DIR: &str = "./bastion-data";
 /// Built-in default: denials are not explained to clients.
 pub const DEFAULT_EXPLAIN_DENIALS_TO_CLIENT: bool = false;
+/// `[access] registered-retrieve-cse-base`: registered AEs and CSEs may read the CSEBase.
+pub const DEFAULT_REGISTERED_RETRIEVE_CSE_BASE: bool = true;
 /// Built-in default: the audit log is written.
 pub const DEFAULT_AUDIT_ENABLED: bool = true;
 /// Built-in default audit log file, relative to the data directory.
@@ -143,10 +147,12 @@ pub struct RawSettings {
     pub result_limit: Option<i64>,
     pub result_max_bytes: Option<i64>,
     pub fanout_limit: Option<i64>,
+    pub liveness_check_secs: Option<i64>,
     pub listen: Option<String>,
     pub max_body_bytes: Option<i64>,
     pub data_dir: Option<PathBuf>,
     pub explain_denials_to_client: Option<bool>,
+    pub registered_retrieve_cse_base: Option<bool>,
     pub audit_enabled: Option<bool>,
     pub audit_path: Option<PathBuf>,
     pub audit_max_bytes: Option<i64>,
@@ -187,12 +193,16 @@ impl RawSettings {
             result_limit: other.result_limit.or(self.result_limit),
             result_max_bytes: other.result_max_bytes.or(self.result_max_bytes),
             fanout_limit: other.fanout_limit.or(self.fanout_limit),
+            liveness_check_secs: other.liveness_check_secs.or(self.liveness_check_secs),
             listen: other.listen.or(self.listen),
             max_body_bytes: other.max_body_bytes.or(self.max_body_bytes),
             data_dir: other.data_dir.or(self.data_dir),
             explain_denials_to_client: other
                 .explain_denials_to_client
                 .or(self.explain_denials_to_client),
+            registered_retrieve_cse_base: other
+                .registered_retrieve_cse_base
+                .or(self.registered_retrieve_cse_base),
             audit_enabled: other.audit_enabled.or(self.audit_enabled),
             audit_path: other.audit_path.or(self.audit_path),
             audit_max_bytes: other.audit_max_bytes.or(self.audit_max_bytes),
@@ -404,6 +414,8 @@ pub struct TokenIssuerSection {
 struct AccessSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     explain_denials_to_client: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    registered_retrieve_cse_base: Option<bool>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -444,6 +456,8 @@ struct CseSection {
     result_max_bytes: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     fanout_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    liveness_check_secs: Option<i64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -489,10 +503,12 @@ impl FileConfig {
             result_limit: self.cse.result_limit,
             result_max_bytes: self.cse.result_max_bytes,
             fanout_limit: self.cse.fanout_limit,
+            liveness_check_secs: self.cse.liveness_check_secs,
             listen: self.http.listen,
             max_body_bytes: self.http.max_body_bytes,
             data_dir: self.storage.data_dir.map(PathBuf::from),
             explain_denials_to_client: self.access.explain_denials_to_client,
+            registered_retrieve_cse_base: self.access.registered_retrieve_cse_base,
             audit_enabled: self.audit.enabled,
             audit_path: self.audit.path.map(PathBuf::from),
             audit_max_bytes: self.audit.max_bytes,
@@ -552,10 +568,16 @@ pub struct Settings {
     pub result_limit: usize,
     pub result_max_bytes: usize,
     pub fanout_limit: usize,
+    /// `[cse] liveness-check-secs`: the period of the registration checks (registrar.rs,
+    /// liveness.rs); 0 turns them off.
+    pub liveness_check_secs: u64,
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
     pub data_dir: PathBuf,
     pub explain_denials_to_client: bool,
+    /// `[access] registered-retrieve-cse-base`: see
+    /// [`CseConfig::registered_retrieve_cse_base`].
+    pub registered_retrieve_cse_base: bool,
     pub audit_enabled: bool,
     /// As configured; relative paths are taken from the data directory
     /// ([`Settings::audit_file`]).
@@ -646,6 +668,13 @@ impl Settings {
             DEFAULT_FANOUT_LIMIT as i64,
             (1, MAX_RESULT_LIMIT),
         ) as usize;
+        let liveness_check_secs = ranged_or_default(
+            &mut problems,
+            "liveness-check-secs",
+            raw.liveness_check_secs,
+            DEFAULT_LIVENESS_CHECK_SECS as i64,
+            (0, 86_400),
+        ) as u64;
 
         let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
         let listen = match parse_listen(&listen_text) {
@@ -672,6 +701,9 @@ impl Settings {
         let explain_denials_to_client = raw
             .explain_denials_to_client
             .unwrap_or(DEFAULT_EXPLAIN_DENIALS_TO_CLIENT);
+        let registered_retrieve_cse_base = raw
+            .registered_retrieve_cse_base
+            .unwrap_or(DEFAULT_REGISTERED_RETRIEVE_CSE_BASE);
         let audit_enabled = raw.audit_enabled.unwrap_or(DEFAULT_AUDIT_ENABLED);
         let audit_path = raw
             .audit_path
@@ -754,10 +786,12 @@ impl Settings {
                 result_limit,
                 result_max_bytes,
                 fanout_limit,
+                liveness_check_secs,
                 listen,
                 max_body_bytes,
                 data_dir,
                 explain_denials_to_client,
+                registered_retrieve_cse_base,
                 audit_enabled,
                 audit_path,
                 audit_max_bytes,
@@ -791,10 +825,12 @@ impl Settings {
             result_limit: DEFAULT_RESULT_LIMIT,
             result_max_bytes: DEFAULT_RESULT_MAX_BYTES,
             fanout_limit: DEFAULT_FANOUT_LIMIT,
+            liveness_check_secs: DEFAULT_LIVENESS_CHECK_SECS,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             explain_denials_to_client: DEFAULT_EXPLAIN_DENIALS_TO_CLIENT,
+            registered_retrieve_cse_base: DEFAULT_REGISTERED_RETRIEVE_CSE_BASE,
             audit_enabled: DEFAULT_AUDIT_ENABLED,
             audit_path: PathBuf::from(DEFAULT_AUDIT_PATH),
             audit_max_bytes: DEFAULT_AUDIT_MAX_BYTES,
@@ -838,6 +874,7 @@ impl Settings {
             result_max_bytes: self.result_max_bytes,
             fanout_limit: self.fanout_limit,
             explain_denials_to_client: self.explain_denials_to_client,
+            registered_retrieve_cse_base: self.registered_retrieve_cse_base,
             registrar: self.registrar.as_ref().map(|r| r.cse_id.clone()),
             trust_loopback_cses: self.trust_loopback_cses,
             max_subscriptions_per_originator: self.limits.max_subscriptions_per_originator,
@@ -949,6 +986,7 @@ impl Settings {
                 result_limit: Some(self.result_limit as i64),
                 result_max_bytes: Some(self.result_max_bytes as i64),
                 fanout_limit: Some(self.fanout_limit as i64),
+                liveness_check_secs: Some(self.liveness_check_secs as i64),
             },
             http: HttpSection {
                 enabled: Some(self.http_enabled),
@@ -972,6 +1010,7 @@ impl Settings {
             },
             access: AccessSection {
                 explain_denials_to_client: Some(self.explain_denials_to_client),
+                registered_retrieve_cse_base: Some(self.registered_retrieve_cse_base),
             },
             audit: AuditSection {
                 enabled: Some(self.audit_enabled),
@@ -1433,10 +1472,12 @@ mod tests {
             result_limit,
             result_max_bytes,
             fanout_limit,
+            liveness_check_secs,
             listen,
             max_body_bytes,
             data_dir,
             explain_denials_to_client,
+            registered_retrieve_cse_base,
             audit_enabled,
             audit_path,
             audit_max_bytes,
@@ -1466,12 +1507,17 @@ mod tests {
             ("result-limit", result_limit.is_some()),
             ("result-max-bytes", result_max_bytes.is_some()),
             ("fanout-limit", fanout_limit.is_some()),
+            ("liveness-check-secs", liveness_check_secs.is_some()),
             ("listen", listen.is_some()),
             ("max-body-bytes", max_body_bytes.is_some()),
             ("data-dir", data_dir.is_some()),
             (
                 "explain-denials-to-client",
                 explain_denials_to_client.is_some(),
+            ),
+            (
+                "registered-retrieve-cse-base",
+                registered_retrieve_cse_base.is_some(),
             ),
             ("audit enabled", audit_enabled.is_some()),
             ("audit path", audit_path.is_some()),
@@ -1535,6 +1581,10 @@ mod tests {
         assert_eq!(
             ours.explain_denials_to_client,
             core.explain_denials_to_client
+        );
+        assert_eq!(
+            ours.registered_retrieve_cse_base,
+            core.registered_retrieve_cse_base
         );
         assert_eq!(
             bastion_http::HttpLimits::default().max_body_bytes,
@@ -1708,7 +1758,7 @@ mod tests {
     #[test]
     fn audit_and_access_keys() {
         let raw = match RawSettings::from_toml(
-            "[access]\nexplain-denials-to-client = true\n\
+            "[access]\nexplain-denials-to-client = true\nregistered-retrieve-cse-base = false\n\
              [audit]\npath = \"/var/log/bastion-audit.log\"\nmax-bytes = 2048\nkeep = 2\n",
         ) {
             Ok(raw) => raw,
@@ -1717,6 +1767,8 @@ mod tests {
         let s = resolve(raw);
         assert!(s.explain_denials_to_client);
         assert!(s.cse_config(s.listen).explain_denials_to_client);
+        assert!(!s.cse_config(s.listen).registered_retrieve_cse_base);
+        assert!(Settings::defaults().registered_retrieve_cse_base);
         assert_eq!(s.audit_file(), Path::new("/var/log/bastion-audit.log"));
         assert_eq!((s.audit_max_bytes, s.audit_keep), (2048, 2));
         let d = Settings::defaults();

@@ -631,8 +631,9 @@ async fn ts0003_7_1_4_default_policy_grants_the_creator_only() {
     s.get(&users, "Cuser").await.expect(2000);
     s.get(&users, OWNER).await.expect(4103);
     s.delete(&users, "Cuser").await.expect(2002);
-    // The CSEBase has no creator: nobody but the admin may act on it.
-    s.get("/cse-in", OWNER).await.expect(4103);
+    // The CSEBase has no creator: nobody but the admin may change it; a registered AE
+    // may read it (`[access] registered-retrieve-cse-base`, on by default).
+    s.get("/cse-in", OWNER).await.expect(2000);
     s.create("/cse-in", OWNER, 3, json!({"m2m:cnt": {"rn": "top"}}))
         .await
         .expect(4103);
@@ -811,4 +812,75 @@ async fn ts0003_7_1_deny_reason_reaches_the_client_only_when_configured() {
             assert_eq!(dbg, "originator has no privilege");
         }
     }
+}
+
+/// `[access] registered-retrieve-cse-base = false`: the CSEBase's default policy admits
+/// only the admin again, for registered AEs and registered remote CSEs alike.
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0004_7_4_4_registered_entities_reading_the_cse_base_can_be_turned_off() {
+    let on = tokio::task::block_in_place(|| {
+        Server::start_with_config("[http]\ntrust-loopback-cses = true\n")
+    });
+    let off = tokio::task::block_in_place(|| {
+        Server::start_with_config(
+            "[http]\ntrust-loopback-cses = true\n[access]\nregistered-retrieve-cse-base = false\n",
+        )
+    });
+    let csr = json!({"m2m:csr": {"cb": "/id-dev/cse-dev", "rr": true, "srv": ["3"]}});
+    for s in [&on, &off] {
+        s.ae(OWNER).await;
+        s.create("/cse-in", "/id-dev", 16, csr.clone())
+            .await
+            .expect(2001);
+        s.get("/cse-in", ADMIN).await.expect(2000);
+    }
+    let read = on.get("/cse-in", OWNER).await;
+    read.expect(2000);
+    assert_eq!(read.inner("m2m:cb")["csi"], "/id-in");
+    on.get("/cse-in", "/id-dev").await.expect(2000);
+    // Reading is all the registration gives.
+    on.create("/cse-in", OWNER, 3, json!({"m2m:cnt": {"rn": "top"}}))
+        .await
+        .expect(4103);
+    on.create("/cse-in", "/id-dev", 3, json!({"m2m:cnt": {"rn": "top"}}))
+        .await
+        .expect(4103);
+    off.get("/cse-in", OWNER).await.expect(4103);
+    off.get("/cse-in", "/id-dev").await.expect(4103);
+}
+
+/// An `Authorization` header with an HTTP scheme (what ACME sends its registrar when it
+/// is configured with a user name or a bearer token) is not a oneM2M token: the request
+/// is decided without it. A value without a scheme is still a token and checked.
+#[tokio::test]
+async fn ts0009_6_4_an_http_basic_or_bearer_authorization_is_not_a_token() {
+    let s = Server::start();
+    s.ae(OWNER).await;
+    for auth in ["Basic aWQtYW1uOnNlY3JldA==", "Bearer opaque-peer-token"] {
+        let r = s
+            .request("GET", "/cse-in")
+            .from(ADMIN)
+            .header("Authorization", auth)
+            .send()
+            .await;
+        r.expect(2000);
+        assert_eq!(r.inner("m2m:cb")["csi"], "/id-in");
+        // It grants nothing either: the AE still cannot create under the CSEBase.
+        s.request("POST", "/cse-in")
+            .from(OWNER)
+            .ty(3)
+            .json(&json!({"m2m:cnt": {"rn": "top"}}))
+            .header("Authorization", auth)
+            .send()
+            .await
+            .expect(4103);
+    }
+    let token = s
+        .request("GET", "/cse-in")
+        .from(ADMIN)
+        .header("Authorization", "not-a-jwt")
+        .send()
+        .await;
+    token.expect(4103);
+    assert!(token.dbg().starts_with("token rejected"), "{}", token.text);
 }

@@ -150,8 +150,13 @@ async fn trust_loopback_cses_relaxes_only_unbound_cse_ids() {
         )
         .await;
     registered.expect(2001);
-    // Accepted as an originator; the CSEBase's default policy then admits only the admin.
-    s.srv.get("/cse-in", "/id-dev").await.expect(4103);
+    // Accepted as an originator; the CSEBase's default policy lets a registered CSE read
+    // it, but not change it.
+    s.srv.get("/cse-in", "/id-dev").await.expect(2000);
+    s.srv
+        .create("/cse-in", "/id-dev", 3, json!({"m2m:cnt": {"rn": "top"}}))
+        .await
+        .expect(4103);
     // Still 4107 for a CSE this CSE does not know.
     s.srv.get("/cse-in", "/id-unknown").await.expect(4107);
 }

@@ -387,7 +387,13 @@ pub fn decode_request_head(
                 .collect(),
         );
     }
-    if let Some(auth) = single_header(headers, header::AUTHORIZATION)? {
+    // An HTTP authentication scheme (`Basic …`, `Bearer …`: a space after the scheme)
+    // is the transport's credential, not oneM2M tokens, which never contain a space
+    // (TS-0009 6.4, TS-0003 7.3.2). It is left out of `tkns`: it grants nothing and
+    // fails nothing (docs/security.md, "Authorization headers").
+    if let Some(auth) =
+        single_header(headers, header::AUTHORIZATION)?.filter(|a| !is_http_auth_scheme(a))
+    {
         req.tkns = auth
             .split('+')
             .filter(|s| !s.is_empty())
@@ -399,6 +405,12 @@ pub fn decode_request_head(
         apply_query(&mut req, query)?;
     }
     Ok((req, ct))
+}
+
+/// Whether an `Authorization` value is an HTTP scheme with credentials (RFC 9110
+/// 11.4: `scheme SP credentials`) rather than a `+`-joined list of oneM2M tokens.
+pub fn is_http_auth_scheme(value: &str) -> bool {
+    value.trim().contains(' ')
 }
 
 /// A received body as primitive content, in the serialization `ct` names: none for an

@@ -4,6 +4,7 @@
 //! Every test file includes this module with `mod common;` and uses a subset of it.
 #![allow(dead_code)]
 
+pub mod acme;
 pub mod das_limits;
 pub mod das_policy;
 pub mod das_tls;

@@ -362,3 +362,18 @@ fn responses_that_are_not_onem2m_say_why() {
     .unwrap();
     assert_eq!(read.pc, Some(json!({"m2m:dbg": "x"})));
 }
+
+#[test]
+fn ts0009_6_4_http_authentication_schemes_are_not_onem2m_tokens() {
+    let tokens_of = |auth: &str| {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_str(auth).unwrap());
+        decode_request_head(&Method::GET, &"/cse-in".parse().unwrap(), &h)
+            .map(|(req, _)| req.tkns)
+            .unwrap()
+    };
+    assert!(tokens_of("Basic dXNlcjpwYXNz").is_empty());
+    assert!(tokens_of("Bearer some-opaque-token").is_empty());
+    assert_eq!(tokens_of("a.b.c+d.e.f"), vec!["a.b.c", "d.e.f"]);
+    assert_eq!(tokens_of("a.b.c"), vec!["a.b.c"]);
+}

@@ -1,0 +1,488 @@
+//! Interoperability with a real ACME CSE (issue 14; TS-0001 7.3.2.6, 10.1.1.2, 10.2.10;
+//! TS-0004 7.3.2.6, 7.4.7). ACME (`acmecse` from PyPI, `scripts/acme-env`) runs headless
+//! on loopback (`common::acme`), once per scenario: ACME as the IN-CSE with Bastion as an
+//! MN-CSE registered to it, then Bastion as the IN-CSE with ACME as an MN-CSE.
+//! Under `CI=true` a missing ACME fails; elsewhere the tests skip and say why.
+
+mod common;
+
+use common::acme::{acmecse, Acme, Role};
+use common::{Receiver, Server};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// Retries `probe` (in a blocking section) until it returns true or `within` passes.
+async fn eventually(within: Duration, mut probe: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if probe().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Bastion as an MN-CSE (`/id-mn`, `cse-mn`) whose registrar is the ACME at `port`;
+/// `extra` goes into its `[cse]` section.
+fn bastion_mn(port: u16, extra: &str) -> Server {
+    Server::start_with_config(&format!(
+        "[cse]\ncse-id = \"/id-mn\"\ncse-name = \"cse-mn\"\ncse-type = \"mn\"\n\
+         {extra}[registrar]\ncse-id = \"/id-acme\"\ncse-base = \"cse-acme\"\n\
+         url = \"http://127.0.0.1:{port}\"\n\
+         [http]\ntrust-loopback-cses = true\n[log]\nlevel = \"info,bastion=debug\"\n"
+    ))
+}
+
+/// An AE `aei` on `s` (CSEBase `base`) whose point of access is `poa`; returns its path.
+async fn ae_on(s: &Server, base: &str, aei: &str, poa: &str) -> String {
+    let r = s
+        .create(
+            &format!("/{base}"),
+            aei,
+            2,
+            json!({"m2m:ae": {"rn": aei.trim_start_matches('C'), "api": "Ninterop",
+                              "rr": true, "poa": [poa], "srv": ["3"]}}),
+        )
+        .await;
+    r.expect(2001);
+    format!("/{base}/{}", aei.trim_start_matches('C'))
+}
+
+fn first_rn(v: &Value, root: &str) -> String {
+    v[root]["rn"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_10_1_1_2_bastion_mn_registers_with_acme_in_and_requests_cross_both_ways() {
+    let Some(launcher) = acmecse() else { return };
+    // Both sides check registrations every second.
+    let acme =
+        tokio::task::block_in_place(|| Acme::start(&launcher, Role::In, "id-acme", "cse-acme", 1));
+    let mn = bastion_mn(acme.port, "liveness-check-secs = 1\n");
+
+    // Registration: ACME holds Bastion's <remoteCSE>, Bastion holds ACME's.
+    let registered = eventually(Duration::from_secs(20), async || {
+        mn.get("/cse-mn/id-acme", "CAdmin").await.rsc == 2000
+    })
+    .await;
+    assert!(
+        registered,
+        "MN log:\n{}\nACME log:\n{}",
+        mn.log(),
+        acme.log()
+    );
+    let (rsc, csr) = acme
+        .req("GET", "/cse-acme/id-mn", "CAdmin", None, None)
+        .await;
+    assert_eq!(rsc, 2000, "{csr}");
+    assert_eq!(csr["m2m:csr"]["csi"], "/id-mn");
+    assert_eq!(csr["m2m:csr"]["cb"], "/id-mn/cse-mn");
+    assert_eq!(
+        csr["m2m:csr"]["poa"],
+        json!([format!("http://127.0.0.1:{}", mn.port())])
+    );
+    let local = mn.get("/cse-mn/id-acme", "CAdmin").await;
+    local.expect(2000);
+    assert_eq!(local.inner("m2m:csr")["csi"], "/id-acme");
+    assert_eq!(local.inner("m2m:csr")["cb"], "/id-acme/cse-acme");
+    assert_eq!(local.inner("m2m:csr")["cst"], 1);
+
+    // Bastion → ACME: an AE on Bastion reads and writes a container on ACME whose ACP
+    // (ACME's) grants it by its SP-relative AE-ID.
+    let rx = Receiver::start().await;
+    ae_on(&mn, "cse-mn", "Cmnapp", &rx.url).await;
+    let (rsc, body) = acme
+        .req(
+            "POST",
+            "/cse-acme",
+            "CAdmin",
+            Some(1),
+            Some(json!({"m2m:acp": {"rn": "share",
+                "pv": {"acr": [{"acor": ["/id-mn/Cmnapp"], "acop": 63}]},
+                "pvs": {"acr": [{"acor": ["CAdmin"], "acop": 63}]}}})),
+        )
+        .await;
+    assert_eq!(rsc, 2001, "{body}");
+    let (rsc, body) = acme
+        .req(
+            "POST",
+            "/cse-acme",
+            "CAdmin",
+            Some(3),
+            Some(json!({"m2m:cnt": {"rn": "shared", "acpi": ["/id-acme/cse-acme/share"]}})),
+        )
+        .await;
+    assert_eq!(rsc, 2001, "{body}");
+    let via = mn.get("/~/id-acme/cse-acme/shared", "Cmnapp").await;
+    via.expect(2000);
+    assert_eq!(via.inner("m2m:cnt")["rn"], "shared");
+    let cin = mn
+        .create(
+            "/~/id-acme/cse-acme/shared",
+            "Cmnapp",
+            4,
+            json!({"m2m:cin": {"con": "from-bastion"}}),
+        )
+        .await;
+    cin.expect(2001);
+    assert_eq!(cin.inner("m2m:cin")["con"], "from-bastion");
+    let (rsc, la) = acme
+        .req("GET", "/cse-acme/shared/la", "CAdmin", None, None)
+        .await;
+    assert_eq!(rsc, 2000, "{la}");
+    assert_eq!(la["m2m:cin"]["con"], "from-bastion");
+    // ACME's ACP decides: another AE of Bastion is refused there.
+    ae_on(&mn, "cse-mn", "Cmnother", &rx.url).await;
+    mn.get("/~/id-acme/cse-acme/shared", "Cmnother")
+        .await
+        .expect(4103);
+
+    // ACME → Bastion: ACME's admin reads a container on Bastion, through ACME.
+    let owner = "Cmnapp";
+    mn.create(
+        "/cse-mn/mnapp",
+        owner,
+        1,
+        json!({"m2m:acp": {"rn": "share",
+            "pv": {"acr": [{"acor": [owner], "acop": 63},
+                           {"acor": ["/id-acme/CAdmin", "CAdmin"], "acop": 2}]},
+            "pvs": {"acr": [{"acor": [owner], "acop": 63}]}}}),
+    )
+    .await
+    .expect(2001);
+    mn.create(
+        "/cse-mn/mnapp",
+        owner,
+        3,
+        json!({"m2m:cnt": {"rn": "local", "acpi": ["cse-mn/mnapp/share"]}}),
+    )
+    .await
+    .expect(2001);
+    let (rsc, body) = acme
+        .req("GET", "/~/id-mn/cse-mn/mnapp/local", "CAdmin", None, None)
+        .await;
+    assert_eq!(rsc, 2000, "{body}\nMN log:\n{}", mn.log());
+    assert_eq!(first_rn(&body, "m2m:cnt"), "local");
+
+    // Notifications ACME → Bastion: a subscription on ACME's container (created through
+    // Bastion by Cmnapp) notifies another AE on Bastion by its AE-ID; ACME verifies that
+    // target first (it skips verification for a target that is the subscriber itself).
+    // Bastion refuses the verification while Cmnother's policy does not let Cmnapp
+    // notify it (4101), and ACME then refuses the subscription with 5204. Both the
+    // creator and the hosting CSE need NOTIFY on the target (TS-0004 7.5.1.2).
+    let sub_body = json!({"m2m:sub": {"rn": "watch", "nu": ["/id-mn/Cmnother"],
+                                      "enc": {"net": [3]}, "nct": 1}});
+    let via_shared = "/~/id-acme/cse-acme/shared";
+    let refused = mn.create(via_shared, "Cmnapp", 23, sub_body.clone()).await;
+    refused.expect(5204);
+    mn.create(
+        "/cse-mn/mnother",
+        "Cmnother",
+        1,
+        json!({"m2m:acp": {"rn": "inbox",
+            "pv": {"acr": [{"acor": ["Cmnother"], "acop": 63},
+                           {"acor": ["/id-mn/Cmnapp", "/id-acme"], "acop": 16}]},
+            "pvs": {"acr": [{"acor": ["Cmnother"], "acop": 63}]}}}),
+    )
+    .await
+    .expect(2001);
+    mn.update(
+        "/cse-mn/mnother",
+        "Cmnother",
+        json!({"m2m:ae": {"acpi": ["cse-mn/mnother/inbox"]}}),
+    )
+    .await
+    .expect(2004);
+    let sub = mn.create(via_shared, "Cmnapp", 23, sub_body).await;
+    sub.expect(2001);
+    let sub_ri = sub.inner("m2m:sub")["ri"].as_str().expect("ri").to_owned();
+    let verification = rx
+        .wait_for(1, |r| {
+            r.body["m2m:sgn"]["vrq"] == true && r.origin == "/id-acme"
+        })
+        .await;
+    let sgn = &verification[0].body["m2m:sgn"];
+    assert_eq!(sgn["sur"], format!("/id-acme/{sub_ri}"));
+    assert_eq!(sgn["cr"], "/id-mn/Cmnapp");
+    let (rsc, body) = acme
+        .req(
+            "POST",
+            "/cse-acme/shared",
+            "CAdmin",
+            Some(4),
+            Some(json!({"m2m:cin": {"con": "from-acme"}})),
+        )
+        .await;
+    assert_eq!(rsc, 2001, "{body}");
+    let events = rx
+        .wait_for(1, |r| {
+            r.body["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"] == "from-acme"
+        })
+        .await;
+    assert_eq!(events[0].body["m2m:sgn"]["nev"]["net"], 3);
+    assert_eq!(
+        events[0].body["m2m:sgn"]["sur"],
+        format!("/id-acme/{sub_ri}")
+    );
+
+    // Liveness, registrar side: ACME checks its registree by reading Bastion's CSEBase,
+    // which Bastion's default policy lets a registered CSE do, so the registration stays.
+    assert!(
+        acme.log_shows("Requesting remote CSEBase: /id-mn", Duration::from_secs(10)),
+        "ACME never checked its registree; log:\n{}",
+        acme.log()
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (rsc, body) = acme
+        .req("GET", "/cse-acme/id-mn", "CAdmin", None, None)
+        .await;
+    assert_eq!(rsc, 2000, "{body}");
+    assert!(
+        !acme.log().contains("Registree CSE unreachable"),
+        "{}",
+        acme.log()
+    );
+
+    // Liveness, registree side: when the registrar loses Bastion's registration, Bastion
+    // finds out at its next check and registers again.
+    let (rsc, body) = acme
+        .req("DELETE", "/cse-acme/id-mn", "CAdmin", None, None)
+        .await;
+    assert_eq!(rsc, 2002, "{body}");
+    assert!(
+        mn.log_shows(
+            "the registrar lost this CSE's registration; registering again",
+            Duration::from_secs(10)
+        ),
+        "MN log:\n{}\nACME log:\n{}",
+        mn.log(),
+        acme.log()
+    );
+    let back = eventually(Duration::from_secs(10), async || {
+        acme.req("GET", "/cse-acme/id-mn", "CAdmin", None, None)
+            .await
+            .0
+            == 2000
+    })
+    .await;
+    assert!(back, "MN log:\n{}\nACME log:\n{}", mn.log(), acme.log());
+}
+
+/// Bastion as the IN-CSE (`/id-in`, `cse-in`), taking other CSEs' plain HTTP from
+/// loopback (ACME cannot hold a TLS-PSK association) and checking its registrees every
+/// second.
+fn bastion_in() -> Server {
+    Server::start_with_config(
+        "[cse]\nliveness-check-secs = 1\n[http]\ntrust-loopback-cses = true\n\
+         [log]\nlevel = \"info,bastion=debug\"\n",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_10_1_1_2_acme_mn_registers_with_bastion_in_and_requests_cross_both_ways() {
+    let Some(launcher) = acmecse() else { return };
+    let inc = tokio::task::block_in_place(bastion_in);
+    let role = Role::Mn {
+        registrar_port: inc.port(),
+        registrar_id: "id-in",
+        registrar_name: "cse-in",
+    };
+    let mut acme =
+        tokio::task::block_in_place(|| Acme::start(&launcher, role, "id-amn", "cse-amn", 1));
+
+    // Registration: ACME creates its <remoteCSE> on Bastion (reading Bastion's CSEBase on
+    // the way, which the default policy lets a registered CSE do) and keeps Bastion's.
+    let registered = eventually(Duration::from_secs(20), async || {
+        inc.get("/cse-in/id-amn", "CAdmin").await.rsc == 2000
+    })
+    .await;
+    assert!(
+        registered,
+        "IN log:\n{}\nACME log:\n{}",
+        inc.log(),
+        acme.log()
+    );
+    let csr = inc.get("/cse-in/id-amn", "CAdmin").await;
+    csr.expect(2000);
+    assert_eq!(csr.inner("m2m:csr")["csi"], "/id-amn");
+    assert_eq!(csr.inner("m2m:csr")["cb"], "/id-amn/cse-amn");
+    assert_eq!(csr.inner("m2m:csr")["cst"], 2);
+    let registrar_known = eventually(Duration::from_secs(10), async || {
+        acme.req("GET", "/cse-amn/id-in", "CAdmin", None, None)
+            .await
+            .0
+            == 2000
+    })
+    .await;
+    assert!(registrar_known, "ACME log:\n{}", acme.log());
+    let (_, on_acme) = acme
+        .req("GET", "/cse-amn/id-in", "CAdmin", None, None)
+        .await;
+    assert_eq!(on_acme["m2m:csr"]["csi"], "/id-in");
+    assert_eq!(on_acme["m2m:csr"]["cb"], "/id-in/cse-in");
+
+    // Bastion → ACME: an AE on Bastion reads a container on ACME that ACME's ACP shares
+    // with it.
+    let rx = Receiver::start().await;
+    inc.ae("Cinapp").await;
+    let (rsc, body) = acme
+        .req(
+            "POST",
+            "/cse-amn",
+            "CAdmin",
+            Some(1),
+            Some(json!({"m2m:acp": {"rn": "share",
+                "pv": {"acr": [{"acor": ["/id-in/Cinapp"], "acop": 3}]},
+                "pvs": {"acr": [{"acor": ["CAdmin"], "acop": 63}]}}})),
+        )
+        .await;
+    assert_eq!(rsc, 2001, "{body}");
+    let (rsc, body) = acme
+        .req(
+            "POST",
+            "/cse-amn",
+            "CAdmin",
+            Some(3),
+            Some(json!({"m2m:cnt": {"rn": "box", "acpi": ["/id-amn/cse-amn/share"]}})),
+        )
+        .await;
+    assert_eq!(rsc, 2001, "{body}");
+    let boxed = inc.get("/~/id-amn/cse-amn/box", "Cinapp").await;
+    boxed.expect(2000);
+    assert_eq!(boxed.inner("m2m:cnt")["rn"], "box");
+    inc.create(
+        "/~/id-amn/cse-amn/box",
+        "Cinapp",
+        4,
+        json!({"m2m:cin": {"con": "from-bastion"}}),
+    )
+    .await
+    .expect(2001);
+
+    // ACME → Bastion: an AE registered on ACME reads and subscribes to a container on
+    // Bastion that Bastion's ACP shares with it, through ACME.
+    // ACME lets only an AE's creator notify it unless an ACP says otherwise: the AE's
+    // policy lets Bastion, the subscription's host, NOTIFY it.
+    let (rsc, body) = acme
+        .req(
+            "POST",
+            "/cse-amn",
+            "CAdmin",
+            Some(1),
+            Some(json!({"m2m:acp": {"rn": "inbox",
+                "pv": {"acr": [{"acor": ["Cacme"], "acop": 63},
+                               {"acor": ["/id-in"], "acop": 16}]},
+                "pvs": {"acr": [{"acor": ["CAdmin", "Cacme"], "acop": 63}]}}})),
+        )
+        .await;
+    assert_eq!(rsc, 2001, "{body}");
+    let (rsc, body) = acme
+        .req(
+            "POST",
+            "/cse-amn",
+            "Cacme",
+            Some(2),
+            Some(
+                json!({"m2m:ae": {"rn": "acmeapp", "api": "Nacme", "rr": true,
+                                   "poa": [rx.url], "srv": ["3", "4"],
+                                   "acpi": ["/id-amn/cse-amn/inbox"]}}),
+            ),
+        )
+        .await;
+    assert_eq!(rsc, 2001, "{body}");
+    inc.create(
+        "/cse-in/Cinapp",
+        "Cinapp",
+        1,
+        json!({"m2m:acp": {"rn": "share",
+            "pv": {"acr": [{"acor": ["Cinapp"], "acop": 63},
+                           {"acor": ["/id-amn/Cacme"], "acop": 2}]},
+            "pvs": {"acr": [{"acor": ["Cinapp"], "acop": 63}]}}}),
+    )
+    .await
+    .expect(2001);
+    inc.create(
+        "/cse-in/Cinapp",
+        "Cinapp",
+        3,
+        json!({"m2m:cnt": {"rn": "data", "acpi": ["cse-in/Cinapp/share"]}}),
+    )
+    .await
+    .expect(2001);
+    let (rsc, body) = acme
+        .req("GET", "/~/id-in/cse-in/Cinapp/data", "Cacme", None, None)
+        .await;
+    assert_eq!(rsc, 2000, "{body}\nIN log:\n{}", inc.log());
+    assert_eq!(body["m2m:cnt"]["rn"], "data");
+
+    // Notifications Bastion → ACME: the subscription of ACME's AE on Bastion's container
+    // notifies it by its AE-ID, through ACME. Its target is its creator: no verification.
+    let (rsc, body) = acme
+        .req(
+            "POST",
+            "/~/id-in/cse-in/Cinapp/data",
+            "Cacme",
+            Some(23),
+            Some(json!({"m2m:sub": {"rn": "watch", "nu": ["/id-amn/Cacme"],
+                                    "enc": {"net": [3]}, "nct": 1}})),
+        )
+        .await;
+    assert_eq!(
+        rsc,
+        2001,
+        "{body}\nIN log:\n{}\nACME log:\n{}",
+        inc.log(),
+        acme.log()
+    );
+    let sub_ri = body["m2m:sub"]["ri"].as_str().expect("ri").to_owned();
+    inc.create(
+        "/cse-in/Cinapp/data",
+        "Cinapp",
+        4,
+        json!({"m2m:cin": {"con": "to-acme"}}),
+    )
+    .await
+    .expect(2001);
+    let delivered = eventually(Duration::from_secs(10), async || {
+        rx.all()
+            .iter()
+            .any(|r| r.body["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"] == "to-acme")
+    })
+    .await;
+    assert!(
+        delivered,
+        "received: {:?}\nIN log:\n{}\nACME log:\n{}",
+        rx.all(),
+        inc.log(),
+        acme.log()
+    );
+    let event = rx
+        .wait_for(1, |r| {
+            r.body["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"] == "to-acme"
+        })
+        .await;
+    assert_eq!(event[0].body["m2m:sgn"]["sur"], format!("/id-in/{sub_ri}"));
+
+    // Liveness, registrar side: Bastion checks its registree each second; once ACME is
+    // gone, it logs that it no longer answers.
+    assert!(
+        inc.log_shows(
+            "registree answered the liveness check registree=/id-amn rsc=2000",
+            Duration::from_secs(5)
+        ),
+        "IN log:\n{}",
+        inc.log()
+    );
+    acme.kill();
+    assert!(
+        inc.log_shows(
+            "registree did not answer the liveness check",
+            Duration::from_secs(5)
+        ),
+        "IN log:\n{}",
+        inc.log()
+    );
+}
