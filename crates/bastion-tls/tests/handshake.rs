@@ -100,13 +100,27 @@ impl Fixture {
     }
 }
 
+/// Both oneM2M exports of a session, connection label then bootstrap label (key ID and
+/// key of each, 96 bytes), so every handshake test checks both ends agree on both.
+fn exports(ssl: &openssl::ssl::SslRef) -> Vec<u8> {
+    let kc = exporter::export_connection_key(ssl).unwrap();
+    let ke = exporter::export_bootstrap_key(ssl).unwrap();
+    [
+        kc.key_id().as_slice(),
+        kc.key().as_slice(),
+        ke.key_id().as_slice(),
+        ke.key().as_slice(),
+    ]
+    .concat()
+}
+
 /// What the server side saw: identity, negotiated version and cipher, exporter output.
 #[derive(Debug)]
 struct Accepted {
     identity: PeerIdentity,
     version: String,
     cipher: String,
-    kc: Vec<u8>,
+    exports: Vec<u8>,
 }
 
 type ServerTask = tokio::task::JoinHandle<Result<Accepted, HandshakeError>>;
@@ -117,12 +131,12 @@ async fn listen(server: Arc<TlsServer>) -> (std::net::SocketAddr, ServerTask) {
     let task = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
         let (mut stream, identity) = server.accept(tcp).await?;
-        let kc = exporter::export_connection_key(stream.ssl()).unwrap();
+        let exported = exports(stream.ssl());
         let accepted = Accepted {
             identity,
             version: stream.ssl().version_str().to_owned(),
             cipher: stream.ssl().current_cipher().unwrap().name().to_owned(),
-            kc: [kc.key_id().as_slice(), kc.key().as_slice()].concat(),
+            exports: exported,
         };
         stream.write_all(b"ok\n").await.unwrap();
         stream.shutdown().await.ok();
@@ -131,14 +145,14 @@ async fn listen(server: Arc<TlsServer>) -> (std::net::SocketAddr, ServerTask) {
     (addr, task)
 }
 
-/// Client side: handshake, read the server's "ok"; returns the exporter bytes.
+/// Client side: handshake, read the server's "ok"; returns [`exports`].
 async fn client_run(
     client: &TlsClient,
     addr: std::net::SocketAddr,
 ) -> Result<Vec<u8>, HandshakeError> {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let mut stream = client.connect("localhost", tcp).await?;
-    let kc = exporter::export_connection_key(stream.ssl()).unwrap();
+    let exported = exports(stream.ssl());
     let mut buf = [0u8; 3];
     stream
         .read_exact(&mut buf)
@@ -154,7 +168,7 @@ async fn client_run(
                 .unwrap_or_else(|| e.to_string()),
         })?;
     assert_eq!(&buf, b"ok\n");
-    Ok([kc.key_id().as_slice(), kc.key().as_slice()].concat())
+    Ok(exported)
 }
 
 fn psk_client(kpsa_id: &str, hex: &str, options: &ClientOptions) -> TlsClient {
@@ -195,7 +209,7 @@ async fn every_psk_suite_over_tls12_binds_the_ae_id() {
     ] {
         let (addr, task) = listen(server.clone()).await;
         let client = psk_client(KPSA_ID, KPSA_HEX, &tls12(openssl_name));
-        let client_kc = client_run(&client, addr).await.unwrap();
+        let client_exports = client_run(&client, addr).await.unwrap();
         let accepted = task.await.unwrap().unwrap();
         assert_eq!(accepted.version, "TLSv1.2");
         assert_eq!(accepted.cipher, openssl_name);
@@ -204,8 +218,13 @@ async fn every_psk_suite_over_tls12_binds_the_ae_id() {
         assert_eq!(accepted.identity.originator(), AE_ID);
         assert!(!accepted.identity.is_cse());
         assert_eq!(
-            accepted.kc, client_kc,
+            accepted.exports, client_exports,
             "{openssl_name}: exporter outputs differ"
+        );
+        assert_ne!(
+            accepted.exports[..48],
+            accepted.exports[48..],
+            "the bootstrap and connection labels must give different keys"
         );
     }
 }
@@ -221,7 +240,7 @@ async fn every_ecdsa_suite_over_tls12_binds_the_san_uri() {
     ] {
         let (addr, task) = listen(server.clone()).await;
         let client = f.cert_client(&f.pki.client, &tls12(name));
-        let client_kc = client_run(&client, addr).await.unwrap();
+        let client_exports = client_run(&client, addr).await.unwrap();
         let accepted = task.await.unwrap().unwrap();
         assert_eq!(accepted.version, "TLSv1.2");
         assert_eq!(accepted.cipher, name);
@@ -229,7 +248,7 @@ async fn every_ecdsa_suite_over_tls12_binds_the_san_uri() {
         assert!(accepted.identity.credential().starts_with("sha-256:"));
         assert_eq!(accepted.identity.credential().len(), "sha-256:".len() + 64);
         assert_eq!(accepted.identity.originator(), AE_ID);
-        assert_eq!(accepted.kc, client_kc);
+        assert_eq!(accepted.exports, client_exports);
     }
 }
 
@@ -286,24 +305,24 @@ async fn tls13_psk_and_certificate_including_ccm8() {
     for suite in ["TLS_AES_128_GCM_SHA256", "TLS_AES_128_CCM_8_SHA256"] {
         let (addr, task) = listen(server.clone()).await;
         let client = psk_client(KPSA_ID, KPSA_HEX, &tls13(suite));
-        let client_kc = client_run(&client, addr).await.unwrap();
+        let client_exports = client_run(&client, addr).await.unwrap();
         let accepted = task.await.unwrap().unwrap();
         assert_eq!(accepted.version, "TLSv1.3");
         assert_eq!(accepted.cipher, suite);
         assert_eq!(accepted.identity.framework(), Framework::Psk);
         assert_eq!(accepted.identity.credential(), KPSA_ID);
         assert_eq!(accepted.identity.originator(), AE_ID);
-        assert_eq!(accepted.kc, client_kc);
+        assert_eq!(accepted.exports, client_exports);
 
         let (addr, task) = listen(server.clone()).await;
         let client = f.cert_client(&f.pki.client, &tls13(suite));
-        let client_kc = client_run(&client, addr).await.unwrap();
+        let client_exports = client_run(&client, addr).await.unwrap();
         let accepted = task.await.unwrap().unwrap();
         assert_eq!(accepted.version, "TLSv1.3");
         assert_eq!(accepted.cipher, suite);
         assert_eq!(accepted.identity.framework(), Framework::Certificate);
         assert_eq!(accepted.identity.originator(), AE_ID);
-        assert_eq!(accepted.kc, client_kc);
+        assert_eq!(accepted.exports, client_exports);
     }
 }
 

@@ -62,6 +62,10 @@ pub enum Command {
     /// Exit status: 0 when the rsc is 2xxx, 1 otherwise (or when no response came),
     /// 2 for usage errors.
     Req(ReqArgs),
+    /// Key derivations of remote security provisioning (TS-0003 10.3), so another
+    /// implementation can check its bytes against Bastion's (docs/provisioning.md).
+    #[command(subcommand)]
+    Keys(KeysCommand),
 }
 
 /// Where the credential store is.
@@ -126,6 +130,66 @@ pub struct CredentialsRevokeArgs {
     /// The credential: a KpsaID or an ni:/// identifier
     #[arg(long, value_name = "ID")]
     pub id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Derive Km (from --maf-id), Kpsa (from --enrolee-id) or Kuc (from --suid and
+    /// --target-id) from an enrolment key Ke and print it as hex on one line; with --ke-id
+    /// a second line "key-id: KEID" names the identifier the enrolee presents for it.
+    ///
+    /// Ke (32 bytes, hex) comes from --ke-hex, or --ke-file (mode 0600 or stricter), or
+    /// BASTION_KE_HEX, in that order; it is never printed. Exit status: 0 on success, 2
+    /// for bad input, with a one-line reason.
+    Derive(KeysDeriveArgs),
+}
+
+/// Which key `keys derive` produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DerivedKeyKind {
+    /// Master Credential Km, shared with a MAF (10.3.2)
+    Km,
+    /// Provisioned Secure Connection Key Kpsa, shared with another enrolee (10.3.3)
+    Kpsa,
+    /// Usage-constrained key Kuc for one SUID and Enrolment Target (10.3.7)
+    Kuc,
+}
+
+/// Arguments of `keys derive`.
+#[derive(Debug, Args)]
+pub struct KeysDeriveArgs {
+    /// The key to derive
+    #[arg(value_enum)]
+    pub kind: DerivedKeyKind,
+
+    /// Ke as 64 hex characters. Other local users can read command lines: prefer
+    /// --ke-file or BASTION_KE_HEX for a real key
+    #[arg(long, value_name = "HEX", conflicts_with = "ke_file")]
+    pub ke_hex: Option<String>,
+
+    /// File holding Ke in hex (surrounding whitespace ignored); mode 0600 or stricter
+    #[arg(long, value_name = "FILE")]
+    pub ke_file: Option<PathBuf>,
+
+    /// km: the MAF-ID
+    #[arg(long, value_name = "MAF-ID")]
+    pub maf_id: Option<String>,
+
+    /// kpsa: the CSE-ID or AE-ID of the other enrolee (Enrolee-B-ID)
+    #[arg(long, value_name = "ID")]
+    pub enrolee_id: Option<String>,
+
+    /// kuc: the Security Usage Identifier (10-15, 21-25, 32-35, 40-45)
+    #[arg(long, value_name = "SUID")]
+    pub suid: Option<String>,
+
+    /// kuc: the Enrolment Target's ID (FQDN form of its CSE-ID / AE-ID, or a MAF-ID)
+    #[arg(long, value_name = "ID")]
+    pub target_id: Option<String>,
+
+    /// KeID (hexBinary(RelativeKeID)@MEF-FQDN), checked and printed as the key's identifier
+    #[arg(long, value_name = "KEID")]
+    pub ke_id: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

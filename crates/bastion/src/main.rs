@@ -1,6 +1,6 @@
 //! The `bastion` binary: the command line ([`cli`]), configuration resolution
 //! ([`settings`]), the server's life cycle ([`serve`]) and operator tools ([`acp`],
-//! [`credentials`], [`cert`], [`req`]).
+//! [`credentials`], [`cert`], [`req`], [`keys`]).
 //!
 //! Exit status: 0 on success (and after a signal-initiated stop), 1 when the server cannot
 //! start or fails while running, 2 for invalid configuration or command-line usage.
@@ -13,6 +13,7 @@ mod cli;
 mod credentials;
 mod das;
 mod das_consult;
+mod keys;
 mod limits;
 mod liveness;
 mod notifications;
@@ -23,7 +24,7 @@ mod serve;
 mod settings;
 
 use clap::Parser;
-use cli::{AcpCommand, Cli, Command, ConfigCommand, CredentialsCommand, SettingsArgs};
+use cli::{AcpCommand, Cli, Command, ConfigCommand, CredentialsCommand, KeysCommand, SettingsArgs};
 use settings::{RawSettings, Settings, DEFAULT_CONFIG_TOML};
 use std::io::Write;
 use std::process::ExitCode;
@@ -76,6 +77,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             print(&credentials::revoke(&args)?)
         }
         Command::Cert(command) => print(&cert::run(&command)?),
+        Command::Keys(KeysCommand::Derive(args)) => print(&keys::derive(&args)?),
         Command::Req(args) => {
             let outcome = req::run(&args)?;
             print(&outcome.text)?;

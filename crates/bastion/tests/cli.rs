@@ -409,3 +409,155 @@ fn a_second_server_on_the_same_data_dir_is_refused() {
         "{stderr}"
     );
 }
+
+// ---- bastion keys derive ----------------------------------------------------------
+
+/// The known-answer data of `bastion-keys`, computed by an independent implementation.
+fn kat_derivations() -> Vec<serde_json::Value> {
+    let text = include_str!("../../bastion-keys/tests/data/kat.json");
+    let kat: serde_json::Value = serde_json::from_str(text).expect("kat.json parses");
+    kat["derivations"]
+        .as_array()
+        .expect("derivations array")
+        .clone()
+}
+
+/// `bastion keys derive` with no Ke in the environment unless the caller adds one.
+fn keys_derive(cwd: &Path, args: &[&str]) -> Output {
+    let mut cmd = bastion(cwd);
+    cmd.env_remove("BASTION_KE_HEX")
+        .args(["keys", "derive"])
+        .args(args);
+    match cmd.output() {
+        Ok(out) => out,
+        Err(e) => panic!("cannot run {BIN}: {e}"),
+    }
+}
+
+/// The flags one KAT vector names, after the kind.
+fn vector_flags(vector: &serde_json::Value) -> Vec<String> {
+    let field = |name: &str| vector[name].as_str().unwrap_or_default().to_owned();
+    let kind = field("kind");
+    let mut flags = vec![kind.clone()];
+    match kind.as_str() {
+        "km" => flags.extend(["--maf-id".to_owned(), field("maf_id")]),
+        "kpsa" => flags.extend(["--enrolee-id".to_owned(), field("enrolee_id")]),
+        _ => flags.extend([
+            "--suid".to_owned(),
+            vector["suid"].to_string(),
+            "--target-id".to_owned(),
+            field("target_id"),
+        ]),
+    }
+    flags
+}
+
+#[test]
+fn keys_derive_prints_the_known_answer_of_every_vector() {
+    let dir = tempdir();
+    let vectors = kat_derivations();
+    assert!(vectors.len() >= 8);
+    for vector in vectors {
+        let ke = vector["ke"].as_str().unwrap_or_default();
+        let mut args = vector_flags(&vector);
+        args.extend(["--ke-hex".to_owned(), ke.to_owned()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = keys_derive(dir.path(), &args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        let want = format!("{}\n", vector["key"].as_str().unwrap_or_default());
+        assert_eq!(text(&out.stdout), want, "{args:?}");
+        assert!(!text(&out.stdout).contains(ke), "Ke printed");
+    }
+}
+
+#[test]
+fn keys_derive_reads_ke_from_an_owner_only_file_or_the_environment() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir();
+    let vector = &kat_derivations()[0];
+    let ke = vector["ke"].as_str().unwrap_or_default();
+    let want = vector["key"].as_str().unwrap_or_default();
+    let flags = vector_flags(vector);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let ke_file = dir.path().join("ke.hex");
+    std::fs::write(&ke_file, format!("{ke}\n")).expect("write Ke file");
+    std::fs::set_permissions(&ke_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+
+    let mut args = flags.clone();
+    args.extend(["--ke-file", "ke.hex", "--ke-id", "00ff@mef.example.com"]);
+    let out = keys_derive(dir.path(), &args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("{want}\nkey-id: 00ff@mef.example.com\n")
+    );
+
+    let out = bastion(dir.path())
+        .env("BASTION_KE_HEX", ke)
+        .args(["keys", "derive"])
+        .args(&flags)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{want}\n"));
+
+    std::fs::set_permissions(&ke_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let mut args = flags.clone();
+    args.extend(["--ke-file", "ke.hex"]);
+    let out = keys_derive(dir.path(), &args);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("mode 0600"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!text(&out.stderr).contains(ke), "Ke in an error");
+}
+
+#[test]
+fn keys_derive_refuses_bad_input_with_status_2_and_one_line() {
+    let dir = tempdir();
+    let ke = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    let cases: &[(&[&str], &str)] = &[
+        (&["km", "--maf-id", "maf.example.com"], "no enrolment key"),
+        (
+            &["km", "--ke-hex", "zz", "--maf-id", "m"],
+            "--ke-hex is not hex",
+        ),
+        (
+            &["km", "--ke-hex", "0011", "--maf-id", "m"],
+            "must be 32 bytes, got 2",
+        ),
+        (&["km", "--ke-hex", ke], "km needs --maf-id"),
+        (
+            &["km", "--ke-hex", ke, "--maf-id", "m", "--suid", "22"],
+            "km does not take --suid",
+        ),
+        (
+            &["kpsa", "--ke-hex", ke, "--enrolee-id", "CAE é"],
+            "printable ASCII",
+        ),
+        (
+            &["kuc", "--ke-hex", ke, "--suid", "20", "--target-id", "t"],
+            "SUID 20 is not defined",
+        ),
+        (
+            &["kuc", "--ke-hex", ke, "--suid", "x", "--target-id", "t"],
+            "is not a decimal number",
+        ),
+        (
+            &["km", "--ke-hex", ke, "--maf-id", "m", "--ke-id", "nope"],
+            "--ke-id: key identifier must be RelativeKeyID@FQDN",
+        ),
+    ];
+    for (args, reason) in cases {
+        let out = keys_derive(dir.path(), args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?} printed a key");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("bastion: error: "), "{stderr}");
+        assert!(stderr.contains(reason), "{args:?}: {stderr}");
+        assert!(!stderr.contains(ke), "Ke in an error");
+    }
+}

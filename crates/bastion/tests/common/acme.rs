@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 /// Request IDs of the requests the tests send to ACME directly.
 static NEXT_RI: AtomicU64 = AtomicU64::new(1);
 
-/// The release version ACME puts in its requests (`[cse] releaseVersion`). Bastion
-/// accepts "2a", "3" and "4" today; switch to "5" once Release 5 support is merged.
+/// The release version ACME puts in its requests (`[cse] releaseVersion`): ACME's
+/// default, Release 5.
 pub const ACME_RELEASE: &str = "5";
 
 /// The SP both CSEs belong to (Bastion's default SP-ID).
