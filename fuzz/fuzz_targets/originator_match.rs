@@ -7,8 +7,8 @@
 #![no_main]
 
 use bastion_policy::{
-    decide, normalize_originator, AccessOperation, AccessRequest, Applicable, LocalIdentity,
-    NoInformation, PolicySource, RuleSet,
+    decide, normalize_originator, AccessOperation, AccessRequest, Applicable, Attributes,
+    LocalIdentity, NoInformation, PolicySource, RuleSet,
 };
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
@@ -39,6 +39,7 @@ fn grants(rules: &RuleSet, originator: &str) -> bool {
         create_type: None,
         time: Some(1_700_000_000),
         peer_ip: None,
+        attributes: Attributes::Whole,
         pip: &NoInformation,
     };
     let sources = [PolicySource {

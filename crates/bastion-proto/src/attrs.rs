@@ -434,11 +434,14 @@ fn is_label(label: &str) -> bool {
     !label.is_empty() && !label.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-/// A serialization oneM2M defines, named by its media type.
+/// A serialization oneM2M defines, named by its plain media type or by one of the
+/// `application/vnd.onem2m-…` types of that serialization (ACME lists those in the
+/// `csz` of its `<remoteCSE>`; docs/decisions.md).
 fn is_serialization(media: &str) -> bool {
     crate::wire::Serialization::ALL
         .iter()
         .any(|s| s.media_type() == media)
+        || crate::wire::media::lookup(media).is_some()
 }
 
 /// A media type's `type` or `subtype`: an RFC 6838 restricted name.
@@ -493,7 +496,7 @@ fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestError>
             Kind::StrList => "a list of strings",
             Kind::Labels => "a list of tokens without white space or control characters",
             Kind::Serializations => {
-                "a list of application/json, application/cbor or application/xml"
+                "a list of JSON, CBOR or XML media types"
             }
             Kind::ContentInfo => "a media type, then optionally :0, :1 or :2",
             Kind::Object => "an object",
@@ -582,10 +585,15 @@ mod tests {
     fn ts0004_6_3_3_serializations_are_the_defined_media_types() {
         let ok = obj(json!({"csz": ["application/cbor", "application/json", "application/xml"]}));
         assert!(validate(ResourceType::Ae, Phase::Update, &ok).is_ok());
+        // The oneM2M media types of a serialization name it too (as ACME sends them).
+        let vnd = obj(json!({"csz": ["application/json", "application/vnd.onem2m-res+json",
+            "application/vnd.onem2m-res+cbor", "application/vnd.onem2m-res+xml"]}));
+        assert!(validate(ResourceType::RemoteCse, Phase::Update, &vnd).is_ok());
         for bad in [
             json!({"csz": ["application/yaml"]}),
             json!({"csz": ["json"]}),
             json!({"csz": ["application/json", "text/plain"]}),
+            json!({"csz": ["application/vnd.onem2m-res+yaml"]}),
             json!({"csz": "application/json"}),
         ] {
             assert!(
