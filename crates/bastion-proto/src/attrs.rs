@@ -495,9 +495,7 @@ fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestError>
             Kind::Timestamp => "a timestamp",
             Kind::StrList => "a list of strings",
             Kind::Labels => "a list of tokens without white space or control characters",
-            Kind::Serializations => {
-                "a list of JSON, CBOR or XML media types"
-            }
+            Kind::Serializations => "a list of JSON, CBOR or XML media types",
             Kind::ContentInfo => "a media type, then optionally :0, :1 or :2",
             Kind::Object => "an object",
             Kind::Any => "a value",
@@ -586,8 +584,10 @@ mod tests {
         let ok = obj(json!({"csz": ["application/cbor", "application/json", "application/xml"]}));
         assert!(validate(ResourceType::Ae, Phase::Update, &ok).is_ok());
         // The oneM2M media types of a serialization name it too (as ACME sends them).
-        let vnd = obj(json!({"csz": ["application/json", "application/vnd.onem2m-res+json",
-            "application/vnd.onem2m-res+cbor", "application/vnd.onem2m-res+xml"]}));
+        let vnd = obj(
+            json!({"csz": ["application/json", "application/vnd.onem2m-res+json",
+            "application/vnd.onem2m-res+cbor", "application/vnd.onem2m-res+xml"]}),
+        );
         assert!(validate(ResourceType::RemoteCse, Phase::Update, &vnd).is_ok());
         for bad in [
             json!({"csz": ["application/yaml"]}),

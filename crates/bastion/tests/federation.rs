@@ -179,11 +179,12 @@ async fn ts0003_7_2_1_spoofed_originator_on_the_mn_association_is_4106() {
         let out = tokio::task::block_in_place(|| fed.on_mn_association(spoof, "/cse-in"));
         assert!(out.starts_with("4106"), "{spoof}: {out}");
     }
-    // The MN itself and its own AEs pass the association check (then the IN's ACPs
-    // decide: the CSEBase admits only the admin).
-    for relayed in ["/id-mn", "/id-mn/Cmnapp"] {
+    // The MN itself and its own AEs pass the association check; then the IN's policy
+    // decides: the registered MN may read the CSEBase (`[access]
+    // registered-retrieve-cse-base`), an AE registered only at the MN may not.
+    for (relayed, rsc) in [("/id-mn", "2000"), ("/id-mn/Cmnapp", "4103")] {
         let out = tokio::task::block_in_place(|| fed.on_mn_association(relayed, "/cse-in"));
-        assert!(out.starts_with("4103"), "{relayed}: {out}");
+        assert!(out.starts_with(rsc), "{relayed}: {out}");
     }
 }
 

@@ -393,7 +393,7 @@ async fn ts0001_10_2_5_polling_channel_long_poll() {
 
 #[tokio::test]
 async fn ts0001_10_2_5_polling_channel_request_aggregation() {
-    let s = Server::start();
+    let s = Server::start().speaking("4");
     let ae = s.polling_ae("Cpoll", "poller").await;
     s.create_cnt(&ae, "Cpoll", json!({"rn": "cnt"})).await;
     let cnt = format!("{ae}/cnt");
@@ -500,7 +500,7 @@ async fn statistics_of(s: &Server, path: &str, tg: &str, sent: u64) -> Value {
 
 #[tokio::test]
 async fn ts0004_7_4_8_nse_counts_requests_responses_and_events_per_target() {
-    let s = Server::start();
+    let s = Server::start().speaking("4");
     let cnt = owner_container(&s).await;
     let rx = Receiver::start().await;
     let sub = format!("{cnt}/stats");
@@ -541,7 +541,7 @@ async fn ts0004_7_4_8_nse_counts_requests_responses_and_events_per_target() {
 
 #[tokio::test]
 async fn ts0004_7_4_8_eeno_names_the_events_originator() {
-    let s = Server::start();
+    let s = Server::start().speaking("4");
     let cnt = owner_container(&s).await;
     let with = Receiver::start().await;
     let without = Receiver::start().await;

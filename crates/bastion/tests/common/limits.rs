@@ -48,6 +48,7 @@ impl Server {
             next_ri: AtomicU64::new(1),
             extra: vec!["--config".into(), file.to_string_lossy().into_owned()],
             _config_dir: Some(config_dir),
+            release: "3",
         }
     }
 

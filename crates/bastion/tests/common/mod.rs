@@ -49,6 +49,8 @@ pub struct Server {
     extra: Vec<String>,
     /// Holds a configuration file for as long as the server may restart.
     _config_dir: Option<tempfile::TempDir>,
+    /// The release (`X-M2M-RVI`) requests speak unless a request says otherwise.
+    release: &'static str,
 }
 
 impl Server {
@@ -85,6 +87,7 @@ impl Server {
             next_ri: AtomicU64::new(1),
             extra,
             _config_dir: config_dir,
+            release: "3",
         }
     }
 
@@ -180,7 +183,14 @@ impl Server {
         format!("rq-{}", self.next_ri.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// A request builder; X-M2M-RI (fresh) and X-M2M-RVI: 3 are sent unless changed.
+    /// Requests then speak `release` (for attributes a later release introduced).
+    pub fn speaking(mut self, release: &'static str) -> Server {
+        self.release = release;
+        self
+    }
+
+    /// A request builder; X-M2M-RI (fresh) and X-M2M-RVI (3 unless [`Server::speaking`]
+    /// said otherwise) are sent unless changed.
     pub fn request(&self, method: &str, path: &str) -> Req<'_> {
         Req {
             srv: self,
@@ -191,7 +201,7 @@ impl Server {
             body: None,
             content_type: None,
             ri: Some(self.fresh_ri()),
-            rvi: Some("3".to_owned()),
+            rvi: Some(self.release.to_owned()),
             headers: Vec::new(),
             ser: Serialization::Json,
         }
