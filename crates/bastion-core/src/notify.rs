@@ -890,6 +890,24 @@ impl Cse {
             .is_some_and(|aei| bastion_policy::normalize_originator(&self.local, aei) == normalized)
     }
 
+    /// The creator as a verification request to `target` names it: a CSE-relative ID
+    /// means nothing on another CSE, so a target there is given the SP-relative form
+    /// (`/cse-id/AE-ID`, TS-0001 7.2); a URL or a local target keeps the ID as stored.
+    fn creator_seen_by<'a>(&self, target: &str, creator: &'a str) -> std::borrow::Cow<'a, str> {
+        if creator.starts_with('/') || is_url(target) {
+            return creator.into();
+        }
+        let local = {
+            let tree = self.tree.read();
+            crate::authz_state::resolve_local(&tree, &self.config, target).is_some()
+        };
+        if local {
+            creator.into()
+        } else {
+            format!("{}/{creator}", self.config.cse_id).into()
+        }
+    }
+
     /// Asks one target to confirm `sur` (see [`Cse::verify_targets`]).
     pub(crate) async fn verify_target(
         &self,
@@ -897,6 +915,7 @@ impl Cse {
         creator: &str,
         target: &str,
     ) -> Result<(), bastion_proto::RequestError> {
+        let creator = self.creator_seen_by(target, creator);
         let content = json!({ "m2m:sgn": { "vrq": true, "sur": sur, "cr": creator } });
         let detail = match self.verification_answer(target, content).await {
             Ok(Rsc::Ok) => return Ok(()),

@@ -466,6 +466,44 @@ async fn ts0001_10_1_1_2_acme_mn_registers_with_bastion_in_and_requests_cross_bo
         .await;
     assert_eq!(event[0].body["m2m:sgn"]["sur"], format!("/id-in/{sub_ri}"));
 
+    // Verification Bastion → ACME (TS-0004 7.3.8.2.3): a subscription created by a Bastion
+    // AE whose target is ACME's AE makes Bastion ask that target first, through ACME; the
+    // AE's policy on ACME lets Bastion (the host) NOTIFY it, and its 2000 lets the
+    // subscription be created.
+    let before = rx.all().len();
+    let r = inc
+        .create(
+            "/cse-in/Cinapp/data",
+            "Cinapp",
+            23,
+            json!({"m2m:sub": {"rn": "forAcme", "nu": ["/id-amn/Cacme"], "enc": {"net": [3]}}}),
+        )
+        .await;
+    r.expect(2001);
+    let sur = format!("/id-in/{}", r.inner("m2m:sub")["ri"].as_str().expect("ri"));
+    let asked = rx.wait_for(before + 1, |_| true).await;
+    assert_eq!(
+        asked[before].body,
+        json!({"m2m:sgn": {"vrq": true, "sur": sur, "cr": "/id-in/Cinapp"}}),
+        "ACME log:\n{}",
+        acme.log()
+    );
+    // The target refuses: ACME relays its answer and Bastion creates nothing (5204).
+    rx.rsc.store(4103, std::sync::atomic::Ordering::SeqCst);
+    let r = inc
+        .create(
+            "/cse-in/Cinapp/data",
+            "Cinapp",
+            23,
+            json!({"m2m:sub": {"rn": "refused", "nu": ["/id-amn/Cacme"], "enc": {"net": [3]}}}),
+        )
+        .await;
+    r.expect(5204);
+    rx.rsc.store(2000, std::sync::atomic::Ordering::SeqCst);
+    inc.get("/cse-in/Cinapp/data/refused", "Cinapp")
+        .await
+        .expect(4004);
+
     // Liveness, registrar side: Bastion checks its registree each second; once ACME is
     // gone, it logs that it no longer answers.
     assert!(
