@@ -1,46 +1,9 @@
-//! Hex and base64url helpers shared by the modules (no external crate needed).
+//! base64url for this crate's modules (no external crate needed), and hex re-exported
+//! from `bastion_keys::hex`.
 
-use zeroize::Zeroizing;
-
-const DIGITS: &[u8; 16] = b"0123456789abcdef";
-
-/// Lower-case hex of `bytes`.
-pub(crate) fn encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0x0f)] as char);
-    }
-    out
-}
-
-/// Lower-case hex of secret bytes, in a buffer wiped on drop.
-pub(crate) fn encode_secret(bytes: &[u8]) -> Zeroizing<String> {
-    Zeroizing::new(encode(bytes))
-}
-
-fn nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Decodes hex (either case); `None` on odd length or a non-hex character. The output is
-/// wiped on drop since callers decode key material with it.
-pub(crate) fn decode(text: &str) -> Option<Zeroizing<Vec<u8>>> {
-    let raw = text.as_bytes();
-    if !raw.len().is_multiple_of(2) {
-        return None;
-    }
-    let mut out = Zeroizing::new(Vec::with_capacity(raw.len() / 2));
-    for pair in raw.chunks_exact(2) {
-        out.push((nibble(pair[0])? << 4) | nibble(pair[1])?);
-    }
-    Some(out)
-}
+// Hex has one home, `bastion_keys::hex` (pure, wiped buffers for secrets); this module
+// keeps only what the key crate has no use for.
+pub(crate) use bastion_keys::hex::{decode, encode, encode_secret};
 
 const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -94,14 +57,6 @@ pub(crate) fn b64url_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_round_trip_and_rejects() {
-        assert_eq!(encode(&[0x00, 0xab, 0xff]), "00abff");
-        assert_eq!(decode("00ABff").unwrap().as_slice(), &[0x00, 0xab, 0xff]);
-        assert!(decode("abc").is_none());
-        assert!(decode("zz").is_none());
-    }
 
     #[test]
     fn base64url_vectors() {
