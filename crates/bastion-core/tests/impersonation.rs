@@ -2,9 +2,12 @@
 //! the security association injected as a binding will supply it (the TLS listeners of
 //! the security-association work fill it from the credential).
 
+mod common;
+
 use bastion_core::{Cse, CseConfig, RequestContext};
 use bastion_proto::{Operation, Request, Response};
 use bastion_store::MemoryStore;
+use common::request;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -12,19 +15,6 @@ async fn open() -> Arc<Cse> {
     Cse::open(CseConfig::default(), Arc::new(MemoryStore::new()))
         .await
         .expect("cse")
-}
-
-fn request(op: Operation, to: &str, fr: &str, ty: Option<u64>, pc: Option<Value>) -> Request {
-    Request {
-        op: Some(op),
-        to: to.to_owned(),
-        fr: Some(fr.to_owned()),
-        rqi: Some("r1".to_owned()),
-        rvi: Some("3".to_owned()),
-        ty,
-        pc,
-        ..Request::default()
-    }
 }
 
 async fn send(cse: &Cse, req: Request, identity: Option<&str>) -> Response {
