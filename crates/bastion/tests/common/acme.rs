@@ -204,16 +204,9 @@ impl Acme {
 
     /// Whether ACME's log shows `needle` within `within`.
     pub fn log_shows(&self, needle: &str, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        loop {
-            if self.log().contains(needle) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        super::holds_within(within, Duration::from_millis(100), || {
+            self.log().contains(needle)
+        })
     }
 
     async fn try_req(

@@ -158,16 +158,9 @@ impl Server {
     /// through a pipe and a reader thread, so a line the server wrote before answering
     /// may arrive after the answer does.
     pub fn log_shows(&self, needle: &str, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        loop {
-            if self.log().contains(needle) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        holds_within(within, Duration::from_millis(20), || {
+            self.log().contains(needle)
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -934,5 +927,20 @@ pub fn tls_port(srv: &Server) -> u16 {
         }
         assert!(Instant::now() < deadline, "no TLS listener: {log}");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `check` holds within `within`, asked every `every` (blocking the thread: for
+/// what a server writes to its log, read by a reader thread).
+pub fn holds_within(within: Duration, every: Duration, check: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(every);
     }
 }
