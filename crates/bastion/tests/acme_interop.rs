@@ -94,28 +94,22 @@ async fn ts0001_10_1_1_2_bastion_mn_registers_with_acme_in_and_requests_cross_bo
     // (ACME's) grants it by its SP-relative AE-ID.
     let rx = Receiver::start().await;
     ae_on(&mn, "cse-mn", "Cmnapp", &rx.url).await;
-    let (rsc, body) = acme
-        .req(
-            "POST",
-            "/cse-acme",
-            "CAdmin",
-            Some(1),
-            Some(json!({"m2m:acp": {"rn": "share",
+    acme.create(
+        "/cse-acme",
+        "CAdmin",
+        1,
+        json!({"m2m:acp": {"rn": "share",
                 "pv": {"acr": [{"acor": ["/id-mn/Cmnapp"], "acop": 63}]},
-                "pvs": {"acr": [{"acor": ["CAdmin"], "acop": 63}]}}})),
-        )
-        .await;
-    assert_eq!(rsc, 2001, "{body}");
-    let (rsc, body) = acme
-        .req(
-            "POST",
-            "/cse-acme",
-            "CAdmin",
-            Some(3),
-            Some(json!({"m2m:cnt": {"rn": "shared", "acpi": ["/id-acme/cse-acme/share"]}})),
-        )
-        .await;
-    assert_eq!(rsc, 2001, "{body}");
+                "pvs": {"acr": [{"acor": ["CAdmin"], "acop": 63}]}}}),
+    )
+    .await;
+    acme.create(
+        "/cse-acme",
+        "CAdmin",
+        3,
+        json!({"m2m:cnt": {"rn": "shared", "acpi": ["/id-acme/cse-acme/share"]}}),
+    )
+    .await;
     let via = mn.get("/~/id-acme/cse-acme/shared", "Cmnapp").await;
     via.expect(2000);
     assert_eq!(via.inner("m2m:cnt")["rn"], "shared");
@@ -207,16 +201,13 @@ async fn ts0001_10_1_1_2_bastion_mn_registers_with_acme_in_and_requests_cross_bo
     let sgn = &verification[0].body["m2m:sgn"];
     assert_eq!(sgn["sur"], format!("/id-acme/{sub_ri}"));
     assert_eq!(sgn["cr"], "/id-mn/Cmnapp");
-    let (rsc, body) = acme
-        .req(
-            "POST",
-            "/cse-acme/shared",
-            "CAdmin",
-            Some(4),
-            Some(json!({"m2m:cin": {"con": "from-acme"}})),
-        )
-        .await;
-    assert_eq!(rsc, 2001, "{body}");
+    acme.create(
+        "/cse-acme/shared",
+        "CAdmin",
+        4,
+        json!({"m2m:cin": {"con": "from-acme"}}),
+    )
+    .await;
     let events = rx
         .wait_for(1, |r| {
             r.body["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"] == "from-acme"
@@ -328,28 +319,22 @@ async fn ts0001_10_1_1_2_acme_mn_registers_with_bastion_in_and_requests_cross_bo
     // with it.
     let rx = Receiver::start().await;
     inc.ae("Cinapp").await;
-    let (rsc, body) = acme
-        .req(
-            "POST",
-            "/cse-amn",
-            "CAdmin",
-            Some(1),
-            Some(json!({"m2m:acp": {"rn": "share",
+    acme.create(
+        "/cse-amn",
+        "CAdmin",
+        1,
+        json!({"m2m:acp": {"rn": "share",
                 "pv": {"acr": [{"acor": ["/id-in/Cinapp"], "acop": 3}]},
-                "pvs": {"acr": [{"acor": ["CAdmin"], "acop": 63}]}}})),
-        )
-        .await;
-    assert_eq!(rsc, 2001, "{body}");
-    let (rsc, body) = acme
-        .req(
-            "POST",
-            "/cse-amn",
-            "CAdmin",
-            Some(3),
-            Some(json!({"m2m:cnt": {"rn": "box", "acpi": ["/id-amn/cse-amn/share"]}})),
-        )
-        .await;
-    assert_eq!(rsc, 2001, "{body}");
+                "pvs": {"acr": [{"acor": ["CAdmin"], "acop": 63}]}}}),
+    )
+    .await;
+    acme.create(
+        "/cse-amn",
+        "CAdmin",
+        3,
+        json!({"m2m:cnt": {"rn": "box", "acpi": ["/id-amn/cse-amn/share"]}}),
+    )
+    .await;
     let boxed = inc.get("/~/id-amn/cse-amn/box", "Cinapp").await;
     boxed.expect(2000);
     assert_eq!(boxed.inner("m2m:cnt")["rn"], "box");
@@ -366,33 +351,25 @@ async fn ts0001_10_1_1_2_acme_mn_registers_with_bastion_in_and_requests_cross_bo
     // Bastion that Bastion's ACP shares with it, through ACME.
     // ACME lets only an AE's creator notify it unless an ACP says otherwise: the AE's
     // policy lets Bastion, the subscription's host, NOTIFY it.
-    let (rsc, body) = acme
-        .req(
-            "POST",
-            "/cse-amn",
-            "CAdmin",
-            Some(1),
-            Some(json!({"m2m:acp": {"rn": "inbox",
+    acme.create(
+        "/cse-amn",
+        "CAdmin",
+        1,
+        json!({"m2m:acp": {"rn": "inbox",
                 "pv": {"acr": [{"acor": ["Cacme"], "acop": 63},
                                {"acor": ["/id-in"], "acop": 16}]},
-                "pvs": {"acr": [{"acor": ["CAdmin", "Cacme"], "acop": 63}]}}})),
-        )
-        .await;
-    assert_eq!(rsc, 2001, "{body}");
-    let (rsc, body) = acme
-        .req(
-            "POST",
-            "/cse-amn",
-            "Cacme",
-            Some(2),
-            Some(
-                json!({"m2m:ae": {"rn": "acmeapp", "api": "Nacme", "rr": true,
+                "pvs": {"acr": [{"acor": ["CAdmin", "Cacme"], "acop": 63}]}}}),
+    )
+    .await;
+    acme.create(
+        "/cse-amn",
+        "Cacme",
+        2,
+        json!({"m2m:ae": {"rn": "acmeapp", "api": "Nacme", "rr": true,
                                    "poa": [rx.url], "srv": ["3", "4"],
                                    "acpi": ["/id-amn/cse-amn/inbox"]}}),
-            ),
-        )
-        .await;
-    assert_eq!(rsc, 2001, "{body}");
+    )
+    .await;
     inc.create(
         "/cse-in/Cinapp",
         "Cinapp",

@@ -247,6 +247,14 @@ impl Acme {
         Some((rsc, body))
     }
 
+    /// A CREATE of type `ty` under `parent` on ACME directly, which must answer 2001;
+    /// returns the created representation.
+    pub async fn create(&self, parent: &str, from: &str, ty: u32, body: Value) -> Value {
+        let (rsc, created) = self.req("POST", parent, from, Some(ty), Some(body)).await;
+        assert_eq!(rsc, 2001, "CREATE under {parent}: {created}");
+        created
+    }
+
     /// One request to ACME directly; returns its `X-M2M-RSC` and JSON body.
     pub async fn req(
         &self,
