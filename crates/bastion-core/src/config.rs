@@ -79,7 +79,13 @@ pub struct CseConfig {
     /// Most `<subscription>` resources one originator (normalized) may hold here; one
     /// more is 5207 (docs/decisions.md).
     pub max_subscriptions_per_originator: usize,
+    /// Most requests held at once until their Operation Execution Time (`oet`); one more
+    /// is 5207, so delayed requests cannot pile up (docs/decisions.md).
+    pub max_delayed_requests: usize,
 }
+
+/// Built-in default of [`CseConfig::max_delayed_requests`].
+pub const DEFAULT_MAX_DELAYED_REQUESTS: usize = 256;
 
 /// Built-in default of [`CseConfig::max_subscriptions_per_originator`].
 pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_ORIGINATOR: usize = 1000;
@@ -135,6 +141,7 @@ impl Default for CseConfig {
             registrar: None,
             trust_loopback_cses: false,
             max_subscriptions_per_originator: DEFAULT_MAX_SUBSCRIPTIONS_PER_ORIGINATOR,
+            max_delayed_requests: DEFAULT_MAX_DELAYED_REQUESTS,
         }
     }
 }

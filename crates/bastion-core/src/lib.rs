@@ -112,6 +112,9 @@ pub enum StartError {
     Corrupt { ri: String, reason: String },
 }
 
+/// The warning of a full [`CseConfig::max_delayed_requests`], once a minute at most.
+static DELAYED_FULL_WARNING: throttle::Throttle = throttle::Throttle::per_minute();
+
 /// A running CSE.
 pub struct Cse {
     config: CseConfig,
@@ -149,6 +152,8 @@ pub struct Cse {
     me: std::sync::Weak<Cse>,
     /// The one source of "now" (expiry, tokens, schedules, `rqet`, timestamps written).
     clock: Arc<dyn Clock>,
+    /// Slots for requests held until their `oet` ([`CseConfig::max_delayed_requests`]).
+    delayed: tokio::sync::Semaphore,
 }
 
 /// The CSE's connections to the outside world, beside its storage.
@@ -243,6 +248,7 @@ impl Cse {
             .collect();
         let leeway = config.authorization.token_leeway_secs;
         let admin_absolute = bastion_policy::normalize_originator(&local, &config.admin);
+        let delayed_slots = config.max_delayed_requests;
         Ok(Arc::new_cyclic(|me| Cse {
             me: me.clone(),
             config,
@@ -265,6 +271,7 @@ impl Cse {
             polling: pch::PollingChannels::default(),
             poa_checks: poa::PoaChecks::default(),
             clock: services.clock,
+            delayed: tokio::sync::Semaphore::new(delayed_slots),
         }))
     }
 
@@ -363,7 +370,7 @@ impl Cse {
         self.check_originator(&checked, ctx)?;
         // Delayed execution (oet): a non-blocking request waits in its own task.
         let now = match execute_at {
-            Some(at) if !non_blocking => self.wait_until(at).await,
+            Some(at) if !non_blocking => self.wait_until(at).await?,
             _ => now,
         };
         let access = Enforcer::for_request(self, &checked, ctx, now);
@@ -390,10 +397,22 @@ impl Cse {
     /// Holds the request until its Operation Execution Time `at` and returns the time
     /// it runs at. The clock reads whole seconds, never ahead of the real time, so
     /// sleeping the difference never ends before `at`.
-    async fn wait_until(&self, at: Timestamp) -> Timestamp {
+    /// Each held request takes one of the bounded slots for its wait; none free is 5207.
+    async fn wait_until(&self, at: Timestamp) -> Result<Timestamp, RequestError> {
+        let Ok(_slot) = self.delayed.try_acquire() else {
+            if DELAYED_FULL_WARNING.ready() {
+                tracing::warn!(
+                    max = self.config.max_delayed_requests,
+                    "requests waiting for their execution time (oet) at the cap; more are refused"
+                );
+            }
+            return Err(RequestError::NotAcceptable(
+                "too many requests wait for their execution time (oet)".into(),
+            ));
+        };
         let left = u64::try_from(at.0 - self.now().0).unwrap_or(0);
         tokio::time::sleep(std::time::Duration::from_secs(left)).await;
-        at.max(self.now())
+        Ok(at.max(self.now()))
     }
 
     fn write_guard(&self) -> Result<(), RequestError> {
