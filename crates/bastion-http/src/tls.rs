@@ -7,8 +7,9 @@
 //!  listen::accept_loop ─► handshake slot + TlsServer::associate (≤ HANDSHAKE_TIMEOUT
 //!                                              together) ─► (SslStream, Association)
 //!                                                                        │
-//!   per request:  Association::originator() ── Revoked ─► 4107 + Connection: close
+//!   per request:  Association::admit(Authorization) ── Revoked ─► 4107 + Connection: close
 //!                 (credential revoked in the registry, or certificate on a reloaded CRL)
+//!                 ── no / rejected HTTP credentials (server-authenticated TLS) ─► 4107
 //!                        │ Ok(originator)
 //!                        ▼
 //!   extensions: ConnectInfo(peer), Listener(https), SaIdentity(originator)
@@ -32,7 +33,7 @@ use axum::http::{HeaderValue, Request, Response};
 use axum::Router;
 use bastion_core::{Cse, Listener};
 use bastion_proto::{RequestError, Response as Primitive};
-use bastion_tls::{Revoked, TlsServer};
+use bastion_tls::{Refusal, TlsServer};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
@@ -109,28 +110,38 @@ pub async fn serve_router_tls(
                     return;
                 }
             };
-            tracing::debug!(
-                %peer,
-                framework = ?association.identity().framework(),
-                originator = association.identity().originator(),
-                "security association established"
-            );
+            match association.identity() {
+                Some(identity) => tracing::debug!(
+                    %peer,
+                    framework = ?identity.framework(),
+                    originator = identity.originator(),
+                    "security association established"
+                ),
+                None => tracing::debug!(
+                    %peer,
+                    "server-authenticated association established: requests authenticate by HTTP credentials"
+                ),
+            }
             let busy = Busy::default();
             let io = TimedIo::new(stream, timeouts, busy.clone());
             let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
                 // Checked once the request head is parsed, before the router runs; the
                 // refusal is built here, so a served request clones nothing for it.
+                let authorization = request
+                    .headers()
+                    .get(axum::http::header::AUTHORIZATION)
+                    .map(HeaderValue::as_bytes);
                 let admitted = association
-                    .originator()
-                    .map(|originator| SaIdentity(originator.to_owned()))
-                    .map_err(|why| revoked(why, from.as_deref()));
+                    .admit(authorization)
+                    .map(|originator| SaIdentity(originator.into_owned()))
+                    .map_err(|why| refused(why, from.as_deref()));
                 let app = app.clone();
                 let handling = busy.enter();
                 async move {
                     let identity = match admitted {
                         Ok(identity) => identity,
-                        Err(refusal) => {
-                            tracing::info!(%peer, "request on a revoked security association refused");
+                        Err((why, refusal)) => {
+                            tracing::info!(%peer, reason = %why, "request refused: 4107");
                             return Ok::<_, Infallible>(refusal);
                         }
                     };
@@ -153,9 +164,10 @@ pub async fn serve_router_tls(
     .await
 }
 
-/// The answer on an association whose credential was revoked: 4107 (security
-/// association required: establish a new one), and the connection ends after it.
-fn revoked(why: Revoked, from: Option<&str>) -> Response<axum::body::Body> {
+/// The answer to a request the association does not admit: 4107 (security association
+/// required) with the reason. A revoked credential also ends the connection (establish
+/// a new association); missing or rejected HTTP credentials leave it open.
+fn refused(why: Refusal, from: Option<&str>) -> (Refusal, Response<axum::body::Body>) {
     let mut r = Primitive::error(
         &RequestError::SecurityAssociationRequired(why.to_string().into()),
         String::new(),
@@ -163,11 +175,13 @@ fn revoked(why: Revoked, from: Option<&str>) -> Response<axum::body::Body> {
     r.rvi = Some("3".to_owned());
     r.fr = from.map(str::to_owned);
     let mut http = crate::encode(&r);
-    http.headers_mut().insert(
-        axum::http::header::CONNECTION,
-        HeaderValue::from_static("close"),
-    );
-    http
+    if why == Refusal::Revoked {
+        http.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            HeaderValue::from_static("close"),
+        );
+    }
+    (why, http)
 }
 
 #[cfg(test)]
@@ -176,9 +190,21 @@ mod tests {
 
     #[test]
     fn revoked_answer_is_4107_and_closes() {
-        let http = revoked(Revoked, Some("/id-in"));
+        let (_, http) = refused(Refusal::Revoked, Some("/id-in"));
         assert_eq!(http.status(), 403);
         assert_eq!(http.headers()["x-m2m-rsc"], "4107");
         assert_eq!(http.headers()["connection"], "close");
+    }
+
+    #[test]
+    fn missing_http_credentials_are_4107_on_an_open_connection() {
+        for why in [
+            Refusal::HttpCredentialMissing,
+            Refusal::HttpCredentialRejected,
+        ] {
+            let (_, http) = refused(why, Some("/id-in"));
+            assert_eq!(http.headers()["x-m2m-rsc"], "4107");
+            assert!(http.headers().get("connection").is_none());
+        }
     }
 }

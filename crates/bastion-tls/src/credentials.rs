@@ -1,6 +1,7 @@
 //! The credential store: Provisioned Symmetric Key credentials (KpsaID + Kpsa bound to an
-//! AE-ID, CSE-ID or Credential-ID; TS-0003 8.2.2.1, 10.5) and pinned raw public keys
-//! (RFC 6920 identifiers bound to an AE-ID or CSE-ID; 10.1.2, 8.2.2.2).
+//! AE-ID, CSE-ID or Credential-ID; TS-0003 8.2.2.1, 10.5), pinned raw public keys
+//! (RFC 6920 identifiers bound to an AE-ID or CSE-ID; 10.1.2, 8.2.2.2) and the HTTP
+//! credentials of peer CSEs (user name + secret bound to a CSE-ID; [`crate::peer_http`]).
 //!
 //! Owns the file format and its protection: AES-256-GCM under a 32-byte store key (from
 //! `BASTION_CREDENTIALS_KEY` or a key file only its owner can read), mode 0600, atomic
@@ -75,6 +76,12 @@ pub enum CredentialError {
         /// What is wrong.
         reason: String,
     },
+    /// An HTTP peer user name is not 1 to 64 characters of `[A-Za-z0-9._-]`.
+    #[error("invalid HTTP user name {0:?}: expected 1 to 64 characters of [A-Za-z0-9._-]")]
+    InvalidHttpUser(String),
+    /// An HTTP peer credential must be bound to a CSE-ID.
+    #[error("an HTTP peer credential binds a CSE-ID")]
+    HttpPeerNotCse,
     /// A KpsaID is not `<relative-id>@<fqdn>` with relative part `[A-Za-z0-9._-]` (10.5).
     #[error("invalid KpsaID {0:?}: expected <relative-id>@<fqdn>, relative id of [A-Za-z0-9._-]")]
     InvalidKpsaId(String),
@@ -272,6 +279,9 @@ pub enum CredentialKind {
     Psk,
     /// A pinned raw public key, identified by its `ni` digest.
     RawPublicKey,
+    /// A user name and secret a peer CSE presents in HTTP `Authorization` on a listener
+    /// with peer HTTP authentication ([`crate::peer_http`]); bound to a CSE-ID.
+    HttpPeer,
 }
 
 /// What `list` shows of a credential: never key bytes.
@@ -453,6 +463,67 @@ impl CredentialRegistry {
         )
     }
 
+    /// Adds the HTTP credential of a peer CSE: `user` and `secret` (16 to 64 bytes), bound
+    /// to the CSE-ID `bound_to` ([`crate::peer_http`]).
+    pub fn add_http_peer(
+        &self,
+        user: &str,
+        secret: PskKey,
+        bound_to: Binding,
+    ) -> Result<CredentialInfo, CredentialError> {
+        if !crate::peer_http::validate_user(user) {
+            return Err(CredentialError::InvalidHttpUser(user.to_owned()));
+        }
+        if !bound_to.is_cse() {
+            return Err(CredentialError::HttpPeerNotCse);
+        }
+        bound_to.validate()?;
+        self.insert(
+            user.to_owned(),
+            Entry {
+                kind: CredentialKind::HttpPeer,
+                binding: bound_to,
+                key: Some(secret),
+                ni: None,
+                created: now_secs(),
+                revoked: false,
+            },
+        )
+    }
+
+    /// The identifier and binding of the active HTTP peer credential `presented` matches:
+    /// Basic by user name and secret, Bearer by secret alone (every HTTP peer credential
+    /// is compared, each in constant time).
+    pub fn authenticate_http(
+        &self,
+        presented: &crate::peer_http::HttpCredential,
+    ) -> Option<(String, Binding)> {
+        use crate::peer_http::{secrets_equal, HttpCredential};
+        let entries = self.entries.read();
+        let matches = |e: &Entry| {
+            e.kind == CredentialKind::HttpPeer
+                && !e.revoked
+                && e.key
+                    .as_ref()
+                    .is_some_and(|k| secrets_equal(k.expose(), presented.secret()))
+        };
+        match presented {
+            HttpCredential::Basic { user, .. } => {
+                let e = entries.get(user.as_str())?;
+                matches(e).then(|| (user.clone(), e.binding.clone()))
+            }
+            HttpCredential::Bearer(_) => {
+                let mut found = None;
+                for (id, e) in entries.iter() {
+                    if matches(e) && found.is_none() {
+                        found = Some((id.clone(), e.binding.clone()));
+                    }
+                }
+                found
+            }
+        }
+    }
+
     fn insert(&self, id: String, entry: Entry) -> Result<CredentialInfo, CredentialError> {
         let _guard = self.writer.lock();
         let mut next = self.entries.read().clone();
@@ -624,20 +695,18 @@ impl CredentialRegistry {
             let (key, ni) = match stored.kind {
                 CredentialKind::Psk => {
                     validate_kpsa_id(&id).map_err(|e| corrupt(e.to_string()))?;
-                    let key = match (&stored.key, stored.revoked) {
-                        (Some(hex), _) => Some(
-                            PskKey::from_hex(hex)
-                                .map_err(|_| corrupt(format!("bad key for {id}")))?,
-                        ),
-                        (None, true) => None,
-                        (None, false) => return Err(corrupt(format!("no key for {id}"))),
-                    };
-                    (key, None)
+                    (stored_key(&id, &stored).map_err(corrupt)?, None)
                 }
                 CredentialKind::RawPublicKey => (
                     None,
                     Some(NiDigest::parse(&id).map_err(|e| corrupt(e.to_string()))?),
                 ),
+                CredentialKind::HttpPeer => {
+                    if !crate::peer_http::validate_user(&id) || !stored.binding.is_cse() {
+                        return Err(corrupt(format!("bad HTTP peer credential {id}")));
+                    }
+                    (stored_key(&id, &stored).map_err(corrupt)?, None)
+                }
             };
             entries.insert(
                 id,
@@ -701,6 +770,17 @@ impl CredentialRegistry {
         })?;
         *self.file_stamp.lock() = Some(stamp);
         Ok(())
+    }
+}
+
+/// The key of a stored PSK or HTTP peer credential: present unless it was revoked.
+fn stored_key(id: &str, stored: &StoredEntry) -> Result<Option<PskKey>, String> {
+    match (&stored.key, stored.revoked) {
+        (Some(hex), _) => PskKey::from_hex(hex)
+            .map(Some)
+            .map_err(|_| format!("bad key for {id}")),
+        (None, true) => Ok(None),
+        (None, false) => Err(format!("no key for {id}")),
     }
 }
 

@@ -82,6 +82,9 @@ pub struct PeerIdentity {
     binding: Binding,
     /// For a certificate chain: what a CRL would name each of its certificates by.
     revocation_keys: Vec<RevocationKey>,
+    /// The PSK came from a key server ([`crate::RemotePskSource`]), which then decides
+    /// whether the association is still current.
+    remote_psk: bool,
 }
 
 /// How a CRL names a certificate: its issuer (DER-encoded name) and serial number.
@@ -104,7 +107,19 @@ impl PeerIdentity {
             credential,
             binding,
             revocation_keys: Vec::new(),
+            remote_psk: false,
         }
+    }
+
+    pub(crate) fn with_remote_psk(mut self) -> Self {
+        self.remote_psk = true;
+        self
+    }
+
+    /// Whether the PSK was fetched from a key server (MEF, MAF) rather than held in the
+    /// credential registry.
+    pub fn is_remote_psk(&self) -> bool {
+        self.remote_psk
     }
 
     pub(crate) fn with_revocation_keys(mut self, keys: Vec<RevocationKey>) -> Self {

@@ -37,13 +37,15 @@ pub mod client;
 pub mod credentials;
 pub mod exporter;
 pub mod identity;
+pub mod peer_http;
+pub mod remote_psk;
 pub mod secret;
 pub mod server;
 pub mod strength;
 
 mod hexutil;
 
-pub use association::{Association, Revoked};
+pub use association::{Association, Refusal};
 pub use certs::CertError;
 pub use client::{ClientConfigError, ClientOptions, TlsClient, TlsVersion};
 pub use credentials::{
@@ -51,6 +53,7 @@ pub use credentials::{
 };
 pub use exporter::{ExportError, ExportedKey};
 pub use identity::{Binding, Framework, IdentityError, NiDigest, PeerIdentity};
+pub use remote_psk::{RemotePsk, RemotePskSource};
 pub use server::{
     CrlFreshness, HandshakeError, ServerCertificate, ServerSettings, TlsConfigError, TlsServer,
 };

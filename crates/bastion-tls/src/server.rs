@@ -33,6 +33,7 @@ use zeroize::Zeroizing;
 use crate::association::Association;
 use crate::credentials::CredentialRegistry;
 use crate::identity::{self, Binding, Framework, IdentityError, PeerIdentity, RevocationKey};
+use crate::remote_psk::RemotePskSource;
 use crate::strength;
 
 /// TLS 1.2 PSK suites (10.2; `PSK-AES128-CBC-SHA256` is the mandatory one), in the
@@ -97,6 +98,14 @@ pub struct ServerSettings {
     pub crl_files: Vec<PathBuf>,
     /// Refuse TLS 1.3 (TLS 1.2 only). Default: TLS 1.3 enabled.
     pub disable_tls13: bool,
+    /// Where PSK identities that the registry lacks are fetched (keys provisioned by a
+    /// MEF, registered with a MAF, or bootstrapped by GBA). None: only the registry's keys
+    /// are accepted.
+    pub remote_psk: Option<Arc<dyn RemotePskSource>>,
+    /// Accept, on the certificate framework, clients that present no certificate
+    /// (server-authenticated TLS); each of their requests must then authenticate a peer
+    /// CSE with HTTP credentials ([`crate::peer_http`]). Off by default: weaker assurance.
+    pub peer_http_authentication: bool,
 }
 
 /// Failures building a server configuration (operator errors).
@@ -105,6 +114,10 @@ pub enum TlsConfigError {
     /// Neither PSK nor certificates are enabled.
     #[error("a TLS listener must accept PSK, certificates, or both")]
     NoFramework,
+    /// Peer HTTP authentication needs the certificate framework without a mandatory
+    /// client certificate (the server authenticates with its certificate).
+    #[error("peer HTTP authentication needs the certificate framework and an optional client certificate")]
+    PeerHttpWithoutServerOnlyTls,
     /// The certificate framework is enabled without a server certificate.
     #[error("the certificate framework needs a server certificate")]
     NoServerCertificate,
@@ -177,6 +190,16 @@ impl HandshakeError {
 struct PskMatch {
     kpsa_id: String,
     binding: Binding,
+    /// The key came from the [`RemotePskSource`], not the registry.
+    remote: bool,
+}
+
+/// Asks `source`, when there is one, for an identity the registry lacks.
+fn fetch_remote_psk(
+    source: Option<&dyn RemotePskSource>,
+    identity: &str,
+) -> Option<crate::remote_psk::RemotePsk> {
+    source?.fetch(identity)
 }
 
 /// A configured TLS listener.
@@ -335,6 +358,11 @@ impl TlsServer {
         if settings.certificate && settings.server_certificates.is_empty() {
             return Err(TlsConfigError::NoServerCertificate);
         }
+        if settings.peer_http_authentication
+            && (!settings.certificate || settings.require_client_certificate)
+        {
+            return Err(TlsConfigError::PeerHttpWithoutServerOnlyTls);
+        }
         let psk_index = Ssl::new_ex_index::<PskMatch>()?;
         let acceptor = build_acceptor(settings, &registry, psk_index)?;
         let (revoked, next_updates) = load_crls(&settings.crl_files)?;
@@ -440,6 +468,13 @@ impl TlsServer {
         if self.registry.is_revoked(identity.credential()) {
             return true;
         }
+        if identity.framework() == Framework::Psk && identity.is_remote_psk() {
+            return !self
+                .settings
+                .remote_psk
+                .as_ref()
+                .is_some_and(|source| source.is_current(identity.credential()));
+        }
         let keys = identity.revocation_keys();
         if keys.is_empty() {
             return false;
@@ -454,6 +489,15 @@ impl TlsServer {
         &self,
         tcp: TcpStream,
     ) -> Result<(SslStream<TcpStream>, PeerIdentity), HandshakeError> {
+        let stream = self.handshake(tcp).await?;
+        let identity = self.identity_of(stream.ssl())?;
+        if self.registry.is_revoked(identity.credential()) {
+            return Err(HandshakeError::Revoked(identity.credential().to_owned()));
+        }
+        Ok((stream, identity))
+    }
+
+    async fn handshake(&self, tcp: TcpStream) -> Result<SslStream<TcpStream>, HandshakeError> {
         let context = self
             .acceptor
             .read()
@@ -466,30 +510,46 @@ impl TlsServer {
             .accept()
             .await
             .map_err(|e| HandshakeError::from_ssl(&e))?;
-        let identity = self.identity_of(stream.ssl())?;
-        if self.registry.is_revoked(identity.credential()) {
-            return Err(HandshakeError::Revoked(identity.credential().to_owned()));
-        }
-        Ok((stream, identity))
+        Ok(stream)
     }
 
     /// [`TlsServer::accept`], keeping the identity with this server as an
-    /// [`Association`] that every request on the stream asks for its originator.
+    /// [`Association`] that every request on the stream asks for its originator. With
+    /// [`ServerSettings::peer_http_authentication`], a client that presented neither a
+    /// PSK nor a certificate gets a server-authenticated association whose requests
+    /// authenticate by HTTP credentials ([`Association::admit`]).
     pub async fn associate(
         self: &Arc<Self>,
         tcp: TcpStream,
     ) -> Result<(SslStream<TcpStream>, Association), HandshakeError> {
-        let (stream, identity) = self.accept(tcp).await?;
+        let stream = self.handshake(tcp).await?;
+        let ssl = stream.ssl();
+        if self.settings.peer_http_authentication
+            && ssl.ex_data(self.psk_index).is_none()
+            && ssl.peer_certificate().is_none()
+        {
+            return Ok((stream, Association::per_request_http(self.clone())));
+        }
+        let identity = self.identity_of(ssl)?;
+        if self.registry.is_revoked(identity.credential()) {
+            return Err(HandshakeError::Revoked(identity.credential().to_owned()));
+        }
         Ok((stream, Association::new(self.clone(), identity)))
+    }
+
+    /// The credential store this server looks credentials up in.
+    pub(crate) fn registry(&self) -> &CredentialRegistry {
+        &self.registry
     }
 
     fn identity_of(&self, ssl: &openssl::ssl::SslRef) -> Result<PeerIdentity, HandshakeError> {
         if let Some(m) = ssl.ex_data(self.psk_index) {
-            return Ok(PeerIdentity::new(
-                Framework::Psk,
-                m.kpsa_id.clone(),
-                m.binding.clone(),
-            ));
+            let identity = PeerIdentity::new(Framework::Psk, m.kpsa_id.clone(), m.binding.clone());
+            return Ok(if m.remote {
+                identity.with_remote_psk()
+            } else {
+                identity
+            });
         }
         if !self.settings_certificate {
             return Err(HandshakeError::NoPeerIdentity);
@@ -555,6 +615,7 @@ fn build_acceptor(
 
     if settings.psk {
         let registry = registry.clone();
+        let remote_psk = settings.remote_psk.clone();
         b.set_psk_server_callback(move |ssl, identity, psk| {
             // 8.2.2.1: psk_identity = KpsaID; the client adds a trailing NUL.
             let Some(raw) = identity else { return Ok(0) };
@@ -562,8 +623,15 @@ fn build_acceptor(
             let Ok(kpsa_id) = std::str::from_utf8(raw) else {
                 return Ok(0);
             };
-            match registry.lookup_psk(kpsa_id) {
-                Some((key, binding)) if key.expose().len() <= psk.len() => {
+            let found = registry
+                .lookup_psk(kpsa_id)
+                .map(|(key, binding)| (key, binding, false))
+                .or_else(|| {
+                    fetch_remote_psk(remote_psk.as_deref(), kpsa_id)
+                        .map(|r| (r.key, r.binding, true))
+                });
+            match found {
+                Some((key, binding, remote)) if key.expose().len() <= psk.len() => {
                     let len = key.expose().len();
                     psk[..len].copy_from_slice(key.expose());
                     ssl.set_ex_data(
@@ -571,6 +639,7 @@ fn build_acceptor(
                         PskMatch {
                             kpsa_id: kpsa_id.to_owned(),
                             binding,
+                            remote,
                         },
                     );
                     Ok(len)

@@ -81,6 +81,8 @@ impl Fixture {
             trust_anchors: vec![self.pki.ca.cert_pem.clone()],
             crl_files: vec![],
             disable_tls13: false,
+            remote_psk: None,
+            peer_http_authentication: false,
         }
     }
 
@@ -875,4 +877,87 @@ async fn ts0003_10_1_1_5_identity_uris_are_absolute_and_name_constrained() {
     // OpenSSL's name-constraint failure (X509_V_ERR_PERMITTED_VIOLATION) alerts as
     // certificate_unknown, unlike the identity check of the verify callback.
     assert_eq!(client, "ssl/tls alert certificate unknown");
+}
+
+/// A key server's answer kept in memory: what a MEF or MAF client would have fetched.
+#[derive(Debug)]
+struct KeyServerAnswers {
+    identity: &'static str,
+    current: std::sync::atomic::AtomicBool,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl bastion_tls::RemotePskSource for KeyServerAnswers {
+    fn fetch(&self, identity: &str) -> Option<bastion_tls::RemotePsk> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        (identity == self.identity).then(|| bastion_tls::RemotePsk {
+            key: PskKey::from_hex(KPSA_HEX).unwrap(),
+            binding: Binding::ae(AE_ID).unwrap(),
+        })
+    }
+
+    fn is_current(&self, identity: &str) -> bool {
+        identity == self.identity && self.current.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn a_key_server_identity_unknown_to_the_registry_is_fetched_and_bound() {
+    let f = fixture();
+    let source = Arc::new(KeyServerAnswers {
+        identity: "0a1b2c@mef.example.com",
+        current: true.into(),
+        asked: 0.into(),
+    });
+    let settings = ServerSettings {
+        remote_psk: Some(source.clone()),
+        ..f.settings()
+    };
+    let server = f.server(&settings);
+
+    // A registry key is found without asking the key server.
+    let (addr, task) = listen(server.clone()).await;
+    client_run(
+        &psk_client(KPSA_ID, KPSA_HEX, &ClientOptions::default()),
+        addr,
+    )
+    .await
+    .unwrap();
+    let local = task.await.unwrap().unwrap();
+    assert!(!local.identity.is_remote_psk());
+    assert_eq!(source.asked.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // A RelativeKeyID@FQDN identity the registry lacks comes from the key server.
+    let (addr, task) = listen(server.clone()).await;
+    let client = psk_client(
+        "0a1b2c@mef.example.com",
+        KPSA_HEX,
+        &tls12("PSK-AES128-CBC-SHA256"),
+    );
+    let client_exports = client_run(&client, addr).await.unwrap();
+    let accepted = task.await.unwrap().unwrap();
+    assert_eq!(accepted.identity.framework(), Framework::Psk);
+    assert_eq!(accepted.identity.credential(), "0a1b2c@mef.example.com");
+    assert_eq!(accepted.identity.originator(), AE_ID);
+    assert!(accepted.identity.is_remote_psk());
+    assert_eq!(accepted.exports, client_exports);
+    assert!(!server.is_revoked(&accepted.identity));
+
+    // The key server ends the key's lifetime: the association may no longer be used.
+    source
+        .current
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(server.is_revoked(&accepted.identity));
+
+    // Identities the key server does not know fail as unknown identities.
+    for identity in ["ffff@mef.example.com", "0a1b2c@maf.example.com"] {
+        let (addr, task) = listen(server.clone()).await;
+        let client = psk_client(identity, KPSA_HEX, &tls12("PSK-AES128-CBC-SHA256"));
+        assert_eq!(
+            tls_reason(client_run(&client, addr).await),
+            "tlsv1 alert unknown psk identity"
+        );
+        assert_eq!(tls_reason(task.await.unwrap()), "psk identity not found");
+    }
+    assert_eq!(source.asked.load(std::sync::atomic::Ordering::SeqCst), 3);
 }

@@ -90,6 +90,11 @@ pub enum CredentialsCommand {
     /// Add a PSK credential (KpsaID + Kpsa) bound to an AE-ID, a CSE-ID, or, with
     /// neither, to the Credential-ID 12-<KpsaID>.
     Add(CredentialsAddArgs),
+    /// Add the HTTP credential of a peer CSE (user name + secret bound to its CSE-ID),
+    /// accepted only on a TLS listener with `[tls] peer-http-authentication = true`, as
+    /// `Authorization: Basic` (user:secret) or `Bearer` (secret). Weaker than a PSK or
+    /// certificate association: see docs/security.md.
+    AddHttpPeer(CredentialsAddHttpPeerArgs),
     /// List credentials: identifier, kind, binding, state. Never key bytes.
     List(StoreArgs),
     /// Revoke a credential: new handshakes fail and live associations are cut.
@@ -121,13 +126,34 @@ pub struct CredentialsAddArgs {
     pub cse_id: Option<String>,
 }
 
+/// Arguments of `credentials add-http-peer`.
+#[derive(Debug, Args)]
+pub struct CredentialsAddHttpPeerArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// The user name the peer presents with Basic: 1 to 64 characters of [A-Za-z0-9._-]
+    #[arg(long, value_name = "USER")]
+    pub user: String,
+
+    /// File holding the secret (16 to 64 characters of A-Z a-z 0-9 - . _ ~ + / =, usable
+    /// as a Basic password and a Bearer token); mode 0600 or stricter. Without it the
+    /// secret is taken from BASTION_HTTP_SECRET (never from the command line)
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+
+    /// The CSE-ID the peer's requests are bound to
+    #[arg(long, value_name = "CSE-ID")]
+    pub cse_id: String,
+}
+
 /// Arguments of `credentials revoke`.
 #[derive(Debug, Args)]
 pub struct CredentialsRevokeArgs {
     #[command(flatten)]
     pub store: StoreArgs,
 
-    /// The credential: a KpsaID or an ni:/// identifier
+    /// The credential: a KpsaID, an ni:/// identifier or an HTTP peer user name
     #[arg(long, value_name = "ID")]
     pub id: String,
 }

@@ -6,10 +6,14 @@
 //! directory lock: the store is replaced atomically and a running server picks changes
 //! up with `reload_if_changed`. Output names credentials, bindings and states, never keys.
 
-use crate::cli::{CredentialsAddArgs, CredentialsRevokeArgs, StoreArgs};
+use crate::cli::{
+    CredentialsAddArgs, CredentialsAddHttpPeerArgs, CredentialsRevokeArgs, StoreArgs,
+};
 use crate::settings::DEFAULT_CREDENTIALS_STORE;
 use crate::Failure;
-use bastion_tls::{Binding, CredentialInfo, CredentialKind, CredentialRegistry, PskKey, StoreKey};
+use bastion_tls::{
+    Binding, CredentialError, CredentialInfo, CredentialKind, CredentialRegistry, PskKey, StoreKey,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -38,6 +42,7 @@ fn line(info: &CredentialInfo) -> String {
     let kind = match info.kind {
         CredentialKind::Psk => "psk",
         CredentialKind::RawPublicKey => "raw-public-key",
+        CredentialKind::HttpPeer => "http-peer",
     };
     let binding = match &info.binding {
         Binding::Ae(id) => format!("ae {id}"),
@@ -61,6 +66,46 @@ pub fn add(args: &CredentialsAddArgs) -> Result<String, Failure> {
         .add_psk(&args.id, key, binding)
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     Ok(format!("added {}", line(&info)))
+}
+
+/// `credentials add-http-peer`: prints the added credential's line (never the secret).
+pub fn add_http_peer(args: &CredentialsAddHttpPeerArgs) -> Result<String, Failure> {
+    let secret = http_secret(args.secret_file.as_deref())?;
+    let binding = Binding::cse(&args.cse_id).map_err(|e| Failure::Config(e.to_string()))?;
+    let registry = open(&args.store)?;
+    let info = registry
+        .add_http_peer(&args.user, secret, binding)
+        .map_err(|e| match e {
+            CredentialError::InvalidHttpUser(_) => Failure::Config(e.to_string()),
+            other => Failure::Runtime(other.to_string()),
+        })?;
+    Ok(format!("added {}", line(&info)))
+}
+
+/// The environment variable an HTTP peer secret may be given in.
+pub const HTTP_SECRET_ENV: &str = "BASTION_HTTP_SECRET";
+
+/// An HTTP peer secret from the file given, else `BASTION_HTTP_SECRET`: 16 to 64
+/// characters of the RFC 6750 token alphabet, so it works as a Basic password and as a
+/// Bearer token alike.
+fn http_secret(file: Option<&std::path::Path>) -> Result<PskKey, Failure> {
+    let text = match file {
+        Some(path) => bastion_tls::secret::read_secret_text(path)
+            .map_err(|e| Failure::Config(e.to_string()))?,
+        None => zeroize::Zeroizing::new(std::env::var(HTTP_SECRET_ENV).map_err(|_| {
+            Failure::Config(format!(
+                "no secret: give --secret-file FILE or set {HTTP_SECRET_ENV}"
+            ))
+        })?),
+    };
+    let text = text.trim();
+    let token_char = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b);
+    if !(16..=64).contains(&text.len()) || !text.bytes().all(token_char) {
+        return Err(Failure::Config(
+            "the secret must be 16 to 64 characters of A-Z a-z 0-9 - . _ ~ + / =".to_owned(),
+        ));
+    }
+    PskKey::new(text.as_bytes()).map_err(|e| Failure::Config(e.to_string()))
 }
 
 /// `credentials list`.

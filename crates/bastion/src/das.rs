@@ -90,6 +90,8 @@ fn open_tls(args: &DasArgs) -> Result<Arc<TlsServer>, Failure> {
         trust_anchors: args.ca.iter().map(|p| read(p)).collect::<Result<_, _>>()?,
         crl_files: args.crl.clone(),
         disable_tls13: false,
+        remote_psk: None,
+        peer_http_authentication: false,
     };
     let server =
         TlsServer::new(&settings, registry).map_err(|e| Failure::Config(format!("tls: {e}")))?;

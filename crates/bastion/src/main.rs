@@ -72,6 +72,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve(args) => serve::serve(resolve(&args)?),
         Command::Das(args) => das::run(&args),
         Command::Credentials(CredentialsCommand::Add(args)) => print(&credentials::add(&args)?),
+        Command::Credentials(CredentialsCommand::AddHttpPeer(args)) => {
+            print(&credentials::add_http_peer(&args)?)
+        }
         Command::Credentials(CredentialsCommand::List(args)) => print(&credentials::list(&args)?),
         Command::Credentials(CredentialsCommand::Revoke(args)) => {
             print(&credentials::revoke(&args)?)

@@ -283,6 +283,13 @@ async fn run(
             "accepting TLS on {}",
             tls.bound
         );
+        if tls.peer_http_authentication {
+            tracing::warn!(
+                "peer HTTP authentication is on: clients without a certificate are accepted \
+                 and bound by HTTP Basic/Bearer credentials, a weaker assurance than PSK or \
+                 certificates (docs/security.md)"
+            );
+        }
     }
 
     // Building a binding fails only if its listener cannot tell its address; the
@@ -401,6 +408,7 @@ struct Tls {
     registry: Arc<CredentialRegistry>,
     psk: bool,
     certificate: bool,
+    peer_http_authentication: bool,
     protection: crate::settings::Protection,
 }
 
@@ -445,6 +453,8 @@ async fn open_tls(settings: &Settings) -> Result<Tls, Failure> {
             .collect::<Result<_, _>>()?,
         crl_files: t.crl_files.iter().map(|p| settings.data_path(p)).collect(),
         disable_tls13: t.disable_tls13,
+        remote_psk: None,
+        peer_http_authentication: t.peer_http_authentication,
     };
     let server = TlsServer::new(&server_settings, registry.clone())
         .map_err(|e| Failure::Runtime(format!("tls: {e}")))?;
@@ -461,6 +471,7 @@ async fn open_tls(settings: &Settings) -> Result<Tls, Failure> {
         registry,
         psk: t.psk,
         certificate: t.certificate,
+        peer_http_authentication: t.peer_http_authentication,
         protection: t.protection(),
     })
 }

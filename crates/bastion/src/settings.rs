@@ -303,6 +303,12 @@ pub struct TlsSection {
     /// TLS 1.2 only. Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable_tls13: Option<bool>,
+    /// Opt-in: accept clients without a certificate (server-authenticated TLS) whose every
+    /// request authenticates a peer CSE with HTTP Basic or Bearer credentials from the
+    /// credential store. Needs the certificate framework; makes the client certificate
+    /// optional. Default: false (docs/security.md, "HTTP-authenticated peer CSEs").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_http_authentication: Option<bool>,
     /// The encrypted credential store. Default: `credentials.store`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_store: Option<String>,
@@ -352,6 +358,7 @@ pub struct TlsSettings {
     pub crl_files: Vec<PathBuf>,
     pub require_client_certificate: bool,
     pub disable_tls13: bool,
+    pub peer_http_authentication: bool,
     pub credentials_store: PathBuf,
     pub credentials_key_file: Option<PathBuf>,
 }
@@ -1082,6 +1089,7 @@ impl TlsSettings {
             crl_files: texts(&self.crl_files)?,
             require_client_certificate: Some(self.require_client_certificate),
             disable_tls13: Some(self.disable_tls13),
+            peer_http_authentication: self.peer_http_authentication.then_some(true),
             credentials_store: Some(text(&self.credentials_store)?),
             credentials_key_file: self.credentials_key_file.as_deref().map(text).transpose()?,
         })
@@ -1164,6 +1172,17 @@ fn resolve_tls(listen: Option<String>, t: TlsSection) -> Result<Option<TlsSettin
                 .to_owned(),
         );
     }
+    let peer_http = t.peer_http_authentication == Some(true);
+    if peer_http && !certificate {
+        problems.push("tls: peer-http-authentication needs the certificate framework".to_owned());
+    }
+    if peer_http && t.require_client_certificate == Some(true) {
+        problems.push(
+            "tls: peer-http-authentication accepts clients without a certificate; it cannot \
+             be combined with require-client-certificate = true"
+                .to_owned(),
+        );
+    }
     let empty = |f: &Option<String>| f.as_deref() == Some("");
     if empty(&t.credentials_store) || empty(&t.credentials_key_file) {
         problems.push("tls: file names must not be empty".to_owned());
@@ -1177,8 +1196,11 @@ fn resolve_tls(listen: Option<String>, t: TlsSection) -> Result<Option<TlsSettin
             key_file: t.key_file.map(PathBuf::from),
             trust_anchor_files: t.trust_anchor_files.iter().map(PathBuf::from).collect(),
             crl_files: t.crl_files.iter().map(PathBuf::from).collect(),
-            require_client_certificate: t.require_client_certificate.unwrap_or(certificate),
+            require_client_certificate: t
+                .require_client_certificate
+                .unwrap_or(certificate && !peer_http),
             disable_tls13: t.disable_tls13.unwrap_or(false),
+            peer_http_authentication: peer_http,
             credentials_store: PathBuf::from(
                 t.credentials_store
                     .unwrap_or_else(|| DEFAULT_CREDENTIALS_STORE.to_owned()),
