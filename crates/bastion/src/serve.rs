@@ -154,8 +154,8 @@ async fn run(
 
     let store: Arc<dyn Store> = store;
     let mut config = settings.cse_config(bound);
-    if plain.is_none() {
-        // A TLS-only CSE advertises no plain point of access.
+    if plain.is_none() || !settings.http_advertise {
+        // A TLS-only CSE, or one told not to, advertises no plain point of access.
         config.poa.clear();
     }
     config.authorization = settings

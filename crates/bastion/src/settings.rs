@@ -73,6 +73,8 @@ pub const DEFAULT_INSECURE: bool = false;
 /// Built-in default: other CSEs' originators need a security association, also on
 /// loopback.
 pub const DEFAULT_TRUST_LOOPBACK_CSES: bool = false;
+/// `[http] advertise` default: the plain listener is in the CSEBase `poa`.
+pub const DEFAULT_HTTP_ADVERTISE: bool = true;
 /// Built-in default: the plain HTTP listener runs.
 pub const DEFAULT_HTTP_ENABLED: bool = true;
 /// Built-in default credential store, relative to the data directory.
@@ -166,6 +168,8 @@ pub struct RawSettings {
     pub trust_loopback_cses: Option<bool>,
     /// `[http] enabled`: from the configuration file only.
     pub http_enabled: Option<bool>,
+    /// `[http] advertise`: from the configuration file only.
+    pub http_advertise: Option<bool>,
     /// `[tls] listen`, flag `--tls-listen`.
     pub tls_listen: Option<String>,
     /// The rest of `[tls]`: from the configuration file only.
@@ -212,6 +216,7 @@ impl RawSettings {
             insecure: other.insecure.or(self.insecure),
             trust_loopback_cses: other.trust_loopback_cses.or(self.trust_loopback_cses),
             http_enabled: other.http_enabled.or(self.http_enabled),
+            http_advertise: other.http_advertise.or(self.http_advertise),
             tls_listen: other.tls_listen.or(self.tls_listen),
             tls: other.tls.or(self.tls),
             location: other.location.or(self.location),
@@ -479,6 +484,8 @@ struct HttpSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     trust_loopback_cses: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    advertise: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     max_body_bytes: Option<i64>,
 }
 
@@ -525,6 +532,7 @@ impl FileConfig {
             insecure: self.http.insecure,
             trust_loopback_cses: self.http.trust_loopback_cses,
             http_enabled: self.http.enabled,
+            http_advertise: self.http.advertise,
             tls_listen: self.tls.as_ref().and_then(|t| t.listen.clone()),
             tls: self.tls.map(|t| TlsSection { listen: None, ..t }),
             location: self.location,
@@ -595,6 +603,9 @@ pub struct Settings {
     pub authorization: AuthorizationSection,
     /// `[http] enabled`: whether the plain listener runs at all (a TLS-only CSE).
     pub http_enabled: bool,
+    /// `[http] advertise`: whether the CSEBase `poa` lists the plain listener (peers
+    /// that send every request to each `poa`, ACME among them, then keep to TLS).
+    pub http_advertise: bool,
     /// `[http] insecure`: the plain listener may be on a non-loopback address.
     pub insecure: bool,
     /// `[http] trust-loopback-cses` (development only): see
@@ -743,6 +754,7 @@ impl Settings {
             .trust_loopback_cses
             .unwrap_or(DEFAULT_TRUST_LOOPBACK_CSES);
         let http_enabled = raw.http_enabled.unwrap_or(DEFAULT_HTTP_ENABLED);
+        let http_advertise = raw.http_advertise.unwrap_or(DEFAULT_HTTP_ADVERTISE);
         if let Some(addr) = listen.filter(|_| http_enabled) {
             if let Err(problem) = plain_protection(addr, insecure) {
                 problems.push(problem);
@@ -806,6 +818,7 @@ impl Settings {
                 log,
                 authorization,
                 http_enabled,
+                http_advertise,
                 insecure,
                 trust_loopback_cses,
                 tls,
@@ -845,6 +858,7 @@ impl Settings {
             log: DEFAULT_LOG.to_owned(),
             authorization: AuthorizationSection::default(),
             http_enabled: DEFAULT_HTTP_ENABLED,
+            http_advertise: DEFAULT_HTTP_ADVERTISE,
             insecure: DEFAULT_INSECURE,
             trust_loopback_cses: DEFAULT_TRUST_LOOPBACK_CSES,
             tls: None,
@@ -1000,6 +1014,7 @@ impl Settings {
                 listen: Some(self.listen.to_string()),
                 insecure: Some(self.insecure),
                 trust_loopback_cses: Some(self.trust_loopback_cses),
+                advertise: Some(self.http_advertise),
                 max_body_bytes: Some(self.max_body_bytes as i64),
             },
             storage: StorageSection {
@@ -1508,6 +1523,7 @@ mod tests {
             insecure,
             trust_loopback_cses,
             http_enabled,
+            http_advertise,
             // [authorization], [tls] and [location] have no defaults to set: the file
             // documents them commented out.
             authorization: _,
@@ -1549,6 +1565,7 @@ mod tests {
             ("insecure", insecure.is_some()),
             ("trust-loopback-cses", trust_loopback_cses.is_some()),
             ("enabled", http_enabled.is_some()),
+            ("advertise", http_advertise.is_some()),
             ("[limits]", limits.is_some()),
         ];
         for (key, is_set) in set {

@@ -501,3 +501,143 @@ async fn ts0001_10_1_1_2_acme_mn_registers_with_bastion_in_and_requests_cross_bo
         inc.log()
     );
 }
+
+/// The opt-in binding of a peer CSE by HTTP Basic over server-authenticated TLS (issue 14,
+/// interoperability item 5; docs/security.md): ACME authenticates to its registrar only
+/// that way. Bastion's IN serves certificates on its TLS listener with
+/// `peer-http-authentication`, and holds an `http-peer` credential bound to `/id-amn`; no
+/// `trust-loopback-cses`. ACME sends each request to every `poa` of its target in turn, so
+/// the plain listener (kept for the test's own requests) is not advertised: otherwise
+/// ACME would also send its credentials in clear text there and take the 4106 that a bound
+/// identity gets outside its association as its answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn opt_in_acme_mn_registers_with_bastion_in_over_tls_with_http_basic() {
+    use common::provision::ca_and_certificates;
+    use common::{bastion, ok, path, tls_port, write_key_file};
+    const STORE_KEY: &str = "8f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+    const SECRET: &str = "acme-interop-secret-0123456789";
+    let Some(launcher) = acmecse() else { return };
+    let files = tempfile::tempdir().expect("files");
+    let f = files.path();
+    write_key_file(&f.join("store.key"), STORE_KEY);
+    write_key_file(&f.join("peer.secret"), SECRET);
+    let (inc, registrar_tls_port) = tokio::task::block_in_place(|| {
+        ca_and_certificates(f, &[("srv", "//bastion.example/id-in")]);
+        let inc = Server::start_with_config(&format!(
+            "[cse]\nliveness-check-secs = 1\n[http]\nadvertise = false\n\
+             [tls]\nlisten = \"127.0.0.1:0\"\n\
+             frameworks = [\"certificate\"]\ncertificate-file = \"{}\"\nkey-file = \"{}\"\n\
+             trust-anchor-files = [\"{}\"]\ncredentials-key-file = \"{}\"\n\
+             peer-http-authentication = true\n[log]\nlevel = \"info,bastion=debug\"\n",
+            path(f, "srv.pem"),
+            path(f, "srv.key"),
+            path(f, "ca.pem"),
+            path(f, "store.key"),
+        ));
+        let data_dir = inc.data_dir().to_string_lossy().into_owned();
+        ok(&bastion(&[
+            "credentials",
+            "add-http-peer",
+            "--data-dir",
+            &data_dir,
+            "--key-file",
+            &path(f, "store.key"),
+            "--user",
+            "acme-amn",
+            "--secret-file",
+            &path(f, "peer.secret"),
+            "--cse-id",
+            "/id-amn",
+        ]));
+        let port = tls_port(&inc);
+        (inc, port)
+    });
+    let role = Role::MnOverTlsWithBasic {
+        registrar_tls_port,
+        registrar_id: "id-in",
+        registrar_name: "cse-in",
+        user: "acme-amn",
+        password: SECRET,
+    };
+    let acme = tokio::task::block_in_place(|| Acme::start(&launcher, role, "id-amn", "cse-amn", 1));
+
+    // ACME registers over TLS with Basic: its <remoteCSE> is created on Bastion.
+    let registered = eventually(Duration::from_secs(20), async || {
+        inc.get("/cse-in/id-amn", "CAdmin").await.rsc == 2000
+    })
+    .await;
+    assert!(
+        registered,
+        "IN log:\n{}\nACME log:\n{}",
+        inc.log(),
+        acme.log()
+    );
+    let csr = inc.get("/cse-in/id-amn", "CAdmin").await;
+    assert_eq!(csr.inner("m2m:csr")["csi"], "/id-amn");
+
+    // ACME → Bastion over the same kind of association: an AE registered on ACME reads a
+    // container on Bastion that Bastion's ACP shares with it.
+    inc.ae("Cinapp").await;
+    inc.create(
+        "/cse-in/Cinapp",
+        "Cinapp",
+        1,
+        json!({"m2m:acp": {"rn": "share",
+            "pv": {"acr": [{"acor": ["Cinapp"], "acop": 63},
+                           {"acor": ["/id-amn/Cacme"], "acop": 2}]},
+            "pvs": {"acr": [{"acor": ["Cinapp"], "acop": 63}]}}}),
+    )
+    .await
+    .expect(2001);
+    inc.create(
+        "/cse-in/Cinapp",
+        "Cinapp",
+        3,
+        json!({"m2m:cnt": {"rn": "data", "acpi": ["cse-in/Cinapp/share"]}}),
+    )
+    .await
+    .expect(2001);
+    acme.create(
+        "/cse-amn",
+        "Cacme",
+        2,
+        json!({"m2m:ae": {"rn": "acmeapp", "api": "Nacme", "rr": false, "srv": ["3", "4"]}}),
+    )
+    .await;
+    let (rsc, body) = acme
+        .req("GET", "/~/id-in/cse-in/Cinapp/data", "Cacme", None, None)
+        .await;
+    assert_eq!(
+        rsc,
+        2000,
+        "{body}\nIN log:\n{}\nACME log:\n{}",
+        inc.log(),
+        acme.log()
+    );
+    assert_eq!(body["m2m:cnt"]["rn"], "data");
+    assert!(!inc.log().contains(SECRET), "the secret reached the log");
+
+    // An ACME holding a wrong password never registers: each attempt is 4107.
+    let role = Role::MnOverTlsWithBasic {
+        registrar_tls_port,
+        registrar_id: "id-in",
+        registrar_name: "cse-in",
+        user: "acme-amn",
+        password: "not-the-configured-secret",
+    };
+    let impostor =
+        tokio::task::block_in_place(|| Acme::start(&launcher, role, "id-bad", "cse-bad", 1));
+    let refused = tokio::task::block_in_place(|| {
+        inc.log_shows(
+            "reason=the HTTP credentials were not accepted",
+            Duration::from_secs(15),
+        )
+    });
+    assert!(
+        refused,
+        "IN log:\n{}\nACME log:\n{}",
+        inc.log(),
+        impostor.log()
+    );
+    inc.get("/cse-in/id-bad", "CAdmin").await.expect(4004);
+}

@@ -261,6 +261,26 @@ async fn ts0001_9_6_3_csebase_poa_advertises_the_tls_listener_first() {
     );
 }
 
+/// `[http] advertise = false`: the plain listener still serves, but the CSEBase `poa`
+/// names only the TLS listener.
+#[tokio::test]
+async fn ts0001_9_6_3_an_unadvertised_plain_listener_is_not_in_the_poa() {
+    let files = tempfile::tempdir().expect("files");
+    let f = files.path();
+    write_key_file(&f.join("store.key"), STORE_KEY);
+    let srv = Server::start_with_config(&format!(
+        "[http]\nadvertise = false\n[tls]\nlisten = \"127.0.0.1:0\"\n\
+         credentials-key-file = \"{}\"\n",
+        path(f, "store.key")
+    ));
+    let cb = srv.get("/cse-in", ADMIN).await;
+    assert_eq!(cb.status, 200);
+    assert_eq!(
+        cb.body["m2m:cb"]["poa"],
+        serde_json::json!([format!("https://127.0.0.1:{}", tls_port(&srv))])
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_cuts_a_kept_alive_association() {
     use http_body_util::{BodyExt, Empty};

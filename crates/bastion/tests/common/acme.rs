@@ -59,6 +59,16 @@ pub enum Role<'a> {
         registrar_id: &'a str,
         registrar_name: &'a str,
     },
+    /// An MN-CSE registering over `https://localhost:PORT` with HTTP Basic credentials
+    /// (`[cse.registrar.security] httpUsername/httpPassword`). ACME verifies no server
+    /// certificate unless its own HTTP server runs TLS, so it does not here.
+    MnOverTlsWithBasic {
+        registrar_tls_port: u16,
+        registrar_id: &'a str,
+        registrar_name: &'a str,
+        user: &'a str,
+        password: &'a str,
+    },
 }
 
 /// A running ACME CSE.
@@ -79,8 +89,8 @@ pub fn free_port() -> u16 {
 }
 
 fn ini(role: &Role<'_>, port: u16, cse_id: &str, cse_name: &str, check_interval: u32) -> String {
-    let (cse_type, registrar) = match role {
-        Role::In => ("IN", String::new()),
+    let (cse_type, registrar, address, security) = match role {
+        Role::In => ("IN", String::new(), String::new(), String::new()),
         Role::Mn {
             registrar_port,
             registrar_id,
@@ -91,11 +101,30 @@ fn ini(role: &Role<'_>, port: u16, cse_id: &str, cse_name: &str, check_interval:
                 "registrarCseHost=127.0.0.1\nregistrarCsePort={registrar_port}\n\
                  registrarCseID={registrar_id}\nregistrarCseName={registrar_name}\n"
             ),
+            String::new(),
+            String::new(),
+        ),
+        Role::MnOverTlsWithBasic {
+            registrar_tls_port,
+            registrar_id,
+            registrar_name,
+            user,
+            password,
+        } => (
+            "MN",
+            format!(
+                "registrarCseHost=localhost\nregistrarCsePort={registrar_tls_port}\n\
+                 registrarCseID={registrar_id}\nregistrarCseName={registrar_name}\n"
+            ),
+            format!("address=https://localhost:{registrar_tls_port}\n"),
+            format!("[cse.registrar.security]\nhttpUsername={user}\nhttpPassword={password}\n\n"),
         ),
     };
     let in_id = match role {
         Role::In => format!("/{cse_id}"),
-        Role::Mn { registrar_id, .. } => format!("/{registrar_id}"),
+        Role::Mn { registrar_id, .. } | Role::MnOverTlsWithBasic { registrar_id, .. } => {
+            format!("/{registrar_id}")
+        }
     };
     format!(
         "[basic.config]\ncseType={cse_type}\nserviceProviderID={SP_ID}\ncseID={cse_id}\n\
@@ -104,7 +133,7 @@ fn ini(role: &Role<'_>, port: u16, cse_id: &str, cse_name: &str, check_interval:
          consoleType=simple\nsecret=interop-test\n{registrar}\n\
          [cse]\nreleaseVersion={ACME_RELEASE}\nasyncSubscriptionNotifications=false\n\n\
          [cse.registration]\nallowedCSROriginators=/id-*\ncheckInterval={check_interval}\n\n\
-         [cse.registrar]\nINCSEcseID={in_id}\n\n\
+         [cse.registrar]\nINCSEcseID={in_id}\n{address}\n{security}\
          [cse.statistics]\nenable=false\n\n[webui]\nenable=false\n\n\
          [textui]\nenable=false\nstartWithTUI=false\n\n[console]\nheadless=true\n\n\
          [logging]\nenableFileLogging=true\nenableScreenLogging=false\npath=LOGDIR\n"
