@@ -154,6 +154,9 @@ pub struct Cse {
     clock: Arc<dyn Clock>,
     /// Slots for requests held until their `oet` ([`CseConfig::max_delayed_requests`]).
     delayed: tokio::sync::Semaphore,
+    /// Serialises the retrieval counts of instances created with `dcnt`
+    /// (`types::content_instance::count_retrieval`).
+    retrieval_counts: tokio::sync::Mutex<()>,
 }
 
 /// The CSE's connections to the outside world, beside its storage.
@@ -272,6 +275,7 @@ impl Cse {
             poa_checks: poa::PoaChecks::default(),
             clock: services.clock,
             delayed: tokio::sync::Semaphore::new(delayed_slots),
+            retrieval_counts: tokio::sync::Mutex::new(()),
         }))
     }
 

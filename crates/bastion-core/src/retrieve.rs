@@ -51,6 +51,13 @@ pub(crate) async fn retrieve(
             (ResourceType::ContentInstance, attrs, None)
         }
     };
+    let mut attrs = attrs;
+    if let Target::Instance { parent, .. } | Target::Virtual { parent, .. } = &target {
+        let fr = &req.envelope.fr;
+        if let Some(found) = crate::types::count_retrieval(cse, parent, &attrs, fr).await? {
+            Arc::make_mut(&mut attrs).insert("dcnt".to_owned(), Value::from(found));
+        }
+    }
     let attrs = match readable {
         Some(names) => Arc::new(only_attributes(&attrs, &names)),
         None => attrs,

@@ -15,6 +15,8 @@ use serde_json::{Map, Value};
 pub enum Kind {
     Str,
     NonNegInt,
+    /// `m2m:positiveInteger` (`dcnt`): 1 or more.
+    PositiveInt,
     Bool,
     Timestamp,
     StrList,
@@ -139,6 +141,7 @@ const CIN: &[AttrDef] = &[
     a("or", Kind::Str, O, NP),
     a("con", Kind::Any, M, NP),
     a("dgt", Kind::Timestamp, O, NP),
+    a("dcnt", Kind::PositiveInt, O, NP),
 ];
 
 const ACP: &[AttrDef] = &[
@@ -472,6 +475,7 @@ fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestError>
     let ok = match kind {
         Kind::Str => value.is_string(),
         Kind::NonNegInt => value.is_u64(),
+        Kind::PositiveInt => value.as_u64().is_some_and(|n| n >= 1),
         Kind::Bool => value.is_boolean(),
         Kind::Timestamp => value.as_str().and_then(Timestamp::parse).is_some(),
         Kind::StrList => all_strings(value, |_| true),
@@ -491,6 +495,7 @@ fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestError>
         let expected = match kind {
             Kind::Str => "a string",
             Kind::NonNegInt => "a non-negative integer",
+            Kind::PositiveInt => "a positive integer",
             Kind::Bool => "a boolean",
             Kind::Timestamp => "a timestamp",
             Kind::StrList => "a list of strings",

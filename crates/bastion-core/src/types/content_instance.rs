@@ -125,3 +125,73 @@ async fn create_instance(
     let attrs = Arc::try_unwrap(attrs).unwrap_or_else(|shared| (*shared).clone());
     created(cse, req, ResourceType::ContentInstance, attrs)
 }
+
+/// `dcnt` (deletionCnt, Release 4, TS-0001 9.6.7): an instance created with it may be
+/// retrieved that many times. Each authorized RETRIEVE of it (directly or as `la`/`ol`)
+/// uses one; the one that uses the last deletes the instance as a DELETE by the
+/// retriever would, counters and notifications included. Returns the count this
+/// retrieval found (what its answer shows), `None` for an instance without `dcnt`. The
+/// count is re-read from storage under one lock, so concurrent retrievals never share
+/// one; an instance already gone (deleted, evicted, expired) by then is 4004.
+pub(crate) async fn count_retrieval(
+    cse: &Cse,
+    parent: &Ri,
+    attrs: &Map<String, Value>,
+    retriever: &str,
+) -> Result<Option<u64>, RequestError> {
+    if attrs.get("dcnt").is_none() {
+        return Ok(None);
+    }
+    let Some(ri) = attrs.get("ri").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let gone = || RequestError::not_found("resource does not exist");
+    let _one_at_a_time = cse.retrieval_counts.lock().await;
+    let row = cse
+        .store
+        .get(ri)
+        .await
+        .map_err(|_| RequestError::Internal("storage read failed".into()))?
+        .ok_or_else(gone)?;
+    let mut body: Value = serde_json::from_str(&row.body)
+        .map_err(|_| RequestError::Internal("stored resource is corrupt".into()))?;
+    let left = body.get("dcnt").and_then(Value::as_u64).unwrap_or(1);
+    cse.write_guard()?;
+    if left <= 1 {
+        let (pending, notices) = {
+            let mut tree = cse.tree.write();
+            let mut ops =
+                super::remove_instance(&mut tree, parent, ri, Some(row.seq)).ok_or_else(gone)?;
+            let (notices, more) = cse.child_deleted(&mut tree, parent, attrs, retriever);
+            ops.extend(more);
+            (cse.committer.enqueue(ops), notices)
+        };
+        pending.durable().await?;
+        cse.dispatch(notices).await;
+        return Ok(Some(left));
+    }
+    body["dcnt"] = Value::from(left - 1);
+    let row = StoredResource {
+        body: body.to_string(),
+        ..row
+    };
+    let pending = {
+        let mut tree = cse.tree.write();
+        // Still indexed: an instance evicted or deleted meanwhile must not come back.
+        let state = tree
+            .get_mut(parent)
+            .and_then(|node| node.container_mut())
+            .filter(|state| state.position(ri, Some(row.seq)).is_some())
+            .ok_or_else(gone)?;
+        if state
+            .latest
+            .as_ref()
+            .is_some_and(|latest| latest.get("ri").and_then(Value::as_str) == Some(ri))
+        {
+            state.latest = None;
+        }
+        cse.committer.enqueue(vec![WriteOp::Upsert(row)])
+    };
+    pending.durable().await?;
+    Ok(Some(left))
+}

@@ -33,6 +33,7 @@ pub(crate) use common::{
     resolve_acp_id, resolve_acpi, universal,
 };
 pub(crate) use container::{evict_for, live_instances, remove_instance, Flush};
+pub(crate) use content_instance::count_retrieval;
 pub(crate) use polling_channel::channel_of;
 
 use crate::access::Enforcer;

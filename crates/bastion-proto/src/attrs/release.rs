@@ -76,6 +76,7 @@ const INTRODUCED: &[Introduced] = &[
     since("ctm", &[CseBase], Release::R4),
     since("spi", &[CseBase], Release::R4),
     since("dgt", &[ContentInstance], Release::R4),
+    since("dcnt", &[ContentInstance], Release::R4),
     since("nse", &[ResourceType::Subscription], Release::R4),
     since("nsi", &[ResourceType::Subscription], Release::R4),
     since("eeno", &[ResourceType::Subscription], Release::R4),

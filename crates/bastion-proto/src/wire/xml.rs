@@ -157,7 +157,7 @@ fn member_kind_in(parent: &str, name: &str) -> Option<XKind> {
 fn from_attr_kind(kind: Kind) -> Option<XKind> {
     Some(match kind {
         Kind::Str | Kind::Timestamp | Kind::ContentInfo | Kind::Originator => XKind::Str,
-        Kind::NonNegInt => XKind::Int,
+        Kind::NonNegInt | Kind::PositiveInt => XKind::Int,
         Kind::Bool => XKind::Bool,
         Kind::StrList | Kind::Labels | Kind::Serializations => XKind::StrList,
         Kind::CreatorNull => XKind::CreatorNull,
