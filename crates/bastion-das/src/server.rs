@@ -133,23 +133,23 @@ fn unix_now() -> i64 {
 }
 
 async fn handle(State(state): State<AppState>, request: HttpRequest<Body>) -> HttpResponse {
-    let (rqi, rvi) = mapping::echo_ids(request.headers());
-    let rvi = rvi.unwrap_or_else(|| "3".to_owned());
+    let echoed = mapping::Echoed::from_headers(request.headers());
     let mut close_connection = false;
-    let mut resp = match answer(&state, request).await {
+    let resp = match answer(&state, request).await {
         Ok(pc) => {
-            let mut r = Response::new(Rsc::Ok, rqi);
+            let mut r = Response::new(Rsc::Ok, echoed.rqi.clone());
             r.pc = Some(pc);
+            r.rvi = Some(echoed.rvi.unwrap_or_else(|| "3".to_owned()));
+            r.rset = echoed.rset;
             r
         }
         Err(refusal) => {
             let e = refusal.error;
             tracing::info!(rsc = e.rsc().code(), reason = %e, "request refused");
             close_connection = refusal.close_connection;
-            Response::error(&e, rqi)
+            echoed.error(&e)
         }
     };
-    resp.rvi = Some(rvi);
     let mut http = bastion_http::encode(&resp);
     if close_connection {
         // Unread body bytes would be taken for the next request.

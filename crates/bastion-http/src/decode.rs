@@ -13,8 +13,8 @@ use http_body_util::BodyExt;
 #[derive(Debug)]
 pub struct DecodeFailure {
     pub error: RequestError,
-    pub rqi: String,
-    pub rvi: Option<String>,
+    /// `rqi`, `rvi` and `rset` as far as they could be read.
+    pub echoed: mapping::Echoed,
     /// The body was not read to its end, so the connection cannot carry another request.
     pub close_connection: bool,
     /// The serialization to answer in: the negotiated one when `Accept` was understood,
@@ -37,14 +37,13 @@ pub async fn decode(
     body_timeout: std::time::Duration,
 ) -> Result<Decoded, DecodeFailure> {
     let (parts, body) = http.into_parts();
-    let (rqi, rvi) = mapping::echo_ids(&parts.headers);
+    let echoed = mapping::Echoed::from_headers(&parts.headers);
     // The answer's serialization is settled first so that even a failure below is
     // reported in the one the client asked for.
     let answer = mapping::answer_serialization(&parts.headers).unwrap_or(Serialization::Json);
     let fail = |error: RequestError| DecodeFailure {
         error,
-        rqi: rqi.clone(),
-        rvi: rvi.clone(),
+        echoed: echoed.clone(),
         close_connection: false,
         answer,
     };

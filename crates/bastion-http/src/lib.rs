@@ -28,7 +28,6 @@ use axum::http::Request as HttpRequest;
 use axum::response::Response as HttpResponse;
 use axum::Router;
 use bastion_core::Cse;
-use bastion_proto::Response;
 use listen::{Gate, Timeouts};
 use std::sync::Arc;
 
@@ -106,8 +105,7 @@ async fn handle(State(state): State<AppState>, request: HttpRequest<Body>) -> Ht
             encode_as(&state.cse.handle(request, &ctx).await, answer)
         }
         Err(failure) => {
-            let mut r = Response::error(&failure.error, failure.rqi);
-            r.rvi = Some(failure.rvi.unwrap_or_else(|| "3".to_owned()));
+            let mut r = failure.echoed.error(&failure.error);
             r.fr = Some(state.cse.config().cse_id.clone());
             let mut http = encode_as(&r, failure.answer);
             if failure.close_connection {

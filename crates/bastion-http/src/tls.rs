@@ -32,7 +32,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, Response};
 use axum::Router;
 use bastion_core::{Cse, Listener};
-use bastion_proto::{RequestError, Response as Primitive};
+use bastion_proto::RequestError;
 use bastion_tls::{Refusal, TlsServer};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -134,7 +134,7 @@ pub async fn serve_router_tls(
                 let admitted = association
                     .admit(authorization)
                     .map(|originator| SaIdentity(originator.into_owned()))
-                    .map_err(|why| refused(why, from.as_deref()));
+                    .map_err(|why| refused(why, from.as_deref(), request.headers()));
                 let app = app.clone();
                 let handling = busy.enter();
                 async move {
@@ -167,12 +167,15 @@ pub async fn serve_router_tls(
 /// The answer to a request the association does not admit: 4107 (security association
 /// required) with the reason. A revoked credential also ends the connection (establish
 /// a new association); missing or rejected HTTP credentials leave it open.
-fn refused(why: Refusal, from: Option<&str>) -> (Refusal, Response<axum::body::Body>) {
-    let mut r = Primitive::error(
-        &RequestError::SecurityAssociationRequired(why.to_string().into()),
-        String::new(),
-    );
-    r.rvi = Some("3".to_owned());
+fn refused(
+    why: Refusal,
+    from: Option<&str>,
+    headers: &axum::http::HeaderMap,
+) -> (Refusal, Response<axum::body::Body>) {
+    let echoed = bastion_proto::wire::http::Echoed::from_headers(headers);
+    let mut r = echoed.error(&RequestError::SecurityAssociationRequired(
+        why.to_string().into(),
+    ));
     r.fr = from.map(str::to_owned);
     let mut http = crate::encode(&r);
     if why == Refusal::Revoked {
@@ -190,10 +193,17 @@ mod tests {
 
     #[test]
     fn revoked_answer_is_4107_and_closes() {
-        let (_, http) = refused(Refusal::Revoked, Some("/id-in"));
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("x-m2m-ri", HeaderValue::from_static("r-7"));
+        headers.insert("x-m2m-rvi", HeaderValue::from_static("4"));
+        headers.insert("x-m2m-rst", HeaderValue::from_static("20991231T000000"));
+        let (_, http) = refused(Refusal::Revoked, Some("/id-in"), &headers);
         assert_eq!(http.status(), 403);
         assert_eq!(http.headers()["x-m2m-rsc"], "4107");
         assert_eq!(http.headers()["connection"], "close");
+        assert_eq!(http.headers()["x-m2m-ri"], "r-7");
+        assert_eq!(http.headers()["x-m2m-rvi"], "4");
+        assert_eq!(http.headers()["x-m2m-rst"], "20991231T000000");
     }
 
     #[test]
@@ -202,7 +212,7 @@ mod tests {
             Refusal::HttpCredentialMissing,
             Refusal::HttpCredentialRejected,
         ] {
-            let (_, http) = refused(why, Some("/id-in"));
+            let (_, http) = refused(why, Some("/id-in"), &axum::http::HeaderMap::new());
             assert_eq!(http.headers()["x-m2m-rsc"], "4107");
             assert!(http.headers().get("connection").is_none());
         }

@@ -325,6 +325,22 @@ async fn ts0009_6_4_result_expiration_timestamp_is_echoed() {
         .await;
     r.expect(2001);
     assert_eq!(r.header("x-m2m-rst"), Some("600000"));
+    // Also when the binding refuses the request before it is decoded (a body that is
+    // not JSON), with the request ID and release.
+    let r = s
+        .request("POST", "/cse-in/Cowner")
+        .from("Cowner")
+        .ty(3)
+        .raw_body("{not json")
+        .ri("bad-body-1")
+        .rvi("4")
+        .header("X-M2M-RST", &rset)
+        .send()
+        .await;
+    r.expect(4000);
+    assert_eq!(r.header("x-m2m-rst"), Some(rset.as_str()));
+    assert_eq!(r.header("x-m2m-ri"), Some("bad-body-1"));
+    assert_eq!(r.header("x-m2m-rvi"), Some("4"));
     // Not invented when the request carried none.
     let r = s.get("/cse-in/Cowner", "Cowner").await;
     r.expect(2000);

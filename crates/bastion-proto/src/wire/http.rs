@@ -316,14 +316,38 @@ pub fn single_header(headers: &HeaderMap, name: &str) -> Result<Option<String>, 
     Ok(Some(text.trim().to_owned()))
 }
 
-/// `rqi` and `rvi` as far as they can be read, for echoing in an answer to a request
-/// that could not be decoded.
-pub fn echo_ids(headers: &HeaderMap) -> (String, Option<String>) {
-    let rqi = single_header(headers, header::RI)
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    (rqi, single_header(headers, header::RVI).ok().flatten())
+/// What an answer to a request that could not be decoded (or was refused before it
+/// was) still echoes: `rqi`, `rvi` and `rset` as far as they can be read (TS-0009
+/// 6.4: `X-M2M-RI`, `X-M2M-RVI`, `X-M2M-RST`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Echoed {
+    /// `X-M2M-RI`, empty when unreadable.
+    pub rqi: String,
+    /// `X-M2M-RVI`.
+    pub rvi: Option<String>,
+    /// `X-M2M-RST`.
+    pub rset: Option<String>,
+}
+
+impl Echoed {
+    /// Reads what can be echoed from `headers`.
+    pub fn from_headers(headers: &HeaderMap) -> Echoed {
+        let read = |name| single_header(headers, name).ok().flatten();
+        Echoed {
+            rqi: read(header::RI).unwrap_or_default(),
+            rvi: read(header::RVI),
+            rset: read(header::RST),
+        }
+    }
+
+    /// An answer carrying `error` with these values echoed (`rvi` 3 when none was
+    /// readable).
+    pub fn error(&self, error: &RequestError) -> Response {
+        let mut r = Response::error(error, self.rqi.clone());
+        r.rvi = Some(self.rvi.clone().unwrap_or_else(|| "3".to_owned()));
+        r.rset = self.rset.clone();
+        r
+    }
 }
 
 /// The parsed `Content-Type`, when there is one.
