@@ -136,6 +136,43 @@ impl<'a> Enforcer<'a> {
         create_type: Option<u16>,
         attributes: Attributes<'_>,
     ) -> Result<AuditRule, RequestError> {
+        self.decide(target, op, create_type, attributes, true).await
+    }
+
+    /// [`Self::authorize`] of a whole RETRIEVE whose denial may still be answered with
+    /// the attributes an `aca`-limited rule lets the originator read: a denial is not
+    /// audited here; the caller audits it ([`Self::audit_read_denied`]) when nothing can
+    /// be shown.
+    pub(crate) async fn authorize_read_unaudited(
+        &self,
+        target: &Target,
+    ) -> Result<AuditRule, RequestError> {
+        let (op, whole) = (AccessOperation::Retrieve, Attributes::Whole);
+        self.decide(target, op, None, whole, false).await
+    }
+
+    /// Audits the denial of a RETRIEVE of `target` that
+    /// [`Self::authorize_read_unaudited`] refused and nothing else granted.
+    pub(crate) fn audit_read_denied(&self, target: &Target) {
+        let path = self
+            .cse
+            .tree
+            .read()
+            .get(target.governing())
+            .map(|node| node.path.clone());
+        if let Some(path) = path {
+            self.audit_deny(&path, AccessOperation::Retrieve);
+        }
+    }
+
+    async fn decide(
+        &self,
+        target: &Target,
+        op: AccessOperation,
+        create_type: Option<u16>,
+        attributes: Attributes<'_>,
+        audit: bool,
+    ) -> Result<AuditRule, RequestError> {
         let cse = self.cse;
         let explain_to_client = cse.config.explain_denials_to_client;
         let (why, denied, path) = {
@@ -176,7 +213,9 @@ impl<'a> Enforcer<'a> {
         if let Some(denied) = denied {
             if self.token_request {
                 // Indirect procedure (TS-0003 7.3.2.3 step 2): no debug text, only `tqf`.
-                self.audit_deny(&path, op);
+                if audit {
+                    self.audit_deny(&path, op);
+                }
                 let tqf = denied.token_request_info(self.now).to_value();
                 return Err(RequestError::TokenRequestInfo(Box::new(
                     serde_json::json!({ "m2m:dynAuthTokenReqInfo": tqf }),
@@ -197,7 +236,9 @@ impl<'a> Enforcer<'a> {
                 }
             }
         }
-        self.audit_deny(&path, op);
+        if audit {
+            self.audit_deny(&path, op);
+        }
         Err(denial(why, explain_to_client))
     }
 

@@ -83,10 +83,20 @@ async fn authorize_read(
             .await?;
         return Ok(None);
     }
-    match access.authorize(target, op, None).await {
+    // A denial answered with the readable attributes is a (shaped) grant, not audited
+    // as a denial; one that shows nothing is.
+    match access.authorize_read_unaudited(target).await {
         Ok(_) => Ok(None),
-        Err(denied @ RequestError::NoPrivilege(_)) => {
-            access.readable_attributes(target).map(Some).ok_or(denied)
+        Err(denied @ RequestError::NoPrivilege(_)) => match access.readable_attributes(target) {
+            Some(names) => Ok(Some(names)),
+            None => {
+                access.audit_read_denied(target);
+                Err(denied)
+            }
+        },
+        Err(e @ RequestError::TokenRequestInfo(_)) => {
+            access.audit_read_denied(target);
+            Err(e)
         }
         Err(e) => Err(e),
     }

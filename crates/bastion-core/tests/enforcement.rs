@@ -232,3 +232,48 @@ async fn operator_endpoints_admit_only_the_administrator() {
         .expect_err("impersonation");
     assert_eq!(err.rsc().code(), 4106);
 }
+
+/// A full RETRIEVE that an `aca`-limited rule answers with the readable attributes is a
+/// grant (2000, shaped), not audited as a denial; the same RETRIEVE by an originator no
+/// rule covers is 4103 and audited once.
+#[tokio::test]
+async fn an_aca_shaped_retrieve_is_not_audited_as_a_denial() {
+    let f = open().await;
+    register_reader(&f.cse).await;
+    let body = json!({"m2m:acp": {
+        "rn": "some",
+        "pv": {"acr": [{"acor": [READER], "acop": 2, "aca": ["lbl"]}]},
+        "pvs": {"acr": [{"acor": ["CAdmin"], "acop": 63}]}
+    }});
+    let mut create = request(Operation::Create, "cse-in", "CAdmin", Some(1), Some(body));
+    create.rvi = Some("4".to_owned());
+    let r = send(&f.cse, create).await;
+    assert_eq!(r.rsc.code(), 2001, "{:?}", r.pc);
+    let acpi = r.pc.expect("acp")["m2m:acp"]["ri"].clone();
+    let cnt = json!({"m2m:cnt": {"rn": "c", "lbl": ["a"], "acpi": [acpi]}});
+    admin_create(&f.cse, "cse-in", 3, cnt).await;
+
+    let mut shaped = request(Operation::Retrieve, "cse-in/c", READER, None, None);
+    shaped.rvi = Some("4".to_owned());
+    let r = send(&f.cse, shaped).await;
+    assert_eq!(r.rsc.code(), 2000, "{:?}", r.pc);
+    let pc = r.pc.expect("shaped");
+    assert_eq!(pc, json!({"m2m:cnt": {"lbl": ["a"]}}));
+    assert_eq!(denials(&f.audit), Vec::new());
+
+    let ae = json!({"m2m:ae": {"api": "Nstranger", "rr": false, "srv": ["4"]}});
+    let r = send(
+        &f.cse,
+        request(Operation::Create, "cse-in", "Cstranger", Some(2), Some(ae)),
+    )
+    .await;
+    assert_eq!(r.rsc.code(), 2001, "{:?}", r.pc);
+    let mut stranger = request(Operation::Retrieve, "cse-in/c", "Cstranger", None, None);
+    stranger.rvi = Some("4".to_owned());
+    let r = send(&f.cse, stranger).await;
+    assert_eq!(r.rsc.code(), 4103, "{:?}", r.pc);
+    assert_eq!(
+        denials(&f.audit),
+        vec![("Cstranger".to_owned(), "cse-in/c".to_owned(), "RETRIEVE")]
+    );
+}
