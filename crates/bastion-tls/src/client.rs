@@ -104,6 +104,32 @@ impl TlsClient {
         options: &ClientOptions,
     ) -> Result<Self, ClientConfigError> {
         validate_kpsa_id(kpsa_id)?;
+        Self::psk_client(kpsa_id, key, options)
+    }
+
+    /// A PSK client presenting an identity that is not a KpsaID but names a key held by
+    /// a key server: a GBA identity `3GPP-bootstrapping.<B-TID>` (TS-0003 8.3.2.3, 3GPP
+    /// TS 33.222), whose B-TID carries base64. The identity must be 1 to 128 bytes of
+    /// printable ASCII.
+    pub fn psk_with_identity(
+        identity: &str,
+        key: PskKey,
+        options: &ClientOptions,
+    ) -> Result<Self, ClientConfigError> {
+        if identity.is_empty()
+            || identity.len() > 128
+            || !identity.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(CredentialError::InvalidKpsaId(identity.to_owned()).into());
+        }
+        Self::psk_client(identity, key, options)
+    }
+
+    fn psk_client(
+        kpsa_id: &str,
+        key: PskKey,
+        options: &ClientOptions,
+    ) -> Result<Self, ClientConfigError> {
         let mut b = base(options, PSK_CIPHERS)?;
         // No certificate is involved in a PSK handshake; TLS 1.3 falls back to
         // certificates only if the server ignores the PSK, which must then fail.
