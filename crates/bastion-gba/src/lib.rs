@@ -190,21 +190,27 @@ fn loopback_http(url: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Checks a configuration without starting anything; the NAF_Id it gives.
+pub fn check(config: &NafConfig) -> Result<NafId, NafConfigError> {
+    if !loopback_http(&config.bsf_url) {
+        return Err(NafConfigError::BsfUrl(config.bsf_url.clone()));
+    }
+    let naf_id = NafId::new(&config.naf_fqdn, config.ua)
+        .map_err(|_| NafConfigError::NafFqdn(config.naf_fqdn.clone()))?;
+    if config.zn_secret.is_empty() {
+        return Err(NafConfigError::EmptySecret);
+    }
+    if config.timeout.is_zero() || config.max_pending == 0 || config.max_cached == 0 {
+        return Err(NafConfigError::ZeroBound);
+    }
+    Ok(naf_id)
+}
+
 impl GbaPskSource {
     /// Checks `config` and starts the Zn client thread (it ends when the source is
     /// dropped).
     pub fn new(config: NafConfig) -> Result<Arc<GbaPskSource>, NafConfigError> {
-        if !loopback_http(&config.bsf_url) {
-            return Err(NafConfigError::BsfUrl(config.bsf_url));
-        }
-        let naf_id = NafId::new(&config.naf_fqdn, config.ua)
-            .map_err(|_| NafConfigError::NafFqdn(config.naf_fqdn.clone()))?;
-        if config.zn_secret.is_empty() {
-            return Err(NafConfigError::EmptySecret);
-        }
-        if config.timeout.is_zero() || config.max_pending == 0 || config.max_cached == 0 {
-            return Err(NafConfigError::ZeroBound);
-        }
+        let naf_id = check(&config)?;
         let (jobs, queue) = tokio::sync::mpsc::channel(config.max_pending);
         let zn = Zn {
             url: format!("{}/zn/naf-key", config.bsf_url),
