@@ -120,7 +120,7 @@ impl TlsClient {
             || identity.len() > 128
             || !identity.bytes().all(|b| b.is_ascii_graphic())
         {
-            return Err(CredentialError::InvalidKpsaId(identity.to_owned()).into());
+            return Err(CredentialError::InvalidPskIdentity(identity.to_owned()).into());
         }
         Self::psk_client(identity, key, options)
     }
@@ -219,5 +219,28 @@ impl TlsClient {
             }
         }
         Ok(stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_server_identities_are_printable_ascii_up_to_128_bytes() {
+        let key = || PskKey::new(&[1; 32]).unwrap();
+        let options = ClientOptions::default();
+        let gba = "3GPP-bootstrapping.+//7//v/+//7//v/+//7/w==@bsf.example.com";
+        assert!(TlsClient::psk(gba, key(), &options).is_err());
+        assert!(TlsClient::psk_with_identity(gba, key(), &options).is_ok());
+        for bad in [String::new(), "a b".into(), "x".repeat(129)] {
+            let err = TlsClient::psk_with_identity(&bad, key(), &options).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "invalid PSK identity {bad:?}: expected 1 to 128 printable ASCII characters"
+                )
+            );
+        }
     }
 }
