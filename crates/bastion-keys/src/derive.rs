@@ -70,6 +70,10 @@ impl std::fmt::Debug for DerivedKey {
 }
 
 impl DerivedKey {
+    pub(crate) fn from_array(bytes: Zeroizing<[u8; KEY_LEN]>) -> DerivedKey {
+        DerivedKey(bytes)
+    }
+
     /// The key bytes.
     pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
         &self.0

@@ -9,7 +9,9 @@
 //!   usage-constrained key Kuc (10.3.7) ([`derive`]);
 //! * key identifiers `RelativeKeyID@FQDN` (KeID 10.3.4, MAF key identifier 10.3.5, KpsaID
 //!   10.5, KmID 10.6) ([`KeyIdentifier`]);
-//! * the Security Usage Identifiers ([`Suid`], TS-0004 `m2m:suid`).
+//! * the Security Usage Identifiers ([`Suid`], TS-0004 `m2m:suid`);
+//! * the GBA derivations of the GBA-based framework (TS-0003 8.3.2.3): the 3GPP TS 33.220
+//!   KDF, Ks_NAF, NAF_Id, B-TID and its TLS-PSK identity ([`gba`]).
 //!
 //! Every secret is held in a buffer wiped on drop and is never shown by `Debug`.
 //! The encodings the specification leaves open are chosen in docs/decisions.md
@@ -18,6 +20,7 @@
 
 pub mod derive;
 pub mod export;
+pub mod gba;
 pub mod hex;
 pub mod identifier;
 pub mod suid;

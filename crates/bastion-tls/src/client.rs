@@ -104,6 +104,32 @@ impl TlsClient {
         options: &ClientOptions,
     ) -> Result<Self, ClientConfigError> {
         validate_kpsa_id(kpsa_id)?;
+        Self::psk_client(kpsa_id, key, options)
+    }
+
+    /// A PSK client presenting an identity that is not a KpsaID but names a key held by
+    /// a key server: a GBA identity `3GPP-bootstrapping.<B-TID>` (TS-0003 8.3.2.3, 3GPP
+    /// TS 33.222), whose B-TID carries base64. The identity must be 1 to 128 bytes of
+    /// printable ASCII.
+    pub fn psk_with_identity(
+        identity: &str,
+        key: PskKey,
+        options: &ClientOptions,
+    ) -> Result<Self, ClientConfigError> {
+        if identity.is_empty()
+            || identity.len() > 128
+            || !identity.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(CredentialError::InvalidPskIdentity(identity.to_owned()).into());
+        }
+        Self::psk_client(identity, key, options)
+    }
+
+    fn psk_client(
+        kpsa_id: &str,
+        key: PskKey,
+        options: &ClientOptions,
+    ) -> Result<Self, ClientConfigError> {
         let mut b = base(options, PSK_CIPHERS)?;
         // No certificate is involved in a PSK handshake; TLS 1.3 falls back to
         // certificates only if the server ignores the PSK, which must then fail.
@@ -193,5 +219,28 @@ impl TlsClient {
             }
         }
         Ok(stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_server_identities_are_printable_ascii_up_to_128_bytes() {
+        let key = || PskKey::new(&[1; 32]).unwrap();
+        let options = ClientOptions::default();
+        let gba = "3GPP-bootstrapping.+//7//v/+//7//v/+//7/w==@bsf.example.com";
+        assert!(TlsClient::psk(gba, key(), &options).is_err());
+        assert!(TlsClient::psk_with_identity(gba, key(), &options).is_ok());
+        for bad in [String::new(), "a b".into(), "x".repeat(129)] {
+            let err = TlsClient::psk_with_identity(&bad, key(), &options).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "invalid PSK identity {bad:?}: expected 1 to 128 printable ASCII characters"
+                )
+            );
+        }
     }
 }

@@ -85,6 +85,10 @@ pub enum CredentialError {
     /// A KpsaID is not `<relative-id>@<fqdn>` with relative part `[A-Za-z0-9._-]` (10.5).
     #[error("invalid KpsaID {0:?}: expected <relative-id>@<fqdn>, relative id of [A-Za-z0-9._-]")]
     InvalidKpsaId(String),
+    /// A PSK identity for a key server is empty, longer than 128 bytes or not printable
+    /// ASCII.
+    #[error("invalid PSK identity {0:?}: expected 1 to 128 printable ASCII characters")]
+    InvalidPskIdentity(String),
     /// A key has a bad length or encoding.
     #[error("a pre-shared key must be {MIN_PSK_LEN} to {MAX_PSK_LEN} bytes (hex-encoded)")]
     InvalidKeyLength,

@@ -18,6 +18,7 @@ mod limits;
 mod liveness;
 mod notifications;
 mod outbound;
+mod provisioning;
 mod registrar;
 mod req;
 mod serve;

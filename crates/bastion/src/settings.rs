@@ -180,6 +180,8 @@ pub struct RawSettings {
     pub registrar: Option<crate::registrar::RegistrarSection>,
     /// `[limits]` as written: file only.
     pub limits: Option<crate::limits::LimitsSection>,
+    /// `[provisioning]` as written: file only.
+    pub provisioning: Option<crate::provisioning::ProvisioningSection>,
 }
 
 impl RawSettings {
@@ -222,6 +224,7 @@ impl RawSettings {
             location: other.location.or(self.location),
             registrar: other.registrar.or(self.registrar),
             limits: other.limits.or(self.limits),
+            provisioning: other.provisioning.or(self.provisioning),
         }
     }
 
@@ -277,6 +280,8 @@ struct FileConfig {
     registrar: Option<crate::registrar::RegistrarSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     limits: Option<crate::limits::LimitsSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provisioning: Option<crate::provisioning::ProvisioningSection>,
 }
 
 /// `[tls]`: the TLS listener and its security-association frameworks (docs/security.md).
@@ -538,6 +543,7 @@ impl FileConfig {
             location: self.location,
             registrar: self.registrar,
             limits: self.limits,
+            provisioning: self.provisioning,
         }
     }
 }
@@ -619,6 +625,8 @@ pub struct Settings {
     pub registrar: Option<crate::registrar::RegistrarSettings>,
     /// `[limits]`: connection caps and timeouts.
     pub limits: crate::limits::Limits,
+    /// `[provisioning]`: remote security provisioning as an Enrolment Target.
+    pub provisioning: crate::provisioning::Provisioning,
 }
 
 impl Settings {
@@ -791,6 +799,16 @@ impl Settings {
         let limits = crate::limits::Limits::resolve(&raw.limits.unwrap_or_default())
             .map_err(|mut found| problems.append(&mut found))
             .unwrap_or_default();
+        let provisioning =
+            crate::provisioning::Provisioning::resolve(&raw.provisioning.unwrap_or_default())
+                .map_err(|mut found| problems.append(&mut found))
+                .unwrap_or_default();
+        if provisioning.gba.is_some() && !tls.as_ref().is_some_and(|t| t.psk) {
+            problems.push(
+                "[provisioning] gba-bsf-url needs a [tls] listener with the psk framework"
+                    .to_owned(),
+            );
+        }
 
         match listen {
             Some(listen) if problems.is_empty() => Ok(Settings {
@@ -825,6 +843,7 @@ impl Settings {
                 location: raw.location,
                 registrar,
                 limits,
+                provisioning,
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -865,6 +884,7 @@ impl Settings {
             location: None,
             registrar: None,
             limits: crate::limits::Limits::default(),
+            provisioning: crate::provisioning::Provisioning::default(),
         }
     }
 
@@ -1063,6 +1083,11 @@ impl Settings {
                 .map(crate::registrar::RegistrarSettings::to_section),
             limits: (self.limits != crate::limits::Limits::default())
                 .then(|| self.limits.to_section()),
+            provisioning: self
+                .provisioning
+                .gba
+                .is_some()
+                .then(|| self.provisioning.to_section()),
         };
         toml::to_string(&file).map_err(|e| e.to_string())
     }
@@ -1532,6 +1557,7 @@ mod tests {
             location: _,
             registrar: _,
             limits,
+            provisioning: _,
         } = &raw;
         let set = [
             ("cse-id", cse_id.is_some()),

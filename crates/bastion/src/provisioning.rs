@@ -1,0 +1,196 @@
+//! `[provisioning]`: the remote security provisioning the CSE takes part in as an
+//! Enrolment Target (TS-0003 8.3; docs/provisioning.md). So far the GBA-based framework
+//! (8.3.2.3): the CSE acts as the network application function, and its TLS listener
+//! resolves `3GPP-bootstrapping.<B-TID>` PSK identities into Ks_NAF through the BSF
+//! (`bastion_gba::GbaPskSource`). The file section ([`ProvisioningSection`]) and its
+//! resolved, validated form ([`Provisioning`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bastion_gba::{GbaPskSource, NafConfig};
+use bastion_tls::RemotePskSource;
+use serde::{Deserialize, Serialize};
+
+use crate::Failure;
+
+/// Accepted range of `gba-timeout-ms`.
+const TIMEOUT_RANGE_MS: (i64, i64) = (10, 60_000);
+/// Default wait for one Zn answer, ms.
+const DEFAULT_GBA_TIMEOUT_MS: u64 = 5_000;
+
+/// `[provisioning]` as written.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProvisioningSection {
+    /// The BSF (the MEF in its GBA role), `http://` on loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gba_bsf_url: Option<String>,
+    /// This CSE's FQDN as NAF (the public domain name of its CSE-ID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gba_naf_fqdn: Option<String>,
+    /// Owner-only file with the bearer secret that authenticates this NAF to the BSF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gba_zn_secret_file: Option<String>,
+    /// Longest wait for one Zn answer, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gba_timeout_ms: Option<i64>,
+}
+
+/// The resolved `[provisioning]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Provisioning {
+    /// GBA as NAF, when configured.
+    pub gba: Option<Gba>,
+}
+
+/// The resolved GBA keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gba {
+    pub bsf_url: String,
+    pub naf_fqdn: String,
+    /// Relative paths are taken from the data directory.
+    pub zn_secret_file: PathBuf,
+    pub timeout_ms: u64,
+}
+
+impl Provisioning {
+    /// Validates `section`; problems name the keys.
+    pub fn resolve(section: &ProvisioningSection) -> Result<Provisioning, Vec<String>> {
+        let s = section;
+        let mut problems = Vec::new();
+        let gba = match (&s.gba_bsf_url, &s.gba_naf_fqdn, &s.gba_zn_secret_file) {
+            (None, None, None) => {
+                if s.gba_timeout_ms.is_some() {
+                    problems.push("[provisioning] gba-timeout-ms needs gba-bsf-url".to_owned());
+                }
+                None
+            }
+            (Some(url), Some(fqdn), Some(secret)) => {
+                let timeout_ms = match s.gba_timeout_ms {
+                    None => DEFAULT_GBA_TIMEOUT_MS,
+                    Some(ms) if (TIMEOUT_RANGE_MS.0..=TIMEOUT_RANGE_MS.1).contains(&ms) => {
+                        ms.unsigned_abs()
+                    }
+                    Some(ms) => {
+                        problems.push(format!(
+                            "[provisioning] gba-timeout-ms must be {} to {}, got {ms}",
+                            TIMEOUT_RANGE_MS.0, TIMEOUT_RANGE_MS.1
+                        ));
+                        DEFAULT_GBA_TIMEOUT_MS
+                    }
+                };
+                // The same checks the NAF makes when it starts, reported with the key.
+                let probe = NafConfig::new(url, fqdn, zeroize::Zeroizing::new("-".into()));
+                if let Err(e) = bastion_gba::check(&probe) {
+                    problems.push(format!("[provisioning] {e}"));
+                }
+                Some(Gba {
+                    bsf_url: url.trim_end_matches('/').to_owned(),
+                    naf_fqdn: fqdn.clone(),
+                    zn_secret_file: PathBuf::from(secret),
+                    timeout_ms,
+                })
+            }
+            _ => {
+                problems.push(
+                    "[provisioning] gba-bsf-url, gba-naf-fqdn and gba-zn-secret-file go together"
+                        .to_owned(),
+                );
+                None
+            }
+        };
+        match problems.is_empty() {
+            true => Ok(Provisioning { gba }),
+            false => Err(problems),
+        }
+    }
+
+    /// Back to the file form.
+    pub fn to_section(&self) -> ProvisioningSection {
+        match &self.gba {
+            None => ProvisioningSection::default(),
+            Some(g) => ProvisioningSection {
+                gba_bsf_url: Some(g.bsf_url.clone()),
+                gba_naf_fqdn: Some(g.naf_fqdn.clone()),
+                gba_zn_secret_file: g.zn_secret_file.to_str().map(str::to_owned),
+                gba_timeout_ms: i64::try_from(g.timeout_ms).ok(),
+            },
+        }
+    }
+
+    /// The key source the TLS listener asks for identities its registry lacks: the GBA
+    /// NAF when configured (reads the Zn secret file, owner-only, now).
+    pub fn remote_psk_source(
+        &self,
+        data_path: impl Fn(&std::path::Path) -> PathBuf,
+    ) -> Result<Option<Arc<dyn RemotePskSource>>, Failure> {
+        let Some(g) = &self.gba else {
+            return Ok(None);
+        };
+        let secret = bastion_tls::secret::read_secret_text(&data_path(&g.zn_secret_file))
+            .map_err(|e| Failure::Runtime(format!("gba: Zn secret: {e}")))?;
+        let secret = zeroize::Zeroizing::new(secret.trim().to_owned());
+        let mut config = NafConfig::new(&g.bsf_url, &g.naf_fqdn, secret);
+        config.timeout = Duration::from_millis(g.timeout_ms);
+        let source = GbaPskSource::new(config).map_err(|e| Failure::Config(e.to_string()))?;
+        tracing::info!(
+            bsf = %g.bsf_url,
+            naf = %g.naf_fqdn,
+            "GBA: the TLS listener resolves 3GPP-bootstrapping identities through the BSF"
+        );
+        Ok(Some(source))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(url: &str, fqdn: &str) -> ProvisioningSection {
+        ProvisioningSection {
+            gba_bsf_url: Some(url.into()),
+            gba_naf_fqdn: Some(fqdn.into()),
+            gba_zn_secret_file: Some("zn.secret".into()),
+            gba_timeout_ms: None,
+        }
+    }
+
+    #[test]
+    fn gba_keys_are_checked_together() {
+        let ok = Provisioning::resolve(&section("http://127.0.0.1:9/", "in.example.com")).unwrap();
+        assert_eq!(ok.gba.as_ref().unwrap().bsf_url, "http://127.0.0.1:9");
+        assert_eq!(ok.gba.as_ref().unwrap().timeout_ms, 5000);
+        assert_eq!(Provisioning::resolve(&ok.to_section()).unwrap(), ok);
+        assert_eq!(
+            Provisioning::resolve(&ProvisioningSection::default()).unwrap(),
+            Provisioning::default()
+        );
+        assert_eq!(
+            Provisioning::resolve(&ProvisioningSection {
+                gba_naf_fqdn: None,
+                ..section("http://127.0.0.1:9", "x.example")
+            })
+            .unwrap_err(),
+            vec!["[provisioning] gba-bsf-url, gba-naf-fqdn and gba-zn-secret-file go together"]
+        );
+        assert_eq!(
+            Provisioning::resolve(&section("http://bsf.example.com", "in.example.com"))
+                .unwrap_err(),
+            vec!["[provisioning] gba: the BSF URL must be http:// on a loopback address (127.0.0.0/8, [::1], localhost), got \"http://bsf.example.com\""]
+        );
+        assert_eq!(
+            Provisioning::resolve(&section("http://127.0.0.1:9", "not a name")).unwrap_err(),
+            vec!["[provisioning] gba: the NAF FQDN \"not a name\" is not a fully qualified domain name"]
+        );
+        assert_eq!(
+            Provisioning::resolve(&ProvisioningSection {
+                gba_timeout_ms: Some(5),
+                ..section("http://127.0.0.1:9", "in.example.com")
+            })
+            .unwrap_err(),
+            vec!["[provisioning] gba-timeout-ms must be 10 to 60000, got 5"]
+        );
+    }
+}
