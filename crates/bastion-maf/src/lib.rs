@@ -128,6 +128,16 @@ impl Maf {
         &self.config
     }
 
+    /// Drops expired records and persists when any went.
+    pub fn purge(&self, now: i64) {
+        let mut state = self.state.lock();
+        if state.purge(now) > 0 {
+            if let Err(e) = self.store.save(&state) {
+                tracing::error!(error = %e, "cannot persist the MAF's records");
+            }
+        }
+    }
+
     /// Live client registrations and keys.
     pub fn counts(&self, now: i64) -> (usize, usize) {
         self.state.lock().counts(now)

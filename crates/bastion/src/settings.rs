@@ -176,6 +176,8 @@ pub struct RawSettings {
     pub registrar: Option<crate::registrar::RegistrarSection>,
     /// `[limits]` as written: file only.
     pub limits: Option<crate::limits::LimitsSection>,
+    /// `[provisioning]` as written: file only.
+    pub provisioning: Option<crate::maf_source::ProvisioningSection>,
 }
 
 impl RawSettings {
@@ -217,6 +219,7 @@ impl RawSettings {
             location: other.location.or(self.location),
             registrar: other.registrar.or(self.registrar),
             limits: other.limits.or(self.limits),
+            provisioning: other.provisioning.or(self.provisioning),
         }
     }
 
@@ -272,6 +275,8 @@ struct FileConfig {
     registrar: Option<crate::registrar::RegistrarSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     limits: Option<crate::limits::LimitsSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provisioning: Option<crate::maf_source::ProvisioningSection>,
 }
 
 /// `[tls]`: the TLS listener and its security-association frameworks (docs/security.md).
@@ -530,6 +535,7 @@ impl FileConfig {
             location: self.location,
             registrar: self.registrar,
             limits: self.limits,
+            provisioning: self.provisioning,
         }
     }
 }
@@ -608,6 +614,8 @@ pub struct Settings {
     pub registrar: Option<crate::registrar::RegistrarSettings>,
     /// `[limits]`: connection caps and timeouts.
     pub limits: crate::limits::Limits,
+    /// `[provisioning]`: the MAF this CSE retrieves MAF-distributed keys from.
+    pub provisioning: Option<crate::maf_source::ProvisioningSection>,
 }
 
 impl Settings {
@@ -779,6 +787,9 @@ impl Settings {
         let limits = crate::limits::Limits::resolve(&raw.limits.unwrap_or_default())
             .map_err(|mut found| problems.append(&mut found))
             .unwrap_or_default();
+        if let Some(p) = &raw.provisioning {
+            problems.extend(crate::maf_source::validate(p, tls.as_ref().map(|t| t.psk)));
+        }
 
         match listen {
             Some(listen) if problems.is_empty() => Ok(Settings {
@@ -812,6 +823,7 @@ impl Settings {
                 location: raw.location,
                 registrar,
                 limits,
+                provisioning: raw.provisioning,
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -851,6 +863,7 @@ impl Settings {
             location: None,
             registrar: None,
             limits: crate::limits::Limits::default(),
+            provisioning: None,
         }
     }
 
@@ -1048,6 +1061,7 @@ impl Settings {
                 .map(crate::registrar::RegistrarSettings::to_section),
             limits: (self.limits != crate::limits::Limits::default())
                 .then(|| self.limits.to_section()),
+            provisioning: self.provisioning.clone(),
         };
         toml::to_string(&file).map_err(|e| e.to_string())
     }
@@ -1516,6 +1530,7 @@ mod tests {
             location: _,
             registrar: _,
             limits,
+            provisioning: _,
         } = &raw;
         let set = [
             ("cse-id", cse_id.is_some()),

@@ -1,0 +1,171 @@
+//! `[provisioning]`: the MAF whose keys `bastion serve` accepts on its TLS listener
+//! (TS-0003 8.2.2.3, the CSE as Target MAF Client). Off unless `maf-url` is set; then a
+//! PSK identity `RelativeKeyID@<maf-fqdn>` that the credential store lacks is retrieved
+//! from the MAF by [`bastion_maf::MafKeySource`] over the CSE's own MAF association,
+//! authenticated by `maf-psk-id` (the CSE's KmID) with the Km in `maf-psk-file`
+//! (owner-only, hex), or by `maf-certificate-file`/`maf-key-file` against the trust
+//! anchors of `maf-ca-file`. The CSE speaks as its CSE-ID, which the MAF must have
+//! bound to that credential. Files are read relative to the data directory.
+//!
+//! Km is kept out of the listener's credential store on purpose: a key in that store
+//! opens the CSE's own listener, and Km must open only the MAF.
+
+use crate::settings::Settings;
+use crate::Failure;
+use bastion_client::{Client, ClientConfig, TlsConnector};
+use bastion_maf::{MafClient, MafKeySource, SourceOptions};
+use bastion_tls::{ClientOptions, PskKey, RemotePskSource, TlsClient};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `[provisioning]` as written.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProvisioningSection {
+    /// The MAF: `https://HOST:PORT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maf_url: Option<String>,
+    /// The MAF's FQDN, the suffix of the key identifiers it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maf_fqdn: Option<String>,
+    /// The CSE's KmID with the MAF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maf_psk_id: Option<String>,
+    /// File holding Km in hex (mode 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maf_psk_file: Option<String>,
+    /// Certificate framework towards the MAF: own chain, key, trust anchors (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maf_certificate_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maf_key_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maf_ca_file: Option<String>,
+    /// Name for SNI (and the certificate's dNSName); default the `maf-fqdn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maf_server_name: Option<String>,
+    /// Longest wait for one key retrieval, inside a handshake, ms (default 3000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maf_timeout_ms: Option<i64>,
+}
+
+/// Problems of a `[provisioning]` section; `tls_psk` is whether the TLS listener takes
+/// PSKs (`None`: no TLS listener).
+pub fn validate(p: &ProvisioningSection, tls_psk: Option<bool>) -> Vec<String> {
+    let mut problems = Vec::new();
+    if *p == ProvisioningSection::default() {
+        return problems;
+    }
+    let Some(url) = &p.maf_url else {
+        problems.push("provisioning: maf-url is required by the other maf-* keys".to_owned());
+        return problems;
+    };
+    if !url.to_ascii_lowercase().starts_with("https://") {
+        problems.push(format!(
+            "provisioning maf-url: {url:?} is not an https:// URL"
+        ));
+    }
+    match &p.maf_fqdn {
+        None => problems.push("provisioning: maf-fqdn is required with maf-url".to_owned()),
+        Some(fqdn) if bastion_keys::KeyIdentifier::new("x", fqdn).is_err() => {
+            problems.push(format!("provisioning maf-fqdn: {fqdn:?} is not an FQDN"))
+        }
+        Some(_) => {}
+    }
+    let psk = p.maf_psk_id.is_some() || p.maf_psk_file.is_some();
+    let cert = [&p.maf_certificate_file, &p.maf_key_file, &p.maf_ca_file];
+    let certificate = cert.iter().any(|f| f.is_some());
+    match (psk, certificate) {
+        (true, true) => problems
+            .push("provisioning: give maf-psk-id or maf-certificate-file, not both".to_owned()),
+        (false, false) => problems.push(
+            "provisioning: the CSE's MAF credential is required: maf-psk-id and maf-psk-file, \
+             or maf-certificate-file, maf-key-file and maf-ca-file"
+                .to_owned(),
+        ),
+        (true, false) if p.maf_psk_id.is_none() || p.maf_psk_file.is_none() => {
+            problems.push("provisioning: maf-psk-id and maf-psk-file go together".to_owned())
+        }
+        (false, true) if cert.iter().any(|f| f.is_none()) => problems.push(
+            "provisioning: maf-certificate-file, maf-key-file and maf-ca-file go together"
+                .to_owned(),
+        ),
+        _ => {}
+    }
+    if let Some(ms) = p.maf_timeout_ms {
+        if !(1..=60_000).contains(&ms) {
+            problems.push("provisioning maf-timeout-ms: must be 1 to 60000".to_owned());
+        }
+    }
+    if tls_psk != Some(true) {
+        problems.push(
+            "provisioning: MAF keys are PSKs; the [tls] listener must accept \"psk\"".to_owned(),
+        );
+    }
+    problems
+}
+
+/// The key source of `[provisioning]`, or `None` when it is not configured. Called
+/// inside the runtime that will run the retrievals.
+pub fn remote_psk(settings: &Settings) -> Result<Option<Arc<dyn RemotePskSource>>, Failure> {
+    let Some(p) = settings
+        .provisioning
+        .as_ref()
+        .filter(|p| p.maf_url.is_some())
+    else {
+        return Ok(None);
+    };
+    let (Some(url), Some(fqdn)) = (&p.maf_url, &p.maf_fqdn) else {
+        return Err(Failure::Config(
+            "provisioning: maf-url needs maf-fqdn".into(),
+        ));
+    };
+    let path = |f: &str| settings.data_path(Path::new(f));
+    let options = ClientOptions::default();
+    let tls = match (&p.maf_psk_id, &p.maf_psk_file) {
+        (Some(km_id), Some(file)) => {
+            let km = PskKey::from_file(&path(file))
+                .map_err(|e| Failure::Runtime(format!("provisioning maf-psk-file: {e}")))?;
+            TlsClient::psk(km_id, km, &options)
+                .map_err(|e| Failure::Config(format!("provisioning maf-psk-id: {e}")))?
+        }
+        _ => {
+            let (Some(cert), Some(key), Some(ca)) =
+                (&p.maf_certificate_file, &p.maf_key_file, &p.maf_ca_file)
+            else {
+                return Err(Failure::Config("provisioning: no MAF credential".into()));
+            };
+            let read = |f: &str| {
+                std::fs::read_to_string(path(f)).map_err(|e| {
+                    Failure::Runtime(format!("cannot read {}: {e}", path(f).display()))
+                })
+            };
+            let key_pem = bastion_tls::secret::read_secret_text(&path(key))
+                .map_err(|e| Failure::Runtime(format!("provisioning maf-key-file: {e}")))?;
+            TlsClient::certificate(&read(cert)?, &key_pem, &read(ca)?, None, &options)
+                .map_err(|e| Failure::Config(format!("provisioning MAF certificate: {e}")))?
+        }
+    };
+    let server_name = p.maf_server_name.clone().unwrap_or_else(|| fqdn.clone());
+    let connector = TlsConnector::new(tls).with_server_name(server_name);
+    let wait = Duration::from_millis(p.maf_timeout_ms.unwrap_or(3_000).max(1) as u64);
+    let client = Client::with_connector(
+        Arc::new(connector),
+        ClientConfig {
+            timeout: wait,
+            ..ClientConfig::default()
+        },
+    );
+    let maf = MafClient::over(client, url, fqdn, &settings.cse_id);
+    tracing::info!(maf = %url, maf_fqdn = %fqdn, "MAF-distributed keys accepted on the TLS listener");
+    Ok(Some(Arc::new(MafKeySource::new(
+        maf,
+        tokio::runtime::Handle::current(),
+        SourceOptions {
+            wait,
+            ..SourceOptions::default()
+        },
+    ))))
+}
