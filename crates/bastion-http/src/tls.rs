@@ -66,31 +66,16 @@ pub async fn serve_tls(
     serve_router_tls(listener, tls, app, limits.timeouts, gate, Some(from)).await
 }
 
-/// What a router that runs key-management procedures (the MAF) needs of the association
-/// a request arrived on, beyond [`SaIdentity`]: the kind of identity it is bound to, and
-/// the Kc/KcID both ends export from it with `EXPORTER-oneM2M-Connection` (TS-0003
-/// 10.3.1). Inserted only by [`serve_router_tls_with_details`]; the key is wiped when the
-/// connection's last request is done.
-#[derive(Clone, Debug)]
-pub struct AssociationDetails {
-    /// The AE-ID, CSE-ID or Credential-ID the association is bound to, with its kind.
-    pub binding: bastion_tls::Binding,
-    /// The keying material exported from this association (Debug redacted).
-    pub connection_key: Arc<bastion_tls::ExportedKey>,
-}
-
-/// [`serve_router_tls`], also exporting Kc/KcID from each association once, after its
-/// handshake, and inserting [`AssociationDetails`] on every request. A connection whose
-/// export fails, or that is not bound by its handshake, is closed.
-pub async fn serve_router_tls_with_details(
-    listener: tokio::net::TcpListener,
-    tls: Arc<TlsServer>,
-    app: Router,
-    timeouts: Timeouts,
-    gate: Gate,
-) -> std::io::Result<()> {
-    serve(listener, tls, app, timeouts, gate, None, true).await
-}
+/// What a router needs from the TLS session of a connection itself (keying material
+/// exported from it, state that lives as long as the association), computed once right
+/// after the handshake and added to the extensions of every request on that connection.
+/// `None` ends the connection before any request: the hook could not do its part (the
+/// hook logs why). The MEF uses it for the enrolment key of `EXPORTER-oneM2M-Bootstrap`.
+pub type SessionExtensions = Arc<
+    dyn Fn(&openssl::ssl::SslRef, &bastion_tls::Association) -> Option<axum::http::Extensions>
+        + Send
+        + Sync,
+>;
 
 /// Serves `app` over TLS on `listener` until the future is dropped: connections through
 /// the one accept loop under `gate`, the handshake under a handshake slot and
@@ -107,17 +92,19 @@ pub async fn serve_router_tls(
     gate: Gate,
     from: Option<String>,
 ) -> std::io::Result<()> {
-    serve(listener, tls, app, timeouts, gate, from, false).await
+    serve_router_tls_with(listener, tls, app, timeouts, gate, from, None).await
 }
 
-async fn serve(
+/// [`serve_router_tls`], with the extensions `session` computes from each connection's
+/// TLS session added to every request on it.
+pub async fn serve_router_tls_with(
     listener: tokio::net::TcpListener,
     tls: Arc<TlsServer>,
     app: Router,
     timeouts: Timeouts,
     gate: Gate,
     from: Option<String>,
-    details: bool,
+    session: Option<SessionExtensions>,
 ) -> std::io::Result<()> {
     let handshakes = gate.clone();
     let local = Listener {
@@ -129,6 +116,7 @@ async fn serve(
         let app = app.clone();
         let handshakes = handshakes.clone();
         let from = from.clone();
+        let session = session.clone();
         async move {
             let handshake = async {
                 let slot = handshakes.handshake().await;
@@ -160,18 +148,12 @@ async fn serve(
                     "server-authenticated association established: requests authenticate by HTTP credentials"
                 ),
             }
-            let details = match details {
-                false => None,
-                true => match association_details(
-                    bastion_tls::exporter::export_connection_key(stream.ssl()).ok(),
-                    &association,
-                ) {
-                    Some(details) => Some(details),
-                    None => {
-                        tracing::info!(%peer, "no key export or binding for this association: closed");
-                        return;
-                    }
+            let per_session = match &session {
+                Some(hook) => match hook(stream.ssl(), &association) {
+                    Some(extensions) => extensions,
+                    None => return,
                 },
+                None => axum::http::Extensions::new(),
             };
             let busy = Busy::default();
             let io = TimedIo::new(stream, timeouts, busy.clone());
@@ -187,7 +169,7 @@ async fn serve(
                     .map(|originator| SaIdentity(originator.into_owned()))
                     .map_err(|why| refused(why, from.as_deref()));
                 let app = app.clone();
-                let details = details.clone();
+                let per_session = per_session.clone();
                 let handling = busy.enter();
                 async move {
                     let identity = match admitted {
@@ -200,9 +182,7 @@ async fn serve(
                     request.extensions_mut().insert(ConnectInfo(peer));
                     request.extensions_mut().insert(local);
                     request.extensions_mut().insert(identity);
-                    if let Some(details) = details {
-                        request.extensions_mut().insert(details);
-                    }
+                    request.extensions_mut().extend(per_session);
                     let response = app.oneshot(request.map(axum::body::Body::new)).await;
                     drop(handling);
                     response
@@ -217,19 +197,6 @@ async fn serve(
         }
     })
     .await
-}
-
-/// The binding and exported Kc/KcID of an association bound by its handshake.
-fn association_details(
-    key: Option<bastion_tls::ExportedKey>,
-    association: &bastion_tls::Association,
-) -> Option<AssociationDetails> {
-    let binding = association.identity()?.binding().clone();
-    let key = key?;
-    Some(AssociationDetails {
-        binding,
-        connection_key: Arc::new(key),
-    })
 }
 
 /// The answer to a request the association does not admit: 4107 (security association

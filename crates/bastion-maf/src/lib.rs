@@ -6,7 +6,7 @@
 //! ```text
 //!  device (Source MAF Client)            MAF (bastion maf)                 CSE (Target)
 //!  ── MAF handshake (KmID/Km or cert) ──► TLS listener (bastion-http),
-//!                                         AssociationDetails: binding + Kc/KcID export
+//!                                         session hook: binding + Kc/KcID export
 //!  ── CREATE <fqdn>/clients (mcr) ──────► server.rs ─► Maf (lib.rs) ─► rules.rs
 //!  ── CREATE <fqdn>/keys (kr, no kyv) ──►   Kc/KcID exported on both ends    │ store.rs
 //!     Kc, KcID@fqdn                                                          ▼ sealed file

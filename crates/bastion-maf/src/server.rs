@@ -13,8 +13,8 @@
 //! | body not complete within the body timeout | 4008 |
 //! | a refusal of the rules (`rules.rs`) | its [`crate::MafError`] code |
 //!
-//! Caller identity (`who`) is the association's binding
-//! ([`bastion_http::tls::AssociationDetails`]), so a client can only act as itself;
+//! Caller identity (`who`) is the association's binding ([`AssociationDetails`],
+//! computed once per association by the listener's session hook), so a client can only act as itself;
 //! `X-M2M-Origin` must name it (SP-relative and absolute forms compare equal). Nothing
 //! secret is logged: refusals log the rsc and the reason, key values never.
 
@@ -27,7 +27,6 @@ use axum::http::Request as HttpRequest;
 use axum::response::Response as HttpResponse;
 use axum::Router;
 use bastion_http::listen::{Gate, Timeouts};
-use bastion_http::tls::AssociationDetails;
 use bastion_keys::Suid;
 use bastion_proto::time::Timestamp;
 use bastion_proto::wire::http as mapping;
@@ -42,6 +41,40 @@ use crate::{unix_now, Maf, MafError};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// What the MAF needs of the association a request arrived on, beyond its identity: the
+/// kind of identity it is bound to, and the Kc/KcID both ends export from it with
+/// `EXPORTER-oneM2M-Connection` (TS-0003 10.3.1). Computed once per association right
+/// after its handshake ([`session_details`]); the key is wiped with the connection.
+#[derive(Clone, Debug)]
+pub struct AssociationDetails {
+    /// The AE-ID, CSE-ID or Credential-ID the association is bound to, with its kind.
+    pub binding: bastion_tls::Binding,
+    /// The keying material exported from this association (Debug redacted).
+    pub connection_key: Arc<bastion_keys::ExportedKey>,
+}
+
+/// The listener's session hook: [`AssociationDetails`] for an association bound by its
+/// handshake; `None` (the connection is closed) when it is not bound or the export fails.
+fn session_details(
+    ssl: &openssl::ssl::SslRef,
+    association: &bastion_tls::Association,
+) -> Option<axum::http::Extensions> {
+    let binding = association.identity()?.binding().clone();
+    let key = match bastion_tls::exporter::export_connection_key(ssl) {
+        Ok(key) => key,
+        Err(e) => {
+            tracing::info!(error = %e, "no Kc/KcID export from the association: closed");
+            return None;
+        }
+    };
+    let mut extensions = axum::http::Extensions::new();
+    extensions.insert(AssociationDetails {
+        binding,
+        connection_key: Arc::new(key),
+    });
+    Some(extensions)
+}
 
 #[derive(Clone)]
 struct AppState {
@@ -59,7 +92,7 @@ pub fn router(maf: Arc<Maf>, timeouts: Timeouts) -> Router {
 
 /// Serves the MAF over TLS on `listener` until the future is dropped, on bastion-http's
 /// listener machinery (accept loop, `gate`, `timeouts`, revocation before every request),
-/// with Kc/KcID exported from every association.
+/// with [`AssociationDetails`] (Kc/KcID exported) from every association.
 pub async fn serve_tls(
     listener: tokio::net::TcpListener,
     tls: Arc<TlsServer>,
@@ -68,7 +101,17 @@ pub async fn serve_tls(
     gate: Gate,
 ) -> std::io::Result<()> {
     let app = router(maf, timeouts);
-    bastion_http::tls::serve_router_tls_with_details(listener, tls, app, timeouts, gate).await
+    let session: bastion_http::tls::SessionExtensions = Arc::new(session_details);
+    bastion_http::tls::serve_router_tls_with(
+        listener,
+        tls,
+        app,
+        timeouts,
+        gate,
+        None,
+        Some(session),
+    )
+    .await
 }
 
 async fn handle(State(state): State<AppState>, request: HttpRequest<Body>) -> HttpResponse {

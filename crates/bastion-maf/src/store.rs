@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bastion_tls::sealed::{self, UnsealError};
+use bastion_tls::sealed::{self, SealError};
 use bastion_tls::StoreKey;
 use serde::{Deserialize, Serialize};
 
@@ -29,8 +29,9 @@ pub enum StoreError {
     Decrypt(PathBuf),
     #[error("{}: corrupt MAF store: {reason}", .path.display())]
     Corrupt { path: PathBuf, reason: String },
-    #[error("crypto failure: {0}")]
-    Crypto(#[from] openssl::error::ErrorStack),
+    /// Sealing or writing failed (the file named inside).
+    #[error(transparent)]
+    Sealed(#[from] SealError),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -59,8 +60,9 @@ impl MafStore {
             source,
         })?;
         let plain = sealed::unseal(&store.key, MAGIC, &data).map_err(|e| match e {
-            UnsealError::NotSealed => StoreError::NotAStore(store.path.clone()),
-            UnsealError::Decrypt => StoreError::Decrypt(store.path.clone()),
+            SealError::NotSealed => StoreError::NotAStore(store.path.clone()),
+            SealError::Decrypt => StoreError::Decrypt(store.path.clone()),
+            other => StoreError::Sealed(other),
         })?;
         let corrupt = |reason: String| StoreError::Corrupt {
             path: store.path.clone(),
@@ -89,10 +91,7 @@ impl MafStore {
             reason: e.to_string(),
         })?;
         let sealed = sealed::seal(&self.key, MAGIC, &plain)?;
-        sealed::write_atomically(&self.path, &sealed).map_err(|source| StoreError::Io {
-            path: self.path.clone(),
-            source,
-        })
+        Ok(sealed::write_atomically(&self.path, &sealed)?)
     }
 }
 

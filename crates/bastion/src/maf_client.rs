@@ -211,7 +211,7 @@ fn write_key(path: &std::path::Path, key: &PskKey) -> Result<(), Failure> {
     let mut text = key.to_hex();
     text.push('\n');
     bastion_tls::sealed::write_atomically(path, text.as_bytes())
-        .map_err(|e| Failure::Runtime(format!("cannot write {}: {e}", path.display())))
+        .map_err(|e| Failure::Runtime(format!("--key-out: {e}")))
 }
 
 fn describe(out: &mut String, key: &MafKey) {
