@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 /// `ty` of a client registration CREATE (`<mafClientReg>`; TS-0032's number unknown).
-pub const TY_MAF_CLIENT_REG: u64 = 10_060;
+pub const TY_MAF_CLIENT_REG: u64 = 60_001;
 /// `ty` of a key registration CREATE (`<symmKeyReg>`; TS-0032's number unknown).
-pub const TY_SYMM_KEY_REG: u64 = 10_061;
+pub const TY_SYMM_KEY_REG: u64 = 60_002;
 /// Root name of a client registration.
 pub const CLIENT_REG: &str = "maf:mcr";
 /// Root name of a client configuration.
