@@ -169,3 +169,59 @@ pub fn remote_psk(settings: &Settings) -> Result<Option<Arc<dyn RemotePskSource>
         },
     ))))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn psk_section() -> ProvisioningSection {
+        ProvisioningSection {
+            maf_url: Some("https://maf.example.com:8445".into()),
+            maf_fqdn: Some("maf.example.com".into()),
+            maf_psk_id: Some("cse-in@maf.example.com".into()),
+            maf_psk_file: Some("maf.km".into()),
+            ..ProvisioningSection::default()
+        }
+    }
+
+    #[test]
+    fn a_complete_section_over_a_psk_listener_is_valid() {
+        assert!(validate(&psk_section(), Some(true)).is_empty());
+        assert!(validate(&ProvisioningSection::default(), None).is_empty());
+    }
+
+    #[test]
+    fn each_problem_is_named() {
+        let mut s = psk_section();
+        s.maf_url = Some("http://maf.example.com".into());
+        s.maf_fqdn = Some("not a name".into());
+        s.maf_psk_file = None;
+        s.maf_timeout_ms = Some(0);
+        assert_eq!(
+            validate(&s, Some(false)),
+            vec![
+                "provisioning maf-url: \"http://maf.example.com\" is not an https:// URL",
+                "provisioning maf-fqdn: \"not a name\" is not an FQDN",
+                "provisioning: maf-psk-id and maf-psk-file go together",
+                "provisioning maf-timeout-ms: must be 1 to 60000",
+                "provisioning: MAF keys are PSKs; the [tls] listener must accept \"psk\"",
+            ]
+        );
+        let both = ProvisioningSection {
+            maf_certificate_file: Some("c.pem".into()),
+            ..psk_section()
+        };
+        assert_eq!(
+            validate(&both, Some(true)),
+            vec!["provisioning: give maf-psk-id or maf-certificate-file, not both"]
+        );
+        let no_url = ProvisioningSection {
+            maf_url: None,
+            ..psk_section()
+        };
+        assert_eq!(
+            validate(&no_url, Some(true)),
+            vec!["provisioning: maf-url is required by the other maf-* keys"]
+        );
+    }
+}
