@@ -35,7 +35,7 @@ use bastion_http::listen::{self, Gate, Timeouts};
 use bastion_http::tls::SaIdentity;
 use bastion_proto::security_info::SecurityInfo;
 use bastion_proto::wire::http as mapping;
-use bastion_proto::{json, RequestError, Response, Rsc};
+use bastion_proto::{json, RequestError, Rsc};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -137,10 +137,8 @@ async fn handle(State(state): State<AppState>, request: HttpRequest<Body>) -> Ht
     let mut close_connection = false;
     let resp = match answer(&state, request).await {
         Ok(pc) => {
-            let mut r = Response::new(Rsc::Ok, echoed.rqi.clone());
+            let mut r = echoed.response(Rsc::Ok);
             r.pc = Some(pc);
-            r.rvi = Some(echoed.rvi.unwrap_or_else(|| "3".to_owned()));
-            r.rset = echoed.rset;
             r
         }
         Err(refusal) => {

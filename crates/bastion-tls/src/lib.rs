@@ -39,6 +39,7 @@ pub mod exporter;
 pub mod identity;
 pub mod peer_http;
 pub mod remote_psk;
+pub mod sealed;
 pub mod secret;
 pub mod server;
 pub mod strength;
@@ -53,7 +54,7 @@ pub use credentials::{
 };
 pub use exporter::{ExportError, ExportedKey};
 pub use identity::{Binding, Framework, IdentityError, NiDigest, PeerIdentity};
-pub use remote_psk::{RemotePsk, RemotePskSource};
+pub use remote_psk::{RemotePsk, RemotePskSource, RemotePskSources};
 pub use server::{
     CrlFreshness, HandshakeError, ServerCertificate, ServerSettings, TlsConfigError, TlsServer,
 };

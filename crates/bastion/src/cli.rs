@@ -66,6 +66,21 @@ pub enum Command {
     /// implementation can check its bytes against Bastion's (docs/provisioning.md).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Run an M2M Authentication Function (TS-0003 8.8): MAF clients authenticate with
+    /// their KmID/Km (from --credentials-store) or a certificate, register, and register
+    /// keys for a target that the target then retrieves (docs/provisioning.md).
+    ///
+    /// Logs "listening on ADDR:PORT" to standard error once ready. Exit status: 0 after a
+    /// signal-initiated stop, 1 when the MAF cannot start, 2 for invalid flags.
+    Maf(MafArgs),
+    /// A MAF Client (TS-0003 8.8.2): register with a MAF, register a key for a target,
+    /// retrieve one, update or end them. Each call is one MAF security association; key
+    /// values go to and come from owner-only files, never the terminal.
+    ///
+    /// Exit status: 0 on success, 1 when the MAF refused or could not be reached (the
+    /// rsc and reason on standard error), 2 for usage errors.
+    #[command(subcommand)]
+    MafClient(MafClientCommand),
 }
 
 /// Where the credential store is.
@@ -387,6 +402,16 @@ pub struct ReqArgs {
     /// Release the request speaks (X-M2M-RVI): 2a, 3, 4 or 5 [default: 3]
     #[arg(long, value_name = "RELEASE")]
     pub rvi: Option<String>,
+    #[command(flatten)]
+    pub tls: TlsClientArgs,
+    /// Seconds to wait for the whole exchange
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub timeout: u64,
+}
+
+/// The client side of a security association, as `req` and `maf-client` take it.
+#[derive(Debug, Args)]
+pub struct TlsClientArgs {
     /// TLS-PSK: the KpsaID
     #[arg(long, value_name = "KPSAID", conflicts_with = "cert")]
     pub psk_id: Option<String>,
@@ -405,9 +430,6 @@ pub struct ReqArgs {
     /// Name sent in SNI and checked against the server certificate [default: URL host]
     #[arg(long, value_name = "NAME")]
     pub server_name: Option<String>,
-    /// Seconds to wait for the whole exchange
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub timeout: u64,
 }
 
 /// Arguments of `das`.
@@ -427,7 +449,195 @@ pub struct DasArgs {
     #[arg(long, value_name = "ADDR:PORT", requires = "credentials_store")]
     pub tls_listen: Option<std::net::SocketAddr>,
 
+    #[command(flatten)]
+    pub function: TlsFunctionArgs,
+
+    /// The policy file (TOML)
+    #[arg(long, value_name = "FILE")]
+    pub policy: PathBuf,
+}
+
+/// Arguments of `maf`.
+#[derive(Debug, Args)]
+pub struct MafArgs {
+    /// TLS listener, ADDR:PORT (port 0 picks a free port)
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub tls_listen: std::net::SocketAddr,
+
+    #[command(flatten)]
+    pub function: TlsFunctionArgs,
+
+    /// The MAF's FQDN: the suffix of its key identifiers (RelativeKeyID@FQDN)
+    #[arg(long, value_name = "FQDN")]
+    pub fqdn: String,
+
+    /// The SP-ID that SP-relative client identities (/id-in) belong to, for comparing
+    /// them with absolute targetIDs
+    #[arg(long, value_name = "SP-ID")]
+    pub sp_id: String,
+
+    /// The MAF's records (registrations and key values), sealed under the credential
+    /// store's key; created when missing
+    #[arg(long, value_name = "FILE")]
+    pub state: PathBuf,
+
+    /// Live client registrations per MAF Client [default: 4]
+    #[arg(long, value_name = "N")]
+    pub max_registrations_per_client: Option<usize>,
+
+    /// Live registered keys per MAF Client [default: 64]
+    #[arg(long, value_name = "N")]
+    pub max_keys_per_client: Option<usize>,
+
+    /// Longest lifetime granted to a registration or a key, seconds [default: 604800]
+    #[arg(long, value_name = "SECS")]
+    pub max_lifetime_secs: Option<i64>,
+}
+
+/// How a MAF Client reaches its MAF.
+#[derive(Debug, Args)]
+pub struct MafClientArgs {
+    /// The MAF: https://HOST:PORT
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// The MAF's FQDN (MAF-FQDN, the suffix of key identifiers)
+    #[arg(long, value_name = "FQDN")]
+    pub maf_fqdn: String,
+    /// This client's identity, the one its MAF credential is bound to (X-M2M-Origin)
+    #[arg(long, value_name = "ID")]
+    pub from: String,
+    /// The MAF credential: --psk-id KmID with --psk-file (or BASTION_PSK_HEX), or a
+    /// certificate
+    #[command(flatten)]
+    pub tls: TlsClientArgs,
+    /// Seconds to wait for the whole exchange
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MafClientCommand {
+    /// MAF Client Registration (8.8.2.3); prints the mafClientRegID.
+    Register(MafRegisterArgs),
+    /// MAF Client Configuration Retrieval (8.8.2.4).
+    Config(MafRegIdArgs),
+    /// MAF Client Registration Update (8.8.2.5).
+    Update(MafUpdateArgs),
+    /// MAF Client De-Registration (8.8.2.6).
+    Deregister(MafRegIdArgs),
+    /// MAF Key Registration (8.8.2.7); prints the key identifier RelativeKeyID@MAF-FQDN
+    /// and writes the key to --key-out.
+    RegisterKey(MafRegisterKeyArgs),
+    /// MAF Key Retrieval (8.8.2.8); prints the key's metadata, writes the key to
+    /// --key-out when given.
+    RetrieveKey(MafKeyIdArgs),
+    /// MAF Key Registration Update (8.8.2.9).
+    UpdateKey(MafUpdateKeyArgs),
+    /// MAF Key De-Registration (8.8.2.10).
+    DeregisterKey(MafKeyIdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MafRegisterArgs {
+    #[command(flatten)]
+    pub maf: MafClientArgs,
+    /// The administrating stakeholder's FQDN (adminFQDN)
+    #[arg(long, value_name = "FQDN")]
+    pub admin_fqdn: String,
+    /// Proposed lifetime of the registration, seconds
+    #[arg(long, value_name = "SECS", default_value_t = 86_400)]
+    pub expires_in: i64,
+    /// A label (repeatable)
+    #[arg(long, value_name = "LABEL")]
+    pub label: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MafRegIdArgs {
+    #[command(flatten)]
+    pub maf: MafClientArgs,
+    /// The mafClientRegID
+    #[arg(long, value_name = "ID")]
+    pub reg_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MafUpdateArgs {
+    #[command(flatten)]
+    pub maf: MafClientArgs,
+    #[arg(long, value_name = "ID")]
+    pub reg_id: String,
+    /// New lifetime from now, seconds
+    #[arg(long, value_name = "SECS")]
+    pub expires_in: Option<i64>,
+    /// Labels replacing the registration's (repeatable)
+    #[arg(long, value_name = "LABEL")]
+    pub label: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MafRegisterKeyArgs {
+    #[command(flatten)]
+    pub maf: MafClientArgs,
+    /// The administrating stakeholder's FQDN (adminFQDN) of this client's registration
+    #[arg(long, value_name = "FQDN")]
+    pub admin_fqdn: String,
+    /// Security Usage Identifier: 32 (SAEF), 33 (ESPrim), 34/35 (ESData)
+    #[arg(long, value_name = "SUID", default_value_t = 32)]
+    pub suid: u32,
+    /// Absolute AE-ID or CSE-ID allowed to retrieve the key (repeatable; one for 32/33)
+    #[arg(long, value_name = "ID", required = true)]
+    pub target: Vec<String>,
+    /// Proposed lifetime of the key, seconds
+    #[arg(long, value_name = "SECS", default_value_t = 3_600)]
+    pub expires_in: i64,
+    /// A label (repeatable)
+    #[arg(long, value_name = "LABEL")]
+    pub label: Vec<String>,
+    /// A self-generated key value (hex, 16 to 64 bytes, mode 0600); without it both ends
+    /// export Kc from the MAF session (EXPORTER-oneM2M-Connection)
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Where the key is written, in hex, mode 0600 (replaced if it exists)
+    #[arg(long, value_name = "FILE")]
+    pub key_out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct MafKeyIdArgs {
+    #[command(flatten)]
+    pub maf: MafClientArgs,
+    /// The RelativeKeyID, or the whole key identifier RelativeKeyID@MAF-FQDN
+    #[arg(long, value_name = "KEY-ID")]
+    pub key_id: String,
+    /// retrieve-key: where the key is written, in hex, mode 0600
+    #[arg(long, value_name = "FILE")]
+    pub key_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MafUpdateKeyArgs {
+    #[command(flatten)]
+    pub maf: MafClientArgs,
+    #[arg(long, value_name = "KEY-ID")]
+    pub key_id: String,
+    /// New lifetime from now, seconds
+    #[arg(long, value_name = "SECS")]
+    pub expires_in: Option<i64>,
+    /// Labels replacing the key's (repeatable)
+    #[arg(long, value_name = "LABEL")]
+    pub label: Vec<String>,
+    /// Target IDs replacing the key's (repeatable)
+    #[arg(long, value_name = "ID")]
+    pub target: Vec<String>,
+}
+
+/// The TLS listener of a standalone function (`das`, `maf`): credentials, certificates,
+/// caps and timeouts (the ranges and defaults of `bastion serve`'s `[limits]`), logging.
+#[derive(Debug, Args)]
+pub struct TlsFunctionArgs {
     /// Credential store of the PSKs (and pinned raw keys) of the CSEs and AEs that ask
+    /// (KmIDs for a MAF)
     #[arg(long, value_name = "FILE")]
     pub credentials_store: Option<PathBuf>,
 
@@ -435,7 +645,7 @@ pub struct DasArgs {
     #[arg(long, value_name = "FILE")]
     pub credentials_key_file: Option<PathBuf>,
 
-    /// Server certificate chain (PEM) naming the DAS Server AE's AE-ID
+    /// Server certificate chain (PEM) naming this function's identity
     #[arg(long, value_name = "FILE", requires_all = ["key", "ca"])]
     pub cert: Option<PathBuf>,
 
@@ -450,10 +660,6 @@ pub struct DasArgs {
     /// CRL files checked against client certificates (PEM)
     #[arg(long, value_name = "FILE")]
     pub crl: Vec<PathBuf>,
-
-    /// The policy file (TOML)
-    #[arg(long, value_name = "FILE")]
-    pub policy: PathBuf,
 
     /// Cap on open connections, both listeners together; lowered to fit under the
     /// descriptor limit [default: 4096, as `bastion serve`'s [limits] max-connections]

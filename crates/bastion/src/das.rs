@@ -11,8 +11,11 @@
 //! listener machinery under the caps and timeouts `bastion serve` has (`--max-connections`
 //! … `--idle-timeout-ms`, the defaults and ranges of `[limits]`; the connection cap
 //! fitted under the descriptor limit).
+//!
+//! The listener set-up (logging, TLS server, limits, revocation refresh, signals) is
+//! shared with `bastion maf` (`maf.rs`), the other standalone TLS-served function.
 
-use crate::cli::DasArgs;
+use crate::cli::{DasArgs, TlsFunctionArgs};
 use crate::limits::{connection_gate, Limits, LimitsSection};
 use crate::Failure;
 use bastion_das::Das;
@@ -24,20 +27,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Runs the DAS until a stop signal.
 pub fn run(args: &DasArgs) -> Result<(), Failure> {
-    let filter = args
-        .log
-        .clone()
-        .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "info".to_owned());
-    let filter = EnvFilter::try_new(&filter)
-        .map_err(|e| Failure::Config(format!("invalid log filter {filter:?}: {e}")))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init()
-        .map_err(|e| Failure::Runtime(format!("cannot set up logging: {e}")))?;
-
+    init_logging(&args.function)?;
     let das = Das::load(&args.policy)
         .map_err(|e| Failure::Config(format!("{}: {e}", args.policy.display())))?;
     tracing::info!(
@@ -54,11 +44,28 @@ pub fn run(args: &DasArgs) -> Result<(), Failure> {
     runtime.block_on(serve(args, Arc::new(das)))
 }
 
+/// Logging to standard error, filtered by `--log`, else `RUST_LOG`, else `info`.
+pub(crate) fn init_logging(args: &TlsFunctionArgs) -> Result<(), Failure> {
+    let filter = args
+        .log
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".to_owned());
+    let filter = EnvFilter::try_new(&filter)
+        .map_err(|e| Failure::Config(format!("invalid log filter {filter:?}: {e}")))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init()
+        .map_err(|e| Failure::Runtime(format!("cannot set up logging: {e}")))
+}
+
 /// How often the credential store and the CRL files are checked for changes.
 const CREDENTIALS_RELOAD: Duration = Duration::from_secs(1);
 
 /// The TLS server, over the credential store of `--credentials-store`.
-fn open_tls(args: &DasArgs) -> Result<Arc<TlsServer>, Failure> {
+pub(crate) fn open_tls(args: &TlsFunctionArgs) -> Result<Arc<TlsServer>, Failure> {
     let Some(store) = &args.credentials_store else {
         return Err(Failure::Config(
             "--tls-listen needs --credentials-store".into(),
@@ -100,7 +107,7 @@ fn open_tls(args: &DasArgs) -> Result<Arc<TlsServer>, Failure> {
 
 /// The caps and timeouts of `--max-connections` … `--idle-timeout-ms`, validated as
 /// `bastion serve`'s `[limits]` are (same ranges, same defaults).
-fn listener_limits(args: &DasArgs) -> Result<Limits, Failure> {
+pub(crate) fn listener_limits(args: &TlsFunctionArgs) -> Result<Limits, Failure> {
     let section = LimitsSection {
         max_connections: args.max_connections,
         max_tls_handshakes: args.max_tls_handshakes,
@@ -120,10 +127,10 @@ fn listener_limits(args: &DasArgs) -> Result<Limits, Failure> {
 }
 
 async fn serve(args: &DasArgs, das: Arc<Das>) -> Result<(), Failure> {
-    let limits = listener_limits(args)?;
+    let limits = listener_limits(&args.function)?;
     let tls = match args.tls_listen {
         Some(addr) => {
-            let server = open_tls(args)?;
+            let server = open_tls(&args.function)?;
             let listener = bind(addr).await?;
             Some((listener, server))
         }
@@ -150,14 +157,7 @@ async fn serve(args: &DasArgs, das: Arc<Das>) -> Result<(), Failure> {
         let bound = local(&listener)?;
         tracing::info!("accepting TLS on {bound}");
         ready = Some(bound);
-        let refresh = server.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(CREDENTIALS_RELOAD);
-            loop {
-                tick.tick().await;
-                refresh.refresh_revocation();
-            }
-        });
+        spawn_revocation_refresh(server.clone());
         let das = das.clone();
         tasks.spawn(bastion_das::serve_tls(
             listener,
@@ -200,13 +200,24 @@ async fn serve(args: &DasArgs, das: Arc<Das>) -> Result<(), Failure> {
     }
 }
 
-async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Failure> {
+/// Re-reads the credential store and the CRLs when they change, until the runtime ends.
+pub(crate) fn spawn_revocation_refresh(server: Arc<TlsServer>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CREDENTIALS_RELOAD);
+        loop {
+            tick.tick().await;
+            server.refresh_revocation();
+        }
+    });
+}
+
+pub(crate) async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Failure> {
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Failure::Runtime(format!("cannot listen on {addr}: {e}")))
 }
 
-fn local(listener: &tokio::net::TcpListener) -> Result<std::net::SocketAddr, Failure> {
+pub(crate) fn local(listener: &tokio::net::TcpListener) -> Result<std::net::SocketAddr, Failure> {
     listener
         .local_addr()
         .map_err(|e| Failure::Runtime(format!("cannot read the bound address: {e}")))
@@ -214,7 +225,7 @@ fn local(listener: &tokio::net::TcpListener) -> Result<std::net::SocketAddr, Fai
 
 /// Resolves with the signal's name on SIGINT or SIGTERM (registered before returning).
 #[cfg(unix)]
-fn stop_signal() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
+pub(crate) fn stop_signal() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
@@ -227,7 +238,7 @@ fn stop_signal() -> std::io::Result<impl std::future::Future<Output = &'static s
 }
 
 #[cfg(not(unix))]
-fn stop_signal() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
+pub(crate) fn stop_signal() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
     Ok(async {
         match tokio::signal::ctrl_c().await {
             Ok(()) => "ctrl-c",

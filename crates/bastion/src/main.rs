@@ -1,6 +1,7 @@
 //! The `bastion` binary: the command line ([`cli`]), configuration resolution
 //! ([`settings`]), the server's life cycle ([`serve`]) and operator tools ([`acp`],
-//! [`credentials`], [`cert`], [`req`], [`keys`]).
+//! [`credentials`], [`cert`], [`req`], [`keys`]) and the standalone functions ([`das`],
+//! [`maf`], with [`maf_client`]).
 //!
 //! Exit status: 0 on success (and after a signal-initiated stop), 1 when the server cannot
 //! start or fails while running, 2 for invalid configuration or command-line usage.
@@ -16,6 +17,9 @@ mod das_consult;
 mod keys;
 mod limits;
 mod liveness;
+mod maf;
+mod maf_client;
+mod maf_source;
 mod notifications;
 mod outbound;
 mod provisioning;
@@ -82,6 +86,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Cert(command) => print(&cert::run(&command)?),
         Command::Keys(KeysCommand::Derive(args)) => print(&keys::derive(&args)?),
+        Command::Maf(args) => maf::run(&args),
+        Command::MafClient(command) => print(&maf_client::run(&command)?),
         Command::Req(args) => {
             let outcome = req::run(&args)?;
             print(&outcome.text)?;

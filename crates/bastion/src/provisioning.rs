@@ -36,6 +36,49 @@ pub struct ProvisioningSection {
     /// Longest wait for one Zn answer, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gba_timeout_ms: Option<i64>,
+    /// The MAF: `https://HOST:PORT` (the `maf-*` keys: `maf_source.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maf_url: Option<String>,
+    /// The MAF's FQDN, the suffix of the key identifiers it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maf_fqdn: Option<String>,
+    /// The CSE's KmID with the MAF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maf_psk_id: Option<String>,
+    /// File holding Km in hex (mode 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maf_psk_file: Option<String>,
+    /// Certificate framework towards the MAF: own chain, key, trust anchors (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maf_certificate_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maf_key_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maf_ca_file: Option<String>,
+    /// Name for SNI (and the certificate's dNSName); default the `maf-fqdn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maf_server_name: Option<String>,
+    /// Longest wait for one key retrieval, inside a handshake, ms (default 3000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maf_timeout_ms: Option<i64>,
+}
+
+impl ProvisioningSection {
+    /// The section with only its `maf-*` keys.
+    pub fn maf_only(&self) -> ProvisioningSection {
+        ProvisioningSection {
+            maf_url: self.maf_url.clone(),
+            maf_fqdn: self.maf_fqdn.clone(),
+            maf_psk_id: self.maf_psk_id.clone(),
+            maf_psk_file: self.maf_psk_file.clone(),
+            maf_certificate_file: self.maf_certificate_file.clone(),
+            maf_key_file: self.maf_key_file.clone(),
+            maf_ca_file: self.maf_ca_file.clone(),
+            maf_server_name: self.maf_server_name.clone(),
+            maf_timeout_ms: self.maf_timeout_ms,
+            ..ProvisioningSection::default()
+        }
+    }
 }
 
 /// The resolved `[provisioning]`.
@@ -43,6 +86,8 @@ pub struct ProvisioningSection {
 pub struct Provisioning {
     /// GBA as NAF, when configured.
     pub gba: Option<Gba>,
+    /// The `maf-*` keys, when `maf-url` is set (checked by `maf_source::validate`).
+    pub maf: Option<ProvisioningSection>,
 }
 
 /// The resolved GBA keys.
@@ -101,21 +146,24 @@ impl Provisioning {
                 None
             }
         };
+        let maf = s.maf_url.is_some().then(|| s.maf_only());
         match problems.is_empty() {
-            true => Ok(Provisioning { gba }),
+            true => Ok(Provisioning { gba, maf }),
             false => Err(problems),
         }
     }
 
     /// Back to the file form.
     pub fn to_section(&self) -> ProvisioningSection {
+        let maf = self.maf.clone().unwrap_or_default();
         match &self.gba {
-            None => ProvisioningSection::default(),
+            None => maf,
             Some(g) => ProvisioningSection {
                 gba_bsf_url: Some(g.bsf_url.clone()),
                 gba_naf_fqdn: Some(g.naf_fqdn.clone()),
                 gba_zn_secret_file: g.zn_secret_file.to_str().map(str::to_owned),
                 gba_timeout_ms: i64::try_from(g.timeout_ms).ok(),
+                ..maf
             },
         }
     }
@@ -153,8 +201,30 @@ mod tests {
             gba_bsf_url: Some(url.into()),
             gba_naf_fqdn: Some(fqdn.into()),
             gba_zn_secret_file: Some("zn.secret".into()),
-            gba_timeout_ms: None,
+            ..ProvisioningSection::default()
         }
+    }
+
+    #[test]
+    fn gba_and_maf_keys_share_the_section_and_round_trip() {
+        let both = ProvisioningSection {
+            maf_url: Some("https://maf.example.com:8445".into()),
+            maf_fqdn: Some("maf.example.com".into()),
+            maf_psk_id: Some("cse-in@maf.example.com".into()),
+            maf_psk_file: Some("maf.km".into()),
+            ..section("http://127.0.0.1:9", "in.example.com")
+        };
+        let resolved = Provisioning::resolve(&both).unwrap();
+        assert!(resolved.gba.is_some());
+        assert_eq!(resolved.maf, Some(both.maf_only()));
+        assert_eq!(
+            Provisioning::resolve(&resolved.to_section()).unwrap(),
+            resolved
+        );
+        assert!(crate::maf_source::validate(&both, Some(true)).is_empty());
+        // GBA alone: the MAF's validation has nothing to say.
+        let gba = section("http://127.0.0.1:9", "in.example.com");
+        assert!(crate::maf_source::validate(&gba, Some(true)).is_empty());
     }
 
     #[test]

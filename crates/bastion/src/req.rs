@@ -3,7 +3,7 @@
 //! `--cert`/`--key`/`--ca`), through `bastion_client`. Prints the response's rsc on the
 //! first line and its JSON body after it; never prints key material.
 
-use crate::cli::{ReqArgs, ReqOp};
+use crate::cli::{ReqArgs, ReqOp, TlsClientArgs};
 use crate::Failure;
 use bastion_client::{Client, ClientConfig, TlsConnector};
 use bastion_proto::{Operation, Request, Response};
@@ -74,8 +74,23 @@ fn client(args: &ReqArgs) -> Result<Client, Failure> {
         timeout: Duration::from_secs(args.timeout.max(1)),
         ..ClientConfig::default()
     };
+    Ok(match tls_client(&args.tls)? {
+        Some(tls) => {
+            let mut connector = TlsConnector::new(tls);
+            if let Some(name) = &args.tls.server_name {
+                connector = connector.with_server_name(name);
+            }
+            Client::with_connector(Arc::new(connector), config)
+        }
+        None => Client::new(config),
+    })
+}
+
+/// The TLS client of `--psk-id`/`--psk-file` or `--cert`/`--key`/`--ca`; `None` with
+/// neither. Shared with `maf-client`.
+pub(crate) fn tls_client(args: &TlsClientArgs) -> Result<Option<TlsClient>, Failure> {
     let options = ClientOptions::default();
-    let tls = match (&args.psk_id, &args.cert) {
+    Ok(match (&args.psk_id, &args.cert) {
         (Some(id), _) => {
             let key = crate::credentials::psk_key(args.psk_file.as_deref())?;
             Some(TlsClient::psk(id, key, &options).map_err(|e| Failure::Config(e.to_string()))?)
@@ -96,16 +111,6 @@ fn client(args: &ReqArgs) -> Result<Client, Failure> {
             )
         }
         (None, None) => None,
-    };
-    Ok(match tls {
-        Some(tls) => {
-            let mut connector = TlsConnector::new(tls);
-            if let Some(name) = &args.server_name {
-                connector = connector.with_server_name(name);
-            }
-            Client::with_connector(Arc::new(connector), config)
-        }
-        None => Client::new(config),
     })
 }
 

@@ -453,9 +453,19 @@ async fn open_tls(settings: &Settings) -> Result<Tls, Failure> {
             .collect::<Result<_, _>>()?,
         crl_files: t.crl_files.iter().map(|p| settings.data_path(p)).collect(),
         disable_tls13: t.disable_tls13,
-        remote_psk: settings
-            .provisioning
-            .remote_psk_source(|p| settings.data_path(p))?,
+        // [provisioning]: the key servers whose keys the listener accepts (GBA's BSF,
+        // the MAF), each asked only for its own identities.
+        remote_psk: bastion_tls::RemotePskSources::combine(
+            [
+                settings
+                    .provisioning
+                    .remote_psk_source(|p| settings.data_path(p))?,
+                crate::maf_source::remote_psk(settings)?,
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        ),
         peer_http_authentication: t.peer_http_authentication,
     };
     let server = TlsServer::new(&server_settings, registry.clone())

@@ -799,10 +799,14 @@ impl Settings {
         let limits = crate::limits::Limits::resolve(&raw.limits.unwrap_or_default())
             .map_err(|mut found| problems.append(&mut found))
             .unwrap_or_default();
-        let provisioning =
-            crate::provisioning::Provisioning::resolve(&raw.provisioning.unwrap_or_default())
-                .map_err(|mut found| problems.append(&mut found))
-                .unwrap_or_default();
+        let provisioning_section = raw.provisioning.unwrap_or_default();
+        problems.extend(crate::maf_source::validate(
+            &provisioning_section,
+            tls.as_ref().map(|t| t.psk),
+        ));
+        let provisioning = crate::provisioning::Provisioning::resolve(&provisioning_section)
+            .map_err(|mut found| problems.append(&mut found))
+            .unwrap_or_default();
         if provisioning.gba.is_some() && !tls.as_ref().is_some_and(|t| t.psk) {
             problems.push(
                 "[provisioning] gba-bsf-url needs a [tls] listener with the psk framework"
@@ -1083,10 +1087,7 @@ impl Settings {
                 .map(crate::registrar::RegistrarSettings::to_section),
             limits: (self.limits != crate::limits::Limits::default())
                 .then(|| self.limits.to_section()),
-            provisioning: self
-                .provisioning
-                .gba
-                .is_some()
+            provisioning: (self.provisioning != crate::provisioning::Provisioning::default())
                 .then(|| self.provisioning.to_section()),
         };
         toml::to_string(&file).map_err(|e| e.to_string())

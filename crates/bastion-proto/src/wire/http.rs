@@ -340,10 +340,17 @@ impl Echoed {
         }
     }
 
-    /// An answer carrying `error` with these values echoed (`rvi` 3 when none was
-    /// readable).
+    /// An answer with `rsc` and these values echoed (`rvi` 3 when none was readable).
+    pub fn response(&self, rsc: Rsc) -> Response {
+        self.echo_into(Response::new(rsc, self.rqi.clone()))
+    }
+
+    /// An answer carrying `error` with these values echoed.
     pub fn error(&self, error: &RequestError) -> Response {
-        let mut r = Response::error(error, self.rqi.clone());
+        self.echo_into(Response::error(error, self.rqi.clone()))
+    }
+
+    fn echo_into(&self, mut r: Response) -> Response {
         r.rvi = Some(self.rvi.clone().unwrap_or_else(|| "3".to_owned()));
         r.rset = self.rset.clone();
         r

@@ -1,0 +1,116 @@
+//! `bastion maf`: runs the M2M Authentication Function of `bastion-maf` (TS-0003 8.8)
+//! until SIGINT or SIGTERM, on the listener set-up `bastion das` uses (`das.rs`).
+//!
+//! Start: set up logging, validate the flags (exit status 2), open the credential store
+//! (MAF clients' KmID → Km, bound to their AE-ID / CSE-ID) and the sealed record file
+//! (under the same store key), build the TLS server (PSK, and certificates when `--cert`
+//! is given), bind, then log `listening on ADDR:PORT` last. The credential store and
+//! CRLs are re-read when they change; expired records are dropped every minute. Nothing
+//! secret is logged: identities, record IDs and counts only.
+
+use crate::cli::MafArgs;
+use crate::das::{
+    bind, init_logging, listener_limits, local, open_tls, spawn_revocation_refresh, stop_signal,
+};
+use crate::limits::connection_gate;
+use crate::Failure;
+use bastion_maf::{Limits, Maf, MafConfig};
+use bastion_tls::StoreKey;
+use std::sync::Arc;
+
+/// Runs the MAF until a stop signal.
+pub fn run(args: &MafArgs) -> Result<(), Failure> {
+    init_logging(&args.function)?;
+    let config = config(args)?;
+    let key = StoreKey::from_env_or_file(args.function.credentials_key_file.as_deref())
+        .map_err(|e| Failure::Config(format!("credential store key: {e}")))?;
+    let maf = Maf::open(config, args.state.clone(), key)
+        .map_err(|e| Failure::Config(format!("MAF records: {e}")))?;
+    let (clients, keys) = maf.counts(bastion_maf::unix_now());
+    tracing::info!(fqdn = %maf.config().fqdn, clients, keys, "MAF records loaded");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("bastion-maf")
+        .build()
+        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(serve(args, Arc::new(maf)))
+}
+
+fn config(args: &MafArgs) -> Result<MafConfig, Failure> {
+    let mut problems = Vec::new();
+    if bastion_keys::KeyIdentifier::new("x", &args.fqdn).is_err() {
+        problems.push(format!("--fqdn {:?} is not an FQDN", args.fqdn));
+    }
+    if args.sp_id.is_empty() || args.sp_id.contains('/') {
+        problems.push(format!("--sp-id {:?} is not an SP-ID", args.sp_id));
+    }
+    if args.function.credentials_store.is_none() {
+        problems.push("--credentials-store is required (the clients' KmIDs)".to_owned());
+    }
+    let defaults = Limits::default();
+    let limits = Limits {
+        registrations_per_client: args
+            .max_registrations_per_client
+            .unwrap_or(defaults.registrations_per_client),
+        keys_per_client: args.max_keys_per_client.unwrap_or(defaults.keys_per_client),
+        max_lifetime_secs: args.max_lifetime_secs.unwrap_or(defaults.max_lifetime_secs),
+        ..defaults
+    };
+    if !(1..=1024).contains(&limits.registrations_per_client) {
+        problems.push("--max-registrations-per-client must be 1 to 1024".to_owned());
+    }
+    if !(1..=65_536).contains(&limits.keys_per_client) {
+        problems.push("--max-keys-per-client must be 1 to 65536".to_owned());
+    }
+    if !(1..=366 * 86_400).contains(&limits.max_lifetime_secs) {
+        problems.push("--max-lifetime-secs must be 1 to 31622400".to_owned());
+    }
+    if !problems.is_empty() {
+        return Err(Failure::Config(problems.join("; ")));
+    }
+    Ok(MafConfig {
+        fqdn: args.fqdn.to_ascii_lowercase(),
+        sp_id: args.sp_id.clone(),
+        limits,
+    })
+}
+
+/// How often expired records are dropped from memory and disk.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn serve(args: &MafArgs, maf: Arc<Maf>) -> Result<(), Failure> {
+    let limits = listener_limits(&args.function)?;
+    let server = open_tls(&args.function)?;
+    let listener = bind(args.tls_listen).await?;
+    let stop = stop_signal()
+        .map_err(|e| Failure::Runtime(format!("cannot install signal handlers: {e}")))?;
+    spawn_revocation_refresh(server.clone());
+    let purging = maf.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PURGE_EVERY);
+        loop {
+            tick.tick().await;
+            purging.purge(bastion_maf::unix_now());
+        }
+    });
+    let bound = local(&listener)?;
+    let serving = bastion_maf::server::serve_tls(
+        listener,
+        server,
+        maf,
+        limits.timeouts,
+        connection_gate(&limits),
+    );
+    // Nothing after the address: scripts read it from the end of this line.
+    tracing::info!("listening on {bound}");
+    tokio::select! {
+        result = serving => match result {
+            Err(e) => Err(Failure::Runtime(format!("MAF listener failed: {e}"))),
+            Ok(()) => Err(Failure::Runtime("the MAF listener stopped".into())),
+        },
+        signal = stop => {
+            tracing::info!(signal, "stopped");
+            Ok(())
+        }
+    }
+}
