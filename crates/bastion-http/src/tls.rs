@@ -66,6 +66,17 @@ pub async fn serve_tls(
     serve_router_tls(listener, tls, app, limits.timeouts, gate, Some(from)).await
 }
 
+/// What a router needs from the TLS session of a connection itself (keying material
+/// exported from it, state that lives as long as the association), computed once right
+/// after the handshake and added to the extensions of every request on that connection.
+/// `None` ends the connection before any request: the hook could not do its part (the
+/// hook logs why). The MEF uses it for the enrolment key of `EXPORTER-oneM2M-Bootstrap`.
+pub type SessionExtensions = Arc<
+    dyn Fn(&openssl::ssl::SslRef, &bastion_tls::Association) -> Option<axum::http::Extensions>
+        + Send
+        + Sync,
+>;
+
 /// Serves `app` over TLS on `listener` until the future is dropped: connections through
 /// the one accept loop under `gate`, the handshake under a handshake slot and
 /// [`HANDSHAKE_TIMEOUT`], [`TimedIo`]'s `timeouts`, the revocation check before every
@@ -81,6 +92,20 @@ pub async fn serve_router_tls(
     gate: Gate,
     from: Option<String>,
 ) -> std::io::Result<()> {
+    serve_router_tls_with(listener, tls, app, timeouts, gate, from, None).await
+}
+
+/// [`serve_router_tls`], with the extensions `session` computes from each connection's
+/// TLS session added to every request on it.
+pub async fn serve_router_tls_with(
+    listener: tokio::net::TcpListener,
+    tls: Arc<TlsServer>,
+    app: Router,
+    timeouts: Timeouts,
+    gate: Gate,
+    from: Option<String>,
+    session: Option<SessionExtensions>,
+) -> std::io::Result<()> {
     let handshakes = gate.clone();
     let local = Listener {
         scheme: "https",
@@ -91,6 +116,7 @@ pub async fn serve_router_tls(
         let app = app.clone();
         let handshakes = handshakes.clone();
         let from = from.clone();
+        let session = session.clone();
         async move {
             let handshake = async {
                 let slot = handshakes.handshake().await;
@@ -122,6 +148,13 @@ pub async fn serve_router_tls(
                     "server-authenticated association established: requests authenticate by HTTP credentials"
                 ),
             }
+            let per_session = match &session {
+                Some(hook) => match hook(stream.ssl(), &association) {
+                    Some(extensions) => extensions,
+                    None => return,
+                },
+                None => axum::http::Extensions::new(),
+            };
             let busy = Busy::default();
             let io = TimedIo::new(stream, timeouts, busy.clone());
             let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
@@ -136,6 +169,7 @@ pub async fn serve_router_tls(
                     .map(|originator| SaIdentity(originator.into_owned()))
                     .map_err(|why| refused(why, from.as_deref()));
                 let app = app.clone();
+                let per_session = per_session.clone();
                 let handling = busy.enter();
                 async move {
                     let identity = match admitted {
@@ -148,6 +182,7 @@ pub async fn serve_router_tls(
                     request.extensions_mut().insert(ConnectInfo(peer));
                     request.extensions_mut().insert(local);
                     request.extensions_mut().insert(identity);
+                    request.extensions_mut().extend(per_session);
                     let response = app.oneshot(request.map(axum::body::Body::new)).await;
                     drop(handling);
                     response
