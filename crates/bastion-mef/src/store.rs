@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use bastion_tls::sealed::{self, FileStamp, SealedError};
+use bastion_tls::sealed::{self, SealError};
 use bastion_tls::StoreKey;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -29,9 +29,9 @@ const FORMAT_VERSION: u32 = 1;
 /// Failures of the store itself (not refusals of a request).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The sealed file could not be read or written.
-    #[error(transparent)]
-    Sealed(#[from] SealedError),
+    /// The sealed file could not be read, opened or written.
+    #[error("{0}: {1}")]
+    Sealed(PathBuf, SealError),
     /// The lock file could not be opened or locked.
     #[error("{path}: cannot lock: {source}")]
     Lock {
@@ -76,6 +76,15 @@ pub struct EnrolmentInfo {
     pub expires: i64,
     /// Revoked by the operator.
     pub revoked: bool,
+}
+
+/// Inode, size and modification time of the file, to notice another process's changes.
+type FileStamp = (u64, u64, i64, i64);
+
+fn stamp_of(path: &Path) -> std::io::Result<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    Ok((meta.ino(), meta.size(), meta.mtime(), meta.mtime_nsec()))
 }
 
 struct Loaded {
@@ -145,11 +154,16 @@ impl EnrolmentStore {
         if out.changed() || loaded.stamp.is_none() {
             let plain = bastion_tls::secret::to_json(&loaded.file)
                 .map_err(|e| StoreError::Corrupt(self.path.clone(), e.to_string()))?;
-            sealed::write_sealed(&self.path, &self.key, MAGIC, &plain)?;
-            loaded.stamp = sealed::stamp_of(&self.path).ok();
+            let sealed = sealed::seal(&self.key, MAGIC, &plain).map_err(|e| self.sealed(e))?;
+            sealed::write_atomically(&self.path, &sealed).map_err(|e| self.sealed(e))?;
+            loaded.stamp = stamp_of(&self.path).ok();
         }
         drop(lock);
         Ok(out)
+    }
+
+    fn sealed(&self, e: SealError) -> StoreError {
+        StoreError::Sealed(self.path.clone(), e)
     }
 
     fn lock_error(&self, source: std::io::Error) -> StoreError {
@@ -161,21 +175,22 @@ impl EnrolmentStore {
 
     /// Re-reads the file when another process changed it since the last read or write.
     fn refresh(&self, loaded: &mut Loaded) -> Result<(), StoreError> {
-        let stamp = match sealed::stamp_of(&self.path) {
+        let io = |source| {
+            self.sealed(SealError::Io {
+                path: self.path.clone(),
+                source,
+            })
+        };
+        let stamp = match stamp_of(&self.path) {
             Ok(stamp) => stamp,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(source) => {
-                return Err(SealedError::Io {
-                    path: self.path.clone(),
-                    source,
-                }
-                .into())
-            }
+            Err(source) => return Err(io(source)),
         };
         if loaded.stamp == Some(stamp) {
             return Ok(());
         }
-        let plain = sealed::read_sealed(&self.path, &self.key, MAGIC)?;
+        let data = std::fs::read(&self.path).map_err(io)?;
+        let plain = sealed::unseal(&self.key, MAGIC, &data).map_err(|e| self.sealed(e))?;
         let file: StoredFile = serde_json::from_slice(&plain)
             .map_err(|e| StoreError::Corrupt(self.path.clone(), e.to_string()))?;
         if file.version != FORMAT_VERSION {

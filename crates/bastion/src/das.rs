@@ -12,7 +12,7 @@
 //! … `--idle-timeout-ms`, the defaults and ranges of `[limits]`; the connection cap
 //! fitted under the descriptor limit).
 
-use crate::cli::DasArgs;
+use crate::cli::{DasArgs, ListenerLimitArgs};
 use crate::limits::{connection_gate, Limits, LimitsSection};
 use crate::Failure;
 use bastion_das::Das;
@@ -24,20 +24,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Runs the DAS until a stop signal.
 pub fn run(args: &DasArgs) -> Result<(), Failure> {
-    let filter = args
-        .log
-        .clone()
-        .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "info".to_owned());
-    let filter = EnvFilter::try_new(&filter)
-        .map_err(|e| Failure::Config(format!("invalid log filter {filter:?}: {e}")))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init()
-        .map_err(|e| Failure::Runtime(format!("cannot set up logging: {e}")))?;
-
+    init_logging(args.log.as_deref())?;
     let das = Das::load(&args.policy)
         .map_err(|e| Failure::Config(format!("{}: {e}", args.policy.display())))?;
     tracing::info!(
@@ -52,6 +39,25 @@ pub fn run(args: &DasArgs) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(serve(args, Arc::new(das)))
+}
+
+/// Logs to standard error under `log`, else `RUST_LOG`, else `info`. Shared with
+/// `bastion mef`.
+pub(crate) fn init_logging(log: Option<&str>) -> Result<(), Failure> {
+    let filter = log
+        .map(str::to_owned)
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".to_owned());
+    let filter = EnvFilter::try_new(&filter)
+        .map_err(|e| Failure::Config(format!("invalid log filter {filter:?}: {e}")))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init()
+        .map_err(|e| Failure::Runtime(format!("cannot set up logging: {e}")))?;
+
+    Ok(())
 }
 
 /// How often the credential store and the CRL files are checked for changes.
@@ -98,9 +104,9 @@ fn open_tls(args: &DasArgs) -> Result<Arc<TlsServer>, Failure> {
     Ok(Arc::new(server))
 }
 
-/// The caps and timeouts of `--max-connections` … `--idle-timeout-ms`, validated as
-/// `bastion serve`'s `[limits]` are (same ranges, same defaults).
-fn listener_limits(args: &DasArgs) -> Result<Limits, Failure> {
+/// The caps and timeouts of a standalone listener's flags, validated as `bastion serve`'s
+/// `[limits]` are (same ranges, same defaults). Shared with `bastion mef`.
+pub(crate) fn listener_limits_of(args: &ListenerLimitArgs) -> Result<Limits, Failure> {
     let section = LimitsSection {
         max_connections: args.max_connections,
         max_tls_handshakes: args.max_tls_handshakes,
@@ -120,7 +126,7 @@ fn listener_limits(args: &DasArgs) -> Result<Limits, Failure> {
 }
 
 async fn serve(args: &DasArgs, das: Arc<Das>) -> Result<(), Failure> {
-    let limits = listener_limits(args)?;
+    let limits = listener_limits_of(&args.limits)?;
     let tls = match args.tls_listen {
         Some(addr) => {
             let server = open_tls(args)?;
@@ -200,13 +206,13 @@ async fn serve(args: &DasArgs, das: Arc<Das>) -> Result<(), Failure> {
     }
 }
 
-async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Failure> {
+pub(crate) async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Failure> {
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Failure::Runtime(format!("cannot listen on {addr}: {e}")))
 }
 
-fn local(listener: &tokio::net::TcpListener) -> Result<std::net::SocketAddr, Failure> {
+pub(crate) fn local(listener: &tokio::net::TcpListener) -> Result<std::net::SocketAddr, Failure> {
     listener
         .local_addr()
         .map_err(|e| Failure::Runtime(format!("cannot read the bound address: {e}")))
@@ -214,7 +220,7 @@ fn local(listener: &tokio::net::TcpListener) -> Result<std::net::SocketAddr, Fai
 
 /// Resolves with the signal's name on SIGINT or SIGTERM (registered before returning).
 #[cfg(unix)]
-fn stop_signal() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
+pub(crate) fn stop_signal() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
@@ -227,7 +233,7 @@ fn stop_signal() -> std::io::Result<impl std::future::Future<Output = &'static s
 }
 
 #[cfg(not(unix))]
-fn stop_signal() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
+pub(crate) fn stop_signal() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
     Ok(async {
         match tokio::signal::ctrl_c().await {
             Ok(()) => "ctrl-c",

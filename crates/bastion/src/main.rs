@@ -13,9 +13,12 @@ mod cli;
 mod credentials;
 mod das;
 mod das_consult;
+mod enrol;
 mod keys;
 mod limits;
 mod liveness;
+mod mef;
+mod mef_source;
 mod notifications;
 mod outbound;
 mod registrar;
@@ -81,6 +84,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Cert(command) => print(&cert::run(&command)?),
         Command::Keys(KeysCommand::Derive(args)) => print(&keys::derive(&args)?),
+        Command::Enrol(args) => print(&enrol::run(&args)?),
+        Command::Mef(args) => match mef::run(&args)? {
+            Some(text) => print(&text),
+            None => Ok(()),
+        },
         Command::Req(args) => {
             let outcome = req::run(&args)?;
             print(&outcome.text)?;

@@ -453,7 +453,7 @@ async fn open_tls(settings: &Settings) -> Result<Tls, Failure> {
             .collect::<Result<_, _>>()?,
         crl_files: t.crl_files.iter().map(|p| settings.data_path(p)).collect(),
         disable_tls13: t.disable_tls13,
-        remote_psk: None,
+        remote_psk: crate::mef_source::from_settings(settings)?,
         peer_http_authentication: t.peer_http_authentication,
     };
     let server = TlsServer::new(&server_settings, registry.clone())

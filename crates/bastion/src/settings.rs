@@ -176,6 +176,8 @@ pub struct RawSettings {
     pub registrar: Option<crate::registrar::RegistrarSection>,
     /// `[limits]` as written: file only.
     pub limits: Option<crate::limits::LimitsSection>,
+    /// `[provisioning]` as written: file only.
+    pub provisioning: Option<crate::mef_source::ProvisioningSection>,
 }
 
 impl RawSettings {
@@ -216,6 +218,7 @@ impl RawSettings {
             tls: other.tls.or(self.tls),
             location: other.location.or(self.location),
             registrar: other.registrar.or(self.registrar),
+            provisioning: other.provisioning.or(self.provisioning),
             limits: other.limits.or(self.limits),
         }
     }
@@ -272,6 +275,8 @@ struct FileConfig {
     registrar: Option<crate::registrar::RegistrarSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     limits: Option<crate::limits::LimitsSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provisioning: Option<crate::mef_source::ProvisioningSection>,
 }
 
 /// `[tls]`: the TLS listener and its security-association frameworks (docs/security.md).
@@ -530,6 +535,7 @@ impl FileConfig {
             location: self.location,
             registrar: self.registrar,
             limits: self.limits,
+            provisioning: self.provisioning,
         }
     }
 }
@@ -608,6 +614,8 @@ pub struct Settings {
     pub registrar: Option<crate::registrar::RegistrarSettings>,
     /// `[limits]`: connection caps and timeouts.
     pub limits: crate::limits::Limits,
+    /// `[provisioning]`: keys provisioned by an M2M Enrolment Function (mef_source.rs).
+    pub provisioning: Option<crate::mef_source::ProvisioningSettings>,
 }
 
 impl Settings {
@@ -779,6 +787,11 @@ impl Settings {
         let limits = crate::limits::Limits::resolve(&raw.limits.unwrap_or_default())
             .map_err(|mut found| problems.append(&mut found))
             .unwrap_or_default();
+        let provisioning = raw.provisioning.as_ref().and_then(|section| {
+            crate::mef_source::ProvisioningSettings::resolve(section)
+                .map_err(|mut found| problems.append(&mut found))
+                .ok()
+        });
 
         match listen {
             Some(listen) if problems.is_empty() => Ok(Settings {
@@ -812,6 +825,7 @@ impl Settings {
                 location: raw.location,
                 registrar,
                 limits,
+                provisioning,
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -851,6 +865,7 @@ impl Settings {
             location: None,
             registrar: None,
             limits: crate::limits::Limits::default(),
+            provisioning: None,
         }
     }
 
@@ -1048,6 +1063,7 @@ impl Settings {
                 .map(crate::registrar::RegistrarSettings::to_section),
             limits: (self.limits != crate::limits::Limits::default())
                 .then(|| self.limits.to_section()),
+            provisioning: self.provisioning.as_ref().map(|p| p.section.clone()),
         };
         toml::to_string(&file).map_err(|e| e.to_string())
     }
@@ -1516,6 +1532,7 @@ mod tests {
             location: _,
             registrar: _,
             limits,
+            provisioning: _,
         } = &raw;
         let set = [
             ("cse-id", cse_id.is_some()),
