@@ -394,7 +394,7 @@ mod tests {
         let wrong = EnrolmentStore::open(&path, StoreKey::generate().unwrap(), 10);
         assert!(matches!(
             wrong,
-            Err(StoreError::Sealed(SealedError::Decrypt(_)))
+            Err(StoreError::Sealed(_, SealError::Decrypt))
         ));
     }
 
