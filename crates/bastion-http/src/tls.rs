@@ -25,6 +25,11 @@
 //! a credential revoked while a connection is kept alive (in the credential registry, or
 //! a certificate on a CRL reloaded since the handshake) stops working on its next
 //! request: the answer is 4107 and the connection is closed.
+//!
+//! A router that needs the TLS session itself (keying material exported from it, state
+//! that lives as long as the association) is served with [`serve_router_tls_with`] and a
+//! [`SessionExtensions`] hook, run once per connection after the handshake; the MEF
+//! exports its enrolment key there.
 
 use crate::listen::{self, Busy, Gate, TimedIo, Timeouts};
 use crate::{router, HttpLimits};

@@ -59,7 +59,8 @@ impl EnrolmentKey {
         Ok(EnrolmentKey::from_array(array))
     }
 
-    pub(crate) fn from_array(bytes: &[u8; KEY_LEN]) -> EnrolmentKey {
+    /// Ke from a 32-byte array (a stored Ke, say).
+    pub fn from_array(bytes: &[u8; KEY_LEN]) -> EnrolmentKey {
         EnrolmentKey(Zeroizing::new(*bytes))
     }
 }

@@ -81,6 +81,25 @@ pub enum Command {
     /// rsc and reason on standard error), 2 for usage errors.
     #[command(subcommand)]
     MafClient(MafClientCommand),
+    /// Run the M2M Enrolment Function (TS-0003 8.3): enrolees authenticate with a
+    /// factory key (KpmID/Kpm over TLS-PSK) or a certificate, run the enrolment exchange,
+    /// and enrolment targets fetch the keys derived for them (docs/provisioning.md).
+    /// `bastion mef revoke` and `bastion mef list` manage its store.
+    ///
+    /// Logs "listening on ADDR:PORT" once ready. Exit status: 0 after a signal-initiated
+    /// stop or a successful operator command, 1 when it cannot start or the store cannot be
+    /// used, 2 for an invalid configuration or usage.
+    Mef(MefArgs),
+    /// Enrol this device with an M2M Enrolment Function and use the credentials at once:
+    /// the MEF handshake with a factory key (--kpm-id, Kpm from --kpm-file,
+    /// BASTION_KPM_HEX or --kpm-hex) or a device certificate (--cert/--key/--ca), the
+    /// enrolment exchange, the key for the CSE derived from Ke, the credentials written to
+    /// --dir (mode 0600), then AE registration over TLS-PSK with them and a first
+    /// contentInstance (docs/provisioning.md). Keys are never printed.
+    ///
+    /// Exit status: 0 when every step succeeded, 1 when the MEF or the CSE refused (one
+    /// line: which step, the rsc or TLS reason), 2 for bad input.
+    Enrol(EnrolArgs),
 }
 
 /// Where the credential store is.
@@ -661,26 +680,8 @@ pub struct TlsFunctionArgs {
     #[arg(long, value_name = "FILE")]
     pub crl: Vec<PathBuf>,
 
-    /// Cap on open connections, both listeners together; lowered to fit under the
-    /// descriptor limit [default: 4096, as `bastion serve`'s [limits] max-connections]
-    #[arg(long, value_name = "N")]
-    pub max_connections: Option<i64>,
-
-    /// Cap on TLS handshakes in progress [default: 256]
-    #[arg(long, value_name = "N")]
-    pub max_tls_handshakes: Option<i64>,
-
-    /// Time a client has to send a complete request head, ms [default: 10000]
-    #[arg(long, value_name = "MS")]
-    pub header_timeout_ms: Option<i64>,
-
-    /// Time a client has to send a request body, ms (later: 4008) [default: 30000]
-    #[arg(long, value_name = "MS")]
-    pub body_timeout_ms: Option<i64>,
-
-    /// Time a kept-alive connection may stay idle between requests, ms [default: 60000]
-    #[arg(long, value_name = "MS")]
-    pub idle_timeout_ms: Option<i64>,
+    #[command(flatten)]
+    pub limits: ListenerLimitArgs,
 
     /// Log filter: a level or target=level directives; overrides RUST_LOG [default: info]
     #[arg(long, value_name = "LEVEL")]
@@ -942,4 +943,177 @@ mod tests {
         ]);
         assert!(both.is_err(), "--url and --data-dir must conflict");
     }
+}
+
+/// The caps and timeouts of a standalone listener (`bastion das`, `bastion mef`), with the
+/// defaults and ranges of `bastion serve`'s `[limits]`.
+#[derive(Debug, Args, Default)]
+pub struct ListenerLimitArgs {
+    /// Cap on open connections, every listener together; lowered to fit under the
+    /// descriptor limit [default: 4096, as `bastion serve`'s [limits] max-connections]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<i64>,
+
+    /// Cap on TLS handshakes in progress [default: 256]
+    #[arg(long, value_name = "N")]
+    pub max_tls_handshakes: Option<i64>,
+
+    /// Time a client has to send a complete request head, ms [default: 10000]
+    #[arg(long, value_name = "MS")]
+    pub header_timeout_ms: Option<i64>,
+
+    /// Time a client has to send a request body, ms (later: 4008) [default: 30000]
+    #[arg(long, value_name = "MS")]
+    pub body_timeout_ms: Option<i64>,
+
+    /// Time a kept-alive connection may stay idle between requests, ms [default: 60000]
+    #[arg(long, value_name = "MS")]
+    pub idle_timeout_ms: Option<i64>,
+}
+
+/// Arguments of `bastion mef`: run the MEF, or an operator command on its store.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct MefArgs {
+    #[command(subcommand)]
+    pub command: Option<MefCommand>,
+
+    #[command(flatten)]
+    pub run: MefRunArgs,
+}
+
+/// Running the MEF.
+#[derive(Debug, Args)]
+pub struct MefRunArgs {
+    /// The MEF's configuration file (TOML, a [mef] table; docs/provisioning.md)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Key file of the credential and enrolment stores when BASTION_CREDENTIALS_KEY is unset
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub limits: ListenerLimitArgs,
+
+    /// Log filter: a level or target=level directives; overrides RUST_LOG [default: info]
+    #[arg(long, value_name = "LEVEL")]
+    pub log: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MefCommand {
+    /// Revoke an enrolee: its enrolments stop releasing keys at once (a running MEF
+    /// re-reads its store) and it cannot enrol again. Prints how many enrolments were
+    /// revoked.
+    Revoke(MefRevokeArgs),
+    /// List the enrolments: KeID, enrolee ID, credential, expiry, state. Never keys.
+    List(MefStoreArgs),
+}
+
+/// Where the MEF's store is.
+#[derive(Debug, Args)]
+pub struct MefStoreArgs {
+    /// The MEF's configuration file
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+
+    /// Key file of the stores when BASTION_CREDENTIALS_KEY is unset
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+}
+
+/// Arguments of `bastion mef revoke`.
+#[derive(Debug, Args)]
+pub struct MefRevokeArgs {
+    #[command(flatten)]
+    pub store: MefStoreArgs,
+
+    /// The enrolee ID (AE-ID or CSE-ID) to revoke
+    #[arg(value_name = "ENROLEE-ID")]
+    pub enrolee: String,
+}
+
+/// Arguments of `bastion enrol`.
+#[derive(Debug, Args)]
+pub struct EnrolArgs {
+    /// The MEF's base URI (https://HOST:PORT)
+    #[arg(long, value_name = "URL", required_unless_present = "register_only")]
+    pub mef_url: Option<String>,
+
+    /// The FQDN of the MEF's KeIDs [default: the host of --mef-url]
+    #[arg(long, value_name = "FQDN")]
+    pub mef_fqdn: Option<String>,
+
+    /// Name sent in SNI to the MEF and checked in its certificate [default: the host]
+    #[arg(long, value_name = "NAME")]
+    pub mef_server_name: Option<String>,
+
+    /// KpmID, the identity of the factory key (<relative-id>@<fqdn>)
+    #[arg(long, value_name = "KPMID", conflicts_with = "cert")]
+    pub kpm_id: Option<String>,
+
+    /// File holding Kpm in hex (mode 0600); else BASTION_KPM_HEX, else --kpm-hex
+    #[arg(long, value_name = "FILE")]
+    pub kpm_file: Option<PathBuf>,
+
+    /// Kpm in hex (visible to other local users: prefer the file or the environment)
+    #[arg(long, value_name = "HEX")]
+    pub kpm_hex: Option<String>,
+
+    /// Device certificate chain (PEM) naming the device's AE-ID or CSE-ID
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+
+    /// Private key of --cert (PEM, mode 0600)
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    /// Trust anchor of the MEF's certificate (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+
+    /// X-M2M-Origin toward the MEF [default: 12-<KpmID>, or the certificate's ID]
+    #[arg(long, value_name = "ID")]
+    pub origin: Option<String>,
+
+    /// The enrolment target to use when the MEF names several CSEs
+    #[arg(long, value_name = "ID")]
+    pub target_id: Option<String>,
+
+    /// Directory of the credentials; must not exist (created 0700, files 0600)
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Stop once the credentials are on disk
+    #[arg(long, conflicts_with = "register_only")]
+    pub enrol_only: bool,
+
+    /// Register with the credentials already in --dir (no enrolment)
+    #[arg(long)]
+    pub register_only: bool,
+
+    /// Name sent in SNI to the CSE [default: the host of its URI]
+    #[arg(long, value_name = "NAME")]
+    pub cse_server_name: Option<String>,
+
+    /// Resource name of the AE [default: the enrolee ID's last segment]
+    #[arg(long, value_name = "NAME")]
+    pub ae_name: Option<String>,
+
+    /// App-ID of the AE
+    #[arg(long, value_name = "APP-ID", default_value = "Nbastion-enrol")]
+    pub app_id: String,
+
+    /// Container for the first contentInstance (created if missing)
+    #[arg(long, value_name = "NAME", requires = "content")]
+    pub container: Option<String>,
+
+    /// Content of the first contentInstance
+    #[arg(long, value_name = "TEXT", requires = "container")]
+    pub content: Option<String>,
+
+    /// Seconds each exchange may take
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub timeout: u64,
 }

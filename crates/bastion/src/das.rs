@@ -15,7 +15,7 @@
 //! The listener set-up (logging, TLS server, limits, revocation refresh, signals) is
 //! shared with `bastion maf` (`maf.rs`), the other standalone TLS-served function.
 
-use crate::cli::{DasArgs, TlsFunctionArgs};
+use crate::cli::{DasArgs, ListenerLimitArgs, TlsFunctionArgs};
 use crate::limits::{connection_gate, Limits, LimitsSection};
 use crate::Failure;
 use bastion_das::Das;
@@ -27,7 +27,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Runs the DAS until a stop signal.
 pub fn run(args: &DasArgs) -> Result<(), Failure> {
-    init_logging(&args.function)?;
+    init_logging(args.function.log.as_deref())?;
     let das = Das::load(&args.policy)
         .map_err(|e| Failure::Config(format!("{}: {e}", args.policy.display())))?;
     tracing::info!(
@@ -44,11 +44,11 @@ pub fn run(args: &DasArgs) -> Result<(), Failure> {
     runtime.block_on(serve(args, Arc::new(das)))
 }
 
-/// Logging to standard error, filtered by `--log`, else `RUST_LOG`, else `info`.
-pub(crate) fn init_logging(args: &TlsFunctionArgs) -> Result<(), Failure> {
-    let filter = args
-        .log
-        .clone()
+/// Logging to standard error, filtered by `log` (`--log`), else `RUST_LOG`, else `info`.
+/// Shared by the standalone functions (DAS, MAF, MEF).
+pub(crate) fn init_logging(log: Option<&str>) -> Result<(), Failure> {
+    let filter = log
+        .map(str::to_owned)
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| "info".to_owned());
     let filter = EnvFilter::try_new(&filter)
@@ -107,7 +107,7 @@ pub(crate) fn open_tls(args: &TlsFunctionArgs) -> Result<Arc<TlsServer>, Failure
 
 /// The caps and timeouts of `--max-connections` … `--idle-timeout-ms`, validated as
 /// `bastion serve`'s `[limits]` are (same ranges, same defaults).
-pub(crate) fn listener_limits(args: &TlsFunctionArgs) -> Result<Limits, Failure> {
+pub(crate) fn listener_limits_of(args: &ListenerLimitArgs) -> Result<Limits, Failure> {
     let section = LimitsSection {
         max_connections: args.max_connections,
         max_tls_handshakes: args.max_tls_handshakes,
@@ -127,7 +127,7 @@ pub(crate) fn listener_limits(args: &TlsFunctionArgs) -> Result<Limits, Failure>
 }
 
 async fn serve(args: &DasArgs, das: Arc<Das>) -> Result<(), Failure> {
-    let limits = listener_limits(&args.function)?;
+    let limits = listener_limits_of(&args.function.limits)?;
     let tls = match args.tls_listen {
         Some(addr) => {
             let server = open_tls(&args.function)?;

@@ -10,7 +10,7 @@
 
 use crate::cli::MafArgs;
 use crate::das::{
-    bind, init_logging, listener_limits, local, open_tls, spawn_revocation_refresh, stop_signal,
+    bind, init_logging, listener_limits_of, local, open_tls, spawn_revocation_refresh, stop_signal,
 };
 use crate::limits::connection_gate;
 use crate::Failure;
@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 /// Runs the MAF until a stop signal.
 pub fn run(args: &MafArgs) -> Result<(), Failure> {
-    init_logging(&args.function)?;
+    init_logging(args.function.log.as_deref())?;
     let config = config(args)?;
     let key = StoreKey::from_env_or_file(args.function.credentials_key_file.as_deref())
         .map_err(|e| Failure::Config(format!("credential store key: {e}")))?;
@@ -79,7 +79,7 @@ fn config(args: &MafArgs) -> Result<MafConfig, Failure> {
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 async fn serve(args: &MafArgs, maf: Arc<Maf>) -> Result<(), Failure> {
-    let limits = listener_limits(&args.function)?;
+    let limits = listener_limits_of(&args.function.limits)?;
     let server = open_tls(&args.function)?;
     let listener = bind(args.tls_listen).await?;
     let stop = stop_signal()

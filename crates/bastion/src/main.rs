@@ -14,12 +14,15 @@ mod cli;
 mod credentials;
 mod das;
 mod das_consult;
+mod enrol;
 mod keys;
 mod limits;
 mod liveness;
 mod maf;
 mod maf_client;
 mod maf_source;
+mod mef;
+mod mef_source;
 mod notifications;
 mod outbound;
 mod provisioning;
@@ -88,6 +91,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Keys(KeysCommand::Derive(args)) => print(&keys::derive(&args)?),
         Command::Maf(args) => maf::run(&args),
         Command::MafClient(command) => print(&maf_client::run(&command)?),
+        Command::Enrol(args) => print(&enrol::run(&args)?),
+        Command::Mef(args) => match mef::run(&args)? {
+            Some(text) => print(&text),
+            None => Ok(()),
+        },
         Command::Req(args) => {
             let outcome = req::run(&args)?;
             print(&outcome.text)?;

@@ -61,6 +61,33 @@ pub struct ProvisioningSection {
     /// Longest wait for one key retrieval, inside a handshake, ms (default 3000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maf_timeout_ms: Option<i64>,
+    /// The MEF: `https://HOST:PORT` (the `mef-*` keys: `mef_source.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mef_url: Option<String>,
+    /// The MEF's FQDN: KeIDs `RelativeKeID@<mef-fqdn>` are its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mef_fqdn: Option<String>,
+    /// The CSE's PSK identity toward the MEF, and the file with the key (hex, 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mef_psk_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mef_psk_file: Option<String>,
+    /// Or the certificate framework toward the MEF: chain, key, trust anchors (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mef_certificate_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mef_private_key_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mef_trust_anchor_file: Option<String>,
+    /// Longest wait for one fetchCredentials, inside a handshake, ms (default 3000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mef_timeout_ms: Option<u64>,
+    /// Fetches in flight at once (default 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mef_max_fetches: Option<usize>,
+    /// Keys kept until their lifetime ends (default 10000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mef_max_cached_keys: Option<usize>,
 }
 
 impl ProvisioningSection {
@@ -88,6 +115,50 @@ pub struct Provisioning {
     pub gba: Option<Gba>,
     /// The `maf-*` keys, when `maf-url` is set (checked by `maf_source::validate`).
     pub maf: Option<ProvisioningSection>,
+    /// The MEF as key server, when `mef-url` is set.
+    pub mef: Option<crate::mef_source::ProvisioningSettings>,
+}
+
+impl ProvisioningSection {
+    /// The `mef-*` keys, when any is set: `mef-url` and `mef-fqdn` must be.
+    fn mef_section(&self) -> Result<Option<crate::mef_source::MefSection>, String> {
+        let any = [
+            &self.mef_url,
+            &self.mef_fqdn,
+            &self.mef_psk_id,
+            &self.mef_psk_file,
+        ]
+        .iter()
+        .any(|k| k.is_some())
+            || [
+                &self.mef_certificate_file,
+                &self.mef_private_key_file,
+                &self.mef_trust_anchor_file,
+            ]
+            .iter()
+            .any(|k| k.is_some())
+            || self.mef_timeout_ms.is_some()
+            || self.mef_max_fetches.is_some()
+            || self.mef_max_cached_keys.is_some();
+        if !any {
+            return Ok(None);
+        }
+        let (Some(url), Some(fqdn)) = (&self.mef_url, &self.mef_fqdn) else {
+            return Err("[provisioning] the mef-* keys need mef-url and mef-fqdn".to_owned());
+        };
+        Ok(Some(crate::mef_source::MefSection {
+            mef_url: url.clone(),
+            mef_fqdn: fqdn.clone(),
+            mef_psk_id: self.mef_psk_id.clone(),
+            mef_psk_file: self.mef_psk_file.clone(),
+            mef_certificate_file: self.mef_certificate_file.clone(),
+            mef_private_key_file: self.mef_private_key_file.clone(),
+            mef_trust_anchor_file: self.mef_trust_anchor_file.clone(),
+            fetch_timeout_ms: self.mef_timeout_ms,
+            max_fetches: self.mef_max_fetches,
+            max_cached_keys: self.mef_max_cached_keys,
+        }))
+    }
 }
 
 /// The resolved GBA keys.
@@ -147,15 +218,38 @@ impl Provisioning {
             }
         };
         let maf = s.maf_url.is_some().then(|| s.maf_only());
+        let mef = match s.mef_section() {
+            Ok(None) => None,
+            Ok(Some(section)) => crate::mef_source::ProvisioningSettings::resolve(&section)
+                .map_err(|mut found| problems.append(&mut found))
+                .ok(),
+            Err(problem) => {
+                problems.push(problem);
+                None
+            }
+        };
         match problems.is_empty() {
-            true => Ok(Provisioning { gba, maf }),
+            true => Ok(Provisioning { gba, maf, mef }),
             false => Err(problems),
         }
     }
 
     /// Back to the file form.
     pub fn to_section(&self) -> ProvisioningSection {
-        let maf = self.maf.clone().unwrap_or_default();
+        let mut maf = self.maf.clone().unwrap_or_default();
+        if let Some(m) = &self.mef {
+            let m = &m.section;
+            maf.mef_url = Some(m.mef_url.clone());
+            maf.mef_fqdn = Some(m.mef_fqdn.clone());
+            maf.mef_psk_id = m.mef_psk_id.clone();
+            maf.mef_psk_file = m.mef_psk_file.clone();
+            maf.mef_certificate_file = m.mef_certificate_file.clone();
+            maf.mef_private_key_file = m.mef_private_key_file.clone();
+            maf.mef_trust_anchor_file = m.mef_trust_anchor_file.clone();
+            maf.mef_timeout_ms = m.fetch_timeout_ms;
+            maf.mef_max_fetches = m.max_fetches;
+            maf.mef_max_cached_keys = m.max_cached_keys;
+        }
         match &self.gba {
             None => maf,
             Some(g) => ProvisioningSection {

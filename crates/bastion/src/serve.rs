@@ -454,13 +454,14 @@ async fn open_tls(settings: &Settings) -> Result<Tls, Failure> {
         crl_files: t.crl_files.iter().map(|p| settings.data_path(p)).collect(),
         disable_tls13: t.disable_tls13,
         // [provisioning]: the key servers whose keys the listener accepts (GBA's BSF,
-        // the MAF), each asked only for its own identities.
+        // the MAF, the MEF), each asked only for its own identities.
         remote_psk: bastion_tls::RemotePskSources::combine(
             [
                 settings
                     .provisioning
                     .remote_psk_source(|p| settings.data_path(p))?,
                 crate::maf_source::remote_psk(settings)?,
+                crate::mef_source::from_settings(settings)?,
             ]
             .into_iter()
             .flatten()

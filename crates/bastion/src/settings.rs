@@ -223,8 +223,8 @@ impl RawSettings {
             tls: other.tls.or(self.tls),
             location: other.location.or(self.location),
             registrar: other.registrar.or(self.registrar),
-            limits: other.limits.or(self.limits),
             provisioning: other.provisioning.or(self.provisioning),
+            limits: other.limits.or(self.limits),
         }
     }
 
@@ -811,6 +811,11 @@ impl Settings {
             problems.push(
                 "[provisioning] gba-bsf-url needs a [tls] listener with the psk framework"
                     .to_owned(),
+            );
+        }
+        if provisioning.mef.is_some() && !tls.as_ref().is_some_and(|t| t.psk) {
+            problems.push(
+                "[provisioning] mef-url needs a [tls] listener with the psk framework".to_owned(),
             );
         }
 

@@ -1,0 +1,514 @@
+//! `bastion enrol`: the enrolee (TS-0003 8.3.2.1, 8.3.2.2) in one command, from a factory
+//! credential to data at the CSE with no person in between:
+//!
+//! 1. the MEF handshake: TLS-PSK with KpmID/Kpm (`--kpm-id`, the key from `--kpm-file`,
+//!    `BASTION_KPM_HEX` or `--kpm-hex`), or the device certificate and key against the
+//!    MEF's trust anchor; Ke/RelativeKeID exported from that session
+//!    (`EXPORTER-oneM2M-Bootstrap`), KeID = hex(RelativeKeID)@`--mef-fqdn`;
+//! 2. the enrolment exchange (indications: none offered, since this command carries out
+//!    no instruction; final), and a check that the MEF's KeID equals ours;
+//! 3. the key for the CSE target (its SUID 22): Kuc = HMAC(Ke, …‖SUID‖target ID);
+//! 4. the credentials on disk, all or nothing: `--dir` is created (0700) only once the
+//!    exchange succeeded, its files mode 0600: `key-id`, `ke.hex`, `kuc.hex`,
+//!    `enrolee-id`, `target-id`, `cse-uri`, `expires`;
+//! 5. AE registration at the CSE over TLS-PSK, identity KeID, key Kuc, `X-M2M-Origin` the
+//!    enrolee ID; `--container` created if missing; one `<contentInstance>` of
+//!    `--content`.
+//!
+//! `--enrol-only` stops after 4; `--register-only` starts at 5 from an existing `--dir`.
+//! Keys are never printed. Exit status: 0 when every step succeeded, 1 when the MEF or
+//! the CSE refused (one line saying which step and why), 2 for bad input.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bastion_client::{Client, ClientConfig, ClientError, Connector, Endpoint, Io, TlsConnector};
+use bastion_keys::{ExportedKey, KeyIdentifier, Suid};
+use bastion_mef::wire::{self, names, Enrolled, Final, Indications, Instructions, TargetMsg};
+use bastion_proto::{Operation, Request, Response, Rsc};
+use bastion_tls::{ClientOptions, PskKey, TlsClient};
+use parking_lot::Mutex;
+use zeroize::Zeroizing;
+
+use crate::cli::EnrolArgs;
+use crate::Failure;
+
+/// The environment variable Kpm is read from when no file names it.
+const KPM_ENV: &str = "BASTION_KPM_HEX";
+/// The SUID of the key for a CSE (RSPF-provisioned, SAEF).
+const CSE_SUID: u8 = 22;
+
+fn bad(message: impl Into<String>) -> Failure {
+    Failure::Config(message.into())
+}
+
+fn refused(message: impl Into<String>) -> Failure {
+    Failure::Runtime(message.into())
+}
+
+/// Runs the steps the flags ask for; returns the lines to print.
+pub fn run(args: &EnrolArgs) -> Result<String, Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| refused(format!("cannot start the async runtime: {e}")))?;
+    let mut out = String::new();
+    let credentials = if args.register_only {
+        Credentials::read(&args.dir)?
+    } else {
+        let client = mef_client(args)?;
+        let credentials = runtime.block_on(enrol(args, client))?;
+        credentials.write(&args.dir)?;
+        out.push_str(&format!(
+            "enrolled: key-id {} enrolee {} expires {}\ncredentials: {}\n",
+            credentials.ke_id,
+            credentials.enrolee_id,
+            credentials.expires,
+            args.dir.display()
+        ));
+        credentials
+    };
+    if !args.enrol_only {
+        out.push_str(&runtime.block_on(register(args, &credentials))?);
+    }
+    Ok(out)
+}
+
+/// The TLS client toward the MEF, and the `X-M2M-Origin` the association is bound to.
+struct MefClient {
+    tls: TlsClient,
+    origin: String,
+}
+
+fn mef_client(args: &EnrolArgs) -> Result<MefClient, Failure> {
+    let options = ClientOptions::default();
+    match (&args.kpm_id, &args.cert) {
+        (Some(kpm_id), None) => {
+            let key = kpm(args)?;
+            let tls =
+                TlsClient::psk(kpm_id, key, &options).map_err(|e| bad(format!("--kpm-id: {e}")))?;
+            // Without an operator binding, a PSK credential is bound to its
+            // Credential-ID 12-<KpmID> (TS-0003 10.4).
+            let origin = args
+                .origin
+                .clone()
+                .unwrap_or_else(|| format!("12-{kpm_id}"));
+            Ok(MefClient { tls, origin })
+        }
+        (None, Some(cert)) => {
+            let (Some(key), Some(ca)) = (&args.key, &args.ca) else {
+                return Err(bad("--cert needs --key and --ca"));
+            };
+            let chain = read_text(cert)?;
+            let key = bastion_tls::secret::read_secret_text(key).map_err(|e| bad(e.to_string()))?;
+            let anchors = read_text(ca)?;
+            let origin = match &args.origin {
+                Some(origin) => origin.clone(),
+                None => certificate_identity(&chain)?,
+            };
+            let tls = TlsClient::certificate(&chain, &key, &anchors, None, &options)
+                .map_err(|e| bad(format!("--cert/--key/--ca: {e}")))?;
+            Ok(MefClient { tls, origin })
+        }
+        _ => Err(bad(
+            "give either --kpm-id (with a Kpm) or --cert/--key/--ca",
+        )),
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read {}: {e}", path.display())))
+}
+
+/// The AE-ID or CSE-ID a certificate names (its SAN URI): what the MEF binds the
+/// association to.
+fn certificate_identity(chain_pem: &str) -> Result<String, Failure> {
+    let leaf = openssl::x509::X509::from_pem(chain_pem.as_bytes())
+        .map_err(|_| bad("--cert is not a PEM certificate"))?;
+    bastion_tls::identity::binding_from_certificate(&leaf)
+        .map(|b| b.originator().to_owned())
+        .map_err(|e| bad(format!("--cert: {e}")))
+}
+
+/// Kpm from `--kpm-file`, else `BASTION_KPM_HEX`, else `--kpm-hex`.
+fn kpm(args: &EnrolArgs) -> Result<PskKey, Failure> {
+    if let Some(file) = &args.kpm_file {
+        return PskKey::from_file(file).map_err(|e| bad(format!("--kpm-file: {e}")));
+    }
+    if let Some(key) = PskKey::from_env(KPM_ENV).map_err(|e| bad(format!("{KPM_ENV}: {e}")))? {
+        return Ok(key);
+    }
+    match &args.kpm_hex {
+        Some(hex) => PskKey::from_hex(hex).map_err(|e| bad(format!("--kpm-hex: {e}"))),
+        None => Err(bad(format!(
+            "no Kpm: give --kpm-file, {KPM_ENV} or --kpm-hex"
+        ))),
+    }
+}
+
+/// One association with the MEF whose enrolment key is exported at the handshake. A
+/// second connection would be another association with another Ke: refused, so the
+/// exchange cannot silently continue on a new one.
+struct MefConnector {
+    tls: Arc<TlsConnectorInner>,
+}
+
+struct TlsConnectorInner {
+    client: TlsClient,
+    server_name: Option<String>,
+    exported: Mutex<Option<ExportedKey>>,
+    connected: AtomicBool,
+}
+
+#[async_trait]
+impl Connector for MefConnector {
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Box<dyn Io>, ClientError> {
+        let inner = &self.tls;
+        if inner.connected.swap(true, Ordering::AcqRel) {
+            return Err(ClientError::Connect(std::io::Error::other(
+                "the association with the MEF ended before the enrolment exchange did",
+            )));
+        }
+        let tcp = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port))
+            .await
+            .map_err(ClientError::Connect)?;
+        let name = inner.server_name.as_deref().unwrap_or(&endpoint.host);
+        let stream = inner
+            .client
+            .connect(name, tcp)
+            .await
+            .map_err(ClientError::Handshake)?;
+        let ke = bastion_tls::exporter::export_bootstrap_key(stream.ssl())
+            .map_err(|e| ClientError::Connect(std::io::Error::other(e.to_string())))?;
+        *inner.exported.lock() = Some(ke);
+        Ok(Box::new(stream))
+    }
+}
+
+/// What the enrolment provisioned, as kept on disk.
+struct Credentials {
+    ke_id: String,
+    ke: Zeroizing<String>,
+    kuc: Zeroizing<String>,
+    enrolee_id: String,
+    target_id: String,
+    cse_uri: String,
+    expires: String,
+}
+
+const FILES: [&str; 7] = [
+    "key-id",
+    "ke.hex",
+    "kuc.hex",
+    "enrolee-id",
+    "target-id",
+    "cse-uri",
+    "expires",
+];
+
+impl Credentials {
+    fn write(&self, dir: &Path) -> Result<(), Failure> {
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        if dir.exists() {
+            return Err(bad(format!(
+                "{} exists: give a new directory",
+                dir.display()
+            )));
+        }
+        // Written beside, renamed into place: the directory appears complete or not at all.
+        let staging = dir.with_extension(format!("partial-{}", std::process::id()));
+        let fail = |e: std::io::Error| refused(format!("cannot write {}: {e}", dir.display()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&staging)
+            .map_err(fail)?;
+        let values: [&str; 7] = [
+            &self.ke_id,
+            &self.ke,
+            &self.kuc,
+            &self.enrolee_id,
+            &self.target_id,
+            &self.cse_uri,
+            &self.expires,
+        ];
+        let written = (|| {
+            for (name, value) in FILES.iter().zip(values) {
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(staging.join(name))?;
+                file.write_all(value.as_bytes())?;
+                file.write_all(b"\n")?;
+                file.sync_all()?;
+            }
+            std::fs::rename(&staging, dir)
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(fail(e));
+        }
+        Ok(())
+    }
+
+    fn read(dir: &Path) -> Result<Credentials, Failure> {
+        let read = |name: &str| -> Result<Zeroizing<String>, Failure> {
+            let text = bastion_tls::secret::read_secret_text(&dir.join(name))
+                .map_err(|e| bad(format!("--dir: {e}")))?;
+            Ok(Zeroizing::new(text.trim().to_owned()))
+        };
+        Ok(Credentials {
+            ke_id: read("key-id")?.to_string(),
+            ke: read("ke.hex")?,
+            kuc: read("kuc.hex")?,
+            enrolee_id: read("enrolee-id")?.to_string(),
+            target_id: read("target-id")?.to_string(),
+            cse_uri: read("cse-uri")?.to_string(),
+            expires: read("expires")?.to_string(),
+        })
+    }
+}
+
+fn timeout(args: &EnrolArgs) -> Duration {
+    Duration::from_secs(args.timeout.clamp(1, 300))
+}
+
+/// The MEF's answer to one exchange message, or a one-line refusal.
+fn expect(step: &str, response: &Response, rsc: Rsc) -> Result<serde_json::Value, Failure> {
+    let pc = response.pc.clone().unwrap_or(serde_json::Value::Null);
+    if response.rsc == rsc {
+        return Ok(pc);
+    }
+    let reason = pc
+        .get("m2m:dbg")
+        .and_then(|d| d.as_str())
+        .unwrap_or("no reason given");
+    Err(refused(format!("{step}: {} {reason}", response.rsc.code())))
+}
+
+async fn enrol(args: &EnrolArgs, mef: MefClient) -> Result<Credentials, Failure> {
+    let mef_url = args
+        .mef_url
+        .as_deref()
+        .ok_or_else(|| bad("--mef-url is required"))?;
+    let fqdn = match &args.mef_fqdn {
+        Some(fqdn) => fqdn.clone(),
+        None => host_of(mef_url).ok_or_else(|| bad("--mef-url has no host"))?,
+    };
+    KeyIdentifier::new("00", &fqdn).map_err(|e| bad(format!("--mef-fqdn: {e}")))?;
+    let inner = Arc::new(TlsConnectorInner {
+        client: mef.tls,
+        server_name: args.mef_server_name.clone(),
+        exported: Mutex::new(None),
+        connected: AtomicBool::new(false),
+    });
+    let config = ClientConfig {
+        timeout: timeout(args),
+        max_body_bytes: 64 * 1024,
+    };
+    let client = Client::with_connector(Arc::new(MefConnector { tls: inner.clone() }), config);
+    let url = format!("{}{}", mef_url.trim_end_matches('/'), wire::ENROLMENT_PATH);
+    let message = |rqi: &str, pc: serde_json::Value| Request {
+        op: Some(Operation::Notify),
+        to: wire::ENROLMENT_PATH.to_owned(),
+        fr: Some(mef.origin.clone()),
+        rqi: Some(rqi.to_owned()),
+        rvi: Some("3".to_owned()),
+        pc: Some(pc),
+        ..Request::default()
+    };
+    let send = |request: Request| {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            client
+                .send(&url, &request)
+                .await
+                .map_err(|e| refused(format!("enrolment with the MEF failed: {e}")))
+        }
+    };
+    let indications = wire::wrap(names::INDICATIONS, &Indications::default());
+    let answer = send(message("enrol-1", indications)).await?;
+    let pc = expect("the MEF refused the enrolment", &answer, Rsc::Ok)?;
+    let instructions: Instructions = wire::unwrap(names::INSTRUCTIONS, &pc)
+        .map_err(|e| refused(format!("malformed instructions from the MEF: {e}")))?;
+    if !instructions.ins.is_empty() {
+        // Not offered, so not expected; following one is not within this command.
+        return Err(refused(
+            "the MEF sent instructions this enrolee did not offer to follow",
+        ));
+    }
+    let fin = wire::wrap(names::FINAL, &Final::default());
+    let answer = send(message("enrol-2", fin)).await?;
+    let pc = expect("the MEF refused the enrolment", &answer, Rsc::Created)?;
+    let enrolled: Enrolled = wire::unwrap(names::ENROLLED, &pc)
+        .map_err(|e| refused(format!("malformed enrolment answer from the MEF: {e}")))?;
+    let exported = inner
+        .exported
+        .lock()
+        .take()
+        .ok_or_else(|| refused("no enrolment key was exported"))?;
+    let ke_id = exported
+        .key_identifier(&fqdn)
+        .map_err(|e| bad(format!("--mef-fqdn: {e}")))?
+        .to_string();
+    if enrolled.keid != ke_id {
+        return Err(refused(format!(
+            "the MEF's KeID {} differs from ours {ke_id}: not the MEF of --mef-fqdn, or a \
+             different session",
+            enrolled.keid
+        )));
+    }
+    let target = cse_target(&enrolled.tgs, args.target_id.as_deref())?;
+    let suid = Suid::from_code(u32::from(target.suid))
+        .map_err(|e| refused(format!("the MEF named a bad SUID: {e}")))?;
+    let kuc = bastion_mef::rules::derive_for(&exported.enrolment_key(), suid, &target.tid)
+        .map_err(|e| refused(format!("cannot derive the key for {}: {e}", target.tid)))?;
+    Ok(Credentials {
+        ke_id,
+        ke: bastion_keys::hex::encode_secret(exported.key()),
+        kuc: kuc.to_hex(),
+        enrolee_id: enrolled.eid,
+        target_id: target.tid.clone(),
+        cse_uri: target.uri.clone(),
+        expires: enrolled.exp,
+    })
+}
+
+/// The CSE target: SUID 22, and `--target-id` when several.
+fn cse_target<'a>(
+    targets: &'a [TargetMsg],
+    wanted: Option<&str>,
+) -> Result<&'a TargetMsg, Failure> {
+    let mut candidates = targets
+        .iter()
+        .filter(|t| t.suid == CSE_SUID && wanted.is_none_or(|w| w == t.tid));
+    match (candidates.next(), candidates.next()) {
+        (Some(t), None) => Ok(t),
+        (None, _) => Err(refused(
+            "the MEF named no CSE target (SUID 22) for this enrolee",
+        )),
+        (Some(_), Some(_)) => Err(bad(
+            "the MEF named several CSE targets: choose with --target-id",
+        )),
+    }
+}
+
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
+async fn register(args: &EnrolArgs, c: &Credentials) -> Result<String, Failure> {
+    let key = PskKey::from_hex(&c.kuc).map_err(|e| bad(format!("kuc.hex: {e}")))?;
+    let tls = TlsClient::psk(&c.ke_id, key, &ClientOptions::default())
+        .map_err(|e| bad(format!("key-id: {e}")))?;
+    let mut connector = TlsConnector::new(tls);
+    if let Some(name) = &args.cse_server_name {
+        connector = connector.with_server_name(name.clone());
+    }
+    let config = ClientConfig {
+        timeout: timeout(args),
+        ..ClientConfig::default()
+    };
+    let client = Client::with_connector(Arc::new(connector), config);
+    let base = c.cse_uri.trim_end_matches('/').to_owned();
+    let ae_name = match &args.ae_name {
+        Some(name) => name.clone(),
+        None => c
+            .enrolee_id
+            .rsplit('/')
+            .next()
+            .unwrap_or(&c.enrolee_id)
+            .to_owned(),
+    };
+    let create = |ty: u64, rqi: &str, pc: serde_json::Value| Request {
+        op: Some(Operation::Create),
+        to: String::new(),
+        fr: Some(c.enrolee_id.clone()),
+        rqi: Some(rqi.to_owned()),
+        rvi: Some("3".to_owned()),
+        ty: Some(ty),
+        pc: Some(pc),
+        ..Request::default()
+    };
+    let send = |target: String, request: Request, step: &'static str| {
+        let client = client.clone();
+        let expires = c.expires.clone();
+        async move {
+            client.send(&target, &request).await.map_err(|e| {
+                refused(format!(
+                    "{step}: the CSE did not accept the provisioned key ({e}); the \
+                     enrolment expires {expires}"
+                ))
+            })
+        }
+    };
+    let ae = serde_json::json!({"m2m:ae": {
+        "rn": ae_name, "api": args.app_id, "rr": false, "srv": ["3"]}});
+    let answer = send(base.clone(), create(2, "enrol-ae", ae), "AE registration").await?;
+    expect("AE registration refused", &answer, Rsc::Created)?;
+    let ae_uri = format!("{base}/{ae_name}");
+    let mut out = format!(
+        "registered: AE {ae_name} as {} ({})\n",
+        c.enrolee_id,
+        Rsc::Created.code()
+    );
+    let Some(container) = &args.container else {
+        return Ok(out);
+    };
+    let cnt = serde_json::json!({"m2m:cnt": {"rn": container}});
+    let answer = send(ae_uri.clone(), create(3, "enrol-cnt", cnt), "container").await?;
+    if answer.rsc != Rsc::Conflict {
+        expect("container creation refused", &answer, Rsc::Created)?;
+    }
+    let content = args.content.clone().unwrap_or_default();
+    let cin = serde_json::json!({"m2m:cin": {"con": content, "cnf": "text/plain:0"}});
+    let cnt_uri = format!("{ae_uri}/{container}");
+    let answer = send(cnt_uri, create(4, "enrol-cin", cin), "contentInstance").await?;
+    expect("contentInstance creation refused", &answer, Rsc::Created)?;
+    out.push_str(&format!(
+        "contentInstance: {ae_name}/{container} ({})\n",
+        Rsc::Created.code()
+    ));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_of_a_url() {
+        assert_eq!(
+            host_of("https://mef.example.com:8444/x").as_deref(),
+            Some("mef.example.com")
+        );
+        assert_eq!(
+            host_of("https://mef.example.com").as_deref(),
+            Some("mef.example.com")
+        );
+        assert_eq!(host_of("mef"), None);
+    }
+
+    #[test]
+    fn the_cse_target_is_the_suid_22_one() {
+        let t = |tid: &str, suid| TargetMsg {
+            tid: tid.into(),
+            uri: "https://x".into(),
+            suid,
+        };
+        let targets = [t("maf.example.com", 21), t("/id-in", 22)];
+        assert_eq!(cse_target(&targets, None).unwrap().tid, "/id-in");
+        assert!(cse_target(&targets[..1], None).is_err());
+        let two = [t("/id-in", 22), t("/id-mn", 22)];
+        assert!(matches!(cse_target(&two, None), Err(Failure::Config(_))));
+        assert_eq!(cse_target(&two, Some("/id-mn")).unwrap().tid, "/id-mn");
+    }
+}

@@ -1,0 +1,707 @@
+//! Remote security provisioning end to end (TS-0003 8.3.2.1, 8.3.2.2; issue 15): three
+//! real processes, `bastion mef`, `bastion serve` with `[provisioning]`, and the device,
+//! `bastion enrol`. A device holding only its factory key (or only its certificate)
+//! enrols, registers its AE over TLS-PSK with the key the MEF provisioned for the CSE and
+//! writes data; a wrong Kpm, an expired enrolment, a revoked enrolee and a replayed
+//! exchange each fail with a clear error and nothing provisioned. The replay is sent by
+//! `openssl s_client`, a client the project did not write.
+
+mod common;
+
+use common::provision::{
+    add_psk_credential, issue_certificates, make_ca, printed_rsc, psk_req, Store,
+};
+use common::{bastion, path, spawn_watched, write_key_file, Server};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const STORE_KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f05a1e2d3c4b5a69788796a5b4c3d2e1f0";
+const MEF_FQDN: &str = "mef.example.com";
+/// The CSE's PSK toward the MEF, bound there to its CSE-ID.
+const CSE_PSK_ID: &str = "cse-in@mef.example.com";
+const CSE_PSK: &str = "7c0d1e2f3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5";
+/// Factory keys (KpmID, Kpm) of the devices the MEF knows.
+const DEV1: (&str, &str) = (
+    "dev1@factory.example.com",
+    "11aa22bb33cc44dd55ee66ff77008899aabbccddeeff00112233445566778899",
+);
+const SHORT: (&str, &str) = (
+    "short@factory.example.com",
+    "2233445566778899aabbccddeeff001122334455667788990011223344556677",
+);
+const REVOKED: (&str, &str) = (
+    "gone@factory.example.com",
+    "33445566778899aabbccddeeff00112233445566778899001122334455667788",
+);
+const REPLAY: (&str, &str) = (
+    "again@factory.example.com",
+    "445566778899aabbccddeeff0011223344556677889900112233445566778899",
+);
+/// The identity the device certificate names.
+const DEVICE2_ID: &str = "//bastion.example/id-in/Cdevice2";
+
+/// A running `bastion mef`, killed on drop.
+struct Mef {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<String>>,
+}
+
+impl Drop for Mef {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An MEF, a CSE that trusts it, and the files of both.
+struct Site {
+    files: tempfile::TempDir,
+    mef: Mef,
+    cse: Server,
+    cse_tls_port: u16,
+}
+
+fn write_secret(file: &Path, text: &str) {
+    std::fs::write(file, text).expect("write");
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+impl Site {
+    fn start() -> Site {
+        let files = tempfile::tempdir().expect("files");
+        let dir = files.path();
+        write_key_file(&dir.join("store.key"), STORE_KEY);
+        std::fs::create_dir(dir.join("mef")).expect("mef dir");
+        let store = path(dir, "mef/credentials.store");
+        let key_file = path(dir, "store.key");
+        for (id, key) in [DEV1, SHORT, REVOKED, REPLAY] {
+            let file = dir.join(format!("{id}.kpm"));
+            write_secret(&file, key);
+            add_psk_credential(
+                Store::File(&store),
+                &key_file,
+                id,
+                &file.to_string_lossy(),
+                &[],
+            );
+        }
+        write_secret(&dir.join("cse-mef.psk"), CSE_PSK);
+        add_psk_credential(
+            Store::File(&store),
+            &key_file,
+            CSE_PSK_ID,
+            &path(dir, "cse-mef.psk"),
+            &["--cse-id", "/id-in"],
+        );
+        make_ca(dir, "Factory CA", &[]);
+        issue_certificates(
+            dir,
+            &[("mef", "//mef.example.com/id-mef"), ("device2", DEVICE2_ID)],
+        );
+
+        let cse_tls_port = common::acme::free_port();
+        let config = format!(
+            r#"
+[mef]
+fqdn = "{MEF_FQDN}"
+listen = "127.0.0.1:0"
+data-dir = "{data}"
+cert = "{dir}/mef.pem"
+key = "{dir}/mef.key"
+ca = ["{dir}/ca.pem"]
+
+[[mef.target]]
+name = "cse"
+id = "/id-in"
+uri = "https://127.0.0.1:{cse_tls_port}/cse-in"
+suid = 22
+
+[[mef.enrolee]]
+kpm-id = "{dev1}"
+enrolee-id = "Csensor1"
+targets = ["cse"]
+lifetime-seconds = 3600
+
+[[mef.enrolee]]
+kpm-id = "{short}"
+enrolee-id = "Cshort"
+targets = ["cse"]
+lifetime-seconds = 2
+
+[[mef.enrolee]]
+kpm-id = "{revoked}"
+enrolee-id = "Cgone"
+targets = ["cse"]
+lifetime-seconds = 3600
+
+[[mef.enrolee]]
+kpm-id = "{replay}"
+enrolee-id = "Cagain"
+targets = ["cse"]
+lifetime-seconds = 3600
+
+[[mef.enrolee]]
+certificate = "{DEVICE2_ID}"
+enrolee-id = "Cdevice2"
+targets = ["cse"]
+lifetime-seconds = 3600
+"#,
+            data = path(dir, "mef"),
+            dir = dir.display(),
+            dev1 = DEV1.0,
+            short = SHORT.0,
+            revoked = REVOKED.0,
+            replay = REPLAY.0,
+        );
+        std::fs::write(dir.join("mef.toml"), config).expect("mef.toml");
+        let mef = start_mef(dir);
+        let cse = Server::start_with_config(&format!(
+            r#"
+[tls]
+listen = "127.0.0.1:{cse_tls_port}"
+frameworks = ["psk"]
+credentials-key-file = "{key_file}"
+
+[provisioning]
+mef-url = "https://127.0.0.1:{mef_port}"
+mef-fqdn = "{MEF_FQDN}"
+mef-psk-id = "{CSE_PSK_ID}"
+mef-psk-file = "{psk}"
+mef-timeout-ms = 5000
+"#,
+            mef_port = mef.port,
+            psk = path(dir, "cse-mef.psk"),
+        ));
+        Site {
+            files,
+            mef,
+            cse,
+            cse_tls_port,
+        }
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.files.path().join(name)
+    }
+
+    fn mef_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.mef.port)
+    }
+
+    /// `bastion enrol` with a factory key from its file, and `extra`.
+    fn enrol_kpm(
+        &self,
+        (kpm_id, _): (&str, &str),
+        kpm_file: &Path,
+        dir: &str,
+        extra: &[&str],
+    ) -> Output {
+        let mut args = vec![
+            "enrol",
+            "--mef-url",
+            &self.mef_url_string(),
+            "--mef-fqdn",
+            MEF_FQDN,
+            "--kpm-id",
+            kpm_id,
+            "--kpm-file",
+            kpm_file.to_str().expect("utf-8"),
+            "--dir",
+            dir,
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        bastion(&refs)
+    }
+
+    fn mef_url_string(&self) -> String {
+        self.mef_url()
+    }
+
+    fn kpm_file(&self, (kpm_id, _): (&str, &str)) -> PathBuf {
+        self.file(&format!("{kpm_id}.kpm"))
+    }
+
+    /// `bastion mef ARGS --config … --key-file …`'s output.
+    fn mef_tool(&self, args: &[&str]) -> Output {
+        let config = path(self.files.path(), "mef.toml");
+        let key = path(self.files.path(), "store.key");
+        let mut all = vec!["mef"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--config", &config, "--key-file", &key]);
+        bastion(&all)
+    }
+
+    /// The MEF's enrolments as `bastion mef list` prints them.
+    fn enrolments(&self) -> String {
+        let out = self.mef_tool(&["list"]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    /// `GET /fetchCredentials/<KeID>/22` as the CSE (its own PSK toward the MEF), with
+    /// `bastion req`.
+    fn fetch_as_cse(&self, ke_id: &str) -> Output {
+        let to = format!("/fetchCredentials/{ke_id}/22");
+        psk_req(
+            &self.mef_url(),
+            CSE_PSK_ID,
+            &path(self.files.path(), "cse-mef.psk"),
+            &["--from", "/id-in", "--op", "retrieve", "--to", &to],
+        )
+    }
+
+    /// A request to the CSE inside a TLS-PSK association with the provisioned key.
+    fn as_device(&self, creds: &Path, from: &str, args: &[&str]) -> Output {
+        let ke_id = read(creds, "key-id");
+        let mut all = vec!["--from", from];
+        all.extend_from_slice(args);
+        psk_req(
+            &format!("https://127.0.0.1:{}", self.cse_tls_port),
+            &ke_id,
+            &path(creds, "kuc.hex"),
+            &all,
+        )
+    }
+}
+
+fn start_mef(dir: &Path) -> Mef {
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bastion"));
+    command
+        .args(["mef", "--config"])
+        .arg(dir.join("mef.toml"))
+        .arg("--key-file")
+        .arg(dir.join("store.key"))
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .env_remove("BASTION_CREDENTIALS_KEY");
+    let (child, port) = spawn_watched(&mut command, "bastion mef", &log, Duration::from_secs(30));
+    Mef { child, port, log }
+}
+
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .trim()
+        .to_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The JSON body `bastion req` prints after the rsc line.
+fn printed_body(out: &Output) -> serde_json::Value {
+    let text = stdout(out);
+    let body = text.split_once('\n').map(|(_, b)| b).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("body {body:?}: {e}"))
+}
+
+fn assert_private_files(dir: &Path) {
+    let mode = std::fs::metadata(dir).expect("dir").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{}", dir.display());
+    for name in [
+        "key-id",
+        "ke.hex",
+        "kuc.hex",
+        "enrolee-id",
+        "target-id",
+        "cse-uri",
+        "expires",
+    ] {
+        let mode = std::fs::metadata(dir.join(name))
+            .expect(name)
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{name}");
+    }
+}
+
+/// The device's key equals `bastion keys derive kuc` from the Ke it kept, and equals the
+/// key the MEF releases to the CSE: both ends derive equal bytes.
+fn assert_both_ends_derive_equal_bytes(site: &Site, creds: &Path) {
+    let kuc = read(creds, "kuc.hex");
+    assert_eq!(kuc.len(), 64);
+    let derived = bastion(&[
+        "keys",
+        "derive",
+        "kuc",
+        "--ke-file",
+        &path(creds, "ke.hex"),
+        "--suid",
+        "22",
+        "--target-id",
+        "/id-in",
+    ]);
+    assert!(derived.status.success(), "{derived:?}");
+    assert_eq!(stdout(&derived).trim(), kuc);
+    let fetched = site.fetch_as_cse(&read(creds, "key-id"));
+    assert_eq!(printed_rsc(&fetched), "2000", "{fetched:?}");
+    let cred = &printed_body(&fetched)["sec:cred"];
+    assert_eq!(cred["key"], kuc.as_str());
+    assert_eq!(cred["suid"], 22);
+}
+
+#[test]
+fn a_device_with_only_kpm_enrols_registers_over_tls_psk_and_writes_data() {
+    let site = Site::start();
+    let creds = site.file("dev1");
+    let out = site.enrol_kpm(
+        DEV1,
+        &site.kpm_file(DEV1),
+        creds.to_str().unwrap(),
+        &["--container", "temp", "--content", "21.5"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ke_id = read(&creds, "key-id");
+    let (relative, fqdn) = ke_id.split_once('@').expect("KeID");
+    assert_eq!((relative.len(), fqdn), (32, MEF_FQDN));
+    let printed = stdout(&out);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 4, "{printed}");
+    assert!(lines[0].starts_with(&format!(
+        "enrolled: key-id {ke_id} enrolee Csensor1 expires "
+    )));
+    assert_eq!(lines[2], "registered: AE Csensor1 as Csensor1 (2001)");
+    assert_eq!(lines[3], "contentInstance: Csensor1/temp (2001)");
+    assert!(
+        !printed.contains(&read(&creds, "kuc.hex")),
+        "a key was printed"
+    );
+    assert_eq!(read(&creds, "enrolee-id"), "Csensor1");
+    assert_eq!(read(&creds, "target-id"), "/id-in");
+    assert_eq!(
+        read(&creds, "cse-uri"),
+        format!("https://127.0.0.1:{}/cse-in", site.cse_tls_port)
+    );
+    assert_private_files(&creds);
+
+    // The data is stored: retrieved inside the provisioned association.
+    let latest = site.as_device(
+        &creds,
+        "Csensor1",
+        &["--op", "retrieve", "--to", "/cse-in/Csensor1/temp/la"],
+    );
+    assert_eq!(printed_rsc(&latest), "2000", "{latest:?}");
+    assert_eq!(printed_body(&latest)["m2m:cin"]["con"], "21.5");
+    // The association is bound to the enrolee ID the MEF answered.
+    let other = site.as_device(
+        &creds,
+        "Cother",
+        &["--op", "retrieve", "--to", "/cse-in/Csensor1/temp/la"],
+    );
+    assert_eq!(printed_rsc(&other), "4106", "{other:?}");
+
+    assert_both_ends_derive_equal_bytes(&site, &creds);
+    let listed = site.enrolments();
+    assert_eq!(listed.lines().collect::<Vec<_>>().len(), 1, "{listed}");
+    assert!(
+        listed.starts_with(&format!("{ke_id}\tCsensor1\tkpm:{}\t", DEV1.0)),
+        "{listed}"
+    );
+    assert!(listed.trim_end().ends_with("\tactive"), "{listed}");
+    // The MEF's log names the enrolment and the release, never a key.
+    let log = site.mef.log.lock().unwrap().clone();
+    assert!(
+        log.contains("enrolled") && log.contains("credential released"),
+        "{log}"
+    );
+    assert!(!log.contains(&read(&creds, "kuc.hex")) && !log.contains(&read(&creds, "ke.hex")));
+}
+
+#[test]
+fn a_device_with_a_certificate_enrols_and_writes_data() {
+    let site = Site::start();
+    let creds = site.file("device2");
+    let out = bastion(&[
+        "enrol",
+        "--mef-url",
+        &site.mef_url(),
+        "--mef-fqdn",
+        MEF_FQDN,
+        "--mef-server-name",
+        "localhost",
+        "--cert",
+        &path(site.files.path(), "device2.pem"),
+        "--key",
+        &path(site.files.path(), "device2.key"),
+        "--ca",
+        &path(site.files.path(), "ca.pem"),
+        "--dir",
+        creds.to_str().unwrap(),
+        "--container",
+        "temp",
+        "--content",
+        "19.0",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(read(&creds, "enrolee-id"), "Cdevice2");
+    let printed = stdout(&out);
+    assert!(
+        printed.contains("registered: AE Cdevice2 as Cdevice2 (2001)"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("contentInstance: Cdevice2/temp (2001)"),
+        "{printed}"
+    );
+    assert_private_files(&creds);
+    let latest = site.as_device(
+        &creds,
+        "Cdevice2",
+        &["--op", "retrieve", "--to", "/cse-in/Cdevice2/temp/la"],
+    );
+    assert_eq!(printed_rsc(&latest), "2000", "{latest:?}");
+    assert_eq!(printed_body(&latest)["m2m:cin"]["con"], "19.0");
+    assert_both_ends_derive_equal_bytes(&site, &creds);
+    assert!(site
+        .enrolments()
+        .contains(&format!("\tCdevice2\tcertificate:{DEVICE2_ID}\t")));
+}
+
+#[test]
+fn a_wrong_kpm_fails_the_handshake_and_provisions_nothing() {
+    let site = Site::start();
+    let wrong = site.file("wrong.kpm");
+    write_secret(&wrong, &"5a".repeat(32));
+    let creds = site.file("dev1-wrong");
+    let out = site.enrol_kpm(
+        DEV1,
+        &wrong,
+        creds.to_str().unwrap(),
+        &["--container", "temp", "--content", "1"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("bastion: error: enrolment with the MEF failed: TLS handshake failed: "),
+        "{err}"
+    );
+    assert!(!creds.exists());
+    assert_eq!(site.enrolments(), "");
+}
+
+#[test]
+fn an_expired_enrolment_is_refused_by_the_mef_and_the_cse() {
+    let site = Site::start();
+    let creds = site.file("short");
+    let out = site.enrol_kpm(
+        SHORT,
+        &site.kpm_file(SHORT),
+        creds.to_str().unwrap(),
+        &["--enrol-only"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 2, "{}", stdout(&out));
+    std::thread::sleep(Duration::from_millis(3100));
+    let fetched = site.fetch_as_cse(&read(&creds, "key-id"));
+    assert_eq!(printed_rsc(&fetched), "4107", "{fetched:?}");
+    assert_eq!(printed_body(&fetched)["m2m:dbg"], "enrolment expired");
+
+    let out = bastion(&[
+        "enrol",
+        "--register-only",
+        "--dir",
+        creds.to_str().unwrap(),
+        "--container",
+        "temp",
+        "--content",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("bastion: error: AE registration: the CSE did not accept the provisioned key (TLS handshake failed: "),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "the enrolment expires {}",
+            read(&creds, "expires")
+        )),
+        "{err}"
+    );
+    assert!(
+        site.cse.log_shows(
+            "the MEF refused: 4107 enrolment expired",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        site.cse.log()
+    );
+    // Nothing reached the CSE.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(site.cse.get("/cse-in/Cshort", common::ADMIN))
+        .expect(4004);
+}
+
+#[test]
+fn a_revoked_enrolee_cannot_enrol_and_its_enrolments_release_nothing() {
+    let site = Site::start();
+    // Enrolled first, then revoked: the key is no longer released.
+    let before = site.file("gone-before");
+    let out = site.enrol_kpm(
+        REVOKED,
+        &site.kpm_file(REVOKED),
+        before.to_str().unwrap(),
+        &["--enrol-only"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let revoke = site.mef_tool(&["revoke", "Cgone"]);
+    assert!(revoke.status.success(), "{revoke:?}");
+    assert_eq!(
+        stdout(&revoke),
+        "revoked Cgone: 1 enrolment(s); it cannot enrol again\n"
+    );
+    let fetched = site.fetch_as_cse(&read(&before, "key-id"));
+    assert_eq!(printed_rsc(&fetched), "4005", "{fetched:?}");
+    assert_eq!(
+        printed_body(&fetched)["m2m:dbg"],
+        "enrolee Cgone is revoked"
+    );
+
+    // And it cannot enrol again: nothing written, nothing recorded.
+    let after = site.file("gone-after");
+    let out = site.enrol_kpm(
+        REVOKED,
+        &site.kpm_file(REVOKED),
+        after.to_str().unwrap(),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        stderr(&out),
+        "bastion: error: the MEF refused the enrolment: 4005 enrolee Cgone is revoked\n"
+    );
+    assert!(!after.exists());
+    let listed = site.enrolments();
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(lines[0].starts_with(&format!("{}\tCgone\t", read(&before, "key-id"))));
+    assert!(lines[0].ends_with("\trevoked"), "{listed}");
+    assert_eq!(lines[1], "revoked-enrolee\tCgone");
+}
+
+/// Sends `requests` back to back on one TLS-PSK association with `openssl s_client` and
+/// returns what came back.
+fn s_client(port: u16, (kpm_id, kpm): (&str, &str), requests: &str) -> String {
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-psk",
+            kpm,
+            "-psk_identity",
+            kpm_id,
+        ])
+        .args([
+            "-tls1_2",
+            "-cipher",
+            "PSK-AES128-CBC-SHA256",
+            "-quiet",
+            "-ign_eof",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_client (Debian package openssl) must be installed");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(requests.as_bytes())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "s_client did not end: the MEF kept the association open"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    out
+}
+
+fn exchange_message(origin: &str, ri: &str, body: &str) -> String {
+    format!(
+        "POST /enrolment HTTP/1.1\r\nHost: mef\r\nX-M2M-Origin: {origin}\r\nX-M2M-RI: {ri}\r\n\
+         X-M2M-RVI: 3\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn rscs(answer: &str) -> Vec<String> {
+    answer
+        .lines()
+        .filter_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("x-m2m-rsc: ")
+                .map(|v| v.trim().to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn a_replayed_exchange_is_refused_and_provisions_nothing() {
+    let site = Site::start();
+    let origin = format!("12-{}", REPLAY.0);
+    let indications = r#"{"sec:enrInd":{}}"#;
+    let fin = r#"{"sec:enrFin":{"res":[]}}"#;
+
+    // The indications twice under one X-M2M-RI: the second is a replay, the exchange is
+    // abandoned and the association closed, so the final after it is never taken.
+    let answer = s_client(
+        site.mef.port,
+        REPLAY,
+        &format!(
+            "{}{}{}",
+            exchange_message(&origin, "r1", indications),
+            exchange_message(&origin, "r1", indications),
+            exchange_message(&origin, "r2", fin)
+        ),
+    );
+    assert_eq!(rscs(&answer), ["2000", "4105"], "{answer}");
+    assert!(answer.contains(r#"{"m2m:dbg":"replayed or out-of-order enrolment exchange message: X-M2M-RI \"r1\" seen before"}"#), "{answer}");
+
+    // A final message with no exchange begun.
+    let answer = s_client(site.mef.port, REPLAY, &exchange_message(&origin, "f1", fin));
+    assert_eq!(rscs(&answer), ["4105"], "{answer}");
+    assert!(
+        answer.contains("final message before the indications"),
+        "{answer}"
+    );
+    assert_eq!(site.enrolments(), "");
+
+    // The same device, honestly, enrols.
+    let creds = site.file("again");
+    let out = site.enrol_kpm(
+        REPLAY,
+        &site.kpm_file(REPLAY),
+        creds.to_str().unwrap(),
+        &["--enrol-only"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(site.enrolments().lines().count(), 1);
+}
