@@ -12,7 +12,7 @@
 //!                 ── no / rejected HTTP credentials (server-authenticated TLS) ─► 4107
 //!                        │ Ok(originator)
 //!                        ▼
-//!   extensions: ConnectInfo(peer), Listener(https), SaIdentity(originator)
+//!   extensions: ConnectInfo(peer), Listener(https), SaIdentity(originator), SaPeer
 //!                                        ─► router() ─► request_context ─► Cse::handle
 //! ```
 //!
@@ -50,6 +50,13 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// (the CSE's, the DAS's) knows the identity was authenticated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SaIdentity(pub String);
+
+/// The peer the handshake authenticated (framework, credential, binding), for routers
+/// whose rules depend on more than the originator (the EST server: which certificate a
+/// renewal comes over). Inserted by [`serve_router_tls`] only, beside [`SaIdentity`], on
+/// associations authenticated by the handshake.
+#[derive(Clone, Debug)]
+pub struct SaPeer(pub Arc<bastion_tls::PeerIdentity>);
 
 /// Serves the CSE over TLS on `listener` until the future is dropped, counting connections
 /// and handshakes against `gate` (shared with the plain listener). Handshake failures are
@@ -124,6 +131,8 @@ pub async fn serve_router_tls(
             }
             let busy = Busy::default();
             let io = TimedIo::new(stream, timeouts, busy.clone());
+            // Shared by every request of the connection: one clone per connection.
+            let peer_identity = association.identity().cloned().map(Arc::new);
             let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
                 // Checked once the request head is parsed, before the router runs; the
                 // refusal is built here, so a served request clones nothing for it.
@@ -137,6 +146,7 @@ pub async fn serve_router_tls(
                     .map_err(|why| refused(why, from.as_deref()));
                 let app = app.clone();
                 let handling = busy.enter();
+                let sa_peer = peer_identity.clone().map(SaPeer);
                 async move {
                     let identity = match admitted {
                         Ok(identity) => identity,
@@ -148,6 +158,9 @@ pub async fn serve_router_tls(
                     request.extensions_mut().insert(ConnectInfo(peer));
                     request.extensions_mut().insert(local);
                     request.extensions_mut().insert(identity);
+                    if let Some(sa_peer) = sa_peer {
+                        request.extensions_mut().insert(sa_peer);
+                    }
                     let response = app.oneshot(request.map(axum::body::Body::new)).await;
                     drop(handling);
                     response
