@@ -11,7 +11,7 @@
 //!
 //! Bodies: requests `application/pkcs10`, base64 (whitespace ignored), at most
 //! [`MAX_BODY`] bytes; answers `application/pkcs7-mime; smime-type=certs-only` or
-//! `application/csrattrs`, base64 in lines of 64 characters, with
+//! `application/csrattrs`, base64 in lines of 64 characters ending in LF (what `base64 -d` and `openssl base64 -d` read), with
 //! `Content-Transfer-Encoding: base64`. Errors: the status of [`EstError::status`] and
 //! the reason as `text/plain`.
 
@@ -71,7 +71,7 @@ fn base64_lines(der: &[u8]) -> String {
     for chunk in text.as_bytes().chunks(64) {
         // Base64 output is ASCII: every chunk boundary is a character boundary.
         out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        out.push_str("\r\n");
+        out.push('\n');
     }
     out
 }

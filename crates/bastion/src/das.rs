@@ -24,19 +24,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Runs the DAS until a stop signal.
 pub fn run(args: &DasArgs) -> Result<(), Failure> {
-    let filter = args
-        .log
-        .clone()
-        .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "info".to_owned());
-    let filter = EnvFilter::try_new(&filter)
-        .map_err(|e| Failure::Config(format!("invalid log filter {filter:?}: {e}")))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init()
-        .map_err(|e| Failure::Runtime(format!("cannot set up logging: {e}")))?;
+    init_logging(args.log.as_deref())?;
 
     let das = Das::load(&args.policy)
         .map_err(|e| Failure::Config(format!("{}: {e}", args.policy.display())))?;
@@ -54,8 +42,25 @@ pub fn run(args: &DasArgs) -> Result<(), Failure> {
     runtime.block_on(serve(args, Arc::new(das)))
 }
 
+/// Logging to standard error for the standalone functions (`bastion das`, `bastion est`):
+/// `--log`, else `RUST_LOG`, else `info`.
+pub(crate) fn init_logging(log: Option<&str>) -> Result<(), Failure> {
+    let filter = log
+        .map(str::to_owned)
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".to_owned());
+    let filter = EnvFilter::try_new(&filter)
+        .map_err(|e| Failure::Config(format!("invalid log filter {filter:?}: {e}")))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init()
+        .map_err(|e| Failure::Runtime(format!("cannot set up logging: {e}")))
+}
+
 /// How often the credential store and the CRL files are checked for changes.
-const CREDENTIALS_RELOAD: Duration = Duration::from_secs(1);
+pub(crate) const CREDENTIALS_RELOAD: Duration = Duration::from_secs(1);
 
 /// The TLS server, over the credential store of `--credentials-store`.
 fn open_tls(args: &DasArgs) -> Result<Arc<TlsServer>, Failure> {
@@ -200,13 +205,13 @@ async fn serve(args: &DasArgs, das: Arc<Das>) -> Result<(), Failure> {
     }
 }
 
-async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Failure> {
+pub(crate) async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Failure> {
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Failure::Runtime(format!("cannot listen on {addr}: {e}")))
 }
 
-fn local(listener: &tokio::net::TcpListener) -> Result<std::net::SocketAddr, Failure> {
+pub(crate) fn local(listener: &tokio::net::TcpListener) -> Result<std::net::SocketAddr, Failure> {
     listener
         .local_addr()
         .map_err(|e| Failure::Runtime(format!("cannot read the bound address: {e}")))
@@ -214,7 +219,7 @@ fn local(listener: &tokio::net::TcpListener) -> Result<std::net::SocketAddr, Fai
 
 /// Resolves with the signal's name on SIGINT or SIGTERM (registered before returning).
 #[cfg(unix)]
-fn stop_signal() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
+pub(crate) fn stop_signal() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
@@ -227,7 +232,7 @@ fn stop_signal() -> std::io::Result<impl std::future::Future<Output = &'static s
 }
 
 #[cfg(not(unix))]
-fn stop_signal() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
+pub(crate) fn stop_signal() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
     Ok(async {
         match tokio::signal::ctrl_c().await {
             Ok(()) => "ctrl-c",
