@@ -81,7 +81,7 @@ pub enum EstCommand {
     /// Logs "accepting TLS on ADDR:PORT", then "listening on ADDR:PORT" (the CRL listener
     /// when there is one, else the TLS one) once ready. Exit status: 0 after a
     /// signal-initiated stop, 1 when it cannot start, 2 for invalid configuration.
-    Serve(EstServeArgs),
+    Serve(Box<EstServeArgs>),
     /// Revoke an issued certificate by serial and sign a new CRL (served at once by a
     /// running `bastion est serve` on the same --state-dir).
     Revoke(EstRevokeArgs),

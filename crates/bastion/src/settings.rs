@@ -1203,7 +1203,7 @@ fn resolve_tls(listen: Option<String>, t: TlsSection) -> Result<Option<TlsSettin
     }
     let crl_refresh = ranged_or_default(
         &mut problems,
-        "tls crl-refresh-seconds",
+        "[tls] crl-refresh-seconds",
         t.crl_refresh_seconds,
         DEFAULT_CRL_REFRESH_SECONDS,
         (1, 86_400),
@@ -1947,6 +1947,19 @@ mod tests {
         assert!(
             p("[tls]\nlisten = \"127.0.0.1:1\"\nframeworks = [\"raw\"]\n")[0]
                 .contains("unknown variant")
+        );
+        assert_eq!(
+            p("[tls]\nlisten = \"127.0.0.1:1\"\ncrl-url = \"http://a/crl\"\n"),
+            ["tls: crl-url needs the certificate framework"]
+        );
+        let cert = "[tls]\nlisten = \"127.0.0.1:1\"\nframeworks = [\"certificate\"]\n\
+                    certificate-file = \"c\"\nkey-file = \"k\"\ntrust-anchor-files = [\"a\"]\n";
+        assert_eq!(
+            p(&format!("{cert}crl-url = \"https://a/crl\"\ncrl-refresh-seconds = 0\n")),
+            [
+                "tls: crl-url must be http://HOST[:PORT]/PATH (the CRL's signature is checked), not \"https://a/crl\"",
+                "[tls] crl-refresh-seconds 0: must be between 1 and 86400"
+            ]
         );
     }
 

@@ -645,6 +645,9 @@ fn ts0003_8_3_6_enrolment_over_tls_psk_with_openssl_s_client() {
     assert_eq!(listed.lines().count(), 1, "{listed}");
 }
 
+/// One HTTP answer: status, headers (names lower-cased), body.
+type HttpAnswer = (u16, Vec<(String, String)>, String);
+
 /// `openssl s_client` holding one certificate association open, speaking HTTP/1.1.
 struct KeptAlive {
     child: Child,
@@ -685,9 +688,8 @@ impl KeptAlive {
         }
     }
 
-    /// Sends one request; returns (status, headers lower-cased, body), or `None` when the
-    /// connection ended first.
-    fn exchange(&mut self, request: &str) -> Option<(u16, Vec<(String, String)>, String)> {
+    /// Sends one request; returns its answer, or `None` when the connection ended first.
+    fn exchange(&mut self, request: &str) -> Option<HttpAnswer> {
         self.stdin.write_all(request.as_bytes()).ok()?;
         self.stdin.flush().ok()?;
         let mut line = String::new();
