@@ -8,14 +8,13 @@
 //! current one's (an older CRL replayed by whoever sits on the path would un-revoke).
 //! The fetch is plain HTTP (`http://` only): the CRL's signature, not the channel,
 //! makes it trustworthy (RFC 5280 5). The answer is bounded ([`MAX_CRL`]) and so is the
-//! time it may take ([`FETCH_TIMEOUT`]).
+//! time it may take ([`FETCH_TIMEOUT`]); the GET is `bastion_client::Client::fetch`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bastion_client::{Client, ClientConfig};
 use bastion_tls::certs;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
 
 /// The largest CRL accepted.
 pub const MAX_CRL: usize = 4 * 1024 * 1024;
@@ -25,7 +24,7 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why a fetch did not replace the CRL in force (the previous one stays).
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    /// The URL is not `http://host:port/path`.
+    /// The URL is not `http://host[:port]/path`.
     #[error("crl-url must be http://HOST[:PORT]/PATH: {0}")]
     Url(String),
     /// The distribution point could not be reached or answered badly.
@@ -55,9 +54,8 @@ pub enum FetchError {
 /// The fetch configuration of one CSE.
 #[derive(Debug, Clone)]
 pub struct CrlFetcher {
-    host: String,
-    port: u16,
-    path: String,
+    url: String,
+    client: Client,
     target: PathBuf,
     trust_anchors: Vec<String>,
 }
@@ -79,26 +77,22 @@ impl CrlFetcher {
         trust_anchors_pem: Vec<String>,
     ) -> Result<Self, FetchError> {
         let bad = || FetchError::Url(url.to_owned());
-        let rest = url.strip_prefix("http://").ok_or_else(bad)?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
+        let uri: http::Uri = url.parse().map_err(|_| bad())?;
+        let host_ok = uri.host().is_some_and(|h| !h.is_empty());
+        // `http::Uri` takes `host:notaport`; the port, when written, must be a number.
+        let port_ok = match uri.authority().and_then(|a| a.as_str().rsplit_once(':')) {
+            Some((_, port)) if !port.ends_with(']') => port.parse::<u16>().is_ok(),
+            _ => true,
         };
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
-            None => (authority, 80),
-        };
-        if host.is_empty()
-            || path
-                .chars()
-                .any(|c| c.is_ascii_whitespace() || c.is_control())
-        {
+        if uri.scheme_str() != Some("http") || !host_ok || !port_ok || uri.path().is_empty() {
             return Err(bad());
         }
         Ok(Self {
-            host: host.to_owned(),
-            port,
-            path: path.to_owned(),
+            url: url.to_owned(),
+            client: Client::new(ClientConfig {
+                timeout: FETCH_TIMEOUT,
+                max_body_bytes: MAX_CRL,
+            }),
             target: target.to_path_buf(),
             trust_anchors: trust_anchors_pem,
         })
@@ -111,9 +105,14 @@ impl CrlFetcher {
 
     /// Fetches once and replaces the target when the CRL is newer or different.
     pub async fn fetch_once(&self) -> Result<Fetched, FetchError> {
-        let body = tokio::time::timeout(FETCH_TIMEOUT, self.get())
+        let (status, body) = self
+            .client
+            .fetch(&self.url, crate::http::PKIX_CRL)
             .await
-            .map_err(|_| FetchError::Transport("timed out".into()))??;
+            .map_err(|e| FetchError::Transport(e.to_string()))?;
+        if !status.is_success() {
+            return Err(FetchError::Status(status.as_u16()));
+        }
         let now = crate::service::unix_now();
         let fetched = certs::verify_crl(&body, &self.trust_anchors, now)
             .map_err(|e| FetchError::Refused(e.to_string()))?;
@@ -135,35 +134,6 @@ impl CrlFetcher {
             .map_err(|e| FetchError::Write(format!("{}: {e}", self.target.display())))?;
         Ok(Fetched::Updated(fetched.number))
     }
-
-    async fn get(&self) -> Result<Vec<u8>, FetchError> {
-        let transport = |e: &dyn std::fmt::Display| FetchError::Transport(e.to_string());
-        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| transport(&e))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .map_err(|e| transport(&e))?;
-        tokio::spawn(connection);
-        let authority = format!("{}:{}", self.host, self.port);
-        let request = http::Request::get(self.path.as_str())
-            .header(http::header::HOST, authority)
-            .header(http::header::ACCEPT, crate::http::PKIX_CRL)
-            .body(Empty::<bytes::Bytes>::new())
-            .map_err(|e| transport(&e))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| transport(&e))?;
-        if !response.status().is_success() {
-            return Err(FetchError::Status(response.status().as_u16()));
-        }
-        let body = Limited::new(response.into_body(), MAX_CRL)
-            .collect()
-            .await
-            .map_err(|e| FetchError::Transport(e.to_string()))?;
-        Ok(body.to_bytes().to_vec())
-    }
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -181,17 +151,16 @@ mod tests {
 
     #[test]
     fn only_plain_http_urls_are_taken() {
-        let f = CrlFetcher::new("http://127.0.0.1:8088/crl", Path::new("x"), vec![]).unwrap();
-        assert_eq!(
-            (f.host.as_str(), f.port, f.path.as_str()),
-            ("127.0.0.1", 8088, "/crl")
-        );
-        let f = CrlFetcher::new("http://mef.example", Path::new("x"), vec![]).unwrap();
-        assert_eq!((f.port, f.path.as_str()), (80, "/"));
+        for good in ["http://127.0.0.1:8088/crl", "http://mef.example/crl"] {
+            assert!(
+                CrlFetcher::new(good, Path::new("x"), vec![]).is_ok(),
+                "{good}"
+            );
+        }
         for bad in [
             "https://a/crl",
             "ftp://a",
-            "http://:80/x",
+            "http:///x",
             "http://a:x/y",
             "http://a/b c",
         ] {
@@ -203,5 +172,85 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// Answers each connection of `listener` with the next of `bodies` (DER CRLs).
+    async fn serve_bodies(listener: tokio::net::TcpListener, bodies: Vec<Vec<u8>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        for body in bodies {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            let _ = tcp.read(&mut buf).await;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/pkix-crl\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = tcp.write_all(head.as_bytes()).await;
+            let _ = tcp.write_all(&body).await;
+        }
+    }
+
+    fn crl_der(ca: &certs::CertAndKey, number: u64) -> Vec<u8> {
+        let now = crate::service::unix_now();
+        let pem = certs::create_crl_for_serials(ca, &[], number, now - 60, now + 3600).unwrap();
+        openssl::x509::X509Crl::from_pem(pem.as_bytes())
+            .unwrap()
+            .to_der()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_a_signed_crl_not_older_than_the_one_in_force_is_written() {
+        let ca = certs::create_ca("MEF CA", certs::Validity::days(1)).unwrap();
+        let stranger = certs::create_ca("MEF CA", certs::Validity::days(1)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let second = crl_der(&ca, 2);
+        let bodies = vec![
+            second.clone(),
+            second,
+            crl_der(&ca, 1),
+            crl_der(&stranger, 3),
+            b"not a CRL".to_vec(),
+        ];
+        tokio::spawn(serve_bodies(listener, bodies));
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("fetched.pem");
+        let fetcher = CrlFetcher::new(
+            &format!("http://127.0.0.1:{port}/crl"),
+            &target,
+            vec![ca.cert_pem.clone()],
+        )
+        .unwrap();
+        assert_eq!(fetcher.fetch_once().await.unwrap(), Fetched::Updated(2));
+        let written = std::fs::read(&target).unwrap();
+        // The same CRL again (ECDSA signatures differ each time: the same bytes here).
+        assert!(matches!(
+            fetcher.fetch_once().await,
+            Ok(Fetched::Unchanged(2))
+        ));
+        // An older one, replayed: refused, the newer stays.
+        assert!(matches!(
+            fetcher.fetch_once().await,
+            Err(FetchError::Older {
+                fetched: 1,
+                current: 2
+            })
+        ));
+        // Same issuer name, another key: not signed by the trust anchor.
+        let refused = fetcher.fetch_once().await.unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "the fetched CRL is refused: the CRL is not signed by a trusted CA"
+        );
+        let refused = fetcher.fetch_once().await.unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "the fetched CRL is refused: cannot parse the CRL PEM"
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), written);
     }
 }
