@@ -199,6 +199,72 @@ impl Client {
         }
     }
 
+    /// A plain `GET` of `target` (an absolute URI) with `Accept: accept`, outside oneM2M:
+    /// the status and the whole body, under the same deadline and body bound as
+    /// [`Client::send`], on a connection of its own. For signed documents fetched from a
+    /// distribution point (a CRL, `bastion-est`).
+    pub async fn fetch(
+        &self,
+        target: &str,
+        accept: &str,
+    ) -> Result<(http::StatusCode, Bytes), ClientError> {
+        let timeout = self.config.timeout;
+        let fetching = async {
+            let (endpoint, path) = parse_target(target)?;
+            let authority = match endpoint.host.contains(':') {
+                true => format!("[{}]:{}", endpoint.host, endpoint.port),
+                false => format!("{}:{}", endpoint.host, endpoint.port),
+            };
+            let request = http::Request::get(path.as_deref().unwrap_or("/"))
+                .header(http::header::HOST, authority)
+                .header(http::header::ACCEPT, accept)
+                .body(Full::new(Bytes::new()))
+                .map_err(|e| ClientError::Http(e.to_string()))?;
+            let mut conn = self.open(&endpoint).await?;
+            let resp = conn
+                .sender
+                .send_request(request)
+                .await
+                .map_err(|e| ClientError::Http(e.to_string()))?;
+            let (parts, body) = resp.into_parts();
+            let bytes = self.read_bounded(&parts, body).await?;
+            Ok((parts.status, bytes))
+        };
+        match tokio::time::timeout(timeout, fetching).await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Timeout(timeout)),
+        }
+    }
+
+    /// The whole body, at most `max_body_bytes` (a larger declared or received length is
+    /// [`ClientError::BodyTooLarge`]).
+    async fn read_bounded(
+        &self,
+        parts: &http::response::Parts,
+        body: hyper::body::Incoming,
+    ) -> Result<Bytes, ClientError> {
+        let max = self.config.max_body_bytes;
+        let declared = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > max) {
+            return Err(ClientError::BodyTooLarge(max));
+        }
+        Ok(Limited::new(body, max)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    ClientError::BodyTooLarge(max)
+                } else {
+                    ClientError::Http(e.to_string())
+                }
+            })?
+            .to_bytes())
+    }
+
     async fn exchange(&self, target: &str, req: &Request) -> Result<Response, ClientError> {
         let (target, asked) = target_serialization(target)?;
         let (endpoint, base_path) = parse_target(&target)?;
@@ -254,26 +320,7 @@ impl Client {
         resp: http::Response<hyper::body::Incoming>,
     ) -> Result<Response, ClientError> {
         let (parts, body) = resp.into_parts();
-        let max = self.config.max_body_bytes;
-        let declared = parts
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > max) {
-            return Err(ClientError::BodyTooLarge(max));
-        }
-        let bytes = Limited::new(body, max)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    ClientError::BodyTooLarge(max)
-                } else {
-                    ClientError::Http(e.to_string())
-                }
-            })?
-            .to_bytes();
+        let bytes = self.read_bounded(&parts, body).await?;
         let closing = parts
             .headers
             .get_all(http::header::CONNECTION)

@@ -12,7 +12,7 @@
 //!                 ── no / rejected HTTP credentials (server-authenticated TLS) ─► 4107
 //!                        │ Ok(originator)
 //!                        ▼
-//!   extensions: ConnectInfo(peer), Listener(https), SaIdentity(originator)
+//!   extensions: ConnectInfo(peer), Listener(https), SaIdentity(originator), SaPeer
 //!                                        ─► router() ─► request_context ─► Cse::handle
 //! ```
 //!
@@ -55,6 +55,13 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// (the CSE's, the DAS's) knows the identity was authenticated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SaIdentity(pub String);
+
+/// The peer the handshake authenticated (framework, credential, binding), for routers
+/// whose rules depend on more than the originator (the EST server: which certificate a
+/// renewal comes over). Inserted by [`serve_router_tls`] only, beside [`SaIdentity`], on
+/// associations authenticated by the handshake.
+#[derive(Clone, Debug)]
+pub struct SaPeer(pub Arc<bastion_tls::PeerIdentity>);
 
 /// Serves the CSE over TLS on `listener` until the future is dropped, counting connections
 /// and handshakes against `gate` (shared with the plain listener). Handshake failures are
@@ -162,6 +169,8 @@ pub async fn serve_router_tls_with(
             };
             let busy = Busy::default();
             let io = TimedIo::new(stream, timeouts, busy.clone());
+            // Shared by every request of the connection: one clone per connection.
+            let peer_identity = association.identity().cloned().map(Arc::new);
             let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
                 // Checked once the request head is parsed, before the router runs; the
                 // refusal is built here, so a served request clones nothing for it.
@@ -176,6 +185,7 @@ pub async fn serve_router_tls_with(
                 let app = app.clone();
                 let per_session = per_session.clone();
                 let handling = busy.enter();
+                let sa_peer = peer_identity.clone().map(SaPeer);
                 async move {
                     let identity = match admitted {
                         Ok(identity) => identity,
@@ -188,6 +198,9 @@ pub async fn serve_router_tls_with(
                     request.extensions_mut().insert(local);
                     request.extensions_mut().insert(identity);
                     request.extensions_mut().extend(per_session);
+                    if let Some(sa_peer) = sa_peer {
+                        request.extensions_mut().insert(sa_peer);
+                    }
                     let response = app.oneshot(request.map(axum::body::Body::new)).await;
                     drop(handling);
                     response

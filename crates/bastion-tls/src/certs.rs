@@ -1,8 +1,8 @@
-//! Certificate tooling behind the planned `bastion cert ca|issue|csr|sign|crl` commands:
-//! a P-256 test CA, AE-ID and CSE-ID certificates carrying the identity in a
-//! subjectAltName URI (TS-0003 10.1.1, 10.1.4), CSRs, CSR signing, CRLs, and self-signed
-//! certificates used as raw public keys (10.1.2). PEM in, PEM out; private keys are
-//! returned in buffers wiped on drop.
+//! Certificate tooling behind `bastion cert ca|issue|csr|sign|crl` and the EST CA
+//! (`bastion-est`): a P-256 CA, AE-ID and CSE-ID certificates carrying the identity in a
+//! subjectAltName URI (TS-0003 10.1.1, 10.1.4), CSRs, CSR checks and signing, CRLs and
+//! the checks on a fetched CRL, and self-signed certificates used as raw public keys
+//! (10.1.2). PEM in, PEM out; private keys are returned in buffers wiped on drop.
 
 use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::bn::{BigNum, MsbOption};
@@ -47,6 +47,12 @@ pub enum CertError {
     /// The certificate to revoke was not issued by this CA.
     #[error("the certificate was not issued by this CA")]
     NotIssuedByCa,
+    /// A fetched CRL is not signed by a trust anchor that is its issuer.
+    #[error("the CRL is not signed by a trusted CA")]
+    CrlNotSigned,
+    /// A fetched CRL has no nextUpdate, or it has passed.
+    #[error("the CRL has expired (or has no nextUpdate)")]
+    CrlExpired,
 }
 
 /// A certificate and its private key, both PEM.
@@ -505,21 +511,94 @@ pub fn sign_csr(
     dns_names: &[String],
     validity: Validity,
 ) -> Result<String, CertError> {
-    let (ca_cert, ca_key) = parse_ca(ca)?;
     let req = X509Req::from_pem(csr_pem.as_bytes()).map_err(|_| CertError::Pem("CSR"))?;
-    let public = req.public_key()?;
-    if !req.verify(&public)? {
-        return Err(CertError::BadCsrSignature);
-    }
-    ensure_p256(&public, "CSR")?;
-    let id = csr_identity(&req)?;
+    let csr = VerifiedCsr::verify(req)?;
+    let id = csr.identity()?;
     let subject = Subject {
         id: Some(id.originator().to_owned()),
         dns_names: dns_names.to_vec(),
         common_name: id.originator().to_owned(),
     };
-    let cert = build_leaf(Some((&ca_cert, &ca_key)), &public, None, &subject, validity)?;
-    pem_string(cert.to_pem()?, "certificate")
+    Ok(issue_for_csr(ca, &csr, &subject, validity)?.cert_pem)
+}
+
+/// A PKCS#10 request whose self-signature verifies and whose key is EC P-256 (10.1.1,
+/// 10.1.4). What it asks to be certified as is [`VerifiedCsr::identity`]; a CA decides
+/// the subject itself ([`issue_for_csr`]).
+pub struct VerifiedCsr {
+    req: X509Req,
+    der: Vec<u8>,
+}
+
+impl VerifiedCsr {
+    /// Parses a DER PKCS#10 request and checks its signature and key type.
+    pub fn from_der(der: &[u8]) -> Result<Self, CertError> {
+        let req = X509Req::from_der(der).map_err(|_| CertError::Pem("CSR"))?;
+        Self::verify(req)
+    }
+
+    fn verify(req: X509Req) -> Result<Self, CertError> {
+        let public = req.public_key()?;
+        // The key type first: verifying with a key of an unexpected type may fail for
+        // reasons that say nothing about the signature.
+        ensure_p256(&public, "CSR")?;
+        if !req.verify(&public)? {
+            return Err(CertError::BadCsrSignature);
+        }
+        let der = req.to_der()?;
+        Ok(Self { req, der })
+    }
+
+    /// The identity its subjectAltName URI names, by the rules for certificates.
+    pub fn identity(&self) -> Result<Binding, CertError> {
+        csr_identity(&self.req)
+    }
+
+    /// The request, DER (for reading its attributes).
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+}
+
+impl std::fmt::Debug for VerifiedCsr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedCsr").finish_non_exhaustive()
+    }
+}
+
+/// A certificate issued by [`issue_for_csr`]: PEM, and the serial and fingerprint a
+/// ledger of issued certificates keeps.
+#[derive(Debug, Clone)]
+pub struct IssuedCertificate {
+    /// The certificate, PEM.
+    pub cert_pem: String,
+    /// The certificate, DER.
+    pub cert_der: Vec<u8>,
+    /// The serial number, big-endian bytes without sign padding.
+    pub serial: Vec<u8>,
+    /// `sha-256:<hex>` of the DER certificate, as [`crate::PeerIdentity::credential`]
+    /// names a certificate association.
+    pub fingerprint: String,
+}
+
+/// Certifies the key of `csr` as `subject` (chosen by the CA, not read from the CSR),
+/// with the leaf profile of [`issue`] (keyUsage digitalSignature, both TLS extended key
+/// usages, the identity as SAN URI).
+pub fn issue_for_csr(
+    ca: &CertAndKey,
+    csr: &VerifiedCsr,
+    subject: &Subject,
+    validity: Validity,
+) -> Result<IssuedCertificate, CertError> {
+    let (ca_cert, ca_key) = parse_ca(ca)?;
+    let public = csr.req.public_key()?;
+    let cert = build_leaf(Some((&ca_cert, &ca_key)), &public, None, subject, validity)?;
+    Ok(IssuedCertificate {
+        cert_pem: pem_string(cert.to_pem()?, "certificate")?,
+        cert_der: cert.to_der()?,
+        serial: cert.serial_number().to_bn()?.to_vec(),
+        fingerprint: identity::certificate_fingerprint(&cert)?,
+    })
 }
 
 /// The identity in a CSR's subjectAltName, by the same rules as for certificates.
@@ -541,36 +620,136 @@ pub fn create_crl(
     crl_number: u32,
     next_update_days: u32,
 ) -> Result<String, CertError> {
+    let (_, ca_key) = parse_ca(ca)?;
+    let now = now();
+    let mut revoked = Vec::with_capacity(revoked_pems.len());
+    for pem in revoked_pems {
+        let cert = X509::from_pem(pem.as_bytes()).map_err(|_| CertError::Pem("certificate"))?;
+        if !cert.verify(&ca_key)? {
+            return Err(CertError::NotIssuedByCa);
+        }
+        revoked.push(RevokedSerial {
+            serial: cert.serial_number().to_bn()?.to_vec(),
+            revoked_at: now - 60,
+        });
+    }
+    create_crl_for_serials(
+        ca,
+        &revoked,
+        u64::from(crl_number),
+        now - 60,
+        now + i64::from(next_update_days) * 86_400,
+    )
+}
+
+/// One entry of a CRL: a serial number (big-endian bytes) and when it was revoked (Unix
+/// seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedSerial {
+    /// The serial number, big-endian bytes without sign padding.
+    pub serial: Vec<u8>,
+    /// Revocation time, Unix seconds.
+    pub revoked_at: i64,
+}
+
+/// A CRL signed by `ca` (ECDSA P-256 / SHA-256) listing `revoked` by serial, with
+/// thisUpdate `this_update` and nextUpdate `next_update` (Unix seconds), the CRL number
+/// `crl_number` (which must grow with each CRL issued) and the CA's key identifier.
+pub fn create_crl_for_serials(
+    ca: &CertAndKey,
+    revoked: &[RevokedSerial],
+    crl_number: u64,
+    this_update: i64,
+    next_update: i64,
+) -> Result<String, CertError> {
     let (ca_cert, ca_key) = parse_ca(ca)?;
     let mut b = X509CrlBuilder::new()?;
     b.set_issuer_name(ca_cert.subject_name())?;
-    let now = now();
-    b.set_last_update(&*Asn1Time::from_unix(now - 60)?)?;
-    b.set_next_update(&*Asn1Time::from_unix(
-        now + i64::from(next_update_days) * 86_400,
-    )?)?;
+    b.set_last_update(&*Asn1Time::from_unix(this_update)?)?;
+    b.set_next_update(&*Asn1Time::from_unix(next_update)?)?;
     let aki = {
         let ctx = X509::builder()?;
         let ctx = ctx.x509v3_context(Some(&ca_cert), None);
         AuthorityKeyIdentifier::new().keyid(true).build(&ctx)?
     };
     b.append_extension(aki)?;
-    b.append_extension(CrlNumber::new(BigNum::from_u32(crl_number)?)?.build()?)?;
-    let revocation_time = Asn1Time::from_unix(now - 60)?;
-    for pem in revoked_pems {
-        let cert = X509::from_pem(pem.as_bytes()).map_err(|_| CertError::Pem("certificate"))?;
-        if !cert.verify(&ca_key)? {
-            return Err(CertError::NotIssuedByCa);
-        }
+    b.append_extension(CrlNumber::new(BigNum::from_slice(&crl_number.to_be_bytes())?)?.build()?)?;
+    for entry in revoked {
         let mut r = X509RevokedBuilder::new()?;
-        r.set_serial_number(cert.serial_number())?;
-        r.set_revocation_date(&revocation_time)?;
+        r.set_serial_number(&*BigNum::from_slice(&entry.serial)?.to_asn1_integer()?)?;
+        r.set_revocation_date(&*Asn1Time::from_unix(entry.revoked_at)?)?;
         b.add_revoked(r.build())?;
     }
     b.sort()?;
     b.sign(&ca_key, MessageDigest::sha256())?;
     let crl: X509Crl = b.build()?;
     pem_string(crl.to_pem()?, "CRL")
+}
+
+/// What [`verify_crl`] accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedCrl {
+    /// The CRL, PEM.
+    pub pem: String,
+    /// Its CRL number (0 when it has none).
+    pub number: u64,
+    /// Its nextUpdate, Unix seconds.
+    pub next_update: i64,
+}
+
+/// Checks a CRL (PEM or DER) fetched from a distribution point: signed by one of
+/// `trust_anchors_pem` whose subject is its issuer, with a nextUpdate after `now`
+/// (Unix seconds). A CRL failing any check must not replace the one in force.
+pub fn verify_crl(
+    crl: &[u8],
+    trust_anchors_pem: &[String],
+    now: i64,
+) -> Result<VerifiedCrl, CertError> {
+    let crl = X509Crl::from_der(crl)
+        .or_else(|_| X509Crl::from_pem(crl))
+        .map_err(|_| CertError::Pem("CRL"))?;
+    let issuer = crl.issuer_name().to_der()?;
+    let mut signed = false;
+    for pem in trust_anchors_pem {
+        let anchors =
+            X509::stack_from_pem(pem.as_bytes()).map_err(|_| CertError::Pem("trust anchor"))?;
+        for anchor in anchors {
+            if anchor.subject_name().to_der()? == issuer && crl.verify(&*anchor.public_key()?)? {
+                signed = true;
+            }
+        }
+    }
+    if !signed {
+        return Err(CertError::CrlNotSigned);
+    }
+    let next_update = crl
+        .next_update()
+        .and_then(unix_of)
+        .ok_or(CertError::CrlExpired)?;
+    if next_update <= now {
+        return Err(CertError::CrlExpired);
+    }
+    let number = match crl.extension::<CrlNumber>()? {
+        Some((_, n)) => {
+            let bytes = n.to_bn()?.to_vec();
+            if bytes.len() > 8 {
+                return Err(CertError::Pem("CRL"));
+            }
+            bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+        }
+        None => 0,
+    };
+    Ok(VerifiedCrl {
+        pem: pem_string(crl.to_pem()?, "CRL")?,
+        number,
+        next_update,
+    })
+}
+
+fn unix_of(t: &openssl::asn1::Asn1TimeRef) -> Option<i64> {
+    let epoch = Asn1Time::from_unix(0).ok()?;
+    let diff = epoch.diff(t).ok()?;
+    Some(i64::from(diff.days) * 86_400 + i64::from(diff.secs))
 }
 
 /// A self-signed P-256 certificate standing in for an RFC 7250 raw public key, and its

@@ -100,6 +100,96 @@ pub enum Command {
     /// Exit status: 0 when every step succeeded, 1 when the MEF or the CSE refused (one
     /// line: which step, the rsc or TLS reason), 2 for bad input.
     Enrol(EnrolArgs),
+    /// Certificate enrolment over EST (RFC 7030, TS-0003 8.3.6): run the EST server
+    /// standalone, revoke an issued certificate, list the ledger (docs/provisioning.md,
+    /// "Certificate enrolment").
+    #[command(subcommand)]
+    Est(EstCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EstCommand {
+    /// Serve EST on a TLS listener (enrolees authenticate by PSK or certificate) and,
+    /// optionally, the CRL on a plain listener, until SIGINT or SIGTERM.
+    ///
+    /// Logs "accepting TLS on ADDR:PORT", then "listening on ADDR:PORT" (the CRL listener
+    /// when there is one, else the TLS one) once ready. Exit status: 0 after a
+    /// signal-initiated stop, 1 when it cannot start, 2 for invalid configuration.
+    Serve(Box<EstServeArgs>),
+    /// Revoke an issued certificate by serial and sign a new CRL (served at once by a
+    /// running `bastion est serve` on the same --state-dir).
+    Revoke(EstRevokeArgs),
+    /// List the issued certificates of the ledger: serial, identity, notAfter, state.
+    List(EstListArgs),
+}
+
+/// Arguments of `est serve`.
+#[derive(Debug, Args)]
+pub struct EstServeArgs {
+    /// TLS listener, ADDR:PORT (port 0 picks a free port)
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub tls_listen: std::net::SocketAddr,
+    /// Plain HTTP listener serving only the CRL at /crl
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub crl_listen: Option<std::net::SocketAddr>,
+    /// Directory of the ledger of issued certificates and of the CRL (created if missing)
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    #[command(flatten)]
+    pub ca: CaFiles,
+    /// The EST server's certificate chain (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub cert: PathBuf,
+    /// Private key of --cert (PEM, mode 0600)
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// Further trust anchors for enrolees' bootstrap certificates (PEM); the EST CA is
+    /// always trusted, for renewals
+    #[arg(long, value_name = "FILE")]
+    pub trust_anchor: Vec<PathBuf>,
+    /// Credential store of the enrolees' pre-provisioned PSKs (and pinned raw keys)
+    #[arg(long, value_name = "FILE")]
+    pub credentials_store: PathBuf,
+    /// Key file of the credential store when BASTION_CREDENTIALS_KEY is unset
+    #[arg(long, value_name = "FILE")]
+    pub credentials_key_file: Option<PathBuf>,
+    /// The enrolment profiles (TOML; docs/provisioning.md)
+    #[arg(long, value_name = "FILE")]
+    pub profiles: PathBuf,
+    /// Validity of issued certificates when the profile names none, days
+    #[arg(long, value_name = "DAYS", default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub validity_days: u32,
+    /// Validity of each CRL (its nextUpdate), hours; re-signed at half-life
+    #[arg(long, value_name = "HOURS", default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=2160))]
+    pub crl_validity_hours: u32,
+    /// Log filter: a level or target=level directives; overrides RUST_LOG [default: info]
+    #[arg(long, value_name = "LEVEL")]
+    pub log: Option<String>,
+}
+
+/// Arguments of `est revoke`.
+#[derive(Debug, Args)]
+pub struct EstRevokeArgs {
+    /// The EST server's state directory
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    #[command(flatten)]
+    pub ca: CaFiles,
+    /// Serial number in hex (any case; `serial=` prefix and `:` separators allowed, as
+    /// `openssl x509 -serial` prints it)
+    #[arg(long, value_name = "HEX")]
+    pub serial: String,
+    /// Validity of the new CRL, hours
+    #[arg(long, value_name = "HOURS", default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=2160))]
+    pub crl_validity_hours: u32,
+}
+
+/// Arguments of `est list`.
+#[derive(Debug, Args)]
+pub struct EstListArgs {
+    /// The EST server's state directory
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
 }
 
 /// Where the credential store is.

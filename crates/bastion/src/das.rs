@@ -45,7 +45,7 @@ pub fn run(args: &DasArgs) -> Result<(), Failure> {
 }
 
 /// Logging to standard error, filtered by `log` (`--log`), else `RUST_LOG`, else `info`.
-/// Shared by the standalone functions (DAS, MAF, MEF).
+/// Shared by the standalone functions (DAS, MAF, MEF, EST).
 pub(crate) fn init_logging(log: Option<&str>) -> Result<(), Failure> {
     let filter = log
         .map(str::to_owned)
@@ -62,7 +62,7 @@ pub(crate) fn init_logging(log: Option<&str>) -> Result<(), Failure> {
 }
 
 /// How often the credential store and the CRL files are checked for changes.
-const CREDENTIALS_RELOAD: Duration = Duration::from_secs(1);
+pub(crate) const CREDENTIALS_RELOAD: Duration = Duration::from_secs(1);
 
 /// The TLS server, over the credential store of `--credentials-store`.
 pub(crate) fn open_tls(args: &TlsFunctionArgs) -> Result<Arc<TlsServer>, Failure> {

@@ -1,7 +1,7 @@
 //! The `bastion` binary: the command line ([`cli`]), configuration resolution
 //! ([`settings`]), the server's life cycle ([`serve`]) and operator tools ([`acp`],
 //! [`credentials`], [`cert`], [`req`], [`keys`]) and the standalone functions ([`das`],
-//! [`maf`], with [`maf_client`]).
+//! [`maf`] with [`maf_client`], [`mef`] with [`enrol`], [`est`]).
 //!
 //! Exit status: 0 on success (and after a signal-initiated stop), 1 when the server cannot
 //! start or fails while running, 2 for invalid configuration or command-line usage.
@@ -15,6 +15,7 @@ mod credentials;
 mod das;
 mod das_consult;
 mod enrol;
+mod est;
 mod keys;
 mod limits;
 mod liveness;
@@ -32,7 +33,10 @@ mod serve;
 mod settings;
 
 use clap::Parser;
-use cli::{AcpCommand, Cli, Command, ConfigCommand, CredentialsCommand, KeysCommand, SettingsArgs};
+use cli::{
+    AcpCommand, Cli, Command, ConfigCommand, CredentialsCommand, EstCommand, KeysCommand,
+    SettingsArgs,
+};
 use settings::{RawSettings, Settings, DEFAULT_CONFIG_TOML};
 use std::io::Write;
 use std::process::ExitCode;
@@ -96,6 +100,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Some(text) => print(&text),
             None => Ok(()),
         },
+        Command::Est(EstCommand::Serve(args)) => est::serve(&args),
+        Command::Est(EstCommand::Revoke(args)) => print(&est::revoke(&args)?),
+        Command::Est(EstCommand::List(args)) => print(&est::list(&args)?),
         Command::Req(args) => {
             let outcome = req::run(&args)?;
             print(&outcome.text)?;

@@ -33,6 +33,7 @@ use bastion_tls::{CredentialRegistry, ServerCertificate, ServerSettings, StoreKe
 use std::future::Future;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
@@ -243,6 +244,9 @@ async fn run(
     }
     if let Some(tls) = &tls {
         tasks.push(spawn_revocation_refresh(tls.server.clone()));
+        if let Some((fetcher, interval)) = &tls.crl_fetcher {
+            tasks.push(spawn_crl_fetch(fetcher.clone(), *interval));
+        }
     }
     let extra_routes = match &location {
         Some(pip) => {
@@ -410,6 +414,8 @@ struct Tls {
     certificate: bool,
     peer_http_authentication: bool,
     protection: crate::settings::Protection,
+    /// `[tls] crl-url`, fetched periodically.
+    crl_fetcher: Option<(bastion_est::crl_fetch::CrlFetcher, std::time::Duration)>,
 }
 
 /// Opens the credential store, reads the certificate files, builds the acceptor and binds
@@ -441,17 +447,27 @@ async fn open_tls(settings: &Settings) -> Result<Tls, Failure> {
                 .map_err(|e| Failure::Runtime(format!("tls: {e}")))?,
         });
     }
+    let trust_anchors: Vec<String> = t
+        .trust_anchor_files
+        .iter()
+        .map(|p| read(p))
+        .collect::<Result<_, _>>()?;
+    let mut crl_files: Vec<PathBuf> = t.crl_files.iter().map(|p| settings.data_path(p)).collect();
+    let crl_fetcher = match &t.crl_url {
+        Some(url) => {
+            let fetcher = first_crl_fetch(settings, url, &trust_anchors).await?;
+            crl_files.push(fetcher.target().to_path_buf());
+            Some((fetcher, t.crl_refresh))
+        }
+        None => None,
+    };
     let server_settings = ServerSettings {
         psk: t.psk,
         certificate: t.certificate,
         require_client_certificate: t.require_client_certificate,
         server_certificates,
-        trust_anchors: t
-            .trust_anchor_files
-            .iter()
-            .map(|p| read(p))
-            .collect::<Result<_, _>>()?,
-        crl_files: t.crl_files.iter().map(|p| settings.data_path(p)).collect(),
+        trust_anchors,
+        crl_files,
         disable_tls13: t.disable_tls13,
         // [provisioning]: the key servers whose keys the listener accepts (GBA's BSF,
         // the MAF, the MEF), each asked only for its own identities.
@@ -486,6 +502,61 @@ async fn open_tls(settings: &Settings) -> Result<Tls, Failure> {
         certificate: t.certificate,
         peer_http_authentication: t.peer_http_authentication,
         protection: t.protection(),
+        crl_fetcher,
+    })
+}
+
+/// The first fetch of `[tls] crl-url`, before the listener is built (it loads the CRL
+/// file). Fails closed: when the distribution point cannot give a valid CRL and no
+/// previously fetched one is on disk, the CSE does not start; with one on disk it starts
+/// with that (still checked: an expired CRL fails every certificate handshake).
+async fn first_crl_fetch(
+    settings: &Settings,
+    url: &str,
+    trust_anchors: &[String],
+) -> Result<bastion_est::crl_fetch::CrlFetcher, Failure> {
+    let target = settings.data_path(std::path::Path::new(crate::settings::FETCHED_CRL_FILE));
+    let fetcher = bastion_est::crl_fetch::CrlFetcher::new(url, &target, trust_anchors.to_vec())
+        .map_err(|e| Failure::Config(format!("tls: {e}")))?;
+    match fetcher.fetch_once().await {
+        Ok(fetched) => tracing::info!(url, ?fetched, "CRL fetched"),
+        Err(e) if target.exists() => tracing::warn!(
+            url, error = %e,
+            "CRL not fetched; the one fetched before stays in force"
+        ),
+        Err(e) => {
+            return Err(Failure::Runtime(format!(
+                "tls: crl-url {url}: {e}; no CRL fetched before, so the listener cannot check revocation"
+            )))
+        }
+    }
+    Ok(fetcher)
+}
+
+/// Fetches `[tls] crl-url` every `interval`; a newer CRL is written to the file the
+/// revocation refresh reloads within a second. Failures are logged (each one) and keep
+/// the CRL in force; once it expires every certificate handshake fails, which is the
+/// closed way to fail.
+fn spawn_crl_fetch(
+    fetcher: bastion_est::crl_fetch::CrlFetcher,
+    interval: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first fetch was made at start
+        loop {
+            tick.tick().await;
+            match fetcher.fetch_once().await {
+                Ok(bastion_est::crl_fetch::Fetched::Updated(number)) => {
+                    tracing::info!(number, "newer CRL fetched")
+                }
+                Ok(bastion_est::crl_fetch::Fetched::Unchanged(_)) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "CRL not fetched; the previous one stays in force")
+                }
+            }
+        }
     })
 }
 

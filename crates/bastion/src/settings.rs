@@ -79,6 +79,10 @@ pub const DEFAULT_HTTP_ADVERTISE: bool = true;
 pub const DEFAULT_HTTP_ENABLED: bool = true;
 /// Built-in default credential store, relative to the data directory.
 pub const DEFAULT_CREDENTIALS_STORE: &str = "credentials.store";
+/// Default interval between fetches of `[tls] crl-url`, seconds.
+pub const DEFAULT_CRL_REFRESH_SECONDS: i64 = 300;
+/// Where a CRL fetched from `[tls] crl-url` is kept (in the data directory).
+pub const FETCHED_CRL_FILE: &str = "fetched-crl.pem";
 /// Name of the SQLite database file inside the data directory.
 pub const DB_FILE_NAME: &str = "bastion.db";
 
@@ -307,6 +311,14 @@ pub struct TlsSection {
     /// CRLs (PEM files) every client chain is checked against.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub crl_files: Vec<String>,
+    /// A CRL distribution point (`http://HOST:PORT/PATH`, e.g. an EST server's `/crl`)
+    /// fetched at start and every `crl-refresh-seconds`; a CRL signed by a trust anchor
+    /// replaces the previous one in `fetched-crl.pem` and is checked like `crl-files`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl_url: Option<String>,
+    /// How often `crl-url` is fetched, seconds (1–86400). Default: 300.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl_refresh_seconds: Option<i64>,
     /// Fail a certificate handshake without a client certificate. Default: true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_client_certificate: Option<bool>,
@@ -366,6 +378,8 @@ pub struct TlsSettings {
     pub key_file: Option<PathBuf>,
     pub trust_anchor_files: Vec<PathBuf>,
     pub crl_files: Vec<PathBuf>,
+    pub crl_url: Option<String>,
+    pub crl_refresh: std::time::Duration,
     pub require_client_certificate: bool,
     pub disable_tls13: bool,
     pub peer_http_authentication: bool,
@@ -1133,6 +1147,11 @@ impl TlsSettings {
             key_file: self.key_file.as_deref().map(text).transpose()?,
             trust_anchor_files: texts(&self.trust_anchor_files)?,
             crl_files: texts(&self.crl_files)?,
+            crl_url: self.crl_url.clone(),
+            crl_refresh_seconds: self
+                .crl_url
+                .as_ref()
+                .map(|_| i64::try_from(self.crl_refresh.as_secs()).unwrap_or(i64::MAX)),
             require_client_certificate: Some(self.require_client_certificate),
             disable_tls13: Some(self.disable_tls13),
             peer_http_authentication: self.peer_http_authentication.then_some(true),
@@ -1218,6 +1237,23 @@ fn resolve_tls(listen: Option<String>, t: TlsSection) -> Result<Option<TlsSettin
                 .to_owned(),
         );
     }
+    if !certificate && t.crl_url.is_some() {
+        problems.push("tls: crl-url needs the certificate framework".to_owned());
+    }
+    if let Some(url) = &t.crl_url {
+        if !url.starts_with("http://") {
+            problems.push(format!(
+                "tls: crl-url must be http://HOST[:PORT]/PATH (the CRL's signature is checked), not {url:?}"
+            ));
+        }
+    }
+    let crl_refresh = ranged_or_default(
+        &mut problems,
+        "[tls] crl-refresh-seconds",
+        t.crl_refresh_seconds,
+        DEFAULT_CRL_REFRESH_SECONDS,
+        (1, 86_400),
+    );
     let peer_http = t.peer_http_authentication == Some(true);
     if peer_http && !certificate {
         problems.push("tls: peer-http-authentication needs the certificate framework".to_owned());
@@ -1242,6 +1278,8 @@ fn resolve_tls(listen: Option<String>, t: TlsSection) -> Result<Option<TlsSettin
             key_file: t.key_file.map(PathBuf::from),
             trust_anchor_files: t.trust_anchor_files.iter().map(PathBuf::from).collect(),
             crl_files: t.crl_files.iter().map(PathBuf::from).collect(),
+            crl_url: t.crl_url,
+            crl_refresh: std::time::Duration::from_secs(u64::try_from(crl_refresh).unwrap_or(1)),
             require_client_certificate: t
                 .require_client_certificate
                 .unwrap_or(certificate && !peer_http),
@@ -1958,6 +1996,19 @@ mod tests {
         assert!(
             p("[tls]\nlisten = \"127.0.0.1:1\"\nframeworks = [\"raw\"]\n")[0]
                 .contains("unknown variant")
+        );
+        assert_eq!(
+            p("[tls]\nlisten = \"127.0.0.1:1\"\ncrl-url = \"http://a/crl\"\n"),
+            ["tls: crl-url needs the certificate framework"]
+        );
+        let cert = "[tls]\nlisten = \"127.0.0.1:1\"\nframeworks = [\"certificate\"]\n\
+                    certificate-file = \"c\"\nkey-file = \"k\"\ntrust-anchor-files = [\"a\"]\n";
+        assert_eq!(
+            p(&format!("{cert}crl-url = \"https://a/crl\"\ncrl-refresh-seconds = 0\n")),
+            [
+                "tls: crl-url must be http://HOST[:PORT]/PATH (the CRL's signature is checked), not \"https://a/crl\"",
+                "[tls] crl-refresh-seconds 0: must be between 1 and 86400"
+            ]
         );
     }
 
