@@ -3,6 +3,11 @@
 //! separator. Identities enter as UTF-8 after NFKC normalisation; Bastion accepts only
 //! printable ASCII identities, for which NFKC changes nothing (docs/decisions.md,
 //! "Issue 15"), so no normalisation table is needed and no identity is silently altered.
+//!
+//! The message MACed (label and inputs) is a [`DerivationInput`] of its own, so a key
+//! store that keeps Ke where this process cannot read it (a PKCS#11 token) computes the
+//! same HMAC inside and hands back the MAC ([`DerivedKey::from_mac`]); the labels and the
+//! encoding of the inputs stay here.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -70,6 +75,12 @@ impl std::fmt::Debug for DerivedKey {
 }
 
 impl DerivedKey {
+    /// A key from the HMAC-SHA-256 of a [`DerivationInput`] computed elsewhere (inside a
+    /// key store holding Ke). The array is wiped by the caller's `Zeroizing`.
+    pub fn from_mac(mac: &Zeroizing<[u8; KEY_LEN]>) -> DerivedKey {
+        DerivedKey(mac.clone())
+    }
+
     /// The key bytes.
     pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
@@ -81,28 +92,71 @@ impl DerivedKey {
     }
 }
 
+/// The message of one derivation: its label followed by its inputs, no separator. Holds
+/// no secret (labels and identities are public).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DerivationInput(Vec<u8>);
+
+impl DerivationInput {
+    /// LABEL_KM || MAF-ID (10.3.2).
+    pub fn km(maf_id: &str) -> Result<DerivationInput, KeyError> {
+        let maf_id = identity("MAF-ID", maf_id)?;
+        Ok(DerivationInput::join(&[LABEL_KM.as_bytes(), maf_id]))
+    }
+
+    /// LABEL_KPSA || Enrolee-B-ID (10.3.3); the ID is the CSE-ID or AE-ID of the enrolee
+    /// the key is shared with.
+    pub fn kpsa(enrolee_b_id: &str) -> Result<DerivationInput, KeyError> {
+        let enrolee_b_id = identity("Enrolee-B-ID", enrolee_b_id)?;
+        Ok(DerivationInput::join(&[LABEL_KPSA.as_bytes(), enrolee_b_id]))
+    }
+
+    /// LABEL_KUC || SUID || Enrolment-Target-ID (10.3.7). The SUID enters as its decimal
+    /// text ("22"), the encoding Bastion chose (docs/decisions.md).
+    pub fn kuc(suid: Suid, target_id: &str) -> Result<DerivationInput, KeyError> {
+        let target_id = identity("Enrolment-Target-ID", target_id)?;
+        let suid_text = suid.to_string();
+        Ok(DerivationInput::join(&[
+            LABEL_KUC.as_bytes(),
+            suid_text.as_bytes(),
+            target_id,
+        ]))
+    }
+
+    fn join(parts: &[&[u8]]) -> DerivationInput {
+        DerivationInput(parts.concat())
+    }
+
+    /// The octets to MAC under Ke.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// HMAC-SHA-256(Ke, self), in this process.
+    pub fn derive(&self, ke: &EnrolmentKey) -> DerivedKey {
+        // HMAC accepts keys of any length, so this cannot fail for a 32-byte Ke.
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(ke.0.as_slice())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(&self.0);
+        let mut out = Zeroizing::new([0u8; KEY_LEN]);
+        out.copy_from_slice(&mac.finalize().into_bytes());
+        DerivedKey(out)
+    }
+}
+
 /// Km = HMAC-SHA-256(Ke, LABEL_KM || MAF-ID) (10.3.2).
 pub fn derive_km(ke: &EnrolmentKey, maf_id: &str) -> Result<DerivedKey, KeyError> {
-    let maf_id = identity("MAF-ID", maf_id)?;
-    Ok(hmac_sha256(ke, &[LABEL_KM.as_bytes(), maf_id]))
+    Ok(DerivationInput::km(maf_id)?.derive(ke))
 }
 
-/// Kpsa = HMAC-SHA-256(Ke, LABEL_KPSA || Enrolee-B-ID) (10.3.3); the ID is the CSE-ID or
-/// AE-ID of the enrolee the key is shared with.
+/// Kpsa = HMAC-SHA-256(Ke, LABEL_KPSA || Enrolee-B-ID) (10.3.3).
 pub fn derive_kpsa(ke: &EnrolmentKey, enrolee_b_id: &str) -> Result<DerivedKey, KeyError> {
-    let enrolee_b_id = identity("Enrolee-B-ID", enrolee_b_id)?;
-    Ok(hmac_sha256(ke, &[LABEL_KPSA.as_bytes(), enrolee_b_id]))
+    Ok(DerivationInput::kpsa(enrolee_b_id)?.derive(ke))
 }
 
-/// Kuc = HMAC-SHA-256(Ke, LABEL_KUC || SUID || Enrolment-Target-ID) (10.3.7). The SUID
-/// enters as its decimal text ("22"), the encoding Bastion chose (docs/decisions.md).
+/// Kuc = HMAC-SHA-256(Ke, LABEL_KUC || SUID || Enrolment-Target-ID) (10.3.7).
 pub fn derive_kuc(ke: &EnrolmentKey, suid: Suid, target_id: &str) -> Result<DerivedKey, KeyError> {
-    let target_id = identity("Enrolment-Target-ID", target_id)?;
-    let suid_text = suid.to_string();
-    Ok(hmac_sha256(
-        ke,
-        &[LABEL_KUC.as_bytes(), suid_text.as_bytes(), target_id],
-    ))
+    Ok(DerivationInput::kuc(suid, target_id)?.derive(ke))
 }
 
 /// The octets of an identity input: its UTF-8, accepted only when printable ASCII.
@@ -114,18 +168,6 @@ fn identity<'a>(what: &'static str, id: &'a str) -> Result<&'a [u8], KeyError> {
         true => Ok(id.as_bytes()),
         false => Err(KeyError::UnsupportedCharacter(what)),
     }
-}
-
-fn hmac_sha256(ke: &EnrolmentKey, parts: &[&[u8]]) -> DerivedKey {
-    // HMAC accepts keys of any length, so this cannot fail for a 32-byte Ke.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(ke.0.as_slice())
-        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-    for part in parts {
-        mac.update(part);
-    }
-    let mut out = Zeroizing::new([0u8; KEY_LEN]);
-    out.copy_from_slice(&mac.finalize().into_bytes());
-    DerivedKey(out)
 }
 
 #[cfg(test)]

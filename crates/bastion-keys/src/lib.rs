@@ -22,7 +22,9 @@ pub mod hex;
 pub mod identifier;
 pub mod suid;
 
-pub use derive::{derive_km, derive_kpsa, derive_kuc, DerivedKey, EnrolmentKey, KeyError};
+pub use derive::{
+    derive_km, derive_kpsa, derive_kuc, DerivationInput, DerivedKey, EnrolmentKey, KeyError,
+};
 pub use export::{ExportedKey, EXPORT_LEN};
 pub use identifier::{IdentifierError, KeyIdentifier};
 pub use suid::{Suid, SuidError};

@@ -41,6 +41,9 @@ pub enum CertError {
     /// The CSR's signature does not verify.
     #[error("the CSR signature does not verify")]
     BadCsrSignature,
+    /// A subjectAltName entry is empty or not ASCII.
+    #[error("a subjectAltName entry must be non-empty ASCII")]
+    NotAscii,
     /// The certificate to revoke was not issued by this CA.
     #[error("the certificate was not issued by this CA")]
     NotIssuedByCa,
@@ -384,6 +387,117 @@ pub fn create_csr(subject: &Subject) -> Result<CsrAndKey, CertError> {
     })
 }
 
+/// A PKCS#10 request whose key is held elsewhere (a key store, a PKCS#11 token): the
+/// request is encoded here, its SHA-256 digest is signed by whoever holds the key, and
+/// [`finish`](Self::finish) checks that signature before assembling the request. The
+/// content is that of [`create_csr`] (10.1.4): subject CN, the P-256 public key, a
+/// subjectAltName with the identity.
+#[derive(Debug, Clone)]
+pub struct CsrTemplate {
+    /// DER of the CertificationRequestInfo (RFC 2986 4.1), the signed part.
+    info: Vec<u8>,
+}
+
+/// OID 1.2.840.10045.4.3.2, ecdsa-with-SHA256 (RFC 5758 3.2), as DER.
+const ECDSA_WITH_SHA256: &[u8] = &[
+    0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+];
+/// OID 1.2.840.113549.1.9.14, PKCS#9 extensionRequest, as DER.
+const EXTENSION_REQUEST: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0e,
+];
+/// OID 2.5.29.17, subjectAltName, as DER.
+const SUBJECT_ALT_NAME: &[u8] = &[0x06, 0x03, 0x55, 0x1d, 0x11];
+
+impl CsrTemplate {
+    /// The request for `subject` with the public key `spki_der` (a DER
+    /// SubjectPublicKeyInfo, which must be EC P-256).
+    pub fn new(subject: &Subject, spki_der: &[u8]) -> Result<Self, CertError> {
+        let public =
+            PKey::public_key_from_der(spki_der).map_err(|_| CertError::NotP256("CSR"))?;
+        ensure_p256(&public, "CSR")?;
+        let mut general_names = Vec::new();
+        if let Some(id) = &subject.id {
+            general_names.extend(der(0x86, ia5(&identity::san_uri(id))?));
+        }
+        for dns in &subject.dns_names {
+            general_names.extend(der(0x82, ia5(dns)?));
+        }
+        let attributes = match general_names.is_empty() {
+            true => Vec::new(),
+            false => {
+                let san = der(0x04, &der(0x30, &general_names));
+                let extension = der(0x30, &[SUBJECT_ALT_NAME, &san].concat());
+                let extensions = der(0x30, &extension);
+                der(0x30, &[EXTENSION_REQUEST, &der(0x31, &extensions)].concat())
+            }
+        };
+        let info = der(
+            0x30,
+            &[
+                &[0x02, 0x01, 0x00][..], // version 0 (v1)
+                &name(&subject.common_name)?.to_der()?,
+                &public.public_key_to_der()?,
+                &der(0xa0, &attributes),
+            ]
+            .concat(),
+        );
+        Ok(Self { info })
+    }
+
+    /// SHA-256 of the part to sign (ECDSA with SHA-256, 10.1.1).
+    pub fn digest(&self) -> [u8; 32] {
+        openssl::sha::sha256(&self.info)
+    }
+
+    /// The request, PEM, with `signature` (a DER ECDSA-Sig-Value over [`digest`](Self::digest)).
+    /// A signature that does not verify with the request's own key is refused.
+    pub fn finish(&self, signature: &[u8]) -> Result<String, CertError> {
+        let mut bits = Vec::with_capacity(signature.len() + 1);
+        bits.push(0); // no unused bits
+        bits.extend_from_slice(signature);
+        let request = der(
+            0x30,
+            &[
+                &self.info[..],
+                &der(0x30, ECDSA_WITH_SHA256),
+                &der(0x03, &bits),
+            ]
+            .concat(),
+        );
+        let req = X509Req::from_der(&request).map_err(|_| CertError::BadCsrSignature)?;
+        if !req.verify(&*req.public_key()?).unwrap_or(false) {
+            return Err(CertError::BadCsrSignature);
+        }
+        pem_string(req.to_pem()?, "CSR")
+    }
+}
+
+/// One DER element: `tag`, definite length, `content`.
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let len = content.len();
+    let mut out = Vec::with_capacity(len + 6);
+    out.push(tag);
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// An IA5String's content (URI and dNSName entries are ASCII, RFC 5280 4.2.1.6).
+fn ia5(text: &str) -> Result<&[u8], CertError> {
+    match text.is_ascii() && !text.is_empty() {
+        true => Ok(text.as_bytes()),
+        false => Err(CertError::NotAscii),
+    }
+}
+
 /// Signs a CSR: checks its signature and P-256 key, and takes the identity from its
 /// subjectAltName URI (a CSR naming no absolute AE-ID / CSE-ID, or a wildcard, is
 /// refused). `dns_names` adds dNSNames chosen by the CA operator; the CSR's other
@@ -491,6 +605,46 @@ pub fn public_key_ni(cert_pem: &str) -> Result<String, CertError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_template_signed_outside_becomes_a_csr_the_ca_accepts() {
+        let key = new_p256_key().unwrap();
+        let subject = Subject::onem2m("//acme.example.com/id-mn/Ckeystore")
+            .unwrap()
+            .with_dns("device.example.com");
+        let template = CsrTemplate::new(&subject, &key.public_key_to_der().unwrap()).unwrap();
+        let signature = openssl::ecdsa::EcdsaSig::sign(&template.digest(), &key.ec_key().unwrap())
+            .unwrap()
+            .to_der()
+            .unwrap();
+        let csr = template.finish(&signature).unwrap();
+        let ca = create_ca("Test CA", Validity::days(1)).unwrap();
+        let cert = sign_csr(&ca, &csr, &[], Validity::days(1)).unwrap();
+        let cert = X509::from_pem(cert.as_bytes()).unwrap();
+        assert_eq!(
+            identity::binding_from_certificate(&cert).unwrap(),
+            Binding::Ae("//acme.example.com/id-mn/Ckeystore".to_owned())
+        );
+        // A signature by another key, or over other bytes, is refused.
+        let other = new_p256_key().unwrap();
+        let foreign = openssl::ecdsa::EcdsaSig::sign(&template.digest(), &other.ec_key().unwrap())
+            .unwrap()
+            .to_der()
+            .unwrap();
+        assert!(matches!(
+            template.finish(&foreign),
+            Err(CertError::BadCsrSignature)
+        ));
+        assert!(matches!(
+            template.finish(b"not a signature"),
+            Err(CertError::BadCsrSignature)
+        ));
+        let rsa = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        assert!(matches!(
+            CsrTemplate::new(&subject, &rsa.public_key_to_der().unwrap()),
+            Err(CertError::NotP256("CSR"))
+        ));
+    }
 
     #[test]
     fn issued_certificate_carries_identity_and_verifies() {

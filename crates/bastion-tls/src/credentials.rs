@@ -3,31 +3,29 @@
 //! (RFC 6920 identifiers bound to an AE-ID or CSE-ID; 10.1.2, 8.2.2.2) and the HTTP
 //! credentials of peer CSEs (user name + secret bound to a CSE-ID; [`crate::peer_http`]).
 //!
-//! Owns the file format and its protection: AES-256-GCM under a 32-byte store key (from
-//! `BASTION_CREDENTIALS_KEY` or a key file only its owner can read), mode 0600, atomic
-//! replacement (temp file, fsync, rename, fsync of the directory). One shared
+//! Owns the file's content and the store key: the file is a [`crate::sealed`] file (magic
+//! `BSTNCRD1`: AES-256-GCM, mode 0600, atomic replacement) under a 32-byte store key from
+//! `BASTION_CREDENTIALS_KEY` or a key file only its owner can read. One shared
 //! [`CredentialRegistry`] serves the PSK callback and the per-request revocation check.
 //!
-//! File layout: `BSTNCRD1` (8 bytes, also the AEAD additional data) | nonce (12) |
-//! tag (16) | ciphertext of a JSON document.
+//! The plaintext is a JSON document.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use openssl::rand::rand_bytes;
-use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::hexutil;
 use crate::identity::{Binding, IdentityError, NiDigest};
+use crate::sealed::{self, SealError};
 
 /// Environment variable holding the store key as 64 hex characters.
 pub const KEY_ENV: &str = "BASTION_CREDENTIALS_KEY";
@@ -36,9 +34,7 @@ pub const MIN_PSK_LEN: usize = 16;
 /// Largest accepted Kpsa, in bytes.
 pub const MAX_PSK_LEN: usize = 64;
 
-const MAGIC: &[u8; 8] = b"BSTNCRD1";
-const NONCE_LEN: usize = 12;
-const TAG_LEN: usize = 16;
+const MAGIC: &[u8; sealed::MAGIC_LEN] = b"BSTNCRD1";
 const FORMAT_VERSION: u32 = 1;
 
 /// Failures of the credential store.
@@ -127,6 +123,11 @@ impl std::fmt::Debug for StoreKey {
 }
 
 impl StoreKey {
+    /// The key bytes, for [`crate::sealed`] only.
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// From 64 hex characters (surrounding whitespace ignored).
     pub fn from_hex(text: &str) -> Result<Self, CredentialError> {
         let bytes = hexutil::decode(text.trim()).ok_or(CredentialError::BadStoreKey)?;
@@ -661,22 +662,7 @@ impl CredentialRegistry {
         };
         let stamp = stamp_of(&self.path).map_err(io)?;
         let data = fs::read(&self.path).map_err(io)?;
-        let header = MAGIC.len() + NONCE_LEN + TAG_LEN;
-        if data.len() < header || &data[..MAGIC.len()] != MAGIC {
-            return Err(CredentialError::NotAStore(self.path.clone()));
-        }
-        let nonce = &data[MAGIC.len()..MAGIC.len() + NONCE_LEN];
-        let tag = &data[MAGIC.len() + NONCE_LEN..header];
-        let plain = decrypt_aead(
-            Cipher::aes_256_gcm(),
-            self.key.0.as_ref(),
-            Some(nonce),
-            MAGIC,
-            &data[header..],
-            tag,
-        )
-        .map_err(|_| CredentialError::Decrypt(self.path.clone()))?;
-        let plain = Zeroizing::new(plain);
+        let plain = sealed::unseal(&self.key, MAGIC, &data).map_err(|e| self.seal_error(e))?;
         let corrupt = |reason: String| CredentialError::Corrupt {
             path: self.path.clone(),
             reason,
@@ -723,6 +709,15 @@ impl CredentialRegistry {
         Ok((entries, stamp))
     }
 
+    fn seal_error(&self, e: SealError) -> CredentialError {
+        match e {
+            SealError::Io { path, source } => CredentialError::Io { path, source },
+            SealError::NotSealed => CredentialError::NotAStore(self.path.clone()),
+            SealError::Decrypt => CredentialError::Decrypt(self.path.clone()),
+            SealError::Crypto(stack) => CredentialError::Crypto(stack),
+        }
+    }
+
     /// Encrypts and atomically replaces the file. The caller holds `writer`.
     fn persist(&self, entries: &Entries) -> Result<(), CredentialError> {
         let file = StoredFile {
@@ -747,23 +742,8 @@ impl CredentialRegistry {
             path: self.path.clone(),
             reason: e.to_string(),
         })?;
-        let mut nonce = [0u8; NONCE_LEN];
-        rand_bytes(&mut nonce)?;
-        let mut tag = [0u8; TAG_LEN];
-        let cipher = encrypt_aead(
-            Cipher::aes_256_gcm(),
-            self.key.0.as_ref(),
-            Some(&nonce),
-            MAGIC,
-            &plain,
-            &mut tag,
-        )?;
-        let mut out = Vec::with_capacity(MAGIC.len() + NONCE_LEN + TAG_LEN + cipher.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&tag);
-        out.extend_from_slice(&cipher);
-        write_atomically(&self.path, &out)?;
+        let out = sealed::seal(&self.key, MAGIC, &plain).map_err(|e| self.seal_error(e))?;
+        sealed::write_atomically(&self.path, &out).map_err(|e| self.seal_error(e))?;
         let stamp = stamp_of(&self.path).map_err(|source| CredentialError::Io {
             path: self.path.clone(),
             source,
@@ -797,47 +777,6 @@ fn info(id: &str, e: &Entry) -> CredentialInfo {
 fn stamp_of(path: &Path) -> std::io::Result<FileStamp> {
     let meta = fs::metadata(path)?;
     Ok((meta.ino(), meta.size(), meta.mtime(), meta.mtime_nsec()))
-}
-
-/// Temp file (0600, same directory) + fsync + rename + fsync of the directory.
-fn write_atomically(path: &Path, data: &[u8]) -> Result<(), CredentialError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| CredentialError::Io {
-            path: path.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
-        })?
-        .to_string_lossy()
-        .into_owned();
-    let mut suffix = [0u8; 6];
-    rand_bytes(&mut suffix)?;
-    let tmp = dir.join(format!(".{name}.{}.tmp", hexutil::encode(&suffix)));
-    let io = |p: &Path| {
-        let p = p.to_owned();
-        move |source| CredentialError::Io { path: p, source }
-    };
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io(&tmp))?;
-        file.write_all(data).map_err(io(&tmp))?;
-        file.sync_all().map_err(io(&tmp))?;
-        fs::rename(&tmp, path).map_err(io(path))?;
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&dir))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]

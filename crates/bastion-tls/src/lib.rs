@@ -39,6 +39,7 @@ pub mod exporter;
 pub mod identity;
 pub mod peer_http;
 pub mod remote_psk;
+pub mod sealed;
 pub mod secret;
 pub mod server;
 pub mod strength;
