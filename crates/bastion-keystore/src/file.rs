@@ -94,10 +94,7 @@ impl FileKeyStore {
         let store = FileKeyStore::unopened(path.into(), key);
         let _lock = store.lock()?;
         if store.path.exists() {
-            return Err(store.file_error(SealError::Io {
-                path: store.path.clone(),
-                source: std::io::ErrorKind::AlreadyExists.into(),
-            }));
+            return Err(KeyStoreError::StoreExists(store.path.clone()));
         }
         store.persist(&Entries::new())?;
         Ok(store)
@@ -124,17 +121,20 @@ impl FileKeyStore {
     }
 
     fn file_error(&self, source: SealError) -> KeyStoreError {
-        KeyStoreError::File {
-            path: self.path.clone(),
-            source,
+        match source {
+            SealError::Io { path, source } => KeyStoreError::Io { path, source },
+            source => KeyStoreError::File {
+                path: self.path.clone(),
+                source,
+            },
         }
     }
 
     fn io_error(&self, path: &Path, source: std::io::Error) -> KeyStoreError {
-        self.file_error(SealError::Io {
+        KeyStoreError::Io {
             path: path.to_owned(),
             source,
-        })
+        }
     }
 
     /// The exclusive lock every change holds: `.<file>.lock` beside the store.

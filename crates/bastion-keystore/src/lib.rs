@@ -297,7 +297,18 @@ pub enum KeyStoreError {
     /// A secret needed to open the store (store key, PIN) is missing or unreadable.
     #[error("{0}")]
     Unlock(String),
-    /// The store file is missing, unreadable, of another kind or fails to decrypt.
+    /// Reading or writing the store file (or its lock file) failed.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file concerned.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `init` found a file where the store was to be created.
+    #[error("{} exists already: a key store is never overwritten", .0.display())]
+    StoreExists(std::path::PathBuf),
+    /// The store file is of another kind or fails to decrypt.
     #[error("{}: {source}", .path.display())]
     File {
         /// The store file.
@@ -351,6 +362,7 @@ impl KeyStoreError {
                 | KeyStoreError::WrongKind { .. }
                 | KeyStoreError::NotExportable(_)
                 | KeyStoreError::InvalidSpec(_)
+                | KeyStoreError::StoreExists(_)
                 | KeyStoreError::Unlock(_)
                 | KeyStoreError::LevelNotSupported { .. }
                 | KeyStoreError::Derivation(_)

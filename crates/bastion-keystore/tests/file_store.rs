@@ -79,7 +79,10 @@ fn file_store_is_level_1_owner_only_and_sealed() {
         format!("{}: not a sealed file of the expected kind", credentials.display())
     );
     let exists = FileKeyStore::create(&path, key).unwrap_err();
-    assert!(exists.to_string().starts_with(&format!("{}: ", path.display())), "{exists}");
+    assert_eq!(
+        exists.to_string(),
+        format!("{} exists already: a key store is never overwritten", path.display())
+    );
     assert_eq!(again.list().unwrap().len(), 1, "create did not overwrite");
 }
 

@@ -1,6 +1,6 @@
 //! The `bastion` binary: the command line ([`cli`]), configuration resolution
 //! ([`settings`]), the server's life cycle ([`serve`]) and operator tools ([`acp`],
-//! [`credentials`], [`cert`], [`req`], [`keys`]).
+//! [`credentials`], [`cert`], [`req`], [`keys`], [`keystore`]).
 //!
 //! Exit status: 0 on success (and after a signal-initiated stop), 1 when the server cannot
 //! start or fails while running, 2 for invalid configuration or command-line usage.
@@ -14,6 +14,7 @@ mod credentials;
 mod das;
 mod das_consult;
 mod keys;
+mod keystore;
 mod limits;
 mod liveness;
 mod notifications;
@@ -24,7 +25,9 @@ mod serve;
 mod settings;
 
 use clap::Parser;
-use cli::{AcpCommand, Cli, Command, ConfigCommand, CredentialsCommand, KeysCommand, SettingsArgs};
+use cli::{
+    AcpCommand, Cli, Command, ConfigCommand, CredentialsCommand, KeysCommand, SettingsArgs,
+};
 use settings::{RawSettings, Settings, DEFAULT_CONFIG_TOML};
 use std::io::Write;
 use std::process::ExitCode;
@@ -81,6 +84,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Cert(command) => print(&cert::run(&command)?),
         Command::Keys(KeysCommand::Derive(args)) => print(&keys::derive(&args)?),
+        Command::Keystore(command) => print(&keystore::run(&command)?),
         Command::Req(args) => {
             let outcome = req::run(&args)?;
             print(&outcome.text)?;
