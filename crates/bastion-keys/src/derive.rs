@@ -108,7 +108,10 @@ impl DerivationInput {
     /// the key is shared with.
     pub fn kpsa(enrolee_b_id: &str) -> Result<DerivationInput, KeyError> {
         let enrolee_b_id = identity("Enrolee-B-ID", enrolee_b_id)?;
-        Ok(DerivationInput::join(&[LABEL_KPSA.as_bytes(), enrolee_b_id]))
+        Ok(DerivationInput::join(&[
+            LABEL_KPSA.as_bytes(),
+            enrolee_b_id,
+        ]))
     }
 
     /// LABEL_KUC || SUID || Enrolment-Target-ID (10.3.7). The SUID enters as its decimal

@@ -471,9 +471,6 @@ mod tests {
             assert_eq!(ProtectionLevel::from_number(n).unwrap().number(), n);
         }
         assert_eq!(ProtectionLevel::from_number(4), None);
-        assert_eq!(
-            ProtectionLevel::Software.to_string(),
-            "level 1 (software)"
-        );
+        assert_eq!(ProtectionLevel::Software.to_string(), "level 1 (software)");
     }
 }

@@ -39,9 +39,7 @@ use crate::{
 };
 
 /// DER of the OID 1.2.840.10045.3.1.7 (prime256v1), the CKA_EC_PARAMS of a P-256 key.
-const P256_PARAMS: &[u8] = &[
-    0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
-];
+const P256_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 
 /// A store on one token of a PKCS#11 module, logged in as its user.
 pub struct Pkcs11KeyStore {
@@ -98,7 +96,8 @@ fn login(
     static LOGINS: OnceLock<Mutex<Logins>> = OnceLock::new();
     let mut logins = LOGINS.get_or_init(Default::default).lock();
     let digest = openssl::sha::sha256(pin.as_bytes());
-    let incorrect = || KeyStoreError::Unlock(format!("the PIN of PKCS#11 token {token:?} is incorrect"));
+    let incorrect =
+        || KeyStoreError::Unlock(format!("the PIN of PKCS#11 token {token:?} is incorrect"));
     let key = (module.to_owned(), slot);
     let auth = AuthPin::new(pin.as_str().into());
     match session.login(UserType::User, Some(&auth)) {
@@ -393,7 +392,8 @@ impl KeyStore for Pkcs11KeyStore {
             )));
         }
         let (r, s) = raw.split_at(32);
-        let signature = EcdsaSig::from_private_components(BigNum::from_slice(r)?, BigNum::from_slice(s)?)?;
+        let signature =
+            EcdsaSig::from_private_components(BigNum::from_slice(r)?, BigNum::from_slice(s)?)?;
         Ok(signature.to_der()?)
     }
 

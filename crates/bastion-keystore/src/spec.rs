@@ -109,9 +109,7 @@ impl StoreSecrets {
                 Zeroizing::new(text.trim_end_matches(['\r', '\n']).to_owned())
             }
             None => Zeroizing::new(std::env::var(PIN_ENV).map_err(|_| {
-                KeyStoreError::Unlock(format!(
-                    "no PKCS#11 PIN: give a PIN file or set {PIN_ENV}"
-                ))
+                KeyStoreError::Unlock(format!("no PKCS#11 PIN: give a PIN file or set {PIN_ENV}"))
             })?),
         };
         match pin.is_empty() {

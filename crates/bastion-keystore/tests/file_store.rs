@@ -6,14 +6,15 @@ mod suite;
 
 use std::os::unix::fs::PermissionsExt;
 
-use bastion_keystore::{
-    ExportPolicy, FileKeyStore, KeyName, KeyStore, ProtectionLevel, SecretKey,
-};
+use bastion_keystore::{ExportPolicy, FileKeyStore, KeyName, KeyStore, ProtectionLevel, SecretKey};
 use bastion_tls::StoreKey;
 
 fn store(dir: &std::path::Path) -> (FileKeyStore, StoreKey) {
     let key = StoreKey::generate().unwrap();
-    (FileKeyStore::create(dir.join("keys.store"), key.clone()).unwrap(), key)
+    (
+        FileKeyStore::create(dir.join("keys.store"), key.clone()).unwrap(),
+        key,
+    )
 }
 
 #[test]
@@ -52,7 +53,11 @@ fn file_store_is_level_1_owner_only_and_sealed() {
     let name = KeyName::new("kpm").unwrap();
     let secret = [0x5au8; 32];
     store
-        .import_secret(&name, &SecretKey::new(&secret).unwrap(), ExportPolicy::NonExportable)
+        .import_secret(
+            &name,
+            &SecretKey::new(&secret).unwrap(),
+            ExportPolicy::NonExportable,
+        )
         .unwrap();
     let path = dir.path().join("keys.store");
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -60,7 +65,10 @@ fn file_store_is_level_1_owner_only_and_sealed() {
     let raw = std::fs::read(&path).unwrap();
     assert_eq!(&raw[..8], b"BSTNKEY1");
     let hex = bastion_keys::hex::encode(&secret);
-    assert!(!String::from_utf8_lossy(&raw).contains(&hex), "the key is not in clear");
+    assert!(
+        !String::from_utf8_lossy(&raw).contains(&hex),
+        "the key is not in clear"
+    );
     assert!(!format!("{store:?}").contains(&hex));
 
     // The same key reopens it; another key, or a credential store, is refused.
@@ -69,19 +77,28 @@ fn file_store_is_level_1_owner_only_and_sealed() {
     let wrong = FileKeyStore::open(&path, StoreKey::generate().unwrap()).unwrap_err();
     assert_eq!(
         wrong.to_string(),
-        format!("{}: cannot decrypt (wrong key or tampered file)", path.display())
+        format!(
+            "{}: cannot decrypt (wrong key or tampered file)",
+            path.display()
+        )
     );
     let credentials = dir.path().join("credentials.store");
     bastion_tls::CredentialRegistry::open(&credentials, key.clone()).unwrap();
     let other = FileKeyStore::open(&credentials, key.clone()).unwrap_err();
     assert_eq!(
         other.to_string(),
-        format!("{}: not a sealed file of the expected kind", credentials.display())
+        format!(
+            "{}: not a sealed file of the expected kind",
+            credentials.display()
+        )
     );
     let exists = FileKeyStore::create(&path, key).unwrap_err();
     assert_eq!(
         exists.to_string(),
-        format!("{} exists already: a key store is never overwritten", path.display())
+        format!(
+            "{} exists already: a key store is never overwritten",
+            path.display()
+        )
     );
     assert_eq!(again.list().unwrap().len(), 1, "create did not overwrite");
 }
@@ -98,7 +115,11 @@ fn two_handles_on_one_file_keep_each_others_keys() {
         .generate_secret(&KeyName::new("two").unwrap(), 32, ExportPolicy::Exportable)
         .unwrap();
     let names = |s: &FileKeyStore| -> Vec<String> {
-        s.list().unwrap().into_iter().map(|k| k.name.to_string()).collect()
+        s.list()
+            .unwrap()
+            .into_iter()
+            .map(|k| k.name.to_string())
+            .collect()
     };
     assert_eq!(names(&first), ["one", "two"]);
     assert_eq!(names(&second), ["one", "two"]);

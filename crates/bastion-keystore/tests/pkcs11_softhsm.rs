@@ -115,7 +115,11 @@ fn the_token_itself_withholds_sensitive_values() {
     let ke = KeyName::new(&format!("{prefix}-ke")).unwrap();
     let tls = KeyName::new(&format!("{prefix}-tls")).unwrap();
     store
-        .import_secret(&ke, &SecretKey::new(&[0x42; 32]).unwrap(), ExportPolicy::NonExportable)
+        .import_secret(
+            &ke,
+            &SecretKey::new(&[0x42; 32]).unwrap(),
+            ExportPolicy::NonExportable,
+        )
         .unwrap();
     store.generate_p256(&tls).unwrap();
     assert_eq!(
@@ -134,7 +138,10 @@ fn the_token_itself_withholds_sensitive_values() {
         .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == token.label)
         .unwrap();
     let session = ctx.open_ro_session(slot).unwrap();
-    let _ = session.login(UserType::User, Some(&AuthPin::new(token.pin.as_str().into())));
+    let _ = session.login(
+        UserType::User,
+        Some(&AuthPin::new(token.pin.as_str().into())),
+    );
     for (name, class) in [
         (&ke, cryptoki::object::ObjectClass::SECRET_KEY),
         (&tls, cryptoki::object::ObjectClass::PRIVATE_KEY),
@@ -153,7 +160,10 @@ fn the_token_itself_withholds_sensitive_values() {
         ];
         let attributes = session.get_attributes(handles[0], &wanted).unwrap();
         assert!(attributes.contains(&Attribute::Sensitive(true)), "{name}");
-        assert!(attributes.contains(&Attribute::Extractable(false)), "{name}");
+        assert!(
+            attributes.contains(&Attribute::Extractable(false)),
+            "{name}"
+        );
         assert!(
             !attributes.iter().any(|a| matches!(a, Attribute::Value(_))),
             "the token gave out the value of {name}"
@@ -204,7 +214,10 @@ fn wrong_pin_and_unknown_token_are_refused() {
         None,
     )
     .unwrap_err();
-    assert_eq!(err.to_string(), "no PKCS#11 token labelled \"no-such-token\"");
+    assert_eq!(
+        err.to_string(),
+        "no PKCS#11 token labelled \"no-such-token\""
+    );
 }
 
 #[test]

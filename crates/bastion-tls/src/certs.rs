@@ -399,9 +399,7 @@ pub struct CsrTemplate {
 }
 
 /// OID 1.2.840.10045.4.3.2, ecdsa-with-SHA256 (RFC 5758 3.2), as DER.
-const ECDSA_WITH_SHA256: &[u8] = &[
-    0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
-];
+const ECDSA_WITH_SHA256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
 /// OID 1.2.840.113549.1.9.14, PKCS#9 extensionRequest, as DER.
 const EXTENSION_REQUEST: &[u8] = &[
     0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0e,
@@ -413,8 +411,7 @@ impl CsrTemplate {
     /// The request for `subject` with the public key `spki_der` (a DER
     /// SubjectPublicKeyInfo, which must be EC P-256).
     pub fn new(subject: &Subject, spki_der: &[u8]) -> Result<Self, CertError> {
-        let public =
-            PKey::public_key_from_der(spki_der).map_err(|_| CertError::NotP256("CSR"))?;
+        let public = PKey::public_key_from_der(spki_der).map_err(|_| CertError::NotP256("CSR"))?;
         ensure_p256(&public, "CSR")?;
         let mut general_names = Vec::new();
         if let Some(id) = &subject.id {

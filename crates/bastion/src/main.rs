@@ -25,9 +25,7 @@ mod serve;
 mod settings;
 
 use clap::Parser;
-use cli::{
-    AcpCommand, Cli, Command, ConfigCommand, CredentialsCommand, KeysCommand, SettingsArgs,
-};
+use cli::{AcpCommand, Cli, Command, ConfigCommand, CredentialsCommand, KeysCommand, SettingsArgs};
 use settings::{RawSettings, Settings, DEFAULT_CONFIG_TOML};
 use std::io::Write;
 use std::process::ExitCode;

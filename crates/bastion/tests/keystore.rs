@@ -31,7 +31,12 @@ fn ok(out: &Output) -> String {
 }
 
 fn refused(out: &Output, status: i32) -> String {
-    assert_eq!(out.status.code(), Some(status), "stdout: {}", text(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(status),
+        "stdout: {}",
+        text(&out.stdout)
+    );
     assert!(out.stdout.is_empty());
     text(&out.stderr)
 }
@@ -47,7 +52,12 @@ fn keystore_file_store_init_generate_list_delete() {
     let key = key_file.to_str().unwrap();
     let with = |rest: &[&str]| -> Vec<String> {
         let mut args: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
-        args.extend(["--store".to_owned(), spec.clone(), "--key-file".to_owned(), key.to_owned()]);
+        args.extend([
+            "--store".to_owned(),
+            spec.clone(),
+            "--key-file".to_owned(),
+            key.to_owned(),
+        ]);
         args
     };
     let run = |rest: &[&str]| {
@@ -72,7 +82,16 @@ fn keystore_file_store_init_generate_list_delete() {
         "generated ke\tsecret-32\tnon-exportable\n"
     );
     assert_eq!(
-        ok(&run(&["generate", "--name", "kpsa", "--kind", "secret", "--len", "16", "--exportable"])),
+        ok(&run(&[
+            "generate",
+            "--name",
+            "kpsa",
+            "--kind",
+            "secret",
+            "--len",
+            "16",
+            "--exportable"
+        ])),
         "generated kpsa\tsecret-16\texportable\n"
     );
     let p256 = ok(&run(&["generate", "--name", "tls", "--kind", "p256"]));
@@ -102,11 +121,17 @@ fn keystore_file_store_init_generate_list_delete() {
         "bastion: error: invalid key name \"a b\": expected 1 to 64 characters of [A-Za-z0-9._-]\n"
     );
     assert_eq!(
-        refused(&run(&["generate", "--name", "x", "--kind", "secret", "--len", "8"]), 2),
+        refused(
+            &run(&["generate", "--name", "x", "--kind", "secret", "--len", "8"]),
+            2
+        ),
         "bastion: error: a secret key must be 16 to 64 bytes, got 8\n"
     );
     assert_eq!(
-        refused(&run(&["generate", "--name", "x", "--kind", "p256", "--exportable"]), 2),
+        refused(
+            &run(&["generate", "--name", "x", "--kind", "p256", "--exportable"]),
+            2
+        ),
         "bastion: error: a P-256 private key never leaves the store: --exportable is for secrets\n"
     );
     assert_eq!(
@@ -123,7 +148,11 @@ fn keystore_file_store_init_generate_list_delete() {
     let other = "cd".repeat(32);
     assert_eq!(
         refused(
-            &keystore(dir.path(), &spec_only, &[("BASTION_CREDENTIALS_KEY", &other)]),
+            &keystore(
+                dir.path(),
+                &spec_only,
+                &[("BASTION_CREDENTIALS_KEY", &other)]
+            ),
             1
         ),
         format!(
@@ -178,7 +207,10 @@ fn keystore_pkcs11_token_generate_list_delete() {
         get("BASTION_PKCS11_MODULE"),
         get("BASTION_PKCS11_TOKEN")
     );
-    let env = [("SOFTHSM2_CONF", conf.as_str()), ("BASTION_PKCS11_PIN", pin.as_str())];
+    let env = [
+        ("SOFTHSM2_CONF", conf.as_str()),
+        ("BASTION_PKCS11_PIN", pin.as_str()),
+    ];
     let name = format!("cli-{}", std::process::id());
     let run = |rest: &[&str], env: &[(&str, &str)]| {
         let mut args = rest.to_vec();
@@ -198,7 +230,10 @@ fn keystore_pkcs11_token_generate_list_delete() {
         "{generated}"
     );
     let listed = ok(&run(&["list"], &env));
-    assert!(listed.starts_with("# protection level 1 (software)\n"), "{listed}");
+    assert!(
+        listed.starts_with("# protection level 1 (software)\n"),
+        "{listed}"
+    );
     assert!(
         listed.contains(&format!("\n{name}\tec-p256\tnon-exportable\n")),
         "{listed}"
@@ -214,7 +249,10 @@ fn keystore_pkcs11_token_generate_list_delete() {
         refused(&run(&["list"], &[("SOFTHSM2_CONF", conf.as_str())]), 2),
         "bastion: error: no PKCS#11 PIN: give a PIN file or set BASTION_PKCS11_PIN\n"
     );
-    let wrong = [("SOFTHSM2_CONF", conf.as_str()), ("BASTION_PKCS11_PIN", "wrong-pin")];
+    let wrong = [
+        ("SOFTHSM2_CONF", conf.as_str()),
+        ("BASTION_PKCS11_PIN", "wrong-pin"),
+    ];
     assert_eq!(
         refused(&run(&["list"], &wrong), 2),
         "bastion: error: the PIN of PKCS#11 token \"bastion-test\" is incorrect\n"

@@ -32,7 +32,12 @@ fn kat() -> serde_json::Value {
 /// the vectors, and equal bastion_keys's own derivation; Ke cannot be exported.
 pub fn derivations_inside_match_the_vectors(store: &dyn KeyStore, prefix: &str) {
     let vectors = kat();
-    for (i, vector) in vectors["derivations"].as_array().unwrap().iter().enumerate() {
+    for (i, vector) in vectors["derivations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
         let ke_bytes = hex::decode(vector["ke"].as_str().unwrap()).unwrap();
         let ke_name = name(prefix, &format!("ke{i}"));
         let info = store
@@ -55,11 +60,19 @@ pub fn derivations_inside_match_the_vectors(store: &dyn KeyStore, prefix: &str) 
         }
         .unwrap();
         let inside = store.derive(&ke_name, &input).unwrap();
-        assert_eq!(&*inside.to_hex(), vector["key"].as_str().unwrap(), "vector {i}");
+        assert_eq!(
+            &*inside.to_hex(),
+            vector["key"].as_str().unwrap(),
+            "vector {i}"
+        );
         let outside = input.derive(&EnrolmentKey::from_slice(&ke_bytes).unwrap());
         assert_eq!(inside, outside);
         if vector["kind"] == "km" {
-            let km = derive_km(&EnrolmentKey::from_slice(&ke_bytes).unwrap(), vector["maf_id"].as_str().unwrap()).unwrap();
+            let km = derive_km(
+                &EnrolmentKey::from_slice(&ke_bytes).unwrap(),
+                vector["maf_id"].as_str().unwrap(),
+            )
+            .unwrap();
             assert_eq!(inside, km);
         }
         let refused = store.export_secret(&ke_name).unwrap_err();
@@ -77,7 +90,11 @@ pub fn exportable_secrets_leave_and_mac_as_openssl_does(store: &dyn KeyStore, pr
     let psk = name(prefix, "psk");
     let bytes: Vec<u8> = (0u8..24).collect();
     store
-        .import_secret(&psk, &SecretKey::new(&bytes).unwrap(), ExportPolicy::Exportable)
+        .import_secret(
+            &psk,
+            &SecretKey::new(&bytes).unwrap(),
+            ExportPolicy::Exportable,
+        )
         .unwrap();
     assert_eq!(store.export_secret(&psk).unwrap().expose(), &bytes[..]);
 
@@ -94,7 +111,10 @@ pub fn exportable_secrets_leave_and_mac_as_openssl_does(store: &dyn KeyStore, pr
     signer.update(b"message").unwrap();
     let expected = signer.sign_to_vec().unwrap();
     assert_eq!(
-        &store.hmac_sha256(&generated, b"message").unwrap().as_bytes()[..],
+        &store
+            .hmac_sha256(&generated, b"message")
+            .unwrap()
+            .as_bytes()[..],
         &expected[..]
     );
     assert!(matches!(
@@ -151,7 +171,9 @@ pub fn p256_key_signs_a_csr_openssl_verifies(store: &dyn KeyStore, prefix: &str,
 pub fn names_list_and_delete(store: &dyn KeyStore, prefix: &str) {
     let a = name(prefix, "a");
     let b = name(prefix, "b");
-    store.generate_secret(&a, 32, ExportPolicy::NonExportable).unwrap();
+    store
+        .generate_secret(&a, 32, ExportPolicy::NonExportable)
+        .unwrap();
     store.generate_p256(&b).unwrap();
     assert_eq!(
         store
@@ -174,7 +196,11 @@ pub fn names_list_and_delete(store: &dyn KeyStore, prefix: &str) {
     assert_eq!(
         mine,
         vec![
-            (a.to_string(), KeyKind::Secret { len: 32 }, ExportPolicy::NonExportable),
+            (
+                a.to_string(),
+                KeyKind::Secret { len: 32 },
+                ExportPolicy::NonExportable
+            ),
             (b.to_string(), KeyKind::EcP256, ExportPolicy::NonExportable),
         ]
     );
