@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::os::raw::c_ulong;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -30,7 +30,7 @@ use openssl::ec::{EcGroup, EcKey, EcPoint};
 use openssl::ecdsa::EcdsaSig;
 use openssl::nid::Nid;
 use openssl::pkey::PKey;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use zeroize::Zeroizing;
 
 use crate::{
@@ -46,7 +46,34 @@ pub struct Pkcs11KeyStore {
     module: PathBuf,
     token: String,
     level: ProtectionLevel,
+    /// Shared by every store of this process on the same token.
+    token_lock: Arc<Mutex<()>>,
     session: Mutex<Session>,
+}
+
+/// A session to use, with the token to itself within this process.
+struct Locked<'a> {
+    _token: MutexGuard<'a, ()>,
+    session: MutexGuard<'a, Session>,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Session;
+
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
+/// The lock of one token (module and slot) in this process. Operations on a token are
+/// serialised: SoftHSM2 was seen failing concurrent object creation from two sessions
+/// (CKR_TEMPLATE_INCONSISTENT, CKR_GENERAL_ERROR), and other modules differ in how much
+/// concurrency they take; key operations are rare enough not to need it.
+fn token_lock(module: &Path, slot: u64) -> Arc<Mutex<()>> {
+    type Locks = HashMap<(PathBuf, u64), Arc<Mutex<()>>>;
+    static LOCKS: OnceLock<Mutex<Locks>> = OnceLock::new();
+    let mut locks = LOCKS.get_or_init(Default::default).lock();
+    Arc::clone(locks.entry((module.to_owned(), slot)).or_default())
 }
 
 impl std::fmt::Debug for Pkcs11KeyStore {
@@ -146,14 +173,28 @@ impl Pkcs11KeyStore {
                 });
             }
         }
-        let session = ctx.open_rw_session(slot).map_err(ck("opening a session"))?;
-        login(&session, module, slot.id(), token, pin)?;
+        let token_lock = token_lock(module, slot.id());
+        let session = {
+            let _token = token_lock.lock();
+            let session = ctx.open_rw_session(slot).map_err(ck("opening a session"))?;
+            login(&session, module, slot.id(), token, pin)?;
+            session
+        };
         Ok(Pkcs11KeyStore {
             module: module.to_owned(),
             token: token.to_owned(),
             level,
+            token_lock,
             session: Mutex::new(session),
         })
+    }
+
+    fn lock(&self) -> Locked<'_> {
+        let token = self.token_lock.lock();
+        Locked {
+            _token: token,
+            session: self.session.lock(),
+        }
     }
 
     /// The token objects labelled `name`, of `class` when given.
@@ -280,7 +321,7 @@ impl KeyStore for Pkcs11KeyStore {
         secret: &SecretKey,
         export: ExportPolicy,
     ) -> Result<KeyInfo, KeyStoreError> {
-        let session = self.session.lock();
+        let session = self.lock();
         Self::ensure_absent(&session, name)?;
         let mut template = Self::secret_template(name, export);
         template.push(Attribute::Value(secret.expose().to_vec()));
@@ -304,7 +345,7 @@ impl KeyStore for Pkcs11KeyStore {
         if !(MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&len) {
             return Err(KeyStoreError::InvalidSecretLength(len));
         }
-        let session = self.session.lock();
+        let session = self.lock();
         Self::ensure_absent(&session, name)?;
         let mut template = Self::secret_template(name, export);
         template.retain(|a| !matches!(a, Attribute::Class(_) | Attribute::KeyType(_)));
@@ -316,7 +357,7 @@ impl KeyStore for Pkcs11KeyStore {
     }
 
     fn hmac_sha256(&self, name: &KeyName, input: &[u8]) -> Result<Mac, KeyStoreError> {
-        let session = self.session.lock();
+        let session = self.lock();
         let handle = Self::object(&session, name, ObjectClass::SECRET_KEY, "a secret key")?;
         let mac = Zeroizing::new(
             session
@@ -327,7 +368,7 @@ impl KeyStore for Pkcs11KeyStore {
     }
 
     fn export_secret(&self, name: &KeyName) -> Result<SecretKey, KeyStoreError> {
-        let session = self.session.lock();
+        let session = self.lock();
         let handle = Self::object(&session, name, ObjectClass::SECRET_KEY, "a secret key")?;
         let info = Self::secret_info(&session, name, handle)?;
         if info.export == ExportPolicy::NonExportable {
@@ -349,7 +390,7 @@ impl KeyStore for Pkcs11KeyStore {
     }
 
     fn generate_p256(&self, name: &KeyName) -> Result<PublicKey, KeyStoreError> {
-        let session = self.session.lock();
+        let session = self.lock();
         Self::ensure_absent(&session, name)?;
         let label = name.as_str().as_bytes().to_vec();
         let public = [
@@ -374,12 +415,12 @@ impl KeyStore for Pkcs11KeyStore {
     }
 
     fn public_key(&self, name: &KeyName) -> Result<PublicKey, KeyStoreError> {
-        let session = self.session.lock();
+        let session = self.lock();
         Self::public_key_of(&session, name)
     }
 
     fn sign_digest(&self, name: &KeyName, digest: &[u8; 32]) -> Result<Vec<u8>, KeyStoreError> {
-        let session = self.session.lock();
+        let session = self.lock();
         let handle = Self::object(&session, name, ObjectClass::PRIVATE_KEY, "an EC P-256 key")?;
         let raw = session
             .sign(&Mechanism::Ecdsa, handle, digest)
@@ -398,7 +439,7 @@ impl KeyStore for Pkcs11KeyStore {
     }
 
     fn delete(&self, name: &KeyName) -> Result<(), KeyStoreError> {
-        let session = self.session.lock();
+        let session = self.lock();
         let handles = Self::objects(&session, name, None)?;
         if handles.is_empty() {
             return Err(KeyStoreError::NotFound(name.to_string()));
@@ -412,7 +453,7 @@ impl KeyStore for Pkcs11KeyStore {
     }
 
     fn list(&self) -> Result<Vec<KeyInfo>, KeyStoreError> {
-        let session = self.session.lock();
+        let session = self.lock();
         let handles = session
             .find_objects(&[Attribute::Token(true)])
             .map_err(ck("finding objects"))?;
