@@ -81,9 +81,9 @@ impl DerivedKey {
     }
 
     /// A key from the HMAC-SHA-256 of a [`DerivationInput`] computed elsewhere (inside a
-    /// key store holding Ke). The array is wiped by the caller's `Zeroizing`.
-    pub fn from_mac(mac: &Zeroizing<[u8; KEY_LEN]>) -> DerivedKey {
-        DerivedKey(mac.clone())
+    /// key store holding Ke); the caller wipes its own copy.
+    pub fn from_mac(mac: &[u8; KEY_LEN]) -> DerivedKey {
+        DerivedKey(Zeroizing::new(*mac))
     }
 
     /// The key bytes.

@@ -27,7 +27,8 @@
 //! (credential revoked in the registry, or certificate on a CRL) on every request, which
 //! also cuts kept-alive connections, and calls [`TlsServer::refresh_revocation`]
 //! periodically to re-read the store and the CRLs. Secret files are read by
-//! [`secret::read_secret`] only.
+//! [`secret::read_secret`] only; key files at rest are [`sealed`] files (the credential
+//! store's and `bastion-keystore`'s encrypted file).
 //!
 //! No DTLS yet (tokio-openssl has no datagram support); see docs/security.md.
 

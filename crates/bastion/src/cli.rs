@@ -105,6 +105,14 @@ pub enum Command {
     /// "Certificate enrolment").
     #[command(subcommand)]
     Est(EstCommand),
+    /// The secure environment for long-term keys (docs/provisioning.md, "Secure
+    /// environment"): an encrypted file store (`file:PATH`) or a PKCS#11 token
+    /// (`pkcs11:MODULE?token=LABEL`). Key bytes are never printed.
+    ///
+    /// Exit status: 0 on success, 1 when the store fails, 2 for usage errors (a bad
+    /// name or store, a missing store key or PIN, a name taken or unknown).
+    #[command(subcommand)]
+    Keystore(KeystoreCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,6 +198,82 @@ pub struct EstListArgs {
     /// The EST server's state directory
     #[arg(long, value_name = "DIR")]
     pub state_dir: PathBuf,
+}
+
+/// Which store `keystore` works on, and what opens it.
+#[derive(Debug, Args)]
+pub struct KeystoreArgs {
+    /// file:PATH (encrypted file, level 1) or pkcs11:MODULE?token=LABEL[&level=N]
+    #[arg(long, value_name = "STORE")]
+    pub store: String,
+
+    /// file store: file holding the store key (64 hex characters, mode 0600), when
+    /// BASTION_CREDENTIALS_KEY is unset
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+
+    /// pkcs11 store: file holding the token's user PIN (mode 0600); without it the PIN is
+    /// taken from BASTION_PKCS11_PIN (never from the command line)
+    #[arg(long, value_name = "FILE")]
+    pub pin_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeystoreCommand {
+    /// Create an empty file store (an existing file is refused), or check that a token
+    /// opens with the PIN; prints the store's TS-0003 protection level.
+    Init(KeystoreArgs),
+    /// Generate a key inside the store: a secret (HMAC-SHA-256 key) or a P-256 key pair,
+    /// whose public key is printed (PEM).
+    Generate(KeystoreGenerateArgs),
+    /// List keys: name, kind, export policy. Never key bytes.
+    List(KeystoreArgs),
+    /// Delete a key (both halves of a key pair).
+    Delete(KeystoreDeleteArgs),
+}
+
+/// What a generated key is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeystoreKind {
+    /// A secret of --len bytes (Kpm, Ke, Km, Kpsa)
+    Secret,
+    /// An EC P-256 key pair (TLS, CSR signing)
+    P256,
+}
+
+/// Arguments of `keystore generate`.
+#[derive(Debug, Args)]
+pub struct KeystoreGenerateArgs {
+    #[command(flatten)]
+    pub store: KeystoreArgs,
+
+    /// The key's name: 1 to 64 characters of [A-Za-z0-9._-]
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+
+    /// The kind of key
+    #[arg(long, value_enum)]
+    pub kind: KeystoreKind,
+
+    /// secret: its length in bytes, 16 to 64
+    #[arg(long, value_name = "BYTES", default_value_t = 32)]
+    pub len: usize,
+
+    /// secret: allow it to leave the store (a TLS PSK OpenSSL must hold); without it the
+    /// secret is only ever used inside the store
+    #[arg(long)]
+    pub exportable: bool,
+}
+
+/// Arguments of `keystore delete`.
+#[derive(Debug, Args)]
+pub struct KeystoreDeleteArgs {
+    #[command(flatten)]
+    pub store: KeystoreArgs,
+
+    /// The key's name
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
 }
 
 /// Where the credential store is.

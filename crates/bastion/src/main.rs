@@ -1,7 +1,7 @@
 //! The `bastion` binary: the command line ([`cli`]), configuration resolution
 //! ([`settings`]), the server's life cycle ([`serve`]) and operator tools ([`acp`],
-//! [`credentials`], [`cert`], [`req`], [`keys`]) and the standalone functions ([`das`],
-//! [`maf`] with [`maf_client`], [`mef`] with [`enrol`], [`est`]).
+//! [`credentials`], [`cert`], [`req`], [`keys`], [`keystore`]) and the standalone
+//! functions ([`das`], [`maf`] with [`maf_client`], [`mef`] with [`enrol`], [`est`]).
 //!
 //! Exit status: 0 on success (and after a signal-initiated stop), 1 when the server cannot
 //! start or fails while running, 2 for invalid configuration or command-line usage.
@@ -17,6 +17,7 @@ mod das_consult;
 mod enrol;
 mod est;
 mod keys;
+mod keystore;
 mod limits;
 mod liveness;
 mod maf;
@@ -103,6 +104,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Est(EstCommand::Serve(args)) => est::serve(&args),
         Command::Est(EstCommand::Revoke(args)) => print(&est::revoke(&args)?),
         Command::Est(EstCommand::List(args)) => print(&est::list(&args)?),
+        Command::Keystore(command) => print(&keystore::run(&command)?),
         Command::Req(args) => {
             let outcome = req::run(&args)?;
             print(&outcome.text)?;
