@@ -574,6 +574,15 @@ async fn opt_in_acme_mn_registers_with_bastion_in_over_tls_with_http_basic() {
     );
     let csr = inc.get("/cse-in/id-amn", "CAdmin").await;
     assert_eq!(csr.inner("m2m:csr")["csi"], "/id-amn");
+    // ACME forwards only once it has recorded the registrar's <remoteCSE> itself.
+    let registrar_known = eventually(Duration::from_secs(10), async || {
+        acme.req("GET", "/cse-amn/id-in", "CAdmin", None, None)
+            .await
+            .0
+            == 2000
+    })
+    .await;
+    assert!(registrar_known, "ACME log:\n{}", acme.log());
 
     // ACME → Bastion over the same kind of association: an AE registered on ACME reads a
     // container on Bastion that Bastion's ACP shares with it.
