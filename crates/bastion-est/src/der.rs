@@ -3,7 +3,10 @@
 //! 4.2.3; RFC 5652 SignedData without signers), the CSR attributes answer (RFC 7030
 //! 4.5.2), and the challengePassword attribute of a PKCS#10 request (RFC 2985 5.4.1).
 //! A bounded reader (lengths checked against the input, at most four length octets) and
-//! a writer; nothing here interprets certificates.
+//! a writer; nothing here interprets certificates. Elements are written by
+//! `bastion_tls::certs::der_tlv`, the workspace's one DER writer.
+
+use bastion_tls::certs::der_tlv as tlv;
 
 /// A DER input that is not what was expected; the CSR (or whatever held it) is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -136,25 +139,6 @@ pub fn challenge_password(csr_der: &[u8]) -> Result<Option<String>, DerError> {
         found = Some(text.to_owned());
     }
     Ok(found)
-}
-
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + 6);
-    out.push(tag);
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes: Vec<u8> = len
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|b| *b == 0)
-            .collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-    out.extend_from_slice(content);
-    out
 }
 
 fn oid(bytes: &[u8]) -> Vec<u8> {

@@ -249,26 +249,32 @@ pub fn create_constrained_ca(
     })
 }
 
+/// One DER element: `tag`, the definite length of `content` (short form below 128,
+/// long form above), then `content`. The one DER writer of the workspace (also used by
+/// `bastion-est` for the structures OpenSSL cannot build).
+pub fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 6);
+    out.push(tag);
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
 /// A critical nameConstraints extension permitting URIs with these hosts:
 /// `SEQUENCE { [0] { SEQUENCE { [6] host } ... } }` in DER.
 fn uri_name_constraints(hosts: &[&str]) -> Result<X509Extension, CertError> {
-    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        let len = content.len();
-        if len < 0x80 {
-            out.push(len as u8);
-        } else {
-            let bytes: Vec<u8> = len
-                .to_be_bytes()
-                .into_iter()
-                .skip_while(|b| *b == 0)
-                .collect();
-            out.push(0x80 | bytes.len() as u8);
-            out.extend(bytes);
-        }
-        out.extend_from_slice(content);
-        out
-    }
+    let tlv = der_tlv;
     let subtrees: Vec<u8> = hosts
         .iter()
         .flat_map(|h| tlv(0x30, &tlv(0x86, h.as_bytes())))
