@@ -1,5 +1,6 @@
 //! A MAF Client (TS-0003 8.8.2): the eight procedures as calls, for a device registering
-//! a key for its CSE and for a CSE retrieving the keys presented to it.
+//! a key for its CSE and for a CSE retrieving the keys presented to it. The same client
+//! is a MEF Client (8.3.5.2) with [`MafClient::for_function`]`(`[`crate::MEF`]`)`.
 //!
 //! Requests go through [`bastion_client::Client`] (the workspace's HTTP client, encoding
 //! through `wire::http`). A client opened with [`MafClient::session`] runs over exactly
@@ -25,13 +26,17 @@ use crate::wire::{self, ClientRegMsg, KeyRegMsg};
 #[derive(Debug, thiserror::Error)]
 pub enum MafClientError {
     /// No answer: connection, handshake, timeout, malformed HTTP.
-    #[error("MAF unreachable: {0}")]
+    #[error("unreachable: {0}")]
     Unreachable(#[from] ClientError),
-    /// The MAF refused with this status and reason.
-    #[error("MAF answered {rsc}: {reason}", rsc = .rsc.code())]
-    Refused { rsc: Rsc, reason: String },
-    /// The MAF answered success with content this client cannot use.
-    #[error("MAF response malformed: {0}")]
+    /// The function (`MAF`, `MEF`) refused with this status and reason.
+    #[error("{function} answered {rsc}: {reason}", rsc = .rsc.code())]
+    Refused {
+        function: &'static str,
+        rsc: Rsc,
+        reason: String,
+    },
+    /// The function answered success with content this client cannot use.
+    #[error("response malformed: {0}")]
     Malformed(String),
     /// A key registration without a key value needs a session's exported key.
     #[error("no exported key: open the client with MafClient::session or send a key value")]
@@ -84,6 +89,7 @@ pub struct MafClient {
     maf_fqdn: String,
     origin: String,
     session_key: Option<Arc<ExportedKey>>,
+    function: crate::Function,
 }
 
 /// Hands out one already-established stream, once.
@@ -111,7 +117,14 @@ impl MafClient {
             maf_fqdn: maf_fqdn.to_owned(),
             origin: origin.to_owned(),
             session_key: None,
+            function: crate::MAF,
         }
+    }
+
+    /// The same client speaking to `function` (the MEF's client procedures, 8.3.5).
+    pub fn for_function(mut self, function: crate::Function) -> MafClient {
+        self.function = function;
+        self
     }
 
     /// Opens one MAF security association with `tls` (the MAF handshake, 8.8.2.2) and
@@ -170,7 +183,9 @@ impl MafClient {
         &self.maf_fqdn
     }
 
-    async fn send(
+    /// One request to `<FQDN>/<path>` as this client; the content of the answer when its
+    /// rsc is `expect`, else the refusal with its `m2m:dbg` reason.
+    pub async fn send(
         &self,
         op: Operation,
         path: &str,
@@ -197,6 +212,7 @@ impl MafClient {
                 .unwrap_or_default()
                 .to_owned();
             return Err(MafClientError::Refused {
+                function: self.function.name,
                 rsc: resp.rsc,
                 reason,
             });
@@ -221,13 +237,13 @@ impl MafClient {
             .send(
                 Operation::Create,
                 wire::CLIENTS,
-                Some(wire::TY_MAF_CLIENT_REG),
-                Some(wire::wrap(wire::CLIENT_REG, &msg)),
+                Some(self.function.client_reg_ty),
+                Some(wire::wrap(self.function.client_reg_root, &msg)),
                 Rsc::Created,
             )
             .await?;
-        let got: ClientRegMsg =
-            wire::unwrap(wire::CLIENT_REG, pc.as_ref()).map_err(MafClientError::Malformed)?;
+        let got: ClientRegMsg = wire::unwrap(self.function.client_reg_root, pc.as_ref())
+            .map_err(MafClientError::Malformed)?;
         Ok(Registered {
             id: got.mcri.ok_or_else(|| malformed("mcri missing"))?,
             expires: parse_time(got.et.as_deref())?,
@@ -248,7 +264,7 @@ impl MafClient {
                 Rsc::Ok,
             )
             .await?;
-        wire::unwrap(wire::CLIENT_CFG, pc.as_ref()).map_err(MafClientError::Malformed)
+        wire::unwrap(self.function.client_cfg_root, pc.as_ref()).map_err(MafClientError::Malformed)
     }
 
     /// MAF Client Registration Update (8.8.2.5): the echoed fields.
@@ -268,11 +284,11 @@ impl MafClient {
                 Operation::Update,
                 &format!("{}/{id}", wire::CLIENTS),
                 None,
-                Some(wire::wrap(wire::CLIENT_REG, &msg)),
+                Some(wire::wrap(self.function.client_reg_root, &msg)),
                 Rsc::Updated,
             )
             .await?;
-        wire::unwrap(wire::CLIENT_REG, pc.as_ref()).map_err(MafClientError::Malformed)
+        wire::unwrap(self.function.client_reg_root, pc.as_ref()).map_err(MafClientError::Malformed)
     }
 
     /// MAF Client De-Registration (8.8.2.6).
@@ -312,12 +328,12 @@ impl MafClient {
                 Operation::Create,
                 wire::KEYS,
                 Some(wire::TY_SYMM_KEY_REG),
-                Some(wire::wrap(wire::KEY_REG, &msg)),
+                Some(wire::wrap(self.function.key_reg_root, &msg)),
                 Rsc::Created,
             )
             .await?;
-        let got: KeyRegMsg =
-            wire::unwrap(wire::KEY_REG, pc.as_ref()).map_err(MafClientError::Malformed)?;
+        let got: KeyRegMsg = wire::unwrap(self.function.key_reg_root, pc.as_ref())
+            .map_err(MafClientError::Malformed)?;
         let rkid = got.rkid.clone().ok_or_else(|| malformed("rkid missing"))?;
         let key = match (request.key, exported) {
             (Some(key), _) => key,
@@ -344,8 +360,8 @@ impl MafClient {
                 Rsc::Ok,
             )
             .await?;
-        let got: KeyRegMsg =
-            wire::unwrap(wire::KEY_REG, pc.as_ref()).map_err(MafClientError::Malformed)?;
+        let got: KeyRegMsg = wire::unwrap(self.function.key_reg_root, pc.as_ref())
+            .map_err(MafClientError::Malformed)?;
         let hex = got.kyv.clone().ok_or_else(|| malformed("kyv missing"))?;
         let key = PskKey::from_hex(&hex).map_err(|_| malformed("kyv is not a key"))?;
         self.key_from(relative_key_id, got, key)
@@ -370,11 +386,11 @@ impl MafClient {
                 Operation::Update,
                 &format!("{}/{relative_key_id}", wire::KEYS),
                 None,
-                Some(wire::wrap(wire::KEY_REG, &msg)),
+                Some(wire::wrap(self.function.key_reg_root, &msg)),
                 Rsc::Updated,
             )
             .await?;
-        wire::unwrap(wire::KEY_REG, pc.as_ref()).map_err(MafClientError::Malformed)
+        wire::unwrap(self.function.key_reg_root, pc.as_ref()).map_err(MafClientError::Malformed)
     }
 
     /// MAF Key De-Registration (8.8.2.10).

@@ -17,11 +17,17 @@
 //!  ◄─────────────── handshake completes with psk = Kc; association bound to the source ──
 //! ```
 //!
+//! The same client and key registration procedures are the MEF's symmetric key
+//! provisioning (8.3.5): a [`Function`] ([`MAF`] or [`MEF`]) parameterises the rules, the
+//! wire and the server, and `bastion-mef` mounts them on the MEF's listener with its
+//! client commands as [`server::RegistrationChildren`].
+//!
 //! Wire format and decisions: docs/provisioning.md ("The M2M Authentication Function"),
 //! docs/decisions.md.
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod function;
 pub mod key_source;
 pub mod rules;
 pub mod server;
@@ -35,6 +41,7 @@ use bastion_tls::{Binding, StoreKey};
 use parking_lot::Mutex;
 
 pub use client::{MafClient, MafClientError};
+pub use function::{Function, MAF, MEF};
 pub use key_source::{MafKeySource, SourceOptions};
 pub use rules::{
     ClientRegistration, KeyRegistration, KeySource, Limits, MafState, RegisterClient, RegisterKey,
@@ -83,9 +90,11 @@ impl MafError {
     }
 }
 
-/// How a MAF is set up.
+/// How a MAF (or the MEF's client procedures) is set up.
 #[derive(Clone, Debug)]
 pub struct MafConfig {
+    /// Which function this is.
+    pub function: Function,
     /// The MAF's FQDN: the suffix of its key identifiers, checked in every request path.
     pub fqdn: String,
     /// The SP-ID that SP-relative client identities belong to (targetIDs are absolute).
@@ -98,6 +107,7 @@ pub struct Maf {
     config: MafConfig,
     state: Mutex<MafState>,
     store: store::MafStore,
+    children: Option<std::sync::Arc<dyn server::RegistrationChildren>>,
 }
 
 impl std::fmt::Debug for Maf {
@@ -116,12 +126,32 @@ fn fresh_id() -> String {
 impl Maf {
     /// Opens (or creates) the store at `path`, sealed under `key`.
     pub fn open(config: MafConfig, path: PathBuf, key: StoreKey) -> Result<Maf, store::StoreError> {
-        let (store, state) = store::MafStore::open(path, key)?;
+        let (store, state) = store::MafStore::open(config.function, path, key)?;
         Ok(Maf {
             config,
             state: Mutex::new(state),
             store,
+            children: None,
         })
+    }
+
+    /// Serves `children` under each client registration (`<FQDN>/clients/<id>/<child>`).
+    pub fn with_children(
+        mut self,
+        children: std::sync::Arc<dyn server::RegistrationChildren>,
+    ) -> Maf {
+        self.children = Some(children);
+        self
+    }
+
+    /// What is served under client registrations, if anything.
+    pub fn children(&self) -> Option<&dyn server::RegistrationChildren> {
+        self.children.as_deref()
+    }
+
+    /// A live registration by its ID, whoever made it: the operator's view.
+    pub fn registration(&self, id: &str, now: i64) -> Option<ClientRegistration> {
+        self.state.lock().registration(id, now).cloned()
     }
 
     pub fn config(&self) -> &MafConfig {

@@ -1,4 +1,6 @@
-//! The MAF's records and the rules of its eight procedures (TS-0003 8.8.2.3–8.8.2.10),
+//! The records and the rules of the eight client and key registration procedures of the
+//! MAF (TS-0003 8.8.2.3–8.8.2.10) and of the MEF (8.3.5.2.3–8.3.5.2.10, the same
+//! procedures with MEF names; [`crate::Function`] says which one a state serves),
 //! pure: no I/O, no clock (every call takes `now`, Unix seconds), no randomness (new
 //! identifiers are handed in). [`crate::Maf`] runs them under its lock and persists the
 //! outcome.
@@ -24,7 +26,7 @@ use bastion_tls::{Binding, PskKey};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::MafError;
+use crate::{Function, MafError};
 
 /// Bounds on what clients may hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,9 +128,12 @@ pub struct Update {
     pub target_ids: Option<Vec<String>>,
 }
 
-/// Every record of one MAF.
+/// Every record of one MAF (or MEF).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct MafState {
+    /// Which function's rules apply (names in reasons, registrable SUIDs); set on open.
+    #[serde(skip)]
+    function: Function,
     clients: BTreeMap<String, ClientRegistration>,
     keys: BTreeMap<String, KeyRegistration>,
 }
@@ -149,6 +154,31 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 impl MafState {
+    /// No records, under `function`'s rules.
+    pub fn new(function: Function) -> MafState {
+        MafState {
+            function,
+            ..MafState::default()
+        }
+    }
+
+    /// The function whose rules apply.
+    pub fn function(&self) -> Function {
+        self.function
+    }
+
+    /// `function`'s rules for records loaded from disk.
+    pub fn set_function(&mut self, function: Function) {
+        self.function = function;
+    }
+
+    fn no_registration(&self) -> MafError {
+        MafError::NotFound(format!(
+            "no such {} Client registration",
+            self.function.name
+        ))
+    }
+
     /// Drops expired records; returns how many.
     pub fn purge(&mut self, now: i64) -> usize {
         let before = self.clients.len() + self.keys.len();
@@ -184,8 +214,8 @@ impl MafState {
             .count();
         if live >= limits.registrations_per_client {
             return Err(MafError::LimitReached(format!(
-                "at most {} client registrations per MAF Client",
-                limits.registrations_per_client
+                "at most {} client registrations per {} Client",
+                limits.registrations_per_client, self.function.name
             )));
         }
         if self.clients.contains_key(&id) {
@@ -202,6 +232,11 @@ impl MafState {
         Ok(record)
     }
 
+    /// A live registration by its ID, whoever made it: the operator's view.
+    pub fn registration(&self, id: &str, now: i64) -> Option<&ClientRegistration> {
+        self.clients.get(id).filter(|c| c.expires > now)
+    }
+
     /// MAF Client Configuration Retrieval (8.8.2.4).
     pub fn client_registration(
         &self,
@@ -213,11 +248,12 @@ impl MafState {
             .clients
             .get(id)
             .filter(|c| c.expires > now)
-            .ok_or_else(|| MafError::NotFound("no such MAF Client registration".into()))?;
+            .ok_or_else(|| self.no_registration())?;
         if record.client != *who {
-            return Err(MafError::NotYours(
-                "the registration belongs to another MAF Client".into(),
-            ));
+            return Err(MafError::NotYours(format!(
+                "the registration belongs to another {} Client",
+                self.function.name
+            )));
         }
         Ok(record)
     }
@@ -249,10 +285,8 @@ impl MafState {
         if let Some(labels) = &update.labels {
             check_labels(limits, labels)?;
         }
-        let record = self
-            .clients
-            .get_mut(id)
-            .ok_or_else(|| MafError::NotFound("no such MAF Client registration".into()))?;
+        let missing = self.no_registration();
+        let record = self.clients.get_mut(id).ok_or(missing)?;
         if let Some(expires) = expires {
             record.expires = expires;
         }
@@ -288,16 +322,17 @@ impl MafState {
     ) -> Result<&KeyRegistration, MafError> {
         check_labels(limits, &request.labels)?;
         check_fqdn("adminFQDN", &request.admin_fqdn)?;
-        check_targets(limits, request.suid, &request.target_ids)?;
+        check_targets(&self.function, limits, request.suid, &request.target_ids)?;
         let expires = lifetime(limits, request.expires, now)?;
         let registered = self
             .clients
             .values()
             .any(|c| c.expires > now && c.client == *who && c.admin_fqdn == request.admin_fqdn);
         if !registered {
-            return Err(MafError::NotYours(
-                "register with this MAF for the adminFQDN first".into(),
-            ));
+            return Err(MafError::NotYours(format!(
+                "register with this {} for the adminFQDN first",
+                self.function.name
+            )));
         }
         let live = self
             .keys
@@ -306,8 +341,8 @@ impl MafState {
             .count();
         if live >= limits.keys_per_client {
             return Err(MafError::LimitReached(format!(
-                "at most {} registered keys per MAF Client",
-                limits.keys_per_client
+                "at most {} registered keys per {} Client",
+                limits.keys_per_client, self.function.name
             )));
         }
         let (relative_key_id, key) = match source {
@@ -381,7 +416,7 @@ impl MafState {
             check_labels(limits, labels)?;
         }
         if let Some(targets) = &update.target_ids {
-            check_targets(limits, record.suid, targets)?;
+            check_targets(&self.function, limits, record.suid, targets)?;
         }
         let record = self
             .keys
@@ -426,9 +461,10 @@ impl MafState {
     ) -> Result<&KeyRegistration, MafError> {
         let record = self.live_key(relative_key_id, now)?;
         if record.source != *who {
-            return Err(MafError::NotYours(
-                "the key was registered by another MAF Client".into(),
-            ));
+            return Err(MafError::NotYours(format!(
+                "the key was registered by another {} Client",
+                self.function.name
+            )));
         }
         Ok(record)
     }
@@ -468,24 +504,35 @@ fn check_fqdn(what: &str, fqdn: &str) -> Result<(), MafError> {
         .map_err(|_| MafError::BadRequest(format!("{what} {fqdn:?} is not an FQDN")))
 }
 
-/// targetIDs (8.8.2.7 step 3): only MAF-distributed SUIDs (3x); exactly one absolute
+/// targetIDs (8.8.2.7 step 3, 8.3.5.2.7 step 3): only the function's SUIDs (3x for the
+/// MAF, 2x for the MEF; [`Function::suids`]); exactly one absolute
 /// AE-ID / CSE-ID for SAEF (32) and ESPrim (33), one or more for ESData (34, 35).
-fn check_targets(limits: &Limits, suid: Suid, targets: &[String]) -> Result<(), MafError> {
-    let many = match suid.code() {
-        32 | 33 => false,
-        34 | 35 => true,
-        code => {
-            return Err(MafError::BadRequest(format!(
-                "SUID {code} is not a MAF-distributed key usage (32 to 35)"
-            )))
-        }
-    };
+fn check_targets(
+    function: &Function,
+    limits: &Limits,
+    suid: Suid,
+    targets: &[String],
+) -> Result<(), MafError> {
+    let suids = function.suids();
+    let code = suid.code();
+    if !suids.contains(&code) {
+        return Err(MafError::BadRequest(format!(
+            "SUID {code} is not {} key usage ({} to {})",
+            function.key_origin,
+            suids.start(),
+            suids.end()
+        )));
+    }
+    // The units digit: 2 SAEF, 3 ESPrim take one target; 4, 5 ESData one or more.
+    let many = code % 10 >= 4;
     match (many, targets.len()) {
         (_, 0) => return Err(MafError::BadRequest("targetIDs are required".into())),
         (false, n) if n > 1 => {
-            return Err(MafError::BadRequest(
-                "SUID 32 and 33 keys have exactly one target".into(),
-            ))
+            return Err(MafError::BadRequest(format!(
+                "SUID {} and {} keys have exactly one target",
+                suids.start(),
+                suids.start() + 1
+            )))
         }
         (true, n) if n > limits.max_targets => {
             return Err(MafError::BadRequest(format!(
@@ -813,6 +860,91 @@ mod tests {
             state.retrieve_key(SP, &cse(), "k", NOW),
             Err(MafError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn the_mef_registers_rspf_provisioned_keys_only_and_speaks_its_name() {
+        let mut state = MafState::new(crate::MEF);
+        let limits = Limits::default();
+        let with_suid = |code: u32, targets: &[&str]| RegisterKey {
+            suid: Suid::from_code(code).unwrap(),
+            ..key_request(targets)
+        };
+        match state.register_key(
+            &limits,
+            &device(),
+            with_suid(22, &["//sp.example/id-in"]),
+            sent("k"),
+            NOW,
+        ) {
+            Err(MafError::NotYours(r)) => {
+                assert_eq!(r, "register with this MEF for the adminFQDN first")
+            }
+            other => panic!("{other:?}"),
+        }
+        registered(&mut state, &device());
+        for (code, targets, reason) in [
+            (
+                32,
+                vec!["//sp.example/id-in"],
+                "SUID 32 is not an RSPF-provisioned key usage (22 to 25)",
+            ),
+            (
+                21,
+                vec!["//sp.example/id-in"],
+                "SUID 21 is not an RSPF-provisioned key usage (22 to 25)",
+            ),
+            (
+                23,
+                vec!["//sp.example/id-in", "//sp.example/id-mn"],
+                "SUID 22 and 23 keys have exactly one target",
+            ),
+        ] {
+            match state.register_key(
+                &limits,
+                &device(),
+                with_suid(code, &targets),
+                sent("k"),
+                NOW,
+            ) {
+                Err(MafError::BadRequest(r)) => assert_eq!(r, reason),
+                other => panic!("{other:?}"),
+            }
+        }
+        state
+            .register_key(
+                &limits,
+                &device(),
+                with_suid(22, &["//sp.example/id-in"]),
+                sent("k"),
+                NOW,
+            )
+            .unwrap();
+        state
+            .register_key(
+                &limits,
+                &device(),
+                with_suid(25, &["//sp.example/id-in", "//sp.example/id-mn"]),
+                sent("k2"),
+                NOW,
+            )
+            .unwrap();
+        assert_eq!(
+            state
+                .retrieve_key(SP, &cse(), "k", NOW)
+                .unwrap()
+                .suid
+                .code(),
+            22
+        );
+        match state.client_registration(&cse(), "reg-Cdevice", NOW) {
+            Err(MafError::NotYours(r)) => {
+                assert_eq!(r, "the registration belongs to another MEF Client")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(state.registration("reg-Cdevice", NOW).is_some());
+        assert!(state.registration("reg-Cdevice", NOW + 3600).is_none());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The MAF's HTTP binding: TS-0009 requests ([`bastion_proto::wire::http`] decodes the
+//! The MAF's HTTP binding (and the MEF's client procedures, mounted on the MEF's listener
+//! through [`respond`] with the MEF's [`crate::Function`]): TS-0009 requests ([`bastion_proto::wire::http`] decodes the
 //! head and the body in any oneM2M serialization) over the MAF security association,
 //! answered as oneM2M responses (`X-M2M-RSC`, `m2m:dbg` reasons).
 //!
@@ -7,7 +8,7 @@
 //! | not over a MAF association (no binding or no key export) | 4107 |
 //! | `X-M2M-Origin` missing | 4000 |
 //! | `X-M2M-Origin` other than the association's identity | 4106 |
-//! | path not `<this MAF-FQDN>/clients[/id]` or `/keys[/id]` | 4004 |
+//! | path not `<this FQDN>/clients[/id]`, `/keys[/id]`, or a child of a registration the [`RegistrationChildren`] serve | 4004 |
 //! | operation or `ty` the path does not take | 4005 |
 //! | body too large, not decodable, members missing or not allowed | 4000 |
 //! | body not complete within the body timeout | 4008 |
@@ -56,7 +57,8 @@ pub struct AssociationDetails {
 
 /// The listener's session hook: [`AssociationDetails`] for an association bound by its
 /// handshake; `None` (the connection is closed) when it is not bound or the export fails.
-fn session_details(
+/// The MEF's listener runs it beside its own hook.
+pub fn session_details(
     ssl: &openssl::ssl::SslRef,
     association: &bastion_tls::Association,
 ) -> Option<axum::http::Extensions> {
@@ -74,6 +76,20 @@ fn session_details(
         connection_key: Arc::new(key),
     });
     Some(extensions)
+}
+
+/// What a function keeps under a client registration: the MEF's `<mefClientCmd>`
+/// (8.3.9) at `<FQDN>/clients/<id>/<child>`. Called only once the registration was found
+/// live and the caller's own (else 4004, 4103), with the request's content decoded.
+pub trait RegistrationChildren: Send + Sync {
+    /// The answer to `req` for the child `child` of `registration`.
+    fn serve(
+        &self,
+        registration: &ClientRegistration,
+        child: &str,
+        req: &Request,
+        now: i64,
+    ) -> Result<(Rsc, Option<serde_json::Value>), RequestError>;
 }
 
 #[derive(Clone)]
@@ -115,6 +131,21 @@ pub async fn serve_tls(
 }
 
 async fn handle(State(state): State<AppState>, request: HttpRequest<Body>) -> HttpResponse {
+    respond(&state.maf, state.body_timeout, request).await
+}
+
+/// Answers one request for `maf`'s resources (`<FQDN>/clients…`, `<FQDN>/keys…`): the
+/// MAF's router, and the MEF's for paths under its FQDN. The association's
+/// [`AssociationDetails`] must be in the request's extensions ([`session_details`]).
+pub async fn respond(
+    maf: &Arc<Maf>,
+    body_timeout: Duration,
+    request: HttpRequest<Body>,
+) -> HttpResponse {
+    let state = AppState {
+        maf: maf.clone(),
+        body_timeout,
+    };
     let echoed = mapping::Echoed::from_headers(request.headers());
     let serialization = mapping::answer_serialization(request.headers())
         .unwrap_or(bastion_proto::wire::Serialization::Json);
@@ -126,7 +157,8 @@ async fn handle(State(state): State<AppState>, request: HttpRequest<Body>) -> Ht
             r
         }
         Err((e, body_unread)) => {
-            tracing::info!(rsc = e.rsc().code(), reason = %e, "MAF request refused");
+            tracing::info!(function = state.maf.config().function.name, rsc = e.rsc().code(),
+                reason = %e, "request refused");
             close_connection = body_unread;
             echoed.error(&e)
         }
@@ -152,8 +184,9 @@ async fn answer(
     let refused = |e: RequestError| (e, true);
     let (parts, body) = request.into_parts();
     let Some(details) = parts.extensions.get::<AssociationDetails>().cloned() else {
+        let name = state.maf.config().function.name;
         return Err(refused(RequestError::SecurityAssociationRequired(
-            "the MAF answers only inside a MAF security association".into(),
+            format!("the {name} answers only inside a {name} security association").into(),
         )));
     };
     let (req, ct) =
@@ -210,24 +243,49 @@ fn dispatch(
     now: i64,
 ) -> Result<Answer, Refusal> {
     let who = &details.binding;
+    let f = maf.config().function;
     let mut path = req.to.split('/');
-    let (fqdn, collection, id, rest) = (path.next(), path.next(), path.next(), path.next());
-    let this_maf = fqdn.is_some_and(|f| f.eq_ignore_ascii_case(&maf.config().fqdn));
-    if !this_maf || rest.is_some() || id == Some("") {
-        return Err(MafError::NotFound(format!("no MAF resource {:?}", req.to)).into());
+    let (fqdn, collection, id, child, rest) = (
+        path.next(),
+        path.next(),
+        path.next(),
+        path.next(),
+        path.next(),
+    );
+    let this_function = fqdn.is_some_and(|d| d.eq_ignore_ascii_case(&maf.config().fqdn));
+    let no_resource = || {
+        Refusal::Maf(MafError::NotFound(format!(
+            "no {} resource {:?}",
+            f.name, req.to
+        )))
+    };
+    if !this_function || rest.is_some() || id == Some("") || child == Some("") {
+        return Err(no_resource());
     }
     let op = req.op.unwrap_or(Operation::Retrieve);
     let not_allowed = || {
-        Refusal::Request(RequestError::not_allowed(
-            "operation not allowed on this MAF resource",
-        ))
+        Refusal::Request(RequestError::not_allowed(format!(
+            "operation not allowed on this {} resource",
+            f.name
+        )))
     };
+    if let (Some(wire::CLIENTS), Some(id), Some(child)) = (collection, id, child) {
+        let Some(children) = maf.children() else {
+            return Err(no_resource());
+        };
+        let registration = maf.client_registration(who, id, now)?;
+        return Ok(children.serve(&registration, child, req, now)?);
+    }
+    if child.is_some() {
+        return Err(no_resource());
+    }
     match (collection, id, op) {
         (Some(wire::CLIENTS), None, Operation::Create) => {
-            if req.ty != Some(wire::TY_MAF_CLIENT_REG) {
+            if req.ty != Some(f.client_reg_ty) {
                 return Err(not_allowed());
             }
-            let msg: ClientRegMsg = wire::unwrap(wire::CLIENT_REG, req.pc.as_ref()).map_err(bad)?;
+            let msg: ClientRegMsg =
+                wire::unwrap(f.client_reg_root, req.pc.as_ref()).map_err(bad)?;
             only(&[
                 ("mcri", msg.mcri.is_some()),
                 ("mcid", msg.mcid.is_some()),
@@ -243,10 +301,10 @@ fn dispatch(
                     .ok_or_else(|| bad("adfq (adminFQDN) is required"))?,
             };
             let record = maf.register_client(who, request, now)?;
-            tracing::info!(client = who.originator(), mcri = %record.id, "MAF client registered");
+            tracing::info!(function = f.name, client = who.originator(), mcri = %record.id, "client registered");
             Ok((
                 Rsc::Created,
-                Some(wire::wrap(wire::CLIENT_REG, &client_msg(&record))),
+                Some(wire::wrap(f.client_reg_root, &client_msg(&record))),
             ))
         }
         (Some(wire::CLIENTS), Some(id), Operation::Retrieve) => {
@@ -258,10 +316,11 @@ fn dispatch(
                 fqdn: Some(maf.config().fqdn.clone()),
                 ..ClientRegMsg::default()
             };
-            Ok((Rsc::Ok, Some(wire::wrap(wire::CLIENT_CFG, &cfg))))
+            Ok((Rsc::Ok, Some(wire::wrap(f.client_cfg_root, &cfg))))
         }
         (Some(wire::CLIENTS), Some(id), Operation::Update) => {
-            let msg: ClientRegMsg = wire::unwrap(wire::CLIENT_REG, req.pc.as_ref()).map_err(bad)?;
+            let msg: ClientRegMsg =
+                wire::unwrap(f.client_reg_root, req.pc.as_ref()).map_err(bad)?;
             only(&[
                 ("mcri", msg.mcri.is_some()),
                 ("adfq", msg.adfq.is_some()),
@@ -281,14 +340,15 @@ fn dispatch(
                 lbl: msg.lbl.is_some().then(|| record.labels.clone()),
                 ..ClientRegMsg::default()
             };
-            Ok((Rsc::Updated, Some(wire::wrap(wire::CLIENT_REG, &echo))))
+            Ok((Rsc::Updated, Some(wire::wrap(f.client_reg_root, &echo))))
         }
         (Some(wire::CLIENTS), Some(id), Operation::Delete) => {
             maf.deregister_client(who, id, now)?;
             tracing::info!(
+                function = f.name,
                 client = who.originator(),
                 mcri = id,
-                "MAF client de-registered"
+                "client de-registered"
             );
             Ok((Rsc::Deleted, None))
         }
@@ -296,7 +356,7 @@ fn dispatch(
             if req.ty != Some(wire::TY_SYMM_KEY_REG) {
                 return Err(not_allowed());
             }
-            let msg: KeyRegMsg = wire::unwrap(wire::KEY_REG, req.pc.as_ref()).map_err(bad)?;
+            let msg: KeyRegMsg = wire::unwrap(f.key_reg_root, req.pc.as_ref()).map_err(bad)?;
             only(&[
                 ("rkid", msg.rkid.is_some()),
                 ("smci", msg.smci.is_some()),
@@ -324,22 +384,27 @@ fn dispatch(
             let record = maf.register_key(who, request, sent, &details.connection_key, now)?;
             tracing::info!(
                 source = who.originator(), rkid = %record.relative_key_id,
-                suid = record.suid.code(), exported, "MAF key registered"
+                suid = record.suid.code(), exported, function = f.name, "key registered"
             );
             let mut out = key_msg(&record);
             out.tids = Some(record.target_ids.clone());
-            Ok((Rsc::Created, Some(wire::wrap(wire::KEY_REG, &out))))
+            Ok((Rsc::Created, Some(wire::wrap(f.key_reg_root, &out))))
         }
         (Some(wire::KEYS), Some(rkid), Operation::Retrieve) => {
             let record = maf.retrieve_key(who, rkid, now)?;
-            tracing::info!(target = who.originator(), rkid, "MAF key retrieved");
+            tracing::info!(
+                function = f.name,
+                target = who.originator(),
+                rkid,
+                "key retrieved"
+            );
             let mut out = key_msg(&record);
             out.rkid = None;
             out.kyv = Some(record.key.to_hex());
-            Ok((Rsc::Ok, Some(wire::wrap(wire::KEY_REG, &out))))
+            Ok((Rsc::Ok, Some(wire::wrap(f.key_reg_root, &out))))
         }
         (Some(wire::KEYS), Some(rkid), Operation::Update) => {
-            let msg: KeyRegMsg = wire::unwrap(wire::KEY_REG, req.pc.as_ref()).map_err(bad)?;
+            let msg: KeyRegMsg = wire::unwrap(f.key_reg_root, req.pc.as_ref()).map_err(bad)?;
             only(&[
                 ("rkid", msg.rkid.is_some()),
                 ("adfq", msg.adfq.is_some()),
@@ -360,15 +425,20 @@ fn dispatch(
                 tids: msg.tids.is_some().then(|| record.target_ids.clone()),
                 ..KeyRegMsg::default()
             };
-            Ok((Rsc::Updated, Some(wire::wrap(wire::KEY_REG, &echo))))
+            Ok((Rsc::Updated, Some(wire::wrap(f.key_reg_root, &echo))))
         }
         (Some(wire::KEYS), Some(rkid), Operation::Delete) => {
             maf.deregister_key(who, rkid, now)?;
-            tracing::info!(source = who.originator(), rkid, "MAF key de-registered");
+            tracing::info!(
+                function = f.name,
+                source = who.originator(),
+                rkid,
+                "key de-registered"
+            );
             Ok((Rsc::Deleted, None))
         }
         (Some(wire::CLIENTS | wire::KEYS), _, _) => Err(not_allowed()),
-        _ => Err(MafError::NotFound(format!("no MAF resource {:?}", req.to)).into()),
+        _ => Err(no_resource()),
     }
 }
 

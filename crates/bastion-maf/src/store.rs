@@ -1,5 +1,6 @@
-//! The MAF's records on disk: one JSON document sealed with [`bastion_tls::sealed`]
-//! (AES-256-GCM under the store key, magic `BSTNMAF1`, atomic replacement, mode 0600),
+//! The MAF's (or the MEF's client) records on disk: one JSON document sealed with
+//! [`bastion_tls::sealed`] (AES-256-GCM under the store key, magic `BSTNMAF1`, or
+//! `BSTNMEC1` for the MEF: [`crate::Function::store_magic`]; atomic replacement, mode 0600),
 //! so registered key values are encrypted at rest with the same machinery as the
 //! credential store. The whole document is rewritten after each change: the records
 //! are bounded per client ([`crate::Limits`]).
@@ -11,8 +12,8 @@ use bastion_tls::StoreKey;
 use serde::{Deserialize, Serialize};
 
 use crate::rules::MafState;
+use crate::Function;
 
-const MAGIC: &[u8; 8] = b"BSTNMAF1";
 const FORMAT_VERSION: u32 = 1;
 
 /// Failures of the MAF's store; never carries key material.
@@ -44,14 +45,23 @@ struct StoredFile {
 pub struct MafStore {
     path: PathBuf,
     key: StoreKey,
+    function: Function,
 }
 
 impl MafStore {
     /// Opens the file at `path`, or creates an empty one.
-    pub fn open(path: PathBuf, key: StoreKey) -> Result<(MafStore, MafState), StoreError> {
-        let store = MafStore { path, key };
+    pub fn open(
+        function: Function,
+        path: PathBuf,
+        key: StoreKey,
+    ) -> Result<(MafStore, MafState), StoreError> {
+        let store = MafStore {
+            path,
+            key,
+            function,
+        };
         if !store.path.exists() {
-            let state = MafState::default();
+            let state = MafState::new(function);
             store.save(&state)?;
             return Ok((store, state));
         }
@@ -59,20 +69,22 @@ impl MafStore {
             path: store.path.clone(),
             source,
         })?;
-        let plain = sealed::unseal(&store.key, MAGIC, &data).map_err(|e| match e {
-            SealError::NotSealed => StoreError::NotAStore(store.path.clone()),
-            SealError::Decrypt => StoreError::Decrypt(store.path.clone()),
-            other => StoreError::Sealed(other),
-        })?;
+        let plain =
+            sealed::unseal(&store.key, function.store_magic, &data).map_err(|e| match e {
+                SealError::NotSealed => StoreError::NotAStore(store.path.clone()),
+                SealError::Decrypt => StoreError::Decrypt(store.path.clone()),
+                other => StoreError::Sealed(other),
+            })?;
         let corrupt = |reason: String| StoreError::Corrupt {
             path: store.path.clone(),
             reason,
         };
-        let file: StoredFile =
+        let mut file: StoredFile =
             serde_json::from_slice(&plain).map_err(|e| corrupt(e.to_string()))?;
         if file.version != FORMAT_VERSION {
             return Err(corrupt(format!("unknown version {}", file.version)));
         }
+        file.state.set_function(function);
         Ok((store, file.state))
     }
 
@@ -90,7 +102,7 @@ impl MafStore {
             path: self.path.clone(),
             reason: e.to_string(),
         })?;
-        let sealed = sealed::seal(&self.key, MAGIC, &plain)?;
+        let sealed = sealed::seal(&self.key, self.function.store_magic, &plain)?;
         Ok(sealed::write_atomically(&self.path, &sealed)?)
     }
 }
@@ -106,7 +118,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("maf.store");
         let key = StoreKey::generate().unwrap();
-        let (store, mut state) = MafStore::open(path.clone(), key.clone()).unwrap();
+        let (store, mut state) = MafStore::open(crate::MAF, path.clone(), key.clone()).unwrap();
         let device = Binding::Ae("Cdevice".into());
         let limits = Limits::default();
         state
@@ -144,13 +156,13 @@ mod tests {
         let raw = std::fs::read(&path).unwrap();
         assert!(!raw.windows(8).any(|w| w == b"5a5a5a5a"));
         assert!(!raw.windows(7).any(|w| w == b"Cdevice"));
-        let (_, reopened) = MafStore::open(path.clone(), key).unwrap();
+        let (_, reopened) = MafStore::open(crate::MAF, path.clone(), key).unwrap();
         let got = reopened
             .retrieve_key("sp.example", &Binding::Cse("/id-in".into()), "k1", 1_000)
             .unwrap();
         assert_eq!(got.key.expose(), &[0x5a; 32]);
         assert!(matches!(
-            MafStore::open(path, StoreKey::generate().unwrap()),
+            MafStore::open(crate::MAF, path, StoreKey::generate().unwrap()),
             Err(StoreError::Decrypt(_))
         ));
     }

@@ -1,11 +1,13 @@
 //! The MAF's protocol as oneM2M request and response primitives (TS-0003 8.8.2.3–
-//! 8.8.2.10 carried over TS-0009 HTTP), shared by the server and the client. TS-0032,
-//! which defines the MAF's resources, was not available: the resources, short names and
-//! resource type numbers here are Bastion's (docs/provisioning.md, docs/decisions.md).
+//! 8.8.2.10 carried over TS-0009 HTTP), shared by the server and the client, and the
+//! MEF's (8.3.5.2.3–8.3.5.2.10) with the roots and `ty` of [`crate::MEF`] (`mef:mcr`,
+//! `mef:mcc`, `mef:kr`, `ty` 60003). TS-0032, which defines the resources, was not
+//! available: the resources, short names and resource type numbers here are Bastion's
+//! (docs/provisioning.md, docs/decisions.md).
 //!
 //! | procedure | operation | `to` | content |
 //! |---|---|---|---|
-//! | client registration | CREATE, `ty` [`TY_MAF_CLIENT_REG`] | `<MAF-FQDN>/clients` | `maf:mcr` |
+//! | client registration | CREATE, `ty` 60001 | `<MAF-FQDN>/clients` | `maf:mcr` |
 //! | configuration retrieval | RETRIEVE | `<MAF-FQDN>/clients/<mafClientRegID>` | — → `maf:mcc` |
 //! | registration update | UPDATE | `<MAF-FQDN>/clients/<mafClientRegID>` | `maf:mcr` |
 //! | de-registration | DELETE | `<MAF-FQDN>/clients/<mafClientRegID>` | — |
@@ -18,16 +20,9 @@ use bastion_tls::Binding;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-/// `ty` of a client registration CREATE (`<mafClientReg>`; TS-0032's number unknown).
-pub const TY_MAF_CLIENT_REG: u64 = 60_001;
-/// `ty` of a key registration CREATE (`<symmKeyReg>`; TS-0032's number unknown).
+/// `ty` of a key registration CREATE (`<symmKeyReg>`, one type for the MAF and the MEF;
+/// TS-0032's number unknown). Client registrations: [`crate::Function::client_reg_ty`].
 pub const TY_SYMM_KEY_REG: u64 = 60_002;
-/// Root name of a client registration.
-pub const CLIENT_REG: &str = "maf:mcr";
-/// Root name of a client configuration.
-pub const CLIENT_CFG: &str = "maf:mcc";
-/// Root name of a key registration.
-pub const KEY_REG: &str = "maf:kr";
 /// The collection of client registrations under the MAF-FQDN.
 pub const CLIENTS: &str = "clients";
 /// The collection of key registrations under the MAF-FQDN.
@@ -170,21 +165,21 @@ mod tests {
             kyv: Some(Zeroizing::new("00ff".into())),
             ..KeyRegMsg::default()
         };
-        let pc = wrap(KEY_REG, &msg);
+        let pc = wrap(crate::MAF.key_reg_root, &msg);
         assert_eq!(
             pc,
             serde_json::json!({"maf:kr": {"rkid": "ab", "suid": 32, "kyv": "00ff"}})
         );
         assert!(!format!("{msg:?}").contains("00ff"));
-        let back: KeyRegMsg = unwrap(KEY_REG, Some(&pc)).unwrap();
+        let back: KeyRegMsg = unwrap(crate::MAF.key_reg_root, Some(&pc)).unwrap();
         assert_eq!(back, msg);
         assert_eq!(
-            unwrap::<KeyRegMsg>(KEY_REG, Some(&serde_json::json!({"maf:kr": {"zz": 1}})))
+            unwrap::<KeyRegMsg>("maf:kr", Some(&serde_json::json!({"maf:kr": {"zz": 1}})))
                 .unwrap_err(),
             "maf:kr: unknown field `zz`, expected one of `rkid`, `et`, `lbl`, `adfq`, `suid`, `tids`, `kyv`, `smci`, `smck`"
         );
         assert_eq!(
-            unwrap::<KeyRegMsg>(KEY_REG, Some(&serde_json::json!({"maf:mcr": {}}))).unwrap_err(),
+            unwrap::<KeyRegMsg>("maf:kr", Some(&serde_json::json!({"maf:mcr": {}}))).unwrap_err(),
             "the content must be one maf:kr object"
         );
     }

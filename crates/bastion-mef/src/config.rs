@@ -62,6 +62,74 @@ struct RawMef {
     target: Vec<RawTarget>,
     #[serde(default)]
     enrolee: Vec<RawEnrolee>,
+    clients: Option<RawClients>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawClients {
+    sp_id: String,
+    max_registrations_per_client: Option<usize>,
+    max_keys_per_client: Option<usize>,
+    max_lifetime_seconds: Option<i64>,
+    max_commands_per_client: Option<usize>,
+    command_retry_seconds: Option<u64>,
+}
+
+/// The MEF client procedures (8.3.5) and commands (8.3.9): `[mef.clients]`; absent, they
+/// are not served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientsConfig {
+    /// The SP-ID that SP-relative client identities belong to, for comparing them with
+    /// absolute targetIDs.
+    pub sp_id: String,
+    /// Bounds per client (the MAF's defaults).
+    pub limits: bastion_maf::Limits,
+    /// Queued commands per registration (default 16).
+    pub max_commands: usize,
+    /// The retryDuration of NO_MORE_COMMANDS, seconds (default 3600).
+    pub command_retry_seconds: u64,
+}
+
+impl ClientsConfig {
+    fn parse(raw: RawClients) -> Result<ClientsConfig, ConfigError> {
+        let bad = |what: &str| ConfigError(format!("[mef.clients] {what}"));
+        if raw.sp_id.is_empty() || raw.sp_id.contains('/') {
+            return Err(bad("sp-id must be an SP-ID (no slashes)"));
+        }
+        let d = bastion_maf::Limits::default();
+        let limits = bastion_maf::Limits {
+            registrations_per_client: raw
+                .max_registrations_per_client
+                .unwrap_or(d.registrations_per_client),
+            keys_per_client: raw.max_keys_per_client.unwrap_or(d.keys_per_client),
+            max_lifetime_secs: raw.max_lifetime_seconds.unwrap_or(d.max_lifetime_secs),
+            ..d
+        };
+        if !(1..=1024).contains(&limits.registrations_per_client) {
+            return Err(bad("max-registrations-per-client must be 1 to 1024"));
+        }
+        if !(1..=65_536).contains(&limits.keys_per_client) {
+            return Err(bad("max-keys-per-client must be 1 to 65536"));
+        }
+        if !(1..=366 * 86_400).contains(&limits.max_lifetime_secs) {
+            return Err(bad("max-lifetime-seconds must be 1 to 31622400"));
+        }
+        let max_commands = raw.max_commands_per_client.unwrap_or(16);
+        if !(1..=1024).contains(&max_commands) {
+            return Err(bad("max-commands-per-client must be 1 to 1024"));
+        }
+        let command_retry_seconds = raw.command_retry_seconds.unwrap_or(3600);
+        if !(1..=31_622_400).contains(&command_retry_seconds) {
+            return Err(bad("command-retry-seconds must be 1 to 31622400"));
+        }
+        Ok(ClientsConfig {
+            sp_id: raw.sp_id,
+            limits,
+            max_commands,
+            command_retry_seconds,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,6 +258,8 @@ pub struct MefConfig {
     pub targets: BTreeMap<String, Target>,
     /// Enrolee profiles by credential.
     pub profiles: BTreeMap<EnroleeCredential, Profile>,
+    /// The MEF client procedures and commands, when served.
+    pub clients: Option<ClientsConfig>,
 }
 
 impl MefConfig {
@@ -332,12 +402,23 @@ impl MefConfig {
             max_enrolments,
             targets,
             profiles,
+            clients: raw.clients.map(ClientsConfig::parse).transpose()?,
         })
     }
 
     /// The enrolment store's file.
     pub fn store_path(&self) -> PathBuf {
         self.data_dir.join("enrolments.sealed")
+    }
+
+    /// The MEF client and key registrations' file (8.3.5).
+    pub fn clients_path(&self) -> PathBuf {
+        self.data_dir.join("clients.sealed")
+    }
+
+    /// The MEF client commands' file (8.3.9).
+    pub fn commands_path(&self) -> PathBuf {
+        self.data_dir.join("commands.sealed")
     }
 }
 
@@ -385,6 +466,20 @@ lifetime-seconds = 3600
         assert_eq!((t.suid.code(), t.fetcher.as_str()), (22, "/id-in"));
         let p = &c.profiles[&EnroleeCredential::Kpm("dev1@factory.example.com".into())];
         assert_eq!(p.enrolee_id, "Csensor1");
+        assert_eq!(c.clients, None);
+        let with = MefConfig::parse(&format!("{GOOD}\n[mef.clients]\nsp-id = \"sp.example\"\n"))
+            .unwrap()
+            .clients
+            .unwrap();
+        assert_eq!(
+            (
+                with.sp_id.as_str(),
+                with.max_commands,
+                with.command_retry_seconds
+            ),
+            ("sp.example", 16, 3600)
+        );
+        assert_eq!(with.limits, bastion_maf::Limits::default());
     }
 
     #[test]
@@ -403,6 +498,16 @@ lifetime-seconds = 3600
             ),
             (GOOD.replace("mef.example.com", "mef..x"), "fqdn"),
             (GOOD.replace("kpm-id", "kpm-idd"), "unknown field"),
+            (
+                format!("{GOOD}\n[mef.clients]\nsp-id = \"sp/x\"\n"),
+                "[mef.clients] sp-id must be an SP-ID",
+            ),
+            (
+                format!(
+                    "{GOOD}\n[mef.clients]\nsp-id = \"sp.example\"\nmax-commands-per-client = 0\n"
+                ),
+                "max-commands-per-client must be 1 to 1024",
+            ),
         ];
         for (text, expected) in cases {
             let e = MefConfig::parse(&text).unwrap_err().to_string();

@@ -6,7 +6,10 @@
 //! the durable, encrypted enrolment records ([`store`]), the JSON bodies of the wire
 //! ([`wire`], shared with the enrolee and the targets), and the HTTP interface over the
 //! TLS listener ([`server`]). `bastion mef` runs it; `bastion enrol` is the enrolee;
-//! the CSE's `MefKeySource` is a target.
+//! the CSE's `MefKeySource` is a target. The MEF client and key registration procedures
+//! (8.3.5) are `bastion-maf`'s, served with its [`bastion_maf::MEF`] function under
+//! `/<MEF-FQDN>/clients` and `/<MEF-FQDN>/keys` on the same listener, and the MEF client
+//! commands (8.3.9) hang under each registration ([`commands`]).
 //!
 //! ```text
 //!   enrolee ──TLS-PSK (KpmID/Kpm) or certificates──► MEF listener
@@ -18,6 +21,7 @@
 //!      └── GET /fetchCredentials/<KeID>/<SUID> ──────────────► rules::release ─► Kuc
 //! ```
 
+pub mod commands;
 pub mod config;
 pub mod error;
 pub mod rules;

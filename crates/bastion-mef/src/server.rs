@@ -12,6 +12,8 @@
 //!         /enrolment: profile of the credential (4103) ─► rules::Conversation
 //!                     final ─► EnrolmentStore::record (durable) ─► 2001, close
 //!         /fetchCredentials: EnrolmentStore::get (4004) ─► rules::release ─► 2000
+//!    /<MEF-FQDN>/…: the MEF client procedures and commands, bastion_maf::server::respond
+//!         over the MEF's client records (with Kc/KcID exported by the same hook)
 //! ```
 //!
 //! Logs name KeIDs, enrolee IDs and targets, never a key.
@@ -49,12 +51,37 @@ pub const MAX_RI_LEN: usize = 64;
 pub struct Mef {
     config: MefConfig,
     store: EnrolmentStore,
+    clients: Option<Arc<bastion_maf::Maf>>,
 }
 
 impl Mef {
     /// An MEF over `store`.
     pub fn new(config: MefConfig, store: EnrolmentStore) -> Mef {
-        Mef { config, store }
+        Mef {
+            config,
+            store,
+            clients: None,
+        }
+    }
+
+    /// Serves the MEF client procedures (8.3.5) and, as their children, the commands
+    /// (8.3.9) of `clients` (built with [`bastion_maf::MEF`]) under `/<MEF-FQDN>/`.
+    pub fn with_clients(mut self, clients: Arc<bastion_maf::Maf>) -> Mef {
+        self.clients = Some(clients);
+        self
+    }
+
+    /// The MEF client records, when served.
+    pub fn clients(&self) -> Option<&Arc<bastion_maf::Maf>> {
+        self.clients.as_ref()
+    }
+
+    /// The client records when `path` is under `/<MEF-FQDN>/`.
+    fn clients_for(&self, path: &str) -> Option<&Arc<bastion_maf::Maf>> {
+        let first = path.strip_prefix('/')?.split('/').next()?;
+        self.clients
+            .as_ref()
+            .filter(|_| first.eq_ignore_ascii_case(&self.config.fqdn))
     }
 
     /// The configuration.
@@ -112,6 +139,11 @@ pub fn session_extensions() -> SessionExtensions {
         };
         let mut extensions = axum::http::Extensions::new();
         extensions.insert(SessionState(Arc::new(session)));
+        // The MEF client procedures' view of the association: its binding and Kc/KcID
+        // (EXPORTER-oneM2M-Connection); without it they answer 4107.
+        if let Some(client) = bastion_maf::server::session_details(ssl, association) {
+            extensions.extend(client);
+        }
         Some(extensions)
     })
 }
@@ -181,6 +213,9 @@ fn unix_now() -> i64 {
 }
 
 async fn handle(State(state): State<AppState>, request: HttpRequest<Body>) -> HttpResponse {
+    if let Some(clients) = state.mef.clients_for(request.uri().path()) {
+        return bastion_maf::server::respond(clients, state.body_timeout, request).await;
+    }
     let echoed = mapping::Echoed::from_headers(request.headers());
     let (resp, close) = match answer(&state, request).await {
         Ok(answer) => {

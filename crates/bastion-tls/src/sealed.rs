@@ -6,7 +6,8 @@
 //! Layout: magic (8) | nonce (12) | tag (16) | ciphertext. A fresh random nonce per write.
 //! The credential store ([`crate::credentials`], magic `BSTNCRD1`) and the encrypted file
 //! key store (`bastion-keystore`, `BSTNKEY1`) are its users; what the plaintext means is
-//! theirs.
+//! theirs. [`SharedDocument`] is a sealed JSON document changed by several processes under
+//! a file lock (the MEF's client command queues, `BSTNMCQ1`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -133,6 +134,192 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), SealError> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// A sealed JSON document that more than one process changes, e.g. a running function
+/// and its operator's command: every change runs under an exclusive lock on
+/// `<file>.lock`, on the latest content (re-read when another process replaced the
+/// file), and is durable ([`write_atomically`]) before [`SharedDocument::change`]
+/// returns; every read re-reads the file when it changed. A change that fails leaves the
+/// file and the cached content as they were.
+pub struct SharedDocument<T> {
+    path: PathBuf,
+    lock_path: PathBuf,
+    key: StoreKey,
+    magic: [u8; MAGIC_LEN],
+    cached: parking_lot::Mutex<(T, Option<FileStamp>)>,
+}
+
+/// Inode, size and modification time: another process's replacement changes it.
+type FileStamp = (u64, u64, i64, i64);
+
+fn stamp_of(path: &Path) -> std::io::Result<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(path)?;
+    Ok((meta.ino(), meta.size(), meta.mtime(), meta.mtime_nsec()))
+}
+
+/// Why a shared document could not be read or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    /// Sealing, unsealing, reading, writing or locking failed.
+    #[error(transparent)]
+    Sealed(#[from] SealError),
+    /// The decrypted content is not the expected document.
+    #[error("{}: corrupt document: {reason}", .path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (never content).
+        reason: String,
+    },
+}
+
+impl<T> SharedDocument<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Default + Clone,
+{
+    /// The document at `path` sealed with `magic` under `key`; an absent file reads as
+    /// `T::default()` until the first change writes it.
+    pub fn open(
+        path: &Path,
+        key: StoreKey,
+        magic: &[u8; MAGIC_LEN],
+    ) -> Result<SharedDocument<T>, DocumentError> {
+        let mut lock_name = path.as_os_str().to_owned();
+        lock_name.push(".lock");
+        let document = SharedDocument {
+            path: path.to_owned(),
+            lock_path: PathBuf::from(lock_name),
+            key,
+            magic: *magic,
+            cached: parking_lot::Mutex::new((T::default(), None)),
+        };
+        document.read(|_| ())?;
+        Ok(document)
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `look` at the latest content.
+    pub fn read<R>(&self, look: impl FnOnce(&T) -> R) -> Result<R, DocumentError> {
+        let mut cached = self.cached.lock();
+        self.refresh(&mut cached)?;
+        Ok(look(&cached.0))
+    }
+
+    /// Runs `change` on the latest content under the file lock and writes the result
+    /// durably when it returns `Ok`; on `Err` nothing is written or kept. The outer
+    /// error is the file's, the inner one `change`'s.
+    pub fn change<R, E>(
+        &self,
+        change: impl FnOnce(&mut T) -> Result<R, E>,
+    ) -> Result<Result<R, E>, DocumentError> {
+        let io = |source| SealError::Io {
+            path: self.lock_path.clone(),
+            source,
+        };
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&self.lock_path)
+            .map_err(io)?;
+        lock.lock().map_err(io)?;
+        let mut cached = self.cached.lock();
+        self.refresh(&mut cached)?;
+        let mut next = cached.0.clone();
+        let out = match change(&mut next) {
+            Ok(out) => out,
+            Err(e) => return Ok(Err(e)),
+        };
+        let plain = crate::secret::to_json(&next).map_err(|e| DocumentError::Corrupt {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
+        write_atomically(&self.path, &seal(&self.key, &self.magic, &plain)?)?;
+        *cached = (next, stamp_of(&self.path).ok());
+        drop(lock);
+        Ok(Ok(out))
+    }
+
+    fn refresh(&self, cached: &mut (T, Option<FileStamp>)) -> Result<(), DocumentError> {
+        let io = |source| SealError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let stamp = match stamp_of(&self.path) {
+            Ok(stamp) => stamp,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(io(source).into()),
+        };
+        if cached.1 == Some(stamp) {
+            return Ok(());
+        }
+        let data = fs::read(&self.path).map_err(io)?;
+        let plain = unseal(&self.key, &self.magic, &data)?;
+        cached.0 = serde_json::from_slice(&plain).map_err(|e| DocumentError::Corrupt {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
+        cached.1 = Some(stamp);
+        Ok(())
+    }
+}
+
+impl<T> std::fmt::Debug for SharedDocument<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedDocument")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod shared_tests {
+    use super::*;
+
+    #[test]
+    fn a_change_by_one_handle_is_read_by_another_and_failures_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doc.sealed");
+        let key = StoreKey::generate().unwrap();
+        let a: SharedDocument<Vec<String>> =
+            SharedDocument::open(&path, key.clone(), b"BSTNTST1").unwrap();
+        let b: SharedDocument<Vec<String>> =
+            SharedDocument::open(&path, key.clone(), b"BSTNTST1").unwrap();
+        assert!(!path.exists());
+        a.change(|v| {
+            v.push("secret-item".into());
+            Ok::<_, ()>(())
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            b.read(|v| v.clone()).unwrap(),
+            vec!["secret-item".to_owned()]
+        );
+        assert!(!fs::read(&path).unwrap().windows(6).any(|w| w == b"secret"));
+        let refused = b
+            .change(|v| {
+                v.clear();
+                Err::<(), _>("no")
+            })
+            .unwrap();
+        assert_eq!(refused, Err("no"));
+        assert_eq!(a.read(|v| v.len()).unwrap(), 1);
+        assert_eq!(b.read(|v| v.len()).unwrap(), 1);
+        let wrong: Result<SharedDocument<Vec<String>>, _> =
+            SharedDocument::open(&path, StoreKey::generate().unwrap(), b"BSTNTST1");
+        assert!(matches!(
+            wrong,
+            Err(DocumentError::Sealed(SealError::Decrypt))
+        ));
+    }
 }
 
 #[cfg(test)]

@@ -81,6 +81,15 @@ pub enum Command {
     /// rsc and reason on standard error), 2 for usage errors.
     #[command(subcommand)]
     MafClient(MafClientCommand),
+    /// A MEF Client (TS-0003 8.3.5, 8.3.9): the MAF Client's procedures against the MEF's
+    /// client interface (`--mef-fqdn`; the credential is the client's Kpm or certificate
+    /// toward the MEF), and the MEF client commands: `next-command` retrieves the pending
+    /// one, `report-command` reports its status and prints the next.
+    ///
+    /// Exit status: 0 on success, 1 when the MEF refused or could not be reached (the
+    /// rsc and reason on standard error), 2 for usage errors.
+    #[command(subcommand)]
+    MefClient(MefClientCommand),
     /// Run the M2M Enrolment Function (TS-0003 8.3): enrolees authenticate with a
     /// factory key (KpmID/Kpm over TLS-PSK) or a certificate, run the enrolment exchange,
     /// and enrolment targets fetch the keys derived for them (docs/provisioning.md).
@@ -687,14 +696,15 @@ pub struct MafArgs {
     pub max_lifetime_secs: Option<i64>,
 }
 
-/// How a MAF Client reaches its MAF.
+/// How a MAF (or MEF) Client reaches its MAF (or MEF).
 #[derive(Debug, Args)]
 pub struct MafClientArgs {
-    /// The MAF: https://HOST:PORT
+    /// The MAF (MEF): https://HOST:PORT
     #[arg(long, value_name = "URL")]
     pub url: String,
-    /// The MAF's FQDN (MAF-FQDN, the suffix of key identifiers)
-    #[arg(long, value_name = "FQDN")]
+    /// The MAF's FQDN (MAF-FQDN, the suffix of key identifiers); for mef-client the MEF's
+    /// (--mef-fqdn)
+    #[arg(long, value_name = "FQDN", visible_alias = "mef-fqdn")]
     pub maf_fqdn: String,
     /// This client's identity, the one its MAF credential is bound to (X-M2M-Origin)
     #[arg(long, value_name = "ID")]
@@ -728,6 +738,35 @@ pub enum MafClientCommand {
     UpdateKey(MafUpdateKeyArgs),
     /// MAF Key De-Registration (8.8.2.10).
     DeregisterKey(MafKeyIdArgs),
+}
+
+/// `bastion mef-client`: the shared procedures and the MEF client commands.
+#[derive(Debug, Subcommand)]
+pub enum MefClientCommand {
+    #[command(flatten)]
+    Procedure(MafClientCommand),
+    /// MEF Client Command Retrieve (8.3.9.2): prints the pending command (cmd-id, class,
+    /// status 10 ISSUED / 11 REISSUED, its arguments) or NO_MORE_COMMANDS with its
+    /// retry duration.
+    NextCommand(MafRegIdArgs),
+    /// MEF Client Command Update (8.3.9.3): reports a command's status (20 OK, 40-43,
+    /// 100-305) and prints the next command.
+    ReportCommand(MefReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MefReportArgs {
+    #[command(flatten)]
+    pub maf: MafClientArgs,
+    /// The mefClientRegID
+    #[arg(long, value_name = "ID")]
+    pub reg_id: String,
+    /// The cmdID reported on
+    #[arg(long, value_name = "ID")]
+    pub cmd_id: String,
+    /// The cmdStatusCode (sec:cmdStatusCode), e.g. 20 for OK
+    #[arg(long, value_name = "CODE")]
+    pub status: u16,
 }
 
 #[derive(Debug, Args)]
@@ -775,9 +814,10 @@ pub struct MafRegisterKeyArgs {
     /// The administrating stakeholder's FQDN (adminFQDN) of this client's registration
     #[arg(long, value_name = "FQDN")]
     pub admin_fqdn: String,
-    /// Security Usage Identifier: 32 (SAEF), 33 (ESPrim), 34/35 (ESData)
-    #[arg(long, value_name = "SUID", default_value_t = 32)]
-    pub suid: u32,
+    /// Security Usage Identifier: 32 (SAEF), 33 (ESPrim), 34/35 (ESData); for
+    /// mef-client 22 to 25 [default: 32, mef-client 22]
+    #[arg(long, value_name = "SUID")]
+    pub suid: Option<u32>,
     /// Absolute AE-ID or CSE-ID allowed to retrieve the key (repeatable; one for 32/33)
     #[arg(long, value_name = "ID", required = true)]
     pub target: Vec<String>,
@@ -1183,6 +1223,89 @@ pub enum MefCommand {
     Revoke(MefRevokeArgs),
     /// List the enrolments: KeID, enrolee ID, credential, expiry, state. Never keys.
     List(MefStoreArgs),
+    /// MEF client commands (TS-0003 8.3.9): `add` queues one for a MEF client
+    /// registration (a running MEF issues it at the client's next retrieval), `list`
+    /// prints every registration's commands and their states.
+    Command(MefCommandArgs),
+}
+
+/// Arguments of `bastion mef command`.
+#[derive(Debug, Args)]
+pub struct MefCommandArgs {
+    #[command(flatten)]
+    pub store: MefStoreArgs,
+
+    #[command(subcommand)]
+    pub command: MefCommandCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MefCommandCommand {
+    /// Queue a command for a registration; prints its cmdID.
+    Add(MefCommandAddArgs),
+    /// List the commands: mefClientRegID, client, cmdID, class, state.
+    List,
+}
+
+/// The command classes an operator queues (sec:cmdClassID 1-3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MefCommandClass {
+    /// CERT_PROV: enrol a certificate (--uri, --subject-type, --subject-id, --protocol)
+    CertProv,
+    /// DEV_CFG: run device configuration with a DM server (--dm, --uri)
+    DevCfg,
+    /// MO_NODE: process an MO node (--object-path, --object-type, --suid)
+    MoNode,
+}
+
+impl MefCommandClass {
+    /// The flag's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            MefCommandClass::CertProv => "cert-prov",
+            MefCommandClass::DevCfg => "dev-cfg",
+            MefCommandClass::MoNode => "mo-node",
+        }
+    }
+}
+
+/// Arguments of `bastion mef command add`.
+#[derive(Debug, Args)]
+pub struct MefCommandAddArgs {
+    /// The mefClientRegID the command is for
+    #[arg(long, value_name = "ID")]
+    pub reg_id: String,
+    /// The command class
+    #[arg(long, value_enum)]
+    pub class: MefCommandClass,
+    /// cert-prov, dev-cfg: the EST/SCEP base URI or the DM server URI (its host must be
+    /// the MEF's FQDN, TS-0003 8.3.9.7/8.3.9.8)
+    #[arg(long, value_name = "URI")]
+    pub uri: Option<String>,
+    /// cert-prov: est or scep [default: est]
+    #[arg(long, value_name = "PROTOCOL")]
+    pub protocol: Option<String>,
+    /// cert-prov: node, cse or ae
+    #[arg(long, value_name = "TYPE")]
+    pub subject_type: Option<String>,
+    /// cert-prov: the Node-ID, CSE-ID or AE-ID to certify
+    #[arg(long, value_name = "ID")]
+    pub subject_id: Option<String>,
+    /// dev-cfg: oma-dm-1.3, oma-dm-2.0, lwm2m or tr-069
+    #[arg(long, value_name = "PROTOCOL")]
+    pub dm: Option<String>,
+    /// mo-node: the MO node's path
+    #[arg(long, value_name = "PATH")]
+    pub object_path: Option<String>,
+    /// mo-node: authentication-profile, trust-anchor or maf-client-reg-cfg
+    #[arg(long, value_name = "TYPE")]
+    pub object_type: Option<String>,
+    /// mo-node with authentication-profile: the SUID expected in the node
+    #[arg(long, value_name = "SUID")]
+    pub suid: Option<u32>,
+    /// The AE or CSE of the client's node the command is for (targetID)
+    #[arg(long, value_name = "ID")]
+    pub target_id: Option<String>,
 }
 
 /// Where the MEF's store is.

@@ -69,6 +69,7 @@ fn config(args: &MafArgs) -> Result<MafConfig, Failure> {
         return Err(Failure::Config(problems.join("; ")));
     }
     Ok(MafConfig {
+        function: bastion_maf::MAF,
         fqdn: args.fqdn.to_ascii_lowercase(),
         sp_id: args.sp_id.clone(),
         limits,

@@ -1,31 +1,153 @@
-//! `bastion maf-client`: the MAF Client procedures (TS-0003 8.8.2.3–8.8.2.10) from the
-//! command line, for a device or an operator acting for a CSE, on `bastion_maf::MafClient`.
+//! `bastion maf-client` and `bastion mef-client`: the MAF Client procedures (TS-0003
+//! 8.8.2.3–8.8.2.10) and the same procedures of a MEF Client (8.3.5.2.3–8.3.5.2.10) from
+//! the command line, for a device or an operator acting for a CSE, on
+//! `bastion_maf::MafClient` with the [`Function`] spoken to; and the MEF client commands
+//! (8.3.9: `next-command`, `report-command`).
 //!
-//! Each invocation opens one MAF security association (KmID/Km with `--psk-id` and
+//! Each invocation opens one MAF (MEF) security association (KmID/Km with `--psk-id` and
 //! `--psk-file` or `BASTION_PSK_HEX`, or a certificate) and runs one procedure over it. A
 //! key registration without `--key-file` registers the Kc both ends export from that
 //! association. Key values are written, in hex, to `--key-out` (mode 0600, replaced
 //! atomically) and never printed. Output: `name: value` lines; a refusal ends with exit
-//! status 1 and `MAF answered RSC: reason` on standard error.
+//! status 1 and `MAF answered RSC: reason` (`MEF answered …`) on standard error.
 
-use crate::cli::{MafClientArgs, MafClientCommand, MafRegisterKeyArgs, MafUpdateKeyArgs};
+use crate::cli::{
+    MafClientArgs, MafClientCommand, MafRegisterKeyArgs, MafUpdateKeyArgs, MefClientCommand,
+    MefReportArgs,
+};
 use crate::Failure;
 use bastion_client::ClientConfig;
 use bastion_keys::{KeyIdentifier, Suid};
 use bastion_maf::client::{KeyRequest, MafKey};
+use bastion_maf::Function;
 use bastion_maf::MafClient;
+use bastion_mef::commands::{self, CommandMsg};
 use bastion_proto::time::Timestamp;
+use bastion_proto::{Operation, Rsc};
 use bastion_tls::PskKey;
 use std::fmt::Write;
 use std::time::Duration;
 
-/// Runs one procedure and returns what to print.
+/// Runs one MAF procedure and returns what to print.
 pub fn run(command: &MafClientCommand) -> Result<String, Failure> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    runtime()?.block_on(procedure(bastion_maf::MAF, command))
+}
+
+/// Runs one MEF procedure or command exchange and returns what to print.
+pub fn run_mef(command: &MefClientCommand) -> Result<String, Failure> {
+    let runtime = runtime()?;
+    match command {
+        MefClientCommand::Procedure(p) => runtime.block_on(procedure(bastion_maf::MEF, p)),
+        MefClientCommand::NextCommand(a) => runtime.block_on(async {
+            let mef = session(bastion_maf::MEF, &a.maf).await?;
+            let got = command_exchange(&mef, &a.reg_id, None).await?;
+            Ok(describe_command(&got))
+        }),
+        MefClientCommand::ReportCommand(a) => runtime.block_on(report_command(a)),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(procedure(command))
+        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))
+}
+
+/// MEF Client Command Retrieve (no report) or Update (`report`: cmdID, status): the
+/// command the MEF issues next.
+async fn command_exchange(
+    mef: &MafClient,
+    reg_id: &str,
+    report: Option<(&str, u16)>,
+) -> Result<CommandMsg, Failure> {
+    let path = format!(
+        "{}/{reg_id}/{}",
+        bastion_maf::wire::CLIENTS,
+        commands::CHILD
+    );
+    let (op, pc, expect) = match report {
+        None => (Operation::Retrieve, None, Rsc::Ok),
+        Some((cid, csc)) => {
+            let msg = CommandMsg {
+                cid: Some(cid.to_owned()),
+                csc: Some(csc),
+                dsc: None,
+            };
+            let pc = bastion_maf::wire::wrap(commands::ROOT, &msg);
+            (Operation::Update, Some(pc), Rsc::Updated)
+        }
+    };
+    let got = mef
+        .send(op, &path, None, pc, expect)
+        .await
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let msg: CommandMsg = bastion_maf::wire::unwrap(commands::ROOT, got.as_ref())
+        .map_err(|e| Failure::Runtime(format!("MEF response malformed: {e}")))?;
+    if msg.cid.is_none() || msg.dsc.is_none() || msg.csc.is_none() {
+        return Err(Failure::Runtime(
+            "MEF response malformed: a command needs cid, dsc and csc".into(),
+        ));
+    }
+    Ok(msg)
+}
+
+async fn report_command(a: &MefReportArgs) -> Result<String, Failure> {
+    if commands::status_name(a.status).is_none() {
+        return Err(Failure::Config(format!(
+            "--status {} is not a cmdStatusCode",
+            a.status
+        )));
+    }
+    let mef = session(bastion_maf::MEF, &a.maf).await?;
+    let mut next = command_exchange(&mef, &a.reg_id, Some((&a.cmd_id, a.status))).await?;
+    let mut out = String::new();
+    if next.cid.as_deref() == Some(a.cmd_id.as_str()) {
+        // 8.3.9.2 step 5b: the command just reported came back; say so once.
+        let _ = writeln!(
+            out,
+            "repeated: {} (reported {})",
+            a.cmd_id,
+            commands::REPEATED_CMD_ID
+        );
+        next = command_exchange(
+            &mef,
+            &a.reg_id,
+            Some((&a.cmd_id, commands::REPEATED_CMD_ID)),
+        )
+        .await?;
+    }
+    out.push_str(&describe_command(&next));
+    Ok(out)
+}
+
+fn describe_command(msg: &CommandMsg) -> String {
+    let mut out = String::new();
+    let dsc = msg.dsc.as_ref();
+    let class = dsc.map_or(0, |d| d.ccl);
+    let status = msg.csc.unwrap_or(0);
+    let _ = writeln!(out, "cmd-id: {}", msg.cid.as_deref().unwrap_or(""));
+    let _ = writeln!(out, "class: {class} {}", commands::class::name(class));
+    let _ = writeln!(
+        out,
+        "status: {status} {}",
+        commands::status_name(status).unwrap_or("?")
+    );
+    if let Some(d) = dsc {
+        match &d.arg.nmc {
+            Some(n) => {
+                let _ = writeln!(out, "retry: {}", n.rtd);
+            }
+            None => {
+                let args = serde_json::to_string(&d.arg).unwrap_or_default();
+                let _ = writeln!(out, "args: {args}");
+            }
+        }
+        if let Some(t) = &d.tid {
+            let _ = writeln!(out, "target-id: {t}");
+        }
+    }
+    out
 }
 
 fn common(command: &MafClientCommand) -> &MafClientArgs {
@@ -39,15 +161,22 @@ fn common(command: &MafClientCommand) -> &MafClientArgs {
     }
 }
 
-async fn session(args: &MafClientArgs) -> Result<MafClient, Failure> {
+async fn session(function: Function, args: &MafClientArgs) -> Result<MafClient, Failure> {
     let Some(tls) = crate::req::tls_client(&args.tls)? else {
-        return Err(Failure::Config(
-            "a MAF credential is required: --psk-id (KmID) or --cert".to_owned(),
-        ));
+        return Err(Failure::Config(format!(
+            "a {} credential is required: --psk-id ({}) or --cert",
+            function.name,
+            if function == bastion_maf::MEF {
+                "KpmID"
+            } else {
+                "KmID"
+            }
+        )));
     };
     if bastion_keys::KeyIdentifier::new("x", &args.maf_fqdn).is_err() {
         return Err(Failure::Config(format!(
-            "--maf-fqdn {:?} is not an FQDN",
+            "--{}-fqdn {:?} is not an FQDN",
+            function.name.to_ascii_lowercase(),
             args.maf_fqdn
         )));
     }
@@ -64,6 +193,7 @@ async fn session(args: &MafClientArgs) -> Result<MafClient, Failure> {
         config,
     )
     .await
+    .map(|client| client.for_function(function))
     .map_err(|e| Failure::Runtime(e.to_string()))
 }
 
@@ -76,8 +206,8 @@ fn in_secs(now: i64, secs: i64) -> Result<i64, Failure> {
     }
 }
 
-async fn procedure(command: &MafClientCommand) -> Result<String, Failure> {
-    let maf = session(common(command)).await?;
+async fn procedure(function: Function, command: &MafClientCommand) -> Result<String, Failure> {
+    let maf = session(function, common(command)).await?;
     let now = bastion_maf::unix_now();
     let refused = |e: bastion_maf::MafClientError| Failure::Runtime(e.to_string());
     let mut out = String::new();
@@ -118,7 +248,7 @@ async fn procedure(command: &MafClientCommand) -> Result<String, Failure> {
             let _ = writeln!(out, "deregistered: {}", a.reg_id);
         }
         MafClientCommand::RegisterKey(a) => {
-            let key = register_key(&maf, a, now).await?;
+            let key = register_key(function, &maf, a, now).await?;
             write_key(&a.key_out, &key.key)?;
             describe(&mut out, &key);
         }
@@ -144,11 +274,13 @@ async fn procedure(command: &MafClientCommand) -> Result<String, Failure> {
 }
 
 async fn register_key(
+    function: Function,
     maf: &MafClient,
     a: &MafRegisterKeyArgs,
     now: i64,
 ) -> Result<MafKey, Failure> {
-    let suid = Suid::from_code(a.suid).map_err(|e| Failure::Config(format!("--suid: {e}")))?;
+    let code = a.suid.unwrap_or(u32::from(*function.suids().start()));
+    let suid = Suid::from_code(code).map_err(|e| Failure::Config(format!("--suid: {e}")))?;
     let key = a
         .key_file
         .as_deref()

@@ -96,6 +96,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Keys(KeysCommand::Derive(args)) => print(&keys::derive(&args)?),
         Command::Maf(args) => maf::run(&args),
         Command::MafClient(command) => print(&maf_client::run(&command)?),
+        Command::MefClient(command) => print(&maf_client::run_mef(&command)?),
         Command::Enrol(args) => print(&enrol::run(&args)?),
         Command::Mef(args) => match mef::run(&args)? {
             Some(text) => print(&text),

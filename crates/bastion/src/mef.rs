@@ -9,17 +9,27 @@
 //! das` (`--max-connections` … `--idle-timeout-ms`), then `listening on ADDR:PORT` last.
 //! The credential store is re-read when it changes, as `bastion serve` does; the enrolment
 //! store is re-read by every lookup that finds it changed, so `bastion mef revoke` applies
-//! to the next fetch.
+//! to the next fetch. With `[mef.clients]` the MEF client procedures (8.3.5) and commands
+//! (8.3.9) are served too (`clients.sealed`, `commands.sealed`), and `bastion mef command`
+//! queues and lists commands ([`command`]); a running MEF reads the command file afresh
+//! when it changed.
 
-use crate::cli::{MefArgs, MefCommand, MefRunArgs, MefStoreArgs};
+use crate::cli::{
+    MefArgs, MefCommand, MefCommandAddArgs, MefCommandArgs, MefCommandClass, MefCommandCommand,
+    MefRunArgs, MefStoreArgs,
+};
 use crate::das::{bind, init_logging, listener_limits_of, local, stop_signal};
 use crate::limits::connection_gate;
 use crate::Failure;
+use bastion_mef::commands::{self, Description, MefCommands};
 use bastion_mef::{EnrolmentStore, Mef, MefConfig};
 use bastion_tls::{CredentialRegistry, ServerCertificate, ServerSettings, StoreKey, TlsServer};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How often expired MEF client records, and the commands of ended registrations, go.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
 
 /// How often the credential store is checked for changes.
 const CREDENTIALS_RELOAD: Duration = Duration::from_secs(1);
@@ -58,7 +68,156 @@ pub fn run(args: &MefArgs) -> Result<Option<String>, Failure> {
             }
             Ok(Some(out))
         }
+        Some(MefCommand::Command(command)) => self::command(command).map(Some),
         None => serve(&args.run).map(|()| None),
+    }
+}
+
+/// The MEF client records (MEF function of `bastion_maf`) with the commands under them.
+fn open_clients(
+    config: &MefConfig,
+    clients: &bastion_mef::config::ClientsConfig,
+    key: StoreKey,
+) -> Result<(bastion_maf::Maf, Arc<MefCommands>), Failure> {
+    let commands = Arc::new(
+        MefCommands::open(
+            &config.commands_path(),
+            key.clone(),
+            clients.command_retry_seconds,
+            clients.max_commands,
+        )
+        .map_err(|e| Failure::Runtime(format!("MEF client commands: {e}")))?,
+    );
+    let maf_config = bastion_maf::MafConfig {
+        function: bastion_maf::MEF,
+        fqdn: config.fqdn.to_ascii_lowercase(),
+        sp_id: clients.sp_id.clone(),
+        limits: clients.limits,
+    };
+    let records = bastion_maf::Maf::open(maf_config, config.clients_path(), key)
+        .map_err(|e| Failure::Runtime(format!("MEF client records: {e}")))?
+        .with_children(commands.clone());
+    Ok((records, commands))
+}
+
+/// `bastion mef command add|list`: the operator's side of the MEF client commands.
+fn command(args: &MefCommandArgs) -> Result<String, Failure> {
+    let store = &args.store;
+    let config = load_config(&store.config)?;
+    let Some(clients) = &config.clients else {
+        return Err(Failure::Config(
+            "the MEF serves no client procedures: [mef.clients] is not configured".into(),
+        ));
+    };
+    let key = store_key(store.key_file.as_deref(), &config)?;
+    if !config.clients_path().exists() {
+        return Err(Failure::Runtime(format!(
+            "{}: no MEF client records yet (start the MEF first)",
+            config.clients_path().display()
+        )));
+    }
+    let (records, commands) = open_clients(&config, clients, key)?;
+    let now = bastion_maf::unix_now();
+    match &args.command {
+        MefCommandCommand::Add(a) => {
+            let Some(registration) = records.registration(&a.reg_id, now) else {
+                return Err(Failure::Config(format!(
+                    "no live MEF client registration {:?}",
+                    a.reg_id
+                )));
+            };
+            let description = describe(&config.fqdn, a).map_err(Failure::Config)?;
+            let id = commands
+                .add(&registration, description)
+                .map_err(|e| Failure::Runtime(e.to_string()))?;
+            Ok(format!("cmd-id: {id}\n"))
+        }
+        MefCommandCommand::List => {
+            let queues = commands
+                .snapshot()
+                .map_err(|e| Failure::Runtime(e.to_string()))?;
+            let mut out = String::new();
+            for (reg_id, queue) in queues.queues() {
+                for c in queue.done.iter().chain(queue.pending.iter()) {
+                    let state = match (c.status, c.issued) {
+                        (Some(code), _) => format!(
+                            "reported {code} {}",
+                            commands::status_name(code).unwrap_or("?")
+                        ),
+                        (None, 0) => "queued".to_owned(),
+                        (None, 1) => "issued".to_owned(),
+                        (None, n) => format!("reissued {}", n - 1),
+                    };
+                    out.push_str(&format!(
+                        "{reg_id}\t{}\t{}\t{}\t{state}\n",
+                        queue.client,
+                        c.id,
+                        commands::class::name(c.description.ccl)
+                    ));
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// The cmdDescription of `bastion mef command add`.
+fn describe(mef_fqdn: &str, a: &MefCommandAddArgs) -> Result<Description, String> {
+    let need = |v: &Option<String>, flag: &str| {
+        v.clone()
+            .ok_or_else(|| format!("--class {} needs {flag}", a.class.name()))
+    };
+    let target = a.target_id.clone();
+    match a.class {
+        MefCommandClass::CertProv => Description::cert_prov(
+            mef_fqdn,
+            match a.protocol.as_deref().unwrap_or("est") {
+                "est" => 1,
+                "scep" => 2,
+                other => return Err(format!("--protocol {other:?}: est or scep")),
+            },
+            &need(&a.uri, "--uri")?,
+            match need(&a.subject_type, "--subject-type")?.as_str() {
+                "node" => 1,
+                "cse" => 2,
+                "ae" => 3,
+                other => return Err(format!("--subject-type {other:?}: node, cse or ae")),
+            },
+            &need(&a.subject_id, "--subject-id")?,
+            target,
+        ),
+        MefCommandClass::DevCfg => Description::dev_cfg(
+            mef_fqdn,
+            match need(&a.dm, "--dm")?.as_str() {
+                "oma-dm-1.3" => 1,
+                "oma-dm-2.0" => 2,
+                "lwm2m" => 3,
+                "tr-069" => 4,
+                other => {
+                    return Err(format!(
+                        "--dm {other:?}: oma-dm-1.3, oma-dm-2.0, lwm2m or tr-069"
+                    ))
+                }
+            },
+            &need(&a.uri, "--uri")?,
+            target,
+        ),
+        MefCommandClass::MoNode => Description::mo_node(
+            &need(&a.object_path, "--object-path")?,
+            match need(&a.object_type, "--object-type")?.as_str() {
+                "authentication-profile" => 1,
+                "trust-anchor" => 2,
+                "maf-client-reg-cfg" => 3,
+                other => {
+                    return Err(format!(
+                        "--object-type {other:?}: authentication-profile, trust-anchor or \
+                         maf-client-reg-cfg"
+                    ))
+                }
+            },
+            a.suid,
+            target,
+        ),
     }
 }
 
@@ -127,7 +286,11 @@ fn serve(args: &MefRunArgs) -> Result<(), Failure> {
     let registry = CredentialRegistry::open(&config.credentials_store, key.clone())
         .map_err(|e| Failure::Config(format!("credential store: {e}")))?;
     let tls = Arc::new(open_tls(&config, registry)?);
-    let store = open_enrolments(&config, key)?;
+    let store = open_enrolments(&config, key.clone())?;
+    let clients = match &config.clients {
+        Some(c) => Some(open_clients(&config, c, key)?),
+        None => None,
+    };
     tracing::info!(
         fqdn = %config.fqdn,
         profiles = config.profiles.len(),
@@ -135,7 +298,16 @@ fn serve(args: &MefRunArgs) -> Result<(), Failure> {
         "MEF configured"
     );
     let listen = config.listen;
-    let mef = Arc::new(Mef::new(config, store));
+    let mut mef = Mef::new(config, store);
+    let mut purging = None;
+    if let Some((records, commands)) = clients {
+        let records = Arc::new(records);
+        let (registrations, keys) = records.counts(bastion_maf::unix_now());
+        tracing::info!(registrations, keys, "MEF client records loaded");
+        purging = Some((records.clone(), commands));
+        mef = mef.with_clients(records);
+    }
+    let mef = Arc::new(mef);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("bastion-mef")
@@ -154,6 +326,20 @@ fn serve(args: &MefRunArgs) -> Result<(), Failure> {
                 refresh.refresh_revocation();
             }
         });
+        if let Some((records, commands)) = purging {
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(PURGE_EVERY);
+                loop {
+                    tick.tick().await;
+                    let now = bastion_maf::unix_now();
+                    records.purge(now);
+                    let live = |id: &str| records.registration(id, now).is_some();
+                    if let Err(e) = commands.purge(live) {
+                        tracing::error!(error = %e, "cannot purge the MEF client commands");
+                    }
+                }
+            });
+        }
         let gate = connection_gate(&limits);
         let server = bastion_mef::server::serve_tls(listener, tls, mef, limits.timeouts, gate);
         // Nothing after the address: scripts read it from the end of this line.
