@@ -157,8 +157,8 @@ pub async fn respond(
             r
         }
         Err((e, body_unread)) => {
-            tracing::info!(function = state.maf.config().function.name, rsc = e.rsc().code(),
-                reason = %e, "request refused");
+            let name = state.maf.config().function.name;
+            tracing::info!(rsc = e.rsc().code(), reason = %e, "{name} request refused");
             close_connection = body_unread;
             echoed.error(&e)
         }
@@ -301,7 +301,7 @@ fn dispatch(
                     .ok_or_else(|| bad("adfq (adminFQDN) is required"))?,
             };
             let record = maf.register_client(who, request, now)?;
-            tracing::info!(function = f.name, client = who.originator(), mcri = %record.id, "client registered");
+            tracing::info!(client = who.originator(), mcri = %record.id, "{} client registered", f.name);
             Ok((
                 Rsc::Created,
                 Some(wire::wrap(f.client_reg_root, &client_msg(&record))),
@@ -345,10 +345,10 @@ fn dispatch(
         (Some(wire::CLIENTS), Some(id), Operation::Delete) => {
             maf.deregister_client(who, id, now)?;
             tracing::info!(
-                function = f.name,
                 client = who.originator(),
                 mcri = id,
-                "client de-registered"
+                "{} client de-registered",
+                f.name
             );
             Ok((Rsc::Deleted, None))
         }
@@ -384,7 +384,7 @@ fn dispatch(
             let record = maf.register_key(who, request, sent, &details.connection_key, now)?;
             tracing::info!(
                 source = who.originator(), rkid = %record.relative_key_id,
-                suid = record.suid.code(), exported, function = f.name, "key registered"
+                suid = record.suid.code(), exported, "{} key registered", f.name
             );
             let mut out = key_msg(&record);
             out.tids = Some(record.target_ids.clone());
@@ -392,12 +392,7 @@ fn dispatch(
         }
         (Some(wire::KEYS), Some(rkid), Operation::Retrieve) => {
             let record = maf.retrieve_key(who, rkid, now)?;
-            tracing::info!(
-                function = f.name,
-                target = who.originator(),
-                rkid,
-                "key retrieved"
-            );
+            tracing::info!(target = who.originator(), rkid, "{} key retrieved", f.name);
             let mut out = key_msg(&record);
             out.rkid = None;
             out.kyv = Some(record.key.to_hex());
@@ -430,10 +425,10 @@ fn dispatch(
         (Some(wire::KEYS), Some(rkid), Operation::Delete) => {
             maf.deregister_key(who, rkid, now)?;
             tracing::info!(
-                function = f.name,
                 source = who.originator(),
                 rkid,
-                "key de-registered"
+                "{} key de-registered",
+                f.name
             );
             Ok((Rsc::Deleted, None))
         }

@@ -42,7 +42,7 @@ const OTHER_CSE: (&str, &str, &str) = (
 struct Mef {
     child: Child,
     port: u16,
-    _log: Arc<Mutex<String>>,
+    log: Arc<Mutex<String>>,
     dir: tempfile::TempDir,
 }
 
@@ -98,7 +98,7 @@ impl Mef {
         Mef {
             child,
             port,
-            _log: log,
+            log,
             dir,
         }
     }
@@ -280,6 +280,9 @@ fn ts0003_8_3_5_a_client_registers_a_key_only_its_target_retrieves() {
     let kc = std::fs::read_to_string(mef.file("kc.hex")).unwrap();
     assert_eq!(kc.trim().len(), 64);
     assert_eq!(std::fs::read_to_string(mef.file("kc-cse.hex")).unwrap(), kc);
+    let log = mef.log.lock().map(|l| l.clone()).unwrap_or_default();
+    assert!(log.contains("MEF key retrieved"), "{log}");
+    assert!(!log.contains(kc.trim()), "a key value in the MEF's log");
 
     // Refusals, each with its exact rsc and reason.
     assert_eq!(
