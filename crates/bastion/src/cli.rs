@@ -1226,7 +1226,7 @@ pub enum MefCommand {
     /// MEF client commands (TS-0003 8.3.9): `add` queues one for a MEF client
     /// registration (a running MEF issues it at the client's next retrieval), `list`
     /// prints every registration's commands and their states.
-    Command(MefCommandArgs),
+    Command(Box<MefCommandArgs>),
 }
 
 /// Arguments of `bastion mef command`.
@@ -1242,7 +1242,7 @@ pub struct MefCommandArgs {
 #[derive(Debug, Subcommand)]
 pub enum MefCommandCommand {
     /// Queue a command for a registration; prints its cmdID.
-    Add(MefCommandAddArgs),
+    Add(Box<MefCommandAddArgs>),
     /// List the commands: mefClientRegID, client, cmdID, class, state.
     List,
 }
