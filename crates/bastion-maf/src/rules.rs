@@ -55,6 +55,39 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The operator's bounds: `None` keeps the default. A value out of range is named by
+    /// `names` (registrations, keys, lifetime), as the caller's flags or keys spell them.
+    pub fn configured(
+        registrations: Option<usize>,
+        keys: Option<usize>,
+        lifetime_secs: Option<i64>,
+        names: [&str; 3],
+    ) -> Result<Limits, Vec<String>> {
+        let d = Limits::default();
+        let limits = Limits {
+            registrations_per_client: registrations.unwrap_or(d.registrations_per_client),
+            keys_per_client: keys.unwrap_or(d.keys_per_client),
+            max_lifetime_secs: lifetime_secs.unwrap_or(d.max_lifetime_secs),
+            ..d
+        };
+        let mut problems = Vec::new();
+        if !(1..=1024).contains(&limits.registrations_per_client) {
+            problems.push(format!("{} must be 1 to 1024", names[0]));
+        }
+        if !(1..=65_536).contains(&limits.keys_per_client) {
+            problems.push(format!("{} must be 1 to 65536", names[1]));
+        }
+        if !(1..=366 * 86_400).contains(&limits.max_lifetime_secs) {
+            problems.push(format!("{} must be 1 to 31622400", names[2]));
+        }
+        match problems.is_empty() {
+            true => Ok(limits),
+            false => Err(problems),
+        }
+    }
+}
+
 /// A MAF Client registration record (8.8.2.3).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientRegistration {

@@ -97,24 +97,17 @@ impl ClientsConfig {
         if raw.sp_id.is_empty() || raw.sp_id.contains('/') {
             return Err(bad("sp-id must be an SP-ID (no slashes)"));
         }
-        let d = bastion_maf::Limits::default();
-        let limits = bastion_maf::Limits {
-            registrations_per_client: raw
-                .max_registrations_per_client
-                .unwrap_or(d.registrations_per_client),
-            keys_per_client: raw.max_keys_per_client.unwrap_or(d.keys_per_client),
-            max_lifetime_secs: raw.max_lifetime_seconds.unwrap_or(d.max_lifetime_secs),
-            ..d
-        };
-        if !(1..=1024).contains(&limits.registrations_per_client) {
-            return Err(bad("max-registrations-per-client must be 1 to 1024"));
-        }
-        if !(1..=65_536).contains(&limits.keys_per_client) {
-            return Err(bad("max-keys-per-client must be 1 to 65536"));
-        }
-        if !(1..=366 * 86_400).contains(&limits.max_lifetime_secs) {
-            return Err(bad("max-lifetime-seconds must be 1 to 31622400"));
-        }
+        let limits = bastion_maf::Limits::configured(
+            raw.max_registrations_per_client,
+            raw.max_keys_per_client,
+            raw.max_lifetime_seconds,
+            [
+                "max-registrations-per-client",
+                "max-keys-per-client",
+                "max-lifetime-seconds",
+            ],
+        )
+        .map_err(|problems| bad(&problems.join("; ")))?;
         let max_commands = raw.max_commands_per_client.unwrap_or(16);
         if !(1..=1024).contains(&max_commands) {
             return Err(bad("max-commands-per-client must be 1 to 1024"));

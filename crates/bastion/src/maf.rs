@@ -47,24 +47,20 @@ fn config(args: &MafArgs) -> Result<MafConfig, Failure> {
     if args.function.credentials_store.is_none() {
         problems.push("--credentials-store is required (the clients' KmIDs)".to_owned());
     }
-    let defaults = Limits::default();
-    let limits = Limits {
-        registrations_per_client: args
-            .max_registrations_per_client
-            .unwrap_or(defaults.registrations_per_client),
-        keys_per_client: args.max_keys_per_client.unwrap_or(defaults.keys_per_client),
-        max_lifetime_secs: args.max_lifetime_secs.unwrap_or(defaults.max_lifetime_secs),
-        ..defaults
-    };
-    if !(1..=1024).contains(&limits.registrations_per_client) {
-        problems.push("--max-registrations-per-client must be 1 to 1024".to_owned());
-    }
-    if !(1..=65_536).contains(&limits.keys_per_client) {
-        problems.push("--max-keys-per-client must be 1 to 65536".to_owned());
-    }
-    if !(1..=366 * 86_400).contains(&limits.max_lifetime_secs) {
-        problems.push("--max-lifetime-secs must be 1 to 31622400".to_owned());
-    }
+    let limits = Limits::configured(
+        args.max_registrations_per_client,
+        args.max_keys_per_client,
+        args.max_lifetime_secs,
+        [
+            "--max-registrations-per-client",
+            "--max-keys-per-client",
+            "--max-lifetime-secs",
+        ],
+    )
+    .unwrap_or_else(|more| {
+        problems.extend(more);
+        Limits::default()
+    });
     if !problems.is_empty() {
         return Err(Failure::Config(problems.join("; ")));
     }

@@ -9,15 +9,14 @@
 mod common;
 
 use common::provision::{
-    add_psk_credential, issue_certificates, make_ca, printed_rsc, psk_req, Store,
+    add_psk_credential, issue_certificates, make_ca, printed_rsc, psk_req, s_client, Store,
 };
 use common::{bastion, path, spawn_watched, write_key_file, Server};
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const STORE_KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f05a1e2d3c4b5a69788796a5b4c3d2e1f0";
 const MEF_FQDN: &str = "mef.example.com";
@@ -598,50 +597,6 @@ fn a_revoked_enrolee_cannot_enrol_and_its_enrolments_release_nothing() {
     assert!(lines[0].starts_with(&format!("{}\tCgone\t", read(&before, "key-id"))));
     assert!(lines[0].ends_with("\trevoked"), "{listed}");
     assert_eq!(lines[1], "revoked-enrolee\tCgone");
-}
-
-/// Sends `requests` back to back on one TLS-PSK association with `openssl s_client` and
-/// returns what came back.
-fn s_client(port: u16, (kpm_id, kpm): (&str, &str), requests: &str) -> String {
-    let mut child = Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &format!("127.0.0.1:{port}"),
-            "-psk",
-            kpm,
-            "-psk_identity",
-            kpm_id,
-        ])
-        .args([
-            "-tls1_2",
-            "-cipher",
-            "PSK-AES128-CBC-SHA256",
-            "-quiet",
-            "-ign_eof",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("openssl s_client (Debian package openssl) must be installed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(requests.as_bytes())
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "s_client did not end: the MEF kept the association open"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
-    out
 }
 
 fn exchange_message(origin: &str, ri: &str, body: &str) -> String {

@@ -7,13 +7,12 @@
 
 mod common;
 
-use common::provision::{add_psk_credential, Store};
+use common::provision::{add_psk_credential, s_client, Store};
 use common::{bastion, ok, path, spawn_watched, write_key_file};
-use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const STORE_KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f05a1e2d3c4b5a69788796a5b4c3d2e1f0";
 const MEF_FQDN: &str = "mef.example.com";
@@ -150,29 +149,7 @@ impl Mef {
 
     /// Raw requests on one TLS-PSK association of `who`, sent by `openssl s_client`.
     fn s_client(&self, who: (&str, &str, &str), requests: &str) -> String {
-        let mut child = Command::new("openssl")
-            .args(["s_client", "-connect", &format!("127.0.0.1:{}", self.port)])
-            .args(["-psk", who.1, "-psk_identity", who.0])
-            .args(["-tls1_2", "-cipher", "PSK-AES128-CBC-SHA256", "-quiet"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("openssl s_client (Debian package openssl) must be installed");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(requests.as_bytes())
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "s_client did not end");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let mut out = String::new();
-        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
-        out
+        s_client(self.port, (who.0, who.1), requests)
     }
 }
 

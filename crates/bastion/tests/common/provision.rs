@@ -4,8 +4,10 @@
 //! One home for these argument vectors, so every test file drives the tools the same way.
 
 use super::{bastion, ok, path};
+use std::io::Write;
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// `bastion cert ca --cn CN EXTRA`: writes `ca.pem` and `ca.key` into `dir`.
 pub fn make_ca(dir: &Path, cn: &str, extra: &[&str]) {
@@ -186,4 +188,49 @@ pub async fn psk_stream(
         .await
         .expect("connect");
     client.connect("localhost", tcp).await.expect("handshake")
+}
+
+/// Sends `requests` back to back on one TLS-PSK association with `openssl s_client` and
+/// returns what came back once the server closed it (the last request should say
+/// `Connection: close`, or be one the server closes after).
+pub fn s_client(port: u16, (kpm_id, kpm): (&str, &str), requests: &str) -> String {
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-psk",
+            kpm,
+            "-psk_identity",
+            kpm_id,
+        ])
+        .args([
+            "-tls1_2",
+            "-cipher",
+            "PSK-AES128-CBC-SHA256",
+            "-quiet",
+            "-ign_eof",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_client (Debian package openssl) must be installed");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(requests.as_bytes())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "s_client did not end: the MEF kept the association open"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    out
 }
