@@ -720,23 +720,23 @@ pub struct MafClientArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum MafClientCommand {
-    /// MAF Client Registration (8.8.2.3); prints the mafClientRegID.
+    /// Client Registration (MAF 8.8.2.3, MEF 8.3.5.2.3); prints the registration ID.
     Register(MafRegisterArgs),
-    /// MAF Client Configuration Retrieval (8.8.2.4).
+    /// Client Configuration Retrieval (MAF 8.8.2.4, MEF 8.3.5.2.4).
     Config(MafRegIdArgs),
-    /// MAF Client Registration Update (8.8.2.5).
+    /// Client Registration Update (MAF 8.8.2.5, MEF 8.3.5.2.5).
     Update(MafUpdateArgs),
-    /// MAF Client De-Registration (8.8.2.6).
+    /// Client De-Registration (MAF 8.8.2.6, MEF 8.3.5.2.6).
     Deregister(MafRegIdArgs),
-    /// MAF Key Registration (8.8.2.7); prints the key identifier RelativeKeyID@MAF-FQDN
+    /// Key Registration (MAF 8.8.2.7, MEF 8.3.5.2.7); prints the key identifier RelativeKeyID@FQDN
     /// and writes the key to --key-out.
     RegisterKey(MafRegisterKeyArgs),
-    /// MAF Key Retrieval (8.8.2.8); prints the key's metadata, writes the key to
+    /// Key Retrieval (MAF 8.8.2.8, MEF 8.3.5.2.8); prints the key's metadata, writes the key to
     /// --key-out when given.
     RetrieveKey(MafKeyIdArgs),
-    /// MAF Key Registration Update (8.8.2.9).
+    /// Key Registration Update (MAF 8.8.2.9, MEF 8.3.5.2.9).
     UpdateKey(MafUpdateKeyArgs),
-    /// MAF Key De-Registration (8.8.2.10).
+    /// Key De-Registration (MAF 8.8.2.10, MEF 8.3.5.2.10).
     DeregisterKey(MafKeyIdArgs),
 }
 
