@@ -501,6 +501,10 @@ lifetime-seconds = 3600
                 ),
                 "max-commands-per-client must be 1 to 1024",
             ),
+            (
+                format!("{GOOD}\n[mef.clients]\nsp-id = \"sp.example\"\nmax-keys-per-client = 0\n"),
+                "[mef.clients] max-keys-per-client must be 1 to 65536",
+            ),
         ];
         for (text, expected) in cases {
             let e = MefConfig::parse(&text).unwrap_err().to_string();
