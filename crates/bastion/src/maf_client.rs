@@ -30,14 +30,29 @@ use std::time::Duration;
 
 /// Runs one MAF procedure and returns what to print.
 pub fn run(command: &MafClientCommand) -> Result<String, Failure> {
-    runtime()?.block_on(procedure(bastion_maf::MAF, command))
+    runtime()?.block_on(async {
+        let maf = session(bastion_maf::MAF, common(command)).await?;
+        procedure(&maf, bastion_maf::MAF, command)
+            .await
+            .map(|(out, _)| out)
+    })
 }
 
 /// Runs one MEF procedure or command exchange and returns what to print.
 pub fn run_mef(command: &MefClientCommand) -> Result<String, Failure> {
     let runtime = runtime()?;
     match command {
-        MefClientCommand::Procedure(p) => runtime.block_on(procedure(bastion_maf::MEF, p)),
+        MefClientCommand::Procedure(p) => runtime.block_on(async {
+            let mef = session(bastion_maf::MEF, common(p)).await?;
+            let (mut out, registration) = procedure(&mef, bastion_maf::MEF, p).await?;
+            // 8.3.4.6: a command retrieve follows every registration procedure but the
+            // de-registration, on the same association.
+            if let Some(reg_id) = registration {
+                let next = command_exchange(&mef, &reg_id, None).await?;
+                out.push_str(&describe_command(&next));
+            }
+            Ok(out)
+        }),
         MefClientCommand::NextCommand(a) => runtime.block_on(async {
             let mef = session(bastion_maf::MEF, &a.maf).await?;
             let got = command_exchange(&mef, &a.reg_id, None).await?;
@@ -206,8 +221,14 @@ fn in_secs(now: i64, secs: i64) -> Result<i64, Failure> {
     }
 }
 
-async fn procedure(function: Function, command: &MafClientCommand) -> Result<String, Failure> {
-    let maf = session(function, common(command)).await?;
+/// Runs `command` over `maf`; returns what to print and, for the registration
+/// procedures a command retrieve follows (8.3.4.6), the registration's ID.
+async fn procedure(
+    maf: &MafClient,
+    function: Function,
+    command: &MafClientCommand,
+) -> Result<(String, Option<String>), Failure> {
+    let mut registration = None;
     let now = bastion_maf::unix_now();
     let refused = |e: bastion_maf::MafClientError| Failure::Runtime(e.to_string());
     let mut out = String::new();
@@ -221,6 +242,7 @@ async fn procedure(function: Function, command: &MafClientCommand) -> Result<Str
             let _ = writeln!(out, "expires: {}", Timestamp(r.expires).format());
             let _ = writeln!(out, "client-id: {}", r.client_id);
             let _ = writeln!(out, "admin-fqdn: {}", r.admin_fqdn);
+            registration = Some(r.id);
         }
         MafClientCommand::Config(a) => {
             let c = maf.configuration(&a.reg_id).await.map_err(refused)?;
@@ -228,6 +250,7 @@ async fn procedure(function: Function, command: &MafClientCommand) -> Result<Str
             let _ = writeln!(out, "fqdn: {}", c.fqdn.unwrap_or_default());
             let _ = writeln!(out, "admin-fqdn: {}", c.adfq.unwrap_or_default());
             let _ = writeln!(out, "labels: {}", c.lbl.unwrap_or_default().join(" "));
+            registration = Some(a.reg_id.clone());
         }
         MafClientCommand::Update(a) => {
             let expires = a.expires_in.map(|s| in_secs(now, s)).transpose()?;
@@ -242,19 +265,20 @@ async fn procedure(function: Function, command: &MafClientCommand) -> Result<Str
             if let Some(lbl) = c.lbl {
                 let _ = writeln!(out, "labels: {}", lbl.join(" "));
             }
+            registration = Some(a.reg_id.clone());
         }
         MafClientCommand::Deregister(a) => {
             maf.deregister(&a.reg_id).await.map_err(refused)?;
             let _ = writeln!(out, "deregistered: {}", a.reg_id);
         }
         MafClientCommand::RegisterKey(a) => {
-            let key = register_key(function, &maf, a, now).await?;
+            let key = register_key(function, maf, a, now).await?;
             write_key(&a.key_out, &key.key)?;
             describe(&mut out, &key);
         }
         MafClientCommand::RetrieveKey(a) => {
             let key = maf
-                .retrieve_key(&relative(&a.key_id, &maf)?)
+                .retrieve_key(&relative(&a.key_id, maf)?)
                 .await
                 .map_err(refused)?;
             if let Some(path) = &a.key_out {
@@ -262,15 +286,15 @@ async fn procedure(function: Function, command: &MafClientCommand) -> Result<Str
             }
             describe(&mut out, &key);
         }
-        MafClientCommand::UpdateKey(a) => update_key(&maf, a, now, &mut out).await?,
+        MafClientCommand::UpdateKey(a) => update_key(maf, a, now, &mut out).await?,
         MafClientCommand::DeregisterKey(a) => {
-            maf.deregister_key(&relative(&a.key_id, &maf)?)
+            maf.deregister_key(&relative(&a.key_id, maf)?)
                 .await
                 .map_err(refused)?;
             let _ = writeln!(out, "deregistered: {}", a.key_id);
         }
     }
-    Ok(out)
+    Ok((out, registration))
 }
 
 async fn register_key(

@@ -210,10 +210,14 @@ fn ts0003_8_3_5_a_client_registers_a_key_only_its_target_retrieves() {
         "update",
         &["--reg-id", &reg_id, "--label", "floor-3"],
     ));
-    assert_eq!(
-        upd, "labels: floor-3\n",
-        "only what was proposed comes back"
+    assert_eq!(printed(&upd, "labels"), "floor-3");
+    assert!(
+        !upd.contains("expires:"),
+        "only what was proposed comes back: {upd}"
     );
+    // 8.3.4.6: a command retrieve follows each registration procedure.
+    assert_eq!(printed(&upd, "class"), "0 NO_MORE_COMMANDS");
+    assert_eq!(printed(&cfg, "class"), "0 NO_MORE_COMMANDS");
 
     // Key registration without a key value: both ends export Kc from the association.
     let out = ok(&mef.client(
@@ -327,6 +331,11 @@ fn ts0003_8_3_9_a_command_is_issued_fetched_reported_and_then_none_are_left() {
     let mef = Mef::start();
     let out = ok(&mef.client(DEVICE, "register", &["--admin-fqdn", ADMIN_FQDN]));
     let reg_id = printed(&out, "reg-id");
+    assert_eq!(
+        printed(&out, "class"),
+        "0 NO_MORE_COMMANDS",
+        "retrieved after registering"
+    );
 
     // Nothing queued: NO_MORE_COMMANDS with the configured retryDuration.
     let none = ok(&mef.client(DEVICE, "next-command", &["--reg-id", &reg_id]));
