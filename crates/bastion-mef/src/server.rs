@@ -145,7 +145,18 @@ pub async fn serve_tls(
     timeouts: Timeouts,
     gate: Gate,
 ) -> std::io::Result<()> {
-    let app = router(mef, timeouts);
+    serve_app_tls(listener, tls, router(mef, timeouts), timeouts, gate).await
+}
+
+/// [`serve_tls`] of `app`: the MEF's [`router`] with other routes merged in (the EST
+/// operations of `[mef.est]`), each request carrying the association's enrolment session.
+pub async fn serve_app_tls(
+    listener: tokio::net::TcpListener,
+    tls: Arc<TlsServer>,
+    app: Router,
+    timeouts: Timeouts,
+    gate: Gate,
+) -> std::io::Result<()> {
     bastion_http::tls::serve_router_tls_with(
         listener,
         tls,

@@ -177,15 +177,7 @@ fn serve(args: &MefRunArgs) -> Result<(), Failure> {
                     .layer(axum::middleware::from_fn_with_state(mef, refuse_revoked)),
             );
         }
-        let server = bastion_http::tls::serve_router_tls_with(
-            listener,
-            tls,
-            app,
-            timeouts,
-            gate,
-            None,
-            Some(bastion_mef::server::session_extensions()),
-        );
+        let server = bastion_mef::server::serve_app_tls(listener, tls, app, timeouts, gate);
         // Nothing after the address: scripts read it from the end of this line.
         tracing::info!("listening on {bound}");
         tokio::select! {

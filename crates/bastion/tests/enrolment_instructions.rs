@@ -10,14 +10,16 @@
 mod common;
 
 use common::acme::free_port;
-use common::provision::Store;
-use common::provision::{add_psk_credential, issue_certificates, make_ca, printed_rsc, psk_req};
-use common::{bastion, ok, path, spawn_watched, write_key_file, Server};
+use common::enrolment::{
+    mef_tool, printed_body, read, s_client, start_mef, stderr, stdout, write_secret, Watched,
+};
+use common::provision::{
+    add_psk_credential, issue_certificates, make_ca, printed_rsc, psk_req, Store,
+};
+use common::{bastion, ok, path, write_key_file, Server};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::process::{Command, Output};
 
 const STORE_KEY: &str = "5e1e2d3c4b5a69788796a5b4c3d2e1f05a1e2d3c4b5a69788796a5b4c3d2e1f0";
 const MEF_FQDN: &str = "mef.example.com";
@@ -56,51 +58,15 @@ const FAIL_DEV: (&str, &str) = (
 /// The identity the MEF's CA certifies for CERT_DEV's enrolee ID `Ccertdev`.
 const CERTIFIED: &str = "//bastion.example/id-in/Ccertdev";
 
-/// A running process, killed on drop.
-struct Process {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Process {
-    fn log(&self) -> String {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-}
-
 /// The MEF, the MAF, the CSE and their files.
 struct Site {
     files: tempfile::TempDir,
-    mef: Process,
-    maf: Process,
+    mef: Watched,
+    maf: Watched,
     _cse: Server,
     mef_port: u16,
     maf_port: u16,
     cse_port: u16,
-}
-
-fn write_secret(file: &Path, text: &str) {
-    std::fs::write(file, text).expect("write");
-    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-}
-
-fn spawn(args: &[String], name: &'static str) -> Process {
-    let log = Arc::new(Mutex::new(String::new()));
-    let mut command = Command::new(env!("CARGO_BIN_EXE_bastion"));
-    command
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .env_remove("BASTION_CREDENTIALS_KEY");
-    let (child, _) = spawn_watched(&mut command, name, &log, Duration::from_secs(30));
-    Process { child, log }
 }
 
 impl Site {
@@ -209,16 +175,7 @@ uri = "https://127.0.0.1:{dead_port}"
             gone_dev = GONE_DEV.0,
         );
         std::fs::write(dir.join("mef.toml"), config).expect("mef.toml");
-        let mef = spawn(
-            &[
-                "mef".into(),
-                "--config".into(),
-                path(dir, "mef.toml"),
-                "--key-file".into(),
-                key_file.clone(),
-            ],
-            "bastion mef",
-        );
+        let mef = start_mef(dir);
 
         // The MAF: its own clients (the CSE) in its store, enrolees' Km from the MEF.
         let maf_store = path(dir, "maf.store");
@@ -230,7 +187,7 @@ uri = "https://127.0.0.1:{dead_port}"
             &path(dir, "cse-maf.psk"),
             &["--cse-id", "/id-in"],
         );
-        let maf = spawn(
+        let maf = Watched::spawn(
             &[
                 "maf",
                 "--tls-listen",
@@ -255,8 +212,7 @@ uri = "https://127.0.0.1:{dead_port}"
                 MAF_MEF_PSK.0,
                 "--mef-psk-file",
                 &path(dir, "maf-mef.psk"),
-            ]
-            .map(str::to_owned),
+            ],
             "bastion maf",
         );
 
@@ -353,28 +309,8 @@ maf-psk-file = "{maf_psk}"
 
     /// `bastion mef ARGS --config … --key-file …`.
     fn mef_tool(&self, args: &[&str]) -> Output {
-        let config = path(self.files.path(), "mef.toml");
-        let key = path(self.files.path(), "store.key");
-        let mut all = vec!["mef"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["--config", &config, "--key-file", &key]);
-        bastion(&all)
+        mef_tool(self.files.path(), args)
     }
-}
-
-fn read(dir: &Path, name: &str) -> String {
-    std::fs::read_to_string(dir.join(name))
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
-        .trim()
-        .to_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The value of the `name: value` line `bastion maf-client` printed.
@@ -383,13 +319,6 @@ fn printed(out: &str, name: &str) -> String {
         .find_map(|l| l.strip_prefix(&format!("{name}: ")))
         .unwrap_or_else(|| panic!("no {name} in {out:?}"))
         .to_owned()
-}
-
-/// The JSON body `bastion req` printed after its rsc line.
-fn printed_body(out: &Output) -> serde_json::Value {
-    let text = stdout(out);
-    let body = text.split_once('\n').map(|(_, b)| b).unwrap_or_default();
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("body {body:?}: {e}"))
 }
 
 fn mode(file: &Path) -> u32 {
@@ -718,4 +647,84 @@ fn ts0003_8_3_2_1_a_revoked_enrolee_cannot_open_a_km_association_with_the_maf() 
         maf_log.contains("MEF-provisioned key not fetched") && maf_log.contains("4005"),
         "{maf_log}"
     );
+}
+
+/// `GET` of an EST path on the MEF's listener over a Kpm association (`openssl s_client`).
+fn est_get(site: &Site, device: (&str, &str), operation: &str) -> String {
+    s_client(
+        site.mef_port,
+        device,
+        &format!(
+            "GET /.well-known/est/{operation} HTTP/1.1\r\nHost: localhost\r\n\
+             Connection: close\r\n\r\n"
+        ),
+    )
+}
+
+#[test]
+fn ts0003_8_3_6_est_on_the_mef_certifies_the_enrolee_id_only_and_not_a_revoked_enrolee() {
+    let site = Site::start();
+    let dir = site.files.path();
+    // Certificate-less TLS (RFC 7030 3.3.3): the Kpm association is the authentication.
+    let cacerts = est_get(&site, GONE_DEV, "cacerts");
+    assert!(cacerts.starts_with("HTTP/1.1 200 "), "{cacerts}");
+    // A CSR asking for another identity than the enrolee ID's is refused.
+    let csr = openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &path(dir, "other.key"),
+        "-subj",
+        "/CN=other",
+        "-addext",
+        "subjectAltName=URI:onem2m://bastion.example/id-in/Cother",
+        "-outform",
+        "DER",
+        "-out",
+        &path(dir, "other.csr"),
+    ]);
+    assert!(csr.status.success(), "{}", stderr(&csr));
+    let der = std::fs::read(dir.join("other.csr")).expect("csr");
+    let body = openssl_base64(&der);
+    let refused = s_client(
+        site.mef_port,
+        GONE_DEV,
+        &format!(
+            "POST /.well-known/est/simpleenroll HTTP/1.1\r\nHost: localhost\r\n\
+             Content-Type: application/pkcs10\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(refused.starts_with("HTTP/1.1 403 "), "{refused}");
+    assert!(
+        refused.contains(
+            "the CSR asks for //bastion.example/id-in/Cother; this enrolee may be certified \
+             as //bastion.example/id-in/Cgonedev only"
+        ),
+        "{refused}"
+    );
+    // Revoked at the MEF: no EST either.
+    ok(&site.mef_tool(&["revoke", "Cgonedev"]));
+    let after = est_get(&site, GONE_DEV, "cacerts");
+    assert!(after.starts_with("HTTP/1.1 403 "), "{after}");
+    assert!(after.ends_with("the enrolee is revoked\n"), "{after}");
+}
+
+/// `der` in base64 lines, as `openssl base64` writes it.
+fn openssl_base64(der: &[u8]) -> String {
+    let mut child = Command::new("openssl")
+        .args(["base64", "-e"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), der).expect("write");
+    let out = child.wait_with_output().expect("openssl base64");
+    String::from_utf8(out.stdout).expect("base64")
 }
