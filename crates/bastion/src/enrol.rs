@@ -397,7 +397,9 @@ async fn enrol(args: &EnrolArgs, mef: MefClient) -> Result<Credentials, Failure>
         let outcome = match failed {
             // After a failure the rest is not attempted.
             Some(_) => Err("not attempted after an earlier failure".to_owned()),
-            None if instruction.ity == 1 => certificate_enrolment(&client, instruction).await,
+            None if instruction.ity == 1 => {
+                certificate_enrolment(&client, mef_url, instruction).await
+            }
             None => {
                 maf_enrolment(
                     args,
@@ -484,7 +486,20 @@ struct Done {
 /// ity 1: a fresh P-256 key, a CSR naming the identity the MEF certifies, EST
 /// `simpleenroll` and `cacerts` at the instruction's base URI over the MEF association
 /// (the pooled connection of `client`; the connector opens no second one).
-async fn certificate_enrolment(client: &Client, ins: &InstructionMsg) -> Result<Done, String> {
+async fn certificate_enrolment(
+    client: &Client,
+    mef_url: &str,
+    ins: &InstructionMsg,
+) -> Result<Done, String> {
+    // Only the association of the exchange authenticates this enrolee; EST elsewhere
+    // would need a credential it does not have yet.
+    let at_mef = ins
+        .uri
+        .strip_prefix(mef_url.trim_end_matches('/'))
+        .is_some_and(|rest| rest.starts_with('/'));
+    if !at_mef {
+        return Err("the EST URI is not on the MEF's listener (--mef-url)".into());
+    }
     let identity = ins
         .tid
         .as_deref()

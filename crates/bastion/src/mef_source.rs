@@ -380,6 +380,7 @@ impl RemotePskSource for MefKeySource {
             Ok(fetched) if fetched.expires > now => {
                 tracing::info!(
                     ke_id = identity,
+                    suid = self.suid,
                     enrolee = fetched.binding.originator(),
                     expires = fetched.expires,
                     "MEF-provisioned key fetched"
