@@ -752,6 +752,19 @@ mod tests {
     }
 
     #[test]
+    fn the_certificate_of_a_certs_only_answer() {
+        let ca = bastion_tls::certs::create_ca("t", bastion_tls::certs::Validity::days(1)).unwrap();
+        let der = openssl::x509::X509::from_pem(ca.cert_pem.as_bytes())
+            .unwrap()
+            .to_der()
+            .unwrap();
+        let p7 = bastion_est::der::certs_only(&[&der]);
+        assert_eq!(first_certificate(&p7).unwrap().to_der().unwrap(), der);
+        assert!(first_certificate(&der).is_err());
+        assert!(first_certificate(&bastion_est::der::certs_only(&[])).is_err());
+    }
+
+    #[test]
     fn the_cse_target_is_the_suid_22_one() {
         let t = |tid: &str, suid| TargetMsg {
             tid: tid.into(),
