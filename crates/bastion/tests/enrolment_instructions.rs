@@ -55,6 +55,8 @@ const FAIL_DEV: (&str, &str) = (
     "faildev@factory.example.com",
     "445566778899aabbccddeeff0011223344556677889900112233445566778899",
 );
+/// The identity of a device that enrols with its device certificate (8.3.2.2).
+const DEVICE_ID: &str = "//bastion.example/id-in/Cdevcert";
 /// The identity the MEF's CA certifies for CERT_DEV's enrolee ID `Ccertdev`.
 const CERTIFIED: &str = "//bastion.example/id-in/Ccertdev";
 
@@ -80,7 +82,14 @@ impl Site {
         let ca_dir = dir.join("mefca");
         std::fs::create_dir(&ca_dir).expect("ca dir");
         make_ca(&ca_dir, "MEF CA", &[]);
-        issue_certificates(&ca_dir, &[("cse", "//bastion.example/id-in")]);
+        issue_certificates(
+            &ca_dir,
+            &[
+                ("cse", "//bastion.example/id-in"),
+                ("mef", "//mef.example.com/id-mef"),
+                ("device", DEVICE_ID),
+            ],
+        );
 
         std::fs::create_dir(dir.join("mef")).expect("mef dir");
         let mef_store = path(dir, "mef/credentials.store");
@@ -112,6 +121,9 @@ impl Site {
 fqdn = "{MEF_FQDN}"
 listen = "127.0.0.1:{mef_port}"
 data-dir = "{data}"
+cert = "{ca}/mef.pem"
+key = "{ca}/mef.key"
+ca = ["{ca}/ca.pem"]
 
 [mef.est]
 ca-cert = "{ca}/ca.pem"
@@ -145,6 +157,15 @@ credential-type = 1
 [[mef.enrolee]]
 kpm-id = "{cert_dev}"
 enrolee-id = "Ccertdev"
+targets = ["cse"]
+lifetime-seconds = 3600
+[[mef.enrolee.instruction]]
+kind = "certificate-enrolment"
+uri = "https://127.0.0.1:{mef_port}/.well-known/est"
+
+[[mef.enrolee]]
+certificate = "{DEVICE_ID}"
+enrolee-id = "Cdevcert"
 targets = ["cse"]
 lifetime-seconds = 3600
 [[mef.enrolee.instruction]]
@@ -727,4 +748,49 @@ fn openssl_base64(der: &[u8]) -> String {
     std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), der).expect("write");
     let out = child.wait_with_output().expect("openssl base64");
     String::from_utf8(out.stdout).expect("base64")
+}
+
+#[test]
+fn ts0003_8_3_6_a_device_certificate_enrolee_gets_its_operational_certificate_by_instruction() {
+    let site = Site::start();
+    let ca = site.file("mefca");
+    let creds = site.file("devcert");
+    let mef_url = format!("https://127.0.0.1:{}", site.mef_port);
+    let out = bastion(&[
+        "enrol",
+        "--mef-url",
+        &mef_url,
+        "--mef-fqdn",
+        MEF_FQDN,
+        "--mef-server-name",
+        "localhost",
+        "--cert",
+        &path(&ca, "device.pem"),
+        "--key",
+        &path(&ca, "device.key"),
+        "--ca",
+        &path(&ca, "ca.pem"),
+        "--dir",
+        creds.to_str().expect("utf-8"),
+        "--enrol-only",
+        "--accept",
+        "certificate-enrolment",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("certificate: //bastion.example/id-in/Cdevcert\n"),
+        "{}",
+        stdout(&out)
+    );
+    let cert = path(&creds, "cert.pem");
+    let verified = openssl(&["verify", "-CAfile", &path(&ca, "ca.pem"), &cert]);
+    assert_eq!(
+        String::from_utf8_lossy(&verified.stdout).trim(),
+        format!("{cert}: OK")
+    );
+    // A new key pair, not the factory one.
+    let new_key = openssl(&["x509", "-in", &cert, "-noout", "-pubkey"]);
+    let factory = openssl(&["x509", "-in", &path(&ca, "device.pem"), "-noout", "-pubkey"]);
+    assert!(!new_key.stdout.is_empty());
+    assert_ne!(new_key.stdout, factory.stdout);
 }
