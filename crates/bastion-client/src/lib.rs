@@ -211,12 +211,8 @@ impl Client {
         let timeout = self.config.timeout;
         let fetching = async {
             let (endpoint, path) = parse_target(target)?;
-            let authority = match endpoint.host.contains(':') {
-                true => format!("[{}]:{}", endpoint.host, endpoint.port),
-                false => format!("{}:{}", endpoint.host, endpoint.port),
-            };
             let request = http::Request::get(path.as_deref().unwrap_or("/"))
-                .header(http::header::HOST, authority)
+                .header(http::header::HOST, authority_of(&endpoint))
                 .header(http::header::ACCEPT, accept)
                 .body(Full::new(Bytes::new()))
                 .map_err(|e| ClientError::Http(e.to_string()))?;
@@ -274,28 +270,76 @@ impl Client {
         };
         let ser = asked.unwrap_or(Serialization::Json);
         let http_req = encode::request(&endpoint, base_path.as_deref(), req, &rqi, ser)?;
-        let reused = match self.idle.take(&endpoint) {
+        let (conn, resp) = self.pooled(&endpoint, http_req).await?;
+        let (parts, bytes) = self.finish(&endpoint, conn, resp).await?;
+        encode::response(&parts, &bytes)
+    }
+
+    /// A request outside oneM2M (`method`, `Content-Type: content_type` when given,
+    /// `Accept: accept`, `body`) to `target`, on a pooled connection like
+    /// [`Client::send`]'s: the way to speak another protocol (EST) over the same
+    /// association. The status and the whole body, under the same deadline and bound.
+    pub async fn request(
+        &self,
+        method: http::Method,
+        target: &str,
+        content_type: Option<&str>,
+        accept: &str,
+        body: Bytes,
+    ) -> Result<(http::StatusCode, Bytes), ClientError> {
+        let timeout = self.config.timeout;
+        let exchanging = async {
+            let (endpoint, path) = parse_target(target)?;
+            let mut builder = http::Request::builder()
+                .method(method)
+                .uri(path.as_deref().unwrap_or("/"))
+                .header(http::header::HOST, authority_of(&endpoint))
+                .header(http::header::ACCEPT, accept);
+            if let Some(content_type) = content_type {
+                builder = builder.header(http::header::CONTENT_TYPE, content_type);
+            }
+            let request = builder
+                .body(Full::new(body))
+                .map_err(|e| ClientError::Http(e.to_string()))?;
+            let (conn, resp) = self.pooled(&endpoint, request).await?;
+            let (parts, bytes) = self.finish(&endpoint, conn, resp).await?;
+            Ok((parts.status, bytes))
+        };
+        match tokio::time::timeout(timeout, exchanging).await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Timeout(timeout)),
+        }
+    }
+
+    /// Sends `http_req` on an idle connection to `endpoint` when one takes it, else on a
+    /// new one.
+    async fn pooled(
+        &self,
+        endpoint: &Endpoint,
+        http_req: http::Request<Full<Bytes>>,
+    ) -> Result<(pool::Connection, http::Response<hyper::body::Incoming>), ClientError> {
+        let reused = match self.idle.take(endpoint) {
             // Waits for the connection to take a request; an error means it closed.
             Some(mut conn) => conn.sender.ready().await.is_ok().then_some(conn),
             None => None,
         };
         let (mut conn, http_req) = match reused {
             Some(mut conn) => match conn.sender.try_send_request(http_req).await {
-                Ok(resp) => return self.finish(&endpoint, conn, resp).await,
+                Ok(resp) => return Ok((conn, resp)),
                 // Not written: the peer closed the idle connection. A new one follows.
                 Err(mut e) => match e.take_message() {
-                    Some(http_req) => (self.open(&endpoint).await?, http_req),
+                    Some(http_req) => (self.open(endpoint).await?, http_req),
                     None => return Err(ClientError::Http(e.into_error().to_string())),
                 },
             },
-            None => (self.open(&endpoint).await?, http_req),
+            None => (self.open(endpoint).await?, http_req),
         };
         let resp = conn
             .sender
             .send_request(http_req)
             .await
             .map_err(|e| ClientError::Http(e.to_string()))?;
-        self.finish(&endpoint, conn, resp).await
+        Ok((conn, resp))
     }
 
     /// A new connection to `endpoint`, its driver running in a task of its own.
@@ -318,7 +362,7 @@ impl Client {
         endpoint: &Endpoint,
         conn: pool::Connection,
         resp: http::Response<hyper::body::Incoming>,
-    ) -> Result<Response, ClientError> {
+    ) -> Result<(http::response::Parts, Bytes), ClientError> {
         let (parts, body) = resp.into_parts();
         let bytes = self.read_bounded(&parts, body).await?;
         let closing = parts
@@ -332,7 +376,15 @@ impl Client {
         if !closing {
             self.idle.put(endpoint, conn);
         }
-        encode::response(&parts, &bytes)
+        Ok((parts, bytes))
+    }
+}
+
+/// The `Host` value of `endpoint` (an IPv6 literal in brackets).
+fn authority_of(endpoint: &Endpoint) -> String {
+    match endpoint.host.contains(':') {
+        true => format!("[{}]:{}", endpoint.host, endpoint.port),
+        false => format!("{}:{}", endpoint.host, endpoint.port),
     }
 }
 

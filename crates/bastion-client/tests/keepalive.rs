@@ -102,6 +102,28 @@ async fn consecutive_requests_share_one_connection() {
 }
 
 #[tokio::test]
+async fn a_plain_request_shares_the_onem2m_connection() {
+    // Another protocol (EST) over the association of a oneM2M exchange: same connection.
+    let (url, counts) = peer(After::KeepOpen).await;
+    let client = Client::default();
+    assert_eq!(client.send(&url, &retrieve()).await.unwrap().rsc, Rsc::Ok);
+    let (status, body) = client
+        .request(
+            http::Method::POST,
+            &format!("{url}/.well-known/est/simpleenroll"),
+            Some("application/pkcs10"),
+            "*/*",
+            bytes::Bytes::from_static(b"MIIB"),
+        )
+        .await
+        .unwrap();
+    assert_eq!((status.as_u16(), body.len()), (200, 0));
+    assert_eq!(client.send(&url, &retrieve()).await.unwrap().rsc, Rsc::Ok);
+    assert_eq!(counts.requests.load(Ordering::SeqCst), 3);
+    assert_eq!(counts.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn connection_close_is_honoured() {
     let (url, counts) = peer(After::SayClose).await;
     let client = Client::default();

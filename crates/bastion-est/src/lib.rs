@@ -33,5 +33,5 @@ pub mod service;
 pub use error::EstError;
 pub use http::{crl_router, router, MAX_BODY};
 pub use ledger::{Issued, Ledger};
-pub use profile::{Profile, Profiles};
+pub use profile::{Profile, ProfileKey, Profiles};
 pub use service::{Est, EstSettings};

@@ -107,18 +107,53 @@ impl Profile {
     }
 }
 
-/// Every profile, by the originator an enrolee's association is bound to.
+/// What an association is looked up by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProfileKey {
+    /// The originator the association is bound to (a profile file's `authenticated-as`).
+    #[default]
+    Originator,
+    /// The PSK identity of a PSK association (a KpmID), the originator of a certificate
+    /// association: how the MEF names its enrolees' credentials, so the MEF's profiles
+    /// hold whatever its credential store binds a Kpm to.
+    Credential,
+}
+
+/// Every profile, by the originator (or credential) an enrolee's association is bound to.
 #[derive(Debug, Clone, Default)]
 pub struct Profiles {
     by_originator: HashMap<String, Profile>,
+    key: ProfileKey,
 }
 
 impl Profiles {
-    /// Profiles from explicit entries (tests, embedding in the MEF).
+    /// Profiles from explicit entries (tests, embedding in the MEF), keyed by originator.
     pub fn from_entries(entries: impl IntoIterator<Item = (String, Profile)>) -> Self {
+        Self::from_entries_by(ProfileKey::Originator, entries)
+    }
+
+    /// Profiles from explicit entries keyed as `key` says.
+    pub fn from_entries_by(
+        key: ProfileKey,
+        entries: impl IntoIterator<Item = (String, Profile)>,
+    ) -> Self {
         Self {
             by_originator: entries.into_iter().collect(),
+            key,
         }
+    }
+
+    /// The name `peer` is looked up by.
+    pub fn key_of<'a>(&self, peer: &'a bastion_tls::PeerIdentity) -> &'a str {
+        match (self.key, peer.framework()) {
+            (ProfileKey::Credential, bastion_tls::Framework::Psk) => peer.credential(),
+            _ => peer.originator(),
+        }
+    }
+
+    /// The profile of the enrolee at the other end of `peer`.
+    pub fn for_peer(&self, peer: &bastion_tls::PeerIdentity) -> Option<&Profile> {
+        self.by_originator.get(self.key_of(peer))
     }
 
     /// Reads a profile file; `challenge-password-file` paths are relative to its directory.
@@ -170,7 +205,10 @@ impl Profiles {
                 )));
             }
         }
-        Ok(Self { by_originator })
+        Ok(Self {
+            by_originator,
+            key: ProfileKey::Originator,
+        })
     }
 
     /// The profile of the enrolee whose association is bound to `originator`.

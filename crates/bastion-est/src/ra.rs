@@ -40,10 +40,9 @@ pub fn enrol(
     claims: &CsrClaims,
     profiles: &Profiles,
 ) -> Result<Grant, EstError> {
-    let originator = peer.originator();
     let profile = profiles
-        .for_originator(originator)
-        .ok_or_else(|| EstError::NoProfile(originator.to_owned()))?;
+        .for_peer(peer)
+        .ok_or_else(|| EstError::NoProfile(profiles.key_of(peer).to_owned()))?;
     let asked = claims.identity.clone()?;
     if asked.originator() != profile.certify {
         return Err(EstError::IdentityMismatch {

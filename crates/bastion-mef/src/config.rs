@@ -63,6 +63,7 @@ struct RawMef {
     #[serde(default)]
     enrolee: Vec<RawEnrolee>,
     clients: Option<RawClients>,
+    est: Option<RawEst>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +124,17 @@ impl ClientsConfig {
             command_retry_seconds,
         })
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawEst {
+    ca_cert: PathBuf,
+    ca_key: PathBuf,
+    sp_fqdn: String,
+    registrar: Option<String>,
+    validity_days: Option<u32>,
+    crl_validity_hours: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,6 +217,48 @@ pub struct Instruction {
     pub credential_type: Option<u8>,
 }
 
+/// Certificate enrolment on the MEF's own listener (`[mef.est]`, TS-0003 8.3.6): the
+/// MEF's CA, and how an enrolee ID becomes the absolute AE-ID or CSE-ID its certificate
+/// names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EstConfig {
+    /// The CA certificate (PEM).
+    pub ca_cert: PathBuf,
+    /// The CA key (PEM, owner-only).
+    pub ca_key: PathBuf,
+    /// The FQDN of the M2M SP the absolute IDs are under (`//<sp-fqdn>/...`).
+    pub sp_fqdn: String,
+    /// The CSE-ID a C-AE-ID is allocated under (default `/id-in`).
+    pub registrar: String,
+    /// Validity of issued certificates, days (default 30).
+    pub validity_days: u32,
+    /// Validity of each CRL, hours (default 24).
+    pub crl_validity_hours: u32,
+}
+
+impl EstConfig {
+    /// The absolute AE-ID or CSE-ID certified for `enrolee_id`: a CSE-ID `/x` is
+    /// `//sp/x`, an S-AE-ID `Sx` is `//sp/Sx`, a C-AE-ID `Cx` is `//sp/<registrar>/Cx`;
+    /// an absolute ID stays as it is.
+    pub fn certify(&self, enrolee_id: &str) -> String {
+        let sp = &self.sp_fqdn;
+        if enrolee_id.starts_with("//") {
+            enrolee_id.to_owned()
+        } else if enrolee_id.starts_with('/') {
+            format!("//{sp}{enrolee_id}")
+        } else if enrolee_id.starts_with('C') {
+            format!("//{sp}{}/{enrolee_id}", self.registrar)
+        } else {
+            format!("//{sp}/{enrolee_id}")
+        }
+    }
+
+    /// Where the ledger and the CRL live.
+    pub fn state_dir(data_dir: &Path) -> PathBuf {
+        data_dir.join("est")
+    }
+}
+
 /// How an enrolee authenticates to the MEF.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum EnroleeCredential {
@@ -253,6 +307,8 @@ pub struct MefConfig {
     pub profiles: BTreeMap<EnroleeCredential, Profile>,
     /// The MEF client procedures and commands, when served.
     pub clients: Option<ClientsConfig>,
+    /// Certificate enrolment on the MEF's listener, when configured.
+    pub est: Option<EstConfig>,
 }
 
 impl MefConfig {
@@ -374,6 +430,20 @@ impl MefConfig {
                 "[mef] the certificate framework needs ca (trust anchors for enrolees)".into(),
             ));
         }
+        let est = raw.est.map(check_est).transpose()?;
+        if let Some(est) = &est {
+            // Every enrolee's certified identity must be one a certificate can name.
+            for p in profiles.values() {
+                let certify = est.certify(&p.enrolee_id);
+                if bastion_tls::identity::binding_from_san_uri(&certify).is_none() {
+                    return Err(ConfigError(format!(
+                        "[mef.est] enrolee {} would be certified as {certify:?}, not an \
+                         absolute AE-ID or CSE-ID",
+                        p.enrolee_id
+                    )));
+                }
+            }
+        }
         let max_enrolments = raw.max_enrolments.unwrap_or(DEFAULT_MAX_ENROLMENTS);
         if max_enrolments == 0 || max_enrolments > 10_000_000 {
             return Err(ConfigError(
@@ -396,6 +466,7 @@ impl MefConfig {
             targets,
             profiles,
             clients: raw.clients.map(ClientsConfig::parse).transpose()?,
+            est,
         })
     }
 
@@ -413,6 +484,37 @@ impl MefConfig {
     pub fn commands_path(&self) -> PathBuf {
         self.data_dir.join("commands.sealed")
     }
+}
+
+fn check_est(raw: RawEst) -> Result<EstConfig, ConfigError> {
+    KeyIdentifier::new("00", &raw.sp_fqdn)
+        .map_err(|e| ConfigError(format!("[mef.est] sp-fqdn {:?}: {e}", raw.sp_fqdn)))?;
+    let registrar = raw.registrar.unwrap_or_else(|| "/id-in".to_owned());
+    if bastion_tls::identity::validate_cse_id(&registrar).is_err() || !registrar.starts_with('/') {
+        return Err(ConfigError(format!(
+            "[mef.est] registrar {registrar:?} is not an SP-relative CSE-ID"
+        )));
+    }
+    let validity_days = raw.validity_days.unwrap_or(30);
+    if !(1..=3660).contains(&validity_days) {
+        return Err(ConfigError(
+            "[mef.est] validity-days must be 1 to 3660".into(),
+        ));
+    }
+    let crl_validity_hours = raw.crl_validity_hours.unwrap_or(24);
+    if !(1..=8760).contains(&crl_validity_hours) {
+        return Err(ConfigError(
+            "[mef.est] crl-validity-hours must be 1 to 8760".into(),
+        ));
+    }
+    Ok(EstConfig {
+        ca_cert: raw.ca_cert,
+        ca_key: raw.ca_key,
+        sp_fqdn: raw.sp_fqdn.to_ascii_lowercase(),
+        registrar,
+        validity_days,
+        crl_validity_hours,
+    })
 }
 
 /// SUIDs whose key the MEF derives for an enrolment target from Ke: the pre-provisioned
@@ -473,6 +575,24 @@ lifetime-seconds = 3600
             ("sp.example", 16, 3600)
         );
         assert_eq!(with.limits, bastion_maf::Limits::default());
+    }
+
+    #[test]
+    fn est_certifies_absolute_ids() {
+        let text = format!(
+            "{GOOD}\n[mef.est]\nca-cert = \"ca.pem\"\nca-key = \"ca.key\"\n\
+             sp-fqdn = \"bastion.example\"\n"
+        );
+        let est = MefConfig::parse(&text).unwrap().est.unwrap();
+        assert_eq!(est.certify("Csensor1"), "//bastion.example/id-in/Csensor1");
+        assert_eq!(est.certify("Sdev"), "//bastion.example/Sdev");
+        assert_eq!(est.certify("/id-mn"), "//bastion.example/id-mn");
+        assert_eq!(est.validity_days, 30);
+        let bad = text.replace("bastion.example", "bad..fqdn");
+        assert!(MefConfig::parse(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("sp-fqdn"));
     }
 
     #[test]

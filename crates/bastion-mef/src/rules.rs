@@ -135,6 +135,7 @@ pub fn instructions_for(profile: &Profile, indications: Indications) -> Vec<Inst
             ity: i.kind.code(),
             uri: i.uri.clone(),
             crt: i.credential_type,
+            tid: None,
         })
         .collect()
 }

@@ -10,7 +10,9 @@
 //!    per request: SaIdentity + Session ─► handle()
 //!         X-M2M-Origin == bound identity? (4106), X-M2M-RI present? (4000)
 //!         /enrolment: profile of the credential (4103) ─► rules::Conversation
-//!                     final ─► EnrolmentStore::record (durable) ─► 2001, close
+//!                     indications ─► instructions (tid, eid named)
+//!                       a MAF enrolment among them ─► EnrolmentStore::record now
+//!                     final ─► EnrolmentStore::record (durable, once) ─► 2001, close
 //!         /fetchCredentials: EnrolmentStore::get (4004) ─► rules::release ─► 2000
 //!    /<MEF-FQDN>/…: the MEF client procedures and commands, bastion_maf::server::respond
 //!         over the MEF's client records (with Kc/KcID exported by the same hook)
@@ -35,7 +37,7 @@ use bastion_tls::{Framework, TlsServer};
 use parking_lot::Mutex;
 use serde_json::Value;
 
-use crate::config::{EnroleeCredential, MefConfig, Profile};
+use crate::config::{EnroleeCredential, InstructionKind, MefConfig, Profile};
 use crate::error::MefError;
 use crate::rules::{self, Conversation, Enrolment, Grant};
 use crate::store::EnrolmentStore;
@@ -108,6 +110,9 @@ struct Session {
     ke: ExportedKey,
     peer: Peer,
     conversation: Mutex<Conversation>,
+    /// The enrolment, once recorded: at the indications when a MAF enrolment is
+    /// instructed (the MAF fetches Km while the exchange runs), else at the final.
+    recorded: Mutex<Option<Enrolment>>,
 }
 
 #[derive(Clone)]
@@ -136,6 +141,7 @@ pub fn session_extensions() -> SessionExtensions {
                 },
             },
             conversation: Mutex::new(Conversation::default()),
+            recorded: Mutex::new(None),
         };
         let mut extensions = axum::http::Extensions::new();
         extensions.insert(SessionState(Arc::new(session)));
@@ -171,7 +177,18 @@ pub async fn serve_tls(
     timeouts: Timeouts,
     gate: Gate,
 ) -> std::io::Result<()> {
-    let app = router(mef, timeouts);
+    serve_app_tls(listener, tls, router(mef, timeouts), timeouts, gate).await
+}
+
+/// [`serve_tls`] of `app`: the MEF's [`router`] with other routes merged in (the EST
+/// operations of `[mef.est]`), each request carrying the association's enrolment session.
+pub async fn serve_app_tls(
+    listener: tokio::net::TcpListener,
+    tls: Arc<TlsServer>,
+    app: Router,
+    timeouts: Timeouts,
+    gate: Gate,
+) -> std::io::Result<()> {
     bastion_http::tls::serve_router_tls_with(
         listener,
         tls,
@@ -351,59 +368,49 @@ async fn enrolment(
             .store
             .is_revoked(&profile.enrolee_id)
             .map_err(|e| MefError::Internal(e.to_string()))?;
-        let mut conversation = session.conversation.lock();
-        if revoked {
-            conversation.abandon();
-            return Err(MefError::Revoked(profile.enrolee_id.clone()).into());
+        let mut ins = {
+            let mut conversation = session.conversation.lock();
+            if revoked {
+                conversation.abandon();
+                return Err(MefError::Revoked(profile.enrolee_id.clone()).into());
+            }
+            conversation.indications(ri, profile, indications)?
+        };
+        name_instruction_targets(mef, profile, &mut ins);
+        if ins
+            .iter()
+            .any(|i| i.ity == InstructionKind::MafEnrolment.code())
+        {
+            // The MAF asks for Km (SUID 21) while the enrolee executes the instruction,
+            // before the final message: the enrolment must exist by then.
+            record(state, session, profile, &ke_id).await?;
         }
-        let ins = conversation.indications(ri, profile, indications)?;
-        drop(conversation);
         tracing::info!(%ke_id, enrolee = %profile.enrolee_id, origin = %bound,
             instructions = ins.len(), "enrolment exchange: instructions sent");
         return Ok(Answer {
             rsc: Rsc::Ok,
-            pc: wire::wrap(names::INSTRUCTIONS, &wire::Instructions { ins }),
+            pc: wire::wrap(
+                names::INSTRUCTIONS,
+                &wire::Instructions {
+                    ins,
+                    eid: Some(profile.enrolee_id.clone()),
+                },
+            ),
             close: false,
         });
     }
     if pc.get(names::FINAL).is_some() {
         let fin: Final = wire::unwrap(names::FINAL, pc).map_err(MefError::BadRequest)?;
         session.conversation.lock().finish(ri, &fin)?;
-        let now = unix_now();
-        let lifetime = i64::try_from(profile.lifetime_seconds).unwrap_or(i64::MAX);
-        let grants: Vec<Grant> = profile
-            .targets
-            .iter()
-            .filter_map(|name| mef.config.targets.get(name))
-            .map(Grant::from)
-            .collect();
-        let enrolment = Enrolment {
-            ke_id: ke_id.clone(),
-            ke: zeroize::Zeroizing::new(*session.ke.key()),
-            enrolee_id: profile.enrolee_id.clone(),
-            credential: credential_label(&session.peer),
-            created: now,
-            expires: now.saturating_add(lifetime),
-            grants,
-            revoked: false,
+        let recorded = session.recorded.lock().clone();
+        let enrolment = match recorded {
+            Some(enrolment) => enrolment,
+            None => record(state, session, profile, &ke_id).await?,
         };
-        let recorded = {
-            let mef = mef.clone();
-            let enrolment = enrolment.clone();
-            tokio::task::spawn_blocking(move || mef.store.record(&enrolment, now))
-                .await
-                .unwrap_or_else(|_| Err(MefError::Internal("the store task failed".into())))
-        };
-        if let Err(e) = recorded {
-            session.conversation.lock().abandon();
-            return Err(Refusal {
-                error: e,
-                close: true,
-            });
-        }
         tracing::info!(%ke_id, enrolee = %enrolment.enrolee_id,
             credential = %enrolment.credential, expires = enrolment.expires,
-            targets = enrolment.grants.len(), "enrolled");
+            targets = enrolment.grants.len(),
+            instructions_failed = fin.res.iter().filter(|r| !r.ok).count(), "enrolled");
         let enrolled = wire::Enrolled {
             keid: ke_id,
             eid: enrolment.enrolee_id.clone(),
@@ -422,6 +429,78 @@ async fn enrolment(
         names::FINAL
     ))
     .into())
+}
+
+/// Fills in `tid` of each instruction: the identity a certificate enrolment certifies
+/// (`[mef.est]`), the MAF-ID of a MAF enrolment (the profile's SUID 21 target at the
+/// instruction's URI, or its only one).
+fn name_instruction_targets(mef: &Mef, profile: &Profile, ins: &mut [wire::InstructionMsg]) {
+    let mafs: Vec<&crate::config::Target> = profile
+        .targets
+        .iter()
+        .filter_map(|name| mef.config.targets.get(name))
+        .filter(|t| t.suid.code() == 21)
+        .collect();
+    for i in ins.iter_mut() {
+        i.tid = if i.ity == InstructionKind::CertificateEnrolment.code() {
+            mef.config
+                .est
+                .as_ref()
+                .map(|est| est.certify(&profile.enrolee_id))
+        } else if i.ity == InstructionKind::MafEnrolment.code() {
+            mafs.iter()
+                .find(|t| t.uri.trim_end_matches('/') == i.uri.trim_end_matches('/'))
+                .or(if mafs.len() == 1 { mafs.first() } else { None })
+                .map(|t| t.id.clone())
+        } else {
+            None
+        };
+    }
+}
+
+/// Records the association's enrolment durably (once), the exchange abandoned and the
+/// association closed when the store refuses.
+async fn record(
+    state: &AppState,
+    session: &Session,
+    profile: &Profile,
+    ke_id: &str,
+) -> Result<Enrolment, Refusal> {
+    let mef = &state.mef;
+    let now = unix_now();
+    let lifetime = i64::try_from(profile.lifetime_seconds).unwrap_or(i64::MAX);
+    let grants: Vec<Grant> = profile
+        .targets
+        .iter()
+        .filter_map(|name| mef.config.targets.get(name))
+        .map(Grant::from)
+        .collect();
+    let enrolment = Enrolment {
+        ke_id: ke_id.to_owned(),
+        ke: zeroize::Zeroizing::new(*session.ke.key()),
+        enrolee_id: profile.enrolee_id.clone(),
+        credential: credential_label(&session.peer),
+        created: now,
+        expires: now.saturating_add(lifetime),
+        grants,
+        revoked: false,
+    };
+    let recorded = {
+        let mef = mef.clone();
+        let enrolment = enrolment.clone();
+        tokio::task::spawn_blocking(move || mef.store.record(&enrolment, now))
+            .await
+            .unwrap_or_else(|_| Err(MefError::Internal("the store task failed".into())))
+    };
+    if let Err(e) = recorded {
+        session.conversation.lock().abandon();
+        return Err(Refusal {
+            error: e,
+            close: true,
+        });
+    }
+    *session.recorded.lock() = Some(enrolment.clone());
+    Ok(enrolment)
 }
 
 async fn fetch(

@@ -41,6 +41,12 @@ pub struct InstructionMsg {
     /// MAF enrolment: 1 symmetric, 2 certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crt: Option<u8>,
+    /// The identity the instruction concerns: for a certificate enrolment the absolute
+    /// AE-ID or CSE-ID the certificate will name (the CSR's subjectAltName; the RA
+    /// certifies it whatever the CSR asks), for a MAF enrolment the MAF-ID that enters
+    /// Km (10.3.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<String>,
 }
 
 /// The MEF's answer to the indications (`sec:enrIns`).
@@ -49,6 +55,11 @@ pub struct InstructionMsg {
 pub struct Instructions {
     /// In the order the enrolee executes them.
     pub ins: Vec<InstructionMsg>,
+    /// The enrolee ID being provisioned: the identity the enrolee's associations with
+    /// the targets it enrols at while executing the instructions are bound to (a MAF
+    /// binds the Km association to it), known before the final answer repeats it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eid: Option<String>,
 }
 
 /// The outcome of one instruction.

@@ -694,6 +694,50 @@ pub struct MafArgs {
     /// Longest lifetime granted to a registration or a key, seconds [default: 604800]
     #[arg(long, value_name = "SECS")]
     pub max_lifetime_secs: Option<i64>,
+
+    #[command(flatten)]
+    pub mef: MafMefArgs,
+}
+
+/// The MEF whose enrolees' Km a MAF accepts (SUID 21, TS-0003 8.8.2.3): off unless
+/// `--mef-url` is given.
+#[derive(Debug, Args)]
+pub struct MafMefArgs {
+    /// The MEF: https://HOST:PORT; PSK identities that are its KeIDs are fetched from it
+    #[arg(long, value_name = "URL", requires_all = ["mef_fqdn", "mef_origin"])]
+    pub mef_url: Option<String>,
+
+    /// The FQDN of the MEF's KeIDs
+    #[arg(long, value_name = "FQDN")]
+    pub mef_fqdn: Option<String>,
+
+    /// This MAF's identity toward the MEF (X-M2M-Origin; the MEF target's fetcher)
+    #[arg(long, value_name = "ID")]
+    pub mef_origin: Option<String>,
+
+    /// The MAF's PSK identity toward the MEF
+    #[arg(long, value_name = "ID")]
+    pub mef_psk_id: Option<String>,
+
+    /// File holding that PSK in hex (mode 0600)
+    #[arg(long, value_name = "FILE")]
+    pub mef_psk_file: Option<String>,
+
+    /// Or a certificate chain toward the MEF (PEM) …
+    #[arg(long, value_name = "FILE")]
+    pub mef_cert: Option<String>,
+
+    /// … its private key (PEM, mode 0600) …
+    #[arg(long, value_name = "FILE")]
+    pub mef_key: Option<String>,
+
+    /// … and the MEF's trust anchor (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub mef_ca: Option<String>,
+
+    /// Longest wait for the MEF inside a handshake, ms [default: 3000]
+    #[arg(long, value_name = "MS")]
+    pub mef_timeout_ms: Option<u64>,
 }
 
 /// How a MAF (or MEF) Client reaches its MAF (or MEF).
@@ -1331,6 +1375,15 @@ pub struct MefRevokeArgs {
     pub enrolee: String,
 }
 
+/// An instruction of the MEF that `bastion enrol` can carry out (8.3.2.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EnrolInstruction {
+    /// Enrol a certificate at the MEF's EST (ity 1)
+    CertificateEnrolment,
+    /// Register with a MAF using Km derived from Ke (ity 2)
+    MafEnrolment,
+}
+
 /// Arguments of `bastion enrol`.
 #[derive(Debug, Args)]
 pub struct EnrolArgs {
@@ -1377,6 +1430,18 @@ pub struct EnrolArgs {
     /// The enrolment target to use when the MEF names several CSEs
     #[arg(long, value_name = "ID")]
     pub target_id: Option<String>,
+
+    /// Instructions this enrolee will carry out (sent as the indications cen, men)
+    #[arg(long, value_name = "KIND", value_delimiter = ',')]
+    pub accept: Vec<EnrolInstruction>,
+
+    /// Lifetime asked for the MAF client registration of a MAF enrolment, seconds
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub maf_registration_seconds: i64,
+
+    /// adminFQDN of the MAF client registration [default: the MEF's FQDN]
+    #[arg(long, value_name = "FQDN")]
+    pub maf_admin_fqdn: Option<String>,
 
     /// Directory of the credentials; must not exist (created 0700, files 0600)
     #[arg(long, value_name = "DIR")]

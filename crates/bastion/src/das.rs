@@ -66,6 +66,15 @@ pub(crate) const CREDENTIALS_RELOAD: Duration = Duration::from_secs(1);
 
 /// The TLS server, over the credential store of `--credentials-store`.
 pub(crate) fn open_tls(args: &TlsFunctionArgs) -> Result<Arc<TlsServer>, Failure> {
+    open_tls_with(args, None)
+}
+
+/// [`open_tls`], with `remote_psk` asked for PSK identities the credential store lacks
+/// (the MAF's keys provisioned by a MEF).
+pub(crate) fn open_tls_with(
+    args: &TlsFunctionArgs,
+    remote_psk: Option<Arc<dyn bastion_tls::RemotePskSource>>,
+) -> Result<Arc<TlsServer>, Failure> {
     let Some(store) = &args.credentials_store else {
         return Err(Failure::Config(
             "--tls-listen needs --credentials-store".into(),
@@ -97,7 +106,7 @@ pub(crate) fn open_tls(args: &TlsFunctionArgs) -> Result<Arc<TlsServer>, Failure
         trust_anchors: args.ca.iter().map(|p| read(p)).collect::<Result<_, _>>()?,
         crl_files: args.crl.clone(),
         disable_tls13: false,
-        remote_psk: None,
+        remote_psk,
         peer_http_authentication: false,
     };
     let server =

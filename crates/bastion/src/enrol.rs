@@ -5,8 +5,15 @@
 //!    `BASTION_KPM_HEX` or `--kpm-hex`), or the device certificate and key against the
 //!    MEF's trust anchor; Ke/RelativeKeID exported from that session
 //!    (`EXPORTER-oneM2M-Bootstrap`), KeID = hex(RelativeKeID)@`--mef-fqdn`;
-//! 2. the enrolment exchange (indications: none offered, since this command carries out
-//!    no instruction; final), and a check that the MEF's KeID equals ours;
+//! 2. the enrolment exchange: the indications (`--accept`: certificate enrolment `cen`,
+//!    MAF enrolment `men`), each instruction the MEF returns carried out in order over
+//!    the same association where it is the MEF's (EST `simpleenroll` at the MEF's
+//!    listener: a fresh P-256 key, `cert.pem`/`key.pem`/`ca.pem`) or at a MAF (Km =
+//!    derive(Ke, MAF-ID), the MAF handshake with KeID/Km, a client registration:
+//!    `km-id`, `km.hex`, `maf-id`, `maf-uri`, `maf-reg-id`), the final message with each
+//!    outcome in order, and a check that the MEF's KeID equals ours; a failed
+//!    instruction is reported `ok: false` and ends the command (status 1) with nothing
+//!    written;
 //! 3. the key for the CSE target (its SUID 22): Kuc = HMAC(Ke, …‖SUID‖target ID);
 //! 4. the credentials on disk, all or nothing: `--dir` is created (0700) only once the
 //!    exchange succeeded, its files mode 0600: `key-id`, `ke.hex`, `kuc.hex`,
@@ -26,14 +33,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bastion_client::{Client, ClientConfig, ClientError, Connector, Endpoint, Io, TlsConnector};
-use bastion_keys::{ExportedKey, KeyIdentifier, Suid};
-use bastion_mef::wire::{self, names, Enrolled, Final, Indications, Instructions, TargetMsg};
+use bastion_keys::{DerivedKey, ExportedKey, KeyIdentifier, Suid};
+use bastion_mef::wire::{
+    self, names, Enrolled, Final, Indications, InstructionMsg, Instructions, TargetMsg,
+};
 use bastion_proto::{Operation, Request, Response, Rsc};
 use bastion_tls::{ClientOptions, PskKey, TlsClient};
 use parking_lot::Mutex;
 use zeroize::Zeroizing;
 
-use crate::cli::EnrolArgs;
+use crate::cli::{EnrolArgs, EnrolInstruction};
 use crate::Failure;
 
 /// The environment variable Kpm is read from when no file names it.
@@ -69,6 +78,7 @@ pub fn run(args: &EnrolArgs) -> Result<String, Failure> {
             credentials.expires,
             args.dir.display()
         ));
+        out.push_str(&credentials.lines);
         credentials
     };
     if !args.enrol_only {
@@ -197,6 +207,11 @@ struct Credentials {
     target_id: String,
     cse_uri: String,
     expires: String,
+    /// What the executed instructions provisioned (certificate, key, CA; Km, MAF
+    /// registration), written beside the rest.
+    extra: Vec<(&'static str, Zeroizing<String>)>,
+    /// What the executed instructions report.
+    lines: String,
 }
 
 const FILES: [&str; 7] = [
@@ -235,8 +250,12 @@ impl Credentials {
             &self.cse_uri,
             &self.expires,
         ];
+        let extra = self
+            .extra
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()));
         let written = (|| {
-            for (name, value) in FILES.iter().zip(values) {
+            for (name, value) in FILES.iter().copied().zip(values).chain(extra) {
                 let mut file = std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -269,6 +288,8 @@ impl Credentials {
             target_id: read("target-id")?.to_string(),
             cse_uri: read("cse-uri")?.to_string(),
             expires: read("expires")?.to_string(),
+            extra: Vec::new(),
+            lines: String::new(),
         })
     }
 }
@@ -331,31 +352,99 @@ async fn enrol(args: &EnrolArgs, mef: MefClient) -> Result<Credentials, Failure>
                 .map_err(|e| refused(format!("enrolment with the MEF failed: {e}")))
         }
     };
-    let indications = wire::wrap(names::INDICATIONS, &Indications::default());
+    let offered = Indications {
+        cen: args
+            .accept
+            .contains(&EnrolInstruction::CertificateEnrolment),
+        men: args.accept.contains(&EnrolInstruction::MafEnrolment),
+        rmt: false,
+    };
+    let indications = wire::wrap(names::INDICATIONS, &offered);
     let answer = send(message("enrol-1", indications)).await?;
     let pc = expect("the MEF refused the enrolment", &answer, Rsc::Ok)?;
     let instructions: Instructions = wire::unwrap(names::INSTRUCTIONS, &pc)
         .map_err(|e| refused(format!("malformed instructions from the MEF: {e}")))?;
-    if !instructions.ins.is_empty() {
-        // Not offered, so not expected; following one is not within this command.
+    let unoffered = instructions.ins.iter().any(|i| match i.ity {
+        1 => !offered.cen,
+        2 => !offered.men,
+        _ => true,
+    });
+    if unoffered {
         return Err(refused(
             "the MEF sent instructions this enrolee did not offer to follow",
         ));
     }
-    let fin = wire::wrap(names::FINAL, &Final::default());
-    let answer = send(message("enrol-2", fin)).await?;
-    let pc = expect("the MEF refused the enrolment", &answer, Rsc::Created)?;
-    let enrolled: Enrolled = wire::unwrap(names::ENROLLED, &pc)
-        .map_err(|e| refused(format!("malformed enrolment answer from the MEF: {e}")))?;
     let exported = inner
         .exported
         .lock()
-        .take()
+        .clone()
         .ok_or_else(|| refused("no enrolment key was exported"))?;
     let ke_id = exported
         .key_identifier(&fqdn)
         .map_err(|e| bad(format!("--mef-fqdn: {e}")))?
         .to_string();
+    // Each instruction in order; the outcomes go to the MEF whatever they are, then a
+    // failed one ends the command with nothing written.
+    let mut results = Vec::new();
+    let mut files: Vec<(&'static str, Zeroizing<String>)> = Vec::new();
+    let mut failed: Option<String> = None;
+    let mut lines = String::new();
+    for (n, instruction) in instructions.ins.iter().enumerate() {
+        let step = match instruction.ity {
+            1 => "certificate enrolment",
+            _ => "MAF enrolment",
+        };
+        let outcome = match failed {
+            // After a failure the rest is not attempted.
+            Some(_) => Err("not attempted after an earlier failure".to_owned()),
+            None if instruction.ity == 1 => {
+                certificate_enrolment(&client, mef_url, instruction).await
+            }
+            None => {
+                maf_enrolment(
+                    args,
+                    instruction,
+                    &exported,
+                    &ke_id,
+                    instructions.eid.as_deref(),
+                    args.maf_admin_fqdn.as_deref().unwrap_or(&fqdn),
+                )
+                .await
+            }
+        };
+        results.push(wire::InstructionResult {
+            ity: instruction.ity,
+            ok: outcome.is_ok(),
+        });
+        match outcome {
+            Ok(done) => {
+                lines.push_str(&format!(
+                    "instruction {}: {step} ({}): ok\n",
+                    n + 1,
+                    instruction.uri
+                ));
+                lines.push_str(&done.lines);
+                files.extend(done.files);
+            }
+            Err(reason) => {
+                if failed.is_none() {
+                    failed = Some(format!(
+                        "instruction {} ({step} at {}) failed: {reason}",
+                        n + 1,
+                        instruction.uri
+                    ));
+                }
+            }
+        }
+    }
+    let fin = wire::wrap(names::FINAL, &Final { res: results });
+    let answer = send(message("enrol-2", fin)).await?;
+    if let Some(failure) = failed {
+        return Err(refused(failure));
+    }
+    let pc = expect("the MEF refused the enrolment", &answer, Rsc::Created)?;
+    let enrolled: Enrolled = wire::unwrap(names::ENROLLED, &pc)
+        .map_err(|e| refused(format!("malformed enrolment answer from the MEF: {e}")))?;
     if enrolled.keid != ke_id {
         return Err(refused(format!(
             "the MEF's KeID {} differs from ours {ke_id}: not the MEF of --mef-fqdn, or a \
@@ -364,10 +453,7 @@ async fn enrol(args: &EnrolArgs, mef: MefClient) -> Result<Credentials, Failure>
         )));
     }
     let target = cse_target(&enrolled.tgs, args.target_id.as_deref())?;
-    let suid = Suid::from_code(u32::from(target.suid))
-        .map_err(|e| refused(format!("the MEF named a bad SUID: {e}")))?;
-    let kuc = bastion_mef::rules::derive_for(&exported.enrolment_key(), suid, &target.tid)
-        .map_err(|e| refused(format!("cannot derive the key for {}: {e}", target.tid)))?;
+    let kuc = derive(&exported, target.suid, &target.tid)?;
     Ok(Credentials {
         ke_id,
         ke: bastion_keys::hex::encode_secret(exported.key()),
@@ -376,6 +462,174 @@ async fn enrol(args: &EnrolArgs, mef: MefClient) -> Result<Credentials, Failure>
         target_id: target.tid.clone(),
         cse_uri: target.uri.clone(),
         expires: enrolled.exp,
+        extra: files,
+        lines,
+    })
+}
+
+/// The key shared with a target: Km for SUID 21 with the MAF-ID, Kuc otherwise
+/// (`bastion_mef::rules::derive_for`, the MEF's own derivation). Every derivation from Ke
+/// of this command is here.
+fn derive(ke: &ExportedKey, suid: u8, target_id: &str) -> Result<DerivedKey, Failure> {
+    let suid = Suid::from_code(u32::from(suid))
+        .map_err(|e| refused(format!("the MEF named a bad SUID: {e}")))?;
+    bastion_mef::rules::derive_for(&ke.enrolment_key(), suid, target_id)
+        .map_err(|e| refused(format!("cannot derive the key for {target_id}: {e}")))
+}
+
+/// What an instruction carried out leaves: files for `--dir` and lines to print.
+struct Done {
+    files: Vec<(&'static str, Zeroizing<String>)>,
+    lines: String,
+}
+
+/// ity 1: a fresh P-256 key, a CSR naming the identity the MEF certifies, EST
+/// `simpleenroll` and `cacerts` at the instruction's base URI over the MEF association
+/// (the pooled connection of `client`; the connector opens no second one).
+async fn certificate_enrolment(
+    client: &Client,
+    mef_url: &str,
+    ins: &InstructionMsg,
+) -> Result<Done, String> {
+    // Only the association of the exchange authenticates this enrolee; EST elsewhere
+    // would need a credential it does not have yet.
+    let at_mef = ins
+        .uri
+        .strip_prefix(mef_url.trim_end_matches('/'))
+        .is_some_and(|rest| rest.starts_with('/'));
+    if !at_mef {
+        return Err("the EST URI is not on the MEF's listener (--mef-url)".into());
+    }
+    let identity = ins
+        .tid
+        .as_deref()
+        .ok_or("the MEF named no identity to certify")?;
+    let subject = bastion_tls::certs::Subject::onem2m(identity).map_err(|e| e.to_string())?;
+    let csr = bastion_tls::certs::create_csr(&subject).map_err(|e| e.to_string())?;
+    let csr_der = openssl::x509::X509Req::from_pem(csr.csr_pem.as_bytes())
+        .and_then(|r| r.to_der())
+        .map_err(|e| e.to_string())?;
+    let base = ins.uri.trim_end_matches('/');
+    let est = |operation: &'static str, body: Option<Vec<u8>>| {
+        let target = format!("{base}/{operation}");
+        async move {
+            let (method, content_type, body) = match body {
+                Some(body) => (
+                    axum::http::Method::POST,
+                    Some(bastion_est::http::PKCS10),
+                    body,
+                ),
+                None => (axum::http::Method::GET, None, Vec::new()),
+            };
+            let (status, answer) = client
+                .request(method, &target, content_type, "*/*", body.into())
+                .await
+                .map_err(|e| format!("{operation}: {e}"))?;
+            if !status.is_success() {
+                let reason = String::from_utf8_lossy(&answer).trim().to_owned();
+                return Err(format!("{operation}: {} {reason}", status.as_u16()));
+            }
+            let text: String = String::from_utf8_lossy(&answer)
+                .chars()
+                .filter(|c| !c.is_ascii_whitespace())
+                .collect();
+            openssl::base64::decode_block(&text)
+                .map_err(|_| format!("{operation}: the answer is not base64"))
+        }
+    };
+    let body = openssl::base64::encode_block(&csr_der).into_bytes();
+    let issued = first_certificate(&est("simpleenroll", Some(body)).await?)
+        .map_err(|e| format!("simpleenroll: {e}"))?;
+    let ca =
+        first_certificate(&est("cacerts", None).await?).map_err(|e| format!("cacerts: {e}"))?;
+    let named = bastion_tls::identity::binding_from_certificate(&issued)
+        .map_err(|e| format!("the issued certificate: {e}"))?;
+    if named.originator() != identity {
+        return Err(format!(
+            "the issued certificate names {}, not {identity}",
+            named.originator()
+        ));
+    }
+    let same_key = openssl::pkey::PKey::private_key_from_pem(csr.key_pem.as_bytes())
+        .ok()
+        .zip(issued.public_key().ok())
+        .is_some_and(|(private, public)| public.public_eq(&private));
+    let ca_key = ca.public_key().map_err(|e| e.to_string())?;
+    if !same_key || !issued.verify(&ca_key).unwrap_or(false) {
+        return Err("the issued certificate is not for our key or not signed by the CA".into());
+    }
+    let pem = |c: &openssl::x509::X509| {
+        c.to_pem()
+            .map(|p| Zeroizing::new(String::from_utf8_lossy(&p).into_owned()))
+            .map_err(|e| e.to_string())
+    };
+    Ok(Done {
+        files: vec![
+            ("cert.pem", pem(&issued)?),
+            ("key.pem", csr.key_pem.clone()),
+            ("ca.pem", pem(&ca)?),
+        ],
+        lines: format!("certificate: {identity}\n"),
+    })
+}
+
+/// The first certificate of a certs-only PKCS#7 (DER).
+fn first_certificate(der: &[u8]) -> Result<openssl::x509::X509, String> {
+    let p7 = openssl::pkcs7::Pkcs7::from_der(der).map_err(|_| "not a PKCS#7".to_owned())?;
+    p7.signed()
+        .and_then(|s| s.certificates())
+        .and_then(|c| c.iter().next())
+        .map(|c| c.to_owned())
+        .ok_or_else(|| "no certificate in the PKCS#7".to_owned())
+}
+
+/// ity 2: Km = derive(Ke, MAF-ID), the MAF handshake with identity KeID and key Km (the
+/// MAF fetches Km from the MEF, SUID 21), and a MAF client registration as the enrolee.
+async fn maf_enrolment(
+    args: &EnrolArgs,
+    ins: &InstructionMsg,
+    ke: &ExportedKey,
+    ke_id: &str,
+    enrolee: Option<&str>,
+    admin_fqdn: &str,
+) -> Result<Done, String> {
+    if ins.crt.is_some_and(|c| c != 1) {
+        return Err("only symmetric MAF credentials (crt 1) are supported".into());
+    }
+    let maf_id = ins.tid.as_deref().ok_or("the MEF named no MAF-ID")?;
+    let enrolee = enrolee.ok_or("the MEF named no enrolee ID")?;
+    let km = derive(ke, 21, maf_id).map_err(|e| e.to_string())?;
+    let psk = PskKey::from_hex(&km.to_hex()).map_err(|e| e.to_string())?;
+    let tls = TlsClient::psk(ke_id, psk, &ClientOptions::default()).map_err(|e| e.to_string())?;
+    let config = ClientConfig {
+        timeout: timeout(args),
+        ..ClientConfig::default()
+    };
+    let maf = bastion_maf::MafClient::session(&tls, &ins.uri, None, maf_id, enrolee, config)
+        .await
+        .map_err(|e| format!("the MAF handshake with Km: {e}"))?;
+    let now = bastion_maf::unix_now();
+    let registered = maf
+        .register(
+            now.saturating_add(args.maf_registration_seconds.max(1)),
+            Vec::new(),
+            admin_fqdn,
+        )
+        .await
+        .map_err(|e| format!("MAF client registration: {e}"))?;
+    let text = |v: &str| Zeroizing::new(v.to_owned());
+    Ok(Done {
+        files: vec![
+            ("km-id", text(ke_id)),
+            ("km.hex", km.to_hex()),
+            ("maf-id", text(maf_id)),
+            ("maf-uri", text(&ins.uri)),
+            ("maf-reg-id", text(&registered.id)),
+        ],
+        lines: format!(
+            "MAF: registered {} as {} at {maf_id}\n",
+            registered.id, registered.client_id
+        ),
     })
 }
 
@@ -495,6 +749,19 @@ mod tests {
             Some("mef.example.com")
         );
         assert_eq!(host_of("mef"), None);
+    }
+
+    #[test]
+    fn the_certificate_of_a_certs_only_answer() {
+        let ca = bastion_tls::certs::create_ca("t", bastion_tls::certs::Validity::days(1)).unwrap();
+        let der = openssl::x509::X509::from_pem(ca.cert_pem.as_bytes())
+            .unwrap()
+            .to_der()
+            .unwrap();
+        let p7 = bastion_est::der::certs_only(&[&der]);
+        assert_eq!(first_certificate(&p7).unwrap().to_der().unwrap(), der);
+        assert!(first_certificate(&der).is_err());
+        assert!(first_certificate(&bastion_est::der::certs_only(&[])).is_err());
     }
 
     #[test]

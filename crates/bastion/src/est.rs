@@ -1,5 +1,6 @@
 //! `bastion est serve|revoke|list`: certificate enrolment over EST (`bastion-est`) run
-//! standalone, until the MEF mounts the same router on its own listener.
+//! standalone; `bastion mef` with `[mef.est]` mounts the same router on its own listener
+//! (`mef.rs`).
 //!
 //! `serve` loads the CA (certificate and owner-only key), the enrolment profiles and the
 //! credential store of the enrolees' PSKs, opens the ledger in `--state-dir` (signing a

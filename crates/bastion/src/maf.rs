@@ -7,12 +7,20 @@
 //! is given), bind, then log `listening on ADDR:PORT` last. The credential store and
 //! CRLs are re-read when they change; expired records are dropped every minute. Nothing
 //! secret is logged: identities, record IDs and counts only.
+//!
+//! With `--mef-url` the MAF is also an enrolment target of that MEF (8.8.2.3, "use of
+//! remotely provisioned credential"): a PSK identity its credential store lacks that is a
+//! KeID of the MEF is fetched as `/fetchCredentials/<KeID>/21` over the MAF's own
+//! association with the MEF (`mef_source::MefKeySource`, the CSE's source with SUID 21),
+//! and the association is bound to the enrolee ID the MEF answered: that client's Km.
 
 use crate::cli::MafArgs;
 use crate::das::{
-    bind, init_logging, listener_limits_of, local, open_tls, spawn_revocation_refresh, stop_signal,
+    bind, init_logging, listener_limits_of, local, open_tls_with, spawn_revocation_refresh,
+    stop_signal,
 };
 use crate::limits::connection_gate;
+use crate::mef_source::{MefKeySource, MefSection, ProvisioningSettings, MAF_SUID};
 use crate::Failure;
 use bastion_maf::{Limits, Maf, MafConfig};
 use bastion_tls::StoreKey;
@@ -72,12 +80,47 @@ fn config(args: &MafArgs) -> Result<MafConfig, Failure> {
     })
 }
 
+/// The MEF key source of `--mef-*`, if asked for: the `[provisioning]` checks of the CSE,
+/// named by flag.
+fn mef_source(args: &MafArgs) -> Result<Option<Arc<dyn bastion_tls::RemotePskSource>>, Failure> {
+    let m = &args.mef;
+    let (Some(url), Some(fqdn), Some(origin)) = (&m.mef_url, &m.mef_fqdn, &m.mef_origin) else {
+        return Ok(None);
+    };
+    let section = MefSection {
+        mef_url: url.clone(),
+        mef_fqdn: fqdn.clone(),
+        mef_psk_id: m.mef_psk_id.clone(),
+        mef_psk_file: m.mef_psk_file.clone(),
+        mef_certificate_file: m.mef_cert.clone(),
+        mef_private_key_file: m.mef_key.clone(),
+        mef_trust_anchor_file: m.mef_ca.clone(),
+        fetch_timeout_ms: m.mef_timeout_ms,
+        ..MefSection::default()
+    };
+    let settings = ProvisioningSettings::resolve(&section).map_err(|problems| {
+        let problems: Vec<String> = problems
+            .iter()
+            .map(|p| p.replacen("[provisioning] ", "--", 1))
+            .collect();
+        Failure::Config(problems.join("; "))
+    })?;
+    let source = MefKeySource::new(&settings, origin, MAF_SUID, |p| p.to_path_buf()).map_err(
+        |e| match e {
+            Failure::Config(m) => Failure::Config(m.replace("[provisioning] ", "--")),
+            other => other,
+        },
+    )?;
+    tracing::info!(mef = %url, fqdn = %fqdn, "Km provisioned by the MEF accepted (SUID 21)");
+    Ok(Some(Arc::new(source)))
+}
+
 /// How often expired records are dropped from memory and disk.
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 async fn serve(args: &MafArgs, maf: Arc<Maf>) -> Result<(), Failure> {
     let limits = listener_limits_of(&args.function.limits)?;
-    let server = open_tls(&args.function)?;
+    let server = open_tls_with(&args.function, mef_source(args)?)?;
     let listener = bind(args.tls_listen).await?;
     let stop = stop_signal()
         .map_err(|e| Failure::Runtime(format!("cannot install signal handlers: {e}")))?;

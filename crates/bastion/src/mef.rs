@@ -13,6 +13,14 @@
 //! (8.3.9) are served too (`clients.sealed`, `commands.sealed`), and `bastion mef command`
 //! queues and lists commands ([`command`]); a running MEF reads the command file afresh
 //! when it changed.
+//!
+//! With `[mef.est]` the MEF is also the registration authority of certificate enrolment
+//! (TS-0003 8.3.6): `bastion_est::router` is mounted on the same listener, so an enrolee
+//! enrols over the association it enrols on (Kpm, certificate-less TLS, or its device
+//! certificate). Its profiles are the MEF's: the credential the association was made
+//! with (KpmID, or the certificate's identity) is certified as the absolute form of its
+//! enrolee ID (`EstConfig::certify`), whatever the CSR asks; a revoked enrolee is refused
+//! before the EST handler sees the request.
 
 use crate::cli::{
     MefArgs, MefCommand, MefCommandAddArgs, MefCommandArgs, MefCommandClass, MefCommandCommand,
@@ -21,7 +29,9 @@ use crate::cli::{
 use crate::das::{bind, init_logging, listener_limits_of, local, stop_signal};
 use crate::limits::connection_gate;
 use crate::Failure;
+use bastion_est::{Est, EstSettings, ProfileKey, Profiles};
 use bastion_mef::commands::{self, Description, MefCommands};
+use bastion_mef::config::{EnroleeCredential, EstConfig};
 use bastion_mef::{EnrolmentStore, Mef, MefConfig};
 use bastion_tls::{CredentialRegistry, ServerCertificate, ServerSettings, StoreKey, TlsServer};
 use std::path::Path;
@@ -298,6 +308,10 @@ fn serve(args: &MefRunArgs) -> Result<(), Failure> {
         "MEF configured"
     );
     let listen = config.listen;
+    let est = match &config.est {
+        Some(est) => Some(Arc::new(open_est(&config, est)?)),
+        None => None,
+    };
     let mut mef = Mef::new(config, store);
     let mut purging = None;
     if let Some((records, commands)) = clients {
@@ -341,7 +355,15 @@ fn serve(args: &MefRunArgs) -> Result<(), Failure> {
             });
         }
         let gate = connection_gate(&limits);
-        let server = bastion_mef::server::serve_tls(listener, tls, mef, limits.timeouts, gate);
+        let timeouts = limits.timeouts;
+        let mut app = bastion_mef::server::router(mef.clone(), timeouts);
+        if let Some(est) = est {
+            app = app.merge(
+                bastion_est::router(est, timeouts)
+                    .layer(axum::middleware::from_fn_with_state(mef, refuse_revoked)),
+            );
+        }
+        let server = bastion_mef::server::serve_app_tls(listener, tls, app, timeouts, gate);
         // Nothing after the address: scripts read it from the end of this line.
         tracing::info!("listening on {bound}");
         tokio::select! {
@@ -355,6 +377,74 @@ fn serve(args: &MefRunArgs) -> Result<(), Failure> {
             }
         }
     })
+}
+
+/// The EST server of `[mef.est]`: the MEF's CA, one profile per enrolee profile (looked
+/// up by the association's credential), the ledger under `<data-dir>/est`.
+fn open_est(config: &MefConfig, est: &EstConfig) -> Result<Est, Failure> {
+    let ca = bastion_tls::certs::CertAndKey {
+        cert_pem: std::fs::read_to_string(&est.ca_cert).map_err(|e| {
+            Failure::Config(format!(
+                "[mef.est] cannot read {}: {e}",
+                est.ca_cert.display()
+            ))
+        })?,
+        key_pem: bastion_tls::secret::read_secret_text(&est.ca_key)
+            .map_err(|e| Failure::Config(format!("[mef.est] {e}")))?,
+    };
+    let entries = config.profiles.iter().map(|(credential, profile)| {
+        let key = match credential {
+            EnroleeCredential::Kpm(id) | EnroleeCredential::Certificate(id) => id.clone(),
+        };
+        let certify = est.certify(&profile.enrolee_id);
+        (key, bastion_est::Profile::new(&certify, None, None))
+    });
+    let profiles = Profiles::from_entries_by(ProfileKey::Credential, entries);
+    let settings = EstSettings {
+        default_validity_days: est.validity_days,
+        crl_validity: Duration::from_secs(u64::from(est.crl_validity_hours) * 3600),
+    };
+    let state_dir = EstConfig::state_dir(&config.data_dir);
+    create_private_dir(&state_dir)?;
+    let server = Est::new(ca, profiles, &state_dir, settings)
+        .map_err(|e| Failure::Config(format!("[mef.est] {e}")))?;
+    tracing::info!(sp = %est.sp_fqdn, "certificate enrolment (EST) on the MEF listener");
+    Ok(server)
+}
+
+/// Before EST: an enrolee the operator revoked gets no certificate (403, as EST refuses).
+async fn refuse_revoked(
+    axum::extract::State(mef): axum::extract::State<Arc<Mef>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let enrolee = request
+        .extensions()
+        .get::<bastion_http::tls::SaPeer>()
+        .and_then(|peer| {
+            let credential = match peer.0.framework() {
+                bastion_tls::Framework::Psk => {
+                    EnroleeCredential::Kpm(peer.0.credential().to_owned())
+                }
+                _ => EnroleeCredential::Certificate(peer.0.originator().to_owned()),
+            };
+            mef.config().profiles.get(&credential)
+        })
+        .map(|profile| profile.enrolee_id.clone());
+    if let Some(enrolee) = enrolee {
+        let store = mef.clone();
+        let id = enrolee.clone();
+        let revoked = tokio::task::spawn_blocking(move || store.store().is_revoked(&id)).await;
+        // Fail closed: an unreadable store refuses as a revoked enrolee would be.
+        if !matches!(revoked, Ok(Ok(false))) {
+            tracing::info!(enrolee = %enrolee, "EST refused: enrolee revoked");
+            let mut refusal =
+                axum::response::Response::new(axum::body::Body::from("the enrolee is revoked\n"));
+            *refusal.status_mut() = axum::http::StatusCode::FORBIDDEN;
+            return refusal;
+        }
+    }
+    next.run(request).await
 }
 
 /// Creates `dir` (mode 0700) when missing.

@@ -1,9 +1,11 @@
-//! The CSE as an enrolment target (TS-0003 8.3.2.1, 8.3.5): a client presenting a PSK
-//! identity `RelativeKeID@<the MEF's FQDN>` holds a key the MEF provisioned (Kuc for SUID
-//! 22, the SAEF); [`MefKeySource`] fetches it with `RETRIEVE /fetchCredentials/<KeID>/22`
-//! over the CSE's own TLS association with the MEF, and the association is bound to the
-//! enrolee ID the MEF answered, so an AE that claims another ID gets 4106 as with any
-//! other PSK.
+//! An enrolment target's side of the MEF (TS-0003 8.3.2.1, 8.3.5, 8.8.2.3): a client
+//! presenting a PSK identity `RelativeKeID@<the MEF's FQDN>` holds a key the MEF
+//! provisioned for this target and usage; [`MefKeySource`] fetches it with `RETRIEVE
+//! /fetchCredentials/<KeID>/<SUID>` over the target's own TLS association with the MEF,
+//! and the association is bound to the enrolee ID the MEF answered. One source, two
+//! targets: the CSE asks for SUID 22 (Kuc for its SAEF; an AE that claims another ID gets
+//! 4106 as with any other PSK), the MAF for SUID 21 (Km, the enrolee's master credential
+//! with the MAF; "use of remotely provisioned credential", 8.8.2.3).
 //!
 //! Configured by `[provisioning]` (off unless present):
 //!
@@ -42,7 +44,9 @@ use serde::{Deserialize, Serialize};
 use crate::Failure;
 
 /// The SUID of the key a CSE takes for a security association (SAEF, RSPF-provisioned).
-const SAEF_SUID: u8 = 22;
+pub const SAEF_SUID: u8 = 22;
+/// The SUID of the key a MAF takes as a client's Km (MAF, RSPF-provisioned).
+pub const MAF_SUID: u8 = 21;
 
 /// The `mef-*` keys of `[provisioning]` (`crate::provisioning::ProvisioningSection`):
 /// present when `mef-url` or `mef-fqdn` is; `fetch_timeout_ms`, `max_fetches` and
@@ -172,6 +176,7 @@ struct Cached {
 /// Fetches MEF-provisioned keys for the TLS listener (see the module docs).
 pub struct MefKeySource {
     fqdn: String,
+    suid: u8,
     url: String,
     origin: String,
     client: Client,
@@ -212,11 +217,13 @@ enum FetchError {
 }
 
 impl MefKeySource {
-    /// The source of `settings`, presenting `origin` (the CSE-ID) to the MEF; key files
-    /// are resolved by `path` (data-dir relative).
+    /// The source of `settings` fetching keys for `suid`, presenting `origin` (the
+    /// target's identity toward the MEF: the CSE-ID, the MAF's) to the MEF; key files are
+    /// resolved by `path` (data-dir relative).
     pub fn new(
         settings: &ProvisioningSettings,
         origin: &str,
+        suid: u8,
         path: impl Fn(&std::path::Path) -> PathBuf,
     ) -> Result<MefKeySource, Failure> {
         let options = ClientOptions::default();
@@ -249,6 +256,7 @@ impl MefKeySource {
         let client = Client::with_connector(Arc::new(TlsConnector::new(tls)), config);
         Ok(MefKeySource {
             fqdn: settings.section.mef_fqdn.to_ascii_lowercase(),
+            suid,
             url: settings.section.mef_url.trim_end_matches('/').to_owned(),
             origin: origin.to_owned(),
             client,
@@ -266,7 +274,7 @@ impl MefKeySource {
     }
 
     async fn retrieve(&self, ke_id: &str) -> Result<Cached, FetchError> {
-        let path = wire::fetch_path(ke_id, SAEF_SUID);
+        let path = wire::fetch_path(ke_id, self.suid);
         let request = Request {
             op: Some(Operation::Retrieve),
             to: path.clone(),
@@ -292,7 +300,7 @@ impl MefKeySource {
         }
         let credential: Credential =
             wire::unwrap(names::CREDENTIAL, &pc).map_err(FetchError::Malformed)?;
-        if credential.keid != ke_id || credential.suid != SAEF_SUID {
+        if credential.keid != ke_id || credential.suid != self.suid {
             return Err(FetchError::Malformed(
                 "another KeID or SUID than asked".into(),
             ));
@@ -372,6 +380,7 @@ impl RemotePskSource for MefKeySource {
             Ok(fetched) if fetched.expires > now => {
                 tracing::info!(
                     ke_id = identity,
+                    suid = self.suid,
                     enrolee = fetched.binding.originator(),
                     expires = fetched.expires,
                     "MEF-provisioned key fetched"
@@ -416,7 +425,9 @@ pub fn from_settings(
     let Some(provisioning) = &settings.provisioning.mef else {
         return Ok(None);
     };
-    let source = MefKeySource::new(provisioning, &settings.cse_id, |p| settings.data_path(p))?;
+    let source = MefKeySource::new(provisioning, &settings.cse_id, SAEF_SUID, |p| {
+        settings.data_path(p)
+    })?;
     tracing::info!(mef = %provisioning.section.mef_url, fqdn = %provisioning.section.mef_fqdn,
         "keys provisioned by the MEF accepted");
     Ok(Some(Arc::new(source)))

@@ -8,14 +8,16 @@
 
 mod common;
 
+use common::enrolment::{
+    mef_tool, printed_body, read, start_mef, stderr, stdout, write_secret, Watched,
+};
 use common::provision::{
     add_psk_credential, issue_certificates, make_ca, printed_rsc, psk_req, s_client, Store,
 };
-use common::{bastion, path, spawn_watched, write_key_file, Server};
+use common::{bastion, path, write_key_file, Server};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
-use std::sync::{Arc, Mutex};
+use std::process::Output;
 use std::time::Duration;
 
 const STORE_KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f05a1e2d3c4b5a69788796a5b4c3d2e1f0";
@@ -43,31 +45,12 @@ const REPLAY: (&str, &str) = (
 /// The identity the device certificate names.
 const DEVICE2_ID: &str = "//bastion.example/id-in/Cdevice2";
 
-/// A running `bastion mef`, killed on drop.
-struct Mef {
-    child: Child,
-    port: u16,
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Mef {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// An MEF, a CSE that trusts it, and the files of both.
 struct Site {
     files: tempfile::TempDir,
-    mef: Mef,
+    mef: Watched,
     cse: Server,
     cse_tls_port: u16,
-}
-
-fn write_secret(file: &Path, text: &str) {
-    std::fs::write(file, text).expect("write");
-    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
 }
 
 impl Site {
@@ -231,12 +214,7 @@ mef-timeout-ms = 5000
 
     /// `bastion mef ARGS --config … --key-file …`'s output.
     fn mef_tool(&self, args: &[&str]) -> Output {
-        let config = path(self.files.path(), "mef.toml");
-        let key = path(self.files.path(), "store.key");
-        let mut all = vec!["mef"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["--config", &config, "--key-file", &key]);
-        bastion(&all)
+        mef_tool(self.files.path(), args)
     }
 
     /// The MEF's enrolments as `bastion mef list` prints them.
@@ -270,43 +248,6 @@ mef-timeout-ms = 5000
             &all,
         )
     }
-}
-
-fn start_mef(dir: &Path) -> Mef {
-    let log = Arc::new(Mutex::new(String::new()));
-    let mut command = Command::new(env!("CARGO_BIN_EXE_bastion"));
-    command
-        .args(["mef", "--config"])
-        .arg(dir.join("mef.toml"))
-        .arg("--key-file")
-        .arg(dir.join("store.key"))
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .env_remove("BASTION_CREDENTIALS_KEY");
-    let (child, port) = spawn_watched(&mut command, "bastion mef", &log, Duration::from_secs(30));
-    Mef { child, port, log }
-}
-
-fn read(dir: &Path, name: &str) -> String {
-    std::fs::read_to_string(dir.join(name))
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
-        .trim()
-        .to_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The JSON body `bastion req` prints after the rsc line.
-fn printed_body(out: &Output) -> serde_json::Value {
-    let text = stdout(out);
-    let body = text.split_once('\n').map(|(_, b)| b).unwrap_or_default();
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("body {body:?}: {e}"))
 }
 
 fn assert_private_files(dir: &Path) {

@@ -8,6 +8,7 @@ pub mod acme;
 pub mod das_limits;
 pub mod das_policy;
 pub mod das_tls;
+pub mod enrolment;
 pub mod federation;
 pub mod identity;
 pub mod limits;

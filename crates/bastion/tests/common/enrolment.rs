@@ -1,0 +1,99 @@
+//! Pieces of the remote-provisioning tests (`enrolment.rs`, `enrolment_instructions.rs`):
+//! a watched `bastion` process killed on drop, owner-only secret files, what `bastion
+//! enrol` wrote and `bastion req` printed, and `bastion mef` operator commands
+//! (`openssl s_client` is `provision::s_client`).
+
+use super::{bastion, path, spawn_watched};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A running `bastion` (`mef`, `maf`, …) and its log; killed on drop.
+pub struct Watched {
+    pub child: Child,
+    /// The port of its `listening on` line.
+    pub port: u16,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Watched {
+    /// `bastion ARGS`, waited for until it logs `listening on`.
+    pub fn spawn<S: AsRef<std::ffi::OsStr>>(args: &[S], name: &'static str) -> Watched {
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bastion"));
+        command
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .env_remove("BASTION_CREDENTIALS_KEY");
+        let (child, port) = spawn_watched(&mut command, name, &log, Duration::from_secs(30));
+        Watched { child, port, log }
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+/// `bastion mef --config DIR/mef.toml --key-file DIR/store.key`.
+pub fn start_mef(dir: &Path) -> Watched {
+    Watched::spawn(
+        &[
+            "mef",
+            "--config",
+            &path(dir, "mef.toml"),
+            "--key-file",
+            &path(dir, "store.key"),
+        ],
+        "bastion mef",
+    )
+}
+
+/// `bastion mef ARGS --config DIR/mef.toml --key-file DIR/store.key`'s output.
+pub fn mef_tool(dir: &Path, args: &[&str]) -> Output {
+    let config = path(dir, "mef.toml");
+    let key = path(dir, "store.key");
+    let mut all = vec!["mef"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--config", &config, "--key-file", &key]);
+    bastion(&all)
+}
+
+/// Writes `text` to `file`, mode 0600.
+pub fn write_secret(file: &Path, text: &str) {
+    std::fs::write(file, text).expect("write");
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// The trimmed content of `dir/name`.
+pub fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .trim()
+        .to_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The JSON body `bastion req` prints after the rsc line.
+pub fn printed_body(out: &Output) -> serde_json::Value {
+    let text = stdout(out);
+    let body = text.split_once('\n').map(|(_, b)| b).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("body {body:?}: {e}"))
+}
