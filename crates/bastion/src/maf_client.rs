@@ -209,7 +209,7 @@ async fn session(function: Function, args: &MafClientArgs) -> Result<MafClient, 
     )
     .await
     .map(|client| client.for_function(function))
-    .map_err(|e| Failure::Runtime(e.to_string()))
+    .map_err(|e| Failure::Runtime(format!("{} {e}", function.name)))
 }
 
 fn in_secs(now: i64, secs: i64) -> Result<i64, Failure> {
