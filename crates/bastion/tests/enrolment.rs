@@ -252,7 +252,7 @@ mef-timeout-ms = 5000
         .collect::<Vec<_>>();
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        bastion(&refs)
+        bastion_with(&refs, &self.keys.env)
     }
 
     fn mef_url_string(&self) -> String {
@@ -350,6 +350,15 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The latest contentInstance of `enrolee`'s container `temp`, retrieved inside the
+/// provisioned association, is `con`.
+fn assert_latest(site: &Site, creds: &Path, enrolee: &str, con: &str) {
+    let to = format!("/cse-in/{enrolee}/temp/la");
+    let latest = site.as_device(creds, enrolee, &["--op", "retrieve", "--to", &to]);
+    assert_eq!(printed_rsc(&latest), "2000", "{latest:?}");
+    assert_eq!(printed_body(&latest)["m2m:cin"]["con"], con);
+}
+
 /// The JSON body `bastion req` prints after the rsc line.
 fn printed_body(out: &Output) -> serde_json::Value {
     let text = stdout(out);
@@ -438,13 +447,7 @@ fn a_device_with_only_kpm_enrols_registers_over_tls_psk_and_writes_data() {
     assert_private_files(&creds);
 
     // The data is stored: retrieved inside the provisioned association.
-    let latest = site.as_device(
-        &creds,
-        "Csensor1",
-        &["--op", "retrieve", "--to", "/cse-in/Csensor1/temp/la"],
-    );
-    assert_eq!(printed_rsc(&latest), "2000", "{latest:?}");
-    assert_eq!(printed_body(&latest)["m2m:cin"]["con"], "21.5");
+    assert_latest(&site, &creds, "Csensor1", "21.5");
     // The association is bound to the enrolee ID the MEF answered.
     let other = site.as_device(
         &creds,
@@ -507,13 +510,7 @@ fn a_device_with_a_certificate_enrols_and_writes_data() {
         "{printed}"
     );
     assert_private_files(&creds);
-    let latest = site.as_device(
-        &creds,
-        "Cdevice2",
-        &["--op", "retrieve", "--to", "/cse-in/Cdevice2/temp/la"],
-    );
-    assert_eq!(printed_rsc(&latest), "2000", "{latest:?}");
-    assert_eq!(printed_body(&latest)["m2m:cin"]["con"], "19.0");
+    assert_latest(&site, &creds, "Cdevice2", "19.0");
     assert_both_ends_derive_equal_bytes(&site, &creds);
     assert!(site
         .enrolments()
@@ -781,26 +778,7 @@ fn enrol_with_ke_in_key_stores(
     let mut extra = vec!["--key-store", device_store];
     extra.extend_from_slice(device_flags);
     extra.extend_from_slice(&["--container", "temp", "--content", "21.5"]);
-    let kpm_file = site.kpm_file(DEV1);
-    let mut args = vec![
-        "enrol",
-        "--mef-url",
-        &site.mef_url_string(),
-        "--mef-fqdn",
-        MEF_FQDN,
-        "--kpm-id",
-        DEV1.0,
-        "--kpm-file",
-        kpm_file.to_str().unwrap(),
-        "--dir",
-        creds.to_str().unwrap(),
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect::<Vec<_>>();
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = bastion_with(&refs, &site.keys.env);
+    let out = site.enrol_kpm(DEV1, &site.kpm_file(DEV1), creds.to_str().unwrap(), &extra);
     assert!(out.status.success(), "{}", stderr(&out));
     let printed = stdout(&out);
     let lines: Vec<&str> = printed.lines().collect();
@@ -863,13 +841,7 @@ fn enrol_with_ke_in_key_stores(
         printed_body(&fetched)["sec:cred"]["key"],
         read(&creds, "kuc.hex")
     );
-    let latest = site.as_device(
-        &creds,
-        "Csensor1",
-        &["--op", "retrieve", "--to", "/cse-in/Csensor1/temp/la"],
-    );
-    assert_eq!(printed_rsc(&latest), "2000", "{latest:?}");
-    assert_eq!(printed_body(&latest)["m2m:cin"]["con"], "21.5");
+    assert_latest(site, &creds, "Csensor1", "21.5");
     (creds, mef_key)
 }
 
@@ -945,24 +917,18 @@ fn with_ke_in_encrypted_file_stores_a_device_enrols_and_expiry_deletes_the_key()
 
     // Expiry: the enrolment's key leaves the MEF's store once the enrolment ended.
     let short = site.file("short-keystore");
-    let out = bastion(&[
-        "enrol",
-        "--mef-url",
-        &site.mef_url(),
-        "--mef-fqdn",
-        MEF_FQDN,
-        "--kpm-id",
-        SHORT.0,
-        "--kpm-file",
-        site.kpm_file(SHORT).to_str().unwrap(),
-        "--dir",
+    let out = site.enrol_kpm(
+        SHORT,
+        &site.kpm_file(SHORT),
         short.to_str().unwrap(),
-        "--key-store",
-        &device_store,
-        "--key-store-key-file",
-        &device_key,
-        "--enrol-only",
-    ]);
+        &[
+            "--key-store",
+            &device_store,
+            "--key-store-key-file",
+            &device_key,
+            "--enrol-only",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let relative = read(&short, "key-id").split_once('@').unwrap().0.to_owned();
     let listed = keystore_tool(&site, &mef_store, &["list"], &mef_flags);
