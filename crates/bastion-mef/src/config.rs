@@ -7,6 +7,8 @@
 //! fqdn = "mef.example.com"          # the FQDN of KeIDs (10.3.4)
 //! listen = "127.0.0.1:8444"
 //! data-dir = "/var/lib/bastion-mef" # enrolments.sealed, credentials.store
+//! key-store = "pkcs11:/usr/lib/softhsm/libsofthsm2.so?token=mef"  # Ke kept there
+//! key-store-pin-file = "/etc/bastion/mef.pin"  # else BASTION_PKCS11_PIN
 //!
 //! [[mef.target]]                    # an enrolment target
 //! name = "cse"
@@ -53,6 +55,8 @@ struct RawMef {
     data_dir: PathBuf,
     credentials_store: Option<PathBuf>,
     credentials_key_file: Option<PathBuf>,
+    key_store: Option<String>,
+    key_store_pin_file: Option<PathBuf>,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     #[serde(default)]
@@ -295,6 +299,11 @@ pub struct MefConfig {
     pub credentials_store: PathBuf,
     /// The key file of the credential store when `BASTION_CREDENTIALS_KEY` is unset.
     pub credentials_key_file: Option<PathBuf>,
+    /// The key store Ke is kept in (`file:PATH`, under the credential store's key, or
+    /// `pkcs11:MODULE?token=LABEL`); none: Ke sealed in the enrolment records.
+    pub key_store: Option<bastion_keystore::StoreSpec>,
+    /// The token's user PIN file when `BASTION_PKCS11_PIN` is not to be used.
+    pub key_store_pin_file: Option<PathBuf>,
     /// Server certificate chain and key (certificate framework).
     pub cert: Option<(PathBuf, PathBuf)>,
     /// Trust anchors for enrolee and target certificates.
@@ -444,6 +453,17 @@ impl MefConfig {
                 }
             }
         }
+        let key_store = raw
+            .key_store
+            .as_deref()
+            .map(bastion_keystore::StoreSpec::parse)
+            .transpose()
+            .map_err(|e| ConfigError(format!("[mef] key-store: {e}")))?;
+        if key_store.is_none() && raw.key_store_pin_file.is_some() {
+            return Err(ConfigError(
+                "[mef] key-store-pin-file needs key-store".into(),
+            ));
+        }
         let max_enrolments = raw.max_enrolments.unwrap_or(DEFAULT_MAX_ENROLMENTS);
         if max_enrolments == 0 || max_enrolments > 10_000_000 {
             return Err(ConfigError(
@@ -460,6 +480,8 @@ impl MefConfig {
                 .unwrap_or_else(|| raw.data_dir.join("credentials.store")),
             data_dir: raw.data_dir,
             credentials_key_file: raw.credentials_key_file,
+            key_store,
+            key_store_pin_file: raw.key_store_pin_file,
             cert,
             ca: raw.ca,
             max_enrolments,
@@ -561,6 +583,13 @@ lifetime-seconds = 3600
         assert_eq!((t.suid.code(), t.fetcher.as_str()), (22, "/id-in"));
         let p = &c.profiles[&EnroleeCredential::Kpm("dev1@factory.example.com".into())];
         assert_eq!(p.enrolee_id, "Csensor1");
+        assert_eq!(c.key_store, None);
+        let c = MefConfig::parse(&GOOD.replace(
+            "data-dir",
+            "key-store = \"pkcs11:/m.so?token=mef\"\ndata-dir",
+        ))
+        .unwrap();
+        assert_eq!(c.key_store.unwrap().to_string(), "pkcs11:/m.so?token=mef");
         assert_eq!(c.clients, None);
         let with = MefConfig::parse(&format!("{GOOD}\n[mef.clients]\nsp-id = \"sp.example\"\n"))
             .unwrap()
@@ -624,6 +653,14 @@ lifetime-seconds = 3600
             (
                 format!("{GOOD}\n[mef.clients]\nsp-id = \"sp.example\"\nmax-keys-per-client = 0\n"),
                 "[mef.clients] max-keys-per-client must be 1 to 65536",
+            ),
+            (
+                GOOD.replace("data-dir", "key-store = \"/tmp/keys\"\ndata-dir"),
+                "[mef] key-store: invalid key store \"/tmp/keys\"",
+            ),
+            (
+                GOOD.replace("data-dir", "key-store-pin-file = \"/pin\"\ndata-dir"),
+                "key-store-pin-file needs key-store",
             ),
         ];
         for (text, expected) in cases {

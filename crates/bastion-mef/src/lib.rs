@@ -3,7 +3,8 @@
 //!
 //! This crate owns the MEF's state and rules: enrolee profiles and enrolment targets
 //! ([`config`]), the enrolment exchange and who may fetch which key ([`rules`], pure),
-//! the durable, encrypted enrolment records ([`store`]), the JSON bodies of the wire
+//! the durable, encrypted enrolment records ([`store`]), where Ke is kept (sealed in the
+//! record or in a key store, [`keys`]), the JSON bodies of the wire
 //! ([`wire`], shared with the enrolee and the targets), and the HTTP interface over the
 //! TLS listener ([`server`]). `bastion mef` runs it; `bastion enrol` is the enrolee;
 //! the CSE's `MefKeySource` is a target. The MEF client and key registration procedures
@@ -24,6 +25,7 @@
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod keys;
 pub mod rules;
 pub mod server;
 pub mod store;
@@ -31,5 +33,6 @@ pub mod wire;
 
 pub use config::{ConfigError, MefConfig};
 pub use error::MefError;
+pub use keys::KeKeeper;
 pub use server::Mef;
-pub use store::{EnrolmentInfo, EnrolmentStore, StoreError};
+pub use store::{EnrolmentInfo, EnrolmentStore, Revocation, StoreError};

@@ -10,7 +10,8 @@
 //!
 //! Abandoned is final: nothing is recorded for that association, and the MEF closes it.
 
-use bastion_keys::{derive_km, derive_kuc, DerivedKey, EnrolmentKey, Suid};
+use bastion_keys::{DerivationInput, DerivedKey, EnrolmentKey, Suid};
+use bastion_keystore::KeyName;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -175,13 +176,32 @@ impl Grant {
     }
 }
 
+/// Where an enrolment's Ke is: in its sealed record, or in the MEF's key store.
+#[derive(Clone, PartialEq, Eq)]
+pub enum KeHeld {
+    /// The bytes, kept in the sealed enrolment record (no `key-store` configured).
+    Sealed(KeBytes),
+    /// The name of a non-exportable secret in the MEF's key store: the record holds no
+    /// key, and derivations run inside the store.
+    InStore(KeyName),
+}
+
+impl std::fmt::Debug for KeHeld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeHeld::Sealed(_) => f.write_str("Sealed(<redacted>)"),
+            KeHeld::InStore(name) => write!(f, "InStore({name})"),
+        }
+    }
+}
+
 /// An enrolment: Ke under its KeID, for whom, until when, for which targets.
 #[derive(Clone)]
 pub struct Enrolment {
     /// KeID.
     pub ke_id: String,
-    /// Ke (wiped on drop, never shown).
-    pub ke: KeBytes,
+    /// Ke, or where it is (never shown).
+    pub ke: KeHeld,
     /// The enrolee ID provisioned.
     pub enrolee_id: String,
     /// How the enrolee authenticated (`kpm:<KpmID>` or `certificate:<ID>`), for the log
@@ -201,7 +221,7 @@ impl std::fmt::Debug for Enrolment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Enrolment")
             .field("ke_id", &self.ke_id)
-            .field("ke", &"<redacted>")
+            .field("ke", &self.ke)
             .field("enrolee_id", &self.enrolee_id)
             .field("credential", &self.credential)
             .field("created", &self.created)
@@ -209,13 +229,6 @@ impl std::fmt::Debug for Enrolment {
             .field("grants", &self.grants)
             .field("revoked", &self.revoked)
             .finish()
-    }
-}
-
-impl Enrolment {
-    /// Ke as the derivations take it.
-    pub fn enrolment_key(&self) -> EnrolmentKey {
-        EnrolmentKey::from_array(&self.ke)
     }
 }
 
@@ -231,12 +244,14 @@ pub struct Released {
 
 /// The key of `enrolment` for `fetcher` and `suid` at `now`. Privilege is judged first,
 /// so a target that may not ask learns nothing of the enrolment's state; then
-/// revocation, then expiry.
+/// revocation, then expiry; only then is `derive` asked for the key (from the bytes, or
+/// inside the key store: the I/O stays with the caller).
 pub fn release(
     enrolment: &Enrolment,
     fetcher: &str,
     suid: Suid,
     now: i64,
+    derive: impl FnOnce(&KeHeld, &DerivationInput) -> Result<DerivedKey, MefError>,
 ) -> Result<Released, MefError> {
     let grant = enrolment
         .grants
@@ -254,7 +269,7 @@ pub fn release(
     if now >= enrolment.expires {
         return Err(MefError::Expired);
     }
-    let key = derive_for(&enrolment.enrolment_key(), suid, &grant.id)?;
+    let key = derive(&enrolment.ke, &derivation_input(suid, &grant.id)?)?;
     Ok(Released {
         key,
         enrolee_id: enrolment.enrolee_id.clone(),
@@ -262,15 +277,32 @@ pub fn release(
     })
 }
 
-/// The key an enrolee and its target share for `suid`: Km with the MAF-ID for 21
-/// (10.3.2), Kuc with the target ID otherwise (10.3.7).
-pub fn derive_for(ke: &EnrolmentKey, suid: Suid, target_id: &str) -> Result<DerivedKey, MefError> {
-    let derived = if suid.code() == 21 {
-        derive_km(ke, target_id)
+/// What Ke is MACed over for the key an enrolee and its target share for `suid`: Km
+/// with the MAF-ID for 21 (10.3.2), Kuc with the target ID otherwise (10.3.7). One
+/// choice for both ends and for Ke in this process or in a key store.
+pub fn derivation_input(suid: Suid, target_id: &str) -> Result<DerivationInput, MefError> {
+    let input = if suid.code() == 21 {
+        DerivationInput::km(target_id)
     } else {
-        derive_kuc(ke, suid, target_id)
+        DerivationInput::kuc(suid, target_id)
     };
-    derived.map_err(|e| MefError::Internal(format!("derivation refused: {e}")))
+    input.map_err(|e| MefError::Internal(format!("derivation refused: {e}")))
+}
+
+/// The key an enrolee and its target share for `suid`, from Ke in this process.
+pub fn derive_for(ke: &EnrolmentKey, suid: Suid, target_id: &str) -> Result<DerivedKey, MefError> {
+    Ok(derivation_input(suid, target_id)?.derive(ke))
+}
+
+/// [`derive_for`] from where an enrolment keeps Ke, when the bytes are in the record;
+/// a key in a store has to be derived by that store.
+pub fn derive_sealed(ke: &KeHeld, input: &DerivationInput) -> Result<DerivedKey, MefError> {
+    match ke {
+        KeHeld::Sealed(bytes) => Ok(input.derive(&EnrolmentKey::from_array(bytes))),
+        KeHeld::InStore(name) => Err(MefError::Internal(format!(
+            "enrolment key {name} is in a key store this MEF is not configured with"
+        ))),
+    }
 }
 
 /// Ke as stored: 32 bytes, wiped on drop.
@@ -383,7 +415,7 @@ mod tests {
     fn enrolment() -> Enrolment {
         Enrolment {
             ke_id: "00@mef.example.com".into(),
-            ke: Zeroizing::new([7u8; 32]),
+            ke: KeHeld::Sealed(Zeroizing::new([7u8; 32])),
             enrolee_id: "Csensor1".into(),
             credential: "kpm:dev1@factory.example.com".into(),
             created: 100,
@@ -402,8 +434,12 @@ mod tests {
     fn release_checks_privilege_then_revocation_then_expiry() {
         let suid = Suid::from_code(22).unwrap();
         let e = enrolment();
+        let release = |e: &Enrolment, fetcher: &str, suid: Suid, now: i64| {
+            release(e, fetcher, suid, now, derive_sealed)
+        };
         let r = release(&e, "/id-in", suid, 150).unwrap();
-        let expected = derive_kuc(&e.enrolment_key(), suid, "/id-in").unwrap();
+        let ke = EnrolmentKey::from_slice(&[7u8; 32]).unwrap();
+        let expected = bastion_keys::derive_kuc(&ke, suid, "/id-in").unwrap();
         assert!(!format!("{e:?}").contains("7, 7"));
         assert_eq!(r.key, expected);
         assert_eq!((r.enrolee_id.as_str(), r.expires), ("Csensor1", 200));
@@ -438,6 +474,19 @@ mod tests {
     fn suid_21_releases_km_for_the_maf() {
         let ke = EnrolmentKey::from_slice(&[7u8; 32]).unwrap();
         let km = derive_for(&ke, Suid::from_code(21).unwrap(), "maf.example.com").unwrap();
-        assert_eq!(km, derive_km(&ke, "maf.example.com").unwrap());
+        assert_eq!(km, bastion_keys::derive_km(&ke, "maf.example.com").unwrap());
+    }
+
+    #[test]
+    fn a_key_in_a_store_is_not_derived_here() {
+        let held = KeHeld::InStore(KeyName::new("mef.ke.00").unwrap());
+        let input = derivation_input(Suid::from_code(22).unwrap(), "/id-in").unwrap();
+        assert!(matches!(
+            derive_sealed(&held, &input),
+            Err(MefError::Internal(_))
+        ));
+        assert_eq!(format!("{held:?}"), "InStore(mef.ke.00)");
+        let sealed = KeHeld::Sealed(Zeroizing::new([7u8; 32]));
+        assert_eq!(format!("{sealed:?}"), "Sealed(<redacted>)");
     }
 }

@@ -11,9 +11,12 @@
 //!         X-M2M-Origin == bound identity? (4106), X-M2M-RI present? (4000)
 //!         /enrolment: profile of the credential (4103) ─► rules::Conversation
 //!                     indications ─► instructions (tid, eid named)
-//!                       a MAF enrolment among them ─► EnrolmentStore::record now
-//!                     final ─► EnrolmentStore::record (durable, once) ─► 2001, close
-//!         /fetchCredentials: EnrolmentStore::get (4004) ─► rules::release ─► 2000
+//!                       a MAF enrolment among them ─► record now
+//!                     final ─► record (once) ─► 2001, close
+//!                       record: KeKeeper::keep (Ke into the key store, if any)
+//!                               ─► EnrolmentStore::record (durable)
+//!         /fetchCredentials: EnrolmentStore::get (4004) ─► rules::release
+//!                           ─► KeKeeper::derive (in the key store, if any) ─► 2000
 //!    /<MEF-FQDN>/…: the MEF client procedures and commands, bastion_maf::server::respond
 //!         over the MEF's client records (with Kc/KcID exported by the same hook)
 //! ```
@@ -39,6 +42,7 @@ use serde_json::Value;
 
 use crate::config::{EnroleeCredential, InstructionKind, MefConfig, Profile};
 use crate::error::MefError;
+use crate::keys::KeKeeper;
 use crate::rules::{self, Conversation, Enrolment, Grant};
 use crate::store::EnrolmentStore;
 use crate::wire::{self, names, Final, Indications};
@@ -48,22 +52,42 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Longest `X-M2M-RI` accepted.
 pub const MAX_RI_LEN: usize = 64;
 
-/// The MEF: its configuration and its store.
+/// The MEF: its configuration, its store and the keeper of its enrolment keys.
 #[derive(Debug)]
 pub struct Mef {
     config: MefConfig,
     store: EnrolmentStore,
     clients: Option<Arc<bastion_maf::Maf>>,
+    keys: KeKeeper,
 }
 
 impl Mef {
-    /// An MEF over `store`.
+    /// An MEF over `store`, Ke sealed in the enrolment records.
     pub fn new(config: MefConfig, store: EnrolmentStore) -> Mef {
         Mef {
             config,
             store,
             clients: None,
+            keys: KeKeeper::sealed(),
         }
+    }
+
+    /// The same, Ke kept by `keys` (a key store).
+    pub fn with_keys(self, keys: KeKeeper) -> Mef {
+        Mef { keys, ..self }
+    }
+
+    /// The keeper of the enrolment keys.
+    pub fn keys(&self) -> &KeKeeper {
+        &self.keys
+    }
+
+    /// Drops the enrolments expired at `now` and deletes their keys from the key store:
+    /// a key outlives its enrolment by at most the period this runs at.
+    pub fn sweep(&self, now: i64) -> Result<usize, crate::StoreError> {
+        let gone = self.store.expire(now)?;
+        self.keys.forget(&gone);
+        Ok(gone.len())
     }
 
     /// Serves the MEF client procedures (8.3.5) and, as their children, the commands
@@ -356,11 +380,11 @@ async fn enrolment(
 ) -> Result<Answer, Refusal> {
     let mef = &state.mef;
     let profile = profile_of(mef, &session.peer)?;
-    let ke_id = session
+    let ke_key_id = session
         .ke
         .key_identifier(&mef.config.fqdn)
-        .map_err(|e| MefError::Internal(format!("KeID: {e}")))?
-        .to_string();
+        .map_err(|e| MefError::Internal(format!("KeID: {e}")))?;
+    let ke_id = ke_key_id.to_string();
     if pc.get(names::INDICATIONS).is_some() {
         let indications: Indications =
             wire::unwrap(names::INDICATIONS, pc).map_err(MefError::BadRequest)?;
@@ -383,7 +407,7 @@ async fn enrolment(
         {
             // The MAF asks for Km (SUID 21) while the enrolee executes the instruction,
             // before the final message: the enrolment must exist by then.
-            record(state, session, profile, &ke_id).await?;
+            record(state, session, profile, &ke_key_id).await?;
         }
         tracing::info!(%ke_id, enrolee = %profile.enrolee_id, origin = %bound,
             instructions = ins.len(), "enrolment exchange: instructions sent");
@@ -405,7 +429,7 @@ async fn enrolment(
         let recorded = session.recorded.lock().clone();
         let enrolment = match recorded {
             Some(enrolment) => enrolment,
-            None => record(state, session, profile, &ke_id).await?,
+            None => record(state, session, profile, &ke_key_id).await?,
         };
         tracing::info!(%ke_id, enrolee = %enrolment.enrolee_id,
             credential = %enrolment.credential, expires = enrolment.expires,
@@ -464,9 +488,9 @@ async fn record(
     state: &AppState,
     session: &Session,
     profile: &Profile,
-    ke_id: &str,
+    ke_key_id: &KeyIdentifier,
 ) -> Result<Enrolment, Refusal> {
-    let mef = &state.mef;
+    let mef = state.mef.clone();
     let now = unix_now();
     let lifetime = i64::try_from(profile.lifetime_seconds).unwrap_or(i64::MAX);
     let grants: Vec<Grant> = profile
@@ -475,32 +499,51 @@ async fn record(
         .filter_map(|name| mef.config.targets.get(name))
         .map(Grant::from)
         .collect();
-    let enrolment = Enrolment {
-        ke_id: ke_id.to_owned(),
-        ke: zeroize::Zeroizing::new(*session.ke.key()),
-        enrolee_id: profile.enrolee_id.clone(),
-        credential: credential_label(&session.peer),
-        created: now,
-        expires: now.saturating_add(lifetime),
-        grants,
-        revoked: false,
-    };
-    let recorded = {
-        let mef = mef.clone();
-        let enrolment = enrolment.clone();
-        tokio::task::spawn_blocking(move || mef.store.record(&enrolment, now))
-            .await
-            .unwrap_or_else(|_| Err(MefError::Internal("the store task failed".into())))
-    };
-    if let Err(e) = recorded {
-        session.conversation.lock().abandon();
-        return Err(Refusal {
-            error: e,
-            close: true,
-        });
+    let ke = zeroize::Zeroizing::new(*session.ke.key());
+    let ke_key_id = ke_key_id.clone();
+    let enrolee_id = profile.enrolee_id.clone();
+    let credential = credential_label(&session.peer);
+    // Ke into the key store first: a crash between the two leaves an orphan key no
+    // record names, never a record whose key is missing.
+    let recorded = tokio::task::spawn_blocking(move || {
+        let enrolment = Enrolment {
+            ke_id: ke_key_id.to_string(),
+            ke: mef.keys.keep(&ke_key_id, &ke)?,
+            enrolee_id,
+            credential,
+            created: now,
+            expires: now.saturating_add(lifetime),
+            grants,
+            revoked: false,
+        };
+        match mef.store.record(&enrolment, now) {
+            Ok(dropped) => {
+                mef.keys.forget(&dropped);
+                Ok(enrolment)
+            }
+            Err(e) => {
+                if let rules::KeHeld::InStore(name) = &enrolment.ke {
+                    mef.keys.forget(std::slice::from_ref(name));
+                }
+                Err(e)
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| Err(MefError::Internal("the store task failed".into())));
+    match recorded {
+        Ok(enrolment) => {
+            *session.recorded.lock() = Some(enrolment.clone());
+            Ok(enrolment)
+        }
+        Err(e) => {
+            session.conversation.lock().abandon();
+            Err(Refusal {
+                error: e,
+                close: true,
+            })
+        }
     }
-    *session.recorded.lock() = Some(enrolment.clone());
-    Ok(enrolment)
 }
 
 async fn fetch(
@@ -516,19 +559,34 @@ async fn fetch(
     if !parsed.fqdn().eq_ignore_ascii_case(&mef.config.fqdn) {
         return Err(MefError::NotFound("KeID of another MEF".into()));
     }
-    let found = {
+    let released = {
         let mef = mef.clone();
         let ke_id = ke_id.to_owned();
-        tokio::task::spawn_blocking(move || mef.store.get(&ke_id))
-            .await
-            .map_err(|_| MefError::Internal("the store task failed".into()))?
-            .map_err(|e| {
-                tracing::error!(error = %e, "enrolment store unreadable");
-                MefError::Internal("the enrolment store is unreadable".into())
-            })?
+        let fetcher = fetcher.to_owned();
+        // Blocking: the store file, and a derivation inside a key store (a token).
+        tokio::task::spawn_blocking(move || {
+            let enrolment = mef
+                .store
+                .get(&ke_id)
+                .map_err(|e| {
+                    tracing::error!(error = %e, "enrolment store unreadable");
+                    MefError::Internal("the enrolment store is unreadable".into())
+                })?
+                .ok_or_else(|| MefError::NotFound("unknown KeID".into()))?;
+            let released = rules::release(&enrolment, &fetcher, suid, unix_now(), |ke, input| {
+                mef.keys.derive(ke, input)
+            });
+            if let (Err(MefError::Expired | MefError::Revoked(_)), rules::KeHeld::InStore(name)) =
+                (&released, &enrolment.ke)
+            {
+                // The enrolment ended: its key goes now rather than at the next sweep.
+                mef.keys.forget(std::slice::from_ref(name));
+            }
+            released
+        })
+        .await
+        .map_err(|_| MefError::Internal("the store task failed".into()))??
     };
-    let enrolment = found.ok_or_else(|| MefError::NotFound("unknown KeID".into()))?;
-    let released = rules::release(&enrolment, fetcher, suid, unix_now())?;
     tracing::info!(%ke_id, fetcher, suid = suid.code(), enrolee = %released.enrolee_id,
         "credential released");
     let credential = wire::Credential {

@@ -1,6 +1,8 @@
 //! The MEF's durable enrolment store: one sealed file (`bastion_tls::sealed`, AES-256-GCM
 //! under the credential store's key, so Ke is encrypted at rest), rewritten atomically on
-//! every change before the change is acknowledged.
+//! every change before the change is acknowledged. With `[mef] key-store` a record holds
+//! the name of Ke in that store instead of Ke ([`KeHeld`]); the store reports the names of
+//! the keys whose records expire or are revoked, and the MEF deletes them.
 //!
 //! Two processes write it: the running MEF (new enrolments) and the operator's `bastion
 //! mef revoke`. Every change runs under an exclusive lock on `<file>.lock` and re-reads the
@@ -21,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::error::MefError;
-use crate::rules::{Enrolment, Grant};
+use crate::rules::{Enrolment, Grant, KeHeld};
+use bastion_keystore::KeyName;
 
 const MAGIC: &[u8; 8] = b"BSTNMEF1";
 const FORMAT_VERSION: u32 = 1;
@@ -54,7 +57,12 @@ struct StoredFile {
 
 #[derive(Serialize, Deserialize)]
 struct StoredEnrolment {
-    ke: Zeroizing<String>,
+    /// Ke in hex, when no key store holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ke: Option<Zeroizing<String>>,
+    /// The name of Ke in the MEF's key store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ke_name: Option<String>,
     enrolee_id: String,
     credential: String,
     created: i64,
@@ -76,6 +84,22 @@ pub struct EnrolmentInfo {
     pub expires: i64,
     /// Revoked by the operator.
     pub revoked: bool,
+}
+
+impl StoredEnrolment {
+    /// The name of its key in the key store, if it is there.
+    fn key_name(&self) -> Option<KeyName> {
+        self.ke_name.as_deref().and_then(|n| KeyName::new(n).ok())
+    }
+}
+
+/// What a revocation changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// Enrolments newly revoked.
+    pub count: usize,
+    /// Their keys in the key store, to delete.
+    pub keys: Vec<KeyName>,
 }
 
 /// Inode, size and modification time of the file, to notice another process's changes.
@@ -206,7 +230,9 @@ impl EnrolmentStore {
 
     /// Records `enrolment` durably at `now`. Refused when its enrolee is revoked, when its
     /// KeID is already recorded (a replay), or when the store is full of live records.
-    pub fn record(&self, enrolment: &Enrolment, now: i64) -> Result<(), MefError> {
+    /// Expired records are dropped first; returns the names of their keys in the key
+    /// store, to delete.
+    pub fn record(&self, enrolment: &Enrolment, now: i64) -> Result<Vec<KeyName>, MefError> {
         let max = self.max;
         self.locked(|file| {
             if file.revoked_enrolees.contains(&enrolment.enrolee_id) {
@@ -219,16 +245,24 @@ impl EnrolmentStore {
                     "this KeID is already enrolled".into(),
                 )));
             }
-            file.enrolments.retain(|_, e| e.expires > now);
+            let dropped = drop_expired(file, now);
             if file.enrolments.len() >= max {
                 return Ok(Outcome::Refused(MefError::Internal(
                     "the enrolment store is full".into(),
                 )));
             }
+            let (ke, ke_name) = match &enrolment.ke {
+                KeHeld::Sealed(bytes) => (
+                    Some(bastion_keys::hex::encode_secret(bytes.as_slice())),
+                    None,
+                ),
+                KeHeld::InStore(name) => (None, Some(name.as_str().to_owned())),
+            };
             file.enrolments.insert(
                 enrolment.ke_id.clone(),
                 StoredEnrolment {
-                    ke: bastion_keys::hex::encode_secret(enrolment.ke.as_slice()),
+                    ke,
+                    ke_name,
                     enrolee_id: enrolment.enrolee_id.clone(),
                     credential: enrolment.credential.clone(),
                     created: enrolment.created,
@@ -237,7 +271,7 @@ impl EnrolmentStore {
                     revoked: false,
                 },
             );
-            Ok(Outcome::Done)
+            Ok(Outcome::Done(dropped.keys))
         })
         .map_err(|e| {
             tracing::error!(error = %e, "enrolment not recorded");
@@ -254,9 +288,15 @@ impl EnrolmentStore {
             return Ok(None);
         };
         let corrupt = || StoreError::Corrupt(self.path.clone(), format!("bad Ke for {ke_id}"));
-        let bytes = bastion_keys::hex::decode(&stored.ke).ok_or_else(corrupt)?;
-        let ke: [u8; 32] = bytes.as_slice().try_into().map_err(|_| corrupt())?;
-        let ke = Zeroizing::new(ke);
+        let ke = match (&stored.ke, &stored.ke_name) {
+            (Some(hex), None) => {
+                let bytes = bastion_keys::hex::decode(hex).ok_or_else(corrupt)?;
+                let ke: [u8; 32] = bytes.as_slice().try_into().map_err(|_| corrupt())?;
+                KeHeld::Sealed(Zeroizing::new(ke))
+            }
+            (None, Some(_)) => KeHeld::InStore(stored.key_name().ok_or_else(corrupt)?),
+            _ => return Err(corrupt()),
+        };
         Ok(Some(Enrolment {
             ke_id: ke_id.to_owned(),
             ke,
@@ -277,20 +317,30 @@ impl EnrolmentStore {
     }
 
     /// Revokes `enrolee_id`: its enrolments stop releasing keys and it cannot enrol
-    /// again. Returns how many enrolments were revoked.
-    pub fn revoke(&self, enrolee_id: &str) -> Result<usize, StoreError> {
+    /// again. Returns how many enrolments were revoked and their keys in the key store.
+    pub fn revoke(&self, enrolee_id: &str) -> Result<Revocation, StoreError> {
         self.locked(|file| {
-            let mut count = 0;
+            let mut revocation = Revocation {
+                count: 0,
+                keys: Vec::new(),
+            };
             for e in file.enrolments.values_mut() {
                 if e.enrolee_id == enrolee_id && !e.revoked {
                     e.revoked = true;
-                    count += 1;
+                    revocation.count += 1;
+                    revocation.keys.extend(e.key_name());
                 }
             }
             file.revoked_enrolees.insert(enrolee_id.to_owned());
-            Ok(Count(count))
+            Ok(revocation)
         })
-        .map(|Count(n)| n)
+    }
+
+    /// Drops the records expired at `now`; returns the names of their keys in the key
+    /// store, to delete. Writes only when something was dropped.
+    pub fn expire(&self, now: i64) -> Result<Vec<KeyName>, StoreError> {
+        self.locked(|file| Ok(drop_expired(file, now)))
+            .map(|dropped| dropped.keys)
     }
 
     /// Every enrolment, without keys, by KeID.
@@ -319,6 +369,23 @@ impl EnrolmentStore {
     }
 }
 
+/// Removes the expired records of `file`.
+fn drop_expired(file: &mut StoredFile, now: i64) -> Dropped {
+    let mut dropped = Dropped {
+        count: 0,
+        keys: Vec::new(),
+    };
+    file.enrolments.retain(|_, e| {
+        let live = e.expires > now;
+        if !live {
+            dropped.count += 1;
+            dropped.keys.extend(e.key_name());
+        }
+        live
+    });
+    dropped
+}
+
 /// Whether a change must be written.
 trait Changed {
     fn changed(&self) -> bool;
@@ -330,29 +397,40 @@ impl Changed for bool {
     }
 }
 
-struct Count(usize);
-
-impl Changed for Count {
+impl Changed for Revocation {
     fn changed(&self) -> bool {
         true
     }
 }
 
+/// What dropping expired records removed: written only when there was something.
+struct Dropped {
+    count: usize,
+    /// The names of their keys in the key store.
+    keys: Vec<KeyName>,
+}
+
+impl Changed for Dropped {
+    fn changed(&self) -> bool {
+        self.count > 0
+    }
+}
+
 enum Outcome {
-    Done,
+    Done(Vec<KeyName>),
     Refused(MefError),
 }
 
 impl Changed for Outcome {
     fn changed(&self) -> bool {
-        matches!(self, Outcome::Done)
+        matches!(self, Outcome::Done(_))
     }
 }
 
 impl Outcome {
-    fn into_result(self) -> Result<(), MefError> {
+    fn into_result(self) -> Result<Vec<KeyName>, MefError> {
         match self {
-            Outcome::Done => Ok(()),
+            Outcome::Done(dropped) => Ok(dropped),
             Outcome::Refused(e) => Err(e),
         }
     }
@@ -365,7 +443,7 @@ mod tests {
     fn enrolment(ke_id: &str, enrolee: &str, expires: i64) -> Enrolment {
         Enrolment {
             ke_id: ke_id.into(),
-            ke: Zeroizing::new([9u8; 32]),
+            ke: KeHeld::Sealed(Zeroizing::new([9u8; 32])),
             enrolee_id: enrolee.into(),
             credential: "kpm:dev1@factory.example.com".into(),
             created: 0,
@@ -389,7 +467,7 @@ mod tests {
         assert!(!raw.windows(8).any(|w| w == b"Csensor1"), "not encrypted");
         let again = EnrolmentStore::open(&path, key, 10).unwrap();
         let e = again.get("a1@mef.example.com").unwrap().unwrap();
-        assert_eq!(e.ke.as_slice(), &[9u8; 32]);
+        assert_eq!(e.ke, KeHeld::Sealed(Zeroizing::new([9u8; 32])));
         assert_eq!((e.enrolee_id.as_str(), e.expires), ("Csensor1", 100));
         let wrong = EnrolmentStore::open(&path, StoreKey::generate().unwrap(), 10);
         assert!(matches!(
@@ -426,12 +504,61 @@ mod tests {
 
         // Revocation by another handle (another process) applies to this one.
         let operator = EnrolmentStore::open(&path, key, 2).unwrap();
-        assert_eq!(operator.revoke("Cc").unwrap(), 1);
+        assert_eq!(operator.revoke("Cc").unwrap().count, 1);
         assert!(store.get("a3@m.example").unwrap().unwrap().revoked);
         assert!(store.is_revoked("Cc").unwrap());
         assert!(matches!(
             store.record(&enrolment("a4@m.example", "Cc", 300), 150),
             Err(MefError::Revoked(_))
         ));
+    }
+
+    #[test]
+    fn a_key_in_a_store_is_recorded_by_name_and_reported_when_it_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("enrolments.sealed");
+        let key = StoreKey::generate().unwrap();
+        let store = EnrolmentStore::open(&path, key.clone(), 10).unwrap();
+        let in_store = |ke_id: &str, enrolee: &str, name: &str, expires| Enrolment {
+            ke: KeHeld::InStore(KeyName::new(name).unwrap()),
+            ..enrolment(ke_id, enrolee, expires)
+        };
+        let none = store
+            .record(&in_store("b1@m.example", "Ca", "mef.ke.b1", 100), 0)
+            .unwrap();
+        assert!(none.is_empty());
+        store
+            .record(&in_store("b2@m.example", "Cb", "mef.ke.b2", 100), 0)
+            .unwrap();
+        store
+            .record(&enrolment("b3@m.example", "Cb", 100), 0)
+            .unwrap();
+        let again = EnrolmentStore::open(&path, key, 10).unwrap();
+        let e = again.get("b1@m.example").unwrap().unwrap();
+        assert_eq!(e.ke, KeHeld::InStore(KeyName::new("mef.ke.b1").unwrap()));
+
+        let revocation = again.revoke("Cb").unwrap();
+        assert_eq!(revocation.count, 2);
+        assert_eq!(revocation.keys, vec![KeyName::new("mef.ke.b2").unwrap()]);
+        // Expiry drops every record and names the keys of those in the store.
+        assert!(store.expire(99).unwrap().is_empty());
+        let mut gone = store.expire(100).unwrap();
+        gone.sort();
+        assert_eq!(
+            gone,
+            vec![
+                KeyName::new("mef.ke.b1").unwrap(),
+                KeyName::new("mef.ke.b2").unwrap()
+            ]
+        );
+        assert!(again.list().unwrap().is_empty());
+        // Dropped by the next record, too.
+        store
+            .record(&in_store("b4@m.example", "Cd", "mef.ke.b4", 200), 0)
+            .unwrap();
+        let dropped = store
+            .record(&enrolment("b5@m.example", "Ce", 300), 250)
+            .unwrap();
+        assert_eq!(dropped, vec![KeyName::new("mef.ke.b4").unwrap()]);
     }
 }

@@ -239,6 +239,9 @@ pub enum KeystoreCommand {
     List(KeystoreArgs),
     /// Delete a key (both halves of a key pair).
     Delete(KeystoreDeleteArgs),
+    /// Print an exportable secret in hex (a PSK another holder needs); a non-exportable
+    /// secret or a private key is refused: it never leaves the store.
+    Export(KeystoreDeleteArgs),
 }
 
 /// What a generated key is.
@@ -274,7 +277,7 @@ pub struct KeystoreGenerateArgs {
     pub exportable: bool,
 }
 
-/// Arguments of `keystore delete`.
+/// Arguments of `keystore delete` and `keystore export`.
 #[derive(Debug, Args)]
 pub struct KeystoreDeleteArgs {
     #[command(flatten)]
@@ -1446,6 +1449,19 @@ pub struct EnrolArgs {
     /// Directory of the credentials; must not exist (created 0700, files 0600)
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
+
+    /// Key store Ke is imported into, non-exportable, and the CSE's key derived in
+    /// (file:PATH or pkcs11:MODULE?token=LABEL); without it Ke is kept in --dir
+    #[arg(long, value_name = "SPEC", conflicts_with = "register_only")]
+    pub key_store: Option<String>,
+
+    /// Key file of a file: key store when BASTION_CREDENTIALS_KEY is unset
+    #[arg(long, value_name = "FILE", requires = "key_store")]
+    pub key_store_key_file: Option<PathBuf>,
+
+    /// File holding the PKCS#11 token's user PIN (else BASTION_PKCS11_PIN)
+    #[arg(long, value_name = "FILE", requires = "key_store")]
+    pub pin_file: Option<PathBuf>,
 
     /// Stop once the credentials are on disk
     #[arg(long, conflicts_with = "register_only")]

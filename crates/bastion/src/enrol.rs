@@ -17,7 +17,9 @@
 //! 3. the key for the CSE target (its SUID 22): Kuc = HMAC(Ke, …‖SUID‖target ID);
 //! 4. the credentials on disk, all or nothing: `--dir` is created (0700) only once the
 //!    exchange succeeded, its files mode 0600: `key-id`, `ke.hex`, `kuc.hex`,
-//!    `enrolee-id`, `target-id`, `cse-uri`, `expires`;
+//!    `enrolee-id`, `target-id`, `cse-uri`, `expires`; with `--key-store`, Ke is imported
+//!    there non-exportable and Kuc derived inside it ([`keep_ke_and_derive`]), and
+//!    `ke.name` (the key's name in that store) replaces `ke.hex`;
 //! 5. AE registration at the CSE over TLS-PSK, identity KeID, key Kuc, `X-M2M-Origin` the
 //!    enrolee ID; `--container` created if missing; one `<contentInstance>` of
 //!    `--content`.
@@ -201,6 +203,8 @@ impl Connector for MefConnector {
 /// What the enrolment provisioned, as kept on disk.
 struct Credentials {
     ke_id: String,
+    /// `ke.hex` (Ke) or `ke.name` (its name in the key store).
+    ke_file: &'static str,
     ke: Zeroizing<String>,
     kuc: Zeroizing<String>,
     enrolee_id: String,
@@ -250,12 +254,13 @@ impl Credentials {
             &self.cse_uri,
             &self.expires,
         ];
+        let names = FILES.map(|n| if n == "ke.hex" { self.ke_file } else { n });
         let extra = self
             .extra
             .iter()
             .map(|(name, value)| (*name, value.as_str()));
         let written = (|| {
-            for (name, value) in FILES.iter().copied().zip(values).chain(extra) {
+            for (name, value) in names.into_iter().zip(values).chain(extra) {
                 let mut file = std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -280,9 +285,14 @@ impl Credentials {
                 .map_err(|e| bad(format!("--dir: {e}")))?;
             Ok(Zeroizing::new(text.trim().to_owned()))
         };
+        let ke_file = match dir.join("ke.name").exists() {
+            true => "ke.name",
+            false => "ke.hex",
+        };
         Ok(Credentials {
             ke_id: read("key-id")?.to_string(),
-            ke: read("ke.hex")?,
+            ke_file,
+            ke: read(ke_file)?,
             kuc: read("kuc.hex")?,
             enrolee_id: read("enrolee-id")?.to_string(),
             target_id: read("target-id")?.to_string(),
@@ -453,10 +463,13 @@ async fn enrol(args: &EnrolArgs, mef: MefClient) -> Result<Credentials, Failure>
         )));
     }
     let target = cse_target(&enrolled.tgs, args.target_id.as_deref())?;
-    let kuc = derive(&exported, target.suid, &target.tid)?;
+    let suid = Suid::from_code(u32::from(target.suid))
+        .map_err(|e| refused(format!("the MEF named a bad SUID: {e}")))?;
+    let (ke_file, ke, kuc) = keep_ke_and_derive(args, &exported, &fqdn, suid, &target.tid)?;
     Ok(Credentials {
         ke_id,
-        ke: bastion_keys::hex::encode_secret(exported.key()),
+        ke_file,
+        ke,
         kuc: kuc.to_hex(),
         enrolee_id: enrolled.eid,
         target_id: target.tid.clone(),
@@ -631,6 +644,51 @@ async fn maf_enrolment(
             registered.id, registered.client_id
         ),
     })
+}
+
+/// Keeps Ke and derives the target's key from it: in `--key-store`, Ke imported
+/// non-exportable as `enrolee.ke.<RelativeKeID>` and Kuc computed inside the store, so
+/// the only key left in this process is Kuc, the PSK OpenSSL must hold for the CSE
+/// handshake; without a store, Ke for `ke.hex` and Kuc derived here. Returns the file
+/// Ke is recorded in, its content, and Kuc.
+fn keep_ke_and_derive(
+    args: &EnrolArgs,
+    exported: &ExportedKey,
+    fqdn: &str,
+    suid: Suid,
+    target_id: &str,
+) -> Result<(&'static str, Zeroizing<String>, bastion_keys::DerivedKey), Failure> {
+    let input = bastion_mef::rules::derivation_input(suid, target_id)
+        .map_err(|e| refused(format!("cannot derive the key for {target_id}: {e}")))?;
+    let Some(spec) = &args.key_store else {
+        let kuc = input.derive(&exported.enrolment_key());
+        return Ok((
+            "ke.hex",
+            bastion_keys::hex::encode_secret(exported.key()),
+            kuc,
+        ));
+    };
+    use bastion_keystore::{ExportPolicy, KeyName, SecretKey, StoreSecrets, StoreSpec};
+    let store_error = |e: bastion_keystore::KeyStoreError| match e.is_usage() {
+        true => bad(format!("--key-store: {e}")),
+        false => refused(format!("--key-store: {e}")),
+    };
+    let secrets = StoreSecrets {
+        key_file: args.key_store_key_file.clone(),
+        pin_file: args.pin_file.clone(),
+    };
+    let store = bastion_keystore::open(&StoreSpec::parse(spec).map_err(store_error)?, &secrets)
+        .map_err(store_error)?;
+    let relative = exported
+        .key_identifier(fqdn)
+        .map_err(|e| bad(format!("--mef-fqdn: {e}")))?;
+    let name = KeyName::new(&format!("enrolee.ke.{}", relative.relative())).map_err(store_error)?;
+    let ke = SecretKey::new(exported.key()).map_err(store_error)?;
+    store
+        .import_secret(&name, &ke, ExportPolicy::NonExportable)
+        .map_err(store_error)?;
+    let kuc = store.derive(&name, &input).map_err(store_error)?;
+    Ok(("ke.name", Zeroizing::new(name.to_string()), kuc))
 }
 
 /// The CSE target: SUID 22, and `--target-id` when several.

@@ -1,6 +1,7 @@
-//! `bastion keystore init|generate|list|delete`: the operator's view of a key store
-//! (`bastion_keystore`). It owns the flags and the output; the stores are the crate's.
-//! Output names keys, kinds and policies, never key bytes.
+//! `bastion keystore init|generate|list|delete|export`: the operator's view of a key
+//! store (`bastion_keystore`). It owns the flags and the output; the stores are the
+//! crate's. Output names keys, kinds and policies, never key bytes, except the exportable
+//! secret `export` is asked for.
 
 use bastion_keystore::{
     ExportPolicy, KeyInfo, KeyName, KeyStore, KeyStoreError, StoreSecrets, StoreSpec,
@@ -67,6 +68,14 @@ pub fn run(command: &KeystoreCommand) -> Result<String, Failure> {
             let name = KeyName::new(&args.name).map_err(failure)?;
             store.delete(&name).map_err(failure)?;
             Ok(format!("deleted {name}\n"))
+        }
+        KeystoreCommand::Export(args) => {
+            let store = open(&args.store)?;
+            let name = KeyName::new(&args.name).map_err(failure)?;
+            let secret = store.export_secret(&name).map_err(failure)?;
+            let mut hex = bastion_keys::hex::encode_secret(secret.expose());
+            hex.push('\n');
+            Ok(hex.to_string())
         }
     }
 }

@@ -21,6 +21,10 @@
 //! with (KpmID, or the certificate's identity) is certified as the absolute form of its
 //! enrolee ID (`EstConfig::certify`), whatever the CSR asks; a revoked enrolee is refused
 //! before the EST handler sees the request.
+//!
+//! With `key-store` configured, Ke is kept in that key store (opened before the
+//! listener: a missing PIN is exit status 2), expired enrolments are swept and their keys
+//! deleted every [`SWEEP`], and `revoke` deletes the revoked enrolments' keys.
 
 use crate::cli::{
     MefArgs, MefCommand, MefCommandAddArgs, MefCommandArgs, MefCommandClass, MefCommandCommand,
@@ -30,9 +34,10 @@ use crate::das::{bind, init_logging, listener_limits_of, local, stop_signal};
 use crate::limits::connection_gate;
 use crate::Failure;
 use bastion_est::{Est, EstSettings, ProfileKey, Profiles};
+use bastion_keystore::StoreSecrets;
 use bastion_mef::commands::{self, Description, MefCommands};
 use bastion_mef::config::{EnroleeCredential, EstConfig};
-use bastion_mef::{EnrolmentStore, Mef, MefConfig};
+use bastion_mef::{EnrolmentStore, KeKeeper, Mef, MefConfig};
 use bastion_tls::{CredentialRegistry, ServerCertificate, ServerSettings, StoreKey, TlsServer};
 use std::path::Path;
 use std::sync::Arc;
@@ -43,19 +48,43 @@ const PURGE_EVERY: Duration = Duration::from_secs(60);
 
 /// How often the credential store is checked for changes.
 const CREDENTIALS_RELOAD: Duration = Duration::from_secs(1);
+/// How often expired enrolments are dropped and their keys deleted from the key store.
+const SWEEP: Duration = Duration::from_secs(30);
 
 /// Runs the MEF, or the operator command; returns what to print.
 pub fn run(args: &MefArgs) -> Result<Option<String>, Failure> {
     match &args.command {
         Some(MefCommand::Revoke(revoke)) => {
+            let config = load_config(&revoke.store.config)?;
             let store = open_store(&revoke.store)?;
-            let count = store
+            let revocation = store
                 .revoke(&revoke.enrolee)
                 .map_err(|e| Failure::Runtime(e.to_string()))?;
-            Ok(Some(format!(
-                "revoked {}: {count} enrolment(s); it cannot enrol again\n",
-                revoke.enrolee
-            )))
+            let done = format!(
+                "revoked {}: {} enrolment(s); it cannot enrol again\n",
+                revoke.enrolee, revocation.count
+            );
+            // The revocation holds already (revoked records release nothing); deleting
+            // the keys is the second step, and its failure is reported as such.
+            if !revocation.keys.is_empty() {
+                let not_deleted = |e: String| {
+                    Failure::Runtime(format!(
+                        "{}; but its keys were not deleted from the key store: {e}",
+                        done.trim_end()
+                    ))
+                };
+                let keys = open_keys(&config, revoke.store.key_file.as_deref())
+                    .map_err(|e| not_deleted(e.to_string()))?;
+                if let Some(store) = keys.store() {
+                    for name in &revocation.keys {
+                        match store.delete(name) {
+                            Ok(()) | Err(bastion_keystore::KeyStoreError::NotFound(_)) => {}
+                            Err(e) => return Err(not_deleted(e.to_string())),
+                        }
+                    }
+                }
+            }
+            Ok(Some(done))
         }
         Some(MefCommand::List(args)) => {
             let store = open_store(args)?;
@@ -245,6 +274,30 @@ fn open_enrolments(config: &MefConfig, key: StoreKey) -> Result<EnrolmentStore, 
         .map_err(|e| Failure::Runtime(format!("enrolment store: {e}")))
 }
 
+/// The keeper of Ke: the configured key store (the file store under the credential
+/// store's key, a token with its PIN), or the sealed records.
+fn open_keys(config: &MefConfig, key_file: Option<&Path>) -> Result<KeKeeper, Failure> {
+    let Some(spec) = &config.key_store else {
+        return Ok(KeKeeper::sealed());
+    };
+    let secrets = StoreSecrets {
+        key_file: key_file
+            .or(config.credentials_key_file.as_deref())
+            .map(Path::to_owned),
+        pin_file: config.key_store_pin_file.clone(),
+    };
+    let store = bastion_keystore::open(spec, &secrets).map_err(|e| {
+        let message = format!("key store {spec}: {e}");
+        match e.is_usage() {
+            true => Failure::Config(message),
+            false => Failure::Runtime(message),
+        }
+    })?;
+    tracing::info!(key_store = %spec, level = %store.protection_level(),
+        "enrolment keys kept in the key store");
+    Ok(KeKeeper::in_store(store))
+}
+
 fn open_store(args: &MefStoreArgs) -> Result<EnrolmentStore, Failure> {
     let config = load_config(&args.config)?;
     let key = store_key(args.key_file.as_deref(), &config)?;
@@ -301,6 +354,7 @@ fn serve(args: &MefRunArgs) -> Result<(), Failure> {
         Some(c) => Some(open_clients(&config, c, key)?),
         None => None,
     };
+    let keys = open_keys(&config, args.key_file.as_deref())?;
     tracing::info!(
         fqdn = %config.fqdn,
         profiles = config.profiles.len(),
@@ -312,7 +366,7 @@ fn serve(args: &MefRunArgs) -> Result<(), Failure> {
         Some(est) => Some(Arc::new(open_est(&config, est)?)),
         None => None,
     };
-    let mut mef = Mef::new(config, store);
+    let mut mef = Mef::new(config, store).with_keys(keys);
     let mut purging = None;
     if let Some((records, commands)) = clients {
         let records = Arc::new(records);
@@ -354,6 +408,23 @@ fn serve(args: &MefRunArgs) -> Result<(), Failure> {
                 }
             });
         }
+        let sweeper = mef.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP);
+            loop {
+                tick.tick().await;
+                let mef = sweeper.clone();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                match tokio::task::spawn_blocking(move || mef.sweep(now)).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => tracing::info!(keys = n, "expired enrolments' keys deleted"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "expiry sweep failed"),
+                    Err(_) => tracing::warn!("expiry sweep task failed"),
+                }
+            }
+        });
         let gate = connection_gate(&limits);
         let timeouts = limits.timeouts;
         let mut app = bastion_mef::server::router(mef.clone(), timeouts);

@@ -4,16 +4,21 @@
 //! enrols, registers its AE over TLS-PSK with the key the MEF provisioned for the CSE and
 //! writes data; a wrong Kpm, an expired enrolment, a revoked enrolee and a replayed
 //! exchange each fail with a clear error and nothing provisioned. The replay is sent by
-//! `openssl s_client`, a client the project did not write.
+//! `openssl s_client`, a client the project did not write. The same enrolment runs with
+//! Ke kept in key stores at both ends (`[mef] key-store`, `bastion enrol --key-store`):
+//! a real SoftHSM2 token (`scripts/softhsm-env`; under `CI=true` a missing SoftHSM2
+//! fails) and the encrypted file store.
 
 mod common;
 
 use common::enrolment::{
-    mef_tool, printed_body, read, start_mef, stderr, stdout, write_secret, Watched,
+    bastion_with, mef_tool_with, printed_body, read, start_mef_with, stderr, stdout, write_secret,
+    Watched,
 };
 use common::provision::{
     add_psk_credential, issue_certificates, make_ca, printed_rsc, psk_req, s_client, Store,
 };
+use common::softhsm::{softhsm, SoftHsm};
 use common::{bastion, path, write_key_file, Server};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -51,10 +56,33 @@ struct Site {
     mef: Watched,
     cse: Server,
     cse_tls_port: u16,
+    keys: KeyStoreAt,
+}
+
+/// Where the MEF keeps Ke: its `key-store` setting and what opening it needs.
+#[derive(Clone, Default)]
+struct KeyStoreAt {
+    /// `[mef] key-store`; none: Ke sealed in the enrolment records.
+    spec: Option<String>,
+    /// Environment of every process opening it (a token's configuration and PIN).
+    env: Vec<(&'static str, String)>,
+}
+
+impl KeyStoreAt {
+    fn token(token: &SoftHsm) -> KeyStoreAt {
+        KeyStoreAt {
+            spec: Some(token.spec()),
+            env: token.env().to_vec(),
+        }
+    }
 }
 
 impl Site {
     fn start() -> Site {
+        Site::start_with(KeyStoreAt::default())
+    }
+
+    fn start_with(keys: KeyStoreAt) -> Site {
         let files = tempfile::tempdir().expect("files");
         let dir = files.path();
         write_key_file(&dir.join("store.key"), STORE_KEY);
@@ -87,12 +115,17 @@ impl Site {
         );
 
         let cse_tls_port = common::acme::free_port();
+        let key_store = match &keys.spec {
+            Some(spec) => format!("key-store = \"{spec}\""),
+            None => String::new(),
+        };
         let config = format!(
             r#"
 [mef]
 fqdn = "{MEF_FQDN}"
 listen = "127.0.0.1:0"
 data-dir = "{data}"
+{key_store}
 cert = "{dir}/mef.pem"
 key = "{dir}/mef.key"
 ca = ["{dir}/ca.pem"]
@@ -141,7 +174,7 @@ lifetime-seconds = 3600
             replay = REPLAY.0,
         );
         std::fs::write(dir.join("mef.toml"), config).expect("mef.toml");
-        let mef = start_mef(dir);
+        let mef = start_mef_with(dir, &keys.env);
         let cse = Server::start_with_config(&format!(
             r#"
 [tls]
@@ -164,6 +197,7 @@ mef-timeout-ms = 5000
             mef,
             cse,
             cse_tls_port,
+            keys,
         }
     }
 
@@ -201,7 +235,7 @@ mef-timeout-ms = 5000
         .collect::<Vec<_>>();
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        bastion(&refs)
+        bastion_with(&refs, &self.keys.env)
     }
 
     fn mef_url_string(&self) -> String {
@@ -214,7 +248,7 @@ mef-timeout-ms = 5000
 
     /// `bastion mef ARGS --config … --key-file …`'s output.
     fn mef_tool(&self, args: &[&str]) -> Output {
-        mef_tool(self.files.path(), args)
+        mef_tool_with(self.files.path(), args, &self.keys.env)
     }
 
     /// The MEF's enrolments as `bastion mef list` prints them.
@@ -248,6 +282,15 @@ mef-timeout-ms = 5000
             &all,
         )
     }
+}
+
+/// The latest contentInstance of `enrolee`'s container `temp`, retrieved inside the
+/// provisioned association, is `con`.
+fn assert_latest(site: &Site, creds: &Path, enrolee: &str, con: &str) {
+    let to = format!("/cse-in/{enrolee}/temp/la");
+    let latest = site.as_device(creds, enrolee, &["--op", "retrieve", "--to", &to]);
+    assert_eq!(printed_rsc(&latest), "2000", "{latest:?}");
+    assert_eq!(printed_body(&latest)["m2m:cin"]["con"], con);
 }
 
 fn assert_private_files(dir: &Path) {
@@ -331,13 +374,7 @@ fn a_device_with_only_kpm_enrols_registers_over_tls_psk_and_writes_data() {
     assert_private_files(&creds);
 
     // The data is stored: retrieved inside the provisioned association.
-    let latest = site.as_device(
-        &creds,
-        "Csensor1",
-        &["--op", "retrieve", "--to", "/cse-in/Csensor1/temp/la"],
-    );
-    assert_eq!(printed_rsc(&latest), "2000", "{latest:?}");
-    assert_eq!(printed_body(&latest)["m2m:cin"]["con"], "21.5");
+    assert_latest(&site, &creds, "Csensor1", "21.5");
     // The association is bound to the enrolee ID the MEF answered.
     let other = site.as_device(
         &creds,
@@ -400,13 +437,7 @@ fn a_device_with_a_certificate_enrols_and_writes_data() {
         "{printed}"
     );
     assert_private_files(&creds);
-    let latest = site.as_device(
-        &creds,
-        "Cdevice2",
-        &["--op", "retrieve", "--to", "/cse-in/Cdevice2/temp/la"],
-    );
-    assert_eq!(printed_rsc(&latest), "2000", "{latest:?}");
-    assert_eq!(printed_body(&latest)["m2m:cin"]["con"], "19.0");
+    assert_latest(&site, &creds, "Cdevice2", "19.0");
     assert_both_ends_derive_equal_bytes(&site, &creds);
     assert!(site
         .enrolments()
@@ -600,4 +631,198 @@ fn a_replayed_exchange_is_refused_and_provisions_nothing() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(site.enrolments().lines().count(), 1);
+}
+
+/// `bastion keystore ARGS --store SPEC` in `site`'s environment (and `extra` flags).
+fn keystore_tool(site: &Site, spec: &str, args: &[&str], extra: &[&str]) -> Output {
+    let mut all = vec!["keystore"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--store", spec]);
+    all.extend_from_slice(extra);
+    bastion_with(&all, &site.keys.env)
+}
+
+/// The device enrols with Ke in `device_store` (`device_flags` open it for `bastion
+/// enrol`, `device_store_flags` for `bastion keystore`) while the MEF
+/// keeps its copy in `site`'s key store, registers its AE with the provisioned key (2001)
+/// and writes data; both Ke are listed non-exportable and refuse export; the MEF's
+/// record names its key and holds no Ke; the CSE's fetch, derived inside the MEF's store,
+/// equals the device's Kuc, derived inside the device's. Returns the credentials
+/// directory and the MEF's key name.
+fn enrol_with_ke_in_key_stores(
+    site: &Site,
+    device_store: &str,
+    device_flags: &[&str],
+    device_store_flags: &[&str],
+    mef_flags: &[&str],
+) -> (PathBuf, String) {
+    let mef_store = site.keys.spec.clone().expect("the MEF has a key store");
+    let creds = site.file("dev1-keystore");
+    let mut extra = vec!["--key-store", device_store];
+    extra.extend_from_slice(device_flags);
+    extra.extend_from_slice(&["--container", "temp", "--content", "21.5"]);
+    let out = site.enrol_kpm(DEV1, &site.kpm_file(DEV1), creds.to_str().unwrap(), &extra);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = stdout(&out);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 4, "{printed}");
+    assert_eq!(lines[2], "registered: AE Csensor1 as Csensor1 (2001)");
+    assert_eq!(lines[3], "contentInstance: Csensor1/temp (2001)");
+
+    // The device kept the name of its Ke, not Ke.
+    let ke_id = read(&creds, "key-id");
+    let relative = ke_id.split_once('@').expect("KeID").0;
+    assert!(!creds.join("ke.hex").exists(), "Ke written to disk");
+    let device_key = format!("enrolee.ke.{relative}");
+    assert_eq!(read(&creds, "ke.name"), device_key);
+    let mef_key = format!("mef.ke.{relative}");
+
+    // Each store lists its Ke as non-exportable, and refuses to export it.
+    let listed = keystore_tool(site, &mef_store, &["list"], mef_flags);
+    assert!(listed.status.success(), "{listed:?}");
+    assert!(
+        stdout(&listed).contains(&format!("\n{mef_key}\tsecret-32\tnon-exportable\n")),
+        "{}",
+        stdout(&listed)
+    );
+    let listed = keystore_tool(site, device_store, &["list"], device_store_flags);
+    assert!(
+        stdout(&listed).contains(&format!("\n{device_key}\tsecret-32\tnon-exportable\n")),
+        "{}",
+        stdout(&listed)
+    );
+    for (store, flags, name) in [
+        (mef_store.as_str(), mef_flags, &mef_key),
+        (device_store, device_store_flags, &device_key),
+    ] {
+        let export = keystore_tool(site, store, &["export", "--name", name], flags);
+        assert_eq!(export.status.code(), Some(2), "{export:?}");
+        assert!(export.stdout.is_empty());
+        assert_eq!(
+            stderr(&export),
+            format!("bastion: error: key \"{name}\" is non-exportable: it is used only inside the store\n")
+        );
+    }
+
+    // The MEF's durable record names the key and holds no Ke.
+    let enrolments = bastion_mef::EnrolmentStore::open(
+        &site.file("mef/enrolments.sealed"),
+        bastion_tls::StoreKey::from_hex(STORE_KEY).unwrap(),
+        10,
+    )
+    .unwrap();
+    let record = enrolments.get(&ke_id).unwrap().expect("recorded");
+    assert_eq!(
+        record.ke,
+        bastion_mef::rules::KeHeld::InStore(bastion_keystore::KeyName::new(&mef_key).unwrap())
+    );
+
+    // Both ends derive equal bytes, each inside its store.
+    let fetched = site.fetch_as_cse(&ke_id);
+    assert_eq!(printed_rsc(&fetched), "2000", "{fetched:?}");
+    assert_eq!(
+        printed_body(&fetched)["sec:cred"]["key"],
+        read(&creds, "kuc.hex")
+    );
+    assert_latest(site, &creds, "Csensor1", "21.5");
+    (creds, mef_key)
+}
+
+/// Revoking the enrolee deletes the MEF's key from its store; nothing is released.
+fn revocation_deletes_the_key(site: &Site, creds: &Path, mef_key: &str, mef_flags: &[&str]) {
+    let revoke = site.mef_tool(&["revoke", "Csensor1"]);
+    assert!(revoke.status.success(), "{revoke:?}");
+    assert_eq!(
+        stdout(&revoke),
+        "revoked Csensor1: 1 enrolment(s); it cannot enrol again\n"
+    );
+    let mef_store = site.keys.spec.clone().unwrap();
+    let listed = keystore_tool(site, &mef_store, &["list"], mef_flags);
+    assert!(listed.status.success(), "{listed:?}");
+    assert!(!stdout(&listed).contains(mef_key), "{}", stdout(&listed));
+    let fetched = site.fetch_as_cse(&read(creds, "key-id"));
+    assert_eq!(printed_rsc(&fetched), "4005", "{fetched:?}");
+}
+
+#[test]
+fn with_ke_in_a_softhsm2_token_a_device_enrols_and_registers() {
+    let Some(token) = softhsm() else { return };
+    let site = Site::start_with(KeyStoreAt::token(&token));
+    let log = site.mef.log.lock().unwrap().clone();
+    assert!(
+        log.contains("enrolment keys kept in the key store"),
+        "{log}"
+    );
+    let (creds, mef_key) = enrol_with_ke_in_key_stores(&site, &token.spec(), &[], &[], &[]);
+    revocation_deletes_the_key(&site, &creds, &mef_key, &[]);
+    // The token is shared by test runs: the device's key goes too.
+    let device_key = read(&creds, "ke.name");
+    let deleted = keystore_tool(
+        &site,
+        &token.spec(),
+        &["delete", "--name", &device_key],
+        &[],
+    );
+    assert!(deleted.status.success(), "{deleted:?}");
+}
+
+#[test]
+fn with_ke_in_encrypted_file_stores_a_device_enrols_and_expiry_deletes_the_key() {
+    let files = tempfile::tempdir().expect("key stores");
+    let mef_store = format!("file:{}", path(files.path(), "mef-keys.store"));
+    let device_store = format!("file:{}", path(files.path(), "device-keys.store"));
+    let device_key = path(files.path(), "device.key");
+    write_key_file(&files.path().join("device.key"), &"5c".repeat(32));
+    let mef_key_file = path(files.path(), "mef.key");
+    write_key_file(&files.path().join("mef.key"), STORE_KEY);
+    let mef_flags = ["--key-file", mef_key_file.as_str()];
+    let device_flags = ["--key-store-key-file", device_key.as_str()];
+    let init = |spec: &str, key: &str| {
+        let out = bastion(&["keystore", "init", "--store", spec, "--key-file", key]);
+        assert!(out.status.success(), "{out:?}");
+    };
+    init(&mef_store, &mef_key_file);
+    init(&device_store, &device_key);
+    let site = Site::start_with(KeyStoreAt {
+        spec: Some(mef_store.clone()),
+        env: Vec::new(),
+    });
+    // `keystore list` takes --key-file; `enrol` names it --key-store-key-file.
+    let device_list_flags = ["--key-file", device_key.as_str()];
+    let (creds, mef_key) = enrol_with_ke_in_key_stores(
+        &site,
+        &device_store,
+        &device_flags,
+        &device_list_flags,
+        &mef_flags,
+    );
+    revocation_deletes_the_key(&site, &creds, &mef_key, &mef_flags);
+
+    // Expiry: the enrolment's key leaves the MEF's store once the enrolment ended.
+    let short = site.file("short-keystore");
+    let out = site.enrol_kpm(
+        SHORT,
+        &site.kpm_file(SHORT),
+        short.to_str().unwrap(),
+        &[
+            "--key-store",
+            &device_store,
+            "--key-store-key-file",
+            &device_key,
+            "--enrol-only",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let relative = read(&short, "key-id").split_once('@').unwrap().0.to_owned();
+    let listed = keystore_tool(&site, &mef_store, &["list"], &mef_flags);
+    assert!(stdout(&listed).contains(&format!("mef.ke.{relative}\t")));
+    std::thread::sleep(Duration::from_millis(3100));
+    let fetched = site.fetch_as_cse(&read(&short, "key-id"));
+    assert_eq!(printed_rsc(&fetched), "4107", "{fetched:?}");
+    let listed = keystore_tool(&site, &mef_store, &["list"], &mef_flags);
+    assert_eq!(
+        stdout(&listed),
+        "# protection level 1 (software)\n",
+        "the expired enrolment's key is still in the store"
+    );
 }

@@ -2,6 +2,9 @@
 //! store and on a real SoftHSM2 token (`scripts/softhsm-env`; under `CI=true` a missing
 //! SoftHSM2 fails, elsewhere the token test is skipped with the reason printed).
 
+mod common;
+
+use common::softhsm::softhsm;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -107,6 +110,18 @@ fn keystore_file_store_init_generate_list_delete() {
          kpsa\tsecret-16\texportable\n\
          tls\tec-p256\tnon-exportable\n"
     );
+    // Only an exportable secret leaves, and only when asked for.
+    let exported = ok(&run(&["export", "--name", "kpsa"]));
+    assert_eq!(exported.len(), 33, "{exported:?}");
+    assert!(exported.trim_end().bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(
+        refused(&run(&["export", "--name", "ke"]), 2),
+        "bastion: error: key \"ke\" is non-exportable: it is used only inside the store\n"
+    );
+    assert_eq!(
+        refused(&run(&["export", "--name", "tls"]), 2),
+        "bastion: error: key \"tls\" is not a secret key\n"
+    );
     assert_eq!(ok(&run(&["delete", "--name", "ke"])), "deleted ke\n");
     assert_eq!(
         refused(&run(&["delete", "--name", "ke"]), 2),
@@ -166,47 +181,13 @@ fn keystore_file_store_init_generate_list_delete() {
     );
 }
 
-/// The settings `scripts/softhsm-env` prints, or `None` (skip) outside CI.
-fn softhsm() -> Option<Vec<(String, String)>> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/softhsm-env");
-    let why = match Command::new(script).output() {
-        Ok(out) if out.status.success() => {
-            return Some(
-                text(&out.stdout)
-                    .lines()
-                    .filter_map(|l| l.split_once('='))
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .collect(),
-            )
-        }
-        Ok(out) => format!("scripts/softhsm-env failed: {}", text(&out.stderr)),
-        Err(e) => format!("cannot run {script}: {e}"),
-    };
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("SoftHSM2 is required under CI=true: {why}");
-    }
-    eprintln!("skipped: no SoftHSM2 token: {why}");
-    None
-}
-
 #[test]
 fn keystore_pkcs11_token_generate_list_delete() {
-    let Some(settings) = softhsm() else { return };
-    let get = |key: &str| {
-        settings
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| panic!("scripts/softhsm-env did not print {key}"))
-    };
+    let Some(token) = softhsm() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let conf = get("SOFTHSM2_CONF");
-    let pin = get("BASTION_PKCS11_PIN");
-    let spec = format!(
-        "pkcs11:{}?token={}",
-        get("BASTION_PKCS11_MODULE"),
-        get("BASTION_PKCS11_TOKEN")
-    );
+    let conf = token.conf.clone();
+    let pin = token.pin.clone();
+    let spec = token.spec();
     let env = [
         ("SOFTHSM2_CONF", conf.as_str()),
         ("BASTION_PKCS11_PIN", pin.as_str()),

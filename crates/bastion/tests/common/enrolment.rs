@@ -3,7 +3,7 @@
 //! enrol` wrote and `bastion req` printed, and `bastion mef` operator commands
 //! (`openssl s_client` is `provision::s_client`).
 
-use super::{bastion, path, spawn_watched};
+use super::{path, spawn_watched};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Output};
@@ -28,13 +28,24 @@ impl Drop for Watched {
 impl Watched {
     /// `bastion ARGS`, waited for until it logs `listening on`.
     pub fn spawn<S: AsRef<std::ffi::OsStr>>(args: &[S], name: &'static str) -> Watched {
+        Watched::spawn_with(args, name, &[])
+    }
+
+    /// The same with `env` added (a token's configuration and PIN).
+    pub fn spawn_with<S: AsRef<std::ffi::OsStr>>(
+        args: &[S],
+        name: &'static str,
+        env: &[(&'static str, String)],
+    ) -> Watched {
         let log = Arc::new(Mutex::new(String::new()));
         let mut command = Command::new(env!("CARGO_BIN_EXE_bastion"));
         command
             .args(args)
             .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
-            .env_remove("BASTION_CREDENTIALS_KEY");
+            .env_remove("BASTION_CREDENTIALS_KEY")
+            .env_remove("BASTION_PKCS11_PIN")
+            .envs(env.iter().map(|(k, v)| (k, v)));
         let (child, port) = spawn_watched(&mut command, name, &log, Duration::from_secs(30));
         Watched { child, port, log }
     }
@@ -47,7 +58,12 @@ impl Watched {
 
 /// `bastion mef --config DIR/mef.toml --key-file DIR/store.key`.
 pub fn start_mef(dir: &Path) -> Watched {
-    Watched::spawn(
+    start_mef_with(dir, &[])
+}
+
+/// The same with `env` added (a key store's configuration and PIN).
+pub fn start_mef_with(dir: &Path, env: &[(&'static str, String)]) -> Watched {
+    Watched::spawn_with(
         &[
             "mef",
             "--config",
@@ -56,17 +72,35 @@ pub fn start_mef(dir: &Path) -> Watched {
             &path(dir, "store.key"),
         ],
         "bastion mef",
+        env,
     )
 }
 
 /// `bastion mef ARGS --config DIR/mef.toml --key-file DIR/store.key`'s output.
 pub fn mef_tool(dir: &Path, args: &[&str]) -> Output {
+    mef_tool_with(dir, args, &[])
+}
+
+/// The same with `env` added.
+pub fn mef_tool_with(dir: &Path, args: &[&str], env: &[(&'static str, String)]) -> Output {
     let config = path(dir, "mef.toml");
     let key = path(dir, "store.key");
     let mut all = vec!["mef"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["--config", &config, "--key-file", &key]);
-    bastion(&all)
+    bastion_with(&all, env)
+}
+
+/// `bastion ARGS` with `env` added (a token's configuration and PIN).
+pub fn bastion_with(args: &[&str], env: &[(&'static str, String)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bastion"))
+        .args(args)
+        .env_remove("BASTION_CREDENTIALS_KEY")
+        .env_remove("BASTION_PKCS11_PIN")
+        .env("NO_COLOR", "1")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("run bastion")
 }
 
 /// Writes `text` to `file`, mode 0600.

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod provision;
 mod receiver;
 pub mod registration;
+pub mod softhsm;
 #[allow(unused_imports)]
 pub use receiver::{Received, Receiver};
 
