@@ -1,7 +1,8 @@
 //! Pieces of the remote-provisioning tests (`enrolment.rs`, `enrolment_instructions.rs`):
 //! a watched `bastion` process killed on drop, owner-only secret files, what `bastion
-//! enrol` wrote and `bastion req` printed, and `bastion mef` operator commands
-//! (`openssl s_client` is `provision::s_client`).
+//! enrol` wrote and `bastion req` printed, `bastion mef` operator commands, and the
+//! `openssl` that checks issued certificates (`openssl s_client` is
+//! `provision::s_client`).
 
 use super::{bastion, path, spawn_watched};
 use std::os::unix::fs::PermissionsExt;
@@ -96,4 +97,21 @@ pub fn printed_body(out: &Output) -> serde_json::Value {
     let text = stdout(out);
     let body = text.split_once('\n').map(|(_, b)| b).unwrap_or_default();
     serde_json::from_str(body).unwrap_or_else(|e| panic!("body {body:?}: {e}"))
+}
+
+/// The permission bits of `file`.
+pub fn mode(file: &Path) -> u32 {
+    std::fs::metadata(file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// `openssl ARGS`' output.
+pub fn openssl(args: &[&str]) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl (installed by scripts/ensure-toolchain.sh)")
 }
