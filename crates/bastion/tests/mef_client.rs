@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::enrolment::{mode, openssl, stdout};
+use common::enrolment::{assert_enrolled_certificate, stdout};
 use common::provision::{add_psk_credential, make_ca, s_client, Store};
 use common::{bastion, ok, path, spawn_watched, write_key_file};
 use std::path::Path;
@@ -175,6 +175,13 @@ impl Mef {
         let mut all = vec!["mef", "command", "--config", &config, "--key-file", &key];
         all.extend_from_slice(args);
         bastion(&all)
+    }
+
+    /// `bastion mef command … add --reg-id REG_ID ARGS` (the class and its arguments).
+    fn add_command(&self, reg_id: &str, args: &[&str]) -> Output {
+        let mut all = vec!["add", "--reg-id", reg_id];
+        all.extend_from_slice(args);
+        self.operator(&all)
     }
 
     /// Raw requests on one TLS-PSK association of `who`, sent by `openssl s_client`.
@@ -376,19 +383,19 @@ fn ts0003_8_3_9_a_command_is_issued_fetched_reported_and_then_none_are_left() {
     // The operator queues a certificate provisioning command.
     let est = format!("https://{MEF_FQDN}:8444/.well-known/est");
     let add = |reg: &str, uri: &str| {
-        mef.operator(&[
-            "add",
-            "--reg-id",
+        mef.add_command(
             reg,
-            "--class",
-            "cert-prov",
-            "--uri",
-            uri,
-            "--subject-type",
-            "ae",
-            "--subject-id",
-            "Cdevice1",
-        ])
+            &[
+                "--class",
+                "cert-prov",
+                "--uri",
+                uri,
+                "--subject-type",
+                "ae",
+                "--subject-id",
+                "Cdevice1",
+            ],
+        )
     };
     let cmd_id = printed(&ok(&add(&reg_id, &est)), "cmd-id");
     let foreign = add(&reg_id, "https://est.elsewhere.example/.well-known/est");
@@ -483,19 +490,19 @@ fn ts0003_8_3_9_a_command_is_issued_fetched_reported_and_then_none_are_left() {
 
     // A second command reported REPEATED_CMD_ID is recorded as such.
     let second = printed(
-        &ok(&mef.operator(&[
-            "add",
-            "--reg-id",
+        &ok(&mef.add_command(
             &reg_id,
-            "--class",
-            "mo-node",
-            "--object-path",
-            "./m2m/authProfile/1",
-            "--object-type",
-            "authentication-profile",
-            "--suid",
-            "22",
-        ])),
+            &[
+                "--class",
+                "mo-node",
+                "--object-path",
+                "./m2m/authProfile/1",
+                "--object-type",
+                "authentication-profile",
+                "--suid",
+                "22",
+            ],
+        )),
         "cmd-id",
     );
     let fetched = ok(&mef.client(DEVICE, "next-command", &["--reg-id", &reg_id]));
@@ -523,37 +530,37 @@ fn ts0003_8_3_9_7_the_client_executes_cert_prov_by_est_and_reports_each_command(
     let est = format!("https://{MEF_FQDN}:{}/.well-known/est", mef.port);
     let cert_prov = |subject: &str, protocol: &str| {
         printed(
-            &ok(&mef.operator(&[
-                "add",
-                "--reg-id",
+            &ok(&mef.add_command(
                 &reg_id,
-                "--class",
-                "cert-prov",
-                "--uri",
-                &est,
-                "--protocol",
-                protocol,
-                "--subject-type",
-                "ae",
-                "--subject-id",
-                subject,
-            ])),
+                &[
+                    "--class",
+                    "cert-prov",
+                    "--uri",
+                    &est,
+                    "--protocol",
+                    protocol,
+                    "--subject-type",
+                    "ae",
+                    "--subject-id",
+                    subject,
+                ],
+            )),
             "cmd-id",
         )
     };
     let mo_node = || {
         printed(
-            &ok(&mef.operator(&[
-                "add",
-                "--reg-id",
+            &ok(&mef.add_command(
                 &reg_id,
-                "--class",
-                "mo-node",
-                "--object-path",
-                "./m2m/trustAnchor/1",
-                "--object-type",
-                "trust-anchor",
-            ])),
+                &[
+                    "--class",
+                    "mo-node",
+                    "--object-path",
+                    "./m2m/trustAnchor/1",
+                    "--object-type",
+                    "trust-anchor",
+                ],
+            )),
             "cmd-id",
         )
     };
@@ -582,29 +589,11 @@ fn ts0003_8_3_9_7_the_client_executes_cert_prov_by_est_and_reports_each_command(
             creds.display()
         )
     );
-    for name in ["cert.pem", "key.pem", "ca.pem"] {
-        assert_eq!(mode(&creds.join(name)), 0o600, "{name}");
-    }
-    let cert = path(&creds, "cert.pem");
-    // Issued by the MEF's CA (the operator's copy, not only the one the client fetched).
-    let verified = openssl(&["verify", "-CAfile", &mef.file("mefca/ca.pem"), &cert]);
-    assert_eq!(
-        String::from_utf8_lossy(&verified.stdout).trim(),
-        format!("{cert}: OK"),
-        "{}",
-        String::from_utf8_lossy(&verified.stderr)
+    assert_enrolled_certificate(
+        &creds,
+        &mef.file("mefca/ca.pem"),
+        "onem2m://bastion.example/id-in/Cdevice1",
     );
-    let san = openssl(&["x509", "-in", &cert, "-noout", "-ext", "subjectAltName"]);
-    let san = String::from_utf8_lossy(&san.stdout);
-    assert_eq!(
-        san.lines().nth(1).map(str::trim),
-        Some("URI:onem2m://bastion.example/id-in/Cdevice1"),
-        "{san}"
-    );
-    let from_key = openssl(&["pkey", "-in", &path(&creds, "key.pem"), "-pubout"]);
-    let from_cert = openssl(&["x509", "-in", &cert, "-noout", "-pubkey"]);
-    assert!(from_key.status.success() && !from_key.stdout.is_empty());
-    assert_eq!(from_key.stdout, from_cert.stdout);
     let recorded = format!(
         "{reg_id}\tCdevice1\t{enrol}\tCERT_PROV\treported 20 OK\n\
          {reg_id}\tCdevice1\t{node}\tMO_NODE\treported 41 CLASS_NOT_SUPPORTED\n"
