@@ -226,8 +226,17 @@ async fn cert_prov(
     if args.cpp != 1 {
         return Err(unacceptable("only EST (certProvProtocolID 1) is supported"));
     }
-    if args.cst == 1 {
-        return Err(unacceptable("Node-ID certificates are not supported"));
+    // certSubjectID: an absolute ID of the kind certSubjectType names (the CSR's SAN
+    // URI); this client certifies no Node-IDs.
+    match (
+        args.cst,
+        bastion_tls::identity::binding_from_san_uri(&args.csi),
+    ) {
+        (1, _) => return Err(unacceptable("Node-ID certificates are not supported")),
+        (2, Some(bastion_tls::Binding::Cse(_))) | (3, Some(bastion_tls::Binding::Ae(_))) => {}
+        (2, _) => return Err(unacceptable("certSubjectID is not an absolute CSE-ID")),
+        (3, _) => return Err(unacceptable("certSubjectID is not an absolute AE-ID")),
+        _ => return Err(unacceptable("certSubjectType is 1 to 3")),
     }
     let uri: axum::http::Uri = args
         .uri

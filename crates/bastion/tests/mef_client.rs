@@ -528,7 +528,7 @@ fn ts0003_8_3_9_7_the_client_executes_cert_prov_by_est_and_reports_each_command(
     let out = ok(&mef.client(DEVICE, "register", &["--admin-fqdn", ADMIN_FQDN]));
     let reg_id = printed(&out, "reg-id");
     let est = format!("https://{MEF_FQDN}:{}/.well-known/est", mef.port);
-    let cert_prov = |subject: &str, protocol: &str| {
+    let cert_prov = |subject_type: &str, subject: &str, protocol: &str| {
         printed(
             &ok(&mef.add_command(
                 &reg_id,
@@ -540,7 +540,7 @@ fn ts0003_8_3_9_7_the_client_executes_cert_prov_by_est_and_reports_each_command(
                     "--protocol",
                     protocol,
                     "--subject-type",
-                    "ae",
+                    subject_type,
                     "--subject-id",
                     subject,
                 ],
@@ -564,7 +564,7 @@ fn ts0003_8_3_9_7_the_client_executes_cert_prov_by_est_and_reports_each_command(
             "cmd-id",
         )
     };
-    let enrol = cert_prov(DEVICE_CERTIFIED, "est");
+    let enrol = cert_prov("ae", DEVICE_CERTIFIED, "est");
     let node = mo_node();
 
     // One run: the certificate enrolled by EST over the association (20), the MO node
@@ -604,10 +604,12 @@ fn ts0003_8_3_9_7_the_client_executes_cert_prov_by_est_and_reports_each_command(
     assert_eq!(printed(&next, "retry"), "PT600S");
 
     // A subject the MEF does not certify for this client: its EST refuses the CSR, a
-    // server error (100); SCEP is not supported (43). Nothing is written, and the run
+    // server error (100); SCEP is not supported, an AE-ID is not a CSE-ID (43, 8.3.9.7
+    // step 4). Nothing is written, and the run
     // still succeeds: every command was handled.
-    let other = cert_prov("//bastion.example/id-in/Cother", "est");
-    let scep = cert_prov(DEVICE_CERTIFIED, "scep");
+    let other = cert_prov("ae", "//bastion.example/id-in/Cother", "est");
+    let scep = cert_prov("ae", DEVICE_CERTIFIED, "scep");
+    let not_cse = cert_prov("cse", DEVICE_CERTIFIED, "est");
     let untouched = mef.dir.path().join("not-written");
     let failed = run(&untouched);
     assert!(failed.status.success(), "{failed:?}");
@@ -619,6 +621,8 @@ fn ts0003_8_3_9_7_the_client_executes_cert_prov_by_est_and_reports_each_command(
              this enrolee may be certified as {DEVICE_CERTIFIED} only\n\
              cmd-id: {scep}\nclass: 1 CERT_PROV\nresult: 43 UNACCEPTABLE_ARGUMENTS\n\
              reason: only EST (certProvProtocolID 1) is supported\n\
+             cmd-id: {not_cse}\nclass: 1 CERT_PROV\nresult: 43 UNACCEPTABLE_ARGUMENTS\n\
+             reason: certSubjectID is not an absolute CSE-ID\n\
              no-more-commands: retry PT600S\n"
         )
     );
@@ -628,6 +632,7 @@ fn ts0003_8_3_9_7_the_client_executes_cert_prov_by_est_and_reports_each_command(
         format!(
             "{recorded}{reg_id}\tCdevice1\t{other}\tCERT_PROV\treported 100 \
              CERT_PROV_SERVER_ERROR\n{reg_id}\tCdevice1\t{scep}\tCERT_PROV\treported 43 \
+             UNACCEPTABLE_ARGUMENTS\n{reg_id}\tCdevice1\t{not_cse}\tCERT_PROV\treported 43 \
              UNACCEPTABLE_ARGUMENTS\n"
         )
     );
