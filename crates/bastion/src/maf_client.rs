@@ -294,14 +294,18 @@ fn install(dir: &Path, files: &[(&'static str, Zeroizing<String>)]) -> std::io::
         file.write_all(value.as_bytes())?;
         file.sync_all()
     });
-    if let Err(e) = written {
+    // Renames within one directory fail only with the file system itself; no temporary
+    // file is left behind either way.
+    let done = written.and_then(|()| {
+        staged
+            .iter()
+            .try_for_each(|(tmp, target, _)| std::fs::rename(tmp, target))
+    });
+    if let Err(e) = done {
         for (tmp, _, _) in &staged {
             let _ = std::fs::remove_file(tmp);
         }
         return Err(e);
-    }
-    for (tmp, target, _) in &staged {
-        std::fs::rename(tmp, target)?;
     }
     std::fs::File::open(dir)?.sync_all()
 }
