@@ -183,6 +183,12 @@ impl MafClient {
         &self.maf_fqdn
     }
 
+    /// The HTTP client and the URL (`https://host:port`) requests go to: the way to
+    /// speak another protocol over the same association (EST on the MEF's listener).
+    pub fn http(&self) -> (&Client, &str) {
+        (&self.client, &self.url)
+    }
+
     /// One request to `<FQDN>/<path>` as this client; the content of the answer when its
     /// rsc is `expect`, else the refusal with its `m2m:dbg` reason.
     pub async fn send(

@@ -89,6 +89,16 @@ pub const REISSUED: u16 = 11;
 pub const OK: u16 = 20;
 /// REPEATED_CMD_ID.
 pub const REPEATED_CMD_ID: u16 = 40;
+/// CLASS_NOT_SUPPORTED.
+pub const CLASS_NOT_SUPPORTED: u16 = 41;
+/// BAD_ARGUMENTS.
+pub const BAD_ARGUMENTS: u16 = 42;
+/// UNACCEPTABLE_ARGUMENTS.
+pub const UNACCEPTABLE_ARGUMENTS: u16 = 43;
+/// CERT_PROV_SERVER_ERROR.
+pub const CERT_PROV_SERVER_ERROR: u16 = 100;
+/// CERT_PROV_CLIENT_ERROR.
+pub const CERT_PROV_CLIENT_ERROR: u16 = 101;
 
 /// The name of a status code, `None` when it is not one.
 pub fn status_name(code: u16) -> Option<&'static str> {

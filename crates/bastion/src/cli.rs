@@ -799,6 +799,26 @@ pub enum MefClientCommand {
     /// MEF Client Command Update (8.3.9.3): reports a command's status (20 OK, 40-43,
     /// 100-305) and prints the next command.
     ReportCommand(MefReportArgs),
+    /// Executes the pending commands (8.3.9) over one association: CERT_PROV by EST at the
+    /// MEF (cert.pem, key.pem, ca.pem into --dir), reports each one's status (20 OK, 41
+    /// CLASS_NOT_SUPPORTED, 100/101), until NO_MORE_COMMANDS.
+    RunCommands(MefRunCommandsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MefRunCommandsArgs {
+    #[command(flatten)]
+    pub maf: MafClientArgs,
+    /// The mefClientRegID
+    #[arg(long, value_name = "ID")]
+    pub reg_id: String,
+    /// Where a CERT_PROV command's certificate, key and CA certificate are written
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// At most this many commands are executed in one run (1-64)
+    #[arg(long, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub max_commands: u16,
 }
 
 #[derive(Debug, Args)]

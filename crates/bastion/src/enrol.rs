@@ -496,9 +496,9 @@ struct Done {
     lines: String,
 }
 
-/// ity 1: a fresh P-256 key, a CSR naming the identity the MEF certifies, EST
-/// `simpleenroll` and `cacerts` at the instruction's base URI over the MEF association
-/// (the pooled connection of `client`; the connector opens no second one).
+/// ity 1: EST at the instruction's base URI over the MEF association (the pooled
+/// connection of `client`; the connector opens no second one), for the identity the MEF
+/// named.
 async fn certificate_enrolment(
     client: &Client,
     mef_url: &str,
@@ -517,12 +517,43 @@ async fn certificate_enrolment(
         .tid
         .as_deref()
         .ok_or("the MEF named no identity to certify")?;
-    let subject = bastion_tls::certs::Subject::onem2m(identity).map_err(|e| e.to_string())?;
-    let csr = bastion_tls::certs::create_csr(&subject).map_err(|e| e.to_string())?;
+    let files = enrol_certificate(client, &ins.uri, identity)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Done {
+        files,
+        lines: format!("certificate: {identity}\n"),
+    })
+}
+
+/// Why an EST certificate enrolment failed: on this side (101 CERT_PROV_CLIENT_ERROR of a
+/// CERT_PROV command) or the EST server's answer (100 CERT_PROV_SERVER_ERROR).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EstFailure {
+    #[error("{0}")]
+    Client(String),
+    #[error("{0}")]
+    Server(String),
+}
+
+/// The certificate enrolment of `bastion enrol`'s instruction (ity 1) and of `bastion
+/// mef-client run-commands`' CERT_PROV: a fresh P-256 key, a CSR naming `identity`, EST
+/// `simpleenroll` and `cacerts` at `base` on `client` (the MEF association), and a check
+/// that the certificate names `identity`, holds our key and is signed by the CA. Returns
+/// `cert.pem`, `key.pem`, `ca.pem` for the caller to write (nothing is written here).
+pub(crate) async fn enrol_certificate(
+    client: &Client,
+    base: &str,
+    identity: &str,
+) -> Result<Vec<(&'static str, Zeroizing<String>)>, EstFailure> {
+    let local = |e: String| EstFailure::Client(e);
+    let subject =
+        bastion_tls::certs::Subject::onem2m(identity).map_err(|e| local(e.to_string()))?;
+    let csr = bastion_tls::certs::create_csr(&subject).map_err(|e| local(e.to_string()))?;
     let csr_der = openssl::x509::X509Req::from_pem(csr.csr_pem.as_bytes())
         .and_then(|r| r.to_der())
-        .map_err(|e| e.to_string())?;
-    let base = ins.uri.trim_end_matches('/');
+        .map_err(|e| local(e.to_string()))?;
+    let base = base.trim_end_matches('/');
     let est = |operation: &'static str, body: Option<Vec<u8>>| {
         let target = format!("{base}/{operation}");
         async move {
@@ -550,40 +581,40 @@ async fn certificate_enrolment(
                 .map_err(|_| format!("{operation}: the answer is not base64"))
         }
     };
+    let server = EstFailure::Server;
     let body = openssl::base64::encode_block(&csr_der).into_bytes();
-    let issued = first_certificate(&est("simpleenroll", Some(body)).await?)
-        .map_err(|e| format!("simpleenroll: {e}"))?;
-    let ca =
-        first_certificate(&est("cacerts", None).await?).map_err(|e| format!("cacerts: {e}"))?;
+    let issued = first_certificate(&est("simpleenroll", Some(body)).await.map_err(server)?)
+        .map_err(|e| server(format!("simpleenroll: {e}")))?;
+    let ca = first_certificate(&est("cacerts", None).await.map_err(server)?)
+        .map_err(|e| server(format!("cacerts: {e}")))?;
     let named = bastion_tls::identity::binding_from_certificate(&issued)
-        .map_err(|e| format!("the issued certificate: {e}"))?;
+        .map_err(|e| server(format!("the issued certificate: {e}")))?;
     if named.originator() != identity {
-        return Err(format!(
+        return Err(server(format!(
             "the issued certificate names {}, not {identity}",
             named.originator()
-        ));
+        )));
     }
     let same_key = openssl::pkey::PKey::private_key_from_pem(csr.key_pem.as_bytes())
         .ok()
         .zip(issued.public_key().ok())
         .is_some_and(|(private, public)| public.public_eq(&private));
-    let ca_key = ca.public_key().map_err(|e| e.to_string())?;
+    let ca_key = ca.public_key().map_err(|e| server(e.to_string()))?;
     if !same_key || !issued.verify(&ca_key).unwrap_or(false) {
-        return Err("the issued certificate is not for our key or not signed by the CA".into());
+        return Err(server(
+            "the issued certificate is not for our key or not signed by the CA".into(),
+        ));
     }
     let pem = |c: &openssl::x509::X509| {
         c.to_pem()
             .map(|p| Zeroizing::new(String::from_utf8_lossy(&p).into_owned()))
-            .map_err(|e| e.to_string())
+            .map_err(|e| local(e.to_string()))
     };
-    Ok(Done {
-        files: vec![
-            ("cert.pem", pem(&issued)?),
-            ("key.pem", csr.key_pem.clone()),
-            ("ca.pem", pem(&ca)?),
-        ],
-        lines: format!("certificate: {identity}\n"),
-    })
+    Ok(vec![
+        ("cert.pem", pem(&issued)?),
+        ("key.pem", csr.key_pem.clone()),
+        ("ca.pem", pem(&ca)?),
+    ])
 }
 
 /// The first certificate of a certs-only PKCS#7 (DER).

@@ -10,23 +10,31 @@
 //! association. Key values are written, in hex, to `--key-out` (mode 0600, replaced
 //! atomically) and never printed. Output: `name: value` lines; a refusal ends with exit
 //! status 1 and `MAF answered RSC: reason` (`MEF answered …`) on standard error.
+//!
+//! `run-commands` is the client's side of the commands: it executes each one it fetches
+//! over the one association and reports its status, CERT_PROV by the EST enrolment of
+//! `bastion enrol` ([`crate::enrol::enrol_certificate`]) at the MEF, the other classes
+//! reported not supported.
 
 use crate::cli::{
     MafClientArgs, MafClientCommand, MafRegisterKeyArgs, MafUpdateKeyArgs, MefClientCommand,
-    MefReportArgs,
+    MefReportArgs, MefRunCommandsArgs,
 };
+use crate::enrol::EstFailure;
 use crate::Failure;
 use bastion_client::ClientConfig;
 use bastion_keys::{KeyIdentifier, Suid};
 use bastion_maf::client::{KeyRequest, MafKey};
 use bastion_maf::Function;
 use bastion_maf::MafClient;
-use bastion_mef::commands::{self, CommandMsg};
+use bastion_mef::commands::{self, class, CertProvArgs, CommandMsg, Description};
 use bastion_proto::time::Timestamp;
 use bastion_proto::{Operation, Rsc};
 use bastion_tls::PskKey;
 use std::fmt::Write;
+use std::path::Path;
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 /// Runs one MAF procedure and returns what to print.
 pub fn run(command: &MafClientCommand) -> Result<String, Failure> {
@@ -59,6 +67,21 @@ pub fn run_mef(command: &MefClientCommand) -> Result<String, Failure> {
             Ok(describe_command(&got))
         }),
         MefClientCommand::ReportCommand(a) => runtime.block_on(report_command(a)),
+        MefClientCommand::RunCommands(a) => {
+            let mut out = String::new();
+            match runtime.block_on(run_commands(a, &mut out)) {
+                Ok(()) => Ok(out),
+                Err(e) => {
+                    // What was executed and reported before the failure is still said.
+                    use std::io::Write as _;
+                    let mut stdout = std::io::stdout().lock();
+                    let _ = stdout
+                        .write_all(out.as_bytes())
+                        .and_then(|()| stdout.flush());
+                    Err(e)
+                }
+            }
+        }
     }
 }
 
@@ -115,25 +138,176 @@ async fn report_command(a: &MefReportArgs) -> Result<String, Failure> {
         )));
     }
     let mef = session(bastion_maf::MEF, &a.maf).await?;
-    let mut next = command_exchange(&mef, &a.reg_id, Some((&a.cmd_id, a.status))).await?;
-    let mut out = String::new();
-    if next.cid.as_deref() == Some(a.cmd_id.as_str()) {
-        // 8.3.9.2 step 5b: the command just reported came back; say so once.
-        let _ = writeln!(
-            out,
-            "repeated: {} (reported {})",
-            a.cmd_id,
-            commands::REPEATED_CMD_ID
-        );
-        next = command_exchange(
-            &mef,
-            &a.reg_id,
-            Some((&a.cmd_id, commands::REPEATED_CMD_ID)),
-        )
-        .await?;
-    }
+    let (next, mut out) = report(&mef, &a.reg_id, &a.cmd_id, a.status).await?;
     out.push_str(&describe_command(&next));
     Ok(out)
+}
+
+/// Reports `status` on `cid` and returns the next command, with a line when the answer
+/// re-issued the cmdID just reported: that is reported 40 REPEATED_CMD_ID once (8.3.9.2
+/// step 5b) and what follows returned.
+async fn report(
+    mef: &MafClient,
+    reg_id: &str,
+    cid: &str,
+    status: u16,
+) -> Result<(CommandMsg, String), Failure> {
+    let mut next = command_exchange(mef, reg_id, Some((cid, status))).await?;
+    let mut out = String::new();
+    if next.cid.as_deref() == Some(cid) {
+        let _ = writeln!(
+            out,
+            "repeated: {cid} (reported {})",
+            commands::REPEATED_CMD_ID
+        );
+        next = command_exchange(mef, reg_id, Some((cid, commands::REPEATED_CMD_ID))).await?;
+    }
+    Ok((next, out))
+}
+
+/// `run-commands`: the pending commands fetched, executed and reported in turn over one
+/// association, at most `--max-commands` of them, until NO_MORE_COMMANDS. Appends to `out`
+/// per command `cmd-id`, `class`, `result: CODE NAME` and what it did or why it failed.
+async fn run_commands(a: &MefRunCommandsArgs, out: &mut String) -> Result<(), Failure> {
+    let mef = session(bastion_maf::MEF, &a.maf).await?;
+    let mut next = command_exchange(&mef, &a.reg_id, None).await?;
+    for _ in 0..a.max_commands {
+        let (Some(cid), Some(dsc)) = (next.cid.clone(), next.dsc.as_ref()) else {
+            return Err(Failure::Runtime(
+                "MEF response malformed: a command needs cid and dsc".into(),
+            ));
+        };
+        if dsc.ccl == class::NO_MORE_COMMANDS {
+            let retry = dsc.arg.nmc.as_ref().map_or("", |n| n.rtd.as_str());
+            let _ = writeln!(out, "no-more-commands: retry {retry}");
+            return Ok(());
+        }
+        let _ = writeln!(out, "cmd-id: {cid}");
+        let _ = writeln!(out, "class: {} {}", dsc.ccl, class::name(dsc.ccl));
+        let (status, said) = execute(&mef, &a.dir, dsc).await;
+        let name = commands::status_name(status).unwrap_or("?");
+        let _ = writeln!(out, "result: {status} {name}");
+        out.push_str(&said);
+        let (following, repeated) = report(&mef, &a.reg_id, &cid, status).await?;
+        out.push_str(&repeated);
+        next = following;
+    }
+    Err(Failure::Runtime(format!(
+        "more than --max-commands {} commands are pending: run again",
+        a.max_commands
+    )))
+}
+
+/// Executes one command: its cmdStatusCode and the lines to print. Only CERT_PROV is
+/// executed; DEV_CFG and MO_NODE are 41 CLASS_NOT_SUPPORTED.
+async fn execute(mef: &MafClient, dir: &Path, dsc: &Description) -> (u16, String) {
+    if dsc.ccl != class::CERT_PROV {
+        return (commands::CLASS_NOT_SUPPORTED, String::new());
+    }
+    match cert_prov(mef, dir, dsc.arg.cpa.as_ref()).await {
+        Ok(said) => (commands::OK, said),
+        Err((status, reason)) => (status, format!("reason: {reason}\n")),
+    }
+}
+
+/// CERT_PROV (8.3.9.7) with EST: the enrolment of `bastion enrol`'s certificate
+/// instruction for certSubjectID, at the path of the command's URI on this association
+/// (the URI's host is the MEF's FQDN; the MEF is where the association goes), then
+/// `cert.pem`, `key.pem`, `ca.pem` into `dir`, all or nothing. The error is the status to
+/// report and why.
+async fn cert_prov(
+    mef: &MafClient,
+    dir: &Path,
+    args: Option<&CertProvArgs>,
+) -> Result<String, (u16, String)> {
+    let bad = |reason: &str| (commands::BAD_ARGUMENTS, reason.to_owned());
+    let unacceptable = |reason: &str| (commands::UNACCEPTABLE_ARGUMENTS, reason.to_owned());
+    let args = args.ok_or_else(|| bad("no certProvCmdArgs"))?;
+    if args.cpp != 1 {
+        return Err(unacceptable("only EST (certProvProtocolID 1) is supported"));
+    }
+    // certSubjectID: an absolute ID of the kind certSubjectType names (the CSR's SAN
+    // URI); this client certifies no Node-IDs.
+    match (
+        args.cst,
+        bastion_tls::identity::binding_from_san_uri(&args.csi),
+    ) {
+        (1, _) => return Err(unacceptable("Node-ID certificates are not supported")),
+        (2, Some(bastion_tls::Binding::Cse(_))) | (3, Some(bastion_tls::Binding::Ae(_))) => {}
+        (2, _) => return Err(unacceptable("certSubjectID is not an absolute CSE-ID")),
+        (3, _) => return Err(unacceptable("certSubjectID is not an absolute AE-ID")),
+        _ => return Err(unacceptable("certSubjectType is 1 to 3")),
+    }
+    let uri: axum::http::Uri = args
+        .uri
+        .parse()
+        .map_err(|_| bad("the certificate provisioning URI is not a URI"))?;
+    match uri.host() {
+        Some(host) if host.eq_ignore_ascii_case(mef.maf_fqdn()) => {}
+        Some(_) => return Err(unacceptable("the EST URI's host is not the MEF's FQDN")),
+        None => return Err(bad("the certificate provisioning URI is not absolute")),
+    }
+    let (client, url) = mef.http();
+    let base = format!("{url}{}", uri.path().trim_end_matches('/'));
+    let files = crate::enrol::enrol_certificate(client, &base, &args.csi)
+        .await
+        .map_err(|e| match e {
+            EstFailure::Client(reason) => (commands::CERT_PROV_CLIENT_ERROR, reason),
+            EstFailure::Server(reason) => (commands::CERT_PROV_SERVER_ERROR, reason),
+        })?;
+    install(dir, &files).map_err(|e| {
+        (
+            commands::CERT_PROV_CLIENT_ERROR,
+            format!("cannot write {}: {e}", dir.display()),
+        )
+    })?;
+    Ok(format!(
+        "certificate: {}\ncredentials: {}\n",
+        args.csi,
+        dir.display()
+    ))
+}
+
+/// Writes `files` into `dir` (created, mode 0700, when missing), mode 0600, all or
+/// nothing: every file is written and synced beside its final name before any is renamed
+/// over the one it replaces.
+fn install(dir: &Path, files: &[(&'static str, Zeroizing<String>)]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let staged: Vec<_> = files
+        .iter()
+        .map(|(name, value)| {
+            let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+            (tmp, dir.join(name), value)
+        })
+        .collect();
+    let written = staged.iter().try_for_each(|(tmp, _, value)| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(tmp)?;
+        file.write_all(value.as_bytes())?;
+        file.sync_all()
+    });
+    // Renames within one directory fail only with the file system itself; no temporary
+    // file is left behind either way.
+    let done = written.and_then(|()| {
+        staged
+            .iter()
+            .try_for_each(|(tmp, target, _)| std::fs::rename(tmp, target))
+    });
+    if let Err(e) = done {
+        for (tmp, _, _) in &staged {
+            let _ = std::fs::remove_file(tmp);
+        }
+        return Err(e);
+    }
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn describe_command(msg: &CommandMsg) -> String {

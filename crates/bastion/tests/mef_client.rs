@@ -7,7 +7,8 @@
 
 mod common;
 
-use common::provision::{add_psk_credential, s_client, Store};
+use common::enrolment::{assert_enrolled_certificate, stdout};
+use common::provision::{add_psk_credential, make_ca, s_client, Store};
 use common::{bastion, ok, path, spawn_watched, write_key_file};
 use std::path::Path;
 use std::process::{Child, Command, Output};
@@ -56,8 +57,18 @@ fn kpm_file(id: &str) -> String {
     format!("{}.kpm", id.replace('@', "_"))
 }
 
+/// The identity the MEF's EST certifies for DEVICE (its enrolee ID `Cdevice1` under
+/// `/id-in`), the certSubjectID of its CERT_PROV commands.
+const DEVICE_CERTIFIED: &str = "//bastion.example/id-in/Cdevice1";
+
 impl Mef {
     fn start() -> Mef {
+        Mef::start_with(false)
+    }
+
+    /// With `est`, also the MEF's EST (`[mef.est]`, its CA in `mefca/`) and DEVICE as an
+    /// enrolee, so a CERT_PROV command can be carried out over its association.
+    fn start_with(est: bool) -> Mef {
         let dir = tempfile::tempdir().expect("dir");
         let d = dir.path();
         let key_file = path(d, "store.key");
@@ -82,6 +93,25 @@ impl Mef {
             ),
         )
         .expect("mef.toml");
+        if est {
+            let ca = d.join("mefca");
+            std::fs::create_dir(&ca).expect("ca dir");
+            make_ca(&ca, "MEF CA", &[]);
+            let extra = format!(
+                "\n[mef.est]\nca-cert = \"{ca}/ca.pem\"\nca-key = \"{ca}/ca.key\"\n\
+                 sp-fqdn = \"bastion.example\"\n\n\
+                 [[mef.target]]\nname = \"cse\"\nid = \"/id-in\"\n\
+                 uri = \"https://127.0.0.1:9/cse-in\"\nsuid = 22\n\n\
+                 [[mef.enrolee]]\nkpm-id = \"{kpm_id}\"\nenrolee-id = \"{enrolee}\"\n\
+                 targets = [\"cse\"]\nlifetime-seconds = 3600\n",
+                ca = ca.display(),
+                kpm_id = DEVICE.0,
+                enrolee = DEVICE.2,
+            );
+            let mut toml = std::fs::read_to_string(d.join("mef.toml")).expect("mef.toml");
+            toml.push_str(&extra);
+            std::fs::write(d.join("mef.toml"), toml).expect("mef.toml");
+        }
         let log = Arc::new(Mutex::new(String::new()));
         let mut command = Command::new(env!("CARGO_BIN_EXE_bastion"));
         command
@@ -145,6 +175,13 @@ impl Mef {
         let mut all = vec!["mef", "command", "--config", &config, "--key-file", &key];
         all.extend_from_slice(args);
         bastion(&all)
+    }
+
+    /// `bastion mef command … add --reg-id REG_ID ARGS` (the class and its arguments).
+    fn add_command(&self, reg_id: &str, args: &[&str]) -> Output {
+        let mut all = vec!["add", "--reg-id", reg_id];
+        all.extend_from_slice(args);
+        self.operator(&all)
     }
 
     /// Raw requests on one TLS-PSK association of `who`, sent by `openssl s_client`.
@@ -346,19 +383,19 @@ fn ts0003_8_3_9_a_command_is_issued_fetched_reported_and_then_none_are_left() {
     // The operator queues a certificate provisioning command.
     let est = format!("https://{MEF_FQDN}:8444/.well-known/est");
     let add = |reg: &str, uri: &str| {
-        mef.operator(&[
-            "add",
-            "--reg-id",
+        mef.add_command(
             reg,
-            "--class",
-            "cert-prov",
-            "--uri",
-            uri,
-            "--subject-type",
-            "ae",
-            "--subject-id",
-            "Cdevice1",
-        ])
+            &[
+                "--class",
+                "cert-prov",
+                "--uri",
+                uri,
+                "--subject-type",
+                "ae",
+                "--subject-id",
+                "Cdevice1",
+            ],
+        )
     };
     let cmd_id = printed(&ok(&add(&reg_id, &est)), "cmd-id");
     let foreign = add(&reg_id, "https://est.elsewhere.example/.well-known/est");
@@ -453,19 +490,19 @@ fn ts0003_8_3_9_a_command_is_issued_fetched_reported_and_then_none_are_left() {
 
     // A second command reported REPEATED_CMD_ID is recorded as such.
     let second = printed(
-        &ok(&mef.operator(&[
-            "add",
-            "--reg-id",
+        &ok(&mef.add_command(
             &reg_id,
-            "--class",
-            "mo-node",
-            "--object-path",
-            "./m2m/authProfile/1",
-            "--object-type",
-            "authentication-profile",
-            "--suid",
-            "22",
-        ])),
+            &[
+                "--class",
+                "mo-node",
+                "--object-path",
+                "./m2m/authProfile/1",
+                "--object-type",
+                "authentication-profile",
+                "--suid",
+                "22",
+            ],
+        )),
         "cmd-id",
     );
     let fetched = ok(&mef.client(DEVICE, "next-command", &["--reg-id", &reg_id]));
@@ -483,4 +520,133 @@ fn ts0003_8_3_9_a_command_is_issued_fetched_reported_and_then_none_are_left() {
         ok(&mef.operator(&["list"])),
         format!("{recorded}{reg_id}\tCdevice1\t{second}\tMO_NODE\treported 40 REPEATED_CMD_ID\n")
     );
+}
+
+#[test]
+fn ts0003_8_3_9_7_the_client_executes_cert_prov_by_est_and_reports_each_command() {
+    let mef = Mef::start_with(true);
+    let out = ok(&mef.client(DEVICE, "register", &["--admin-fqdn", ADMIN_FQDN]));
+    let reg_id = printed(&out, "reg-id");
+    let est = format!("https://{MEF_FQDN}:{}/.well-known/est", mef.port);
+    let cert_prov = |subject_type: &str, subject: &str, protocol: &str| {
+        printed(
+            &ok(&mef.add_command(
+                &reg_id,
+                &[
+                    "--class",
+                    "cert-prov",
+                    "--uri",
+                    &est,
+                    "--protocol",
+                    protocol,
+                    "--subject-type",
+                    subject_type,
+                    "--subject-id",
+                    subject,
+                ],
+            )),
+            "cmd-id",
+        )
+    };
+    let mo_node = || {
+        printed(
+            &ok(&mef.add_command(
+                &reg_id,
+                &[
+                    "--class",
+                    "mo-node",
+                    "--object-path",
+                    "./m2m/trustAnchor/1",
+                    "--object-type",
+                    "trust-anchor",
+                ],
+            )),
+            "cmd-id",
+        )
+    };
+    let enrol = cert_prov("ae", DEVICE_CERTIFIED, "est");
+    let node = mo_node();
+
+    // One run: the certificate enrolled by EST over the association (20), the MO node
+    // not supported (41), then NO_MORE_COMMANDS with its retryDuration.
+    let creds = mef.dir.path().join("device-creds");
+    let run = |dir: &Path| {
+        mef.client(
+            DEVICE,
+            "run-commands",
+            &["--reg-id", &reg_id, "--dir", &dir.to_string_lossy()],
+        )
+    };
+    let done = run(&creds);
+    assert!(done.status.success(), "{done:?}");
+    assert_eq!(
+        stdout(&done),
+        format!(
+            "cmd-id: {enrol}\nclass: 1 CERT_PROV\nresult: 20 OK\n\
+             certificate: {DEVICE_CERTIFIED}\ncredentials: {}\n\
+             cmd-id: {node}\nclass: 3 MO_NODE\nresult: 41 CLASS_NOT_SUPPORTED\n\
+             no-more-commands: retry PT600S\n",
+            creds.display()
+        )
+    );
+    assert_enrolled_certificate(
+        &creds,
+        &mef.file("mefca/ca.pem"),
+        "onem2m://bastion.example/id-in/Cdevice1",
+    );
+    let recorded = format!(
+        "{reg_id}\tCdevice1\t{enrol}\tCERT_PROV\treported 20 OK\n\
+         {reg_id}\tCdevice1\t{node}\tMO_NODE\treported 41 CLASS_NOT_SUPPORTED\n"
+    );
+    assert_eq!(ok(&mef.operator(&["list"])), recorded);
+    let next = ok(&mef.client(DEVICE, "next-command", &["--reg-id", &reg_id]));
+    assert_eq!(printed(&next, "class"), "0 NO_MORE_COMMANDS");
+    assert_eq!(printed(&next, "retry"), "PT600S");
+
+    // A subject the MEF does not certify for this client: its EST refuses the CSR, a
+    // server error (100); SCEP is not supported, an AE-ID is not a CSE-ID (43, 8.3.9.7
+    // step 4). Nothing is written, and the run
+    // still succeeds: every command was handled.
+    let other = cert_prov("ae", "//bastion.example/id-in/Cother", "est");
+    let scep = cert_prov("ae", DEVICE_CERTIFIED, "scep");
+    let not_cse = cert_prov("cse", DEVICE_CERTIFIED, "est");
+    let untouched = mef.dir.path().join("not-written");
+    let failed = run(&untouched);
+    assert!(failed.status.success(), "{failed:?}");
+    assert_eq!(
+        stdout(&failed),
+        format!(
+            "cmd-id: {other}\nclass: 1 CERT_PROV\nresult: 100 CERT_PROV_SERVER_ERROR\n\
+             reason: simpleenroll: 403 the CSR asks for //bastion.example/id-in/Cother; \
+             this enrolee may be certified as {DEVICE_CERTIFIED} only\n\
+             cmd-id: {scep}\nclass: 1 CERT_PROV\nresult: 43 UNACCEPTABLE_ARGUMENTS\n\
+             reason: only EST (certProvProtocolID 1) is supported\n\
+             cmd-id: {not_cse}\nclass: 1 CERT_PROV\nresult: 43 UNACCEPTABLE_ARGUMENTS\n\
+             reason: certSubjectID is not an absolute CSE-ID\n\
+             no-more-commands: retry PT600S\n"
+        )
+    );
+    assert!(!untouched.exists());
+    assert_eq!(
+        ok(&mef.operator(&["list"])),
+        format!(
+            "{recorded}{reg_id}\tCdevice1\t{other}\tCERT_PROV\treported 100 \
+             CERT_PROV_SERVER_ERROR\n{reg_id}\tCdevice1\t{scep}\tCERT_PROV\treported 43 \
+             UNACCEPTABLE_ARGUMENTS\n{reg_id}\tCdevice1\t{not_cse}\tCERT_PROV\treported 43 \
+             UNACCEPTABLE_ARGUMENTS\n"
+        )
+    );
+
+    // Another client cannot run this registration's commands: the refusal, exit 1.
+    let foreign = mef.client(
+        OTHER_CSE,
+        "run-commands",
+        &["--reg-id", &reg_id, "--dir", &untouched.to_string_lossy()],
+    );
+    assert_eq!(
+        refused(&foreign),
+        "bastion: error: MEF answered 4103: the registration belongs to another MEF Client"
+    );
+    assert_eq!(stdout(&foreign), "");
+    assert!(!untouched.exists());
 }

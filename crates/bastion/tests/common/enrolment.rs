@@ -1,7 +1,8 @@
 //! Pieces of the remote-provisioning tests (`enrolment.rs`, `enrolment_instructions.rs`):
 //! a watched `bastion` process killed on drop, owner-only secret files, what `bastion
-//! enrol` wrote and `bastion req` printed, and `bastion mef` operator commands
-//! (`openssl s_client` is `provision::s_client`).
+//! enrol` wrote and `bastion req` printed, `bastion mef` operator commands, and the
+//! `openssl` that checks issued certificates (`openssl s_client` is
+//! `provision::s_client`).
 
 use super::{path, spawn_watched};
 use std::os::unix::fs::PermissionsExt;
@@ -130,4 +131,50 @@ pub fn printed_body(out: &Output) -> serde_json::Value {
     let text = stdout(out);
     let body = text.split_once('\n').map(|(_, b)| b).unwrap_or_default();
     serde_json::from_str(body).unwrap_or_else(|e| panic!("body {body:?}: {e}"))
+}
+
+/// The permission bits of `file`.
+pub fn mode(file: &Path) -> u32 {
+    std::fs::metadata(file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// `openssl ARGS`' output.
+pub fn openssl(args: &[&str]) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl (installed by scripts/ensure-toolchain.sh)")
+}
+
+/// What an EST enrolment left in `creds`: `cert.pem`, `key.pem`, `ca.pem` mode 0600, the
+/// certificate verified by `openssl verify` against `ca_pem` (the operator's copy of the
+/// CA, not only the one the client fetched), its SAN the URI `san_uri`, its public key
+/// the one of `key.pem` (the key is the client's own).
+pub fn assert_enrolled_certificate(creds: &Path, ca_pem: &str, san_uri: &str) {
+    for name in ["cert.pem", "key.pem", "ca.pem"] {
+        assert_eq!(mode(&creds.join(name)), 0o600, "{name}");
+    }
+    let cert = path(creds, "cert.pem");
+    let verified = openssl(&["verify", "-CAfile", ca_pem, &cert]);
+    assert_eq!(
+        String::from_utf8_lossy(&verified.stdout).trim(),
+        format!("{cert}: OK"),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let san = openssl(&["x509", "-in", &cert, "-noout", "-ext", "subjectAltName"]);
+    let san = String::from_utf8_lossy(&san.stdout);
+    assert_eq!(
+        san.lines().nth(1).map(str::trim),
+        Some(format!("URI:{san_uri}").as_str()),
+        "{san}"
+    );
+    let from_key = openssl(&["pkey", "-in", &path(creds, "key.pem"), "-pubout"]);
+    let from_cert = openssl(&["x509", "-in", &cert, "-noout", "-pubkey"]);
+    assert!(from_key.status.success() && !from_key.stdout.is_empty());
+    assert_eq!(from_key.stdout, from_cert.stdout);
 }
