@@ -620,7 +620,7 @@ fn ts0003_8_3_2_1_a_revoked_enrolee_cannot_open_a_km_association_with_the_maf() 
     );
     assert!(!refused.status.success(), "{}", stdout(&refused));
     assert!(
-        stderr(&refused).contains("unreachable: TLS handshake failed"),
+        stderr(&refused).contains("MAF unreachable: TLS handshake failed"),
         "{}",
         stderr(&refused)
     );
