@@ -202,7 +202,7 @@ impl Cse {
             let path = format!("{base_path}/{ri}");
             let mut attrs = universal(ResourceType::Request, &ri, &ri, &base, now, et);
             attrs.insert("lbl".into(), json!([req.fr]));
-            attrs.insert("op".into(), json!(op_number(req.op)));
+            attrs.insert("op".into(), json!(req.op.number()));
             attrs.insert("tg".into(), json!(req.to));
             attrs.insert("org".into(), json!(req.fr));
             attrs.insert("rid".into(), json!(original.rqi()));
@@ -369,17 +369,6 @@ pub(crate) fn check_result_targets(
     Ok(targets)
 }
 
-fn op_number(op: bastion_proto::Operation) -> u64 {
-    use bastion_proto::Operation::*;
-    match op {
-        Create => 1,
-        Retrieve => 2,
-        Update => 3,
-        Delete => 4,
-        Notify => 5,
-    }
-}
-
 /// `mi`: the optional parameters of the original request worth keeping.
 fn meta_information(req: &Request) -> Value {
     let mut mi = Map::new();
@@ -473,12 +462,18 @@ mod tests {
     }
 
     #[test]
-    fn another_entity_or_a_non_http_poa_is_refused() {
-        for target in ["Cother", "/id-mn/Cae", "/id-mn", "mqtt://broker/ae", ""] {
-            let poa = list(&["mqtt://broker/ae"]);
+    fn another_entity_or_a_url_outside_the_poa_is_refused() {
+        let poa = list(&["mqtt://broker/ae"]);
+        for target in ["Cother", "/id-mn/Cae", "/id-mn", "mqtt://broker/other", ""] {
             let err = check_result_targets(&list(&[target]), is_cae, &poa).expect_err(target);
             assert_eq!(err.rsc(), Rsc::BadRequest, "{target}");
         }
+        // An `mqtt://` point of access of the originator is a target like an `http://`
+        // one: the MQTT binding delivers to it.
+        assert_eq!(
+            check_result_targets(&poa, is_cae, &poa).expect("the originator's poa"),
+            poa
+        );
     }
 
     #[test]
