@@ -14,7 +14,7 @@ use bastion_core::{Binding, Cse, Listener, RequestContext};
 use bastion_proto::primitive::Operation;
 use bastion_proto::wire::primitive;
 use bastion_proto::{RequestError, ResourceType, Response};
-use rumqttc::{Event, EventLoop, Incoming, QoS, SubscribeFilter};
+use rumqttc::{ConnectionError, Event, EventLoop, Incoming, QoS, StateError, SubscribeFilter};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,6 +62,8 @@ impl Binding for MqttBinding {
             match self.eventloop.poll().await {
                 Ok(Event::Incoming(Incoming::ConnAck(_))) => {
                     backoff = Duration::from_millis(250);
+                    // After a clean restart (below), the session is persistent again.
+                    self.eventloop.mqtt_options.set_clean_session(false);
                     let filters = topic::filters(&self.shared.me)
                         .into_iter()
                         .map(|path| SubscribeFilter::new(path, QoS::AtLeastOnce));
@@ -90,6 +92,23 @@ impl Binding for MqttBinding {
                     );
                 }
                 Ok(_) => {}
+                Err(ConnectionError::MqttState(StateError::Deserialization(
+                    rumqttc::mqttbytes::Error::PayloadSizeLimitExceeded(size),
+                ))) => {
+                    // The MQTT client refuses a packet over its limit by ending the
+                    // connection, and the broker would deliver the same message again on
+                    // every reconnection of a persistent session: start the session over,
+                    // clean, which drops whatever the broker had queued for the CSE.
+                    tracing::warn!(
+                        size,
+                        limit = self.shared.config.max_payload_bytes,
+                        "an MQTT message far over the payload limit arrived; the broker \
+                         session is restarted clean (requests queued at the broker are lost)"
+                    );
+                    self.eventloop.mqtt_options.set_clean_session(true);
+                    connected = false;
+                    tokio::time::sleep(backoff).await;
+                }
                 Err(e) => {
                     if connected || backoff == Duration::from_millis(250) {
                         tracing::warn!(
@@ -151,7 +170,18 @@ impl MqttBinding {
                 shared.dropped("a primitive without a request identifier");
                 return;
             };
-            let bytes = primitive::encode_response(topic.ser, &response);
+            let mut bytes = primitive::encode_response(topic.ser, &response);
+            if bytes.len() > shared.config.max_payload_bytes {
+                // An answer the session could not carry would end the connection.
+                let too_large = RequestError::NotAcceptable(
+                    "the response exceeds the MQTT payload limit".into(),
+                );
+                let mut refused = Response::error(&too_large, response.rqi.clone());
+                refused.rvi = response.rvi.clone();
+                refused.fr = response.fr.clone();
+                refused.to = response.to.clone();
+                bytes = primitive::encode_response(topic.ser, &refused);
+            }
             if let Err(e) = shared.publish(topic.answer(), bytes).await {
                 shared.dropped(&e.to_string());
             }

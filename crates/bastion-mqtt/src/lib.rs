@@ -153,6 +153,8 @@ impl MqttConfig {
 pub(crate) enum PublishError {
     #[error("outbound MQTT queue full ({0} bytes)")]
     QueueFull(usize),
+    #[error("message over the MQTT payload limit ({0} bytes)")]
+    TooLarge(usize),
     #[error("MQTT client stopped")]
     Stopped,
 }
@@ -187,6 +189,9 @@ impl Shared {
         topic: String,
         payload: Vec<u8>,
     ) -> Result<(), PublishError> {
+        if payload.len() > self.config.max_payload_bytes {
+            return Err(PublishError::TooLarge(self.config.max_payload_bytes));
+        }
         let limit = self.config.max_outbound_bytes;
         let size = u32::try_from(payload.len().max(1)).unwrap_or(u32::MAX);
         let permit = match self.outbound.clone().try_acquire_many_owned(size) {
@@ -290,9 +295,9 @@ pub async fn connect(config: MqttConfig) -> Result<(MqttBinding, MqttTransport),
     let mut options = MqttOptions::new(format!("C::{me}"), &config.broker.host, config.broker.port);
     options.set_keep_alive(config.keep_alive);
     options.set_clean_session(false);
-    // The incoming limit is the payload limit plus room for the topic and header, so
-    // an oversized payload is refused here rather than breaking the session; a larger
-    // packet still ends the connection (rumqttc refuses it), which then reconnects.
+    // The packet limits are the payload limit plus room for the topic and header: a
+    // payload a little over the limit is dropped by the binding, a packet over this one
+    // ends the connection in the client (the binding then restarts the session clean).
     options.set_max_packet_size(
         config.max_payload_bytes + 4096,
         config.max_payload_bytes + 4096,

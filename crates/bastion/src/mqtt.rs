@@ -60,17 +60,15 @@ pub fn resolve(
     let broker = Broker::parse(&url)
         .map_err(|e| problems.push(format!("mqtt broker: {e}")))
         .ok();
-    let mut ranged = |key: &str, value: Option<i64>, default: usize, range: (i64, i64)| match value
-    {
-        None => default,
-        Some(v) if (range.0..=range.1).contains(&v) => v as usize,
-        Some(v) => {
-            problems.push(format!(
-                "[mqtt] {key} = {v} is out of range {}..={}",
-                range.0, range.1
-            ));
-            default
-        }
+    // Ranges and their messages as for every other key (`[mqtt] ` names the section).
+    let mut ranged = |key: &str, value: Option<i64>, default: usize, range: (i64, i64)| {
+        crate::settings::ranged_or_default(
+            &mut problems,
+            &format!("[mqtt] {key}"),
+            value,
+            default as i64,
+            range,
+        ) as usize
     };
     let max_payload_bytes = ranged(
         "max-payload-bytes",
@@ -184,6 +182,6 @@ mod tests {
         let problems = resolve(None, Some(bad)).expect_err("refused");
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].contains("not built yet"), "{problems:?}");
-        assert!(problems[1].contains("max-in-flight = 0"), "{problems:?}");
+        assert!(problems[1].contains("[mqtt] max-in-flight"), "{problems:?}");
     }
 }

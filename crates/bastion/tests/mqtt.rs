@@ -134,7 +134,11 @@ impl Sub {
     }
 
     fn wait_for(&self, wanted: impl Fn(&str) -> bool) -> Option<String> {
-        let deadline = Instant::now() + ANSWER;
+        self.wait_within(ANSWER, wanted)
+    }
+
+    fn wait_within(&self, within: Duration, wanted: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + within;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.lines.recv_timeout(left) {
                 Ok(line) if wanted(&line) => return Some(line),
@@ -151,9 +155,10 @@ impl Sub {
             .map(|l| unhex(&l["PAYLOAD ".len()..]))
     }
 
-    /// The payload of the one message, or `None` when none came in time.
-    fn message(self) -> Option<Vec<u8>> {
-        self.next()
+    /// The payload of the one message, or `None` when none came within `within`.
+    fn message_within(self, within: Duration) -> Option<Vec<u8>> {
+        self.wait_within(within, |l| l.starts_with("PAYLOAD "))
+            .map(|l| unhex(&l["PAYLOAD ".len()..]))
     }
 }
 
@@ -212,6 +217,19 @@ impl Cse {
         ser: Serialization,
         payload: &[u8],
     ) -> Option<Value> {
+        self.raw_exchange_within(kind, originator, ser, payload, ANSWER)
+    }
+
+    /// [`Cse::raw_exchange`], waiting `within` for the answer (a message expected to be
+    /// dropped is given a few seconds; what it did not do is checked afterwards).
+    fn raw_exchange_within(
+        &self,
+        kind: &str,
+        originator: &str,
+        ser: Serialization,
+        payload: &[u8],
+        within: Duration,
+    ) -> Option<Value> {
         let answer_kind = if kind == "reg_req" {
             "reg_resp"
         } else {
@@ -226,7 +244,7 @@ impl Cse {
             &format!("/oneM2M/{kind}/{originator}/{}/{ser_name}", self.level),
             payload,
         );
-        sub.message().map(|bytes| decode(ser, &bytes))
+        sub.message_within(within).map(|bytes| decode(ser, &bytes))
     }
 
     fn exchange(
@@ -417,10 +435,15 @@ fn hostile_and_refused_requests_get_their_exact_codes() {
                "pc": {"m2m:dbg": "op must be a number"}})
     );
     // Not even JSON: nothing to answer with, dropped; the CSE keeps serving.
-    assert_eq!(
-        cse.raw_exchange("req", "Cmqother", Serialization::Json, b"{\"op\": 2,"),
-        None
+    let not_json = b"{\"op\": 2, \"rqi\": \"h0\"";
+    let answer = cse.raw_exchange_within(
+        "req",
+        "Cmqother",
+        Serialization::Json,
+        not_json,
+        Duration::from_secs(3),
     );
+    assert_eq!(answer, None);
     // Another AE's container under the default policy: 4103.
     let denied = cse.request(
         "Cmqother",
@@ -521,4 +544,89 @@ fn a_notification_reaches_an_ae_over_mqtt() {
         sgn["sur"].as_str().is_some_and(|s| s.ends_with(&sur)),
         "{notify}"
     );
+}
+
+/// The topic's originator becomes an association identity only on the operator's word:
+/// registered over MQTT with `broker-enforces-originator`, an AE is bound to that
+/// identity and refused on the plain HTTP listener (4106), as an AE registered over TLS
+/// is; without it, the same AE is an unauthenticated one that plain HTTP serves.
+#[test]
+fn the_topic_is_an_identity_only_when_the_broker_is_declared_to_enforce_it() {
+    if !available() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    for (enforced, over_http) in [(false, 2000), (true, 4106)] {
+        let cse = start(&format!("broker-enforces-originator = {enforced}"));
+        let registered = cse.request(
+            "Cmqbound",
+            Serialization::Json,
+            json!({"op": 1, "to": "cse-in", "fr": "Cmqbound", "rqi": "b1", "rvi": "3", "ty": 2,
+                   "pc": {"m2m:ae": {"rn": "bound", "api": "Nmqtt.test", "rr": false, "srv": ["3"]}}}),
+        );
+        assert_eq!(registered["rsc"], 2001, "{registered}");
+        let read = cse.request(
+            "Cmqbound",
+            Serialization::Json,
+            json!({"op": 2, "to": "cse-in/bound", "fr": "Cmqbound", "rqi": "b2", "rvi": "3"}),
+        );
+        assert_eq!(read["rsc"], 2000, "enforced = {enforced}: {read}");
+        let plain = runtime.block_on(cse.server.get("/cse-in/bound", "Cmqbound"));
+        plain.expect(over_http);
+    }
+}
+
+/// Payloads over `max-payload-bytes` never reach the pipeline and never stop the binding:
+/// a little over, the message is dropped unread; far over (beyond what the MQTT client
+/// reads), the client ends the connection and the binding restarts the broker session
+/// clean, so the broker cannot deliver the same message again and again. An answer over
+/// the limit is replaced by 5207.
+#[test]
+fn oversized_messages_are_dropped_and_never_stop_the_binding() {
+    if !available() {
+        return;
+    }
+    let cse = start("max-payload-bytes = 1024");
+    cse.register("Cmqbig", "big", json!({}));
+    let made = cse.request(
+        "Cmqbig",
+        Serialization::Json,
+        json!({"op": 1, "to": "cse-in/big", "fr": "Cmqbig", "rqi": "box", "rvi": "3", "ty": 3,
+               "pc": {"m2m:cnt": {"rn": "box"}}}),
+    );
+    assert_eq!(made["rsc"], 2001, "{made}");
+    let big = |rqi: &str, size: usize| {
+        json!({"op": 1, "to": "cse-in/big/box", "fr": "Cmqbig", "rqi": rqi, "rvi": "3", "ty": 4,
+               "pc": {"m2m:cin": {"con": "x".repeat(size)}}})
+    };
+    let json = Serialization::Json;
+    let dropped = Duration::from_secs(3);
+    for (rqi, size) in [("over", 3000), ("far-over", 20_000)] {
+        let payload = encode(json, &big(rqi, size));
+        let answer = cse.raw_exchange_within("req", "Cmqbig", json, &payload, dropped);
+        assert_eq!(answer, None, "{rqi}");
+    }
+    assert!(
+        common::holds_within(Duration::from_secs(20), Duration::from_millis(50), || {
+            cse.server.log().matches("serving MQTT requests").count() >= 2
+        }),
+        "the session was not restarted:\n{}",
+        cse.server.log()
+    );
+    assert!(cse.server.log().contains("restarted clean"));
+    // Served again; an answer too large for the limit is refused, not sent.
+    let created = cse.request("Cmqbig", json, big("fits", 800));
+    assert_eq!(
+        created,
+        json!({"rsc": 5207, "rqi": "fits", "rvi": "3", "fr": cse.id, "to": "Cmqbig",
+               "pc": {"m2m:dbg": "the response exceeds the MQTT payload limit"}})
+    );
+    let read = cse.request(
+        "Cmqbig",
+        json,
+        json!({"op": 2, "to": "cse-in/big/box", "fr": "Cmqbig", "rqi": "after", "rvi": "3"}),
+    );
+    assert_eq!(read["rsc"], 2000, "{read}");
+    // Only the instance that fit was created: the oversized ones never reached the CSE.
+    assert_eq!(read["pc"]["m2m:cnt"]["cni"], 1, "{read}");
 }
