@@ -7,7 +7,9 @@
 
 mod common;
 
+use bastion_proto::wire::primitive;
 use bastion_proto::Serialization;
+use common::identity::{Bound, PskServer};
 use common::{parse_ts, Server};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -51,13 +53,20 @@ fn available() -> bool {
 
 /// A CSE serving MQTT with a CSE-ID no other test uses.
 struct Cse {
-    server: Server,
+    /// The server, plain or with a TLS-PSK listener and its credential store.
+    server: Serving,
     /// The CSE-ID as a topic level (the CSE-ID without `/`), also its CSEBase `ri`.
     level: String,
     id: String,
 }
 
-fn start(extra_mqtt: &str) -> Cse {
+enum Serving {
+    Plain(Server),
+    Psk(PskServer),
+}
+
+/// The configuration of a CSE with a fresh CSE-ID on the test broker, and its topic level.
+fn fresh_config(extra_mqtt: &str) -> (String, String) {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -68,18 +77,37 @@ fn start(extra_mqtt: &str) -> Cse {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    let server = Server::start_with_config(&format!(
-        "[cse]\ncse-id = \"/{level}\"\n[mqtt]\nbroker = \"{BROKER}\"\n{extra_mqtt}\n"
-    ));
-    assert!(
-        server.log_shows("serving MQTT requests", Duration::from_secs(20)),
-        "the CSE did not subscribe at the broker:\n{}",
-        server.log()
-    );
-    Cse {
-        server,
-        id: format!("/{level}"),
-        level,
+    let config =
+        format!("[cse]\ncse-id = \"/{level}\"\n[mqtt]\nbroker = \"{BROKER}\"\n{extra_mqtt}\n");
+    (config, level)
+}
+
+fn start(extra_mqtt: &str) -> Cse {
+    let (config, level) = fresh_config(extra_mqtt);
+    Cse::serving(Serving::Plain(Server::start_with_config(&config)), level)
+}
+
+impl Cse {
+    fn serving(server: Serving, level: String) -> Cse {
+        let cse = Cse {
+            server,
+            id: format!("/{level}"),
+            level,
+        };
+        assert!(
+            cse.server()
+                .log_shows("serving MQTT requests", Duration::from_secs(20)),
+            "the CSE did not subscribe at the broker:\n{}",
+            cse.server().log()
+        );
+        cse
+    }
+
+    fn server(&self) -> &Server {
+        match &self.server {
+            Serving::Plain(server) => server,
+            Serving::Psk(psk) => &psk.srv,
+        }
     }
 }
 
@@ -247,6 +275,21 @@ impl Cse {
         sub.message_within(within).map(|bytes| decode(ser, &bytes))
     }
 
+    /// The answer's bytes to `payload` published on `originator`'s request topic.
+    fn answer_bytes(&self, originator: &str, ser: Serialization, payload: &[u8]) -> Vec<u8> {
+        let ser_name = ser.name();
+        let sub = Sub::start(&format!(
+            "/oneM2M/resp/{originator}/{}/{ser_name}",
+            self.level
+        ));
+        publish(
+            &format!("/oneM2M/req/{originator}/{}/{ser_name}", self.level),
+            payload,
+        );
+        sub.message_within(ANSWER)
+            .unwrap_or_else(|| panic!("no answer:\n{}", self.server().log()))
+    }
+
     fn exchange(
         &self,
         kind: &str,
@@ -255,7 +298,7 @@ impl Cse {
         primitive: Value,
     ) -> Value {
         self.raw_exchange(kind, originator, ser, &encode(ser, &primitive))
-            .unwrap_or_else(|| panic!("no answer to {primitive}:\n{}", self.server.log()))
+            .unwrap_or_else(|| panic!("no answer to {primitive}:\n{}", self.server().log()))
     }
 
     /// A request on the `req` topic of `fr` in `ser`.
@@ -311,7 +354,7 @@ fn strip_created(resource: &mut Value) -> String {
 }
 
 #[test]
-fn registration_and_data_in_json_and_cbor_with_the_broker_as_poa() {
+fn registration_and_data_in_json_cbor_and_xml_with_the_broker_as_poa() {
     if !available() {
         return;
     }
@@ -385,6 +428,26 @@ fn registration_and_data_in_json_and_cbor_with_the_broker_as_poa() {
     );
     assert_eq!(latest["rsc"], 2000, "{latest}");
     assert_eq!(latest["pc"]["m2m:cin"]["con"], "21.5");
+    // And in XML: the primitive under m2m:rqp, the answer under m2m:rsp.
+    let xml = Serialization::Xml;
+    let retrieve = bastion_proto::Request {
+        op: Some(bastion_proto::Operation::Retrieve),
+        to: "cse-in/app/temp/r1".into(),
+        fr: Some("Cmqapp".into()),
+        rqi: Some("c-xml".into()),
+        rvi: Some("3".into()),
+        ..bastion_proto::Request::default()
+    };
+    let payload = primitive::encode_request(xml, &retrieve).expect("an XML primitive");
+    assert!(String::from_utf8_lossy(&payload).contains("m2m:rqp"));
+    let bytes = cse.answer_bytes("Cmqapp", xml, &payload);
+    assert!(String::from_utf8_lossy(&bytes).contains("m2m:rsp"));
+    let answer = primitive::decode_response(xml, &bytes).expect("an XML response primitive");
+    assert_eq!((answer.rsc.code(), answer.rqi.as_str()), (2000, "c-xml"));
+    assert_eq!(answer.rvi.as_deref(), Some("3"));
+    let pc = answer.pc.expect("content");
+    assert_eq!(pc["m2m:cin"]["con"], "21.5", "{pc}");
+    assert_eq!(pc["m2m:cin"]["rn"], "r1", "{pc}");
     // The CSEBase advertises the broker as a point of access.
     let base = cse.request(
         "Cmqapp",
@@ -515,7 +578,7 @@ fn a_notification_reaches_an_ae_over_mqtt() {
     assert_eq!(cin["rsc"], 2001, "{cin}");
     let bytes = requests
         .next()
-        .unwrap_or_else(|| panic!("no verification request:\n{}", cse.server.log()));
+        .unwrap_or_else(|| panic!("no verification request:\n{}", cse.server().log()));
     let verification = decode(Serialization::Json, &bytes);
     assert_eq!(verification["op"], 5, "{verification}");
     assert_eq!(verification["to"], "Cmqsub");
@@ -528,7 +591,7 @@ fn a_notification_reaches_an_ae_over_mqtt() {
     );
     let bytes = requests
         .next()
-        .unwrap_or_else(|| panic!("no NOTIFY on the AE's topic:\n{}", cse.server.log()));
+        .unwrap_or_else(|| panic!("no NOTIFY on the AE's topic:\n{}", cse.server().log()));
     let notify = decode(Serialization::Json, &bytes);
     assert_eq!(notify["op"], 5, "{notify}");
     assert_eq!(notify["to"], "Cmqsub");
@@ -571,7 +634,7 @@ fn the_topic_is_an_identity_only_when_the_broker_is_declared_to_enforce_it() {
             json!({"op": 2, "to": "cse-in/bound", "fr": "Cmqbound", "rqi": "b2", "rvi": "3"}),
         );
         assert_eq!(read["rsc"], 2000, "enforced = {enforced}: {read}");
-        let plain = runtime.block_on(cse.server.get("/cse-in/bound", "Cmqbound"));
+        let plain = runtime.block_on(cse.server().get("/cse-in/bound", "Cmqbound"));
         plain.expect(over_http);
     }
 }
@@ -608,12 +671,12 @@ fn oversized_messages_are_dropped_and_never_stop_the_binding() {
     }
     assert!(
         common::holds_within(Duration::from_secs(20), Duration::from_millis(50), || {
-            cse.server.log().matches("serving MQTT requests").count() >= 2
+            cse.server().log().matches("serving MQTT requests").count() >= 2
         }),
         "the session was not restarted:\n{}",
-        cse.server.log()
+        cse.server().log()
     );
-    assert!(cse.server.log().contains("restarted clean"));
+    assert!(cse.server().log().contains("restarted clean"));
     // Served again; an answer too large for the limit is refused, not sent.
     let created = cse.request("Cmqbig", json, big("fits", 800));
     assert_eq!(
@@ -629,4 +692,41 @@ fn oversized_messages_are_dropped_and_never_stop_the_binding() {
     assert_eq!(read["rsc"], 2000, "{read}");
     // Only the instance that fit was created: the oversized ones never reached the CSE.
     assert_eq!(read["pc"]["m2m:cnt"]["cni"], 1, "{read}");
+}
+
+/// An identity bound to a credential of the TLS listener's store may be claimed only
+/// inside its association: over MQTT (no association) it is refused with 4106, as on the
+/// plain HTTP listener, even on the topic that names it.
+#[test]
+fn an_identity_bound_to_a_credential_is_refused_over_mqtt() {
+    if !available() {
+        return;
+    }
+    let (config, level) = fresh_config("");
+    let psk = PskServer::start(&config);
+    psk.add_psk(
+        "mqcred@bastion.example",
+        "00112233445566778899aabbccddeeff",
+        Bound::Ae("Cmqcred"),
+    );
+    let cse = Cse::serving(Serving::Psk(psk), level);
+    let refused = cse.request(
+        "Cmqcred",
+        Serialization::Json,
+        json!({"op": 1, "to": "cse-in", "fr": "Cmqcred", "rqi": "k1", "rvi": "3", "ty": 2,
+               "pc": {"m2m:ae": {"rn": "cred", "api": "Nmqtt.test", "rr": false, "srv": ["3"]}}}),
+    );
+    assert_eq!(refused["rsc"], 4106, "{refused}");
+    assert_eq!(
+        refused["pc"]["m2m:dbg"],
+        "originator is bound to a security association and must use it"
+    );
+    // An identity without a credential registers on the same CSE.
+    let registered = cse.request(
+        "Cmqfree",
+        Serialization::Json,
+        json!({"op": 1, "to": "cse-in", "fr": "Cmqfree", "rqi": "k2", "rvi": "3", "ty": 2,
+               "pc": {"m2m:ae": {"rn": "free", "api": "Nmqtt.test", "rr": false, "srv": ["3"]}}}),
+    );
+    assert_eq!(registered["rsc"], 2001, "{registered}");
 }
