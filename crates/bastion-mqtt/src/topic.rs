@@ -126,6 +126,25 @@ impl Topic {
     }
 }
 
+/// The entity a request to `to` is published to: the CSE an absolute or SP-relative
+/// address starts with (the hop that serves it), or the AE-ID a CSE-relative `to` is
+/// (`Cae`, the form a notification to an AE carries). `None` for a CSE-relative
+/// structured path (`cse-in/ae`), which names no entity by ID.
+pub fn receiver_of(to: &str) -> Option<&str> {
+    if let Some(rest) = to.strip_prefix("//") {
+        // `//sp/csi/…`: the CSE `//sp/csi`.
+        let sp_end = rest.find('/')?;
+        let csi_end = rest[sp_end + 1..]
+            .find('/')
+            .map_or(to.len(), |i| 2 + sp_end + 1 + i);
+        return Some(&to[..csi_end]);
+    }
+    if let Some(rest) = to.strip_prefix('/') {
+        return Some(&to[..1 + rest.find('/').unwrap_or(rest.len())]);
+    }
+    (!to.is_empty() && !to.contains('/')).then_some(to)
+}
+
 /// A request topic from `originator` to `receiver` (both IDs), in `ser`; `None` when an
 /// ID cannot stand in a topic.
 pub fn request_topic(originator: &str, receiver: &str, ser: Serialization) -> Option<String> {
@@ -189,6 +208,29 @@ mod tests {
         assert!(sp.names("Cae", "/id-in"));
         assert!(sp.names("/id-in/Cae", "/id-in"));
         assert!(!sp.names("/id-mn/Cae", "/id-in"));
+    }
+
+    #[test]
+    fn the_receiver_is_the_first_hop_or_the_ae() {
+        assert_eq!(receiver_of("Cae"), Some("Cae"));
+        assert_eq!(receiver_of("/id-mn/cse-mn/cnt"), Some("/id-mn"));
+        assert_eq!(receiver_of("/id-mn"), Some("/id-mn"));
+        assert_eq!(receiver_of("/Sae"), Some("/Sae"));
+        assert_eq!(
+            receiver_of("//sp.example/id-in/Cae"),
+            Some("//sp.example/id-in")
+        );
+        assert_eq!(
+            receiver_of("//sp.example/id-in"),
+            Some("//sp.example/id-in")
+        );
+        assert_eq!(receiver_of("//sp.example"), None);
+        assert_eq!(receiver_of("cse-in/ae"), None);
+        assert_eq!(receiver_of(""), None);
+        assert_eq!(
+            id_level(receiver_of("//sp.example/id-in/x").unwrap()),
+            ":sp.example:id-in"
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! [`MqttTransport`]: the outbound routes' transport for `mqtt://` targets (TS-0010
 //! 6.6), over the CSE's own broker session. A target without a path is an entity's
-//! point of access: the request goes to `/oneM2M/req/<CSE-ID>/<to>/<ser>` and its answer
-//! is read from `/oneM2M/resp/<CSE-ID>/<to>/<ser>`. A target with a path names the whole
+//! point of access: the request goes to `/oneM2M/req/<CSE-ID>/<receiver>/<ser>` and its
+//! answer is read from `/oneM2M/resp/<CSE-ID>/<receiver>/<ser>`, the receiver being the
+//! AE-ID `to` is, or the CSE its absolute or SP-relative address starts with
+//! ([`topic::receiver_of`]). A target with a path names the whole
 //! topic (a `nu` URL, TS-0010 6.6); its answer, if any, is read from the CSE's response
 //! topics, matched by `rqi` alone. The serialization is the target's `?ct=` (JSON
 //! otherwise). Only the broker this CSE is connected to is reached.
@@ -53,11 +55,15 @@ impl Transport for MqttTransport {
             }
             Some(_) => return Err(invalid()),
             None => {
-                let topic = topic::request_topic(&self.shared.config.cse_id, &req.to, ser)
-                    .ok_or_else(|| {
-                        ClientError::InvalidRequest("the receiver cannot stand in a topic".into())
-                    })?;
-                (topic, Some(id_level(&req.to)))
+                let unreachable = || {
+                    ClientError::InvalidRequest(
+                        "no receiver ID in the request's target for an MQTT topic".into(),
+                    )
+                };
+                let receiver = topic::receiver_of(&req.to).ok_or_else(unreachable)?;
+                let topic = topic::request_topic(&self.shared.config.cse_id, receiver, ser)
+                    .ok_or_else(unreachable)?;
+                (topic, Some(id_level(receiver)))
             }
         };
         let payload = primitive::encode_request(ser, req)
