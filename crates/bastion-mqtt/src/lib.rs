@@ -111,6 +111,17 @@ impl Broker {
     }
 }
 
+/// The password the CSE authenticates to the broker with (MQTT CONNECT). Never shown:
+/// its `Debug` is `***`.
+#[derive(Clone)]
+pub struct BrokerPassword(pub zeroize::Zeroizing<String>);
+
+impl std::fmt::Debug for BrokerPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
 /// What the binding needs: the broker, the CSE's identity, the trust placed in the
 /// broker and the bounds.
 #[derive(Clone, Debug)]
@@ -123,6 +134,8 @@ pub struct MqttConfig {
     /// originator is then the request's association identity. Off by default: requests
     /// are unauthenticated, as on the plain HTTP listener.
     pub broker_enforces_originator: bool,
+    /// User name and password of the CSE at the broker, when the broker asks for them.
+    pub credentials: Option<(String, BrokerPassword)>,
     pub max_payload_bytes: usize,
     pub max_in_flight: usize,
     pub max_outbound_bytes: usize,
@@ -138,6 +151,7 @@ impl MqttConfig {
             broker,
             cse_id: cse_id.into(),
             broker_enforces_originator: false,
+            credentials: None,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_outbound_bytes: DEFAULT_MAX_OUTBOUND_BYTES,
@@ -295,6 +309,10 @@ pub async fn connect(config: MqttConfig) -> Result<(MqttBinding, MqttTransport),
     let mut options = MqttOptions::new(format!("C::{me}"), &config.broker.host, config.broker.port);
     options.set_keep_alive(config.keep_alive);
     options.set_clean_session(false);
+    if let Some((user, password)) = &config.credentials {
+        // The MQTT client keeps its own copy for every reconnection; ours is wiped.
+        options.set_credentials(user.as_str(), password.0.as_str());
+    }
     // The packet limits are the payload limit plus room for the topic and header: a
     // payload a little over the limit is dropped by the binding, a packet over this one
     // ends the connection in the client (the binding then restarts the session clean).

@@ -4,6 +4,7 @@
 
 use bastion_mqtt::{Broker, MqttConfig};
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// `[mqtt]` as written; every key optional here, checked by [`resolve`].
@@ -17,6 +18,12 @@ pub struct MqttSection {
     /// originator is authenticated (docs/bindings.md, "Identity").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broker_enforces_originator: Option<bool>,
+    /// User name of the CSE at the broker (MQTT CONNECT); with `password-file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Owner-only file holding the CSE's broker password; relative to the data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
     /// Whether the CSEBase `poa` lists `mqtt://HOST:PORT`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advertise: Option<bool>,
@@ -35,6 +42,8 @@ pub struct MqttSection {
 pub struct MqttSettings {
     pub broker: Broker,
     pub broker_enforces_originator: bool,
+    /// `username` and `password-file`, both or neither.
+    pub credentials: Option<(String, PathBuf)>,
     pub advertise: bool,
     pub max_payload_bytes: usize,
     pub max_in_flight: usize,
@@ -94,6 +103,14 @@ pub fn resolve(
         bastion_mqtt::DEFAULT_RESPONSE_TIMEOUT.as_millis() as usize,
         (100, 600_000),
     );
+    let credentials = match (section.username.clone(), section.password_file.clone()) {
+        (Some(user), Some(file)) if !user.is_empty() => Some((user, PathBuf::from(file))),
+        (None, None) => None,
+        _ => {
+            problems.push("[mqtt] username and password-file go together".into());
+            None
+        }
+    };
     if max_outbound_bytes < max_payload_bytes {
         problems.push("[mqtt] max-outbound-bytes must hold at least max-payload-bytes".into());
     }
@@ -101,6 +118,7 @@ pub fn resolve(
         Some(broker) if problems.is_empty() => Ok(Some(MqttSettings {
             broker,
             broker_enforces_originator: section.broker_enforces_originator.unwrap_or(false),
+            credentials,
             advertise: section.advertise.unwrap_or(true),
             max_payload_bytes,
             max_in_flight,
@@ -112,16 +130,32 @@ pub fn resolve(
 }
 
 impl MqttSettings {
-    /// The binding's configuration for the CSE `cse_id`.
-    pub fn config(&self, cse_id: &str) -> MqttConfig {
-        MqttConfig {
+    /// The binding's configuration for the CSE `cse_id`, the password file read
+    /// (`resolve` makes a relative path absolute).
+    pub fn config(
+        &self,
+        cse_id: &str,
+        resolve: impl Fn(&Path) -> PathBuf,
+    ) -> Result<MqttConfig, String> {
+        let credentials = match &self.credentials {
+            Some((user, file)) => {
+                let path = resolve(file);
+                let password = bastion_tls::secret::read_secret_text(&path)
+                    .map_err(|e| format!("password-file: {e}"))?;
+                let password = zeroize::Zeroizing::new(password.trim_end().to_owned());
+                Some((user.clone(), bastion_mqtt::BrokerPassword(password)))
+            }
+            None => None,
+        };
+        Ok(MqttConfig {
             broker_enforces_originator: self.broker_enforces_originator,
+            credentials,
             max_payload_bytes: self.max_payload_bytes,
             max_in_flight: self.max_in_flight,
             max_outbound_bytes: self.max_outbound_bytes,
             response_timeout: self.response_timeout,
             ..MqttConfig::new(self.broker.clone(), cse_id)
-        }
+        })
     }
 
     /// The section, every key set, for `bastion config check`.
@@ -129,6 +163,11 @@ impl MqttSettings {
         MqttSection {
             broker: Some(self.broker.url()),
             broker_enforces_originator: Some(self.broker_enforces_originator),
+            username: self.credentials.as_ref().map(|(user, _)| user.clone()),
+            password_file: self
+                .credentials
+                .as_ref()
+                .map(|(_, file)| file.to_string_lossy().into_owned()),
             advertise: Some(self.advertise),
             max_payload_bytes: Some(self.max_payload_bytes as i64),
             max_in_flight: Some(self.max_in_flight as i64),
@@ -170,6 +209,44 @@ mod tests {
         assert!(s.advertise);
         assert_eq!(s.max_in_flight, bastion_mqtt::DEFAULT_MAX_IN_FLIGHT);
         assert_eq!(resolve(None, Some(s.to_section())), Ok(Some(s)));
+    }
+
+    #[test]
+    fn broker_credentials_go_together_and_are_read_from_their_file() {
+        let half = MqttSection {
+            broker: Some("mqtt://127.0.0.1".into()),
+            username: Some("id-in".into()),
+            ..MqttSection::default()
+        };
+        assert_eq!(
+            resolve(None, Some(half.clone())),
+            Err(vec![
+                "[mqtt] username and password-file go together".to_owned()
+            ])
+        );
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("mqtt.password");
+        std::fs::write(&file, "s3cret\n").expect("write");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let whole = MqttSection {
+            password_file: Some("mqtt.password".into()),
+            ..half
+        };
+        let settings = resolve(None, Some(whole.clone()))
+            .expect("valid")
+            .expect("configured");
+        assert_eq!(settings.to_section().username.as_deref(), Some("id-in"));
+        let config = settings
+            .config("/id-in", |p| dir.path().join(p))
+            .expect("readable");
+        let (user, password) = config.credentials.expect("credentials");
+        assert_eq!((user.as_str(), password.0.as_str()), ("id-in", "s3cret"));
+        assert_eq!(format!("{password:?}"), "***");
+        let missing = settings.config("/id-in", |p| dir.path().join("none").join(p));
+        assert!(missing
+            .expect_err("unreadable")
+            .starts_with("password-file: "));
     }
 
     #[test]

@@ -170,7 +170,10 @@ async fn run(
     // and for its own requests to `mqtt://` points of access.
     let mqtt = match &settings.mqtt {
         Some(m) => {
-            let (binding, transport) = bastion_mqtt::connect(m.config(&settings.cse_id))
+            let binding_config = m
+                .config(&settings.cse_id, |p| settings.data_path(p))
+                .map_err(|e| Failure::Runtime(format!("mqtt: {e}")))?;
+            let (binding, transport) = bastion_mqtt::connect(binding_config)
                 .await
                 .map_err(|e| Failure::Runtime(format!("mqtt: {e}")))?;
             if m.advertise {

@@ -67,19 +67,24 @@ enum Serving {
 
 /// The configuration of a CSE with a fresh CSE-ID on the test broker, and its topic level.
 fn fresh_config(extra_mqtt: &str) -> (String, String) {
+    let level = fresh_level();
+    let config =
+        format!("[cse]\ncse-id = \"/{level}\"\n[mqtt]\nbroker = \"{BROKER}\"\n{extra_mqtt}\n");
+    (config, level)
+}
+
+/// A CSE-ID (without its `/`) no other test uses, on this broker or another.
+fn fresh_level() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock")
         .subsec_nanos();
-    let level = format!(
+    format!(
         "mq{}-{}-{nanos}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let config =
-        format!("[cse]\ncse-id = \"/{level}\"\n[mqtt]\nbroker = \"{BROKER}\"\n{extra_mqtt}\n");
-    (config, level)
+    )
 }
 
 fn start(extra_mqtt: &str) -> Cse {
@@ -124,6 +129,10 @@ impl Sub {
     }
 
     fn start_for(topic: &str, count: u32) -> Sub {
+        Sub::start_at(&Login::TEST_BROKER, topic, count)
+    }
+
+    fn start_at(login: &Login<'_>, topic: &str, count: u32) -> Sub {
         let count = count.to_string();
         // Line-buffered: mosquitto_sub's stdio would hold the SUBACK line back in a pipe.
         let mut child = Command::new("stdbuf")
@@ -133,7 +142,7 @@ impl Sub {
                 "-h",
                 "127.0.0.1",
                 "-p",
-                "1883",
+                &login.port.to_string(),
                 "-q",
                 "1",
                 "-d",
@@ -141,6 +150,7 @@ impl Sub {
                 "20",
             ])
             .args(["-C", &count])
+            .args(login.args())
             .args(["-F", "PAYLOAD %x", "-t", topic])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -204,8 +214,34 @@ fn unhex(text: &str) -> Vec<u8> {
         .collect()
 }
 
+/// Who connects where: the broker's port and, for a broker that authenticates its
+/// clients, a user name and password.
+struct Login<'a> {
+    port: u16,
+    user: Option<(&'a str, &'a str)>,
+}
+
+impl Login<'_> {
+    /// The shared test broker, anonymous.
+    const TEST_BROKER: Login<'static> = Login {
+        port: 1883,
+        user: None,
+    };
+
+    fn args(&self) -> Vec<String> {
+        match self.user {
+            Some((user, password)) => ["-u", user, "-P", password].map(String::from).to_vec(),
+            None => Vec::new(),
+        }
+    }
+}
+
 /// Publishes `payload` on `topic` with the real `mosquitto_pub` (QoS 1, binary-safe).
 fn publish(topic: &str, payload: &[u8]) {
+    publish_at(&Login::TEST_BROKER, topic, payload)
+}
+
+fn publish_at(login: &Login<'_>, topic: &str, payload: &[u8]) {
     let file = tempfile::NamedTempFile::new().expect("payload file");
     std::fs::write(file.path(), payload).expect("write payload");
     let status = Command::new("mosquitto_pub")
@@ -213,7 +249,7 @@ fn publish(topic: &str, payload: &[u8]) {
             "-h",
             "127.0.0.1",
             "-p",
-            "1883",
+            &login.port.to_string(),
             "-q",
             "1",
             "-t",
@@ -221,6 +257,7 @@ fn publish(topic: &str, payload: &[u8]) {
             "-f",
         ])
         .arg(file.path())
+        .args(login.args())
         .status()
         .expect("mosquitto_pub");
     assert!(status.success(), "mosquitto_pub failed");
@@ -729,4 +766,129 @@ fn an_identity_bound_to_a_credential_is_refused_over_mqtt() {
                "pc": {"m2m:ae": {"rn": "free", "api": "Nmqtt.test", "rr": false, "srv": ["3"]}}}),
     );
     assert_eq!(registered["rsc"], 2001, "{registered}");
+}
+
+/// A broker of `scripts/mosquitto-acl-broker`, stopped when dropped.
+struct AclBroker {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl AclBroker {
+    fn start(cse_level: &str, users: &[&str]) -> AclBroker {
+        let dir = tempfile::tempdir().expect("broker directory");
+        let port = common::acme::free_port();
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/mosquitto-acl-broker"
+        );
+        let child = Command::new(script)
+            .arg(dir.path())
+            .arg(port.to_string())
+            .arg(cse_level)
+            .args(users)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("scripts/mosquitto-acl-broker");
+        let broker = AclBroker {
+            child,
+            port,
+            _dir: dir,
+        };
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let up = common::holds_within(Duration::from_secs(20), Duration::from_millis(50), || {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        });
+        assert!(up, "the ACL broker did not start on port {port}");
+        broker
+    }
+}
+
+impl Drop for AclBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The enforced mode against a broker that really enforces it (docs/bindings.md,
+/// "Identity"): Mosquitto with a password file and the per-client topic ACL. An AE that
+/// publishes under its own user name is served and authenticated (registered over MQTT,
+/// it is then refused on plain HTTP, 4106); another client publishing under that AE's
+/// originator level is stopped by the broker, and its request never reaches the CSE.
+#[test]
+fn a_broker_enforcing_the_topic_acl_backs_the_enforced_mode() {
+    if !available() {
+        return;
+    }
+    let level = fresh_level();
+    // The CSE's user name at the broker is its topic level (Mosquitto's password file
+    // allows no ":" in a user name, so not its client ID `C::<level>`).
+    let cse_user = level.clone();
+    let broker = AclBroker::start(
+        &level,
+        &[
+            &format!("{cse_user}:cse-secret"),
+            "Cmqacl:ae-secret",
+            "Cmqevil:evil-secret",
+        ],
+    );
+    let secrets = tempfile::tempdir().expect("secrets");
+    let password_file = secrets.path().join("broker.password");
+    common::write_key_file(&password_file, "cse-secret\n");
+    let server = Server::start_with_config(&format!(
+        "[cse]\ncse-id = \"/{level}\"\n[mqtt]\nbroker = \"mqtt://127.0.0.1:{}\"\n\
+         broker-enforces-originator = true\nusername = \"{cse_user}\"\npassword-file = \"{}\"\n",
+        broker.port,
+        password_file.display()
+    ));
+    let cse = Cse::serving(Serving::Plain(server), level.clone());
+    assert!(
+        !cse.server().log().contains("cse-secret"),
+        "a secret in the log"
+    );
+    let ae = Login {
+        port: broker.port,
+        user: Some(("Cmqacl", "ae-secret")),
+    };
+    let evil = Login {
+        port: broker.port,
+        user: Some(("Cmqevil", "evil-secret")),
+    };
+    let json = Serialization::Json;
+    let request_topic = format!("/oneM2M/req/Cmqacl/{level}/json");
+    let ask = |login: &Login<'_>, primitive: Value| -> Value {
+        let sub = Sub::start_at(login, &format!("/oneM2M/resp/Cmqacl/{level}/json"), 1);
+        publish_at(login, &request_topic, &encode(json, &primitive));
+        let bytes = sub
+            .message_within(ANSWER)
+            .unwrap_or_else(|| panic!("no answer to {primitive}:\n{}", cse.server().log()));
+        decode(json, &bytes)
+    };
+    let registered = ask(
+        &ae,
+        json!({"op": 1, "to": "cse-in", "fr": "Cmqacl", "rqi": "a1", "rvi": "3", "ty": 2,
+               "pc": {"m2m:ae": {"rn": "acl", "api": "Nmqtt.test", "rr": false, "srv": ["3"]}}}),
+    );
+    assert_eq!(registered["rsc"], 2001, "{registered}");
+    // Another client claims the AE's level: the broker does not let it publish there.
+    let forged = json!({"op": 1, "to": "cse-in/acl", "fr": "Cmqacl", "rqi": "a2", "rvi": "3",
+                        "ty": 3, "pc": {"m2m:cnt": {"rn": "forged"}}});
+    publish_at(&evil, &request_topic, &encode(json, &forged));
+    std::thread::sleep(Duration::from_millis(500));
+    let read = ask(
+        &ae,
+        json!({"op": 2, "to": "cse-in/acl/forged", "fr": "Cmqacl", "rqi": "a3", "rvi": "3"}),
+    );
+    assert_eq!(
+        read["rsc"], 4004,
+        "the forged request reached the CSE: {read}"
+    );
+    // The registration over the enforced topic bound the AE: plain HTTP refuses it.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime
+        .block_on(cse.server().get("/cse-in/acl", "Cmqacl"))
+        .expect(4106);
 }
