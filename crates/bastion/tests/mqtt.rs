@@ -892,3 +892,73 @@ fn a_broker_enforcing_the_topic_acl_backs_the_enforced_mode() {
         .block_on(cse.server().get("/cse-in/acl", "Cmqacl"))
         .expect(4106);
 }
+
+/// A `nu` of the form `mqtt://HOST:PORT/<topic>` names the whole topic (TS-0010 6.6): the
+/// verification request and the notifications are published there, and the answer is
+/// read from the CSE's response topics by `rqi`. The subscription's CREATE waits for the
+/// verification, answered here with the real mosquitto_pub.
+#[test]
+fn a_notification_url_names_the_whole_topic() {
+    if !available() {
+        return;
+    }
+    let cse = start("");
+    cse.register("Cmqurl", "url", json!({}));
+    let made = cse.request(
+        "Cmqurl",
+        Serialization::Json,
+        json!({"op": 1, "to": "cse-in/url", "fr": "Cmqurl", "rqi": "u1", "rvi": "3", "ty": 3,
+               "pc": {"m2m:cnt": {"rn": "box"}}}),
+    );
+    assert_eq!(made["rsc"], 2001, "{made}");
+    let topic = format!("apps/{}/inbox", cse.level);
+    let deliveries = Sub::start_for(&topic, 2);
+    let subscription_answer = Sub::start(&format!("/oneM2M/resp/Cmqurl/{}/json", cse.level));
+    publish(
+        &format!("/oneM2M/req/Cmqurl/{}/json", cse.level),
+        &encode(
+            Serialization::Json,
+            &json!({"op": 1, "to": "cse-in/url/box", "fr": "Cmqurl", "rqi": "u2", "rvi": "3",
+                    "ty": 23, "pc": {"m2m:sub": {"rn": "watch", "enc": {"net": [3]},
+                    "nu": [format!("{BROKER}/{topic}")]}}}),
+        ),
+    );
+    let bytes = deliveries
+        .next()
+        .unwrap_or_else(|| panic!("no verification request:\n{}", cse.server().log()));
+    let verification = decode(Serialization::Json, &bytes);
+    assert_eq!(verification["pc"]["m2m:sgn"]["vrq"], true, "{verification}");
+    assert_eq!(verification["fr"], cse.id);
+    publish(
+        &format!("/oneM2M/resp/{}/inbox/json", cse.level),
+        &encode(
+            Serialization::Json,
+            &json!({"rsc": 2000, "rqi": verification["rqi"], "rvi": "3"}),
+        ),
+    );
+    let created = decode(
+        Serialization::Json,
+        &subscription_answer
+            .message_within(ANSWER)
+            .unwrap_or_else(|| panic!("no answer to the subscription:\n{}", cse.server().log())),
+    );
+    assert_eq!(created["rsc"], 2001, "{created}");
+    assert_eq!(created["rqi"], "u2");
+    let cin = cse.request(
+        "Cmqurl",
+        Serialization::Json,
+        json!({"op": 1, "to": "cse-in/url/box", "fr": "Cmqurl", "rqi": "u3", "rvi": "3", "ty": 4,
+               "pc": {"m2m:cin": {"con": "over mqtt"}}}),
+    );
+    assert_eq!(cin["rsc"], 2001, "{cin}");
+    let bytes = deliveries
+        .next()
+        .unwrap_or_else(|| panic!("no NOTIFY on {topic}:\n{}", cse.server().log()));
+    let notify = decode(Serialization::Json, &bytes);
+    assert_eq!(notify["op"], 5, "{notify}");
+    assert_eq!(notify["to"], format!("{BROKER}/{topic}"));
+    assert_eq!(
+        notify["pc"]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"],
+        "over mqtt"
+    );
+}
