@@ -216,8 +216,18 @@ async fn answer(
     if let Some(error) = topic_rule(topic, &req, cse_id) {
         return Some(refuse(&error, rqi, req.rvi.clone(), req.fr.clone()));
     }
+    // The admin is honoured outside an association only on the loopback HTTP listener;
+    // a broker may be reached from anywhere, so over MQTT only a broker that
+    // authenticates its clients can vouch for it.
+    let enforced = shared.config.broker_enforces_originator;
+    if !enforced && req.fr.as_deref().is_some_and(|fr| cse.is_admin(fr)) {
+        let error = RequestError::NotAuthenticated(
+            "the admin is not accepted over MQTT unless the broker enforces originators".into(),
+        );
+        return Some(refuse(&error, rqi, req.rvi.clone(), req.fr.clone()));
+    }
     // Fail closed: the topic is an identity only when the broker enforces it.
-    let identity = match (shared.config.broker_enforces_originator, topic.kind) {
+    let identity = match (enforced, topic.kind) {
         (false, _) => None,
         (true, Kind::Registration) => Some(topic.credential_id()),
         (true, _) => req.fr.clone(),

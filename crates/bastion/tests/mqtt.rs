@@ -523,6 +523,17 @@ fn hostile_and_refused_requests_get_their_exact_codes() {
         json!({"rsc": 4106, "rqi": "h1", "rvi": "3", "fr": cse.id, "to": "Cmqowner",
                "pc": {"m2m:dbg": "originator does not match the request topic"}})
     );
+    // The admin, all-powerful, is not taken on the word of an unauthenticated topic.
+    let admin = cse.request(
+        "CAdmin",
+        Serialization::Json,
+        json!({"op": 2, "to": "cse-in", "fr": "CAdmin", "rqi": "h0", "rvi": "3"}),
+    );
+    assert_eq!(admin["rsc"], 4106, "{admin}");
+    assert_eq!(
+        admin["pc"]["m2m:dbg"],
+        "the admin is not accepted over MQTT unless the broker enforces originators"
+    );
     // A primitive that does not decode, its rqi recoverable: 4000 with the rqi echoed.
     let malformed = cse.request(
         "Cmqother",
