@@ -320,23 +320,12 @@ fn result_persistence(rp: Option<&str>, now: Timestamp) -> Result<Persistence, R
 
 /// The final response primitive as `ors` keeps it and `m2m:rsp` carries it: `rsc`, the
 /// original `rqi`, `pc` when there is one, `to` the originator, `fr` this CSE, `rvi`,
-/// `ot` (core-primitives.md §3).
-fn result_primitive(resp: Response, originator: &str) -> Map<String, Value> {
-    let mut rsp = Map::new();
-    rsp.insert("rsc".into(), json!(resp.rsc.code()));
-    rsp.insert("rqi".into(), json!(resp.rqi));
-    if let Some(pc) = resp.pc {
-        rsp.insert("pc".into(), pc);
-    }
-    rsp.insert("to".into(), json!(originator));
-    rsp.insert("fr".into(), json!(resp.fr.unwrap_or_default()));
-    if let Some(rvi) = resp.rvi {
-        rsp.insert("rvi".into(), json!(rvi));
-    }
-    if let Some(ot) = resp.ot {
-        rsp.insert("ot".into(), json!(ot));
-    }
-    rsp
+/// `ot` (core-primitives.md §3), in the one mapping of response primitives
+/// (`wire::primitive`).
+fn result_primitive(mut resp: Response, originator: &str) -> Map<String, Value> {
+    resp.to = Some(originator.to_owned());
+    resp.fr.get_or_insert_with(String::new);
+    bastion_proto::wire::primitive::response_members(&resp)
 }
 
 /// Checks an asynchronous request's `nu` (fail closed, so the CSE relays nothing to a

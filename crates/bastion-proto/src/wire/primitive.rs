@@ -357,9 +357,10 @@ pub fn encode_request(ser: Serialization, req: &Request) -> Result<Vec<u8>, Prim
         .map_err(PrimitiveEncodeError::Wire)
 }
 
-/// The object of a response primitive (TS-0004 §6.4.2): `rsc`, `rqi`, and what is set
-/// of `rvi`, `pc`, `fr`, `to`, `ot`, `rset`, `vsi`, `cnst`.
-fn response_object(resp: &Response) -> Map<String, Value> {
+/// The members of a response primitive (TS-0004 §6.4.2): `rsc`, `rqi`, and what is set
+/// of `rvi`, `pc`, `fr`, `to`, `ot`, `rset`, `vsi`, `cnst`; also what an `m2m:rsp` (the
+/// result of a non-blocking request) holds.
+pub fn response_members(resp: &Response) -> Map<String, Value> {
     let mut o = Map::new();
     o.insert("rsc".into(), Value::from(resp.rsc.code()));
     o.insert("rqi".into(), Value::String(resp.rqi.clone()));
@@ -382,7 +383,7 @@ fn response_object(resp: &Response) -> Map<String, Value> {
 /// whose member names are no XML names) is answered 5207 NOT_ACCEPTABLE instead, as the
 /// HTTP mapping does, so there is always something to send.
 pub fn encode_response(ser: Serialization, resp: &Response) -> Vec<u8> {
-    match ser.encode_pc(&rooted(ser, response_object(resp), RESPONSE_ROOT)) {
+    match ser.encode_pc(&rooted(ser, response_members(resp), RESPONSE_ROOT)) {
         Ok(bytes) => bytes,
         Err(why) => {
             let mut refused = Response::error(
@@ -393,7 +394,7 @@ pub fn encode_response(ser: Serialization, resp: &Response) -> Vec<u8> {
             refused.fr = resp.fr.clone();
             refused.to = resp.to.clone();
             // An `m2m:dbg` text is representable in every serialization.
-            ser.encode_pc(&rooted(ser, response_object(&refused), RESPONSE_ROOT))
+            ser.encode_pc(&rooted(ser, response_members(&refused), RESPONSE_ROOT))
                 .unwrap_or_default()
         }
     }
