@@ -537,6 +537,25 @@ mod tests {
     }
 
     #[test]
+    fn xml_content_keeps_the_types_of_a_body_root() {
+        let mut resp = Response::new(Rsc::Ok, "d1");
+        resp.pc = Some(json!({"m2m:uril": ["cse-in/a", "cse-in/b"]}));
+        let bytes = encode_response(Serialization::Xml, &resp);
+        let back = decode_response(Serialization::Xml, &bytes).expect("decodes");
+        assert_eq!(back.pc, resp.pc);
+        let req = Request {
+            op: Some(Operation::Retrieve),
+            to: "cse-in/cnt".into(),
+            rqi: Some("p1".into()),
+            pc: Some(json!({"m2m:atrl": ["lbl", "rn"]})),
+            ..Request::default()
+        };
+        let bytes = encode_request(Serialization::Xml, &req).expect("encodes");
+        let back = decode_request(Serialization::Xml, &bytes).expect("decodes");
+        assert_eq!(back.pc, req.pc);
+    }
+
+    #[test]
     fn json_responses_are_flat() {
         let resp = Response::error(&RequestError::bad_request("no"), "r1");
         let bytes = encode_response(Serialization::Json, &resp);
