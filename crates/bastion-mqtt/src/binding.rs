@@ -99,12 +99,15 @@ impl Binding for MqttBinding {
                     // connection, and the broker would deliver the same message again on
                     // every reconnection of a persistent session: start the session over,
                     // clean, which drops whatever the broker had queued for the CSE.
-                    tracing::warn!(
-                        size,
-                        limit = self.shared.config.max_payload_bytes,
-                        "an MQTT message far over the payload limit arrived; the broker \
-                         session is restarted clean (requests queued at the broker are lost)"
-                    );
+                    if self.shared.warn_restart.ready() {
+                        tracing::warn!(
+                            size,
+                            limit = self.shared.config.max_payload_bytes,
+                            "an MQTT message far over the payload limit arrived; the broker \
+                             session is restarted clean (requests queued at the broker are \
+                             lost; logged once a minute)"
+                        );
+                    }
                     self.eventloop.mqtt_options.set_clean_session(true);
                     connected = false;
                     tokio::time::sleep(backoff).await;

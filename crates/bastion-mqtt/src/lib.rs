@@ -191,9 +191,10 @@ pub(crate) struct Shared {
     outbound: Arc<Semaphore>,
     /// The requests waiting for their answers, by rqi.
     pending: Mutex<HashMap<String, Waiter>>,
-    /// Exhaustion and dropped-message warnings, once a minute each.
+    /// Exhaustion, dropped-message and session-restart warnings, once a minute each.
     warn_full: Throttle,
     warn_dropped: Throttle,
+    pub(crate) warn_restart: Throttle,
 }
 
 impl Shared {
@@ -329,6 +330,7 @@ pub async fn connect(config: MqttConfig) -> Result<(MqttBinding, MqttTransport),
         pending: Mutex::new(HashMap::new()),
         warn_full: Throttle::per_minute(),
         warn_dropped: Throttle::per_minute(),
+        warn_restart: Throttle::per_minute(),
         config,
     });
     Ok((
