@@ -202,7 +202,7 @@ impl Cse {
             let path = format!("{base_path}/{ri}");
             let mut attrs = universal(ResourceType::Request, &ri, &ri, &base, now, et);
             attrs.insert("lbl".into(), json!([req.fr]));
-            attrs.insert("op".into(), json!(op_number(req.op)));
+            attrs.insert("op".into(), json!(req.op.number()));
             attrs.insert("tg".into(), json!(req.to));
             attrs.insert("org".into(), json!(req.fr));
             attrs.insert("rid".into(), json!(original.rqi()));
@@ -320,23 +320,12 @@ fn result_persistence(rp: Option<&str>, now: Timestamp) -> Result<Persistence, R
 
 /// The final response primitive as `ors` keeps it and `m2m:rsp` carries it: `rsc`, the
 /// original `rqi`, `pc` when there is one, `to` the originator, `fr` this CSE, `rvi`,
-/// `ot` (core-primitives.md §3).
-fn result_primitive(resp: Response, originator: &str) -> Map<String, Value> {
-    let mut rsp = Map::new();
-    rsp.insert("rsc".into(), json!(resp.rsc.code()));
-    rsp.insert("rqi".into(), json!(resp.rqi));
-    if let Some(pc) = resp.pc {
-        rsp.insert("pc".into(), pc);
-    }
-    rsp.insert("to".into(), json!(originator));
-    rsp.insert("fr".into(), json!(resp.fr.unwrap_or_default()));
-    if let Some(rvi) = resp.rvi {
-        rsp.insert("rvi".into(), json!(rvi));
-    }
-    if let Some(ot) = resp.ot {
-        rsp.insert("ot".into(), json!(ot));
-    }
-    rsp
+/// `ot` (core-primitives.md §3), in the one mapping of response primitives
+/// (`wire::primitive`).
+fn result_primitive(mut resp: Response, originator: &str) -> Map<String, Value> {
+    resp.to = Some(originator.to_owned());
+    resp.fr.get_or_insert_with(String::new);
+    bastion_proto::wire::primitive::response_members(&resp)
 }
 
 /// Checks an asynchronous request's `nu` (fail closed, so the CSE relays nothing to a
@@ -367,17 +356,6 @@ pub(crate) fn check_result_targets(
         }
     }
     Ok(targets)
-}
-
-fn op_number(op: bastion_proto::Operation) -> u64 {
-    use bastion_proto::Operation::*;
-    match op {
-        Create => 1,
-        Retrieve => 2,
-        Update => 3,
-        Delete => 4,
-        Notify => 5,
-    }
 }
 
 /// `mi`: the optional parameters of the original request worth keeping.
@@ -473,12 +451,18 @@ mod tests {
     }
 
     #[test]
-    fn another_entity_or_a_non_http_poa_is_refused() {
-        for target in ["Cother", "/id-mn/Cae", "/id-mn", "mqtt://broker/ae", ""] {
-            let poa = list(&["mqtt://broker/ae"]);
+    fn another_entity_or_a_url_outside_the_poa_is_refused() {
+        let poa = list(&["mqtt://broker/ae"]);
+        for target in ["Cother", "/id-mn/Cae", "/id-mn", "mqtt://broker/other", ""] {
             let err = check_result_targets(&list(&[target]), is_cae, &poa).expect_err(target);
             assert_eq!(err.rsc(), Rsc::BadRequest, "{target}");
         }
+        // An `mqtt://` point of access of the originator is a target like an `http://`
+        // one: the MQTT binding delivers to it.
+        assert_eq!(
+            check_result_targets(&poa, is_cae, &poa).expect("the originator's poa"),
+            poa
+        );
     }
 
     #[test]

@@ -356,15 +356,18 @@ fn bad(reason: &str) -> RequestError {
     RequestError::bad_request(reason.to_owned())
 }
 
-/// A notification target: an `http(s)` URL or an AE-ID / CSE-ID / resource ID.
+/// A notification target: a URL or an AE-ID / CSE-ID / resource ID.
 fn valid_target(s: &str) -> bool {
     !s.is_empty() && s.len() <= 1024 && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-/// Whether a notification target is a URL (else an entity or resource ID).
+/// Whether a notification target is a URL (else an entity or resource ID): a point of
+/// access of a binding Bastion sends with (`http(s)://`, `mqtt(s)://`).
 pub(crate) fn is_url(s: &str) -> bool {
     let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
-    lower.starts_with("http://") || lower.starts_with("https://")
+    ["http://", "https://", "mqtt://", "mqtts://"]
+        .iter()
+        .any(|scheme| lower.starts_with(scheme))
 }
 
 /// Refuses a target `what` (`nu` entry, `su`) that is no URI or entity ID, or a URL whose

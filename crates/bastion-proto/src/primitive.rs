@@ -26,6 +26,17 @@ impl Operation {
         })
     }
 
+    /// The number [`Operation::from_number`] reads (m2m:operation).
+    pub fn number(self) -> u64 {
+        match self {
+            Operation::Create => 1,
+            Operation::Retrieve => 2,
+            Operation::Update => 3,
+            Operation::Delete => 4,
+            Operation::Notify => 5,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Operation::Create => "CREATE",

@@ -1081,6 +1081,11 @@ pub struct SettingsArgs {
     #[arg(long, value_name = "ADDR:PORT")]
     pub tls_listen: Option<String>,
 
+    /// MQTT broker to serve requests through (TS-0010, docs/bindings.md):
+    /// mqtt://HOST[:PORT]; none by default
+    #[arg(long, value_name = "URL")]
+    pub mqtt: Option<String>,
+
     /// Accept plain HTTP on a non-loopback --listen address (no security association)
     #[arg(long)]
     pub insecure: bool,
@@ -1129,6 +1134,7 @@ impl SettingsArgs {
             data_dir: self.data_dir.clone(),
             log: self.log.clone(),
             tls_listen: self.tls_listen.clone(),
+            mqtt_broker: self.mqtt.clone(),
             insecure: self.insecure.then_some(true),
             ..RawSettings::default()
         }

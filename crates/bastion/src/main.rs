@@ -25,6 +25,7 @@ mod maf_client;
 mod maf_source;
 mod mef;
 mod mef_source;
+mod mqtt;
 mod notifications;
 mod outbound;
 mod provisioning;

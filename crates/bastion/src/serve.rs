@@ -166,6 +166,27 @@ async fn run(
         // The secure point of access first: peers try `poa` in order (TS-0001 9.6.3).
         config.poa.insert(0, format!("https://{}", tls.bound));
     }
+    // The MQTT binding (docs/bindings.md): one broker session for requests to this CSE
+    // and for its own requests to `mqtt://` points of access.
+    let mqtt = match &settings.mqtt {
+        Some(m) => {
+            let binding_config = m
+                .config(&settings.cse_id, |p| settings.data_path(p))
+                .map_err(|e| Failure::Runtime(format!("mqtt: {e}")))?;
+            let (binding, transport) = bastion_mqtt::connect(binding_config)
+                .await
+                .map_err(|e| Failure::Runtime(format!("mqtt: {e}")))?;
+            if m.advertise {
+                config.poa.push(m.broker.url());
+            }
+            Some((binding, transport))
+        }
+        None => None,
+    };
+    let mut schemes = Schemes::http();
+    if let Some((_, transport)) = &mqtt {
+        schemes.register("mqtt", Arc::new(transport.clone()));
+    }
     // Forwarding and registration (docs/federation.md): the registrar's client carries
     // the configured credential; another CSE's `https://` point of access is reached
     // over TLS-PSK with the key shared with it, looked up in the TLS listener's own
@@ -180,8 +201,8 @@ async fn run(
     let outbound = Arc::new(
         crate::outbound::OutboundRoutes::new(
             // One transport per URI scheme reached without this CSE's associations; a
-            // further binding's crate adds its scheme here.
-            Schemes::http(),
+            // further binding's crate adds its scheme above.
+            schemes,
             settings
                 .registrar
                 .as_ref()
@@ -298,7 +319,8 @@ async fn run(
 
     // Building a binding fails only if its listener cannot tell its address; the
     // background tasks are stopped below either way.
-    let served = match bindings(settings, plain, tls, extra_routes) {
+    let mqtt_binding = mqtt.map(|(binding, _)| binding);
+    let served = match bindings(settings, plain, tls, mqtt_binding, extra_routes) {
         Err(failure) => Some(Err(failure)),
         Ok(bindings) => {
             let serving = bindings
@@ -347,12 +369,13 @@ async fn run(
 }
 
 /// One binding per configured listener, all through the core's [`Binding`] port: plain
-/// HTTP (with the location PIP's receiver on it) and HTTP over TLS. A further binding
-/// (MQTT, CoAP, WebSocket) is one more `push` of its crate's `Binding`.
+/// HTTP (with the location PIP's receiver on it), HTTP over TLS and MQTT. A further
+/// binding (CoAP, WebSocket) is one more `push` of its crate's `Binding`.
 fn bindings(
     settings: &Settings,
     plain: Option<(tokio::net::TcpListener, SocketAddr)>,
     tls: Option<Tls>,
+    mqtt: Option<bastion_mqtt::MqttBinding>,
     extra_routes: axum::Router,
 ) -> Result<Vec<Box<dyn Binding>>, Failure> {
     let gate = crate::limits::connection_gate(&settings.limits);
@@ -366,6 +389,9 @@ fn bindings(
     if let Some(t) = tls {
         let https = HttpsBinding::new(t.listener, t.server, limits, gate.clone());
         bindings.push(Box::new(https.map_err(unready)?));
+    }
+    if let Some(mqtt) = mqtt {
+        bindings.push(Box::new(mqtt));
     }
     Ok(bindings)
 }

@@ -178,6 +178,10 @@ pub struct RawSettings {
     pub tls_listen: Option<String>,
     /// The rest of `[tls]`: from the configuration file only.
     pub tls: Option<TlsSection>,
+    /// `[mqtt] broker`, flag `--mqtt`.
+    pub mqtt_broker: Option<String>,
+    /// The rest of `[mqtt]`: from the configuration file only.
+    pub mqtt: Option<crate::mqtt::MqttSection>,
     /// `[location]` as written (`bastion_location::LocationConfig`): file only.
     pub location: Option<toml::Table>,
     /// `[registrar]` as written: file only.
@@ -225,6 +229,8 @@ impl RawSettings {
             http_advertise: other.http_advertise.or(self.http_advertise),
             tls_listen: other.tls_listen.or(self.tls_listen),
             tls: other.tls.or(self.tls),
+            mqtt_broker: other.mqtt_broker.or(self.mqtt_broker),
+            mqtt: other.mqtt.or(self.mqtt),
             location: other.location.or(self.location),
             registrar: other.registrar.or(self.registrar),
             provisioning: other.provisioning.or(self.provisioning),
@@ -278,6 +284,8 @@ struct FileConfig {
     authorization: Option<AuthorizationSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tls: Option<TlsSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mqtt: Option<crate::mqtt::MqttSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     location: Option<toml::Table>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -554,6 +562,10 @@ impl FileConfig {
             http_advertise: self.http.advertise,
             tls_listen: self.tls.as_ref().and_then(|t| t.listen.clone()),
             tls: self.tls.map(|t| TlsSection { listen: None, ..t }),
+            mqtt_broker: self.mqtt.as_ref().and_then(|m| m.broker.clone()),
+            mqtt: self
+                .mqtt
+                .map(|m| crate::mqtt::MqttSection { broker: None, ..m }),
             location: self.location,
             registrar: self.registrar,
             limits: self.limits,
@@ -631,6 +643,8 @@ pub struct Settings {
     /// `[http] trust-loopback-cses` (development only): see
     /// [`CseConfig::trust_loopback_cses`].
     pub trust_loopback_cses: bool,
+    /// The MQTT binding (`[mqtt]`, `--mqtt`), when a broker is configured.
+    pub mqtt: Option<crate::mqtt::MqttSettings>,
     /// The TLS listener, when configured.
     pub tls: Option<TlsSettings>,
     /// `[location]`, checked to parse as `bastion_location::LocationConfig`.
@@ -789,6 +803,9 @@ impl Settings {
                 None
             }
         };
+        let mqtt = crate::mqtt::resolve(raw.mqtt_broker, raw.mqtt)
+            .map_err(|mut found| problems.append(&mut found))
+            .unwrap_or_default();
         if !http_enabled {
             problems.extend(plain_listener_off(tls.is_some(), raw.location.is_some()));
         }
@@ -863,6 +880,7 @@ impl Settings {
                 insecure,
                 trust_loopback_cses,
                 tls,
+                mqtt,
                 location: raw.location,
                 registrar,
                 limits,
@@ -904,6 +922,7 @@ impl Settings {
             insecure: DEFAULT_INSECURE,
             trust_loopback_cses: DEFAULT_TRUST_LOOPBACK_CSES,
             tls: None,
+            mqtt: None,
             location: None,
             registrar: None,
             limits: crate::limits::Limits::default(),
@@ -1099,6 +1118,10 @@ impl Settings {
             authorization: (self.authorization != AuthorizationSection::default())
                 .then(|| self.authorization.clone()),
             tls: self.tls.as_ref().map(TlsSettings::to_section).transpose()?,
+            mqtt: self
+                .mqtt
+                .as_ref()
+                .map(crate::mqtt::MqttSettings::to_section),
             location: self.location.clone(),
             registrar: self
                 .registrar
@@ -1593,11 +1616,13 @@ mod tests {
             trust_loopback_cses,
             http_enabled,
             http_advertise,
-            // [authorization], [tls] and [location] have no defaults to set: the file
-            // documents them commented out.
+            // [authorization], [tls], [mqtt] and [location] have no defaults to set: the
+            // file documents them commented out.
             authorization: _,
             tls_listen: _,
             tls: _,
+            mqtt_broker: _,
+            mqtt: _,
             location: _,
             registrar: _,
             limits,

@@ -1,6 +1,9 @@
-//! Conformance cases as data (`tests/cases/data/*.json`), each run twice: in-process
-//! through the core and over the HTTP binding of the binary in every serialization of
-//! [`cases::over_http::SERIALIZATIONS`]. Each runner reports every failing case by name.
+//! Conformance cases as data (`tests/cases/data/*.json`), each run three times:
+//! in-process through the core, and over the HTTP and the MQTT bindings of the binary in
+//! every serialization of [`cases::over_http::SERIALIZATIONS`]. Each runner reports every
+//! failing case by name. The MQTT runner needs the test broker (Mosquitto on
+//! 127.0.0.1:1883): under `CI=true` its absence fails, elsewhere the runner says why and
+//! skips.
 
 mod cases;
 mod common;
@@ -107,5 +110,78 @@ async fn cases_over_http() {
         }
         failures.sort();
         cases::report(&format!("HTTP {serialization:?}"), ran, failures);
+    }
+}
+
+/// Whether the test broker answers; under `CI=true` its absence is a failure.
+fn broker_available() -> bool {
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], 1883).into();
+    if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_ok() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("the MQTT runner needs Mosquitto on 127.0.0.1:1883 under CI");
+    }
+    eprintln!("SKIPPED: no MQTT broker (Mosquitto) on 127.0.0.1:1883");
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cases_over_mqtt() {
+    if !broker_available() {
+        return;
+    }
+    let cases: Arc<Vec<Case>> = Arc::new(all_cases());
+    for &serialization in SERIALIZATIONS {
+        let runnable: Vec<usize> = (0..cases.len())
+            .filter(|&i| match &cases[i].only {
+                // Either kind of `only` says another runner cannot carry the case.
+                Some(only) => {
+                    eprintln!("{}: {:?} only: {}", cases[i].name, only.runner, only.why);
+                    false
+                }
+                None => true,
+            })
+            .filter(|&i| match cases::over_mqtt::cannot_carry(&cases[i]) {
+                Some(why) => {
+                    eprintln!("{}: not over MQTT: {why}", cases[i].name);
+                    false
+                }
+                None => true,
+            })
+            .filter(|&i| cases::runs_in(&cases[i], serialization))
+            .filter(
+                |&i| match cases::over_mqtt::cannot_carry_in(&cases[i], serialization) {
+                    Some(why) => {
+                        eprintln!(
+                            "{}: not over MQTT in {serialization:?}: {why}",
+                            cases[i].name
+                        );
+                        false
+                    }
+                    None => true,
+                },
+            )
+            .collect();
+        let ran = runnable.len();
+        let gate = Arc::new(tokio::sync::Semaphore::new(HTTP_PARALLEL));
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in runnable {
+            let (cases, gate) = (cases.clone(), gate.clone());
+            tasks.spawn(async move {
+                let _permit = gate.acquire_owned().await.expect("gate open");
+                let target = cases::over_mqtt::OverMqtt::start(serialization).await;
+                (i, cases::run_case(&target, &cases[i]).await)
+            });
+        }
+        let mut failures = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            let (i, result) = done.expect("case task");
+            if let Err(why) = result {
+                failures.push((cases[i].name.clone(), why));
+            }
+        }
+        failures.sort();
+        cases::report(&format!("MQTT {serialization:?}"), ran, failures);
     }
 }

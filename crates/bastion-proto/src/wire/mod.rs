@@ -11,6 +11,7 @@
 mod cbor;
 pub mod http;
 pub mod media;
+pub mod primitive;
 mod xml;
 
 use crate::error::RequestError;

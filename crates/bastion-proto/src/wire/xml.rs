@@ -134,6 +134,12 @@ const MEMBERS_IN: &[(&str, &str, XKind)] = &[
     ("nev", "net", XKind::Int),
     // A request's content holds one notification; only m2m:agn repeats them.
     ("pc", "m2m:sgn", XKind::Obj),
+    // The content of a whole primitive (`wire::primitive`) holds what a body's root
+    // would: the same types one level down.
+    ("pc", "m2m:uril", XKind::StrList),
+    ("pc", "m2m:atrl", XKind::StrList),
+    ("pc", "m2m:dbg", XKind::Str),
+    ("pc", "m2m:uri", XKind::Str),
     // An aggregated request repeats request primitives.
     ("m2m:agrq", "m2m:rqp", XKind::ObjList),
 ];
