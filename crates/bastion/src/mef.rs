@@ -7,9 +7,9 @@
 //! under the same key), the TLS listener (PSK, and certificates when `cert`/`key`/`ca` are
 //! configured) on bastion-http's listener machinery under the caps and timeouts of `bastion
 //! das` (`--max-connections` … `--idle-timeout-ms`), then `listening on ADDR:PORT` last.
-//! The credential store is re-read when it changes, as `bastion serve` does; the enrolment
-//! store is re-read by every lookup that finds it changed, so `bastion mef revoke` applies
-//! to the next fetch. With `[mef.clients]` the MEF client procedures (8.3.5) and commands
+//! The credential store is re-read when it changes, as `bastion serve` does; every lookup
+//! in the enrolment store first reads the entries another process appended to it, so
+//! `bastion mef revoke` applies to the next fetch. With `[mef.clients]` the MEF client procedures (8.3.5) and commands
 //! (8.3.9) are served too (`clients.sealed`, `commands.sealed`), and `bastion mef command`
 //! queues and lists commands ([`command`]); a running MEF reads the command file afresh
 //! when it changed.
