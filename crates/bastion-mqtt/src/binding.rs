@@ -43,10 +43,11 @@ impl MqttBinding {
 
 #[async_trait::async_trait]
 impl Binding for MqttBinding {
-    /// `mqtt` and the broker's address: requests come through the broker.
+    /// `mqtt` (`mqtts` over TLS) and the broker's address: requests come through the
+    /// broker.
     fn listener(&self) -> Listener {
         Listener {
-            scheme: "mqtt",
+            scheme: self.shared.config.broker.scheme(),
             local: self.local,
         }
     }

@@ -12,7 +12,8 @@
 //!   event loop ◄── /oneM2M/resp/<me>/<AE>/<ser> ── answer, matched to the waiter by rqi
 //! ```
 //!
-//! [`connect`] makes one broker session (client ID `C::<CSE-ID>`, TS-0010 6.3.3) shared
+//! [`connect`] makes one broker session (client ID `C::<CSE-ID>`, TS-0010 6.3.3), over
+//! TCP or, for `mqtts://`, inside a TLS association made by `bastion-tls` (`tls.rs`), shared
 //! by the [`MqttBinding`], which `bastion serve` starts like any listener, and the
 //! [`MqttTransport`], which the outbound routes use for the `mqtt` scheme.
 //!
@@ -32,10 +33,12 @@
 #![forbid(unsafe_code)]
 
 mod binding;
+mod tls;
 pub mod topic;
 mod transport;
 
 pub use binding::MqttBinding;
+pub use tls::BrokerTls;
 pub use transport::MqttTransport;
 
 use bastion_client::ClientError;
@@ -65,48 +68,65 @@ const CLIENT_CHANNEL: usize = 32;
 /// Why the MQTT binding cannot start.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MqttError {
-    #[error("invalid MQTT broker URL {0:?}: expected mqtt://HOST[:PORT]")]
+    #[error("invalid MQTT broker URL {0:?}: expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")]
     InvalidBroker(String),
-    #[error("mqtts:// (TLS to the broker) is not built yet; use mqtt:// to a broker on a trusted network")]
-    TlsNotBuilt,
+    #[error("mqtts:// needs the CSE's TLS credential for the broker (a PSK or a certificate)")]
+    TlsNotConfigured,
+    #[error("the TLS bridge to the MQTT broker cannot start: {0}")]
+    TlsBridge(String),
     #[error("cannot resolve the MQTT broker {0}: {1}")]
     Resolve(String, String),
     #[error("CSE-ID {0:?} cannot stand in an MQTT topic")]
     UnusableCseId(String),
 }
 
-/// The broker the CSE connects to: `mqtt://HOST[:PORT]` (port 1883 by default).
+/// The broker the CSE connects to: `mqtt://HOST[:PORT]` (port 1883 by default) or, over
+/// TLS, `mqtts://HOST[:PORT]` (8883).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Broker {
     pub host: String,
     pub port: u16,
+    /// `mqtts://`: the session runs inside TLS ([`MqttConfig::tls`]).
+    pub tls: bool,
 }
 
 impl Broker {
-    /// Reads `mqtt://HOST[:PORT]`; a path, user information or query is refused.
+    /// Reads `mqtt://HOST[:PORT]` or `mqtts://HOST[:PORT]`; a path, user information or
+    /// query is refused.
     pub fn parse(url: &str) -> Result<Broker, MqttError> {
         let invalid = || MqttError::InvalidBroker(url.to_owned());
         let (endpoint, path) = bastion_client::parse_target(url).map_err(|_| invalid())?;
-        match endpoint.scheme.as_str() {
-            "mqtt" => {}
-            "mqtts" => return Err(MqttError::TlsNotBuilt),
+        let tls = match endpoint.scheme.as_str() {
+            "mqtt" => false,
+            "mqtts" => true,
             _ => return Err(invalid()),
-        }
+        };
         if path.is_some() || url.contains('@') {
             return Err(invalid());
         }
         Ok(Broker {
             host: endpoint.host,
             port: endpoint.port,
+            tls,
         })
     }
 
-    /// `mqtt://HOST:PORT`, as the CSEBase `poa` advertises it.
-    pub fn url(&self) -> String {
-        if self.host.contains(':') {
-            format!("mqtt://[{}]:{}", self.host, self.port)
+    /// `mqtt` or `mqtts`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "mqtts"
         } else {
-            format!("mqtt://{}:{}", self.host, self.port)
+            "mqtt"
+        }
+    }
+
+    /// `mqtt://HOST:PORT` (or `mqtts://`), as the CSEBase `poa` advertises it.
+    pub fn url(&self) -> String {
+        let scheme = self.scheme();
+        if self.host.contains(':') {
+            format!("{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            format!("{scheme}://{}:{}", self.host, self.port)
         }
     }
 }
@@ -136,6 +156,8 @@ pub struct MqttConfig {
     pub broker_enforces_originator: bool,
     /// User name and password of the CSE at the broker, when the broker asks for them.
     pub credentials: Option<(String, BrokerPassword)>,
+    /// The CSE's TLS client for an `mqtts://` broker; required then, unused otherwise.
+    pub tls: Option<BrokerTls>,
     pub max_payload_bytes: usize,
     pub max_in_flight: usize,
     pub max_outbound_bytes: usize,
@@ -152,6 +174,7 @@ impl MqttConfig {
             cse_id: cse_id.into(),
             broker_enforces_originator: false,
             credentials: None,
+            tls: None,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_outbound_bytes: DEFAULT_MAX_OUTBOUND_BYTES,
@@ -195,6 +218,8 @@ pub(crate) struct Shared {
     warn_full: Throttle,
     warn_dropped: Throttle,
     pub(crate) warn_restart: Throttle,
+    /// The TLS bridge of an `mqtts://` session, kept as long as the session.
+    _bridge: Option<tls::TlsBridge>,
 }
 
 impl Shared {
@@ -307,7 +332,24 @@ pub async fn connect(config: MqttConfig) -> Result<(MqttBinding, MqttTransport),
             .next()
             .ok_or_else(|| MqttError::Resolve(config.broker.url(), "no address".into()))?;
     // TS-0010 6.3.3: the CSE-ID with the `C::` prefix; a persistent session, no Will.
-    let mut options = MqttOptions::new(format!("C::{me}"), &config.broker.host, config.broker.port);
+    // Over TLS the client speaks to the bridge's socket (tls.rs), which carries it.
+    let bridge = match (config.broker.tls, &config.tls) {
+        (false, _) => None,
+        (true, None) => return Err(MqttError::TlsNotConfigured),
+        (true, Some(tls)) => Some(
+            tls::TlsBridge::start(local, tls.clone())
+                .map_err(|e| MqttError::TlsBridge(e.to_string()))?,
+        ),
+    };
+    let client_id = format!("C::{me}");
+    let mut options = match &bridge {
+        None => MqttOptions::new(client_id, &config.broker.host, config.broker.port),
+        Some(bridge) => {
+            let mut options = MqttOptions::new(client_id, bridge.socket().to_string_lossy(), 0);
+            options.set_transport(rumqttc::Transport::unix());
+            options
+        }
+    };
     options.set_keep_alive(config.keep_alive);
     options.set_clean_session(false);
     if let Some((user, password)) = &config.credentials {
@@ -332,6 +374,7 @@ pub async fn connect(config: MqttConfig) -> Result<(MqttBinding, MqttTransport),
         warn_dropped: Throttle::per_minute(),
         warn_restart: Throttle::per_minute(),
         config,
+        _bridge: bridge,
     });
     Ok((
         MqttBinding::new(shared.clone(), eventloop, local),
@@ -349,17 +392,17 @@ mod tests {
             Broker::parse("mqtt://127.0.0.1:1883"),
             Ok(Broker {
                 host: "127.0.0.1".into(),
-                port: 1883
+                port: 1883,
+                tls: false,
             })
         );
         assert_eq!(
             Broker::parse("mqtt://broker.example").map(|b| b.port),
             Ok(1883)
         );
-        assert_eq!(
-            Broker::parse("mqtts://broker.example"),
-            Err(MqttError::TlsNotBuilt)
-        );
+        let tls = Broker::parse("mqtts://broker.example").unwrap();
+        assert_eq!((tls.port, tls.tls), (8883, true));
+        assert_eq!(tls.url(), "mqtts://broker.example:8883");
         for bad in [
             "http://h:1",
             "mqtt://h:1/topic",

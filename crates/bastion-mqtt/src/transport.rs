@@ -6,7 +6,8 @@
 //! ([`topic::receiver_of`]). A target with a path names the whole
 //! topic (a `nu` URL, TS-0010 6.6); its answer, if any, is read from the CSE's response
 //! topics, matched by `rqi` alone. The serialization is the target's `?ct=` (JSON
-//! otherwise). Only the broker this CSE is connected to is reached.
+//! otherwise). Only the broker this CSE is connected to is reached, under the scheme of
+//! that session (`mqtts://` for a broker reached over TLS).
 
 use crate::topic::{self, id_level};
 use crate::Shared;
@@ -35,10 +36,10 @@ impl Transport for MqttTransport {
         let (sent, ser) = wire::target_serialization(target).ok_or_else(invalid)?;
         let ser = ser.unwrap_or(Serialization::Json);
         let (endpoint, path) = bastion_client::parse_target(&sent)?;
-        if endpoint.scheme != "mqtt" {
+        let broker = &self.shared.config.broker;
+        if endpoint.scheme != broker.scheme() {
             return Err(ClientError::UnsupportedScheme(endpoint.scheme));
         }
-        let broker = &self.shared.config.broker;
         if !endpoint.host.eq_ignore_ascii_case(&broker.host) || endpoint.port != broker.port {
             return Err(ClientError::Connect(io::Error::other(
                 "not the MQTT broker this CSE is connected to",

@@ -107,10 +107,11 @@ impl TlsClient {
         Self::psk_client(kpsa_id, key, options)
     }
 
-    /// A PSK client presenting an identity that is not a KpsaID but names a key held by
-    /// a key server: a GBA identity `3GPP-bootstrapping.<B-TID>` (TS-0003 8.3.2.3, 3GPP
-    /// TS 33.222), whose B-TID carries base64. The identity must be 1 to 128 bytes of
-    /// printable ASCII.
+    /// A PSK client presenting an identity that is not a KpsaID: one that names a key
+    /// held by a key server, such as a GBA identity `3GPP-bootstrapping.<B-TID>` (TS-0003
+    /// 8.3.2.3, 3GPP TS 33.222) whose B-TID carries base64, or the name an MQTT broker
+    /// knows the CSE by (`mqtts://`). The identity must be 1 to 128 bytes of printable
+    /// ASCII.
     pub fn psk_with_identity(
         identity: &str,
         key: PskKey,

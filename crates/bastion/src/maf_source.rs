@@ -10,12 +10,13 @@
 //! Km is kept out of the listener's credential store on purpose: a key in that store
 //! opens the CSE's own listener, and Km must open only the MAF.
 
+use crate::client_tls::{client_from_files, ClientCredentialFiles};
 pub use crate::provisioning::ProvisioningSection;
 use crate::settings::Settings;
 use crate::Failure;
 use bastion_client::{Client, ClientConfig, TlsConnector};
 use bastion_maf::{MafClient, MafKeySource, SourceOptions};
-use bastion_tls::{ClientOptions, PskKey, RemotePskSource, TlsClient};
+use bastion_tls::RemotePskSource;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,32 +88,27 @@ pub fn remote_psk(settings: &Settings) -> Result<Option<Arc<dyn RemotePskSource>
             "provisioning: maf-url needs maf-fqdn".into(),
         ));
     };
-    let path = |f: &str| settings.data_path(Path::new(f));
-    let options = ClientOptions::default();
-    let tls = match (&p.maf_psk_id, &p.maf_psk_file) {
-        (Some(km_id), Some(file)) => {
-            let km = PskKey::from_file(&path(file))
-                .map_err(|e| Failure::Runtime(format!("provisioning maf-psk-file: {e}")))?;
-            TlsClient::psk(km_id, km, &options)
-                .map_err(|e| Failure::Config(format!("provisioning maf-psk-id: {e}")))?
-        }
+    let path = |f: &Path| settings.data_path(f);
+    let files = match (&p.maf_psk_id, &p.maf_psk_file) {
+        (Some(km_id), Some(file)) => ClientCredentialFiles::Psk {
+            identity: km_id,
+            key_file: Path::new(file),
+            any_identity: false,
+        },
         _ => {
             let (Some(cert), Some(key), Some(ca)) =
                 (&p.maf_certificate_file, &p.maf_key_file, &p.maf_ca_file)
             else {
                 return Err(Failure::Config("provisioning: no MAF credential".into()));
             };
-            let read = |f: &str| {
-                std::fs::read_to_string(path(f)).map_err(|e| {
-                    Failure::Runtime(format!("cannot read {}: {e}", path(f).display()))
-                })
-            };
-            let key_pem = bastion_tls::secret::read_secret_text(&path(key))
-                .map_err(|e| Failure::Runtime(format!("provisioning maf-key-file: {e}")))?;
-            TlsClient::certificate(&read(cert)?, &key_pem, &read(ca)?, None, &options)
-                .map_err(|e| Failure::Config(format!("provisioning MAF certificate: {e}")))?
+            ClientCredentialFiles::Certificate {
+                chain_file: Path::new(cert),
+                key_file: Path::new(key),
+                anchors_file: Path::new(ca),
+            }
         }
     };
+    let tls = client_from_files(files, path, "provisioning maf")?;
     let server_name = p.maf_server_name.clone().unwrap_or_else(|| fqdn.clone());
     let connector = TlsConnector::new(tls).with_server_name(server_name);
     let wait = Duration::from_millis(p.maf_timeout_ms.unwrap_or(3_000).max(1) as u64);

@@ -2,6 +2,7 @@
 //! docs/bindings.md). Owns the section as written ([`MqttSection`]) and its validation
 //! into [`MqttSettings`]; the binding itself is `bastion-mqtt`.
 
+use crate::client_tls::{client_from_files, ClientCredentialFiles};
 use bastion_mqtt::{Broker, MqttConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -27,6 +28,26 @@ pub struct MqttSection {
     /// Whether the CSEBase `poa` lists `mqtt://HOST:PORT`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advertise: Option<bool>,
+    /// `mqtts://` only: the CSE's PSK identity at the broker; with `tls-psk-file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_psk_identity: Option<String>,
+    /// Owner-only file holding that PSK in hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_psk_file: Option<String>,
+    /// `mqtts://` only: the CSE's certificate chain (PEM); with `tls-key-file` and
+    /// `tls-ca-file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_certificate_file: Option<String>,
+    /// Owner-only file holding the certificate's private key (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<String>,
+    /// Trust anchors (PEM) the broker's certificate is verified against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<String>,
+    /// The name sent as SNI and checked in the broker's certificate; the broker's host
+    /// by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_server_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_payload_bytes: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,10 +66,96 @@ pub struct MqttSettings {
     /// `username` and `password-file`, both or neither.
     pub credentials: Option<(String, PathBuf)>,
     pub advertise: bool,
+    /// The CSE's TLS credential for an `mqtts://` broker.
+    pub tls: Option<MqttTls>,
     pub max_payload_bytes: usize,
     pub max_in_flight: usize,
     pub max_outbound_bytes: usize,
     pub response_timeout: Duration,
+}
+
+/// The CSE's credential towards an `mqtts://` broker: file names as configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MqttTls {
+    pub credential: MqttTlsCredential,
+    pub server_name: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MqttTlsCredential {
+    Psk {
+        identity: String,
+        key_file: PathBuf,
+    },
+    Certificate {
+        chain_file: PathBuf,
+        key_file: PathBuf,
+        anchors_file: PathBuf,
+    },
+}
+
+/// The `tls-*` keys of `[mqtt]` into a credential; `tls` is whether the broker is
+/// `mqtts://`.
+fn tls_of(section: &MqttSection, tls: bool, problems: &mut Vec<String>) -> Option<MqttTls> {
+    let psk = [&section.tls_psk_identity, &section.tls_psk_file];
+    let cert = [
+        &section.tls_certificate_file,
+        &section.tls_key_file,
+        &section.tls_ca_file,
+    ];
+    let any_psk = psk.iter().any(|k| k.is_some());
+    let any_cert = cert.iter().any(|k| k.is_some());
+    if !tls {
+        if any_psk || any_cert || section.tls_server_name.is_some() {
+            problems.push("[mqtt] tls-* keys need an mqtts:// broker".into());
+        }
+        return None;
+    }
+    let credential = match (any_psk, any_cert) {
+        (true, false) => match (&section.tls_psk_identity, &section.tls_psk_file) {
+            (Some(identity), Some(file)) => MqttTlsCredential::Psk {
+                identity: identity.clone(),
+                key_file: PathBuf::from(file),
+            },
+            _ => {
+                problems.push("[mqtt] tls-psk-identity and tls-psk-file go together".into());
+                return None;
+            }
+        },
+        (false, true) => match (
+            &section.tls_certificate_file,
+            &section.tls_key_file,
+            &section.tls_ca_file,
+        ) {
+            (Some(chain), Some(key), Some(ca)) => MqttTlsCredential::Certificate {
+                chain_file: PathBuf::from(chain),
+                key_file: PathBuf::from(key),
+                anchors_file: PathBuf::from(ca),
+            },
+            _ => {
+                problems.push(
+                    "[mqtt] tls-certificate-file, tls-key-file and tls-ca-file go together".into(),
+                );
+                return None;
+            }
+        },
+        (true, true) => {
+            problems.push("[mqtt] give tls-psk-identity or tls-certificate-file, not both".into());
+            return None;
+        }
+        (false, false) => {
+            problems.push(
+                "[mqtt] an mqtts:// broker needs the CSE's credential: tls-psk-identity and \
+                 tls-psk-file, or tls-certificate-file, tls-key-file and tls-ca-file"
+                    .into(),
+            );
+            return None;
+        }
+    };
+    Some(MqttTls {
+        credential,
+        server_name: section.tls_server_name.clone(),
+    })
 }
 
 /// Validates `[mqtt]` with `--mqtt` (`flag`, which wins over `broker`): `None` when no
@@ -111,6 +218,9 @@ pub fn resolve(
             None
         }
     };
+    let tls = broker
+        .as_ref()
+        .and_then(|b| tls_of(&section, b.tls, &mut problems));
     if max_outbound_bytes < max_payload_bytes {
         problems.push("[mqtt] max-outbound-bytes must hold at least max-payload-bytes".into());
     }
@@ -120,6 +230,7 @@ pub fn resolve(
             broker_enforces_originator: section.broker_enforces_originator.unwrap_or(false),
             credentials,
             advertise: section.advertise.unwrap_or(true),
+            tls,
             max_payload_bytes,
             max_in_flight,
             max_outbound_bytes,
@@ -147,14 +258,51 @@ impl MqttSettings {
             }
             None => None,
         };
+        let tls = match &self.tls {
+            Some(tls) => Some(self.broker_tls(tls, &resolve)?),
+            None => None,
+        };
         Ok(MqttConfig {
             broker_enforces_originator: self.broker_enforces_originator,
             credentials,
+            tls,
             max_payload_bytes: self.max_payload_bytes,
             max_in_flight: self.max_in_flight,
             max_outbound_bytes: self.max_outbound_bytes,
             response_timeout: self.response_timeout,
             ..MqttConfig::new(self.broker.clone(), cse_id)
+        })
+    }
+
+    /// The CSE's TLS client towards the broker, its files read.
+    fn broker_tls(
+        &self,
+        tls: &MqttTls,
+        resolve: &impl Fn(&Path) -> PathBuf,
+    ) -> Result<bastion_mqtt::BrokerTls, String> {
+        let files = match &tls.credential {
+            MqttTlsCredential::Psk { identity, key_file } => ClientCredentialFiles::Psk {
+                identity,
+                key_file,
+                any_identity: true,
+            },
+            MqttTlsCredential::Certificate {
+                chain_file,
+                key_file,
+                anchors_file,
+            } => ClientCredentialFiles::Certificate {
+                chain_file,
+                key_file,
+                anchors_file,
+            },
+        };
+        let client = client_from_files(files, resolve, "[mqtt] tls").map_err(|e| e.to_string())?;
+        Ok(bastion_mqtt::BrokerTls {
+            client: std::sync::Arc::new(client),
+            server_name: tls
+                .server_name
+                .clone()
+                .unwrap_or_else(|| self.broker.host.clone()),
         })
     }
 
@@ -173,7 +321,36 @@ impl MqttSettings {
             max_in_flight: Some(self.max_in_flight as i64),
             max_outbound_bytes: Some(self.max_outbound_bytes as i64),
             response_timeout_ms: Some(self.response_timeout.as_millis() as i64),
+            ..self.tls_section()
         }
+    }
+
+    /// The `tls-*` keys of the section.
+    fn tls_section(&self) -> MqttSection {
+        let Some(tls) = &self.tls else {
+            return MqttSection::default();
+        };
+        let text = |p: &PathBuf| Some(p.to_string_lossy().into_owned());
+        let mut section = MqttSection {
+            tls_server_name: tls.server_name.clone(),
+            ..MqttSection::default()
+        };
+        match &tls.credential {
+            MqttTlsCredential::Psk { identity, key_file } => {
+                section.tls_psk_identity = Some(identity.clone());
+                section.tls_psk_file = text(key_file);
+            }
+            MqttTlsCredential::Certificate {
+                chain_file,
+                key_file,
+                anchors_file,
+            } => {
+                section.tls_certificate_file = text(chain_file);
+                section.tls_key_file = text(key_file);
+                section.tls_ca_file = text(anchors_file);
+            }
+        }
+        section
     }
 }
 
@@ -191,6 +368,62 @@ mod tests {
         assert_eq!(
             resolve(None, Some(stray)),
             Err(vec!["[mqtt] needs broker (or --mqtt)".to_owned()])
+        );
+    }
+
+    #[test]
+    fn tls_keys_need_mqtts_and_mqtts_needs_one_whole_credential() {
+        let with = |broker: &str, section: MqttSection| {
+            resolve(
+                None,
+                Some(MqttSection {
+                    broker: Some(broker.into()),
+                    ..section
+                }),
+            )
+        };
+        let psk = MqttSection {
+            tls_psk_identity: Some("id-in".into()),
+            tls_psk_file: Some("mqtt.psk".into()),
+            ..MqttSection::default()
+        };
+        assert_eq!(
+            with("mqtt://h", psk.clone()),
+            Err(vec!["[mqtt] tls-* keys need an mqtts:// broker".to_owned()])
+        );
+        let settings = with("mqtts://h", psk.clone()).unwrap().unwrap();
+        assert_eq!(
+            settings.tls.map(|t| t.credential),
+            Some(MqttTlsCredential::Psk {
+                identity: "id-in".into(),
+                key_file: PathBuf::from("mqtt.psk"),
+            })
+        );
+        assert_eq!(
+            with("mqtts://h", MqttSection::default()).unwrap_err()[0],
+            "[mqtt] an mqtts:// broker needs the CSE's credential: tls-psk-identity and \
+             tls-psk-file, or tls-certificate-file, tls-key-file and tls-ca-file"
+        );
+        let half_certificate = MqttSection {
+            tls_certificate_file: Some("c.pem".into()),
+            tls_key_file: Some("c.key".into()),
+            ..MqttSection::default()
+        };
+        assert_eq!(
+            with("mqtts://h", half_certificate),
+            Err(vec![
+                "[mqtt] tls-certificate-file, tls-key-file and tls-ca-file go together".to_owned()
+            ])
+        );
+        let both = MqttSection {
+            tls_ca_file: Some("ca.pem".into()),
+            ..psk
+        };
+        assert_eq!(
+            with("mqtts://h", both),
+            Err(vec![
+                "[mqtt] give tls-psk-identity or tls-certificate-file, not both".to_owned()
+            ])
         );
     }
 
@@ -252,13 +485,16 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         let bad = MqttSection {
-            broker: Some("mqtts://broker".into()),
+            broker: Some("http://broker".into()),
             max_in_flight: Some(0),
             ..MqttSection::default()
         };
         let problems = resolve(None, Some(bad)).expect_err("refused");
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems[0].contains("not built yet"), "{problems:?}");
+        assert!(
+            problems[0].contains("invalid MQTT broker URL"),
+            "{problems:?}"
+        );
         assert!(problems[1].contains("[mqtt] max-in-flight"), "{problems:?}");
     }
 }

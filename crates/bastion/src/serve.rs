@@ -184,8 +184,8 @@ async fn run(
         None => None,
     };
     let mut schemes = Schemes::http();
-    if let Some((_, transport)) = &mqtt {
-        schemes.register("mqtt", Arc::new(transport.clone()));
+    if let (Some((_, transport)), Some(m)) = (&mqtt, &settings.mqtt) {
+        schemes.register(m.broker.scheme(), Arc::new(transport.clone()));
     }
     // Forwarding and registration (docs/federation.md): the registrar's client carries
     // the configured credential; another CSE's `https://` point of access is reached

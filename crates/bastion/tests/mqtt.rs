@@ -219,6 +219,8 @@ fn unhex(text: &str) -> Vec<u8> {
 struct Login<'a> {
     port: u16,
     user: Option<(&'a str, &'a str)>,
+    /// mosquitto_pub/sub's TLS options (a PSK or a certificate), for a TLS broker.
+    tls: &'a [&'a str],
 }
 
 impl Login<'_> {
@@ -226,13 +228,16 @@ impl Login<'_> {
     const TEST_BROKER: Login<'static> = Login {
         port: 1883,
         user: None,
+        tls: &[],
     };
 
     fn args(&self) -> Vec<String> {
-        match self.user {
-            Some((user, password)) => ["-u", user, "-P", password].map(String::from).to_vec(),
-            None => Vec::new(),
+        let mut args = Vec::new();
+        if let Some((user, password)) = self.user {
+            args.extend(["-u", user, "-P", password].map(String::from));
         }
+        args.extend(self.tls.iter().map(|a| a.to_string()));
+        args
     }
 }
 
@@ -863,10 +868,12 @@ fn a_broker_enforcing_the_topic_acl_backs_the_enforced_mode() {
     let ae = Login {
         port: broker.port,
         user: Some(("Cmqacl", "ae-secret")),
+        tls: &[],
     };
     let evil = Login {
         port: broker.port,
         user: Some(("Cmqevil", "evil-secret")),
+        tls: &[],
     };
     let json = Serialization::Json;
     let request_topic = format!("/oneM2M/req/Cmqacl/{level}/json");
@@ -902,6 +909,196 @@ fn a_broker_enforcing_the_topic_acl_backs_the_enforced_mode() {
     runtime
         .block_on(cse.server().get("/cse-in/acl", "Cmqacl"))
         .expect(4106);
+}
+
+/// `mqtts://` (TS-0010 clause 7): the CSE reaches a broker that takes TLS with pre-shared
+/// keys only and knows each client by its PSK identity (Mosquitto's
+/// use_identity_as_username, with the per-client topic ACL). The CSE authenticates with
+/// its own PSK; an AE holding its PSK registers and writes over its own topics; a client
+/// with another PSK cannot publish under the AE's level; a wrong key gets no session; the
+/// CSE's key never reaches its log; the CSEBase advertises `mqtts://`.
+#[test]
+fn over_mqtts_the_broker_knows_every_client_by_its_psk() {
+    if !available() {
+        return;
+    }
+    let level = fresh_level();
+    let cse_key = "5f0c7a1e9b2d48c3a6e0f1d2c3b4a596";
+    let ae_key = "00112233445566778899aabbccddeeff";
+    let evil_key = "ffeeddccbbaa99887766554433221100";
+    let broker = AclBroker::start(
+        &level,
+        &[
+            &format!("psk:{level}:{cse_key}"),
+            &format!("psk:Cmqpsk:{ae_key}"),
+            &format!("psk:Cmqpskevil:{evil_key}"),
+        ],
+    );
+    let secrets = tempfile::tempdir().expect("secrets");
+    let key_file = secrets.path().join("broker.psk");
+    common::write_key_file(&key_file, &format!("{cse_key}\n"));
+    let server = Server::start_with_config(&format!(
+        "[cse]\ncse-id = \"/{level}\"\n[mqtt]\nbroker = \"mqtts://127.0.0.1:{}\"\n\
+         broker-enforces-originator = true\ntls-psk-identity = \"{level}\"\n\
+         tls-psk-file = \"{}\"\n",
+        broker.port,
+        key_file.display()
+    ));
+    let cse = Cse::serving(Serving::Plain(server), level.clone());
+    let ae = Login {
+        port: broker.port,
+        user: None,
+        tls: &["--psk-identity", "Cmqpsk", "--psk", ae_key],
+    };
+    let evil = Login {
+        port: broker.port,
+        user: None,
+        tls: &["--psk-identity", "Cmqpskevil", "--psk", evil_key],
+    };
+    let json = Serialization::Json;
+    let request_topic = format!("/oneM2M/req/Cmqpsk/{level}/json");
+    let ask = |primitive: Value| -> Value {
+        let sub = Sub::start_at(&ae, &format!("/oneM2M/resp/Cmqpsk/{level}/json"), 1);
+        publish_at(&ae, &request_topic, &encode(json, &primitive));
+        let bytes = sub
+            .message_within(ANSWER)
+            .unwrap_or_else(|| panic!("no answer to {primitive}:\n{}", cse.server().log()));
+        decode(json, &bytes)
+    };
+    let registered = ask(
+        json!({"op": 1, "to": "cse-in", "fr": "Cmqpsk", "rqi": "p1", "rvi": "3", "ty": 2,
+               "pc": {"m2m:ae": {"rn": "psk", "api": "Nmqtt.test", "rr": false, "srv": ["3"]}}}),
+    );
+    assert_eq!(registered["rsc"], 2001, "{registered}");
+    let container = ask(
+        json!({"op": 1, "to": "cse-in/psk", "fr": "Cmqpsk", "rqi": "p2",
+                               "rvi": "3", "ty": 3, "pc": {"m2m:cnt": {"rn": "data"}}}),
+    );
+    assert_eq!(container["rsc"], 2001, "{container}");
+    // Another client's PSK does not let it publish under the AE's level.
+    let forged = json!({"op": 1, "to": "cse-in/psk", "fr": "Cmqpsk", "rqi": "p3", "rvi": "3",
+                        "ty": 3, "pc": {"m2m:cnt": {"rn": "forged"}}});
+    publish_at(&evil, &request_topic, &encode(json, &forged));
+    std::thread::sleep(Duration::from_millis(500));
+    let read = ask(
+        json!({"op": 2, "to": "cse-in/psk/forged", "fr": "Cmqpsk", "rqi": "p4",
+                          "rvi": "3"}),
+    );
+    assert_eq!(
+        read["rsc"], 4004,
+        "the forged request reached the CSE: {read}"
+    );
+    // A wrong key gets no session at all.
+    let wrong = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-q", "1"])
+        .args(["-t", &request_topic, "-m", "{}"])
+        .args(["--psk-identity", "Cmqpsk", "--psk", evil_key])
+        .stderr(Stdio::null())
+        .status()
+        .expect("mosquitto_pub");
+    assert!(!wrong.success(), "a wrong PSK got a session");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let base = runtime.block_on(cse.server().get("/cse-in", common::ADMIN));
+    base.expect(2000);
+    let poa = base.body["m2m:cb"]["poa"].to_string();
+    assert!(
+        poa.contains(&format!("mqtts://127.0.0.1:{}", broker.port)),
+        "{poa}"
+    );
+    assert!(
+        !cse.server().log().contains(cse_key),
+        "the CSE's key in its log"
+    );
+}
+
+/// `mqtts://` with certificates: the broker requires a client certificate from the CA;
+/// the CSE presents its own and checks the broker's against `tls-ca-file` and
+/// `tls-server-name`; an AE with its certificate registers; a broker certificate the CSE's
+/// anchors do not validate gets no session.
+#[test]
+fn over_mqtts_the_cse_and_the_broker_authenticate_each_other_by_certificate() {
+    if !available() {
+        return;
+    }
+    let level = fresh_level();
+    let pki = tempfile::tempdir().expect("pki");
+    let dir = pki.path();
+    common::provision::ca_and_certificates(
+        dir,
+        &[
+            ("broker", "//bastion.example/id-broker"),
+            ("cse", &format!("//bastion.example/{level}")),
+            ("ae", &format!("//bastion.example/{level}/Cmqcert")),
+        ],
+    );
+    let file = |name: &str| dir.join(name).display().to_string();
+    let broker = AclBroker::start(
+        &level,
+        &[&format!(
+            "cert:{}:{}:{}",
+            file("ca.pem"),
+            file("broker.pem"),
+            file("broker.key")
+        )],
+    );
+    let config = |anchors: &str| {
+        format!(
+            "[cse]\ncse-id = \"/{level}\"\n[mqtt]\nbroker = \"mqtts://127.0.0.1:{}\"\n\
+             tls-certificate-file = \"{}\"\ntls-key-file = \"{}\"\ntls-ca-file = \"{anchors}\"\n\
+             tls-server-name = \"localhost\"\n",
+            broker.port,
+            file("cse.pem"),
+            file("cse.key"),
+        )
+    };
+    let cse = Cse::serving(
+        Serving::Plain(Server::start_with_config(&config(&file("ca.pem")))),
+        level.clone(),
+    );
+    let (ca, cert, key) = (file("ca.pem"), file("ae.pem"), file("ae.key"));
+    let tls = [
+        "--cafile",
+        &ca,
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "--insecure",
+    ];
+    let ae = Login {
+        port: broker.port,
+        user: None,
+        tls: &tls,
+    };
+    let json = Serialization::Json;
+    let sub = Sub::start_at(&ae, &format!("/oneM2M/resp/Cmqcert/{level}/json"), 1);
+    let register = json!({"op": 1, "to": "cse-in", "fr": "Cmqcert", "rqi": "c1", "rvi": "3",
+        "ty": 2, "pc": {"m2m:ae": {"rn": "cert", "api": "Nmqtt.test", "rr": false, "srv": ["3"]}}});
+    publish_at(
+        &ae,
+        &format!("/oneM2M/req/Cmqcert/{level}/json"),
+        &encode(json, &register),
+    );
+    let bytes = sub
+        .message_within(ANSWER)
+        .unwrap_or_else(|| panic!("no answer:\n{}", cse.server().log()));
+    assert_eq!(decode(json, &bytes)["rsc"], 2001);
+    drop(cse);
+    // Anchors that did not issue the broker's certificate: no session, said in the log.
+    let other = tempfile::tempdir().expect("other pki");
+    common::provision::make_ca(other.path(), "Other CA", &[]);
+    let stranger =
+        Server::start_with_config(&config(&other.path().join("ca.pem").display().to_string()));
+    assert!(
+        stranger.log_shows("TLS to the MQTT broker failed", Duration::from_secs(20)),
+        "{}",
+        stranger.log()
+    );
+    assert!(
+        !stranger.log().contains("serving MQTT requests"),
+        "{}",
+        stranger.log()
+    );
 }
 
 /// A `nu` of the form `mqtt://HOST:PORT/<topic>` names the whole topic (TS-0010 6.6): the
