@@ -1082,7 +1082,7 @@ pub struct SettingsArgs {
     pub tls_listen: Option<String>,
 
     /// MQTT broker to serve requests through (TS-0010, docs/bindings.md):
-    /// mqtt://HOST[:PORT]; none by default
+    /// mqtt://HOST[:PORT], or mqtts://HOST[:PORT] with the [mqtt] tls-* keys; none by default
     #[arg(long, value_name = "URL")]
     pub mqtt: Option<String>,
 
