@@ -113,7 +113,12 @@ fn session(broker: &Broker, role: &str) -> Result<(AsyncClient, EventLoop), Stri
     options.set_max_packet_size(1 << 20, 1 << 20);
     options.set_inflight(1000);
     options.set_keep_alive(std::time::Duration::from_secs(30));
-    Ok(AsyncClient::new(options, 4096))
+    let (client, mut events) = AsyncClient::new(options, 4096);
+    // As the CSE's session does (bastion-mqtt): no Nagle delay on small messages.
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    events.set_network_options(network);
+    Ok((client, events))
 }
 
 type Waiting = Arc<Mutex<HashMap<String, oneshot::Sender<Vec<u8>>>>>;
