@@ -316,7 +316,7 @@ fn ts0020_notify_over_the_aes_own_connection() {
         assert_eq!(answer["rsc"], 2001, "{answer}");
         notified.extend(more);
         // Every NOTIFY came from the CSE to this AE over its connection: the event, and
-        // the subscription's verification request (TS-0001 10.2.11.14), if it was sent.
+        // the verification request of the AE's point of access, whenever it was sent.
         for notify in &notified {
             assert_eq!(notify["to"], aei.as_str(), "{notify}");
             assert_eq!(notify["fr"], "/id-in", "{notify}");
