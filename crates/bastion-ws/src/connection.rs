@@ -171,7 +171,7 @@ impl Session {
                         Some(Err(e)) => {
                             if let Some(Closing(code, why)) = read_failure(&e) {
                                 tracing::info!(peer = %self.peer.addr, reason = %why, "WebSocket connection closed");
-                                let _ = ws.close(Some(frame(code, &why))).await;
+                                within(idle, ws.close(Some(frame(code, &why)))).await;
                             }
                             return;
                         }
@@ -180,23 +180,23 @@ impl Session {
                     pinged = false;
                     if let Some(Closing(code, why)) = self.on_message(message) {
                         tracing::info!(peer = %self.peer.addr, reason = %why, "WebSocket connection closed");
-                        let _ = ws.close(Some(frame(code, &why))).await;
+                        within(idle, ws.close(Some(frame(code, &why)))).await;
                         return;
                     }
                 }
                 Some(out) = outgoing.recv() => {
                     let closing = matches!(out.message, Message::Close(_));
-                    if ws.send(out.message).await.is_err() || closing {
+                    if !within(idle, ws.send(out.message)).await || closing {
                         return;
                     }
                 }
                 _ = tokio::time::sleep_until(reap_at) => {
                     if pinged {
-                        let _ = ws.close(Some(frame(CloseCode::Away, "idle"))).await;
+                        within(idle, ws.close(Some(frame(CloseCode::Away, "idle")))).await;
                         return;
                     }
                     pinged = true;
-                    if ws.send(Message::Ping(Default::default())).await.is_err() {
+                    if !within(idle, ws.send(Message::Ping(Default::default()))).await {
                         return;
                     }
                 }
@@ -372,6 +372,15 @@ impl Session {
     }
 }
 
+/// Whether `sending` completed within `limit`: a peer that stops reading cannot hold the
+/// connection loop (and its connection slot) longer than that.
+async fn within(
+    limit: std::time::Duration,
+    sending: impl std::future::Future<Output = Result<(), WsError>>,
+) -> bool {
+    matches!(tokio::time::timeout(limit, sending).await, Ok(Ok(())))
+}
+
 /// A primitive is a response when it is wrapped as one (XML) or has `rsc` and no `op`
 /// (JSON and CBOR, TS-0020 Annex A).
 fn is_response(value: &Value) -> bool {
@@ -431,6 +440,27 @@ mod tests {
         assert!(!is_response(&json!({"op": 5, "rsc": 2000})));
         assert!(!is_response(&json!({"op": 2, "rqi": "r"})));
         assert!(!is_response(&json!([1])));
+    }
+
+    #[test]
+    fn whole_primitives_are_told_apart_in_every_serialization() {
+        let mut response = Response::new(bastion_proto::Rsc::Ok, "r1");
+        response.rvi = Some("3".into());
+        let request = Request {
+            op: Some(Operation::Retrieve),
+            to: "cse-in".into(),
+            fr: Some("Cae".into()),
+            rqi: Some("r2".into()),
+            rvi: Some("3".into()),
+            ..Request::default()
+        };
+        for ser in Serialization::ALL {
+            let answer = primitive::encode_response(ser, &response);
+            let asked = primitive::encode_request(ser, &request).expect("encodable");
+            let read = |bytes: &[u8]| ser.decode_pc(bytes).expect("decodable");
+            assert!(is_response(&read(&answer)), "{ser:?}");
+            assert!(!is_response(&read(&asked)), "{ser:?}");
+        }
     }
 
     #[test]

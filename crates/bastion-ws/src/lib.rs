@@ -26,7 +26,8 @@
 //! [`WsConfig::max_in_flight`] requests handled at once per connection (one more is
 //! answered 5000) and as many own requests waiting for answers, at most
 //! [`WsConfig::max_outbound_bytes`] queued for sending per connection (close 1013 when
-//! full), and a connection silent for [`WsConfig::idle_timeout`] is pinged, then closed.
+//! full), a connection silent for [`WsConfig::idle_timeout`] is pinged, then closed, and
+//! one that does not take a frame within that time is dropped.
 #![forbid(unsafe_code)]
 
 mod binding;
