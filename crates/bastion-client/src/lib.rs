@@ -476,6 +476,14 @@ mod tests {
     }
 
     #[test]
+    fn websocket_targets_default_to_their_registered_ports() {
+        // TS-0020 6.2.1: 80 for ws, 443 for wss when the URI names no port.
+        assert_eq!(parse_target("ws://h").unwrap().0.port, 80);
+        assert_eq!(parse_target("wss://h").unwrap().0.port, 443);
+        assert_eq!(parse_target("wss://h:8444").unwrap().0.port, 8444);
+    }
+
+    #[test]
     fn every_known_code_maps_back() {
         assert_eq!(rsc_from_code(4103), Some(Rsc::OriginatorHasNoPrivilege));
         assert_eq!(rsc_from_code(2001), Some(Rsc::Created));
