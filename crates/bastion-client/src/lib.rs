@@ -390,7 +390,7 @@ fn authority_of(endpoint: &Endpoint) -> String {
 
 /// Splits an absolute URI into the endpoint and its path (`None` when empty or `/`);
 /// a missing port is the scheme's registered one (`http` 80, `https` 443, `mqtt` 1883,
-/// `mqtts` 8883). Every binding's client splits its targets here.
+/// `mqtts` 8883, `ws` 80, `wss` 443). Every binding's client splits its targets here.
 pub fn parse_target(target: &str) -> Result<(Endpoint, Option<String>), ClientError> {
     let uri: http::Uri = target
         .parse()
@@ -413,6 +413,8 @@ pub fn parse_target(target: &str) -> Result<(Endpoint, Option<String>), ClientEr
         (None, "https") => 443,
         (None, "mqtt") => 1883,
         (None, "mqtts") => 8883,
+        (None, "ws") => 80,
+        (None, "wss") => 443,
         (None, _) => return Err(ClientError::InvalidTarget(target.to_owned())),
     };
     // The target's own query (an application's, TS-0004 7.4.8) is sent with its path.
@@ -471,6 +473,14 @@ mod tests {
         assert_eq!(p.as_deref(), Some("/?y=1"));
         assert!(target_serialization("http://h:1/n?ct=yaml").is_err());
         assert!(parse_target("coap://h/x").is_err());
+    }
+
+    #[test]
+    fn websocket_targets_default_to_their_registered_ports() {
+        // TS-0020 6.2.1: 80 for ws, 443 for wss when the URI names no port.
+        assert_eq!(parse_target("ws://h").unwrap().0.port, 80);
+        assert_eq!(parse_target("wss://h").unwrap().0.port, 443);
+        assert_eq!(parse_target("wss://h:8444").unwrap().0.port, 8444);
     }
 
     #[test]

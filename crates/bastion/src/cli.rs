@@ -1086,6 +1086,15 @@ pub struct SettingsArgs {
     #[arg(long, value_name = "URL")]
     pub mqtt: Option<String>,
 
+    /// Plain WebSocket listener (TS-0020, docs/bindings.md): ADDR:PORT, loopback unless
+    /// --insecure; none by default
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub ws_listen: Option<String>,
+
+    /// WebSocket listener over TLS (wss, needs [tls]): ADDR:PORT; none by default
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub wss_listen: Option<String>,
+
     /// Accept plain HTTP on a non-loopback --listen address (no security association)
     #[arg(long)]
     pub insecure: bool,
@@ -1135,6 +1144,8 @@ impl SettingsArgs {
             log: self.log.clone(),
             tls_listen: self.tls_listen.clone(),
             mqtt_broker: self.mqtt.clone(),
+            ws_listen: self.ws_listen.clone(),
+            wss_listen: self.wss_listen.clone(),
             insecure: self.insecure.then_some(true),
             ..RawSettings::default()
         }

@@ -34,6 +34,7 @@ mod registrar;
 mod req;
 mod serve;
 mod settings;
+mod ws;
 
 use clap::Parser;
 use cli::{

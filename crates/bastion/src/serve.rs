@@ -187,6 +187,18 @@ async fn run(
     if let (Some((_, transport)), Some(m)) = (&mqtt, &settings.mqtt) {
         schemes.register(m.broker.scheme(), Arc::new(transport.clone()));
     }
+    // The WebSocket binding (docs/bindings.md): its listeners, and its transport for the
+    // `ws://` and `wss://` points of access of registrees connected to them.
+    let ws = match &settings.ws {
+        Some(w) => Some(open_ws(settings, w, tls.as_ref()).await?),
+        None => None,
+    };
+    if let Some(ws) = &ws {
+        config.poa.extend(ws.advertised.iter().cloned());
+        let transport = Arc::new(bastion_ws::WsTransport::new(ws.hub.clone()));
+        schemes.register("ws", transport.clone());
+        schemes.register("wss", transport);
+    }
     // Forwarding and registration (docs/federation.md): the registrar's client carries
     // the configured credential; another CSE's `https://` point of access is reached
     // over TLS-PSK with the key shared with it, looked up in the TLS listener's own
@@ -320,7 +332,7 @@ async fn run(
     // Building a binding fails only if its listener cannot tell its address; the
     // background tasks are stopped below either way.
     let mqtt_binding = mqtt.map(|(binding, _)| binding);
-    let served = match bindings(settings, plain, tls, mqtt_binding, extra_routes) {
+    let served = match bindings(settings, plain, tls, mqtt_binding, ws, extra_routes) {
         Err(failure) => Some(Err(failure)),
         Ok(bindings) => {
             let serving = bindings
@@ -369,13 +381,15 @@ async fn run(
 }
 
 /// One binding per configured listener, all through the core's [`Binding`] port: plain
-/// HTTP (with the location PIP's receiver on it), HTTP over TLS and MQTT. A further
-/// binding (CoAP, WebSocket) is one more `push` of its crate's `Binding`.
+/// HTTP (with the location PIP's receiver on it), HTTP over TLS, MQTT and WebSocket
+/// (plain and over TLS). A further binding (CoAP) is one more `push` of its crate's
+/// `Binding`.
 fn bindings(
     settings: &Settings,
     plain: Option<(tokio::net::TcpListener, SocketAddr)>,
     tls: Option<Tls>,
     mqtt: Option<bastion_mqtt::MqttBinding>,
+    ws: Option<WsListeners>,
     extra_routes: axum::Router,
 ) -> Result<Vec<Box<dyn Binding>>, Failure> {
     let gate = crate::limits::connection_gate(&settings.limits);
@@ -393,7 +407,73 @@ fn bindings(
     if let Some(mqtt) = mqtt {
         bindings.push(Box::new(mqtt));
     }
+    if let Some(ws) = ws {
+        if let Some(listener) = ws.plain {
+            let plain = bastion_ws::WsBinding::plain(listener, ws.hub.clone());
+            bindings.push(Box::new(plain.map_err(unready)?));
+        }
+        if let Some((listener, server)) = ws.secure {
+            let secure = bastion_ws::WsBinding::secure(listener, server, ws.hub.clone());
+            bindings.push(Box::new(secure.map_err(unready)?));
+        }
+    }
     Ok(bindings)
+}
+
+/// The WebSocket listeners, bound, with the hub they share and the points of access
+/// `poa` advertises for them.
+struct WsListeners {
+    hub: Arc<bastion_ws::Hub>,
+    plain: Option<tokio::net::TcpListener>,
+    /// The listener and the HTTPS listener's TLS server: one credential store and one
+    /// set of `[tls]` settings for both.
+    secure: Option<(tokio::net::TcpListener, Arc<bastion_tls::TlsServer>)>,
+    advertised: Vec<String>,
+}
+
+/// Binds the configured WebSocket listeners (`wss://` on the TLS listener's server;
+/// settings refuse `tls-listen` without `[tls]`).
+async fn open_ws(
+    settings: &Settings,
+    ws: &crate::ws::WsSettings,
+    tls: Option<&Tls>,
+) -> Result<WsListeners, Failure> {
+    let bind = |addr: SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Failure::Runtime(format!("ws: cannot listen on {addr}: {e}")))
+    };
+    let bound = |l: &tokio::net::TcpListener| {
+        l.local_addr()
+            .map_err(|e| Failure::Runtime(format!("ws: listener not ready: {e}")))
+    };
+    let mut advertised = Vec::new();
+    let secure = match (ws.tls_listen, tls) {
+        (Some(addr), Some(tls)) => {
+            let listener = bind(addr).await?;
+            advertised.push(format!("wss://{}", bound(&listener)?));
+            Some((listener, tls.server.clone()))
+        }
+        (Some(_), None) => return Err(Failure::Config("[ws] tls-listen needs [tls]".into())),
+        (None, _) => None,
+    };
+    let plain = match ws.listen {
+        Some(addr) => {
+            let listener = bind(addr).await?;
+            advertised.push(format!("ws://{}", bound(&listener)?));
+            Some(listener)
+        }
+        None => None,
+    };
+    if !ws.advertise {
+        advertised.clear();
+    }
+    Ok(WsListeners {
+        hub: bastion_ws::Hub::new(ws.config(&settings.cse_id, &settings.sp_id)),
+        plain,
+        secure,
+        advertised,
+    })
 }
 
 /// A binding serving, resolving with its listener and how it ended.

@@ -182,6 +182,12 @@ pub struct RawSettings {
     pub mqtt_broker: Option<String>,
     /// The rest of `[mqtt]`: from the configuration file only.
     pub mqtt: Option<crate::mqtt::MqttSection>,
+    /// `[ws] listen`, flag `--ws-listen`.
+    pub ws_listen: Option<String>,
+    /// `[ws] tls-listen`, flag `--wss-listen`.
+    pub wss_listen: Option<String>,
+    /// The rest of `[ws]`: from the configuration file only.
+    pub ws: Option<crate::ws::WsSection>,
     /// `[location]` as written (`bastion_location::LocationConfig`): file only.
     pub location: Option<toml::Table>,
     /// `[registrar]` as written: file only.
@@ -231,6 +237,9 @@ impl RawSettings {
             tls: other.tls.or(self.tls),
             mqtt_broker: other.mqtt_broker.or(self.mqtt_broker),
             mqtt: other.mqtt.or(self.mqtt),
+            ws_listen: other.ws_listen.or(self.ws_listen),
+            wss_listen: other.wss_listen.or(self.wss_listen),
+            ws: other.ws.or(self.ws),
             location: other.location.or(self.location),
             registrar: other.registrar.or(self.registrar),
             provisioning: other.provisioning.or(self.provisioning),
@@ -286,6 +295,8 @@ struct FileConfig {
     tls: Option<TlsSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mqtt: Option<crate::mqtt::MqttSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ws: Option<crate::ws::WsSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     location: Option<toml::Table>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -566,6 +577,13 @@ impl FileConfig {
             mqtt: self
                 .mqtt
                 .map(|m| crate::mqtt::MqttSection { broker: None, ..m }),
+            ws_listen: self.ws.as_ref().and_then(|w| w.listen.clone()),
+            wss_listen: self.ws.as_ref().and_then(|w| w.tls_listen.clone()),
+            ws: self.ws.map(|w| crate::ws::WsSection {
+                listen: None,
+                tls_listen: None,
+                ..w
+            }),
             location: self.location,
             registrar: self.registrar,
             limits: self.limits,
@@ -645,6 +663,8 @@ pub struct Settings {
     pub trust_loopback_cses: bool,
     /// The MQTT binding (`[mqtt]`, `--mqtt`), when a broker is configured.
     pub mqtt: Option<crate::mqtt::MqttSettings>,
+    /// The WebSocket listeners (`[ws]`, `--ws-listen`, `--wss-listen`), when configured.
+    pub ws: Option<crate::ws::WsSettings>,
     /// The TLS listener, when configured.
     pub tls: Option<TlsSettings>,
     /// `[location]`, checked to parse as `bastion_location::LocationConfig`.
@@ -806,6 +826,13 @@ impl Settings {
         let mqtt = crate::mqtt::resolve(raw.mqtt_broker, raw.mqtt)
             .map_err(|mut found| problems.append(&mut found))
             .unwrap_or_default();
+        let ws_context = crate::ws::Context {
+            insecure,
+            tls: tls.is_some(),
+        };
+        let ws = crate::ws::resolve(raw.ws_listen, raw.wss_listen, raw.ws, &ws_context)
+            .map_err(|mut found| problems.append(&mut found))
+            .unwrap_or_default();
         if !http_enabled {
             problems.extend(plain_listener_off(tls.is_some(), raw.location.is_some()));
         }
@@ -881,6 +908,7 @@ impl Settings {
                 trust_loopback_cses,
                 tls,
                 mqtt,
+                ws,
                 location: raw.location,
                 registrar,
                 limits,
@@ -923,6 +951,7 @@ impl Settings {
             trust_loopback_cses: DEFAULT_TRUST_LOOPBACK_CSES,
             tls: None,
             mqtt: None,
+            ws: None,
             location: None,
             registrar: None,
             limits: crate::limits::Limits::default(),
@@ -1122,6 +1151,7 @@ impl Settings {
                 .mqtt
                 .as_ref()
                 .map(crate::mqtt::MqttSettings::to_section),
+            ws: self.ws.as_ref().map(crate::ws::WsSettings::to_section),
             location: self.location.clone(),
             registrar: self
                 .registrar
@@ -1616,13 +1646,16 @@ mod tests {
             trust_loopback_cses,
             http_enabled,
             http_advertise,
-            // [authorization], [tls], [mqtt] and [location] have no defaults to set: the
+            // [authorization], [tls], [mqtt], [ws] and [location] have no defaults to set: the
             // file documents them commented out.
             authorization: _,
             tls_listen: _,
             tls: _,
             mqtt_broker: _,
             mqtt: _,
+            ws_listen: _,
+            wss_listen: _,
+            ws: _,
             location: _,
             registrar: _,
             limits,

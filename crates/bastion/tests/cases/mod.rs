@@ -1,12 +1,13 @@
 //! Conformance cases as data (`data/*.json`, format in `format.rs`): the case format, the
 //! steps every runner shares (variables, checks, reports) and the runners: one through
-//! the core in-process, one over the HTTP binding and one over the MQTT binding of the
-//! real binary.
+//! the core in-process, and one each over the HTTP, the MQTT and the WebSocket bindings
+//! of the real binary.
 
 pub mod format;
 pub mod in_process;
 pub mod over_http;
 pub mod over_mqtt;
+pub mod over_ws;
 
 use bastion_proto::clock::{Clock, SystemClock};
 use format::{Case, Check, RunnerKind, Step};

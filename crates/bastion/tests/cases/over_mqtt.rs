@@ -183,45 +183,51 @@ impl OverMqtt {
     /// The request primitive of a step, written as the case states it (values the
     /// binding's own encoder would refuse included), with the CSE's own ID.
     fn primitive(&self, step: &Step, rqi: &str) -> Value {
-        let out = |v: Value| Self::renamed(&v, CASES_CSE, &self.level);
-        let op = match step.op {
-            Op::Create => 1,
-            Op::Retrieve => 2,
-            Op::Update => 3,
-            Op::Delete => 4,
-            Op::Notify => 5,
-        };
-        let mut p = Map::new();
-        p.insert("op".into(), json!(op));
-        p.insert("to".into(), out(json!(step.to)));
-        if let Some(fr) = &step.fr {
-            p.insert("fr".into(), out(json!(fr)));
-        }
-        p.insert("rqi".into(), json!(rqi));
-        if let Some(rvi) = sent_rvi(step) {
-            p.insert("rvi".into(), json!(rvi));
-        }
-        for (key, value) in [("ty", step.ty), ("rcn", step.rcn), ("drt", step.drt)] {
-            if let Some(v) = value {
-                p.insert(key.into(), json!(v));
-            }
-        }
-        if let Some(pc) = &step.pc {
-            p.insert("pc".into(), out(pc.clone()));
-        } else if !step.atrl.is_empty() {
-            // A partial RETRIEVE's attribute list is content in a primitive (TS-0004).
-            p.insert("pc".into(), json!({ "m2m:atrl": step.atrl }));
-        }
-        for (key, value) in [("rqet", &step.rqet), ("rset", &step.rset)] {
-            if let Some(v) = value {
-                p.insert(key.into(), json!(v));
-            }
-        }
-        if !step.fc.is_empty() {
-            p.insert("fc".into(), out(Value::Object(step.fc.clone())));
-        }
-        Value::Object(p)
+        request_primitive(step, rqi, |v| Self::renamed(&v, CASES_CSE, &self.level))
     }
+}
+
+/// The request primitive of a step as a flat object (TS-0004 8.4), written as the case
+/// states it (values the binding's own encoder would refuse included), every ID passed
+/// through `out`: what the MQTT and WebSocket runners send whole.
+pub fn request_primitive(step: &Step, rqi: &str, out: impl Fn(Value) -> Value) -> Value {
+    let op = match step.op {
+        Op::Create => 1,
+        Op::Retrieve => 2,
+        Op::Update => 3,
+        Op::Delete => 4,
+        Op::Notify => 5,
+    };
+    let mut p = Map::new();
+    p.insert("op".into(), json!(op));
+    p.insert("to".into(), out(json!(step.to)));
+    if let Some(fr) = &step.fr {
+        p.insert("fr".into(), out(json!(fr)));
+    }
+    p.insert("rqi".into(), json!(rqi));
+    if let Some(rvi) = sent_rvi(step) {
+        p.insert("rvi".into(), json!(rvi));
+    }
+    for (key, value) in [("ty", step.ty), ("rcn", step.rcn), ("drt", step.drt)] {
+        if let Some(v) = value {
+            p.insert(key.into(), json!(v));
+        }
+    }
+    if let Some(pc) = &step.pc {
+        p.insert("pc".into(), out(pc.clone()));
+    } else if !step.atrl.is_empty() {
+        // A partial RETRIEVE's attribute list is content in a primitive (TS-0004).
+        p.insert("pc".into(), json!({ "m2m:atrl": step.atrl }));
+    }
+    for (key, value) in [("rqet", &step.rqet), ("rset", &step.rset)] {
+        if let Some(v) = value {
+            p.insert(key.into(), json!(v));
+        }
+    }
+    if !step.fc.is_empty() {
+        p.insert("fc".into(), out(Value::Object(step.fc.clone())));
+    }
+    Value::Object(p)
 }
 
 impl Target for OverMqtt {

@@ -76,6 +76,23 @@ impl PskServer {
         }
     }
 
+    /// `bastion credentials revoke` of `kpsa_id` in the running server's store; the server
+    /// sees it within about a second.
+    pub fn revoke(&self, kpsa_id: &str) {
+        let dir = self.srv.data_dir().to_string_lossy().into_owned();
+        let key_file = path(self.files.path(), "store.key");
+        super::ok(&super::bastion(&[
+            "credentials",
+            "revoke",
+            "--data-dir",
+            &dir,
+            "--key-file",
+            &key_file,
+            "--id",
+            kpsa_id,
+        ]));
+    }
+
     /// Writes `key_hex` to an owner-only file named after the credential (keys never go
     /// on a command line); returns its path.
     fn psk_file(&self, kpsa_id: &str, key_hex: &str) -> String {

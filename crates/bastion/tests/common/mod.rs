@@ -16,6 +16,7 @@ pub mod provision;
 mod receiver;
 pub mod registration;
 pub mod softhsm;
+pub mod ws;
 #[allow(unused_imports)]
 pub use receiver::{Received, Receiver};
 
