@@ -390,7 +390,7 @@ fn authority_of(endpoint: &Endpoint) -> String {
 
 /// Splits an absolute URI into the endpoint and its path (`None` when empty or `/`);
 /// a missing port is the scheme's registered one (`http` 80, `https` 443, `mqtt` 1883,
-/// `mqtts` 8883). Every binding's client splits its targets here.
+/// `mqtts` 8883, `coap` 5683, `coaps` 5684). Every binding's client splits its targets here.
 pub fn parse_target(target: &str) -> Result<(Endpoint, Option<String>), ClientError> {
     let uri: http::Uri = target
         .parse()
@@ -413,6 +413,8 @@ pub fn parse_target(target: &str) -> Result<(Endpoint, Option<String>), ClientEr
         (None, "https") => 443,
         (None, "mqtt") => 1883,
         (None, "mqtts") => 8883,
+        (None, "coap") => 5683,
+        (None, "coaps") => 5684,
         (None, _) => return Err(ClientError::InvalidTarget(target.to_owned())),
     };
     // The target's own query (an application's, TS-0004 7.4.8) is sent with its path.
