@@ -1086,6 +1086,11 @@ pub struct SettingsArgs {
     #[arg(long, value_name = "URL")]
     pub mqtt: Option<String>,
 
+    /// UDP address and port of the CoAP listener (TS-0008, docs/bindings.md); none by
+    /// default
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub coap_listen: Option<String>,
+
     /// Accept plain HTTP on a non-loopback --listen address (no security association)
     #[arg(long)]
     pub insecure: bool,
@@ -1135,6 +1140,7 @@ impl SettingsArgs {
             log: self.log.clone(),
             tls_listen: self.tls_listen.clone(),
             mqtt_broker: self.mqtt.clone(),
+            coap_listen: self.coap_listen.clone(),
             insecure: self.insecure.then_some(true),
             ..RawSettings::default()
         }

@@ -11,6 +11,7 @@ mod acp;
 mod bindings;
 mod cert;
 mod cli;
+mod coap;
 mod credentials;
 mod das;
 mod das_consult;

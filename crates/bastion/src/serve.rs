@@ -183,9 +183,28 @@ async fn run(
         }
         None => None,
     };
+    // The CoAP binding (docs/bindings.md): one UDP socket for requests to this CSE and
+    // for its own requests to `coap://` points of access, whose answers come back to it.
+    let coap = match &settings.coap {
+        Some(c) => {
+            let (binding, transport) = bastion_coap::bind(c.listen, c.config.clone())
+                .await
+                .map_err(|e| {
+                    Failure::Runtime(format!("cannot listen for CoAP on {}: {e}", c.listen))
+                })?;
+            if c.advertise {
+                config.poa.push(binding.listener().point_of_access());
+            }
+            Some((binding, transport))
+        }
+        None => None,
+    };
     let mut schemes = Schemes::http();
     if let Some((_, transport)) = &mqtt {
         schemes.register("mqtt", Arc::new(transport.clone()));
+    }
+    if let Some((_, transport)) = &coap {
+        schemes.register("coap", Arc::new(transport.clone()));
     }
     // Forwarding and registration (docs/federation.md): the registrar's client carries
     // the configured credential; another CSE's `https://` point of access is reached
@@ -320,7 +339,15 @@ async fn run(
     // Building a binding fails only if its listener cannot tell its address; the
     // background tasks are stopped below either way.
     let mqtt_binding = mqtt.map(|(binding, _)| binding);
-    let served = match bindings(settings, plain, tls, mqtt_binding, extra_routes) {
+    let coap_binding = coap.map(|(binding, _)| binding);
+    let served = match bindings(
+        settings,
+        plain,
+        tls,
+        mqtt_binding,
+        coap_binding,
+        extra_routes,
+    ) {
         Err(failure) => Some(Err(failure)),
         Ok(bindings) => {
             let serving = bindings
@@ -369,13 +396,14 @@ async fn run(
 }
 
 /// One binding per configured listener, all through the core's [`Binding`] port: plain
-/// HTTP (with the location PIP's receiver on it), HTTP over TLS and MQTT. A further
-/// binding (CoAP, WebSocket) is one more `push` of its crate's `Binding`.
+/// HTTP (with the location PIP's receiver on it), HTTP over TLS, MQTT and CoAP. A further
+/// binding (WebSocket) is one more `push` of its crate's `Binding`.
 fn bindings(
     settings: &Settings,
     plain: Option<(tokio::net::TcpListener, SocketAddr)>,
     tls: Option<Tls>,
     mqtt: Option<bastion_mqtt::MqttBinding>,
+    coap: Option<bastion_coap::CoapBinding>,
     extra_routes: axum::Router,
 ) -> Result<Vec<Box<dyn Binding>>, Failure> {
     let gate = crate::limits::connection_gate(&settings.limits);
@@ -392,6 +420,9 @@ fn bindings(
     }
     if let Some(mqtt) = mqtt {
         bindings.push(Box::new(mqtt));
+    }
+    if let Some(coap) = coap {
+        bindings.push(Box::new(coap));
     }
     Ok(bindings)
 }

@@ -182,6 +182,10 @@ pub struct RawSettings {
     pub mqtt_broker: Option<String>,
     /// The rest of `[mqtt]`: from the configuration file only.
     pub mqtt: Option<crate::mqtt::MqttSection>,
+    /// `[coap] listen`, flag `--coap-listen`.
+    pub coap_listen: Option<String>,
+    /// The rest of `[coap]`: from the configuration file only.
+    pub coap: Option<crate::coap::CoapSection>,
     /// `[location]` as written (`bastion_location::LocationConfig`): file only.
     pub location: Option<toml::Table>,
     /// `[registrar]` as written: file only.
@@ -231,6 +235,8 @@ impl RawSettings {
             tls: other.tls.or(self.tls),
             mqtt_broker: other.mqtt_broker.or(self.mqtt_broker),
             mqtt: other.mqtt.or(self.mqtt),
+            coap_listen: other.coap_listen.or(self.coap_listen),
+            coap: other.coap.or(self.coap),
             location: other.location.or(self.location),
             registrar: other.registrar.or(self.registrar),
             provisioning: other.provisioning.or(self.provisioning),
@@ -286,6 +292,8 @@ struct FileConfig {
     tls: Option<TlsSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mqtt: Option<crate::mqtt::MqttSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    coap: Option<crate::coap::CoapSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     location: Option<toml::Table>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -566,6 +574,10 @@ impl FileConfig {
             mqtt: self
                 .mqtt
                 .map(|m| crate::mqtt::MqttSection { broker: None, ..m }),
+            coap_listen: self.coap.as_ref().and_then(|c| c.listen.clone()),
+            coap: self
+                .coap
+                .map(|c| crate::coap::CoapSection { listen: None, ..c }),
             location: self.location,
             registrar: self.registrar,
             limits: self.limits,
@@ -645,6 +657,8 @@ pub struct Settings {
     pub trust_loopback_cses: bool,
     /// The MQTT binding (`[mqtt]`, `--mqtt`), when a broker is configured.
     pub mqtt: Option<crate::mqtt::MqttSettings>,
+    /// The CoAP binding (`[coap]`, `--coap-listen`), when a listen address is configured.
+    pub coap: Option<crate::coap::CoapSettings>,
     /// The TLS listener, when configured.
     pub tls: Option<TlsSettings>,
     /// `[location]`, checked to parse as `bastion_location::LocationConfig`.
@@ -806,6 +820,9 @@ impl Settings {
         let mqtt = crate::mqtt::resolve(raw.mqtt_broker, raw.mqtt)
             .map_err(|mut found| problems.append(&mut found))
             .unwrap_or_default();
+        let coap = crate::coap::resolve(raw.coap_listen, raw.coap)
+            .map_err(|mut found| problems.append(&mut found))
+            .unwrap_or_default();
         if !http_enabled {
             problems.extend(plain_listener_off(tls.is_some(), raw.location.is_some()));
         }
@@ -881,6 +898,7 @@ impl Settings {
                 trust_loopback_cses,
                 tls,
                 mqtt,
+                coap,
                 location: raw.location,
                 registrar,
                 limits,
@@ -923,6 +941,7 @@ impl Settings {
             trust_loopback_cses: DEFAULT_TRUST_LOOPBACK_CSES,
             tls: None,
             mqtt: None,
+            coap: None,
             location: None,
             registrar: None,
             limits: crate::limits::Limits::default(),
@@ -1122,6 +1141,10 @@ impl Settings {
                 .mqtt
                 .as_ref()
                 .map(crate::mqtt::MqttSettings::to_section),
+            coap: self
+                .coap
+                .as_ref()
+                .map(crate::coap::CoapSettings::to_section),
             location: self.location.clone(),
             registrar: self
                 .registrar
@@ -1623,6 +1646,8 @@ mod tests {
             tls: _,
             mqtt_broker: _,
             mqtt: _,
+            coap_listen: _,
+            coap: _,
             location: _,
             registrar: _,
             limits,
