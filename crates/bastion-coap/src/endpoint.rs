@@ -23,6 +23,7 @@ use crate::outbound::Outbound;
 use crate::{codes, CoapConfig};
 use bastion_core::throttle::Throttle;
 use bastion_core::{Cse, Listener, RequestContext};
+use bastion_proto::wire::http::Echoed;
 use bastion_proto::{Operation, RequestError, Response};
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet};
 use std::net::SocketAddr;
@@ -174,6 +175,7 @@ impl CoapEndpoint {
         let mut answer = mapping::refusal(
             codes::REQUEST_ENTITY_TOO_LARGE,
             "datagram over the size limit",
+            &Echoed::default(),
             Answer::default(),
         );
         answer.add_option(
@@ -276,7 +278,7 @@ impl CoapEndpoint {
     async fn answer(&self, received: &Received<'_>) -> Packet {
         let packet = &received.packet;
         if let Err(e) = mapping::check_options(packet) {
-            return refused(&e, Answer::default());
+            return refused(&e, &mapping::echoed(packet));
         }
         let key = exchange_key(packet, received.peer);
         let block2 = match packet.get_first_option(CoapOption::Block2) {
@@ -318,13 +320,7 @@ impl CoapEndpoint {
     ) -> Result<(Answer, Response, Option<Operation>), Packet> {
         let (req, answer) = match mapping::decode_request(&received.packet, body) {
             Ok(decoded) => decoded,
-            Err(DecodeError::Request(e)) => {
-                let r = Response::error(&e, echoed_rqi(&received.packet));
-                return Ok((Answer::default(), r, None));
-            }
-            Err(DecodeError::Coap { code, reason }) => {
-                return Err(mapping::refusal(code, &reason, Answer::default()))
-            }
+            Err(e) => return Err(refused(&e, &mapping::echoed(&received.packet))),
         };
         let op = req.op;
         let rqi = req.rqi.clone().unwrap_or_default();
@@ -547,23 +543,20 @@ fn head_key(key: &[u8]) -> Vec<u8> {
     k
 }
 
-/// The rqi of a request that could not be mapped, if its option can be read.
-fn echoed_rqi(packet: &Packet) -> String {
-    packet
-        .get_first_option(CoapOption::from(options::onem2m::RQI))
-        .and_then(|v| String::from_utf8(v.clone()).ok())
-        .unwrap_or_default()
-}
-
-fn refused(e: &DecodeError, answer: Answer) -> Packet {
+/// The answer to a request that could not be mapped, echoing what can be read of it.
+fn refused(e: &DecodeError, echo: &Echoed) -> Packet {
     match e {
-        DecodeError::Coap { code, reason } => mapping::refusal(*code, reason, answer),
-        DecodeError::Request(e) => mapping::encode_response(&Response::error(e, ""), None, answer),
+        DecodeError::Coap { code, reason } => {
+            mapping::refusal(*code, reason, echo, Answer::default())
+        }
+        DecodeError::Request(e) => {
+            mapping::encode_response(&echo.error(e), None, Answer::default())
+        }
     }
 }
 
 fn refusal_of(code: u8, reason: &str) -> Packet {
-    mapping::refusal(code, reason, Answer::default())
+    mapping::refusal(code, reason, &Echoed::default(), Answer::default())
 }
 
 fn bad_option(name: &str) -> Packet {

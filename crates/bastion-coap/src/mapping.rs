@@ -11,7 +11,7 @@
 use crate::codes;
 use crate::options::{self, onem2m};
 use bastion_proto::primitive::ResponseType;
-use bastion_proto::wire::http::{apply_query_params, query_params, target_decoded};
+use bastion_proto::wire::http::{apply_query_params, query_params, target_decoded, Echoed};
 use bastion_proto::wire::media::MediaKind;
 use bastion_proto::wire::Serialization;
 use bastion_proto::{Operation, Request, RequestError, Response, Rsc};
@@ -355,10 +355,22 @@ pub fn encode_response(resp: &Response, op: Option<Operation>, answer: Answer) -
     packet
 }
 
-/// A CoAP-level refusal ([`DecodeError::Coap`]): `code`, RSC 4000, the reason as `dbg`.
-pub fn refusal(code: u8, reason: &str, answer: Answer) -> Packet {
+/// What the answer to a request that could not be mapped still echoes: the rqi, rvi and
+/// rset options, as far as they can be read (as TS-0009 echoes its headers).
+pub fn echoed(packet: &Packet) -> Echoed {
+    let read = |number| single_text(packet, number).ok().flatten();
+    Echoed {
+        rqi: read(onem2m::RQI).unwrap_or_default(),
+        rvi: read(onem2m::RVI),
+        rset: read(onem2m::RSET),
+    }
+}
+
+/// A CoAP-level refusal ([`DecodeError::Coap`]): `code`, RSC 4000, the reason as `dbg`,
+/// what `echo` holds echoed.
+pub fn refusal(code: u8, reason: &str, echo: &Echoed, answer: Answer) -> Packet {
     let bad = RequestError::bad_request(reason.to_owned());
-    let mut packet = encode_response(&Response::error(&bad, ""), None, answer);
+    let mut packet = encode_response(&echo.error(&bad), None, answer);
     packet.header.code = MessageClass::from(code);
     packet
 }

@@ -1,10 +1,11 @@
 //! Conformance cases as data (`data/*.json`, format in `format.rs`): the case format, the
 //! steps every runner shares (variables, checks, reports) and the runners: one through
-//! the core in-process, one over the HTTP binding and one over the MQTT binding of the
-//! real binary.
+//! the core in-process, and over the HTTP, the MQTT and the CoAP bindings of the real
+//! binary.
 
 pub mod format;
 pub mod in_process;
+pub mod over_coap;
 pub mod over_http;
 pub mod over_mqtt;
 
