@@ -354,3 +354,192 @@ fn an_identity_bound_to_a_credential_is_refused_over_plain_coap() {
     );
     create(&addr, "cse-in", "Ccoapfree", 2, &ae("free")).expect("2.01", 2001);
 }
+
+/// A notification target played by a UDP socket of the test: it reads the CSE's CoAP
+/// requests with the binding's codec.
+struct Target {
+    socket: std::net::UdpSocket,
+}
+
+impl Target {
+    fn new() -> Target {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("target socket");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        Target { socket }
+    }
+
+    fn port(&self) -> u16 {
+        self.socket.local_addr().expect("address").port()
+    }
+
+    /// The next request the CSE sends, with its sender.
+    fn next(&self) -> (coap_lite::Packet, std::net::SocketAddr) {
+        let mut buf = [0u8; 2048];
+        let (n, from) = self
+            .socket
+            .recv_from(&mut buf)
+            .expect("a request from the CSE");
+        let packet = coap_lite::Packet::from_bytes(&buf[..n]).expect("a CoAP message");
+        (packet, from)
+    }
+
+    fn send(&self, packet: &coap_lite::Packet, to: std::net::SocketAddr) {
+        let bytes = packet.to_bytes().expect("encodes");
+        self.socket.send_to(&bytes, to).expect("send");
+    }
+
+    /// Answers `request` 2000 (2.04, no payload), piggybacked on the ACK or, when
+    /// `separate`, as an empty ACK and then a confirmable response.
+    fn answer(&self, request: &coap_lite::Packet, from: std::net::SocketAddr, separate: bool) {
+        use coap_lite::{MessageClass, MessageType};
+        let rqi = request
+            .get_first_option(coap_lite::CoapOption::Unknown(283))
+            .cloned()
+            .unwrap_or_default();
+        let mut answer = coap_lite::Packet::new();
+        answer.header.code = MessageClass::from(0x44);
+        answer.set_token(request.get_token().to_vec());
+        answer.add_option(coap_lite::CoapOption::Unknown(307), vec![0x07, 0xd0]);
+        answer.add_option(coap_lite::CoapOption::Unknown(283), rqi);
+        if separate {
+            let mut ack = coap_lite::Packet::new();
+            ack.header.set_type(MessageType::Acknowledgement);
+            ack.header.message_id = request.header.message_id;
+            self.send(&ack, from);
+            answer.header.set_type(MessageType::Confirmable);
+            answer.header.message_id = request.header.message_id.wrapping_add(1000);
+            self.send(&answer, from);
+            // The CSE acknowledges the separate response.
+            let (acked, _) = self.next();
+            assert_eq!(acked.header.get_type(), MessageType::Acknowledgement);
+            assert_eq!(acked.header.message_id, answer.header.message_id);
+        } else {
+            answer.header.set_type(MessageType::Acknowledgement);
+            answer.header.message_id = request.header.message_id;
+            self.send(&answer, from);
+        }
+    }
+}
+
+fn text_option(packet: &coap_lite::Packet, number: u16) -> Option<String> {
+    packet
+        .get_first_option(coap_lite::CoapOption::Unknown(number))
+        .or_else(|| packet.get_first_option(coap_lite::CoapOption::from(number)))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+fn uri_path(packet: &coap_lite::Packet) -> Vec<String> {
+    packet
+        .get_option(coap_lite::CoapOption::UriPath)
+        .map(|l| {
+            l.iter()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Notifications to an AE whose point of access is `coap://` and to a `coap://` URL go
+/// out as confirmable CoAP POSTs (NOTIFY: no ty option) from the CSE's CoAP socket;
+/// the answer is taken piggybacked and also as a separate response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_reach_coap_targets() {
+    if !available() {
+        return;
+    }
+    let (server, addr) = start();
+    let target = Target::new();
+    let poa = format!("coap://127.0.0.1:{}", target.port());
+    server
+        .request("POST", "/cse-in")
+        .from("Cnotified")
+        .ty(2)
+        .json(
+            &json!({"m2m:ae": {"rn": "notified", "api": "Ncoap.test", "rr": true,
+                                 "srv": ["3"], "poa": [poa]}}),
+        )
+        .send()
+        .await
+        .expect(2001);
+    server
+        .request("POST", "/cse-in/notified")
+        .from("Cnotified")
+        .ty(3)
+        .json(&json!({"m2m:cnt": {"rn": "box"}}))
+        .send()
+        .await
+        .expect(2001);
+    let url = format!("coap://127.0.0.1:{}/hook/in", target.port());
+    let target = std::sync::Arc::new(target);
+    let verifier = std::thread::spawn({
+        let (target, addr) = (target.clone(), addr.clone());
+        move || {
+            // The subscription's verification request to the URL (the AE's comes with
+            // its first notification), answered separately: empty ACK, then a CON.
+            let (request, from) = target.next();
+            assert_eq!(from.to_string(), addr, "sent from the CSE's CoAP socket");
+            assert_eq!(
+                request.header.get_type(),
+                coap_lite::MessageType::Confirmable
+            );
+            assert_eq!(u8::from(request.header.code), 2, "POST");
+            assert!(request
+                .get_first_option(coap_lite::CoapOption::Unknown(267))
+                .is_none());
+            target.answer(&request, from, true);
+            (uri_path(&request), text_option(&request, 279))
+        }
+    });
+    let made = server
+        .request("POST", "/cse-in/notified/box")
+        .from("Cnotified")
+        .ty(23)
+        .json(&json!({"m2m:sub": {"rn": "watch", "nu": ["Cnotified", url], "enc": {"net": [3]}}}))
+        .send()
+        .await;
+    let seen = tokio::task::spawn_blocking(move || verifier.join())
+        .await
+        .expect("joined")
+        .unwrap_or_else(|_| panic!("verifier failed; CSE log:\n{}", server.log()));
+    made.expect(2001);
+    assert_eq!(
+        seen,
+        (
+            vec!["hook".to_owned(), "in".to_owned()],
+            Some("/id-in".to_owned())
+        )
+    );
+    // A new instance is notified to both, with the representation in JSON.
+    server
+        .request("POST", "/cse-in/notified/box")
+        .from("Cnotified")
+        .ty(4)
+        .json(&json!({"m2m:cin": {"con": "ping"}}))
+        .send()
+        .await
+        .expect(2001);
+    // The URL gets the notification; the AE, reached by its point of access (to = its
+    // AE-ID), is verified first (on its first notification), then notified.
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let (request, from) = tokio::task::block_in_place(|| target.next());
+        let sgn: Value = serde_json::from_slice(&request.payload).expect("JSON notification");
+        let kind = if sgn["m2m:sgn"]["vrq"] == true {
+            "verification".to_owned()
+        } else {
+            sgn["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"].to_string()
+        };
+        assert_eq!(text_option(&request, 279).as_deref(), Some("/id-in"));
+        got.push((uri_path(&request).join("/"), kind));
+        tokio::task::block_in_place(|| target.answer(&request, from, false));
+    }
+    got.sort();
+    let expected = [
+        ("Cnotified", "\"ping\""),
+        ("Cnotified", "verification"),
+        ("hook/in", "\"ping\""),
+    ];
+    assert_eq!(got, expected.map(|(p, k)| (p.to_owned(), k.to_owned())));
+}
