@@ -543,3 +543,94 @@ async fn notifications_reach_coap_targets() {
     ];
     assert_eq!(got, expected.map(|(p, k)| (p.to_owned(), k.to_owned())));
 }
+
+/// A raw UDP peer of the test, for what no well-behaved client sends.
+fn raw_exchange(addr: &str, datagram: &[u8]) -> Option<coap_lite::Packet> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    socket.send_to(datagram, addr).expect("send");
+    let mut buf = [0u8; 2048];
+    let n = socket.recv(&mut buf).ok()?;
+    Some(coap_lite::Packet::from_bytes(&buf[..n]).expect("a CoAP message"))
+}
+
+fn get_request(mid: u16, extra: &[(u16, Vec<u8>)], payload: &[u8]) -> coap_lite::Packet {
+    let mut p = coap_lite::Packet::new();
+    p.header.set_type(coap_lite::MessageType::Confirmable);
+    p.header.code = coap_lite::MessageClass::from(1);
+    p.header.message_id = mid;
+    p.set_token(vec![0xab, 0xcd]);
+    p.add_option(coap_lite::CoapOption::UriPath, b"cse-in".to_vec());
+    p.add_option(coap_lite::CoapOption::Unknown(279), b"Crawpeer".to_vec());
+    p.add_option(coap_lite::CoapOption::Unknown(283), b"raw1".to_vec());
+    for (n, v) in extra {
+        p.add_option(coap_lite::CoapOption::from(*n), v.clone());
+    }
+    p.payload = payload.to_vec();
+    p
+}
+
+fn code_of(p: &coap_lite::Packet) -> String {
+    bastion_coap::codes::dotted(p.header.code.into())
+}
+
+/// RFC 7252's message layer: a malformed confirmable message and a ping are answered
+/// with RST, a retransmitted request gets the very same answer, a datagram over the size
+/// limit 4.13 with Size1, and a Block1 block out of order 4.08.
+#[test]
+fn the_message_layer_rejects_and_deduplicates() {
+    if !available() {
+        return;
+    }
+    let (_server, addr) = start();
+    use coap_lite::MessageType;
+    // A CON whose option runs past the end: RST with its message ID.
+    let rst = raw_exchange(&addr, &[0x40, 0x01, 0x12, 0x34, 0xbd]).expect("answered");
+    assert_eq!(rst.header.get_type(), MessageType::Reset);
+    assert_eq!(rst.header.message_id, 0x1234);
+    // An empty CON is a ping: RST.
+    let pong = raw_exchange(&addr, &[0x40, 0x00, 0x00, 0x07]).expect("answered");
+    assert_eq!(pong.header.get_type(), MessageType::Reset);
+    assert_eq!(pong.header.message_id, 7);
+    // Another CoAP version is ignored.
+    assert!(raw_exchange(&addr, &[0x80, 0x01, 0x00, 0x08]).is_none());
+    // The same message twice: the same answer, handled once.
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let bytes = get_request(99, &[], b"").to_bytes().expect("encodes");
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        socket.send_to(&bytes, &addr).expect("send");
+        let mut buf = [0u8; 2048];
+        let n = socket.recv(&mut buf).expect("answered");
+        answers.push(buf[..n].to_vec());
+    }
+    assert_eq!(answers[0], answers[1]);
+    let first = coap_lite::Packet::from_bytes(&answers[0]).expect("CoAP");
+    assert_eq!(first.header.get_type(), MessageType::Acknowledgement);
+    assert_eq!(first.get_token(), [0xab, 0xcd]);
+    // Over the datagram limit (1400 bytes by default): 4.13, Size1 the limit.
+    let big = get_request(100, &[(12, vec![50])], &[b' '; 1500]);
+    let refused =
+        raw_exchange(&addr, &big.to_bytes_unlimited().expect("encodes")).expect("answered");
+    assert_eq!(code_of(&refused), "4.13");
+    assert_eq!(
+        refused.get_first_option(coap_lite::CoapOption::Size1),
+        Some(&vec![0x05, 0x78])
+    );
+    // Block 1 of a body whose block 0 never came: 4.08 Request Entity Incomplete.
+    let block1 = bastion_coap::Block {
+        num: 1,
+        more: true,
+        szx: 2,
+    }
+    .encode();
+    let out_of_order = get_request(101, &[(12, vec![50]), (27, block1)], &[b' '; 64]);
+    let refused =
+        raw_exchange(&addr, &out_of_order.to_bytes().expect("encodes")).expect("answered");
+    assert_eq!(code_of(&refused), "4.08");
+}
