@@ -472,7 +472,8 @@ mod tests {
         let (_, p) = parse_target("http://h:1?y=1").unwrap();
         assert_eq!(p.as_deref(), Some("/?y=1"));
         assert!(target_serialization("http://h:1/n?ct=yaml").is_err());
-        assert!(parse_target("coap://h/x").is_err());
+        assert_eq!(parse_target("coap://h/x").unwrap().0.port, 5683);
+        assert!(parse_target("ws://h/x").is_err());
     }
 
     #[test]

@@ -117,14 +117,10 @@ fn unescape(text: &str) -> Vec<u8> {
 
 /// The last response message in `coap-client`'s debug output.
 fn parse(output: &str) -> Option<Received> {
-    let line = output
-        .lines()
-        .filter(|l| l.starts_with("v:1 t:"))
-        .filter(|l| {
-            let code = l.split(" c:").nth(1).unwrap_or("");
-            code.as_bytes().get(1) == Some(&b'.')
-        })
-        .next_back()?;
+    let line = output.lines().rfind(|l| {
+        let code = l.split(" c:").nth(1).unwrap_or("");
+        l.starts_with("v:1 t:") && code.as_bytes().get(1) == Some(&b'.')
+    })?;
     let code = line.split(" c:").nth(1)?.split(' ').next()?.to_owned();
     let options = match (line.find(" [ "), line.find(" ]")) {
         (Some(a), Some(b)) if a < b => line[a + 3..b]
