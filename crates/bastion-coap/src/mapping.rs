@@ -323,14 +323,18 @@ pub fn encode_response(resp: &Response, op: Option<Operation>, answer: Answer) -
             }
         },
     };
-    let names_request = resp.pc.as_ref().is_some_and(|pc| pc.is_string());
+    let request_resource = request_reference(resp);
     let mut packet = Packet::new();
-    packet.header.code = MessageClass::from(codes::coap_code(resp.rsc, op, names_request));
+    packet.header.code =
+        MessageClass::from(codes::coap_code(resp.rsc, op, request_resource.is_some()));
     add(
         &mut packet,
         onem2m::RSC,
         options::write_uint(resp.rsc.code().into()),
     );
+    // TS-0008 6.4: Max-Age 0 disables caching, for the complete oneM2M mapping (every
+    // request reaches the CSE and its access control).
+    add(&mut packet, options::MAX_AGE, options::write_uint(0));
     add_text(&mut packet, onem2m::RQI, Some(&resp.rqi));
     add_text(&mut packet, onem2m::RVI, resp.rvi.as_deref());
     add_text(&mut packet, onem2m::OT, resp.ot.as_deref());
@@ -339,7 +343,9 @@ pub fn encode_response(resp: &Response, op: Option<Operation>, answer: Answer) -
     if let Some(cnst) = resp.cnst {
         add(&mut packet, onem2m::CTS, options::write_uint(cnst.into()));
     }
-    if let Some(location) = &resp.content_location {
+    // TS-0008 6.3.2/6.3.3: an accepted non-blocking request names its <request> resource
+    // in Location-Path options too.
+    if let Some(location) = resp.content_location.as_deref().or(request_resource) {
         for segment in path_segments(location) {
             add(&mut packet, options::LOCATION_PATH, segment.into_bytes());
         }
@@ -364,6 +370,17 @@ pub fn echoed(packet: &Packet) -> Echoed {
         rvi: read(onem2m::RVI),
         rset: read(onem2m::RSET),
     }
+}
+
+/// The `<request>` resource an accepted non-blocking request names (`m2m:uri`).
+pub fn request_reference(resp: &Response) -> Option<&str> {
+    if !matches!(
+        resp.rsc,
+        Rsc::AcceptedNonBlockingSynch | Rsc::AcceptedNonBlockingAsynch
+    ) {
+        return None;
+    }
+    resp.pc.as_ref()?.get("m2m:uri")?.as_str()
 }
 
 /// A CoAP-level refusal ([`DecodeError::Coap`]): `code`, RSC 4000, the reason as `dbg`,

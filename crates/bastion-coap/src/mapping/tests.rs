@@ -215,3 +215,16 @@ fn requests_round_trip() {
         "notify/here"
     );
 }
+
+#[test]
+fn an_accepted_non_blocking_request_names_its_request_resource() {
+    let mut resp = Response::new(Rsc::AcceptedNonBlockingAsynch, "a1");
+    resp.pc = Some(json!({"m2m:uri": "/id-in/req1"}));
+    let p = encode_response(&resp, Some(Operation::Retrieve), Answer::default());
+    assert_eq!(codes::dotted(p.header.code.into()), "2.01");
+    let locations: Vec<_> = values(&p, options::LOCATION_PATH).cloned().collect();
+    assert_eq!(
+        locations,
+        vec![b"~".to_vec(), b"id-in".to_vec(), b"req1".to_vec()]
+    );
+}

@@ -227,7 +227,7 @@ impl Target for OverCoap {
             Ok(response) => response,
             Err(e) => return failed(vec![format!("not a oneM2M response: {e}")]),
         };
-        let names_request = response.pc.as_ref().is_some_and(Value::is_string);
+        let names_request = mapping::request_reference(&response).is_some();
         let expected = codes::coap_code(response.rsc, Some(op), names_request);
         let got: u8 = answer.header.code.into();
         if got != expected {
