@@ -100,8 +100,13 @@ struct Body {
     bytes: Vec<u8>,
 }
 
+/// At most this many bodies are buffered at once, whatever their size: expiry scans
+/// them, so their number is bounded as well as their bytes.
+pub const MAX_BODIES: usize = 4096;
+
 /// Bodies of blockwise transfers by key (the peer and the request's options), within
-/// byte budgets per body, per peer and in total, each for `lifetime` after its last use.
+/// byte budgets per body, per peer and in total, at most [`MAX_BODIES`], each for
+/// `lifetime` after its last use.
 pub struct Blocks {
     max_body: usize,
     per_peer: usize,
@@ -181,7 +186,12 @@ impl Blocks {
             self.remove(key);
             return Err(BufferError::TooLarge(self.max_body));
         }
-        if let Err(e) = self.reserve(peer, block.len()) {
+        let full = !self.bodies.contains_key(key) && self.bodies.len() >= MAX_BODIES;
+        if let Err(e) = if full {
+            Err(BufferError::Exhausted)
+        } else {
+            self.reserve(peer, block.len())
+        } {
             self.remove(key);
             return Err(e);
         }
@@ -205,6 +215,9 @@ impl Blocks {
     ) -> Result<(), BufferError> {
         self.expire(now);
         self.remove(key);
+        if self.bodies.len() >= MAX_BODIES {
+            return Err(BufferError::Exhausted);
+        }
         self.reserve(peer, bytes.len())?;
         self.bodies.insert(
             key.to_vec(),
@@ -288,5 +301,23 @@ mod tests {
         assert_eq!(b.used(), 4);
         assert!(b.get(b"m", now + Duration::from_secs(61)).is_none());
         assert_eq!(b.used(), 0);
+    }
+
+    #[test]
+    fn the_number_of_bodies_is_bounded_too() {
+        let now = Instant::now();
+        let mut b = Blocks::new(16, usize::MAX, usize::MAX, Duration::from_secs(60));
+        for i in 0..MAX_BODIES {
+            let key = i.to_be_bytes();
+            b.append(&key, peer(1), 0, b"x", now).expect("room");
+        }
+        let more = usize::MAX.to_be_bytes();
+        assert_eq!(
+            b.append(&more, peer(1), 0, b"x", now),
+            Err(BufferError::Exhausted)
+        );
+        // A body already buffered still grows.
+        b.append(&0usize.to_be_bytes(), peer(1), 1, b"y", now)
+            .expect("continues");
     }
 }
