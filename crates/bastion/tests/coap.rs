@@ -64,6 +64,8 @@ fn start() -> (Server, String) {
 /// One response as `coap-client -v 7` printed it.
 #[derive(Debug)]
 struct Received {
+    /// The message type: `ACK`, `NON`, `CON`.
+    kind: String,
     /// `2.01`, `4.03`, …
     code: String,
     /// Each option as `number-or-name:value` (value bytes unescaped).
@@ -119,11 +121,14 @@ fn unescape(text: &str) -> Vec<u8> {
 fn parse(output: &str) -> Option<Received> {
     let line = output.lines().rfind(|l| {
         let code = l.split(" c:").nth(1).unwrap_or("");
-        l.starts_with("v:1 t:") && code.as_bytes().get(1) == Some(&b'.')
+        // A response code (class 2 to 5); requests and empty messages (0.xx) are the
+        // client's own, printed too.
+        l.starts_with("v:1 t:") && code.as_bytes().get(1) == Some(&b'.') && !code.starts_with('0')
     })?;
     let code = line.split(" c:").nth(1)?.split(' ').next()?.to_owned();
+    let kind = line.split(" t:").nth(1)?.split(' ').next()?.to_owned();
     let options = match (line.find(" [ "), line.find(" ]")) {
-        (Some(a), Some(b)) if a < b => line[a + 3..b]
+        (Some(a), Some(b)) if a + 3 <= b => line[a + 3..b]
             .split(", ")
             .filter_map(|o| o.split_once(':'))
             .map(|(n, v)| (n.to_owned(), unescape(v)))
@@ -135,6 +140,7 @@ fn parse(output: &str) -> Option<Received> {
         None => Vec::new(),
     };
     Some(Received {
+        kind,
         code,
         options,
         payload,
@@ -216,6 +222,11 @@ fn an_ae_registers_creates_a_content_instance_and_reads_it_back() {
     .expect("2.01", 2001);
     let latest = retrieve(&addr, "cse-in/coapae/box/la", "Ccoapae", &[]);
     latest.expect("2.05", 2000);
+    assert_eq!(latest.kind, "ACK", "piggybacked on the ACK");
+    // A non-confirmable request gets a non-confirmable answer.
+    let non = retrieve(&addr, "cse-in/coapae/box/la", "Ccoapae", &["-N"]);
+    non.expect("2.05", 2000);
+    assert_eq!(non.kind, "NON");
     assert_eq!(latest.json()["m2m:cin"]["con"], "21.5");
     // SP-relative addressing: `~` first (TS-0008 Table 6.2.2.3-1).
     retrieve(&addr, "~/id-in/cse-in/coapae/box", "Ccoapae", &[]).expect("2.05", 2000);
