@@ -220,6 +220,12 @@ fn an_ae_registers_creates_a_content_instance_and_reads_it_back() {
         &json!({"m2m:cin": {"con": "21.5"}}),
     )
     .expect("2.01", 2001);
+    // The CSEBase advertises the CoAP listener as a point of access.
+    let base = retrieve(&addr, "cse-in", "Ccoapae", &[]);
+    base.expect("2.05", 2000);
+    let poa = base.json()["m2m:cb"]["poa"].clone();
+    let last = poa.as_array().and_then(|p| p.last()).cloned();
+    assert_eq!(last, Some(json!(format!("coap://{addr}"))), "{poa}");
     let latest = retrieve(&addr, "cse-in/coapae/box/la", "Ccoapae", &[]);
     latest.expect("2.05", 2000);
     assert_eq!(latest.kind, "ACK", "piggybacked on the ACK");
