@@ -228,3 +228,65 @@ fn an_accepted_non_blocking_request_names_its_request_resource() {
         vec![b"~".to_vec(), b"id-in".to_vec(), b"req1".to_vec()]
     );
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Options a request may plausibly carry, with arbitrary values.
+    fn option() -> impl Strategy<Value = (u16, Vec<u8>)> {
+        let numbers = prop::sample::select(vec![
+            options::URI_PATH,
+            options::URI_QUERY,
+            options::CONTENT_FORMAT,
+            options::ACCEPT,
+            options::BLOCK1,
+            options::BLOCK2,
+            onem2m::FR,
+            onem2m::RQI,
+            onem2m::TY,
+            onem2m::EC,
+            onem2m::RTURI,
+            onem2m::RVI,
+            1,
+            2049,
+        ]);
+        (numbers, prop::collection::vec(any::<u8>(), 0..12))
+    }
+
+    proptest! {
+        /// Arbitrary bytes: the codec refuses or yields a packet, and the mapping then
+        /// yields a request or an error, never a panic.
+        #[test]
+        fn arbitrary_datagrams(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            if let Ok(p) = Packet::from_bytes(&bytes) {
+                let _ = decode_request(&p, &p.payload);
+                let _ = decode_response(&p);
+            }
+        }
+
+        /// Arbitrary options and payloads on each method.
+        #[test]
+        fn arbitrary_requests(
+            method in 0u8..8,
+            opts in prop::collection::vec(option(), 0..8),
+            payload in prop::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let mut p = Packet::new();
+            p.header.code = MessageClass::from(method);
+            for (n, v) in opts {
+                p.add_option(CoapOption::from(n), v);
+            }
+            if let Ok((req, answer)) = decode_request(&p, &payload) {
+                prop_assert!(req.op.is_some());
+                let resp = Response::new(Rsc::Ok, req.rqi.unwrap_or_default());
+                let _ = encode_response(&resp, req.op, answer).to_bytes_unlimited();
+            }
+            for (_, values) in p.options() {
+                for v in values {
+                    let _ = crate::Block::parse(v);
+                }
+            }
+        }
+    }
+}
