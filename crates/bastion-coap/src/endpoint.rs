@@ -579,3 +579,6 @@ pub(crate) fn reset(mid: u16) -> Vec<u8> {
 pub(crate) fn ack(mid: u16) -> Vec<u8> {
     empty(MessageType::Acknowledgement, mid)
 }
+
+#[cfg(test)]
+mod tests;
