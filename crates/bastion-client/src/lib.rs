@@ -390,7 +390,8 @@ fn authority_of(endpoint: &Endpoint) -> String {
 
 /// Splits an absolute URI into the endpoint and its path (`None` when empty or `/`);
 /// a missing port is the scheme's registered one (`http` 80, `https` 443, `mqtt` 1883,
-/// `mqtts` 8883, `ws` 80, `wss` 443). Every binding's client splits its targets here.
+/// `mqtts` 8883, `coap` 5683, `coaps` 5684, `ws` 80, `wss` 443). Every binding's client
+/// splits its targets here.
 pub fn parse_target(target: &str) -> Result<(Endpoint, Option<String>), ClientError> {
     let uri: http::Uri = target
         .parse()
@@ -415,6 +416,8 @@ pub fn parse_target(target: &str) -> Result<(Endpoint, Option<String>), ClientEr
         (None, "mqtts") => 8883,
         (None, "ws") => 80,
         (None, "wss") => 443,
+        (None, "coap") => 5683,
+        (None, "coaps") => 5684,
         (None, _) => return Err(ClientError::InvalidTarget(target.to_owned())),
     };
     // The target's own query (an application's, TS-0004 7.4.8) is sent with its path.
@@ -472,7 +475,8 @@ mod tests {
         let (_, p) = parse_target("http://h:1?y=1").unwrap();
         assert_eq!(p.as_deref(), Some("/?y=1"));
         assert!(target_serialization("http://h:1/n?ct=yaml").is_err());
-        assert!(parse_target("coap://h/x").is_err());
+        assert_eq!(parse_target("coap://h/x").unwrap().0.port, 5683);
+        assert!(parse_target("gopher://h/x").is_err());
     }
 
     #[test]

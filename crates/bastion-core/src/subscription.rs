@@ -362,11 +362,12 @@ fn valid_target(s: &str) -> bool {
 }
 
 /// Whether a notification target is a URL (else an entity or resource ID): a point of
-/// access of a binding Bastion sends with (`http(s)://`, `mqtt(s)://`, `ws(s)://`).
+/// access of a binding (`http(s)://`, `mqtt(s)://`, `coap(s)://`, `ws(s)://`; a scheme
+/// without a transport registered is refused when sent to).
 pub(crate) fn is_url(s: &str) -> bool {
     let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
     [
-        "http://", "https://", "mqtt://", "mqtts://", "ws://", "wss://",
+        "http://", "https://", "mqtt://", "mqtts://", "coap://", "coaps://", "ws://", "wss://",
     ]
     .iter()
     .any(|scheme| lower.starts_with(scheme))

@@ -1094,6 +1094,10 @@ pub struct SettingsArgs {
     /// WebSocket listener over TLS (wss, needs [tls]): ADDR:PORT; none by default
     #[arg(long, value_name = "ADDR:PORT")]
     pub wss_listen: Option<String>,
+    /// UDP address and port of the CoAP listener (TS-0008, docs/bindings.md); none by
+    /// default
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub coap_listen: Option<String>,
 
     /// Accept plain HTTP on a non-loopback --listen address (no security association)
     #[arg(long)]
@@ -1146,6 +1150,7 @@ impl SettingsArgs {
             mqtt_broker: self.mqtt.clone(),
             ws_listen: self.ws_listen.clone(),
             wss_listen: self.wss_listen.clone(),
+            coap_listen: self.coap_listen.clone(),
             insecure: self.insecure.then_some(true),
             ..RawSettings::default()
         }

@@ -12,6 +12,7 @@ mod bindings;
 mod cert;
 mod cli;
 mod client_tls;
+mod coap;
 mod credentials;
 mod das;
 mod das_consult;

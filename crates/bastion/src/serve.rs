@@ -183,6 +183,22 @@ async fn run(
         }
         None => None,
     };
+    // The CoAP binding (docs/bindings.md): one UDP socket for requests to this CSE and
+    // for its own requests to `coap://` points of access, whose answers come back to it.
+    let coap = match &settings.coap {
+        Some(c) => {
+            let (binding, transport) = bastion_coap::bind(c.listen, c.config.clone())
+                .await
+                .map_err(|e| {
+                    Failure::Runtime(format!("cannot listen for CoAP on {}: {e}", c.listen))
+                })?;
+            if c.advertise {
+                config.poa.push(binding.listener().point_of_access());
+            }
+            Some((binding, transport))
+        }
+        None => None,
+    };
     let mut schemes = Schemes::http();
     if let (Some((_, transport)), Some(m)) = (&mqtt, &settings.mqtt) {
         schemes.register(m.broker.scheme(), Arc::new(transport.clone()));
@@ -198,6 +214,9 @@ async fn run(
         let transport = Arc::new(bastion_ws::WsTransport::new(ws.hub.clone()));
         schemes.register("ws", transport.clone());
         schemes.register("wss", transport);
+    }
+    if let Some((_, transport)) = &coap {
+        schemes.register("coap", Arc::new(transport.clone()));
     }
     // Forwarding and registration (docs/federation.md): the registrar's client carries
     // the configured credential; another CSE's `https://` point of access is reached
@@ -332,7 +351,16 @@ async fn run(
     // Building a binding fails only if its listener cannot tell its address; the
     // background tasks are stopped below either way.
     let mqtt_binding = mqtt.map(|(binding, _)| binding);
-    let served = match bindings(settings, plain, tls, mqtt_binding, ws, extra_routes) {
+    let coap_binding = coap.map(|(binding, _)| binding);
+    let served = match bindings(
+        settings,
+        plain,
+        tls,
+        mqtt_binding,
+        coap_binding,
+        ws,
+        extra_routes,
+    ) {
         Err(failure) => Some(Err(failure)),
         Ok(bindings) => {
             let serving = bindings
@@ -381,14 +409,15 @@ async fn run(
 }
 
 /// One binding per configured listener, all through the core's [`Binding`] port: plain
-/// HTTP (with the location PIP's receiver on it), HTTP over TLS, MQTT and WebSocket
-/// (plain and over TLS). A further binding (CoAP) is one more `push` of its crate's
-/// `Binding`.
+/// HTTP (with the location PIP's receiver on it), HTTP over TLS, MQTT, CoAP and
+/// WebSocket (plain and over TLS). A further binding is one more `push` of its
+/// crate's `Binding`.
 fn bindings(
     settings: &Settings,
     plain: Option<(tokio::net::TcpListener, SocketAddr)>,
     tls: Option<Tls>,
     mqtt: Option<bastion_mqtt::MqttBinding>,
+    coap: Option<bastion_coap::CoapBinding>,
     ws: Option<WsListeners>,
     extra_routes: axum::Router,
 ) -> Result<Vec<Box<dyn Binding>>, Failure> {
@@ -406,6 +435,9 @@ fn bindings(
     }
     if let Some(mqtt) = mqtt {
         bindings.push(Box::new(mqtt));
+    }
+    if let Some(coap) = coap {
+        bindings.push(Box::new(coap));
     }
     if let Some(ws) = ws {
         if let Some(listener) = ws.plain {

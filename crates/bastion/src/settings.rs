@@ -188,6 +188,10 @@ pub struct RawSettings {
     pub wss_listen: Option<String>,
     /// The rest of `[ws]`: from the configuration file only.
     pub ws: Option<crate::ws::WsSection>,
+    /// `[coap] listen`, flag `--coap-listen`.
+    pub coap_listen: Option<String>,
+    /// The rest of `[coap]`: from the configuration file only.
+    pub coap: Option<crate::coap::CoapSection>,
     /// `[location]` as written (`bastion_location::LocationConfig`): file only.
     pub location: Option<toml::Table>,
     /// `[registrar]` as written: file only.
@@ -240,6 +244,8 @@ impl RawSettings {
             ws_listen: other.ws_listen.or(self.ws_listen),
             wss_listen: other.wss_listen.or(self.wss_listen),
             ws: other.ws.or(self.ws),
+            coap_listen: other.coap_listen.or(self.coap_listen),
+            coap: other.coap.or(self.coap),
             location: other.location.or(self.location),
             registrar: other.registrar.or(self.registrar),
             provisioning: other.provisioning.or(self.provisioning),
@@ -297,6 +303,7 @@ struct FileConfig {
     mqtt: Option<crate::mqtt::MqttSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ws: Option<crate::ws::WsSection>,
+    coap: Option<crate::coap::CoapSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     location: Option<toml::Table>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -584,6 +591,10 @@ impl FileConfig {
                 tls_listen: None,
                 ..w
             }),
+            coap_listen: self.coap.as_ref().and_then(|c| c.listen.clone()),
+            coap: self
+                .coap
+                .map(|c| crate::coap::CoapSection { listen: None, ..c }),
             location: self.location,
             registrar: self.registrar,
             limits: self.limits,
@@ -665,6 +676,8 @@ pub struct Settings {
     pub mqtt: Option<crate::mqtt::MqttSettings>,
     /// The WebSocket listeners (`[ws]`, `--ws-listen`, `--wss-listen`), when configured.
     pub ws: Option<crate::ws::WsSettings>,
+    /// The CoAP binding (`[coap]`, `--coap-listen`), when a listen address is configured.
+    pub coap: Option<crate::coap::CoapSettings>,
     /// The TLS listener, when configured.
     pub tls: Option<TlsSettings>,
     /// `[location]`, checked to parse as `bastion_location::LocationConfig`.
@@ -833,6 +846,9 @@ impl Settings {
         let ws = crate::ws::resolve(raw.ws_listen, raw.wss_listen, raw.ws, &ws_context)
             .map_err(|mut found| problems.append(&mut found))
             .unwrap_or_default();
+        let coap = crate::coap::resolve(raw.coap_listen, raw.coap)
+            .map_err(|mut found| problems.append(&mut found))
+            .unwrap_or_default();
         if !http_enabled {
             problems.extend(plain_listener_off(tls.is_some(), raw.location.is_some()));
         }
@@ -909,6 +925,7 @@ impl Settings {
                 tls,
                 mqtt,
                 ws,
+                coap,
                 location: raw.location,
                 registrar,
                 limits,
@@ -952,6 +969,7 @@ impl Settings {
             tls: None,
             mqtt: None,
             ws: None,
+            coap: None,
             location: None,
             registrar: None,
             limits: crate::limits::Limits::default(),
@@ -1152,6 +1170,10 @@ impl Settings {
                 .as_ref()
                 .map(crate::mqtt::MqttSettings::to_section),
             ws: self.ws.as_ref().map(crate::ws::WsSettings::to_section),
+            coap: self
+                .coap
+                .as_ref()
+                .map(crate::coap::CoapSettings::to_section),
             location: self.location.clone(),
             registrar: self
                 .registrar
@@ -1656,6 +1678,8 @@ mod tests {
             ws_listen: _,
             wss_listen: _,
             ws: _,
+            coap_listen: _,
+            coap: _,
             location: _,
             registrar: _,
             limits,

@@ -127,51 +127,41 @@ pub fn path_of(to: &str) -> String {
     utf8_percent_encode(&raw, PATH).to_string()
 }
 
-fn push(out: &mut Vec<String>, key: &str, value: &str) {
-    out.push(format!(
-        "{}={}",
-        utf8_percent_encode(key, QUERY),
-        utf8_percent_encode(value, QUERY)
-    ));
-}
-
-/// A list parameter is one pair, its values joined by `+` (an encoded space).
-fn push_list<T: ToString>(out: &mut Vec<String>, key: &str, values: &[T]) {
-    if !values.is_empty() {
-        let joined: Vec<String> = values
-            .iter()
-            .map(|v| utf8_percent_encode(&v.to_string(), QUERY).to_string())
-            .collect();
-        out.push(format!("{key}={}", joined.join("+")));
+/// A request's parameters and filter criteria that travel as query parameters
+/// (TS-0009 Table 6.2.2.2-1, TS-0008 6.2.2.3), in order: each key with its values (a
+/// list parameter has several; the others one). Every binding with a query maps these.
+pub fn query_params(req: &Request) -> Vec<(String, Vec<String>)> {
+    let mut q: Vec<(String, Vec<String>)> = Vec::new();
+    let one = |q: &mut Vec<(String, Vec<String>)>, key: &str, value: String| {
+        q.push((key.to_owned(), vec![value]));
+    };
+    fn list<T: ToString>(q: &mut Vec<(String, Vec<String>)>, key: &str, values: &[T]) {
+        if !values.is_empty() {
+            q.push((key.to_owned(), values.iter().map(T::to_string).collect()));
+        }
     }
-}
-
-/// The query string (without `?`) of a request's parameters and filter criteria
-/// (TS-0009 Table 6.2.2.2-1).
-pub fn query_of(req: &Request) -> String {
-    let mut q = Vec::new();
     if let Some(rt) = req.rt {
-        push(&mut q, "rt", &rt.number().to_string());
+        one(&mut q, "rt", rt.number().to_string());
     }
     if let Some(v) = &req.rp {
-        push(&mut q, "rp", v);
+        one(&mut q, "rp", v.clone());
     }
     if let Some(v) = req.rcn {
-        push(&mut q, "rcn", &v.to_string());
+        one(&mut q, "rcn", v.to_string());
     }
     if let Some(v) = req.da {
-        push(&mut q, "da", &v.to_string());
+        one(&mut q, "da", v.to_string());
     }
     if let Some(v) = req.drt {
-        push(&mut q, "drt", &v.to_string());
+        one(&mut q, "drt", v.to_string());
     }
-    push_list(&mut q, "rids", &req.rids);
-    push_list(&mut q, "tids", &req.tids);
-    push_list(&mut q, "ltids", &req.ltids);
+    list(&mut q, "rids", &req.rids);
+    list(&mut q, "tids", &req.tids);
+    list(&mut q, "ltids", &req.ltids);
     if let Some(v) = req.tqi {
-        push(&mut q, "tqi", &v.to_string());
+        one(&mut q, "tqi", v.to_string());
     }
-    push_list(&mut q, "atrl", &req.atrl);
+    list(&mut q, "atrl", &req.atrl);
     let fc = &req.fc;
     for (key, value) in [
         ("fu", fc.fu),
@@ -185,7 +175,7 @@ pub fn query_of(req: &Request) -> String {
         ("ofst", fc.ofst),
     ] {
         if let Some(v) = value {
-            push(&mut q, key, &v.to_string());
+            one(&mut q, key, v.to_string());
         }
     }
     for (key, value) in [
@@ -197,23 +187,39 @@ pub fn query_of(req: &Request) -> String {
         ("exa", fc.exa),
     ] {
         if let Some(t) = value {
-            push(&mut q, key, &t.format());
+            one(&mut q, key, t.format());
         }
     }
-    push_list(&mut q, "ty", &fc.ty);
-    push_list(&mut q, "chty", &fc.chty);
-    push_list(&mut q, "pty", &fc.pty);
-    push_list(&mut q, "lbl", &fc.lbl);
-    push_list(&mut q, "clbl", &fc.clbl);
-    push_list(&mut q, "palb", &fc.palb);
-    push_list(&mut q, "cty", &fc.cty);
+    list(&mut q, "ty", &fc.ty);
+    list(&mut q, "chty", &fc.chty);
+    list(&mut q, "pty", &fc.pty);
+    list(&mut q, "lbl", &fc.lbl);
+    list(&mut q, "clbl", &fc.clbl);
+    list(&mut q, "palb", &fc.palb);
+    list(&mut q, "cty", &fc.cty);
     if let Some(v) = &fc.arp {
-        push(&mut q, "arp", v);
+        one(&mut q, "arp", v.clone());
     }
     for (name, value) in &fc.atr {
-        push(&mut q, name, value);
+        one(&mut q, name, value.clone());
     }
-    q.join("&")
+    q
+}
+
+/// The query string (without `?`) of [`query_params`]: a list parameter is one pair,
+/// its values joined by `+` (an encoded space).
+pub fn query_of(req: &Request) -> String {
+    query_params(req)
+        .iter()
+        .map(|(key, values)| {
+            let joined: Vec<String> = values
+                .iter()
+                .map(|v| utf8_percent_encode(v, QUERY).to_string())
+                .collect();
+            format!("{}={}", utf8_percent_encode(key, QUERY), joined.join("+"))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 fn value_of(name: &'static str, value: &str) -> Result<HeaderValue, EncodeError> {
@@ -522,14 +528,26 @@ fn words(v: &str) -> impl Iterator<Item = String> + '_ {
     v.split(' ').filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
-/// Query parameters (TS-0009 Table 6.2.2.2-1): request parameters, then filter criteria,
-/// then attribute conditions. A single-valued parameter given twice is a bad request.
+/// Query parameters (TS-0009 Table 6.2.2.2-1): `key=value` pairs joined by `&`,
+/// percent-decoded, `+` a space; then [`apply_query_params`].
 pub fn apply_query(req: &mut Request, query: &str) -> Result<(), RequestError> {
-    let mut seen: Vec<String> = Vec::new();
+    let mut pairs = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = decode_component(k)?;
-        let value = decode_component(v)?;
+        pairs.push((decode_component(k)?, decode_component(v)?));
+    }
+    apply_query_params(req, pairs)
+}
+
+/// Decoded query parameters (TS-0009 Table 6.2.2.2-1, TS-0008 6.2.2.3), the values of a
+/// list parameter separated by spaces: request parameters, then filter criteria, then
+/// attribute conditions. A single-valued parameter given twice is a bad request.
+pub fn apply_query_params(
+    req: &mut Request,
+    pairs: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), RequestError> {
+    let mut seen: Vec<String> = Vec::new();
+    for (key, value) in pairs {
         let multi = matches!(
             key.as_str(),
             "rids"

@@ -1,10 +1,11 @@
 //! Conformance cases as data (`data/*.json`, format in `format.rs`): the case format, the
 //! steps every runner shares (variables, checks, reports) and the runners: one through
-//! the core in-process, and one each over the HTTP, the MQTT and the WebSocket bindings
-//! of the real binary.
+//! the core in-process, and one each over the HTTP, the MQTT, the CoAP and the WebSocket
+//! bindings of the real binary.
 
 pub mod format;
 pub mod in_process;
+pub mod over_coap;
 pub mod over_http;
 pub mod over_mqtt;
 pub mod over_ws;
