@@ -534,24 +534,61 @@ async fn garbage_alerts_and_oversized_datagrams_are_ignored() {
     );
 }
 
+/// The largest application datagram goes through in one record, over the MTU (IP
+/// fragments it); one byte more is refused before it reaches OpenSSL.
 #[tokio::test]
-async fn a_datagram_over_the_limit_is_refused_to_the_application() {
+async fn datagrams_up_to_the_limit_are_echoed_and_larger_ones_refused() {
     let f = fixture();
-    let limits = DtlsLimits {
-        max_datagram: 1024,
-        ..DtlsLimits::default()
-    };
-    let mut server = f.server(limits).await;
+    let mut server = f.server(DtlsLimits::default()).await;
     let addr = server.local_addr();
     let client = f.psk_client(KPSA_HEX);
     let (connected, session) = tokio::join!(client.connect("localhost", addr), accept(&mut server));
-    let _connection = connected.unwrap();
-    match session.send(&[0u8; 1025]).await {
+    let mut connection = connected.unwrap();
+    match session.send(&[0u8; 4097]).await {
         Err(DtlsError::TooLarge {
-            len: 1025,
-            max: 1024,
+            len: 4097,
+            max: 4096,
         }) => {}
         other => panic!("expected TooLarge, got {other:?}"),
     }
-    session.send(&[0u8; 1024]).await.unwrap();
+    tokio::spawn(echo(session));
+    let largest: Vec<u8> = (0..4096u32).map(|i| i as u8).collect();
+    assert_eq!(round_trip(&mut connection, &largest).await, largest);
+    assert_eq!(
+        round_trip(&mut connection, b"and after").await,
+        b"and after"
+    );
+}
+
+/// A client that lost its state comes back from the same address and port: its new
+/// ClientHello goes through the cookie exchange and the new association replaces the
+/// old one, whose session then ends (RFC 6347 4.2.8).
+#[tokio::test]
+async fn a_new_handshake_from_the_same_address_replaces_the_association() {
+    let f = fixture();
+    let mut server = f.server(DtlsLimits::default()).await;
+    let addr = server.local_addr();
+    let client = f.psk_client(KPSA_HEX);
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let local = socket.local_addr().unwrap();
+    let (connected, mut first) = tokio::join!(
+        client.connect_on(socket, "localhost", addr),
+        accept(&mut server)
+    );
+    assert_eq!(first.peer(), local);
+    drop(connected.unwrap()); // no close_notify: the client "reboots"
+    let socket = UdpSocket::bind(local).await.unwrap();
+    let (connected, second) = tokio::join!(
+        client.connect_on(socket, "localhost", addr),
+        accept(&mut server)
+    );
+    let mut connection = connected.unwrap();
+    assert_eq!(second.peer(), local);
+    assert_eq!(
+        tokio::time::timeout(WAIT, first.recv()).await.unwrap(),
+        None
+    );
+    tokio::spawn(echo(second));
+    assert_eq!(round_trip(&mut connection, b"again").await, b"again");
+    assert_eq!(server.stats().sessions, 1);
 }

@@ -105,6 +105,16 @@ impl DtlsClient {
             (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
         };
         let socket = UdpSocket::bind(local).await?;
+        self.connect_on(socket, server_name, server).await
+    }
+
+    /// [`DtlsClient::connect`] from `socket` (for instance one bound to a chosen port).
+    pub async fn connect_on(
+        &self,
+        socket: UdpSocket,
+        server_name: &str,
+        server: SocketAddr,
+    ) -> Result<DtlsConnection, DtlsError> {
         socket.connect(server).await?;
         let mut ssl = self
             .connector

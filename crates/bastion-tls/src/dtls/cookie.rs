@@ -329,6 +329,43 @@ mod tests {
         }
     }
 
+    /// Every truncation and single-byte change of a ClientHello, and pseudo-random
+    /// datagrams, parse or are refused without panicking.
+    #[test]
+    fn damaged_and_random_datagrams_never_panic() {
+        let good = hello(5, 1, &[9; 32]);
+        for at in 0..good.len() {
+            for value in [0u8, 1, 0x7f, 0xff] {
+                let mut bad = good.clone();
+                bad[at] = value;
+                if let Some(parsed) = parse_client_hello(&bad) {
+                    let _ = initial_hello(&parsed);
+                    let _ = hello_verify_request(&parsed, &[1; COOKIE_LEN]);
+                }
+            }
+        }
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..600 {
+            let datagram: Vec<u8> = (0..len)
+                .map(|i| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    // Mostly plausible headers, so that parsing goes deep.
+                    match i {
+                        0 => HANDSHAKE,
+                        1 => 0xfe,
+                        13 => CLIENT_HELLO,
+                        _ => state as u8,
+                    }
+                })
+                .collect();
+            if let Some(parsed) = parse_client_hello(&datagram) {
+                let _ = initial_hello(&parsed);
+            }
+        }
+    }
+
     #[test]
     fn the_initial_hello_is_the_same_message_without_cookie_one_record_earlier() {
         let second = hello(5, 1, &[9; 32]);

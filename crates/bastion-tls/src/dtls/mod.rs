@@ -36,6 +36,12 @@
 //! from the same address, server dropped). Dropping a session closes it (close_notify).
 //! [`DtlsClient`] is the other end, for tests and the CSE's own outbound `coaps` requests.
 //!
+//! Revocation is the [`TlsServer`]'s: whoever owns it calls
+//! [`TlsServer::refresh_revocation`] periodically (as `bastion serve` does for TLS), and
+//! the binding asks [`Association::originator`] before every request (4107 when
+//! revoked, then drops the session). A server-authenticated association
+//! (`peer_http_authentication`) has no originator over DTLS: fail closed.
+//!
 //! Protection against spoofed and abandoned handshakes ([`DtlsLimits`]): the cookie
 //! exchange is stateless, so a source address must answer before any state exists; then
 //! at most `max_pending_handshakes` handshakes run at once, each for at most
@@ -62,7 +68,8 @@ use crate::server::{HandshakeError, TlsServer};
 
 pub use client::{DtlsClient, DtlsConnection};
 
-/// How much a DTLS server lets peers hold (docs/configuration.md, `[coap.dtls]`).
+/// How much a DTLS server lets peers hold; the defaults are explained in docs/security.md
+/// ("DTLS") and docs/decisions.md.
 #[derive(Debug, Clone)]
 pub struct DtlsLimits {
     /// Handshakes past the cookie exchange and not yet finished, at once.
