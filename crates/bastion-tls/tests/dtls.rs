@@ -27,7 +27,7 @@ const SERVER_ID: &str = "//acme.example.com/id-in";
 const WAIT: Duration = Duration::from_secs(10);
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     registry: Arc<CredentialRegistry>,
     ca: CertAndKey,
     server_cert: CertAndKey,
@@ -58,7 +58,7 @@ fn fixture() -> Fixture {
     let client_cert =
         certs::issue(&ca, &Subject::onem2m(AE_ID).unwrap(), Validity::days(2)).unwrap();
     Fixture {
-        _dir: dir,
+        dir,
         registry,
         ca,
         server_cert,
@@ -234,6 +234,51 @@ async fn openssl_s_client_psk_ccm8_is_echoed_and_bound_to_the_ae_id() {
     let (echoed, text) = client.await.unwrap();
     assert!(echoed, "{text}");
     assert!(text.contains("Cipher is PSK-AES128-CCM8"), "{text}");
+}
+
+#[tokio::test]
+async fn openssl_s_client_certificate_ccm8_is_echoed_and_bound_to_the_san_uri() {
+    if !openssl_available() {
+        return;
+    }
+    let f = fixture();
+    let dir = f.dir.path().to_owned();
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let cert = write("client.pem", &f.client_cert.cert_pem);
+    let key = write("client.key", &f.client_cert.key_pem);
+    let ca = write("ca.pem", &f.ca.cert_pem);
+    let mut server = f.server(DtlsLimits::default()).await;
+    let connect = server.local_addr().to_string();
+    let client = tokio::task::spawn_blocking(move || {
+        s_client_echo(
+            &connect,
+            &[
+                "-servername",
+                "localhost",
+                "-cert",
+                &cert,
+                "-key",
+                &key,
+                "-CAfile",
+                &ca,
+                "-verify_return_error",
+                "-cipher",
+                "ECDHE-ECDSA-AES128-CCM8",
+            ],
+            "hello with a certificate",
+        )
+    });
+    let session = accept(&mut server).await;
+    assert_eq!(session.association().originator(), Ok(AE_ID));
+    tokio::spawn(echo(session));
+    let (echoed, text) = client.await.unwrap();
+    assert!(echoed, "{text}");
+    assert!(text.contains("Cipher is ECDHE-ECDSA-AES128-CCM8"), "{text}");
+    assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
 }
 
 #[tokio::test]
