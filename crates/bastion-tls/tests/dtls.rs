@@ -637,3 +637,69 @@ async fn a_new_handshake_from_the_same_address_replaces_the_association() {
     assert_eq!(round_trip(&mut connection, b"again").await, b"again");
     assert_eq!(server.stats().sessions, 1);
 }
+
+/// Drives a handshake of an arbitrary OpenSSL client configuration over UDP: `Ok` with
+/// the negotiated version, or OpenSSL's reason for the failure.
+async fn raw_handshake(server: SocketAddr, connector: SslConnector) -> Result<String, String> {
+    let ssl = connector
+        .configure()
+        .unwrap()
+        .into_ssl("localhost")
+        .unwrap();
+    let mut stream = SslStream::new(ssl, Queue::default()).unwrap();
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.connect(server).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let result = stream.connect();
+        for d in std::mem::take(&mut stream.get_mut().outbound) {
+            socket.send(&d).await.unwrap();
+        }
+        match result {
+            Ok(()) => return Ok(stream.ssl().version_str().to_owned()),
+            Err(e) if e.code() == ErrorCode::WANT_READ => {}
+            Err(e) => {
+                let reason = e
+                    .ssl_error()
+                    .and_then(|s| s.errors().first())
+                    .and_then(|e| e.reason())
+                    .unwrap_or("?");
+                return Err(reason.to_owned());
+            }
+        }
+        assert!(Instant::now() < deadline, "handshake stalled");
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(100), socket.recv(&mut buf)).await
+        {
+            stream.get_mut().inbound.push_back(buf[..n].to_vec());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_dtls_1_0_client_is_refused() {
+    let f = fixture();
+    let mut server = f.server(DtlsLimits::default()).await;
+    let addr = server.local_addr();
+    let mut b = SslConnector::builder(SslMethod::dtls_client()).unwrap();
+    b.set_min_proto_version(Some(openssl::ssl::SslVersion::DTLS1))
+        .unwrap();
+    b.set_max_proto_version(Some(openssl::ssl::SslVersion::DTLS1))
+        .unwrap();
+    b.set_security_level(0);
+    b.set_cipher_list("PSK-AES128-CBC-SHA").unwrap();
+    b.set_psk_client_callback(|_, _, id, psk| {
+        id[..KPSA_ID.len()].copy_from_slice(KPSA_ID.as_bytes());
+        id[KPSA_ID.len()] = 0;
+        psk[..16].copy_from_slice(&PskKey::from_hex(KPSA_HEX).unwrap().expose()[..16]);
+        Ok(16)
+    });
+    let outcome = raw_handshake(addr, b.build()).await;
+    assert_eq!(outcome, Err("tlsv1 alert protocol version".to_owned()));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), server.accept())
+            .await
+            .is_err()
+    );
+}
