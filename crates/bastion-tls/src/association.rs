@@ -1,7 +1,7 @@
 //! An established security association as every binding over it sees it: the identity
 //! the association authenticated, and whether it may still be used. The one place that
 //! turns a handshake's outcome into the originator identity a binding hands the core
-//! (HTTPS today; DTLS for CoAP and TLS for MQTT and WebSocket reuse it):
+//! (HTTPS and DTLS sessions, `crate::dtls`, today; TLS for MQTT and WebSocket reuse it):
 //!
 //! ```text
 //!   handshake ─► TlsServer::identity_of: PSK identity ─► registry ─► binding (AE/CSE-ID)

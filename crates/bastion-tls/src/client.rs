@@ -1,7 +1,8 @@
 //! The TLS client side of a security association (Entity A, TS-0003 8.2.1): a PSK client
 //! (KpsaID + Kpsa, 8.2.2.1) or a certificate client (own chain and key, trust anchors for
 //! the server, optional expected server CSE-ID, 8.1.2.2). Used by `bastion req`, the CSE's
-//! registrar and peer-CSE clients, and tests.
+//! registrar and peer-CSE clients, and tests. The connector configuration here also
+//! serves the DTLS client ([`crate::dtls::DtlsClient`]).
 
 use std::pin::Pin;
 
@@ -14,7 +15,10 @@ use tokio_openssl::SslStream;
 
 use crate::credentials::{validate_kpsa_id, CredentialError, PskKey};
 use crate::identity;
-use crate::server::{HandshakeError, TlsConfigError, ECDSA_CIPHERS, PSK_CIPHERS, TLS13_SUITES};
+use crate::server::{
+    HandshakeError, TlsConfigError, Transport, DTLS_ECDSA_CIPHERS, DTLS_PSK_CIPHERS, ECDSA_CIPHERS,
+    PSK_CIPHERS, TLS13_SUITES,
+};
 
 /// A TLS protocol version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,10 +85,26 @@ impl From<openssl::error::ErrorStack> for ClientConfigError {
 fn base(
     options: &ClientOptions,
     default_ciphers: &str,
+    transport: Transport,
 ) -> Result<openssl::ssl::SslConnectorBuilder, ClientConfigError> {
-    let mut b = SslConnector::builder(SslMethod::tls_client())?;
-    b.set_min_proto_version(Some(options.min_version.unwrap_or(TlsVersion::Tls12).ssl()))?;
-    b.set_max_proto_version(Some(options.max_version.unwrap_or(TlsVersion::Tls13).ssl()))?;
+    let mut b = match transport {
+        Transport::Tls => {
+            let mut b = SslConnector::builder(SslMethod::tls_client())?;
+            let min = options.min_version.unwrap_or(TlsVersion::Tls12).ssl();
+            b.set_min_proto_version(Some(min))?;
+            let max = options.max_version.unwrap_or(TlsVersion::Tls13).ssl();
+            b.set_max_proto_version(Some(max))?;
+            b
+        }
+        Transport::Dtls => {
+            let mut b = SslConnector::builder(SslMethod::dtls_client())?;
+            b.set_min_proto_version(Some(SslVersion::DTLS1_2))?;
+            b.set_max_proto_version(Some(SslVersion::DTLS1_2))?;
+            // No socket for OpenSSL to query: the MTU is set per connection.
+            b.set_options(openssl::ssl::SslOptions::NO_QUERY_MTU);
+            b
+        }
+    };
     b.set_cipher_list(options.tls12_ciphers.as_deref().unwrap_or(default_ciphers))?;
     b.set_ciphersuites(options.tls13_suites.as_deref().unwrap_or(TLS13_SUITES))?;
     b.set_groups_list("P-256:X25519:P-384")?;
@@ -104,7 +124,12 @@ impl TlsClient {
         options: &ClientOptions,
     ) -> Result<Self, ClientConfigError> {
         validate_kpsa_id(kpsa_id)?;
-        Self::psk_client(kpsa_id, key, options)
+        Ok(Self::with(psk_connector(
+            kpsa_id,
+            key,
+            options,
+            Transport::Tls,
+        )?))
     }
 
     /// A PSK client presenting an identity that is not a KpsaID: one that names a key
@@ -117,40 +142,20 @@ impl TlsClient {
         key: PskKey,
         options: &ClientOptions,
     ) -> Result<Self, ClientConfigError> {
-        if identity.is_empty()
-            || identity.len() > 128
-            || !identity.bytes().all(|b| b.is_ascii_graphic())
-        {
-            return Err(CredentialError::InvalidPskIdentity(identity.to_owned()).into());
-        }
-        Self::psk_client(identity, key, options)
+        validate_key_server_identity(identity)?;
+        Ok(Self::with(psk_connector(
+            identity,
+            key,
+            options,
+            Transport::Tls,
+        )?))
     }
 
-    fn psk_client(
-        kpsa_id: &str,
-        key: PskKey,
-        options: &ClientOptions,
-    ) -> Result<Self, ClientConfigError> {
-        let mut b = base(options, PSK_CIPHERS)?;
-        // No certificate is involved in a PSK handshake; TLS 1.3 falls back to
-        // certificates only if the server ignores the PSK, which must then fail.
-        b.set_verify(SslVerifyMode::PEER);
-        let identity = kpsa_id.as_bytes().to_vec();
-        b.set_psk_client_callback(move |_ssl, _hint, id_out, psk_out| {
-            // OpenSSL reads the identity as a C string: NUL-terminate it.
-            let key = key.expose();
-            if identity.len() + 1 > id_out.len() || key.len() > psk_out.len() {
-                return Ok(0);
-            }
-            id_out[..identity.len()].copy_from_slice(&identity);
-            id_out[identity.len()] = 0;
-            psk_out[..key.len()].copy_from_slice(key);
-            Ok(key.len())
-        });
-        Ok(Self {
-            connector: b.build(),
+    fn with(connector: SslConnector) -> Self {
+        Self {
+            connector,
             expected_server: None,
-        })
+        }
     }
 
     /// A certificate client: `chain_pem` (leaf first) and `key_pem` are its own,
@@ -164,33 +169,15 @@ impl TlsClient {
         expected_server_id: Option<&str>,
         options: &ClientOptions,
     ) -> Result<Self, ClientConfigError> {
-        let mut b = base(options, ECDSA_CIPHERS)?;
-        let mut chain = X509::stack_from_pem(chain_pem.as_bytes())
-            .map_err(|_| TlsConfigError::Pem("client certificate chain"))?
-            .into_iter();
-        let leaf = chain
-            .next()
-            .ok_or(TlsConfigError::Pem("client certificate chain"))?;
-        let key = PKey::private_key_from_pem(key_pem.as_bytes())
-            .map_err(|_| TlsConfigError::Pem("client private key"))?;
-        b.set_certificate(&leaf)?;
-        b.set_private_key(&key)?;
-        for extra in chain {
-            b.add_extra_chain_cert(extra)?;
-        }
-        b.check_private_key()?;
-        let mut store = X509StoreBuilder::new()?;
-        for anchor in X509::stack_from_pem(trust_anchors_pem.as_bytes())
-            .map_err(|_| TlsConfigError::Pem("trust anchor"))?
-        {
-            store.add_cert(anchor)?;
-        }
-        b.set_cert_store(store.build());
-        b.set_verify_callback(SslVerifyMode::PEER, |preverify_ok, ctx| {
-            preverify_ok && ctx.current_cert().is_some_and(crate::strength::acceptable)
-        });
+        let connector = certificate_connector(
+            chain_pem,
+            key_pem,
+            trust_anchors_pem,
+            options,
+            Transport::Tls,
+        )?;
         Ok(Self {
-            connector: b.build(),
+            connector,
             expected_server: expected_server_id.map(str::to_owned),
         })
     }
@@ -208,19 +195,110 @@ impl TlsClient {
             .connect()
             .await
             .map_err(|e| HandshakeError::from_ssl(&e))?;
-        if let Some(expected) = &self.expected_server {
-            let named = stream
-                .ssl()
-                .peer_certificate()
-                .and_then(|c| identity::binding_from_certificate(&c).ok());
-            if named.as_ref().map(|b| b.originator()) != Some(expected.as_str()) {
-                return Err(HandshakeError::ServerIdentityMismatch {
-                    expected: expected.clone(),
-                });
-            }
-        }
+        check_server_identity(stream.ssl(), self.expected_server.as_deref())?;
         Ok(stream)
     }
+}
+
+/// A key-server PSK identity (GBA): 1 to 128 bytes of printable ASCII.
+pub(crate) fn validate_key_server_identity(identity: &str) -> Result<(), CredentialError> {
+    if identity.is_empty()
+        || identity.len() > 128
+        || !identity.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(CredentialError::InvalidPskIdentity(identity.to_owned()));
+    }
+    Ok(())
+}
+
+/// 8.1.2.2 step 2: the server certificate names `expected` (when given) in a SAN URI.
+pub(crate) fn check_server_identity(
+    ssl: &openssl::ssl::SslRef,
+    expected: Option<&str>,
+) -> Result<(), HandshakeError> {
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    let named = ssl
+        .peer_certificate()
+        .and_then(|c| identity::binding_from_certificate(&c).ok());
+    if named.as_ref().map(|b| b.originator()) != Some(expected) {
+        return Err(HandshakeError::ServerIdentityMismatch {
+            expected: expected.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The connector of a PSK client presenting `identity` with `key` over `transport`.
+pub(crate) fn psk_connector(
+    identity: &str,
+    key: PskKey,
+    options: &ClientOptions,
+    transport: Transport,
+) -> Result<SslConnector, ClientConfigError> {
+    let default_ciphers = match transport {
+        Transport::Tls => PSK_CIPHERS,
+        Transport::Dtls => DTLS_PSK_CIPHERS,
+    };
+    let mut b = base(options, default_ciphers, transport)?;
+    // No certificate is involved in a PSK handshake; TLS 1.3 falls back to
+    // certificates only if the server ignores the PSK, which must then fail.
+    b.set_verify(SslVerifyMode::PEER);
+    let identity = identity.as_bytes().to_vec();
+    b.set_psk_client_callback(move |_ssl, _hint, id_out, psk_out| {
+        // OpenSSL reads the identity as a C string: NUL-terminate it.
+        let key = key.expose();
+        if identity.len() + 1 > id_out.len() || key.len() > psk_out.len() {
+            return Ok(0);
+        }
+        id_out[..identity.len()].copy_from_slice(&identity);
+        id_out[identity.len()] = 0;
+        psk_out[..key.len()].copy_from_slice(key);
+        Ok(key.len())
+    });
+    Ok(b.build())
+}
+
+/// The connector of a certificate client with its own chain and key, validating the
+/// server against `trust_anchors_pem`, over `transport`.
+pub(crate) fn certificate_connector(
+    chain_pem: &str,
+    key_pem: &str,
+    trust_anchors_pem: &str,
+    options: &ClientOptions,
+    transport: Transport,
+) -> Result<SslConnector, ClientConfigError> {
+    let default_ciphers = match transport {
+        Transport::Tls => ECDSA_CIPHERS,
+        Transport::Dtls => DTLS_ECDSA_CIPHERS,
+    };
+    let mut b = base(options, default_ciphers, transport)?;
+    let mut chain = X509::stack_from_pem(chain_pem.as_bytes())
+        .map_err(|_| TlsConfigError::Pem("client certificate chain"))?
+        .into_iter();
+    let leaf = chain
+        .next()
+        .ok_or(TlsConfigError::Pem("client certificate chain"))?;
+    let key = PKey::private_key_from_pem(key_pem.as_bytes())
+        .map_err(|_| TlsConfigError::Pem("client private key"))?;
+    b.set_certificate(&leaf)?;
+    b.set_private_key(&key)?;
+    for extra in chain {
+        b.add_extra_chain_cert(extra)?;
+    }
+    b.check_private_key()?;
+    let mut store = X509StoreBuilder::new()?;
+    for anchor in X509::stack_from_pem(trust_anchors_pem.as_bytes())
+        .map_err(|_| TlsConfigError::Pem("trust anchor"))?
+    {
+        store.add_cert(anchor)?;
+    }
+    b.set_cert_store(store.build());
+    b.set_verify_callback(SslVerifyMode::PEER, |preverify_ok, ctx| {
+        preverify_ok && ctx.current_cert().is_some_and(crate::strength::acceptable)
+    });
+    Ok(b.build())
 }
 
 #[cfg(test)]

@@ -30,12 +30,14 @@
 //! [`secret::read_secret`] only; key files at rest are [`sealed`] files (the credential
 //! store's and `bastion-keystore`'s encrypted file).
 //!
-//! No DTLS yet (tokio-openssl has no datagram support); see docs/security.md.
+//! DTLS 1.2 over UDP ([`dtls`], for CoAP) makes its connections from the same
+//! [`TlsServer`] contexts and gets the same [`Association`]s; see docs/security.md.
 
 pub mod association;
 pub mod certs;
 pub mod client;
 pub mod credentials;
+pub mod dtls;
 pub mod exporter;
 pub mod identity;
 pub mod peer_http;
@@ -53,6 +55,7 @@ pub use client::{ClientConfigError, ClientOptions, TlsClient, TlsVersion};
 pub use credentials::{
     CredentialError, CredentialInfo, CredentialKind, CredentialRegistry, PeerPsk, PskKey, StoreKey,
 };
+pub use dtls::{DtlsClient, DtlsConnection, DtlsError, DtlsLimits, DtlsServer, DtlsSession};
 pub use exporter::{ExportError, ExportedKey};
 pub use identity::{Binding, Framework, IdentityError, NiDigest, PeerIdentity};
 pub use remote_psk::{RemotePsk, RemotePskSource, RemotePskSources};

@@ -1,6 +1,9 @@
 //! The TLS server side of a security association (Entity B, TS-0003 8.2.1): builds the
-//! OpenSSL acceptor for a listener from [`ServerSettings`] and runs handshakes, returning
-//! each stream with the [`PeerIdentity`] it is bound to.
+//! OpenSSL contexts for a listener from [`ServerSettings`] and runs handshakes, returning
+//! each stream with the [`PeerIdentity`] it is bound to. It is the one home of the
+//! context configuration (profile, PSK callback, client certificate verification, SNI,
+//! CRLs) and of identity extraction, for TLS over TCP here and for DTLS over UDP
+//! ([`crate::dtls`], which asks this server for its contexts and associations).
 //!
 //! Profile (10.2): TLS 1.2 with the PSK suites (TLS_PSK_WITH_AES_128_CBC_SHA256 mandatory,
 //! GCM, CCM_8) and the ECDHE-ECDSA suites (TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256
@@ -32,6 +35,7 @@ use zeroize::Zeroizing;
 
 use crate::association::Association;
 use crate::credentials::CredentialRegistry;
+use crate::dtls::cookie::PeerCookie;
 use crate::identity::{self, Binding, Framework, IdentityError, PeerIdentity, RevocationKey};
 use crate::remote_psk::RemotePskSource;
 use crate::strength;
@@ -46,6 +50,13 @@ pub const PSK_CIPHERS: &str = "PSK-AES128-GCM-SHA256:PSK-AES128-CBC-SHA256:PSK-A
 /// in the same order of preference as [`PSK_CIPHERS`].
 pub const ECDSA_CIPHERS: &str =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-CCM8";
+/// DTLS 1.2 PSK suites (10.2: same suites as TLS 1.2; `PSK-AES128-CCM8` is the mandatory
+/// one over DTLS). The same list and order as [`PSK_CIPHERS`]: the server's preference
+/// decides, and constrained clients offer only CCM_8 anyway.
+pub const DTLS_PSK_CIPHERS: &str = PSK_CIPHERS;
+/// DTLS 1.2 certificate suites (10.2; `ECDHE-ECDSA-AES128-CCM8` is the mandatory one
+/// over DTLS), as [`ECDSA_CIPHERS`].
+pub const DTLS_ECDSA_CIPHERS: &str = ECDSA_CIPHERS;
 /// TLS 1.3 suites: OpenSSL's defaults plus CCM_8, which OpenSSL leaves out.
 pub const TLS13_SUITES: &str = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_CCM_8_SHA256";
 
@@ -202,11 +213,43 @@ fn fetch_remote_psk(
     source?.fetch(identity)
 }
 
-/// A configured TLS listener.
+/// The transport a context is built for (10.2): TLS over TCP or DTLS over UDP. Both get
+/// the same callbacks, trust store and suites; only versions and datagram options differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// TLS 1.2 (and 1.3 unless disabled) over TCP.
+    Tls,
+    /// DTLS 1.2 over UDP, with the cookie exchange.
+    Dtls,
+}
+
+impl Transport {
+    fn server_method(self) -> SslMethod {
+        match self {
+            Self::Tls => SslMethod::tls_server(),
+            Self::Dtls => SslMethod::dtls_server(),
+        }
+    }
+}
+
+/// The contexts of one configuration, swapped together when a CRL file changes.
+struct Contexts {
+    tls: SslContext,
+    dtls: SslContext,
+}
+
+/// The per-connection ex-data slots the context callbacks read and write.
+#[derive(Clone, Copy)]
+struct Indexes {
+    psk: Index<Ssl, PskMatch>,
+    cookie: Index<Ssl, PeerCookie>,
+}
+
+/// A configured TLS (and DTLS) listener configuration.
 pub struct TlsServer {
     /// Rebuilt, and swapped, when a CRL file changes ([`TlsServer::reload_crls_if_changed`]).
-    acceptor: RwLock<SslAcceptor>,
-    psk_index: Index<Ssl, PskMatch>,
+    contexts: RwLock<Contexts>,
+    indexes: Indexes,
     registry: Arc<CredentialRegistry>,
     settings: ServerSettings,
     crls: Mutex<CrlWatch>,
@@ -254,14 +297,21 @@ fn apply_profile(
     b: &mut SslContextBuilder,
     settings: &ServerSettings,
     cert: Option<&ServerCertificate>,
+    transport: Transport,
 ) -> Result<(), TlsConfigError> {
-    b.set_min_proto_version(Some(SslVersion::TLS1_2))?;
-    let max = if settings.disable_tls13 {
-        SslVersion::TLS1_2
-    } else {
-        SslVersion::TLS1_3
+    let (min, max) = match transport {
+        Transport::Tls if settings.disable_tls13 => (SslVersion::TLS1_2, SslVersion::TLS1_2),
+        Transport::Tls => (SslVersion::TLS1_2, SslVersion::TLS1_3),
+        Transport::Dtls => (SslVersion::DTLS1_2, SslVersion::DTLS1_2),
     };
+    b.set_min_proto_version(Some(min))?;
     b.set_max_proto_version(Some(max))?;
+    if transport == Transport::Dtls {
+        // Cookies (RFC 6347 4.2.1) are checked by `dtls::cookie` before any state exists;
+        // OpenSSL re-checks them through the callbacks of `build_context`. The MTU is set
+        // per connection (`DtlsLimits::mtu`): there is no socket for OpenSSL to query.
+        b.set_options(SslOptions::COOKIE_EXCHANGE | SslOptions::NO_QUERY_MTU);
+    }
     let mut ciphers = Vec::new();
     if settings.psk {
         ciphers.push(PSK_CIPHERS);
@@ -363,12 +413,15 @@ impl TlsServer {
         {
             return Err(TlsConfigError::PeerHttpWithoutServerOnlyTls);
         }
-        let psk_index = Ssl::new_ex_index::<PskMatch>()?;
-        let acceptor = build_acceptor(settings, &registry, psk_index)?;
+        let indexes = Indexes {
+            psk: Ssl::new_ex_index::<PskMatch>()?,
+            cookie: Ssl::new_ex_index::<PeerCookie>()?,
+        };
+        let contexts = build_contexts(settings, &registry, indexes)?;
         let (revoked, next_updates) = load_crls(&settings.crl_files)?;
         let server = Self {
-            acceptor: RwLock::new(acceptor),
-            psk_index,
+            contexts: RwLock::new(contexts),
+            indexes,
             registry,
             settings: settings.clone(),
             crls: Mutex::new(CrlWatch {
@@ -395,9 +448,9 @@ impl TlsServer {
         let stamps = crl_stamps(&self.settings.crl_files);
         let changed = lock(&self.crls).stamps != stamps;
         if changed {
-            let acceptor = build_acceptor(&self.settings, &self.registry, self.psk_index)?;
+            let contexts = build_contexts(&self.settings, &self.registry, self.indexes)?;
             let (revoked, next_updates) = load_crls(&self.settings.crl_files)?;
-            *self.acceptor.write().unwrap_or_else(|e| e.into_inner()) = acceptor;
+            *self.contexts.write().unwrap_or_else(|e| e.into_inner()) = contexts;
             *self.revoked.write().unwrap_or_else(|e| e.into_inner()) = revoked;
             let mut watch = lock(&self.crls);
             watch.stamps = stamps;
@@ -499,11 +552,11 @@ impl TlsServer {
 
     async fn handshake(&self, tcp: TcpStream) -> Result<SslStream<TcpStream>, HandshakeError> {
         let context = self
-            .acceptor
+            .contexts
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .context()
-            .to_owned();
+            .tls
+            .clone();
         let ssl = Ssl::new(&context)?;
         let mut stream = SslStream::new(ssl, tcp)?;
         Pin::new(&mut stream)
@@ -523,18 +576,41 @@ impl TlsServer {
         tcp: TcpStream,
     ) -> Result<(SslStream<TcpStream>, Association), HandshakeError> {
         let stream = self.handshake(tcp).await?;
-        let ssl = stream.ssl();
+        let association = self.association_of(stream.ssl())?;
+        Ok((stream, association))
+    }
+
+    /// The association a completed server handshake on `ssl` (TLS or DTLS) established:
+    /// the identity it is bound to, refused when its credential is revoked.
+    pub(crate) fn association_of(
+        self: &Arc<Self>,
+        ssl: &openssl::ssl::SslRef,
+    ) -> Result<Association, HandshakeError> {
         if self.settings.peer_http_authentication
-            && ssl.ex_data(self.psk_index).is_none()
+            && ssl.ex_data(self.indexes.psk).is_none()
             && ssl.peer_certificate().is_none()
         {
-            return Ok((stream, Association::per_request_http(self.clone())));
+            return Ok(Association::per_request_http(self.clone()));
         }
         let identity = self.identity_of(ssl)?;
         if self.registry.is_revoked(identity.credential()) {
             return Err(HandshakeError::Revoked(identity.credential().to_owned()));
         }
-        Ok((stream, Association::new(self.clone(), identity)))
+        Ok(Association::new(self.clone(), identity))
+    }
+
+    /// A new server connection on the current DTLS context, carrying the peer address its
+    /// cookie callbacks check.
+    pub(crate) fn dtls_ssl(&self, cookie: PeerCookie) -> Result<Ssl, ErrorStack> {
+        let context = self
+            .contexts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .dtls
+            .clone();
+        let mut ssl = Ssl::new(&context)?;
+        ssl.set_ex_data(self.indexes.cookie, cookie);
+        Ok(ssl)
     }
 
     /// The credential store this server looks credentials up in.
@@ -543,7 +619,7 @@ impl TlsServer {
     }
 
     fn identity_of(&self, ssl: &openssl::ssl::SslRef) -> Result<PeerIdentity, HandshakeError> {
-        if let Some(m) = ssl.ex_data(self.psk_index) {
+        if let Some(m) = ssl.ex_data(self.indexes.psk) {
             let identity = PeerIdentity::new(Framework::Psk, m.kpsa_id.clone(), m.binding.clone());
             return Ok(if m.remote {
                 identity.with_remote_psk()
@@ -573,14 +649,33 @@ impl TlsServer {
     }
 }
 
-/// The OpenSSL acceptor for `settings`; CRL files are read now.
-fn build_acceptor(
+/// The TLS and DTLS contexts for `settings`; CRL files are read now.
+fn build_contexts(
     settings: &ServerSettings,
     registry: &Arc<CredentialRegistry>,
-    psk_index: Index<Ssl, PskMatch>,
-) -> Result<SslAcceptor, TlsConfigError> {
-    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
-    apply_profile(&mut b, settings, settings.server_certificates.first())?;
+    indexes: Indexes,
+) -> Result<Contexts, TlsConfigError> {
+    Ok(Contexts {
+        tls: build_context(settings, registry, indexes, Transport::Tls)?,
+        dtls: build_context(settings, registry, indexes, Transport::Dtls)?,
+    })
+}
+
+/// The OpenSSL server context for `settings` over `transport`.
+fn build_context(
+    settings: &ServerSettings,
+    registry: &Arc<CredentialRegistry>,
+    indexes: Indexes,
+    transport: Transport,
+) -> Result<SslContext, TlsConfigError> {
+    let psk_index = indexes.psk;
+    let mut b = SslAcceptor::mozilla_intermediate_v5(transport.server_method())?;
+    apply_profile(
+        &mut b,
+        settings,
+        settings.server_certificates.first(),
+        transport,
+    )?;
 
     // SNI: one context per further certificate; every context carries the same
     // profile and trust store because OpenSSL verifies with the switched context.
@@ -589,8 +684,11 @@ fn build_acceptor(
         let ctx = if i == 0 {
             None
         } else {
-            let mut cb = SslContext::builder(SslMethod::tls_server())?;
-            apply_profile(&mut cb, settings, Some(cert))?;
+            let mut cb = SslContext::builder(transport.server_method())?;
+            apply_profile(&mut cb, settings, Some(cert), transport)?;
+            if transport == Transport::Dtls {
+                crate::dtls::cookie::install_callbacks(&mut cb, indexes.cookie);
+            }
             Some(cb.build())
         };
         for name in &cert.server_names {
@@ -665,7 +763,10 @@ fn build_acceptor(
         b.set_verify(SslVerifyMode::NONE);
     }
 
-    Ok(b.build())
+    if transport == Transport::Dtls {
+        crate::dtls::cookie::install_callbacks(&mut b, indexes.cookie);
+    }
+    Ok(b.build().into_context())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
