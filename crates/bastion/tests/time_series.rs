@@ -58,3 +58,44 @@ async fn ts0001_10_2_4_29_a_missing_data_point_is_notified_to_the_subscriber() {
     assert!(ts["mdc"].as_u64().is_some_and(|n| n >= 1), "{ts}");
     assert_eq!(ts["cni"], 1);
 }
+
+#[tokio::test]
+async fn ts0001_9_6_37_counters_dgt_index_and_state_tag_survive_a_restart() {
+    let mut s = Server::start();
+    let ae = s.ae("Cowner").await;
+    let ts = json!({"m2m:ts": {"rn": "ts", "mni": 2}});
+    s.create(&ae, "Cowner", 29, ts).await.expect(2001);
+    let path = format!("{ae}/ts");
+    let base = now().0 - 100;
+    for i in 0..3 {
+        let dgt = Timestamp(base + i).format();
+        let point = json!({"m2m:tsi": {"rn": format!("p{i}"), "dgt": dgt, "con": "ab"}});
+        s.create(&path, "Cowner", 30, point).await.expect(2001);
+    }
+    let before = s.get(&path, "Cowner").await.inner("m2m:ts").clone();
+    assert_eq!(
+        (before["cni"].clone(), before["cbs"].clone()),
+        (json!(2), json!(4))
+    );
+    assert_eq!(before["st"], 3);
+    s.restart();
+    let after = s.get(&path, "Cowner").await;
+    after.expect(2000);
+    let after = after.inner("m2m:ts");
+    assert_eq!(
+        (
+            after["cni"].clone(),
+            after["cbs"].clone(),
+            after["st"].clone()
+        ),
+        (json!(2), json!(4), json!(3))
+    );
+    // The evicted point's time is free; a held one is still refused.
+    let held = json!({"m2m:tsi": {"dgt": Timestamp(base + 2).format(), "con": "x"}});
+    s.create(&path, "Cowner", 30, held).await.expect(4105);
+    let freed = json!({"m2m:tsi": {"dgt": Timestamp(base).format(), "con": "x"}});
+    s.create(&path, "Cowner", 30, freed).await.expect(2001);
+    let la = s.get(&format!("{path}/la"), "Cowner").await;
+    la.expect(2000);
+    assert_eq!(la.inner("m2m:tsi")["dgt"], json!(Timestamp(base).format()));
+}
