@@ -50,10 +50,6 @@ impl ResourceKind for TimeSeries {
         Ok(())
     }
 
-    fn check_content(&self, content: &Map<String, Value>) -> Result<(), RequestError> {
-        check_periodicity(content)
-    }
-
     fn initial_attrs(&self, attrs: &mut Map<String, Value>) {
         attrs.insert("st".into(), Value::from(0));
         attrs.insert("cni".into(), Value::from(0));
@@ -64,14 +60,18 @@ impl ResourceKind for TimeSeries {
     }
 
     /// An empty index with an empty series: instances are indexed as they are created
-    /// or, at start-up, streamed in after every node is loaded (`load.rs`).
+    /// or, at start-up, streamed in after every node is loaded (`load.rs`). A CREATE
+    /// must keep the periodicity rules.
     fn derive(
         &self,
         _cx: &Derive,
         _ty: ResourceType,
-        _attrs: &mut Map<String, Value>,
-        _mode: Mode,
+        attrs: &mut Map<String, Value>,
+        mode: Mode,
     ) -> Result<TypeState, RequestError> {
+        if mode == Mode::Write {
+            check_periodicity(attrs)?;
+        }
         Ok(TypeState::Container(Box::new(ContainerState {
             series: Some(Box::default()),
             ..ContainerState::default()
@@ -117,10 +117,16 @@ impl ResourceKind for TimeSeries {
         if switched_on {
             node.attrs.insert("mdlt".into(), Value::Array(Vec::new()));
         }
+        let before = node.attrs.get("mdc").cloned();
         trim_missing(&mut node.attrs);
+        let record_changed = switched_on || node.attrs.get("mdc") != before.as_ref();
         Written {
             ops: write_limits(node),
-            also_modified: &["st", "mdlt", "mdc"],
+            also_modified: if record_changed {
+                &["st", "mdlt", "mdc"]
+            } else {
+                &["st"]
+            },
         }
     }
 }
@@ -299,7 +305,8 @@ pub(crate) fn missing_due(node: &Node, now_ms: i64) -> bool {
 /// row to store. `None` when nothing is missing.
 pub(crate) fn take_missing(node: &mut Node, now_ms: i64) -> Option<(Vec<Value>, WriteOp)> {
     let d = detection(&node.attrs)?;
-    let cap = missing_cap(&node.attrs);
+    // The report names every point found (up to the hard cap); `mdn` bounds the record.
+    let cap = MISSING_LIST_CAP as usize;
     let series = node.container_mut()?.series.as_mut()?;
     let (points, next) = overdue(series.expected?, d, now_ms, cap)?;
     series.expected = Some(next);
