@@ -10,10 +10,10 @@ use crate::notify::counted_rows;
 use crate::resolve::Target;
 use crate::retrieve::{instance_attrs, shape};
 use crate::tree::{Ri, Tree};
-use crate::types::{self, remove_instance, remove_node};
+use crate::types::{self, instance_type, remove_instance, remove_node};
 use crate::Cse;
 use bastion_policy::AccessOperation;
-use bastion_proto::{RequestError, ResourceType, Response, ResultContent, Rsc};
+use bastion_proto::{RequestError, Response, ResultContent, Rsc};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -47,16 +47,14 @@ pub(crate) async fn delete(
                 .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
             (n.ty, Arc::new(n.attrs.clone()), Some(ri.clone()))
         }
-        Target::Instance { parent, ri, .. } => (
-            ResourceType::ContentInstance,
-            instance_attrs(cse, parent, Some(ri), None).await?,
-            None,
-        ),
-        Target::Virtual { parent, which } => (
-            ResourceType::ContentInstance,
-            instance_attrs(cse, parent, None, Some(*which)).await?,
-            None,
-        ),
+        Target::Instance { parent, ri, .. } => {
+            let attrs = instance_attrs(cse, parent, Some(ri), None).await?;
+            (instance_type(&attrs), attrs, None)
+        }
+        Target::Virtual { parent, which } => {
+            let attrs = instance_attrs(cse, parent, None, Some(*which)).await?;
+            (instance_type(&attrs), attrs, None)
+        }
     };
     match &node {
         Some(ri) => {

@@ -14,7 +14,7 @@ use crate::Cse;
 use bastion_policy::AccessOperation;
 use bastion_proto::filter::FilterCriteria;
 use bastion_proto::time::Timestamp;
-use bastion_proto::{RequestError, Response, ResultContent, Rsc};
+use bastion_proto::{RequestError, ResourceType, Response, ResultContent, Rsc};
 use serde_json::{json, Map, Value};
 
 /// What a filter needs to know of a resource's neighbours.
@@ -197,7 +197,7 @@ pub(crate) fn node_relations<'t>(
         .collect();
     let mut child_types: Vec<u16> = children.iter().map(|c| c.ty.number()).collect();
     if node.container().is_some_and(|c| !c.instances.is_empty()) {
-        child_types.push(4);
+        child_types.extend(node.ty.instance_type().map(ResourceType::number));
     }
     Relations {
         parent_ty: parent.map(|p| p.ty.number()),
@@ -229,7 +229,12 @@ pub(crate) fn require_match(fc: &FilterCriteria, subject: Subject<'_>) -> Result
             &node.attrs,
             &node_relations(tree, node, fc, viewer),
         ),
-        Subject::Instance(attrs) => matches(fc, 4, attrs, &Relations::default()),
+        Subject::Instance(attrs) => matches(
+            fc,
+            crate::types::instance_type(attrs).number(),
+            attrs,
+            &Relations::default(),
+        ),
     };
     if matched {
         Ok(())
@@ -262,7 +267,10 @@ pub(crate) async fn discover(
     };
     let fc = &req.fc;
     let max_level = fc.lvl.unwrap_or(u64::MAX);
-    let want_instances = fc.ty.is_empty() || fc.ty.contains(&4);
+    let want_instances = |ty: ResourceType| {
+        ty.instance_type()
+            .is_some_and(|i| fc.ty.is_empty() || fc.ty.contains(&i.number()))
+    };
     let limit = fc.lim.map_or(cse.config.discovery_limit, |l| l as usize);
     let offset = fc.ofst.map_or(0, |o| o.saturating_sub(1) as usize);
     // One hit beyond the page is looked for, to know whether the page is all there is.
@@ -280,7 +288,7 @@ pub(crate) async fn discover(
         let mut next = Some((root.clone(), 0));
         while let Some((ri, depth)) = next.take() {
             if let Some(node) = tree.get(&ri).filter(|n| !n.is_expired(now)) {
-                let has_instances = want_instances
+                let has_instances = want_instances(node.ty)
                     && depth < max_level
                     && node.container().is_some_and(|c| !c.instances.is_empty());
                 // One decision per node serves the node itself and its instances (which
@@ -346,11 +354,11 @@ pub(crate) async fn discover(
                 parent_labels: parent_rel.as_ref().and_then(|p| p.0.as_ref()),
                 ..Relations::default()
             };
-            if matches(fc, 4, &attrs, &rel) {
+            if matches(fc, row.ty, &attrs, &rel) {
                 hits.push(Hit {
                     structured: format!("{path}/{}", row.rn),
                     rn: row.rn,
-                    ty: 4,
+                    ty: row.ty,
                     ri: row.ri,
                 });
             }

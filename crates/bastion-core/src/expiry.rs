@@ -1,6 +1,7 @@
 //! Expiry (TS-0001 §9.6.1.3; core-resources.md §4): resources whose `et` has passed are
 //! removed with their subtrees by a periodic sweep. Until the sweep runs, resolution
-//! already treats them as absent.
+//! already treats them as absent. The same periodic task runs missing-data detection of
+//! `<timeSeries>` (`missing_data.rs`).
 
 use crate::tree::Ri;
 use crate::types::{remove_instance, remove_node};
@@ -17,6 +18,11 @@ pub(crate) fn spawn(cse: Arc<Cse>) -> tokio::task::JoinHandle<()> {
             tick.tick().await;
             if let Err(err) = sweep(&cse).await {
                 tracing::warn!(error = %err, "expiry sweep failed");
+            }
+            // Missing-data detection rides on the same periodic pass: one task for
+            // every timeSeries (missing_data.rs).
+            if let Err(err) = crate::missing_data::sweep(&cse).await {
+                tracing::warn!(error = %err, "missing-data detection failed");
             }
         }
     })

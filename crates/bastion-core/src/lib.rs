@@ -27,6 +27,7 @@ mod fanout;
 mod forward;
 pub mod identity;
 mod load;
+mod missing_data;
 mod nonblocking;
 pub mod notify;
 mod originator;
@@ -286,6 +287,15 @@ impl Cse {
     /// Now, by this CSE's clock, in whole seconds.
     pub fn now(&self) -> Timestamp {
         self.clock.timestamp()
+    }
+
+    /// Now in milliseconds since the epoch, for what runs finer than a timestamp
+    /// (missing-data detection, whose periods are milliseconds).
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
     }
 
     /// Every `aclr` region of every ACP (`pv` and `pvs`), deduplicated: what a network

@@ -209,6 +209,7 @@ pub(crate) async fn load_tree(
             }
         }
     }
+    restore_time_series(&mut tree, store).await?;
     for node in tree.nodes.values_mut() {
         if let Some(state) = node.container_mut() {
             state.instances.shrink_to_fit();
@@ -218,6 +219,32 @@ pub(crate) async fn load_tree(
         }
     }
     Ok(tree)
+}
+
+/// The `dgt` index and detection position of every `<timeSeries>`, from its stored
+/// instances (their bodies hold `dgt`; the streamed index does not).
+async fn restore_time_series(tree: &mut Tree, store: &dyn Store) -> Result<(), StartError> {
+    let series: Vec<Ri> = tree
+        .nodes
+        .values()
+        .filter(|n| n.ty == ResourceType::TimeSeries)
+        .map(|n| n.ri.clone())
+        .collect();
+    for ri in series {
+        let rows = store
+            .children(&ri, Some(ResourceType::TimeSeriesInstance.number()))
+            .await?;
+        let Some(node) = tree.get_mut(&ri) else {
+            continue;
+        };
+        let held: Vec<(i64, Map<String, Value>)> = rows
+            .into_iter()
+            .filter(|r| node.container().is_some_and(|c| c.holds_row(r.seq)))
+            .filter_map(|r| Some((r.seq, parse_body(&r.body).ok()?.0)))
+            .collect();
+        types::restore_series(node, &held);
+    }
+    Ok(())
 }
 
 /// Instance index entries handed over per chunk at start-up.

@@ -21,7 +21,7 @@ use crate::forward;
 pub use crate::outgoing::{NotificationKind, OutgoingNotification};
 use crate::pch::PollingMessage;
 use crate::subscription::{
-    EventFacts, SubscriptionState, NCT_MODIFIED, NCT_RI, NET_CREATE_CHILD, NET_DELETE,
+    EventFacts, SubscriptionState, NCT_MODIFIED, NCT_RI, NCT_TSN, NET_CREATE_CHILD, NET_DELETE,
     NET_DELETE_CHILD, NET_UPDATE,
 };
 use crate::tree::{Node, Ri, Tree};
@@ -197,7 +197,7 @@ impl Cse {
         if !matches!(event.net, NET_CREATE_CHILD | NET_DELETE_CHILD) {
             return Some(View::Full);
         }
-        if event.ty == ResourceType::ContentInstance {
+        if event.ty.is_instance() {
             let disabled = subject.attrs.get("disr").and_then(Value::as_bool) == Some(true);
             return Some(if disabled {
                 View::Reference
@@ -233,6 +233,8 @@ impl Cse {
             NCT_RI => {
                 json!({ "m2m:uri": event.resource.get("ri").cloned().unwrap_or(Value::Null) })
             }
+            // The report itself (`mdlt`, `mdc`), not the timeSeries (TS-0004 6.3.5).
+            NCT_TSN => json!({ "m2m:tsn": event.resource }),
             NCT_MODIFIED => {
                 let modified: Map<String, Value> = event
                     .modified

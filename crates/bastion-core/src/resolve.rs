@@ -57,6 +57,12 @@ enum Step {
     InstanceById(String),
 }
 
+/// Whether a stored row of type number `ty` is an instance (`<contentInstance>`,
+/// `<timeSeriesInstance>`) rather than a node of the tree.
+fn is_instance_row(ty: u16) -> bool {
+    ResourceType::from_number(u64::from(ty)).is_some_and(ResourceType::is_instance)
+}
+
 fn not_found() -> RequestError {
     RequestError::not_found("resource does not exist")
 }
@@ -81,13 +87,15 @@ impl Cse {
                     .child_by_name(&parent, &rn)
                     .await
                     .map_err(store_read)?
-                    .filter(|r| r.ty == 4);
+                    .filter(|r| is_instance_row(r.ty));
                 let res = found.ok_or_else(not_found)?;
                 self.live_instance(parent, res.ri, res.seq, now)
             }
             Step::InstanceById(ri) => {
                 let res = self.store.get(&ri).await.map_err(store_read)?;
-                let res = res.filter(|r| r.ty == 4).ok_or_else(not_found)?;
+                let res = res
+                    .filter(|r| is_instance_row(r.ty))
+                    .ok_or_else(not_found)?;
                 let parent: Ri = {
                     let tree = self.tree.read();
                     let node = tree.get(&res.pi).ok_or_else(not_found)?;

@@ -8,7 +8,7 @@ use crate::discovery::{self, Relations};
 use crate::render::{atrl_from_content, child_ref, parse_body, partial, wrap};
 use crate::resolve::{Target, Virtual};
 use crate::tree::{Node, Ri, Tree};
-use crate::types::live_instances;
+use crate::types::{instance_type, live_instances};
 use crate::Cse;
 use bastion_policy::{AccessOperation, Attributes};
 use bastion_proto::filter::FilterCriteria;
@@ -44,11 +44,11 @@ pub(crate) async fn retrieve(
         }
         Target::Instance { parent, ri, .. } => {
             let attrs = instance_attrs(cse, parent, Some(ri), None).await?;
-            (ResourceType::ContentInstance, attrs, None)
+            (instance_type(&attrs), attrs, None)
         }
         Target::Virtual { parent, which } => {
             let attrs = instance_attrs(cse, parent, None, Some(*which)).await?;
-            (ResourceType::ContentInstance, attrs, None)
+            (instance_type(&attrs), attrs, None)
         }
     };
     let mut attrs = attrs;
@@ -346,25 +346,21 @@ fn node_selected(
     })
 }
 
-/// Whether a stored `<contentInstance>` meets the request's filter criteria; its parent
-/// is the container whose labels are `parent_labels`.
+/// Whether a stored instance meets the request's filter criteria; its parent is the
+/// container or timeSeries whose labels are `parent_labels`.
 fn instance_selected(
     wanted: Option<&FilterCriteria>,
     attrs: &Map<String, Value>,
     parent_labels: Option<&Value>,
 ) -> bool {
     wanted.is_none_or(|fc| {
+        let ty = instance_type(attrs);
         let relations = Relations {
-            parent_ty: Some(ResourceType::Container.number()),
+            parent_ty: ty.instance_parent().map(ResourceType::number),
             parent_labels,
             ..Relations::default()
         };
-        discovery::matches(
-            fc,
-            ResourceType::ContentInstance.number(),
-            attrs,
-            &relations,
-        )
+        discovery::matches(fc, ty.number(), attrs, &relations)
     })
 }
 
@@ -437,7 +433,7 @@ async fn child_refs(
             if page.skips() {
                 continue;
             }
-            let reference = child_ref(&row.rn, 4, &format!("{path}/{}", row.rn));
+            let reference = child_ref(&row.rn, row.ty, &format!("{path}/{}", row.rn));
             if !budget.take(reference.to_string().len()) {
                 break;
             }
@@ -585,7 +581,7 @@ fn nest_children<'a>(
                     break;
                 }
                 page.count_one();
-                push_child(out, ResourceType::ContentInstance, attrs);
+                push_child(out, instance_type(&attrs), attrs);
             }
         }
         Ok(())

@@ -68,6 +68,31 @@ pub struct ContainerState {
     pub evicted_through: i64,
     /// Evictions whose rows are still on disk.
     pub unflushed_evictions: u32,
+    /// What only a `<timeSeries>` keeps: the data generation times of its instances and
+    /// where missing-data detection stands. `None` for a `<container>`.
+    pub series: Option<Box<Series>>,
+}
+
+/// The per-`<timeSeries>` state beside its instance index (`types/time_series.rs`).
+#[derive(Debug, Default)]
+pub struct Series {
+    /// `dgt` (milliseconds since the epoch) of every indexed instance, by `seq`, so an
+    /// instance leaving the index frees its `dgt`.
+    pub dgt_of: HashMap<i64, i64>,
+    /// The `dgt`s held, for refusing a duplicate.
+    pub dgts: HashSet<i64>,
+    /// When detection runs: the data generation time (ms) the next data point is
+    /// expected at. Unset until the first data point arrives.
+    pub expected: Option<i64>,
+}
+
+impl Series {
+    /// Forgets the `dgt` of an instance that left the index.
+    pub fn forget(&mut self, seq: i64) {
+        if let Some(dgt) = self.dgt_of.remove(&seq) {
+            self.dgts.remove(&dgt);
+        }
+    }
 }
 
 impl ContainerState {

@@ -8,7 +8,9 @@
 //! `ln`, `pn`, `su`, `net` 7 (blocking update, with its own rules: [`blocking_rules`]),
 //! and the Release 4 `nse` (statistics per target, `nsi`) and `eeno`
 //! (the event's originator in each notification). What is not supported is refused with 5001 instead of being accepted
-//! and silently ignored: `net` 5, 6 and 8, `psn`, `nfu`, `md`.
+//! and silently ignored: `net` 5 and 6, `psn`, `nfu`, `md`. `net` 8 (missing data of a
+//! `<timeSeries>`) is sent with `nct` 5 as each detection finds points
+//! (`types/time_series.rs`).
 
 use bastion_proto::time::{parse_duration, Timestamp};
 use bastion_proto::{RequestError, ResourceType};
@@ -27,6 +29,10 @@ pub(crate) const NET_BLOCKING_UPDATE: u8 = 7;
 pub(crate) const NCT_ALL: u8 = 1;
 pub(crate) const NCT_MODIFIED: u8 = 2;
 pub(crate) const NCT_RI: u8 = 3;
+/// `timeSeriesNotification`, the content of `net` 8.
+pub(crate) const NCT_TSN: u8 = 5;
+/// `reportOnGeneratedMissingDataPoints`.
+pub(crate) const NET_MISSING_DATA: u8 = 8;
 
 /// A compiled `<subscription>`.
 #[derive(Debug, Clone)]
@@ -459,6 +465,15 @@ pub(crate) fn blocking_rules(
 /// when absent, all event types here default to 1, a blocking update to 2.
 fn content_type(net: &[u8], nct: Option<u64>) -> Result<u8, RequestError> {
     let Some(nct) = nct else {
+        if net.contains(&NET_MISSING_DATA) {
+            // Its default (5) is allowed for no other event type.
+            if net.len() > 1 {
+                return Err(bad(
+                    "missing data (net 8) cannot share a subscription with other event types",
+                ));
+            }
+            return Ok(NCT_TSN);
+        }
         return Ok(if net.contains(&NET_BLOCKING_UPDATE) {
             NCT_MODIFIED
         } else {
@@ -468,7 +483,7 @@ fn content_type(net: &[u8], nct: Option<u64>) -> Result<u8, RequestError> {
     let allowed = |n: u8| match nct {
         1 | 3 => (1..=4).contains(&n),
         2 => n == NET_UPDATE || n == NET_BLOCKING_UPDATE,
-        4 | 5 => false,
+        5 => n == NET_MISSING_DATA,
         _ => false,
     };
     if !(1..=5).contains(&nct) {
@@ -526,7 +541,12 @@ fn event_criteria(
         )));
     }
     if enc.contains_key("md") {
-        return Err(bad("md applies to timeSeries only"));
+        if target != ResourceType::TimeSeries {
+            return Err(bad("md applies to timeSeries only"));
+        }
+        return Err(RequestError::NotImplemented(
+            "the missingData condition (md) is not supported".into(),
+        ));
     }
     if enc.contains_key("net") && enc.contains_key("om") {
         return Err(bad("enc cannot hold both net and om"));
@@ -554,6 +574,9 @@ fn event_criteria(
         Some(_) => vec![NET_UPDATE, NET_DELETE, NET_CREATE_CHILD, NET_DELETE_CHILD],
         None => event_types(enc.get("net"))?,
     };
+    if net.contains(&NET_MISSING_DATA) && target != ResourceType::TimeSeries {
+        return Err(bad("missing data (net 8) applies to timeSeries only"));
+    }
     let criteria = Criteria {
         created_before: time("crb")?,
         created_after: time("cra")?,
@@ -588,12 +611,12 @@ fn event_types(value: Option<&Value>) -> Result<Vec<u8>, RequestError> {
     let mut out = Vec::with_capacity(list.len());
     for v in list {
         match v.as_u64() {
-            Some(n @ (1..=4 | 7)) => {
+            Some(n @ (1..=4 | 7 | 8)) => {
                 if !out.contains(&(n as u8)) {
                     out.push(n as u8);
                 }
             }
-            Some(n @ (5 | 6 | 8)) => {
+            Some(n @ (5 | 6)) => {
                 return Err(RequestError::NotImplemented(
                     format!("notificationEventType {n} is not supported").into(),
                 ))

@@ -144,6 +144,51 @@ const CIN: &[AttrDef] = &[
     a("dcnt", Kind::PositiveInt, O, NP),
 ];
 
+/// `<timeSeries>` (TS-0004 7.4.36; core-resources.md §3.14). `pei`, `peid` and `mdt`
+/// are milliseconds; `mdlt` and `mdc` are the CSE's missing-data record.
+const TS: &[AttrDef] = &[
+    a("rn", Kind::Str, O, NP),
+    a("et", Kind::Timestamp, O, O),
+    a("lbl", Kind::Labels, O, O),
+    a("acpi", Kind::StrList, O, O),
+    a("at", Kind::StrList, O, O),
+    a("aa", Kind::StrList, O, O),
+    a("daci", Kind::StrList, O, O),
+    a("cstn", Kind::Originator, O, O),
+    a("cr", Kind::CreatorNull, O, NP),
+    a("st", Kind::NonNegInt, NP, NP),
+    a("mni", Kind::NonNegInt, O, O),
+    a("mbs", Kind::NonNegInt, O, O),
+    a("mia", Kind::NonNegInt, O, O),
+    a("cni", Kind::NonNegInt, NP, NP),
+    a("cbs", Kind::NonNegInt, NP, NP),
+    a("pei", Kind::PositiveInt, O, O),
+    a("peid", Kind::NonNegInt, O, O),
+    a("mdd", Kind::Bool, O, O),
+    a("mdn", Kind::NonNegInt, O, O),
+    a("mdlt", Kind::StrList, NP, NP),
+    a("mdc", Kind::NonNegInt, NP, NP),
+    a("mdt", Kind::NonNegInt, O, O),
+    a("cnf", Kind::ContentInfo, O, NP),
+    a("or", Kind::Str, O, O),
+];
+
+/// `<timeSeriesInstance>` (TS-0004 7.4.37): `dgt` is mandatory, and nothing changes
+/// after CREATE.
+const TSI: &[AttrDef] = &[
+    a("rn", Kind::Str, O, NP),
+    a("et", Kind::Timestamp, O, NP),
+    a("lbl", Kind::Labels, O, NP),
+    a("at", Kind::StrList, O, NP),
+    a("aa", Kind::StrList, O, NP),
+    a("cr", Kind::CreatorNull, O, NP),
+    a("cnf", Kind::ContentInfo, O, NP),
+    a("cs", Kind::NonNegInt, NP, NP),
+    a("dgt", Kind::Timestamp, M, NP),
+    a("con", Kind::Any, M, NP),
+    a("snr", Kind::NonNegInt, O, NP),
+];
+
 const ACP: &[AttrDef] = &[
     a("rn", Kind::Str, O, NP),
     a("et", Kind::Timestamp, O, O),
@@ -351,6 +396,8 @@ pub fn table(ty: ResourceType) -> &'static [AttrDef] {
         ResourceType::PollingChannel => PCH,
         ResourceType::RemoteCse => CSR,
         ResourceType::Request => REQ,
+        ResourceType::TimeSeries => TS,
+        ResourceType::TimeSeriesInstance => TSI,
         ResourceType::Other(_) => &[],
     }
 }

@@ -19,6 +19,10 @@ pub enum ResourceType {
     /// `<request>`: created only by the CSE for non-blocking requests.
     Request,
     Subscription,
+    /// `<timeSeries>` (ty 29): periodic data points with missing-data detection.
+    TimeSeries,
+    /// `<timeSeriesInstance>` (ty 30): one data point of a `<timeSeries>`.
+    TimeSeriesInstance,
     /// A type number defined by oneM2M that Bastion does not implement yet.
     Other(u16),
 }
@@ -64,6 +68,8 @@ impl ResourceType {
             16 => ResourceType::RemoteCse,
             17 => ResourceType::Request,
             23 => ResourceType::Subscription,
+            29 => ResourceType::TimeSeries,
+            30 => ResourceType::TimeSeriesInstance,
             31 => ResourceType::Role,
             32 => ResourceType::Token,
             34 => ResourceType::DynamicAuthorizationConsultation,
@@ -84,6 +90,8 @@ impl ResourceType {
             ResourceType::RemoteCse => 16,
             ResourceType::Request => 17,
             ResourceType::Subscription => 23,
+            ResourceType::TimeSeries => 29,
+            ResourceType::TimeSeriesInstance => 30,
             ResourceType::Role => 31,
             ResourceType::Token => 32,
             ResourceType::DynamicAuthorizationConsultation => 34,
@@ -104,6 +112,8 @@ impl ResourceType {
             ResourceType::RemoteCse => "csr",
             ResourceType::Request => "req",
             ResourceType::Subscription => "sub",
+            ResourceType::TimeSeries => "ts",
+            ResourceType::TimeSeriesInstance => "tsi",
             ResourceType::Role => "rol",
             ResourceType::Token => "tk",
             ResourceType::DynamicAuthorizationConsultation => "dac",
@@ -124,6 +134,8 @@ impl ResourceType {
             ResourceType::RemoteCse => "m2m:csr",
             ResourceType::Request => "m2m:req",
             ResourceType::Subscription => "m2m:sub",
+            ResourceType::TimeSeries => "m2m:ts",
+            ResourceType::TimeSeriesInstance => "m2m:tsi",
             ResourceType::Role => "m2m:rol",
             ResourceType::Token => "m2m:tk",
             ResourceType::DynamicAuthorizationConsultation => "m2m:dac",
@@ -138,6 +150,7 @@ impl ResourceType {
             self,
             ResourceType::AccessControlPolicy
                 | ResourceType::ContentInstance
+                | ResourceType::TimeSeriesInstance
                 | ResourceType::PollingChannel
                 | ResourceType::Other(_)
         )
@@ -158,6 +171,38 @@ impl ResourceType {
                 | ResourceType::PollingChannel
                 | ResourceType::RemoteCse
                 | ResourceType::Subscription
+                | ResourceType::TimeSeries
+                | ResourceType::TimeSeriesInstance
+        )
+    }
+
+    /// The instance type a resource of this type holds in its instance index
+    /// (`<contentInstance>` in a `<container>`, `<timeSeriesInstance>` in a
+    /// `<timeSeries>`); `None` for types without one.
+    pub fn instance_type(self) -> Option<ResourceType> {
+        match self {
+            ResourceType::Container => Some(ResourceType::ContentInstance),
+            ResourceType::TimeSeries => Some(ResourceType::TimeSeriesInstance),
+            _ => None,
+        }
+    }
+
+    /// The type holding an index of instances of this type (the inverse of
+    /// [`ResourceType::instance_type`]).
+    pub fn instance_parent(self) -> Option<ResourceType> {
+        match self {
+            ResourceType::ContentInstance => Some(ResourceType::Container),
+            ResourceType::TimeSeriesInstance => Some(ResourceType::TimeSeries),
+            _ => None,
+        }
+    }
+
+    /// Whether resources of this type are entries of a parent's instance index rather
+    /// than nodes of the tree.
+    pub fn is_instance(self) -> bool {
+        matches!(
+            self,
+            ResourceType::ContentInstance | ResourceType::TimeSeriesInstance
         )
     }
 
@@ -170,6 +215,7 @@ impl ResourceType {
             CseBase => matches!(
                 child,
                 Ae | Container
+                    | TimeSeries
                     | AccessControlPolicy
                     | Group
                     | Role
@@ -181,6 +227,7 @@ impl ResourceType {
             Ae => matches!(
                 child,
                 Container
+                    | TimeSeries
                     | AccessControlPolicy
                     | Group
                     | DynamicAuthorizationConsultation
@@ -190,16 +237,22 @@ impl ResourceType {
             // A registered CSE's resources on its registrar (TS-0001 9.6.4).
             RemoteCse => matches!(
                 child,
-                Container | AccessControlPolicy | Group | Subscription | PollingChannel
+                Container
+                    | TimeSeries
+                    | AccessControlPolicy
+                    | Group
+                    | Subscription
+                    | PollingChannel
             ),
             Container => matches!(child, Container | ContentInstance | Subscription),
+            TimeSeries => matches!(child, TimeSeriesInstance | Subscription),
             AccessControlPolicy | Group => child == Subscription,
             _ => false,
         }
     }
 
     /// Resource types whose instances are reported in the CSEBase `srt`.
-    pub const SUPPORTED: [ResourceType; 13] = [
+    pub const SUPPORTED: [ResourceType; 15] = [
         ResourceType::AccessControlPolicy,
         ResourceType::Ae,
         ResourceType::Container,
@@ -213,6 +266,8 @@ impl ResourceType {
         ResourceType::RemoteCse,
         ResourceType::Request,
         ResourceType::Subscription,
+        ResourceType::TimeSeries,
+        ResourceType::TimeSeriesInstance,
     ];
 }
 

@@ -46,8 +46,7 @@ impl ResourceKind for Container {
     /// 7.4.7.2), and lowered limits evict at once.
     fn write_update(&self, node: &mut Node, previous: &Map<String, Value>) -> Written {
         let mut ops = Vec::new();
-        let st = node.attrs.get("st").and_then(Value::as_u64).unwrap_or(0) + 1;
-        node.attrs.insert("st".into(), Value::from(st));
+        bump_state_tag(node);
         // `previous` holds disr only when the request changed it.
         let disabled =
             |attrs: &Map<String, Value>| attrs.get("disr").and_then(Value::as_bool) == Some(true);
@@ -60,13 +59,26 @@ impl ResourceKind for Container {
                 pi: node.ri.to_string(),
             });
         }
-        ops.extend(evict_for(node, 0, 0, Flush::Now));
-        ops.push(WriteOp::Upsert(container_row(node)));
+        ops.extend(write_limits(node));
         Written {
             ops,
             also_modified: &["st"],
         }
     }
+}
+
+/// Increments the state tag `st` of a node holding instances (every UPDATE does).
+pub(super) fn bump_state_tag(node: &mut Node) {
+    let st = node.attrs.get("st").and_then(Value::as_u64).unwrap_or(0) + 1;
+    node.attrs.insert("st".into(), Value::from(st));
+}
+
+/// After an UPDATE of a node holding instances: lowered limits evict at once, and the
+/// node's row is stored with its counters.
+pub(super) fn write_limits(node: &mut Node) -> Vec<WriteOp> {
+    let mut ops = evict_for(node, 0, 0, Flush::Now);
+    ops.push(WriteOp::Upsert(container_row(node)));
+    ops
 }
 
 pub(super) fn attr_u64(attrs: &Map<String, Value>, name: &str) -> Option<u64> {
@@ -109,6 +121,9 @@ pub(crate) fn evict_for(
         let Some(old) = state.instances.pop_front() else {
             break;
         };
+        if let Some(series) = &mut state.series {
+            series.forget(old.seq);
+        }
         state.cbs -= old.cs;
         state.names.remove(&old.name_hash);
         if state.instances.is_empty() {
@@ -153,6 +168,9 @@ pub(crate) fn remove_instance(
     let state = node.container_mut()?;
     let pos = state.position(ri, seq)?;
     let removed = state.instances.remove(pos)?;
+    if let Some(series) = &mut state.series {
+        series.forget(removed.seq);
+    }
     state.cbs -= removed.cs;
     state.names.remove(&removed.name_hash);
     if pos == state.instances.len() {
@@ -169,9 +187,16 @@ pub(crate) async fn live_instances(
     ri: &Ri,
     now: Timestamp,
 ) -> Result<Vec<bastion_store::StoredResource>, RequestError> {
+    let ty = {
+        let tree = cse.tree.read();
+        tree.get(ri).and_then(|n| n.ty.instance_type())
+    };
+    let Some(ty) = ty else {
+        return Ok(Vec::new());
+    };
     let rows = cse
         .store
-        .children(ri, Some(4))
+        .children(ri, Some(ty.number()))
         .await
         .map_err(|_| RequestError::Internal("storage read failed".into()))?;
     let tree = cse.tree.read();

@@ -1,12 +1,13 @@
 //! `<contentInstance>` (TS-0001 9.6.7; TS-0004 7.4.7.2): not a node of the tree but an
 //! entry of its container's index, created with the container's limits, counters and
-//! state tag.
+//! state tag. The creation of an instance ([`create_instance`]) is shared with
+//! `<timeSeriesInstance>`, which adds its own rules through [`InstanceRules`].
 
 use super::container::{attr_u64, evict_for, refresh_counters, Flush};
-use super::{common, content_size, created, new_ri, universal, ResourceKind};
+use super::{common, content_size, created, new_ri, node_row, universal, ResourceKind};
 use crate::checks::CreateRequest;
 use crate::render::store_body;
-use crate::tree::{Instance, Ri};
+use crate::tree::{Instance, Node, Ri};
 use crate::Cse;
 use async_trait::async_trait;
 use bastion_proto::time::Timestamp;
@@ -16,6 +17,33 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 pub(super) struct ContentInstance;
+
+/// What an instance type adds to the shared creation steps, under the tree's write lock.
+pub(super) trait InstanceRules: Sync {
+    /// The type created.
+    fn ty(&self) -> ResourceType;
+
+    /// Refuses the new instance given its parent; runs before anything changes.
+    fn admit(&self, _parent: &Node, _content: &Map<String, Value>) -> Result<(), RequestError> {
+        Ok(())
+    }
+
+    /// Records the new instance (numbered `seq`, with `attrs`) in its parent's state.
+    fn admitted(&self, _parent: &mut Node, _seq: i64, _attrs: &Map<String, Value>) {}
+
+    /// Whether the instance carries its parent's state tag (`st`). One that does lets
+    /// start-up rebuild the parent's `st` from the newest instance, so the parent's row
+    /// need not be rewritten per instance; otherwise it is.
+    fn carries_state_tag(&self) -> bool {
+        true
+    }
+}
+
+impl InstanceRules for ContentInstance {
+    fn ty(&self) -> ResourceType {
+        ResourceType::ContentInstance
+    }
+}
 
 #[async_trait]
 impl ResourceKind for ContentInstance {
@@ -28,17 +56,22 @@ impl ResourceKind for ContentInstance {
         now: Timestamp,
     ) -> Option<Result<Response, RequestError>> {
         let content = std::mem::take(content);
-        Some(create_instance(cse, req, content, parent, now).await)
+        Some(create_instance(self, cse, req, content, parent, now).await)
     }
 }
 
-async fn create_instance(
+/// Creates one instance of `rules`' type in its parent's index: the parent's limits
+/// (`mbs`, `mni`, `mia`) and eviction, its state tag and counters, the stored row and
+/// the child-created notifications.
+pub(super) async fn create_instance(
+    rules: &dyn InstanceRules,
     cse: &Cse,
     req: &CreateRequest,
     mut content: Map<String, Value>,
     parent_ri: &Ri,
     now: Timestamp,
 ) -> Result<Response, RequestError> {
+    let ty = rules.ty();
     let cs = content_size(content.get("con").unwrap_or(&Value::Null));
     cse.write_guard()?;
     let (pending, attrs, notices) = {
@@ -58,7 +91,8 @@ async fn create_instance(
                 "the container's maxNrOfInstances is 0".into(),
             ));
         }
-        let ri = new_ri(ResourceType::ContentInstance, seq);
+        rules.admit(parent, &content)?;
+        let ri = new_ri(ty, seq);
         let mut c = common(tree, parent, &mut content, || ri.clone(), &cse.config, now)?;
         if let Some(mia) = attr_u64(&parent.attrs, "mia") {
             c.et = c.et.min(now.plus_seconds(mia.min(i64::MAX as u64) as i64));
@@ -68,20 +102,16 @@ async fn create_instance(
         let mut ops = evict_for(parent, 1, cs, Flush::WhenDue);
         let st = attr_u64(&parent.attrs, "st").unwrap_or(0) + 1;
         parent.attrs.insert("st".into(), Value::from(st));
-        let mut attrs = universal(
-            ResourceType::ContentInstance,
-            &ri,
-            &c.rn,
-            parent_ri,
-            now,
-            c.et,
-        );
-        attrs.insert("st".into(), Value::from(st));
+        let mut attrs = universal(ty, &ri, &c.rn, parent_ri, now, c.et);
+        if rules.carries_state_tag() {
+            attrs.insert("st".into(), Value::from(st));
+        }
         attrs.insert("cs".into(), Value::from(cs));
         if c.creator_attr {
             attrs.insert("cr".into(), Value::String(req.fr.clone()));
         }
         attrs.extend(content);
+        rules.admitted(parent, seq, &attrs);
         let state = parent.container_mut().expect("parent is a container");
         state.instances.push_back(Instance {
             seq,
@@ -98,11 +128,14 @@ async fn create_instance(
         // at start-up and st from the newest instance (see load.rs), which saves a row
         // write and a serialization per instance.
         refresh_counters(parent);
+        if !rules.carries_state_tag() {
+            ops.push(WriteOp::Upsert(node_row(parent)));
+        }
         ops.push(WriteOp::Upsert(StoredResource {
             ri,
             pi: parent_ri.to_string(),
             rn: c.rn,
-            ty: ResourceType::ContentInstance.number(),
+            ty: ty.number(),
             // Kept on disk and indexed at start-up without its body (see load.rs).
             kind: RowKind::Instance,
             seq,
@@ -110,20 +143,14 @@ async fn create_instance(
             et: Some(c.et.format()),
             body: store_body(&shared, None),
         }));
-        let (notices, more) = cse.child_created(
-            tree,
-            parent_ri,
-            ResourceType::ContentInstance,
-            &shared,
-            &req.fr,
-        );
+        let (notices, more) = cse.child_created(tree, parent_ri, ty, &shared, &req.fr);
         ops.extend(more);
         (cse.committer.enqueue(ops), shared, notices)
     };
     pending.durable().await?;
     cse.dispatch(notices).await;
     let attrs = Arc::try_unwrap(attrs).unwrap_or_else(|shared| (*shared).clone());
-    created(cse, req, ResourceType::ContentInstance, attrs)
+    created(cse, req, ty, attrs)
 }
 
 /// `dcnt` (deletionCnt, Release 4, TS-0001 9.6.7): an instance created with it may be

@@ -26,6 +26,7 @@ mod remote_cse;
 mod request;
 mod role;
 mod subscription;
+mod time_series;
 mod token;
 
 pub(crate) use common::{
@@ -35,6 +36,7 @@ pub(crate) use common::{
 pub(crate) use container::{evict_for, live_instances, remove_instance, Flush};
 pub(crate) use content_instance::count_retrieval;
 pub(crate) use polling_channel::channel_of;
+pub(crate) use time_series::{missing_due, restore_series, take_missing};
 
 use crate::access::Enforcer;
 use crate::audit::{AuditKind, AuditRule};
@@ -68,6 +70,8 @@ pub(crate) fn kind(ty: ResourceType) -> &'static dyn ResourceKind {
         ResourceType::RemoteCse => &remote_cse::RemoteCse,
         ResourceType::Request => &request::Request,
         ResourceType::Subscription => &subscription::Subscription,
+        ResourceType::TimeSeries => &time_series::TimeSeries,
+        ResourceType::TimeSeriesInstance => &time_series::TimeSeriesInstance,
         ResourceType::Other(_) => &Unimplemented,
     }
 }
@@ -388,6 +392,17 @@ pub(crate) trait ResourceKind: Sync {
             }
         }
     }
+}
+
+/// The type of a stored instance (`<contentInstance>` or `<timeSeriesInstance>`), from
+/// its own `ty`.
+pub(crate) fn instance_type(attrs: &Map<String, Value>) -> ResourceType {
+    attrs
+        .get("ty")
+        .and_then(Value::as_u64)
+        .and_then(ResourceType::from_number)
+        .filter(|ty| ty.is_instance())
+        .unwrap_or(ResourceType::ContentInstance)
 }
 
 /// The attributes of `attrs` after `content` is applied (a null removes).

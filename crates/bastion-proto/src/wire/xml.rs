@@ -83,6 +83,11 @@ const MEMBERS: &[(&str, XKind)] = &[
     ("exa", XKind::Str),
     ("sza", XKind::Int),
     ("szb", XKind::Int),
+    // timeSeriesNotification (m2m:tsn) and the missingData condition (md)
+    ("m2m:tsn", XKind::Obj),
+    ("mdlt", XKind::StrList),
+    ("mdc", XKind::Int),
+    ("md", XKind::Obj),
     // batchNotify (bn), rateLimit (rl)
     ("num", XKind::Int),
     ("dur", XKind::Str),

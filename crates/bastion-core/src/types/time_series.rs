@@ -1,0 +1,385 @@
+//! `<timeSeries>` (TS-0001 9.6.36; TS-0004 7.4.36) and `<timeSeriesInstance>` (TS-0001
+//! 9.6.37; TS-0004 7.4.37): a `<container>`-like index of data points, each with its
+//! data generation time (`dgt`), and missing-data detection.
+//!
+//! The instance index, its limits (`mni`, `mbs`, `mia`), eviction and counters are the
+//! container's (`container.rs`, `content_instance.rs`); this module adds what is
+//! particular: the periodicity attributes and their rules, the refusal of a second data
+//! point with the same `dgt`, and the detection of data points that did not arrive.
+//!
+//! Detection (docs/decisions.md, "timeSeries missing data"): while `mdd` is true, the
+//! data point after one generated at `d` is expected at `d + pei`. It may carry a `dgt`
+//! up to `peid` either side; the CSE waits until `expected + max(peid, mdt)` on its own
+//! clock, then records the expected time in `mdlt` (the newest `mdn` kept, `mdc` their
+//! number), notifies the subscriptions with `net` 8, and expects the next point `pei`
+//! later. The check is one pass of the CSE's periodic sweep (`missing_data.rs`, run
+//! with expiry) over the tree, no task per resource; its position (`Series::expected`) is rebuilt at start-up
+//! from the newest data point and the newest `mdlt` entry, both stored.
+
+use super::container::{bump_state_tag, container_row, write_limits};
+use super::content_instance::{create_instance, InstanceRules};
+use super::{merged, Derive, Rederived, ResourceKind, Written};
+use crate::authz_state::Mode;
+use crate::checks::CreateRequest;
+use crate::state::Series;
+use crate::tree::{ContainerState, Node, Ri, TypeState};
+use crate::Cse;
+use async_trait::async_trait;
+use bastion_proto::time::Timestamp;
+use bastion_proto::{RequestError, ResourceType, Response};
+use bastion_store::WriteOp;
+use serde_json::{Map, Value};
+
+/// Names a timeSeries' virtual children use; no real child may take them.
+const RESERVED_NAMES: [&str; 2] = ["la", "ol"];
+
+/// The most `mdlt` entries kept when `mdn` does not say (docs/decisions.md).
+pub(crate) const MISSING_LIST_CAP: u64 = 1000;
+
+/// Attributes that cannot change while detection runs (TS-0001 9.6.36).
+const LOCKED_WHILE_DETECTING: [&str; 4] = ["pei", "peid", "mdn", "mdt"];
+
+pub(super) struct TimeSeries;
+
+#[async_trait]
+impl ResourceKind for TimeSeries {
+    fn check_child_name(&self, rn: &str) -> Result<(), RequestError> {
+        if RESERVED_NAMES.contains(&rn) {
+            return Err(RequestError::bad_request("la and ol are reserved names"));
+        }
+        Ok(())
+    }
+
+    fn initial_attrs(&self, attrs: &mut Map<String, Value>) {
+        attrs.insert("st".into(), Value::from(0));
+        attrs.insert("cni".into(), Value::from(0));
+        attrs.insert("cbs".into(), Value::from(0));
+        attrs.insert("mdd".into(), Value::Bool(false));
+        attrs.insert("mdc".into(), Value::from(0));
+        attrs.insert("mdlt".into(), Value::Array(Vec::new()));
+    }
+
+    /// An empty index with an empty series: instances are indexed as they are created
+    /// or, at start-up, streamed in after every node is loaded (`load.rs`). A CREATE
+    /// must keep the periodicity rules.
+    fn derive(
+        &self,
+        _cx: &Derive,
+        _ty: ResourceType,
+        attrs: &mut Map<String, Value>,
+        mode: Mode,
+    ) -> Result<TypeState, RequestError> {
+        if mode == Mode::Write {
+            check_periodicity(attrs)?;
+        }
+        Ok(TypeState::Container(Box::new(ContainerState {
+            series: Some(Box::default()),
+            ..ContainerState::default()
+        })))
+    }
+
+    /// The merged attributes must keep the periodicity rules, and what detection relies
+    /// on stays fixed while it runs. The state (the index) is kept.
+    fn rederive(
+        &self,
+        _cx: &Derive,
+        node: &Node,
+        content: &Map<String, Value>,
+    ) -> Result<Option<Rederived>, RequestError> {
+        let detecting = detects(&node.attrs) && content.get("mdd") != Some(&Value::Bool(false));
+        if let Some(name) = LOCKED_WHILE_DETECTING
+            .iter()
+            .find(|name| {
+                content
+                    .get(**name)
+                    .is_some_and(|v| node.attrs.get(**name) != Some(v))
+            })
+            .filter(|_| detecting)
+        {
+            return Err(RequestError::bad_request(format!(
+                "{name} cannot change while missingDataDetect is true"
+            )));
+        }
+        check_periodicity(&merged(&node.attrs, content))?;
+        Ok(None)
+    }
+
+    /// Every UPDATE bumps `st` and applies lowered limits. Turning detection on starts
+    /// a new record at the next data point; a lowered `mdn` trims the record.
+    fn write_update(&self, node: &mut Node, previous: &Map<String, Value>) -> Written {
+        bump_state_tag(node);
+        let switched_on = previous.contains_key("mdd") && detects(&node.attrs);
+        if previous.contains_key("mdd") {
+            if let Some(series) = node.container_mut().and_then(|c| c.series.as_mut()) {
+                series.expected = None;
+            }
+        }
+        if switched_on {
+            node.attrs.insert("mdlt".into(), Value::Array(Vec::new()));
+        }
+        let before = node.attrs.get("mdc").cloned();
+        trim_missing(&mut node.attrs);
+        let record_changed = switched_on || node.attrs.get("mdc") != before.as_ref();
+        Written {
+            ops: write_limits(node),
+            also_modified: if record_changed {
+                &["st", "mdlt", "mdc"]
+            } else {
+                &["st"]
+            },
+        }
+    }
+}
+
+pub(super) struct TimeSeriesInstance;
+
+impl InstanceRules for TimeSeriesInstance {
+    fn ty(&self) -> ResourceType {
+        ResourceType::TimeSeriesInstance
+    }
+
+    /// `<timeSeriesInstance>` has no `st` (TS-0004 7.4.37).
+    fn carries_state_tag(&self) -> bool {
+        false
+    }
+
+    /// A second data point with the same `dgt` is refused (TS-0001 9.6.37; 4105).
+    fn admit(&self, parent: &Node, content: &Map<String, Value>) -> Result<(), RequestError> {
+        let dgt = dgt_ms(content).ok_or_else(|| RequestError::bad_request("dgt is required"))?;
+        let taken = series(parent).is_some_and(|s| s.dgts.contains(&dgt));
+        if taken {
+            return Err(RequestError::Conflict(
+                "a timeSeriesInstance with this dataGenerationTime exists".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Indexes the `dgt` and moves the expectation past this data point.
+    fn admitted(&self, parent: &mut Node, seq: i64, attrs: &Map<String, Value>) {
+        let Some(dgt) = dgt_ms(attrs) else {
+            return;
+        };
+        let period = detection(&parent.attrs).map(|d| d.pei);
+        let Some(series) = parent.container_mut().and_then(|c| c.series.as_mut()) else {
+            return;
+        };
+        series.dgt_of.insert(seq, dgt);
+        series.dgts.insert(dgt);
+        if let Some(pei) = period {
+            series.expected = Some(series.expected.map_or(dgt + pei, |e| e.max(dgt + pei)));
+        }
+    }
+}
+
+#[async_trait]
+impl ResourceKind for TimeSeriesInstance {
+    async fn create_entry(
+        &self,
+        cse: &Cse,
+        req: &CreateRequest,
+        content: &mut Map<String, Value>,
+        parent: &Ri,
+        now: Timestamp,
+    ) -> Option<Result<Response, RequestError>> {
+        let content = std::mem::take(content);
+        Some(create_instance(self, cse, req, content, parent, now).await)
+    }
+}
+
+/// `peid` at most half of `pei` (TS-0001 9.6.36); detection needs `pei`, and a detect
+/// timer shorter than the delta would decide before a point may still arrive.
+fn check_periodicity(attrs: &Map<String, Value>) -> Result<(), RequestError> {
+    let num = |name: &str| attrs.get(name).and_then(Value::as_u64);
+    if let (Some(pei), Some(peid)) = (num("pei"), num("peid")) {
+        if peid > pei / 2 {
+            return Err(RequestError::bad_request(
+                "periodicIntervalDelta must be at most half of periodicInterval",
+            ));
+        }
+    }
+    if detects(attrs) && num("pei").is_none() {
+        return Err(RequestError::bad_request(
+            "missingDataDetect needs a periodicInterval",
+        ));
+    }
+    if let (Some(mdt), Some(peid)) = (num("mdt"), num("peid")) {
+        if detects(attrs) && mdt <= peid {
+            return Err(RequestError::bad_request(
+                "missingDataDetectTimer must be longer than periodicIntervalDelta",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn detects(attrs: &Map<String, Value>) -> bool {
+    attrs.get("mdd").and_then(Value::as_bool) == Some(true)
+}
+
+/// A timeSeries' detection parameters, in milliseconds, when detection runs.
+#[derive(Clone, Copy)]
+struct Detection {
+    pei: i64,
+    /// How long after the expected time the CSE waits for the point.
+    grace: i64,
+}
+
+fn detection(attrs: &Map<String, Value>) -> Option<Detection> {
+    if !detects(attrs) {
+        return None;
+    }
+    let ms = |name: &str| {
+        attrs
+            .get(name)
+            .and_then(Value::as_u64)
+            .map(|v| v.min(i64::MAX as u64 / 4) as i64)
+    };
+    let pei = ms("pei").filter(|p| *p > 0)?;
+    let grace = ms("peid").unwrap_or(0).max(ms("mdt").unwrap_or(0));
+    Some(Detection { pei, grace })
+}
+
+/// The most entries `mdlt` keeps.
+fn missing_cap(attrs: &Map<String, Value>) -> usize {
+    let mdn = attrs.get("mdn").and_then(Value::as_u64);
+    mdn.unwrap_or(MISSING_LIST_CAP).min(MISSING_LIST_CAP) as usize
+}
+
+/// Keeps the newest `mdn` entries of `mdlt` and sets `mdc` to their number.
+fn trim_missing(attrs: &mut Map<String, Value>) {
+    let cap = missing_cap(attrs);
+    let mut list = match attrs.remove("mdlt") {
+        Some(Value::Array(list)) => list,
+        _ => Vec::new(),
+    };
+    if list.len() > cap {
+        list.drain(..list.len() - cap);
+    }
+    attrs.insert("mdc".into(), Value::from(list.len()));
+    attrs.insert("mdlt".into(), Value::Array(list));
+}
+
+fn series(node: &Node) -> Option<&Series> {
+    node.container()?.series.as_deref()
+}
+
+/// A data generation time in milliseconds since the epoch.
+fn dgt_ms(attrs: &Map<String, Value>) -> Option<i64> {
+    let t = attrs.get("dgt")?.as_str().and_then(Timestamp::parse)?;
+    t.0.checked_mul(1000)
+}
+
+fn format_ms(ms: i64) -> String {
+    Timestamp(ms.div_euclid(1000)).format()
+}
+
+/// The data points a timeSeries missed by `now_ms`: their expected times (at most the
+/// `mdlt` cap, the newest), and where the expectation moves to.
+fn overdue(expected: i64, d: Detection, now_ms: i64, cap: usize) -> Option<(Vec<i64>, i64)> {
+    if now_ms <= expected.saturating_add(d.grace) {
+        return None;
+    }
+    // Points expected at `expected + k * pei` whose wait ended before now.
+    let missed = (now_ms - expected - d.grace - 1) / d.pei + 1;
+    let shown = missed.min(cap as i64);
+    let points = (missed - shown..missed)
+        .map(|k| expected + k * d.pei)
+        .collect();
+    Some((points, expected + missed * d.pei))
+}
+
+/// Whether timeSeries `node` waited for a data point past its time at `now_ms`.
+pub(crate) fn missing_due(node: &Node, now_ms: i64) -> bool {
+    let (Some(d), Some(e)) = (
+        detection(&node.attrs),
+        series(node).and_then(|s| s.expected),
+    ) else {
+        return false;
+    };
+    now_ms > e.saturating_add(d.grace)
+}
+
+/// Records the data points timeSeries `node` missed by `now_ms` in its `mdlt` and
+/// `mdc`, and moves its expectation past them: the points found (as timestamps) and the
+/// row to store. `None` when nothing is missing.
+pub(crate) fn take_missing(node: &mut Node, now_ms: i64) -> Option<(Vec<Value>, WriteOp)> {
+    let d = detection(&node.attrs)?;
+    // The report names every point found (up to the hard cap); `mdn` bounds the record.
+    let cap = MISSING_LIST_CAP as usize;
+    let series = node.container_mut()?.series.as_mut()?;
+    let (points, next) = overdue(series.expected?, d, now_ms, cap)?;
+    series.expected = Some(next);
+    let found: Vec<Value> = points.into_iter().map(|p| format_ms(p).into()).collect();
+    let mut list = match node.attrs.remove("mdlt") {
+        Some(Value::Array(list)) => list,
+        _ => Vec::new(),
+    };
+    list.extend(found.iter().cloned());
+    node.attrs.insert("mdlt".into(), Value::Array(list));
+    trim_missing(&mut node.attrs);
+    Some((found, WriteOp::Upsert(container_row(node))))
+}
+
+/// At start-up: the `dgt` index of every timeSeries (read from its stored instances) and
+/// where detection resumes: after the newest data point or the newest recorded missing
+/// one, whichever is later.
+pub(crate) fn restore_series(node: &mut Node, rows: &[(i64, Map<String, Value>)]) {
+    let pei = detection(&node.attrs).map(|d| d.pei);
+    let newest_missing = node
+        .attrs
+        .get("mdlt")
+        .and_then(Value::as_array)
+        .and_then(|l| l.last())
+        .and_then(Value::as_str)
+        .and_then(Timestamp::parse)
+        .map(|t| t.0 * 1000);
+    let Some(series) = node.container_mut().and_then(|c| c.series.as_mut()) else {
+        return;
+    };
+    for (seq, attrs) in rows {
+        if let Some(dgt) = dgt_ms(attrs) {
+            series.dgt_of.insert(*seq, dgt);
+            series.dgts.insert(dgt);
+        }
+    }
+    let newest = series.dgts.iter().copied().max().max(newest_missing);
+    series.expected = pei.zip(newest).map(|(pei, newest)| newest + pei);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overdue_points_are_counted_from_the_expectation() {
+        let d = Detection {
+            pei: 1000,
+            grace: 200,
+        };
+        assert!(overdue(10_000, d, 10_200, 10).is_none());
+        assert_eq!(overdue(10_000, d, 10_201, 10), Some((vec![10_000], 11_000)));
+        assert_eq!(
+            overdue(10_000, d, 12_500, 10),
+            Some((vec![10_000, 11_000, 12_000], 13_000))
+        );
+        // Only the newest `cap` are shown; the expectation still moves past all.
+        assert_eq!(
+            overdue(10_000, d, 12_500, 2),
+            Some((vec![11_000, 12_000], 13_000))
+        );
+    }
+
+    #[test]
+    fn periodicity_rules() {
+        let obj = |v: Value| v.as_object().cloned().expect("object");
+        let ok = |v: Value| check_periodicity(&obj(v)).is_ok();
+        assert!(ok(serde_json::json!({"pei": 1000, "peid": 500})));
+        assert!(!ok(serde_json::json!({"pei": 1000, "peid": 501})));
+        assert!(!ok(serde_json::json!({"mdd": true})));
+        assert!(ok(serde_json::json!({"mdd": true, "pei": 1000})));
+        assert!(!ok(
+            serde_json::json!({"mdd": true, "pei": 1000, "peid": 100, "mdt": 100})
+        ));
+    }
+}
