@@ -10,7 +10,8 @@ mod common;
 
 use common::coap_client::{available, Coap};
 use common::identity::{Bound, PskServer};
-use common::Server;
+use common::provision::ca_and_certificates;
+use common::{path, write_key_file, Server};
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,6 +21,8 @@ const CLIENT: &str = "coap-client-openssl";
 const KEY: &str = "coaps-test-key-0123456789abcdef!";
 const KPSA: &str = "coapsae@bastion.example";
 const AE_ID: &str = "Ccoapsae";
+/// The credential store's key (test only).
+const STORE_KEY: &str = "5a1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
 fn hex(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02x}")).collect()
@@ -263,4 +266,46 @@ fn a_coaps_listener_needs_tls() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The certificate framework over DTLS: libcoap's client presents a certificate naming
+/// AE-ID `Ccert1` (issued by the CA the TLS listener trusts) and registers as that AE.
+#[test]
+fn an_ae_with_a_certificate_registers_over_dtls() {
+    if !available() {
+        return;
+    }
+    let files = tempfile::tempdir().expect("files");
+    let f = files.path();
+    write_key_file(&f.join("store.key"), STORE_KEY);
+    ca_and_certificates(
+        f,
+        &[
+            ("srv", "//bastion.example/id-in"),
+            ("client", "//bastion.example/id-in/Ccert1"),
+        ],
+    );
+    let srv = Server::start_with_config(&format!(
+        "[coap]\ntls-listen = \"127.0.0.1:0\"\n\
+         [tls]\nlisten = \"127.0.0.1:0\"\nframeworks = [\"certificate\"]\n\
+         certificate-file = \"{}\"\nkey-file = \"{}\"\ntrust-anchor-files = [\"{}\"]\n\
+         credentials-key-file = \"{}\"\n",
+        path(f, "srv.pem"),
+        path(f, "srv.key"),
+        path(f, "ca.pem"),
+        path(f, "store.key")
+    ));
+    let addr = coaps_addr(&srv);
+    let (cert, key, ca) = (
+        path(f, "client.pem"),
+        path(f, "client.key"),
+        path(f, "ca.pem"),
+    );
+    let client = Coap::certificate(CLIENT, &addr, &cert, &key, &ca);
+    let registered = client.create("cse-in", "Ccert1", 2, &ae("cert1"));
+    registered.expect("2.01", 2001);
+    assert_eq!(registered.json()["m2m:ae"]["aei"], "Ccert1");
+    client
+        .retrieve("cse-in/cert1", "Cother", &[])
+        .expect("4.03", 4106);
 }

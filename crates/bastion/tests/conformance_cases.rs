@@ -1,5 +1,5 @@
-//! Conformance cases as data (`tests/cases/data/*.json`), each run four times:
-//! in-process through the core, and over the HTTP, the MQTT, the CoAP and the WebSocket
+//! Conformance cases as data (`tests/cases/data/*.json`), each run in-process through the
+//! core, and over the HTTP, the MQTT, the CoAP (plain and over DTLS-PSK) and the WebSocket
 //! bindings of the binary in every serialization of [`cases::over_http::SERIALIZATIONS`]. Each runner reports every
 //! failing case by name. The MQTT runner needs the test broker (Mosquitto on
 //! 127.0.0.1:1883): under `CI=true` its absence fails, elsewhere the runner says why and

@@ -160,6 +160,17 @@ impl Coap {
         }
     }
 
+    /// A DTLS build on `coaps://` with a client certificate (`-c`, `-j`) and the CA
+    /// that issued the server's (`-C`).
+    pub fn certificate(program: &'static str, addr: &str, cert: &str, key: &str, ca: &str) -> Coap {
+        let auth = ["-c", cert, "-j", key, "-C", ca];
+        Coap {
+            program,
+            base: format!("coaps://{addr}"),
+            auth: auth.iter().map(|a| (*a).to_owned()).collect(),
+        }
+    }
+
     /// The last response to `args` on `path`, or what the client printed instead.
     pub fn try_request(&self, path: &str, args: &[&str]) -> Result<Received, String> {
         let mut all: Vec<&str> = self.auth.iter().map(String::as_str).collect();
