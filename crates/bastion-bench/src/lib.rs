@@ -376,3 +376,30 @@ pub async fn fill<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> Result<
     buf.extend_from_slice(&chunk[..n]);
     Ok(())
 }
+
+/// A TLS server with the PSK framework whose credential store (in a temporary directory,
+/// returned for removal) holds `identity` with `key`, bound to AE-ID `originator`: the
+/// bench servers' DTLS associations are judged exactly as `bastion serve` judges them.
+pub fn psk_tls_server(
+    name: &str,
+    identity: &str,
+    key: bastion_tls::PskKey,
+    originator: &str,
+) -> Result<(Arc<bastion_tls::TlsServer>, std::path::PathBuf), String> {
+    use bastion_tls::{Binding, CredentialRegistry, ServerSettings, StoreKey, TlsServer};
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let store = StoreKey::generate().map_err(|e| e.to_string())?;
+    let registry =
+        CredentialRegistry::open(dir.join("credentials.bin"), store).map_err(|e| e.to_string())?;
+    let binding = Binding::ae(originator).map_err(|e| e.to_string())?;
+    registry
+        .add_psk(identity, key, Some(binding))
+        .map_err(|e| e.to_string())?;
+    let settings = ServerSettings {
+        psk: true,
+        ..ServerSettings::default()
+    };
+    let tls = TlsServer::new(&settings, registry).map_err(|e| e.to_string())?;
+    Ok((Arc::new(tls), dir))
+}

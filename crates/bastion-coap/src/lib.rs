@@ -4,6 +4,7 @@
 //!
 //! ```text
 //!   UDP socket ──datagram──► CoapBinding (udp.rs: receive, spawn, send back)
+//!   DTLS session ─datagram─► CoapsBinding (dtls.rs: one task per session)
 //!                               │
 //!                               ▼
 //!   CoapEndpoint::handle_datagram(datagram, peer, association) ─► datagrams to send
@@ -22,11 +23,11 @@
 //!
 //! # Security associations (DTLS)
 //!
-//! DTLS is not built in this crate. The message handling does not depend on the socket:
-//! a DTLS layer decrypts each record of a session into a datagram and calls
-//! [`CoapEndpoint::handle_datagram`] with the session's `bastion_tls::Association`, then
-//! encrypts each returned datagram into the same session (TS-0008 7: the answer uses the
-//! request's session and epoch). With an association, the identity it authenticated is
+//! The message handling does not depend on the socket: [`CoapsBinding`] (dtls.rs, from
+//! [`bind_dtls`]) takes each DTLS session of `bastion_tls`'s `DtlsServer`, calls
+//! [`CoapEndpoint::handle_datagram`] with every datagram it decrypts and the session's
+//! `bastion_tls::Association`, and encrypts each returned datagram into the same
+//! session (TS-0008 7: the answer uses the request's session and epoch). With an association, the identity it authenticated is
 //! the request's association identity and a revoked credential is answered 4107; over
 //! plain UDP (`association` `None`) there is no identity, exactly as on the plain HTTP
 //! listener: an originator bound to a credential is refused 4106 by the core, and the
@@ -45,6 +46,7 @@
 
 mod buffers;
 pub mod codes;
+mod dtls;
 mod endpoint;
 pub mod mapping;
 pub mod options;
@@ -52,6 +54,7 @@ mod outbound;
 mod transport;
 mod udp;
 
+pub use dtls::{bind_dtls, CoapsBinding};
 pub use endpoint::{Block, CoapEndpoint};
 pub use transport::CoapTransport;
 pub use udp::CoapBinding;

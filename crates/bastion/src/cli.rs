@@ -1098,6 +1098,10 @@ pub struct SettingsArgs {
     /// default
     #[arg(long, value_name = "ADDR:PORT")]
     pub coap_listen: Option<String>,
+    /// UDP address and port of the CoAP-over-DTLS listener (coaps, needs [tls]); none by
+    /// default
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub coaps_listen: Option<String>,
 
     /// Accept plain HTTP on a non-loopback --listen address (no security association)
     #[arg(long)]
@@ -1151,6 +1155,7 @@ impl SettingsArgs {
             ws_listen: self.ws_listen.clone(),
             wss_listen: self.wss_listen.clone(),
             coap_listen: self.coap_listen.clone(),
+            coaps_listen: self.coaps_listen.clone(),
             insecure: self.insecure.then_some(true),
             ..RawSettings::default()
         }

@@ -1,8 +1,10 @@
-//! `[coap]` and `--coap-listen`: the UDP address of the CSE's CoAP binding (TS-0008;
-//! docs/bindings.md) and its bounds. Owns the section as written ([`CoapSection`]) and
-//! its validation into [`CoapSettings`]; the binding itself is `bastion-coap`.
+//! `[coap]`, `--coap-listen` and `--coaps-listen`: the UDP addresses of the CSE's CoAP
+//! binding (TS-0008; docs/bindings.md), plain and over DTLS, and their bounds. Owns the
+//! section as written ([`CoapSection`]) and its validation into [`CoapSettings`]; the
+//! binding itself is `bastion-coap`, the DTLS associations `bastion-tls`.
 
 use bastion_coap::CoapConfig;
+use bastion_tls::DtlsLimits;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,7 +16,10 @@ pub struct CoapSection {
     /// `ADDR:PORT` of the UDP listener; without it (and `--coap-listen`) no CoAP binding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
-    /// Whether the CSEBase `poa` lists `coap://ADDR:PORT`.
+    /// `ADDR:PORT` of the CoAP-over-DTLS listener (`coaps://`, needs `[tls]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_listen: Option<String>,
+    /// Whether the CSEBase `poa` lists `coap://ADDR:PORT` (and `coaps://`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advertise: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -31,36 +36,95 @@ pub struct CoapSection {
     pub max_in_flight: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_timeout_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtls_max_pending_handshakes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtls_max_sessions: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtls_handshake_timeout_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtls_idle_timeout_ms: Option<i64>,
 }
 
 /// The validated CoAP binding settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CoapSettings {
-    pub listen: SocketAddr,
+    /// The plain-UDP listener (`coap://`).
+    pub listen: Option<SocketAddr>,
+    /// The DTLS listener (`coaps://`).
+    pub tls_listen: Option<SocketAddr>,
     pub advertise: bool,
     pub config: CoapConfig,
+    pub dtls: DtlsBounds,
 }
 
-/// Validates `[coap]` with `--coap-listen` (`flag`, which wins over `listen`): `None`
-/// when no address is named (then no other key may be set), else the settings or every
-/// problem.
+/// The configurable DTLS bounds of the `coaps://` listener; the rest of
+/// [`DtlsLimits`] keeps its defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DtlsBounds {
+    pub max_pending_handshakes: usize,
+    pub max_sessions: usize,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl Default for DtlsBounds {
+    fn default() -> DtlsBounds {
+        let d = DtlsLimits::default();
+        DtlsBounds {
+            max_pending_handshakes: d.max_pending_handshakes,
+            max_sessions: d.max_sessions,
+            handshake_timeout: d.handshake_timeout,
+            idle_timeout: d.idle_timeout,
+        }
+    }
+}
+
+impl DtlsBounds {
+    /// The DTLS server's limits: these bounds, and a datagram as large as the binding's.
+    pub fn limits(&self, config: &CoapConfig) -> DtlsLimits {
+        DtlsLimits {
+            max_pending_handshakes: self.max_pending_handshakes,
+            max_sessions: self.max_sessions,
+            handshake_timeout: self.handshake_timeout,
+            idle_timeout: self.idle_timeout,
+            max_datagram: config.max_datagram_bytes,
+            ..DtlsLimits::default()
+        }
+    }
+}
+
+/// Validates `[coap]` with `--coap-listen` and `--coaps-listen` (`flag` and
+/// `tls_flag`, which win over `listen` and `tls-listen`): `None` when no address is
+/// named (then no other key may be set), else the settings or every problem. Whether
+/// `[tls]` is there for `coaps` is checked where the TLS server is built.
 pub fn resolve(
     flag: Option<String>,
+    tls_flag: Option<String>,
     section: Option<CoapSection>,
 ) -> Result<Option<CoapSettings>, Vec<String>> {
     let section = section.unwrap_or_default();
-    let Some(addr) = flag.or(section.listen.clone()) else {
+    let plain = flag.or(section.listen.clone());
+    let secure = tls_flag.or(section.tls_listen.clone());
+    if plain.is_none() && secure.is_none() {
         return if section == CoapSection::default() {
             Ok(None)
         } else {
-            Err(vec!["[coap] needs listen (or --coap-listen)".to_owned()])
+            Err(vec![
+                "[coap] needs listen or tls-listen (or --coap-listen, --coaps-listen)".to_owned(),
+            ])
         };
-    };
+    }
     let mut problems = Vec::new();
-    let listen = addr
-        .parse::<SocketAddr>()
-        .map_err(|_| problems.push(format!("coap listen {addr:?}: expected ADDR:PORT")))
-        .ok();
+    let mut address = |key: &str, addr: Option<String>| {
+        addr.and_then(|a| {
+            a.parse::<SocketAddr>()
+                .map_err(|_| problems.push(format!("coap {key} {a:?}: expected ADDR:PORT")))
+                .ok()
+        })
+    };
+    let listen = address("listen", plain);
+    let tls_listen = address("tls-listen", secure);
     let mut ranged = |key: &str, value: Option<i64>, default: usize, range: (i64, i64)| {
         crate::settings::ranged_or_default(
             &mut problems,
@@ -108,6 +172,31 @@ pub fn resolve(
         d.response_timeout.as_millis() as usize,
         (100, 600_000),
     );
+    let dd = DtlsBounds::default();
+    let max_pending_handshakes = ranged(
+        "dtls-max-pending-handshakes",
+        section.dtls_max_pending_handshakes,
+        dd.max_pending_handshakes,
+        (1, 65_536),
+    );
+    let max_sessions = ranged(
+        "dtls-max-sessions",
+        section.dtls_max_sessions,
+        dd.max_sessions,
+        (1, 1_000_000),
+    );
+    let handshake_ms = ranged(
+        "dtls-handshake-timeout-ms",
+        section.dtls_handshake_timeout_ms,
+        dd.handshake_timeout.as_millis() as usize,
+        (100, 600_000),
+    );
+    let idle_ms = ranged(
+        "dtls-idle-timeout-ms",
+        section.dtls_idle_timeout_ms,
+        dd.idle_timeout.as_millis() as usize,
+        (1000, 86_400_000),
+    );
     if !block_size.is_power_of_two() {
         problems.push("[coap] block-size must be a power of two (16 to 1024)".into());
     }
@@ -116,9 +205,10 @@ pub fn resolve(
             "[coap] max-datagram-bytes must hold a block and its header (block-size + 128)".into(),
         );
     }
-    match listen {
-        Some(listen) if problems.is_empty() => Ok(Some(CoapSettings {
+    if problems.is_empty() {
+        Ok(Some(CoapSettings {
             listen,
+            tls_listen,
             advertise: section.advertise.unwrap_or(true),
             config: CoapConfig {
                 max_datagram_bytes,
@@ -130,8 +220,15 @@ pub fn resolve(
                 response_timeout: Duration::from_millis(timeout_ms as u64),
                 ..d
             },
-        })),
-        _ => Err(problems),
+            dtls: DtlsBounds {
+                max_pending_handshakes,
+                max_sessions,
+                handshake_timeout: Duration::from_millis(handshake_ms as u64),
+                idle_timeout: Duration::from_millis(idle_ms as u64),
+            },
+        }))
+    } else {
+        Err(problems)
     }
 }
 
@@ -139,8 +236,10 @@ impl CoapSettings {
     /// The section, every key set, for `bastion config check`.
     pub fn to_section(&self) -> CoapSection {
         let c = &self.config;
+        let t = &self.dtls;
         CoapSection {
-            listen: Some(self.listen.to_string()),
+            listen: self.listen.map(|a| a.to_string()),
+            tls_listen: self.tls_listen.map(|a| a.to_string()),
             advertise: Some(self.advertise),
             max_datagram_bytes: Some(c.max_datagram_bytes as i64),
             block_size: Some(c.block_size as i64),
@@ -149,6 +248,10 @@ impl CoapSettings {
             max_buffered_bytes: Some(c.max_buffered_bytes as i64),
             max_in_flight: Some(c.max_in_flight as i64),
             response_timeout_ms: Some(c.response_timeout.as_millis() as i64),
+            dtls_max_pending_handshakes: Some(t.max_pending_handshakes as i64),
+            dtls_max_sessions: Some(t.max_sessions as i64),
+            dtls_handshake_timeout_ms: Some(t.handshake_timeout.as_millis() as i64),
+            dtls_idle_timeout_ms: Some(t.idle_timeout.as_millis() as i64),
         }
     }
 }
@@ -159,14 +262,16 @@ mod tests {
 
     #[test]
     fn no_listen_no_binding_and_no_stray_keys() {
-        assert_eq!(resolve(None, None), Ok(None));
+        assert_eq!(resolve(None, None, None), Ok(None));
         let stray = CoapSection {
             block_size: Some(64),
             ..CoapSection::default()
         };
         assert_eq!(
-            resolve(None, Some(stray)),
-            Err(vec!["[coap] needs listen (or --coap-listen)".to_owned()])
+            resolve(None, None, Some(stray)),
+            Err(vec![
+                "[coap] needs listen or tls-listen (or --coap-listen, --coaps-listen)".to_owned()
+            ])
         );
     }
 
@@ -177,13 +282,45 @@ mod tests {
             advertise: Some(false),
             ..CoapSection::default()
         };
-        let s = resolve(Some("127.0.0.1:5684".into()), Some(file))
+        let s = resolve(Some("127.0.0.1:5684".into()), None, Some(file))
             .expect("valid")
             .expect("configured");
-        assert_eq!(s.listen.to_string(), "127.0.0.1:5684");
+        assert_eq!(s.listen, Some("127.0.0.1:5684".parse().expect("addr")));
+        assert_eq!(s.tls_listen, None);
         assert!(!s.advertise);
         assert_eq!(s.config, CoapConfig::default());
-        assert_eq!(resolve(None, Some(s.to_section())), Ok(Some(s)));
+        assert_eq!(s.dtls, DtlsBounds::default());
+        assert_eq!(resolve(None, None, Some(s.to_section())), Ok(Some(s)));
+    }
+
+    #[test]
+    fn a_dtls_listener_alone_with_its_bounds() {
+        let file = CoapSection {
+            tls_listen: Some("0.0.0.0:5684".into()),
+            dtls_max_sessions: Some(10),
+            dtls_idle_timeout_ms: Some(5000),
+            ..CoapSection::default()
+        };
+        let s = resolve(None, Some("127.0.0.1:15684".into()), Some(file))
+            .expect("valid")
+            .expect("configured");
+        assert_eq!(s.listen, None);
+        assert_eq!(s.tls_listen, Some("127.0.0.1:15684".parse().expect("addr")));
+        let limits = s.dtls.limits(&s.config);
+        assert_eq!(limits.max_sessions, 10);
+        assert_eq!(limits.idle_timeout, Duration::from_secs(5));
+        assert_eq!(limits.max_pending_handshakes, 256);
+        assert_eq!(limits.max_datagram, s.config.max_datagram_bytes);
+        assert_eq!(resolve(None, None, Some(s.to_section())), Ok(Some(s)));
+        let bad = CoapSection {
+            tls_listen: Some("nowhere".into()),
+            dtls_max_sessions: Some(0),
+            ..CoapSection::default()
+        };
+        let problems = resolve(None, None, Some(bad)).expect_err("refused");
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("tls-listen"), "{problems:?}");
+        assert!(problems[1].contains("dtls-max-sessions"), "{problems:?}");
     }
 
     #[test]
@@ -193,7 +330,7 @@ mod tests {
             block_size: Some(100),
             ..CoapSection::default()
         };
-        let problems = resolve(None, Some(bad)).expect_err("refused");
+        let problems = resolve(None, None, Some(bad)).expect_err("refused");
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].contains("expected ADDR:PORT"), "{problems:?}");
         assert!(problems[1].contains("power of two"), "{problems:?}");

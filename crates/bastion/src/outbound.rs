@@ -189,6 +189,11 @@ impl OutboundRoutes {
             ("https", PeerState::Unknown) => Route::Skip(format!(
                 "{target}: no client credential for this point of access"
             )),
+            // Requests of this CSE over CoAP/DTLS are not built (docs/bindings.md): said
+            // so, rather than "unsupported", since the CSE serves coaps itself.
+            ("coaps", _) if self.schemes.get(&scheme).is_none() => Route::Skip(format!(
+                "{target}: this CSE does not send requests over CoAP/DTLS (coaps)"
+            )),
             (_, _) if self.schemes.get(&scheme).is_none() => {
                 Route::Skip(format!("{target}: unsupported scheme"))
             }
@@ -508,6 +513,26 @@ mod tests {
         assert_eq!(
             *mqtt.0.lock().expect("lock"),
             [poa[1].clone(), poa[1].clone()]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_coaps_target_is_refused_with_its_reason() {
+        let out = OutboundRoutes::new(Schemes::http(), None, None);
+        let poa = ["coaps://127.0.0.1:1/ae".to_owned()];
+        let err = out
+            .send(None, &poa, Request::default())
+            .await
+            .expect_err("unreachable");
+        assert!(
+            matches!(err, OutboundError::Unreachable(ref why) if why
+                == "coaps://127.0.0.1:1/ae: this CSE does not send requests over CoAP/DTLS (coaps)"),
+            "{err}"
+        );
+        let routes = bastion_notify::Routes::routes(&out, None, &poa);
+        assert_eq!(
+            routes[0].as_ref().err().map(String::as_str),
+            Some("coaps://127.0.0.1:1/ae: this CSE does not send requests over CoAP/DTLS (coaps)")
         );
     }
 

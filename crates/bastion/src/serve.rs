@@ -185,13 +185,18 @@ async fn run(
     };
     // The CoAP binding (docs/bindings.md): one UDP socket for requests to this CSE and
     // for its own requests to `coap://` points of access, whose answers come back to it.
-    let coap = match &settings.coap {
-        Some(c) => {
-            let (binding, transport) = bastion_coap::bind(c.listen, c.config.clone())
-                .await
-                .map_err(|e| {
-                    Failure::Runtime(format!("cannot listen for CoAP on {}: {e}", c.listen))
-                })?;
+    let coap = match settings
+        .coap
+        .as_ref()
+        .and_then(|c| c.listen.map(|l| (c, l)))
+    {
+        Some((c, listen)) => {
+            let (binding, transport) =
+                bastion_coap::bind(listen, c.config.clone())
+                    .await
+                    .map_err(|e| {
+                        Failure::Runtime(format!("cannot listen for CoAP on {listen}: {e}"))
+                    })?;
             if c.advertise {
                 config.poa.push(binding.listener().point_of_access());
             }
@@ -199,6 +204,18 @@ async fn run(
         }
         None => None,
     };
+    // CoAP over DTLS: the HTTPS listener's TLS server judges every handshake, so one
+    // credential (and one revocation) holds on HTTPS, WSS and CoAPS alike.
+    let coaps = match &settings.coap {
+        Some(c) => open_coaps(c, tls.as_ref()).await?,
+        None => None,
+    };
+    if let (Some(binding), Some(c)) = (&coaps, &settings.coap) {
+        if c.advertise {
+            // Beside the plain one; the secure point of access is listed after https.
+            config.poa.push(binding.listener().point_of_access());
+        }
+    }
     let mut schemes = Schemes::http();
     if let (Some((_, transport)), Some(m)) = (&mqtt, &settings.mqtt) {
         schemes.register(m.broker.scheme(), Arc::new(transport.clone()));
@@ -351,13 +368,16 @@ async fn run(
     // Building a binding fails only if its listener cannot tell its address; the
     // background tasks are stopped below either way.
     let mqtt_binding = mqtt.map(|(binding, _)| binding);
-    let coap_binding = coap.map(|(binding, _)| binding);
+    let coap_listeners = CoapListeners {
+        plain: coap.map(|(binding, _)| binding),
+        secure: coaps,
+    };
     let served = match bindings(
         settings,
         plain,
         tls,
         mqtt_binding,
-        coap_binding,
+        coap_listeners,
         ws,
         extra_routes,
     ) {
@@ -417,7 +437,7 @@ fn bindings(
     plain: Option<(tokio::net::TcpListener, SocketAddr)>,
     tls: Option<Tls>,
     mqtt: Option<bastion_mqtt::MqttBinding>,
-    coap: Option<bastion_coap::CoapBinding>,
+    coap: CoapListeners,
     ws: Option<WsListeners>,
     extra_routes: axum::Router,
 ) -> Result<Vec<Box<dyn Binding>>, Failure> {
@@ -436,8 +456,11 @@ fn bindings(
     if let Some(mqtt) = mqtt {
         bindings.push(Box::new(mqtt));
     }
-    if let Some(coap) = coap {
+    if let Some(coap) = coap.plain {
         bindings.push(Box::new(coap));
+    }
+    if let Some(coaps) = coap.secure {
+        bindings.push(Box::new(coaps));
     }
     if let Some(ws) = ws {
         if let Some(listener) = ws.plain {
@@ -450,6 +473,35 @@ fn bindings(
         }
     }
     Ok(bindings)
+}
+
+/// The CoAP listeners, bound: plain UDP and over DTLS.
+struct CoapListeners {
+    plain: Option<bastion_coap::CoapBinding>,
+    secure: Option<bastion_coap::CoapsBinding>,
+}
+
+/// Binds the `coaps://` listener on the TLS listener's server (its credential store,
+/// frameworks and CRLs); `[coap] tls-listen` without `[tls]` is a configuration error.
+async fn open_coaps(
+    coap: &crate::coap::CoapSettings,
+    tls: Option<&Tls>,
+) -> Result<Option<bastion_coap::CoapsBinding>, Failure> {
+    let Some(addr) = coap.tls_listen else {
+        return Ok(None);
+    };
+    let Some(tls) = tls else {
+        return Err(Failure::Config(
+            "[coap] tls-listen (--coaps-listen) needs [tls]".into(),
+        ));
+    };
+    let limits = coap.dtls.limits(&coap.config);
+    let binding = bastion_coap::bind_dtls(addr, tls.server.clone(), limits, coap.config.clone())
+        .await
+        .map_err(|e| {
+            Failure::Runtime(format!("cannot listen for CoAP over DTLS on {addr}: {e}"))
+        })?;
+    Ok(Some(binding))
 }
 
 /// The WebSocket listeners, bound, with the hub they share and the points of access

@@ -190,6 +190,8 @@ pub struct RawSettings {
     pub ws: Option<crate::ws::WsSection>,
     /// `[coap] listen`, flag `--coap-listen`.
     pub coap_listen: Option<String>,
+    /// `[coap] tls-listen`, flag `--coaps-listen`.
+    pub coaps_listen: Option<String>,
     /// The rest of `[coap]`: from the configuration file only.
     pub coap: Option<crate::coap::CoapSection>,
     /// `[location]` as written (`bastion_location::LocationConfig`): file only.
@@ -245,6 +247,7 @@ impl RawSettings {
             wss_listen: other.wss_listen.or(self.wss_listen),
             ws: other.ws.or(self.ws),
             coap_listen: other.coap_listen.or(self.coap_listen),
+            coaps_listen: other.coaps_listen.or(self.coaps_listen),
             coap: other.coap.or(self.coap),
             location: other.location.or(self.location),
             registrar: other.registrar.or(self.registrar),
@@ -592,9 +595,12 @@ impl FileConfig {
                 ..w
             }),
             coap_listen: self.coap.as_ref().and_then(|c| c.listen.clone()),
-            coap: self
-                .coap
-                .map(|c| crate::coap::CoapSection { listen: None, ..c }),
+            coaps_listen: self.coap.as_ref().and_then(|c| c.tls_listen.clone()),
+            coap: self.coap.map(|c| crate::coap::CoapSection {
+                listen: None,
+                tls_listen: None,
+                ..c
+            }),
             location: self.location,
             registrar: self.registrar,
             limits: self.limits,
@@ -846,7 +852,7 @@ impl Settings {
         let ws = crate::ws::resolve(raw.ws_listen, raw.wss_listen, raw.ws, &ws_context)
             .map_err(|mut found| problems.append(&mut found))
             .unwrap_or_default();
-        let coap = crate::coap::resolve(raw.coap_listen, raw.coap)
+        let coap = crate::coap::resolve(raw.coap_listen, raw.coaps_listen, raw.coap)
             .map_err(|mut found| problems.append(&mut found))
             .unwrap_or_default();
         if !http_enabled {
@@ -1679,6 +1685,7 @@ mod tests {
             wss_listen: _,
             ws: _,
             coap_listen: _,
+            coaps_listen: _,
             coap: _,
             location: _,
             registrar: _,

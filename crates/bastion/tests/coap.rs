@@ -3,57 +3,17 @@
 //! real `bastion serve` with a `[coap]` listener. Under `CI=true` a missing client fails;
 //! elsewhere the test says why and skips.
 //!
-//! libcoap knows no oneM2M option, and RFC 7252 5.4.1 makes a client reject a response
-//! carrying a critical option it does not know: TS-0008's options are all critical, so
-//! `coap-client` drops every oneM2M response after receiving it. Its debug output
-//! (`-v 7`) shows each received message before it is dropped; the tests read the CoAP
-//! code, the options and the payload from there, and `-B` ends the client's wait.
+//! How its answers are read: tests/common/coap_client.rs.
 
 mod common;
 
+use common::coap_client::{available, coap_addr, Coap, Received};
 use common::identity::{Bound, PskServer};
 use common::Server;
 use serde_json::{json, Value};
-use std::process::Command;
 use std::time::Duration;
 
 const CLIENT: &str = "coap-client-notls";
-
-/// Whether `coap-client` is there; under `CI=true` its absence fails.
-fn available() -> bool {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/coap-client-env");
-    let why = match Command::new(script).output() {
-        Ok(o) if o.status.success() => None,
-        Ok(o) => Some(String::from_utf8_lossy(&o.stderr).into_owned()),
-        Err(e) => Some(format!("{script}: {e}")),
-    };
-    match why {
-        None => true,
-        Some(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CoAP tests need coap-client (libcoap3-bin) under CI: {why}")
-        }
-        Some(why) => {
-            eprintln!("SKIPPED: {why}");
-            false
-        }
-    }
-}
-
-/// The CoAP address a server logged when it started serving.
-fn coap_addr(server: &Server) -> String {
-    assert!(
-        server.log_shows("serving CoAP requests", Duration::from_secs(20)),
-        "no CoAP listener:\n{}",
-        server.log()
-    );
-    let log = server.log();
-    let at = log.find("serving CoAP requests addr=").expect("logged") + 27;
-    log[at..]
-        .split_whitespace()
-        .next()
-        .expect("address")
-        .to_owned()
-}
 
 fn start() -> (Server, String) {
     let server = Server::start_with_config("[coap]\nlisten = \"127.0.0.1:0\"\n");
@@ -61,129 +21,18 @@ fn start() -> (Server, String) {
     (server, addr)
 }
 
-/// One response as `coap-client -v 7` printed it.
-#[derive(Debug)]
-struct Received {
-    /// The message type: `ACK`, `NON`, `CON`.
-    kind: String,
-    /// `2.01`, `4.03`, …
-    code: String,
-    /// Each option as `number-or-name:value` (value bytes unescaped).
-    options: Vec<(String, Vec<u8>)>,
-    payload: Vec<u8>,
-}
-
-impl Received {
-    fn option(&self, name: &str) -> Option<&[u8]> {
-        self.options
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
-    }
-
-    /// The oneM2M-RSC option (307).
-    fn rsc(&self) -> u64 {
-        let v = self.option("307").expect("oneM2M-RSC option");
-        v.iter().fold(0, |n, b| (n << 8) | u64::from(*b))
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.payload)
-            .unwrap_or_else(|e| panic!("payload {:?}: {e}", String::from_utf8_lossy(&self.payload)))
-    }
-
-    fn expect(&self, code: &str, rsc: u64) -> &Self {
-        assert_eq!((self.code.as_str(), self.rsc()), (code, rsc), "{self:?}");
-        self
-    }
-}
-
-/// libcoap's escaping of bytes: `\xHH` for what is not printable, the character else.
-fn unescape(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && bytes.get(i + 1) == Some(&b'x') && i + 4 <= bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&text[i + 2..i + 4], 16) {
-                out.push(b);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    out
-}
-
-/// The last response message in `coap-client`'s debug output.
-fn parse(output: &str) -> Option<Received> {
-    let line = output.lines().rfind(|l| {
-        let code = l.split(" c:").nth(1).unwrap_or("");
-        // A response code (class 2 to 5); requests and empty messages (0.xx) are the
-        // client's own, printed too.
-        l.starts_with("v:1 t:") && code.as_bytes().get(1) == Some(&b'.') && !code.starts_with('0')
-    })?;
-    let code = line.split(" c:").nth(1)?.split(' ').next()?.to_owned();
-    let kind = line.split(" t:").nth(1)?.split(' ').next()?.to_owned();
-    let options = match (line.find(" [ "), line.find(" ]")) {
-        (Some(a), Some(b)) if a + 3 <= b => line[a + 3..b]
-            .split(", ")
-            .filter_map(|o| o.split_once(':'))
-            .map(|(n, v)| (n.to_owned(), unescape(v)))
-            .collect(),
-        _ => Vec::new(),
-    };
-    let payload = match line.find(" :: '") {
-        Some(at) => unescape(line[at + 5..].strip_suffix('\'').unwrap_or(&line[at + 5..])),
-        None => Vec::new(),
-    };
-    Some(Received {
-        kind,
-        code,
-        options,
-        payload,
-    })
-}
-
 /// Runs `coap-client` with `args` on `coap://addr/path` and returns the last response.
 fn coap(addr: &str, path: &str, args: &[&str]) -> Received {
-    let uri = format!("coap://{addr}/{path}");
-    let out = Command::new(CLIENT)
-        .args(["-v", "7", "-B", "2"])
-        .args(args)
-        .arg(&uri)
-        .output()
-        .expect("coap-client runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    parse(&text).unwrap_or_else(|| panic!("no response to {args:?} {uri}:\n{text}"))
+    Coap::plain(CLIENT, addr).request(path, args)
 }
 
 /// A oneM2M CREATE: POST with the ty, fr, rqi and rvi options and a JSON body.
 fn create(addr: &str, path: &str, from: &str, ty: u8, body: &Value) -> Received {
-    let ty = format!("267,0x{ty:04x}");
-    let fr = format!("279,{from}");
-    let body = body.to_string();
-    coap(
-        addr,
-        path,
-        &[
-            "-m", "post", "-O", &ty, "-O", &fr, "-O", "283,c1", "-O", "271,3", "-t", "50", "-e",
-            &body,
-        ],
-    )
+    Coap::plain(CLIENT, addr).create(path, from, ty, body)
 }
 
 fn retrieve(addr: &str, path: &str, from: &str, extra: &[&str]) -> Received {
-    let fr = format!("279,{from}");
-    let mut args = vec!["-m", "get", "-O", &fr, "-O", "283,g1", "-O", "271,3"];
-    args.extend_from_slice(extra);
-    coap(addr, path, &args)
+    Coap::plain(CLIENT, addr).retrieve(path, from, extra)
 }
 
 fn ae(rn: &str) -> Value {

@@ -1,5 +1,5 @@
-//! Conformance cases as data (`tests/cases/data/*.json`), each run four times:
-//! in-process through the core, and over the HTTP, the MQTT, the CoAP and the WebSocket
+//! Conformance cases as data (`tests/cases/data/*.json`), each run in-process through the
+//! core, and over the HTTP, the MQTT, the CoAP (plain and over DTLS-PSK) and the WebSocket
 //! bindings of the binary in every serialization of [`cases::over_http::SERIALIZATIONS`]. Each runner reports every
 //! failing case by name. The MQTT runner needs the test broker (Mosquitto on
 //! 127.0.0.1:1883): under `CI=true` its absence fails, elsewhere the runner says why and
@@ -287,5 +287,53 @@ async fn cases_over_coap() {
         }
         failures.sort();
         cases::report(&format!("CoAP {serialization:?}"), ran, failures);
+    }
+}
+
+/// The cases over CoAP/DTLS-PSK (`coaps://`), in every serialization: each originator of
+/// a case travels in its own association, bound to a PSK credential of its own
+/// (`cases/over_coap.rs`, [`cases::over_coap::OverCoap::start_dtls`]).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cases_over_coaps() {
+    let cases: Arc<Vec<Case>> = Arc::new(all_cases());
+    for &serialization in SERIALIZATIONS {
+        let runnable: Vec<usize> = (0..cases.len())
+            .filter(|&i| match &cases[i].only {
+                // Either kind of `only` says another runner cannot carry the case.
+                Some(only) => {
+                    eprintln!("{}: {:?} only: {}", cases[i].name, only.runner, only.why);
+                    false
+                }
+                None => true,
+            })
+            .filter(|&i| match cases::over_coap::cannot_carry_dtls(&cases[i]) {
+                Some(why) => {
+                    eprintln!("{}: not over CoAP/DTLS: {why}", cases[i].name);
+                    false
+                }
+                None => true,
+            })
+            .filter(|&i| cases::runs_in(&cases[i], serialization))
+            .collect();
+        let ran = runnable.len();
+        let gate = Arc::new(tokio::sync::Semaphore::new(HTTP_PARALLEL));
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in runnable {
+            let (cases, gate) = (cases.clone(), gate.clone());
+            tasks.spawn(async move {
+                let _permit = gate.acquire_owned().await.expect("gate open");
+                let target = cases::over_coap::OverCoap::start_dtls(serialization, &cases[i]).await;
+                (i, cases::run_case(&target, &cases[i]).await)
+            });
+        }
+        let mut failures = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            let (i, result) = done.expect("case task");
+            if let Err(why) = result {
+                failures.push((cases[i].name.clone(), why));
+            }
+        }
+        failures.sort();
+        cases::report(&format!("CoAP/DTLS {serialization:?}"), ran, failures);
     }
 }

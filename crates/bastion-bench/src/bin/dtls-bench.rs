@@ -24,9 +24,7 @@ use std::time::Instant;
 
 use bastion_bench::{drive, LoadArgs, Stats, IO_TIMEOUT};
 use bastion_tls::dtls::{DtlsClient, DtlsLimits, DtlsServer, DtlsSession};
-use bastion_tls::{
-    Binding, ClientOptions, CredentialRegistry, PskKey, ServerSettings, StoreKey, TlsServer,
-};
+use bastion_tls::{ClientOptions, PskKey};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -98,20 +96,12 @@ fn psk_key(psk: &Psk) -> Result<PskKey, String> {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let dir = std::env::temp_dir().join(format!("dtls-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let store = StoreKey::generate().map_err(|e| e.to_string())?;
-    let registry =
-        CredentialRegistry::open(dir.join("credentials.bin"), store).map_err(|e| e.to_string())?;
-    let binding = Binding::ae("Cbench").map_err(|e| e.to_string())?;
-    registry
-        .add_psk(&args.psk.psk_identity, psk_key(&args.psk)?, Some(binding))
-        .map_err(|e| e.to_string())?;
-    let settings = ServerSettings {
-        psk: true,
-        ..ServerSettings::default()
-    };
-    let tls = Arc::new(TlsServer::new(&settings, registry).map_err(|e| e.to_string())?);
+    let (tls, dir) = bastion_bench::psk_tls_server(
+        "dtls-bench",
+        &args.psk.psk_identity,
+        psk_key(&args.psk)?,
+        "Cbench",
+    )?;
     let limits = DtlsLimits {
         max_pending_handshakes: args.max_pending,
         ..DtlsLimits::default()

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod acme;
+pub mod coap_client;
 pub mod das_limits;
 pub mod das_policy;
 pub mod das_tls;
