@@ -124,9 +124,15 @@ async fn ts0004_7_3_2_1_unknown_resource_type_is_bad_request() {
 async fn ts0004_7_3_3_2_unimplemented_resource_type_is_not_implemented() {
     let s = Server::start();
     let ae = s.ae("Cowner").await;
-    // timeSeries (29) and flexContainer (28) are defined by oneM2M, not offered here.
+    // semanticDescriptor (24) and flexContainer (28) are defined by oneM2M, not offered
+    // here.
     let r = s
-        .create(&ae, "Cowner", 29, json!({"m2m:ts": {"rn": "ts"}}))
+        .create(
+            &ae,
+            "Cowner",
+            24,
+            json!({"m2m:smd": {"rn": "sd", "dcrp": 1}}),
+        )
         .await;
     r.expect(5001);
     let r = s
