@@ -101,16 +101,70 @@ async fn cases_over_http() {
                 (i, cases::run_case(&target, case).await)
             });
         }
-        let mut failures = Vec::new();
-        while let Some(done) = tasks.join_next().await {
-            let (i, result) = done.expect("case task");
-            if let Err(why) = result {
-                failures.push((cases[i].name.clone(), why));
-            }
-        }
-        failures.sort();
+        let failures = failures_of(&cases, tasks).await;
         cases::report(&format!("HTTP {serialization:?}"), ran, failures);
     }
+}
+
+/// Why a binding's runner cannot carry a case at all, or in one serialization.
+type CannotCarry = fn(&Case) -> Option<&'static str>;
+type CannotCarryIn = fn(&Case, Serialization) -> Option<&'static str>;
+
+/// The cases a binding's runner carries in `serialization`, in the order the filters
+/// apply: a case meant for one runner only, one the binding cannot carry, one not written
+/// for this serialization, one the binding cannot carry in it. Each one left out says why
+/// (but the serialization filter, which every runner shares).
+fn carried(
+    cases: &[Case],
+    serialization: Serialization,
+    binding: &str,
+    cannot_carry: CannotCarry,
+    cannot_carry_in: Option<CannotCarryIn>,
+) -> Vec<usize> {
+    let left_out = |case: &Case, why: Option<String>| match why {
+        Some(why) => {
+            eprintln!("{}: {why}", case.name);
+            false
+        }
+        None => true,
+    };
+    (0..cases.len())
+        .filter(|&i| {
+            // Either kind of `only` says another runner cannot carry the case.
+            let only = cases[i].only.as_ref();
+            left_out(
+                &cases[i],
+                only.map(|o| format!("{:?} only: {}", o.runner, o.why)),
+            )
+        })
+        .filter(|&i| {
+            let why = cannot_carry(&cases[i]).map(|why| format!("not over {binding}: {why}"));
+            left_out(&cases[i], why)
+        })
+        .filter(|&i| cases::runs_in(&cases[i], serialization))
+        .filter(|&i| {
+            let why = cannot_carry_in
+                .and_then(|excuse| excuse(&cases[i], serialization))
+                .map(|why| format!("not over {binding} in {serialization:?}: {why}"));
+            left_out(&cases[i], why)
+        })
+        .collect()
+}
+
+/// The failures of the case tasks, by case name, sorted.
+async fn failures_of(
+    cases: &[Case],
+    mut tasks: tokio::task::JoinSet<(usize, Result<(), String>)>,
+) -> Vec<(String, String)> {
+    let mut failures = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        let (i, result) = done.expect("case task");
+        if let Err(why) = result {
+            failures.push((cases[i].name.clone(), why));
+        }
+    }
+    failures.sort();
+    failures
 }
 
 /// Whether the test broker answers; under `CI=true` its absence is a failure.
@@ -133,36 +187,13 @@ async fn cases_over_mqtt() {
     }
     let cases: Arc<Vec<Case>> = Arc::new(all_cases());
     for &serialization in SERIALIZATIONS {
-        let runnable: Vec<usize> = (0..cases.len())
-            .filter(|&i| match &cases[i].only {
-                // Either kind of `only` says another runner cannot carry the case.
-                Some(only) => {
-                    eprintln!("{}: {:?} only: {}", cases[i].name, only.runner, only.why);
-                    false
-                }
-                None => true,
-            })
-            .filter(|&i| match cases::over_mqtt::cannot_carry(&cases[i]) {
-                Some(why) => {
-                    eprintln!("{}: not over MQTT: {why}", cases[i].name);
-                    false
-                }
-                None => true,
-            })
-            .filter(|&i| cases::runs_in(&cases[i], serialization))
-            .filter(
-                |&i| match cases::over_mqtt::cannot_carry_in(&cases[i], serialization) {
-                    Some(why) => {
-                        eprintln!(
-                            "{}: not over MQTT in {serialization:?}: {why}",
-                            cases[i].name
-                        );
-                        false
-                    }
-                    None => true,
-                },
-            )
-            .collect();
+        let runnable = carried(
+            &cases,
+            serialization,
+            "MQTT",
+            cases::over_mqtt::cannot_carry,
+            Some(cases::over_mqtt::cannot_carry_in),
+        );
         let ran = runnable.len();
         let gate = Arc::new(tokio::sync::Semaphore::new(HTTP_PARALLEL));
         let mut tasks = tokio::task::JoinSet::new();
@@ -174,14 +205,7 @@ async fn cases_over_mqtt() {
                 (i, cases::run_case(&target, &cases[i]).await)
             });
         }
-        let mut failures = Vec::new();
-        while let Some(done) = tasks.join_next().await {
-            let (i, result) = done.expect("case task");
-            if let Err(why) = result {
-                failures.push((cases[i].name.clone(), why));
-            }
-        }
-        failures.sort();
+        let failures = failures_of(&cases, tasks).await;
         cases::report(&format!("MQTT {serialization:?}"), ran, failures);
     }
 }
@@ -190,36 +214,13 @@ async fn cases_over_mqtt() {
 async fn cases_over_ws() {
     let cases: Arc<Vec<Case>> = Arc::new(all_cases());
     for &serialization in SERIALIZATIONS {
-        let runnable: Vec<usize> = (0..cases.len())
-            .filter(|&i| match &cases[i].only {
-                // Either kind of `only` says another runner cannot carry the case.
-                Some(only) => {
-                    eprintln!("{}: {:?} only: {}", cases[i].name, only.runner, only.why);
-                    false
-                }
-                None => true,
-            })
-            .filter(|&i| match cases::over_ws::cannot_carry(&cases[i]) {
-                Some(why) => {
-                    eprintln!("{}: not over WebSocket: {why}", cases[i].name);
-                    false
-                }
-                None => true,
-            })
-            .filter(|&i| cases::runs_in(&cases[i], serialization))
-            .filter(
-                |&i| match cases::over_ws::cannot_carry_in(&cases[i], serialization) {
-                    Some(why) => {
-                        eprintln!(
-                            "{}: not over WebSocket in {serialization:?}: {why}",
-                            cases[i].name
-                        );
-                        false
-                    }
-                    None => true,
-                },
-            )
-            .collect();
+        let runnable = carried(
+            &cases,
+            serialization,
+            "WebSocket",
+            cases::over_ws::cannot_carry,
+            Some(cases::over_ws::cannot_carry_in),
+        );
         let ran = runnable.len();
         let gate = Arc::new(tokio::sync::Semaphore::new(HTTP_PARALLEL));
         let mut tasks = tokio::task::JoinSet::new();
@@ -231,14 +232,7 @@ async fn cases_over_ws() {
                 (i, cases::run_case(&target, &cases[i]).await)
             });
         }
-        let mut failures = Vec::new();
-        while let Some(done) = tasks.join_next().await {
-            let (i, result) = done.expect("case task");
-            if let Err(why) = result {
-                failures.push((cases[i].name.clone(), why));
-            }
-        }
-        failures.sort();
+        let failures = failures_of(&cases, tasks).await;
         cases::report(&format!("WebSocket {serialization:?}"), ran, failures);
     }
 }
@@ -249,24 +243,13 @@ async fn cases_over_ws() {
 async fn cases_over_coap() {
     let cases: Arc<Vec<Case>> = Arc::new(all_cases());
     for &serialization in SERIALIZATIONS {
-        let runnable: Vec<usize> = (0..cases.len())
-            .filter(|&i| match &cases[i].only {
-                // Either kind of `only` says another runner cannot carry the case.
-                Some(only) => {
-                    eprintln!("{}: {:?} only: {}", cases[i].name, only.runner, only.why);
-                    false
-                }
-                None => true,
-            })
-            .filter(|&i| match cases::over_coap::cannot_carry(&cases[i]) {
-                Some(why) => {
-                    eprintln!("{}: not over CoAP: {why}", cases[i].name);
-                    false
-                }
-                None => true,
-            })
-            .filter(|&i| cases::runs_in(&cases[i], serialization))
-            .collect();
+        let runnable = carried(
+            &cases,
+            serialization,
+            "CoAP",
+            cases::over_coap::cannot_carry,
+            None,
+        );
         let ran = runnable.len();
         let gate = Arc::new(tokio::sync::Semaphore::new(HTTP_PARALLEL));
         let mut tasks = tokio::task::JoinSet::new();
@@ -278,14 +261,7 @@ async fn cases_over_coap() {
                 (i, cases::run_case(&target, &cases[i]).await)
             });
         }
-        let mut failures = Vec::new();
-        while let Some(done) = tasks.join_next().await {
-            let (i, result) = done.expect("case task");
-            if let Err(why) = result {
-                failures.push((cases[i].name.clone(), why));
-            }
-        }
-        failures.sort();
+        let failures = failures_of(&cases, tasks).await;
         cases::report(&format!("CoAP {serialization:?}"), ran, failures);
     }
 }
@@ -297,24 +273,13 @@ async fn cases_over_coap() {
 async fn cases_over_coaps() {
     let cases: Arc<Vec<Case>> = Arc::new(all_cases());
     for &serialization in SERIALIZATIONS {
-        let runnable: Vec<usize> = (0..cases.len())
-            .filter(|&i| match &cases[i].only {
-                // Either kind of `only` says another runner cannot carry the case.
-                Some(only) => {
-                    eprintln!("{}: {:?} only: {}", cases[i].name, only.runner, only.why);
-                    false
-                }
-                None => true,
-            })
-            .filter(|&i| match cases::over_coap::cannot_carry_dtls(&cases[i]) {
-                Some(why) => {
-                    eprintln!("{}: not over CoAP/DTLS: {why}", cases[i].name);
-                    false
-                }
-                None => true,
-            })
-            .filter(|&i| cases::runs_in(&cases[i], serialization))
-            .collect();
+        let runnable = carried(
+            &cases,
+            serialization,
+            "CoAP/DTLS",
+            cases::over_coap::cannot_carry_dtls,
+            None,
+        );
         let ran = runnable.len();
         let gate = Arc::new(tokio::sync::Semaphore::new(HTTP_PARALLEL));
         let mut tasks = tokio::task::JoinSet::new();
@@ -326,14 +291,7 @@ async fn cases_over_coaps() {
                 (i, cases::run_case(&target, &cases[i]).await)
             });
         }
-        let mut failures = Vec::new();
-        while let Some(done) = tasks.join_next().await {
-            let (i, result) = done.expect("case task");
-            if let Err(why) = result {
-                failures.push((cases[i].name.clone(), why));
-            }
-        }
-        failures.sort();
+        let failures = failures_of(&cases, tasks).await;
         cases::report(&format!("CoAP/DTLS {serialization:?}"), ran, failures);
     }
 }
