@@ -51,11 +51,13 @@ mod endpoint;
 pub mod mapping;
 pub mod options;
 mod outbound;
+mod secure_transport;
 mod transport;
 mod udp;
 
 pub use dtls::{bind_dtls, CoapsBinding};
 pub use endpoint::{Block, CoapEndpoint};
+pub use secure_transport::CoapsTransport;
 pub use transport::CoapTransport;
 pub use udp::CoapBinding;
 

@@ -129,7 +129,8 @@ impl Cse {
                     .as_ref()
                     .ok_or_else(|| "this CSE sends no requests".to_owned())?;
                 if let Some(ae) = ae.filter(|ae| !self.poa_checks.is_verified(ae, &poa)) {
-                    if self.ask_poa(target, &poa, &sur, &subscriber).await != Some(true) {
+                    let asked = self.ask_poa(target, peer.as_deref(), &poa, &sur, &subscriber);
+                    if asked.await != Some(true) {
                         return Err("the point of access was not verified".into());
                     }
                     self.poa_checks.verified(&ae, &poa);

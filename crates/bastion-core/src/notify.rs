@@ -376,6 +376,7 @@ impl Cse {
         let poa = outgoing.targets.clone();
         let sur = outgoing.subscription.clone();
         let to = outgoing.to.clone();
+        let peer = outgoing.peer.clone();
         match self.poa_checks.admit(&ae, &poa, outgoing) {
             crate::poa::Admission::Send(outgoing) => self.submit(*outgoing),
             crate::poa::Admission::Held => {}
@@ -394,7 +395,10 @@ impl Cse {
                     let mut verified = false;
                     for pause in crate::poa::RETRY_UNREACHABLE {
                         tokio::time::sleep(pause).await;
-                        match cse.ask_poa(&to, &poa, &sur, &subscriber).await {
+                        match cse
+                            .ask_poa(&to, peer.as_deref(), &poa, &sur, &subscriber)
+                            .await
+                        {
                             Some(answer) => {
                                 verified = answer;
                                 break;
@@ -421,11 +425,13 @@ impl Cse {
     }
 
     /// One verification request (`vrq`, as for a new subscription's targets) to the
-    /// `poa` of the AE `to`: whether it answered 2000, `None` when it could not be
-    /// reached. Failures are logged without credentials in the URL.
+    /// `poa` of the AE `to` (reached over the association with `peer`, its AE-ID):
+    /// whether it answered 2000, `None` when it could not be reached. Failures are
+    /// logged without credentials in the URL.
     pub(crate) async fn ask_poa(
         &self,
         to: &str,
+        peer: Option<&str>,
         poa: &[String],
         sur: &str,
         subscriber: &str,
@@ -443,7 +449,7 @@ impl Cse {
             pc: Some(content),
             ..Default::default()
         };
-        match outbound.send(None, poa, request).await {
+        match outbound.send(peer, poa, request).await {
             Ok(resp) if resp.rsc == Rsc::Ok => Some(true),
             Ok(resp) => {
                 tracing::info!(target = %to, answer = resp.rsc.code(), "point of access not verified");
@@ -476,10 +482,16 @@ impl Cse {
                 .map(|p| in_csz_serialization(p, &csz))
                 .collect();
             if !usable.is_empty() {
+                let is_ae = node.ty == ResourceType::Ae;
                 return Destination::Http {
                     poa: usable,
-                    peer: None,
-                    ae: (node.ty == ResourceType::Ae).then(|| node.ri.clone()),
+                    // An AE's own points of access are reached over the association
+                    // with that AE where one exists (a `coaps://` or `https://` one).
+                    peer: is_ae
+                        .then(|| node.attrs.get("aei").and_then(Value::as_str))
+                        .flatten()
+                        .map(str::to_owned),
+                    ae: is_ae.then(|| node.ri.clone()),
                 };
             }
             if node.ty == ResourceType::Ae {
@@ -604,7 +616,8 @@ pub(crate) type Ended = (Ri, Arc<SubscriptionState>);
 
 /// Where one notification goes.
 pub(crate) enum Destination {
-    /// Points of access, and the CSE-ID of the next hop when they are another CSE's.
+    /// Points of access, and whose association reaches them: the CSE-ID of the next hop
+    /// when they are another CSE's, the AE-ID when they are a local AE's own.
     Http {
         poa: Vec<String>,
         peer: Option<String>,

@@ -23,11 +23,11 @@ pub enum OutboundError {
 #[async_trait::async_trait]
 pub trait Outbound: Send + Sync {
     /// Sends `req` to the first of `poa` (absolute `http(s)://` URIs, tried in order)
-    /// that answers, and returns its response primitive. `peer` is the CSE-ID of the CSE
-    /// those points of access belong to, when they are a CSE's (the next hop of a
-    /// forwarded request, TS-0001 7.3.2.6): the security association towards it is chosen
-    /// by that identity (TS-0003 8.2.1), not by the address. `None` for an AE's or a URL
-    /// target.
+    /// that answers, and returns its response primitive. `peer` is whom those points of
+    /// access belong to: the CSE-ID of a CSE (the next hop of a forwarded request,
+    /// TS-0001 7.3.2.6) or the AE-ID of an AE hosted here. The security association
+    /// towards it is chosen by that identity (TS-0003 8.2.1), not by the address. `None`
+    /// for a URL target.
     async fn send(
         &self,
         peer: Option<&str>,

@@ -17,9 +17,10 @@ pub struct OutgoingNotification {
     pub targets: Vec<String>,
     /// `to` of the NOTIFY primitive.
     pub to: String,
-    /// The CSE-ID of the next hop when the receiver is behind another CSE and `targets`
-    /// are that CSE's points of access: the notification must travel over the security
-    /// association with it (TS-0003 8.2.1). `None` for a URL or a receiver hosted here.
+    /// Whose security association `targets` are reached over (TS-0003 8.2.1): the CSE-ID
+    /// of the next hop when the receiver is behind another CSE and `targets` are that
+    /// CSE's points of access, or the AE-ID of an AE hosted here whose own points of
+    /// access they are. `None` for a URL.
     pub peer: Option<String>,
     /// What `event` is, and so which root wraps it.
     pub kind: NotificationKind,

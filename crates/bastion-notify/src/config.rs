@@ -72,9 +72,10 @@ pub struct Delivery {
     pub targets: Vec<String>,
     /// `to` of the NOTIFY primitive: the `nu` value as given.
     pub to: String,
-    /// The CSE-ID of the CSE that `targets` belong to when the receiver is reached
-    /// through it (an AE behind another CSE); `None` when they are the receiver's own.
-    /// The [`Routes`](crate::Routes) uses it to pick that CSE's association.
+    /// Whom `targets` belong to: the CSE-ID of the CSE the receiver is reached through
+    /// (an AE behind another CSE), or the AE-ID of a receiver reached at its own points
+    /// of access; `None` for a URL. The [`Routes`](crate::Routes) uses it to pick the
+    /// security association with that peer.
     pub peer: Option<String>,
     /// The content of ONE `m2m:sgn` object (`{"nev":{..},"sur":"..",..}`), without the
     /// `m2m:sgn` wrapper, which the engine adds (or aggregates into `m2m:agn`); or, by

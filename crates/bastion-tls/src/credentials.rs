@@ -304,8 +304,8 @@ pub struct CredentialInfo {
     pub revoked: bool,
 }
 
-/// What the store holds to reach a peer CSE as TLS-PSK client
-/// ([`CredentialRegistry::psk_for_cse`]).
+/// What the store holds to reach a peer CSE or AE as (D)TLS-PSK client
+/// ([`CredentialRegistry::psk_for_peer`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PeerPsk {
     /// An active credential: present this KpsaID with this key.
@@ -589,17 +589,19 @@ impl CredentialRegistry {
         Some((entry.key.clone()?, entry.binding.clone()))
     }
 
-    /// The PSK credential this CSE presents as TLS client to the CSE known by any of
-    /// `cse_ids` (its SP-relative and absolute CSE-ID): the same KpsaID/Kpsa that peer
-    /// presents here, since one pre-shared key serves both directions of the pair
-    /// (TS-0003 8.2.1). Several active ones: the most recently added (a rotation adds the
-    /// new key before revoking the old one).
-    pub fn psk_for_cse(&self, cse_ids: &[&str]) -> PeerPsk {
+    /// The PSK credential this CSE presents as (D)TLS client to the CSE or AE known by
+    /// any of `peer_ids` (a CSE's SP-relative and absolute CSE-ID, an AE's AE-ID as its
+    /// credential binds it): the same KpsaID/Kpsa that peer presents here, since one
+    /// pre-shared key serves both directions of the pair (TS-0003 8.2.1). Several active
+    /// ones: the most recently added (a rotation adds the new key before revoking the old
+    /// one).
+    pub fn psk_for_peer(&self, peer_ids: &[&str]) -> PeerPsk {
         let entries = self.entries.read();
         let mut revoked = false;
         let mut best: Option<(&String, &Entry)> = None;
         for (id, e) in entries.iter() {
-            let bound = matches!(&e.binding, Binding::Cse(c) if cse_ids.contains(&c.as_str()));
+            let bound = matches!(&e.binding,
+                Binding::Cse(c) | Binding::Ae(c) if peer_ids.contains(&c.as_str()));
             if !bound || e.kind != CredentialKind::Psk {
                 continue;
             }

@@ -18,7 +18,7 @@
 //!
 //! Entity A (the registree) is the TLS client and Entity B (the registrar CSE) the server
 //! (TS-0003 8.2.1); a registrar CSE reaching a registree CSE is the client of that CSE's
-//! listener, with the PSK the pair shares ([`CredentialRegistry::psk_for_cse`]). The
+//! listener, with the PSK the pair shares ([`CredentialRegistry::psk_for_peer`]). The
 //! server hands back, with every accepted stream, the
 //! [`PeerIdentity`] the association is bound to, kept with the server as an
 //! [`Association`] ([`TlsServer::associate`]); every binding over TLS asks it for the

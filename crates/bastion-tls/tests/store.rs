@@ -213,7 +213,7 @@ fn ts0003_8_2_1_psk_for_a_peer_cse() {
     let (_dir, path, key) = setup();
     let reg = CredentialRegistry::open(&path, key).unwrap();
     let forms = ["/id-mn", "//sp.example.com/id-mn"];
-    assert_eq!(reg.psk_for_cse(&forms), PeerPsk::None);
+    assert_eq!(reg.psk_for_peer(&forms), PeerPsk::None);
     for (id, binding) in [
         ("ae@sp.example.com", Binding::ae("Cid-mn").unwrap()),
         ("other@sp.example.com", Binding::cse("/id-asn").unwrap()),
@@ -227,14 +227,14 @@ fn ts0003_8_2_1_psk_for_a_peer_cse() {
         None,
     )
     .unwrap();
-    assert_eq!(reg.psk_for_cse(&forms), PeerPsk::None);
+    assert_eq!(reg.psk_for_peer(&forms), PeerPsk::None);
     reg.add_psk(
         "mn@sp.example.com",
         PskKey::from_hex(KEY_HEX).unwrap(),
         Some(Binding::cse("//sp.example.com/id-mn").unwrap()),
     )
     .unwrap();
-    match reg.psk_for_cse(&forms) {
+    match reg.psk_for_peer(&forms) {
         PeerPsk::Active { kpsa_id, key } => {
             assert_eq!(kpsa_id, "mn@sp.example.com");
             assert_eq!(key.to_hex().as_str(), KEY_HEX);
@@ -242,7 +242,7 @@ fn ts0003_8_2_1_psk_for_a_peer_cse() {
         other => panic!("{other:?}"),
     }
     reg.revoke("mn@sp.example.com").unwrap();
-    assert_eq!(reg.psk_for_cse(&forms), PeerPsk::Revoked);
+    assert_eq!(reg.psk_for_peer(&forms), PeerPsk::Revoked);
     // A fresh key after the revocation is used again.
     reg.add_psk(
         "mn2@sp.example.com",
@@ -251,7 +251,7 @@ fn ts0003_8_2_1_psk_for_a_peer_cse() {
     )
     .unwrap();
     assert!(matches!(
-        reg.psk_for_cse(&forms),
+        reg.psk_for_peer(&forms),
         PeerPsk::Active { kpsa_id, .. } if kpsa_id == "mn2@sp.example.com"
     ));
 }

@@ -8,20 +8,23 @@
 //!
 //! * the registrar's `url` (and any `poa` with the same scheme, host and port): the
 //!   registrar client, over the configured TLS security association when `https://`;
-//! * an `https://` point of access of a peer CSE with which this CSE shares a PSK (the
-//!   credential registry of its TLS listener holds a KpsaID bound to the peer's CSE-ID):
+//! * an `https://` point of access of a peer with which this CSE shares a PSK (the
+//!   credential registry of its TLS listener holds a KpsaID bound to the peer's CSE-ID,
+//!   or to the AE-ID of an AE hosted here whose own point of access it is):
 //!   a TLS-PSK client presenting that KpsaID, the same key serving both directions of the
 //!   pair (TS-0003 8.2.1). The registry is the listener's own, so a revocation reaches
 //!   outbound connections as it reaches inbound ones; clients are cached per credential
 //!   and dropped whenever the registry changes;
+//! * a `coaps://` point of access of such a peer: CoAP over a DTLS-PSK association
+//!   presenting the same KpsaID (`bastion_coap::CoapsTransport`), with the same cache;
 //! * a point of access of any other scheme a transport is registered for
 //!   ([`bastion_client::Schemes`]: `http` by default; `mqtt`, `coap`, `ws` when their
 //!   crates register one, `bastion serve`): that transport, except
-//!   towards a peer CSE this CSE shares a credential with (active or revoked) that
-//!   advertises an `https://` one: a failed or revoked association never falls back to
-//!   a transport outside it;
-//! * anything else (an `https://` point of access without a credential, a scheme no
-//!   transport serves): skipped, as unreachable.
+//!   towards a peer this CSE shares a credential with (active or revoked) that
+//!   advertises an `https://` or `coaps://` one: a failed or revoked association never
+//!   falls back to a transport outside it;
+//! * anything else (an `https://` or `coaps://` point of access without a credential, a
+//!   scheme no transport serves): skipped, as unreachable.
 //!
 //! Responses are returned as the peer sent them. Keys are never logged.
 //!
@@ -32,9 +35,10 @@
 
 use bastion_client::transport::scheme_of;
 use bastion_client::{Client, ClientError, Schemes, TlsConnector, Transport};
+use bastion_coap::{CoapConfig, CoapsTransport};
 use bastion_core::outbound::{Outbound, OutboundError};
 use bastion_proto::{Request, Response};
-use bastion_tls::{ClientOptions, CredentialRegistry, PeerPsk, TlsClient};
+use bastion_tls::{ClientOptions, CredentialRegistry, DtlsClient, PeerPsk, PskKey, TlsClient};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -55,6 +59,8 @@ pub struct OutboundRoutes {
     registrar: Option<(String, Client)>,
     /// The PSKs shared with peer CSEs (the TLS listener's registry).
     peers: Option<PeerCredentials>,
+    /// The limits of requests to `coaps://` points of access (`[coap]`).
+    coap: CoapConfig,
 }
 
 /// Peer CSEs' PSK credentials and the TLS clients built from them.
@@ -65,11 +71,18 @@ struct PeerCredentials {
     cache: Mutex<ClientCache>,
 }
 
-/// TLS-PSK clients by KpsaID, valid for one generation of the registry.
+/// TLS-PSK and DTLS-PSK clients by KpsaID, valid for one generation of the registry.
 #[derive(Default)]
 struct ClientCache {
     generation: u64,
-    clients: HashMap<String, Client>,
+    clients: HashMap<String, PeerClients>,
+}
+
+/// The clients presenting one KpsaID: over TLS (`https://`) and over DTLS (`coaps://`).
+#[derive(Clone)]
+struct PeerClients {
+    https: Client,
+    coaps: Arc<dyn Transport>,
 }
 
 /// How a request reaches one point of access.
@@ -80,6 +93,8 @@ enum Route {
     Scheme(String),
     /// TLS-PSK with this KpsaID.
     Psk(String),
+    /// CoAP over DTLS-PSK with this KpsaID.
+    DtlsPsk(String),
     /// Not tried, for this reason.
     Skip(String),
 }
@@ -88,8 +103,11 @@ enum Route {
 enum PeerState {
     /// No peer (an AE or URL target), or no credential shared with it.
     Unknown,
-    /// An active PSK and the client presenting it.
-    Active { kpsa_id: String, client: Client },
+    /// An active PSK and the clients presenting it.
+    Active {
+        kpsa_id: String,
+        clients: PeerClients,
+    },
     /// Only revoked credentials: the peer may no longer be reached.
     Revoked,
 }
@@ -115,7 +133,14 @@ impl OutboundRoutes {
                 sp_id,
                 cache: Mutex::new(ClientCache::default()),
             }),
+            coap: CoapConfig::default(),
         }
+    }
+
+    /// Requests to `coaps://` points of access within the limits of `config`.
+    pub fn with_coap_config(mut self, config: CoapConfig) -> OutboundRoutes {
+        self.coap = config;
+        self
     }
 
     /// At most `max` (at least 1) requests in flight at once.
@@ -131,7 +156,13 @@ impl OutboundRoutes {
         let (Some(peer), Some(creds)) = (peer, &self.peers) else {
             return Ok(PeerState::Unknown);
         };
+        // A CSE-ID may be bound in absolute form; an AE-ID is looked up as given.
         let absolute = format!("{}{peer}", creds.sp_id);
+        let forms = if peer.starts_with('/') {
+            vec![peer, absolute.as_str()]
+        } else {
+            vec![peer]
+        };
         let mut cache = creds
             .cache
             .lock()
@@ -143,30 +174,38 @@ impl OutboundRoutes {
             cache.clients.clear();
             cache.generation = generation;
         }
-        match creds.registry.psk_for_cse(&[peer, &absolute]) {
+        match creds.registry.psk_for_peer(&forms) {
             PeerPsk::None => Ok(PeerState::Unknown),
             PeerPsk::Revoked => Ok(PeerState::Revoked),
             PeerPsk::Active { kpsa_id, key } => {
-                let client = match cache.clients.get(&kpsa_id) {
+                let clients = match cache.clients.get(&kpsa_id) {
                     Some(c) => c.clone(),
                     None => {
-                        let tls = TlsClient::psk(&kpsa_id, key, &ClientOptions::default())
-                            .map_err(|e| format!("TLS-PSK client for {peer}: {e}"))?;
-                        let c = Client::with_connector(
-                            Arc::new(TlsConnector::new(tls)),
-                            Default::default(),
-                        );
+                        let c = self.peer_clients(peer, &kpsa_id, key)?;
                         cache.clients.insert(kpsa_id.clone(), c.clone());
                         c
                     }
                 };
-                Ok(PeerState::Active { kpsa_id, client })
+                Ok(PeerState::Active { kpsa_id, clients })
             }
         }
     }
 
+    /// The TLS-PSK and DTLS-PSK clients presenting `kpsa_id` with `key` to `peer`.
+    fn peer_clients(&self, peer: &str, kpsa_id: &str, key: PskKey) -> Result<PeerClients, String> {
+        let options = ClientOptions::default();
+        let dtls = DtlsClient::psk(kpsa_id, key.clone(), &options)
+            .map_err(|e| format!("DTLS-PSK client for {peer}: {e}"))?;
+        let tls = TlsClient::psk(kpsa_id, key, &options)
+            .map_err(|e| format!("TLS-PSK client for {peer}: {e}"))?;
+        Ok(PeerClients {
+            https: Client::with_connector(Arc::new(TlsConnector::new(tls)), Default::default()),
+            coaps: Arc::new(CoapsTransport::new(dtls, self.coap.clone())),
+        })
+    }
+
     /// The route to `target`, a point of access of `peer` (when known) whose `poa`
-    /// lists an `https://` one when `secure_offered`.
+    /// lists an `https://` or `coaps://` one when `secure_offered`.
     fn route(
         &self,
         peer: Option<&str>,
@@ -183,16 +222,12 @@ impl OutboundRoutes {
         let scheme = scheme(target);
         match (scheme.as_str(), state) {
             ("https", PeerState::Active { kpsa_id, .. }) => Route::Psk(kpsa_id.clone()),
-            ("https", PeerState::Revoked) => Route::Skip(format!(
+            ("coaps", PeerState::Active { kpsa_id, .. }) => Route::DtlsPsk(kpsa_id.clone()),
+            ("https" | "coaps", PeerState::Revoked) => Route::Skip(format!(
                 "{target}: the credential shared with {peer} is revoked"
             )),
-            ("https", PeerState::Unknown) => Route::Skip(format!(
+            ("https" | "coaps", PeerState::Unknown) => Route::Skip(format!(
                 "{target}: no client credential for this point of access"
-            )),
-            // Requests of this CSE over CoAP/DTLS are not built (docs/bindings.md): said
-            // so, rather than "unsupported", since the CSE serves coaps itself.
-            ("coaps", _) if self.schemes.get(&scheme).is_none() => Route::Skip(format!(
-                "{target}: this CSE does not send requests over CoAP/DTLS (coaps)"
             )),
             (_, _) if self.schemes.get(&scheme).is_none() => {
                 Route::Skip(format!("{target}: unsupported scheme"))
@@ -211,7 +246,8 @@ impl OutboundRoutes {
         match (route, state) {
             (Route::Registrar, _) => self.registrar.as_ref().map(|(_, c)| client(c)),
             (Route::Scheme(scheme), _) => self.schemes.get(scheme).cloned(),
-            (Route::Psk(_), PeerState::Active { client: c, .. }) => Some(client(c)),
+            (Route::Psk(_), PeerState::Active { clients, .. }) => Some(client(&clients.https)),
+            (Route::DtlsPsk(_), PeerState::Active { clients, .. }) => Some(clients.coaps.clone()),
             _ => None,
         }
     }
@@ -225,7 +261,7 @@ impl OutboundRoutes {
         poa: &[String],
     ) -> Result<Vec<bastion_notify::Route>, String> {
         let state = self.peer_state(peer)?;
-        let secure_offered = poa.iter().any(|p| scheme(p) == "https");
+        let secure_offered = poa.iter().any(|p| is_secure(&scheme(p)));
         Ok(poa
             .iter()
             .map(|target| {
@@ -267,6 +303,12 @@ fn origin(uri: &str) -> String {
 
 fn scheme(uri: &str) -> String {
     scheme_of(uri).unwrap_or_default()
+}
+
+/// The schemes this CSE reaches a peer on only over the security association it shares
+/// with that peer.
+fn is_secure(scheme: &str) -> bool {
+    matches!(scheme, "https" | "coaps")
 }
 
 #[async_trait::async_trait]
@@ -358,7 +400,7 @@ mod tests {
     /// The routes `out` takes to each of `poa` for `peer`.
     fn routes(out: &OutboundRoutes, peer: Option<&str>, poa: &[&str]) -> Vec<Route> {
         let state = out.peer_state(peer).expect("state");
-        let secure = poa.iter().any(|p| scheme(p) == "https");
+        let secure = poa.iter().any(|p| is_secure(&scheme(p)));
         poa.iter()
             .map(|t| {
                 let r = out.route(peer, &state, secure, t);
@@ -517,23 +559,39 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_coaps_target_is_refused_with_its_reason() {
+    async fn a_coaps_target_without_a_shared_credential_is_refused_with_its_reason() {
         let out = OutboundRoutes::new(Schemes::http(), None, None);
         let poa = ["coaps://127.0.0.1:1/ae".to_owned()];
         let err = out
             .send(None, &poa, Request::default())
             .await
             .expect_err("unreachable");
+        let why = "coaps://127.0.0.1:1/ae: no client credential for this point of access";
         assert!(
-            matches!(err, OutboundError::Unreachable(ref why) if why
-                == "coaps://127.0.0.1:1/ae: this CSE does not send requests over CoAP/DTLS (coaps)"),
+            matches!(err, OutboundError::Unreachable(ref w) if w == why),
             "{err}"
         );
         let routes = bastion_notify::Routes::routes(&out, None, &poa);
+        assert_eq!(routes[0].as_ref().err().map(String::as_str), Some(why));
+    }
+
+    #[test]
+    fn ts0003_8_2_1_a_peer_offering_coaps_is_reached_over_dtls_psk_only() {
+        let (_dir, reg, out) = outbound_with_mn_key();
+        let poa = ["coaps://127.0.0.1:5684", "http://127.0.0.1:8080"];
+        let r = routes(&out, Some("/id-mn"), &poa);
+        assert_eq!(r[0], Route::DtlsPsk("mn@bastion.example".into()));
+        assert!(skipped(&r[1]), "{r:?}");
+        assert_eq!(cached_clients(&out), 1);
+        reg.revoke("mn@bastion.example").expect("revoke");
+        let r = routes(&out, Some("/id-mn"), &poa);
         assert_eq!(
-            routes[0].as_ref().err().map(String::as_str),
-            Some("coaps://127.0.0.1:1/ae: this CSE does not send requests over CoAP/DTLS (coaps)")
+            r[0],
+            Route::Skip(
+                "coaps://127.0.0.1:5684: the credential shared with /id-mn is revoked".into()
+            )
         );
+        assert!(skipped(&r[1]), "{r:?}");
     }
 
     #[tokio::test]

@@ -237,8 +237,9 @@ async fn run(
     }
     // Forwarding and registration (docs/federation.md): the registrar's client carries
     // the configured credential; another CSE's `https://` point of access is reached
-    // over TLS-PSK with the key shared with it, looked up in the TLS listener's own
-    // registry so that a revocation cuts both directions at once (TS-0003 8.2.1).
+    // over TLS-PSK (a `coaps://` one over DTLS-PSK) with the key shared with it, looked
+    // up in the TLS listener's own registry so that a revocation cuts both directions at
+    // once (TS-0003 8.2.1).
     let registrar_client = match &settings.registrar {
         Some(r) => Some(
             r.client(&settings.sp_id, |p| settings.data_path(p))
@@ -259,7 +260,14 @@ async fn run(
             tls.as_ref()
                 .map(|t| (t.registry.clone(), settings.sp_id.clone())),
         )
-        .with_max_in_flight(settings.limits.max_outbound_requests),
+        .with_max_in_flight(settings.limits.max_outbound_requests)
+        .with_coap_config(
+            settings
+                .coap
+                .as_ref()
+                .map(|c| c.config.clone())
+                .unwrap_or_default(),
+        ),
     );
     // Fields this binary does not set keep their defaults (the core adds services).
     let sink = Arc::new(crate::notifications::EngineSink::new(
@@ -383,16 +391,20 @@ async fn run(
     ) {
         Err(failure) => Some(Err(failure)),
         Ok(bindings) => {
-            let serving = bindings
+            // Each listener's loop runs on a worker of the runtime, not on the thread
+            // blocked in `block_on`: the tasks a loop spawns per datagram or connection
+            // then start on the same worker, without a wake-up of another thread each.
+            let mut serving: Vec<Serving> = bindings
                 .into_iter()
                 .map(|binding| {
                     let listener = binding.listener();
                     let cse = cse.clone();
-                    Box::pin(async move { (listener, binding.serve(cse).await) }) as Serving
+                    let task = tokio::spawn(async move { binding.serve(cse).await });
+                    (listener, task)
                 })
                 .collect();
-            tokio::select! {
-                (listener, result) = first_to_end(serving) => Some(result.map_err(|e| {
+            let ended = tokio::select! {
+                (listener, result) = first_to_end(&mut serving) => Some(result.map_err(|e| {
                     Failure::Runtime(format!(
                         "{} listener on {} failed: {e}",
                         listener.scheme, listener.local
@@ -402,8 +414,15 @@ async fn run(
                     tracing::info!(signal, "stop requested; no longer accepting connections");
                     None
                 }
-            }
+            };
             // The accept loops (and the listeners) are dropped here.
+            for (_, task) in &serving {
+                task.abort();
+            }
+            for (_, task) in serving {
+                let _ = task.await;
+            }
+            ended
         }
     };
 
@@ -561,15 +580,20 @@ async fn open_ws(
 }
 
 /// A binding serving, resolving with its listener and how it ended.
-type Serving = Pin<Box<dyn Future<Output = (Listener, std::io::Result<()>)> + Send>>;
+/// A listener and the task running its binding.
+type Serving = (Listener, tokio::task::JoinHandle<std::io::Result<()>>);
 
-/// Runs every binding until the first one ends; never resolves when there are none.
-async fn first_to_end(mut serving: Vec<Serving>) -> (Listener, std::io::Result<()>) {
+/// Waits for the first binding to end; never resolves when there are none. A binding
+/// whose task panicked ends with that as its error.
+async fn first_to_end(serving: &mut [Serving]) -> (Listener, std::io::Result<()>) {
     std::future::poll_fn(|cx| {
         serving
             .iter_mut()
-            .find_map(|binding| match binding.as_mut().poll(cx) {
-                Poll::Ready(ended) => Some(ended),
+            .find_map(|(listener, task)| match Pin::new(task).poll(cx) {
+                Poll::Ready(ended) => Some((
+                    *listener,
+                    ended.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string()))),
+                )),
                 Poll::Pending => None,
             })
             .map_or(Poll::Pending, Poll::Ready)

@@ -309,3 +309,318 @@ fn an_ae_with_a_certificate_registers_over_dtls() {
         .retrieve("cse-in/cert1", "Cother", &[])
         .expect("4.03", 4106);
 }
+
+/// libcoap's `coap-server-openssl` with DTLS-PSK on a free port, logging every PDU
+/// (`-v 7`) to a file: the AE's own CoAP/DTLS server.
+struct AeServer {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    /// Its DTLS port (libcoap serves DTLS on the plain port + 1).
+    dtls_port: u16,
+}
+
+impl AeServer {
+    fn start(key: &str) -> AeServer {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = dir.path().join("coap-server.log");
+        let plain = free_port_pair();
+        let child = Command::new("coap-server-openssl")
+            .args([
+                "-A",
+                "127.0.0.1",
+                "-p",
+                &plain.to_string(),
+                "-k",
+                key,
+                "-v",
+                "7",
+            ])
+            .stdout(std::fs::File::create(&log).expect("log"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("coap-server-openssl (libcoap3-bin, scripts/coap-client-env)");
+        let server = AeServer {
+            child,
+            log,
+            _dir: dir,
+            dtls_port: plain + 1,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !server.listening() {
+            assert!(
+                Instant::now() < deadline,
+                "coap-server-openssl never listened"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn listening(&self) -> bool {
+        std::net::UdpSocket::bind(("127.0.0.1", self.dtls_port)).is_err()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn shows(&self, needle: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+impl Drop for AeServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A UDP port `p` with `p` and `p + 1` both free.
+fn free_port_pair() -> u16 {
+    loop {
+        let first = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = first.local_addr().expect("addr").port();
+        if port < u16::MAX && std::net::UdpSocket::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Registers [`AE_ID`] over DTLS-PSK with `poa`, a container `data` and a subscription
+/// to it whose target is the AE itself, then writes `first` into the container.
+fn subscribed_ae_writes(client: &Coap, poa: &str) {
+    let body = json!({"m2m:ae": {"rn": "coapsae", "api": "Ncoaps.test", "rr": true,
+        "srv": ["3"], "poa": [poa]}});
+    client
+        .create("cse-in", AE_ID, 2, &body)
+        .expect("2.01", 2001);
+    client
+        .create(
+            "cse-in/coapsae",
+            AE_ID,
+            3,
+            &json!({"m2m:cnt": {"rn": "data"}}),
+        )
+        .expect("2.01", 2001);
+    client
+        .create(
+            "cse-in/coapsae/data",
+            AE_ID,
+            23,
+            &json!({"m2m:sub": {"rn": "sub", "nu": [AE_ID], "enc": {"net": [3]}}}),
+        )
+        .expect("2.01", 2001);
+    client
+        .create(
+            "cse-in/coapsae/data",
+            AE_ID,
+            4,
+            &json!({"m2m:cin": {"cnf": "text/plain:0", "con": "first"}}),
+        )
+        .expect("2.01", 2001);
+}
+
+/// TS-0008 6.3.1 with TS-0003 8.2.1, against libcoap's own DTLS server: the CSE opens an
+/// association to the AE's `coaps://` point of access presenting the AE's own KpsaID
+/// (one key serves both directions of the pair) and asks it to verify that point of
+/// access with a CoAP POST carrying the oneM2M options. libcoap's server gives no oneM2M
+/// answer, so the point of access stays unverified and no notification goes there.
+#[test]
+fn a_coaps_poa_is_asked_over_the_aes_own_psk_at_libcoaps_server() {
+    if !available() {
+        return;
+    }
+    let (psk, addr) = start();
+    let receiver = AeServer::start(KEY);
+    let client = Coap::psk(CLIENT, &addr, KPSA, KEY);
+    let poa = format!("coaps://127.0.0.1:{}/notify", receiver.dtls_port);
+    subscribed_ae_writes(&client, &poa);
+    assert!(
+        receiver.shows("vrq", Duration::from_secs(15)),
+        "no verification request at the AE's server:\n{}\nCSE:\n{}",
+        receiver.log(),
+        psk.srv.log()
+    );
+    let log = receiver.log();
+    assert!(
+        log.contains(&format!("got psk_identity: '{KPSA}'")),
+        "{log}"
+    );
+    assert!(
+        log.contains("c:POST") && log.contains("Uri-Path:notify") && log.contains("m2m:sgn"),
+        "{log}"
+    );
+    // 279 is the oneM2M-FR option: the CSE's own ID.
+    assert!(log.contains("279:\\x2F\\x69\\x64\\x2D\\x69\\x6E"), "{log}");
+    assert!(
+        psk.srv
+            .log_shows("no oneM2M-RSC option", Duration::from_secs(10)),
+        "{}",
+        psk.srv.log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!receiver.log().contains("'first'"), "{}", receiver.log());
+}
+
+/// A oneM2M receiver over DTLS-PSK (this project's DTLS server, a minimal CoAP
+/// responder): answers every confirmable request 2.04 with oneM2M-RSC 2000 and keeps the
+/// payloads it received.
+struct OneM2mReceiver {
+    port: u16,
+    payloads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl OneM2mReceiver {
+    async fn start(identity: &str, key_hex: &str) -> OneM2mReceiver {
+        use bastion_tls::{CredentialRegistry, ServerSettings, StoreKey, TlsServer};
+        let dir = tempfile::tempdir().expect("dir");
+        let registry = CredentialRegistry::open(
+            dir.path().join("credentials.bin"),
+            StoreKey::generate().expect("store key"),
+        )
+        .expect("registry");
+        let key = bastion_tls::PskKey::from_hex(key_hex).expect("key");
+        let peer = bastion_tls::Binding::cse("/id-in").expect("binding");
+        registry
+            .add_psk(identity, key, Some(peer))
+            .expect("credential");
+        let settings = ServerSettings {
+            psk: true,
+            ..ServerSettings::default()
+        };
+        let tls = std::sync::Arc::new(TlsServer::new(&settings, registry).expect("server"));
+        let mut server = bastion_tls::DtlsServer::bind(
+            "127.0.0.1:0".parse().expect("addr"),
+            tls,
+            bastion_tls::DtlsLimits::default(),
+        )
+        .await
+        .expect("bind");
+        let port = server.local_addr().port();
+        let payloads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = payloads.clone();
+        tokio::spawn(async move {
+            while let Some(mut session) = server.accept().await {
+                let kept = kept.clone();
+                tokio::spawn(async move {
+                    while let Some(datagram) = session.recv().await {
+                        let Ok(request) = coap_lite::Packet::from_bytes(&datagram) else {
+                            continue;
+                        };
+                        kept.lock()
+                            .expect("lock")
+                            .push(String::from_utf8_lossy(&request.payload).into_owned());
+                        let mut answer = coap_lite::Packet::new();
+                        answer
+                            .header
+                            .set_type(coap_lite::MessageType::Acknowledgement);
+                        answer.header.code =
+                            coap_lite::MessageClass::Response(coap_lite::ResponseType::Changed);
+                        answer.header.message_id = request.header.message_id;
+                        answer.set_token(request.get_token().to_vec());
+                        // oneM2M-RSC (307) 2000, oneM2M-RQI (283) echoed.
+                        answer.add_option(
+                            coap_lite::CoapOption::Unknown(307),
+                            2000u16.to_be_bytes().to_vec(),
+                        );
+                        if let Some(rqi) =
+                            request.get_first_option(coap_lite::CoapOption::Unknown(283))
+                        {
+                            answer.add_option(coap_lite::CoapOption::Unknown(283), rqi.clone());
+                        }
+                        let _ = session.send(&answer.to_bytes().expect("encoded")).await;
+                    }
+                });
+            }
+        });
+        OneM2mReceiver {
+            port,
+            payloads,
+            _dir: dir,
+        }
+    }
+
+    fn received(&self) -> Vec<String> {
+        self.payloads.lock().expect("lock").clone()
+    }
+
+    async fn wait_for(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if self.received().iter().any(|p| p.contains(needle)) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+}
+
+/// The whole delivery over `coaps://`: the AE's point of access, reached over DTLS-PSK
+/// with the AE's own credential, answers the verification request 2000 and then gets the
+/// contentInstance notification; once the credential is revoked, the next notification
+/// is not sent, and the CSE says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn notifications_reach_a_coaps_poa_over_the_aes_own_psk() {
+    if !available() {
+        return;
+    }
+    let (psk, addr) = tokio::task::block_in_place(start);
+    let receiver = OneM2mReceiver::start(KPSA, &hex(KEY)).await;
+    let poa = format!("coaps://127.0.0.1:{}/notify", receiver.port);
+    tokio::task::block_in_place(|| {
+        subscribed_ae_writes(&Coap::psk(CLIENT, &addr, KPSA, KEY), &poa)
+    });
+    assert!(
+        receiver.wait_for("\"vrq\":true").await && receiver.wait_for("first").await,
+        "received {:?}\nCSE:\n{}",
+        receiver.received(),
+        psk.srv.log()
+    );
+    let first = receiver
+        .received()
+        .into_iter()
+        .find(|p| p.contains("first"))
+        .expect("notification");
+    let sgn: Value = serde_json::from_str(&first).expect("json");
+    assert_eq!(sgn["m2m:sgn"]["nev"]["net"], 3, "{sgn}");
+    assert_eq!(
+        sgn["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"], "first",
+        "{sgn}"
+    );
+
+    psk.revoke(KPSA);
+    // The CSE's registry sees the revocation within about a second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A write by the admin still raises a notification, which may no longer travel.
+    psk.srv
+        .create(
+            "/cse-in/coapsae/data",
+            "CAdmin",
+            4,
+            json!({"m2m:cin": {"cnf": "text/plain:0", "con": "second"}}),
+        )
+        .await
+        .expect(2001);
+    assert!(
+        tokio::task::block_in_place(|| psk.srv.log_shows("is revoked", Duration::from_secs(15))),
+        "{}",
+        psk.srv.log()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !receiver.received().iter().any(|p| p.contains("second")),
+        "{:?}",
+        receiver.received()
+    );
+}
