@@ -5,6 +5,7 @@
 //! and in total, and forgets entries after a lifetime; a full store refuses or evicts,
 //! never grows.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -24,7 +25,10 @@ pub enum Seen {
 /// when full the oldest is forgotten (a retransmission of it is then handled again).
 pub struct Exchanges {
     capacity: usize,
-    seen: HashMap<(SocketAddr, u16), Seen>,
+    /// foldhash's quality hasher, seeded per process: every datagram looks up and
+    /// inserts here, where SipHash cost more than the rest of the table work; a peer
+    /// cannot predict the seed to aim collisions, and the table is bounded anyway.
+    seen: HashMap<(SocketAddr, u16), Seen, foldhash::quality::RandomState>,
     order: VecDeque<(Instant, (SocketAddr, u16))>,
 }
 
@@ -32,7 +36,7 @@ impl Exchanges {
     pub fn new(capacity: usize) -> Exchanges {
         Exchanges {
             capacity: capacity.max(1),
-            seen: HashMap::new(),
+            seen: HashMap::default(),
             order: VecDeque::new(),
         }
     }
@@ -42,11 +46,17 @@ impl Exchanges {
     pub fn begin(&mut self, peer: SocketAddr, mid: u16, now: Instant) -> (Option<Seen>, bool) {
         self.expire(now);
         let key = (peer, mid);
-        if let Some(seen) = self.seen.get(&key) {
-            return (Some(seen.clone()), false);
+        match self.seen.entry(key) {
+            Entry::Occupied(known) => return (Some(known.get().clone()), false),
+            Entry::Vacant(new) => {
+                new.insert(Seen::InProgress);
+            }
         }
+        self.order.push_back((now, key));
+        // Room is made after the insertion, so the new entry is never the one evicted
+        // (it is the newest in `order`).
         let mut evicted = false;
-        while self.seen.len() >= self.capacity {
+        while self.seen.len() > self.capacity {
             match self.order.pop_front() {
                 Some((_, old)) => {
                     self.seen.remove(&old);
@@ -55,8 +65,6 @@ impl Exchanges {
                 None => break,
             }
         }
-        self.seen.insert(key, Seen::InProgress);
-        self.order.push_back((now, key));
         (None, evicted)
     }
 

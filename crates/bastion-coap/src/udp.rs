@@ -64,7 +64,10 @@ impl Binding for CoapBinding {
             let socket = self.socket.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                for answer in endpoint.handle_datagram(&datagram, peer, None).await {
+                // Boxed: the task stays small, so spawning it copies little; the
+                // request's own (large) future is built once, on the heap.
+                let answers = Box::pin(endpoint.handle_datagram(&datagram, peer, None)).await;
+                for answer in answers {
                     if let Err(e) = socket.send_to(&answer, peer).await {
                         tracing::debug!(%peer, error = %e, "a CoAP answer could not be sent");
                     }

@@ -331,13 +331,15 @@ impl Cse {
         let rvi = req.rvi.clone();
         let rset = req.rset.clone();
         let no_response = req.rt == Some(bastion_proto::primitive::ResponseType::NoResponse);
+        // The operations' futures are boxed: they are large, and every binding awaits
+        // this one inside its own, which would otherwise copy them at each layer.
         let result = match forward::transit(&self.config.sp_id, &self.config.cse_id, &req.to) {
             // Transit (TS-0004 7.3.2.6): the hosting CSE's response is relayed as it came.
-            Some(dest) => match self.forward(req, ctx, dest).await {
+            Some(dest) => match Box::pin(self.forward(req, ctx, dest)).await {
                 Ok(relayed) => return relayed,
                 Err(err) => Err(err),
             },
-            None => self.process(req, ctx).await,
+            None => Box::pin(self.process(req, ctx)).await,
         };
         let mut resp = match result {
             Ok(resp) => resp,

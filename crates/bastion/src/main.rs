@@ -7,6 +7,12 @@
 //! start or fails while running, 2 for invalid configuration or command-line usage.
 #![forbid(unsafe_code)]
 
+/// mimalloc rather than the system allocator: a request allocates and frees many small
+/// buffers across tasks, which glibc's allocator serves markedly slower under load
+/// (docs/benchmarks.md, "W1 over CoAP"; docs/decisions.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod acp;
 mod bindings;
 mod cert;

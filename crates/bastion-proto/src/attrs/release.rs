@@ -123,6 +123,10 @@ fn representation(pc: &Value) -> Option<(ResourceType, &Map<String, Value>)> {
 
 /// The served type whose JSON root is `root` (`m2m:cnt`).
 fn from_root(root: &str) -> Option<ResourceType> {
+    // Most members walked are plain attributes: only `m2m:` names can be roots.
+    if !root.starts_with("m2m:") {
+        return None;
+    }
     ResourceType::SUPPORTED
         .into_iter()
         .find(|t| t.root() == root)
