@@ -23,9 +23,9 @@ fn spec_of(content: &Map<String, Value>) -> Result<&'static Spec, RequestError> 
         None | Some(Value::Null) => {
             return Err(RequestError::bad_request("mandatory attribute mgd missing"))
         }
-        Some(v) => v
-            .as_u64()
-            .ok_or_else(|| RequestError::bad_request("attribute mgd must be a non-negative integer"))?,
+        Some(v) => v.as_u64().ok_or_else(|| {
+            RequestError::bad_request("attribute mgd must be a non-negative integer")
+        })?,
     };
     match mgmt::spec(mgd) {
         Some(spec) => Ok(spec),

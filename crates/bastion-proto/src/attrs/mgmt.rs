@@ -23,7 +23,12 @@ pub struct Spec {
     pub exclusive: &'static [(&'static str, &'static str)],
 }
 
-const fn a(name: &'static str, kind: super::Kind, create: super::Presence, update: super::Presence) -> AttrDef {
+const fn a(
+    name: &'static str,
+    kind: super::Kind,
+    create: super::Presence,
+    update: super::Presence,
+) -> AttrDef {
     AttrDef {
         name,
         kind,
@@ -102,7 +107,10 @@ pub const SPECS: &[Spec] = &[
         mgd: 1006,
         name: "battery",
         root: "m2m:bat",
-        attrs: &[a("btl", Range(0, 100), M, O), a("bts", BATTERY_STATUS, M, O)],
+        attrs: &[
+            a("btl", Range(0, 100), M, O),
+            a("bts", BATTERY_STATUS, M, O),
+        ],
         exclusive: &[],
     },
     Spec {
@@ -186,4 +194,54 @@ pub fn is_defined(mgd: u64) -> bool {
 /// An attribute of any served specialization (the XML codec types members by it).
 pub fn any_attr(name: &str) -> Option<&'static AttrDef> {
     SPECS.iter().flat_map(|s| s.attrs).find(|d| d.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attrs::{validate_mgmt, Phase};
+    use crate::types::ResourceType;
+    use serde_json::{json, Map, Value};
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn ts0004_8_2_4_every_specialization_has_its_own_root() {
+        for s in SPECS {
+            assert!(is_defined(s.mgd), "{}", s.name);
+            assert_eq!(SPECS.iter().filter(|o| o.root == s.root).count(), 1);
+            assert_eq!(ResourceType::from_root(s.root), Some(ResourceType::MgmtObj));
+            let attrs = obj(json!({ "mgd": s.mgd }));
+            assert_eq!(ResourceType::MgmtObj.root_of(&attrs), s.root);
+        }
+        assert_eq!(ResourceType::from_root("m2m:mgo"), None);
+        assert_eq!(ResourceType::from_root("m2m:nod"), Some(ResourceType::Node));
+        assert!(!is_defined(1027) && is_defined(0) && is_defined(1011));
+    }
+
+    #[test]
+    fn ts0004_d_attributes_of_one_specialization() {
+        let fw = spec(1001).unwrap();
+        let ok =
+            obj(json!({"mgd": 1001, "vr": "1", "fwn": "f", "url": "u", "ud": false, "dc": "d"}));
+        assert!(validate_mgmt(fw, Phase::Create, &ok).is_ok());
+        let mut foreign = ok.clone();
+        foreign.insert("btl".into(), json!(5));
+        let e = validate_mgmt(fw, Phase::Create, &foreign).unwrap_err();
+        assert!(e.reason().contains("btl"), "{}", e.reason());
+        let e = validate_mgmt(fw, Phase::Update, &obj(json!({"mgd": 1002}))).unwrap_err();
+        assert!(e.reason().contains("mgd"));
+        let bat = spec(1006).unwrap();
+        for (btl, good) in [(0, true), (100, true), (101, false)] {
+            let c = obj(json!({"mgd": 1006, "btl": btl, "bts": 7}));
+            assert_eq!(validate_mgmt(bat, Phase::Create, &c).is_ok(), good, "{btl}");
+        }
+        let rbo = spec(1009).unwrap();
+        let both = obj(json!({"rbo": true, "far": true}));
+        assert!(validate_mgmt(rbo, Phase::Update, &both).is_err());
+        let one = obj(json!({"rbo": true, "far": false}));
+        assert!(validate_mgmt(rbo, Phase::Update, &one).is_ok());
+    }
 }
