@@ -18,7 +18,7 @@
 #           five more batteries) created with curl, one connection per tree (`--next`):
 #           wall-clock trees per second (16 acknowledged, fsynced creates each).
 #   rcn4:   GET /cse-in/N1?rcn=4 as the admin: the node with its 15 children in one
-#           answer (about 6 KB of JSON), requests per second.
+#           answer (about 3 KB of JSON), requests per second.
 #   create: POST a battery <mgmtObj> under a node as the admin, requests per second.
 #   bare:   the same GET of rcn4 to bare-axum (its fixed ~300-byte answer), the ceiling.
 set -euo pipefail
