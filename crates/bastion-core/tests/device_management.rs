@@ -67,3 +67,43 @@ async fn ts0004_7_4_15_mgmtobjs_keep_their_specialization_over_a_restart() {
     let r = send(&cse, Operation::Retrieve, "cse-in/n/r", None, None).await;
     assert_eq!(r.rsc.code(), 4004);
 }
+
+/// A `<remoteCSE>` registers from loopback, as in the partial-retrieve test.
+async fn from_loopback(cse: &Cse, req: bastion_proto::Request) -> Response {
+    let ctx = bastion_core::RequestContext::new(Some(([127, 0, 0, 1], 40000).into()), None);
+    cse.handle(req, &ctx).await
+}
+
+#[tokio::test]
+async fn ts0004_7_4_4_remote_cse_node_link_names_a_node_of_this_cse_or_of_another() {
+    let config = CseConfig {
+        trust_loopback_cses: true,
+        ..CseConfig::default()
+    };
+    let cse = Cse::open(config, Arc::new(MemoryStore::new()))
+        .await
+        .expect("open the CSE");
+    let nod = json!({"m2m:nod": {"rn": "n", "ni": "urn:dev:n"}});
+    let r = send(&cse, Operation::Create, "cse-in", Some(14), Some(nod)).await;
+    assert_eq!(r.rsc.code(), 2001, "{:?}", r.pc);
+    let csr = |nl: &str| {
+        let pc = json!({"m2m:csr": {"cb": "/id-mn/cse-mn", "csi": "/id-mn", "cst": 2,
+            "rr": true, "srv": ["3"], "nl": nl}});
+        common::request(Operation::Create, "cse-in", "/id-mn", Some(16), Some(pc))
+    };
+    // A local address that names no node.
+    let r = from_loopback(&cse, csr("cse-in/nothing")).await;
+    assert_eq!(r.rsc.code(), 4000, "{:?}", r.pc);
+    // The registree's own node, on its own CSE: not checked here.
+    let r = from_loopback(&cse, csr("/id-mn/n")).await;
+    assert_eq!(r.rsc.code(), 2001, "{:?}", r.pc);
+    let update = |nl: &str| {
+        let pc = json!({"m2m:csr": {"nl": nl}});
+        common::request(Operation::Update, "cse-in/id-mn", "/id-mn", None, Some(pc))
+    };
+    let r = from_loopback(&cse, update("cse-in")).await;
+    assert_eq!(r.rsc.code(), 4000, "{:?}", r.pc);
+    let r = from_loopback(&cse, update("cse-in/n")).await;
+    assert_eq!(r.rsc.code(), 2004, "{:?}", r.pc);
+    assert_eq!(r.pc.expect("updated")["m2m:csr"]["nl"], "cse-in/n");
+}
