@@ -9,6 +9,9 @@
 --                getcbor -> as get, with Accept: application/cbor      (W1 in CBOR)
 --                cincbor -> as cin, the same content in CBOR,
 --                        Content-Type application/cbor;ty=4           (W2 in CBOR)
+--                bat  -> POST URL, Content-Type application/json;ty=13,
+--                        body {"m2m:bat":{"mgd":1006,"btl":50,"bts":1}} (a battery
+--                        <mgmtObj>; bench/node.sh)
 --     CON_BYTES  size of the cin's con for KIND=cin (default 100)
 --
 -- Every request carries X-M2M-Origin, a unique X-M2M-RI ("b<thread>-<n>"), X-M2M-RVI: 3
@@ -65,8 +68,11 @@ function init(args)
       accept = "application/cbor"
    elseif kind == "getcbor" then
       accept = "application/cbor"
+   elseif kind == "bat" then
+      body = '{"m2m:bat":{"mgd":1006,"btl":50,"bts":1}}'
+      content_type = "application/json;ty=13"
    elseif kind ~= "get" then
-      error("onem2m.lua: KIND must be get, cin, getcbor or cincbor, got " .. tostring(kind))
+      error("onem2m.lua: KIND must be get, cin, getcbor, cincbor or bat, got " .. tostring(kind))
    end
 end
 

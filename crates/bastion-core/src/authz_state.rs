@@ -65,7 +65,7 @@ pub fn resolve_local<'t>(tree: &'t Tree, config: &CseConfig, id: &str) -> Option
 }
 
 /// Whether `id` names a resource on another CSE (so it cannot be checked here).
-fn is_remote(config: &CseConfig, id: &str) -> bool {
+pub(crate) fn is_remote(config: &CseConfig, id: &str) -> bool {
     match Address::parse(id) {
         Ok(Address::SpRelative { cse_id, .. }) => cse_id != config.cse_id,
         Ok(Address::Absolute { sp_id, cse_id, .. }) => {

@@ -84,7 +84,7 @@ impl Cse {
             return None;
         }
         let sur = format!("{}/{}", self.config.cse_id, sub_ri);
-        let rep = json!({ subject.ty.root(): Value::Object(content.clone()) });
+        let rep = json!({ subject.ty.root_of(&subject.attrs): Value::Object(content.clone()) });
         let notification = json!({ "m2m:sgn": {
             "nev": { "rep": rep, "net": NET_BLOCKING_UPDATE },
             "sur": sur,

@@ -9,6 +9,7 @@
 //! (originator checks, resolution, access control) take `&Envelope` and serve all five.
 
 use crate::CseConfig;
+use bastion_proto::attrs::mgmt;
 use bastion_proto::attrs::release::{self, Release};
 use bastion_proto::filter::FilterCriteria;
 use bastion_proto::primitive::ResponseType;
@@ -143,20 +144,34 @@ envelope_deref!(
 impl CreateRequest {
     /// The representation of the resource to create (see [`resource_content`]).
     pub fn content(&self, ty: ResourceType) -> Result<Map<String, Value>, RequestError> {
-        resource_content(&self.pc, ty)
+        resource_content(&self.pc, ty, None)
     }
 }
 
 impl UpdateRequest {
-    /// The attributes to change (see [`resource_content`]).
-    pub fn content(&self, ty: ResourceType) -> Result<Map<String, Value>, RequestError> {
-        resource_content(&self.pc, ty)
+    /// The attributes to change (see [`resource_content`]) of a resource whose root is
+    /// `root` (a `<mgmtObj>` keeps its specialization's).
+    pub fn content(
+        &self,
+        ty: ResourceType,
+        root: &str,
+    ) -> Result<Map<String, Value>, RequestError> {
+        resource_content(&self.pc, ty, Some(root))
     }
+}
+
+/// The `<mgmtObj>` specialization whose root names the content of a CREATE or UPDATE.
+pub(crate) fn mgmt_root(pc: &Value) -> Option<&'static mgmt::Spec> {
+    pc.as_object()?.keys().next().and_then(|k| mgmt::by_root(k))
 }
 
 /// The resource representation inside `pc` of a CREATE or UPDATE: `pc` must hold exactly
 /// one member, `m2m:<type>`, whose value is an object.
-fn resource_content(pc: &Value, ty: ResourceType) -> Result<Map<String, Value>, RequestError> {
+fn resource_content(
+    pc: &Value,
+    ty: ResourceType,
+    expected: Option<&str>,
+) -> Result<Map<String, Value>, RequestError> {
     let pc = pc
         .as_object()
         .ok_or_else(|| RequestError::bad_request("content missing"))?;
@@ -166,11 +181,20 @@ fn resource_content(pc: &Value, ty: ResourceType) -> Result<Map<String, Value>, 
         ));
     }
     let (root, body) = pc.iter().next().expect("len checked");
-    if root != ty.root() {
-        return Err(RequestError::bad_request(format!(
-            "content root must be {}",
-            ty.root()
-        )));
+    // A `<mgmtObj>` is named by its specialization's root (TS-0004 8.2.4).
+    let root_ok = match (expected, ty) {
+        (Some(expected), _) => root == expected,
+        (None, ResourceType::MgmtObj) => mgmt::by_root(root).is_some(),
+        (None, _) => root == ty.root(),
+    };
+    if !root_ok {
+        return Err(RequestError::bad_request(match (expected, ty) {
+            (Some(expected), _) => format!("content root must be {expected}"),
+            (None, ResourceType::MgmtObj) => {
+                "content root must be a mgmtObj specialization's (m2m:fwr, ...)".to_owned()
+            }
+            (None, _) => format!("content root must be {}", ty.root()),
+        }));
     }
     body.as_object()
         .cloned()

@@ -241,7 +241,7 @@ impl Cse {
                     .iter()
                     .filter_map(|k| Some((k.clone(), event.resource.get(k)?.clone())))
                     .collect();
-                crate::render::wrap(event.ty, modified)
+                crate::render::wrap_as(event.ty.root_of(event.resource), modified)
             }
             _ => crate::render::wrap(event.ty, event.resource.clone()),
         };

@@ -418,6 +418,7 @@ async fn register(
             ));
         }
         cse.check_dcse(&tree, &csi, content.get("dcse"))?;
+        crate::types::check_links(&tree, &cse.config, ResourceType::RemoteCse, &content)?;
         let (mut node, attrs) = cse.new_csr(&mut tree, parent_ri, &csi, content, now)?;
         // Registered over an association: the CSE-ID is bound to it from now on.
         node.bound = bound;

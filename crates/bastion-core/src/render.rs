@@ -61,11 +61,17 @@ pub(crate) fn for_release(release: Release, content: &mut Value) {
     release::shape_for(release, content);
 }
 
-/// `{"m2m:<type>": attrs}`.
+/// `{"m2m:<type>": attrs}` (a `<mgmtObj>`'s root from its `mgd`).
 pub(crate) fn wrap(ty: ResourceType, attrs: Map<String, Value>) -> Value {
-    let mut root = Map::with_capacity(1);
-    root.insert(ty.root().to_owned(), Value::Object(attrs));
-    Value::Object(root)
+    wrap_as(ty.root_of(&attrs), attrs)
+}
+
+/// `{root: attrs}`, for a representation that may lack what names its root (a partial
+/// `<mgmtObj>` without `mgd`).
+pub(crate) fn wrap_as(root: &str, attrs: Map<String, Value>) -> Value {
+    let mut out = Map::with_capacity(1);
+    out.insert(root.to_owned(), Value::Object(attrs));
+    Value::Object(out)
 }
 
 /// The stored body: the attributes plus the internal creator.

@@ -5,7 +5,7 @@
 use crate::access::Enforcer;
 use crate::checks::{ResultShape, RetrieveRequest};
 use crate::discovery::{self, Relations};
-use crate::render::{atrl_from_content, child_ref, parse_body, partial, wrap};
+use crate::render::{atrl_from_content, child_ref, parse_body, partial, wrap_as};
 use crate::resolve::{Target, Virtual};
 use crate::tree::{Node, Ri, Tree};
 use crate::types::{instance_type, live_instances};
@@ -250,6 +250,9 @@ pub(crate) async fn shape(
     };
     let mut budget = Budget::new(&cse.config);
     let rcn = result.rcn.unwrap_or(ResultContent::Attributes);
+    // Taken from the whole representation: a partial one may lack `mgd`.
+    let root = ty.root_of(&attrs);
+    let wrap = |_: ResourceType, out: Map<String, Value>| wrap_as(root, out);
     let pc = match rcn {
         ResultContent::Attributes => wrap(ty, own(attrs)?),
         ResultContent::AttributesAndChildResources | ResultContent::ChildResources => {
@@ -590,7 +593,7 @@ fn nest_children<'a>(
 
 fn push_child(out: &mut Map<String, Value>, ty: ResourceType, attrs: Map<String, Value>) {
     let slot = out
-        .entry(ty.root().to_owned())
+        .entry(ty.root_of(&attrs).to_owned())
         .or_insert_with(|| Value::Array(Vec::new()));
     if let Value::Array(list) = slot {
         list.push(Value::Object(attrs));

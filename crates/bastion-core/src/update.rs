@@ -29,15 +29,15 @@ pub(crate) async fn update(
             "contentInstances cannot be updated",
         ));
     };
-    let ty = cse
+    let (ty, root) = cse
         .tree
         .read()
         .get(&ri)
-        .map(|n| n.ty)
+        .map(|n| (n.ty, n.ty.root_of(&n.attrs)))
         .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
     let kind = types::kind(ty);
     kind.check_updatable()?;
-    let content = req.content(ty)?;
+    let content = req.content(ty, root)?;
     kind.validate(ty, Phase::Update, &content)?;
     types::refuse_announcement(&content)?;
     kind.check_update(cse, &req, &ri, &content)?;

@@ -130,6 +130,13 @@ async fn ts0004_7_4_every_attribute_of_every_served_type_can_be_retrieved_alone(
     let csr = json!({"m2m:csr": {"cb": "/id-mn/cse-mn", "csi": "/id-mn", "cst": 2,
         "rr": true, "srv": ["3"]}});
     create(&cse, "/id-mn", "cse-in", 16, csr).await;
+    let nod = json!({"m2m:nod": {"rn": "n", "ni": "urn:dev:n", "mgca": "coap://d"}});
+    create(&cse, ADMIN, "cse-in", 14, nod).await;
+    let bat = json!({"m2m:bat": {"rn": "b", "mgd": 1006, "btl": 80, "bts": 1}});
+    create(&cse, ADMIN, "cse-in/n", 13, bat).await;
+    let fwr = json!({"m2m:fwr": {"rn": "f", "mgd": 1001, "vr": "1", "fwn": "f",
+        "url": "http://fw.example", "ud": false, "dc": "firmware"}});
+    create(&cse, ADMIN, "cse-in/n", 13, fwr).await;
 
     for (fr, to, ty) in [
         (ADMIN, "cse-in", ResourceType::CseBase),
@@ -148,6 +155,9 @@ async fn ts0004_7_4_every_attribute_of_every_served_type_can_be_retrieved_alone(
         (OWNER, "cse-in/Cowner/pc", ResourceType::PollingChannel),
         (ADMIN, "cse-in/r", ResourceType::Role),
         (ADMIN, "cse-in/id-mn", ResourceType::RemoteCse),
+        (ADMIN, "cse-in/n", ResourceType::Node),
+        (ADMIN, "cse-in/n/b", ResourceType::MgmtObj),
+        (ADMIN, "cse-in/n/f", ResourceType::MgmtObj),
     ] {
         check_type(&cse, fr, to, ty).await;
     }

@@ -3,6 +3,7 @@
 //! request must, may or must not carry them. Validation here is purely syntactic; rules
 //! that need the resource tree (limits against the parent, uniqueness) live in the core.
 
+pub mod mgmt;
 pub mod release;
 
 use crate::error::RequestError;
@@ -38,6 +39,9 @@ pub enum Kind {
     /// An originator's identifier (AE-ID or CSE-ID, `cstn`): a non-empty string without
     /// wildcard or whitespace.
     Originator,
+    /// An integer from the first bound to the second, both included (an enumeration such
+    /// as `m2m:batteryStatus`, or a percentage).
+    Range(u64, u64),
 }
 
 /// Presence in a request's content.
@@ -187,6 +191,40 @@ const TSI: &[AttrDef] = &[
     a("dgt", Kind::Timestamp, M, NP),
     a("con", Kind::Any, M, NP),
     a("snr", Kind::NonNegInt, O, NP),
+];
+
+/// What every `<mgmtObj>` has (TS-0004 7.4.15), beside its specialization's attributes
+/// (`mgmt::SPECS`). `mgd` picks the specialization and never changes.
+const MGO: &[AttrDef] = &[
+    a("rn", Kind::Str, O, NP),
+    a("et", Kind::Timestamp, O, O),
+    a("lbl", Kind::Labels, O, O),
+    a("acpi", Kind::StrList, O, O),
+    a("at", Kind::StrList, O, O),
+    a("aa", Kind::StrList, O, O),
+    a("daci", Kind::StrList, O, O),
+    a("mgd", Kind::NonNegInt, M, NP),
+    a("obis", Kind::StrList, O, NP),
+    a("obps", Kind::StrList, O, NP),
+    a("dc", Kind::Str, O, O),
+];
+
+/// `<node>` (TS-0004 7.4.18): `rms` and `nid` are the CSE's to report.
+const NOD: &[AttrDef] = &[
+    a("rn", Kind::Str, O, NP),
+    a("et", Kind::Timestamp, O, O),
+    a("lbl", Kind::Labels, O, O),
+    a("acpi", Kind::StrList, O, O),
+    a("at", Kind::StrList, O, O),
+    a("aa", Kind::StrList, O, O),
+    a("daci", Kind::StrList, O, O),
+    a("ni", Kind::Str, M, O),
+    a("hcl", Kind::Str, O, O),
+    a("hael", Kind::StrList, O, O),
+    a("hsl", Kind::StrList, O, O),
+    a("mgca", Kind::Str, O, O),
+    a("rms", Kind::Bool, NP, NP),
+    a("nid", Kind::Str, NP, NP),
 ];
 
 const ACP: &[AttrDef] = &[
@@ -389,6 +427,8 @@ pub fn table(ty: ResourceType) -> &'static [AttrDef] {
         ResourceType::AccessControlPolicy => ACP,
         ResourceType::CseBase => CB,
         ResourceType::Group => GRP,
+        ResourceType::MgmtObj => MGO,
+        ResourceType::Node => NOD,
         ResourceType::Role => ROL,
         ResourceType::Token => TK,
         ResourceType::DynamicAuthorizationConsultation => DAC,
@@ -402,12 +442,18 @@ pub fn table(ty: ResourceType) -> &'static [AttrDef] {
     }
 }
 
-/// Looks up an attribute of `ty`, universal ones included.
+/// Looks up an attribute of `ty`, universal ones included; for a `<mgmtObj>`, those of
+/// every served specialization too (see [`validate_mgmt`] for one specialization's).
 pub fn find(ty: ResourceType, name: &str) -> Option<&'static AttrDef> {
     table(ty)
         .iter()
         .chain(UNIVERSAL_RO.iter())
         .find(|d| d.name == name)
+        .or_else(|| {
+            (ty == ResourceType::MgmtObj)
+                .then(|| mgmt::any_attr(name))
+                .flatten()
+        })
 }
 
 /// Whether `name` is an attribute of `ty` (used by discovery attribute conditions).
@@ -430,9 +476,40 @@ pub fn validate(
     phase: Phase,
     content: &Map<String, Value>,
 ) -> Result<(), RequestError> {
+    check_content(ty.short_name(), table(ty), &[], phase, content)
+}
+
+/// [`validate`] for a `<mgmtObj>` of specialization `spec`: its attributes are the shared
+/// ones and the specialization's; any other is 4000, as is setting both attributes of an
+/// exclusive pair to true (TS-0004 annex D).
+pub fn validate_mgmt(
+    spec: &mgmt::Spec,
+    phase: Phase,
+    content: &Map<String, Value>,
+) -> Result<(), RequestError> {
+    check_content(spec.name, MGO, spec.attrs, phase, content)?;
+    let set = |name: &str| content.get(name).and_then(Value::as_bool) == Some(true);
+    if let Some((x, y)) = spec.exclusive.iter().find(|(x, y)| set(x) && set(y)) {
+        return Err(RequestError::bad_request(format!(
+            "{x} and {y} cannot both be true"
+        )));
+    }
+    Ok(())
+}
+
+/// The checks of [`validate`] against the attributes of `shared` and `own` (and the
+/// universal ones); `label` names the type in messages.
+fn check_content(
+    label: &str,
+    shared: &'static [AttrDef],
+    own: &'static [AttrDef],
+    phase: Phase,
+    content: &Map<String, Value>,
+) -> Result<(), RequestError> {
+    let defs = || shared.iter().chain(own).chain(UNIVERSAL_RO.iter());
     for (name, value) in content {
-        let def = find(ty, name).ok_or_else(|| {
-            RequestError::bad_request(format!("unknown attribute {name} for {}", ty.short_name()))
+        let def = defs().find(|d| d.name == name).ok_or_else(|| {
+            RequestError::bad_request(format!("unknown attribute {name} for {label}"))
         })?;
         let presence = match phase {
             Phase::Create => def.create,
@@ -460,7 +537,7 @@ pub fn validate(
         check_kind(name, def.kind, value)?;
     }
     if phase == Phase::Create {
-        for def in table(ty).iter().filter(|d| d.create == M) {
+        for def in shared.iter().chain(own).filter(|d| d.create == M) {
             if content.get(def.name).is_none_or(Value::is_null) {
                 return Err(RequestError::bad_request(format!(
                     "mandatory attribute {} missing",
@@ -535,10 +612,12 @@ fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestError>
         Kind::Originator => value
             .as_str()
             .is_some_and(|s| !s.is_empty() && !s.contains(['*', ' ', '\t', '\n'])),
+        Kind::Range(lo, hi) => value.as_u64().is_some_and(|n| (lo..=hi).contains(&n)),
     };
     if ok {
         Ok(())
     } else {
+        let range;
         let expected = match kind {
             Kind::Str => "a string",
             Kind::NonNegInt => "a non-negative integer",
@@ -553,6 +632,10 @@ fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestError>
             Kind::Any => "a value",
             Kind::CreatorNull => "null",
             Kind::Originator => "an AE-ID or CSE-ID",
+            Kind::Range(lo, hi) => {
+                range = format!("an integer from {lo} to {hi}");
+                range.as_str()
+            }
         };
         Err(RequestError::bad_request(format!(
             "attribute {name} must be {expected}"

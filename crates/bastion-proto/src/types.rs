@@ -19,6 +19,11 @@ pub enum ResourceType {
     /// `<request>`: created only by the CSE for non-blocking requests.
     Request,
     Subscription,
+    /// `<mgmtObj>` (ty 13): one management function of a node; its specialization
+    /// (`mgd`, `attrs::mgmt`) decides its attributes and its JSON root (`m2m:fwr`, ...).
+    MgmtObj,
+    /// `<node>` (ty 14): a oneM2M node, parent of its `<mgmtObj>`s.
+    Node,
     /// `<timeSeries>` (ty 29): periodic data points with missing-data detection.
     TimeSeries,
     /// `<timeSeriesInstance>` (ty 30): one data point of a `<timeSeries>`.
@@ -64,6 +69,8 @@ impl ResourceType {
             4 => ResourceType::ContentInstance,
             5 => ResourceType::CseBase,
             9 => ResourceType::Group,
+            13 => ResourceType::MgmtObj,
+            14 => ResourceType::Node,
             15 => ResourceType::PollingChannel,
             16 => ResourceType::RemoteCse,
             17 => ResourceType::Request,
@@ -86,6 +93,8 @@ impl ResourceType {
             ResourceType::ContentInstance => 4,
             ResourceType::CseBase => 5,
             ResourceType::Group => 9,
+            ResourceType::MgmtObj => 13,
+            ResourceType::Node => 14,
             ResourceType::PollingChannel => 15,
             ResourceType::RemoteCse => 16,
             ResourceType::Request => 17,
@@ -108,6 +117,8 @@ impl ResourceType {
             ResourceType::ContentInstance => "cin",
             ResourceType::CseBase => "cb",
             ResourceType::Group => "grp",
+            ResourceType::MgmtObj => "mgo",
+            ResourceType::Node => "nod",
             ResourceType::PollingChannel => "pch",
             ResourceType::RemoteCse => "csr",
             ResourceType::Request => "req",
@@ -130,6 +141,10 @@ impl ResourceType {
             ResourceType::ContentInstance => "m2m:cin",
             ResourceType::CseBase => "m2m:cb",
             ResourceType::Group => "m2m:grp",
+            // Never on the wire: a `<mgmtObj>` is named by its specialization's root
+            // ([`ResourceType::root_of`]).
+            ResourceType::MgmtObj => "m2m:mgo",
+            ResourceType::Node => "m2m:nod",
             ResourceType::PollingChannel => "m2m:pch",
             ResourceType::RemoteCse => "m2m:csr",
             ResourceType::Request => "m2m:req",
@@ -141,6 +156,32 @@ impl ResourceType {
             ResourceType::DynamicAuthorizationConsultation => "m2m:dac",
             ResourceType::Other(_) => "",
         }
+    }
+
+    /// The JSON root of the resource whose attributes are `attrs`: the type's root, or for
+    /// a `<mgmtObj>` its specialization's (`m2m:fwr` for `mgd` 1001).
+    pub fn root_of(self, attrs: &serde_json::Map<String, serde_json::Value>) -> &'static str {
+        if self == ResourceType::MgmtObj {
+            if let Some(spec) = attrs
+                .get("mgd")
+                .and_then(serde_json::Value::as_u64)
+                .and_then(crate::attrs::mgmt::spec)
+            {
+                return spec.root;
+            }
+        }
+        self.root()
+    }
+
+    /// The served type whose JSON root is `root`, a `<mgmtObj>` specialization's included.
+    pub fn from_root(root: &str) -> Option<ResourceType> {
+        if crate::attrs::mgmt::by_root(root).is_some() {
+            return Some(ResourceType::MgmtObj);
+        }
+        ResourceType::SUPPORTED
+            .into_iter()
+            .filter(|t| *t != ResourceType::MgmtObj)
+            .find(|t| t.root() == root)
     }
 
     /// Whether the type carries an `acpi` attribute of its own (TS-0001 9.6.1.3). A
@@ -165,6 +206,8 @@ impl ResourceType {
                 | ResourceType::Container
                 | ResourceType::ContentInstance
                 | ResourceType::Group
+                | ResourceType::MgmtObj
+                | ResourceType::Node
                 | ResourceType::Role
                 | ResourceType::Token
                 | ResourceType::DynamicAuthorizationConsultation
@@ -223,6 +266,7 @@ impl ResourceType {
                     | DynamicAuthorizationConsultation
                     | RemoteCse
                     | Subscription
+                    | Node
             ),
             Ae => matches!(
                 child,
@@ -246,19 +290,23 @@ impl ResourceType {
             ),
             Container => matches!(child, Container | ContentInstance | Subscription),
             TimeSeries => matches!(child, TimeSeriesInstance | Subscription),
-            AccessControlPolicy | Group => child == Subscription,
+            // TS-0001 9.6.18: a node holds its management objects.
+            Node => matches!(child, MgmtObj | Subscription),
+            AccessControlPolicy | Group | MgmtObj => child == Subscription,
             _ => false,
         }
     }
 
     /// Resource types whose instances are reported in the CSEBase `srt`.
-    pub const SUPPORTED: [ResourceType; 15] = [
+    pub const SUPPORTED: [ResourceType; 17] = [
         ResourceType::AccessControlPolicy,
         ResourceType::Ae,
         ResourceType::Container,
         ResourceType::ContentInstance,
         ResourceType::CseBase,
         ResourceType::Group,
+        ResourceType::MgmtObj,
+        ResourceType::Node,
         ResourceType::Role,
         ResourceType::Token,
         ResourceType::DynamicAuthorizationConsultation,

@@ -32,6 +32,15 @@ impl ResourceKind for Ae {
     fn binds_identity(&self) -> bool {
         true
     }
+
+    fn rederive(
+        &self,
+        cx: &super::Derive,
+        node: &Node,
+        content: &serde_json::Map<String, Value>,
+    ) -> Result<Option<super::Rederived>, RequestError> {
+        super::node::rederive_links(cx, node, content)
+    }
 }
 
 /// AE registration (TS-0001 §10.2.2.2; core-primitives.md §8). Access control does not
@@ -91,6 +100,7 @@ async fn register_ae(
                 "an AE with this AE-ID is already registered".into(),
             ));
         }
+        super::check_links(&tree, &cse.config, ResourceType::Ae, &content)?;
         let base = tree
             .get(parent_ri)
             .ok_or_else(|| RequestError::not_found("CSEBase missing"))?;

@@ -166,17 +166,18 @@ pub(crate) fn created(
             let uri = address();
             resp.content_location = Some(uri.clone());
             let mut rce = Map::new();
-            rce.insert(ty.root().to_owned(), Value::Object(attrs));
+            rce.insert(ty.root_of(&attrs).to_owned(), Value::Object(attrs));
             rce.insert("uri".into(), Value::String(uri));
             resp.pc = Some(serde_json::json!({ "m2m:rce": rce }));
         }
         ResultContent::ModifiedAttributes => {
-            let sent = req.pc.get(ty.root()).and_then(Value::as_object);
+            let root = ty.root_of(&attrs);
+            let sent = req.pc.get(root).and_then(Value::as_object);
             let modified: Map<String, Value> = attrs
                 .into_iter()
                 .filter(|(k, v)| sent.and_then(|s| s.get(k)) != Some(v))
                 .collect();
-            resp.pc = Some(wrap(ty, modified));
+            resp.pc = Some(crate::render::wrap_as(root, modified));
         }
         _ => resp.pc = Some(wrap(ty, attrs)),
     }

@@ -21,6 +21,8 @@ mod content_instance;
 mod cse_base;
 mod dac;
 pub(crate) mod group;
+mod mgmt_obj;
+mod node;
 mod polling_channel;
 mod remote_cse;
 mod request;
@@ -35,6 +37,7 @@ pub(crate) use common::{
 };
 pub(crate) use container::{evict_for, live_instances, remove_instance, Flush};
 pub(crate) use content_instance::count_retrieval;
+pub(crate) use node::check_links;
 pub(crate) use polling_channel::channel_of;
 pub(crate) use time_series::{missing_due, restore_series, take_missing};
 
@@ -63,6 +66,8 @@ pub(crate) fn kind(ty: ResourceType) -> &'static dyn ResourceKind {
         ResourceType::ContentInstance => &content_instance::ContentInstance,
         ResourceType::CseBase => &cse_base::CseBase,
         ResourceType::Group => &group::Group,
+        ResourceType::MgmtObj => &mgmt_obj::MgmtObj,
+        ResourceType::Node => &node::Node,
         ResourceType::Role => &role::Role,
         ResourceType::Token => &token::Token,
         ResourceType::DynamicAuthorizationConsultation => &dac::Dac,

@@ -43,4 +43,13 @@ impl ResourceKind for RemoteCse {
     fn binds_identity(&self) -> bool {
         true
     }
+
+    fn rederive(
+        &self,
+        cx: &super::Derive,
+        node: &crate::tree::Node,
+        content: &Map<String, Value>,
+    ) -> Result<Option<super::Rederived>, RequestError> {
+        super::node::rederive_links(cx, node, content)
+    }
 }

@@ -120,6 +120,13 @@ const MEMBERS: &[(&str, XKind)] = &[
     ("fr", XKind::Str),
     ("ot", XKind::Str),
     ("op", XKind::Int),
+    // m2m:actionStatus of the <mgmtObj> specializations (TS-0004 6.3.5.14)
+    ("uds", XKind::Obj),
+    ("ins", XKind::Obj),
+    ("acts", XKind::Obj),
+    ("cas", XKind::Obj),
+    ("acn", XKind::Str),
+    ("sus", XKind::Int),
 ];
 
 /// Roots that are not resources (TS-0004 §6.3.5, §7.2.1).
@@ -168,7 +175,7 @@ fn member_kind_in(parent: &str, name: &str) -> Option<XKind> {
 fn from_attr_kind(kind: Kind) -> Option<XKind> {
     Some(match kind {
         Kind::Str | Kind::Timestamp | Kind::ContentInfo | Kind::Originator => XKind::Str,
-        Kind::NonNegInt | Kind::PositiveInt => XKind::Int,
+        Kind::NonNegInt | Kind::PositiveInt | Kind::Range(..) => XKind::Int,
         Kind::Bool => XKind::Bool,
         Kind::StrList | Kind::Labels | Kind::Serializations => XKind::StrList,
         Kind::CreatorNull => XKind::CreatorNull,
@@ -182,9 +189,7 @@ fn type_by_root(name: &str) -> Option<ResourceType> {
     if !name.starts_with("m2m:") {
         return None;
     }
-    (1u64..=66)
-        .filter_map(ResourceType::from_number)
-        .find(|t| t.root() == name)
+    ResourceType::from_root(name)
 }
 
 // ---------------------------------------------------------------------------------
