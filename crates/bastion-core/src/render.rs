@@ -61,11 +61,12 @@ pub(crate) fn for_release(release: Release, content: &mut Value) {
     release::shape_for(release, content);
 }
 
-/// `{"m2m:<type>": attrs}`.
-pub(crate) fn wrap(ty: ResourceType, attrs: Map<String, Value>) -> Value {
-    let mut root = Map::with_capacity(1);
-    root.insert(ty.root().to_owned(), Value::Object(attrs));
-    Value::Object(root)
+/// `{root: attrs}`: a resource under the name `types::root_of` found for it (a
+/// `<flexContainer>`'s specialization).
+pub(crate) fn wrap_as(root: &str, attrs: Map<String, Value>) -> Value {
+    let mut wrapped = Map::with_capacity(1);
+    wrapped.insert(root.to_owned(), Value::Object(attrs));
+    Value::Object(wrapped)
 }
 
 /// The stored body: the attributes plus the internal creator.

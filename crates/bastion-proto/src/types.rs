@@ -23,6 +23,12 @@ pub enum ResourceType {
     TimeSeries,
     /// `<timeSeriesInstance>` (ty 30): one data point of a `<timeSeries>`.
     TimeSeriesInstance,
+    /// `<flexContainer>` (ty 28): a container whose content is the custom attributes of
+    /// a specialization (`crate::flex`); serialized under the specialization's name.
+    FlexContainer,
+    /// `<flexContainerInstance>` (ty 58): a copy of a `<flexContainer>`'s content, made
+    /// by the hosting CSE.
+    FlexContainerInstance,
     /// A type number defined by oneM2M that Bastion does not implement yet.
     Other(u16),
 }
@@ -68,11 +74,13 @@ impl ResourceType {
             16 => ResourceType::RemoteCse,
             17 => ResourceType::Request,
             23 => ResourceType::Subscription,
+            28 => ResourceType::FlexContainer,
             29 => ResourceType::TimeSeries,
             30 => ResourceType::TimeSeriesInstance,
             31 => ResourceType::Role,
             32 => ResourceType::Token,
             34 => ResourceType::DynamicAuthorizationConsultation,
+            58 => ResourceType::FlexContainerInstance,
             other if is_defined(other) => ResourceType::Other(other),
             _ => return None,
         })
@@ -90,8 +98,10 @@ impl ResourceType {
             ResourceType::RemoteCse => 16,
             ResourceType::Request => 17,
             ResourceType::Subscription => 23,
+            ResourceType::FlexContainer => 28,
             ResourceType::TimeSeries => 29,
             ResourceType::TimeSeriesInstance => 30,
+            ResourceType::FlexContainerInstance => 58,
             ResourceType::Role => 31,
             ResourceType::Token => 32,
             ResourceType::DynamicAuthorizationConsultation => 34,
@@ -114,6 +124,8 @@ impl ResourceType {
             ResourceType::Subscription => "sub",
             ResourceType::TimeSeries => "ts",
             ResourceType::TimeSeriesInstance => "tsi",
+            ResourceType::FlexContainer => "fcnt",
+            ResourceType::FlexContainerInstance => "fci",
             ResourceType::Role => "rol",
             ResourceType::Token => "tk",
             ResourceType::DynamicAuthorizationConsultation => "dac",
@@ -136,6 +148,10 @@ impl ResourceType {
             ResourceType::Subscription => "m2m:sub",
             ResourceType::TimeSeries => "m2m:ts",
             ResourceType::TimeSeriesInstance => "m2m:tsi",
+            // The generic names; a specialization is serialized under its own name
+            // (`crate::flex::Specialization::root`).
+            ResourceType::FlexContainer => "m2m:fcnt",
+            ResourceType::FlexContainerInstance => "m2m:fci",
             ResourceType::Role => "m2m:rol",
             ResourceType::Token => "m2m:tk",
             ResourceType::DynamicAuthorizationConsultation => "m2m:dac",
@@ -151,6 +167,7 @@ impl ResourceType {
             ResourceType::AccessControlPolicy
                 | ResourceType::ContentInstance
                 | ResourceType::TimeSeriesInstance
+                | ResourceType::FlexContainerInstance
                 | ResourceType::PollingChannel
                 | ResourceType::Other(_)
         )
@@ -173,6 +190,7 @@ impl ResourceType {
                 | ResourceType::Subscription
                 | ResourceType::TimeSeries
                 | ResourceType::TimeSeriesInstance
+                | ResourceType::FlexContainer
         )
     }
 
@@ -183,6 +201,7 @@ impl ResourceType {
         match self {
             ResourceType::Container => Some(ResourceType::ContentInstance),
             ResourceType::TimeSeries => Some(ResourceType::TimeSeriesInstance),
+            ResourceType::FlexContainer => Some(ResourceType::FlexContainerInstance),
             _ => None,
         }
     }
@@ -193,6 +212,7 @@ impl ResourceType {
         match self {
             ResourceType::ContentInstance => Some(ResourceType::Container),
             ResourceType::TimeSeriesInstance => Some(ResourceType::TimeSeries),
+            ResourceType::FlexContainerInstance => Some(ResourceType::FlexContainer),
             _ => None,
         }
     }
@@ -202,7 +222,9 @@ impl ResourceType {
     pub fn is_instance(self) -> bool {
         matches!(
             self,
-            ResourceType::ContentInstance | ResourceType::TimeSeriesInstance
+            ResourceType::ContentInstance
+                | ResourceType::TimeSeriesInstance
+                | ResourceType::FlexContainerInstance
         )
     }
 
@@ -216,6 +238,7 @@ impl ResourceType {
                 child,
                 Ae | Container
                     | TimeSeries
+                    | FlexContainer
                     | AccessControlPolicy
                     | Group
                     | Role
@@ -228,6 +251,7 @@ impl ResourceType {
                 child,
                 Container
                     | TimeSeries
+                    | FlexContainer
                     | AccessControlPolicy
                     | Group
                     | DynamicAuthorizationConsultation
@@ -239,12 +263,22 @@ impl ResourceType {
                 child,
                 Container
                     | TimeSeries
+                    | FlexContainer
                     | AccessControlPolicy
                     | Group
                     | Subscription
                     | PollingChannel
             ),
-            Container => matches!(child, Container | ContentInstance | Subscription),
+            Container => matches!(
+                child,
+                Container | ContentInstance | FlexContainer | Subscription
+            ),
+            // TS-0004 7.4.37.1 (of the children it lists, those Bastion serves); its
+            // instances are made by the CSE (`<flexContainerInstance>` refuses CREATE).
+            FlexContainer => matches!(
+                child,
+                Container | FlexContainer | TimeSeries | Subscription | FlexContainerInstance
+            ),
             TimeSeries => matches!(child, TimeSeriesInstance | Subscription),
             AccessControlPolicy | Group => child == Subscription,
             _ => false,
@@ -252,7 +286,7 @@ impl ResourceType {
     }
 
     /// Resource types whose instances are reported in the CSEBase `srt`.
-    pub const SUPPORTED: [ResourceType; 15] = [
+    pub const SUPPORTED: [ResourceType; 17] = [
         ResourceType::AccessControlPolicy,
         ResourceType::Ae,
         ResourceType::Container,
@@ -268,6 +302,8 @@ impl ResourceType {
         ResourceType::Subscription,
         ResourceType::TimeSeries,
         ResourceType::TimeSeriesInstance,
+        ResourceType::FlexContainer,
+        ResourceType::FlexContainerInstance,
     ];
 }
 
@@ -280,7 +316,7 @@ mod tests {
         for t in ResourceType::SUPPORTED {
             assert_eq!(ResourceType::from_number(t.number() as u64), Some(t));
         }
-        assert_eq!(ResourceType::from_number(28), Some(ResourceType::Other(28)));
+        assert_eq!(ResourceType::from_number(24), Some(ResourceType::Other(24)));
         assert_eq!(ResourceType::from_number(33), None);
         assert_eq!(ResourceType::from_number(70000), None);
     }

@@ -18,6 +18,7 @@ mod das;
 mod das_consult;
 mod enrol;
 mod est;
+mod flex;
 mod keys;
 mod keystore;
 mod limits;
