@@ -150,7 +150,10 @@ impl CreateRequest {
 /// The resource representation inside `pc` of a CREATE or UPDATE: `pc` must hold exactly
 /// one member, `m2m:<type>`, whose value is an object (the default of
 /// `ResourceKind::representation`).
-pub(crate) fn resource_content(pc: &Value, ty: ResourceType) -> Result<Map<String, Value>, RequestError> {
+pub(crate) fn resource_content(
+    pc: &Value,
+    ty: ResourceType,
+) -> Result<Map<String, Value>, RequestError> {
     let pc = pc
         .as_object()
         .ok_or_else(|| RequestError::bad_request("content missing"))?;

@@ -116,13 +116,11 @@ async fn create_node(
         let attrs = node.attrs.clone();
         let path = node.path.clone();
         tree.insert(node);
-        let (mut notices, mut ops) =
-            cse.child_created(&mut tree, parent_ri, ty, &attrs, &req.fr);
+        let (mut notices, mut ops) = cse.child_created(&mut tree, parent_ri, ty, &attrs, &req.fr);
         ops.insert(0, WriteOp::Upsert(row));
         // Instances the CSE makes of the new resource (`<flexContainerInstance>`).
         let new_ri = Ri::from(ri.as_str());
-        let (made, made_notices) =
-            kind.instantiate(cse, &mut tree, &new_ri, None, &req.fr, now)?;
+        let (made, made_notices) = kind.instantiate(cse, &mut tree, &new_ri, None, &req.fr, now)?;
         let attrs = if made.is_empty() {
             attrs
         } else {

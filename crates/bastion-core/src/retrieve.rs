@@ -589,11 +589,14 @@ fn nest_children<'a>(
     })
 }
 
-fn push_child(cse: &Cse, out: &mut Map<String, Value>, ty: ResourceType, attrs: Map<String, Value>) {
+fn push_child(
+    cse: &Cse,
+    out: &mut Map<String, Value>,
+    ty: ResourceType,
+    attrs: Map<String, Value>,
+) {
     let root = crate::types::root_of(&cse.config, &cse.tree.read(), ty, &attrs);
-    let slot = out
-        .entry(root)
-        .or_insert_with(|| Value::Array(Vec::new()));
+    let slot = out.entry(root).or_insert_with(|| Value::Array(Vec::new()));
     if let Value::Array(list) = slot {
         list.push(Value::Object(attrs));
     }

@@ -63,7 +63,10 @@ async fn ts0001_9_6_35_instances_counters_and_state_tag_survive_a_restart() {
     assert_eq!(la["powSe"], false);
     let r = ask(&cse, Operation::Retrieve, "cse-in/sw/ol", None, None).await;
     let ol = content(&r, 2000, "cod:binSh");
-    assert_eq!((ol["st"].clone(), ol["powSe"].clone()), (json!(2), json!(true)));
+    assert_eq!(
+        (ol["st"].clone(), ol["powSe"].clone()),
+        (json!(2), json!(true))
+    );
     // Instances keep being made and evicted after the restart.
     let pc = json!({"cod:binSh": {"powSe": true}});
     let r = ask(&cse, Operation::Update, "cse-in/sw", None, Some(pc)).await;

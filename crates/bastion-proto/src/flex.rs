@@ -15,7 +15,7 @@ use crate::types::ResourceType;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The most specializations one CSE holds.
 pub const MAX_SPECIALIZATIONS: usize = 4096;
@@ -29,6 +29,26 @@ const SHIPPED: &[(&str, &str)] = &[(
     "common-moduleclasses.json",
     include_str!("../specializations/common-moduleclasses.json"),
 )];
+
+/// The specializations the XML codec reads and writes by (`crate::wire`): XML text
+/// carries no types, so a custom attribute's kind comes from here.
+static WIRE: OnceLock<Arc<Specializations>> = OnceLock::new();
+
+/// Makes `specs` the specializations the XML codec uses. The binary does it once at
+/// start, before any request is decoded; a later call changes nothing.
+pub fn install(specs: Arc<Specializations>) {
+    let _ = WIRE.set(specs);
+}
+
+/// The specializations the XML codec uses: those installed, else the shipped ones.
+pub fn installed() -> &'static Specializations {
+    WIRE.get_or_init(|| Arc::new(Specializations::shipped()))
+}
+
+/// The XML namespace written for a prefix no specialization declares one for.
+pub fn fallback_namespace(prefix: &str) -> String {
+    format!("urn:bastion:flex:{prefix}")
+}
 
 /// One custom attribute of a specialization.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +66,8 @@ pub struct Specialization {
     pub cnd: String,
     /// The member name its resources are serialized under (`cod:binSh`).
     pub root: String,
+    /// The XML namespace of the root's prefix, when the definition gives one.
+    pub namespace: Option<String>,
     pub attributes: Vec<CustomAttribute>,
 }
 
@@ -65,10 +87,7 @@ impl Specialization {
                 continue;
             }
             let def = self.attribute(name).ok_or_else(|| {
-                RequestError::bad_request(format!(
-                    "{name} is not an attribute of {}",
-                    self.root
-                ))
+                RequestError::bad_request(format!("{name} is not an attribute of {}", self.root))
             })?;
             if value.is_null() {
                 if phase == Phase::Create || def.mandatory {
@@ -136,6 +155,8 @@ struct Document {
 struct Entry {
     cnd: String,
     root: String,
+    #[serde(default)]
+    namespace: Option<String>,
     #[serde(default)]
     attributes: Vec<AttributeEntry>,
 }
@@ -239,6 +260,16 @@ impl Specializations {
         self.by_root.get(root)
     }
 
+    /// The XML namespace to declare for `prefix`: the one a specialization with that
+    /// prefix declares, else [`fallback_namespace`].
+    pub fn namespace_of(&self, prefix: &str) -> String {
+        self.by_root
+            .values()
+            .filter(|s| s.root.split_once(':').is_some_and(|(p, _)| p == prefix))
+            .find_map(|s| s.namespace.clone())
+            .unwrap_or_else(|| fallback_namespace(prefix))
+    }
+
     /// How many specializations are known.
     pub fn len(&self) -> usize {
         self.by_cnd.len()
@@ -261,8 +292,14 @@ impl Specializations {
 impl Entry {
     fn build(self) -> Result<Specialization, DefinitionError> {
         let bad = |why: String| Err(DefinitionError(why));
-        if self.cnd.is_empty() || self.cnd.len() > MAX_NAME_LEN || self.cnd.contains(char::is_whitespace) {
-            return bad(format!("cnd {:?} is empty, too long or has spaces", short(&self.cnd)));
+        if self.cnd.is_empty()
+            || self.cnd.len() > MAX_NAME_LEN
+            || self.cnd.contains(char::is_whitespace)
+        {
+            return bad(format!(
+                "cnd {:?} is empty, too long or has spaces",
+                short(&self.cnd)
+            ));
         }
         if !is_root(&self.root) {
             return bad(format!(
@@ -280,7 +317,11 @@ impl Entry {
         let mut attributes: Vec<CustomAttribute> = Vec::with_capacity(self.attributes.len());
         for a in self.attributes {
             if !is_plain_name(&a.name) {
-                return bad(format!("attribute name {:?} of {}", short(&a.name), self.cnd));
+                return bad(format!(
+                    "attribute name {:?} of {}",
+                    short(&a.name),
+                    self.cnd
+                ));
             }
             if is_common(&a.name) {
                 return bad(format!(
@@ -289,7 +330,10 @@ impl Entry {
                 ));
             }
             if attributes.iter().any(|b| b.name == a.name) {
-                return bad(format!("attribute {} of {} is defined twice", a.name, self.cnd));
+                return bad(format!(
+                    "attribute {} of {} is defined twice",
+                    a.name, self.cnd
+                ));
             }
             let Some(kind) = kind_named(&a.kind) else {
                 return bad(format!("kind {:?} of {}", short(&a.kind), a.name));
@@ -300,9 +344,15 @@ impl Entry {
                 mandatory: a.mandatory,
             });
         }
+        if let Some(ns) = &self.namespace {
+            if ns.is_empty() || ns.len() > 512 || ns.contains(|c: char| c.is_whitespace() || c == '"') {
+                return bad(format!("namespace of {} is empty, too long or not a URI", self.cnd));
+            }
+        }
         Ok(Specialization {
             cnd: self.cnd,
             root: self.root,
+            namespace: self.namespace,
             attributes,
         })
     }
@@ -325,7 +375,9 @@ mod tests {
     fn shipped_documents_load_entirely() {
         let mut specs = Specializations::default();
         for (name, text) in SHIPPED {
-            specs.add_document(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            specs
+                .add_document(text)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
         }
         assert_eq!(specs.len(), Specializations::shipped().len());
         let switch = specs
@@ -340,15 +392,28 @@ mod tests {
         let specs = Specializations::shipped();
         let switch = specs.by_root("cod:binSh").expect("binarySwitch");
         let ok = |phase, v| switch.validate(phase, &obj(v)).is_ok();
-        assert!(ok(Phase::Create, json!({"cnd": "x", "powSe": true, "lbl": ["a"]})));
+        assert!(ok(
+            Phase::Create,
+            json!({"cnd": "x", "powSe": true, "lbl": ["a"]})
+        ));
         assert!(!ok(Phase::Create, json!({"cnd": "x"})), "mandatory powSe");
         assert!(!ok(Phase::Create, json!({"powSe": "on"})), "wrong kind");
-        assert!(!ok(Phase::Create, json!({"powSe": true, "speed": 1})), "unknown");
+        assert!(
+            !ok(Phase::Create, json!({"powSe": true, "speed": 1})),
+            "unknown"
+        );
         assert!(ok(Phase::Update, json!({"dgt": null})));
-        assert!(!ok(Phase::Update, json!({"powSe": null})), "mandatory removed");
+        assert!(
+            !ok(Phase::Update, json!({"powSe": null})),
+            "mandatory removed"
+        );
         let battery = specs.by_root("cod:bat").expect("battery");
-        assert!(battery.validate(Phase::Create, &obj(json!({"lvl": -1}))).is_ok());
-        assert!(battery.validate(Phase::Create, &obj(json!({"lvl": 1.5}))).is_err());
+        assert!(battery
+            .validate(Phase::Create, &obj(json!({"lvl": -1})))
+            .is_ok());
+        assert!(battery
+            .validate(Phase::Create, &obj(json!({"lvl": 1.5})))
+            .is_err());
     }
 
     #[test]
@@ -368,8 +433,16 @@ mod tests {
             doc("a b", "x:y", json!([])),
             doc("a.b", "x:y", json!([{"name": "cnd", "kind": "string"}])),
             doc("a.b", "x:y", json!([{"name": "v", "kind": "decimal"}])),
-            doc("a.b", "x:y", json!([{"name": "v", "kind": "string"}, {"name": "v", "kind": "string"}])),
-            doc("org.onem2m.common.moduleclass.binarySwitch", "x:y", json!([])),
+            doc(
+                "a.b",
+                "x:y",
+                json!([{"name": "v", "kind": "string"}, {"name": "v", "kind": "string"}]),
+            ),
+            doc(
+                "org.onem2m.common.moduleclass.binarySwitch",
+                "x:y",
+                json!([]),
+            ),
             doc("a.b", "cod:binSh", json!([])),
             doc("a.fine.one", "x:other", json!([])),
             "{\"specializations\": 1}".to_owned(),
@@ -379,7 +452,13 @@ mod tests {
             assert_eq!(specs.len(), before, "{text}");
         }
         assert_eq!(specs.add_document(&doc("a.b", "x:y", json!([]))), Ok(2));
-        assert_eq!(specs.root_of(ResourceType::FlexContainer, Some("a.b")), "x:y");
-        assert_eq!(specs.root_of(ResourceType::FlexContainer, Some("gone")), "m2m:fcnt");
+        assert_eq!(
+            specs.root_of(ResourceType::FlexContainer, Some("a.b")),
+            "x:y"
+        );
+        assert_eq!(
+            specs.root_of(ResourceType::FlexContainer, Some("gone")),
+            "m2m:fcnt"
+        );
     }
 }

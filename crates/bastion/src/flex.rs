@@ -57,7 +57,9 @@ impl Flex {
             .collect();
         let mut problems = Vec::new();
         if definitions.len() > MAX_FILES {
-            problems.push(format!("[flex] definitions names more than {MAX_FILES} files"));
+            problems.push(format!(
+                "[flex] definitions names more than {MAX_FILES} files"
+            ));
         }
         let mut specs = Specializations::shipped();
         for file in definitions.iter().take(MAX_FILES) {

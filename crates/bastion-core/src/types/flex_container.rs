@@ -61,7 +61,9 @@ fn custom_size(spec: &Specialization, attrs: &Map<String, Value>) -> u64 {
 
 /// Whether the CSE keeps instances of a flexContainer with these attributes.
 fn keeps_instances(attrs: &Map<String, Value>) -> bool {
-    LIMITS.iter().any(|l| attrs.get(*l).is_some_and(|v| !v.is_null()))
+    LIMITS
+        .iter()
+        .any(|l| attrs.get(*l).is_some_and(|v| !v.is_null()))
 }
 
 /// `mbs` must leave room for the content (else no instance could ever be kept).
@@ -211,8 +213,7 @@ impl ResourceKind for FlexContainer {
         // `cs` follows the content after an UPDATE too (TS-0004 7.4.37.2.3).
         let cs = custom_size(&spec, &node.attrs);
         node.attrs.insert("cs".into(), Value::from(cs));
-        let content_changed =
-            changed.is_none_or(|c| c.keys().any(|k| spec.attribute(k).is_some()));
+        let content_changed = changed.is_none_or(|c| c.keys().any(|k| spec.attribute(k).is_some()));
         let zero = node.attrs.get("mni").and_then(Value::as_u64) == Some(0);
         let (mut ops, notices) = if keeps_instances(&node.attrs) && content_changed && !zero {
             let mut content: Map<String, Value> = spec
