@@ -345,8 +345,14 @@ impl Entry {
             });
         }
         if let Some(ns) = &self.namespace {
-            if ns.is_empty() || ns.len() > 512 || ns.contains(|c: char| c.is_whitespace() || c == '"') {
-                return bad(format!("namespace of {} is empty, too long or not a URI", self.cnd));
+            if ns.is_empty()
+                || ns.len() > 512
+                || ns.contains(|c: char| c.is_whitespace() || c == '"')
+            {
+                return bad(format!(
+                    "namespace of {} is empty, too long or not a URI",
+                    self.cnd
+                ));
             }
         }
         Ok(Specialization {

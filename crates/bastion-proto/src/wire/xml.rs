@@ -3,11 +3,15 @@
 //! child elements named by their short names; child resources and other `m2m:` members
 //! keep their prefix. As in the schemas, a resource's `rn` is an XML attribute, a list of
 //! simple values is one element holding them space-separated (`<lbl>a b</lbl>`), a list
-//! of complex values is the element repeated, and null is `xsi:nil="true"`.
+//! of complex values is the element repeated, and null is `xsi:nil="true"`. A
+//! `<flexContainer>` or `<flexContainerInstance>` is an element named by its
+//! specialization (`<cod:binSh xmlns:cod="…">`): read by the prefix as written, written
+//! with the namespace its definition gives (docs/flex.md).
 //!
 //! XML text carries no types, so reading needs a table: the attribute policies of
-//! [`crate::attrs`] for resource attributes, [`MEMBERS`] for the members of complex
-//! types and [`ROOTS`] for non-resource roots. A number or boolean that does not parse
+//! [`crate::attrs`] for resource attributes, the installed specializations
+//! ([`crate::flex::installed`]) for custom attributes, [`MEMBERS`] for the members of
+//! complex types and [`ROOTS`] for non-resource roots. A number or boolean that does not parse
 //! stays text, so the attribute checks report it like a mistyped JSON value. `con` and
 //! other values of any type read back as text. DOCTYPEs are refused (no entity
 //! expansion), nesting is bounded by [`MAX_DEPTH`], and so is the element count by the
