@@ -1,15 +1,18 @@
 //! `<flexContainer>` (TS-0001 9.6.35; TS-0004 7.4.37) beyond what the conformance cases
 //! can show: its instances, counters and state tag over a restart, a specialization
-//! added by configuration, and a stored flexContainer whose specialization is no longer
-//! configured.
+//! added by configuration, a stored flexContainer whose specialization is no longer
+//! configured, and the notifications of its updates and instances.
 
 mod common;
 
+use bastion_core::notify::{NotificationSink, OutgoingNotification};
+use bastion_core::outbound::{Outbound, OutboundError};
 use bastion_core::{Cse, CseConfig, Services};
 use bastion_proto::flex::Specializations;
-use bastion_proto::{Operation, Response};
+use bastion_proto::{Operation, Request, Response, Rsc};
 use bastion_store::{MemoryStore, Store};
 use common::send;
+use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -103,4 +106,79 @@ async fn ts0004_7_4_37_2_1_a_configured_specialization_is_served_and_a_removed_o
     assert_eq!(r.rsc.code(), 4125, "{:?}", r.pc);
     let r = ask(&cse, Operation::Delete, "cse-in/d", None, None).await;
     assert_eq!(r.rsc.code(), 2002, "{:?}", r.pc);
+}
+
+/// Every notification the CSE hands to delivery.
+#[derive(Default)]
+struct Sent(Mutex<Vec<Value>>);
+
+impl NotificationSink for Sent {
+    fn submit(&self, n: OutgoingNotification) -> Result<(), String> {
+        self.0.lock().push((*n.event).clone());
+        Ok(())
+    }
+    fn flush(&self, _subscription: &str) {}
+}
+
+/// Confirms every verification request.
+struct Confirming;
+
+#[async_trait::async_trait]
+impl Outbound for Confirming {
+    async fn send(
+        &self,
+        _peer: Option<&str>,
+        _poa: &[String],
+        req: Request,
+    ) -> Result<Response, OutboundError> {
+        Ok(Response::new(Rsc::Ok, req.rqi.unwrap_or_default()))
+    }
+}
+
+#[tokio::test]
+async fn ts0001_9_6_8_notifications_carry_the_specialization_name() {
+    let sent = Arc::new(Sent::default());
+    let services = Services {
+        notifications: Some(sent.clone()),
+        outbound: Some(Arc::new(Confirming)),
+        ..Services::default()
+    };
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let cse = Cse::open_with(CseConfig::default(), store, services)
+        .await
+        .expect("cse");
+    let sw = json!({"cod:binSh": {"rn": "sw", "cnd": SWITCH, "powSe": true, "mni": 3}});
+    let r = ask(&cse, Operation::Create, "cse-in", Some(28), Some(sw)).await;
+    assert_eq!(r.rsc.code(), 2001, "{:?}", r.pc);
+    let sub = json!({"m2m:sub": {"rn": "s", "nu": ["http://127.0.0.1:9/n"],
+        "enc": {"net": [1, 3]}}});
+    let r = ask(&cse, Operation::Create, "cse-in/sw", Some(23), Some(sub)).await;
+    assert_eq!(r.rsc.code(), 2001, "{:?}", r.pc);
+    let pc = json!({"cod:binSh": {"powSe": false}});
+    let r = ask(&cse, Operation::Update, "cse-in/sw", None, Some(pc)).await;
+    assert_eq!(r.rsc.code(), 2004, "{:?}", r.pc);
+    let events = sent.0.lock().clone();
+    let reps: Vec<(u64, Value)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["nev"]["net"].as_u64().unwrap_or(0),
+                e["nev"]["rep"]["cod:binSh"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(reps.len(), 2, "{events:?}");
+    let update = reps
+        .iter()
+        .find(|(net, _)| *net == 1)
+        .expect("update event");
+    assert_eq!(
+        (update.1["ty"].clone(), update.1["powSe"].clone()),
+        (json!(28), json!(false))
+    );
+    let child = reps.iter().find(|(net, _)| *net == 3).expect("child event");
+    assert_eq!(
+        (child.1["ty"].clone(), child.1["powSe"].clone()),
+        (json!(58), json!(false))
+    );
 }
