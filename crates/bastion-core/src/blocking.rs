@@ -84,7 +84,8 @@ impl Cse {
             return None;
         }
         let sur = format!("{}/{}", self.config.cse_id, sub_ri);
-        let rep = json!({ subject.ty.root_of(&subject.attrs): Value::Object(content.clone()) });
+        let root = crate::types::root_of(&self.config, &tree, subject.ty, &subject.attrs);
+        let rep = json!({ root: Value::Object(content.clone()) });
         let notification = json!({ "m2m:sgn": {
             "nev": { "rep": rep, "net": NET_BLOCKING_UPDATE },
             "sur": sur,

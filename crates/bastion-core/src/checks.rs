@@ -148,26 +148,16 @@ impl CreateRequest {
     }
 }
 
-impl UpdateRequest {
-    /// The attributes to change (see [`resource_content`]) of a resource whose root is
-    /// `root` (a `<mgmtObj>` keeps its specialization's).
-    pub fn content(
-        &self,
-        ty: ResourceType,
-        root: &str,
-    ) -> Result<Map<String, Value>, RequestError> {
-        resource_content(&self.pc, ty, Some(root))
-    }
-}
-
 /// The `<mgmtObj>` specialization whose root names the content of a CREATE or UPDATE.
 pub(crate) fn mgmt_root(pc: &Value) -> Option<&'static mgmt::Spec> {
     pc.as_object()?.keys().next().and_then(|k| mgmt::by_root(k))
 }
 
-/// The resource representation inside `pc` of a CREATE or UPDATE: `pc` must hold exactly
-/// one member, `m2m:<type>`, whose value is an object.
-fn resource_content(
+/// The resource representation inside `pc` of a CREATE or UPDATE (the default of
+/// `ResourceKind::representation`): `pc` must hold exactly one member whose value is an
+/// object, named `expected` (an UPDATE: the resource's own root) or else the type's root
+/// (a `<mgmtObj>`: any specialization's).
+pub(crate) fn resource_content(
     pc: &Value,
     ty: ResourceType,
     expected: Option<&str>,

@@ -82,6 +82,9 @@ pub struct CseConfig {
     /// Most requests held at once until their Operation Execution Time (`oet`); one more
     /// is 5207, so delayed requests cannot pile up (docs/decisions.md).
     pub max_delayed_requests: usize,
+    /// The specializations of `<flexContainer>` this CSE knows (TS-0001 9.6.35): the
+    /// shipped ones and those of the files `[flex] definitions` names.
+    pub flex: std::sync::Arc<bastion_proto::flex::Specializations>,
 }
 
 /// Built-in default of [`CseConfig::max_delayed_requests`].
@@ -142,6 +145,7 @@ impl Default for CseConfig {
             trust_loopback_cses: false,
             max_subscriptions_per_originator: DEFAULT_MAX_SUBSCRIPTIONS_PER_ORIGINATOR,
             max_delayed_requests: DEFAULT_MAX_DELAYED_REQUESTS,
+            flex: std::sync::Arc::new(bastion_proto::flex::Specializations::shipped()),
         }
     }
 }

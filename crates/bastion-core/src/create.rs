@@ -48,7 +48,7 @@ pub(crate) async fn create(
     }
     // The content is read only now: an unimplemented type has no attribute policy, and
     // must be answered 5001 whatever its content (TS-0004 7.3.3.2).
-    let mut content = req.content(ty)?;
+    let mut content = kind.representation(&cse.config, ty, &req.pc, None)?;
     kind.validate(ty, Phase::Create, &content)?;
     if let Some(created) = kind
         .create_entry(cse, &req, &mut content, &parent, now)
@@ -116,8 +116,18 @@ async fn create_node(
         let attrs = node.attrs.clone();
         let path = node.path.clone();
         tree.insert(node);
-        let (notices, mut ops) = cse.child_created(&mut tree, parent_ri, ty, &attrs, &req.fr);
+        let (mut notices, mut ops) = cse.child_created(&mut tree, parent_ri, ty, &attrs, &req.fr);
         ops.insert(0, WriteOp::Upsert(row));
+        // Instances the CSE makes of the new resource (`<flexContainerInstance>`).
+        let new_ri = Ri::from(ri.as_str());
+        let (made, made_notices) = kind.instantiate(cse, &mut tree, &new_ri, None, &req.fr, now)?;
+        let attrs = if made.is_empty() {
+            attrs
+        } else {
+            ops.extend(made);
+            notices.extend(made_notices);
+            tree.get(&ri).map_or(attrs, |n| n.attrs.clone())
+        };
         (cse.committer.enqueue(ops), attrs, path, sets_acpi, notices)
     };
     pending.durable().await?;

@@ -52,6 +52,9 @@ pub use binding::{Binding, Listener};
 pub use config::{AuthorizationConfig, CseConfig, CseType};
 pub use explain::{explanation_json, ExplainQuery};
 pub use identity::CredentialBindings;
+/// The notifications an operation owes (re-exported so that `types/`, below `notify`,
+/// can hand them on).
+pub(crate) use notify::Notices;
 pub use remote_cse::Liveness;
 
 use access::Enforcer;

@@ -140,7 +140,7 @@ impl Cse {
             notices.items.push(Notice {
                 sur: format!("{}/{}", self.config.cse_id, ri),
                 nu: state.nu.clone(),
-                event: self.event_content(&event, &state, view),
+                event: self.event_content(tree, &event, &state, view),
                 originator: state.event_originator.then(|| event.originator.to_owned()),
                 state: state.clone(),
             });
@@ -224,7 +224,14 @@ impl Cse {
     }
 
     /// `{"nev": {"rep": …, "net": n[, "om": …]}, "sur": …}` without `sur` (added later).
-    fn event_content(&self, event: &Event, state: &SubscriptionState, view: View) -> Value {
+    fn event_content(
+        &self,
+        tree: &Tree,
+        event: &Event,
+        state: &SubscriptionState,
+        view: View,
+    ) -> Value {
+        let root = crate::types::root_of(&self.config, tree, event.ty, event.resource);
         let nct = match view {
             View::Full => state.nct,
             View::Reference => NCT_RI,
@@ -241,9 +248,9 @@ impl Cse {
                     .iter()
                     .filter_map(|k| Some((k.clone(), event.resource.get(k)?.clone())))
                     .collect();
-                crate::render::wrap_as(event.ty.root_of(event.resource), modified)
+                crate::render::wrap_as(&root, modified)
             }
-            _ => crate::render::wrap(event.ty, event.resource.clone()),
+            _ => crate::render::wrap_as(&root, event.resource.clone()),
         };
         crate::render::for_release(NOTIFICATION_RELEASE, &mut rep);
         let mut nev = json!({ "rep": rep, "net": event.net });
@@ -1156,7 +1163,7 @@ impl Cse {
         attrs: &Map<String, Value>,
         originator: &str,
     ) -> (Notices, Vec<bastion_store::WriteOp>) {
-        let ty = ResourceType::ContentInstance;
+        let ty = crate::types::instance_type(attrs);
         self.child_event(tree, parent, NET_DELETE_CHILD, ty, attrs, originator)
     }
 }

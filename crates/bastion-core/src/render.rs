@@ -61,17 +61,12 @@ pub(crate) fn for_release(release: Release, content: &mut Value) {
     release::shape_for(release, content);
 }
 
-/// `{"m2m:<type>": attrs}` (a `<mgmtObj>`'s root from its `mgd`).
-pub(crate) fn wrap(ty: ResourceType, attrs: Map<String, Value>) -> Value {
-    wrap_as(ty.root_of(&attrs), attrs)
-}
-
-/// `{root: attrs}`, for a representation that may lack what names its root (a partial
-/// `<mgmtObj>` without `mgd`).
+/// `{root: attrs}`: a resource under the name `types::root_of` found for it (a
+/// `<flexContainer>`'s specialization).
 pub(crate) fn wrap_as(root: &str, attrs: Map<String, Value>) -> Value {
-    let mut out = Map::with_capacity(1);
-    out.insert(root.to_owned(), Value::Object(attrs));
-    Value::Object(out)
+    let mut wrapped = Map::with_capacity(1);
+    wrapped.insert(root.to_owned(), Value::Object(attrs));
+    Value::Object(wrapped)
 }
 
 /// The stored body: the attributes plus the internal creator.

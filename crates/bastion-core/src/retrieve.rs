@@ -250,11 +250,9 @@ pub(crate) async fn shape(
     };
     let mut budget = Budget::new(&cse.config);
     let rcn = result.rcn.unwrap_or(ResultContent::Attributes);
-    // Taken from the whole representation: a partial one may lack `mgd`.
-    let root = ty.root_of(&attrs);
-    let wrap = |_: ResourceType, out: Map<String, Value>| wrap_as(root, out);
+    let root = crate::types::root_of(&cse.config, &cse.tree.read(), ty, &attrs);
     let pc = match rcn {
-        ResultContent::Attributes => wrap(ty, own(attrs)?),
+        ResultContent::Attributes => wrap_as(&root, own(attrs)?),
         ResultContent::AttributesAndChildResources | ResultContent::ChildResources => {
             let mut out = if rcn == ResultContent::ChildResources {
                 Map::new()
@@ -272,13 +270,13 @@ pub(crate) async fn shape(
                 let room = (&mut budget, &mut page);
                 nest_children(cse, access, ri, &mut out, within, room).await?;
             }
-            wrap(ty, out)
+            wrap_as(&root, out)
         }
         ResultContent::AttributesAndChildReferences => {
             let mut out = own(attrs)?;
             let refs = child_refs(cse, access, node, result.children, &mut budget).await?;
             out.insert("ch".into(), Value::Array(refs));
-            wrap(ty, out)
+            wrap_as(&root, out)
         }
         ResultContent::ChildReferences => {
             let refs = child_refs(cse, access, node, result.children, &mut budget).await?;
@@ -563,7 +561,7 @@ fn nest_children<'a>(
             };
             let room = (&mut *budget, &mut *page);
             nest_children(cse, reader, &child_ri, &mut attrs, below, room).await?;
-            push_child(out, ty, attrs);
+            push_child(cse, out, ty, attrs);
         }
         if let Some(labels) = with_instances {
             let read_limit = budget.bytes_left();
@@ -584,17 +582,21 @@ fn nest_children<'a>(
                     break;
                 }
                 page.count_one();
-                push_child(out, instance_type(&attrs), attrs);
+                push_child(cse, out, instance_type(&attrs), attrs);
             }
         }
         Ok(())
     })
 }
 
-fn push_child(out: &mut Map<String, Value>, ty: ResourceType, attrs: Map<String, Value>) {
-    let slot = out
-        .entry(ty.root_of(&attrs).to_owned())
-        .or_insert_with(|| Value::Array(Vec::new()));
+fn push_child(
+    cse: &Cse,
+    out: &mut Map<String, Value>,
+    ty: ResourceType,
+    attrs: Map<String, Value>,
+) {
+    let root = crate::types::root_of(&cse.config, &cse.tree.read(), ty, &attrs);
+    let slot = out.entry(root).or_insert_with(|| Value::Array(Vec::new()));
     if let Value::Array(list) = slot {
         list.push(Value::Object(attrs));
     }

@@ -7,7 +7,7 @@ use crate::access::RuleKind;
 use crate::audit::AuditKind;
 use crate::checks::UpdateRequest;
 use crate::discovery::{require_match, Subject};
-use crate::render::wrap;
+use crate::render::wrap_as;
 use crate::resolve::Target;
 use crate::types::{self, resolve_acpi};
 use crate::Cse;
@@ -29,15 +29,19 @@ pub(crate) async fn update(
             "contentInstances cannot be updated",
         ));
     };
-    let (ty, root) = cse
+    let ty = cse
         .tree
         .read()
         .get(&ri)
-        .map(|n| (n.ty, n.ty.root_of(&n.attrs)))
+        .map(|n| n.ty)
         .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
     let kind = types::kind(ty);
     kind.check_updatable()?;
-    let content = req.content(ty, root)?;
+    let content = {
+        let tree = cse.tree.read();
+        let current = tree.get(&ri).map(|n| &n.attrs);
+        kind.representation(&cse.config, ty, &req.pc, current)?
+    };
     kind.validate(ty, Phase::Update, &content)?;
     types::refuse_announcement(&content)?;
     kind.check_update(cse, &req, &ri, &content)?;
@@ -181,12 +185,19 @@ pub(crate) async fn update(
         node.attrs.insert("lt".into(), Value::String(now.format()));
         let written = kind.write_update(node, &previous);
         let mut ops = written.ops;
+        let (made, made_notices) =
+            kind.instantiate(cse, tree, &ri, Some(&content), &req.fr, now)?;
+        ops.extend(made);
+        let node = tree
+            .get(&ri)
+            .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
         let (attrs, path) = (node.attrs.clone(), node.path.clone());
         let mut modified: Vec<String> = content.keys().cloned().collect();
         modified.push("lt".into());
         modified.extend(written.also_modified.iter().map(|m| m.to_string()));
-        let (notices, more) = cse.updated(tree, &ri, &modified, &req.fr);
+        let (mut notices, more) = cse.updated(tree, &ri, &modified, &req.fr);
         ops.extend(more);
+        notices.extend(made_notices);
         (cse.committer.enqueue(ops), attrs, path, notices)
     };
     pending.durable().await?;
@@ -209,6 +220,7 @@ pub(crate) async fn update(
             .flatten()
             .map(|kind| (kind, path.as_str())),
     );
+    let root = types::root_of(&cse.config, &cse.tree.read(), ty, &attrs);
     let mut resp = Response::new(Rsc::Updated, String::new());
     resp.pc = match req.rcn.unwrap_or(ResultContent::Attributes) {
         ResultContent::Nothing => None,
@@ -219,9 +231,9 @@ pub(crate) async fn update(
                     content.get(k) != Some(v) && (content.contains_key(k) || k == "lt" || k == "st")
                 })
                 .collect();
-            Some(wrap(ty, modified))
+            Some(wrap_as(&root, modified))
         }
-        _ => Some(wrap(ty, attrs)),
+        _ => Some(wrap_as(&root, attrs)),
     };
     Ok(resp)
 }

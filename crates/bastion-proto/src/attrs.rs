@@ -18,6 +18,10 @@ pub enum Kind {
     NonNegInt,
     /// `m2m:positiveInteger` (`dcnt`): 1 or more.
     PositiveInt,
+    /// `xs:integer`: any whole number (custom attributes of `<flexContainer>`).
+    Int,
+    /// `xs:float`/`xs:double`: any JSON number (custom attributes of `<flexContainer>`).
+    Number,
     Bool,
     Timestamp,
     StrList,
@@ -225,6 +229,43 @@ const NOD: &[AttrDef] = &[
     a("mgca", Kind::Str, O, O),
     a("rms", Kind::Bool, NP, NP),
     a("nid", Kind::Str, NP, NP),
+];
+
+/// `<flexContainer>` (TS-0004 7.4.37; core-resources.md §3.13): the attributes every
+/// specialization shares. Its custom attributes come from the specialization
+/// (`crate::flex`) and are checked there. `mni`, `mbs` and `mia` are the limits of its
+/// `<flexContainerInstance>` children (Release 4).
+const FCNT: &[AttrDef] = &[
+    a("rn", Kind::Str, O, NP),
+    a("et", Kind::Timestamp, O, O),
+    a("lbl", Kind::Labels, O, O),
+    a("acpi", Kind::StrList, O, O),
+    a("at", Kind::StrList, O, O),
+    a("aa", Kind::StrList, O, O),
+    a("daci", Kind::StrList, O, O),
+    a("cstn", Kind::Originator, O, O),
+    a("cr", Kind::CreatorNull, O, NP),
+    a("st", Kind::NonNegInt, NP, NP),
+    a("cnd", Kind::Str, M, NP),
+    a("or", Kind::Str, O, O),
+    a("nl", Kind::Str, O, O),
+    a("cs", Kind::NonNegInt, NP, NP),
+    a("mni", Kind::NonNegInt, O, O),
+    a("mbs", Kind::NonNegInt, O, O),
+    a("mia", Kind::NonNegInt, O, O),
+    a("cni", Kind::NonNegInt, NP, NP),
+    a("cbs", Kind::NonNegInt, NP, NP),
+];
+
+/// `<flexContainerInstance>` (Release 4): made only by the hosting CSE, never written by
+/// a request; its custom attributes are its parent's at the time it was made.
+const FCI: &[AttrDef] = &[
+    a("rn", Kind::Str, NP, NP),
+    a("et", Kind::Timestamp, NP, NP),
+    a("lbl", Kind::Labels, NP, NP),
+    a("st", Kind::NonNegInt, NP, NP),
+    a("cs", Kind::NonNegInt, NP, NP),
+    a("org", Kind::Originator, NP, NP),
 ];
 
 const ACP: &[AttrDef] = &[
@@ -438,6 +479,8 @@ pub fn table(ty: ResourceType) -> &'static [AttrDef] {
         ResourceType::Request => REQ,
         ResourceType::TimeSeries => TS,
         ResourceType::TimeSeriesInstance => TSI,
+        ResourceType::FlexContainer => FCNT,
+        ResourceType::FlexContainerInstance => FCI,
         ResourceType::Other(_) => &[],
     }
 }
@@ -595,11 +638,14 @@ fn is_content_info(cnf: &str) -> bool {
     media_ok && encoding_ok && security_ok && parts.next().is_none()
 }
 
-fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestError> {
+/// Checks one value against `kind` (4000 naming `name` when it does not match).
+pub fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestError> {
     let ok = match kind {
         Kind::Str => value.is_string(),
         Kind::NonNegInt => value.is_u64(),
         Kind::PositiveInt => value.as_u64().is_some_and(|n| n >= 1),
+        Kind::Int => value.is_i64() || value.is_u64(),
+        Kind::Number => value.is_number(),
         Kind::Bool => value.is_boolean(),
         Kind::Timestamp => value.as_str().and_then(Timestamp::parse).is_some(),
         Kind::StrList => all_strings(value, |_| true),
@@ -622,6 +668,8 @@ fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestError>
             Kind::Str => "a string",
             Kind::NonNegInt => "a non-negative integer",
             Kind::PositiveInt => "a positive integer",
+            Kind::Int => "an integer",
+            Kind::Number => "a number",
             Kind::Bool => "a boolean",
             Kind::Timestamp => "a timestamp",
             Kind::StrList => "a list of strings",

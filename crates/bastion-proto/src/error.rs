@@ -38,6 +38,9 @@ pub enum RequestError {
     AppRuleValidationFailed(Reason),
     #[error("{0}")]
     NotImplemented(Reason),
+    /// 4125: no specialization is known for a `<flexContainer>`'s `cnd`.
+    #[error("{0}")]
+    SpecializationSchemaNotFound(Reason),
     #[error("{0}")]
     NotAcceptable(Reason),
     /// Forwarding found a next hop but could not reach it (TS-0004 7.3.2.6).
@@ -102,6 +105,7 @@ impl RequestError {
             RequestError::AlreadyRegistered(_) => Rsc::OriginatorHasAlreadyRegistered,
             RequestError::AppRuleValidationFailed(_) => Rsc::AppRuleValidationFailed,
             RequestError::NotImplemented(_) => Rsc::NotImplemented,
+            RequestError::SpecializationSchemaNotFound(_) => Rsc::SpecializationSchemaNotFound,
             RequestError::NotAcceptable(_) => Rsc::NotAcceptable,
             RequestError::TargetNotReachable(_) => Rsc::TargetNotReachable,
             RequestError::Internal(_) => Rsc::InternalServerError,

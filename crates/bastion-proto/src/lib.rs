@@ -11,6 +11,7 @@ pub mod attrs;
 pub mod clock;
 pub mod error;
 pub mod filter;
+pub mod flex;
 pub mod id;
 pub mod json;
 pub mod primitive;

@@ -31,6 +31,8 @@ pub enum Rsc {
     GroupMemberTypeInconsistent = 4110,
     OriginatorHasAlreadyRegistered = 4117,
     AppRuleValidationFailed = 4126,
+    /// The schema a `<flexContainer>`'s `cnd` names is not known (TS-0004 7.4.37.2.1).
+    SpecializationSchemaNotFound = 4125,
     /// A blocking-update subscription already exists on the resource (TS-0004 7.4.8.2.1).
     BlockingSubscriptionAlreadyExists = 4124,
     /// The target of a blocking update refused it (TS-0004 7.3.2.9).
@@ -55,7 +57,7 @@ pub enum Rsc {
 }
 
 /// Every code of [`Rsc`], for decoding.
-const ALL: [Rsc; 36] = [
+const ALL: [Rsc; 37] = [
     Rsc::Accepted,
     Rsc::AcceptedNonBlockingSynch,
     Rsc::AcceptedNonBlockingAsynch,
@@ -79,6 +81,7 @@ const ALL: [Rsc; 36] = [
     Rsc::GroupMemberTypeInconsistent,
     Rsc::OriginatorHasAlreadyRegistered,
     Rsc::AppRuleValidationFailed,
+    Rsc::SpecializationSchemaNotFound,
     Rsc::BlockingSubscriptionAlreadyExists,
     Rsc::OperationDeniedByRemoteEntity,
     Rsc::InternalServerError,
@@ -114,7 +117,9 @@ impl Rsc {
             Rsc::BadRequest | Rsc::GroupMemberTypeInconsistent | Rsc::MaxNumberOfMemberExceeded => {
                 400
             }
-            Rsc::ReleaseVersionNotSupported | Rsc::NotImplemented => 501,
+            Rsc::ReleaseVersionNotSupported
+            | Rsc::NotImplemented
+            | Rsc::SpecializationSchemaNotFound => 501,
             Rsc::NotFound | Rsc::TargetNotReachable | Rsc::RemoteEntityNotReachable => 404,
             Rsc::OperationNotAllowed => 405,
             Rsc::RequestTimeout => 504,
@@ -167,6 +172,7 @@ mod tests {
         assert_eq!(Rsc::BlockingSubscriptionAlreadyExists.http_status(), 409);
         assert_eq!(Rsc::OperationDeniedByRemoteEntity.http_status(), 403);
         assert_eq!(Rsc::RemoteEntityNotReachable.http_status(), 404);
+        assert_eq!(Rsc::SpecializationSchemaNotFound.http_status(), 501);
     }
 
     #[test]

@@ -28,6 +28,12 @@ pub enum ResourceType {
     TimeSeries,
     /// `<timeSeriesInstance>` (ty 30): one data point of a `<timeSeries>`.
     TimeSeriesInstance,
+    /// `<flexContainer>` (ty 28): a container whose content is the custom attributes of
+    /// a specialization (`crate::flex`); serialized under the specialization's name.
+    FlexContainer,
+    /// `<flexContainerInstance>` (ty 58): a copy of a `<flexContainer>`'s content, made
+    /// by the hosting CSE.
+    FlexContainerInstance,
     /// A type number defined by oneM2M that Bastion does not implement yet.
     Other(u16),
 }
@@ -75,11 +81,13 @@ impl ResourceType {
             16 => ResourceType::RemoteCse,
             17 => ResourceType::Request,
             23 => ResourceType::Subscription,
+            28 => ResourceType::FlexContainer,
             29 => ResourceType::TimeSeries,
             30 => ResourceType::TimeSeriesInstance,
             31 => ResourceType::Role,
             32 => ResourceType::Token,
             34 => ResourceType::DynamicAuthorizationConsultation,
+            58 => ResourceType::FlexContainerInstance,
             other if is_defined(other) => ResourceType::Other(other),
             _ => return None,
         })
@@ -99,8 +107,10 @@ impl ResourceType {
             ResourceType::RemoteCse => 16,
             ResourceType::Request => 17,
             ResourceType::Subscription => 23,
+            ResourceType::FlexContainer => 28,
             ResourceType::TimeSeries => 29,
             ResourceType::TimeSeriesInstance => 30,
+            ResourceType::FlexContainerInstance => 58,
             ResourceType::Role => 31,
             ResourceType::Token => 32,
             ResourceType::DynamicAuthorizationConsultation => 34,
@@ -125,6 +135,8 @@ impl ResourceType {
             ResourceType::Subscription => "sub",
             ResourceType::TimeSeries => "ts",
             ResourceType::TimeSeriesInstance => "tsi",
+            ResourceType::FlexContainer => "fcnt",
+            ResourceType::FlexContainerInstance => "fci",
             ResourceType::Role => "rol",
             ResourceType::Token => "tk",
             ResourceType::DynamicAuthorizationConsultation => "dac",
@@ -151,6 +163,10 @@ impl ResourceType {
             ResourceType::Subscription => "m2m:sub",
             ResourceType::TimeSeries => "m2m:ts",
             ResourceType::TimeSeriesInstance => "m2m:tsi",
+            // The generic names; a specialization is serialized under its own name
+            // (`crate::flex::Specialization::root`).
+            ResourceType::FlexContainer => "m2m:fcnt",
+            ResourceType::FlexContainerInstance => "m2m:fci",
             ResourceType::Role => "m2m:rol",
             ResourceType::Token => "m2m:tk",
             ResourceType::DynamicAuthorizationConsultation => "m2m:dac",
@@ -192,6 +208,7 @@ impl ResourceType {
             ResourceType::AccessControlPolicy
                 | ResourceType::ContentInstance
                 | ResourceType::TimeSeriesInstance
+                | ResourceType::FlexContainerInstance
                 | ResourceType::PollingChannel
                 | ResourceType::Other(_)
         )
@@ -216,6 +233,7 @@ impl ResourceType {
                 | ResourceType::Subscription
                 | ResourceType::TimeSeries
                 | ResourceType::TimeSeriesInstance
+                | ResourceType::FlexContainer
         )
     }
 
@@ -226,6 +244,7 @@ impl ResourceType {
         match self {
             ResourceType::Container => Some(ResourceType::ContentInstance),
             ResourceType::TimeSeries => Some(ResourceType::TimeSeriesInstance),
+            ResourceType::FlexContainer => Some(ResourceType::FlexContainerInstance),
             _ => None,
         }
     }
@@ -236,6 +255,7 @@ impl ResourceType {
         match self {
             ResourceType::ContentInstance => Some(ResourceType::Container),
             ResourceType::TimeSeriesInstance => Some(ResourceType::TimeSeries),
+            ResourceType::FlexContainerInstance => Some(ResourceType::FlexContainer),
             _ => None,
         }
     }
@@ -245,7 +265,9 @@ impl ResourceType {
     pub fn is_instance(self) -> bool {
         matches!(
             self,
-            ResourceType::ContentInstance | ResourceType::TimeSeriesInstance
+            ResourceType::ContentInstance
+                | ResourceType::TimeSeriesInstance
+                | ResourceType::FlexContainerInstance
         )
     }
 
@@ -259,6 +281,7 @@ impl ResourceType {
                 child,
                 Ae | Container
                     | TimeSeries
+                    | FlexContainer
                     | AccessControlPolicy
                     | Group
                     | Role
@@ -272,6 +295,7 @@ impl ResourceType {
                 child,
                 Container
                     | TimeSeries
+                    | FlexContainer
                     | AccessControlPolicy
                     | Group
                     | DynamicAuthorizationConsultation
@@ -283,12 +307,22 @@ impl ResourceType {
                 child,
                 Container
                     | TimeSeries
+                    | FlexContainer
                     | AccessControlPolicy
                     | Group
                     | Subscription
                     | PollingChannel
             ),
-            Container => matches!(child, Container | ContentInstance | Subscription),
+            Container => matches!(
+                child,
+                Container | ContentInstance | FlexContainer | Subscription
+            ),
+            // TS-0004 7.4.37.1 (of the children it lists, those Bastion serves); its
+            // instances are made by the CSE (`<flexContainerInstance>` refuses CREATE).
+            FlexContainer => matches!(
+                child,
+                Container | FlexContainer | TimeSeries | Subscription | FlexContainerInstance
+            ),
             TimeSeries => matches!(child, TimeSeriesInstance | Subscription),
             // TS-0001 9.6.18: a node holds its management objects.
             Node => matches!(child, MgmtObj | Subscription),
@@ -298,7 +332,7 @@ impl ResourceType {
     }
 
     /// Resource types whose instances are reported in the CSEBase `srt`.
-    pub const SUPPORTED: [ResourceType; 17] = [
+    pub const SUPPORTED: [ResourceType; 19] = [
         ResourceType::AccessControlPolicy,
         ResourceType::Ae,
         ResourceType::Container,
@@ -316,6 +350,8 @@ impl ResourceType {
         ResourceType::Subscription,
         ResourceType::TimeSeries,
         ResourceType::TimeSeriesInstance,
+        ResourceType::FlexContainer,
+        ResourceType::FlexContainerInstance,
     ];
 }
 
@@ -328,7 +364,7 @@ mod tests {
         for t in ResourceType::SUPPORTED {
             assert_eq!(ResourceType::from_number(t.number() as u64), Some(t));
         }
-        assert_eq!(ResourceType::from_number(28), Some(ResourceType::Other(28)));
+        assert_eq!(ResourceType::from_number(24), Some(ResourceType::Other(24)));
         assert_eq!(ResourceType::from_number(33), None);
         assert_eq!(ResourceType::from_number(70000), None);
     }

@@ -24,6 +24,7 @@ mod das;
 mod das_consult;
 mod enrol;
 mod est;
+mod flex;
 mod keys;
 mod keystore;
 mod limits;

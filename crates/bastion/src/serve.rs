@@ -154,6 +154,9 @@ async fn run(
     };
 
     let store: Arc<dyn Store> = store;
+    // The XML codec types the custom attributes of `<flexContainer>`s by the same
+    // specializations as the CSE (before any binding decodes a request).
+    bastion_proto::flex::install(settings.flex.specializations.clone());
     let mut config = settings.cse_config(bound);
     if plain.is_none() || !settings.http_advertise {
         // A TLS-only CSE, or one told not to, advertises no plain point of access.

@@ -202,6 +202,8 @@ pub struct RawSettings {
     pub limits: Option<crate::limits::LimitsSection>,
     /// `[provisioning]` as written: file only.
     pub provisioning: Option<crate::provisioning::ProvisioningSection>,
+    /// `[flex]` as written: file only.
+    pub flex: Option<crate::flex::FlexSection>,
 }
 
 impl RawSettings {
@@ -253,6 +255,7 @@ impl RawSettings {
             registrar: other.registrar.or(self.registrar),
             provisioning: other.provisioning.or(self.provisioning),
             limits: other.limits.or(self.limits),
+            flex: other.flex.or(self.flex),
         }
     }
 
@@ -315,6 +318,8 @@ struct FileConfig {
     limits: Option<crate::limits::LimitsSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     provisioning: Option<crate::provisioning::ProvisioningSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    flex: Option<crate::flex::FlexSection>,
 }
 
 /// `[tls]`: the TLS listener and its security-association frameworks (docs/security.md).
@@ -605,6 +610,7 @@ impl FileConfig {
             registrar: self.registrar,
             limits: self.limits,
             provisioning: self.provisioning,
+            flex: self.flex,
         }
     }
 }
@@ -694,6 +700,8 @@ pub struct Settings {
     pub limits: crate::limits::Limits,
     /// `[provisioning]`: remote security provisioning as an Enrolment Target.
     pub provisioning: crate::provisioning::Provisioning,
+    /// `[flex]`: the specializations of `<flexContainer>` (docs/flex.md).
+    pub flex: crate::flex::Flex,
 }
 
 impl Settings {
@@ -879,6 +887,9 @@ impl Settings {
         let limits = crate::limits::Limits::resolve(&raw.limits.unwrap_or_default())
             .map_err(|mut found| problems.append(&mut found))
             .unwrap_or_default();
+        let flex = crate::flex::Flex::resolve(&raw.flex.unwrap_or_default(), &data_dir)
+            .map_err(|mut found| problems.append(&mut found))
+            .unwrap_or_default();
         let provisioning_section = raw.provisioning.unwrap_or_default();
         problems.extend(crate::maf_source::validate(
             &provisioning_section,
@@ -936,6 +947,7 @@ impl Settings {
                 registrar,
                 limits,
                 provisioning,
+                flex,
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -980,6 +992,7 @@ impl Settings {
             registrar: None,
             limits: crate::limits::Limits::default(),
             provisioning: crate::provisioning::Provisioning::default(),
+            flex: crate::flex::Flex::default(),
         }
     }
 
@@ -1014,6 +1027,7 @@ impl Settings {
             registrar: self.registrar.as_ref().map(|r| r.cse_id.clone()),
             trust_loopback_cses: self.trust_loopback_cses,
             max_subscriptions_per_originator: self.limits.max_subscriptions_per_originator,
+            flex: self.flex.specializations.clone(),
             ..CseConfig::default()
         }
     }
@@ -1189,6 +1203,7 @@ impl Settings {
                 .then(|| self.limits.to_section()),
             provisioning: (self.provisioning != crate::provisioning::Provisioning::default())
                 .then(|| self.provisioning.to_section()),
+            flex: (self.flex != crate::flex::Flex::default()).then(|| self.flex.to_section()),
         };
         toml::to_string(&file).map_err(|e| e.to_string())
     }
@@ -1691,6 +1706,7 @@ mod tests {
             registrar: _,
             limits,
             provisioning: _,
+            flex,
         } = &raw;
         let set = [
             ("cse-id", cse_id.is_some()),
@@ -1726,6 +1742,7 @@ mod tests {
             ("enabled", http_enabled.is_some()),
             ("advertise", http_advertise.is_some()),
             ("[limits]", limits.is_some()),
+            ("[flex]", flex.is_some()),
         ];
         for (key, is_set) in set {
             assert!(is_set, "bastion.default.toml does not set {key}");

@@ -5,7 +5,7 @@
 use super::kind;
 use crate::authz_state;
 use crate::checks::CreateRequest;
-use crate::render::{store_body, wrap};
+use crate::render::{store_body, wrap_as};
 use crate::tree::{Node, Ri, Tree};
 use crate::{Cse, CseConfig};
 use bastion_proto::id;
@@ -155,6 +155,7 @@ pub(crate) fn created(
             .map(|p| format!("{}/{}", p.path, rn))
             .unwrap_or_default()
     };
+    let root = super::root_of(&cse.config, &cse.tree.read(), ty, &attrs);
     match req.rcn.unwrap_or(ResultContent::Attributes) {
         ResultContent::Nothing => {}
         ResultContent::HierarchicalAddress => {
@@ -166,20 +167,19 @@ pub(crate) fn created(
             let uri = address();
             resp.content_location = Some(uri.clone());
             let mut rce = Map::new();
-            rce.insert(ty.root_of(&attrs).to_owned(), Value::Object(attrs));
+            rce.insert(root, Value::Object(attrs));
             rce.insert("uri".into(), Value::String(uri));
             resp.pc = Some(serde_json::json!({ "m2m:rce": rce }));
         }
         ResultContent::ModifiedAttributes => {
-            let root = ty.root_of(&attrs);
-            let sent = req.pc.get(root).and_then(Value::as_object);
+            let sent = req.pc.get(&root).and_then(Value::as_object);
             let modified: Map<String, Value> = attrs
                 .into_iter()
                 .filter(|(k, v)| sent.and_then(|s| s.get(k)) != Some(v))
                 .collect();
-            resp.pc = Some(crate::render::wrap_as(root, modified));
+            resp.pc = Some(wrap_as(&root, modified));
         }
-        _ => resp.pc = Some(wrap(ty, attrs)),
+        _ => resp.pc = Some(wrap_as(&root, attrs)),
     }
     Ok(resp)
 }

@@ -20,6 +20,7 @@ mod container;
 mod content_instance;
 mod cse_base;
 mod dac;
+mod flex_container;
 pub(crate) mod group;
 mod mgmt_obj;
 mod node;
@@ -37,6 +38,7 @@ pub(crate) use common::{
 };
 pub(crate) use container::{evict_for, live_instances, remove_instance, Flush};
 pub(crate) use content_instance::count_retrieval;
+pub(crate) use flex_container::root_of;
 pub(crate) use node::check_links;
 pub(crate) use polling_channel::channel_of;
 pub(crate) use time_series::{missing_due, restore_series, take_missing};
@@ -77,6 +79,8 @@ pub(crate) fn kind(ty: ResourceType) -> &'static dyn ResourceKind {
         ResourceType::Subscription => &subscription::Subscription,
         ResourceType::TimeSeries => &time_series::TimeSeries,
         ResourceType::TimeSeriesInstance => &time_series::TimeSeriesInstance,
+        ResourceType::FlexContainer => &flex_container::FlexContainer,
+        ResourceType::FlexContainerInstance => &flex_container::FlexContainerInstance,
         ResourceType::Other(_) => &Unimplemented,
     }
 }
@@ -240,6 +244,20 @@ pub(crate) trait ResourceKind: Sync {
         parent.allows_child(child)
     }
 
+    /// The resource representation in the content `pc` of a CREATE (`current` is
+    /// `None`) or of an UPDATE of a resource with the attributes `current`: `pc` holds
+    /// exactly one member, named by the type's root, whose value is an object.
+    fn representation(
+        &self,
+        _config: &CseConfig,
+        ty: ResourceType,
+        pc: &Value,
+        current: Option<&Map<String, Value>>,
+    ) -> Result<Map<String, Value>, RequestError> {
+        // An UPDATE names the resource by its own root (a `<mgmtObj>`'s specialization).
+        crate::checks::resource_content(pc, ty, current.map(|attrs| ty.root_of(attrs)))
+    }
+
     /// Checks content against the type's attribute policy.
     fn validate(
         &self,
@@ -358,6 +376,22 @@ pub(crate) trait ResourceKind: Sync {
         _content: &Map<String, Value>,
     ) -> Result<Option<Rederived>, RequestError> {
         Ok(None)
+    }
+
+    /// What the CSE does to resource `ri` of this type, under the tree's write lock,
+    /// after its CREATE (`changed` is `None`) or after an UPDATE that applied `changed`,
+    /// by `originator`: the instances it makes of it (`<flexContainerInstance>`), with
+    /// their writes and notifications.
+    fn instantiate(
+        &self,
+        _cse: &Cse,
+        _tree: &mut Tree,
+        _ri: &Ri,
+        _changed: Option<&Map<String, Value>>,
+        _originator: &str,
+        _now: Timestamp,
+    ) -> Result<(Vec<WriteOp>, crate::Notices), RequestError> {
+        Ok((Vec::new(), crate::Notices::default()))
     }
 
     /// What an UPDATE of `node` stores, after the content was applied; `previous` holds

@@ -307,3 +307,42 @@ fn ts0004_7_4_8_ct_query_member_of_a_notification_uri() {
         assert_eq!(split(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn xml_specialization_roots_round_trip_with_typed_custom_attributes() {
+    // A flexContainer under its specialization's name, with a child instance (rcn 4).
+    let pc = json!({"cod:bat": {
+        "rn": "b", "ty": 28, "cnd": "org.onem2m.common.moduleclass.battery", "st": 2,
+        "lvl": 80, "charg": true, "chaVe": 4.5, "dgt": "20260101T000000", "lbl": ["a"],
+        "cod:bat": [{"rn": "i", "ty": 58, "lvl": 79, "org": "Cme"}],
+        "m2m:cnt": [{"rn": "c", "ty": 3}]
+    }});
+    let bytes = Xml.encode_pc(&pc).expect("encodes");
+    let text = String::from_utf8(bytes.clone()).expect("utf-8");
+    assert!(
+        text.starts_with(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><cod:bat xmlns:m2m=\"http://www.onem2m.org/xml/protocols\" xmlns:cod=\"urn:bastion:flex:cod\" rn=\"b\">"
+        ),
+        "{text}"
+    );
+    assert_eq!(Xml.decode_pc(&bytes), Ok(pc));
+    // The prefix names the specialization whatever namespace it is bound to; an
+    // attribute the specialization does not define stays text for the CSE to refuse.
+    let sent = "<x:binSh xmlns:x=\"http://example.com/any\"><cnd>c</cnd>\
+                <powSe>false</powSe><speed>3</speed></x:binSh>";
+    assert_eq!(
+        Xml.decode_pc(sent.as_bytes()),
+        Ok(json!({"x:binSh": {"cnd": "c", "powSe": "false", "speed": "3"}}))
+    );
+    let sent = "<cod:binSh xmlns:cod=\"http://example.com/any\"><powSe>false</powSe></cod:binSh>";
+    assert_eq!(
+        Xml.decode_pc(sent.as_bytes()),
+        Ok(json!({"cod:binSh": {"powSe": false}}))
+    );
+    // A default (unprefixed) foreign namespace is still refused.
+    let sent = "<binSh xmlns=\"http://example.com/any\"><powSe>false</powSe></binSh>";
+    assert!(matches!(
+        Xml.decode_pc(sent.as_bytes()),
+        Err(WireError::Unsupported(Xml, _))
+    ));
+}

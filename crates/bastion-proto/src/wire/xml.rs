@@ -3,11 +3,15 @@
 //! child elements named by their short names; child resources and other `m2m:` members
 //! keep their prefix. As in the schemas, a resource's `rn` is an XML attribute, a list of
 //! simple values is one element holding them space-separated (`<lbl>a b</lbl>`), a list
-//! of complex values is the element repeated, and null is `xsi:nil="true"`.
+//! of complex values is the element repeated, and null is `xsi:nil="true"`. A
+//! `<flexContainer>` or `<flexContainerInstance>` is an element named by its
+//! specialization (`<cod:binSh xmlns:cod="…">`): read by the prefix as written, written
+//! with the namespace its definition gives (docs/flex.md).
 //!
 //! XML text carries no types, so reading needs a table: the attribute policies of
-//! [`crate::attrs`] for resource attributes, [`MEMBERS`] for the members of complex
-//! types and [`ROOTS`] for non-resource roots. A number or boolean that does not parse
+//! [`crate::attrs`] for resource attributes, the installed specializations
+//! ([`crate::flex::installed`]) for custom attributes, [`MEMBERS`] for the members of
+//! complex types and [`ROOTS`] for non-resource roots. A number or boolean that does not parse
 //! stays text, so the attribute checks report it like a mistyped JSON value. `con` and
 //! other values of any type read back as text. DOCTYPEs are refused (no entity
 //! expansion), nesting is bounded by [`MAX_DEPTH`], and so is the element count by the
@@ -15,6 +19,7 @@
 
 use super::{short, Serialization, WireError, MAX_DEPTH};
 use crate::attrs::{self, Kind};
+use crate::flex::{self, Specialization};
 use crate::types::ResourceType;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
@@ -42,6 +47,8 @@ enum XKind {
     /// Repeated elements, each holding one text value that may contain spaces (a
     /// schedule): always a JSON array of strings.
     TextList,
+    /// A number, whole or not (custom attributes of kind `float`).
+    Num,
     /// Text, or child elements when it has some.
     Any,
     /// `cr`: empty is null (a CREATE asking for the creator), else text.
@@ -175,11 +182,12 @@ fn member_kind_in(parent: &str, name: &str) -> Option<XKind> {
 fn from_attr_kind(kind: Kind) -> Option<XKind> {
     Some(match kind {
         Kind::Str | Kind::Timestamp | Kind::ContentInfo | Kind::Originator => XKind::Str,
-        Kind::NonNegInt | Kind::PositiveInt | Kind::Range(..) => XKind::Int,
+        Kind::NonNegInt | Kind::PositiveInt | Kind::Range(..) | Kind::Int => XKind::Int,
         Kind::Bool => XKind::Bool,
         Kind::StrList | Kind::Labels | Kind::Serializations => XKind::StrList,
         Kind::CreatorNull => XKind::CreatorNull,
         // Complex and free values: the member table knows more where it can.
+        Kind::Number => XKind::Num,
         Kind::Object | Kind::Any => return None,
     })
 }
@@ -190,6 +198,46 @@ fn type_by_root(name: &str) -> Option<ResourceType> {
         return None;
     }
     ResourceType::from_root(name)
+}
+
+/// A resource an element holds: one of a type, or a `<flexContainer>` or
+/// `<flexContainerInstance>` under a specialization's name (`cod:binSh`), whose members
+/// are typed by the specialization when it is known ([`flex::installed`]).
+#[derive(Clone, Copy)]
+enum Res {
+    Type(ResourceType),
+    Flex(Option<&'static Specialization>),
+}
+
+/// The prefix of a specialization's name: `cod` of `cod:binSh`; `None` for `m2m:` and
+/// unprefixed names.
+fn flex_prefix(name: &str) -> Option<&str> {
+    name.split_once(':')
+        .map(|(prefix, _)| prefix)
+        .filter(|p| *p != "m2m")
+}
+
+/// The resource held by an element named `name`, if it holds one.
+fn resource_by_root(name: &str) -> Option<Res> {
+    match type_by_root(name) {
+        Some(ty) => Some(Res::Type(ty)),
+        None if flex_prefix(name).is_some() => {
+            Some(Res::Flex(flex::installed().by_root(name).map(|s| &**s)))
+        }
+        None => None,
+    }
+}
+
+/// How member `key` of resource `res` is typed.
+fn attribute_kind(res: Res, key: &str) -> Option<XKind> {
+    match res {
+        Res::Type(t) => attrs::find(t, key).and_then(|d| from_attr_kind(d.kind)),
+        Res::Flex(spec) => attrs::find(ResourceType::FlexContainer, key)
+            .or_else(|| attrs::find(ResourceType::FlexContainerInstance, key))
+            .map(|d| d.kind)
+            .or_else(|| spec?.attribute(key).map(|a| a.kind))
+            .and_then(from_attr_kind),
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -204,19 +252,54 @@ pub(super) fn encode(pc: &Value) -> Result<Vec<u8>, WireError> {
     else {
         return not("XML content needs exactly one root member");
     };
-    if !name.starts_with("m2m:") {
-        return not("the XML root must be an m2m: name");
+    if !name.starts_with("m2m:") && flex_prefix(name).is_none() {
+        return not("the XML root must be an m2m: name or a specialization's");
     }
     if value.is_array() && !is_simple_list(value) {
         return not("the XML root cannot be a list of complex values");
     }
     let mut decl = format!(" xmlns:m2m=\"{M2M_NS}\"");
+    let mut prefixes = Vec::new();
+    flex_prefixes(name, value, &mut prefixes, 0);
+    for prefix in prefixes {
+        let ns = flex::installed().namespace_of(prefix);
+        decl.push_str(&format!(
+            " xmlns:{prefix}=\"{}\"",
+            quick_xml::escape::escape(ns.as_str())
+        ));
+    }
     if has_null(value) {
         decl.push_str(&format!(" xmlns:xsi=\"{XSI_NS}\""));
     }
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
     write_element(&mut out, name, value, &decl, 0)?;
     Ok(out.into_bytes())
+}
+
+/// The specialization prefixes element names in `value` (and `name`) use, each once,
+/// to be declared on the root element.
+fn flex_prefixes<'a>(name: &'a str, value: &'a Value, out: &mut Vec<&'a str>, depth: usize) {
+    if let Some(prefix) = flex_prefix(name) {
+        if !out.contains(&prefix) {
+            out.push(prefix);
+        }
+    }
+    if depth > MAX_DEPTH {
+        return;
+    }
+    match value {
+        Value::Object(members) => {
+            for (key, member) in members {
+                flex_prefixes(key, member, out, depth + 1);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                flex_prefixes("", item, out, depth + 1);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn has_null(v: &Value) -> bool {
@@ -236,14 +319,20 @@ fn is_simple_list(v: &Value) -> bool {
     })
 }
 
-/// An element name Bastion writes: a short name, or `m2m:` and one.
+/// An element name Bastion writes: a short name, or a prefix (`m2m:`, a
+/// specialization's) and one.
 fn check_name(name: &str) -> Result<(), WireError> {
-    let local = name.strip_prefix("m2m:").unwrap_or(name);
-    let mut chars = local.chars();
-    let ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    let plain = |part: &str| {
+        let mut chars = part.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    let ok = match name.split_once(':') {
+        Some((prefix, local)) => plain(prefix) && plain(local),
+        None => plain(name),
+    };
     if ok {
         Ok(())
     } else {
@@ -273,7 +362,7 @@ fn write_element(
             let rn = members
                 .get("rn")
                 .and_then(Value::as_str)
-                .filter(|_| type_by_root(name).is_some());
+                .filter(|_| resource_by_root(name).is_some());
             out.push('<');
             out.push_str(name);
             out.push_str(attrs);
@@ -358,8 +447,8 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Value, WireError> {
         std::str::from_utf8(bytes).map_err(|_| WireError::Malformed(XML, "not UTF-8".into()))?;
     let root = parse_tree(text)?;
     let key = root.key.clone();
-    let value = match type_by_root(&key) {
-        Some(ty) => resource_value(root, ty)?,
+    let value = match resource_by_root(&key) {
+        Some(res) => object_value(root, Some(res))?,
         None => {
             let kind = ROOTS
                 .iter()
@@ -396,10 +485,17 @@ fn parse_tree(text: &str) -> Result<Node, WireError> {
                     return Err(WireError::TooDeep(XML));
                 }
                 let local = start.local_name().into_inner().to_owned();
+                let prefix = start.name().prefix().map(|p| p.into_inner().to_owned());
                 let key = if ns_m2m {
                     format!("m2m:{local}")
                 } else if ns_unbound && !stack.is_empty() {
                     local
+                } else if let (ResolveResult::Bound(_), Some(prefix)) =
+                    (&ns, prefix.filter(|p| p != "m2m"))
+                {
+                    // A specialization's element (`<cod:binSh xmlns:cod="…">`): named by
+                    // its prefix as written, whatever namespace that prefix stands for.
+                    format!("{prefix}:{local}")
                 } else if stack.is_empty() {
                     return Err(WireError::Unsupported(
                         XML,
@@ -499,13 +595,10 @@ fn append_text(stack: &mut [Node], text: &str) -> Result<(), WireError> {
     }
 }
 
-/// A resource element: `rn` from the attribute, members typed by the resource type's
-/// attribute policy, child resources as arrays under their root names.
-fn resource_value(node: Node, ty: ResourceType) -> Result<Value, WireError> {
-    object_value(node, Some(ty))
-}
-
-fn object_value(node: Node, ty: Option<ResourceType>) -> Result<Value, WireError> {
+/// An element with members: for a resource (`res`), `rn` from the attribute, members
+/// typed by the resource type's attribute policy (or its specialization), child
+/// resources as arrays under their root names.
+fn object_value(node: Node, ty: Option<Res>) -> Result<Value, WireError> {
     if node.nil {
         return Ok(Value::Null);
     }
@@ -521,10 +614,10 @@ fn object_value(node: Node, ty: Option<ResourceType>) -> Result<Value, WireError
     }
     for child in node.children {
         let key = child.key.clone();
-        if let Some(child_ty) = type_by_root(&key) {
+        if let Some(child_res) = resource_by_root(&key) {
             // Child resources of a resource (rcn 4, 8) are a list; a resource wrapped
             // in other content (`rep`, `pc`, `m2m:rce`) is the one value.
-            let value = resource_value(child, child_ty)?;
+            let value = object_value(child, Some(child_res))?;
             if ty.is_some() {
                 push_item(&mut out, key, value);
             } else if out.insert(key.clone(), value).is_some() {
@@ -533,8 +626,7 @@ fn object_value(node: Node, ty: Option<ResourceType>) -> Result<Value, WireError
             continue;
         }
         let kind = ty
-            .and_then(|t| attrs::find(t, &key))
-            .and_then(|d| from_attr_kind(d.kind))
+            .and_then(|t| attribute_kind(t, &key))
             .or_else(|| member_kind_in(&node.key, &key))
             .unwrap_or(XKind::Any);
         if kind == XKind::ObjList || kind == XKind::TextList {
@@ -600,6 +692,18 @@ fn typed(node: Node, kind: XKind) -> Result<Value, WireError> {
         XKind::Int => {
             leaf(&node)?;
             number(node.text.trim()).unwrap_or(Value::String(node.text))
+        }
+        XKind::Num => {
+            leaf(&node)?;
+            let text = node.text.trim();
+            number(text)
+                .or_else(|| {
+                    text.parse::<f64>()
+                        .ok()
+                        .and_then(serde_json::Number::from_f64)
+                        .map(Value::Number)
+                })
+                .unwrap_or(Value::String(node.text))
         }
         XKind::Bool => {
             leaf(&node)?;
