@@ -11,6 +11,7 @@
 use crate::Location;
 use std::fmt;
 use std::net::IpAddr;
+use std::time::Duration;
 
 /// An ISO 3166-1 alpha-2 country code, upper-case ASCII (the `accc` values of
 /// `m2m:locationRegion`, TS-0004).
@@ -58,6 +59,13 @@ pub trait LocationService: Send + Sync {
     /// The country the originator is in: from `location` when given, otherwise from the
     /// transport `peer` address when a prefix table covers it; `None` when neither tells.
     fn country(&self, location: Option<Location>, peer: Option<IpAddr>) -> Option<CountryCode>;
+
+    /// How long a position the device reported itself counts (the latest entry of the
+    /// container of its device-based `<locationPolicy>`), or `None` when the operator does
+    /// not trust device-reported positions, which is the default (annex F).
+    fn device_max_age(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// The request-scoped attribute source the PDP consults (TS-0003 6.2.2 PIP). Every default

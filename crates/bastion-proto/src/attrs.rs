@@ -38,6 +38,11 @@ pub enum Kind {
     /// An originator's identifier (AE-ID or CSE-ID, `cstn`): a non-empty string without
     /// wildcard or whitespace.
     Originator,
+    /// `lou`: a list of `xs:duration` values (TS-0004 6.3.3, `m2m:listOfDuration`).
+    Durations,
+    /// `los`: a `m2m:locationSource` (TS-0004 6.3.4.2.3): 1 network-based, 2
+    /// device-based, 3 sharing-based.
+    LocationSource,
 }
 
 /// Presence in a request's content.
@@ -200,6 +205,27 @@ const ACP: &[AttrDef] = &[
     a("adri", Kind::StrList, O, O),
     a("apri", Kind::StrList, O, O),
     a("airi", Kind::StrList, O, O),
+];
+
+/// `<locationPolicy>` (TS-0001 9.6.10; TS-0004 7.4.10). The source is chosen once
+/// (docs/decisions.md); `loi` and `lost` are the CSE's, `lon` names the container the CSE
+/// creates and is kept as written.
+const LCP: &[AttrDef] = &[
+    a("rn", Kind::Str, O, NP),
+    a("et", Kind::Timestamp, O, O),
+    a("lbl", Kind::Labels, O, O),
+    a("acpi", Kind::StrList, O, O),
+    a("at", Kind::StrList, O, O),
+    a("aa", Kind::StrList, O, O),
+    a("daci", Kind::StrList, O, O),
+    a("cstn", Kind::Originator, O, O),
+    a("los", Kind::LocationSource, M, NP),
+    a("lou", Kind::Durations, O, O),
+    a("lot", Kind::Str, O, O),
+    a("lor", Kind::Str, O, O),
+    a("loi", Kind::Str, NP, NP),
+    a("lon", Kind::Str, O, NP),
+    a("lost", Kind::Str, NP, NP),
 ];
 
 /// `<group>` (TS-0001 9.6.13; core-resources.md §3.8). Fan-out is not offered yet, so
@@ -389,6 +415,7 @@ pub fn table(ty: ResourceType) -> &'static [AttrDef] {
         ResourceType::AccessControlPolicy => ACP,
         ResourceType::CseBase => CB,
         ResourceType::Group => GRP,
+        ResourceType::LocationPolicy => LCP,
         ResourceType::Role => ROL,
         ResourceType::Token => TK,
         ResourceType::DynamicAuthorizationConsultation => DAC,
@@ -535,6 +562,8 @@ fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestError>
         Kind::Originator => value
             .as_str()
             .is_some_and(|s| !s.is_empty() && !s.contains(['*', ' ', '\t', '\n'])),
+        Kind::Durations => all_strings(value, |d| crate::time::parse_duration(d).is_some()),
+        Kind::LocationSource => value.as_u64().is_some_and(|n| (1..=3).contains(&n)),
     };
     if ok {
         Ok(())
@@ -553,6 +582,8 @@ fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestError>
             Kind::Any => "a value",
             Kind::CreatorNull => "null",
             Kind::Originator => "an AE-ID or CSE-ID",
+            Kind::Durations => "a list of durations",
+            Kind::LocationSource => "1 (network-based), 2 (device-based) or 3 (sharing-based)",
         };
         Err(RequestError::bad_request(format!(
             "attribute {name} must be {expected}"

@@ -19,6 +19,9 @@ pub enum ResourceType {
     /// `<request>`: created only by the CSE for non-blocking requests.
     Request,
     Subscription,
+    /// `<locationPolicy>` (ty 10): how a node's position is obtained, and the
+    /// `<container>` the positions are kept in.
+    LocationPolicy,
     /// `<timeSeries>` (ty 29): periodic data points with missing-data detection.
     TimeSeries,
     /// `<timeSeriesInstance>` (ty 30): one data point of a `<timeSeries>`.
@@ -64,6 +67,7 @@ impl ResourceType {
             4 => ResourceType::ContentInstance,
             5 => ResourceType::CseBase,
             9 => ResourceType::Group,
+            10 => ResourceType::LocationPolicy,
             15 => ResourceType::PollingChannel,
             16 => ResourceType::RemoteCse,
             17 => ResourceType::Request,
@@ -86,6 +90,7 @@ impl ResourceType {
             ResourceType::ContentInstance => 4,
             ResourceType::CseBase => 5,
             ResourceType::Group => 9,
+            ResourceType::LocationPolicy => 10,
             ResourceType::PollingChannel => 15,
             ResourceType::RemoteCse => 16,
             ResourceType::Request => 17,
@@ -108,6 +113,7 @@ impl ResourceType {
             ResourceType::ContentInstance => "cin",
             ResourceType::CseBase => "cb",
             ResourceType::Group => "grp",
+            ResourceType::LocationPolicy => "lcp",
             ResourceType::PollingChannel => "pch",
             ResourceType::RemoteCse => "csr",
             ResourceType::Request => "req",
@@ -130,6 +136,7 @@ impl ResourceType {
             ResourceType::ContentInstance => "m2m:cin",
             ResourceType::CseBase => "m2m:cb",
             ResourceType::Group => "m2m:grp",
+            ResourceType::LocationPolicy => "m2m:lcp",
             ResourceType::PollingChannel => "m2m:pch",
             ResourceType::RemoteCse => "m2m:csr",
             ResourceType::Request => "m2m:req",
@@ -165,6 +172,7 @@ impl ResourceType {
                 | ResourceType::Container
                 | ResourceType::ContentInstance
                 | ResourceType::Group
+                | ResourceType::LocationPolicy
                 | ResourceType::Role
                 | ResourceType::Token
                 | ResourceType::DynamicAuthorizationConsultation
@@ -212,12 +220,15 @@ impl ResourceType {
         match self {
             // `<role>` and `<token>` live in the CSE's Role/Token Repository, directly under
             // the CSEBase (TS-0003 7.4; docs/decisions.md).
+            // `<locationPolicy>` under the CSEBase (TS-0001 9.6.3) and, as ACME allows,
+            // under an `<AE>` (docs/decisions.md).
             CseBase => matches!(
                 child,
                 Ae | Container
                     | TimeSeries
                     | AccessControlPolicy
                     | Group
+                    | LocationPolicy
                     | Role
                     | Token
                     | DynamicAuthorizationConsultation
@@ -230,6 +241,7 @@ impl ResourceType {
                     | TimeSeries
                     | AccessControlPolicy
                     | Group
+                    | LocationPolicy
                     | DynamicAuthorizationConsultation
                     | Subscription
                     | PollingChannel
@@ -246,19 +258,20 @@ impl ResourceType {
             ),
             Container => matches!(child, Container | ContentInstance | Subscription),
             TimeSeries => matches!(child, TimeSeriesInstance | Subscription),
-            AccessControlPolicy | Group => child == Subscription,
+            AccessControlPolicy | Group | LocationPolicy => child == Subscription,
             _ => false,
         }
     }
 
     /// Resource types whose instances are reported in the CSEBase `srt`.
-    pub const SUPPORTED: [ResourceType; 15] = [
+    pub const SUPPORTED: [ResourceType; 16] = [
         ResourceType::AccessControlPolicy,
         ResourceType::Ae,
         ResourceType::Container,
         ResourceType::ContentInstance,
         ResourceType::CseBase,
         ResourceType::Group,
+        ResourceType::LocationPolicy,
         ResourceType::Role,
         ResourceType::Token,
         ResourceType::DynamicAuthorizationConsultation,
