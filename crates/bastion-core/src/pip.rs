@@ -117,7 +117,10 @@ pub(crate) fn device_position(
         .filter(|state| state.device_based)
         .filter_map(|state| tree.get(&state.container)?.container()?.latest.clone())
         .filter_map(|latest| {
-            let ct = latest.get("ct").and_then(Value::as_str).and_then(Timestamp::parse)?;
+            let ct = latest
+                .get("ct")
+                .and_then(Value::as_str)
+                .and_then(Timestamp::parse)?;
             Some((ct, latest))
         })
         .max_by_key(|(ct, _)| *ct)?;

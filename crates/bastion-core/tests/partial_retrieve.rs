@@ -130,6 +130,9 @@ async fn ts0004_7_4_every_attribute_of_every_served_type_can_be_retrieved_alone(
     let csr = json!({"m2m:csr": {"cb": "/id-mn/cse-mn", "csi": "/id-mn", "cst": 2,
         "rr": true, "srv": ["3"]}});
     create(&cse, "/id-mn", "cse-in", 16, csr).await;
+    let lcp = json!({"m2m:lcp": {"rn": "l", "los": 2, "lon": "positions",
+        "lou": ["PT10M"], "lot": "tel:+4912345", "lor": "http://ls.example"}});
+    create(&cse, OWNER, "cse-in/Cowner", 10, lcp).await;
 
     for (fr, to, ty) in [
         (ADMIN, "cse-in", ResourceType::CseBase),
@@ -148,6 +151,8 @@ async fn ts0004_7_4_every_attribute_of_every_served_type_can_be_retrieved_alone(
         (OWNER, "cse-in/Cowner/pc", ResourceType::PollingChannel),
         (ADMIN, "cse-in/r", ResourceType::Role),
         (ADMIN, "cse-in/id-mn", ResourceType::RemoteCse),
+        (OWNER, "cse-in/Cowner/l", ResourceType::LocationPolicy),
+        (OWNER, "cse-in/Cowner/positions", ResourceType::Container),
     ] {
         check_type(&cse, fr, to, ty).await;
     }

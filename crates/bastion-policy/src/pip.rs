@@ -145,6 +145,43 @@ mod tests {
     }
 
     #[test]
+    fn ts0003_annex_f_positions_are_lat_lon_in_degrees() {
+        let berlin = Location::parse_degrees("52.52,13.405").unwrap();
+        assert_eq!((berlin.latitude, berlin.longitude), (52.52, 13.405));
+        let spaced = Location::parse_degrees(" -33.9 , 151.2 ").unwrap();
+        assert_eq!((spaced.latitude, spaced.longitude), (-33.9, 151.2));
+        for bad in [
+            "",
+            "52.52",
+            "52.52,",
+            ",13.4",
+            "52.52;13.405",
+            "52.52,13.405,34",
+            "91,0",
+            "0,180.5",
+            "NaN,0",
+            "0,inf",
+            "north,east",
+        ] {
+            assert!(Location::parse_degrees(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ts0003_annex_f_device_positions_are_untrusted_by_default() {
+        struct Network;
+        impl LocationService for Network {
+            fn locate(&self, _: &str) -> Option<Location> {
+                None
+            }
+            fn country(&self, _: Option<Location>, _: Option<IpAddr>) -> Option<CountryCode> {
+                None
+            }
+        }
+        assert_eq!(Network.device_max_age(), None);
+    }
+
+    #[test]
     fn no_information_never_grants() {
         let pip = NoInformation;
         assert!(pip.location().is_none());

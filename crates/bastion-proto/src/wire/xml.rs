@@ -170,9 +170,7 @@ fn from_attr_kind(kind: Kind) -> Option<XKind> {
         Kind::Str | Kind::Timestamp | Kind::ContentInfo | Kind::Originator => XKind::Str,
         Kind::NonNegInt | Kind::PositiveInt | Kind::LocationSource => XKind::Int,
         Kind::Bool => XKind::Bool,
-        Kind::StrList | Kind::Labels | Kind::Serializations | Kind::Durations => {
-            XKind::StrList
-        }
+        Kind::StrList | Kind::Labels | Kind::Serializations | Kind::Durations => XKind::StrList,
         Kind::CreatorNull => XKind::CreatorNull,
         // Complex and free values: the member table knows more where it can.
         Kind::Object | Kind::Any => return None,
