@@ -9,7 +9,7 @@ use crate::authz_state::Mode;
 use crate::checks::CreateRequest;
 use crate::tree::{Node, Ri};
 use crate::types::{
-    self, common, created, new_ri, node_row, resolve_acpi, universal, ResourceKind,
+    self, common, created, new_ri, node_row, resolve_acpi, universal, NewNode, ResourceKind,
 };
 use crate::{Cse, RequestContext};
 use bastion_policy::AccessOperation;
@@ -94,6 +94,14 @@ async fn create_node(
         kind.initial_attrs(&mut attrs);
         attrs.extend(content);
         attrs.extend(prepared.defaults);
+        let new = NewNode {
+            ri: &ri,
+            parent: parent_ri,
+            acpi: &acpi,
+            creator: &req.fr,
+            now,
+        };
+        let companions = kind.companions(&mut tree, &new, &mut attrs)?;
         let state = match prepared.state {
             Some(state) => state,
             None => kind.derive(&cse.derive_in(&tree, now), ty, &mut attrs, Mode::Write)?,
@@ -128,6 +136,14 @@ async fn create_node(
             notices.extend(made_notices);
             tree.get(&ri).map_or(attrs, |n| n.attrs.clone())
         };
+        for companion in companions {
+            let (cty, cattrs) = (companion.ty, companion.attrs.clone());
+            ops.push(WriteOp::Upsert(node_row(&companion)));
+            tree.insert(companion);
+            let (more, more_ops) = cse.child_created(&mut tree, parent_ri, cty, &cattrs, &req.fr);
+            notices.extend(more);
+            ops.extend(more_ops);
+        }
         (cse.committer.enqueue(ops), attrs, path, sets_acpi, notices)
     };
     pending.durable().await?;

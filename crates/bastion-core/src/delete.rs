@@ -90,10 +90,16 @@ pub(crate) async fn delete(
         let (ops, notices) = match &target {
             Target::Node(ri) => {
                 deleted_acps = audited_under(&tree, ri);
-                let (notices, gone, counted) = cse.on_remove(&mut tree, ri, &req.fr);
-                ended = gone;
-                let mut ops = remove_node(&mut tree, ri);
-                ops.extend(counted_rows(&tree, &counted));
+                let mut ops = Vec::new();
+                let mut notices = crate::notify::Notices::default();
+                // The resource, then what goes with it (a locationPolicy's container).
+                for ri in std::iter::once(ri.clone()).chain(types::linked(&tree, ri)) {
+                    let (more, gone, counted) = cse.on_remove(&mut tree, &ri, &req.fr);
+                    notices.extend(more);
+                    ended.extend(gone);
+                    ops.extend(remove_node(&mut tree, &ri));
+                    ops.extend(counted_rows(&tree, &counted));
+                }
                 (ops, notices)
             }
             Target::Instance { parent, ri, seq } => {

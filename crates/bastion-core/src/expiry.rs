@@ -72,7 +72,12 @@ pub(crate) async fn sweep(cse: &Cse) -> Result<(), bastion_proto::RequestError> 
         // An expired resource is deleted by the CSE itself (TS-0001 9.6.1.3: `net` 2
         // and 4 still apply, with this CSE as the originator).
         let originator = cse.config.cse_id.clone();
-        for ri in &expired_nodes {
+        // What goes with an expired resource (a locationPolicy's container) goes too.
+        let linked: Vec<Ri> = expired_nodes
+            .iter()
+            .flat_map(|ri| crate::types::linked(&tree, ri))
+            .collect();
+        for ri in expired_nodes.iter().chain(&linked) {
             let (more, gone, counted) = cse.on_remove(&mut tree, ri, &originator);
             notices.extend(more);
             ended.extend(gone);

@@ -5,7 +5,10 @@
 //! * roles are those the pipeline validated for this request (`credentials.rs`): Role-IDs
 //!   backed by a trusted `<role>` and the roles of verified tokens;
 //! * location and country come from the configured [`LocationService`], asked at most
-//!   once per request and only when an `aclr` needs them.
+//!   once per request and only when an `aclr` needs them; when it knows no position and
+//!   the operator trusts device-reported ones, the position is the newest entry of the
+//!   container of a device-based `<locationPolicy>` the originator created
+//!   ([`device_position`]).
 //!
 //! Nothing here blocks or does I/O: every answer is read from memory.
 
@@ -13,8 +16,11 @@ use crate::authz_state::{is_member, resolve_local};
 use crate::tree::Tree;
 use crate::{Cse, RequestContext};
 use bastion_policy::{normalize_originator, CountryCode, Location, Pip};
+use bastion_proto::time::Timestamp;
 use bastion_proto::ResourceType;
+use serde_json::Value;
 use std::cell::OnceCell;
+use std::time::Duration;
 
 /// The PIP of one request (or one explanation).
 pub(crate) struct RequestPip<'a> {
@@ -64,11 +70,13 @@ impl Pip for RequestPip<'_> {
     fn location(&self) -> Option<Location> {
         *self.location.get_or_init(|| match self.location_override {
             Some(fixed) => fixed,
-            None => self
-                .cse
-                .location
-                .as_ref()
-                .and_then(|service| service.locate(self.normalized())),
+            None => {
+                let service = self.cse.location.as_ref()?;
+                service.locate(self.normalized()).or_else(|| {
+                    let max_age = service.device_max_age()?;
+                    device_position(self.tree, self.normalized(), self.cse.now(), max_age)
+                })
+            }
         })
     }
 
@@ -90,4 +98,39 @@ impl Pip for RequestPip<'_> {
     fn holds_role(&self, role_id: &str) -> bool {
         self.ctx.roles.iter().any(|r| &**r == role_id)
     }
+}
+
+/// The position `originator` (normalized) reported itself: of the containers of its
+/// device-based `<locationPolicy>` resources, the newest `<contentInstance>` (by creation
+/// time; the later policy on a tie). `None`, so no location condition holds, when that
+/// entry is older than `max_age` or its content is not `"LAT,LON"` in degrees, and when
+/// there is none: an unreadable newest position never falls back to an older one.
+pub(crate) fn device_position(
+    tree: &Tree,
+    originator: &str,
+    now: Timestamp,
+    max_age: Duration,
+) -> Option<Location> {
+    let newest = tree
+        .location_policies_of(originator)
+        .filter_map(|policy| policy.location_policy())
+        .filter(|state| state.device_based)
+        .filter_map(|state| tree.get(&state.container)?.container()?.latest.clone())
+        .filter_map(|latest| {
+            let ct = latest
+                .get("ct")
+                .and_then(Value::as_str)
+                .and_then(Timestamp::parse)?;
+            Some((ct, latest))
+        })
+        .max_by_key(|(ct, _)| *ct)?;
+    let (ct, latest) = newest;
+    let age = u64::try_from(now.0.saturating_sub(ct.0)).unwrap_or(0);
+    if age > max_age.as_secs() {
+        return None;
+    }
+    latest
+        .get("con")
+        .and_then(Value::as_str)
+        .and_then(Location::parse_degrees)
 }

@@ -33,6 +33,17 @@ pub enum TypeState {
     Dac(Box<DacState>),
     /// `<subscription>`: its compiled criteria.
     Subscription(Arc<crate::subscription::SubscriptionState>),
+    /// `<locationPolicy>`: its source and the container holding its positions.
+    LocationPolicy(Box<LocationPolicyState>),
+}
+
+/// A `<locationPolicy>` as the location check reads it (`types/location_policy.rs`).
+#[derive(Debug)]
+pub struct LocationPolicyState {
+    /// `los` is 2: the device stores its own positions in the container.
+    pub device_based: bool,
+    /// `loi`: the `<container>` the CSE created for the positions.
+    pub container: Ri,
 }
 
 /// A compiled `<accessControlPolicy>`.

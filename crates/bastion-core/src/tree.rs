@@ -4,7 +4,8 @@
 //! them durable (see docs/architecture.md).
 
 pub use crate::state::{
-    AcpRules, ContainerState, DacState, GroupState, Instance, Ri, RoleState, TokenState, TypeState,
+    AcpRules, ContainerState, DacState, GroupState, Instance, LocationPolicyState, Ri, RoleState,
+    TokenState, TypeState,
 };
 use bastion_proto::time::Timestamp;
 use bastion_proto::ResourceType;
@@ -114,6 +115,14 @@ impl Node {
         }
     }
 
+    /// A `<locationPolicy>`.
+    pub fn location_policy(&self) -> Option<&LocationPolicyState> {
+        match &self.state {
+            TypeState::LocationPolicy(state) => Some(state),
+            _ => None,
+        }
+    }
+
     /// A `<token>` whose object verified.
     pub fn token(&self) -> Option<&TokenState> {
         match &self.state {
@@ -177,6 +186,9 @@ pub struct Tree {
     /// parent's `children`), so an event finds the subscriptions it concerns without
     /// walking the subject's other children.
     subscriptions_by_parent: HashMap<Ri, Vec<Ri>>,
+    /// Normalized creator → its `<locationPolicy>` resources, oldest first: where the
+    /// location check finds an originator's own positions (`pip.rs`).
+    location_policies_by_creator: HashMap<Box<str>, Vec<Ri>>,
     local: Option<bastion_policy::LocalIdentity>,
 }
 
@@ -194,6 +206,7 @@ impl Tree {
             token_index: HashMap::new(),
             subscriptions_by_creator: HashMap::new(),
             subscriptions_by_parent: HashMap::new(),
+            location_policies_by_creator: HashMap::new(),
             local: None,
         }
     }
@@ -222,9 +235,24 @@ impl Tree {
         if node.ty != ResourceType::Subscription {
             return None;
         }
+        self.creator_key(node)
+    }
+
+    /// The normalized creator of `node`, when the tree normalizes and it has one.
+    fn creator_key(&self, node: &Node) -> Option<String> {
         let local = self.local.as_ref()?;
         let creator = node.creator.as_deref()?;
         Some(bastion_policy::normalize_originator(local, creator))
+    }
+
+    /// The `<locationPolicy>` resources created by `originator` (normalized form),
+    /// oldest first.
+    pub fn location_policies_of(&self, originator: &str) -> impl Iterator<Item = &Node> {
+        self.location_policies_by_creator
+            .get(originator)
+            .into_iter()
+            .flatten()
+            .filter_map(|ri| self.nodes.get(ri))
     }
 
     pub fn next_seq(&mut self) -> i64 {
@@ -281,6 +309,12 @@ impl Tree {
                 .entry(key.into_boxed_str())
                 .or_insert(0) += 1;
         }
+        if let (TypeState::LocationPolicy(_), Some(key)) = (&node.state, self.creator_key(node)) {
+            self.location_policies_by_creator
+                .entry(key.into_boxed_str())
+                .or_default()
+                .push(node.ri.clone());
+        }
         match &node.state {
             TypeState::Role(role) => self
                 .role_index
@@ -310,6 +344,14 @@ impl Tree {
                 *n -= 1;
                 if *n == 0 {
                     self.subscriptions_by_creator.remove(key.as_str());
+                }
+            }
+        }
+        if let (TypeState::LocationPolicy(_), Some(key)) = (&node.state, self.creator_key(node)) {
+            if let Some(list) = self.location_policies_by_creator.get_mut(key.as_str()) {
+                list.retain(|ri| *ri != node.ri);
+                if list.is_empty() {
+                    self.location_policies_by_creator.remove(key.as_str());
                 }
             }
         }

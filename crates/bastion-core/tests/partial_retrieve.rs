@@ -137,6 +137,9 @@ async fn ts0004_7_4_every_attribute_of_every_served_type_can_be_retrieved_alone(
     let fwr = json!({"m2m:fwr": {"rn": "f", "mgd": 1001, "vr": "1", "fwn": "f",
         "url": "http://fw.example", "ud": false, "dc": "firmware"}});
     create(&cse, ADMIN, "cse-in/n", 13, fwr).await;
+    let lcp = json!({"m2m:lcp": {"rn": "l", "los": 2, "lon": "positions",
+        "lou": ["PT10M"], "lot": "tel:+4912345", "lor": "http://ls.example"}});
+    create(&cse, OWNER, "cse-in/Cowner", 10, lcp).await;
 
     for (fr, to, ty) in [
         (ADMIN, "cse-in", ResourceType::CseBase),
@@ -158,6 +161,8 @@ async fn ts0004_7_4_every_attribute_of_every_served_type_can_be_retrieved_alone(
         (ADMIN, "cse-in/n", ResourceType::Node),
         (ADMIN, "cse-in/n/b", ResourceType::MgmtObj),
         (ADMIN, "cse-in/n/f", ResourceType::MgmtObj),
+        (OWNER, "cse-in/Cowner/l", ResourceType::LocationPolicy),
+        (OWNER, "cse-in/Cowner/positions", ResourceType::Container),
     ] {
         check_type(&cse, fr, to, ty).await;
     }

@@ -155,19 +155,8 @@ pub fn parse_operation(text: &str) -> Option<AccessOperation> {
 
 /// `LAT,LON` in degrees; latitude within ±90, longitude within ±180.
 pub fn parse_location(text: &str) -> Result<Location, String> {
-    let problem = || format!("location '{text}': expected LAT,LON in degrees, e.g. 48.85,2.35");
-    let (lat, lon) = text.split_once(',').ok_or_else(problem)?;
-    let latitude: f64 = lat.trim().parse().map_err(|_| problem())?;
-    let longitude: f64 = lon.trim().parse().map_err(|_| problem())?;
-    let location = Location {
-        latitude,
-        longitude,
-    };
-    if location.is_valid() {
-        Ok(location)
-    } else {
-        Err(problem())
-    }
+    Location::parse_degrees(text)
+        .ok_or_else(|| format!("location '{text}': expected LAT,LON in degrees, e.g. 48.85,2.35"))
 }
 
 #[cfg(test)]

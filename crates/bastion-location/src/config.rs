@@ -33,11 +33,14 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LocationConfig {
-    /// Whether locations reported by the devices themselves count. Off by default: annex F
-    /// requires a network-based source and distrusts device-reported (GPS) positions.
+    /// Whether locations reported by the devices themselves count: those reported through
+    /// [`crate::LocationPip::report_device_location`] and the newest position in the
+    /// container of an originator's device-based `<locationPolicy>` (read by the core).
+    /// Off by default: annex F requires a network-based source and distrusts
+    /// device-reported (GPS) positions.
     #[serde(default)]
     pub trust_device_reported: bool,
-    /// Age after which a device-reported fix is stale.
+    /// Age after which a device-reported fix, or `<locationPolicy>` position, is stale.
     #[serde(default = "default_max_age_secs")]
     pub device_max_age_secs: u64,
     /// Fixed locations of nodes that do not move.

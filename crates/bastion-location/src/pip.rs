@@ -234,4 +234,10 @@ impl LocationService for LocationPip {
         }
         peer.and_then(|ip| self.prefixes.lookup(ip))
     }
+
+    /// The same trust and age as device reports made through
+    /// [`LocationPip::report_device_location`].
+    fn device_max_age(&self) -> Option<Duration> {
+        self.trust_device.then_some(self.device_max_age)
+    }
 }

@@ -171,6 +171,19 @@ impl Location {
             && (-90.0..=90.0).contains(&self.latitude)
             && (-180.0..=180.0).contains(&self.longitude)
     }
+
+    /// `LAT,LON` in decimal degrees (white space around either number allowed), e.g.
+    /// `48.85,2.35`: the one text form of a position, for operators (`bastion acp
+    /// explain --location`) and for the positions devices store in a `<locationPolicy>`
+    /// container. `None` unless it names a valid location.
+    pub fn parse_degrees(text: &str) -> Option<Location> {
+        let (lat, lon) = text.split_once(',')?;
+        let location = Location {
+            latitude: lat.trim().parse().ok()?,
+            longitude: lon.trim().parse().ok()?,
+        };
+        location.is_valid().then_some(location)
+    }
 }
 
 /// The access-control view of one request (TS-0003 7.1.2 tables 7.1.2-1 and 7.1.2-2).

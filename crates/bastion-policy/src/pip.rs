@@ -11,6 +11,7 @@
 use crate::Location;
 use std::fmt;
 use std::net::IpAddr;
+use std::time::Duration;
 
 /// An ISO 3166-1 alpha-2 country code, upper-case ASCII (the `accc` values of
 /// `m2m:locationRegion`, TS-0004).
@@ -58,6 +59,13 @@ pub trait LocationService: Send + Sync {
     /// The country the originator is in: from `location` when given, otherwise from the
     /// transport `peer` address when a prefix table covers it; `None` when neither tells.
     fn country(&self, location: Option<Location>, peer: Option<IpAddr>) -> Option<CountryCode>;
+
+    /// How long a position the device reported itself counts (the latest entry of the
+    /// container of its device-based `<locationPolicy>`), or `None` when the operator does
+    /// not trust device-reported positions, which is the default (annex F).
+    fn device_max_age(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// The request-scoped attribute source the PDP consults (TS-0003 6.2.2 PIP). Every default
@@ -134,6 +142,43 @@ mod tests {
         for bad in ["", "D", "DEU", "D1", "é", "  "] {
             assert!(CountryCode::parse(bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn ts0003_annex_f_positions_are_lat_lon_in_degrees() {
+        let berlin = Location::parse_degrees("52.52,13.405").unwrap();
+        assert_eq!((berlin.latitude, berlin.longitude), (52.52, 13.405));
+        let spaced = Location::parse_degrees(" -33.9 , 151.2 ").unwrap();
+        assert_eq!((spaced.latitude, spaced.longitude), (-33.9, 151.2));
+        for bad in [
+            "",
+            "52.52",
+            "52.52,",
+            ",13.4",
+            "52.52;13.405",
+            "52.52,13.405,34",
+            "91,0",
+            "0,180.5",
+            "NaN,0",
+            "0,inf",
+            "north,east",
+        ] {
+            assert!(Location::parse_degrees(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ts0003_annex_f_device_positions_are_untrusted_by_default() {
+        struct Network;
+        impl LocationService for Network {
+            fn locate(&self, _: &str) -> Option<Location> {
+                None
+            }
+            fn country(&self, _: Option<Location>, _: Option<IpAddr>) -> Option<CountryCode> {
+                None
+            }
+        }
+        assert_eq!(Network.device_max_age(), None);
     }
 
     #[test]

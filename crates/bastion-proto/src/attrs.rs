@@ -46,6 +46,11 @@ pub enum Kind {
     /// An integer from the first bound to the second, both included (an enumeration such
     /// as `m2m:batteryStatus`, or a percentage).
     Range(u64, u64),
+    /// `lou`: a list of `xs:duration` values (TS-0004 6.3.3, `m2m:listOfDuration`).
+    Durations,
+    /// `los`: a `m2m:locationSource` (TS-0004 6.3.4.2.3): 1 network-based, 2
+    /// device-based, 3 sharing-based.
+    LocationSource,
 }
 
 /// Presence in a request's content.
@@ -281,6 +286,27 @@ const ACP: &[AttrDef] = &[
     a("airi", Kind::StrList, O, O),
 ];
 
+/// `<locationPolicy>` (TS-0001 9.6.10; TS-0004 7.4.10). The source is chosen once
+/// (docs/decisions.md); `loi` and `lost` are the CSE's, `lon` names the container the CSE
+/// creates and is kept as written.
+const LCP: &[AttrDef] = &[
+    a("rn", Kind::Str, O, NP),
+    a("et", Kind::Timestamp, O, O),
+    a("lbl", Kind::Labels, O, O),
+    a("acpi", Kind::StrList, O, O),
+    a("at", Kind::StrList, O, O),
+    a("aa", Kind::StrList, O, O),
+    a("daci", Kind::StrList, O, O),
+    a("cstn", Kind::Originator, O, O),
+    a("los", Kind::LocationSource, M, NP),
+    a("lou", Kind::Durations, O, O),
+    a("lot", Kind::Str, O, O),
+    a("lor", Kind::Str, O, O),
+    a("loi", Kind::Str, NP, NP),
+    a("lon", Kind::Str, O, NP),
+    a("lost", Kind::Str, NP, NP),
+];
+
 /// `<group>` (TS-0001 9.6.13; core-resources.md §3.8). Fan-out is not offered yet, so
 /// `nar` is not accepted.
 const GRP: &[AttrDef] = &[
@@ -470,6 +496,7 @@ pub fn table(ty: ResourceType) -> &'static [AttrDef] {
         ResourceType::Group => GRP,
         ResourceType::MgmtObj => MGO,
         ResourceType::Node => NOD,
+        ResourceType::LocationPolicy => LCP,
         ResourceType::Role => ROL,
         ResourceType::Token => TK,
         ResourceType::DynamicAuthorizationConsultation => DAC,
@@ -659,6 +686,8 @@ pub fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestEr
             .as_str()
             .is_some_and(|s| !s.is_empty() && !s.contains(['*', ' ', '\t', '\n'])),
         Kind::Range(lo, hi) => value.as_u64().is_some_and(|n| (lo..=hi).contains(&n)),
+        Kind::Durations => all_strings(value, |d| crate::time::parse_duration(d).is_some()),
+        Kind::LocationSource => value.as_u64().is_some_and(|n| (1..=3).contains(&n)),
     };
     if ok {
         Ok(())
@@ -684,6 +713,8 @@ pub fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestEr
                 range = format!("an integer from {lo} to {hi}");
                 range.as_str()
             }
+            Kind::Durations => "a list of durations",
+            Kind::LocationSource => "1 (network-based), 2 (device-based) or 3 (sharing-based)",
         };
         Err(RequestError::bad_request(format!(
             "attribute {name} must be {expected}"

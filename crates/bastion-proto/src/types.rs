@@ -24,6 +24,9 @@ pub enum ResourceType {
     MgmtObj,
     /// `<node>` (ty 14): a oneM2M node, parent of its `<mgmtObj>`s.
     Node,
+    /// `<locationPolicy>` (ty 10): how a node's position is obtained, and the
+    /// `<container>` the positions are kept in.
+    LocationPolicy,
     /// `<timeSeries>` (ty 29): periodic data points with missing-data detection.
     TimeSeries,
     /// `<timeSeriesInstance>` (ty 30): one data point of a `<timeSeries>`.
@@ -77,6 +80,7 @@ impl ResourceType {
             9 => ResourceType::Group,
             13 => ResourceType::MgmtObj,
             14 => ResourceType::Node,
+            10 => ResourceType::LocationPolicy,
             15 => ResourceType::PollingChannel,
             16 => ResourceType::RemoteCse,
             17 => ResourceType::Request,
@@ -103,6 +107,7 @@ impl ResourceType {
             ResourceType::Group => 9,
             ResourceType::MgmtObj => 13,
             ResourceType::Node => 14,
+            ResourceType::LocationPolicy => 10,
             ResourceType::PollingChannel => 15,
             ResourceType::RemoteCse => 16,
             ResourceType::Request => 17,
@@ -129,6 +134,7 @@ impl ResourceType {
             ResourceType::Group => "grp",
             ResourceType::MgmtObj => "mgo",
             ResourceType::Node => "nod",
+            ResourceType::LocationPolicy => "lcp",
             ResourceType::PollingChannel => "pch",
             ResourceType::RemoteCse => "csr",
             ResourceType::Request => "req",
@@ -157,6 +163,7 @@ impl ResourceType {
             // ([`ResourceType::root_of`]).
             ResourceType::MgmtObj => "m2m:mgo",
             ResourceType::Node => "m2m:nod",
+            ResourceType::LocationPolicy => "m2m:lcp",
             ResourceType::PollingChannel => "m2m:pch",
             ResourceType::RemoteCse => "m2m:csr",
             ResourceType::Request => "m2m:req",
@@ -225,6 +232,7 @@ impl ResourceType {
                 | ResourceType::Group
                 | ResourceType::MgmtObj
                 | ResourceType::Node
+                | ResourceType::LocationPolicy
                 | ResourceType::Role
                 | ResourceType::Token
                 | ResourceType::DynamicAuthorizationConsultation
@@ -277,6 +285,8 @@ impl ResourceType {
         match self {
             // `<role>` and `<token>` live in the CSE's Role/Token Repository, directly under
             // the CSEBase (TS-0003 7.4; docs/decisions.md).
+            // `<locationPolicy>` under the CSEBase (TS-0001 9.6.3) and, as ACME allows,
+            // under an `<AE>` (docs/decisions.md).
             CseBase => matches!(
                 child,
                 Ae | Container
@@ -284,6 +294,7 @@ impl ResourceType {
                     | FlexContainer
                     | AccessControlPolicy
                     | Group
+                    | LocationPolicy
                     | Role
                     | Token
                     | DynamicAuthorizationConsultation
@@ -298,6 +309,7 @@ impl ResourceType {
                     | FlexContainer
                     | AccessControlPolicy
                     | Group
+                    | LocationPolicy
                     | DynamicAuthorizationConsultation
                     | Subscription
                     | PollingChannel
@@ -326,13 +338,13 @@ impl ResourceType {
             TimeSeries => matches!(child, TimeSeriesInstance | Subscription),
             // TS-0001 9.6.18: a node holds its management objects.
             Node => matches!(child, MgmtObj | Subscription),
-            AccessControlPolicy | Group | MgmtObj => child == Subscription,
+            AccessControlPolicy | Group | MgmtObj | LocationPolicy => child == Subscription,
             _ => false,
         }
     }
 
     /// Resource types whose instances are reported in the CSEBase `srt`.
-    pub const SUPPORTED: [ResourceType; 19] = [
+    pub const SUPPORTED: [ResourceType; 20] = [
         ResourceType::AccessControlPolicy,
         ResourceType::Ae,
         ResourceType::Container,
@@ -341,6 +353,7 @@ impl ResourceType {
         ResourceType::Group,
         ResourceType::MgmtObj,
         ResourceType::Node,
+        ResourceType::LocationPolicy,
         ResourceType::Role,
         ResourceType::Token,
         ResourceType::DynamicAuthorizationConsultation,

@@ -24,6 +24,7 @@ mod flex_container;
 pub(crate) mod group;
 mod mgmt_obj;
 mod node;
+mod location_policy;
 mod polling_channel;
 mod remote_cse;
 mod request;
@@ -70,6 +71,7 @@ pub(crate) fn kind(ty: ResourceType) -> &'static dyn ResourceKind {
         ResourceType::Group => &group::Group,
         ResourceType::MgmtObj => &mgmt_obj::MgmtObj,
         ResourceType::Node => &node::Node,
+        ResourceType::LocationPolicy => &location_policy::LocationPolicy,
         ResourceType::Role => &role::Role,
         ResourceType::Token => &token::Token,
         ResourceType::DynamicAuthorizationConsultation => &dac::Dac,
@@ -163,6 +165,25 @@ pub(crate) struct Prepared {
     pub state: Option<TypeState>,
     /// Attributes the CSE fills in where the content leaves them out (defaults).
     pub defaults: Map<String, Value>,
+}
+
+/// A resource being created, as [`ResourceKind::companions`] sees it: not yet in the
+/// tree.
+pub(crate) struct NewNode<'a> {
+    pub ri: &'a str,
+    pub parent: &'a Ri,
+    /// Its resolved `acpi`.
+    pub acpi: &'a [Ri],
+    pub creator: &'a str,
+    pub now: Timestamp,
+}
+
+/// The resources removed together with `ri` although they are not in its subtree
+/// ([`ResourceKind::linked`]).
+pub(crate) fn linked(tree: &Tree, ri: &Ri) -> Vec<Ri> {
+    tree.get(ri)
+        .map(|node| kind(node.ty).linked(tree, node))
+        .unwrap_or_default()
 }
 
 /// The audit events a type raises when it is created, updated or deleted.
@@ -317,6 +338,23 @@ pub(crate) trait ResourceKind: Sync {
 
     /// Attributes the CSE gives a new resource before the content's.
     fn initial_attrs(&self, _attrs: &mut Map<String, Value>) {}
+
+    /// Resources the CSE creates beside a new resource of this type, in the same durable
+    /// write (the `<container>` of a `<locationPolicy>`), under the write lock before the
+    /// state is derived; `attrs` are the new resource's, for the attributes naming them.
+    fn companions(
+        &self,
+        _tree: &mut Tree,
+        _new: &NewNode,
+        _attrs: &mut Map<String, Value>,
+    ) -> Result<Vec<Node>, RequestError> {
+        Ok(Vec::new())
+    }
+
+    /// Resources outside its subtree that go when `node` is deleted or expires.
+    fn linked(&self, _tree: &Tree, _node: &Node) -> Vec<Ri> {
+        Vec::new()
+    }
 
     /// The state derived from the attributes, fixing up those the CSE owns. In
     /// [`Mode::Write`] a bad value is refused; in [`Mode::Load`] the caller makes the

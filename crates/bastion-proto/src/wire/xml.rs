@@ -182,9 +182,13 @@ fn member_kind_in(parent: &str, name: &str) -> Option<XKind> {
 fn from_attr_kind(kind: Kind) -> Option<XKind> {
     Some(match kind {
         Kind::Str | Kind::Timestamp | Kind::ContentInfo | Kind::Originator => XKind::Str,
-        Kind::NonNegInt | Kind::PositiveInt | Kind::Range(..) | Kind::Int => XKind::Int,
+        Kind::NonNegInt
+        | Kind::PositiveInt
+        | Kind::Range(..)
+        | Kind::Int
+        | Kind::LocationSource => XKind::Int,
         Kind::Bool => XKind::Bool,
-        Kind::StrList | Kind::Labels | Kind::Serializations => XKind::StrList,
+        Kind::StrList | Kind::Labels | Kind::Serializations | Kind::Durations => XKind::StrList,
         Kind::CreatorNull => XKind::CreatorNull,
         // Complex and free values: the member table knows more where it can.
         Kind::Number => XKind::Num,
