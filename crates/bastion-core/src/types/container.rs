@@ -14,20 +14,31 @@ use serde_json::{Map, Value};
 /// Names a container's virtual children use; no real child may take them.
 const RESERVED_NAMES: [&str; 2] = ["la", "ol"];
 
+/// A type that holds instances (`<container>`, `<timeSeries>`, `<flexContainer>`): its
+/// children may not be named `la` or `ol`, which address its newest and oldest instance.
+pub(crate) fn check_instance_holder_child_name(rn: &str) -> Result<(), RequestError> {
+    if RESERVED_NAMES.contains(&rn) {
+        return Err(RequestError::bad_request("la and ol are reserved names"));
+    }
+    Ok(())
+}
+
+/// The counters every instance holder starts with: state tag, instance count and bytes.
+pub(crate) fn initial_instance_counters(attrs: &mut Map<String, Value>) {
+    attrs.insert("st".into(), Value::from(0));
+    attrs.insert("cni".into(), Value::from(0));
+    attrs.insert("cbs".into(), Value::from(0));
+}
+
 pub(super) struct Container;
 
 impl ResourceKind for Container {
     fn check_child_name(&self, rn: &str) -> Result<(), RequestError> {
-        if RESERVED_NAMES.contains(&rn) {
-            return Err(RequestError::bad_request("la and ol are reserved names"));
-        }
-        Ok(())
+        check_instance_holder_child_name(rn)
     }
 
     fn initial_attrs(&self, attrs: &mut Map<String, Value>) {
-        attrs.insert("st".into(), Value::from(0));
-        attrs.insert("cni".into(), Value::from(0));
-        attrs.insert("cbs".into(), Value::from(0));
+        initial_instance_counters(attrs);
     }
 
     /// An empty index: instances are indexed as they are created or, at start-up,

@@ -28,9 +28,6 @@ use bastion_store::WriteOp;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
-/// Names a flexContainer's virtual children use; no real child may take them.
-const RESERVED_NAMES: [&str; 2] = ["la", "ol"];
-
 /// The limits that make the CSE keep instances.
 const LIMITS: [&str; 3] = ["mni", "mbs", "mia"];
 
@@ -138,16 +135,11 @@ impl ResourceKind for FlexContainer {
     }
 
     fn check_child_name(&self, rn: &str) -> Result<(), RequestError> {
-        if RESERVED_NAMES.contains(&rn) {
-            return Err(RequestError::bad_request("la and ol are reserved names"));
-        }
-        Ok(())
+        super::container::check_instance_holder_child_name(rn)
     }
 
     fn initial_attrs(&self, attrs: &mut Map<String, Value>) {
-        attrs.insert("st".into(), Value::from(0));
-        attrs.insert("cni".into(), Value::from(0));
-        attrs.insert("cbs".into(), Value::from(0));
+        super::container::initial_instance_counters(attrs);
     }
 
     /// An empty instance index, and `cs` from the custom attributes. A stored resource

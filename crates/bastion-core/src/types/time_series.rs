@@ -30,9 +30,6 @@ use bastion_proto::{RequestError, ResourceType, Response};
 use bastion_store::WriteOp;
 use serde_json::{Map, Value};
 
-/// Names a timeSeries' virtual children use; no real child may take them.
-const RESERVED_NAMES: [&str; 2] = ["la", "ol"];
-
 /// The most `mdlt` entries kept when `mdn` does not say (docs/decisions.md).
 pub(crate) const MISSING_LIST_CAP: u64 = 1000;
 
@@ -44,16 +41,11 @@ pub(super) struct TimeSeries;
 #[async_trait]
 impl ResourceKind for TimeSeries {
     fn check_child_name(&self, rn: &str) -> Result<(), RequestError> {
-        if RESERVED_NAMES.contains(&rn) {
-            return Err(RequestError::bad_request("la and ol are reserved names"));
-        }
-        Ok(())
+        super::container::check_instance_holder_child_name(rn)
     }
 
     fn initial_attrs(&self, attrs: &mut Map<String, Value>) {
-        attrs.insert("st".into(), Value::from(0));
-        attrs.insert("cni".into(), Value::from(0));
-        attrs.insert("cbs".into(), Value::from(0));
+        super::container::initial_instance_counters(attrs);
         attrs.insert("mdd".into(), Value::Bool(false));
         attrs.insert("mdc".into(), Value::from(0));
         attrs.insert("mdlt".into(), Value::Array(Vec::new()));
