@@ -71,11 +71,28 @@ struct PeerCredentials {
     cache: Mutex<ClientCache>,
 }
 
-/// TLS-PSK and DTLS-PSK clients by KpsaID, valid for one generation of the registry.
+/// TLS-PSK and DTLS-PSK clients by KpsaID, and what the registry answered for each
+/// peer, valid for one generation of the registry. The answers are kept because every
+/// notification to a local AE asks for its peer and the registry's lookup scans every
+/// credential; a change of the registry (an addition, a revocation, a reload) starts a
+/// new generation and drops both.
 #[derive(Default)]
 struct ClientCache {
     generation: u64,
     clients: HashMap<String, PeerClients>,
+    answers: HashMap<String, Answer>,
+}
+
+/// At most this many peers' answers are kept; past it they are all dropped and asked
+/// again.
+const MAX_CACHED_ANSWERS: usize = 10_000;
+
+/// The registry's answer for one peer, without the key (kept in its clients).
+#[derive(Clone)]
+enum Answer {
+    None,
+    Revoked,
+    Active(String),
 }
 
 /// The clients presenting one KpsaID: over TLS (`https://`) and over DTLS (`coaps://`).
@@ -172,9 +189,34 @@ impl OutboundRoutes {
         let generation = creds.registry.generation();
         if cache.generation != generation {
             cache.clients.clear();
+            cache.answers.clear();
             cache.generation = generation;
         }
-        match creds.registry.psk_for_peer(&forms) {
+        let known = match cache.answers.get(peer) {
+            Some(Answer::None) => return Ok(PeerState::Unknown),
+            Some(Answer::Revoked) => return Ok(PeerState::Revoked),
+            Some(Answer::Active(kpsa_id)) => cache.clients.get(kpsa_id).map(|c| (kpsa_id, c)),
+            None => None,
+        };
+        if let Some((kpsa_id, clients)) = known {
+            return Ok(PeerState::Active {
+                kpsa_id: kpsa_id.clone(),
+                clients: clients.clone(),
+            });
+        }
+        if cache.answers.len() >= MAX_CACHED_ANSWERS {
+            cache.answers.clear();
+        }
+        let answer = creds.registry.psk_for_peer(&forms);
+        cache.answers.insert(
+            peer.to_owned(),
+            match &answer {
+                PeerPsk::None => Answer::None,
+                PeerPsk::Revoked => Answer::Revoked,
+                PeerPsk::Active { kpsa_id, .. } => Answer::Active(kpsa_id.clone()),
+            },
+        );
+        match answer {
             PeerPsk::None => Ok(PeerState::Unknown),
             PeerPsk::Revoked => Ok(PeerState::Revoked),
             PeerPsk::Active { kpsa_id, key } => {
@@ -573,6 +615,29 @@ mod tests {
         );
         let routes = bastion_notify::Routes::routes(&out, None, &poa);
         assert_eq!(routes[0].as_ref().err().map(String::as_str), Some(why));
+    }
+
+    #[test]
+    fn registry_answers_are_kept_until_the_registry_changes() {
+        let (_dir, reg, out) = outbound_with_mn_key();
+        let poa = ["coaps://127.0.0.1:5684"];
+        let answers = |out: &OutboundRoutes| {
+            let peers = out.peers.as_ref().expect("peers");
+            let cache = peers.cache.lock().expect("lock");
+            cache.answers.len()
+        };
+        routes(&out, Some("/id-mn"), &poa);
+        routes(&out, Some("Cnobody"), &poa);
+        assert_eq!(answers(&out), 2);
+        // Asked again: answered from the cache, the same route.
+        let r = routes(&out, Some("/id-mn"), &poa);
+        assert_eq!(r[0], Route::DtlsPsk("mn@bastion.example".into()));
+        assert_eq!(answers(&out), 2);
+        // A revocation is a new generation: the kept answers are dropped.
+        reg.revoke("mn@bastion.example").expect("revoke");
+        let r = routes(&out, Some("/id-mn"), &poa);
+        assert!(skipped(&r[0]), "{r:?}");
+        assert_eq!(answers(&out), 1);
     }
 
     #[test]
