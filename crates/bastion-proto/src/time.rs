@@ -3,6 +3,8 @@
 //!
 //! Times are whole seconds since the Unix epoch: resource timestamps are emitted without a
 //! fraction, so comparing at second granularity keeps filters consistent with what clients see.
+//! [`parse_millis`] and [`format_millis`] keep milliseconds for the few attributes that need
+//! them (a `<timeSeries>` data point's `dgt` and its missing-data list).
 
 use std::fmt::Write as _;
 
@@ -14,45 +16,10 @@ pub struct Timestamp(pub i64);
 pub const MAX: Timestamp = Timestamp(253_402_300_799);
 
 impl Timestamp {
-    /// Parses `YYYYMMDDThhmmss[,f…]` (fraction of up to 6 digits, truncated). Also accepts a
+    /// Parses `YYYYMMDDThhmmss[,f…]` (fraction of up to 9 digits, truncated). Also accepts a
     /// `.` fraction and a trailing `Z`, which peers in the field send.
     pub fn parse(s: &str) -> Option<Timestamp> {
-        let b = s.as_bytes();
-        if b.len() < 15 || b[8] != b'T' {
-            return None;
-        }
-        let num = |r: std::ops::Range<usize>| -> Option<i64> {
-            let part = s.get(r)?;
-            if !part.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            part.parse().ok()
-        };
-        let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
-        let (h, mi, se) = (num(9..11)?, num(11..13)?, num(13..15)?);
-        let mut rest = &s[15..];
-        if let Some(frac) = rest.strip_prefix([',', '.']) {
-            let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 || digits > 9 {
-                return None;
-            }
-            rest = &frac[digits..];
-        }
-        if !(rest.is_empty() || rest == "Z") {
-            return None;
-        }
-        if !(1..=12).contains(&mo)
-            || d < 1
-            || d > days_in_month(y, mo)
-            || h > 23
-            || mi > 59
-            || se > 59
-        {
-            return None;
-        }
-        Some(Timestamp(
-            days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se,
-        ))
+        parse_with_millis(s).map(|(t, _)| t)
     }
 
     /// Formats as `YYYYMMDDThhmmss`.
@@ -81,6 +48,68 @@ impl Timestamp {
     pub fn plus_seconds(self, s: i64) -> Timestamp {
         Timestamp(self.0.saturating_add(s).min(MAX.0))
     }
+}
+
+/// Milliseconds since the epoch of a timestamp, its fraction kept to the millisecond
+/// (truncated). For the few attributes whose meaning is finer than a second, such as a
+/// data point's generation time in a `<timeSeries>` with a sub-second period.
+pub fn parse_millis(s: &str) -> Option<i64> {
+    let (t, millis) = parse_with_millis(s)?;
+    t.0.checked_mul(1000)?.checked_add(i64::from(millis))
+}
+
+/// Formats milliseconds since the epoch as a timestamp, with a `,fff` fraction only when
+/// it is not a whole second (so whole seconds read exactly as [`Timestamp::format`]).
+pub fn format_millis(ms: i64) -> String {
+    let mut out = Timestamp(ms.div_euclid(1000)).format();
+    let frac = ms.rem_euclid(1000);
+    if frac != 0 {
+        let _ = write!(out, ",{frac:03}");
+    }
+    out
+}
+
+/// A timestamp and the milliseconds of its fraction.
+fn parse_with_millis(s: &str) -> Option<(Timestamp, u32)> {
+    let b = s.as_bytes();
+    if b.len() < 15 || b[8] != b'T' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        if !part.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        part.parse().ok()
+    };
+    let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (h, mi, se) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    let mut rest = &s[15..];
+    let mut millis = 0u32;
+    if let Some(frac) = rest.strip_prefix([',', '.']) {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || digits > 9 {
+            return None;
+        }
+        // The first three digits, right-padded: ",5" is 500 ms, ",0125" is 12 ms.
+        millis = frac[..digits]
+            .bytes()
+            .chain(std::iter::repeat(b'0'))
+            .take(3)
+            .fold(0, |acc, c| acc * 10 + u32::from(c - b'0'));
+        rest = &frac[digits..];
+    }
+    if !(rest.is_empty() || rest == "Z") {
+        return None;
+    }
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 59
+    {
+        return None;
+    }
+    Some((
+        Timestamp(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se),
+        millis,
+    ))
 }
 
 /// Parses an `m2m:absRelTimestamp`: an absolute timestamp, or an integer number of
@@ -183,6 +212,26 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ts0004_6_3_3_timestamp_fraction_is_kept_to_the_millisecond() {
+        let whole = parse_millis("20261203T120000").unwrap();
+        assert_eq!(whole % 1000, 0);
+        assert_eq!(parse_millis("20261203T120000,5"), Some(whole + 500));
+        assert_eq!(parse_millis("20261203T120000.0125Z"), Some(whole + 12));
+        assert_eq!(parse_millis("20261203T120000,999999999"), Some(whole + 999));
+        // Anything after the digits but `Z` is refused, never misread as a digit.
+        assert_eq!(parse_millis("20261203T120000,5!"), None);
+        assert_eq!(parse_millis("20261203T120000,"), None);
+        assert_eq!(format_millis(whole), "20261203T120000");
+        assert_eq!(format_millis(whole + 7), "20261203T120000,007");
+        assert_eq!(parse_millis(&format_millis(whole + 7)), Some(whole + 7));
+        // The second-granularity parse is unchanged: the fraction is truncated.
+        assert_eq!(
+            Timestamp::parse("20261203T120000,5").unwrap().0 * 1000,
+            whole
+        );
+    }
 
     #[test]
     fn ts0004_timestamp_round_trip() {

@@ -25,7 +25,7 @@ use crate::state::Series;
 use crate::tree::{ContainerState, Node, Ri, TypeState};
 use crate::Cse;
 use async_trait::async_trait;
-use bastion_proto::time::Timestamp;
+use bastion_proto::time;
 use bastion_proto::{RequestError, ResourceType, Response};
 use bastion_store::WriteOp;
 use serde_json::{Map, Value};
@@ -172,7 +172,7 @@ impl ResourceKind for TimeSeriesInstance {
         req: &CreateRequest,
         content: &mut Map<String, Value>,
         parent: &Ri,
-        now: Timestamp,
+        now: time::Timestamp,
     ) -> Option<Result<Response, RequestError>> {
         let content = std::mem::take(content);
         Some(create_instance(self, cse, req, content, parent, now).await)
@@ -257,13 +257,9 @@ fn series(node: &Node) -> Option<&Series> {
 }
 
 /// A data generation time in milliseconds since the epoch.
+/// Kept to the millisecond: a series may be periodic below a second (`pei` is in ms).
 fn dgt_ms(attrs: &Map<String, Value>) -> Option<i64> {
-    let t = attrs.get("dgt")?.as_str().and_then(Timestamp::parse)?;
-    t.0.checked_mul(1000)
-}
-
-fn format_ms(ms: i64) -> String {
-    Timestamp(ms.div_euclid(1000)).format()
+    attrs.get("dgt")?.as_str().and_then(time::parse_millis)
 }
 
 /// The data points a timeSeries missed by `now_ms`: their expected times (at most the
@@ -302,7 +298,10 @@ pub(crate) fn take_missing(node: &mut Node, now_ms: i64) -> Option<(Vec<Value>, 
     let series = node.container_mut()?.series.as_mut()?;
     let (points, next) = overdue(series.expected?, d, now_ms, cap)?;
     series.expected = Some(next);
-    let found: Vec<Value> = points.into_iter().map(|p| format_ms(p).into()).collect();
+    let found: Vec<Value> = points
+        .into_iter()
+        .map(|p| time::format_millis(p).into())
+        .collect();
     let mut list = match node.attrs.remove("mdlt") {
         Some(Value::Array(list)) => list,
         _ => Vec::new(),
@@ -324,8 +323,7 @@ pub(crate) fn restore_series(node: &mut Node, rows: &[(i64, Map<String, Value>)]
         .and_then(Value::as_array)
         .and_then(|l| l.last())
         .and_then(Value::as_str)
-        .and_then(Timestamp::parse)
-        .map(|t| t.0 * 1000);
+        .and_then(time::parse_millis);
     let Some(series) = node.container_mut().and_then(|c| c.series.as_mut()) else {
         return;
     };
