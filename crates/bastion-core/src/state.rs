@@ -6,7 +6,7 @@
 use bastion_policy::{RuleSet, ValidatedToken};
 use bastion_proto::time::Timestamp;
 use serde_json::{Map, Value};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// A resource ID, shared between the node map and child lists.
@@ -90,8 +90,8 @@ pub struct Series {
     /// `dgt` (milliseconds since the epoch) of every indexed instance, by `seq`, so an
     /// instance leaving the index frees its `dgt`.
     pub dgt_of: HashMap<i64, i64>,
-    /// The `dgt`s held, for refusing a duplicate.
-    pub dgts: HashSet<i64>,
+    /// The `dgt`s held, for refusing a duplicate and, in order, for missing-data detection.
+    pub dgts: BTreeSet<i64>,
     /// When detection runs: the data generation time (ms) the next data point is
     /// expected at. Unset until the first data point arrives.
     pub expected: Option<i64>,

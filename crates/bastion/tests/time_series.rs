@@ -4,7 +4,7 @@
 
 mod common;
 
-use bastion_proto::time::Timestamp;
+use bastion_proto::time::{format_millis, Timestamp};
 use common::*;
 use serde_json::json;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -57,6 +57,39 @@ async fn ts0001_10_2_4_29_a_missing_data_point_is_notified_to_the_subscriber() {
     assert_eq!(ts["mdlt"][0], json!(expected));
     assert!(ts["mdc"].as_u64().is_some_and(|n| n >= 1), "{ts}");
     assert_eq!(ts["cni"], 1);
+}
+
+/// A point every 100 ms: the one at `base + 200` never comes, but the next points arrive
+/// before the detection pass runs; the gap is still the first missing time reported, with
+/// its milliseconds.
+#[tokio::test]
+async fn ts0001_10_2_4_29_a_sub_second_gap_is_found_after_later_points_arrived() {
+    let s = Server::start();
+    let ae = s.ae("Cowner").await;
+    let ts = json!({"m2m:ts": {"rn": "ts", "pei": 100, "mdt": 20, "mdd": true, "mdn": 50}});
+    s.create(&ae, "Cowner", 29, ts).await.expect(2001);
+    let path = format!("{ae}/ts");
+    let base = (now().0 + 1) * 1000;
+    for (i, offset) in [0, 100, 300, 400].into_iter().enumerate() {
+        let dgt = format_millis(base + offset);
+        let point = json!({"m2m:tsi": {"rn": format!("p{i}"), "dgt": dgt, "con": "1"}});
+        s.create(&path, "Cowner", 30, point).await.expect(2001);
+    }
+    // Until the series' times have passed and the pass ran (at least once a second).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let ts = loop {
+        let got = s.get(&path, "Cowner").await;
+        got.expect(2000);
+        let ts = got.inner("m2m:ts").clone();
+        if ts["mdc"].as_u64().unwrap_or(0) >= 2 || std::time::Instant::now() > deadline {
+            break ts;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    // The gap first, then the times after the last point (nothing more came).
+    assert_eq!(ts["mdlt"][0], json!(format_millis(base + 200)), "{ts}");
+    assert_eq!(ts["mdlt"][1], json!(format_millis(base + 500)), "{ts}");
+    assert_eq!(ts["cni"], 4);
 }
 
 #[tokio::test]

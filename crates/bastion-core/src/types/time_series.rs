@@ -10,9 +10,10 @@
 //! Detection (docs/decisions.md, "timeSeries missing data"): while `mdd` is true, the
 //! data point after one generated at `d` is expected at `d + pei`. It may carry a `dgt`
 //! up to `peid` either side; the CSE waits until `expected + max(peid, mdt)` on its own
-//! clock, then records the expected time in `mdlt` (the newest `mdn` kept, `mdc` their
-//! number), notifies the subscriptions with `net` 8, and expects the next point `pei`
-//! later. The check is one pass of the CSE's periodic sweep (`missing_data.rs`, run
+//! clock, then, when no held point covers it, records the expected time in `mdlt` (the
+//! newest `mdn` kept, `mdc` their number), notifies the subscriptions with `net` 8, and
+//! expects the next point `pei` later. Held points are matched to expected times by the
+//! pass ([`overdue`]), so a gap is found even after later points arrived. The check is one pass of the CSE's periodic sweep (`missing_data.rs`, run
 //! with expiry) over the tree, no task per resource; its position (`Series::expected`) is rebuilt at start-up
 //! from the newest data point and the newest `mdlt` entry, both stored.
 
@@ -29,6 +30,7 @@ use bastion_proto::time;
 use bastion_proto::{RequestError, ResourceType, Response};
 use bastion_store::WriteOp;
 use serde_json::{Map, Value};
+use std::collections::{BTreeSet, VecDeque};
 
 /// The most `mdlt` entries kept when `mdn` does not say (docs/decisions.md).
 pub(crate) const MISSING_LIST_CAP: u64 = 1000;
@@ -147,7 +149,7 @@ impl InstanceRules for TimeSeriesInstance {
         Ok(())
     }
 
-    /// Indexes the `dgt` and moves the expectation past this data point.
+    /// Indexes the `dgt`; the first data point starts the expectation.
     fn admitted(&self, parent: &mut Node, seq: i64, attrs: &Map<String, Value>) {
         let Some(dgt) = dgt_ms(attrs) else {
             return;
@@ -158,8 +160,11 @@ impl InstanceRules for TimeSeriesInstance {
         };
         series.dgt_of.insert(seq, dgt);
         series.dgts.insert(dgt);
-        if let Some(pei) = period {
-            series.expected = Some(series.expected.map_or(dgt + pei, |e| e.max(dgt + pei)));
+        // The first point starts the expectation; later ones are matched against it by
+        // the detection pass (`overdue`), so a gap is found even when the next point
+        // arrives before the pass runs.
+        if let (Some(pei), None) = (period, series.expected) {
+            series.expected = Some(dgt + pei);
         }
     }
 }
@@ -213,6 +218,8 @@ fn detects(attrs: &Map<String, Value>) -> bool {
 #[derive(Clone, Copy)]
 struct Detection {
     pei: i64,
+    /// How far a point's `dgt` may be from its expected time (`peid`).
+    tolerance: i64,
     /// How long after the expected time the CSE waits for the point.
     grace: i64,
 }
@@ -228,8 +235,13 @@ fn detection(attrs: &Map<String, Value>) -> Option<Detection> {
             .map(|v| v.min(i64::MAX as u64 / 4) as i64)
     };
     let pei = ms("pei").filter(|p| *p > 0)?;
-    let grace = ms("peid").unwrap_or(0).max(ms("mdt").unwrap_or(0));
-    Some(Detection { pei, grace })
+    let tolerance = ms("peid").unwrap_or(0);
+    let grace = tolerance.max(ms("mdt").unwrap_or(0));
+    Some(Detection {
+        pei,
+        tolerance,
+        grace,
+    })
 }
 
 /// The most entries `mdlt` keeps.
@@ -262,19 +274,73 @@ fn dgt_ms(attrs: &Map<String, Value>) -> Option<i64> {
     attrs.get("dgt")?.as_str().and_then(time::parse_millis)
 }
 
-/// The data points a timeSeries missed by `now_ms`: their expected times (at most the
-/// `mdlt` cap, the newest), and where the expectation moves to.
-fn overdue(expected: i64, d: Detection, now_ms: i64, cap: usize) -> Option<(Vec<i64>, i64)> {
-    if now_ms <= expected.saturating_add(d.grace) {
-        return None;
+/// The data points a timeSeries missed by `now_ms`: their expected times (at most `cap`,
+/// the newest), and where the expectation moves to.
+///
+/// Walks the expected times from `expected` on against the data points held (`dgts`,
+/// sorted): a point within the tolerance of an expected time covers it and the next is
+/// expected one period after that point (never earlier); an expected time with no point
+/// whose wait has ended is missing. The walk visits each held point once and counts runs
+/// of missing times arithmetically, so a long outage costs no more than a short one.
+fn overdue(
+    expected: i64,
+    d: Detection,
+    now_ms: i64,
+    cap: usize,
+    dgts: &BTreeSet<i64>,
+) -> (Vec<i64>, i64) {
+    let mut missing = Missing::new(cap);
+    let mut e = expected;
+    for &point in dgts.range(expected.saturating_sub(d.tolerance)..) {
+        if point > e.saturating_add(d.tolerance) {
+            // The times before this point's own window that are due are missing.
+            let before = (point - d.tolerance - e - 1) / d.pei + 1;
+            e = missing.run(e, before.min(due(e, d, now_ms)), d.pei);
+            if point > e.saturating_add(d.tolerance) {
+                break; // the next expected time is not due yet
+            }
+        }
+        e = e.max(point + d.pei);
     }
-    // Points expected at `expected + k * pei` whose wait ended before now.
-    let missed = (now_ms - expected - d.grace - 1) / d.pei + 1;
-    let shown = missed.min(cap as i64);
-    let points = (missed - shown..missed)
-        .map(|k| expected + k * d.pei)
-        .collect();
-    Some((points, expected + missed * d.pei))
+    let e = missing.run(e, due(e, d, now_ms), d.pei);
+    (missing.points.into(), e)
+}
+
+/// How many expected times from `e` on, one period apart, have had their wait end by `now_ms`.
+fn due(e: i64, d: Detection, now_ms: i64) -> i64 {
+    if now_ms <= e.saturating_add(d.grace) {
+        0
+    } else {
+        (now_ms - e - d.grace - 1) / d.pei + 1
+    }
+}
+
+/// The newest missing times found, at most `cap`.
+struct Missing {
+    points: VecDeque<i64>,
+    cap: usize,
+}
+
+impl Missing {
+    fn new(cap: usize) -> Missing {
+        Missing {
+            points: VecDeque::new(),
+            cap,
+        }
+    }
+
+    /// Records `count` missing times from `from` on, one `pei` apart (only the newest
+    /// `cap` are kept), and returns the time after them.
+    fn run(&mut self, from: i64, count: i64, pei: i64) -> i64 {
+        let kept = count.min(self.cap as i64);
+        for k in count - kept..count {
+            if self.points.len() == self.cap {
+                self.points.pop_front();
+            }
+            self.points.push_back(from + k * pei);
+        }
+        from + count * pei
+    }
 }
 
 /// Whether timeSeries `node` waited for a data point past its time at `now_ms`.
@@ -296,8 +362,11 @@ pub(crate) fn take_missing(node: &mut Node, now_ms: i64) -> Option<(Vec<Value>, 
     // The report names every point found (up to the hard cap); `mdn` bounds the record.
     let cap = MISSING_LIST_CAP as usize;
     let series = node.container_mut()?.series.as_mut()?;
-    let (points, next) = overdue(series.expected?, d, now_ms, cap)?;
+    let (points, next) = overdue(series.expected?, d, now_ms, cap, &series.dgts);
     series.expected = Some(next);
+    if points.is_empty() {
+        return None;
+    }
     let found: Vec<Value> = points
         .into_iter()
         .map(|p| time::format_millis(p).into())
@@ -341,23 +410,81 @@ pub(crate) fn restore_series(node: &mut Node, rows: &[(i64, Map<String, Value>)]
 mod tests {
     use super::*;
 
+    const D: Detection = Detection {
+        pei: 1000,
+        tolerance: 100,
+        grace: 200,
+    };
+
+    fn held(points: &[i64]) -> BTreeSet<i64> {
+        points.iter().copied().collect()
+    }
+
     #[test]
     fn overdue_points_are_counted_from_the_expectation() {
-        let d = Detection {
-            pei: 1000,
-            grace: 200,
-        };
-        assert!(overdue(10_000, d, 10_200, 10).is_none());
-        assert_eq!(overdue(10_000, d, 10_201, 10), Some((vec![10_000], 11_000)));
+        let none = BTreeSet::new();
+        assert_eq!(overdue(10_000, D, 10_200, 10, &none), (vec![], 10_000));
         assert_eq!(
-            overdue(10_000, d, 12_500, 10),
-            Some((vec![10_000, 11_000, 12_000], 13_000))
+            overdue(10_000, D, 10_201, 10, &none),
+            (vec![10_000], 11_000)
+        );
+        assert_eq!(
+            overdue(10_000, D, 12_500, 10, &none),
+            (vec![10_000, 11_000, 12_000], 13_000)
         );
         // Only the newest `cap` are shown; the expectation still moves past all.
         assert_eq!(
-            overdue(10_000, d, 12_500, 2),
-            Some((vec![11_000, 12_000], 13_000))
+            overdue(10_000, D, 12_500, 2, &none),
+            (vec![11_000, 12_000], 13_000)
         );
+    }
+
+    #[test]
+    fn a_gap_is_found_even_when_later_points_already_arrived() {
+        // 10 000 and 12 000 missing; 11 050 and 13 000 held (within the tolerance).
+        let dgts = held(&[9_000, 11_050, 13_000]);
+        assert_eq!(
+            overdue(10_000, D, 13_500, 10, &dgts),
+            (vec![10_000, 12_050], 14_000)
+        );
+        // Nothing due yet: points covering their times move the expectation only.
+        assert_eq!(
+            overdue(10_000, D, 10_100, 10, &held(&[10_000])),
+            (vec![], 11_000)
+        );
+    }
+
+    #[test]
+    fn a_point_off_the_grid_realigns_and_a_late_one_is_ignored() {
+        // 10 400 is outside 10 000's tolerance: 10 000 is missing and the next is
+        // expected a period after 10 400.
+        assert_eq!(
+            overdue(10_000, D, 11_300, 10, &held(&[10_400])),
+            (vec![10_000], 11_400)
+        );
+        // A point older than the expectation (it arrived after being counted) is not
+        // counted again.
+        assert_eq!(
+            overdue(10_000, D, 10_500, 10, &held(&[8_000])),
+            (vec![10_000], 11_000)
+        );
+    }
+
+    #[test]
+    fn a_long_outage_is_counted_without_walking_it() {
+        let week_ms = 7 * 24 * 3600 * 1000;
+        let d = Detection {
+            pei: 1,
+            tolerance: 0,
+            grace: 1,
+        };
+        // Every millisecond of a week missing but one, held at `week_ms - 5`: the newest
+        // three missing are the ones after it whose wait has ended.
+        let (points, next) = overdue(0, d, week_ms, 3, &held(&[week_ms - 5]));
+        assert_eq!(points, vec![week_ms - 4, week_ms - 3, week_ms - 2]);
+        assert_eq!(next, week_ms - 1);
+        let (points, _) = overdue(0, d, week_ms - 4, 3, &held(&[week_ms - 5]));
+        assert_eq!(points, vec![week_ms - 8, week_ms - 7, week_ms - 6]);
     }
 
     #[test]
