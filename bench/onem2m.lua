@@ -12,6 +12,9 @@
 --                bat  -> POST URL, Content-Type application/json;ty=13,
 --                        body {"m2m:bat":{"mgd":1006,"btl":50,"bts":1}} (a battery
 --                        <mgmtObj>; bench/node.sh)
+--                tsi  -> POST URL, Content-Type application/json;ty=30, body
+--                        {"m2m:tsi":{"dgt":"<T>","con":"21.5"}} with T one millisecond
+--                        later on every request, from a year ahead (bench/time-series.sh)
 --     CON_BYTES  size of the cin's con for KIND=cin (default 100)
 --
 -- Every request carries X-M2M-Origin, a unique X-M2M-RI ("b<thread>-<n>"), X-M2M-RVI: 3
@@ -71,9 +74,20 @@ function init(args)
    elseif kind == "bat" then
       body = '{"m2m:bat":{"mgd":1006,"btl":50,"bts":1}}'
       content_type = "application/json;ty=13"
+   elseif kind == "tsi" then
+      content_type = "application/json;ty=30"
    elseif kind ~= "get" then
-      error("onem2m.lua: KIND must be get, cin, getcbor, cincbor or bat, got " .. tostring(kind))
+      error("onem2m.lua: KIND must be get, cin, getcbor, cincbor, bat or tsi, got " .. tostring(kind))
    end
+end
+
+-- A data point's generation time: a year ahead (so detection never waits on these
+-- points), then one millisecond per request, apart by thread.
+local tsi_base = os.time() + 365 * 86400
+local function tsi_body()
+   local ms = (tid or 1) * 100000000 + n
+   local stamp = os.date("!%Y%m%dT%H%M%S", tsi_base + math.floor(ms / 1000)) .. string.format(",%03d", ms % 1000)
+   return '{"m2m:tsi":{"dgt":"' .. stamp .. '","con":"21.5"}}'
 end
 
 function request()
@@ -84,6 +98,10 @@ function request()
       ["X-M2M-RVI"] = "3",
       ["Accept"] = accept,
    }
+   if kind == "tsi" then
+      h["Content-Type"] = content_type
+      return wrk.format("POST", nil, h, tsi_body())
+   end
    if body ~= nil then
       h["Content-Type"] = content_type
       return wrk.format("POST", nil, h, body)

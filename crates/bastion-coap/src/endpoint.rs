@@ -280,7 +280,9 @@ impl CoapEndpoint {
         if let Err(e) = mapping::check_options(packet) {
             return refused(&e, &mapping::echoed(packet));
         }
-        let key = exchange_key(packet, received.peer);
+        // The transfer's key is built only when blocks are involved: most requests and
+        // answers fit one datagram, and building it formats the peer's address.
+        let key = || exchange_key(packet, received.peer);
         let block2 = match packet.get_first_option(CoapOption::Block2) {
             Some(v) => match Block::parse(v) {
                 Some(b) => Some(b),
@@ -289,14 +291,14 @@ impl CoapEndpoint {
             None => None,
         };
         if let Some(b) = block2.filter(|b| b.num > 0) {
-            if let Some(answer) = self.later_block(&key, b) {
+            if let Some(answer) = self.later_block(&key(), b) {
                 return answer;
             }
             if packet.header.code != MessageClass::from(1) {
                 return refusal_of(codes::REQUEST_ENTITY_INCOMPLETE, "no such response block");
             }
         }
-        let body = match self.block1(packet, received.peer, &key) {
+        let body = match self.block1(packet, received.peer, key) {
             Ok(Body::Whole(body)) => body,
             Ok(Body::Continue(answer)) => return answer,
             Err(answer) => return answer,
@@ -309,7 +311,7 @@ impl CoapEndpoint {
         if let Some(b1) = packet.get_first_option(CoapOption::Block1) {
             out.add_option(CoapOption::Block1, b1.clone());
         }
-        self.first_block(out, &key, received.peer, block2)
+        self.first_block(out, key, received.peer, block2)
     }
 
     /// The request mapped and handed to the CSE, with how its answer is written.
@@ -359,10 +361,16 @@ enum Body {
 
 impl CoapEndpoint {
     /// RFC 7959 2.5: buffers a block of a request body; the last one yields the body.
-    fn block1(&self, packet: &Packet, peer: SocketAddr, key: &[u8]) -> Result<Body, Packet> {
+    fn block1(
+        &self,
+        packet: &Packet,
+        peer: SocketAddr,
+        key: impl FnOnce() -> Vec<u8>,
+    ) -> Result<Body, Packet> {
         let Some(raw) = packet.get_first_option(CoapOption::Block1) else {
             return Ok(Body::Whole(packet.payload.clone()));
         };
+        let key = &key();
         let block = Block::parse(raw).ok_or_else(|| bad_option("Block1"))?;
         if block.more && packet.payload.len() != block.size() {
             return Err(refusal_of(
@@ -433,7 +441,7 @@ impl CoapEndpoint {
     fn first_block(
         &self,
         mut answer: Packet,
-        key: &[u8],
+        key: impl FnOnce() -> Vec<u8>,
         peer: SocketAddr,
         asked: Option<Block>,
     ) -> Packet {
@@ -447,14 +455,15 @@ impl CoapEndpoint {
         if answer.payload.len() <= size && num == 0 {
             return answer;
         }
+        let key = key();
         let body = std::mem::take(&mut answer.payload);
         let head = answer.to_bytes_unlimited().unwrap_or_default();
         let sliced = slice(answer, &body, num, szx);
         let now = Instant::now();
         let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
         let kept = blocks
-            .keep(&head_key(key), peer, head, now)
-            .and_then(|()| blocks.keep(&block2_key(key), peer, body, now));
+            .keep(&head_key(&key), peer, head, now)
+            .and_then(|()| blocks.keep(&block2_key(&key), peer, body, now));
         drop(blocks);
         if kept.is_err() {
             self.buffers_full();
