@@ -350,7 +350,9 @@ impl Cse {
         let allowed = {
             let tree = self.tree.read();
             let sub = tree.get(ri);
-            let subject = sub.and_then(|s| s.pi.as_deref()).and_then(|pi| tree.get(pi));
+            let subject = sub
+                .and_then(|s| s.pi.as_deref())
+                .and_then(|pi| tree.get(pi));
             match (sub, subject) {
                 (Some(sub), Some(subject)) => {
                     let pn = sub.attrs.get("pn").and_then(Value::as_u64);
@@ -748,17 +750,21 @@ pub(crate) fn ended_subscriptions(tree: &Tree, ri: &Ri) -> Vec<Ended> {
 /// (TS-0001 9.6.8 `pn`, 9.6.9; docs/decisions.md): `Some(None)` inside a window (or
 /// without a schedule), `Some(Some(latest))` outside it when `pn` asks to keep it
 /// (1 sendLatest, 2 sendAllPending), `None` outside it otherwise (dropped).
-fn schedule_hold(tree: &Tree, ri: &Ri, now: bastion_proto::time::Timestamp) -> Option<Option<bool>> {
+fn schedule_hold(
+    tree: &Tree,
+    ri: &Ri,
+    now: bastion_proto::time::Timestamp,
+) -> Option<Option<bool>> {
     let Some(sub) = tree.get(ri) else {
         return Some(None);
     };
     if crate::types::notification_window(tree, sub, now) {
         return Some(None);
     }
-    match sub.attrs.get("pn").and_then(Value::as_u64) {
-        Some(pn) => Some(Some(pn == 1)),
-        None => None,
-    }
+    sub.attrs
+        .get("pn")
+        .and_then(Value::as_u64)
+        .map(|pn| Some(pn == 1))
 }
 
 fn count_event(tree: &mut Tree, ri: &Ri) {

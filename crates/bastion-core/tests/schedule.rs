@@ -35,7 +35,11 @@ impl Sent {
         self.0
             .lock()
             .iter()
-            .filter_map(|e| e["nev"]["rep"]["m2m:cin"]["con"].as_str().map(str::to_owned))
+            .filter_map(|e| {
+                e["nev"]["rep"]["m2m:cin"]["con"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
             .collect()
     }
 }
@@ -64,6 +68,10 @@ impl Outbound for Confirming {
 }
 
 async fn open(clock: Arc<ManualClock>, sent: Arc<Sent>) -> Arc<Cse> {
+    open_on(Arc::new(MemoryStore::new()), clock, sent).await
+}
+
+async fn open_on(store: Arc<dyn Store>, clock: Arc<ManualClock>, sent: Arc<Sent>) -> Arc<Cse> {
     let services = Services {
         clock,
         notifications: Some(sent),
@@ -74,7 +82,6 @@ async fn open(clock: Arc<ManualClock>, sent: Arc<Sent>) -> Arc<Cse> {
         expiry_interval_ms: 10,
         ..CseConfig::default()
     };
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     Cse::open_with(config, store, services).await.expect("cse")
 }
 
@@ -89,12 +96,28 @@ async fn expect(cse: &Cse, op: Operation, to: &str, ty: Option<u64>, pc: Value, 
 
 /// A contentInstance `con` in container `c`: an event for the subscription.
 async fn event(cse: &Cse, con: &str) {
-    expect(cse, Operation::Create, "cse-in/c", Some(4), json!({"m2m:cin": {"con": con}}), 2001).await;
+    expect(
+        cse,
+        Operation::Create,
+        "cse-in/c",
+        Some(4),
+        json!({"m2m:cin": {"con": con}}),
+        2001,
+    )
+    .await;
 }
 
 /// A container `c` with a subscription `s` to its new children, and `s`'s schedule.
 async fn subscribed(cse: &Cse, sub: Value) {
-    expect(cse, Operation::Create, "cse-in", Some(3), json!({"m2m:cnt": {"rn": "c"}}), 2001).await;
+    expect(
+        cse,
+        Operation::Create,
+        "cse-in",
+        Some(3),
+        json!({"m2m:cnt": {"rn": "c"}}),
+        2001,
+    )
+    .await;
     expect(cse, Operation::Create, "cse-in/c", Some(23), sub, 2001).await;
     let sch = json!({"m2m:sch": {"rn": "notificationSchedule", "se": {"sce": [WORKING_HOURS]}}});
     expect(cse, Operation::Create, "cse-in/c/s", Some(18), sch, 2001).await;
@@ -142,7 +165,14 @@ async fn ts0001_9_6_9_notifications_outside_the_schedule_are_dropped_without_pn(
     event(&cse, "evening").await;
     assert_eq!(sent.contents(), ["morning", "last"]);
     // Without its schedule the subscription notifies at any time.
-    let r = call(&cse, Operation::Delete, "cse-in/c/s/notificationSchedule", None, None).await;
+    let r = call(
+        &cse,
+        Operation::Delete,
+        "cse-in/c/s/notificationSchedule",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(r.rsc.code(), 2002, "{:?}", r.pc);
     event(&cse, "free").await;
     assert_eq!(sent.contents(), ["morning", "last", "free"]);
@@ -193,7 +223,14 @@ async fn ts0004_7_4_9_schedule_rules() {
     let cse = open(clock, sent).await;
     let sub = json!({"m2m:sub": {"rn": "s", "nu": [TARGET], "enc": {"net": [3]}}});
     subscribed(&cse, sub).await;
-    let r = call(&cse, Operation::Retrieve, "cse-in/c/s/notificationSchedule", None, None).await;
+    let r = call(
+        &cse,
+        Operation::Retrieve,
+        "cse-in/c/s/notificationSchedule",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(r.rsc.code(), 2000);
     let sch = r.pc.expect("content")["m2m:sch"].clone();
     assert_eq!(sch["se"], json!({"sce": [WORKING_HOURS]}));
@@ -201,15 +238,49 @@ async fn ts0004_7_4_9_schedule_rules() {
     assert!(sch.get("nco").is_none());
     // One schedule per subscription.
     let second = json!({"m2m:sch": {"rn": "other", "se": {"sce": ["* * * * * * *"]}}});
-    expect(&cse, Operation::Create, "cse-in/c/s", Some(18), second, 4105).await;
+    expect(
+        &cse,
+        Operation::Create,
+        "cse-in/c/s",
+        Some(18),
+        second,
+        4105,
+    )
+    .await;
     // A bad entry is 4000, and changes nothing.
     let bad = json!({"m2m:sch": {"se": {"sce": ["* * 8-17 * * 7 *"]}}});
-    expect(&cse, Operation::Update, "cse-in/c/s/notificationSchedule", None, bad, 4000).await;
+    expect(
+        &cse,
+        Operation::Update,
+        "cse-in/c/s/notificationSchedule",
+        None,
+        bad,
+        4000,
+    )
+    .await;
     // nco belongs to a node's schedule: 4102 elsewhere.
     let nco = json!({"m2m:sch": {"nco": true}});
-    expect(&cse, Operation::Update, "cse-in/c/s/notificationSchedule", None, nco, 4102).await;
-    let r = call(&cse, Operation::Retrieve, "cse-in/c/s/notificationSchedule", None, None).await;
-    assert_eq!(r.pc.expect("content")["m2m:sch"]["se"], json!({"sce": [WORKING_HOURS]}));
+    expect(
+        &cse,
+        Operation::Update,
+        "cse-in/c/s/notificationSchedule",
+        None,
+        nco,
+        4102,
+    )
+    .await;
+    let r = call(
+        &cse,
+        Operation::Retrieve,
+        "cse-in/c/s/notificationSchedule",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        r.pc.expect("content")["m2m:sch"]["se"],
+        json!({"sce": [WORKING_HOURS]})
+    );
     // Under a node, nco defaults to false.
     let node = json!({"m2m:nod": {"rn": "n", "ni": "node-1"}});
     expect(&cse, Operation::Create, "cse-in", Some(14), node, 2001).await;
@@ -217,4 +288,20 @@ async fn ts0004_7_4_9_schedule_rules() {
     expect(&cse, Operation::Create, "cse-in/n", Some(18), sch, 2001).await;
     let r = call(&cse, Operation::Retrieve, "cse-in/n/reach", None, None).await;
     assert_eq!(r.pc.expect("content")["m2m:sch"]["nco"], false);
+}
+
+#[tokio::test]
+async fn ts0001_9_6_9_the_schedule_holds_over_a_restart() {
+    let clock = Arc::new(ManualClock::at(START));
+    let sent = Arc::new(Sent::default());
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let cse = open_on(store.clone(), clock.clone(), sent.clone()).await;
+    let sub = json!({"m2m:sub": {"rn": "s", "nu": [TARGET], "enc": {"net": [3]}}});
+    subscribed(&cse, sub).await;
+    drop(cse);
+    let cse = open_on(store, clock.clone(), sent.clone()).await;
+    event(&cse, "night").await;
+    clock.advance(Duration::from_secs(9 * HOUR));
+    event(&cse, "morning").await;
+    assert_eq!(sent.contents(), ["morning"]);
 }

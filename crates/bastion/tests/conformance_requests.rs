@@ -136,12 +136,7 @@ async fn ts0004_7_3_3_2_unimplemented_resource_type_is_not_implemented() {
         .await;
     r.expect(5001);
     let r = s
-        .create(
-            &ae,
-            "Cowner",
-            22,
-            json!({"m2m:stcg": {"rn": "s"}}),
-        )
+        .create(&ae, "Cowner", 22, json!({"m2m:stcg": {"rn": "s"}}))
         .await;
     r.expect(5001);
 }

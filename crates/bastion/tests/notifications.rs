@@ -724,7 +724,10 @@ async fn ts0001_9_6_9_notification_schedule_over_http() {
         .expect(2001);
     s.create_cin(&cnt, "Cowner", "first").await;
     let events = open.wait_events(1).await;
-    assert_eq!(events[0]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"], "first");
+    assert_eq!(
+        events[0]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"],
+        "first"
+    );
     // Both were decided when the contentInstance was created: the closed one dropped
     // (no `pn`), the open one sent.
     assert!(closed.events().is_empty(), "{:?}", closed.events());
@@ -735,6 +738,9 @@ async fn ts0001_9_6_9_notification_schedule_over_http() {
     s.create_cin(&cnt, "Cowner", "second").await;
     let events = closed.wait_events(1).await;
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"], "second");
+    assert_eq!(
+        events[0]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"],
+        "second"
+    );
     assert_eq!(open.wait_events(2).await.len(), 2);
 }

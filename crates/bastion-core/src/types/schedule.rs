@@ -116,7 +116,10 @@ impl ResourceKind for Schedule {
 }
 
 /// `nco` only where TS-0004 7.4.9.2.1 applies it: under a `<node>`.
-fn check_nco(parent: Option<ResourceType>, content: &Map<String, Value>) -> Result<(), RequestError> {
+fn check_nco(
+    parent: Option<ResourceType>,
+    content: &Map<String, Value>,
+) -> Result<(), RequestError> {
     if content.contains_key("nco") && parent != Some(ResourceType::Node) {
         return Err(RequestError::ContentsUnacceptable(
             "nco applies only to the schedule of a node".into(),
@@ -137,7 +140,11 @@ fn entries(se: &Value) -> Result<Vec<Entry>, RequestError> {
     }
     let list = match se.get("sce") {
         Some(Value::Array(list)) if !list.is_empty() => list,
-        _ => return Err(bad("sce must be a non-empty list of schedule entries".into())),
+        _ => {
+            return Err(bad(
+                "sce must be a non-empty list of schedule entries".into()
+            ))
+        }
     };
     if list.len() > MAX_ENTRIES {
         return Err(bad(format!("at most {MAX_ENTRIES} entries")));
@@ -220,7 +227,10 @@ mod tests {
 
     #[test]
     fn ts0004_7_4_9_2_1_nco_only_under_a_node() {
-        let with = json!({"nco": true}).as_object().cloned().unwrap_or_default();
+        let with = json!({"nco": true})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         assert!(check_nco(Some(ResourceType::Node), &with).is_ok());
         for parent in [ResourceType::CseBase, ResourceType::Subscription] {
             let e = check_nco(Some(parent), &with).expect_err("refused");
