@@ -5,15 +5,12 @@
 
 mod common;
 
-use bastion_core::notify::{NotificationSink, OutgoingNotification};
-use bastion_core::outbound::{Outbound, OutboundError};
 use bastion_core::{Cse, CseConfig, Services};
 use bastion_proto::clock::ManualClock;
 use bastion_proto::time::Timestamp;
-use bastion_proto::{Operation, Request, Response, Rsc};
+use bastion_proto::{Operation, Response};
 use bastion_store::{MemoryStore, Store};
-use common::send;
-use parking_lot::Mutex;
+use common::{send, Confirming, Sent};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,10 +21,6 @@ const HOUR: u64 = 3600;
 const TARGET: &str = "http://127.0.0.1:9/scheduled";
 /// Working hours, every day: 08:00:00 to 17:59:59 UTC.
 const WORKING_HOURS: &str = "* * 8-17 * * * *";
-
-/// Every notification the CSE hands to delivery.
-#[derive(Default)]
-struct Sent(Mutex<Vec<Value>>);
 
 impl Sent {
     /// The `con` of each notified contentInstance, in order.
@@ -41,29 +34,6 @@ impl Sent {
                     .map(str::to_owned)
             })
             .collect()
-    }
-}
-
-impl NotificationSink for Sent {
-    fn submit(&self, n: OutgoingNotification) -> Result<(), String> {
-        self.0.lock().push((*n.event).clone());
-        Ok(())
-    }
-    fn flush(&self, _subscription: &str) {}
-}
-
-/// Confirms every verification request.
-struct Confirming;
-
-#[async_trait::async_trait]
-impl Outbound for Confirming {
-    async fn send(
-        &self,
-        _peer: Option<&str>,
-        _poa: &[String],
-        req: Request,
-    ) -> Result<Response, OutboundError> {
-        Ok(Response::new(Rsc::Ok, req.rqi.unwrap_or_default()))
     }
 }
 
