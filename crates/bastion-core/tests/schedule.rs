@@ -5,12 +5,12 @@
 
 mod common;
 
-use bastion_core::{Cse, CseConfig, Services};
+use bastion_core::Cse;
 use bastion_proto::clock::ManualClock;
 use bastion_proto::time::Timestamp;
 use bastion_proto::{Operation, Response};
 use bastion_store::{MemoryStore, Store};
-use common::{send, Confirming, Sent};
+use common::{open_on_clock as open_on, send, Sent};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,8 @@ const HOUR: u64 = 3600;
 const TARGET: &str = "http://127.0.0.1:9/scheduled";
 /// Working hours, every day: 08:00:00 to 17:59:59 UTC.
 const WORKING_HOURS: &str = "* * 8-17 * * * *";
+/// The subscription's schedule.
+const SCHEDULE: &str = "cse-in/c/s/notificationSchedule";
 
 impl Sent {
     /// The `con` of each notified contentInstance, in order.
@@ -39,20 +41,6 @@ impl Sent {
 
 async fn open(clock: Arc<ManualClock>, sent: Arc<Sent>) -> Arc<Cse> {
     open_on(Arc::new(MemoryStore::new()), clock, sent).await
-}
-
-async fn open_on(store: Arc<dyn Store>, clock: Arc<ManualClock>, sent: Arc<Sent>) -> Arc<Cse> {
-    let services = Services {
-        clock,
-        notifications: Some(sent),
-        outbound: Some(Arc::new(Confirming)),
-        ..Services::default()
-    };
-    let config = CseConfig {
-        expiry_interval_ms: 10,
-        ..CseConfig::default()
-    };
-    Cse::open_with(config, store, services).await.expect("cse")
 }
 
 async fn call(cse: &Cse, op: Operation, to: &str, ty: Option<u64>, pc: Option<Value>) -> Response {
@@ -135,14 +123,7 @@ async fn ts0001_9_6_9_notifications_outside_the_schedule_are_dropped_without_pn(
     event(&cse, "evening").await;
     assert_eq!(sent.contents(), ["morning", "last"]);
     // Without its schedule the subscription notifies at any time.
-    let r = call(
-        &cse,
-        Operation::Delete,
-        "cse-in/c/s/notificationSchedule",
-        None,
-        None,
-    )
-    .await;
+    let r = call(&cse, Operation::Delete, SCHEDULE, None, None).await;
     assert_eq!(r.rsc.code(), 2002, "{:?}", r.pc);
     event(&cse, "free").await;
     assert_eq!(sent.contents(), ["morning", "last", "free"]);
@@ -193,14 +174,7 @@ async fn ts0004_7_4_9_schedule_rules() {
     let cse = open(clock, sent).await;
     let sub = json!({"m2m:sub": {"rn": "s", "nu": [TARGET], "enc": {"net": [3]}}});
     subscribed(&cse, sub).await;
-    let r = call(
-        &cse,
-        Operation::Retrieve,
-        "cse-in/c/s/notificationSchedule",
-        None,
-        None,
-    )
-    .await;
+    let r = call(&cse, Operation::Retrieve, SCHEDULE, None, None).await;
     assert_eq!(r.rsc.code(), 2000);
     let sch = r.pc.expect("content")["m2m:sch"].clone();
     assert_eq!(sch["se"], json!({"sce": [WORKING_HOURS]}));
@@ -219,34 +193,11 @@ async fn ts0004_7_4_9_schedule_rules() {
     .await;
     // A bad entry is 4000, and changes nothing.
     let bad = json!({"m2m:sch": {"se": {"sce": ["* * 8-17 * * 7 *"]}}});
-    expect(
-        &cse,
-        Operation::Update,
-        "cse-in/c/s/notificationSchedule",
-        None,
-        bad,
-        4000,
-    )
-    .await;
+    expect(&cse, Operation::Update, SCHEDULE, None, bad, 4000).await;
     // nco belongs to a node's schedule: 4102 elsewhere.
     let nco = json!({"m2m:sch": {"nco": true}});
-    expect(
-        &cse,
-        Operation::Update,
-        "cse-in/c/s/notificationSchedule",
-        None,
-        nco,
-        4102,
-    )
-    .await;
-    let r = call(
-        &cse,
-        Operation::Retrieve,
-        "cse-in/c/s/notificationSchedule",
-        None,
-        None,
-    )
-    .await;
+    expect(&cse, Operation::Update, SCHEDULE, None, nco, 4102).await;
+    let r = call(&cse, Operation::Retrieve, SCHEDULE, None, None).await;
     assert_eq!(
         r.pc.expect("content")["m2m:sch"]["se"],
         json!({"sce": [WORKING_HOURS]})
