@@ -13,7 +13,9 @@
 //! docs/decisions.md). A notification about a child shows that child only as far as the
 //! subscriber may see it itself (`Cse::child_view`). Targets are verified before a
 //! subscription takes effect, and an AE's own `poa` before it gets unsolicited
-//! notifications (`poa.rs`).
+//! notifications (`poa.rs`). A subscription's `<schedule>` child restricts when it
+//! notifies: outside its windows a notification is dropped, or with `pn` held
+//! (`held.rs`) and released when a window opens (docs/notifications.md).
 
 use crate::access::{Enforcer, RuleKind};
 use crate::config::NOTIFICATION_RELEASE;
@@ -744,8 +746,6 @@ pub(crate) fn ended_subscriptions(tree: &Tree, ri: &Ri) -> Vec<Ended> {
     out
 }
 
-/// Counts one event in every target's statistics record (`nsi` `noec`) of a subscription
-/// that keeps statistics (`nse`).
 /// What subscription `ri`'s notification schedule makes of a notification now
 /// (TS-0001 9.6.8 `pn`, 9.6.9; docs/decisions.md): `Some(None)` inside a window (or
 /// without a schedule), `Some(Some(latest))` outside it when `pn` asks to keep it
@@ -767,6 +767,8 @@ fn schedule_hold(
         .map(|pn| Some(pn == 1))
 }
 
+/// Counts one event in every target's statistics record (`nsi` `noec`) of a subscription
+/// that keeps statistics (`nse`).
 fn count_event(tree: &mut Tree, ri: &Ri) {
     if let Some(node) = tree.get_mut(ri) {
         if node.subscription().is_some_and(|s| s.stats) {
