@@ -5,7 +5,7 @@
 //!
 //! Where it sits decides what it does (docs/decisions.md, "schedule"):
 //!
-//! * under a `<subscription>` (at most one): the windows in which that subscription's
+//! * under a `<subscription>` (at most one, as under the CSEBase): the windows in which that subscription's
 //!   notifications are sent; `notify.rs` asks [`notification_window`] for every event,
 //!   and holds (`pn`) or drops what falls outside;
 //! * under the CSEBase or a `<node>`: stored, served, discoverable and subscribable;
@@ -64,13 +64,17 @@ impl ResourceKind for Schedule {
         _req: &CreateRequest,
         parent: &Ri,
     ) -> Result<(), RequestError> {
-        // TS-0004 7.4.8.1: a subscription has at most one notification schedule.
+        // TS-0004 7.4.3.1, 7.4.8.1: the CSEBase and a subscription hold at most one.
         let parent = tree
             .get(parent)
             .ok_or_else(|| RequestError::not_found("parent no longer exists"))?;
-        if parent.ty == ResourceType::Subscription && schedule_of(tree, parent).is_some() {
+        let single = matches!(
+            parent.ty,
+            ResourceType::CseBase | ResourceType::Subscription
+        );
+        if single && schedule_of(tree, parent).is_some() {
             return Err(RequestError::Conflict(
-                "this subscription already has a schedule".into(),
+                "this parent already has a schedule".into(),
             ));
         }
         Ok(())
