@@ -71,22 +71,22 @@ impl HeldNotifications {
         dropped
     }
 
-    /// Whether subscription `ri` holds anything.
-    pub fn holds(&self, ri: &str) -> bool {
-        self.inner.lock().by_subscription.contains_key(ri)
-    }
-
     /// The subscriptions holding something.
     pub fn subscriptions(&self) -> Vec<Ri> {
         self.inner.lock().by_subscription.keys().cloned().collect()
     }
 
-    /// Takes what subscription `ri` holds, oldest first.
-    pub fn take(&self, ri: &str) -> VecDeque<Held> {
+    /// Takes what subscription `ri` holds, if anything, and hands it, oldest first, to
+    /// `send` while nothing else is held or released: a notification decided once the
+    /// window is open, which asks for this first, leaves only after what was held
+    /// before it is on its way. `send` must not hold or release notifications.
+    pub fn release(&self, ri: &str, send: impl FnOnce(VecDeque<Held>)) {
         let mut inner = self.inner.lock();
-        let taken = inner.by_subscription.remove(ri).unwrap_or_default();
+        let Some(taken) = inner.by_subscription.remove(ri) else {
+            return;
+        };
         inner.total -= taken.len();
-        taken
+        send(taken);
     }
 }
 
@@ -103,8 +103,13 @@ mod tests {
         }
     }
 
-    fn events(taken: VecDeque<Held>) -> Vec<u64> {
-        taken.iter().filter_map(|h| h.event.as_u64()).collect()
+    /// What `release` hands over for `ri`, as the events' numbers.
+    fn released(store: &HeldNotifications, ri: &str) -> Vec<u64> {
+        let mut out = Vec::new();
+        store.release(ri, |taken| {
+            out.extend(taken.iter().filter_map(|h| h.event.as_u64()));
+        });
+        out
     }
 
     #[test]
@@ -116,11 +121,12 @@ mod tests {
             dropped += store.hold(ri.clone(), held(n), false);
         }
         assert_eq!(dropped, 3);
-        assert!(store.holds("sub1") && !store.holds("sub2"));
-        let kept = events(store.take("sub1"));
+        assert_eq!(store.subscriptions(), [ri]);
+        assert!(released(&store, "sub2").is_empty());
+        let kept = released(&store, "sub1");
         assert_eq!(kept.len(), PER_SUBSCRIPTION);
         assert_eq!(kept.first(), Some(&3));
-        assert!(!store.holds("sub1"));
+        assert!(released(&store, "sub1").is_empty());
         assert!(store.subscriptions().is_empty());
     }
 
@@ -130,7 +136,7 @@ mod tests {
         let ri: Ri = Arc::from("sub1");
         assert_eq!(store.hold(ri.clone(), held(1), true), 0);
         assert_eq!(store.hold(ri.clone(), held(2), true), 1);
-        assert_eq!(events(store.take("sub1")), [2]);
+        assert_eq!(released(&store, "sub1"), [2]);
     }
 
     #[test]
@@ -145,7 +151,7 @@ mod tests {
         let held: usize = store
             .subscriptions()
             .iter()
-            .map(|ri| store.take(ri).len())
+            .map(|ri| released(&store, ri).len())
             .sum();
         assert_eq!(held, TOTAL);
     }

@@ -306,9 +306,8 @@ impl Cse {
                 continue;
             }
             // What waited for this window goes first: the order of events is kept.
-            if self.held.holds(&notice.ri) {
-                self.release(&notice.ri, self.held.take(&notice.ri));
-            }
+            self.held
+                .release(&notice.ri, |held| self.send_held(&notice.ri, held));
             for nu in &notice.nu {
                 self.deliver(&notice.sur, nu, event.clone(), &notice.state);
             }
@@ -339,8 +338,7 @@ impl Cse {
                 }
             };
             if due {
-                let held = self.held.take(&ri);
-                self.release(&ri, held);
+                self.held.release(&ri, |held| self.send_held(&ri, held));
             }
         }
     }
@@ -348,7 +346,7 @@ impl Cse {
     /// Sends the notifications subscription `ri` held, oldest first, under what the
     /// subscription asks now (TS-0004 7.4.8.2.3: `pn` removed drops them all, sendLatest
     /// keeps the newest).
-    fn release(&self, ri: &Ri, mut held: VecDeque<Held>) {
+    fn send_held(&self, ri: &Ri, mut held: VecDeque<Held>) {
         let allowed = {
             let tree = self.tree.read();
             let sub = tree.get(ri);

@@ -744,3 +744,32 @@ async fn ts0001_9_6_9_notification_schedule_over_http() {
     );
     assert_eq!(open.wait_events(2).await.len(), 2);
 }
+
+#[tokio::test]
+async fn ts0001_9_6_8_held_notifications_leave_in_order_over_http() {
+    let s = Server::start();
+    let cnt = owner_container(&s).await;
+    let rx = Receiver::start().await;
+    let sub = json!({"rn": "held", "nu": [rx.url], "enc": {"net": [3], "chty": [4]}, "pn": 2});
+    subscribe(&s, &cnt, "Cowner", sub).await.expect(2001);
+    let never = json!({"m2m:sch": {"rn": "when", "se": {"sce": ["* * * * * * 2000"]}}});
+    s.create(&format!("{cnt}/held"), "Cowner", 18, never)
+        .await
+        .expect(2001);
+    s.create_cin(&cnt, "Cowner", "a").await;
+    s.create_cin(&cnt, "Cowner", "b").await;
+    assert!(rx.events().is_empty(), "{:?}", rx.events());
+    // The window opens; the next event sends what was held first, in order.
+    let always = json!({"m2m:sch": {"se": {"sce": ["* * * * * * *"]}}});
+    s.update(&format!("{cnt}/held/when"), "Cowner", always)
+        .await
+        .expect(2004);
+    s.create_cin(&cnt, "Cowner", "c").await;
+    let got: Vec<Value> = rx
+        .wait_events(3)
+        .await
+        .iter()
+        .map(|e| e["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"].clone())
+        .collect();
+    assert_eq!(got, [json!("a"), json!("b"), json!("c")]);
+}
