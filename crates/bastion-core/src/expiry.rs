@@ -1,7 +1,8 @@
 //! Expiry (TS-0001 §9.6.1.3; core-resources.md §4): resources whose `et` has passed are
 //! removed with their subtrees by a periodic sweep. Until the sweep runs, resolution
 //! already treats them as absent. The same periodic task runs missing-data detection of
-//! `<timeSeries>` (`missing_data.rs`).
+//! `<timeSeries>` (`missing_data.rs`) and releases notifications held by a subscription's
+//! schedule (`notify.rs`, `held.rs`).
 
 use crate::tree::Ri;
 use crate::types::{remove_instance, remove_node};
@@ -24,6 +25,8 @@ pub(crate) fn spawn(cse: Arc<Cse>) -> tokio::task::JoinHandle<()> {
             if let Err(err) = crate::missing_data::sweep(&cse).await {
                 tracing::warn!(error = %err, "missing-data detection failed");
             }
+            // Notifications held by a subscription's schedule leave when it opens.
+            cse.release_held();
         }
     })
 }

@@ -25,6 +25,7 @@ mod expiry;
 mod explain;
 mod fanout;
 mod forward;
+mod held;
 pub mod identity;
 mod load;
 mod missing_data;
@@ -152,6 +153,8 @@ pub struct Cse {
     polling: pch::PollingChannels,
     /// Which AEs' points of access confirmed they take notifications (`poa.rs`).
     poa_checks: poa::PoaChecks,
+    /// Notifications waiting for their subscription's schedule (`held.rs`).
+    held: held::HeldNotifications,
     /// This CSE, for tasks that outlive a request (non-blocking requests).
     me: std::sync::Weak<Cse>,
     /// The one source of "now" (expiry, tokens, schedules, `rqet`, timestamps written).
@@ -276,6 +279,7 @@ impl Cse {
             credentials: services.credentials,
             admin_absolute,
             polling: pch::PollingChannels::default(),
+            held: held::HeldNotifications::default(),
             poa_checks: poa::PoaChecks::default(),
             clock: services.clock,
             delayed: tokio::sync::Semaphore::new(delayed_slots),

@@ -13,11 +13,14 @@
 //! docs/decisions.md). A notification about a child shows that child only as far as the
 //! subscriber may see it itself (`Cse::child_view`). Targets are verified before a
 //! subscription takes effect, and an AE's own `poa` before it gets unsolicited
-//! notifications (`poa.rs`).
+//! notifications (`poa.rs`). A subscription's `<schedule>` child restricts when it
+//! notifies: outside its windows a notification is dropped, or with `pn` held
+//! (`held.rs`) and released when a window opens (docs/notifications.md).
 
 use crate::access::{Enforcer, RuleKind};
 use crate::config::NOTIFICATION_RELEASE;
 use crate::forward;
+use crate::held::Held;
 pub use crate::outgoing::{NotificationKind, OutgoingNotification};
 use crate::pch::PollingMessage;
 use crate::subscription::{
@@ -29,6 +32,7 @@ use crate::{Cse, RequestContext};
 use bastion_policy::AccessOperation;
 use bastion_proto::{ResourceType, Rsc};
 use serde_json::{json, Map, Value};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// The delivery engine, as the core sees it. `submit` must never block.
@@ -41,6 +45,11 @@ pub trait NotificationSink: Send + Sync {
 
 /// A notification decided under the write lock, to be routed once the write is durable.
 pub(crate) struct Notice {
+    /// The subscription's resource ID.
+    pub ri: Ri,
+    /// Whether its notification schedule holds it back (`held.rs`): `Some(latest)`
+    /// with `pn` 1 (sendLatest) or 2; `None` sends it now.
+    pub held: Option<bool>,
     pub sur: String,
     pub state: Arc<SubscriptionState>,
     pub nu: Vec<String>,
@@ -130,14 +139,20 @@ impl Cse {
             operation: event.operation,
             originator: event.originator,
         };
+        let now = self.now();
         for (ri, state) in subs {
             if !state.criteria.admits(&facts) || !self.may_still_retrieve(tree, &state, subject) {
                 continue;
             }
+            let Some(held) = schedule_hold(tree, &ri, now) else {
+                continue;
+            };
             let Some(view) = self.child_view(tree, &state, subject, &event) else {
                 continue;
             };
             notices.items.push(Notice {
+                ri: ri.clone(),
+                held,
                 sur: format!("{}/{}", self.config.cse_id, ri),
                 nu: state.nu.clone(),
                 event: self.event_content(tree, &event, &state, view),
@@ -276,6 +291,23 @@ impl Cse {
                 event["cr"] = Value::String(originator);
             }
             let event = Arc::new(event);
+            if let Some(latest) = notice.held {
+                let held = Held {
+                    sur: notice.sur,
+                    nu: notice.nu,
+                    event,
+                    state: notice.state,
+                };
+                let dropped = self.held.hold(notice.ri.clone(), held, latest);
+                if dropped > 0 {
+                    tracing::debug!(subscription = %notice.ri, dropped,
+                        "held notifications dropped (sendLatest, or a bound reached)");
+                }
+                continue;
+            }
+            // What waited for this window goes first: the order of events is kept.
+            self.held
+                .release(&notice.ri, |held| self.send_held(&notice.ri, held));
             for nu in &notice.nu {
                 self.deliver(&notice.sur, nu, event.clone(), &notice.state);
             }
@@ -283,6 +315,66 @@ impl Cse {
         for ri in notices.exhausted {
             if let Err(err) = self.end_subscription(&ri).await {
                 tracing::warn!(subscription = %ri, error = %err, "could not end an exhausted subscription");
+            }
+        }
+    }
+
+    /// Sends what subscriptions held while their notification schedule was closed, for
+    /// those whose window is open now (the periodic pass, `expiry.rs`). What a
+    /// subscription no longer asks for is dropped: it is gone, its `pn` was removed, or
+    /// its subscriber may no longer retrieve the subscribed-to resource.
+    pub(crate) fn release_held(&self) {
+        let subscriptions = self.held.subscriptions();
+        if subscriptions.is_empty() {
+            return;
+        }
+        let now = self.now();
+        for ri in subscriptions {
+            let due = {
+                let tree = self.tree.read();
+                match tree.get(&ri) {
+                    Some(sub) => crate::types::notification_window(&tree, sub, now),
+                    None => true,
+                }
+            };
+            if due {
+                self.held.release(&ri, |held| self.send_held(&ri, held));
+            }
+        }
+    }
+
+    /// Sends the notifications subscription `ri` held, oldest first, under what the
+    /// subscription asks now (TS-0004 7.4.8.2.3: `pn` removed drops them all, sendLatest
+    /// keeps the newest).
+    fn send_held(&self, ri: &Ri, mut held: VecDeque<Held>) {
+        let allowed = {
+            let tree = self.tree.read();
+            let sub = tree.get(ri);
+            let subject = sub
+                .and_then(|s| s.pi.as_deref())
+                .and_then(|pi| tree.get(pi));
+            match (sub, subject) {
+                (Some(sub), Some(subject)) => {
+                    let pn = sub.attrs.get("pn").and_then(Value::as_u64);
+                    let permitted = sub
+                        .subscription()
+                        .is_some_and(|state| self.may_still_retrieve(&tree, state, subject));
+                    match pn.filter(|_| permitted) {
+                        None => 0,
+                        Some(1) => 1,
+                        Some(_) => held.len(),
+                    }
+                }
+                _ => 0,
+            }
+        };
+        let dropped = held.len() - allowed.min(held.len());
+        if dropped > 0 {
+            tracing::debug!(subscription = %ri, dropped, "held notifications dropped on release");
+        }
+        for h in held.drain(dropped..) {
+            for nu in &h.nu {
+                self.deliver(&h.sur, nu, h.event.clone(), &h.state);
             }
         }
     }
@@ -650,6 +742,27 @@ pub(crate) fn ended_subscriptions(tree: &Tree, ri: &Ri) -> Vec<Ended> {
         }
     }
     out
+}
+
+/// What subscription `ri`'s notification schedule makes of a notification now
+/// (TS-0001 9.6.8 `pn`, 9.6.9; docs/decisions.md): `Some(None)` inside a window (or
+/// without a schedule), `Some(Some(latest))` outside it when `pn` asks to keep it
+/// (1 sendLatest, 2 sendAllPending), `None` outside it otherwise (dropped).
+fn schedule_hold(
+    tree: &Tree,
+    ri: &Ri,
+    now: bastion_proto::time::Timestamp,
+) -> Option<Option<bool>> {
+    let Some(sub) = tree.get(ri) else {
+        return Some(None);
+    };
+    if crate::types::notification_window(tree, sub, now) {
+        return Some(None);
+    }
+    sub.attrs
+        .get("pn")
+        .and_then(Value::as_u64)
+        .map(|pn| Some(pn == 1))
 }
 
 /// Counts one event in every target's statistics record (`nsi` `noec`) of a subscription

@@ -35,6 +35,8 @@ pub enum TypeState {
     Subscription(Arc<crate::subscription::SubscriptionState>),
     /// `<locationPolicy>`: its source and the container holding its positions.
     LocationPolicy(Box<LocationPolicyState>),
+    /// `<schedule>`: its parsed `se` entries (`types/schedule.rs`).
+    Schedule(Arc<[bastion_policy::schedule::Schedule]>),
 }
 
 /// A `<locationPolicy>` as the location check reads it (`types/location_policy.rs`).

@@ -35,7 +35,7 @@ pub(crate) const NCT_TSN: u8 = 5;
 pub(crate) const NET_MISSING_DATA: u8 = 8;
 
 /// A compiled `<subscription>`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SubscriptionState {
     pub nu: Vec<String>,
     pub net: Vec<u8>,

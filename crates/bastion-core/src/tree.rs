@@ -139,6 +139,14 @@ impl Node {
         }
     }
 
+    /// The parsed entries of a `<schedule>`.
+    pub(crate) fn schedule(&self) -> Option<&[bastion_policy::schedule::Schedule]> {
+        match &self.state {
+            TypeState::Schedule(entries) => Some(entries),
+            _ => None,
+        }
+    }
+
     /// The compiled criteria of a `<subscription>`.
     pub(crate) fn subscription(&self) -> Option<&Arc<crate::subscription::SubscriptionState>> {
         match &self.state {

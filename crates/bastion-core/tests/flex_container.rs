@@ -5,14 +5,11 @@
 
 mod common;
 
-use bastion_core::notify::{NotificationSink, OutgoingNotification};
-use bastion_core::outbound::{Outbound, OutboundError};
 use bastion_core::{Cse, CseConfig, Services};
 use bastion_proto::flex::Specializations;
-use bastion_proto::{Operation, Request, Response, Rsc};
+use bastion_proto::{Operation, Response};
 use bastion_store::{MemoryStore, Store};
-use common::send;
-use parking_lot::Mutex;
+use common::{send, Confirming, Sent};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -106,33 +103,6 @@ async fn ts0004_7_4_37_2_1_a_configured_specialization_is_served_and_a_removed_o
     assert_eq!(r.rsc.code(), 4125, "{:?}", r.pc);
     let r = ask(&cse, Operation::Delete, "cse-in/d", None, None).await;
     assert_eq!(r.rsc.code(), 2002, "{:?}", r.pc);
-}
-
-/// Every notification the CSE hands to delivery.
-#[derive(Default)]
-struct Sent(Mutex<Vec<Value>>);
-
-impl NotificationSink for Sent {
-    fn submit(&self, n: OutgoingNotification) -> Result<(), String> {
-        self.0.lock().push((*n.event).clone());
-        Ok(())
-    }
-    fn flush(&self, _subscription: &str) {}
-}
-
-/// Confirms every verification request.
-struct Confirming;
-
-#[async_trait::async_trait]
-impl Outbound for Confirming {
-    async fn send(
-        &self,
-        _peer: Option<&str>,
-        _poa: &[String],
-        req: Request,
-    ) -> Result<Response, OutboundError> {
-        Ok(Response::new(Rsc::Ok, req.rqi.unwrap_or_default()))
-    }
 }
 
 #[tokio::test]

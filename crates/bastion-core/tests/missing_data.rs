@@ -4,15 +4,12 @@
 
 mod common;
 
-use bastion_core::notify::{NotificationSink, OutgoingNotification};
-use bastion_core::outbound::{Outbound, OutboundError};
-use bastion_core::{Cse, CseConfig, Services};
+use bastion_core::Cse;
 use bastion_proto::clock::ManualClock;
 use bastion_proto::time::Timestamp;
-use bastion_proto::{Operation, Request, Response, Rsc};
+use bastion_proto::{Operation, Request, Response};
 use bastion_store::{MemoryStore, Store};
-use common::send;
-use parking_lot::Mutex;
+use common::{open_on_clock as open, send, Sent};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,47 +17,6 @@ use std::time::Duration;
 /// 2020-01-01T00:00:00Z, years before the wall clock.
 const START: Timestamp = Timestamp(1_577_836_800);
 const TARGET: &str = "http://127.0.0.1:9/missing";
-
-/// Every notification the CSE hands to delivery.
-#[derive(Default)]
-struct Sent(Mutex<Vec<Value>>);
-
-impl NotificationSink for Sent {
-    fn submit(&self, n: OutgoingNotification) -> Result<(), String> {
-        self.0.lock().push((*n.event).clone());
-        Ok(())
-    }
-    fn flush(&self, _subscription: &str) {}
-}
-
-/// Confirms every verification request.
-struct Confirming;
-
-#[async_trait::async_trait]
-impl Outbound for Confirming {
-    async fn send(
-        &self,
-        _peer: Option<&str>,
-        _poa: &[String],
-        req: Request,
-    ) -> Result<Response, OutboundError> {
-        Ok(Response::new(Rsc::Ok, req.rqi.unwrap_or_default()))
-    }
-}
-
-async fn open(store: Arc<dyn Store>, clock: Arc<ManualClock>, sent: Arc<Sent>) -> Arc<Cse> {
-    let services = Services {
-        clock,
-        notifications: Some(sent),
-        outbound: Some(Arc::new(Confirming)),
-        ..Services::default()
-    };
-    let config = CseConfig {
-        expiry_interval_ms: 10,
-        ..CseConfig::default()
-    };
-    Cse::open_with(config, store, services).await.expect("cse")
-}
 
 fn request(op: Operation, to: &str, ty: Option<u64>, pc: Option<Value>) -> Request {
     common::request(op, to, "CAdmin", ty, pc)

@@ -140,6 +140,9 @@ async fn ts0004_7_4_every_attribute_of_every_served_type_can_be_retrieved_alone(
     let lcp = json!({"m2m:lcp": {"rn": "l", "los": 2, "lon": "positions",
         "lou": ["PT10M"], "lot": "tel:+4912345", "lor": "http://ls.example"}});
     create(&cse, OWNER, "cse-in/Cowner", 10, lcp).await;
+    let sch = json!({"m2m:sch": {"rn": "w", "se": {"sce": ["* * 8-17 * * 1-5 *"]},
+        "lbl": ["hours"]}});
+    create(&cse, ADMIN, "cse-in/n", 18, sch).await;
 
     for (fr, to, ty) in [
         (ADMIN, "cse-in", ResourceType::CseBase),
@@ -163,6 +166,7 @@ async fn ts0004_7_4_every_attribute_of_every_served_type_can_be_retrieved_alone(
         (ADMIN, "cse-in/n/f", ResourceType::MgmtObj),
         (OWNER, "cse-in/Cowner/l", ResourceType::LocationPolicy),
         (OWNER, "cse-in/Cowner/positions", ResourceType::Container),
+        (ADMIN, "cse-in/n/w", ResourceType::Schedule),
     ] {
         check_type(&cse, fr, to, ty).await;
     }

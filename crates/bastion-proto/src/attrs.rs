@@ -485,6 +485,21 @@ const CB: &[AttrDef] = &[
     a("ctm", Kind::Timestamp, NP, NP),
 ];
 
+/// `<schedule>` (TS-0004 7.4.9): `se` is an `m2m:scheduleEntries` (`{"sce": [...]}`),
+/// its entries checked by the core against the one `scheduleEntry` parser
+/// (`bastion_policy::schedule`); `nco` only under a `<node>` (the core answers 4102).
+const SCH: &[AttrDef] = &[
+    a("rn", Kind::Str, O, NP),
+    a("et", Kind::Timestamp, O, O),
+    a("lbl", Kind::Labels, O, O),
+    a("acpi", Kind::StrList, O, O),
+    a("at", Kind::StrList, O, O),
+    a("aa", Kind::StrList, O, O),
+    a("daci", Kind::StrList, O, O),
+    a("se", Kind::Object, M, O),
+    a("nco", Kind::Bool, O, O),
+];
+
 /// The type-specific attribute table (without the universal read-only ones).
 pub fn table(ty: ResourceType) -> &'static [AttrDef] {
     match ty {
@@ -508,6 +523,7 @@ pub fn table(ty: ResourceType) -> &'static [AttrDef] {
         ResourceType::TimeSeriesInstance => TSI,
         ResourceType::FlexContainer => FCNT,
         ResourceType::FlexContainerInstance => FCI,
+        ResourceType::Schedule => SCH,
         ResourceType::Other(_) => &[],
     }
 }

@@ -16,6 +16,9 @@ pub enum RequestError {
     ReleaseVersionNotSupported(Reason),
     #[error("{0}")]
     NotFound(Reason),
+    /// 4102: an attribute the target cannot take (TS-0004 7.4.9.2.1).
+    #[error("{0}")]
+    ContentsUnacceptable(Reason),
     #[error("{0}")]
     OperationNotAllowed(Reason),
     #[error("{0}")]
@@ -94,6 +97,7 @@ impl RequestError {
             RequestError::BadRequest(_) => Rsc::BadRequest,
             RequestError::ReleaseVersionNotSupported(_) => Rsc::ReleaseVersionNotSupported,
             RequestError::NotFound(_) => Rsc::NotFound,
+            RequestError::ContentsUnacceptable(_) => Rsc::ContentsUnacceptable,
             RequestError::OperationNotAllowed(_) => Rsc::OperationNotAllowed,
             RequestError::RequestTimeout(_) => Rsc::RequestTimeout,
             RequestError::UnsupportedMediaType(_) => Rsc::UnsupportedMediaType,

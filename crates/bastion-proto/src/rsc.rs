@@ -19,6 +19,9 @@ pub enum Rsc {
     OperationNotAllowed = 4005,
     RequestTimeout = 4008,
     UnsupportedMediaType = 4015,
+    /// The content names an attribute that does not fit the target (`nco` of a
+    /// `<schedule>` not under a `<node>`, TS-0004 7.4.9.2.1).
+    ContentsUnacceptable = 4102,
     /// Subscription verification: the creator lacks NOTIFY on the target (TS-0004 7.5.1.2).
     SubscriptionCreatorHasNoPrivilege = 4101,
     OriginatorHasNoPrivilege = 4103,
@@ -57,7 +60,7 @@ pub enum Rsc {
 }
 
 /// Every code of [`Rsc`], for decoding.
-const ALL: [Rsc; 37] = [
+const ALL: [Rsc; 38] = [
     Rsc::Accepted,
     Rsc::AcceptedNonBlockingSynch,
     Rsc::AcceptedNonBlockingAsynch,
@@ -71,6 +74,7 @@ const ALL: [Rsc; 37] = [
     Rsc::OperationNotAllowed,
     Rsc::RequestTimeout,
     Rsc::UnsupportedMediaType,
+    Rsc::ContentsUnacceptable,
     Rsc::SubscriptionCreatorHasNoPrivilege,
     Rsc::OriginatorHasNoPrivilege,
     Rsc::Conflict,
@@ -114,9 +118,10 @@ impl Rsc {
             Rsc::Accepted | Rsc::AcceptedNonBlockingSynch | Rsc::AcceptedNonBlockingAsynch => 202,
             Rsc::Ok | Rsc::Deleted | Rsc::Updated => 200,
             Rsc::Created => 201,
-            Rsc::BadRequest | Rsc::GroupMemberTypeInconsistent | Rsc::MaxNumberOfMemberExceeded => {
-                400
-            }
+            Rsc::BadRequest
+            | Rsc::ContentsUnacceptable
+            | Rsc::GroupMemberTypeInconsistent
+            | Rsc::MaxNumberOfMemberExceeded => 400,
             Rsc::ReleaseVersionNotSupported
             | Rsc::NotImplemented
             | Rsc::SpecializationSchemaNotFound => 501,

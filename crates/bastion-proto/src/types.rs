@@ -37,6 +37,9 @@ pub enum ResourceType {
     /// `<flexContainerInstance>` (ty 58): a copy of a `<flexContainer>`'s content, made
     /// by the hosting CSE.
     FlexContainerInstance,
+    /// `<schedule>` (ty 18): time windows in the 7-field `scheduleEntry` syntax; under a
+    /// `<subscription>` it restricts when notifications are sent.
+    Schedule,
     /// A type number defined by oneM2M that Bastion does not implement yet.
     Other(u16),
 }
@@ -84,6 +87,7 @@ impl ResourceType {
             15 => ResourceType::PollingChannel,
             16 => ResourceType::RemoteCse,
             17 => ResourceType::Request,
+            18 => ResourceType::Schedule,
             23 => ResourceType::Subscription,
             28 => ResourceType::FlexContainer,
             29 => ResourceType::TimeSeries,
@@ -111,6 +115,7 @@ impl ResourceType {
             ResourceType::PollingChannel => 15,
             ResourceType::RemoteCse => 16,
             ResourceType::Request => 17,
+            ResourceType::Schedule => 18,
             ResourceType::Subscription => 23,
             ResourceType::FlexContainer => 28,
             ResourceType::TimeSeries => 29,
@@ -138,6 +143,7 @@ impl ResourceType {
             ResourceType::PollingChannel => "pch",
             ResourceType::RemoteCse => "csr",
             ResourceType::Request => "req",
+            ResourceType::Schedule => "sch",
             ResourceType::Subscription => "sub",
             ResourceType::TimeSeries => "ts",
             ResourceType::TimeSeriesInstance => "tsi",
@@ -167,6 +173,7 @@ impl ResourceType {
             ResourceType::PollingChannel => "m2m:pch",
             ResourceType::RemoteCse => "m2m:csr",
             ResourceType::Request => "m2m:req",
+            ResourceType::Schedule => "m2m:sch",
             ResourceType::Subscription => "m2m:sub",
             ResourceType::TimeSeries => "m2m:ts",
             ResourceType::TimeSeriesInstance => "m2m:tsi",
@@ -242,6 +249,7 @@ impl ResourceType {
                 | ResourceType::TimeSeries
                 | ResourceType::TimeSeriesInstance
                 | ResourceType::FlexContainer
+                | ResourceType::Schedule
         )
     }
 
@@ -301,6 +309,7 @@ impl ResourceType {
                     | RemoteCse
                     | Subscription
                     | Node
+                    | Schedule
             ),
             Ae => matches!(
                 child,
@@ -337,14 +346,19 @@ impl ResourceType {
             ),
             TimeSeries => matches!(child, TimeSeriesInstance | Subscription),
             // TS-0001 9.6.18: a node holds its management objects.
-            Node => matches!(child, MgmtObj | Subscription),
-            AccessControlPolicy | Group | MgmtObj | LocationPolicy => child == Subscription,
+            Node => matches!(child, MgmtObj | Subscription | Schedule),
+            AccessControlPolicy | Group | MgmtObj | LocationPolicy | Schedule => {
+                child == Subscription
+            }
+            // TS-0004 7.4.8.1: a subscription's notification schedule (at most one,
+            // `types/schedule.rs`).
+            Subscription => child == Schedule,
             _ => false,
         }
     }
 
     /// Resource types whose instances are reported in the CSEBase `srt`.
-    pub const SUPPORTED: [ResourceType; 20] = [
+    pub const SUPPORTED: [ResourceType; 21] = [
         ResourceType::AccessControlPolicy,
         ResourceType::Ae,
         ResourceType::Container,
@@ -365,6 +379,7 @@ impl ResourceType {
         ResourceType::TimeSeriesInstance,
         ResourceType::FlexContainer,
         ResourceType::FlexContainerInstance,
+        ResourceType::Schedule,
     ];
 }
 

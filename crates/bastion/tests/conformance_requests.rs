@@ -124,7 +124,7 @@ async fn ts0004_7_3_2_1_unknown_resource_type_is_bad_request() {
 async fn ts0004_7_3_3_2_unimplemented_resource_type_is_not_implemented() {
     let s = Server::start();
     let ae = s.ae("Cowner").await;
-    // semanticDescriptor (24) and schedule (18) are defined by oneM2M, not offered
+    // semanticDescriptor (24) and statsConfig (22) are defined by oneM2M, not offered
     // here.
     let r = s
         .create(
@@ -136,12 +136,7 @@ async fn ts0004_7_3_3_2_unimplemented_resource_type_is_not_implemented() {
         .await;
     r.expect(5001);
     let r = s
-        .create(
-            &ae,
-            "Cowner",
-            18,
-            json!({"m2m:sch": {"rn": "s", "se": {"sce": ["* 0-5 2,6,10 * * * *"]}}}),
-        )
+        .create(&ae, "Cowner", 22, json!({"m2m:stcg": {"rn": "s"}}))
         .await;
     r.expect(5001);
 }

@@ -695,3 +695,81 @@ async fn ts0004_7_3_2_9_blocking_update_target_unreachable_is_5107() {
     let got = s.get(&cnt, "Cblk").await;
     assert!(got.inner("m2m:cnt").get("lbl").is_none());
 }
+
+#[tokio::test]
+async fn ts0001_9_6_9_notification_schedule_over_http() {
+    let s = Server::start();
+    let cnt = owner_container(&s).await;
+    let open = Receiver::start().await;
+    let closed = Receiver::start().await;
+    let instances = json!({"net": [3], "chty": [4]});
+    for (rn, rx) in [("open", &open), ("closed", &closed)] {
+        subscribe(
+            &s,
+            &cnt,
+            "Cowner",
+            json!({"rn": rn, "nu": [rx.url], "enc": instances}),
+        )
+        .await
+        .expect(2001);
+    }
+    // Every second of every year, and only the year 2000: never now.
+    let always = json!({"m2m:sch": {"se": {"sce": ["* * * * * * *"]}}});
+    let never = json!({"m2m:sch": {"rn": "when", "se": {"sce": ["* * * * * * 2000"]}}});
+    s.create(&format!("{cnt}/open"), "Cowner", 18, always.clone())
+        .await
+        .expect(2001);
+    s.create(&format!("{cnt}/closed"), "Cowner", 18, never)
+        .await
+        .expect(2001);
+    s.create_cin(&cnt, "Cowner", "first").await;
+    let events = open.wait_events(1).await;
+    assert_eq!(
+        events[0]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"],
+        "first"
+    );
+    // Both were decided when the contentInstance was created: the closed one dropped
+    // (no `pn`), the open one sent.
+    assert!(closed.events().is_empty(), "{:?}", closed.events());
+    // Opening the window lets the next one through; the dropped one stays dropped.
+    s.update(&format!("{cnt}/closed/when"), "Cowner", always)
+        .await
+        .expect(2004);
+    s.create_cin(&cnt, "Cowner", "second").await;
+    let events = closed.wait_events(1).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"],
+        "second"
+    );
+    assert_eq!(open.wait_events(2).await.len(), 2);
+}
+
+#[tokio::test]
+async fn ts0001_9_6_8_held_notifications_leave_in_order_over_http() {
+    let s = Server::start();
+    let cnt = owner_container(&s).await;
+    let rx = Receiver::start().await;
+    let sub = json!({"rn": "held", "nu": [rx.url], "enc": {"net": [3], "chty": [4]}, "pn": 2});
+    subscribe(&s, &cnt, "Cowner", sub).await.expect(2001);
+    let never = json!({"m2m:sch": {"rn": "when", "se": {"sce": ["* * * * * * 2000"]}}});
+    s.create(&format!("{cnt}/held"), "Cowner", 18, never)
+        .await
+        .expect(2001);
+    s.create_cin(&cnt, "Cowner", "a").await;
+    s.create_cin(&cnt, "Cowner", "b").await;
+    assert!(rx.events().is_empty(), "{:?}", rx.events());
+    // The window opens; the next event sends what was held first, in order.
+    let always = json!({"m2m:sch": {"se": {"sce": ["* * * * * * *"]}}});
+    s.update(&format!("{cnt}/held/when"), "Cowner", always)
+        .await
+        .expect(2004);
+    s.create_cin(&cnt, "Cowner", "c").await;
+    let got: Vec<Value> = rx
+        .wait_events(3)
+        .await
+        .iter()
+        .map(|e| e["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"].clone())
+        .collect();
+    assert_eq!(got, [json!("a"), json!("b"), json!("c")]);
+}

@@ -29,6 +29,7 @@ mod polling_channel;
 mod remote_cse;
 mod request;
 mod role;
+mod schedule;
 mod subscription;
 mod time_series;
 mod token;
@@ -42,6 +43,7 @@ pub(crate) use content_instance::count_retrieval;
 pub(crate) use flex_container::root_of;
 pub(crate) use node::check_links;
 pub(crate) use polling_channel::channel_of;
+pub(crate) use schedule::notification_window;
 pub(crate) use time_series::{missing_due, restore_series, take_missing};
 
 use crate::access::Enforcer;
@@ -83,6 +85,7 @@ pub(crate) fn kind(ty: ResourceType) -> &'static dyn ResourceKind {
         ResourceType::TimeSeriesInstance => &time_series::TimeSeriesInstance,
         ResourceType::FlexContainer => &flex_container::FlexContainer,
         ResourceType::FlexContainerInstance => &flex_container::FlexContainerInstance,
+        ResourceType::Schedule => &schedule::Schedule,
         ResourceType::Other(_) => &Unimplemented,
     }
 }

@@ -1,10 +1,17 @@
 //! What the core's integration tests share: a request primitive as a binding would hand
-//! it over, and sending it with no transport facts.
+//! it over, sending it with no transport facts, a notification sink that keeps what it
+//! is given and an outbound port that confirms every verification request.
 #![allow(dead_code)] // each test file uses its own part
 
-use bastion_core::{Cse, RequestContext};
-use bastion_proto::{Operation, Request, Response};
+use bastion_core::notify::{NotificationSink, OutgoingNotification};
+use bastion_core::outbound::{Outbound, OutboundError};
+use bastion_core::{Cse, CseConfig, RequestContext, Services};
+use bastion_proto::clock::ManualClock;
+use bastion_proto::{Operation, Request, Response, Rsc};
+use bastion_store::Store;
+use parking_lot::Mutex;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// A request from `fr` with a fixed `rqi` and release 3.
 pub fn request(op: Operation, to: &str, fr: &str, ty: Option<u64>, pc: Option<Value>) -> Request {
@@ -23,4 +30,52 @@ pub fn request(op: Operation, to: &str, fr: &str, ty: Option<u64>, pc: Option<Va
 /// Handles `req` as one received outside any security association, peer unknown.
 pub async fn send(cse: &Cse, req: Request) -> Response {
     cse.handle(req, &RequestContext::new(None, None)).await
+}
+
+/// A CSE on `store` whose time is `clock`, whose notifications go to `sent`, whose
+/// verification requests are confirmed, and whose periodic pass (when spawned) runs every
+/// 10 ms.
+pub async fn open_on_clock(
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+    sent: Arc<Sent>,
+) -> Arc<Cse> {
+    let services = Services {
+        clock,
+        notifications: Some(sent),
+        outbound: Some(Arc::new(Confirming)),
+        ..Services::default()
+    };
+    let config = CseConfig {
+        expiry_interval_ms: 10,
+        ..CseConfig::default()
+    };
+    Cse::open_with(config, store, services).await.expect("cse")
+}
+
+/// Every notification the CSE hands to delivery.
+#[derive(Default)]
+pub struct Sent(pub Mutex<Vec<Value>>);
+
+impl NotificationSink for Sent {
+    fn submit(&self, n: OutgoingNotification) -> Result<(), String> {
+        self.0.lock().push((*n.event).clone());
+        Ok(())
+    }
+    fn flush(&self, _subscription: &str) {}
+}
+
+/// Confirms every verification request.
+pub struct Confirming;
+
+#[async_trait::async_trait]
+impl Outbound for Confirming {
+    async fn send(
+        &self,
+        _peer: Option<&str>,
+        _poa: &[String],
+        req: Request,
+    ) -> Result<Response, OutboundError> {
+        Ok(Response::new(Rsc::Ok, req.rqi.unwrap_or_default()))
+    }
 }

@@ -127,6 +127,9 @@ const MEMBERS: &[(&str, XKind)] = &[
     ("fr", XKind::Str),
     ("ot", XKind::Str),
     ("op", XKind::Int),
+    // scheduleEntries (`se` of <schedule>): each entry holds spaces
+    ("se", XKind::Obj),
+    ("sce", XKind::TextList),
     // m2m:actionStatus of the <mgmtObj> specializations (TS-0004 6.3.5.14)
     ("uds", XKind::Obj),
     ("ins", XKind::Obj),
