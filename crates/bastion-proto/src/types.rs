@@ -37,6 +37,12 @@ pub enum ResourceType {
     /// `<flexContainerInstance>` (ty 58): a copy of a `<flexContainer>`'s content, made
     /// by the hosting CSE.
     FlexContainerInstance,
+    /// `<notificationTargetPolicy>` (ty 26): what the CSE does when a notification target
+    /// asks to leave a subscription (`acn`), under which rules.
+    NotificationTargetPolicy,
+    /// `<policyDeletionRules>` (ty 27): one group of rules of a
+    /// `<notificationTargetPolicy>` (`dr`, combined by `drr`).
+    PolicyDeletionRules,
     /// A type number defined by oneM2M that Bastion does not implement yet.
     Other(u16),
 }
@@ -85,6 +91,8 @@ impl ResourceType {
             16 => ResourceType::RemoteCse,
             17 => ResourceType::Request,
             23 => ResourceType::Subscription,
+            26 => ResourceType::NotificationTargetPolicy,
+            27 => ResourceType::PolicyDeletionRules,
             28 => ResourceType::FlexContainer,
             29 => ResourceType::TimeSeries,
             30 => ResourceType::TimeSeriesInstance,
@@ -112,6 +120,8 @@ impl ResourceType {
             ResourceType::RemoteCse => 16,
             ResourceType::Request => 17,
             ResourceType::Subscription => 23,
+            ResourceType::NotificationTargetPolicy => 26,
+            ResourceType::PolicyDeletionRules => 27,
             ResourceType::FlexContainer => 28,
             ResourceType::TimeSeries => 29,
             ResourceType::TimeSeriesInstance => 30,
@@ -139,6 +149,8 @@ impl ResourceType {
             ResourceType::RemoteCse => "csr",
             ResourceType::Request => "req",
             ResourceType::Subscription => "sub",
+            ResourceType::NotificationTargetPolicy => "ntp",
+            ResourceType::PolicyDeletionRules => "pdr",
             ResourceType::TimeSeries => "ts",
             ResourceType::TimeSeriesInstance => "tsi",
             ResourceType::FlexContainer => "fcnt",
@@ -168,6 +180,8 @@ impl ResourceType {
             ResourceType::RemoteCse => "m2m:csr",
             ResourceType::Request => "m2m:req",
             ResourceType::Subscription => "m2m:sub",
+            ResourceType::NotificationTargetPolicy => "m2m:ntp",
+            ResourceType::PolicyDeletionRules => "m2m:pdr",
             ResourceType::TimeSeries => "m2m:ts",
             ResourceType::TimeSeriesInstance => "m2m:tsi",
             // The generic names; a specialization is serialized under its own name
@@ -242,6 +256,8 @@ impl ResourceType {
                 | ResourceType::TimeSeries
                 | ResourceType::TimeSeriesInstance
                 | ResourceType::FlexContainer
+                | ResourceType::NotificationTargetPolicy
+                | ResourceType::PolicyDeletionRules
         )
     }
 
@@ -301,6 +317,7 @@ impl ResourceType {
                     | RemoteCse
                     | Subscription
                     | Node
+                    | NotificationTargetPolicy
             ),
             Ae => matches!(
                 child,
@@ -338,13 +355,17 @@ impl ResourceType {
             TimeSeries => matches!(child, TimeSeriesInstance | Subscription),
             // TS-0001 9.6.18: a node holds its management objects.
             Node => matches!(child, MgmtObj | Subscription),
-            AccessControlPolicy | Group | MgmtObj | LocationPolicy => child == Subscription,
+            // TS-0004 7.4.31.1: at most two `<policyDeletionRules>` (the core counts).
+            NotificationTargetPolicy => matches!(child, PolicyDeletionRules | Subscription),
+            AccessControlPolicy | Group | MgmtObj | LocationPolicy | PolicyDeletionRules => {
+                child == Subscription
+            }
             _ => false,
         }
     }
 
     /// Resource types whose instances are reported in the CSEBase `srt`.
-    pub const SUPPORTED: [ResourceType; 20] = [
+    pub const SUPPORTED: [ResourceType; 22] = [
         ResourceType::AccessControlPolicy,
         ResourceType::Ae,
         ResourceType::Container,
@@ -365,6 +386,8 @@ impl ResourceType {
         ResourceType::TimeSeriesInstance,
         ResourceType::FlexContainer,
         ResourceType::FlexContainerInstance,
+        ResourceType::NotificationTargetPolicy,
+        ResourceType::PolicyDeletionRules,
     ];
 }
 

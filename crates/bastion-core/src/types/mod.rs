@@ -25,7 +25,9 @@ pub(crate) mod group;
 mod location_policy;
 mod mgmt_obj;
 mod node;
+pub(crate) mod notification_target_policy;
 mod polling_channel;
+mod policy_deletion_rules;
 mod remote_cse;
 mod request;
 mod role;
@@ -83,6 +85,10 @@ pub(crate) fn kind(ty: ResourceType) -> &'static dyn ResourceKind {
         ResourceType::TimeSeriesInstance => &time_series::TimeSeriesInstance,
         ResourceType::FlexContainer => &flex_container::FlexContainer,
         ResourceType::FlexContainerInstance => &flex_container::FlexContainerInstance,
+        ResourceType::NotificationTargetPolicy => {
+            &notification_target_policy::NotificationTargetPolicy
+        }
+        ResourceType::PolicyDeletionRules => &policy_deletion_rules::PolicyDeletionRules,
         ResourceType::Other(_) => &Unimplemented,
     }
 }
