@@ -552,7 +552,10 @@ impl Cse {
     }
 
     /// Deletes a subscription whose `exc` reached 0, with its deletion notice.
-    pub(crate) async fn end_subscription(&self, ri: &Ri) -> Result<(), bastion_proto::RequestError> {
+    pub(crate) async fn end_subscription(
+        &self,
+        ri: &Ri,
+    ) -> Result<(), bastion_proto::RequestError> {
         self.write_guard()?;
         let (pending, ended) = {
             let mut tree = self.tree.write();

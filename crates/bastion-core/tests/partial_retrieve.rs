@@ -140,6 +140,10 @@ async fn ts0004_7_4_every_attribute_of_every_served_type_can_be_retrieved_alone(
     let lcp = json!({"m2m:lcp": {"rn": "l", "los": 2, "lon": "positions",
         "lou": ["PT10M"], "lot": "tel:+4912345", "lor": "http://ls.example"}});
     create(&cse, OWNER, "cse-in/Cowner", 10, lcp).await;
+    let ntp = json!({"m2m:ntp": {"rn": "ntp", "acn": 1, "plbl": "Default", "rrs": 2}});
+    create(&cse, ADMIN, "cse-in", 26, ntp).await;
+    let pdr = json!({"m2m:pdr": {"rn": "pdr", "dr": {"tod": ["* * * * * * *"]}, "drr": 1}});
+    create(&cse, ADMIN, "cse-in/ntp", 27, pdr).await;
 
     for (fr, to, ty) in [
         (ADMIN, "cse-in", ResourceType::CseBase),
@@ -163,6 +167,8 @@ async fn ts0004_7_4_every_attribute_of_every_served_type_can_be_retrieved_alone(
         (ADMIN, "cse-in/n/f", ResourceType::MgmtObj),
         (OWNER, "cse-in/Cowner/l", ResourceType::LocationPolicy),
         (OWNER, "cse-in/Cowner/positions", ResourceType::Container),
+        (ADMIN, "cse-in/ntp", ResourceType::NotificationTargetPolicy),
+        (ADMIN, "cse-in/ntp/pdr", ResourceType::PolicyDeletionRules),
     ] {
         check_type(&cse, fr, to, ty).await;
     }

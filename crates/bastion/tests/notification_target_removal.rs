@@ -67,7 +67,10 @@ async fn ts0004_7_4_33_2_4_target_leaves_once_the_subscriber_allows_it() {
         )
         .await;
     r.expect(2001);
-    let sur = format!("{CSE_ID}/{}", r.inner("m2m:sub")["ri"].as_str().expect("ri"));
+    let sur = format!(
+        "{CSE_ID}/{}",
+        r.inner("m2m:sub")["ri"].as_str().expect("ri")
+    );
     s.create(
         &format!("/{CSE_NAME}"),
         ADMIN,

@@ -75,12 +75,7 @@ pub(crate) fn governing<'t>(
 
 /// The verdict of `policy` on a removal requested at `time` (Unix seconds) by the
 /// originator the `pip` answers for. Without a policy the removal is refused.
-pub(crate) fn decide(
-    tree: &Tree,
-    policy: Option<&Node>,
-    now: Timestamp,
-    pip: &dyn Pip,
-) -> Verdict {
+pub(crate) fn decide(tree: &Tree, policy: Option<&Node>, now: Timestamp, pip: &dyn Pip) -> Verdict {
     let Some(policy) = policy else {
         return Verdict::Refuse("no notification target policy applies");
     };

@@ -77,9 +77,9 @@ impl Rules {
             match dr.get(name) {
                 None => Ok(&[]),
                 Some(Value::Array(list)) if list.len() <= MAX_ENTRIES => Ok(list),
-                Some(Value::Array(_)) => Err(bad(format!(
-                    "{name} holds more than {MAX_ENTRIES} entries"
-                ))),
+                Some(Value::Array(_)) => {
+                    Err(bad(format!("{name} holds more than {MAX_ENTRIES} entries")))
+                }
                 Some(_) => Err(bad(format!("{name} must be a list"))),
             }
         };
