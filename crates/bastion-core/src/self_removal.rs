@@ -15,6 +15,7 @@ use crate::resolve::Target;
 use crate::subscription::SubscriptionState;
 use crate::tree::{Ri, TypeState};
 use crate::types::notification_target_policy::{decide, governing, Verdict};
+use crate::types::subscription_parts;
 use crate::Cse;
 use bastion_policy::AccessOperation;
 use bastion_proto::{RequestError, ResourceType, Response, Rsc};
@@ -69,20 +70,10 @@ impl Cse {
         access
             .authorize(&Target::Node(sub.clone()), AccessOperation::Delete, None)
             .await?;
-        let (nu, state) = {
-            let tree = self.tree.read();
-            let node = tree
-                .get(sub)
-                .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-            let state = node
-                .subscription()
-                .cloned()
-                .ok_or_else(|| RequestError::Internal("subscription state missing".into()))?;
-            (state.nu.clone(), state)
-        };
-        let leaving: Vec<String> = nu
-            .into_iter()
+        let state = subscription_parts(&self.tree.read(), sub)?.1;
+        let leaving: Vec<String> = (state.nu.iter())
             .filter(|target| self.is_subscriber(originator, target))
+            .cloned()
             .collect();
         if leaving.is_empty() {
             return Err(RequestError::NoPrivilege(
@@ -137,9 +128,7 @@ impl Cse {
         let now = self.now();
         let removal = {
             let mut tree = self.tree.write();
-            let node = tree
-                .get(sub)
-                .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+            let (node, old, parent_ty) = subscription_parts(&tree, sub)?;
             let mut attrs = node.attrs.clone();
             let nu: Vec<Value> = attrs
                 .get("nu")
@@ -154,16 +143,6 @@ impl Cse {
             } else {
                 attrs.insert("nu".into(), Value::Array(nu));
                 attrs.insert("lt".into(), Value::String(now.format()));
-                let old = node
-                    .subscription()
-                    .cloned()
-                    .ok_or_else(|| RequestError::Internal("subscription state missing".into()))?;
-                let parent_ty = node
-                    .pi
-                    .as_ref()
-                    .and_then(|p| tree.get(p))
-                    .map(|p| p.ty)
-                    .ok_or_else(|| RequestError::not_found("parent no longer exists"))?;
                 let state =
                     SubscriptionState::compile(&attrs, parent_ty, &old.creator, old.authenticated)?;
                 let node = tree

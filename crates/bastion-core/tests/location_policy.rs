@@ -29,28 +29,12 @@ const NEAR_BERLIN: &str = "52.521, 13.41";
 const PARIS: &str = "48.8584,2.2945";
 
 async fn open(trust_device_reported: bool) -> (Arc<Cse>, Arc<ManualClock>) {
-    let config = CseConfig::default();
-    let local = LocalIdentity {
-        sp_id: config.sp_id.clone(),
-        cse_id: config.cse_id.clone(),
-        admin: config.admin.clone(),
-    };
     let location = LocationConfig {
         trust_device_reported,
         device_max_age_secs: MAX_AGE,
         ..LocationConfig::default()
     };
-    let pip = LocationPip::new(&location, &local).expect("location PIP");
-    let clock = Arc::new(ManualClock::at(START));
-    let services = Services {
-        clock: clock.clone(),
-        location: Some(Arc::new(pip)),
-        ..Services::default()
-    };
-    let cse = Cse::open_with(config, Arc::new(MemoryStore::new()), services)
-        .await
-        .expect("cse");
-    (cse, clock)
+    common::located(location, START).await
 }
 
 async fn call(

@@ -6,13 +6,11 @@
 
 mod common;
 
-use bastion_core::{Cse, CseConfig, Services};
-use bastion_location::{LocationConfig, LocationPip};
-use bastion_policy::LocalIdentity;
+use bastion_core::Cse;
+use bastion_location::LocationConfig;
 use bastion_proto::clock::ManualClock;
 use bastion_proto::time::Timestamp;
 use bastion_proto::{Operation, Response};
-use bastion_store::MemoryStore;
 use common::{request, send};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -25,28 +23,12 @@ const OWNER: &str = "Cowner";
 const NTSR: &str = "cse-in/Cowner/cnt/sub/ntsr";
 
 async fn open() -> (Arc<Cse>, Arc<ManualClock>) {
-    let config = CseConfig::default();
-    let local = LocalIdentity {
-        sp_id: config.sp_id.clone(),
-        cse_id: config.cse_id.clone(),
-        admin: config.admin.clone(),
-    };
     let location = LocationConfig {
         trust_device_reported: true,
         device_max_age_secs: 24 * 3600,
         ..LocationConfig::default()
     };
-    let pip = LocationPip::new(&location, &local).expect("location PIP");
-    let clock = Arc::new(ManualClock::at(START));
-    let services = Services {
-        clock: clock.clone(),
-        location: Some(Arc::new(pip)),
-        ..Services::default()
-    };
-    let cse = Cse::open_with(config, Arc::new(MemoryStore::new()), services)
-        .await
-        .expect("cse");
-    (cse, clock)
+    common::located(location, START).await
 }
 
 async fn call(

@@ -2,9 +2,15 @@
 //! it over, and sending it with no transport facts.
 #![allow(dead_code)] // each test file uses its own part
 
-use bastion_core::{Cse, RequestContext};
+use bastion_core::{Cse, CseConfig, RequestContext, Services};
+use bastion_location::{LocationConfig, LocationPip};
+use bastion_policy::LocalIdentity;
+use bastion_proto::clock::ManualClock;
+use bastion_proto::time::Timestamp;
 use bastion_proto::{Operation, Request, Response};
+use bastion_store::MemoryStore;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// A request from `fr` with a fixed `rqi` and release 3.
 pub fn request(op: Operation, to: &str, fr: &str, ty: Option<u64>, pc: Option<Value>) -> Request {
@@ -23,4 +29,26 @@ pub fn request(op: Operation, to: &str, fr: &str, ty: Option<u64>, pc: Option<Va
 /// Handles `req` as one received outside any security association, peer unknown.
 pub async fn send(cse: &Cse, req: Request) -> Response {
     cse.handle(req, &RequestContext::new(None, None)).await
+}
+
+/// A CSE with the default configuration on a volatile store, its clock a manual one at
+/// `start`, its location information from `location`.
+pub async fn located(location: LocationConfig, start: Timestamp) -> (Arc<Cse>, Arc<ManualClock>) {
+    let config = CseConfig::default();
+    let local = LocalIdentity {
+        sp_id: config.sp_id.clone(),
+        cse_id: config.cse_id.clone(),
+        admin: config.admin.clone(),
+    };
+    let pip = LocationPip::new(&location, &local).expect("location PIP");
+    let clock = Arc::new(ManualClock::at(start));
+    let services = Services {
+        clock: clock.clone(),
+        location: Some(Arc::new(pip)),
+        ..Services::default()
+    };
+    let cse = Cse::open_with(config, Arc::new(MemoryStore::new()), services)
+        .await
+        .expect("cse");
+    (cse, clock)
 }
