@@ -6,15 +6,17 @@
 //! notification targets. The governing `<notificationTargetPolicy>`
 //! (`types/notification_target_policy.rs`) then decides: the target's entries leave `nu`
 //! (2002; the subscription ends when none is left), the subscriber is asked first or only
-//! told (a NOTIFY carrying `trr` and `ntt`), or the target stays (4103). Every other
-//! operation on `ntsr` is 4005.
+//! told (a NOTIFY carrying `trr` and `ntt`), or the target stays (4103). The policy is
+//! the one a `<notificationTargetMgmtPolicyRef>` of the subscription names for the
+//! target, else the default one. Every other operation on `ntsr` is 4005.
 
 use crate::access::Enforcer;
 use crate::checks::{Checked, DeleteRequest};
 use crate::resolve::Target;
 use crate::subscription::SubscriptionState;
 use crate::tree::{Ri, TypeState};
-use crate::types::notification_target_policy::{decide, governing, Verdict};
+use crate::types::notification_target_mgmt_policy_ref::references;
+use crate::types::notification_target_policy::{decide, governing, referenced, Verdict};
 use crate::types::subscription_parts;
 use crate::Cse;
 use bastion_policy::AccessOperation;
@@ -80,10 +82,20 @@ impl Cse {
                 "the originator is not a notification target of this subscription".into(),
             ));
         }
+        // A reference naming one of the target's entries picks the policy (TS-0004
+        // 7.4.33.2.4); without one, or when its `npi` names no policy, the default.
+        let now = access.now();
+        let refs = references(&self.tree.read(), sub, now);
+        let named = refs
+            .into_iter()
+            .find(|(ntu, _)| ntu.iter().any(|t| self.is_subscriber(originator, t)))
+            .and_then(|(_, npi)| npi);
         let verdict = {
             let tree = self.tree.read();
-            let policy = governing(&tree, &self.local, &state.creator, access.now());
-            access.with_pip(&tree, |pip| decide(&tree, policy, access.now(), pip))
+            let policy = named
+                .and_then(|npi| referenced(&tree, &self.config, &npi, now))
+                .or_else(|| governing(&tree, &self.local, &state.creator, now));
+            access.with_pip(&tree, |pip| decide(&tree, policy, now, pip))
         };
         let sur = format!("{}/{}", self.config.cse_id, sub);
         let question = json!({ "m2m:sgn": {

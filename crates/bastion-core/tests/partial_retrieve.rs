@@ -144,6 +144,8 @@ async fn ts0004_7_4_every_attribute_of_every_served_type_can_be_retrieved_alone(
     create(&cse, ADMIN, "cse-in", 26, ntp).await;
     let pdr = json!({"m2m:pdr": {"rn": "pdr", "dr": {"tod": ["* * * * * * *"]}, "drr": 1}});
     create(&cse, ADMIN, "cse-in/ntp", 27, pdr).await;
+    let ntpr = json!({"m2m:ntpr": {"rn": "ntpr", "ntu": [OWNER], "npi": "cse-in/ntp"}});
+    create(&cse, OWNER, "cse-in/Cowner/c/s", 25, ntpr).await;
 
     for (fr, to, ty) in [
         (ADMIN, "cse-in", ResourceType::CseBase),
@@ -169,6 +171,11 @@ async fn ts0004_7_4_every_attribute_of_every_served_type_can_be_retrieved_alone(
         (OWNER, "cse-in/Cowner/positions", ResourceType::Container),
         (ADMIN, "cse-in/ntp", ResourceType::NotificationTargetPolicy),
         (ADMIN, "cse-in/ntp/pdr", ResourceType::PolicyDeletionRules),
+        (
+            OWNER,
+            "cse-in/Cowner/c/s/ntpr",
+            ResourceType::NotificationTargetMgmtPolicyRef,
+        ),
     ] {
         check_type(&cse, fr, to, ty).await;
     }

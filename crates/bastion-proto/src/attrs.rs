@@ -385,6 +385,19 @@ const DAC: &[AttrDef] = &[
     a("dal", Kind::Timestamp, O, O),
 ];
 
+/// `<notificationTargetMgmtPolicyRef>` (TS-0004 7.4.30): `ntu` the targets of the parent
+/// subscription it applies to, `npi` the `<notificationTargetPolicy>` they follow.
+const NTPR: &[AttrDef] = &[
+    a("rn", Kind::Str, O, NP),
+    a("et", Kind::Timestamp, O, O),
+    a("lbl", Kind::Labels, O, O),
+    a("acpi", Kind::StrList, O, O),
+    a("daci", Kind::StrList, O, O),
+    a("cstn", Kind::Originator, O, O),
+    a("ntu", Kind::StrList, M, O),
+    a("npi", Kind::Str, O, O),
+];
+
 /// `<notificationTargetPolicy>` (TS-0004 7.4.31): `acn` is a
 /// `m2m:notificationTargetPolicyAction` (1 accept, 2 reject, 3 seek the subscriber's
 /// authorization, 4 inform it), `rrs` a `m2m:logicalOperator` (1 AND, 2 OR).
@@ -530,6 +543,7 @@ pub fn table(ty: ResourceType) -> &'static [AttrDef] {
         ResourceType::Role => ROL,
         ResourceType::Token => TK,
         ResourceType::DynamicAuthorizationConsultation => DAC,
+        ResourceType::NotificationTargetMgmtPolicyRef => NTPR,
         ResourceType::NotificationTargetPolicy => NTP,
         ResourceType::PolicyDeletionRules => PDR,
         ResourceType::Subscription => SUB,

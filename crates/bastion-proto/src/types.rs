@@ -37,6 +37,9 @@ pub enum ResourceType {
     /// `<flexContainerInstance>` (ty 58): a copy of a `<flexContainer>`'s content, made
     /// by the hosting CSE.
     FlexContainerInstance,
+    /// `<notificationTargetMgmtPolicyRef>` (ty 25): under a `<subscription>`, the policy
+    /// that applies to some of its notification targets (`ntu`, `npi`).
+    NotificationTargetMgmtPolicyRef,
     /// `<notificationTargetPolicy>` (ty 26): what the CSE does when a notification target
     /// asks to leave a subscription (`acn`), under which rules.
     NotificationTargetPolicy,
@@ -91,6 +94,7 @@ impl ResourceType {
             16 => ResourceType::RemoteCse,
             17 => ResourceType::Request,
             23 => ResourceType::Subscription,
+            25 => ResourceType::NotificationTargetMgmtPolicyRef,
             26 => ResourceType::NotificationTargetPolicy,
             27 => ResourceType::PolicyDeletionRules,
             28 => ResourceType::FlexContainer,
@@ -120,6 +124,7 @@ impl ResourceType {
             ResourceType::RemoteCse => 16,
             ResourceType::Request => 17,
             ResourceType::Subscription => 23,
+            ResourceType::NotificationTargetMgmtPolicyRef => 25,
             ResourceType::NotificationTargetPolicy => 26,
             ResourceType::PolicyDeletionRules => 27,
             ResourceType::FlexContainer => 28,
@@ -149,6 +154,7 @@ impl ResourceType {
             ResourceType::RemoteCse => "csr",
             ResourceType::Request => "req",
             ResourceType::Subscription => "sub",
+            ResourceType::NotificationTargetMgmtPolicyRef => "ntpr",
             ResourceType::NotificationTargetPolicy => "ntp",
             ResourceType::PolicyDeletionRules => "pdr",
             ResourceType::TimeSeries => "ts",
@@ -180,6 +186,7 @@ impl ResourceType {
             ResourceType::RemoteCse => "m2m:csr",
             ResourceType::Request => "m2m:req",
             ResourceType::Subscription => "m2m:sub",
+            ResourceType::NotificationTargetMgmtPolicyRef => "m2m:ntpr",
             ResourceType::NotificationTargetPolicy => "m2m:ntp",
             ResourceType::PolicyDeletionRules => "m2m:pdr",
             ResourceType::TimeSeries => "m2m:ts",
@@ -256,6 +263,7 @@ impl ResourceType {
                 | ResourceType::TimeSeries
                 | ResourceType::TimeSeriesInstance
                 | ResourceType::FlexContainer
+                | ResourceType::NotificationTargetMgmtPolicyRef
                 | ResourceType::NotificationTargetPolicy
                 | ResourceType::PolicyDeletionRules
         )
@@ -357,6 +365,9 @@ impl ResourceType {
             Node => matches!(child, MgmtObj | Subscription),
             // TS-0004 7.4.31.1: at most two `<policyDeletionRules>` (the core counts).
             NotificationTargetPolicy => matches!(child, PolicyDeletionRules | Subscription),
+            // TS-0004 7.4.30.1: the policy references of a subscription's targets.
+            Subscription => child == NotificationTargetMgmtPolicyRef,
+            NotificationTargetMgmtPolicyRef => child == Subscription,
             AccessControlPolicy | Group | MgmtObj | LocationPolicy | PolicyDeletionRules => {
                 child == Subscription
             }
@@ -365,7 +376,7 @@ impl ResourceType {
     }
 
     /// Resource types whose instances are reported in the CSEBase `srt`.
-    pub const SUPPORTED: [ResourceType; 22] = [
+    pub const SUPPORTED: [ResourceType; 23] = [
         ResourceType::AccessControlPolicy,
         ResourceType::Ae,
         ResourceType::Container,
@@ -386,6 +397,7 @@ impl ResourceType {
         ResourceType::TimeSeriesInstance,
         ResourceType::FlexContainer,
         ResourceType::FlexContainerInstance,
+        ResourceType::NotificationTargetMgmtPolicyRef,
         ResourceType::NotificationTargetPolicy,
         ResourceType::PolicyDeletionRules,
     ];

@@ -25,6 +25,7 @@ pub(crate) mod group;
 mod location_policy;
 mod mgmt_obj;
 mod node;
+pub(crate) mod notification_target_mgmt_policy_ref;
 pub(crate) mod notification_target_policy;
 mod policy_deletion_rules;
 mod polling_channel;
@@ -86,6 +87,9 @@ pub(crate) fn kind(ty: ResourceType) -> &'static dyn ResourceKind {
         ResourceType::TimeSeriesInstance => &time_series::TimeSeriesInstance,
         ResourceType::FlexContainer => &flex_container::FlexContainer,
         ResourceType::FlexContainerInstance => &flex_container::FlexContainerInstance,
+        ResourceType::NotificationTargetMgmtPolicyRef => {
+            &notification_target_mgmt_policy_ref::NotificationTargetMgmtPolicyRef
+        }
         ResourceType::NotificationTargetPolicy => {
             &notification_target_policy::NotificationTargetPolicy
         }

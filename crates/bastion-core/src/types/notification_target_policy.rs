@@ -6,7 +6,9 @@
 
 use super::policy_deletion_rules::{self, AND};
 use super::ResourceKind;
+use crate::authz_state::resolve_local;
 use crate::tree::{Node, Tree};
+use crate::CseConfig;
 use bastion_policy::{normalize_originator, LocalIdentity, Pip};
 use bastion_proto::time::Timestamp;
 use bastion_proto::ResourceType;
@@ -70,6 +72,18 @@ pub(crate) fn governing<'t>(
         first
     } else {
         defaults.find(own).unwrap_or(first)
+    })
+}
+
+/// The live `<notificationTargetPolicy>` a reference's `npi` names on this CSE.
+pub(crate) fn referenced<'t>(
+    tree: &'t Tree,
+    config: &CseConfig,
+    npi: &str,
+    now: Timestamp,
+) -> Option<&'t Node> {
+    resolve_local(tree, config, npi).filter(|n| {
+        n.ty == ResourceType::NotificationTargetPolicy && !tree.expired_in_chain(&n.ri, now)
     })
 }
 
