@@ -73,7 +73,9 @@ impl Cse {
             .authorize(&Target::Node(sub.clone()), AccessOperation::Delete, None)
             .await?;
         let state = subscription_parts(&self.tree.read(), sub)?.1;
-        let leaving: Vec<String> = (state.nu.iter())
+        let leaving: Vec<String> = state
+            .nu
+            .iter()
             .filter(|target| self.is_subscriber(originator, target))
             .cloned()
             .collect();
