@@ -10,8 +10,8 @@ use bastion_core::Cse;
 use bastion_location::LocationConfig;
 use bastion_proto::clock::ManualClock;
 use bastion_proto::time::Timestamp;
-use bastion_proto::{Operation, Response};
-use common::{request, send};
+use bastion_proto::Operation;
+use common::{call, created};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,23 +29,6 @@ async fn open() -> (Arc<Cse>, Arc<ManualClock>) {
         ..LocationConfig::default()
     };
     common::located(location, START).await
-}
-
-async fn call(
-    cse: &Cse,
-    op: Operation,
-    to: &str,
-    fr: &str,
-    ty: Option<u64>,
-    pc: Option<Value>,
-) -> Response {
-    send(cse, request(op, to, fr, ty, pc)).await
-}
-
-async fn created(cse: &Cse, to: &str, fr: &str, ty: u64, pc: Value) -> Value {
-    let r = call(cse, Operation::Create, to, fr, Some(ty), Some(pc)).await;
-    assert_eq!(r.rsc.code(), 2001, "{:?}", r.pc);
-    r.pc.expect("content")
 }
 
 /// Cowner registered, with a device-based `<locationPolicy>` (returns its container),

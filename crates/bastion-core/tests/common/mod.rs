@@ -52,3 +52,22 @@ pub async fn located(location: LocationConfig, start: Timestamp) -> (Arc<Cse>, A
         .expect("cse");
     (cse, clock)
 }
+
+/// Sends one request built by [`request`].
+pub async fn call(
+    cse: &Cse,
+    op: Operation,
+    to: &str,
+    fr: &str,
+    ty: Option<u64>,
+    pc: Option<Value>,
+) -> Response {
+    send(cse, request(op, to, fr, ty, pc)).await
+}
+
+/// Creates a resource of type `ty` under `to`, which must succeed; returns the content.
+pub async fn created(cse: &Cse, to: &str, fr: &str, ty: u64, pc: Value) -> Value {
+    let r = call(cse, Operation::Create, to, fr, Some(ty), Some(pc)).await;
+    assert_eq!(r.rsc.code(), 2001, "{:?}", r.pc);
+    r.pc.expect("content")
+}
