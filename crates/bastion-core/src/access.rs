@@ -14,7 +14,7 @@ use crate::tree::{Node, Ri, Tree};
 use crate::{Cse, RequestContext};
 use bastion_policy::{
     decide, explain, is_owner, readable_attributes, AccessOperation, AccessRequest, Applicable,
-    Attributes, Explanation, Grant, Location, PolicySource, ReadableAttributes,
+    Attributes, Explanation, Grant, Location, Pip, PolicySource, ReadableAttributes,
 };
 use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, ResourceType};
@@ -445,6 +445,12 @@ impl<'a> Enforcer<'a> {
         Err(RequestError::NoPrivilege(
             "only the creator or the custodian may change the custodian".into(),
         ))
+    }
+
+    /// Runs `f` with the PIP of this request's originator over `tree`: what a rule kept
+    /// outside an ACP (a `<policyDeletionRules>` region) asks about the originator.
+    pub(crate) fn with_pip<R>(&self, tree: &Tree, f: impl FnOnce(&dyn Pip) -> R) -> R {
+        f(&RequestPip::new(self.cse, tree, &self.originator, self.ctx))
     }
 
     /// The PDP call. On deny the full explanation goes to the debug log, never to the

@@ -41,6 +41,7 @@ mod remote_cse;
 mod render;
 mod resolve;
 mod retrieve;
+mod self_removal;
 mod state;
 mod subscription;
 pub mod throttle;
@@ -398,6 +399,9 @@ impl Cse {
         };
         let access = Enforcer::for_request(self, &checked, ctx, now);
         if let Some(result) = self.polling_uri(&checked, &access).await {
+            return result;
+        }
+        if let Some(result) = self.self_removal(&checked, &access).await {
             return result;
         }
         if let Some(original) = kept {

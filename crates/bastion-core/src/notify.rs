@@ -30,7 +30,7 @@ use crate::subscription::{
 use crate::tree::{Node, Ri, Tree};
 use crate::{Cse, RequestContext};
 use bastion_policy::AccessOperation;
-use bastion_proto::{ResourceType, Rsc};
+use bastion_proto::{ResourceType, Response, Rsc};
 use serde_json::{json, Map, Value};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -644,7 +644,10 @@ impl Cse {
     }
 
     /// Deletes a subscription whose `exc` reached 0, with its deletion notice.
-    async fn end_subscription(&self, ri: &Ri) -> Result<(), bastion_proto::RequestError> {
+    pub(crate) async fn end_subscription(
+        &self,
+        ri: &Ri,
+    ) -> Result<(), bastion_proto::RequestError> {
         self.write_guard()?;
         let (pending, ended) = {
             let mut tree = self.tree.write();
@@ -1052,7 +1055,7 @@ impl Cse {
     ) -> Result<(), bastion_proto::RequestError> {
         let creator = self.creator_seen_by(target, creator);
         let content = json!({ "m2m:sgn": { "vrq": true, "sur": sur, "cr": creator } });
-        let detail = match self.verification_answer(target, content).await {
+        let detail = match self.ask_target(target, content).await.map(|r| r.rsc) {
             Ok(Rsc::Ok) => return Ok(()),
             Ok(rsc) => format!("the target answered {}", rsc.code()),
             Err(why) => why,
@@ -1068,11 +1071,19 @@ impl Cse {
         ))
     }
 
-    /// Sends one verification request and returns the answer's status. A target AE on
+    /// Sends one verification request and returns the answer. A target AE on
     /// this CSE is checked here (its ACPs must let the creator notify it, else 4101) and
     /// asked through its `poa`; one reachable only through its polling channel is
     /// verified by that check alone, since it may poll rarely (docs/decisions.md).
-    async fn verification_answer(&self, target: &str, content: Value) -> Result<Rsc, String> {
+    /// The same path carries the CSE's other questions to a target that wait for its
+    /// answer (a notification target's removal, `self_removal.rs`), so it returns the
+    /// whole response.
+    pub(crate) async fn ask_target(
+        &self,
+        target: &str,
+        content: Value,
+    ) -> Result<Response, String> {
+        let answer = |rsc| Ok(Response::new(rsc, String::new()));
         let creator = content["m2m:sgn"]["cr"].as_str().unwrap_or("").to_owned();
         let local_ae = {
             let tree = self.tree.read();
@@ -1088,10 +1099,10 @@ impl Cse {
                             RuleKind::Privileges,
                         );
                     if !creator_may {
-                        return Ok(Rsc::SubscriptionCreatorHasNoPrivilege);
+                        return answer(Rsc::SubscriptionCreatorHasNoPrivilege);
                     }
                     let poa = match self.destination(&tree, &node.ri) {
-                        Destination::Polling(_) => return Ok(Rsc::Ok),
+                        Destination::Polling(_) => return answer(Rsc::Ok),
                         Destination::Http { poa, .. } => poa,
                         Destination::Unreachable(_) => Vec::new(),
                     };
@@ -1122,7 +1133,7 @@ impl Cse {
                         // The same question the first notification would ask (`poa.rs`).
                         self.poa_checks.verified(&ae, &poa);
                     }
-                    Ok(resp.rsc)
+                    Ok(resp)
                 }
                 Err(e) => Err(e.to_string()),
             };
@@ -1145,7 +1156,7 @@ impl Cse {
             .send(peer.as_deref(), &poa, req)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(resp.rsc)
+        Ok(resp)
     }
 }
 

@@ -12,9 +12,9 @@ use bastion_location::{LocationConfig, LocationPip};
 use bastion_policy::LocalIdentity;
 use bastion_proto::clock::ManualClock;
 use bastion_proto::time::Timestamp;
-use bastion_proto::{Operation, Response};
+use bastion_proto::Operation;
 use bastion_store::MemoryStore;
-use common::{request, send};
+use common::{call, created};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,45 +29,12 @@ const NEAR_BERLIN: &str = "52.521, 13.41";
 const PARIS: &str = "48.8584,2.2945";
 
 async fn open(trust_device_reported: bool) -> (Arc<Cse>, Arc<ManualClock>) {
-    let config = CseConfig::default();
-    let local = LocalIdentity {
-        sp_id: config.sp_id.clone(),
-        cse_id: config.cse_id.clone(),
-        admin: config.admin.clone(),
-    };
     let location = LocationConfig {
         trust_device_reported,
         device_max_age_secs: MAX_AGE,
         ..LocationConfig::default()
     };
-    let pip = LocationPip::new(&location, &local).expect("location PIP");
-    let clock = Arc::new(ManualClock::at(START));
-    let services = Services {
-        clock: clock.clone(),
-        location: Some(Arc::new(pip)),
-        ..Services::default()
-    };
-    let cse = Cse::open_with(config, Arc::new(MemoryStore::new()), services)
-        .await
-        .expect("cse");
-    (cse, clock)
-}
-
-async fn call(
-    cse: &Cse,
-    op: Operation,
-    to: &str,
-    fr: &str,
-    ty: Option<u64>,
-    pc: Option<Value>,
-) -> Response {
-    send(cse, request(op, to, fr, ty, pc)).await
-}
-
-async fn created(cse: &Cse, to: &str, fr: &str, ty: u64, pc: Value) -> Value {
-    let r = call(cse, Operation::Create, to, fr, Some(ty), Some(pc)).await;
-    assert_eq!(r.rsc.code(), 2001, "{:?}", r.pc);
-    r.pc.expect("content")
+    common::located(location, START).await
 }
 
 async fn register(cse: &Cse, originator: &str) {

@@ -143,6 +143,12 @@ async fn ts0004_7_4_every_attribute_of_every_served_type_can_be_retrieved_alone(
     let sch = json!({"m2m:sch": {"rn": "w", "se": {"sce": ["* * 8-17 * * 1-5 *"]},
         "lbl": ["hours"]}});
     create(&cse, ADMIN, "cse-in/n", 18, sch).await;
+    let ntp = json!({"m2m:ntp": {"rn": "ntp", "acn": 1, "plbl": "Default", "rrs": 2}});
+    create(&cse, ADMIN, "cse-in", 26, ntp).await;
+    let pdr = json!({"m2m:pdr": {"rn": "pdr", "dr": {"tod": ["* * * * * * *"]}, "drr": 1}});
+    create(&cse, ADMIN, "cse-in/ntp", 27, pdr).await;
+    let ntpr = json!({"m2m:ntpr": {"rn": "ntpr", "ntu": [OWNER], "npi": "cse-in/ntp"}});
+    create(&cse, OWNER, "cse-in/Cowner/c/s", 25, ntpr).await;
 
     for (fr, to, ty) in [
         (ADMIN, "cse-in", ResourceType::CseBase),
@@ -167,6 +173,13 @@ async fn ts0004_7_4_every_attribute_of_every_served_type_can_be_retrieved_alone(
         (OWNER, "cse-in/Cowner/l", ResourceType::LocationPolicy),
         (OWNER, "cse-in/Cowner/positions", ResourceType::Container),
         (ADMIN, "cse-in/n/w", ResourceType::Schedule),
+        (ADMIN, "cse-in/ntp", ResourceType::NotificationTargetPolicy),
+        (ADMIN, "cse-in/ntp/pdr", ResourceType::PolicyDeletionRules),
+        (
+            OWNER,
+            "cse-in/Cowner/c/s/ntpr",
+            ResourceType::NotificationTargetMgmtPolicyRef,
+        ),
     ] {
         check_type(&cse, fr, to, ty).await;
     }

@@ -25,7 +25,7 @@
 //! Parsing allocates (once, when an ACP is written); `Context::holds` does not.
 
 use crate::explain::{ContextExplanation, ContextParameter, ContextPart};
-use crate::pip::CountryCode;
+use crate::pip::{CountryCode, Pip};
 use crate::rules::{as_array, as_object, only_members};
 use crate::schedule::{Civil, Schedule};
 use crate::{AccessRequest, Location, PolicyError};
@@ -155,11 +155,7 @@ impl Context {
     /// `aclr` against the originator's location or country, asked of the PIP only here;
     /// `None` when the element has no `aclr`.
     pub(crate) fn location_ok(&self, req: &AccessRequest<'_>) -> Option<bool> {
-        let region = self.aclr.as_ref()?;
-        Some(match region {
-            Region::Countries(codes) => req.pip.country().is_some_and(|c| codes.contains(&c)),
-            Region::Circle { .. } => req.pip.location().is_some_and(|l| region.contains(l)),
-        })
+        Some(self.aclr.as_ref()?.holds(req.pip))
     }
 
     /// The element holds: it has a sub-parameter, and every one it has holds.
@@ -445,7 +441,9 @@ fn parse_v6(s: &str) -> Result<Prefix<u128>, String> {
 }
 
 impl Region {
-    fn parse(value: &Value, path: &str) -> Result<Region, PolicyError> {
+    /// Parses a `m2m:locationRegion` strictly (exactly one of `accr`, `accc`); `path`
+    /// names it in the error.
+    pub fn parse(value: &Value, path: &str) -> Result<Region, PolicyError> {
         let obj = as_object(value, path)?;
         only_members(obj, path, &["accr", "accc"])?;
         match (obj.get("accr"), obj.get("accc")) {
@@ -493,6 +491,15 @@ impl Region {
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(Region::Countries(codes.into()))
             }
+        }
+    }
+
+    /// Whether the originator the PIP answers for is known to be in the region: its
+    /// country among the codes, or its location inside the circle; unknown never holds.
+    pub fn holds(&self, pip: &dyn Pip) -> bool {
+        match self {
+            Region::Countries(codes) => pip.country().is_some_and(|c| codes.contains(&c)),
+            Region::Circle { .. } => pip.location().is_some_and(|l| self.contains(l)),
         }
     }
 

@@ -385,6 +385,49 @@ const DAC: &[AttrDef] = &[
     a("dal", Kind::Timestamp, O, O),
 ];
 
+/// `<notificationTargetMgmtPolicyRef>` (TS-0004 7.4.30): `ntu` the targets of the parent
+/// subscription it applies to, `npi` the `<notificationTargetPolicy>` they follow.
+const NTPR: &[AttrDef] = &[
+    a("rn", Kind::Str, O, NP),
+    a("et", Kind::Timestamp, O, O),
+    a("lbl", Kind::Labels, O, O),
+    a("acpi", Kind::StrList, O, O),
+    a("daci", Kind::StrList, O, O),
+    a("cstn", Kind::Originator, O, O),
+    a("ntu", Kind::StrList, M, O),
+    a("npi", Kind::Str, O, O),
+];
+
+/// `<notificationTargetPolicy>` (TS-0004 7.4.31): `acn` is a
+/// `m2m:notificationTargetPolicyAction` (1 accept, 2 reject, 3 seek the subscriber's
+/// authorization, 4 inform it), `rrs` a `m2m:logicalOperator` (1 AND, 2 OR).
+const NTP: &[AttrDef] = &[
+    a("rn", Kind::Str, O, NP),
+    a("et", Kind::Timestamp, O, O),
+    a("lbl", Kind::Labels, O, O),
+    a("acpi", Kind::StrList, O, O),
+    a("daci", Kind::StrList, O, O),
+    a("cstn", Kind::Originator, O, O),
+    a("cr", Kind::CreatorNull, O, NP),
+    a("acn", Kind::Range(1, 4), O, NP),
+    a("plbl", Kind::Str, O, O),
+    a("rrs", Kind::Range(1, 2), O, O),
+];
+
+/// `<policyDeletionRules>` (TS-0004 7.4.32): `dr` is a `m2m:deletionContexts` (`tod`
+/// schedule entries, `lr` location regions; checked by the core), `drr` how its rules
+/// combine.
+const PDR: &[AttrDef] = &[
+    a("rn", Kind::Str, O, NP),
+    a("et", Kind::Timestamp, O, O),
+    a("lbl", Kind::Labels, O, O),
+    a("acpi", Kind::StrList, O, O),
+    a("daci", Kind::StrList, O, O),
+    a("cstn", Kind::Originator, O, O),
+    a("dr", Kind::Object, O, O),
+    a("drr", Kind::Range(1, 2), O, O),
+];
+
 /// `<subscription>` (TS-0001 9.6.8; core-resources.md §3.7). Complex members (`enc`,
 /// `bn`, `rl`) are checked by the core.
 const SUB: &[AttrDef] = &[
@@ -515,6 +558,9 @@ pub fn table(ty: ResourceType) -> &'static [AttrDef] {
         ResourceType::Role => ROL,
         ResourceType::Token => TK,
         ResourceType::DynamicAuthorizationConsultation => DAC,
+        ResourceType::NotificationTargetMgmtPolicyRef => NTPR,
+        ResourceType::NotificationTargetPolicy => NTP,
+        ResourceType::PolicyDeletionRules => PDR,
         ResourceType::Subscription => SUB,
         ResourceType::PollingChannel => PCH,
         ResourceType::RemoteCse => CSR,

@@ -40,6 +40,15 @@ pub enum ResourceType {
     /// `<schedule>` (ty 18): time windows in the 7-field `scheduleEntry` syntax; under a
     /// `<subscription>` it restricts when notifications are sent.
     Schedule,
+    /// `<notificationTargetMgmtPolicyRef>` (ty 25): under a `<subscription>`, the policy
+    /// that applies to some of its notification targets (`ntu`, `npi`).
+    NotificationTargetMgmtPolicyRef,
+    /// `<notificationTargetPolicy>` (ty 26): what the CSE does when a notification target
+    /// asks to leave a subscription (`acn`), under which rules.
+    NotificationTargetPolicy,
+    /// `<policyDeletionRules>` (ty 27): one group of rules of a
+    /// `<notificationTargetPolicy>` (`dr`, combined by `drr`).
+    PolicyDeletionRules,
     /// A type number defined by oneM2M that Bastion does not implement yet.
     Other(u16),
 }
@@ -89,6 +98,9 @@ impl ResourceType {
             17 => ResourceType::Request,
             18 => ResourceType::Schedule,
             23 => ResourceType::Subscription,
+            25 => ResourceType::NotificationTargetMgmtPolicyRef,
+            26 => ResourceType::NotificationTargetPolicy,
+            27 => ResourceType::PolicyDeletionRules,
             28 => ResourceType::FlexContainer,
             29 => ResourceType::TimeSeries,
             30 => ResourceType::TimeSeriesInstance,
@@ -117,6 +129,9 @@ impl ResourceType {
             ResourceType::Request => 17,
             ResourceType::Schedule => 18,
             ResourceType::Subscription => 23,
+            ResourceType::NotificationTargetMgmtPolicyRef => 25,
+            ResourceType::NotificationTargetPolicy => 26,
+            ResourceType::PolicyDeletionRules => 27,
             ResourceType::FlexContainer => 28,
             ResourceType::TimeSeries => 29,
             ResourceType::TimeSeriesInstance => 30,
@@ -145,6 +160,9 @@ impl ResourceType {
             ResourceType::Request => "req",
             ResourceType::Schedule => "sch",
             ResourceType::Subscription => "sub",
+            ResourceType::NotificationTargetMgmtPolicyRef => "ntpr",
+            ResourceType::NotificationTargetPolicy => "ntp",
+            ResourceType::PolicyDeletionRules => "pdr",
             ResourceType::TimeSeries => "ts",
             ResourceType::TimeSeriesInstance => "tsi",
             ResourceType::FlexContainer => "fcnt",
@@ -175,6 +193,9 @@ impl ResourceType {
             ResourceType::Request => "m2m:req",
             ResourceType::Schedule => "m2m:sch",
             ResourceType::Subscription => "m2m:sub",
+            ResourceType::NotificationTargetMgmtPolicyRef => "m2m:ntpr",
+            ResourceType::NotificationTargetPolicy => "m2m:ntp",
+            ResourceType::PolicyDeletionRules => "m2m:pdr",
             ResourceType::TimeSeries => "m2m:ts",
             ResourceType::TimeSeriesInstance => "m2m:tsi",
             // The generic names; a specialization is serialized under its own name
@@ -250,6 +271,9 @@ impl ResourceType {
                 | ResourceType::TimeSeriesInstance
                 | ResourceType::FlexContainer
                 | ResourceType::Schedule
+                | ResourceType::NotificationTargetMgmtPolicyRef
+                | ResourceType::NotificationTargetPolicy
+                | ResourceType::PolicyDeletionRules
         )
     }
 
@@ -310,6 +334,7 @@ impl ResourceType {
                     | Subscription
                     | Node
                     | Schedule
+                    | NotificationTargetPolicy
             ),
             Ae => matches!(
                 child,
@@ -347,18 +372,20 @@ impl ResourceType {
             TimeSeries => matches!(child, TimeSeriesInstance | Subscription),
             // TS-0001 9.6.18: a node holds its management objects.
             Node => matches!(child, MgmtObj | Subscription | Schedule),
-            AccessControlPolicy | Group | MgmtObj | LocationPolicy | Schedule => {
-                child == Subscription
-            }
+            // TS-0004 7.4.31.1: at most two `<policyDeletionRules>` (the core counts).
+            NotificationTargetPolicy => matches!(child, PolicyDeletionRules | Subscription),
             // TS-0004 7.4.8.1: a subscription's notification schedule (at most one,
-            // `types/schedule.rs`).
-            Subscription => child == Schedule,
+            // `types/schedule.rs`); TS-0004 7.4.30.1: the policy references of its targets.
+            Subscription => matches!(child, Schedule | NotificationTargetMgmtPolicyRef),
+            NotificationTargetMgmtPolicyRef => child == Subscription,
+            AccessControlPolicy | Group | MgmtObj | LocationPolicy | Schedule
+            | PolicyDeletionRules => child == Subscription,
             _ => false,
         }
     }
 
     /// Resource types whose instances are reported in the CSEBase `srt`.
-    pub const SUPPORTED: [ResourceType; 21] = [
+    pub const SUPPORTED: [ResourceType; 24] = [
         ResourceType::AccessControlPolicy,
         ResourceType::Ae,
         ResourceType::Container,
@@ -380,6 +407,9 @@ impl ResourceType {
         ResourceType::FlexContainer,
         ResourceType::FlexContainerInstance,
         ResourceType::Schedule,
+        ResourceType::NotificationTargetMgmtPolicyRef,
+        ResourceType::NotificationTargetPolicy,
+        ResourceType::PolicyDeletionRules,
     ];
 }
 

@@ -25,6 +25,9 @@ pub(crate) mod group;
 mod location_policy;
 mod mgmt_obj;
 mod node;
+pub(crate) mod notification_target_mgmt_policy_ref;
+pub(crate) mod notification_target_policy;
+mod policy_deletion_rules;
 mod polling_channel;
 mod remote_cse;
 mod request;
@@ -44,6 +47,7 @@ pub(crate) use flex_container::root_of;
 pub(crate) use node::check_links;
 pub(crate) use polling_channel::channel_of;
 pub(crate) use schedule::notification_window;
+pub(crate) use subscription::subscription_parts;
 pub(crate) use time_series::{missing_due, restore_series, take_missing};
 
 use crate::access::Enforcer;
@@ -86,6 +90,13 @@ pub(crate) fn kind(ty: ResourceType) -> &'static dyn ResourceKind {
         ResourceType::FlexContainer => &flex_container::FlexContainer,
         ResourceType::FlexContainerInstance => &flex_container::FlexContainerInstance,
         ResourceType::Schedule => &schedule::Schedule,
+        ResourceType::NotificationTargetMgmtPolicyRef => {
+            &notification_target_mgmt_policy_ref::NotificationTargetMgmtPolicyRef
+        }
+        ResourceType::NotificationTargetPolicy => {
+            &notification_target_policy::NotificationTargetPolicy
+        }
+        ResourceType::PolicyDeletionRules => &policy_deletion_rules::PolicyDeletionRules,
         ResourceType::Other(_) => &Unimplemented,
     }
 }

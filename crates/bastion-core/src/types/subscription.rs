@@ -231,19 +231,7 @@ async fn resubscribe(
 ) -> Result<Arc<SubscriptionState>, RequestError> {
     let (merged, parent_ty, old) = {
         let tree = cse.tree.read();
-        let node = tree
-            .get(ri)
-            .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-        let old = node
-            .subscription()
-            .cloned()
-            .ok_or_else(|| RequestError::Internal("subscription state missing".into()))?;
-        let parent_ty = node
-            .pi
-            .as_ref()
-            .and_then(|p| tree.get(p))
-            .map(|p| p.ty)
-            .ok_or_else(|| RequestError::not_found("parent no longer exists"))?;
+        let (node, old, parent_ty) = subscription_parts(&tree, ri)?;
         (merged(&node.attrs, content), parent_ty, old)
     };
     let state = SubscriptionState::compile(&merged, parent_ty, &old.creator, old.authenticated)?;
@@ -256,4 +244,26 @@ async fn resubscribe(
     let sur = format!("{}/{}", cse.config.cse_id, ri);
     cse.verify_targets(&sur, &old.creator, &added).await?;
     Ok(Arc::new(state))
+}
+
+/// The subscription `ri` with its compiled state and the type of the resource it watches:
+/// what compiling it again needs.
+pub(crate) fn subscription_parts<'t>(
+    tree: &'t Tree,
+    ri: &Ri,
+) -> Result<(&'t Node, Arc<SubscriptionState>, ResourceType), RequestError> {
+    let node = tree
+        .get(ri)
+        .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+    let state = node
+        .subscription()
+        .cloned()
+        .ok_or_else(|| RequestError::Internal("subscription state missing".into()))?;
+    let parent_ty = node
+        .pi
+        .as_ref()
+        .and_then(|p| tree.get(p))
+        .map(|p| p.ty)
+        .ok_or_else(|| RequestError::not_found("parent no longer exists"))?;
+    Ok((node, state, parent_ty))
 }

@@ -137,6 +137,13 @@ const MEMBERS: &[(&str, XKind)] = &[
     ("cas", XKind::Obj),
     ("acn", XKind::Str),
     ("sus", XKind::Int),
+    // deletionContexts (dr of <policyDeletionRules>) and the target-removal members of
+    // a notification (TS-0004 6.3.5.37, 6.3.5.13)
+    ("tod", XKind::TextList),
+    ("lr", XKind::ObjList),
+    ("ntt", XKind::Str),
+    ("trr", XKind::Bool),
+    ("tra", XKind::Bool),
 ];
 
 /// Roots that are not resources (TS-0004 §6.3.5, §7.2.1).

@@ -31,6 +31,8 @@ pub struct Receiver {
     arrived: Arc<Notify>,
     pub rsc: Arc<AtomicU16>,
     pub hold: Arc<tokio::sync::Semaphore>,
+    /// A JSON body to answer with (a notification the CSE waits for an answer to).
+    pub reply: Arc<Mutex<Option<Value>>>,
 }
 
 /// A body in the serialization `content_type` names (JSON when it names none known);
@@ -59,6 +61,7 @@ impl Receiver {
             arrived: Arc::default(),
             rsc: Arc::new(AtomicU16::new(2000)),
             hold: Arc::new(tokio::sync::Semaphore::new(if hold { 0 } else { 1 << 20 })),
+            reply: Arc::default(),
         };
         let state = receiver.clone();
         let app = axum::Router::new().fallback(
@@ -92,12 +95,18 @@ impl Receiver {
                     }
                     let rsc = state.rsc.load(Ordering::SeqCst);
                     let status = if rsc == 2000 { 200 } else { 403 };
-                    axum::http::Response::builder()
+                    let reply = state.reply.lock().expect("lock").clone();
+                    let builder = axum::http::Response::builder()
                         .status(status)
                         .header("X-M2M-RSC", rsc.to_string())
-                        .header("X-M2M-RI", header("x-m2m-ri"))
-                        .body(axum::body::Body::empty())
-                        .expect("response")
+                        .header("X-M2M-RI", header("x-m2m-ri"));
+                    match reply {
+                        Some(body) => builder
+                            .header("Content-Type", "application/json")
+                            .body(axum::body::Body::from(body.to_string())),
+                        None => builder.body(axum::body::Body::empty()),
+                    }
+                    .expect("response")
                 }
             },
         );
