@@ -22,7 +22,7 @@ pub use crate::outgoing::{NotificationKind, OutgoingNotification};
 use crate::pch::PollingMessage;
 use crate::subscription::{
     EventFacts, SubscriptionState, NCT_MODIFIED, NCT_RI, NCT_TSN, NET_CREATE_CHILD, NET_DELETE,
-    NET_DELETE_CHILD, NET_UPDATE,
+    NET_DELETE_CHILD, NET_MISSING_DATA, NET_UPDATE,
 };
 use crate::tree::{Node, Ri, Tree};
 use crate::{Cse, RequestContext};
@@ -70,6 +70,7 @@ impl Notices {
 }
 
 /// What happened, to which resource, by whom.
+#[derive(Clone)]
 pub(crate) struct Event<'a> {
     pub net: u8,
     /// The resource whose `<subscription>` children are notified.
@@ -136,6 +137,22 @@ impl Cse {
             }
             let Some(view) = self.child_view(tree, &state, subject, &event) else {
                 continue;
+            };
+            // `md`: a missing-data report only once enough points fell within its window.
+            let windowed;
+            let event = match (&state.missing, event.net) {
+                (Some(window), NET_MISSING_DATA) => {
+                    let found = event.resource.get("mdlt").and_then(Value::as_array);
+                    let Some(report) = found.and_then(|f| window.add(f)) else {
+                        continue;
+                    };
+                    windowed = report;
+                    Event {
+                        resource: &windowed,
+                        ..event.clone()
+                    }
+                }
+                _ => event.clone(),
             };
             notices.items.push(Notice {
                 sur: format!("{}/{}", self.config.cse_id, ri),
