@@ -35,6 +35,8 @@ pub enum TypeState {
     Subscription(Arc<crate::subscription::SubscriptionState>),
     /// `<locationPolicy>`: its source and the container holding its positions.
     LocationPolicy(Box<LocationPolicyState>),
+    /// `<crossResourceSubscription>`: its targets, time window and delivery.
+    CrossResource(Arc<crate::subscription::CrossResourceState>),
 }
 
 /// A `<locationPolicy>` as the location check reads it (`types/location_policy.rs`).

@@ -331,6 +331,97 @@ impl SubscriptionState {
     }
 }
 
+/// A compiled `<crossResourceSubscription>` (TS-0004 7.4.58, 7.5.1.2.18): the
+/// subscriptions whose notifications it counts, its time window, and how its own
+/// notification is delivered (`delivery`: its `nu`, `exc`, `su` and creator, compiled as a
+/// subscription with no criteria). The window is runtime state: a restart starts an
+/// empty one.
+#[derive(Debug)]
+pub struct CrossResourceState {
+    /// The target subscriptions (`rrats`), in `rrat` order; at most [`MAX_CRS_TARGETS`].
+    pub targets: Vec<Arc<str>>,
+    pub window_ms: i64,
+    /// `twt` 2 (sliding): a window starts at the first notification; else (1, periodic)
+    /// windows follow each other from `origin_ms`.
+    pub sliding: bool,
+    pub origin_ms: i64,
+    pub delivery: Arc<SubscriptionState>,
+    window: Mutex<Window>,
+}
+
+/// The most targets one `<crossResourceSubscription>` may name: one bit each in
+/// [`Window`].
+pub(crate) const MAX_CRS_TARGETS: usize = 32;
+
+/// `twt` 2 (`m2m:timeWindowType` slidingWindow); 1 is periodicWindow.
+pub(crate) const TWT_SLIDING: u64 = 2;
+
+/// The current time window: when it started and which targets notified in it.
+#[derive(Debug, Default)]
+struct Window {
+    start_ms: Option<i64>,
+    seen: u64,
+}
+
+impl CrossResourceState {
+    pub(crate) fn new(
+        targets: Vec<Arc<str>>,
+        window_ms: i64,
+        sliding: bool,
+        origin_ms: i64,
+        delivery: Arc<SubscriptionState>,
+    ) -> CrossResourceState {
+        CrossResourceState {
+            targets,
+            window_ms: window_ms.max(1),
+            sliding,
+            origin_ms,
+            delivery,
+            window: Mutex::new(Window::default()),
+        }
+    }
+
+    /// Records a notification from target subscription `target` at `now_ms`; true when
+    /// every target has now notified within the window, which then starts over.
+    pub(crate) fn record(&self, target: &str, now_ms: i64) -> bool {
+        let Some(index) = self.targets.iter().position(|t| &**t == target) else {
+            return false;
+        };
+        let all = if self.targets.len() >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.targets.len()) - 1
+        };
+        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        let start = if self.sliding {
+            match w.start_ms {
+                Some(start) if now_ms.saturating_sub(start) <= self.window_ms => start,
+                _ => now_ms,
+            }
+        } else {
+            let k = now_ms.saturating_sub(self.origin_ms).div_euclid(self.window_ms);
+            self.origin_ms.saturating_add(k.saturating_mul(self.window_ms))
+        };
+        if w.start_ms != Some(start) {
+            *w = Window {
+                start_ms: Some(start),
+                seen: 0,
+            };
+        }
+        w.seen |= 1 << index;
+        if w.seen != all {
+            return false;
+        }
+        // Notified: the stored notifications are used up; a sliding window waits for the
+        // next one to start again.
+        w.seen = 0;
+        if self.sliding {
+            w.start_ms = None;
+        }
+        true
+    }
+}
+
 /// The batch duration when `bn` gives only a number: the service provider's default
 /// (TS-0004 7.4.8.2.1), 60 s here.
 pub(crate) const DEFAULT_BATCH_DURATION: &str = "PT60S";

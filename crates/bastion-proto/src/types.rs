@@ -37,6 +37,9 @@ pub enum ResourceType {
     /// `<flexContainerInstance>` (ty 58): a copy of a `<flexContainer>`'s content, made
     /// by the hosting CSE.
     FlexContainerInstance,
+    /// `<crossResourceSubscription>` (ty 48): one notification when every target had an
+    /// event within a time window.
+    CrossResourceSubscription,
     /// A type number defined by oneM2M that Bastion does not implement yet.
     Other(u16),
 }
@@ -92,6 +95,7 @@ impl ResourceType {
             32 => ResourceType::Token,
             34 => ResourceType::DynamicAuthorizationConsultation,
             58 => ResourceType::FlexContainerInstance,
+            48 => ResourceType::CrossResourceSubscription,
             other if is_defined(other) => ResourceType::Other(other),
             _ => return None,
         })
@@ -116,6 +120,7 @@ impl ResourceType {
             ResourceType::TimeSeries => 29,
             ResourceType::TimeSeriesInstance => 30,
             ResourceType::FlexContainerInstance => 58,
+            ResourceType::CrossResourceSubscription => 48,
             ResourceType::Role => 31,
             ResourceType::Token => 32,
             ResourceType::DynamicAuthorizationConsultation => 34,
@@ -143,6 +148,7 @@ impl ResourceType {
             ResourceType::TimeSeriesInstance => "tsi",
             ResourceType::FlexContainer => "fcnt",
             ResourceType::FlexContainerInstance => "fci",
+            ResourceType::CrossResourceSubscription => "crs",
             ResourceType::Role => "rol",
             ResourceType::Token => "tk",
             ResourceType::DynamicAuthorizationConsultation => "dac",
@@ -174,6 +180,7 @@ impl ResourceType {
             // (`crate::flex::Specialization::root`).
             ResourceType::FlexContainer => "m2m:fcnt",
             ResourceType::FlexContainerInstance => "m2m:fci",
+            ResourceType::CrossResourceSubscription => "m2m:crs",
             ResourceType::Role => "m2m:rol",
             ResourceType::Token => "m2m:tk",
             ResourceType::DynamicAuthorizationConsultation => "m2m:dac",
@@ -242,6 +249,7 @@ impl ResourceType {
                 | ResourceType::TimeSeries
                 | ResourceType::TimeSeriesInstance
                 | ResourceType::FlexContainer
+                | ResourceType::CrossResourceSubscription
         )
     }
 
@@ -301,6 +309,7 @@ impl ResourceType {
                     | RemoteCse
                     | Subscription
                     | Node
+                    | CrossResourceSubscription
             ),
             Ae => matches!(
                 child,
@@ -313,6 +322,7 @@ impl ResourceType {
                     | DynamicAuthorizationConsultation
                     | Subscription
                     | PollingChannel
+                    | CrossResourceSubscription
             ),
             // A registered CSE's resources on its registrar (TS-0001 9.6.4).
             RemoteCse => matches!(
@@ -344,7 +354,7 @@ impl ResourceType {
     }
 
     /// Resource types whose instances are reported in the CSEBase `srt`.
-    pub const SUPPORTED: [ResourceType; 20] = [
+    pub const SUPPORTED: [ResourceType; 21] = [
         ResourceType::AccessControlPolicy,
         ResourceType::Ae,
         ResourceType::Container,
@@ -365,6 +375,7 @@ impl ResourceType {
         ResourceType::TimeSeriesInstance,
         ResourceType::FlexContainer,
         ResourceType::FlexContainerInstance,
+        ResourceType::CrossResourceSubscription,
     ];
 }
 

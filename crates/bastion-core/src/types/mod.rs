@@ -18,6 +18,7 @@ mod ae;
 mod common;
 mod container;
 mod content_instance;
+mod cross_resource_subscription;
 mod cse_base;
 mod dac;
 mod flex_container;
@@ -83,6 +84,9 @@ pub(crate) fn kind(ty: ResourceType) -> &'static dyn ResourceKind {
         ResourceType::TimeSeriesInstance => &time_series::TimeSeriesInstance,
         ResourceType::FlexContainer => &flex_container::FlexContainer,
         ResourceType::FlexContainerInstance => &flex_container::FlexContainerInstance,
+        ResourceType::CrossResourceSubscription => {
+            &cross_resource_subscription::CrossResourceSubscription
+        }
         ResourceType::Other(_) => &Unimplemented,
     }
 }
@@ -175,6 +179,9 @@ pub(crate) struct NewNode<'a> {
     /// Its resolved `acpi`.
     pub acpi: &'a [Ri],
     pub creator: &'a str,
+    /// Whether the originator was authenticated (for the subscriptions it makes).
+    pub authenticated: bool,
+    pub config: &'a CseConfig,
     pub now: Timestamp,
 }
 
