@@ -978,6 +978,45 @@ mod tests {
         assert!(window.add(&[at("20260101T000029")]).is_none());
     }
 
+    fn crs(sliding: bool) -> CrossResourceState {
+        let delivery = compile(json!({"nu": ["Cx"]})).unwrap();
+        let targets = vec![Arc::from("s0"), Arc::from("s1"), Arc::from("s2")];
+        CrossResourceState::new(targets, 1000, sliding, 10_000, Arc::new(delivery))
+    }
+
+    #[test]
+    fn ts0004_7_5_1_2_18_periodic_window() {
+        let c = crs(false);
+        // Windows [10000, 11000), [11000, 12000), ...
+        assert!(!c.record("s0", 10_100));
+        assert!(!c.record("s1", 10_500));
+        assert!(!c.record("nobody", 10_600));
+        assert!(c.record("s2", 10_999), "all three in one window");
+        // Used up: the same window needs all three again.
+        assert!(!c.record("s0", 10_999));
+        // s0 and s1 in one window, s2 in the next: nothing.
+        assert!(!c.record("s0", 11_100));
+        assert!(!c.record("s1", 11_200));
+        assert!(!c.record("s2", 12_000));
+        assert!(!c.record("s0", 12_100));
+        assert!(c.record("s1", 12_999));
+    }
+
+    #[test]
+    fn ts0004_7_5_1_2_18_sliding_window() {
+        let c = crs(true);
+        // The window starts at the first notification (10500) and lasts 1000 ms.
+        assert!(!c.record("s0", 10_500));
+        assert!(!c.record("s1", 11_400));
+        // 1600 ms after the start: a new window starts here, with s2 alone.
+        assert!(!c.record("s2", 12_100));
+        assert!(!c.record("s0", 12_200));
+        assert!(c.record("s1", 13_000), "s2, s0, s1 within 1000 ms of 12100");
+        // After a notification the next one starts a new window.
+        assert!(!c.record("s1", 13_001));
+        assert!(!c.record("s1", 13_002));
+    }
+
     #[test]
     fn batch_and_rate_policies() {
         let s = compile(json!({"nu": ["Cx"], "bn": {"num": 3, "dur": "PT2S"},
