@@ -399,8 +399,11 @@ impl CrossResourceState {
                 _ => now_ms,
             }
         } else {
-            let k = now_ms.saturating_sub(self.origin_ms).div_euclid(self.window_ms);
-            self.origin_ms.saturating_add(k.saturating_mul(self.window_ms))
+            let k = now_ms
+                .saturating_sub(self.origin_ms)
+                .div_euclid(self.window_ms);
+            self.origin_ms
+                .saturating_add(k.saturating_mul(self.window_ms))
         };
         if w.start_ms != Some(start) {
             *w = Window {

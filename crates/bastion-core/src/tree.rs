@@ -147,9 +147,7 @@ impl Node {
         }
     }
 
-    pub(crate) fn cross_resource(
-        &self,
-    ) -> Option<&Arc<crate::subscription::CrossResourceState>> {
+    pub(crate) fn cross_resource(&self) -> Option<&Arc<crate::subscription::CrossResourceState>> {
         match &self.state {
             TypeState::CrossResource(state) => Some(state),
             _ => None,

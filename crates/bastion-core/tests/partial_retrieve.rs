@@ -140,6 +140,9 @@ async fn ts0004_7_4_every_attribute_of_every_served_type_can_be_retrieved_alone(
     let lcp = json!({"m2m:lcp": {"rn": "l", "los": 2, "lon": "positions",
         "lou": ["PT10M"], "lot": "tel:+4912345", "lor": "http://ls.example"}});
     create(&cse, OWNER, "cse-in/Cowner", 10, lcp).await;
+    let crs = json!({"m2m:crs": {"rn": "x", "rrat": ["cse-in/Cowner/c"],
+        "encs": {"enc": [{"net": [3]}]}, "twt": 1, "tws": "PT1M", "nu": [OWNER], "exc": 3}});
+    create(&cse, OWNER, "cse-in/Cowner", 48, crs).await;
 
     for (fr, to, ty) in [
         (ADMIN, "cse-in", ResourceType::CseBase),
@@ -163,6 +166,11 @@ async fn ts0004_7_4_every_attribute_of_every_served_type_can_be_retrieved_alone(
         (ADMIN, "cse-in/n/f", ResourceType::MgmtObj),
         (OWNER, "cse-in/Cowner/l", ResourceType::LocationPolicy),
         (OWNER, "cse-in/Cowner/positions", ResourceType::Container),
+        (
+            OWNER,
+            "cse-in/Cowner/x",
+            ResourceType::CrossResourceSubscription,
+        ),
     ] {
         check_type(&cse, fr, to, ty).await;
     }

@@ -774,10 +774,18 @@ async fn ts0004_7_4_58_a_target_the_originator_may_not_subscribe_to_fails_with_5
         "encs": {"enc": [{"net": [3]}]}, "twt": 1, "tws": "PT10S", "nu": ["Cother"]}});
     let r = s.create(&other, "Cother", 48, crs).await;
     r.expect(5221);
-    assert!(r.text.contains("rrat target 1") && r.text.contains("4103"), "{}", r.text);
+    assert!(
+        r.text.contains("rrat target 1") && r.text.contains("4103"),
+        "{}",
+        r.text
+    );
     s.get(&format!("{other}/crs"), "Cother").await.expect(4004);
     // No subscription was left under the target the originator could subscribe to.
     let mine = s.get(&format!("{other}/mine?rcn=4"), "Cother").await;
     mine.expect(2000);
-    assert!(mine.inner("m2m:cnt").get("m2m:sub").is_none(), "{}", mine.text);
+    assert!(
+        mine.inner("m2m:cnt").get("m2m:sub").is_none(),
+        "{}",
+        mine.text
+    );
 }

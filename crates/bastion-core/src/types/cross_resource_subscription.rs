@@ -77,10 +77,15 @@ impl ResourceKind for CrossResourceSubscription {
                 .iter()
                 .map(|_| Ri::from(new_ri(ResourceType::Subscription, tree.next_seq())))
                 .collect();
-            (seq, new_ri(ResourceType::CrossResourceSubscription, seq), subs)
+            (
+                seq,
+                new_ri(ResourceType::CrossResourceSubscription, seq),
+                subs,
+            )
         };
         let sur = format!("{}/{}", cse.config.cse_id, ri);
-        cse.verify_targets(&sur, &req.fr, &delivery.targets()).await?;
+        cse.verify_targets(&sur, &req.fr, &delivery.targets())
+            .await?;
         let mut defaults = Map::new();
         let rrats = subs.iter().map(|s| Value::from(&**s)).collect();
         defaults.insert("rrats".into(), Value::Array(rrats));
@@ -132,7 +137,11 @@ impl ResourceKind for CrossResourceSubscription {
             // 7.4.58.2.1), within its parent's lifetime.
             let et = own_et.min(parent.et.unwrap_or(bastion_proto::time::MAX));
             let mut sub_attrs = universal(ResourceType::Subscription, sub, sub, &pi, new.now, et);
-            sub_attrs.extend(subscription_attrs(new.ri, criteria_for(&criteria, i), attrs));
+            sub_attrs.extend(subscription_attrs(
+                new.ri,
+                criteria_for(&criteria, i),
+                attrs,
+            ));
             let state = SubscriptionState::compile(&sub_attrs, ty, new.creator, new.authenticated)
                 .map_err(|e| failure(i, target, e))?;
             sub_attrs.extend(filled_defaults(&sub_attrs, &state));
@@ -266,8 +275,12 @@ fn delivery(
         .into_iter()
         .filter_map(|k| Some((k.to_owned(), attrs.get(k)?.clone())))
         .collect();
-    let state =
-        SubscriptionState::compile(&own, ResourceType::CrossResourceSubscription, creator, authenticated)?;
+    let state = SubscriptionState::compile(
+        &own,
+        ResourceType::CrossResourceSubscription,
+        creator,
+        authenticated,
+    )?;
     Ok(Arc::new(state))
 }
 
@@ -330,7 +343,11 @@ fn criteria_for(set: &[Value], i: usize) -> &Value {
 
 /// The attributes of the `<subscription>` made for one target (TS-0004 7.4.58.2.1 c ii):
 /// its criteria, the cross-resource subscription as `nu` and `acrs`, and its `nec`.
-fn subscription_attrs(crs: &str, enc: &Value, crs_attrs: &Map<String, Value>) -> Map<String, Value> {
+fn subscription_attrs(
+    crs: &str,
+    enc: &Value,
+    crs_attrs: &Map<String, Value>,
+) -> Map<String, Value> {
     let mut attrs = Map::new();
     attrs.insert("enc".into(), enc.clone());
     attrs.insert("nu".into(), Value::Array(vec![Value::from(crs)]));
@@ -375,11 +392,7 @@ fn local_target(cse: &Cse, target: &str) -> Result<(Ri, ResourceType), RequestEr
 fn failure(i: usize, target: &str, cause: RequestError) -> RequestError {
     let shown: String = target.chars().take(60).collect();
     RequestError::CrossResourceOperationFailure(
-        format!(
-            "rrat target {i} ({shown}): {} {cause}",
-            cause.rsc().code()
-        )
-        .into(),
+        format!("rrat target {i} ({shown}): {} {cause}", cause.rsc().code()).into(),
     )
 }
 
@@ -397,6 +410,11 @@ fn check_cap(cse: &Cse, tree: &Tree, fr: &str, more: usize) -> Result<(), Reques
 fn strings(value: Option<&Value>) -> Vec<String> {
     value
         .and_then(Value::as_array)
-        .map(|l| l.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|l| {
+            l.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
