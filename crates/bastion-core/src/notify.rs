@@ -846,16 +846,7 @@ fn in_csz_serialization(poa: String, csz: &[String]) -> String {
     }
 }
 
-fn string_list(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use bastion_proto::json::string_list;
 
 impl Cse {
     /// A NOTIFY addressed to a resource of this CSE. For an `<AE>` it is checked, then

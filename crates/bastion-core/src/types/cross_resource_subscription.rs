@@ -27,6 +27,7 @@ use crate::tree::{Node, Ri, Tree, TypeState};
 use crate::{Cse, RequestContext};
 use async_trait::async_trait;
 use bastion_policy::AccessOperation;
+use bastion_proto::json::string_list as strings;
 use bastion_proto::time::{parse_duration, Timestamp};
 use bastion_proto::{RequestError, ResourceType};
 use serde_json::{Map, Value};
@@ -200,14 +201,7 @@ impl ResourceKind for CrossResourceSubscription {
         };
         let authenticated = old.delivery.authenticated;
         let delivery = delivery(&attrs, &creator, authenticated)?;
-        let before = old.delivery.targets();
-        let added: Vec<String> = delivery
-            .targets()
-            .into_iter()
-            .filter(|t| !before.contains(t))
-            .collect();
-        let sur = format!("{}/{}", cse.config.cse_id, ri);
-        cse.verify_targets(&sur, &creator, &added).await?;
+        super::subscription::verify_added_targets(cse, ri, &old.delivery, &delivery).await?;
         let state = state_of(&attrs, &creator, authenticated, cse.now_ms())?;
         Ok(Some(TypeState::CrossResource(Arc::new(state))))
     }
@@ -407,16 +401,4 @@ fn check_cap(cse: &Cse, tree: &Tree, fr: &str, more: usize) -> Result<(), Reques
         ));
     }
     Ok(())
-}
-
-fn strings(value: Option<&Value>) -> Vec<String> {
-    value
-        .and_then(Value::as_array)
-        .map(|l| {
-            l.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
 }
