@@ -99,6 +99,8 @@ async fn create_node(
             parent: parent_ri,
             acpi: &acpi,
             creator: &req.fr,
+            authenticated: ctx.authenticated,
+            config: &cse.config,
             now,
         };
         let companions = kind.companions(&mut tree, &new, &mut attrs)?;
@@ -139,8 +141,10 @@ async fn create_node(
         for companion in companions {
             let (cty, cattrs) = (companion.ty, companion.attrs.clone());
             ops.push(WriteOp::Upsert(node_row(&companion)));
+            // A companion may live elsewhere (a crossResourceSubscription's targets).
+            let cparent = companion.pi.clone().unwrap_or_else(|| parent_ri.clone());
             tree.insert(companion);
-            let (more, more_ops) = cse.child_created(&mut tree, parent_ri, cty, &cattrs, &req.fr);
+            let (more, more_ops) = cse.child_created(&mut tree, &cparent, cty, &cattrs, &req.fr);
             notices.extend(more);
             ops.extend(more_ops);
         }

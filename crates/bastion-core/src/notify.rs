@@ -25,7 +25,7 @@ pub use crate::outgoing::{NotificationKind, OutgoingNotification};
 use crate::pch::PollingMessage;
 use crate::subscription::{
     EventFacts, SubscriptionState, NCT_MODIFIED, NCT_RI, NCT_TSN, NET_CREATE_CHILD, NET_DELETE,
-    NET_DELETE_CHILD, NET_UPDATE,
+    NET_DELETE_CHILD, NET_MISSING_DATA, NET_UPDATE,
 };
 use crate::tree::{Node, Ri, Tree};
 use crate::{Cse, RequestContext};
@@ -79,6 +79,7 @@ impl Notices {
 }
 
 /// What happened, to which resource, by whom.
+#[derive(Clone)]
 pub(crate) struct Event<'a> {
     pub net: u8,
     /// The resource whose `<subscription>` children are notified.
@@ -149,6 +150,22 @@ impl Cse {
             };
             let Some(view) = self.child_view(tree, &state, subject, &event) else {
                 continue;
+            };
+            // `md`: a missing-data report only once enough points fell within its window.
+            let windowed;
+            let event = match (&state.missing, event.net) {
+                (Some(window), NET_MISSING_DATA) => {
+                    let found = event.resource.get("mdlt").and_then(Value::as_array);
+                    let Some(report) = found.and_then(|f| window.add(f)) else {
+                        continue;
+                    };
+                    windowed = report;
+                    Event {
+                        resource: &windowed,
+                        ..event.clone()
+                    }
+                }
+                _ => event.clone(),
             };
             notices.items.push(Notice {
                 ri: ri.clone(),
@@ -415,6 +432,18 @@ impl Cse {
     ) {
         let destination = {
             let tree = self.tree.read();
+            // A target subscription of a crossResourceSubscription here: counted in its
+            // window, never sent.
+            if let Some(crs) = crate::authz_state::resolve_local(&tree, &self.config, nu)
+                .filter(|n| n.ty == ResourceType::CrossResourceSubscription)
+            {
+                let crs = crs.ri.clone();
+                drop(tree);
+                if kind == NotificationKind::Event {
+                    self.cross_resource_event(&crs, key);
+                }
+                return;
+            }
             self.destination(&tree, nu)
         };
         match destination {
@@ -713,6 +742,88 @@ impl Cse {
     }
 }
 
+impl Cse {
+    /// A notification of target subscription `sur` reached the crossResourceSubscription
+    /// `crs` (TS-0004 7.5.1.2.18): recorded in its window; when every target has notified
+    /// within it, the cross-resource notification `{"sur": crs}` goes to its `nu`, and
+    /// `exc` is counted down.
+    fn cross_resource_event(&self, crs: &Ri, sur: &str) {
+        let Some(sub) = sur
+            .strip_prefix(self.config.cse_id.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+        else {
+            return;
+        };
+        let state = {
+            let tree = self.tree.read();
+            tree.get(crs).and_then(Node::cross_resource).cloned()
+        };
+        let Some(state) = state else {
+            return;
+        };
+        if !state.record(sub, self.now_ms()) {
+            return;
+        }
+        let own = format!("{}/{}", self.config.cse_id, crs);
+        let event = Arc::new(json!({ "sur": own }));
+        for nu in &state.delivery.nu {
+            self.deliver(&own, nu, event.clone(), &state.delivery);
+        }
+        if state.delivery.exc.is_none() {
+            return;
+        }
+        let Some(cse) = self.me.upgrade() else {
+            return;
+        };
+        let crs = crs.clone();
+        tokio::spawn(async move {
+            if let Err(err) = cse.count_cross_resource(&crs).await {
+                tracing::warn!(subscription = %crs, error = %err, "could not count down exc");
+            }
+        });
+    }
+
+    /// One cross-resource notification sent: `exc` down by one, stored; at 0 the resource
+    /// goes with its target subscriptions (TS-0004 7.5.1.2.18).
+    async fn count_cross_resource(&self, crs: &Ri) -> Result<(), bastion_proto::RequestError> {
+        self.write_guard()?;
+        let mut ended = Vec::new();
+        let (pending, notices) = {
+            let mut tree = self.tree.write();
+            let Some(node) = tree.get_mut(crs) else {
+                return Ok(());
+            };
+            let left = node
+                .attrs
+                .get("exc")
+                .and_then(Value::as_u64)
+                .unwrap_or(1)
+                .saturating_sub(1);
+            node.attrs.insert("exc".into(), Value::from(left));
+            let mut ops = vec![bastion_store::WriteOp::Upsert(crate::types::node_row(node))];
+            let mut notices = Notices::default();
+            if left == 0 {
+                ops.clear();
+                let cse_id = self.config.cse_id.clone();
+                for ri in std::iter::once(crs.clone()).chain(crate::types::linked(&tree, crs)) {
+                    let (more, gone, counted) = self.on_remove(&mut tree, &ri, &cse_id);
+                    notices.extend(more);
+                    ended.extend(gone);
+                    ops.extend(crate::types::remove_node(&mut tree, &ri));
+                    ops.extend(counted_rows(&tree, &counted));
+                }
+            }
+            (self.committer.enqueue(ops), notices)
+        };
+        pending.durable().await?;
+        self.dispatch(notices).await;
+        for (ri, state) in ended {
+            self.subscription_ended(&ri, &state);
+        }
+        Ok(())
+    }
+}
+
 /// A subscription that ends with the resource removed, and its state.
 pub(crate) type Ended = (Ri, Arc<SubscriptionState>);
 
@@ -738,7 +849,11 @@ pub(crate) fn ended_subscriptions(tree: &Tree, ri: &Ri) -> Vec<Ended> {
     let mut stack = vec![ri.clone()];
     while let Some(next) = stack.pop() {
         if let Some(n) = tree.get(&next) {
-            if let Some(state) = n.subscription() {
+            // A crossResourceSubscription ends as a subscription does (its `su` is told).
+            let state = n
+                .subscription()
+                .or_else(|| n.cross_resource().map(|c| &c.delivery));
+            if let Some(state) = state {
                 out.push((n.ri.clone(), state.clone()));
             }
             stack.extend(n.children.iter().cloned());
@@ -847,16 +962,7 @@ fn in_csz_serialization(poa: String, csz: &[String]) -> String {
     }
 }
 
-fn string_list(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use bastion_proto::json::string_list;
 
 impl Cse {
     /// A NOTIFY addressed to a resource of this CSE. For an `<AE>` it is checked, then

@@ -37,6 +37,8 @@ pub enum TypeState {
     LocationPolicy(Box<LocationPolicyState>),
     /// `<schedule>`: its parsed `se` entries (`types/schedule.rs`).
     Schedule(Arc<[bastion_policy::schedule::Schedule]>),
+    /// `<crossResourceSubscription>`: its targets, time window and delivery.
+    CrossResource(Arc<crate::subscription::CrossResourceState>),
 }
 
 /// A `<locationPolicy>` as the location check reads it (`types/location_policy.rs`).

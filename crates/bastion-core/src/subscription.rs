@@ -8,13 +8,16 @@
 //! `ln`, `pn`, `su`, `net` 7 (blocking update, with its own rules: [`blocking_rules`]),
 //! and the Release 4 `nse` (statistics per target, `nsi`) and `eeno`
 //! (the event's originator in each notification). What is not supported is refused with 5001 instead of being accepted
-//! and silently ignored: `net` 5 and 6, `psn`, `nfu`, `md`. `net` 8 (missing data of a
+//! and silently ignored: `net` 5 and 6, `psn`, `nfu`. `net` 8 (missing data of a
 //! `<timeSeries>`) is sent with `nct` 5 as each detection finds points
-//! (`types/time_series.rs`).
+//! (`types/time_series.rs`), or, with `enc.md` `{num, dur}`, only once `num` missing
+//! points fall within `dur` of each other ([`MissingWindow`]).
 
 use bastion_proto::time::{parse_duration, Timestamp};
 use bastion_proto::{RequestError, ResourceType};
 use serde_json::{Map, Value};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// `notificationEventType` values this CSE detects.
@@ -55,6 +58,58 @@ pub struct SubscriptionState {
     pub event_originator: bool,
     /// `nse` (notificationStatsEnable): `nsi` counts events, requests and responses.
     pub stats: bool,
+    /// `enc.md`: the missing points seen within the window, shared by the clones of this
+    /// state (it is runtime state, not stored: a restart starts an empty window).
+    pub(crate) missing: Option<Arc<MissingWindow>>,
+}
+
+/// `enc.md` (`m2m:missingData`, TS-0001 9.6.8): notify when `num` missing data points of
+/// a `<timeSeries>` fall within `dur`. Holds at most `num` points (their expected data
+/// generation times, ms), so its size is bounded by [`MAX_MISSING_NUM`].
+#[derive(Debug)]
+pub struct MissingWindow {
+    pub num: usize,
+    pub dur_ms: i64,
+    points: Mutex<VecDeque<(i64, Value)>>,
+}
+
+/// The largest `md.num` accepted: the window holds that many points.
+pub(crate) const MAX_MISSING_NUM: u64 = 1000;
+
+impl MissingWindow {
+    /// Adds the points one detection found (`mdlt` entries); when `num` of them lie within
+    /// `dur`, returns the report `{"mdlt": […], "mdc": num}` of the newest `num` and starts
+    /// an empty window.
+    pub(crate) fn add(&self, found: &[Value]) -> Option<Map<String, Value>> {
+        let mut points = self.points.lock().unwrap_or_else(|e| e.into_inner());
+        for point in found {
+            let at = point
+                .as_str()
+                .and_then(Timestamp::parse)
+                .map(|t| t.0.saturating_mul(1000))
+                .unwrap_or(i64::MAX);
+            points.push_back((at, point.clone()));
+            // Only the points within `dur` of the newest count.
+            while points
+                .front()
+                .is_some_and(|(t, _)| at.saturating_sub(*t) > self.dur_ms)
+            {
+                points.pop_front();
+            }
+            // Bounded: more than `num` points are never needed to decide.
+            if points.len() > self.num {
+                points.pop_front();
+            }
+        }
+        if points.len() < self.num {
+            return None;
+        }
+        let mdlt: Vec<Value> = points.drain(..).map(|(_, v)| v).collect();
+        let mut report = Map::new();
+        report.insert("mdc".into(), Value::from(mdlt.len()));
+        report.insert("mdlt".into(), Value::Array(mdlt));
+        Some(report)
+    }
 }
 
 /// Delivery policies handed to the delivery engine.
@@ -96,6 +151,8 @@ pub(crate) struct Criteria {
     monitor: Option<Vec<Monitor>>,
     /// `fo` = 2: any condition suffices.
     any: bool,
+    /// `md`: `num` missing points within `dur` (ms).
+    missing: Option<(usize, i64)>,
 }
 
 /// One detected event, as the criteria see it.
@@ -229,6 +286,13 @@ impl SubscriptionState {
         if let Some(su) = &su {
             check_target(su, "su")?;
         }
+        let missing = criteria.missing.map(|(num, dur_ms)| {
+            Arc::new(MissingWindow {
+                num,
+                dur_ms,
+                points: Mutex::new(VecDeque::with_capacity(num)),
+            })
+        });
         Ok(SubscriptionState {
             nu,
             net,
@@ -241,6 +305,7 @@ impl SubscriptionState {
             authenticated,
             event_originator: attrs.get("eeno").and_then(Value::as_bool).unwrap_or(false),
             stats: attrs.get("nse").and_then(Value::as_bool).unwrap_or(false),
+            missing,
         })
     }
 }
@@ -263,6 +328,100 @@ impl SubscriptionState {
             }
         }
         all
+    }
+}
+
+/// A compiled `<crossResourceSubscription>` (TS-0004 7.4.58, 7.5.1.2.18): the
+/// subscriptions whose notifications it counts, its time window, and how its own
+/// notification is delivered (`delivery`: its `nu`, `exc`, `su` and creator, compiled as a
+/// subscription with no criteria). The window is runtime state: a restart starts an
+/// empty one.
+#[derive(Debug)]
+pub struct CrossResourceState {
+    /// The target subscriptions (`rrats`), in `rrat` order; at most [`MAX_CRS_TARGETS`].
+    pub targets: Vec<Arc<str>>,
+    pub window_ms: i64,
+    /// `twt` 2 (sliding): a window starts at the first notification; else (1, periodic)
+    /// windows follow each other from `origin_ms`.
+    pub sliding: bool,
+    pub origin_ms: i64,
+    pub delivery: Arc<SubscriptionState>,
+    window: Mutex<Window>,
+}
+
+/// The most targets one `<crossResourceSubscription>` may name: one bit each in
+/// [`Window`].
+pub(crate) const MAX_CRS_TARGETS: usize = 32;
+
+/// `twt` 2 (`m2m:timeWindowType` slidingWindow); 1 is periodicWindow.
+pub(crate) const TWT_SLIDING: u64 = 2;
+
+/// The current time window: when it started and which targets notified in it.
+#[derive(Debug, Default)]
+struct Window {
+    start_ms: Option<i64>,
+    seen: u64,
+}
+
+impl CrossResourceState {
+    pub(crate) fn new(
+        targets: Vec<Arc<str>>,
+        window_ms: i64,
+        sliding: bool,
+        origin_ms: i64,
+        delivery: Arc<SubscriptionState>,
+    ) -> CrossResourceState {
+        CrossResourceState {
+            targets,
+            window_ms: window_ms.max(1),
+            sliding,
+            origin_ms,
+            delivery,
+            window: Mutex::new(Window::default()),
+        }
+    }
+
+    /// Records a notification from target subscription `target` at `now_ms`; true when
+    /// every target has now notified within the window, which then starts over.
+    pub(crate) fn record(&self, target: &str, now_ms: i64) -> bool {
+        let Some(index) = self.targets.iter().position(|t| &**t == target) else {
+            return false;
+        };
+        let all = if self.targets.len() >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.targets.len()) - 1
+        };
+        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        let start = if self.sliding {
+            match w.start_ms {
+                Some(start) if now_ms.saturating_sub(start) <= self.window_ms => start,
+                _ => now_ms,
+            }
+        } else {
+            let k = now_ms
+                .saturating_sub(self.origin_ms)
+                .div_euclid(self.window_ms);
+            self.origin_ms
+                .saturating_add(k.saturating_mul(self.window_ms))
+        };
+        if w.start_ms != Some(start) {
+            *w = Window {
+                start_ms: Some(start),
+                seen: 0,
+            };
+        }
+        w.seen |= 1 << index;
+        if w.seen != all {
+            return false;
+        }
+        // Notified: the stored notifications are used up; a sliding window waits for the
+        // next one to start again.
+        w.seen = 0;
+        if self.sliding {
+            w.start_ms = None;
+        }
+        true
     }
 }
 
@@ -540,13 +699,8 @@ fn event_criteria(
             "unknown member {k} in enc"
         )));
     }
-    if enc.contains_key("md") {
-        if target != ResourceType::TimeSeries {
-            return Err(bad("md applies to timeSeries only"));
-        }
-        return Err(RequestError::NotImplemented(
-            "the missingData condition (md) is not supported".into(),
-        ));
+    if enc.contains_key("md") && target != ResourceType::TimeSeries {
+        return Err(bad("md applies to timeSeries only"));
     }
     if enc.contains_key("net") && enc.contains_key("om") {
         return Err(bad("enc cannot hold both net and om"));
@@ -577,6 +731,11 @@ fn event_criteria(
     if net.contains(&NET_MISSING_DATA) && target != ResourceType::TimeSeries {
         return Err(bad("missing data (net 8) applies to timeSeries only"));
     }
+    // `md` says when a missing-data notification is sent: only with `net` 8.
+    let missing = enc.get("md").map(missing_data).transpose()?;
+    if missing.is_some() && !net.contains(&NET_MISSING_DATA) {
+        return Err(bad("md needs notificationEventType 8 (missing data)"));
+    }
     let criteria = Criteria {
         created_before: time("crb")?,
         created_after: time("cra")?,
@@ -596,8 +755,34 @@ fn event_criteria(
             Some(2) => true,
             Some(_) => return Err(bad("enc.fo must be 1 or 2")),
         },
+        missing,
     };
     Ok((net, criteria))
+}
+
+/// `md` (`m2m:missingData`): `{"num": 1…1000, "dur": "PT…"}`, both present.
+fn missing_data(value: &Value) -> Result<(usize, i64), RequestError> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| bad("enc.md must be an object"))?;
+    if let Some(k) = obj.keys().find(|k| *k != "num" && *k != "dur") {
+        return Err(RequestError::bad_request(format!(
+            "unknown member {k} in enc.md"
+        )));
+    }
+    let num = obj
+        .get("num")
+        .and_then(Value::as_u64)
+        .filter(|n| (1..=MAX_MISSING_NUM).contains(n))
+        .ok_or_else(|| bad("enc.md.num must be 1 to 1000"))?;
+    let dur = obj
+        .get("dur")
+        .and_then(Value::as_str)
+        .and_then(parse_duration)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| bad("enc.md.dur must be a duration"))?;
+    let dur_ms = i64::try_from(dur.as_millis()).unwrap_or(i64::MAX);
+    Ok((num as usize, dur_ms))
 }
 
 fn event_types(value: Option<&Value>) -> Result<Vec<u8>, RequestError> {
@@ -760,6 +945,79 @@ mod tests {
         assert_eq!(rsc(compile(json!({"nu": ["Cx"], "exc": 0}))), 4000);
         assert_eq!(rsc(compile(json!({"nu": []}))), 4000);
         assert_eq!(rsc(compile(json!({"nu": ["a b"]}))), 4000);
+    }
+
+    #[test]
+    fn ts0001_9_6_8_missing_data_condition() {
+        let ts = |enc: Value| {
+            let Value::Object(m) = json!({"nu": ["Cx"], "enc": enc}) else {
+                panic!()
+            };
+            SubscriptionState::compile(&m, ResourceType::TimeSeries, "Csub", false)
+        };
+        let md = |md: Value| ts(json!({"net": [8], "md": md}));
+        assert_eq!(rsc(ts(json!({"md": {"num": 2, "dur": "PT1M"}}))), 4000);
+        assert_eq!(rsc(md(json!({"num": 0, "dur": "PT1M"}))), 4000);
+        assert_eq!(rsc(md(json!({"num": 1001, "dur": "PT1M"}))), 4000);
+        assert_eq!(rsc(md(json!({"num": 2}))), 4000);
+        assert_eq!(rsc(md(json!({"num": 2, "dur": "PT0S"}))), 4000);
+        assert_eq!(rsc(md(json!({"num": 2, "dur": "PT1M", "x": 1}))), 4000);
+        let s = md(json!({"num": 3, "dur": "PT10S"})).unwrap();
+        let window = s.missing.clone().unwrap();
+        let at = |t: &str| Value::from(t);
+        // Two within 10 s, then a third 20 s later: the window restarts at the second.
+        assert!(window
+            .add(&[at("20260101T000000"), at("20260101T000005")])
+            .is_none());
+        assert!(window.add(&[at("20260101T000020")]).is_none());
+        assert!(window.add(&[at("20260101T000025")]).is_none());
+        let report = window.add(&[at("20260101T000028")]).unwrap();
+        assert_eq!(report["mdc"], 3);
+        assert_eq!(
+            report["mdlt"],
+            json!(["20260101T000020", "20260101T000025", "20260101T000028"])
+        );
+        // Reported points start a new window.
+        assert!(window.add(&[at("20260101T000029")]).is_none());
+    }
+
+    fn crs(sliding: bool) -> CrossResourceState {
+        let delivery = compile(json!({"nu": ["Cx"]})).unwrap();
+        let targets = vec![Arc::from("s0"), Arc::from("s1"), Arc::from("s2")];
+        CrossResourceState::new(targets, 1000, sliding, 10_000, Arc::new(delivery))
+    }
+
+    #[test]
+    fn ts0004_7_5_1_2_18_periodic_window() {
+        let c = crs(false);
+        // Windows [10000, 11000), [11000, 12000), ...
+        assert!(!c.record("s0", 10_100));
+        assert!(!c.record("s1", 10_500));
+        assert!(!c.record("nobody", 10_600));
+        assert!(c.record("s2", 10_999), "all three in one window");
+        // Used up: the same window needs all three again.
+        assert!(!c.record("s0", 10_999));
+        // s0 and s1 in one window, s2 in the next: nothing.
+        assert!(!c.record("s0", 11_100));
+        assert!(!c.record("s1", 11_200));
+        assert!(!c.record("s2", 12_000));
+        assert!(!c.record("s0", 12_100));
+        assert!(c.record("s1", 12_999));
+    }
+
+    #[test]
+    fn ts0004_7_5_1_2_18_sliding_window() {
+        let c = crs(true);
+        // The window starts at the first notification (10500) and lasts 1000 ms.
+        assert!(!c.record("s0", 10_500));
+        assert!(!c.record("s1", 11_400));
+        // 1600 ms after the start: a new window starts here, with s2 alone.
+        assert!(!c.record("s2", 12_100));
+        assert!(!c.record("s0", 12_200));
+        assert!(c.record("s1", 13_000), "s2, s0, s1 within 1000 ms of 12100");
+        // After a notification the next one starts a new window.
+        assert!(!c.record("s1", 13_001));
+        assert!(!c.record("s1", 13_002));
     }
 
     #[test]

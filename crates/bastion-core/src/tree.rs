@@ -155,6 +155,13 @@ impl Node {
         }
     }
 
+    pub(crate) fn cross_resource(&self) -> Option<&Arc<crate::subscription::CrossResourceState>> {
+        match &self.state {
+            TypeState::CrossResource(state) => Some(state),
+            _ => None,
+        }
+    }
+
     pub(crate) fn subscription_mut(
         &mut self,
     ) -> Option<&mut Arc<crate::subscription::SubscriptionState>> {

@@ -149,6 +149,9 @@ async fn ts0004_7_4_every_attribute_of_every_served_type_can_be_retrieved_alone(
     create(&cse, ADMIN, "cse-in/ntp", 27, pdr).await;
     let ntpr = json!({"m2m:ntpr": {"rn": "ntpr", "ntu": [OWNER], "npi": "cse-in/ntp"}});
     create(&cse, OWNER, "cse-in/Cowner/c/s", 25, ntpr).await;
+    let crs = json!({"m2m:crs": {"rn": "x", "rrat": ["cse-in/Cowner/c"],
+        "encs": {"enc": [{"net": [3]}]}, "twt": 1, "tws": "PT1M", "nu": [OWNER], "exc": 3}});
+    create(&cse, OWNER, "cse-in/Cowner", 48, crs).await;
 
     for (fr, to, ty) in [
         (ADMIN, "cse-in", ResourceType::CseBase),
@@ -179,6 +182,11 @@ async fn ts0004_7_4_every_attribute_of_every_served_type_can_be_retrieved_alone(
             OWNER,
             "cse-in/Cowner/c/s/ntpr",
             ResourceType::NotificationTargetMgmtPolicyRef,
+        ),
+        (
+            OWNER,
+            "cse-in/Cowner/x",
+            ResourceType::CrossResourceSubscription,
         ),
     ] {
         check_type(&cse, fr, to, ty).await;

@@ -455,6 +455,28 @@ const SUB: &[AttrDef] = &[
     a("nse", Kind::Bool, O, O),
     a("nsi", Kind::Any, NP, NP),
     a("eeno", Kind::Bool, O, O),
+    a("acrs", Kind::StrList, O, O),
+];
+
+/// `<crossResourceSubscription>` (TS-0004 7.4.58; TS-0001 9.6.58).
+const CRS: &[AttrDef] = &[
+    a("rn", Kind::Str, O, NP),
+    a("et", Kind::Timestamp, O, O),
+    a("lbl", Kind::Labels, O, O),
+    a("acpi", Kind::StrList, O, O),
+    a("daci", Kind::StrList, O, O),
+    a("cr", Kind::CreatorNull, O, NP),
+    a("rrat", Kind::StrList, O, NP),
+    a("srat", Kind::StrList, O, NP),
+    a("rrats", Kind::StrList, NP, NP),
+    // `m2m:timeWindowType`: 1 periodic, 2 sliding.
+    a("twt", Kind::Range(1, 2), M, O),
+    a("tws", Kind::Str, M, O),
+    a("encs", Kind::Object, O, NP),
+    a("nec", Kind::Any, O, NP),
+    a("exc", Kind::PositiveInt, O, O),
+    a("nu", Kind::StrList, M, O),
+    a("su", Kind::Str, O, NP),
 ];
 
 /// `<pollingChannel>` (TS-0001 9.6.21; core-resources.md §3.10).
@@ -570,6 +592,7 @@ pub fn table(ty: ResourceType) -> &'static [AttrDef] {
         ResourceType::FlexContainer => FCNT,
         ResourceType::FlexContainerInstance => FCI,
         ResourceType::Schedule => SCH,
+        ResourceType::CrossResourceSubscription => CRS,
         ResourceType::Other(_) => &[],
     }
 }

@@ -84,6 +84,10 @@ pub enum RequestError {
     /// 5107: the target of a blocking update could not be reached.
     #[error("{0}")]
     RemoteEntityNotReachable(Reason),
+    /// 5221: a `<crossResourceSubscription>` target's subscription could not be made; the
+    /// reason names the target and what its own CREATE answered.
+    #[error("{0}")]
+    CrossResourceOperationFailure(Reason),
     /// 4103 of the indirect dynamic authorization procedure (TS-0003 7.3.2.3 step 2): the
     /// response carries this Token Request Information (`tqf`) and no debug text.
     #[error("originator has no privilege; token request information attached")]
@@ -129,6 +133,7 @@ impl RequestError {
             RequestError::BlockingSubscriptionExists(_) => Rsc::BlockingSubscriptionAlreadyExists,
             RequestError::DeniedByRemoteEntity(_) => Rsc::OperationDeniedByRemoteEntity,
             RequestError::RemoteEntityNotReachable(_) => Rsc::RemoteEntityNotReachable,
+            RequestError::CrossResourceOperationFailure(_) => Rsc::CrossResourceOperationFailure,
         }
     }
 

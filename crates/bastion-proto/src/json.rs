@@ -8,6 +8,20 @@ use serde_json::{Map, Value};
 use std::cell::Cell;
 use std::fmt;
 
+/// The strings of a JSON list (`nu`, `poa`, `rrat`, …): other values, and anything but a
+/// list, give nothing.
+pub fn string_list(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Deepest nesting accepted in a body.
 pub const MAX_DEPTH: usize = 32;
 

@@ -56,11 +56,14 @@ pub enum Rsc {
     NotAcceptable = 5207,
     /// No group member answered before the result expiration time.
     GroupMembersNotResponded = 5209,
+    /// A `<crossResourceSubscription>` could not make (or join) the subscription of one
+    /// of its targets (TS-0004 7.4.58.2.1).
+    CrossResourceOperationFailure = 5221,
     MaxNumberOfMemberExceeded = 6010,
 }
 
 /// Every code of [`Rsc`], for decoding.
-const ALL: [Rsc; 38] = [
+const ALL: [Rsc; 39] = [
     Rsc::Accepted,
     Rsc::AcceptedNonBlockingSynch,
     Rsc::AcceptedNonBlockingAsynch,
@@ -98,6 +101,7 @@ const ALL: [Rsc; 38] = [
     Rsc::SubscriptionHostHasNoPrivilege,
     Rsc::NotAcceptable,
     Rsc::GroupMembersNotResponded,
+    Rsc::CrossResourceOperationFailure,
     Rsc::MaxNumberOfMemberExceeded,
 ];
 
@@ -144,7 +148,8 @@ impl Rsc {
             Rsc::Conflict | Rsc::BlockingSubscriptionAlreadyExists => 409,
             Rsc::InternalServerError
             | Rsc::SubscriptionVerificationInitiationFailed
-            | Rsc::GroupMembersNotResponded => 500,
+            | Rsc::GroupMembersNotResponded
+            | Rsc::CrossResourceOperationFailure => 500,
             Rsc::NotAcceptable => 406,
         }
     }

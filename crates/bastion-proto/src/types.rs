@@ -49,6 +49,9 @@ pub enum ResourceType {
     /// `<policyDeletionRules>` (ty 27): one group of rules of a
     /// `<notificationTargetPolicy>` (`dr`, combined by `drr`).
     PolicyDeletionRules,
+    /// `<crossResourceSubscription>` (ty 48): one notification when every target had an
+    /// event within a time window.
+    CrossResourceSubscription,
     /// A type number defined by oneM2M that Bastion does not implement yet.
     Other(u16),
 }
@@ -108,6 +111,7 @@ impl ResourceType {
             32 => ResourceType::Token,
             34 => ResourceType::DynamicAuthorizationConsultation,
             58 => ResourceType::FlexContainerInstance,
+            48 => ResourceType::CrossResourceSubscription,
             other if is_defined(other) => ResourceType::Other(other),
             _ => return None,
         })
@@ -136,6 +140,7 @@ impl ResourceType {
             ResourceType::TimeSeries => 29,
             ResourceType::TimeSeriesInstance => 30,
             ResourceType::FlexContainerInstance => 58,
+            ResourceType::CrossResourceSubscription => 48,
             ResourceType::Role => 31,
             ResourceType::Token => 32,
             ResourceType::DynamicAuthorizationConsultation => 34,
@@ -167,6 +172,7 @@ impl ResourceType {
             ResourceType::TimeSeriesInstance => "tsi",
             ResourceType::FlexContainer => "fcnt",
             ResourceType::FlexContainerInstance => "fci",
+            ResourceType::CrossResourceSubscription => "crs",
             ResourceType::Role => "rol",
             ResourceType::Token => "tk",
             ResourceType::DynamicAuthorizationConsultation => "dac",
@@ -202,6 +208,7 @@ impl ResourceType {
             // (`crate::flex::Specialization::root`).
             ResourceType::FlexContainer => "m2m:fcnt",
             ResourceType::FlexContainerInstance => "m2m:fci",
+            ResourceType::CrossResourceSubscription => "m2m:crs",
             ResourceType::Role => "m2m:rol",
             ResourceType::Token => "m2m:tk",
             ResourceType::DynamicAuthorizationConsultation => "m2m:dac",
@@ -274,6 +281,7 @@ impl ResourceType {
                 | ResourceType::NotificationTargetMgmtPolicyRef
                 | ResourceType::NotificationTargetPolicy
                 | ResourceType::PolicyDeletionRules
+                | ResourceType::CrossResourceSubscription
         )
     }
 
@@ -335,6 +343,7 @@ impl ResourceType {
                     | Node
                     | Schedule
                     | NotificationTargetPolicy
+                    | CrossResourceSubscription
             ),
             Ae => matches!(
                 child,
@@ -347,6 +356,7 @@ impl ResourceType {
                     | DynamicAuthorizationConsultation
                     | Subscription
                     | PollingChannel
+                    | CrossResourceSubscription
             ),
             // A registered CSE's resources on its registrar (TS-0001 9.6.4).
             RemoteCse => matches!(
@@ -385,7 +395,7 @@ impl ResourceType {
     }
 
     /// Resource types whose instances are reported in the CSEBase `srt`.
-    pub const SUPPORTED: [ResourceType; 24] = [
+    pub const SUPPORTED: [ResourceType; 25] = [
         ResourceType::AccessControlPolicy,
         ResourceType::Ae,
         ResourceType::Container,
@@ -410,6 +420,7 @@ impl ResourceType {
         ResourceType::NotificationTargetMgmtPolicyRef,
         ResourceType::NotificationTargetPolicy,
         ResourceType::PolicyDeletionRules,
+        ResourceType::CrossResourceSubscription,
     ];
 }
 

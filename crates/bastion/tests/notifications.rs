@@ -773,3 +773,129 @@ async fn ts0001_9_6_8_held_notifications_leave_in_order_over_http() {
         .collect();
     assert_eq!(got, [json!("a"), json!("b"), json!("c")]);
 }
+
+/// `<crossResourceSubscription>` (TS-0004 7.4.58, 7.5.1.2.18): a subscription is made
+/// under each target for the originator; one event on a single target notifies nothing;
+/// an event on every target within the window sends `{"sur": crs}` to `nu`; DELETE
+/// removes the target subscriptions and tells `su`.
+#[tokio::test]
+async fn ts0004_7_4_58_cross_resource_notification_when_every_target_had_an_event() {
+    let s = Server::start();
+    let ae = s.ae("Cowner").await;
+    s.create_cnt(&ae, "Cowner", json!({"rn": "a"})).await;
+    s.create_cnt(&ae, "Cowner", json!({"rn": "b"})).await;
+    let (a, b) = (format!("{ae}/a"), format!("{ae}/b"));
+    let rx = Receiver::start().await;
+    let deleted = Receiver::start().await;
+    let crs = json!({"m2m:crs": {"rn": "crs",
+        "rrat": [a.trim_start_matches('/'), b.trim_start_matches('/')],
+        "encs": {"enc": [{"net": [3]}]}, "twt": 2, "tws": "PT30S",
+        "nu": [rx.url], "su": deleted.url}});
+    let r = s.create(&ae, "Cowner", 48, crs).await;
+    r.expect(2001);
+    let made = r.inner("m2m:crs").clone();
+    let sur = format!("{CSE_ID}/{}", made["ri"].as_str().expect("ri"));
+    let rrats: Vec<String> = made["rrats"]
+        .as_array()
+        .expect("rrats")
+        .iter()
+        .map(|v| v.as_str().expect("ri").to_owned())
+        .collect();
+    assert_eq!(rrats.len(), 2, "{made}");
+    // Each target holds a subscription for the originator, notifying the crs.
+    let sub = s.get(&format!("{a}/{}", rrats[0]), "Cowner").await;
+    sub.expect(2000);
+    let sub = sub.inner("m2m:sub");
+    assert_eq!(sub["nu"], json!([made["ri"]]));
+    // `acrs` (Release 4) is not shown to this Release 3 client.
+    assert!(sub.get("acrs").is_none(), "{sub}");
+    assert_eq!(sub["enc"], json!({"net": [3]}));
+    assert_eq!(sub["cr"], "Cowner");
+
+    s.create_cin(&a, "Cowner", "1").await;
+    s.create_cin(&a, "Cowner", "2").await;
+    // Only one target had an event: nothing yet (the target subscriptions' own
+    // notifications have been handled by the time the next write is answered).
+    s.create_cnt(&ae, "Cowner", json!({"rn": "c"})).await;
+    assert!(rx.events().is_empty(), "{:?}", rx.events());
+    s.create_cin(&b, "Cowner", "3").await;
+    let events = rx.wait_events(1).await;
+    assert_eq!(events[0], json!({"m2m:sgn": {"sur": sur}}));
+    // Exactly one: the two events on `a` alone never completed a window.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(rx.events().len(), 1, "{:?}", rx.events());
+
+    s.delete(&format!("{ae}/crs"), "Cowner").await.expect(2002);
+    s.get(&format!("{a}/{}", rrats[0]), "Cowner")
+        .await
+        .expect(4004);
+    s.get(&format!("{b}/{}", rrats[1]), "Cowner")
+        .await
+        .expect(4004);
+    let gone = deleted.wait_events(1).await;
+    assert_eq!(gone[0], json!({"m2m:sgn": {"sud": true, "sur": sur}}));
+}
+
+/// Every target passes the originator's own subscription decision: RETRIEVE on a target
+/// it may not read fails the whole CREATE with 5221, and nothing is left behind.
+#[tokio::test]
+async fn ts0004_7_4_58_a_target_the_originator_may_not_subscribe_to_fails_with_5221() {
+    let s = Server::start();
+    let owner = s.ae("Cowner").await;
+    s.create_cnt(&owner, "Cowner", json!({"rn": "a"})).await;
+    let other = s.ae("Cother").await;
+    s.create_cnt(&other, "Cother", json!({"rn": "mine"})).await;
+    let rrat = [
+        format!("{other}/mine").trim_start_matches('/').to_owned(),
+        format!("{owner}/a").trim_start_matches('/').to_owned(),
+    ];
+    let crs = json!({"m2m:crs": {"rn": "crs", "rrat": rrat,
+        "encs": {"enc": [{"net": [3]}]}, "twt": 1, "tws": "PT10S", "nu": ["Cother"]}});
+    let r = s.create(&other, "Cother", 48, crs).await;
+    r.expect(5221);
+    assert!(
+        r.text.contains("rrat target 1") && r.text.contains("4103"),
+        "{}",
+        r.text
+    );
+    s.get(&format!("{other}/crs"), "Cother").await.expect(4004);
+    // No subscription was left under the target the originator could subscribe to.
+    let mine = s.get(&format!("{other}/mine?rcn=4"), "Cother").await;
+    mine.expect(2000);
+    assert!(
+        mine.inner("m2m:cnt").get("m2m:sub").is_none(),
+        "{}",
+        mine.text
+    );
+}
+
+/// A `<crossResourceSubscription>` and its target subscriptions survive a restart (the
+/// window starts empty), and `exc` 1 ends it after one cross-resource notification,
+/// with its target subscriptions (TS-0004 7.5.1.2.18).
+#[tokio::test]
+async fn ts0004_7_4_58_survives_a_restart_and_exc_ends_it() {
+    let mut s = Server::start();
+    let ae = s.ae("Cowner").await;
+    s.create_cnt(&ae, "Cowner", json!({"rn": "a"})).await;
+    s.create_cnt(&ae, "Cowner", json!({"rn": "b"})).await;
+    let (a, b) = (format!("{ae}/a"), format!("{ae}/b"));
+    let rx = Receiver::start().await;
+    let crs = json!({"m2m:crs": {"rn": "crs",
+        "rrat": [a.trim_start_matches('/'), b.trim_start_matches('/')],
+        "encs": {"enc": [{"net": [3]}, {"net": [3]}]}, "twt": 1, "tws": "PT1M",
+        "nu": [rx.url], "su": rx.url, "exc": 1}});
+    let r = s.create(&ae, "Cowner", 48, crs).await;
+    r.expect(2001);
+    let made = r.inner("m2m:crs").clone();
+    let sur = format!("{CSE_ID}/{}", made["ri"].as_str().expect("ri"));
+    let first = made["rrats"][0].as_str().expect("rrats").to_owned();
+    s.restart();
+    s.get(&format!("{a}/{first}"), "Cowner").await.expect(2000);
+    s.create_cin(&a, "Cowner", "1").await;
+    s.create_cin(&b, "Cowner", "2").await;
+    let events = rx.wait_events(2).await;
+    assert_eq!(events[0], json!({"m2m:sgn": {"sur": sur}}));
+    assert_eq!(events[1], json!({"m2m:sgn": {"sud": true, "sur": sur}}));
+    s.get(&format!("{ae}/crs"), "Cowner").await.expect(4004);
+    s.get(&format!("{a}/{first}"), "Cowner").await.expect(4004);
+}

@@ -92,6 +92,35 @@ async fn ts0001_10_2_4_29_a_sub_second_gap_is_found_after_later_points_arrived()
     assert_eq!(ts["cni"], 4);
 }
 
+/// `enc.md` (TS-0001 9.6.8 missingData): no notification for one missing point, one
+/// naming both once two are missing within the window.
+#[tokio::test]
+async fn ts0001_9_6_8_md_notifies_once_enough_points_are_missing_within_its_window() {
+    let s = Server::start();
+    let ae = s.ae("Cowner").await;
+    let ts = json!({"m2m:ts": {"rn": "ts", "pei": 1500, "mdt": 300, "mdd": true, "mdn": 10}});
+    s.create(&ae, "Cowner", 29, ts).await.expect(2001);
+    let path = format!("{ae}/ts");
+    let rx = Receiver::start().await;
+    // `md` without `net` 8 is refused.
+    let wrong = json!({"m2m:sub": {"nu": [rx.url], "enc": {"md": {"num": 2, "dur": "PT1M"}}}});
+    s.create(&path, "Cowner", 23, wrong).await.expect(4000);
+    let sub = json!({"m2m:sub": {"rn": "md", "nu": [rx.url],
+        "enc": {"net": [8], "md": {"num": 2, "dur": "PT1M"}}}});
+    s.create(&path, "Cowner", 23, sub).await.expect(2001);
+    let dgt = now();
+    let point = json!({"m2m:tsi": {"dgt": dgt.format(), "con": "1"}});
+    s.create(&path, "Cowner", 30, point).await.expect(2001);
+    let events = rx.wait_events(1).await;
+    let tsn = &events[0]["m2m:sgn"]["nev"]["rep"]["m2m:tsn"];
+    assert_eq!(tsn["mdc"], 2, "{}", events[0]);
+    let mdlt = tsn["mdlt"].as_array().expect("mdlt");
+    assert_eq!(mdlt.len(), 2);
+    // The first missing point is 1.5 s after the data point, within that second or the next.
+    let first = Timestamp::parse(mdlt[0].as_str().expect("time")).expect("timestamp");
+    assert!((dgt.0 + 1..=dgt.0 + 2).contains(&first.0), "{mdlt:?}");
+}
+
 #[tokio::test]
 async fn ts0001_9_6_37_counters_dgt_index_and_state_tag_survive_a_restart() {
     let mut s = Server::start();

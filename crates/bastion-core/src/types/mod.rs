@@ -18,6 +18,7 @@ mod ae;
 mod common;
 mod container;
 mod content_instance;
+mod cross_resource_subscription;
 mod cse_base;
 mod dac;
 mod flex_container;
@@ -97,6 +98,9 @@ pub(crate) fn kind(ty: ResourceType) -> &'static dyn ResourceKind {
             &notification_target_policy::NotificationTargetPolicy
         }
         ResourceType::PolicyDeletionRules => &policy_deletion_rules::PolicyDeletionRules,
+        ResourceType::CrossResourceSubscription => {
+            &cross_resource_subscription::CrossResourceSubscription
+        }
         ResourceType::Other(_) => &Unimplemented,
     }
 }
@@ -189,6 +193,9 @@ pub(crate) struct NewNode<'a> {
     /// Its resolved `acpi`.
     pub acpi: &'a [Ri],
     pub creator: &'a str,
+    /// Whether the originator was authenticated (for the subscriptions it makes).
+    pub authenticated: bool,
+    pub config: &'a CseConfig,
     pub now: Timestamp,
 }
 

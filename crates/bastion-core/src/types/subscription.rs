@@ -235,15 +235,26 @@ async fn resubscribe(
         (merged(&node.attrs, content), parent_ty, old)
     };
     let state = SubscriptionState::compile(&merged, parent_ty, &old.creator, old.authenticated)?;
+    verify_added_targets(cse, ri, &old, &state).await?;
+    Ok(Arc::new(state))
+}
+
+/// Verifies, for the original subscriber, the targets `new` has and `old` had not (an
+/// UPDATE of `ri`, a `<subscription>` or a `<crossResourceSubscription>`).
+pub(super) async fn verify_added_targets(
+    cse: &Cse,
+    ri: &Ri,
+    old: &SubscriptionState,
+    new: &SubscriptionState,
+) -> Result<(), RequestError> {
     let before = old.targets();
-    let added: Vec<String> = state
+    let added: Vec<String> = new
         .targets()
         .into_iter()
         .filter(|n| !before.contains(n))
         .collect();
     let sur = format!("{}/{}", cse.config.cse_id, ri);
-    cse.verify_targets(&sur, &old.creator, &added).await?;
-    Ok(Arc::new(state))
+    cse.verify_targets(&sur, &old.creator, &added).await
 }
 
 /// The subscription `ri` with its compiled state and the type of the resource it watches:

@@ -81,6 +81,7 @@ const INTRODUCED: &[Introduced] = &[
     since("nsi", &[ResourceType::Subscription], Release::R4),
     since("eeno", &[ResourceType::Subscription], Release::R4),
     since("ma", &[ResourceType::Subscription], Release::R4),
+    since("acrs", &[ResourceType::Subscription], Release::R4),
     since("rqag", &[PollingChannel], Release::R4),
 ];
 

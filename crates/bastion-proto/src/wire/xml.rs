@@ -95,6 +95,8 @@ const MEMBERS: &[(&str, XKind)] = &[
     ("mdlt", XKind::StrList),
     ("mdc", XKind::Int),
     ("md", XKind::Obj),
+    // eventNotificationCriteriaSet (encs) of a <crossResourceSubscription>
+    ("encs", XKind::Obj),
     // batchNotify (bn), rateLimit (rl)
     ("num", XKind::Int),
     ("dur", XKind::Str),
@@ -161,6 +163,8 @@ const ROOTS: &[(&str, XKind)] = &[
 const MEMBERS_IN: &[(&str, &str, XKind)] = &[
     // eventNotificationCriteria's `net` is a list; a notification event's is one value.
     ("nev", "net", XKind::Int),
+    // A criteria set repeats eventNotificationCriteria.
+    ("encs", "enc", XKind::ObjList),
     // A request's content holds one notification; only m2m:agn repeats them.
     ("pc", "m2m:sgn", XKind::Obj),
     // The content of a whole primitive (`wire::primitive`) holds what a body's root
