@@ -334,7 +334,11 @@ fn derive_in<'a>(
 pub(crate) fn base_node(config: &CseConfig, ct: Timestamp, seq: i64) -> Node {
     let ri: Ri = Arc::from(config.cse_ri());
     let ts = ct.format();
-    let srt: Vec<u16> = ResourceType::SUPPORTED.iter().map(|t| t.number()).collect();
+    let srt: Vec<u16> = ResourceType::SUPPORTED
+        .into_iter()
+        .chain(bastion_proto::types::announced::all())
+        .map(ResourceType::number)
+        .collect();
     let attrs: Map<String, Value> = json!({
         "ty": 5,
         "ri": &*ri,

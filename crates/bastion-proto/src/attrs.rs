@@ -3,6 +3,7 @@
 //! request must, may or must not carry them. Validation here is purely syntactic; rules
 //! that need the resource tree (limits against the parent, uniqueness) live in the core.
 
+pub mod announced;
 pub mod mgmt;
 pub mod release;
 
@@ -508,6 +509,7 @@ pub fn table(ty: ResourceType) -> &'static [AttrDef] {
         ResourceType::TimeSeriesInstance => TSI,
         ResourceType::FlexContainer => FCNT,
         ResourceType::FlexContainerInstance => FCI,
+        ResourceType::Announced(_) => announced::table(ty),
         ResourceType::Other(_) => &[],
     }
 }

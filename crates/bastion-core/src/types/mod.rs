@@ -15,6 +15,7 @@
 
 mod acp;
 mod ae;
+mod announced;
 mod common;
 mod container;
 mod content_instance;
@@ -83,6 +84,7 @@ pub(crate) fn kind(ty: ResourceType) -> &'static dyn ResourceKind {
         ResourceType::TimeSeriesInstance => &time_series::TimeSeriesInstance,
         ResourceType::FlexContainer => &flex_container::FlexContainer,
         ResourceType::FlexContainerInstance => &flex_container::FlexContainerInstance,
+        ResourceType::Announced(_) => &announced::Announced,
         ResourceType::Other(_) => &Unimplemented,
     }
 }
