@@ -59,6 +59,11 @@ pub(crate) async fn create(
     create_node(cse, &req, (ty, kind), content, &parent, now, (ctx, rule)).await
 }
 
+/// The resource ID in a new resource's attributes.
+fn ri_of(attrs: &Map<String, Value>) -> &str {
+    attrs.get("ri").and_then(Value::as_str).unwrap_or("")
+}
+
 async fn create_node(
     cse: &Cse,
     req: &CreateRequest,
@@ -84,7 +89,15 @@ async fn create_node(
         let parent = tree
             .get(parent_ri)
             .ok_or_else(|| RequestError::not_found("parent no longer exists"))?;
-        let c = common(&tree, parent, &mut content, || ri.clone(), &cse.config, now)?;
+        let c = common(
+            ty,
+            &tree,
+            parent,
+            &mut content,
+            || ri.clone(),
+            &cse.config,
+            now,
+        )?;
         let acpi = resolve_acpi(&tree, &cse.config, content.get("acpi"))?;
         let path = format!("{}/{}", parent.path, c.rn);
         let mut attrs = universal(ty, &ri, &c.rn, parent_ri, now, c.et);
@@ -166,5 +179,6 @@ async fn create_node(
             .flatten()
             .map(|kind| (kind, path.as_str())),
     );
+    let attrs = cse.announce_created(&Ri::from(ri_of(&attrs)), attrs).await;
     created(cse, req, ty, attrs)
 }

@@ -70,6 +70,9 @@ pub(crate) async fn load_tree(
         if kind.binds_identity() {
             node.bound = crate::render::bound_identity(&body).map(String::into_boxed_str);
         }
+        if node.ty.announced().is_some() {
+            node.announced = crate::render::announced_copies(&body);
+        }
         if kind.reload_last() {
             last.push(node.ri.clone());
         } else {
@@ -375,5 +378,6 @@ pub(crate) fn base_node(config: &CseConfig, ct: Timestamp, seq: i64) -> Node {
         acpi: Vec::new(),
         state: TypeState::Plain,
         bound: None,
+        announced: Vec::new(),
     }
 }

@@ -35,8 +35,8 @@ mod time_series;
 mod token;
 
 pub(crate) use common::{
-    common, content_size, created, new_ri, node_row, refuse_announcement, remove_node,
-    resolve_acp_id, resolve_acpi, universal,
+    check_announcement, common, content_size, created, new_ri, node_row, remove_node,
+    resolve_acp_id, resolve_acpi, universal, MAX_ANNOUNCE_TARGETS,
 };
 pub(crate) use container::{evict_for, live_instances, remove_instance, Flush};
 pub(crate) use content_instance::count_retrieval;
