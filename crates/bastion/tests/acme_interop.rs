@@ -650,3 +650,227 @@ async fn opt_in_acme_mn_registers_with_bastion_in_over_tls_with_http_basic() {
     );
     inc.get("/cse-in/id-bad", "CAdmin").await.expect(4004);
 }
+
+/// The addresses (`m2m:uril`) of the resources of type `ty` under `under` on Bastion.
+async fn found_on(s: &Server, under: &str, ty: u32) -> Vec<String> {
+    let r = s.get(&format!("{under}?fu=1&ty={ty}"), "CAdmin").await;
+    r.expect(2000);
+    r.inner("m2m:uril")
+        .as_array()
+        .expect("uril")
+        .iter()
+        .filter_map(|u| u.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The addresses of the resources of type `ty` under `under` on ACME.
+async fn found_on_acme(acme: &Acme, under: &str, ty: u32) -> Vec<String> {
+    let (rsc, uril) = acme
+        .req(
+            "GET",
+            &format!("{under}?fu=1&ty={ty}"),
+            "CAdmin",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(rsc, 2000, "{uril}");
+    uril["m2m:uril"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_9_6_26_bastion_mn_announces_to_acme_in() {
+    let Some(launcher) = acmecse() else { return };
+    let acme =
+        tokio::task::block_in_place(|| Acme::start(&launcher, Role::In, "id-acme", "cse-acme", 1));
+    let mn = bastion_mn(acme.port, "");
+    let registered = eventually(Duration::from_secs(20), async || {
+        mn.get("/cse-mn/id-acme", "CAdmin").await.rsc == 2000
+    })
+    .await;
+    assert!(
+        registered,
+        "MN log:\n{}\nACME log:\n{}",
+        mn.log(),
+        acme.log()
+    );
+
+    let r = mn
+        .create(
+            "/cse-mn",
+            "Cmnann",
+            2,
+            json!({"m2m:ae": {"rn": "mnann", "api": "Ninterop", "rr": false, "srv": ["3"],
+                "at": ["/id-acme"], "aa": ["api"]}}),
+        )
+        .await;
+    r.expect(2001);
+    assert_eq!(
+        r.inner("m2m:ae")["at"],
+        json!(["/id-acme"]),
+        "MN log:\n{}\nACME log:\n{}",
+        mn.log(),
+        acme.log()
+    );
+    let copies = found_on_acme(&acme, "/cse-acme/id-mn", 10002).await;
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    let (rsc, copy) = acme
+        .req(
+            "GET",
+            &format!("/{}", copies[0].trim_start_matches('/')),
+            "CAdmin",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(rsc, 2000, "{copy}");
+    assert_eq!(copy["m2m:aeA"]["lnk"], "/id-mn/Cmnann");
+    assert_eq!(copy["m2m:aeA"]["api"], "Ninterop");
+
+    // A container under the AE's copy; an UPDATE of an announced attribute reaches it.
+    let r = mn
+        .create(
+            "/cse-mn/mnann",
+            "Cmnann",
+            3,
+            json!({"m2m:cnt": {"rn": "data", "mni": 5, "at": ["/id-acme"], "aa": ["mni"]}}),
+        )
+        .await;
+    r.expect(2001);
+    assert_eq!(
+        r.inner("m2m:cnt")["at"],
+        json!(["/id-acme"]),
+        "ACME log:\n{}",
+        acme.log()
+    );
+    mn.update(
+        "/cse-mn/mnann/data",
+        "Cmnann",
+        json!({"m2m:cnt": {"mni": 9}}),
+    )
+    .await
+    .expect(2004);
+    let cnts = found_on_acme(&acme, "/cse-acme/id-mn", 10003).await;
+    assert_eq!(cnts.len(), 1, "{cnts:?}");
+    let (_, cnt) = acme
+        .req(
+            "GET",
+            &format!("/{}", cnts[0].trim_start_matches('/')),
+            "CAdmin",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(cnt["m2m:cntA"]["mni"], 9, "{cnt}");
+
+    // Deleting the original deletes the copy.
+    mn.delete("/cse-mn/mnann", "Cmnann").await.expect(2002);
+    assert!(found_on_acme(&acme, "/cse-acme/id-mn", 10002)
+        .await
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_9_6_26_acme_mn_announces_to_bastion_in() {
+    let Some(launcher) = acmecse() else { return };
+    let inc = tokio::task::block_in_place(bastion_in);
+    let role = Role::Mn {
+        registrar_port: inc.port(),
+        registrar_id: "id-in",
+        registrar_name: "cse-in",
+    };
+    let acme = tokio::task::block_in_place(|| Acme::start(&launcher, role, "id-amn", "cse-amn", 1));
+    let registered = eventually(Duration::from_secs(20), async || {
+        inc.get("/cse-in/id-amn", "CAdmin").await.rsc == 2000
+    })
+    .await;
+    assert!(
+        registered,
+        "IN log:\n{}\nACME log:\n{}",
+        inc.log(),
+        acme.log()
+    );
+
+    let (rsc, ae) = acme
+        .req(
+            "POST",
+            "/cse-amn",
+            "Camnann",
+            Some(2),
+            Some(
+                json!({"m2m:ae": {"rn": "amnann", "api": "Ninterop", "rr": false,
+                "srv": ["3"], "at": ["/id-in"], "aa": ["api"]}}),
+            ),
+        )
+        .await;
+    if rsc != 2001 {
+        // ACME writes its log asynchronously.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        panic!("{ae}\nIN log:\n{}\nACME log:\n{}", inc.log(), acme.log());
+    }
+    let ae_ri = ae["m2m:ae"]["ri"].as_str().expect("ri").to_owned();
+    let announced = eventually(Duration::from_secs(10), async || {
+        found_on(&inc, "/cse-in", 10002).await.len() == 1
+    })
+    .await;
+    assert!(
+        announced,
+        "IN log:\n{}\nACME log:\n{}",
+        inc.log(),
+        acme.log()
+    );
+    let copies = found_on(&inc, "/cse-in", 10002).await;
+    let copy = inc.get(&format!("/{}", copies[0]), "CAdmin").await;
+    copy.expect(2000);
+    assert_eq!(copy.inner("m2m:aeA")["lnk"], format!("/id-amn/{ae_ri}"));
+    assert_eq!(copy.inner("m2m:aeA")["api"], "Ninterop");
+    // ACME announces its CSEBase first, under Bastion's, and its AE under that copy.
+    let bases = found_on(&inc, "/cse-in", 10005).await;
+    assert_eq!(bases.len(), 1, "{bases:?}");
+    let base = inc.get(&format!("/{}", bases[0]), "CAdmin").await;
+    assert_eq!(base.inner("m2m:cbA")["lnk"], "/id-amn/id-amn");
+    assert_eq!(copy.inner("m2m:aeA")["pi"], base.inner("m2m:cbA")["ri"]);
+
+    // A container of the AE, announced under the AE's copy.
+    acme.create(
+        "/cse-amn/amnann",
+        "Camnann",
+        3,
+        json!({"m2m:cnt": {"rn": "data", "at": ["/id-in"]}}),
+    )
+    .await;
+    let cnt_announced = eventually(Duration::from_secs(10), async || {
+        found_on(&inc, "/cse-in", 10003).await.len() == 1
+    })
+    .await;
+    assert!(
+        cnt_announced,
+        "IN log:\n{}\nACME log:\n{}",
+        inc.log(),
+        acme.log()
+    );
+    let cnts = found_on(&inc, "/cse-in", 10003).await;
+    let cnt = inc.get(&format!("/{}", cnts[0]), "CAdmin").await;
+    assert_eq!(cnt.inner("m2m:cntA")["pi"], copy.inner("m2m:aeA")["ri"]);
+
+    // ACME deleting its AE deletes the copies on Bastion.
+    let (rsc, _) = acme
+        .req("DELETE", "/cse-amn/amnann", "Camnann", None, None)
+        .await;
+    assert_eq!(rsc, 2002);
+    let withdrawn = eventually(Duration::from_secs(10), async || {
+        found_on(&inc, "/cse-in", 10002).await.is_empty()
+    })
+    .await;
+    assert!(
+        withdrawn,
+        "IN log:\n{}\nACME log:\n{}",
+        inc.log(),
+        acme.log()
+    );
+}

@@ -7,11 +7,15 @@
 //! by default its registree's).
 
 use super::ResourceKind;
+use crate::access::Enforcer;
+use crate::audit::AuditRule;
 use crate::checks::{CreateRequest, Envelope};
 use crate::originator::{owner, Owner};
+use crate::resolve::Target;
 use crate::tree::{Ri, Tree};
-use crate::{Cse, RequestContext};
+use crate::{Cse, CseConfig, RequestContext};
 use async_trait::async_trait;
+use bastion_policy::AccessOperation;
 use bastion_proto::{RequestError, ResourceType};
 use serde_json::{Map, Value};
 
@@ -26,8 +30,9 @@ fn linked_cse<'a>(sp_id: &str, lnk: &'a str) -> Option<&'a str> {
     (!cse.is_empty() && !resource.is_empty()).then(|| &sp_relative[..cse.len() + 1])
 }
 
-/// The `csi` of the `<remoteCSE>` that `ri` is or is under, through announced parents.
-fn remote_cse_above(tree: &Tree, ri: &Ri) -> Option<String> {
+/// The CSE whose place `ri` is, through announced parents: the `csi` of a
+/// `<remoteCSE>`, or the CSE a `<CSEBaseAnnc>` links to.
+fn announcing_cse_above(sp_id: &str, tree: &Tree, ri: &Ri) -> Option<String> {
     let mut node = tree.get(ri)?;
     loop {
         match node.ty {
@@ -38,11 +43,18 @@ fn remote_cse_above(tree: &Tree, ri: &Ri) -> Option<String> {
                     .and_then(Value::as_str)
                     .map(str::to_owned)
             }
+            ResourceType::Announced(CSE_BASE) => {
+                let lnk = node.attrs.get("lnk").and_then(Value::as_str)?;
+                return linked_cse(sp_id, lnk).map(str::to_owned);
+            }
             ResourceType::Announced(_) => node = tree.get(node.pi.as_ref()?)?,
             _ => return None,
         }
     }
 }
+
+/// The original number of `<CSEBaseAnnc>`.
+const CSE_BASE: u16 = 5;
 
 impl Cse {
     /// The announcing CSE of a request on an announced resource: `fr` as a CSE-ID, or
@@ -57,8 +69,46 @@ impl Cse {
     }
 }
 
+/// Whether an `acpi` entry names a policy of another CSE (`/id-mn/acp1`, or absolute):
+/// one the announcing CSE copied from its original.
+fn foreign_policy(config: &CseConfig, id: &str) -> bool {
+    let sp_relative = id.strip_prefix(config.sp_id.as_str()).unwrap_or(id);
+    sp_relative.starts_with("//")
+        || sp_relative
+            .strip_prefix('/')
+            .and_then(|rest| rest.split('/').next())
+            .is_some_and(|cse| cse != config.cse_id.trim_start_matches('/'))
+}
+
 #[async_trait]
 impl ResourceKind for Announced {
+    /// A copy's `acpi` as the announcing CSE sent it may name the original's policies
+    /// there (ACME does): those are not this CSE's and grant nothing here, so they are
+    /// left out; the copy is governed by the entries naming this CSE's policies, or by
+    /// default by its creator, the announcing CSE (docs/decisions.md).
+    fn representation(
+        &self,
+        config: &CseConfig,
+        ty: ResourceType,
+        pc: &Value,
+        current: Option<&Map<String, Value>>,
+    ) -> Result<Map<String, Value>, RequestError> {
+        let mut content =
+            crate::checks::resource_content(pc, ty, current.map(|attrs| ty.root_of(attrs)))?;
+        // A copy's CREATE may carry the original's absent attributes as null (ACME's
+        // `et`): no value, as for any optional attribute of a CREATE.
+        if current.is_none() {
+            content.retain(|_, v| !v.is_null());
+        }
+        if let Some(Value::Array(acpi)) = content.get_mut("acpi") {
+            acpi.retain(|id| !id.as_str().is_some_and(|id| foreign_policy(config, id)));
+            if acpi.is_empty() {
+                content.remove("acpi");
+            }
+        }
+        Ok(content)
+    }
+
     async fn prepare(
         &self,
         cse: &Cse,
@@ -74,12 +124,55 @@ impl ResourceKind for Announced {
                 "lnk must name a resource of the announcing CSE",
             ));
         }
-        if remote_cse_above(&cse.tree.read(), parent).as_deref() != Some(announcer) {
+        let tree = cse.tree.read();
+        let place = if req.ty == ResourceType::Announced(CSE_BASE) {
+            // Its own `<CSEBaseAnnc>`, once, under the CSEBase.
+            let taken = tree.get(parent).is_some_and(|base| {
+                base.children.iter().filter_map(|c| tree.get(c)).any(|c| {
+                    c.ty == req.ty && c.attrs.get("lnk").and_then(Value::as_str) == Some(lnk)
+                })
+            });
+            if taken {
+                return Err(RequestError::Conflict(
+                    "this CSE's CSEBase is announced here already".into(),
+                ));
+            }
+            crate::remote_cse::csr_of(&tree, announcer).map(|_| announcer.to_owned())
+        } else {
+            announcing_cse_above(&cse.config.sp_id, &tree, parent)
+        };
+        if place.as_deref() != Some(announcer) {
             return Err(RequestError::not_allowed(
-                "an announced resource is created under the announcing CSE's remoteCSE",
+                "an announced resource is created under the announcing CSE's remoteCSE or CSEBaseAnnc",
             ));
         }
         Ok(super::Prepared::default())
+    }
+
+    /// A registered CSE announces its CSEBase under this CSE's, where the CSEBase's
+    /// policy would let it create nothing (docs/decisions.md); every other copy is decided
+    /// like any CREATE.
+    async fn authorize_create(
+        &self,
+        cse: &Cse,
+        access: &Enforcer<'_>,
+        target: &Target,
+        ty: ResourceType,
+        parent: &Ri,
+    ) -> Result<AuditRule, RequestError> {
+        if ty == ResourceType::Announced(CSE_BASE) {
+            let tree = cse.tree.read();
+            let registered = match owner(&cse.config.sp_id, access.originator()) {
+                Owner::Cse(c) => crate::remote_cse::csr_of(&tree, c).is_some(),
+                _ => false,
+            };
+            if registered && *parent == tree.base {
+                return Ok(AuditRule::Registration);
+            }
+        }
+        access
+            .authorize(target, AccessOperation::Create, Some(ty.number()))
+            .await
     }
 
     fn check_update(

@@ -30,6 +30,7 @@ const SERVED: &[Served] = &[
     s(2, "aeA", "m2m:aeA"),
     s(3, "cntA", "m2m:cntA"),
     s(4, "cinA", "m2m:cinA"),
+    s(5, "cbA", "m2m:cbA"),
     s(9, "grpA", "m2m:grpA"),
     s(10, "lcpA", "m2m:lcpA"),
     s(14, "nodA", "m2m:nodA"),
@@ -69,7 +70,7 @@ pub fn all() -> impl Iterator<Item = ResourceType> {
 
 /// Whether a resource of type `parent` holds an announced `child` of original `original`
 /// (TS-0001 9.6.26): a variant whose parent was not announced sits under the
-/// `<remoteCSE>` of the announcing CSE (never a `<contentInstanceAnnc>` or
+/// `<remoteCSE>` of the announcing CSE or under its `<CSEBaseAnnc>` (never a `<contentInstanceAnnc>` or
 /// `<timeSeriesInstanceAnnc>`: their container is always announced first); one whose
 /// parent was announced sits under that parent's announced variant, where the original
 /// parent holds the original child.
@@ -78,7 +79,10 @@ pub(super) fn allows_announced_child(parent: ResourceType, original: u16) -> boo
         return false;
     };
     match parent {
-        ResourceType::RemoteCse => !child.is_instance(),
+        // A CSE's own `<CSEBaseAnnc>` goes under the CSEBase of the target (TS-0001
+        // 9.6.26, as ACME announces): its other copies may go under it.
+        ResourceType::CseBase => child == ResourceType::CseBase,
+        ResourceType::RemoteCse => !child.is_instance() && child != ResourceType::CseBase,
         // The announced tree mirrors the original one.
         ResourceType::Announced(p) => {
             ResourceType::from_number(u64::from(p)).is_some_and(|p| p.allows_child(child))
