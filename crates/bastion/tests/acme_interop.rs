@@ -51,6 +51,21 @@ async fn ae_on(s: &Server, base: &str, aei: &str, poa: &str) -> String {
     format!("/{base}/{}", aei.trim_start_matches('C'))
 }
 
+/// Waits until `s` holds the `<remoteCSE>` at `csr` (the registration between `s` and
+/// `acme` is made), failing with both logs after 20 s.
+async fn wait_registered(s: &Server, csr: &str, acme: &Acme) {
+    let registered = eventually(Duration::from_secs(20), async || {
+        s.get(csr, "CAdmin").await.rsc == 2000
+    })
+    .await;
+    assert!(
+        registered,
+        "Bastion log:\n{}\nACME log:\n{}",
+        s.log(),
+        acme.log()
+    );
+}
+
 fn first_rn(v: &Value, root: &str) -> String {
     v[root]["rn"].as_str().unwrap_or_default().to_owned()
 }
@@ -64,16 +79,7 @@ async fn ts0001_10_1_1_2_bastion_mn_registers_with_acme_in_and_requests_cross_bo
     let mn = bastion_mn(acme.port, "liveness-check-secs = 1\n");
 
     // Registration: ACME holds Bastion's <remoteCSE>, Bastion holds ACME's.
-    let registered = eventually(Duration::from_secs(20), async || {
-        mn.get("/cse-mn/id-acme", "CAdmin").await.rsc == 2000
-    })
-    .await;
-    assert!(
-        registered,
-        "MN log:\n{}\nACME log:\n{}",
-        mn.log(),
-        acme.log()
-    );
+    wait_registered(&mn, "/cse-mn/id-acme", &acme).await;
     let (rsc, csr) = acme
         .req("GET", "/cse-acme/id-mn", "CAdmin", None, None)
         .await;
@@ -286,16 +292,7 @@ async fn ts0001_10_1_1_2_acme_mn_registers_with_bastion_in_and_requests_cross_bo
 
     // Registration: ACME creates its <remoteCSE> on Bastion (reading Bastion's CSEBase on
     // the way, which the default policy lets a registered CSE do) and keeps Bastion's.
-    let registered = eventually(Duration::from_secs(20), async || {
-        inc.get("/cse-in/id-amn", "CAdmin").await.rsc == 2000
-    })
-    .await;
-    assert!(
-        registered,
-        "IN log:\n{}\nACME log:\n{}",
-        inc.log(),
-        acme.log()
-    );
+    wait_registered(&inc, "/cse-in/id-amn", &acme).await;
     let csr = inc.get("/cse-in/id-amn", "CAdmin").await;
     csr.expect(2000);
     assert_eq!(csr.inner("m2m:csr")["csi"], "/id-amn");
@@ -562,16 +559,7 @@ async fn opt_in_acme_mn_registers_with_bastion_in_over_tls_with_http_basic() {
     let acme = tokio::task::block_in_place(|| Acme::start(&launcher, role, "id-amn", "cse-amn", 1));
 
     // ACME registers over TLS with Basic: its <remoteCSE> is created on Bastion.
-    let registered = eventually(Duration::from_secs(20), async || {
-        inc.get("/cse-in/id-amn", "CAdmin").await.rsc == 2000
-    })
-    .await;
-    assert!(
-        registered,
-        "IN log:\n{}\nACME log:\n{}",
-        inc.log(),
-        acme.log()
-    );
+    wait_registered(&inc, "/cse-in/id-amn", &acme).await;
     let csr = inc.get("/cse-in/id-amn", "CAdmin").await;
     assert_eq!(csr.inner("m2m:csr")["csi"], "/id-amn");
     // ACME forwards only once it has recorded the registrar's <remoteCSE> itself.
@@ -651,18 +639,6 @@ async fn opt_in_acme_mn_registers_with_bastion_in_over_tls_with_http_basic() {
     inc.get("/cse-in/id-bad", "CAdmin").await.expect(4004);
 }
 
-/// The addresses (`m2m:uril`) of the resources of type `ty` under `under` on Bastion.
-async fn found_on(s: &Server, under: &str, ty: u32) -> Vec<String> {
-    let r = s.get(&format!("{under}?fu=1&ty={ty}"), "CAdmin").await;
-    r.expect(2000);
-    r.inner("m2m:uril")
-        .as_array()
-        .expect("uril")
-        .iter()
-        .filter_map(|u| u.as_str().map(str::to_owned))
-        .collect()
-}
-
 /// The addresses of the resources of type `ty` under `under` on ACME.
 async fn found_on_acme(acme: &Acme, under: &str, ty: u32) -> Vec<String> {
     let (rsc, uril) = acme
@@ -689,16 +665,7 @@ async fn ts0001_9_6_26_bastion_mn_announces_to_acme_in() {
     let acme =
         tokio::task::block_in_place(|| Acme::start(&launcher, Role::In, "id-acme", "cse-acme", 1));
     let mn = bastion_mn(acme.port, "");
-    let registered = eventually(Duration::from_secs(20), async || {
-        mn.get("/cse-mn/id-acme", "CAdmin").await.rsc == 2000
-    })
-    .await;
-    assert!(
-        registered,
-        "MN log:\n{}\nACME log:\n{}",
-        mn.log(),
-        acme.log()
-    );
+    wait_registered(&mn, "/cse-mn/id-acme", &acme).await;
 
     let r = mn
         .create(
@@ -785,16 +752,7 @@ async fn ts0001_9_6_26_acme_mn_announces_to_bastion_in() {
         registrar_name: "cse-in",
     };
     let acme = tokio::task::block_in_place(|| Acme::start(&launcher, role, "id-amn", "cse-amn", 1));
-    let registered = eventually(Duration::from_secs(20), async || {
-        inc.get("/cse-in/id-amn", "CAdmin").await.rsc == 2000
-    })
-    .await;
-    assert!(
-        registered,
-        "IN log:\n{}\nACME log:\n{}",
-        inc.log(),
-        acme.log()
-    );
+    wait_registered(&inc, "/cse-in/id-amn", &acme).await;
 
     let (rsc, ae) = acme
         .req(
@@ -815,7 +773,7 @@ async fn ts0001_9_6_26_acme_mn_announces_to_bastion_in() {
     }
     let ae_ri = ae["m2m:ae"]["ri"].as_str().expect("ri").to_owned();
     let announced = eventually(Duration::from_secs(10), async || {
-        found_on(&inc, "/cse-in", 10002).await.len() == 1
+        inc.discovered("/cse-in", 10002).await.len() == 1
     })
     .await;
     assert!(
@@ -824,13 +782,13 @@ async fn ts0001_9_6_26_acme_mn_announces_to_bastion_in() {
         inc.log(),
         acme.log()
     );
-    let copies = found_on(&inc, "/cse-in", 10002).await;
+    let copies = inc.discovered("/cse-in", 10002).await;
     let copy = inc.get(&format!("/{}", copies[0]), "CAdmin").await;
     copy.expect(2000);
     assert_eq!(copy.inner("m2m:aeA")["lnk"], format!("/id-amn/{ae_ri}"));
     assert_eq!(copy.inner("m2m:aeA")["api"], "Ninterop");
     // ACME announces its CSEBase first, under Bastion's, and its AE under that copy.
-    let bases = found_on(&inc, "/cse-in", 10005).await;
+    let bases = inc.discovered("/cse-in", 10005).await;
     assert_eq!(bases.len(), 1, "{bases:?}");
     let base = inc.get(&format!("/{}", bases[0]), "CAdmin").await;
     assert_eq!(base.inner("m2m:cbA")["lnk"], "/id-amn/id-amn");
@@ -845,7 +803,7 @@ async fn ts0001_9_6_26_acme_mn_announces_to_bastion_in() {
     )
     .await;
     let cnt_announced = eventually(Duration::from_secs(10), async || {
-        found_on(&inc, "/cse-in", 10003).await.len() == 1
+        inc.discovered("/cse-in", 10003).await.len() == 1
     })
     .await;
     assert!(
@@ -854,7 +812,7 @@ async fn ts0001_9_6_26_acme_mn_announces_to_bastion_in() {
         inc.log(),
         acme.log()
     );
-    let cnts = found_on(&inc, "/cse-in", 10003).await;
+    let cnts = inc.discovered("/cse-in", 10003).await;
     let cnt = inc.get(&format!("/{}", cnts[0]), "CAdmin").await;
     assert_eq!(cnt.inner("m2m:cntA")["pi"], copy.inner("m2m:aeA")["ri"]);
 
@@ -864,7 +822,7 @@ async fn ts0001_9_6_26_acme_mn_announces_to_bastion_in() {
         .await;
     assert_eq!(rsc, 2002);
     let withdrawn = eventually(Duration::from_secs(10), async || {
-        found_on(&inc, "/cse-in", 10002).await.is_empty()
+        inc.discovered("/cse-in", 10002).await.is_empty()
     })
     .await;
     assert!(

@@ -7,24 +7,12 @@
 mod common;
 
 use common::federation::Federation;
-use common::{Resp, Server};
+use common::Resp;
 use serde_json::{json, Value};
-
-/// The addresses (`m2m:uril`) of the resources of type `ty` under `under` on `s`.
-async fn found(s: &Server, under: &str, ty: u32) -> Vec<String> {
-    let r = s.get(&format!("{under}?fu=1&ty={ty}"), "CAdmin").await;
-    r.expect(2000);
-    r.inner("m2m:uril")
-        .as_array()
-        .expect("uril")
-        .iter()
-        .map(|u| u.as_str().expect("address").to_owned())
-        .collect()
-}
 
 /// The one copy of type `ty` on the IN, retrieved.
 async fn one_copy(fed: &Federation, ty: u32, root: &str) -> Value {
-    let uril = found(&fed.inc, "/cse-in/id-mn", ty).await;
+    let uril = fed.inc.discovered("/cse-in/id-mn", ty).await;
     assert_eq!(uril.len(), 1, "one copy of type {ty} on the IN: {uril:?}");
     let r: Resp = fed.inc.get(&format!("/{}", uril[0]), "CAdmin").await;
     r.expect(2000);
@@ -125,16 +113,16 @@ async fn ts0001_9_6_26_mn_announces_to_the_in_and_keeps_the_copies_in_sync() {
         .await;
     r.expect(2004);
     assert!(r.inner("m2m:cnt").get("at").is_none());
-    assert!(found(&fed.inc, "/cse-in/id-mn", 10003).await.is_empty());
-    assert!(found(&fed.inc, "/cse-in/id-mn", 10004).await.is_empty());
-    assert_eq!(found(&fed.inc, "/cse-in/id-mn", 10002).await.len(), 1);
+    assert!(fed.inc.discovered("/cse-in/id-mn", 10003).await.is_empty());
+    assert!(fed.inc.discovered("/cse-in/id-mn", 10004).await.is_empty());
+    assert_eq!(fed.inc.discovered("/cse-in/id-mn", 10002).await.len(), 1);
 
     // Deleting the original AE deletes its copy.
     fed.mn
         .delete("/cse-mn/announcer", "Cannouncer")
         .await
         .expect(2002);
-    assert!(found(&fed.inc, "/cse-in/id-mn", 10002).await.is_empty());
+    assert!(fed.inc.discovered("/cse-in/id-mn", 10002).await.is_empty());
     let _ = &fed.files;
 }
 
@@ -155,7 +143,7 @@ async fn ts0001_9_6_26_a_cse_that_is_not_a_peer_is_left_out_of_at() {
     assert_eq!(r.inner("m2m:ae")["at"], json!(["/id-in"]));
     let stored = fed.mn.get("/cse-mn/partial", "Cpartial").await;
     assert_eq!(stored.inner("m2m:ae")["at"], json!(["/id-in"]));
-    assert_eq!(found(&fed.inc, "/cse-in/id-mn", 10002).await.len(), 1);
+    assert_eq!(fed.inc.discovered("/cse-in/id-mn", 10002).await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -173,10 +161,10 @@ async fn ts0001_9_6_26_in_announces_to_its_registree() {
         .await;
     r.expect(2001);
     assert_eq!(r.inner("m2m:ae")["at"], json!(["/id-mn"]));
-    let uril = found(&fed.mn, "/cse-mn/id-in", 10002).await;
+    let uril = fed.mn.discovered("/cse-mn/id-in", 10002).await;
     assert_eq!(uril.len(), 1, "{uril:?}");
     let copy = fed.mn.get(&format!("/{}", uril[0]), "CAdmin").await;
     assert_eq!(copy.inner("m2m:aeA")["lnk"], "/id-in/Cinapp");
     fed.inc.delete("/cse-in/inapp", "Cinapp").await.expect(2002);
-    assert!(found(&fed.mn, "/cse-mn/id-in", 10002).await.is_empty());
+    assert!(fed.mn.discovered("/cse-mn/id-in", 10002).await.is_empty());
 }
