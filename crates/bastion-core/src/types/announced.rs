@@ -57,6 +57,12 @@ fn announcing_cse_above(sp_id: &str, tree: &Tree, ri: &Ri) -> Option<String> {
 const CSE_BASE: u16 = 5;
 
 impl Cse {
+    /// Whether this CSE holds a live `<remoteCSE>` of the CSE `csi` (its registrar or a
+    /// registree).
+    fn has_remote_cse(&self, csi: &str) -> bool {
+        self.peers(self.now()).iter().any(|p| p.csi == csi)
+    }
+
     /// The announcing CSE of a request on an announced resource: `fr` as a CSE-ID, or
     /// 4005 for any other originator.
     fn announcing_cse<'a>(&self, fr: &'a str) -> Result<&'a str, RequestError> {
@@ -124,6 +130,8 @@ impl ResourceKind for Announced {
                 "lnk must name a resource of the announcing CSE",
             ));
         }
+        let registered =
+            req.ty == ResourceType::Announced(CSE_BASE) && cse.has_remote_cse(announcer);
         let tree = cse.tree.read();
         let place = if req.ty == ResourceType::Announced(CSE_BASE) {
             // Its own `<CSEBaseAnnc>`, once, under the CSEBase.
@@ -137,7 +145,7 @@ impl ResourceKind for Announced {
                     "this CSE's CSEBase is announced here already".into(),
                 ));
             }
-            crate::remote_cse::csr_of(&tree, announcer).map(|_| announcer.to_owned())
+            registered.then(|| announcer.to_owned())
         } else {
             announcing_cse_above(&cse.config.sp_id, &tree, parent)
         };
@@ -161,12 +169,11 @@ impl ResourceKind for Announced {
         parent: &Ri,
     ) -> Result<AuditRule, RequestError> {
         if ty == ResourceType::Announced(CSE_BASE) {
-            let tree = cse.tree.read();
             let registered = match owner(&cse.config.sp_id, access.originator()) {
-                Owner::Cse(c) => crate::remote_cse::csr_of(&tree, c).is_some(),
+                Owner::Cse(c) => cse.has_remote_cse(c),
                 _ => false,
             };
-            if registered && *parent == tree.base {
+            if registered && *parent == cse.tree.read().base {
                 return Ok(AuditRule::Registration);
             }
         }
