@@ -324,12 +324,19 @@ impl Cse {
         content: &Map<String, Value>,
         attrs: Map<String, Value>,
     ) -> Map<String, Value> {
+        // Most UPDATEs touch no announced resource: decided without copying anything.
+        let announced = || {
+            self.tree
+                .read()
+                .get(ri)
+                .is_some_and(|n| !n.announced.is_empty())
+        };
+        if !content.contains_key("at") && !announced() {
+            return attrs;
+        }
         let Some((o, current)) = self.original(ri) else {
             return attrs;
         };
-        if current.is_empty() && !content.contains_key("at") {
-            return attrs;
-        }
         let wanted = if content.contains_key("at") {
             targets(&o.attrs)
         } else {
