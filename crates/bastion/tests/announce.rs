@@ -168,3 +168,31 @@ async fn ts0001_9_6_26_in_announces_to_its_registree() {
     fed.inc.delete("/cse-in/inapp", "Cinapp").await.expect(2002);
     assert!(fed.mn.discovered("/cse-mn/id-in", 10002).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_9_6_26_where_the_copies_live_survives_a_restart() {
+    let mut fed = tokio::task::block_in_place(Federation::start);
+    fed.mn
+        .create(
+            "/cse-mn",
+            "Cdurable",
+            2,
+            json!({"m2m:ae": {"rn": "durable", "api": "Nfed", "rr": false, "srv": ["3"],
+                "at": ["/id-in"]}}),
+        )
+        .await
+        .expect(2001);
+    assert_eq!(fed.inc.discovered("/cse-in/id-mn", 10002).await.len(), 1);
+    tokio::task::block_in_place(|| {
+        fed.mn.restart();
+        fed.wait_registered(Some(fed.mn.port()));
+    });
+    let stored = fed.mn.get("/cse-mn/durable", "Cdurable").await;
+    assert_eq!(stored.inner("m2m:ae")["at"], json!(["/id-in"]));
+    // The restarted MN still knows where the copy is, and deletes it with the original.
+    fed.mn
+        .delete("/cse-mn/durable", "Cdurable")
+        .await
+        .expect(2002);
+    assert!(fed.inc.discovered("/cse-in/id-mn", 10002).await.is_empty());
+}
