@@ -639,6 +639,17 @@ async fn opt_in_acme_mn_registers_with_bastion_in_over_tls_with_http_basic() {
     inc.get("/cse-in/id-bad", "CAdmin").await.expect(4004);
 }
 
+/// The addresses of the `count` resources of type `ty` Bastion's admin discovers under
+/// its CSEBase once ACME's announcements arrive (within 10 s).
+async fn found_within(inc: &Server, ty: u32, count: usize, acme: &Acme) -> Vec<String> {
+    let arrived = eventually(Duration::from_secs(10), async || {
+        inc.discovered("/cse-in", ty).await.len() == count
+    })
+    .await;
+    assert!(arrived, "IN log:\n{}\nACME log:\n{}", inc.log(), acme.log());
+    inc.discovered("/cse-in", ty).await
+}
+
 /// The addresses of the resources of type `ty` under `under` on ACME.
 async fn found_on_acme(acme: &Acme, under: &str, ty: u32) -> Vec<String> {
     let (rsc, uril) = acme
@@ -772,17 +783,7 @@ async fn ts0001_9_6_26_acme_mn_announces_to_bastion_in() {
         panic!("{ae}\nIN log:\n{}\nACME log:\n{}", inc.log(), acme.log());
     }
     let ae_ri = ae["m2m:ae"]["ri"].as_str().expect("ri").to_owned();
-    let announced = eventually(Duration::from_secs(10), async || {
-        inc.discovered("/cse-in", 10002).await.len() == 1
-    })
-    .await;
-    assert!(
-        announced,
-        "IN log:\n{}\nACME log:\n{}",
-        inc.log(),
-        acme.log()
-    );
-    let copies = inc.discovered("/cse-in", 10002).await;
+    let copies = found_within(&inc, 10002, 1, &acme).await;
     let copy = inc.get(&format!("/{}", copies[0]), "CAdmin").await;
     copy.expect(2000);
     assert_eq!(copy.inner("m2m:aeA")["lnk"], format!("/id-amn/{ae_ri}"));
@@ -802,17 +803,7 @@ async fn ts0001_9_6_26_acme_mn_announces_to_bastion_in() {
         json!({"m2m:cnt": {"rn": "data", "at": ["/id-in"]}}),
     )
     .await;
-    let cnt_announced = eventually(Duration::from_secs(10), async || {
-        inc.discovered("/cse-in", 10003).await.len() == 1
-    })
-    .await;
-    assert!(
-        cnt_announced,
-        "IN log:\n{}\nACME log:\n{}",
-        inc.log(),
-        acme.log()
-    );
-    let cnts = inc.discovered("/cse-in", 10003).await;
+    let cnts = found_within(&inc, 10003, 1, &acme).await;
     let cnt = inc.get(&format!("/{}", cnts[0]), "CAdmin").await;
     assert_eq!(cnt.inner("m2m:cntA")["pi"], copy.inner("m2m:aeA")["ri"]);
 
@@ -821,14 +812,5 @@ async fn ts0001_9_6_26_acme_mn_announces_to_bastion_in() {
         .req("DELETE", "/cse-amn/amnann", "Camnann", None, None)
         .await;
     assert_eq!(rsc, 2002);
-    let withdrawn = eventually(Duration::from_secs(10), async || {
-        inc.discovered("/cse-in", 10002).await.is_empty()
-    })
-    .await;
-    assert!(
-        withdrawn,
-        "IN log:\n{}\nACME log:\n{}",
-        inc.log(),
-        acme.log()
-    );
+    found_within(&inc, 10002, 0, &acme).await;
 }
