@@ -670,6 +670,16 @@ async fn found_on_acme(acme: &Acme, under: &str, ty: u32) -> Vec<String> {
         .collect()
 }
 
+/// The one copy of type `ty` Bastion (`/id-mn`) made on ACME, retrieved.
+async fn one_copy_on_acme(acme: &Acme, ty: u32) -> Value {
+    let copies = found_on_acme(acme, "/cse-acme/id-mn", ty).await;
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    let address = format!("/{}", copies[0].trim_start_matches('/'));
+    let (rsc, copy) = acme.req("GET", &address, "CAdmin", None, None).await;
+    assert_eq!(rsc, 2000, "{copy}");
+    copy
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn ts0001_9_6_26_bastion_mn_announces_to_acme_in() {
     let Some(launcher) = acmecse() else { return };
@@ -695,18 +705,7 @@ async fn ts0001_9_6_26_bastion_mn_announces_to_acme_in() {
         mn.log(),
         acme.log()
     );
-    let copies = found_on_acme(&acme, "/cse-acme/id-mn", 10002).await;
-    assert_eq!(copies.len(), 1, "{copies:?}");
-    let (rsc, copy) = acme
-        .req(
-            "GET",
-            &format!("/{}", copies[0].trim_start_matches('/')),
-            "CAdmin",
-            None,
-            None,
-        )
-        .await;
-    assert_eq!(rsc, 2000, "{copy}");
+    let copy = one_copy_on_acme(&acme, 10002).await;
     assert_eq!(copy["m2m:aeA"]["lnk"], "/id-mn/Cmnann");
     assert_eq!(copy["m2m:aeA"]["api"], "Ninterop");
 
@@ -733,17 +732,7 @@ async fn ts0001_9_6_26_bastion_mn_announces_to_acme_in() {
     )
     .await
     .expect(2004);
-    let cnts = found_on_acme(&acme, "/cse-acme/id-mn", 10003).await;
-    assert_eq!(cnts.len(), 1, "{cnts:?}");
-    let (_, cnt) = acme
-        .req(
-            "GET",
-            &format!("/{}", cnts[0].trim_start_matches('/')),
-            "CAdmin",
-            None,
-            None,
-        )
-        .await;
+    let cnt = one_copy_on_acme(&acme, 10003).await;
     assert_eq!(cnt["m2m:cntA"]["mni"], 9, "{cnt}");
 
     // Deleting the original deletes the copy.
