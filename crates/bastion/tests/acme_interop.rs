@@ -278,21 +278,25 @@ fn bastion_in() -> Server {
     )
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn ts0001_10_1_1_2_acme_mn_registers_with_bastion_in_and_requests_cross_both_ways() {
-    let Some(launcher) = acmecse() else { return };
+/// ACME as an MN-CSE (`/id-amn`, `cse-amn`) registered with Bastion as its IN-CSE.
+async fn acme_mn_of_bastion_in(launcher: &std::path::Path) -> (Acme, Server) {
     let inc = tokio::task::block_in_place(bastion_in);
     let role = Role::Mn {
         registrar_port: inc.port(),
         registrar_id: "id-in",
         registrar_name: "cse-in",
     };
-    let mut acme =
-        tokio::task::block_in_place(|| Acme::start(&launcher, role, "id-amn", "cse-amn", 1));
+    let acme = tokio::task::block_in_place(|| Acme::start(launcher, role, "id-amn", "cse-amn", 1));
+    wait_registered(&inc, "/cse-in/id-amn", &acme).await;
+    (acme, inc)
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_10_1_1_2_acme_mn_registers_with_bastion_in_and_requests_cross_both_ways() {
+    let Some(launcher) = acmecse() else { return };
     // Registration: ACME creates its <remoteCSE> on Bastion (reading Bastion's CSEBase on
     // the way, which the default policy lets a registered CSE do) and keeps Bastion's.
-    wait_registered(&inc, "/cse-in/id-amn", &acme).await;
+    let (mut acme, inc) = acme_mn_of_bastion_in(&launcher).await;
     let csr = inc.get("/cse-in/id-amn", "CAdmin").await;
     csr.expect(2000);
     assert_eq!(csr.inner("m2m:csr")["csi"], "/id-amn");
@@ -745,14 +749,7 @@ async fn ts0001_9_6_26_bastion_mn_announces_to_acme_in() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ts0001_9_6_26_acme_mn_announces_to_bastion_in() {
     let Some(launcher) = acmecse() else { return };
-    let inc = tokio::task::block_in_place(bastion_in);
-    let role = Role::Mn {
-        registrar_port: inc.port(),
-        registrar_id: "id-in",
-        registrar_name: "cse-in",
-    };
-    let acme = tokio::task::block_in_place(|| Acme::start(&launcher, role, "id-amn", "cse-amn", 1));
-    wait_registered(&inc, "/cse-in/id-amn", &acme).await;
+    let (acme, inc) = acme_mn_of_bastion_in(&launcher).await;
 
     let (rsc, ae) = acme
         .req(
