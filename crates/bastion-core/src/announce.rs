@@ -208,7 +208,7 @@ impl Cse {
     }
 
     /// The original `ri` as its copies see it; `None` when it is not announceable.
-    fn original(&self, ri: &Ri) -> Option<(Original, Vec<Copy>)> {
+    fn original(&self, ri: &str) -> Option<(Original, Vec<Copy>)> {
         let tree = self.tree.read();
         let node = tree.get(ri)?;
         let o = Original {
@@ -222,7 +222,7 @@ impl Cse {
 
     /// Stores `copies` as the copies of `ri` and `at` as their targets; the attributes
     /// to answer with.
-    async fn record_copies(&self, ri: &Ri, copies: Vec<Copy>) -> Option<Map<String, Value>> {
+    async fn record_copies(&self, ri: &str, copies: Vec<Copy>) -> Option<Map<String, Value>> {
         let (pending, attrs) = {
             let mut tree = self.tree.write();
             let node = tree.get_mut(ri)?;
@@ -249,22 +249,20 @@ impl Cse {
         }
     }
 
-    /// After a CREATE of the resource `ri` (attributes `attrs`, durable): its copies at
-    /// the CSEs of its `at`. Answers with the attributes as stored then.
-    pub(crate) async fn announce_created(
-        &self,
-        ri: &Ri,
-        attrs: Map<String, Value>,
-    ) -> Map<String, Value> {
+    /// After a CREATE of a resource (attributes `attrs`, durable): its copies at the CSEs
+    /// of its `at`. Answers with the attributes as stored then.
+    pub(crate) async fn announce_created(&self, attrs: Map<String, Value>) -> Map<String, Value> {
         let wanted = targets(&attrs);
         if wanted.is_empty() {
             return attrs;
         }
+        let ri = attrs.get("ri").and_then(Value::as_str).unwrap_or("");
         let Some((o, _)) = self.original(ri) else {
             return attrs;
         };
         let made = self.make_copies(&o, &wanted).await;
-        self.record_copies(ri, made).await.unwrap_or(attrs)
+        let ri = ri.to_owned();
+        self.record_copies(&ri, made).await.unwrap_or(attrs)
     }
 
     /// Keeps in the `at` of a new instance of `parent` only the targets where `parent`

@@ -59,11 +59,6 @@ pub(crate) async fn create(
     create_node(cse, &req, (ty, kind), content, &parent, now, (ctx, rule)).await
 }
 
-/// The resource ID in a new resource's attributes.
-fn ri_of(attrs: &Map<String, Value>) -> &str {
-    attrs.get("ri").and_then(Value::as_str).unwrap_or("")
-}
-
 async fn create_node(
     cse: &Cse,
     req: &CreateRequest,
@@ -179,6 +174,6 @@ async fn create_node(
             .flatten()
             .map(|kind| (kind, path.as_str())),
     );
-    let attrs = cse.announce_created(&Ri::from(ri_of(&attrs)), attrs).await;
+    let attrs = cse.announce_created(attrs).await;
     created(cse, req, ty, attrs)
 }

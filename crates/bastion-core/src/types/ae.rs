@@ -143,6 +143,6 @@ async fn register_ae(
     };
     pending.durable().await?;
     cse.dispatch(notices).await;
-    let attrs = cse.announce_created(&Ri::from(aei.as_str()), attrs).await;
+    let attrs = cse.announce_created(attrs).await;
     created(cse, req, ResourceType::Ae, attrs)
 }

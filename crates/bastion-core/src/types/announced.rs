@@ -56,6 +56,33 @@ fn announcing_cse_above(sp_id: &str, tree: &Tree, ri: &Ri) -> Option<String> {
 /// The original number of `<CSEBaseAnnc>`.
 const CSE_BASE: u16 = 5;
 
+/// The `<CSEBaseAnnc>` under the CSEBase that represents the CSE `csi` (SP-relative): it
+/// goes with that CSE's `<remoteCSE>` (`types/remote_cse.rs`).
+pub(super) fn cse_base_copy_of(tree: &Tree, csi: &str) -> Option<Ri> {
+    let base = tree.get(&tree.base)?;
+    base.children
+        .iter()
+        .filter_map(|c| tree.get(c))
+        .find(|c| {
+            c.ty == ResourceType::Announced(CSE_BASE)
+                && c.attrs
+                    .get("lnk")
+                    .and_then(Value::as_str)
+                    .map(sp_relative)
+                    .and_then(|lnk| lnk.strip_prefix(csi))
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+        .map(|c| c.ri.clone())
+}
+
+/// `lnk` without the SP-ID of its absolute form (`//sp/id-mn/x` is `/id-mn/x`).
+fn sp_relative(lnk: &str) -> &str {
+    match lnk.strip_prefix("//") {
+        Some(rest) => rest.find('/').map_or(lnk, |i| &rest[i..]),
+        None => lnk,
+    }
+}
+
 impl Cse {
     /// Whether this CSE holds a live `<remoteCSE>` of the CSE `csi` (its registrar or a
     /// registree).
