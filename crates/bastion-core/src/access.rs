@@ -102,6 +102,11 @@ impl<'a> Enforcer<'a> {
         }
     }
 
+    /// The originator decided for.
+    pub(crate) fn originator(&self) -> &str {
+        &self.originator
+    }
+
     /// The verified context of the request.
     pub(crate) fn ctx(&self) -> &'a RequestContext {
         self.ctx

@@ -56,7 +56,8 @@ pub enum AuditRule {
     /// The default policy (the custodian, `cstn`): `{"by":"custodian"}`.
     Custodian,
     /// The default policy of the `<CSEBase>` letting a registered AE or remote CSE
-    /// read it (`[access] registered-retrieve-cse-base`): `{"by":"registration"}`.
+    /// read it (`[access] registered-retrieve-cse-base`), or a registered CSE create its
+    /// `<CSEBaseAnnc>` there (`types/announced.rs`): `{"by":"registration"}`.
     Registration,
     /// Rule `rule` (index in its `acr` list) of the ACP `acp`:
     /// `{"by":"rule","acp":"…","rule":n}`.

@@ -84,7 +84,15 @@ async fn create_node(
         let parent = tree
             .get(parent_ri)
             .ok_or_else(|| RequestError::not_found("parent no longer exists"))?;
-        let c = common(&tree, parent, &mut content, || ri.clone(), &cse.config, now)?;
+        let c = common(
+            ty,
+            &tree,
+            parent,
+            &mut content,
+            || ri.clone(),
+            &cse.config,
+            now,
+        )?;
         let acpi = resolve_acpi(&tree, &cse.config, content.get("acpi"))?;
         let path = format!("{}/{}", parent.path, c.rn);
         let mut attrs = universal(ty, &ri, &c.rn, parent_ri, now, c.et);
@@ -170,5 +178,6 @@ async fn create_node(
             .flatten()
             .map(|kind| (kind, path.as_str())),
     );
+    let attrs = cse.announce_created(attrs).await;
     created(cse, req, ty, attrs)
 }

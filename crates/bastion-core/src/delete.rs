@@ -85,6 +85,7 @@ pub(crate) async fn delete(
     cse.write_guard()?;
     let mut deleted_acps = Vec::new();
     let mut ended = Vec::new();
+    let mut copies = Vec::new();
     let (pending, notices) = {
         let mut tree = cse.tree.write();
         let (ops, notices) = match &target {
@@ -94,6 +95,7 @@ pub(crate) async fn delete(
                 let mut notices = crate::notify::Notices::default();
                 // The resource, then what goes with it (a locationPolicy's container).
                 for ri in std::iter::once(ri.clone()).chain(types::linked(&tree, ri)) {
+                    copies.extend(crate::announce::copies_under(&tree, &ri));
                     let (more, gone, counted) = cse.on_remove(&mut tree, &ri, &req.fr);
                     notices.extend(more);
                     ended.extend(gone);
@@ -128,6 +130,7 @@ pub(crate) async fn delete(
     for (ri, state) in ended {
         cse.subscription_ended(&ri, &state);
     }
+    cse.withdraw(copies).await;
     cse.audit_changes(
         &req.fr,
         ctx,

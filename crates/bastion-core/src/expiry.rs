@@ -64,6 +64,7 @@ pub(crate) async fn sweep(cse: &Cse) -> Result<(), bastion_proto::RequestError> 
     }
     let mut notices = crate::notify::Notices::default();
     let mut ended = Vec::new();
+    let mut copies = Vec::new();
     let pending = {
         let mut tree = cse.tree.write();
         let mut ops = Vec::new();
@@ -81,6 +82,7 @@ pub(crate) async fn sweep(cse: &Cse) -> Result<(), bastion_proto::RequestError> 
             .flat_map(|ri| crate::types::linked(&tree, ri))
             .collect();
         for ri in expired_nodes.iter().chain(&linked) {
+            copies.extend(crate::announce::copies_under(&tree, ri));
             let (more, gone, counted) = cse.on_remove(&mut tree, ri, &originator);
             notices.extend(more);
             ended.extend(gone);
@@ -102,5 +104,6 @@ pub(crate) async fn sweep(cse: &Cse) -> Result<(), bastion_proto::RequestError> 
     for (ri, state) in ended {
         cse.subscription_ended(&ri, &state);
     }
+    cse.withdraw(copies).await;
     Ok(())
 }

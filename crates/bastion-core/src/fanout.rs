@@ -358,7 +358,7 @@ impl Cse {
 
 /// Runs `futures` with at most `limit` in flight, in one task, and returns their outputs
 /// in the original order.
-async fn join_bounded<F: Future>(futures: Vec<F>, limit: usize) -> Vec<F::Output> {
+pub(crate) async fn join_bounded<F: Future>(futures: Vec<F>, limit: usize) -> Vec<F::Output> {
     let total = futures.len();
     let mut waiting = futures.into_iter().enumerate();
     let mut running: Vec<(usize, Pin<Box<F>>)> = Vec::new();

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod announce;
 pub mod audit;
 pub mod authz_state;
 pub mod binding;

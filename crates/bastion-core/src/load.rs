@@ -70,6 +70,9 @@ pub(crate) async fn load_tree(
         if kind.binds_identity() {
             node.bound = crate::render::bound_identity(&body).map(String::into_boxed_str);
         }
+        if node.ty.announced().is_some() {
+            node.announced = crate::render::announced_copies(&body);
+        }
         if kind.reload_last() {
             last.push(node.ri.clone());
         } else {
@@ -334,7 +337,11 @@ fn derive_in<'a>(
 pub(crate) fn base_node(config: &CseConfig, ct: Timestamp, seq: i64) -> Node {
     let ri: Ri = Arc::from(config.cse_ri());
     let ts = ct.format();
-    let srt: Vec<u16> = ResourceType::SUPPORTED.iter().map(|t| t.number()).collect();
+    let srt: Vec<u16> = ResourceType::SUPPORTED
+        .into_iter()
+        .chain(bastion_proto::types::announced::all())
+        .map(ResourceType::number)
+        .collect();
     let attrs: Map<String, Value> = json!({
         "ty": 5,
         "ri": &*ri,
@@ -371,5 +378,6 @@ pub(crate) fn base_node(config: &CseConfig, ct: Timestamp, seq: i64) -> Node {
         acpi: Vec::new(),
         state: TypeState::Plain,
         bound: None,
+        announced: Vec::new(),
     }
 }

@@ -203,7 +203,15 @@ impl Cse {
             .ok_or_else(|| RequestError::not_found("CSEBase missing"))?;
         let ri = new_ri(ResourceType::RemoteCse, seq);
         let stem = csi.trim_start_matches('/').to_owned();
-        let c = common(tree, parent, &mut content, || stem, &self.config, now)?;
+        let c = common(
+            ResourceType::RemoteCse,
+            tree,
+            parent,
+            &mut content,
+            || stem,
+            &self.config,
+            now,
+        )?;
         let acpi = resolve_acpi(tree, &self.config, content.get("acpi"))?;
         let path = format!("{}/{}", parent.path, c.rn);
         let mut attrs = universal(ResourceType::RemoteCse, &ri, &c.rn, parent_ri, now, c.et);

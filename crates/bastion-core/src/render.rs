@@ -38,6 +38,39 @@ pub(crate) fn bound_identity(body: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Where a resource's announced copies live (`announce.rs`), as target → copy.
+const ANNOUNCED: &str = "@an";
+
+/// Adds to a stored body where the resource's announced copies live.
+pub(crate) fn mark_announced(body: &mut String, copies: &[(Box<str>, Box<str>)]) {
+    if body.ends_with('}') && body.len() > 2 && !copies.is_empty() {
+        let map: Map<String, Value> = copies
+            .iter()
+            .map(|(target, copy)| (target.to_string(), Value::String(copy.to_string())))
+            .collect();
+        body.pop();
+        body.push(',');
+        body.push_str(&serde_json::to_string(ANNOUNCED).unwrap_or_default());
+        body.push(':');
+        body.push_str(&serde_json::to_string(&map).unwrap_or_default());
+        body.push('}');
+    }
+}
+
+/// The announced copies a stored body records.
+pub(crate) fn announced_copies(body: &str) -> Vec<(Box<str>, Box<str>)> {
+    let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(body) else {
+        return Vec::new();
+    };
+    let Some(Value::Object(copies)) = map.remove(ANNOUNCED) else {
+        return Vec::new();
+    };
+    copies
+        .into_iter()
+        .filter_map(|(target, copy)| Some((target.into(), copy.as_str()?.into())))
+        .collect()
+}
+
 /// Marks a stored body: its subscriber was authenticated (`acaf` rules keep applying to
 /// its notifications after a restart).
 pub(crate) fn mark_subscriber_authenticated(body: &mut String) {

@@ -282,6 +282,12 @@ pub(crate) async fn shape(
             let refs = child_refs(cse, access, node, result.children, &mut budget).await?;
             json!({ "m2m:rrl": { "rrf": refs } })
         }
+        // Fetching the original through `lnk` on the requester's behalf is not built.
+        ResultContent::OriginalResource if ty.original().is_some() => {
+            return Err(RequestError::NotImplemented(
+                "rcn 7 (the original resource) is not supported yet".into(),
+            ))
+        }
         ResultContent::OriginalResource => {
             return Err(RequestError::bad_request(
                 "rcn 7 applies only to announced resources",

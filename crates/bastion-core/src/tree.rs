@@ -41,6 +41,9 @@ pub struct Node {
     /// For an `<AE>` or `<remoteCSE>` registered over a security association: that
     /// association's identity, absolute form (`identity.rs`). Stored with the resource.
     pub(crate) bound: Option<Box<str>>,
+    /// Where the announced copies of this resource live (`announce.rs`): per target, its
+    /// CSE-ID and the copy's SP-relative ID there. Stored with the resource.
+    pub(crate) announced: Vec<(Box<str>, Box<str>)>,
 }
 
 impl Node {
@@ -73,6 +76,7 @@ impl Node {
             acpi: Vec::new(),
             state: TypeState::Plain,
             bound: None,
+            announced: Vec::new(),
         }
     }
 

@@ -43,7 +43,7 @@ pub(crate) async fn update(
         kind.representation(&cse.config, ty, &req.pc, current)?
     };
     kind.validate(ty, Phase::Update, &content)?;
-    types::refuse_announcement(&content)?;
+    types::check_announcement(ty, &content)?;
     kind.check_update(cse, &req, &ri, &content)?;
     let acpi_change = content.contains_key("acpi");
     if acpi_change && content.len() != 1 {
@@ -220,6 +220,7 @@ pub(crate) async fn update(
             .flatten()
             .map(|kind| (kind, path.as_str())),
     );
+    let attrs = cse.announce_updated(&ri, &content, attrs).await;
     let root = types::root_of(&cse.config, &cse.tree.read(), ty, &attrs);
     let mut resp = Response::new(Rsc::Updated, String::new());
     resp.pc = match req.rcn.unwrap_or(ResultContent::Attributes) {

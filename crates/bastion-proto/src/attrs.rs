@@ -3,6 +3,7 @@
 //! request must, may or must not carry them. Validation here is purely syntactic; rules
 //! that need the resource tree (limits against the parent, uniqueness) live in the core.
 
+pub mod announced;
 pub mod mgmt;
 pub mod release;
 
@@ -593,6 +594,7 @@ pub fn table(ty: ResourceType) -> &'static [AttrDef] {
         ResourceType::FlexContainerInstance => FCI,
         ResourceType::Schedule => SCH,
         ResourceType::CrossResourceSubscription => CRS,
+        ResourceType::Announced(_) => announced::table(ty),
         ResourceType::Other(_) => &[],
     }
 }

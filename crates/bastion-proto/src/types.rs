@@ -1,5 +1,9 @@
 //! Resource types (TS-0004 §6.3.4.2.1): numbers, short names, JSON roots.
 
+pub mod announced;
+
+use announced::ANNOUNCED_OFFSET;
+
 /// The resource types Bastion knows by number. `Other` keeps any number the spec defines
 /// but Bastion does not implement, so the pipeline can tell "unknown" (4000) from
 /// "not implemented" (5001).
@@ -52,6 +56,9 @@ pub enum ResourceType {
     /// `<crossResourceSubscription>` (ty 48): one notification when every target had an
     /// event within a time window.
     CrossResourceSubscription,
+    /// An announced variant (`<AEAnnc>`, ty 10002) Bastion serves, holding its original's
+    /// number (2); `announced` says which.
+    Announced(u16),
     /// A type number defined by oneM2M that Bastion does not implement yet.
     Other(u16),
 }
@@ -65,15 +72,12 @@ const DEFINED: &[u16] = &[
 ];
 
 /// The announceable types (TS-0004 Table 6.3.4.2.1-1): each has an announced variant
-/// numbered 10000 more (`<AEAnnc>` is 10002). Bastion serves none of the variants, so
-/// each is defined-but-unimplemented (5001), never an unknown number (4000).
+/// numbered 10000 more (`<AEAnnc>` is 10002). A variant Bastion does not serve
+/// (`announced`) is defined-but-unimplemented (5001), never an unknown number (4000).
 const ANNOUNCEABLE: &[u16] = &[
     1, 2, 3, 4, 5, 9, 10, 13, 14, 16, 18, 24, 28, 29, 30, 38, 39, 40, 41, 42, 46, 58, 60, 62, 63,
     64, 65, 66,
 ];
-
-/// What an announced variant's number adds to its original's.
-const ANNOUNCED_OFFSET: u16 = 10_000;
 
 /// Whether oneM2M defines type number `n`, announced variants included.
 fn is_defined(n: u16) -> bool {
@@ -86,6 +90,9 @@ impl ResourceType {
     /// Maps a `ty` number; `None` when oneM2M defines no such type.
     pub fn from_number(n: u64) -> Option<Self> {
         let n = u16::try_from(n).ok()?;
+        if let Some(announced) = announced::from_number(n) {
+            return Some(announced);
+        }
         Some(match n {
             1 => ResourceType::AccessControlPolicy,
             2 => ResourceType::Ae,
@@ -144,6 +151,7 @@ impl ResourceType {
             ResourceType::Role => 31,
             ResourceType::Token => 32,
             ResourceType::DynamicAuthorizationConsultation => 34,
+            ResourceType::Announced(n) => n + ANNOUNCED_OFFSET,
             ResourceType::Other(n) => n,
         }
     }
@@ -176,6 +184,7 @@ impl ResourceType {
             ResourceType::Role => "rol",
             ResourceType::Token => "tk",
             ResourceType::DynamicAuthorizationConsultation => "dac",
+            ResourceType::Announced(n) => announced::short_name(n),
             ResourceType::Other(_) => "",
         }
     }
@@ -212,6 +221,7 @@ impl ResourceType {
             ResourceType::Role => "m2m:rol",
             ResourceType::Token => "m2m:tk",
             ResourceType::DynamicAuthorizationConsultation => "m2m:dac",
+            ResourceType::Announced(n) => announced::root(n),
             ResourceType::Other(_) => "",
         }
     }
@@ -236,6 +246,9 @@ impl ResourceType {
         if crate::attrs::mgmt::by_root(root).is_some() {
             return Some(ResourceType::MgmtObj);
         }
+        if let Some(announced) = announced::from_root(root) {
+            return Some(announced);
+        }
         ResourceType::SUPPORTED
             .into_iter()
             .filter(|t| *t != ResourceType::MgmtObj)
@@ -245,6 +258,9 @@ impl ResourceType {
     /// Whether the type carries an `acpi` attribute of its own (TS-0001 9.6.1.3). A
     /// `<pollingChannel>` has none: only its parent's owner may use it (TS-0001 9.6.21).
     pub fn has_acpi(self) -> bool {
+        if let ResourceType::Announced(n) = self {
+            return ResourceType::from_number(u64::from(n)).is_some_and(Self::has_acpi);
+        }
         !matches!(
             self,
             ResourceType::AccessControlPolicy
@@ -282,7 +298,21 @@ impl ResourceType {
                 | ResourceType::NotificationTargetPolicy
                 | ResourceType::PolicyDeletionRules
                 | ResourceType::CrossResourceSubscription
+                | ResourceType::Announced(_)
         )
+    }
+
+    /// The original of an announced variant (`<AE>` for `<AEAnnc>`).
+    pub fn original(self) -> Option<ResourceType> {
+        match self {
+            ResourceType::Announced(n) => ResourceType::from_number(u64::from(n)),
+            _ => None,
+        }
+    }
+
+    /// The announced variant of this type, if Bastion serves it.
+    pub fn announced(self) -> Option<ResourceType> {
+        announced::from_number(self.number().checked_add(ANNOUNCED_OFFSET)?)
     }
 
     /// The instance type a resource of this type holds in its instance index
@@ -322,7 +352,11 @@ impl ResourceType {
     /// Whether `child` may be created under a resource of this type (TS-0001 9.6).
     pub fn allows_child(self, child: ResourceType) -> bool {
         use ResourceType::*;
+        if let Announced(original) = child {
+            return announced::allows_announced_child(self, original);
+        }
         match self {
+            Announced(original) => announced::allows_original_child(original, child),
             // `<role>` and `<token>` live in the CSE's Role/Token Repository, directly under
             // the CSEBase (TS-0003 7.4; docs/decisions.md).
             // `<locationPolicy>` under the CSEBase (TS-0001 9.6.3) and, as ACME allows,
@@ -440,7 +474,18 @@ mod tests {
 
     #[test]
     fn ts0004_6_3_4_2_1_announced_variants_are_defined() {
-        for n in [10001, 10002, 10003, 10004, 10009, 10016, 10028, 10066] {
+        for n in [
+            10001, 10002, 10003, 10004, 10009, 10010, 10014, 10029, 10030,
+        ] {
+            let ty = ResourceType::from_number(n).unwrap();
+            assert_eq!(ty, ResourceType::Announced(n as u16 - 10_000));
+            assert_eq!(ty.number() as u64, n);
+            assert_eq!(ResourceType::from_root(ty.root()), Some(ty));
+            assert_eq!(ty.original().unwrap().announced(), Some(ty));
+        }
+        assert_eq!(ResourceType::Ae.announced().unwrap().root(), "m2m:aeA");
+        // Announceable, but not served here: defined, not implemented.
+        for n in [10013, 10016, 10028, 10066] {
             assert_eq!(
                 ResourceType::from_number(n),
                 Some(ResourceType::Other(n as u16))

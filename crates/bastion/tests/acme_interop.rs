@@ -51,6 +51,21 @@ async fn ae_on(s: &Server, base: &str, aei: &str, poa: &str) -> String {
     format!("/{base}/{}", aei.trim_start_matches('C'))
 }
 
+/// Waits until `s` holds the `<remoteCSE>` at `csr` (the registration between `s` and
+/// `acme` is made), failing with both logs after 20 s.
+async fn wait_registered(s: &Server, csr: &str, acme: &Acme) {
+    let registered = eventually(Duration::from_secs(20), async || {
+        s.get(csr, "CAdmin").await.rsc == 2000
+    })
+    .await;
+    assert!(
+        registered,
+        "Bastion log:\n{}\nACME log:\n{}",
+        s.log(),
+        acme.log()
+    );
+}
+
 fn first_rn(v: &Value, root: &str) -> String {
     v[root]["rn"].as_str().unwrap_or_default().to_owned()
 }
@@ -64,16 +79,7 @@ async fn ts0001_10_1_1_2_bastion_mn_registers_with_acme_in_and_requests_cross_bo
     let mn = bastion_mn(acme.port, "liveness-check-secs = 1\n");
 
     // Registration: ACME holds Bastion's <remoteCSE>, Bastion holds ACME's.
-    let registered = eventually(Duration::from_secs(20), async || {
-        mn.get("/cse-mn/id-acme", "CAdmin").await.rsc == 2000
-    })
-    .await;
-    assert!(
-        registered,
-        "MN log:\n{}\nACME log:\n{}",
-        mn.log(),
-        acme.log()
-    );
+    wait_registered(&mn, "/cse-mn/id-acme", &acme).await;
     let (rsc, csr) = acme
         .req("GET", "/cse-acme/id-mn", "CAdmin", None, None)
         .await;
@@ -272,30 +278,25 @@ fn bastion_in() -> Server {
     )
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn ts0001_10_1_1_2_acme_mn_registers_with_bastion_in_and_requests_cross_both_ways() {
-    let Some(launcher) = acmecse() else { return };
+/// ACME as an MN-CSE (`/id-amn`, `cse-amn`) registered with Bastion as its IN-CSE.
+async fn acme_mn_of_bastion_in(launcher: &std::path::Path) -> (Acme, Server) {
     let inc = tokio::task::block_in_place(bastion_in);
     let role = Role::Mn {
         registrar_port: inc.port(),
         registrar_id: "id-in",
         registrar_name: "cse-in",
     };
-    let mut acme =
-        tokio::task::block_in_place(|| Acme::start(&launcher, role, "id-amn", "cse-amn", 1));
+    let acme = tokio::task::block_in_place(|| Acme::start(launcher, role, "id-amn", "cse-amn", 1));
+    wait_registered(&inc, "/cse-in/id-amn", &acme).await;
+    (acme, inc)
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_10_1_1_2_acme_mn_registers_with_bastion_in_and_requests_cross_both_ways() {
+    let Some(launcher) = acmecse() else { return };
     // Registration: ACME creates its <remoteCSE> on Bastion (reading Bastion's CSEBase on
     // the way, which the default policy lets a registered CSE do) and keeps Bastion's.
-    let registered = eventually(Duration::from_secs(20), async || {
-        inc.get("/cse-in/id-amn", "CAdmin").await.rsc == 2000
-    })
-    .await;
-    assert!(
-        registered,
-        "IN log:\n{}\nACME log:\n{}",
-        inc.log(),
-        acme.log()
-    );
+    let (mut acme, inc) = acme_mn_of_bastion_in(&launcher).await;
     let csr = inc.get("/cse-in/id-amn", "CAdmin").await;
     csr.expect(2000);
     assert_eq!(csr.inner("m2m:csr")["csi"], "/id-amn");
@@ -562,16 +563,7 @@ async fn opt_in_acme_mn_registers_with_bastion_in_over_tls_with_http_basic() {
     let acme = tokio::task::block_in_place(|| Acme::start(&launcher, role, "id-amn", "cse-amn", 1));
 
     // ACME registers over TLS with Basic: its <remoteCSE> is created on Bastion.
-    let registered = eventually(Duration::from_secs(20), async || {
-        inc.get("/cse-in/id-amn", "CAdmin").await.rsc == 2000
-    })
-    .await;
-    assert!(
-        registered,
-        "IN log:\n{}\nACME log:\n{}",
-        inc.log(),
-        acme.log()
-    );
+    wait_registered(&inc, "/cse-in/id-amn", &acme).await;
     let csr = inc.get("/cse-in/id-amn", "CAdmin").await;
     assert_eq!(csr.inner("m2m:csr")["csi"], "/id-amn");
     // ACME forwards only once it has recorded the registrar's <remoteCSE> itself.
@@ -649,4 +641,162 @@ async fn opt_in_acme_mn_registers_with_bastion_in_over_tls_with_http_basic() {
         impostor.log()
     );
     inc.get("/cse-in/id-bad", "CAdmin").await.expect(4004);
+}
+
+/// The addresses of the `count` resources of type `ty` Bastion's admin discovers under
+/// its CSEBase once ACME's announcements arrive (within 10 s).
+async fn found_within(inc: &Server, ty: u32, count: usize, acme: &Acme) -> Vec<String> {
+    let arrived = eventually(Duration::from_secs(10), async || {
+        inc.discovered("/cse-in", ty).await.len() == count
+    })
+    .await;
+    assert!(arrived, "IN log:\n{}\nACME log:\n{}", inc.log(), acme.log());
+    inc.discovered("/cse-in", ty).await
+}
+
+/// The addresses of the resources of type `ty` under `under` on ACME.
+async fn found_on_acme(acme: &Acme, under: &str, ty: u32) -> Vec<String> {
+    let (rsc, uril) = acme
+        .req(
+            "GET",
+            &format!("{under}?fu=1&ty={ty}"),
+            "CAdmin",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(rsc, 2000, "{uril}");
+    uril["m2m:uril"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The one copy of type `ty` Bastion (`/id-mn`) made on ACME, retrieved.
+async fn one_copy_on_acme(acme: &Acme, ty: u32) -> Value {
+    let copies = found_on_acme(acme, "/cse-acme/id-mn", ty).await;
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    let address = format!("/{}", copies[0].trim_start_matches('/'));
+    let (rsc, copy) = acme.req("GET", &address, "CAdmin", None, None).await;
+    assert_eq!(rsc, 2000, "{copy}");
+    copy
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_9_6_26_bastion_mn_announces_to_acme_in() {
+    let Some(launcher) = acmecse() else { return };
+    let acme =
+        tokio::task::block_in_place(|| Acme::start(&launcher, Role::In, "id-acme", "cse-acme", 1));
+    let mn = bastion_mn(acme.port, "");
+    wait_registered(&mn, "/cse-mn/id-acme", &acme).await;
+
+    let r = mn
+        .create(
+            "/cse-mn",
+            "Cmnann",
+            2,
+            json!({"m2m:ae": {"rn": "mnann", "api": "Ninterop", "rr": false, "srv": ["3"],
+                "at": ["/id-acme"], "aa": ["api"]}}),
+        )
+        .await;
+    r.expect(2001);
+    assert_eq!(
+        r.inner("m2m:ae")["at"],
+        json!(["/id-acme"]),
+        "MN log:\n{}\nACME log:\n{}",
+        mn.log(),
+        acme.log()
+    );
+    let copy = one_copy_on_acme(&acme, 10002).await;
+    assert_eq!(copy["m2m:aeA"]["lnk"], "/id-mn/Cmnann");
+    assert_eq!(copy["m2m:aeA"]["api"], "Ninterop");
+
+    // A container under the AE's copy; an UPDATE of an announced attribute reaches it.
+    let r = mn
+        .create(
+            "/cse-mn/mnann",
+            "Cmnann",
+            3,
+            json!({"m2m:cnt": {"rn": "data", "mni": 5, "at": ["/id-acme"], "aa": ["mni"]}}),
+        )
+        .await;
+    r.expect(2001);
+    assert_eq!(
+        r.inner("m2m:cnt")["at"],
+        json!(["/id-acme"]),
+        "ACME log:\n{}",
+        acme.log()
+    );
+    mn.update(
+        "/cse-mn/mnann/data",
+        "Cmnann",
+        json!({"m2m:cnt": {"mni": 9}}),
+    )
+    .await
+    .expect(2004);
+    let cnt = one_copy_on_acme(&acme, 10003).await;
+    assert_eq!(cnt["m2m:cntA"]["mni"], 9, "{cnt}");
+
+    // Deleting the original deletes the copy.
+    mn.delete("/cse-mn/mnann", "Cmnann").await.expect(2002);
+    assert!(found_on_acme(&acme, "/cse-acme/id-mn", 10002)
+        .await
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_9_6_26_acme_mn_announces_to_bastion_in() {
+    let Some(launcher) = acmecse() else { return };
+    let (acme, inc) = acme_mn_of_bastion_in(&launcher).await;
+
+    let (rsc, ae) = acme
+        .req(
+            "POST",
+            "/cse-amn",
+            "Camnann",
+            Some(2),
+            Some(
+                json!({"m2m:ae": {"rn": "amnann", "api": "Ninterop", "rr": false,
+                "srv": ["3"], "at": ["/id-in"], "aa": ["api"]}}),
+            ),
+        )
+        .await;
+    if rsc != 2001 {
+        // ACME writes its log asynchronously.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        panic!("{ae}\nIN log:\n{}\nACME log:\n{}", inc.log(), acme.log());
+    }
+    let ae_ri = ae["m2m:ae"]["ri"].as_str().expect("ri").to_owned();
+    let copies = found_within(&inc, 10002, 1, &acme).await;
+    let copy = inc.get(&format!("/{}", copies[0]), "CAdmin").await;
+    copy.expect(2000);
+    assert_eq!(copy.inner("m2m:aeA")["lnk"], format!("/id-amn/{ae_ri}"));
+    assert_eq!(copy.inner("m2m:aeA")["api"], "Ninterop");
+    // ACME announces its CSEBase first, under Bastion's, and its AE under that copy.
+    let bases = inc.discovered("/cse-in", 10005).await;
+    assert_eq!(bases.len(), 1, "{bases:?}");
+    let base = inc.get(&format!("/{}", bases[0]), "CAdmin").await;
+    assert_eq!(base.inner("m2m:cbA")["lnk"], "/id-amn/id-amn");
+    assert_eq!(copy.inner("m2m:aeA")["pi"], base.inner("m2m:cbA")["ri"]);
+
+    // A container of the AE, announced under the AE's copy.
+    acme.create(
+        "/cse-amn/amnann",
+        "Camnann",
+        3,
+        json!({"m2m:cnt": {"rn": "data", "at": ["/id-in"]}}),
+    )
+    .await;
+    let cnts = found_within(&inc, 10003, 1, &acme).await;
+    let cnt = inc.get(&format!("/{}", cnts[0]), "CAdmin").await;
+    assert_eq!(cnt.inner("m2m:cntA")["pi"], copy.inner("m2m:aeA")["ri"]);
+
+    // ACME deleting its AE deletes the copies on Bastion.
+    let (rsc, _) = acme
+        .req("DELETE", "/cse-amn/amnann", "Camnann", None, None)
+        .await;
+    assert_eq!(rsc, 2002);
+    found_within(&inc, 10002, 0, &acme).await;
 }

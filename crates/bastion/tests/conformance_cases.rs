@@ -41,6 +41,19 @@ fn case_files_hold_enough_cases_for_both_runners() {
                 case.name
             );
         }
+        let associated = std::iter::once(&case.request)
+            .chain(&case.setup)
+            .chain(&case.after)
+            .any(|s| s.association.is_some());
+        assert!(
+            !associated
+                || case
+                    .only
+                    .as_ref()
+                    .is_some_and(|o| o.runner == RunnerKind::InProcess),
+            "{}: a step over a security association runs in-process only",
+            case.name
+        );
         for step in case.setup.iter().chain(&case.after) {
             assert!(
                 step.rsc.is_some(),

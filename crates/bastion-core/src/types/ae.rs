@@ -104,7 +104,15 @@ async fn register_ae(
         let base = tree
             .get(parent_ri)
             .ok_or_else(|| RequestError::not_found("CSEBase missing"))?;
-        let c = common(&tree, base, &mut content, || aei.clone(), &cse.config, now)?;
+        let c = common(
+            ResourceType::Ae,
+            &tree,
+            base,
+            &mut content,
+            || aei.clone(),
+            &cse.config,
+            now,
+        )?;
         let acpi = resolve_acpi(&tree, &cse.config, content.get("acpi"))?;
         let path = format!("{}/{}", base.path, c.rn);
         let mut attrs = universal(ResourceType::Ae, &aei, &c.rn, parent_ri, now, c.et);
@@ -135,5 +143,6 @@ async fn register_ae(
     };
     pending.durable().await?;
     cse.dispatch(notices).await;
+    let attrs = cse.announce_created(attrs).await;
     created(cse, req, ResourceType::Ae, attrs)
 }

@@ -24,6 +24,7 @@ pub(crate) struct Common {
 
 /// `rn`, `et` and `cr` handling shared by every type.
 pub(crate) fn common(
+    ty: ResourceType,
     tree: &Tree,
     parent: &Node,
     content: &mut Map<String, Value>,
@@ -56,7 +57,7 @@ pub(crate) fn common(
         _ => now.plus_seconds(config.default_lifetime_secs).min(ceiling),
     };
     let creator_attr = matches!(content.remove("cr"), Some(Value::Null));
-    refuse_announcement(content)?;
+    check_announcement(ty, content)?;
     // Null optional attributes in a CREATE mean "no value".
     content.retain(|_, v| !v.is_null());
     Ok(Common {
@@ -211,6 +212,7 @@ pub(crate) fn node_row(node: &Node) -> StoredResource {
             if let Some(identity) = &node.bound {
                 crate::render::mark_bound(&mut body, identity);
             }
+            crate::render::mark_announced(&mut body, &node.announced);
             body
         },
     }
@@ -232,17 +234,61 @@ pub(crate) fn remove_node(tree: &mut Tree, ri: &Ri) -> Vec<WriteOp> {
     ops
 }
 
-/// Announcement (TS-0001 9.6.1.3, `at`) is not offered: a CREATE or UPDATE asking for
-/// one is 5001 rather than stored and silently not done.
-pub(crate) fn refuse_announcement(content: &Map<String, Value>) -> Result<(), RequestError> {
-    if content
-        .get("at")
-        .and_then(Value::as_array)
-        .is_some_and(|a| !a.is_empty())
-    {
+/// How many CSEs one resource is announced to (`at`): each is a CREATE, an UPDATE per
+/// change and a DELETE over the outbound routes (docs/decisions.md).
+pub(crate) const MAX_ANNOUNCE_TARGETS: usize = 16;
+
+/// Checks the announcement settings of a CREATE or UPDATE of `ty` (TS-0001 9.6.1.3):
+/// `at` asks for announcement only of a type whose announced variant is served (else
+/// 5001, rather than stored and silently not done), lists at most
+/// [`MAX_ANNOUNCE_TARGETS`] distinct CSE-IDs (SP-relative, `/id-in`), and `aa` names
+/// only attributes the announced variant has.
+pub(crate) fn check_announcement(
+    ty: ResourceType,
+    content: &Map<String, Value>,
+) -> Result<(), RequestError> {
+    let at = content.get("at").and_then(Value::as_array);
+    if at.is_some_and(|a| !a.is_empty()) && ty.announced().is_none() {
         return Err(RequestError::NotImplemented(
-            "announcement is not supported yet".into(),
+            "announcement of this resource type is not supported".into(),
         ));
+    }
+    let targets = at.map(Vec::as_slice).unwrap_or_default();
+    if targets.len() > MAX_ANNOUNCE_TARGETS {
+        return Err(RequestError::bad_request(format!(
+            "at lists more than {MAX_ANNOUNCE_TARGETS} CSEs"
+        )));
+    }
+    for (i, target) in targets.iter().enumerate() {
+        let cse_id = target.as_str().filter(|t| {
+            t.strip_prefix('/')
+                .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+        });
+        if cse_id.is_none() {
+            return Err(RequestError::bad_request(
+                "at lists the SP-relative CSE-IDs (/id-in) of the announcement targets",
+            ));
+        }
+        if targets[..i].contains(target) {
+            return Err(RequestError::bad_request("at names a CSE twice"));
+        }
+    }
+    let announced = ty.announced();
+    for name in content
+        .get("aa")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let known = name
+            .as_str()
+            .zip(announced)
+            .is_some_and(|(n, a)| bastion_proto::attrs::find(a, n).is_some() && n != "lnk");
+        if !known {
+            return Err(RequestError::bad_request(
+                "aa names an attribute the announced resource does not have",
+            ));
+        }
     }
     Ok(())
 }

@@ -75,11 +75,12 @@ pub(super) async fn create_instance(
     rules: &dyn InstanceRules,
     cse: &Cse,
     req: &CreateRequest,
-    content: Map<String, Value>,
+    mut content: Map<String, Value>,
     parent_ri: &Ri,
     now: Timestamp,
 ) -> Result<Response, RequestError> {
     let ty = rules.ty();
+    cse.instance_targets(parent_ri, &mut content);
     let cs = content_size(content.get("con").unwrap_or(&Value::Null));
     cse.write_guard()?;
     let (pending, attrs, notices) = {
@@ -90,6 +91,7 @@ pub(super) async fn create_instance(
     pending.durable().await?;
     cse.dispatch(notices).await;
     let attrs = Arc::try_unwrap(attrs).unwrap_or_else(|shared| (*shared).clone());
+    let attrs = cse.announce_instance(parent_ri, attrs).await;
     created(cse, req, ty, attrs)
 }
 
@@ -133,7 +135,15 @@ pub(crate) fn insert_instance(
     }
     rules.admit(parent, &content)?;
     let ri = new_ri(ty, seq);
-    let mut c = common(tree, parent, &mut content, || ri.clone(), &cse.config, now)?;
+    let mut c = common(
+        ty,
+        tree,
+        parent,
+        &mut content,
+        || ri.clone(),
+        &cse.config,
+        now,
+    )?;
     if let Some(mia) = attr_u64(&parent.attrs, "mia") {
         c.et = c.et.min(now.plus_seconds(mia.min(i64::MAX as u64) as i64));
     }

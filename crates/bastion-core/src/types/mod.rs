@@ -15,6 +15,7 @@
 
 mod acp;
 mod ae;
+mod announced;
 mod common;
 mod container;
 mod content_instance;
@@ -39,8 +40,8 @@ mod time_series;
 mod token;
 
 pub(crate) use common::{
-    common, content_size, created, new_ri, node_row, refuse_announcement, remove_node,
-    resolve_acp_id, resolve_acpi, universal,
+    check_announcement, common, content_size, created, new_ri, node_row, remove_node,
+    resolve_acp_id, resolve_acpi, universal, MAX_ANNOUNCE_TARGETS,
 };
 pub(crate) use container::{evict_for, live_instances, remove_instance, Flush};
 pub(crate) use content_instance::count_retrieval;
@@ -101,6 +102,7 @@ pub(crate) fn kind(ty: ResourceType) -> &'static dyn ResourceKind {
         ResourceType::CrossResourceSubscription => {
             &cross_resource_subscription::CrossResourceSubscription
         }
+        ResourceType::Announced(_) => &announced::Announced,
         ResourceType::Other(_) => &Unimplemented,
     }
 }

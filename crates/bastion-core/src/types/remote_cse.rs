@@ -44,6 +44,17 @@ impl ResourceKind for RemoteCse {
         true
     }
 
+    /// The registree's `<CSEBaseAnnc>` (under the CSEBase, where ACME announces) goes
+    /// with its registration, as its copies under the `<remoteCSE>` do.
+    fn linked(&self, tree: &crate::tree::Tree, node: &crate::tree::Node) -> Vec<Ri> {
+        node.attrs
+            .get("csi")
+            .and_then(Value::as_str)
+            .and_then(|csi| super::announced::cse_base_copy_of(tree, csi))
+            .into_iter()
+            .collect()
+    }
+
     fn rederive(
         &self,
         cx: &super::Derive,

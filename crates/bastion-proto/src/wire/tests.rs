@@ -26,6 +26,13 @@ fn samples() -> Vec<Value> {
         json!({"m2m:cnt": universal(json!({"rn": "box", "ty": 3, "cr": "Cae", "st": 0,
             "mni": 10, "mbs": 1000, "mia": 60, "cni": 2, "cbs": 20, "li": "cse-in/box/la",
             "disr": false}))}),
+        // Announced variants (TS-0001 9.6.26), typed by their derived policies.
+        json!({"m2m:aeA": universal(json!({"rn": "app", "ty": 10002, "lnk": "/id-mn/Cae",
+            "api": "Nx.app", "rr": true, "srv": ["3"], "poa": ["http://h:1/n"]}))}),
+        json!({"m2m:cntA": universal(json!({"rn": "box", "ty": 10003, "lnk": "/id-mn/cnt1",
+            "mni": 10, "ast": 1}))}),
+        json!({"m2m:cinA": {"rn": "cin_1", "ty": 10004, "ri": "c1", "pi": "p", "ct": T,
+            "lt": T, "et": T, "lnk": "/id-mn/cin1", "cs": 5, "con": "21"}}),
         json!({"m2m:cin": {"rn": "cin_1", "ty": 4, "ri": "c1", "pi": "p", "ct": T, "lt": T,
             "et": T, "st": 3, "cs": 5, "cnf": "text/plain:0", "con": "hello <&> \"x\"",
             "cr": "Cae"}}),

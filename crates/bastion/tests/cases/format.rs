@@ -140,6 +140,10 @@ pub struct Step {
     /// Variable name → JSON pointer into the response content.
     #[serde(default)]
     pub save: Map<String, Value>,
+    /// The identity of the security association the step arrives over (a CSE's CSE-ID,
+    /// as a registered CSE's requests do); only the in-process runner can set one.
+    #[serde(default)]
+    pub association: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

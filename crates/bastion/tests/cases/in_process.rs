@@ -38,7 +38,13 @@ impl Target for InProcess {
     async fn send(&self, step: &Step, rqi: Option<String>) -> Outcome {
         let sent_rqi = rqi.clone();
         let resp = match primitive(step, rqi) {
-            Ok(req) => self.cse.handle(req, &self.ctx).await,
+            Ok(req) => match &step.association {
+                Some(identity) => {
+                    let ctx = RequestContext::new(self.ctx.peer, Some(identity.clone()));
+                    self.cse.handle(req, &ctx).await
+                }
+                None => self.cse.handle(req, &self.ctx).await,
+            },
             // A filter member whose text does not parse is answered like a binding does,
             // in the request's release.
             Err(e) => {

@@ -244,6 +244,18 @@ impl Server {
         self.req("DELETE", path, Some(originator), None, None).await
     }
 
+    /// The addresses (`m2m:uril`) the admin discovers of type `ty` under `under`.
+    pub async fn discovered(&self, under: &str, ty: u32) -> Vec<String> {
+        let r = self.get(&format!("{under}?fu=1&ty={ty}"), "CAdmin").await;
+        r.expect(2000);
+        r.inner("m2m:uril")
+            .as_array()
+            .expect("uril")
+            .iter()
+            .filter_map(|u| u.as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// Registers an AE (`rr` true, `srv` ["3"]); an empty `orig` sends no X-M2M-Origin.
     /// Returns the `m2m:ae` attributes.
     pub async fn register_ae(&self, orig: &str, api: &str) -> Value {

@@ -1,0 +1,263 @@
+//! The announced variants (`<AEAnnc>`, `<containerAnnc>`, …; TS-0001 9.6.26): resources
+//! another CSE creates here to make its own visible. They differ from each other only by
+//! data (`bastion_proto::types::announced`, `attrs::announced`), so one kind serves them
+//! all. What is particular: only a CSE creates one, its `lnk` points into that CSE, and it
+//! sits under that CSE's `<remoteCSE>` or under an announced resource there; only that CSE
+//! changes it afterwards. Access control is as for every type (the `<remoteCSE>`'s policy,
+//! by default its registree's).
+
+use super::ResourceKind;
+use crate::access::Enforcer;
+use crate::audit::AuditRule;
+use crate::checks::{CreateRequest, Envelope};
+use crate::originator::{owner, Owner};
+use crate::resolve::Target;
+use crate::tree::{Ri, Tree};
+use crate::{Cse, CseConfig, RequestContext};
+use async_trait::async_trait;
+use bastion_policy::AccessOperation;
+use bastion_proto::{RequestError, ResourceType};
+use serde_json::{Map, Value};
+
+pub(super) struct Announced;
+
+/// The CSE-ID (SP-relative) of the CSE whose resource `lnk` names, if it names one
+/// (`/id-mn/cnt1`, or the absolute form under this SP).
+fn linked_cse<'a>(sp_id: &str, lnk: &'a str) -> Option<&'a str> {
+    let sp_relative = lnk.strip_prefix(sp_id).unwrap_or(lnk);
+    let rest = sp_relative.strip_prefix('/')?;
+    let (cse, resource) = rest.split_once('/')?;
+    (!cse.is_empty() && !resource.is_empty()).then(|| &sp_relative[..cse.len() + 1])
+}
+
+/// The CSE whose place `ri` is, through announced parents: the `csi` of a
+/// `<remoteCSE>`, or the CSE a `<CSEBaseAnnc>` links to.
+fn announcing_cse_above(sp_id: &str, tree: &Tree, ri: &Ri) -> Option<String> {
+    let mut node = tree.get(ri)?;
+    loop {
+        match node.ty {
+            ResourceType::RemoteCse => {
+                return node
+                    .attrs
+                    .get("csi")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            }
+            ResourceType::Announced(CSE_BASE) => {
+                let lnk = node.attrs.get("lnk").and_then(Value::as_str)?;
+                return linked_cse(sp_id, lnk).map(str::to_owned);
+            }
+            ResourceType::Announced(_) => node = tree.get(node.pi.as_ref()?)?,
+            _ => return None,
+        }
+    }
+}
+
+/// The original number of `<CSEBaseAnnc>`.
+const CSE_BASE: u16 = 5;
+
+/// The `<CSEBaseAnnc>` under the CSEBase that represents the CSE `csi` (SP-relative): it
+/// goes with that CSE's `<remoteCSE>` (`types/remote_cse.rs`).
+pub(super) fn cse_base_copy_of(tree: &Tree, csi: &str) -> Option<Ri> {
+    let base = tree.get(&tree.base)?;
+    base.children
+        .iter()
+        .filter_map(|c| tree.get(c))
+        .find(|c| {
+            c.ty == ResourceType::Announced(CSE_BASE)
+                && c.attrs
+                    .get("lnk")
+                    .and_then(Value::as_str)
+                    .map(sp_relative)
+                    .and_then(|lnk| lnk.strip_prefix(csi))
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+        .map(|c| c.ri.clone())
+}
+
+/// `lnk` without the SP-ID of its absolute form (`//sp/id-mn/x` is `/id-mn/x`).
+fn sp_relative(lnk: &str) -> &str {
+    match lnk.strip_prefix("//") {
+        Some(rest) => rest.find('/').map_or(lnk, |i| &rest[i..]),
+        None => lnk,
+    }
+}
+
+impl Cse {
+    /// Whether this CSE holds a live `<remoteCSE>` of the CSE `csi` (its registrar or a
+    /// registree).
+    fn has_remote_cse(&self, csi: &str) -> bool {
+        self.peers(self.now()).iter().any(|p| p.csi == csi)
+    }
+
+    /// The announcing CSE of a request on an announced resource: `fr` as a CSE-ID, or
+    /// 4005 for any other originator.
+    fn announcing_cse<'a>(&self, fr: &'a str) -> Result<&'a str, RequestError> {
+        match owner(&self.config.sp_id, fr) {
+            Owner::Cse(cse) => Ok(cse),
+            _ => Err(RequestError::not_allowed(
+                "only the CSE hosting the original creates or changes an announced resource",
+            )),
+        }
+    }
+}
+
+/// Whether an `acpi` entry names a policy of another CSE (`/id-mn/acp1`, or absolute):
+/// one the announcing CSE copied from its original.
+fn foreign_policy(config: &CseConfig, id: &str) -> bool {
+    let sp_relative = id.strip_prefix(config.sp_id.as_str()).unwrap_or(id);
+    sp_relative.starts_with("//")
+        || sp_relative
+            .strip_prefix('/')
+            .and_then(|rest| rest.split('/').next())
+            .is_some_and(|cse| cse != config.cse_id.trim_start_matches('/'))
+}
+
+#[async_trait]
+impl ResourceKind for Announced {
+    /// A copy's `acpi` as the announcing CSE sent it may name the original's policies
+    /// there (ACME does): those are not this CSE's and grant nothing here, so they are
+    /// left out; the copy is governed by the entries naming this CSE's policies, or by
+    /// default by its creator, the announcing CSE (docs/decisions.md).
+    fn representation(
+        &self,
+        config: &CseConfig,
+        ty: ResourceType,
+        pc: &Value,
+        current: Option<&Map<String, Value>>,
+    ) -> Result<Map<String, Value>, RequestError> {
+        let mut content =
+            crate::checks::resource_content(pc, ty, current.map(|attrs| ty.root_of(attrs)))?;
+        // A copy's CREATE may carry the original's absent attributes as null (ACME's
+        // `et`): no value, as for any optional attribute of a CREATE.
+        if current.is_none() {
+            content.retain(|_, v| !v.is_null());
+        }
+        if let Some(Value::Array(acpi)) = content.get_mut("acpi") {
+            acpi.retain(|id| !id.as_str().is_some_and(|id| foreign_policy(config, id)));
+            if acpi.is_empty() {
+                content.remove("acpi");
+            }
+        }
+        Ok(content)
+    }
+
+    async fn prepare(
+        &self,
+        cse: &Cse,
+        req: &CreateRequest,
+        _ctx: &RequestContext,
+        content: &Map<String, Value>,
+        parent: &Ri,
+    ) -> Result<super::Prepared, RequestError> {
+        let announcer = cse.announcing_cse(&req.fr)?;
+        let lnk = content.get("lnk").and_then(Value::as_str).unwrap_or("");
+        if linked_cse(&cse.config.sp_id, lnk) != Some(announcer) {
+            return Err(RequestError::bad_request(
+                "lnk must name a resource of the announcing CSE",
+            ));
+        }
+        let registered =
+            req.ty == ResourceType::Announced(CSE_BASE) && cse.has_remote_cse(announcer);
+        let tree = cse.tree.read();
+        let place = if req.ty == ResourceType::Announced(CSE_BASE) {
+            // Its own `<CSEBaseAnnc>`, once, under the CSEBase.
+            let taken = tree.get(parent).is_some_and(|base| {
+                base.children.iter().filter_map(|c| tree.get(c)).any(|c| {
+                    c.ty == req.ty && c.attrs.get("lnk").and_then(Value::as_str) == Some(lnk)
+                })
+            });
+            if taken {
+                return Err(RequestError::Conflict(
+                    "this CSE's CSEBase is announced here already".into(),
+                ));
+            }
+            registered.then(|| announcer.to_owned())
+        } else {
+            announcing_cse_above(&cse.config.sp_id, &tree, parent)
+        };
+        if place.as_deref() != Some(announcer) {
+            return Err(RequestError::not_allowed(
+                "an announced resource is created under the announcing CSE's remoteCSE or CSEBaseAnnc",
+            ));
+        }
+        Ok(super::Prepared::default())
+    }
+
+    /// A registered CSE announces its CSEBase under this CSE's, where the CSEBase's
+    /// policy would let it create nothing (docs/decisions.md); every other copy is decided
+    /// like any CREATE.
+    async fn authorize_create(
+        &self,
+        cse: &Cse,
+        access: &Enforcer<'_>,
+        target: &Target,
+        ty: ResourceType,
+        parent: &Ri,
+    ) -> Result<AuditRule, RequestError> {
+        if ty == ResourceType::Announced(CSE_BASE) {
+            let registered = match owner(&cse.config.sp_id, access.originator()) {
+                Owner::Cse(c) => cse.has_remote_cse(c),
+                _ => false,
+            };
+            if registered && *parent == cse.tree.read().base {
+                return Ok(AuditRule::Registration);
+            }
+        }
+        access
+            .authorize(target, AccessOperation::Create, Some(ty.number()))
+            .await
+    }
+
+    fn check_update(
+        &self,
+        cse: &Cse,
+        req: &Envelope,
+        ri: &Ri,
+        content: &Map<String, Value>,
+    ) -> Result<(), RequestError> {
+        let announcer = cse.announcing_cse(&req.fr)?;
+        let tree = cse.tree.read();
+        let node = tree
+            .get(ri)
+            .ok_or_else(|| RequestError::not_found("no such resource"))?;
+        let current = node.attrs.get("lnk").and_then(Value::as_str).unwrap_or("");
+        if linked_cse(&cse.config.sp_id, current) != Some(announcer) {
+            return Err(RequestError::not_allowed(
+                "only the CSE hosting the original changes an announced resource",
+            ));
+        }
+        match content.get("lnk").and_then(Value::as_str) {
+            // `INACTIVE` marks an S-type AE's copy whose AE deregistered (TS-0001 10.2.2.3).
+            Some(lnk)
+                if lnk != "INACTIVE" && linked_cse(&cse.config.sp_id, lnk) != Some(announcer) =>
+            {
+                Err(RequestError::bad_request(
+                    "lnk must name a resource of the announcing CSE",
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::linked_cse;
+
+    #[test]
+    fn ts0001_9_6_26_lnk_names_a_resource_of_a_cse() {
+        assert_eq!(linked_cse("//sp", "/id-mn/cnt1"), Some("/id-mn"));
+        assert_eq!(linked_cse("//sp", "//sp/id-mn/a/b"), Some("/id-mn"));
+        for bad in [
+            "/id-mn",
+            "id-mn/cnt1",
+            "//other/id-mn/x",
+            "/id-mn/",
+            "//sp/id-mn",
+            "",
+        ] {
+            assert_eq!(linked_cse("//sp", bad), None, "{bad}");
+        }
+    }
+}

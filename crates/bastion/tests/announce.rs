@@ -1,0 +1,198 @@
+//! Announcement between two real `bastion serve` processes (TS-0001 9.6.26, 10.2.18): an
+//! MN-CSE registered with an IN-CSE (`common::federation`) announces an AE, a container
+//! and a contentInstance to the IN over their security association; the IN serves the
+//! `…Annc` copies with `lnk` pointing back, changes of announced attributes reach them,
+//! and dropping the target or deleting the original removes them.
+
+mod common;
+
+use common::federation::Federation;
+use common::Resp;
+use serde_json::{json, Value};
+
+/// The one copy of type `ty` on the IN, retrieved.
+async fn one_copy(fed: &Federation, ty: u32, root: &str) -> Value {
+    let uril = fed.inc.discovered("/cse-in/id-mn", ty).await;
+    assert_eq!(uril.len(), 1, "one copy of type {ty} on the IN: {uril:?}");
+    let r: Resp = fed.inc.get(&format!("/{}", uril[0]), "CAdmin").await;
+    r.expect(2000);
+    r.inner(root).clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_9_6_26_mn_announces_to_the_in_and_keeps_the_copies_in_sync() {
+    let fed = tokio::task::block_in_place(Federation::start);
+    // An AE registering with `at` is announced to the IN, under the MN's remoteCSE there.
+    let r = fed
+        .mn
+        .create(
+            "/cse-mn",
+            "Cannouncer",
+            2,
+            json!({"m2m:ae": {"rn": "announcer", "api": "Nfed", "rr": false, "srv": ["3"],
+                "at": ["/id-in"], "aa": ["api"], "lbl": ["site:1"]}}),
+        )
+        .await;
+    r.expect(2001);
+    assert_eq!(r.inner("m2m:ae")["at"], json!(["/id-in"]));
+    let ae_copy = one_copy(&fed, 10002, "m2m:aeA").await;
+    assert_eq!(ae_copy["ty"], 10002);
+    assert_eq!(ae_copy["lnk"], "/id-mn/Cannouncer");
+    assert_eq!(ae_copy["api"], "Nfed");
+    assert_eq!(ae_copy["lbl"], json!(["site:1"]));
+    assert!(ae_copy.get("rr").is_none(), "rr is not in aa: {ae_copy}");
+    let csr = fed.inc.get("/cse-in/id-mn", "CAdmin").await;
+    assert_eq!(ae_copy["pi"], csr.inner("m2m:csr")["ri"]);
+
+    // A container announced under the AE's copy, an instance under the container's.
+    let r = fed
+        .mn
+        .create(
+            "/cse-mn/announcer",
+            "Cannouncer",
+            3,
+            json!({"m2m:cnt": {"rn": "data", "mni": 5, "at": ["/id-in"], "aa": ["mni"]}}),
+        )
+        .await;
+    r.expect(2001);
+    let cnt = r.inner("m2m:cnt").clone();
+    assert_eq!(cnt["at"], json!(["/id-in"]));
+    let cnt_copy = one_copy(&fed, 10003, "m2m:cntA").await;
+    assert_eq!(cnt_copy["pi"], ae_copy["ri"]);
+    assert_eq!(
+        cnt_copy["lnk"],
+        format!("/id-mn/{}", cnt["ri"].as_str().unwrap())
+    );
+    assert_eq!(cnt_copy["mni"], 5);
+    let r = fed
+        .mn
+        .create(
+            "/cse-mn/announcer/data",
+            "Cannouncer",
+            4,
+            json!({"m2m:cin": {"con": "21", "at": ["/id-in"], "aa": ["con"]}}),
+        )
+        .await;
+    r.expect(2001);
+    assert_eq!(r.inner("m2m:cin")["at"], json!(["/id-in"]));
+    let cin_copy = one_copy(&fed, 10004, "m2m:cinA").await;
+    assert_eq!(cin_copy["pi"], cnt_copy["ri"]);
+    assert_eq!(cin_copy["con"], "21");
+
+    // An UPDATE of an attribute `aa` lists reaches the copy; one it does not list, not.
+    fed.mn
+        .update(
+            "/cse-mn/announcer/data",
+            "Cannouncer",
+            json!({"m2m:cnt": {"mni": 7, "mbs": 100}}),
+        )
+        .await
+        .expect(2004);
+    let cnt_copy = one_copy(&fed, 10003, "m2m:cntA").await;
+    assert_eq!(cnt_copy["mni"], 7);
+    assert!(
+        cnt_copy.get("mbs").is_none(),
+        "mbs is not in aa: {cnt_copy}"
+    );
+
+    // The announcing CSE alone changes a copy.
+    let copy_at = format!("/~/id-in/{}", cnt_copy["ri"].as_str().unwrap());
+    fed.inc
+        .update(&copy_at, "CAdmin", json!({"m2m:cntA": {"mni": 1}}))
+        .await
+        .expect(4005);
+
+    // Dropping the IN from `at` deletes the container's copy (and the instance's with it).
+    let r = fed
+        .mn
+        .update(
+            "/cse-mn/announcer/data",
+            "Cannouncer",
+            json!({"m2m:cnt": {"at": null}}),
+        )
+        .await;
+    r.expect(2004);
+    assert!(r.inner("m2m:cnt").get("at").is_none());
+    assert!(fed.inc.discovered("/cse-in/id-mn", 10003).await.is_empty());
+    assert!(fed.inc.discovered("/cse-in/id-mn", 10004).await.is_empty());
+    assert_eq!(fed.inc.discovered("/cse-in/id-mn", 10002).await.len(), 1);
+
+    // Deleting the original AE deletes its copy.
+    fed.mn
+        .delete("/cse-mn/announcer", "Cannouncer")
+        .await
+        .expect(2002);
+    assert!(fed.inc.discovered("/cse-in/id-mn", 10002).await.is_empty());
+    let _ = &fed.files;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_9_6_26_a_cse_that_is_not_a_peer_is_left_out_of_at() {
+    let fed = tokio::task::block_in_place(Federation::start);
+    let r = fed
+        .mn
+        .create(
+            "/cse-mn",
+            "Cpartial",
+            2,
+            json!({"m2m:ae": {"rn": "partial", "api": "Nfed", "rr": false, "srv": ["3"],
+                "at": ["/id-in", "/id-nowhere"]}}),
+        )
+        .await;
+    r.expect(2001);
+    assert_eq!(r.inner("m2m:ae")["at"], json!(["/id-in"]));
+    let stored = fed.mn.get("/cse-mn/partial", "Cpartial").await;
+    assert_eq!(stored.inner("m2m:ae")["at"], json!(["/id-in"]));
+    assert_eq!(fed.inc.discovered("/cse-in/id-mn", 10002).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_9_6_26_in_announces_to_its_registree() {
+    let fed = tokio::task::block_in_place(Federation::start_secure);
+    let r = fed
+        .inc
+        .create(
+            "/cse-in",
+            "Cinapp",
+            2,
+            json!({"m2m:ae": {"rn": "inapp", "api": "Nfed", "rr": false, "srv": ["3"],
+                "at": ["/id-mn"]}}),
+        )
+        .await;
+    r.expect(2001);
+    assert_eq!(r.inner("m2m:ae")["at"], json!(["/id-mn"]));
+    let uril = fed.mn.discovered("/cse-mn/id-in", 10002).await;
+    assert_eq!(uril.len(), 1, "{uril:?}");
+    let copy = fed.mn.get(&format!("/{}", uril[0]), "CAdmin").await;
+    assert_eq!(copy.inner("m2m:aeA")["lnk"], "/id-in/Cinapp");
+    fed.inc.delete("/cse-in/inapp", "Cinapp").await.expect(2002);
+    assert!(fed.mn.discovered("/cse-mn/id-in", 10002).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_9_6_26_where_the_copies_live_survives_a_restart() {
+    let mut fed = tokio::task::block_in_place(Federation::start);
+    fed.mn
+        .create(
+            "/cse-mn",
+            "Cdurable",
+            2,
+            json!({"m2m:ae": {"rn": "durable", "api": "Nfed", "rr": false, "srv": ["3"],
+                "at": ["/id-in"]}}),
+        )
+        .await
+        .expect(2001);
+    assert_eq!(fed.inc.discovered("/cse-in/id-mn", 10002).await.len(), 1);
+    tokio::task::block_in_place(|| {
+        fed.mn.restart();
+        fed.wait_registered(Some(fed.mn.port()));
+    });
+    let stored = fed.mn.get("/cse-mn/durable", "Cdurable").await;
+    assert_eq!(stored.inner("m2m:ae")["at"], json!(["/id-in"]));
+    // The restarted MN still knows where the copy is, and deletes it with the original.
+    fed.mn
+        .delete("/cse-mn/durable", "Cdurable")
+        .await
+        .expect(2002);
+    assert!(fed.inc.discovered("/cse-in/id-mn", 10002).await.is_empty());
+}
