@@ -491,6 +491,8 @@ mod tests {
     fn every_known_code_maps_back() {
         assert_eq!(rsc_from_code(4103), Some(Rsc::OriginatorHasNoPrivilege));
         assert_eq!(rsc_from_code(2001), Some(Rsc::Created));
-        assert_eq!(rsc_from_code(4102), None);
+        assert_eq!(rsc_from_code(4102), Some(Rsc::ContentsUnacceptable));
+        // A number oneM2M does not define.
+        assert_eq!(rsc_from_code(4199), None);
     }
 }
