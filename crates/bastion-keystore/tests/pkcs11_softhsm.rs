@@ -9,7 +9,7 @@ mod suite;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use bastion_keystore::{
     ExportPolicy, KeyName, KeyStore, KeyStoreError, Pkcs11KeyStore, ProtectionLevel, SecretKey,
@@ -69,6 +69,15 @@ fn token() -> Option<&'static Token> {
     }
 }
 
+/// The tests of this binary touch the token one at a time. The store serialises its own
+/// sessions on a token, but `the_token_itself_withholds_sensitive_values` also opens a
+/// raw session, and SoftHSM2 was seen refusing an object creation running beside it
+/// (CKR_TEMPLATE_INCONSISTENT under a loaded CI machine).
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn open(token: &Token) -> Pkcs11KeyStore {
     Pkcs11KeyStore::open(
         &token.module,
@@ -81,18 +90,21 @@ fn open(token: &Token) -> Pkcs11KeyStore {
 
 #[test]
 fn token_derives_inside_and_refuses_export() {
+    let _serial = one_at_a_time();
     let Some(token) = token() else { return };
     suite::derivations_inside_match_the_vectors(&open(token), &suite::unique_prefix());
 }
 
 #[test]
 fn token_exportable_secrets() {
+    let _serial = one_at_a_time();
     let Some(token) = token() else { return };
     suite::exportable_secrets_leave_and_mac_as_openssl_does(&open(token), &suite::unique_prefix());
 }
 
 #[test]
 fn token_p256_csr_verifies_with_openssl() {
+    let _serial = one_at_a_time();
     let Some(token) = token() else { return };
     let dir = tempfile::tempdir().unwrap();
     suite::p256_key_signs_a_csr_openssl_verifies(&open(token), &suite::unique_prefix(), dir.path());
@@ -100,6 +112,7 @@ fn token_p256_csr_verifies_with_openssl() {
 
 #[test]
 fn token_names_list_and_delete() {
+    let _serial = one_at_a_time();
     let Some(token) = token() else { return };
     suite::names_list_and_delete(&open(token), &suite::unique_prefix());
 }
@@ -109,6 +122,7 @@ fn token_names_list_and_delete() {
 /// CKA_SENSITIVE and not CKA_EXTRACTABLE.
 #[test]
 fn the_token_itself_withholds_sensitive_values() {
+    let _serial = one_at_a_time();
     let Some(token) = token() else { return };
     let store = open(token);
     let prefix = suite::unique_prefix();
@@ -175,6 +189,7 @@ fn the_token_itself_withholds_sensitive_values() {
 
 #[test]
 fn token_store_states_level_1_and_refuses_more() {
+    let _serial = one_at_a_time();
     let Some(token) = token() else { return };
     assert_eq!(open(token).protection_level(), ProtectionLevel::Software);
     let err = Pkcs11KeyStore::open(
@@ -192,6 +207,7 @@ fn token_store_states_level_1_and_refuses_more() {
 
 #[test]
 fn wrong_pin_and_unknown_token_are_refused() {
+    let _serial = one_at_a_time();
     let Some(token) = token() else { return };
     // Another store of this process may be logged in: the wrong PIN is refused anyway.
     let _open = open(token);
@@ -222,6 +238,7 @@ fn wrong_pin_and_unknown_token_are_refused() {
 
 #[test]
 fn spec_opens_the_token_with_the_pin_from_a_file() {
+    let _serial = one_at_a_time();
     let Some(token) = token() else { return };
     let dir = tempfile::tempdir().unwrap();
     let pin_file = dir.path().join("pin");
