@@ -27,7 +27,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bastion_bench::{read_response, read_response_with, LoadArgs, Stats, IO_TIMEOUT};
+use bastion_bench::{read_response_with, LoadArgs, Stats, IO_TIMEOUT};
 use bastion_proto::time::{format_millis, parse_millis};
 use clap::Parser;
 use serde_json::Value;
@@ -164,7 +164,11 @@ async fn send_points(plan: Arc<Plan>, stats: Arc<Stats>, lane: usize) -> Vec<u32
         tokio::time::sleep_until(due.into()).await;
         let counted = k >= plan.counted_from;
         let request = point_request(&plan, k);
-        match tokio::time::timeout(IO_TIMEOUT, exchange(&mut conn, &plan, &request, &mut buf)).await
+        match tokio::time::timeout(
+            IO_TIMEOUT,
+            exchange(&mut conn, &plan, &request, &mut buf, |_| {}),
+        )
+        .await
         {
             Ok(Ok((201, Some(rsc)))) if rsc == "2001" => {
                 if counted {
@@ -213,12 +217,14 @@ fn point_request(plan: &Plan, k: u64) -> Vec<u8> {
     .into_bytes()
 }
 
-/// One request on the kept connection (opened when there is none): status and RSC.
+/// One request on the kept connection (opened when there is none): status and RSC;
+/// `body` sees the answer's body.
 async fn exchange(
     conn: &mut Option<TcpStream>,
     plan: &Plan,
     request: &[u8],
     buf: &mut Vec<u8>,
+    body: impl FnOnce(&[u8]),
 ) -> Result<(u16, Option<String>), String> {
     if conn.is_none() {
         let s = TcpStream::connect(plan.cli.connect)
@@ -232,7 +238,7 @@ async fn exchange(
     s.write_all(request)
         .await
         .map_err(|e| format!("write: {e}"))?;
-    let (status, rsc, close) = read_response(s, buf).await?;
+    let (status, rsc, close) = read_response_with(s, buf, body).await?;
     if close {
         *conn = None;
     }
@@ -263,24 +269,15 @@ async fn poll_missing(plan: Arc<Plan>, missing: Arc<Mutex<BTreeSet<i64>>>) {
     }
 }
 
+/// The `mdlt` entries of one read of the timeSeries, as ms.
 async fn read_mdlt(
     conn: &mut Option<TcpStream>,
     plan: &Plan,
     request: &[u8],
     buf: &mut Vec<u8>,
 ) -> Result<Vec<i64>, String> {
-    if conn.is_none() {
-        *conn = Some(
-            TcpStream::connect(plan.cli.connect)
-                .await
-                .map_err(|e| e.to_string())?,
-        );
-        buf.clear();
-    }
-    let s = conn.as_mut().ok_or("no connection")?;
-    s.write_all(request).await.map_err(|e| e.to_string())?;
     let mut entries = Vec::new();
-    read_response_with(s, buf, |body| {
+    exchange(conn, plan, request, buf, |body| {
         let v: Value = serde_json::from_slice(body).unwrap_or_default();
         let list = v["m2m:ts"]["mdlt"].as_array().cloned().unwrap_or_default();
         entries = list

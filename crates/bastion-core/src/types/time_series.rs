@@ -402,7 +402,7 @@ pub(crate) fn restore_series(node: &mut Node, rows: &[(i64, Map<String, Value>)]
             series.dgts.insert(dgt);
         }
     }
-    let newest = series.dgts.iter().copied().max().max(newest_missing);
+    let newest = series.dgts.last().copied().max(newest_missing);
     series.expected = pei.zip(newest).map(|(pei, newest)| newest + pei);
 }
 
