@@ -27,6 +27,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 RUNS=3
 SECONDS_PER_RUN=10
@@ -42,7 +44,6 @@ KPSA=coapbench@bastion.example
 PSK_HEX=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
 STORE_KEY=5a1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0
 
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --runs) RUNS=$2; shift 2 ;;
@@ -150,7 +151,6 @@ measure() {
 }
 
 printf 'target\ttransport\trun\trate\tp50_us\tp99_us\terrors\tfirst_error\n' >"$OUT/results.tsv"
-field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 run_runs() {
   measure "$1" "$2" "$WARMUP" 0 >/dev/null
   for run in $(seq 1 "$RUNS"); do

@@ -25,6 +25,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 DTLS_BENCH=${DTLS_BENCH:-${CARGO_TARGET_DIR:-$ROOT/target}/release/dtls-bench}
 RUNS=5
 SECONDS_PER_RUN=10
@@ -36,7 +38,6 @@ BASTION_PORT=18194
 SSL_PORT=18195
 KPSA_ID=bench@bastion.example
 
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --dtls-bench) DTLS_BENCH=$2; shift 2 ;;
@@ -118,12 +119,9 @@ wait_for_builds() {
   return 0
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 CLK_TCK=$(getconf CLK_TCK)
-machine_busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 printf 'pin\ttarget\tconcurrency\trun\trate\tok\terrors\tp50_us\tp99_us\tserver_cpu_us_per_op\tother_cores\tbusy\tnegotiated\tfirst_error\n' >"$OUT/results.tsv"
 
-field() { sed -E "s/.* $1=([^ ]+).*/\\1/" <<<"$2"; }
 
 # $1 pin, $2 target label, $3 concurrency, $4 run, $5 server pid, $6 port
 measure() {

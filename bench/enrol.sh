@@ -30,6 +30,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 ENROLEES=8
 RUNS=5
@@ -42,7 +44,6 @@ BUILD=1
 PORT=18444
 FQDN=mef.bench.example
 
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --enrolees) ENROLEES=$2; shift 2 ;;
@@ -133,14 +134,6 @@ if printf '%s\n' "${STORE_LIST[@]}" | grep -qx pkcs11; then
   fi
 fi
 
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on port $1" >&2
-  return 1
-}
 
 # $1 key store, $2 data location, $3 run: a fresh MEF on an empty enrolment store.
 start_mef() {
@@ -168,7 +161,6 @@ start_mef() {
 }
 stop_mef() { kill "$MEF_PID"; wait "$MEF_PID" 2>/dev/null || true; MEF_PID=; }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 CLK_TCK=$(getconf CLK_TCK)
 printf 'key_store\tdata_on\tmode\trun\trate\tok\terrors\tp50_us\tp99_us\tmef_cpu_us_per_op\trecords\tstore_bytes\tbusy\tfirst_error\n' >"$OUT/results.tsv"
 

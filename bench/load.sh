@@ -52,6 +52,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 BENCH="$ROOT/bench"
 
 TARGETS=bastion,acme-mem,acme-file,bare
@@ -74,7 +76,6 @@ WRK_CPU=1
 READER=Creader
 ADMIN=CAdmin
 
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
   case $1 in

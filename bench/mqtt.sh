@@ -26,6 +26,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 RUNS=3
 SECONDS_PER_RUN=10
@@ -38,7 +40,6 @@ MNI=1000
 BUILD=1
 PORT=18095
 
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --runs) RUNS=$2; shift 2 ;;
@@ -86,14 +87,6 @@ trap 'stop_server; rm -rf "$WORK"' EXIT
   echo "settings: runs=$RUNS seconds=$SECONDS_PER_RUN warmup=$WARMUP concurrency=$CONCURRENCY workloads=$WORKLOADS mni=$MNI"
 } | tee "$OUT/machine.txt"
 
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on port $1" >&2
-  return 1
-}
 
 start_bastion() {
   local data=$WORK/bastion-data
@@ -129,7 +122,6 @@ measure() {
 }
 
 printf 'target\tworkload\trun\trate\tp50_us\tp99_us\terrors\tfirst_error\n' >"$OUT/results.tsv"
-field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 for target in "${TARGET_LIST[@]}"; do
   case $target in
     bastion) start_bastion ;;

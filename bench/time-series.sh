@@ -23,6 +23,8 @@
 #   bare:  the same wrk POST to bare-axum (its fixed answer), the ceiling of `max`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 PORT=${PORT:-18616}
 BASE=http://127.0.0.1:$PORT
 BARE_PORT=$((PORT + 1))
@@ -42,8 +44,6 @@ BARE_PID=
 trap '[[ -n $PID ]] && kill $PID 2>/dev/null; [[ -n $BARE_PID ]] && kill $BARE_PID 2>/dev/null; rm -rf "$TMP"' EXIT
 
 H=(-H 'X-M2M-Origin: CAdmin' -H 'X-M2M-RVI: 3' -H 'Accept: application/json')
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-field() { sed "s/.* $1=\([^ ]*\).*/\1/" <<<"$2"; }
 
 start_bastion() {
   rm -rf "$TMP/data"

@@ -42,6 +42,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 BASTION=${BASTION:-/work/bench-bastion}
 TLS_BENCH=${TLS_BENCH:-${CARGO_TARGET_DIR:-$ROOT/target}/release/tls-bench}
 RUNS=5
@@ -57,7 +59,6 @@ SSL_PORT=18193
 KPSA_ID=bench@bastion.example
 ORIGIN=Cbench
 
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --bastion) BASTION=$2; shift 2 ;;
@@ -133,14 +134,6 @@ trust-anchor-files = ["$WORK/ca.pem"]
 require-client-certificate = false
 EOF
 
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on port $1" >&2
-  return 1
-}
 
 # $1: pinned|unpinned
 start_bastion() {
@@ -205,10 +198,8 @@ wait_for_builds() {
   return 0
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 CLK_TCK=$(getconf CLK_TCK)
 
-machine_busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 printf 'pin\tscenario\ttarget\trun\trate\tok\terrors\tp50_us\tp99_us\tserver_cpu_us_per_op\tserver_cores\tclient_cores\tother_cores\tbusy\tnegotiated\tfirst_error\n' >"$OUT/results.tsv"
 
 # $1 pin, $2 scenario, $3 target label, $4 run, $5 server pid, rest: tls-bench arguments

@@ -25,6 +25,8 @@
 #              (plus VmHWM, and the time the restart took until the server answered).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 PORT=${PORT:-18613}
 BASE=http://127.0.0.1:$PORT
 RUNS=${RUNS:-3}
@@ -55,7 +57,6 @@ start() { # start DATA_DIR
 stop() { kill $PID; wait $PID || true; PID=; }
 rss() { awk '/^VmRSS/ {printf "%d", $2/1024}' /proc/$PID/status; }
 hwm() { awk '/^VmHWM/ {printf "%d", $2/1024}' /proc/$PID/status; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 register() { # register NAME: an AE named NAME with originator C<NAME>
   local code
