@@ -836,7 +836,9 @@ pub fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestEr
         Kind::LocationSource => value.as_u64().is_some_and(|n| (1..=3).contains(&n)),
         Kind::EventCat => is_event_cat(value),
         Kind::EventCats => non_empty_all(value, is_event_cat),
-        Kind::EventCatsWithDef => non_empty_all(value, |v| v.as_u64() == Some(0) || is_event_cat(v)),
+        Kind::EventCatsWithDef => {
+            non_empty_all(value, |v| v.as_u64() == Some(0) || is_event_cat(v))
+        }
         Kind::Millis => is_millis(value),
         Kind::MinMax => is_min_max(value),
         Kind::Booleans => value.as_array().is_some_and(|items| {

@@ -126,7 +126,10 @@ impl ResourceKind for MgmtObj {
 
 /// The served specialization of a stored or new `<mgmtObj>`.
 fn served(attrs: &Map<String, Value>) -> Option<&'static Spec> {
-    attrs.get("mgd").and_then(Value::as_u64).and_then(mgmt::spec)
+    attrs
+        .get("mgd")
+        .and_then(Value::as_u64)
+        .and_then(mgmt::spec)
 }
 
 /// Checks the links of a `spec` in `content` under the tree's lock (TS-0004 D.12;
@@ -166,10 +169,7 @@ fn check_links(
         let Target::Local(target) = link_target(tree, config, id) else {
             continue;
         };
-        let schedule = spec
-            .links
-            .iter()
-            .any(|r| r.target == LinkTarget::Schedule);
+        let schedule = spec.links.iter().any(|r| r.target == LinkTarget::Schedule);
         let ok = if schedule {
             target.is_some_and(|n| n.ty == ResourceType::Schedule)
         } else {
@@ -180,7 +180,8 @@ fn check_links(
                 "schedule".to_owned()
             } else {
                 let typ = typ.unwrap_or_default();
-                mgmt::spec(typ).map_or_else(|| format!("mgmtObj of mgd {typ}"), |s| s.name.to_owned())
+                mgmt::spec(typ)
+                    .map_or_else(|| format!("mgmtObj of mgd {typ}"), |s| s.name.to_owned())
             };
             return Err(RequestError::bad_request(format!(
                 "each cmlk entry must name an existing {wanted}"

@@ -7,8 +7,8 @@
 
 use super::AttrDef;
 use super::Kind::{
-    Any, BackOff, Bool, Booleans, EventCat, EventCats, EventCatsWithDef, MgmtLinks, Millis,
-    MinMax, NonNegInt, Object, PositiveInt, Range, Str, StrList, Timestamp,
+    Any, BackOff, Bool, Booleans, EventCat, EventCats, EventCatsWithDef, MgmtLinks, Millis, MinMax,
+    NonNegInt, Object, PositiveInt, Range, Str, StrList, Timestamp,
 };
 use super::Presence::{Mandatory as M, NotPermitted as NP, Optional as O};
 use crate::error::RequestError;
@@ -307,7 +307,10 @@ pub const SPECS: &[Spec] = &[
         mgd: 1017,
         name: "cmdhNetworkAccessRules",
         root: "m2m:cmnr",
-        attrs: &[a("aecs", EventCatsWithDef, M, O), a("cmlk", MgmtLinks, O, O)],
+        attrs: &[
+            a("aecs", EventCatsWithDef, M, O),
+            a("cmlk", MgmtLinks, O, O),
+        ],
         exclusive: &[],
         // D.12.7: zero or more cmdhNwAccessRule.
         links: &[link(LinkTarget::Mgmt(1018), 0, None)],
@@ -525,7 +528,9 @@ mod tests {
 
     #[test]
     fn ts0004_6_3_5_24_mgmt_link_ref_shape() {
-        assert!(is_link_ref(&json!({"nm": "a", "typ": 1013, "val": "cse-in/a"})));
+        assert!(is_link_ref(
+            &json!({"nm": "a", "typ": 1013, "val": "cse-in/a"})
+        ));
         for bad in [
             json!({"typ": 1013, "val": "cse-in/a"}),
             json!({"nm": "a", "typ": 999, "val": "cse-in/a"}),
