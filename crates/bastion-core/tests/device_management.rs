@@ -1,6 +1,7 @@
 //! `<node>` and `<mgmtObj>` (TS-0004 7.4.18, 7.4.15, annex D) across a restart: the
 //! tree is reloaded from the store with each `<mgmtObj>` under its specialization's root,
-//! its rules still those of its `mgd`, and deleting the node still takes its children.
+//! its rules still those of its `mgd`, and deleting the node still takes its children;
+//! the CMDH policy resources keep their links and nested values.
 
 mod common;
 
@@ -106,4 +107,58 @@ async fn ts0004_7_4_4_remote_cse_node_link_names_a_node_of_this_cse_or_of_anothe
     let r = from_loopback(&cse, update("cse-in/n")).await;
     assert_eq!(r.rsc.code(), 2004, "{:?}", r.pc);
     assert_eq!(r.pc.expect("updated")["m2m:csr"]["nl"], "cse-in/n");
+}
+
+#[tokio::test]
+async fn ts0004_d_12_cmdh_policy_resources_and_their_links_over_a_restart() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let cse = open(store.clone()).await;
+    let create = |pc: Value, ty: u64, to: &'static str| {
+        let cse = cse.clone();
+        async move { send(&cse, Operation::Create, to, Some(ty), Some(pc)).await }
+    };
+    let nod = json!({"m2m:nod": {"rn": "n", "ni": "urn:dev:n"}});
+    assert_eq!(create(nod, 14, "cse-in").await.rsc.code(), 2001);
+    let buf = json!({"m2m:cmbf": {"rn": "buf", "mgd": 1019, "aec": [0], "mbfs": 1024, "sgp": 3}});
+    assert_eq!(create(buf, 13, "cse-in/n").await.rsc.code(), 2001);
+    let sch = json!({"m2m:sch": {"rn": "sch", "se": {"sce": ["* * 1-5 * * * *"]}}});
+    assert_eq!(create(sch, 18, "cse-in/n").await.rsc.code(), 2001);
+    let bop = json!({"bops": [{"nwa": 2, "ibt": 10, "abt": 20, "mbt": 300}]});
+    let rule = json!({"m2m:cmwr": {"rn": "rule", "mgd": 1018, "ttn": ["wlan"], "mrv": 0,
+        "swt": 0, "bop": bop.clone(),
+        "cmlk": [{"nm": "allowedSchedule", "typ": 1018, "val": "cse-in/n/sch"}]}});
+    let r = create(rule, 13, "cse-in/n").await;
+    assert_eq!(r.rsc.code(), 2001, "{:?}", r.pc);
+    // A policy whose buffer is local and whose other parts are on another CSE.
+    let link = |nm: &str, typ: u64, val: &str| json!({"nm": nm, "typ": typ, "val": val});
+    let cmlk = json!([
+        link("d", 1013, "/id-mn/d"),
+        link("l", 1016, "/id-mn/l"),
+        link("r", 1017, "/id-mn/r"),
+        link("buf", 1019, "cse-in/n/buf")
+    ]);
+    let pol = json!({"m2m:cmp": {"rn": "pol", "mgd": 1011, "cpn": "p", "cmlk": cmlk.clone()}});
+    let r = create(pol, 13, "cse-in/n").await;
+    assert_eq!(r.rsc.code(), 2001, "{:?}", r.pc);
+    drop(cse);
+
+    let cse = open(store).await;
+    let r = send(&cse, Operation::Retrieve, "cse-in/n/pol", None, None).await;
+    assert_eq!(r.rsc.code(), 2000, "{:?}", r.pc);
+    assert_eq!(r.pc.expect("the policy")["m2m:cmp"]["cmlk"], cmlk);
+    let r = send(&cse, Operation::Retrieve, "cse-in/n/rule", None, None).await;
+    assert_eq!(r.pc.expect("the rule")["m2m:cmwr"]["bop"], bop);
+    // The links are still checked against the reloaded tree: the buffer is no limits.
+    let mut wrong = cmlk.clone();
+    wrong[3] = link("buf", 1016, "cse-in/n/buf");
+    let up = json!({"m2m:cmp": {"cmlk": wrong}});
+    let r = send(&cse, Operation::Update, "cse-in/n/pol", None, Some(up)).await;
+    assert_eq!(r.rsc.code(), 4000, "{:?}", r.pc);
+    // A link to a part deleted since stays as it was stored.
+    let r = send(&cse, Operation::Delete, "cse-in/n/buf", None, None).await;
+    assert_eq!(r.rsc.code(), 2002);
+    let up = json!({"m2m:cmp": {"cpn": "q"}});
+    let r = send(&cse, Operation::Update, "cse-in/n/pol", None, Some(up)).await;
+    assert_eq!(r.rsc.code(), 2004, "{:?}", r.pc);
+    assert_eq!(r.pc.expect("updated")["m2m:cmp"]["cmlk"], cmlk);
 }

@@ -52,6 +52,30 @@ pub enum Kind {
     /// `los`: a `m2m:locationSource` (TS-0004 6.3.4.2.3): 1 network-based, 2
     /// device-based, 3 sharing-based.
     LocationSource,
+    /// `m2m:eventCat` (TS-0004 6.3.3): a standard category (`m2m:stdEventCats` 2 to 4)
+    /// or a user-defined one (100 to 999).
+    EventCat,
+    /// A non-empty list of `m2m:eventCat` (`m2m:listOfEventCat`).
+    EventCats,
+    /// A non-empty list of `m2m:eventCatWithDef`: an event category or 0, "default"
+    /// (`m2m:listOfEventCatWithDef`).
+    EventCatsWithDef,
+    /// A duration in milliseconds as CMDH gives it (`xs:long`, -1 meaning infinity): an
+    /// integer from -1 up.
+    Millis,
+    /// `m2m:listOfMinMax`: two durations as [`Kind::Millis`], the minimum first (-1, the
+    /// infinite maximum, is above every other value).
+    MinMax,
+    /// `lda` of `[cmdhLimits]`: the permitted settings of a boolean, one or both of
+    /// `false` and `true`, each at most once.
+    Booleans,
+    /// A non-empty list of `m2m:mgmtLinkRef` (TS-0004 6.3.5.24): objects of a name
+    /// (`nm`), a `m2m:mgmtDefinition` (`typ`) and the resource's address (`val`).
+    MgmtLinks,
+    /// `m2m:backOffParameters` (TS-0004 6.3.5.54): `bops`, a non-empty list of sets of
+    /// an optional `m2m:networkAction` (`nwa`, 1 to 5), `ibt`, `abt`, `mbt` and an
+    /// optional `rbt` (milliseconds).
+    BackOff,
 }
 
 /// Presence in a request's content.
@@ -638,13 +662,15 @@ pub fn validate(
 
 /// [`validate`] for a `<mgmtObj>` of specialization `spec`: its attributes are the shared
 /// ones and the specialization's; any other is 4000, as is setting both attributes of an
-/// exclusive pair to true (TS-0004 annex D).
+/// exclusive pair to true, and a `cmlk` naming what the specialization does not let it
+/// (TS-0004 annex D).
 pub fn validate_mgmt(
     spec: &mgmt::Spec,
     phase: Phase,
     content: &Map<String, Value>,
 ) -> Result<(), RequestError> {
     check_content(spec.name, MGO, spec.attrs, phase, content)?;
+    mgmt::check_link_counts(spec, content)?;
     let set = |name: &str| content.get(name).and_then(Value::as_bool) == Some(true);
     if let Some((x, y)) = spec.exclusive.iter().find(|(x, y)| set(x) && set(y)) {
         return Err(RequestError::bad_request(format!(
@@ -704,6 +730,39 @@ fn check_content(
         }
     }
     Ok(())
+}
+
+/// A non-empty list whose every element satisfies `ok`; `false` for anything else.
+fn non_empty_all(value: &Value, ok: impl Fn(&Value) -> bool) -> bool {
+    value
+        .as_array()
+        .is_some_and(|items| !items.is_empty() && items.iter().all(ok))
+}
+
+/// `m2m:eventCat`: 2 immediate, 3 bestEffort, 4 latest (`m2m:stdEventCats`) or a
+/// user-defined category from 100 to 999 (TS-0004 6.3.3).
+fn is_event_cat(value: &Value) -> bool {
+    value
+        .as_u64()
+        .is_some_and(|n| (2..=4).contains(&n) || (100..=999).contains(&n))
+}
+
+/// A CMDH duration in milliseconds: -1 (infinite) or more.
+fn is_millis(value: &Value) -> bool {
+    value.as_i64().is_some_and(|n| n >= -1)
+}
+
+/// `m2m:listOfMinMax`: two [`is_millis`] values, the first not above the second, -1
+/// as a maximum meaning no upper limit (TS-0004 6.3.3).
+fn is_min_max(value: &Value) -> bool {
+    let Some([min, max]) = value.as_array().map(Vec::as_slice) else {
+        return false;
+    };
+    let (Some(min), Some(max)) = (min.as_i64(), max.as_i64()) else {
+        return false;
+    };
+    let rank = |n: i64| if n == -1 { i64::MAX } else { n };
+    is_millis(&Value::from(min)) && is_millis(&Value::from(max)) && rank(min) <= rank(max)
 }
 
 /// Each element of a list of strings satisfies `ok`; `false` for anything else.
@@ -775,6 +834,20 @@ pub fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestEr
         Kind::Range(lo, hi) => value.as_u64().is_some_and(|n| (lo..=hi).contains(&n)),
         Kind::Durations => all_strings(value, |d| crate::time::parse_duration(d).is_some()),
         Kind::LocationSource => value.as_u64().is_some_and(|n| (1..=3).contains(&n)),
+        Kind::EventCat => is_event_cat(value),
+        Kind::EventCats => non_empty_all(value, is_event_cat),
+        Kind::EventCatsWithDef => {
+            non_empty_all(value, |v| v.as_u64() == Some(0) || is_event_cat(v))
+        }
+        Kind::Millis => is_millis(value),
+        Kind::MinMax => is_min_max(value),
+        Kind::Booleans => value.as_array().is_some_and(|items| {
+            (1..=2).contains(&items.len())
+                && items.iter().all(Value::is_boolean)
+                && items.first() != items.get(1)
+        }),
+        Kind::MgmtLinks => non_empty_all(value, mgmt::is_link_ref),
+        Kind::BackOff => mgmt::is_back_off(value),
     };
     if ok {
         Ok(())
@@ -802,6 +875,20 @@ pub fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestEr
             }
             Kind::Durations => "a list of durations",
             Kind::LocationSource => "1 (network-based), 2 (device-based) or 3 (sharing-based)",
+            Kind::EventCat => "an event category (2 to 4, or 100 to 999)",
+            Kind::EventCats => "a non-empty list of event categories (2 to 4, or 100 to 999)",
+            Kind::EventCatsWithDef => {
+                "a non-empty list of event categories (0 default, 2 to 4, or 100 to 999)"
+            }
+            Kind::Millis => "an integer of milliseconds from -1 (infinite)",
+            Kind::MinMax => "two integers of milliseconds from -1 (infinite), the minimum first",
+            Kind::Booleans => "a list of one or both of false and true",
+            Kind::MgmtLinks => {
+                "a non-empty list of {nm, typ, val} links (a resource name, a defined mgd, an address)"
+            }
+            Kind::BackOff => {
+                "{bops: [...]} sets of nwa (1 to 5, optional), ibt, abt, mbt and rbt (optional) milliseconds"
+            }
         };
         Err(RequestError::bad_request(format!(
             "attribute {name} must be {expected}"

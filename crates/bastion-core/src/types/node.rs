@@ -1,6 +1,7 @@
 //! `<node>` (TS-0001 9.6.18, TS-0004 7.4.18): a oneM2M node, the parent of its
 //! `<mgmtObj>`s, and the links between nodes and what they host: `nl` of an `<AE>` or
-//! `<remoteCSE>`, `hcl` and `hael` of a `<node>` ([`check_links`]).
+//! `<remoteCSE>`, `hcl` and `hael` of a `<node>` ([`check_links`]), and what one link
+//! value names ([`link_target`], also read by the `<mgmtObj>` links).
 
 use super::{Derive, Rederived, ResourceKind};
 use crate::authz_state::{self, Mode};
@@ -90,13 +91,29 @@ pub(crate) fn check_links(
 }
 
 fn names_one_of(tree: &Tree, config: &CseConfig, id: &str, allowed: &[ResourceType]) -> bool {
-    if authz_state::is_remote(config, id) {
-        return true;
+    match link_target(tree, config, id) {
+        Target::Remote => true,
+        Target::Local(target) => target.is_some_and(|n| allowed.contains(&n.ty)),
     }
-    let target = if id == config.cse_id {
+}
+
+/// What a link value names, as far as this CSE can tell.
+pub(super) enum Target<'t> {
+    /// A resource of another CSE: not checkable here.
+    Remote,
+    /// A resource of this CSE, `None` when none has that address.
+    Local(Option<&'t TreeNode>),
+}
+
+/// The resource link value `id` names (docs/decisions.md, "Links to a node"): another
+/// CSE's, or this CSE's (its own CSE-ID naming its CSEBase).
+pub(super) fn link_target<'t>(tree: &'t Tree, config: &CseConfig, id: &str) -> Target<'t> {
+    if authz_state::is_remote(config, id) {
+        return Target::Remote;
+    }
+    Target::Local(if id == config.cse_id {
         tree.get(&tree.base)
     } else {
         authz_state::resolve_local(tree, config, id)
-    };
-    target.is_some_and(|n| allowed.contains(&n.ty))
+    })
 }

@@ -1,11 +1,18 @@
 //! The `<mgmtObj>` specializations (TS-0004 annex D, short names from TS-0004 8.2.3 and
-//! 8.2.4), as data: one [`Spec`] per served `mgd`, each with its JSON root and its own
+//! 8.2.4), as data: one [`Spec`] per served `mgd`, each with its JSON root, its own
 //! attribute policy beside the attributes every `<mgmtObj>` shares (`MGO` in
-//! `attrs.rs`). Adding a specialization is one entry in [`SPECS`].
+//! `attrs.rs`) and, for the CMDH ones (D.12), what its `mgmtLink` (`cmlk`) may name.
+//! Adding a specialization is one entry in [`SPECS`]. Whether a link names an existing
+//! resource needs the tree: the core checks that (`types::mgmt_obj`).
 
 use super::AttrDef;
-use super::Kind::{Bool, NonNegInt, Object, Range, Str, StrList, Timestamp};
+use super::Kind::{
+    Any, BackOff, Bool, Booleans, EventCat, EventCats, EventCatsWithDef, MgmtLinks, Millis, MinMax,
+    NonNegInt, Object, PositiveInt, Range, Str, StrList, Timestamp,
+};
 use super::Presence::{Mandatory as M, NotPermitted as NP, Optional as O};
+use crate::error::RequestError;
+use serde_json::{Map, Value};
 
 /// One `<mgmtObj>` specialization.
 #[derive(Debug)]
@@ -21,7 +28,35 @@ pub struct Spec {
     /// Pairs of trigger attributes that one request must not both set to true
     /// (TS-0004 D.3.2.2, D.9.2.3, D.10.2.2, D.11.2.2: 4000).
     pub exclusive: &'static [(&'static str, &'static str)],
+    /// What the entries of its `cmlk` may name and how many of each (TS-0004 D.12):
+    /// every entry matches one rule; empty for a specialization without `cmlk`.
+    pub links: &'static [LinkRule],
 }
+
+/// What one `m2m:mgmtLinkRef` of a `cmlk` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkTarget {
+    /// A `<mgmtObj>` of this `mgd`, which the link's `typ` must give.
+    Mgmt(u64),
+    /// A `<schedule>` (`allowedSchedule` of `[cmdhNwAccessRule]`): no `mgd` names that
+    /// type, so `typ` is not compared.
+    Schedule,
+}
+
+/// How many links of a `cmlk` name one kind of target.
+#[derive(Debug)]
+pub struct LinkRule {
+    pub target: LinkTarget,
+    pub min: usize,
+    pub max: Option<usize>,
+}
+
+const fn link(target: LinkTarget, min: usize, max: Option<usize>) -> LinkRule {
+    LinkRule { target, min, max }
+}
+
+/// The `mgd` of `[cmdhPolicy]`, which `acmlk` of `[activeCmdhPolicy]` names.
+pub const CMDH_POLICY: u64 = 1011;
 
 const fn a(
     name: &'static str,
@@ -56,6 +91,7 @@ pub const SPECS: &[Spec] = &[
             a("uds", Object, NP, O),
         ],
         exclusive: &[],
+        links: &[],
     },
     Spec {
         mgd: 1002,
@@ -73,6 +109,7 @@ pub const SPECS: &[Spec] = &[
             a("acts", Object, NP, O),
         ],
         exclusive: &[("in", "un"), ("act", "dea")],
+        links: &[],
     },
     Spec {
         mgd: 1003,
@@ -80,6 +117,7 @@ pub const SPECS: &[Spec] = &[
         root: "m2m:mem",
         attrs: &[a("mma", NonNegInt, M, O), a("mmt", NonNegInt, M, O)],
         exclusive: &[],
+        links: &[],
     },
     Spec {
         mgd: 1004,
@@ -87,6 +125,7 @@ pub const SPECS: &[Spec] = &[
         root: "m2m:ani",
         attrs: &[a("ant", Str, M, O), a("ldv", StrList, O, O)],
         exclusive: &[],
+        links: &[],
     },
     Spec {
         mgd: 1005,
@@ -102,6 +141,7 @@ pub const SPECS: &[Spec] = &[
             a("lnh", StrList, O, O),
         ],
         exclusive: &[],
+        links: &[],
     },
     Spec {
         mgd: 1006,
@@ -112,6 +152,7 @@ pub const SPECS: &[Spec] = &[
             a("bts", BATTERY_STATUS, M, O),
         ],
         exclusive: &[],
+        links: &[],
     },
     Spec {
         mgd: 1007,
@@ -138,6 +179,7 @@ pub const SPECS: &[Spec] = &[
             a("ptl", StrList, O, O),
         ],
         exclusive: &[],
+        links: &[],
     },
     Spec {
         mgd: 1008,
@@ -152,6 +194,7 @@ pub const SPECS: &[Spec] = &[
             a("dis", Bool, O, O),
         ],
         exclusive: &[("ena", "dis")],
+        links: &[],
     },
     Spec {
         mgd: 1009,
@@ -159,6 +202,7 @@ pub const SPECS: &[Spec] = &[
         root: "m2m:rbo",
         attrs: &[a("rbo", Bool, O, O), a("far", Bool, O, O)],
         exclusive: &[("rbo", "far")],
+        links: &[],
     },
     Spec {
         mgd: 1010,
@@ -172,6 +216,132 @@ pub const SPECS: &[Spec] = &[
             a("lgo", Bool, O, O),
         ],
         exclusive: &[("lga", "lgo")],
+        links: &[],
+    },
+    Spec {
+        mgd: CMDH_POLICY,
+        name: "cmdhPolicy",
+        root: "m2m:cmp",
+        attrs: &[a("cpn", Str, M, O), a("cmlk", MgmtLinks, M, O)],
+        exclusive: &[],
+        // D.12.1: one cmdhDefaults, one or more cmdhLimits, cmdhNetworkAccessRules and
+        // cmdhBuffer.
+        links: &[
+            link(LinkTarget::Mgmt(1013), 1, Some(1)),
+            link(LinkTarget::Mgmt(1016), 1, None),
+            link(LinkTarget::Mgmt(1017), 1, None),
+            link(LinkTarget::Mgmt(1019), 1, None),
+        ],
+    },
+    Spec {
+        mgd: 1012,
+        name: "activeCmdhPolicy",
+        root: "m2m:acmp",
+        attrs: &[a("acmlk", Str, M, O)],
+        exclusive: &[],
+        links: &[],
+    },
+    Spec {
+        mgd: 1013,
+        name: "cmdhDefaults",
+        root: "m2m:cmdf",
+        attrs: &[a("cmlk", MgmtLinks, M, O)],
+        exclusive: &[],
+        // D.12.3: one or more cmdhDefEcValue and cmdhEcDefParamValues.
+        links: &[
+            link(LinkTarget::Mgmt(1014), 1, None),
+            link(LinkTarget::Mgmt(1015), 1, None),
+        ],
+    },
+    Spec {
+        mgd: 1014,
+        name: "cmdhDefEcValue",
+        root: "m2m:cmdv",
+        attrs: &[
+            a("od", PositiveInt, M, O),
+            a("dev", EventCat, M, O),
+            a("ror", StrList, M, O),
+            a("rct", Any, O, O),
+            a("rctn", Bool, O, O),
+            a("rch", Any, O, O),
+        ],
+        exclusive: &[],
+        links: &[],
+    },
+    Spec {
+        mgd: 1015,
+        name: "cmdhEcDefParamValues",
+        root: "m2m:cmpv",
+        attrs: &[
+            a("aec", EventCatsWithDef, M, O),
+            a("dqet", Millis, M, O),
+            a("dset", Millis, M, O),
+            a("doet", Millis, M, O),
+            a("drp", Millis, M, O),
+            a("dda", Bool, M, O),
+        ],
+        exclusive: &[],
+        links: &[],
+    },
+    Spec {
+        mgd: 1016,
+        name: "cmdhLimits",
+        root: "m2m:cml",
+        attrs: &[
+            a("od", PositiveInt, M, O),
+            a("ror", StrList, M, O),
+            a("rct", Any, O, O),
+            a("rctn", Bool, O, O),
+            a("rch", Any, O, O),
+            a("lec", EventCats, M, O),
+            a("lqet", MinMax, M, O),
+            a("lset", MinMax, M, O),
+            a("loet", MinMax, M, O),
+            a("lrp", MinMax, M, O),
+            a("lda", Booleans, M, O),
+        ],
+        exclusive: &[],
+        links: &[],
+    },
+    Spec {
+        mgd: 1017,
+        name: "cmdhNetworkAccessRules",
+        root: "m2m:cmnr",
+        attrs: &[
+            a("aecs", EventCatsWithDef, M, O),
+            a("cmlk", MgmtLinks, O, O),
+        ],
+        exclusive: &[],
+        // D.12.7: zero or more cmdhNwAccessRule.
+        links: &[link(LinkTarget::Mgmt(1018), 0, None)],
+    },
+    Spec {
+        mgd: 1018,
+        name: "cmdhNwAccessRule",
+        root: "m2m:cmwr",
+        attrs: &[
+            a("ttn", StrList, M, O),
+            a("mrv", NonNegInt, M, O),
+            a("swt", NonNegInt, M, O),
+            a("bop", BackOff, M, O),
+            a("ohc", Any, O, O),
+            a("cmlk", MgmtLinks, M, O),
+        ],
+        exclusive: &[],
+        // D.12.8: the link to its allowedSchedule <schedule>.
+        links: &[link(LinkTarget::Schedule, 1, Some(1))],
+    },
+    Spec {
+        mgd: 1019,
+        name: "cmdhBuffer",
+        root: "m2m:cmbf",
+        attrs: &[
+            a("aec", EventCatsWithDef, M, O),
+            a("mbfs", NonNegInt, M, O),
+            a("sgp", Range(1, 10), M, O),
+        ],
+        exclusive: &[],
+        links: &[],
     },
 ];
 
@@ -189,6 +359,104 @@ pub fn by_root(root: &str) -> Option<&'static Spec> {
 /// that one not served is 5001 rather than 4000.
 pub fn is_defined(mgd: u64) -> bool {
     mgd == 0 || (1001..=1026).contains(&mgd)
+}
+
+/// Whether `value` is one `m2m:mgmtLinkRef` (TS-0004 6.3.5.24): exactly `nm` (a
+/// resource name), `typ` (a `mgd` oneM2M defines) and `val` (an address without white
+/// space).
+pub fn is_link_ref(value: &Value) -> bool {
+    let Some(link) = value.as_object() else {
+        return false;
+    };
+    let nm_ok = link
+        .get("nm")
+        .and_then(Value::as_str)
+        .is_some_and(|nm| crate::id::validate_resource_name(nm).is_ok());
+    let typ_ok = link
+        .get("typ")
+        .and_then(Value::as_u64)
+        .is_some_and(is_defined);
+    let val_ok = link
+        .get("val")
+        .and_then(Value::as_str)
+        .is_some_and(|v| !v.is_empty() && !v.contains(char::is_whitespace));
+    link.len() == 3 && nm_ok && typ_ok && val_ok
+}
+
+/// Whether `value` is a `m2m:backOffParameters` (TS-0004 6.3.5.54, 6.3.4.2.45).
+pub fn is_back_off(value: &Value) -> bool {
+    let Some(Value::Array(sets)) = value
+        .as_object()
+        .filter(|o| o.len() == 1)
+        .and_then(|o| o.get("bops"))
+    else {
+        return false;
+    };
+    let set_ok = |set: &Value| {
+        let Some(set) = set.as_object() else {
+            return false;
+        };
+        let millis = |k: &str| set.get(k).is_some_and(Value::is_u64);
+        let known = set
+            .keys()
+            .all(|k| matches!(k.as_str(), "nwa" | "ibt" | "abt" | "mbt" | "rbt"));
+        let nwa_ok = set
+            .get("nwa")
+            .is_none_or(|n| n.as_u64().is_some_and(|n| (1..=5).contains(&n)));
+        known
+            && nwa_ok
+            && millis("ibt")
+            && millis("abt")
+            && millis("mbt")
+            && (!set.contains_key("rbt") || millis("rbt"))
+    };
+    !sets.is_empty() && sets.iter().all(set_ok)
+}
+
+/// The `cmlk` of `content` against what `spec` lets it name (TS-0004 D.12): every
+/// entry matches a rule and each rule's count is within its bounds (4000 otherwise).
+/// The entries' shape is the attribute check's.
+pub fn check_link_counts(spec: &Spec, content: &Map<String, Value>) -> Result<(), RequestError> {
+    let Some(Value::Array(entries)) = content.get("cmlk") else {
+        return Ok(());
+    };
+    let matches = |rule: &LinkRule, entry: &Value| match rule.target {
+        LinkTarget::Mgmt(mgd) => entry.get("typ").and_then(Value::as_u64) == Some(mgd),
+        LinkTarget::Schedule => true,
+    };
+    if let Some(stray) = entries
+        .iter()
+        .find(|e| !spec.links.iter().any(|r| matches(r, e)))
+    {
+        return Err(RequestError::bad_request(format!(
+            "cmlk of a {} cannot name a mgmtObj of mgd {}",
+            spec.name,
+            stray.get("typ").unwrap_or(&Value::Null)
+        )));
+    }
+    for rule in spec.links {
+        let n = entries.iter().filter(|e| matches(rule, e)).count();
+        if n < rule.min || rule.max.is_some_and(|max| n > max) {
+            let what = match rule.target {
+                LinkTarget::Mgmt(mgd) => spec_name(mgd),
+                LinkTarget::Schedule => "schedule",
+            };
+            let bound = match rule.max {
+                Some(max) if max == rule.min => format!("exactly {max}"),
+                Some(max) => format!("{} to {max}", rule.min),
+                None => format!("at least {}", rule.min),
+            };
+            return Err(RequestError::bad_request(format!(
+                "cmlk of a {} must name {bound} {what}, not {n}",
+                spec.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn spec_name(mgd: u64) -> &'static str {
+    spec(mgd).map_or("mgmtObj", |s| s.name)
 }
 
 /// An attribute of any served specialization (the XML codec types members by it).
@@ -219,6 +487,106 @@ mod tests {
         assert_eq!(ResourceType::from_root("m2m:mgo"), None);
         assert_eq!(ResourceType::from_root("m2m:nod"), Some(ResourceType::Node));
         assert!(!is_defined(1027) && is_defined(0) && is_defined(1011));
+        // TS-0004 6.3.4.2.22: 1011-1019 are the CMDH ones, served; 1020-1026 TS-0022.
+        let cmdh: Vec<u64> = (1011..=1019).collect();
+        assert!(cmdh.iter().all(|m| spec(*m).is_some()));
+        assert!((1020..=1026).all(|m| spec(m).is_none() && is_defined(m)));
+        assert_eq!(by_root("m2m:cmbf").map(|s| s.mgd), Some(1019));
+    }
+
+    fn links(typs: &[u64]) -> Map<String, Value> {
+        let entries: Vec<Value> = typs
+            .iter()
+            .map(|t| json!({"nm": "x", "typ": t, "val": "cse-in/x"}))
+            .collect();
+        obj(json!({ "cmlk": entries }))
+    }
+
+    #[test]
+    fn ts0004_d_12_1_cmdh_policy_link_counts() {
+        let cmp = spec(CMDH_POLICY).unwrap();
+        assert!(check_link_counts(cmp, &links(&[1013, 1016, 1017, 1019])).is_ok());
+        assert!(check_link_counts(cmp, &links(&[1013, 1016, 1016, 1017, 1019, 1019])).is_ok());
+        for bad in [
+            &[1013, 1013, 1016, 1017, 1019][..],
+            &[1016, 1017, 1019],
+            &[1013, 1016, 1017],
+            &[1013, 1016, 1017, 1019, 1014],
+        ] {
+            let e = check_link_counts(cmp, &links(bad)).unwrap_err();
+            assert_eq!(e.rsc(), crate::rsc::Rsc::BadRequest, "{bad:?}");
+            assert!(e.reason().contains("cmdhPolicy"), "{}", e.reason());
+        }
+        let nar = spec(1017).unwrap();
+        assert!(check_link_counts(nar, &links(&[1018, 1018])).is_ok());
+        assert!(check_link_counts(nar, &links(&[1019])).is_err());
+        // A cmdhNwAccessRule links one schedule whatever its typ says.
+        let rule = spec(1018).unwrap();
+        assert!(check_link_counts(rule, &links(&[1018])).is_ok());
+        assert!(check_link_counts(rule, &links(&[1018, 1018])).is_err());
+    }
+
+    #[test]
+    fn ts0004_6_3_5_24_mgmt_link_ref_shape() {
+        assert!(is_link_ref(
+            &json!({"nm": "a", "typ": 1013, "val": "cse-in/a"})
+        ));
+        for bad in [
+            json!({"typ": 1013, "val": "cse-in/a"}),
+            json!({"nm": "a", "typ": 999, "val": "cse-in/a"}),
+            json!({"nm": "a b", "typ": 1013, "val": "cse-in/a"}),
+            json!({"nm": "a", "typ": 1013, "val": ""}),
+            json!({"nm": "a", "typ": 1013, "val": "x", "extra": 1}),
+            json!("cse-in/a"),
+        ] {
+            assert!(!is_link_ref(&bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ts0004_6_3_5_54_back_off_parameters_shape() {
+        assert!(is_back_off(
+            &json!({"bops": [{"ibt": 0, "abt": 0, "mbt": 0}, {"nwa": 5, "ibt": 1, "abt": 2, "mbt": 3, "rbt": 4}]})
+        ));
+        for bad in [
+            json!({"bops": []}),
+            json!({"bops": [{"nwa": 0, "ibt": 1, "abt": 1, "mbt": 1}]}),
+            json!({"bops": [{"ibt": 1, "abt": 1}]}),
+            json!({"bops": [{"ibt": -1, "abt": 1, "mbt": 1}]}),
+            json!({"bops": [{"ibt": 1, "abt": 1, "mbt": 1, "zz": 1}]}),
+            json!({"bops": [{"ibt": 1, "abt": 1, "mbt": 1}], "more": 1}),
+        ] {
+            assert!(!is_back_off(&bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ts0004_6_3_3_cmdh_value_types() {
+        use crate::attrs::{check_kind, Kind};
+        let ok = |k: Kind, v: Value| check_kind("x", k, &v).is_ok();
+        assert!(ok(Kind::EventCat, json!(2)) && ok(Kind::EventCat, json!(999)));
+        assert!(!ok(Kind::EventCat, json!(1)) && !ok(Kind::EventCat, json!(5)));
+        assert!(!ok(Kind::EventCat, json!(0)) && !ok(Kind::EventCat, json!(1000)));
+        assert!(ok(Kind::EventCatsWithDef, json!([0, 4, 100])));
+        assert!(!ok(Kind::EventCatsWithDef, json!([])));
+        assert!(!ok(Kind::EventCats, json!([0])));
+        assert!(ok(Kind::Millis, json!(-1)) && !ok(Kind::Millis, json!(-2)));
+        for (pair, good) in [
+            (json!([10, 2560]), true),
+            (json!([0, -1]), true),
+            (json!([-1, -1]), true),
+            (json!([5, 5]), true),
+            (json!([2560, 10]), false),
+            (json!([-1, 10]), false),
+            (json!([-2, 10]), false),
+            (json!([1]), false),
+            (json!([1, 2, 3]), false),
+        ] {
+            assert_eq!(ok(Kind::MinMax, pair.clone()), good, "{pair}");
+        }
+        assert!(ok(Kind::Booleans, json!([false])) && ok(Kind::Booleans, json!([true, false])));
+        assert!(!ok(Kind::Booleans, json!([])) && !ok(Kind::Booleans, json!([true, true])));
+        assert!(!ok(Kind::Booleans, json!([0, 1])));
     }
 
     #[test]

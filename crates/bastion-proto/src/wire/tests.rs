@@ -98,6 +98,20 @@ fn samples() -> Vec<Value> {
             "aca": ["lbl"]}]}, "pvs": {"acr": [{"acor": ["Cae"], "acop": 63}]}}}),
         json!({"m2m:pch": {"rn": "pch", "ty": 15, "rqag": true}}),
         json!({"m2m:cb": {"rn": "cse-in", "ty": 5, "ctm": T}}),
+        // CMDH policy resources (TS-0004 D.12): links, nested back-off sets, lists of
+        // numbers and of booleans, negative milliseconds.
+        json!({"m2m:cmp": universal(json!({"rn": "pol", "ty": 13, "mgd": 1011, "cpn": "p",
+            "cmlk": [{"nm": "defs", "typ": 1013, "val": "cse-in/N1/defs"},
+                {"nm": "buf", "typ": 1019, "val": "/id-mn/buf"}]}))}),
+        json!({"m2m:cmwr": universal(json!({"rn": "rule", "ty": 13, "mgd": 1018,
+            "ttn": ["3gpp"], "mrv": 0, "swt": 5,
+            "bop": {"bops": [{"nwa": 5, "ibt": 1, "abt": 2, "mbt": 3, "rbt": 4}]},
+            "cmlk": [{"nm": "allowedSchedule", "typ": 1018, "val": "cse-in/N1/sch"}]}))}),
+        json!({"m2m:cml": universal(json!({"rn": "lim", "ty": 13, "mgd": 1016, "od": 1,
+            "ror": ["default"], "lec": [2, 100], "lqet": [0, -1], "lset": [-1, -1],
+            "loet": [10, 2560], "lrp": [0, 0], "lda": [false, true], "rctn": true}))}),
+        json!({"m2m:cmpv": universal(json!({"rn": "par", "ty": 13, "mgd": 1015,
+            "aec": [0], "dqet": -1, "dset": 5, "doet": 0, "drp": -1, "dda": false}))}),
     ]
 }
 

@@ -40,6 +40,8 @@ enum XKind {
     Bool,
     StrList,
     IntList,
+    /// Space-separated booleans, `true`/`false` or `1`/`0` (`lda` of `[cmdhLimits]`).
+    BoolList,
     /// One element with child elements.
     Obj,
     /// Repeated elements, each with child elements: always a JSON array.
@@ -146,6 +148,14 @@ const MEMBERS: &[(&str, XKind)] = &[
     ("ntt", XKind::Str),
     ("trr", XKind::Bool),
     ("tra", XKind::Bool),
+    // m2m:backOffParameters of [cmdhNwAccessRule] (TS-0004 6.3.5.54); the links of a
+    // `cmlk` are childResourceRef-shaped (nm, typ, val above)
+    ("bops", XKind::ObjList),
+    ("nwa", XKind::Int),
+    ("ibt", XKind::Int),
+    ("abt", XKind::Int),
+    ("mbt", XKind::Int),
+    ("rbt", XKind::Int),
 ];
 
 /// Roots that are not resources (TS-0004 §6.3.5, §7.2.1).
@@ -200,9 +210,15 @@ fn from_attr_kind(kind: Kind) -> Option<XKind> {
         | Kind::PositiveInt
         | Kind::Range(..)
         | Kind::Int
-        | Kind::LocationSource => XKind::Int,
+        | Kind::LocationSource
+        | Kind::EventCat
+        | Kind::Millis => XKind::Int,
         Kind::Bool => XKind::Bool,
         Kind::StrList | Kind::Labels | Kind::Serializations | Kind::Durations => XKind::StrList,
+        Kind::EventCats | Kind::EventCatsWithDef | Kind::MinMax => XKind::IntList,
+        Kind::Booleans => XKind::BoolList,
+        Kind::MgmtLinks => XKind::ObjList,
+        Kind::BackOff => XKind::Obj,
         Kind::CreatorNull => XKind::CreatorNull,
         // Complex and free values: the member table knows more where it can.
         Kind::Number => XKind::Num,
@@ -737,6 +753,19 @@ fn typed(node: Node, kind: XKind) -> Result<Value, WireError> {
                 node.text
                     .split_whitespace()
                     .map(|w| Value::String(w.to_owned()))
+                    .collect(),
+            )
+        }
+        XKind::BoolList => {
+            leaf(&node)?;
+            Value::Array(
+                node.text
+                    .split_whitespace()
+                    .map(|w| match w {
+                        "true" | "1" => Value::Bool(true),
+                        "false" | "0" => Value::Bool(false),
+                        _ => Value::String(w.to_owned()),
+                    })
                     .collect(),
             )
         }
