@@ -24,6 +24,10 @@ pub const MAX_CUSTOM_ATTRIBUTES: usize = 128;
 /// The longest `cnd`, root or attribute name.
 pub const MAX_NAME_LEN: usize = 128;
 
+/// What the name of a specialization's announced variant adds to its root (TS-0004
+/// 6.3.5.39; TS-0023: `binShAnnc` for `binSh`).
+pub const ANNOUNCED_SUFFIX: &str = "Annc";
+
 /// The specializations Bastion ships (`crates/bastion-proto/specializations/`).
 const SHIPPED: &[(&str, &str)] = &[(
     "common-moduleclasses.json",
@@ -260,6 +264,17 @@ impl Specializations {
         self.by_root.get(root)
     }
 
+    /// The specialization whose announced variant (`<flexContainerAnnc>`) is
+    /// serialized under `root`: its own root and [`ANNOUNCED_SUFFIX`] (`cod:binShAnnc`).
+    pub fn by_announced_root(&self, root: &str) -> Option<&Arc<Specialization>> {
+        self.by_root(root.strip_suffix(ANNOUNCED_SUFFIX)?)
+    }
+
+    /// Whether any specialization defines the custom attribute `name`.
+    pub fn defines_attribute(&self, name: &str) -> bool {
+        self.by_cnd.values().any(|s| s.attribute(name).is_some())
+    }
+
     /// The XML namespace to declare for `prefix`: the one a specialization with that
     /// prefix declares, else [`fallback_namespace`].
     pub fn namespace_of(&self, prefix: &str) -> String {
@@ -283,9 +298,16 @@ impl Specializations {
     /// The member name a `<flexContainer>` or `<flexContainerInstance>` of `cnd` is
     /// serialized under: its specialization's root, or the generic `m2m:fcnt` /
     /// `m2m:fci` when the `cnd` is no longer known (a definition file removed).
+    /// The announced variant of a `<flexContainer>` (ty 10028) is named by the
+    /// specialization's root and [`ANNOUNCED_SUFFIX`], else `m2m:fcntA`.
     pub fn root_of(&self, ty: ResourceType, cnd: Option<&str>) -> String {
+        let suffix = if ty.original().is_some() {
+            ANNOUNCED_SUFFIX
+        } else {
+            ""
+        };
         cnd.and_then(|c| self.by_cnd(c))
-            .map_or_else(|| ty.root().to_owned(), |s| s.root.clone())
+            .map_or_else(|| ty.root().to_owned(), |s| format!("{}{suffix}", s.root))
     }
 }
 
@@ -304,6 +326,14 @@ impl Entry {
         if !is_root(&self.root) {
             return bad(format!(
                 "root {:?} of {} must be prefix:name outside m2m:",
+                short(&self.root),
+                self.cnd
+            ));
+        }
+        // `…Annc` names the announced variants (`Specializations::by_announced_root`).
+        if self.root.ends_with(ANNOUNCED_SUFFIX) {
+            return bad(format!(
+                "root {:?} of {} must not end with {ANNOUNCED_SUFFIX}",
                 short(&self.root),
                 self.cnd
             ));
@@ -450,6 +480,8 @@ mod tests {
                 json!([]),
             ),
             doc("a.b", "cod:binSh", json!([])),
+            // `…Annc` names an announced variant.
+            doc("a.b", "x:yAnnc", json!([])),
             doc("a.fine.one", "x:other", json!([])),
             "{\"specializations\": 1}".to_owned(),
             "{\"specializations\": [], \"extra\": 1}".to_owned(),
@@ -466,5 +498,14 @@ mod tests {
             specs.root_of(ResourceType::FlexContainer, Some("gone")),
             "m2m:fcnt"
         );
+        // The announced variant: the root and `Annc`, or the generic name.
+        let annc = ResourceType::FlexContainer.announced().expect("served");
+        assert_eq!(specs.root_of(annc, Some("a.b")), "x:yAnnc");
+        assert_eq!(specs.root_of(annc, Some("gone")), "m2m:fcntA");
+        assert_eq!(
+            specs.by_announced_root("x:yAnnc").map(|s| s.cnd.as_str()),
+            Some("a.b")
+        );
+        assert!(specs.by_announced_root("x:y").is_none());
     }
 }
