@@ -118,6 +118,12 @@ impl Specialization {
         Ok(())
     }
 
+    /// The member name its announced variant (`<flexContainerAnnc>`) is serialized
+    /// under: the root and [`ANNOUNCED_SUFFIX`] (`cod:binShAnnc`).
+    pub fn announced_root(&self) -> String {
+        format!("{}{ANNOUNCED_SUFFIX}", self.root)
+    }
+
     /// The custom attributes among `attrs`.
     pub fn custom<'a>(
         &'a self,
@@ -301,13 +307,12 @@ impl Specializations {
     /// The announced variant of a `<flexContainer>` (ty 10028) is named by the
     /// specialization's root and [`ANNOUNCED_SUFFIX`], else `m2m:fcntA`.
     pub fn root_of(&self, ty: ResourceType, cnd: Option<&str>) -> String {
-        let suffix = if ty.original().is_some() {
-            ANNOUNCED_SUFFIX
-        } else {
-            ""
-        };
-        cnd.and_then(|c| self.by_cnd(c))
-            .map_or_else(|| ty.root().to_owned(), |s| format!("{}{suffix}", s.root))
+        let spec = cnd.and_then(|c| self.by_cnd(c));
+        match (spec, ty.original()) {
+            (None, _) => ty.root().to_owned(),
+            (Some(s), None) => s.root.clone(),
+            (Some(s), Some(_)) => s.announced_root(),
+        }
     }
 }
 

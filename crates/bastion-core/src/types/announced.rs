@@ -4,7 +4,9 @@
 //! all. What is particular: only a CSE creates one, its `lnk` points into that CSE, and it
 //! sits under that CSE's `<remoteCSE>` or under an announced resource there; only that CSE
 //! changes it afterwards. Access control is as for every type (the `<remoteCSE>`'s policy,
-//! by default its registree's).
+//! by default its registree's). A `<mgmtObjAnnc>` and a `<flexContainerAnnc>` are named
+//! by their specialization (`m2m:fwrA`, `cod:binShAnnc`), which also decides the
+//! attributes they hold beside their original's shared ones.
 
 use super::flex_container;
 use super::ResourceKind;
@@ -18,7 +20,7 @@ use crate::{Cse, CseConfig, RequestContext};
 use async_trait::async_trait;
 use bastion_policy::AccessOperation;
 use bastion_proto::attrs::{self, mgmt, Phase};
-use bastion_proto::flex::{self, Specialization};
+use bastion_proto::flex::Specialization;
 use bastion_proto::{RequestError, ResourceType};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -176,7 +178,7 @@ fn flex_spec(
         },
     };
     let spec = Arc::clone(flex_container::specialization(config, cnd)?);
-    let expected = format!("{}{}", spec.root, flex::ANNOUNCED_SUFFIX);
+    let expected = spec.announced_root();
     if root != expected {
         return Err(RequestError::bad_request(format!(
             "content root must be {expected}"
@@ -207,9 +209,8 @@ fn check_flex(
         .partition(|(k, _)| attrs::is_attribute(ty, k));
     if let Some(name) = custom.keys().find(|k| spec.attribute(k).is_none()) {
         return Err(RequestError::bad_request(format!(
-            "unknown attribute {name} for {}{}",
-            spec.root,
-            flex::ANNOUNCED_SUFFIX
+            "unknown attribute {name} for {}",
+            spec.announced_root()
         )));
     }
     attrs::validate(ty, phase, &own)?;
