@@ -8,6 +8,7 @@
 mod common;
 
 use common::federation::Federation;
+use bastion_proto::Serialization;
 use common::Resp;
 use serde_json::{json, Value};
 
@@ -278,6 +279,23 @@ async fn ts0001_9_6_26_node_firmware_and_flex_container_are_announced_by_special
         .await
         .expect(2004);
     assert_eq!(one_copy(&fed, 10028, "cod:binShAnnc").await["powSe"], false);
+
+    // Served in every serialization, the specialization's members typed (XML text too).
+    for (ty, root) in [(10013, "m2m:fwrA"), (10028, "cod:binShAnnc")] {
+        let json_copy = one_copy(&fed, ty, root).await;
+        let at = format!("/~/id-in/{}", json_copy["ri"].as_str().unwrap());
+        for ser in [Serialization::Xml, Serialization::Cbor] {
+            let r = fed
+                .inc
+                .request("GET", &at)
+                .from("CAdmin")
+                .header("Accept", ser.media_type())
+                .send()
+                .await;
+            r.expect(2000);
+            assert_eq!(r.inner(root), &json_copy, "{ser:?}");
+        }
+    }
 
     // Deleting the node deletes its copy and the firmware's with it.
     fed.mn.delete("/cse-mn/dev", "CAdmin").await.expect(2002);
