@@ -7,8 +7,8 @@
 
 mod common;
 
-use common::federation::Federation;
 use bastion_proto::Serialization;
+use common::federation::Federation;
 use common::Resp;
 use serde_json::{json, Value};
 
