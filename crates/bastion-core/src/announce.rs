@@ -28,6 +28,10 @@ pub(crate) type Copy = (Box<str>, Box<str>);
 /// Attributes every copy carries when the original has them (MA, TS-0001 9.6.1.3).
 const ALWAYS: &[&str] = &["lbl", "et"];
 
+/// The attributes naming a `<mgmtObj>`'s and a `<flexContainer>`'s specialization: MA,
+/// and never changed after CREATE.
+const SPECIALIZING: &[&str] = &["mgd", "cnd"];
+
 /// The CSE-IDs `at` lists.
 fn targets(attrs: &Map<String, Value>) -> Vec<String> {
     attrs
@@ -61,9 +65,12 @@ fn announced_values<'a>(
         .collect()
 }
 
-/// What a resource's copy is made of: its announced type, the link back, its attributes.
+/// What a resource's copy is made of: its announced type and the name the copy is
+/// serialized under (a specialization's: `m2m:fwrA`, `cod:binShAnnc`), the link back,
+/// its attributes.
 struct Original {
     announced: ResourceType,
+    root: String,
     lnk: String,
     attrs: Map<String, Value>,
     parent: Option<Ri>,
@@ -80,8 +87,14 @@ impl Original {
                 copy.insert(k, v);
             }
         }
+        // The specialization a `<mgmtObjAnnc>` or `<flexContainerAnnc>` is of (MA).
+        for name in SPECIALIZING {
+            if let Some(v) = self.attrs.get(*name) {
+                copy.insert((*name).to_owned(), v.clone());
+            }
+        }
         let mut pc = Map::new();
-        pc.insert(self.announced.root().to_owned(), Value::Object(copy));
+        pc.insert(self.root.clone(), Value::Object(copy));
         Value::Object(pc)
     }
 }
@@ -154,7 +167,7 @@ impl Cse {
                 .collect()
         };
         let content = o.copy_content();
-        let root = o.announced.root();
+        let root = o.root.as_str();
         let sends = places.into_iter().map(|(target, place)| {
             let content = content.clone();
             async move {
@@ -211,8 +224,10 @@ impl Cse {
     fn original(&self, ri: &str) -> Option<(Original, Vec<Copy>)> {
         let tree = self.tree.read();
         let node = tree.get(ri)?;
+        let announced = node.ty.announced()?;
         let o = Original {
-            announced: node.ty.announced()?,
+            announced,
+            root: crate::types::root_of(&self.config, &tree, announced, &node.attrs),
             lnk: format!("{}/{}", self.config.cse_id, node.ri),
             attrs: node.attrs.clone(),
             parent: node.pi.clone(),
@@ -301,8 +316,10 @@ impl Cse {
             return attrs;
         };
         let ri = attrs.get("ri").and_then(Value::as_str).unwrap_or("");
+        let root = crate::types::root_of(&self.config, &self.tree.read(), announced, &attrs);
         let o = Original {
             announced,
+            root,
             lnk: format!("{}/{ri}", self.config.cse_id),
             attrs: attrs.clone(),
             parent: Some(parent.clone()),
@@ -356,7 +373,7 @@ impl Cse {
         let values = announced_values(changed.into_iter(), &o.attrs);
         if !values.is_empty() && !kept.is_empty() {
             let mut pc = Map::new();
-            pc.insert(o.announced.root().to_owned(), Value::Object(values));
+            pc.insert(o.root.clone(), Value::Object(values));
             self.to_copies(Operation::Update, &kept, Some(Value::Object(pc)))
                 .await;
         }
@@ -407,6 +424,7 @@ mod tests {
             "mbs": 10, "aa": ["mni"], "at": ["/id-in"], "cr": "Cae"});
         let o = Original {
             announced: ResourceType::Container.announced().unwrap(),
+            root: "m2m:cntA".into(),
             lnk: "/id-mn/cnt1".into(),
             attrs: attrs.as_object().unwrap().clone(),
             parent: None,

@@ -43,7 +43,7 @@ pub(crate) async fn update(
         kind.representation(&cse.config, ty, &req.pc, current)?
     };
     kind.validate(ty, Phase::Update, &content)?;
-    types::check_announcement(ty, &content)?;
+    types::check_announcement(&cse.config.flex, ty, &content)?;
     kind.check_update(cse, &req, &ri, &content)?;
     let acpi_change = content.contains_key("acpi");
     if acpi_change && content.len() != 1 {

@@ -623,18 +623,16 @@ pub fn table(ty: ResourceType) -> &'static [AttrDef] {
     }
 }
 
-/// Looks up an attribute of `ty`, universal ones included; for a `<mgmtObj>`, those of
-/// every served specialization too (see [`validate_mgmt`] for one specialization's).
+/// Looks up an attribute of `ty`, universal ones included; for a `<mgmtObj>` or its
+/// announced variant, those of every served specialization too (see [`validate_mgmt`]
+/// and [`announced::validate_mgmt`] for one specialization's).
 pub fn find(ty: ResourceType, name: &str) -> Option<&'static AttrDef> {
+    let mgmt = ty == ResourceType::MgmtObj || Some(ty) == ResourceType::MgmtObj.announced();
     table(ty)
         .iter()
         .chain(UNIVERSAL_RO.iter())
         .find(|d| d.name == name)
-        .or_else(|| {
-            (ty == ResourceType::MgmtObj)
-                .then(|| mgmt::any_attr(name))
-                .flatten()
-        })
+        .or_else(|| mgmt.then(|| mgmt::any_attr(name)).flatten())
 }
 
 /// Whether `name` is an attribute of `ty` (used by discovery attribute conditions).

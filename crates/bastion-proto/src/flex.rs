@@ -24,6 +24,10 @@ pub const MAX_CUSTOM_ATTRIBUTES: usize = 128;
 /// The longest `cnd`, root or attribute name.
 pub const MAX_NAME_LEN: usize = 128;
 
+/// What the name of a specialization's announced variant adds to its root (TS-0004
+/// 6.3.5.39; TS-0023: `binShAnnc` for `binSh`).
+pub const ANNOUNCED_SUFFIX: &str = "Annc";
+
 /// The specializations Bastion ships (`crates/bastion-proto/specializations/`).
 const SHIPPED: &[(&str, &str)] = &[(
     "common-moduleclasses.json",
@@ -112,6 +116,12 @@ impl Specialization {
             }
         }
         Ok(())
+    }
+
+    /// The member name its announced variant (`<flexContainerAnnc>`) is serialized
+    /// under: the root and [`ANNOUNCED_SUFFIX`] (`cod:binShAnnc`).
+    pub fn announced_root(&self) -> String {
+        format!("{}{ANNOUNCED_SUFFIX}", self.root)
     }
 
     /// The custom attributes among `attrs`.
@@ -260,6 +270,17 @@ impl Specializations {
         self.by_root.get(root)
     }
 
+    /// The specialization whose announced variant (`<flexContainerAnnc>`) is
+    /// serialized under `root`: its own root and [`ANNOUNCED_SUFFIX`] (`cod:binShAnnc`).
+    pub fn by_announced_root(&self, root: &str) -> Option<&Arc<Specialization>> {
+        self.by_root(root.strip_suffix(ANNOUNCED_SUFFIX)?)
+    }
+
+    /// Whether any specialization defines the custom attribute `name`.
+    pub fn defines_attribute(&self, name: &str) -> bool {
+        self.by_cnd.values().any(|s| s.attribute(name).is_some())
+    }
+
     /// The XML namespace to declare for `prefix`: the one a specialization with that
     /// prefix declares, else [`fallback_namespace`].
     pub fn namespace_of(&self, prefix: &str) -> String {
@@ -283,9 +304,15 @@ impl Specializations {
     /// The member name a `<flexContainer>` or `<flexContainerInstance>` of `cnd` is
     /// serialized under: its specialization's root, or the generic `m2m:fcnt` /
     /// `m2m:fci` when the `cnd` is no longer known (a definition file removed).
+    /// The announced variant of a `<flexContainer>` (ty 10028) is named by the
+    /// specialization's root and [`ANNOUNCED_SUFFIX`], else `m2m:fcntA`.
     pub fn root_of(&self, ty: ResourceType, cnd: Option<&str>) -> String {
-        cnd.and_then(|c| self.by_cnd(c))
-            .map_or_else(|| ty.root().to_owned(), |s| s.root.clone())
+        let spec = cnd.and_then(|c| self.by_cnd(c));
+        match (spec, ty.original()) {
+            (None, _) => ty.root().to_owned(),
+            (Some(s), None) => s.root.clone(),
+            (Some(s), Some(_)) => s.announced_root(),
+        }
     }
 }
 
@@ -304,6 +331,14 @@ impl Entry {
         if !is_root(&self.root) {
             return bad(format!(
                 "root {:?} of {} must be prefix:name outside m2m:",
+                short(&self.root),
+                self.cnd
+            ));
+        }
+        // `…Annc` names the announced variants (`Specializations::by_announced_root`).
+        if self.root.ends_with(ANNOUNCED_SUFFIX) {
+            return bad(format!(
+                "root {:?} of {} must not end with {ANNOUNCED_SUFFIX}",
                 short(&self.root),
                 self.cnd
             ));
@@ -450,6 +485,8 @@ mod tests {
                 json!([]),
             ),
             doc("a.b", "cod:binSh", json!([])),
+            // `…Annc` names an announced variant.
+            doc("a.b", "x:yAnnc", json!([])),
             doc("a.fine.one", "x:other", json!([])),
             "{\"specializations\": 1}".to_owned(),
             "{\"specializations\": [], \"extra\": 1}".to_owned(),
@@ -466,5 +503,14 @@ mod tests {
             specs.root_of(ResourceType::FlexContainer, Some("gone")),
             "m2m:fcnt"
         );
+        // The announced variant: the root and `Annc`, or the generic name.
+        let annc = ResourceType::FlexContainer.announced().expect("served");
+        assert_eq!(specs.root_of(annc, Some("a.b")), "x:yAnnc");
+        assert_eq!(specs.root_of(annc, Some("gone")), "m2m:fcntA");
+        assert_eq!(
+            specs.by_announced_root("x:yAnnc").map(|s| s.cnd.as_str()),
+            Some("a.b")
+        );
+        assert!(specs.by_announced_root("x:y").is_none());
     }
 }

@@ -75,8 +75,8 @@ const DEFINED: &[u16] = &[
 /// numbered 10000 more (`<AEAnnc>` is 10002). A variant Bastion does not serve
 /// (`announced`) is defined-but-unimplemented (5001), never an unknown number (4000).
 const ANNOUNCEABLE: &[u16] = &[
-    1, 2, 3, 4, 5, 9, 10, 13, 14, 16, 18, 24, 28, 29, 30, 38, 39, 40, 41, 42, 46, 58, 60, 62, 63,
-    64, 65, 66,
+    1, 2, 3, 4, 5, 9, 10, 13, 14, 16, 18, 24, 28, 29, 30, 34, 38, 39, 40, 41, 42, 46, 58, 60, 62,
+    63, 64, 65, 66,
 ];
 
 /// Whether oneM2M defines type number `n`, announced variants included.
@@ -228,23 +228,30 @@ impl ResourceType {
 
     /// The JSON root of the resource whose attributes are `attrs`: the type's root, or for
     /// a `<mgmtObj>` its specialization's (`m2m:fwr` for `mgd` 1001).
+    /// Its `<mgmtObjAnnc>` is named by the specialization's announced root (`m2m:fwrA`).
     pub fn root_of(self, attrs: &serde_json::Map<String, serde_json::Value>) -> &'static str {
-        if self == ResourceType::MgmtObj {
-            if let Some(spec) = attrs
+        let spec = || {
+            attrs
                 .get("mgd")
                 .and_then(serde_json::Value::as_u64)
                 .and_then(crate::attrs::mgmt::spec)
-            {
-                return spec.root;
+        };
+        match self {
+            ResourceType::MgmtObj => spec().map_or(self.root(), |s| s.root),
+            ResourceType::Announced(n) if n == ResourceType::MgmtObj.number() => {
+                spec().map_or(self.root(), crate::attrs::mgmt::announced_root)
             }
+            _ => self.root(),
         }
-        self.root()
     }
 
     /// The served type whose JSON root is `root`, a `<mgmtObj>` specialization's included.
     pub fn from_root(root: &str) -> Option<ResourceType> {
         if crate::attrs::mgmt::by_root(root).is_some() {
             return Some(ResourceType::MgmtObj);
+        }
+        if crate::attrs::mgmt::by_announced_root(root).is_some() {
+            return ResourceType::MgmtObj.announced();
         }
         if let Some(announced) = announced::from_root(root) {
             return Some(announced);
@@ -475,7 +482,8 @@ mod tests {
     #[test]
     fn ts0004_6_3_4_2_1_announced_variants_are_defined() {
         for n in [
-            10001, 10002, 10003, 10004, 10009, 10010, 10014, 10029, 10030,
+            10001, 10002, 10003, 10004, 10009, 10010, 10013, 10014, 10016, 10018, 10028, 10029,
+            10030, 10034,
         ] {
             let ty = ResourceType::from_number(n).unwrap();
             assert_eq!(ty, ResourceType::Announced(n as u16 - 10_000));
@@ -484,8 +492,14 @@ mod tests {
             assert_eq!(ty.original().unwrap().announced(), Some(ty));
         }
         assert_eq!(ResourceType::Ae.announced().unwrap().root(), "m2m:aeA");
+        // A `<mgmtObjAnnc>` is named by its specialization (TS-0004 8.2.4).
+        let mgo_a = ResourceType::MgmtObj.announced().unwrap();
+        let fw = serde_json::json!({"mgd": 1001});
+        assert_eq!(mgo_a.root_of(fw.as_object().unwrap()), "m2m:fwrA");
+        assert_eq!(ResourceType::from_root("m2m:fwrA"), Some(mgo_a));
+        assert_eq!(ResourceType::from_root("m2m:batA"), Some(mgo_a));
         // Announceable, but not served here: defined, not implemented.
-        for n in [10013, 10016, 10028, 10066] {
+        for n in [10024, 10058, 10066] {
             assert_eq!(
                 ResourceType::from_number(n),
                 Some(ResourceType::Other(n as u16))

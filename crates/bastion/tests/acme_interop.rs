@@ -800,3 +800,98 @@ async fn ts0001_9_6_26_acme_mn_announces_to_bastion_in() {
     assert_eq!(rsc, 2002);
     found_within(&inc, 10002, 0, &acme).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_9_6_26_bastion_mn_announces_node_and_firmware_to_acme_in() {
+    let Some(launcher) = acmecse() else { return };
+    let acme =
+        tokio::task::block_in_place(|| Acme::start(&launcher, Role::In, "id-acme", "cse-acme", 1));
+    let mn = bastion_mn(acme.port, "");
+    wait_registered(&mn, "/cse-mn/id-acme", &acme).await;
+
+    let r = mn
+        .create(
+            "/cse-mn",
+            "CAdmin",
+            14,
+            json!({"m2m:nod": {"rn": "dev", "ni": "urn:dev:mn", "at": ["/id-acme"], "aa": ["ni"]}}),
+        )
+        .await;
+    r.expect(2001);
+    let logs = || format!("MN log:\n{}\nACME log:\n{}", mn.log(), acme.log());
+    assert_eq!(r.inner("m2m:nod")["at"], json!(["/id-acme"]), "{}", logs());
+    let node = one_copy_on_acme(&acme, 10014).await;
+
+    // The firmware's copy, `m2m:fwrA`, goes under the node's copy on ACME.
+    let r = mn
+        .create(
+            "/cse-mn/dev",
+            "CAdmin",
+            13,
+            json!({"m2m:fwr": {"rn": "fw", "mgd": 1001, "vr": "1.0", "fwn": "image",
+                "url": "http://example.com/fw", "ud": false, "at": ["/id-acme"], "aa": ["vr"]}}),
+        )
+        .await;
+    r.expect(2001);
+    assert_eq!(r.inner("m2m:fwr")["at"], json!(["/id-acme"]), "{}", logs());
+    let fw = one_copy_on_acme(&acme, 10013).await;
+    assert_eq!(fw["m2m:fwrA"]["mgd"], 1001, "{fw}");
+    assert_eq!(fw["m2m:fwrA"]["vr"], "1.0", "{fw}");
+    assert_eq!(fw["m2m:fwrA"]["pi"], node["m2m:nodA"]["ri"], "{fw}");
+    mn.update(
+        "/cse-mn/dev/fw",
+        "CAdmin",
+        json!({"m2m:fwr": {"vr": "1.1"}}),
+    )
+    .await
+    .expect(2004);
+    let fw = one_copy_on_acme(&acme, 10013).await;
+    assert_eq!(fw["m2m:fwrA"]["vr"], "1.1", "{fw}");
+
+    // Deleting the node deletes both copies.
+    mn.delete("/cse-mn/dev", "CAdmin").await.expect(2002);
+    assert!(found_on_acme(&acme, "/cse-acme/id-mn", 10014)
+        .await
+        .is_empty());
+    assert!(found_on_acme(&acme, "/cse-acme/id-mn", 10013)
+        .await
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_9_6_26_acme_mn_announces_node_and_battery_to_bastion_in() {
+    let Some(launcher) = acmecse() else { return };
+    let (acme, inc) = acme_mn_of_bastion_in(&launcher).await;
+
+    acme.create(
+        "/cse-amn",
+        "CAdmin",
+        14,
+        json!({"m2m:nod": {"rn": "dev", "ni": "urn:dev:amn", "at": ["/id-in"]}}),
+    )
+    .await;
+    let nodes = found_within(&inc, 10014, 1, &acme).await;
+    let node = inc.get(&format!("/{}", nodes[0]), "CAdmin").await;
+    node.expect(2000);
+    acme.create(
+        "/cse-amn/dev",
+        "CAdmin",
+        13,
+        json!({"m2m:bat": {"rn": "bat", "mgd": 1006, "btl": 50, "bts": 1,
+            "at": ["/id-in"], "aa": ["btl"]}}),
+    )
+    .await;
+    let bats = found_within(&inc, 10013, 1, &acme).await;
+    let bat = inc.get(&format!("/{}", bats[0]), "CAdmin").await;
+    bat.expect(2000);
+    let copy = bat.inner("m2m:batA");
+    assert_eq!(copy["mgd"], 1006, "{copy}");
+    assert_eq!(copy["btl"], 50, "{copy}");
+    assert_eq!(copy["pi"], node.inner("m2m:nodA")["ri"], "{copy}");
+
+    let (rsc, _) = acme
+        .req("DELETE", "/cse-amn/dev", "CAdmin", None, None)
+        .await;
+    assert_eq!(rsc, 2002);
+    found_within(&inc, 10013, 0, &acme).await;
+}

@@ -2,10 +2,12 @@
 //! MN-CSE registered with an IN-CSE (`common::federation`) announces an AE, a container
 //! and a contentInstance to the IN over their security association; the IN serves the
 //! `…Annc` copies with `lnk` pointing back, changes of announced attributes reach them,
-//! and dropping the target or deleting the original removes them.
+//! and dropping the target or deleting the original removes them. Copies of a
+//! `<mgmtObj>` and a `<flexContainer>` are named by their specializations.
 
 mod common;
 
+use bastion_proto::Serialization;
 use common::federation::Federation;
 use common::Resp;
 use serde_json::{json, Value};
@@ -195,4 +197,110 @@ async fn ts0001_9_6_26_where_the_copies_live_survives_a_restart() {
         .await
         .expect(2002);
     assert!(fed.inc.discovered("/cse-in/id-mn", 10002).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_9_6_26_node_firmware_and_flex_container_are_announced_by_specialization() {
+    let fed = tokio::task::block_in_place(Federation::start);
+    let r = fed
+        .mn
+        .create(
+            "/cse-mn",
+            "CAdmin",
+            14,
+            json!({"m2m:nod": {"rn": "dev", "ni": "urn:dev:1", "at": ["/id-in"], "aa": ["ni"]}}),
+        )
+        .await;
+    r.expect(2001);
+    assert_eq!(r.inner("m2m:nod")["at"], json!(["/id-in"]));
+    let nod_copy = one_copy(&fed, 10014, "m2m:nodA").await;
+    assert_eq!(nod_copy["ni"], "urn:dev:1");
+
+    // The firmware's copy goes under the node's, named `m2m:fwrA`, with its `mgd`.
+    let r = fed
+        .mn
+        .create(
+            "/cse-mn/dev",
+            "CAdmin",
+            13,
+            json!({"m2m:fwr": {"rn": "fw", "mgd": 1001, "vr": "1.0", "fwn": "image",
+                "url": "http://example.com/fw", "ud": false, "at": ["/id-in"], "aa": ["vr"]}}),
+        )
+        .await;
+    r.expect(2001);
+    let fw = r.inner("m2m:fwr").clone();
+    assert_eq!(fw["at"], json!(["/id-in"]));
+    let fw_copy = one_copy(&fed, 10013, "m2m:fwrA").await;
+    assert_eq!(fw_copy["ty"], 10013);
+    assert_eq!(fw_copy["pi"], nod_copy["ri"]);
+    assert_eq!(fw_copy["mgd"], 1001);
+    assert_eq!(fw_copy["vr"], "1.0");
+    assert_eq!(
+        fw_copy["lnk"],
+        format!("/id-mn/{}", fw["ri"].as_str().unwrap())
+    );
+    assert!(fw_copy.get("fwn").is_none(), "fwn is not in aa: {fw_copy}");
+    fed.mn
+        .update(
+            "/cse-mn/dev/fw",
+            "CAdmin",
+            json!({"m2m:fwr": {"vr": "1.1"}}),
+        )
+        .await
+        .expect(2004);
+    assert_eq!(one_copy(&fed, 10013, "m2m:fwrA").await["vr"], "1.1");
+
+    // A flexContainer's copy is named by its specialization and carries `cnd`.
+    let r = fed
+        .mn
+        .create(
+            "/cse-mn",
+            "CAdmin",
+            28,
+            json!({"cod:binSh": {"rn": "switch", "cnd": "org.onem2m.common.moduleclass.binarySwitch",
+                "powSe": true, "at": ["/id-in"], "aa": ["powSe"]}}),
+        )
+        .await;
+    r.expect(2001);
+    assert_eq!(r.inner("cod:binSh")["at"], json!(["/id-in"]));
+    let flex_copy = one_copy(&fed, 10028, "cod:binShAnnc").await;
+    assert_eq!(flex_copy["ty"], 10028);
+    assert_eq!(
+        flex_copy["cnd"],
+        "org.onem2m.common.moduleclass.binarySwitch"
+    );
+    assert_eq!(flex_copy["powSe"], true);
+    fed.mn
+        .update(
+            "/cse-mn/switch",
+            "CAdmin",
+            json!({"cod:binSh": {"powSe": false}}),
+        )
+        .await
+        .expect(2004);
+    assert_eq!(one_copy(&fed, 10028, "cod:binShAnnc").await["powSe"], false);
+
+    // Served in every serialization, the specialization's members typed (XML text too).
+    for (ty, root) in [(10013, "m2m:fwrA"), (10028, "cod:binShAnnc")] {
+        let json_copy = one_copy(&fed, ty, root).await;
+        let at = format!("/~/id-in/{}", json_copy["ri"].as_str().unwrap());
+        for ser in [Serialization::Xml, Serialization::Cbor] {
+            let r = fed
+                .inc
+                .request("GET", &at)
+                .from("CAdmin")
+                .header("Accept", ser.media_type())
+                .send()
+                .await;
+            r.expect(2000);
+            assert_eq!(r.inner(root), &json_copy, "{ser:?}");
+        }
+    }
+
+    // Deleting the node deletes its copy and the firmware's with it.
+    fed.mn.delete("/cse-mn/dev", "CAdmin").await.expect(2002);
+    assert!(fed.inc.discovered("/cse-in/id-mn", 10014).await.is_empty());
+    assert!(fed.inc.discovered("/cse-in/id-mn", 10013).await.is_empty());
+    fed.mn.delete("/cse-mn/switch", "CAdmin").await.expect(2002);
+    assert!(fed.inc.discovered("/cse-in/id-mn", 10028).await.is_empty());
 }

@@ -4,8 +4,11 @@
 //! all. What is particular: only a CSE creates one, its `lnk` points into that CSE, and it
 //! sits under that CSE's `<remoteCSE>` or under an announced resource there; only that CSE
 //! changes it afterwards. Access control is as for every type (the `<remoteCSE>`'s policy,
-//! by default its registree's).
+//! by default its registree's). A `<mgmtObjAnnc>` and a `<flexContainerAnnc>` are named
+//! by their specialization (`m2m:fwrA`, `cod:binShAnnc`), which also decides the
+//! attributes they hold beside their original's shared ones.
 
+use super::flex_container;
 use super::ResourceKind;
 use crate::access::Enforcer;
 use crate::audit::AuditRule;
@@ -16,8 +19,11 @@ use crate::tree::{Ri, Tree};
 use crate::{Cse, CseConfig, RequestContext};
 use async_trait::async_trait;
 use bastion_policy::AccessOperation;
+use bastion_proto::attrs::{self, mgmt, Phase};
+use bastion_proto::flex::Specialization;
 use bastion_proto::{RequestError, ResourceType};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 pub(super) struct Announced;
 
@@ -83,6 +89,134 @@ fn sp_relative(lnk: &str) -> &str {
     }
 }
 
+/// The name of the one member of a CREATE's or UPDATE's content (4000 when there is not
+/// exactly one; [`crate::checks::resource_content`] says why).
+fn sole_root(pc: &Value) -> Result<&str, RequestError> {
+    match pc.as_object().map(|o| (o.len(), o.keys().next())) {
+        Some((1, Some(root))) => Ok(root),
+        _ => Err(RequestError::bad_request(
+            "content must hold exactly one resource",
+        )),
+    }
+}
+
+/// Refuses a specializing attribute (`mgd`, `cnd`) that differs from `expected`, and
+/// sets it in a CREATE that leaves it out: the copy is named by it (TS-0004 8.2.4,
+/// 7.4.37).
+fn settle(
+    content: &mut Map<String, Value>,
+    name: &str,
+    expected: Value,
+    create: bool,
+) -> Result<(), RequestError> {
+    match content.get(name) {
+        Some(v) if *v != expected => Err(RequestError::bad_request(format!(
+            "{name} must be {expected}, the specialization this resource is named by"
+        ))),
+        None if create => {
+            content.insert(name.to_owned(), expected);
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The specialization of a `<mgmtObjAnnc>`: the one whose announced root (`m2m:fwrA`)
+/// names a CREATE, the resource's own for an UPDATE, whose content must be named by it.
+fn mgmt_spec(
+    root: &str,
+    current: Option<&Map<String, Value>>,
+    content: &mut Map<String, Value>,
+) -> Result<&'static mgmt::Spec, RequestError> {
+    let spec = match current {
+        None => mgmt::by_announced_root(root),
+        Some(attrs) => attrs
+            .get("mgd")
+            .and_then(Value::as_u64)
+            .and_then(mgmt::spec),
+    }
+    .ok_or_else(|| {
+        RequestError::bad_request(
+            "content root must be the announced name of a mgmtObj specialization (m2m:fwrA, ...)",
+        )
+    })?;
+    let expected = mgmt::announced_root(spec);
+    if root != expected {
+        return Err(RequestError::bad_request(format!(
+            "content root must be {expected}"
+        )));
+    }
+    settle(content, "mgd", Value::from(spec.mgd), current.is_none())?;
+    Ok(spec)
+}
+
+/// The specialization of a `<flexContainerAnnc>`: the one its `cnd` names (4125 when
+/// unknown), else in a CREATE the one whose announced name (`cod:binShAnnc`) is the
+/// content's root, which must be that specialization's announced name.
+fn flex_spec(
+    config: &CseConfig,
+    root: &str,
+    current: Option<&Map<String, Value>>,
+    content: &mut Map<String, Value>,
+) -> Result<Arc<Specialization>, RequestError> {
+    let cnd = match current {
+        Some(attrs) => flex_container::cnd_of(attrs),
+        None => match content.get("cnd") {
+            None => Some(
+                config
+                    .flex
+                    .by_announced_root(root)
+                    .map(|s| s.cnd.as_str())
+                    .ok_or_else(|| {
+                        RequestError::SpecializationSchemaNotFound(
+                            "no specialization is announced under this name".into(),
+                        )
+                    })?,
+            ),
+            Some(Value::String(c)) => Some(c.as_str()),
+            Some(_) => return Err(RequestError::bad_request("attribute cnd must be a string")),
+        },
+    };
+    let spec = Arc::clone(flex_container::specialization(config, cnd)?);
+    let expected = spec.announced_root();
+    if root != expected {
+        return Err(RequestError::bad_request(format!(
+            "content root must be {expected}"
+        )));
+    }
+    settle(
+        content,
+        "cnd",
+        Value::from(spec.cnd.as_str()),
+        current.is_none(),
+    )?;
+    Ok(spec)
+}
+
+/// Checks a `<flexContainerAnnc>`'s content: the attributes of every announced
+/// `<flexContainer>` by its policy, every other one a custom attribute of `spec` of the
+/// right kind (TS-0004 7.4.37); a copy holds only those the original announces, so none
+/// is mandatory.
+fn check_flex(
+    ty: ResourceType,
+    spec: &Specialization,
+    phase: Phase,
+    content: &Map<String, Value>,
+) -> Result<(), RequestError> {
+    let (own, custom): (Map<String, Value>, Map<String, Value>) = content
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .partition(|(k, _)| attrs::is_attribute(ty, k));
+    if let Some(name) = custom.keys().find(|k| spec.attribute(k).is_none()) {
+        return Err(RequestError::bad_request(format!(
+            "unknown attribute {name} for {}",
+            spec.announced_root()
+        )));
+    }
+    attrs::validate(ty, phase, &own)?;
+    spec.validate(Phase::Update, &custom)
+}
+
 impl Cse {
     /// Whether this CSE holds a live `<remoteCSE>` of the CSE `csi` (its registrar or a
     /// registree).
@@ -126,8 +260,16 @@ impl ResourceKind for Announced {
         pc: &Value,
         current: Option<&Map<String, Value>>,
     ) -> Result<Map<String, Value>, RequestError> {
-        let mut content =
-            crate::checks::resource_content(pc, ty, current.map(|attrs| ty.root_of(attrs)))?;
+        let specialized = ty
+            .original()
+            .filter(|o| matches!(o, ResourceType::MgmtObj | ResourceType::FlexContainer));
+        let mut content = match specialized {
+            // Named by the specialization: checked below, once it is known.
+            Some(_) => crate::checks::resource_content(pc, ty, Some(sole_root(pc)?))?,
+            None => {
+                crate::checks::resource_content(pc, ty, current.map(|attrs| ty.root_of(attrs)))?
+            }
+        };
         // A copy's CREATE may carry the original's absent attributes as null (ACME's
         // `et`): no value, as for any optional attribute of a CREATE.
         if current.is_none() {
@@ -139,7 +281,38 @@ impl ResourceKind for Announced {
                 content.remove("acpi");
             }
         }
+        let phase = if current.is_some() {
+            Phase::Update
+        } else {
+            Phase::Create
+        };
+        let root = sole_root(pc)?;
+        match specialized {
+            Some(ResourceType::MgmtObj) => {
+                let spec = mgmt_spec(root, current, &mut content)?;
+                attrs::announced::validate_mgmt(spec, phase, &content)?;
+            }
+            Some(_) => {
+                let spec = flex_spec(config, root, current, &mut content)?;
+                check_flex(ty, &spec, phase, &content)?;
+            }
+            None => {}
+        }
         Ok(content)
+    }
+
+    /// A `<mgmtObjAnnc>` or `<flexContainerAnnc>` was checked whole, its
+    /// specialization's attributes included, in [`Self::representation`].
+    fn validate(
+        &self,
+        ty: ResourceType,
+        phase: Phase,
+        content: &Map<String, Value>,
+    ) -> Result<(), RequestError> {
+        match ty.original() {
+            Some(ResourceType::MgmtObj | ResourceType::FlexContainer) => Ok(()),
+            _ => attrs::validate(ty, phase, content),
+        }
     }
 
     async fn prepare(

@@ -57,7 +57,7 @@ pub(crate) fn common(
         _ => now.plus_seconds(config.default_lifetime_secs).min(ceiling),
     };
     let creator_attr = matches!(content.remove("cr"), Some(Value::Null));
-    check_announcement(ty, content)?;
+    check_announcement(&config.flex, ty, content)?;
     // Null optional attributes in a CREATE mean "no value".
     content.retain(|_, v| !v.is_null());
     Ok(Common {
@@ -242,8 +242,10 @@ pub(crate) const MAX_ANNOUNCE_TARGETS: usize = 16;
 /// `at` asks for announcement only of a type whose announced variant is served (else
 /// 5001, rather than stored and silently not done), lists at most
 /// [`MAX_ANNOUNCE_TARGETS`] distinct CSE-IDs (SP-relative, `/id-in`), and `aa` names
-/// only attributes the announced variant has.
+/// only attributes the announced variant has (a `<flexContainer>`'s: the custom
+/// attributes of the specializations in `flex` too).
 pub(crate) fn check_announcement(
+    flex: &bastion_proto::flex::Specializations,
     ty: ResourceType,
     content: &Map<String, Value>,
 ) -> Result<(), RequestError> {
@@ -280,10 +282,10 @@ pub(crate) fn check_announcement(
         .into_iter()
         .flatten()
     {
-        let known = name
-            .as_str()
-            .zip(announced)
-            .is_some_and(|(n, a)| bastion_proto::attrs::find(a, n).is_some() && n != "lnk");
+        let custom = |n: &str| ty == ResourceType::FlexContainer && flex.defines_attribute(n);
+        let known = name.as_str().zip(announced).is_some_and(|(n, a)| {
+            (bastion_proto::attrs::find(a, n).is_some() || custom(n)) && n != "lnk"
+        });
         if !known {
             return Err(RequestError::bad_request(
                 "aa names an attribute the announced resource does not have",

@@ -34,7 +34,7 @@ const LIMITS: [&str; 3] = ["mni", "mbs", "mia"];
 pub(super) struct FlexContainer;
 
 /// The specialization `cnd` names, or 4125.
-fn specialization<'a>(
+pub(super) fn specialization<'a>(
     config: &'a CseConfig,
     cnd: Option<&str>,
 ) -> Result<&'a Arc<Specialization>, RequestError> {
@@ -46,7 +46,7 @@ fn specialization<'a>(
     })
 }
 
-fn cnd_of(attrs: &Map<String, Value>) -> Option<&str> {
+pub(super) fn cnd_of(attrs: &Map<String, Value>) -> Option<&str> {
     attrs.get("cnd").and_then(Value::as_str)
 }
 
@@ -261,7 +261,8 @@ impl ResourceKind for FlexContainerInstance {
 
 /// The member name a resource of type `ty` with attributes `attrs` is serialized under:
 /// `m2m:<short name>`, or for a `<flexContainer>` its specialization's root, which its
-/// `<flexContainerInstance>`s share (found through their parent in `tree`).
+/// `<flexContainerInstance>`s share (found through their parent in `tree`), and its
+/// announced variant the root and `Annc`.
 pub(crate) fn root_of(
     config: &CseConfig,
     tree: &Tree,
@@ -270,6 +271,10 @@ pub(crate) fn root_of(
 ) -> String {
     match ty {
         ResourceType::FlexContainer => config.flex.root_of(ty, cnd_of(attrs)),
+        // A `<flexContainerAnnc>` by its specialization's announced name.
+        ResourceType::Announced(n) if n == ResourceType::FlexContainer.number() => {
+            config.flex.root_of(ty, cnd_of(attrs))
+        }
         ResourceType::FlexContainerInstance => {
             let parent = attrs
                 .get("pi")

@@ -58,6 +58,34 @@ static TABLES: LazyLock<Vec<(u16, Vec<AttrDef>)>> = LazyLock::new(|| {
         .collect()
 });
 
+/// The tables of the `<mgmtObjAnnc>` of each specialization (`mgd`): that of the
+/// generic variant, then the specialization's own attributes, optional.
+static MGMT_TABLES: LazyLock<Vec<(u64, Vec<AttrDef>)>> = LazyLock::new(|| {
+    super::mgmt::SPECS
+        .iter()
+        .map(|spec| {
+            let mut t = derive(ResourceType::MgmtObj);
+            t.extend(spec.attrs.iter().map(|d| a(d.name, d.kind, O, O)));
+            (spec.mgd, t)
+        })
+        .collect()
+});
+
+/// Checks the content of a CREATE or UPDATE of a `<mgmtObjAnnc>` of specialization
+/// `spec` against its attributes (those of every announced variant, the shared
+/// `<mgmtObj>` ones and the specialization's): 4000 as for [`super::validate`].
+pub fn validate_mgmt(
+    spec: &super::mgmt::Spec,
+    phase: super::Phase,
+    content: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), crate::RequestError> {
+    let table = MGMT_TABLES
+        .iter()
+        .find(|(mgd, _)| *mgd == spec.mgd)
+        .map_or(&[][..], |(_, t)| t.as_slice());
+    super::check_content(spec.name, table, &[], phase, content)
+}
+
 /// The attribute table of announced variant `ty`; empty for any other type.
 pub fn table(ty: ResourceType) -> &'static [AttrDef] {
     TABLES
@@ -102,5 +130,22 @@ mod tests {
         assert!(validate(cin, Phase::Update, &obj(json!({"con": "22"}))).is_err());
         let cnt = ResourceType::Container.announced().unwrap();
         assert!(validate(cnt, Phase::Update, &obj(json!({"mni": 5, "lbl": ["a"]}))).is_ok());
+    }
+
+    #[test]
+    fn ts0004_8_2_4_announced_mgmt_obj_has_its_specializations_attributes() {
+        let fw = crate::attrs::mgmt::spec(1001).unwrap();
+        // None mandatory but `lnk`: the copy holds what the original announces.
+        let ok = obj(json!({"lnk": "/id-mn/fw", "mgd": 1001, "vr": "1", "dc": "d"}));
+        assert!(validate_mgmt(fw, Phase::Create, &ok).is_ok());
+        assert!(validate_mgmt(fw, Phase::Create, &obj(json!({"vr": "1"}))).is_err());
+        // Another specialization's attribute, a wrong type.
+        for bad in [
+            json!({"lnk": "/id-mn/fw", "btl": 5}),
+            json!({"lnk": "/id-mn/fw", "ud": "no"}),
+        ] {
+            assert!(validate_mgmt(fw, Phase::Create, &obj(bad)).is_err());
+        }
+        assert!(validate_mgmt(fw, Phase::Update, &obj(json!({"vr": "2"}))).is_ok());
     }
 }

@@ -13,6 +13,7 @@ use super::Kind::{
 use super::Presence::{Mandatory as M, NotPermitted as NP, Optional as O};
 use crate::error::RequestError;
 use serde_json::{Map, Value};
+use std::sync::LazyLock;
 
 /// One `<mgmtObj>` specialization.
 #[derive(Debug)]
@@ -355,6 +356,28 @@ pub fn by_root(root: &str) -> Option<&'static Spec> {
     SPECS.iter().find(|s| s.root == root)
 }
 
+/// The JSON roots of the specializations' announced variants (`<mgmtObjAnnc>`, TS-0004
+/// 8.2.4): each specialization's root and `A` (`m2m:fwrA`), in [`SPECS`] order, so a
+/// specialization added there is announced without more code.
+static ANNOUNCED_ROOTS: LazyLock<Vec<String>> =
+    LazyLock::new(|| SPECS.iter().map(|s| format!("{}A", s.root)).collect());
+
+/// The JSON root of the announced variant of `spec` (`m2m:fwrA`).
+pub fn announced_root(spec: &Spec) -> &'static str {
+    SPECS
+        .iter()
+        .position(|s| s.mgd == spec.mgd)
+        .map_or("m2m:mgoA", |i| ANNOUNCED_ROOTS[i].as_str())
+}
+
+/// The specialization whose announced variant's JSON root is `root` (`m2m:fwrA`).
+pub fn by_announced_root(root: &str) -> Option<&'static Spec> {
+    ANNOUNCED_ROOTS
+        .iter()
+        .position(|r| r == root)
+        .map(|i| &SPECS[i])
+}
+
 /// Whether oneM2M defines `mgd` (TS-0004 6.3.4.2.22: 0 self-defined, 1001 to 1026), so
 /// that one not served is 5001 rather than 4000.
 pub fn is_defined(mgd: u64) -> bool {
@@ -483,6 +506,13 @@ mod tests {
             assert_eq!(ResourceType::from_root(s.root), Some(ResourceType::MgmtObj));
             let attrs = obj(json!({ "mgd": s.mgd }));
             assert_eq!(ResourceType::MgmtObj.root_of(&attrs), s.root);
+            // Its announced variant: the root and `A` (`m2m:fwrA`).
+            let annc = ResourceType::MgmtObj.announced().unwrap();
+            assert_eq!(annc.root_of(&attrs), format!("{}A", s.root));
+            assert_eq!(
+                by_announced_root(announced_root(s)).map(|o| o.mgd),
+                Some(s.mgd)
+            );
         }
         assert_eq!(ResourceType::from_root("m2m:mgo"), None);
         assert_eq!(ResourceType::from_root("m2m:nod"), Some(ResourceType::Node));

@@ -24,7 +24,10 @@ const fn s(original: u16, short: &'static str, root: &'static str) -> Served {
 }
 
 /// The announced variants served here (docs/conformance.md, "Announced resources").
-/// `<mgmtObjAnnc>` and `<flexContainerAnnc>`, named by their specializations, are not.
+/// `<mgmtObjAnnc>` and `<flexContainerAnnc>` are serialized under their
+/// specialization's announced name (`m2m:fwrA`, `cod:binShAnnc`:
+/// [`super::ResourceType::root_of`], `crate::flex`); their generic roots here are what
+/// a resource whose specialization is unknown is named by.
 const SERVED: &[Served] = &[
     s(1, "acpA", "m2m:acpA"),
     s(2, "aeA", "m2m:aeA"),
@@ -33,9 +36,14 @@ const SERVED: &[Served] = &[
     s(5, "cbA", "m2m:cbA"),
     s(9, "grpA", "m2m:grpA"),
     s(10, "lcpA", "m2m:lcpA"),
+    s(13, "mgoA", "m2m:mgoA"),
     s(14, "nodA", "m2m:nodA"),
+    s(16, "csrA", "m2m:csrA"),
+    s(18, "schA", "m2m:schA"),
+    s(28, "fcntA", "m2m:fcntA"),
     s(29, "tsA", "m2m:tsA"),
     s(30, "tsiA", "m2m:tsiA"),
+    s(34, "dacA", "m2m:dacA"),
 ];
 
 fn served(original: u16) -> Option<&'static Served> {

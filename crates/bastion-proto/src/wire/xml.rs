@@ -241,6 +241,8 @@ fn type_by_root(name: &str) -> Option<ResourceType> {
 enum Res {
     Type(ResourceType),
     Flex(Option<&'static Specialization>),
+    /// A `<flexContainerAnnc>` (`cod:binShAnnc`), typed by the specialization too.
+    FlexAnnc(&'static Specialization),
 }
 
 /// The prefix of a specialization's name: `cod` of `cod:binSh`; `None` for `m2m:` and
@@ -256,7 +258,11 @@ fn resource_by_root(name: &str) -> Option<Res> {
     match type_by_root(name) {
         Some(ty) => Some(Res::Type(ty)),
         None if flex_prefix(name).is_some() => {
-            Some(Res::Flex(flex::installed().by_root(name).map(|s| &**s)))
+            let specs = flex::installed();
+            Some(match (specs.by_root(name), specs.by_announced_root(name)) {
+                (None, Some(spec)) => Res::FlexAnnc(spec),
+                (spec, _) => Res::Flex(spec.map(|s| &**s)),
+            })
         }
         None => None,
     }
@@ -266,6 +272,12 @@ fn resource_by_root(name: &str) -> Option<Res> {
 fn attribute_kind(res: Res, key: &str) -> Option<XKind> {
     match res {
         Res::Type(t) => attrs::find(t, key).and_then(|d| from_attr_kind(d.kind)),
+        Res::FlexAnnc(spec) => ResourceType::FlexContainer
+            .announced()
+            .and_then(|a| attrs::find(a, key))
+            .map(|d| d.kind)
+            .or_else(|| spec.attribute(key).map(|a| a.kind))
+            .and_then(from_attr_kind),
         Res::Flex(spec) => attrs::find(ResourceType::FlexContainer, key)
             .or_else(|| attrs::find(ResourceType::FlexContainerInstance, key))
             .map(|d| d.kind)
