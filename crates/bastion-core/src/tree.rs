@@ -44,6 +44,9 @@ pub struct Node {
     /// Where the announced copies of this resource live (`announce.rs`): per target, its
     /// CSE-ID and the copy's SP-relative ID there. Stored with the resource.
     pub(crate) announced: Vec<(Box<str>, Box<str>)>,
+    /// Announcement actions not done yet at their targets (`announce.rs`), retried by
+    /// the periodic pass. Stored with the resource.
+    pub(crate) pending: Vec<crate::announce::Pending>,
 }
 
 impl Node {
@@ -77,6 +80,7 @@ impl Node {
             state: TypeState::Plain,
             bound: None,
             announced: Vec::new(),
+            pending: Vec::new(),
         }
     }
 
