@@ -324,11 +324,14 @@ impl Cse {
     /// Whether the parent of `o` still waits for its own copy at `target`: then the copy
     /// of `o` waits too (it goes under the parent's).
     fn parent_pending(&self, tree: &Tree, o: &Original, target: &str) -> bool {
-        o.parent.as_ref().and_then(|p| tree.get(p)).is_some_and(|p| {
-            p.pending
-                .iter()
-                .any(|a| &*a.target == target && a.action == Action::Create)
-        })
+        o.parent
+            .as_ref()
+            .and_then(|p| tree.get(p))
+            .is_some_and(|p| {
+                p.pending
+                    .iter()
+                    .any(|a| &*a.target == target && a.action == Action::Create)
+            })
     }
 
     /// Creates the copy of `o` at `target` under `place`.
@@ -469,15 +472,14 @@ impl Cse {
                 .iter()
                 .map(|t| (*t, pending_towards(&tree, t)))
                 .collect();
-            let count = |t: &str| {
-                counts
-                    .iter()
-                    .find(|(c, _)| *c == t)
-                    .map_or(0, |(_, n)| *n)
-            };
+            let count = |t: &str| counts.iter().find(|(c, _)| *c == t).map_or(0, |(_, n)| *n);
             let node = tree.get_mut(ri)?;
             change(&count, node);
-            let at: Vec<Value> = node.announced.iter().map(|(t, _)| Value::from(&**t)).collect();
+            let at: Vec<Value> = node
+                .announced
+                .iter()
+                .map(|(t, _)| Value::from(&**t))
+                .collect();
             if at.is_empty() {
                 node.attrs.remove("at");
             } else {
@@ -836,15 +838,33 @@ mod tests {
     fn pending_actions_merge_per_target() {
         let mut p = vec![pending("/id-in", Action::Create, None)];
         // A CREATE not made yet sends the current attributes: an UPDATE adds nothing.
-        assert!(!merge(&mut p, pending("/id-in", Action::Update, Some("/id-in/x"))));
+        assert!(!merge(
+            &mut p,
+            pending("/id-in", Action::Update, Some("/id-in/x"))
+        ));
         assert!(!merge(&mut p, pending("/id-in", Action::Create, None)));
-        assert!(merge(&mut p, pending("/id-asn", Action::Update, Some("/id-asn/y"))));
-        assert!(!merge(&mut p, pending("/id-asn", Action::Update, Some("/id-asn/y"))));
+        assert!(merge(
+            &mut p,
+            pending("/id-asn", Action::Update, Some("/id-asn/y"))
+        ));
+        assert!(!merge(
+            &mut p,
+            pending("/id-asn", Action::Update, Some("/id-asn/y"))
+        ));
         assert_eq!(p.len(), 2);
         // A DELETE cancels the CREATE and the UPDATE of its copy, and is kept once.
-        assert!(merge(&mut p, pending("/id-in", Action::Delete, Some("/id-in/old"))));
-        assert!(merge(&mut p, pending("/id-asn", Action::Delete, Some("/id-asn/y"))));
-        assert!(!merge(&mut p, pending("/id-asn", Action::Delete, Some("/id-asn/y"))));
+        assert!(merge(
+            &mut p,
+            pending("/id-in", Action::Delete, Some("/id-in/old"))
+        ));
+        assert!(merge(
+            &mut p,
+            pending("/id-asn", Action::Delete, Some("/id-asn/y"))
+        ));
+        assert!(!merge(
+            &mut p,
+            pending("/id-asn", Action::Delete, Some("/id-asn/y"))
+        ));
         assert_eq!(
             p.iter()
                 .map(|a| (&*a.target, a.action, a.copy.as_deref()))
@@ -903,7 +923,11 @@ mod tests {
             None,
         );
         for i in 0..MAX_PENDING_PER_RESOURCE {
-            keep(&mut node, pending(&format!("/id-{i}"), Action::Create, None), 0);
+            keep(
+                &mut node,
+                pending(&format!("/id-{i}"), Action::Create, None),
+                0,
+            );
         }
         keep(&mut node, pending("/id-more", Action::Create, None), 0);
         assert_eq!(node.pending.len(), MAX_PENDING_PER_RESOURCE);

@@ -77,7 +77,10 @@ const PENDING: &str = "@ap";
 /// Adds to a stored body the announcement actions still pending for the resource.
 pub(crate) fn mark_pending(body: &mut String, pending: &[crate::announce::Pending]) {
     if body.ends_with('}') && body.len() > 2 && !pending.is_empty() {
-        let list: Vec<Value> = pending.iter().map(crate::announce::Pending::stored).collect();
+        let list: Vec<Value> = pending
+            .iter()
+            .map(crate::announce::Pending::stored)
+            .collect();
         body.pop();
         body.push(',');
         body.push_str(&serde_json::to_string(PENDING).unwrap_or_default());

@@ -333,7 +333,11 @@ async fn ts0001_10_2_18_a_copy_missed_while_the_target_is_down_is_made_later() {
     tokio::task::block_in_place(|| fed.inc.restart());
     let stored = fed.inc.get("/cse-in/later", "Clater").await;
     stored.expect(2000);
-    assert!(stored.inner("m2m:ae").get("at").is_none(), "{}", stored.text);
+    assert!(
+        stored.inner("m2m:ae").get("at").is_none(),
+        "{}",
+        stored.text
+    );
 
     // The target comes back (and tells the IN its new address): the copy appears.
     tokio::task::block_in_place(|| {
@@ -357,7 +361,11 @@ async fn ts0001_10_2_18_a_copy_missed_while_the_target_is_down_is_made_later() {
 
     // Kept in sync from then on, and removed with the original.
     fed.inc
-        .update("/cse-in/later", "Clater", json!({"m2m:ae": {"lbl": ["v:2"]}}))
+        .update(
+            "/cse-in/later",
+            "Clater",
+            json!({"m2m:ae": {"lbl": ["v:2"]}}),
+        )
         .await
         .expect(2004);
     let copy = fed.mn.get(&format!("/{}", uril[0]), "CAdmin").await;
