@@ -180,6 +180,12 @@ fn keep(node: &mut Node, new: Pending, pending_elsewhere: usize) {
     merge(&mut node.pending, new);
 }
 
+/// Why an announcement request got no answer, and whether trying again may help.
+struct Unsent {
+    why: String,
+    retry: bool,
+}
+
 /// How one announcement request ended for its target.
 enum Sent {
     /// Done (for a CREATE, the copy made).
@@ -276,21 +282,29 @@ impl Cse {
         }
     }
 
-    /// Sends `req` to the CSE `target`, one this CSE talks to directly.
-    async fn send_to_cse(&self, target: &str, req: Request) -> Result<Response, String> {
+    /// Sends `req` to the CSE `target`, one this CSE talks to directly. Not sent at all
+    /// (no outbound port, or `target` is not a peer) is no reason to try again.
+    async fn send_to_cse(&self, target: &str, req: Request) -> Result<Response, Unsent> {
+        let never = |why: &str| Unsent {
+            why: why.to_owned(),
+            retry: false,
+        };
         let outbound = self
             .outbound
             .as_ref()
-            .ok_or_else(|| "this CSE sends no requests".to_owned())?;
+            .ok_or_else(|| never("this CSE sends no requests"))?;
         let peer = self
             .peers(self.now())
             .into_iter()
             .find(|p| p.csi == target)
-            .ok_or_else(|| "neither this CSE's registrar nor registered here".to_owned())?;
+            .ok_or_else(|| never("neither this CSE's registrar nor registered here"))?;
         outbound
             .send(Some(&peer.csi), &peer.poa, req)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| Unsent {
+                why: e.to_string(),
+                retry: true,
+            })
     }
 
     /// Where a copy of a resource whose parent is `parent` goes at `target`: under the
@@ -365,9 +379,13 @@ impl Cse {
                 tracing::warn!(lnk = %o.lnk, target = %target, rsc = resp.rsc.code(), "announcement refused");
                 Sent::Dropped
             }
-            Err(why) => {
+            Err(Unsent { why, retry: true }) => {
                 tracing::info!(lnk = %o.lnk, target = %target, error = %why, "announcement not done; kept to retry");
                 Sent::Retry
+            }
+            Err(Unsent { why, .. }) => {
+                tracing::warn!(lnk = %o.lnk, target = %target, error = %why, "not announced");
+                Sent::Dropped
             }
         }
     }
@@ -418,9 +436,13 @@ impl Cse {
                 tracing::warn!(copy = %copy, rsc = resp.rsc.code(), op = ?op, "announced copy not synchronized");
                 Sent::Dropped
             }
-            Err(why) => {
+            Err(Unsent { why, retry: true }) => {
                 tracing::info!(copy = %copy, error = %why, op = ?op, "announced copy not synchronized; kept to retry");
                 Sent::Retry
+            }
+            Err(Unsent { why, .. }) => {
+                tracing::warn!(copy = %copy, error = %why, op = ?op, "announced copy not synchronized");
+                Sent::Dropped
             }
         }
     }

@@ -144,6 +144,14 @@ async fn ts0001_9_6_26_a_cse_that_is_not_a_peer_is_left_out_of_at() {
     let stored = fed.mn.get("/cse-mn/partial", "Cpartial").await;
     assert_eq!(stored.inner("m2m:ae")["at"], json!(["/id-in"]));
     assert_eq!(fed.inc.discovered("/cse-in/id-mn", 10002).await.len(), 1);
+    // Dropped, not kept to retry: such a CSE is never a target.
+    let log = fed.mn.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("not announced") && l.contains("target=/id-nowhere")),
+        "{log}"
+    );
+    assert!(!log.contains("kept to retry"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
