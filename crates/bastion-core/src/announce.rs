@@ -19,13 +19,14 @@
 use crate::fanout::join_bounded;
 use crate::notify::fresh_id;
 use crate::throttle::Throttle;
+pub(crate) use crate::tree::{Action, Pending};
 use crate::tree::{Node, Ri, Tree};
 use crate::types::{node_row, MAX_ANNOUNCE_TARGETS};
 use crate::Cse;
 use bastion_proto::time::Timestamp;
 use bastion_proto::{Operation, Request, ResourceType, Response, Rsc};
 use bastion_store::WriteOp;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 /// One announced copy: the target's CSE-ID and the copy's SP-relative ID there.
 pub(crate) type Copy = (Box<str>, Box<str>);
@@ -47,29 +48,6 @@ const RETRY_MAX_S: i64 = 60;
 /// A full pending store is logged once a minute.
 static PENDING_FULL: Throttle = Throttle::per_minute();
 
-/// What a pending action does at its target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Action {
-    Create,
-    Update,
-    Delete,
-}
-
-/// An announcement action a target missed because it could not be reached. Target,
-/// action and copy are stored with the original; the backoff is not (after a restart
-/// every pending action is tried at once).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Pending {
-    pub target: Box<str>,
-    pub action: Action,
-    /// The copy an UPDATE or DELETE goes to; `None` for a CREATE.
-    pub copy: Option<Box<str>>,
-    /// Failed tries so far.
-    pub tries: u32,
-    /// Not tried again before.
-    pub next: Timestamp,
-}
-
 /// The wait after `tries` failed tries.
 fn backoff(tries: u32) -> i64 {
     let doublings = tries.saturating_sub(1).min(16);
@@ -90,37 +68,6 @@ impl Pending {
     /// Whether `other` is the same action (backoff aside).
     fn same(&self, other: &Pending) -> bool {
         self.target == other.target && self.action == other.action && self.copy == other.copy
-    }
-
-    /// The stored form.
-    pub(crate) fn stored(&self) -> Value {
-        let action = match self.action {
-            Action::Create => "create",
-            Action::Update => "update",
-            Action::Delete => "delete",
-        };
-        json!({"target": &*self.target, "action": action, "copy": self.copy.as_deref()})
-    }
-
-    /// From the stored form; due at once.
-    pub(crate) fn from_stored(v: &Value) -> Option<Pending> {
-        let action = match v.get("action")?.as_str()? {
-            "create" => Action::Create,
-            "update" => Action::Update,
-            "delete" => Action::Delete,
-            _ => return None,
-        };
-        let copy = v.get("copy").and_then(Value::as_str).map(Into::into);
-        if (action == Action::Create) != copy.is_none() {
-            return None;
-        }
-        Some(Pending {
-            target: v.get("target")?.as_str()?.into(),
-            action,
-            copy,
-            tries: 0,
-            next: Timestamp(0),
-        })
     }
 }
 

@@ -75,12 +75,9 @@ pub(crate) fn announced_copies(body: &str) -> Vec<(Box<str>, Box<str>)> {
 const PENDING: &str = "@ap";
 
 /// Adds to a stored body the announcement actions still pending for the resource.
-pub(crate) fn mark_pending(body: &mut String, pending: &[crate::announce::Pending]) {
+pub(crate) fn mark_pending(body: &mut String, pending: &[crate::tree::Pending]) {
     if body.ends_with('}') && body.len() > 2 && !pending.is_empty() {
-        let list: Vec<Value> = pending
-            .iter()
-            .map(crate::announce::Pending::stored)
-            .collect();
+        let list: Vec<Value> = pending.iter().map(crate::tree::Pending::stored).collect();
         body.pop();
         body.push(',');
         body.push_str(&serde_json::to_string(PENDING).unwrap_or_default());
@@ -91,7 +88,7 @@ pub(crate) fn mark_pending(body: &mut String, pending: &[crate::announce::Pendin
 }
 
 /// The pending announcement actions a stored body records.
-pub(crate) fn pending_announcements(body: &str) -> Vec<crate::announce::Pending> {
+pub(crate) fn pending_announcements(body: &str) -> Vec<crate::tree::Pending> {
     let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(body) else {
         return Vec::new();
     };
@@ -99,7 +96,7 @@ pub(crate) fn pending_announcements(body: &str) -> Vec<crate::announce::Pending>
         return Vec::new();
     };
     list.iter()
-        .filter_map(crate::announce::Pending::from_stored)
+        .filter_map(crate::tree::Pending::from_stored)
         .collect()
 }
 
