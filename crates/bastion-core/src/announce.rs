@@ -9,21 +9,151 @@
 //! original takes its copies with it.
 //!
 //! It runs after the original's own write is durable, within the request, the targets in
-//! parallel, each bounded by the outbound timeout and in-flight limits; a failure is
-//! logged once and costs the original nothing but that target (docs/decisions.md).
+//! parallel, each bounded by the outbound timeout and in-flight limits. A target that
+//! cannot be reached costs the original nothing but that target: the CREATE, UPDATE or
+//! DELETE it missed is kept as a [`Pending`] action with the original (durable) and retried
+//! by a periodic pass with exponential backoff, bounded per resource and per target CSE;
+//! a target that refuses is logged once and dropped (docs/decisions.md).
 //! Targets are CSEs this CSE talks to directly: its registrar and the CSEs registered here.
 
 use crate::fanout::join_bounded;
 use crate::notify::fresh_id;
-use crate::tree::{Ri, Tree};
+use crate::throttle::Throttle;
+pub(crate) use crate::tree::{Action, Pending};
+use crate::tree::{Node, Ri, Tree};
 use crate::types::{node_row, MAX_ANNOUNCE_TARGETS};
 use crate::Cse;
+use bastion_proto::time::Timestamp;
 use bastion_proto::{Operation, Request, ResourceType, Response, Rsc};
 use bastion_store::WriteOp;
 use serde_json::{Map, Value};
 
 /// One announced copy: the target's CSE-ID and the copy's SP-relative ID there.
 pub(crate) type Copy = (Box<str>, Box<str>);
+
+/// Pending actions one resource may hold: a CREATE or UPDATE and a DELETE of an older
+/// copy per target.
+pub(crate) const MAX_PENDING_PER_RESOURCE: usize = 2 * MAX_ANNOUNCE_TARGETS;
+
+/// Pending actions towards one target CSE, over all resources.
+pub(crate) const MAX_PENDING_PER_TARGET: usize = 4096;
+
+/// Pending actions one periodic pass tries (the others wait for the next pass).
+const MAX_RETRIES_PER_PASS: usize = 64;
+
+/// The first retry waits this long; each failure doubles the wait, up to the cap.
+const RETRY_FIRST_S: i64 = 1;
+const RETRY_MAX_S: i64 = 60;
+
+/// A full pending store is logged once a minute.
+static PENDING_FULL: Throttle = Throttle::per_minute();
+
+/// The wait after `tries` failed tries.
+fn backoff(tries: u32) -> i64 {
+    let doublings = tries.saturating_sub(1).min(16);
+    (RETRY_FIRST_S << doublings).min(RETRY_MAX_S)
+}
+
+impl Pending {
+    fn new(target: &str, action: Action, copy: Option<&str>, now: Timestamp) -> Pending {
+        Pending {
+            target: target.into(),
+            action,
+            copy: copy.map(Into::into),
+            tries: 1,
+            next: Timestamp(now.0.saturating_add(backoff(1))),
+        }
+    }
+
+    /// Whether `other` is the same action (backoff aside).
+    fn same(&self, other: &Pending) -> bool {
+        self.target == other.target && self.action == other.action && self.copy == other.copy
+    }
+}
+
+/// Adds `new` to `pending`, merged with what is there for its target: a CREATE pending
+/// already sends the current attributes (an UPDATE adds nothing); a DELETE cancels a
+/// CREATE not made yet and an UPDATE of the copy it deletes. `false` when nothing was
+/// added.
+fn merge(pending: &mut Vec<Pending>, new: Pending) -> bool {
+    let target = new.target.clone();
+    match new.action {
+        Action::Create | Action::Update => {
+            let covered = pending.iter().any(|p| {
+                p.target == target
+                    && (p.action == Action::Create
+                        || (p.action == Action::Update && p.copy == new.copy))
+            });
+            if covered {
+                return false;
+            }
+        }
+        Action::Delete => {
+            pending.retain(|p| {
+                !(p.target == target
+                    && (p.action == Action::Create
+                        || (p.action == Action::Update && p.copy == new.copy)))
+            });
+            if pending.iter().any(|p| p.same(&new)) {
+                return false;
+            }
+        }
+    }
+    pending.push(new);
+    true
+}
+
+/// Pending actions towards `target` over the whole tree.
+fn pending_towards(tree: &Tree, target: &str) -> usize {
+    tree.nodes
+        .values()
+        .flat_map(|n| &n.pending)
+        .filter(|p| &*p.target == target)
+        .count()
+}
+
+/// Keeps `new` with `node` unless that exceeds a bound (then refused, logged once a
+/// minute); `pending_elsewhere` counts the actions towards its target already kept.
+fn keep(node: &mut Node, new: Pending, pending_elsewhere: usize) {
+    let full = node.pending.len() >= MAX_PENDING_PER_RESOURCE
+        || pending_elsewhere >= MAX_PENDING_PER_TARGET;
+    if full && !node.pending.iter().any(|p| p.target == new.target) {
+        if PENDING_FULL.ready() {
+            tracing::warn!(ri = %node.ri, target = %new.target, per_resource = MAX_PENDING_PER_RESOURCE, per_target = MAX_PENDING_PER_TARGET,
+                "pending announcement actions at the cap; this one is dropped");
+        }
+        return;
+    }
+    merge(&mut node.pending, new);
+}
+
+/// Why an announcement request got no answer, and whether trying again may help.
+struct Unsent {
+    why: String,
+    retry: bool,
+}
+
+/// How one announcement request ended for its target.
+enum Sent {
+    /// Done (for a CREATE, the copy made).
+    Done(Option<Copy>),
+    /// Not reached: worth trying again.
+    Retry,
+    /// Refused or unusable: logged, not tried again.
+    Dropped,
+}
+
+/// Whether a failure to reach the target, or its answer, is worth a retry: no answer, or
+/// the target (or a CSE on the way) could not go on now.
+fn retryable(rsc: Rsc) -> bool {
+    matches!(
+        rsc,
+        Rsc::TargetNotReachable
+            | Rsc::RemoteEntityNotReachable
+            | Rsc::RequestTimeout
+            | Rsc::InternalServerError
+    )
+}
 
 /// Attributes every copy carries when the original has them (MA, TS-0001 9.6.1.3).
 const ALWAYS: &[&str] = &["lbl", "et"];
@@ -112,21 +242,29 @@ impl Cse {
         }
     }
 
-    /// Sends `req` to the CSE `target`, one this CSE talks to directly.
-    async fn send_to_cse(&self, target: &str, req: Request) -> Result<Response, String> {
+    /// Sends `req` to the CSE `target`, one this CSE talks to directly. Not sent at all
+    /// (no outbound port, or `target` is not a peer) is no reason to try again.
+    async fn send_to_cse(&self, target: &str, req: Request) -> Result<Response, Unsent> {
+        let never = |why: &str| Unsent {
+            why: why.to_owned(),
+            retry: false,
+        };
         let outbound = self
             .outbound
             .as_ref()
-            .ok_or_else(|| "this CSE sends no requests".to_owned())?;
+            .ok_or_else(|| never("this CSE sends no requests"))?;
         let peer = self
             .peers(self.now())
             .into_iter()
             .find(|p| p.csi == target)
-            .ok_or_else(|| "neither this CSE's registrar nor registered here".to_owned())?;
+            .ok_or_else(|| never("neither this CSE's registrar nor registered here"))?;
         outbound
             .send(Some(&peer.csi), &peer.poa, req)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| Unsent {
+                why: e.to_string(),
+                retry: true,
+            })
     }
 
     /// Where a copy of a resource whose parent is `parent` goes at `target`: under the
@@ -157,67 +295,132 @@ impl Cse {
         ))
     }
 
-    /// Creates copies of `o` at `targets`, in parallel; the copies made.
-    async fn make_copies(&self, o: &Original, targets: &[String]) -> Vec<Copy> {
-        let places: Vec<(String, Option<String>)> = {
+    /// Whether the parent of `o` still waits for its own copy at `target`: then the copy
+    /// of `o` waits too (it goes under the parent's).
+    fn parent_pending(&self, tree: &Tree, o: &Original, target: &str) -> bool {
+        o.parent
+            .as_ref()
+            .and_then(|p| tree.get(p))
+            .is_some_and(|p| {
+                p.pending
+                    .iter()
+                    .any(|a| &*a.target == target && a.action == Action::Create)
+            })
+    }
+
+    /// Creates the copy of `o` at `target` under `place`.
+    async fn make_copy(&self, o: &Original, target: &str, place: Option<String>) -> Sent {
+        let Some(place) = place else {
+            tracing::warn!(lnk = %o.lnk, target = %target, "not announced: its parent is not announced there and this CSE is not registered with it");
+            return Sent::Dropped;
+        };
+        let mut req = self.announcement_request(Operation::Create, place, Some(o.copy_content()));
+        req.ty = Some(u64::from(o.announced.number()));
+        let root = o.root.as_str();
+        match self.send_to_cse(target, req).await {
+            Ok(resp) if resp.rsc == Rsc::Created => {
+                let ri = resp
+                    .pc
+                    .as_ref()
+                    .and_then(|pc| pc.get(root)?.get("ri")?.as_str().map(str::to_owned));
+                match ri {
+                    Some(ri) => Sent::Done(Some((target.into(), format!("{target}/{ri}").into()))),
+                    None => {
+                        tracing::warn!(lnk = %o.lnk, target = %target, "announcement answered without the copy's ri");
+                        Sent::Dropped
+                    }
+                }
+            }
+            Ok(resp) if retryable(resp.rsc) => {
+                tracing::info!(lnk = %o.lnk, target = %target, rsc = resp.rsc.code(), "announcement not done; kept to retry");
+                Sent::Retry
+            }
+            Ok(resp) => {
+                tracing::warn!(lnk = %o.lnk, target = %target, rsc = resp.rsc.code(), "announcement refused");
+                Sent::Dropped
+            }
+            Err(Unsent { why, retry: true }) => {
+                tracing::info!(lnk = %o.lnk, target = %target, error = %why, "announcement not done; kept to retry");
+                Sent::Retry
+            }
+            Err(Unsent { why, .. }) => {
+                tracing::warn!(lnk = %o.lnk, target = %target, error = %why, "not announced");
+                Sent::Dropped
+            }
+        }
+    }
+
+    /// Creates copies of `o` at `targets`, in parallel: the copies made, and the targets
+    /// to try again (not reached, or whose parent copy is still pending there).
+    async fn make_copies(&self, o: &Original, targets: &[String]) -> (Vec<Copy>, Vec<String>) {
+        let places: Vec<(String, Option<String>, bool)> = {
             let tree = self.tree.read();
             targets
                 .iter()
-                .map(|t| (t.clone(), self.copy_parent(&tree, o, t)))
+                .map(|t| {
+                    let waits = self.parent_pending(&tree, o, t);
+                    (t.clone(), self.copy_parent(&tree, o, t), waits)
+                })
                 .collect()
         };
-        let content = o.copy_content();
-        let root = o.root.as_str();
-        let sends = places.into_iter().map(|(target, place)| {
-            let content = content.clone();
+        let sends = places.into_iter().map(|(target, place, waits)| async move {
+            let sent = if waits && place.is_none() {
+                Sent::Retry
+            } else {
+                self.make_copy(o, &target, place).await
+            };
+            (target, sent)
+        });
+        let mut made = Vec::new();
+        let mut retry = Vec::new();
+        for (target, sent) in join_bounded(sends.collect(), MAX_ANNOUNCE_TARGETS).await {
+            match sent {
+                Sent::Done(Some(copy)) => made.push(copy),
+                Sent::Retry => retry.push(target),
+                Sent::Done(None) | Sent::Dropped => {}
+            }
+        }
+        (made, retry)
+    }
+
+    /// Sends one UPDATE or DELETE to `copy` at `target`.
+    async fn to_copy(&self, op: Operation, target: &str, copy: &str, pc: Option<Value>) -> Sent {
+        let req = self.announcement_request(op, copy.to_owned(), pc);
+        match self.send_to_cse(target, req).await {
+            Ok(resp) if resp.rsc.is_success() || resp.rsc == Rsc::NotFound => Sent::Done(None),
+            Ok(resp) if retryable(resp.rsc) => {
+                tracing::info!(copy = %copy, rsc = resp.rsc.code(), op = ?op, "announced copy not synchronized; kept to retry");
+                Sent::Retry
+            }
+            Ok(resp) => {
+                tracing::warn!(copy = %copy, rsc = resp.rsc.code(), op = ?op, "announced copy not synchronized");
+                Sent::Dropped
+            }
+            Err(Unsent { why, retry: true }) => {
+                tracing::info!(copy = %copy, error = %why, op = ?op, "announced copy not synchronized; kept to retry");
+                Sent::Retry
+            }
+            Err(Unsent { why, .. }) => {
+                tracing::warn!(copy = %copy, error = %why, op = ?op, "announced copy not synchronized");
+                Sent::Dropped
+            }
+        }
+    }
+
+    /// Sends one UPDATE or DELETE to each copy, in parallel; the copies to try again.
+    async fn to_copies(&self, op: Operation, copies: &[Copy], pc: Option<Value>) -> Vec<Copy> {
+        let sends = copies.iter().map(|(target, copy)| {
+            let pc = pc.clone();
             async move {
-                let Some(place) = place else {
-                    tracing::warn!(lnk = %o.lnk, target = %target, "not announced: its parent is not announced there and this CSE is not registered with it");
-                    return None;
-                };
-                let mut req =
-                    self.announcement_request(Operation::Create, place, Some(content));
-                req.ty = Some(u64::from(o.announced.number()));
-                match self.send_to_cse(&target, req).await {
-                    Ok(resp) if resp.rsc == Rsc::Created => {
-                        let ri = resp.pc.as_ref()?.get(root)?.get("ri")?.as_str()?;
-                        Some((target.as_str().into(), format!("{target}/{ri}").into()))
-                    }
-                    Ok(resp) => {
-                        tracing::warn!(lnk = %o.lnk, target = %target, rsc = resp.rsc.code(), "announcement refused");
-                        None
-                    }
-                    Err(why) => {
-                        tracing::warn!(lnk = %o.lnk, target = %target, error = %why, "announcement failed");
-                        None
-                    }
-                }
+                let sent = self.to_copy(op, target, copy, pc).await;
+                (matches!(sent, Sent::Retry), (target.clone(), copy.clone()))
             }
         });
         join_bounded(sends.collect(), MAX_ANNOUNCE_TARGETS)
             .await
             .into_iter()
-            .flatten()
+            .filter_map(|(retry, copy)| retry.then_some(copy))
             .collect()
-    }
-
-    /// Sends one UPDATE or DELETE to each copy, in parallel; failures are logged.
-    async fn to_copies(&self, op: Operation, copies: &[Copy], pc: Option<Value>) {
-        let sends = copies.iter().map(|(target, copy)| {
-            let req = self.announcement_request(op, copy.to_string(), pc.clone());
-            async move {
-                match self.send_to_cse(target, req).await {
-                    Ok(resp) if resp.rsc.is_success() || resp.rsc == Rsc::NotFound => {}
-                    Ok(resp) => {
-                        tracing::warn!(copy = %copy, rsc = resp.rsc.code(), op = ?op, "announced copy not synchronized")
-                    }
-                    Err(why) => {
-                        tracing::warn!(copy = %copy, error = %why, op = ?op, "announced copy not synchronized")
-                    }
-                }
-            }
-        });
-        join_bounded(sends.collect(), MAX_ANNOUNCE_TARGETS).await;
     }
 
     /// The original `ri` as its copies see it; `None` when it is not announceable.
@@ -235,27 +438,42 @@ impl Cse {
         Some((o, node.announced.clone()))
     }
 
-    /// Stores `copies` as the copies of `ri` and `at` as their targets; the attributes
-    /// to answer with.
-    async fn record_copies(&self, ri: &str, copies: Vec<Copy>) -> Option<Map<String, Value>> {
-        let (pending, attrs) = {
+    /// Applies `change` to the node `ri` (where its copies live, what is pending), sets
+    /// `at` to the targets where a copy was made, and stores it; the attributes to answer
+    /// with. `None` when the node is gone or the write failed.
+    /// `counted` names the targets whose pending actions over the tree `change` is given
+    /// (to bound what it keeps).
+    async fn record(
+        &self,
+        ri: &str,
+        counted: &[&str],
+        change: impl FnOnce(&dyn Fn(&str) -> usize, &mut Node),
+    ) -> Option<Map<String, Value>> {
+        let (written, attrs) = {
             let mut tree = self.tree.write();
+            tree.get(ri)?;
+            let counts: Vec<(&str, usize)> = counted
+                .iter()
+                .map(|t| (*t, pending_towards(&tree, t)))
+                .collect();
+            let count = |t: &str| counts.iter().find(|(c, _)| *c == t).map_or(0, |(_, n)| *n);
             let node = tree.get_mut(ri)?;
-            let at: Vec<Value> = copies.iter().map(|(t, _)| Value::from(&**t)).collect();
+            change(&count, node);
+            let at: Vec<Value> = node
+                .announced
+                .iter()
+                .map(|(t, _)| Value::from(&**t))
+                .collect();
             if at.is_empty() {
                 node.attrs.remove("at");
             } else {
                 node.attrs.insert("at".into(), Value::Array(at));
             }
-            node.announced = copies;
             let attrs = node.attrs.clone();
-            (
-                self.committer
-                    .enqueue(vec![WriteOp::Upsert(node_row(node))]),
-                attrs,
-            )
+            let row = node_row(node);
+            (self.committer.enqueue(vec![WriteOp::Upsert(row)]), attrs)
         };
-        match pending.durable().await {
+        match written.durable().await {
             Ok(()) => Some(attrs),
             Err(e) => {
                 tracing::warn!(ri = %ri, error = %e, "where the announced copies live was not stored");
@@ -275,9 +493,19 @@ impl Cse {
         let Some((o, _)) = self.original(ri) else {
             return attrs;
         };
-        let made = self.make_copies(&o, &wanted).await;
+        let (made, retry) = self.make_copies(&o, &wanted).await;
+        let now = self.now();
         let ri = ri.to_owned();
-        self.record_copies(&ri, made).await.unwrap_or(attrs)
+        let counted: Vec<&str> = retry.iter().map(String::as_str).collect();
+        self.record(&ri, &counted, |count, node| {
+            node.announced = made;
+            for target in &retry {
+                let p = Pending::new(target, Action::Create, None, now);
+                keep(node, p, count(target));
+            }
+        })
+        .await
+        .unwrap_or(attrs)
     }
 
     /// Keeps in the `at` of a new instance of `parent` only the targets where `parent`
@@ -300,7 +528,8 @@ impl Cse {
     /// After a CREATE of an instance of `parent` (durable): its copies under the
     /// container's copies at the CSEs of its `at`. An instance never changes, so where
     /// they live is not stored; they expire with it (`et` is announced) or go with the
-    /// container's copy. Answers with `at` holding the targets where a copy was made.
+    /// container's copy. Answers with `at` holding the targets where a copy was made; a
+    /// copy not made is not retried (docs/decisions.md).
     pub(crate) async fn announce_instance(
         &self,
         parent: &Ri,
@@ -324,15 +553,16 @@ impl Cse {
             attrs: attrs.clone(),
             parent: Some(parent.clone()),
         };
-        let made = self.make_copies(&o, &wanted).await;
+        let (made, _) = self.make_copies(&o, &wanted).await;
         let at: Vec<Value> = made.iter().map(|(t, _)| Value::from(&**t)).collect();
         attrs.insert("at".into(), Value::Array(at));
         attrs
     }
 
     /// After an UPDATE of the resource `ri` that applied `content` (durable): targets
-    /// dropped from `at` lose their copy, new ones get one, and the others receive the
-    /// announced attributes the content changed (all `aa` lists, when `aa` changed).
+    /// dropped from `at` lose their copy (and a CREATE pending there is cancelled), new
+    /// ones get one, and the others receive the announced attributes the content changed
+    /// (all `aa` lists, when `aa` changed). What does not reach its target is kept.
     pub(crate) async fn announce_updated(
         &self,
         ri: &Ri,
@@ -344,7 +574,7 @@ impl Cse {
             self.tree
                 .read()
                 .get(ri)
-                .is_some_and(|n| !n.announced.is_empty())
+                .is_some_and(|n| !n.announced.is_empty() || !n.pending.is_empty())
         };
         if !content.contains_key("at") && !announced() {
             return attrs;
@@ -361,31 +591,177 @@ impl Cse {
             .into_iter()
             .partition(|(t, _)| wanted.iter().any(|w| **w == **t));
         let new: Vec<String> = wanted
-            .into_iter()
-            .filter(|w| !kept.iter().any(|(t, _)| **t == **w))
+            .iter()
+            .filter(|w| !kept.iter().any(|(t, _)| **t == ***w))
+            .cloned()
             .collect();
-        self.to_copies(Operation::Delete, &dropped, None).await;
+        let undeleted = self.to_copies(Operation::Delete, &dropped, None).await;
         let changed: Vec<&str> = if content.contains_key("aa") {
             ALWAYS.iter().copied().chain(listed(&o.attrs)).collect()
         } else {
             content.keys().map(String::as_str).collect()
         };
         let values = announced_values(changed.into_iter(), &o.attrs);
+        let mut unupdated = Vec::new();
         if !values.is_empty() && !kept.is_empty() {
             let mut pc = Map::new();
             pc.insert(o.root.clone(), Value::Object(values));
-            self.to_copies(Operation::Update, &kept, Some(Value::Object(pc)))
+            unupdated = self
+                .to_copies(Operation::Update, &kept, Some(Value::Object(pc)))
                 .await;
         }
-        let mut copies = kept;
-        copies.extend(self.make_copies(&o, &new).await);
-        self.record_copies(ri, copies).await.unwrap_or(attrs)
+        let (made, retry) = self.make_copies(&o, &new).await;
+        let now = self.now();
+        let at_changed = content.contains_key("at");
+        let counted: Vec<&str> = undeleted
+            .iter()
+            .chain(&unupdated)
+            .map(|(t, _)| &**t)
+            .chain(retry.iter().map(String::as_str))
+            .collect();
+        self.record(ri, &counted, |count, node| {
+            if at_changed {
+                node.pending.retain(|p| {
+                    p.action != Action::Create || wanted.iter().any(|w| **w == *p.target)
+                });
+            }
+            node.pending.retain(|p| {
+                !(p.action == Action::Create && made.iter().any(|(t, _)| *t == p.target))
+            });
+            let mut copies = kept;
+            copies.extend(made);
+            node.announced = copies;
+            let actions = undeleted
+                .iter()
+                .map(|(t, c)| (t, Action::Delete, Some(c)))
+                .chain(unupdated.iter().map(|(t, c)| (t, Action::Update, Some(c))));
+            for (target, action, copy) in actions {
+                let p = Pending::new(target, action, copy.map(|c| &**c), now);
+                keep(node, p, count(target));
+            }
+            for target in &retry {
+                let p = Pending::new(target, Action::Create, None, now);
+                keep(node, p, count(target));
+            }
+        })
+        .await
+        .unwrap_or(attrs)
     }
 
     /// DELETE of the copies of resources that are gone (`copies_under`, taken before).
+    /// The originals' pending actions went with them; a copy not reached now is logged
+    /// and not retried: nothing durable is left to keep it with (docs/decisions.md).
     pub(crate) async fn withdraw(&self, copies: Vec<Copy>) {
         if !copies.is_empty() {
-            self.to_copies(Operation::Delete, &copies, None).await;
+            for (target, copy) in self.to_copies(Operation::Delete, &copies, None).await {
+                tracing::warn!(target = %target, copy = %copy, "the copy of a deleted original was not deleted");
+            }
+        }
+    }
+
+    /// One periodic pass over the pending announcement actions: those due are tried
+    /// (at most [`MAX_RETRIES_PER_PASS`], in parallel within the target limit); done or
+    /// refused ones are removed, failed ones wait twice as long (up to a minute).
+    pub(crate) async fn retry_announcements(&self) {
+        if self.write_guard().is_err() {
+            return;
+        }
+        let now = self.now();
+        let due: Vec<(Ri, Pending)> = {
+            let tree = self.tree.read();
+            tree.nodes
+                .values()
+                .flat_map(|n| n.pending.iter().map(move |p| (n, p)))
+                .filter(|(_, p)| p.next <= now)
+                .take(MAX_RETRIES_PER_PASS)
+                .map(|(n, p)| (n.ri.clone(), p.clone()))
+                .collect()
+        };
+        if due.is_empty() {
+            return;
+        }
+        let tries = due.into_iter().map(|(ri, p)| async move {
+            let sent = self.retry_one(&ri, &p).await;
+            (ri, p, sent)
+        });
+        for (ri, p, sent) in join_bounded(tries.collect(), MAX_ANNOUNCE_TARGETS).await {
+            self.settle(&ri, &p, sent).await;
+        }
+    }
+
+    /// Tries one pending action of the resource `ri`.
+    async fn retry_one(&self, ri: &Ri, p: &Pending) -> Sent {
+        let Some((o, _)) = self.original(ri) else {
+            return Sent::Dropped;
+        };
+        match (p.action, p.copy.as_deref()) {
+            (Action::Create, _) => {
+                let (place, waits) = {
+                    let tree = self.tree.read();
+                    (
+                        self.copy_parent(&tree, &o, &p.target),
+                        self.parent_pending(&tree, &o, &p.target),
+                    )
+                };
+                if place.is_none() && waits {
+                    return Sent::Retry;
+                }
+                self.make_copy(&o, &p.target, place).await
+            }
+            (Action::Update, Some(copy)) => {
+                // Everything announced, as it is now: the missed changes included.
+                let names = ALWAYS.iter().copied().chain(listed(&o.attrs));
+                let mut pc = Map::new();
+                pc.insert(
+                    o.root.clone(),
+                    Value::Object(announced_values(names, &o.attrs)),
+                );
+                self.to_copy(Operation::Update, &p.target, copy, Some(Value::Object(pc)))
+                    .await
+            }
+            (Action::Delete, Some(copy)) => {
+                self.to_copy(Operation::Delete, &p.target, copy, None).await
+            }
+            _ => Sent::Dropped,
+        }
+    }
+
+    /// Records how a retried action `p` of `ri` ended. A failure only moves its next try
+    /// (the backoff is not stored); a copy made for an original that went meanwhile, or
+    /// for a target no longer wanted, is deleted again.
+    async fn settle(&self, ri: &Ri, p: &Pending, sent: Sent) {
+        let now = self.now();
+        if let Sent::Retry = sent {
+            let mut tree = self.tree.write();
+            if let Some(q) = tree
+                .get_mut(ri)
+                .and_then(|n| n.pending.iter_mut().find(|q| q.same(p)))
+            {
+                q.tries = q.tries.saturating_add(1);
+                q.next = Timestamp(now.0.saturating_add(backoff(q.tries)));
+            }
+            return;
+        }
+        let made = match &sent {
+            Sent::Done(Some(copy)) => Some(copy.clone()),
+            _ => None,
+        };
+        let mut kept = false;
+        self.record(ri, &[], |_, node| {
+            let Some(i) = node.pending.iter().position(|q| q.same(p)) else {
+                return;
+            };
+            node.pending.remove(i);
+            if let Some(copy) = &made {
+                node.announced.retain(|(t, _)| *t != copy.0);
+                node.announced.push(copy.clone());
+                kept = true;
+            }
+        })
+        .await;
+        if let (Some((target, copy)), false) = (made, kept) {
+            tracing::info!(copy = %copy, "the copy was made for an original or target that went meanwhile: deleting it");
+            let _ = self.to_copy(Operation::Delete, &target, &copy, None).await;
         }
     }
 }
@@ -439,5 +815,117 @@ mod tests {
         after.remove("lbl");
         let changed = announced_values(["lbl", "mbs", "mni"].into_iter(), &after);
         assert_eq!(Value::Object(changed), json!({"lbl": null, "mni": 5}));
+    }
+
+    fn pending(target: &str, action: Action, copy: Option<&str>) -> Pending {
+        Pending::new(target, action, copy, Timestamp(100))
+    }
+
+    #[test]
+    fn pending_actions_merge_per_target() {
+        let mut p = vec![pending("/id-in", Action::Create, None)];
+        // A CREATE not made yet sends the current attributes: an UPDATE adds nothing.
+        assert!(!merge(
+            &mut p,
+            pending("/id-in", Action::Update, Some("/id-in/x"))
+        ));
+        assert!(!merge(&mut p, pending("/id-in", Action::Create, None)));
+        assert!(merge(
+            &mut p,
+            pending("/id-asn", Action::Update, Some("/id-asn/y"))
+        ));
+        assert!(!merge(
+            &mut p,
+            pending("/id-asn", Action::Update, Some("/id-asn/y"))
+        ));
+        assert_eq!(p.len(), 2);
+        // A DELETE cancels the CREATE and the UPDATE of its copy, and is kept once.
+        assert!(merge(
+            &mut p,
+            pending("/id-in", Action::Delete, Some("/id-in/old"))
+        ));
+        assert!(merge(
+            &mut p,
+            pending("/id-asn", Action::Delete, Some("/id-asn/y"))
+        ));
+        assert!(!merge(
+            &mut p,
+            pending("/id-asn", Action::Delete, Some("/id-asn/y"))
+        ));
+        assert_eq!(
+            p.iter()
+                .map(|a| (&*a.target, a.action, a.copy.as_deref()))
+                .collect::<Vec<_>>(),
+            vec![
+                ("/id-in", Action::Delete, Some("/id-in/old")),
+                ("/id-asn", Action::Delete, Some("/id-asn/y")),
+            ]
+        );
+        // Re-announcing after a DELETE of the old copy: both are kept.
+        assert!(merge(&mut p, pending("/id-in", Action::Create, None)));
+        assert_eq!(p.len(), 3);
+    }
+
+    #[test]
+    fn pending_actions_are_stored_without_their_backoff() {
+        let a = pending("/id-in", Action::Update, Some("/id-in/cnt9"));
+        assert_eq!(
+            a.stored(),
+            json!({"target": "/id-in", "action": "update", "copy": "/id-in/cnt9"})
+        );
+        let back = Pending::from_stored(&a.stored()).unwrap();
+        assert!(back.same(&a));
+        assert_eq!((back.tries, back.next), (0, Timestamp(0)), "due at once");
+        let c = pending("/id-in", Action::Create, None);
+        assert!(Pending::from_stored(&c.stored()).unwrap().same(&c));
+        for bad in [
+            json!({"target": "/id-in", "action": "create", "copy": "/id-in/x"}),
+            json!({"target": "/id-in", "action": "delete", "copy": null}),
+            json!({"target": "/id-in", "action": "notify", "copy": "/id-in/x"}),
+            json!({"action": "delete", "copy": "/id-in/x"}),
+        ] {
+            assert_eq!(Pending::from_stored(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_a_minute() {
+        let waits: Vec<i64> = (1..=9).map(backoff).collect();
+        assert_eq!(waits, vec![1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(backoff(u32::MAX), 60);
+        assert_eq!(pending("/id-in", Action::Create, None).next, Timestamp(101));
+    }
+
+    #[test]
+    fn a_full_resource_keeps_no_new_target() {
+        let mut node = Node::new(
+            ResourceType::Container,
+            "cnt1",
+            None,
+            "c".into(),
+            "c".into(),
+            1,
+            Map::new(),
+            None,
+            None,
+        );
+        for i in 0..MAX_PENDING_PER_RESOURCE {
+            keep(
+                &mut node,
+                pending(&format!("/id-{i}"), Action::Create, None),
+                0,
+            );
+        }
+        keep(&mut node, pending("/id-more", Action::Create, None), 0);
+        assert_eq!(node.pending.len(), MAX_PENDING_PER_RESOURCE);
+        assert!(!node.pending.iter().any(|p| &*p.target == "/id-more"));
+        // Towards a target with its cap reached elsewhere: refused too.
+        node.pending.clear();
+        keep(
+            &mut node,
+            pending("/id-in", Action::Create, None),
+            MAX_PENDING_PER_TARGET,
+        );
+        assert!(node.pending.is_empty());
     }
 }

@@ -217,9 +217,33 @@ impl Cse {
     /// `oet` is 4008, an unreachable next hop 5103.
     pub(crate) async fn forward(
         &self,
+        req: Request,
+        ctx: &RequestContext,
+        dest: Destination,
+    ) -> Result<Response, RequestError> {
+        self.relay(req, ctx, dest, true).await
+    }
+
+    /// Sends a request this CSE issues itself on behalf of the originator of the request
+    /// it is serving (`rcn` 7 fetching an announced resource's original, TS-0004
+    /// 7.3.3.3): the same checks, identity binding, routing and `fr` rewrite as a
+    /// forwarded request, but it did not arrive from another CSE, so no next hop is
+    /// refused for being the one it came from.
+    pub(crate) async fn on_behalf(
+        &self,
+        req: Request,
+        ctx: &RequestContext,
+        dest: Destination,
+    ) -> Result<Response, RequestError> {
+        self.relay(req, ctx, dest, false).await
+    }
+
+    async fn relay(
+        &self,
         mut req: Request,
         ctx: &RequestContext,
         dest: Destination,
+        transit: bool,
     ) -> Result<Response, RequestError> {
         // Before anything else: a request that came back round is not checked, resolved
         // or sent again.
@@ -261,12 +285,16 @@ impl Cse {
             registrar: self.config.registrar.as_deref(),
         };
         let origin = owner(&self.config.sp_id, &checked.fr);
-        let from = sender(
-            &self.config.cse_id,
-            &self.config.sp_id,
-            ctx.identity.as_deref(),
-            &checked.fr,
-        );
+        let from = if transit {
+            sender(
+                &self.config.cse_id,
+                &self.config.sp_id,
+                ctx.identity.as_deref(),
+                &checked.fr,
+            )
+        } else {
+            None
+        };
         let hop = next_hop(&here, &peers, &dest, origin, from)?;
         if hop.poa.is_empty() {
             return Err(RequestError::TargetNotReachable(

@@ -329,6 +329,20 @@ impl Cse {
         out
     }
 
+    /// Starts the periodic pass that retries announcement actions whose target could not
+    /// be reached (`announce.rs`), once a second.
+    pub fn spawn_announcement_retry(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let cse = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                cse.retry_announcements().await;
+            }
+        })
+    }
+
     /// Starts the background expiry sweep.
     pub fn spawn_expiry(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         expiry::spawn(self.clone())

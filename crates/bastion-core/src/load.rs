@@ -72,6 +72,7 @@ pub(crate) async fn load_tree(
         }
         if node.ty.announced().is_some() {
             node.announced = crate::render::announced_copies(&body);
+            node.pending = crate::render::pending_announcements(&body);
         }
         if kind.reload_last() {
             last.push(node.ri.clone());
@@ -379,5 +380,6 @@ pub(crate) fn base_node(config: &CseConfig, ct: Timestamp, seq: i64) -> Node {
         state: TypeState::Plain,
         bound: None,
         announced: Vec::new(),
+        pending: Vec::new(),
     }
 }

@@ -71,6 +71,35 @@ pub(crate) fn announced_copies(body: &str) -> Vec<(Box<str>, Box<str>)> {
         .collect()
 }
 
+/// The announcement actions a resource still owes its targets (`announce.rs`).
+const PENDING: &str = "@ap";
+
+/// Adds to a stored body the announcement actions still pending for the resource.
+pub(crate) fn mark_pending(body: &mut String, pending: &[crate::tree::Pending]) {
+    if body.ends_with('}') && body.len() > 2 && !pending.is_empty() {
+        let list: Vec<Value> = pending.iter().map(crate::tree::Pending::stored).collect();
+        body.pop();
+        body.push(',');
+        body.push_str(&serde_json::to_string(PENDING).unwrap_or_default());
+        body.push(':');
+        body.push_str(&serde_json::to_string(&list).unwrap_or_default());
+        body.push('}');
+    }
+}
+
+/// The pending announcement actions a stored body records.
+pub(crate) fn pending_announcements(body: &str) -> Vec<crate::tree::Pending> {
+    let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(body) else {
+        return Vec::new();
+    };
+    let Some(Value::Array(list)) = map.remove(PENDING) else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(crate::tree::Pending::from_stored)
+        .collect()
+}
+
 /// Marks a stored body: its subscriber was authenticated (`acaf` rules keep applying to
 /// its notifications after a restart).
 pub(crate) fn mark_subscriber_authenticated(body: &mut String) {

@@ -51,6 +51,17 @@ pub(crate) async fn retrieve(
             (instance_type(&attrs), attrs, None)
         }
     };
+    if req.rcn == Some(ResultContent::OriginalResource) && ty.original().is_some() {
+        // The local decision on the copy is a grant of the whole resource: one limited
+        // to some attributes (`aca`) does not open the original.
+        if readable.is_some() {
+            access.audit_read_denied(&target);
+            return Err(RequestError::NoPrivilege(
+                "no privilege to retrieve this announced resource".into(),
+            ));
+        }
+        return original_resource(cse, &req, access, &attrs).await;
+    }
     let mut attrs = attrs;
     if let Target::Instance { parent, .. } | Target::Virtual { parent, .. } = &target {
         let fr = &req.envelope.fr;
@@ -64,6 +75,45 @@ pub(crate) async fn retrieve(
     };
     let shaped = shape(cse, req.result_shape(), access, ty, attrs, node_ri.as_ref()).await?;
     Ok(shaped.into_response(Rsc::Ok))
+}
+
+/// `rcn` 7 on an announced resource (TS-0004 7.3.3.3, 6.3.4.2.16; TS-0001 9.6.26): the
+/// original, retrieved from the CSE its `lnk` names *for the requesting originator* (its
+/// `fr`, tokens and role-IDs travel; the request goes as a forwarded one would), so the
+/// original's host makes the access decision and its response is relayed as it came.
+/// It is never fetched as this CSE. An `INACTIVE` link (the original's AE is gone) is
+/// 4004; an unreachable host is 5103, as for forwarding (docs/decisions.md).
+async fn original_resource(
+    cse: &Cse,
+    req: &RetrieveRequest,
+    access: &Enforcer<'_>,
+    attrs: &Map<String, Value>,
+) -> Result<Response, RequestError> {
+    let lnk = attrs.get("lnk").and_then(Value::as_str).unwrap_or("");
+    if lnk == "INACTIVE" {
+        return Err(RequestError::not_found(
+            "the original resource is gone: lnk is INACTIVE",
+        ));
+    }
+    let dest = crate::forward::transit(&cse.config.sp_id, &cse.config.cse_id, lnk)
+        .ok_or_else(|| RequestError::not_found("lnk names no resource of another CSE"))?;
+    let env = &req.envelope;
+    let onward = bastion_proto::Request {
+        op: Some(bastion_proto::Operation::Retrieve),
+        to: lnk.to_owned(),
+        fr: Some(env.fr.clone()),
+        rqi: Some(format!("rcn7-{}", crate::notify::fresh_id())),
+        rvi: Some(env.rvi.clone()),
+        rqet: env.rqet.clone(),
+        rids: env.rids.clone(),
+        tkns: env.tkns.clone(),
+        tids: env.tids.clone(),
+        ltids: env.ltids.clone(),
+        tqi: env.tqi.then_some(true),
+        atrl: req.atrl.clone(),
+        ..Default::default()
+    };
+    cse.on_behalf(onward, access.ctx(), dest).await
 }
 
 /// The access decision of a RETRIEVE on `target` (attribute-level access control,
@@ -282,10 +332,11 @@ pub(crate) async fn shape(
             let refs = child_refs(cse, access, node, result.children, &mut budget).await?;
             json!({ "m2m:rrl": { "rrf": refs } })
         }
-        // Fetching the original through `lnk` on the requester's behalf is not built.
+        // A RETRIEVE fetches the original before shaping (`original_resource`); no
+        // other operation answers with it.
         ResultContent::OriginalResource if ty.original().is_some() => {
-            return Err(RequestError::NotImplemented(
-                "rcn 7 (the original resource) is not supported yet".into(),
+            return Err(RequestError::bad_request(
+                "rcn 7 applies only to a RETRIEVE of an announced resource",
             ))
         }
         ResultContent::OriginalResource => {

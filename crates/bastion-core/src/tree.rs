@@ -15,6 +15,63 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
+/// What a pending action does at its target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    Create,
+    Update,
+    Delete,
+}
+
+/// An announcement action a target missed because it could not be reached (`announce.rs`
+/// sends and retries it). Target,
+/// action and copy are stored with the original; the backoff is not (after a restart
+/// every pending action is tried at once).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Pending {
+    pub target: Box<str>,
+    pub action: Action,
+    /// The copy an UPDATE or DELETE goes to; `None` for a CREATE.
+    pub copy: Option<Box<str>>,
+    /// Failed tries so far.
+    pub tries: u32,
+    /// Not tried again before.
+    pub next: Timestamp,
+}
+
+impl Pending {
+    /// The stored form.
+    pub(crate) fn stored(&self) -> Value {
+        let action = match self.action {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+        };
+        serde_json::json!({"target": &*self.target, "action": action, "copy": self.copy.as_deref()})
+    }
+
+    /// From the stored form; due at once.
+    pub(crate) fn from_stored(v: &Value) -> Option<Pending> {
+        let action = match v.get("action")?.as_str()? {
+            "create" => Action::Create,
+            "update" => Action::Update,
+            "delete" => Action::Delete,
+            _ => return None,
+        };
+        let copy = v.get("copy").and_then(Value::as_str).map(Into::into);
+        if (action == Action::Create) != copy.is_none() {
+            return None;
+        }
+        Some(Pending {
+            target: v.get("target")?.as_str()?.into(),
+            action,
+            copy,
+            tries: 0,
+            next: Timestamp(0),
+        })
+    }
+}
+
 /// A resource held in memory.
 #[derive(Debug)]
 pub struct Node {
@@ -44,6 +101,9 @@ pub struct Node {
     /// Where the announced copies of this resource live (`announce.rs`): per target, its
     /// CSE-ID and the copy's SP-relative ID there. Stored with the resource.
     pub(crate) announced: Vec<(Box<str>, Box<str>)>,
+    /// Announcement actions not done yet at their targets (`announce.rs`), retried by
+    /// the periodic pass. Stored with the resource.
+    pub(crate) pending: Vec<Pending>,
 }
 
 impl Node {
@@ -77,6 +137,7 @@ impl Node {
             state: TypeState::Plain,
             bound: None,
             announced: Vec::new(),
+            pending: Vec::new(),
         }
     }
 

@@ -307,7 +307,7 @@ async fn run(
         .map_err(|e| Failure::Runtime(format!("cannot start the CSE: {e}")))?;
     // Delivery attempts feed the subscriptions' statistics (`nse`, `nsi`).
     sink.observe(&cse);
-    let mut tasks = vec![cse.spawn_expiry()];
+    let mut tasks = vec![cse.spawn_expiry(), cse.spawn_announcement_retry()];
     // Registration checks in both directions (docs/federation.md, "Liveness").
     let check_every = (settings.liveness_check_secs > 0)
         .then(|| Duration::from_secs(settings.liveness_check_secs));

@@ -146,6 +146,14 @@ async fn ts0001_9_6_26_a_cse_that_is_not_a_peer_is_left_out_of_at() {
     let stored = fed.mn.get("/cse-mn/partial", "Cpartial").await;
     assert_eq!(stored.inner("m2m:ae")["at"], json!(["/id-in"]));
     assert_eq!(fed.inc.discovered("/cse-in/id-mn", 10002).await.len(), 1);
+    // Dropped, not kept to retry: such a CSE is never a target.
+    let log = fed.mn.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("not announced") && l.contains("target=/id-nowhere")),
+        "{log}"
+    );
+    assert!(!log.contains("kept to retry"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -303,4 +311,182 @@ async fn ts0001_9_6_26_node_firmware_and_flex_container_are_announced_by_special
     assert!(fed.inc.discovered("/cse-in/id-mn", 10013).await.is_empty());
     fed.mn.delete("/cse-mn/switch", "CAdmin").await.expect(2002);
     assert!(fed.inc.discovered("/cse-in/id-mn", 10028).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0004_7_3_3_3_rcn_7_fetches_the_original_for_the_requesting_originator() {
+    let fed = tokio::task::block_in_place(Federation::start);
+    fed.mn
+        .create(
+            "/cse-mn",
+            "Cowner",
+            2,
+            json!({"m2m:ae": {"rn": "owner", "api": "Nfed", "rr": false, "srv": ["3"],
+                "at": ["/id-in"]}}),
+        )
+        .await
+        .expect(2001);
+    // One original grants the IN's admin, the other only the IN-CSE itself: the
+    // original is fetched as the requesting originator, never as the IN.
+    for (rn, acor) in [("admin", "/id-in/CAdmin"), ("cse", "/id-in")] {
+        fed.mn
+            .create_acp(
+                "/cse-mn/owner",
+                "Cowner",
+                rn,
+                json!({"acr": [{"acor": [acor], "acop": 2}]}),
+                json!({"acr": [{"acor": ["Cowner"], "acop": 63}]}),
+            )
+            .await;
+    }
+    let mut originals = Vec::new();
+    for (rn, acp) in [("open", "admin"), ("closed", "cse")] {
+        let cnt = fed
+            .mn
+            .create_cnt(
+                "/cse-mn/owner",
+                "Cowner",
+                json!({"rn": rn, "mni": 3, "acpi": [format!("cse-mn/owner/{acp}")],
+                    "at": ["/id-in"]}),
+            )
+            .await;
+        assert_eq!(cnt["at"], json!(["/id-in"]), "{rn} announced");
+        originals.push(cnt);
+    }
+    let copies = fed.inc.discovered("/cse-in/id-mn", 10003).await;
+    assert_eq!(copies.len(), 2, "{copies:?}");
+    let copy_of = |ri: &str| {
+        let fed = &fed;
+        let ri = ri.to_owned();
+        async move {
+            for c in fed.inc.discovered("/cse-in/id-mn", 10003).await {
+                let r = fed.inc.get(&format!("/{c}"), "CAdmin").await;
+                if r.inner("m2m:cntA")["lnk"] == format!("/id-mn/{ri}") {
+                    return format!("/{c}");
+                }
+            }
+            panic!("no copy of {ri}");
+        }
+    };
+    let open = copy_of(originals[0]["ri"].as_str().unwrap()).await;
+    let closed = copy_of(originals[1]["ri"].as_str().unwrap()).await;
+
+    // Granted by the original's policy: the original's representation, as its host has it.
+    let r = fed.inc.get(&format!("{open}?rcn=7"), "CAdmin").await;
+    r.expect(2000);
+    let original = r.inner("m2m:cnt");
+    assert_eq!(original["ri"], originals[0]["ri"]);
+    assert_eq!(original["ty"], 3);
+    assert_eq!(original["mni"], 3);
+    assert_eq!(original["acpi"], json!(["cse-mn/owner/admin"]));
+    assert!(r.body.get("m2m:cntA").is_none(), "{}", r.text);
+
+    // The original's policy grants the IN-CSE, not its admin: refused by the MN.
+    let r = fed.inc.get(&format!("{closed}?rcn=7"), "CAdmin").await;
+    r.expect(4103);
+    assert!(r.body.get("m2m:cnt").is_none(), "{}", r.text);
+
+    // The copy's own decision comes first: an IN AE the copy does not grant gets 4103.
+    common::federation::ae(&fed.inc, "cse-in", "Cstranger").await;
+    fed.inc
+        .get(&format!("{open}?rcn=7"), "Cstranger")
+        .await
+        .expect(4103);
+
+    // rcn 7 on a resource that is not announced.
+    fed.inc
+        .get("/cse-in/id-mn?rcn=7", "CAdmin")
+        .await
+        .expect(4000);
+    let _ = &fed.files;
+}
+
+/// Polls `check` until it holds, for at most `within`.
+async fn eventually<F, Fut>(within: std::time::Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_10_2_18_a_copy_missed_while_the_target_is_down_is_made_later() {
+    let mut fed = tokio::task::block_in_place(Federation::start_restartable_in);
+    // The target (the IN's registree) is down when the IN announces.
+    tokio::task::block_in_place(|| fed.mn.stop());
+    let r = fed
+        .inc
+        .create(
+            "/cse-in",
+            "Clater",
+            2,
+            json!({"m2m:ae": {"rn": "later", "api": "Nfed", "rr": false, "srv": ["3"],
+                "at": ["/id-mn"], "lbl": ["v:1"]}}),
+        )
+        .await;
+    r.expect(2001);
+    // `at` lists where a copy exists: none yet.
+    assert!(r.inner("m2m:ae").get("at").is_none(), "{}", r.text);
+    // A pending CREATE whose original is deleted is cancelled with it.
+    fed.inc
+        .create(
+            "/cse-in",
+            "Cgone",
+            2,
+            json!({"m2m:ae": {"rn": "gone", "api": "Nfed", "rr": false, "srv": ["3"],
+                "at": ["/id-mn"]}}),
+        )
+        .await
+        .expect(2001);
+    fed.inc.delete("/cse-in/gone", "Cgone").await.expect(2002);
+
+    // The announcing CSE restarts in between: the pending CREATE is durable.
+    tokio::task::block_in_place(|| fed.inc.restart());
+    let stored = fed.inc.get("/cse-in/later", "Clater").await;
+    stored.expect(2000);
+    assert!(
+        stored.inner("m2m:ae").get("at").is_none(),
+        "{}",
+        stored.text
+    );
+
+    // The target comes back (and tells the IN its new address): the copy appears.
+    tokio::task::block_in_place(|| {
+        fed.mn.respawn();
+        fed.wait_registered(Some(fed.mn.port()));
+    });
+    let within = std::time::Duration::from_secs(60);
+    eventually(within, "the copy is made on the MN", || async {
+        fed.mn.discovered("/cse-mn/id-in", 10002).await.len() == 1
+    })
+    .await;
+    let uril = fed.mn.discovered("/cse-mn/id-in", 10002).await;
+    let copy = fed.mn.get(&format!("/{}", uril[0]), "CAdmin").await;
+    copy.expect(2000);
+    assert_eq!(copy.inner("m2m:aeA")["lnk"], "/id-in/Clater");
+    assert_eq!(copy.inner("m2m:aeA")["lbl"], json!(["v:1"]));
+    eventually(within, "at lists the target", || async {
+        fed.inc.get("/cse-in/later", "Clater").await.inner("m2m:ae")["at"] == json!(["/id-mn"])
+    })
+    .await;
+
+    // Kept in sync from then on, and removed with the original.
+    fed.inc
+        .update(
+            "/cse-in/later",
+            "Clater",
+            json!({"m2m:ae": {"lbl": ["v:2"]}}),
+        )
+        .await
+        .expect(2004);
+    let copy = fed.mn.get(&format!("/{}", uril[0]), "CAdmin").await;
+    assert_eq!(copy.inner("m2m:aeA")["lbl"], json!(["v:2"]));
+    fed.inc.delete("/cse-in/later", "Clater").await.expect(2002);
+    assert!(fed.mn.discovered("/cse-mn/id-in", 10002).await.is_empty());
+    let _ = &fed.files;
 }

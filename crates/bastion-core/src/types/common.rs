@@ -213,6 +213,7 @@ pub(crate) fn node_row(node: &Node) -> StoredResource {
                 crate::render::mark_bound(&mut body, identity);
             }
             crate::render::mark_announced(&mut body, &node.announced);
+            crate::render::mark_pending(&mut body, &node.pending);
             body
         },
     }

@@ -38,12 +38,27 @@ impl Federation {
         Federation::start_with(true)
     }
 
+    /// The MN listens on plain HTTP only; the IN's TLS listener (the MN's registrar URL)
+    /// keeps its port when the IN restarts.
+    pub fn start_restartable_in() -> Federation {
+        // A port the system just handed out and let go; the IN binds it at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        Federation::start_on(false, port)
+    }
+
     fn start_with(mn_tls: bool) -> Federation {
+        Federation::start_on(mn_tls, 0)
+    }
+
+    fn start_on(mn_tls: bool, in_tls_port: u16) -> Federation {
         let files = tempfile::tempdir().expect("files");
         let f = files.path();
         write_key_file(&f.join("store.key"), STORE_KEY);
         let inc = Server::start_with_config(&format!(
-            "[tls]\nlisten = \"127.0.0.1:0\"\nframeworks = [\"psk\"]\ncredentials-key-file = \"{}\"\n",
+            "[tls]\nlisten = \"127.0.0.1:{in_tls_port}\"\nframeworks = [\"psk\"]\ncredentials-key-file = \"{}\"\n",
             path(f, "store.key")
         ));
         let in_tls = tls_port(&inc);
