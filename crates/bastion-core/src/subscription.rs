@@ -338,8 +338,14 @@ impl SubscriptionState {
 /// empty one.
 #[derive(Debug)]
 pub struct CrossResourceState {
-    /// The target subscriptions (`rrats`), in `rrat` order; at most [`MAX_CRS_TARGETS`].
+    /// The target subscriptions: those it made (`rrats`, in `rrat` order), then the
+    /// existing ones `srat` named; at most [`MAX_CRS_TARGETS`] in all.
     pub targets: Vec<Arc<str>>,
+    /// The `srat` subscriptions whose `nu` names it (resource IDs, in `srat` order).
+    pub srat: Vec<Arc<str>>,
+    /// Subscriptions an UPDATE took out of `srat`: their `nu` no longer names it once the
+    /// UPDATE is written (used by that write only).
+    pub released: Vec<Arc<str>>,
     pub window_ms: i64,
     /// `twt` 2 (sliding): a window starts at the first notification; else (1, periodic)
     /// windows follow each other from `origin_ms`.
@@ -373,6 +379,8 @@ impl CrossResourceState {
     ) -> CrossResourceState {
         CrossResourceState {
             targets,
+            srat: Vec::new(),
+            released: Vec::new(),
             window_ms: window_ms.max(1),
             sliding,
             origin_ms,

@@ -21,15 +21,17 @@ use crate::authz_state::{resolve_local, Mode};
 use crate::checks::CreateRequest;
 use crate::resolve::Target;
 use crate::subscription::{
-    filled_defaults, CrossResourceState, SubscriptionState, MAX_CRS_TARGETS, TWT_SLIDING,
+    filled_defaults, statistics_after_write, CrossResourceState, SubscriptionState,
+    MAX_CRS_TARGETS, TWT_SLIDING,
 };
 use crate::tree::{Node, Ri, Tree, TypeState};
 use crate::{Cse, RequestContext};
 use async_trait::async_trait;
-use bastion_policy::AccessOperation;
+use bastion_policy::{AccessOperation, Attributes};
 use bastion_proto::json::string_list as strings;
 use bastion_proto::time::{parse_duration, Timestamp};
 use bastion_proto::{RequestError, ResourceType};
+use bastion_store::WriteOp;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -52,29 +54,37 @@ impl ResourceKind for CrossResourceSubscription {
         content: &Map<String, Value>,
         _parent: &Ri,
     ) -> Result<Prepared, RequestError> {
-        let targets = targets(content)?;
-        let criteria = criteria_set(content, targets.len())?;
+        let Targets { rrat, srat } = targets(content)?;
+        let criteria = criteria_set(content, rrat.len())?;
         let delivery = delivery(content, &req.fr, ctx.authenticated)?;
         let window = window_ms(content)?;
-        check_cap(cse, &cse.tree.read(), &req.fr, targets.len())?;
+        check_cap(cse, &cse.tree.read(), &req.fr, rrat.len())?;
         // Each target as the originator's own `<subscription>` CREATE would find it.
         let now = cse.now();
         let access = Enforcer::new(cse, &req.fr, ctx, now);
-        for (i, target) in targets.iter().enumerate() {
-            let (ri, ty) = local_target(cse, target).map_err(|e| failure(i, target, e))?;
+        for (i, target) in rrat.iter().enumerate() {
+            let (ri, ty) = local_target(cse, target).map_err(|e| failure(RRAT, i, target, e))?;
             access
                 .authorize(&Target::Node(ri), AccessOperation::Retrieve, None)
                 .await
-                .map_err(|e| failure(i, target, e))?;
+                .map_err(|e| failure(RRAT, i, target, e))?;
             let attrs = subscription_attrs("-", criteria_for(&criteria, i), content);
             SubscriptionState::compile(&attrs, ty, &req.fr, ctx.authenticated)
-                .map_err(|e| failure(i, target, e))?;
+                .map_err(|e| failure(RRAT, i, target, e))?;
+        }
+        // Each `srat` subscription as the originator's own UPDATE of its `nu` would.
+        let mut joined: Vec<Ri> = Vec::with_capacity(srat.len());
+        for (i, entry) in srat.iter().enumerate() {
+            let ri = join_check(cse, &access, entry, &joined)
+                .await
+                .map_err(|e| failure(SRAT, i, entry, e))?;
+            joined.push(ri);
         }
         // The IDs first: the verification request names the resource.
         let (seq, ri, subs) = {
             let mut tree = cse.tree.write();
             let seq = tree.next_seq();
-            let subs: Vec<Ri> = targets
+            let subs: Vec<Ri> = rrat
                 .iter()
                 .map(|_| Ri::from(new_ri(ResourceType::Subscription, tree.next_seq())))
                 .collect();
@@ -88,10 +98,20 @@ impl ResourceKind for CrossResourceSubscription {
         cse.verify_targets(&sur, &req.fr, &delivery.targets())
             .await?;
         let mut defaults = Map::new();
-        let rrats = subs.iter().map(|s| Value::from(&**s)).collect();
-        defaults.insert("rrats".into(), Value::Array(rrats));
+        if !subs.is_empty() {
+            let rrats = subs.iter().map(|s| Value::from(&**s)).collect();
+            defaults.insert("rrats".into(), Value::Array(rrats));
+        }
+        if !joined.is_empty() {
+            // What `companions` checks again under the lock, and takes out.
+            let ids = joined.iter().map(|s| Value::from(&**s)).collect();
+            defaults.insert(SRAT_CHECKED.into(), Value::Array(ids));
+        }
         let sliding = content.get("twt").and_then(Value::as_u64) == Some(TWT_SLIDING);
-        let state = CrossResourceState::new(subs, window, sliding, cse.now_ms(), delivery);
+        let mut all = subs;
+        all.extend(joined.iter().cloned());
+        let mut state = CrossResourceState::new(all, window, sliding, cse.now_ms(), delivery);
+        state.srat = joined;
         Ok(Prepared {
             id: Some((seq, ri)),
             defaults,
@@ -121,8 +141,25 @@ impl ResourceKind for CrossResourceSubscription {
         new: &NewNode,
         attrs: &mut Map<String, Value>,
     ) -> Result<Vec<Node>, RequestError> {
-        let targets = targets(attrs)?;
+        let Targets {
+            rrat: targets,
+            srat,
+        } = targets(attrs)?;
         let criteria = criteria_set(attrs, targets.len())?;
+        // The `srat` subscriptions `prepare` authorized: still the ones the entries name,
+        // and still able to take one more `nu` entry.
+        let checked = strings(attrs.remove(SRAT_CHECKED).as_ref());
+        if checked.len() != srat.len() {
+            return Err(RequestError::Internal("srat not prepared".into()));
+        }
+        for (i, (entry, ri)) in srat.iter().zip(&checked).enumerate() {
+            let same = resolve_local(tree, new.config, entry).is_some_and(|n| *n.ri == **ri);
+            if !same {
+                let gone = RequestError::not_found("no such subscription");
+                return Err(failure(SRAT, i, entry, gone));
+            }
+            joinable(tree, &Ri::from(ri.as_str())).map_err(|e| failure(SRAT, i, entry, e))?;
+        }
         let subs = strings(attrs.get("rrats"));
         let own_et = attrs
             .get("et")
@@ -131,8 +168,9 @@ impl ResourceKind for CrossResourceSubscription {
             .unwrap_or(bastion_proto::time::MAX);
         let mut nodes = Vec::with_capacity(targets.len());
         for (i, (target, sub)) in targets.iter().zip(&subs).enumerate() {
-            let parent = resolve_local(tree, new.config, target)
-                .ok_or_else(|| failure(i, target, RequestError::not_found("no such target")))?;
+            let parent = resolve_local(tree, new.config, target).ok_or_else(|| {
+                failure(RRAT, i, target, RequestError::not_found("no such target"))
+            })?;
             let (pi, path, ty) = (parent.ri.clone(), parent.path.clone(), parent.ty);
             // The subscription lives as long as the cross-resource one (TS-0004
             // 7.4.58.2.1), within its parent's lifetime.
@@ -144,7 +182,7 @@ impl ResourceKind for CrossResourceSubscription {
                 attrs,
             ));
             let state = SubscriptionState::compile(&sub_attrs, ty, new.creator, new.authenticated)
-                .map_err(|e| failure(i, target, e))?;
+                .map_err(|e| failure(RRAT, i, target, e))?;
             sub_attrs.extend(filled_defaults(&sub_attrs, &state));
             // Its ID was taken in `prepare`; its place in creation order is now.
             let seq = tree.next_seq();
@@ -180,10 +218,13 @@ impl ResourceKind for CrossResourceSubscription {
     }
 
     /// A new `nu` entry is verified as on CREATE; a new `tws` or `twt` restarts the
-    /// window (TS-0004 7.4.58.2.3), as does every UPDATE.
+    /// window (TS-0004 7.4.58.2.3), as does every UPDATE. A subscription `srat` adds is
+    /// checked as on CREATE, for this UPDATE's originator; one it takes out is released
+    /// when the UPDATE is written ([`ResourceKind::instantiate`]).
     async fn prepare_update(
         &self,
         cse: &Cse,
+        access: &Enforcer<'_>,
         ri: &Ri,
         content: &Map<String, Value>,
     ) -> Result<Option<TypeState>, RequestError> {
@@ -199,11 +240,75 @@ impl ResourceKind for CrossResourceSubscription {
             let creator = node.creator.clone().unwrap_or_default();
             (merged(&node.attrs, content), old, creator)
         };
+        let Targets { srat, .. } = targets(&attrs)?;
+        let rrats = rrats_of(&attrs);
+        let mut joined: Vec<Ri> = Vec::with_capacity(srat.len());
+        for (i, entry) in srat.iter().enumerate() {
+            let kept = {
+                let tree = cse.tree.read();
+                resolve_local(&tree, &cse.config, entry)
+                    .map(|n| n.ri.clone())
+                    .filter(|r| old.srat.contains(r))
+            };
+            let ri = match kept {
+                // Already joined: a change of it is the subscription owner's.
+                Some(ri) if !joined.contains(&ri) => ri,
+                Some(_) => {
+                    let twice = RequestError::bad_request("srat names a subscription twice");
+                    return Err(failure(SRAT, i, entry, twice));
+                }
+                None => {
+                    let mut taken = joined.clone();
+                    taken.extend(rrats.iter().cloned());
+                    join_check(cse, access, entry, &taken)
+                        .await
+                        .map_err(|e| failure(SRAT, i, entry, e))?
+                }
+            };
+            joined.push(ri);
+        }
         let authenticated = old.delivery.authenticated;
         let delivery = delivery(&attrs, &creator, authenticated)?;
         super::subscription::verify_added_targets(cse, ri, &old.delivery, &delivery).await?;
-        let state = state_of(&attrs, &creator, authenticated, cse.now_ms())?;
+        let mut state = state_of(&attrs, joined, &creator, authenticated, cse.now_ms())?;
+        state.released = old
+            .srat
+            .iter()
+            .filter(|s| !state.srat.contains(s))
+            .cloned()
+            .collect();
         Ok(Some(TypeState::CrossResource(Arc::new(state))))
+    }
+
+    /// The `srat` subscriptions join it (their `nu` and `acrs` name it) in the write that
+    /// creates or updates it; those an UPDATE took out of `srat` leave it. Each is the
+    /// UPDATE of that subscription `prepare`/`prepare_update` authorized; one that is
+    /// gone or changed since is left as it is (logged).
+    fn instantiate(
+        &self,
+        _cse: &Cse,
+        tree: &mut Tree,
+        ri: &Ri,
+        _changed: Option<&Map<String, Value>>,
+        _originator: &str,
+        _now: Timestamp,
+    ) -> Result<(Vec<WriteOp>, crate::Notices), RequestError> {
+        let Some(state) = tree.get(ri).and_then(Node::cross_resource).cloned() else {
+            return Ok((Vec::new(), crate::Notices::default()));
+        };
+        let mut ops = Vec::new();
+        for sub in &state.srat {
+            ops.extend(join(tree, sub, ri));
+        }
+        for sub in &state.released {
+            ops.extend(leave(tree, sub, ri));
+        }
+        Ok((ops, crate::Notices::default()))
+    }
+
+    /// Derived once every resource is loaded: the `srat` subscriptions may be newer.
+    fn reload_last(&self) -> bool {
+        true
     }
 
     fn reload(
@@ -214,7 +319,14 @@ impl ResourceKind for CrossResourceSubscription {
     ) -> Result<TypeState, String> {
         let creator = node.creator.clone().unwrap_or_default();
         let now_ms = cx.now.0.saturating_mul(1000);
-        match state_of(&node.attrs, &creator, false, now_ms) {
+        // The `srat` subscriptions that still name it.
+        let srat = strings(node.attrs.get("srat"))
+            .iter()
+            .filter_map(|entry| resolve_local(cx.tree, cx.config, entry))
+            .filter(|s| s.ty == ResourceType::Subscription && names(s, &node.ri))
+            .map(|s| s.ri.clone())
+            .collect();
+        match state_of(&node.attrs, srat, &creator, false, now_ms) {
             Ok(state) => Ok(TypeState::CrossResource(Arc::new(state))),
             Err(e) => {
                 tracing::error!(ri = %node.ri, reason = %e, "stored crossResourceSubscription rejected; it notifies nothing");
@@ -235,27 +347,31 @@ impl ResourceKind for CrossResourceSubscription {
     }
 }
 
-/// The state of a stored or updated resource from its attributes.
+/// The state of a stored or updated resource from its attributes and its joined `srat`
+/// subscriptions.
 fn state_of(
     attrs: &Map<String, Value>,
+    srat: Vec<Ri>,
     creator: &str,
     authenticated: bool,
     now_ms: i64,
 ) -> Result<CrossResourceState, RequestError> {
     let delivery = delivery(attrs, creator, authenticated)?;
-    let subs = strings(attrs.get("rrats"))
+    let mut subs = rrats_of(attrs);
+    subs.extend(srat.iter().cloned());
+    subs.truncate(MAX_CRS_TARGETS);
+    let sliding = attrs.get("twt").and_then(Value::as_u64) == Some(TWT_SLIDING);
+    let mut state = CrossResourceState::new(subs, window_ms(attrs)?, sliding, now_ms, delivery);
+    state.srat = srat;
+    Ok(state)
+}
+
+/// The subscriptions it made (`rrats`).
+fn rrats_of(attrs: &Map<String, Value>) -> Vec<Ri> {
+    strings(attrs.get("rrats"))
         .into_iter()
         .map(|s| Ri::from(s.as_str()))
-        .take(MAX_CRS_TARGETS)
-        .collect();
-    let sliding = attrs.get("twt").and_then(Value::as_u64) == Some(TWT_SLIDING);
-    Ok(CrossResourceState::new(
-        subs,
-        window_ms(attrs)?,
-        sliding,
-        now_ms,
-        delivery,
-    ))
+        .collect()
 }
 
 /// How the cross-resource notification is delivered: `nu`, `exc`, `su` compiled as a
@@ -278,34 +394,51 @@ fn delivery(
     Ok(Arc::new(state))
 }
 
-/// `rrat`: 1 to [`MAX_CRS_TARGETS`] targets, none twice; `srat` is not built (5001);
-/// neither is 4000 (TS-0004 7.4.58.2.1).
-fn targets(content: &Map<String, Value>) -> Result<Vec<String>, RequestError> {
-    if content.contains_key("srat") {
-        return Err(RequestError::NotImplemented(
-            "subscriptionResourcesAsTarget (srat) is not supported".into(),
-        ));
-    }
-    let list = strings(content.get("rrat"));
-    if list.is_empty() {
+/// The targets a resource names.
+struct Targets {
+    /// `regularResourcesAsTarget`: resources to subscribe to.
+    rrat: Vec<String>,
+    /// `subscriptionResourcesAsTarget`: existing subscriptions to join.
+    srat: Vec<String>,
+}
+
+/// `rrat` and `srat`: at least one target, at most [`MAX_CRS_TARGETS`] in both, none
+/// named twice in either; else 4000 (TS-0004 7.4.58.2.1).
+fn targets(content: &Map<String, Value>) -> Result<Targets, RequestError> {
+    let rrat = strings(content.get("rrat"));
+    let srat = strings(content.get("srat"));
+    if rrat.is_empty() && srat.is_empty() {
         return Err(RequestError::bad_request(
-            "regularResourcesAsTarget (rrat) must name at least one target",
+            "regularResourcesAsTarget (rrat) or subscriptionResourcesAsTarget (srat) must name a target",
         ));
     }
-    if list.len() > MAX_CRS_TARGETS {
+    if rrat.len().saturating_add(srat.len()) > MAX_CRS_TARGETS {
         return Err(RequestError::bad_request(format!(
-            "rrat names more than {MAX_CRS_TARGETS} targets"
+            "rrat and srat name more than {MAX_CRS_TARGETS} targets"
         )));
     }
-    if list.iter().enumerate().any(|(i, t)| list[..i].contains(t)) {
-        return Err(RequestError::bad_request("rrat names a target twice"));
+    for (name, list) in [(RRAT, &rrat), (SRAT, &srat)] {
+        if list.iter().enumerate().any(|(i, t)| list[..i].contains(t)) {
+            return Err(RequestError::bad_request(format!(
+                "{name} names a target twice"
+            )));
+        }
     }
-    Ok(list)
+    Ok(Targets { rrat, srat })
 }
 
 /// `encs` (`m2m:eventNotificationCriteriaSet`, `{"enc": [...]}`): required with `rrat`,
-/// one criteria for every target or one per target, in order (TS-0004 7.4.58.2.1).
+/// one criteria for every target or one per target, in order (TS-0004 7.4.58.2.1);
+/// without `rrat` it would apply to nothing, and is refused.
 fn criteria_set(content: &Map<String, Value>, targets: usize) -> Result<Vec<Value>, RequestError> {
+    if targets == 0 {
+        if content.contains_key("encs") {
+            return Err(RequestError::bad_request(
+                "eventNotificationCriteriaSet (encs) applies to rrat targets only",
+            ));
+        }
+        return Ok(Vec::new());
+    }
     let set = content
         .get("encs")
         .and_then(Value::as_object)
@@ -366,16 +499,7 @@ fn window_ms(content: &Map<String, Value>) -> Result<i64, RequestError> {
 /// A target on this CSE that can hold a `<subscription>`: its resource ID and type.
 fn local_target(cse: &Cse, target: &str) -> Result<(Ri, ResourceType), RequestError> {
     let tree = cse.tree.read();
-    let Some(node) = resolve_local(&tree, &cse.config, target) else {
-        // An SP-relative or absolute ID not under this CSE's own ID is another CSE's.
-        let own = format!("{}/", cse.config.cse_id);
-        if target.starts_with('/') && !target.starts_with(&own) {
-            return Err(RequestError::NotImplemented(
-                "targets on other CSEs are not supported".into(),
-            ));
-        }
-        return Err(RequestError::not_found("resource does not exist"));
-    };
+    let node = local_node(cse, &tree, target)?;
     if !super::kind(node.ty).allows_child(node.ty, ResourceType::Subscription) {
         return Err(RequestError::TargetNotSubscribable(
             "this resource cannot be subscribed to".into(),
@@ -384,12 +508,140 @@ fn local_target(cse: &Cse, target: &str) -> Result<(Ri, ResourceType), RequestEr
     Ok((node.ri.clone(), node.ty))
 }
 
-/// 5221 for target `i`, with what its own subscription CREATE answered.
-fn failure(i: usize, target: &str, cause: RequestError) -> RequestError {
+/// The resource `target` names on this CSE: 4004 when there is none, 5001 when it is
+/// another CSE's.
+fn local_node<'t>(cse: &Cse, tree: &'t Tree, target: &str) -> Result<&'t Node, RequestError> {
+    resolve_local(tree, &cse.config, target).ok_or_else(|| {
+        // An SP-relative or absolute ID not under this CSE's own ID is another CSE's.
+        let own = format!("{}/", cse.config.cse_id);
+        if target.starts_with('/') && !target.starts_with(&own) {
+            RequestError::NotImplemented("targets on other CSEs are not supported".into())
+        } else {
+            RequestError::not_found("resource does not exist")
+        }
+    })
+}
+
+/// 5221 for entry `i` of `list` (`rrat` or `srat`), with what its own subscription
+/// CREATE or UPDATE answered.
+fn failure(list: &str, i: usize, target: &str, cause: RequestError) -> RequestError {
     let shown: String = target.chars().take(60).collect();
     RequestError::CrossResourceOperationFailure(
-        format!("rrat target {i} ({shown}): {} {cause}", cause.rsc().code()).into(),
+        format!(
+            "{list} target {i} ({shown}): {} {cause}",
+            cause.rsc().code()
+        )
+        .into(),
     )
+}
+
+const RRAT: &str = "rrat";
+const SRAT: &str = "srat";
+
+/// Where `prepare` hands `companions` the `srat` subscriptions it authorized (an internal
+/// member: never stored, never shown).
+const SRAT_CHECKED: &str = "@srat";
+
+/// A `srat` entry as its UPDATE by the originator would find it (TS-0004 7.4.58.2.1 c):
+/// a `<subscription>` on this CSE, not one of `taken`, that the originator may UPDATE
+/// (`nu` and `acrs`, the attributes that change) and that can take one more `nu`
+/// entry. Its resource ID.
+async fn join_check(
+    cse: &Cse,
+    access: &Enforcer<'_>,
+    entry: &str,
+    taken: &[Ri],
+) -> Result<Ri, RequestError> {
+    let ri = {
+        let tree = cse.tree.read();
+        let node = local_node(cse, &tree, entry)?;
+        if node.ty != ResourceType::Subscription {
+            return Err(RequestError::bad_request("srat names subscriptions only"));
+        }
+        node.ri.clone()
+    };
+    if taken.contains(&ri) {
+        return Err(RequestError::bad_request(
+            "the subscription is already a target",
+        ));
+    }
+    access
+        .authorize_attributes(
+            &Target::Node(ri.clone()),
+            AccessOperation::Update,
+            None,
+            Attributes::Named(&["nu", "acrs"]),
+        )
+        .await?;
+    joinable(&cse.tree.read(), &ri)?;
+    Ok(ri)
+}
+
+/// Whether subscription `ri` still takes one more `nu` entry (its own rules: at most 16,
+/// one alone for a blocking update).
+fn joinable(tree: &Tree, ri: &Ri) -> Result<(), RequestError> {
+    let (node, state, parent_ty) = super::subscription::subscription_parts(tree, ri)?;
+    let mut attrs = node.attrs.clone();
+    let mut nu = strings(attrs.get("nu"));
+    nu.push("-".into());
+    attrs.insert("nu".into(), Value::from(nu));
+    SubscriptionState::compile(&attrs, parent_ty, &state.creator, state.authenticated).map(|_| ())
+}
+
+/// Whether subscription `sub` names `crs` in `acrs`.
+fn names(sub: &Node, crs: &str) -> bool {
+    strings(sub.attrs.get("acrs")).iter().any(|a| a == crs)
+}
+
+/// Subscription `sub` joins `crs`: `crs` added to its `nu` and `acrs`. The store write,
+/// or nothing when it is gone, cannot take it, or has joined already.
+fn join(tree: &mut Tree, sub: &Ri, crs: &Ri) -> Option<WriteOp> {
+    if let Err(e) = joinable(tree, sub) {
+        tracing::warn!(subscription = %sub, crs = %crs, reason = %e, "srat subscription changed since it was checked; not joined");
+        return None;
+    }
+    let node = tree.get_mut(sub)?;
+    if names(node, crs) {
+        return None;
+    }
+    edit_targets(node, |list| list.push(crs.to_string()));
+    Some(WriteOp::Upsert(super::node_row(node)))
+}
+
+/// Subscription `sub` leaves `crs` (an UPDATE took it out of `srat`, or `crs` is
+/// removed): `crs` out of its `nu` and `acrs`. The store write, or nothing when it
+/// does not name `crs`.
+pub(super) fn leave(tree: &mut Tree, sub: &Ri, crs: &Ri) -> Option<WriteOp> {
+    let node = tree.get_mut(sub)?;
+    if node.ty != ResourceType::Subscription || !names(node, crs) {
+        return None;
+    }
+    edit_targets(node, |list| list.retain(|e| e != &**crs));
+    Some(WriteOp::Upsert(super::node_row(node)))
+}
+
+/// Applies `edit` to a subscription's `nu` and `acrs`, and its compiled `nu` and `nsi`
+/// follow. A `nu` left empty keeps its entries: it never held only a cross-resource
+/// subscription (verification refuses one).
+fn edit_targets(node: &mut Node, edit: impl Fn(&mut Vec<String>)) {
+    let mut nu = strings(node.attrs.get("nu"));
+    edit(&mut nu);
+    if !nu.is_empty() {
+        node.attrs.insert("nu".into(), Value::from(nu.clone()));
+        if let Some(state) = node.subscription() {
+            let mut state = (**state).clone();
+            state.nu = nu;
+            node.state = TypeState::Subscription(Arc::new(state));
+        }
+        statistics_after_write(&mut node.attrs, false);
+    }
+    let mut acrs = strings(node.attrs.get("acrs"));
+    edit(&mut acrs);
+    if acrs.is_empty() {
+        node.attrs.remove("acrs");
+    } else {
+        node.attrs.insert("acrs".into(), Value::from(acrs));
+    }
 }
 
 /// The targets' subscriptions count against the originator's cap like any other.
