@@ -25,12 +25,12 @@ use crate::subscription::{
     MAX_CRS_TARGETS, TWT_SLIDING,
 };
 use crate::tree::{Node, Ri, Tree, TypeState};
-use crate::{Cse, RequestContext};
+use crate::{fanout, forward, Cse, RequestContext};
 use async_trait::async_trait;
 use bastion_policy::{AccessOperation, Attributes};
 use bastion_proto::json::string_list as strings;
 use bastion_proto::time::{parse_duration, Timestamp};
-use bastion_proto::{RequestError, ResourceType};
+use bastion_proto::{Operation, RequestError, ResourceType, Rsc};
 use bastion_store::WriteOp;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -56,13 +56,24 @@ impl ResourceKind for CrossResourceSubscription {
     ) -> Result<Prepared, RequestError> {
         let Targets { rrat, srat } = targets(content)?;
         let criteria = criteria_set(content, rrat.len())?;
-        let delivery = delivery(content, &req.fr, ctx.authenticated)?;
+        let mut delivery = delivery(content, &req.fr, ctx.authenticated)?;
         let window = window_ms(content)?;
         check_cap(cse, &cse.tree.read(), &req.fr, rrat.len())?;
-        // Each target as the originator's own `<subscription>` CREATE would find it.
+        // Each target as the originator's own `<subscription>` CREATE would find it; one
+        // on another CSE is that CSE's to decide (below).
         let now = cse.now();
         let access = Enforcer::new(cse, &req.fr, ctx, now);
+        let remote: Vec<Option<String>> = rrat.iter().map(|t| remote_cse(cse, t)).collect();
         for (i, target) in rrat.iter().enumerate() {
+            if let Some(id) = &remote[i] {
+                if id.is_empty() {
+                    let other = RequestError::NotImplemented(
+                        "targets of other service providers are not supported".into(),
+                    );
+                    return Err(failure(RRAT, i, target, other));
+                }
+                continue;
+            }
             let (ri, ty) = local_target(cse, target).map_err(|e| failure(RRAT, i, target, e))?;
             access
                 .authorize(&Target::Node(ri), AccessOperation::Retrieve, None)
@@ -84,9 +95,12 @@ impl ResourceKind for CrossResourceSubscription {
         let (seq, ri, subs) = {
             let mut tree = cse.tree.write();
             let seq = tree.next_seq();
-            let subs: Vec<Ri> = rrat
+            let subs: Vec<Ri> = remote
                 .iter()
-                .map(|_| Ri::from(new_ri(ResourceType::Subscription, tree.next_seq())))
+                .map(|r| match r {
+                    Some(_) => Ri::from(""),
+                    None => Ri::from(new_ri(ResourceType::Subscription, tree.next_seq())),
+                })
                 .collect();
             (
                 seq,
@@ -97,6 +111,14 @@ impl ResourceKind for CrossResourceSubscription {
         let sur = format!("{}/{}", cse.config.cse_id, ri);
         cse.verify_targets(&sur, &req.fr, &delivery.targets())
             .await?;
+        // The target subscriptions on other CSEs, last: what fails after them deletes them.
+        let made = subscribe_remote(cse, req, ctx, &ri, &remote, &criteria, content).await?;
+        let mut subs = subs;
+        for (i, id) in &made.ids {
+            subs[*i] = Ri::from(id.as_str());
+        }
+        Arc::make_mut(&mut delivery).remote_companions =
+            made.ids.iter().map(|(_, id)| id.clone()).collect();
         let mut defaults = Map::new();
         if !subs.is_empty() {
             let rrats = subs.iter().map(|s| Value::from(&**s)).collect();
@@ -112,6 +134,7 @@ impl ResourceKind for CrossResourceSubscription {
         all.extend(joined.iter().cloned());
         let mut state = CrossResourceState::new(all, window, sliding, cse.now_ms(), delivery);
         state.srat = joined;
+        state.creating = std::sync::Mutex::new(Some(made));
         Ok(Prepared {
             id: Some((seq, ri)),
             defaults,
@@ -168,6 +191,10 @@ impl ResourceKind for CrossResourceSubscription {
             .unwrap_or(bastion_proto::time::MAX);
         let mut nodes = Vec::with_capacity(targets.len());
         for (i, (target, sub)) in targets.iter().zip(&subs).enumerate() {
+            // One on another CSE was made there (`prepare`).
+            if sub.starts_with('/') {
+                continue;
+            }
             let parent = resolve_local(tree, new.config, target).ok_or_else(|| {
                 failure(RRAT, i, target, RequestError::not_found("no such target"))
             })?;
@@ -296,6 +323,15 @@ impl ResourceKind for CrossResourceSubscription {
         let Some(state) = tree.get(ri).and_then(Node::cross_resource).cloned() else {
             return Ok((Vec::new(), crate::Notices::default()));
         };
+        // Written with it: the target subscriptions on other CSEs stay.
+        if let Some(creating) = state
+            .creating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            creating.keep();
+        }
         let mut ops = Vec::new();
         for sub in &state.srat {
             ops.extend(join(tree, sub, ri));
@@ -356,8 +392,13 @@ fn state_of(
     authenticated: bool,
     now_ms: i64,
 ) -> Result<CrossResourceState, RequestError> {
-    let delivery = delivery(attrs, creator, authenticated)?;
+    let mut delivery = delivery(attrs, creator, authenticated)?;
     let mut subs = rrats_of(attrs);
+    Arc::make_mut(&mut delivery).remote_companions = subs
+        .iter()
+        .filter(|s| s.starts_with('/'))
+        .map(|s| s.to_string())
+        .collect();
     subs.extend(srat.iter().cloned());
     subs.truncate(MAX_CRS_TARGETS);
     let sliding = attrs.get("twt").and_then(Value::as_u64) == Some(TWT_SLIDING);
@@ -641,6 +682,195 @@ fn edit_targets(node: &mut Node, edit: impl Fn(&mut Vec<String>)) {
         node.attrs.remove("acrs");
     } else {
         node.attrs.insert("acrs".into(), Value::from(acrs));
+    }
+}
+
+/// The CSE-ID of the CSE hosting `target` when that is not this one (TS-0004 7.3.2.8);
+/// empty for a CSE of another service provider, which no route here reaches.
+fn remote_cse(cse: &Cse, target: &str) -> Option<String> {
+    match forward::transit(&cse.config.sp_id, &cse.config.cse_id, target)? {
+        forward::Destination::Cse(id) => Some(id),
+        forward::Destination::OtherSp => Some(String::new()),
+    }
+}
+
+/// The target subscriptions a CREATE made on other CSEs, by `rrat` index, while the
+/// CREATE is not yet written: dropped without [`Creating::keep`], they are deleted
+/// there again. Also what holds the resource's ID among [`Cse`]'s pending ones, so that
+/// those CSEs' verification requests are answered before it exists.
+pub(crate) struct Creating {
+    cse: std::sync::Weak<Cse>,
+    crs: String,
+    creator: String,
+    ids: Vec<(usize, String)>,
+    kept: bool,
+}
+
+impl std::fmt::Debug for Creating {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Creating")
+            .field("crs", &self.crs)
+            .field("ids", &self.ids)
+            .finish()
+    }
+}
+
+impl Creating {
+    fn new(cse: &Cse, crs: &str, creator: &str) -> Creating {
+        cse.crs_pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(crs.to_owned(), creator.to_owned());
+        Creating {
+            cse: cse.me.clone(),
+            crs: crs.to_owned(),
+            creator: creator.to_owned(),
+            ids: Vec::new(),
+            kept: false,
+        }
+    }
+
+    /// The CREATE was written: the target subscriptions stay.
+    fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Creating {
+    fn drop(&mut self) {
+        let Some(cse) = self.cse.upgrade() else {
+            return;
+        };
+        cse.crs_pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.crs);
+        if self.kept || self.ids.is_empty() {
+            return;
+        }
+        let ids: Vec<String> = self.ids.drain(..).map(|(_, id)| id).collect();
+        let creator = std::mem::take(&mut self.creator);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let anonymous = RequestContext::new(None, None);
+                delete_remote(&cse, &creator, &anonymous, &ids).await;
+            });
+        }
+    }
+}
+
+/// The originator of crossResourceSubscription `crs` while it is being created, if it
+/// is.
+pub(crate) fn pending_creator(cse: &Cse, crs: &str) -> Option<String> {
+    cse.crs_pending
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(crs)
+        .cloned()
+}
+
+/// Creates the target subscriptions of the `rrat` entries on other CSEs (`remote`: the
+/// hosting CSE-ID of each entry, `None` for a local one), each a `<subscription>` CREATE
+/// the originator sends itself: through the whole pipeline with the originator's `fr`
+/// and binding, forwarded to the hosting CSE, which decides (TS-0004 7.4.58.2.1 c). Its
+/// `nu` and `acrs` name the resource SP-relatively, so the notifications come back here.
+/// At most [`fanout::MAX_IN_FLIGHT`] at once; each bounded by the outbound timeout. One
+/// that fails deletes those made and answers 5221 naming it.
+async fn subscribe_remote(
+    cse: &Cse,
+    req: &CreateRequest,
+    ctx: &RequestContext,
+    crs: &str,
+    remote: &[Option<String>],
+    criteria: &[Value],
+    content: &Map<String, Value>,
+) -> Result<Creating, RequestError> {
+    let mut creating = Creating::new(cse, crs, &req.fr);
+    let own = format!("{}/{}", cse.config.cse_id, crs);
+    let targets = strings(content.get("rrat"));
+    let asked: Vec<usize> = (0..remote.len()).filter(|i| remote[*i].is_some()).collect();
+    if asked.is_empty() {
+        return Ok(creating);
+    }
+    let binding = ctx.as_received();
+    let calls: Vec<_> = asked
+        .iter()
+        .map(|&i| {
+            let mut attrs = subscription_attrs(&own, criteria_for(criteria, i), content);
+            // It lives no longer than the resource asked to (TS-0004 7.4.58.2.1).
+            if let Some(et) = content.get("et") {
+                attrs.insert("et".into(), et.clone());
+            }
+            let request = bastion_proto::Request {
+                op: Some(Operation::Create),
+                to: targets[i].clone(),
+                fr: Some(req.fr.clone()),
+                rqi: Some(format!("crs-{}", crate::notify::fresh_id())),
+                rvi: Some(SUBSCRIPTION_RELEASE.to_owned()),
+                ty: Some(u64::from(ResourceType::Subscription.number())),
+                pc: Some(serde_json::json!({ "m2m:sub": attrs })),
+                ..Default::default()
+            };
+            let binding = &binding;
+            async move { Box::pin(cse.handle(request, binding)).await }
+        })
+        .collect();
+    let answers = fanout::join_bounded(calls, fanout::MAX_IN_FLIGHT).await;
+    let mut failed = None;
+    for (&i, resp) in asked.iter().zip(answers) {
+        let made = resp.pc.as_ref().and_then(|pc| pc["m2m:sub"]["ri"].as_str());
+        match (resp.rsc, made, &remote[i]) {
+            (Rsc::Created, Some(ri), Some(host)) => creating.ids.push((i, format!("{host}/{ri}"))),
+            (rsc, _, _) => {
+                let why = resp
+                    .pc
+                    .as_ref()
+                    .and_then(|pc| pc["m2m:dbg"].as_str())
+                    .unwrap_or("")
+                    .chars()
+                    .take(120)
+                    .collect::<String>();
+                failed.get_or_insert((i, rsc.code(), why));
+            }
+        }
+    }
+    let Some((i, code, why)) = failed else {
+        return Ok(creating);
+    };
+    // Those made go again before the answer.
+    let ids: Vec<String> = creating.ids.drain(..).map(|(_, id)| id).collect();
+    delete_remote(cse, &req.fr, &binding, &ids).await;
+    let shown: String = targets[i].chars().take(60).collect();
+    Err(RequestError::CrossResourceOperationFailure(
+        format!("{RRAT} target {i} ({shown}): {code} {why}").into(),
+    ))
+}
+
+/// The release the target subscriptions on other CSEs are asked in: `acrs` is Release 4.
+const SUBSCRIPTION_RELEASE: &str = "4";
+
+/// Deletes target subscriptions on other CSEs as `creator` (best effort: a failure is
+/// logged, once per subscription).
+pub(crate) async fn delete_remote(cse: &Cse, creator: &str, ctx: &RequestContext, ids: &[String]) {
+    let calls: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let request = bastion_proto::Request {
+                op: Some(Operation::Delete),
+                to: id.clone(),
+                fr: Some(creator.to_owned()),
+                rqi: Some(format!("crs-{}", crate::notify::fresh_id())),
+                rvi: Some(SUBSCRIPTION_RELEASE.to_owned()),
+                ..Default::default()
+            };
+            async move { Box::pin(cse.handle(request, ctx)).await }
+        })
+        .collect();
+    let answers = fanout::join_bounded(calls, fanout::MAX_IN_FLIGHT).await;
+    for (id, resp) in ids.iter().zip(answers) {
+        if resp.rsc != Rsc::Deleted {
+            tracing::warn!(subscription = %id, rsc = resp.rsc.code(), "target subscription on another CSE not deleted");
+        }
     }
 }
 

@@ -19,7 +19,7 @@ mod announced;
 mod common;
 mod container;
 mod content_instance;
-mod cross_resource_subscription;
+pub(crate) mod cross_resource_subscription;
 mod cse_base;
 mod dac;
 mod flex_container;
