@@ -714,6 +714,21 @@ async fn ts0004_7_4_58_cross_resource_subscription_with_a_target_on_the_in() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(rx.wait_events(1).await.len(), 1, "{:?}", rx.all());
 
+    // A CREATE refused after its remote target was made (the name is taken, which is
+    // found under the lock) deletes that subscription again.
+    fed.mn
+        .create(&ae, "Cmnapp", 48, crs("both", vec![on_in(&shared)]))
+        .await
+        .expect(4105);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fed.inc.discovered(&owner, 23).await.len() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "a refused CREATE left its subscription on the IN"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     fed.mn
         .delete(&format!("{ae}/both"), "Cmnapp")
         .await

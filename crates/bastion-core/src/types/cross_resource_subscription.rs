@@ -1,19 +1,35 @@
 //! `<crossResourceSubscription>` (ty 48; TS-0001 9.6.58, TS-0004 7.4.58, 7.5.1.2.18):
 //! one notification when every target resource had an event within a time window.
 //!
-//! CREATE makes one `<subscription>` under each `rrat` target, for the originator and
-//! only as far as the originator could make it itself: RETRIEVE privilege on the target
-//! (the decision `<subscription>` CREATE takes), a target that holds subscriptions, and
-//! criteria (`encs`) valid for it; else nothing is created and the answer is 5221 naming
-//! the target and its own status. The subscriptions notify the `<crossResourceSubscription>`
-//! (`nu` = its resource ID, `acrs` naming it) and are written with it in one durable
-//! write; they go when it goes. Their notifications never leave the CSE: `notify.rs`
-//! hands them to [`CrossResourceState::record`], whose window decides when the
-//! cross-resource notification (`{"sur": …}`) goes to the resource's own `nu`.
+//! `rrat` (resources as targets): CREATE makes one `<subscription>` under each target for
+//! the originator and only as far as the originator could make it itself. On this CSE:
+//! RETRIEVE privilege on the target (the decision `<subscription>` CREATE takes), a target
+//! that holds subscriptions, and criteria (`encs`) valid for it; these subscriptions are
+//! written with the resource in one durable write and go when it goes. On another CSE:
+//! the originator's own `<subscription>` CREATE, sent through the whole pipeline with its
+//! `fr` and binding and forwarded (`subscribe_remote`), so that CSE decides; its `nu`
+//! names the resource SP-relatively, so its notifications come back here
+//! (`Cse::notify_cross_resource`, which counts only those of the CSE hosting a target
+//! subscription). Those are made last; a failure, or a later refusal of the CREATE,
+//! deletes them again ([`Creating`]); they are deleted there when the resource ends
+//! (best effort, logged).
 //!
-//! Bounded: at most [`MAX_CRS_TARGETS`] targets, each counted against the originator's
-//! subscription cap; the window is one bit per target. Not built: `srat` (existing
-//! subscriptions as targets, 5001) and targets on other CSEs (5221).
+//! `srat` (subscriptions as targets, TS-0004 7.4.58.2.1 c): existing `<subscription>`s on
+//! this CSE join it: the resource is added to their `nu` and `acrs`, which is an UPDATE
+//! of theirs by the originator, so it needs the originator's UPDATE privilege on `nu`
+//! and `acrs` and a subscription that can take one more `nu` entry. The additions are
+//! written with the resource (`instantiate`); an UPDATE of `srat` and the resource's
+//! removal (`types::remove_node`) take them out again.
+//!
+//! Any target that fails answers 5221 naming the list, its index and its own status, and
+//! nothing is created or changed. Notifications of target subscriptions here never leave
+//! the CSE: `notify.rs` hands them to [`CrossResourceState::record`], whose window decides
+//! when the cross-resource notification (`{"sur": …}`) goes to the resource's own `nu`.
+//!
+//! Bounded: at most [`MAX_CRS_TARGETS`] targets in `rrat` and `srat` together (one bit
+//! each in the window); the `rrat` ones count against the originator's subscription cap;
+//! requests to other CSEs go at most [`fanout::MAX_IN_FLIGHT`] at once, each bounded by
+//! the outbound timeout. Not built: `srat` entries on other CSEs (5221).
 
 use super::{merged, new_ri, universal, NewNode, Prepared, ResourceKind};
 use crate::access::Enforcer;
@@ -637,14 +653,14 @@ fn names(sub: &Node, crs: &str) -> bool {
 /// Subscription `sub` joins `crs`: `crs` added to its `nu` and `acrs`. The store write,
 /// or nothing when it is gone, cannot take it, or has joined already.
 fn join(tree: &mut Tree, sub: &Ri, crs: &Ri) -> Option<WriteOp> {
+    if tree.get(sub).is_some_and(|n| names(n, crs)) {
+        return None;
+    }
     if let Err(e) = joinable(tree, sub) {
         tracing::warn!(subscription = %sub, crs = %crs, reason = %e, "srat subscription changed since it was checked; not joined");
         return None;
     }
     let node = tree.get_mut(sub)?;
-    if names(node, crs) {
-        return None;
-    }
     edit_targets(node, |list| list.push(crs.to_string()));
     Some(WriteOp::Upsert(super::node_row(node)))
 }
@@ -793,14 +809,20 @@ async fn subscribe_remote(
         return Ok(creating);
     }
     let binding = ctx.as_received();
+    // They live as long as the resource asks to, or its default lifetime here (TS-0004
+    // 7.4.58.2.1); the hosting CSE may shorten that.
+    let et = match content.get("et") {
+        Some(et) => et.clone(),
+        None => {
+            let default = cse.now().plus_seconds(cse.config.default_lifetime_secs);
+            Value::from(default.format())
+        }
+    };
     let calls: Vec<_> = asked
         .iter()
         .map(|&i| {
             let mut attrs = subscription_attrs(&own, criteria_for(criteria, i), content);
-            // It lives no longer than the resource asked to (TS-0004 7.4.58.2.1).
-            if let Some(et) = content.get("et") {
-                attrs.insert("et".into(), et.clone());
-            }
+            attrs.insert("et".into(), et.clone());
             let request = bastion_proto::Request {
                 op: Some(Operation::Create),
                 to: targets[i].clone(),
