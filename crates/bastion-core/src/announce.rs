@@ -13,7 +13,7 @@
 //! logged once and costs the original nothing but that target (docs/decisions.md).
 //! Targets are CSEs this CSE talks to directly: its registrar and the CSEs registered here.
 
-use crate::fanout::join_bounded;
+use crate::bounded::join_bounded;
 use crate::notify::fresh_id;
 use crate::tree::{Ri, Tree};
 use crate::types::{node_row, MAX_ANNOUNCE_TARGETS};

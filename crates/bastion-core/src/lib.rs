@@ -14,6 +14,7 @@ pub mod audit;
 pub mod authz_state;
 pub mod binding;
 mod blocking;
+mod bounded;
 mod checks;
 mod commit;
 pub mod config;

@@ -665,11 +665,12 @@ impl Cse {
         }
         if let (false, Some(cse)) = (state.remote_companions.is_empty(), self.me.upgrade()) {
             let (creator, ids) = (state.creator.clone(), state.remote_companions.clone());
+            let crs = ri.to_owned();
             tokio::spawn(async move {
                 // Not the request of anyone here: no binding to speak for.
                 let anonymous = RequestContext::new(None, None);
                 crate::types::cross_resource_subscription::delete_remote(
-                    &cse, &creator, &anonymous, &ids,
+                    &cse, &crs, &creator, &anonymous, &ids,
                 )
                 .await;
             });

@@ -352,7 +352,7 @@ pub struct CrossResourceState {
     pub released: Vec<Arc<str>>,
     /// While it is being created: the target subscriptions made on other CSEs, deleted
     /// again unless the CREATE is written.
-    pub(crate) creating: Mutex<Option<crate::types::cross_resource_subscription::Creating>>,
+    pub(crate) creating: Mutex<Option<Box<dyn Undo>>>,
     pub window_ms: i64,
     /// `twt` 2 (sliding): a window starts at the first notification; else (1, periodic)
     /// windows follow each other from `origin_ms`.
@@ -360,6 +360,13 @@ pub struct CrossResourceState {
     pub origin_ms: i64,
     pub delivery: Arc<SubscriptionState>,
     window: Mutex<Window>,
+}
+
+/// What a CREATE did outside its own write (a crossResourceSubscription's target
+/// subscriptions on other CSEs): undone when dropped, unless kept.
+pub(crate) trait Undo: Send + std::fmt::Debug {
+    /// The CREATE was written: nothing is undone.
+    fn keep(self: Box<Self>);
 }
 
 /// The most targets one `<crossResourceSubscription>` may name: one bit each in

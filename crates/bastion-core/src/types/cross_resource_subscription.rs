@@ -28,20 +28,21 @@
 //!
 //! Bounded: at most [`MAX_CRS_TARGETS`] targets in `rrat` and `srat` together (one bit
 //! each in the window); the `rrat` ones count against the originator's subscription cap;
-//! requests to other CSEs go at most [`fanout::MAX_IN_FLIGHT`] at once, each bounded by
+//! requests to other CSEs go at most [`MAX_IN_FLIGHT`] at once, each bounded by
 //! the outbound timeout. Not built: `srat` entries on other CSEs (5221).
 
 use super::{merged, new_ri, universal, NewNode, Prepared, ResourceKind};
 use crate::access::Enforcer;
 use crate::authz_state::{resolve_local, Mode};
+use crate::bounded::{join_bounded, MAX_IN_FLIGHT};
 use crate::checks::CreateRequest;
 use crate::resolve::Target;
 use crate::subscription::{
-    filled_defaults, statistics_after_write, CrossResourceState, SubscriptionState,
+    filled_defaults, statistics_after_write, CrossResourceState, SubscriptionState, Undo,
     MAX_CRS_TARGETS, TWT_SLIDING,
 };
 use crate::tree::{Node, Ri, Tree, TypeState};
-use crate::{fanout, forward, Cse, RequestContext};
+use crate::{Cse, RequestContext};
 use async_trait::async_trait;
 use bastion_policy::{AccessOperation, Attributes};
 use bastion_proto::json::string_list as strings;
@@ -150,7 +151,7 @@ impl ResourceKind for CrossResourceSubscription {
         all.extend(joined.iter().cloned());
         let mut state = CrossResourceState::new(all, window, sliding, cse.now_ms(), delivery);
         state.srat = joined;
-        state.creating = std::sync::Mutex::new(Some(made));
+        state.creating = std::sync::Mutex::new(Some(Box::new(made)));
         Ok(Prepared {
             id: Some((seq, ri)),
             defaults,
@@ -704,17 +705,14 @@ fn edit_targets(node: &mut Node, edit: impl Fn(&mut Vec<String>)) {
 /// The CSE-ID of the CSE hosting `target` when that is not this one (TS-0004 7.3.2.8);
 /// empty for a CSE of another service provider, which no route here reaches.
 fn remote_cse(cse: &Cse, target: &str) -> Option<String> {
-    match forward::transit(&cse.config.sp_id, &cse.config.cse_id, target)? {
-        forward::Destination::Cse(id) => Some(id),
-        forward::Destination::OtherSp => Some(String::new()),
-    }
+    cse.other_host(target).map(Option::unwrap_or_default)
 }
 
 /// The target subscriptions a CREATE made on other CSEs, by `rrat` index, while the
 /// CREATE is not yet written: dropped without [`Creating::keep`], they are deleted
 /// there again. Also what holds the resource's ID among [`Cse`]'s pending ones, so that
 /// those CSEs' verification requests are answered before it exists.
-pub(crate) struct Creating {
+struct Creating {
     cse: std::sync::Weak<Cse>,
     crs: String,
     creator: String,
@@ -745,9 +743,11 @@ impl Creating {
             kept: false,
         }
     }
+}
 
+impl Undo for Creating {
     /// The CREATE was written: the target subscriptions stay.
-    fn keep(mut self) {
+    fn keep(mut self: Box<Self>) {
         self.kept = true;
     }
 }
@@ -766,10 +766,11 @@ impl Drop for Creating {
         }
         let ids: Vec<String> = self.ids.drain(..).map(|(_, id)| id).collect();
         let creator = std::mem::take(&mut self.creator);
+        let crs = self.crs.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 let anonymous = RequestContext::new(None, None);
-                delete_remote(&cse, &creator, &anonymous, &ids).await;
+                delete_remote(&cse, &crs, &creator, &anonymous, &ids).await;
             });
         }
     }
@@ -790,7 +791,7 @@ pub(crate) fn pending_creator(cse: &Cse, crs: &str) -> Option<String> {
 /// the originator sends itself: through the whole pipeline with the originator's `fr`
 /// and binding, forwarded to the hosting CSE, which decides (TS-0004 7.4.58.2.1 c). Its
 /// `nu` and `acrs` name the resource SP-relatively, so the notifications come back here.
-/// At most [`fanout::MAX_IN_FLIGHT`] at once; each bounded by the outbound timeout. One
+/// At most [`MAX_IN_FLIGHT`] at once; each bounded by the outbound timeout. One
 /// that fails deletes those made and answers 5221 naming it.
 async fn subscribe_remote(
     cse: &Cse,
@@ -827,7 +828,7 @@ async fn subscribe_remote(
                 op: Some(Operation::Create),
                 to: targets[i].clone(),
                 fr: Some(req.fr.clone()),
-                rqi: Some(format!("crs-{}", crate::notify::fresh_id())),
+                rqi: Some(format!("{crs}-c{i}")),
                 rvi: Some(SUBSCRIPTION_RELEASE.to_owned()),
                 ty: Some(u64::from(ResourceType::Subscription.number())),
                 pc: Some(serde_json::json!({ "m2m:sub": attrs })),
@@ -837,7 +838,7 @@ async fn subscribe_remote(
             async move { Box::pin(cse.handle(request, binding)).await }
         })
         .collect();
-    let answers = fanout::join_bounded(calls, fanout::MAX_IN_FLIGHT).await;
+    let answers = join_bounded(calls, MAX_IN_FLIGHT).await;
     let mut failed = None;
     for (&i, resp) in asked.iter().zip(answers) {
         let made = resp.pc.as_ref().and_then(|pc| pc["m2m:sub"]["ri"].as_str());
@@ -861,7 +862,7 @@ async fn subscribe_remote(
     };
     // Those made go again before the answer.
     let ids: Vec<String> = creating.ids.drain(..).map(|(_, id)| id).collect();
-    delete_remote(cse, &req.fr, &binding, &ids).await;
+    delete_remote(cse, crs, &req.fr, &binding, &ids).await;
     let shown: String = targets[i].chars().take(60).collect();
     Err(RequestError::CrossResourceOperationFailure(
         format!("{RRAT} target {i} ({shown}): {code} {why}").into(),
@@ -871,24 +872,31 @@ async fn subscribe_remote(
 /// The release the target subscriptions on other CSEs are asked in: `acrs` is Release 4.
 const SUBSCRIPTION_RELEASE: &str = "4";
 
-/// Deletes target subscriptions on other CSEs as `creator` (best effort: a failure is
-/// logged, once per subscription).
-pub(crate) async fn delete_remote(cse: &Cse, creator: &str, ctx: &RequestContext, ids: &[String]) {
+/// Deletes the target subscriptions of crossResourceSubscription `crs` on other CSEs as
+/// `creator` (best effort: a failure is logged, once per subscription).
+pub(crate) async fn delete_remote(
+    cse: &Cse,
+    crs: &str,
+    creator: &str,
+    ctx: &RequestContext,
+    ids: &[String],
+) {
     let calls: Vec<_> = ids
         .iter()
-        .map(|id| {
+        .enumerate()
+        .map(|(k, id)| {
             let request = bastion_proto::Request {
                 op: Some(Operation::Delete),
                 to: id.clone(),
                 fr: Some(creator.to_owned()),
-                rqi: Some(format!("crs-{}", crate::notify::fresh_id())),
+                rqi: Some(format!("{crs}-d{k}")),
                 rvi: Some(SUBSCRIPTION_RELEASE.to_owned()),
                 ..Default::default()
             };
             async move { Box::pin(cse.handle(request, ctx)).await }
         })
         .collect();
-    let answers = fanout::join_bounded(calls, fanout::MAX_IN_FLIGHT).await;
+    let answers = join_bounded(calls, MAX_IN_FLIGHT).await;
     for (id, resp) in ids.iter().zip(answers) {
         if resp.rsc != Rsc::Deleted {
             tracing::warn!(subscription = %id, rsc = resp.rsc.code(), "target subscription on another CSE not deleted");
