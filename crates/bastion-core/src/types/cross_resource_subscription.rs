@@ -75,7 +75,7 @@ impl ResourceKind for CrossResourceSubscription {
         let criteria = criteria_set(content, rrat.len())?;
         let mut delivery = delivery(content, &req.fr, ctx.authenticated)?;
         let window = window_ms(content)?;
-        check_cap(cse, &cse.tree.read(), &req.fr, rrat.len())?;
+        check_cap(cse, &cse.tree.read(), &req.fr, local_count(cse, &rrat))?;
         // Each target as the originator's own `<subscription>` CREATE would find it; one
         // on another CSE is that CSE's to decide (below).
         let now = cse.now();
@@ -167,11 +167,8 @@ impl ResourceKind for CrossResourceSubscription {
         _parent: &Ri,
     ) -> Result<(), RequestError> {
         let content = req.pc.get("m2m:crs").and_then(Value::as_object);
-        let n = content
-            .and_then(|c| c.get("rrat"))
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
-        check_cap(cse, tree, &req.fr, n)
+        let rrat = strings(content.and_then(|c| c.get("rrat")));
+        check_cap(cse, tree, &req.fr, local_count(cse, &rrat))
     }
 
     /// The target subscriptions, under the write lock, with the IDs `prepare` took.
@@ -902,6 +899,11 @@ pub(crate) async fn delete_remote(
             tracing::warn!(subscription = %id, rsc = resp.rsc.code(), "target subscription on another CSE not deleted");
         }
     }
+}
+
+/// How many of the `rrat` targets are on this CSE (the subscriptions made here).
+fn local_count(cse: &Cse, rrat: &[String]) -> usize {
+    rrat.iter().filter(|t| remote_cse(cse, t).is_none()).count()
 }
 
 /// The targets' subscriptions count against the originator's cap like any other.
