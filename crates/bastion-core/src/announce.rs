@@ -16,7 +16,7 @@
 //! a target that refuses is logged once and dropped (docs/decisions.md).
 //! Targets are CSEs this CSE talks to directly: its registrar and the CSEs registered here.
 
-use crate::fanout::join_bounded;
+use crate::bounded::join_bounded;
 use crate::notify::fresh_id;
 use crate::throttle::Throttle;
 pub(crate) use crate::tree::{Action, Pending};

@@ -10,6 +10,7 @@
 
 use crate::access::Enforcer;
 use crate::authz_state::{self, resolve_local, Mode};
+use crate::bounded::{join_bounded, MAX_IN_FLIGHT};
 use crate::checks::Envelope;
 use crate::resolve::Target;
 use crate::tree::Ri;
@@ -23,10 +24,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
-
-/// Member requests in flight at once for one fan-out.
-pub(crate) const MAX_IN_FLIGHT: usize = 16;
 
 /// The virtual child name of a group's fan-out point (TS-0001 9.6.14); reserved under
 /// `<group>`.
@@ -356,42 +353,6 @@ impl Cse {
     }
 }
 
-/// Runs `futures` with at most `limit` in flight, in one task, and returns their outputs
-/// in the original order.
-pub(crate) async fn join_bounded<F: Future>(futures: Vec<F>, limit: usize) -> Vec<F::Output> {
-    let total = futures.len();
-    let mut waiting = futures.into_iter().enumerate();
-    let mut running: Vec<(usize, Pin<Box<F>>)> = Vec::new();
-    let mut out: Vec<Option<F::Output>> = (0..total).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        while running.len() < limit.max(1) {
-            match waiting.next() {
-                Some((i, f)) => running.push((i, Box::pin(f))),
-                None => break,
-            }
-        }
-        let mut i = 0;
-        while i < running.len() {
-            if let Poll::Ready(v) = running[i].1.as_mut().poll(cx) {
-                let (idx, _) = running.swap_remove(i);
-                out[idx] = Some(v);
-                if let Some((j, f)) = waiting.next() {
-                    running.push((j, Box::pin(f)));
-                }
-            } else {
-                i += 1;
-            }
-        }
-        if running.is_empty() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
-    out.into_iter().flatten().collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,27 +370,5 @@ mod tests {
         assert!(!may_address_fopt("cse-in/xfopt/la"));
         let nested: Vec<_> = fopt_splits("a/fopt/b/fopt").collect();
         assert_eq!(nested, vec![("a", "/b/fopt"), ("a/fopt/b", "")]);
-    }
-
-    #[tokio::test]
-    async fn join_bounded_keeps_order_and_limit() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let live = AtomicUsize::new(0);
-        let peak = AtomicUsize::new(0);
-        let calls: Vec<_> = (0..40u64)
-            .map(|i| {
-                let (live, peak) = (&live, &peak);
-                async move {
-                    let now = live.fetch_add(1, Ordering::SeqCst) + 1;
-                    peak.fetch_max(now, Ordering::SeqCst);
-                    tokio::time::sleep(std::time::Duration::from_millis(40 - i)).await;
-                    live.fetch_sub(1, Ordering::SeqCst);
-                    i
-                }
-            })
-            .collect();
-        let out = join_bounded(calls, 16).await;
-        assert_eq!(out, (0..40).collect::<Vec<_>>());
-        assert!(peak.load(Ordering::SeqCst) <= 16);
     }
 }

@@ -211,6 +211,16 @@ fn sender<'a>(own: &str, sp_id: &str, identity: Option<&'a str>, fr: &'a str) ->
 }
 
 impl Cse {
+    /// Who hosts `to` when this CSE does not ([`transit`]): `Some(Some(csi))` another CSE
+    /// of this service provider (its SP-relative CSE-ID), `Some(None)` one of another
+    /// service provider.
+    pub(crate) fn other_host(&self, to: &str) -> Option<Option<String>> {
+        match transit(&self.config.sp_id, &self.config.cse_id, to)? {
+            Destination::Cse(csi) => Some(Some(csi)),
+            Destination::OtherSp => Some(None),
+        }
+    }
+
     /// Forwards a transit request and relays the response (TS-0004 7.3.2.6). The
     /// primitive checks and the originator checks (4106/4107, association binding) run
     /// first, as for a hosted request; registration requests are refused (4000), a passed

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod authz_state;
 pub mod binding;
 mod blocking;
+mod bounded;
 mod checks;
 mod commit;
 pub mod config;
@@ -166,6 +167,10 @@ pub struct Cse {
     /// Serialises the retrieval counts of instances created with `dcnt`
     /// (`types::content_instance::count_retrieval`).
     retrieval_counts: tokio::sync::Mutex<()>,
+    /// `<crossResourceSubscription>`s being created while their target subscriptions on
+    /// other CSEs are made: resource ID → originator, for those CSEs' verification
+    /// requests (`types/cross_resource_subscription.rs`).
+    crs_pending: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// The CSE's connections to the outside world, beside its storage.
@@ -286,6 +291,7 @@ impl Cse {
             clock: services.clock,
             delayed: tokio::sync::Semaphore::new(delayed_slots),
             retrieval_counts: tokio::sync::Mutex::new(()),
+            crs_pending: std::sync::Mutex::default(),
         }))
     }
 

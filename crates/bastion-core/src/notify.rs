@@ -655,11 +655,25 @@ impl Cse {
         Some((hop.csi.clone(), poa))
     }
 
-    /// The deletion notice (`su`, TS-0001 10.2.11.5) and a flush of anything batched.
+    /// The deletion notice (`su`, TS-0001 10.2.11.5) and a flush of anything batched;
+    /// a crossResourceSubscription's target subscriptions on other CSEs are deleted
+    /// there, as its creator, without waiting (best effort).
     pub(crate) fn subscription_ended(&self, ri: &str, state: &SubscriptionState) {
         let sur = format!("{}/{}", self.config.cse_id, ri);
         if let Some(sink) = &self.notifications {
             sink.flush(&sur);
+        }
+        if let (false, Some(cse)) = (state.remote_companions.is_empty(), self.me.upgrade()) {
+            let (creator, ids) = (state.creator.clone(), state.remote_companions.clone());
+            let crs = ri.to_owned();
+            tokio::spawn(async move {
+                // Not the request of anyone here: no binding to speak for.
+                let anonymous = RequestContext::new(None, None);
+                crate::types::cross_resource_subscription::delete_remote(
+                    &cse, &crs, &creator, &anonymous, &ids,
+                )
+                .await;
+            });
         }
         let Some(su) = &state.su else {
             return;
@@ -748,12 +762,12 @@ impl Cse {
     /// within it, the cross-resource notification `{"sur": crs}` goes to its `nu`, and
     /// `exc` is counted down.
     fn cross_resource_event(&self, crs: &Ri, sur: &str) {
-        let Some(sub) = sur
+        // A target subscription here is known by its resource ID, one on another CSE by
+        // its SP-relative ID.
+        let sub = sur
             .strip_prefix(self.config.cse_id.as_str())
             .and_then(|r| r.strip_prefix('/'))
-        else {
-            return;
-        };
+            .unwrap_or(sur);
         let state = {
             let tree = self.tree.read();
             tree.get(crs).and_then(Node::cross_resource).cloned()
@@ -978,6 +992,9 @@ impl Cse {
     ) -> Result<bastion_proto::Response, bastion_proto::RequestError> {
         let (ctx, now) = (access.ctx(), access.now());
         use bastion_proto::RequestError;
+        if let Some(answer) = self.notify_cross_resource(&req) {
+            return answer;
+        }
         let target = self.resolve(&req, now).await?;
         let sgn = req.pc.get("m2m:sgn");
         let verification = sgn
@@ -1037,6 +1054,80 @@ impl Cse {
             ));
         };
         self.pass_to_ae(&ae, &req).await
+    }
+
+    /// A NOTIFY to a `<crossResourceSubscription>` here (or to one being created), from
+    /// the CSE hosting one of its target subscriptions (TS-0004 7.5.1.2.18); `None` for
+    /// any other target. A verification request is confirmed when it names the
+    /// resource's originator as the subscription's creator (else 4101); a notification
+    /// counts in the window when its `sur` is one of the resource's target subscriptions
+    /// and the request comes from the CSE that hosts it (else 4103): the sender's
+    /// identity was bound by the pipeline, so no other entity can make it count.
+    fn notify_cross_resource(
+        &self,
+        req: &crate::checks::NotifyRequest,
+    ) -> Option<Result<bastion_proto::Response, bastion_proto::RequestError>> {
+        use bastion_proto::RequestError;
+        let to = req.to.as_str();
+        let own = format!("{}/", self.config.cse_id);
+        let (crs, creator, state) = {
+            let tree = self.tree.read();
+            match crate::authz_state::resolve_local(&tree, &self.config, to) {
+                Some(node) if node.ty == ResourceType::CrossResourceSubscription => (
+                    node.ri.clone(),
+                    node.creator.clone().unwrap_or_default(),
+                    node.cross_resource().cloned(),
+                ),
+                Some(_) => return None,
+                None => {
+                    let ri = to.strip_prefix(own.as_str()).unwrap_or(to);
+                    let creator =
+                        crate::types::cross_resource_subscription::pending_creator(self, ri)?;
+                    (Ri::from(ri), creator, None)
+                }
+            }
+        };
+        let sgn = req.pc.get("m2m:sgn");
+        if sgn.and_then(|s| s.get("vrq")).and_then(Value::as_bool) == Some(true) {
+            let named = sgn
+                .and_then(|s| s.get("cr"))
+                .and_then(Value::as_str)
+                .map(|cr| bastion_policy::normalize_originator(&self.local, cr));
+            let creator = bastion_policy::normalize_originator(&self.local, &creator);
+            if named.as_ref() != Some(&creator) {
+                return Some(Err(RequestError::SubscriptionCreatorNoPrivilege(
+                    "the subscription's creator is not this crossResourceSubscription's".into(),
+                )));
+            }
+            return Some(Ok(Response::new(Rsc::Ok, String::new())));
+        }
+        let Some(state) = state else {
+            // Being created: its window has not started.
+            return Some(Ok(Response::new(Rsc::Ok, String::new())));
+        };
+        let sur = sgn.and_then(|s| s.get("sur")).and_then(Value::as_str);
+        let from = bastion_policy::normalize_originator(&self.local, &req.fr);
+        let hosted_by_sender = |sur: &str| {
+            let host = sur
+                .strip_prefix('/')
+                .and_then(|r| r.split('/').next())
+                .map(|c| format!("/{c}"));
+            host.is_some_and(|h| bastion_policy::normalize_originator(&self.local, &h) == from)
+        };
+        match sur {
+            Some(sur)
+                if state.targets.iter().any(|t| &**t == sur)
+                    && sur.starts_with('/')
+                    && hosted_by_sender(sur) =>
+            {
+                self.cross_resource_event(&crs, sur);
+                Some(Ok(Response::new(Rsc::Ok, String::new())))
+            }
+            _ => Some(Err(RequestError::NoPrivilege(
+                "not a notification of this crossResourceSubscription's target subscriptions"
+                    .into(),
+            ))),
+        }
     }
 
     /// Sends a NOTIFY on to a hosted AE and returns its answer.

@@ -61,6 +61,9 @@ pub struct SubscriptionState {
     /// `enc.md`: the missing points seen within the window, shared by the clones of this
     /// state (it is runtime state, not stored: a restart starts an empty window).
     pub(crate) missing: Option<Arc<MissingWindow>>,
+    /// Of a `<crossResourceSubscription>`'s delivery: the target subscriptions it made on
+    /// other CSEs (SP-relative IDs), deleted there when it ends.
+    pub(crate) remote_companions: Vec<String>,
 }
 
 /// `enc.md` (`m2m:missingData`, TS-0001 9.6.8): notify when `num` missing data points of
@@ -306,6 +309,7 @@ impl SubscriptionState {
             event_originator: attrs.get("eeno").and_then(Value::as_bool).unwrap_or(false),
             stats: attrs.get("nse").and_then(Value::as_bool).unwrap_or(false),
             missing,
+            remote_companions: Vec::new(),
         })
     }
 }
@@ -338,8 +342,17 @@ impl SubscriptionState {
 /// empty one.
 #[derive(Debug)]
 pub struct CrossResourceState {
-    /// The target subscriptions (`rrats`), in `rrat` order; at most [`MAX_CRS_TARGETS`].
+    /// The target subscriptions: those it made (`rrats`, in `rrat` order), then the
+    /// existing ones `srat` named; at most [`MAX_CRS_TARGETS`] in all.
     pub targets: Vec<Arc<str>>,
+    /// The `srat` subscriptions whose `nu` names it (resource IDs, in `srat` order).
+    pub srat: Vec<Arc<str>>,
+    /// Subscriptions an UPDATE took out of `srat`: their `nu` no longer names it once the
+    /// UPDATE is written (used by that write only).
+    pub released: Vec<Arc<str>>,
+    /// While it is being created: the target subscriptions made on other CSEs, deleted
+    /// again unless the CREATE is written.
+    pub(crate) creating: Mutex<Option<Box<dyn Undo>>>,
     pub window_ms: i64,
     /// `twt` 2 (sliding): a window starts at the first notification; else (1, periodic)
     /// windows follow each other from `origin_ms`.
@@ -347,6 +360,13 @@ pub struct CrossResourceState {
     pub origin_ms: i64,
     pub delivery: Arc<SubscriptionState>,
     window: Mutex<Window>,
+}
+
+/// What a CREATE did outside its own write (a crossResourceSubscription's target
+/// subscriptions on other CSEs): undone when dropped, unless kept.
+pub(crate) trait Undo: Send + std::fmt::Debug {
+    /// The CREATE was written: nothing is undone.
+    fn keep(self: Box<Self>);
 }
 
 /// The most targets one `<crossResourceSubscription>` may name: one bit each in
@@ -373,6 +393,9 @@ impl CrossResourceState {
     ) -> CrossResourceState {
         CrossResourceState {
             targets,
+            srat: Vec::new(),
+            released: Vec::new(),
+            creating: Mutex::new(None),
             window_ms: window_ms.max(1),
             sliding,
             origin_ms,

@@ -95,7 +95,7 @@ pub(crate) async fn update(
         require_match(&req.fc, Subject::Node(&tree, node, viewer))?;
     }
     kind.check_content(&content)?;
-    let prepared = kind.prepare_update(cse, &ri, &content).await?;
+    let prepared = kind.prepare_update(cse, access, &ri, &content).await?;
     // A blocking-update subscription is asked before anything changes.
     cse.blocking_update(&ri, &content, &req.fr).await?;
     cse.write_guard()?;

@@ -492,7 +492,7 @@ const CRS: &[AttrDef] = &[
     a("daci", Kind::StrList, O, O),
     a("cr", Kind::CreatorNull, O, NP),
     a("rrat", Kind::StrList, O, NP),
-    a("srat", Kind::StrList, O, NP),
+    a("srat", Kind::StrList, O, O),
     a("rrats", Kind::StrList, NP, NP),
     // `m2m:timeWindowType`: 1 periodic, 2 sliding.
     a("twt", Kind::Range(1, 2), M, O),

@@ -609,3 +609,137 @@ async fn ts0004_7_4_8_2_1_relayed_subscriber_is_resolved_in_sp_relative_and_abso
         );
     }
 }
+
+/// `<crossResourceSubscription>` with a target on another CSE (TS-0004 7.4.58.2.1 c,
+/// 7.5.1.2.18): an AE on the MN names a container of its own and one on the IN. The IN's
+/// target subscription is created by the AE's own request, forwarded (the IN decides, and
+/// records the AE as its creator); its notifications come back to the MN's resource.
+/// Events on both targets send one `{"sur": …}` to the AE; DELETE removes the IN's
+/// subscription. A target the AE may not subscribe to fails the CREATE with 5221, and no
+/// subscription is left on either CSE.
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0004_7_4_58_cross_resource_subscription_with_a_target_on_the_in() {
+    let fed = tokio::task::block_in_place(Federation::start);
+    let owner = fed.inc.ae("Cinowner").await;
+    let shared = shared_container(&fed.inc, &owner, "Cinowner", "/id-mn/Cmnapp").await;
+    fed.inc
+        .create(&owner, "Cinowner", 3, json!({"m2m:cnt": {"rn": "secret"}}))
+        .await
+        .expect(2001);
+    let secret = format!("{owner}/secret");
+    let rx = Receiver::start().await;
+    let ae = mn_receiving_ae(&fed, "Cmnapp", &rx.url, "Cmnapp").await;
+    fed.mn
+        .create(&ae, "Cmnapp", 3, json!({"m2m:cnt": {"rn": "local"}}))
+        .await
+        .expect(2001);
+    let local = format!("{ae}/local");
+    let crs = |rn: &str, rrat: Vec<String>| {
+        json!({"m2m:crs": {"rn": rn, "rrat": rrat, "encs": {"enc": [{"net": [3]}]},
+            "twt": 1, "tws": "PT1M", "nu": ["Cmnapp"]}})
+    };
+    let here = local.trim_start_matches('/').to_owned();
+    let on_in = |c: &str| format!("/id-in{c}");
+    // Names the IN's container it may not read: refused there, 5221 here.
+    let r = fed
+        .mn
+        .create(
+            &ae,
+            "Cmnapp",
+            48,
+            crs("denied", vec![here.clone(), on_in(&shared), on_in(&secret)]),
+        )
+        .await;
+    r.expect(5221);
+    assert!(
+        r.text.contains("rrat target 2") && r.text.contains("4103"),
+        "{}",
+        r.text
+    );
+    fed.mn
+        .get(&format!("{ae}/denied"), "Cmnapp")
+        .await
+        .expect(4004);
+    // The administrators see every subscription: none on either CSE (the IN's one for
+    // the shared container was made, then deleted before the answer).
+    assert_eq!(fed.mn.discovered(&ae, 23).await, Vec::<String>::new());
+    assert_eq!(fed.inc.discovered(&owner, 23).await, Vec::<String>::new());
+
+    let r = fed
+        .mn
+        .create(&ae, "Cmnapp", 48, crs("both", vec![here, on_in(&shared)]))
+        .await;
+    r.expect(2001);
+    let made = r.inner("m2m:crs").clone();
+    let sur = format!("/id-mn/{}", made["ri"].as_str().expect("ri"));
+    let remote = made["rrats"][1].as_str().expect("rrats").to_owned();
+    assert!(remote.starts_with("/id-in/"), "{made}");
+    // Its creator reads it through the MN.
+    let sub = fed.mn.get(&format!("/~{remote}"), "Cmnapp").await;
+    sub.expect(2000);
+    assert_eq!(sub.inner("m2m:sub")["nu"], json!([sur]));
+    assert_eq!(sub.inner("m2m:sub")["cr"], "/id-mn/Cmnapp");
+    assert_eq!(fed.inc.discovered(&owner, 23).await.len(), 1);
+    // Only the CSE hosting a target subscription makes its notifications count, and a
+    // verification names the resource's originator.
+    let notify = |fr: &'static str, sgn: Value| {
+        let to = format!("{ae}/both");
+        let mn = &fed.mn;
+        async move { mn.request("POST", &to).from(fr).json(&sgn).send().await }
+    };
+    notify("Cmnapp", json!({"m2m:sgn": {"sur": remote}}))
+        .await
+        .expect(4103);
+    notify("/id-in", json!({"m2m:sgn": {"sur": "/id-in/other"}}))
+        .await
+        .expect(4103);
+    notify(
+        "/id-in",
+        json!({"m2m:sgn": {"vrq": true, "sur": remote, "cr": "/id-mn/Cmnother"}}),
+    )
+    .await
+    .expect(4101);
+    assert!(rx.events().is_empty(), "{:?}", rx.all());
+
+    fed.inc
+        .create(&shared, "Cinowner", 4, json!({"m2m:cin": {"con": "1"}}))
+        .await
+        .expect(2001);
+    fed.mn
+        .create(&local, "Cmnapp", 4, json!({"m2m:cin": {"con": "2"}}))
+        .await
+        .expect(2001);
+    let events = rx.wait_events(1).await;
+    assert_eq!(events[0], json!({"m2m:sgn": {"sur": sur}}));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.wait_events(1).await.len(), 1, "{:?}", rx.all());
+
+    // A CREATE refused after its remote target was made (the name is taken, which is
+    // found under the lock) deletes that subscription again.
+    fed.mn
+        .create(&ae, "Cmnapp", 48, crs("both", vec![on_in(&shared)]))
+        .await
+        .expect(4105);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fed.inc.discovered(&owner, 23).await.len() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "a refused CREATE left its subscription on the IN"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    fed.mn
+        .delete(&format!("{ae}/both"), "Cmnapp")
+        .await
+        .expect(2002);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fed.mn.get(&format!("/~{remote}"), "Cmnapp").await.rsc != 4004 {
+        assert!(
+            Instant::now() < deadline,
+            "the IN's subscription outlived the crossResourceSubscription\nMN log:\n{}",
+            fed.mn.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

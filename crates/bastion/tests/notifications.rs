@@ -836,6 +836,57 @@ async fn ts0004_7_4_58_cross_resource_notification_when_every_target_had_an_even
     assert_eq!(gone[0], json!({"m2m:sgn": {"sud": true, "sur": sur}}));
 }
 
+/// `srat` (TS-0004 7.4.58.2.1 c): an existing subscription joins the cross-resource
+/// subscription (its `nu` names it) and keeps notifying its own target; its events count
+/// in the window beside the `rrat` ones, also after a restart; DELETE takes the
+/// cross-resource subscription out of its `nu` again.
+#[tokio::test]
+async fn ts0004_7_4_58_srat_subscription_counts_in_the_window() {
+    let mut s = Server::start();
+    let ae = s.ae("Cowner").await;
+    s.create_cnt(&ae, "Cowner", json!({"rn": "a"})).await;
+    s.create_cnt(&ae, "Cowner", json!({"rn": "b"})).await;
+    let (a, b) = (format!("{ae}/a"), format!("{ae}/b"));
+    let own = Receiver::start().await;
+    let sub = json!({"m2m:sub": {"rn": "watch", "nu": [own.url], "enc": {"net": [3]}}});
+    s.create(&b, "Cowner", 23, sub).await.expect(2001);
+    let rx = Receiver::start().await;
+    let crs = json!({"m2m:crs": {"rn": "crs", "rrat": [a.trim_start_matches('/')],
+        "encs": {"enc": [{"net": [3]}]}, "srat": [format!("{b}/watch").trim_start_matches('/')],
+        "twt": 1, "tws": "PT1M", "nu": [rx.url]}});
+    let r = s.create(&ae, "Cowner", 48, crs).await;
+    r.expect(2001);
+    let ri = r.inner("m2m:crs")["ri"].as_str().expect("ri").to_owned();
+    let sur = format!("{CSE_ID}/{ri}");
+    let watch = s.get(&format!("{b}/watch"), "Cowner").await;
+    watch.expect(2000);
+    assert_eq!(watch.inner("m2m:sub")["nu"], json!([own.url, ri]));
+
+    s.create_cin(&b, "Cowner", "1").await;
+    // The subscription's own target is notified as before.
+    let mine = own.wait_events(1).await;
+    assert_eq!(mine[0]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"], "1");
+    assert!(rx.events().is_empty(), "{:?}", rx.events());
+    s.create_cin(&a, "Cowner", "2").await;
+    let events = rx.wait_events(1).await;
+    assert_eq!(events[0], json!({"m2m:sgn": {"sur": sur}}));
+
+    // After a restart the joined subscription still counts.
+    s.restart();
+    s.create_cin(&a, "Cowner", "3").await;
+    s.create_cin(&b, "Cowner", "4").await;
+    let events = rx.wait_events(2).await;
+    assert_eq!(events[1], json!({"m2m:sgn": {"sur": sur}}));
+
+    s.delete(&format!("{ae}/crs"), "Cowner").await.expect(2002);
+    let watch = s.get(&format!("{b}/watch"), "Cowner").await;
+    watch.expect(2000);
+    assert_eq!(watch.inner("m2m:sub")["nu"], json!([own.url]));
+    s.create_cin(&b, "Cowner", "5").await;
+    own.wait_events(3).await;
+    assert_eq!(rx.events().len(), 2, "{:?}", rx.events());
+}
+
 /// Every target passes the originator's own subscription decision: RETRIEVE on a target
 /// it may not read fails the whole CREATE with 5221, and nothing is left behind.
 #[tokio::test]

@@ -219,7 +219,9 @@ pub(crate) fn node_row(node: &Node) -> StoredResource {
     }
 }
 
-/// Removes a node and its subtree from the tree; returns the store ops.
+/// Removes a node and its subtree from the tree; returns the store ops. A removed
+/// `<crossResourceSubscription>` leaves the `srat` subscriptions it joined, in the same
+/// write, whichever way it goes (DELETE, expiry, `exc`).
 pub(crate) fn remove_node(tree: &mut Tree, ri: &Ri) -> Vec<WriteOp> {
     let mut ops = Vec::new();
     for n in tree.remove_subtree(ri) {
@@ -227,6 +229,11 @@ pub(crate) fn remove_node(tree: &mut Tree, ri: &Ri) -> Vec<WriteOp> {
             ops.push(WriteOp::DeleteChildren {
                 pi: n.ri.to_string(),
             });
+        }
+        if let Some(crs) = n.cross_resource() {
+            for sub in &crs.srat {
+                ops.extend(super::cross_resource_subscription::leave(tree, sub, &n.ri));
+            }
         }
         ops.push(WriteOp::Delete {
             ri: n.ri.to_string(),

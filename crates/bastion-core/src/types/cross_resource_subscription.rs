@@ -1,35 +1,54 @@
 //! `<crossResourceSubscription>` (ty 48; TS-0001 9.6.58, TS-0004 7.4.58, 7.5.1.2.18):
 //! one notification when every target resource had an event within a time window.
 //!
-//! CREATE makes one `<subscription>` under each `rrat` target, for the originator and
-//! only as far as the originator could make it itself: RETRIEVE privilege on the target
-//! (the decision `<subscription>` CREATE takes), a target that holds subscriptions, and
-//! criteria (`encs`) valid for it; else nothing is created and the answer is 5221 naming
-//! the target and its own status. The subscriptions notify the `<crossResourceSubscription>`
-//! (`nu` = its resource ID, `acrs` naming it) and are written with it in one durable
-//! write; they go when it goes. Their notifications never leave the CSE: `notify.rs`
-//! hands them to [`CrossResourceState::record`], whose window decides when the
-//! cross-resource notification (`{"sur": …}`) goes to the resource's own `nu`.
+//! `rrat` (resources as targets): CREATE makes one `<subscription>` under each target for
+//! the originator and only as far as the originator could make it itself. On this CSE:
+//! RETRIEVE privilege on the target (the decision `<subscription>` CREATE takes), a target
+//! that holds subscriptions, and criteria (`encs`) valid for it; these subscriptions are
+//! written with the resource in one durable write and go when it goes. On another CSE:
+//! the originator's own `<subscription>` CREATE, sent through the whole pipeline with its
+//! `fr` and binding and forwarded (`subscribe_remote`), so that CSE decides; its `nu`
+//! names the resource SP-relatively, so its notifications come back here
+//! (`Cse::notify_cross_resource`, which counts only those of the CSE hosting a target
+//! subscription). Those are made last; a failure, or a later refusal of the CREATE,
+//! deletes them again ([`Creating`]); they are deleted there when the resource ends
+//! (best effort, logged).
 //!
-//! Bounded: at most [`MAX_CRS_TARGETS`] targets, each counted against the originator's
-//! subscription cap; the window is one bit per target. Not built: `srat` (existing
-//! subscriptions as targets, 5001) and targets on other CSEs (5221).
+//! `srat` (subscriptions as targets, TS-0004 7.4.58.2.1 c): existing `<subscription>`s on
+//! this CSE join it: the resource is added to their `nu` and `acrs`, which is an UPDATE
+//! of theirs by the originator, so it needs the originator's UPDATE privilege on `nu`
+//! and `acrs` and a subscription that can take one more `nu` entry. The additions are
+//! written with the resource (`instantiate`); an UPDATE of `srat` and the resource's
+//! removal (`types::remove_node`) take them out again.
+//!
+//! Any target that fails answers 5221 naming the list, its index and its own status, and
+//! nothing is created or changed. Notifications of target subscriptions here never leave
+//! the CSE: `notify.rs` hands them to [`CrossResourceState::record`], whose window decides
+//! when the cross-resource notification (`{"sur": …}`) goes to the resource's own `nu`.
+//!
+//! Bounded: at most [`MAX_CRS_TARGETS`] targets in `rrat` and `srat` together (one bit
+//! each in the window); the `rrat` ones count against the originator's subscription cap;
+//! requests to other CSEs go at most [`MAX_IN_FLIGHT`] at once, each bounded by
+//! the outbound timeout. Not built: `srat` entries on other CSEs (5221).
 
 use super::{merged, new_ri, universal, NewNode, Prepared, ResourceKind};
 use crate::access::Enforcer;
 use crate::authz_state::{resolve_local, Mode};
+use crate::bounded::{join_bounded, MAX_IN_FLIGHT};
 use crate::checks::CreateRequest;
 use crate::resolve::Target;
 use crate::subscription::{
-    filled_defaults, CrossResourceState, SubscriptionState, MAX_CRS_TARGETS, TWT_SLIDING,
+    filled_defaults, statistics_after_write, CrossResourceState, SubscriptionState, Undo,
+    MAX_CRS_TARGETS, TWT_SLIDING,
 };
 use crate::tree::{Node, Ri, Tree, TypeState};
 use crate::{Cse, RequestContext};
 use async_trait::async_trait;
-use bastion_policy::AccessOperation;
+use bastion_policy::{AccessOperation, Attributes};
 use bastion_proto::json::string_list as strings;
 use bastion_proto::time::{parse_duration, Timestamp};
-use bastion_proto::{RequestError, ResourceType};
+use bastion_proto::{Operation, RequestError, ResourceType, Rsc};
+use bastion_store::WriteOp;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -52,31 +71,53 @@ impl ResourceKind for CrossResourceSubscription {
         content: &Map<String, Value>,
         _parent: &Ri,
     ) -> Result<Prepared, RequestError> {
-        let targets = targets(content)?;
-        let criteria = criteria_set(content, targets.len())?;
-        let delivery = delivery(content, &req.fr, ctx.authenticated)?;
+        let Targets { rrat, srat } = targets(content)?;
+        let criteria = criteria_set(content, rrat.len())?;
+        let mut delivery = delivery(content, &req.fr, ctx.authenticated)?;
         let window = window_ms(content)?;
-        check_cap(cse, &cse.tree.read(), &req.fr, targets.len())?;
-        // Each target as the originator's own `<subscription>` CREATE would find it.
+        check_cap(cse, &cse.tree.read(), &req.fr, local_count(cse, &rrat))?;
+        // Each target as the originator's own `<subscription>` CREATE would find it; one
+        // on another CSE is that CSE's to decide (below).
         let now = cse.now();
         let access = Enforcer::new(cse, &req.fr, ctx, now);
-        for (i, target) in targets.iter().enumerate() {
-            let (ri, ty) = local_target(cse, target).map_err(|e| failure(i, target, e))?;
+        let remote: Vec<Option<String>> = rrat.iter().map(|t| remote_cse(cse, t)).collect();
+        for (i, target) in rrat.iter().enumerate() {
+            if let Some(id) = &remote[i] {
+                if id.is_empty() {
+                    let other = RequestError::NotImplemented(
+                        "targets of other service providers are not supported".into(),
+                    );
+                    return Err(failure(RRAT, i, target, other));
+                }
+                continue;
+            }
+            let (ri, ty) = local_target(cse, target).map_err(|e| failure(RRAT, i, target, e))?;
             access
                 .authorize(&Target::Node(ri), AccessOperation::Retrieve, None)
                 .await
-                .map_err(|e| failure(i, target, e))?;
+                .map_err(|e| failure(RRAT, i, target, e))?;
             let attrs = subscription_attrs("-", criteria_for(&criteria, i), content);
             SubscriptionState::compile(&attrs, ty, &req.fr, ctx.authenticated)
-                .map_err(|e| failure(i, target, e))?;
+                .map_err(|e| failure(RRAT, i, target, e))?;
+        }
+        // Each `srat` subscription as the originator's own UPDATE of its `nu` would.
+        let mut joined: Vec<Ri> = Vec::with_capacity(srat.len());
+        for (i, entry) in srat.iter().enumerate() {
+            let ri = join_check(cse, &access, entry, &joined)
+                .await
+                .map_err(|e| failure(SRAT, i, entry, e))?;
+            joined.push(ri);
         }
         // The IDs first: the verification request names the resource.
         let (seq, ri, subs) = {
             let mut tree = cse.tree.write();
             let seq = tree.next_seq();
-            let subs: Vec<Ri> = targets
+            let subs: Vec<Ri> = remote
                 .iter()
-                .map(|_| Ri::from(new_ri(ResourceType::Subscription, tree.next_seq())))
+                .map(|r| match r {
+                    Some(_) => Ri::from(""),
+                    None => Ri::from(new_ri(ResourceType::Subscription, tree.next_seq())),
+                })
                 .collect();
             (
                 seq,
@@ -87,11 +128,30 @@ impl ResourceKind for CrossResourceSubscription {
         let sur = format!("{}/{}", cse.config.cse_id, ri);
         cse.verify_targets(&sur, &req.fr, &delivery.targets())
             .await?;
+        // The target subscriptions on other CSEs, last: what fails after them deletes them.
+        let made = subscribe_remote(cse, req, ctx, &ri, &remote, &criteria, content).await?;
+        let mut subs = subs;
+        for (i, id) in &made.ids {
+            subs[*i] = Ri::from(id.as_str());
+        }
+        Arc::make_mut(&mut delivery).remote_companions =
+            made.ids.iter().map(|(_, id)| id.clone()).collect();
         let mut defaults = Map::new();
-        let rrats = subs.iter().map(|s| Value::from(&**s)).collect();
-        defaults.insert("rrats".into(), Value::Array(rrats));
+        if !subs.is_empty() {
+            let rrats = subs.iter().map(|s| Value::from(&**s)).collect();
+            defaults.insert("rrats".into(), Value::Array(rrats));
+        }
+        if !joined.is_empty() {
+            // What `companions` checks again under the lock, and takes out.
+            let ids = joined.iter().map(|s| Value::from(&**s)).collect();
+            defaults.insert(SRAT_CHECKED.into(), Value::Array(ids));
+        }
         let sliding = content.get("twt").and_then(Value::as_u64) == Some(TWT_SLIDING);
-        let state = CrossResourceState::new(subs, window, sliding, cse.now_ms(), delivery);
+        let mut all = subs;
+        all.extend(joined.iter().cloned());
+        let mut state = CrossResourceState::new(all, window, sliding, cse.now_ms(), delivery);
+        state.srat = joined;
+        state.creating = std::sync::Mutex::new(Some(Box::new(made)));
         Ok(Prepared {
             id: Some((seq, ri)),
             defaults,
@@ -107,11 +167,8 @@ impl ResourceKind for CrossResourceSubscription {
         _parent: &Ri,
     ) -> Result<(), RequestError> {
         let content = req.pc.get("m2m:crs").and_then(Value::as_object);
-        let n = content
-            .and_then(|c| c.get("rrat"))
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
-        check_cap(cse, tree, &req.fr, n)
+        let rrat = strings(content.and_then(|c| c.get("rrat")));
+        check_cap(cse, tree, &req.fr, local_count(cse, &rrat))
     }
 
     /// The target subscriptions, under the write lock, with the IDs `prepare` took.
@@ -121,8 +178,25 @@ impl ResourceKind for CrossResourceSubscription {
         new: &NewNode,
         attrs: &mut Map<String, Value>,
     ) -> Result<Vec<Node>, RequestError> {
-        let targets = targets(attrs)?;
+        let Targets {
+            rrat: targets,
+            srat,
+        } = targets(attrs)?;
         let criteria = criteria_set(attrs, targets.len())?;
+        // The `srat` subscriptions `prepare` authorized: still the ones the entries name,
+        // and still able to take one more `nu` entry.
+        let checked = strings(attrs.remove(SRAT_CHECKED).as_ref());
+        if checked.len() != srat.len() {
+            return Err(RequestError::Internal("srat not prepared".into()));
+        }
+        for (i, (entry, ri)) in srat.iter().zip(&checked).enumerate() {
+            let same = resolve_local(tree, new.config, entry).is_some_and(|n| *n.ri == **ri);
+            if !same {
+                let gone = RequestError::not_found("no such subscription");
+                return Err(failure(SRAT, i, entry, gone));
+            }
+            joinable(tree, &Ri::from(ri.as_str())).map_err(|e| failure(SRAT, i, entry, e))?;
+        }
         let subs = strings(attrs.get("rrats"));
         let own_et = attrs
             .get("et")
@@ -131,8 +205,13 @@ impl ResourceKind for CrossResourceSubscription {
             .unwrap_or(bastion_proto::time::MAX);
         let mut nodes = Vec::with_capacity(targets.len());
         for (i, (target, sub)) in targets.iter().zip(&subs).enumerate() {
-            let parent = resolve_local(tree, new.config, target)
-                .ok_or_else(|| failure(i, target, RequestError::not_found("no such target")))?;
+            // One on another CSE was made there (`prepare`).
+            if sub.starts_with('/') {
+                continue;
+            }
+            let parent = resolve_local(tree, new.config, target).ok_or_else(|| {
+                failure(RRAT, i, target, RequestError::not_found("no such target"))
+            })?;
             let (pi, path, ty) = (parent.ri.clone(), parent.path.clone(), parent.ty);
             // The subscription lives as long as the cross-resource one (TS-0004
             // 7.4.58.2.1), within its parent's lifetime.
@@ -144,7 +223,7 @@ impl ResourceKind for CrossResourceSubscription {
                 attrs,
             ));
             let state = SubscriptionState::compile(&sub_attrs, ty, new.creator, new.authenticated)
-                .map_err(|e| failure(i, target, e))?;
+                .map_err(|e| failure(RRAT, i, target, e))?;
             sub_attrs.extend(filled_defaults(&sub_attrs, &state));
             // Its ID was taken in `prepare`; its place in creation order is now.
             let seq = tree.next_seq();
@@ -180,10 +259,13 @@ impl ResourceKind for CrossResourceSubscription {
     }
 
     /// A new `nu` entry is verified as on CREATE; a new `tws` or `twt` restarts the
-    /// window (TS-0004 7.4.58.2.3), as does every UPDATE.
+    /// window (TS-0004 7.4.58.2.3), as does every UPDATE. A subscription `srat` adds is
+    /// checked as on CREATE, for this UPDATE's originator; one it takes out is released
+    /// when the UPDATE is written ([`ResourceKind::instantiate`]).
     async fn prepare_update(
         &self,
         cse: &Cse,
+        access: &Enforcer<'_>,
         ri: &Ri,
         content: &Map<String, Value>,
     ) -> Result<Option<TypeState>, RequestError> {
@@ -199,11 +281,84 @@ impl ResourceKind for CrossResourceSubscription {
             let creator = node.creator.clone().unwrap_or_default();
             (merged(&node.attrs, content), old, creator)
         };
+        let Targets { srat, .. } = targets(&attrs)?;
+        let rrats = rrats_of(&attrs);
+        let mut joined: Vec<Ri> = Vec::with_capacity(srat.len());
+        for (i, entry) in srat.iter().enumerate() {
+            let kept = {
+                let tree = cse.tree.read();
+                resolve_local(&tree, &cse.config, entry)
+                    .map(|n| n.ri.clone())
+                    .filter(|r| old.srat.contains(r))
+            };
+            let ri = match kept {
+                // Already joined: a change of it is the subscription owner's.
+                Some(ri) if !joined.contains(&ri) => ri,
+                Some(_) => {
+                    let twice = RequestError::bad_request("srat names a subscription twice");
+                    return Err(failure(SRAT, i, entry, twice));
+                }
+                None => {
+                    let mut taken = joined.clone();
+                    taken.extend(rrats.iter().cloned());
+                    join_check(cse, access, entry, &taken)
+                        .await
+                        .map_err(|e| failure(SRAT, i, entry, e))?
+                }
+            };
+            joined.push(ri);
+        }
         let authenticated = old.delivery.authenticated;
         let delivery = delivery(&attrs, &creator, authenticated)?;
         super::subscription::verify_added_targets(cse, ri, &old.delivery, &delivery).await?;
-        let state = state_of(&attrs, &creator, authenticated, cse.now_ms())?;
+        let mut state = state_of(&attrs, joined, &creator, authenticated, cse.now_ms())?;
+        state.released = old
+            .srat
+            .iter()
+            .filter(|s| !state.srat.contains(s))
+            .cloned()
+            .collect();
         Ok(Some(TypeState::CrossResource(Arc::new(state))))
+    }
+
+    /// The `srat` subscriptions join it (their `nu` and `acrs` name it) in the write that
+    /// creates or updates it; those an UPDATE took out of `srat` leave it. Each is the
+    /// UPDATE of that subscription `prepare`/`prepare_update` authorized; one that is
+    /// gone or changed since is left as it is (logged).
+    fn instantiate(
+        &self,
+        _cse: &Cse,
+        tree: &mut Tree,
+        ri: &Ri,
+        _changed: Option<&Map<String, Value>>,
+        _originator: &str,
+        _now: Timestamp,
+    ) -> Result<(Vec<WriteOp>, crate::Notices), RequestError> {
+        let Some(state) = tree.get(ri).and_then(Node::cross_resource).cloned() else {
+            return Ok((Vec::new(), crate::Notices::default()));
+        };
+        // Written with it: the target subscriptions on other CSEs stay.
+        if let Some(creating) = state
+            .creating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            creating.keep();
+        }
+        let mut ops = Vec::new();
+        for sub in &state.srat {
+            ops.extend(join(tree, sub, ri));
+        }
+        for sub in &state.released {
+            ops.extend(leave(tree, sub, ri));
+        }
+        Ok((ops, crate::Notices::default()))
+    }
+
+    /// Derived once every resource is loaded: the `srat` subscriptions may be newer.
+    fn reload_last(&self) -> bool {
+        true
     }
 
     fn reload(
@@ -214,7 +369,14 @@ impl ResourceKind for CrossResourceSubscription {
     ) -> Result<TypeState, String> {
         let creator = node.creator.clone().unwrap_or_default();
         let now_ms = cx.now.0.saturating_mul(1000);
-        match state_of(&node.attrs, &creator, false, now_ms) {
+        // The `srat` subscriptions that still name it.
+        let srat = strings(node.attrs.get("srat"))
+            .iter()
+            .filter_map(|entry| resolve_local(cx.tree, cx.config, entry))
+            .filter(|s| s.ty == ResourceType::Subscription && names(s, &node.ri))
+            .map(|s| s.ri.clone())
+            .collect();
+        match state_of(&node.attrs, srat, &creator, false, now_ms) {
             Ok(state) => Ok(TypeState::CrossResource(Arc::new(state))),
             Err(e) => {
                 tracing::error!(ri = %node.ri, reason = %e, "stored crossResourceSubscription rejected; it notifies nothing");
@@ -235,27 +397,36 @@ impl ResourceKind for CrossResourceSubscription {
     }
 }
 
-/// The state of a stored or updated resource from its attributes.
+/// The state of a stored or updated resource from its attributes and its joined `srat`
+/// subscriptions.
 fn state_of(
     attrs: &Map<String, Value>,
+    srat: Vec<Ri>,
     creator: &str,
     authenticated: bool,
     now_ms: i64,
 ) -> Result<CrossResourceState, RequestError> {
-    let delivery = delivery(attrs, creator, authenticated)?;
-    let subs = strings(attrs.get("rrats"))
+    let mut delivery = delivery(attrs, creator, authenticated)?;
+    let mut subs = rrats_of(attrs);
+    Arc::make_mut(&mut delivery).remote_companions = subs
+        .iter()
+        .filter(|s| s.starts_with('/'))
+        .map(|s| s.to_string())
+        .collect();
+    subs.extend(srat.iter().cloned());
+    subs.truncate(MAX_CRS_TARGETS);
+    let sliding = attrs.get("twt").and_then(Value::as_u64) == Some(TWT_SLIDING);
+    let mut state = CrossResourceState::new(subs, window_ms(attrs)?, sliding, now_ms, delivery);
+    state.srat = srat;
+    Ok(state)
+}
+
+/// The subscriptions it made (`rrats`).
+fn rrats_of(attrs: &Map<String, Value>) -> Vec<Ri> {
+    strings(attrs.get("rrats"))
         .into_iter()
         .map(|s| Ri::from(s.as_str()))
-        .take(MAX_CRS_TARGETS)
-        .collect();
-    let sliding = attrs.get("twt").and_then(Value::as_u64) == Some(TWT_SLIDING);
-    Ok(CrossResourceState::new(
-        subs,
-        window_ms(attrs)?,
-        sliding,
-        now_ms,
-        delivery,
-    ))
+        .collect()
 }
 
 /// How the cross-resource notification is delivered: `nu`, `exc`, `su` compiled as a
@@ -278,34 +449,51 @@ fn delivery(
     Ok(Arc::new(state))
 }
 
-/// `rrat`: 1 to [`MAX_CRS_TARGETS`] targets, none twice; `srat` is not built (5001);
-/// neither is 4000 (TS-0004 7.4.58.2.1).
-fn targets(content: &Map<String, Value>) -> Result<Vec<String>, RequestError> {
-    if content.contains_key("srat") {
-        return Err(RequestError::NotImplemented(
-            "subscriptionResourcesAsTarget (srat) is not supported".into(),
-        ));
-    }
-    let list = strings(content.get("rrat"));
-    if list.is_empty() {
+/// The targets a resource names.
+struct Targets {
+    /// `regularResourcesAsTarget`: resources to subscribe to.
+    rrat: Vec<String>,
+    /// `subscriptionResourcesAsTarget`: existing subscriptions to join.
+    srat: Vec<String>,
+}
+
+/// `rrat` and `srat`: at least one target, at most [`MAX_CRS_TARGETS`] in both, none
+/// named twice in either; else 4000 (TS-0004 7.4.58.2.1).
+fn targets(content: &Map<String, Value>) -> Result<Targets, RequestError> {
+    let rrat = strings(content.get("rrat"));
+    let srat = strings(content.get("srat"));
+    if rrat.is_empty() && srat.is_empty() {
         return Err(RequestError::bad_request(
-            "regularResourcesAsTarget (rrat) must name at least one target",
+            "regularResourcesAsTarget (rrat) or subscriptionResourcesAsTarget (srat) must name a target",
         ));
     }
-    if list.len() > MAX_CRS_TARGETS {
+    if rrat.len().saturating_add(srat.len()) > MAX_CRS_TARGETS {
         return Err(RequestError::bad_request(format!(
-            "rrat names more than {MAX_CRS_TARGETS} targets"
+            "rrat and srat name more than {MAX_CRS_TARGETS} targets"
         )));
     }
-    if list.iter().enumerate().any(|(i, t)| list[..i].contains(t)) {
-        return Err(RequestError::bad_request("rrat names a target twice"));
+    for (name, list) in [(RRAT, &rrat), (SRAT, &srat)] {
+        if list.iter().enumerate().any(|(i, t)| list[..i].contains(t)) {
+            return Err(RequestError::bad_request(format!(
+                "{name} names a target twice"
+            )));
+        }
     }
-    Ok(list)
+    Ok(Targets { rrat, srat })
 }
 
 /// `encs` (`m2m:eventNotificationCriteriaSet`, `{"enc": [...]}`): required with `rrat`,
-/// one criteria for every target or one per target, in order (TS-0004 7.4.58.2.1).
+/// one criteria for every target or one per target, in order (TS-0004 7.4.58.2.1);
+/// without `rrat` it would apply to nothing, and is refused.
 fn criteria_set(content: &Map<String, Value>, targets: usize) -> Result<Vec<Value>, RequestError> {
+    if targets == 0 {
+        if content.contains_key("encs") {
+            return Err(RequestError::bad_request(
+                "eventNotificationCriteriaSet (encs) applies to rrat targets only",
+            ));
+        }
+        return Ok(Vec::new());
+    }
     let set = content
         .get("encs")
         .and_then(Value::as_object)
@@ -366,16 +554,7 @@ fn window_ms(content: &Map<String, Value>) -> Result<i64, RequestError> {
 /// A target on this CSE that can hold a `<subscription>`: its resource ID and type.
 fn local_target(cse: &Cse, target: &str) -> Result<(Ri, ResourceType), RequestError> {
     let tree = cse.tree.read();
-    let Some(node) = resolve_local(&tree, &cse.config, target) else {
-        // An SP-relative or absolute ID not under this CSE's own ID is another CSE's.
-        let own = format!("{}/", cse.config.cse_id);
-        if target.starts_with('/') && !target.starts_with(&own) {
-            return Err(RequestError::NotImplemented(
-                "targets on other CSEs are not supported".into(),
-            ));
-        }
-        return Err(RequestError::not_found("resource does not exist"));
-    };
+    let node = local_node(cse, &tree, target)?;
     if !super::kind(node.ty).allows_child(node.ty, ResourceType::Subscription) {
         return Err(RequestError::TargetNotSubscribable(
             "this resource cannot be subscribed to".into(),
@@ -384,12 +563,347 @@ fn local_target(cse: &Cse, target: &str) -> Result<(Ri, ResourceType), RequestEr
     Ok((node.ri.clone(), node.ty))
 }
 
-/// 5221 for target `i`, with what its own subscription CREATE answered.
-fn failure(i: usize, target: &str, cause: RequestError) -> RequestError {
+/// The resource `target` names on this CSE: 4004 when there is none, 5001 when it is
+/// another CSE's.
+fn local_node<'t>(cse: &Cse, tree: &'t Tree, target: &str) -> Result<&'t Node, RequestError> {
+    resolve_local(tree, &cse.config, target).ok_or_else(|| {
+        // An SP-relative or absolute ID not under this CSE's own ID is another CSE's.
+        let own = format!("{}/", cse.config.cse_id);
+        if target.starts_with('/') && !target.starts_with(&own) {
+            RequestError::NotImplemented("targets on other CSEs are not supported".into())
+        } else {
+            RequestError::not_found("resource does not exist")
+        }
+    })
+}
+
+/// 5221 for entry `i` of `list` (`rrat` or `srat`), with what its own subscription
+/// CREATE or UPDATE answered.
+fn failure(list: &str, i: usize, target: &str, cause: RequestError) -> RequestError {
     let shown: String = target.chars().take(60).collect();
     RequestError::CrossResourceOperationFailure(
-        format!("rrat target {i} ({shown}): {} {cause}", cause.rsc().code()).into(),
+        format!(
+            "{list} target {i} ({shown}): {} {cause}",
+            cause.rsc().code()
+        )
+        .into(),
     )
+}
+
+const RRAT: &str = "rrat";
+const SRAT: &str = "srat";
+
+/// Where `prepare` hands `companions` the `srat` subscriptions it authorized (an internal
+/// member: never stored, never shown).
+const SRAT_CHECKED: &str = "@srat";
+
+/// A `srat` entry as its UPDATE by the originator would find it (TS-0004 7.4.58.2.1 c):
+/// a `<subscription>` on this CSE, not one of `taken`, that the originator may UPDATE
+/// (`nu` and `acrs`, the attributes that change) and that can take one more `nu`
+/// entry. Its resource ID.
+async fn join_check(
+    cse: &Cse,
+    access: &Enforcer<'_>,
+    entry: &str,
+    taken: &[Ri],
+) -> Result<Ri, RequestError> {
+    let ri = {
+        let tree = cse.tree.read();
+        let node = local_node(cse, &tree, entry)?;
+        if node.ty != ResourceType::Subscription {
+            return Err(RequestError::bad_request("srat names subscriptions only"));
+        }
+        node.ri.clone()
+    };
+    if taken.contains(&ri) {
+        return Err(RequestError::bad_request(
+            "the subscription is already a target",
+        ));
+    }
+    access
+        .authorize_attributes(
+            &Target::Node(ri.clone()),
+            AccessOperation::Update,
+            None,
+            Attributes::Named(&["nu", "acrs"]),
+        )
+        .await?;
+    joinable(&cse.tree.read(), &ri)?;
+    Ok(ri)
+}
+
+/// Whether subscription `ri` still takes one more `nu` entry (its own rules: at most 16,
+/// one alone for a blocking update).
+fn joinable(tree: &Tree, ri: &Ri) -> Result<(), RequestError> {
+    let (node, state, parent_ty) = super::subscription::subscription_parts(tree, ri)?;
+    let mut attrs = node.attrs.clone();
+    let mut nu = strings(attrs.get("nu"));
+    nu.push("-".into());
+    attrs.insert("nu".into(), Value::from(nu));
+    SubscriptionState::compile(&attrs, parent_ty, &state.creator, state.authenticated).map(|_| ())
+}
+
+/// Whether subscription `sub` names `crs` in `acrs`.
+fn names(sub: &Node, crs: &str) -> bool {
+    strings(sub.attrs.get("acrs")).iter().any(|a| a == crs)
+}
+
+/// Subscription `sub` joins `crs`: `crs` added to its `nu` and `acrs`. The store write,
+/// or nothing when it is gone, cannot take it, or has joined already.
+fn join(tree: &mut Tree, sub: &Ri, crs: &Ri) -> Option<WriteOp> {
+    if tree.get(sub).is_some_and(|n| names(n, crs)) {
+        return None;
+    }
+    if let Err(e) = joinable(tree, sub) {
+        tracing::warn!(subscription = %sub, crs = %crs, reason = %e, "srat subscription changed since it was checked; not joined");
+        return None;
+    }
+    let node = tree.get_mut(sub)?;
+    edit_targets(node, |list| list.push(crs.to_string()));
+    Some(WriteOp::Upsert(super::node_row(node)))
+}
+
+/// Subscription `sub` leaves `crs` (an UPDATE took it out of `srat`, or `crs` is
+/// removed): `crs` out of its `nu` and `acrs`. The store write, or nothing when it
+/// does not name `crs`.
+pub(super) fn leave(tree: &mut Tree, sub: &Ri, crs: &Ri) -> Option<WriteOp> {
+    let node = tree.get_mut(sub)?;
+    if node.ty != ResourceType::Subscription || !names(node, crs) {
+        return None;
+    }
+    edit_targets(node, |list| list.retain(|e| e != &**crs));
+    Some(WriteOp::Upsert(super::node_row(node)))
+}
+
+/// Applies `edit` to a subscription's `nu` and `acrs`, and its compiled `nu` and `nsi`
+/// follow. A `nu` left empty keeps its entries: it never held only a cross-resource
+/// subscription (verification refuses one).
+fn edit_targets(node: &mut Node, edit: impl Fn(&mut Vec<String>)) {
+    let mut nu = strings(node.attrs.get("nu"));
+    edit(&mut nu);
+    if !nu.is_empty() {
+        node.attrs.insert("nu".into(), Value::from(nu.clone()));
+        if let Some(state) = node.subscription() {
+            let mut state = (**state).clone();
+            state.nu = nu;
+            node.state = TypeState::Subscription(Arc::new(state));
+        }
+        statistics_after_write(&mut node.attrs, false);
+    }
+    let mut acrs = strings(node.attrs.get("acrs"));
+    edit(&mut acrs);
+    if acrs.is_empty() {
+        node.attrs.remove("acrs");
+    } else {
+        node.attrs.insert("acrs".into(), Value::from(acrs));
+    }
+}
+
+/// The CSE-ID of the CSE hosting `target` when that is not this one (TS-0004 7.3.2.8);
+/// empty for a CSE of another service provider, which no route here reaches.
+fn remote_cse(cse: &Cse, target: &str) -> Option<String> {
+    cse.other_host(target).map(Option::unwrap_or_default)
+}
+
+/// The target subscriptions a CREATE made on other CSEs, by `rrat` index, while the
+/// CREATE is not yet written: dropped without [`Creating::keep`], they are deleted
+/// there again. Also what holds the resource's ID among [`Cse`]'s pending ones, so that
+/// those CSEs' verification requests are answered before it exists.
+struct Creating {
+    cse: std::sync::Weak<Cse>,
+    crs: String,
+    creator: String,
+    ids: Vec<(usize, String)>,
+    kept: bool,
+}
+
+impl std::fmt::Debug for Creating {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Creating")
+            .field("crs", &self.crs)
+            .field("ids", &self.ids)
+            .finish()
+    }
+}
+
+impl Creating {
+    fn new(cse: &Cse, crs: &str, creator: &str) -> Creating {
+        cse.crs_pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(crs.to_owned(), creator.to_owned());
+        Creating {
+            cse: cse.me.clone(),
+            crs: crs.to_owned(),
+            creator: creator.to_owned(),
+            ids: Vec::new(),
+            kept: false,
+        }
+    }
+}
+
+impl Undo for Creating {
+    /// The CREATE was written: the target subscriptions stay.
+    fn keep(mut self: Box<Self>) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Creating {
+    fn drop(&mut self) {
+        let Some(cse) = self.cse.upgrade() else {
+            return;
+        };
+        cse.crs_pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.crs);
+        if self.kept || self.ids.is_empty() {
+            return;
+        }
+        let ids: Vec<String> = self.ids.drain(..).map(|(_, id)| id).collect();
+        let creator = std::mem::take(&mut self.creator);
+        let crs = self.crs.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let anonymous = RequestContext::new(None, None);
+                delete_remote(&cse, &crs, &creator, &anonymous, &ids).await;
+            });
+        }
+    }
+}
+
+/// The originator of crossResourceSubscription `crs` while it is being created, if it
+/// is.
+pub(crate) fn pending_creator(cse: &Cse, crs: &str) -> Option<String> {
+    cse.crs_pending
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(crs)
+        .cloned()
+}
+
+/// Creates the target subscriptions of the `rrat` entries on other CSEs (`remote`: the
+/// hosting CSE-ID of each entry, `None` for a local one), each a `<subscription>` CREATE
+/// the originator sends itself: through the whole pipeline with the originator's `fr`
+/// and binding, forwarded to the hosting CSE, which decides (TS-0004 7.4.58.2.1 c). Its
+/// `nu` and `acrs` name the resource SP-relatively, so the notifications come back here.
+/// At most [`MAX_IN_FLIGHT`] at once; each bounded by the outbound timeout. One
+/// that fails deletes those made and answers 5221 naming it.
+async fn subscribe_remote(
+    cse: &Cse,
+    req: &CreateRequest,
+    ctx: &RequestContext,
+    crs: &str,
+    remote: &[Option<String>],
+    criteria: &[Value],
+    content: &Map<String, Value>,
+) -> Result<Creating, RequestError> {
+    let mut creating = Creating::new(cse, crs, &req.fr);
+    let own = format!("{}/{}", cse.config.cse_id, crs);
+    let targets = strings(content.get("rrat"));
+    let asked: Vec<usize> = (0..remote.len()).filter(|i| remote[*i].is_some()).collect();
+    if asked.is_empty() {
+        return Ok(creating);
+    }
+    let binding = ctx.as_received();
+    // They live as long as the resource asks to, or its default lifetime here (TS-0004
+    // 7.4.58.2.1); the hosting CSE may shorten that.
+    let et = match content.get("et") {
+        Some(et) => et.clone(),
+        None => {
+            let default = cse.now().plus_seconds(cse.config.default_lifetime_secs);
+            Value::from(default.format())
+        }
+    };
+    let calls: Vec<_> = asked
+        .iter()
+        .map(|&i| {
+            let mut attrs = subscription_attrs(&own, criteria_for(criteria, i), content);
+            attrs.insert("et".into(), et.clone());
+            let request = bastion_proto::Request {
+                op: Some(Operation::Create),
+                to: targets[i].clone(),
+                fr: Some(req.fr.clone()),
+                rqi: Some(format!("{crs}-c{i}")),
+                rvi: Some(SUBSCRIPTION_RELEASE.to_owned()),
+                ty: Some(u64::from(ResourceType::Subscription.number())),
+                pc: Some(serde_json::json!({ "m2m:sub": attrs })),
+                ..Default::default()
+            };
+            let binding = &binding;
+            async move { Box::pin(cse.handle(request, binding)).await }
+        })
+        .collect();
+    let answers = join_bounded(calls, MAX_IN_FLIGHT).await;
+    let mut failed = None;
+    for (&i, resp) in asked.iter().zip(answers) {
+        let made = resp.pc.as_ref().and_then(|pc| pc["m2m:sub"]["ri"].as_str());
+        match (resp.rsc, made, &remote[i]) {
+            (Rsc::Created, Some(ri), Some(host)) => creating.ids.push((i, format!("{host}/{ri}"))),
+            (rsc, _, _) => {
+                let why = resp
+                    .pc
+                    .as_ref()
+                    .and_then(|pc| pc["m2m:dbg"].as_str())
+                    .unwrap_or("")
+                    .chars()
+                    .take(120)
+                    .collect::<String>();
+                failed.get_or_insert((i, rsc.code(), why));
+            }
+        }
+    }
+    let Some((i, code, why)) = failed else {
+        return Ok(creating);
+    };
+    // Those made go again before the answer.
+    let ids: Vec<String> = creating.ids.drain(..).map(|(_, id)| id).collect();
+    delete_remote(cse, crs, &req.fr, &binding, &ids).await;
+    let shown: String = targets[i].chars().take(60).collect();
+    Err(RequestError::CrossResourceOperationFailure(
+        format!("{RRAT} target {i} ({shown}): {code} {why}").into(),
+    ))
+}
+
+/// The release the target subscriptions on other CSEs are asked in: `acrs` is Release 4.
+const SUBSCRIPTION_RELEASE: &str = "4";
+
+/// Deletes the target subscriptions of crossResourceSubscription `crs` on other CSEs as
+/// `creator` (best effort: a failure is logged, once per subscription).
+pub(crate) async fn delete_remote(
+    cse: &Cse,
+    crs: &str,
+    creator: &str,
+    ctx: &RequestContext,
+    ids: &[String],
+) {
+    let calls: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(k, id)| {
+            let request = bastion_proto::Request {
+                op: Some(Operation::Delete),
+                to: id.clone(),
+                fr: Some(creator.to_owned()),
+                rqi: Some(format!("{crs}-d{k}")),
+                rvi: Some(SUBSCRIPTION_RELEASE.to_owned()),
+                ..Default::default()
+            };
+            async move { Box::pin(cse.handle(request, ctx)).await }
+        })
+        .collect();
+    let answers = join_bounded(calls, MAX_IN_FLIGHT).await;
+    for (id, resp) in ids.iter().zip(answers) {
+        if resp.rsc != Rsc::Deleted {
+            tracing::warn!(subscription = %id, rsc = resp.rsc.code(), "target subscription on another CSE not deleted");
+        }
+    }
+}
+
+/// How many of the `rrat` targets are on this CSE (the subscriptions made here).
+fn local_count(cse: &Cse, rrat: &[String]) -> usize {
+    rrat.iter().filter(|t| remote_cse(cse, t).is_none()).count()
 }
 
 /// The targets' subscriptions count against the originator's cap like any other.

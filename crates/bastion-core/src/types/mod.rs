@@ -19,7 +19,7 @@ mod announced;
 mod common;
 mod container;
 mod content_instance;
-mod cross_resource_subscription;
+pub(crate) mod cross_resource_subscription;
 mod cse_base;
 mod dac;
 mod flex_container;
@@ -422,6 +422,7 @@ pub(crate) trait ResourceKind: Sync {
     async fn prepare_update(
         &self,
         _cse: &Cse,
+        _access: &crate::access::Enforcer<'_>,
         _ri: &Ri,
         _content: &Map<String, Value>,
     ) -> Result<Option<TypeState>, RequestError> {
@@ -441,8 +442,10 @@ pub(crate) trait ResourceKind: Sync {
 
     /// What the CSE does to resource `ri` of this type, under the tree's write lock,
     /// after its CREATE (`changed` is `None`) or after an UPDATE that applied `changed`,
-    /// by `originator`: the instances it makes of it (`<flexContainerInstance>`), with
-    /// their writes and notifications.
+    /// by `originator`: the instances it makes of it (`<flexContainerInstance>`), and the
+    /// other resources it changes with it (the `srat` subscriptions of a
+    /// `<crossResourceSubscription>`), with their writes and notifications. Anything
+    /// that can refuse was checked before the lock (`prepare`, `companions`).
     fn instantiate(
         &self,
         _cse: &Cse,

@@ -102,6 +102,7 @@ impl ResourceKind for Subscription {
     async fn prepare_update(
         &self,
         cse: &Cse,
+        _access: &crate::access::Enforcer<'_>,
         ri: &Ri,
         content: &Map<String, Value>,
     ) -> Result<Option<TypeState>, RequestError> {
