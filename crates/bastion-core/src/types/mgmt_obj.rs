@@ -50,7 +50,10 @@ impl ResourceKind for MgmtObj {
         content: &Map<String, Value>,
     ) -> Result<(), RequestError> {
         match phase {
-            Phase::Create => attrs::validate_mgmt(spec_of(content)?, phase, content),
+            Phase::Create => {
+                attrs::validate_mgmt(spec_of(content)?, phase, content)?;
+                check_schedules(content)
+            }
             // Checked in `check_update`, against the specialization of the resource.
             Phase::Update => Ok(()),
         }
@@ -81,18 +84,19 @@ impl ResourceKind for MgmtObj {
         ri: &Ri,
         content: &Map<String, Value>,
     ) -> Result<(), RequestError> {
-        let spec = {
-            let tree = cse.tree.read();
-            let node = tree
-                .get(ri)
-                .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-            node.attrs
-                .get("mgd")
-                .and_then(Value::as_u64)
-                .and_then(mgmt::spec)
-                .ok_or_else(|| RequestError::bad_request("this mgmtObj has no served mgd"))?
-        };
-        attrs::validate_mgmt(spec, Phase::Update, content)
+        let tree = cse.tree.read();
+        let node = tree
+            .get(ri)
+            .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+        let spec = node
+            .attrs
+            .get("mgd")
+            .and_then(Value::as_u64)
+            .and_then(mgmt::spec)
+            .ok_or_else(|| RequestError::bad_request("this mgmtObj has no served mgd"))?;
+        attrs::validate_mgmt(spec, Phase::Update, content)?;
+        mgmt::check_whole(spec, Some(&node.attrs), content)?;
+        check_schedules(content)
     }
 
     fn derive(
@@ -122,6 +126,17 @@ impl ResourceKind for MgmtObj {
         }
         Ok(None)
     }
+}
+
+/// The `m2m:scheduleEntries` a `[dataCollection]` carries (`rpsc`, `mesc`): each parsed
+/// as a `<schedule>`'s `se` is (4000 otherwise).
+fn check_schedules(content: &Map<String, Value>) -> Result<(), RequestError> {
+    for name in ["rpsc", "mesc"] {
+        if let Some(v) = content.get(name).filter(|v| !v.is_null()) {
+            super::schedule::entries_of(name, v)?;
+        }
+    }
+    Ok(())
 }
 
 /// The served specialization of a stored or new `<mgmtObj>`.
