@@ -965,7 +965,11 @@ async fn ts0003_wifi_client_update_notification_carries_no_password() {
     // The whole-resource one names the resource; the modified one only what changed.
     let whole = events
         .iter()
-        .find(|e| e["m2m:sgn"]["nev"]["rep"]["m2m:wific"].get("ssid").is_some())
+        .find(|e| {
+            e["m2m:sgn"]["nev"]["rep"]["m2m:wific"]
+                .get("ssid")
+                .is_some()
+        })
         .expect("the nct 1 notification");
     assert_eq!(whole["m2m:sgn"]["nev"]["rep"]["m2m:wific"]["ssid"], "home");
     // Nor does a retrieve of the updated resource.

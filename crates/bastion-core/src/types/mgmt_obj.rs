@@ -6,7 +6,11 @@
 //! nothing is executed (docs/decisions.md, "mgmtObj triggers"). The CMDH specializations
 //! are stored policies: their links (`cmlk`, `acmlk`) naming this CSE's resources must
 //! name existing ones of the right specialization ([`check_links`]); no request is
-//! buffered or forwarded by them (docs/decisions.md, "CMDH policies are data").
+//! buffered or forwarded by them (docs/decisions.md, "CMDH policies are data"). The
+//! TS-0022 ones add rules over the whole resource (`mgmt::check_whole`: `aa` never names
+//! a write-only value, `mesc`/`meil` of a dataCollection apart) and schedule entries
+//! parsed as a `<schedule>`'s; write-only values are removed where resources are
+//! rendered (`render::for_client`), not here.
 
 use super::node::{link_target, Target};
 use super::{Derive, Rederived, ResourceKind};

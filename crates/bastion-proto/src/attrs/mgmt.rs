@@ -2,6 +2,8 @@
 //! 8.2.4), as data: one [`Spec`] per served `mgd`, each with its JSON root, its own
 //! attribute policy beside the attributes every `<mgmtObj>` shares (`MGO` in
 //! `attrs.rs`) and, for the CMDH ones (D.12), what its `mgmtLink` (`cmlk`) may name.
+//! A specialization also lists its write-only values (`secrets`), which no rendering
+//! of a resource shows ([`strip_secrets`]).
 //! Adding a specialization is one entry in [`SPECS`]. Whether a link names an existing
 //! resource needs the tree: the core checks that (`types::mgmt_obj`).
 
