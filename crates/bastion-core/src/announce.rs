@@ -189,8 +189,11 @@ fn announced_values<'a>(
     names: impl Iterator<Item = &'a str>,
     attrs: &Map<String, Value>,
 ) -> Map<String, Value> {
+    // `aa` cannot name a write-only value (4000 at the request); this keeps one stored
+    // before that rule out of every copy as well.
     names
         .filter(|n| ALWAYS.contains(n) || listed(attrs).any(|l| l == *n))
+        .filter(|n| !bastion_proto::attrs::mgmt::withheld(attrs, n))
         .map(|n| (n.to_owned(), attrs.get(n).cloned().unwrap_or(Value::Null)))
         .collect()
 }

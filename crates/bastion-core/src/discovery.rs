@@ -151,11 +151,13 @@ pub(crate) fn matches(
     }
     if !fc.atr.is_empty() {
         let wildcard = fc.is_discovery();
+        // A write-only value is never compared: a filter must not reveal it.
         push(fc.atr.iter().any(|(name, want)| {
-            attrs
-                .get(name)
-                .and_then(attr_text)
-                .is_some_and(|have| value_matches(want, &have, wildcard))
+            !bastion_proto::attrs::mgmt::withheld(attrs, name)
+                && attrs
+                    .get(name)
+                    .and_then(attr_text)
+                    .is_some_and(|have| value_matches(want, &have, wildcard))
         }));
     }
     if results.is_empty() {

@@ -124,11 +124,21 @@ pub(crate) fn for_release(release: Release, content: &mut Value) {
 }
 
 /// `{root: attrs}`: a resource under the name `types::root_of` found for it (a
-/// `<flexContainer>`'s specialization).
-pub(crate) fn wrap_as(root: &str, attrs: Map<String, Value>) -> Value {
+/// `<flexContainer>`'s specialization), without the write-only values of a `<mgmtObj>`
+/// specialization ([`for_client`]).
+pub(crate) fn wrap_as(root: &str, mut attrs: Map<String, Value>) -> Value {
+    for_client(root, &mut attrs);
     let mut wrapped = Map::with_capacity(1);
     wrapped.insert(root.to_owned(), Value::Object(attrs));
     Value::Object(wrapped)
+}
+
+/// A resource's attributes as anyone but the store sees them, under its `root`: the
+/// write-only values of a `<mgmtObj>` specialization (`wcrds/pwd`, `crse`, ...) removed.
+/// Every representation leaving the CSE (a response, a nested child, a notification)
+/// is built through here (docs/decisions.md, "Secret-valued attributes").
+pub(crate) fn for_client(root: &str, attrs: &mut Map<String, Value>) {
+    attrs::mgmt::strip_secrets_of_root(root, attrs);
 }
 
 /// The stored body: the attributes plus the internal creator.

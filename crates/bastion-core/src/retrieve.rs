@@ -650,9 +650,10 @@ fn push_child(
     cse: &Cse,
     out: &mut Map<String, Value>,
     ty: ResourceType,
-    attrs: Map<String, Value>,
+    mut attrs: Map<String, Value>,
 ) {
     let root = crate::types::root_of(&cse.config, &cse.tree.read(), ty, &attrs);
+    crate::render::for_client(&root, &mut attrs);
     let slot = out.entry(root).or_insert_with(|| Value::Array(Vec::new()));
     if let Value::Array(list) = slot {
         list.push(Value::Object(attrs));

@@ -76,6 +76,13 @@ pub enum Kind {
     /// an optional `m2m:networkAction` (`nwa`, 1 to 5), `ibt`, `abt`, `mbt` and an
     /// optional `rbt` (milliseconds).
     BackOff,
+    /// A non-empty list of `m2m:suid` without repeats (`suids` of `[myCertFileCred]`).
+    Suids,
+    /// `dcfg:wifiCredentials` (`wcrds` of `[wifiClient]`): `enct` and the members that
+    /// encryption type needs ([`mgmt::is_wifi_credentials`]).
+    WifiCredentials,
+    /// A non-empty list of `m2m:ipAddress` (`{"ip4"}` and/or `{"ip6"}`).
+    IpAddresses,
 }
 
 /// Presence in a request's content.
@@ -669,6 +676,8 @@ pub fn validate_mgmt(
 ) -> Result<(), RequestError> {
     check_content(spec.name, MGO, spec.attrs, phase, content)?;
     mgmt::check_link_counts(spec, content)?;
+    // The stored resource is the core's to add for an UPDATE (`types::mgmt_obj`).
+    mgmt::check_whole(spec, None, content)?;
     let set = |name: &str| content.get(name).and_then(Value::as_bool) == Some(true);
     if let Some((x, y)) = spec.exclusive.iter().find(|(x, y)| set(x) && set(y)) {
         return Err(RequestError::bad_request(format!(
@@ -846,6 +855,9 @@ pub fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestEr
         }),
         Kind::MgmtLinks => non_empty_all(value, mgmt::is_link_ref),
         Kind::BackOff => mgmt::is_back_off(value),
+        Kind::Suids => mgmt::is_suids(value),
+        Kind::WifiCredentials => mgmt::is_wifi_credentials(value),
+        Kind::IpAddresses => mgmt::is_ip_addresses(value),
     };
     if ok {
         Ok(())
@@ -887,6 +899,11 @@ pub fn check_kind(name: &str, kind: Kind, value: &Value) -> Result<(), RequestEr
             Kind::BackOff => {
                 "{bops: [...]} sets of nwa (1 to 5, optional), ibt, abt, mbt and rbt (optional) milliseconds"
             }
+            Kind::Suids => "a non-empty list of distinct suid values (10-15, 21-25, 32-35, 40-45)",
+            Kind::WifiCredentials => {
+                "{enct: 1 to 8} with wepk for 2, wpap for 3 to 5, unm and/or pwd for 6 to 8, and nothing else"
+            }
+            Kind::IpAddresses => "a non-empty list of {ip4 and/or ip6} addresses",
         };
         Err(RequestError::bad_request(format!(
             "attribute {name} must be {expected}"

@@ -950,3 +950,81 @@ async fn ts0004_7_4_58_survives_a_restart_and_exc_ends_it() {
     s.get(&format!("{ae}/crs"), "Cowner").await.expect(4004);
     s.get(&format!("{a}/{first}"), "Cowner").await.expect(4004);
 }
+
+/// TS-0003 credential handling: a `[wifiClient]`'s password is write-only. An update
+/// notification of the whole resource (`nct` 1) and one of the modified attributes
+/// (`nct` 2) carry the credentials without it, and with the encryption type and user.
+#[tokio::test]
+async fn ts0003_wifi_client_update_notification_carries_no_password() {
+    let s = Server::start();
+    s.create(
+        "/cse-in",
+        ADMIN,
+        14,
+        json!({"m2m:nod": {"rn": "N1", "ni": "urn:dev:N1"}}),
+    )
+    .await
+    .expect(2001);
+    let created = s
+        .create(
+            "/cse-in/N1",
+            ADMIN,
+            13,
+            json!({"m2m:wific": {"rn": "wifi", "mgd": 1028, "ssid": "home", "scan": false,
+                "wcrds": {"enct": 7, "unm": "dev", "pwd": "first-password"}}}),
+        )
+        .await;
+    created.expect(2001);
+    assert_eq!(
+        created.inner("m2m:wific")["wcrds"],
+        json!({"enct": 7, "unm": "dev"})
+    );
+    let rx = Receiver::start().await;
+    for (rn, nct) in [("whole", 1), ("modified", 2)] {
+        subscribe(
+            &s,
+            "/cse-in/N1/wifi",
+            ADMIN,
+            json!({"rn": rn, "nu": [rx.url], "enc": {"net": [1]}, "nct": nct}),
+        )
+        .await
+        .expect(2001);
+    }
+    let updated = s
+        .update(
+            "/cse-in/N1/wifi",
+            ADMIN,
+            json!({"m2m:wific": {"wcrds": {"enct": 8, "unm": "dev", "pwd": "second-password"}}}),
+        )
+        .await;
+    updated.expect(2004);
+    assert_eq!(
+        updated.inner("m2m:wific")["wcrds"],
+        json!({"enct": 8, "unm": "dev"})
+    );
+    let events = rx.wait_events(2).await;
+    assert_eq!(events.len(), 2);
+    for event in &events {
+        let rep = &event["m2m:sgn"]["nev"]["rep"]["m2m:wific"];
+        assert_eq!(rep["wcrds"], json!({"enct": 8, "unm": "dev"}), "{event}");
+        let text = event.to_string();
+        assert!(
+            !text.contains("password") && !text.contains("pwd"),
+            "{text}"
+        );
+    }
+    // The whole-resource one names the resource; the modified one only what changed.
+    let whole = events
+        .iter()
+        .find(|e| {
+            e["m2m:sgn"]["nev"]["rep"]["m2m:wific"]
+                .get("ssid")
+                .is_some()
+        })
+        .expect("the nct 1 notification");
+    assert_eq!(whole["m2m:sgn"]["nev"]["rep"]["m2m:wific"]["ssid"], "home");
+    // Nor does a retrieve of the updated resource.
+    let got = s.get("/cse-in/N1/wifi", ADMIN).await;
+    got.expect(2000);
+    assert!(!got.body.to_string().contains("password"), "{}", got.body);
+}

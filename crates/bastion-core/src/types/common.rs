@@ -168,6 +168,8 @@ pub(crate) fn created(
             let uri = address();
             resp.content_location = Some(uri.clone());
             let mut rce = Map::new();
+            let mut attrs = attrs;
+            crate::render::for_client(&root, &mut attrs);
             rce.insert(root, Value::Object(attrs));
             rce.insert("uri".into(), Value::String(uri));
             resp.pc = Some(serde_json::json!({ "m2m:rce": rce }));

@@ -6,7 +6,11 @@
 //! nothing is executed (docs/decisions.md, "mgmtObj triggers"). The CMDH specializations
 //! are stored policies: their links (`cmlk`, `acmlk`) naming this CSE's resources must
 //! name existing ones of the right specialization ([`check_links`]); no request is
-//! buffered or forwarded by them (docs/decisions.md, "CMDH policies are data").
+//! buffered or forwarded by them (docs/decisions.md, "CMDH policies are data"). The
+//! TS-0022 ones add rules over the whole resource (`mgmt::check_whole`: `aa` never names
+//! a write-only value, `mesc`/`meil` of a dataCollection apart) and schedule entries
+//! parsed as a `<schedule>`'s; write-only values are removed where resources are
+//! rendered (`render::for_client`), not here.
 
 use super::node::{link_target, Target};
 use super::{Derive, Rederived, ResourceKind};
@@ -50,7 +54,10 @@ impl ResourceKind for MgmtObj {
         content: &Map<String, Value>,
     ) -> Result<(), RequestError> {
         match phase {
-            Phase::Create => attrs::validate_mgmt(spec_of(content)?, phase, content),
+            Phase::Create => {
+                attrs::validate_mgmt(spec_of(content)?, phase, content)?;
+                check_schedules(content)
+            }
             // Checked in `check_update`, against the specialization of the resource.
             Phase::Update => Ok(()),
         }
@@ -81,18 +88,19 @@ impl ResourceKind for MgmtObj {
         ri: &Ri,
         content: &Map<String, Value>,
     ) -> Result<(), RequestError> {
-        let spec = {
-            let tree = cse.tree.read();
-            let node = tree
-                .get(ri)
-                .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-            node.attrs
-                .get("mgd")
-                .and_then(Value::as_u64)
-                .and_then(mgmt::spec)
-                .ok_or_else(|| RequestError::bad_request("this mgmtObj has no served mgd"))?
-        };
-        attrs::validate_mgmt(spec, Phase::Update, content)
+        let tree = cse.tree.read();
+        let node = tree
+            .get(ri)
+            .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
+        let spec = node
+            .attrs
+            .get("mgd")
+            .and_then(Value::as_u64)
+            .and_then(mgmt::spec)
+            .ok_or_else(|| RequestError::bad_request("this mgmtObj has no served mgd"))?;
+        attrs::validate_mgmt(spec, Phase::Update, content)?;
+        mgmt::check_whole(spec, Some(&node.attrs), content)?;
+        check_schedules(content)
     }
 
     fn derive(
@@ -122,6 +130,17 @@ impl ResourceKind for MgmtObj {
         }
         Ok(None)
     }
+}
+
+/// The `m2m:scheduleEntries` a `[dataCollection]` carries (`rpsc`, `mesc`): each parsed
+/// as a `<schedule>`'s `se` is (4000 otherwise).
+fn check_schedules(content: &Map<String, Value>) -> Result<(), RequestError> {
+    for name in ["rpsc", "mesc"] {
+        if let Some(v) = content.get(name).filter(|v| !v.is_null()) {
+            super::schedule::entries_of(name, v)?;
+        }
+    }
+    Ok(())
 }
 
 /// The served specialization of a stored or new `<mgmtObj>`.

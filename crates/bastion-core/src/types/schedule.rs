@@ -135,7 +135,13 @@ fn check_nco(
 /// The entries of an `m2m:scheduleEntries` value, `{"sce": ["<7 fields>", ...]}`: at
 /// least one and at most [`MAX_ENTRIES`], each valid (4000 naming the first that is not).
 fn entries(se: &Value) -> Result<Vec<Entry>, RequestError> {
-    let bad = |why: String| RequestError::bad_request(format!("se: {why}"));
+    entries_of("se", se)
+}
+
+/// [`entries`] of the `m2m:scheduleEntries` attribute `name` of another type (`rpsc`,
+/// `mesc` of a `[dataCollection]`), its reasons naming it.
+pub(super) fn entries_of(name: &str, se: &Value) -> Result<Vec<Entry>, RequestError> {
+    let bad = |why: String| RequestError::bad_request(format!("{name}: {why}"));
     let se = se
         .as_object()
         .ok_or_else(|| bad("must be an object holding sce".into()))?;

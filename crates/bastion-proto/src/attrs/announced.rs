@@ -59,13 +59,20 @@ static TABLES: LazyLock<Vec<(u16, Vec<AttrDef>)>> = LazyLock::new(|| {
 });
 
 /// The tables of the `<mgmtObjAnnc>` of each specialization (`mgd`): that of the
-/// generic variant, then the specialization's own attributes, optional.
+/// generic variant, then the specialization's own attributes, optional, except those
+/// holding a write-only value (`wcrds`, `crse`): a copy never carries a secret, whoever
+/// made it (4000, as `aa` naming one is at the original).
 static MGMT_TABLES: LazyLock<Vec<(u64, Vec<AttrDef>)>> = LazyLock::new(|| {
     super::mgmt::SPECS
         .iter()
         .map(|spec| {
             let mut t = derive(ResourceType::MgmtObj);
-            t.extend(spec.attrs.iter().map(|d| a(d.name, d.kind, O, O)));
+            t.extend(
+                spec.attrs
+                    .iter()
+                    .filter(|d| !super::mgmt::holds_secret(spec, d.name))
+                    .map(|d| a(d.name, d.kind, O, O)),
+            );
             (spec.mgd, t)
         })
         .collect()
@@ -147,5 +154,16 @@ mod tests {
             assert!(validate_mgmt(fw, Phase::Create, &obj(bad)).is_err());
         }
         assert!(validate_mgmt(fw, Phase::Update, &obj(json!({"vr": "2"}))).is_ok());
+    }
+
+    #[test]
+    fn ts0003_an_announced_mgmt_obj_never_carries_a_write_only_value() {
+        let wific = crate::attrs::mgmt::spec(1028).unwrap();
+        let phase = crate::attrs::Phase::Create;
+        let secret = obj(json!({"lnk": "/id-mn/w1", "mgd": 1028,
+            "wcrds": {"enct": 3, "wpap": "passphrase"}}));
+        assert!(validate_mgmt(wific, phase, &secret).is_err());
+        let plain = obj(json!({"lnk": "/id-mn/w1", "mgd": 1028}));
+        assert!(validate_mgmt(wific, phase, &plain).is_ok());
     }
 }

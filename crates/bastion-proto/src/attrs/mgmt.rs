@@ -2,13 +2,16 @@
 //! 8.2.4), as data: one [`Spec`] per served `mgd`, each with its JSON root, its own
 //! attribute policy beside the attributes every `<mgmtObj>` shares (`MGO` in
 //! `attrs.rs`) and, for the CMDH ones (D.12), what its `mgmtLink` (`cmlk`) may name.
+//! A specialization also lists its write-only values (`secrets`), which no rendering
+//! of a resource shows ([`strip_secrets`]).
 //! Adding a specialization is one entry in [`SPECS`]. Whether a link names an existing
 //! resource needs the tree: the core checks that (`types::mgmt_obj`).
 
 use super::AttrDef;
 use super::Kind::{
-    Any, BackOff, Bool, Booleans, EventCat, EventCats, EventCatsWithDef, MgmtLinks, Millis, MinMax,
-    NonNegInt, Object, PositiveInt, Range, Str, StrList, Timestamp,
+    Any, BackOff, Bool, Booleans, EventCat, EventCats, EventCatsWithDef, Int, IpAddresses,
+    MgmtLinks, Millis, MinMax, NonNegInt, Object, PositiveInt, Range, Str, StrList, Suids,
+    Timestamp, WifiCredentials,
 };
 use super::Presence::{Mandatory as M, NotPermitted as NP, Optional as O};
 use crate::error::RequestError;
@@ -32,6 +35,13 @@ pub struct Spec {
     /// What the entries of its `cmlk` may name and how many of each (TS-0004 D.12):
     /// every entry matches one rule; empty for a specialization without `cmlk`.
     pub links: &'static [LinkRule],
+    /// Write-only values, as `attr` or `attr/member`: accepted and stored, never in a
+    /// result, a notification or an announcement (docs/decisions.md, "Secret-valued
+    /// attributes"); see [`strip_secrets`].
+    pub secrets: &'static [&'static str],
+    /// Pairs of attributes a resource must not hold both of (4000), after the request
+    /// is applied (`mesc` and `meil` of `[dataCollection]`).
+    pub apart: &'static [(&'static str, &'static str)],
 }
 
 /// What one `m2m:mgmtLinkRef` of a `cmlk` names.
@@ -77,6 +87,8 @@ const fn a(
 const BATTERY_STATUS: super::Kind = Range(1, 7);
 /// `m2m:logTypeId` and `m2m:logStatus` (TS-0004 6.3.4.2.23, 6.3.4.2.24): 1 to 5.
 const LOG_ENUM: super::Kind = Range(1, 5);
+/// `dcfg:wifiConnectionStatus` (TS-0022): 0 disconnected to 6 lost.
+const WIFI_CONNECTION_STATUS: super::Kind = Range(0, 6);
 
 /// The served specializations, by `mgd`.
 pub const SPECS: &[Spec] = &[
@@ -93,6 +105,8 @@ pub const SPECS: &[Spec] = &[
         ],
         exclusive: &[],
         links: &[],
+        secrets: &[],
+        apart: &[],
     },
     Spec {
         mgd: 1002,
@@ -111,6 +125,8 @@ pub const SPECS: &[Spec] = &[
         ],
         exclusive: &[("in", "un"), ("act", "dea")],
         links: &[],
+        secrets: &[],
+        apart: &[],
     },
     Spec {
         mgd: 1003,
@@ -119,6 +135,8 @@ pub const SPECS: &[Spec] = &[
         attrs: &[a("mma", NonNegInt, M, O), a("mmt", NonNegInt, M, O)],
         exclusive: &[],
         links: &[],
+        secrets: &[],
+        apart: &[],
     },
     Spec {
         mgd: 1004,
@@ -127,6 +145,8 @@ pub const SPECS: &[Spec] = &[
         attrs: &[a("ant", Str, M, O), a("ldv", StrList, O, O)],
         exclusive: &[],
         links: &[],
+        secrets: &[],
+        apart: &[],
     },
     Spec {
         mgd: 1005,
@@ -143,6 +163,8 @@ pub const SPECS: &[Spec] = &[
         ],
         exclusive: &[],
         links: &[],
+        secrets: &[],
+        apart: &[],
     },
     Spec {
         mgd: 1006,
@@ -154,6 +176,8 @@ pub const SPECS: &[Spec] = &[
         ],
         exclusive: &[],
         links: &[],
+        secrets: &[],
+        apart: &[],
     },
     Spec {
         mgd: 1007,
@@ -181,6 +205,8 @@ pub const SPECS: &[Spec] = &[
         ],
         exclusive: &[],
         links: &[],
+        secrets: &[],
+        apart: &[],
     },
     Spec {
         mgd: 1008,
@@ -196,6 +222,8 @@ pub const SPECS: &[Spec] = &[
         ],
         exclusive: &[("ena", "dis")],
         links: &[],
+        secrets: &[],
+        apart: &[],
     },
     Spec {
         mgd: 1009,
@@ -204,6 +232,8 @@ pub const SPECS: &[Spec] = &[
         attrs: &[a("rbo", Bool, O, O), a("far", Bool, O, O)],
         exclusive: &[("rbo", "far")],
         links: &[],
+        secrets: &[],
+        apart: &[],
     },
     Spec {
         mgd: 1010,
@@ -218,6 +248,8 @@ pub const SPECS: &[Spec] = &[
         ],
         exclusive: &[("lga", "lgo")],
         links: &[],
+        secrets: &[],
+        apart: &[],
     },
     Spec {
         mgd: CMDH_POLICY,
@@ -233,6 +265,8 @@ pub const SPECS: &[Spec] = &[
             link(LinkTarget::Mgmt(1017), 1, None),
             link(LinkTarget::Mgmt(1019), 1, None),
         ],
+        secrets: &[],
+        apart: &[],
     },
     Spec {
         mgd: 1012,
@@ -241,6 +275,8 @@ pub const SPECS: &[Spec] = &[
         attrs: &[a("acmlk", Str, M, O)],
         exclusive: &[],
         links: &[],
+        secrets: &[],
+        apart: &[],
     },
     Spec {
         mgd: 1013,
@@ -253,6 +289,8 @@ pub const SPECS: &[Spec] = &[
             link(LinkTarget::Mgmt(1014), 1, None),
             link(LinkTarget::Mgmt(1015), 1, None),
         ],
+        secrets: &[],
+        apart: &[],
     },
     Spec {
         mgd: 1014,
@@ -268,6 +306,8 @@ pub const SPECS: &[Spec] = &[
         ],
         exclusive: &[],
         links: &[],
+        secrets: &[],
+        apart: &[],
     },
     Spec {
         mgd: 1015,
@@ -283,6 +323,8 @@ pub const SPECS: &[Spec] = &[
         ],
         exclusive: &[],
         links: &[],
+        secrets: &[],
+        apart: &[],
     },
     Spec {
         mgd: 1016,
@@ -303,6 +345,8 @@ pub const SPECS: &[Spec] = &[
         ],
         exclusive: &[],
         links: &[],
+        secrets: &[],
+        apart: &[],
     },
     Spec {
         mgd: 1017,
@@ -315,6 +359,8 @@ pub const SPECS: &[Spec] = &[
         exclusive: &[],
         // D.12.7: zero or more cmdhNwAccessRule.
         links: &[link(LinkTarget::Mgmt(1018), 0, None)],
+        secrets: &[],
+        apart: &[],
     },
     Spec {
         mgd: 1018,
@@ -331,6 +377,8 @@ pub const SPECS: &[Spec] = &[
         exclusive: &[],
         // D.12.8: the link to its allowedSchedule <schedule>.
         links: &[link(LinkTarget::Schedule, 1, Some(1))],
+        secrets: &[],
+        apart: &[],
     },
     Spec {
         mgd: 1019,
@@ -343,6 +391,117 @@ pub const SPECS: &[Spec] = &[
         ],
         exclusive: &[],
         links: &[],
+        secrets: &[],
+        apart: &[],
+    },
+    // TS-0022 device configuration (mgd numbers of TS-0004 6.3.4.2.22 and later
+    // releases); attribute facts: docs/conformance.md, "<mgmtObj>".
+    Spec {
+        mgd: 1021,
+        name: "dataCollection",
+        root: "m2m:datc",
+        attrs: &[
+            a("cntp", Str, M, O),
+            // m2m:scheduleEntries, whose entries the core parses as a <schedule>'s.
+            a("rpsc", Object, O, O),
+            a("mesc", Object, O, O),
+            a("meil", PositiveInt, O, O),
+        ],
+        exclusive: &[],
+        links: &[],
+        secrets: &[],
+        apart: &[("mesc", "meil")],
+    },
+    Spec {
+        mgd: 1023,
+        name: "myCertFileCred",
+        root: "m2m:nycfc",
+        attrs: &[
+            a("suids", Suids, M, O),
+            a("mcff", Str, M, NP),
+            a("mcfc", Str, M, NP),
+        ],
+        exclusive: &[],
+        links: &[],
+        secrets: &[],
+        apart: &[],
+    },
+    Spec {
+        mgd: 1028,
+        name: "wifiClient",
+        root: "m2m:wific",
+        attrs: &[
+            a("ssid", Str, M, O),
+            a("wcrds", WifiCredentials, O, O),
+            a("maca", Str, O, O),
+            a("chanl", Str, O, O),
+            a("cons", WIFI_CONNECTION_STATUS, O, O),
+            a("scan", Bool, M, O),
+            a("scanr", StrList, O, O),
+            a("ud", Bool, O, O),
+            a("uds", Object, NP, O),
+            a("trdst", Bool, O, O),
+            a("rdst", Bool, O, O),
+        ],
+        exclusive: &[],
+        links: &[],
+        // The password and keys of dcfg:wifiCredentials; the encryption type and the
+        // user name stay readable.
+        secrets: &["wcrds/pwd", "wcrds/wepk", "wcrds/wpap"],
+        apart: &[],
+    },
+    Spec {
+        mgd: 1029,
+        name: "credentials",
+        root: "m2m:crds",
+        attrs: &[
+            a("pur", Str, O, O),
+            a("crid", Str, O, O),
+            a("crse", Str, O, O),
+            a("crtk", Str, O, O),
+        ],
+        exclusive: &[],
+        links: &[],
+        secrets: &["crse", "crtk"],
+        apart: &[],
+    },
+    Spec {
+        mgd: 1030,
+        name: "SIM",
+        root: "m2m:sim",
+        attrs: &[
+            a("imsi", Str, O, O),
+            a("icid", Str, M, O),
+            a("sist", Range(0, 1), O, O),
+            a("sity", Range(0, 3), O, O),
+            a("spn", Str, O, O),
+        ],
+        exclusive: &[],
+        links: &[],
+        secrets: &[],
+        apart: &[],
+    },
+    Spec {
+        mgd: 1031,
+        name: "mobileNetwork",
+        root: "m2m:mnwk",
+        attrs: &[
+            a("cnb", Range(0, 7), M, O),
+            a("rss", Int, O, O),
+            a("liqu", Int, O, O),
+            a("ipad", IpAddresses, O, O),
+            a("ripa", IpAddresses, O, O),
+            a("apna", Str, O, O),
+            a("ceid", Int, O, O),
+            a("smnc", Int, O, O),
+            a("smcc", Int, O, O),
+            a("lac", Int, O, O),
+            a("coel", Range(0, 4), O, O),
+        ],
+        exclusive: &[],
+        links: &[],
+        secrets: &[],
+        apart: &[],
     },
 ];
 
@@ -378,10 +537,144 @@ pub fn by_announced_root(root: &str) -> Option<&'static Spec> {
         .map(|i| &SPECS[i])
 }
 
-/// Whether oneM2M defines `mgd` (TS-0004 6.3.4.2.22: 0 self-defined, 1001 to 1026), so
-/// that one not served is 5001 rather than 4000.
+/// Whether oneM2M defines `mgd` (TS-0004 6.3.4.2.22: 0 self-defined, 1001 to 1026; the
+/// TS-0022 device configuration ones of later releases up to 1031, docs/decisions.md
+/// "TS-0022 specializations"), so that one not served is 5001 rather than 4000.
 pub fn is_defined(mgd: u64) -> bool {
-    mgd == 0 || (1001..=1026).contains(&mgd)
+    mgd == 0 || (1001..=1031).contains(&mgd)
+}
+
+/// Whether `name` is, or holds, a write-only value of `spec`.
+pub fn holds_secret(spec: &Spec, name: &str) -> bool {
+    spec.secrets
+        .iter()
+        .any(|p| p.split('/').next() == Some(name))
+}
+
+/// Removes `spec`'s write-only values from a representation of one of its resources.
+/// Every rendering of a `<mgmtObj>` for anyone but the store passes here.
+pub fn strip_secrets(spec: &Spec, attrs: &mut Map<String, Value>) {
+    for path in spec.secrets {
+        match path.split_once('/') {
+            None => {
+                attrs.remove(*path);
+            }
+            Some((outer, inner)) => {
+                if let Some(Value::Object(members)) = attrs.get_mut(outer) {
+                    members.remove(inner);
+                }
+            }
+        }
+    }
+}
+
+/// [`strip_secrets`] for the representation under `root`, when that is a
+/// specialization's or its announced variant's (other roots are left as they are).
+pub fn strip_secrets_of_root(root: &str, attrs: &mut Map<String, Value>) {
+    // An announced copy (`m2m:wificA`) refuses them at CREATE; stripped here as well, so
+    // that no stored copy, however made, shows one.
+    if let Some(spec) = by_root(root).or_else(|| by_announced_root(root)) {
+        strip_secrets(spec, attrs);
+    }
+}
+
+/// Whether `name` of a stored `<mgmtObj>` (`attrs` holding its `mgd`) is, or holds, a
+/// write-only value: never compared, copied or shown.
+pub fn withheld(attrs: &Map<String, Value>, name: &str) -> bool {
+    attrs
+        .get("mgd")
+        .and_then(Value::as_u64)
+        .and_then(spec)
+        .is_some_and(|s| holds_secret(s, name))
+}
+
+/// The rules of `spec` that look at the content as a whole: `aa` cannot name a
+/// write-only attribute, and the resource as it would be (`stored` overlaid with
+/// `content`, null removing) holds at most one of each [`Spec::apart`] pair (4000).
+pub fn check_whole(
+    spec: &Spec,
+    stored: Option<&Map<String, Value>>,
+    content: &Map<String, Value>,
+) -> Result<(), RequestError> {
+    let named = content.get("aa").and_then(Value::as_array);
+    if let Some(secret) = named
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find(|n| holds_secret(spec, n))
+    {
+        return Err(RequestError::bad_request(format!(
+            "aa cannot name {secret}: it holds a write-only value of a {}",
+            spec.name
+        )));
+    }
+    let has = |name: &str| match content.get(name) {
+        Some(Value::Null) => false,
+        Some(_) => true,
+        None => stored.is_some_and(|s| s.get(name).is_some_and(|v| !v.is_null())),
+    };
+    if let Some((x, y)) = spec.apart.iter().find(|(x, y)| has(x) && has(y)) {
+        return Err(RequestError::bad_request(format!(
+            "a {} cannot hold both {x} and {y}",
+            spec.name
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `value` is a `dcfg:wifiCredentials`: `enct` (`dcfg:wifiEncryptionType`, 1
+/// none to 8 WPA3 Enterprise) and the strings that type needs, no others: `wepk` for 2
+/// (WEP), `wpap` for 3 to 5 (personal), `unm` and/or `pwd` for 6 to 8 (enterprise).
+pub fn is_wifi_credentials(value: &Value) -> bool {
+    let Some(creds) = value.as_object() else {
+        return false;
+    };
+    let Some(enct) = creds
+        .get("enct")
+        .and_then(Value::as_u64)
+        .filter(|n| (1..=8).contains(n))
+    else {
+        return false;
+    };
+    let allowed: &[&str] = match enct {
+        2 => &["wepk"],
+        3..=5 => &["wpap"],
+        6..=8 => &["unm", "pwd"],
+        _ => &[],
+    };
+    let members_ok = creds.iter().all(|(k, v)| {
+        k == "enct" || (allowed.contains(&k.as_str()) && v.as_str().is_some_and(|s| !s.is_empty()))
+    });
+    members_ok && (allowed.is_empty() || allowed.iter().any(|k| creds.contains_key(*k)))
+}
+
+/// Whether `value` is a non-empty list of `m2m:ipAddress`: objects of `ip4` and/or `ip6`
+/// address text (TS-0004 6.3.5).
+pub fn is_ip_addresses(value: &Value) -> bool {
+    let one = |v: &Value| {
+        v.as_object().is_some_and(|o| {
+            !o.is_empty()
+                && o.iter().all(|(k, v)| match (k.as_str(), v.as_str()) {
+                    ("ip4", Some(t)) => t.parse::<std::net::Ipv4Addr>().is_ok(),
+                    ("ip6", Some(t)) => t.parse::<std::net::Ipv6Addr>().is_ok(),
+                    _ => false,
+                })
+        })
+    };
+    value
+        .as_array()
+        .is_some_and(|l| !l.is_empty() && l.iter().all(one))
+}
+
+/// Whether `value` is a non-empty list of `m2m:suid` (the security usage identifiers:
+/// 10-15, 21-25, 32-35, 40-45), each at most once.
+pub fn is_suids(value: &Value) -> bool {
+    let ok = |n: u64| matches!(n, 10..=15 | 21..=25 | 32..=35 | 40..=45);
+    value.as_array().is_some_and(|l| {
+        !l.is_empty()
+            && l.iter().all(|v| v.as_u64().is_some_and(ok))
+            && l.iter().enumerate().all(|(i, v)| !l[..i].contains(v))
+    })
 }
 
 /// Whether `value` is one `m2m:mgmtLinkRef` (TS-0004 6.3.5.24): exactly `nm` (a
@@ -516,12 +809,31 @@ mod tests {
         }
         assert_eq!(ResourceType::from_root("m2m:mgo"), None);
         assert_eq!(ResourceType::from_root("m2m:nod"), Some(ResourceType::Node));
-        assert!(!is_defined(1027) && is_defined(0) && is_defined(1011));
-        // TS-0004 6.3.4.2.22: 1011-1019 are the CMDH ones, served; 1020-1026 TS-0022.
+        assert!(is_defined(0) && is_defined(1011) && is_defined(1031));
+        assert!(!is_defined(1032) && !is_defined(1000) && !is_defined(1));
+        // TS-0004 6.3.4.2.22: 1011-1019 are the CMDH ones, served; from 1020 TS-0022,
+        // of which 1021, 1023 and 1028-1031 are served.
         let cmdh: Vec<u64> = (1011..=1019).collect();
         assert!(cmdh.iter().all(|m| spec(*m).is_some()));
-        assert!((1020..=1026).all(|m| spec(m).is_none() && is_defined(m)));
+        let ts0022 = [1021, 1023, 1028, 1029, 1030, 1031];
+        assert!(ts0022.iter().all(|m| spec(*m).is_some()));
+        let unserved = [1020, 1022, 1024, 1025, 1026, 1027];
+        assert!(unserved
+            .iter()
+            .all(|m| spec(*m).is_none() && is_defined(*m)));
         assert_eq!(by_root("m2m:cmbf").map(|s| s.mgd), Some(1019));
+        assert_eq!(by_root("m2m:wific").map(|s| s.mgd), Some(1028));
+        // A write-only value names an attribute (or a member of one) of its own spec.
+        for s in SPECS {
+            for path in s.secrets {
+                let outer = path.split('/').next().unwrap_or_default();
+                assert!(
+                    s.attrs.iter().any(|d| d.name == outer),
+                    "{}: {path}",
+                    s.name
+                );
+            }
+        }
     }
 
     fn links(typs: &[u64]) -> Map<String, Value> {
@@ -617,6 +929,98 @@ mod tests {
         assert!(ok(Kind::Booleans, json!([false])) && ok(Kind::Booleans, json!([true, false])));
         assert!(!ok(Kind::Booleans, json!([])) && !ok(Kind::Booleans, json!([true, true])));
         assert!(!ok(Kind::Booleans, json!([0, 1])));
+    }
+
+    #[test]
+    fn ts0022_secrets_are_stripped_and_withheld() {
+        let wific = spec(1028).unwrap();
+        let mut attrs = obj(json!({"mgd": 1028, "ssid": "home",
+            "wcrds": {"enct": 4, "wpap": "psk-value"}}));
+        strip_secrets(wific, &mut attrs);
+        assert_eq!(
+            Value::Object(attrs.clone()),
+            json!({"mgd": 1028, "ssid": "home",
+            "wcrds": {"enct": 4}})
+        );
+        assert!(withheld(&attrs, "wcrds") && !withheld(&attrs, "ssid"));
+        let mut crds = obj(json!({"mgd": 1029, "crid": "id", "crse": "s", "crtk": "t"}));
+        strip_secrets_of_root("m2m:crds", &mut crds);
+        assert_eq!(Value::Object(crds), json!({"mgd": 1029, "crid": "id"}));
+        // Another root is left as it is.
+        let mut other = obj(json!({"crse": "s"}));
+        strip_secrets_of_root("m2m:cnt", &mut other);
+        assert_eq!(other.len(), 1);
+        let e = check_whole(
+            spec(1029).unwrap(),
+            None,
+            &obj(json!({"aa": ["crid", "crse"]})),
+        )
+        .unwrap_err();
+        assert_eq!(e.rsc(), crate::rsc::Rsc::BadRequest);
+        assert!(e.reason().contains("crse") && !e.reason().contains("\"s\""));
+        assert!(check_whole(spec(1029).unwrap(), None, &obj(json!({"aa": ["crid"]}))).is_ok());
+        assert!(check_whole(wific, None, &obj(json!({"aa": ["wcrds"]}))).is_err());
+    }
+
+    #[test]
+    fn ts0022_data_collection_mesc_and_meil_apart() {
+        let datc = spec(1021).unwrap();
+        let mesc = json!({"sce": ["* * * * * * *"]});
+        let both = obj(json!({"mesc": mesc, "meil": 5}));
+        assert!(check_whole(datc, None, &both).is_err());
+        let stored = obj(json!({"mesc": mesc}));
+        assert!(check_whole(datc, Some(&stored), &obj(json!({"meil": 5}))).is_err());
+        let swap = obj(json!({"mesc": null, "meil": 5}));
+        assert!(check_whole(datc, Some(&stored), &swap).is_ok());
+    }
+
+    #[test]
+    fn ts0022_value_types() {
+        use crate::attrs::{check_kind, Kind};
+        let ok = |k: Kind, v: Value| check_kind("x", k, &v).is_ok();
+        for (v, good) in [
+            (json!({"enct": 1}), true),
+            (json!({"enct": 2, "wepk": "k"}), true),
+            (json!({"enct": 4, "wpap": "p"}), true),
+            (json!({"enct": 7, "unm": "u", "pwd": "p"}), true),
+            (json!({"enct": 8, "pwd": "p"}), true),
+            (json!({"enct": 0}), false),
+            (json!({"enct": 9}), false),
+            (json!({"enct": 2}), false),
+            (json!({"enct": 3, "pwd": "p"}), false),
+            (json!({"enct": 1, "wepk": "k"}), false),
+            (json!({"enct": 6}), false),
+            (json!({"enct": 4, "wpap": ""}), false),
+            (json!({"wpap": "p"}), false),
+        ] {
+            assert_eq!(ok(Kind::WifiCredentials, v.clone()), good, "{v}");
+        }
+        assert!(ok(Kind::Suids, json!([10, 45])) && ok(Kind::Suids, json!([21])));
+        for bad in [
+            json!([]),
+            json!([16]),
+            json!([99]),
+            json!([10, 10]),
+            json!(["10"]),
+        ] {
+            assert!(!ok(Kind::Suids, bad.clone()), "{bad}");
+        }
+        assert!(ok(
+            Kind::IpAddresses,
+            json!([{"ip4": "10.0.0.1"}, {"ip6": "fe80::1"}])
+        ));
+        assert!(ok(
+            Kind::IpAddresses,
+            json!([{"ip4": "10.0.0.1", "ip6": "::1"}])
+        ));
+        for bad in [
+            json!([]),
+            json!([{}]),
+            json!([{"ip4": "::1"}]),
+            json!([{"ip5": "x"}]),
+        ] {
+            assert!(!ok(Kind::IpAddresses, bad.clone()), "{bad}");
+        }
     }
 
     #[test]

@@ -112,6 +112,18 @@ fn samples() -> Vec<Value> {
             "loet": [10, 2560], "lrp": [0, 0], "lda": [false, true], "rctn": true}))}),
         json!({"m2m:cmpv": universal(json!({"rn": "par", "ty": 13, "mgd": 1015,
             "aec": [0], "dqet": -1, "dset": 5, "doet": 0, "drp": -1, "dda": false}))}),
+        // TS-0022 specializations: a nested credentials object, lists of address
+        // objects, a list of suid numbers, schedule entries.
+        json!({"m2m:wific": universal(json!({"rn": "wifi", "ty": 13, "mgd": 1028,
+            "ssid": "home", "scan": false, "cons": 1, "scanr": ["home", "guest"],
+            "wcrds": {"enct": 7, "unm": "dev", "pwd": "secret"}}))}),
+        json!({"m2m:mnwk": universal(json!({"rn": "mn", "ty": 13, "mgd": 1031, "cnb": 6,
+            "rss": -70, "ipad": [{"ip4": "10.0.0.2"}, {"ip6": "fe80::2"}],
+            "ripa": [{"ip4": "10.0.0.1"}], "apna": "iot"}))}),
+        json!({"m2m:nycfc": universal(json!({"rn": "cert", "ty": 13, "mgd": 1023,
+            "suids": [40, 41], "mcff": "application/pkcs7mime", "mcfc": "MIIB"}))}),
+        json!({"m2m:datc": universal(json!({"rn": "dc", "ty": 13, "mgd": 1021,
+            "cntp": "cse-in/ae/cnt", "rpsc": {"sce": ["0 0 * * * * *"]}, "meil": 60}))}),
     ]
 }
 

@@ -156,6 +156,17 @@ const MEMBERS: &[(&str, XKind)] = &[
     ("abt", XKind::Int),
     ("mbt", XKind::Int),
     ("rbt", XKind::Int),
+    // TS-0022 specializations: dcfg:wifiCredentials (wcrds), m2m:ipAddress entries of
+    // ipad/ripa, the scheduleEntries of rpsc/mesc (their sce above)
+    ("enct", XKind::Int),
+    ("unm", XKind::Str),
+    ("pwd", XKind::Str),
+    ("wepk", XKind::Str),
+    ("wpap", XKind::Str),
+    ("ip4", XKind::Str),
+    ("ip6", XKind::Str),
+    ("rpsc", XKind::Obj),
+    ("mesc", XKind::Obj),
 ];
 
 /// Roots that are not resources (TS-0004 §6.3.5, §7.2.1).
@@ -215,7 +226,9 @@ fn from_attr_kind(kind: Kind) -> Option<XKind> {
         | Kind::Millis => XKind::Int,
         Kind::Bool => XKind::Bool,
         Kind::StrList | Kind::Labels | Kind::Serializations | Kind::Durations => XKind::StrList,
-        Kind::EventCats | Kind::EventCatsWithDef | Kind::MinMax => XKind::IntList,
+        Kind::EventCats | Kind::EventCatsWithDef | Kind::MinMax | Kind::Suids => XKind::IntList,
+        Kind::WifiCredentials => XKind::Obj,
+        Kind::IpAddresses => XKind::ObjList,
         Kind::Booleans => XKind::BoolList,
         Kind::MgmtLinks => XKind::ObjList,
         Kind::BackOff => XKind::Obj,
