@@ -14,7 +14,9 @@
 //! DELETE it missed is kept as a [`Pending`] action with the original (durable) and retried
 //! by a periodic pass with exponential backoff, bounded per resource and per target CSE;
 //! a target that refuses is logged once and dropped (docs/decisions.md).
-//! Targets are CSEs this CSE talks to directly: its registrar and the CSEs registered here.
+//! Targets are CSEs this CSE talks to directly (its registrar and the CSEs registered
+//! here) and, on a CSE with a registrar, any other CSE, reached through the registrar: the
+//! copy then goes under this CSE's `<CSEBaseAnnc>` there, created first.
 
 use crate::fanout::join_bounded;
 use crate::notify::fresh_id;
@@ -44,6 +46,9 @@ const MAX_RETRIES_PER_PASS: usize = 64;
 /// The first retry waits this long; each failure doubles the wait, up to the cap.
 const RETRY_FIRST_S: i64 = 1;
 const RETRY_MAX_S: i64 = 60;
+
+/// The type number of `<CSEBaseAnnc>` (TS-0004 6.3.4.2.1).
+const CSE_BASE_ANNC: u64 = 10005;
 
 /// A full pending store is logged once a minute.
 static PENDING_FULL: Throttle = Throttle::per_minute();
@@ -242,8 +247,10 @@ impl Cse {
         }
     }
 
-    /// Sends `req` to the CSE `target`, one this CSE talks to directly. Not sent at all
-    /// (no outbound port, or `target` is not a peer) is no reason to try again.
+    /// Sends `req` to the CSE `target`: directly when it is a peer (this CSE's registrar
+    /// or registered here), else through the registrar, which forwards it as any request
+    /// addressed to another CSE (TS-0001 7.3.2.6). Not sent at all (no outbound port, or
+    /// no peer to send it to) is no reason to try again.
     async fn send_to_cse(&self, target: &str, req: Request) -> Result<Response, Unsent> {
         let never = |why: &str| Unsent {
             why: why.to_owned(),
@@ -253,11 +260,18 @@ impl Cse {
             .outbound
             .as_ref()
             .ok_or_else(|| never("this CSE sends no requests"))?;
-        let peer = self
-            .peers(self.now())
-            .into_iter()
-            .find(|p| p.csi == target)
-            .ok_or_else(|| never("neither this CSE's registrar nor registered here"))?;
+        let peers = self.peers(self.now());
+        let next_hop = |csi: &str| peers.iter().find(|p| p.csi == csi);
+        let peer = match (next_hop(target), self.registrar_hop(target)) {
+            (Some(peer), _) => peer,
+            (None, Some(registrar)) => next_hop(registrar)
+                .ok_or_else(|| never("this CSE's registrar holds no registration here"))?,
+            (None, None) => {
+                return Err(never(
+                    "neither this CSE's registrar nor registered here, and no registrar to reach it through",
+                ))
+            }
+        };
         outbound
             .send(Some(&peer.csi), &peer.poa, req)
             .await
@@ -267,9 +281,59 @@ impl Cse {
             })
     }
 
+    /// The registrar, when `target` is reached through it: a CSE that is not a peer,
+    /// announced to by a CSE that has a registrar (an IN-CSE has none).
+    fn registrar_hop(&self, target: &str) -> Option<&str> {
+        let registrar = self.config.registrar.as_deref()?;
+        let adjacent = target == registrar
+            || self.peers(self.now()).iter().any(|p| p.csi == target)
+            || target == self.config.cse_id;
+        (!adjacent).then_some(registrar)
+    }
+
+    /// The address of this CSE's `<CSEBaseAnnc>` at `target` (a CSE reached through the
+    /// registrar): structured, under its CSEBase (`-`), named after this CSE's CSE-ID
+    /// (`/id-in/-/id-mn2Annc`; docs/decisions.md).
+    fn cse_base_copy_at(&self, target: &str) -> String {
+        format!(
+            "{target}/-/{}Annc",
+            self.config.cse_id.trim_start_matches('/')
+        )
+    }
+
+    /// Makes sure this CSE's `<CSEBaseAnnc>` is at `target` before a copy goes under it:
+    /// CREATE under the target's CSEBase, where 4105 means it is there already.
+    async fn announce_cse_base(&self, target: &str) -> Result<(), Sent> {
+        let name = format!("{}Annc", self.config.cse_id.trim_start_matches('/'));
+        let lnk = format!("{}/{}", self.config.cse_id, self.config.cse_name);
+        let pc = serde_json::json!({"m2m:cbA": {"rn": name, "lnk": lnk}});
+        let mut req = self.announcement_request(Operation::Create, target.to_owned(), Some(pc));
+        req.ty = Some(CSE_BASE_ANNC);
+        match self.send_to_cse(target, req).await {
+            Ok(resp) if resp.rsc == Rsc::Created || resp.rsc == Rsc::Conflict => Ok(()),
+            Ok(resp) if retryable(resp.rsc) => {
+                tracing::info!(target = %target, rsc = resp.rsc.code(), "this CSE's CSEBase not announced yet; kept to retry");
+                Err(Sent::Retry)
+            }
+            Ok(resp) => {
+                tracing::warn!(target = %target, rsc = resp.rsc.code(), "not announced: this CSE's CSEBase was refused there");
+                Err(Sent::Dropped)
+            }
+            Err(Unsent { why, retry: true }) => {
+                tracing::info!(target = %target, error = %why, "this CSE's CSEBase not announced yet; kept to retry");
+                Err(Sent::Retry)
+            }
+            Err(Unsent { why, .. }) => {
+                tracing::warn!(target = %target, error = %why, "not announced");
+                Err(Sent::Dropped)
+            }
+        }
+    }
+
     /// Where a copy of a resource whose parent is `parent` goes at `target`: under the
     /// parent's copy there, else (not for an instance, whose container is always announced
-    /// first) under the `<remoteCSE>` of this CSE at the target, named by its CSE-ID.
+    /// first) under the `<remoteCSE>` of this CSE at the target, named by its CSE-ID, or
+    /// at a CSE reached through the registrar under this CSE's `<CSEBaseAnnc>` there.
     fn copy_parent(&self, tree: &Tree, o: &Original, target: &str) -> Option<String> {
         let parent = o.parent.as_ref().and_then(|p| tree.get(p));
         if let Some((_, copy)) = parent
@@ -284,6 +348,9 @@ impl Cse {
             .is_some_and(ResourceType::is_instance)
         {
             return None;
+        }
+        if self.registrar_hop(target).is_some() {
+            return Some(self.cse_base_copy_at(target));
         }
         let cb = crate::remote_cse::csr_of(tree, target)?
             .attrs
@@ -314,6 +381,11 @@ impl Cse {
             tracing::warn!(lnk = %o.lnk, target = %target, "not announced: its parent is not announced there and this CSE is not registered with it");
             return Sent::Dropped;
         };
+        if place == self.cse_base_copy_at(target) {
+            if let Err(sent) = self.announce_cse_base(target).await {
+                return sent;
+            }
+        }
         let mut req = self.announcement_request(Operation::Create, place, Some(o.copy_content()));
         req.ty = Some(u64::from(o.announced.number()));
         let root = o.root.as_str();
