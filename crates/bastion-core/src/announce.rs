@@ -138,6 +138,14 @@ struct Unsent {
     retry: bool,
 }
 
+/// The peer an announcement request goes to.
+enum Hop {
+    /// The target itself.
+    Direct(crate::remote_cse::Peer),
+    /// This CSE's registrar, which forwards it to the target.
+    Registrar(crate::remote_cse::Peer),
+}
+
 /// How one announcement request ended for its target.
 enum Sent {
     /// Done (for a CREATE, the copy made).
@@ -260,15 +268,11 @@ impl Cse {
             .outbound
             .as_ref()
             .ok_or_else(|| never("this CSE sends no requests"))?;
-        let peers = self.peers(self.now());
-        let next_hop = |csi: &str| peers.iter().find(|p| p.csi == csi);
-        let peer = match (next_hop(target), self.registrar_hop(target)) {
-            (Some(peer), _) => peer,
-            (None, Some(registrar)) => next_hop(registrar)
-                .ok_or_else(|| never("this CSE's registrar holds no registration here"))?,
-            (None, None) => {
+        let peer = match self.announcement_hop(target) {
+            Some(Hop::Direct(peer) | Hop::Registrar(peer)) => peer,
+            None => {
                 return Err(never(
-                    "neither this CSE's registrar nor registered here, and no registrar to reach it through",
+                    "neither this CSE's registrar nor registered here, nor reached through the registrar",
                 ))
             }
         };
@@ -281,14 +285,33 @@ impl Cse {
             })
     }
 
-    /// The registrar, when `target` is reached through it: a CSE that is not a peer,
-    /// announced to by a CSE that has a registrar (an IN-CSE has none).
-    fn registrar_hop(&self, target: &str) -> Option<&str> {
-        let registrar = self.config.registrar.as_deref()?;
-        let adjacent = target == registrar
-            || self.peers(self.now()).iter().any(|p| p.csi == target)
-            || target == self.config.cse_id;
-        (!adjacent).then_some(registrar)
+    /// The peer an announcement request for `target` goes to, chosen as for any request
+    /// this CSE forwards (`forward::next_hop`): the target itself when it is a peer, else
+    /// the registrar. A CSE below this one (in a registree's `dcse`) is no target: this
+    /// CSE's requests reach it relayed by its registrar, which vouches for no
+    /// `<CSEBaseAnnc>` there (`types/announced.rs`); nor is any CSE for an IN-CSE, which
+    /// has no registrar; nor this CSE itself.
+    fn announcement_hop(&self, target: &str) -> Option<Hop> {
+        if target == self.config.cse_id {
+            return None;
+        }
+        let peers = self.peers(self.now());
+        let here = crate::forward::Here {
+            cse_id: &self.config.cse_id,
+            cse_type: self.config.cse_type,
+            registrar: self.config.registrar.as_deref(),
+        };
+        let dest = crate::forward::Destination::Cse(target.to_owned());
+        let hop =
+            crate::forward::next_hop(&here, &peers, &dest, crate::forward::Owner::Local, None)
+                .ok()?;
+        if hop.csi == target {
+            Some(Hop::Direct(hop.clone()))
+        } else if Some(hop.csi.as_str()) == here.registrar {
+            Some(Hop::Registrar(hop.clone()))
+        } else {
+            None
+        }
     }
 
     /// The address of this CSE's `<CSEBaseAnnc>` at `target` (a CSE reached through the
@@ -349,7 +372,7 @@ impl Cse {
         {
             return None;
         }
-        if self.registrar_hop(target).is_some() {
+        if let Some(Hop::Registrar(_)) = self.announcement_hop(target) {
             return Some(self.cse_base_copy_at(target));
         }
         let cb = crate::remote_cse::csr_of(tree, target)?
