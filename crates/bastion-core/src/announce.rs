@@ -19,7 +19,9 @@
 //! copy then goes under this CSE's `<CSEBaseAnnc>` there, created first.
 
 use crate::fanout::join_bounded;
+use crate::forward::{next_hop, Destination, Here, Owner};
 use crate::notify::fresh_id;
+use crate::remote_cse::Peer;
 use crate::throttle::Throttle;
 pub(crate) use crate::tree::{Action, Pending};
 use crate::tree::{Node, Ri, Tree};
@@ -141,9 +143,9 @@ struct Unsent {
 /// The peer an announcement request goes to.
 enum Hop {
     /// The target itself.
-    Direct(crate::remote_cse::Peer),
+    Direct(Peer),
     /// This CSE's registrar, which forwards it to the target.
-    Registrar(crate::remote_cse::Peer),
+    Registrar(Peer),
 }
 
 /// How one announcement request ended for its target.
@@ -296,15 +298,13 @@ impl Cse {
             return None;
         }
         let peers = self.peers(self.now());
-        let here = crate::forward::Here {
+        let here = Here {
             cse_id: &self.config.cse_id,
             cse_type: self.config.cse_type,
             registrar: self.config.registrar.as_deref(),
         };
-        let dest = crate::forward::Destination::Cse(target.to_owned());
-        let hop =
-            crate::forward::next_hop(&here, &peers, &dest, crate::forward::Owner::Local, None)
-                .ok()?;
+        let dest = Destination::Cse(target.to_owned());
+        let hop = next_hop(&here, &peers, &dest, Owner::Local, None).ok()?;
         if hop.csi == target {
             Some(Hop::Direct(hop.clone()))
         } else if Some(hop.csi.as_str()) == here.registrar {
@@ -318,16 +318,19 @@ impl Cse {
     /// registrar): structured, under its CSEBase (`-`), named after this CSE's CSE-ID
     /// (`/id-in/-/id-mn2Annc`; docs/decisions.md).
     fn cse_base_copy_at(&self, target: &str) -> String {
-        format!(
-            "{target}/-/{}Annc",
-            self.config.cse_id.trim_start_matches('/')
-        )
+        format!("{target}/-/{}", self.cse_base_copy_name())
+    }
+
+    /// The `rn` of this CSE's `<CSEBaseAnnc>` at a CSE reached through the registrar:
+    /// not its `<remoteCSE>` name there (`id-mn2`), should it register there later.
+    fn cse_base_copy_name(&self) -> String {
+        format!("{}Annc", self.config.cse_id.trim_start_matches('/'))
     }
 
     /// Makes sure this CSE's `<CSEBaseAnnc>` is at `target` before a copy goes under it:
     /// CREATE under the target's CSEBase, where 4105 means it is there already.
     async fn announce_cse_base(&self, target: &str) -> Result<(), Sent> {
-        let name = format!("{}Annc", self.config.cse_id.trim_start_matches('/'));
+        let name = self.cse_base_copy_name();
         let lnk = format!("{}/{}", self.config.cse_id, self.config.cse_name);
         let pc = serde_json::json!({"m2m:cbA": {"rn": name, "lnk": lnk}});
         let mut req = self.announcement_request(Operation::Create, target.to_owned(), Some(pc));

@@ -199,7 +199,10 @@ async fn ts0001_9_6_26_mn2_announces_to_the_in_through_its_registrar() {
     mn2.delete("/cse-mn2/far", "Cfar").await.expect(2002);
     fed.inc.get(&copy_path, "CAdmin").await.expect(4004);
     // MN2's CSEBaseAnnc stays for its next announcement.
-    fed.inc.get("/cse-in/id-mn2Annc", "CAdmin").await.expect(2000);
+    fed.inc
+        .get("/cse-in/id-mn2Annc", "CAdmin")
+        .await
+        .expect(2000);
 
     // The IN has no registrar: MN2, below the MN, is left out of its `at`.
     let r = fed

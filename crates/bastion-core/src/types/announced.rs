@@ -2,8 +2,9 @@
 //! another CSE creates here to make its own visible. They differ from each other only by
 //! data (`bastion_proto::types::announced`, `attrs::announced`), so one kind serves them
 //! all. What is particular: only a CSE creates one, its `lnk` points into that CSE, and it
-//! sits under that CSE's `<remoteCSE>` or under an announced resource there; only that CSE
-//! changes it afterwards. Access control is as for every type (the `<remoteCSE>`'s policy,
+//! sits under that CSE's `<remoteCSE>` or `<CSEBaseAnnc>`, or under an announced resource
+//! there; only that CSE changes it afterwards. A `<CSEBaseAnnc>` is created by a CSE
+//! registered here or by one a registree lists in its `dcse` (announcing through it). Access control is as for every type (the `<remoteCSE>`'s policy,
 //! by default its registree's). A `<mgmtObjAnnc>` and a `<flexContainerAnnc>` are named
 //! by their specialization (`m2m:fwrA`, `cod:binShAnnc`), which also decides the
 //! attributes they hold beside their original's shared ones.
@@ -225,8 +226,7 @@ impl Cse {
     fn may_announce_cse_base(&self, csi: &str) -> bool {
         let registrar = self.config.registrar.as_deref();
         self.peers(self.now()).iter().any(|p| {
-            p.csi == csi
-                || (Some(p.csi.as_str()) != registrar && p.dcse.iter().any(|d| d == csi))
+            p.csi == csi || (Some(p.csi.as_str()) != registrar && p.dcse.iter().any(|d| d == csi))
         })
     }
 
