@@ -14,10 +14,14 @@
 //! DELETE it missed is kept as a [`Pending`] action with the original (durable) and retried
 //! by a periodic pass with exponential backoff, bounded per resource and per target CSE;
 //! a target that refuses is logged once and dropped (docs/decisions.md).
-//! Targets are CSEs this CSE talks to directly: its registrar and the CSEs registered here.
+//! Targets are CSEs this CSE talks to directly (its registrar and the CSEs registered
+//! here) and, on a CSE with a registrar, any other CSE, reached through the registrar: the
+//! copy then goes under this CSE's `<CSEBaseAnnc>` there, created first.
 
 use crate::bounded::join_bounded;
+use crate::forward::{next_hop, Destination, Here, Owner};
 use crate::notify::fresh_id;
+use crate::remote_cse::Peer;
 use crate::throttle::Throttle;
 pub(crate) use crate::tree::{Action, Pending};
 use crate::tree::{Node, Ri, Tree};
@@ -44,6 +48,9 @@ const MAX_RETRIES_PER_PASS: usize = 64;
 /// The first retry waits this long; each failure doubles the wait, up to the cap.
 const RETRY_FIRST_S: i64 = 1;
 const RETRY_MAX_S: i64 = 60;
+
+/// The type number of `<CSEBaseAnnc>` (TS-0004 6.3.4.2.1).
+const CSE_BASE_ANNC: u64 = 10005;
 
 /// A full pending store is logged once a minute.
 static PENDING_FULL: Throttle = Throttle::per_minute();
@@ -131,6 +138,14 @@ fn keep(node: &mut Node, new: Pending, pending_elsewhere: usize) {
 struct Unsent {
     why: String,
     retry: bool,
+}
+
+/// The peer an announcement request goes to.
+enum Hop {
+    /// The target itself.
+    Direct(Peer),
+    /// This CSE's registrar, which forwards it to the target.
+    Registrar(Peer),
 }
 
 /// How one announcement request ended for its target.
@@ -245,8 +260,10 @@ impl Cse {
         }
     }
 
-    /// Sends `req` to the CSE `target`, one this CSE talks to directly. Not sent at all
-    /// (no outbound port, or `target` is not a peer) is no reason to try again.
+    /// Sends `req` to the CSE `target`: directly when it is a peer (this CSE's registrar
+    /// or registered here), else through the registrar, which forwards it as any request
+    /// addressed to another CSE (TS-0001 7.3.2.6). Not sent at all (no outbound port, or
+    /// no peer to send it to) is no reason to try again.
     async fn send_to_cse(&self, target: &str, req: Request) -> Result<Response, Unsent> {
         let never = |why: &str| Unsent {
             why: why.to_owned(),
@@ -256,11 +273,14 @@ impl Cse {
             .outbound
             .as_ref()
             .ok_or_else(|| never("this CSE sends no requests"))?;
-        let peer = self
-            .peers(self.now())
-            .into_iter()
-            .find(|p| p.csi == target)
-            .ok_or_else(|| never("neither this CSE's registrar nor registered here"))?;
+        let peer = match self.announcement_hop(target) {
+            Some(Hop::Direct(peer) | Hop::Registrar(peer)) => peer,
+            None => {
+                return Err(never(
+                    "neither this CSE's registrar nor registered here, nor reached through the registrar",
+                ))
+            }
+        };
         outbound
             .send(Some(&peer.csi), &peer.poa, req)
             .await
@@ -270,9 +290,79 @@ impl Cse {
             })
     }
 
+    /// The peer an announcement request for `target` goes to, chosen as for any request
+    /// this CSE forwards (`forward::next_hop`): the target itself when it is a peer, else
+    /// the registrar. A CSE below this one (in a registree's `dcse`) is no target: this
+    /// CSE's requests reach it relayed by its registrar, which vouches for no
+    /// `<CSEBaseAnnc>` there (`types/announced.rs`); nor is any CSE for an IN-CSE, which
+    /// has no registrar; nor this CSE itself.
+    fn announcement_hop(&self, target: &str) -> Option<Hop> {
+        if target == self.config.cse_id {
+            return None;
+        }
+        let peers = self.peers(self.now());
+        let here = Here {
+            cse_id: &self.config.cse_id,
+            cse_type: self.config.cse_type,
+            registrar: self.config.registrar.as_deref(),
+        };
+        let dest = Destination::Cse(target.to_owned());
+        let hop = next_hop(&here, &peers, &dest, Owner::Local, None).ok()?;
+        if hop.csi == target {
+            Some(Hop::Direct(hop.clone()))
+        } else if Some(hop.csi.as_str()) == here.registrar {
+            Some(Hop::Registrar(hop.clone()))
+        } else {
+            None
+        }
+    }
+
+    /// The address of this CSE's `<CSEBaseAnnc>` at `target` (a CSE reached through the
+    /// registrar): structured, under its CSEBase (`-`), named after this CSE's CSE-ID
+    /// (`/id-in/-/id-mn2Annc`; docs/decisions.md).
+    fn cse_base_copy_at(&self, target: &str) -> String {
+        format!("{target}/-/{}", self.cse_base_copy_name())
+    }
+
+    /// The `rn` of this CSE's `<CSEBaseAnnc>` at a CSE reached through the registrar:
+    /// not its `<remoteCSE>` name there (`id-mn2`), should it register there later.
+    fn cse_base_copy_name(&self) -> String {
+        format!("{}Annc", self.config.cse_id.trim_start_matches('/'))
+    }
+
+    /// Makes sure this CSE's `<CSEBaseAnnc>` is at `target` before a copy goes under it:
+    /// CREATE under the target's CSEBase, where 4105 means it is there already.
+    async fn announce_cse_base(&self, target: &str) -> Result<(), Sent> {
+        let name = self.cse_base_copy_name();
+        let lnk = format!("{}/{}", self.config.cse_id, self.config.cse_name);
+        let pc = serde_json::json!({"m2m:cbA": {"rn": name, "lnk": lnk}});
+        let mut req = self.announcement_request(Operation::Create, target.to_owned(), Some(pc));
+        req.ty = Some(CSE_BASE_ANNC);
+        match self.send_to_cse(target, req).await {
+            Ok(resp) if resp.rsc == Rsc::Created || resp.rsc == Rsc::Conflict => Ok(()),
+            Ok(resp) if retryable(resp.rsc) => {
+                tracing::info!(target = %target, rsc = resp.rsc.code(), "this CSE's CSEBase not announced yet; kept to retry");
+                Err(Sent::Retry)
+            }
+            Ok(resp) => {
+                tracing::warn!(target = %target, rsc = resp.rsc.code(), "not announced: this CSE's CSEBase was refused there");
+                Err(Sent::Dropped)
+            }
+            Err(Unsent { why, retry: true }) => {
+                tracing::info!(target = %target, error = %why, "this CSE's CSEBase not announced yet; kept to retry");
+                Err(Sent::Retry)
+            }
+            Err(Unsent { why, .. }) => {
+                tracing::warn!(target = %target, error = %why, "not announced");
+                Err(Sent::Dropped)
+            }
+        }
+    }
+
     /// Where a copy of a resource whose parent is `parent` goes at `target`: under the
     /// parent's copy there, else (not for an instance, whose container is always announced
-    /// first) under the `<remoteCSE>` of this CSE at the target, named by its CSE-ID.
+    /// first) under the `<remoteCSE>` of this CSE at the target, named by its CSE-ID, or
+    /// at a CSE reached through the registrar under this CSE's `<CSEBaseAnnc>` there.
     fn copy_parent(&self, tree: &Tree, o: &Original, target: &str) -> Option<String> {
         let parent = o.parent.as_ref().and_then(|p| tree.get(p));
         if let Some((_, copy)) = parent
@@ -287,6 +377,9 @@ impl Cse {
             .is_some_and(ResourceType::is_instance)
         {
             return None;
+        }
+        if let Some(Hop::Registrar(_)) = self.announcement_hop(target) {
+            return Some(self.cse_base_copy_at(target));
         }
         let cb = crate::remote_cse::csr_of(tree, target)?
             .attrs
@@ -317,6 +410,11 @@ impl Cse {
             tracing::warn!(lnk = %o.lnk, target = %target, "not announced: its parent is not announced there and this CSE is not registered with it");
             return Sent::Dropped;
         };
+        if place == self.cse_base_copy_at(target) {
+            if let Err(sent) = self.announce_cse_base(target).await {
+                return sent;
+            }
+        }
         let mut req = self.announcement_request(Operation::Create, place, Some(o.copy_content()));
         req.ty = Some(u64::from(o.announced.number()));
         let root = o.root.as_str();

@@ -146,7 +146,8 @@ async fn ts0001_9_6_26_a_cse_that_is_not_a_peer_is_left_out_of_at() {
     let stored = fed.mn.get("/cse-mn/partial", "Cpartial").await;
     assert_eq!(stored.inner("m2m:ae")["at"], json!(["/id-in"]));
     assert_eq!(fed.inc.discovered("/cse-in/id-mn", 10002).await.len(), 1);
-    // Dropped, not kept to retry: such a CSE is never a target.
+    // Sent through the registrar, which knows no such CSE (4004): dropped, not kept to
+    // retry.
     let log = fed.mn.log();
     assert!(
         log.lines()
@@ -154,6 +155,75 @@ async fn ts0001_9_6_26_a_cse_that_is_not_a_peer_is_left_out_of_at() {
         "{log}"
     );
     assert!(!log.contains("kept to retry"), "{log}");
+}
+
+/// Through an intermediate CSE: MN2, registered with the MN, announces to the IN, where
+/// it is not registered. The copy goes under MN2's `<CSEBaseAnnc>` there, created first;
+/// MN2's requests reach the IN relayed by the MN, whose `dcse` lists MN2.
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_9_6_26_mn2_announces_to_the_in_through_its_registrar() {
+    let fed = tokio::task::block_in_place(Federation::start);
+    let mn2 = tokio::task::block_in_place(|| fed.start_mn2());
+    let r = mn2
+        .create(
+            "/cse-mn2",
+            "Cfar",
+            2,
+            json!({"m2m:ae": {"rn": "far", "api": "Nfed", "rr": false, "srv": ["3"],
+                "lbl": ["a"], "at": ["/id-in"]}}),
+        )
+        .await;
+    r.expect(2001);
+    assert_eq!(r.inner("m2m:ae")["at"], json!(["/id-in"]), "{}", mn2.log());
+    let ri = r.inner("m2m:ae")["ri"].as_str().expect("ri").to_owned();
+    let base = fed.inc.get("/cse-in/id-mn2Annc", "CAdmin").await;
+    base.expect(2000);
+    assert_eq!(base.inner("m2m:cbA")["lnk"], json!("/id-mn2/cse-mn2"));
+    let uril = fed.inc.discovered("/cse-in/id-mn2Annc", 10002).await;
+    assert_eq!(uril.len(), 1, "one copy under MN2's CSEBaseAnnc: {uril:?}");
+    let copy_path = format!("/{}", uril[0]);
+    let copy = fed.inc.get(&copy_path, "CAdmin").await;
+    copy.expect(2000);
+    assert_eq!(copy.inner("m2m:aeA")["lnk"], json!(format!("/id-mn2/{ri}")));
+    assert_eq!(copy.inner("m2m:aeA")["lbl"], json!(["a"]));
+    // Nothing was announced under the MN's remoteCSE on the IN.
+    assert!(fed.inc.discovered("/cse-in/id-mn", 10002).await.is_empty());
+
+    mn2.update("/cse-mn2/far", "Cfar", json!({"m2m:ae": {"lbl": ["b"]}}))
+        .await
+        .expect(2004);
+    let copy = fed.inc.get(&copy_path, "CAdmin").await;
+    copy.expect(2000);
+    assert_eq!(copy.inner("m2m:aeA")["lbl"], json!(["b"]));
+
+    mn2.delete("/cse-mn2/far", "Cfar").await.expect(2002);
+    fed.inc.get(&copy_path, "CAdmin").await.expect(4004);
+    // MN2's CSEBaseAnnc stays for its next announcement.
+    fed.inc
+        .get("/cse-in/id-mn2Annc", "CAdmin")
+        .await
+        .expect(2000);
+
+    // The IN has no registrar: MN2, below the MN, is left out of its `at`.
+    let r = fed
+        .inc
+        .create(
+            "/cse-in",
+            "Cdown",
+            2,
+            json!({"m2m:ae": {"rn": "down", "api": "Nfed", "rr": false, "srv": ["3"],
+                "at": ["/id-mn", "/id-mn2"]}}),
+        )
+        .await;
+    r.expect(2001);
+    assert_eq!(r.inner("m2m:ae")["at"], json!(["/id-mn"]));
+    let log = fed.inc.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("not announced") && l.contains("target=/id-mn2")),
+        "{log}"
+    );
+    assert!(mn2.discovered("/cse-mn2", 10002).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -488,5 +558,43 @@ async fn ts0001_10_2_18_a_copy_missed_while_the_target_is_down_is_made_later() {
     assert_eq!(copy.inner("m2m:aeA")["lbl"], json!(["v:2"]));
     fed.inc.delete("/cse-in/later", "Clater").await.expect(2002);
     assert!(fed.mn.discovered("/cse-mn/id-in", 10002).await.is_empty());
+    let _ = &fed.files;
+}
+
+/// A target reached through the registrar that does not answer (the MN answers 5103) is
+/// retried like an adjacent one: the copy appears once the IN is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_10_2_18_a_copy_missed_through_the_registrar_is_made_later() {
+    let mut fed = tokio::task::block_in_place(Federation::start_restartable_in);
+    let mn2 = tokio::task::block_in_place(|| fed.start_mn2());
+    tokio::task::block_in_place(|| fed.inc.stop());
+    let r = mn2
+        .create(
+            "/cse-mn2",
+            "Cwait",
+            2,
+            json!({"m2m:ae": {"rn": "wait", "api": "Nfed", "rr": false, "srv": ["3"],
+                "at": ["/id-in"]}}),
+        )
+        .await;
+    r.expect(2001);
+    assert!(r.inner("m2m:ae").get("at").is_none(), "{}", r.text);
+    let ri = r.inner("m2m:ae")["ri"].as_str().expect("ri").to_owned();
+
+    tokio::task::block_in_place(|| fed.inc.respawn());
+    let within = std::time::Duration::from_secs(60);
+    eventually(within, "the copy is made on the IN", || async {
+        fed.inc.get("/cse-in/id-mn2Annc", "CAdmin").await.rsc == 2000
+            && fed.inc.discovered("/cse-in/id-mn2Annc", 10002).await.len() == 1
+    })
+    .await;
+    let uril = fed.inc.discovered("/cse-in/id-mn2Annc", 10002).await;
+    let copy = fed.inc.get(&format!("/{}", uril[0]), "CAdmin").await;
+    copy.expect(2000);
+    assert_eq!(copy.inner("m2m:aeA")["lnk"], json!(format!("/id-mn2/{ri}")));
+    eventually(within, "at lists the target", || async {
+        mn2.get("/cse-mn2/wait", "Cwait").await.inner("m2m:ae")["at"] == json!(["/id-in"])
+    })
+    .await;
     let _ = &fed.files;
 }

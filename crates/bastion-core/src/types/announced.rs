@@ -2,8 +2,9 @@
 //! another CSE creates here to make its own visible. They differ from each other only by
 //! data (`bastion_proto::types::announced`, `attrs::announced`), so one kind serves them
 //! all. What is particular: only a CSE creates one, its `lnk` points into that CSE, and it
-//! sits under that CSE's `<remoteCSE>` or under an announced resource there; only that CSE
-//! changes it afterwards. Access control is as for every type (the `<remoteCSE>`'s policy,
+//! sits under that CSE's `<remoteCSE>` or `<CSEBaseAnnc>`, or under an announced resource
+//! there; only that CSE changes it afterwards. A `<CSEBaseAnnc>` is created by a CSE
+//! registered here or by one a registree lists in its `dcse` (announcing through it). Access control is as for every type (the `<remoteCSE>`'s policy,
 //! by default its registree's). A `<mgmtObjAnnc>` and a `<flexContainerAnnc>` are named
 //! by their specialization (`m2m:fwrA`, `cod:binShAnnc`), which also decides the
 //! attributes they hold beside their original's shared ones.
@@ -218,10 +219,15 @@ fn check_flex(
 }
 
 impl Cse {
-    /// Whether this CSE holds a live `<remoteCSE>` of the CSE `csi` (its registrar or a
-    /// registree).
-    fn has_remote_cse(&self, csi: &str) -> bool {
-        self.peers(self.now()).iter().any(|p| p.csi == csi)
+    /// Whether the CSE `csi` may hold a `<CSEBaseAnnc>` here: it is registered here, or
+    /// a registree lists it in its `dcse`, so that its requests reach this CSE relayed
+    /// on that registree's association (`identity.rs` has bound them to it already).
+    /// The registrar's `dcse` vouches for nothing here (docs/decisions.md).
+    fn may_announce_cse_base(&self, csi: &str) -> bool {
+        let registrar = self.config.registrar.as_deref();
+        self.peers(self.now()).iter().any(|p| {
+            p.csi == csi || (Some(p.csi.as_str()) != registrar && p.dcse.iter().any(|d| d == csi))
+        })
     }
 
     /// The announcing CSE of a request on an announced resource: `fr` as a CSE-ID, or
@@ -331,15 +337,11 @@ impl ResourceKind for Announced {
             ));
         }
         let registered =
-            req.ty == ResourceType::Announced(CSE_BASE) && cse.has_remote_cse(announcer);
+            req.ty == ResourceType::Announced(CSE_BASE) && cse.may_announce_cse_base(announcer);
         let tree = cse.tree.read();
         let place = if req.ty == ResourceType::Announced(CSE_BASE) {
-            // Its own `<CSEBaseAnnc>`, once, under the CSEBase.
-            let taken = tree.get(parent).is_some_and(|base| {
-                base.children.iter().filter_map(|c| tree.get(c)).any(|c| {
-                    c.ty == req.ty && c.attrs.get("lnk").and_then(Value::as_str) == Some(lnk)
-                })
-            });
+            // Its own `<CSEBaseAnnc>`, once per CSE, under the CSEBase.
+            let taken = cse_base_copy_of(&tree, announcer).is_some();
             if taken {
                 return Err(RequestError::Conflict(
                     "this CSE's CSEBase is announced here already".into(),
@@ -357,7 +359,8 @@ impl ResourceKind for Announced {
         Ok(super::Prepared::default())
     }
 
-    /// A registered CSE announces its CSEBase under this CSE's, where the CSEBase's
+    /// A registered CSE, or one a registree fronts (`dcse`), announces its CSEBase under
+    /// this CSE's, where the CSEBase's
     /// policy would let it create nothing (docs/decisions.md); every other copy is decided
     /// like any CREATE.
     async fn authorize_create(
@@ -370,7 +373,7 @@ impl ResourceKind for Announced {
     ) -> Result<AuditRule, RequestError> {
         if ty == ResourceType::Announced(CSE_BASE) {
             let registered = match owner(&cse.config.sp_id, access.originator()) {
-                Owner::Cse(c) => cse.has_remote_cse(c),
+                Owner::Cse(c) => cse.may_announce_cse_base(c),
                 _ => false,
             };
             if registered && *parent == cse.tree.read().base {

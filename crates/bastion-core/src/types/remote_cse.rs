@@ -45,13 +45,20 @@ impl ResourceKind for RemoteCse {
     }
 
     /// The registree's `<CSEBaseAnnc>` (under the CSEBase, where ACME announces) goes
-    /// with its registration, as its copies under the `<remoteCSE>` do.
+    /// with its registration, as its copies under the `<remoteCSE>` do; so do those of
+    /// the CSEs its `dcse` lists, which announced through it (docs/decisions.md).
     fn linked(&self, tree: &crate::tree::Tree, node: &crate::tree::Node) -> Vec<Ri> {
-        node.attrs
-            .get("csi")
-            .and_then(Value::as_str)
-            .and_then(|csi| super::announced::cse_base_copy_of(tree, csi))
+        let csi = node.attrs.get("csi").and_then(Value::as_str);
+        let dcse = node
+            .attrs
+            .get("dcse")
+            .and_then(Value::as_array)
             .into_iter()
+            .flatten()
+            .filter_map(Value::as_str);
+        csi.into_iter()
+            .chain(dcse)
+            .filter_map(|c| super::announced::cse_base_copy_of(tree, c))
             .collect()
     }
 

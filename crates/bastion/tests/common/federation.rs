@@ -141,6 +141,59 @@ impl Federation {
         }
     }
 
+    /// A third CSE, `/id-mn2`, registered with the MN over plain HTTP (the MN trusts
+    /// loopback CSEs; [`Federation::start`] only), making the chain IN <- MN <- MN2. The
+    /// MN's `<remoteCSE>` on the IN lists it in `dcse` (set over the MN's association):
+    /// what MN2 sends the IN arrives there relayed by the MN.
+    pub fn start_mn2(&self) -> Server {
+        assert!(self.mn_tls.is_none(), "MN2 reaches the MN over plain HTTP");
+        let mn2 = Server::start_with_config(&format!(
+            "[cse]\ncse-id = \"/id-mn2\"\ncse-name = \"cse-mn2\"\ncse-type = \"mn\"\n\
+             [registrar]\ncse-id = \"/id-mn\"\ncse-base = \"cse-mn\"\n\
+             url = \"http://127.0.0.1:{}\"\n\
+             [http]\ntrust-loopback-cses = true\n",
+            self.mn.port()
+        ));
+        let out = psk_req(
+            &format!("https://127.0.0.1:{}", self.in_tls),
+            KPSA_ID,
+            &path(self.files.path(), "kpsa.hex"),
+            &[
+                "--from",
+                "/id-mn",
+                "--to",
+                "/cse-in/id-mn",
+                "--op",
+                "update",
+                "--body",
+                r#"{"m2m:csr": {"dcse": ["/id-mn2"]}}"#,
+            ],
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(text.contains("/id-mn2"), "dcse not set: {text}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let rt = tokio::runtime::Handle::current();
+        loop {
+            let (on_mn, on_mn2) = rt.block_on(async {
+                (
+                    self.mn.get("/cse-mn/id-mn2", "CAdmin").await,
+                    mn2.get("/cse-mn2/id-mn", "CAdmin").await,
+                )
+            });
+            if on_mn.rsc == 2000 && on_mn2.rsc == 2000 {
+                return mn2;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "MN2 never registered:\nMN: {}\nMN2: {}\nMN2 log:\n{}",
+                on_mn.text,
+                on_mn2.text,
+                mn2.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// `bastion req` on the MN's association with the IN (its PSK) as `from`.
     pub fn on_mn_association(&self, from: &str, to: &str) -> String {
         let out = psk_req(
