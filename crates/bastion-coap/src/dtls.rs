@@ -74,6 +74,10 @@ async fn serve_session(endpoint: Arc<CoapEndpoint>, mut session: DtlsSession) {
     let peer = session.peer();
     while let Some(datagram) = session.recv().await {
         let association = session.association();
+        // Decided before the request is handled: a credential revoked while it is being
+        // answered must not end the session after a success the peer was never told
+        // about; its next request is answered 4107 and then the session ends.
+        let admitted = association.originator().is_ok();
         for answer in endpoint
             .handle_datagram(&datagram, peer, Some(association))
             .await
@@ -82,7 +86,7 @@ async fn serve_session(endpoint: Arc<CoapEndpoint>, mut session: DtlsSession) {
                 tracing::debug!(%peer, error = %e, "a CoAPS answer could not be sent");
             }
         }
-        if association.originator().is_err() {
+        if !admitted {
             // Answered 4107 (or no originator at all): the association is over.
             tracing::info!(%peer, "DTLS session dropped: its credential no longer admits it");
             return;
