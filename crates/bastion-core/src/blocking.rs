@@ -85,7 +85,9 @@ impl Cse {
         }
         let sur = format!("{}/{}", self.config.cse_id, sub_ri);
         let root = crate::types::root_of(&self.config, &tree, subject.ty, &subject.attrs);
-        let rep = json!({ root: Value::Object(content.clone()) });
+        // The content as asked for, as any representation leaving the CSE: without the
+        // write-only values it may set (a wifiClient's new passphrase).
+        let rep = crate::render::wrap_as(&root, content.clone());
         let notification = json!({ "m2m:sgn": {
             "nev": { "rep": rep, "net": NET_BLOCKING_UPDATE },
             "sur": sur,

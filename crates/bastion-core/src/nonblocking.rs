@@ -208,7 +208,7 @@ impl Cse {
             attrs.insert("rid".into(), json!(original.rqi()));
             attrs.insert("mi".into(), meta_information(original));
             if let Some(pc) = &original.pc {
-                attrs.insert("pc".into(), pc.clone());
+                attrs.insert("pc".into(), crate::render::content_for_client(pc));
             }
             attrs.insert("rs".into(), json!(PENDING));
             let node = Node::new(

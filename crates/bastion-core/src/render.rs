@@ -141,6 +141,20 @@ pub(crate) fn for_client(root: &str, attrs: &mut Map<String, Value>) {
     attrs::mgmt::strip_secrets_of_root(root, attrs);
 }
 
+/// A request's content (`{root: attrs}`) as kept where others may read it back (the
+/// `pc` of a `<request>` resource): each representation through [`for_client`].
+pub(crate) fn content_for_client(pc: &Value) -> Value {
+    let mut pc = pc.clone();
+    if let Value::Object(roots) = &mut pc {
+        for (root, attrs) in roots.iter_mut() {
+            if let Value::Object(attrs) = attrs {
+                for_client(root, attrs);
+            }
+        }
+    }
+    pc
+}
+
 /// The stored body: the attributes plus the internal creator.
 pub(crate) fn store_body(attrs: &Map<String, Value>, creator: Option<&str>) -> String {
     let mut out = serde_json::to_string(attrs).unwrap_or_else(|_| "{}".to_owned());

@@ -486,3 +486,44 @@ async fn ts0001_8_1_2_result_persistence_counts_from_the_completion() {
             .expect(4000);
     }
 }
+
+/// The `<request>` resource keeps the request's content for its originator to read back:
+/// without the write-only values it set (a wifiClient's new passphrase).
+#[tokio::test]
+async fn ts0003_the_request_resource_keeps_no_password() {
+    let s = Server::start();
+    s.create(
+        "/cse-in",
+        ADMIN,
+        14,
+        json!({"m2m:nod": {"rn": "N1", "ni": "urn:dev:N1"}}),
+    )
+    .await
+    .expect(2001);
+    s.create(
+        "/cse-in/N1",
+        ADMIN,
+        13,
+        json!({"m2m:wific": {"rn": "wifi", "mgd": 1028, "ssid": "home", "scan": false,
+            "wcrds": {"enct": 3, "wpap": "first-passphrase"}}}),
+    )
+    .await
+    .expect(2001);
+    let body = json!({"m2m:wific": {"wcrds": {"enct": 4, "wpap": "second-passphrase"}}});
+    let resp = s
+        .request("PUT", "/cse-in/N1/wifi?rt=1")
+        .from(ADMIN)
+        .json(&body)
+        .send()
+        .await;
+    resp.expect(1001);
+    let uri = resp.inner("m2m:uri").as_str().expect("m2m:uri").to_owned();
+    let req = outcome(&s, &uri, ADMIN).await;
+    assert_eq!(req["ors"]["rsc"], 2004, "{req}");
+    assert_eq!(
+        req["pc"],
+        json!({"m2m:wific": {"wcrds": {"enct": 4}}}),
+        "{req}"
+    );
+    assert!(!req.to_string().contains("passphrase"), "{req}");
+}

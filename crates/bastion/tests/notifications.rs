@@ -1028,3 +1028,65 @@ async fn ts0003_wifi_client_update_notification_carries_no_password() {
     got.expect(2000);
     assert!(!got.body.to_string().contains("password"), "{}", got.body);
 }
+
+/// The blocking-update question (`net` 7) shows the content asked for, and so must leave
+/// out the write-only values it sets: a subscriber allowed to read a wifiClient never
+/// learns its new passphrase by being asked about it.
+#[tokio::test]
+async fn ts0003_blocking_update_question_carries_no_password() {
+    let s = Server::start();
+    let rx = Receiver::start().await;
+    blocking_owner(&s, &rx.url).await;
+    let acp = s
+        .create(
+            "/cse-in",
+            ADMIN,
+            1,
+            json!({"m2m:acp": {"rn": "blkacp",
+                "pv": {"acr": [{"acor": ["Cblk"], "acop": 63}, {"acor": [ADMIN], "acop": 63}]},
+                "pvs": {"acr": [{"acor": [ADMIN], "acop": 63}]}}}),
+        )
+        .await;
+    acp.expect(2001);
+    let acpi = acp.inner("m2m:acp")["ri"].clone();
+    s.create(
+        "/cse-in",
+        ADMIN,
+        14,
+        json!({"m2m:nod": {"rn": "N1", "ni": "urn:dev:N1", "acpi": [acpi]}}),
+    )
+    .await
+    .expect(2001);
+    s.create(
+        "/cse-in/N1",
+        ADMIN,
+        13,
+        json!({"m2m:wific": {"rn": "wifi", "mgd": 1028, "ssid": "home", "scan": false,
+            "acpi": [acpi], "wcrds": {"enct": 3, "wpap": "first-passphrase"}}}),
+    )
+    .await
+    .expect(2001);
+    subscribe(
+        &s,
+        "/cse-in/N1/wifi",
+        "Cblk",
+        json!({"rn": "blk", "nu": ["Cblk"], "enc": {"net": [7], "atr": ["wcrds"]}}),
+    )
+    .await
+    .expect(2001);
+    s.update(
+        "/cse-in/N1/wifi",
+        ADMIN,
+        json!({"m2m:wific": {"wcrds": {"enct": 4, "wpap": "second-passphrase"}}}),
+    )
+    .await
+    .expect(2004);
+    let asked = rx.wait_events(1).await;
+    assert_eq!(asked.len(), 1);
+    assert_eq!(
+        asked[0]["m2m:sgn"]["nev"]["rep"],
+        json!({"m2m:wific": {"wcrds": {"enct": 4}}})
+    );
+    assert_eq!(asked[0]["m2m:sgn"]["nev"]["net"], 7);
+    assert!(!asked[0].to_string().contains("passphrase"), "{}", asked[0]);
+}
