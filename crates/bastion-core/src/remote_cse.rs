@@ -235,8 +235,9 @@ impl Cse {
     }
 
     /// `dcse` entries: SP-relative CSE-IDs, neither this CSE, nor the registree itself,
-    /// nor a CSE registered here directly (which would let one registree claim another's
-    /// originators and traffic; docs/decisions.md).
+    /// nor a CSE registered here directly, nor one another registree already lists
+    /// (each would let one registree claim another's originators, traffic or announced
+    /// copies; docs/decisions.md).
     fn check_dcse(&self, tree: &Tree, csi: &str, dcse: Option<&Value>) -> Result<(), RequestError> {
         let Some(list) = dcse.and_then(Value::as_array) else {
             return Ok(());
@@ -249,8 +250,36 @@ impl Cse {
                     "dcse must list SP-relative CSE-IDs of CSEs below the registree",
                 ));
             }
+            if self.listed_by_another_registree(tree, csi, d) {
+                return Err(RequestError::bad_request(
+                    "dcse lists a CSE another registree already lists",
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// Whether a `<remoteCSE>` other than `csi`'s and the registrar's lists `cse` in
+    /// its `dcse` (the registrar's list vouches for nothing here).
+    fn listed_by_another_registree(&self, tree: &Tree, csi: &str, cse: &str) -> bool {
+        let Some(base) = tree.get(&tree.base) else {
+            return false;
+        };
+        let registrar = self.config.registrar.as_deref();
+        base.children
+            .iter()
+            .filter_map(|ri| tree.get(ri))
+            .filter(|n| n.ty == ResourceType::RemoteCse)
+            .filter(|n| {
+                let other = n.attrs.get("csi").and_then(Value::as_str);
+                other != Some(csi) && other != registrar
+            })
+            .any(|n| {
+                n.attrs
+                    .get("dcse")
+                    .and_then(Value::as_array)
+                    .is_some_and(|l| l.iter().any(|d| d.as_str() == Some(cse)))
+            })
     }
 }
 

@@ -126,7 +126,8 @@ async fn authorize_read(
     target: &Target,
 ) -> Result<Option<Vec<String>>, RequestError> {
     let op = AccessOperation::Retrieve;
-    if !req.atrl.is_empty() {
+    // `rcn` 7 opens the original only on a grant of the whole copy, whatever `atrl` names.
+    if !req.atrl.is_empty() && req.rcn != Some(ResultContent::OriginalResource) {
         let names: Vec<&str> = req.atrl.iter().map(String::as_str).collect();
         access
             .authorize_attributes(target, op, None, Attributes::Named(&names))

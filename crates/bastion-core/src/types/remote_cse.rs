@@ -56,8 +56,11 @@ impl ResourceKind for RemoteCse {
             .into_iter()
             .flatten()
             .filter_map(Value::as_str);
+        // A listed CSE that has since registered here itself holds its copy on its own
+        // registration, not on this one.
+        let through_this = dcse.filter(|c| crate::remote_cse::csr_of(tree, c).is_none());
         csi.into_iter()
-            .chain(dcse)
+            .chain(through_this)
             .filter_map(|c| super::announced::cse_base_copy_of(tree, c))
             .collect()
     }
