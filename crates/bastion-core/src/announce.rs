@@ -131,7 +131,16 @@ fn keep(node: &mut Node, new: Pending, pending_elsewhere: usize) {
         }
         return;
     }
-    merge(&mut node.pending, new);
+    // A target already pending is merged into (a new action for it may replace an
+    // older one), but the resource's count stays a hard bound: DELETEs of different
+    // copies towards one target do not merge, and must not grow without end.
+    if merge(&mut node.pending, new) && node.pending.len() > MAX_PENDING_PER_RESOURCE {
+        node.pending.pop();
+        if PENDING_FULL.ready() {
+            tracing::warn!(ri = %node.ri, per_resource = MAX_PENDING_PER_RESOURCE,
+                "pending announcement actions at the cap; this one is dropped");
+        }
+    }
 }
 
 /// Why an announcement request got no answer, and whether trying again may help.
@@ -1028,5 +1037,11 @@ mod tests {
             MAX_PENDING_PER_TARGET,
         );
         assert!(node.pending.is_empty());
+        // DELETEs of ever new copies towards a target already pending: still bounded.
+        for i in 0..=MAX_PENDING_PER_RESOURCE {
+            let copy = format!("/id-in/copy{i}");
+            keep(&mut node, pending("/id-in", Action::Delete, Some(&copy)), 0);
+        }
+        assert_eq!(node.pending.len(), MAX_PENDING_PER_RESOURCE);
     }
 }
