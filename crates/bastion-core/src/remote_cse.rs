@@ -11,6 +11,7 @@
 use crate::checks::{CreateRequest, Envelope};
 use crate::originator::{owner, Owner};
 use crate::tree::{Node, Ri, Tree};
+pub(crate) use crate::types::csr_of;
 use crate::types::{common, created, new_ri, node_row, resolve_acpi, universal};
 use crate::{Cse, CseType};
 use bastion_proto::attrs::{self, Phase};
@@ -60,19 +61,6 @@ pub(crate) fn peers_in(tree: &Tree, now: Timestamp) -> Vec<Peer> {
             })
         })
         .collect()
-}
-
-/// The `<remoteCSE>` node registered for `csi`, if any (expired ones included: the
-/// CSE-ID stays taken until the sweep removes it).
-pub(crate) fn csr_of<'t>(tree: &'t Tree, csi: &str) -> Option<&'t Node> {
-    let base = tree.get(&tree.base)?;
-    base.children
-        .iter()
-        .filter_map(|ri| tree.get(ri))
-        .find(|n| {
-            n.ty == ResourceType::RemoteCse
-                && n.attrs.get("csi").and_then(Value::as_str) == Some(csi)
-        })
 }
 
 /// Whether `cse` is below this CSE: a registree's CSE-ID or one of its descendants

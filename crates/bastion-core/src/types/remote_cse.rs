@@ -4,11 +4,11 @@
 
 use super::ResourceKind;
 use crate::checks::{CreateRequest, Envelope};
-use crate::tree::Ri;
+use crate::tree::{Node, Ri, Tree};
 use crate::{Cse, RequestContext};
 use async_trait::async_trait;
 use bastion_proto::time::Timestamp;
-use bastion_proto::{RequestError, Response};
+use bastion_proto::{RequestError, ResourceType, Response};
 use serde_json::{Map, Value};
 
 pub(super) struct RemoteCse;
@@ -58,7 +58,7 @@ impl ResourceKind for RemoteCse {
             .filter_map(Value::as_str);
         // A listed CSE that has since registered here itself holds its copy on its own
         // registration, not on this one.
-        let through_this = dcse.filter(|c| crate::remote_cse::csr_of(tree, c).is_none());
+        let through_this = dcse.filter(|c| csr_of(tree, c).is_none());
         csi.into_iter()
             .chain(through_this)
             .filter_map(|c| super::announced::cse_base_copy_of(tree, c))
@@ -73,4 +73,17 @@ impl ResourceKind for RemoteCse {
     ) -> Result<Option<super::Rederived>, RequestError> {
         super::node::rederive_links(cx, node, content)
     }
+}
+
+/// The `<remoteCSE>` node registered for `csi`, if any (expired ones included: the
+/// CSE-ID stays taken until the sweep removes it).
+pub(crate) fn csr_of<'t>(tree: &'t Tree, csi: &str) -> Option<&'t Node> {
+    let base = tree.get(&tree.base)?;
+    base.children
+        .iter()
+        .filter_map(|ri| tree.get(ri))
+        .find(|n| {
+            n.ty == ResourceType::RemoteCse
+                && n.attrs.get("csi").and_then(Value::as_str) == Some(csi)
+        })
 }
