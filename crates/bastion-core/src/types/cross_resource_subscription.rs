@@ -599,21 +599,22 @@ const SRAT_CHECKED: &str = "@srat";
 
 /// A `srat` entry as its UPDATE by the originator would find it (TS-0004 7.4.58.2.1 c):
 /// a `<subscription>` on this CSE, not one of `taken`, that the originator may UPDATE
-/// (`nu` and `acrs`, the attributes that change) and that can take one more `nu`
-/// entry. Its resource ID.
+/// (`nu` and `acrs`, the attributes that change), whose subscribed-to resource it may
+/// RETRIEVE (as its own subscription there would need: the events it would learn of
+/// are that resource's), and that can take one more `nu` entry. Its resource ID.
 async fn join_check(
     cse: &Cse,
     access: &Enforcer<'_>,
     entry: &str,
     taken: &[Ri],
 ) -> Result<Ri, RequestError> {
-    let ri = {
+    let (ri, subscribed) = {
         let tree = cse.tree.read();
         let node = local_node(cse, &tree, entry)?;
         if node.ty != ResourceType::Subscription {
             return Err(RequestError::bad_request("srat names subscriptions only"));
         }
-        node.ri.clone()
+        (node.ri.clone(), node.pi.clone())
     };
     if taken.contains(&ri) {
         return Err(RequestError::bad_request(
@@ -627,6 +628,11 @@ async fn join_check(
             None,
             Attributes::Named(&["nu", "acrs"]),
         )
+        .await?;
+    let subscribed =
+        subscribed.ok_or_else(|| RequestError::not_found("no subscribed-to resource"))?;
+    access
+        .authorize(&Target::Node(subscribed), AccessOperation::Retrieve, None)
         .await?;
     joinable(&cse.tree.read(), &ri)?;
     Ok(ri)
