@@ -104,6 +104,7 @@ pub struct AttrDef {
     pub update: Presence,
 }
 
+/// One attribute's policy; the one constructor of the tables here and in the submodules.
 const fn a(name: &'static str, kind: Kind, create: Presence, update: Presence) -> AttrDef {
     AttrDef {
         name,

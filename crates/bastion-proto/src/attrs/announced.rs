@@ -6,18 +6,11 @@
 
 use super::Kind::{Labels, Range, Str, StrList, Timestamp};
 use super::Presence::{Mandatory as M, NotPermitted as NP, Optional as O};
-use super::{table as original_table, AttrDef, Presence};
+use super::{table as original_table, AttrDef};
 use crate::types::ResourceType;
 use std::sync::LazyLock;
 
-const fn a(name: &'static str, kind: super::Kind, create: Presence, update: Presence) -> AttrDef {
-    AttrDef {
-        name,
-        kind,
-        create,
-        update,
-    }
-}
+use super::a;
 
 /// What every announced resource has beside the universal attributes. `lnk` may be
 /// updated: an MN-CSE marks an S-type AE's copy `INACTIVE` when it deregisters.

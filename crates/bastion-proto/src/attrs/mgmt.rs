@@ -69,19 +69,7 @@ const fn link(target: LinkTarget, min: usize, max: Option<usize>) -> LinkRule {
 /// The `mgd` of `[cmdhPolicy]`, which `acmlk` of `[activeCmdhPolicy]` names.
 pub const CMDH_POLICY: u64 = 1011;
 
-const fn a(
-    name: &'static str,
-    kind: super::Kind,
-    create: super::Presence,
-    update: super::Presence,
-) -> AttrDef {
-    AttrDef {
-        name,
-        kind,
-        create,
-        update,
-    }
-}
+use super::a;
 
 /// `m2m:batteryStatus` (TS-0004 6.3.4.2.21): 1 NORMAL to 7 UNKNOWN.
 const BATTERY_STATUS: super::Kind = Range(1, 7);
