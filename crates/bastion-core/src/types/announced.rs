@@ -5,9 +5,10 @@
 //! sits under that CSE's `<remoteCSE>` or `<CSEBaseAnnc>`, or under an announced resource
 //! there; only that CSE changes it afterwards. A `<CSEBaseAnnc>` is created by a CSE
 //! registered here or by one a registree lists in its `dcse` (announcing through it). Access control is as for every type (the `<remoteCSE>`'s policy,
-//! by default its registree's). A `<mgmtObjAnnc>` and a `<flexContainerAnnc>` are named
-//! by their specialization (`m2m:fwrA`, `cod:binShAnnc`), which also decides the
-//! attributes they hold beside their original's shared ones.
+//! by default its registree's). A `<mgmtObjAnnc>`, a `<flexContainerAnnc>` and a
+//! `<flexContainerInstanceAnnc>` (under a `<flexContainerAnnc>` only, named by its
+//! parent's) are named by their specialization (`m2m:fwrA`, `cod:binShAnnc`), which also
+//! decides the attributes they hold beside their original's shared ones.
 
 use super::flex_container;
 use super::ResourceKind;
