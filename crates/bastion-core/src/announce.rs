@@ -635,17 +635,27 @@ impl Cse {
         }
     }
 
-    /// After a CREATE of an instance of `parent` (durable): its copies under the
-    /// container's copies at the CSEs of its `at`. An instance never changes, so where
-    /// they live is not stored; they expire with it (`et` is announced) or go with the
-    /// container's copy. Answers with `at` holding the targets where a copy was made; a
-    /// copy not made is not retried (docs/decisions.md).
+    /// After a CREATE of an instance of `parent` (durable; a `<contentInstance>` a
+    /// request made, or a `<flexContainerInstance>` the CSE made): its copies under the
+    /// container's copies at the CSEs of its `at` where the container has one now. An
+    /// instance never changes, so where they live is not stored; they expire with it
+    /// (`et` is announced) or go with the container's copy. Answers with `at` holding
+    /// the targets where a copy was made; a copy not made is not retried
+    /// (docs/decisions.md).
     pub(crate) async fn announce_instance(
         &self,
         parent: &Ri,
         mut attrs: Map<String, Value>,
     ) -> Map<String, Value> {
-        let wanted = targets(&attrs);
+        let mut wanted = targets(&attrs);
+        {
+            let tree = self.tree.read();
+            let copies = tree
+                .get(parent)
+                .map(|p| p.announced.as_slice())
+                .unwrap_or_default();
+            wanted.retain(|t| copies.iter().any(|(c, _)| **c == **t));
+        }
         let ty = attrs
             .get("ty")
             .and_then(Value::as_u64)

@@ -71,7 +71,7 @@ async fn create_node(
     kind.check_content(&content)?;
     let prepared = kind.prepare(cse, req, ctx, &content, parent_ri).await?;
     cse.write_guard()?;
-    let (pending, attrs, path, sets_acpi, notices) = {
+    let (pending, attrs, path, sets_acpi, notices, instance) = {
         let mut tree = cse.tree.write();
         let (seq, ri) = match prepared.id {
             Some(id) => id,
@@ -138,12 +138,12 @@ async fn create_node(
         ops.insert(0, WriteOp::Upsert(row));
         // Instances the CSE makes of the new resource (`<flexContainerInstance>`).
         let new_ri = Ri::from(ri.as_str());
-        let (made, made_notices) = kind.instantiate(cse, &mut tree, &new_ri, None, &req.fr, now)?;
-        let attrs = if made.is_empty() {
+        let made = kind.instantiate(cse, &mut tree, &new_ri, None, &req.fr, now)?;
+        let attrs = if made.ops.is_empty() {
             attrs
         } else {
-            ops.extend(made);
-            notices.extend(made_notices);
+            ops.extend(made.ops);
+            notices.extend(made.notices);
             tree.get(&ri).map_or(attrs, |n| n.attrs.clone())
         };
         for companion in companions {
@@ -156,7 +156,15 @@ async fn create_node(
             notices.extend(more);
             ops.extend(more_ops);
         }
-        (cse.committer.enqueue(ops), attrs, path, sets_acpi, notices)
+        let instance = made.instance.map(|i| (new_ri, i));
+        (
+            cse.committer.enqueue(ops),
+            attrs,
+            path,
+            sets_acpi,
+            notices,
+            instance,
+        )
     };
     pending.durable().await?;
     cse.dispatch(notices).await;
@@ -179,5 +187,9 @@ async fn create_node(
             .map(|kind| (kind, path.as_str())),
     );
     let attrs = cse.announce_created(attrs).await;
+    // The instance made with it goes under the copies just made.
+    if let Some((ri, instance)) = instance {
+        cse.announce_instance(&ri, (*instance).clone()).await;
+    }
     created(cse, req, ty, attrs)
 }

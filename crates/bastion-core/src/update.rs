@@ -99,7 +99,7 @@ pub(crate) async fn update(
     // A blocking-update subscription is asked before anything changes.
     cse.blocking_update(&ri, &content, &req.fr).await?;
     cse.write_guard()?;
-    let (pending, attrs, path, notices) = {
+    let (pending, attrs, path, notices, instance) = {
         let mut guard = cse.tree.write();
         let tree = &mut *guard;
         let node = tree
@@ -185,9 +185,8 @@ pub(crate) async fn update(
         node.attrs.insert("lt".into(), Value::String(now.format()));
         let written = kind.write_update(node, &previous);
         let mut ops = written.ops;
-        let (made, made_notices) =
-            kind.instantiate(cse, tree, &ri, Some(&content), &req.fr, now)?;
-        ops.extend(made);
+        let made = kind.instantiate(cse, tree, &ri, Some(&content), &req.fr, now)?;
+        ops.extend(made.ops);
         let node = tree
             .get(&ri)
             .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
@@ -197,8 +196,9 @@ pub(crate) async fn update(
         modified.extend(written.also_modified.iter().map(|m| m.to_string()));
         let (mut notices, more) = cse.updated(tree, &ri, &modified, &req.fr);
         ops.extend(more);
-        notices.extend(made_notices);
-        (cse.committer.enqueue(ops), attrs, path, notices)
+        notices.extend(made.notices);
+        let instance = made.instance;
+        (cse.committer.enqueue(ops), attrs, path, notices, instance)
     };
     pending.durable().await?;
     cse.dispatch(notices).await;
@@ -221,6 +221,10 @@ pub(crate) async fn update(
             .map(|kind| (kind, path.as_str())),
     );
     let attrs = cse.announce_updated(&ri, &content, attrs).await;
+    // The instance the UPDATE made goes under the copies as they are now.
+    if let Some(instance) = instance {
+        cse.announce_instance(&ri, (*instance).clone()).await;
+    }
     let root = types::root_of(&cse.config, &cse.tree.read(), ty, &attrs);
     let mut resp = Response::new(Rsc::Updated, String::new());
     resp.pc = match req.rcn.unwrap_or(ResultContent::Attributes) {

@@ -301,6 +301,9 @@ const FCI: &[AttrDef] = &[
     a("rn", Kind::Str, NP, NP),
     a("et", Kind::Timestamp, NP, NP),
     a("lbl", Kind::Labels, NP, NP),
+    // The flexContainer's, when it is announced (docs/decisions.md).
+    a("at", Kind::StrList, NP, NP),
+    a("aa", Kind::StrList, NP, NP),
     a("st", Kind::NonNegInt, NP, NP),
     a("cs", Kind::NonNegInt, NP, NP),
     a("org", Kind::Originator, NP, NP),

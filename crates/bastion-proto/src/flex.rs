@@ -304,8 +304,9 @@ impl Specializations {
     /// The member name a `<flexContainer>` or `<flexContainerInstance>` of `cnd` is
     /// serialized under: its specialization's root, or the generic `m2m:fcnt` /
     /// `m2m:fci` when the `cnd` is no longer known (a definition file removed).
-    /// The announced variant of a `<flexContainer>` (ty 10028) is named by the
-    /// specialization's root and [`ANNOUNCED_SUFFIX`], else `m2m:fcntA`.
+    /// The announced variants of a `<flexContainer>` (ty 10028) and of its instances
+    /// (10058, whose `cnd` is their parent's) are named by the specialization's root and
+    /// [`ANNOUNCED_SUFFIX`], else `m2m:fcntA` / `m2m:fciA`.
     pub fn root_of(&self, ty: ResourceType, cnd: Option<&str>) -> String {
         let spec = cnd.and_then(|c| self.by_cnd(c));
         match (spec, ty.original()) {

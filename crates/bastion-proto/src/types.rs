@@ -483,7 +483,7 @@ mod tests {
     fn ts0004_6_3_4_2_1_announced_variants_are_defined() {
         for n in [
             10001, 10002, 10003, 10004, 10009, 10010, 10013, 10014, 10016, 10018, 10028, 10029,
-            10030, 10034,
+            10030, 10034, 10058,
         ] {
             let ty = ResourceType::from_number(n).unwrap();
             assert_eq!(ty, ResourceType::Announced(n as u16 - 10_000));
@@ -499,7 +499,7 @@ mod tests {
         assert_eq!(ResourceType::from_root("m2m:fwrA"), Some(mgo_a));
         assert_eq!(ResourceType::from_root("m2m:batA"), Some(mgo_a));
         // Announceable, but not served here: defined, not implemented.
-        for n in [10024, 10058, 10066] {
+        for n in [10024, 10060, 10066] {
             assert_eq!(
                 ResourceType::from_number(n),
                 Some(ResourceType::Other(n as u16))

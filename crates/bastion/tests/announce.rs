@@ -3,7 +3,8 @@
 //! and a contentInstance to the IN over their security association; the IN serves the
 //! `…Annc` copies with `lnk` pointing back, changes of announced attributes reach them,
 //! and dropping the target or deleting the original removes them. Copies of a
-//! `<mgmtObj>` and a `<flexContainer>` are named by their specializations.
+//! `<mgmtObj>` and a `<flexContainer>` are named by their specializations; the
+//! `<flexContainerInstance>`s of an announced flexContainer go under its copy.
 
 mod common;
 
@@ -381,6 +382,97 @@ async fn ts0001_9_6_26_node_firmware_and_flex_container_are_announced_by_special
     assert!(fed.inc.discovered("/cse-in/id-mn", 10013).await.is_empty());
     fed.mn.delete("/cse-mn/switch", "CAdmin").await.expect(2002);
     assert!(fed.inc.discovered("/cse-in/id-mn", 10028).await.is_empty());
+}
+
+/// The copies of type `ty` on the IN, retrieved, in no particular order.
+async fn copies(fed: &Federation, ty: u32, root: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for uri in fed.inc.discovered("/cse-in/id-mn", ty).await {
+        let r: Resp = fed.inc.get(&format!("/{uri}"), "CAdmin").await;
+        r.expect(2000);
+        out.push(r.inner(root).clone());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0001_9_6_26_flex_container_instances_are_announced_under_the_flex_containers_copy() {
+    let fed = tokio::task::block_in_place(Federation::start);
+    // An announced flexContainer keeping instances: the one its CREATE makes is
+    // announced under the container's copy, named by the specialization, ty 10058.
+    fed.mn
+        .create(
+            "/cse-mn",
+            "CAdmin",
+            28,
+            json!({"cod:binSh": {"rn": "switch", "cnd": "org.onem2m.common.moduleclass.binarySwitch",
+                "powSe": true, "mni": 5, "at": ["/id-in"], "aa": ["powSe", "mni"]}}),
+        )
+        .await
+        .expect(2001);
+    let flex_copy = one_copy(&fed, 10028, "cod:binShAnnc").await;
+    let first = fed.mn.get("/cse-mn/switch/la", "CAdmin").await;
+    first.expect(2000);
+    let first = first.inner("cod:binSh").clone();
+    assert_eq!(first["ty"], 58);
+    // The instance's `at` is its container's; of `aa`, the custom attributes.
+    assert_eq!(first["at"], json!(["/id-in"]));
+    assert_eq!(first["aa"], json!(["powSe"]));
+    let copy = one_copy(&fed, 10058, "cod:binShAnnc").await;
+    assert_eq!(copy["ty"], 10058);
+    assert_eq!(copy["pi"], flex_copy["ri"]);
+    assert_eq!(
+        copy["lnk"],
+        format!("/id-mn/{}", first["ri"].as_str().unwrap())
+    );
+    assert_eq!(copy["powSe"], true);
+    assert_eq!(copy["et"], first["et"]);
+
+    // An UPDATE of a custom attribute makes an instance: its copy joins the first.
+    fed.mn
+        .update(
+            "/cse-mn/switch",
+            "CAdmin",
+            json!({"cod:binSh": {"powSe": false}}),
+        )
+        .await
+        .expect(2004);
+    let second = fed.mn.get("/cse-mn/switch/la", "CAdmin").await;
+    second.expect(2000);
+    let second = second.inner("cod:binSh").clone();
+    assert_ne!(second["ri"], first["ri"]);
+    let lnk = format!("/id-mn/{}", second["ri"].as_str().unwrap());
+    let all = copies(&fed, 10058, "cod:binShAnnc").await;
+    assert_eq!(all.len(), 2, "{all:?}");
+    let copy = all
+        .iter()
+        .find(|c| c["lnk"] == lnk.as_str())
+        .unwrap_or_else(|| panic!("no copy links to {lnk}: {all:?}"));
+    assert_eq!(copy["pi"], flex_copy["ri"]);
+    assert_eq!(copy["powSe"], false);
+    // Retrieved directly at the IN, in XML too (the members typed by the specialization).
+    let at = format!("/~/id-in/{}", copy["ri"].as_str().unwrap());
+    let r = fed
+        .inc
+        .request("GET", &at)
+        .from("CAdmin")
+        .header("Accept", Serialization::Xml.media_type())
+        .send()
+        .await;
+    r.expect(2000);
+    assert_eq!(r.inner("cod:binShAnnc"), copy);
+
+    // An UPDATE of no custom attribute makes no instance, and no copy.
+    fed.mn
+        .update("/cse-mn/switch", "CAdmin", json!({"cod:binSh": {"mni": 4}}))
+        .await
+        .expect(2004);
+    assert_eq!(fed.inc.discovered("/cse-in/id-mn", 10058).await.len(), 2);
+
+    // Deleting the flexContainer deletes its copy, the instances' copies with it.
+    fed.mn.delete("/cse-mn/switch", "CAdmin").await.expect(2002);
+    assert!(fed.inc.discovered("/cse-in/id-mn", 10028).await.is_empty());
+    assert!(fed.inc.discovered("/cse-in/id-mn", 10058).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]

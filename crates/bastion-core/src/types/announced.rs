@@ -5,9 +5,10 @@
 //! sits under that CSE's `<remoteCSE>` or `<CSEBaseAnnc>`, or under an announced resource
 //! there; only that CSE changes it afterwards. A `<CSEBaseAnnc>` is created by a CSE
 //! registered here or by one a registree lists in its `dcse` (announcing through it). Access control is as for every type (the `<remoteCSE>`'s policy,
-//! by default its registree's). A `<mgmtObjAnnc>` and a `<flexContainerAnnc>` are named
-//! by their specialization (`m2m:fwrA`, `cod:binShAnnc`), which also decides the
-//! attributes they hold beside their original's shared ones.
+//! by default its registree's). A `<mgmtObjAnnc>`, a `<flexContainerAnnc>` and a
+//! `<flexContainerInstanceAnnc>` (under a `<flexContainerAnnc>` only, named by its
+//! parent's) are named by their specialization (`m2m:fwrA`, `cod:binShAnnc`), which also
+//! decides the attributes they hold beside their original's shared ones.
 
 use super::flex_container;
 use super::ResourceKind;
@@ -151,29 +152,42 @@ fn mgmt_spec(
     Ok(spec)
 }
 
+/// The specialization whose announced name (`cod:binShAnnc`) is `root`, or 4125.
+fn announced_spec<'a>(
+    config: &'a CseConfig,
+    root: &str,
+) -> Result<&'a Arc<Specialization>, RequestError> {
+    config.flex.by_announced_root(root).ok_or_else(|| {
+        RequestError::SpecializationSchemaNotFound(
+            "no specialization is announced under this name".into(),
+        )
+    })
+}
+
 /// The specialization of a `<flexContainerAnnc>`: the one its `cnd` names (4125 when
 /// unknown), else in a CREATE the one whose announced name (`cod:binShAnnc`) is the
-/// content's root, which must be that specialization's announced name.
+/// content's root, which must be that specialization's announced name. A
+/// `<flexContainerInstanceAnnc>` has no `cnd`: its name says it, and must be its
+/// parent's ([`Announced::prepare`]); it is never updated, as its original.
 fn flex_spec(
     config: &CseConfig,
+    ty: ResourceType,
     root: &str,
     current: Option<&Map<String, Value>>,
     content: &mut Map<String, Value>,
 ) -> Result<Arc<Specialization>, RequestError> {
+    if ty.original() == Some(ResourceType::FlexContainerInstance) {
+        if current.is_some() {
+            return Err(RequestError::not_allowed(
+                "an announced flexContainerInstance is never updated",
+            ));
+        }
+        return announced_spec(config, root).cloned();
+    }
     let cnd = match current {
         Some(attrs) => flex_container::cnd_of(attrs),
         None => match content.get("cnd") {
-            None => Some(
-                config
-                    .flex
-                    .by_announced_root(root)
-                    .map(|s| s.cnd.as_str())
-                    .ok_or_else(|| {
-                        RequestError::SpecializationSchemaNotFound(
-                            "no specialization is announced under this name".into(),
-                        )
-                    })?,
-            ),
+            None => Some(announced_spec(config, root)?.cnd.as_str()),
             Some(Value::String(c)) => Some(c.as_str()),
             Some(_) => return Err(RequestError::bad_request("attribute cnd must be a string")),
         },
@@ -194,10 +208,10 @@ fn flex_spec(
     Ok(spec)
 }
 
-/// Checks a `<flexContainerAnnc>`'s content: the attributes of every announced
-/// `<flexContainer>` by its policy, every other one a custom attribute of `spec` of the
-/// right kind (TS-0004 7.4.37); a copy holds only those the original announces, so none
-/// is mandatory.
+/// Checks a `<flexContainerAnnc>`'s or `<flexContainerInstanceAnnc>`'s content: the
+/// attributes of every such variant by its policy, every other one a custom attribute
+/// of `spec` of the right kind (TS-0004 7.4.37); a copy holds only those the original
+/// announces, so none is mandatory.
 fn check_flex(
     ty: ResourceType,
     spec: &Specialization,
@@ -266,9 +280,14 @@ impl ResourceKind for Announced {
         pc: &Value,
         current: Option<&Map<String, Value>>,
     ) -> Result<Map<String, Value>, RequestError> {
-        let specialized = ty
-            .original()
-            .filter(|o| matches!(o, ResourceType::MgmtObj | ResourceType::FlexContainer));
+        let specialized = ty.original().filter(|o| {
+            matches!(
+                o,
+                ResourceType::MgmtObj
+                    | ResourceType::FlexContainer
+                    | ResourceType::FlexContainerInstance
+            )
+        });
         let mut content = match specialized {
             // Named by the specialization: checked below, once it is known.
             Some(_) => crate::checks::resource_content(pc, ty, Some(sole_root(pc)?))?,
@@ -299,7 +318,7 @@ impl ResourceKind for Announced {
                 attrs::announced::validate_mgmt(spec, phase, &content)?;
             }
             Some(_) => {
-                let spec = flex_spec(config, root, current, &mut content)?;
+                let spec = flex_spec(config, ty, root, current, &mut content)?;
                 check_flex(ty, &spec, phase, &content)?;
             }
             None => {}
@@ -307,8 +326,9 @@ impl ResourceKind for Announced {
         Ok(content)
     }
 
-    /// A `<mgmtObjAnnc>` or `<flexContainerAnnc>` was checked whole, its
-    /// specialization's attributes included, in [`Self::representation`].
+    /// A `<mgmtObjAnnc>`, `<flexContainerAnnc>` or `<flexContainerInstanceAnnc>` was
+    /// checked whole, its specialization's attributes included, in
+    /// [`Self::representation`].
     fn validate(
         &self,
         ty: ResourceType,
@@ -316,7 +336,11 @@ impl ResourceKind for Announced {
         content: &Map<String, Value>,
     ) -> Result<(), RequestError> {
         match ty.original() {
-            Some(ResourceType::MgmtObj | ResourceType::FlexContainer) => Ok(()),
+            Some(
+                ResourceType::MgmtObj
+                | ResourceType::FlexContainer
+                | ResourceType::FlexContainerInstance,
+            ) => Ok(()),
             _ => attrs::validate(ty, phase, content),
         }
     }
@@ -355,6 +379,18 @@ impl ResourceKind for Announced {
             return Err(RequestError::not_allowed(
                 "an announced resource is created under the announcing CSE's remoteCSE or CSEBaseAnnc",
             ));
+        }
+        if req.ty.original() == Some(ResourceType::FlexContainerInstance) {
+            // Named by its parent's specialization, as the original by its container's.
+            let cnd = tree
+                .get(parent)
+                .and_then(|p| flex_container::cnd_of(&p.attrs));
+            let expected = cse.config.flex.root_of(req.ty, cnd);
+            if sole_root(&req.pc)? != expected {
+                return Err(RequestError::bad_request(format!(
+                    "content root must be {expected}"
+                )));
+            }
         }
         Ok(super::Prepared::default())
     }

@@ -252,8 +252,8 @@ pub(crate) const MAX_ANNOUNCE_TARGETS: usize = 16;
 /// `at` asks for announcement only of a type whose announced variant is served (else
 /// 5001, rather than stored and silently not done), lists at most
 /// [`MAX_ANNOUNCE_TARGETS`] distinct CSE-IDs (SP-relative, `/id-in`), and `aa` names
-/// only attributes the announced variant has (a `<flexContainer>`'s: the custom
-/// attributes of the specializations in `flex` too).
+/// only attributes the announced variant has (a `<flexContainer>`'s and its instances':
+/// the custom attributes of the specializations in `flex` too).
 pub(crate) fn check_announcement(
     flex: &bastion_proto::flex::Specializations,
     ty: ResourceType,
@@ -292,7 +292,12 @@ pub(crate) fn check_announcement(
         .into_iter()
         .flatten()
     {
-        let custom = |n: &str| ty == ResourceType::FlexContainer && flex.defines_attribute(n);
+        let custom = |n: &str| {
+            matches!(
+                ty,
+                ResourceType::FlexContainer | ResourceType::FlexContainerInstance
+            ) && flex.defines_attribute(n)
+        };
         let known = name.as_str().zip(announced).is_some_and(|(n, a)| {
             (bastion_proto::attrs::find(a, n).is_some() || custom(n)) && n != "lnk"
         });

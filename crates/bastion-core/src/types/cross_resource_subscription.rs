@@ -333,9 +333,9 @@ impl ResourceKind for CrossResourceSubscription {
         _changed: Option<&Map<String, Value>>,
         _originator: &str,
         _now: Timestamp,
-    ) -> Result<(Vec<WriteOp>, crate::Notices), RequestError> {
+    ) -> Result<super::Instantiated, RequestError> {
         let Some(state) = tree.get(ri).and_then(Node::cross_resource).cloned() else {
-            return Ok((Vec::new(), crate::Notices::default()));
+            return Ok(super::Instantiated::default());
         };
         // Written with it: the target subscriptions on other CSEs stay.
         if let Some(creating) = state
@@ -353,7 +353,10 @@ impl ResourceKind for CrossResourceSubscription {
         for sub in &state.released {
             ops.extend(leave(tree, sub, ri));
         }
-        Ok((ops, crate::Notices::default()))
+        Ok(super::Instantiated {
+            ops,
+            ..Default::default()
+        })
     }
 
     /// Derived once every resource is loaded: the `srat` subscriptions may be newer.

@@ -12,11 +12,13 @@
 //! attributes, `lbl`, `st` and `cs` when the flexContainer is created and whenever an
 //! UPDATE changes a custom attribute. They are made, limited and evicted by the
 //! container's machinery (`content_instance::insert_instance`, `container::evict_for`):
-//! the one home of instance limits.
+//! the one home of instance limits. An instance of an announced flexContainer takes its
+//! `at` (and of its `aa` the custom attributes) and is announced under the
+//! flexContainer's copies once durable (`Cse::announce_instance`; docs/decisions.md).
 
 use super::container::{bump_state_tag, container_row, write_limits};
 use super::content_instance::{insert_instance, InstanceRules};
-use super::{content_size, merged, Derive, Rederived, ResourceKind, Written};
+use super::{content_size, merged, Derive, Instantiated, Rederived, ResourceKind, Written};
 use crate::authz_state::Mode;
 use crate::tree::{ContainerState, Node, Ri, Tree, TypeState};
 use crate::{Cse, CseConfig, Notices};
@@ -188,7 +190,9 @@ impl ResourceKind for FlexContainer {
 
     /// The instance of TS-0001 9.6.35 (Release 4): made while a limit is set, at
     /// CREATE and when an UPDATE changed a custom attribute; `mni` 0 keeps none. After
-    /// an UPDATE the row is stored again with the new `cs` and counters.
+    /// an UPDATE the row is stored again with the new `cs` and counters. The instance
+    /// of an announced flexContainer carries its `at` (the targets it is announced to
+    /// after this request) and, of its `aa`, the custom attributes.
     fn instantiate(
         &self,
         cse: &Cse,
@@ -197,9 +201,9 @@ impl ResourceKind for FlexContainer {
         changed: Option<&Map<String, Value>>,
         originator: &str,
         now: Timestamp,
-    ) -> Result<(Vec<WriteOp>, Notices), RequestError> {
+    ) -> Result<Instantiated, RequestError> {
         let Some(node) = tree.get_mut(ri) else {
-            return Ok((Vec::new(), Notices::default()));
+            return Ok(Instantiated::default());
         };
         let spec = specialization(&cse.config, cnd_of(&node.attrs))?.clone();
         // `cs` follows the content after an UPDATE too (TS-0004 7.4.37.2.3).
@@ -207,28 +211,61 @@ impl ResourceKind for FlexContainer {
         node.attrs.insert("cs".into(), Value::from(cs));
         let content_changed = changed.is_none_or(|c| c.keys().any(|k| spec.attribute(k).is_some()));
         let zero = node.attrs.get("mni").and_then(Value::as_u64) == Some(0);
-        let (mut ops, notices) = if keeps_instances(&node.attrs) && content_changed && !zero {
-            let mut content: Map<String, Value> = spec
-                .custom(&node.attrs)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            if let Some(lbl) = node.attrs.get("lbl") {
-                content.insert("lbl".into(), lbl.clone());
-            }
-            content.insert("org".into(), Value::String(originator.to_owned()));
-            let rules = FlexContainerInstance;
-            let made = insert_instance(&rules, cse, tree, ri, content, cs, originator, now)?;
-            (made.ops, made.notices)
-        } else {
-            (Vec::new(), Notices::default())
-        };
+        let (mut ops, notices, instance) =
+            if keeps_instances(&node.attrs) && content_changed && !zero {
+                let mut content: Map<String, Value> = spec
+                    .custom(&node.attrs)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                if let Some(lbl) = node.attrs.get("lbl") {
+                    content.insert("lbl".into(), lbl.clone());
+                }
+                content.insert("org".into(), Value::String(originator.to_owned()));
+                content.extend(announcement(&spec, &node.attrs));
+                let rules = FlexContainerInstance;
+                let made = insert_instance(&rules, cse, tree, ri, content, cs, originator, now)?;
+                (made.ops, made.notices, Some(made.attrs))
+            } else {
+                (Vec::new(), Notices::default(), None)
+            };
         if changed.is_some() {
             if let Some(node) = tree.get_mut(ri) {
                 ops.push(WriteOp::Upsert(container_row(node)));
             }
         }
-        Ok((ops, notices))
+        Ok(Instantiated {
+            ops,
+            notices,
+            instance,
+        })
     }
+}
+
+/// What an instance of a flexContainer with `attrs` takes of its announcement: its `at`,
+/// the CSEs its copies go to (under the flexContainer's copies there), and of its `aa`
+/// the custom attributes (the others are not the instance's). Nothing when it is not
+/// announced.
+fn announcement(spec: &Specialization, attrs: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    let Some(at) = attrs
+        .get("at")
+        .filter(|at| at.as_array().is_some_and(|a| !a.is_empty()))
+    else {
+        return out;
+    };
+    out.insert("at".into(), at.clone());
+    let aa: Vec<Value> = attrs
+        .get("aa")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|name| name.as_str().is_some_and(|n| spec.attribute(n).is_some()))
+        .cloned()
+        .collect();
+    if !aa.is_empty() {
+        out.insert("aa".into(), Value::Array(aa));
+    }
+    out
 }
 
 pub(super) struct FlexContainerInstance;
@@ -259,10 +296,14 @@ impl ResourceKind for FlexContainerInstance {
     }
 }
 
+/// The original number of `<flexContainerInstanceAnnc>`.
+const FCI: u16 = 58;
+
 /// The member name a resource of type `ty` with attributes `attrs` is serialized under:
 /// `m2m:<short name>`, or for a `<flexContainer>` its specialization's root, which its
-/// `<flexContainerInstance>`s share (found through their parent in `tree`), and its
-/// announced variant the root and `Annc`.
+/// `<flexContainerInstance>`s share (found through their parent in `tree`), and their
+/// announced variants the root and `Annc` (a `<flexContainerInstanceAnnc>` by its
+/// parent `<flexContainerAnnc>`'s `cnd`).
 pub(crate) fn root_of(
     config: &CseConfig,
     tree: &Tree,
@@ -275,7 +316,7 @@ pub(crate) fn root_of(
         ResourceType::Announced(n) if n == ResourceType::FlexContainer.number() => {
             config.flex.root_of(ty, cnd_of(attrs))
         }
-        ResourceType::FlexContainerInstance => {
+        ResourceType::FlexContainerInstance | ResourceType::Announced(FCI) => {
             let parent = attrs
                 .get("pi")
                 .and_then(Value::as_str)

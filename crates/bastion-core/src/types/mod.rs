@@ -67,6 +67,7 @@ use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, ResourceType, Response};
 use bastion_store::WriteOp;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// The registry: the kind of every resource type. Types this CSE does not implement get
 /// [`Unimplemented`], which the generic steps answer with 5001.
@@ -230,6 +231,16 @@ pub(crate) struct Rederived {
 pub(crate) struct Written {
     pub ops: Vec<WriteOp>,
     pub also_modified: &'static [&'static str],
+}
+
+/// What [`ResourceKind::instantiate`] did: the writes to queue, the notifications to send
+/// once they are durable, and the instance it made, announced after them (under its
+/// container's copies, `Cse::announce_instance`).
+#[derive(Default)]
+pub(crate) struct Instantiated {
+    pub ops: Vec<WriteOp>,
+    pub notices: crate::Notices,
+    pub instance: Option<Arc<Map<String, Value>>>,
 }
 
 /// A resource type's behaviour. Every hook has the default most types want, so a type
@@ -455,8 +466,8 @@ pub(crate) trait ResourceKind: Sync {
         _changed: Option<&Map<String, Value>>,
         _originator: &str,
         _now: Timestamp,
-    ) -> Result<(Vec<WriteOp>, crate::Notices), RequestError> {
-        Ok((Vec::new(), crate::Notices::default()))
+    ) -> Result<Instantiated, RequestError> {
+        Ok(Instantiated::default())
     }
 
     /// What an UPDATE of `node` stores, after the content was applied; `previous` holds

@@ -24,8 +24,8 @@ const fn s(original: u16, short: &'static str, root: &'static str) -> Served {
 }
 
 /// The announced variants served here (docs/conformance.md, "Announced resources").
-/// `<mgmtObjAnnc>` and `<flexContainerAnnc>` are serialized under their
-/// specialization's announced name (`m2m:fwrA`, `cod:binShAnnc`:
+/// `<mgmtObjAnnc>`, `<flexContainerAnnc>` and `<flexContainerInstanceAnnc>` are
+/// serialized under their specialization's announced name (`m2m:fwrA`, `cod:binShAnnc`:
 /// [`super::ResourceType::root_of`], `crate::flex`); their generic roots here are what
 /// a resource whose specialization is unknown is named by.
 const SERVED: &[Served] = &[
@@ -44,6 +44,7 @@ const SERVED: &[Served] = &[
     s(29, "tsA", "m2m:tsA"),
     s(30, "tsiA", "m2m:tsiA"),
     s(34, "dacA", "m2m:dacA"),
+    s(58, "fciA", "m2m:fciA"),
 ];
 
 fn served(original: u16) -> Option<&'static Served> {
@@ -78,8 +79,9 @@ pub fn all() -> impl Iterator<Item = ResourceType> {
 
 /// Whether a resource of type `parent` holds an announced `child` of original `original`
 /// (TS-0001 9.6.26): a variant whose parent was not announced sits under the
-/// `<remoteCSE>` of the announcing CSE or under its `<CSEBaseAnnc>` (never a `<contentInstanceAnnc>` or
-/// `<timeSeriesInstanceAnnc>`: their container is always announced first); one whose
+/// `<remoteCSE>` of the announcing CSE or under its `<CSEBaseAnnc>` (never an instance's
+/// variant, `<contentInstanceAnnc>`, `<timeSeriesInstanceAnnc>` or
+/// `<flexContainerInstanceAnnc>`: their container is always announced first); one whose
 /// parent was announced sits under that parent's announced variant, where the original
 /// parent holds the original child.
 pub(super) fn allows_announced_child(parent: ResourceType, original: u16) -> bool {
@@ -105,7 +107,7 @@ pub(super) fn allows_announced_child(parent: ResourceType, original: u16) -> boo
 pub(super) fn allows_original_child(original: u16, child: ResourceType) -> bool {
     use ResourceType::*;
     match (original, child) {
-        (4 | 30, _) => false,
+        (4 | 30 | 58, _) => false,
         (_, Subscription) => true,
         (2, Container | Group | AccessControlPolicy) | (3, Container) => true,
         _ => false,

@@ -254,7 +254,8 @@ fn type_by_root(name: &str) -> Option<ResourceType> {
 enum Res {
     Type(ResourceType),
     Flex(Option<&'static Specialization>),
-    /// A `<flexContainerAnnc>` (`cod:binShAnnc`), typed by the specialization too.
+    /// A `<flexContainerAnnc>` or `<flexContainerInstanceAnnc>` (both `cod:binShAnnc`),
+    /// typed by the specialization too.
     FlexAnnc(&'static Specialization),
 }
 
@@ -285,12 +286,16 @@ fn resource_by_root(name: &str) -> Option<Res> {
 fn attribute_kind(res: Res, key: &str) -> Option<XKind> {
     match res {
         Res::Type(t) => attrs::find(t, key).and_then(|d| from_attr_kind(d.kind)),
-        Res::FlexAnnc(spec) => ResourceType::FlexContainer
-            .announced()
-            .and_then(|a| attrs::find(a, key))
-            .map(|d| d.kind)
-            .or_else(|| spec.attribute(key).map(|a| a.kind))
-            .and_then(from_attr_kind),
+        Res::FlexAnnc(spec) => [
+            ResourceType::FlexContainer,
+            ResourceType::FlexContainerInstance,
+        ]
+        .into_iter()
+        .filter_map(ResourceType::announced)
+        .find_map(|a| attrs::find(a, key))
+        .map(|d| d.kind)
+        .or_else(|| spec.attribute(key).map(|a| a.kind))
+        .and_then(from_attr_kind),
         Res::Flex(spec) => attrs::find(ResourceType::FlexContainer, key)
             .or_else(|| attrs::find(ResourceType::FlexContainerInstance, key))
             .map(|d| d.kind)
