@@ -865,9 +865,56 @@ async fn ts0004_7_4_58_srat_joins_a_subscription_on_the_in() {
         .expect(2001);
     rx.wait_for(1, |r| r.body == crs_notice).await;
 
-    fed.mn.delete(&to, "Cmnapp").await.expect(2002);
+    // An UPDATE adding one the AE may not UPDATE: 5221, nothing changed on the IN.
+    fed.mn
+        .update(
+            &to,
+            "Cmnapp",
+            json!({"m2m:crs": {"srat": [&mine, &theirs]}}),
+        )
+        .await
+        .expect(5221);
+    assert_eq!(
+        targets_of(format!("{shared}/theirs")).await,
+        (json!(["Cinowner"]), Value::Null)
+    );
+    assert_eq!(
+        targets_of(format!("{shared}/mine")).await,
+        (json!(["/id-mn/Cmnapp", sur]), json!([sur]))
+    );
+    // One swapped for another: the new one joins before the answer, the old one leaves.
+    let r = fed
+        .mn
+        .create(
+            &on_in,
+            "Cmnapp",
+            23,
+            json!({"m2m:sub": {"rn": "next", "nu": ["/id-mn/Cmnapp"], "enc": {"net": [3]}}}),
+        )
+        .await;
+    r.expect(2001);
+    let next = format!("/id-in/{}", r.inner("m2m:sub")["ri"].as_str().expect("ri"));
+    fed.mn
+        .update(&to, "Cmnapp", json!({"m2m:crs": {"srat": [&next]}}))
+        .await
+        .expect(2004);
+    assert_eq!(
+        targets_of(format!("{shared}/next")).await,
+        (json!(["/id-mn/Cmnapp", sur]), json!([sur]))
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while targets_of(format!("{shared}/mine")).await != (json!(["/id-mn/Cmnapp"]), Value::Null) {
+        assert!(
+            Instant::now() < deadline,
+            "the subscription taken out of srat still names the resource\nMN log:\n{}",
+            fed.mn.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    fed.mn.delete(&to, "Cmnapp").await.expect(2002);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while targets_of(format!("{shared}/next")).await != (json!(["/id-mn/Cmnapp"]), Value::Null) {
         assert!(
             Instant::now() < deadline,
             "the IN's subscription still names the deleted resource\nMN log:\n{}",
