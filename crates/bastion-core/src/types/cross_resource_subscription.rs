@@ -14,12 +14,19 @@
 //! deletes them again ([`Creating`]); they are deleted there when the resource ends
 //! (best effort, logged).
 //!
-//! `srat` (subscriptions as targets, TS-0004 7.4.58.2.1 c): existing `<subscription>`s on
-//! this CSE join it: the resource is added to their `nu` and `acrs`, which is an UPDATE
-//! of theirs by the originator, so it needs the originator's UPDATE privilege on `nu`
-//! and `acrs` and a subscription that can take one more `nu` entry. The additions are
+//! `srat` (subscriptions as targets, TS-0004 7.4.58.2.1 c): existing `<subscription>`s
+//! join it: the resource is added to their `nu` and `acrs`, which is an UPDATE of theirs
+//! by the originator. On this CSE it needs the originator's UPDATE privilege on `nu` and
+//! `acrs` and a subscription that can take one more `nu` entry; the additions are
 //! written with the resource (`instantiate`); an UPDATE of `srat` and the resource's
-//! removal (`types::remove_node`) take them out again.
+//! removal (`types::remove_node`) take them out again. On another CSE (named by its
+//! resource ID, `/cse-id/ri`, which its notifications carry as `sur`): the originator's
+//! own RETRIEVE and UPDATE of its `nu` (and `acrs` where that CSE has it), forwarded
+//! there, so that CSE decides ([`edit_remote`]); joined last, like the remote `rrat`
+//! subscriptions, and left again if the request fails or is not written ([`Creating`]);
+//! left when an UPDATE takes it out of `srat` and when the resource ends (best effort,
+//! logged, as the remote `rrat` cleanup). Its notifications count like those of a remote
+//! `rrat` subscription: only from the CSE hosting it.
 //!
 //! Any target that fails answers 5221 naming the list, its index and its own status, and
 //! nothing is created or changed. Notifications of target subscriptions here never leave
@@ -29,7 +36,7 @@
 //! Bounded: at most [`MAX_CRS_TARGETS`] targets in `rrat` and `srat` together (one bit
 //! each in the window); the `rrat` ones count against the originator's subscription cap;
 //! requests to other CSEs go at most [`MAX_IN_FLIGHT`] at once, each bounded by
-//! the outbound timeout. Not built: `srat` entries on other CSEs (5221).
+//! the outbound timeout.
 
 use super::{merged, new_ri, universal, NewNode, Prepared, ResourceKind};
 use crate::access::Enforcer;
