@@ -1058,9 +1058,9 @@ async fn join_remote(
     }
     let calls: Vec<_> = entries
         .iter()
-        .map(|(i, key)| {
+        .map(|(_, key)| {
             let (crs, fr, binding) = (&doing.crs, &doing.creator, &doing.binding);
-            async move { edit_remote(cse, crs, fr, binding, key, true, *i).await }
+            async move { edit_remote(cse, crs, fr, binding, key, true).await }
         })
         .collect();
     let answers = join_bounded(calls, MAX_IN_FLIGHT).await;
@@ -1100,8 +1100,7 @@ pub(crate) async fn leave_remote(
 ) {
     let calls: Vec<_> = joined
         .iter()
-        .enumerate()
-        .map(|(k, key)| async move { edit_remote(cse, crs, creator, ctx, key, false, k).await })
+        .map(|key| async move { edit_remote(cse, crs, creator, ctx, key, false).await })
         .collect();
     let answers = join_bounded(calls, MAX_IN_FLIGHT).await;
     for (key, answer) in joined.iter().zip(answers) {
@@ -1126,15 +1125,17 @@ async fn edit_remote(
     binding: &RequestContext,
     key: &str,
     join: bool,
-    k: usize,
 ) -> Result<bool, (u16, String)> {
     let own = format!("{}/{}", cse.config.cse_id, crs);
     let tag = if join { 'j' } else { 'l' };
+    // Distinct per resource, subscription and step (a forwarded request is known by its
+    // originator and `rqi`).
+    let named = key.rsplit('/').next().unwrap_or_default();
     let request = |op: Operation, step: char, pc: Option<Value>| bastion_proto::Request {
         op: Some(op),
         to: key.to_owned(),
         fr: Some(fr.to_owned()),
-        rqi: Some(format!("{crs}-{tag}{step}{k}")),
+        rqi: Some(format!("{crs}-{tag}{step}-{named}")),
         rvi: Some(SUBSCRIPTION_RELEASE.to_owned()),
         pc,
         ..Default::default()
@@ -1158,7 +1159,7 @@ async fn edit_remote(
                 "srat names subscriptions only".to_owned(),
             )
         })?;
-    if join && sub.get("ri").and_then(Value::as_str) != key.rsplit('/').next() {
+    if join && sub.get("ri").and_then(Value::as_str) != Some(named) {
         return Err((
             Rsc::BadRequest.code(),
             "not the subscription's resource ID".to_owned(),
