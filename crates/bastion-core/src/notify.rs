@@ -657,20 +657,28 @@ impl Cse {
 
     /// The deletion notice (`su`, TS-0001 10.2.11.5) and a flush of anything batched;
     /// a crossResourceSubscription's target subscriptions on other CSEs are deleted
-    /// there, as its creator, without waiting (best effort).
+    /// there, and the `srat` subscriptions there it joined are left, as its creator,
+    /// without waiting (best effort).
     pub(crate) fn subscription_ended(&self, ri: &str, state: &SubscriptionState) {
         let sur = format!("{}/{}", self.config.cse_id, ri);
         if let Some(sink) = &self.notifications {
             sink.flush(&sur);
         }
-        if let (false, Some(cse)) = (state.remote_companions.is_empty(), self.me.upgrade()) {
-            let (creator, ids) = (state.creator.clone(), state.remote_companions.clone());
+        let remote = !state.remote_companions.is_empty() || !state.remote_joined.is_empty();
+        if let (true, Some(cse)) = (remote, self.me.upgrade()) {
+            let creator = state.creator.clone();
+            let ids = state.remote_companions.clone();
+            let joined = state.remote_joined.clone();
             let crs = ri.to_owned();
             tokio::spawn(async move {
                 // Not the request of anyone here: no binding to speak for.
                 let anonymous = RequestContext::new(None, None);
                 crate::types::cross_resource_subscription::delete_remote(
                     &cse, &crs, &creator, &anonymous, &ids,
+                )
+                .await;
+                crate::types::cross_resource_subscription::leave_remote(
+                    &cse, &crs, &creator, &anonymous, &joined,
                 )
                 .await;
             });

@@ -64,6 +64,9 @@ pub struct SubscriptionState {
     /// Of a `<crossResourceSubscription>`'s delivery: the target subscriptions it made on
     /// other CSEs (SP-relative IDs), deleted there when it ends.
     pub(crate) remote_companions: Vec<String>,
+    /// Of a `<crossResourceSubscription>`'s delivery: the `srat` subscriptions on other
+    /// CSEs whose `nu` it joined (SP-relative IDs), left when it ends.
+    pub(crate) remote_joined: Vec<String>,
 }
 
 /// `enc.md` (`m2m:missingData`, TS-0001 9.6.8): notify when `num` missing data points of
@@ -310,6 +313,7 @@ impl SubscriptionState {
             stats: attrs.get("nse").and_then(Value::as_bool).unwrap_or(false),
             missing,
             remote_companions: Vec::new(),
+            remote_joined: Vec::new(),
         })
     }
 }
@@ -350,8 +354,8 @@ pub struct CrossResourceState {
     /// Subscriptions an UPDATE took out of `srat`: their `nu` no longer names it once the
     /// UPDATE is written (used by that write only).
     pub released: Vec<Arc<str>>,
-    /// While it is being created: the target subscriptions made on other CSEs, deleted
-    /// again unless the CREATE is written.
+    /// While it is being created or updated: what that did on other CSEs (target
+    /// subscriptions made, `srat` subscriptions joined), undone unless it is written.
     pub(crate) creating: Mutex<Option<Box<dyn Undo>>>,
     pub window_ms: i64,
     /// `twt` 2 (sliding): a window starts at the first notification; else (1, periodic)

@@ -743,3 +743,183 @@ async fn ts0004_7_4_58_cross_resource_subscription_with_a_target_on_the_in() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// `<crossResourceSubscription>` joining, by `srat`, a subscription on another CSE
+/// (TS-0004 7.4.58.2.1 c, 7.4.58.2.4, 7.5.1.2.18): an AE on the MN names the subscription
+/// it made on the IN. The MN reads it and adds the resource to its `nu` and `acrs`, both
+/// as the AE (the IN decides); the IN's notifications of it make the window count, only
+/// when the IN sends them. A subscription the AE may read but not UPDATE fails the CREATE
+/// with 5221 and neither subscription is left changed; DELETE takes the resource out of
+/// the IN subscription's `nu` again.
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0004_7_4_58_srat_joins_a_subscription_on_the_in() {
+    let fed = tokio::task::block_in_place(Federation::start);
+    let owner = fed.inc.ae("Cinowner").await;
+    let shared = shared_container(&fed.inc, &owner, "Cinowner", "/id-mn/Cmnapp").await;
+    let rx = Receiver::start().await;
+    let ae = mn_receiving_ae(&fed, "Cmnapp", &rx.url, "Cmnapp").await;
+    let on_in = format!("/~/id-in{shared}");
+    // The AE's own subscription on the IN: its creator may UPDATE it.
+    let r = fed
+        .mn
+        .create(
+            &on_in,
+            "Cmnapp",
+            23,
+            json!({"m2m:sub": {"rn": "mine", "nu": ["/id-mn/Cmnapp"], "enc": {"net": [3]}}}),
+        )
+        .await;
+    r.expect(2001);
+    let mine = format!("/id-in/{}", r.inner("m2m:sub")["ri"].as_str().expect("ri"));
+    // The owner's, under the container's ACP: the AE may RETRIEVE it, not UPDATE it.
+    let acp = format!("{}/share", owner.trim_start_matches('/'));
+    let r = fed
+        .inc
+        .create(
+            &shared,
+            "Cinowner",
+            23,
+            json!({"m2m:sub": {"rn": "theirs", "nu": ["Cinowner"], "enc": {"net": [3]},
+                "acpi": [acp]}}),
+        )
+        .await;
+    r.expect(2001);
+    let theirs = format!("/id-in/{}", r.inner("m2m:sub")["ri"].as_str().expect("ri"));
+    fed.mn
+        .get(&format!("/~{theirs}"), "Cmnapp")
+        .await
+        .expect(2000);
+    let targets_of = |path: String| {
+        let inc = &fed.inc;
+        async move {
+            // Release 4: `acrs` is shown.
+            let r = inc
+                .request("GET", &path)
+                .from("CAdmin")
+                .rvi("4")
+                .send()
+                .await;
+            r.expect(2000);
+            let sub = r.inner("m2m:sub");
+            (sub["nu"].clone(), sub["acrs"].clone())
+        }
+    };
+    let crs = |rn: &str, srat: Vec<&str>| json!({"m2m:crs": {"rn": rn, "srat": srat, "twt": 1, "tws": "PT1M", "nu": ["Cmnapp"]}});
+
+    let r = fed
+        .mn
+        .create(&ae, "Cmnapp", 48, crs("denied", vec![&mine, &theirs]))
+        .await;
+    r.expect(5221);
+    assert!(
+        r.text.contains("srat target 1") && r.text.contains("4103"),
+        "{}",
+        r.text
+    );
+    fed.mn
+        .get(&format!("{ae}/denied"), "Cmnapp")
+        .await
+        .expect(4004);
+    // Neither is left naming it: the join of `mine` was undone before the answer.
+    assert_eq!(
+        targets_of(format!("{shared}/mine")).await,
+        (json!(["/id-mn/Cmnapp"]), Value::Null)
+    );
+    assert_eq!(
+        targets_of(format!("{shared}/theirs")).await,
+        (json!(["Cinowner"]), Value::Null)
+    );
+
+    let r = fed
+        .mn
+        .create(&ae, "Cmnapp", 48, crs("joined", vec![&mine]))
+        .await;
+    r.expect(2001);
+    let sur = format!("/id-mn/{}", r.inner("m2m:crs")["ri"].as_str().expect("ri"));
+    assert_eq!(r.inner("m2m:crs")["srat"], json!([mine]));
+    assert_eq!(
+        targets_of(format!("{shared}/mine")).await,
+        (json!(["/id-mn/Cmnapp", sur]), json!([sur]))
+    );
+    // Only the IN, which hosts the joined subscription, makes its notifications count.
+    let to = format!("{ae}/joined");
+    for (fr, about) in [("Cmnapp", mine.as_str()), ("/id-in", "/id-in/other")] {
+        fed.mn
+            .request("POST", &to)
+            .from(fr)
+            .json(&json!({"m2m:sgn": {"sur": about}}))
+            .send()
+            .await
+            .expect(4103);
+    }
+    let crs_notice = json!({"m2m:sgn": {"sur": sur}});
+    assert!(
+        !rx.all().iter().any(|r| r.body == crs_notice),
+        "{:?}",
+        rx.all()
+    );
+    // An event on the IN's container: the IN notifies the resource, which notifies the AE.
+    fed.inc
+        .create(&shared, "Cinowner", 4, json!({"m2m:cin": {"con": "1"}}))
+        .await
+        .expect(2001);
+    rx.wait_for(1, |r| r.body == crs_notice).await;
+
+    // An UPDATE adding one the AE may not UPDATE: 5221, nothing changed on the IN.
+    fed.mn
+        .update(
+            &to,
+            "Cmnapp",
+            json!({"m2m:crs": {"srat": [&mine, &theirs]}}),
+        )
+        .await
+        .expect(5221);
+    assert_eq!(
+        targets_of(format!("{shared}/theirs")).await,
+        (json!(["Cinowner"]), Value::Null)
+    );
+    assert_eq!(
+        targets_of(format!("{shared}/mine")).await,
+        (json!(["/id-mn/Cmnapp", sur]), json!([sur]))
+    );
+    // One swapped for another: the new one joins before the answer, the old one leaves.
+    let r = fed
+        .mn
+        .create(
+            &on_in,
+            "Cmnapp",
+            23,
+            json!({"m2m:sub": {"rn": "next", "nu": ["/id-mn/Cmnapp"], "enc": {"net": [3]}}}),
+        )
+        .await;
+    r.expect(2001);
+    let next = format!("/id-in/{}", r.inner("m2m:sub")["ri"].as_str().expect("ri"));
+    fed.mn
+        .update(&to, "Cmnapp", json!({"m2m:crs": {"srat": [&next]}}))
+        .await
+        .expect(2004);
+    assert_eq!(
+        targets_of(format!("{shared}/next")).await,
+        (json!(["/id-mn/Cmnapp", sur]), json!([sur]))
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while targets_of(format!("{shared}/mine")).await != (json!(["/id-mn/Cmnapp"]), Value::Null) {
+        assert!(
+            Instant::now() < deadline,
+            "the subscription taken out of srat still names the resource\nMN log:\n{}",
+            fed.mn.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    fed.mn.delete(&to, "Cmnapp").await.expect(2002);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while targets_of(format!("{shared}/next")).await != (json!(["/id-mn/Cmnapp"]), Value::Null) {
+        assert!(
+            Instant::now() < deadline,
+            "the IN's subscription still names the deleted resource\nMN log:\n{}",
+            fed.mn.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

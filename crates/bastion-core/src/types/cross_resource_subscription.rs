@@ -14,12 +14,19 @@
 //! deletes them again ([`Creating`]); they are deleted there when the resource ends
 //! (best effort, logged).
 //!
-//! `srat` (subscriptions as targets, TS-0004 7.4.58.2.1 c): existing `<subscription>`s on
-//! this CSE join it: the resource is added to their `nu` and `acrs`, which is an UPDATE
-//! of theirs by the originator, so it needs the originator's UPDATE privilege on `nu`
-//! and `acrs` and a subscription that can take one more `nu` entry. The additions are
+//! `srat` (subscriptions as targets, TS-0004 7.4.58.2.1 c): existing `<subscription>`s
+//! join it: the resource is added to their `nu` and `acrs`, which is an UPDATE of theirs
+//! by the originator. On this CSE it needs the originator's UPDATE privilege on `nu` and
+//! `acrs` and a subscription that can take one more `nu` entry; the additions are
 //! written with the resource (`instantiate`); an UPDATE of `srat` and the resource's
-//! removal (`types::remove_node`) take them out again.
+//! removal (`types::remove_node`) take them out again. On another CSE (named by its
+//! resource ID, `/cse-id/ri`, which its notifications carry as `sur`): the originator's
+//! own RETRIEVE and UPDATE of its `nu` (and `acrs` where that CSE has it), forwarded
+//! there, so that CSE decides ([`edit_remote`]); joined last, like the remote `rrat`
+//! subscriptions, and left again if the request fails or is not written ([`Creating`]);
+//! left when an UPDATE takes it out of `srat` and when the resource ends (best effort,
+//! logged, as the remote `rrat` cleanup). Its notifications count like those of a remote
+//! `rrat` subscription: only from the CSE hosting it.
 //!
 //! Any target that fails answers 5221 naming the list, its index and its own status, and
 //! nothing is created or changed. Notifications of target subscriptions here never leave
@@ -29,7 +36,7 @@
 //! Bounded: at most [`MAX_CRS_TARGETS`] targets in `rrat` and `srat` together (one bit
 //! each in the window); the `rrat` ones count against the originator's subscription cap;
 //! requests to other CSEs go at most [`MAX_IN_FLIGHT`] at once, each bounded by
-//! the outbound timeout. Not built: `srat` entries on other CSEs (5221).
+//! the outbound timeout.
 
 use super::{merged, new_ri, universal, NewNode, Prepared, ResourceKind};
 use crate::access::Enforcer;
@@ -42,7 +49,7 @@ use crate::subscription::{
     MAX_CRS_TARGETS, TWT_SLIDING,
 };
 use crate::tree::{Node, Ri, Tree, TypeState};
-use crate::{Cse, RequestContext};
+use crate::{Cse, CseConfig, RequestContext};
 use async_trait::async_trait;
 use bastion_policy::{AccessOperation, Attributes};
 use bastion_proto::json::string_list as strings;
@@ -100,12 +107,24 @@ impl ResourceKind for CrossResourceSubscription {
             SubscriptionState::compile(&attrs, ty, &req.fr, ctx.authenticated)
                 .map_err(|e| failure(RRAT, i, target, e))?;
         }
-        // Each `srat` subscription as the originator's own UPDATE of its `nu` would.
+        // Each `srat` subscription as the originator's own UPDATE of its `nu` would: one
+        // here is checked now, one on another CSE is joined there, last (below).
         let mut joined: Vec<Ri> = Vec::with_capacity(srat.len());
+        let mut checked: Vec<Value> = Vec::with_capacity(srat.len());
+        let mut elsewhere: Vec<(usize, String)> = Vec::new();
         for (i, entry) in srat.iter().enumerate() {
+            let keys: Vec<String> = elsewhere.iter().map(|(_, k)| k.clone()).collect();
+            if let Some(key) =
+                remote_entry(cse, entry, &keys).map_err(|e| failure(SRAT, i, entry, e))?
+            {
+                elsewhere.push((i, key));
+                checked.push(Value::from(""));
+                continue;
+            }
             let ri = join_check(cse, &access, entry, &joined)
                 .await
                 .map_err(|e| failure(SRAT, i, entry, e))?;
+            checked.push(Value::from(&*ri));
             joined.push(ri);
         }
         // The IDs first: the verification request names the resource.
@@ -129,26 +148,29 @@ impl ResourceKind for CrossResourceSubscription {
         cse.verify_targets(&sur, &req.fr, &delivery.targets())
             .await?;
         // The target subscriptions on other CSEs, last: what fails after them deletes them.
-        let made = subscribe_remote(cse, req, ctx, &ri, &remote, &criteria, content).await?;
+        let mut made = subscribe_remote(cse, req, ctx, &ri, &remote, &criteria, content).await?;
+        join_remote(cse, &mut made, &srat, &elsewhere).await?;
+        let remote_joined: Vec<String> = elsewhere.into_iter().map(|(_, k)| k).collect();
         let mut subs = subs;
         for (i, id) in &made.ids {
             subs[*i] = Ri::from(id.as_str());
         }
         Arc::make_mut(&mut delivery).remote_companions =
             made.ids.iter().map(|(_, id)| id.clone()).collect();
+        Arc::make_mut(&mut delivery).remote_joined = remote_joined.clone();
         let mut defaults = Map::new();
         if !subs.is_empty() {
             let rrats = subs.iter().map(|s| Value::from(&**s)).collect();
             defaults.insert("rrats".into(), Value::Array(rrats));
         }
-        if !joined.is_empty() {
+        if !checked.is_empty() {
             // What `companions` checks again under the lock, and takes out.
-            let ids = joined.iter().map(|s| Value::from(&**s)).collect();
-            defaults.insert(SRAT_CHECKED.into(), Value::Array(ids));
+            defaults.insert(SRAT_CHECKED.into(), Value::Array(checked));
         }
         let sliding = content.get("twt").and_then(Value::as_u64) == Some(TWT_SLIDING);
         let mut all = subs;
         all.extend(joined.iter().cloned());
+        all.extend(remote_joined.iter().map(|k| Ri::from(k.as_str())));
         let mut state = CrossResourceState::new(all, window, sliding, cse.now_ms(), delivery);
         state.srat = joined;
         state.creating = std::sync::Mutex::new(Some(Box::new(made)));
@@ -183,13 +205,17 @@ impl ResourceKind for CrossResourceSubscription {
             srat,
         } = targets(attrs)?;
         let criteria = criteria_set(attrs, targets.len())?;
-        // The `srat` subscriptions `prepare` authorized: still the ones the entries name,
-        // and still able to take one more `nu` entry.
+        // The `srat` subscriptions here `prepare` authorized: still the ones the entries
+        // name, and still able to take one more `nu` entry (those on other CSEs, empty
+        // here, were joined there).
         let checked = strings(attrs.remove(SRAT_CHECKED).as_ref());
         if checked.len() != srat.len() {
             return Err(RequestError::Internal("srat not prepared".into()));
         }
         for (i, (entry, ri)) in srat.iter().zip(&checked).enumerate() {
+            if ri.is_empty() {
+                continue;
+            }
             let same = resolve_local(tree, new.config, entry).is_some_and(|n| *n.ri == **ri);
             if !same {
                 let gone = RequestError::not_found("no such subscription");
@@ -260,8 +286,9 @@ impl ResourceKind for CrossResourceSubscription {
 
     /// A new `nu` entry is verified as on CREATE; a new `tws` or `twt` restarts the
     /// window (TS-0004 7.4.58.2.3), as does every UPDATE. A subscription `srat` adds is
-    /// checked as on CREATE, for this UPDATE's originator; one it takes out is released
-    /// when the UPDATE is written ([`ResourceKind::instantiate`]).
+    /// checked (here) or joined (on another CSE, last) as on CREATE, for this UPDATE's
+    /// originator; one it takes out is released when the UPDATE is written
+    /// ([`ResourceKind::instantiate`]; on another CSE, left then, as that originator).
     async fn prepare_update(
         &self,
         cse: &Cse,
@@ -283,8 +310,21 @@ impl ResourceKind for CrossResourceSubscription {
         };
         let Targets { srat, .. } = targets(&attrs)?;
         let rrats = rrats_of(&attrs);
+        let was = &old.delivery.remote_joined;
         let mut joined: Vec<Ri> = Vec::with_capacity(srat.len());
+        let mut keys: Vec<String> = Vec::new();
+        let mut elsewhere: Vec<(usize, String)> = Vec::new();
         for (i, entry) in srat.iter().enumerate() {
+            if let Some(key) =
+                remote_entry(cse, entry, &keys).map_err(|e| failure(SRAT, i, entry, e))?
+            {
+                // Already joined: a change of it is the subscription owner's.
+                if !was.contains(&key) {
+                    elsewhere.push((i, key.clone()));
+                }
+                keys.push(key);
+                continue;
+            }
             let kept = {
                 let tree = cse.tree.read();
                 resolve_local(&tree, &cse.config, entry)
@@ -311,13 +351,25 @@ impl ResourceKind for CrossResourceSubscription {
         let authenticated = old.delivery.authenticated;
         let delivery = delivery(&attrs, &creator, authenticated)?;
         super::subscription::verify_added_targets(cse, ri, &old.delivery, &delivery).await?;
-        let mut state = state_of(&attrs, joined, &creator, authenticated, cse.now_ms())?;
+        let mut state = state_of(
+            &cse.config,
+            &attrs,
+            joined,
+            &creator,
+            authenticated,
+            cse.now_ms(),
+        )?;
         state.released = old
             .srat
             .iter()
             .filter(|s| !state.srat.contains(s))
             .cloned()
             .collect();
+        // Those on other CSEs last: an UPDATE not written leaves them again.
+        let mut doing = Creating::new(cse, ri, access.originator(), access.ctx(), false);
+        doing.leaving = was.iter().filter(|k| !keys.contains(k)).cloned().collect();
+        join_remote(cse, &mut doing, &srat, &elsewhere).await?;
+        state.creating = std::sync::Mutex::new(Some(Box::new(doing)));
         Ok(Some(TypeState::CrossResource(Arc::new(state))))
     }
 
@@ -379,7 +431,7 @@ impl ResourceKind for CrossResourceSubscription {
             .filter(|s| s.ty == ResourceType::Subscription && names(s, &node.ri))
             .map(|s| s.ri.clone())
             .collect();
-        match state_of(&node.attrs, srat, &creator, false, now_ms) {
+        match state_of(cx.config, &node.attrs, srat, &creator, false, now_ms) {
             Ok(state) => Ok(TypeState::CrossResource(Arc::new(state))),
             Err(e) => {
                 tracing::error!(ri = %node.ri, reason = %e, "stored crossResourceSubscription rejected; it notifies nothing");
@@ -401,8 +453,9 @@ impl ResourceKind for CrossResourceSubscription {
 }
 
 /// The state of a stored or updated resource from its attributes and its joined `srat`
-/// subscriptions.
+/// subscriptions here; its `srat` entries on other CSEs were joined when written.
 fn state_of(
+    config: &CseConfig,
     attrs: &Map<String, Value>,
     srat: Vec<Ri>,
     creator: &str,
@@ -411,12 +464,18 @@ fn state_of(
 ) -> Result<CrossResourceState, RequestError> {
     let mut delivery = delivery(attrs, creator, authenticated)?;
     let mut subs = rrats_of(attrs);
+    let remote_joined: Vec<String> = strings(attrs.get("srat"))
+        .iter()
+        .filter_map(|entry| remote_key(config, entry))
+        .collect();
     Arc::make_mut(&mut delivery).remote_companions = subs
         .iter()
         .filter(|s| s.starts_with('/'))
         .map(|s| s.to_string())
         .collect();
+    Arc::make_mut(&mut delivery).remote_joined = remote_joined.clone();
     subs.extend(srat.iter().cloned());
+    subs.extend(remote_joined.iter().map(|k| Ri::from(k.as_str())));
     subs.truncate(MAX_CRS_TARGETS);
     let sliding = attrs.get("twt").and_then(Value::as_u64) == Some(TWT_SLIDING);
     let mut state = CrossResourceState::new(subs, window_ms(attrs)?, sliding, now_ms, delivery);
@@ -714,15 +773,24 @@ fn remote_cse(cse: &Cse, target: &str) -> Option<String> {
     cse.other_host(target).map(Option::unwrap_or_default)
 }
 
-/// The target subscriptions a CREATE made on other CSEs, by `rrat` index, while the
-/// CREATE is not yet written: dropped without [`Creating::keep`], they are deleted
-/// there again. Also what holds the resource's ID among [`Cse`]'s pending ones, so that
-/// those CSEs' verification requests are answered before it exists.
+/// What a CREATE or UPDATE did on other CSEs while it is not yet written: the target
+/// subscriptions it made (by `rrat` index) and the `srat` subscriptions it joined.
+/// Dropped without [`Creating::keep`], those are deleted and left there again; kept, the
+/// `srat` subscriptions an UPDATE took out are left. Both as the request's originator,
+/// with its binding. For a CREATE, also what holds the resource's ID among [`Cse`]'s
+/// pending ones, so that those CSEs' verification requests are answered before it
+/// exists.
 struct Creating {
     cse: std::sync::Weak<Cse>,
     crs: String,
     creator: String,
+    binding: RequestContext,
     ids: Vec<(usize, String)>,
+    /// `srat` subscriptions on other CSEs this request joined (SP-relative IDs).
+    joined: Vec<String>,
+    /// `srat` subscriptions on other CSEs this UPDATE takes out.
+    leaving: Vec<String>,
+    pending: bool,
     kept: bool,
 }
 
@@ -731,28 +799,37 @@ impl std::fmt::Debug for Creating {
         f.debug_struct("Creating")
             .field("crs", &self.crs)
             .field("ids", &self.ids)
+            .field("joined", &self.joined)
+            .field("leaving", &self.leaving)
             .finish()
     }
 }
 
 impl Creating {
-    fn new(cse: &Cse, crs: &str, creator: &str) -> Creating {
-        cse.crs_pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(crs.to_owned(), creator.to_owned());
+    /// For a request of `creator` (with `ctx`) on `crs`; `pending` for its CREATE.
+    fn new(cse: &Cse, crs: &str, creator: &str, ctx: &RequestContext, pending: bool) -> Creating {
+        if pending {
+            cse.crs_pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(crs.to_owned(), creator.to_owned());
+        }
         Creating {
             cse: cse.me.clone(),
             crs: crs.to_owned(),
             creator: creator.to_owned(),
+            binding: ctx.as_received(),
             ids: Vec::new(),
+            joined: Vec::new(),
+            leaving: Vec::new(),
+            pending,
             kept: false,
         }
     }
 }
 
 impl Undo for Creating {
-    /// The CREATE was written: the target subscriptions stay.
+    /// The request was written: the target subscriptions and joins stay.
     fn keep(mut self: Box<Self>) {
         self.kept = true;
     }
@@ -763,20 +840,28 @@ impl Drop for Creating {
         let Some(cse) = self.cse.upgrade() else {
             return;
         };
-        cse.crs_pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.crs);
-        if self.kept || self.ids.is_empty() {
+        if self.pending {
+            cse.crs_pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&self.crs);
+        }
+        let (ids, leave): (Vec<String>, Vec<String>) = if self.kept {
+            (Vec::new(), std::mem::take(&mut self.leaving))
+        } else {
+            let ids = self.ids.drain(..).map(|(_, id)| id).collect();
+            (ids, std::mem::take(&mut self.joined))
+        };
+        if ids.is_empty() && leave.is_empty() {
             return;
         }
-        let ids: Vec<String> = self.ids.drain(..).map(|(_, id)| id).collect();
         let creator = std::mem::take(&mut self.creator);
         let crs = self.crs.clone();
+        let binding = self.binding.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                let anonymous = RequestContext::new(None, None);
-                delete_remote(&cse, &crs, &creator, &anonymous, &ids).await;
+                delete_remote(&cse, &crs, &creator, &binding, &ids).await;
+                leave_remote(&cse, &crs, &creator, &binding, &leave).await;
             });
         }
     }
@@ -808,14 +893,14 @@ async fn subscribe_remote(
     criteria: &[Value],
     content: &Map<String, Value>,
 ) -> Result<Creating, RequestError> {
-    let mut creating = Creating::new(cse, crs, &req.fr);
+    let mut creating = Creating::new(cse, crs, &req.fr, ctx, true);
     let own = format!("{}/{}", cse.config.cse_id, crs);
     let targets = strings(content.get("rrat"));
     let asked: Vec<usize> = (0..remote.len()).filter(|i| remote[*i].is_some()).collect();
     if asked.is_empty() {
         return Ok(creating);
     }
-    let binding = ctx.as_received();
+    let binding = creating.binding.clone();
     // They live as long as the resource asks to, or its default lifetime here (TS-0004
     // 7.4.58.2.1); the hosting CSE may shorten that.
     let et = match content.get("et") {
@@ -908,6 +993,240 @@ pub(crate) async fn delete_remote(
             tracing::warn!(subscription = %id, rsc = resp.rsc.code(), "target subscription on another CSE not deleted");
         }
     }
+}
+
+/// A `srat` entry on another CSE: the subscription's SP-relative resource ID there
+/// (`/cse-id/ri`, the `sur` its notifications carry), from that form or the absolute
+/// one; `None` for an entry on this CSE. One of another service provider (5001), any
+/// other form (4000: its notifications could not be told apart) or one of `taken`
+/// (4000) fails.
+fn remote_entry(cse: &Cse, entry: &str, taken: &[String]) -> Result<Option<String>, RequestError> {
+    match remote_cse(cse, entry) {
+        None => Ok(None),
+        Some(host) if host.is_empty() => Err(RequestError::NotImplemented(
+            "subscriptions of other service providers are not supported".into(),
+        )),
+        Some(_) => {
+            let key = remote_key(&cse.config, entry).ok_or_else(|| {
+                RequestError::bad_request(
+                    "a subscription on another CSE is named by its resource ID (/cse-id/ri)",
+                )
+            })?;
+            if taken.contains(&key) {
+                return Err(RequestError::bad_request(
+                    "the subscription is already a target",
+                ));
+            }
+            Ok(Some(key))
+        }
+    }
+}
+
+/// `/cse-id/ri` for an SP-relative (`/cse-id/ri`) or absolute (`//sp-id/cse-id/ri`)
+/// resource ID on another CSE of this service provider; `None` for anything else.
+fn remote_key(config: &CseConfig, entry: &str) -> Option<String> {
+    let relative = match entry.strip_prefix("//") {
+        Some(absolute) => {
+            let (sp, rest) = absolute.split_once('/')?;
+            if sp != config.sp_id.trim_start_matches('/') {
+                return None;
+            }
+            format!("/{rest}")
+        }
+        None if entry.starts_with('/') => entry.to_owned(),
+        None => return None,
+    };
+    let mut parts = relative[1..].split('/');
+    let (csi, ri) = (parts.next()?, parts.next()?);
+    let other = !csi.is_empty()
+        && !ri.is_empty()
+        && parts.next().is_none()
+        && config.cse_id.trim_start_matches('/') != csi;
+    other.then_some(relative)
+}
+
+/// Joins the `srat` subscriptions on other CSEs (`entries`: index in `srat`, SP-relative
+/// ID) to `doing`'s resource, each as its originator's own RETRIEVE and UPDATE would
+/// ([`edit_remote`]): the hosting CSE decides. At most [`MAX_IN_FLIGHT`] at once. Any
+/// refusal leaves those joined, deletes `doing`'s target subscriptions there, and answers
+/// 5221 naming the entry.
+async fn join_remote(
+    cse: &Cse,
+    doing: &mut Creating,
+    srat: &[String],
+    entries: &[(usize, String)],
+) -> Result<(), RequestError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let calls: Vec<_> = entries
+        .iter()
+        .map(|(_, key)| {
+            let (crs, fr, binding) = (&doing.crs, &doing.creator, &doing.binding);
+            async move { edit_remote(cse, crs, fr, binding, key, true).await }
+        })
+        .collect();
+    let answers = join_bounded(calls, MAX_IN_FLIGHT).await;
+    let mut failed = None;
+    for ((i, key), answer) in entries.iter().zip(answers) {
+        match answer {
+            Ok(true) => doing.joined.push(key.clone()),
+            // It named the resource already: nothing of this request to undo.
+            Ok(false) => {}
+            Err(refused) => {
+                failed.get_or_insert((*i, refused));
+            }
+        }
+    }
+    let Some((i, (code, why))) = failed else {
+        return Ok(());
+    };
+    // What was done goes again before the answer.
+    let joined = std::mem::take(&mut doing.joined);
+    leave_remote(cse, &doing.crs, &doing.creator, &doing.binding, &joined).await;
+    let ids: Vec<String> = doing.ids.drain(..).map(|(_, id)| id).collect();
+    delete_remote(cse, &doing.crs, &doing.creator, &doing.binding, &ids).await;
+    let shown: String = srat[i].chars().take(60).collect();
+    Err(RequestError::CrossResourceOperationFailure(
+        format!("{SRAT} target {i} ({shown}): {code} {why}").into(),
+    ))
+}
+
+/// The `srat` subscriptions on other CSEs `joined` leave crossResourceSubscription `crs`,
+/// as `creator` (best effort: a failure is logged, once per subscription).
+pub(crate) async fn leave_remote(
+    cse: &Cse,
+    crs: &str,
+    creator: &str,
+    ctx: &RequestContext,
+    joined: &[String],
+) {
+    let calls: Vec<_> = joined
+        .iter()
+        .map(|key| async move { edit_remote(cse, crs, creator, ctx, key, false).await })
+        .collect();
+    let answers = join_bounded(calls, MAX_IN_FLIGHT).await;
+    for (key, answer) in joined.iter().zip(answers) {
+        if let Err((code, _)) = answer {
+            tracing::warn!(subscription = %key, rsc = code, "srat subscription on another CSE not left");
+        }
+    }
+}
+
+/// Subscription `key` on another CSE joins (`join`) or leaves crossResourceSubscription
+/// `crs` (TS-0004 7.4.58.2.1 c, 7.4.58.2.4): a RETRIEVE of it, then an UPDATE of its `nu`
+/// with the resource's SP-relative ID added or taken out, the other entries kept, and of
+/// `acrs` likewise where the host has it (it answered in Release 4 or later). Both go
+/// through the whole pipeline with `fr` and `binding`, forwarded like any transit
+/// request, so the hosting CSE takes the access decision. A `nu` is never left empty.
+/// Whether it changed; else the status and reason that stopped it. The RETRIEVE and the
+/// UPDATE are two requests: a change of `nu` between them is lost (docs/decisions.md).
+async fn edit_remote(
+    cse: &Cse,
+    crs: &str,
+    fr: &str,
+    binding: &RequestContext,
+    key: &str,
+    join: bool,
+) -> Result<bool, (u16, String)> {
+    let own = format!("{}/{}", cse.config.cse_id, crs);
+    let tag = if join { 'j' } else { 'l' };
+    // Distinct per resource, subscription and step (a forwarded request is known by its
+    // originator and `rqi`).
+    let named = key.rsplit('/').next().unwrap_or_default();
+    let request = |op: Operation, step: char, pc: Option<Value>| bastion_proto::Request {
+        op: Some(op),
+        to: key.to_owned(),
+        fr: Some(fr.to_owned()),
+        rqi: Some(format!("{crs}-{tag}{step}-{named}")),
+        rvi: Some(SUBSCRIPTION_RELEASE.to_owned()),
+        pc,
+        ..Default::default()
+    };
+    let read = Box::pin(cse.handle(request(Operation::Retrieve, 'r', None), binding)).await;
+    if read.rsc != Rsc::Ok {
+        return Err(refused(&read));
+    }
+    let sub = read
+        .pc
+        .as_ref()
+        .and_then(|pc| pc.get("m2m:sub"))
+        .and_then(Value::as_object)
+        .filter(|s| {
+            s.get("ty").and_then(Value::as_u64)
+                == Some(u64::from(ResourceType::Subscription.number()))
+        })
+        .ok_or_else(|| {
+            (
+                Rsc::BadRequest.code(),
+                "srat names subscriptions only".to_owned(),
+            )
+        })?;
+    if join && sub.get("ri").and_then(Value::as_str) != Some(named) {
+        return Err((
+            Rsc::BadRequest.code(),
+            "not the subscription's resource ID".to_owned(),
+        ));
+    }
+    // A representation without `nu` (not readable) would make the UPDATE replace it.
+    let Some(nu) = sub.get("nu") else {
+        return Err((
+            Rsc::OriginatorHasNoPrivilege.code(),
+            "the subscription's nu is not readable".to_owned(),
+        ));
+    };
+    let mut nu = strings(Some(nu));
+    let mut acrs = strings(sub.get("acrs"));
+    let mut change = Map::new();
+    if join {
+        if nu.contains(&own) {
+            return Ok(false);
+        }
+        nu.push(own.clone());
+        change.insert("nu".into(), Value::from(nu));
+        let release = read.rvi.as_deref().and_then(|v| v.parse::<u8>().ok());
+        if release.is_some_and(|r| r >= 4) && !acrs.contains(&own) {
+            acrs.push(own);
+            change.insert("acrs".into(), Value::from(acrs));
+        }
+    } else {
+        if nu.contains(&own) && nu.len() > 1 {
+            nu.retain(|e| *e != own);
+            change.insert("nu".into(), Value::from(nu));
+        }
+        if acrs.contains(&own) {
+            acrs.retain(|e| *e != own);
+            let rest = if acrs.is_empty() {
+                Value::Null
+            } else {
+                Value::from(acrs)
+            };
+            change.insert("acrs".into(), rest);
+        }
+        if change.is_empty() {
+            return Ok(false);
+        }
+    }
+    let pc = serde_json::json!({ "m2m:sub": change });
+    let write = Box::pin(cse.handle(request(Operation::Update, 'u', Some(pc)), binding)).await;
+    if write.rsc != Rsc::Updated {
+        return Err(refused(&write));
+    }
+    Ok(true)
+}
+
+/// The status of a refused request to another CSE and its debug text (120 characters at
+/// most).
+fn refused(resp: &bastion_proto::Response) -> (u16, String) {
+    let why = resp
+        .pc
+        .as_ref()
+        .and_then(|pc| pc["m2m:dbg"].as_str())
+        .unwrap_or("")
+        .chars()
+        .take(120)
+        .collect();
+    (resp.rsc.code(), why)
 }
 
 /// How many of the `rrat` targets are on this CSE (the subscriptions made here).
