@@ -1,7 +1,7 @@
 //! Time comes from the clock the CSE was opened with: a test reaches an expiry by
 //! setting the clock, never by sleeping (docs/decisions.md, Issue 13).
 
-mod common;
+use crate::common;
 
 use bastion_core::{Cse, CseConfig, Services};
 use common::send;

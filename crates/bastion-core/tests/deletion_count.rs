@@ -2,7 +2,7 @@
 //! with `dcnt` = N is retrieved exactly N times, however many retrievals race for it,
 //! and then is gone from its container and its counters.
 
-mod common;
+use crate::common;
 
 use bastion_core::{Cse, CseConfig};
 use bastion_proto::Operation;

@@ -3,7 +3,7 @@
 //! its rules still those of its `mgd`, and deleting the node still takes its children;
 //! the CMDH policy resources keep their links and nested values.
 
-mod common;
+use crate::common;
 
 use bastion_core::{Cse, CseConfig};
 use bastion_proto::{Operation, Response};

@@ -3,8 +3,8 @@
 //! and the operator explanation follow the clock exactly as a direct request does, and a
 //! fan-out denial is audited like any other.
 
+use crate::common;
 use bastion_core::audit::MemorySink;
-mod common;
 
 use bastion_core::{AuditKind, Cse, CseConfig, ExplainQuery, RequestContext, Services};
 use bastion_policy::{AccessOperation, Grant};

@@ -2,7 +2,7 @@
 //! a bounded number of slots: a full set refuses one more with 5207, and a freed slot
 //! serves again.
 
-mod common;
+use crate::common;
 
 use bastion_core::{Cse, CseConfig};
 use bastion_proto::{Operation, Request};

@@ -3,7 +3,7 @@
 //! added by configuration, a stored flexContainer whose specialization is no longer
 //! configured, and the notifications of its updates and instances.
 
-mod common;
+use crate::common;
 
 use bastion_core::{Cse, CseConfig, Services};
 use bastion_proto::flex::Specializations;

@@ -2,7 +2,7 @@
 //! the security association injected as a binding will supply it (the TLS listeners of
 //! the security-association work fill it from the credential).
 
-mod common;
+use crate::common;
 
 use bastion_core::{Cse, CseConfig, RequestContext};
 use bastion_proto::{Operation, Request, Response};

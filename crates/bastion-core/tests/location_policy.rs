@@ -5,7 +5,7 @@
 //! when there is none, when it is stale, when it is not `LAT,LON`, when the policy is
 //! not device-based, and when the operator does not trust device positions.
 
-mod common;
+use crate::common;
 
 use bastion_core::{Cse, CseConfig, Services};
 use bastion_location::{LocationConfig, LocationPip};

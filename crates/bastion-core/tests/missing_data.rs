@@ -2,7 +2,7 @@
 //! test moves: `mdlt`, `mdc` and the `net` 8 notification, and its resumption after a
 //! restart from the stored record.
 
-mod common;
+use crate::common;
 
 use bastion_core::Cse;
 use bastion_proto::clock::ManualClock;

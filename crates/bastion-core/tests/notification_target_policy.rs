@@ -4,7 +4,7 @@
 //! `aclr` uses (here the target's own device-based `<locationPolicy>`), each with the
 //! request's originator and time.
 
-mod common;
+use crate::common;
 
 use bastion_core::Cse;
 use bastion_location::LocationConfig;

@@ -3,7 +3,7 @@
 //! attribute its type defines (optional ones not set, read-only ones the CSE keeps) is a
 //! valid name for `atrl` even when the resource does not hold it.
 
-mod common;
+use crate::common;
 
 use bastion_core::{Cse, CseConfig, RequestContext};
 use bastion_proto::attrs;

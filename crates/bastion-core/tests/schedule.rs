@@ -3,7 +3,7 @@
 //! what falls inside, and with `pn` holds the outside ones until a window opens
 //! (sendAllPending keeps them all, sendLatest the newest).
 
-mod common;
+use crate::common;
 
 use bastion_core::Cse;
 use bastion_proto::clock::ManualClock;

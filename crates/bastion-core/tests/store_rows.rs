@@ -2,7 +2,7 @@
 //! for contentInstances, and a restart over the same rows finds both again. Runs on the
 //! volatile `MemoryStore`; the SQLite round trip is covered by the binary's restart tests.
 
-mod common;
+use crate::common;
 
 use bastion_core::{Cse, CseConfig};
 use common::send;

@@ -4,7 +4,7 @@
 //! MN-CSE registered to it, then Bastion as the IN-CSE with ACME as an MN-CSE.
 //! Under `CI=true` a missing ACME fails; elsewhere the tests skip and say why.
 
-mod common;
+use crate::common;
 
 use common::acme::{acmecse, Acme, Role};
 use common::{Receiver, Server};

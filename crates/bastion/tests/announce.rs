@@ -6,7 +6,7 @@
 //! `<mgmtObj>` and a `<flexContainer>` are named by their specializations; the
 //! `<flexContainerInstance>`s of an announced flexContainer go under its copy.
 
-mod common;
+use crate::common;
 
 use bastion_proto::Serialization;
 use common::federation::Federation;

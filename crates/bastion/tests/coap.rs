@@ -5,7 +5,7 @@
 //!
 //! How its answers are read: tests/common/coap_client.rs.
 
-mod common;
+use crate::common;
 
 use common::coap_client::{available, coap_addr, Coap, Received};
 use common::identity::{Bound, PskServer};

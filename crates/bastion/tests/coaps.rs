@@ -6,7 +6,7 @@
 //!
 //! How the client's answers are read: tests/common/coap_client.rs.
 
-mod common;
+use crate::common;
 
 use common::coap_client::{available, Coap};
 use common::identity::{Bound, PskServer};

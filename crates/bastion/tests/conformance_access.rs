@@ -3,7 +3,7 @@
 //! contexts, authentication flag, object details), `pvs`, `acpi` changes, the default
 //! policy, the administrator, and discovery filtering.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

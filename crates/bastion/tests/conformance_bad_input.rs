@@ -2,7 +2,7 @@
 //! TS-0009 header rules): every one is an exact 4xxx answer, never a 5xxx, and never
 //! changes anything.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::json;

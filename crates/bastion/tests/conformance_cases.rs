@@ -5,8 +5,8 @@
 //! 127.0.0.1:1883): under `CI=true` its absence fails, elsewhere the runner says why and
 //! skips.
 
-mod cases;
-mod common;
+use crate::cases;
+use crate::common;
 
 use bastion_proto::wire::Serialization;
 use cases::format::{Case, RunnerKind};

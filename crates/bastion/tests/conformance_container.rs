@@ -2,7 +2,7 @@
 //! eviction of the oldest instances, exact counters, the state tag, the virtual `la`/`ol`
 //! children, `disr` and `mia`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

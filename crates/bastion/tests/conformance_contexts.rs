@@ -4,7 +4,7 @@
 //! closed without a location source, and strict validation of `acco` when an ACP is
 //! written.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! results, `drt`, the `ty`/`lbl`/`crb`/`cra` conditions, `lim`/`ofst`/`lvl`, `rcn` 6, and
 //! filter criteria selecting the children of a plain RETRIEVE.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::json;

@@ -2,7 +2,7 @@
 //! targets, X-M2M-* headers, media types, and the result content (`rcn`) shapes of every
 //! operation as they travel over HTTP.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

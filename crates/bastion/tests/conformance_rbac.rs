@@ -4,7 +4,7 @@
 //! `rids` parameter, tokens in the `Authorization` header and `<token>` resources named by
 //! `tids`, each against the real binary over HTTP.
 
-mod common;
+use crate::common;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use common::*;

@@ -2,7 +2,7 @@
 //! mandatory parameters, release versions, resource types, expiration and unsupported
 //! response types, each answered with its exact status code.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::json;

@@ -2,7 +2,7 @@
 //! §1-§4): the CSEBase, AE registration and originator rules, generic CRUD on containers,
 //! attribute policies, expiration.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

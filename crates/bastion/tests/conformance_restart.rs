@@ -2,7 +2,7 @@
 //! restart on the same data directory, and every acknowledged write survives SIGKILL in the
 //! middle of a write storm, with exact container counters afterwards.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

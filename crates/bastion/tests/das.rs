@@ -2,7 +2,7 @@
 //! port with a temporary policy, asked over HTTP with `bastion-client`; tokens are checked
 //! with the CSE's own `TokenVerifier`.
 
-mod common;
+use crate::common;
 
 use bastion_client::Client;
 use bastion_das::{consult, DasError};

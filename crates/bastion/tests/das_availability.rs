@@ -3,7 +3,7 @@
 //! so a slow client is cut by the same timeouts and running out of descriptors never
 //! ends it. The real binary over real TLS-PSK associations and a real descriptor limit.
 
-mod common;
+use crate::common;
 
 use common::das_limits::{exchange_until_closed, start_watched_das, WatchedDas};
 use common::das_policy::{das_policy, write_das_files, CM1_ACP_RULE};

@@ -5,7 +5,7 @@
 //! that is down. The CSE reaches the DAS over TLS-PSK (`common::das_tls`): dynamic ACP
 //! information counts only from an authenticated DAS.
 
-mod common;
+use crate::common;
 
 use common::das_policy::{cm2_token_rule, das_policy, write_das_files, CM1_ACP_RULE};
 use common::das_tls::{DasServer, Provisioned};

@@ -9,7 +9,7 @@
 //! a real SoftHSM2 token (`scripts/softhsm-env`; under `CI=true` a missing SoftHSM2
 //! fails) and the encrypted file store.
 
-mod common;
+use crate::common;
 
 use common::enrolment::{
     bastion_with, mef_tool_with, printed_body, read, start_mef_with, stderr, stdout, write_secret,

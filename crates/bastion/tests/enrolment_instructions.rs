@@ -7,7 +7,7 @@
 //! certificates are checked with `openssl verify` and `openssl x509`, a client the
 //! project did not write.
 
-mod common;
+use crate::common;
 
 use common::acme::free_port;
 use common::enrolment::{

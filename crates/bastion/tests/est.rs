@@ -9,7 +9,7 @@
 //! curl and openssl are installed by scripts/ensure-toolchain.sh; a missing one fails
 //! these tests (the spawn panics), never skips them.
 
-mod common;
+use crate::common;
 
 use common::provision::*;
 use common::*;

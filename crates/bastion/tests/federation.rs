@@ -2,7 +2,7 @@
 //! real `bastion serve` processes, an IN-CSE and an MN-CSE registered with it
 //! (`common::federation`).
 
-mod common;
+use crate::common;
 
 use common::federation::{ae, readable_container, Federation, KPSA_ID};
 use common::{bastion, ok, path, Receiver, Resp, Server};

@@ -4,7 +4,7 @@
 //! association with the `bastion serve` binary, whose `[provisioning]` GBA source fetches
 //! Ks_NAF over Zn. The CSE binds the association to the Enrolee-ID the BSF reports.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

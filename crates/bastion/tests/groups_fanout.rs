@@ -2,7 +2,7 @@
 //! to `<group>/fopt[/path]` re-issued to every member, each member's own access control
 //! deciding, `macp` (else `acpi`) deciding at the group, against the real binary over HTTP.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

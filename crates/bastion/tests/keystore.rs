@@ -2,7 +2,7 @@
 //! store and on a real SoftHSM2 token (`scripts/softhsm-env`; under `CI=true` a missing
 //! SoftHSM2 fails, elsewhere the token test is skipped with the reason printed).
 
-mod common;
+use crate::common;
 
 use common::softhsm::softhsm;
 use std::os::unix::fs::PermissionsExt;

@@ -3,7 +3,7 @@
 //! `accr` circles; the operator's prefix table gives the country of a 127.0.0.1 peer for
 //! `accc`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

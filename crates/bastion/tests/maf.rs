@@ -4,7 +4,7 @@
 //! client tools (`bastion maf-client` for the MAF procedures, `bastion req` toward the
 //! CSE). Credentials are provisioned with `bastion credentials add`, as an operator would.
 
-mod common;
+use crate::common;
 
 use common::das_tls::STORE_KEY;
 use common::provision::{add_psk_credential, printed_rsc, psk_req, Store};

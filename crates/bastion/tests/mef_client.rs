@@ -5,7 +5,7 @@
 //! not write) for the exact answers on the wire. Credentials are provisioned with
 //! `bastion credentials add`, as an operator would.
 
-mod common;
+use crate::common;
 
 use common::enrolment::{assert_enrolled_certificate, stdout};
 use common::provision::{add_psk_credential, make_ca, s_client, Store};

@@ -5,7 +5,7 @@
 //! never see each other's topics. Under `CI=true` a missing broker or client fails;
 //! elsewhere the test says why and skips.
 
-mod common;
+use crate::common;
 
 use bastion_proto::wire::primitive;
 use bastion_proto::Serialization;

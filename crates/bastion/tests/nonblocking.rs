@@ -5,7 +5,7 @@
 //! must be the originator or its registered points of access), against the real binary
 //! and real HTTP receivers.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 //! `<notificationTargetPolicy>`, with the subscriber asked (`acn` 3) through its point of
 //! access, a real HTTP server inside the test.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

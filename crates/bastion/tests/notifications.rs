@@ -2,7 +2,7 @@
 //! 7.4.8, 7.5.1.2; core-resources.md §3.7, §3.10): the real binary, with notification
 //! targets that are real HTTP servers inside the test, and polling channels.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

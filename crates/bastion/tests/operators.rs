@@ -2,7 +2,7 @@
 //! and against a running server, the admin explanation API (`/__bastion/explain`), and
 //! the security audit log (`<data-dir>/audit.log`).
 
-mod common;
+use crate::common;
 
 use common::{Server, ADMIN, CSE_NAME};
 use serde_json::{json, Value};

@@ -4,7 +4,7 @@
 //! credentials add-http-peer`, requests sent by `curl`, a client the project did not
 //! write, which verifies the server's certificate and presents none of its own.
 
-mod common;
+use crate::common;
 
 use common::provision::*;
 use common::*;

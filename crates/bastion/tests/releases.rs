@@ -1,7 +1,7 @@
 //! Releases beyond what a conformance case can carry (TS-0001 8.1.2, 8.1.3): what a
 //! notification target receives, whatever release the event's originator spoke.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::json;

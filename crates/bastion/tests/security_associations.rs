@@ -4,7 +4,7 @@
 //! owner-only files, and certificates following the 10.1.1 profile. Every test runs the
 //! real binaries over real sockets and real TLS handshakes.
 
-mod common;
+use crate::common;
 
 use bastion_client::{Client, ClientConfig, TlsConnector};
 use bastion_das::{consult, DasError};

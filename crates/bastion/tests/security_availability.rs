@@ -6,7 +6,7 @@
 //! * slow or idle clients are cut by the header, body and idle timeouts, on the plain
 //!   and the TLS listener.
 
-mod common;
+use crate::common;
 
 use common::limits::{bare_connections, read_until_closed};
 use common::provision::{add_psk_credential, printed_rsc, psk_req, psk_stream, Store};

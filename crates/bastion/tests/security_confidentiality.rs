@@ -4,7 +4,7 @@
 //! asking for it directly; notification targets are verified without telling the
 //! subscriber why one failed; results and fan-outs are bounded. Against the real binary.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -9,7 +9,7 @@
 //! * the operator endpoint `/__bastion/explain` applies the same binding;
 //! * the admin's ID never reaches the audit log and can never become an AE-ID.
 
-mod common;
+use crate::common;
 
 use common::federation::{ae, readable_container, Federation};
 use common::identity::{Bound, PskServer};

@@ -3,7 +3,7 @@
 //! refuses, notifications in the serialization a target asks for, and interoperability
 //! with decoders outside the workspace (Python's cbor2 and xml.etree).
 
-mod common;
+use crate::common;
 
 use bastion_proto::Serialization::{self, Cbor, Json, Xml};
 use common::{Receiver, Resp, Server, CSE_ID, CSE_NAME};

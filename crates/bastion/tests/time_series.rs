@@ -2,7 +2,7 @@
 //! 7.4.36): the real binary on the wall clock, a subscription with `net` 8 and a real
 //! HTTP notification target inside the test.
 
-mod common;
+use crate::common;
 
 use bastion_proto::time::{format_millis, Timestamp};
 use common::*;

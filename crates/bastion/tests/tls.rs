@@ -3,7 +3,7 @@
 //! `bastion credentials`, certificates made with `bastion cert`, requests sent with
 //! `bastion req` or, for kept-alive connections, with hyper over `bastion_tls::TlsClient`.
 
-mod common;
+use crate::common;
 
 use common::provision::*;
 use common::*;

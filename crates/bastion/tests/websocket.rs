@@ -5,7 +5,7 @@
 //! Under `CI=true` a missing Python environment fails; elsewhere those tests say why and
 //! skip.
 
-mod common;
+use crate::common;
 
 use bastion_proto::wire::Serialization;
 use common::identity::{Bound, PskServer};

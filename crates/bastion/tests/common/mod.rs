@@ -1,7 +1,7 @@
 //! Harness of the conformance suite: starts the real `bastion` binary on an ephemeral port
 //! with a fresh data directory and speaks oneM2M over HTTP (TS-0009) to it.
 //!
-//! Every test file includes this module with `mod common;` and uses a subset of it.
+//! Every test file uses a subset of it (`use crate::common;`).
 #![allow(dead_code)]
 
 pub mod acme;
