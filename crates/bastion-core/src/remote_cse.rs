@@ -12,7 +12,7 @@ use crate::checks::{CreateRequest, Envelope};
 use crate::originator::{owner, Owner};
 use crate::tree::{Node, Ri, Tree};
 pub(crate) use crate::types::csr_of;
-use crate::types::{common, created, new_ri, node_row, resolve_acpi, universal};
+use crate::types::{check_dcse, common, created, new_ri, node_row, resolve_acpi, universal};
 use crate::{Cse, CseType};
 use bastion_proto::attrs::{self, Phase};
 use bastion_proto::time::Timestamp;
@@ -221,54 +221,6 @@ impl Cse {
         node.acpi = acpi;
         Ok((node, attrs))
     }
-
-    /// `dcse` entries: SP-relative CSE-IDs, neither this CSE, nor the registree itself,
-    /// nor a CSE registered here directly, nor one another registree already lists
-    /// (each would let one registree claim another's originators, traffic or announced
-    /// copies; docs/decisions.md).
-    fn check_dcse(&self, tree: &Tree, csi: &str, dcse: Option<&Value>) -> Result<(), RequestError> {
-        let Some(list) = dcse.and_then(Value::as_array) else {
-            return Ok(());
-        };
-        for entry in list {
-            let d = entry.as_str().unwrap_or("");
-            let is_cse_id = matches!(owner(&self.config.sp_id, d), Owner::Cse(c) if c == d);
-            if !is_cse_id || d == self.config.cse_id || d == csi || csr_of(tree, d).is_some() {
-                return Err(RequestError::bad_request(
-                    "dcse must list SP-relative CSE-IDs of CSEs below the registree",
-                ));
-            }
-            if self.listed_by_another_registree(tree, csi, d) {
-                return Err(RequestError::bad_request(
-                    "dcse lists a CSE another registree already lists",
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether a `<remoteCSE>` other than `csi`'s and the registrar's lists `cse` in
-    /// its `dcse` (the registrar's list vouches for nothing here).
-    fn listed_by_another_registree(&self, tree: &Tree, csi: &str, cse: &str) -> bool {
-        let Some(base) = tree.get(&tree.base) else {
-            return false;
-        };
-        let registrar = self.config.registrar.as_deref();
-        base.children
-            .iter()
-            .filter_map(|ri| tree.get(ri))
-            .filter(|n| n.ty == ResourceType::RemoteCse)
-            .filter(|n| {
-                let other = n.attrs.get("csi").and_then(Value::as_str);
-                other != Some(csi) && other != registrar
-            })
-            .any(|n| {
-                n.attrs
-                    .get("dcse")
-                    .and_then(Value::as_array)
-                    .is_some_and(|l| l.iter().any(|d| d.as_str() == Some(cse)))
-            })
-    }
 }
 
 /// A `<remoteCSE>` whose `poa` leads back to this CSE would make every request forwarded
@@ -361,21 +313,14 @@ impl Cse {
     pub(crate) fn check_remote_cse_update(
         &self,
         req: &Envelope,
-        ri: &Ri,
         content: &Map<String, Value>,
     ) -> Result<(), RequestError> {
         if is_ae_originator(self, &req.fr) {
             return Err(RequestError::not_allowed("an AE cannot update a remoteCSE"));
         }
-        check_poa_not_own(&self.config.poa, content.get("poa"))?;
-        let tree = self.tree.read();
-        let csi = tree
-            .get(ri)
-            .and_then(|n| n.attrs.get("csi"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
-        self.check_dcse(&tree, &csi, content.get("dcse"))
+        // `dcse` is checked where the UPDATE is written, under the tree's write lock
+        // (`types::remote_cse`), so two registrees cannot both list one CSE.
+        check_poa_not_own(&self.config.poa, content.get("poa"))
     }
 
     /// DELETE of a `<remoteCSE>` (deregistration): never by an AE (4005, TS-0001
@@ -442,7 +387,7 @@ async fn register(
                 "a CSE with this CSE-ID is already registered".into(),
             ));
         }
-        cse.check_dcse(&tree, &csi, content.get("dcse"))?;
+        check_dcse(&cse.config, &tree, &csi, content.get("dcse"))?;
         crate::types::check_links(&tree, &cse.config, ResourceType::RemoteCse, &content)?;
         let (mut node, attrs) = cse.new_csr(&mut tree, parent_ri, &csi, content, now)?;
         // Registered over an association: the CSE-ID is bound to it from now on.

@@ -48,7 +48,7 @@ pub(crate) use content_instance::count_retrieval;
 pub(crate) use flex_container::root_of;
 pub(crate) use node::check_links;
 pub(crate) use polling_channel::channel_of;
-pub(crate) use remote_cse::csr_of;
+pub(crate) use remote_cse::{check_dcse, csr_of};
 pub(crate) use schedule::notification_window;
 pub(crate) use subscription::subscription_parts;
 pub(crate) use time_series::{missing_due, restore_series, take_missing};
