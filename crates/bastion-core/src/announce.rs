@@ -639,9 +639,10 @@ impl Cse {
     /// request made, or a `<flexContainerInstance>` the CSE made): its copies under the
     /// container's copies at the CSEs of its `at` where the container has one now. An
     /// instance never changes, so where they live is not stored; they expire with it
-    /// (`et` is announced) or go with the container's copy. Answers with `at` holding
-    /// the targets where a copy was made; a copy not made is not retried
-    /// (docs/decisions.md).
+    /// (`et` is announced), go with the container's copy, or are evicted by the target,
+    /// which bounds the instance copies under a copy (`types/announced.rs`). Answers
+    /// with `at` holding the targets where a copy was made; a copy not made is not
+    /// retried (docs/decisions.md).
     pub(crate) async fn announce_instance(
         &self,
         parent: &Ri,

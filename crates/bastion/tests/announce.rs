@@ -4,7 +4,9 @@
 //! `…Annc` copies with `lnk` pointing back, changes of announced attributes reach them,
 //! and dropping the target or deleting the original removes them. Copies of a
 //! `<mgmtObj>` and a `<flexContainer>` are named by their specializations; the
-//! `<flexContainerInstance>`s of an announced flexContainer go under its copy.
+//! `<flexContainerInstance>`s of an announced flexContainer go under its copy, with only
+//! the custom attributes its `aa` lists, and the IN keeps no more of them than the
+//! copy's `mni`.
 
 use crate::common;
 
@@ -473,6 +475,69 @@ async fn ts0001_9_6_26_flex_container_instances_are_announced_under_the_flex_con
     fed.mn.delete("/cse-mn/switch", "CAdmin").await.expect(2002);
     assert!(fed.inc.discovered("/cse-in/id-mn", 10028).await.is_empty());
     assert!(fed.inc.discovered("/cse-in/id-mn", 10058).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ts0004_7_4_37_an_instance_copy_holds_only_the_announced_custom_attributes_and_is_bounded()
+{
+    let fed = tokio::task::block_in_place(Federation::start);
+    // A specialization with two custom attributes set, only one of them in `aa`; `mni`
+    // announced too, so the copy at the IN keeps as many instance copies as the original.
+    fed.mn
+        .create(
+            "/cse-mn",
+            "CAdmin",
+            28,
+            json!({"cod:tempe": {"rn": "thermo", "cnd": "org.onem2m.common.moduleclass.temperature",
+                "curT0": 20.5, "tarTe": 22.0, "mni": 2, "at": ["/id-in"], "aa": ["curT0", "mni"]}}),
+        )
+        .await
+        .expect(2001);
+    let flex_copy = one_copy(&fed, 10028, "cod:tempeAnnc").await;
+    assert_eq!(flex_copy["mni"], 2);
+    assert_eq!(flex_copy["curT0"], 20.5);
+    assert!(flex_copy.get("tarTe").is_none(), "{flex_copy}");
+    let first = fed.mn.get("/cse-mn/thermo/la", "CAdmin").await;
+    first.expect(2000);
+    let first = first.inner("cod:tempe").clone();
+    assert_eq!(first["tarTe"], 22.0);
+    assert_eq!(first["aa"], json!(["curT0"]));
+    let copy = one_copy(&fed, 10058, "cod:tempeAnnc").await;
+    let mut members: Vec<&str> = copy.as_object().unwrap().keys().map(|k| &**k).collect();
+    members.sort_unstable();
+    assert_eq!(
+        members,
+        ["ct", "curT0", "et", "lnk", "lt", "pi", "ri", "rn", "ty"],
+        "{copy}"
+    );
+    assert_eq!(copy["ty"], 10058);
+    assert_eq!(copy["pi"], flex_copy["ri"]);
+    assert_eq!(
+        copy["lnk"],
+        format!("/id-mn/{}", first["ri"].as_str().unwrap())
+    );
+    assert_eq!(copy["curT0"], 20.5);
+    assert_eq!(copy["et"], first["et"]);
+
+    // Two more instances: the original keeps the newest two (`mni`), and so does its
+    // copy at the IN, although nothing tells the IN the first instance went.
+    for t in [21.0, 21.5] {
+        fed.mn
+            .update(
+                "/cse-mn/thermo",
+                "CAdmin",
+                json!({"cod:tempe": {"curT0": t}}),
+            )
+            .await
+            .expect(2004);
+    }
+    let all = copies(&fed, 10058, "cod:tempeAnnc").await;
+    let mut values: Vec<f64> = all.iter().map(|c| c["curT0"].as_f64().unwrap()).collect();
+    values.sort_by(f64::total_cmp);
+    assert_eq!(values, [21.0, 21.5], "{all:?}");
+    assert!(all.iter().all(|c| c["lnk"] != copy["lnk"]), "{all:?}");
+    let gone = format!("/~/id-in/{}", copy["ri"].as_str().unwrap());
+    fed.inc.get(&gone, "CAdmin").await.expect(4004);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,9 +9,15 @@
 //! `<flexContainerInstanceAnnc>` (under a `<flexContainerAnnc>` only, named by its
 //! parent's) are named by their specialization (`m2m:fwrA`, `cod:binShAnnc`), which also
 //! decides the attributes they hold beside their original's shared ones.
+//!
+//! It also bounds the instance copies (`<contentInstanceAnnc>`, `<timeSeriesInstanceAnnc>`,
+//! `<flexContainerInstanceAnnc>`) a parent copy holds: the original's eviction never
+//! reaches them, so a new one evicts the oldest under its parent in the same write, by
+//! the parent copy's `mni` and `mbs` (over the `cs` the copies carry) when it carries
+//! them, never more than [`MAX_INSTANCE_COPIES`] (docs/decisions.md).
 
-use super::flex_container;
-use super::ResourceKind;
+use super::container::Limits;
+use super::{flex_container, remove_node, Instantiated, ResourceKind};
 use crate::access::Enforcer;
 use crate::audit::AuditRule;
 use crate::checks::{CreateRequest, Envelope};
@@ -23,7 +29,9 @@ use async_trait::async_trait;
 use bastion_policy::AccessOperation;
 use bastion_proto::attrs::{self, mgmt, Phase};
 use bastion_proto::flex::Specialization;
+use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, ResourceType};
+use bastion_store::WriteOp;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -267,6 +275,69 @@ fn foreign_policy(config: &CseConfig, id: &str) -> bool {
             .is_some_and(|cse| cse != config.cse_id.trim_start_matches('/'))
 }
 
+/// Instance copies one announced parent holds at most, whatever its `mni`: the
+/// original's eviction never reaches its copies, so without it one originator updating
+/// one announced `<flexContainer>` would grow this CSE's store without end.
+pub(crate) const MAX_INSTANCE_COPIES: u64 = 1000;
+
+/// Whether `ty` is the copy of an instance (`<contentInstanceAnnc>`,
+/// `<timeSeriesInstanceAnnc>`, `<flexContainerInstanceAnnc>`).
+fn is_instance_copy(ty: ResourceType) -> bool {
+    ty.original().is_some_and(ResourceType::is_instance)
+}
+
+/// The limits of the instance copies under `parent` (a copy of an instance holder): its
+/// `mni` and `mbs` when the announcing CSE sent them, the count never above
+/// [`MAX_INSTANCE_COPIES`].
+fn copy_limits(parent: &crate::tree::Node) -> Limits {
+    let limits = Limits::of(&parent.attrs);
+    Limits {
+        mni: Some(
+            limits
+                .mni
+                .map_or(MAX_INSTANCE_COPIES, |m| m.min(MAX_INSTANCE_COPIES)),
+        ),
+        ..limits
+    }
+}
+
+/// Removes the oldest instance copies of type `ty` under `parent` until those left
+/// (`newest` among them, never removed) are within the parent's [`copy_limits`], by
+/// count and by the `cs` they carry: the eviction of the original's instances, done
+/// here for their copies. As an evicted `<contentInstance>`, an evicted copy notifies
+/// nothing.
+fn evict_copies(tree: &mut Tree, parent: &Ri, ty: ResourceType, newest: &Ri) -> Vec<WriteOp> {
+    let Some(node) = tree.get(parent) else {
+        return Vec::new();
+    };
+    let limits = copy_limits(node);
+    let mut copies: Vec<(i64, Ri, u64)> = node
+        .children
+        .iter()
+        .filter_map(|c| tree.get(c))
+        .filter(|c| c.ty == ty)
+        .map(|c| {
+            let cs = c.attrs.get("cs").and_then(Value::as_u64).unwrap_or(0);
+            (c.seq, c.ri.clone(), cs)
+        })
+        .collect();
+    copies.sort_unstable_by_key(|(seq, ..)| *seq);
+    let mut bytes = copies
+        .iter()
+        .fold(0u64, |sum, (.., cs)| sum.saturating_add(*cs));
+    let mut ops = Vec::new();
+    let mut left = copies.len() as u64;
+    for (_, ri, cs) in copies {
+        if ri == *newest || !limits.exceeded(left, bytes) {
+            break;
+        }
+        ops.extend(remove_node(tree, &ri));
+        left -= 1;
+        bytes -= cs;
+    }
+    ops
+}
+
 #[async_trait]
 impl ResourceKind for Announced {
     /// A copy's `acpi` as the announcing CSE sent it may name the original's policies
@@ -395,6 +466,55 @@ impl ResourceKind for Announced {
         Ok(super::Prepared::default())
     }
 
+    /// An instance copy under a parent copy whose `mni` is 0 is refused, as the
+    /// original instance is (TS-0004 7.4.7.2).
+    fn check_locked(
+        &self,
+        _cse: &Cse,
+        tree: &Tree,
+        req: &CreateRequest,
+        parent: &Ri,
+    ) -> Result<(), RequestError> {
+        let mni = tree
+            .get(parent)
+            .and_then(|p| p.attrs.get("mni"))
+            .and_then(Value::as_u64);
+        if is_instance_copy(req.ty) && mni == Some(0) {
+            return Err(RequestError::NotAcceptable(
+                "the announced parent's maxNrOfInstances is 0".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A new instance copy evicts the oldest ones under its parent copy in the same
+    /// write ([`evict_copies`]).
+    fn instantiate(
+        &self,
+        _cse: &Cse,
+        tree: &mut Tree,
+        ri: &Ri,
+        changed: Option<&Map<String, Value>>,
+        _originator: &str,
+        _now: Timestamp,
+    ) -> Result<Instantiated, RequestError> {
+        let Some(node) = tree
+            .get(ri)
+            .filter(|n| changed.is_none() && is_instance_copy(n.ty))
+        else {
+            return Ok(Instantiated::default());
+        };
+        let (ty, parent) = (node.ty, node.pi.clone());
+        let ops = match parent {
+            Some(parent) => evict_copies(tree, &parent, ty, ri),
+            None => Vec::new(),
+        };
+        Ok(Instantiated {
+            ops,
+            ..Instantiated::default()
+        })
+    }
+
     /// A registered CSE, or one a registree fronts (`dcse`), announces its CSEBase under
     /// this CSE's, where the CSEBase's
     /// policy would let it create nothing (docs/decisions.md); every other copy is decided
@@ -455,7 +575,92 @@ impl ResourceKind for Announced {
 
 #[cfg(test)]
 mod tests {
-    use super::linked_cse;
+    use super::{copy_limits, evict_copies, linked_cse, MAX_INSTANCE_COPIES};
+    use crate::tree::{Node, Ri, Tree};
+    use bastion_proto::ResourceType;
+    use bastion_store::WriteOp;
+    use serde_json::{json, Value};
+
+    fn parent_copy(attrs: Value) -> Node {
+        let Value::Object(attrs) = attrs else {
+            unreachable!()
+        };
+        let ty = ResourceType::Container.announced().unwrap();
+        Node::new(
+            ty,
+            "cntA1",
+            None,
+            "data".into(),
+            "/data".into(),
+            1,
+            attrs,
+            None,
+            None,
+        )
+    }
+
+    #[test]
+    fn instance_copies_are_bounded_by_the_parents_mni_and_never_beyond_the_hard_limit() {
+        let limits = |attrs| copy_limits(&parent_copy(attrs));
+        assert_eq!(limits(json!({})).mni, Some(MAX_INSTANCE_COPIES));
+        assert_eq!(limits(json!({"mni": 2})).mni, Some(2));
+        assert_eq!(
+            limits(json!({"mni": MAX_INSTANCE_COPIES + 1})).mni,
+            Some(MAX_INSTANCE_COPIES)
+        );
+        assert_eq!(limits(json!({"mbs": 10})).mbs, Some(10));
+        assert!(limits(json!({})).exceeded(MAX_INSTANCE_COPIES + 1, 0));
+        assert!(!limits(json!({})).exceeded(MAX_INSTANCE_COPIES, u64::MAX));
+    }
+
+    #[test]
+    fn a_parent_copy_without_mni_keeps_at_most_the_hard_limit_of_instance_copies() {
+        let base = Node::new(
+            ResourceType::CseBase,
+            "cb",
+            None,
+            "cse-in".into(),
+            "cse-in".into(),
+            0,
+            Default::default(),
+            None,
+            None,
+        );
+        let mut tree = Tree::new(base, 1);
+        let mut parent = parent_copy(json!({}));
+        parent.pi = Some(Ri::from("cb"));
+        tree.insert(parent);
+        let cin = ResourceType::ContentInstance.announced().unwrap();
+        let count = MAX_INSTANCE_COPIES as i64 + 1;
+        for seq in 1..=count {
+            let ri = format!("cinA{seq}");
+            let (pi, rn, path) = (Some(Ri::from("cntA1")), ri.clone(), format!("/data/{ri}"));
+            tree.insert(Node::new(
+                cin,
+                &ri,
+                pi,
+                rn,
+                path,
+                seq + 1,
+                Default::default(),
+                None,
+                None,
+            ));
+        }
+        let newest = Ri::from(format!("cinA{count}").as_str());
+        let ops = evict_copies(&mut tree, &Ri::from("cntA1"), cin, &newest);
+        assert!(
+            matches!(ops.as_slice(), [WriteOp::Delete { ri }] if ri == "cinA1"),
+            "{ops:?}"
+        );
+        assert!(tree.get("cinA1").is_none());
+        assert_eq!(
+            tree.get("cntA1").unwrap().children.len() as u64,
+            MAX_INSTANCE_COPIES
+        );
+        // Within the limit now: the next check removes nothing.
+        assert!(evict_copies(&mut tree, &Ri::from("cntA1"), cin, &newest).is_empty());
+    }
 
     #[test]
     fn ts0001_9_6_26_lnk_names_a_resource_of_a_cse() {

@@ -96,6 +96,31 @@ pub(super) fn attr_u64(attrs: &Map<String, Value>, name: &str) -> Option<u64> {
     attrs.get(name).and_then(Value::as_u64)
 }
 
+/// The limits an instance holder puts on its instances (`mni`, `mbs`; TS-0004
+/// §7.4.7.2): what [`evict_for`] and the eviction of announced instance copies
+/// (`types/announced.rs`) keep.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub mni: Option<u64>,
+    pub mbs: Option<u64>,
+}
+
+impl Limits {
+    /// The limits the attributes `attrs` of an instance holder set.
+    pub(crate) fn of(attrs: &Map<String, Value>) -> Limits {
+        Limits {
+            mni: attr_u64(attrs, "mni"),
+            mbs: attr_u64(attrs, "mbs"),
+        }
+    }
+
+    /// Whether `count` instances of `bytes` in all are more than the limits allow, so
+    /// the oldest must go.
+    pub(crate) fn exceeded(&self, count: u64, bytes: u64) -> bool {
+        self.mni.is_some_and(|m| count > m) || self.mbs.is_some_and(|m| bytes > m)
+    }
+}
+
 /// Evicted instances whose rows may stay on disk before one range delete removes them.
 const EVICTION_FLUSH: u32 = 64;
 
@@ -117,18 +142,12 @@ pub(crate) fn evict_for(
     incoming_bytes: u64,
     flush: Flush,
 ) -> Vec<WriteOp> {
-    let mni = attr_u64(&node.attrs, "mni");
-    let mbs = attr_u64(&node.attrs, "mbs");
+    let limits = Limits::of(&node.attrs);
     let mut ops = Vec::new();
     let TypeState::Container(state) = &mut node.state else {
         return ops;
     };
-    loop {
-        let over_count = mni.is_some_and(|m| state.cni() + incoming_count > m);
-        let over_bytes = mbs.is_some_and(|m| state.cbs + incoming_bytes > m);
-        if !(over_count || over_bytes) {
-            break;
-        }
+    while limits.exceeded(state.cni() + incoming_count, state.cbs + incoming_bytes) {
         let Some(old) = state.instances.pop_front() else {
             break;
         };
