@@ -912,9 +912,44 @@ async fn ts0004_7_4_58_srat_joins_a_subscription_on_the_in() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // One that names the resource already is joined by an UPDATE all the same, which the
+    // IN decides: `next`, given the container's policy (the AE may RETRIEVE it only), is
+    // swapped out (its leave is refused there, so it still names the resource) and named
+    // again: 5221, not joined on the RETRIEVE alone.
+    fed.inc
+        .update(
+            &format!("{shared}/next"),
+            "CAdmin",
+            json!({"m2m:sub": {"acpi": [&acp]}}),
+        )
+        .await
+        .expect(2004);
+    fed.mn
+        .update(&to, "Cmnapp", json!({"m2m:crs": {"srat": [&mine]}}))
+        .await
+        .expect(2004);
+    assert_eq!(
+        targets_of(format!("{shared}/next")).await,
+        (json!(["/id-mn/Cmnapp", sur]), json!([sur]))
+    );
+    let r = fed
+        .mn
+        .update(&to, "Cmnapp", json!({"m2m:crs": {"srat": [&mine, &next]}}))
+        .await;
+    r.expect(5221);
+    assert!(
+        r.text.contains("srat target 1") && r.text.contains("4103"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        fed.mn.get(&to, "Cmnapp").await.inner("m2m:crs")["srat"],
+        json!([mine])
+    );
+
     fed.mn.delete(&to, "Cmnapp").await.expect(2002);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while targets_of(format!("{shared}/next")).await != (json!(["/id-mn/Cmnapp"]), Value::Null) {
+    while targets_of(format!("{shared}/mine")).await != (json!(["/id-mn/Cmnapp"]), Value::Null) {
         assert!(
             Instant::now() < deadline,
             "the IN's subscription still names the deleted resource\nMN log:\n{}",

@@ -1118,8 +1118,9 @@ pub(crate) async fn leave_remote(
 /// with the resource's SP-relative ID added or taken out, the other entries kept, and of
 /// `acrs` likewise where the host has it (it answered in Release 4 or later). Both go
 /// through the whole pipeline with `fr` and `binding`, forwarded like any transit
-/// request, so the hosting CSE takes the access decision. A `nu` is never left empty.
-/// Whether it changed; else the status and reason that stopped it. The RETRIEVE and the
+/// request, so the hosting CSE takes the access decision; a join is written even when
+/// `nu` names the resource already ([`remote_change`]). Whether it joined anew (for a
+/// leave: whether it changed); else the status and reason that stopped it. The RETRIEVE and the
 /// UPDATE are two requests: a change of `nu` between them is lost (docs/decisions.md).
 async fn edit_remote(
     cse: &Cse,
@@ -1175,44 +1176,67 @@ async fn edit_remote(
             "the subscription's nu is not readable".to_owned(),
         ));
     };
-    let mut nu = strings(Some(nu));
-    let mut acrs = strings(sub.get("acrs"));
-    let mut change = Map::new();
-    if join {
-        if nu.contains(&own) {
-            return Ok(false);
-        }
-        nu.push(own.clone());
-        change.insert("nu".into(), Value::from(nu));
-        let release = read.rvi.as_deref().and_then(|v| v.parse::<u8>().ok());
-        if release.is_some_and(|r| r >= 4) && !acrs.contains(&own) {
-            acrs.push(own);
-            change.insert("acrs".into(), Value::from(acrs));
-        }
-    } else {
-        if nu.contains(&own) && nu.len() > 1 {
-            nu.retain(|e| *e != own);
-            change.insert("nu".into(), Value::from(nu));
-        }
-        if acrs.contains(&own) {
-            acrs.retain(|e| *e != own);
-            let rest = if acrs.is_empty() {
-                Value::Null
-            } else {
-                Value::from(acrs)
-            };
-            change.insert("acrs".into(), rest);
-        }
-        if change.is_empty() {
-            return Ok(false);
-        }
+    let release4 = read
+        .rvi
+        .as_deref()
+        .and_then(|v| v.parse::<u8>().ok())
+        .is_some_and(|r| r >= 4);
+    let (change, joins) = remote_change(nu, sub.get("acrs"), &own, join, release4);
+    if change.is_empty() {
+        return Ok(false);
     }
     let pc = serde_json::json!({ "m2m:sub": change });
     let write = Box::pin(cse.handle(request(Operation::Update, 'u', Some(pc)), binding)).await;
     if write.rsc != Rsc::Updated {
         return Err(refused(&write));
     }
-    Ok(true)
+    Ok(joins || !join)
+}
+
+/// The UPDATE of a remote subscription's `nu` (with `nu`, `acrs` as read) that makes it
+/// join (`join`) or leave the resource `own` (SP-relative ID), `acrs` only where the host
+/// has it (`release4`), and whether it joins anew. A join always writes, even one that
+/// names `own` already: the UPDATE is what the host authorizes, so an originator that may
+/// read the subscription but not change it never counts it joined. A leave writes only
+/// what names `own`; a `nu` is never left empty.
+fn remote_change(
+    nu: &Value,
+    acrs: Option<&Value>,
+    own: &str,
+    join: bool,
+    release4: bool,
+) -> (Map<String, Value>, bool) {
+    let mut nu = strings(Some(nu));
+    let mut acrs = strings(acrs);
+    let mut change = Map::new();
+    if join {
+        let joins = !nu.iter().any(|e| e == own);
+        if joins {
+            nu.push(own.to_owned());
+        }
+        change.insert("nu".into(), Value::from(nu));
+        if release4 {
+            if !acrs.iter().any(|e| e == own) {
+                acrs.push(own.to_owned());
+            }
+            change.insert("acrs".into(), Value::from(acrs));
+        }
+        return (change, joins);
+    }
+    if nu.iter().any(|e| e == own) && nu.len() > 1 {
+        nu.retain(|e| e != own);
+        change.insert("nu".into(), Value::from(nu));
+    }
+    if acrs.iter().any(|e| e == own) {
+        acrs.retain(|e| e != own);
+        let rest = if acrs.is_empty() {
+            Value::Null
+        } else {
+            Value::from(acrs)
+        };
+        change.insert("acrs".into(), rest);
+    }
+    (change, false)
 }
 
 /// The status of a refused request to another CSE and its debug text (120 characters at
@@ -1243,4 +1267,36 @@ fn check_cap(cse: &Cse, tree: &Tree, fr: &str, more: usize) -> Result<(), Reques
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const OWN: &str = "/id-mn/crs1";
+
+    #[test]
+    fn a_join_of_a_subscription_naming_it_already_still_writes() {
+        // The host decides on the UPDATE: without it, RETRIEVE alone would join.
+        let (change, joins) = remote_change(&json!(["Cx", OWN]), None, OWN, true, true);
+        assert!(!joins);
+        assert_eq!(
+            Value::Object(change),
+            json!({"nu": ["Cx", OWN], "acrs": [OWN]})
+        );
+        let (change, joins) = remote_change(&json!(["Cx"]), None, OWN, true, false);
+        assert!(joins);
+        assert_eq!(Value::Object(change), json!({"nu": ["Cx", OWN]}));
+    }
+
+    #[test]
+    fn a_leave_writes_only_what_names_it_and_never_empties_nu() {
+        let (change, _) = remote_change(&json!(["Cx"]), None, OWN, false, true);
+        assert!(change.is_empty());
+        let (change, _) = remote_change(&json!([OWN]), Some(&json!([OWN])), OWN, false, true);
+        assert_eq!(Value::Object(change), json!({"acrs": null}));
+        let (change, _) = remote_change(&json!(["Cx", OWN]), None, OWN, false, true);
+        assert_eq!(Value::Object(change), json!({"nu": ["Cx"]}));
+    }
 }
