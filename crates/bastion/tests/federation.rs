@@ -830,6 +830,55 @@ async fn ts0004_7_4_58_srat_joins_a_subscription_on_the_in() {
         (json!(["Cinowner"]), Value::Null)
     );
 
+    // One the AE may RETRIEVE and UPDATE, under a container it may not RETRIEVE: the events
+    // it would bring are that container's, so the IN's refusal of that RETRIEVE is 5221.
+    fed.inc
+        .create(&owner, "Cinowner", 3, json!({"m2m:cnt": {"rn": "secret"}}))
+        .await
+        .expect(2001);
+    fed.inc
+        .create(
+            &owner,
+            "Cinowner",
+            1,
+            json!({"m2m:acp": {"rn": "open",
+                "pv": {"acr": [{"acor": ["Cinowner"], "acop": 63},
+                               {"acor": ["/id-mn/Cmnapp"], "acop": 6}]},
+                "pvs": {"acr": [{"acor": ["Cinowner"], "acop": 63}]}}}),
+        )
+        .await
+        .expect(2001);
+    let r = fed
+        .inc
+        .create(
+            &format!("{owner}/secret"),
+            "Cinowner",
+            23,
+            json!({"m2m:sub": {"rn": "hidden", "nu": ["Cinowner"], "enc": {"net": [3]},
+                "acpi": [format!("{}/open", owner.trim_start_matches('/'))]}}),
+        )
+        .await;
+    r.expect(2001);
+    let hidden = format!("/id-in/{}", r.inner("m2m:sub")["ri"].as_str().expect("ri"));
+    let r = fed
+        .mn
+        .create(&ae, "Cmnapp", 48, crs("hidden", vec![&mine, &hidden]))
+        .await;
+    r.expect(5221);
+    assert!(
+        r.text.contains("srat target 1") && r.text.contains("4103"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        targets_of(format!("{owner}/secret/hidden")).await,
+        (json!(["Cinowner"]), Value::Null)
+    );
+    assert_eq!(
+        targets_of(format!("{shared}/mine")).await,
+        (json!(["/id-mn/Cmnapp"]), Value::Null)
+    );
+
     let r = fed
         .mn
         .create(&ae, "Cmnapp", 48, crs("joined", vec![&mine]))

@@ -1114,7 +1114,8 @@ pub(crate) async fn leave_remote(
 }
 
 /// Subscription `key` on another CSE joins (`join`) or leaves crossResourceSubscription
-/// `crs` (TS-0004 7.4.58.2.1 c, 7.4.58.2.4): a RETRIEVE of it, then an UPDATE of its `nu`
+/// `crs` (TS-0004 7.4.58.2.1 c, 7.4.58.2.4): a RETRIEVE of it, for a join one of its
+/// subscribed-to resource (its `pi`), then an UPDATE of its `nu`
 /// with the resource's SP-relative ID added or taken out, the other entries kept, and of
 /// `acrs` likewise where the host has it (it answered in Release 4 or later). Both go
 /// through the whole pipeline with `fr` and `binding`, forwarded like any transit
@@ -1169,6 +1170,23 @@ async fn edit_remote(
             "not the subscription's resource ID".to_owned(),
         ));
     }
+    if join {
+        // The events it would bring are its subscribed-to resource's: the originator must
+        // be able to RETRIEVE that as well (as `join_check` asks here), which its host
+        // decides.
+        let parent = subscribed_to(key, sub).ok_or_else(|| {
+            (
+                Rsc::OriginatorHasNoPrivilege.code(),
+                "the subscription's parent is not shown".to_owned(),
+            )
+        })?;
+        let mut read_parent = request(Operation::Retrieve, 'p', None);
+        read_parent.to = parent;
+        let parent = Box::pin(cse.handle(read_parent, binding)).await;
+        if parent.rsc != Rsc::Ok {
+            return Err(refused(&parent));
+        }
+    }
     // A representation without `nu` (not readable) would make the UPDATE replace it.
     let Some(nu) = sub.get("nu") else {
         return Err((
@@ -1191,6 +1209,20 @@ async fn edit_remote(
         return Err(refused(&write));
     }
     Ok(joins || !join)
+}
+
+/// The SP-relative ID of the resource remote subscription `key` (`/cse-id/ri`, as read:
+/// `sub`) is under, from its `pi` on that CSE.
+fn subscribed_to(key: &str, sub: &Map<String, Value>) -> Option<String> {
+    let pi = sub
+        .get("pi")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())?;
+    if pi.starts_with('/') {
+        return Some(pi.to_owned());
+    }
+    let host = key.strip_prefix('/')?.split('/').next()?;
+    Some(format!("/{host}/{pi}"))
 }
 
 /// The UPDATE of a remote subscription's `nu` (with `nu`, `acrs` as read) that makes it
@@ -1288,6 +1320,21 @@ mod tests {
         let (change, joins) = remote_change(&json!(["Cx"]), None, OWN, true, false);
         assert!(joins);
         assert_eq!(Value::Object(change), json!({"nu": ["Cx", OWN]}));
+    }
+
+    #[test]
+    fn the_subscribed_to_resource_is_on_the_subscriptions_host() {
+        let sub = |pi: &str| json!({"pi": pi}).as_object().cloned().expect("object");
+        assert_eq!(
+            subscribed_to("/id-in/sub9", &sub("cnt3")).as_deref(),
+            Some("/id-in/cnt3")
+        );
+        assert_eq!(
+            subscribed_to("/id-in/sub9", &sub("/id-in/cnt3")).as_deref(),
+            Some("/id-in/cnt3")
+        );
+        assert_eq!(subscribed_to("/id-in/sub9", &sub("")), None);
+        assert_eq!(subscribed_to("/id-in/sub9", &Map::new()), None);
     }
 
     #[test]
