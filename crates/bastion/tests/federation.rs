@@ -680,6 +680,22 @@ async fn ts0004_7_4_58_cross_resource_subscription_with_a_target_on_the_in() {
     assert_eq!(sub.inner("m2m:sub")["nu"], json!([sur]));
     assert_eq!(sub.inner("m2m:sub")["cr"], "/id-mn/Cmnapp");
     assert_eq!(fed.inc.discovered(&owner, 23).await.len(), 1);
+    // Its own target subscription on the IN is a target already: as `srat` entry it is
+    // refused like one of its target subscriptions here (4000 within 5221).
+    let r = fed
+        .mn
+        .update(
+            &format!("{ae}/both"),
+            "Cmnapp",
+            json!({"m2m:crs": {"srat": [&remote]}}),
+        )
+        .await;
+    r.expect(5221);
+    assert!(
+        r.text.contains("srat target 0") && r.text.contains("4000"),
+        "{}",
+        r.text
+    );
     // Only the CSE hosting a target subscription makes its notifications count, and a
     // verification names the resource's originator.
     let notify = |fr: &'static str, sgn: Value| {

@@ -313,15 +313,23 @@ impl ResourceKind for CrossResourceSubscription {
         let was = &old.delivery.remote_joined;
         let mut joined: Vec<Ri> = Vec::with_capacity(srat.len());
         let mut keys: Vec<String> = Vec::new();
+        // Its own target subscriptions on other CSEs are targets already, as those here
+        // are for `join_check`.
+        let mut taken: Vec<String> = rrats
+            .iter()
+            .filter(|r| r.starts_with('/'))
+            .map(|r| r.to_string())
+            .collect();
         let mut elsewhere: Vec<(usize, String)> = Vec::new();
         for (i, entry) in srat.iter().enumerate() {
             if let Some(key) =
-                remote_entry(cse, entry, &keys).map_err(|e| failure(SRAT, i, entry, e))?
+                remote_entry(cse, entry, &taken).map_err(|e| failure(SRAT, i, entry, e))?
             {
                 // Already joined: a change of it is the subscription owner's.
                 if !was.contains(&key) {
                     elsewhere.push((i, key.clone()));
                 }
+                taken.push(key.clone());
                 keys.push(key);
                 continue;
             }
