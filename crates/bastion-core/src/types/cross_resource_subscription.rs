@@ -1207,7 +1207,7 @@ async fn edit_remote(
         .as_deref()
         .and_then(|v| v.parse::<u8>().ok())
         .is_some_and(|r| r >= 4);
-    let (change, joins) = remote_change(nu, sub.get("acrs"), &own, join, release4);
+    let (change, joins) = remote_change(nu, sub.get("acrs"), &own, join, release4)?;
     if change.is_empty() {
         return Ok(false);
     }
@@ -1238,16 +1238,35 @@ fn subscribed_to(key: &str, sub: &Map<String, Value>) -> Option<String> {
 /// has it (`release4`), and whether it joins anew. A join always writes, even one that
 /// names `own` already: the UPDATE is what the host authorizes, so an originator that may
 /// read the subscription but not change it never counts it joined. A leave writes only
-/// what names `own`; a `nu` is never left empty.
+/// what names `own`; a `nu` is never left empty. A `nu` or `acrs` that is not a list of
+/// strings is refused: written back without what it held besides, the UPDATE would lose
+/// that on the other CSE.
 fn remote_change(
     nu: &Value,
     acrs: Option<&Value>,
     own: &str,
     join: bool,
     release4: bool,
-) -> (Map<String, Value>, bool) {
-    let mut nu = strings(Some(nu));
-    let mut acrs = strings(acrs);
+) -> Result<(Map<String, Value>, bool), (u16, String)> {
+    let list = |name: &str, v: &Value| {
+        v.as_array()
+            .and_then(|a| {
+                a.iter()
+                    .map(|e| e.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<String>>>()
+            })
+            .ok_or_else(|| {
+                (
+                    Rsc::BadRequest.code(),
+                    format!("the subscription's {name} is not a list of strings"),
+                )
+            })
+    };
+    let mut nu = list("nu", nu)?;
+    let mut acrs = match acrs {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => list("acrs", v)?,
+    };
     let mut change = Map::new();
     if join {
         let joins = !nu.iter().any(|e| e == own);
@@ -1261,7 +1280,7 @@ fn remote_change(
             }
             change.insert("acrs".into(), Value::from(acrs));
         }
-        return (change, joins);
+        return Ok((change, joins));
     }
     if nu.iter().any(|e| e == own) && nu.len() > 1 {
         nu.retain(|e| e != own);
@@ -1276,7 +1295,7 @@ fn remote_change(
         };
         change.insert("acrs".into(), rest);
     }
-    (change, false)
+    Ok((change, false))
 }
 
 /// The status of a refused request to another CSE and its debug text (120 characters at
@@ -1319,15 +1338,32 @@ mod tests {
     #[test]
     fn a_join_of_a_subscription_naming_it_already_still_writes() {
         // The host decides on the UPDATE: without it, RETRIEVE alone would join.
-        let (change, joins) = remote_change(&json!(["Cx", OWN]), None, OWN, true, true);
+        let (change, joins) =
+            remote_change(&json!(["Cx", OWN]), None, OWN, true, true).expect("nu");
         assert!(!joins);
         assert_eq!(
             Value::Object(change),
             json!({"nu": ["Cx", OWN], "acrs": [OWN]})
         );
-        let (change, joins) = remote_change(&json!(["Cx"]), None, OWN, true, false);
+        let (change, joins) = remote_change(&json!(["Cx"]), None, OWN, true, false).expect("nu");
         assert!(joins);
         assert_eq!(Value::Object(change), json!({"nu": ["Cx", OWN]}));
+    }
+
+    #[test]
+    fn a_malformed_nu_or_acrs_is_refused_not_filtered() {
+        // Filtered, the UPDATE would write `nu` without the members dropped.
+        for (nu, acrs) in [
+            (json!(["Cx", 7]), None),
+            (json!("Cx"), None),
+            (json!(["Cx"]), Some(json!([OWN, {"x": 1}]))),
+        ] {
+            for join in [true, false] {
+                let refused =
+                    remote_change(&nu, acrs.as_ref(), OWN, join, true).expect_err("malformed");
+                assert_eq!(refused.0, 4000, "{refused:?}");
+            }
+        }
     }
 
     #[test]
@@ -1347,11 +1383,12 @@ mod tests {
 
     #[test]
     fn a_leave_writes_only_what_names_it_and_never_empties_nu() {
-        let (change, _) = remote_change(&json!(["Cx"]), None, OWN, false, true);
+        let (change, _) = remote_change(&json!(["Cx"]), None, OWN, false, true).expect("nu");
         assert!(change.is_empty());
-        let (change, _) = remote_change(&json!([OWN]), Some(&json!([OWN])), OWN, false, true);
+        let (change, _) =
+            remote_change(&json!([OWN]), Some(&json!([OWN])), OWN, false, true).expect("nu");
         assert_eq!(Value::Object(change), json!({"acrs": null}));
-        let (change, _) = remote_change(&json!(["Cx", OWN]), None, OWN, false, true);
+        let (change, _) = remote_change(&json!(["Cx", OWN]), None, OWN, false, true).expect("nu");
         assert_eq!(Value::Object(change), json!({"nu": ["Cx"]}));
     }
 }
