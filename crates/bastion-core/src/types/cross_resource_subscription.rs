@@ -927,7 +927,7 @@ async fn subscribe_remote(
                 op: Some(Operation::Create),
                 to: targets[i].clone(),
                 fr: Some(req.fr.clone()),
-                rqi: Some(format!("{crs}-c{i}")),
+                rqi: Some(request_id(crs, &format!("c{i}"))),
                 rvi: Some(SUBSCRIPTION_RELEASE.to_owned()),
                 ty: Some(u64::from(ResourceType::Subscription.number())),
                 pc: Some(serde_json::json!({ "m2m:sub": attrs })),
@@ -968,6 +968,16 @@ async fn subscribe_remote(
     ))
 }
 
+/// The `rqi` of a request this CSE sends for crossResourceSubscription `crs` (`what`:
+/// the step and its target), with a fresh number: the forwarding loop detector knows a
+/// request in flight by its originator and `rqi`, and the same step of one resource can
+/// be in flight twice (an UPDATE's join while an earlier one's leave runs).
+fn request_id(crs: &str, what: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{crs}-{what}-{n}")
+}
+
 /// The release the target subscriptions on other CSEs are asked in: `acrs` is Release 4.
 const SUBSCRIPTION_RELEASE: &str = "4";
 
@@ -988,7 +998,7 @@ pub(crate) async fn delete_remote(
                 op: Some(Operation::Delete),
                 to: id.clone(),
                 fr: Some(creator.to_owned()),
-                rqi: Some(format!("{crs}-d{k}")),
+                rqi: Some(request_id(crs, &format!("d{k}"))),
                 rvi: Some(SUBSCRIPTION_RELEASE.to_owned()),
                 ..Default::default()
             };
@@ -1141,14 +1151,12 @@ async fn edit_remote(
 ) -> Result<bool, (u16, String)> {
     let own = format!("{}/{}", cse.config.cse_id, crs);
     let tag = if join { 'j' } else { 'l' };
-    // Distinct per resource, subscription and step (a forwarded request is known by its
-    // originator and `rqi`).
     let named = key.rsplit('/').next().unwrap_or_default();
     let request = |op: Operation, step: char, pc: Option<Value>| bastion_proto::Request {
         op: Some(op),
         to: key.to_owned(),
         fr: Some(fr.to_owned()),
-        rqi: Some(format!("{crs}-{tag}{step}-{named}")),
+        rqi: Some(request_id(crs, &format!("{tag}{step}-{named}"))),
         rvi: Some(SUBSCRIPTION_RELEASE.to_owned()),
         pc,
         ..Default::default()
@@ -1364,6 +1372,14 @@ mod tests {
                 assert_eq!(refused.0, 4000, "{refused:?}");
             }
         }
+    }
+
+    #[test]
+    fn request_ids_never_repeat() {
+        let a = request_id("crs1", "jr-sub2");
+        let b = request_id("crs1", "jr-sub2");
+        assert_ne!(a, b);
+        assert!(a.starts_with("crs1-jr-sub2-"), "{a}");
     }
 
     #[test]
