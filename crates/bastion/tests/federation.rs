@@ -906,9 +906,12 @@ async fn ts0004_7_4_58_srat_joins_a_subscription_on_the_in() {
         targets_of(format!("{shared}/mine")).await,
         (json!(["/id-mn/Cmnapp", sur]), json!([sur]))
     );
-    // Only the IN, which hosts the joined subscription, makes its notifications count.
+    // Only the IN, which hosts the joined subscription, makes its notifications count:
+    // not an AE, nor another CSE registered here (MN2) naming it.
     let to = format!("{ae}/joined");
-    for (fr, about) in [("Cmnapp", mine.as_str()), ("/id-in", "/id-in/other")] {
+    let _mn2 = tokio::task::block_in_place(|| fed.start_mn2());
+    for fr in ["Cmnapp", "/id-mn2"] {
+        let about = mine.as_str();
         fed.mn
             .request("POST", &to)
             .from(fr)
