@@ -306,6 +306,8 @@ impl ResourceKind for CrossResourceSubscription {
                 .cloned()
                 .ok_or_else(|| RequestError::Internal("state missing".into()))?;
             let creator = node.creator.clone().unwrap_or_default();
+            // An `et` the UPDATE is refused for anyway: before any request to another CSE.
+            super::new_expiration(&tree, node, content, access.now(), &cse.config)?;
             (merged(&node.attrs, content), old, creator)
         };
         let Targets { srat, .. } = targets(&attrs)?;
