@@ -980,6 +980,63 @@ async fn ts0004_7_4_58_srat_joins_a_subscription_on_the_in() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // Two UPDATEs at once, each joining one more: they take turns, so the later one, built
+    // on what the earlier wrote, makes the earlier's join leave again (`srat` is replaced
+    // whole); the IN's subscriptions naming the resource are exactly the final `srat`.
+    let r = fed
+        .mn
+        .create(
+            &on_in,
+            "Cmnapp",
+            23,
+            json!({"m2m:sub": {"rn": "other", "nu": ["/id-mn/Cmnapp"], "enc": {"net": [3]}}}),
+        )
+        .await;
+    r.expect(2001);
+    let other = format!("/id-in/{}", r.inner("m2m:sub")["ri"].as_str().expect("ri"));
+    // The first also adds a `nu` URL whose verification is held: it waits there, after
+    // reading the attributes and before its write, while the second one comes in.
+    let held = Receiver::start_holding(true).await;
+    let first = fed.mn.update(
+        &to,
+        "Cmnapp",
+        json!({"m2m:crs": {"srat": [&next, &mine], "nu": ["Cmnapp", &held.url]}}),
+    );
+    let second = async {
+        held.wait_for(1, |_| true).await;
+        let second = fed
+            .mn
+            .update(&to, "Cmnapp", json!({"m2m:crs": {"srat": [&next, &other]}}));
+        let release = async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            held.hold.add_permits(1 << 20);
+        };
+        tokio::join!(second, release).0
+    };
+    let (a, b) = tokio::join!(first, second);
+    a.expect(2004);
+    b.expect(2004);
+    let last = fed.mn.get(&to, "Cmnapp").await.inner("m2m:crs")["srat"].clone();
+    let (kept, left) = if last == json!([next, mine]) {
+        ("mine", "other")
+    } else {
+        assert_eq!(last, json!([next, other]));
+        ("other", "mine")
+    };
+    assert_eq!(
+        targets_of(format!("{shared}/{kept}")).await,
+        (json!(["/id-mn/Cmnapp", sur]), json!([sur]))
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while targets_of(format!("{shared}/{left}")).await != (json!(["/id-mn/Cmnapp"]), Value::Null) {
+        assert!(
+            Instant::now() < deadline,
+            "the earlier UPDATE's join outlived the later UPDATE\nMN log:\n{}",
+            fed.mn.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // One that names the resource already is joined by an UPDATE all the same, which the
     // IN decides: `next`, given the container's policy (the AE may RETRIEVE it only), is
     // swapped out (its leave is refused there, so it still names the resource) and named

@@ -296,6 +296,9 @@ impl ResourceKind for CrossResourceSubscription {
         ri: &Ri,
         content: &Map<String, Value>,
     ) -> Result<Option<TypeState>, RequestError> {
+        // One UPDATE of it at a time, from here until it is written: its new
+        // state is built from the attributes read now and replaces the old one whole.
+        let turn = Turn::take(cse, ri).await?;
         let (attrs, old, creator) = {
             let tree = cse.tree.read();
             let node = tree
@@ -377,6 +380,7 @@ impl ResourceKind for CrossResourceSubscription {
             .collect();
         // Those on other CSEs last: an UPDATE not written leaves them again.
         let mut doing = Creating::new(cse, ri, access.originator(), access.ctx(), false);
+        doing.turn = Some(turn);
         doing.leaving = was.iter().filter(|k| !keys.contains(k)).cloned().collect();
         join_remote(cse, &mut doing, &srat, &elsewhere).await?;
         state.creating = std::sync::Mutex::new(Some(Box::new(doing)));
@@ -802,6 +806,8 @@ struct Creating {
     leaving: Vec<String>,
     pending: bool,
     kept: bool,
+    /// An UPDATE's turn on the resource, held until what it does on other CSEs is done.
+    turn: Option<Turn>,
 }
 
 impl std::fmt::Debug for Creating {
@@ -834,6 +840,7 @@ impl Creating {
             leaving: Vec::new(),
             pending,
             kept: false,
+            turn: None,
         }
     }
 }
@@ -856,6 +863,7 @@ impl Drop for Creating {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&self.crs);
         }
+        let turn = self.turn.take();
         let (ids, leave): (Vec<String>, Vec<String>) = if self.kept {
             (Vec::new(), std::mem::take(&mut self.leaving))
         } else {
@@ -872,7 +880,72 @@ impl Drop for Creating {
             rt.spawn(async move {
                 delete_remote(&cse, &crs, &creator, &binding, &ids).await;
                 leave_remote(&cse, &crs, &creator, &binding, &leave).await;
+                drop(turn);
             });
+        }
+    }
+}
+
+/// The most resources whose UPDATEs take turns at once (each one's entry lives while an
+/// UPDATE of it holds or waits for its turn).
+const MAX_UPDATING: usize = 1024;
+
+/// An UPDATE's turn on crossResourceSubscription `crs`: two UPDATEs of one resource that
+/// overlapped would each build the new state from the same attributes and the later
+/// would drop the earlier's joins and leaves. Its entry in [`Cse`]'s map goes with the
+/// last UPDATE holding or waiting for it.
+struct Turn {
+    cse: std::sync::Weak<Cse>,
+    crs: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Turn {
+    /// Waits for the turn on `crs`; 5207 when [`MAX_UPDATING`] resources are updated at
+    /// once already.
+    async fn take(cse: &Cse, crs: &str) -> Result<Turn, RequestError> {
+        let lock = {
+            let mut turns = cse.crs_updates.lock().unwrap_or_else(|e| e.into_inner());
+            if !turns.contains_key(crs) && turns.len() >= MAX_UPDATING {
+                // Only the map's: none holds or waits for it (a wait dropped early).
+                turns.retain(|_, lock| Arc::strong_count(lock) > 1);
+            }
+            if !turns.contains_key(crs) && turns.len() >= MAX_UPDATING {
+                return Err(RequestError::NotAcceptable(
+                    "too many crossResourceSubscription UPDATEs at once".into(),
+                ));
+            }
+            turns.entry(crs.to_owned()).or_default().clone()
+        };
+        // Made before the wait: a request dropped while waiting removes the entry too.
+        let mut turn = Turn {
+            cse: cse.me.clone(),
+            crs: crs.to_owned(),
+            lock: lock.clone(),
+            guard: None,
+        };
+        turn.guard = Some(lock.lock_owned().await);
+        Ok(turn)
+    }
+}
+
+impl std::fmt::Debug for Turn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Turn").field("crs", &self.crs).finish()
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let Some(cse) = self.cse.upgrade() else {
+            return;
+        };
+        let mut turns = cse.crs_updates.lock().unwrap_or_else(|e| e.into_inner());
+        // The map's and this one's: no other UPDATE holds or waits for it.
+        if Arc::strong_count(&self.lock) == 2 {
+            turns.remove(&self.crs);
         }
     }
 }

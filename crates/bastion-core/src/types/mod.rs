@@ -567,6 +567,10 @@ pub(crate) fn new_expiration(
     Ok(Some(et))
 }
 
+/// Resource ID → the lock its UPDATEs take turns on ([`Cse`]'s `crs_updates`).
+pub(crate) type UpdateTurns =
+    std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+
 /// The attributes of `attrs` after `content` is applied (a null removes).
 pub(crate) fn merged(
     attrs: &Map<String, Value>,
