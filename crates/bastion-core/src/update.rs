@@ -167,7 +167,15 @@ pub(crate) async fn update(
         let instance = made.instance;
         (cse.committer.enqueue(ops), attrs, path, notices, instance)
     };
-    pending.durable().await?;
+    let written = Written {
+        kind,
+        cse,
+        ri: &ri,
+        durable: None,
+    };
+    let durable = pending.durable().await;
+    written.settle(durable.is_ok());
+    durable?;
     cse.dispatch(notices).await;
     // A policy's own change is logged before the `acpi` change, other types' after.
     let own = kind.audited().map(|a| a.update);
@@ -208,4 +216,27 @@ pub(crate) async fn update(
         _ => Some(wrap_as(&root, attrs)),
     };
     Ok(resp)
+}
+
+/// Tells the resource's kind when its UPDATE's write is settled
+/// ([`types::ResourceKind::written`]): once the store answered, or when the request is
+/// dropped while it waits (the write was enqueued and goes on, so taken as durable).
+struct Written<'a> {
+    kind: &'static dyn types::ResourceKind,
+    cse: &'a Cse,
+    ri: &'a crate::tree::Ri,
+    durable: Option<bool>,
+}
+
+impl Written<'_> {
+    fn settle(mut self, durable: bool) {
+        self.durable = Some(durable);
+    }
+}
+
+impl Drop for Written<'_> {
+    fn drop(&mut self) {
+        self.kind
+            .written(self.cse, self.ri, self.durable.unwrap_or(true));
+    }
 }

@@ -21,12 +21,13 @@
 //! written with the resource (`instantiate`); an UPDATE of `srat` and the resource's
 //! removal (`types::remove_node`) take them out again. On another CSE (named by its
 //! resource ID, `/cse-id/ri`, which its notifications carry as `sur`): the originator's
-//! own RETRIEVE and UPDATE of its `nu` (and `acrs` where that CSE has it), forwarded
-//! there, so that CSE decides ([`edit_remote`]); joined last, like the remote `rrat`
-//! subscriptions, and left again if the request fails or is not written ([`Creating`]);
-//! left when an UPDATE takes it out of `srat` and when the resource ends (best effort,
-//! logged, as the remote `rrat` cleanup). Its notifications count like those of a remote
-//! `rrat` subscription: only from the CSE hosting it.
+//! own RETRIEVE of it and of its subscribed-to resource, and UPDATE of its `nu` (and
+//! `acrs` where that CSE has it), forwarded there, so that CSE decides ([`edit_remote`]);
+//! joined last, like the remote `rrat` subscriptions, and left again if the request
+//! fails or is not written ([`Creating`]); left when an UPDATE taking it out of `srat`
+//! is durable and when the resource ends (best effort, logged, as the remote `rrat`
+//! cleanup). Its notifications count like those of a remote `rrat` subscription: only
+//! from the CSE hosting it. UPDATEs of one resource take turns ([`Turn`]).
 //!
 //! Any target that fails answers 5221 naming the list, its index and its own status, and
 //! nothing is created or changed. Notifications of target subscriptions here never leave
@@ -296,7 +297,7 @@ impl ResourceKind for CrossResourceSubscription {
         ri: &Ri,
         content: &Map<String, Value>,
     ) -> Result<Option<TypeState>, RequestError> {
-        // One UPDATE of it at a time, from here until it is written: its new
+        // One UPDATE of it at a time, from here until it is written (`written`): its new
         // state is built from the attributes read now and replaces the old one whole.
         let turn = Turn::take(cse, ri).await?;
         let (attrs, old, creator) = {
@@ -396,21 +397,25 @@ impl ResourceKind for CrossResourceSubscription {
         _cse: &Cse,
         tree: &mut Tree,
         ri: &Ri,
-        _changed: Option<&Map<String, Value>>,
+        changed: Option<&Map<String, Value>>,
         _originator: &str,
         _now: Timestamp,
     ) -> Result<super::Instantiated, RequestError> {
         let Some(state) = tree.get(ri).and_then(Node::cross_resource).cloned() else {
             return Ok(super::Instantiated::default());
         };
-        // Written with it: the target subscriptions on other CSEs stay.
-        if let Some(creating) = state
-            .creating
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            creating.keep();
+        // Written with it: the target subscriptions on other CSEs stay. An UPDATE's are
+        // settled once it is durable (`written`): the `srat` subscriptions it takes out
+        // leave only then.
+        if changed.is_none() {
+            if let Some(creating) = state
+                .creating
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+            {
+                creating.keep();
+            }
         }
         let mut ops = Vec::new();
         for sub in &state.srat {
@@ -423,6 +428,29 @@ impl ResourceKind for CrossResourceSubscription {
             ops,
             ..Default::default()
         })
+    }
+
+    /// The UPDATE is settled: durable, its joins on other CSEs stay and the `srat`
+    /// subscriptions it took out leave; not, its joins are undone and nothing leaves.
+    /// Either way its turn ends (after those requests).
+    fn written(&self, cse: &Cse, ri: &Ri, durable: bool) {
+        let state = cse
+            .tree
+            .read()
+            .get(ri)
+            .and_then(Node::cross_resource)
+            .cloned();
+        let Some(state) = state else {
+            return;
+        };
+        let creating = state
+            .creating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let (Some(creating), true) = (creating, durable) {
+            creating.keep();
+        }
     }
 
     /// Derived once every resource is loaded: the `srat` subscriptions may be newer.

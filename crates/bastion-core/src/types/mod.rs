@@ -452,6 +452,11 @@ pub(crate) trait ResourceKind: Sync {
         Ok(None)
     }
 
+    /// After an UPDATE of resource `ri` was written: `durable` when it reached the store
+    /// (also taken when the request was dropped after enqueuing the write, which goes on).
+    /// What the type did elsewhere for that UPDATE is kept, or undone, now.
+    fn written(&self, _cse: &Cse, _ri: &Ri, _durable: bool) {}
+
     /// What the CSE does to resource `ri` of this type, under the tree's write lock,
     /// after its CREATE (`changed` is `None`) or after an UPDATE that applied `changed`,
     /// by `originator`: the instances it makes of it (`<flexContainerInstance>`), and the
