@@ -764,9 +764,10 @@ async fn ts0004_7_4_58_cross_resource_subscription_with_a_target_on_the_in() {
 /// (TS-0004 7.4.58.2.1 c, 7.4.58.2.4, 7.5.1.2.18): an AE on the MN names the subscription
 /// it made on the IN. The MN reads it and adds the resource to its `nu` and `acrs`, both
 /// as the AE (the IN decides); the IN's notifications of it make the window count, only
-/// when the IN sends them. A subscription the AE may read but not UPDATE fails the CREATE
-/// with 5221 and neither subscription is left changed; DELETE takes the resource out of
-/// the IN subscription's `nu` again.
+/// when the IN sends them. A subscription the AE may read but not UPDATE (also one naming
+/// the resource already), or one under a resource it may not read, fails with 5221 and
+/// nothing is left changed; overlapping UPDATEs take turns; DELETE takes the resource out
+/// of the IN subscription's `nu` again.
 #[tokio::test(flavor = "multi_thread")]
 async fn ts0004_7_4_58_srat_joins_a_subscription_on_the_in() {
     let fed = tokio::task::block_in_place(Federation::start);
