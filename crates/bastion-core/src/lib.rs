@@ -171,6 +171,10 @@ pub struct Cse {
     /// other CSEs are made: resource ID → originator, for those CSEs' verification
     /// requests (`types/cross_resource_subscription.rs`).
     crs_pending: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// The turns of `<crossResourceSubscription>` UPDATEs: resource ID → the lock one
+    /// UPDATE holds from `prepare_update` until it is written, while any holds or waits
+    /// for it (`types/cross_resource_subscription.rs`).
+    crs_updates: crate::types::UpdateTurns,
 }
 
 /// The CSE's connections to the outside world, beside its storage.
@@ -292,6 +296,7 @@ impl Cse {
             delayed: tokio::sync::Semaphore::new(delayed_slots),
             retrieval_counts: tokio::sync::Mutex::new(()),
             crs_pending: std::sync::Mutex::default(),
+            crs_updates: std::sync::Mutex::default(),
         }))
     }
 

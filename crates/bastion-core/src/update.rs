@@ -13,7 +13,6 @@ use crate::types::{self, resolve_acpi};
 use crate::Cse;
 use bastion_policy::{AccessOperation, Attributes};
 use bastion_proto::attrs::Phase;
-use bastion_proto::time::Timestamp;
 use bastion_proto::{RequestError, Response, ResultContent, Rsc};
 use serde_json::{Map, Value};
 
@@ -105,39 +104,7 @@ pub(crate) async fn update(
         let node = tree
             .get(&ri)
             .ok_or_else(|| RequestError::not_found("resource does not exist"))?;
-        let parent_et = node
-            .pi
-            .as_ref()
-            .and_then(|p| tree.get(p))
-            .and_then(|p| p.et);
-        let mut new_et = node.et;
-        if let Some(v) = content.get("et") {
-            let et = match v {
-                Value::Null => now.plus_seconds(cse.config.default_lifetime_secs),
-                v => v
-                    .as_str()
-                    .and_then(Timestamp::parse)
-                    .ok_or_else(|| RequestError::bad_request("bad et"))?,
-            };
-            if et <= now {
-                return Err(RequestError::bad_request("expirationTime is in the past"));
-            }
-            let et = parent_et.map_or(et, |p| et.min(p));
-            let child_later = node
-                .children
-                .iter()
-                .filter_map(|c| tree.get(c))
-                .any(|c| c.et.is_some_and(|c| c > et))
-                || node
-                    .container()
-                    .is_some_and(|s| s.instances.iter().any(|i| i.et.is_some_and(|e| e > et.0)));
-            if child_later {
-                return Err(RequestError::bad_request(
-                    "expirationTime earlier than a child's",
-                ));
-            }
-            new_et = Some(et);
-        }
+        let new_et = types::new_expiration(tree, node, &content, now, &cse.config)?.or(node.et);
         let new_acpi = if acpi_change {
             Some(resolve_acpi(
                 tree,
@@ -200,7 +167,15 @@ pub(crate) async fn update(
         let instance = made.instance;
         (cse.committer.enqueue(ops), attrs, path, notices, instance)
     };
-    pending.durable().await?;
+    let written = Written {
+        kind,
+        cse,
+        ri: &ri,
+        durable: None,
+    };
+    let durable = pending.durable().await;
+    written.settle(durable.is_ok());
+    durable?;
     cse.dispatch(notices).await;
     // A policy's own change is logged before the `acpi` change, other types' after.
     let own = kind.audited().map(|a| a.update);
@@ -241,4 +216,27 @@ pub(crate) async fn update(
         _ => Some(wrap_as(&root, attrs)),
     };
     Ok(resp)
+}
+
+/// Tells the resource's kind when its UPDATE's write is settled
+/// ([`types::ResourceKind::written`]): once the store answered, or when the request is
+/// dropped while it waits (the write was enqueued and goes on, so taken as durable).
+struct Written<'a> {
+    kind: &'static dyn types::ResourceKind,
+    cse: &'a Cse,
+    ri: &'a crate::tree::Ri,
+    durable: Option<bool>,
+}
+
+impl Written<'_> {
+    fn settle(mut self, durable: bool) {
+        self.durable = Some(durable);
+    }
+}
+
+impl Drop for Written<'_> {
+    fn drop(&mut self) {
+        self.kind
+            .written(self.cse, self.ri, self.durable.unwrap_or(true));
+    }
 }

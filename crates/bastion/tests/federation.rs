@@ -680,6 +680,22 @@ async fn ts0004_7_4_58_cross_resource_subscription_with_a_target_on_the_in() {
     assert_eq!(sub.inner("m2m:sub")["nu"], json!([sur]));
     assert_eq!(sub.inner("m2m:sub")["cr"], "/id-mn/Cmnapp");
     assert_eq!(fed.inc.discovered(&owner, 23).await.len(), 1);
+    // Its own target subscription on the IN is a target already: as `srat` entry it is
+    // refused like one of its target subscriptions here (4000 within 5221).
+    let r = fed
+        .mn
+        .update(
+            &format!("{ae}/both"),
+            "Cmnapp",
+            json!({"m2m:crs": {"srat": [&remote]}}),
+        )
+        .await;
+    r.expect(5221);
+    assert!(
+        r.text.contains("srat target 0") && r.text.contains("4000"),
+        "{}",
+        r.text
+    );
     // Only the CSE hosting a target subscription makes its notifications count, and a
     // verification names the resource's originator.
     let notify = |fr: &'static str, sgn: Value| {
@@ -748,9 +764,10 @@ async fn ts0004_7_4_58_cross_resource_subscription_with_a_target_on_the_in() {
 /// (TS-0004 7.4.58.2.1 c, 7.4.58.2.4, 7.5.1.2.18): an AE on the MN names the subscription
 /// it made on the IN. The MN reads it and adds the resource to its `nu` and `acrs`, both
 /// as the AE (the IN decides); the IN's notifications of it make the window count, only
-/// when the IN sends them. A subscription the AE may read but not UPDATE fails the CREATE
-/// with 5221 and neither subscription is left changed; DELETE takes the resource out of
-/// the IN subscription's `nu` again.
+/// when the IN sends them. A subscription the AE may read but not UPDATE (also one naming
+/// the resource already), or one under a resource it may not read, fails with 5221 and
+/// nothing is left changed; overlapping UPDATEs take turns; DELETE takes the resource out
+/// of the IN subscription's `nu` again.
 #[tokio::test(flavor = "multi_thread")]
 async fn ts0004_7_4_58_srat_joins_a_subscription_on_the_in() {
     let fed = tokio::task::block_in_place(Federation::start);
@@ -830,6 +847,55 @@ async fn ts0004_7_4_58_srat_joins_a_subscription_on_the_in() {
         (json!(["Cinowner"]), Value::Null)
     );
 
+    // One the AE may RETRIEVE and UPDATE, under a container it may not RETRIEVE: the events
+    // it would bring are that container's, so the IN's refusal of that RETRIEVE is 5221.
+    fed.inc
+        .create(&owner, "Cinowner", 3, json!({"m2m:cnt": {"rn": "secret"}}))
+        .await
+        .expect(2001);
+    fed.inc
+        .create(
+            &owner,
+            "Cinowner",
+            1,
+            json!({"m2m:acp": {"rn": "open",
+                "pv": {"acr": [{"acor": ["Cinowner"], "acop": 63},
+                               {"acor": ["/id-mn/Cmnapp"], "acop": 6}]},
+                "pvs": {"acr": [{"acor": ["Cinowner"], "acop": 63}]}}}),
+        )
+        .await
+        .expect(2001);
+    let r = fed
+        .inc
+        .create(
+            &format!("{owner}/secret"),
+            "Cinowner",
+            23,
+            json!({"m2m:sub": {"rn": "hidden", "nu": ["Cinowner"], "enc": {"net": [3]},
+                "acpi": [format!("{}/open", owner.trim_start_matches('/'))]}}),
+        )
+        .await;
+    r.expect(2001);
+    let hidden = format!("/id-in/{}", r.inner("m2m:sub")["ri"].as_str().expect("ri"));
+    let r = fed
+        .mn
+        .create(&ae, "Cmnapp", 48, crs("hidden", vec![&mine, &hidden]))
+        .await;
+    r.expect(5221);
+    assert!(
+        r.text.contains("srat target 1") && r.text.contains("4103"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        targets_of(format!("{owner}/secret/hidden")).await,
+        (json!(["Cinowner"]), Value::Null)
+    );
+    assert_eq!(
+        targets_of(format!("{shared}/mine")).await,
+        (json!(["/id-mn/Cmnapp"]), Value::Null)
+    );
+
     let r = fed
         .mn
         .create(&ae, "Cmnapp", 48, crs("joined", vec![&mine]))
@@ -841,9 +907,12 @@ async fn ts0004_7_4_58_srat_joins_a_subscription_on_the_in() {
         targets_of(format!("{shared}/mine")).await,
         (json!(["/id-mn/Cmnapp", sur]), json!([sur]))
     );
-    // Only the IN, which hosts the joined subscription, makes its notifications count.
+    // Only the IN, which hosts the joined subscription, makes its notifications count:
+    // not an AE, nor another CSE registered here (MN2) naming it.
     let to = format!("{ae}/joined");
-    for (fr, about) in [("Cmnapp", mine.as_str()), ("/id-in", "/id-in/other")] {
+    let _mn2 = tokio::task::block_in_place(|| fed.start_mn2());
+    for fr in ["Cmnapp", "/id-mn2"] {
+        let about = mine.as_str();
         fed.mn
             .request("POST", &to)
             .from(fr)
@@ -912,9 +981,101 @@ async fn ts0004_7_4_58_srat_joins_a_subscription_on_the_in() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // Two UPDATEs at once, each joining one more: they take turns, so the later one, built
+    // on what the earlier wrote, makes the earlier's join leave again (`srat` is replaced
+    // whole); the IN's subscriptions naming the resource are exactly the final `srat`.
+    let r = fed
+        .mn
+        .create(
+            &on_in,
+            "Cmnapp",
+            23,
+            json!({"m2m:sub": {"rn": "other", "nu": ["/id-mn/Cmnapp"], "enc": {"net": [3]}}}),
+        )
+        .await;
+    r.expect(2001);
+    let other = format!("/id-in/{}", r.inner("m2m:sub")["ri"].as_str().expect("ri"));
+    // The first also adds a `nu` URL whose verification is held: it waits there, after
+    // reading the attributes and before its write, while the second one comes in.
+    let held = Receiver::start_holding(true).await;
+    let first = fed.mn.update(
+        &to,
+        "Cmnapp",
+        json!({"m2m:crs": {"srat": [&next, &mine], "nu": ["Cmnapp", &held.url]}}),
+    );
+    let second = async {
+        held.wait_for(1, |_| true).await;
+        let second = fed
+            .mn
+            .update(&to, "Cmnapp", json!({"m2m:crs": {"srat": [&next, &other]}}));
+        let release = async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            held.hold.add_permits(1 << 20);
+        };
+        tokio::join!(second, release).0
+    };
+    let (a, b) = tokio::join!(first, second);
+    a.expect(2004);
+    b.expect(2004);
+    let last = fed.mn.get(&to, "Cmnapp").await.inner("m2m:crs")["srat"].clone();
+    let (kept, left) = if last == json!([next, mine]) {
+        ("mine", "other")
+    } else {
+        assert_eq!(last, json!([next, other]));
+        ("other", "mine")
+    };
+    assert_eq!(
+        targets_of(format!("{shared}/{kept}")).await,
+        (json!(["/id-mn/Cmnapp", sur]), json!([sur]))
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while targets_of(format!("{shared}/{left}")).await != (json!(["/id-mn/Cmnapp"]), Value::Null) {
+        assert!(
+            Instant::now() < deadline,
+            "the earlier UPDATE's join outlived the later UPDATE\nMN log:\n{}",
+            fed.mn.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // One that names the resource already is joined by an UPDATE all the same, which the
+    // IN decides: `next`, given the container's policy (the AE may RETRIEVE it only), is
+    // swapped out (its leave is refused there, so it still names the resource) and named
+    // again: 5221, not joined on the RETRIEVE alone.
+    fed.inc
+        .update(
+            &format!("{shared}/next"),
+            "CAdmin",
+            json!({"m2m:sub": {"acpi": [&acp]}}),
+        )
+        .await
+        .expect(2004);
+    fed.mn
+        .update(&to, "Cmnapp", json!({"m2m:crs": {"srat": [&mine]}}))
+        .await
+        .expect(2004);
+    assert_eq!(
+        targets_of(format!("{shared}/next")).await,
+        (json!(["/id-mn/Cmnapp", sur]), json!([sur]))
+    );
+    let r = fed
+        .mn
+        .update(&to, "Cmnapp", json!({"m2m:crs": {"srat": [&mine, &next]}}))
+        .await;
+    r.expect(5221);
+    assert!(
+        r.text.contains("srat target 1") && r.text.contains("4103"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        fed.mn.get(&to, "Cmnapp").await.inner("m2m:crs")["srat"],
+        json!([mine])
+    );
+
     fed.mn.delete(&to, "Cmnapp").await.expect(2002);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while targets_of(format!("{shared}/next")).await != (json!(["/id-mn/Cmnapp"]), Value::Null) {
+    while targets_of(format!("{shared}/mine")).await != (json!(["/id-mn/Cmnapp"]), Value::Null) {
         assert!(
             Instant::now() < deadline,
             "the IN's subscription still names the deleted resource\nMN log:\n{}",

@@ -21,12 +21,13 @@
 //! written with the resource (`instantiate`); an UPDATE of `srat` and the resource's
 //! removal (`types::remove_node`) take them out again. On another CSE (named by its
 //! resource ID, `/cse-id/ri`, which its notifications carry as `sur`): the originator's
-//! own RETRIEVE and UPDATE of its `nu` (and `acrs` where that CSE has it), forwarded
-//! there, so that CSE decides ([`edit_remote`]); joined last, like the remote `rrat`
-//! subscriptions, and left again if the request fails or is not written ([`Creating`]);
-//! left when an UPDATE takes it out of `srat` and when the resource ends (best effort,
-//! logged, as the remote `rrat` cleanup). Its notifications count like those of a remote
-//! `rrat` subscription: only from the CSE hosting it.
+//! own RETRIEVE of it and of its subscribed-to resource, and UPDATE of its `nu` (and
+//! `acrs` where that CSE has it), forwarded there, so that CSE decides ([`edit_remote`]);
+//! joined last, like the remote `rrat` subscriptions, and left again if the request
+//! fails or is not written ([`Creating`]); left when an UPDATE taking it out of `srat`
+//! is durable and when the resource ends (best effort, logged, as the remote `rrat`
+//! cleanup). Its notifications count like those of a remote `rrat` subscription: only
+//! from the CSE hosting it. UPDATEs of one resource take turns ([`Turn`]).
 //!
 //! Any target that fails answers 5221 naming the list, its index and its own status, and
 //! nothing is created or changed. Notifications of target subscriptions here never leave
@@ -296,6 +297,9 @@ impl ResourceKind for CrossResourceSubscription {
         ri: &Ri,
         content: &Map<String, Value>,
     ) -> Result<Option<TypeState>, RequestError> {
+        // One UPDATE of it at a time, from here until it is written (`written`): its new
+        // state is built from the attributes read now and replaces the old one whole.
+        let turn = Turn::take(cse, ri).await?;
         let (attrs, old, creator) = {
             let tree = cse.tree.read();
             let node = tree
@@ -306,6 +310,8 @@ impl ResourceKind for CrossResourceSubscription {
                 .cloned()
                 .ok_or_else(|| RequestError::Internal("state missing".into()))?;
             let creator = node.creator.clone().unwrap_or_default();
+            // An `et` the UPDATE is refused for anyway: before any request to another CSE.
+            super::new_expiration(&tree, node, content, access.now(), &cse.config)?;
             (merged(&node.attrs, content), old, creator)
         };
         let Targets { srat, .. } = targets(&attrs)?;
@@ -313,15 +319,23 @@ impl ResourceKind for CrossResourceSubscription {
         let was = &old.delivery.remote_joined;
         let mut joined: Vec<Ri> = Vec::with_capacity(srat.len());
         let mut keys: Vec<String> = Vec::new();
+        // Its own target subscriptions on other CSEs are targets already, as those here
+        // are for `join_check`.
+        let mut taken: Vec<String> = rrats
+            .iter()
+            .filter(|r| r.starts_with('/'))
+            .map(|r| r.to_string())
+            .collect();
         let mut elsewhere: Vec<(usize, String)> = Vec::new();
         for (i, entry) in srat.iter().enumerate() {
             if let Some(key) =
-                remote_entry(cse, entry, &keys).map_err(|e| failure(SRAT, i, entry, e))?
+                remote_entry(cse, entry, &taken).map_err(|e| failure(SRAT, i, entry, e))?
             {
                 // Already joined: a change of it is the subscription owner's.
                 if !was.contains(&key) {
                     elsewhere.push((i, key.clone()));
                 }
+                taken.push(key.clone());
                 keys.push(key);
                 continue;
             }
@@ -367,6 +381,7 @@ impl ResourceKind for CrossResourceSubscription {
             .collect();
         // Those on other CSEs last: an UPDATE not written leaves them again.
         let mut doing = Creating::new(cse, ri, access.originator(), access.ctx(), false);
+        doing.turn = Some(turn);
         doing.leaving = was.iter().filter(|k| !keys.contains(k)).cloned().collect();
         join_remote(cse, &mut doing, &srat, &elsewhere).await?;
         state.creating = std::sync::Mutex::new(Some(Box::new(doing)));
@@ -382,21 +397,25 @@ impl ResourceKind for CrossResourceSubscription {
         _cse: &Cse,
         tree: &mut Tree,
         ri: &Ri,
-        _changed: Option<&Map<String, Value>>,
+        changed: Option<&Map<String, Value>>,
         _originator: &str,
         _now: Timestamp,
     ) -> Result<super::Instantiated, RequestError> {
         let Some(state) = tree.get(ri).and_then(Node::cross_resource).cloned() else {
             return Ok(super::Instantiated::default());
         };
-        // Written with it: the target subscriptions on other CSEs stay.
-        if let Some(creating) = state
-            .creating
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            creating.keep();
+        // Written with it: the target subscriptions on other CSEs stay. An UPDATE's are
+        // settled once it is durable (`written`): the `srat` subscriptions it takes out
+        // leave only then.
+        if changed.is_none() {
+            if let Some(creating) = state
+                .creating
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+            {
+                creating.keep();
+            }
         }
         let mut ops = Vec::new();
         for sub in &state.srat {
@@ -409,6 +428,29 @@ impl ResourceKind for CrossResourceSubscription {
             ops,
             ..Default::default()
         })
+    }
+
+    /// The UPDATE is settled: durable, its joins on other CSEs stay and the `srat`
+    /// subscriptions it took out leave; not, its joins are undone and nothing leaves.
+    /// Either way its turn ends (after those requests).
+    fn written(&self, cse: &Cse, ri: &Ri, durable: bool) {
+        let state = cse
+            .tree
+            .read()
+            .get(ri)
+            .and_then(Node::cross_resource)
+            .cloned();
+        let Some(state) = state else {
+            return;
+        };
+        let creating = state
+            .creating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let (Some(creating), true) = (creating, durable) {
+            creating.keep();
+        }
     }
 
     /// Derived once every resource is loaded: the `srat` subscriptions may be newer.
@@ -792,6 +834,8 @@ struct Creating {
     leaving: Vec<String>,
     pending: bool,
     kept: bool,
+    /// An UPDATE's turn on the resource, held until what it does on other CSEs is done.
+    turn: Option<Turn>,
 }
 
 impl std::fmt::Debug for Creating {
@@ -824,6 +868,7 @@ impl Creating {
             leaving: Vec::new(),
             pending,
             kept: false,
+            turn: None,
         }
     }
 }
@@ -846,6 +891,7 @@ impl Drop for Creating {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&self.crs);
         }
+        let turn = self.turn.take();
         let (ids, leave): (Vec<String>, Vec<String>) = if self.kept {
             (Vec::new(), std::mem::take(&mut self.leaving))
         } else {
@@ -862,7 +908,72 @@ impl Drop for Creating {
             rt.spawn(async move {
                 delete_remote(&cse, &crs, &creator, &binding, &ids).await;
                 leave_remote(&cse, &crs, &creator, &binding, &leave).await;
+                drop(turn);
             });
+        }
+    }
+}
+
+/// The most resources whose UPDATEs take turns at once (each one's entry lives while an
+/// UPDATE of it holds or waits for its turn).
+const MAX_UPDATING: usize = 1024;
+
+/// An UPDATE's turn on crossResourceSubscription `crs`: two UPDATEs of one resource that
+/// overlapped would each build the new state from the same attributes and the later
+/// would drop the earlier's joins and leaves. Its entry in [`Cse`]'s map goes with the
+/// last UPDATE holding or waiting for it.
+struct Turn {
+    cse: std::sync::Weak<Cse>,
+    crs: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Turn {
+    /// Waits for the turn on `crs`; 5207 when [`MAX_UPDATING`] resources are updated at
+    /// once already.
+    async fn take(cse: &Cse, crs: &str) -> Result<Turn, RequestError> {
+        let lock = {
+            let mut turns = cse.crs_updates.lock().unwrap_or_else(|e| e.into_inner());
+            if !turns.contains_key(crs) && turns.len() >= MAX_UPDATING {
+                // Only the map's: none holds or waits for it (a wait dropped early).
+                turns.retain(|_, lock| Arc::strong_count(lock) > 1);
+            }
+            if !turns.contains_key(crs) && turns.len() >= MAX_UPDATING {
+                return Err(RequestError::NotAcceptable(
+                    "too many crossResourceSubscription UPDATEs at once".into(),
+                ));
+            }
+            turns.entry(crs.to_owned()).or_default().clone()
+        };
+        // Made before the wait: a request dropped while waiting removes the entry too.
+        let mut turn = Turn {
+            cse: cse.me.clone(),
+            crs: crs.to_owned(),
+            lock: lock.clone(),
+            guard: None,
+        };
+        turn.guard = Some(lock.lock_owned().await);
+        Ok(turn)
+    }
+}
+
+impl std::fmt::Debug for Turn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Turn").field("crs", &self.crs).finish()
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let Some(cse) = self.cse.upgrade() else {
+            return;
+        };
+        let mut turns = cse.crs_updates.lock().unwrap_or_else(|e| e.into_inner());
+        // The map's and this one's: no other UPDATE holds or waits for it.
+        if Arc::strong_count(&self.lock) == 2 {
+            turns.remove(&self.crs);
         }
     }
 }
@@ -919,7 +1030,7 @@ async fn subscribe_remote(
                 op: Some(Operation::Create),
                 to: targets[i].clone(),
                 fr: Some(req.fr.clone()),
-                rqi: Some(format!("{crs}-c{i}")),
+                rqi: Some(request_id(crs, &format!("c{i}"))),
                 rvi: Some(SUBSCRIPTION_RELEASE.to_owned()),
                 ty: Some(u64::from(ResourceType::Subscription.number())),
                 pc: Some(serde_json::json!({ "m2m:sub": attrs })),
@@ -960,6 +1071,16 @@ async fn subscribe_remote(
     ))
 }
 
+/// The `rqi` of a request this CSE sends for crossResourceSubscription `crs` (`what`:
+/// the step and its target), with a fresh number: the forwarding loop detector knows a
+/// request in flight by its originator and `rqi`, and the same step of one resource can
+/// be in flight twice (an UPDATE's join while an earlier one's leave runs).
+fn request_id(crs: &str, what: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{crs}-{what}-{n}")
+}
+
 /// The release the target subscriptions on other CSEs are asked in: `acrs` is Release 4.
 const SUBSCRIPTION_RELEASE: &str = "4";
 
@@ -980,7 +1101,7 @@ pub(crate) async fn delete_remote(
                 op: Some(Operation::Delete),
                 to: id.clone(),
                 fr: Some(creator.to_owned()),
-                rqi: Some(format!("{crs}-d{k}")),
+                rqi: Some(request_id(crs, &format!("d{k}"))),
                 rvi: Some(SUBSCRIPTION_RELEASE.to_owned()),
                 ..Default::default()
             };
@@ -1114,12 +1235,14 @@ pub(crate) async fn leave_remote(
 }
 
 /// Subscription `key` on another CSE joins (`join`) or leaves crossResourceSubscription
-/// `crs` (TS-0004 7.4.58.2.1 c, 7.4.58.2.4): a RETRIEVE of it, then an UPDATE of its `nu`
+/// `crs` (TS-0004 7.4.58.2.1 c, 7.4.58.2.4): a RETRIEVE of it, for a join one of its
+/// subscribed-to resource (its `pi`), then an UPDATE of its `nu`
 /// with the resource's SP-relative ID added or taken out, the other entries kept, and of
 /// `acrs` likewise where the host has it (it answered in Release 4 or later). Both go
 /// through the whole pipeline with `fr` and `binding`, forwarded like any transit
-/// request, so the hosting CSE takes the access decision. A `nu` is never left empty.
-/// Whether it changed; else the status and reason that stopped it. The RETRIEVE and the
+/// request, so the hosting CSE takes the access decision; a join is written even when
+/// `nu` names the resource already ([`remote_change`]). Whether it joined anew (for a
+/// leave: whether it changed); else the status and reason that stopped it. The RETRIEVE and the
 /// UPDATE are two requests: a change of `nu` between them is lost (docs/decisions.md).
 async fn edit_remote(
     cse: &Cse,
@@ -1131,14 +1254,12 @@ async fn edit_remote(
 ) -> Result<bool, (u16, String)> {
     let own = format!("{}/{}", cse.config.cse_id, crs);
     let tag = if join { 'j' } else { 'l' };
-    // Distinct per resource, subscription and step (a forwarded request is known by its
-    // originator and `rqi`).
     let named = key.rsplit('/').next().unwrap_or_default();
     let request = |op: Operation, step: char, pc: Option<Value>| bastion_proto::Request {
         op: Some(op),
         to: key.to_owned(),
         fr: Some(fr.to_owned()),
-        rqi: Some(format!("{crs}-{tag}{step}-{named}")),
+        rqi: Some(request_id(crs, &format!("{tag}{step}-{named}"))),
         rvi: Some(SUBSCRIPTION_RELEASE.to_owned()),
         pc,
         ..Default::default()
@@ -1168,6 +1289,23 @@ async fn edit_remote(
             "not the subscription's resource ID".to_owned(),
         ));
     }
+    if join {
+        // The events it would bring are its subscribed-to resource's: the originator must
+        // be able to RETRIEVE that as well (as `join_check` asks here), which its host
+        // decides.
+        let parent = subscribed_to(key, sub).ok_or_else(|| {
+            (
+                Rsc::OriginatorHasNoPrivilege.code(),
+                "the subscription's parent is not shown".to_owned(),
+            )
+        })?;
+        let mut read_parent = request(Operation::Retrieve, 'p', None);
+        read_parent.to = parent;
+        let parent = Box::pin(cse.handle(read_parent, binding)).await;
+        if parent.rsc != Rsc::Ok {
+            return Err(refused(&parent));
+        }
+    }
     // A representation without `nu` (not readable) would make the UPDATE replace it.
     let Some(nu) = sub.get("nu") else {
         return Err((
@@ -1175,44 +1313,100 @@ async fn edit_remote(
             "the subscription's nu is not readable".to_owned(),
         ));
     };
-    let mut nu = strings(Some(nu));
-    let mut acrs = strings(sub.get("acrs"));
-    let mut change = Map::new();
-    if join {
-        if nu.contains(&own) {
-            return Ok(false);
-        }
-        nu.push(own.clone());
-        change.insert("nu".into(), Value::from(nu));
-        let release = read.rvi.as_deref().and_then(|v| v.parse::<u8>().ok());
-        if release.is_some_and(|r| r >= 4) && !acrs.contains(&own) {
-            acrs.push(own);
-            change.insert("acrs".into(), Value::from(acrs));
-        }
-    } else {
-        if nu.contains(&own) && nu.len() > 1 {
-            nu.retain(|e| *e != own);
-            change.insert("nu".into(), Value::from(nu));
-        }
-        if acrs.contains(&own) {
-            acrs.retain(|e| *e != own);
-            let rest = if acrs.is_empty() {
-                Value::Null
-            } else {
-                Value::from(acrs)
-            };
-            change.insert("acrs".into(), rest);
-        }
-        if change.is_empty() {
-            return Ok(false);
-        }
+    let release4 = read
+        .rvi
+        .as_deref()
+        .and_then(|v| v.parse::<u8>().ok())
+        .is_some_and(|r| r >= 4);
+    let (change, joins) = remote_change(nu, sub.get("acrs"), &own, join, release4)?;
+    if change.is_empty() {
+        return Ok(false);
     }
     let pc = serde_json::json!({ "m2m:sub": change });
     let write = Box::pin(cse.handle(request(Operation::Update, 'u', Some(pc)), binding)).await;
     if write.rsc != Rsc::Updated {
         return Err(refused(&write));
     }
-    Ok(true)
+    Ok(joins || !join)
+}
+
+/// The SP-relative ID of the resource remote subscription `key` (`/cse-id/ri`, as read:
+/// `sub`) is under, from its `pi` on that CSE.
+fn subscribed_to(key: &str, sub: &Map<String, Value>) -> Option<String> {
+    let pi = sub
+        .get("pi")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())?;
+    if pi.starts_with('/') {
+        return Some(pi.to_owned());
+    }
+    let host = key.strip_prefix('/')?.split('/').next()?;
+    Some(format!("/{host}/{pi}"))
+}
+
+/// The UPDATE of a remote subscription's `nu` (with `nu`, `acrs` as read) that makes it
+/// join (`join`) or leave the resource `own` (SP-relative ID), `acrs` only where the host
+/// has it (`release4`), and whether it joins anew. A join always writes, even one that
+/// names `own` already: the UPDATE is what the host authorizes, so an originator that may
+/// read the subscription but not change it never counts it joined. A leave writes only
+/// what names `own`; a `nu` is never left empty. A `nu` or `acrs` that is not a list of
+/// strings is refused: written back without what it held besides, the UPDATE would lose
+/// that on the other CSE.
+fn remote_change(
+    nu: &Value,
+    acrs: Option<&Value>,
+    own: &str,
+    join: bool,
+    release4: bool,
+) -> Result<(Map<String, Value>, bool), (u16, String)> {
+    let list = |name: &str, v: &Value| {
+        v.as_array()
+            .and_then(|a| {
+                a.iter()
+                    .map(|e| e.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<String>>>()
+            })
+            .ok_or_else(|| {
+                (
+                    Rsc::BadRequest.code(),
+                    format!("the subscription's {name} is not a list of strings"),
+                )
+            })
+    };
+    let mut nu = list("nu", nu)?;
+    let mut acrs = match acrs {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => list("acrs", v)?,
+    };
+    let mut change = Map::new();
+    if join {
+        let joins = !nu.iter().any(|e| e == own);
+        if joins {
+            nu.push(own.to_owned());
+        }
+        change.insert("nu".into(), Value::from(nu));
+        if release4 {
+            if !acrs.iter().any(|e| e == own) {
+                acrs.push(own.to_owned());
+            }
+            change.insert("acrs".into(), Value::from(acrs));
+        }
+        return Ok((change, joins));
+    }
+    if nu.iter().any(|e| e == own) && nu.len() > 1 {
+        nu.retain(|e| e != own);
+        change.insert("nu".into(), Value::from(nu));
+    }
+    if acrs.iter().any(|e| e == own) {
+        acrs.retain(|e| e != own);
+        let rest = if acrs.is_empty() {
+            Value::Null
+        } else {
+            Value::from(acrs)
+        };
+        change.insert("acrs".into(), rest);
+    }
+    Ok((change, false))
 }
 
 /// The status of a refused request to another CSE and its debug text (120 characters at
@@ -1243,4 +1437,77 @@ fn check_cap(cse: &Cse, tree: &Tree, fr: &str, more: usize) -> Result<(), Reques
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const OWN: &str = "/id-mn/crs1";
+
+    #[test]
+    fn a_join_of_a_subscription_naming_it_already_still_writes() {
+        // The host decides on the UPDATE: without it, RETRIEVE alone would join.
+        let (change, joins) =
+            remote_change(&json!(["Cx", OWN]), None, OWN, true, true).expect("nu");
+        assert!(!joins);
+        assert_eq!(
+            Value::Object(change),
+            json!({"nu": ["Cx", OWN], "acrs": [OWN]})
+        );
+        let (change, joins) = remote_change(&json!(["Cx"]), None, OWN, true, false).expect("nu");
+        assert!(joins);
+        assert_eq!(Value::Object(change), json!({"nu": ["Cx", OWN]}));
+    }
+
+    #[test]
+    fn a_malformed_nu_or_acrs_is_refused_not_filtered() {
+        // Filtered, the UPDATE would write `nu` without the members dropped.
+        for (nu, acrs) in [
+            (json!(["Cx", 7]), None),
+            (json!("Cx"), None),
+            (json!(["Cx"]), Some(json!([OWN, {"x": 1}]))),
+        ] {
+            for join in [true, false] {
+                let refused =
+                    remote_change(&nu, acrs.as_ref(), OWN, join, true).expect_err("malformed");
+                assert_eq!(refused.0, 4000, "{refused:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn request_ids_never_repeat() {
+        let a = request_id("crs1", "jr-sub2");
+        let b = request_id("crs1", "jr-sub2");
+        assert_ne!(a, b);
+        assert!(a.starts_with("crs1-jr-sub2-"), "{a}");
+    }
+
+    #[test]
+    fn the_subscribed_to_resource_is_on_the_subscriptions_host() {
+        let sub = |pi: &str| json!({"pi": pi}).as_object().cloned().expect("object");
+        assert_eq!(
+            subscribed_to("/id-in/sub9", &sub("cnt3")).as_deref(),
+            Some("/id-in/cnt3")
+        );
+        assert_eq!(
+            subscribed_to("/id-in/sub9", &sub("/id-in/cnt3")).as_deref(),
+            Some("/id-in/cnt3")
+        );
+        assert_eq!(subscribed_to("/id-in/sub9", &sub("")), None);
+        assert_eq!(subscribed_to("/id-in/sub9", &Map::new()), None);
+    }
+
+    #[test]
+    fn a_leave_writes_only_what_names_it_and_never_empties_nu() {
+        let (change, _) = remote_change(&json!(["Cx"]), None, OWN, false, true).expect("nu");
+        assert!(change.is_empty());
+        let (change, _) =
+            remote_change(&json!([OWN]), Some(&json!([OWN])), OWN, false, true).expect("nu");
+        assert_eq!(Value::Object(change), json!({"acrs": null}));
+        let (change, _) = remote_change(&json!(["Cx", OWN]), None, OWN, false, true).expect("nu");
+        assert_eq!(Value::Object(change), json!({"nu": ["Cx"]}));
+    }
 }

@@ -452,6 +452,11 @@ pub(crate) trait ResourceKind: Sync {
         Ok(None)
     }
 
+    /// After an UPDATE of resource `ri` was written: `durable` when it reached the store
+    /// (also taken when the request was dropped after enqueuing the write, which goes on).
+    /// What the type did elsewhere for that UPDATE is kept, or undone, now.
+    fn written(&self, _cse: &Cse, _ri: &Ri, _durable: bool) {}
+
     /// What the CSE does to resource `ri` of this type, under the tree's write lock,
     /// after its CREATE (`changed` is `None`) or after an UPDATE that applied `changed`,
     /// by `originator`: the instances it makes of it (`<flexContainerInstance>`), and the
@@ -519,6 +524,57 @@ pub(crate) fn instance_type(attrs: &Map<String, Value>) -> ResourceType {
         .filter(|ty| ty.is_instance())
         .unwrap_or(ResourceType::ContentInstance)
 }
+
+/// The expiration time an UPDATE's `content` gives `node` (TS-0004 7.3.2.6: null is the
+/// default lifetime from `now`), within its parent's; `None` when it has no `et`. One in
+/// the past, or earlier than a child's, is 4000. Checked again under the write lock; a
+/// type that sends requests before that (`prepare_update`) checks it first, so an UPDATE
+/// that fails anyway sends nothing.
+pub(crate) fn new_expiration(
+    tree: &Tree,
+    node: &Node,
+    content: &Map<String, Value>,
+    now: Timestamp,
+    config: &CseConfig,
+) -> Result<Option<Timestamp>, RequestError> {
+    let Some(v) = content.get("et") else {
+        return Ok(None);
+    };
+    let et = match v {
+        Value::Null => now.plus_seconds(config.default_lifetime_secs),
+        v => v
+            .as_str()
+            .and_then(Timestamp::parse)
+            .ok_or_else(|| RequestError::bad_request("bad et"))?,
+    };
+    if et <= now {
+        return Err(RequestError::bad_request("expirationTime is in the past"));
+    }
+    let parent_et = node
+        .pi
+        .as_ref()
+        .and_then(|p| tree.get(p))
+        .and_then(|p| p.et);
+    let et = parent_et.map_or(et, |p| et.min(p));
+    let child_later = node
+        .children
+        .iter()
+        .filter_map(|c| tree.get(c))
+        .any(|c| c.et.is_some_and(|c| c > et))
+        || node
+            .container()
+            .is_some_and(|s| s.instances.iter().any(|i| i.et.is_some_and(|e| e > et.0)));
+    if child_later {
+        return Err(RequestError::bad_request(
+            "expirationTime earlier than a child's",
+        ));
+    }
+    Ok(Some(et))
+}
+
+/// Resource ID → the lock its UPDATEs take turns on ([`Cse`]'s `crs_updates`).
+pub(crate) type UpdateTurns =
+    std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
 
 /// The attributes of `attrs` after `content` is applied (a null removes).
 pub(crate) fn merged(
